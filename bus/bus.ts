@@ -1,0 +1,27 @@
+/**
+ * The bus that carries signatures to every node and match records to storage. In-process for one process
+ * (tests, `analyze`, `demo`), NATS JetStream across nodes.
+ * @module
+ */
+import type { Match, Signature } from "../audio/types.ts";
+
+/** Delivery handler; it must not throw for a single bad message (the bus counts and skips). */
+export type Handler<T> = (msg: T) => void | Promise<void>;
+
+/** What a node needs from the bus. */
+export interface Bus {
+  /** Publishes a signature to every node (deduplicated by signature id). */
+  publishSignature(sig: Signature): Promise<void>;
+  /** Publishes a match record (deduplicated by signature id, stage and target stream). */
+  publishMatch(match: Match): Promise<void>;
+  /** Receives every signature of the given measurements (all when empty), including this node's own. */
+  subscribeSignatures(measurements: readonly string[], handler: Handler<Signature>): Promise<Subscription>;
+  /** Waits until everything published so far is acknowledged (or the deadline passes). */
+  flush(deadlineMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A live subscription. */
+export interface Subscription {
+  unsubscribe(): Promise<void>;
+}

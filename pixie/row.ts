@@ -1,0 +1,32 @@
+/**
+ * One row of Pixie output as it crosses module lines (live reader or capture replay).
+ *
+ * Column values keep Pixie's types without loss: STRING cells are bytes (bodies may be binary), INT64 and
+ * TIME64NS are `bigint`, UINT128 is a UUID string, FLOAT64 a number, BOOLEAN a boolean.
+ * @module
+ */
+
+/** One cell of a Pixie row. */
+export type Cell = bigint | number | boolean | string | Uint8Array;
+
+/** One captured row, tagged with the query that produced it and the node that saw it. */
+export interface Row {
+  /** `<measurement>/<stream>`: `source` for signature_rules, the stage name for a match rule. */
+  readonly query: string;
+  /** Node whose sensor captured the row. */
+  readonly node: string;
+  /** Capture time (`time_`), nanoseconds since the Unix epoch. */
+  readonly time: bigint;
+  /** Every output column by name, `time_` included. */
+  readonly columns: Readonly<Record<string, Cell>>;
+}
+
+/** Splits a query name `<measurement>/<stream>` into its parts; the stream is after the last slash. */
+export function parseQueryName(query: string): { measurement: string; stream: string } | undefined {
+  const slash = query.lastIndexOf("/");
+  if (slash <= 0 || slash === query.length - 1) return undefined;
+  return { measurement: query.slice(0, slash), stream: query.slice(slash + 1) };
+}
+
+/** The stream name used for a measurement's signature_rules query. */
+export const SOURCE_STREAM = "source";

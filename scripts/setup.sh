@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the system tools a fsm-px task needs, from Debian, when they are missing.
+# Usage: scripts/setup.sh test|bench|demo
+# It says what it installs and why; it never touches anything that is already present.
+set -euo pipefail
+
+mode="${1:-test}"
+need=()   # Debian packages to install
+why=()
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+case "$mode" in
+  test)
+    have nats-server || { need+=(nats-server); why+=("nats-server: integration tests start a real JetStream server on loopback"); }
+    have promtool || { need+=(prometheus); why+=("prometheus: promtool validates /metrics and alert rules; the e2e test scrapes with a real Prometheus"); }
+    ;;
+  bench)
+    have nats-server || { need+=(nats-server); why+=("nats-server: signature fan-out benchmark"); }
+    have sox || { need+=(sox libsox-fmt-all); why+=("sox: builds the transcoding chains of the accuracy corpus"); }
+    [ -d /usr/share/asterisk/sounds/en_US_f_Allison ] || { need+=(asterisk-core-sounds-en-wav); why+=("asterisk-core-sounds-en-wav: real telephony speech (CC-BY-SA-3.0) for the corpus"); }
+    ;;
+  demo) ;;
+  *) echo "setup.sh: unknown mode '$mode' (expected test, bench or demo)" >&2; exit 2 ;;
+esac
+
+[ ${#need[@]} -eq 0 ] && exit 0
+
+echo "fsm-px setup ($mode): installing from Debian:" >&2
+for w in "${why[@]}"; do echo "  - $w" >&2; done
+if [ "$(id -u)" != "0" ] || ! have apt-get; then
+  echo "fsm-px setup: not root or no apt-get; install these yourself: ${need[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Installing nats-server/prometheus also enables their systemd units on real hosts; we never use
+# those daemons (tests start their own on free loopback ports), so keep them from starting here.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+apt-get update -qq >&2
+apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+echo "fsm-px setup ($mode): done" >&2

@@ -1,0 +1,78 @@
+/**
+ * Structured JSON log lines on stderr. Secret values registered with {@link registerSecret} are masked in
+ * every line, whatever field or message they end up in, so a key echoed back by a server error cannot leak.
+ * @module
+ */
+
+/** Log levels, in increasing severity. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+const secrets = new Set<string>();
+let threshold = LEVELS.info;
+let sink: (line: string) => void = (line) => {
+  Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
+};
+
+/** Returns true if `s` names a log level. */
+export function isLogLevel(s: string): s is LogLevel {
+  return s in LEVELS;
+}
+
+/** Sets the minimum level written. */
+export function setLogLevel(level: LogLevel): void {
+  threshold = LEVELS[level];
+}
+
+/** Redirects log lines (tests capture them). Returns the previous sink. */
+export function setLogSink(fn: (line: string) => void): (line: string) => void {
+  const prev = sink;
+  sink = fn;
+  return prev;
+}
+
+/** Registers a secret so that it is masked wherever it appears in a log line. Short values are ignored. */
+export function registerSecret(value: string | undefined): void {
+  // Very short values would mask ordinary words; real keys and passwords are longer.
+  if (value && value.length >= 4) secrets.add(value);
+}
+
+/** Replaces every registered secret in `text` with `[redacted]`. */
+export function redact(text: string): string {
+  let out = text;
+  for (const s of secrets) out = out.split(s).join("[redacted]");
+  return out;
+}
+
+function replacer(_key: string, value: unknown): unknown {
+  if (typeof value === "bigint") return value.toString();
+  if (value instanceof Error) return { name: value.name, message: value.message };
+  if (value instanceof Uint8Array) return `<${value.length} bytes>`;
+  return value;
+}
+
+/** A logger bound to a component name. */
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** Creates a logger whose lines carry `component`. */
+export function logger(component: string): Logger {
+  const write = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
+    if (LEVELS[level] < threshold) return;
+    const line = JSON.stringify(
+      { ts: new Date().toISOString(), level, component, msg, ...fields },
+      replacer,
+    );
+    sink(redact(line));
+  };
+  return {
+    debug: (m, f) => write("debug", m, f),
+    info: (m, f) => write("info", m, f),
+    warn: (m, f) => write("warn", m, f),
+    error: (m, f) => write("error", m, f),
+  };
+}
