@@ -1,0 +1,118 @@
+/**
+ * The subcommands and their help texts. Handlers are imported lazily so that, for example, `analyze` never
+ * loads the gRPC or NATS clients.
+ * @module
+ */
+import type { Command } from "./command.ts";
+
+const CONFIG_HELP = "  -c, --config FILE     configuration (default: config.yaml, then example-config.yaml)\n" +
+  "      --log-level LVL   debug | info | warn | error";
+
+/** Every subcommand, in the order `--help` lists them. */
+export const COMMANDS: Command[] = [
+  {
+    name: "run",
+    summary: "run the sensor of this node (the DaemonSet's job)",
+    help: `usage: deno task run [--config FILE] [--capture FILE [--speed X]]
+
+Runs one sensor: reads this node's traffic from Pixie (or replays a capture file), detects signatures at the
+source taps, matches them at every stage, serves /metrics, /healthz and /readyz on metrics.listen, and publishes
+signatures and match records on NATS JetStream (or an in-process bus when nats.url is empty).
+Stops gracefully on SIGTERM/SIGINT: intake stops, mailboxes drain, publishes flush, exit 0.
+
+options:
+${CONFIG_HELP}
+      --capture FILE    replay a capture file in real time instead of querying Pixie
+      --speed X         with --capture: replay X times faster than real time (default 1)`,
+    options: { capture: { type: "string" }, speed: { type: "string" } },
+    run: async (args) => (await import("./run_cmd.ts")).runCommand(args),
+  },
+  {
+    name: "demo",
+    summary: "replay the bundled multi-node captures and print latencies (needs nothing but the repo)",
+    help: `usage: deno task demo [--speed X] [--listen HOST:PORT]
+
+Replays the bundled captures of a telephony -> media relay -> ASR pipeline on three nodes, in real time
+(or X times faster), over the in-process bus, serves /metrics, prints each latency as it is measured and then
+the same summary as 'analyze'.
+
+options:
+${CONFIG_HELP}   (default: fixtures/demo/config.yaml)
+      --speed X          replay X times faster than real time (default 1)
+      --listen HOST:PORT where to serve /metrics (default: 127.0.0.1:9464)`,
+    options: { speed: { type: "string" }, listen: { type: "string" } },
+    run: async (args) => (await import("./demo_cmd.ts")).demoCommand(args),
+  },
+  {
+    name: "analyze",
+    summary: "offline analysis of capture files (event time, as fast as possible)",
+    help: `usage: deno task analyze --config FILE [--out FILE] [--format table|json] CAPTURE...
+
+Runs one node per capture file, all in one process over the in-process bus, in event time as fast as possible,
+and prints per measurement and stage: matches, signatures, recall, latency p50/p90/p99/max, and a per-interval
+waterfall (interval id x stage latency).
+
+options:
+${CONFIG_HELP}
+      --out FILE         write signature and match records as JSON Lines
+      --format FMT       table (default) or json`,
+    options: { out: { type: "string" }, format: { type: "string" } },
+    allowPositionals: true,
+    run: async (args) => (await import("./analyze_cmd.ts")).analyzeCommand(args),
+  },
+  {
+    name: "record",
+    summary: "record this node's configured Pixie queries to a capture file",
+    help: `usage: deno task record --config FILE --out FILE [--duration 60s] [--max-rows N]
+
+Runs the configured queries against the live cluster and writes a capture file that 'analyze', 'demo' and
+'run --capture' read. Captures contain audio: handle them like call recordings.
+
+options:
+${CONFIG_HELP}
+      --out FILE         capture file to write (required)
+      --duration D       stop after D (default 60s)
+      --max-rows N       stop after N rows`,
+    options: { out: { type: "string" }, duration: { type: "string" }, "max-rows": { type: "string" } },
+    run: async (args) => (await import("./record_cmd.ts")).recordCommand(args),
+  },
+  {
+    name: "replay",
+    summary: "offline analysis of signatures and matches stored in JetStream",
+    help:
+      `usage: deno task replay --config FILE [--since 1h | --start TIME] [--until TIME] [--measurement M] [--format table|json|csv]
+
+Reads signatures and match records by time range from the JetStream stream and prints the same summary and
+per-interval waterfall as 'analyze'. --format json prints the records, one JSON line each, exactly as
+'analyze --out' writes them. Works against a server the sensors have left.
+
+options:
+${CONFIG_HELP}
+      --since D          from D ago (e.g. 1h, 30m); default 1h
+      --start TIME       from an RFC 3339 time
+      --until TIME       up to an RFC 3339 time (default: now)
+      --measurement M    only this measurement
+      --format FMT       table (default), json or csv`,
+    options: {
+      since: { type: "string" },
+      start: { type: "string" },
+      until: { type: "string" },
+      measurement: { type: "string" },
+      format: { type: "string" },
+    },
+    run: async (args) => (await import("./replay_cmd.ts")).replayCommand(args),
+  },
+  {
+    name: "schema",
+    summary: "write the JSON Schema of the configuration (for editors)",
+    help: `usage: deno task schema [--out FILE]
+
+Writes the JSON Schema of fsm-px's configuration (default: config.schema.json). Point your editor's YAML
+language server at it, e.g. '# yaml-language-server: $schema=./config.schema.json'.
+
+options:
+      --out FILE         where to write (default config.schema.json; '-' for stdout)`,
+    options: { out: { type: "string" } },
+    run: async (args) => (await import("./schema_cmd.ts")).schemaCommand(args),
+  },
+];

@@ -1,0 +1,348 @@
+/**
+ * fsm-px's Prometheus metrics (names are a contract, see README "Metrics"). One instance per node.
+ *
+ * The registry is a plain Prometheus one, rendered as text 0.0.4 by prom-client; OpenMetrics (with the latency
+ * exemplars) is rendered by {@link renderOpenMetrics} from the same values, because prom-client renames counters
+ * in place when a registry is switched to OpenMetrics and one registry cannot safely serve both.
+ * @module
+ */
+import client from "prom-client";
+import type { Match } from "../audio/types.ts";
+import { renderOpenMetrics } from "./openmetrics.ts";
+
+// prom-client's typings omit the constructor's content-type argument.
+const RegistryWithType = client.Registry as unknown as new (contentType: client.RegistryContentType) => client.Registry;
+
+/** Buckets of `audio_latency_seconds`: 5 ms to 30 s. */
+export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30];
+
+/** Options of the metrics set. */
+export interface MetricsOptions {
+  /** Attach {interval_id, signature_id} exemplars to latency observations. */
+  exemplars?: boolean;
+  /** Most `audio_latency_last_seconds` series kept at once (least recently updated evicted first). */
+  lastSeries?: number;
+  /** A per-interval series disappears this long after its last update. */
+  lastTtlMs?: number;
+  /** Wall clock in ms (injectable for tests); only used to expire per-interval series. */
+  now?: () => number;
+  /** Reports resident memory; default `Deno.memoryUsage().rss`. */
+  rss?: () => number;
+  version?: string;
+}
+
+interface LastEntry {
+  labels: { measurement: string; stage: string; interval_id: string };
+  value: number;
+  updatedAt: number;
+}
+
+/** The node's metrics, with one method per thing that happens. */
+export class FsmMetrics {
+  /**
+   * The registry `/metrics` renders. prom-client only lets a histogram keep exemplars if its registry is an
+   * OpenMetrics one when the histogram is created; the registry is switched to plain text right after, so
+   * `metrics()` serves 0.0.4 (OpenMetrics is rendered from the same values by {@link renderOpenMetrics}).
+   */
+  readonly registry: client.Registry = new RegistryWithType(client.Registry.OPENMETRICS_CONTENT_TYPE);
+  readonly #exemplars: boolean;
+  readonly #lastSeries: number;
+  readonly #lastTtlMs: number;
+  readonly #now: () => number;
+  readonly #last = new Map<string, LastEntry>();
+
+  readonly #latency: client.Histogram<"measurement" | "stage" | "source_pod" | "target_pod">;
+  readonly #detected: client.Counter<"measurement">;
+  readonly #matched: client.Counter<"measurement" | "stage">;
+  readonly #active: client.Gauge<"measurement">;
+  readonly #rowsRead: client.Counter<"query">;
+  readonly #decodeErrors: client.Counter<"measurement" | "stream" | "reason">;
+  readonly #truncated: client.Counter<"query">;
+  readonly #mailboxDepth: client.Gauge<"actor">;
+  readonly #dropped: client.Counter<"actor" | "reason">;
+  readonly #restarts: client.Counter<"actor">;
+  readonly #poison: client.Counter<"actor">;
+  readonly #queryRestarts: client.Counter<"query" | "kind">;
+  readonly #lag: client.Gauge<"query">;
+  readonly #pixieHealthy: client.Gauge;
+  readonly #outboxDepth: client.Gauge;
+  readonly #outboxOverflow: client.Counter;
+  readonly #published: client.Counter<"kind">;
+  readonly #clockOffset: client.Gauge<"peer">;
+
+  constructor(opts: MetricsOptions = {}) {
+    this.#exemplars = opts.exemplars ?? true;
+    this.#lastSeries = opts.lastSeries ?? 1000;
+    this.#lastTtlMs = opts.lastTtlMs ?? 300_000;
+    this.#now = opts.now ?? Date.now;
+    const registers = [this.registry];
+    const rss = opts.rss ?? (() => Deno.memoryUsage().rss);
+
+    this.#latency = new client.Histogram({
+      name: "audio_latency_seconds",
+      help: "Latency of an audio instant from the source tap to a stage (capture time difference).",
+      labelNames: ["measurement", "stage", "source_pod", "target_pod"],
+      buckets: LATENCY_BUCKETS,
+      enableExemplars: this.#exemplars,
+      registers,
+    });
+    this.#detected = new client.Counter({
+      name: "signatures_detected_total",
+      help: "Signatures computed at the source taps of this node.",
+      labelNames: ["measurement"],
+      registers,
+    });
+    this.#matched = new client.Counter({
+      name: "signatures_matched_total",
+      help: "Signatures found at a stage tap on this node.",
+      labelNames: ["measurement", "stage"],
+      registers,
+    });
+    this.#active = new client.Gauge({
+      name: "active_signatures",
+      help: "Signatures currently matchable in this node's registry.",
+      labelNames: ["measurement"],
+      registers,
+    });
+    // Collected on scrape from a bounded, expiring map, so per-interval values stay visible without
+    // unbounded cardinality.
+    const last = this.#last;
+    const expire = () => this.#expireLast();
+    new client.Gauge({
+      name: "audio_latency_last_seconds",
+      help: "Latest latency per interval id (bounded set of series that expire).",
+      labelNames: ["measurement", "stage", "interval_id"],
+      registers,
+      collect() {
+        expire();
+        this.reset();
+        for (const e of last.values()) this.set(e.labels, e.value);
+      },
+    });
+    this.#rowsRead = new client.Counter({
+      name: "fsmpx_rows_read_total",
+      help: "Pixie rows read, per query.",
+      labelNames: ["query"],
+      registers,
+    });
+    this.#decodeErrors = new client.Counter({
+      name: "fsmpx_payload_decode_errors_total",
+      help: "Payloads that could not be decoded as audio, by reason (skipped).",
+      labelNames: ["measurement", "stream", "reason"],
+      registers,
+    });
+    this.#truncated = new client.Counter({
+      name: "fsmpx_payloads_truncated_total",
+      help: "Payloads Pixie cut at its capture limit or removed (counted, not decoded).",
+      labelNames: ["query"],
+      registers,
+    });
+    this.#mailboxDepth = new client.Gauge({
+      name: "fsmpx_mailbox_depth",
+      help: "Messages waiting in an actor's mailbox.",
+      labelNames: ["actor"],
+      registers,
+    });
+    this.#dropped = new client.Counter({
+      name: "fsmpx_mailbox_dropped_total",
+      help: "Messages an actor's mailbox dropped, by reason (overflow, stopping, deadline).",
+      labelNames: ["actor", "reason"],
+      registers,
+    });
+    this.#restarts = new client.Counter({
+      name: "fsmpx_actor_restarts_total",
+      help: "Actor restarts by its supervisor.",
+      labelNames: ["actor"],
+      registers,
+    });
+    this.#poison = new client.Counter({
+      name: "fsmpx_actor_poison_messages_total",
+      help: "Messages that crashed an actor (not redelivered).",
+      labelNames: ["actor"],
+      registers,
+    });
+    this.#queryRestarts = new client.Counter({
+      name: "fsmpx_pixie_query_restarts_total",
+      help: "Pixie query restarts: resume with query_id, or rerun from the last time_ seen.",
+      labelNames: ["query", "kind"],
+      registers,
+    });
+    this.#lag = new client.Gauge({
+      name: "fsmpx_pixie_stream_lag_seconds",
+      help: "Now minus the newest time_ received, per query.",
+      labelNames: ["query"],
+      registers,
+    });
+    this.#pixieHealthy = new client.Gauge({
+      name: "fsmpx_pixie_healthy",
+      help: "1 when Pixie's HealthCheck reports OK.",
+      registers,
+    });
+    this.#outboxDepth = new client.Gauge({
+      name: "fsmpx_bus_outbox_depth",
+      help: "Publishes waiting for the bus (NATS unreachable or slow).",
+      registers,
+    });
+    this.#outboxOverflow = new client.Counter({
+      name: "fsmpx_bus_outbox_overflow_total",
+      help: "Publishes lost because the bounded outbox was full.",
+      registers,
+    });
+    this.#published = new client.Counter({
+      name: "fsmpx_bus_published_total",
+      help: "Messages published on the bus, by kind (signature, match).",
+      labelNames: ["kind"],
+      registers,
+    });
+    this.#clockOffset = new client.Gauge({
+      name: "node_clock_offset_seconds",
+      help: "Estimated clock offset of a peer node relative to this one.",
+      labelNames: ["peer"],
+      registers,
+    });
+    new client.Gauge({
+      name: "process_resident_memory_bytes",
+      help: "Resident memory size in bytes.",
+      registers,
+      collect() {
+        this.set(rss());
+      },
+    });
+    new client.Gauge({
+      name: "fsmpx_build_info",
+      help: "fsm-px build information.",
+      labelNames: ["version"],
+      registers,
+    }).set({ version: opts.version ?? "dev" }, 1);
+    this.registry.setContentType(client.Registry.PROMETHEUS_CONTENT_TYPE);
+  }
+
+  /** Records one match: histogram (with exemplar), matched counter and the per-interval gauge. */
+  match(m: Match): void {
+    const labels = {
+      measurement: m.measurement,
+      stage: m.stage,
+      source_pod: m.source.pod,
+      target_pod: m.target.pod,
+    };
+    const intervalId = m.ids["interval_id"] ?? Object.values(m.ids)[0];
+    if (this.#exemplars) {
+      const exemplarLabels: Record<string, string> = { signature_id: m.signatureId };
+      if (intervalId) exemplarLabels["interval_id"] = intervalId.slice(0, 64);
+      this.#latency.observe({ labels, value: m.latencyS, exemplarLabels });
+    } else {
+      this.#latency.observe(labels, m.latencyS);
+    }
+    this.#matched.inc({ measurement: m.measurement, stage: m.stage });
+    if (intervalId) this.#setLast(m.measurement, m.stage, intervalId, m.latencyS);
+  }
+
+  #setLast(measurement: string, stage: string, interval_id: string, value: number): void {
+    const key = `${measurement}\u0000${stage}\u0000${interval_id}`;
+    this.#last.delete(key); // re-insert so Map order is least-recently-updated first
+    this.#last.set(key, { labels: { measurement, stage, interval_id }, value, updatedAt: this.#now() });
+    while (this.#last.size > this.#lastSeries) {
+      const oldest = this.#last.keys().next().value;
+      if (oldest === undefined) break;
+      this.#last.delete(oldest);
+    }
+  }
+
+  #expireLast(): void {
+    const cutoff = this.#now() - this.#lastTtlMs;
+    for (const [key, e] of this.#last) {
+      if (e.updatedAt >= cutoff) break; // insertion order = update order
+      this.#last.delete(key);
+    }
+  }
+
+  /** A signature was computed at a source tap of this node. */
+  signatureDetected(measurement: string): void {
+    this.#detected.inc({ measurement });
+  }
+
+  /** Signatures currently matchable for a measurement. */
+  activeSignatures(measurement: string, n: number): void {
+    this.#active.set({ measurement }, n);
+  }
+
+  /** Rows read from Pixie or a capture, per query. */
+  rowsRead(query: string, n = 1): void {
+    this.#rowsRead.inc({ query }, n);
+  }
+
+  /** Payloads skipped because they could not be decoded. */
+  decodeErrors(measurement: string, stream: string, reason: string, n = 1): void {
+    this.#decodeErrors.inc({ measurement, stream, reason }, n);
+  }
+
+  /** Payloads Pixie truncated or removed. */
+  truncated(query: string, n = 1): void {
+    this.#truncated.inc({ query }, n);
+  }
+
+  /** Mailbox depth of an actor. */
+  mailboxDepth(actor: string, depth: number): void {
+    this.#mailboxDepth.set({ actor }, depth);
+  }
+
+  /** Messages dropped by an actor's mailbox. */
+  dropped(actor: string, reason: string, n = 1): void {
+    this.#dropped.inc({ actor, reason }, n);
+  }
+
+  /** An actor was restarted. */
+  restarted(actor: string): void {
+    this.#restarts.inc({ actor });
+  }
+
+  /** A message crashed an actor. */
+  poison(actor: string): void {
+    this.#poison.inc({ actor });
+  }
+
+  /** A Pixie query was resumed or re-run. */
+  queryRestarted(query: string, kind: "resume" | "rerun"): void {
+    this.#queryRestarts.inc({ query, kind });
+  }
+
+  /** Now minus the newest time_ of a query, seconds. */
+  streamLag(query: string, seconds: number): void {
+    this.#lag.set({ query }, seconds);
+  }
+
+  /** Pixie health. */
+  pixieHealthy(ok: boolean): void {
+    this.#pixieHealthy.set(ok ? 1 : 0);
+  }
+
+  /** Bus outbox depth. */
+  outboxDepth(n: number): void {
+    this.#outboxDepth.set(n);
+  }
+
+  /** Publishes lost to a full outbox. */
+  outboxOverflow(n = 1): void {
+    this.#outboxOverflow.inc(n);
+  }
+
+  /** A message was published on the bus. */
+  published(kind: "signature" | "match"): void {
+    this.#published.inc({ kind });
+  }
+
+  /** Estimated clock offset of a peer, seconds. */
+  clockOffset(peer: string, seconds: number): void {
+    this.#clockOffset.set({ peer }, seconds);
+  }
+
+  /** Prometheus text exposition 0.0.4. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** OpenMetrics 1.0 exposition, with exemplars. */
+  async openMetrics(): Promise<string> {
+    return renderOpenMetrics(await this.registry.getMetricsAsJSON());
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * Capture files (a contract: `record` writes them, `analyze`, `demo` and `run --capture` read them).
+ *
+ * JSON Lines, UTF-8. An optional first line `{"capture": 1, "node": "<node>"}`; without it the node is the file
+ * name without extension. Every other line is one Pixie row: `{"query": "<measurement>/<stream>", "row": {...}}`
+ * where `row` holds the PxL output columns: `time_` as a decimal string of ns since the epoch; string columns as
+ * JSON strings when the bytes are valid UTF-8, else `{"base64": "..."}`; INT64 as a number when safe, else a
+ * decimal string; FLOAT64 numbers; BOOLEAN booleans; UINT128 as a UUID string. Rows of one stream are in capture
+ * order. A malformed line is reported with its file and line number, counted, and skipped.
+ * @module
+ */
+import type { Cell, Row } from "./row.ts";
+import { parseQueryName } from "./row.ts";
+
+/** The capture format version this module reads and writes. */
+export const CAPTURE_VERSION = 1;
+
+/** A malformed capture line: where it is and why it was skipped. */
+export interface CaptureProblem {
+  file: string;
+  line: number;
+  reason: string;
+}
+
+/** Everything read from one capture file. */
+export interface Capture {
+  file: string;
+  node: string;
+  rows: Row[];
+  problems: CaptureProblem[];
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8Encoder = new TextEncoder();
+
+/** Node name implied by a capture path: the file name without directories and extension. */
+export function nodeFromPath(path: string): string {
+  const base = path.split(/[\\/]/).pop() ?? path;
+  const dot = base.indexOf(".");
+  return dot > 0 ? base.slice(0, dot) : base;
+}
+
+/** Encodes one cell for a capture line. `time_` is always a decimal string. */
+export function encodeCell(name: string, cell: Cell): unknown {
+  if (name === "time_") return typeof cell === "bigint" ? cell.toString() : String(cell);
+  if (cell instanceof Uint8Array) {
+    try {
+      return utf8.decode(cell);
+    } catch {
+      return { base64: bytesToBase64(cell) };
+    }
+  }
+  if (typeof cell === "bigint") {
+    return cell >= BigInt(Number.MIN_SAFE_INTEGER) && cell <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(cell)
+      : cell.toString();
+  }
+  return cell;
+}
+
+/** Encodes a row as one capture line (without the newline). */
+export function encodeCaptureLine(row: Row): string {
+  const out: Record<string, unknown> = {};
+  out["time_"] = row.time.toString();
+  for (const [name, cell] of Object.entries(row.columns)) {
+    if (name === "time_") continue;
+    out[name] = encodeCell(name, cell);
+  }
+  return JSON.stringify({ query: row.query, row: out });
+}
+
+/** The optional header line naming the node. */
+export function encodeCaptureHeader(node: string): string {
+  return JSON.stringify({ capture: CAPTURE_VERSION, node });
+}
+
+/** Decodes one JSON value of a capture row into a cell. Strings become bytes, as Pixie delivers them. */
+function decodeCell(value: unknown): Cell | undefined {
+  if (typeof value === "string") return utf8Encoder.encode(value);
+  if (typeof value === "number" || typeof value === "boolean") return value;
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    const b64 = (value as Record<string, unknown>)["base64"];
+    if (typeof b64 === "string" && Object.keys(value).length === 1) {
+      try {
+        return base64ToBytes(b64);
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}
+
+const DECIMAL = /^-?\d+$/;
+
+/**
+ * Parses one non-header capture line into a row, or returns the reason it is malformed.
+ * Exported for the line-level tests and for streaming readers.
+ */
+export function parseCaptureLine(line: string, node: string): Row | string {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(line);
+  } catch (e) {
+    return `not JSON (${(e as Error).message})`;
+  }
+  if (obj === null || typeof obj !== "object" || Array.isArray(obj)) return "not a JSON object";
+  const { query, row } = obj as { query?: unknown; row?: unknown };
+  if (typeof query !== "string" || !parseQueryName(query)) {
+    return `"query" must be "<measurement>/<stream>", found ${JSON.stringify(query)}`;
+  }
+  if (row === null || typeof row !== "object" || Array.isArray(row)) return `"row" must be an object`;
+  const fields = row as Record<string, unknown>;
+  const t = fields["time_"];
+  if (typeof t !== "string" || !DECIMAL.test(t)) {
+    return `"row.time_" must be a decimal string of nanoseconds, found ${JSON.stringify(t)}`;
+  }
+  const time = BigInt(t);
+  const columns: Record<string, Cell> = { time_: time };
+  for (const [name, value] of Object.entries(fields)) {
+    if (name === "time_") continue;
+    const cell = decodeCell(value);
+    if (cell === undefined) return `column "${name}" has an unsupported value ${JSON.stringify(value)}`;
+    columns[name] = cell;
+  }
+  return { query, node, time, columns };
+}
+
+/** Parses a whole capture text. Malformed lines are reported in `problems` and skipped. */
+export function parseCapture(text: string, file: string): Capture {
+  const lines = text.split("\n");
+  let node = nodeFromPath(file);
+  const rows: Row[] = [];
+  const problems: CaptureProblem[] = [];
+  let first = true;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === "") continue;
+    if (first) {
+      first = false;
+      const header = tryHeader(line);
+      if (header !== undefined) {
+        if (typeof header === "string") node = header;
+        else problems.push({ file, line: i + 1, reason: header.error });
+        continue;
+      }
+    }
+    const parsed = parseCaptureLine(line, node);
+    if (typeof parsed === "string") problems.push({ file, line: i + 1, reason: parsed });
+    else rows.push(parsed);
+  }
+  return { file, node, rows, problems };
+}
+
+/** Returns the node of a header line, an error for a bad header, or undefined if the line is not a header. */
+function tryHeader(line: string): string | { error: string } | undefined {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (obj === null || typeof obj !== "object" || !("capture" in obj)) return undefined;
+  const h = obj as { capture: unknown; node?: unknown };
+  if (h.capture !== CAPTURE_VERSION) {
+    return { error: `unsupported capture version ${JSON.stringify(h.capture)} (this build reads ${CAPTURE_VERSION})` };
+  }
+  if (typeof h.node !== "string" || h.node === "") return { error: `header "node" must be a non-empty string` };
+  return h.node;
+}
+
+/** Reads and parses a capture file from disk. */
+export async function readCapture(path: string): Promise<Capture> {
+  return parseCapture(await Deno.readTextFile(path), path);
+}
+
+/** Writes rows to a capture file incrementally (used by `record`). */
+export class CaptureWriter {
+  #file: Deno.FsFile;
+  #enc = new TextEncoder();
+  #rows = 0;
+
+  private constructor(file: Deno.FsFile) {
+    this.#file = file;
+  }
+
+  /** Creates (truncates) `path` and writes the header line. */
+  static async create(path: string, node: string): Promise<CaptureWriter> {
+    const file = await Deno.open(path, { write: true, create: true, truncate: true });
+    const w = new CaptureWriter(file);
+    await w.#write(encodeCaptureHeader(node));
+    return w;
+  }
+
+  /** Rows written so far. */
+  get rows(): number {
+    return this.#rows;
+  }
+
+  /** Appends one row. */
+  async write(row: Row): Promise<void> {
+    await this.#write(encodeCaptureLine(row));
+    this.#rows++;
+  }
+
+  async #write(line: string): Promise<void> {
+    const bytes = this.#enc.encode(line + "\n");
+    let off = 0;
+    while (off < bytes.length) off += await this.#file.write(bytes.subarray(off));
+  }
+
+  /** Flushes and closes the file. */
+  async close(): Promise<void> {
+    await this.#file.sync().catch(() => {});
+    this.#file.close();
+  }
+}
+
+function bytesToBase64(bytes: Uint8Array): string {
+  let s = "";
+  const CHUNK = 0x8000;
+  for (let i = 0; i < bytes.length; i += CHUNK) {
+    s += String.fromCharCode(...bytes.subarray(i, i + CHUNK));
+  }
+  return btoa(s);
+}
+
+function base64ToBytes(b64: string): Uint8Array {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
