@@ -1,0 +1,18 @@
+import { deepEqual } from "node:assert/strict";
+import { compileIdPatterns, extractIds } from "../audio/context_ids.ts";
+
+Deno.test("context ids: each pattern's group from the payload text; binary bodies never throw", () => {
+  const pats = compileIdPatterns([
+    { pattern: 'interval_id":"([a-f0-9-]{36})', id_type: "interval_id" },
+    { pattern: 'callSid":"(CA[0-9a-f]+)', id_type: "call_sid" },
+  ]);
+  const body = new TextEncoder().encode(
+    '{"interval_id":"0f8fad5b-d9cb-469f-a165-70867728950e","callSid":"CA12ab","media":{"payload":"//8="}}',
+  );
+  deepEqual(extractIds(body, pats), {
+    interval_id: "0f8fad5b-d9cb-469f-a165-70867728950e",
+    call_sid: "CA12ab",
+  });
+  deepEqual(extractIds(new Uint8Array([0xff, 0xfe, 0x00]), pats), {});
+  deepEqual(extractIds(body, []), {});
+});
