@@ -1,0 +1,186 @@
+/**
+ * Bounded mailboxes. A mailbox is a ring buffer (no `Array.shift`, no per-message allocation beyond the
+ * message itself) with one of three overflow policies; senders waiting under back-pressure queue in FIFO
+ * order and are admitted one by one as the actor takes messages, so a burst cannot starve an earlier sender.
+ * @module
+ */
+
+/** What happens when a message arrives at a full mailbox. */
+export type OverflowPolicy = "backpressure" | "drop-oldest" | "drop-newest";
+
+/** Every overflow policy, for validation and config schemas. */
+export const OVERFLOW_POLICIES: readonly OverflowPolicy[] = ["backpressure", "drop-oldest", "drop-newest"];
+
+/**
+ * Outcome of {@link Mailbox.offer}: `enqueued` (possibly after evicting the oldest message under
+ * drop-oldest), `dropped` (the offered message was discarded under drop-newest), `full` (back-pressure: not
+ * enqueued, the caller may wait with {@link Mailbox.put}).
+ */
+export type OfferResult = "enqueued" | "dropped" | "full";
+
+/** An unbounded FIFO on a power-of-two ring that grows by doubling; O(1) push and shift. */
+export class Queue<T> {
+  #buf: (T | undefined)[];
+  #head = 0;
+  #size = 0;
+  #mask: number;
+
+  /** `initial` is rounded up to a power of two. */
+  constructor(initial = 16) {
+    let cap = 1;
+    while (cap < Math.max(1, initial)) cap <<= 1;
+    this.#buf = new Array<T | undefined>(cap);
+    this.#mask = cap - 1;
+  }
+
+  /** Number of items held. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Appends at the tail. */
+  push(item: T): void {
+    if (this.#size === this.#buf.length) this.#grow();
+    this.#buf[(this.#head + this.#size) & this.#mask] = item;
+    this.#size++;
+  }
+
+  /** Removes and returns the head. The caller checks `size` first (items may themselves be `undefined`). */
+  shift(): T {
+    if (this.#size === 0) throw new RangeError("shift on an empty queue");
+    const item = this.#buf[this.#head] as T;
+    // Release the reference so a drained queue does not pin large messages (audio rows) in memory.
+    this.#buf[this.#head] = undefined;
+    this.#head = (this.#head + 1) & this.#mask;
+    this.#size--;
+    return item;
+  }
+
+  /** The head without removing it. */
+  peek(): T | undefined {
+    return this.#size === 0 ? undefined : this.#buf[this.#head];
+  }
+
+  /** Removes everything, calling `each` on every item in order. */
+  drain(each: (item: T) => void): void {
+    while (this.#size > 0) each(this.shift());
+  }
+
+  #grow(): void {
+    const old = this.#buf;
+    const next = new Array<T | undefined>(old.length * 2);
+    for (let i = 0; i < this.#size; i++) next[i] = old[(this.#head + i) & this.#mask];
+    this.#buf = next;
+    this.#head = 0;
+    this.#mask = next.length - 1;
+  }
+}
+
+interface Waiter<T> {
+  readonly msg: T;
+  readonly resolve: (enqueued: boolean) => void;
+}
+
+/** Called for every message a mailbox discards: evicted (drop-oldest) or cleared. */
+export type DropHandler<T> = (msg: T) => void;
+
+const TRUE: Promise<boolean> = Promise.resolve(true);
+const FALSE: Promise<boolean> = Promise.resolve(false);
+
+/** A bounded FIFO of messages for one actor. */
+export class Mailbox<T> {
+  /** Maximum number of messages held (waiting senders are not counted). */
+  readonly capacity: number;
+  /** The overflow policy. */
+  readonly policy: OverflowPolicy;
+  #items: Queue<T>;
+  #waiters = new Queue<Waiter<T>>(4);
+  #onEvict: DropHandler<T>;
+
+  /** `onEvict` sees each message pushed out by drop-oldest (to count it and fail a pending ask). */
+  constructor(capacity: number, policy: OverflowPolicy, onEvict: DropHandler<T> = () => {}) {
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new RangeError(`mailbox capacity must be an integer >= 1, got ${capacity}`);
+    }
+    if (!OVERFLOW_POLICIES.includes(policy)) throw new RangeError(`unknown overflow policy "${policy}"`);
+    this.capacity = capacity;
+    this.policy = policy;
+    // Start small: most mailboxes stay nearly empty, and the ring grows to `capacity` only if used.
+    this.#items = new Queue<T>(Math.min(capacity, 64));
+    this.#onEvict = onEvict;
+  }
+
+  /** Messages held. */
+  get size(): number {
+    return this.#items.size;
+  }
+
+  /** Senders waiting for room under back-pressure. */
+  get waiting(): number {
+    return this.#waiters.size;
+  }
+
+  /** Non-blocking enqueue under the mailbox's policy. */
+  offer(msg: T): OfferResult {
+    // Waiting senders go first: a newcomer must not overtake them even if a slot just freed up.
+    if (this.#items.size < this.capacity && this.#waiters.size === 0) {
+      this.#items.push(msg);
+      return "enqueued";
+    }
+    switch (this.policy) {
+      case "backpressure":
+        return "full";
+      case "drop-newest":
+        return "dropped";
+      case "drop-oldest":
+        this.#onEvict(this.#items.shift());
+        this.#items.push(msg);
+        return "enqueued";
+    }
+  }
+
+  /**
+   * Enqueues, waiting for room under back-pressure. Resolves `true` once the message is in the mailbox,
+   * `false` if it was dropped (drop-newest, or the mailbox was cleared while the sender waited).
+   */
+  put(msg: T): Promise<boolean> {
+    const r = this.offer(msg);
+    if (r === "enqueued") return TRUE;
+    if (r === "dropped") return FALSE;
+    return this.park(msg);
+  }
+
+  /**
+   * Queues a sender behind the others waiting for room, after {@link offer} returned `full`. Resolves like
+   * {@link put}.
+   */
+  park(msg: T): Promise<boolean> {
+    return new Promise<boolean>((resolve) => this.#waiters.push({ msg, resolve }));
+  }
+
+  /** Removes the next message (the caller checks `size` first) and admits the first waiting sender. */
+  take(): T {
+    const msg = this.#items.shift();
+    if (this.#waiters.size > 0) {
+      const w = this.#waiters.shift();
+      this.#items.push(w.msg);
+      w.resolve(true);
+    }
+    return msg;
+  }
+
+  /** Discards every held message and every waiting sender's message (their `put` resolves `false`). */
+  clear(each: DropHandler<T>): number {
+    let n = 0;
+    this.#items.drain((m) => {
+      n++;
+      each(m);
+    });
+    this.#waiters.drain((w) => {
+      n++;
+      each(w.msg);
+      w.resolve(false);
+    });
+    return n;
+  }
+}

@@ -1,0 +1,108 @@
+import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
+import { Mailbox, Queue } from "../actors/mailbox.ts";
+
+function takeAll<T>(mb: Mailbox<T>): T[] {
+  const out: T[] = [];
+  while (mb.size > 0) out.push(mb.take());
+  return out;
+}
+
+Deno.test("Queue: FIFO across wrap-around and growth", () => {
+  const q = new Queue<number>(4);
+  const out: number[] = [];
+  let next = 0;
+  // Interleave pushes and shifts so the head wraps around the ring several times before and after growing.
+  for (let round = 0; round < 50; round++) {
+    for (let i = 0; i < (round % 7) + 1; i++) q.push(next++);
+    for (let i = 0; i < (round % 5) + 1 && q.size > 0; i++) out.push(q.shift());
+  }
+  while (q.size > 0) out.push(q.shift());
+  deepStrictEqual(out, Array.from({ length: next }, (_, i) => i));
+  throws(() => q.shift(), RangeError);
+  strictEqual(q.peek(), undefined);
+});
+
+Deno.test("Queue: holds undefined items and drain empties in order", () => {
+  const q = new Queue<number | undefined>(1);
+  q.push(1);
+  q.push(undefined);
+  q.push(3);
+  strictEqual(q.size, 3);
+  strictEqual(q.peek(), 1);
+  const seen: (number | undefined)[] = [];
+  q.drain((x) => seen.push(x));
+  deepStrictEqual(seen, [1, undefined, 3]);
+  strictEqual(q.size, 0);
+});
+
+Deno.test("Mailbox: validates capacity and policy", () => {
+  throws(() => new Mailbox(0, "backpressure"), /capacity/);
+  throws(() => new Mailbox(1.5, "backpressure"), /capacity/);
+  throws(() => new Mailbox(2, "drop-everything" as "backpressure"), /overflow policy/);
+});
+
+Deno.test("Mailbox drop-newest: a full mailbox discards the incoming message", async () => {
+  const mb = new Mailbox<number>(2, "drop-newest");
+  strictEqual(mb.offer(1), "enqueued");
+  strictEqual(mb.offer(2), "enqueued");
+  strictEqual(mb.offer(3), "dropped");
+  strictEqual(await mb.put(4), false);
+  deepStrictEqual(takeAll(mb), [1, 2]);
+});
+
+Deno.test("Mailbox drop-oldest: a full mailbox evicts the head and reports it", async () => {
+  const evicted: number[] = [];
+  const mb = new Mailbox<number>(3, "drop-oldest", (m) => evicted.push(m));
+  for (let i = 1; i <= 5; i++) strictEqual(mb.offer(i), "enqueued");
+  strictEqual(await mb.put(6), true);
+  deepStrictEqual(evicted, [1, 2, 3]);
+  deepStrictEqual(takeAll(mb), [4, 5, 6]);
+});
+
+Deno.test("Mailbox back-pressure: senders wait in FIFO order and are admitted one per take", async () => {
+  const mb = new Mailbox<string>(2, "backpressure");
+  strictEqual(mb.offer("a"), "enqueued");
+  strictEqual(mb.offer("b"), "enqueued");
+  strictEqual(mb.offer("c"), "full");
+  const admitted: string[] = [];
+  const pc = mb.park("c").then((ok) => ok && admitted.push("c"));
+  const pd = mb.put("d").then((ok) => ok && admitted.push("d"));
+  strictEqual(mb.waiting, 2);
+  strictEqual(mb.size, 2);
+  strictEqual(mb.take(), "a");
+  // The freed slot goes to the first waiter; a newcomer may not overtake the queue of waiters.
+  strictEqual(mb.size, 2);
+  strictEqual(mb.waiting, 1);
+  strictEqual(mb.offer("e"), "full");
+  await pc;
+  deepStrictEqual(admitted, ["c"]);
+  strictEqual(mb.take(), "b");
+  await pd;
+  deepStrictEqual(admitted, ["c", "d"]);
+  deepStrictEqual(takeAll(mb), ["c", "d"]);
+  strictEqual(mb.offer("f"), "enqueued");
+});
+
+Deno.test("Mailbox.clear: discards held messages and releases waiting senders with false", async () => {
+  const mb = new Mailbox<number>(1, "backpressure");
+  mb.offer(1);
+  const waiting = mb.put(2);
+  const cleared: number[] = [];
+  strictEqual(mb.clear((m) => cleared.push(m)), 2);
+  deepStrictEqual(cleared, [1, 2]);
+  strictEqual(await waiting, false);
+  strictEqual(mb.size, 0);
+  strictEqual(mb.waiting, 0);
+});
+
+Deno.test("Mailbox: a ring that has grown keeps order under sustained load", () => {
+  const mb = new Mailbox<number>(1000, "drop-newest");
+  const out: number[] = [];
+  let next = 0;
+  for (let round = 0; round < 20; round++) {
+    for (let i = 0; i < 90; i++) mb.offer(next++);
+    for (let i = 0; i < 60; i++) out.push(mb.take());
+  }
+  out.push(...takeAll(mb));
+  deepStrictEqual(out, Array.from({ length: next }, (_, i) => i));
+});
