@@ -1,0 +1,210 @@
+/**
+ * Loads a config file: YAML with positions → `${VAR}` interpolation → schema and cross-field checks → defaults
+ * → node name. Every problem is collected first, then thrown as one {@link ConfigError} (exit code 2).
+ * @module
+ */
+
+import { join } from "node:path";
+import { type Document, isMap, isSeq, LineCounter, parseDocument, type YAMLError } from "yaml";
+import { registerSecret } from "../util/log.ts";
+import { crossFieldProblems } from "./checks.ts";
+import { DEFAULT_CONFIG_FILES } from "./defaults.ts";
+import { ConfigError, type ConfigIssue } from "./errors.ts";
+import { type EnvLookup, interpolate } from "./interpolate.ts";
+import { locate } from "./locate.ts";
+import { formatKeyPath, type Problem } from "./problem.ts";
+import { type Config, configSchema } from "./schema.ts";
+import { acceptsType } from "./schema_walk.ts";
+import { problemsFromZod } from "./zod_issues.ts";
+
+/** A validated config and the file it came from. */
+export interface LoadedConfig {
+  /** Fully defaulted; `node` is a non-empty name. */
+  config: Config;
+  /** The file as it was opened (the `--config` value, or the default file that was found). */
+  file: string;
+}
+
+/** Environment variables by name; an absent or undefined entry is unset. */
+export type Env = Record<string, string | undefined>;
+
+/** Options of {@link loadConfig}. */
+export interface LoadOptions {
+  /** Directory that relative paths and the default files are resolved against (default: the process cwd). */
+  cwd?: string;
+}
+
+/**
+ * Loads and validates the config at `path`, or, without a path, the first of `config.yaml` and
+ * `example-config.yaml` that exists. `env` defaults to the process environment (unpermitted variables read as
+ * unset). Throws {@link ConfigError} listing every problem.
+ */
+export async function loadConfig(path?: string, env?: Env, options: LoadOptions = {}): Promise<LoadedConfig> {
+  const file = await resolveConfigPath(path, options.cwd);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(options.cwd ? join(options.cwd, file) : file);
+  } catch (e) {
+    throw new ConfigError([
+      fileIssue(file, "a readable config file", e instanceof Error ? e.name : String(e)),
+    ]);
+  }
+  return parseConfigText(text, file, env);
+}
+
+/**
+ * The config file to read: `path` when given, else the first default file that exists in `cwd`.
+ * Throws {@link ConfigError} when no default file exists.
+ */
+export async function resolveConfigPath(path?: string, cwd?: string): Promise<string> {
+  if (path !== undefined && path !== "") return path;
+  for (const candidate of DEFAULT_CONFIG_FILES) {
+    try {
+      const info = await Deno.stat(cwd ? join(cwd, candidate) : candidate);
+      if (info.isFile) return candidate;
+    } catch {
+      // Not there (or not readable): try the next default.
+    }
+  }
+  throw new ConfigError([
+    fileIssue(DEFAULT_CONFIG_FILES.join(" or "), "a config file (or pass --config FILE)", "neither file"),
+  ]);
+}
+
+/** Parses and validates config text; `fileName` is used in messages only. */
+export function parseConfigText(text: string, fileName: string, env?: Env): LoadedConfig {
+  const lookup = envLookup(env);
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, merge: true, prettyErrors: true, uniqueKeys: true });
+  const position = (offset: number) => lineCounter.linePos(offset);
+
+  if (doc.errors.length > 0) throw new ConfigError(doc.errors.map((e) => yamlIssue(e, fileName)));
+  if (!isMap(doc.contents)) {
+    const found = doc.contents === null
+      ? "an empty document"
+      : isSeq(doc.contents)
+      ? "a list"
+      : "a single value";
+    const { line, col } = position(0);
+    throw new ConfigError([{
+      file: fileName,
+      line,
+      col,
+      path: "",
+      expected: "a mapping of config keys",
+      found,
+    }]);
+  }
+
+  const interpolated = interpolate(doc, text, lookup, (p, t) => acceptsType(configSchema, p, t));
+  const problems: Problem[] = [...interpolated.problems];
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    problems.push({ path: [], expected: "a document without runaway aliases", found: String(e) });
+  }
+
+  if (data !== undefined) {
+    // A value whose interpolation failed was already reported at its exact position.
+    const reported = new Set(interpolated.problems.map((p) => formatKeyPath(p.path)));
+    const parsed = configSchema.safeParse(data);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) {
+        for (const p of problemsFromZod(issue, configSchema, data, interpolated.secrets)) {
+          if (!reported.has(formatKeyPath(p.path))) problems.push(p);
+        }
+      }
+    }
+    problems.push(...crossFieldProblems(data));
+
+    if (problems.length === 0 && parsed.success) {
+      const config = parsed.data;
+      config.node = config.node || resolveNodeName(lookup);
+      if (!config.node) {
+        problems.push({
+          path: ["node"],
+          expected: "a node name ($NODE_NAME or the hostname)",
+          found: "nothing",
+        });
+      }
+      registerUrlPasswords(config.nats.url);
+      if (problems.length === 0) return { config, file: fileName };
+    }
+  }
+  throw new ConfigError(problems.map((p) => toIssue(p, doc, fileName, position)));
+}
+
+function toIssue(
+  p: Problem,
+  doc: Document,
+  file: string,
+  position: (offset: number) => { line: number; col: number },
+): ConfigIssue {
+  const { line, col } = position(p.offset ?? locate(doc, p.path, p.onKey));
+  const issue: ConfigIssue = {
+    file,
+    line,
+    col,
+    path: formatKeyPath(p.path),
+    expected: p.expected,
+    found: p.found,
+  };
+  if (p.hint) issue.hint = p.hint;
+  return issue;
+}
+
+function yamlIssue(e: YAMLError, file: string): ConfigIssue {
+  const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
+  const reason = (e.message.split(/ at line \d+, column \d+/)[0] ?? e.message).trim();
+  return {
+    file,
+    line: pos.line,
+    col: pos.col,
+    path: "",
+    expected: "valid YAML",
+    found: `${e.code}: ${reason}`,
+  };
+}
+
+function fileIssue(file: string, expected: string, found: string): ConfigIssue {
+  return { file, line: 0, col: 0, path: "", expected, found };
+}
+
+function envLookup(env: Env | undefined): EnvLookup {
+  if (env) return (name) => Object.hasOwn(env, name) ? env[name] : undefined;
+  return (name) => {
+    try {
+      return Deno.env.get(name);
+    } catch {
+      // Without --allow-env for this name the variable is treated as unset, as with --ignore-env.
+      return undefined;
+    }
+  };
+}
+
+function resolveNodeName(env: EnvLookup): string {
+  const fromEnv = env("NODE_NAME");
+  if (fromEnv) return fromEnv;
+  try {
+    const host = Deno.hostname();
+    if (host) return host;
+  } catch {
+    // No --allow-sys=hostname: fall back to the shell's HOSTNAME.
+  }
+  return env("HOSTNAME") ?? "";
+}
+
+function registerUrlPasswords(url: string): void {
+  for (const server of url.split(",")) {
+    const userInfo = /^[a-z]+:\/\/([^@/]*)@/.exec(server.trim())?.[1];
+    const password = userInfo?.split(":")[1];
+    if (!password) continue;
+    registerSecret(password);
+    try {
+      registerSecret(decodeURIComponent(password));
+    } catch {
+      // Not percent-encoded after all; the raw form is registered.
+    }
+  }
+}

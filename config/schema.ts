@@ -1,0 +1,328 @@
+/**
+ * The config schema (zod v4). It checks shapes, types, ranges and single-field rules, fills the documented
+ * defaults, and adds derived values (durations in ms, byte sizes, compiled id patterns, a default match rule).
+ * Rules that span several fields live in checks.ts so that they run even when other fields are wrong.
+ *
+ * Custom messages start with "expected ": the error mapper turns them into the `expected` part of an issue.
+ * @module
+ */
+
+import { z } from "zod";
+import type { AudioCriteria, AudioFormat } from "../audio/types.ts";
+import {
+  DEFAULT_AUDIO,
+  DEFAULT_AUDIO_CRITERIA,
+  DEFAULT_COLUMNS,
+  DEFAULT_STAGE,
+  DEFAULT_STREAM_KEY,
+  wholeTableQuery,
+} from "./defaults.ts";
+import { compilePattern, isUuid, parseByteSize, parseDuration, parseHostPort } from "./units.ts";
+
+/** Measurement and stage names: they become NATS subject tokens and metric label values. */
+export const NAME_PATTERN = /^[a-z][a-z0-9_]*$/;
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const STREAM_KEY_ITEM = /^(?:[A-Za-z_][A-Za-z0-9_]*|\$(?:\.[^.\s]+)+)$/;
+const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
+const NATS_SERVER =
+  /^(?:(?:nats|tls|ws|wss):\/\/)?(?:[^@\s/]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::\d{1,5})?$/;
+
+function expected(text: string): { error: string } {
+  return { error: `expected ${text}` };
+}
+
+function int(min: number, max?: number) {
+  const e = expected(max === undefined ? `an integer >= ${min}` : `an integer from ${min} to ${max}`);
+  const s = z.number(e).int(e).min(min, e);
+  return max === undefined ? s : s.max(max, e);
+}
+
+function positive() {
+  const e = expected("a number > 0");
+  return z.number(e).gt(0, e);
+}
+
+function fraction(min: number, inclusiveMin: boolean, below: number) {
+  const e = expected(`a number ${inclusiveMin ? ">=" : ">"} ${min} and < ${below}`);
+  const s = z.number(e).lt(below, e);
+  return inclusiveMin ? s.gte(min, e) : s.gt(min, e);
+}
+
+function name(what: string) {
+  return z.string().regex(
+    NAME_PATTERN,
+    expected(`${what} of lowercase letters, digits and _, starting with a letter`),
+  );
+}
+
+function hostPort(allowPortZero: boolean) {
+  return z.string().refine((s) => parseHostPort(s, allowPortZero) !== undefined, expected("host:port"));
+}
+
+function duration() {
+  return z.string().refine(
+    (s) => parseDuration(s) !== undefined,
+    expected("a duration > 0 such as 168h, 7d, 30m, 90s, 500ms or 1h30m"),
+  );
+}
+
+const column = z.string().regex(IDENT, expected("a column name"));
+
+const pxl = z.string().refine(
+  (s) => wholeTableQuery(s) !== undefined && /^\s*df\s*=/m.test(s),
+  expected("PxL that calls px.DataFrame(...) and leaves a DataFrame named df"),
+);
+
+const regexWithOneGroup = z.string().superRefine((pattern, ctx) => {
+  const compiled = compilePattern(pattern);
+  const message = "expected a regular expression with exactly one capture group";
+  if ("error" in compiled) {
+    const reason = compiled.error.split(": ").pop() ?? compiled.error;
+    ctx.addIssue({ code: "custom", message, params: { found: `${JSON.stringify(pattern)} (${reason})` } });
+  } else if (compiled.groups !== 1) {
+    ctx.addIssue({
+      code: "custom",
+      message,
+      params: {
+        found: `${JSON.stringify(pattern)} with ${compiled.groups} capture groups`,
+        hint: compiled.groups === 0 ? "put the id in ( )" : "make the other groups non-capturing: (?: )",
+      },
+    });
+  }
+});
+
+const columnsSchema = z.strictObject({
+  time: column.default(DEFAULT_COLUMNS.time).describe("Capture time column (TIME64NS)."),
+  pod: column.default(DEFAULT_COLUMNS.pod).describe("Pod column (namespace/pod)."),
+  payload: column.default(DEFAULT_COLUMNS.payload).describe("Column holding the message body."),
+  body_size: column.optional().describe(
+    "Optional column with the untruncated body size, e.g. req_body_size.",
+  ),
+});
+
+const streamKeySchema = z
+  .array(z.string().regex(STREAM_KEY_ITEM, expected("a column name or a $.path into the JSON envelope")))
+  .min(1, expected("at least one stream key item"))
+  .default([...DEFAULT_STREAM_KEY])
+  .describe("What tells one audio stream from another: column names, or $.path into the JSON envelope.");
+
+const audioSchema = z
+  .strictObject({
+    envelope: z.enum(["json", "regex", "raw"]).default(DEFAULT_AUDIO.envelope),
+    path: z.string().optional().describe(
+      "json: dotted path to the audio field (default media.payload); regex: a pattern with one group; raw: unused.",
+    ),
+    encoding: z.enum(["base64", "hex", "binary"]).default(DEFAULT_AUDIO.encoding),
+    codec: z.enum(["mulaw", "alaw", "pcm16le", "pcm16be", "float32le"]).default(DEFAULT_AUDIO.codec),
+    sample_rate: int(8000, 48000).default(DEFAULT_AUDIO.sample_rate),
+    channels: int(1, 32).default(DEFAULT_AUDIO.channels).describe("Interleaved channels in the payload."),
+    channel: z
+      .union([int(0), z.literal("mix")], expected('a channel index (an integer >= 0) or "mix"'))
+      .default(DEFAULT_AUDIO.channel)
+      .describe('Channel to analyse (0-based), or "mix" to average all.'),
+    skip_bytes: int(0).default(DEFAULT_AUDIO.skip_bytes).describe("raw: header bytes before the audio."),
+  })
+  .transform((a): AudioFormat => ({
+    envelope: a.envelope,
+    path: a.path ?? (a.envelope === "json" ? DEFAULT_AUDIO.path : ""),
+    encoding: a.encoding,
+    codec: a.codec,
+    sample_rate: a.sample_rate,
+    channels: a.channels,
+    channel: a.channel,
+    skip_bytes: a.skip_bytes,
+  }));
+
+const audioCriteriaSchema = z
+  .strictObject({
+    vad_mode: z.enum(["energy", "webrtc"]).default(DEFAULT_AUDIO_CRITERIA.vad_mode),
+    vad_aggressiveness: int(0, 3).default(DEFAULT_AUDIO_CRITERIA.vad_aggressiveness).describe(
+      "webrtc: 0..3.",
+    ),
+    energy_threshold: positive().default(DEFAULT_AUDIO_CRITERIA.energy_threshold)
+      .describe("energy: how far above the adaptive noise floor a frame must be to count as speech."),
+    min_duration_ms: int(1).default(DEFAULT_AUDIO_CRITERIA.min_duration_ms)
+      .describe("Speech that must follow an onset for it to become an anchor."),
+    min_silence_ms: int(0).default(DEFAULT_AUDIO_CRITERIA.min_silence_ms)
+      .describe("Silence that must precede an onset."),
+    reanchor_ms: int(0).default(DEFAULT_AUDIO_CRITERIA.reanchor_ms)
+      .describe("During continuous speech, a new anchor every this many ms (0 disables)."),
+  })
+  // Keeps the section assignable to the engine's option type: a drift fails type checking here.
+  .transform((c): AudioCriteria => c);
+
+const signatureRulesSchema = z.strictObject({
+  stream_filter: pxl.describe("PxL that leaves a DataFrame named df: the source tap."),
+  columns: columnsSchema.prefault({}),
+  stream_key: streamKeySchema,
+  audio: audioSchema.prefault({}),
+  audio_criteria: audioCriteriaSchema.prefault({}),
+});
+
+const matchRuleSchema = z.strictObject({
+  stage: name("a stage name").describe("A name for this tap; one query per stage."),
+  stream_filter: pxl.describe("PxL that leaves a DataFrame named df: the downstream tap."),
+  columns: columnsSchema.prefault({}),
+  stream_key: streamKeySchema,
+  audio: audioSchema.prefault({}),
+  exclude_source_streams: z.boolean().default(false)
+    .describe("Skip streams that are this measurement's source streams."),
+});
+
+const idPatternSchema = z
+  .strictObject({
+    pattern: regexWithOneGroup.describe("JavaScript regular expression with exactly one capture group."),
+    id_type: z.string().regex(IDENT, expected("an id name (letters, digits, _)")),
+  })
+  .transform((p) => ({ ...p, regex: new RegExp(p.pattern) }));
+
+/** A match rule as derived when `match_rules` is absent: the source table, minus the source streams. */
+function defaultMatchRule(sig: z.output<typeof signatureRulesSchema>): z.output<typeof matchRuleSchema> {
+  return {
+    stage: DEFAULT_STAGE,
+    stream_filter: wholeTableQuery(sig.stream_filter) ?? sig.stream_filter,
+    columns: { ...sig.columns },
+    stream_key: [...sig.stream_key],
+    audio: { ...sig.audio },
+    exclude_source_streams: true,
+  };
+}
+
+const measurementSchema = z
+  .strictObject({
+    name: name("a measurement name"),
+    ttl_seconds: int(1).default(120).describe("How long a signature stays matchable (event time)."),
+    signature_rules: signatureRulesSchema,
+    match_rules: z.array(matchRuleSchema).default([])
+      .describe(
+        "Downstream taps. Absent: every node searches all traffic of the source table but the source.",
+      ),
+    metadata_extraction: z
+      .strictObject({ id_patterns: z.array(idPatternSchema).default([]) })
+      .prefault({}),
+  })
+  .transform((m) => ({
+    ...m,
+    match_rules: m.match_rules.length > 0 ? m.match_rules : [defaultMatchRule(m.signature_rules)],
+  }));
+
+const pixieSchema = z.strictObject({
+  cloud_addr: hostPort(false).default("work.withpixie.ai:443"),
+  api_key: z.string().default(""),
+  cluster: z
+    .string()
+    .refine((s) => s === "" || isUuid(s) || CLUSTER_NAME.test(s), expected("a cluster UUID or name"))
+    .default("")
+    .describe("Cluster UUID or name."),
+  direct_addr: z
+    .string()
+    .refine((s) => s === "" || parseHostPort(s) !== undefined, expected("host:port, or empty"))
+    .default("")
+    .describe("Standalone PEM host:port (plaintext); used instead of the cloud when set."),
+  encryption: z.boolean().default(true),
+  ca_file: z.string().default(""),
+});
+
+const byteSize = z
+  .union([z.number(), z.string()])
+  .transform((v, ctx) => {
+    const bytes = typeof v === "number"
+      ? (Number.isSafeInteger(v) && v > 0 ? v : undefined)
+      : parseByteSize(v);
+    if (bytes === undefined) {
+      ctx.issues.push({
+        code: "custom",
+        message: "expected a byte size such as 1GiB, 512MiB or 1000000",
+        input: v,
+      });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const natsSchema = z
+  .strictObject({
+    url: z
+      .string()
+      .refine(
+        (s) => s === "" || s.split(",").every((u) => NATS_SERVER.test(u.trim())),
+        expected("nats://host:port (several separated by commas), or empty"),
+      )
+      .default("")
+      .describe("Empty: in-process bus, single node."),
+    stream: z.string().regex(/^[A-Za-z0-9_-]+$/, expected("a stream name (letters, digits, _ and -)"))
+      .default("FSMPX"),
+    replicas: int(1, 5).default(1),
+    retention: duration().default("168h"),
+    credentials_file: z.string().default(""),
+    user: z.string().default(""),
+    password: z.string().default(""),
+    token: z.string().default(""),
+    tls: z
+      .strictObject({
+        ca_file: z.string().default(""),
+        cert_file: z.string().default(""),
+        key_file: z.string().default(""),
+      })
+      .prefault({}),
+    max_bytes: byteSize.prefault("1GiB").describe("Stream size limit: bytes, or a string such as 1GiB."),
+    duplicate_window: duration().default("2m"),
+    outbox_size: int(1).default(10000).describe("Messages kept while the bus is unreachable."),
+    clock_skew_warn_ms: int(0).default(50),
+  })
+  .transform((n) => ({
+    ...n,
+    retention_ms: parseDuration(n.retention) ?? 0,
+    duplicate_window_ms: parseDuration(n.duplicate_window) ?? 0,
+  }));
+
+const metricsSchema = z.strictObject({
+  listen: hostPort(true).default("0.0.0.0:9464"),
+  exemplars: z.boolean().default(true),
+  latency_last_series: int(0).default(1000).describe("Most per-interval latency series kept."),
+  latency_last_ttl_seconds: int(1).default(300),
+});
+
+const engineSchema = z.strictObject({
+  lookback_seconds: positive().default(30).describe(
+    "How far back in a target stream a signature is searched.",
+  ),
+  max_active_signatures: int(1).default(10000),
+  match_threshold_ber: fraction(0, false, 0.5).default(0.35).describe("Highest bit error rate of a match."),
+  match_margin: fraction(0, true, 0.5).default(0.08)
+    .describe("How much better than the second-best alignment the best must be."),
+});
+
+/** The whole config file. Parse with the loader (load.ts), which also interpolates and cross-checks. */
+export const configSchema = z.strictObject({
+  log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  node: z.string().default("").describe("Node name; empty: $NODE_NAME, else the hostname."),
+  pixie: pixieSchema.prefault({}),
+  nats: natsSchema.prefault({}),
+  metrics: metricsSchema.prefault({}),
+  engine: engineSchema.prefault({}),
+  measurements: z.array(measurementSchema).min(1, expected("at least one measurement")),
+});
+
+/** A loaded config: every default filled, `node` resolved to a non-empty name. */
+export type Config = z.output<typeof configSchema>;
+/** What a config file may contain (before defaults). */
+export type ConfigInput = z.input<typeof configSchema>;
+/** One entry of `measurements`. */
+export type Measurement = Config["measurements"][number];
+/** A measurement's source tap. */
+export type SignatureRules = Measurement["signature_rules"];
+/** A measurement's downstream tap. */
+export type MatchRule = Measurement["match_rules"][number];
+/** Column names of a tap. */
+export type Columns = SignatureRules["columns"];
+/** One compiled `metadata_extraction.id_patterns` entry. */
+export type IdPattern = Measurement["metadata_extraction"]["id_patterns"][number];
+/** `pixie` section. */
+export type PixieConfig = Config["pixie"];
+/** `nats` section, with `retention_ms` and `duplicate_window_ms` derived. */
+export type NatsConfig = Config["nats"];
+/** `metrics` section. */
+export type MetricsConfig = Config["metrics"];
+/** `engine` section. */
+export type EngineConfig = Config["engine"];
