@@ -14,6 +14,7 @@ case "$mode" in
   test)
     have nats-server || { need+=(nats-server); why+=("nats-server: integration tests start a real JetStream server on loopback"); }
     have promtool || { need+=(prometheus); why+=("prometheus: promtool validates /metrics and alert rules; the e2e test scrapes with a real Prometheus"); }
+    have openssl || { need+=(openssl); why+=("openssl: the Pixie TLS tests make a throwaway certificate"); }
     /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || { need+=(python3-prometheus-client); why+=("python3-prometheus-client: its strict OpenMetrics parser checks the exemplar exposition"); }
     ;;
   bench)

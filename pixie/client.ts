@@ -1,0 +1,301 @@
+/**
+ * A Pixie Vizier client over @grpc/grpc-js: Pixie Cloud (TLS, `pixie-api-key` metadata, cluster by name or UUID)
+ * or a standalone PEM (plaintext). Messages are encoded with {@link ./messages.ts}; 64-bit values stay bigint.
+ * The API key is registered as a secret, so it is masked in every log line and in the errors this module throws.
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import * as grpc from "@grpc/grpc-js";
+import { redact, registerSecret } from "../util/log.ts";
+import {
+  type ClusterInfo,
+  decodeExecuteScriptResponse,
+  decodeGetClusterInfoResponse,
+  decodeHealthCheckResponse,
+  encodeExecuteScriptRequest,
+  encodeGetClusterInfoRequest,
+  encodeHealthCheckRequest,
+  type ExecuteScriptRequest,
+  type ExecuteScriptResponse,
+  type PixieStatus,
+  UUID_RE,
+} from "./messages.ts";
+import { CLUSTER_STATUS_HEALTHY, METHODS } from "./proto.ts";
+
+/** gRPC status codes fsm-px acts on. */
+export const GrpcCode = grpc.status;
+
+/** Where and how to reach Pixie. */
+export type PixieConnectOptions =
+  | {
+    mode: "cloud";
+    /** `host:port` of Pixie Cloud (config `pixie.cloud_addr`, e.g. `work.withpixie.ai:443`). */
+    cloudAddr: string;
+    /** The Pixie API key (sent as `pixie-api-key`; never logged). */
+    apiKey: string;
+    /** PEM file of the CA for a self-hosted cloud (config `pixie.ca_file`); read at connect. */
+    caFile?: string;
+    /** The CA PEM itself (wins over caFile). */
+    caPem?: Uint8Array;
+    /** Extra grpc-js channel options (tests: `grpc.ssl_target_name_override`). */
+    channelOptions?: grpc.ChannelOptions;
+  }
+  | {
+    mode: "direct";
+    /** `host:port` of a standalone PEM (config `pixie.direct_addr`), plaintext. */
+    directAddr: string;
+    channelOptions?: grpc.ChannelOptions;
+  };
+
+/** A failed gRPC call, with the key masked out of its message. */
+export class PixieRpcError extends Error {
+  /** gRPC status code ({@link GrpcCode}). */
+  readonly code: number;
+  /** Server-provided details, redacted. */
+  readonly details: string;
+  /** Creates the error. */
+  constructor(code: number, details: string, context: string) {
+    const safe = redact(details);
+    super(redact(`${context}: ${grpc.status[code] ?? code} ${safe}`));
+    this.name = "PixieRpcError";
+    this.code = code;
+    this.details = safe;
+  }
+}
+
+/** `pixie.cluster` did not name exactly one healthy cluster. */
+export class PixieClusterError extends Error {
+  /** The clusters the key can see, for the message and for callers. */
+  readonly clusters: ClusterInfo[];
+  /** Creates the error. */
+  constructor(message: string, clusters: ClusterInfo[]) {
+    super(redact(message));
+    this.name = "PixieClusterError";
+    this.clusters = clusters;
+  }
+}
+
+function describeCluster(c: ClusterInfo): string {
+  const status = c.status === CLUSTER_STATUS_HEALTHY ? "healthy" : `status ${c.status}`;
+  const pretty = c.prettyClusterName && c.prettyClusterName !== c.clusterName
+    ? ` "${c.prettyClusterName}"`
+    : "";
+  return `${c.clusterName || "(unnamed)"}${pretty} ${c.id} (${status})`;
+}
+
+function toBuffer(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function asError(e: unknown, context: string): Error {
+  if (e instanceof PixieRpcError) return e;
+  if (typeof e === "object" && e !== null && "code" in e && typeof e.code === "number") {
+    const details = "details" in e && typeof e.details === "string" ? e.details : String(e);
+    return new PixieRpcError(e.code, details, context);
+  }
+  return new Error(redact(`${context}: ${e instanceof Error ? e.message : String(e)}`));
+}
+
+const DEFAULT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  // Batches of audio bodies can exceed the 4 MiB default.
+  "grpc.max_receive_message_length": 64 * 1024 * 1024,
+  // Quiet streams (no traffic to capture) must survive idle proxies; Pixie Cloud tolerates 30 s pings.
+  "grpc.keepalive_time_ms": 30_000,
+  "grpc.keepalive_timeout_ms": 10_000,
+};
+
+// Responses buffered before the stream is paused (HTTP/2 flow control then holds the server back).
+const QUEUE_HIGH = 64;
+const QUEUE_LOW = 16;
+
+/** A connection to Pixie Cloud or a standalone PEM. */
+export class PixieClient {
+  /** True for Pixie Cloud (end-to-end encryption defaults on), false for a direct PEM. */
+  readonly cloud: boolean;
+  /** Where the channel points (no secrets). */
+  readonly address: string;
+  readonly #client: grpc.Client;
+  readonly #apiKey: string | undefined;
+
+  private constructor(client: grpc.Client, address: string, apiKey: string | undefined) {
+    this.#client = client;
+    this.address = address;
+    this.#apiKey = apiKey;
+    this.cloud = apiKey !== undefined;
+  }
+
+  /** Opens a channel (lazily connected by grpc-js). Reads `caFile` if given. */
+  static async connect(opts: PixieConnectOptions): Promise<PixieClient> {
+    const options = { ...DEFAULT_CHANNEL_OPTIONS, ...opts.channelOptions };
+    if (opts.mode === "direct") {
+      const client = new grpc.Client(opts.directAddr, grpc.credentials.createInsecure(), options);
+      return new PixieClient(client, opts.directAddr, undefined);
+    }
+    registerSecret(opts.apiKey);
+    if (!opts.apiKey) throw new Error("pixie: cloud mode needs an API key");
+    let ca: Uint8Array | undefined = opts.caPem;
+    if (!ca && opts.caFile) {
+      try {
+        ca = await Deno.readFile(opts.caFile);
+      } catch (e) {
+        throw new Error(`pixie.ca_file ${opts.caFile}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    const creds = grpc.credentials.createSsl(ca ? toBuffer(ca) : null);
+    const client = new grpc.Client(opts.cloudAddr, creds, options);
+    return new PixieClient(client, opts.cloudAddr, opts.apiKey);
+  }
+
+  #metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.#apiKey !== undefined) md.set("pixie-api-key", this.#apiKey);
+    md.set("pixie-api-client", "fsm-px");
+    return md;
+  }
+
+  /** Lists the clusters the API key can see (cloud only). */
+  listClusters(timeoutMs = 30_000): Promise<ClusterInfo[]> {
+    if (!this.cloud) return Promise.reject(new Error("pixie: listing clusters needs Pixie Cloud"));
+    return new Promise((resolve, reject) => {
+      this.#client.makeUnaryRequest(
+        METHODS.getClusterInfo,
+        (b: Uint8Array) => toBuffer(b),
+        (b: Buffer) => decodeGetClusterInfoResponse(b),
+        encodeGetClusterInfoRequest(),
+        this.#metadata(),
+        { deadline: Date.now() + timeoutMs },
+        (err, value) => {
+          if (err) reject(asError(err, "GetClusterInfo"));
+          else resolve(value ?? []);
+        },
+      );
+    });
+  }
+
+  /**
+   * Resolves `pixie.cluster` to a cluster UUID: a UUID is used as given (lower-cased); a name must match exactly
+   * one healthy cluster's name or pretty name, otherwise a {@link PixieClusterError} lists the clusters. A direct
+   * PEM ignores the cluster id, so it returns the input (or "").
+   */
+  async resolveCluster(nameOrUuid: string | undefined): Promise<string> {
+    if (!this.cloud) return nameOrUuid ?? "";
+    if (!nameOrUuid) throw new PixieClusterError("pixie.cluster is required with Pixie Cloud", []);
+    if (UUID_RE.test(nameOrUuid)) return nameOrUuid.toLowerCase();
+    const clusters = await this.listClusters();
+    const named = clusters.filter((c) => c.clusterName === nameOrUuid || c.prettyClusterName === nameOrUuid);
+    const healthy = named.filter((c) => c.status === CLUSTER_STATUS_HEALTHY);
+    const list = clusters.length ? clusters.map(describeCluster).join("; ") : "none";
+    if (healthy.length === 1) return healthy[0]!.id;
+    if (healthy.length > 1) {
+      throw new PixieClusterError(
+        `pixie.cluster "${nameOrUuid}" is ambiguous: ${healthy.length} healthy clusters have that name ` +
+          `(${healthy.map(describeCluster).join("; ")}); use the cluster UUID`,
+        clusters,
+      );
+    }
+    if (named.length > 0) {
+      throw new PixieClusterError(
+        `pixie.cluster "${nameOrUuid}" is not healthy (${named.map(describeCluster).join("; ")})`,
+        clusters,
+      );
+    }
+    throw new PixieClusterError(`pixie.cluster "${nameOrUuid}" not found; clusters: ${list}`, clusters);
+  }
+
+  async *#stream<T>(
+    method: string,
+    body: Uint8Array,
+    decode: (b: Buffer) => T,
+    context: string,
+    signal?: AbortSignal,
+  ): AsyncGenerator<T> {
+    if (signal?.aborted) return;
+    const call = this.#client.makeServerStreamRequest(
+      method,
+      (b: Uint8Array) => toBuffer(b),
+      decode,
+      body,
+      this.#metadata(),
+    );
+    const onAbort = () => call.cancel();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    // Our own queue rather than the Readable's async iterator: grpc-js emits 'error' as soon as the status
+    // arrives, and the iterator would then throw away messages still buffered, i.e. rows sent before a drop.
+    const queue: T[] = [];
+    let failure: unknown;
+    let failed = false;
+    let ended = false;
+    let wake: (() => void) | undefined;
+    const notify = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    call.on("data", (m: T) => {
+      queue.push(m);
+      if (queue.length >= QUEUE_HIGH) call.pause();
+      notify();
+    });
+    call.on("error", (e: unknown) => {
+      failure = e;
+      failed = true;
+      if (call.isPaused()) call.resume();
+      notify();
+    });
+    call.on("end", () => {
+      ended = true;
+      notify();
+    });
+    call.on("close", () => {
+      ended = true;
+      notify();
+    });
+    try {
+      for (;;) {
+        if (queue.length > 0) {
+          const m = queue.shift() as T;
+          if (queue.length <= QUEUE_LOW && call.isPaused() && !failed) call.resume();
+          yield m;
+          continue;
+        }
+        if (ended || (failed && call.readableLength === 0)) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+      if (failed && !signal?.aborted) throw asError(failure, context);
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      call.cancel();
+    }
+  }
+
+  /**
+   * Runs (or, with `queryId`, resumes) a script. Yields every response as it arrives; throws
+   * {@link PixieRpcError} when the call fails. Aborting `signal` cancels the call and ends the iteration quietly.
+   */
+  execute(req: ExecuteScriptRequest, signal?: AbortSignal): AsyncGenerator<ExecuteScriptResponse> {
+    return this.#stream(
+      METHODS.executeScript,
+      encodeExecuteScriptRequest(req),
+      (b) => decodeExecuteScriptResponse(b),
+      req.queryId ? "ExecuteScript (resume)" : "ExecuteScript",
+      signal,
+    );
+  }
+
+  /** Vizier's health stream: a status about every 5 s (code 0 healthy). */
+  healthCheck(clusterId: string, signal?: AbortSignal): AsyncGenerator<PixieStatus> {
+    return this.#stream(
+      METHODS.healthCheck,
+      encodeHealthCheckRequest(clusterId),
+      (b) => decodeHealthCheckResponse(b),
+      "HealthCheck",
+      signal,
+    );
+  }
+
+  /** Closes the channel; running calls fail with CANCELLED/UNAVAILABLE. */
+  close(): void {
+    this.#client.close();
+  }
+}

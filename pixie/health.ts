@@ -1,0 +1,95 @@
+/**
+ * Watches Vizier's HealthCheck stream and keeps one boolean for `/readyz`: healthy while the latest status is OK
+ * and fresh. A broken stream reads as unhealthy and is re-opened with backoff.
+ * @module
+ */
+
+import { logger, redact } from "../util/log.ts";
+import type { PixieStatus } from "./messages.ts";
+import { backoffDelay, type BackoffOptions, type StreamClock, systemClock } from "./stream.ts";
+
+const log = logger("pixie");
+
+/** What {@link PixieHealth} needs from a client ({@link PixieClient} has it). */
+export interface HealthSource {
+  healthCheck(clusterId: string, signal?: AbortSignal): AsyncIterable<PixieStatus>;
+}
+
+/** Options of {@link PixieHealth}. */
+export interface PixieHealthOptions {
+  client: HealthSource;
+  clusterId: string;
+  /** Called on every change of the healthy flag. */
+  onChange?: (healthy: boolean, reason: string) => void;
+  /** A status older than this no longer counts (Vizier sends one every 5 s). */
+  staleMs?: number;
+  backoff?: Partial<BackoffOptions>;
+  clock?: StreamClock;
+  random?: () => number;
+}
+
+/** Vizier health for `/readyz`. */
+export class PixieHealth {
+  readonly #opts: PixieHealthOptions;
+  readonly #clock: StreamClock;
+  readonly #abort = new AbortController();
+  #healthy = false;
+  #lastOkMs = -Infinity;
+  #done: Promise<void> | undefined;
+
+  /** Creates the watcher; call {@link start}. */
+  constructor(opts: PixieHealthOptions) {
+    this.#opts = opts;
+    this.#clock = opts.clock ?? systemClock;
+  }
+
+  /** True while the latest status is OK and younger than `staleMs` (default 15 s). */
+  get healthy(): boolean {
+    return this.#healthy && this.#clock.nowMs() - this.#lastOkMs < (this.#opts.staleMs ?? 15_000);
+  }
+
+  #set(healthy: boolean, reason: string): void {
+    if (healthy) this.#lastOkMs = this.#clock.nowMs();
+    if (healthy === this.#healthy) return;
+    this.#healthy = healthy;
+    log.info("pixie health", { healthy, reason });
+    this.#opts.onChange?.(healthy, reason);
+  }
+
+  /** Starts watching in the background (idempotent). */
+  start(): void {
+    this.#done ??= this.#loop();
+  }
+
+  /** Stops watching; resolves when the stream is closed. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#done;
+  }
+
+  async #loop(): Promise<void> {
+    const signal = this.#abort.signal;
+    const backoff = { initialMs: 1_000, maxMs: 30_000, minMs: 250, stableMs: 30_000, ...this.#opts.backoff };
+    const random = this.#opts.random ?? Math.random;
+    let attempt = 0;
+    while (!signal.aborted) {
+      const since = this.#clock.nowMs();
+      let reason = "health stream ended";
+      try {
+        for await (const status of this.#opts.client.healthCheck(this.#opts.clusterId, signal)) {
+          this.#set(
+            status.code === 0,
+            status.code === 0 ? "ok" : redact(`status ${status.code} ${status.message}`),
+          );
+        }
+      } catch (e) {
+        reason = redact(e instanceof Error ? e.message : String(e));
+      }
+      if (signal.aborted) break;
+      this.#set(false, reason);
+      if (this.#clock.nowMs() - since >= backoff.stableMs) attempt = 0;
+      await this.#clock.sleep(backoffDelay(attempt++, backoff, random), signal);
+    }
+    this.#healthy = false;
+  }
+}

@@ -1,0 +1,547 @@
+/**
+ * A long-running Pixie query that survives dropped streams. It runs the script composed from the configured
+ * queries and yields batches of {@link Row}s (each row once per query name sharing its table).
+ *
+ * - Keeps the table map (QueryMetadata) across resumes: Vizier does not re-send it.
+ * - A dropped stream (UNAVAILABLE, INTERNAL RST_STREAM / missing trailers, or an end without eos) is resumed with
+ *   `query_id` while the broker still holds the query (180 s); past that, or when the resume is refused, the
+ *   script is re-run from the newest `time_` seen per table and rows already delivered are dropped (older times,
+ *   and rows at the newest time whose fingerprint was seen).
+ * - Waits between attempts with exponential backoff and full jitter above a floor; never a tight loop.
+ * - Decrypts `encrypted_batch` (end-to-end encryption is on by default with Pixie Cloud).
+ * - Compile errors end the stream with a {@link PixieCompileError} placed in the user's stream_filter; bad
+ *   credentials and invalid requests end it with the {@link PixieRpcError}; bad batches are counted and skipped.
+ * @module
+ */
+
+import { logger, redact } from "../util/log.ts";
+import type { Row } from "./row.ts";
+import { batchToRows, PixieDecodeError } from "./columns.ts";
+import { GrpcCode, PixieRpcError } from "./client.ts";
+import { decryptCompactJwe, encryptionOptionsFor, generateJweKeyPair, type JweKeyPair } from "./jwe.ts";
+import {
+  type ColumnInfo,
+  decodeRowBatch,
+  type ExecuteScriptRequest,
+  type ExecuteScriptResponse,
+  type PixieStatus,
+  type RowBatch,
+} from "./messages.ts";
+import { type ComposedQueryInput, type ComposedScript, type ComposedTable, composeScript } from "./pxl.ts";
+
+const log = logger("pixie");
+
+/** What {@link PixieQueryStream} needs from a client ({@link PixieClient} has it). */
+export interface PixieExecutor {
+  /** Pixie Cloud (encryption defaults on) or a direct PEM. */
+  readonly cloud: boolean;
+  /** Runs or resumes a script; see {@link PixieClient.execute}. */
+  execute(req: ExecuteScriptRequest, signal?: AbortSignal): AsyncIterable<ExecuteScriptResponse>;
+}
+
+/** Counters and gauges the stream reports; every method is optional. Query names are `<measurement>/<stream>`. */
+export interface PixieStreamMetrics {
+  /** Rows delivered (after dropping re-run duplicates). */
+  rowsRead?(query: string, n: number): void;
+  /** The stream was resumed with query_id, or the query re-run. */
+  restarts?(query: string, kind: "resume" | "rerun"): void;
+  /** Wall-clock now minus the newest `time_` seen, in seconds; reported on every batch, keep-alives included. */
+  lag?(query: string, seconds: number): void;
+  /** Payload cells Pixie cut short (they end with `... [TRUNCATED]`). */
+  truncated?(query: string, n: number): void;
+  /** A batch or response that had to be skipped: decode, decrypt, unknown_table, status. */
+  errors?(query: string | undefined, kind: string): void;
+}
+
+/** Time source; tests inject one. */
+export interface StreamClock {
+  /** Wall-clock ms, for timeouts and the resume window. */
+  nowMs(): number;
+  /** Wall-clock ns since the epoch, for the lag gauge and relative start times. */
+  nowNs(): bigint;
+  /** Resolves after `ms`, or early when `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** Backoff between attempts. */
+export interface BackoffOptions {
+  /** Cap of the first attempt's window. */
+  initialMs: number;
+  /** Largest window. */
+  maxMs: number;
+  /** Floor of every delay, so full jitter never gives ~0. */
+  minMs: number;
+  /** A connection that lived this long resets the attempt count. */
+  stableMs: number;
+}
+
+/** Options of {@link PixieQueryStream}. */
+export interface PixieQueryStreamOptions {
+  client: PixieExecutor;
+  /** Cluster UUID (cloud) or anything (direct PEM). */
+  clusterId: string;
+  /** The configured queries (one node). */
+  queries: readonly ComposedQueryInput[];
+  /** End-to-end encryption; default on with Pixie Cloud, off for a direct PEM. */
+  encryption?: boolean;
+  /** Key pair to use (default: generated once per stream). */
+  keys?: JweKeyPair;
+  metrics?: PixieStreamMetrics;
+  backoff?: Partial<BackoffOptions>;
+  /** How long the broker keeps a dropped query resumable (ms). */
+  resumeWindowMs?: number;
+  /** Silence (no response, not even a keep-alive) after which the stream counts as dropped (ms; 0 disables). */
+  idleTimeoutMs?: number;
+  clock?: StreamClock;
+  /** Uniform [0, 1) source for jitter. */
+  random?: () => number;
+  signal?: AbortSignal;
+  /** `query_name` label sent to Vizier. */
+  queryName?: string;
+}
+
+/** One compile error, placed in the user's configuration. */
+export interface CompileErrorLocation {
+  /** Measurement and stream of the (first) query whose stream_filter holds the error. */
+  measurement?: string;
+  stream?: string;
+  /** Every query sharing that stream_filter. */
+  queries: string[];
+  /** 1-based line and column in the user's stream_filter (undefined when in a part fsm-px adds). */
+  line?: number;
+  col?: number;
+  /** What fsm-px added there, when not in the user's text. */
+  part?: string;
+  /** Pixie's message. */
+  message: string;
+  /** Line and column in the composed script, as Pixie reported them. */
+  scriptLine: number;
+  scriptCol: number;
+}
+
+/** Pixie could not compile the composed script. */
+export class PixieCompileError extends Error {
+  /** All errors Pixie reported, first one in `message`. */
+  readonly errors: CompileErrorLocation[];
+  /** First error's measurement. */
+  readonly measurement?: string;
+  /** First error's stream. */
+  readonly stream?: string;
+  /** First error's line in the user's stream_filter. */
+  readonly line?: number;
+  /** First error's column in the user's stream_filter. */
+  readonly col?: number;
+  /** Creates the error. */
+  constructor(errors: CompileErrorLocation[], fallback: string) {
+    const first = errors[0];
+    super(redact(first ? describeCompileError(first) : `PxL compile error: ${fallback}`));
+    this.name = "PixieCompileError";
+    this.errors = errors;
+    this.measurement = first?.measurement;
+    this.stream = first?.stream;
+    this.line = first?.line;
+    this.col = first?.col;
+  }
+}
+
+function describeCompileError(e: CompileErrorLocation): string {
+  if (e.measurement === undefined) {
+    return `PxL compile error at script line ${e.scriptLine}, column ${e.scriptCol}: ${e.message}`;
+  }
+  const also = e.queries.length > 1 ? ` (shared by ${e.queries.join(", ")})` : "";
+  const where = `measurement ${e.measurement}, stream ${e.stream}${also}`;
+  if (e.line !== undefined && e.part === undefined) {
+    return `stream_filter of ${where}: line ${e.line}, column ${e.col}: ${e.message}`;
+  }
+  if (e.line !== undefined) {
+    return `stream_filter of ${where}: line ${e.line}, column ${e.col} (${e.part}): ${e.message}`;
+  }
+  return `PxL that fsm-px adds after the stream_filter of ${where} (${e.part}): ${e.message}`;
+}
+
+/** Vizier answered with a non-OK status that is not a compile error. */
+export class PixieQueryError extends Error {
+  /** Status code (gRPC codes). */
+  readonly code: number;
+  /** Creates the error. */
+  constructor(status: PixieStatus) {
+    super(redact(`Pixie query failed: ${GrpcCode[status.code] ?? status.code} ${status.message}`));
+    this.name = "PixieQueryError";
+    this.code = status.code;
+  }
+}
+
+/** The default wall clock. */
+export const systemClock: StreamClock = {
+  nowMs: () => Date.now(),
+  nowNs: () => BigInt(Date.now()) * 1_000_000n,
+  sleep: (ms, signal) =>
+    new Promise((resolve) => {
+      if (signal?.aborted) return resolve();
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal?.addEventListener("abort", done, { once: true });
+    }),
+};
+
+const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 1_000, maxMs: 30_000, minMs: 250, stableMs: 30_000 };
+
+/** Delay before attempt number `attempt` (0-based): full jitter over min(max, initial * 2^attempt), floored. */
+export function backoffDelay(attempt: number, b: BackoffOptions, random: () => number): number {
+  const window = Math.min(b.maxMs, b.initialMs * 2 ** Math.min(attempt, 30));
+  return Math.max(b.minMs, Math.floor(random() * window));
+}
+
+const TRUNCATED = new TextEncoder().encode("... [TRUNCATED]");
+
+/** True if a payload cell ends with Pixie's truncation marker. */
+export function isTruncated(cell: unknown): boolean {
+  if (!(cell instanceof Uint8Array) || cell.length < TRUNCATED.length) return false;
+  const off = cell.length - TRUNCATED.length;
+  for (let i = 0; i < TRUNCATED.length; i++) if (cell[off + i] !== TRUNCATED[i]) return false;
+  return true;
+}
+
+/** A cheap identity of a row's content, used to drop rows re-delivered by a re-run at the same `time_`. */
+export function rowFingerprint(columns: Row["columns"]): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(columns)) {
+    if (v instanceof Uint8Array) {
+      let h = 0x811c9dc5;
+      for (let i = 0; i < v.length; i++) h = Math.imul(h ^ v[i]!, 0x01000193);
+      parts.push(`${k}=b${v.length}:${(h >>> 0).toString(16)}`);
+    } else {
+      parts.push(`${k}=${typeof v === "bigint" ? v.toString() + "n" : String(v)}`);
+    }
+  }
+  return parts.join("\u0000");
+}
+
+/** Parses a relative start like `-30s` to ns; undefined if it is not one. */
+export function relativeToNs(start: string): bigint | undefined {
+  const m = /^-(\d+)(ns|us|ms|s|m|h|d)$/.exec(start);
+  if (!m) return undefined;
+  const unit: Record<string, bigint> = {
+    ns: 1n,
+    us: 1_000n,
+    ms: 1_000_000n,
+    s: 1_000_000_000n,
+    m: 60_000_000_000n,
+    h: 3_600_000_000_000n,
+    d: 86_400_000_000_000n,
+  };
+  return BigInt(m[1]!) * unit[m[2]!]!;
+}
+
+interface TableState {
+  /** Newest `time_` delivered. */
+  watermark?: bigint;
+  /** Fingerprints of the rows delivered at `watermark`. */
+  atWatermark: Set<string>;
+  /** After a re-run: rows older than `time`, or at `time` with a seen fingerprint, were already delivered. */
+  floor?: { time: bigint; seen: Set<string> };
+  eos: boolean;
+}
+
+type NextStep = "resume" | "rerun";
+
+function isResumable(e: unknown): boolean {
+  if (e === undefined) return true; // the stream ended without eos
+  if (e instanceof PixieRpcError) {
+    switch (e.code) {
+      case GrpcCode.UNAVAILABLE:
+      case GrpcCode.DEADLINE_EXCEEDED:
+      case GrpcCode.CANCELLED:
+      case GrpcCode.ABORTED:
+      case GrpcCode.UNKNOWN:
+      case GrpcCode.RESOURCE_EXHAUSTED:
+        return true;
+      case GrpcCode.INTERNAL:
+        return /RST_STREAM|without sending trailers|stream closed|ECONNRESET/i.test(e.details);
+    }
+  }
+  return false;
+}
+
+function isFatal(e: unknown): boolean {
+  if (e instanceof PixieCompileError) return true;
+  const code = e instanceof PixieRpcError || e instanceof PixieQueryError ? e.code : undefined;
+  return code === GrpcCode.UNAUTHENTICATED || code === GrpcCode.PERMISSION_DENIED ||
+    code === GrpcCode.INVALID_ARGUMENT || code === GrpcCode.UNIMPLEMENTED;
+}
+
+/** A self-healing Pixie query; iterate it for batches of rows. */
+export class PixieQueryStream implements AsyncIterable<Row[]> {
+  readonly #opts: PixieQueryStreamOptions;
+  readonly #clock: StreamClock;
+  readonly #random: () => number;
+  readonly #backoff: BackoffOptions;
+  readonly #abort = new AbortController();
+  readonly #states = new Map<string, TableState>();
+  #tablesById = new Map<string, { table: ComposedTable; relation: ColumnInfo[] }>();
+  #composed: ComposedScript | undefined;
+  #keys: JweKeyPair | undefined;
+  #queryId: string | undefined;
+  #startedAtNs: bigint | undefined;
+  #lastResponseMs = 0;
+  #started = false;
+
+  /** Creates the stream; nothing runs until it is iterated. Throws PxlComposeError on a bad configuration. */
+  constructor(opts: PixieQueryStreamOptions) {
+    this.#opts = opts;
+    this.#clock = opts.clock ?? systemClock;
+    this.#random = opts.random ?? Math.random;
+    this.#backoff = { ...DEFAULT_BACKOFF, ...opts.backoff };
+    this.#composed = composeScript(opts.queries);
+    if (opts.signal) {
+      if (opts.signal.aborted) this.#abort.abort();
+      else opts.signal.addEventListener("abort", () => this.#abort.abort(), { once: true });
+    }
+  }
+
+  /** The script currently running (changes on a re-run). */
+  get composed(): ComposedScript | undefined {
+    return this.#composed;
+  }
+
+  /** The query id Vizier assigned, once known. */
+  get queryId(): string | undefined {
+    return this.#queryId;
+  }
+
+  /** Stops the stream: the running call is cancelled and iteration ends. */
+  close(): void {
+    this.#abort.abort();
+  }
+
+  /** Iterates batches of rows; single use. */
+  [Symbol.asyncIterator](): AsyncIterator<Row[]> {
+    if (this.#started) throw new Error("PixieQueryStream can be iterated once");
+    this.#started = true;
+    return this.#run();
+  }
+
+  #allNames(): string[] {
+    return this.#opts.queries.map((q) => q.name);
+  }
+
+  #compose(rerun: boolean): ComposedScript {
+    if (!rerun) return composeScript(this.#opts.queries);
+    const old = this.#composed;
+    const inputs = this.#opts.queries.map((q) => {
+      const display = old
+        ? [...old.tables.values()].find((t) => t.names.includes(q.name))?.display
+        : undefined;
+      const st = display ? this.#states.get(display) : undefined;
+      if (st?.watermark !== undefined) return { ...q, startTime: st.watermark };
+      if (typeof q.startTime === "string" && this.#startedAtNs !== undefined) {
+        const rel = relativeToNs(q.startTime);
+        if (rel !== undefined) return { ...q, startTime: this.#startedAtNs - rel };
+      }
+      return q;
+    });
+    return composeScript(inputs);
+  }
+
+  #encryption(): boolean {
+    return this.#opts.encryption ?? this.#opts.client.cloud;
+  }
+
+  async *#run(): AsyncGenerator<Row[]> {
+    const signal = this.#abort.signal;
+    if (this.#encryption() && !this.#keys) this.#keys = this.#opts.keys ?? await generateJweKeyPair();
+    let step: NextStep | "fresh" = "fresh";
+    let attempt = 0;
+    while (!signal.aborted) {
+      const rerun = step === "rerun";
+      if (step !== "resume") {
+        this.#composed = this.#compose(rerun);
+        this.#tablesById = new Map();
+        this.#queryId = undefined;
+        for (const t of this.#composed.tables.values()) {
+          const st = this.#states.get(t.display) ?? { atWatermark: new Set<string>(), eos: false };
+          if (rerun && st.watermark !== undefined) {
+            st.floor = { time: st.watermark, seen: new Set(st.atWatermark) };
+          }
+          st.eos = false;
+          this.#states.set(t.display, st);
+        }
+      }
+      const composed = this.#composed!;
+      const req: ExecuteScriptRequest = {
+        queryStr: composed.script,
+        clusterId: this.#opts.clusterId,
+        queryName: this.#opts.queryName ?? "fsm-px",
+      };
+      if (step === "resume" && this.#queryId) req.queryId = this.#queryId;
+      if (this.#keys) req.encryption = encryptionOptionsFor(this.#keys);
+      this.#startedAtNs ??= this.#clock.nowNs();
+      const connectedAt = this.#clock.nowMs();
+      let failure: unknown;
+      let finished = false;
+      // A half-open connection can stall without an error; Vizier sends keep-alives about every 2 s, so a long
+      // silence is a drop. The watchdog is paused while the consumer holds a batch.
+      const call = new AbortController();
+      const onAbort = () => call.abort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      const idleMs = this.#opts.idleTimeoutMs ?? 30_000;
+      let idle: ReturnType<typeof setTimeout> | undefined;
+      let stalled = false;
+      const arm = () => {
+        clearTimeout(idle);
+        if (idleMs > 0) {
+          idle = setTimeout(() => {
+            stalled = true;
+            call.abort();
+          }, idleMs);
+        }
+      };
+      try {
+        arm();
+        for await (const resp of this.#opts.client.execute(req, call.signal)) {
+          clearTimeout(idle);
+          this.#lastResponseMs = this.#clock.nowMs();
+          const rows = await this.#handle(resp, composed);
+          if (rows.length) yield rows;
+          arm();
+        }
+        finished = !stalled && this.#finished(composed);
+      } catch (e) {
+        if (isFatal(e)) throw e;
+        failure = e;
+      } finally {
+        clearTimeout(idle);
+        signal.removeEventListener("abort", onAbort);
+      }
+      if (signal.aborted || finished) return;
+      if (stalled) {
+        failure = new PixieRpcError(GrpcCode.UNAVAILABLE, `no response for ${idleMs} ms`, "ExecuteScript");
+      }
+
+      const now = this.#clock.nowMs();
+      if (now - connectedAt >= this.#backoff.stableMs) attempt = 0;
+      const delay = backoffDelay(attempt++, this.#backoff, this.#random);
+      const withinWindow = () =>
+        this.#queryId !== undefined &&
+        this.#clock.nowMs() - this.#lastResponseMs < (this.#opts.resumeWindowMs ?? 180_000);
+      // A refused resume (NOT_FOUND: the broker forgot the query) is not resumable either, so it re-runs.
+      let next: NextStep = isResumable(failure) && withinWindow() ? "resume" : "rerun";
+      log.warn("pixie stream dropped", {
+        error: failure === undefined ? "ended without eos" : redact(String(failure)),
+        next,
+        delay_ms: delay,
+        query_id: this.#queryId,
+      });
+      await this.#clock.sleep(delay, signal);
+      if (signal.aborted) return;
+      if (next === "resume" && !withinWindow()) next = "rerun";
+      for (const name of this.#allNames()) this.#opts.metrics?.restarts?.(name, next);
+      step = next;
+    }
+  }
+
+  #finished(composed: ComposedScript): boolean {
+    // A normal end after every table's eos; streaming tables never send eos, so their end is a drop.
+    for (const t of composed.tables.values()) if (!this.#states.get(t.display)?.eos) return false;
+    return true;
+  }
+
+  #statusError(status: PixieStatus, composed: ComposedScript): Error {
+    if (status.compilerErrors.length === 0) return new PixieQueryError(status);
+    const errors = status.compilerErrors.map((ce): CompileErrorLocation => {
+      const m = composed.mapCompileError(ce.line, ce.column);
+      return {
+        measurement: m?.measurement,
+        stream: m?.stream,
+        queries: m?.names ?? [],
+        line: m?.line,
+        col: m?.col,
+        part: m?.part,
+        message: ce.message,
+        scriptLine: ce.line,
+        scriptCol: ce.column,
+      };
+    });
+    return new PixieCompileError(errors, status.message);
+  }
+
+  async #handle(resp: ExecuteScriptResponse, composed: ComposedScript): Promise<Row[]> {
+    const metrics = this.#opts.metrics;
+    if (resp.queryId) this.#queryId = resp.queryId;
+    if (resp.status && resp.status.code !== 0) throw this.#statusError(resp.status, composed);
+    if (resp.metaData) {
+      const table = composed.tables.get(resp.metaData.name);
+      if (table) this.#tablesById.set(resp.metaData.id, { table, relation: resp.metaData.relation });
+      else metrics?.errors?.(undefined, "unknown_table");
+      return [];
+    }
+    let batch: RowBatch | undefined = resp.batch;
+    if (resp.encryptedBatch) {
+      if (!this.#keys) {
+        metrics?.errors?.(undefined, "decrypt");
+        return [];
+      }
+      try {
+        batch = decodeRowBatch(await decryptCompactJwe(resp.encryptedBatch, this.#keys.privateKey));
+      } catch (e) {
+        metrics?.errors?.(undefined, "decrypt");
+        log.warn("skipping a batch that cannot be decrypted", { error: String(e) });
+        return [];
+      }
+    }
+    if (!batch) return [];
+    const entry = this.#tablesById.get(batch.tableId);
+    if (!entry) {
+      metrics?.errors?.(undefined, "unknown_table");
+      return [];
+    }
+    const { table, relation } = entry;
+    const st = this.#states.get(table.display)!;
+    if (batch.eos) st.eos = true;
+    let decoded: Row[];
+    try {
+      decoded = batchToRows(batch, relation, {
+        query: table.display,
+        node: table.node,
+        timeColumn: table.columns.time,
+      });
+    } catch (e) {
+      if (!(e instanceof PixieDecodeError)) throw e;
+      for (const n of table.names) metrics?.errors?.(n, "decode");
+      log.warn("skipping a batch that does not fit its table", { table: table.display, error: e.message });
+      return [];
+    }
+    const kept: Row[] = [];
+    let truncated = 0;
+    for (const row of decoded) {
+      const fp = st.floor || st.watermark === undefined || row.time >= st.watermark
+        ? rowFingerprint(row.columns)
+        : "";
+      if (st.floor && (row.time < st.floor.time || (row.time === st.floor.time && st.floor.seen.has(fp)))) {
+        continue;
+      }
+      if (st.watermark === undefined || row.time > st.watermark) {
+        st.watermark = row.time;
+        st.atWatermark = new Set([fp]);
+      } else if (row.time === st.watermark) {
+        st.atWatermark.add(fp);
+      }
+      if (isTruncated(row.columns[table.columns.payload])) truncated++;
+      kept.push(row);
+    }
+    const out: Row[] = [];
+    for (const name of table.names) {
+      for (const row of kept) out.push(name === table.display ? row : { ...row, query: name });
+      if (kept.length) metrics?.rowsRead?.(name, kept.length);
+      if (truncated) metrics?.truncated?.(name, truncated);
+      if (st.watermark !== undefined) {
+        metrics?.lag?.(name, Number(this.#clock.nowNs() - st.watermark) / 1e9);
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,163 @@
+import { deepStrictEqual, equal, match, ok, throws } from "node:assert/strict";
+import {
+  type ComposedQueryInput,
+  composeScript,
+  PxlComposeError,
+  pxlString,
+  startTimeExpr,
+} from "../pixie/pxl.ts";
+
+const FILTER = `df = px.DataFrame(table='http_events', start_time='-30s')
+df = df[df.req_path == '/audio']
+`;
+
+function query(name: string, over: Partial<ComposedQueryInput> = {}): ComposedQueryInput {
+  return {
+    name,
+    streamFilter: FILTER,
+    node: "node-1",
+    columns: { time: "time_", pod: "pod", payload: "req_body", body_size: "req_body_size" },
+    streamKeyColumns: ["remote_addr", "remote_port", "$.call_id"],
+    ...over,
+  };
+}
+
+/** Line and column (1-based) of the first occurrence of `needle` in `text`. */
+function lineColOf(text: string, needle: string): { line: number; col: number } {
+  const at = text.indexOf(needle);
+  ok(at >= 0, `${needle} not in text`);
+  const before = text.slice(0, at);
+  const line = before.split("\n").length;
+  return { line, col: at - before.lastIndexOf("\n") };
+}
+
+Deno.test("composeScript scopes to the node, adds pod, projects columns and displays a stream", () => {
+  const c = composeScript([query("voice/source")]);
+  const lines = c.script.split("\n");
+  equal(lines[0], "import px");
+  ok(c.script.includes(FILTER));
+  ok(c.script.includes("df = df[df.ctx['node'] == 'node-1']\n"));
+  ok(c.script.includes("df['pod'] = df.ctx['pod']\n"));
+  ok(
+    c.script.includes(
+      "df = df[['time_', 'pod', 'req_body', 'req_body_size', 'remote_addr', 'remote_port']]\n",
+    ),
+  );
+  ok(c.script.trimEnd().endsWith("px.display(df.stream(), 'voice/source')"));
+  ok(!c.script.includes("$.call_id"), "payload paths are not projected");
+  // The node scope comes after the user's filter, the display last.
+  ok(c.script.indexOf("df.ctx['node']") > c.script.indexOf("req_path"));
+  deepStrictEqual([...c.tables.keys()], ["voice/source"]);
+  deepStrictEqual(c.tables.get("voice/source")!.names, ["voice/source"]);
+});
+
+Deno.test("identical filters share one table named after the first; different ones do not", () => {
+  const c = composeScript([
+    query("voice/source"),
+    query("voice/asr"),
+    query("other/source"),
+    query("voice/tts", { streamFilter: "df = px.DataFrame('http_events')\n" }),
+    query("voice/x", { streamKeyColumns: ["local_port"] }),
+  ]);
+  deepStrictEqual([...c.tables.keys()], ["voice/source", "voice/tts", "voice/x"]);
+  deepStrictEqual(c.tables.get("voice/source")!.names, ["voice/source", "voice/asr", "other/source"]);
+  equal(c.script.split("px.display(").length - 1, 3);
+});
+
+Deno.test("names and nodes are escaped as PxL strings", () => {
+  equal(pxlString("a'b\\c\nd"), "'a\\'b\\\\c\\nd'");
+  const c = composeScript([query("m'x/s", { node: "no'de" })]);
+  ok(c.script.includes("df.ctx['node'] == 'no\\'de'"));
+  ok(c.script.includes("px.display(df.stream(), 'm\\'x/s')"));
+});
+
+Deno.test("start time replaces or adds start_time in every px.DataFrame call", () => {
+  const replaced = composeScript([query("m/s", { startTime: 1700000000123456789n })]).script;
+  ok(replaced.includes("df = px.DataFrame(table='http_events', start_time=1700000000123456789)"));
+  ok(!replaced.includes("'-30s'"));
+
+  const added = composeScript([
+    query("m/s", { streamFilter: "df = px.DataFrame(table='http_events')\n", startTime: "-5m" }),
+  ]).script;
+  ok(added.includes("df = px.DataFrame(table='http_events', start_time='-5m')"));
+
+  const positional = composeScript([
+    query("m/s", {
+      streamFilter: "df = px.DataFrame('http_events', ['time_', 'upid'], '-1m')\n",
+      startTime: "42",
+    }),
+  ]).script;
+  ok(positional.includes("df = px.DataFrame('http_events', ['time_', 'upid'], 42)"));
+
+  const nested = composeScript([
+    query("m/s", {
+      streamFilter:
+        "# px.DataFrame(in a comment)\nx = 'px.DataFrame('\ndf = px.DataFrame(table=('http_' + 'events'),)\n",
+      startTime: "7",
+    }),
+  ]).script;
+  ok(nested.includes("df = px.DataFrame(table=('http_' + 'events'),start_time=7)"));
+  ok(nested.includes("# px.DataFrame(in a comment)\nx = 'px.DataFrame('\n"));
+
+  throws(() => startTimeExpr("yesterday"), PxlComposeError);
+  throws(
+    () => composeScript([query("m/s", { streamFilter: "df = 1\n", startTime: "-1s" })]),
+    PxlComposeError,
+  );
+});
+
+Deno.test("bad configurations are refused with the query named", () => {
+  throws(() => composeScript([]), PxlComposeError);
+  throws(() => composeScript([query("nostream")]), /not <measurement>\/<stream>/);
+  throws(
+    () => composeScript([query("m/s", { streamFilter: FILTER + "px.display(df)\n" })]),
+    /m\/s: stream_filter must not call px.display/,
+  );
+  throws(
+    () => composeScript([query("m/s", { streamFilter: "x = px.DataFrame('t')\n" })]),
+    /assign the DataFrame to df/,
+  );
+});
+
+Deno.test("compile errors map to the user's line and column, per block", () => {
+  const second = "df = px.DataFrame(table='http_events')\ndf = df[df.nope == 1]\n";
+  const c = composeScript([query("voice/source"), query("voice/asr", { streamFilter: second })]);
+  const at = lineColOf(c.script, "nope");
+  const m = c.mapCompileError(at.line, at.col)!;
+  equal(m.measurement, "voice");
+  equal(m.stream, "asr");
+  equal(m.line, 2);
+  equal(m.col, second.split("\n")[1]!.indexOf("nope") + 1);
+  equal(m.part, undefined);
+
+  const first = lineColOf(c.script, "req_path");
+  const m1 = c.mapCompileError(first.line, first.col)!;
+  deepStrictEqual([m1.stream, m1.line, m1.col], [
+    "source",
+    2,
+    FILTER.split("\n")[1]!.indexOf("req_path") + 1,
+  ]);
+
+  // The header line is fsm-px's own.
+  equal(c.mapCompileError(1, 1), undefined);
+  // An error in the projection fsm-px adds names the part and the query, not a user line.
+  const proj = lineColOf(c.script, "df = df[['time_'");
+  const mp = c.mapCompileError(proj.line, proj.col + 3)!;
+  equal(mp.stream, "source");
+  equal(mp.line, undefined);
+  match(mp.part!, /projection/);
+});
+
+Deno.test("columns after an inserted start_time still point into the user's text", () => {
+  const filter = "df = px.DataFrame(table='http_events', start_time='-30s'); df = df[df.bad_col == 1]\n";
+  const c = composeScript([query("m/s", { streamFilter: filter, startTime: 1234567890123456789n })]);
+  const at = lineColOf(c.script, "bad_col");
+  const m = c.mapCompileError(at.line, at.col)!;
+  equal(m.line, 1);
+  equal(m.col, filter.indexOf("bad_col") + 1);
+  // Inside the value fsm-px wrote: the user's start_time position, flagged.
+  const v = lineColOf(c.script, "1234567890123456789");
+  const mv = c.mapCompileError(v.line, v.col + 5)!;
+  equal(mv.col, filter.indexOf("'-30s'") + 1);
+  match(mv.part!, /start_time/);
+});

@@ -1,0 +1,471 @@
+import { deepStrictEqual, equal, ok, rejects } from "node:assert/strict";
+import { GrpcCode, PixieClient, PixieRpcError } from "../pixie/client.ts";
+import { encryptCompactJwe, generateJweKeyPair } from "../pixie/jwe.ts";
+import { encodeRowBatch } from "../pixie/messages.ts";
+import type { ComposedQueryInput } from "../pixie/pxl.ts";
+import type { Row } from "../pixie/row.ts";
+import {
+  backoffDelay,
+  PixieCompileError,
+  PixieQueryStream,
+  type PixieQueryStreamOptions,
+  type PixieStreamMetrics,
+} from "../pixie/stream.ts";
+import { setLogSink } from "../util/log.ts";
+import {
+  type ExecuteCall,
+  FakeVizier,
+  HTTP_RELATION,
+  httpBatch,
+  type HttpRow,
+  makeTestCert,
+  ManualClock,
+  TEST_TLS_CHANNEL,
+} from "./support/fake_vizier.ts";
+
+const F1 = "df = px.DataFrame(table='http_events', start_time='-30s')\ndf = df[df.req_path == '/audio']\n";
+const F2 = "df = px.DataFrame(table='http_events', start_time='-30s')\ndf = df[df.req_path == '/tts']\n";
+const T0 = 1_700_000_000_000_000_000n;
+
+function q(name: string, streamFilter = F1, over: Partial<ComposedQueryInput> = {}): ComposedQueryInput {
+  return {
+    name,
+    streamFilter,
+    node: "node-1",
+    columns: { time: "time_", pod: "pod", payload: "req_body", body_size: "req_body_size" },
+    streamKeyColumns: ["remote_port"],
+    ...over,
+  };
+}
+
+/** Records every metric call. */
+class Recorder implements PixieStreamMetrics {
+  rows = new Map<string, number>();
+  restartsSeen: string[] = [];
+  lags = new Map<string, number>();
+  truncatedSeen = new Map<string, number>();
+  errorsSeen: string[] = [];
+  rowsRead = (query: string, n: number) => void this.rows.set(query, (this.rows.get(query) ?? 0) + n);
+  restarts = (query: string, kind: "resume" | "rerun") => void this.restartsSeen.push(`${query}:${kind}`);
+  lag = (query: string, s: number) => void this.lags.set(query, s);
+  truncated = (query: string, n: number) =>
+    void this.truncatedSeen.set(query, (this.truncatedSeen.get(query) ?? 0) + n);
+  errors = (query: string | undefined, kind: string) => void this.errorsSeen.push(`${query ?? "-"}:${kind}`);
+}
+
+/** Runs a stream over a direct (plaintext) fake until it ends; returns the rows. */
+async function collect(stream: PixieQueryStream, limit = Infinity): Promise<Row[]> {
+  const rows: Row[] = [];
+  for await (const batch of stream) {
+    rows.push(...batch);
+    if (rows.length >= limit) break;
+  }
+  return rows;
+}
+
+async function withDirect(
+  handler: (c: ExecuteCall) => Promise<void> | void,
+  fn: (
+    fake: FakeVizier,
+    base: Pick<PixieQueryStreamOptions, "client" | "clusterId" | "clock">,
+    clock: ManualClock,
+  ) => Promise<void>,
+): Promise<void> {
+  const fake = await FakeVizier.start();
+  fake.onExecute = handler;
+  const client = await PixieClient.connect({ mode: "direct", directAddr: fake.address });
+  const clock = new ManualClock();
+  try {
+    await fn(fake, { client, clusterId: "", clock }, clock);
+  } finally {
+    client.close();
+    await fake.stop();
+  }
+}
+
+const text = (c: unknown) => new TextDecoder().decode(c as Uint8Array);
+const times = (rows: Row[]) => rows.map((r) => r.time - T0);
+
+Deno.test("several tables in any order, keep-alives, invalid UTF-8, shared filters fanned out, eos ends", async () => {
+  const badUtf8 = new Uint8Array([0xff, 0x00, 0xfe, 0xc3]);
+  await withDirect(async (c) => {
+    const [a, b] = ["table-a", "table-b"];
+    await c.meta(b, "voice/tts", HTTP_RELATION);
+    await c.keepAlive(b, HTTP_RELATION);
+    await c.meta(a, "voice/source", HTTP_RELATION);
+    await c.keepAlive(a, HTTP_RELATION);
+    await c.batch(httpBatch(a, [{ time: T0 + 1n, body: badUtf8 }, { time: T0 + 2n, body: "two" }]));
+    await c.batch(httpBatch(b, [{ time: T0 + 5n, body: "tts" }]));
+    await c.keepAlive(a, HTTP_RELATION);
+    await c.batch(httpBatch(a, [{ time: T0 + 3n, body: "three" }], true));
+    await c.batch(httpBatch(b, [], true));
+    await c.stats();
+    c.end();
+  }, async (fake, base) => {
+    const metrics = new Recorder();
+    const stream = new PixieQueryStream({
+      ...base,
+      queries: [q("voice/source"), q("voice/asr"), q("voice/tts", F2)],
+      metrics,
+    });
+    const rows = await collect(stream);
+    const by = (name: string) => rows.filter((r) => r.query === name);
+    deepStrictEqual(times(by("voice/source")), [1n, 2n, 3n]);
+    deepStrictEqual(times(by("voice/asr")), [1n, 2n, 3n], "a shared filter fans rows out");
+    deepStrictEqual(times(by("voice/tts")), [5n]);
+    deepStrictEqual(by("voice/source")[0]!.columns.req_body, badUtf8);
+    equal(text(by("voice/asr")[2]!.columns.req_body), "three");
+    ok(rows.every((r) => r.node === "node-1"));
+    equal(metrics.rows.get("voice/asr"), 3);
+    equal(metrics.restartsSeen.length, 0);
+    equal(fake.executeRequests.length, 1, "ended by eos: no restart");
+    const req = fake.executeRequests[0]!;
+    equal(req.encryption, undefined, "direct mode: no encryption by default");
+    equal(req.queryStr.split("px.display(").length - 1, 2, "identical filters share one query");
+  });
+});
+
+Deno.test("a compile error is reported against the user's stream_filter and not retried", async () => {
+  const filter = "df = px.DataFrame(table='http_events')\ndf = df[df.bad_col == 1]\n";
+  await withDirect((c) => {
+    const lines = c.request.queryStr.split("\n");
+    const line = lines.findIndex((l) => l.includes("bad_col"));
+    c.compileError([{
+      line: line + 1,
+      column: lines[line]!.indexOf("bad_col") + 1,
+      message: "Column 'bad_col' not found",
+    }]);
+  }, async (fake, base) => {
+    const stream = new PixieQueryStream({ ...base, queries: [q("voice/source"), q("voice/stt", filter)] });
+    await rejects(collect(stream), (e: unknown) => {
+      ok(e instanceof PixieCompileError);
+      equal(e.measurement, "voice");
+      equal(e.stream, "stt");
+      equal(e.line, 2);
+      equal(e.col, "df = df[df.bad_col".indexOf("bad_col") + 1);
+      ok(e.message.includes("stream_filter of measurement voice, stream stt: line 2, column 12"));
+      ok(e.message.includes("Column 'bad_col' not found"));
+      return true;
+    });
+    equal(fake.executeRequests.length, 1);
+  });
+});
+
+for (const drop of ["reset", "unavailable", "end"] as const) {
+  Deno.test(`a stream dropped mid-way (${drop}) resumes with query_id and keeps the table map`, async () => {
+    await withDirect(async (c) => {
+      if (c.index === 0) {
+        await c.meta("t", "voice/source", HTTP_RELATION);
+        await c.batch(httpBatch("t", [{ time: T0 + 1n, body: "a" }, { time: T0 + 2n, body: "b" }]));
+        if (drop === "reset") c.reset();
+        else if (drop === "unavailable") c.fail(GrpcCode.UNAVAILABLE, "connection lost");
+        else c.end();
+      } else {
+        // A resume: no metadata is sent again.
+        await c.keepAlive("t", HTTP_RELATION);
+        await c.batch(httpBatch("t", [{ time: T0 + 3n, body: "c" }], true));
+        c.end();
+      }
+    }, async (fake, base, clock) => {
+      const metrics = new Recorder();
+      const stream = new PixieQueryStream({
+        ...base,
+        queries: [q("voice/source")],
+        metrics,
+        random: () => 0.5,
+      });
+      const rows = await collect(stream);
+      deepStrictEqual(times(rows), [1n, 2n, 3n]);
+      const [first, second] = fake.executeRequests;
+      equal(fake.executeRequests.length, 2);
+      equal(first!.queryId, undefined);
+      equal(second!.queryId, "00000000-0000-4000-8000-000000000000", "resumed with the query id Vizier gave");
+      equal(second!.queryStr, first!.queryStr);
+      deepStrictEqual(metrics.restartsSeen, ["voice/source:resume"]);
+      equal(clock.sleeps.length, 1, "waited before resuming");
+      ok(clock.sleeps[0]! >= 250);
+    });
+  });
+}
+
+Deno.test("a refused resume re-runs from the last time_ and drops rows already delivered", async () => {
+  await withDirect(async (c) => {
+    if (c.index === 0) {
+      await c.meta("t", "voice/source", HTTP_RELATION);
+      await c.batch(httpBatch("t", [
+        { time: T0 + 100n, body: "A" },
+        { time: T0 + 200n, body: "B" },
+        { time: T0 + 200n, body: "C" },
+      ]));
+      c.fail(GrpcCode.UNAVAILABLE, "Received RST_STREAM with code 2");
+    } else if (c.index === 1) {
+      c.fail(GrpcCode.NOT_FOUND, "query not found");
+    } else {
+      c.queryId = "99999999-0000-4000-8000-000000000000";
+      await c.meta("t2", "voice/source", HTTP_RELATION);
+      await c.batch(httpBatch("t2", [
+        { time: T0 + 200n, body: "B" },
+        { time: T0 + 200n, body: "D" },
+        { time: T0 + 200n, body: "C" },
+        { time: T0 + 300n, body: "E" },
+      ], true));
+      c.end();
+    }
+  }, async (fake, base) => {
+    const metrics = new Recorder();
+    const stream = new PixieQueryStream({ ...base, queries: [q("voice/source"), q("voice/asr")], metrics });
+    const rows = await collect(stream);
+    deepStrictEqual(rows.filter((r) => r.query === "voice/source").map((r) => text(r.columns.req_body)), [
+      "A",
+      "B",
+      "C",
+      "D",
+      "E",
+    ]);
+    equal(rows.filter((r) => r.query === "voice/asr").length, 5);
+    const reqs = fake.executeRequests;
+    equal(reqs.length, 3);
+    ok(reqs[1]!.queryId, "tried to resume first");
+    equal(reqs[2]!.queryId, undefined, "then re-ran");
+    ok(reqs[2]!.queryStr.includes(`start_time=${T0 + 200n})`), "from the newest time_ seen");
+    ok(!reqs[2]!.queryStr.includes("'-30s'"));
+    deepStrictEqual(metrics.restartsSeen.sort(), [
+      "voice/asr:rerun",
+      "voice/asr:resume",
+      "voice/source:rerun",
+      "voice/source:resume",
+    ]);
+    equal(stream.queryId, "99999999-0000-4000-8000-000000000000");
+  });
+});
+
+Deno.test("past the resume window the query is re-run without trying query_id", async () => {
+  let away!: () => void;
+  const clientWasAway = new Promise<void>((resolve) => (away = resolve));
+  await withDirect(async (c) => {
+    if (c.index === 0) {
+      await c.meta("t", "voice/source", HTTP_RELATION);
+      await c.batch(httpBatch("t", [{ time: T0 + 10n, body: "x" }]));
+      await clientWasAway;
+      c.fail(GrpcCode.UNAVAILABLE, "gone");
+    } else {
+      await c.meta("t", "voice/source", HTTP_RELATION);
+      await c.batch(httpBatch("t", [{ time: T0 + 10n, body: "x" }, { time: T0 + 20n, body: "y" }], true));
+      c.end();
+    }
+  }, async (fake, base, clock) => {
+    const metrics = new Recorder();
+    const rows: Row[] = [];
+    for await (const batch of new PixieQueryStream({ ...base, queries: [q("voice/source")], metrics })) {
+      rows.push(...batch);
+      if (rows.length === 1) {
+        clock.ms += 181_000; // the client was away longer than the broker keeps a dropped query
+        away();
+      }
+    }
+    deepStrictEqual(rows.map((r) => text(r.columns.req_body)), ["x", "y"]);
+    equal(fake.executeRequests.length, 2);
+    equal(fake.executeRequests[1]!.queryId, undefined);
+    deepStrictEqual(metrics.restartsSeen, ["voice/source:rerun"]);
+  });
+});
+
+Deno.test("a re-run before any row starts from the original relative window, made absolute", async () => {
+  await withDirect(async (c) => {
+    if (c.index === 0) return c.fail(GrpcCode.INTERNAL, "broker exploded");
+    await c.meta("t", "voice/source", HTTP_RELATION);
+    await c.batch(httpBatch("t", [], true));
+    c.end();
+  }, async (fake, base, clock) => {
+    const start = clock.nowNs();
+    await collect(new PixieQueryStream({ ...base, queries: [q("voice/source", F1, { startTime: "-30s" })] }));
+    const reqs = fake.executeRequests;
+    ok(reqs[0]!.queryStr.includes("start_time='-30s'"));
+    ok(reqs[1]!.queryStr.includes(`start_time=${start - 30_000_000_000n})`));
+  });
+});
+
+Deno.test("backoff grows exponentially with jitter under a floor and cap; never a tight loop", async () => {
+  const windowDelays = [0, 1, 2, 3, 4, 5, 6].map((a) =>
+    backoffDelay(a, { initialMs: 100, maxMs: 1000, minMs: 50, stableMs: 1e9 }, () => 0.999)
+  );
+  deepStrictEqual(windowDelays, [99, 199, 399, 799, 999, 999, 999]);
+  equal(backoffDelay(5, { initialMs: 100, maxMs: 1000, minMs: 50, stableMs: 1e9 }, () => 0), 50);
+
+  await withDirect((c) => c.fail(GrpcCode.UNAVAILABLE, "down"), async (fake, base, clock) => {
+    const stream: PixieQueryStream = new PixieQueryStream({
+      ...base,
+      queries: [q("voice/source")],
+      backoff: { initialMs: 100, maxMs: 1000, minMs: 50, stableMs: 1e9 },
+      random: () => 0.999,
+      clock: {
+        ...clock,
+        sleep: (ms) => {
+          if (clock.sleeps.length >= 5) stream.close();
+          return clock.sleep(ms);
+        },
+      },
+    });
+    deepStrictEqual(await collect(stream), []);
+    deepStrictEqual(clock.sleeps, [99, 199, 399, 799, 999, 999]);
+    equal(fake.executeRequests.length, 6);
+  });
+});
+
+Deno.test("metrics: rows read, lag from the newest time_, payloads truncated by Pixie", async () => {
+  const clock = new ManualClock();
+  const now = clock.nowNs();
+  await withDirect(async (c) => {
+    await c.meta("t", "voice/source", HTTP_RELATION);
+    await c.batch(httpBatch("t", [
+      { time: now - 3_000_000_000n, body: "x".repeat(497) + "... [TRUNCATED]" },
+      { time: now - 2_000_000_000n, body: "whole" },
+    ]));
+    await c.batch(httpBatch("t", [], true));
+    c.end();
+  }, async (_fake, base) => {
+    const metrics = new Recorder();
+    await collect(
+      new PixieQueryStream({ ...base, clock, queries: [q("voice/source"), q("voice/asr")], metrics }),
+    );
+    equal(metrics.rows.get("voice/source"), 2);
+    equal(metrics.truncatedSeen.get("voice/source"), 1);
+    equal(metrics.truncatedSeen.get("voice/asr"), 1);
+    equal(metrics.lags.get("voice/source"), 2);
+  });
+});
+
+Deno.test("bad batches are counted and skipped; the stream goes on", async () => {
+  const stranger = await generateJweKeyPair();
+  await withDirect(async (c) => {
+    await c.meta("t", "voice/source", HTTP_RELATION);
+    await c.batch(httpBatch("unknown-table", [{ time: T0, body: "?" }]));
+    const short = httpBatch("t", [{ time: T0 + 1n, body: "bad" }]);
+    await c.batch({ ...short, cols: short.cols.slice(1) });
+    const jwe = await encryptCompactJwe(
+      encodeRowBatch(httpBatch("t", [{ time: T0 + 2n, body: "s" }])),
+      stranger.publicJwk,
+    );
+    await c.send({ encryptedBatch: new TextEncoder().encode(jwe) });
+    await c.batch(httpBatch("t", [{ time: T0 + 3n, body: "good" }], true));
+    c.end();
+  }, async (_fake, base) => {
+    const metrics = new Recorder();
+    const rows = await collect(new PixieQueryStream({ ...base, queries: [q("voice/source")], metrics }));
+    deepStrictEqual(rows.map((r) => text(r.columns.req_body)), ["good"]);
+    deepStrictEqual(metrics.errorsSeen, ["-:unknown_table", "voice/source:decode", "-:decrypt"]);
+  });
+});
+
+Deno.test("cloud mode encrypts end to end by default; batches cross only as JWE", async () => {
+  const tls = await makeTestCert();
+  const apiKey = "px-api-stream-test-key-0123456789";
+  const fake = await FakeVizier.start({ apiKey, tls });
+  fake.onExecute = async (c) => {
+    await c.meta("t", "voice/source", HTTP_RELATION);
+    await c.batch(httpBatch("t", [{ time: T0 + 1n, body: new Uint8Array([0, 1, 2, 255]) }]));
+    await c.batch(httpBatch("t", [{ time: T0 + 2n, body: "pcm" }], true));
+    c.end();
+  };
+  const client = await PixieClient.connect({
+    mode: "cloud",
+    cloudAddr: fake.address,
+    apiKey,
+    caPem: tls.cert,
+    channelOptions: TEST_TLS_CHANNEL,
+  });
+  try {
+    const rows = await collect(
+      new PixieQueryStream({ client, clusterId: "c1", queries: [q("voice/source")] }),
+    );
+    deepStrictEqual(times(rows), [1n, 2n]);
+    deepStrictEqual(rows[0]!.columns.req_body, new Uint8Array([0, 1, 2, 255]));
+    equal(fake.encryptedBatches, 2);
+    const enc = fake.executeRequests[0]!.encryption!;
+    deepStrictEqual([enc.keyAlg, enc.contentAlg, enc.compressionAlg], ["RSA-OAEP-256", "A256GCM", "DEF"]);
+    const jwk = JSON.parse(enc.jwkKey);
+    equal(jwk.kty, "RSA");
+    equal(jwk.d, undefined, "only the public key leaves the process");
+    equal(fake.executeRequests[0]!.clusterId, "c1");
+
+    // Opting out sends plain batches.
+    const before = fake.encryptedBatches;
+    const plain = await collect(
+      new PixieQueryStream({ client, clusterId: "c1", queries: [q("voice/source")], encryption: false }),
+    );
+    equal(plain.length, 2);
+    equal(fake.encryptedBatches, before);
+    equal(fake.executeRequests[1]!.encryption, undefined);
+  } finally {
+    client.close();
+    await fake.stop();
+  }
+});
+
+Deno.test("a wrong API key ends the stream at once and never reaches the logs", async () => {
+  const tls = await makeTestCert();
+  const fake = await FakeVizier.start({ apiKey: "px-api-the-right-key-000000", tls });
+  const wrong = "px-api-the-wrong-key-111111";
+  const lines: string[] = [];
+  const prev = setLogSink((l) => lines.push(l));
+  const client = await PixieClient.connect({
+    mode: "cloud",
+    cloudAddr: fake.address,
+    apiKey: wrong,
+    caPem: tls.cert,
+    channelOptions: TEST_TLS_CHANNEL,
+  });
+  try {
+    const stream = new PixieQueryStream({ client, clusterId: "c1", queries: [q("voice/source")] });
+    await rejects(collect(stream), (e: unknown) => {
+      ok(e instanceof PixieRpcError);
+      equal(e.code, GrpcCode.UNAUTHENTICATED);
+      ok(!String(e).includes(wrong));
+      return true;
+    });
+    equal(fake.executeRequests.length, 1);
+  } finally {
+    setLogSink(prev);
+    client.close();
+    await fake.stop();
+  }
+  ok(lines.every((l) => !l.includes(wrong)));
+});
+
+Deno.test("closing the stream cancels the running call", async () => {
+  let cancelled: Promise<void> | undefined;
+  await withDirect(async (c) => {
+    cancelled = c.cancelled;
+    await c.meta("t", "voice/source", HTTP_RELATION);
+    for (let i = 0; i < 3; i++) {
+      await c.batch(httpBatch("t", [{ time: T0 + BigInt(i), body: "r" } as HttpRow]));
+    }
+    await c.cancelled;
+  }, async (_fake, base) => {
+    const stream = new PixieQueryStream({ ...base, queries: [q("voice/source")] });
+    const rows = await collect(stream, 3);
+    equal(rows.length, 3);
+    await cancelled;
+  });
+});
+
+Deno.test("a stream that goes silent (no keep-alives) counts as dropped and is resumed", async () => {
+  await withDirect(async (c) => {
+    if (c.index === 0) {
+      await c.meta("t", "voice/source", HTTP_RELATION);
+      await c.batch(httpBatch("t", [{ time: T0 + 1n, body: "a" }]));
+      await c.cancelled; // a half-open connection: nothing more, no error
+    } else {
+      await c.batch(httpBatch("t", [{ time: T0 + 2n, body: "b" }], true));
+      c.end();
+    }
+  }, async (fake, base) => {
+    const metrics = new Recorder();
+    const rows = await collect(
+      new PixieQueryStream({ ...base, queries: [q("voice/source")], metrics, idleTimeoutMs: 300 }),
+    );
+    deepStrictEqual(times(rows), [1n, 2n]);
+    ok(fake.executeRequests[1]!.queryId);
+    deepStrictEqual(metrics.restartsSeen, ["voice/source:resume"]);
+  });
+});
