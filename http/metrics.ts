@@ -50,6 +50,7 @@ export class FsmMetrics {
   readonly #lastTtlMs: number;
   readonly #now: () => number;
   readonly #last = new Map<string, LastEntry>();
+  readonly #depthSources: (() => readonly { name: string; depth: number }[])[] = [];
 
   readonly #latency: client.Histogram<"measurement" | "stage" | "source_pod" | "target_pod">;
   readonly #detected: client.Counter<"measurement">;
@@ -137,11 +138,16 @@ export class FsmMetrics {
       labelNames: ["query"],
       registers,
     });
+    const depthSources = this.#depthSources;
     this.#mailboxDepth = new client.Gauge({
       name: "fsmpx_mailbox_depth",
       help: "Messages waiting in an actor's mailbox.",
       labelNames: ["actor"],
       registers,
+      collect() {
+        // Read at scrape time: setting a gauge on every enqueue would cost more than the message itself.
+        for (const source of depthSources) for (const { name, depth } of source()) this.set({ actor: name }, depth);
+      },
     });
     this.#dropped = new client.Counter({
       name: "fsmpx_mailbox_dropped_total",
@@ -279,6 +285,11 @@ export class FsmMetrics {
   /** Payloads Pixie truncated or removed. */
   truncated(query: string, n = 1): void {
     this.#truncated.inc({ query }, n);
+  }
+
+  /** Registers a snapshot of mailbox depths read at every scrape (e.g. an actor system's stats). */
+  watchMailboxes(source: () => readonly { name: string; depth: number }[]): void {
+    this.#depthSources.push(source);
   }
 
   /** Mailbox depth of an actor. */

@@ -30,3 +30,34 @@ export function parseQueryName(query: string): { measurement: string; stream: st
 
 /** The stream name used for a measurement's signature_rules query. */
 export const SOURCE_STREAM = "source";
+
+const utf8 = new TextEncoder();
+const utf8Dec = new TextDecoder();
+
+/** A cell as bytes: STRING cells already are; other types are rendered as text. Undefined when absent. */
+export function cellBytes(row: Row, column: string): Uint8Array | undefined {
+  const c = row.columns[column];
+  if (c === undefined) return undefined;
+  if (c instanceof Uint8Array) return c;
+  return utf8.encode(String(c));
+}
+
+/** A cell as text (bytes decoded as UTF-8, lossy). Empty string when absent. */
+export function cellText(row: Row, column: string): string {
+  const c = row.columns[column];
+  if (c === undefined) return "";
+  if (c instanceof Uint8Array) return utf8Dec.decode(c);
+  return String(c);
+}
+
+/** A numeric cell (INT64 or FLOAT64) as a number; undefined when absent or not numeric. */
+export function cellNumber(row: Row, column: string): number | undefined {
+  const c = row.columns[column];
+  if (typeof c === "number") return c;
+  if (typeof c === "bigint") return Number(c);
+  if (c instanceof Uint8Array || typeof c === "string") {
+    const n = Number(typeof c === "string" ? c : utf8Dec.decode(c));
+    return Number.isFinite(n) ? n : undefined;
+  }
+  return undefined;
+}

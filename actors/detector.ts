@@ -1,0 +1,98 @@
+/**
+ * Detector: one per measurement. Turns the source tap's rows into signatures (through the audio engine's
+ * SourcePipeline, one per source stream), announces new source streams to the Matcher, hands signatures to the
+ * Exporter and publishes them on the bus.
+ * @module
+ */
+import type { ActorFactory, ActorRef } from "./runtime.ts";
+import type { DetectorMsg, ExporterMsg, MatcherMsg } from "./messages.ts";
+import type { Bus } from "../bus/bus.ts";
+import type { Measurement } from "../config/schema.ts";
+import { cellBytes, cellNumber, cellText, type Row, SOURCE_STREAM } from "../pixie/row.ts";
+import { SourcePipeline } from "../audio/pipeline.ts";
+import { encodeSignature } from "../audio/signature.ts";
+import { StreamKeyer } from "../audio/stream_key.ts";
+import { extractIds } from "../audio/context_ids.ts";
+import type { Signature } from "../audio/types.ts";
+import { StreamTable } from "./stream_table.ts";
+import { DecodeReporter } from "./decode_reporter.ts";
+
+/** What a Detector talks to. */
+export interface DetectorDeps {
+  measurement: Measurement;
+  node: string;
+  bus: Bus;
+  matcher: ActorRef<MatcherMsg>;
+  exporter: ActorRef<ExporterMsg>;
+  /** Event time without audio after which a stream is finished and forgotten. */
+  idleNs: bigint;
+}
+
+/** Builds the Detector's behaviour (fresh state at every restart). */
+export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
+  const m = deps.measurement;
+  const rules = m.signature_rules;
+  const query = `${m.name}/${SOURCE_STREAM}`;
+  const patterns = m.metadata_extraction.id_patterns.map((p) => ({ idType: p.id_type, regex: p.regex }));
+
+  return () => {
+    const streams = new StreamTable<SourcePipeline>(deps.idleNs);
+    const decode = new DecodeReporter(m.name, SOURCE_STREAM, query);
+    const keyer = new StreamKeyer(rules.stream_key);
+    let nowNs = 0n;
+
+    const emit = async (sigs: Signature[]) => {
+      for (const sig of sigs) {
+        await deps.exporter.tell({ kind: "signature", sig, bytes: encodeSignature(sig).length });
+        await deps.bus.publishSignature(sig);
+      }
+    };
+    const report = async () => {
+      for (const delta of decode.deltas()) await deps.exporter.tell({ kind: "decode", delta });
+    };
+    const onRow = async (row: Row) => {
+      if (row.time > nowNs) {
+        if (row.time - nowNs > 1_000_000_000n) {
+          for (const [key, p] of streams.sweep(row.time)) {
+            await emit(p.finish());
+            decode.forget(key, p.stats());
+          }
+          await report();
+        }
+        nowNs = row.time;
+      }
+      const payload = cellBytes(row, rules.columns.payload);
+      if (payload === undefined) {
+        decode.count("missing_payload_column");
+        return;
+      }
+      const key = keyer.keyOf(row.columns, payload);
+      const { value: pipeline, created } = streams.touch(key, row.time, () =>
+        new SourcePipeline({
+          measurement: m.name,
+          node: deps.node,
+          pod: cellText(row, rules.columns.pod),
+          stream: key,
+          format: rules.audio,
+          criteria: rules.audio_criteria,
+        }));
+      if (created) await deps.matcher.tell({ kind: "source-stream", measurement: m.name, stream: key });
+      const bodySize = rules.columns.body_size ? cellNumber(row, rules.columns.body_size) : undefined;
+      const sigs = pipeline.push({ timeNs: row.time, payload, bodySize }, extractIds(payload, patterns));
+      decode.observe(key, pipeline.stats());
+      await emit(sigs);
+    };
+
+    return {
+      async receive(msg) {
+        if (msg.kind === "row") return await onRow(msg.row);
+        for (const [key, p] of streams.entries()) {
+          await emit(p.finish());
+          decode.observe(key, p.stats());
+        }
+        await report();
+        msg.reply(true);
+      },
+    };
+  };
+}

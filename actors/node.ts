@@ -1,0 +1,202 @@
+/**
+ * One node's supervision tree, as in the architecture diagram:
+ *
+ *   PixieReader ─► Detector (one per measurement) ─► Bus ─► SignatureRegistry ─► Matcher ─► Exporter
+ *        └──────────────────── target rows ─────────────────────────────────────┘
+ *
+ * Spawn order is the pipeline order, so a graceful stop drains the reader first and the exporter last.
+ * @module
+ */
+import { type ActorRef, ActorSystem, type Clock, type OverflowPolicy, type Termination } from "./runtime.ts";
+import type { DetectorMsg, ExporterMsg, MatcherMsg, ReaderMsg, RegistryMsg } from "./messages.ts";
+import { pixieReader, type RowSource } from "./pixie_reader.ts";
+import { detector } from "./detector.ts";
+import { signatureRegistry } from "./signature_registry.ts";
+import { matcher } from "./matcher.ts";
+import { exporter, type RecordSink } from "./exporter.ts";
+import type { Bus, Subscription } from "../bus/bus.ts";
+import type { Config } from "../config/schema.ts";
+import type { FsmMetrics } from "../http/metrics.ts";
+import type { Row } from "../pixie/row.ts";
+import { initAudioEngine } from "../audio/pipeline.ts";
+
+/** How a node is built. */
+export interface NodeOptions {
+  config: Config;
+  /** This node's name (rows and signatures carry it). */
+  node: string;
+  bus: Bus;
+  metrics: FsmMetrics;
+  sinks?: readonly RecordSink[];
+  clock?: Clock;
+  /**
+   * `live`: under overload the reader drops the oldest rows (counted) so a Pixie stream is never stalled;
+   * `replay`: back-pressure end to end, so a capture is analysed without loss.
+   */
+  mode: "live" | "replay";
+  /** A live row source run under the reader's supervision. */
+  source?: RowSource;
+}
+
+/** Event time without audio after which a stream's pipeline is finished and dropped. */
+const STREAM_IDLE_NS = 60_000_000_000n;
+const ASK_MS = 600_000;
+
+/** An actor reference resolved when first used, so actors can name ones spawned after them. */
+function late<M>(get: () => ActorRef<M>): ActorRef<M> {
+  return {
+    get name() {
+      return get().name;
+    },
+    tell: (m) => get().tell(m),
+    tryTell: (m) => get().tryTell(m),
+    ask: (make, t) => get().ask(make, t),
+  };
+}
+
+/** A running node. */
+export class SensorNode {
+  readonly name: string;
+  readonly system: ActorSystem;
+  readonly #reader: ActorRef<ReaderMsg>;
+  readonly #detectors: ActorRef<DetectorMsg>[];
+  readonly #registry: ActorRef<RegistryMsg>;
+  readonly #matcher: ActorRef<MatcherMsg>;
+  readonly #exporter: ActorRef<ExporterMsg>;
+  readonly #ingress: ActorRef<ReaderMsg>;
+  #subscription: Subscription | undefined;
+
+  private constructor(opts: NodeOptions) {
+    const { config, node, bus, metrics } = opts;
+    this.name = node;
+    this.system = new ActorSystem({
+      clock: opts.clock,
+      metrics: {
+        mailboxDepth: () => {},
+        dropped: (actor, reason, n) => metrics.dropped(actor, reason, n),
+        restarted: (actor) => metrics.restarted(actor),
+        poison: (actor) => metrics.poison(actor),
+        escalated: () => {},
+      },
+    });
+    metrics.watchMailboxes(() => this.system.stats());
+    const rowPolicy: OverflowPolicy = opts.mode === "live" ? "drop-oldest" : "backpressure";
+    const refs: {
+      registry?: ActorRef<RegistryMsg>;
+      matcher?: ActorRef<MatcherMsg>;
+      exporter?: ActorRef<ExporterMsg>;
+    } = {};
+    const matcherRef = late(() => refs.matcher!);
+    const exporterRef = late(() => refs.exporter!);
+    const registryRef = late(() => refs.registry!);
+
+    const detectors = new Map<string, ActorRef<DetectorMsg>>();
+    this.#reader = this.system.spawn(
+      "pixie_reader",
+      pixieReader({
+        detectors,
+        matcher: matcherRef,
+        registry: registryRef,
+        exporter: exporterRef,
+        source: opts.source,
+      }),
+      { capacity: 4096, overflow: rowPolicy },
+    );
+    for (const m of config.measurements) {
+      detectors.set(
+        m.name,
+        this.system.spawn(
+          `detector/${m.name}`,
+          detector({
+            measurement: m,
+            node,
+            bus,
+            matcher: matcherRef,
+            exporter: exporterRef,
+            idleNs: STREAM_IDLE_NS,
+          }),
+          { capacity: 1024, overflow: "backpressure" },
+        ),
+      );
+    }
+    this.#detectors = [...detectors.values()];
+    this.#registry = refs.registry = this.system.spawn(
+      "signature_registry",
+      signatureRegistry({ config, matcher: matcherRef, exporter: exporterRef }),
+      { capacity: 8192, overflow: "backpressure" },
+    );
+    this.#matcher = refs.matcher = this.system.spawn(
+      "matcher",
+      matcher({ config, node, exporter: exporterRef, idleNs: STREAM_IDLE_NS }),
+      { capacity: 2048, overflow: "backpressure" },
+    );
+    this.#exporter = refs.exporter = this.system.spawn(
+      "exporter",
+      exporter({ metrics, bus, sinks: opts.sinks ?? [] }),
+      { capacity: 8192, overflow: "backpressure" },
+    );
+    this.#ingress = this.system.ingress(this.#reader);
+    this.system.onFlush((budgetMs) => bus.flush(budgetMs));
+  }
+
+  /** Builds and starts a node, subscribed to every signature of its measurements. */
+  static async start(opts: NodeOptions): Promise<SensorNode> {
+    await initAudioEngine();
+    const n = new SensorNode(opts);
+    const registry = n.system.ingress(n.#registry);
+    n.#subscription = await opts.bus.subscribeSignatures(
+      opts.config.measurements.map((m) => m.name),
+      async (sig) => void await registry.tell({ kind: "signature", sig }),
+    );
+    return n;
+  }
+
+  /** Feeds one row (capture replay); waits for mailbox room, so a replay is back-pressured. */
+  ingest(row: Row): Promise<boolean> {
+    return this.#ingress.tell({ kind: "row", row });
+  }
+
+  /** Phase 1 of a finish: every row handed to the reader has been routed. */
+  finishReader(): Promise<true> {
+    return this.#reader.ask((reply) => ({ kind: "finish", reply }), ASK_MS);
+  }
+
+  /** Phase 2: every detector has flushed its streams and published their signatures. */
+  async finishDetectors(): Promise<void> {
+    await Promise.all(this.#detectors.map((d) => d.ask((reply) => ({ kind: "finish", reply }), ASK_MS)));
+  }
+
+  /** Phase 3: the registry has handled every signature delivered so far. */
+  syncRegistry(): Promise<true> {
+    return this.#registry.ask((reply) => ({ kind: "finish", reply }), ASK_MS);
+  }
+
+  /** Phase 4: the matcher has flushed its target streams. */
+  finishMatcher(): Promise<true> {
+    return this.#matcher.ask((reply) => ({ kind: "finish", reply }), ASK_MS);
+  }
+
+  /** Phase 5: the exporter has handled every signature and match. */
+  syncExporter(): Promise<true> {
+    return this.#exporter.ask((reply) => ({ kind: "finish", reply }), ASK_MS);
+  }
+
+  /** Graceful stop: intake closed, mailboxes drained in pipeline order, bus flushed. */
+  async shutdown(deadlineMs: number, reason = "shutdown"): Promise<Termination> {
+    await this.#subscription?.unsubscribe();
+    return await this.system.shutdown({ deadlineMs, reason });
+  }
+}
+
+/**
+ * Finishes several nodes that share a bus (end of a capture replay): each phase runs on every node before the
+ * next, because one node's last signatures may be matched on another.
+ */
+export async function finishNodes(nodes: readonly SensorNode[], bus: Bus): Promise<void> {
+  await Promise.all(nodes.map((n) => n.finishReader()));
+  await Promise.all(nodes.map((n) => n.finishDetectors()));
+  await bus.flush(ASK_MS);
+  await Promise.all(nodes.map((n) => n.syncRegistry()));
+  await Promise.all(nodes.map((n) => n.finishMatcher()));
+  await Promise.all(nodes.map((n) => n.syncExporter()));
+}

@@ -1,0 +1,122 @@
+/**
+ * `run`: one sensor, exactly as in the DaemonSet. Rows come from Pixie, or from a capture file replayed in real
+ * time with `--capture` (accelerated by `--speed`).
+ * @module
+ */
+import { EXIT_FAILURE, optNumber, type ParsedArgs, optString, UsageError } from "./command.ts";
+import { loadCommandConfig } from "./common.ts";
+import { readCaptures } from "./capture_run.ts";
+import { finishNodes, SensorNode } from "../actors/node.ts";
+import type { RowSource } from "../actors/pixie_reader.ts";
+import { installSignalHandlers } from "../actors/shutdown.ts";
+import { InProcessBus } from "../bus/in_process.ts";
+import type { Bus } from "../bus/bus.ts";
+import type { Config } from "../config/schema.ts";
+import { FsmMetrics } from "../http/metrics.ts";
+import { startHttpServer } from "../http/server.ts";
+import { replay } from "../pixie/replay.ts";
+import { connectPixie, queriesFromConfig } from "../pixie/queries.ts";
+import { PixieRowSource } from "../pixie/live_source.ts";
+import { PixieHealth } from "../pixie/health.ts";
+import type { PixieClient } from "../pixie/client.ts";
+import { logger } from "../util/log.ts";
+
+const log = logger("run");
+
+/** Graceful-stop budget; the DaemonSet's terminationGracePeriodSeconds must exceed it plus the flush budget. */
+export const DRAIN_DEADLINE_MS = 20_000;
+
+/** The metrics set of a sensor, sized by the config. */
+export function sensorMetrics(config: Config): FsmMetrics {
+  return new FsmMetrics({
+    exemplars: config.metrics.exemplars,
+    lastSeries: config.metrics.latency_last_series,
+    lastTtlMs: config.metrics.latency_last_ttl_seconds * 1000,
+  });
+}
+
+async function openBus(config: Config): Promise<Bus | undefined> {
+  if (config.nats.url === "") return new InProcessBus();
+  log.error("nats.url is set but the JetStream bus is not in this build yet; leave nats.url empty", {});
+  return undefined;
+}
+
+/** Runs `run`. */
+export async function runCommand(args: ParsedArgs): Promise<number> {
+  const capturePath = optString(args, "capture");
+  const speed = optNumber(args, "speed", 1);
+  if (optString(args, "speed") !== undefined && capturePath === undefined) {
+    throw new UsageError("--speed only applies with --capture");
+  }
+  const { config } = await loadCommandConfig(args);
+  const bus = await openBus(config);
+  if (!bus) return EXIT_FAILURE;
+  const metrics = sensorMetrics(config);
+
+  let source: RowSource | undefined;
+  let pixie: { client: PixieClient; health: PixieHealth } | undefined;
+  if (capturePath === undefined) {
+    const { client, clusterId } = await connectPixie(config);
+    const health = new PixieHealth({ client, clusterId, onChange: (ok) => metrics.pixieHealthy(ok) });
+    health.start();
+    pixie = { client, health };
+    source = new PixieRowSource({
+      client,
+      clusterId,
+      queries: queriesFromConfig(config, config.node),
+      encryption: config.pixie.encryption && client.cloud,
+      metrics: {
+        restarts: (q, kind) => metrics.queryRestarted(q, kind),
+        lag: (q, s) => metrics.streamLag(q, s),
+      },
+    });
+  }
+  const caps = capturePath === undefined ? [] : await readCaptures([capturePath]);
+  const node = await SensorNode.start({
+    config,
+    node: config.node,
+    bus,
+    metrics,
+    mode: source ? "live" : "replay",
+    source,
+  });
+  let replaying = capturePath !== undefined;
+  const http = startHttpServer({
+    listen: config.metrics.listen,
+    metrics,
+    healthz: () => ({
+      ok: !node.system.stopping.aborted,
+      detail: node.system.stopping.aborted ? "stopping" : "actors running",
+    }),
+    readyz: () =>
+      pixie
+        ? { ok: pixie.health.healthy, detail: pixie.health.healthy ? "pixie healthy" : "pixie not healthy" }
+        : { ok: true, detail: replaying ? "replaying capture" : "capture replayed" },
+  });
+  node.system.onFlush(async () => {
+    pixie?.health.stop();
+    pixie?.client.close();
+    await http.close();
+  });
+  log.info("sensor started", {
+    node: config.node,
+    metrics: `http://${http.addr}/metrics`,
+    source: capturePath ? `capture ${capturePath} at ${speed}x` : "pixie",
+  });
+  const signals = installSignalHandlers(node.system, { deadlineMs: DRAIN_DEADLINE_MS });
+
+  if (capturePath !== undefined) {
+    const rows = caps.flatMap((c) => c.rows).map((r) => ({ ...r, node: config.node }));
+    const done = await replay([{ node: config.node, rows }], async (_n, row) => {
+      await node.ingest(row);
+    }, { speed, signal: node.system.stopping });
+    if (!node.system.stopping.aborted) {
+      await finishNodes([node], bus);
+      replaying = false;
+      log.info("capture replayed; serving metrics until stopped", { rows: done });
+    }
+  }
+  const t = await node.system.terminated;
+  signals.uninstall();
+  return t.code;
+}

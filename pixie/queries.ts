@@ -1,0 +1,55 @@
+/**
+ * The Pixie queries a sensor runs, derived from the config: one per measurement source and one per stage.
+ * @module
+ */
+import type { Config } from "../config/schema.ts";
+import type { ComposedQueryInput } from "./pxl.ts";
+import { SOURCE_STREAM } from "./row.ts";
+import { PixieClient, type PixieConnectOptions } from "./client.ts";
+
+/** Every query of the config, scoped to `node`. */
+export function queriesFromConfig(config: Config, node: string): ComposedQueryInput[] {
+  const out: ComposedQueryInput[] = [];
+  for (const m of config.measurements) {
+    const s = m.signature_rules;
+    out.push({
+      name: `${m.name}/${SOURCE_STREAM}`,
+      streamFilter: s.stream_filter,
+      node,
+      columns: s.columns,
+      streamKeyColumns: s.stream_key,
+    });
+    for (const r of m.match_rules) {
+      out.push({
+        name: `${m.name}/${r.stage}`,
+        streamFilter: r.stream_filter,
+        node,
+        columns: r.columns,
+        streamKeyColumns: r.stream_key,
+      });
+    }
+  }
+  return out;
+}
+
+/** Connection options from the `pixie` section: the standalone PEM when `direct_addr` is set, else the cloud. */
+export function connectOptions(config: Config): PixieConnectOptions {
+  const p = config.pixie;
+  if (p.direct_addr !== "") return { mode: "direct", directAddr: p.direct_addr };
+  if (p.api_key === "") {
+    throw new Error("pixie.api_key is empty: set PIXIE_API_KEY (or pixie.direct_addr for a standalone PEM)");
+  }
+  return { mode: "cloud", cloudAddr: p.cloud_addr, apiKey: p.api_key, caFile: p.ca_file || undefined };
+}
+
+/** Connects to Pixie and resolves the cluster id (ignored by a standalone PEM). */
+export async function connectPixie(config: Config): Promise<{ client: PixieClient; clusterId: string }> {
+  const client = await PixieClient.connect(connectOptions(config));
+  try {
+    const clusterId = client.cloud ? await client.resolveCluster(config.pixie.cluster) : "";
+    return { client, clusterId };
+  } catch (e) {
+    client.close();
+    throw e;
+  }
+}
