@@ -1,0 +1,295 @@
+/**
+ * Text encodings of an audio field: base64 (standard or url-safe, padding optional), hex, binary.
+ * Everything decodes straight into a Uint8Array; no per-character strings are built.
+ * @module
+ */
+
+import type { AudioFormat } from "./types.ts";
+
+/** An encoding named in the `audio.encoding` config key. */
+export type Encoding = AudioFormat["encoding"];
+
+/** Why an audio field could not be turned into bytes. */
+export type EncodingErrorReason = "bad_base64" | "bad_hex" | "bad_binary";
+
+/** Result of {@link decodeField}. */
+export type DecodeFieldResult =
+  | { ok: true; bytes: Uint8Array }
+  | { ok: false; reason: EncodingErrorReason };
+
+const INVALID = -1;
+const SKIP = -2;
+
+/** Base64 digit values of both alphabets; ASCII whitespace is skipped (MIME bodies wrap lines). */
+const B64: Int8Array = (() => {
+  const t = new Int8Array(256).fill(INVALID);
+  const digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  for (let i = 0; i < digits.length; i++) t[digits.charCodeAt(i)] = i;
+  t[0x2b] = 62; // +
+  t[0x2f] = 63; // /
+  t[0x2d] = 62; // -
+  t[0x5f] = 63; // _
+  for (const c of [0x09, 0x0a, 0x0d, 0x20]) t[c] = SKIP;
+  return t;
+})();
+
+/** Values of digit pairs (first << 8 | second) as 12 bits, -1 for anything else: half the lookups per quad. */
+const B64_PAIRS: Int16Array = (() => {
+  const t = new Int16Array(65536).fill(INVALID);
+  for (let a = 0; a < 256; a++) {
+    const va = B64[a]!;
+    if (va < 0) continue;
+    for (let b = 0; b < 256; b++) {
+      const vb = B64[b]!;
+      if (vb >= 0) t[(a << 8) | b] = (va << 6) | vb;
+    }
+  }
+  return t;
+})();
+
+type NativeSetFromBase64 = (
+  this: Uint8Array,
+  s: string,
+  opts: { alphabet: "base64" | "base64url" },
+) => { read: number; written: number };
+const nativeSetFromBase64: NativeSetFromBase64 | undefined =
+  (Uint8Array.prototype as unknown as { setFromBase64?: NativeSetFromBase64 }).setFromBase64;
+
+let scratch = new Uint8Array(4096);
+const ascii = new TextDecoder("utf-8");
+
+/**
+ * Output space for `n` bytes: the shared scratch when `transient` (overwritten by the next transient decode;
+ * the decode chain consumes it at once, and typed-array allocation costs more than a whole small decode), else
+ * a fresh array.
+ */
+function target(n: number, transient: boolean): Uint8Array {
+  if (!transient) return new Uint8Array(n);
+  if (scratch.length < n) scratch = new Uint8Array(Math.max(n, scratch.length * 2));
+  return scratch;
+}
+
+/**
+ * Decodes base64 text (standard and url-safe digits, even mixed; `=` padding optional; ASCII whitespace ignored).
+ * Returns undefined for anything else, including a lone trailing digit or digits after padding. With `transient`
+ * the result is a view of a shared scratch buffer, valid until the next transient decode.
+ */
+export function decodeBase64(input: string | Uint8Array, transient = false): Uint8Array | undefined {
+  if (!nativeSetFromBase64) return decodeBase64Portable(input, transient);
+  const out = target(Math.floor((input.length * 3) / 4) + 3, transient);
+  if (typeof input !== "string") {
+    // Valid base64 is ASCII, so any decoding of the bytes to text serves; the engine's UTF-8 decoder and
+    // base64 decoder together beat a JS loop several times over. Non-ASCII bytes then fail as they should.
+    input = ascii.decode(input);
+  }
+  const url = input.indexOf("-") >= 0 || input.indexOf("_") >= 0;
+  // The engine's decoder takes one alphabet at a time; a mixed value goes the slow way.
+  if (url && (input.indexOf("+") >= 0 || input.indexOf("/") >= 0)) {
+    return decodeBase64Portable(input, transient);
+  }
+  try {
+    const r = nativeSetFromBase64.call(out, input, { alphabet: url ? "base64url" : "base64" });
+    return r.read === input.length ? out.subarray(0, r.written) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * {@link decodeBase64} in plain JS, for engines without `Uint8Array.prototype.setFromBase64` and for values that
+ * mix both alphabets. Same results.
+ */
+export function decodeBase64Portable(input: string | Uint8Array, transient = false): Uint8Array | undefined {
+  const out = target(Math.floor((input.length * 3) / 4) + 3, transient);
+  if (typeof input !== "string") return decodeBase64Bytes(input, out);
+  return decodeBase64Units(input.length, (i) => input.charCodeAt(i), out);
+}
+
+/** Whole quads of digits take the fast loop; padding, whitespace or bad characters hand over to the general one. */
+function decodeBase64Bytes(b: Uint8Array, out: Uint8Array): Uint8Array | undefined {
+  const n = b.length;
+  let i = 0;
+  let o = 0;
+  for (; i + 4 <= n; i += 4) {
+    const hi = B64_PAIRS[(b[i]! << 8) | b[i + 1]!]!;
+    const lo = B64_PAIRS[(b[i + 2]! << 8) | b[i + 3]!]!;
+    if ((hi | lo) < 0) break;
+    const v = (hi << 12) | lo;
+    out[o++] = v >> 16;
+    out[o++] = (v >> 8) & 0xff;
+    out[o++] = v & 0xff;
+  }
+  if (i === n) return out.subarray(0, o);
+  const start = i;
+  const tail = decodeBase64Units(n - start, (k) => b[start + k]!, out.subarray(o));
+  return tail ? out.subarray(0, o + tail.length) : undefined;
+}
+
+function decodeBase64Units(len: number, at: (i: number) => number, out: Uint8Array): Uint8Array | undefined {
+  let o = 0;
+  let acc = 0;
+  let n = 0;
+  let pad = 0;
+  for (let i = 0; i < len; i++) {
+    const c = at(i);
+    if (c === 0x3d) {
+      pad++;
+      continue;
+    }
+    const v = c < 256 ? B64[c]! : INVALID;
+    if (v === SKIP) continue;
+    // Digits after padding, or an unknown character, make the whole value malformed.
+    if (v < 0 || pad > 0) return undefined;
+    acc = (acc << 6) | v;
+    if (++n === 4) {
+      out[o++] = acc >> 16;
+      out[o++] = (acc >> 8) & 0xff;
+      out[o++] = acc & 0xff;
+      acc = 0;
+      n = 0;
+    }
+  }
+  if (n === 1 || pad > 2) return undefined;
+  if (pad > 0 && n + pad !== 4) return undefined;
+  if (n === 2) out[o++] = (acc >> 4) & 0xff;
+  else if (n === 3) {
+    out[o++] = (acc >> 10) & 0xff;
+    out[o++] = (acc >> 2) & 0xff;
+  }
+  return out.subarray(0, o);
+}
+
+const HEX: Int8Array = (() => {
+  const t = new Int8Array(256).fill(INVALID);
+  for (let i = 0; i < 10; i++) t[0x30 + i] = i;
+  for (let i = 0; i < 6; i++) {
+    t[0x41 + i] = 10 + i;
+    t[0x61 + i] = 10 + i;
+  }
+  return t;
+})();
+
+/**
+ * Decodes hex digits (either case, no separators). Returns undefined on an odd count or a non-hex character.
+ * `transient` as for {@link decodeBase64}.
+ */
+export function decodeHex(input: string | Uint8Array, transient = false): Uint8Array | undefined {
+  const len = input.length;
+  if (len % 2 !== 0) return undefined;
+  const out = target(len / 2, transient).subarray(0, len / 2);
+  if (typeof input === "string") {
+    for (let i = 0, o = 0; i < len; i += 2, o++) {
+      const a = input.charCodeAt(i);
+      const b = input.charCodeAt(i + 1);
+      const hi = a < 256 ? HEX[a]! : INVALID;
+      const lo = b < 256 ? HEX[b]! : INVALID;
+      if ((hi | lo) < 0) return undefined;
+      out[o] = (hi << 4) | lo;
+    }
+  } else {
+    for (let i = 0, o = 0; i < len; i += 2, o++) {
+      const hi = HEX[input[i]!]!;
+      const lo = HEX[input[i + 1]!]!;
+      if ((hi | lo) < 0) return undefined;
+      out[o] = (hi << 4) | lo;
+    }
+  }
+  return out;
+}
+
+/**
+ * Binary: bytes pass through untouched; a text value (a JSON string or regex group) maps each UTF-16 code unit
+ * to one byte (latin1), and a code unit above 0xFF makes it undefined. `transient` as for {@link decodeBase64}.
+ */
+export function decodeBinary(input: string | Uint8Array, transient = false): Uint8Array | undefined {
+  if (typeof input !== "string") return input;
+  const out = target(input.length, transient).subarray(0, input.length);
+  for (let i = 0; i < input.length; i++) {
+    const c = input.charCodeAt(i);
+    if (c > 0xff) return undefined;
+    out[i] = c;
+  }
+  return out;
+}
+
+/**
+ * Decodes an extracted audio field with `encoding`; failures carry the counter reason. With `transient` the
+ * bytes may be a view of a shared scratch buffer, valid until the next transient decode.
+ */
+export function decodeField(
+  data: string | Uint8Array,
+  encoding: Encoding,
+  transient = false,
+): DecodeFieldResult {
+  switch (encoding) {
+    case "base64": {
+      const bytes = decodeBase64(data, transient);
+      return bytes ? { ok: true, bytes } : { ok: false, reason: "bad_base64" };
+    }
+    case "hex": {
+      const bytes = decodeHex(data, transient);
+      return bytes ? { ok: true, bytes } : { ok: false, reason: "bad_hex" };
+    }
+    case "binary": {
+      const bytes = decodeBinary(data, transient);
+      return bytes ? { ok: true, bytes } : { ok: false, reason: "bad_binary" };
+    }
+  }
+}
+
+/** Decoded bytes per encoded character of `encoding` (3/4 for base64), for sizing a lost body's audio. */
+export function encodingRatio(encoding: Encoding): number {
+  return encoding === "base64" ? 3 / 4 : encoding === "hex" ? 1 / 2 : 1;
+}
+
+/**
+ * How many bytes an encoded field of `encodedLength` characters carries: the inverse used to size the gap of a
+ * truncated message from its original body size.
+ */
+export function decodedLengthEstimate(encodedLength: number, encoding: Encoding): number {
+  if (encodedLength <= 0) return 0;
+  switch (encoding) {
+    case "base64":
+      return Math.floor((encodedLength * 3) / 4);
+    case "hex":
+      return Math.floor(encodedLength / 2);
+    case "binary":
+      return encodedLength;
+  }
+}
+
+const B64_STD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const B64_URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/** Encodes bytes as base64 (for fixtures and benches). `urlSafe` picks the `-_` alphabet; `pad` adds `=`. */
+export function encodeBase64(bytes: Uint8Array, urlSafe = false, pad = true): string {
+  const a = urlSafe ? B64_URL : B64_STD;
+  const parts: string[] = [];
+  let s = "";
+  let i = 0;
+  for (; i + 2 < bytes.length; i += 3) {
+    const v = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
+    s += a[v >> 18]! + a[(v >> 12) & 63]! + a[(v >> 6) & 63]! + a[v & 63]!;
+    if (s.length >= 4096) {
+      parts.push(s);
+      s = "";
+    }
+  }
+  const rest = bytes.length - i;
+  if (rest === 1) {
+    const v = bytes[i]! << 16;
+    s += a[v >> 18]! + a[(v >> 12) & 63]! + (pad ? "==" : "");
+  } else if (rest === 2) {
+    const v = (bytes[i]! << 16) | (bytes[i + 1]! << 8);
+    s += a[v >> 18]! + a[(v >> 12) & 63]! + a[(v >> 6) & 63]! + (pad ? "=" : "");
+  }
+  parts.push(s);
+  return parts.join("");
+}
+
+/** Encodes bytes as lowercase hex (for fixtures and benches). */
+export function encodeHex(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i++) s += (bytes[i]! < 16 ? "0" : "") + bytes[i]!.toString(16);
+  return s;
+}

@@ -1,0 +1,115 @@
+/**
+ * Decode-side speed: whole StreamDecoder path (JSON envelope, base64, codec, resample, timeline) and the
+ * resampler alone, as multiples of real time on one core. Not a test: timings are printed, never asserted.
+ *
+ *   deno run bench/decode_speed.ts [seconds_of_audio=120]
+ * @module
+ */
+
+import { type Codec, encodeSamples } from "../audio/codecs.ts";
+import { encodeBase64 } from "../audio/encoding.ts";
+import { Resampler } from "../audio/resample.ts";
+import { StreamDecoder } from "../audio/stream_decoder.ts";
+import type { AudioFormat } from "../audio/types.ts";
+
+const seconds = Number(Deno.args[0] ?? 120);
+
+/** Speech-like test signal: a few drifting harmonics, syllable-rate envelope, light noise. Deterministic. */
+function signal(rate: number, secs: number): Float32Array {
+  const n = Math.round(rate * secs);
+  const x = new Float32Array(n);
+  let seed = 12345;
+  for (let i = 0; i < n; i++) {
+    const t = i / rate;
+    const f0 = 140 + 30 * Math.sin(2 * Math.PI * 0.7 * t);
+    const env = 0.5 + 0.5 * Math.sin(2 * Math.PI * 4 * t);
+    let s = 0;
+    for (let h = 1; h <= 8; h++) s += Math.sin(2 * Math.PI * f0 * h * t) / h;
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    x[i] = 0.25 * env * s + 0.01 * (seed / 2 ** 32 - 0.5);
+  }
+  return x;
+}
+
+function twilioMessages(codec: Codec, rate: number, chunkMs: number, secs: number): Uint8Array[] {
+  const audio = encodeSamples(codec, signal(rate, secs));
+  const bps = codec === "mulaw" || codec === "alaw" ? 1 : codec === "float32le" ? 4 : 2;
+  const chunk = Math.round((rate * chunkMs) / 1000) * bps;
+  const enc = new TextEncoder();
+  const out: Uint8Array[] = [];
+  for (let off = 0, seq = 1; off < audio.length; off += chunk, seq++) {
+    const payload = encodeBase64(audio.subarray(off, off + chunk));
+    out.push(enc.encode(JSON.stringify({
+      event: "media",
+      sequenceNumber: String(seq),
+      media: { track: "inbound", chunk: String(seq), timestamp: String(seq * chunkMs), payload },
+      streamSid: "MZ18ad3ab5a668481ce02b83e7395059f0",
+    })));
+  }
+  return out;
+}
+
+function best(runs: number, fn: () => void): number {
+  let min = Infinity;
+  for (let r = 0; r < runs; r++) {
+    const t0 = performance.now();
+    fn();
+    min = Math.min(min, performance.now() - t0);
+  }
+  return min / 1000;
+}
+
+function decoderCase(codec: Codec, rate: number, chunkMs: number): void {
+  const msgs = twilioMessages(codec, rate, chunkMs, seconds);
+  const fmt: AudioFormat = {
+    envelope: "json",
+    path: "media.payload",
+    encoding: "base64",
+    codec,
+    sample_rate: rate,
+    channels: 1,
+    channel: 0,
+    skip_bytes: 0,
+  };
+  let produced = 0;
+  const secs = best(5, () => {
+    const d = new StreamDecoder(fmt);
+    let t = 1_700_000_000_000_000_000n;
+    const step = BigInt(chunkMs) * 1_000_000n;
+    produced = 0;
+    for (const payload of msgs) {
+      const o = d.push({ timeNs: t, payload });
+      if (o.kind !== "error") produced += o.samples.length;
+      t += step;
+    }
+    produced += d.finish().samples.length;
+  });
+  console.log(
+    `StreamDecoder json/base64/${codec} ${rate} Hz, ${chunkMs} ms chunks: ${
+      (seconds / secs).toFixed(0)
+    }x real time` +
+      ` (${((secs / msgs.length) * 1e6).toFixed(2)} us/message, ${produced} samples out)`,
+  );
+}
+
+function resamplerCase(rate: number, chunkMs: number): void {
+  const x = signal(rate, seconds);
+  const chunk = Math.round((rate * chunkMs) / 1000);
+  const secs = best(5, () => {
+    const r = new Resampler(rate);
+    for (let off = 0; off < x.length; off += chunk) r.push(x.subarray(off, off + chunk));
+    r.flush();
+  });
+  console.log(
+    `Resampler ${rate} -> 8000 Hz, ${chunkMs} ms chunks: ${(seconds / secs).toFixed(0)}x real time`,
+  );
+}
+
+resamplerCase(16000, 20);
+resamplerCase(16000, 100);
+resamplerCase(48000, 20);
+resamplerCase(44100, 20);
+decoderCase("mulaw", 8000, 20);
+decoderCase("mulaw", 8000, 100);
+decoderCase("pcm16le", 16000, 20);
+decoderCase("pcm16le", 16000, 100);

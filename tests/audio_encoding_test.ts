@@ -1,0 +1,139 @@
+import { deepEqual, equal, ok } from "node:assert/strict";
+import {
+  decodeBase64,
+  decodeBase64Portable,
+  decodeBinary,
+  decodedLengthEstimate,
+  decodeField,
+  decodeHex,
+  encodeBase64,
+  encodeHex,
+} from "../audio/encoding.ts";
+
+const enc = new TextEncoder();
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+function arr(u: Uint8Array | undefined): number[] | undefined {
+  return u ? Array.from(u) : undefined;
+}
+
+/** Every decoder entry point must agree: native and portable, text and bytes input. */
+function allWays(text: string): (number[] | undefined)[] {
+  return [
+    arr(decodeBase64(text)),
+    arr(decodeBase64(enc.encode(text))),
+    arr(decodeBase64Portable(text)),
+    arr(decodeBase64Portable(enc.encode(text))),
+  ];
+}
+
+Deno.test("base64: standard and url-safe alphabets, padding optional, whitespace ignored", () => {
+  const cases: [string, number[]][] = [
+    ["AQID", [1, 2, 3]],
+    ["AQI=", [1, 2]],
+    ["AQI", [1, 2]],
+    ["AQ==", [1]],
+    ["AQ", [1]],
+    ["", []],
+    ["+/8=", [251, 255]],
+    ["-_8", [251, 255]],
+    ["-_8=", [251, 255]],
+    ["AQID\r\nBA==", [1, 2, 3, 4]],
+    [" AQ ID ", [1, 2, 3]],
+    ["AQ = =", [1]],
+    // Non-zero bits in the last digit are tolerated, as most decoders do.
+    ["AR==", [1]],
+  ];
+  for (const [text, want] of cases) {
+    for (const got of allWays(text)) deepEqual(got, want, JSON.stringify(text));
+  }
+});
+
+Deno.test("base64: malformed values are rejected by every path", () => {
+  for (
+    const text of ["A", "AQIDB", "AQ=", "AQ==AQ==", "AQ=x", "====", "AQ===", "AQ*D", "AQ\u00e9D", "AQ\u0100D"]
+  ) {
+    for (const got of allWays(text)) equal(got, undefined, JSON.stringify(text));
+  }
+});
+
+Deno.test("base64: a value mixing both alphabets decodes", () => {
+  deepEqual(arr(decodeBase64("+_8-")), arr(decodeBase64("+/8+")));
+  deepEqual(arr(decodeBase64(enc.encode("+_8-"))), arr(decodeBase64("+/8+")));
+});
+
+Deno.test("base64: random round trips through encodeBase64 in every variant", () => {
+  const r = rng(5);
+  for (let trial = 0; trial < 300; trial++) {
+    const bytes = Uint8Array.from({ length: Math.floor(r() * 70) }, () => Math.floor(r() * 256));
+    const url = r() < 0.5;
+    const pad = r() < 0.5;
+    const text = encodeBase64(bytes, url, pad);
+    if (!pad) ok(!text.includes("="));
+    ok(url ? !/[+/]/.test(text) : !/[-_]/.test(text));
+    equal(
+      btoa(String.fromCharCode(...bytes)).replace(/=+$/, ""),
+      text.replace(/=+$/, "").replace(/-/g, "+").replace(/_/g, "/"),
+    );
+    for (const got of allWays(text)) deepEqual(got, Array.from(bytes));
+  }
+});
+
+Deno.test("base64: transient results share a scratch buffer, plain ones do not", () => {
+  const a = decodeBase64("AQID", true)!;
+  const b = decodeBase64("BAUG", true)!;
+  equal(a.buffer, b.buffer);
+  deepEqual(Array.from(b), [4, 5, 6]);
+  const c = decodeBase64("AQID")!;
+  const d = decodeBase64("BAUG")!;
+  ok(c.buffer !== d.buffer);
+  deepEqual(Array.from(c), [1, 2, 3]);
+});
+
+Deno.test("base64: a long value decodes past any scratch growth", () => {
+  const bytes = Uint8Array.from({ length: 100_000 }, (_, i) => (i * 31) & 0xff);
+  deepEqual(arr(decodeBase64(encodeBase64(bytes), true)), Array.from(bytes));
+});
+
+Deno.test("hex: either case, text or bytes; odd length and non-hex characters rejected", () => {
+  deepEqual(arr(decodeHex("00ff7Fa0")), [0, 255, 127, 160]);
+  deepEqual(arr(decodeHex(enc.encode("00FF7fA0"))), [0, 255, 127, 160]);
+  deepEqual(arr(decodeHex("")), []);
+  equal(decodeHex("abc"), undefined);
+  equal(decodeHex("zz"), undefined);
+  equal(decodeHex("0 1"), undefined);
+  equal(decodeHex("\u0130\u0130"), undefined);
+  equal(decodeHex(enc.encode("0g")), undefined);
+  const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
+  deepEqual(arr(decodeHex(encodeHex(bytes))), Array.from(bytes));
+});
+
+Deno.test("binary: bytes pass through, text maps code units to bytes", () => {
+  const bytes = new Uint8Array([0, 128, 255]);
+  equal(decodeBinary(bytes), bytes);
+  deepEqual(arr(decodeBinary("\u0000\u0080\u00ff")), [0, 128, 255]);
+  equal(decodeBinary("\u0100"), undefined);
+});
+
+Deno.test("decodeField reports the counter reason of each encoding", () => {
+  deepEqual(decodeField("A", "base64"), { ok: false, reason: "bad_base64" });
+  deepEqual(decodeField("a", "hex"), { ok: false, reason: "bad_hex" });
+  deepEqual(decodeField("\u2603", "binary"), { ok: false, reason: "bad_binary" });
+  const r = decodeField("AQID", "base64");
+  ok(r.ok);
+  deepEqual(Array.from(r.bytes), [1, 2, 3]);
+});
+
+Deno.test("decodedLengthEstimate inverts each encoding's size ratio", () => {
+  equal(decodedLengthEstimate(216, "base64"), 162);
+  equal(decodedLengthEstimate(320, "hex"), 160);
+  equal(decodedLengthEstimate(160, "binary"), 160);
+  equal(decodedLengthEstimate(-5, "binary"), 0);
+});

@@ -1,0 +1,243 @@
+import { deepEqual, equal, ok } from "node:assert/strict";
+import {
+  compileJsonPath,
+  detectPixieMarker,
+  type EnvelopeFormat,
+  extractAudioField,
+  jsonPathValue,
+  PayloadEnvelope,
+  regexGroupCount,
+  walkJsonPath,
+} from "../audio/envelope.ts";
+
+const enc = new TextEncoder();
+const json = (path: string): EnvelopeFormat => ({ envelope: "json", path, skip_bytes: 0 });
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+Deno.test("Pixie markers are recognised from the bytes at the ends", () => {
+  equal(detectPixieMarker(enc.encode('{"media":{"payload":"AAAA... [TRUNCATED]')), "truncated");
+  equal(detectPixieMarker(enc.encode("... [TRUNCATED]")), "truncated");
+  equal(detectPixieMarker(enc.encode("<removed: unsupported content>")), "removed");
+  equal(detectPixieMarker(enc.encode("<removed:>")), "removed");
+  const binaryHead = new Uint8Array([0xff, 0x00, 0x80, ...enc.encode("... [TRUNCATED]")]);
+  equal(detectPixieMarker(binaryHead), "truncated");
+  for (
+    const plain of ['{"a":"... [TRUNCATED]"}', "<removed: x", "removed: x>", "<b>hi</b>", "", "[TRUNCATED]"]
+  ) {
+    equal(detectPixieMarker(enc.encode(plain)), undefined, plain);
+  }
+});
+
+Deno.test("json envelope: dotted paths, $. prefix, array indices", () => {
+  const p = enc.encode(
+    '{"event":"media","media":{"track":"inbound","payload":"AQID"},"list":[{"b":"x"},{"b":"y"}]}',
+  );
+  deepEqual(extractAudioField(p, json("media.payload")), { ok: true, data: "AQID", overhead: p.length - 4 });
+  deepEqual(extractAudioField(p, json("$.media.payload")), {
+    ok: true,
+    data: "AQID",
+    overhead: p.length - 4,
+  });
+  deepEqual(extractAudioField(p, json("list.1.b")), { ok: true, data: "y", overhead: p.length - 1 });
+  const top = enc.encode('"AQID"');
+  deepEqual(extractAudioField(top, json("$")), { ok: true, data: "AQID", overhead: 2 });
+});
+
+Deno.test("json envelope: failure reasons", () => {
+  const p = enc.encode('{"media":{"payload":12,"obj":{},"nil":null},"list":[1]}');
+  deepEqual(extractAudioField(p, json("media.missing")), { ok: false, reason: "missing_path" });
+  deepEqual(extractAudioField(p, json("media.payload.deeper")), { ok: false, reason: "missing_path" });
+  deepEqual(extractAudioField(p, json("list.1")), { ok: false, reason: "missing_path" });
+  deepEqual(extractAudioField(p, json("list.x")), { ok: false, reason: "missing_path" });
+  deepEqual(extractAudioField(p, json("media.payload")), { ok: false, reason: "not_a_string" });
+  deepEqual(extractAudioField(p, json("media.obj")), { ok: false, reason: "not_a_string" });
+  deepEqual(extractAudioField(p, json("media.nil")), { ok: false, reason: "not_a_string" });
+  for (
+    const bad of [
+      '{"media":{"payload":"AQID"}',
+      '{"media":',
+      "not json",
+      "",
+      '{"a":1}}',
+      '{"a":tru}',
+      "\xff\xfe",
+    ]
+  ) {
+    deepEqual(
+      extractAudioField(enc.encode(bad), json("media.payload")),
+      { ok: false, reason: "bad_json" },
+      bad,
+    );
+  }
+});
+
+Deno.test("json envelope: escapes, duplicate keys, whitespace and unicode behave as in JSON.parse", () => {
+  const cases: [string, string, unknown][] = [
+    ['{"p":"AQ\\/D"}', "p", "AQ/D"],
+    ['{"p":"a\\"b"}', "p", 'a"b'],
+    ['{"p":"a\\\\"}', "p", "a\\"],
+    ['{"p\\u0061":"v"}', "pa", "v"],
+    ['{"p":"first","p":"second"}', "p", "second"],
+    ['{"m":{"p":"x"},"m":{"q":"y"}}', "m.p", undefined],
+    ['{"m":{"q":"y"},"m":{"p":"x"}}', "m.p", "x"],
+    [' \n{ "m" : { "p" : "spaced" } }\n ', "m.p", "spaced"],
+    ['{"é":"ü","p":"\u00e9\u2603"}', "p", "\u00e9\u2603"],
+    ['{"a":[1,-2.5e3,true,false,null,{"p":"deep"}]}', "a.5.p", "deep"],
+    ['{"0":"key zero"}', "0", "key zero"],
+  ];
+  for (const [text, path, want] of cases) {
+    equal(jsonPathValue(enc.encode(text), path), want, text);
+    equal(walkJsonPath(JSON.parse(text), compileJsonPath(path)), want, text);
+  }
+});
+
+/** Random JSON values with awkward strings and keys. */
+function randomJson(r: () => number, depth: number): unknown {
+  const pick = r();
+  if (depth > 3 || pick < 0.35) {
+    const k = Math.floor(r() * 7);
+    if (k === 0) return Math.floor(r() * 2000 - 1000) / 8;
+    if (k === 1) return r() < 0.5;
+    if (k === 2) return null;
+    return randomString(r);
+  }
+  if (pick < 0.6) return Array.from({ length: Math.floor(r() * 4) }, () => randomJson(r, depth + 1));
+  const o: Record<string, unknown> = {};
+  for (let i = Math.floor(r() * 4); i > 0; i--) o[randomString(r)] = randomJson(r, depth + 1);
+  return o;
+}
+
+function randomString(r: () => number): string {
+  const alphabet = ["a", "b", '"', "\\", "/", "\n", "\u00e9", "\u2603", "0", "1", " ", "{", "]", ",", ":"];
+  let s = "";
+  for (let i = Math.floor(r() * 5); i > 0; i--) s += alphabet[Math.floor(r() * alphabet.length)]!;
+  return s;
+}
+
+/** Every path to a leaf or container in `v`, as segment lists. */
+function pathsOf(v: unknown, prefix: string[] = []): string[][] {
+  const out: string[][] = [prefix];
+  if (Array.isArray(v)) v.forEach((x, i) => out.push(...pathsOf(x, [...prefix, String(i)])));
+  else if (v !== null && typeof v === "object") {
+    for (const [k, x] of Object.entries(v)) if (!k.includes(".")) out.push(...pathsOf(x, [...prefix, k]));
+  }
+  return out;
+}
+
+Deno.test("json scanner agrees with JSON.parse on random documents and paths", () => {
+  const r = rng(99);
+  let checked = 0;
+  for (let doc = 0; doc < 400; doc++) {
+    const value = randomJson(r, 0);
+    const text = r() < 0.5 ? JSON.stringify(value) : JSON.stringify(value, null, 2);
+    const bytes = enc.encode(text);
+    for (const segs of pathsOf(value)) {
+      const path = segs.length ? segs.join(".") : "$";
+      const want = walkJsonPath(JSON.parse(text), compileJsonPath(path));
+      deepEqual(jsonPathValue(bytes, path), want, `${text} @ ${path}`);
+      const field = extractAudioField(bytes, json(path));
+      if (typeof want === "string") {
+        deepEqual(field, { ok: true, data: want, overhead: bytes.length - want.length });
+      } else ok(!field.ok && field.reason === "not_a_string");
+      checked++;
+    }
+    deepEqual(jsonPathValue(bytes, "$.no.such.path"), undefined);
+  }
+  ok(checked > 1000);
+});
+
+Deno.test("json scanner rejects structurally broken documents that JSON.parse rejects", () => {
+  const bad = [
+    '{"a":"b"',
+    '{"a" "b"}',
+    '{"a":"b",}',
+    '{"a":"b"}x',
+    '{a:"b"}',
+    '["a",]',
+    '["a" "b"]',
+    '{"a":[}',
+    '{"a":nul}',
+    '{"a":"\\"}',
+  ];
+  for (const text of bad) {
+    let parses = true;
+    try {
+      JSON.parse(text);
+    } catch {
+      parses = false;
+    }
+    equal(parses, false, text);
+    deepEqual(extractAudioField(enc.encode(text), json("a")), { ok: false, reason: "bad_json" }, text);
+  }
+});
+
+Deno.test("json scanner hands nesting deeper than it walks to JSON.parse", () => {
+  const deep = '{"a":' + "[".repeat(3000) + '"x"' + "]".repeat(3000) + ',"p":"AQID"}';
+  const bytes = enc.encode(deep);
+  deepEqual(extractAudioField(bytes, json("p")), { ok: true, data: "AQID", overhead: bytes.length - 4 });
+  deepEqual(extractAudioField(bytes, json("a.0.0.0")), { ok: false, reason: "not_a_string" });
+});
+
+Deno.test("PayloadEnvelope: the field scan does not parse; a parse, once made, is reused", () => {
+  const env = new PayloadEnvelope(enc.encode('{"streamSid":"MZ1","media":{"payload":"AQID"}}'));
+  deepEqual(extractAudioField(env, json("media.payload")), {
+    ok: true,
+    data: "AQID",
+    overhead: env.bytes.length - 4,
+  });
+  equal(jsonPathValue(env, "$.streamSid"), "MZ1");
+  equal(env.parsed, false);
+  const parsed = env.json();
+  ok(parsed.ok);
+  equal(env.parsed, true);
+  const again = env.json();
+  ok(again.ok && again.value === parsed.value);
+  deepEqual(extractAudioField(env, json("media.payload")), {
+    ok: true,
+    data: "AQID",
+    overhead: env.bytes.length - 4,
+  });
+  equal(jsonPathValue(env, "$.streamSid"), "MZ1");
+});
+
+Deno.test("regex envelope: group 1 of the latin1 text", () => {
+  const fmt: EnvelopeFormat = { envelope: "regex", path: "audio=([0-9a-f]+)", skip_bytes: 0 };
+  const p = enc.encode("id=7&audio=00ff10&x=1");
+  deepEqual(extractAudioField(p, fmt), { ok: true, data: "00ff10", overhead: p.length - 6 });
+  deepEqual(extractAudioField(enc.encode("id=7"), fmt), { ok: false, reason: "no_regex_match" });
+  // Every byte is one character, 0x80-0x9F included, so a binary group keeps the exact bytes.
+  const bin: EnvelopeFormat = { envelope: "regex", path: "^HDR(.*)$", skip_bytes: 0 };
+  const bytes = new Uint8Array([0x48, 0x44, 0x52, 0x80, 0x9f, 0xff, 0x00]);
+  const r = extractAudioField(bytes, bin);
+  ok(r.ok && typeof r.data === "string");
+  deepEqual(Array.from(r.data as string, (c) => c.charCodeAt(0)), [0x80, 0x9f, 0xff, 0x00]);
+  const optional: EnvelopeFormat = { envelope: "regex", path: "a(b)?", skip_bytes: 0 };
+  deepEqual(extractAudioField(enc.encode("a"), optional), { ok: false, reason: "no_regex_match" });
+});
+
+Deno.test("raw envelope: bytes after the header", () => {
+  const fmt: EnvelopeFormat = { envelope: "raw", path: "", skip_bytes: 2 };
+  const r = extractAudioField(new Uint8Array([9, 9, 1, 2, 3]), fmt);
+  ok(r.ok);
+  deepEqual(Array.from(r.data as Uint8Array), [1, 2, 3]);
+  equal(r.overhead, 2);
+  const empty = extractAudioField(new Uint8Array([9, 9]), fmt);
+  ok(empty.ok && (empty.data as Uint8Array).length === 0);
+  deepEqual(extractAudioField(new Uint8Array([9]), fmt), { ok: false, reason: "short_payload" });
+});
+
+Deno.test("regexGroupCount and compileJsonPath", () => {
+  equal(regexGroupCount("a(b)(c)"), 2);
+  equal(regexGroupCount("(?:x)"), 0);
+  equal(regexGroupCount("(unclosed"), undefined);
+  deepEqual(compileJsonPath("$.a.b"), ["a", "b"]);
+  deepEqual(compileJsonPath("a.0.b"), ["a", "0", "b"]);
+  deepEqual(compileJsonPath("$"), []);
+});

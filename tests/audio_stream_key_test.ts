@@ -1,0 +1,86 @@
+import { deepEqual, equal } from "node:assert/strict";
+import { PayloadEnvelope } from "../audio/envelope.ts";
+import { checkKeySpec, renderCell, StreamKeyer, streamKeyOf } from "../audio/stream_key.ts";
+
+const enc = new TextEncoder();
+
+const columns = {
+  pod: enc.encode("voice/telephony-0"),
+  remote_addr: "10.0.0.5",
+  remote_port: 40000n,
+  trace_role: 2,
+  encrypted: false,
+};
+
+Deno.test("stream key: columns and envelope fields, joined with |", () => {
+  const env = new PayloadEnvelope(enc.encode('{"streamSid":"MZ123","start":{"callSid":"CA9"},"n":5}'));
+  equal(
+    streamKeyOf(columns, env, ["pod", "remote_addr", "remote_port", "$.streamSid"]),
+    "voice/telephony-0|10.0.0.5|40000|MZ123",
+  );
+  equal(streamKeyOf(columns, env, ["$.start.callSid", "$.n", "trace_role", "encrypted"]), "CA9|5|2|false");
+  // The key is read by scanning; no full parse is left behind.
+  equal(env.parsed, false);
+});
+
+Deno.test("stream key: missing columns and fields render empty", () => {
+  const env = enc.encode('{"a":null}');
+  equal(streamKeyOf(columns, env, ["nope", "$.a", "$.b", "pod"]), "|||voice/telephony-0");
+  equal(streamKeyOf(columns, enc.encode("not json"), ["pod", "$.streamSid"]), "voice/telephony-0|");
+  equal(streamKeyOf(columns, undefined, ["$.streamSid"]), "");
+});
+
+Deno.test("stream key: separators inside values are escaped so parts cannot collide", () => {
+  const a = streamKeyOf({ x: "a|b", y: "c" }, undefined, ["x", "y"]);
+  const b = streamKeyOf({ x: "a", y: "b|c" }, undefined, ["x", "y"]);
+  equal(a, "a\\|b|c");
+  equal(b, "a|b\\|c");
+  equal(streamKeyOf({ x: "a\\" }, undefined, ["x"]), "a\\\\");
+});
+
+Deno.test("stream key: object-valued fields render as JSON", () => {
+  equal(streamKeyOf({}, enc.encode('{"o":{"k":[1,2]}}'), ["$.o"]), '{"k":[1,2]}');
+});
+
+Deno.test("renderCell: bytes as UTF-8, numbers in decimal", () => {
+  equal(renderCell(enc.encode("h\u00e9")), "h\u00e9");
+  equal(renderCell(12345678901234567890n), "12345678901234567890");
+  equal(renderCell(1.5), "1.5");
+  equal(renderCell(undefined), "");
+});
+
+Deno.test("StreamKeyer: a marker message joins the last stream with the same columns", () => {
+  const keyer = new StreamKeyer(["pod", "$.streamSid"]);
+  const good = enc.encode('{"streamSid":"MZ1","media":{"payload":"AAAA"}}');
+  equal(keyer.keyOf(columns, good), "voice/telephony-0|MZ1");
+  const cut = enc.encode('{"media":{"payload":"AAAA... [TRUNCATED]');
+  equal(keyer.keyOf(columns, cut), "voice/telephony-0|MZ1");
+  equal(keyer.keyOf(columns, new PayloadEnvelope(enc.encode("<removed: binary>"))), "voice/telephony-0|MZ1");
+  // Another pod never saw a good message: its marker keeps the empty field.
+  const other = { ...columns, pod: enc.encode("voice/other") };
+  equal(keyer.keyOf(other, cut), "voice/other|");
+  // Non-marker messages are keyed as they are, even with the field missing.
+  equal(keyer.keyOf(columns, enc.encode('{"event":"start"}')), "voice/telephony-0|");
+  equal(keyer.keyOf(columns, cut), "voice/telephony-0|");
+});
+
+Deno.test("StreamKeyer: without envelope fields it is streamKeyOf", () => {
+  const keyer = new StreamKeyer(["pod", "remote_port"]);
+  equal(keyer.keyOf(columns), "voice/telephony-0|40000");
+});
+
+Deno.test("StreamKeyer: remembered column combinations are bounded", () => {
+  const keyer = new StreamKeyer(["pod", "$.s"], 2);
+  const msg = (s: string) => enc.encode(`{"s":"${s}"}`);
+  const cut = enc.encode("x... [TRUNCATED]");
+  keyer.keyOf({ pod: "a" }, msg("1"));
+  keyer.keyOf({ pod: "b" }, msg("2"));
+  keyer.keyOf({ pod: "c" }, msg("3"));
+  equal(keyer.keyOf({ pod: "a" }, cut), "a|");
+  equal(keyer.keyOf({ pod: "c" }, cut), "c|3");
+});
+
+Deno.test("checkKeySpec flags empty entries and bare $", () => {
+  deepEqual(checkKeySpec(["pod", "$.a"]), []);
+  equal(checkKeySpec(["", "$.", "$"]).length, 3);
+});

@@ -1,0 +1,103 @@
+import { deepEqual, equal, ok, throws } from "node:assert/strict";
+import { Timeline } from "../audio/timeline.ts";
+
+const T0 = 1_700_000_000_000_000_000n;
+
+Deno.test("timeline at 8 kHz: each sample maps to its message and offset", () => {
+  const tl = new Timeline(8000);
+  tl.append(0, T0, 160);
+  tl.append(1, T0 + 20_000_000n, 160);
+  equal(tl.length, 320);
+  deepEqual(tl.locate(0), { timeNs: T0, offsetMs: 0, messageIndex: 0, gap: false });
+  deepEqual(tl.locate(159), { timeNs: T0, offsetMs: 19.875, messageIndex: 0, gap: false });
+  deepEqual(tl.locate(160), { timeNs: T0 + 20_000_000n, offsetMs: 0, messageIndex: 1, gap: false });
+  deepEqual(tl.locate(200), { timeNs: T0 + 20_000_000n, offsetMs: 5, messageIndex: 1, gap: false });
+  equal(tl.locate(320), undefined);
+  equal(tl.locate(-1), undefined);
+});
+
+Deno.test("timeline at 16 kHz: analysis sample k is native sample 2k", () => {
+  const tl = new Timeline(16000);
+  tl.append(0, T0, 321); // odd length: the next message starts between two analysis instants
+  tl.append(1, T0 + 1n, 320);
+  const s0 = tl.spanAt(0)!;
+  deepEqual([s0.start, s0.end], [0, 161]);
+  const s1 = tl.spanAt(161)!;
+  deepEqual([s1.start, s1.end, s1.nativeStart], [161, 321, 321]);
+  // Analysis 161 is native 322, one native sample (1/16 ms) into message 1.
+  equal(tl.locate(161)!.offsetMs, 1 / 16);
+  equal(tl.locate(160)!.offsetMs, 20);
+  equal(tl.length, 321);
+});
+
+Deno.test("timeline at 44.1 kHz: offsets are exact to the analysis instant", () => {
+  const tl = new Timeline(44100);
+  const sizes = [441, 882, 1000, 1, 2, 4410];
+  sizes.forEach((n, i) => tl.append(i, T0 + BigInt(i), n));
+  let native = 0;
+  const starts = sizes.map((n) => {
+    const s = native;
+    native += n;
+    return s;
+  });
+  for (let k = 0; k < tl.length; k++) {
+    const loc = tl.locate(k)!;
+    const pos = (k * 44100) / 8000; // native position of the instant
+    const i = loc.messageIndex;
+    ok(pos >= starts[i]! && pos < starts[i]! + sizes[i]!, `k=${k} in message ${i}`);
+    ok(Math.abs(loc.offsetMs - ((pos - starts[i]!) / 44100) * 1000) < 1e-9);
+  }
+  // A message shorter than one analysis period may own no instant; it still advances native time.
+  equal(tl.spans().some((s) => s.messageIndex === 3), false);
+  equal(tl.nativeLength, native);
+});
+
+Deno.test("timeline: gaps are mapped to their message and flagged", () => {
+  const tl = new Timeline(8000);
+  tl.append(0, T0, 160);
+  tl.append(1, T0 + 20_000_000n, 160, true);
+  tl.append(2, T0 + 40_000_000n, 160);
+  equal(tl.isGap(159), false);
+  equal(tl.isGap(160), true);
+  equal(tl.isGap(319), true);
+  equal(tl.isGap(320), false);
+  deepEqual(tl.locate(170), { timeNs: T0 + 20_000_000n, offsetMs: 1.25, messageIndex: 1, gap: true });
+  deepEqual(tl.gaps(0, 480), [{ start: 160, end: 320 }]);
+  deepEqual(tl.gaps(300, 310), [{ start: 160, end: 320 }]);
+  deepEqual(tl.gaps(320, 480), []);
+  deepEqual(tl.gaps(0, 160), []);
+});
+
+Deno.test("timeline: messages without audio own nothing", () => {
+  const tl = new Timeline(8000);
+  equal(tl.append(0, T0, 0), undefined);
+  tl.append(1, T0, 10);
+  equal(tl.locate(0)!.messageIndex, 1);
+});
+
+Deno.test("timeline: spans beyond the lookback are pruned, in bulk without losing order", () => {
+  const tl = new Timeline(8000, { lookbackSamples: 8000 });
+  for (let i = 0; i < 2000; i++) tl.append(i, T0 + BigInt(i) * 20_000_000n, 160);
+  equal(tl.length, 320_000);
+  // Newest 8000 samples (50 messages) must still map; anything ending before that is gone.
+  equal(tl.locate(320_000 - 8000)!.messageIndex, 1950);
+  equal(tl.locate(319_999)!.messageIndex, 1999);
+  equal(tl.locate(320_000 - 8001), undefined);
+  equal(tl.locate(0), undefined);
+  equal(tl.firstSample, 312_000);
+  equal(tl.spans().length, 50);
+  for (let k = 312_000; k < 320_000; k += 37) equal(tl.locate(k)!.messageIndex, Math.floor(k / 160));
+});
+
+Deno.test("timeline: out-of-order capture times are kept in arrival order", () => {
+  const tl = new Timeline(8000);
+  tl.append(0, T0 + 100n, 8);
+  tl.append(1, T0, 8);
+  equal(tl.locate(0)!.timeNs, T0 + 100n);
+  equal(tl.locate(8)!.timeNs, T0);
+});
+
+Deno.test("timeline: bad construction arguments throw", () => {
+  throws(() => new Timeline(4000), RangeError);
+  throws(() => new Timeline(8000, { lookbackSamples: -1 }), RangeError);
+});
