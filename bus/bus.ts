@@ -15,10 +15,20 @@ export interface Bus {
   /** Publishes a match record (deduplicated by signature id, stage and target stream). */
   publishMatch(match: Match): Promise<void>;
   /** Receives every signature of the given measurements (all when empty), including this node's own. */
-  subscribeSignatures(measurements: readonly string[], handler: Handler<Signature>): Promise<Subscription>;
+  subscribeSignatures(
+    measurements: readonly string[],
+    handler: Handler<Signature>,
+    opts?: SubscribeOptions,
+  ): Promise<Subscription>;
   /** Waits until everything published so far is acknowledged (or the deadline passes). */
   flush(deadlineMs: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Where a signature subscription starts (the in-process bus has no history and ignores it). */
+export interface SubscribeOptions {
+  /** Wall-clock ms since the epoch of the oldest stored signature wanted; absent: only new ones. */
+  startTimeMs?: number;
 }
 
 /** A live subscription. */

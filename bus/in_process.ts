@@ -6,14 +6,12 @@
  */
 import type { Match, Signature } from "../audio/types.ts";
 import type { Bus, Handler, Subscription } from "./bus.ts";
+import { matchDedupeId } from "./subjects.ts";
 import { logger } from "../util/log.ts";
 
-const log = logger("bus");
+export { matchDedupeId } from "./subjects.ts";
 
-/** Dedupe key of a match record (also the JetStream message id). */
-export function matchDedupeId(m: Match): string {
-  return `${m.signatureId}:${m.stage}:${m.target.node}:${m.target.stream}`;
-}
+const log = logger("bus");
 
 /** Like JetStream's duplicate window, dedupe memory is bounded (oldest ids forgotten first). */
 const DEDUPE_MEMORY = 200_000;

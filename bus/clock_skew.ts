@@ -1,0 +1,219 @@
+/**
+ * Clock skew between nodes. A latency across nodes subtracts capture times taken by two kernels' clocks, so any
+ * offset between them lands in the measurement as it is. Each node answers time requests on
+ * `fsmpx.clock.n.<node>`, announces itself on `fsmpx.clock.hello`, and every interval asks a bounded set of
+ * peers, NTP-style: offset = ((t1 − t0) + (t2 − t3)) / 2, keeping of N exchanges the one with the smallest
+ * round trip (queueing delay inflates the round trip and skews the estimate; the fastest exchange is the
+ * least disturbed). Core NATS request/reply: nothing is stored.
+ * @module
+ */
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { CLOCK_HELLO_SUBJECT, clockSubject } from "./subjects.ts";
+import { logger } from "../util/log.ts";
+
+const log = logger("clock");
+
+/** One exchange: our send (t0), the peer's receive (t1) and reply (t2), our receive (t3), all ms. */
+export interface ClockSample {
+  /** Peer clock minus ours, ms. */
+  offsetMs: number;
+  /** Round trip without the peer's own processing time, ms. */
+  rttMs: number;
+}
+
+/** NTP offset and round-trip delay of one exchange. */
+export function ntpSample(t0: number, t1: number, t2: number, t3: number): ClockSample {
+  return { offsetMs: ((t1 - t0) + (t2 - t3)) / 2, rttMs: (t3 - t0) - (t2 - t1) };
+}
+
+/** The sample with the smallest round trip (null when there is none). */
+export function bestSample(samples: readonly ClockSample[]): ClockSample | null {
+  let best: ClockSample | null = null;
+  for (const s of samples) if (best === null || s.rttMs < best.rttMs) best = s;
+  return best;
+}
+
+/** Median of numbers (null when empty). */
+export function median(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** Options of an estimator. */
+export interface ClockSkewOptions {
+  nc: NatsConnection;
+  /** This node's name. */
+  node: string;
+  /** This node's wall clock, ms since the epoch (tests inject an offset clock). Default `Date.now`. */
+  now?: () => number;
+  /** Between rounds. Default 30 s. */
+  intervalMs?: number;
+  /** Exchanges per peer per round; the fastest is kept. Default 8. */
+  samples?: number;
+  /** Per exchange. Default 1 s. */
+  timeoutMs?: number;
+  /** Warn when this node's offset from its peers' median exceeds this (`nats.clock_skew_warn_ms`). */
+  warnMs?: number;
+  /**
+   * Peers probed: the first ones heard from, plus those added with {@link ClockSkewEstimator.addPeer}. Bounded
+   * so that the cost per node stays flat as the cluster grows (1000 nodes: 16 peers × 8 exchanges / 30 s).
+   */
+  maxPeers?: number;
+  /** Each new estimate against one peer (seconds, peer minus us). */
+  onOffset?: (peer: string, offsetSeconds: number, rttMs: number) => void;
+  /** After each round: this node's clock minus the median of its peers' (seconds); the exported gauge. */
+  onNodeOffset?: (offsetSeconds: number) => void;
+}
+
+const REPLY_BYTES = 16;
+
+/** Estimates this node's clock offset against its peers and answers their requests. */
+export class ClockSkewEstimator {
+  readonly #o: Required<Omit<ClockSkewOptions, "onOffset" | "onNodeOffset">> & ClockSkewOptions;
+  readonly #peers = new Set<string>();
+  readonly #offsets = new Map<string, number>();
+  #subs: Subscription[] = [];
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #round: Promise<void> = Promise.resolve();
+  #stopped = false;
+
+  constructor(opts: ClockSkewOptions) {
+    this.#o = {
+      ...opts,
+      now: opts.now ?? (() => Date.now()),
+      intervalMs: opts.intervalMs ?? 30_000,
+      samples: opts.samples ?? 8,
+      timeoutMs: opts.timeoutMs ?? 1000,
+      warnMs: opts.warnMs ?? 50,
+      maxPeers: opts.maxPeers ?? 16,
+    };
+  }
+
+  /** Starts answering, listening for peers and, unless `rounds` is false, probing every interval. */
+  async start(rounds = true): Promise<void> {
+    const { nc, node, now } = this.#o;
+    this.#subs.push(nc.subscribe(clockSubject(node), {
+      callback: (err, msg) => {
+        if (err) return;
+        const t1 = now();
+        const out = new Uint8Array(REPLY_BYTES);
+        const view = new DataView(out.buffer);
+        view.setFloat64(0, t1, true);
+        view.setFloat64(8, now(), true);
+        msg.respond(out);
+      },
+    }));
+    this.#subs.push(nc.subscribe(CLOCK_HELLO_SUBJECT, {
+      callback: (err, msg) => {
+        if (!err) this.addPeer(new TextDecoder().decode(msg.data));
+      },
+    }));
+    // Our subscriptions must be known to the server before anyone is told we exist.
+    await nc.flush();
+    this.#hello();
+    if (rounds) this.#schedule(Math.min(this.#o.intervalMs, 2000));
+  }
+
+  #hello(): void {
+    try {
+      this.#o.nc.publish(CLOCK_HELLO_SUBJECT, new TextEncoder().encode(this.#o.node));
+    } catch {
+      // disconnected: the next round says hello again
+    }
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#round = this.round().finally(() => this.#schedule(this.#o.intervalMs));
+    }, ms);
+  }
+
+  /** Adds a peer to probe (e.g. a node seen in signatures); ignored past `maxPeers`. */
+  addPeer(node: string): void {
+    if (node === "" || node === this.#o.node || this.#peers.has(node)) return;
+    if (this.#peers.size >= this.#o.maxPeers) return;
+    this.#peers.add(node);
+  }
+
+  /** Known peers. */
+  peers(): string[] {
+    return [...this.#peers];
+  }
+
+  /** Peer clock minus ours, seconds, from the last round that reached each peer. */
+  offsets(): Map<string, number> {
+    return new Map(this.#offsets);
+  }
+
+  /** This node's clock minus the median of its peers', seconds (null before any estimate). */
+  nodeOffsetSeconds(): number | null {
+    const m = median([...this.#offsets.values()]);
+    return m === null ? null : -m;
+  }
+
+  /** N exchanges with one peer; the fastest one, or null if none was answered. */
+  async probe(peer: string): Promise<ClockSample | null> {
+    const { nc, now, samples, timeoutMs } = this.#o;
+    const got: ClockSample[] = [];
+    for (let i = 0; i < samples && !this.#stopped; i++) {
+      const t0 = now();
+      let reply;
+      try {
+        reply = await nc.request(clockSubject(peer), undefined, { timeout: timeoutMs });
+      } catch {
+        continue;
+      }
+      const t3 = now();
+      if (reply.data.length !== REPLY_BYTES) continue;
+      const view = new DataView(reply.data.buffer, reply.data.byteOffset, REPLY_BYTES);
+      got.push(ntpSample(t0, view.getFloat64(0, true), view.getFloat64(8, true), t3));
+    }
+    return bestSample(got);
+  }
+
+  /** Probes every peer once and updates the estimates. */
+  async round(): Promise<void> {
+    this.#hello();
+    for (const peer of this.#peers) {
+      if (this.#stopped) return;
+      const s = await this.probe(peer);
+      if (s === null) {
+        // A peer that stopped answering (left the cluster) makes room for another.
+        this.#peers.delete(peer);
+        this.#offsets.delete(peer);
+        continue;
+      }
+      this.#offsets.set(peer, s.offsetMs / 1000);
+      this.#o.onOffset?.(peer, s.offsetMs / 1000, s.rttMs);
+      log.debug("clock offset", { peer, offset_ms: round3(s.offsetMs), rtt_ms: round3(s.rttMs) });
+    }
+    const own = this.nodeOffsetSeconds();
+    if (own === null) return;
+    this.#o.onNodeOffset?.(own);
+    if (Math.abs(own) * 1000 > this.#o.warnMs) {
+      log.warn("this node's clock differs from its peers': cross-node latencies are off by as much", {
+        offset_ms: round3(own * 1000),
+        warn_ms: this.#o.warnMs,
+        peers: this.#offsets.size,
+      });
+    }
+  }
+
+  /** Stops probing and answering. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    await this.#round.catch(() => {});
+    for (const s of this.#subs) s.unsubscribe();
+    this.#subs = [];
+  }
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

@@ -1,0 +1,333 @@
+/**
+ * The bus across nodes: NATS JetStream. Signatures (binary codec) go to `fsmpx.sig.<measurement>` with the
+ * signature id as message id; match records (the JSON record contract) go to `fsmpx.match.<measurement>.<stage>`
+ * with {@link matchDedupeId}. Publishing enqueues in a bounded outbox and returns at once; every node reads all
+ * signatures with an ordered consumer from a start time, so a restarted sensor recovers the live ones.
+ * @module
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream, type JetStreamClient, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import type { Match, Signature } from "../audio/types.ts";
+import { decodeSignature, encodeSignature } from "../audio/signature.ts";
+import type { Bus, Handler, SubscribeOptions, Subscription } from "./bus.ts";
+import { connectNats, type NatsConnectOptions, safeServers } from "./connection.ts";
+import { OrderedSubscription } from "./ordered_subscription.ts";
+import { type BusMetrics, Outbox, type OutboxItem, type OutboxStats, type PublishOutcome } from "./outbox.ts";
+import { checkServerVersion, DEFAULT_MAX_MSG_SIZE, ensureStream, type StreamSpec } from "./stream_setup.ts";
+import {
+  matchDedupeId,
+  matchSubject,
+  type MessageKind,
+  parseSubject,
+  SIG_PREFIX,
+  signatureSubject,
+  SubjectError,
+} from "./subjects.ts";
+import { matchRecord } from "../report/records.ts";
+import { logger } from "../util/log.ts";
+
+export type { BusMetrics } from "./outbox.ts";
+
+const log = logger("bus");
+
+/** Options of {@link JetStreamBus.connect} (mirrors the `nats` config keys, durations in ms). */
+export interface JetStreamBusOptions extends Omit<NatsConnectOptions, "name"> {
+  /** Stream name (`nats.stream`). */
+  stream: string;
+  replicas: number;
+  retentionMs: number;
+  maxBytes: number;
+  duplicateWindowMs: number;
+  /** Messages held while the server is unreachable (`nats.outbox_size`). */
+  outboxSize: number;
+  /** This node's name (client name; also what peers see). */
+  node: string;
+  metrics?: BusMetrics;
+  /** Largest message the stream accepts. Default 64 KiB. */
+  maxMsgSize?: number;
+  /** How long one publish waits for its ack before it is retried. Default 5 s. */
+  publishTimeoutMs?: number;
+  /** Acks awaited at once by the outbox. Default 256. */
+  maxInFlight?: number;
+}
+
+/** Counters of one bus. */
+export interface JetStreamBusStats extends OutboxStats {
+  /** Messages received that could not be decoded (skipped). */
+  decodeErrors: number;
+  /** Messages a handler threw on (skipped). */
+  handlerErrors: number;
+  /** Signatures delivered to handlers. */
+  delivered: number;
+}
+
+/** The consumer start that makes a (re)started node see every live signature: now − the longest TTL. */
+export function signatureStartTimeMs(ttlSeconds: number, nowMs: number = Date.now()): number {
+  // Stream time is the server's arrival time (wall clock); signatures older than the TTL in wall time are at
+  // least as old in event time while the sensors keep up, and the registry expires by event time anyway.
+  return nowMs - ttlSeconds * 1000;
+}
+
+function classify(e: unknown): PublishOutcome {
+  const err = e as Error & { code?: number; status?: number };
+  const detail = err.message;
+  switch (err.name) {
+    case "TimeoutError":
+      return { ok: false, retry: true, reason: "timeout", detail };
+    case "JetStreamNotEnabled":
+    case "NoResponders":
+      // No stream listens (JetStream still starting after a restart, or the stream was removed).
+      return { ok: false, retry: true, reason: "no_stream", detail };
+    case "ConnectionError":
+    case "ClosedConnectionError":
+    case "DrainingConnectionError":
+    case "RequestError":
+      return { ok: false, retry: true, reason: "disconnected", detail };
+    case "InvalidArgumentError":
+      if (/max_payload/.test(detail)) return { ok: false, retry: false, reason: "too_large", detail };
+      return { ok: false, retry: false, reason: "rejected", detail };
+    case "JetStreamApiError":
+    case "StreamNotFoundError":
+      if (err.status === 503) return { ok: false, retry: true, reason: "unavailable", detail };
+      if (/size exceeds|maximum.*(size|payload)/i.test(detail)) {
+        return { ok: false, retry: false, reason: "too_large", detail };
+      }
+      return { ok: false, retry: false, reason: "rejected", detail };
+    default:
+      return { ok: false, retry: false, reason: "rejected", detail };
+  }
+}
+
+/** The JetStream bus of one node. */
+export class JetStreamBus implements Bus {
+  /** The connection (the clock-skew estimator shares it). */
+  readonly connection: NatsConnection;
+  /** Server version reported at connect time. */
+  readonly serverVersion: string;
+  readonly #js: JetStreamClient;
+  readonly #opts: JetStreamBusOptions;
+  readonly #spec: StreamSpec;
+  readonly #outbox: Outbox;
+  readonly #subs = new Set<OrderedSubscription>();
+  #closed = false;
+  #decodeErrors = 0;
+  #handlerErrors = 0;
+  #delivered = 0;
+  #lastEnsure = 0;
+  #statusLoop: Promise<void> = Promise.resolve();
+
+  private constructor(nc: NatsConnection, js: JetStreamClient, opts: JetStreamBusOptions, spec: StreamSpec) {
+    this.connection = nc;
+    this.serverVersion = nc.info?.version ?? "";
+    this.#js = js;
+    this.#opts = opts;
+    this.#spec = spec;
+    const timeout = opts.publishTimeoutMs ?? 5000;
+    this.#outbox = new Outbox({
+      capacity: opts.outboxSize,
+      maxInFlight: opts.maxInFlight,
+      metrics: opts.metrics,
+      publish: (item) => this.#publishOnce(item, timeout),
+    });
+  }
+
+  /**
+   * Connects, checks the server version, creates or updates the stream, and starts the outbox. Fails with a
+   * clear message when the server is unreachable, too old, lacks JetStream or refuses the credentials.
+   */
+  static async connect(opts: JetStreamBusOptions): Promise<JetStreamBus> {
+    const nc = await connectNats({ ...opts, name: `fsmpx-${opts.node}` });
+    try {
+      checkServerVersion(nc.info?.version);
+      let jsm;
+      try {
+        jsm = await jetstreamManager(nc);
+      } catch (e) {
+        throw new Error(
+          `JetStream is not available on ${safeServers(opts.url).join(",")} (start the server with -js): ${
+            (e as Error).message
+          }`,
+        );
+      }
+      const spec: StreamSpec = {
+        name: opts.stream,
+        replicas: opts.replicas,
+        retentionMs: opts.retentionMs,
+        maxBytes: opts.maxBytes,
+        duplicateWindowMs: opts.duplicateWindowMs,
+        maxMsgSize: opts.maxMsgSize ?? DEFAULT_MAX_MSG_SIZE,
+      };
+      await ensureStream(jsm, spec);
+      const bus = new JetStreamBus(nc, jetstream(nc, { timeout: opts.publishTimeoutMs ?? 5000 }), opts, spec);
+      bus.#statusLoop = bus.#watchConnection();
+      log.info("connected to NATS JetStream", {
+        servers: safeServers(opts.url),
+        server_version: bus.serverVersion,
+        stream: opts.stream,
+      });
+      return bus;
+    } catch (e) {
+      await nc.close().catch(() => {});
+      throw e;
+    }
+  }
+
+  async #watchConnection(): Promise<void> {
+    for await (const s of this.connection.status()) {
+      if (s.type === "disconnect") {
+        this.#outbox.pause();
+        log.warn("NATS connection lost; publishing into the outbox until it is back", {
+          depth: this.#outbox.depth,
+        });
+      } else if (s.type === "reconnect") {
+        log.info("NATS connection back; publishing the outbox", { depth: this.#outbox.depth });
+        void this.#reEnsureStream();
+        this.#outbox.resume();
+      }
+    }
+  }
+
+  /** After a reconnect or a "no stream": the server may have come back without the stream (new store). */
+  async #reEnsureStream(): Promise<void> {
+    const now = Date.now();
+    if (this.#closed || now - this.#lastEnsure < 5000) return;
+    this.#lastEnsure = now;
+    try {
+      await ensureStream(await jetstreamManager(this.connection, { checkAPI: false }), this.#spec);
+    } catch (e) {
+      log.debug("stream check after reconnect failed; the outbox keeps retrying", {
+        error: (e as Error).message,
+      });
+    }
+  }
+
+  async #publishOnce(item: OutboxItem, timeout: number): Promise<PublishOutcome> {
+    try {
+      const ack = await this.#js.publish(item.subject, item.data, { msgID: item.msgId, timeout });
+      return { ok: true, duplicate: ack.duplicate };
+    } catch (e) {
+      const r = classify(e);
+      if (!r.ok && r.reason === "no_stream") void this.#reEnsureStream();
+      return r;
+    }
+  }
+
+  #reject(kind: MessageKind, reason: string, e: unknown): void {
+    this.#outbox.refuse(kind, reason, `${kind} not published`, (e as Error).message);
+  }
+
+  /** Encodes and enqueues; returns at once (the outbox publishes). A bad signature is counted, never thrown. */
+  publishSignature(sig: Signature): Promise<void> {
+    let subject: string, data: Uint8Array;
+    try {
+      subject = signatureSubject(sig.measurement);
+      data = encodeSignature(sig);
+    } catch (e) {
+      this.#reject("signature", e instanceof SubjectError ? "bad_subject" : "encode", e);
+      return Promise.resolve();
+    }
+    this.#outbox.enqueue({ kind: "signature", subject, data, msgId: sig.id });
+    return Promise.resolve();
+  }
+
+  /** Enqueues the match record (JSON); returns at once. */
+  publishMatch(match: Match): Promise<void> {
+    let subject: string;
+    try {
+      subject = matchSubject(match.measurement, match.stage);
+    } catch (e) {
+      this.#reject("match", "bad_subject", e);
+      return Promise.resolve();
+    }
+    const data = new TextEncoder().encode(JSON.stringify(matchRecord(match)));
+    this.#outbox.enqueue({ kind: "match", subject, data, msgId: matchDedupeId(match) });
+    return Promise.resolve();
+  }
+
+  /**
+   * Reads every signature of `measurements` (all when empty), this node's own included, from
+   * `opts.startTimeMs` (see {@link signatureStartTimeMs}) or, without it, from now on. One measurement reads
+   * its own subject; several read `fsmpx.sig.>` and filter here (server 2.9 takes one filter subject per
+   * consumer, and a DaemonSet's nodes share one config, so the others are rarely wasted).
+   */
+  async subscribeSignatures(
+    measurements: readonly string[],
+    handler: Handler<Signature>,
+    opts: SubscribeOptions = {},
+  ): Promise<Subscription> {
+    const wanted = new Set(measurements);
+    const filter = wanted.size === 1 ? signatureSubject([...wanted][0]!) : `${SIG_PREFIX}.>`;
+    const sub = await OrderedSubscription.start({
+      js: this.#js,
+      stream: this.#opts.stream,
+      filter,
+      startTimeMs: opts.startTimeMs,
+      onMessage: (m) => this.#deliver(m, wanted, handler),
+    });
+    this.#subs.add(sub);
+    return {
+      unsubscribe: async () => {
+        this.#subs.delete(sub);
+        await sub.stop();
+      },
+    };
+  }
+
+  async #deliver(m: JsMsg, wanted: Set<string>, handler: Handler<Signature>): Promise<void> {
+    const parsed = parseSubject(m.subject);
+    if (parsed?.kind !== "signature") return;
+    if (wanted.size > 0 && !wanted.has(parsed.measurement)) return;
+    let sig: Signature;
+    try {
+      sig = decodeSignature(m.data);
+    } catch (e) {
+      this.#decodeErrors++;
+      this.#opts.metrics?.receiveFailed?.("signature", "decode");
+      if (this.#decodeErrors === 1 || this.#decodeErrors % 1000 === 0) {
+        log.warn("undecodable signature skipped", {
+          subject: m.subject,
+          seq: m.seq,
+          error: (e as Error).message,
+          count: this.#decodeErrors,
+        });
+      }
+      return;
+    }
+    try {
+      this.#delivered++;
+      await handler(sig);
+    } catch (e) {
+      this.#handlerErrors++;
+      log.warn("subscriber failed on a signature; skipped", { id: sig.id, error: (e as Error).message });
+    }
+  }
+
+  /** Waits until the outbox is empty (everything acknowledged) or the deadline passes (then logs what is left). */
+  async flush(deadlineMs: number): Promise<void> {
+    const ok = await this.#outbox.drained(deadlineMs);
+    if (!ok) log.warn("bus flush deadline passed with messages unpublished", { depth: this.#outbox.depth });
+  }
+
+  /** Counters. */
+  stats(): JetStreamBusStats {
+    return {
+      ...this.#outbox.stats(),
+      decodeErrors: this.#decodeErrors,
+      handlerErrors: this.#handlerErrors,
+      delivered: this.#delivered,
+    };
+  }
+
+  /** Stops the consumers first (a closed connection under a live iterator keeps the process alive), then the
+   * outbox (what is left is counted and logged; call {@link flush} before), then the connection. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#subs].map((s) => s.stop()));
+    this.#subs.clear();
+    const left = this.#outbox.close();
+    if (left > 0) log.warn("bus closed with unpublished messages", { dropped: left });
+    await this.connection.close().catch(() => {});
+    await this.#statusLoop.catch(() => {});
+  }
+}

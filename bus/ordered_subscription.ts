@@ -1,0 +1,195 @@
+/**
+ * A live, self-healing read of one filter subject: an ordered (ephemeral, unacknowledged, in-order) consumer
+ * from a start time, kept alive across server restarts. When the consumer is lost (a restart drops ephemeral
+ * consumers) or its iterator ends, this loop makes a new one from the sequence after the last message handled,
+ * so nothing is skipped or repeated; the client's own re-creation is not used (see `#watch`).
+ * @module
+ */
+import {
+  DeliverPolicy,
+  type JetStreamClient,
+  type JsMsg,
+  type OrderedConsumerOptions,
+} from "@nats-io/jetstream";
+import type { ConsumerMessages } from "@nats-io/jetstream";
+import { ReconnectBackoff } from "./connection.ts";
+import { logger } from "../util/log.ts";
+
+const log = logger("bus");
+
+/**
+ * Idle heartbeat of the pull requests. The client's default (half of a 30 s expiry) lets a consumer stall for
+ * ~45 s after a server restart before it notices; 1 s makes it notice in ~2 s at one tiny status message a
+ * second per node.
+ */
+export const IDLE_HEARTBEAT_MS = 1000;
+
+/** How far before its creation a "from now on" subscription restarts when it must be re-created. */
+const RESTART_MARGIN_MS = 5000;
+
+/** Options of an ordered subscription. */
+export interface OrderedSubscriptionOptions {
+  js: JetStreamClient;
+  stream: string;
+  /** One filter subject (server 2.9 accepts exactly one). */
+  filter: string;
+  /** Wall-clock ms of the first message wanted (stream time); absent: only messages published from now on. */
+  startTimeMs?: number;
+  /** Handles one message; awaited, so a slow handler back-pressures the read. Must not throw. */
+  onMessage: (m: JsMsg) => Promise<void>;
+  /** Messages fetched per pull. */
+  batch?: number;
+}
+
+/** A running ordered subscription. */
+export class OrderedSubscription {
+  readonly #opts: OrderedSubscriptionOptions;
+  #stopped = false;
+  #messages: ConsumerMessages | null = null;
+  #lastSeq = 0;
+  #createdAtMs: number | null = null;
+  #loop: Promise<void> = Promise.resolve();
+  #wake: (() => void) | null = null;
+  #ready: Promise<void>;
+  #readyResolve!: (v: void) => void;
+  #readyReject!: (e: Error) => void;
+
+  private constructor(opts: OrderedSubscriptionOptions) {
+    this.#opts = opts;
+    this.#ready = new Promise((res, rej) => {
+      this.#readyResolve = res;
+      this.#readyReject = rej;
+    });
+  }
+
+  /** Starts the subscription; resolves once the first consumer exists (rejects if it cannot be created). */
+  static async start(opts: OrderedSubscriptionOptions): Promise<OrderedSubscription> {
+    const s = new OrderedSubscription(opts);
+    s.#loop = s.#run();
+    try {
+      await s.#ready;
+    } catch (e) {
+      await s.stop();
+      throw e;
+    }
+    return s;
+  }
+
+  /** Stream sequence of the last message handled (0: none yet). */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  #consumerOptions(): Partial<OrderedConsumerOptions> {
+    const o: Partial<OrderedConsumerOptions> = { filter_subjects: this.#opts.filter };
+    if (this.#lastSeq > 0) o.opt_start_seq = this.#lastSeq + 1;
+    else if (this.#opts.startTimeMs !== undefined) {
+      o.opt_start_time = new Date(this.#opts.startTimeMs).toISOString();
+    } else if (this.#createdAtMs !== null) {
+      // "From now on", re-created before any message: from when we subscribed (a little earlier, for clock
+      // differences with the server; a repeat is harmless, a gap is not).
+      o.opt_start_time = new Date(this.#createdAtMs - RESTART_MARGIN_MS).toISOString();
+    } else {
+      o.deliver_policy = DeliverPolicy.New;
+      this.#createdAtMs = Date.now();
+    }
+    return o;
+  }
+
+  async #run(): Promise<void> {
+    const backoff = new ReconnectBackoff(250, 5000);
+    let first = true;
+    while (!this.#stopped) {
+      try {
+        const consumer = await this.#opts.js.consumers.get(this.#opts.stream, this.#consumerOptions());
+        const messages = await consumer.consume({
+          max_messages: this.#opts.batch ?? 256,
+          idle_heartbeat: IDLE_HEARTBEAT_MS,
+        });
+        this.#messages = messages;
+        if (first) {
+          first = false;
+          this.#readyResolve();
+        }
+        // Stopped meanwhile: stop() pushes an end marker that the loop below consumes (close() would wait for it).
+        if (this.#stopped) messages.stop();
+        void this.#watch(messages);
+        for await (const m of messages) {
+          this.#lastSeq = m.seq;
+          await this.#opts.onMessage(m);
+          backoff.reset();
+          if (this.#stopped) break;
+        }
+        await messages.close().catch(() => {});
+        if (!this.#stopped) {
+          log.debug("consumer iterator ended; re-creating it", { filter: this.#opts.filter });
+        }
+      } catch (e) {
+        if (first) {
+          this.#readyReject(e as Error);
+          return;
+        }
+        if (!this.#stopped) {
+          log.warn("signature consumer failed; retrying", {
+            filter: this.#opts.filter,
+            error: (e as Error).message,
+          });
+        }
+      }
+      this.#messages = null;
+      if (!this.#stopped) await this.#sleep(backoff.next());
+    }
+  }
+
+  async #watch(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const s of messages.status()) {
+        if (s.type === "heartbeats_missed") {
+          log.debug("consumer heartbeats missed", { filter: this.#opts.filter });
+        } else if (s.type === "reset") {
+          // The v3.4 client re-creates a lost ordered consumer from its original config plus a start sequence.
+          // With an opt_start_time in that config the server refuses every attempt ("deliver by start
+          // sequence, but optional start time is also set") and the read stalls for good; before the first
+          // message the start sequence is 1, which would replay the whole stream. End this iterator instead:
+          // the loop re-creates the consumer from the sequence after the last message handled, or with the
+          // original start when there was none.
+          log.info("consumer lost (server restart?); re-creating it", {
+            filter: this.#opts.filter,
+            from_seq: this.#lastSeq + 1,
+          });
+          messages.stop();
+          return;
+        } else if (s.type === "ordered_consumer_recreated") {
+          log.info("consumer re-created after a gap", {
+            filter: this.#opts.filter,
+            from_seq: this.#lastSeq + 1,
+          });
+        }
+      }
+    } catch {
+      // the status iterator ends with the messages iterator
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.#wake = null;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(t);
+        this.#wake = null;
+        resolve();
+      };
+    });
+  }
+
+  /** Stops reading: the iterator is stopped before anyone closes the connection (else the process hangs). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wake?.();
+    await this.#messages?.close().catch(() => {});
+    await this.#loop;
+  }
+}

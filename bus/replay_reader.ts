@@ -1,0 +1,164 @@
+/**
+ * Reads signatures and match records back from the stream by time range (`replay`): what the sensors published,
+ * as the record contract, in stream order. It needs only the server: the sensors may be long gone.
+ *
+ * The range is in stream time (when the server stored each message), which the server indexes; sensors publish
+ * within moments of capture, so it is event time to within the pipeline's delay.
+ * @module
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream, type JetStreamClient, type JsMsg, type OrderedConsumerOptions } from "@nats-io/jetstream";
+import { decodeSignature } from "../audio/signature.ts";
+import { type AnyRecord, parseRecord, signatureRecord } from "../report/records.ts";
+import { connectNats, type NatsConnectOptions } from "./connection.ts";
+import { checkServerVersion } from "./stream_setup.ts";
+import { IDLE_HEARTBEAT_MS } from "./ordered_subscription.ts";
+import { matchFilter, parseSubject, signatureSubject } from "./subjects.ts";
+import { logger } from "../util/log.ts";
+
+const log = logger("replay");
+
+/** What to read. */
+export interface ReadRecordsOptions {
+  stream: string;
+  /** First stored message wanted (wall-clock ms since the epoch). */
+  startMs: number;
+  /** Last stored message wanted (inclusive); default: whatever is stored when the read starts. */
+  untilMs?: number;
+  /** Only this measurement's signatures and matches. */
+  measurement?: string;
+  /** A skipped message: undecodable signature or malformed match record (already logged, throttled). */
+  onSkip?: (reason: string, detail: string) => void;
+  /** Give up on a consumer that delivers nothing for this long although messages were pending. Default 10 s. */
+  idleTimeoutMs?: number;
+}
+
+/** Reads records from the server at `connection.url` (connects, reads, closes). */
+export async function* readRecords(
+  connection: NatsConnectOptions,
+  opts: ReadRecordsOptions,
+): AsyncGenerator<AnyRecord> {
+  const nc = await connectNats({ ...connection, name: connection.name ?? "fsmpx-replay" });
+  try {
+    checkServerVersion(nc.info?.version);
+    yield* readRecordsFrom(nc, opts);
+  } finally {
+    await nc.close().catch(() => {});
+  }
+}
+
+/** Reads records over an open connection. */
+export async function* readRecordsFrom(
+  nc: NatsConnection,
+  opts: ReadRecordsOptions,
+): AsyncGenerator<AnyRecord> {
+  const js = jetstream(nc);
+  // Server 2.9 takes one filter subject per consumer: a measurement's signatures and matches are two
+  // consumers, merged back into stream order by sequence.
+  const filters = opts.measurement === undefined
+    ? [undefined]
+    : [signatureSubject(opts.measurement), matchFilter(opts.measurement)];
+  const untilNs = opts.untilMs === undefined ? null : BigInt(Math.floor(opts.untilMs)) * 1_000_000n;
+  const sources = filters.map((f) => storedMessages(js, opts, f, untilNs));
+  let skipped = 0;
+  for await (const m of mergeBySeq(sources)) {
+    const r = toRecord(m);
+    if (typeof r === "string") {
+      skipped++;
+      if (skipped === 1 || skipped % 1000 === 0) {
+        log.warn("stored message skipped", { seq: m.seq, reason: r, skipped });
+      }
+      opts.onSkip?.(r.split(":")[0]!, r);
+      continue;
+    }
+    yield r;
+  }
+}
+
+/** The record a stored message carries, or why it carries none. */
+export function toRecord(m: { subject: string; data: Uint8Array }): AnyRecord | string {
+  const s = parseSubject(m.subject);
+  if (s === null) return `subject: not an fsm-px subject ${m.subject}`;
+  if (s.kind === "signature") {
+    try {
+      return signatureRecord(decodeSignature(m.data), m.data.length);
+    } catch (e) {
+      return `decode: ${(e as Error).message}`;
+    }
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(new TextDecoder().decode(m.data));
+  } catch (e) {
+    return `json: ${(e as Error).message}`;
+  }
+  const r = parseRecord(v);
+  if (typeof r === "string") return `record: ${r}`;
+  return r;
+}
+
+/** Messages of one filter from the start time until caught up with the stream (or past `untilNs`). */
+async function* storedMessages(
+  js: JetStreamClient,
+  opts: ReadRecordsOptions,
+  filter: string | undefined,
+  untilNs: bigint | null,
+): AsyncGenerator<JsMsg> {
+  const co: Partial<OrderedConsumerOptions> = { opt_start_time: new Date(opts.startMs).toISOString() };
+  if (filter !== undefined) co.filter_subjects = filter;
+  const consumer = await js.consumers.get(opts.stream, co);
+  const info = await consumer.info(true);
+  if (info.num_pending === 0) {
+    await consumer.delete().catch(() => {});
+    return;
+  }
+  const messages = await consumer.consume({ max_messages: 512, idle_heartbeat: IDLE_HEARTBEAT_MS });
+  const it = messages[Symbol.asyncIterator]();
+  const idleMs = opts.idleTimeoutMs ?? 10_000;
+  try {
+    while (true) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const idle = new Promise<"idle">((r) => timer = setTimeout(() => r("idle"), idleMs));
+      const next = await Promise.race([it.next(), idle]);
+      clearTimeout(timer);
+      if (next === "idle") {
+        log.warn("stream read stalled; ending the read here", { filter: filter ?? ">", idle_ms: idleMs });
+        return;
+      }
+      if (next.done) return;
+      const m = next.value;
+      if (untilNs !== null && m.timestampNanos > untilNs) return;
+      yield m;
+      // pending: messages left after this one when it was delivered; 0 means caught up.
+      if (m.info.pending === 0) return;
+    }
+  } finally {
+    // Not close(): it waits for the iterator to consume its end marker, and nobody iterates any more.
+    messages.stop();
+    await it.return?.(undefined);
+    await consumer.delete().catch(() => {});
+  }
+}
+
+/** Merges sequence-ordered message sources into one sequence-ordered source. */
+export async function* mergeBySeq<T extends { seq: number }>(
+  sources: AsyncGenerator<T>[],
+): AsyncGenerator<T> {
+  const heads: (IteratorResult<T> | null)[] = await Promise.all(sources.map((s) => s.next()));
+  try {
+    while (true) {
+      let best = -1;
+      for (let i = 0; i < heads.length; i++) {
+        const h = heads[i];
+        if (h && !h.done && (best < 0 || h.value.seq < (heads[best] as IteratorYieldResult<T>).value.seq)) {
+          best = i;
+        }
+      }
+      if (best < 0) return;
+      yield (heads[best] as IteratorYieldResult<T>).value;
+      heads[best] = await sources[best]!.next();
+    }
+  } finally {
+    await Promise.all(sources.map((s) => s.return(undefined)));
+  }
+}
