@@ -36,6 +36,8 @@ export interface NodeOptions {
   mode: "live" | "replay";
   /** A live row source run under the reader's supervision. */
   source?: RowSource;
+  /** Where the signature subscription starts (JetStream: wall ms; recovers signatures still live). */
+  subscribeFromMs?: number;
 }
 
 /** Event time without audio after which a stream's pipeline is finished and dropped. */
@@ -147,6 +149,7 @@ export class SensorNode {
     n.#subscription = await opts.bus.subscribeSignatures(
       opts.config.measurements.map((m) => m.name),
       async (sig) => void await registry.tell({ kind: "signature", sig }),
+      { startTimeMs: opts.subscribeFromMs },
     );
     return n;
   }

@@ -3,7 +3,7 @@
  * time with `--capture` (accelerated by `--speed`).
  * @module
  */
-import { EXIT_FAILURE, optNumber, type ParsedArgs, optString, UsageError } from "./command.ts";
+import { optNumber, type ParsedArgs, optString, UsageError } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
 import { readCaptures } from "./capture_run.ts";
 import { finishNodes, SensorNode } from "../actors/node.ts";
@@ -20,6 +20,9 @@ import { PixieRowSource } from "../pixie/live_source.ts";
 import { PixieHealth } from "../pixie/health.ts";
 import type { PixieClient } from "../pixie/client.ts";
 import { logger } from "../util/log.ts";
+import { connectJetStream } from "../bus/from_config.ts";
+import { signatureStartTimeMs } from "../bus/jetstream.ts";
+import { ClockSkewEstimator } from "../bus/clock_skew.ts";
 
 const log = logger("run");
 
@@ -35,10 +38,23 @@ export function sensorMetrics(config: Config): FsmMetrics {
   });
 }
 
-async function openBus(config: Config): Promise<Bus | undefined> {
-  if (config.nats.url === "") return new InProcessBus();
-  log.error("nats.url is set but the JetStream bus is not in this build yet; leave nats.url empty", {});
-  return undefined;
+/** The bus of a sensor: JetStream when nats.url is set (with its metrics and clock-skew estimator). */
+async function openBus(config: Config, metrics: FsmMetrics): Promise<{ bus: Bus; skew?: ClockSkewEstimator }> {
+  if (config.nats.url === "") return { bus: new InProcessBus() };
+  const bus = await connectJetStream(config, {
+    outboxDepth: (n) => metrics.outboxDepth(n),
+    outboxOverflow: (n) => metrics.outboxOverflow(n),
+    published: (kind) => metrics.published(kind),
+    publishFailed: () => {},
+  });
+  const skew = new ClockSkewEstimator({
+    nc: bus.connection,
+    node: config.node,
+    warnMs: config.nats.clock_skew_warn_ms,
+    onOffset: (peer, s) => metrics.clockOffset(peer, s),
+  });
+  skew.start();
+  return { bus, skew };
 }
 
 /** Runs `run`. */
@@ -49,9 +65,8 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     throw new UsageError("--speed only applies with --capture");
   }
   const { config } = await loadCommandConfig(args);
-  const bus = await openBus(config);
-  if (!bus) return EXIT_FAILURE;
   const metrics = sensorMetrics(config);
+  const { bus, skew } = await openBus(config, metrics);
 
   let source: RowSource | undefined;
   let pixie: { client: PixieClient; health: PixieHealth } | undefined;
@@ -79,6 +94,7 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     metrics,
     mode: source ? "live" : "replay",
     source,
+    subscribeFromMs: signatureStartTimeMs(Math.max(...config.measurements.map((m) => m.ttl_seconds))),
   });
   let replaying = capturePath !== undefined;
   const http = startHttpServer({
@@ -94,6 +110,8 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
         : { ok: true, detail: replaying ? "replaying capture" : "capture replayed" },
   });
   node.system.onFlush(async () => {
+    await skew?.stop();
+    await bus.close();
     pixie?.health.stop();
     pixie?.client.close();
     await http.close();
