@@ -1,0 +1,356 @@
+/**
+ * `deno task bench [--quick] [--seed N] [--chains a,b] [--skip-speed] [--json FILE] [--criteria JSON]
+ *  [--cache DIR] [--sounds DIR]`: accuracy of the audio
+ * engine per transcoding chain over real speech, its speed and memory, and PASS/FAIL per bar. See README.md.
+ * @module
+ */
+
+import { initAudioEngine } from "../audio/pipeline.ts";
+import type { AudioCriteria } from "../audio/types.ts";
+import {
+  BENCH_CRITERIA,
+  type ChainResult,
+  LATE_BUS_DELAY_NS,
+  runChain,
+  runSources,
+  type SourceRun,
+} from "./accuracy.ts";
+import { buildCorpus, type Corpus } from "./corpus.ts";
+import {
+  ACTIVE_SIGNATURES,
+  backgroundSignatures,
+  type DetectorSpeed,
+  type MatcherSpeed,
+  measureDetector,
+  measureMatcher,
+  measureMemory,
+  type MemoryUse,
+} from "./speed.ts";
+
+interface Args {
+  quick: boolean;
+  seed: number;
+  chains?: string[];
+  skipSpeed: boolean;
+  json?: string;
+  cacheDir: string;
+  soundsDir?: string;
+  /** Overrides of the default audio_criteria (JSON), to try tunings. */
+  criteria: AudioCriteria;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const a: Args = {
+    quick: false,
+    seed: 1,
+    skipSpeed: false,
+    cacheDir: ".bench-cache",
+    criteria: BENCH_CRITERIA,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    if (flag === "--quick") a.quick = true;
+    else if (flag === "--seed") a.seed = Number(value());
+    else if (flag === "--chains") a.chains = value().split(",");
+    else if (flag === "--skip-speed") a.skipSpeed = true;
+    else if (flag === "--json") a.json = value();
+    else if (flag === "--cache") a.cacheDir = value();
+    else if (flag === "--sounds") a.soundsDir = value();
+    else if (flag === "--criteria") a.criteria = { ...BENCH_CRITERIA, ...JSON.parse(value()) };
+    else throw new Error(`unknown argument ${flag} (see bench/README.md)`);
+  }
+  if (!Number.isInteger(a.seed)) throw new Error("--seed must be an integer");
+  return a;
+}
+
+const pct = (x: number) => (Number.isNaN(x) ? "n/a" : `${(100 * x).toFixed(1)}%`);
+const num = (x: number, d = 1) => (Number.isNaN(x) ? "n/a" : x.toFixed(d));
+const min = (s: number) => (s / 60).toFixed(1);
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(" | ");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("-|-"), ...rows.map(line)].join("\n");
+}
+
+function printCorpus(corpus: Corpus, quick: boolean): void {
+  const relay = corpus.calls.filter((c) => c.stage === "relay").length;
+  console.log(`fsm-px audio engine benchmark (${quick ? "quick" : "full"}), seed ${corpus.seed}`);
+  console.log(
+    `corpus: ${corpus.soundsDir} (Debian asterisk-core-sounds-en-wav, CC-BY-SA-3.0): ` +
+      `${corpus.promptsAvailable} prompts, ${min(corpus.promptSecondsAvailable)} min available`,
+  );
+  console.log(
+    `  ${corpus.calls.length} concurrent calls: ${min(corpus.speechSeconds)} min of speech, ` +
+      `${min(corpus.callSeconds)} min with pauses (0.3-2 s) over a -60 dBFS floor; source tap 8 kHz μ-law ` +
+      `Twilio JSON, 20 ms; targets: ${relay} behind a 150 ms relay, ${
+        corpus.calls.length - relay
+      } behind an ` +
+      `ASR-like stage (0.8-3 s); signatures reach the matcher 5 ms after their block completes, for every ` +
+      `third call ${Number(LATE_BUS_DELAY_NS) / 1e9} s (late: only the backward search can find them)`,
+  );
+  console.log(
+    `  ${corpus.negatives.length} negative streams: ${
+      min(corpus.negativeSpeechSeconds)
+    } min of other speech ` +
+      `(no prompt shared with any call)`,
+  );
+}
+
+/** `{k: n}` entries with n > 0 as JSON, or "" when there are none. */
+function nonZero(counts: Record<string, number>): string {
+  const kept = Object.entries(counts).filter(([, n]) => n > 0);
+  return kept.length ? JSON.stringify(Object.fromEntries(kept)) : "";
+}
+
+function printSource(corpus: Corpus, src: SourceRun): number {
+  const perMin = src.signatures.length / (corpus.speechSeconds / 60);
+  console.log(
+    `source: ${src.signatures.length} signatures = ${num(perMin)} per minute of speech` +
+      (src.badSourceTaps ? `; ${src.badSourceTaps} with a source tap on no message (engine bug)` : "") +
+      (nonZero(src.errors) ? `; decode errors ${nonZero(src.errors)}` : ""),
+  );
+  return perMin;
+}
+
+function printAccuracy(results: ChainResult[], perMin: number): void {
+  console.log("");
+  console.log(
+    "Accuracy per chain (correct: right stream, |error| <= 20 ms; exact: right message, |offset error| <= 1 ms;",
+  );
+  console.log(
+    "false: on a negative stream, on another call's stream, or > 20 ms off; err = |call-time error|)",
+  );
+  const rows = results.map((r) => [
+    r.chain,
+    String(r.signatures),
+    String(r.expected),
+    pct(r.recall),
+    `${r.hitsForward}:${r.hitsBackward}`,
+    num(r.falsePerSig * 1000, 2),
+    String(r.falseNegative),
+    String(r.falseCross),
+    pct(r.exactShare),
+    num(perMin),
+    num(r.medianErrMs, 2),
+    num(r.p95ErrMs, 2),
+    r.duplicates + r.inconsistent ? `dup ${r.duplicates} incons ${r.inconsistent}` : "",
+  ]);
+  console.log(
+    table([
+      "chain",
+      "sigs",
+      "expected",
+      "recall",
+      "fwd:bwd",
+      "false/1k sigs",
+      "neg",
+      "cross",
+      "exact<=1ms",
+      "sigs/min speech",
+      "median err ms",
+      "p95 err ms",
+      "contract",
+    ], rows),
+  );
+}
+
+/** BER of correct and of false matches over all chains, and the most confident false matches. */
+function printFalseMatches(results: ChainResult[]): void {
+  const all = results.flatMap((r) => r.falseMatches.map((f) => ({ ...f, chain: r.chain })));
+  console.log("");
+  const worstP99 = results.reduce(
+    (a, r) => Math.max(a, Number.isNaN(r.correctBer.p99) ? 0 : r.correctBer.p99),
+    0,
+  );
+  const buckets = [0.2, 0.25, 0.3, 0.35, 0.4, 1];
+  const counts = buckets.map((hi, i) =>
+    all.filter((f) => f.kind !== "off" && f.ber >= (i === 0 ? 0 : buckets[i - 1]!) && f.ber < hi).length
+  );
+  console.log(
+    `BER of correct matches: worst chain p99 ${num(worstP99, 3)}; per chain p50/p95/max: ` +
+      results.map((r) =>
+        `${r.chain} ${num(r.correctBer.p50, 2)}/${num(r.correctBer.p95, 2)}/${num(r.correctBer.max, 2)}`
+      )
+        .join(", "),
+  );
+  console.log(
+    `BER of matches on other streams (negative + cross, all chains): ` +
+      buckets.map((hi, i) => `${i === 0 ? "<" : `${buckets[i - 1]}-`}${hi === 1 ? "" : hi}: ${counts[i]}`)
+        .join(", "),
+  );
+  const shown = all.filter((f) => f.kind !== "off").sort((a, b) => a.ber - b.ber).slice(0, 10);
+  if (shown.length > 0) {
+    console.log("most confident matches on other streams (source prompt -> matched prompt):");
+    for (const f of shown) {
+      console.log(
+        `  ${f.chain} ${f.kind} ber ${num(f.ber, 3)}: ${f.source} -> ${f.target} (${f.targetStream})`,
+      );
+    }
+  }
+}
+
+interface Bar {
+  name: string;
+  pass: boolean;
+  detail: string;
+}
+
+function worst<T>(items: readonly T[], key: (t: T) => number): T | undefined {
+  let w: T | undefined;
+  for (const it of items) if (w === undefined || key(it) < key(w)) w = it;
+  return w;
+}
+
+function bars(
+  results: ChainResult[],
+  perMin: number,
+  matcher: MatcherSpeed | undefined,
+): Bar[] {
+  const out: Bar[] = [];
+  const recallBar = (name: string, set: ChainResult[], bar: number) => {
+    const w = worst(set, (r) => (Number.isNaN(r.recall) ? -1 : r.recall));
+    if (!w) return;
+    out.push({ name, pass: w.recall >= bar, detail: `worst ${w.chain} ${pct(w.recall)}` });
+  };
+  const clean = results.filter((r) => r.snrDb === undefined);
+  recallBar("recall >= 99% on noise-free chains", clean, 0.99);
+  recallBar(
+    "recall >= 95% at >= 20 dB SNR",
+    results.filter((r) => r.snrDb !== undefined && r.snrDb >= 20),
+    0.95,
+  );
+  recallBar("recall >= 80% at 10 dB SNR", results.filter((r) => r.snrDb !== undefined && r.snrDb < 20), 0.8);
+  if (results.length > 0) {
+    const negWorst = worst(results, (r) => -r.falseNegative / Math.max(1, r.signatures))!;
+    const negTotal = results.reduce((a, r) => a + r.falseNegative, 0);
+    out.push({
+      name: "false matches on negative streams <= 1 per 1,000 signatures (aim: none)",
+      pass: negWorst.falseNegative / Math.max(1, negWorst.signatures) <= 0.001,
+      detail:
+        `${negTotal} in total; worst ${negWorst.chain} ${negWorst.falseNegative}/${negWorst.signatures}`,
+    });
+    const w = worst(clean, (r) => (Number.isNaN(r.exactShare) ? -1 : r.exactShare));
+    if (w) {
+      out.push({
+        name: ">= 99% of matches exact (<= 1 ms) on noise-free chains",
+        pass: w.exactShare >= 0.99,
+        detail: `worst ${w.chain} ${pct(w.exactShare)}`,
+      });
+    }
+    out.push({ name: ">= 4 signatures per minute of speech", pass: perMin >= 4, detail: num(perMin) });
+  }
+  if (matcher) {
+    out.push({
+      name: "matcher >= 1,000x real time per core (aim 3,000x)",
+      pass: matcher.xRealTime >= 1000,
+      detail: `${num(matcher.xRealTime, 0)}x`,
+    });
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(Deno.args);
+  const started = performance.now();
+  await initAudioEngine();
+  const corpus = await buildCorpus({
+    seed: args.seed,
+    quick: args.quick,
+    soundsDir: args.soundsDir,
+    cacheDir: args.cacheDir,
+  });
+  printCorpus(corpus, args.quick);
+  console.log(`criteria: ${JSON.stringify(args.criteria)}`);
+  const src = runSources(corpus, args.criteria);
+  const perMin = printSource(corpus, src);
+
+  const names = args.chains ?? corpus.chains.map((c) => c.name);
+  const results: ChainResult[] = [];
+  for (const name of names) results.push(await runChain(corpus, src, name));
+  printAccuracy(results, perMin);
+  printFalseMatches(results);
+  const accuracyS = (performance.now() - started) / 1000;
+
+  let detector: DetectorSpeed | undefined;
+  let matcher: MatcherSpeed | undefined;
+  let memory: MemoryUse | undefined;
+  if (!args.skipSpeed) {
+    console.log("");
+    console.log(
+      "Speed (x real time per core = audio seconds / process CPU seconds, single thread; 8 kHz μ-law JSON)",
+    );
+    detector = measureDetector(corpus, args.criteria);
+    console.log(
+      `  detector: ${num(detector.xRealTime, 0)}x (wall ${num(detector.xRealTimeWall, 0)}x) over ` +
+        `${min(detector.audioS)} min of calls, ${detector.signatures} signatures`,
+    );
+    const background = await backgroundSignatures(ACTIVE_SIGNATURES, args.soundsDir, args.cacheDir);
+    matcher = measureMatcher(corpus, background, args.quick ? 5 : 60);
+    console.log(
+      `  matcher:  ${num(matcher.xRealTime, 0)}x (wall ${num(matcher.xRealTimeWall, 0)}x) over ` +
+        `${min(matcher.audioS)} min in ${matcher.streams} streams with ${matcher.activeSignatures} active ` +
+        `signatures (reversed speech); ${matcher.matches} matches against them (each one false)`,
+    );
+    console.log(`  late signature search: ${num(matcher.searchSignatureUs, 1)} µs per (signature, stream)`);
+    // Feeding 1,000 streams 30 s each is 30,000 s of audio: at the 1,000x bar that is 30 CPU seconds, at a slow
+    // engine far more. Measure as many streams as the CPU budget allows at the matcher's measured speed, scaled.
+    const budgetS = args.quick ? 8 : 90;
+    const streams = Math.max(
+      args.quick ? 5 : 20,
+      Math.min(1000, Math.floor((budgetS * matcher.xRealTime) / 30)),
+    );
+    memory = await measureMemory(streams, 30, {
+      seed: args.seed,
+      soundsDir: args.soundsDir,
+      cacheDir: args.cacheDir,
+    });
+    console.log(
+      `  memory:   ${num(memory.perThousandMB)} MB per 1,000 target streams (V8 heap + external; RSS ` +
+        `${num(memory.rssPerThousandMB)} MB), measured on ${memory.streams} streams fed 30 s each` +
+        `${memory.streams < 1000 ? " and scaled" : ""}; ` +
+        `the ${ACTIVE_SIGNATURES}-signature index: ${num(memory.indexMB)} MB`,
+    );
+    // NATS fan-out (signature publish -> every node's registry, latency and throughput) goes here, measured by
+    // a separate module against a real nats-server (scripts/setup.sh bench installs it).
+  }
+
+  console.log("");
+  console.log("Bars");
+  const verdicts = bars(results, perMin, matcher);
+  for (const b of verdicts) console.log(`  ${b.pass ? "PASS" : "FAIL"}  ${b.name}: ${b.detail}`);
+  const totalS = (performance.now() - started) / 1000;
+  console.log(
+    `(${num(totalS, 0)} s: accuracy ${num(accuracyS, 0)} s, speed and memory ${
+      num(totalS - accuracyS, 0)
+    } s)`,
+  );
+
+  if (args.json) {
+    const data = {
+      mode: args.quick ? "quick" : "full",
+      seed: args.seed,
+      corpus: {
+        soundsDir: corpus.soundsDir,
+        calls: corpus.calls.length,
+        speechMinutes: corpus.speechSeconds / 60,
+        negatives: corpus.negatives.length,
+      },
+      signaturesPerMinute: perMin,
+      chains: results,
+      detector,
+      matcher,
+      memory,
+      bars: verdicts,
+    };
+    await Deno.writeTextFile(args.json, JSON.stringify(data, null, 2) + "\n");
+  }
+}
+
+if (import.meta.main) await main();
