@@ -166,7 +166,7 @@ Deno.test("encodeSamples: G.711 quantisation error stays within half a step", ()
     ok(d.ok);
     for (let i = 0; i < x.length; i++) {
       const v = x[i]! * 32768;
-      const got = d.samples[i]! * 32768;
+      const got: number = d.samples[i]! * 32768;
       const j = levels.indexOf(got);
       ok(j >= 0);
       // The decoded level must be one of the two levels bracketing the input.

@@ -118,7 +118,7 @@ stringData: {password: hunter2}
   equal(problems.length, 1);
   ok(
     problems[0]?.startsWith('bad.yaml:10:7: kind: no schema for apiVersion "v1" kind "Secret"'),
-    problems[0],
+    String(problems[0]),
   );
 });
 
