@@ -57,6 +57,16 @@ export interface Signature {
   source: Tap;
   /** Sub-fingerprints from the anchor on, one per hop on the stream's absolute frame grid. */
   fingerprint: Uint32Array;
+  /**
+   * Frames too quiet at the source to trust (their bits are noise): bit j (byte j >> 3, bit j & 7) set means
+   * fingerprint[j] is ignored by lookups and by the bit error rate. Absent: every frame counts.
+   */
+  mask?: Uint8Array;
+  /**
+   * Fine-timing envelope around the instant for sample-level alignment: 256 levels 0..7 (see
+   * audio/fine_envelope.ts). Absent: alignment uses the sub-fingerprints alone (less precise).
+   */
+  envelope?: Uint8Array;
   /** Context ids from metadata_extraction, e.g. { interval_id: "..." }. */
   ids: Record<string, string>;
 }

@@ -1,0 +1,289 @@
+/**
+ * Haitsma–Kalker differential sub-fingerprints on the stream's absolute frame grid.
+ *
+ * PARAMETERS (placeholder; see rationale once measured)
+ * @module
+ */
+
+import { RealFft } from "./fft.ts";
+import type { SampleRing } from "./sample_ring.ts";
+import { RING_SCALE } from "./sample_ring.ts";
+
+/** The knobs of the sub-fingerprint. Changing any of them changes every fingerprint (wire version). */
+export interface FingerprintParams {
+  /** Analysis sample rate, Hz. */
+  sampleRate: number;
+  /** Frame length, samples (power of two). */
+  frame: number;
+  /** Hop between frames, samples. */
+  hop: number;
+  /** Lowest and highest band edge, Hz; 33 log-spaced bands give 32 bits. */
+  fMin: number;
+  fMax: number;
+  /** A bit is "strong" when its |difference| is at least this times the frame's mean |difference|. */
+  strongAlpha: number;
+}
+
+/** The production parameters (see the rationale at the top of this file). */
+export const FP_PARAMS: Readonly<FingerprintParams> = Object.freeze({
+  sampleRate: 8000,
+  frame: 1024,
+  hop: 128,
+  fMin: 300,
+  fMax: 2000,
+  strongAlpha: 1,
+});
+
+/** Bits per sub-fingerprint (33 bands, 32 differences). */
+export const SUBFP_BITS = 32;
+const BANDS = SUBFP_BITS + 1;
+
+/** Weak bits recorded per frame for multi-probe lookups: two per half (see {@link subFingerprint}). */
+export const WEAK_BITS = 4;
+
+/** Frame energy (dB relative to a full-scale sine over the bands) of a frame of digital silence. */
+export const SILENT_DB = -200;
+
+/**
+ * Window, FFT and band energies of one frame read from a {@link SampleRing}. Precomputed window and sparse
+ * band–bin weights; no allocation per frame.
+ */
+export class FrameAnalyzer {
+  readonly params: Readonly<FingerprintParams>;
+  readonly #fft: RealFft;
+  readonly #window: Float64Array;
+  readonly #spec: Float64Array;
+  readonly #fromBin: number;
+  readonly #toBin: number;
+  /** Sparse weights: for each entry, bin, band and weight. */
+  readonly #wBin: Int32Array;
+  readonly #wBand: Int32Array;
+  readonly #w: Float64Array;
+  readonly #dbRef: number;
+
+  /** Tables for `params`. */
+  constructor(params: Readonly<FingerprintParams> = FP_PARAMS) {
+    this.params = params;
+    const n = params.frame;
+    this.#fft = new RealFft(n);
+    this.#window = new Float64Array(n);
+    let wsum2 = 0;
+    for (let i = 0; i < n; i++) {
+      const w = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n);
+      this.#window[i] = w;
+      wsum2 += w * w;
+    }
+    this.#spec = new Float64Array((n >> 1) + 1);
+    const df = params.sampleRate / n;
+    const edges: number[] = [];
+    for (let b = 0; b <= BANDS; b++) edges.push(params.fMin * Math.pow(params.fMax / params.fMin, b / BANDS));
+    const bins: number[] = [];
+    const bands: number[] = [];
+    const ws: number[] = [];
+    let lo = n, hi = 0;
+    for (let k = 1; k < n >> 1; k++) {
+      const a = (k - 0.5) * df, z = (k + 0.5) * df;
+      for (let b = 0; b < BANDS; b++) {
+        const overlap = Math.min(z, edges[b + 1]!) - Math.max(a, edges[b]!);
+        if (overlap > 0) {
+          bins.push(k);
+          bands.push(b);
+          ws.push(overlap / df);
+          if (k < lo) lo = k;
+          if (k > hi) hi = k;
+        }
+      }
+    }
+    this.#wBin = Int32Array.from(bins);
+    this.#wBand = Int32Array.from(bands);
+    this.#w = Float64Array.from(ws);
+    this.#fromBin = lo;
+    this.#toBin = hi;
+    // A full-scale sine has power (n·A/2)²·Σw²/n... referenced so 0 dB ≈ full-scale tone in the bands.
+    this.#dbRef = (RING_SCALE * RING_SCALE * wsum2 * n) / 4;
+  }
+
+  /**
+   * Band energies of the frame whose first sample is absolute index `pos` of `ring` into `out[0..33)`, and the
+   * frame's energy over the bands in dB (see {@link SILENT_DB}). The caller guarantees the samples are held.
+   */
+  analyze(ring: SampleRing, pos: number, out: Float64Array): number {
+    const spec = this.#spec;
+    this.#fft.powerWindowed(ring.data, pos & ring.mask, ring.mask, this.#window, spec, this.#fromBin, this.#toBin);
+    out.fill(0, 0, BANDS);
+    const wBin = this.#wBin, wBand = this.#wBand, w = this.#w;
+    for (let i = 0; i < w.length; i++) {
+      const b = wBand[i]!;
+      out[b] = out[b]! + spec[wBin[i]!]! * w[i]!;
+    }
+    let total = 0;
+    for (let b = 0; b < BANDS; b++) total += out[b]!;
+    return total > 0 ? 10 * Math.log10(total / this.#dbRef) : SILENT_DB;
+  }
+}
+
+/**
+ * Sub-fingerprint of a frame from its band energies and the previous frame's: bit m (MSB = band 0) is
+ * `(E[n,m] − E[n,m+1]) − (E[n−1,m] − E[n−1,m+1]) > 0`. Writes `result[0]` = bits; `result[1]` = weak bits:
+ * per half (bits 0–15, 16–31) the indices (0 = MSB) of the two bits with the smallest |difference| — the ones
+ * noise flips first, toggled by multi-probe lookups — packed 5 bits each as [hi1, hi2, lo1, lo2] from the low
+ * end; `result[2]` = strong bits: |difference| at least `strongAlpha` × the frame's mean |difference|.
+ * One pass plus one for the strong mask; no allocation.
+ */
+export function subFingerprint(
+  cur: Float64Array,
+  prev: Float64Array,
+  result: Uint32Array,
+  diff: Float64Array,
+  strongAlpha: number,
+): void {
+  let bits = 0;
+  let sum = 0;
+  let h1 = 0, h2 = 1, l1 = 16, l2 = 17;
+  let h1v = Infinity, h2v = Infinity, l1v = Infinity, l2v = Infinity;
+  for (let m = 0; m < SUBFP_BITS; m++) {
+    const d = cur[m]! - cur[m + 1]! - (prev[m]! - prev[m + 1]!);
+    const a = d < 0 ? -d : d;
+    diff[m] = a;
+    sum += a;
+    bits = (bits << 1) | (d > 0 ? 1 : 0);
+    if (m < 16) {
+      if (a < h1v) {
+        h2 = h1, h2v = h1v, h1 = m, h1v = a;
+      } else if (a < h2v) h2 = m, h2v = a;
+    } else if (a < l1v) {
+      l2 = l1, l2v = l1v, l1 = m, l1v = a;
+    } else if (a < l2v) l2 = m, l2v = a;
+  }
+  result[0] = bits >>> 0;
+  result[1] = (h1 | (h2 << 5) | (l1 << 10) | (l2 << 15)) >>> 0;
+  const thr = (sum / SUBFP_BITS) * strongAlpha;
+  let strong = 0;
+  if (thr > 0) for (let m = 0; m < SUBFP_BITS; m++) strong = (strong << 1) | (diff[m]! >= thr ? 1 : 0);
+  result[2] = strong >>> 0;
+}
+
+/** The bit mask (in sub-fingerprint bit order) of weak bit `k` (0, 1: high half; 2, 3: low half) of `weak`. */
+export function weakMask(weak: number, k: number): number {
+  return (1 << (31 - ((weak >>> (5 * k)) & 31))) >>> 0;
+}
+
+/**
+ * Per-frame output of the fingerprinter, a ring addressed by absolute frame number: frame n covers analysis
+ * samples [n·hop, n·hop + frame).
+ */
+export class FrameStore {
+  /** Capacity in frames (power of two). */
+  readonly capacity: number;
+  readonly mask: number;
+  /** Sub-fingerprints. */
+  readonly bits: Uint32Array;
+  /** Packed weak-bit indices (see {@link subFingerprint}). */
+  readonly weak: Uint32Array;
+  /** Frame energy over the bands, dB. */
+  readonly energy: Float32Array;
+  /** Bits whose |difference| is large (reliable), same bit order as `bits`. */
+  readonly strong: Uint32Array;
+  /** Oldest frame held; frames before it are gone. */
+  start = 0;
+  /** Next frame to be written. */
+  end = 0;
+
+  /** A store of at least `minFrames` frames. */
+  constructor(minFrames: number) {
+    let cap = 64;
+    while (cap < minFrames) cap *= 2;
+    this.capacity = cap;
+    this.mask = cap - 1;
+    this.bits = new Uint32Array(cap);
+    this.weak = new Uint32Array(cap);
+    this.energy = new Float32Array(cap);
+    this.strong = new Uint32Array(cap);
+  }
+
+  /** True if frames [from, from + n) are all held. */
+  has(from: number, n: number): boolean {
+    return from >= this.start && from + n <= this.end;
+  }
+
+  /** Restarts the store at frame `n` (after a discontinuity). */
+  reset(n: number): void {
+    this.start = n;
+    this.end = n;
+  }
+
+  /** Appends frame `end`. */
+  push(bits: number, weak: number, energy: number, strong: number): void {
+    const i = this.end & this.mask;
+    this.strong[i] = strong;
+    this.bits[i] = bits;
+    this.weak[i] = weak;
+    this.energy[i] = energy;
+    this.end++;
+    if (this.end - this.start > this.capacity) this.start = this.end - this.capacity;
+  }
+}
+
+/**
+ * Streaming fingerprinter over a {@link SampleRing}: after samples are written to the ring, {@link advance}
+ * computes every frame that became complete. Frames depend only on the samples and their absolute indices,
+ * never on how they were chunked.
+ */
+export class Fingerprinter {
+  readonly analyzer: FrameAnalyzer;
+  readonly ring: SampleRing;
+  readonly store: FrameStore;
+  readonly #cur: Float64Array = new Float64Array(BANDS);
+  #prev: Float64Array = new Float64Array(BANDS);
+  readonly #res = new Uint32Array(3);
+  readonly #diff = new Float64Array(SUBFP_BITS);
+  #next = -1;
+
+  /** Fingerprints `ring` into `store`. */
+  constructor(ring: SampleRing, store: FrameStore, analyzer: FrameAnalyzer = new FrameAnalyzer()) {
+    this.ring = ring;
+    this.store = store;
+    this.analyzer = analyzer;
+  }
+
+  /** Next frame number to compute. */
+  get nextFrame(): number {
+    return this.#next;
+  }
+
+  /**
+   * Restarts the grid at the first frame that starts at or after absolute sample `sample` (stream start or
+   * after a reset of the ring). The first frame's "previous frame" is silence.
+   */
+  restart(sample: number): void {
+    const hop = this.analyzer.params.hop;
+    this.#next = Math.ceil(sample / hop);
+    this.#prev.fill(0);
+    this.store.reset(this.#next);
+  }
+
+  /** Computes all frames complete in the ring; returns how many. */
+  advance(): number {
+    const ring = this.ring;
+    if (ring.empty) return 0;
+    if (this.#next < 0) this.restart(ring.start);
+    const { hop, frame } = this.analyzer.params;
+    // The ring overran frames not computed yet (a caller wrote more than it holds between two advances): the
+    // grid goes on from what is still there rather than reading overwritten samples.
+    if (this.#next * hop < ring.start) this.restart(ring.start);
+    const end = ring.end;
+    let count = 0;
+    const res = this.#res;
+    while (this.#next * hop + frame <= end) {
+      const pos = this.#next * hop;
+      const cur = this.#cur;
+      const energy = this.analyzer.analyze(ring, pos, cur);
+      subFingerprint(cur, this.#prev, res, this.#diff, this.analyzer.params.strongAlpha);
+      this.store.push(res[0]!, res[1]!, energy, res[2]!);
+      this.#prev.set(cur);
+      this.#next++;
+      count++;
+    }
+    return count;
+  }
+}

@@ -1,0 +1,452 @@
+/**
+ * The audio engine's facade for actors and the bench: one {@link SourcePipeline} per source stream (decode →
+ * VAD/onsets → fingerprint → signatures) and one {@link TargetPipeline} per target stream (decode → fingerprint
+ * → forward and backward search → sample-level alignment → matches).
+ *
+ * Everything here is synchronous per message once {@link initAudioEngine} has resolved.
+ * @module
+ */
+
+import { FineAligner, INSTANT_OFFSET } from "./align.ts";
+import { sourceEnvelope } from "./fine_envelope.ts";
+import { type FingerprintParams, Fingerprinter, FP_PARAMS, FrameAnalyzer, FrameStore } from "./fingerprint.ts";
+import { type CoarseMatch, DEFAULT_RULE, type MatchRule, type MatcherStats, TargetMatcher } from "./matcher.ts";
+import { OnsetDetector } from "./onset.ts";
+import { ANALYSIS_RATE } from "./resample.ts";
+import { SampleRing } from "./sample_ring.ts";
+import { buildSignature, initSignatureHasher, SIGNATURE_MAX_FRAMES } from "./signature.ts";
+import { type IndexStats, SignatureIndex } from "./signature_index.ts";
+import { type DecodeOutcome, StreamDecoder } from "./stream_decoder.ts";
+import type { AudioCriteria, AudioFormat, Match, Signature } from "./types.ts";
+import { EnergyVad, initWebRtcVad, VAD_FRAME, type VadDecider, WebRtcVad } from "./vad.ts";
+
+export { SignatureIndex };
+export type { IndexStats, MatchRule, MatcherStats };
+
+/** One captured message of a stream. */
+export interface MessageIn {
+  /** Capture time (`time_`), ns since the epoch. */
+  timeNs: bigint;
+  payload: Uint8Array;
+  /** Original body size when Pixie truncated or dropped the body (`*_body_size`). */
+  bodySize?: number;
+}
+
+/** Counters of a pipeline. */
+export interface PipelineStats {
+  messages: number;
+  decoded: number;
+  markers: Record<string, number>;
+  errors: Record<string, number>;
+  signatures?: number;
+  matches?: number;
+  /** Why anchors (source) or verified alignments (target) were dropped, by reason. */
+  skipped?: Record<string, number>;
+}
+
+/** Prepares the WASM parts (xxhash64, WebRTC VAD). Await once before building pipelines. */
+export async function initAudioEngine(): Promise<void> {
+  await Promise.all([initSignatureHasher(), initWebRtcVad()]);
+}
+
+/** Signature block length, frames (128 × 16 ms = 2.05 s from the anchor on). */
+export const SIGNATURE_FRAMES = SIGNATURE_MAX_FRAMES;
+/** A frame more than this far (dB) below the loudest frame of its block is masked (its bits are noise). */
+export const MASK_BELOW_PEAK_DB = 25;
+/** A frame quieter than this (dB re a full-scale sine in the bands) is masked whatever the block. */
+export const MASK_ABSOLUTE_DB = -55;
+/** A block needs this many unmasked frames to become a signature. */
+export const MIN_SIGNATURE_FRAMES = 24;
+/** Default target lookback, seconds. */
+export const DEFAULT_LOOKBACK_SECONDS = 30;
+
+/** Writes decoded samples to the ring in pieces the ring can hold, calling `after` after each. */
+function feed(ring: SampleRing, start: number, samples: Float32Array, after: (reset: boolean) => void): void {
+  const piece = ring.capacity >> 2;
+  for (let at = 0; at < samples.length; at += piece) {
+    const chunk = samples.subarray(at, Math.min(samples.length, at + piece));
+    const note = ring.write(start + at, chunk, ring.capacity >> 1);
+    after(note === "reset");
+  }
+}
+
+function bump(rec: Record<string, number>, key: string): void {
+  rec[key] = (rec[key] ?? 0) + 1;
+}
+
+/** Detector side: one per source stream. */
+export class SourcePipeline {
+  readonly measurement: string;
+  readonly node: string;
+  readonly pod: string;
+  readonly stream: string;
+  readonly decoder: StreamDecoder;
+  readonly #params: Readonly<FingerprintParams> = FP_PARAMS;
+  readonly #ring: SampleRing;
+  readonly #store: FrameStore;
+  readonly #fp: Fingerprinter;
+  readonly #vad: VadDecider;
+  readonly #onset: OnsetDetector;
+  readonly #vadFrame = new Int16Array(VAD_FRAME);
+  #vadNext = -1;
+  /** Anchor frames waiting for their block. */
+  #anchors: number[] = [];
+  #lastAnchor = -1;
+  /** Context ids in force from an analysis sample on (latest last). */
+  #ids: { sample: number; ids: Record<string, string> }[] = [];
+  #signatures = 0;
+  readonly #skipped: Record<string, number> = {};
+
+  /**
+   * Throws RangeError on an invalid format or VAD setting, and Error if `criteria.vad_mode` is "webrtc" and
+   * {@link initAudioEngine} has not completed.
+   */
+  constructor(opts: {
+    measurement: string;
+    node: string;
+    pod: string;
+    stream: string;
+    format: AudioFormat;
+    criteria: AudioCriteria;
+  }) {
+    this.measurement = opts.measurement;
+    this.node = opts.node;
+    this.pod = opts.pod;
+    this.stream = opts.stream;
+    // The timeline must still know the anchor when its block completes (min_duration + block + slack).
+    this.decoder = new StreamDecoder(opts.format, { lookbackSamples: 60 * ANALYSIS_RATE });
+    this.#ring = new SampleRing(4 * ANALYSIS_RATE);
+    this.#store = new FrameStore(Math.ceil((30 * ANALYSIS_RATE) / this.#params.hop));
+    this.#fp = new Fingerprinter(this.#ring, this.#store, new FrameAnalyzer(this.#params));
+    const c = opts.criteria;
+    this.#vad = c.vad_mode === "webrtc" ? new WebRtcVad(c.vad_aggressiveness) : new EnergyVad(c.energy_threshold);
+    this.#onset = new OnsetDetector(c);
+  }
+
+  /** Feeds one message; returns the signatures it completed. `ids`: context ids extracted from this message. */
+  push(msg: MessageIn, ids?: Record<string, string>): Signature[] {
+    const startSample = this.decoder.timeline.length;
+    const out = this.decoder.push({ timeNs: msg.timeNs, payload: msg.payload, bodySize: msg.bodySize });
+    if (ids && Object.keys(ids).length > 0) this.#noteIds(startSample, ids);
+    return this.#take(out, false);
+  }
+
+  /** End of stream: flushes the decoder and emits signatures for anchors whose block is at least partly there. */
+  finish(): Signature[] {
+    const tail = this.decoder.finish();
+    const sigs = this.#take({ kind: "audio", messageIndex: -1, frames: 0, ...tail }, true);
+    this.#vad.close();
+    return sigs;
+  }
+
+  /** Counters. */
+  stats(): PipelineStats {
+    const d = this.decoder.stats();
+    return {
+      messages: d.messages,
+      decoded: d.decoded,
+      markers: { ...d.markers },
+      errors: { ...d.errors },
+      signatures: this.#signatures,
+      skipped: { ...this.#skipped },
+    };
+  }
+
+  #noteIds(sample: number, ids: Record<string, string>): void {
+    const prev = this.#ids[this.#ids.length - 1]?.ids ?? {};
+    this.#ids.push({ sample, ids: { ...prev, ...ids } });
+    // Keep what anchors still pending (or about to be) can ask for: the newest entry before the oldest frame.
+    const oldest = this.#store.start * this.#params.hop;
+    while (this.#ids.length > 1 && this.#ids[1]!.sample <= oldest) this.#ids.shift();
+  }
+
+  #idsAt(sample: number): Record<string, string> {
+    for (let i = this.#ids.length - 1; i >= 0; i--) if (this.#ids[i]!.sample <= sample) return this.#ids[i]!.ids;
+    return {};
+  }
+
+  #take(out: DecodeOutcome, final: boolean): Signature[] {
+    if (out.kind === "error") return final ? this.#emit(true) : [];
+    const sigs: Signature[] = [];
+    feed(this.#ring, out.start, out.samples, (reset) => {
+      if (reset) {
+        this.#fp.restart(this.#ring.start);
+        this.#vadNext = -1;
+      }
+      this.#fp.advance();
+      this.#runVad();
+      // Emit while the ring still holds the anchors' audio (a long message is fed in pieces).
+      for (const s of this.#emit(false)) sigs.push(s);
+    });
+    if (final) for (const s of this.#emit(true)) sigs.push(s);
+    return sigs;
+  }
+
+  #runVad(): void {
+    const ring = this.#ring;
+    if (ring.empty) return;
+    if (this.#vadNext < 0) this.#vadNext = Math.ceil(ring.start / VAD_FRAME);
+    const frame = this.#vadFrame;
+    const data = ring.data, mask = ring.mask;
+    while ((this.#vadNext + 1) * VAD_FRAME <= ring.end) {
+      const k = this.#vadNext++;
+      const base = k * VAD_FRAME;
+      for (let i = 0; i < VAD_FRAME; i++) frame[i] = data[(base + i) & mask]!;
+      const anchor = this.#onset.push(k, this.#vad.decide(frame));
+      if (!anchor) continue;
+      const n = Math.ceil(anchor.sample / this.#params.hop);
+      if (n === this.#lastAnchor) continue;
+      this.#lastAnchor = n;
+      this.#anchors.push(n);
+    }
+  }
+
+  #emit(final: boolean): Signature[] {
+    const store = this.#store;
+    const sigs: Signature[] = [];
+    while (this.#anchors.length > 0) {
+      const n = this.#anchors[0]!;
+      if (!final && store.end < n + SIGNATURE_FRAMES) break;
+      this.#anchors.shift();
+      const sig = this.#build(n);
+      if (sig) sigs.push(sig);
+    }
+    this.#signatures += sigs.length;
+    return sigs;
+  }
+
+  #build(n: number): Signature | undefined {
+    const store = this.#store;
+    const hop = this.#params.hop;
+    if (n < store.start) {
+      bump(this.#skipped, "anchor_expired");
+      return undefined;
+    }
+    const len = Math.min(SIGNATURE_FRAMES, store.end - n);
+    if (len < MIN_SIGNATURE_FRAMES) {
+      bump(this.#skipped, "short_block");
+      return undefined;
+    }
+    const fingerprint = new Uint32Array(len);
+    const mask = new Uint8Array((len + 7) >> 3);
+    let peak = -Infinity;
+    for (let j = 0; j < len; j++) peak = Math.max(peak, store.energy[(n + j) & store.mask]!);
+    const floor = Math.max(peak - MASK_BELOW_PEAK_DB, MASK_ABSOLUTE_DB);
+    const frameLen = this.#params.frame;
+    const gaps = this.decoder.timeline.gaps(n * hop, (n + len - 1) * hop + frameLen);
+    let used = 0;
+    for (let j = 0; j < len; j++) {
+      const i = (n + j) & store.mask;
+      fingerprint[j] = store.bits[i]!;
+      const a = (n + j) * hop, b = a + frameLen;
+      const inGap = gaps.some((g) => g.start < b && g.end > a - hop);
+      if (store.energy[i]! < floor || inGap) mask[j >> 3] = mask[j >> 3]! | (1 << (j & 7));
+      else used++;
+    }
+    if (used < MIN_SIGNATURE_FRAMES) {
+      bump(this.#skipped, "quiet_block");
+      return undefined;
+    }
+    const instant = n * hop + INSTANT_OFFSET;
+    const loc = this.decoder.timeline.locate(instant);
+    if (!loc || loc.gap) {
+      bump(this.#skipped, loc ? "anchor_in_gap" : "anchor_unmapped");
+      return undefined;
+    }
+    const envelope = sourceEnvelope(this.#ring, instant);
+    if (!envelope) bump(this.#skipped, "no_envelope");
+    return buildSignature({
+      measurement: this.measurement,
+      node: this.node,
+      pod: this.pod,
+      stream: this.stream,
+      timeNs: loc.timeNs,
+      offsetMs: loc.offsetMs,
+      fingerprint,
+      mask,
+      envelope,
+      ids: this.#idsAt(instant),
+    });
+  }
+}
+
+/** Matcher side: one per target stream (a stage of a measurement). */
+export class TargetPipeline {
+  readonly measurement: string;
+  readonly stage: string;
+  readonly node: string;
+  readonly pod: string;
+  readonly stream: string;
+  readonly decoder: StreamDecoder;
+  readonly lookbackSeconds: number;
+  readonly #params: Readonly<FingerprintParams> = FP_PARAMS;
+  readonly #ring: SampleRing;
+  readonly #store: FrameStore;
+  readonly #fp: Fingerprinter;
+  readonly #matcher: TargetMatcher;
+  readonly #aligner: FineAligner;
+  /** Capture time and first analysis sample of recent messages, for the backward search's time bound. */
+  #times: bigint[] = [];
+  #starts: number[] = [];
+  #matches = 0;
+  readonly #skipped: Record<string, number> = {};
+
+  /**
+   * `lookbackSeconds` (default 30): target audio kept for the backward search and alignment. `thresholdBer`
+   * and `margin` override the {@link DEFAULT_RULE}.
+   */
+  constructor(opts: {
+    measurement: string;
+    stage: string;
+    node: string;
+    pod: string;
+    stream: string;
+    format: AudioFormat;
+    index: SignatureIndex;
+    lookbackSeconds?: number;
+    thresholdBer?: number;
+    margin?: number;
+    minZ?: number;
+  }) {
+    this.measurement = opts.measurement;
+    this.stage = opts.stage;
+    this.node = opts.node;
+    this.pod = opts.pod;
+    this.stream = opts.stream;
+    const lb = opts.lookbackSeconds ?? DEFAULT_LOOKBACK_SECONDS;
+    if (!(lb > 0 && lb <= 3600)) throw new RangeError(`lookbackSeconds must be in (0, 3600], got ${lb}`);
+    this.lookbackSeconds = lb;
+    const { hop, frame } = this.#params;
+    const blockSamples = (SIGNATURE_FRAMES + 16) * hop + frame;
+    const keep = Math.ceil(lb * ANALYSIS_RATE) + blockSamples;
+    this.decoder = new StreamDecoder(opts.format, { lookbackSamples: keep + ANALYSIS_RATE });
+    this.#ring = new SampleRing(keep);
+    this.#store = new FrameStore(Math.ceil(keep / hop));
+    const analyzer = new FrameAnalyzer(this.#params);
+    this.#fp = new Fingerprinter(this.#ring, this.#store, analyzer);
+    this.#aligner = new FineAligner(analyzer);
+    const rule: MatchRule = {
+      thresholdBer: opts.thresholdBer ?? DEFAULT_RULE.thresholdBer,
+      margin: opts.margin ?? DEFAULT_RULE.margin,
+      minZ: opts.minZ ?? DEFAULT_RULE.minZ,
+    };
+    this.#matcher = new TargetMatcher({
+      index: opts.index,
+      store: this.#store,
+      rule,
+      hop,
+      timeOfSample: (k) => this.decoder.timeline.locate(k)?.timeNs,
+      firstSampleAtOrAfter: (t) => this.#firstSampleAtOrAfter(t),
+    });
+  }
+
+  /** New target audio searched against the active signatures (forward order). */
+  push(msg: MessageIn): Match[] {
+    const startSample = this.decoder.timeline.length;
+    const out = this.decoder.push({ timeNs: msg.timeNs, payload: msg.payload, bodySize: msg.bodySize });
+    if (out.kind === "error") return [];
+    this.#noteTime(msg.timeNs, startSample);
+    return this.#take(out.start, out.samples, false);
+  }
+
+  /** A signature that just arrived, searched in this stream's lookback (backward order). */
+  searchSignature(sig: Signature): Match[] {
+    return this.#toMatches(this.#matcher.searchBackward(sig));
+  }
+
+  /** End of stream: flushes the decoder and verifies what is pending with the frames there are. */
+  finish(): Match[] {
+    const tail = this.decoder.finish();
+    return this.#take(tail.start, tail.samples, true);
+  }
+
+  /** Counters. */
+  stats(): PipelineStats & { matcher: MatcherStats } {
+    const d = this.decoder.stats();
+    return {
+      messages: d.messages,
+      decoded: d.decoded,
+      markers: { ...d.markers },
+      errors: { ...d.errors },
+      matches: this.#matches,
+      skipped: { ...this.#skipped },
+      matcher: this.#matcher.stats(),
+    };
+  }
+
+  /** Bytes held per stream by the lookback (samples, frames), for capacity planning. */
+  memoryBytes(): number {
+    return this.#ring.capacity * 2 + this.#store.capacity * 16;
+  }
+
+  #take(start: number, samples: Float32Array, final: boolean): Match[] {
+    const found: CoarseMatch[] = [];
+    feed(this.#ring, start, samples, (reset) => {
+      if (reset) this.#fp.restart(this.#ring.start);
+      const from = this.#store.end;
+      this.#fp.advance();
+      for (const m of this.#matcher.onFrames(from, this.#store.end)) found.push(m);
+    });
+    if (final) for (const m of this.#matcher.onFrames(this.#store.end, this.#store.end, true)) found.push(m);
+    return this.#toMatches(found);
+  }
+
+  #noteTime(t: bigint, sample: number): void {
+    this.#times.push(t);
+    this.#starts.push(sample);
+    if (this.#times.length > 4096) {
+      const oldest = this.#store.start * this.#params.hop;
+      let drop = 0;
+      while (drop < this.#starts.length - 1 && this.#starts[drop + 1]! <= oldest) drop++;
+      if (drop > 0) {
+        this.#times.splice(0, drop);
+        this.#starts.splice(0, drop);
+      }
+    }
+  }
+
+  #firstSampleAtOrAfter(t: bigint): number {
+    const times = this.#times;
+    // Capture times are nearly always increasing; a binary search is right for those.
+    let lo = 0, hi = times.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (times[mid]! < t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < times.length ? this.#starts[lo]! : this.decoder.timeline.length;
+  }
+
+  #toMatches(found: CoarseMatch[]): Match[] {
+    const out: Match[] = [];
+    const hop = this.#params.hop;
+    for (const m of found) {
+      const sig = m.sig;
+      const al = this.#aligner.align(this.#ring, this.#store, sig.fingerprint, sig.mask, sig.envelope, m.frame);
+      let sample = m.frame * hop + INSTANT_OFFSET;
+      let ber = m.ber;
+      if (al) {
+        sample = al.sample + INSTANT_OFFSET;
+        if (Number.isFinite(al.ber)) ber = al.ber;
+      } else bump(this.#skipped, "not_aligned");
+      const loc = this.decoder.timeline.locate(sample);
+      if (!loc) {
+        bump(this.#skipped, "target_unmapped");
+        continue;
+      }
+      const src = m.sig.source;
+      out.push({
+        measurement: this.measurement,
+        stage: this.stage,
+        signatureId: m.sig.id,
+        ids: m.sig.ids,
+        source: src,
+        target: { node: this.node, pod: this.pod, stream: this.stream, timeNs: loc.timeNs, offsetMs: loc.offsetMs },
+        latencyS: Number(loc.timeNs - src.timeNs) / 1e9,
+        ber,
+      });
+    }
+    this.#matches += out.length;
+    return out;
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * Voice activity decisions on 10 ms frames of the 8 kHz analysis signal, on the stream's absolute grid (frame k
+ * covers analysis samples [80k, 80k + 80)), so decisions do not depend on how messages were chunked.
+ *
+ * Two deciders: an energy detector over an adaptive noise floor (cheap, predictable) and WebRTC's GMM VAD
+ * (`@echogarden/fvad-wasm`, needs {@link initWebRtcVad} once). Onsets from either are only coarse: the
+ * signature's instant is defined by the fingerprint grid, not by the VAD.
+ * @module
+ */
+
+import fvadFactory from "@echogarden/fvad-wasm";
+import { RING_SCALE } from "./sample_ring.ts";
+
+/** VAD frame length in analysis samples (10 ms at 8 kHz). */
+export const VAD_FRAME = 80;
+
+/** Per-frame speech decision. `frame` holds VAD_FRAME samples as stored in the ring (1.0 = RING_SCALE). */
+export interface VadDecider {
+  decide(frame: Int16Array): boolean;
+  /** Releases native resources (WebRTC); safe to call twice. */
+  close(): void;
+}
+
+/** Level of a frame of digital silence, dBFS. */
+const SILENCE_DBFS = -120;
+/** Frames quieter than this (dBFS) are never speech, whatever the floor: a dead line is not an onset. */
+export const ENERGY_MIN_SPEECH_DBFS = -70;
+/** Margin above the noise floor per unit of `energy_threshold`, dB. */
+export const ENERGY_DB_PER_UNIT = 30;
+/** Smallest margin, dB, so that threshold 0 still needs more than the floor's own fluctuation. */
+export const ENERGY_MIN_MARGIN_DB = 3;
+/** The floor follows a quieter frame with this weight per frame (time constant ~30 ms). */
+const FLOOR_FALL = 0.3;
+/** The floor rises by at most this many dB per frame (1 dB/s) so that speech cannot pull it up quickly. */
+const FLOOR_RISE_DB = 0.01;
+
+/** Frame level in dBFS: 10·log10(mean(x²)) with x = sample / RING_SCALE; a full-scale sine is -3 dBFS. */
+export function frameDbfs(frame: Int16Array): number {
+  let e = 0;
+  for (let i = 0; i < frame.length; i++) {
+    const v = frame[i]!;
+    e += v * v;
+  }
+  if (e === 0) return SILENCE_DBFS;
+  return 10 * Math.log10(e / (frame.length * RING_SCALE * RING_SCALE));
+}
+
+/**
+ * Energy VAD with an adaptive noise floor.
+ *
+ * `energy_threshold` (config `audio_criteria.energy_threshold`) is a number in [0, 1] (clamped): a 10 ms frame
+ * is speech when its level exceeds the noise floor by `max(3, 30 × energy_threshold)` dB and is above -70 dBFS.
+ * So 0.2 → 6 dB, 0.3 → 9 dB, 0.5 → 15 dB, 1 → 30 dB. The floor is a minimum tracker in dB: it falls towards a
+ * quieter frame quickly (weight 0.3 per frame) and rises by at most 1 dB/s, so it sits at the level of the
+ * pauses and a long utterance does not raise it much. It starts at the first frame's level.
+ */
+export class EnergyVad implements VadDecider {
+  /** Required margin above the floor, dB. */
+  readonly marginDb: number;
+  #floor = NaN;
+
+  /** See the class doc for what `energyThreshold` means. */
+  constructor(energyThreshold: number) {
+    const t = Number.isFinite(energyThreshold) ? Math.min(1, Math.max(0, energyThreshold)) : 0.5;
+    this.marginDb = Math.max(ENERGY_MIN_MARGIN_DB, ENERGY_DB_PER_UNIT * t);
+  }
+
+  /** Current noise floor, dBFS (NaN before the first frame). */
+  get floorDbfs(): number {
+    return this.#floor;
+  }
+
+  /** Decides one frame and updates the floor. */
+  decide(frame: Int16Array): boolean {
+    const e = frameDbfs(frame);
+    if (Number.isNaN(this.#floor)) this.#floor = Math.max(e, -90);
+    else if (e < this.#floor) this.#floor += FLOOR_FALL * (e - this.#floor);
+    else this.#floor += Math.min(FLOOR_RISE_DB, e - this.#floor);
+    if (this.#floor < -90) this.#floor = -90;
+    return e >= ENERGY_MIN_SPEECH_DBFS && e >= this.#floor + this.marginDb;
+  }
+
+  /** Nothing to release. */
+  close(): void {}
+}
+
+/** The parts of the fvad Emscripten module used here (the package ships no types). */
+interface FvadModule {
+  _fvad_new(): number;
+  _fvad_free(h: number): void;
+  _fvad_set_mode(h: number, mode: number): number;
+  _fvad_set_sample_rate(h: number, rate: number): number;
+  _fvad_process(h: number, buf: number, len: number): number;
+  _malloc(n: number): number;
+  _free(p: number): void;
+  HEAP16: Int16Array;
+}
+
+let fvad: FvadModule | undefined;
+
+/** Loads the WebRTC VAD WASM module once (idempotent). */
+export async function initWebRtcVad(): Promise<void> {
+  if (fvad) return;
+  const factory = fvadFactory as unknown as () => Promise<FvadModule>;
+  fvad = await factory();
+}
+
+/** True once {@link initWebRtcVad} has completed. */
+export function webRtcVadReady(): boolean {
+  return fvad !== undefined;
+}
+
+/** WebRTC VAD (libfvad) at 8 kHz on 10 ms frames; aggressiveness 0 (least) .. 3 (most). */
+export class WebRtcVad implements VadDecider {
+  readonly #m: FvadModule;
+  #handle: number;
+  readonly #buf: number;
+  readonly #scaled = new Int16Array(VAD_FRAME);
+
+  /** Throws if {@link initWebRtcVad} has not completed or the aggressiveness is not 0..3. */
+  constructor(aggressiveness: number) {
+    if (!fvad) throw new Error("WebRtcVad: call initAudioEngine() (or initWebRtcVad()) first");
+    if (!Number.isInteger(aggressiveness) || aggressiveness < 0 || aggressiveness > 3) {
+      throw new RangeError(`WebRtcVad: aggressiveness must be 0..3, got ${aggressiveness}`);
+    }
+    this.#m = fvad;
+    const h = this.#m._fvad_new();
+    if (!h) throw new Error("WebRtcVad: fvad_new failed");
+    if (this.#m._fvad_set_sample_rate(h, 8000) !== 0 || this.#m._fvad_set_mode(h, aggressiveness) !== 0) {
+      this.#m._fvad_free(h);
+      throw new Error("WebRtcVad: fvad rejected rate 8000 or the mode");
+    }
+    this.#handle = h;
+    this.#buf = this.#m._malloc(VAD_FRAME * 2);
+  }
+
+  /** Decides one 10 ms frame (80 samples). */
+  decide(frame: Int16Array): boolean {
+    if (!this.#handle) return false;
+    // WebRTC's VAD has absolute energy gates: give it full-scale Int16 (the ring keeps 12 dB of headroom).
+    const g = 32768 / RING_SCALE;
+    const x = this.#scaled;
+    for (let i = 0; i < VAD_FRAME; i++) {
+      const v = (frame[i] ?? 0) * g;
+      x[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+    }
+    // HEAP16 is re-created when the WASM memory grows: read it per call.
+    this.#m.HEAP16.set(x, this.#buf >> 1);
+    return this.#m._fvad_process(this.#handle, this.#buf, VAD_FRAME) === 1;
+  }
+
+  /** Frees the native VAD. */
+  close(): void {
+    if (!this.#handle) return;
+    this.#m._fvad_free(this.#handle);
+    this.#m._free(this.#buf);
+    this.#handle = 0;
+  }
+}

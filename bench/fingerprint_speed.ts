@@ -1,0 +1,250 @@
+/**
+ * Quick speed figures of the fingerprint engine on real speech (the asterisk prompts), per core:
+ * - fingerprint: Fingerprinter alone (frames + sub-fingerprints) on 8 kHz samples;
+ * - detector: SourcePipeline (decode μ-law 20 ms messages → VAD/onsets → fingerprint → signatures);
+ * - matcher: TargetPipeline (decode → fingerprint → lookups → verification → alignment) with N active
+ *   signatures, on audio unrelated to them (lookups only) and on audio that contains them (with matches);
+ * - searchSignature: backward search of one signature in a 30 s lookback.
+ *
+ * `deno run --allow-read --allow-run bench/fingerprint_speed.ts [--active 10000] [--seconds 120]`
+ * @module
+ */
+
+import { FrameAnalyzer, FrameStore, Fingerprinter } from "../audio/fingerprint.ts";
+import { initAudioEngine, SignatureIndex, SourcePipeline, TargetPipeline } from "../audio/pipeline.ts";
+import { SampleRing } from "../audio/sample_ring.ts";
+import { buildSignature } from "../audio/signature.ts";
+import type { AudioFormat, Signature } from "../audio/types.ts";
+
+const SOUNDS = "/usr/share/asterisk/sounds/en_US_f_Allison";
+
+function arg(name: string, def: number): number {
+  const i = Deno.args.indexOf(name);
+  return i >= 0 ? Number(Deno.args[i + 1]) : def;
+}
+
+/** CPU seconds of this process (user + system). */
+function cpu(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+/** Reads a 16-bit mono WAV's samples (the prompts' format); undefined for anything else. */
+async function readPcm16(path: string): Promise<Float32Array | undefined> {
+  const b = await Deno.readFile(path);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let at = 12;
+  while (at + 8 <= b.length) {
+    const id = String.fromCharCode(b[at]!, b[at + 1]!, b[at + 2]!, b[at + 3]!);
+    const len = dv.getUint32(at + 4, true);
+    if (id === "data") {
+      const n = Math.floor(Math.min(len, b.length - at - 8) / 2);
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = dv.getInt16(at + 8 + 2 * i, true) / 32768;
+      return out;
+    }
+    at += 8 + len + (len & 1);
+  }
+  return undefined;
+}
+
+/** Prompts concatenated with 0.5 s pauses, from the `part`-th half of the sorted list (0 or 1). */
+async function speech(seconds: number, part: 0 | 1): Promise<Float32Array> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(SOUNDS)) if (e.isFile && e.name.endsWith(".wav")) names.push(e.name);
+  names.sort();
+  const half = names.filter((_, i) => i % 2 === part);
+  const parts: Float32Array[] = [];
+  let total = 0;
+  for (const n of half) {
+    if (total >= seconds * 8000) break;
+    const s = await readPcm16(`${SOUNDS}/${n}`);
+    if (!s) continue;
+    parts.push(s, new Float32Array(4000));
+    total += s.length + 4000;
+  }
+  const out = new Float32Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function mulaw(x: number): number {
+  const BIAS = 0x84;
+  let pcm = Math.max(-32635, Math.min(32635, Math.round(x * 32768)));
+  const sign = pcm < 0 ? 0x80 : 0;
+  if (pcm < 0) pcm = -pcm;
+  pcm += BIAS;
+  let exp = 7;
+  for (let m = 0x4000; (pcm & m) === 0 && exp > 0; m >>= 1) exp--;
+  const mant = (pcm >> (exp + 3)) & 0x0f;
+  return ~(sign | (exp << 4) | mant) & 0xff;
+}
+
+/** 20 ms raw μ-law messages. */
+function messages(audio: Float32Array): { timeNs: bigint; payload: Uint8Array }[] {
+  const out: { timeNs: bigint; payload: Uint8Array }[] = [];
+  for (let at = 0, i = 0; at + 160 <= audio.length; at += 160, i++) {
+    const p = new Uint8Array(160);
+    for (let k = 0; k < 160; k++) p[k] = mulaw(audio[at + k]!);
+    out.push({ timeNs: 1_700_000_000_000_000_000n + BigInt(i) * 20_000_000n, payload: p });
+  }
+  return out;
+}
+
+const FORMAT: AudioFormat = {
+  envelope: "raw",
+  path: "",
+  encoding: "binary",
+  codec: "mulaw",
+  sample_rate: 8000,
+  channels: 1,
+  channel: 0,
+  skip_bytes: 0,
+};
+
+/**
+ * `count` signatures of distinct audio: each from a random 2.2 s segment of `audio` played at a random speed in
+ * [0.75, 1.33] (pitch and formants move, so blocks do not repeat each other's sub-fingerprints the way blocks cut
+ * from the same few minutes would; 10,000 real signatures stand for hours of distinct speech).
+ */
+function signaturesFrom(audio: Float32Array, count: number, seed: number): Signature[] {
+  let s = seed;
+  const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
+  const seg = 2.2 * 8000;
+  const analyzer = new FrameAnalyzer();
+  const sigs: Signature[] = [];
+  for (let k = 0; sigs.length < count && k < count * 20; k++) {
+    const rate = 0.75 + rnd() * 0.58;
+    const start = Math.floor(rnd() * (audio.length - seg * 1.4));
+    const x = new Float32Array(seg);
+    for (let i = 0; i < seg; i++) {
+      const p = start + i * rate;
+      const i0 = Math.floor(p);
+      const f = p - i0;
+      x[i] = audio[i0]! * (1 - f) + audio[i0 + 1]! * f;
+    }
+    const ring = new SampleRing(seg);
+    const store = new FrameStore(256);
+    const fp = new Fingerprinter(ring, store, analyzer);
+    ring.write(0, x, 0);
+    fp.advance();
+    if (store.end < 129 || store.energy[1]! < -40) continue;
+    // Mask as the source pipeline does: frames 25 dB under the block's peak or under -55 dB.
+    let peak = -Infinity;
+    for (let j = 1; j < 129; j++) peak = Math.max(peak, store.energy[j]!);
+    const mask = new Uint8Array(16);
+    let used = 0;
+    for (let j = 0; j < 128; j++) {
+      if (store.energy[j + 1]! < Math.max(peak - 25, -55)) mask[j >> 3] = mask[j >> 3]! | (1 << (j & 7));
+      else used++;
+    }
+    if (used < 24) continue;
+    sigs.push(buildSignature({
+      measurement: "speed",
+      node: "a",
+      pod: "p",
+      stream: `s${k}`,
+      timeNs: 1_700_000_000_000_000_000n + BigInt(k) * 1_000_000n,
+      offsetMs: 0,
+      fingerprint: store.bits.slice(1, 129),
+      mask,
+      ids: {},
+    }));
+  }
+  return sigs;
+}
+
+async function main(): Promise<void> {
+  await initAudioEngine();
+  const active = arg("--active", 10_000);
+  const seconds = arg("--seconds", 120);
+  const a = await speech(Math.max(seconds, 400), 0);
+  const b = await speech(seconds, 1);
+  const audioS = b.length / 8000;
+  console.log(`speech: ${(a.length / 8000).toFixed(0)} s for signatures, ${audioS.toFixed(0)} s of other speech`);
+
+  // Fingerprinter alone, in 20 ms pushes.
+  {
+    const ring = new SampleRing(8000 * 4);
+    const store = new FrameStore(4096);
+    const fp = new Fingerprinter(ring, store, new FrameAnalyzer());
+    const c0 = cpu();
+    for (let at = 0; at + 160 <= b.length; at += 160) {
+      ring.write(at, b.subarray(at, at + 160), 0);
+      fp.advance();
+    }
+    console.log(`fingerprint:   ${(audioS / (cpu() - c0)).toFixed(0)}x real time`);
+  }
+
+  const msgs = messages(b);
+  // Detector.
+  {
+    const sp = new SourcePipeline({
+      measurement: "speed",
+      node: "a",
+      pod: "p",
+      stream: "s",
+      format: FORMAT,
+      criteria: {
+        vad_mode: "energy",
+        vad_aggressiveness: 2,
+        energy_threshold: 0.3,
+        min_duration_ms: 500,
+        min_silence_ms: 300,
+        reanchor_ms: 3000,
+      },
+    });
+    const c0 = cpu();
+    let n = 0;
+    for (const m of msgs) n += sp.push(m).length;
+    n += sp.finish().length;
+    console.log(`detector:      ${(audioS / (cpu() - c0)).toFixed(0)}x real time (${n} signatures)`);
+  }
+
+  const sigs = signaturesFrom(a, active, 1);
+  const index = new SignatureIndex({ maxActive: active + 10 });
+  for (const s of sigs) index.add(s);
+  const st = index.stats();
+  console.log(`index: ${index.size} active signatures, ${st.entries} entries, ${st.bucketFull} over-full`);
+
+  const target = (name: string, audio: { timeNs: bigint; payload: Uint8Array }[], seconds: number) => {
+    const tp = new TargetPipeline({
+      measurement: "speed",
+      stage: "t",
+      node: "b",
+      pod: "q",
+      stream: name,
+      format: FORMAT,
+      index,
+    });
+    const c0 = cpu();
+    let matches = 0;
+    for (const m of audio) matches += tp.push(m).length;
+    matches += tp.finish().length;
+    const cs = cpu() - c0;
+    const ms = tp.stats().matcher;
+    console.log(
+      `matcher (${name}): ${(seconds / cs).toFixed(0)}x real time, ${matches} matches, ` +
+        `${(ms.hits / (seconds * 62.5)).toFixed(1)} hits/frame, ${ms.verified} verified`,
+    );
+    return tp;
+  };
+  const tp = target("unrelated", msgs, audioS);
+  const related = messages(a.subarray(0, b.length));
+  target("same speaker, unshifted", related, audioS);
+
+  // Backward search in a full lookback.
+  const probes = signaturesFrom(a, 200, 7);
+  const c0 = cpu();
+  let found = 0;
+  for (const s of probes) found += tp.searchSignature(s).length;
+  console.log(`searchSignature: ${(((cpu() - c0) / probes.length) * 1e6).toFixed(0)} µs per (signature, stream)`);
+  void found;
+  console.log(`memory per target stream (lookback ring + frames): ${(tp.memoryBytes() / 1024).toFixed(0)} KiB`);
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,168 @@
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import {
+  FP_PARAMS,
+  FrameAnalyzer,
+  FrameStore,
+  Fingerprinter,
+  SUBFP_BITS,
+  subFingerprint,
+  weakMask,
+} from "../audio/fingerprint.ts";
+import { MULAW_TO_LINEAR } from "../audio/codecs.ts";
+import { SampleRing } from "../audio/sample_ring.ts";
+
+const FIXTURES = new URL("../fixtures/audio_fp/", import.meta.url);
+
+function speech(): Float32Array {
+  const bytes = Deno.readFileSync(new URL("speech_8k.ul", FIXTURES));
+  return Float32Array.from(bytes, (b) => MULAW_TO_LINEAR[b]! / 32768);
+}
+
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
+}
+
+interface Frames {
+  start: number;
+  bits: number[];
+  weak: number[];
+  strong: number[];
+  energy: number[];
+}
+
+/** Fingerprints `x` (first sample at absolute index `start`) pushed in the given chunk sizes. */
+function fingerprint(x: Float32Array, chunks: number[], start = 0): Frames {
+  const ring = new SampleRing(1 << 17);
+  const store = new FrameStore(4096);
+  const fp = new Fingerprinter(ring, store);
+  let at = 0;
+  for (const c of chunks) {
+    ring.write(start + at, x.subarray(at, at + c), 0);
+    fp.advance();
+    at += c;
+  }
+  const out: Frames = { start: store.start, bits: [], weak: [], strong: [], energy: [] };
+  for (let n = store.start; n < store.end; n++) {
+    const i = n & store.mask;
+    out.bits.push(store.bits[i]!);
+    out.weak.push(store.weak[i]!);
+    out.strong.push(store.strong[i]!);
+    out.energy.push(store.energy[i]!);
+  }
+  return out;
+}
+
+function randomChunks(total: number, rnd: () => number, min = 1, max = 2000): number[] {
+  const out: number[] = [];
+  for (let left = total; left > 0;) {
+    const c = Math.min(left, min + Math.floor(rnd() * (max - min + 1)));
+    out.push(c);
+    left -= c;
+  }
+  return out;
+}
+
+Deno.test("subFingerprint: bit m is the sign of the band-and-time energy difference, MSB = band 0", () => {
+  const prev = new Float64Array(33);
+  const cur = new Float64Array(33);
+  for (let b = 0; b < 33; b++) cur[b] = b % 3; // E[m]-E[m+1]: -1, -1, 2, -1, -1, 2, ...
+  const res = new Uint32Array(3);
+  subFingerprint(cur, prev, res, new Float64Array(32), 1);
+  let want = 0;
+  for (let m = 0; m < 32; m++) want = (want << 1) | (cur[m]! - cur[m + 1]! > 0 ? 1 : 0);
+  strictEqual(res[0], want >>> 0);
+  // The previous frame's difference is subtracted: the same shape in both frames gives no positive bit.
+  subFingerprint(cur, cur, res, new Float64Array(32), 1);
+  strictEqual(res[0], 0);
+});
+
+Deno.test("subFingerprint: weak bits are the smallest |difference| per half, strong bits the large ones", () => {
+  const prev = new Float64Array(33);
+  const cur = new Float64Array(33);
+  // Differences d[m] = cur[m] - cur[m+1]; build cur backwards from chosen |d|.
+  const d = Array.from({ length: 32 }, (_, m) => (m % 2 ? 1 : -1) * (10 + m));
+  d[5] = 0.5; // weakest in the high half
+  d[9] = -0.7; // second weakest in the high half
+  d[20] = 0.1; // weakest in the low half
+  d[31] = 0.2; // second weakest in the low half
+  for (let m = 31; m >= 0; m--) cur[m] = cur[m + 1]! + d[m]!;
+  const res = new Uint32Array(3);
+  subFingerprint(cur, prev, res, new Float64Array(32), 1);
+  strictEqual(weakMask(res[1]!, 0), (1 << (31 - 5)) >>> 0);
+  strictEqual(weakMask(res[1]!, 1), (1 << (31 - 9)) >>> 0);
+  strictEqual(weakMask(res[1]!, 2), (1 << (31 - 20)) >>> 0);
+  strictEqual(weakMask(res[1]!, 3), (1 << (31 - 31)) >>> 0);
+  for (const m of [5, 9, 20, 31]) strictEqual((res[2]! >>> (31 - m)) & 1, 0, `bit ${m} is not strong`);
+  strictEqual((res[2]! >>> (31 - 30)) & 1, 1, "bit 30 (|d| = 40) is strong");
+});
+
+Deno.test("Fingerprinter: any chunking of the same audio gives bit-identical frames (property)", () => {
+  const x = speech();
+  const whole = fingerprint(x, [x.length]);
+  ok(whole.bits.length > 400, `frames: ${whole.bits.length}`);
+  const rnd = lcg(42);
+  for (let trial = 0; trial < 12; trial++) {
+    const chunks = trial % 3 === 0 ? randomChunks(x.length, rnd, 1, 7) : randomChunks(x.length, rnd, 1, 3000);
+    deepStrictEqual(fingerprint(x, chunks), whole, `trial ${trial}`);
+  }
+});
+
+Deno.test("Fingerprinter: the grid is absolute, frame n starts at sample n·hop of the stream", () => {
+  const x = speech();
+  const hop = FP_PARAMS.hop;
+  const a = fingerprint(x, [x.length], 0);
+  // The same audio starting at absolute sample 3·hop: its frame n is the first stream's frame n-3.
+  const b = fingerprint(x, [x.length], 3 * hop);
+  strictEqual(b.start, 3);
+  deepStrictEqual(b.bits.slice(1, 200), a.bits.slice(1, 200));
+  // Starting off the grid, the first frame is the next grid point.
+  const c = fingerprint(x, [x.length], 3 * hop + 5);
+  strictEqual(c.start, 4);
+});
+
+Deno.test("Fingerprinter: gain changes no bit beyond a few weak ones, and moves the energy by the gain", () => {
+  const x = speech();
+  const y = x.map((v) => v * 0.5);
+  const a = fingerprint(x, [x.length]);
+  const b = fingerprint(y, [y.length]);
+  let errors = 0, bits = 0;
+  for (let n = 0; n < a.bits.length; n++) {
+    if (a.energy[n]! < -50) continue;
+    let v = (a.bits[n]! ^ b.bits[n]!) >>> 0;
+    for (; v; v &= v - 1) errors++;
+    bits += SUBFP_BITS;
+    ok(Math.abs(a.energy[n]! - b.energy[n]! - 6.02) < 0.1, `frame ${n}: ${a.energy[n]} vs ${b.energy[n]}`);
+  }
+  ok(errors / bits < 0.005, `BER ${errors / bits}`);
+});
+
+Deno.test("Fingerprinter: a gap is filled with silence on the same grid; a long one restarts the grid", () => {
+  const x = speech().subarray(0, 16000);
+  const ring = new SampleRing(1 << 15);
+  const store = new FrameStore(1024);
+  const fp = new Fingerprinter(ring, store);
+  strictEqual(ring.write(0, x.subarray(0, 8000), 4000), "ok");
+  fp.advance();
+  strictEqual(ring.write(9000, x.subarray(8000), 4000), "gap_filled");
+  fp.advance();
+  strictEqual(ring.end, 17000);
+  strictEqual(store.end, Math.floor((17000 - FP_PARAMS.frame) / FP_PARAMS.hop) + 1);
+  strictEqual(ring.write(30000, x.subarray(0, 4000), 4000), "reset");
+  fp.restart(ring.start);
+  strictEqual(store.start, Math.ceil(30000 / FP_PARAMS.hop));
+  strictEqual(ring.write(100, x.subarray(0, 10), 4000), "overlap_dropped");
+});
+
+Deno.test("FrameAnalyzer: a full-scale tone in the bands is about 0 dB, digital silence is the floor", () => {
+  const an = new FrameAnalyzer();
+  const ring = new SampleRing(4096);
+  const tone = new Float32Array(2048).map((_, i) => Math.sin((2 * Math.PI * 1000 * i) / 8000));
+  ring.write(0, tone, 0);
+  const bands = new Float64Array(33);
+  const db = an.analyze(ring, 0, bands);
+  ok(Math.abs(db) < 1.5, `tone: ${db} dB`);
+  const silent = new SampleRing(4096);
+  silent.write(0, new Float32Array(2048), 0);
+  ok(an.analyze(silent, 0, bands) < -150);
+});
