@@ -45,7 +45,7 @@ async function openBus(config: Config, metrics: FsmMetrics): Promise<{ bus: Bus;
     outboxDepth: (n) => metrics.outboxDepth(n),
     outboxOverflow: (n) => metrics.outboxOverflow(n),
     published: (kind) => metrics.published(kind),
-    publishFailed: () => {},
+    publishFailed: (kind, reason) => metrics.publishFailed(kind, reason),
   });
   const skew = new ClockSkewEstimator({
     nc: bus.connection,

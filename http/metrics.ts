@@ -69,6 +69,7 @@ export class FsmMetrics {
   readonly #outboxDepth: client.Gauge;
   readonly #outboxOverflow: client.Counter;
   readonly #published: client.Counter<"kind">;
+  readonly #publishFailed: client.Counter<"kind" | "reason">;
   readonly #clockOffset: client.Gauge<"peer">;
 
   constructor(opts: MetricsOptions = {}) {
@@ -198,6 +199,12 @@ export class FsmMetrics {
       name: "fsmpx_bus_published_total",
       help: "Messages published on the bus, by kind (signature, match).",
       labelNames: ["kind"],
+      registers,
+    });
+    this.#publishFailed = new client.Counter({
+      name: "fsmpx_bus_publish_failed_total",
+      help: "Messages never published on the bus, by kind and reason (refused, unencodable, abandoned).",
+      labelNames: ["kind", "reason"],
       registers,
     });
     this.#clockOffset = new client.Gauge({
@@ -340,6 +347,11 @@ export class FsmMetrics {
   /** A message was published on the bus. */
   published(kind: "signature" | "match"): void {
     this.#published.inc({ kind });
+  }
+
+  /** A message will never be published (refused for good, unencodable, or abandoned at close). */
+  publishFailed(kind: "signature" | "match", reason: string): void {
+    this.#publishFailed.inc({ kind, reason });
   }
 
   /** Estimated clock offset of a peer, seconds. */
