@@ -43,6 +43,8 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
     const reporters = new Map<string, DecodeReporter>();
     const keyers = new Map<string, StreamKeyer>();
     let nowNs = 0n;
+    /** After a finish (end of a capture), late signatures are verified with the audio there is. */
+    let finished = false;
 
     const indexOf = (measurement: string) => {
       let idx = indexes.get(measurement);
@@ -126,7 +128,10 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
           case "activate": {
             indexOf(msg.sig.measurement).add(msg.sig);
             for (const [, t] of targets.entries()) {
-              if (t.measurement === msg.sig.measurement) await emit(t.pipeline.searchSignature(msg.sig));
+              if (t.measurement !== msg.sig.measurement) continue;
+              await emit(t.pipeline.searchSignature(msg.sig));
+              // No more audio will come: a candidate waiting for the rest of its block is decided now.
+              if (finished) await emit(t.pipeline.finish());
             }
             return;
           }
@@ -150,6 +155,7 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
             return;
           }
           case "finish": {
+            finished = true;
             for (const [key, t] of [...targets.entries()]) {
               await emit(t.pipeline.finish());
               reporterOf(`${t.measurement}/${t.stage}`, t.measurement, t.stage).observe(
