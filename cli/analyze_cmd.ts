@@ -2,7 +2,7 @@
  * `analyze`: offline analysis of capture files in event time, as fast as possible.
  * @module
  */
-import { EXIT_OK, type ParsedArgs, optString, UsageError } from "./command.ts";
+import { EXIT_OK, optString, type ParsedArgs, UsageError } from "./command.ts";
 import { loadCommandConfig, progressBar } from "./common.ts";
 import { readCaptures, runCaptures, stageOrder } from "./capture_run.ts";
 import { renderSummaryTable, summarize } from "../report/summary.ts";
@@ -11,7 +11,9 @@ import type { RecordSink } from "../actors/exporter.ts";
 /** Runs `analyze`. */
 export async function analyzeCommand(args: ParsedArgs): Promise<number> {
   const format = optString(args, "format") ?? "table";
-  if (format !== "table" && format !== "json") throw new UsageError(`--format expects table or json, got "${format}"`);
+  if (format !== "table" && format !== "json") {
+    throw new UsageError(`--format expects table or json, got "${format}"`);
+  }
   if (args.positionals.length === 0) throw new UsageError("give at least one capture file");
   const { config } = await loadCommandConfig(args);
   const caps = await readCaptures(args.positionals);
@@ -33,9 +35,13 @@ export async function analyzeCommand(args: ParsedArgs): Promise<number> {
     });
     const summary = summarize(result.signatures, result.matches, stageOrder(config));
     if (format === "json") {
-      console.log(JSON.stringify({ rows: result.rows, malformed_lines: result.problems, measurements: summary }));
+      console.log(
+        JSON.stringify({ rows: result.rows, malformed_lines: result.problems, measurements: summary }),
+      );
     } else {
-      console.log(`${result.rows} rows from ${caps.length} capture(s); ${result.problems} malformed line(s) skipped\n`);
+      console.log(
+        `${result.rows} rows from ${caps.length} capture(s); ${result.problems} malformed line(s) skipped\n`,
+      );
       console.log(renderSummaryTable(summary));
     }
   } finally {

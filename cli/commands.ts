@@ -5,7 +5,8 @@
  */
 import type { Command } from "./command.ts";
 
-const CONFIG_HELP = "  -c, --config FILE     configuration (default: config.yaml, then example-config.yaml)\n" +
+const CONFIG_HELP =
+  "  -c, --config FILE     configuration (default: config.yaml, then example-config.yaml)\n" +
   "      --log-level LVL   debug | info | warn | error";
 
 /** Every subcommand, in the order `--help` lists them. */

@@ -3,7 +3,7 @@
  * @module
  */
 import { loadConfig, type LoadedConfig } from "../config/load.ts";
-import { type ParsedArgs, optString } from "./command.ts";
+import { optString, type ParsedArgs } from "./command.ts";
 import { setLogLevel } from "../util/log.ts";
 
 /** Loads `--config` (or the default files); applies the config's log level unless `--log-level` was given. */

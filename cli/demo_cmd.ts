@@ -3,7 +3,7 @@
  * replayed in real time (or faster) over the in-process bus, with live /metrics and a printout per latency.
  * @module
  */
-import { EXIT_OK, optNumber, type ParsedArgs, optString } from "./command.ts";
+import { EXIT_OK, optNumber, optString, type ParsedArgs } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
 import { readCaptures, runCaptures, stageOrder } from "./capture_run.ts";
 import { renderSummaryTable, summarize } from "../report/summary.ts";

@@ -59,7 +59,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     const level = args.values["log-level"];
     if (typeof level === "string") {
-      if (!isLogLevel(level)) throw new UsageError(`--log-level expects debug, info, warn or error, got "${level}"`);
+      if (!isLogLevel(level)) {
+        throw new UsageError(`--log-level expects debug, info, warn or error, got "${level}"`);
+      }
       setLogLevel(level);
     }
     return await cmd.run(args);

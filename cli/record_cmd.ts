@@ -3,7 +3,7 @@
  * once in the cluster and analyze or replay offline.
  * @module
  */
-import { EXIT_OK, type ParsedArgs, optString, parseDurationMs, UsageError } from "./command.ts";
+import { EXIT_OK, optString, type ParsedArgs, parseDurationMs, UsageError } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
 import { CaptureWriter } from "../pixie/capture.ts";
 import { connectPixie, queriesFromConfig } from "../pixie/queries.ts";

@@ -3,7 +3,7 @@
  * the server stored them). Works against a server the sensors have left.
  * @module
  */
-import { EXIT_FAILURE, EXIT_OK, type ParsedArgs, optString, parseDurationMs, UsageError } from "./command.ts";
+import { EXIT_FAILURE, EXIT_OK, optString, type ParsedArgs, parseDurationMs, UsageError } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
 import { stageOrder } from "./capture_run.ts";
 import { natsConnectOptions } from "../bus/from_config.ts";
@@ -15,7 +15,9 @@ import { logger } from "../util/log.ts";
 /** Parses an RFC 3339 time (or anything Date accepts that includes a date) into epoch ms. */
 export function parseTime(text: string, what: string): number {
   const ms = Date.parse(text);
-  if (!Number.isFinite(ms)) throw new UsageError(`${what} expects an RFC 3339 time like 2026-11-23T10:00:00Z, got "${text}"`);
+  if (!Number.isFinite(ms)) {
+    throw new UsageError(`${what} expects an RFC 3339 time like 2026-11-23T10:00:00Z, got "${text}"`);
+  }
   return ms;
 }
 
@@ -29,10 +31,14 @@ export async function replayCommand(args: ParsedArgs): Promise<number> {
   const start = optString(args, "start");
   if (since !== undefined && start !== undefined) throw new UsageError("give --since or --start, not both");
   const now = Date.now();
-  const startMs = start !== undefined ? parseTime(start, "--start") : now - parseDurationMs(since ?? "1h", "--since");
+  const startMs = start !== undefined
+    ? parseTime(start, "--start")
+    : now - parseDurationMs(since ?? "1h", "--since");
   const untilText = optString(args, "until");
   const untilMs = untilText !== undefined ? parseTime(untilText, "--until") : undefined;
-  if (untilMs !== undefined && untilMs < startMs) throw new UsageError("--until is before the start of the range");
+  if (untilMs !== undefined && untilMs < startMs) {
+    throw new UsageError("--until is before the start of the range");
+  }
   const measurement = optString(args, "measurement");
 
   const { config } = await loadCommandConfig(args);

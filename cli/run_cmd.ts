@@ -3,7 +3,7 @@
  * time with `--capture` (accelerated by `--speed`).
  * @module
  */
-import { optNumber, type ParsedArgs, optString, UsageError } from "./command.ts";
+import { optNumber, optString, type ParsedArgs, UsageError } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
 import { readCaptures } from "./capture_run.ts";
 import { finishNodes, SensorNode } from "../actors/node.ts";
@@ -39,7 +39,10 @@ export function sensorMetrics(config: Config): FsmMetrics {
 }
 
 /** The bus of a sensor: JetStream when nats.url is set (with its metrics and clock-skew estimator). */
-async function openBus(config: Config, metrics: FsmMetrics): Promise<{ bus: Bus; skew?: ClockSkewEstimator }> {
+async function openBus(
+  config: Config,
+  metrics: FsmMetrics,
+): Promise<{ bus: Bus; skew?: ClockSkewEstimator }> {
   if (config.nats.url === "") return { bus: new InProcessBus() };
   const bus = await connectJetStream(config, {
     outboxDepth: (n) => metrics.outboxDepth(n),

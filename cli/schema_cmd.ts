@@ -2,7 +2,7 @@
  * `schema`: writes the config's JSON Schema for editors.
  * @module
  */
-import { EXIT_OK, type ParsedArgs, optString } from "./command.ts";
+import { EXIT_OK, optString, type ParsedArgs } from "./command.ts";
 import { configJsonSchema, writeConfigJsonSchema } from "../config/json_schema.ts";
 
 /** Runs `schema`. */

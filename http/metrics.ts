@@ -11,7 +11,9 @@ import type { Match } from "../audio/types.ts";
 import { renderOpenMetrics } from "./openmetrics.ts";
 
 // prom-client's typings omit the constructor's content-type argument.
-const RegistryWithType = client.Registry as unknown as new (contentType: client.RegistryContentType) => client.Registry;
+const RegistryWithType = client.Registry as unknown as new (
+  contentType: client.RegistryContentType,
+) => client.Registry;
 
 /** Buckets of `audio_latency_seconds`: 5 ms to 30 s. */
 export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30];
@@ -147,7 +149,9 @@ export class FsmMetrics {
       registers,
       collect() {
         // Read at scrape time: setting a gauge on every enqueue would cost more than the message itself.
-        for (const source of depthSources) for (const { name, depth } of source()) this.set({ actor: name }, depth);
+        for (const source of depthSources) {
+          for (const { name, depth } of source()) this.set({ actor: name }, depth);
+        }
       },
     });
     this.#dropped = new client.Counter({

@@ -163,9 +163,13 @@ function tryHeader(line: string): string | { error: string } | undefined {
   if (obj === null || typeof obj !== "object" || !("capture" in obj)) return undefined;
   const h = obj as { capture: unknown; node?: unknown };
   if (h.capture !== CAPTURE_VERSION) {
-    return { error: `unsupported capture version ${JSON.stringify(h.capture)} (this build reads ${CAPTURE_VERSION})` };
+    return {
+      error: `unsupported capture version ${JSON.stringify(h.capture)} (this build reads ${CAPTURE_VERSION})`,
+    };
   }
-  if (typeof h.node !== "string" || h.node === "") return { error: `header "node" must be a non-empty string` };
+  if (typeof h.node !== "string" || h.node === "") {
+    return { error: `header "node" must be a non-empty string` };
+  }
   return h.node;
 }
 

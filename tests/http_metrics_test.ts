@@ -64,7 +64,9 @@ Deno.test("OpenMetrics with exemplars when the scraper asks for it, parsed by a 
   m.match(match(1.5, "aaaaaaaa-2222-3333-4444-555555555555"));
   m.signatureDetected("call_start_latency");
   await withServer(m, async (base) => {
-    const res = await fetch(`${base}/metrics`, { headers: { accept: "application/openmetrics-text; version=1.0.0" } });
+    const res = await fetch(`${base}/metrics`, {
+      headers: { accept: "application/openmetrics-text; version=1.0.0" },
+    });
     assertMatch(res.headers.get("content-type") ?? "", /application\/openmetrics-text/);
     const text = await res.text();
     assert(text.endsWith("# EOF\n"));

@@ -72,7 +72,10 @@ Deno.test("without a header the node is the file name without extension", () => 
 });
 
 Deno.test("a bad header is reported, not fatal", () => {
-  const cap = parseCapture('{"capture": 2, "node": "x"}\n{"query":"m/source","row":{"time_":"1"}}', "n.jsonl");
+  const cap = parseCapture(
+    '{"capture": 2, "node": "x"}\n{"query":"m/source","row":{"time_":"1"}}',
+    "n.jsonl",
+  );
   equal(cap.problems.length, 1);
   ok(cap.problems[0]!.reason.includes("unsupported capture version"));
   equal(cap.rows.length, 1);

@@ -20,7 +20,7 @@ async function captureRows(): Promise<Row[]> {
   return rows.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -34,7 +34,8 @@ async function writeConfig(dir: string, pixieAddr: string, metricsPort: number):
     .replace(/^node:.*$/m, "")
     .replace(/^pixie:[\s\S]*?(?=^\S)/m, "")
     .replace(/^metrics:[\s\S]*?(?=^\S)/m, "");
-  const cfg = `node: node-x\npixie:\n  direct_addr: ${pixieAddr}\nmetrics:\n  listen: 127.0.0.1:${metricsPort}\n${body}`;
+  const cfg =
+    `node: node-x\npixie:\n  direct_addr: ${pixieAddr}\nmetrics:\n  listen: 127.0.0.1:${metricsPort}\n${body}`;
   const path = `${dir}/config.yaml`;
   await Deno.writeTextFile(path, cfg);
   return path;
@@ -50,7 +51,11 @@ function deno(args: string[]): Deno.Command {
 
 function matchedCounts(metricsText: string): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const m of metricsText.matchAll(/^signatures_matched_total\{measurement="([^"]+)",stage="([^"]+)"\} (\d+)/gm)) {
+  for (
+    const m of metricsText.matchAll(
+      /^signatures_matched_total\{measurement="([^"]+)",stage="([^"]+)"\} (\d+)/gm,
+    )
+  ) {
     out[`${m[1]}/${m[2]}`] = Number(m[3]);
   }
   return out;
@@ -62,10 +67,20 @@ Deno.test("record writes what Pixie streams; run on the live stream matches what
   fake.onExecute = (call) => serveRows(call, rows);
   const dir = await Deno.makeTempDir();
   try {
-    const config = await writeConfig(dir, fake.address, await freePort());
+    const config = await writeConfig(dir, fake.address, freePort());
 
     // record: every served row lands in the capture, stream by stream in capture order.
-    const rec = await deno(["record", "--config", config, "--out", `${dir}/rec.jsonl`, "--max-rows", String(rows.length), "--duration", "60s"]).output();
+    const rec = await deno([
+      "record",
+      "--config",
+      config,
+      "--out",
+      `${dir}/rec.jsonl`,
+      "--max-rows",
+      String(rows.length),
+      "--duration",
+      "60s",
+    ]).output();
     const err = new TextDecoder().decode(rec.stderr);
     equal(rec.code, 0, err);
     ok(err.includes("captures contain audio"), "record warns that captures contain audio");
@@ -73,7 +88,8 @@ Deno.test("record writes what Pixie streams; run on the live stream matches what
     equal(recorded.node, "node-x");
     deepEqual(recorded.problems, []);
     equal(recorded.rows.length, rows.length);
-    const key = (r: Row) => `${r.query} ${r.time} ${new TextDecoder().decode(r.columns["payload"] as Uint8Array).length}`;
+    const key = (r: Row) =>
+      `${r.query} ${r.time} ${new TextDecoder().decode(r.columns["payload"] as Uint8Array).length}`;
     deepEqual(recorded.rows.map(key).sort(), rows.map(key).sort());
 
     // analyze on the recording.
@@ -83,7 +99,9 @@ Deno.test("record writes what Pixie streams; run on the live stream matches what
       measurements: { measurement: string; stages: { stage: string; matchedSignatures: number }[] }[];
     };
     const expected: Record<string, number> = {};
-    for (const m of summary.measurements) for (const s of m.stages) expected[`${m.measurement}/${s.stage}`] = s.matchedSignatures;
+    for (const m of summary.measurements) {
+      for (const s of m.stages) expected[`${m.measurement}/${s.stage}`] = s.matchedSignatures;
+    }
     ok(Object.values(expected).every((n) => n > 0), JSON.stringify(expected));
 
     // run against the live stream: scrape until the matched counters reach analyze's, then SIGTERM.
@@ -110,7 +128,7 @@ Deno.test("record writes what Pixie streams; run on the live stream matches what
     }
     child.kill("SIGTERM");
     const status = await child.status;
-    const runErr = new TextDecoder().decode((await new Response(child.stderr).arrayBuffer()));
+    const runErr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
     equal(status.code, 0, runErr);
     ok(ready, "readyz turned 200 once Pixie's health check reported OK");
     deepEqual(got, expected);

@@ -39,7 +39,10 @@ export function batchOf(tableId: string, relation: ColumnInfo[], rows: readonly 
       case DataType.BOOLEAN:
         return { type: "boolean", data: cells.map((v) => Boolean(v)) };
       default:
-        return { type: "string", data: cells.map((v) => (v instanceof Uint8Array ? v : te.encode(String(v ?? "")))) };
+        return {
+          type: "string",
+          data: cells.map((v) => (v instanceof Uint8Array ? v : te.encode(String(v ?? "")))),
+        };
     }
   });
   return { tableId, cols, numRows: rows.length, eow: false, eos: false };
