@@ -317,8 +317,21 @@ async function main(): Promise<void> {
         `${memory.streams < 1000 ? " and scaled" : ""}; ` +
         `the ${ACTIVE_SIGNATURES}-signature index: ${num(memory.indexMB)} MB`,
     );
-    // NATS fan-out (signature publish -> every node's registry, latency and throughput) goes here, measured by
-    // a separate module against a real nats-server (scripts/setup.sh bench installs it).
+    // NATS fan-out (signature publish -> every node's registry, latency and throughput), measured by its own
+    // module against a real nats-server in a child process, so its servers and sockets cannot skew the above.
+    console.log("");
+    console.log("NATS JetStream fan-out (bench/bus_fanout.ts, real nats-server on loopback)");
+    const fanout = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-all",
+        new URL("./bus_fanout.ts", import.meta.url).pathname,
+        ...(args.quick ? ["--messages", "500", "--burst", "5000"] : []),
+      ],
+      stdout: "inherit",
+      stderr: "inherit",
+    }).output();
+    if (fanout.code !== 0) console.log(`  fan-out bench failed (exit ${fanout.code})`);
   }
 
   console.log("");
