@@ -17,6 +17,10 @@ import { popcount32 } from "./signature_index.ts";
 import { isMasked } from "./signature.ts";
 import type { SampleRing } from "./sample_ring.ts";
 
+/** Frames sampled for the aligned-grid bit error rate. */
+const BER_FRAMES = 24;
+/** Frames after the instant that decide between two envelope peaks when a message was lost in the block. */
+const PREFIX_FRAMES = 16;
 /** Frames recomputed per shift (fingerprint-only alignment). */
 export const ALIGN_WINDOW = 48;
 /**
@@ -41,7 +45,7 @@ export interface Alignment {
   by: "envelope" | "fingerprint";
   /** Shift from the coarse position, samples. */
   shift: number;
-  /** Hard bit error rate over the whole block on the aligned grid (unmasked frames). */
+  /** Hard bit error rate on the aligned grid (24 unmasked frames spread over the block); NaN if not held. */
   ber: number;
 }
 
@@ -76,9 +80,21 @@ export class FineAligner {
     if (envelope) {
       const e = envelopeShift(ring, envelope, coarse * hop + INSTANT_OFFSET, range, this.#env);
       if (e) {
-        const sample = coarse * hop + e.shift;
-        const ber = ring.has(sample - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, sample) : NaN;
-        return { sample, by: "envelope", shift: e.shift, ber };
+        let shift = e.shift;
+        if (e.nearShift !== e.shift) {
+          // A far envelope peak (a lost message moved the coarse position, or noise): keep it only if the
+          // whole block's sub-fingerprints agree better there than at the near peak (rare: every frame counts).
+          const ber = (s: number, prefix: boolean) =>
+            ring.has(s - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, s, fp.length, prefix) : NaN;
+          const far = coarse * hop + shift, near = coarse * hop + e.nearShift;
+          // The first frames decide when a message was lost inside the block, the whole block otherwise.
+          if (!(ber(far, true) < ber(near, true)) && !(ber(far, false) < ber(near, false))) {
+            shift = e.nearShift;
+          }
+        }
+        const at = coarse * hop + shift;
+        const ber = ring.has(at - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, at) : NaN;
+        return { sample: coarse * hop + shift, by: "envelope", shift, ber };
       }
     }
     // The window: the loudest run of ALIGN_WINDOW frames (target energies) with the fewest masked frames.
@@ -138,7 +154,14 @@ export class FineAligner {
   }
 
   /** Mean per-frame soft agreement of frames [j0, j0+w) on the grid whose frame 0 starts at `origin`. */
-  #soft(ring: SampleRing, fp: Uint32Array, mask: Uint8Array | undefined, origin: number, j0: number, w: number): number {
+  #soft(
+    ring: SampleRing,
+    fp: Uint32Array,
+    mask: Uint8Array | undefined,
+    origin: number,
+    j0: number,
+    w: number,
+  ): number {
     const hop = this.#an.params.hop;
     let prev = this.#bands[0]!;
     let cur = this.#bands[1]!;
@@ -169,27 +192,40 @@ export class FineAligner {
   }
 
   /** Hard BER of the whole block on the grid whose frame 0 starts at `origin`. */
-  #hardBer(ring: SampleRing, fp: Uint32Array, mask: Uint8Array | undefined, origin: number): number {
+  /**
+   * Hard BER on the grid whose frame 0 starts at `origin`, over up to `most` unmasked frames spread over the
+   * block (each recomputed with its previous frame): by default a 768-bit estimate for 48 frame analyses.
+   */
+  #hardBer(
+    ring: SampleRing,
+    fp: Uint32Array,
+    mask: Uint8Array | undefined,
+    origin: number,
+    most = BER_FRAMES,
+    prefix = false,
+  ): number {
     const hop = this.#an.params.hop;
-    let prev = this.#bands[0]!;
-    let cur = this.#bands[1]!;
-    this.#an.analyze(ring, origin - hop, prev);
-    let errors = 0;
-    let frames = 0;
-    for (let j = 0; j < fp.length; j++) {
+    const prev = this.#bands[0]!;
+    const cur = this.#bands[1]!;
+    let used = 0;
+    for (let j = 0; j < fp.length; j++) if (!isMasked(mask, j)) used++;
+    // prefix: only the first PREFIX_FRAMES unmasked frames, where the instant is.
+    const step = prefix ? 1 : Math.max(1, used / most);
+    const limit = prefix ? PREFIX_FRAMES : Infinity;
+    let errors = 0, frames = 0, seen = 0, next = 0;
+    for (let j = 0; j < fp.length && frames < limit; j++) {
+      if (isMasked(mask, j)) continue;
+      if (seen++ < next) continue;
+      next += step;
+      this.#an.analyze(ring, origin + (j - 1) * hop, prev);
       this.#an.analyze(ring, origin + j * hop, cur);
-      if (!isMasked(mask, j)) {
-        let bits = 0;
-        for (let m = 0; m < SUBFP_BITS; m++) {
-          const d = cur[m]! - cur[m + 1]! - (prev[m]! - prev[m + 1]!);
-          bits = (bits << 1) | (d > 0 ? 1 : 0);
-        }
-        errors += popcount32((bits ^ fp[j]!) >>> 0);
-        frames++;
+      let bits = 0;
+      for (let m = 0; m < SUBFP_BITS; m++) {
+        const d = cur[m]! - cur[m + 1]! - (prev[m]! - prev[m + 1]!);
+        bits = (bits << 1) | (d > 0 ? 1 : 0);
       }
-      const t = prev;
-      prev = cur;
-      cur = t;
+      errors += popcount32((bits ^ fp[j]!) >>> 0);
+      frames++;
     }
     return frames ? errors / (frames * SUBFP_BITS) : NaN;
   }

@@ -60,8 +60,6 @@ export class RealFft {
    */
   power(input: Float64Array, out: Float64Array, fromBin = 0, toBin = this.size >> 1): void {
     const half = this.#half;
-    const re = this.#re;
-    const im = this.#im;
     const rev = this.#rev;
     // Even samples as the real part and odd ones as the imaginary part, stored bit-reversed, and the first
     // two radix-2 stages (twiddles 1 and -i) done on the way in as one radix-4 pass.

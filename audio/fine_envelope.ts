@@ -86,7 +86,9 @@ export function packEnvelope(levels: Uint8Array): Uint8Array {
   let bit = 0;
   for (let i = 0; i < ENV_VALUES; i++) {
     const v = (levels[i] ?? 0) & 7;
-    for (let b = 2; b >= 0; b--, bit++) if ((v >> b) & 1) out[bit >> 3] = out[bit >> 3]! | (0x80 >> (bit & 7));
+    for (let b = 2; b >= 0; b--, bit++) {
+      if ((v >> b) & 1) out[bit >> 3] = out[bit >> 3]! | (0x80 >> (bit & 7));
+    }
   }
   return out;
 }
@@ -109,6 +111,7 @@ export class EnvelopeScratch {
   db = new Float64Array(0);
   corr = new Float64Array(0);
   early = new Float64Array(0);
+  done = new Uint8Array(0);
 }
 
 /** Shifts within this many samples of the coarse position are searched on the whole envelope alone. */
@@ -117,10 +120,13 @@ export const NEAR_RANGE = 96;
 const FAR_APART = 48;
 /** ... and beat it by this much on whole + early correlation. */
 const FAR_MARGIN = 0.2;
+/** Far shifts are scored on this grid first, samples. */
+const FAR_STEP = 4;
 
 /**
  * The shift in [-range, range] samples around `center` (target analysis sample where the instant coarsely is)
- * at which the target's envelope correlates best with `levels`. Undefined when the samples are not held.
+ * at which the target's envelope correlates best with `levels`, and the best shift within NEAR_RANGE (they
+ * differ when a farther shift won). Undefined when the samples are not held.
  */
 export function envelopeShift(
   ring: SampleRing,
@@ -128,7 +134,7 @@ export function envelopeShift(
   center: number,
   range: number,
   scratch: EnvelopeScratch,
-): { shift: number; corr: number } | undefined {
+): { shift: number; corr: number; nearShift: number } | undefined {
   const from = center - range + ENV_FROM;
   const n = ENV_TO - ENV_FROM + 2 * range;
   if (!ring.has(from, n)) return undefined;
@@ -157,7 +163,12 @@ export function envelopeShift(
     scratch.early = new Float64Array(n2);
   }
   const corrs = scratch.corr, earlies = scratch.early;
-  for (let d = 0; d < n2; d++) {
+  if (scratch.done.length < n2) scratch.done = new Uint8Array(n2);
+  const done = scratch.done;
+  done.fill(0, 0, n2);
+  const score = (d: number): number => {
+    if (done[d]) return corrs[d]! + earlies[d]!;
+    done[d] = 1;
     let max = -Infinity;
     for (let i = 0; i < ENV_VALUES; i++) {
       const v = db[d + i * ENV_HOP]!;
@@ -181,18 +192,28 @@ export function envelopeShift(
     corrs[d] = tVar > 0 && sVar > 0 ? cross / Math.sqrt(tVar * sVar) : -1;
     const etVar = eSq - (eSum * eSum) / eN;
     earlies[d] = etVar > 0 && eVar > 0 ? eCross / Math.sqrt(etVar * eVar) : -1;
-  }
-  // Near the coarse position the whole envelope decides (most precise); a far shift wins only when the whole
-  // and the early window together clearly prefer it (a lost message moved the coarse position).
+    return corrs[d]! + earlies[d]!;
+  };
+  // Near the coarse position the whole envelope decides, at every sample (most precise).
   const near = Math.min(range, NEAR_RANGE);
   let bestNear = range;
-  for (let d = range - near; d <= range + near; d++) if (corrs[d]! > corrs[bestNear]!) bestNear = d;
+  for (let d = range - near; d <= range + near; d++) {
+    score(d);
+    if (corrs[d]! > corrs[bestNear]!) bestNear = d;
+  }
+  // Farther, every FAR_STEP samples then refined: a far shift wins only when the whole and the early window
+  // together clearly prefer it (a lost message moved the coarse position).
   let bestFar = bestNear;
-  for (let d = 0; d < n2; d++) if (corrs[d]! + earlies[d]! > corrs[bestFar]! + earlies[bestFar]!) bestFar = d;
-  const nearScore = corrs[bestNear]! + earlies[bestNear]!;
-  const farScore = corrs[bestFar]! + earlies[bestFar]!;
-  const pick = Math.abs(bestFar - bestNear) > FAR_APART && farScore > nearScore + FAR_MARGIN ? bestFar : bestNear;
+  for (let d = 0; d < n2; d += FAR_STEP) if (score(d) > score(bestFar)) bestFar = d;
+  for (let d = Math.max(0, bestFar - FAR_STEP + 1); d < Math.min(n2, bestFar + FAR_STEP); d++) {
+    if (score(d) > score(bestFar)) bestFar = d;
+  }
+  const nearScore = score(bestNear);
+  const farScore = score(bestFar);
+  const pick = Math.abs(bestFar - bestNear) > FAR_APART && farScore > nearScore + FAR_MARGIN
+    ? bestFar
+    : bestNear;
   const bestShift = pick - range;
   const bestCorr = corrs[pick]!;
-  return { shift: bestShift, corr: bestCorr };
+  return { shift: bestShift, corr: bestCorr, nearShift: bestNear - range };
 }

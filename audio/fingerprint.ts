@@ -1,7 +1,21 @@
 /**
- * Haitsma–Kalker differential sub-fingerprints on the stream's absolute frame grid.
+ * Haitsma–Kalker differential sub-fingerprints on the stream's absolute frame grid: frame n covers analysis
+ * samples [n·hop, n·hop + frame) of the stream, so any chunking of the same audio gives bit-identical frames.
  *
- * PARAMETERS (placeholder; see rationale once measured)
+ * Parameters (8 kHz analysis): Hann frame 1024 samples (128 ms), hop 128 (16 ms), 33 log-spaced bands over
+ * 300–2000 Hz on linear power, 32 bits per frame; blocks of 128 frames (2.05 s, 512 bytes on the wire).
+ * Chosen by measurement on 2 min of the asterisk prompts (μ-law source) through μ-law, GSM 06.10, 20 and 10 dB
+ * SNR chains, scoring each anchor's block at the true offset (grid misaligned by up to half a hop, as a target's
+ * grid is) against its best chance score over 2 min of unrelated speech:
+ * - frame/hop 1024/128 beat 512/64, 1024/64 and 512/128: share of 10 dB anchors above the best chance score
+ *   0.96 vs 0.83–0.95. With a 16 ms hop a 128-frame block spans 2 s of speech instead of 1 s; 8 ms hops mostly
+ *   repeat the neighbouring frame (7/8 overlap) and add bits that chance agrees with just as well.
+ * - bands to 2000 Hz rather than 2500/3000 Hz: more exact half-fingerprint hits under GSM and noise (speech
+ *   energy falls above 2 kHz, white noise does not), same separation. Log energies separated worse (0.89 vs 0.95).
+ * - the target also marks each bit "strong" when its |energy difference| is at least the frame's mean; the bit
+ *   error rate weights weak bits 0.3 (noise flips those first): 10 dB recall at the chance score 0.88 vs 0.83.
+ * - cost: the 1024-point real FFT (audio/fft.ts) takes 4.2–4.8 µs, a whole frame ~6.7 µs, i.e. the
+ *   fingerprinter alone runs ~2,400x real time per core (bench/fingerprint_speed.ts).
  * @module
  */
 
@@ -109,7 +123,15 @@ export class FrameAnalyzer {
    */
   analyze(ring: SampleRing, pos: number, out: Float64Array): number {
     const spec = this.#spec;
-    this.#fft.powerWindowed(ring.data, pos & ring.mask, ring.mask, this.#window, spec, this.#fromBin, this.#toBin);
+    this.#fft.powerWindowed(
+      ring.data,
+      pos & ring.mask,
+      ring.mask,
+      this.#window,
+      spec,
+      this.#fromBin,
+      this.#toBin,
+    );
     out.fill(0, 0, BANDS);
     const wBin = this.#wBin, wBand = this.#wBand, w = this.#w;
     for (let i = 0; i < w.length; i++) {
@@ -159,7 +181,7 @@ export function subFingerprint(
   result[1] = (h1 | (h2 << 5) | (l1 << 10) | (l2 << 15)) >>> 0;
   const thr = (sum / SUBFP_BITS) * strongAlpha;
   let strong = 0;
-  if (thr > 0) for (let m = 0; m < SUBFP_BITS; m++) strong = (strong << 1) | (diff[m]! >= thr ? 1 : 0);
+  if (thr > 0) { for (let m = 0; m < SUBFP_BITS; m++) strong = (strong << 1) | (diff[m]! >= thr ? 1 : 0); }
   result[2] = strong >>> 0;
 }
 

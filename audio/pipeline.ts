@@ -9,8 +9,21 @@
 
 import { FineAligner, INSTANT_OFFSET } from "./align.ts";
 import { sourceEnvelope } from "./fine_envelope.ts";
-import { type FingerprintParams, Fingerprinter, FP_PARAMS, FrameAnalyzer, FrameStore } from "./fingerprint.ts";
-import { type CoarseMatch, DEFAULT_RULE, type MatchRule, type MatcherStats, TargetMatcher } from "./matcher.ts";
+import {
+  Fingerprinter,
+  type FingerprintParams,
+  FP_PARAMS,
+  FrameAnalyzer,
+  FrameStore,
+} from "./fingerprint.ts";
+import {
+  type CoarseMatch,
+  DEFAULT_RULE,
+  type MatcherStats,
+  type MatchRule,
+  plainBer,
+  TargetMatcher,
+} from "./matcher.ts";
 import { OnsetDetector } from "./onset.ts";
 import { ANALYSIS_RATE } from "./resample.ts";
 import { SampleRing } from "./sample_ring.ts";
@@ -21,7 +34,7 @@ import type { AudioCriteria, AudioFormat, Match, Signature } from "./types.ts";
 import { EnergyVad, initWebRtcVad, VAD_FRAME, type VadDecider, WebRtcVad } from "./vad.ts";
 
 export { SignatureIndex };
-export type { IndexStats, MatchRule, MatcherStats };
+export type { IndexStats, MatcherStats, MatchRule };
 
 /** One captured message of a stream. */
 export interface MessageIn {
@@ -119,7 +132,9 @@ export class SourcePipeline {
     this.#store = new FrameStore(Math.ceil((30 * ANALYSIS_RATE) / this.#params.hop));
     this.#fp = new Fingerprinter(this.#ring, this.#store, new FrameAnalyzer(this.#params));
     const c = opts.criteria;
-    this.#vad = c.vad_mode === "webrtc" ? new WebRtcVad(c.vad_aggressiveness) : new EnergyVad(c.energy_threshold);
+    this.#vad = c.vad_mode === "webrtc"
+      ? new WebRtcVad(c.vad_aggressiveness)
+      : new EnergyVad(c.energy_threshold);
     this.#onset = new OnsetDetector(c);
   }
 
@@ -161,7 +176,9 @@ export class SourcePipeline {
   }
 
   #idsAt(sample: number): Record<string, string> {
-    for (let i = this.#ids.length - 1; i >= 0; i--) if (this.#ids[i]!.sample <= sample) return this.#ids[i]!.ids;
+    for (let i = this.#ids.length - 1; i >= 0; i--) {
+      if (this.#ids[i]!.sample <= sample) return this.#ids[i]!.ids;
+    }
     return {};
   }
 
@@ -178,7 +195,7 @@ export class SourcePipeline {
       // Emit while the ring still holds the anchors' audio (a long message is fed in pieces).
       for (const s of this.#emit(false)) sigs.push(s);
     });
-    if (final) for (const s of this.#emit(true)) sigs.push(s);
+    if (final) { for (const s of this.#emit(true)) sigs.push(s); }
     return sigs;
   }
 
@@ -374,9 +391,9 @@ export class TargetPipeline {
     };
   }
 
-  /** Bytes held per stream by the lookback (samples, frames), for capacity planning. */
+  /** Bytes held per stream by the lookback (samples, frames) and the vote table, for capacity planning. */
   memoryBytes(): number {
-    return this.#ring.capacity * 2 + this.#store.capacity * 16;
+    return this.#ring.capacity * 2 + this.#store.capacity * 16 + this.#matcher.bytes;
   }
 
   #take(start: number, samples: Float32Array, final: boolean): Match[] {
@@ -387,7 +404,11 @@ export class TargetPipeline {
       this.#fp.advance();
       for (const m of this.#matcher.onFrames(from, this.#store.end)) found.push(m);
     });
-    if (final) for (const m of this.#matcher.onFrames(this.#store.end, this.#store.end, true)) found.push(m);
+    if (final) {
+      for (const m of this.#matcher.onFrames(this.#store.end, this.#store.end, true)) {
+        found.push(m);
+      }
+    }
     return this.#toMatches(found);
   }
 
@@ -422,10 +443,18 @@ export class TargetPipeline {
     const hop = this.#params.hop;
     for (const m of found) {
       const sig = m.sig;
-      const al = this.#aligner.align(this.#ring, this.#store, sig.fingerprint, sig.mask, sig.envelope, m.frame);
+      const al = this.#aligner.align(
+        this.#ring,
+        this.#store,
+        sig.fingerprint,
+        sig.mask,
+        sig.envelope,
+        m.frame,
+      );
       let sample = m.frame * hop + INSTANT_OFFSET;
-      let ber = m.ber;
+      let ber = plainBer(sig.fingerprint, sig.mask, this.#store, m.frame);
       if (al) {
+        if (al.by === "fingerprint") bump(this.#skipped, "aligned_without_envelope");
         sample = al.sample + INSTANT_OFFSET;
         if (Number.isFinite(al.ber)) ber = al.ber;
       } else bump(this.#skipped, "not_aligned");
@@ -441,7 +470,13 @@ export class TargetPipeline {
         signatureId: m.sig.id,
         ids: m.sig.ids,
         source: src,
-        target: { node: this.node, pod: this.pod, stream: this.stream, timeNs: loc.timeNs, offsetMs: loc.offsetMs },
+        target: {
+          node: this.node,
+          pod: this.pod,
+          stream: this.stream,
+          timeNs: loc.timeNs,
+          offsetMs: loc.offsetMs,
+        },
         latencyS: Number(loc.timeNs - src.timeNs) / 1e9,
         ber,
       });

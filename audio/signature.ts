@@ -10,8 +10,8 @@
  * measurement, node, pod, stream: u8 length + UTF-8 each
  * ids: u8 count, then per pair u8 length + key, u8 length + value
  * ```
- * Worst case: 30 + 512 + 16 + 96 + 4 + 232 (names at their caps) + 1 + 132 (ids budget) = 1023 bytes, so two
- * UUID ids with keys of up to 28 characters always fit. Names longer
+ * Worst case: 30 + 512 + 16 + 96 + 4 + 232 (names at their caps) + 1 + 132 (ids budget) = 1023 bytes, so the
+ * first two ids always fit when they are UUIDs with keys of up to 28 characters. Names longer
  * than their cap keep a prefix and a `~` plus 8 hex digits of the full name's hash, so distinct long names stay
  * distinct; id pairs that do not fit the budget are dropped whole (a cut id would be a wrong id).
  * @module
@@ -96,11 +96,14 @@ function setOwn(o: Record<string, string>, key: string, value: string): void {
   Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-/** Context ids as they fit the wire: sorted by key, pairs over the caps or the budget dropped. */
+/**
+ * Context ids as they fit the wire: in their given order (the config's `metadata_extraction` order, so the
+ * first patterns win the budget), pairs over the caps or the budget dropped.
+ */
 export function capIds(ids: Record<string, string>, budget = idBudget()): Record<string, string> {
   const out: Record<string, string> = {};
   let used = 1;
-  for (const key of Object.keys(ids).sort()) {
+  for (const key of Object.keys(ids)) {
     const value = ids[key];
     if (typeof value !== "string") continue;
     const k = enc.encode(key).length, v = enc.encode(value).length;
@@ -113,7 +116,8 @@ export function capIds(ids: Record<string, string>, budget = idBudget()): Record
 
 function idBudget(): number {
   const names = NAME_CAPS.measurement + NAME_CAPS.node + NAME_CAPS.pod + NAME_CAPS.stream + 4;
-  return SIGNATURE_MAX_BYTES - HEADER - 4 * SIGNATURE_MAX_FRAMES - SIGNATURE_MAX_FRAMES / 8 - ENV_PACKED_BYTES - names;
+  return SIGNATURE_MAX_BYTES - HEADER - 4 * SIGNATURE_MAX_FRAMES - SIGNATURE_MAX_FRAMES / 8 -
+    ENV_PACKED_BYTES - names;
 }
 
 /** What a source pipeline knows about an anchor when it builds a signature. */

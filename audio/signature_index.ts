@@ -25,6 +25,7 @@ export const DEFAULT_MAX_ACTIVE = 50_000;
 export const MAX_BUCKET = 256;
 
 const BUCKETS = 65536;
+const EMPTY = new Int16Array(0);
 
 /** Popcount of a 32-bit value. */
 export function popcount32(x: number): number {
@@ -121,6 +122,7 @@ export class SignatureIndex {
   readonly #hi = new HalfTable();
   readonly #lo = new HalfTable();
   readonly #sigs: (Signature | undefined)[] = [];
+  readonly #used: (Int16Array | undefined)[] = [];
   readonly #gen: number[] = [];
   readonly #free: number[] = [];
   readonly #byId = new Map<string, number>();
@@ -128,12 +130,22 @@ export class SignatureIndex {
   #order: number[] = [];
   #orderGen: number[] = [];
   #orderHead = 0;
-  #stats: IndexStats = { active: 0, added: 0, removed: 0, evicted: 0, duplicates: 0, entries: 0, bucketFull: 0 };
+  #stats: IndexStats = {
+    active: 0,
+    added: 0,
+    removed: 0,
+    evicted: 0,
+    duplicates: 0,
+    entries: 0,
+    bucketFull: 0,
+  };
 
   /** `maxActive` defaults to {@link DEFAULT_MAX_ACTIVE}. */
   constructor(opts: { maxActive?: number } = {}) {
     const m = opts.maxActive ?? DEFAULT_MAX_ACTIVE;
-    if (!Number.isInteger(m) || m < 1 || m > 1 << 23) throw new RangeError(`maxActive must be in 1..${1 << 23}`);
+    if (!Number.isInteger(m) || m < 1 || m > 1 << 23) {
+      throw new RangeError(`maxActive must be in 1..${1 << 23}`);
+    }
     this.maxActive = m;
   }
 
@@ -155,6 +167,11 @@ export class SignatureIndex {
   /** The signature in `slot` (undefined when free). */
   signatureAt(slot: number): Signature | undefined {
     return this.#sigs[slot];
+  }
+
+  /** Positions of the unmasked frames of the signature in `slot` (empty when free). */
+  usedFrames(slot: number): Int16Array {
+    return this.#used[slot] ?? EMPTY;
   }
 
   /** Generation of `slot`: changes whenever the slot is reused. */
@@ -184,8 +201,10 @@ export class SignatureIndex {
     this.#order.push(slot);
     this.#orderGen.push(this.#gen[slot]!);
     const fp = sig.fingerprint;
+    const used: number[] = [];
     for (let j = 0; j < fp.length; j++) {
       if (isMasked(sig.mask, j)) continue;
+      used.push(j);
       const v = fp[j]!;
       const ref = slot * 256 + j;
       if (this.#hi.add(v >>> 16, v, ref)) this.#stats.entries++;
@@ -193,6 +212,7 @@ export class SignatureIndex {
       if (this.#lo.add(v & 0xffff, v, ref)) this.#stats.entries++;
       else this.#stats.bucketFull++;
     }
+    this.#used[slot] = Int16Array.from(used);
     this.#stats.added++;
   }
 
@@ -218,6 +238,7 @@ export class SignatureIndex {
     }
     this.#byId.delete(sig.id);
     this.#sigs[slot] = undefined;
+    this.#used[slot] = undefined;
     this.#gen[slot] = (this.#gen[slot] ?? 0) + 1;
     this.#free.push(slot);
   }

@@ -10,7 +10,9 @@
  * @module
  */
 
-import { FrameAnalyzer, FrameStore, Fingerprinter } from "../audio/fingerprint.ts";
+import { INSTANT_OFFSET } from "../audio/align.ts";
+import { sourceEnvelope } from "../audio/fine_envelope.ts";
+import { Fingerprinter, FP_PARAMS, FrameAnalyzer, FrameStore } from "../audio/fingerprint.ts";
 import { initAudioEngine, SignatureIndex, SourcePipeline, TargetPipeline } from "../audio/pipeline.ts";
 import { SampleRing } from "../audio/sample_ring.ts";
 import { buildSignature } from "../audio/signature.ts";
@@ -107,39 +109,45 @@ const FORMAT: AudioFormat = {
 };
 
 /**
- * `count` signatures of distinct audio: each from a random 2.2 s segment of `audio` played at a random speed in
- * [0.75, 1.33] (pitch and formants move, so blocks do not repeat each other's sub-fingerprints the way blocks cut
- * from the same few minutes would; 10,000 real signatures stand for hours of distinct speech).
+ * `count` signatures of distinct audio: each from two random 2.3 s segments of `audio` mixed (the second 0–6 dB
+ * lower), played at a random speed in [0.75, 1.33]. 10,000 real active signatures stand for hours of distinct
+ * speech; blocks cut from the same few minutes (or from a few pitch-shifted copies of them) repeat each other's
+ * sub-fingerprints, crowd the same index buckets and make lookups look far more expensive than they are.
  */
 function signaturesFrom(audio: Float32Array, count: number, seed: number): Signature[] {
   let s = seed;
   const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
-  const seg = 2.2 * 8000;
+  const seg = 2.3 * 8000;
+  const first = 5; // frame 0 of the block: the envelope needs 64 ms of audio before the instant
   const analyzer = new FrameAnalyzer();
   const sigs: Signature[] = [];
   for (let k = 0; sigs.length < count && k < count * 20; k++) {
     const rate = 0.75 + rnd() * 0.58;
     const start = Math.floor(rnd() * (audio.length - seg * 1.4));
+    const other = Math.floor(rnd() * (audio.length - seg * 1.4));
+    const g = Math.pow(10, (-6 * rnd()) / 20);
     const x = new Float32Array(seg);
     for (let i = 0; i < seg; i++) {
-      const p = start + i * rate;
+      const p = i * rate;
       const i0 = Math.floor(p);
       const f = p - i0;
-      x[i] = audio[i0]! * (1 - f) + audio[i0 + 1]! * f;
+      const a = audio[start + i0]! * (1 - f) + audio[start + i0 + 1]! * f;
+      const b = audio[other + i0]! * (1 - f) + audio[other + i0 + 1]! * f;
+      x[i] = 0.7 * (a + g * b);
     }
     const ring = new SampleRing(seg);
     const store = new FrameStore(256);
     const fp = new Fingerprinter(ring, store, analyzer);
     ring.write(0, x, 0);
     fp.advance();
-    if (store.end < 129 || store.energy[1]! < -40) continue;
+    if (store.end < first + 128 || store.energy[first]! < -40) continue;
     // Mask as the source pipeline does: frames 25 dB under the block's peak or under -55 dB.
     let peak = -Infinity;
-    for (let j = 1; j < 129; j++) peak = Math.max(peak, store.energy[j]!);
+    for (let j = 0; j < 128; j++) peak = Math.max(peak, store.energy[first + j]!);
     const mask = new Uint8Array(16);
     let used = 0;
     for (let j = 0; j < 128; j++) {
-      if (store.energy[j + 1]! < Math.max(peak - 25, -55)) mask[j >> 3] = mask[j >> 3]! | (1 << (j & 7));
+      if (store.energy[first + j]! < Math.max(peak - 25, -55)) mask[j >> 3] = mask[j >> 3]! | (1 << (j & 7));
       else used++;
     }
     if (used < 24) continue;
@@ -150,8 +158,9 @@ function signaturesFrom(audio: Float32Array, count: number, seed: number): Signa
       stream: `s${k}`,
       timeNs: 1_700_000_000_000_000_000n + BigInt(k) * 1_000_000n,
       offsetMs: 0,
-      fingerprint: store.bits.slice(1, 129),
+      fingerprint: store.bits.slice(first, first + 128),
       mask,
+      envelope: sourceEnvelope(ring, first * FP_PARAMS.hop + INSTANT_OFFSET),
       ids: {},
     }));
   }
@@ -165,7 +174,9 @@ async function main(): Promise<void> {
   const a = await speech(Math.max(seconds, 400), 0);
   const b = await speech(seconds, 1);
   const audioS = b.length / 8000;
-  console.log(`speech: ${(a.length / 8000).toFixed(0)} s for signatures, ${audioS.toFixed(0)} s of other speech`);
+  console.log(
+    `speech: ${(a.length / 8000).toFixed(0)} s for signatures, ${audioS.toFixed(0)} s of other speech`,
+  );
 
   // Fingerprinter alone, in 20 ms pushes.
   {
@@ -242,9 +253,13 @@ async function main(): Promise<void> {
   const c0 = cpu();
   let found = 0;
   for (const s of probes) found += tp.searchSignature(s).length;
-  console.log(`searchSignature: ${(((cpu() - c0) / probes.length) * 1e6).toFixed(0)} µs per (signature, stream)`);
+  console.log(
+    `searchSignature: ${(((cpu() - c0) / probes.length) * 1e6).toFixed(0)} µs per (signature, stream)`,
+  );
   void found;
-  console.log(`memory per target stream (lookback ring + frames): ${(tp.memoryBytes() / 1024).toFixed(0)} KiB`);
+  console.log(
+    `memory per target stream (lookback ring + frames): ${(tp.memoryBytes() / 1024).toFixed(0)} KiB`,
+  );
 }
 
 if (import.meta.main) await main();

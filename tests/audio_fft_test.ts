@@ -30,7 +30,10 @@ Deno.test("RealFft.power matches the DFT for every supported shape of size", () 
     new RealFft(n).power(x, got);
     const want = naivePower(x);
     for (let k = 0; k <= n / 2; k++) {
-      assert(Math.abs(got[k]! - want[k]!) <= 1e-9 * (1 + want[k]!), `n=${n} bin ${k}: ${got[k]} vs ${want[k]}`);
+      assert(
+        Math.abs(got[k]! - want[k]!) <= 1e-9 * (1 + want[k]!),
+        `n=${n} bin ${k}: ${got[k]} vs ${want[k]}`,
+      );
     }
   }
 });

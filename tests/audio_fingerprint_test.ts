@@ -1,11 +1,11 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import {
+  Fingerprinter,
   FP_PARAMS,
   FrameAnalyzer,
   FrameStore,
-  Fingerprinter,
-  SUBFP_BITS,
   subFingerprint,
+  SUBFP_BITS,
   weakMask,
 } from "../audio/fingerprint.ts";
 import { MULAW_TO_LINEAR } from "../audio/codecs.ts";
