@@ -4,13 +4,30 @@
  */
 import { loadConfig, type LoadedConfig } from "../config/load.ts";
 import { optString, type ParsedArgs } from "./command.ts";
-import { setLogLevel } from "../util/log.ts";
+import { isLogLevel, type LogLevel, setLogLevel } from "../util/log.ts";
 
-/** Loads `--config` (or the default files); applies the config's log level unless `--log-level` was given. */
+/**
+ * Loads `--config` (or the default files) and sets the log level: `--log-level`, else `$FSMPX_LOG_LEVEL`, else the
+ * config's `log_level`.
+ */
 export async function loadCommandConfig(args: ParsedArgs, fallback?: string): Promise<LoadedConfig> {
   const loaded = await loadConfig(optString(args, "config") ?? fallback);
-  if (optString(args, "log-level") === undefined) setLogLevel(loaded.config.log_level);
+  if (optString(args, "log-level") === undefined) {
+    const env = envLogLevel();
+    setLogLevel(env ?? loaded.config.log_level);
+  }
   return loaded;
+}
+
+/** `$FSMPX_LOG_LEVEL` when it names a level (unreadable or unset: undefined). */
+function envLogLevel(): LogLevel | undefined {
+  let v: string | undefined;
+  try {
+    v = Deno.env.get("FSMPX_LOG_LEVEL");
+  } catch {
+    return undefined;
+  }
+  return v !== undefined && isLogLevel(v) ? v : undefined;
 }
 
 /** A one-line progress bar on stderr, only when stderr is a terminal. */

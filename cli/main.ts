@@ -21,7 +21,7 @@ export function usage(): string {
     "",
     "common options:",
     "  -c, --config FILE     configuration (default: config.yaml, then example-config.yaml)",
-    "      --log-level LVL   debug | info | warn | error (default: the config's log_level, else info)",
+    "      --log-level LVL   debug | info | warn | error (default: $FSMPX_LOG_LEVEL, else the config's log_level)",
     "  -h, --help            help for a command",
     "",
     "exit codes: 0 success, 2 usage or configuration error, 1 runtime failure",
