@@ -92,6 +92,23 @@ export class RealFft {
   ): void {
     const half = this.#half;
     const rev = this.#rev;
+    if (start + this.size <= mask + 1) {
+      // The frame does not wrap around the ring: read it as a plain view.
+      const frame = data.subarray(start, start + this.size);
+      for (let i = 0; i < half; i += 4) {
+        const a = rev[i]! << 1;
+        const b = rev[i + 1]! << 1;
+        const c = rev[i + 2]! << 1;
+        const d = rev[i + 3]! << 1;
+        const ar = frame[a]! * window[a]!, ai = frame[a + 1]! * window[a + 1]!;
+        const br = frame[b]! * window[b]!, bi = frame[b + 1]! * window[b + 1]!;
+        const cr = frame[c]! * window[c]!, ci = frame[c + 1]! * window[c + 1]!;
+        const dr = frame[d]! * window[d]!, di = frame[d + 1]! * window[d + 1]!;
+        this.#radix4(i, ar, ai, br, bi, cr, ci, dr, di);
+      }
+      this.#finish(out, fromBin, toBin);
+      return;
+    }
     for (let i = 0; i < half; i += 4) {
       const a = rev[i]! << 1;
       const b = rev[i + 1]! << 1;

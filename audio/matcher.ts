@@ -371,22 +371,23 @@ const NEW = 0, QUEUED = 1;
  */
 class VoteTable {
   #cap: number;
-  #slot: Int32Array[];
-  #s: Int32Array[];
-  #votes: Uint8Array[];
-  #last: Int32Array[];
-  #state: Uint8Array[];
+  /** Per field one array of both generations: generation g's entry h is at g·cap + h. */
+  #slot: Int32Array;
+  #s: Int32Array;
+  #votes: Uint8Array;
+  #last: Int32Array;
+  #state: Uint8Array;
   #used = [0, 0];
   #cur = 0;
   #epoch = -1;
 
   constructor(cap = 1024) {
     this.#cap = cap;
-    this.#slot = [new Int32Array(cap).fill(-1), new Int32Array(cap).fill(-1)];
-    this.#s = [new Int32Array(cap), new Int32Array(cap)];
-    this.#votes = [new Uint8Array(cap), new Uint8Array(cap)];
-    this.#last = [new Int32Array(cap), new Int32Array(cap)];
-    this.#state = [new Uint8Array(cap), new Uint8Array(cap)];
+    this.#slot = new Int32Array(2 * cap).fill(-1);
+    this.#s = new Int32Array(2 * cap);
+    this.#votes = new Uint8Array(2 * cap);
+    this.#last = new Int32Array(2 * cap);
+    this.#state = new Uint8Array(2 * cap);
   }
 
   /** Bytes held. */
@@ -409,17 +410,18 @@ class VoteTable {
   }
 
   #clear(g: number): void {
-    this.#slot[g]!.fill(-1);
+    this.#slot.fill(-1, g * this.#cap, (g + 1) * this.#cap);
     this.#used[g] = 0;
   }
 
+  /** Index (g·cap + h) of the entry of (slot, s) in generation g, or of the free place where it would go. */
   #find(g: number, slot: number, s: number): number {
-    const mask = this.#cap - 1;
-    const keys = this.#slot[g]!, ss = this.#s[g]!;
+    const cap = this.#cap, mask = cap - 1, base = g * cap;
+    const keys = this.#slot, ss = this.#s;
     let h = (Math.imul(slot, 0x9e3779b1) ^ Math.imul(s, 0x85ebca6b)) >>> 0 & mask;
     for (;;) {
-      const k = keys[h]!;
-      if (k === -1 || (k === slot && ss[h] === s)) return h;
+      const k = keys[base + h]!;
+      if (k === -1 || (k === slot && ss[base + h] === s)) return base + h;
       h = (h + 1) & mask;
     }
   }
@@ -432,33 +434,33 @@ class VoteTable {
     // Merge with the older generation's entry, if any, by moving it into the current one.
     const g = this.#cur;
     const h = this.#find(g, slot, s);
-    if (this.#slot[g]![h] === -1) {
+    const keys = this.#slot, votes = this.#votes, last = this.#last, states = this.#state;
+    if (keys[h] === -1) {
       if (this.#used[g]! * 10 >= this.#cap * 7) {
         this.#grow();
         return this.vote(slot, s, t, w, out);
       }
-      const o = 1 - g;
-      const ho = this.#find(o, slot, s);
-      this.#slot[g]![h] = slot;
-      this.#s[g]![h] = s;
+      const ho = this.#find(1 - g, slot, s);
+      keys[h] = slot;
+      this.#s[h] = s;
       this.#used[g]!++;
-      if (this.#slot[o]![ho] !== -1) {
-        this.#votes[g]![h] = this.#votes[o]![ho]!;
-        this.#last[g]![h] = this.#last[o]![ho]!;
-        this.#state[g]![h] = this.#state[o]![ho]!;
+      if (keys[ho] !== -1) {
+        votes[h] = votes[ho]!;
+        last[h] = last[ho]!;
+        states[h] = states[ho]!;
       } else {
-        this.#votes[g]![h] = 0;
-        this.#last[g]![h] = -1;
-        this.#state[g]![h] = NEW;
+        votes[h] = 0;
+        last[h] = -1;
+        states[h] = NEW;
       }
     }
-    const state = this.#state[g]![h]!;
-    if (this.#last[g]![h] !== t) {
-      this.#last[g]![h] = t;
-      this.#votes[g]![h] = Math.min(255, this.#votes[g]![h]! + w);
+    const state = states[h]!;
+    if (last[h] !== t) {
+      last[h] = t;
+      votes[h] = Math.min(255, votes[h]! + w);
     }
-    out[0] = this.#votes[g]![h]!;
-    out[1] = g * this.#cap + h;
+    out[0] = votes[h]!;
+    out[1] = h;
     return state;
   }
 
@@ -467,37 +469,37 @@ class VoteTable {
     let v = 0;
     for (let g = 0; g < 2; g++) {
       const h = this.#find(g, slot, s);
-      if (this.#slot[g]![h] !== -1) v = Math.max(v, this.#votes[g]![h]!);
+      if (this.#slot[h] !== -1) v = Math.max(v, this.#votes[h]!);
     }
     return v;
   }
 
   /** Sets the state of the entry behind `handle` (from {@link vote}). */
   setState(handle: number, state: number): void {
-    const g = handle >= this.#cap ? 1 : 0;
-    this.#state[g]![handle - g * this.#cap] = state;
+    this.#state[handle] = state;
   }
 
   #grow(): void {
     const old = { slot: this.#slot, s: this.#s, votes: this.#votes, last: this.#last, state: this.#state };
-    const cap = this.#cap * 2;
+    const oldCap = this.#cap;
+    const cap = oldCap * 2;
     this.#cap = cap;
-    this.#slot = [new Int32Array(cap).fill(-1), new Int32Array(cap).fill(-1)];
-    this.#s = [new Int32Array(cap), new Int32Array(cap)];
-    this.#votes = [new Uint8Array(cap), new Uint8Array(cap)];
-    this.#last = [new Int32Array(cap), new Int32Array(cap)];
-    this.#state = [new Uint8Array(cap), new Uint8Array(cap)];
+    this.#slot = new Int32Array(2 * cap).fill(-1);
+    this.#s = new Int32Array(2 * cap);
+    this.#votes = new Uint8Array(2 * cap);
+    this.#last = new Int32Array(2 * cap);
+    this.#state = new Uint8Array(2 * cap);
     this.#used = [0, 0];
     for (let g = 0; g < 2; g++) {
-      const keys = old.slot[g]!;
-      for (let i = 0; i < keys.length; i++) {
-        if (keys[i] === -1) continue;
-        const h = this.#find(g, keys[i]!, old.s[g]![i]!);
-        this.#slot[g]![h] = keys[i]!;
-        this.#s[g]![h] = old.s[g]![i]!;
-        this.#votes[g]![h] = old.votes[g]![i]!;
-        this.#last[g]![h] = old.last[g]![i]!;
-        this.#state[g]![h] = old.state[g]![i]!;
+      for (let i = g * oldCap; i < (g + 1) * oldCap; i++) {
+        const key = old.slot[i]!;
+        if (key === -1) continue;
+        const h = this.#find(g, key, old.s[i]!);
+        this.#slot[h] = key;
+        this.#s[h] = old.s[i]!;
+        this.#votes[h] = old.votes[i]!;
+        this.#last[h] = old.last[i]!;
+        this.#state[h] = old.state[i]!;
         this.#used[g]!++;
       }
     }
@@ -516,6 +518,20 @@ interface Pending {
   due: number;
 }
 
+/** A frame's weight given its strong-bit count n: n + WEAK_WEIGHT·(32 − n), as the scores compute it. */
+const FRAME_WEIGHT = Float64Array.from(
+  { length: SUBFP_BITS + 1 },
+  (_, n) => n + WEAK_WEIGHT * (SUBFP_BITS - n),
+);
+/** A frame's weighted errors from (strong errors a, weak errors b) at a·33 + b: a + WEAK_WEIGHT·b. */
+const FRAME_ERRORS = Float64Array.from(
+  { length: (SUBFP_BITS + 1) * (SUBFP_BITS + 1) },
+  (_, x) => Math.floor(x / (SUBFP_BITS + 1)) + WEAK_WEIGHT * (x % (SUBFP_BITS + 1)),
+);
+
+/** Most finished pending checks a matcher keeps for reuse. */
+const POOL_MAX = 256;
+
 /** Frames a pre-check looks at (spread over what is there). */
 const PRECHECK_FRAMES = 32;
 /** A pre-check waits until this many frames of the block are there (onsets are weak evidence in noise). */
@@ -532,6 +548,10 @@ export class TargetMatcher {
   readonly #voteOut = new Int32Array(2);
   /** Pending checks in buckets by due frame (mod 1024; nothing is due more than a block ahead). */
   readonly #due: Pending[][] = Array.from({ length: 1024 }, () => []);
+  /** Finished pending checks for reuse. */
+  readonly #pool: Pending[] = [];
+  /** An empty bucket to swap in for the one being run. */
+  #spare: Pending[] = [];
   #pending = 0;
   #dueNext = -1;
   /** Signature ids already matched here, with the frame when they were, for pruning. */
@@ -623,15 +643,19 @@ export class TargetMatcher {
     this.#votes.setState(o[1]!, QUEUED);
     const sig = index.signatureAt(slot);
     if (!sig) return;
-    this.#schedule({
-      sig,
-      used: index.usedFrames(slot),
-      slot,
-      gen,
-      s,
-      verify: false,
-      due: Math.max(t, s + Math.min(PRECHECK_AFTER, sig.fingerprint.length)),
-    });
+    const p = this.#pool.pop();
+    const due = Math.max(t, s + Math.min(PRECHECK_AFTER, sig.fingerprint.length));
+    const used = index.usedFrames(slot);
+    if (p) {
+      p.sig = sig;
+      p.used = used;
+      p.slot = slot;
+      p.gen = gen;
+      p.s = s;
+      p.verify = false;
+      p.due = due;
+      this.#schedule(p);
+    } else this.#schedule({ sig, used, slot, gen, s, verify: false, due });
   }
 
   #schedule(p: Pending): void {
@@ -644,17 +668,23 @@ export class TargetMatcher {
   /** Runs the checks due at frame `t`. */
   #runDue(t: number, out: CoarseMatch[]): void {
     for (; this.#dueNext <= t; this.#dueNext++) {
-      const bucket = this.#due[this.#dueNext & 1023]!;
-      if (bucket.length === 0) continue;
-      const now = bucket.splice(0, bucket.length);
+      const at = this.#dueNext & 1023;
+      const now = this.#due[at]!;
+      if (now.length === 0) continue;
+      // Swap in the spare (empty) bucket instead of copying: what is (re)scheduled here lands in it.
+      const bucket = this.#spare;
+      this.#due[at] = bucket;
       for (const p of now) {
         if (p.due > this.#dueNext) {
           bucket.push(p);
           continue;
         }
         this.#pending--;
-        this.#check(p, out, false);
+        // Most candidates die at the pre-check: recycle them (the pool is bounded).
+        if (!this.#check(p, out, false) && this.#pool.length < POOL_MAX) this.#pool.push(p);
       }
+      now.length = 0;
+      this.#spare = now;
     }
   }
 
@@ -669,22 +699,25 @@ export class TargetMatcher {
     }
   }
 
-  #check(p: Pending, out: CoarseMatch[], final: boolean): void {
+  /** Runs a pre-check or verification; true if `p` was scheduled again (still in use). */
+  #check(p: Pending, out: CoarseMatch[], final: boolean): boolean {
     const { index, store } = this.#ctx;
-    if (this.#matched.has(p.sig.id)) return;
-    if (p.slot >= 0 && (index.signatureAt(p.slot) !== p.sig || index.generation(p.slot) !== p.gen)) return;
+    if (this.#matched.has(p.sig.id)) return false;
+    if (p.slot >= 0 && (index.signatureAt(p.slot) !== p.sig || index.generation(p.slot) !== p.gen)) {
+      return false;
+    }
     const n = p.sig.fingerprint.length;
     if (!p.verify) {
       this.#stats.prechecked++;
       if (this.#precheck(p.sig, p.used, p.s) > PRECHECK_BER) {
         this.#stats.rejected++;
-        return;
+        return false;
       }
       p.verify = true;
       p.due = p.s + n + MARGIN_SPAN;
       if (!final && p.due > store.end - 1) {
         this.#schedule(p);
-        return;
+        return true;
       }
     }
     const m = this.#verify(p.sig, p.s);
@@ -692,14 +725,20 @@ export class TargetMatcher {
       this.#accept(m, p.slot, p.gen);
       out.push(m);
     }
+    return false;
   }
 
   /** Best weighted BER of s-1..s+1 over up to PRECHECK_FRAMES unmasked frames spread over what is held. */
   #precheck(sig: Signature, used: Int16Array, s: number): number {
     const fp = sig.fingerprint;
     const last = this.#ctx.store.end - s - 1;
-    let avail = 0;
-    while (avail < used.length && used[avail]! < last) avail++;
+    // Frames before `last` are held: the count of positions below it (ascending, so a binary search).
+    let avail = 0, hiIdx = used.length;
+    while (avail < hiIdx) {
+      const mid = (avail + hiIdx) >> 1;
+      if (used[mid]! < last) avail = mid + 1;
+      else hiIdx = mid;
+    }
     const step = Math.max(1, avail / PRECHECK_FRAMES);
     // Most chance candidates fail at their own alignment by far, even on half the frames; neighbours and all
     // the frames only for the close calls.
@@ -721,17 +760,30 @@ export class TargetMatcher {
   #partialBer(fp: Uint32Array, used: Int16Array, avail: number, step: number, k: number): number {
     const store = this.#ctx.store;
     const bits = store.bits, strong = store.strong, m = store.mask;
+    const start = store.start, end = store.end;
+    const wt = FRAME_WEIGHT, et = FRAME_ERRORS;
     let e = 0, d = 0;
+    // x stays below 2^31, so `x | 0` is Math.floor(x); the tables hold exactly the per-frame terms.
     for (let x = 0; x < avail; x += step) {
-      const j = used[Math.floor(x)]!;
+      const j = used[x | 0]!;
       const t = k + j;
-      if (t < store.start || t >= store.end) continue;
+      if (t < start || t >= end) continue;
       const i = t & m;
-      const diff = (fp[j]! ^ bits[i]!) >>> 0;
+      const diff = fp[j]! ^ bits[i]!;
       const sm = strong[i]!;
-      const ns = popcount32(sm);
-      e += popcount32((diff & sm) >>> 0) + WEAK_WEIGHT * popcount32((diff & ~sm) >>> 0);
-      d += ns + WEAK_WEIGHT * (SUBFP_BITS - ns);
+      // Popcounts inline (the hottest loop of the pre-checks).
+      let a = diff & sm, b = diff & ~sm, c = sm;
+      a -= (a >>> 1) & 0x55555555;
+      b -= (b >>> 1) & 0x55555555;
+      c -= (c >>> 1) & 0x55555555;
+      a = (a & 0x33333333) + ((a >>> 2) & 0x33333333);
+      b = (b & 0x33333333) + ((b >>> 2) & 0x33333333);
+      c = (c & 0x33333333) + ((c >>> 2) & 0x33333333);
+      a = (a + (a >>> 4)) & 0x0f0f0f0f;
+      b = (b + (b >>> 4)) & 0x0f0f0f0f;
+      c = (c + (c >>> 4)) & 0x0f0f0f0f;
+      e += et[(Math.imul(a, 0x01010101) >>> 24) * (SUBFP_BITS + 1) + (Math.imul(b, 0x01010101) >>> 24)]!;
+      d += wt[Math.imul(c, 0x01010101) >>> 24]!;
     }
     return d > 0 ? e / d : 1;
   }

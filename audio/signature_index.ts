@@ -68,7 +68,10 @@ export class HitBuffer {
   }
 }
 
-/** One half-keyed table: per bucket a growable array of [value, ref] pairs. */
+/**
+ * One half-keyed table: per bucket a growable array of `cap` full values followed by their `cap` refs, so that a
+ * lookup's scan reads only the values (a ref is read on a hit).
+ */
 class HalfTable {
   readonly buckets: (Uint32Array | undefined)[] = new Array(BUCKETS);
   readonly counts = new Uint32Array(BUCKETS);
@@ -78,12 +81,18 @@ class HalfTable {
     if (n >= MAX_BUCKET) return false;
     let b = this.buckets[key];
     if (!b || b.length < 2 * (n + 1)) {
-      const nb = new Uint32Array(Math.max(8, (b?.length ?? 4) * 2));
-      if (b) nb.set(b);
+      const cap = Math.max(4, b ? b.length : 0);
+      const nb = new Uint32Array(2 * cap);
+      if (b) {
+        const old = b.length >> 1;
+        nb.set(b.subarray(0, old));
+        nb.set(b.subarray(old), cap);
+      }
       this.buckets[key] = b = nb;
     }
-    b[2 * n] = value;
-    b[2 * n + 1] = ref;
+    const cap = b.length >> 1;
+    b[n] = value;
+    b[cap + n] = ref;
     this.counts[key] = n + 1;
     return true;
   }
@@ -92,10 +101,11 @@ class HalfTable {
     const b = this.buckets[key];
     const n = this.counts[key]!;
     if (!b) return;
+    const cap = b.length >> 1;
     for (let i = 0; i < n; i++) {
-      if (b[2 * i + 1] === ref) {
-        b[2 * i] = b[2 * (n - 1)]!;
-        b[2 * i + 1] = b[2 * (n - 1) + 1]!;
+      if (b[cap + i] === ref) {
+        b[i] = b[n - 1]!;
+        b[cap + i] = b[cap + n - 1]!;
         this.counts[key] = n - 1;
         if (n - 1 === 0) this.buckets[key] = undefined;
         return;
@@ -268,14 +278,19 @@ export class SignatureIndex {
    */
   lookupHalf(half: 0 | 1, key: number, query: number, maxDist: number, out: HitBuffer): void {
     const table = half === 0 ? this.#hi : this.#lo;
-    const b = table.buckets[key];
-    if (!b) return;
     const n = table.counts[key]!;
-    if (n >= MAX_BUCKET) return;
+    if (n === 0 || n >= MAX_BUCKET) return;
+    const v = table.buckets[key]!;
+    const cap = v.length >> 1;
     for (let i = 0; i < n; i++) {
-      const d = popcount32((b[2 * i]! ^ query) >>> 0);
+      // Popcount inline: this loop scans every entry of the bucket.
+      let x = v[i]! ^ query;
+      x -= (x >>> 1) & 0x55555555;
+      x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+      x = (x + (x >>> 4)) & 0x0f0f0f0f;
+      const d = Math.imul(x, 0x01010101) >>> 24;
       if (d <= maxDist) {
-        const ref = b[2 * i + 1]!;
+        const ref = v[cap + i]!;
         out.push(ref >>> 8, ref & 255, d);
       }
     }
