@@ -25,7 +25,11 @@ export async function analyzeCommand(args: ParsedArgs): Promise<number> {
   if (outPath) {
     out = await Deno.open(outPath, { write: true, create: true, truncate: true });
     const enc = new TextEncoder();
-    const write = async (rec: unknown) => void await out!.write(enc.encode(JSON.stringify(rec) + "\n"));
+    const write = async (rec: unknown) => {
+      // FsFile.write may write part of the buffer; loop until the whole line is out.
+      const bytes = enc.encode(JSON.stringify(rec) + "\n");
+      for (let off = 0; off < bytes.length;) off += await out!.write(bytes.subarray(off));
+    };
     sinks.push({ signature: write, match: write });
   }
   try {
