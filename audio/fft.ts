@@ -162,11 +162,13 @@ export class RealFft {
       const step1 = half / len; // W_{2q}^j
       const step2 = step1 >> 1; // W_{4q}^j
       const big = len << 1;
-      for (let start = 0; start < half; start += big) {
-        for (let j = 0; j < q; j++) {
-          const w1r = cosT[j * step1]!, w1i = sinT[j * step1]!;
-          const w2r = cosT[j * step2]!, w2i = sinT[j * step2]!;
-          const p0 = start + j, p1 = p0 + q, p2 = p1 + q, p3 = p2 + q;
+      // Twiddle-outer: each butterfly is computed exactly as before (they are independent), but the twiddles
+      // are loaded once per j instead of once per butterfly, which pays in the early stages (small q).
+      for (let j = 0; j < q; j++) {
+        const w1r = cosT[j * step1]!, w1i = sinT[j * step1]!;
+        const w2r = cosT[j * step2]!, w2i = sinT[j * step2]!;
+        for (let start = j; start < half; start += big) {
+          const p0 = start, p1 = p0 + q, p2 = p1 + q, p3 = p2 + q;
           const ar = re[p0]!, ai = im[p0]!;
           let br = re[p1]!, bi = im[p1]!;
           const cr = re[p2]!, ci = im[p2]!;
