@@ -12,6 +12,7 @@ import { cellBytes, cellNumber, cellText, type Row, SOURCE_STREAM } from "../pix
 import { SourcePipeline } from "../audio/pipeline.ts";
 import { encodeSignature } from "../audio/signature.ts";
 import { StreamKeyer } from "../audio/stream_key.ts";
+import { PayloadEnvelope } from "../audio/envelope.ts";
 import { extractIds } from "../audio/context_ids.ts";
 import type { Signature } from "../audio/types.ts";
 import { StreamTable } from "./stream_table.ts";
@@ -66,7 +67,9 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
         decode.count("missing_payload_column");
         return;
       }
-      const key = keyer.keyOf(row.columns, payload);
+      // One envelope per message: the stream key, the ids and the decoder share its parsed views.
+      const env = new PayloadEnvelope(payload);
+      const key = keyer.keyOf(row.columns, env);
       const { value: pipeline, created } = streams.touch(key, row.time, () =>
         new SourcePipeline({
           measurement: m.name,
@@ -78,7 +81,7 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
         }));
       if (created) await deps.matcher.tell({ kind: "source-stream", measurement: m.name, stream: key });
       const bodySize = rules.columns.body_size ? cellNumber(row, rules.columns.body_size) : undefined;
-      const sigs = pipeline.push({ timeNs: row.time, payload, bodySize }, extractIds(payload, patterns));
+      const sigs = pipeline.push({ timeNs: row.time, payload: env, bodySize }, extractIds(env, patterns));
       decode.observe(key, pipeline.stats());
       await emit(sigs);
     };

@@ -10,6 +10,7 @@ import type { Config, MatchRule, Measurement } from "../config/schema.ts";
 import { cellBytes, cellNumber, cellText, parseQueryName, type Row } from "../pixie/row.ts";
 import { SignatureIndex, TargetPipeline } from "../audio/pipeline.ts";
 import { StreamKeyer } from "../audio/stream_key.ts";
+import { PayloadEnvelope } from "../audio/envelope.ts";
 import type { Match } from "../audio/types.ts";
 import { StreamTable } from "./stream_table.ts";
 import { DecodeReporter } from "./decode_reporter.ts";
@@ -95,7 +96,8 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
       }
       let keyer = keyers.get(row.query);
       if (!keyer) keyers.set(row.query, keyer = new StreamKeyer(rule.stream_key));
-      const stream = keyer.keyOf(row.columns, payload);
+      const env = new PayloadEnvelope(payload);
+      const stream = keyer.keyOf(row.columns, env);
       if (rule.exclude_source_streams && sourceStreams.get(m.name)?.has(stream)) return;
       const key = `${row.query}\u0000${stream}`;
       const { value: t } = targets.touch(key, row.time, () => ({
@@ -115,7 +117,7 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
         }),
       }));
       const bodySize = rule.columns.body_size ? cellNumber(row, rule.columns.body_size) : undefined;
-      const matches = t.pipeline.push({ timeNs: row.time, payload, bodySize });
+      const matches = t.pipeline.push({ timeNs: row.time, payload: env, bodySize });
       reporter.observe(key, t.pipeline.stats());
       await emit(matches);
     };

@@ -10,7 +10,7 @@ export interface IdPattern {
   regex: RegExp;
 }
 
-const latin1 = new TextDecoder("latin1");
+import type { PayloadEnvelope } from "./envelope.ts";
 
 /** Compiles patterns (already validated by the config loader: exactly one capture group each). */
 export function compileIdPatterns(patterns: readonly { pattern: string; id_type: string }[]): IdPattern[] {
@@ -18,12 +18,12 @@ export function compileIdPatterns(patterns: readonly { pattern: string; id_type:
 }
 
 /**
- * Extracts ids from a payload. Bytes are read as latin1 so binary bodies never throw and ASCII ids match; the
- * first match of each pattern wins.
+ * Extracts ids from a payload. Bytes are read as latin1 (the envelope's cached view, shared with the decoder) so
+ * binary bodies never throw and ASCII ids match; the first match of each pattern wins.
  */
-export function extractIds(payload: Uint8Array, patterns: readonly IdPattern[]): Record<string, string> {
+export function extractIds(payload: PayloadEnvelope, patterns: readonly IdPattern[]): Record<string, string> {
   if (patterns.length === 0) return {};
-  const text = latin1.decode(payload);
+  const text = payload.latin1();
   const ids: Record<string, string> = {};
   for (const p of patterns) {
     if (p.idType in ids) continue;

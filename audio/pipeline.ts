@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { PayloadEnvelope } from "./envelope.ts";
 import { FineAligner, INSTANT_OFFSET } from "./align.ts";
 import { sourceEnvelope } from "./fine_envelope.ts";
 import {
@@ -40,7 +41,8 @@ export type { IndexStats, MatcherStats, MatchRule };
 export interface MessageIn {
   /** Capture time (`time_`), ns since the epoch. */
   timeNs: bigint;
-  payload: Uint8Array;
+  /** The body, or its envelope when the caller already read it (e.g. for a stream key): parsed only once. */
+  payload: Uint8Array | PayloadEnvelope;
   /** Original body size when Pixie truncated or dropped the body (`*_body_size`). */
   bodySize?: number;
 }

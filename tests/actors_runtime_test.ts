@@ -10,33 +10,13 @@ import {
   MessageDroppedError,
   type SpawnOptions,
 } from "../actors/runtime.ts";
-import { captureLogs, RecordingMetrics } from "./fixtures_actors/helpers.ts";
+import { captureLogs, gate, setup, statsOf } from "./fixtures_actors/helpers.ts";
 import { setLogSink } from "../util/log.ts";
 
 // Quiet by default; tests that assert on log lines capture them with captureLogs.
 setLogSink(() => {});
 
 const BP: SpawnOptions = { capacity: 16, overflow: "backpressure" };
-
-function setup(opts: { metrics?: RecordingMetrics } = {}) {
-  const clock = new VirtualClock();
-  const metrics = opts.metrics ?? new RecordingMetrics();
-  const system = new ActorSystem({ clock, metrics });
-  return { clock, metrics, system };
-}
-
-function statsOf(system: ActorSystem, name: string) {
-  const s = system.stats().find((x) => x.name === name);
-  if (!s) throw new Error(`no actor ${name}`);
-  return s;
-}
-
-/** A promise opened from outside: blocks an actor's receive until the test lets it go. */
-function gate(): { wait: Promise<void>; open: () => void } {
-  let open: () => void = () => {};
-  const wait = new Promise<void>((resolve) => open = resolve);
-  return { wait, open };
-}
 
 Deno.test("messages are processed one at a time, in order, even when receive is async", async () => {
   const { clock, system } = setup();

@@ -1,34 +1,14 @@
 import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { VirtualClock } from "../actors/clock.ts";
-import { ActorStoppedError, ActorSystem, type SpawnOptions, type Termination } from "../actors/runtime.ts";
+import { ActorStoppedError, type SpawnOptions, type Termination } from "../actors/runtime.ts";
 import { createSignalHandler } from "../actors/shutdown.ts";
-import { captureLogs, RecordingMetrics } from "./fixtures_actors/helpers.ts";
+import { captureLogs, gate, setup, statsOf } from "./fixtures_actors/helpers.ts";
 import { setLogSink } from "../util/log.ts";
 
 // Quiet by default; tests that assert on log lines capture them with captureLogs.
 setLogSink(() => {});
 
 const BP: SpawnOptions = { capacity: 64, overflow: "backpressure" };
-
-function setup() {
-  const clock = new VirtualClock();
-  const metrics = new RecordingMetrics();
-  const system = new ActorSystem({ clock, metrics });
-  return { clock, metrics, system };
-}
-
-function statsOf(system: ActorSystem, name: string) {
-  const s = system.stats().find((x) => x.name === name);
-  if (!s) throw new Error(`no actor ${name}`);
-  return s;
-}
-
-function gate(): { wait: Promise<void>; open: () => void } {
-  let open: () => void = () => {};
-  const wait = new Promise<void>((resolve) => open = resolve);
-  return { wait, open };
-}
 
 Deno.test("shutdown drains actors in spawn order; draining actors still feed downstream; flush runs last", async () => {
   const { clock, system } = setup();

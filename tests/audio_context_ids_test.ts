@@ -1,5 +1,6 @@
 import { deepEqual } from "node:assert/strict";
 import { compileIdPatterns, extractIds } from "../audio/context_ids.ts";
+import { PayloadEnvelope } from "../audio/envelope.ts";
 
 Deno.test("context ids: each pattern's group from the payload text; binary bodies never throw", () => {
   const pats = compileIdPatterns([
@@ -9,10 +10,10 @@ Deno.test("context ids: each pattern's group from the payload text; binary bodie
   const body = new TextEncoder().encode(
     '{"interval_id":"0f8fad5b-d9cb-469f-a165-70867728950e","callSid":"CA12ab","media":{"payload":"//8="}}',
   );
-  deepEqual(extractIds(body, pats), {
+  deepEqual(extractIds(new PayloadEnvelope(body), pats), {
     interval_id: "0f8fad5b-d9cb-469f-a165-70867728950e",
     call_sid: "CA12ab",
   });
-  deepEqual(extractIds(new Uint8Array([0xff, 0xfe, 0x00]), pats), {});
-  deepEqual(extractIds(body, []), {});
+  deepEqual(extractIds(new PayloadEnvelope(new Uint8Array([0xff, 0xfe, 0x00])), pats), {});
+  deepEqual(extractIds(new PayloadEnvelope(body), []), {});
 });

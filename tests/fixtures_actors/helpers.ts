@@ -2,7 +2,8 @@
  * Test helpers for the actor runtime tests: a metrics recorder and a log capture.
  * @module
  */
-import type { DropReason, RuntimeMetrics } from "../../actors/runtime.ts";
+import { ActorSystem, type DropReason, type RuntimeMetrics } from "../../actors/runtime.ts";
+import { VirtualClock } from "../../actors/clock.ts";
 import { setLogSink } from "../../util/log.ts";
 
 /** One metrics hook call. */
@@ -69,4 +70,26 @@ export async function captureLogs<T>(
   } finally {
     setLogSink(prev);
   }
+}
+
+/** A system on a virtual clock that records its metrics hooks. */
+export function setup(opts: { metrics?: RecordingMetrics } = {}) {
+  const clock = new VirtualClock();
+  const metrics = opts.metrics ?? new RecordingMetrics();
+  const system = new ActorSystem({ clock, metrics });
+  return { clock, metrics, system };
+}
+
+/** The stats snapshot of one actor. */
+export function statsOf(system: ActorSystem, name: string) {
+  const s = system.stats().find((x) => x.name === name);
+  if (!s) throw new Error(`no actor ${name}`);
+  return s;
+}
+
+/** A promise opened from outside: blocks an actor's receive until the test lets it go. */
+export function gate(): { wait: Promise<void>; open: () => void } {
+  let open: () => void = () => {};
+  const wait = new Promise<void>((resolve) => open = resolve);
+  return { wait, open };
 }
