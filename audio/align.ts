@@ -19,8 +19,6 @@ import type { SampleRing } from "./sample_ring.ts";
 
 /** Frames sampled for the aligned-grid bit error rate. */
 const BER_FRAMES = 24;
-/** Frames after the instant that decide between two envelope peaks when a message was lost in the block. */
-const PREFIX_FRAMES = 16;
 /** Frames recomputed per shift (fingerprint-only alignment). */
 export const ALIGN_WINDOW = 48;
 /**
@@ -35,6 +33,12 @@ export const INSTANT_OFFSET = 8;
  * 20 ms message (the whole-block alignment may be the one after the loss) and some slack.
  */
 export const ALIGN_RANGE = 256;
+/**
+ * Search range of the envelope alignment, samples (128 ms): a message of up to 120 ms lost just after the
+ * instant pulls the block's coarse alignment that far from it, and the envelope search is cheap enough to cover
+ * it (measured: with ±256 samples, such instants were reported 20–110 ms early on the bench's lossy chain).
+ */
+export const ENVELOPE_RANGE = 1024;
 const BANDS = SUBFP_BITS + 1;
 
 /** Result of {@link FineAligner.align}. */
@@ -63,8 +67,9 @@ export class FineAligner {
 
   /**
    * Aligns signature block `fp` (with `mask`) whose first frame coarsely sits at target frame `coarse` of
-   * `store`/`ring`: searches shifts in [-range, range] samples coarse to fine. Returns undefined when the
-   * samples needed are no longer (or not yet) in the ring.
+   * `store`/`ring`: by the envelope over [-envelopeRange, envelopeRange] samples when the signature has one,
+   * else by sub-fingerprints over [-range, range] coarse to fine. Returns undefined when the samples needed are
+   * no longer (or not yet) in the ring.
    */
   align(
     ring: SampleRing,
@@ -74,24 +79,14 @@ export class FineAligner {
     envelope: Uint8Array | undefined,
     coarse: number,
     range: number = ALIGN_RANGE,
+    envelopeRange: number = ENVELOPE_RANGE,
   ): Alignment | undefined {
     const { hop, frame } = this.#an.params;
     const n = fp.length;
     if (envelope) {
-      const e = envelopeShift(ring, envelope, coarse * hop + INSTANT_OFFSET, range, this.#env);
+      const e = envelopeShift(ring, envelope, coarse * hop + INSTANT_OFFSET, envelopeRange, this.#env);
       if (e) {
-        let shift = e.shift;
-        if (e.nearShift !== e.shift) {
-          // A far envelope peak (a lost message moved the coarse position, or noise): keep it only if the
-          // whole block's sub-fingerprints agree better there than at the near peak (rare: every frame counts).
-          const ber = (s: number, prefix: boolean) =>
-            ring.has(s - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, s, fp.length, prefix) : NaN;
-          const far = coarse * hop + shift, near = coarse * hop + e.nearShift;
-          // The first frames decide when a message was lost inside the block, the whole block otherwise.
-          if (!(ber(far, true) < ber(near, true)) && !(ber(far, false) < ber(near, false))) {
-            shift = e.nearShift;
-          }
-        }
+        const shift = e.shift;
         const at = coarse * hop + shift;
         const ber = ring.has(at - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, at) : NaN;
         return { sample: coarse * hop + shift, by: "envelope", shift, ber };
@@ -191,7 +186,6 @@ export class FineAligner {
     return frames ? total / frames : -1;
   }
 
-  /** Hard BER of the whole block on the grid whose frame 0 starts at `origin`. */
   /**
    * Hard BER on the grid whose frame 0 starts at `origin`, over up to `most` unmasked frames spread over the
    * block (each recomputed with its previous frame): by default a 768-bit estimate for 48 frame analyses.
@@ -202,18 +196,15 @@ export class FineAligner {
     mask: Uint8Array | undefined,
     origin: number,
     most = BER_FRAMES,
-    prefix = false,
   ): number {
     const hop = this.#an.params.hop;
     const prev = this.#bands[0]!;
     const cur = this.#bands[1]!;
     let used = 0;
     for (let j = 0; j < fp.length; j++) if (!isMasked(mask, j)) used++;
-    // prefix: only the first PREFIX_FRAMES unmasked frames, where the instant is.
-    const step = prefix ? 1 : Math.max(1, used / most);
-    const limit = prefix ? PREFIX_FRAMES : Infinity;
+    const step = Math.max(1, used / most);
     let errors = 0, frames = 0, seen = 0, next = 0;
-    for (let j = 0; j < fp.length && frames < limit; j++) {
+    for (let j = 0; j < fp.length; j++) {
       if (isMasked(mask, j)) continue;
       if (seen++ < next) continue;
       next += step;

@@ -9,6 +9,7 @@
 
 import type { PayloadEnvelope } from "./envelope.ts";
 import { FineAligner, INSTANT_OFFSET } from "./align.ts";
+import { Rephaser } from "./rephase.ts";
 import { sourceEnvelope } from "./fine_envelope.ts";
 import {
   Fingerprinter,
@@ -344,6 +345,7 @@ export class TargetPipeline {
     const analyzer = new FrameAnalyzer(this.#params);
     this.#fp = new Fingerprinter(this.#ring, this.#store, analyzer);
     this.#aligner = new FineAligner(analyzer);
+    const rephaser = new Rephaser(analyzer, SIGNATURE_FRAMES);
     const rule: MatchRule = {
       thresholdBer: opts.thresholdBer ?? DEFAULT_RULE.thresholdBer,
       margin: opts.margin ?? DEFAULT_RULE.margin,
@@ -356,6 +358,7 @@ export class TargetPipeline {
       hop,
       timeOfSample: (k) => this.decoder.timeline.locate(k)?.timeNs,
       firstSampleAtOrAfter: (t) => this.#firstSampleAtOrAfter(t),
+      rephase: (sig, frame) => rephaser.run(this.#ring, sig, frame),
     });
   }
 

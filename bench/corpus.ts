@@ -158,6 +158,15 @@ export function targetPod(chain: Chain): string {
 }
 
 /** Renders a chain's target taps for every call and negative stream. */
+/**
+ * Samples a target tap skips at the start of its call: up to one hop of the analysis grid (16 ms), so the
+ * target's frame grid sits at a random phase against the source's, as it does when a tap starts mid-stream.
+ * Calls begin with a pause, so no speech is lost.
+ */
+function gridPhase(chain: Chain, rng: Rng): number {
+  return rng.int(0, Math.round(0.016 * chain.sampleRate) - 1);
+}
+
 export async function buildChainStreams(corpus: Corpus, chain: Chain): Promise<ChainStreams> {
   const rng = new Rng(corpus.seed).fork(`chain/${chain.name}`);
   const pod = targetPod(chain);
@@ -171,6 +180,7 @@ export async function buildChainStreams(corpus: Corpus, chain: Chain): Promise<C
       delayMs: c.targetDelayMs,
       jitterMs: TARGET_JITTER_MS,
       rng: rng.fork(`sim/${c.call.id}`),
+      skipSamples: gridPhase(chain, rng.fork(`phase/${c.call.id}`)),
     }));
   }
   const negatives: SimStream[] = [];
@@ -183,6 +193,7 @@ export async function buildChainStreams(corpus: Corpus, chain: Chain): Promise<C
       delayMs: RELAY_DELAY_MS,
       jitterMs: TARGET_JITTER_MS,
       rng: rng.fork(`sim/${n.call.id}`),
+      skipSamples: gridPhase(chain, rng.fork(`phase/${n.call.id}`)),
     }));
   }
   return { chain, positives, negatives };

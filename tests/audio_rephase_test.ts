@@ -1,0 +1,108 @@
+import { ok, strictEqual } from "node:assert/strict";
+import { INSTANT_OFFSET } from "../audio/align.ts";
+import { MULAW_TO_LINEAR } from "../audio/codecs.ts";
+import { EnvelopeScratch, envelopeShift, sourceEnvelope } from "../audio/fine_envelope.ts";
+import { Fingerprinter, FP_PARAMS, FrameAnalyzer, FrameStore } from "../audio/fingerprint.ts";
+import { initAudioEngine } from "../audio/pipeline.ts";
+import { Rephaser } from "../audio/rephase.ts";
+import { SampleRing } from "../audio/sample_ring.ts";
+import { buildSignature } from "../audio/signature.ts";
+import { popcount32 } from "../audio/signature_index.ts";
+
+const FIXTURES = new URL("../fixtures/audio_fp/", import.meta.url);
+const HOP = FP_PARAMS.hop;
+const BLOCK = 128;
+
+await initAudioEngine();
+
+function samples(name: string): Float32Array {
+  return Float32Array.from(Deno.readFileSync(new URL(name, FIXTURES)), (b) => MULAW_TO_LINEAR[b]! / 32768);
+}
+
+function analysed(x: Float32Array, lead = 0): { ring: SampleRing; store: FrameStore } {
+  const y = new Float32Array(x.length + lead);
+  y.set(x, lead);
+  const ring = new SampleRing(1 << 17);
+  const store = new FrameStore(2048);
+  ring.write(0, y, 0);
+  new Fingerprinter(ring, store).advance();
+  return { ring, store };
+}
+
+function signatureAt(src: { ring: SampleRing; store: FrameStore }, n: number) {
+  return buildSignature({
+    measurement: "m",
+    node: "a",
+    pod: "p",
+    stream: "s",
+    timeNs: BigInt(n) * 16_000_000n,
+    offsetMs: 1,
+    fingerprint: src.store.bits.slice(n, n + BLOCK),
+    envelope: sourceEnvelope(src.ring, n * HOP + INSTANT_OFFSET)!,
+    ids: {},
+  });
+}
+
+function bitErrors(a: Uint32Array, store: FrameStore, from: number): number {
+  let e = 0;
+  for (let j = 0; j < a.length; j++) e += popcount32((a[j]! ^ store.bits[(from + j) & store.mask]!) >>> 0);
+  return e / (a.length * 32);
+}
+
+Deno.test("rephase: a target on another grid phase gets the source's own sub-fingerprints back", () => {
+  const x = samples("speech_8k.ul");
+  const src = analysed(x);
+  const rp = new Rephaser(new FrameAnalyzer(), BLOCK);
+  for (const lead of [40, 64, 90, 1040]) {
+    const tgt = analysed(x, lead);
+    for (const n of [40, 250]) {
+      const sig = signatureAt(src, n);
+      const coarse = Math.round((n * HOP + lead) / HOP);
+      const r = rp.run(tgt.ring, sig, coarse)!;
+      ok(r, `lead ${lead}: rephased`);
+      // The grid where the source's frame n starts: the same audio, so (up to the envelope's one-sample
+      // precision) the same bits.
+      const origin = r.frame * HOP + r.offset;
+      ok(Math.abs(origin - (n * HOP + lead)) <= 1, `lead ${lead} anchor ${n}: grid origin ${origin}`);
+      const on = bitErrors(sig.fingerprint, r.store, r.frame);
+      const off = bitErrors(sig.fingerprint, tgt.store, coarse);
+      ok(on < 0.01, `lead ${lead} anchor ${n}: rephased BER ${on}`);
+      ok(off > on, `lead ${lead} anchor ${n}: the stream's own grid is worse (${off} vs ${on})`);
+    }
+  }
+});
+
+Deno.test("rephase: nothing to do on the source's own phase, without an envelope, or before the samples", () => {
+  const x = samples("speech_8k.ul");
+  const src = analysed(x);
+  const tgt = analysed(x, 3 * HOP);
+  const rp = new Rephaser(new FrameAnalyzer(), BLOCK);
+  const sig = signatureAt(src, 40);
+  strictEqual(rp.run(tgt.ring, sig, 43), undefined, "same phase: the stream's frames are already right");
+  strictEqual(rp.run(analysed(x, 3 * HOP + 3).ring, sig, 43), undefined, "3 samples off: not worth it");
+  strictEqual(rp.run(tgt.ring, { ...sig, envelope: undefined }, 43), undefined, "no envelope");
+  const short = analysed(x.subarray(0, 60 * HOP), 17);
+  strictEqual(rp.run(short.ring, sig, 40), undefined, "block not held yet");
+});
+
+Deno.test("envelopeShift: a shift beyond a hop is found, and a noise floor in the target does not move it", () => {
+  const x = samples("speech_8k.ul");
+  const src = analysed(x);
+  const k = 250 * HOP + INSTANT_OFFSET;
+  const env = sourceEnvelope(src.ring, k)!;
+  // White noise 20 dB below the speech's RMS fills the pauses the source envelope is shaped by.
+  let p = 0;
+  for (const v of x) p += v * v;
+  const rms = Math.sqrt(p / x.length);
+  let seed = 7;
+  const noisy = x.map((v) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return v + (seed / 2 ** 32 - 0.5) * Math.sqrt(12) * rms * 0.1;
+  });
+  const tgt = analysed(noisy, 500);
+  const r = envelopeShift(tgt.ring, env, k + 500 - 700, 1024, new EnvelopeScratch())!;
+  ok(Math.abs(r.shift - 700) <= 8, `shift ${r.shift} (700 expected)`);
+  ok(r.corr > 0.8, `corr ${r.corr}`);
+  const near = envelopeShift(tgt.ring, env, k + 500 - 20, 1024, new EnvelopeScratch())!;
+  ok(Math.abs(near.shift - 20) <= 8, `shift ${near.shift} (20 expected)`);
+});
