@@ -12,6 +12,7 @@
  */
 
 import { EnvelopeScratch, envelopeShift } from "./fine_envelope.ts";
+import type { GapHint } from "./gap_hints.ts";
 import { type FrameAnalyzer, type FrameStore, SUBFP_BITS } from "./fingerprint.ts";
 import { popcount32 } from "./signature_index.ts";
 import { isMasked } from "./signature.ts";
@@ -69,7 +70,7 @@ export class FineAligner {
    * Aligns signature block `fp` (with `mask`) whose first frame coarsely sits at target frame `coarse` of
    * `store`/`ring`: by the envelope over [-envelopeRange, envelopeRange] samples when the signature has one,
    * else by sub-fingerprints over [-range, range] coarse to fine. Returns undefined when the samples needed are
-   * no longer (or not yet) in the ring.
+   * no longer (or not yet) in the ring. `gaps`: where capture times suggest lost audio (see gap_hints.ts).
    */
   align(
     ring: SampleRing,
@@ -80,11 +81,12 @@ export class FineAligner {
     coarse: number,
     range: number = ALIGN_RANGE,
     envelopeRange: number = ENVELOPE_RANGE,
+    gaps: readonly GapHint[] = [],
   ): Alignment | undefined {
     const { hop, frame } = this.#an.params;
     const n = fp.length;
     if (envelope) {
-      const e = envelopeShift(ring, envelope, coarse * hop + INSTANT_OFFSET, envelopeRange, this.#env);
+      const e = envelopeShift(ring, envelope, coarse * hop + INSTANT_OFFSET, envelopeRange, this.#env, gaps);
       if (e) {
         const shift = e.shift;
         const at = coarse * hop + shift;

@@ -8,10 +8,16 @@
  * @module
  */
 
+import { type SimdStages, simdStages } from "./fft_simd.ts";
+
 /** Real FFT of a fixed size N (power of two, 16..65536) producing the power spectrum |X[k]|², k = 0..N/2. */
 export class RealFft {
   /** Number of real input samples. */
   readonly size: number;
+  /** True if the butterfly stages run in WebAssembly SIMD. */
+  get simd(): boolean {
+    return this.#simd !== undefined;
+  }
   readonly #half: number;
   readonly #rev: Uint32Array;
   /** Twiddles of the N/2-point complex FFT: cos, sin of -2πk/(N/2), k < N/4. */
@@ -22,9 +28,14 @@ export class RealFft {
   readonly #splitSin: Float64Array;
   readonly #re: Float64Array;
   readonly #im: Float64Array;
+  /** The butterfly stages in WebAssembly SIMD (bit-identical), when available; `#re`, `#im` are its memory. */
+  readonly #simd: SimdStages | undefined;
 
-  /** Prepares tables for `size` real points. */
-  constructor(size: number) {
+  /**
+   * Prepares tables for `size` real points. `simd: false` keeps the butterfly stages in JS (the reference the
+   * WebAssembly stages are checked against); by default they run in WebAssembly SIMD where available.
+   */
+  constructor(size: number, opts: { simd?: boolean } = {}) {
     if (!Number.isInteger(size) || size < 16 || size > 65536 || (size & (size - 1)) !== 0) {
       throw new RangeError(`RealFft: size must be a power of two in 16..65536, got ${size}`);
     }
@@ -50,8 +61,11 @@ export class RealFft {
       this.#splitCos[k] = Math.cos((-2 * Math.PI * k) / size);
       this.#splitSin[k] = Math.sin((-2 * Math.PI * k) / size);
     }
-    this.#re = new Float64Array(half);
-    this.#im = new Float64Array(half);
+    this.#simd = half >= 8 && opts.simd !== false
+      ? simdStages(half, this.#cos, this.#sin, this.#rev)
+      : undefined;
+    this.#re = this.#simd ? this.#simd.re : new Float64Array(half);
+    this.#im = this.#simd ? this.#simd.im : new Float64Array(half);
   }
 
   /**
@@ -92,6 +106,20 @@ export class RealFft {
   ): void {
     const half = this.#half;
     const rev = this.#rev;
+    const simd = this.#simd;
+    if (simd) {
+      // Two block copies, then the input pass in WebAssembly (the same products and sums as below).
+      const size = this.size;
+      if (start + size <= mask + 1) simd.samples.set(data.subarray(start, start + size));
+      else {
+        const first = mask + 1 - start;
+        simd.samples.set(data.subarray(start, mask + 1));
+        simd.samples.set(data.subarray(0, size - first), first);
+      }
+      simd.input(window);
+      this.#finish(out, fromBin, toBin);
+      return;
+    }
     if (start + this.size <= mask + 1) {
       // The frame does not wrap around the ring: read it as a plain view.
       const frame = data.subarray(start, start + this.size);
@@ -150,6 +178,13 @@ export class RealFft {
   }
 
   #finish(out: Float64Array, fromBin: number, toBin: number): void {
+    if (this.#simd) this.#simd.run();
+    else this.#stages();
+    this.#split(out, fromBin, toBin);
+  }
+
+  /** The butterfly stages after the radix-4 input pass, in JS (see {@link SimdStages} for the fast path). */
+  #stages(): void {
     const half = this.#half;
     const re = this.#re;
     const im = this.#im;
@@ -218,6 +253,12 @@ export class RealFft {
         }
       }
     }
+  }
+
+  #split(out: Float64Array, fromBin: number, toBin: number): void {
+    const half = this.#half;
+    const re = this.#re;
+    const im = this.#im;
     // Split: X[k] = (Z[k] + conj Z[M−k])/2 − i·W^k·(Z[k] − conj Z[M−k])/2, with Z[M] = Z[0].
     const sc = this.#splitCos;
     const ss = this.#splitSin;

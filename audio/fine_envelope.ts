@@ -12,6 +12,7 @@
  * @module
  */
 
+import type { GapHint } from "./gap_hints.ts";
 import type { SampleRing } from "./sample_ring.ts";
 
 /** Number of envelope values. */
@@ -103,6 +104,7 @@ export class EnvelopeScratch {
   prefix = new Float64Array(0);
   db = new Float64Array(0);
   sorted = new Float64Array(0);
+  at = new Int32Array(ENV_VALUES);
 }
 
 /**
@@ -123,6 +125,12 @@ export const NEAR_SHIFT = 256;
  * lost right after the instant, and without a handicap noise made a far peak win on 1% of instants at 10 dB SNR.
  */
 const FAR_HANDICAP = 0.03;
+/** Values of the envelope that must remain in the target for a correlation (a gap may take some out). */
+const MIN_VALUES = 128;
+/** A fit with hinted gaps taken out must beat the plain one by this much (a hint is only a hint). */
+const HINT_MARGIN = 0.01;
+/** Hints tried per search, nearest to the coarse position first. */
+const MAX_HINTS = 3;
 
 /** Source level `q` (0..ENV_LEVELS-1) in dB relative to the source's loudest window. */
 function levelDb(q: number): number {
@@ -132,7 +140,8 @@ function levelDb(q: number): number {
 /**
  * The shift in [-range, range] samples around `center` (target analysis sample where the instant coarsely is)
  * at which the target's envelope correlates best with `levels`; undefined when the samples are not held or the
- * source envelope is flat.
+ * source envelope is flat. `gaps`: where capture times suggest audio is missing (gap_hints.ts); the search is
+ * also run with those gaps taken out of the target and the better fit wins.
  *
  * Why the whole range and the plain maximum: the coarse position can be more than a hop off (a message lost
  * inside the block pulls the block's alignment to the audio after the loss); a search that favoured shifts near
@@ -148,6 +157,7 @@ export function envelopeShift(
   center: number,
   range: number,
   scratch: EnvelopeScratch,
+  gaps: readonly GapHint[] = [],
 ): { shift: number; corr: number } | undefined {
   const from = center - range + ENV_FROM;
   const n = ENV_TO - ENV_FROM + 2 * range;
@@ -165,75 +175,118 @@ export function envelopeShift(
   sorted.set(db.subarray(0, positions));
   sorted.sort();
   const noise = sorted[Math.floor(FLOOR_PERCENTILE * (positions - 1))]!;
-  // Histogram of the source levels: its clamped sums for any floor in O(ENV_LEVELS).
-  const count = new Float64Array(ENV_LEVELS);
-  for (let i = 0; i < ENV_VALUES; i++) count[levels[i]!]!++;
   const sDb = new Float64Array(ENV_VALUES);
   for (let i = 0; i < ENV_VALUES; i++) sDb[i] = levelDb(levels[i]!);
+  const at = scratch.at;
 
-  const score = (d: number): number => {
+  /**
+   * Fills `at` with the db index of each value for the instant at shift `d` (-1: not in the target), taking
+   * `hints` out of the target; returns the loudest target value.
+   */
+  const place = (d: number, hints: readonly GapHint[]): number => {
+    const instant = center - range + d;
     let max = -Infinity;
     for (let i = 0; i < ENV_VALUES; i++) {
-      const v = db[d + i * ENV_HOP]!;
-      if (v > max) max = v;
+      let q = instant + ENV_FROM + i * ENV_HOP;
+      let lost = false;
+      for (const g of hints) {
+        // A gap after the instant: what the model puts after it is g.len earlier in the target (or missing);
+        // a gap before: what the model puts before it is g.len later.
+        if (g.at > instant) {
+          if (q >= g.at) {
+            q -= g.len;
+            if (q < g.at) lost = true;
+          }
+        } else if (q < g.at) {
+          q += g.len;
+          if (q >= g.at) lost = true;
+        }
+      }
+      const k = q - from;
+      if (lost || k < 0 || k >= positions) {
+        at[i] = -1;
+        continue;
+      }
+      at[i] = k;
+      if (db[k]! > max) max = db[k]!;
     }
+    return max;
+  };
+
+  const score = (d: number, hints: readonly GapHint[]): number => {
+    const max = place(d, hints);
+    if (max === -Infinity) return -1;
     const floor = Math.max(max - ENV_RANGE_DB, noise);
     const rel = floor - max;
-    let sSum = 0, sSq = 0;
-    for (let q = 0; q < ENV_LEVELS; q++) {
-      const x = Math.max(levelDb(q), rel);
-      sSum += count[q]! * x;
-      sSq += count[q]! * x * x;
-    }
-    const sMean = sSum / ENV_VALUES;
-    const sVar = sSq - sSum * sMean;
-    if (!(sVar > 1e-9)) return -1;
-    let tSum = 0, tSq = 0, cross = 0;
+    let m = 0, tSum = 0, tSq = 0, sSum = 0, sSq = 0, cross = 0;
     for (let i = 0; i < ENV_VALUES; i++) {
-      let v = db[d + i * ENV_HOP]!;
+      const k = at[i]!;
+      if (k < 0) continue;
+      let v = db[k]!;
       if (v < floor) v = floor;
       let x = sDb[i]!;
       if (x < rel) x = rel;
+      m++;
       tSum += v;
       tSq += v * v;
-      cross += v * (x - sMean);
+      sSum += x;
+      sSq += x * x;
+      cross += v * x;
     }
-    const tVar = tSq - (tSum * tSum) / ENV_VALUES;
-    const corr = tVar > 1e-9 ? cross / Math.sqrt(tVar * sVar) : -1;
+    if (m < MIN_VALUES) return -1;
+    const tVar = tSq - (tSum * tSum) / m;
+    const sVar = sSq - (sSum * sSum) / m;
+    const cov = cross - (tSum * sSum) / m;
+    const corr = tVar > 1e-9 && sVar > 1e-9 ? cov / Math.sqrt(tVar * sVar) : -1;
     return Math.abs(d - range) > NEAR_SHIFT ? corr - FAR_HANDICAP : corr;
   };
 
-  // Coarse pass, then every sample around the best few (the correlation peak is about a window wide).
-  const last = 2 * range;
-  const top: number[] = [];
-  const topScore: number[] = [];
-  for (let d = 0; d <= last; d += COARSE_STEP) {
-    const c = score(d);
-    let k = top.length;
-    while (k > 0 && topScore[k - 1]! < c) k--;
-    if (k < REFINE_CANDIDATES) {
-      top.splice(k, 0, d);
-      topScore.splice(k, 0, c);
-      if (top.length > REFINE_CANDIDATES) {
-        top.pop();
-        topScore.pop();
+  const search = (hints: readonly GapHint[]): { d: number; c: number } => {
+    // Coarse pass, then every sample around the best few (the correlation peak is about a window wide).
+    const last = 2 * range;
+    const top: number[] = [];
+    const topScore: number[] = [];
+    for (let d = 0; d <= last; d += COARSE_STEP) {
+      const c = score(d, hints);
+      let k = top.length;
+      while (k > 0 && topScore[k - 1]! < c) k--;
+      if (k < REFINE_CANDIDATES) {
+        top.splice(k, 0, d);
+        topScore.splice(k, 0, c);
+        if (top.length > REFINE_CANDIDATES) {
+          top.pop();
+          topScore.pop();
+        }
       }
     }
-  }
-  let best = range, bestCorr = -Infinity;
-  for (const d0 of top) {
-    for (let d = Math.max(0, d0 - COARSE_STEP + 1); d <= Math.min(last, d0 + COARSE_STEP - 1); d++) {
-      const c = score(d);
-      // Ties go to the shift nearest the coarse position.
-      if (c > bestCorr || (c === bestCorr && Math.abs(d - range) < Math.abs(best - range))) {
-        best = d;
-        bestCorr = c;
+    let best = range, bestCorr = -Infinity;
+    for (const d0 of top) {
+      for (let d = Math.max(0, d0 - COARSE_STEP + 1); d <= Math.min(last, d0 + COARSE_STEP - 1); d++) {
+        const c = score(d, hints);
+        // Ties go to the shift nearest the coarse position.
+        if (c > bestCorr || (c === bestCorr && Math.abs(d - range) < Math.abs(best - range))) {
+          best = d;
+          bestCorr = c;
+        }
       }
     }
+    return { d: best, c: bestCorr };
+  };
+
+  let pick = search([]);
+  // Only gaps that can fall inside some candidate's envelope matter; each is tried alone (a wrong hint must not
+  // spoil a right one), and all together when there are several (two losses near one instant).
+  const near = gaps.filter((g) => g.at > from && g.at < from + n)
+    .sort((a, b) => Math.abs(a.at - center) - Math.abs(b.at - center))
+    .slice(0, MAX_HINTS);
+  const tries = near.length > 1 ? [...near.map((g) => [g]), near] : near.map((g) => [g]);
+  for (const hints of tries) {
+    const hinted = search(hints);
+    if (hinted.c > pick.c + HINT_MARGIN) pick = hinted;
   }
-  if (!(bestCorr > -1)) return undefined;
+  if (!(pick.c > -1)) return undefined;
   return {
-    shift: best - range,
-    corr: Math.abs(best - range) > NEAR_SHIFT ? bestCorr + FAR_HANDICAP : bestCorr,
+    shift: pick.d - range,
+    corr: Math.abs(pick.d - range) > NEAR_SHIFT ? pick.c + FAR_HANDICAP : pick.c,
   };
 }

@@ -373,167 +373,148 @@ function probes(v: number, weak: number, out: Int32Array): number {
 
 /** Vote-table entry states: gathering votes, or handed to the checks (never queued twice). */
 const NEW = 0, QUEUED = 1;
-/** Vote-table entries pack votes (bits 0–7), state (bit 8) and the generation stamp (bits 9–30). */
-const STAMP_SHIFT = 9;
-const STAMP_MASK = (1 << 22) - 1;
-
-/** Home place of alignment (slot, s) in a table of `mask + 1` places. */
-function voteHome(slot: number, s: number, mask: number): number {
-  // Alignments of a slot in runs of four places: s and its neighbours, looked up together by the neighbour
-  // check, then mostly share a cache line of keys and one walk (see VoteTable.#walk).
-  return ((Math.imul(slot, 0x9e3779b1) ^ Math.imul(s >> 2, 0x85ebca6b)) << 2 | (s & 3)) & mask;
-}
 
 /**
- * Votes per alignment (signature slot, target frame of its frame 0) in one open-addressed table of typed arrays.
- * Entries expire by epochs of EPOCH frames (a candidate's hits span at most one block, i.e. two consecutive
- * epochs): an entry last voted for in an epoch before the previous one counts as absent. Each entry carries the
- * generation of its last vote instead of living in a per-epoch table, so a lookup walks one table rather than
- * two (the hit loop mostly waits for these cache lines); expired entries are dropped when the table is rebuilt
- * (when it fills up, growing it if the live entries need the room).
+ * Votes per alignment (signature slot, target frame of its frame 0) in typed arrays: two open-addressed
+ * generations of EPOCH frames each, so entries expire without deletions (a candidate's hits span at most one
+ * block, i.e. two consecutive epochs). Grows when a generation fills up.
  */
 class VoteTable {
   #cap: number;
-  /** Per place: slot + 1 (0: free), and s. */
-  #key: Int32Array;
+  /** Per field one array of both generations: generation g's entry h is at g·cap + h. */
+  #slot: Int32Array;
   #s: Int32Array;
-  /** Per place two fields: last voting frame, votes | state << 8 | stamp << STAMP_SHIFT. */
-  #info: Int32Array;
-  /** Places taken (live or expired). */
-  #taken = 0;
-  /** Generation: +1 per epoch, +2 when epochs are skipped (everything expires). */
-  #gen = 0;
+  #votes: Uint8Array;
+  #last: Int32Array;
+  #state: Uint8Array;
+  #used = [0, 0];
+  #cur = 0;
   #epoch = -1;
-  /** Places found by the last {@link #walk} of (slot, s0 + k), k < 3, or -1. */
-  readonly #at = new Int32Array(3);
 
-  constructor(cap = 2048) {
+  constructor(cap = 1024) {
     this.#cap = cap;
-    this.#key = new Int32Array(cap);
-    this.#s = new Int32Array(cap);
-    this.#info = new Int32Array(2 * cap);
+    this.#slot = new Int32Array(2 * cap).fill(-1);
+    this.#s = new Int32Array(2 * cap);
+    this.#votes = new Uint8Array(2 * cap);
+    this.#last = new Int32Array(2 * cap);
+    this.#state = new Uint8Array(2 * cap);
   }
 
   /** Bytes held. */
   get bytes(): number {
-    return this.#key.byteLength + this.#s.byteLength + this.#info.byteLength;
+    return this.#cap * 2 * 14;
   }
 
-  /** Moves to the epoch of frame `t` (entries older than the previous epoch expire). */
+  /** Moves to the epoch of frame `t` (clearing the older generation when a new epoch starts). */
   advance(t: number, epochFrames: number): void {
     const e = Math.floor(t / epochFrames);
     if (e === this.#epoch) return;
-    this.#gen = (this.#gen + (e === this.#epoch + 1 ? 1 : 2)) & STAMP_MASK;
+    if (e === this.#epoch + 1) {
+      this.#cur ^= 1;
+      this.#clear(this.#cur);
+    } else {
+      this.#clear(0);
+      this.#clear(1);
+    }
     this.#epoch = e;
   }
 
-  /** True if the entry at place p was voted for in this epoch or the previous one. */
-  #live(p: number): boolean {
-    return ((this.#gen - (this.#info[2 * p + 1]! >>> STAMP_SHIFT)) & STAMP_MASK) <= 1;
+  #clear(g: number): void {
+    this.#slot.fill(-1, g * this.#cap, (g + 1) * this.#cap);
+    this.#used[g] = 0;
   }
 
-  /**
-   * Looks up (slot, s0 + k), k < n ≤ 3, all in one run of four places (same s0 >> 2): their homes are
-   * consecutive, and linear probing (no deletions) puts a key at or after its home and before the next free
-   * place, so one walk from the first home to the first free place past the last home finds them all. Sets
-   * #at[k] (place of the live entry, or -1); returns the first free place at or after the home of s0 + own.
-   */
-  #walk(slot: number, s0: number, n: number, own: number): number {
-    const mask = this.#cap - 1, keys = this.#key, ss = this.#s, at = this.#at;
-    const key = slot + 1;
-    at[0] = -1;
-    at[1] = -1;
-    at[2] = -1;
-    const h0 = voteHome(slot, s0, mask);
-    let free = -1;
-    for (let k = 0;; k++) {
-      const p = (h0 + k) & mask;
-      const kk = keys[p]!;
-      if (kk === 0) {
-        if (free < 0 && k >= own) free = p;
-        if (k >= n - 1) return free;
-      } else if (kk === key) {
-        // An expired entry of the same key may sit before or after the live one.
-        const d = ss[p]! - s0;
-        if (d >= 0 && d < n && this.#live(p)) at[d] = p;
-      }
+  /** Index (g·cap + h) of the entry of (slot, s) in generation g, or of the free place where it would go. */
+  #find(g: number, slot: number, s: number): number {
+    const cap = this.#cap, mask = cap - 1, base = g * cap;
+    const keys = this.#slot, ss = this.#s;
+    // Alignments of a slot in runs of four places (16 bytes of keys, one cache line): s and its neighbours,
+    // looked up together by the neighbour check, then mostly share a line instead of hitting three random ones.
+    let h = ((Math.imul(slot, 0x9e3779b1) ^ Math.imul(s >> 2, 0x85ebca6b)) << 2 | (s & 3)) & mask;
+    for (;;) {
+      const k = keys[base + h]!;
+      if (k === -1 || (k === slot && ss[base + h] === s)) return base + h;
+      h = (h + 1) & mask;
     }
   }
 
   /**
-   * Adds a vote from target frame `t` (once per frame) worth `w` to alignment (slot, s). Returns true when this
-   * vote hands the alignment to the checks (marking it queued): it was not queued yet and it has two votes, or
-   * one and a neighbouring alignment s ± 1 has any (the grids differ by up to half a hop).
+   * Adds a vote from target frame `t` (once per frame) worth `w`; returns the entry's state before, the
+   * votes after in `out[0]` and a handle (generation·cap + index) in `out[1]`.
    */
-  vote(slot: number, s: number, t: number, w: number): boolean {
-    const at = this.#at;
-    const r = s & 3;
-    // s − 1 and s + 1 are walked with s when they share its run of four.
-    const lo = r === 0 ? 0 : 1, hi = r === 3 ? 0 : 1;
-    const s0 = s - lo;
-    const free = this.#walk(slot, s0, 1 + lo + hi, lo);
-    let h = at[lo]!;
-    const near = (lo === 1 && at[0]! >= 0) || (hi === 1 && at[lo + 1]! >= 0);
-    const info = this.#info;
-    const stamp = this.#gen << STAMP_SHIFT;
-    if (h < 0) {
-      if (this.#taken * 10 >= this.#cap * 7) {
-        this.#rebuild();
-        return this.vote(slot, s, t, w);
+  vote(slot: number, s: number, t: number, w: number, out: Int32Array): number {
+    // Merge with the older generation's entry, if any, by moving it into the current one.
+    const g = this.#cur;
+    const h = this.#find(g, slot, s);
+    const keys = this.#slot, votes = this.#votes, last = this.#last, states = this.#state;
+    if (keys[h] === -1) {
+      if (this.#used[g]! * 10 >= this.#cap * 7) {
+        this.#grow();
+        return this.vote(slot, s, t, w, out);
       }
-      h = free;
-      this.#key[h] = slot + 1;
+      const ho = this.#find(1 - g, slot, s);
+      keys[h] = slot;
       this.#s[h] = s;
-      info[2 * h] = -1;
-      info[2 * h + 1] = NEW << 8;
-      this.#taken++;
+      this.#used[g]!++;
+      if (keys[ho] !== -1) {
+        votes[h] = votes[ho]!;
+        last[h] = last[ho]!;
+        states[h] = states[ho]!;
+      } else {
+        votes[h] = 0;
+        last[h] = -1;
+        states[h] = NEW;
+      }
     }
-    let vs = info[2 * h + 1]!;
-    if (info[2 * h] !== t) {
-      info[2 * h] = t;
-      vs = (vs & 511) + w > 255 ? (vs & 256) | 255 : (vs & 511) + w;
-    } else vs &= 511;
-    info[2 * h + 1] = vs | stamp;
-    if (vs >> 8 !== NEW) return false;
-    // Every entry has at least one vote: a neighbour's presence is what counts.
-    if (
-      (vs & 255) < 2 && !near && !(lo === 0 && this.#has(slot, s - 1)) &&
-      !(hi === 0 && this.#has(slot, s + 1))
-    ) return false;
-    info[2 * h + 1] = (vs & 255) | (QUEUED << 8) | stamp;
-    return true;
+    const state = states[h]!;
+    if (last[h] !== t) {
+      last[h] = t;
+      votes[h] = Math.min(255, votes[h]! + w);
+    }
+    out[0] = votes[h]!;
+    out[1] = h;
+    return state;
   }
 
-  /** True if (slot, s) has a live entry. */
-  #has(slot: number, s: number): boolean {
-    this.#walk(slot, s, 1, 0);
-    return this.#at[0]! >= 0;
+  /** Votes of a neighbouring alignment (0 if none). */
+  votesAt(slot: number, s: number): number {
+    let v = 0;
+    for (let g = 0; g < 2; g++) {
+      const h = this.#find(g, slot, s);
+      if (this.#slot[h] !== -1) v = Math.max(v, this.#votes[h]!);
+    }
+    return v;
   }
 
-  /** Re-inserts the live entries (in a table twice as large if they take more than a third of this one). */
-  #rebuild(): void {
-    const oldKey = this.#key, oldS = this.#s, oldInfo = this.#info;
+  /** Sets the state of the entry behind `handle` (from {@link vote}). */
+  setState(handle: number, state: number): void {
+    this.#state[handle] = state;
+  }
+
+  #grow(): void {
+    const old = { slot: this.#slot, s: this.#s, votes: this.#votes, last: this.#last, state: this.#state };
     const oldCap = this.#cap;
-    let live = 0;
-    for (let i = 0; i < oldCap; i++) if (oldKey[i] !== 0 && this.#live(i)) live++;
-    const cap = live * 3 > oldCap ? oldCap * 2 : oldCap;
-    const mask = cap - 1;
-    const keys = new Int32Array(cap), ss = new Int32Array(cap), info = new Int32Array(2 * cap);
-    for (let i = 0; i < oldCap; i++) {
-      const key = oldKey[i]!;
-      if (key === 0 || !this.#live(i)) continue;
-      let h = voteHome(key - 1, oldS[i]!, mask);
-      while (keys[h] !== 0) h = (h + 1) & mask;
-      keys[h] = key;
-      ss[h] = oldS[i]!;
-      info[2 * h] = oldInfo[2 * i]!;
-      info[2 * h + 1] = oldInfo[2 * i + 1]!;
-    }
+    const cap = oldCap * 2;
     this.#cap = cap;
-    this.#key = keys;
-    this.#s = ss;
-    this.#info = info;
-    this.#taken = live;
+    this.#slot = new Int32Array(2 * cap).fill(-1);
+    this.#s = new Int32Array(2 * cap);
+    this.#votes = new Uint8Array(2 * cap);
+    this.#last = new Int32Array(2 * cap);
+    this.#state = new Uint8Array(2 * cap);
+    this.#used = [0, 0];
+    for (let g = 0; g < 2; g++) {
+      for (let i = g * oldCap; i < (g + 1) * oldCap; i++) {
+        const key = old.slot[i]!;
+        if (key === -1) continue;
+        const h = this.#find(g, key, old.s[i]!);
+        this.#slot[h] = key;
+        this.#s[h] = old.s[i]!;
+        this.#votes[h] = old.votes[i]!;
+        this.#last[h] = old.last[i]!;
+        this.#state[h] = old.state[i]!;
+        this.#used[g]!++;
+      }
+    }
   }
 }
 
@@ -576,6 +557,7 @@ const EPOCH_FRAMES = 160;
 export class TargetMatcher {
   readonly #ctx: MatcherContext;
   readonly #votes = new VoteTable();
+  readonly #voteOut = new Int32Array(2);
   /** Pending checks in buckets by due frame (mod 1024; nothing is due more than a block ahead). */
   readonly #due: Pending[][] = Array.from({ length: 1024 }, () => []);
   /** Finished pending checks for reuse. */
@@ -665,7 +647,16 @@ export class TargetMatcher {
     if (s < store.start) return;
     const gen = index.generation(slot);
     if (slot < this.#slotMatched.length && this.#slotMatched[slot] === gen + 1) return;
-    if (!this.#votes.vote(slot, s, t, dist <= STRONG_HIT_DIST ? 2 : 1)) return;
+    const o = this.#voteOut;
+    const state = this.#votes.vote(slot, s, t, dist <= STRONG_HIT_DIST ? 2 : 1, o);
+    if (state !== NEW) return;
+    // With the votes of a neighbour: the second neighbour is looked up only if the first does not suffice.
+    const votes = o[0]!;
+    if (
+      votes < 2 && votes + this.#votes.votesAt(slot, s - 1) < 2 &&
+      votes + this.#votes.votesAt(slot, s + 1) < 2
+    ) return;
+    this.#votes.setState(o[1]!, QUEUED);
     const sig = index.signatureAt(slot);
     if (!sig) return;
     const p = this.#pool.pop();

@@ -8,9 +8,10 @@
  */
 
 import type { PayloadEnvelope } from "./envelope.ts";
-import { FineAligner, INSTANT_OFFSET } from "./align.ts";
+import { ALIGN_RANGE, ENVELOPE_RANGE, FineAligner, INSTANT_OFFSET } from "./align.ts";
+import { type GapHint, gapHints } from "./gap_hints.ts";
 import { Rephaser } from "./rephase.ts";
-import { sourceEnvelope } from "./fine_envelope.ts";
+import { ENV_FROM, ENV_TO, sourceEnvelope } from "./fine_envelope.ts";
 import {
   Fingerprinter,
   type FingerprintParams,
@@ -431,6 +432,19 @@ export class TargetPipeline {
     }
   }
 
+  /** Gap hints (see gap_hints.ts) that an envelope search around analysis sample `k` can meet. */
+  #gapsNear(k: number): GapHint[] {
+    const reach = ENVELOPE_RANGE - ENV_FROM + ENV_TO;
+    return gapHints(
+      this.#times,
+      this.#starts,
+      this.decoder.timeline.length,
+      ANALYSIS_RATE,
+      k - reach,
+      k + reach,
+    );
+  }
+
   #firstSampleAtOrAfter(t: bigint): number {
     const times = this.#times;
     // Capture times are nearly always increasing; a binary search is right for those.
@@ -455,6 +469,9 @@ export class TargetPipeline {
         sig.mask,
         sig.envelope,
         m.frame,
+        ALIGN_RANGE,
+        ENVELOPE_RANGE,
+        this.#gapsNear(m.frame * hop),
       );
       let sample = m.frame * hop + INSTANT_OFFSET;
       let ber = plainBer(sig.fingerprint, sig.mask, this.#store, m.frame);

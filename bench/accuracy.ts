@@ -102,6 +102,8 @@ export interface ChainResult {
   correctBer: { p50: number; p95: number; p99: number; max: number };
   /** Every false match. */
   falseMatches: FalseMatch[];
+  /** Every expected signature that was not matched correctly. */
+  misses: Miss[];
   /** Target-side throughput over this chain's streams: audio seconds per CPU second. */
   targetXRealTime: number;
   errors: Record<string, number>;
@@ -180,6 +182,18 @@ export interface FalseMatch {
   errMs?: number;
 }
 
+/** An expected signature without a correct match, with what may explain it. */
+export interface Miss {
+  signatureId: string;
+  /** Prompt (and seconds into it) at the signature's instant. */
+  source: string;
+  targetStream: string;
+  /** Starts of lost messages within 3 s of the instant, ms relative to it. */
+  lostNearMs: number[];
+  /** Error of the match reported on the right stream but more than 20 ms off, ms; undefined if none. */
+  offByMs?: number;
+}
+
 /** Where call time `tS` falls: `prompt+seconds` or "pause". */
 export function promptAt(call: Call, tS: number): string {
   const k = tS * CALL_RATE;
@@ -236,6 +250,7 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
   const seen = new Set<string>();
   const hit = new Set<string>();
   const errs: number[] = [];
+  const offBy = new Map<string, number>();
   const bers: number[] = [];
   const r = {
     falseNegative: 0,
@@ -309,6 +324,7 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
         Math.abs(truth.offsetMs - m.target.offsetMs) <= EXACT_TOLERANCE_MS
       ) r.exact++;
       if (Math.abs(errMs) > CORRECT_TOLERANCE_MS) {
+        offBy.set(m.signatureId, errMs);
         r.falseOff++;
         noteFalse("off", target, m, s, errMs);
       } else if (truth.kind === "present") {
@@ -348,8 +364,21 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
   }
 
   let expected = 0;
+  const misses: Miss[] = [];
   for (const s of source.signatures) {
-    if (locateInstant(streams.positives[s.call]!, s.callTimeS).kind === "present") expected++;
+    const sim = streams.positives[s.call]!;
+    if (locateInstant(sim, s.callTimeS).kind !== "present") continue;
+    expected++;
+    if (hit.has(s.sig.id)) continue;
+    misses.push({
+      signatureId: s.sig.id,
+      source: promptAt(corpus.calls[s.call]!.call, s.callTimeS),
+      targetStream: sim.stream,
+      lostNearMs: sim.lost.map((l) => Math.round((l.startS - s.callTimeS) * 1000)).filter((ms) =>
+        Math.abs(ms) < 3000
+      ),
+      offByMs: offBy.get(s.sig.id),
+    });
   }
   errs.sort((a, b) => a - b);
   bers.sort((a, b) => a - b);
@@ -366,6 +395,7 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
     hitsForward: hit.size - hitsBackward,
     hitsBackward,
     falseMatches,
+    misses,
     correctBer: {
       p50: percentile(bers, 0.5),
       p95: percentile(bers, 0.95),

@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--quick] [--seed N] [--chains a,b] [--skip-speed] [--json FILE] [--criteria JSON]
+ * `deno task bench [--quick] [--seed N] [--chains a,b] [--skip-speed] [--misses] [--json FILE] [--criteria JSON]
  *  [--cache DIR] [--sounds DIR]`: accuracy of the audio
  * engine per transcoding chain over real speech, its speed and memory, and PASS/FAIL per bar. See README.md.
  * @module
@@ -37,6 +37,8 @@ interface Args {
   soundsDir?: string;
   /** Overrides of the default audio_criteria (JSON), to try tunings. */
   criteria: AudioCriteria;
+  /** Print every missed signature per chain. */
+  misses: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -46,6 +48,7 @@ function parseArgs(argv: readonly string[]): Args {
     skipSpeed: false,
     cacheDir: ".bench-cache",
     criteria: BENCH_CRITERIA,
+    misses: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
@@ -58,6 +61,7 @@ function parseArgs(argv: readonly string[]): Args {
     else if (flag === "--seed") a.seed = Number(value());
     else if (flag === "--chains") a.chains = value().split(",");
     else if (flag === "--skip-speed") a.skipSpeed = true;
+    else if (flag === "--misses") a.misses = true;
     else if (flag === "--json") a.json = value();
     else if (flag === "--cache") a.cacheDir = value();
     else if (flag === "--sounds") a.soundsDir = value();
@@ -159,6 +163,21 @@ function printAccuracy(results: ChainResult[], perMin: number): void {
       "contract",
     ], rows),
   );
+}
+
+/** Every missed signature per chain, with lost messages near its instant (`--misses`, for tuning). */
+function printMisses(results: ChainResult[]): void {
+  for (const r of results) {
+    if (r.misses.length === 0) continue;
+    console.log("");
+    console.log(
+      `missed on ${r.chain} (${r.misses.length}): source instant, target stream, lost messages (ms)`,
+    );
+    for (const m of r.misses) {
+      const off = m.offByMs === undefined ? "" : `, matched ${num(m.offByMs, 1)} ms off`;
+      console.log(`  ${m.source} in ${m.targetStream}: lost [${m.lostNearMs.join(", ")}]${off}`);
+    }
+  }
 }
 
 /** BER of correct and of false matches over all chains, and the most confident false matches. */
@@ -276,6 +295,7 @@ async function main(): Promise<void> {
   for (const name of names) results.push(await runChain(corpus, src, name));
   printAccuracy(results, perMin);
   printFalseMatches(results);
+  if (args.misses) printMisses(results);
   const accuracyS = (performance.now() - started) / 1000;
 
   let detector: DetectorSpeed | undefined;

@@ -106,3 +106,27 @@ Deno.test("envelopeShift: a shift beyond a hop is found, and a noise floor in th
   const near = envelopeShift(tgt.ring, env, k + 500 - 20, 1024, new EnvelopeScratch())!;
   ok(Math.abs(near.shift - 20) <= 8, `shift ${near.shift} (20 expected)`);
 });
+
+Deno.test("envelopeShift: with gap hints, messages lost right after the instant do not move it", () => {
+  const x = samples("speech_8k.ul");
+  const src = analysed(x);
+  const n = 250;
+  const k = n * HOP + INSTANT_OFFSET;
+  const env = sourceEnvelope(src.ring, k)!;
+  // The target lost 20 ms at 48 ms after the instant and 40 ms at 120 ms after it.
+  const cut1 = k + 384, cut2 = k + 960;
+  const y = new Float32Array(x.length - 480);
+  y.set(x.subarray(0, cut1), 0);
+  y.set(x.subarray(cut1 + 160, cut2), cut1);
+  y.set(x.subarray(cut2 + 320), cut2 - 160);
+  const tgt = analysed(y);
+  const gaps = [{ at: cut1, len: 160 }, { at: cut2 - 160, len: 320 }];
+  // The block's coarse alignment follows most of its audio: the part after both losses, 480 samples early.
+  const hinted = envelopeShift(tgt.ring, env, k - 480, 1024, new EnvelopeScratch(), gaps)!;
+  ok(Math.abs(hinted.shift - 480) <= 1, `with hints: shift ${hinted.shift} (480 expected)`);
+  const wrong = envelopeShift(tgt.ring, env, k - 480, 1024, new EnvelopeScratch(), [{
+    at: k - 4000,
+    len: 800,
+  }])!;
+  ok(Math.abs(wrong.shift - 480) <= 8, `a hint far off the audio is ignored: shift ${wrong.shift}`);
+});

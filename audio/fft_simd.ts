@@ -1,0 +1,480 @@
+/**
+ * The butterfly stages of {@link RealFft}'s complex FFT in a tiny WebAssembly SIMD kernel, two butterflies per
+ * instruction (f64x2). Every butterfly does exactly the operations of the JS stages in audio/fft.ts, in the same
+ * order and in float64 (WebAssembly has no fused multiply-add in these instructions and IEEE addition and
+ * multiplication are commutative), so the spectrum is bit for bit the same; the stages were ~70% of a frame's
+ * FFT in JS.
+ *
+ * Memory layout (bytes): real parts at 0, imaginary parts at 8·half, then per radix-2² stage (quarter q) the
+ * twiddles w1r, w1i, w2r, w2i as q float64 each, then the last radix-2 stage's cos and sin (half/2 each). One
+ * kernel per FFT size is shared by every RealFft of that size: JS is single-threaded and a transform uses the
+ * scratch only within one call.
+ * @module
+ */
+
+// ---------------------------------------------------------------------------------------------------------------
+// Hand-assembled (no toolchain in the image). Both functions take byte offsets.
+// (func (export "fused") (param $q i32) (param $tw i32)   ;; one radix-2² pass of quarter q (see fft.ts #finish)
+//   $qb = q·8 ; $big = 4·$qb ; w1r.. = load(tw + 0/1/2/3·$qb + j·8) per pair of j
+//   for j in 0, 2, .. < q: for a = j·8; a < 8·half; a += $big: the butterfly on lanes j, j+1
+// (func (export "last") (param $cos i32) (param $sin i32) ;; the radix-2 stage of length half
+//   for j in 0, 2, .. < half/2: p = j·8, q = p + 4·half: x = Z[q]·W^j ; Z[p], Z[q] = Z[p] ± x
+// ---------------------------------------------------------------------------------------------------------------
+
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n) b |= 0x80;
+    out.push(b);
+  } while (n);
+  return out;
+}
+
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return out;
+    }
+    out.push(b | 0x80);
+  }
+}
+
+function name(s: string): number[] {
+  return [...uleb(s.length), ...new TextEncoder().encode(s)];
+}
+
+function section(id: number, body: number[]): number[] {
+  return [id, ...uleb(body.length), ...body];
+}
+
+const I32 = 0x7f, V128 = 0x7b;
+const [ADD, SHL, LTU] = [0x6a, 0x74, 0x49];
+const [LOOP, END, BRIF, VOID] = [0x03, 0x0b, 0x0d, 0x40];
+const get = (l: number) => [0x20, ...uleb(l)];
+const set = (l: number) => [0x21, ...uleb(l)];
+const tee = (l: number) => [0x22, ...uleb(l)];
+const i32c = (v: number) => [0x41, ...sleb(v)];
+const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
+/** v128.load/store at address (top of stack) + offset; alignment hint 8 bytes. */
+const load = (offset: number) => simd(0x00, 3, ...uleb(offset));
+const store = (offset: number) => simd(0x0b, 3, ...uleb(offset));
+const F64X2_ADD = 0xf0, F64X2_SUB = 0xf1, F64X2_MUL = 0xf2;
+
+/** Expression trees over v128 locals, compiled to stack code in the written order. */
+type Expr = number | { op: number; a: Expr; b: Expr };
+const add = (a: Expr, b: Expr): Expr => ({ op: F64X2_ADD, a, b });
+const sub = (a: Expr, b: Expr): Expr => ({ op: F64X2_SUB, a, b });
+const mul = (a: Expr, b: Expr): Expr => ({ op: F64X2_MUL, a, b });
+function emit(e: Expr): number[] {
+  return typeof e === "number" ? get(e) : [...emit(e.a), ...emit(e.b), ...simd(e.op)];
+}
+
+/** Byte offsets of the kernel's memory for one half-size (see the module doc). */
+interface Layout {
+  /** Per radix-2² stage: quarter q and the byte offset of its twiddles. */
+  stages: [number, number][];
+  /** Whether a last radix-2 stage of length half follows. */
+  hasLast: boolean;
+  cosAt: number;
+  sinAt: number;
+  /** The frame's Int16 samples (2·half of them). */
+  samplesAt: number;
+  /** The window (2·half float64). */
+  windowAt: number;
+  /** Per complex input i: the sample index rev[i]·2 it takes its real part from (int32). */
+  revAt: number;
+  bytes: number;
+}
+
+function layoutOf(half: number): Layout {
+  const stages: [number, number][] = [];
+  let bytes = 16 * half;
+  let len = 8;
+  for (; len * 2 <= half; len <<= 2) {
+    stages.push([len >> 1, bytes]);
+    bytes += 16 * len;
+  }
+  const cosAt = bytes;
+  const sinAt = bytes + 4 * half;
+  const samplesAt = sinAt + 4 * half;
+  const windowAt = samplesAt + 4 * half;
+  const revAt = windowAt + 16 * half;
+  return { stages, hasLast: len <= half, cosAt, sinAt, samplesAt, windowAt, revAt, bytes: revAt + 4 * half };
+}
+
+function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
+  const IM = 8 * half;
+  const L = layoutOf(half);
+  // fused: params q, tw; i32 locals; v128 locals.
+  const [Q, TW, QB, BIG, J, A, WA] = [0, 1, 2, 3, 4, 5, 6];
+  // v128 locals follow the i32 ones.
+  const W1R = 7,
+    W1I = 8,
+    W2R = 9,
+    W2I = 10,
+    AR = 11,
+    AI = 12,
+    BR = 13,
+    BI = 14,
+    CR = 15,
+    CI = 16,
+    DR = 17,
+    DI = 18,
+    T = 19,
+    A2R = 20,
+    A2I = 21,
+    B2R = 22,
+    B2I = 23,
+    C2R = 24,
+    C2I = 25,
+    D2R = 26,
+    D2I = 27;
+  const ldAt = (addr: number[], dst: number) => [...addr, ...load(0), ...set(dst)];
+  const ld = (off: number, dst: number) => [...get(A), ...load(off), ...set(dst)];
+  const ldq = (k: number, off: number, dst: number) => [
+    ...get(A),
+    ...get(QB),
+    ...i32c(k),
+    0x6c, // i32.mul
+    ADD,
+    ...load(off),
+    ...set(dst),
+  ];
+  const st = (k: number, off: number, e: Expr) => [
+    ...get(A),
+    ...(k === 0 ? [] : [...get(QB), ...i32c(k), 0x6c, ADD]),
+    ...emit(e),
+    ...store(off),
+  ];
+  const let_ = (dst: number, e: Expr) => [...emit(e), ...set(dst)];
+  const fused = [
+    ...get(Q),
+    ...i32c(3),
+    SHL,
+    ...set(QB),
+    ...get(QB),
+    ...i32c(2),
+    SHL,
+    ...set(BIG),
+    ...i32c(0),
+    ...set(J),
+    LOOP,
+    VOID,
+    // Twiddles of j, j + 1: tw + j·8 + k·qb.
+    ...get(TW),
+    ...get(J),
+    ...i32c(3),
+    SHL,
+    ADD,
+    ...set(WA),
+    ...ldAt(get(WA), W1R),
+    ...ldAt([...get(WA), ...get(QB), ADD], W1I),
+    ...ldAt([...get(WA), ...get(QB), ...i32c(1), SHL, ADD], W2R),
+    ...ldAt([...get(WA), ...get(QB), ...i32c(3), 0x6c, ADD], W2I),
+    ...get(J),
+    ...i32c(3),
+    SHL,
+    ...set(A),
+    LOOP,
+    VOID,
+    ...ld(0, AR),
+    ...ld(IM, AI),
+    ...ldq(1, 0, BR),
+    ...ldq(1, IM, BI),
+    ...ldq(2, 0, CR),
+    ...ldq(2, IM, CI),
+    ...ldq(3, 0, DR),
+    ...ldq(3, IM, DI),
+    ...let_(T, sub(mul(BR, W1R), mul(BI, W1I))),
+    ...let_(BI, add(mul(BR, W1I), mul(BI, W1R))),
+    ...let_(BR, T),
+    ...let_(T, sub(mul(DR, W1R), mul(DI, W1I))),
+    ...let_(DI, add(mul(DR, W1I), mul(DI, W1R))),
+    ...let_(DR, T),
+    ...let_(A2R, add(AR, BR)),
+    ...let_(A2I, add(AI, BI)),
+    ...let_(B2R, sub(AR, BR)),
+    ...let_(B2I, sub(AI, BI)),
+    ...let_(C2R, add(CR, DR)),
+    ...let_(C2I, add(CI, DI)),
+    ...let_(D2R, sub(CR, DR)),
+    ...let_(D2I, sub(CI, DI)),
+    ...let_(T, sub(mul(C2R, W2R), mul(C2I, W2I))),
+    ...let_(C2I, add(mul(C2R, W2I), mul(C2I, W2R))),
+    ...let_(C2R, T),
+    ...let_(T, sub(mul(D2R, W2R), mul(D2I, W2I))),
+    ...let_(D2I, add(mul(D2R, W2I), mul(D2I, W2R))),
+    ...let_(D2R, T),
+    ...st(0, 0, add(A2R, C2R)),
+    ...st(0, IM, add(A2I, C2I)),
+    ...st(2, 0, sub(A2R, C2R)),
+    ...st(2, IM, sub(A2I, C2I)),
+    ...st(1, 0, add(B2R, D2I)),
+    ...st(1, IM, sub(B2I, D2R)),
+    ...st(3, 0, sub(B2R, D2I)),
+    ...st(3, IM, add(B2I, D2R)),
+    ...get(A),
+    ...get(BIG),
+    ADD,
+    ...tee(A),
+    ...i32c(IM),
+    LTU,
+    BRIF,
+    0,
+    END,
+    ...get(J),
+    ...i32c(2),
+    ADD,
+    ...tee(J),
+    ...get(Q),
+    LTU,
+    BRIF,
+    0,
+    END,
+    END,
+  ];
+  const fusedBody = [2, 5, I32, 21, V128, ...fused];
+
+  // last: params cos, sin; i32 local p (byte offset of j); v128 locals.
+  const [COS, SIN, P] = [0, 1, 2];
+  const WR = 3, WI = 4, QR = 5, QI = 6, XR = 7, XI = 8, PR = 9, PI = 10;
+  const H = 4 * half; // byte offset of q = p + half/2
+  const lp = (off: number, dst: number) => [...get(P), ...load(off), ...set(dst)];
+  const sp = (off: number, e: Expr) => [...get(P), ...emit(e), ...store(off)];
+  const last = [
+    ...i32c(0),
+    ...set(P),
+    LOOP,
+    VOID,
+    ...get(COS),
+    ...get(P),
+    ADD,
+    ...load(0),
+    ...set(WR),
+    ...get(SIN),
+    ...get(P),
+    ADD,
+    ...load(0),
+    ...set(WI),
+    ...lp(H, QR),
+    ...lp(H + IM, QI),
+    ...let_(XR, sub(mul(QR, WR), mul(QI, WI))),
+    ...let_(XI, add(mul(QR, WI), mul(QI, WR))),
+    ...lp(0, PR),
+    ...lp(IM, PI),
+    ...sp(0, add(PR, XR)),
+    ...sp(IM, add(PI, XI)),
+    ...sp(H, sub(PR, XR)),
+    ...sp(H + IM, sub(PI, XI)),
+    ...get(P),
+    ...i32c(16),
+    ADD,
+    ...tee(P),
+    ...i32c(H),
+    LTU,
+    BRIF,
+    0,
+    END,
+    END,
+  ];
+  const lastBody = [2, 1, I32, 8, V128, ...last];
+
+  // input: the window applied to the bit-reversed samples and the first two radix-2 stages as one radix-4
+  // pass, exactly as RealFft.powerWindowed in JS, a complex value (re, im) per v128.
+  const RI = 0, O = 1, X = 2; // i32 locals: byte offset in the rev table, in re/im; scratch
+  const [VA, VB, VC, VD, S0, D0, S1, D1, W, XX, YY] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+  /** (sample[x], sample[x + 1]) · (window[x], window[x + 1]) with x = rev table entry k of this turn. */
+  const pair = (k: number, dst: number) => [
+    ...get(RI),
+    0x28, // i32.load
+    2,
+    ...uleb(L.revAt + 4 * k),
+    ...tee(X),
+    ...i32c(1),
+    SHL,
+    ...simd(0x5c, 1, ...uleb(L.samplesAt)), // v128.load32_zero: two Int16
+    ...simd(0xa7), // i32x4.extend_low_i16x8_s
+    ...simd(0xfe), // f64x2.convert_low_i32x4_s
+    ...get(X),
+    ...i32c(3),
+    SHL,
+    ...load(L.windowAt),
+    ...simd(F64X2_MUL),
+    ...set(dst),
+  ];
+  const lane = (
+    off: number,
+    e: Expr,
+    l: number,
+  ) => [...get(O), ...emit(e), ...simd(0x5b, 3, ...uleb(off), l)];
+  const input = [
+    ...i32c(0),
+    ...set(RI),
+    ...i32c(0),
+    ...set(O),
+    LOOP,
+    VOID,
+    ...pair(0, VA),
+    ...pair(1, VB),
+    ...pair(2, VC),
+    ...pair(3, VD),
+    ...let_(S0, add(VA, VB)),
+    ...let_(D0, sub(VA, VB)),
+    ...let_(S1, add(VC, VD)),
+    ...let_(D1, sub(VC, VD)),
+    // re[i] = s0r + s1r, im[i] = s0i + s1i; re[i + 2], im[i + 2]: the differences.
+    ...let_(W, add(S0, S1)),
+    ...lane(0, W, 0),
+    ...lane(IM, W, 1),
+    ...let_(W, sub(S0, S1)),
+    ...lane(16, W, 0),
+    ...lane(IM + 16, W, 1),
+    // d1 with its halves swapped: x = d0 + (d1i, d1r), y = d0 − (d1i, d1r); re[i + 1] = d0r + d1i = x.0,
+    // im[i + 1] = d0i − d1r = y.1, re[i + 3] = d0r − d1i = y.0, im[i + 3] = d0i + d1r = x.1.
+    ...get(D1),
+    ...get(D1),
+    ...simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7),
+    ...set(W),
+    ...let_(XX, add(D0, W)),
+    ...let_(YY, sub(D0, W)),
+    ...lane(8, XX, 0),
+    ...lane(IM + 8, YY, 1),
+    ...lane(24, YY, 0),
+    ...lane(IM + 24, XX, 1),
+    ...get(RI),
+    ...i32c(16),
+    ADD,
+    ...set(RI),
+    ...get(O),
+    ...i32c(32),
+    ADD,
+    ...tee(O),
+    ...i32c(IM),
+    LTU,
+    BRIF,
+    0,
+    END,
+    END,
+  ];
+  const inputBody = [2, 3, I32, 11, V128, ...input];
+  return new Uint8Array([
+    ...[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0],
+    ...section(1, [2, 0x60, 2, I32, I32, 0, 0x60, 0, 0]),
+    ...section(2, [1, ...name("m"), ...name("mem"), 0x02, 0x00, 1]),
+    ...section(3, [3, 0, 0, 1]),
+    ...section(7, [3, ...name("fused"), 0x00, 0, ...name("last"), 0x00, 1, ...name("input"), 0x00, 2]),
+    ...section(10, [
+      3,
+      ...uleb(fusedBody.length),
+      ...fusedBody,
+      ...uleb(lastBody.length),
+      ...lastBody,
+      ...uleb(inputBody.length),
+      ...inputBody,
+    ]),
+  ]);
+}
+
+type StageFn = (a: number, b: number) => void;
+
+/**
+ * The complex FFT of a real frame for one half-size (≥ 8, power of two) but the final split: either the caller
+ * writes the radix-4 input pass's output into {@link re} and {@link im}, or it copies a frame's Int16 samples to
+ * {@link samples} and calls {@link input} with the window; then {@link run}, and the transform is in re, im.
+ */
+export class SimdStages {
+  /** Real and imaginary parts (views of the kernel's memory). */
+  readonly re: Float64Array;
+  readonly im: Float64Array;
+  /** The frame's samples for {@link input}. */
+  readonly samples: Int16Array;
+  readonly #fused: StageFn;
+  readonly #last: StageFn;
+  readonly #input: () => void;
+  readonly #layout: Layout;
+  readonly #windowView: Float64Array;
+  /** The window last copied into the kernel's memory (windows are never modified once made). */
+  #window: Float64Array | undefined;
+
+  /**
+   * `cos`, `sin`: the JS stages' twiddles of the half-size complex FFT (W^k, k < half/2); `rev`: the bit
+   * reversal of half.
+   */
+  constructor(half: number, cos: Float64Array, sin: Float64Array, rev: Uint32Array) {
+    const L = layoutOf(half);
+    this.#layout = L;
+    const memory = new WebAssembly.Memory({ initial: Math.ceil(L.bytes / 65536) });
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(kernelBytes(half)), {
+      m: { mem: memory },
+    });
+    this.#fused = instance.exports.fused as StageFn;
+    this.#last = instance.exports.last as StageFn;
+    this.#input = instance.exports.input as () => void;
+    const f64 = new Float64Array(memory.buffer);
+    this.re = f64.subarray(0, half);
+    this.im = f64.subarray(half, 2 * half);
+    this.samples = new Int16Array(memory.buffer, L.samplesAt, 2 * half);
+    this.#windowView = f64.subarray(L.windowAt / 8, L.windowAt / 8 + 2 * half);
+    const revView = new Int32Array(memory.buffer, L.revAt, half);
+    for (let i = 0; i < half; i++) revView[i] = rev[i]! << 1;
+    // The same table entries the JS stages read for butterfly j: W_{2q}^j at j·step1, W_{4q}^j at j·step2.
+    for (const [q, at] of L.stages) {
+      const step1 = half / (2 * q), step2 = step1 >> 1;
+      const o = at / 8;
+      for (let j = 0; j < q; j++) {
+        f64[o + j] = cos[j * step1]!;
+        f64[o + q + j] = sin[j * step1]!;
+        f64[o + 2 * q + j] = cos[j * step2]!;
+        f64[o + 3 * q + j] = sin[j * step2]!;
+      }
+    }
+    f64.set(cos.subarray(0, half >> 1), L.cosAt / 8);
+    f64.set(sin.subarray(0, half >> 1), L.sinAt / 8);
+  }
+
+  /** The radix-4 input pass from {@link samples} times `window` (2·half values) into re, im. */
+  input(window: Float64Array): void {
+    if (window !== this.#window) {
+      this.#windowView.set(window);
+      this.#window = window;
+    }
+    this.#input();
+  }
+
+  /** Runs the stages in place on {@link re}, {@link im}. */
+  run(): void {
+    const L = this.#layout;
+    for (const [q, at] of L.stages) this.#fused(q, at);
+    if (L.hasLast) this.#last(L.cosAt, L.sinAt);
+  }
+}
+
+const kernels = new Map<number, SimdStages | null>();
+
+/**
+ * The shared stages for `half` (see {@link SimdStages}), or undefined where WebAssembly SIMD is unavailable
+ * (the caller keeps its JS stages).
+ */
+export function simdStages(
+  half: number,
+  cos: Float64Array,
+  sin: Float64Array,
+  rev: Uint32Array,
+): SimdStages | undefined {
+  let k = kernels.get(half);
+  if (k === undefined) {
+    try {
+      k = new SimdStages(half, cos, sin, rev);
+    } catch {
+      k = null;
+    }
+    kernels.set(half, k);
+  }
+  return k ?? undefined;
+}

@@ -1,0 +1,63 @@
+/**
+ * Where capture times say a message is missing from a target stream: a hint for the fine alignment, never a
+ * change to the stream's timeline.
+ *
+ * A tap on a real-time audio stream captures each message about when its last sample was produced, so
+ * consecutive capture times are about one message's duration apart; a lost message shows as a spacing longer by
+ * its duration. Stages that buffer or burst (an ASR front end that stalls and then sends a backlog) break that
+ * rule, which is why the timeline does not insert silence on such evidence; the envelope alignment tries the
+ * hinted gap as one more hypothesis and keeps it only where the audio agrees (fine_envelope.ts).
+ * @module
+ */
+
+/** A likely lost stretch of audio just before analysis sample `at`. */
+export interface GapHint {
+  /** First analysis sample after the gap (the start of the message that followed it). */
+  at: number;
+  /** Likely length of the missing audio, analysis samples. */
+  len: number;
+}
+
+/** Spacing beyond the message's own duration that counts as a gap: at least this much, ms ... */
+const MIN_GAP_MS = 5;
+/**
+ * ... and at least this fraction of the message's duration (a message's capture time wanders by a fraction of
+ * its length). Low on purpose: a hint that is wrong only costs one more hypothesis the audio rejects.
+ */
+const MIN_GAP_FRACTION = 0.25;
+/** Longer excesses are stalls, not a lost message or two. */
+const MAX_GAP_MS = 500;
+
+/**
+ * Gap hints between messages whose analysis samples start at `starts[k]` and were captured at `times[k]` (in
+ * stream order; `end` is the sample after the last message), for gaps whose `at` lies in [from, to).
+ * `rate`: analysis samples per second.
+ */
+export function gapHints(
+  times: readonly bigint[],
+  starts: readonly number[],
+  end: number,
+  rate: number,
+  from: number,
+  to: number,
+): GapHint[] {
+  const out: GapHint[] = [];
+  // Messages are in sample order: start at the first one at or after `from`.
+  let lo = 1, hi = starts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (starts[mid]! < from) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let k = Math.max(1, lo); k < starts.length && starts[k]! < to; k++) {
+    const next = k + 1 < starts.length ? starts[k + 1]! : end;
+    const samples = next - starts[k]!;
+    if (samples <= 0) continue;
+    const durMs = (samples / rate) * 1000;
+    const spacingMs = Number(times[k]! - times[k - 1]!) / 1e6;
+    const excessMs = spacingMs - durMs;
+    if (excessMs < Math.max(MIN_GAP_MS, MIN_GAP_FRACTION * durMs) || excessMs > MAX_GAP_MS) continue;
+    out.push({ at: starts[k]!, len: Math.round((excessMs / 1000) * rate) });
+  }
+  return out;
+}
