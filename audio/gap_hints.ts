@@ -21,8 +21,8 @@ export interface GapHint {
 /** Spacing beyond the message's own duration that counts as a gap: at least this much, ms ... */
 const MIN_GAP_MS = 5;
 /**
- * ... and at least this fraction of the message's duration (a message's capture time wanders by a fraction of
- * its length). Low on purpose: a hint that is wrong only costs one more hypothesis the audio rejects.
+ * ... and at least this fraction of the shorter of the two messages around it (a message's capture time wanders
+ * by a fraction of its length). Low on purpose: a wrong hint only costs one more hypothesis the audio rejects.
  */
 const MIN_GAP_FRACTION = 0.25;
 /** Longer excesses are stalls, not a lost message or two. */
@@ -52,11 +52,14 @@ export function gapHints(
   for (let k = Math.max(1, lo); k < starts.length && starts[k]! < to; k++) {
     const next = k + 1 < starts.length ? starts[k + 1]! : end;
     const samples = next - starts[k]!;
-    if (samples <= 0) continue;
+    const before = starts[k]! - starts[k - 1]!;
+    if (samples <= 0 || before <= 0) continue;
     const durMs = (samples / rate) * 1000;
     const spacingMs = Number(times[k]! - times[k - 1]!) / 1e6;
     const excessMs = spacingMs - durMs;
-    if (excessMs < Math.max(MIN_GAP_MS, MIN_GAP_FRACTION * durMs) || excessMs > MAX_GAP_MS) continue;
+    // Relative to the shorter neighbour: a short message lost next to a long one is still a gap.
+    const shorterMs = (Math.min(samples, before) / rate) * 1000;
+    if (excessMs < Math.max(MIN_GAP_MS, MIN_GAP_FRACTION * shorterMs) || excessMs > MAX_GAP_MS) continue;
     out.push({ at: starts[k]!, len: Math.round((excessMs / 1000) * rate) });
   }
   return out;
