@@ -5,6 +5,11 @@
  * Why not fft.js (pinned): it computes the full complex spectrum of a real input through its own radix-4 kernel
  * and the fingerprint only needs |X[k]|² for k in a band; packing the N real samples as N/2 complex ones, one
  * complex FFT of N/2 points and a split pass halves the work. Measured in bench/fingerprint_speed.ts.
+ *
+ * The butterflies and the split, and for windowed frames (the fingerprint's case) the input pass too, run in
+ * WebAssembly SIMD (audio/fft_simd.ts), two lanes of float64 doing exactly the JS operations, so results are
+ * bit-identical (tests/audio_fft_simd_test.ts checks it); the JS code below is the reference and the fallback.
+ * That cut a 1024-point windowed frame from 4.2 µs to 2.1 µs (Xeon, Deno 2.9).
  * @module
  */
 
@@ -62,7 +67,7 @@ export class RealFft {
       this.#splitSin[k] = Math.sin((-2 * Math.PI * k) / size);
     }
     this.#simd = half >= 8 && opts.simd !== false
-      ? simdStages(half, this.#cos, this.#sin, this.#rev)
+      ? simdStages(half, this.#cos, this.#sin, this.#rev, this.#splitCos, this.#splitSin)
       : undefined;
     this.#re = this.#simd ? this.#simd.re : new Float64Array(half);
     this.#im = this.#simd ? this.#simd.im : new Float64Array(half);
@@ -257,13 +262,32 @@ export class RealFft {
 
   #split(out: Float64Array, fromBin: number, toBin: number): void {
     const half = this.#half;
+    const lo = fromBin < 0 ? 0 : fromBin;
+    const hi = toBin > half ? half : toBin;
+    const simd = this.#simd;
+    if (!simd) {
+      this.#splitRange(out, lo, hi);
+      return;
+    }
+    // Pairs of interior bins in WebAssembly; bin 0, bin half and an odd one left over here.
+    const a = lo < 1 ? 1 : lo, b = hi > half - 1 ? half - 1 : hi;
+    const pairs = b >= a ? (b - a + 1) >> 1 : 0;
+    if (lo < a) this.#splitRange(out, lo, hi < a - 1 ? hi : a - 1);
+    if (pairs > 0) {
+      simd.split(a, pairs);
+      const so = simd.out;
+      for (let k = a; k < a + 2 * pairs; k++) out[k] = so[k]!;
+    }
+    if (a + 2 * pairs <= hi) this.#splitRange(out, a + 2 * pairs, hi);
+  }
+
+  #splitRange(out: Float64Array, lo: number, hi: number): void {
+    const half = this.#half;
     const re = this.#re;
     const im = this.#im;
     // Split: X[k] = (Z[k] + conj Z[M−k])/2 − i·W^k·(Z[k] − conj Z[M−k])/2, with Z[M] = Z[0].
     const sc = this.#splitCos;
     const ss = this.#splitSin;
-    const lo = fromBin < 0 ? 0 : fromBin;
-    const hi = toBin > half ? half : toBin;
     for (let k = lo; k <= hi; k++) {
       const k1 = k === half ? 0 : k;
       const k2 = k === 0 ? 0 : half - k;

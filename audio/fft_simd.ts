@@ -89,6 +89,10 @@ interface Layout {
   windowAt: number;
   /** Per complex input i: the sample index rev[i]·2 it takes its real part from (int32). */
   revAt: number;
+  /** The split pass's twiddles cos, sin of −2πk/(2·half), k ≤ half, and its output |X[k]|², k ≤ half. */
+  splitCosAt: number;
+  splitSinAt: number;
+  outAt: number;
   bytes: number;
 }
 
@@ -105,7 +109,22 @@ function layoutOf(half: number): Layout {
   const samplesAt = sinAt + 4 * half;
   const windowAt = samplesAt + 4 * half;
   const revAt = windowAt + 16 * half;
-  return { stages, hasLast: len <= half, cosAt, sinAt, samplesAt, windowAt, revAt, bytes: revAt + 4 * half };
+  const splitCosAt = revAt + 4 * half;
+  const splitSinAt = splitCosAt + 8 * half + 16;
+  const outAt = splitSinAt + 8 * half + 16;
+  return {
+    stages,
+    hasLast: len <= half,
+    cosAt,
+    sinAt,
+    samplesAt,
+    windowAt,
+    revAt,
+    splitCosAt,
+    splitSinAt,
+    outAt,
+    bytes: outAt + 8 * half + 16,
+  };
 }
 
 function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
@@ -363,20 +382,120 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
     END,
   ];
   const inputBody = [2, 3, I32, 11, V128, ...input];
+
+  // split: bins k0 .. k0 + 2·pairs − 1 (1 ≤ k, k ≤ half − 1) of the real spectrum, as RealFft's JS split pass:
+  // Z[k] from re/im at k, conj Z[half − k] from the pair below half − k, lanes swapped.
+  const K0 = 0, PAIRS = 1, PB = 2, QP = 3; // params; byte offsets of k and of half − k − 1
+  const [ZR, ZI, YR, YI, ER, EI, OR, OI, C, S, TR, TI, XR2, XI2, HALF] = [
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+    11,
+    12,
+    13,
+    14,
+    15,
+    16,
+    17,
+    18,
+  ];
+  const SWAP = [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
+  const swapped = (off: number, dst: number) => [
+    ...get(QP),
+    ...load(off),
+    ...get(QP),
+    ...load(off),
+    ...simd(0x0d, ...SWAP),
+    ...set(dst),
+  ];
+  const atP = (off: number, dst: number) => [...get(PB), ...load(off), ...set(dst)];
+  const split = [
+    ...simd(0x0c, 0, 0, 0, 0, 0, 0, 0xe0, 0x3f, 0, 0, 0, 0, 0, 0, 0xe0, 0x3f), // v128.const (0.5, 0.5)
+    ...set(HALF),
+    ...get(K0),
+    ...i32c(3),
+    SHL,
+    ...set(PB),
+    ...i32c(half - 1),
+    ...get(K0),
+    0x6b, // i32.sub
+    ...i32c(3),
+    SHL,
+    ...set(QP),
+    LOOP,
+    VOID,
+    ...atP(0, ZR),
+    ...atP(IM, ZI),
+    ...swapped(0, YR),
+    ...swapped(IM, YI),
+    ...get(YI),
+    ...simd(0xed), // f64x2.neg: yi = −im[half − k]
+    ...set(YI),
+    ...let_(ER, mul(HALF, add(ZR, YR))),
+    ...let_(EI, mul(HALF, add(ZI, YI))),
+    ...let_(OR, mul(HALF, sub(ZR, YR))),
+    ...let_(OI, mul(HALF, sub(ZI, YI))),
+    ...atP(L.splitCosAt, C),
+    ...atP(L.splitSinAt, S),
+    ...let_(TR, add(mul(OI, C), mul(OR, S))),
+    ...let_(TI, sub(mul(OI, S), mul(OR, C))),
+    ...let_(XR2, add(ER, TR)),
+    ...let_(XI2, add(EI, TI)),
+    ...get(PB),
+    ...emit(add(mul(XR2, XR2), mul(XI2, XI2))),
+    ...store(L.outAt),
+    ...get(PB),
+    ...i32c(16),
+    ADD,
+    ...set(PB),
+    ...get(QP),
+    ...i32c(16),
+    0x6b,
+    ...set(QP),
+    ...get(PAIRS),
+    ...i32c(1),
+    0x6b,
+    ...tee(PAIRS),
+    BRIF,
+    0,
+    END,
+    END,
+  ];
+  const splitBody = [2, 2, I32, 15, V128, ...split];
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0],
     ...section(1, [2, 0x60, 2, I32, I32, 0, 0x60, 0, 0]),
     ...section(2, [1, ...name("m"), ...name("mem"), 0x02, 0x00, 1]),
-    ...section(3, [3, 0, 0, 1]),
-    ...section(7, [3, ...name("fused"), 0x00, 0, ...name("last"), 0x00, 1, ...name("input"), 0x00, 2]),
-    ...section(10, [
+    ...section(3, [4, 0, 0, 1, 0]),
+    ...section(7, [
+      4,
+      ...name("fused"),
+      0x00,
+      0,
+      ...name("last"),
+      0x00,
+      1,
+      ...name("input"),
+      0x00,
+      2,
+      ...name("split"),
+      0x00,
       3,
+    ]),
+    ...section(10, [
+      4,
       ...uleb(fusedBody.length),
       ...fusedBody,
       ...uleb(lastBody.length),
       ...lastBody,
       ...uleb(inputBody.length),
       ...inputBody,
+      ...uleb(splitBody.length),
+      ...splitBody,
     ]),
   ]);
 }
@@ -394,9 +513,12 @@ export class SimdStages {
   readonly im: Float64Array;
   /** The frame's samples for {@link input}. */
   readonly samples: Int16Array;
+  /** Output of {@link split}: |X[k]|² at index k. */
+  readonly out: Float64Array;
   readonly #fused: StageFn;
   readonly #last: StageFn;
   readonly #input: () => void;
+  readonly #split: StageFn;
   readonly #layout: Layout;
   readonly #windowView: Float64Array;
   /** The window last copied into the kernel's memory (windows are never modified once made). */
@@ -404,9 +526,16 @@ export class SimdStages {
 
   /**
    * `cos`, `sin`: the JS stages' twiddles of the half-size complex FFT (W^k, k < half/2); `rev`: the bit
-   * reversal of half.
+   * reversal of half; `splitCos`, `splitSin`: the split pass's twiddles (k ≤ half).
    */
-  constructor(half: number, cos: Float64Array, sin: Float64Array, rev: Uint32Array) {
+  constructor(
+    half: number,
+    cos: Float64Array,
+    sin: Float64Array,
+    rev: Uint32Array,
+    splitCos: Float64Array,
+    splitSin: Float64Array,
+  ) {
     const L = layoutOf(half);
     this.#layout = L;
     const memory = new WebAssembly.Memory({ initial: Math.ceil(L.bytes / 65536) });
@@ -416,6 +545,7 @@ export class SimdStages {
     this.#fused = instance.exports.fused as StageFn;
     this.#last = instance.exports.last as StageFn;
     this.#input = instance.exports.input as () => void;
+    this.#split = instance.exports.split as StageFn;
     const f64 = new Float64Array(memory.buffer);
     this.re = f64.subarray(0, half);
     this.im = f64.subarray(half, 2 * half);
@@ -436,12 +566,20 @@ export class SimdStages {
     }
     f64.set(cos.subarray(0, half >> 1), L.cosAt / 8);
     f64.set(sin.subarray(0, half >> 1), L.sinAt / 8);
+    f64.set(splitCos.subarray(0, half + 1), L.splitCosAt / 8);
+    f64.set(splitSin.subarray(0, half + 1), L.splitSinAt / 8);
+    this.out = f64.subarray(L.outAt / 8, L.outAt / 8 + half + 1);
+  }
+
+  /** Power of bins k0 .. k0 + 2·pairs − 1 into {@link out} (pairs ≥ 1, 1 ≤ k0, k0 + 2·pairs ≤ half). */
+  split(k0: number, pairs: number): void {
+    this.#split(k0, pairs);
   }
 
   /** The radix-4 input pass from {@link samples} times `window` (2·half values) into re, im. */
   input(window: Float64Array): void {
     if (window !== this.#window) {
-      this.#windowView.set(window);
+      this.#windowView.set(window.subarray(0, this.#windowView.length));
       this.#window = window;
     }
     this.#input();
@@ -466,11 +604,13 @@ export function simdStages(
   cos: Float64Array,
   sin: Float64Array,
   rev: Uint32Array,
+  splitCos: Float64Array,
+  splitSin: Float64Array,
 ): SimdStages | undefined {
   let k = kernels.get(half);
   if (k === undefined) {
     try {
-      k = new SimdStages(half, cos, sin, rev);
+      k = new SimdStages(half, cos, sin, rev, splitCos, splitSin);
     } catch {
       k = null;
     }

@@ -26,7 +26,7 @@
  */
 
 import { type FrameStore, SUBFP_BITS, weakMask } from "./fingerprint.ts";
-import { HitBuffer, popcount32, type SignatureIndex } from "./signature_index.ts";
+import { FRAME_WORDS, HitBuffer, popcount32, type SignatureIndex } from "./signature_index.ts";
 import { isMasked } from "./signature.ts";
 import type { Signature } from "./types.ts";
 
@@ -315,6 +315,23 @@ class SigTable {
 
 const sigTables = new WeakMap<Signature, [SigTable, SigTable]>();
 const sigUsed = new WeakMap<Signature, Int16Array>();
+const sigFrames = new WeakMap<Signature, Uint32Array>();
+
+/** A signature's unmasked frames laid out as one slot of {@link SignatureIndex.frames} (cached). */
+function framesOf(sig: Signature): Uint32Array {
+  let f = sigFrames.get(sig);
+  if (!f) {
+    const used = usedFrames(sig);
+    f = new Uint32Array(1 + 2 * used.length);
+    f[0] = used.length;
+    for (let x = 0; x < used.length; x++) {
+      f[1 + 2 * x] = used[x]!;
+      f[2 + 2 * x] = sig.fingerprint[used[x]!]!;
+    }
+    sigFrames.set(sig, f);
+  }
+  return f;
+}
 
 /** Positions of a signature's unmasked frames (cached per signature object). */
 function usedFrames(sig: Signature): Int16Array {
@@ -371,6 +388,10 @@ function probes(v: number, weak: number, out: Int32Array): number {
   return n >> 1;
 }
 
+/** Bits (log2) of a vote-table generation's filter of present alignments: 32768 bits, 4 KB. */
+const SEEN_LOG2 = 15;
+const SEEN_WORDS = (1 << SEEN_LOG2) >> 5;
+
 /** Vote-table entry states: gathering votes, or handed to the checks (never queued twice). */
 const NEW = 0, QUEUED = 1;
 
@@ -390,6 +411,12 @@ class VoteTable {
   #used = [0, 0];
   #cur = 0;
   #epoch = -1;
+  /**
+   * Per generation a bitset over a hash of (slot, s): bit clear means no such entry there. Most votes are for
+   * alignments seen nowhere before, and their lookups in the older generation and of the neighbours are cache
+   * misses in a table of a few hundred KB; this 4 KB filter answers most of them (a set bit is only a maybe).
+   */
+  readonly #seen = new Int32Array(2 * SEEN_WORDS);
 
   constructor(cap = 1024) {
     this.#cap = cap;
@@ -402,7 +429,7 @@ class VoteTable {
 
   /** Bytes held. */
   get bytes(): number {
-    return this.#cap * 2 * 14;
+    return this.#cap * 2 * 14 + this.#seen.byteLength;
   }
 
   /** Moves to the epoch of frame `t` (clearing the older generation when a new epoch starts). */
@@ -421,7 +448,19 @@ class VoteTable {
 
   #clear(g: number): void {
     this.#slot.fill(-1, g * this.#cap, (g + 1) * this.#cap);
+    this.#seen.fill(0, g * SEEN_WORDS, (g + 1) * SEEN_WORDS);
     this.#used[g] = 0;
+  }
+
+  /** Bit of (slot, s) in the {@link #seen} filter (same bit in both generations' halves). */
+  #seenBit(slot: number, s: number): number {
+    return Math.imul(slot ^ Math.imul(s, 0x85ebca6b), 0x9e3779b1) >>> (32 - SEEN_LOG2);
+  }
+
+  /** False if generation g surely has no entry of (slot, s). */
+  #mayHave(g: number, slot: number, s: number): boolean {
+    const b = this.#seenBit(slot, s);
+    return (this.#seen[g * SEEN_WORDS + (b >>> 5)]! & (1 << (b & 31))) !== 0;
   }
 
   /** Index (g·cap + h) of the entry of (slot, s) in generation g, or of the free place where it would go. */
@@ -452,11 +491,13 @@ class VoteTable {
         this.#grow();
         return this.vote(slot, s, t, w, out);
       }
-      const ho = this.#find(1 - g, slot, s);
+      const ho = this.#mayHave(1 - g, slot, s) ? this.#find(1 - g, slot, s) : -1;
       keys[h] = slot;
       this.#s[h] = s;
       this.#used[g]!++;
-      if (keys[ho] !== -1) {
+      const b = this.#seenBit(slot, s);
+      this.#seen[g * SEEN_WORDS + (b >>> 5)]! |= 1 << (b & 31);
+      if (ho >= 0 && keys[ho] !== -1) {
         votes[h] = votes[ho]!;
         last[h] = last[ho]!;
         states[h] = states[ho]!;
@@ -480,6 +521,7 @@ class VoteTable {
   votesAt(slot: number, s: number): number {
     let v = 0;
     for (let g = 0; g < 2; g++) {
+      if (!this.#mayHave(g, slot, s)) continue;
       const h = this.#find(g, slot, s);
       if (this.#slot[h] !== -1) v = Math.max(v, this.#votes[h]!);
     }
@@ -521,8 +563,7 @@ class VoteTable {
 /** An alignment waiting for target frames: a pre-check on a few frames, or the whole-block verification. */
 interface Pending {
   sig: Signature;
-  /** Positions of the signature's unmasked frames. */
-  used: Int16Array;
+  /** Index slot (its unmasked frames are in index.frames); -1 only for verifications. */
   slot: number;
   gen: number;
   s: number;
@@ -661,17 +702,15 @@ export class TargetMatcher {
     if (!sig) return;
     const p = this.#pool.pop();
     const due = Math.max(t, s + Math.min(PRECHECK_AFTER, sig.fingerprint.length));
-    const used = index.usedFrames(slot);
     if (p) {
       p.sig = sig;
-      p.used = used;
       p.slot = slot;
       p.gen = gen;
       p.s = s;
       p.verify = false;
       p.due = due;
       this.#schedule(p);
-    } else this.#schedule({ sig, used, slot, gen, s, verify: false, due });
+    } else this.#schedule({ sig, slot, gen, s, verify: false, due });
   }
 
   #schedule(p: Pending): void {
@@ -725,7 +764,7 @@ export class TargetMatcher {
     const n = p.sig.fingerprint.length;
     if (!p.verify) {
       this.#stats.prechecked++;
-      if (this.#precheck(p.sig, p.used, p.s) > PRECHECK_BER) {
+      if (this.#precheck(index.frames, p.slot * FRAME_WORDS, p.s) > PRECHECK_BER) {
         this.#stats.rejected++;
         return false;
       }
@@ -744,36 +783,41 @@ export class TargetMatcher {
     return false;
   }
 
-  /** Best weighted BER of s-1..s+1 over up to PRECHECK_FRAMES unmasked frames spread over what is held. */
-  #precheck(sig: Signature, used: Int16Array, s: number): number {
-    const fp = sig.fingerprint;
+  /**
+   * Best weighted BER of s-1..s+1 over up to PRECHECK_FRAMES unmasked frames spread over what is held; the
+   * signature's unmasked frames are read from `frames` at `at` (a slot of SignatureIndex.frames, or
+   * {@link framesOf}): one flat array rather than the signature's fingerprint and position list, since most
+   * pre-checks touch a signature not seen for a while and wait on memory.
+   */
+  #precheck(frames: Uint32Array, at: number, s: number): number {
     const last = this.#ctx.store.end - s - 1;
     // Frames before `last` are held: the count of positions below it (ascending, so a binary search).
-    let avail = 0, hiIdx = used.length;
+    let avail = 0, hiIdx = frames[at]!;
     while (avail < hiIdx) {
       const mid = (avail + hiIdx) >> 1;
-      if (used[mid]! < last) avail = mid + 1;
+      if (frames[at + 1 + 2 * mid]! < last) avail = mid + 1;
       else hiIdx = mid;
     }
     const step = Math.max(1, avail / PRECHECK_FRAMES);
     // Most chance candidates fail at their own alignment by far, even on half the frames; neighbours and all
     // the frames only for the close calls.
-    let best = this.#partialBer(fp, used, avail, step * 4, s);
+    let best = this.#partialBer(frames, at, avail, step * 4, s);
     if (best > PRECHECK_BER + 0.14) return best;
-    best = this.#partialBer(fp, used, avail, step * 2, s);
+    best = this.#partialBer(frames, at, avail, step * 2, s);
     if (best > PRECHECK_BER + 0.1) return best;
-    best = this.#partialBer(fp, used, avail, step, s);
+    best = this.#partialBer(frames, at, avail, step, s);
     if (best > PRECHECK_BER && best <= PRECHECK_BER + 0.08) {
       best = Math.min(
         best,
-        this.#partialBer(fp, used, avail, step, s - 1),
-        this.#partialBer(fp, used, avail, step, s + 1),
+        this.#partialBer(frames, at, avail, step, s - 1),
+        this.#partialBer(frames, at, avail, step, s + 1),
       );
     }
     return best;
   }
 
-  #partialBer(fp: Uint32Array, used: Int16Array, avail: number, step: number, k: number): number {
+  /** Weighted BER at alignment k over the unmasked frames x = 0, step, 2·step, ... < avail of `frames` at `at`. */
+  #partialBer(frames: Uint32Array, at: number, avail: number, step: number, k: number): number {
     const store = this.#ctx.store;
     const bits = store.bits, strong = store.strong, m = store.mask;
     const start = store.start, end = store.end;
@@ -781,11 +825,12 @@ export class TargetMatcher {
     let e = 0, d = 0;
     // x stays below 2^31, so `x | 0` is Math.floor(x); the tables hold exactly the per-frame terms.
     for (let x = 0; x < avail; x += step) {
-      const j = used[x | 0]!;
+      const y = at + 1 + 2 * (x | 0);
+      const j = frames[y]!;
       const t = k + j;
       if (t < start || t >= end) continue;
       const i = t & m;
-      const diff = fp[j]! ^ bits[i]!;
+      const diff = frames[y + 1]! ^ bits[i]!;
       const sm = strong[i]!;
       // Popcounts inline (the hottest loop of the pre-checks).
       let a = diff & sm, b = diff & ~sm, c = sm;
@@ -841,7 +886,7 @@ export class TargetMatcher {
       const near = n + Math.max(votes.get(s - 1) ?? 0, votes.get(s + 1) ?? 0);
       if (near < 2 || (votes.get(s - 1) ?? 0) > n || (votes.get(s + 1) ?? 0) > n) continue;
       this.#stats.prechecked++;
-      if (this.#precheck(sig, usedFrames(sig), s) > PRECHECK_BER) continue;
+      if (this.#precheck(framesOf(sig), 0, s) > PRECHECK_BER) continue;
       if (s + fp.length + MARGIN_SPAN <= store.end) {
         const m = this.#verify(sig, s);
         if (m && (!best || m.z > best.z)) best = m;
@@ -849,7 +894,6 @@ export class TargetMatcher {
         // Not all of the block is here yet: verify when it is (the forward search adds its own votes).
         this.#schedule({
           sig,
-          used: usedFrames(sig),
           slot,
           gen,
           s,

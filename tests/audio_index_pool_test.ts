@@ -1,0 +1,140 @@
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { buildSignature, initSignatureHasher, isMasked } from "../audio/signature.ts";
+import { FRAME_WORDS, HitBuffer, MAX_BUCKET, popcount32, SignatureIndex } from "../audio/signature_index.ts";
+import type { Signature } from "../audio/types.ts";
+
+await initSignatureHasher();
+
+/**
+ * Reference model of the index's buckets: per half-value a list of (value, slot, pos) in insertion order,
+ * removal by swapping the last entry in, no entries beyond MAX_BUCKET, and lookups skip full buckets. The index
+ * keeps its buckets in one pool that it reallocates and compacts; what a lookup reports, and in which order,
+ * must not depend on that.
+ */
+class Model {
+  readonly tables = [
+    new Map<number, [number, number, number][]>(),
+    new Map<number, [number, number, number][]>(),
+  ];
+
+  add(slot: number, sig: Signature): void {
+    sig.fingerprint.forEach((v, j) => {
+      if (isMasked(sig.mask, j)) return;
+      for (const half of [0, 1] as const) {
+        const key = half === 0 ? v >>> 16 : v & 0xffff;
+        const b = this.tables[half]!.get(key) ?? [];
+        if (b.length < MAX_BUCKET) b.push([v, slot, j]);
+        this.tables[half]!.set(key, b);
+      }
+    });
+  }
+
+  remove(slot: number, sig: Signature): void {
+    sig.fingerprint.forEach((v, j) => {
+      if (isMasked(sig.mask, j)) return;
+      for (const half of [0, 1] as const) {
+        const b = this.tables[half]!.get(half === 0 ? v >>> 16 : v & 0xffff) ?? [];
+        const i = b.findIndex(([, s, p]) => s === slot && p === j);
+        if (i < 0) continue;
+        b[i] = b[b.length - 1]!;
+        b.pop();
+      }
+    });
+  }
+
+  lookup(half: 0 | 1, key: number, query: number, maxDist: number): string[] {
+    const b = this.tables[half]!.get(key) ?? [];
+    if (b.length >= MAX_BUCKET) return [];
+    return b.filter(([v]) => popcount32((v ^ query) >>> 0) <= maxDist).map(([v, s, p]) =>
+      `${s}:${p}:${popcount32((v ^ query) >>> 0)}`
+    );
+  }
+}
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
+}
+
+/** A signature whose values share few high halves, so buckets grow, move and fill up. */
+function sig(r: () => number, k: number): Signature {
+  const fp = new Uint32Array(128).map(() => ((r() % 100) << 16 | (r() & 0xffff)) >>> 0);
+  const mask = new Uint8Array(16).map(() => r() & r() & 0xff);
+  return buildSignature({
+    measurement: "m",
+    node: "n",
+    pod: "p",
+    stream: `s${k}`,
+    timeNs: BigInt(k),
+    offsetMs: 0,
+    fingerprint: fp,
+    mask,
+    ids: {},
+  });
+}
+
+Deno.test("lookups equal a per-bucket reference model through growth, compaction, removal and eviction", () => {
+  const r = rng(5);
+  const index = new SignatureIndex({ maxActive: 300 });
+  const model = new Model();
+  const live = new Map<string, Signature>();
+  const slotOfId = new Map<string, number>();
+  const all: Signature[] = [];
+  for (let k = 0; k < 900; k++) {
+    const s = sig(r, k);
+    all.push(s);
+    // Eviction takes the oldest: mirror it in the model before adding.
+    if (live.size >= 300) {
+      const oldest = [...live.values()][0]!;
+      model.remove(slotOfId.get(oldest.id)!, oldest);
+      live.delete(oldest.id);
+    }
+    index.add(s);
+    const slot = index.slotOf(s.id);
+    model.add(slot, s);
+    live.set(s.id, s);
+    slotOfId.set(s.id, slot);
+    if (k % 7 === 3) {
+      const victim = all[Math.floor(r() % all.length)]!;
+      if (live.has(victim.id)) {
+        model.remove(slotOfId.get(victim.id)!, victim);
+        index.remove(victim.id);
+        live.delete(victim.id);
+      }
+    }
+    if (k % 50 === 49) {
+      for (let q = 0; q < 200; q++) {
+        const any = all[Math.floor(r() % all.length)]!;
+        const query = (any.fingerprint[r() & 127]! ^ (1 << (r() & 31)) ^ (1 << (r() & 31))) >>> 0;
+        for (const half of [0, 1] as const) {
+          const key = half === 0 ? query >>> 16 : query & 0xffff;
+          const out = new HitBuffer(2);
+          index.lookupHalf(half, key, query, 4, out);
+          const got: string[] = [];
+          for (let i = 0; i < out.count; i++) got.push(`${out.slot[i]}:${out.pos[i]}:${out.dist[i]}`);
+          deepStrictEqual(got, model.lookup(half, key, query, 4));
+        }
+      }
+    }
+  }
+  strictEqual(index.size, live.size);
+  // Some buckets filled up (entries refused, lookups skipped) along the way.
+  strictEqual(index.stats().bucketFull > 0, true);
+});
+
+Deno.test("frames holds each active slot's unmasked positions and values in order", () => {
+  const r = rng(9);
+  const index = new SignatureIndex({ maxActive: 50 });
+  for (let k = 0; k < 80; k++) {
+    const s = sig(r, k);
+    index.add(s);
+    const at = index.slotOf(s.id) * FRAME_WORDS;
+    const used = [...index.usedFrames(index.slotOf(s.id))];
+    const f = index.frames;
+    strictEqual(f[at], used.length);
+    used.forEach((j, x) => {
+      strictEqual(f[at + 1 + 2 * x], j);
+      strictEqual(f[at + 2 + 2 * x], s.fingerprint[j]);
+    });
+  }
+});
