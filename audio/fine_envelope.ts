@@ -194,7 +194,8 @@ export function envelopeShift(
     for (let i = 0; i < ENV_VALUES; i++) {
       let q = instant + ENV_FROM + i * ENV_HOP;
       let lost = false;
-      for (const g of hints) {
+      for (let h = 0; h < hints.length; h++) {
+        const g = hints[h]!;
         // A gap after the instant: what the model puts after it is g.len earlier in the target (or missing);
         // a gap before: what the model puts before it is g.len later.
         if (g.at > instant) {
@@ -218,7 +219,43 @@ export function envelopeShift(
     return max;
   };
 
+  // Without hints every value is in the target: two tight passes, the source's clamped statistics from its
+  // histogram (the search runs for every match, ~500 shifts × 256 values).
+  const count = new Float64Array(ENV_LEVELS);
+  for (let i = 0; i < ENV_VALUES; i++) count[levels[i]!]!++;
+  const scorePlain = (d: number): number => {
+    let max = -Infinity;
+    for (let i = 0, k = d; i < ENV_VALUES; i++, k += ENV_HOP) {
+      const v = db[k]!;
+      if (v > max) max = v;
+    }
+    const floor = Math.max(max - ENV_RANGE_DB, noise);
+    const rel = floor - max;
+    let sSum = 0, sSq = 0;
+    for (let q = 0; q < ENV_LEVELS; q++) {
+      const x = Math.max(levelDb(q), rel);
+      sSum += count[q]! * x;
+      sSq += count[q]! * x * x;
+    }
+    let tSum = 0, tSq = 0, cross = 0;
+    for (let i = 0, k = d; i < ENV_VALUES; i++, k += ENV_HOP) {
+      let v = db[k]!;
+      if (v < floor) v = floor;
+      let x = sDb[i]!;
+      if (x < rel) x = rel;
+      tSum += v;
+      tSq += v * v;
+      cross += v * x;
+    }
+    const tVar = tSq - (tSum * tSum) / ENV_VALUES;
+    const sVar = sSq - (sSum * sSum) / ENV_VALUES;
+    const cov = cross - (tSum * sSum) / ENV_VALUES;
+    const corr = tVar > 1e-9 && sVar > 1e-9 ? cov / Math.sqrt(tVar * sVar) : -1;
+    return Math.abs(d - range) > NEAR_SHIFT ? corr - FAR_HANDICAP : corr;
+  };
+
   const score = (d: number, hints: readonly GapHint[]): number => {
+    if (hints.length === 0) return scorePlain(d);
     const max = place(d, hints);
     if (max === -Infinity) return -1;
     const floor = Math.max(max - ENV_RANGE_DB, noise);
@@ -251,7 +288,8 @@ export function envelopeShift(
     const last = 2 * range;
     const top: number[] = [];
     const topScore: number[] = [];
-    for (let d = 0; d <= last; d += COARSE_STEP) {
+    // Far shifts (only a long message lost right after the instant needs them) on a grid twice as coarse.
+    for (let d = 0; d <= last; d += Math.abs(d - range) > NEAR_SHIFT ? 2 * COARSE_STEP : COARSE_STEP) {
       const c = score(d, hints);
       let k = top.length;
       while (k > 0 && topScore[k - 1]! < c) k--;

@@ -199,6 +199,12 @@ function frameErrors(
   }
 }
 
+/**
+ * A rejected candidate is re-scored on the envelope's grid phase (see rephase.ts) only when its significance
+ * reached this fraction of the required: a grid phase costs a few tenths of the significance, not half of it, and
+ * each re-scoring costs a block of frame analyses.
+ */
+const REPHASE_FRACTION = 0.75;
 /** {@link TargetMatcher}'s verification rejected a candidate on its score after a significant start. */
 const NEAR_MISS = Symbol("near miss");
 
@@ -973,7 +979,7 @@ export class TargetMatcher {
         targetTimeNs: this.#ctx.timeOfSample(frame * this.#ctx.hop),
         accepted: false,
       });
-      return store === this.#ctx.store ? NEAR_MISS : undefined;
+      return store === this.#ctx.store && bestZ >= REPHASE_FRACTION * need ? NEAR_MISS : undefined;
     }
     let second = Infinity;
     for (let k = lowEdge - MARGIN_SPAN; k <= frame + MARGIN_SPAN; k++) {
