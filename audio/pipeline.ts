@@ -462,6 +462,10 @@ export class TargetPipeline {
     const hop = this.#params.hop;
     for (const m of found) {
       const sig = m.sig;
+      // The envelope looks beyond ±ALIGN_RANGE only when something says the coarse frame may be that far off:
+      // a split block or a capture-time gap nearby. Otherwise far peaks are only chances to go wrong (noisy
+      // re-anchored instants inside long utterances jumped 90–140 ms to a similar syllable).
+      const gaps = this.#gapsNear(m.frame * hop);
       const al = this.#aligner.align(
         this.#ring,
         this.#store,
@@ -470,8 +474,8 @@ export class TargetPipeline {
         sig.envelope,
         m.frame,
         ALIGN_RANGE,
-        ENVELOPE_RANGE,
-        this.#gapsNear(m.frame * hop),
+        m.split || gaps.length > 0 ? ENVELOPE_RANGE : ALIGN_RANGE,
+        gaps,
       );
       let sample = m.frame * hop + INSTANT_OFFSET;
       let ber = plainBer(sig.fingerprint, sig.mask, this.#store, m.frame);

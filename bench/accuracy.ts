@@ -172,6 +172,7 @@ interface Target {
 /** One false match, described so a reader can tell a near-duplicate phrase from a junk signature. */
 export interface FalseMatch {
   kind: "negative" | "cross" | "off";
+  signatureId: string;
   ber: number;
   /** Prompt (and seconds into it) at the signature's instant, or "pause". */
   source: string;
@@ -275,6 +276,7 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
     const t = target.times.callTime(m.target.timeNs, m.target.offsetMs);
     falseMatches.push({
       kind,
+      signatureId: m.signatureId,
       ber: m.ber,
       source: promptAt(corpus.calls[s.call]!.call, s.callTimeS),
       target: t === undefined ? "unknown message" : promptAt(target.audio, t),
