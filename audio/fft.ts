@@ -156,6 +156,46 @@ export class RealFft {
     this.#finish(out, fromBin, toBin);
   }
 
+  /**
+   * {@link powerWindowed} without copying the bins out of the WebAssembly kernel: returns the array that holds
+   * bins `[fromBin, toBin]` (the kernel's output where WebAssembly SIMD runs, else `out`), valid until the next
+   * transform of this size by any RealFft. The same values as powerWindowed writes into `out`.
+   */
+  powerWindowedView(
+    data: Int16Array,
+    start: number,
+    mask: number,
+    window: Float64Array,
+    out: Float64Array,
+    fromBin = 0,
+    toBin = this.size >> 1,
+  ): Float64Array {
+    const simd = this.#simd;
+    if (!simd) {
+      this.powerWindowed(data, start, mask, window, out, fromBin, toBin);
+      return out;
+    }
+    const size = this.size;
+    if (start + size <= mask + 1) simd.samples.set(data.subarray(start, start + size));
+    else {
+      const first = mask + 1 - start;
+      simd.samples.set(data.subarray(start, mask + 1));
+      simd.samples.set(data.subarray(0, size - first), first);
+    }
+    simd.input(window);
+    simd.run();
+    const half = this.#half, so = simd.out;
+    const lo = fromBin < 0 ? 0 : fromBin;
+    const hi = toBin > half ? half : toBin;
+    // As #split, but the bins left to JS go to the kernel's output too.
+    const a = lo < 1 ? 1 : lo, b = hi > half - 1 ? half - 1 : hi;
+    const pairs = b >= a ? (b - a + 1) >> 1 : 0;
+    if (lo < a) this.#splitRange(so, lo, hi < a - 1 ? hi : a - 1);
+    if (pairs > 0) simd.split(a, pairs);
+    if (a + 2 * pairs <= hi) this.#splitRange(so, a + 2 * pairs, hi);
+    return so;
+  }
+
   #radix4(
     i: number,
     ar: number,

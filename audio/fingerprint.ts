@@ -70,10 +70,10 @@ export class FrameAnalyzer {
   readonly #spec: Float64Array;
   readonly #fromBin: number;
   readonly #toBin: number;
-  /** Sparse weights: for each entry, bin, band and weight. */
+  /** Sparse weights: for each entry, bin and weight; band b's entries are [bandStart[b], bandStart[b + 1]). */
   readonly #wBin: Int32Array;
-  readonly #wBand: Int32Array;
   readonly #w: Float64Array;
+  readonly #bandStart: Int32Array;
   readonly #dbRef: number;
 
   /** Tables for `params`. */
@@ -109,9 +109,13 @@ export class FrameAnalyzer {
         }
       }
     }
-    this.#wBin = Int32Array.from(bins);
-    this.#wBand = Int32Array.from(bands);
-    this.#w = Float64Array.from(ws);
+    // Grouped by band, in bin order within a band (a stable sort): see analyze.
+    const order = bins.map((_, i) => i).sort((x, y) => bands[x]! - bands[y]! || x - y);
+    this.#wBin = Int32Array.from(order, (i) => bins[i]!);
+    this.#w = Float64Array.from(order, (i) => ws[i]!);
+    this.#bandStart = new Int32Array(BANDS + 1);
+    for (const b of bands) this.#bandStart[b + 1]!++;
+    for (let b = 0; b < BANDS; b++) this.#bandStart[b + 1]! += this.#bandStart[b]!;
     this.#fromBin = lo;
     this.#toBin = hi;
     // A full-scale sine has power (n·A/2)²·Σw²/n... referenced so 0 dB ≈ full-scale tone in the bands.
@@ -123,24 +127,25 @@ export class FrameAnalyzer {
    * frame's energy over the bands in dB (see {@link SILENT_DB}). The caller guarantees the samples are held.
    */
   analyze(ring: SampleRing, pos: number, out: Float64Array): number {
-    const spec = this.#spec;
-    this.#fft.powerWindowed(
+    const spec = this.#fft.powerWindowedView(
       ring.data,
       pos & ring.mask,
       ring.mask,
       this.#window,
-      spec,
+      this.#spec,
       this.#fromBin,
       this.#toBin,
     );
-    out.fill(0, 0, BANDS);
-    const wBin = this.#wBin, wBand = this.#wBand, w = this.#w;
-    for (let i = 0; i < w.length; i++) {
-      const b = wBand[i]!;
-      out[b] = out[b]! + spec[wBin[i]!]! * w[i]!;
-    }
+    // Band by band with a local sum: the entries of a band in their original (bin) order, so every band's
+    // additions happen in the same order as entry by entry over the whole table, without a store per entry.
+    const wBin = this.#wBin, w = this.#w, bandStart = this.#bandStart;
     let total = 0;
-    for (let b = 0; b < BANDS; b++) total += out[b]!;
+    for (let b = 0; b < BANDS; b++) {
+      let e = 0;
+      for (let i = bandStart[b]!; i < bandStart[b + 1]!; i++) e += spec[wBin[i]!]! * w[i]!;
+      out[b] = e;
+      total += e;
+    }
     return total > 0 ? 10 * Math.log10(total / this.#dbRef) : SILENT_DB;
   }
 }

@@ -703,11 +703,10 @@ export class TargetMatcher {
         const v = store.bits[i]!;
         const np = probes(v, store.weak[i]!, pr);
         hits.count = 0;
-        for (let p = 0; p < np; p++) {
-          index.lookupHalf(pr[2 * p] as 0 | 1, pr[2 * p + 1]!, v, HIT_MAX_DIST, hits);
-        }
+        index.lookupProbes(pr, np, v, HIT_MAX_DIST, hits);
         this.#stats.lookups += np;
         this.#stats.hits += hits.count;
+        this.#votes.touch(hits, t);
         for (let h = 0; h < hits.count; h++) this.#vote(hits.slot[h]!, t - hits.pos[h]!, t, hits.dist[h]!);
       }
       this.#runDue(t, out);
@@ -779,16 +778,17 @@ export class TargetMatcher {
   }
 
   /**
-   * Loads what the checks of `now` read first (the signature's id, and of each pre-check due now its slot's
-   * rank word and the frames its first stage samples), all before any check runs: mostly cache misses,
-   * independent across checks, so they overlap here instead of stalling one check after another. Changes
-   * nothing.
+   * Loads what the checks of `now` read first (the signature, its id and fingerprint objects, and of each
+   * pre-check due now its slot's rank word and the frames its first stage samples), all before any check runs:
+   * mostly cache misses, independent across checks, so they overlap here instead of stalling one check after
+   * another. Changes nothing.
    */
   #touchChecks(now: readonly Pending[]): void {
     const frames = this.#ctx.index.frames, end = this.#ctx.store.end;
     let acc = 0;
     for (const p of now) {
-      acc ^= p.sig.id.length;
+      const sig = p.sig;
+      acc ^= sig.id.length ^ sig.fingerprint.length;
       if (p.verify || p.slot < 0 || p.due > this.#dueNext) continue;
       const at = p.slot * FRAME_WORDS;
       const avail = framesBelow(frames, at, end - p.s - 1);

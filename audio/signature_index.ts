@@ -25,12 +25,51 @@ export const DEFAULT_MAX_ACTIVE = 50_000;
 export const MAX_BUCKET = 256;
 
 const BUCKETS = 65536;
+/** Most probes one {@link SignatureIndex.lookupProbes} call takes. */
+export const MAX_PROBES = 64;
+
+/** Word offset in a slot of {@link SignatureIndex.frames} of its rank bytes (see {@link FRAME_WORDS}). */
+export const FRAME_RANKS_AT = 1 + 2 * SIGNATURE_MAX_FRAMES;
 
 /**
  * Words per slot in {@link SignatureIndex.frames}: the number of unmasked frames n, then n pairs (position,
- * sub-fingerprint), rounded up to whole 16-byte groups.
+ * sub-fingerprint), then at {@link FRAME_RANKS_AT} SIGNATURE_MAX_FRAMES + 1 rank bytes, four per word from the
+ * low end: rank j is the number of unmasked positions below j (see {@link framesBelow}); rounded up to whole
+ * 16-byte groups.
  */
-export const FRAME_WORDS = (1 + 2 * SIGNATURE_MAX_FRAMES + 3) & ~3;
+export const FRAME_WORDS = (FRAME_RANKS_AT + ((SIGNATURE_MAX_FRAMES + 4) >> 2) + 3) & ~3;
+
+/**
+ * Writes the slot layout of {@link FRAME_WORDS} for a signature's fingerprint `fp` whose unmasked positions are
+ * `used` (ascending) into `frames` at `at`.
+ */
+export function writeFrameSlot(
+  frames: Uint32Array,
+  at: number,
+  fp: Uint32Array,
+  used: ArrayLike<number>,
+): void {
+  frames[at] = used.length;
+  for (let x = 0; x < used.length; x++) {
+    frames[at + 1 + 2 * x] = used[x]!;
+    frames[at + 2 + 2 * x] = fp[used[x]!]!;
+  }
+  frames.fill(0, at + FRAME_RANKS_AT, at + FRAME_WORDS);
+  for (let j = 0, x = 0; j <= SIGNATURE_MAX_FRAMES; j++) {
+    while (x < used.length && used[x]! < j) x++;
+    frames[at + FRAME_RANKS_AT + (j >> 2)]! |= x << ((j & 3) << 3);
+  }
+}
+
+/**
+ * How many unmasked positions of the slot of `frames` at `at` (see {@link FRAME_WORDS}) are below `limit`: one
+ * load where a binary search over the positions would wait on several dependent cache misses.
+ */
+export function framesBelow(frames: Uint32Array, at: number, limit: number): number {
+  if (limit <= 0) return 0;
+  if (limit > SIGNATURE_MAX_FRAMES) return frames[at]!;
+  return (frames[at + FRAME_RANKS_AT + (limit >> 2)]! >>> ((limit & 3) << 3)) & 255;
+}
 
 /** Popcount of a 32-bit value. */
 export function popcount32(x: number): number {
@@ -83,8 +122,12 @@ export class HitBuffer {
  * the buckets hold.
  */
 class HalfTable {
-  /** Per key four words, one cache line for four keys: entries, room (values; as many refs follow), start. */
-  readonly meta = new Uint32Array(4 * BUCKETS);
+  /**
+   * Per key two words: entries | room << 16 (values; as many refs follow; both at most MAX_BUCKET), and start.
+   * 512 KB per table, eight keys per cache line: every probe reads its key's line, and half the footprint of
+   * four words per key leaves more of it in the core's cache.
+   */
+  readonly meta = new Uint32Array(2 * BUCKETS);
   pool = new Uint32Array(1 << 16);
   #top = 0;
   /** Words of the pool no bucket uses any more. */
@@ -92,43 +135,43 @@ class HalfTable {
 
   /** Entries with this key. */
   count(key: number): number {
-    return this.meta[4 * key]!;
+    return this.meta[2 * key]! & 0xffff;
   }
 
   add(key: number, value: number, ref: number): boolean {
-    const meta = this.meta, k = 4 * key;
-    const n = meta[k]!;
+    const meta = this.meta, k = 2 * key;
+    const n = meta[k]! & 0xffff;
     if (n >= MAX_BUCKET) return false;
-    let cap = meta[k + 1]!;
+    let cap = meta[k]! >>> 16;
     if (n === cap) {
       const room = Math.max(4, cap * 2);
       const at = this.#alloc(2 * room);
-      const pool = this.pool, from = meta[k + 2]!;
+      const pool = this.pool, from = meta[k + 1]!;
       pool.copyWithin(at, from, from + n);
       pool.copyWithin(at + room, from + cap, from + cap + n);
       this.#garbage += 2 * cap;
-      meta[k + 2] = at;
-      meta[k + 1] = cap = room;
+      meta[k + 1] = at;
+      cap = room;
     }
-    const at = meta[k + 2]!;
+    const at = meta[k + 1]!;
     this.pool[at + n] = value;
     this.pool[at + cap + n] = ref;
-    meta[k] = n + 1;
+    meta[k] = (n + 1) | (cap << 16);
     return true;
   }
 
   remove(key: number, ref: number): void {
-    const meta = this.meta, k = 4 * key;
-    const n = meta[k]!, cap = meta[k + 1]!, at = meta[k + 2]!, pool = this.pool;
+    const meta = this.meta, k = 2 * key;
+    const n = meta[k]! & 0xffff, cap = meta[k]! >>> 16, at = meta[k + 1]!, pool = this.pool;
     for (let i = 0; i < n; i++) {
       if (pool[at + cap + i] === ref) {
         pool[at + i] = pool[at + n - 1]!;
         pool[at + cap + i] = pool[at + cap + n - 1]!;
-        meta[k] = n - 1;
+        meta[k] = (n - 1) | (cap << 16);
         if (n - 1 === 0) {
           this.#garbage += 2 * cap;
+          meta[k] = 0;
           meta[k + 1] = 0;
-          meta[k + 2] = 0;
         }
         return;
       }
@@ -151,12 +194,12 @@ class HalfTable {
   #compact(size: number): void {
     const old = this.pool, pool = new Uint32Array(size), meta = this.meta;
     let top = 0;
-    for (let k = 0; k < 4 * BUCKETS; k += 4) {
-      const cap = meta[k + 1]!;
+    for (let k = 0; k < 2 * BUCKETS; k += 2) {
+      const cap = meta[k]! >>> 16;
       if (cap === 0) continue;
-      const from = meta[k + 2]!;
+      const from = meta[k + 1]!;
       pool.set(old.subarray(from, from + 2 * cap), top);
-      meta[k + 2] = top;
+      meta[k + 1] = top;
       top += 2 * cap;
     }
     this.pool = pool;
@@ -191,6 +234,11 @@ export class SignatureIndex {
   #order: number[] = [];
   #orderGen: number[] = [];
   #orderHead = 0;
+  /** Scratch of {@link lookupProbes}: per probe its bucket's start, entries, room and first value. */
+  readonly #probeAt = new Uint32Array(MAX_PROBES);
+  readonly #probeN = new Uint32Array(MAX_PROBES);
+  readonly #probeCap = new Uint32Array(MAX_PROBES);
+  readonly #probeFirst = new Uint32Array(MAX_PROBES);
   #stats: IndexStats = {
     active: 0,
     added: 0,
@@ -293,12 +341,7 @@ export class SignatureIndex {
       grown.set(this.#frames);
       this.#frames = grown;
     }
-    const at = slot * FRAME_WORDS;
-    this.#frames[at] = used.length;
-    for (let x = 0; x < used.length; x++) {
-      this.#frames[at + 1 + 2 * x] = used[x]!;
-      this.#frames[at + 2 + 2 * x] = fp[used[x]!]!;
-    }
+    writeFrameSlot(this.#frames, slot * FRAME_WORDS, fp, used);
     this.#stats.added++;
   }
 
@@ -353,11 +396,11 @@ export class SignatureIndex {
    */
   lookupHalf(half: 0 | 1, key: number, query: number, maxDist: number, out: HitBuffer): void {
     const table = half === 0 ? this.#hi : this.#lo;
-    const meta = table.meta, k = 4 * key;
-    const n = meta[k]!;
+    const meta = table.meta, k = 2 * key;
+    const n = meta[k]! & 0xffff;
     if (n === 0 || n >= MAX_BUCKET) return;
     const v = table.pool;
-    const at = meta[k + 2]!, cap = meta[k + 1]!;
+    const at = meta[k + 1]!, cap = meta[k]! >>> 16;
     for (let i = at; i < at + n; i++) {
       // Popcount inline: this loop scans every entry of the bucket.
       let x = v[i]! ^ query;
@@ -368,6 +411,48 @@ export class SignatureIndex {
       if (d <= maxDist) {
         const ref = v[cap + i]!;
         out.push(ref >>> 8, ref & 255, d);
+      }
+    }
+  }
+
+  /**
+   * {@link lookupHalf} for `count` probes at once, in order: probe p is (half `probes[2p]`, key
+   * `probes[2p + 1]`). The same hits in the same order as one lookupHalf per probe; faster, because every
+   * probe's bucket header and first values are loaded before any bucket is scanned (lookups wait on memory, and
+   * independent loads overlap).
+   */
+  lookupProbes(probes: Int32Array, count: number, query: number, maxDist: number, out: HitBuffer): void {
+    const hiMeta = this.#hi.meta, loMeta = this.#lo.meta;
+    const hiPool = this.#hi.pool, loPool = this.#lo.pool;
+    const at = this.#probeAt, n = this.#probeN, cap = this.#probeCap;
+    if (count > at.length) throw new RangeError(`lookupProbes: at most ${at.length} probes`);
+    for (let p = 0; p < count; p++) {
+      const k = 2 * probes[2 * p + 1]!;
+      const meta = probes[2 * p] === 0 ? hiMeta : loMeta;
+      const nc = meta[k]!;
+      n[p] = nc & 0xffff;
+      cap[p] = nc >>> 16;
+      at[p] = meta[k + 1]!;
+    }
+    // The first value of every bucket, loaded together (a miss each) rather than as each scan starts.
+    const first = this.#probeFirst;
+    for (let p = 0; p < count; p++) first[p] = (probes[2 * p] === 0 ? hiPool : loPool)[at[p]!]!;
+    for (let p = 0; p < count; p++) {
+      const np = n[p]!;
+      if (np === 0 || np >= MAX_BUCKET) continue;
+      const v = probes[2 * p] === 0 ? hiPool : loPool;
+      const a = at[p]!, c = cap[p]!;
+      for (let i = a; i < a + np; i++) {
+        // Popcount inline: this loop scans every entry of the bucket.
+        let x = (i === a ? first[p]! : v[i]!) ^ query;
+        x -= (x >>> 1) & 0x55555555;
+        x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+        x = (x + (x >>> 4)) & 0x0f0f0f0f;
+        const d = Math.imul(x, 0x01010101) >>> 24;
+        if (d <= maxDist) {
+          const ref = v[c + i]!;
+          out.push(ref >>> 8, ref & 255, d);
+        }
       }
     }
   }

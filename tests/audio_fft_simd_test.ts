@@ -72,3 +72,27 @@ Deno.test("RealFft with SIMD stages writes exactly the requested bins, bit-ident
     }
   }
 });
+
+Deno.test("RealFft.powerWindowedView holds the bins powerWindowed writes, bit for bit, for any bin range", () => {
+  const ring = new Int16Array(2048);
+  const rnd = lcg(21);
+  for (let i = 0; i < ring.length; i++) ring[i] = Math.round(rnd() * 60000);
+  for (const simdOn of [true, false]) {
+    const n = 256;
+    const win = new Float64Array(n).map((_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n));
+    const fft = new RealFft(n, { simd: simdOn });
+    for (const start of [0, 1000, 2047 - n / 2]) {
+      for (const [lo, hi] of [[0, 128], [1, 127], [5, 40], [5, 41], [0, 0], [128, 128], [127, 128]]) {
+        const want = new Float64Array(n / 2 + 1).fill(-1);
+        fft.powerWindowed(ring, start, 2047, win, want, lo, hi);
+        const scratch = new Float64Array(n / 2 + 1).fill(-1);
+        const got = fft.powerWindowedView(ring, start, 2047, win, scratch, lo, hi);
+        // Without SIMD the view is the caller's array; with it, the kernel's (the caller's stays untouched).
+        assert(simdOn ? got !== scratch && scratch.every((v) => v === -1) : got === scratch);
+        for (let k = lo!; k <= hi!; k++) {
+          assert(Object.is(got[k], want[k]), `simd ${simdOn} start ${start} [${lo}, ${hi}] bin ${k}`);
+        }
+      }
+    }
+  }
+});

@@ -1,6 +1,14 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import { buildSignature, initSignatureHasher, isMasked } from "../audio/signature.ts";
-import { FRAME_WORDS, HitBuffer, MAX_BUCKET, popcount32, SignatureIndex } from "../audio/signature_index.ts";
+import {
+  FRAME_WORDS,
+  framesBelow,
+  HitBuffer,
+  MAX_BUCKET,
+  popcount32,
+  SignatureIndex,
+  writeFrameSlot,
+} from "../audio/signature_index.ts";
 import type { Signature } from "../audio/types.ts";
 
 await initSignatureHasher();
@@ -137,4 +145,69 @@ Deno.test("frames holds each active slot's unmasked positions and values in orde
       strictEqual(f[at + 2 + 2 * x], s.fingerprint[j]);
     });
   }
+});
+
+Deno.test("frames ranks count the unmasked positions below every limit (framesBelow), as writeFrameSlot lays out", () => {
+  const r = rng(13);
+  const index = new SignatureIndex({ maxActive: 40 });
+  for (let k = 0; k < 60; k++) {
+    const s = sig(r, k);
+    index.add(s);
+    const slot = index.slotOf(s.id);
+    const used = [...index.usedFrames(slot)];
+    const own = new Uint32Array(FRAME_WORDS);
+    writeFrameSlot(own, 0, s.fingerprint, used);
+    deepStrictEqual(own, index.frames.slice(slot * FRAME_WORDS, (slot + 1) * FRAME_WORDS));
+    for (let limit = -3; limit <= 140; limit++) {
+      const want = used.filter((j) => j < limit).length;
+      strictEqual(framesBelow(index.frames, slot * FRAME_WORDS, limit), want, `sig ${k} limit ${limit}`);
+      strictEqual(framesBelow(own, 0, limit), want);
+    }
+  }
+  // Edge layouts: nothing unmasked, and every position unmasked.
+  const all = Array.from({ length: 128 }, (_, j) => j);
+  for (const used of [[], all, [0], [127]]) {
+    const f = new Uint32Array(FRAME_WORDS);
+    writeFrameSlot(f, 0, new Uint32Array(128).fill(7), used);
+    for (let limit = -1; limit <= 129; limit++) {
+      strictEqual(framesBelow(f, 0, limit), used.filter((j) => j < limit).length, `${used.length} ${limit}`);
+    }
+  }
+});
+
+Deno.test("lookupProbes reports the hits of one lookupHalf per probe, in the same order", () => {
+  const r = rng(17);
+  const index = new SignatureIndex({ maxActive: 400 });
+  const all: Signature[] = [];
+  for (let k = 0; k < 500; k++) {
+    const s = sig(r, k);
+    all.push(s);
+    index.add(s);
+  }
+  const probes = new Int32Array(2 * 8);
+  let total = 0;
+  for (let q = 0; q < 300; q++) {
+    const any = all[Math.floor(r() % all.length)]!;
+    const query = (any.fingerprint[r() & 127]! ^ (1 << (r() & 31))) >>> 0;
+    const count = 1 + (r() % 8);
+    for (let p = 0; p < count; p++) {
+      probes[2 * p] = r() & 1;
+      // Mostly the query's own halves with a bit toggled; sometimes an empty or absent key.
+      const key = probes[2 * p] === 0 ? query >>> 16 : query & 0xffff;
+      probes[2 * p + 1] = p === 0 ? key : r() % 5 === 0 ? r() & 0xffff : key ^ (1 << (r() & 15));
+    }
+    const want = new HitBuffer(2);
+    for (let p = 0; p < count; p++) {
+      index.lookupHalf(probes[2 * p] as 0 | 1, probes[2 * p + 1]!, query, 4, want);
+    }
+    const got = new HitBuffer(2);
+    index.lookupProbes(probes, count, query, 4, got);
+    strictEqual(got.count, want.count);
+    total += got.count;
+    deepStrictEqual(got.slot.subarray(0, got.count), want.slot.subarray(0, want.count));
+    deepStrictEqual(got.pos.subarray(0, got.count), want.pos.subarray(0, want.count));
+    deepStrictEqual(got.dist.subarray(0, got.count), want.dist.subarray(0, want.count));
+  }
+  // Hits did happen, across several buckets per call (full buckets of the high halves are skipped).
+  strictEqual(total > 300, true, `${total} hits`);
 });
