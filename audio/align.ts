@@ -52,6 +52,8 @@ export interface Alignment {
   shift: number;
   /** Hard bit error rate on the aligned grid (24 unmasked frames spread over the block); NaN if not held. */
   ber: number;
+  /** Correlation of the level envelopes at the chosen shift (envelope alignment only). */
+  corr?: number;
 }
 
 /** Reusable state for fine alignment (one per target stream; not re-entrant). */
@@ -91,7 +93,7 @@ export class FineAligner {
         const shift = e.shift;
         const at = coarse * hop + shift;
         const ber = ring.has(at - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, at) : NaN;
-        return { sample: coarse * hop + shift, by: "envelope", shift, ber };
+        return { sample: coarse * hop + shift, by: "envelope", shift, ber, corr: e.corr };
       }
     }
     // The window: the loudest run of ALIGN_WINDOW frames (target energies) with the fewest masked frames.
