@@ -423,8 +423,6 @@ class VoteTable {
   #used = [0, 0];
   #cur = 0;
   #epoch = -1;
-  /** What {@link touch} loaded, kept so that the loads are not optimised away. */
-  #sink = 0;
   /**
    * Per generation a bitset over a hash of (slot, s): bit clear means no such entry there. Most votes are for
    * alignments seen nowhere before, and their lookups in the older generation and of the neighbours are cache
@@ -529,24 +527,6 @@ class VoteTable {
     out[0] = votes[h]!;
     out[1] = h;
     return state;
-  }
-
-  /**
-   * Loads the current generation's first place of every alignment (slot, t − pos) of `hits`, all before any
-   * vote: the places are mostly cache misses, independent of each other, so they overlap here instead of
-   * stalling one vote after another. Changes nothing.
-   */
-  touch(hits: HitBuffer, t: number): void {
-    const cap = this.#cap, mask = cap - 1, base = this.#cur * cap;
-    const keys = this.#slot, slots = hits.slot, pos = hits.pos;
-    let acc = 0;
-    for (let x = 0; x < hits.count; x++) {
-      const slot = slots[x]!, s = t - pos[x]!;
-      // The first place #find probes.
-      const h = ((Math.imul(slot, 0x9e3779b1) ^ Math.imul(s >> 2, 0x85ebca6b)) << 2 | (s & 3)) & mask;
-      acc ^= keys[base + h]!;
-    }
-    this.#sink = acc;
   }
 
   /** Votes of a neighbouring alignment (0 if none). */
@@ -706,7 +686,6 @@ export class TargetMatcher {
         index.lookupProbes(pr, np, v, HIT_MAX_DIST, hits);
         this.#stats.lookups += np;
         this.#stats.hits += hits.count;
-        this.#votes.touch(hits, t);
         for (let h = 0; h < hits.count; h++) this.#vote(hits.slot[h]!, t - hits.pos[h]!, t, hits.dist[h]!);
       }
       this.#runDue(t, out);
@@ -845,7 +824,7 @@ export class TargetMatcher {
    * pre-checks touch a signature not seen for a while and wait on memory.
    */
   #precheck(frames: Uint32Array, at: number, s: number): number {
-    // Frames before `last` are held: the count of positions below it.
+    // Frames before end − s − 1 are held: how many of the positions are below that (the slot's rank bytes).
     const avail = framesBelow(frames, at, this.#ctx.store.end - s - 1);
     const step = Math.max(1, avail / PRECHECK_FRAMES);
     // Most chance candidates fail at their own alignment by far, even on half the frames; neighbours and all
