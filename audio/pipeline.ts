@@ -463,9 +463,18 @@ export class TargetPipeline {
     for (const m of found) {
       const sig = m.sig;
       // The envelope looks beyond ±ALIGN_RANGE only when something says the coarse frame may be that far off:
-      // a split block or a capture-time gap nearby. Otherwise far peaks are only chances to go wrong (noisy
-      // re-anchored instants inside long utterances jumped 90–140 ms to a similar syllable).
+      // a split block, or a capture-time gap near the instant or anywhere in the block (losses inside the block
+      // pull the whole-block alignment toward the audio after them). Otherwise far peaks are only chances to go
+      // wrong (noisy re-anchored instants inside long utterances jumped 90–140 ms to a similar syllable).
       const gaps = this.#gapsNear(m.frame * hop);
+      const inBlock = gapHints(
+        this.#times,
+        this.#starts,
+        this.decoder.timeline.length,
+        ANALYSIS_RATE,
+        m.frame * hop,
+        (m.frame + sig.fingerprint.length) * hop,
+      );
       const al = this.#aligner.align(
         this.#ring,
         this.#store,
@@ -474,7 +483,7 @@ export class TargetPipeline {
         sig.envelope,
         m.frame,
         ALIGN_RANGE,
-        m.split || gaps.length > 0 ? ENVELOPE_RANGE : ALIGN_RANGE,
+        m.split || gaps.length > 0 || inBlock.length > 0 ? ENVELOPE_RANGE : ALIGN_RANGE,
         gaps,
       );
       let sample = m.frame * hop + INSTANT_OFFSET;
