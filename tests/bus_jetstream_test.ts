@@ -47,6 +47,8 @@ Deno.test("jetstream bus: signatures cross nodes (own included), decoded intact,
     const sent = testSignature(1);
     await a.publishSignature(sent);
     await a.publishSignature(testSignature(2, "other"));
+    // publishSignature returns once queued: without this, node-b's signature may reach the stream first.
+    await a.flush(5000);
     await b.publishSignature(testSignature(3, "m", "node-b"));
     await waitFor(() => onA.length === 2 && onB.length === 3 && onlyOther.length === 1, 5000, "deliveries");
     deepEqual(onA.map((s) => s.id), [sent.id, testSignature(3).id]);
