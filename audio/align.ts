@@ -90,10 +90,20 @@ export class FineAligner {
     if (envelope) {
       const e = envelopeShift(ring, envelope, coarse * hop + INSTANT_OFFSET, envelopeRange, this.#env, gaps);
       if (e) {
-        const shift = e.shift;
+        let shift = e.shift, corr = e.corr;
         const at = coarse * hop + shift;
-        const ber = ring.has(at - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, at) : NaN;
-        return { sample: coarse * hop + shift, by: "envelope", shift, ber, corr: e.corr };
+        let ber = ring.has(at - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, at) : NaN;
+        if (e.alt) {
+          // Two envelope peaks nearly as good: the sub-fingerprints on each one's grid decide.
+          const at2 = coarse * hop + e.alt.shift;
+          const ber2 = ring.has(at2 - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, at2) : NaN;
+          if (ber2 < ber) {
+            shift = e.alt.shift;
+            corr = e.alt.corr;
+            ber = ber2;
+          }
+        }
+        return { sample: coarse * hop + shift, by: "envelope", shift, ber, corr };
       }
     }
     // The window: the loudest run of ALIGN_WINDOW frames (target energies) with the fewest masked frames.

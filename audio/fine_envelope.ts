@@ -134,6 +134,13 @@ const MIN_VALUES = 128;
  * right instants (with 20 dB SNR a right hinted fit beat the plain one by only 0.005) and kept no wrong one.
  */
 const HINT_MARGIN = 0;
+/**
+ * A second peak at least this far from the best (samples) and within ALT_MARGIN of its correlation is returned
+ * too: the caller decides between the two on the sub-fingerprints (under GSM the level envelope alone put some
+ * instants a pitch period, ~4 ms, early).
+ */
+const ALT_SEPARATION = 12;
+const ALT_MARGIN = 0.01;
 /** Hints tried per search, nearest to the coarse position first. */
 const MAX_HINTS = 3;
 
@@ -163,7 +170,7 @@ export function envelopeShift(
   range: number,
   scratch: EnvelopeScratch,
   gaps: readonly GapHint[] = [],
-): { shift: number; corr: number } | undefined {
+): { shift: number; corr: number; alt?: { shift: number; corr: number } } | undefined {
   const from = center - range + ENV_FROM;
   const n = ENV_TO - ENV_FROM + 2 * range;
   if (!ring.has(from, n)) return undefined;
@@ -283,7 +290,9 @@ export function envelopeShift(
     return Math.abs(d - range) > NEAR_SHIFT ? corr - FAR_HANDICAP : corr;
   };
 
-  const search = (hints: readonly GapHint[]): { d: number; c: number } => {
+  /** Best shift and, when one nearly as good sits elsewhere, that runner-up (the best of another peak). */
+  type Found = { d: number; c: number; alt?: { d: number; c: number } };
+  const search = (hints: readonly GapHint[]): Found => {
     // Coarse pass, then every sample around the best few (the correlation peak is about a window wide).
     const last = 2 * range;
     const top: number[] = [];
@@ -302,20 +311,24 @@ export function envelopeShift(
         }
       }
     }
-    let best = range, bestCorr = -Infinity;
+    const peaks: { d: number; c: number }[] = [];
     for (const d0 of top) {
+      let pd = d0, pc = -Infinity;
       for (let d = Math.max(0, d0 - COARSE_STEP + 1); d <= Math.min(last, d0 + COARSE_STEP - 1); d++) {
         const c = score(d, hints);
         // Ties go to the shift nearest the coarse position.
-        if (c > bestCorr || (c === bestCorr && Math.abs(d - range) < Math.abs(best - range))) {
-          best = d;
-          bestCorr = c;
+        if (c > pc || (c === pc && Math.abs(d - range) < Math.abs(pd - range))) {
+          pd = d;
+          pc = c;
         }
       }
+      peaks.push({ d: pd, c: pc });
     }
-    return { d: best, c: bestCorr };
+    peaks.sort((a, b) => b.c - a.c || Math.abs(a.d - range) - Math.abs(b.d - range));
+    const best = peaks[0] ?? { d: range, c: -Infinity };
+    const alt = peaks.find((p) => Math.abs(p.d - best.d) >= ALT_SEPARATION && p.c >= best.c - ALT_MARGIN);
+    return alt ? { ...best, alt } : best;
   };
-
   let pick = search([]);
   // Only gaps that can fall inside some candidate's envelope matter; each is tried alone (a wrong hint must not
   // spoil a right one), and all together when there are several (two losses near one instant).
@@ -328,8 +341,11 @@ export function envelopeShift(
     if (hinted.c > pick.c + HINT_MARGIN) pick = hinted;
   }
   if (!(pick.c > -1)) return undefined;
+  const unhandicap = (p: { d: number; c: number }) =>
+    Math.abs(p.d - range) > NEAR_SHIFT ? p.c + FAR_HANDICAP : p.c;
   return {
     shift: pick.d - range,
-    corr: Math.abs(pick.d - range) > NEAR_SHIFT ? pick.c + FAR_HANDICAP : pick.c,
+    corr: unhandicap(pick),
+    ...(pick.alt ? { alt: { shift: pick.alt.d - range, corr: unhandicap(pick.alt) } } : {}),
   };
 }
