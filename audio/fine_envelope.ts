@@ -141,6 +141,8 @@ const HINT_MARGIN = 0;
  */
 const ALT_SEPARATION = 12;
 const ALT_MARGIN = 0.01;
+/** Adjustments of the nearest hint's length tried (analysis samples, ±2 ms). */
+const LEN_TRIES = [-16, -8, 8, 16];
 /** Hints tried per search, nearest to the coarse position first. */
 const MAX_HINTS = 3;
 
@@ -335,7 +337,15 @@ export function envelopeShift(
   const near = gaps.filter((g) => g.at > from && g.at < from + n)
     .sort((a, b) => Math.abs(a.at - center) - Math.abs(b.at - center))
     .slice(0, MAX_HINTS);
+  // A hint's length comes from capture times, which jitter by a millisecond or two: the nearest one is also
+  // tried a little shorter and longer, so the audio after it lines up to the sample.
   const tries = near.length > 1 ? [...near.map((g) => [g]), near] : near.map((g) => [g]);
+  const first = near[0];
+  if (first) {
+    for (const dl of LEN_TRIES) {
+      if (first.len + dl > 0) tries.push([{ at: first.at, len: first.len + dl }, ...near.slice(1)]);
+    }
+  }
   for (const hints of tries) {
     const hinted = search(hints);
     if (hinted.c > pick.c + HINT_MARGIN) pick = hinted;
