@@ -215,6 +215,13 @@ const REPHASE_FRACTION = 0.75;
 /** {@link TargetMatcher}'s verification rejected a candidate on its score after a significant start. */
 const NEAR_MISS = Symbol("near miss");
 
+/**
+ * How far (frames) a capture-time gap may sit from where a split block breaks, and differ in length from its
+ * shift, and still count as the loss that split it (both are known to a few frames).
+ */
+export const GAP_SLACK_FRAMES = 4;
+/** Significance a split gives up when capture times show no such gap where it splits (see #verifyOn). */
+const UNHINTED_SPLIT_EXTRA_Z = 0.8;
 /** Significance a split of a block shorter than SHORT_BLOCK_FRAMES gives up (see #verifyOn). */
 const SHORT_SPLIT_EXTRA_Z = 0.5;
 /** Split scoring only helps if it beats the whole block by this much significance (a lost message). */
@@ -291,6 +298,12 @@ export interface MatcherContext {
    * (see rephase.ts), for a second verification of a near miss; undefined if not possible.
    */
   rephase?(sig: Signature, frame: number): { store: FrameStore; frame: number } | undefined;
+  /**
+   * Whether capture times suggest that `shift` frames (± GAP_SLACK_FRAMES) of audio are missing between frames
+   * `from` and `to` (see gap_hints.ts); without that, a split (a lost message inside the block) is taken on the
+   * audio's word alone.
+   */
+  gapAt?(from: number, to: number, shift: number): boolean;
 }
 
 /** A signature's half-values in a small open-addressed table, for the backward search. */
@@ -986,6 +999,15 @@ export class TargetMatcher {
       // Two parts of a short block fit chance audio more easily (a 45-frame block matched a pause of another
       // call that way): a split of one needs more significance.
       bestZ = bestUsed < SHORT_BLOCK_FRAMES ? split.z - SHORT_SPLIT_EXTRA_Z : split.z;
+      // A split where capture times show no gap of its size: the same words in another recording fit two parts
+      // of a block better than one (seen at z 6.4–6.8 on the bench), so the audio alone must convince more.
+      const breakAt = split.a + split.k + 1;
+      if (
+        this.#ctx.gapAt &&
+        !this.#ctx.gapAt(breakAt - GAP_SLACK_FRAMES, breakAt + GAP_SLACK_FRAMES, split.a - split.b)
+      ) {
+        bestZ -= UNHINTED_SPLIT_EXTRA_Z;
+      }
       frame = split.a;
       lowEdge = split.b;
     }
@@ -1042,7 +1064,7 @@ export class TargetMatcher {
     sig: Signature,
     best: number,
     store: FrameStore,
-  ): { a: number; b: number; ber: number; z: number } | undefined {
+  ): { a: number; b: number; ber: number; z: number; k: number } | undefined {
     const fp = sig.fingerprint;
     const n = fp.length;
     const [e1, w1, q1, e2, w2, q2] = this.#split as [
@@ -1053,7 +1075,7 @@ export class TargetMatcher {
       Float64Array,
       Float64Array,
     ];
-    let out: { a: number; b: number; ber: number; z: number } | undefined;
+    let out: { a: number; b: number; ber: number; z: number; k: number } | undefined;
     for (let d = 1; d <= SPLIT_MAX_SHIFT; d++) {
       for (const a of [best, best + d]) {
         const b = a - d;
@@ -1089,7 +1111,7 @@ export class TargetMatcher {
         }
         const ber = (pe + se) / (pw + sw);
         const z = significance(ber, pw + sw, pq + sq);
-        if (!out || z > out.z) out = { a, b, ber, z };
+        if (!out || z > out.z) out = { a, b, ber, z, k: bestK };
       }
     }
     return out;

@@ -22,6 +22,7 @@ import {
 import {
   type CoarseMatch,
   DEFAULT_RULE,
+  GAP_SLACK_FRAMES,
   type MatcherStats,
   type MatchRule,
   plainBer,
@@ -360,6 +361,9 @@ export class TargetPipeline {
       timeOfSample: (k) => this.decoder.timeline.locate(k)?.timeNs,
       firstSampleAtOrAfter: (t) => this.#firstSampleAtOrAfter(t),
       rephase: (sig, frame) => rephaser.run(this.#ring, sig, frame),
+      gapAt: (from, to, shift) =>
+        gapHints(this.#times, this.#starts, this.decoder.timeline.length, ANALYSIS_RATE, from * hop, to * hop)
+          .some((g) => Math.abs(g.len - shift * hop) <= GAP_SLACK_FRAMES * hop),
     });
   }
 
