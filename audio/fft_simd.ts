@@ -12,6 +12,8 @@
  * @module
  */
 
+import { name, section, sleb, uleb, WASM_HEADER } from "./wasm_encode.ts";
+
 // ---------------------------------------------------------------------------------------------------------------
 // Hand-assembled (no toolchain in the image). Both functions take byte offsets.
 // (func (export "fused") (param $q i32) (param $tw i32)   ;; one radix-2² pass of quarter q (see fft.ts #finish)
@@ -20,38 +22,6 @@
 // (func (export "last") (param $cos i32) (param $sin i32) ;; the radix-2 stage of length half
 //   for j in 0, 2, .. < half/2: p = j·8, q = p + 4·half: x = Z[q]·W^j ; Z[p], Z[q] = Z[p] ± x
 // ---------------------------------------------------------------------------------------------------------------
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
-      out.push(b);
-      return out;
-    }
-    out.push(b | 0x80);
-  }
-}
-
-function name(s: string): number[] {
-  return [...uleb(s.length), ...new TextEncoder().encode(s)];
-}
-
-function section(id: number, body: number[]): number[] {
-  return [id, ...uleb(body.length), ...body];
-}
 
 const I32 = 0x7f, V128 = 0x7b;
 const [ADD, SHL, LTU] = [0x6a, 0x74, 0x49];
@@ -467,7 +437,7 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
   ];
   const splitBody = [2, 2, I32, 15, V128, ...split];
   return new Uint8Array([
-    ...[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0],
+    ...WASM_HEADER,
     ...section(1, [2, 0x60, 2, I32, I32, 0, 0x60, 0, 0]),
     ...section(2, [1, ...name("m"), ...name("mem"), 0x02, 0x00, 1]),
     ...section(3, [4, 0, 0, 1, 0]),

@@ -14,6 +14,7 @@
  * @module
  */
 
+import { name, section, uleb, WASM_HEADER } from "./wasm_encode.ts";
 import { allocSamples } from "./codecs.ts";
 
 /** The analysis rate every stream is resampled to, Hz. */
@@ -141,25 +142,6 @@ export function designResampler(inRate: number): ResamplerDesign {
 //     br_if $outer (($n -= 1) != 0)
 //   end end)
 // ---------------------------------------------------------------------------------------------------------------
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-
-function name(s: string): number[] {
-  return [...uleb(s.length), ...new TextEncoder().encode(s)];
-}
-
-function section(id: number, body: number[]): number[] {
-  return [id, ...uleb(body.length), ...body];
-}
 
 function kernelBytes(): Uint8Array<ArrayBuffer> {
   const I32 = 0x7f;
@@ -308,7 +290,7 @@ function kernelBytes(): Uint8Array<ArrayBuffer> {
   ];
   const body = [2, 3, I32, 3, V128, ...code];
   return new Uint8Array([
-    ...[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0],
+    ...WASM_HEADER,
     ...section(1, [1, 0x60, 9, ...new Array(9).fill(I32), 0]),
     ...section(2, [1, ...name("m"), ...name("mem"), 0x02, 0x00, 1]),
     ...section(3, [1, 0]),
