@@ -52,8 +52,6 @@ export interface Alignment {
   shift: number;
   /** Hard bit error rate on the aligned grid (24 unmasked frames spread over the block); NaN if not held. */
   ber: number;
-  /** Correlation of the level envelopes at the chosen shift (envelope alignment only). */
-  corr?: number;
 }
 
 /** Reusable state for fine alignment (one per target stream; not re-entrant). */
@@ -90,7 +88,7 @@ export class FineAligner {
     if (envelope) {
       const e = envelopeShift(ring, envelope, coarse * hop + INSTANT_OFFSET, envelopeRange, this.#env, gaps);
       if (e) {
-        let shift = e.shift, corr = e.corr;
+        let shift = e.shift;
         const at = coarse * hop + shift;
         let ber = ring.has(at - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, at) : NaN;
         if (e.alt) {
@@ -99,11 +97,10 @@ export class FineAligner {
           const ber2 = ring.has(at2 - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, at2) : NaN;
           if (ber2 < ber) {
             shift = e.alt.shift;
-            corr = e.alt.corr;
             ber = ber2;
           }
         }
-        return { sample: coarse * hop + shift, by: "envelope", shift, ber, corr };
+        return { sample: coarse * hop + shift, by: "envelope", shift, ber };
       }
     }
     // The window: the loudest run of ALIGN_WINDOW frames (target energies) with the fewest masked frames.

@@ -113,15 +113,7 @@ export class RealFft {
     const rev = this.#rev;
     const simd = this.#simd;
     if (simd) {
-      // Two block copies, then the input pass in WebAssembly (the same products and sums as below).
-      const size = this.size;
-      if (start + size <= mask + 1) simd.samples.set(data.subarray(start, start + size));
-      else {
-        const first = mask + 1 - start;
-        simd.samples.set(data.subarray(start, mask + 1));
-        simd.samples.set(data.subarray(0, size - first), first);
-      }
-      simd.input(window);
+      this.#simdInput(simd, data, start, mask, window);
       this.#finish(out, fromBin, toBin);
       return;
     }
@@ -175,14 +167,7 @@ export class RealFft {
       this.powerWindowed(data, start, mask, window, out, fromBin, toBin);
       return out;
     }
-    const size = this.size;
-    if (start + size <= mask + 1) simd.samples.set(data.subarray(start, start + size));
-    else {
-      const first = mask + 1 - start;
-      simd.samples.set(data.subarray(start, mask + 1));
-      simd.samples.set(data.subarray(0, size - first), first);
-    }
-    simd.input(window);
+    this.#simdInput(simd, data, start, mask, window);
     simd.run();
     const half = this.#half, so = simd.out;
     const lo = fromBin < 0 ? 0 : fromBin;
@@ -194,6 +179,21 @@ export class RealFft {
     if (pairs > 0) simd.split(a, pairs);
     if (a + 2 * pairs <= hi) this.#splitRange(so, a + 2 * pairs, hi);
     return so;
+  }
+
+  /**
+   * Two block copies of the frame out of the ring, then the input pass in WebAssembly (the same products and
+   * sums as the JS input pass of {@link powerWindowed}).
+   */
+  #simdInput(simd: SimdStages, data: Int16Array, start: number, mask: number, window: Float64Array): void {
+    const size = this.size;
+    if (start + size <= mask + 1) simd.samples.set(data.subarray(start, start + size));
+    else {
+      const first = mask + 1 - start;
+      simd.samples.set(data.subarray(start, mask + 1));
+      simd.samples.set(data.subarray(0, size - first), first);
+    }
+    simd.input(window);
   }
 
   #radix4(

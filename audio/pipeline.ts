@@ -362,8 +362,7 @@ export class TargetPipeline {
       firstSampleAtOrAfter: (t) => this.#firstSampleAtOrAfter(t),
       rephase: (sig, frame) => rephaser.run(this.#ring, sig, frame),
       gapAt: (from, to, shift) =>
-        gapHints(this.#times, this.#starts, this.decoder.timeline.length, ANALYSIS_RATE, from * hop, to * hop)
-          .some((g) => Math.abs(g.len - shift * hop) <= GAP_SLACK_FRAMES * hop),
+        this.#gaps(from * hop, to * hop).some((g) => Math.abs(g.len - shift * hop) <= GAP_SLACK_FRAMES * hop),
     });
   }
 
@@ -439,14 +438,12 @@ export class TargetPipeline {
   /** Gap hints (see gap_hints.ts) that an envelope search around analysis sample `k` can meet. */
   #gapsNear(k: number): GapHint[] {
     const reach = ENVELOPE_RANGE - ENV_FROM + ENV_TO;
-    return gapHints(
-      this.#times,
-      this.#starts,
-      this.decoder.timeline.length,
-      ANALYSIS_RATE,
-      k - reach,
-      k + reach,
-    );
+    return this.#gaps(k - reach, k + reach);
+  }
+
+  /** Capture-time gap hints whose first sample after the gap lies in [from, to) (analysis samples). */
+  #gaps(from: number, to: number): GapHint[] {
+    return gapHints(this.#times, this.#starts, this.decoder.timeline.length, ANALYSIS_RATE, from, to);
   }
 
   #firstSampleAtOrAfter(t: bigint): number {
@@ -471,14 +468,7 @@ export class TargetPipeline {
       // pull the whole-block alignment toward the audio after them). Otherwise far peaks are only chances to go
       // wrong (noisy re-anchored instants inside long utterances jumped 90–140 ms to a similar syllable).
       const gaps = this.#gapsNear(m.frame * hop);
-      const inBlock = gapHints(
-        this.#times,
-        this.#starts,
-        this.decoder.timeline.length,
-        ANALYSIS_RATE,
-        m.frame * hop,
-        (m.frame + sig.fingerprint.length) * hop,
-      );
+      const inBlock = this.#gaps(m.frame * hop, (m.frame + sig.fingerprint.length) * hop);
       const al = this.#aligner.align(
         this.#ring,
         this.#store,
