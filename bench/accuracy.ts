@@ -119,6 +119,18 @@ function addCounts(into: Record<string, number>, from: Record<string, number>): 
   for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
 }
 
+/** The SourcePipeline of a call's source tap, as every bench part runs it. */
+export function benchSource(stream: string, criteria: AudioCriteria): SourcePipeline {
+  return new SourcePipeline({
+    measurement: MEASUREMENT,
+    node: "node-a",
+    pod: SOURCE_POD,
+    stream,
+    format: formatOf(SOURCE_CHAIN),
+    criteria,
+  });
+}
+
 /** Runs one SourcePipeline per call over its source tap and collects signatures with their call times. */
 export function runSources(corpus: Corpus, criteria: AudioCriteria = BENCH_CRITERIA): SourceRun {
   const signatures: SourceSignature[] = [];
@@ -129,14 +141,7 @@ export function runSources(corpus: Corpus, criteria: AudioCriteria = BENCH_CRITE
   const t0 = cpuSeconds();
   corpus.calls.forEach((c, call) => {
     const ti = new TimeIndex(c.source);
-    const sp = new SourcePipeline({
-      measurement: MEASUREMENT,
-      node: "node-a",
-      pod: SOURCE_POD,
-      stream: c.source.stream,
-      format: formatOf(SOURCE_CHAIN),
-      criteria,
-    });
+    const sp = benchSource(c.source.stream, criteria);
     const collect = (sigs: Signature[], atNs: bigint) => {
       for (const sig of sigs) {
         const t = ti.callTime(sig.source.timeNs, sig.source.offsetMs);

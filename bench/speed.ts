@@ -17,8 +17,8 @@ import { type SimMessage, simulateStream } from "../fixtures/gen/pipeline_sim.ts
 import { Rng } from "../fixtures/gen/prng.ts";
 import { applyEffects } from "../fixtures/gen/sox.ts";
 import { CALL_RATE, composeCall, loadPrompts } from "../fixtures/gen/speech.ts";
-import { BENCH_CRITERIA, cpuSeconds, MEASUREMENT } from "./accuracy.ts";
-import { buildCorpus, type Corpus, CORPUS_T0_NS, SOURCE_POD } from "./corpus.ts";
+import { BENCH_CRITERIA, benchSource, cpuSeconds, MEASUREMENT } from "./accuracy.ts";
+import { buildCorpus, type Corpus, CORPUS_T0_NS } from "./corpus.ts";
 
 /** Active signatures in the matcher benchmark's index. */
 export const ACTIVE_SIGNATURES = 10_000;
@@ -67,14 +67,7 @@ export function measureDetector(corpus: Corpus, criteria: AudioCriteria = BENCH_
   let signatures = 0;
   let audioS = 0;
   for (const c of corpus.calls) {
-    const sp = new SourcePipeline({
-      measurement: MEASUREMENT,
-      node: "node-a",
-      pod: SOURCE_POD,
-      stream: c.source.stream,
-      format: formatOf(SOURCE_CHAIN),
-      criteria,
-    });
+    const sp = benchSource(c.source.stream, criteria);
     for (const m of c.source.messages) signatures += sp.push({ timeNs: m.timeNs, payload: m.payload }).length;
     signatures += sp.finish().length;
     audioS += c.call.samples.length / CALL_RATE;
