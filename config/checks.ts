@@ -9,6 +9,7 @@ import { SOURCE_STREAM } from "../pixie/row.ts";
 import { DEFAULT_AUDIO } from "./defaults.ts";
 import type { Problem } from "./problem.ts";
 import type { KeyPath } from "./schema_walk.ts";
+import { didYouMean } from "./suggest.ts";
 import { compilePattern } from "./units.ts";
 
 type Obj = Record<string, unknown>;
@@ -72,6 +73,7 @@ export function crossFieldProblems(data: unknown): Problem[] {
       }
       problems.push(...audioProblems(rule.audio, [...path, "audio"]));
     });
+    problems.push(...afterProblems(list(measurement.match_rules), ["measurements", i, "match_rules"]));
   });
 
   const tls = obj(obj(root.nats)?.tls);
@@ -88,6 +90,66 @@ export function crossFieldProblems(data: unknown): Problem[] {
     }
   }
   return problems;
+}
+
+/**
+ * `match_rules[].after` must name the source or another stage of the same measurement, and following `after`
+ * from any stage must reach the source: the stages form a path (or a tree), never a cycle. Nothing is inferred.
+ */
+function afterProblems(rules: unknown[], at: KeyPath): Problem[] {
+  const problems: Problem[] = [];
+  const after = new Map<string, string>();
+  rules.forEach((r) => {
+    const rule = obj(r);
+    if (rule && typeof rule.stage === "string") {
+      after.set(rule.stage, typeof rule.after === "string" ? rule.after : SOURCE_STREAM);
+    }
+  });
+  rules.forEach((r, j) => {
+    const rule = obj(r);
+    if (!rule || typeof rule.stage !== "string" || typeof rule.after !== "string") return;
+    const path: KeyPath = [...at, j, "after"];
+    const stages = [...after.keys()].filter((s) => s !== rule.stage);
+    const choices = [SOURCE_STREAM, ...stages].join("|");
+    if (rule.after === rule.stage) {
+      problems.push({
+        path,
+        expected: `the stage before this one (${choices})`,
+        found: `${JSON.stringify(rule.after)}, this stage itself`,
+      });
+      return;
+    }
+    if (rule.after !== SOURCE_STREAM && !after.has(rule.after)) {
+      problems.push({
+        path,
+        expected: `a stage of this measurement or source (${choices})`,
+        found: JSON.stringify(rule.after),
+        hint: suggestion(rule.after, [SOURCE_STREAM, ...stages]),
+      });
+      return;
+    }
+    // Walk towards the source; coming back to this stage is a cycle.
+    const seen = new Set<string>([rule.stage]);
+    let cur: string | undefined = rule.after;
+    while (cur !== undefined && cur !== SOURCE_STREAM) {
+      if (seen.has(cur)) {
+        problems.push({
+          path,
+          expected: "a path of stages that leads back to source",
+          found: `a cycle: ${[...seen, cur].map((s) => JSON.stringify(s)).join(" after ")}`,
+        });
+        return;
+      }
+      seen.add(cur);
+      cur = after.get(cur);
+    }
+  });
+  return problems;
+}
+
+function suggestion(word: string, choices: readonly string[]): string | undefined {
+  const s = didYouMean(word, choices);
+  return s === undefined ? undefined : `did you mean ${JSON.stringify(s)}?`;
 }
 
 function audioProblems(value: unknown, at: KeyPath): Problem[] {

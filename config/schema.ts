@@ -167,6 +167,8 @@ const matchRuleSchema = z.strictObject({
   audio: audioSchema.prefault({}),
   exclude_source_streams: z.boolean().default(false)
     .describe("Skip streams that are this measurement's source streams."),
+  after: name("a stage name").default("source")
+    .describe("The tap the audio passes just before this one: another stage of this measurement, or source."),
 });
 
 const idPatternSchema = z
@@ -185,6 +187,7 @@ function defaultMatchRule(sig: z.output<typeof signatureRulesSchema>): z.output<
     stream_key: [...sig.stream_key],
     audio: { ...sig.audio },
     exclude_source_streams: true,
+    after: "source",
   };
 }
 
