@@ -62,3 +62,6 @@ export function wholeTableQuery(pxl: string): string | undefined {
   }
   return undefined;
 }
+
+/** Column of a packet row that names its stream: one flow direction (and SSRC for RTP). */
+export const PACKET_STREAM_COLUMN = "stream";

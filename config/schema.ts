@@ -15,9 +15,11 @@ import {
   DEFAULT_COLUMNS,
   DEFAULT_STAGE,
   DEFAULT_STREAM_KEY,
+  PACKET_STREAM_COLUMN,
   wholeTableQuery,
 } from "./defaults.ts";
 import { compilePattern, isUuid, parseByteSize, parseDuration, parseHostPort } from "./units.ts";
+import { packetsSectionSchema, packetTapSchema } from "./packets_schema.ts";
 
 /** Measurement and stage names: they become NATS subject tokens and metric label values. */
 export const NAME_PATTERN = /^[a-z][a-z0-9_]*$/;
@@ -103,8 +105,27 @@ const columnsSchema = z.strictObject({
 const streamKeySchema = z
   .array(z.string().regex(STREAM_KEY_ITEM, expected("a column name or a $.path into the JSON envelope")))
   .min(1, expected("at least one stream key item"))
-  .default([...DEFAULT_STREAM_KEY])
-  .describe("What tells one audio stream from another: column names, or $.path into the JSON envelope.");
+  .optional()
+  .describe(
+    "What tells one audio stream from another: column names, or $.path into the JSON envelope. " +
+      "Default: [pod] for Pixie taps, [stream] (one flow direction, and SSRC for RTP) for packet taps.",
+  );
+
+/** The stream key a tap uses when `stream_key` is absent. */
+function defaultStreamKey(packets: boolean): string[] {
+  return packets ? [PACKET_STREAM_COLUMN] : [...DEFAULT_STREAM_KEY];
+}
+
+/** A tap reads Pixie (`stream_filter`) or packets (`packets`): exactly one of them. */
+function oneSource(r: { stream_filter?: string; packets?: unknown }, ctx: z.RefinementCtx): void {
+  if ((r.stream_filter === undefined) === (r.packets === undefined)) {
+    ctx.addIssue({
+      code: "custom",
+      message: "expected stream_filter (a Pixie tap) or packets (a packet-capture tap), exactly one",
+      params: { found: r.stream_filter === undefined ? "neither" : "both" },
+    });
+  }
+}
 
 const audioSchema = z
   .strictObject({
@@ -152,16 +173,21 @@ const audioCriteriaSchema = z
   .transform((c): AudioCriteria => c);
 
 const signatureRulesSchema = z.strictObject({
-  stream_filter: pxl.describe("PxL that leaves a DataFrame named df: the source tap."),
+  stream_filter: pxl.optional().describe("PxL that leaves a DataFrame named df: the source tap (Pixie)."),
+  packets: packetTapSchema.optional().describe("The source tap from packets, instead of stream_filter."),
   columns: columnsSchema.prefault({}),
   stream_key: streamKeySchema,
   audio: audioSchema.prefault({}),
   audio_criteria: audioCriteriaSchema.prefault({}),
-});
+}).superRefine(oneSource).transform((r) => ({
+  ...r,
+  stream_key: r.stream_key ?? defaultStreamKey(r.packets !== undefined),
+}));
 
 const matchRuleSchema = z.strictObject({
   stage: name("a stage name").describe("A name for this tap; one query per stage."),
-  stream_filter: pxl.describe("PxL that leaves a DataFrame named df: the downstream tap."),
+  stream_filter: pxl.optional().describe("PxL that leaves a DataFrame named df: the downstream tap (Pixie)."),
+  packets: packetTapSchema.optional().describe("The downstream tap from packets, instead of stream_filter."),
   columns: columnsSchema.prefault({}),
   stream_key: streamKeySchema,
   audio: audioSchema.prefault({}),
@@ -169,7 +195,10 @@ const matchRuleSchema = z.strictObject({
     .describe("Skip streams that are this measurement's source streams."),
   after: name("a stage name").default("source")
     .describe("The tap the audio passes just before this one: another stage of this measurement, or source."),
-});
+}).superRefine(oneSource).transform((r) => ({
+  ...r,
+  stream_key: r.stream_key ?? defaultStreamKey(r.packets !== undefined),
+}));
 
 const idPatternSchema = z
   .strictObject({
@@ -182,7 +211,10 @@ const idPatternSchema = z
 function defaultMatchRule(sig: z.output<typeof signatureRulesSchema>): z.output<typeof matchRuleSchema> {
   return {
     stage: DEFAULT_STAGE,
-    stream_filter: wholeTableQuery(sig.stream_filter) ?? sig.stream_filter,
+    // Packets: the same protocol on the same ports and hosts, on any pod.
+    ...(sig.packets
+      ? { packets: { ...sig.packets, pod: undefined, direction: "any" as const } }
+      : { stream_filter: wholeTableQuery(sig.stream_filter ?? "") ?? sig.stream_filter }),
     columns: { ...sig.columns },
     stream_key: [...sig.stream_key],
     audio: { ...sig.audio },
@@ -304,6 +336,7 @@ export const configSchema = z.strictObject({
   nats: natsSchema.prefault({}),
   metrics: metricsSchema.prefault({}),
   engine: engineSchema.prefault({}),
+  packets: packetsSectionSchema.prefault({}).describe("Live packet capture on this node."),
   measurements: z.array(measurementSchema).min(1, expected("at least one measurement")),
 });
 
@@ -325,6 +358,10 @@ export type IdPattern = Measurement["metadata_extraction"]["id_patterns"][number
 export type PixieConfig = Config["pixie"];
 /** `nats` section, with `retention_ms` and `duplicate_window_ms` derived. */
 export type NatsConfig = Config["nats"];
+/** A `packets:` tap of a rule. */
+export type { PacketTapConfig } from "./packets_schema.ts";
+/** The top-level `packets` section. */
+export type { PacketsSection } from "./packets_schema.ts";
 /** `metrics` section. */
 export type MetricsConfig = Config["metrics"];
 /** `engine` section. */

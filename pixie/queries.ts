@@ -7,19 +7,22 @@ import type { ComposedQueryInput } from "./pxl.ts";
 import { SOURCE_STREAM } from "./row.ts";
 import { PixieClient, type PixieConnectOptions } from "./client.ts";
 
-/** Every query of the config, scoped to `node`. */
+/** Every Pixie query of the config (rules with a `stream_filter`; packet taps are not Pixie's), scoped to `node`. */
 export function queriesFromConfig(config: Config, node: string): ComposedQueryInput[] {
   const out: ComposedQueryInput[] = [];
   for (const m of config.measurements) {
     const s = m.signature_rules;
-    out.push({
-      name: `${m.name}/${SOURCE_STREAM}`,
-      streamFilter: s.stream_filter,
-      node,
-      columns: s.columns,
-      streamKeyColumns: s.stream_key,
-    });
+    if (s.stream_filter !== undefined) {
+      out.push({
+        name: `${m.name}/${SOURCE_STREAM}`,
+        streamFilter: s.stream_filter,
+        node,
+        columns: s.columns,
+        streamKeyColumns: s.stream_key,
+      });
+    }
     for (const r of m.match_rules) {
+      if (r.stream_filter === undefined) continue;
       out.push({
         name: `${m.name}/${r.stage}`,
         streamFilter: r.stream_filter,

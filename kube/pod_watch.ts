@@ -1,0 +1,300 @@
+/**
+ * The pods of this node, from the Kubernetes API: list, then watch with `fieldSelector=spec.nodeName=<node>`,
+ * resumed from the last resourceVersion after a dropped watch and re-listed when the server answers 410 Gone.
+ * Maps pod IPs (and, for host-network pods, host IP + declared container ports) to `namespace/pod`, so packets
+ * can be labelled with the pod on either side. Needs a ServiceAccount with get/list/watch on pods only.
+ * Config-free: the caller passes the API address, token and CA.
+ * @module
+ */
+import { logger, registerSecret } from "../util/log.ts";
+
+const log = logger("kube");
+
+/** Where the API is and how to authenticate. */
+export interface KubeApi {
+  /** `https://host:port` (or `http://` for a local test server). */
+  baseUrl: string;
+  /** Bearer token (a Secret: never logged). */
+  token?: string;
+  /** PEM CA bundle for the API server's certificate. */
+  caCert?: string;
+}
+
+/** The in-cluster API from the environment and the ServiceAccount mount; undefined outside a pod. */
+export async function inClusterApi(
+  env: (name: string) => string | undefined = (n) => Deno.env.get(n),
+  dir = "/var/run/secrets/kubernetes.io/serviceaccount",
+): Promise<KubeApi | undefined> {
+  const host = env("KUBERNETES_SERVICE_HOST");
+  const port = env("KUBERNETES_SERVICE_PORT") ?? "443";
+  if (!host) return undefined;
+  try {
+    const token = (await Deno.readTextFile(`${dir}/token`)).trim();
+    const caCert = await Deno.readTextFile(`${dir}/ca.crt`);
+    const h = host.includes(":") ? `[${host}]` : host;
+    return { baseUrl: `https://${h}:${port}`, token, caCert };
+  } catch (e) {
+    log.warn("in a pod but the ServiceAccount token is not readable; pods will be addresses", {
+      error: (e as Error).message,
+    });
+    return undefined;
+  }
+}
+
+/** The parts of a Pod object this module reads. */
+interface PodObject {
+  metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string };
+  spec?: {
+    hostNetwork?: boolean;
+    nodeName?: string;
+    containers?: { ports?: { containerPort?: number; hostPort?: number; protocol?: string }[] }[];
+  };
+  status?: { podIP?: string; podIPs?: { ip?: string }[]; hostIP?: string; phase?: string };
+}
+
+interface WatchEvent {
+  type?: string;
+  object?: PodObject & { code?: number; message?: string };
+}
+
+/** Counters of the watch, for metrics and tests. */
+export interface PodWatchStats {
+  pods: number;
+  lists: number;
+  watches: number;
+  /** Watches that ended with 410 Gone (history compacted): answered by a fresh list. */
+  expired: number;
+  errors: number;
+}
+
+/** Options of {@link PodWatch}. */
+export interface PodWatchOptions {
+  api: KubeApi;
+  node: string;
+  /** Longest wait between reconnects. */
+  maxBackoffMs?: number;
+  /** Server-side watch timeout (the API closes the watch after it; we resume). */
+  watchTimeoutSeconds?: number;
+}
+
+/** A live map from addresses to this node's pods. */
+export class PodWatch {
+  readonly #opts: PodWatchOptions;
+  readonly #pods = new Map<string, PodObject>();
+  #byIp = new Map<string, string>();
+  #byIpPort = new Map<string, string>();
+  #resourceVersion = "";
+  #client: Deno.HttpClient | undefined;
+  #abort = new AbortController();
+  #running: Promise<void> | undefined;
+  #ready: Promise<void>;
+  #markReady!: () => void;
+  readonly stats: PodWatchStats = { pods: 0, lists: 0, watches: 0, expired: 0, errors: 0 };
+
+  /** Creates the watch; {@link start} runs it. */
+  constructor(opts: PodWatchOptions) {
+    this.#opts = opts;
+    registerSecret(opts.api.token);
+    this.#ready = new Promise((r) => this.#markReady = r);
+    if (opts.api.caCert) this.#client = Deno.createHttpClient({ caCerts: [opts.api.caCert] });
+  }
+
+  /** Starts listing and watching; resolves once the first list is in (or rejects on the first failure). */
+  start(): Promise<void> {
+    this.#running ??= this.#loop();
+    return this.#ready;
+  }
+
+  /** Stops the watch. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#running?.catch(() => {});
+    this.#client?.close();
+  }
+
+  /**
+   * The pod that owns `addr` (and `port`): a host-network pod by host IP and declared port, else the pod whose IP
+   * it is. Undefined when no pod of this node has it (another node's pod, a Service IP, the outside world).
+   */
+  resolve(addr: string, port: number): string | undefined {
+    return this.#byIpPort.get(`${addr}|${port}`) ?? this.#byIp.get(addr);
+  }
+
+  /** Pods known now, as `namespace/pod`. */
+  pods(): string[] {
+    return [...this.#pods.values()].map(podName).filter((n): n is string => n !== undefined);
+  }
+
+  async #loop(): Promise<void> {
+    let attempt = 0;
+    let expiredInRow = 0;
+    const signal = this.#abort.signal;
+    while (!signal.aborted) {
+      try {
+        if (this.#resourceVersion === "") {
+          // A server that answers 410 even to a fresh list's version (a lagging watch cache) must not spin us.
+          if (expiredInRow > 1) {
+            await sleep(Math.min(this.#opts.maxBackoffMs ?? 30_000, 100 * expiredInRow), signal);
+          }
+          await this.#list();
+        }
+        this.#markReady();
+        attempt = 0;
+        const expiredBefore = this.stats.expired;
+        await this.#watch();
+        expiredInRow = this.stats.expired > expiredBefore ? expiredInRow + 1 : 0;
+      } catch (e) {
+        if (signal.aborted) return;
+        this.stats.errors++;
+        attempt++;
+        const wait = Math.min(this.#opts.maxBackoffMs ?? 30_000, 250 * 2 ** Math.min(attempt, 8));
+        log.warn("pod watch failed; retrying", { error: (e as Error).message, retry_ms: wait });
+        await sleep(wait * (0.5 + Math.random() / 2), signal);
+      }
+    }
+  }
+
+  #url(watch: boolean): string {
+    const q = new URLSearchParams({ fieldSelector: `spec.nodeName=${this.#opts.node}` });
+    if (watch) {
+      q.set("watch", "1");
+      q.set("allowWatchBookmarks", "true");
+      q.set("resourceVersion", this.#resourceVersion);
+      q.set("timeoutSeconds", String(this.#opts.watchTimeoutSeconds ?? 300));
+    }
+    return `${this.#opts.api.baseUrl}/api/v1/pods?${q}`;
+  }
+
+  #init(): RequestInit & { client?: Deno.HttpClient } {
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (this.#opts.api.token) headers.authorization = `Bearer ${this.#opts.api.token}`;
+    return { headers, signal: this.#abort.signal, client: this.#client };
+  }
+
+  async #list(): Promise<void> {
+    const res = await fetch(this.#url(false), this.#init());
+    if (!res.ok) {
+      const body = await res.text().catch(() => "");
+      throw new Error(`listing pods: HTTP ${res.status}${hint(res.status)} ${body.slice(0, 200)}`);
+    }
+    const list = await res.json() as { metadata?: { resourceVersion?: string }; items?: PodObject[] };
+    this.#pods.clear();
+    for (const p of list.items ?? []) {
+      const uid = p.metadata?.uid ?? `${p.metadata?.namespace}/${p.metadata?.name}`;
+      this.#pods.set(uid, p);
+    }
+    this.#resourceVersion = list.metadata?.resourceVersion ?? "";
+    this.stats.lists++;
+    this.#reindex();
+    log.info("pods of this node listed", { node: this.#opts.node, pods: this.#pods.size });
+  }
+
+  async #watch(): Promise<void> {
+    const res = await fetch(this.#url(true), this.#init());
+    if (res.status === 410) {
+      this.stats.expired++;
+      this.#resourceVersion = "";
+      await res.body?.cancel();
+      return;
+    }
+    if (!res.ok || !res.body) {
+      const body = await res.text().catch(() => "");
+      throw new Error(`watching pods: HTTP ${res.status}${hint(res.status)} ${body.slice(0, 200)}`);
+    }
+    this.stats.watches++;
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buf += value;
+        let nl: number;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (line !== "") this.#event(line);
+          if (this.#resourceVersion === "") return; // 410 inside the stream: re-list
+        }
+      }
+    } finally {
+      reader.releaseLock();
+      await res.body.cancel().catch(() => {});
+    }
+  }
+
+  #event(line: string): void {
+    let ev: WatchEvent;
+    try {
+      ev = JSON.parse(line) as WatchEvent;
+    } catch {
+      this.stats.errors++;
+      return;
+    }
+    const o = ev.object;
+    if (ev.type === "ERROR") {
+      if (o?.code === 410) {
+        this.stats.expired++;
+        this.#resourceVersion = "";
+        return;
+      }
+      throw new Error(`watch error: ${o?.message ?? "unknown"}`);
+    }
+    if (o?.metadata?.resourceVersion) this.#resourceVersion = o.metadata.resourceVersion;
+    if (ev.type === "BOOKMARK" || !o) return;
+    const uid = o.metadata?.uid ?? `${o.metadata?.namespace}/${o.metadata?.name}`;
+    if (ev.type === "DELETED") this.#pods.delete(uid);
+    else if (ev.type === "ADDED" || ev.type === "MODIFIED") this.#pods.set(uid, o);
+    this.#reindex();
+  }
+
+  #reindex(): void {
+    const byIp = new Map<string, string>();
+    const byIpPort = new Map<string, string>();
+    for (const p of this.#pods.values()) {
+      const name = podName(p);
+      if (!name || p.status?.phase === "Succeeded" || p.status?.phase === "Failed") continue;
+      const ips = new Set<string>();
+      if (p.status?.podIP) ips.add(p.status.podIP);
+      for (const i of p.status?.podIPs ?? []) if (i.ip) ips.add(i.ip);
+      if (p.spec?.hostNetwork) {
+        // A host-network pod shares the node's addresses: only its declared ports tell it apart.
+        for (const c of p.spec.containers ?? []) {
+          for (const port of c.ports ?? []) {
+            const n = port.hostPort ?? port.containerPort;
+            if (n === undefined) continue;
+            for (const ip of ips) byIpPort.set(`${ip}|${n}`, name);
+          }
+        }
+      } else {
+        for (const ip of ips) byIp.set(ip, name);
+      }
+    }
+    this.#byIp = byIp;
+    this.#byIpPort = byIpPort;
+    this.stats.pods = this.#pods.size;
+  }
+}
+
+function podName(p: PodObject): string | undefined {
+  const ns = p.metadata?.namespace;
+  const name = p.metadata?.name;
+  return ns && name ? `${ns}/${name}` : undefined;
+}
+
+function hint(status: number): string {
+  if (status === 401) return " (the ServiceAccount token was refused)";
+  if (status === 403) return " (the ServiceAccount needs get/list/watch on pods: see k8s/packet-capture/)";
+  return "";
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}

@@ -1,0 +1,176 @@
+/**
+ * Packet taps: which packets belong to which query (`<measurement>/<stream>`), decided from the flow's ports and
+ * addresses and, live, the pod on either side; and the BPF filter that keeps the kernel from copying the rest.
+ * Config-free: `cli/` turns `packets:` rules into {@link PacketTap}s.
+ * @module
+ */
+import type { AppProtocol, FlowDirection } from "./types.ts";
+import type { RtpCodec } from "./rtp_codecs.ts";
+
+/** An address block: IPv4 or IPv6 bytes and a prefix length. */
+export interface Cidr {
+  bytes: Uint8Array;
+  prefix: number;
+}
+
+/** One tap: a query fed from packets. */
+export interface PacketTap {
+  /** `<measurement>/<stream>`. */
+  query: string;
+  protocol: AppProtocol;
+  /** Ports on either side; empty with no ranges: any port. */
+  ports: readonly number[];
+  portRanges: readonly (readonly [number, number])[];
+  /** Address or block on either side. */
+  host?: Cidr;
+  /** Glob on `namespace/pod` (needs pod metadata). */
+  pod?: string;
+  direction: "any" | "to_pod" | "from_pod";
+  /** rtp: dynamic payload types. */
+  payloadTypes: ReadonlyMap<number, RtpCodec>;
+}
+
+/** Resolves an address to the pod that owns it (live, with Kubernetes metadata); undefined when unknown. */
+export type PodResolver = (addr: string, port: number) => string | undefined;
+
+/** Parses `10.0.0.0/8`, `10.1.2.3`, `fd00::/8` or `::1`. */
+export function parseCidr(text: string): Cidr | undefined {
+  const slash = text.indexOf("/");
+  const addr = slash < 0 ? text : text.slice(0, slash);
+  const bytes = parseIp(addr.trim());
+  if (!bytes) return undefined;
+  const max = bytes.length * 8;
+  if (slash < 0) return { bytes, prefix: max };
+  const p = text.slice(slash + 1).trim();
+  if (!/^\d{1,3}$/.test(p) || Number(p) > max) return undefined;
+  return { bytes, prefix: Number(p) };
+}
+
+/** Parses a textual IPv4 or IPv6 address into 4 or 16 bytes; undefined when malformed. */
+export function parseIp(text: string): Uint8Array | undefined {
+  if (text.includes(":")) return parseIpv6(text);
+  const parts = text.split(".");
+  if (parts.length !== 4) return undefined;
+  const out = new Uint8Array(4);
+  for (let i = 0; i < 4; i++) {
+    const s = parts[i]!;
+    if (!/^\d{1,3}$/.test(s) || Number(s) > 255) return undefined;
+    out[i] = Number(s);
+  }
+  return out;
+}
+
+function parseIpv6(text: string): Uint8Array | undefined {
+  let s = text;
+  const zone = s.indexOf("%");
+  if (zone >= 0) s = s.slice(0, zone);
+  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two groups.
+  const lastColon = s.lastIndexOf(":");
+  const tail = s.slice(lastColon + 1);
+  if (tail.includes(".")) {
+    const v4 = parseIp(tail);
+    if (!v4) return undefined;
+    s = `${s.slice(0, lastColon + 1)}${((v4[0]! << 8) | v4[1]!).toString(16)}:${
+      ((v4[2]! << 8) | v4[3]!).toString(16)
+    }`;
+  }
+  const halves = s.split("::");
+  if (halves.length > 2) return undefined;
+  const group = (h: string) => (h === "" ? [] : h.split(":"));
+  const head = group(halves[0]!);
+  const rest = halves.length === 2 ? group(halves[1]!) : [];
+  const missing = 8 - head.length - rest.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
+  const groups = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill("0"), ...rest];
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    const g = groups[i]!;
+    if (!/^[0-9A-Fa-f]{1,4}$/.test(g)) return undefined;
+    const v = parseInt(g, 16);
+    out[2 * i] = v >> 8;
+    out[2 * i + 1] = v & 0xff;
+  }
+  return out;
+}
+
+/** True when `addr` (textual) lies in `block`. */
+export function inCidr(addr: string, block: Cidr): boolean {
+  const b = parseIp(addr);
+  if (!b || b.length !== block.bytes.length) return false;
+  let bits = block.prefix;
+  for (let i = 0; i < b.length && bits > 0; i++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if ((b[i]! & mask) !== (block.bytes[i]! & mask)) return false;
+  }
+  return true;
+}
+
+/** Glob match with `*` (any run) and `?` (one character). */
+export function globMatch(glob: string, text: string): boolean {
+  const re = new RegExp(
+    "^" + glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".") + "$",
+  );
+  return re.test(text);
+}
+
+function portMatches(tap: PacketTap, port: number): boolean {
+  if (tap.ports.length === 0 && tap.portRanges.length === 0) return true;
+  if (tap.ports.includes(port)) return true;
+  for (const [lo, hi] of tap.portRanges) if (port >= lo && port <= hi) return true;
+  return false;
+}
+
+/** Whether a tap names any port at all (taps without ports rely on protocol detection). */
+export function hasPorts(tap: PacketTap): boolean {
+  return tap.ports.length > 0 || tap.portRanges.length > 0;
+}
+
+/**
+ * Whether a flow direction belongs to `tap`: a port on either side in the tap's ports, the host on either side,
+ * and with pod metadata the pod glob on the side the direction names. Without a resolver, pod and direction
+ * filters cannot hold: such a tap matches nothing (the caller warns once).
+ */
+export function tapMatches(tap: PacketTap, f: FlowDirection, pods?: PodResolver): boolean {
+  if (!portMatches(tap, f.srcPort) && !portMatches(tap, f.dstPort)) return false;
+  if (tap.host && !inCidr(f.src, tap.host) && !inCidr(f.dst, tap.host)) return false;
+  if (tap.pod !== undefined || tap.direction !== "any") {
+    if (!pods) return false;
+    const srcPod = pods(f.src, f.srcPort);
+    const dstPod = pods(f.dst, f.dstPort);
+    const ok = (p: string | undefined) => p !== undefined && (tap.pod === undefined || globMatch(tap.pod, p));
+    if (tap.direction === "to_pod") return ok(dstPod);
+    if (tap.direction === "from_pod") return ok(srcPod);
+    return ok(srcPod) || ok(dstPod);
+  }
+  return true;
+}
+
+/**
+ * The BPF filter for a set of taps: the transport each protocol uses, restricted to the taps' ports and hosts,
+ * so the kernel copies nothing else. A tap without ports widens its transport to every port.
+ */
+export function bpfFilter(taps: readonly PacketTap[]): string {
+  const parts = new Set<string>();
+  for (const t of taps) {
+    const transport = t.protocol === "rtp" ? "udp" : "tcp";
+    const terms: string[] = [transport];
+    const ports = [
+      ...t.ports.map((p) => `port ${p}`),
+      ...t.portRanges.map(([lo, hi]) => (lo === hi ? `port ${lo}` : `portrange ${lo}-${hi}`)),
+    ];
+    if (ports.length > 0) terms.push(ports.length === 1 ? ports[0]! : `(${ports.join(" or ")})`);
+    if (t.host) terms.push(`net ${cidrText(t.host)}`);
+    parts.add(terms.length === 1 ? terms[0]! : `(${terms.join(" and ")})`);
+  }
+  const list = [...parts];
+  // Fragments of UDP datagrams carry no ports; keep them so large RTP/UDP packets are at least counted.
+  return list.length === 0 ? "" : list.join(" or ");
+}
+
+/** Renders a block as `addr/prefix`. */
+export function cidrText(c: Cidr): string {
+  if (c.bytes.length === 4) return `${[...c.bytes].join(".")}/${c.prefix}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((c.bytes[i]! << 8) | c.bytes[i + 1]!).toString(16));
+  return `${groups.join(":")}/${c.prefix}`;
+}
