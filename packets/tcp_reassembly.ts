@@ -1,0 +1,544 @@
+/**
+ * TCP stream reassembly per flow direction: in-order bytes from captured segments, whatever order they arrived in.
+ *
+ * Each direction starts at its SYN (ISN + 1) or, when the capture began mid-connection, at the first segment seen
+ * (the consumer is told it starts mid-stream and resyncs to a message boundary). Segments ahead of the expected
+ * sequence number wait in a bounded buffer; retransmissions and overlaps are cut to the new bytes (counted
+ * `tcp_retransmission`); a hole that stays open longer than `holeTimeoutNs` of capture time, or while the buffer is
+ * over its bound, is given up as a gap (counted `tcp_gap`, and `tcp_buffer_overflow` when the bound forced it): the
+ * consumer hears `gap(n)` and resyncs. Sequence numbers are uint32 and wrap: every comparison is a signed 32-bit
+ * difference from the expected number, valid while a direction's window stays below 2 GiB.
+ *
+ * Memory is bounded per direction (`maxBufferedBytesPerFlow`), in total (`maxBufferedBytesTotal`) and in flow count
+ * (`maxFlows`, oldest evicted first after idle ones). Nothing here throws on bad input.
+ * @module
+ */
+
+import { type FlowDirection, flowName, type Packet, type SkipCounter, TcpFlag } from "./types.ts";
+
+/** Why a direction's stream ended. */
+export type TcpCloseReason = "fin" | "rst" | "idle" | "evicted" | "restarted" | "finished";
+
+/** What a consumer of one direction's bytes implements. */
+export interface TcpStreamSink {
+  /**
+   * In-order bytes. `timeNs` is the capture time of the segment that completed them (the later of the segment's own
+   * time and that of the segment that filled the hole before it). The array is only valid during the call: copy
+   * what you keep.
+   */
+  data(bytes: Uint8Array, timeNs: bigint): void;
+  /** `lostBytes` are missing before the next `data` call (never captured): drop partial state, resync. */
+  gap(lostBytes: number, timeNs: bigint): void;
+  /** The direction ended; no more calls follow. */
+  close(timeNs: bigint, reason: TcpCloseReason): void;
+}
+
+/** What the reassembler tells the sink factory about a new direction. */
+export interface TcpDirectionInfo {
+  flow: FlowDirection;
+  /** `flowName(flow)`: the stream name. */
+  name: string;
+  /** Same for both directions of one connection (the two endpoints in sorted order). */
+  connection: string;
+  /** No SYN was seen: the first bytes may be anywhere inside a message. */
+  midstream: boolean;
+}
+
+/** Bounds of the reassembler. */
+export interface TcpReassemblyOptions {
+  /** Out-of-order bytes buffered per direction before the oldest hole is given up (default 1 MiB). */
+  maxBufferedBytesPerFlow?: number;
+  /** Out-of-order bytes buffered over all directions (default 64 MiB). */
+  maxBufferedBytesTotal?: number;
+  /** Directions tracked at once (default 100,000); beyond it idle, then oldest ones are evicted. */
+  maxFlows?: number;
+  /** A direction without packets for this long (capture time) is closed (default 120 s). */
+  idleTimeoutNs?: bigint;
+  /** A hole open this long (capture time) is given up as a gap (default 1 s: above Linux's 200 ms minimum RTO). */
+  holeTimeoutNs?: bigint;
+  /** How long a closed direction is remembered so late retransmissions are not taken as a new stream (10 s). */
+  closedLingerNs?: bigint;
+}
+
+interface Segment {
+  seq: number;
+  data: Uint8Array;
+  timeNs: bigint;
+}
+
+interface Direction {
+  sink: TcpStreamSink | undefined;
+  /** Next expected sequence number (uint32). */
+  next: number;
+  /** Sequence number just after the SYN, when one was seen (-1 otherwise). */
+  synNext: number;
+  /** Out-of-order segments, sorted by sequence distance from `next`. */
+  ooo: Segment[];
+  oooBytes: number;
+  /** Capture time since which the hole at `next` has been open. */
+  holeSinceNs: bigint;
+  /** FIN seen at this sequence number (-1: none yet). */
+  finSeq: number;
+  closed: boolean;
+  lastNs: bigint;
+}
+
+const MAX_U32 = 0x1_0000_0000;
+
+/** Reassembles TCP directions from captured segments and feeds one sink per direction. */
+export class TcpReassembler {
+  private readonly flows = new Map<string, Direction>();
+  private readonly maxPerFlow: number;
+  private readonly maxTotal: number;
+  private readonly maxFlows: number;
+  private readonly idleNs: bigint;
+  private readonly holeNs: bigint;
+  private readonly lingerNs: bigint;
+  private totalBuffered = 0;
+  private lastSweepNs = -1n;
+
+  /**
+   * @param open called once per new direction; returns its sink, or undefined to ignore the direction (no bytes are
+   *   buffered for it).
+   * @param skips counter for `tcp_retransmission`, `tcp_gap`, `tcp_buffer_overflow`, `tcp_flow_evicted`.
+   */
+  constructor(
+    private readonly open: (info: TcpDirectionInfo) => TcpStreamSink | undefined,
+    private readonly skips: SkipCounter,
+    opts: TcpReassemblyOptions = {},
+  ) {
+    this.maxPerFlow = opts.maxBufferedBytesPerFlow ?? 1 << 20;
+    this.maxTotal = opts.maxBufferedBytesTotal ?? 64 << 20;
+    this.maxFlows = Math.max(1, opts.maxFlows ?? 100_000);
+    this.idleNs = opts.idleTimeoutNs ?? 120_000_000_000n;
+    this.holeNs = opts.holeTimeoutNs ?? 1_000_000_000n;
+    this.lingerNs = opts.closedLingerNs ?? 10_000_000_000n;
+  }
+
+  /** Directions tracked now (open or lingering after close). */
+  get flowCount(): number {
+    return this.flows.size;
+  }
+
+  /** Out-of-order bytes buffered now over all directions. */
+  get bufferedBytes(): number {
+    return this.totalBuffered;
+  }
+
+  /** Feeds one packet; UDP packets and packets without a TCP header are ignored. */
+  push(p: Packet): void {
+    const tcp = p.tcp;
+    if (p.transport !== "tcp" || tcp === undefined) return;
+    const t = p.timeNs;
+    if (this.lastSweepNs < 0n) this.lastSweepNs = t;
+    else if (t - this.lastSweepNs >= 1_000_000_000n) this.tick(t);
+    const key = `${p.src}|${p.srcPort}|${p.dst}|${p.dstPort}`;
+    const flags = tcp.flags;
+    const seq = tcp.seq >>> 0;
+    const syn = (flags & TcpFlag.SYN) !== 0;
+    const len = p.payload.length;
+    let d = this.flows.get(key);
+    if (d !== undefined && syn) {
+      // A SYN for a known direction: a retransmitted SYN, or the 4-tuple reused by a new connection.
+      if (d.synNext === ((seq + 1) >>> 0) && !d.closed) return;
+      this.end(d, t, "restarted");
+      this.flows.delete(key);
+      d = undefined;
+    }
+    if (d === undefined) {
+      // Pure ACKs, FINs and RSTs of unknown directions carry nothing to reassemble: keep no state for them.
+      if (!syn && len === 0) return;
+      d = this.create(key, p, syn, seq);
+    }
+    d.lastNs = t;
+    if (d.closed) {
+      if (len > 0) this.skips.add("tcp_retransmission");
+      return;
+    }
+    const sink = d.sink;
+    if (sink === undefined) return;
+    if ((flags & TcpFlag.RST) !== 0) {
+      this.end(d, t, "rst");
+      return;
+    }
+    if (len > 0) this.segment(d, sink, syn ? (seq + 1) >>> 0 : seq, p.payload, t);
+    if ((flags & TcpFlag.FIN) !== 0) d.finSeq = ((syn ? seq + 1 : seq) + len) >>> 0;
+    if (d.ooo.length > 0 && t - d.holeSinceNs >= this.holeNs) this.giveUpHoles(d, sink, t, false);
+    if (d.finSeq >= 0 && d.next === d.finSeq) this.end(d, t, "fin");
+  }
+
+  /**
+   * Advances capture time without a packet (live sources call it periodically): gives up holes older than the hole
+   * timeout, closes idle directions, forgets closed ones after their linger time.
+   */
+  tick(nowNs: bigint): void {
+    this.lastSweepNs = nowNs;
+    for (const [key, d] of this.flows) {
+      if (d.closed) {
+        if (nowNs - d.lastNs >= this.lingerNs) this.flows.delete(key);
+        continue;
+      }
+      if (nowNs - d.lastNs >= this.idleNs) {
+        this.end(d, nowNs, "idle");
+        this.flows.delete(key);
+        continue;
+      }
+      if (d.sink !== undefined && d.ooo.length > 0 && nowNs - d.holeSinceNs >= this.holeNs) {
+        this.giveUpHoles(d, d.sink, nowNs, false);
+        if (d.finSeq >= 0 && d.next === d.finSeq) this.end(d, nowNs, "fin");
+      }
+    }
+  }
+
+  /** End of input: delivers what is buffered (after gaps) and closes every direction. */
+  finish(nowNs?: bigint): void {
+    for (const d of this.flows.values()) this.end(d, nowNs ?? d.lastNs, "finished");
+    this.flows.clear();
+    this.totalBuffered = 0;
+  }
+
+  private create(key: string, p: Packet, syn: boolean, seq: number): Direction {
+    if (this.flows.size >= this.maxFlows) this.evict(p.timeNs);
+    const flow: FlowDirection = {
+      transport: "tcp",
+      src: p.src,
+      srcPort: p.srcPort,
+      dst: p.dst,
+      dstPort: p.dstPort,
+    };
+    const a = `${p.src}|${p.srcPort}`;
+    const b = `${p.dst}|${p.dstPort}`;
+    let sink: TcpStreamSink | undefined;
+    try {
+      sink = this.open({
+        flow,
+        name: flowName(flow),
+        connection: a < b ? `${a}|${b}` : `${b}|${a}`,
+        midstream: !syn,
+      });
+    } catch {
+      // A factory that throws ignores the direction rather than stopping the capture.
+      sink = undefined;
+    }
+    const d: Direction = {
+      sink,
+      next: syn ? (seq + 1) >>> 0 : seq,
+      synNext: syn ? (seq + 1) >>> 0 : -1,
+      ooo: [],
+      oooBytes: 0,
+      holeSinceNs: p.timeNs,
+      finSeq: -1,
+      closed: false,
+      lastNs: p.timeNs,
+    };
+    this.flows.set(key, d);
+    return d;
+  }
+
+  /** Makes room for one more direction: idle and closed ones first, then the oldest. */
+  private evict(nowNs: bigint): void {
+    this.tick(nowNs);
+    while (this.flows.size >= this.maxFlows) {
+      const first = this.flows.entries().next();
+      if (first.done) return;
+      const [key, d] = first.value;
+      if (!d.closed) this.skips.add("tcp_flow_evicted");
+      this.end(d, nowNs, "evicted");
+      this.flows.delete(key);
+    }
+  }
+
+  private segment(d: Direction, sink: TcpStreamSink, seq: number, payload: Uint8Array, t: bigint): void {
+    const rel = (seq - d.next) | 0;
+    const len = payload.length;
+    if (rel <= 0) {
+      if (rel + len <= 0) {
+        this.skips.add("tcp_retransmission");
+        return;
+      }
+      let data = payload;
+      if (rel < 0) {
+        // Overlaps what was delivered: only the new tail counts.
+        this.skips.add("tcp_retransmission");
+        data = payload.subarray(-rel);
+      }
+      d.next = (d.next + data.length) % MAX_U32;
+      this.deliver(sink, data, t);
+      if (d.ooo.length > 0) this.drain(d, sink, t);
+      return;
+    }
+    // Ahead of a hole: keep a copy (the capture may reuse the packet's memory) in sequence order.
+    const ooo = d.ooo;
+    let i = ooo.length;
+    while (i > 0) {
+      const prev = ooo[i - 1]!;
+      const prel = (prev.seq - d.next) | 0;
+      if (prel < rel) break;
+      if (prel === rel && prev.data.length >= len) {
+        this.skips.add("tcp_retransmission");
+        return;
+      }
+      i--;
+    }
+    if (ooo.length === 0) d.holeSinceNs = t;
+    ooo.splice(i, 0, { seq, data: payload.slice(), timeNs: t });
+    d.oooBytes += len;
+    this.totalBuffered += len;
+    if (d.oooBytes > this.maxPerFlow || this.totalBuffered > this.maxTotal) {
+      this.skips.add("tcp_buffer_overflow");
+      this.giveUpHoles(d, sink, t, true);
+    }
+  }
+
+  /** Delivers buffered segments that are now in order. */
+  private drain(d: Direction, sink: TcpStreamSink, t: bigint): void {
+    const ooo = d.ooo;
+    let n = 0;
+    while (n < ooo.length) {
+      const s = ooo[n]!;
+      const rel = (s.seq - d.next) | 0;
+      if (rel > 0) break;
+      n++;
+      d.oooBytes -= s.data.length;
+      this.totalBuffered -= s.data.length;
+      if (rel + s.data.length <= 0) {
+        this.skips.add("tcp_retransmission");
+        continue;
+      }
+      let data = s.data;
+      if (rel < 0) {
+        this.skips.add("tcp_retransmission");
+        data = data.subarray(-rel);
+      }
+      d.next = (d.next + data.length) % MAX_U32;
+      this.deliver(sink, data, s.timeNs > t ? s.timeNs : t);
+    }
+    if (n > 0) ooo.splice(0, n);
+    if (ooo.length > 0) d.holeSinceNs = t;
+  }
+
+  /**
+   * Gives up the hole at `next`: the consumer hears the gap and the buffered bytes after it. With `toBound`, repeats
+   * until the buffers are within their bounds; otherwise until no hole older than the timeout remains.
+   */
+  private giveUpHoles(d: Direction, sink: TcpStreamSink, t: bigint, toBound: boolean): void {
+    while (d.ooo.length > 0) {
+      if (toBound) {
+        if (d.oooBytes <= this.maxPerFlow && this.totalBuffered <= this.maxTotal) return;
+      } else if (t - d.holeSinceNs < this.holeNs) return;
+      const first = d.ooo[0]!;
+      const lost = (first.seq - d.next) | 0;
+      this.skips.add("tcp_gap");
+      try {
+        sink.gap(lost > 0 ? lost : 0, t);
+      } catch {
+        // A consumer's failure must not stop reassembly.
+      }
+      d.next = first.seq;
+      this.drain(d, sink, t);
+      // A hole the bound forced open is judged afresh by time later.
+      if (toBound && d.ooo.length > 0) d.holeSinceNs = t;
+    }
+  }
+
+  /** Closes a direction: buffered bytes are delivered after their gaps first. */
+  private end(d: Direction, t: bigint, reason: TcpCloseReason): void {
+    if (d.closed) return;
+    const sink = d.sink;
+    if (sink !== undefined) {
+      while (d.ooo.length > 0) {
+        d.holeSinceNs = t - this.holeNs;
+        this.giveUpHoles(d, sink, t, false);
+      }
+      try {
+        sink.close(t, reason);
+      } catch {
+        // ignored: the direction is over either way
+      }
+    }
+    this.totalBuffered -= d.oooBytes;
+    d.oooBytes = 0;
+    d.ooo = [];
+    d.closed = true;
+    d.lastNs = t;
+  }
+
+  private deliver(sink: TcpStreamSink, data: Uint8Array, t: bigint): void {
+    try {
+      sink.data(data, t);
+    } catch {
+      // Parsers never throw by design; if one does, the stream goes on.
+    }
+  }
+}
+
+/** Shared cap on the bytes all parsers of one source hold in their buffers. */
+export class ByteBudget {
+  used = 0;
+  /** @param limit bytes all holders together may keep. */
+  constructor(readonly limit: number = 256 << 20) {}
+  /** Reserves `n` bytes; false (nothing reserved) when that would pass the limit. */
+  take(n: number): boolean {
+    if (this.used + n > this.limit) return false;
+    this.used += n;
+    return true;
+  }
+  /** Returns `n` reserved bytes. */
+  give(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * The unparsed bytes of one direction. The bytes of a `data` call are borrowed without copying while a parser works
+ * on them; `settle()` copies what is left before the call returns. Storage is charged to a `ByteBudget`.
+ */
+export class ByteQueue {
+  private buf: Uint8Array = EMPTY;
+  private start = 0;
+  private end = 0;
+  private owned = false;
+  private charged = 0;
+
+  /** @param budget shared cap; `maxBytes` caps this queue alone. */
+  constructor(private readonly budget: ByteBudget, private readonly maxBytes: number) {}
+
+  /** Unread bytes. */
+  get length(): number {
+    return this.end - this.start;
+  }
+
+  /** The unread bytes (valid until the next push/consume/settle). */
+  view(): Uint8Array {
+    return this.buf.subarray(this.start, this.end);
+  }
+
+  /** Byte at `i` from the read position (no bounds check beyond returning undefined). */
+  at(i: number): number | undefined {
+    const j = this.start + i;
+    return j < this.end ? this.buf[j] : undefined;
+  }
+
+  /**
+   * Appends bytes. False when this queue or the shared budget would overflow: then the queue is emptied and the
+   * caller treats it like a gap.
+   */
+  push(b: Uint8Array): boolean {
+    if (b.length === 0) return true;
+    if (this.start === this.end) {
+      // Nothing pending: borrow the caller's bytes until settle().
+      this.buf = b;
+      this.start = 0;
+      this.end = b.length;
+      this.owned = false;
+      return true;
+    }
+    const need = this.end - this.start + b.length;
+    if (need > this.maxBytes) {
+      this.clear();
+      return false;
+    }
+    if (!this.owned || this.end + b.length > this.buf.length) {
+      if (!this.reserve(need)) return false;
+    }
+    this.buf.set(b, this.end);
+    this.end += b.length;
+    return true;
+  }
+
+  /** Drops `n` bytes from the front. */
+  consume(n: number): void {
+    this.start = Math.min(this.end, this.start + n);
+    if (this.start === this.end) {
+      this.start = 0;
+      this.end = 0;
+      if (!this.owned) this.buf = EMPTY;
+    }
+  }
+
+  /** Copies borrowed bytes that are still unread so the caller's array can be reused. */
+  settle(): void {
+    if (this.owned || this.start === this.end) {
+      if (!this.owned) this.buf = EMPTY;
+      this.shrink();
+      return;
+    }
+    if (!this.reserve(this.end - this.start)) return;
+  }
+
+  /** Empties the queue and frees its storage. */
+  clear(): void {
+    this.buf = EMPTY;
+    this.start = 0;
+    this.end = 0;
+    this.owned = false;
+    this.budget.give(this.charged);
+    this.charged = 0;
+  }
+
+  /** Moves the unread bytes into owned storage of at least `need` bytes. */
+  private reserve(need: number): boolean {
+    const cap = Math.max(256, need * 2);
+    const delta = cap - this.charged;
+    if (delta > 0 && !this.budget.take(delta)) {
+      this.clear();
+      return false;
+    }
+    if (delta < 0) this.budget.give(-delta);
+    const next = new Uint8Array(cap);
+    next.set(this.buf.subarray(this.start, this.end));
+    this.end -= this.start;
+    this.start = 0;
+    this.buf = next;
+    this.owned = true;
+    this.charged = cap;
+    return true;
+  }
+
+  /** Gives back large storage once it is empty, so an idle direction holds little. */
+  private shrink(): void {
+    if (this.start === this.end && this.charged > 4096) {
+      this.clear();
+    }
+  }
+}
+
+/** Collects the parts of one message (fragments, chunks) within a byte bound, charged to a budget. */
+export class MessageParts {
+  private parts: Uint8Array[] = [];
+  /** Bytes collected. */
+  bytes = 0;
+  /** @param budget shared cap. */
+  constructor(private readonly budget: ByteBudget) {}
+  /** Adds a copy of `b` (or `b` itself when `owned`); false when the budget is exhausted (nothing kept). */
+  add(b: Uint8Array, owned = false): boolean {
+    if (b.length === 0) return true;
+    if (!this.budget.take(b.length)) return false;
+    this.parts.push(owned ? b : b.slice());
+    this.bytes += b.length;
+    return true;
+  }
+  /** The message's bytes in one array; the parts are released. */
+  take(): Uint8Array {
+    let out: Uint8Array;
+    if (this.parts.length === 1) out = this.parts[0]!;
+    else {
+      out = new Uint8Array(this.bytes);
+      let o = 0;
+      for (const p of this.parts) {
+        out.set(p, o);
+        o += p.length;
+      }
+    }
+    this.reset();
+    return out;
+  }
+  /** Drops the collected parts. */
+  reset(): void {
+    this.budget.give(this.bytes);
+    this.parts = [];
+    this.bytes = 0;
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * TCP packets to application messages: reassembly per direction, then the protocol parser the caller chose for that
+ * direction (from its filters) — WebSocket, HTTP/1, NATS or Redis. Each direction of a connection is its own stream
+ * named `flowName(direction)`. Also the auto-detection helpers `discover` uses on a direction's first bytes.
+ * @module
+ */
+
+import type { AppMessage, AppProtocol, FlowDirection, Packet } from "./types.ts";
+import { SkipCounter } from "./types.ts";
+import {
+  ByteBudget,
+  type TcpDirectionInfo,
+  TcpReassembler,
+  type TcpReassemblyOptions,
+  type TcpStreamSink,
+} from "./tcp_reassembly.ts";
+import { looksLikeWebSocketUpgrade, WebSocketDirection, WsConnection } from "./websocket.ts";
+import { Http1Direction, looksLikeHttp } from "./http1.ts";
+import { looksLikeNats, NatsDirection } from "./nats_proto.ts";
+import { looksLikeResp, RedisDirection } from "./redis_proto.ts";
+
+export { looksLikeHttp, looksLikeNats, looksLikeResp, looksLikeWebSocketUpgrade };
+
+/** The TCP protocols this source parses. */
+export type TcpAppProtocol = Exclude<AppProtocol, "rtp">;
+
+/** Options of a TCP source. */
+export interface TcpSourceOptions {
+  /**
+   * Which protocol a direction carries (from the caller's filters: port, host, pod); undefined ignores the
+   * direction (nothing is buffered for it). `rtp` is not a TCP protocol and is ignored too.
+   */
+  protocolFor: (flow: FlowDirection) => AppProtocol | undefined;
+  /** Receives every message, in stream order per direction. */
+  emit: (m: AppMessage) => void;
+  /** Skip counters (a new one when absent; see `skips`). */
+  skips?: SkipCounter;
+  /** Bounds of the reassembler. */
+  reassembly?: TcpReassemblyOptions;
+  /** Safety bound per application message (default 16 MiB), counted `message_too_large` when exceeded. */
+  maxMessageBytes?: number;
+  /** Bytes all parsers together may buffer (default 256 MiB). */
+  maxParserBytes?: number;
+  /** HTTP: emit response bodies too (with `meta.status`). */
+  httpResponses?: boolean;
+  /** Redis: commands whose arguments are emitted (default PUBLISH, SPUBLISH, XADD, SET, LPUSH, RPUSH). */
+  redisCommands?: readonly string[];
+}
+
+/** TCP segments in, application messages out. */
+export class TcpSource {
+  /** Counts of everything skipped, by reason. */
+  readonly skips: SkipCounter;
+  private readonly reassembler: TcpReassembler;
+  private readonly budget: ByteBudget;
+  private readonly wsConnections = new Map<string, WsConnection>();
+
+  /** @param opts the caller's protocol choice and the message sink */
+  constructor(private readonly opts: TcpSourceOptions) {
+    this.skips = opts.skips ?? new SkipCounter();
+    this.budget = new ByteBudget(opts.maxParserBytes ?? 256 << 20);
+    this.reassembler = new TcpReassembler((info) => this.open(info), this.skips, opts.reassembly);
+  }
+
+  /** Feeds one packet (UDP packets are ignored). */
+  push(p: Packet): void {
+    this.reassembler.push(p);
+  }
+
+  /** Advances capture time without packets (live): gives up old holes, closes idle directions. */
+  tick(nowNs: bigint): void {
+    this.reassembler.tick(nowNs);
+    for (const [k, c] of this.wsConnections) if (c.refs <= 0) this.wsConnections.delete(k);
+  }
+
+  /** End of input: flushes buffered segments and closes every direction (HTTP bodies until close are emitted). */
+  finish(nowNs?: bigint): void {
+    this.reassembler.finish(nowNs);
+    this.wsConnections.clear();
+  }
+
+  /** Directions tracked now. */
+  get flowCount(): number {
+    return this.reassembler.flowCount;
+  }
+
+  /** Bytes buffered now (out-of-order segments plus parser buffers). */
+  get bufferedBytes(): number {
+    return this.reassembler.bufferedBytes + this.budget.used;
+  }
+
+  private open(info: TcpDirectionInfo): TcpStreamSink | undefined {
+    const proto = this.opts.protocolFor(info.flow);
+    const o = this.opts;
+    const common = { maxMessageBytes: o.maxMessageBytes, budget: this.budget };
+    switch (proto) {
+      case "websocket": {
+        let conn = this.wsConnections.get(info.connection);
+        if (conn === undefined || (conn.refs <= 0 && !info.midstream)) {
+          conn = new WsConnection();
+          this.wsConnections.set(info.connection, conn);
+        }
+        const sink = new WebSocketDirection(
+          info.flow,
+          info.name,
+          conn,
+          info.midstream,
+          o.emit,
+          this.skips,
+          common,
+        );
+        const wsMap = this.wsConnections;
+        const key = info.connection;
+        const c = conn;
+        // Forget the connection's shared state once both directions are closed.
+        return {
+          data: (b, t) => sink.data(b, t),
+          gap: (n, t) => sink.gap(n, t),
+          close: (t) => {
+            sink.close(t);
+            if (c.refs <= 0 && wsMap.get(key) === c) wsMap.delete(key);
+          },
+        };
+      }
+      case "http":
+        return new Http1Direction(info.flow, info.name, info.midstream, o.emit, this.skips, {
+          ...common,
+          responses: o.httpResponses,
+        });
+      case "nats":
+        return new NatsDirection(info.flow, info.name, info.midstream, o.emit, this.skips, common);
+      case "redis":
+        return new RedisDirection(info.flow, info.name, info.midstream, o.emit, this.skips, {
+          ...common,
+          commands: o.redisCommands,
+        });
+      default:
+        return undefined;
+    }
+  }
+}
+
+/**
+ * Guesses the protocol of a TCP direction from its first bytes (for `discover`): a WebSocket upgrade before plain
+ * HTTP; undefined when nothing matches (WebSocket frames without their handshake are not guessed).
+ */
+export function detectTcpProtocol(firstBytes: Uint8Array): TcpAppProtocol | undefined {
+  if (looksLikeWebSocketUpgrade(firstBytes)) return "websocket";
+  if (looksLikeHttp(firstBytes)) return "http";
+  if (looksLikeNats(firstBytes)) return "nats";
+  if (looksLikeResp(firstBytes)) return "redis";
+  return undefined;
+}

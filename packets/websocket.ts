@@ -1,0 +1,555 @@
+/**
+ * WebSocket (RFC 6455) per direction over reassembled TCP. The HTTP/1.1 Upgrade request and the 101 response are
+ * read when the capture has them (the 101 says whether permessage-deflate was negotiated); then frames: FIN and
+ * continuation fragments, client masking, 7/16/64-bit lengths. Ping/pong/close are counted `ws_control`; text and
+ * binary messages become `AppMessage`s (`text` set for opcode 1) timed by the packet that completed them.
+ *
+ * After a TCP gap the partial message is dropped (`ws_bad_frame`): inside a frame of known length the framing is kept
+ * exactly; otherwise the parser scans for the next plausible frame header (valid opcode and reserved bits, minimal
+ * length encoding, the direction's masking, and the frame after it also plausible). A capture that starts mid-stream
+ * begins with that scan.
+ *
+ * permessage-deflate is inflated synchronously with `node:zlib`: the direction's last 32 KiB of output are put in front
+ * of the message as a stored deflate block, which is exactly the LZ77 history context takeover needs. After a gap the
+ * history restarts empty, so a message that refers to lost bytes fails (`ws_deflate_error`) instead of decoding wrong.
+ * @module
+ */
+
+import { constants as zlibConstants, inflateRawSync } from "node:zlib";
+import type { AppMessage, FlowDirection, SkipCounter } from "./types.ts";
+import { ByteBudget, ByteQueue, MessageParts, type TcpStreamSink } from "./tcp_reassembly.ts";
+import { findHeadEnd, parseHead } from "./http1.ts";
+
+/** permessage-deflate parameters from the 101 response. */
+export interface WsDeflate {
+  /** The server resets its compressor after each message. */
+  serverNoContextTakeover: boolean;
+  /** The client resets its compressor after each message. */
+  clientNoContextTakeover: boolean;
+}
+
+/** State both directions of one WebSocket connection share (the handshake's outcome). */
+export class WsConnection {
+  /** `open` after a 101, `refused` after another response to the upgrade request. */
+  state: "unknown" | "open" | "refused" = "unknown";
+  /** Set when the 101 negotiated permessage-deflate. */
+  deflate: WsDeflate | undefined;
+  /** Directions attached (so the owner can forget the connection when both closed). */
+  refs = 0;
+}
+
+/** Parses a `Sec-WebSocket-Extensions` response value; undefined when permessage-deflate is not in it. */
+export function parseDeflateExtension(value: string | undefined): WsDeflate | undefined {
+  if (value === undefined) return undefined;
+  for (const ext of value.split(",")) {
+    const params = ext.split(";").map((s) => s.trim().toLowerCase());
+    if (params[0] !== "permessage-deflate") continue;
+    return {
+      serverNoContextTakeover: params.includes("server_no_context_takeover"),
+      clientNoContextTakeover: params.includes("client_no_context_takeover"),
+    };
+  }
+  return undefined;
+}
+
+/** True when `bytes` start with an HTTP request or 101 response that upgrades to WebSocket. */
+export function looksLikeWebSocketUpgrade(bytes: Uint8Array): boolean {
+  const end = findHeadEnd(bytes);
+  const head = parseHead(bytes.subarray(0, end < 0 ? Math.min(bytes.length, 8192) : end - 4));
+  if (head === undefined) return false;
+  const up = (head.headers.get("upgrade") ?? "").toLowerCase();
+  return up.includes("websocket") && (head.kind === "request" || head.status === 101);
+}
+
+/** Options of the WebSocket parser. */
+export interface WebSocketOptions {
+  /** Safety bound per message (after inflating); larger ones are skipped whole, `message_too_large` (16 MiB). */
+  maxMessageBytes?: number;
+  /** Shared cap on buffered bytes. */
+  budget?: ByteBudget;
+}
+
+const enum Mode {
+  Start,
+  Handshake,
+  Frames,
+  Skip,
+  Resync,
+  /** The connection is not (or no longer) WebSocket: bytes are ignored. */
+  Opaque,
+}
+
+const WINDOW = 32 * 1024;
+const EMPTY = new Uint8Array(0);
+const SYNC_TAIL = new Uint8Array([0, 0, 0xff, 0xff]);
+
+/** One direction of a WebSocket connection. */
+export class WebSocketDirection implements TcpStreamSink {
+  private readonly q: ByteQueue;
+  private readonly parts: MessageParts;
+  private readonly max: number;
+  private mode: Mode;
+  private scan = 0;
+  /** Frames of this direction are masked (client to server); undefined until known. */
+  private masked: boolean | undefined;
+  /** Opcode of the message being assembled (0: none). */
+  private msgOp = 0;
+  private msgCompressed = false;
+  /** The message being assembled is skipped (too large, or budget): its frames are framed and dropped. */
+  private msgSkip = false;
+  /** Bytes of the current frame still to drop in Skip mode. */
+  private skipLeft = 0;
+  /** Resync: positions before this were rejected as frame starts. */
+  private resyncPos = 0;
+  /** Inflate history (last output bytes) for context takeover. */
+  private window: Uint8Array = EMPTY;
+
+  /**
+   * @param conn shared state of the connection (one per TCP connection, both directions)
+   * @param midstream the capture began inside the connection: resync first
+   */
+  constructor(
+    private readonly flow: FlowDirection,
+    private readonly stream: string,
+    private readonly conn: WsConnection,
+    midstream: boolean,
+    private readonly emit: (m: AppMessage) => void,
+    private readonly skips: SkipCounter,
+    opts: WebSocketOptions = {},
+  ) {
+    this.max = opts.maxMessageBytes ?? 16 << 20;
+    const budget = opts.budget ?? new ByteBudget();
+    this.q = new ByteQueue(budget, this.max + 64 * 1024);
+    this.parts = new MessageParts(budget);
+    this.mode = midstream ? Mode.Resync : Mode.Start;
+    conn.refs++;
+  }
+
+  /** @inheritdoc */
+  data(bytes: Uint8Array, timeNs: bigint): void {
+    if (this.mode === Mode.Opaque) return;
+    let b = bytes;
+    if (this.mode === Mode.Skip) {
+      const n = Math.min(this.skipLeft, b.length);
+      this.skipLeft -= n;
+      b = b.subarray(n);
+      if (this.skipLeft > 0) return;
+      this.mode = Mode.Frames;
+    }
+    if (!this.q.push(b)) {
+      this.skips.add("tcp_buffer_overflow");
+      this.lose();
+      return;
+    }
+    this.run(timeNs);
+    this.q.settle();
+  }
+
+  /** @inheritdoc */
+  gap(lostBytes: number, _timeNs: bigint): void {
+    if (this.mode === Mode.Opaque) return;
+    this.window = EMPTY;
+    if (this.mode === Mode.Skip) {
+      if (lostBytes < this.skipLeft) {
+        this.skipLeft -= lostBytes;
+        return;
+      }
+      this.lose();
+      return;
+    }
+    if (this.mode === Mode.Frames) {
+      const need = this.frameLength(this.q.view());
+      if (need > 0 && need <= this.max + 14 && this.q.length + lostBytes < need) {
+        // The hole is inside this frame: drop the frame (and its message), keep the framing.
+        this.dropMessage(true);
+        this.skipLeft = need - this.q.length - lostBytes;
+        this.q.clear();
+        this.mode = Mode.Skip;
+        return;
+      }
+    }
+    this.lose();
+  }
+
+  /** @inheritdoc */
+  close(_timeNs: bigint): void {
+    if (this.mode !== Mode.Opaque) this.dropMessage(false);
+    this.q.clear();
+    this.mode = Mode.Opaque;
+    this.window = EMPTY;
+    this.conn.refs--;
+  }
+
+  /** Loses sync: the partial frame and message go, the scan for the next frame header starts. */
+  private lose(): void {
+    this.dropMessage(this.q.length > 0);
+    this.q.clear();
+    this.window = EMPTY;
+    this.mode = Mode.Resync;
+    this.resyncPos = 0;
+  }
+
+  private dropMessage(partialFrame: boolean): void {
+    if (this.msgOp !== 0 || partialFrame) this.skips.add("ws_bad_frame");
+    this.msgOp = 0;
+    this.msgSkip = false;
+    this.parts.reset();
+  }
+
+  private run(t: bigint): void {
+    for (;;) {
+      switch (this.mode) {
+        case Mode.Start: {
+          const v = this.q.view();
+          if (v.length < 5) return;
+          const s = String.fromCharCode(v[0]!, v[1]!, v[2]!, v[3]!, v[4]!);
+          this.mode = s.startsWith("GET ") || s === "HTTP/" ? Mode.Handshake : Mode.Resync;
+          continue;
+        }
+        case Mode.Handshake:
+          if (!this.handshake()) return;
+          continue;
+        case Mode.Frames:
+          if (this.conn.state === "refused") {
+            this.mode = Mode.Opaque;
+            this.q.clear();
+            return;
+          }
+          this.frames(t);
+          if (this.mode === Mode.Frames) return;
+          continue;
+        case Mode.Resync:
+          if (!this.resync()) return;
+          this.mode = Mode.Frames;
+          continue;
+        case Mode.Skip: {
+          const n = Math.min(this.skipLeft, this.q.length);
+          this.q.consume(n);
+          this.skipLeft -= n;
+          if (this.skipLeft > 0) return;
+          this.mode = Mode.Frames;
+          continue;
+        }
+        case Mode.Opaque:
+          this.q.clear();
+          return;
+      }
+    }
+  }
+
+  /** Reads the upgrade request or response; false when it needs more bytes. */
+  private handshake(): boolean {
+    const v = this.q.view();
+    const end = findHeadEnd(v, this.scan);
+    if (end < 0) {
+      this.scan = Math.max(0, v.length - 3);
+      if (v.length > 64 * 1024) {
+        this.skips.add("http_bad_message");
+        this.scan = 0;
+        this.lose();
+        return true;
+      }
+      return false;
+    }
+    this.scan = 0;
+    const head = parseHead(v.subarray(0, end - 4));
+    this.q.consume(end);
+    if (head === undefined) {
+      this.skips.add("http_bad_message");
+      this.lose();
+      return true;
+    }
+    const upgrade = (head.headers.get("upgrade") ?? "").toLowerCase().includes("websocket");
+    if (head.kind === "request") {
+      if (!upgrade) {
+        // A plain HTTP request on a WebSocket port (a health check): not audio, and the rest is not frames.
+        this.skips.add("not_audio_protocol");
+        this.mode = Mode.Opaque;
+        return true;
+      }
+      this.masked = true;
+      this.mode = Mode.Frames;
+      return true;
+    }
+    if (head.status === 101 && upgrade) {
+      this.conn.state = "open";
+      this.conn.deflate = parseDeflateExtension(head.headers.get("sec-websocket-extensions"));
+      this.masked = false;
+      this.mode = Mode.Frames;
+      return true;
+    }
+    this.conn.state = "refused";
+    this.skips.add("not_audio_protocol");
+    this.mode = Mode.Opaque;
+    return true;
+  }
+
+  /** Total length (header + payload) of the frame at the start of `v`; -1 when the header is not complete. */
+  private frameLength(v: Uint8Array): number {
+    if (v.length < 2) return -1;
+    const b1 = v[1]!;
+    let len = b1 & 127;
+    let p = 2;
+    if (len === 126) {
+      if (v.length < 4) return -1;
+      len = (v[2]! << 8) | v[3]!;
+      p = 4;
+    } else if (len === 127) {
+      if (v.length < 10) return -1;
+      len = readU64(v, 2);
+      p = 10;
+    }
+    return p + ((b1 & 0x80) !== 0 ? 4 : 0) + len;
+  }
+
+  /**
+   * Checks a frame header at `i`: its total length, -1 when implausible, -2 when more bytes are needed to judge.
+   */
+  private plausible(v: Uint8Array, i: number): number {
+    if (i + 2 > v.length) return -2;
+    const b0 = v[i]!;
+    const b1 = v[i + 1]!;
+    const op = b0 & 15;
+    const rsv = b0 & 0x70;
+    if (op > 10 || (op > 2 && op < 8)) return -1;
+    if (rsv !== 0 && !(rsv === 0x40 && (op === 1 || op === 2) && this.conn.deflate !== undefined)) return -1;
+    const masked = (b1 & 0x80) !== 0;
+    if (this.masked !== undefined && masked !== this.masked) return -1;
+    let len = b1 & 127;
+    let p = i + 2;
+    if (op >= 8 && ((b0 & 0x80) === 0 || len > 125)) return -1;
+    if (len === 126) {
+      if (i + 4 > v.length) return -2;
+      len = (v[i + 2]! << 8) | v[i + 3]!;
+      if (len < 126) return -1;
+      p += 2;
+    } else if (len === 127) {
+      if (i + 10 > v.length) return -2;
+      len = readU64(v, i + 2);
+      if (len < 65536 || len > this.max) return -1;
+      p += 8;
+    }
+    if (len > this.max) return -1;
+    return p - i + (masked ? 4 : 0) + len;
+  }
+
+  /** Finds the next frame header after lost sync; true when the queue now starts with one. */
+  private resync(): boolean {
+    const v = this.q.view();
+    let i = this.resyncPos;
+    for (; i < v.length; i++) {
+      const n = this.plausible(v, i);
+      if (n === -2) break;
+      if (n < 0) continue;
+      const end = i + n;
+      if (end === v.length) return this.resynced(i);
+      if (end < v.length) {
+        const next = this.plausible(v, end);
+        if (next === -1) continue;
+        return this.resynced(i);
+      }
+      // The frame runs past the bytes we have: wait for them, unless that means holding too much.
+      if (v.length - i > 256 * 1024) continue;
+      break;
+    }
+    this.resyncPos = i;
+    if (i > 0) {
+      this.q.consume(i);
+      this.resyncPos = 0;
+    }
+    return false;
+  }
+
+  private resynced(i: number): boolean {
+    this.q.consume(i);
+    this.resyncPos = 0;
+    return true;
+  }
+
+  /** Parses whole frames at the front of the queue. Leaves Frames mode on a bad header or a skipped frame. */
+  private frames(t: bigint): void {
+    const q = this.q;
+    for (;;) {
+      const v = q.view();
+      const n = v.length;
+      if (n < 2) return;
+      const b0 = v[0]!;
+      const b1 = v[1]!;
+      const fin = (b0 & 0x80) !== 0;
+      const op = b0 & 15;
+      const masked = (b1 & 0x80) !== 0;
+      let len = b1 & 127;
+      let p = 2;
+      if (len === 126) {
+        if (n < 4) return;
+        len = (v[2]! << 8) | v[3]!;
+        p = 4;
+      } else if (len === 127) {
+        if (n < 10) return;
+        len = readU64(v, 2);
+        p = 10;
+      }
+      const rsv = b0 & 0x70;
+      const badRsv = rsv !== 0 && !(rsv === 0x40 && op !== 0 && op < 8 && this.conn.deflate !== undefined) &&
+        !(rsv === 0x40 && op !== 0 && op < 8 && this.conn.state === "unknown");
+      if (
+        op > 10 || (op > 2 && op < 8) || badRsv || (op >= 8 && (!fin || len > 125)) ||
+        !Number.isFinite(len) ||
+        (this.masked !== undefined && masked !== this.masked)
+      ) {
+        this.skips.add("ws_bad_frame");
+        this.dropMessage(false);
+        this.mode = Mode.Resync;
+        this.resyncPos = 1;
+        return;
+      }
+      if (this.masked === undefined) this.masked = masked;
+      const hdr = p + (masked ? 4 : 0);
+      const total = hdr + len;
+      if (op >= 8) {
+        if (n < total) return;
+        this.skips.add("ws_control");
+        q.consume(total);
+        continue;
+      }
+      if (op === 0 && this.msgOp === 0) {
+        // A continuation without its first frame (lost before the capture or a gap): nothing to attach it to.
+        this.skips.add("ws_bad_frame");
+        if (this.skipFrame(total)) return;
+        continue;
+      }
+      if (op !== 0) {
+        if (this.msgOp !== 0) this.dropMessage(false);
+        this.msgOp = op;
+        this.msgCompressed = rsv === 0x40;
+        this.msgSkip = false;
+      }
+      if (!this.msgSkip && this.parts.bytes + len > this.max) {
+        this.skips.add("message_too_large");
+        this.msgSkip = true;
+        this.parts.reset();
+      }
+      if (this.msgSkip) {
+        if (fin) this.msgOp = 0;
+        if (this.skipFrame(total)) return;
+        continue;
+      }
+      if (n < total) return;
+      const payload = new Uint8Array(len);
+      if (masked) {
+        const m0 = v[p]!, m1 = v[p + 1]!, m2 = v[p + 2]!, m3 = v[p + 3]!;
+        let j = 0;
+        let k = hdr;
+        for (; j + 4 <= len; j += 4, k += 4) {
+          payload[j] = v[k]! ^ m0;
+          payload[j + 1] = v[k + 1]! ^ m1;
+          payload[j + 2] = v[k + 2]! ^ m2;
+          payload[j + 3] = v[k + 3]! ^ m3;
+        }
+        const mask = [m0, m1, m2, m3];
+        for (; j < len; j++, k++) payload[j] = v[k]! ^ mask[j & 3]!;
+      } else {
+        payload.set(v.subarray(hdr, total));
+      }
+      q.consume(total);
+      if (fin && this.parts.bytes === 0) {
+        this.finish(payload, t);
+        continue;
+      }
+      if (!this.parts.add(payload, true)) {
+        this.skips.add("tcp_buffer_overflow");
+        this.msgSkip = true;
+        this.parts.reset();
+      }
+      if (fin) {
+        if (this.msgSkip) this.msgOp = 0;
+        else this.finish(this.parts.take(), t);
+      }
+    }
+  }
+
+  /** Drops a whole frame of `total` bytes; true when part of it is still to come (Skip mode entered). */
+  private skipFrame(total: number): boolean {
+    const have = Math.min(total, this.q.length);
+    this.q.consume(have);
+    if (have === total) return false;
+    this.skipLeft = total - have;
+    this.mode = Mode.Skip;
+    return true;
+  }
+
+  private finish(payload: Uint8Array, t: bigint): void {
+    const op = this.msgOp;
+    this.msgOp = 0;
+    let out: Uint8Array | undefined = payload;
+    if (this.msgCompressed) {
+      out = this.inflate(payload);
+      if (out === undefined) return;
+      if (out.length > this.max) {
+        this.skips.add("message_too_large");
+        return;
+      }
+    }
+    this.emit({
+      protocol: "websocket",
+      timeNs: t,
+      flow: this.flow,
+      stream: this.stream,
+      payload: out,
+      text: op === 1,
+    });
+  }
+
+  /** Inflates one permessage-deflate message with this direction's history; undefined (counted) on failure. */
+  private inflate(data: Uint8Array): Uint8Array | undefined {
+    const d = this.conn.deflate;
+    const noTakeover = d !== undefined &&
+      (this.masked ? d.clientNoContextTakeover : d.serverNoContextTakeover);
+    const hist = noTakeover ? EMPTY : this.window;
+    // A stored (uncompressed, non-final) block holding the history, then the message, then the sync-flush tail the
+    // sender removed (RFC 7692 7.2.2).
+    const pre = hist.length > 0 ? 5 : 0;
+    const input = new Uint8Array(pre + hist.length + data.length + 4);
+    if (pre > 0) {
+      input[0] = 0;
+      input[1] = hist.length & 255;
+      input[2] = hist.length >> 8;
+      input[3] = ~hist.length & 255;
+      input[4] = (~hist.length >> 8) & 255;
+      input.set(hist, 5);
+    }
+    input.set(data, pre + hist.length);
+    input.set(SYNC_TAIL, pre + hist.length + data.length);
+    let out: Uint8Array;
+    try {
+      const r = inflateRawSync(input, {
+        finishFlush: zlibConstants.Z_SYNC_FLUSH,
+        maxOutputLength: hist.length + this.max + 1,
+      });
+      out = new Uint8Array(r.buffer, r.byteOffset + hist.length, r.length - hist.length);
+    } catch {
+      this.skips.add("ws_deflate_error");
+      this.window = EMPTY;
+      return undefined;
+    }
+    if (!noTakeover) {
+      if (out.length >= WINDOW) this.window = out.slice(out.length - WINDOW);
+      else {
+        const keep = Math.min(hist.length, WINDOW - out.length);
+        const w = new Uint8Array(keep + out.length);
+        w.set(hist.subarray(hist.length - keep));
+        w.set(out, keep);
+        this.window = w;
+      }
+    }
+    return out;
+  }
+}
+
+/** Reads a 64-bit big-endian length as a number; Infinity when above 2^53 (never a real frame). */
+function readU64(v: Uint8Array, p: number): number {
+  const hi = ((v[p]! << 24) | (v[p + 1]! << 16) | (v[p + 2]! << 8) | v[p + 3]!) >>> 0;
+  const lo = ((v[p + 4]! << 24) | (v[p + 5]! << 16) | (v[p + 6]! << 8) | v[p + 7]!) >>> 0;
+  if (hi > 0x1fffff) return Infinity;
+  return hi * 0x1_0000_0000 + lo;
+}
