@@ -1,13 +1,29 @@
 /**
  * Exporter: one per node. Turns signatures and matches into Prometheus metrics, publishes match records on the
- * bus, and hands records to local sinks (`analyze --out`, the demo's live printout).
+ * bus, and hands records to local sinks (`analyze --out`, the demo's live printout, OTLP traces).
+ *
+ * Hops (with `paths`): a match's hop is known here when the previous stage's match of the same signature was
+ * seen first, on this node, by another node sharing the tracker (one process: analyze, demo), or from the
+ * bus (`matchFeed`: other nodes' match records from JetStream). Then the record and the published match carry
+ * `hop` and `audio_hop_latency_seconds` is observed. When the previous stage's match arrives later, the hop is
+ * still observed then, but the record already left without it: analyze, replay and the UI recompute hops from
+ * all records, so their figures are complete either way.
  * @module
  */
 import type { ActorFactory } from "./runtime.ts";
 import type { ExporterMsg } from "./messages.ts";
 import type { Bus } from "../bus/bus.ts";
+import type { Match } from "../audio/types.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
-import { type MatchRecord, matchRecord, type SignatureRecord, signatureRecord } from "../report/records.ts";
+import {
+  type MatchRecord,
+  matchRecord,
+  type MatchWithHop,
+  type SignatureRecord,
+  signatureRecord,
+} from "../report/records.ts";
+import { HopTracker, type StagePaths } from "../report/hops.ts";
+import { traceIdOf } from "../report/trace_ids.ts";
 
 /** Where records go besides the bus. */
 export interface RecordSink {
@@ -15,17 +31,60 @@ export interface RecordSink {
   match?(rec: MatchRecord): void | Promise<void>;
 }
 
+/** Match records of other nodes, as they are stored (e.g. JetStream `fsmpx.match.<measurement>.>`). */
+export interface MatchFeed {
+  subscribe(
+    measurements: readonly string[],
+    handler: (rec: MatchRecord) => void,
+  ): Promise<{ unsubscribe(): Promise<void> }>;
+}
+
 /** What the Exporter talks to. */
 export interface ExporterDeps {
   metrics: FsmMetrics;
   bus: Bus;
   sinks: readonly RecordSink[];
+  /** Stage paths (`match_rules[].after`, see report/hops.ts `stagePaths`): with them, matches get hops. */
+  paths?: StagePaths;
+  /** A tracker shared by the nodes of one process; default: this exporter's own. */
+  hops?: HopTracker;
+  /** Other nodes' match records, so hops from a stage on another node are known live. */
+  matchFeed?: MatchFeed;
+  /** Put the trace id (report/trace_ids.ts) in the latency exemplars: set when traces are exported. */
+  traceIds?: boolean;
 }
 
 /** Builds the Exporter's behaviour. */
 export function exporter(deps: ExporterDeps): ActorFactory<ExporterMsg> {
   const { metrics, bus, sinks } = deps;
+  // Outside the factory: a restarted exporter keeps what it knew.
+  const tracker = deps.paths ? (deps.hops ?? new HopTracker(deps.paths)) : undefined;
+  // Records this exporter observed: a hop resolved later is counted by the node that holds the match.
+  const local = new WeakSet<MatchRecord>();
+  const traceId = (m: { measurement: string; signatureId: string; ids: Record<string, string> }) =>
+    deps.traceIds ? traceIdOf(m.measurement, m.signatureId, m.ids["interval_id"]) : undefined;
+  const countResolved = (resolved: ReturnType<HopTracker["observe"]>["resolved"]) => {
+    for (const r of resolved) {
+      if (!local.has(r.match)) continue;
+      const m = { measurement: r.match.measurement, signatureId: r.match.signature_id, ids: r.match.ids };
+      metrics.hop({ ...m, stage: r.match.stage }, r.hop, traceId(m));
+    }
+  };
+  let feed: { unsubscribe(): Promise<void> } | undefined;
   return () => ({
+    async onStart() {
+      if (!tracker || !deps.matchFeed || feed) return;
+      feed = await deps.matchFeed.subscribe(Object.keys(deps.paths ?? {}), (rec) => {
+        countResolved(tracker.observe(rec).resolved);
+      });
+    },
+    async onStop(reason) {
+      if (reason === "shutdown" && feed) {
+        const f = feed;
+        feed = undefined;
+        await f.unsubscribe();
+      }
+    },
     async receive(msg) {
       switch (msg.kind) {
         case "signature": {
@@ -35,9 +94,21 @@ export function exporter(deps: ExporterDeps): ActorFactory<ExporterMsg> {
           return;
         }
         case "match": {
-          metrics.match(msg.match);
-          await bus.publishMatch(msg.match);
-          const rec = matchRecord(msg.match);
+          const tid = traceId(msg.match);
+          metrics.match(msg.match, tid);
+          let match: MatchWithHop = msg.match;
+          if (tracker) {
+            const plain = matchRecord(msg.match);
+            local.add(plain);
+            const { hop, resolved } = tracker.observe(plain);
+            if (hop) {
+              match = { ...msg.match, hop };
+              metrics.hop(msg.match, hop, tid);
+            }
+            countResolved(resolved);
+          }
+          await bus.publishMatch(match);
+          const rec = matchRecord(match);
           for (const s of sinks) await s.match?.(rec);
           return;
         }
@@ -59,4 +130,21 @@ export function exporter(deps: ExporterDeps): ActorFactory<ExporterMsg> {
       }
     },
   });
+}
+
+/**
+ * A {@link MatchFeed} over a bus that delivers match objects in process (the in-process bus): every node of
+ * one process sees the others' matches, as JetStream consumers do across processes.
+ */
+export function inProcessMatchFeed(
+  bus: { subscribeMatches(handler: (m: Match) => void | Promise<void>): { unsubscribe(): Promise<void> } },
+): MatchFeed {
+  return {
+    subscribe(measurements, handler) {
+      const wanted = new Set(measurements);
+      return Promise.resolve(bus.subscribeMatches((m) => {
+        if (wanted.size === 0 || wanted.has(m.measurement)) handler(matchRecord(m));
+      }));
+    },
+  };
 }

@@ -6,6 +6,8 @@ import { EXIT_OK, optString, type ParsedArgs, UsageError } from "./command.ts";
 import { loadCommandConfig, progressBar } from "./common.ts";
 import { readCaptures, runCaptures, stageOrder } from "./capture_run.ts";
 import { renderSummaryTable, summarize } from "../report/summary.ts";
+import { stagePaths } from "../report/hops.ts";
+import { recordSelection } from "./replay_cmd.ts";
 import type { RecordSink } from "../actors/exporter.ts";
 
 /** Runs `analyze`. */
@@ -15,6 +17,7 @@ export async function analyzeCommand(args: ParsedArgs): Promise<number> {
     throw new UsageError(`--format expects table or json, got "${format}"`);
   }
   if (args.positionals.length === 0) throw new UsageError("give at least one capture file");
+  const select = recordSelection(args);
   const { config } = await loadCommandConfig(args);
   const caps = await readCaptures(args.positionals);
   const total = caps.reduce((a, c) => a + c.rows.length, 0);
@@ -37,7 +40,10 @@ export async function analyzeCommand(args: ParsedArgs): Promise<number> {
       sinks,
       onProgress: total > 20_000 ? progressBar("analyze") : undefined,
     });
-    const summary = summarize(result.signatures, result.matches, stageOrder(config));
+    const summary = summarize(result.signatures, result.matches, stageOrder(config), {
+      paths: stagePaths(config),
+      select,
+    });
     if (format === "json") {
       console.log(
         JSON.stringify({ rows: result.rows, malformed_lines: result.problems, measurements: summary }),

@@ -56,8 +56,15 @@ waterfall (interval id x stage latency).
 options:
 ${CONFIG_HELP}
       --out FILE         write signature and match records as JSON Lines
-      --format FMT       table (default) or json`,
-    options: { out: { type: "string" }, format: { type: "string" } },
+      --format FMT       table (default) or json
+      --interval ID      summarise only this interval id
+      --id VALUE         only records with this id (any id type, or TYPE=VALUE), signature id or source stream`,
+    options: {
+      out: { type: "string" },
+      format: { type: "string" },
+      id: { type: "string" },
+      interval: { type: "string" },
+    },
     allowPositionals: true,
     run: async (args) => (await import("./analyze_cmd.ts")).analyzeCommand(args),
   },
@@ -93,8 +100,12 @@ ${CONFIG_HELP}
       --start TIME       from an RFC 3339 time
       --until TIME       up to an RFC 3339 time (default: now)
       --measurement M    only this measurement
-      --format FMT       table (default), json or csv`,
+      --format FMT       table (default), json or csv
+      --interval ID      only this interval id
+      --id VALUE         only records with this id (any id type, or TYPE=VALUE), signature id or source stream`,
     options: {
+      id: { type: "string" },
+      interval: { type: "string" },
       since: { type: "string" },
       start: { type: "string" },
       until: { type: "string" },

@@ -8,8 +8,15 @@ import { loadCommandConfig } from "./common.ts";
 import { stageOrder } from "./capture_run.ts";
 import { natsConnectOptions } from "../bus/from_config.ts";
 import { readRecords } from "../bus/replay_reader.ts";
-import type { MatchRecord, SignatureRecord } from "../report/records.ts";
-import { renderSummaryCsv, renderSummaryTable, summarize } from "../report/summary.ts";
+import type { AnyRecord, MatchRecord, SignatureRecord } from "../report/records.ts";
+import {
+  type RecordSelection,
+  renderSummaryCsv,
+  renderSummaryTable,
+  selectRecords,
+  summarize,
+} from "../report/summary.ts";
+import { addHops, stagePaths } from "../report/hops.ts";
 import { logger } from "../util/log.ts";
 
 /** Parses an RFC 3339 time (or anything Date accepts that includes a date) into epoch ms. */
@@ -19,6 +26,24 @@ export function parseTime(text: string, what: string): number {
     throw new UsageError(`${what} expects an RFC 3339 time like 2026-11-23T10:00:00Z, got "${text}"`);
   }
   return ms;
+}
+
+/** The `--id` / `--interval` filters of `analyze` and `replay`. */
+export function recordSelection(args: ParsedArgs): RecordSelection {
+  const sel: RecordSelection = {};
+  const id = optString(args, "id");
+  const interval = optString(args, "interval");
+  if (id !== undefined) {
+    if (id.trim() === "") {
+      throw new UsageError("--id expects an id, a TYPE=VALUE pair, a signature id or a stream");
+    }
+    sel.id = id;
+  }
+  if (interval !== undefined) {
+    if (interval.trim() === "") throw new UsageError("--interval expects an interval id");
+    sel.interval = interval;
+  }
+  return sel;
 }
 
 /** Runs `replay`. */
@@ -40,6 +65,7 @@ export async function replayCommand(args: ParsedArgs): Promise<number> {
     throw new UsageError("--until is before the start of the range");
   }
   const measurement = optString(args, "measurement");
+  const select = recordSelection(args);
 
   const { config } = await loadCommandConfig(args);
   if (config.nats.url === "") {
@@ -48,6 +74,7 @@ export async function replayCommand(args: ParsedArgs): Promise<number> {
   }
   const signatures: SignatureRecord[] = [];
   const matches: MatchRecord[] = [];
+  const ordered: AnyRecord[] = [];
   for await (
     const rec of readRecords(natsConnectOptions(config), {
       stream: config.nats.stream,
@@ -56,12 +83,25 @@ export async function replayCommand(args: ParsedArgs): Promise<number> {
       measurement,
     })
   ) {
-    if (format === "json") console.log(JSON.stringify(rec));
-    else if (rec.kind === "signature") signatures.push(rec);
+    if (format === "json") ordered.push(rec);
+    if (rec.kind === "signature") signatures.push(rec);
     else matches.push(rec);
   }
-  if (format === "json") return EXIT_OK;
-  const summary = summarize(signatures, matches, stageOrder(config));
+  const paths = stagePaths(config);
+  if (format === "json") {
+    // Hops need every match of a signature, so records are printed once all are read, with hops computed
+    // from the whole range (the same records `analyze --out` writes, plus hops a live node could not know).
+    const withHops = addHops(matches, paths);
+    const hopped = new Map(matches.map((m, i) => [m, withHops[i]!]));
+    const picked = selectRecords(signatures, withHops, select);
+    const keep = new Set<unknown>([...picked.signatures, ...picked.matches]);
+    for (const rec of ordered) {
+      const out = rec.kind === "match" ? hopped.get(rec)! : rec;
+      if (keep.has(out)) console.log(JSON.stringify(out));
+    }
+    return EXIT_OK;
+  }
+  const summary = summarize(signatures, matches, stageOrder(config), { paths, select });
   console.log(format === "csv" ? renderSummaryCsv(summary) : renderSummaryTable(summary));
   return EXIT_OK;
 }

@@ -9,6 +9,8 @@
 import client from "prom-client";
 import type { Match } from "../audio/types.ts";
 import { renderOpenMetrics } from "./openmetrics.ts";
+import type { HopRecord } from "../report/records.ts";
+import { exemplarLabels } from "../report/trace_ids.ts";
 
 // prom-client's typings omit the constructor's content-type argument.
 const RegistryWithType = client.Registry as unknown as new (
@@ -55,6 +57,7 @@ export class FsmMetrics {
   readonly #depthSources: (() => readonly { name: string; depth: number }[])[] = [];
 
   readonly #latency: client.Histogram<"measurement" | "stage" | "source_pod" | "target_pod">;
+  readonly #hop: client.Histogram<"measurement" | "stage" | "from_stage">;
   readonly #detected: client.Counter<"measurement">;
   readonly #matched: client.Counter<"measurement" | "stage">;
   readonly #active: client.Gauge<"measurement">;
@@ -86,6 +89,17 @@ export class FsmMetrics {
       name: "audio_latency_seconds",
       help: "Latency of an audio instant from the source tap to a stage (capture time difference).",
       labelNames: ["measurement", "stage", "source_pod", "target_pod"],
+      buckets: LATENCY_BUCKETS,
+      enableExemplars: this.#exemplars,
+      registers,
+    });
+    this.#hop = new client.Histogram({
+      name: "audio_hop_latency_seconds",
+      help:
+        "Latency a stage adds: its capture time minus the previous stage's (match_rules[].after) for the " +
+        "same signature, when both were found.",
+      labelNames: ["measurement", "stage", "from_stage"],
+      // Negative hops exist (clock skew between nodes): they land in the first bucket and show in _sum.
       buckets: LATENCY_BUCKETS,
       enableExemplars: this.#exemplars,
       registers,
@@ -234,8 +248,11 @@ export class FsmMetrics {
     this.registry.setContentType(client.Registry.PROMETHEUS_CONTENT_TYPE);
   }
 
-  /** Records one match: histogram (with exemplar), matched counter and the per-interval gauge. */
-  match(m: Match): void {
+  /**
+   * Records one match: histogram (with exemplar `{trace_id, signature_id, interval_id}`; the trace id when
+   * traces are exported), matched counter and the per-interval gauge.
+   */
+  match(m: Match, traceId?: string): void {
     const labels = {
       measurement: m.measurement,
       stage: m.stage,
@@ -244,14 +261,35 @@ export class FsmMetrics {
     };
     const intervalId = m.ids["interval_id"] ?? Object.values(m.ids)[0];
     if (this.#exemplars) {
-      const exemplarLabels: Record<string, string> = { signature_id: m.signatureId };
-      if (intervalId) exemplarLabels["interval_id"] = intervalId.slice(0, 64);
-      this.#latency.observe({ labels, value: m.latencyS, exemplarLabels });
+      this.#latency.observe({
+        labels,
+        value: m.latencyS,
+        exemplarLabels: exemplarLabels(m.signatureId, intervalId, traceId),
+      });
     } else {
       this.#latency.observe(labels, m.latencyS);
     }
     this.#matched.inc({ measurement: m.measurement, stage: m.stage });
     if (intervalId) this.#setLast(m.measurement, m.stage, intervalId, m.latencyS);
+  }
+
+  /** Records what a stage added over the previous one (`audio_hop_latency_seconds`). */
+  hop(
+    m: { measurement: string; stage: string; signatureId: string; ids: Record<string, string> },
+    hop: HopRecord,
+    traceId?: string,
+  ): void {
+    const labels = { measurement: m.measurement, stage: m.stage, from_stage: hop.from_stage };
+    if (this.#exemplars) {
+      const intervalId = m.ids["interval_id"] ?? Object.values(m.ids)[0];
+      this.#hop.observe({
+        labels,
+        value: hop.latency_s,
+        exemplarLabels: exemplarLabels(m.signatureId, intervalId, traceId),
+      });
+    } else {
+      this.#hop.observe(labels, hop.latency_s);
+    }
   }
 
   #setLast(measurement: string, stage: string, interval_id: string, value: number): void {

@@ -28,6 +28,22 @@ export interface SignatureRecord {
   ids: Record<string, string>;
   /** Encoded size on the wire. */
   bytes: number;
+  /**
+   * Optional (added with the web UI's Signature page): the sub-fingerprints as little-endian uint32 words,
+   * base64. Readers must not require it: records written before it have none.
+   */
+  fingerprint_b64?: string;
+  /** Optional: frames ignored as too quiet at the source (bit j = frame j), base64. */
+  mask_b64?: string;
+  /** Optional: the fine-timing level envelope (256 values 0..7, 1 ms apart from 64 ms before the instant), base64. */
+  envelope_b64?: string;
+}
+
+/** How much the tap just before this one adds: `target time − the previous tap's target time`. */
+export interface HopRecord {
+  /** The stage before this one (`match_rules[].after`), or `source`. */
+  from_stage: string;
+  latency_s: number;
 }
 
 /** `{"kind":"match", ...}` */
@@ -41,6 +57,8 @@ export interface MatchRecord {
   target: TapRecord;
   latency_s: number;
   ber: number;
+  /** Optional: the hop from the previous stage, when that stage's match of this signature was known. */
+  hop?: HopRecord;
 }
 
 /** Either record. */
@@ -61,8 +79,38 @@ function tapRecord(t: Tap): TapRecord {
   };
 }
 
+/** Base64 of bytes (no Buffer: this also runs where only web APIs exist). */
+export function toBase64(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+/** Bytes of base64 text; undefined when it is not base64. */
+export function fromBase64(text: string): Uint8Array | undefined {
+  try {
+    const s = atob(text);
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Little-endian bytes of uint32 words (the platform order is not assumed). */
+function wordsLe(words: Uint32Array): Uint8Array {
+  const out = new Uint8Array(words.length * 4);
+  const view = new DataView(out.buffer);
+  words.forEach((w, i) => view.setUint32(i * 4, w, true));
+  return out;
+}
+
 /** The record of a signature; `bytes` is its encoded wire size. */
 export function signatureRecord(sig: Signature, bytes: number): SignatureRecord {
+  const bits: Partial<SignatureRecord> = { fingerprint_b64: toBase64(wordsLe(sig.fingerprint)) };
+  if (sig.mask) bits.mask_b64 = toBase64(sig.mask);
+  if (sig.envelope) bits.envelope_b64 = toBase64(sig.envelope);
   return {
     kind: "signature",
     measurement: sig.measurement,
@@ -74,12 +122,16 @@ export function signatureRecord(sig: Signature, bytes: number): SignatureRecord 
     offset_ms: roundMs(sig.source.offsetMs),
     ids: sig.ids,
     bytes,
+    ...bits,
   };
 }
 
-/** The record of a match. */
-export function matchRecord(m: Match): MatchRecord {
-  return {
+/** A match, with its hop when it is known (the record carries it). */
+export type MatchWithHop = Match & { hop?: HopRecord };
+
+/** The record of a match (with `hop` when the match carries one). */
+export function matchRecord(m: MatchWithHop): MatchRecord {
+  const rec: MatchRecord = {
     kind: "match",
     measurement: m.measurement,
     stage: m.stage,
@@ -90,6 +142,8 @@ export function matchRecord(m: Match): MatchRecord {
     latency_s: m.latencyS,
     ber: Math.round(m.ber * 10000) / 10000,
   };
+  if (m.hop) rec.hop = { from_stage: m.hop.from_stage, latency_s: m.hop.latency_s };
+  return rec;
 }
 
 /** Latency in seconds from two capture times, exact in bigint before the division. */
@@ -111,6 +165,15 @@ function isIds(v: unknown): v is Record<string, string> {
   return isObj(v) && Object.values(v).every((x) => typeof x === "string");
 }
 
+function optString(v: unknown): boolean {
+  return v === undefined || typeof v === "string";
+}
+
+function isHop(v: unknown): v is HopRecord {
+  return isObj(v) && typeof v.from_stage === "string" && typeof v.latency_s === "number" &&
+    Number.isFinite(v.latency_s);
+}
+
 /** Validates a parsed JSON value as a record; returns the reason when it is not one. */
 export function parseRecord(v: unknown): AnyRecord | string {
   if (!isObj(v)) return "not a JSON object";
@@ -118,7 +181,8 @@ export function parseRecord(v: unknown): AnyRecord | string {
     if (
       typeof v.measurement === "string" && typeof v.signature_id === "string" && typeof v.node === "string" &&
       typeof v.pod === "string" && typeof v.stream === "string" && typeof v.time_ns === "string" &&
-      typeof v.offset_ms === "number" && isIds(v.ids) && typeof v.bytes === "number"
+      typeof v.offset_ms === "number" && isIds(v.ids) && typeof v.bytes === "number" &&
+      optString(v.fingerprint_b64) && optString(v.mask_b64) && optString(v.envelope_b64)
     ) return v as unknown as SignatureRecord;
     return "signature record with missing or mistyped fields";
   }
@@ -127,7 +191,7 @@ export function parseRecord(v: unknown): AnyRecord | string {
       typeof v.measurement === "string" && typeof v.stage === "string" &&
       typeof v.signature_id === "string" &&
       isIds(v.ids) && isTap(v.source) && isTap(v.target) && typeof v.latency_s === "number" &&
-      typeof v.ber === "number"
+      typeof v.ber === "number" && (v.hop === undefined || isHop(v.hop))
     ) return v as unknown as MatchRecord;
     return "match record with missing or mistyped fields";
   }

@@ -1,10 +1,12 @@
 /**
  * The summary `analyze`, `demo` and `replay` print: per measurement and stage the matches, signatures, recall
- * and latency percentiles, plus a per-interval waterfall (interval id x stage latency) that shows where delay
- * is introduced.
+ * and latency percentiles, what each hop adds (`match_rules[].after`), a per-interval waterfall (interval id x
+ * stage latency and hop) and a per-call timeline (latency per stage against call time, so growth within a
+ * call shows).
  * @module
  */
 import type { MatchRecord, SignatureRecord } from "./records.ts";
+import { addHops, previousStage, SOURCE_STAGE, type StagePaths } from "./hops.ts";
 
 /** Latency statistics of one stage, seconds. */
 export interface LatencyStats {
@@ -25,12 +27,47 @@ export interface StageSummary {
   latency: LatencyStats | null;
 }
 
+/** What one hop adds: a stage and the stage before it. */
+export interface HopSummary {
+  stage: string;
+  /** The stage before it (`match_rules[].after`), or `source`. */
+  fromStage: string;
+  /** Matches whose previous stage was found too. */
+  matches: number;
+  latency: LatencyStats | null;
+}
+
 /** One row of the waterfall: an interval id and the median latency at each stage (null: not seen there). */
 export interface WaterfallRow {
   intervalId: string;
   /** Earliest source time of the interval's signatures (decimal ns), for ordering. */
   firstNs: string;
   latencyByStage: Record<string, number | null>;
+  /** Median hop latency at each stage (null: no match whose previous stage was found too). */
+  hopByStage: Record<string, number | null>;
+}
+
+/** One point of a call's timeline: when in the call (s from its first signature) and the latency (s). */
+export interface TimelinePoint {
+  t: number;
+  latency: number;
+}
+
+/** A call (one source stream): latency per stage against call time. */
+export interface CallTimeline {
+  /** The source stream key. */
+  stream: string;
+  node: string;
+  pod: string;
+  /** Source time of its first signature or match (decimal ns). */
+  firstNs: string;
+  /** Seconds from the first to the last source time seen. */
+  durationS: number;
+  signatures: number;
+  /** Ids (of the waterfall's id type) in call order. */
+  ids: string[];
+  /** Per stage, points in call-time order. */
+  points: Record<string, TimelinePoint[]>;
 }
 
 /** Everything reported for one measurement. */
@@ -41,6 +78,58 @@ export interface MeasurementSummary {
   /** Which id type keys the waterfall (interval_id when present). */
   idType: string | null;
   waterfall: WaterfallRow[];
+  /** What each hop adds, in stage order. */
+  hops: HopSummary[];
+  /** One timeline per source stream, by first source time. */
+  calls: CallTimeline[];
+}
+
+/** Which records to keep (the `--id` / `--interval` filters). */
+export interface RecordSelection {
+  /** An interval id (the value of `interval_id`, else of the id type that keys the waterfall). */
+  interval?: string;
+  /** Any id value (`TYPE=VALUE` for one id type), a signature id, or a source stream (a call). */
+  id?: string;
+}
+
+/** Options of {@link summarize}. */
+export interface SummaryOptions {
+  /** Stage paths from the config (`match_rules[].after`); absent: every stage follows the source. */
+  paths?: StagePaths;
+  /** Keep only the selected records. */
+  select?: RecordSelection;
+}
+
+/** True when a record is selected; `intervalType` is the id type `--interval` compares. */
+function selected(
+  sel: RecordSelection,
+  r: { signature_id: string; ids: Record<string, string> },
+  stream: string,
+  intervalType: string,
+): boolean {
+  if (sel.interval !== undefined && r.ids[intervalType] !== sel.interval) return false;
+  if (sel.id !== undefined) {
+    const eq = sel.id.indexOf("=");
+    if (eq > 0 && r.ids[sel.id.slice(0, eq)] === sel.id.slice(eq + 1)) return true;
+    return r.signature_id === sel.id || stream === sel.id || Object.values(r.ids).includes(sel.id);
+  }
+  return true;
+}
+
+/** The records a selection keeps (signatures and matches alike). */
+export function selectRecords(
+  signatures: readonly SignatureRecord[],
+  matches: readonly MatchRecord[],
+  sel: RecordSelection,
+): { signatures: SignatureRecord[]; matches: MatchRecord[] } {
+  if (sel.id === undefined && sel.interval === undefined) {
+    return { signatures: [...signatures], matches: [...matches] };
+  }
+  const intervalType = pickIdType([...signatures, ...matches]) ?? "interval_id";
+  return {
+    signatures: signatures.filter((s) => selected(sel, s, s.stream, intervalType)),
+    matches: matches.filter((m) => selected(sel, m, m.source.stream, intervalType)),
+  };
 }
 
 /** Linear-interpolated quantile of sorted values (q in [0,1]). */
@@ -74,10 +163,15 @@ function pickIdType(records: readonly { ids: Record<string, string> }[]): string
  * not listed follow, ordered by median latency.
  */
 export function summarize(
-  signatures: readonly SignatureRecord[],
-  matches: readonly MatchRecord[],
+  allSignatures: readonly SignatureRecord[],
+  allMatches: readonly MatchRecord[],
   stageOrder: Record<string, readonly string[]> = {},
+  opts: SummaryOptions = {},
 ): MeasurementSummary[] {
+  const paths = opts.paths ?? {};
+  // Hops are computed before the selection: a hop needs the previous stage's match, selected or not.
+  const withHops = addHops(allMatches, paths);
+  const { signatures, matches } = selectRecords(allSignatures, withHops, opts.select ?? {});
   const names = new Set<string>([
     ...signatures.map((s) => s.measurement),
     ...matches.map((m) => m.measurement),
@@ -113,12 +207,23 @@ export function summarize(
       };
     });
     const idType = pickIdType([...sigs, ...ms]);
+    const hops = stages.map((stage): HopSummary => {
+      const list = byStage.get(stage)!.filter((m) => m.hop !== undefined);
+      return {
+        stage,
+        fromStage: previousStage(paths, measurement, stage),
+        matches: list.length,
+        latency: stats(list.map((m) => m.hop!.latency_s)),
+      };
+    });
     out.push({
       measurement,
       signatures: sigs.length,
       stages: stageSummaries,
       idType,
       waterfall: waterfall(sigs, ms, stages, idType),
+      hops,
+      calls: callTimelines(sigs, ms, stages, idType),
     });
   }
   return out;
@@ -140,20 +245,133 @@ function waterfall(
   };
   for (const s of sigs) note(s.ids[idType], s.time_ns);
   for (const m of ms) note(m.ids[idType], m.source.time_ns);
+  // Grouped once: a filter per interval and stage is quadratic, and 100,000 records have thousands of ids.
+  const byId = new Map<string, MatchRecord[]>();
+  for (const m of ms) {
+    const id = m.ids[idType];
+    if (id === undefined) continue;
+    const list = byId.get(id);
+    if (list) list.push(m);
+    else byId.set(id, [m]);
+  }
+  const median = (v: number[]) => v.length ? quantile(v.sort((a, b) => a - b), 0.5) : null;
   const rows: WaterfallRow[] = [];
   for (const [id, t] of first) {
     const latencyByStage: Record<string, number | null> = {};
+    const hopByStage: Record<string, number | null> = {};
+    const mine = byId.get(id) ?? [];
     for (const stage of stages) {
-      const v = ms.filter((m) => m.stage === stage && m.ids[idType] === id).map((m) => m.latency_s);
-      latencyByStage[stage] = v.length ? quantile(v.sort((a, b) => a - b), 0.5) : null;
+      const at = mine.filter((m) => m.stage === stage);
+      latencyByStage[stage] = median(at.map((m) => m.latency_s));
+      hopByStage[stage] = median(at.flatMap((m) => m.hop ? [m.hop.latency_s] : []));
     }
-    rows.push({ intervalId: id, firstNs: t.toString(), latencyByStage });
+    rows.push({ intervalId: id, firstNs: t.toString(), latencyByStage, hopByStage });
   }
   rows.sort((
     a,
     b,
   ) => (BigInt(a.firstNs) < BigInt(b.firstNs) ? -1 : BigInt(a.firstNs) > BigInt(b.firstNs) ? 1 : 0));
   return rows;
+}
+
+function callTimelines(
+  sigs: readonly SignatureRecord[],
+  ms: readonly MatchRecord[],
+  stages: readonly string[],
+  idType: string | null,
+): CallTimeline[] {
+  interface Acc {
+    node: string;
+    pod: string;
+    first: bigint;
+    last: bigint;
+    signatures: number;
+    ids: Map<string, bigint>;
+    matches: MatchRecord[];
+  }
+  const calls = new Map<string, Acc>();
+  const acc = (stream: string, node: string, pod: string, ns: string, id: string | undefined): Acc => {
+    const t = BigInt(ns);
+    let a = calls.get(stream);
+    if (!a) {
+      a = { node, pod, first: t, last: t, signatures: 0, ids: new Map(), matches: [] };
+      calls.set(stream, a);
+    }
+    if (t < a.first) a.first = t;
+    if (t > a.last) a.last = t;
+    if (id !== undefined) {
+      const seen = a.ids.get(id);
+      if (seen === undefined || t < seen) a.ids.set(id, t);
+    }
+    return a;
+  };
+  for (const s of sigs) {
+    acc(s.stream, s.node, s.pod, s.time_ns, idType ? s.ids[idType] : undefined).signatures++;
+  }
+  for (const m of ms) {
+    acc(m.source.stream, m.source.node, m.source.pod, m.source.time_ns, idType ? m.ids[idType] : undefined)
+      .matches.push(m);
+  }
+  const out: CallTimeline[] = [];
+  for (const [stream, a] of calls) {
+    const points: Record<string, TimelinePoint[]> = {};
+    for (const stage of stages) {
+      points[stage] = a.matches.filter((m) => m.stage === stage)
+        .map((m) => ({ t: Number(BigInt(m.source.time_ns) - a.first) / 1e9, latency: m.latency_s }))
+        .sort((x, y) => x.t - y.t);
+    }
+    out.push({
+      stream,
+      node: a.node,
+      pod: a.pod,
+      firstNs: a.first.toString(),
+      durationS: Number(a.last - a.first) / 1e9,
+      signatures: a.signatures,
+      ids: [...a.ids].sort((x, y) => (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0)).map(([id]) => id),
+      points,
+    });
+  }
+  return out.sort((
+    x,
+    y,
+  ) => (BigInt(x.firstNs) < BigInt(y.firstNs) ? -1 : BigInt(x.firstNs) > BigInt(y.firstNs) ? 1 : 0));
+}
+
+const SPARK = "▁▂▃▄▅▆▇█";
+
+/**
+ * A sparkline of a timeline: up to `width` cells over the call's time, each the median latency of the points
+ * in it, scaled from zero to the highest cell (`·` where no point fell).
+ */
+export function sparkline(points: readonly TimelinePoint[], width = 12): string {
+  if (points.length === 0) return "";
+  const t0 = points[0]!.t, t1 = points[points.length - 1]!.t;
+  const n = Math.min(width, points.length);
+  const cells: number[][] = Array.from({ length: n }, () => []);
+  for (const p of points) {
+    const i = t1 > t0 ? Math.min(n - 1, Math.floor(((p.t - t0) / (t1 - t0)) * n)) : 0;
+    cells[i]!.push(p.latency);
+  }
+  const med = cells.map((c) => c.length ? quantile(c.sort((a, b) => a - b), 0.5) : null);
+  // From zero, not from the lowest cell: a 10 ms jitter on 150 ms must not look like growth.
+  const hi = Math.max(...med.filter((v): v is number => v !== null));
+  return med.map((v) => {
+    if (v === null) return "·";
+    if (hi <= 0) return SPARK[0];
+    return SPARK[Math.max(0, Math.min(SPARK.length - 1, Math.ceil((v / hi) * SPARK.length) - 1))];
+  }).join("");
+}
+
+/** `first→last ms` of a timeline, with a sparkline: growth within a call in one cell. */
+function trend(points: readonly TimelinePoint[]): string {
+  if (points.length === 0) return "-";
+  const f = points[0]!.latency * 1000, l = points[points.length - 1]!.latency * 1000;
+  return `${sparkline(points)} ${f.toFixed(0)}→${l.toFixed(0)}`;
+}
+
+/** A call's label: the stream key, shortened from the middle when long. */
+function callLabel(stream: string, max = 44): string {
+  return stream.length <= max ? stream : `${stream.slice(0, 18)}…${stream.slice(-(max - 19))}`;
 }
 
 function ms(v: number | null | undefined): string {
@@ -174,26 +392,69 @@ export function renderSummaryTable(summaries: readonly MeasurementSummary[]): st
   const parts: string[] = [];
   for (const s of summaries) {
     parts.push(`measurement ${s.measurement}: ${s.signatures} signatures`);
+    const hopOf = new Map((s.hops ?? []).map((h) => [h.stage, h]));
     parts.push(table(
-      ["stage", "matches", "recall", "p50 ms", "p90 ms", "p99 ms", "max ms"],
-      s.stages.map((st) => [
-        st.stage,
-        String(st.matches),
-        `${(st.recall * 100).toFixed(1)}%`,
-        ms(st.latency?.p50),
-        ms(st.latency?.p90),
-        ms(st.latency?.p99),
-        ms(st.latency?.max),
-      ]),
+      [
+        "stage",
+        "matches",
+        "recall",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "hop from",
+        "hop p50",
+        "hop p90",
+      ],
+      s.stages.map((st) => {
+        const h = hopOf.get(st.stage);
+        return [
+          st.stage,
+          String(st.matches),
+          `${(st.recall * 100).toFixed(1)}%`,
+          ms(st.latency?.p50),
+          ms(st.latency?.p90),
+          ms(st.latency?.p99),
+          ms(st.latency?.max),
+          h?.fromStage ?? SOURCE_STAGE,
+          h?.latency ? `+${ms(h.latency.p50)}` : "-",
+          h?.latency ? `+${ms(h.latency.p90)}` : "-",
+        ];
+      }),
     ));
+    const stages = s.stages.map((x) => x.stage);
     if (s.waterfall.length > 0) {
-      const stages = s.stages.map((x) => x.stage);
       parts.push("");
-      parts.push(`waterfall by ${s.idType} (median latency ms at each stage; '-' not seen):`);
+      parts.push(
+        `waterfall by ${s.idType} (median latency ms from the source at each stage, (+hop) added by that stage; '-' not seen):`,
+      );
       parts.push(
         table(
           [s.idType ?? "id", ...stages],
-          s.waterfall.map((r) => [r.intervalId, ...stages.map((st) => ms(r.latencyByStage[st]))]),
+          s.waterfall.map((r) => [
+            r.intervalId,
+            ...stages.map((st) => {
+              const hop = r.hopByStage?.[st];
+              const l = ms(r.latencyByStage[st]);
+              return hop === null || hop === undefined ? l : `${l} (+${ms(hop)})`;
+            }),
+          ]),
+        ),
+      );
+    }
+    if ((s.calls ?? []).length > 0) {
+      parts.push("");
+      parts.push("calls (source streams): latency per stage over call time, first→last ms:");
+      parts.push(
+        table(
+          ["call", "start", "dur s", "sigs", ...stages],
+          s.calls.map((c) => [
+            callLabel(c.stream),
+            new Date(Number(BigInt(c.firstNs) / 1_000_000n)).toISOString().slice(11, 19),
+            c.durationS.toFixed(1),
+            String(c.signatures),
+            ...stages.map((st) => trend(c.points[st] ?? [])),
+          ]),
         ),
       );
     }
@@ -202,12 +463,18 @@ export function renderSummaryTable(summaries: readonly MeasurementSummary[]): st
   return parts.join("\n");
 }
 
-/** Renders summaries as CSV rows: measurement,stage,matches,signatures,recall,p50_s,p90_s,p99_s,max_s. */
+/**
+ * Renders summaries as CSV rows:
+ * measurement,stage,matches,signatures,recall,p50_s,p90_s,p99_s,max_s,hop_from,hop_p50_s,hop_p90_s,hop_p99_s.
+ */
 export function renderSummaryCsv(summaries: readonly MeasurementSummary[]): string {
-  const rows = ["measurement,stage,matches,signatures,recall,p50_s,p90_s,p99_s,max_s"];
+  const rows = [
+    "measurement,stage,matches,signatures,recall,p50_s,p90_s,p99_s,max_s,hop_from,hop_p50_s,hop_p90_s,hop_p99_s",
+  ];
   for (const s of summaries) {
     for (const st of s.stages) {
       const l = st.latency;
+      const h = (s.hops ?? []).find((x) => x.stage === st.stage);
       rows.push(
         [
           s.measurement,
@@ -219,6 +486,10 @@ export function renderSummaryCsv(summaries: readonly MeasurementSummary[]): stri
           l?.p90 ?? "",
           l?.p99 ?? "",
           l?.max ?? "",
+          h?.fromStage ?? SOURCE_STAGE,
+          h?.latency?.p50 ?? "",
+          h?.latency?.p90 ?? "",
+          h?.latency?.p99 ?? "",
         ].join(","),
       );
     }
