@@ -4,8 +4,10 @@
  *
  * A `stream_filter` is a PxL fragment that assigns a DataFrame to `df` with `px.DataFrame(...)` and may filter or
  * add columns; it must keep `upid` (context columns need it) and must not call `px.display`. For each distinct
- * filter the composer appends, after the user's lines: a node scope (`df.ctx['node'] == <node>`), the pod context
- * column, a projection of the configured columns, and `px.display(df.stream(), '<measurement>/<stream>')`.
+ * filter the composer appends, after the user's lines: a scope (by default the node, `df.ctx['node'] == <node>`; or
+ * this node's pods; or none for a standalone PEM, which only sees its own node), the pod column (`df.ctx['pod']`, or
+ * the process for a standalone PEM, which has no Kubernetes metadata), a projection of the configured columns, and
+ * `px.display(df.stream(), '<measurement>/<stream>')`.
  * Measurements whose (filter, columns, stream keys, start) are identical share one output table, named after the
  * first of them. When a start time is given, the `start_time` of every `px.DataFrame(...)` call in the filter is
  * replaced (or added); the edit is tracked so error columns still point into the user's text.
@@ -32,14 +34,47 @@ export interface ComposedQueryInput {
   name: string;
   /** The user's PxL fragment (see module doc). */
   streamFilter: string;
-  /** The sensor's node: rows are scoped to it. */
+  /** The sensor's node: rows are labelled with it and, with the default scope, filtered to it. */
   node: string;
+  /** How rows are kept to this sensor's node; default `{ kind: "node" }`. */
+  scope?: QueryScope;
+  /** Where the pod column comes from; default `"ctx"`. */
+  podSource?: PodSource;
   columns: QueryColumns;
   /** Stream key columns; `$.`-paths are read from the payload and are not projected. */
   streamKeyColumns: readonly string[];
   /** Relative (`-30s`, `-5m`) or absolute (ns since the epoch, decimal digits or bigint) start time. */
   startTime?: string | bigint;
 }
+
+/**
+ * How a query's rows are kept to this sensor's node.
+ * - `node`: `df.ctx['node'] == <node>`. Pixie does not prune agents on node filters (its agent metadata filters
+ *   hold pods and services only), so the script still runs on every PEM of the cluster.
+ * - `pods`: `df.ctx['pod'] == <pod>` for each pod on this node, joined with `or`. Pixie prunes the PEMs that host
+ *   none of them, so only this node's PEM runs the query. The list must be current: a pod that moved here
+ *   later is not seen.
+ * - `none`: no scope; for a standalone PEM, which only sees its own node and has no Kubernetes metadata (there
+ *   `df.ctx['node']` is the empty string, so a node filter would remove every row).
+ */
+export type QueryScope =
+  | { readonly kind: "node" }
+  | { readonly kind: "pods"; readonly pods: readonly string[] }
+  | { readonly kind: "none" };
+
+/**
+ * Where the pod column comes from: `ctx` is `df.ctx['pod']` (`namespace/name`); `process` labels rows with the
+ * process that sent them, `<pid>:<command line>` ({@link PROCESS_POD_EXPR}), for a standalone PEM, which reads
+ * `df.ctx['pod']` as the empty string but knows the processes of its host.
+ */
+export type PodSource = "ctx" | "process";
+
+/**
+ * The pod label a standalone PEM can give: `px.upid_to_pid` and `px.upid_to_cmdline` (Pixie's
+ * src/carnot/funcs/metadata/metadata_ops.cc) work there because its metadata state scans /proc
+ * (src/shared/metadata/standalone_state_manager.cc); `px.itoa` and string `+` are builtins.
+ */
+export const PROCESS_POD_EXPR = "px.itoa(px.upid_to_pid(df.upid)) + ':' + px.upid_to_cmdline(df.upid)";
 
 /** One output table of a composed script. */
 export interface ComposedTable {
@@ -242,6 +277,8 @@ function tableKey(q: ComposedQueryInput): string {
   return JSON.stringify([
     q.streamFilter,
     q.node,
+    scopeKey(q.scope),
+    q.podSource ?? "ctx",
     c.time,
     c.pod,
     c.payload,
@@ -249,6 +286,30 @@ function tableKey(q: ComposedQueryInput): string {
     q.streamKeyColumns,
     start,
   ]);
+}
+
+function scopeKey(scope: QueryScope | undefined): string {
+  if (!scope || scope.kind === "node") return "node";
+  return scope.kind === "pods" ? JSON.stringify(["pods", ...scope.pods]) : "none";
+}
+
+/** The statement that keeps a query to this node, or undefined for none. */
+function scopeStatement(q: ComposedQueryInput): string | undefined {
+  const scope = q.scope ?? { kind: "node" };
+  if (scope.kind === "none") return undefined;
+  if (scope.kind === "node") return `df = df[df.ctx['node'] == ${pxlString(q.node)}]\n`;
+  if (scope.pods.length === 0) {
+    throw new PxlComposeError(
+      `${q.name}: scope by pods needs at least one pod (none are known on this node)`,
+    );
+  }
+  // PxL's `and`/`or` take exactly two operands ("Expected two arguments to 'or'."), so longer lists nest.
+  let expr = "";
+  for (const pod of scope.pods) {
+    const eq = `df.ctx['pod'] == ${pxlString(pod)}`;
+    expr = expr === "" ? eq : `(${expr}) or (${eq})`;
+  }
+  return `df = df[${expr}]\n`;
 }
 
 function checkFilter(q: ComposedQueryInput): void {
@@ -319,8 +380,27 @@ export function composeScript(queries: readonly ComposedQueryInput[]): ComposedS
     if (from < user.length) push({ text: user.slice(from), table: index, src: from });
     if (!user.endsWith("\n")) push({ text: "\n", table: index, src: user.length });
 
-    push({ text: `df = df[df.ctx['node'] == ${pxlString(q.node)}]\n`, table: index, part: "the node scope" });
-    push({ text: `df[${pxlString(c.pod)}] = df.ctx['pod']\n`, table: index, part: "the pod context column" });
+    const scope = scopeStatement(q);
+    if (scope !== undefined) {
+      push({
+        text: scope,
+        table: index,
+        part: q.scope?.kind === "pods" ? "the scope to this node's pods" : "the node scope",
+      });
+    }
+    if ((q.podSource ?? "ctx") === "ctx") {
+      push({
+        text: `df[${pxlString(c.pod)}] = df.ctx['pod']\n`,
+        table: index,
+        part: "the pod context column",
+      });
+    } else {
+      push({
+        text: `df[${pxlString(c.pod)}] = ${PROCESS_POD_EXPR}\n`,
+        table: index,
+        part: "the pod column from the process (standalone PEM)",
+      });
+    }
     push({
       text: `df = df[[${projected.map(pxlString).join(", ")}]]\n`,
       table: index,

@@ -1,8 +1,35 @@
 /**
  * A real gRPC server on loopback that speaks Vizier's wire protocol (VizierService.ExecuteScript/HealthCheck and
- * VizierClusterInfo.GetClusterInfo) for tests. Tests script each ExecuteScript call with a handler that sends
- * metadata, batches (plain or encrypted for the client's JWK), keep-alives, stats, compile errors, and drops the
- * stream the ways Vizier and its proxies do. Every request is recorded so tests can assert what the client sent.
+ * VizierClusterInfo.GetClusterInfo) for tests, and answers like the real thing. Every request is recorded so tests
+ * can assert what the client sent.
+ *
+ * By default ExecuteScript runs the script: {@link compilePxl} compiles it like Pixie's planner (compile errors
+ * with line/column in the whole script), the fake PEMs ({@link FakePem}) stream the rows of their table stores
+ * through it (filters evaluated, agents pruned like Pixie prunes them, a 0-row keep-alive every 2 s per PEM), and
+ * a model of the query broker forwards them. What the model copies from Pixie's source (pixie-io/pixie):
+ * - src/vizier/services/query_broker/controllers/query_result_forwarder.go: each query has a buffer of 1,024
+ *   messages (`activeQueryBufferSize`); a producer that finds it full cancels the query ("Query %s can not accept
+ *   more data, consumer likely died"); the watchdog forgets a query 180 s after its consumer last read
+ *   (`defaultConsumerTimeout`, "Query %s timedout waiting for consumer"); one consumer at a time (a new one
+ *   cancels the old one, whose call then ends OK); `StreamResults` takes a message off the buffer before sending
+ *   it, so the message in flight when the client drops is gone: a resume continues after it.
+ * - query_executor.go: a request with `query_id` skips compiling and metadata (`runScript`) and goes straight to
+ *   `StreamResults`; an unknown id fails there with a plain Go error ("error in StreamResults: Query %s not
+ *   registered in query forwarder"), which gRPC reports as UNKNOWN; src/cloud/api/ptproxy/request_proxyer.go and
+ *   src/vizier/services/query_broker/ptproxy/pt_proxy.go pass the code and message through unchanged.
+ * - query_executor.go `compilePlan` + proto_utils.go `StatusToVizierStatus` / `StatusToError`: a compile error is
+ *   one response with status code 3 and `error_details[].compiler_error{line,column,message}`, then the call fails
+ *   with INVALID_ARGUMENT and the same message.
+ * - server.go `HealthCheck`: a status every 5 s.
+ * With `standalone: true` it answers like the standalone PEM (src/experimental/standalone_pem/vizier_server.h,
+ * sink_server.h): a fresh uuid4 per call whatever `query_id` says (a "resume" re-executes the script), table id =
+ * table name, compile errors as a bare INVALID_ARGUMENT "Failed to compile script with error='…'" without a status
+ * message, HealthCheck returns OK at once without sending a status, and no Kubernetes metadata (every
+ * `df.ctx[...]` reads '' — src/shared/metadata/standalone_state_manager.cc).
+ *
+ * The lenient path: a test that sets {@link FakeVizier.onExecute} scripts each call itself (exact sequences of
+ * metadata, batches, keep-alives, drops); `chaos` makes the model drop streams on its own, losing the message in
+ * flight each time.
  * @module
  */
 
@@ -29,6 +56,17 @@ import {
 } from "../../pixie/messages.ts";
 import { encryptCompactJwe } from "../../pixie/jwe.ts";
 import { METHODS } from "../../pixie/proto.ts";
+import type { Cell } from "../../pixie/row.ts";
+import {
+  type CompiledOutput,
+  compilePxl,
+  evalRow,
+  FakePxlError,
+  prunedOn,
+  type StoredRow,
+} from "./fake_pxl.ts";
+
+export type { StoredRow } from "./fake_pxl.ts";
 
 /** The parts of grpc-js's inner ServerHttp2Stream the fake touches. */
 interface Http2StreamLike {
@@ -73,6 +111,8 @@ export interface ExecuteCall {
   reset(): void;
   /** Ends the call normally (without eos: a drop for a streaming query). */
   end(): void;
+  /** Refuses a resume the way the query broker does: UNKNOWN "… not registered in query forwarder". */
+  refuseResume(): void;
 }
 
 /** Handler for one ExecuteScript call. */
@@ -89,6 +129,106 @@ export interface FakeVizierOptions {
   healthIntervalMs?: number;
   /** Status code the health stream reports (0 healthy). */
   healthCode?: number;
+  /** Answer like the standalone PEM (see the module doc). */
+  standalone?: boolean;
+  /** The fake cluster's PEMs (default: one PEM on node `node-1`). A standalone PEM uses the first. */
+  pems?: FakePemOptions[];
+  /** Time source of the model (keep-alives, consumer timeout), ms; default Date.now. */
+  clock?: () => number;
+  broker?: Partial<BrokerOptions>;
+  /** Drop streams on purpose (seeded), losing the message in flight each time. */
+  chaos?: ChaosOptions;
+}
+
+/** One PEM of the fake cluster. */
+export interface FakePemOptions {
+  node: string;
+  /** Pods (`namespace/name`) on this node; agent pruning uses them. */
+  pods?: string[];
+  services?: string[];
+}
+
+/** The query broker's limits (Pixie's values by default). */
+export interface BrokerOptions {
+  /** Messages a query buffers for its consumer (activeQueryBufferSize). */
+  bufferSize: number;
+  /** A query whose consumer has not read for this long is forgotten (defaultConsumerTimeout). */
+  consumerTimeoutMs: number;
+  /** Each PEM sends a 0-row batch per output table when it had nothing to send for this long. */
+  keepAliveMs: number;
+  /** Rows per batch a PEM sends. */
+  batchRows: number;
+  /** Real-time period of the producer loop. */
+  tickMs: number;
+}
+
+/** Seeded stream drops by the model itself. */
+export interface ChaosOptions {
+  seed: number;
+  /** A consumer's stream is dropped after a number of messages drawn uniformly from [min, max]. */
+  dropEvery: [number, number];
+  /** How the stream ends at a drop (drawn uniformly; default all). */
+  kinds?: ("reset" | "unavailable" | "end" | "internal")[];
+  /** The message in flight at a drop is lost (the broker counted it as sent); default true. */
+  loseInFlight?: boolean;
+  /** No drops after this many. */
+  maxDrops?: number;
+}
+
+/** What the model did, for tests and benchmarks. */
+export interface FakeClusterStats {
+  drops: number;
+  /** Messages taken off a buffer and lost because the consumer dropped. */
+  lostMessages: number;
+  /** Rows in those messages. */
+  lostRows: number;
+  /** Resumes answered with UNKNOWN "not registered". */
+  refusedResumes: number;
+  /** Queries forgotten because their buffer filled. */
+  forgottenFull: number;
+  /** Queries forgotten because no consumer read for the consumer timeout. */
+  forgottenIdle: number;
+  /** Rows the PEMs put into batches. */
+  rowsServed: number;
+}
+
+/** Work one PEM did, summed over all queries. */
+export interface PemWork {
+  /** Queries the planner placed on this PEM (not pruned). */
+  queries: number;
+  /** Rows its memory sources read. */
+  rowsScanned: number;
+  /** Rows that passed the filters. */
+  rowsOut: number;
+  /** Row batches with rows it sent. */
+  batches: number;
+  /** 0-row keep-alive batches it sent. */
+  keepAlives: number;
+}
+
+/** One PEM: a table store the tests fill, and the work done. */
+export class FakePem {
+  readonly node: string;
+  readonly pods: Set<string>;
+  readonly services: Set<string>;
+  /** Rows per table, in arrival order. */
+  readonly tables = new Map<string, StoredRow[]>();
+  readonly work: PemWork = { queries: 0, rowsScanned: 0, rowsOut: 0, batches: 0, keepAlives: 0 };
+  #onAppend: () => void;
+  /** Creates the PEM. */
+  constructor(o: FakePemOptions, onAppend: () => void) {
+    this.node = o.node;
+    this.pods = new Set(o.pods ?? []);
+    this.services = new Set(o.services ?? []);
+    this.#onAppend = onAppend;
+  }
+  /** Appends rows to a table (as Stirling would push them). */
+  append(table: string, rows: StoredRow[]): void {
+    const list = this.tables.get(table) ?? [];
+    for (const r of rows) list.push(r);
+    this.tables.set(table, list);
+    this.#onAppend();
+  }
 }
 
 const enc = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -99,8 +239,29 @@ export class FakeVizier {
   readonly address: string;
   /** Every call in arrival order. */
   readonly calls: RecordedCall[] = [];
-  /** Handler for ExecuteScript calls (replace per test). */
-  onExecute: ExecuteHandler = (c) => c.end();
+  /** Scripts each ExecuteScript call (the lenient path); undefined runs the model. */
+  onExecute: ExecuteHandler | undefined;
+  /** The fake cluster's PEMs. */
+  readonly pems: FakePem[];
+  /** What the model did. */
+  readonly stats: FakeClusterStats = {
+    drops: 0,
+    lostMessages: 0,
+    lostRows: 0,
+    refusedResumes: 0,
+    forgottenFull: 0,
+    forgottenIdle: 0,
+    rowsServed: 0,
+  };
+  readonly #standalone: boolean;
+  readonly #broker: BrokerOptions;
+  readonly #clock: () => number;
+  readonly #chaos: ChaosOptions | undefined;
+  #chaosRandom: () => number = () => 0;
+  #dropsLeft = Infinity;
+  readonly #queries = new Map<string, FakeQuery>();
+  #ticker: ReturnType<typeof setInterval> | undefined;
+  #skewMs = 0;
   /** Status code the health stream reports. */
   healthCode: number;
   /** Batches sent as `encrypted_batch`. */
@@ -108,10 +269,45 @@ export class FakeVizier {
   readonly #server: grpc.Server;
   #executeCount = 0;
 
-  private constructor(server: grpc.Server, address: string, healthCode: number) {
+  private constructor(server: grpc.Server, address: string, opts: FakeVizierOptions) {
     this.#server = server;
     this.address = address;
-    this.healthCode = healthCode;
+    this.healthCode = opts.healthCode ?? 0;
+    this.#standalone = opts.standalone ?? false;
+    this.#broker = {
+      bufferSize: 1024,
+      consumerTimeoutMs: 180_000,
+      keepAliveMs: 2_000,
+      batchRows: 64,
+      tickMs: 20,
+      ...opts.broker,
+    };
+    const base = opts.clock ?? (() => Date.now());
+    this.#clock = () => base() + this.#skewMs;
+    this.#chaos = opts.chaos;
+    if (opts.chaos) {
+      this.#chaosRandom = mulberry32(opts.chaos.seed);
+      this.#dropsLeft = opts.chaos.maxDrops ?? Infinity;
+    }
+    const pems = opts.pems ?? [{ node: "node-1" }];
+    this.pems = (this.#standalone ? pems.slice(0, 1) : pems).map((p) => new FakePem(p, () => this.#kick()));
+  }
+
+  /** The model's current time (ms). */
+  nowMs(): number {
+    return this.#clock();
+  }
+
+  /** Moves the model's clock forward (keep-alives and timeouts catch up at the next tick). */
+  async advance(ms: number): Promise<void> {
+    this.#skewMs += ms;
+    this.#produceAll();
+    await new Promise((r) => setTimeout(r, 0));
+  }
+
+  /** Query ids the broker still holds. */
+  get liveQueries(): string[] {
+    return [...this.#queries.values()].filter((q) => !q.gone && !q.standalone).map((q) => q.id);
   }
 
   /** ExecuteScript requests in arrival order. */
@@ -131,7 +327,7 @@ export class FakeVizier {
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync("127.0.0.1:0", creds, (err, p) => (err ? reject(err) : resolve(p)))
     );
-    const fake = new FakeVizier(server, `127.0.0.1:${port}`, opts.healthCode ?? 0);
+    const fake = new FakeVizier(server, `127.0.0.1:${port}`, opts);
     fake.#install(opts);
     return fake;
   }
@@ -191,6 +387,8 @@ export class FakeVizier {
         const rec = this.#authorize(call.metadata, "HealthCheck", opts);
         rec.clusterId = decodeHealthCheckRequest(call.request);
         if (!rec.authorized) return void call.emit("error", this.#denied(call.metadata));
+        // The standalone PEM's HealthCheck returns OK at once without writing a status (vizier_server.h).
+        if (this.#standalone) return void call.end();
         let stopped = false;
         call.on("cancelled", () => (stopped = true));
         const tick = () => {
@@ -337,9 +535,15 @@ export class FakeVizier {
         ended = true;
         void flushedP().then(() => call.end());
       },
+      refuseResume: () =>
+        fail(
+          grpc.status.UNKNOWN,
+          `error in StreamResults: Query ${req.queryId ?? ""} not registered in query forwarder`,
+        ),
     };
     try {
-      await this.onExecute(c);
+      if (this.onExecute) await this.onExecute(c);
+      else await this.#model(c);
     } catch (e) {
       fail(grpc.status.INTERNAL, `fake handler failed: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -347,9 +551,332 @@ export class FakeVizier {
 
   /** Stops the server at once (open calls are cancelled). */
   stop(): Promise<void> {
+    clearInterval(this.#ticker);
+    this.#ticker = undefined;
+    for (const q of this.#queries.values()) q.gone = "server stopped";
     this.#server.forceShutdown();
     return Promise.resolve();
   }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // The model
+
+  async #model(c: ExecuteCall): Promise<void> {
+    const req = c.request;
+    if (!this.#standalone && req.queryId) {
+      this.#expire();
+      const q = this.#queries.get(req.queryId);
+      if (!q || q.gone) {
+        this.stats.refusedResumes++;
+        return c.refuseResume();
+      }
+      // query_executor.go runScript: no compile and no metadata on a resume, straight to StreamResults.
+      return this.#consume(q, c);
+    }
+    let outputs: CompiledOutput[];
+    try {
+      outputs = compilePxl(req.queryStr);
+    } catch (e) {
+      if (!(e instanceof FakePxlError)) throw e;
+      if (this.#standalone) {
+        return c.fail(grpc.status.INVALID_ARGUMENT, `Failed to compile script with error='${e.message}'`);
+      }
+      return c.compileError([{ line: e.line, column: e.column, message: e.message }]);
+    }
+    const id = this.#standalone ? crypto.randomUUID() : c.queryId;
+    c.queryId = id;
+    const now = this.#clock();
+    const q = new FakeQuery(id, this.#standalone, now);
+    for (const [i, out] of outputs.entries()) {
+      const tableId = this.#standalone ? out.name : `00000000-0000-4000-a000-${String(i).padStart(12, "0")}`;
+      const relation: ColumnInfo[] = [...out.frame.columns].map(([name, type]) => ({ name, type }));
+      const startNs = resolveStart(out.frame.startTime, now);
+      // removable_ops_rule.cc: the planner leaves the query off PEMs its pod/service equality filters exclude.
+      const pems = this.pems.filter((p) => !prunedOn(out.frame, p.pods, p.services));
+      for (const p of pems) p.work.queries++;
+      q.outputs.push({
+        name: out.name,
+        tableId,
+        relation,
+        out,
+        cursors: pems.map((pem) => ({ pem, pos: 0, startNs, lastSentMs: now, eos: false })),
+      });
+      await c.meta(tableId, out.name, relation);
+    }
+    this.#queries.set(id, q);
+    this.#startTicker();
+    this.#produce(q);
+    await this.#consume(q, c);
+  }
+
+  /** Drains a query's buffer into one call, until the call or the query ends. */
+  async #consume(q: FakeQuery, c: ExecuteCall): Promise<void> {
+    // A new consumer replaces the old one, whose call then ends OK (StreamResults returns nil).
+    q.consumer?.end();
+    q.consumer = c;
+    q.lastConsumerMs = this.#clock();
+    let budget = this.#chaos && this.#dropsLeft > 0 ? this.#drawBudget() : Infinity;
+    const detach = () => {
+      if (q.consumer === c) {
+        q.consumer = undefined;
+        q.lastConsumerMs = this.#clock();
+      }
+      if (q.standalone) q.gone ??= "call ended";
+    };
+    try {
+      while (!c.isCancelled() && q.consumer === c) {
+        if (q.gone) {
+          if (!q.standalone) c.fail(grpc.status.UNKNOWN, q.gone);
+          return;
+        }
+        const msg = q.buffer.shift();
+        if (!msg) {
+          await Promise.race([q.wait(), c.cancelled]);
+          continue;
+        }
+        q.lastConsumerMs = this.#clock();
+        if (budget-- <= 0) {
+          this.#dropsLeft--;
+          this.stats.drops++;
+          if (this.#chaos!.loseInFlight ?? true) {
+            this.stats.lostMessages++;
+            this.stats.lostRows += msg.batch?.numRows ?? 0;
+          } else {
+            q.buffer.unshift(msg);
+          }
+          const kinds = this.#chaos!.kinds ?? ["reset", "unavailable", "end", "internal"];
+          const kind = kinds[Math.floor(this.#chaosRandom() * kinds.length)]!;
+          if (kind === "reset") c.reset();
+          else if (kind === "unavailable") {
+            c.fail(grpc.status.UNAVAILABLE, "upstream connect error or disconnect");
+          } else if (kind === "internal") {
+            c.fail(grpc.status.INTERNAL, "server closed the stream without sending trailers");
+          } else c.end();
+          return;
+        }
+        if (msg.batch) await c.batch(msg.batch);
+        else if (msg.stats) await c.send({ stats: msg.stats });
+        if (msg.last) {
+          q.gone = "complete";
+          return c.end();
+        }
+      }
+    } finally {
+      detach();
+    }
+  }
+
+  #drawBudget(): number {
+    const [lo, hi] = this.#chaos!.dropEvery;
+    return lo + Math.floor(this.#chaosRandom() * (hi - lo + 1));
+  }
+
+  #kick(): void {
+    for (const q of this.#queries.values()) if (!q.gone) this.#produce(q);
+  }
+
+  #startTicker(): void {
+    this.#ticker ??= setInterval(() => this.#produceAll(), this.#broker.tickMs);
+  }
+
+  #produceAll(): void {
+    this.#expire();
+    let live = 0;
+    for (const [id, q] of this.#queries) {
+      if (q.gone) {
+        if (!q.consumer) this.#queries.delete(id);
+        continue;
+      }
+      live++;
+      this.#produce(q);
+    }
+    if (live === 0 && this.#queries.size === 0) {
+      clearInterval(this.#ticker);
+      this.#ticker = undefined;
+    }
+  }
+
+  /** The watchdog: forgets queries whose consumer has not read for the consumer timeout. */
+  #expire(): void {
+    const now = this.#clock();
+    for (const q of this.#queries.values()) {
+      if (q.gone || q.standalone || q.consumer) continue;
+      if (now - q.lastConsumerMs >= this.#broker.consumerTimeoutMs) {
+        q.gone = `Query ${q.id} timedout waiting for consumer`;
+        this.stats.forgottenIdle++;
+      }
+    }
+  }
+
+  /** Every PEM of every output reads its new rows and forwards batches and keep-alives into the buffer. */
+  #produce(q: FakeQuery): void {
+    const now = this.#clock();
+    const b = this.#broker;
+    const push = (m: BufferedMessage, at: number): boolean => {
+      if (q.gone) return false;
+      if (!q.standalone && !q.consumer && at - q.lastConsumerMs >= b.consumerTimeoutMs) {
+        q.gone = `Query ${q.id} timedout waiting for consumer`;
+        this.stats.forgottenIdle++;
+        return false;
+      }
+      if (!q.standalone && q.buffer.length >= b.bufferSize) {
+        // ForwardQueryResult's `default:` branch: the buffer is full, the query is cancelled.
+        q.gone = `error in ForwardQueryResult: Query ${q.id} can not accept more data, consumer likely died`;
+        this.stats.forgottenFull++;
+        q.notify();
+        return false;
+      }
+      q.buffer.push(m);
+      q.notify();
+      return true;
+    };
+    const ctxFor = (node: string) => ({ node, standalone: q.standalone });
+    for (const o of q.outputs) {
+      for (const cur of o.cursors) {
+        const rows = cur.pem.tables.get(o.out.frame.table) ?? [];
+        const out: Record<string, Cell>[] = [];
+        while (cur.pos < rows.length) {
+          const r = rows[cur.pos++]!;
+          cur.pem.work.rowsScanned++;
+          if (cur.startNs !== undefined && r.time < cur.startNs) continue;
+          const cols = evalRow(o.out.frame, r, ctxFor(cur.pem.node));
+          if (cols) out.push(cols);
+        }
+        cur.pem.work.rowsOut += out.length;
+        for (let i = 0; i < out.length; i += b.batchRows) {
+          const part = out.slice(i, i + b.batchRows);
+          cur.pem.work.batches++;
+          this.stats.rowsServed += part.length;
+          if (!push({ batch: toBatch(o.tableId, o.relation, part, false) }, now)) return;
+          cur.lastSentMs = now;
+        }
+        if (!o.out.frame.streaming) {
+          if (!cur.eos) {
+            cur.eos = true;
+            if (!push({ batch: toBatch(o.tableId, o.relation, [], true) }, now)) return;
+          }
+          continue;
+        }
+        // Keep-alives catch up with the clock, in time order, so a long silence fills the buffer as it would.
+        while (now - cur.lastSentMs >= b.keepAliveMs) {
+          cur.lastSentMs += b.keepAliveMs;
+          cur.pem.work.keepAlives++;
+          if (!push({ batch: toBatch(o.tableId, o.relation, [], false) }, cur.lastSentMs)) return;
+        }
+      }
+    }
+    if (!q.finished && q.outputs.every((o) => !o.out.frame.streaming && o.cursors.every((c) => c.eos))) {
+      q.finished = true;
+      push({
+        stats: { executionTimeNs: 1n, compilationTimeNs: 1n, bytesProcessed: 0n, recordsProcessed: 0n },
+        last: true,
+      }, now);
+    }
+  }
+}
+
+interface BufferedMessage {
+  batch?: RowBatch;
+  stats?: ExecuteScriptResponse["stats"];
+  last?: boolean;
+}
+
+interface Cursor {
+  pem: FakePem;
+  pos: number;
+  startNs: bigint | undefined;
+  lastSentMs: number;
+  eos: boolean;
+}
+
+/** One query the model runs: the broker's activeQuery (or a standalone PEM's call). */
+class FakeQuery {
+  readonly outputs: {
+    name: string;
+    tableId: string;
+    relation: ColumnInfo[];
+    out: CompiledOutput;
+    cursors: Cursor[];
+  }[] = [];
+  readonly buffer: BufferedMessage[] = [];
+  consumer: ExecuteCall | undefined;
+  lastConsumerMs: number;
+  /** Why the query is no longer held (undefined while it is). */
+  gone: string | undefined;
+  finished = false;
+  #waiters: (() => void)[] = [];
+  constructor(readonly id: string, readonly standalone: boolean, now: number) {
+    this.lastConsumerMs = now;
+  }
+  wait(): Promise<void> {
+    return new Promise((r) => this.#waiters.push(r));
+  }
+  notify(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+}
+
+function resolveStart(start: bigint | string | undefined, nowMs: number): bigint | undefined {
+  if (start === undefined) return BigInt(nowMs) * 1_000_000n;
+  if (typeof start === "bigint") return start;
+  const m = /^-(\d+)(ms|m|s|h|d)$/.exec(start)!;
+  const unit: Record<string, bigint> = {
+    ms: 1_000_000n,
+    s: 1_000_000_000n,
+    m: 60_000_000_000n,
+    h: 3_600_000_000_000n,
+    d: 86_400_000_000_000n,
+  };
+  return BigInt(nowMs) * 1_000_000n - BigInt(m[1]!) * unit[m[2]!]!;
+}
+
+const te = new TextEncoder();
+
+/** Packs evaluated rows into a batch of `relation`. */
+function toBatch(
+  tableId: string,
+  relation: ColumnInfo[],
+  rows: Record<string, Cell>[],
+  eos: boolean,
+): RowBatch {
+  const cols = relation.map((c): ColumnData => {
+    const cells = rows.map((r) => r[c.name]);
+    switch (c.type) {
+      case DataType.TIME64NS:
+        return { type: "time64ns", data: cells.map((v) => BigInt(v as bigint)) };
+      case DataType.INT64:
+        return {
+          type: "int64",
+          data: cells.map((v) => BigInt(typeof v === "number" ? Math.trunc(v) : v as bigint)),
+        };
+      case DataType.UINT128:
+        return { type: "uint128", data: cells.map((v) => (typeof v === "bigint" ? v : 0n)) };
+      case DataType.FLOAT64:
+        return { type: "float64", data: cells.map((v) => Number(v)) };
+      case DataType.BOOLEAN:
+        return { type: "boolean", data: cells.map((v) => Boolean(v)) };
+      default:
+        return {
+          type: "string",
+          data: cells.map((v) => (v instanceof Uint8Array ? v : te.encode(String(v ?? "")))),
+        };
+    }
+  });
+  return { tableId, cols, numRows: rows.length, eow: eos, eos };
+}
+
+/** A seeded uniform [0, 1) generator. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 /** A 0-row batch of a relation. */
