@@ -1,0 +1,235 @@
+/**
+ * Frames to RTP application messages: link → IP → UDP → RTP classification → per-stream reorder window →
+ * {@link AppMessage} `{protocol: "rtp", stream: "udp 10.0.0.1:4000>10.0.0.2:5000 ssrc=0x0123abcd", rtp, payload}`.
+ *
+ * Every frame that does not become a message is counted in `skips` by {@link SkipReason}: link and IP problems
+ * (from the {@link FrameDecoder}), `not_audio_protocol` for TCP, `snap_truncated` for datagrams the capture cut,
+ * `rtcp`, `stun`, `not_rtp` (including streams that never pass probation), `rtp_late`, `rtp_duplicate`. Flows a
+ * caller's `acceptFlow` rejects are only counted in `stats.filtered` (they are not ours to judge).
+ *
+ * Telephone events (RFC 4733) and comfort noise come out like any payload type: the consumer, which knows the
+ * payload-type map, skips them.
+ *
+ * Hot path: no strings are built per packet (flow and stream names are cached per flow direction and SSRC) and
+ * header views are reused.
+ * @module
+ */
+
+import { flowKey, FrameDecoder, IpProto } from "./ip.ts";
+import { type JitterOptions, RtpJitter } from "./jitter.ts";
+import { parseRtp, RtpHeader, ssrcLabel } from "./rtp.ts";
+import {
+  type AppMessage,
+  type FlowDirection,
+  flowName,
+  type Frame,
+  type Packet,
+  SkipCounter,
+} from "./types.ts";
+
+/** Settings of an {@link RtpSource}. */
+export interface RtpSourceOptions {
+  /** Reorder window and stream bounds. */
+  jitter?: JitterOptions;
+  /**
+   * Decides once per flow direction (its first datagram) whether the flow is looked at, e.g. a port or CIDR
+   * filter composed from the config. Default: every UDP flow.
+   */
+  acceptFlow?: (flow: FlowDirection) => boolean;
+  /** Flow directions cached (names, filter verdict); the cache is cleared when it grows past this (100,000). */
+  maxFlows?: number;
+}
+
+/** Counters of an {@link RtpSource} beyond the skip reasons. */
+export interface RtpSourceStats {
+  frames: number;
+  udp: number;
+  /** Datagrams of flows `acceptFlow` rejected. */
+  filtered: number;
+  /** Datagrams whose header parsed as RTP (before probation and the window). */
+  rtp: number;
+}
+
+interface FlowEntry {
+  flow: FlowDirection;
+  name: string;
+  accept: boolean;
+  /** Last SSRC seen on the flow and its stream name (almost always the only one). */
+  lastSsrc: number;
+  lastStream: string;
+  streams: Map<number, string> | undefined;
+}
+
+/** Capture time between ticks of the window (releases of stalled gaps, idle eviction), ns. */
+const TICK_NS = 20e6;
+
+/**
+ * The RTP packet source. Push frames (or already decoded UDP {@link Packet}s); ordered messages go to `emit`.
+ * Call {@link flush} at the end of input.
+ */
+export class RtpSource {
+  readonly skips: SkipCounter;
+  readonly decoder: FrameDecoder;
+  readonly jitter: RtpJitter;
+  readonly stats: RtpSourceStats = { frames: 0, udp: 0, filtered: 0, rtp: 0 };
+  readonly #hdr = new RtpHeader();
+  readonly #flows = new Map<string, FlowEntry>();
+  readonly #accept: ((flow: FlowDirection) => boolean) | undefined;
+  readonly #maxFlows: number;
+  #lastTick = -Infinity;
+
+  constructor(
+    emit: (m: AppMessage) => void,
+    opts: RtpSourceOptions = {},
+    skips: SkipCounter = new SkipCounter(),
+  ) {
+    this.skips = skips;
+    this.decoder = new FrameDecoder(skips);
+    this.jitter = new RtpJitter(emit, skips, opts.jitter);
+    this.#accept = opts.acceptFlow;
+    this.#maxFlows = opts.maxFlows ?? 100_000;
+  }
+
+  /** Decodes one captured frame; any resulting messages are emitted (possibly later, by the window). */
+  pushFrame(frame: Frame): void {
+    this.stats.frames++;
+    const dec = this.decoder;
+    if (!dec.decodeView(frame)) return;
+    const v = dec.view;
+    if (v.proto !== IpProto.UDP) {
+      this.skips.add("not_audio_protocol");
+      return;
+    }
+    this.stats.udp++;
+    const data = frame.data;
+    const key = flowKey(data, v);
+    let f = this.#flows.get(key);
+    if (f === undefined) {
+      f = this.#newFlow(key, {
+        transport: "udp",
+        src: dec.address(data, v.srcOffset),
+        srcPort: v.srcPort,
+        dst: dec.address(data, v.dstOffset),
+        dstPort: v.dstPort,
+      });
+    }
+    if (!f.accept) {
+      this.stats.filtered++;
+      return;
+    }
+    if (v.truncated) {
+      this.skips.add("snap_truncated");
+      return;
+    }
+    this.#rtp(f, data, v.payloadStart, v.payloadEnd, frame.timeNs);
+  }
+
+  /** Takes a UDP datagram already decoded elsewhere (TCP packets are counted `not_audio_protocol`). */
+  pushPacket(p: Packet): void {
+    this.stats.frames++;
+    if (p.transport !== "udp") {
+      this.skips.add("not_audio_protocol");
+      return;
+    }
+    this.stats.udp++;
+    const key = `${p.src} ${p.srcPort} ${p.dst} ${p.dstPort}`;
+    const f = this.#flows.get(key) ??
+      this.#newFlow(key, {
+        transport: "udp",
+        src: p.src,
+        srcPort: p.srcPort,
+        dst: p.dst,
+        dstPort: p.dstPort,
+      });
+    if (!f.accept) {
+      this.stats.filtered++;
+      return;
+    }
+    if (p.truncated) {
+      this.skips.add("snap_truncated");
+      return;
+    }
+    this.#rtp(f, p.payload, 0, p.payload.length, p.timeNs);
+  }
+
+  /** End of input: releases every held packet (gaps counted as lost) and forgets all streams. */
+  flush(): void {
+    this.jitter.flush();
+  }
+
+  #newFlow(key: string, flow: FlowDirection): FlowEntry {
+    if (this.#flows.size >= this.#maxFlows) this.#flows.clear();
+    const f: FlowEntry = {
+      flow,
+      name: flowName(flow),
+      accept: this.#accept === undefined ? true : this.#accept(flow),
+      lastSsrc: -1,
+      lastStream: "",
+      streams: undefined,
+    };
+    this.#flows.set(key, f);
+    return f;
+  }
+
+  #rtp(f: FlowEntry, data: Uint8Array, start: number, end: number, timeNs: bigint): void {
+    const h = this.#hdr;
+    const why = parseRtp(data, start, end, h);
+    if (why !== undefined) {
+      this.skips.add(why);
+      return;
+    }
+    this.stats.rtp++;
+    const m: AppMessage = {
+      protocol: "rtp",
+      timeNs,
+      flow: f.flow,
+      stream: this.#streamName(f, h.ssrc),
+      payload: data.subarray(h.payloadStart, h.payloadEnd),
+      rtp: { pt: h.pt, seq: h.seq, ts: h.ts, ssrc: h.ssrc, marker: h.marker, lostBefore: 0 },
+    };
+    const now = Number(timeNs);
+    this.jitter.push(m, now);
+    if (now - this.#lastTick >= TICK_NS) {
+      this.#lastTick = now;
+      this.jitter.tick(now);
+    }
+  }
+
+  #streamName(f: FlowEntry, ssrc: number): string {
+    if (f.lastSsrc === ssrc) return f.lastStream;
+    f.streams ??= new Map();
+    let name = f.streams.get(ssrc);
+    if (name === undefined) {
+      // Bounded: a flow spraying SSRCs (not RTP) must not grow this without end.
+      if (f.streams.size >= 64) f.streams.clear();
+      name = `${f.name} ${ssrcLabel(ssrc)}`;
+      f.streams.set(ssrc, name);
+    }
+    f.lastSsrc = ssrc;
+    f.lastStream = name;
+    return name;
+  }
+}
+
+/**
+ * Convenience: RTP messages of a frame sequence (e.g. a {@link PcapReader}), in per-stream order, flushed at the
+ * end. The source (with its `skips` and `stats`) can be passed in to read counters afterwards.
+ */
+export async function* rtpMessages(
+  frames: AsyncIterable<Frame> | Iterable<Frame>,
+  opts: RtpSourceOptions = {},
+  skips: SkipCounter = new SkipCounter(),
+): AsyncGenerator<AppMessage, RtpSource> {
+  const queue: AppMessage[] = [];
+  const src = new RtpSource((m) => queue.push(m), opts, skips);
+  for await (const frame of frames) {
+    src.pushFrame(frame);
+    if (queue.length > 0) {
+      yield* queue;
+      queue.length = 0;
+    }
+  }
+  src.flush();
+  yield* queue;
+  return src;
+}
