@@ -9,11 +9,25 @@
 
 import type { AudioFormat } from "./types.ts";
 
-/** A codec named in the `audio.codec` config key. */
-export type Codec = AudioFormat["codec"];
+/** Any codec named in the `audio.codec` config key. */
+export type AudioCodec = AudioFormat["codec"];
 
-/** Why a payload's audio bytes could not become samples. */
-export type CodecErrorReason = "odd_byte_count";
+/** Codecs that carry decoder state from message to message (decoded by audio/g722.ts and audio/opus.ts). */
+export type StatefulCodec = "g722" | "opus";
+
+/** A sample codec: fixed bytes per sample, each message decodes on its own (what this module handles). */
+export type Codec = Exclude<AudioCodec, StatefulCodec>;
+
+/** True for the codecs this module decodes (no state across messages). */
+export function isSampleCodec(codec: AudioCodec): codec is Codec {
+  return codec !== "g722" && codec !== "opus";
+}
+
+/**
+ * Why a payload's audio bytes could not become samples. `bad_packet`: a malformed Opus packet or one libopus
+ * refused; `codec_unavailable`: the stream's decoder could not be instantiated.
+ */
+export type CodecErrorReason = "odd_byte_count" | "bad_packet" | "codec_unavailable";
 
 /** Result of {@link decodeSamples}. */
 export type DecodeSamplesResult =

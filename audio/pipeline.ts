@@ -33,21 +33,28 @@ import { ANALYSIS_RATE } from "./resample.ts";
 import { SampleRing } from "./sample_ring.ts";
 import { buildSignature, initSignatureHasher, SIGNATURE_MAX_FRAMES } from "./signature.ts";
 import { type IndexStats, SignatureIndex } from "./signature_index.ts";
-import { type DecodeOutcome, StreamDecoder } from "./stream_decoder.ts";
+import { type DecodeOutcome, type MediaClock, type MessageCodec, StreamDecoder } from "./stream_decoder.ts";
 import type { AudioCriteria, AudioFormat, Match, Signature } from "./types.ts";
 import { EnergyVad, initWebRtcVad, VAD_FRAME, type VadDecider, WebRtcVad } from "./vad.ts";
 
 export { SignatureIndex };
-export type { IndexStats, MatcherStats, MatchRule };
+export type { IndexStats, MatcherStats, MatchRule, MediaClock, MessageCodec };
 
 /** One captured message of a stream. */
 export interface MessageIn {
   /** Capture time (`time_`), ns since the epoch. */
   timeNs: bigint;
-  /** The body, or its envelope when the caller already read it (e.g. for a stream key): parsed only once. */
-  payload: Uint8Array | PayloadEnvelope;
+  /**
+   * The body, or its envelope when the caller already read it (e.g. for a stream key): parsed only once.
+   * Undefined when the row had no payload: counted (`missing_payload`) and a gap keeps the timeline in place.
+   */
+  payload?: Uint8Array | PayloadEnvelope;
   /** Original body size when Pixie truncated or dropped the body (`*_body_size`). */
   bodySize?: number;
+  /** RTP: the message's RTP timestamp and clock rate; lost packets and silence suppression become exact gaps. */
+  mediaClock?: MediaClock;
+  /** RTP: this message's codec (payload type) when it may differ from the stream's format. */
+  codec?: MessageCodec;
 }
 
 /** Counters of a pipeline. */
@@ -132,7 +139,10 @@ export class SourcePipeline {
     this.pod = opts.pod;
     this.stream = opts.stream;
     // The timeline must still know the anchor when its block completes (min_duration + block + slack).
-    this.decoder = new StreamDecoder(opts.format, { lookbackSamples: 60 * ANALYSIS_RATE });
+    this.decoder = new StreamDecoder(opts.format, {
+      lookbackSamples: 60 * ANALYSIS_RATE,
+      keepTimeline: true,
+    });
     this.#ring = new SampleRing(4 * ANALYSIS_RATE);
     this.#store = new FrameStore(Math.ceil((30 * ANALYSIS_RATE) / this.#params.hop));
     this.#fp = new Fingerprinter(this.#ring, this.#store, new FrameAnalyzer(this.#params));
@@ -146,7 +156,7 @@ export class SourcePipeline {
   /** Feeds one message; returns the signatures it completed. `ids`: context ids extracted from this message. */
   push(msg: MessageIn, ids?: Record<string, string>): Signature[] {
     const startSample = this.decoder.timeline.length;
-    const out = this.decoder.push({ timeNs: msg.timeNs, payload: msg.payload, bodySize: msg.bodySize });
+    const out = this.decoder.push(msg);
     if (ids && Object.keys(ids).length > 0) this.#noteIds(startSample, ids);
     return this.#take(out, false);
   }
@@ -341,7 +351,10 @@ export class TargetPipeline {
     const { hop, frame } = this.#params;
     const blockSamples = (SIGNATURE_FRAMES + 16) * hop + frame;
     const keep = Math.ceil(lb * ANALYSIS_RATE) + blockSamples;
-    this.decoder = new StreamDecoder(opts.format, { lookbackSamples: keep + ANALYSIS_RATE });
+    this.decoder = new StreamDecoder(opts.format, {
+      lookbackSamples: keep + ANALYSIS_RATE,
+      keepTimeline: true,
+    });
     this.#ring = new SampleRing(keep);
     this.#store = new FrameStore(Math.ceil(keep / hop));
     const analyzer = new FrameAnalyzer(this.#params);
@@ -369,9 +382,13 @@ export class TargetPipeline {
   /** New target audio searched against the active signatures (forward order). */
   push(msg: MessageIn): Match[] {
     const startSample = this.decoder.timeline.length;
-    const out = this.decoder.push({ timeNs: msg.timeNs, payload: msg.payload, bodySize: msg.bodySize });
+    const out = this.decoder.push(msg);
     if (out.kind === "error") return [];
-    this.#noteTime(msg.timeNs, startSample);
+    if (out.kind === "audio" && out.mediaGap) {
+      // The gap and the message's own audio each at their own time: capture times then agree with samples.
+      this.#noteTime(out.mediaGap.timeNs, startSample);
+      this.#noteTime(msg.timeNs, out.mediaGap.audioStart);
+    } else this.#noteTime(msg.timeNs, startSample);
     return this.#take(out.start, out.samples, false);
   }
 

@@ -4,11 +4,29 @@
  *
  * Failures are counted by reason and the message is skipped (it owns no samples). Pixie markers (a body cut at the
  * capture limit, or dropped) stand for audio that existed but cannot be read: a gap of silence of the estimated
- * length is inserted, so the audio after it stays at its true place on the timeline.
+ * length is inserted, so the audio after it stays at its true place on the timeline. With `keepTimeline`, audio
+ * that was sent but arrived damaged (an odd byte count, bad base64/hex/binary, no payload at all) keeps its place
+ * the same way: whole frames are decoded, and what cannot be read becomes a gap of its expected length.
+ *
+ * Media clock (RTP): a message may carry its RTP timestamp. The decoder knows where the next message should start
+ * in RTP time; one that starts later (a lost packet, silence suppression, DTMF events that replaced audio) gets a
+ * gap of exactly the missing length inserted before it, so every later sample keeps its exact place; one that
+ * starts earlier (a duplicate, a reordered packet that slipped through) loses its overlapping part instead of
+ * shifting the timeline. Stateful codecs (G.722, Opus) have one decoder per stream, owned here; Opus conceals
+ * lost audio with libopus's packet loss concealment.
  * @module
  */
 
-import { bytesPerSample, type CodecErrorReason, decodeSamples } from "./codecs.ts";
+import {
+  allocSamples,
+  type AudioCodec,
+  bytesPerSample,
+  type CodecErrorReason,
+  decodeSamples,
+  isSampleCodec,
+} from "./codecs.ts";
+import { G722_RATE, G722Decoder } from "./g722.ts";
+import { OPUS_PLC_MS, OPUS_RATES, OpusStreamDecoder } from "./opus.ts";
 import { selectChannel } from "./channels.ts";
 import {
   decodedLengthEstimate,
@@ -25,12 +43,25 @@ import {
   type PixieMarker,
   regexGroupCount,
 } from "./envelope.ts";
-import { checkNativeRate, Resampler } from "./resample.ts";
+import { analysisIndexOf, checkNativeRate, Resampler } from "./resample.ts";
 import { Timeline, type TimelineOptions } from "./timeline.ts";
 import type { AudioFormat } from "./types.ts";
 
-/** Every reason a message can be skipped. `finished`: pushed after {@link StreamDecoder.finish}. */
-export type DecodeErrorReason = EnvelopeErrorReason | EncodingErrorReason | CodecErrorReason | "finished";
+/**
+ * Every reason a message can be skipped (or, with `keepTimeline`, repaired). `finished`: pushed after
+ * {@link StreamDecoder.finish}; `missing_payload`: no payload at all; `not_audio`: a message whose codec is
+ * `event` (RTP telephone-event); `codec_change`: a codec other than the stream's that cannot be decoded in its
+ * place; `media_overlap`: all of its audio lies before where the media clock says the stream is.
+ */
+export type DecodeErrorReason =
+  | EnvelopeErrorReason
+  | EncodingErrorReason
+  | CodecErrorReason
+  | "finished"
+  | "missing_payload"
+  | "not_audio"
+  | "codec_change"
+  | "media_overlap";
 
 /** All skip reasons, for exporting counters with stable labels. */
 export const DECODE_ERROR_REASONS: readonly DecodeErrorReason[] = [
@@ -43,17 +74,52 @@ export const DECODE_ERROR_REASONS: readonly DecodeErrorReason[] = [
   "bad_hex",
   "bad_binary",
   "odd_byte_count",
+  "bad_packet",
+  "codec_unavailable",
   "finished",
+  "missing_payload",
+  "not_audio",
+  "codec_change",
+  "media_overlap",
 ];
+
+/** Where a message's audio sits on its stream's media (RTP) clock. */
+export interface MediaClock {
+  /** RTP timestamp of the message's first sample (uint32, wraps). */
+  ts: number;
+  /** Timestamp units per second (G.722: 8000 although its audio is 16 kHz; Opus: 48000). */
+  clockRate: number;
+}
+
+/**
+ * The codec of one message when it can differ from the stream's (RTP payload types). `event` marks a message
+ * that is not audio (telephone-event): it is skipped and counted, and the audio it replaced becomes a gap when
+ * the next audio message's timestamp shows it. The lead's `RtpCodec` fits this shape.
+ */
+export interface MessageCodec {
+  codec: AudioCodec | "event";
+  /** Decoded audio rate, Hz. */
+  sampleRate: number;
+  /** Channels; the stream's when absent. */
+  channels?: number;
+}
 
 /** One captured message of a stream. */
 export interface StreamMessage {
   /** Capture time (`time_`), ns since the epoch. */
   timeNs: bigint;
-  /** The payload cell; pass the {@link PayloadEnvelope} already used for the stream key to reuse its parse. */
-  payload: Uint8Array | PayloadEnvelope;
+  /**
+   * The payload cell; pass the {@link PayloadEnvelope} already used for the stream key to reuse its parse.
+   * Undefined: the row had no payload (counted `missing_payload`; with `keepTimeline` a gap of the median recent
+   * message length keeps the timeline in place).
+   */
+  payload?: Uint8Array | PayloadEnvelope;
   /** Original body size (`*_body_size` column) when known: sizes the gap of a truncated or removed body. */
   bodySize?: number;
+  /** RTP: the message's place on the media clock; gaps and overlaps follow from it (see the module doc). */
+  mediaClock?: MediaClock;
+  /** RTP: this message's codec when the stream can change payload type (the stream's format otherwise). */
+  codec?: MessageCodec;
 }
 
 /** New analysis samples: `samples[i]` is analysis sample `start + i` of the stream. */
@@ -68,9 +134,29 @@ export interface SampleBlock {
  * timeline to map them). `frames`/`gapFrames` are native samples the message added to the stream.
  */
 export type DecodeOutcome =
-  | (SampleBlock & { kind: "audio"; messageIndex: number; frames: number })
+  | (SampleBlock & {
+    kind: "audio";
+    messageIndex: number;
+    frames: number;
+    repaired?: DecodeErrorReason;
+    mediaGap?: MediaGap;
+  })
   | (SampleBlock & { kind: "marker"; messageIndex: number; marker: PixieMarker; gapFrames: number })
+  | (SampleBlock & { kind: "gap"; messageIndex: number; reason: DecodeErrorReason; gapFrames: number })
   | { kind: "error"; messageIndex: number; reason: DecodeErrorReason };
+
+/**
+ * A gap the media clock put before a message's audio. Its span on the timeline is flagged `gap` and timed
+ * `timeNs`; the message's own audio starts at analysis sample `audioStart`.
+ */
+export interface MediaGap {
+  /** Native samples of the gap (silence, or Opus concealment). */
+  frames: number;
+  /** Capture time given to the gap's span (see {@link StreamDecoder}: interpolated). */
+  timeNs: bigint;
+  /** First analysis sample of the message's own audio, after the gap. */
+  audioStart: number;
+}
 
 /** Counters of one stream. */
 export interface DecoderStats {
@@ -86,12 +172,35 @@ export interface DecoderStats {
   unsizedGaps: number;
   /** Native samples of silence inserted for markers. */
   gapFrames: number;
+  /** Native samples of gaps inserted for damaged or missing payloads (`keepTimeline`). */
+  repairedFrames: number;
+  /** Gaps the media clock showed (lost packets, silence suppression), and their native samples. */
+  mediaGaps: number;
+  mediaGapFrames: number;
+  /** Of those, native samples filled by the codec's loss concealment (Opus) rather than silence. */
+  concealedFrames: number;
+  /** Native samples dropped because the media clock had already passed them (duplicates, late reorders). */
+  overlapFrames: number;
+  /** Media clock discontinuities beyond `maxGapSeconds` either way (a timestamp reset): resynchronised, no gap. */
+  clockJumps: number;
+  /** Messages decoded with a codec other than the stream's, where that is exact (same rate, stateless). */
+  codecSwitches: number;
 }
 
 /** Options of a {@link StreamDecoder}. */
 export interface StreamDecoderOptions extends TimelineOptions {
-  /** Longest gap inserted for one marker, in seconds (bounds memory on a bogus body size). Default 30. */
+  /**
+   * Longest gap inserted for one marker or media clock jump, in seconds (bounds memory on a bogus body size or
+   * timestamp). Default 30.
+   */
   maxGapSeconds?: number;
+  /**
+   * Keep damaged messages' place on the timeline instead of skipping them: an odd byte count decodes its whole
+   * frames (plus a silent last frame for the missing byte), a field whose base64/hex/binary is invalid and a
+   * missing payload become a gap of their expected length. Counted by reason either way. Default false (the
+   * message is skipped and owns no samples); the pipelines turn it on.
+   */
+  keepTimeline?: boolean;
 }
 
 const MAX_CHANNELS = 64;
@@ -112,6 +221,13 @@ export function checkAudioFormat(fmt: AudioFormat): string[] {
   }
   const rate = checkNativeRate(fmt.sample_rate);
   if (rate) errors.push(rate);
+  if (fmt.codec === "g722" && (fmt.sample_rate !== G722_RATE || fmt.channels !== 1)) {
+    errors.push(`g722 is mono ${G722_RATE} Hz audio`);
+  }
+  if (fmt.codec === "opus" && !OPUS_RATES.includes(fmt.sample_rate)) {
+    errors.push(`opus decodes at ${OPUS_RATES.join(", ")} Hz`);
+  }
+  if (fmt.codec === "opus" && fmt.channels > 2) errors.push("opus streams decode to 1 or 2 channels");
   if (!Number.isInteger(fmt.channels) || fmt.channels < 1 || fmt.channels > MAX_CHANNELS) {
     errors.push(`channels must be an integer in 1..${MAX_CHANNELS}`);
   } else if (
@@ -123,14 +239,33 @@ export function checkAudioFormat(fmt: AudioFormat): string[] {
   return errors;
 }
 
-/** Decodes one stream's messages into a continuous 8 kHz analysis timeline. */
+/** Opus packets held (as audio-time, at most this many seconds) while the stream's decoder instantiates. */
+const BACKLOG_SECONDS = 5;
+
+/** A backlog entry: a packet to decode, or native frames to conceal or leave silent, in timeline order. */
+type Pending = { packet: Uint8Array; drop: number } | { conceal: number } | { silence: number };
+
+/**
+ * Decodes one stream's messages into a continuous 8 kHz analysis timeline.
+ *
+ * Media clock gaps: the gap's span is timed by interpolating between the capture times of the message before it
+ * (whose audio ended where the gap starts) and the message after it (whose audio ends one message after the gap
+ * ends), in proportion to RTP time: the time the missing audio would have arrived had it come at the same pace.
+ * It lies between its neighbours' times whatever the jitter, so capture-time lookups stay monotonic, and the gap
+ * hints (capture time versus samples) see no loss where the samples already account for it.
+ */
 export class StreamDecoder {
   readonly format: AudioFormat;
   /** Maps analysis samples back to messages (`decoder.timeline.locate(k)`). */
   readonly timeline: Timeline;
   readonly #resampler: Resampler;
+  /** Bytes per native frame; 0.5 for G.722; NaN for Opus (packets vary). */
   readonly #bytesPerFrame: number;
   readonly #maxGapFrames: number;
+  readonly #maxGapSeconds: number;
+  readonly #keepTimeline: boolean;
+  readonly #g722: G722Decoder | undefined;
+  readonly #opus: OpusStreamDecoder | undefined;
   #messages = 0;
   #decoded = 0;
   #markers: Record<PixieMarker, number> = { truncated: 0, removed: 0 };
@@ -138,6 +273,13 @@ export class StreamDecoder {
   #outOfOrder = 0;
   #unsizedGaps = 0;
   #gapFrames = 0;
+  #repairedFrames = 0;
+  #mediaGaps = 0;
+  #mediaGapFrames = 0;
+  #concealedFrames = 0;
+  #overlapFrames = 0;
+  #clockJumps = 0;
+  #codecSwitches = 0;
   #lastTime: bigint | undefined;
   /** Payload size and native frames of the latest good message with audio: the yardstick for lost bodies. */
   #lastSize: number | undefined;
@@ -145,6 +287,13 @@ export class StreamDecoder {
   #recent: number[] = [];
   #finished = false;
   #scratchBuf = new Float32Array(0);
+  /** Media clock: where the next message should start (uint32), its rate, and the last clock message's time. */
+  #nextTs: number | undefined;
+  #clockRate = 0;
+  #clockTime = 0n;
+  /** Opus packets (and gaps among them) waiting for the decoder to be ready, with their native frames. */
+  #backlog: Pending[] = [];
+  #backlogFrames = 0;
 
   /** Throws RangeError if `format` fails {@link checkAudioFormat} (config validation should have caught it). */
   constructor(format: AudioFormat, opts: StreamDecoderOptions = {}) {
@@ -153,8 +302,17 @@ export class StreamDecoder {
     this.format = format;
     this.timeline = new Timeline(format.sample_rate, opts);
     this.#resampler = new Resampler(format.sample_rate);
-    this.#bytesPerFrame = bytesPerSample(format.codec) * format.channels;
-    this.#maxGapFrames = Math.floor((opts.maxGapSeconds ?? 30) * format.sample_rate);
+    const codec = format.codec;
+    this.#bytesPerFrame = isSampleCodec(codec)
+      ? bytesPerSample(codec) * format.channels
+      : codec === "g722"
+      ? 0.5
+      : NaN;
+    this.#maxGapSeconds = opts.maxGapSeconds ?? 30;
+    this.#maxGapFrames = Math.floor(this.#maxGapSeconds * format.sample_rate);
+    this.#keepTimeline = opts.keepTimeline ?? false;
+    if (codec === "g722") this.#g722 = new G722Decoder();
+    if (codec === "opus") this.#opus = new OpusStreamDecoder(format.sample_rate, format.channels);
   }
 
   /** Analysis samples emitted so far; the next outcome's `start`. */
@@ -169,39 +327,65 @@ export class StreamDecoder {
     if (this.#lastTime !== undefined && msg.timeNs < this.#lastTime) this.#outOfOrder++;
     this.#lastTime = msg.timeNs;
 
+    if (msg.payload === undefined) return this.#repair(messageIndex, msg, "missing_payload", undefined);
     const env = msg.payload instanceof PayloadEnvelope ? msg.payload : undefined;
     const bytes = env ? env.bytes : msg.payload as Uint8Array;
     const marker = detectPixieMarker(bytes);
     if (marker) return this.#gap(messageIndex, msg, marker);
 
     const fmt = this.format;
+    let codec = fmt.codec;
+    if (msg.codec) {
+      const c = msg.codec;
+      if (c.codec === "event") return this.#fail(messageIndex, "not_audio");
+      if (
+        c.codec !== codec || c.sampleRate !== fmt.sample_rate || (c.channels ?? fmt.channels) !== fmt.channels
+      ) {
+        // Another sample codec at the same rate and channel count decodes exactly in the stream's place; a
+        // stateful or resampled one would need its own decoder and timeline.
+        const same = c.sampleRate === fmt.sample_rate && (c.channels ?? fmt.channels) === fmt.channels;
+        if (!same || !isSampleCodec(c.codec) || !isSampleCodec(codec)) {
+          return this.#fail(messageIndex, "codec_change");
+        }
+        if (c.codec !== codec) this.#codecSwitches++;
+        codec = c.codec;
+      }
+    }
+
     const field = extractAudioField(env ?? bytes, fmt);
     if (!field.ok) return this.#fail(messageIndex, field.reason);
     const raw: DecodeFieldResult = decodeField(field.data, fmt.encoding, true);
-    if (!raw.ok) return this.#fail(messageIndex, raw.reason);
+    if (!raw.ok) return this.#repair(messageIndex, msg, raw.reason, field.data.length);
+    if (!isSampleCodec(codec)) return this.#pushStateful(messageIndex, msg, raw.bytes, bytes.length);
+
+    let audio = raw.bytes;
+    let repaired: DecodeErrorReason | undefined;
+    const bpf = bytesPerSample(codec) * fmt.channels;
+    if (audio.length % bpf !== 0 && this.#keepTimeline) {
+      // A byte lost in transit: the whole frames decode; the broken last frame becomes silence below, so the
+      // message keeps its length (a missing byte is far likelier than an extra one).
+      repaired = "odd_byte_count";
+      this.#errors.odd_byte_count++;
+      audio = audio.subarray(0, audio.length - (audio.length % bpf));
+    }
     // Samples that only feed the resampler or the channel picker go to a reused scratch; at 8 kHz mono the
     // decoded array is itself the output.
-    const direct = fmt.channels === 1 && this.#resampler.passthrough;
+    const direct = fmt.channels === 1 && this.#resampler.passthrough && !msg.mediaClock && !repaired;
     const decoded = decodeSamples(
-      fmt.codec,
-      raw.bytes,
+      codec,
+      audio,
       fmt.channels,
-      direct ? undefined : this.#scratch(raw.bytes),
+      direct ? undefined : this.#scratch(audio, bytesPerSample(codec)),
     );
     if (!decoded.ok) return this.#fail(messageIndex, decoded.reason);
-    const mono = selectChannel(decoded.samples, fmt.channels, fmt.channel);
-
-    this.#decoded++;
-    if (mono.length > 0) {
-      this.#lastSize = bytes.length;
-      this.#lastFrames = mono.length;
-      this.#recent.push(mono.length);
-      if (this.#recent.length > RECENT) this.#recent.shift();
+    let mono = selectChannel(decoded.samples, fmt.channels, fmt.channel);
+    if (repaired) {
+      const padded = allocSamples(mono.length + 1);
+      padded.set(mono);
+      mono = padded;
     }
-    this.timeline.append(messageIndex, msg.timeNs, mono.length);
-    const start = this.#resampler.outputLength;
-    const samples = this.#resampler.push(mono);
-    return { kind: "audio", messageIndex, frames: mono.length, start, samples };
+    if (!msg.mediaClock) return this.#append(messageIndex, msg, mono, bytes.length, repaired);
+    return this.#clocked(messageIndex, msg, mono.length, bytes.length, (drop) => mono.subarray(drop));
   }
 
   /** Ends the stream: flushes the resampler's lookahead. Later pushes are counted as `finished` errors. */
@@ -209,7 +393,11 @@ export class StreamDecoder {
     const start = this.#resampler.outputLength;
     if (this.#finished) return { start, samples: new Float32Array(0) };
     this.#finished = true;
-    return { start, samples: this.#resampler.flush() };
+    const pending = this.#drain();
+    const a = pending.length > 0 ? this.#resampler.push(pending) : new Float32Array(0);
+    const b = this.#resampler.flush();
+    this.#opus?.free();
+    return { start, samples: concat(a, b) };
   }
 
   /** A snapshot of the stream's counters. */
@@ -222,11 +410,18 @@ export class StreamDecoder {
       outOfOrder: this.#outOfOrder,
       unsizedGaps: this.#unsizedGaps,
       gapFrames: this.#gapFrames,
+      repairedFrames: this.#repairedFrames,
+      mediaGaps: this.#mediaGaps,
+      mediaGapFrames: this.#mediaGapFrames,
+      concealedFrames: this.#concealedFrames,
+      overlapFrames: this.#overlapFrames,
+      clockJumps: this.#clockJumps,
+      codecSwitches: this.#codecSwitches,
     };
   }
 
-  #scratch(bytes: Uint8Array): Float32Array {
-    const n = Math.ceil(bytes.length / bytesPerSample(this.format.codec));
+  #scratch(bytes: Uint8Array, bps: number): Float32Array {
+    const n = Math.ceil(bytes.length / bps);
     if (this.#scratchBuf.length < n) {
       this.#scratchBuf = new Float32Array(Math.max(n, this.#scratchBuf.length * 2));
     }
@@ -236,6 +431,251 @@ export class StreamDecoder {
   #fail(messageIndex: number, reason: DecodeErrorReason): DecodeOutcome {
     this.#errors[reason]++;
     return { kind: "error", messageIndex, reason };
+  }
+
+  /** A message's decoded audio, appended as it is (no media clock). */
+  #append(
+    messageIndex: number,
+    msg: StreamMessage,
+    mono: Float32Array,
+    size: number,
+    repaired?: DecodeErrorReason,
+  ): DecodeOutcome {
+    this.#decoded++;
+    this.#noteGood(size, mono.length);
+    this.timeline.append(messageIndex, msg.timeNs, mono.length);
+    const start = this.#resampler.outputLength;
+    const samples = this.#resampler.push(mono);
+    const out: DecodeOutcome = { kind: "audio", messageIndex, frames: mono.length, start, samples };
+    if (repaired) out.repaired = repaired;
+    return out;
+  }
+
+  #noteGood(size: number, frames: number): void {
+    if (frames <= 0) return;
+    this.#lastSize = size;
+    this.#lastFrames = frames;
+    this.#recent.push(frames);
+    if (this.#recent.length > RECENT) this.#recent.shift();
+  }
+
+  /**
+   * A message whose audio was sent but cannot be read (`reason`): counted; with `keepTimeline` (and no media
+   * clock, which places the next message exactly anyway) a gap of its expected length: from the field's encoded
+   * length when known, else the median recent message.
+   */
+  #repair(
+    messageIndex: number,
+    msg: StreamMessage,
+    reason: DecodeErrorReason,
+    fieldLength: number | undefined,
+  ): DecodeOutcome {
+    if (!this.#keepTimeline || msg.mediaClock) return this.#fail(messageIndex, reason);
+    this.#errors[reason]++;
+    let frames: number | undefined;
+    if (fieldLength !== undefined && Number.isFinite(this.#bytesPerFrame)) {
+      frames = Math.floor(decodedLengthEstimate(fieldLength, this.format.encoding) / this.#bytesPerFrame);
+    }
+    if (!frames) frames = this.#gapLength(undefined);
+    if (frames === undefined) {
+      this.#unsizedGaps++;
+      frames = 0;
+    }
+    frames = Math.min(frames, this.#maxGapFrames);
+    this.#repairedFrames += frames;
+    this.timeline.append(messageIndex, msg.timeNs, frames, true);
+    const start = this.#resampler.outputLength;
+    const samples = frames > 0 ? this.#pushOrdered(new Float32Array(frames)) : new Float32Array(0);
+    return { kind: "gap", messageIndex, reason, gapFrames: frames, start, samples };
+  }
+
+  /** G.722 and Opus: one decoder per stream, packets in order. */
+  #pushStateful(messageIndex: number, msg: StreamMessage, audio: Uint8Array, size: number): DecodeOutcome {
+    const fmt = this.format;
+    if (this.#g722) {
+      const n = audio.length * 2;
+      if (!msg.mediaClock) {
+        return this.#append(messageIndex, msg, this.#g722.decode(audio, allocSamples(n)), size);
+      }
+      return this.#clocked(messageIndex, msg, n, size, (drop) => {
+        // The overlapping part is decoded too: the ADPCM state must see every byte it is given.
+        const all = this.#g722!.decode(audio, allocSamples(n));
+        return all.subarray(drop);
+      });
+    }
+    const opus = this.#opus!;
+    const frames = opus.frames(audio);
+    if (frames === undefined) return this.#fail(messageIndex, "bad_packet");
+    const decode = (drop: number): Float32Array | undefined => {
+      if (!opus.ready || this.#backlog.length > 0) {
+        this.#defer({ packet: audio.slice(), drop }, frames - drop);
+        return undefined;
+      }
+      const out = opus.decode(audio, allocSamples(frames * fmt.channels));
+      // The framing was checked, so libopus refusing the packet is unexpected: keep the timeline with silence.
+      if (!out || out.length !== frames * fmt.channels) {
+        this.#errors.bad_packet++;
+        return new Float32Array(frames - drop);
+      }
+      return selectChannel(out, fmt.channels, fmt.channel).subarray(drop);
+    };
+    if (!msg.mediaClock) {
+      const mono = decode(0);
+      this.#decoded++;
+      this.#noteGood(size, frames);
+      this.timeline.append(messageIndex, msg.timeNs, frames);
+      const start = this.#resampler.outputLength;
+      const samples = this.#pushOrdered(mono);
+      return { kind: "audio", messageIndex, frames, start, samples };
+    }
+    return this.#clocked(messageIndex, msg, frames, size, decode);
+  }
+
+  /**
+   * A message with a media clock: places it after the audio so far (a gap before it when it starts later than
+   * expected, its overlapping part dropped when earlier), then decodes it through `decode(drop)`, which returns
+   * its native mono samples without the first `drop` ones (undefined: queued behind the Opus backlog).
+   */
+  #clocked(
+    messageIndex: number,
+    msg: StreamMessage,
+    frames: number,
+    size: number,
+    decode: (drop: number) => Float32Array | undefined,
+  ): DecodeOutcome {
+    const clock = msg.mediaClock!;
+    const rate = this.format.sample_rate;
+    const ts = clock.ts >>> 0;
+    const cr = clock.clockRate;
+    if (!(cr > 0)) return this.#fail(messageIndex, "bad_packet");
+    const ticks = Math.round((frames * cr) / rate);
+    let gapTicks = 0;
+    let drop = 0;
+    if (this.#nextTs !== undefined && this.#clockRate === cr) {
+      // Signed 32-bit distance: wraparound of the timestamp is invisible here.
+      const delta = (ts - this.#nextTs) | 0;
+      const limit = this.#maxGapSeconds * cr;
+      if (delta > limit || delta < -limit) this.#clockJumps++;
+      else if (delta > 0) gapTicks = delta;
+      else if (delta < 0) {
+        if (-delta >= ticks) {
+          this.#overlapFrames += frames;
+          return this.#fail(messageIndex, "media_overlap");
+        }
+        drop = Math.min(frames, Math.round((-delta * rate) / cr));
+        this.#overlapFrames += drop;
+      }
+    }
+    const prevTime = this.#clockTime;
+    const resync = this.#nextTs === undefined || this.#clockRate !== cr;
+    this.#clockRate = cr;
+    this.#clockTime = msg.timeNs;
+    const end = (ts + ticks) >>> 0;
+    // A dropped overlap leaves the expected position where the message ends, which is later than before.
+    this.#nextTs = end;
+
+    const start = this.#resampler.outputLength;
+    const parts: Float32Array[] = [];
+    let mediaGap: MediaGap | undefined;
+    if (gapTicks > 0 && !resync) {
+      const gapFrames = Math.min(this.#maxGapFrames, Math.round((gapTicks * rate) / cr));
+      // Interpolated in RTP time between the previous message's arrival and this one's (see the class doc).
+      const span = msg.timeNs > prevTime ? msg.timeNs - prevTime : 0n;
+      const gapTime = prevTime + BigInt(Math.round(Number(span) * (gapTicks / (gapTicks + ticks))));
+      this.#mediaGaps++;
+      this.#mediaGapFrames += gapFrames;
+      this.timeline.append(messageIndex, gapTime, gapFrames, true);
+      const fill = this.#gapFill(gapFrames);
+      if (fill) parts.push(fill);
+      mediaGap = {
+        frames: gapFrames,
+        timeNs: gapTime,
+        audioStart: analysisIndexOf(this.timeline.nativeLength, this.timeline.up, this.timeline.down),
+      };
+    }
+    const own = frames - drop;
+    const mono = decode(drop);
+    if (mono) parts.push(mono);
+    this.#decoded++;
+    this.#noteGood(size, frames);
+    this.timeline.append(messageIndex, msg.timeNs, own);
+    const samples = parts.length === 0
+      ? new Float32Array(0)
+      : this.#pushOrdered(parts.length === 1 ? parts[0]! : concat(parts[0]!, parts[1]!));
+    const out: DecodeOutcome = { kind: "audio", messageIndex, frames: own, start, samples };
+    if (mediaGap) out.mediaGap = mediaGap;
+    return out;
+  }
+
+  /** What fills a media gap: Opus concealment for its first part, silence otherwise; undefined when deferred. */
+  #gapFill(frames: number): Float32Array | undefined {
+    const opus = this.#opus;
+    if (!opus) return new Float32Array(frames);
+    const plc = Math.min(frames, Math.round((OPUS_PLC_MS / 1000) * this.format.sample_rate));
+    if (!opus.ready || this.#backlog.length > 0) {
+      this.#defer({ conceal: plc }, plc);
+      if (frames > plc) this.#defer({ silence: frames - plc }, frames - plc);
+      return undefined;
+    }
+    return this.#conceal(plc, frames);
+  }
+
+  #conceal(plc: number, frames: number): Float32Array {
+    const fmt = this.format;
+    const out = new Float32Array(frames);
+    const c = this.#opus!.conceal(plc);
+    if (c) {
+      out.set(selectChannel(c, fmt.channels, fmt.channel).subarray(0, plc));
+      this.#concealedFrames += plc;
+    }
+    return out;
+  }
+
+  /** Queues Opus work behind a decoder that is not ready; past the bound the backlog becomes silence. */
+  #defer(p: Pending, frames: number): void {
+    this.#backlog.push(p);
+    this.#backlogFrames += frames;
+  }
+
+  /**
+   * Pushes native samples to the resampler after any Opus backlog (decoded now if the decoder has become ready,
+   * silence if it failed or the backlog outgrew its bound). Undefined `mono`: the samples went to the backlog.
+   */
+  #pushOrdered(mono: Float32Array | undefined): Float32Array {
+    const opus = this.#opus;
+    if (opus && this.#backlog.length > 0) {
+      const limit = BACKLOG_SECONDS * this.format.sample_rate;
+      if (opus.ready || opus.failed || this.#backlogFrames > limit) {
+        const pending = this.#drain();
+        return this.#resampler.push(mono ? concat(pending, mono) : pending);
+      }
+      return new Float32Array(0);
+    }
+    return mono ? this.#resampler.push(mono) : new Float32Array(0);
+  }
+
+  /** The backlog's native samples, in order: decoded when the decoder is ready, silence otherwise (counted). */
+  #drain(): Float32Array {
+    const fmt = this.format;
+    const opus = this.#opus;
+    const out = new Float32Array(this.#backlogFrames);
+    let at = 0;
+    for (const p of this.#backlog) {
+      if ("packet" in p) {
+        const n = opus!.frames(p.packet)!;
+        const d = opus!.ready ? opus!.decode(p.packet) : undefined;
+        if (d && d.length === n * fmt.channels) {
+          out.set(selectChannel(d, fmt.channels, fmt.channel).subarray(p.drop), at);
+        } else this.#errors.codec_unavailable++;
+        at += n - p.drop;
+      } else if ("conceal" in p) {
+        if (opus!.ready) out.set(this.#conceal(p.conceal, p.conceal), at);
+        at += p.conceal;
+      } else at += p.silence;
+    }
+    this.#backlog = [];
+    this.#backlogFrames = 0;
+    return out;
   }
 
   #gap(messageIndex: number, msg: StreamMessage, marker: PixieMarker): DecodeOutcome {
@@ -249,7 +689,7 @@ export class StreamDecoder {
     this.#gapFrames += frames;
     this.timeline.append(messageIndex, msg.timeNs, frames, true);
     const start = this.#resampler.outputLength;
-    const samples = frames > 0 ? this.#resampler.push(new Float32Array(frames)) : new Float32Array(0);
+    const samples = frames > 0 ? this.#pushOrdered(new Float32Array(frames)) : new Float32Array(0);
     return { kind: "marker", messageIndex, marker, gapFrames: frames, start, samples };
   }
 
@@ -261,7 +701,10 @@ export class StreamDecoder {
    */
   #gapLength(bodySize: number | undefined): number | undefined {
     const fmt = this.format;
-    if (bodySize !== undefined && Number.isFinite(bodySize) && bodySize >= 0) {
+    if (
+      bodySize !== undefined && Number.isFinite(bodySize) && bodySize >= 0 &&
+      Number.isFinite(this.#bytesPerFrame)
+    ) {
       const ratio = encodingRatio(fmt.encoding) / this.#bytesPerFrame;
       if (this.#lastSize !== undefined) {
         return Math.max(0, Math.round(this.#lastFrames + (bodySize - this.#lastSize) * ratio));
@@ -276,4 +719,13 @@ export class StreamDecoder {
     const sorted = [...this.#recent].sort((a, b) => a - b);
     return sorted[(sorted.length - 1) >> 1]!;
   }
+}
+
+function concat(a: Float32Array, b: Float32Array): Float32Array {
+  if (a.length === 0) return b;
+  if (b.length === 0) return a;
+  const out = new Float32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }

@@ -10,8 +10,12 @@ export interface AudioFormat {
   envelope: "json" | "regex" | "raw";
   path: string;
   encoding: "base64" | "hex" | "binary";
-  codec: "mulaw" | "alaw" | "pcm16le" | "pcm16be" | "float32le";
-  /** Native sample rate, 8000..48000. */
+  /**
+   * Sample codecs (mulaw, alaw, pcm16le, pcm16be = RTP L16, float32le) decode each message on its own; g722
+   * (64 kbit/s, 16 kHz audio) and opus (one RTP packet per message) carry decoder state from message to message.
+   */
+  codec: "mulaw" | "alaw" | "pcm16le" | "pcm16be" | "float32le" | "g722" | "opus";
+  /** Native sample rate, 8000..48000 (g722: 16000; opus: the rate libopus decodes to, 8000/12000/16000/24000/48000). */
   sample_rate: number;
   /** Interleaved channels in the payload. */
   channels: number;
