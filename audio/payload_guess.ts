@@ -392,6 +392,8 @@ interface FieldCandidate {
   bytes: (Uint8Array | undefined)[];
   /** How the field was found. */
   how: string;
+  /** raw: the skip is the structured header found at the start of every message. */
+  header?: boolean;
 }
 
 const B64_CHARS = /^[A-Za-z0-9+/_\-\s]*={0,2}\s*$/;
@@ -515,14 +517,19 @@ function regexCandidate(
   const cls = hex ? "[0-9a-fA-F]" : std && url ? "[A-Za-z0-9+/_-]" : url ? "[A-Za-z0-9_-]" : "[A-Za-z0-9+/]";
   const group = hex ? `(${cls}+)` : `(${cls}+={0,2})`;
   const prefixes = runs.flatMap((r, i) => (r ? [texts[i]!.slice(Math.max(0, r.start - 24), r.start)] : []));
-  let context = commonSuffix(prefixes);
-  // Context must not end inside the blob's alphabet, or the group would start early on some messages.
-  while (context.length > 0 && /[A-Za-z0-9+/_=-]$/.test(context) && !/[^A-Za-z0-9+/_=-]/.test(context)) {
-    context = context.slice(1);
+  const context = commonSuffix(prefixes);
+  // The shortest anchoring context that finds the blob in every message, widened to the start of its word (so
+  // `data: ` rather than `: `); the bare alphabet run is the last resort.
+  const patterns: string[] = [];
+  for (let len = 1; len <= context.length; len++) {
+    let at = context.length - len;
+    const tail = context.slice(at);
+    if (!/[^A-Za-z0-9+/_=-]/.test(tail)) continue;
+    while (at > 0 && /[A-Za-z0-9_]/.test(context[at - 1]!)) at--;
+    const p = `${escapeRegex(context.slice(at))}${group}`;
+    if (!patterns.includes(p)) patterns.push(p);
   }
-  const patterns = context.length > 0
-    ? [`${escapeRegex(context)}${group}`, `(${cls}{${MIN_RUN_CHARS},}${hex ? "" : "={0,2}"})`]
-    : [`(${cls}{${MIN_RUN_CHARS},}${hex ? "" : "={0,2}"})`];
+  patterns.push(`(${cls}{${MIN_RUN_CHARS},}${hex ? "" : "={0,2}"})`);
   const out: FieldCandidate[] = [];
   for (const pattern of patterns) {
     // Checked with the engine's own extraction: what the config will do is what is scored.
@@ -540,12 +547,11 @@ function regexCandidate(
         skip: 0,
         encoding: enc,
         bytes: decodeAll(values, enc),
-        how: context.length > 0 && pattern.startsWith(escapeRegex(context))
-          ? `a ${hex ? "hex" : "base64"} blob after ${JSON.stringify(context)} in ${
+        how: pattern.startsWith("(")
+          ? `the longest ${hex ? "hex" : "base64"} run of each text message`
+          : `a ${hex ? "hex" : "base64"} blob after a fixed text in ${
             pct(found.length, present)
-          } ` +
-            `of the text messages`
-          : `the longest ${hex ? "hex" : "base64"} run of each text message`,
+          } of the text messages`,
       });
     }
     break;
@@ -555,25 +561,53 @@ function regexCandidate(
 
 /** Raw binary payloads: the audio starts after a header of `skip` bytes; the smoothest decode wins later. */
 function rawCandidates(samples: readonly PayloadSample[]): FieldCandidate[] {
-  const lens = samples.map((s) => s.bytes.length);
-  const minLen = Math.min(...lens);
-  // A constant header is where every payload agrees byte for byte.
-  let common = 0;
-  const first = samples[0]?.bytes;
-  if (first && samples.length > 1) {
-    outer: for (; common < Math.min(minLen, 128); common++) {
-      for (const s of samples) if (s.bytes[common] !== first[common]) break outer;
-    }
-  }
-  const skips = new Set([0, common, 2, 4, 8, 12, 16, 20, 24, 28, 32, 44].filter((k) => k < minLen));
+  const minLen = Math.min(...samples.map((s) => s.bytes.length));
+  const header = headerLength(samples, minLen);
+  const skips = new Set([0, header, 2, 4, 8, 12, 16, 20, 24, 28, 32, 44].filter((k) => k < minLen));
   return [...skips].sort((a, b) => a - b).map((skip) => ({
     envelope: "raw" as const,
     path: "",
     skip,
     encoding: "binary" as const,
     bytes: samples.map((s) => s.bytes.subarray(skip)),
-    how: skip === 0 ? "the whole payload is audio" : `the audio follows a ${skip}-byte header`,
+    how: skip === 0
+      ? "the whole payload is audio"
+      : skip === header
+      ? `the audio follows a ${skip}-byte header (constant or counting bytes at the start of every message)`
+      : `the audio follows a ${skip}-byte header`,
+    header: skip > 0 && skip === header,
   }));
+}
+
+/**
+ * Length of a structured header: leading byte positions that are constant across messages or count (the same
+ * step from one message to the next, like RTP sequence numbers), as audio bytes are neither. 0 when none.
+ */
+function headerLength(samples: readonly PayloadSample[], minLen: number): number {
+  if (samples.length < 8) return 0;
+  const span = Math.min(64, minLen);
+  const structured: boolean[] = [];
+  for (let j = 0; j < span; j++) {
+    const values = new Set<number>();
+    const steps = new Map<number, number>();
+    for (let k = 0; k < samples.length; k++) {
+      const v = samples[k]!.bytes[j]!;
+      values.add(v);
+      if (k > 0) {
+        const d = (v - samples[k - 1]!.bytes[j]! + 256) & 0xff;
+        steps.set(d, (steps.get(d) ?? 0) + 1);
+      }
+    }
+    const topStep = Math.max(...steps.values());
+    structured.push(values.size <= 2 || topStep >= (samples.length - 1) * 0.8);
+  }
+  // Silence is constant too: a "header" over most of the first bytes is no header.
+  if (structured.filter(Boolean).length > span * 0.6) return 0;
+  let end = 0;
+  for (let j = 0; j < span; j++) if (structured[j]) end = j + 1;
+  // The header is a block at the start: most positions before its end must be structured.
+  const inside = structured.slice(0, end).filter(Boolean).length;
+  return end > 0 && inside >= end * 0.5 ? end : 0;
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -722,16 +756,35 @@ interface Scored {
   score: number;
 }
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function score(cand: FieldCandidate, n: number): Scored | undefined {
   const chunks = cand.bytes.filter((b): b is Uint8Array => b !== undefined);
   if (chunks.length < Math.max(1, n * 0.5)) return undefined;
   const verdict = judgeCodecs(chunks);
   if (!verdict) return undefined;
   const decoded = chunks.length;
+  // Sound never repeats byte for byte over many messages; a value that does (a token, an id) is only audio
+  // when it is digital silence.
+  if (verdict.kind === "audio" && chunks.length >= 5 && chunks.every((c) => sameBytes(c, chunks[0]!))) {
+    verdict.kind = "noise";
+    verdict.confidence = 0;
+    verdict.reason = "the same value in every message is no sound";
+  }
   const g = verdict.best.gainDb === verdict.best.gainDb ? verdict.best.gainDb : 0;
   const quality = verdict.kind === "audio" ? 1 + Math.min(g, 30) / 10 : verdict.kind === "silence" ? 0.5 : 0;
-  // Earlier envelopes (json before regex before raw) win ties; a header skip is a small cost.
-  const envBonus = cand.envelope === "json" ? 0.02 : cand.envelope === "regex" ? 0.01 : 0;
+  // Ties go to the plainest envelope: a JSON field, then a whole text body, then a regex, then binary bodies.
+  const envBonus = cand.envelope === "json"
+    ? 0.03
+    : cand.envelope === "regex"
+    ? 0.01
+    : cand.encoding !== "binary"
+    ? 0.02
+    : 0;
   return { cand, verdict, decoded, score: (decoded / n) * quality + envBonus - cand.skip * 1e-4 };
 }
 
@@ -789,7 +842,6 @@ export function guessPayloadFormat(input: readonly PayloadSample[], opts: GuessO
       if (vals.length < jsonCount * 0.5) continue;
       const meanLen = vals.reduce((a, v) => a + v.length, 0) / vals.length;
       if (meanLen < MIN_FIELD_CHARS) continue;
-      if (new Set(vals).size < Math.min(vals.length, 3)) continue;
       for (const enc of encodingsFor(vals)) {
         const values = samples.map((_, i) => leaf.values[i]);
         candidates.push({
@@ -840,7 +892,25 @@ export function guessPayloadFormat(input: readonly PayloadSample[], opts: GuessO
   // 2. Score every candidate by how much decodes and how smooth the smoothest codec makes it.
   const scored = candidates.map((c) => score(c, n)).filter((s): s is Scored => s !== undefined)
     .sort((a, b) => b.score - a.score);
-  const win = scored[0];
+  let win = scored[0];
+  if (win?.cand.envelope === "raw" && win.verdict.kind === "audio") {
+    // A structured header at the start of every message is skipped when the audio after it decodes as well
+    // (within 1 dB); any other skip must earn its place: the smallest skip that decodes as well wins.
+    const top = win;
+    const header = scored.find((s) =>
+      s.cand.header && s.verdict.kind === "audio" && s.verdict.best.codec === top.verdict.best.codec &&
+      s.verdict.best.gainDb >= top.verdict.best.gainDb - 1
+    );
+    const same = header
+      ? [header]
+      : scored.filter((s) =>
+        s.cand.envelope === "raw" && s.cand.encoding === top.cand.encoding && s.cand.skip < top.cand.skip &&
+        s.verdict.kind === "audio" && s.verdict.best.codec === top.verdict.best.codec &&
+        s.decoded >= top.decoded &&
+        s.verdict.best.gainDb >= top.verdict.best.gainDb - 1
+      ).sort((a, b) => a.cand.skip - b.cand.skip);
+    if (same[0]) win = same[0];
+  }
   if (!win || win.verdict.kind === "noise") {
     return {
       kind: "none",
