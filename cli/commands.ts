@@ -31,17 +31,24 @@ ${CONFIG_HELP}
   {
     name: "demo",
     summary: "replay the bundled multi-node captures and print latencies (needs nothing but the repo)",
-    help: `usage: deno task demo [--speed X] [--listen HOST:PORT]
+    help: `usage: deno task demo [--speed X] [--listen HOST:PORT] [--ui HOST:PORT] [--exit]
 
 Replays the bundled captures of a telephony -> media relay -> ASR pipeline on three nodes, in real time
-(or X times faster), over the in-process bus, serves /metrics, prints each latency as it is measured and then
-the same summary as 'analyze'.
+(or X times faster), over the in-process bus, serves /metrics and the web UI, prints each latency as it is
+measured and then the same summary as 'analyze'. The UI keeps serving after the replay until Ctrl-C.
 
 options:
 ${CONFIG_HELP}   (default: fixtures/demo/config.yaml)
       --speed X          replay X times faster than real time (default 1)
-      --listen HOST:PORT where to serve /metrics (default: 127.0.0.1:9464)`,
-    options: { speed: { type: "string" }, listen: { type: "string" } },
+      --listen HOST:PORT where to serve /metrics (default: 127.0.0.1:9464)
+      --ui HOST:PORT     where to serve the web UI (default: 127.0.0.1:8080)
+      --exit             exit after the summary instead of serving the UI until Ctrl-C (for scripts)`,
+    options: {
+      speed: { type: "string" },
+      listen: { type: "string" },
+      ui: { type: "string" },
+      exit: { type: "boolean" },
+    },
     run: async (args) => (await import("./demo_cmd.ts")).demoCommand(args),
   },
   {
@@ -113,6 +120,56 @@ ${CONFIG_HELP}
       format: { type: "string" },
     },
     run: async (args) => (await import("./replay_cmd.ts")).replayCommand(args),
+  },
+  {
+    name: "discover",
+    summary: "find the streams whose bodies look like audio and propose a config for each",
+    help:
+      `usage: deno task discover [--config FILE] [--capture FILE ...] [--duration 30s] [--node NAME] [--format table|json]
+
+Reads message bodies for --duration from Pixie's tables that carry them (http_events.req_body,
+nats_events.beta.body, redis_events.req_args) on this node, or from capture files, groups them by table, pod
+and path or command, and for each group that looks like audio guesses the envelope (JSON path, regex, raw),
+encoding (base64, hex, binary), codec, sample rate and channels, each with a confidence and the reason, plus
+context ids and a stream key, and prints a ready-to-paste config. With captures and --config it also says
+where the configured audio section differs from what the bodies look like.
+
+options:
+${CONFIG_HELP}   (live: for the pixie section)
+      --capture FILE     read a capture file instead of Pixie (repeatable; capture files may also follow)
+      --duration D       live: how long to read (default 30s)
+      --node NAME        live: the node whose traffic to read (default: the config's node)
+      --format FMT       table (default) or json`,
+    options: {
+      capture: { type: "string", multiple: true },
+      duration: { type: "string" },
+      node: { type: "string" },
+      format: { type: "string" },
+    },
+    allowPositionals: true,
+    run: async (args) => (await import("./discover_cmd.ts")).discoverCommand(args),
+  },
+  {
+    name: "ui",
+    summary: "web UI over match records: files from 'analyze --out', or JetStream (history + live)",
+    help: `usage: deno task ui [--config FILE] [--records FILE ...] [--listen HOST:PORT] [--since 1h]
+
+Serves the web UI (Overview, Waterfall, Interval/call, Signature, Health) over match records: the files
+given with --records (written by 'analyze --out'), or, without them and with nats.url set, the records stored
+in JetStream over the last --since, followed live. Pages work offline (no CDN). Serves until Ctrl-C.
+
+options:
+${CONFIG_HELP}
+      --records FILE     a JSON Lines record file (repeatable; also as positional arguments)
+      --listen HOST:PORT where to serve (default 127.0.0.1:8080)
+      --since D          JetStream: history window before following live (default 1h)`,
+    options: {
+      records: { type: "string", multiple: true },
+      listen: { type: "string" },
+      since: { type: "string" },
+    },
+    allowPositionals: true,
+    run: async (args) => (await import("./ui_cmd.ts")).uiCommand(args),
   },
   {
     name: "schema",
