@@ -355,7 +355,7 @@ export class StreamDecoder {
     const field = extractAudioField(env ?? bytes, fmt);
     if (!field.ok) return this.#fail(messageIndex, field.reason);
     const raw: DecodeFieldResult = decodeField(field.data, fmt.encoding, true);
-    if (!raw.ok) return this.#repair(messageIndex, msg, raw.reason, field.data.length);
+    if (!raw.ok) return this.#repair(messageIndex, msg, raw.reason, unpaddedLength(field.data));
     if (!isSampleCodec(codec)) return this.#pushStateful(messageIndex, msg, raw.bytes, bytes.length);
 
     let audio = raw.bytes;
@@ -719,6 +719,14 @@ export class StreamDecoder {
     const sorted = [...this.#recent].sort((a, b) => a - b);
     return sorted[(sorted.length - 1) >> 1]!;
   }
+}
+
+/** Length of an encoded field without trailing base64 padding (`=`), which carries no audio. */
+function unpaddedLength(data: string | Uint8Array): number {
+  let n = data.length;
+  const at = (i: number) => typeof data === "string" ? data.charCodeAt(i) : data[i]!;
+  while (n > 0 && at(n - 1) === 0x3d) n--;
+  return n;
 }
 
 function concat(a: Float32Array, b: Float32Array): Float32Array {
