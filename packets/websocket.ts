@@ -333,30 +333,45 @@ export class WebSocketDirection implements TcpStreamSink {
     return p - i + (masked ? 4 : 0) + len;
   }
 
-  /** Finds the next frame header after lost sync; true when the queue now starts with one. */
+  /**
+   * Finds the next frame header after lost sync; true when the queue now starts with one. A candidate must start a
+   * chain of plausible frames that ends exactly where the bytes end, or holds two whole frames before one that runs
+   * past them: random payload bytes pass one header check often enough, a chain almost never. Until a candidate
+   * qualifies, bytes from the first one that might still (its frame runs past the data) are kept for the next try.
+   */
   private resync(): boolean {
     const v = this.q.view();
+    let pending = -1;
     let i = this.resyncPos;
     for (; i < v.length; i++) {
       const n = this.plausible(v, i);
       if (n === -2) break;
       if (n < 0) continue;
-      const end = i + n;
-      if (end === v.length) return this.resynced(i);
-      if (end < v.length) {
-        const next = this.plausible(v, end);
-        if (next === -1) continue;
-        return this.resynced(i);
+      let frames = 0;
+      let at = i;
+      let len = n;
+      for (;;) {
+        if (at + len > v.length) {
+          if (frames >= 2) return this.resynced(i);
+          if (pending < 0 && v.length - i <= 256 * 1024) pending = i;
+          break;
+        }
+        frames++;
+        at += len;
+        if (at === v.length) return this.resynced(i);
+        len = this.plausible(v, at);
+        if (len === -2) {
+          if (frames >= 2) return this.resynced(i);
+          if (pending < 0) pending = i;
+          break;
+        }
+        if (len < 0) break;
       }
-      // The frame runs past the bytes we have: wait for them, unless that means holding too much.
-      if (v.length - i > 256 * 1024) continue;
-      break;
     }
-    this.resyncPos = i;
-    if (i > 0) {
-      this.q.consume(i);
-      this.resyncPos = 0;
-    }
+    const keep = pending >= 0 ? pending : i;
+    this.q.consume(keep);
+    // Positions before `i` were judged; the pending candidate is judged again with more bytes.
+    this.resyncPos = 0;
     return false;
   }
 
@@ -418,23 +433,22 @@ export class WebSocketDirection implements TcpStreamSink {
         if (this.skipFrame(total)) return;
         continue;
       }
-      if (op !== 0) {
-        if (this.msgOp !== 0) this.dropMessage(false);
-        this.msgOp = op;
-        this.msgCompressed = rsv === 0x40;
-        this.msgSkip = false;
-      }
-      if (!this.msgSkip && this.parts.bytes + len > this.max) {
-        this.skips.add("message_too_large");
-        this.msgSkip = true;
-        this.parts.reset();
-      }
-      if (this.msgSkip) {
+      const starting = op !== 0;
+      const skipping = !starting && this.msgSkip;
+      if (skipping || (starting ? 0 : this.parts.bytes) + len > this.max) {
+        if (starting) this.begin(op, rsv);
+        if (!skipping) {
+          this.skips.add("message_too_large");
+          this.msgSkip = true;
+          this.parts.reset();
+        }
         if (fin) this.msgOp = 0;
         if (this.skipFrame(total)) return;
         continue;
       }
+      // Wait for the whole frame before touching message state (this runs again when more bytes come).
       if (n < total) return;
+      if (starting) this.begin(op, rsv);
       const payload = new Uint8Array(len);
       if (masked) {
         const m0 = v[p]!, m1 = v[p + 1]!, m2 = v[p + 2]!, m3 = v[p + 3]!;
@@ -466,6 +480,14 @@ export class WebSocketDirection implements TcpStreamSink {
         else this.finish(this.parts.take(), t);
       }
     }
+  }
+
+  /** Starts a new data message (a previous unfinished one is dropped). */
+  private begin(op: number, rsv: number): void {
+    if (this.msgOp !== 0) this.dropMessage(false);
+    this.msgOp = op;
+    this.msgCompressed = rsv === 0x40;
+    this.msgSkip = false;
   }
 
   /** Drops a whole frame of `total` bytes; true when part of it is still to come (Skip mode entered). */
