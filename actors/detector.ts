@@ -8,7 +8,7 @@ import type { ActorFactory, ActorRef } from "./runtime.ts";
 import type { DetectorMsg, ExporterMsg, MatcherMsg } from "./messages.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Measurement } from "../config/schema.ts";
-import { cellBytes, cellNumber, cellText, type Row, SOURCE_STREAM } from "../pixie/row.ts";
+import { cellBytes, cellText, type Row, SOURCE_STREAM } from "../pixie/row.ts";
 import { SourcePipeline } from "../audio/pipeline.ts";
 import { encodeSignature } from "../audio/signature.ts";
 import { StreamKeyer } from "../audio/stream_key.ts";
@@ -17,6 +17,7 @@ import { extractIds } from "../audio/context_ids.ts";
 import type { Signature } from "../audio/types.ts";
 import { StreamTable } from "./stream_table.ts";
 import { DecodeReporter } from "./decode_reporter.ts";
+import { payloadColumn, podColumn, StickyIds, streamFormat, tapMessage } from "./tap_intake.ts";
 
 /** What a Detector talks to. */
 export interface DetectorDeps {
@@ -40,6 +41,7 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
     const streams = new StreamTable<SourcePipeline>(deps.idleNs);
     const decode = new DecodeReporter(m.name, SOURCE_STREAM, query);
     const keyer = new StreamKeyer(rules.stream_key);
+    const ids = new StickyIds();
     let nowNs = 0n;
 
     const emit = async (sigs: Signature[]) => {
@@ -57,12 +59,13 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
           for (const [key, p] of streams.sweep(row.time)) {
             await emit(p.finish());
             decode.forget(key, p.stats());
+            ids.forget(key);
           }
           await report();
         }
         nowNs = row.time;
       }
-      const payload = cellBytes(row, rules.columns.payload);
+      const payload = cellBytes(row, payloadColumn(rules));
       if (payload === undefined) {
         decode.count("missing_payload_column");
         return;
@@ -74,14 +77,13 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
         new SourcePipeline({
           measurement: m.name,
           node: deps.node,
-          pod: cellText(row, rules.columns.pod),
+          pod: cellText(row, podColumn(rules)),
           stream: key,
-          format: rules.audio,
+          format: streamFormat(rules, row),
           criteria: rules.audio_criteria,
         }));
       if (created) await deps.matcher.tell({ kind: "source-stream", measurement: m.name, stream: key });
-      const bodySize = rules.columns.body_size ? cellNumber(row, rules.columns.body_size) : undefined;
-      const sigs = pipeline.push({ timeNs: row.time, payload: env, bodySize }, extractIds(env, patterns));
+      const sigs = pipeline.push(tapMessage(rules, row, env), ids.merge(key, extractIds(env, patterns)));
       decode.observe(key, pipeline.stats());
       await emit(sigs);
     };

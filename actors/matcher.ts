@@ -7,13 +7,14 @@
 import type { ActorFactory, ActorRef } from "./runtime.ts";
 import type { ExporterMsg, MatcherMsg } from "./messages.ts";
 import type { Config, MatchRule, Measurement } from "../config/schema.ts";
-import { cellBytes, cellNumber, cellText, parseQueryName, type Row } from "../pixie/row.ts";
+import { cellBytes, cellText, parseQueryName, type Row } from "../pixie/row.ts";
 import { SignatureIndex, TargetPipeline } from "../audio/pipeline.ts";
 import { StreamKeyer } from "../audio/stream_key.ts";
 import { PayloadEnvelope } from "../audio/envelope.ts";
 import type { Match } from "../audio/types.ts";
 import { StreamTable } from "./stream_table.ts";
 import { DecodeReporter } from "./decode_reporter.ts";
+import { payloadColumn, podColumn, streamFormat, tapMessage } from "./tap_intake.ts";
 
 /** What the Matcher talks to. */
 export interface MatcherDeps {
@@ -89,7 +90,7 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
       if (!q || !found) return;
       const { m, rule } = found;
       const reporter = reporterOf(row.query, m.name, rule.stage);
-      const payload = cellBytes(row, rule.columns.payload);
+      const payload = cellBytes(row, payloadColumn(rule));
       if (payload === undefined) {
         reporter.count("missing_payload_column");
         return;
@@ -107,17 +108,16 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
           measurement: m.name,
           stage: rule.stage,
           node: deps.node,
-          pod: cellText(row, rule.columns.pod),
+          pod: cellText(row, podColumn(rule)),
           stream,
-          format: rule.audio,
+          format: streamFormat(rule, row),
           index: indexOf(m.name),
           lookbackSeconds: engine.lookback_seconds,
           thresholdBer: engine.match_threshold_ber,
           margin: engine.match_margin,
         }),
       }));
-      const bodySize = rule.columns.body_size ? cellNumber(row, rule.columns.body_size) : undefined;
-      const matches = t.pipeline.push({ timeNs: row.time, payload: env, bodySize });
+      const matches = t.pipeline.push(tapMessage(rule, row, env));
       reporter.observe(key, t.pipeline.stats());
       await emit(matches);
     };

@@ -19,6 +19,15 @@ import type { Config } from "../config/schema.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
 import type { Row } from "../pixie/row.ts";
 import { initAudioEngine } from "../audio/pipeline.ts";
+import { initOpus } from "../audio/opus.ts";
+
+/** Whether any packet tap maps a payload type to Opus. */
+function mapsOpus(config: Config): boolean {
+  const taps = config.measurements.flatMap((
+    m,
+  ) => [m.signature_rules.packets, ...m.match_rules.map((r) => r.packets)]);
+  return taps.some((p) => p && Object.values(p.payload_types).some((c) => /^opus\//i.test(c)));
+}
 
 /** How a node is built. */
 export interface NodeOptions {
@@ -144,6 +153,8 @@ export class SensorNode {
   /** Builds and starts a node, subscribed to every signature of its measurements. */
   static async start(opts: NodeOptions): Promise<SensorNode> {
     await initAudioEngine();
+    // Opus decoders start asynchronously (WebAssembly): have some ready before the first RTP Opus packet.
+    if (mapsOpus(opts.config)) await initOpus(48000, 1);
     const n = new SensorNode(opts);
     const registry = n.system.ingress(n.#registry);
     n.#subscription = await opts.bus.subscribeSignatures(

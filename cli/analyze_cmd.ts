@@ -19,7 +19,7 @@ export async function analyzeCommand(args: ParsedArgs): Promise<number> {
   if (args.positionals.length === 0) throw new UsageError("give at least one capture file");
   const select = recordSelection(args);
   const { config } = await loadCommandConfig(args);
-  const caps = await readCaptures(args.positionals);
+  const caps = await readCaptures(args.positionals, config);
   const total = caps.reduce((a, c) => a + c.rows.length, 0);
 
   const outPath = optString(args, "out");

@@ -11,6 +11,7 @@ import type { RecordSink } from "../actors/exporter.ts";
 import { FsmMetrics } from "../http/metrics.ts";
 import type { MatchRecord, SignatureRecord } from "../report/records.ts";
 import { logger } from "../util/log.ts";
+import { isPacketCaptureFile, readPacketCapture } from "./packet_capture_files.ts";
 
 const log = logger("replay");
 
@@ -25,13 +26,16 @@ export interface CaptureRunResult {
   metrics: Map<string, FsmMetrics>;
 }
 
-/** Reads capture files; malformed lines are logged with file:line and counted. */
-export async function readCaptures(paths: readonly string[]): Promise<Capture[]> {
+/**
+ * Reads capture files: JSON Lines captures, and pcap/pcapng packet captures (turned into rows for the config's
+ * `packets:` taps; the node is the file name). Malformed lines and damaged records are logged and counted.
+ */
+export async function readCaptures(paths: readonly string[], config?: Config): Promise<Capture[]> {
   const caps: Capture[] = [];
   for (const path of paths) {
     let cap: Capture;
     try {
-      cap = await readCapture(path);
+      cap = (await isPacketCaptureFile(path)) ? await readPacketCapture(path, config) : await readCapture(path);
     } catch (e) {
       throw new Error(`cannot read capture ${path}: ${(e as Error).message}`);
     }

@@ -20,6 +20,7 @@ import { PixieRowSource } from "../pixie/live_source.ts";
 import { PixieHealth } from "../pixie/health.ts";
 import type { PixieClient } from "../pixie/client.ts";
 import { logger } from "../util/log.ts";
+import { CombinedRowSource, packetSide, usesPixie } from "./sensor_sources.ts";
 import { connectJetStream } from "../bus/from_config.ts";
 import { signatureStartTimeMs } from "../bus/jetstream.ts";
 import { ClockSkewEstimator } from "../bus/clock_skew.ts";
@@ -71,25 +72,34 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
   const metrics = sensorMetrics(config);
   const { bus, skew } = await openBus(config, metrics);
 
-  let source: RowSource | undefined;
+  const sources: RowSource[] = [];
   let pixie: { client: PixieClient; health: PixieHealth } | undefined;
-  if (capturePath === undefined) {
+  const packets = capturePath === undefined ? await packetSide(config, metrics) : undefined;
+  if (packets) sources.push(packets.source);
+  if (capturePath === undefined && (usesPixie(config) || !packets)) {
     const { client, clusterId } = await connectPixie(config);
     const health = new PixieHealth({ client, clusterId, onChange: (ok) => metrics.pixieHealthy(ok) });
     health.start();
     pixie = { client, health };
-    source = new PixieRowSource({
-      client,
-      clusterId,
-      queries: queriesFromConfig(config, config.node),
-      encryption: config.pixie.encryption && client.cloud,
-      metrics: {
-        restarts: (q, kind) => metrics.queryRestarted(q, kind),
-        lag: (q, s) => metrics.streamLag(q, s),
-      },
-    });
+    sources.push(
+      new PixieRowSource({
+        client,
+        clusterId,
+        queries: queriesFromConfig(config, config.node),
+        encryption: config.pixie.encryption && client.cloud,
+        metrics: {
+          restarts: (q, kind) => metrics.queryRestarted(q, kind),
+          lag: (q, s) => metrics.streamLag(q, s),
+        },
+      }),
+    );
   }
-  const caps = capturePath === undefined ? [] : await readCaptures([capturePath]);
+  const source = sources.length === 0
+    ? undefined
+    : sources.length === 1
+    ? sources[0]
+    : new CombinedRowSource(sources);
+  const caps = capturePath === undefined ? [] : await readCaptures([capturePath], config);
   const node = await SensorNode.start({
     config,
     node: config.node,
@@ -110,6 +120,8 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     readyz: () =>
       pixie
         ? { ok: pixie.health.healthy, detail: pixie.health.healthy ? "pixie healthy" : "pixie not healthy" }
+        : packets
+        ? { ok: !node.system.stopping.aborted, detail: "capturing packets" }
         : { ok: true, detail: replaying ? "replaying capture" : "capture replayed" },
   });
   node.system.onFlush(async () => {
@@ -117,12 +129,17 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     await bus.close();
     pixie?.health.stop();
     pixie?.client.close();
+    await packets?.stop();
     await http.close();
   });
   log.info("sensor started", {
     node: config.node,
     metrics: `http://${http.addr}/metrics`,
-    source: capturePath ? `capture ${capturePath} at ${speed}x` : "pixie",
+    source: capturePath
+      ? `capture ${capturePath} at ${speed}x`
+      : [pixie ? "pixie" : "", packets ? `packets on ${config.packets.interface}` : ""].filter(Boolean).join(
+        " + ",
+      ),
   });
   const signals = installSignalHandlers(node.system, { deadlineMs: DRAIN_DEADLINE_MS });
 

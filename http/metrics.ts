@@ -64,6 +64,10 @@ export class FsmMetrics {
   readonly #rowsRead: client.Counter<"query">;
   readonly #decodeErrors: client.Counter<"measurement" | "stream" | "reason">;
   readonly #truncated: client.Counter<"query">;
+  readonly #packets: client.Counter;
+  readonly #packetBytes: client.Counter;
+  readonly #packetDrops: client.Gauge<"where">;
+  readonly #packetSkips: client.Counter<"reason">;
   readonly #mailboxDepth: client.Gauge<"actor">;
   readonly #dropped: client.Counter<"actor" | "reason">;
   readonly #restarts: client.Counter<"actor">;
@@ -153,6 +157,28 @@ export class FsmMetrics {
       name: "fsmpx_payloads_truncated_total",
       help: "Payloads Pixie cut at its capture limit or removed (counted, not decoded).",
       labelNames: ["query"],
+      registers,
+    });
+    this.#packets = new client.Counter({
+      name: "fsmpx_packets_read_total",
+      help: "Packets the live capture read (after the kernel's BPF filter).",
+      registers,
+    });
+    this.#packetBytes = new client.Counter({
+      name: "fsmpx_packet_bytes_total",
+      help: "Wire bytes of the packets the live capture read.",
+      registers,
+    });
+    this.#packetDrops = new client.Gauge({
+      name: "fsmpx_packets_dropped",
+      help: "Packets dropped before the sensor saw them since the capture started: kernel (buffer full), interface.",
+      labelNames: ["where"],
+      registers,
+    });
+    this.#packetSkips = new client.Counter({
+      name: "fsmpx_packets_skipped_total",
+      help: "Packets and messages skipped by the packet parsers, by reason (not_rtp, rtcp, tcp_gap, no_tap, ...).",
+      labelNames: ["reason"],
       registers,
     });
     const depthSources = this.#depthSources;
@@ -394,6 +420,23 @@ export class FsmMetrics {
   /** A message will never be published (refused for good, unencodable, or abandoned at close). */
   publishFailed(kind: "signature" | "match", reason: string): void {
     this.#publishFailed.inc({ kind, reason });
+  }
+
+  /** Packets read by the live capture and their wire bytes. */
+  packetsRead(n: number, bytes: number): void {
+    if (n > 0) this.#packets.inc(n);
+    if (bytes > 0) this.#packetBytes.inc(bytes);
+  }
+
+  /** Cumulative drops the capture reported (tcpdump restarts reset them). */
+  packetsDropped(kernel: number, iface: number): void {
+    this.#packetDrops.set({ where: "kernel" }, kernel);
+    this.#packetDrops.set({ where: "interface" }, iface);
+  }
+
+  /** Packets or messages the packet parsers skipped, by reason (a fixed set of reasons). */
+  packetsSkipped(reason: string, n = 1): void {
+    this.#packetSkips.inc({ reason }, n);
   }
 
   /** Estimated clock offset of a peer, seconds. */

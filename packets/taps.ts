@@ -105,11 +105,18 @@ export function inCidr(addr: string, block: Cidr): boolean {
   return true;
 }
 
+const globs = new Map<string, RegExp>();
+
 /** Glob match with `*` (any run) and `?` (one character). */
 export function globMatch(glob: string, text: string): boolean {
-  const re = new RegExp(
-    "^" + glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".") + "$",
-  );
+  let re = globs.get(glob);
+  if (!re) {
+    re = new RegExp(
+      "^" + glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".") + "$",
+    );
+    if (globs.size > 1000) globs.clear();
+    globs.set(glob, re);
+  }
   return re.test(text);
 }
 

@@ -16,10 +16,14 @@ case "$mode" in
     have promtool || { need+=(prometheus); why+=("prometheus: promtool validates /metrics and alert rules; the e2e test scrapes with a real Prometheus"); }
     have openssl || { need+=(openssl); why+=("openssl: the Pixie TLS tests make a throwaway certificate"); }
     /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || { need+=(python3-prometheus-client); why+=("python3-prometheus-client: its strict OpenMetrics parser checks the exemplar exposition"); }
+    have tcpdump || { need+=(tcpdump); why+=("tcpdump: packet-capture tests capture real RTP and WebSocket traffic on loopback"); }
+    have ffmpeg || { need+=(ffmpeg); why+=("ffmpeg: a real RTP sender and Opus/G.722 transcoder for the packet-capture and codec tests"); }
+    have chromium || { need+=(chromium); why+=("chromium: the web UI is tested in a real headless browser"); }
     ;;
   bench)
     have nats-server || { need+=(nats-server); why+=("nats-server: signature fan-out benchmark"); }
     have sox || { need+=(sox libsox-fmt-all); why+=("sox: builds the transcoding chains of the accuracy corpus"); }
+    have ffmpeg || { need+=(ffmpeg); why+=("ffmpeg: G.722/Opus codec speed and the RTP packet benchmarks"); }
     [ -d /usr/share/asterisk/sounds/en_US_f_Allison ] || { need+=(asterisk-core-sounds-en-wav); why+=("asterisk-core-sounds-en-wav: real telephony speech (CC-BY-SA-3.0) for the corpus"); }
     ;;
   demo) ;;

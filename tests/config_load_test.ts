@@ -171,7 +171,7 @@ measurements:
   equal(config.pixie.ca_file, "");
   equal(config.nats.replicas, 3);
   equal(config.nats.max_bytes, 512 * 2 ** 20);
-  ok(config.measurements[0]!.signature_rules.stream_filter.includes("contains('${literal}')"));
+  ok(config.measurements[0]!.signature_rules.stream_filter!.includes("contains('${literal}')"));
 
   const fromEnv = parseConfigText(text, "c.yaml", {
     PX_CA: "/ca.pem",

@@ -1,0 +1,102 @@
+/**
+ * The tap intake shared by the Detector and the Matcher: how a row of a tap becomes a message for its stream's
+ * audio pipeline, for Pixie taps and packet taps alike. Packet taps carrying RTP take their codec from the
+ * row's payload type (`rtp_codec`) and their place in the stream from the RTP timestamp, so a lost packet or a
+ * suppressed silence is a gap of exactly its length.
+ * @module
+ */
+import type { Columns, PacketTapConfig } from "../config/schema.ts";
+import { cellNumber, cellText, type Row } from "../pixie/row.ts";
+import type { MessageIn } from "../audio/pipeline.ts";
+import type { PayloadEnvelope } from "../audio/envelope.ts";
+import type { AudioFormat } from "../audio/types.ts";
+import { PacketColumn } from "../packets/rows.ts";
+import { parseRtpCodecName, type RtpCodec } from "../packets/rtp_codecs.ts";
+
+/** What the intake needs of a signature or match rule. */
+export interface TapRule {
+  columns: Columns;
+  audio: AudioFormat;
+  packets?: PacketTapConfig;
+}
+
+const codecCache = new Map<string, RtpCodec | undefined>();
+
+/** The RTP codec a packet row names, if it is an RTP row. */
+export function rowRtpCodec(row: Row): RtpCodec | undefined {
+  const name = cellText(row, PacketColumn.rtpCodec);
+  if (name === "") return undefined;
+  let c = codecCache.get(name);
+  if (c === undefined && !codecCache.has(name)) {
+    const parsed = parseRtpCodecName(name);
+    c = "error" in parsed ? undefined : parsed;
+    if (codecCache.size > 256) codecCache.clear();
+    codecCache.set(name, c);
+  }
+  return c;
+}
+
+/** The audio format of a new stream of this tap: the rule's, or for RTP the first packet's payload type. */
+export function streamFormat(rule: TapRule, row: Row): AudioFormat {
+  const c = rule.packets?.protocol === "rtp" ? rowRtpCodec(row) : undefined;
+  if (!c || c.codec === "event") return rule.audio;
+  return {
+    envelope: "raw",
+    path: "",
+    encoding: "binary",
+    codec: c.codec,
+    sample_rate: c.sampleRate,
+    // libopus mixes a stereo stream down when asked for one channel.
+    channels: c.codec === "opus" ? 1 : c.channels,
+    channel: c.codec !== "opus" && c.channels > 1 ? "mix" : 0,
+    skip_bytes: 0,
+  };
+}
+
+/** The pipeline message of a row whose payload was read into `payload`. */
+export function tapMessage(rule: TapRule, row: Row, payload: PayloadEnvelope): MessageIn {
+  const msg: MessageIn = { timeNs: row.time, payload };
+  if (rule.columns.body_size) msg.bodySize = cellNumber(row, rule.columns.body_size);
+  if (rule.packets?.protocol === "rtp") {
+    const c = rowRtpCodec(row);
+    const ts = cellNumber(row, PacketColumn.rtpTimestamp);
+    if (c) {
+      msg.codec = { codec: c.codec, sampleRate: c.sampleRate, channels: c.codec === "opus" ? 1 : c.channels };
+      if (ts !== undefined) msg.mediaClock = { ts, clockRate: c.clockRate };
+    }
+  }
+  return msg;
+}
+
+/** The payload column of a tap (packet rows always name it `payload`). */
+export function payloadColumn(rule: TapRule): string {
+  return rule.packets ? PacketColumn.payload : rule.columns.payload;
+}
+
+/** The pod column of a tap. */
+export function podColumn(rule: TapRule): string {
+  return rule.packets ? PacketColumn.pod : rule.columns.pod;
+}
+
+/**
+ * Context ids that stick to a stream: a Twilio `start` event (or any message) carries a call's ids once, and the
+ * stream's later messages belong to the same call. New values of an id replace old ones.
+ */
+export class StickyIds {
+  readonly #byStream = new Map<string, Record<string, string>>();
+
+  /** The ids of a message on `stream`: those it carries, over those seen before on the stream. */
+  merge(stream: string, fresh: Record<string, string>): Record<string, string> {
+    const known = this.#byStream.get(stream);
+    const hasFresh = Object.keys(fresh).length > 0;
+    if (!hasFresh) return known ?? fresh;
+    const ids = known ? { ...known, ...fresh } : fresh;
+    this.#byStream.set(stream, ids);
+    return ids;
+  }
+
+  /** Forgets a finished stream. */
+  forget(stream: string): void {
+    this.#byStream.delete(stream);
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The live row sources of a sensor, from its config: Pixie (rules with `stream_filter`) and the node's own
+ * packets (rules with `packets:` and `packets.interface` set), run side by side under the reader's supervision;
+ * and this node's pod metadata for packet taps.
+ * @module
+ */
+import type { RowSource } from "../actors/pixie_reader.ts";
+import type { Config } from "../config/schema.ts";
+import type { FsmMetrics } from "../http/metrics.ts";
+import { inClusterApi, PodWatch } from "../kube/pod_watch.ts";
+import { bpfFilter } from "../packets/taps.ts";
+import { LivePacketSource } from "../packets/live_source.ts";
+import type { Row } from "../pixie/row.ts";
+import { logger } from "../util/log.ts";
+import { packetTapsFromConfig, usesPixie } from "./packet_taps.ts";
+
+const log = logger("run");
+
+/** Runs several sources at once; the first failure stops the others and rejects (the supervisor restarts all). */
+export class CombinedRowSource implements RowSource {
+  readonly #sources: readonly RowSource[];
+
+  /** Combines `sources`. */
+  constructor(sources: readonly RowSource[]) {
+    this.#sources = sources;
+  }
+
+  /** Runs every source until `signal` aborts or one fails. */
+  async run(emit: (row: Row) => Promise<void>, signal: AbortSignal): Promise<void> {
+    const inner = new AbortController();
+    const all = AbortSignal.any([signal, inner.signal]);
+    try {
+      await Promise.all(this.#sources.map((s) =>
+        s.run(emit, all).catch((e) => {
+          inner.abort();
+          throw e;
+        })
+      ));
+    } finally {
+      inner.abort();
+    }
+  }
+}
+
+/** What the packet side of a sensor needs at run time. */
+export interface PacketSide {
+  source: LivePacketSource;
+  pods?: PodWatch;
+  stop(): Promise<void>;
+}
+
+/**
+ * The live packet source of the config, or undefined when no rule reads packets or no interface is set (a rule
+ * with `packets:` and no `packets.interface` is a configuration for pcap files only; said once at start).
+ */
+export async function packetSide(config: Config, metrics: FsmMetrics): Promise<PacketSide | undefined> {
+  const taps = packetTapsFromConfig(config);
+  if (taps.length === 0) return undefined;
+  const p = config.packets;
+  if (p.interface === "") {
+    log.warn("packets: taps are configured but packets.interface is empty: nothing is captured live", {
+      taps: taps.map((t) => t.query),
+    });
+    return undefined;
+  }
+  let pods: PodWatch | undefined;
+  if (p.pod_metadata !== "off") {
+    const api = await inClusterApi();
+    if (api) {
+      pods = new PodWatch({ api, node: config.node });
+      await pods.start();
+    } else if (p.pod_metadata === "kubernetes") {
+      throw new Error(
+        "packets.pod_metadata is kubernetes but this is not a pod with a ServiceAccount token " +
+          "(KUBERNETES_SERVICE_HOST unset or the token unreadable): see k8s/packet-capture/",
+      );
+    }
+  }
+  const needsPods = taps.filter((t) => t.pod !== undefined || t.direction !== "any");
+  if (needsPods.length > 0 && !pods) {
+    log.warn("packet taps filter on pods, but there is no pod metadata here: they match nothing", {
+      taps: needsPods.map((t) => t.query),
+    });
+  }
+  const filter = bpfFilter(taps);
+  const source = new LivePacketSource({
+    capture: {
+      tcpdump: p.tcpdump,
+      iface: p.interface,
+      filter,
+      snaplen: p.snaplen,
+      bufferMib: p.buffer_mib,
+    },
+    taps,
+    node: config.node,
+    pods: pods ? (addr, port) => pods!.resolve(addr, port) : undefined,
+    reorderMs: p.reorder_ms,
+    metrics: {
+      frames: (n, bytes) => metrics.packetsRead(n, bytes),
+      kernelDrops: (k, i) => metrics.packetsDropped(k, i),
+      skipped: (reason, n) => metrics.packetsSkipped(reason, n),
+    },
+  });
+  log.info("live packet capture configured", { iface: p.interface, filter, taps: taps.length });
+  return { source, pods, stop: async () => await pods?.stop() };
+}
+
+/** Whether the config needs Pixie at all. */
+export { usesPixie };

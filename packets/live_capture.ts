@@ -1,0 +1,206 @@
+/**
+ * Live capture on the node: a `tcpdump` child writing pcap (nanosecond timestamps) to its stdout, read as a
+ * stream. A child rather than libpcap through FFI: a capture crash cannot take the sensor with it, the sensor
+ * needs no `--allow-ffi`, and tcpdump's BPF compiler keeps unrelated traffic in the kernel. The pipe's extra
+ * copy is measured in `bench/` (packets/s with no kernel drops).
+ *
+ * Kernel statistics come from tcpdump itself: SIGUSR1 makes it print "N packets captured / received by filter /
+ * dropped by kernel" on stderr, which this module parses into {@link CaptureStats} (cumulative counts).
+ * As root, tcpdump is run with `-Z root` so it does not try to switch to its own user (which needs CAP_SETUID
+ * and CAP_SETGID); the DaemonSet then needs only CAP_NET_RAW.
+ * @module
+ */
+import { logger } from "../util/log.ts";
+
+const log = logger("capture");
+
+/** How to capture. */
+export interface LiveCaptureOptions {
+  /** tcpdump binary. */
+  tcpdump: string;
+  /** Interface, e.g. `any`, `eth0`, `lo`. */
+  iface: string;
+  /** BPF filter expression; empty: everything. */
+  filter: string;
+  /** Bytes kept per packet. */
+  snaplen: number;
+  /** Kernel buffer, MiB (tcpdump -B takes KiB). */
+  bufferMib: number;
+  /** How often kernel counters are asked for. */
+  statsEveryMs?: number;
+}
+
+/** Cumulative counters reported by the capture. */
+export interface CaptureStats {
+  /** Packets tcpdump wrote out. */
+  captured: number;
+  /** Packets that passed the kernel filter. */
+  received: number;
+  /** Packets the kernel dropped because the capture buffer was full. */
+  droppedByKernel: number;
+  /** Packets the interface (driver) dropped, when reported. */
+  droppedByInterface: number;
+}
+
+/** Why a capture could not start, in words a user can act on. */
+export class CaptureStartError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "CaptureStartError";
+  }
+}
+
+/** The tcpdump command line for `opts` (exported for `check` and the tests). */
+export function tcpdumpArgs(opts: LiveCaptureOptions, root: boolean): string[] {
+  const args = [
+    "-i",
+    opts.iface,
+    "-U",
+    "-w",
+    "-",
+    "-n",
+    "-s",
+    String(opts.snaplen),
+    "-B",
+    String(opts.bufferMib * 1024),
+    "--time-stamp-precision=nano",
+  ];
+  if (root) args.push("-Z", "root");
+  if (opts.filter !== "") args.push(opts.filter);
+  return args;
+}
+
+const STAT = /^(\d+) packets? (captured|received by filter|dropped by kernel|dropped by interface)/;
+
+/** Parses tcpdump's statistics lines into `into`; returns true when the line was one. */
+export function parseStatsLine(line: string, into: CaptureStats): boolean {
+  const m = STAT.exec(line.trim());
+  if (!m) return false;
+  const n = Number(m[1]);
+  if (m[2] === "captured") into.captured = n;
+  else if (m[2] === "received by filter") into.received = n;
+  else if (m[2] === "dropped by kernel") into.droppedByKernel = n;
+  else into.droppedByInterface = n;
+  return true;
+}
+
+/** A running capture: its pcap byte stream and counters. */
+export class LiveCapture {
+  readonly stats: CaptureStats = { captured: 0, received: 0, droppedByKernel: 0, droppedByInterface: 0 };
+  readonly #child: Deno.ChildProcess;
+  readonly #timer: ReturnType<typeof setInterval>;
+  readonly #stderr: Promise<string>;
+  #closed = false;
+
+  private constructor(child: Deno.ChildProcess, everyMs: number) {
+    this.#child = child;
+    this.#stderr = this.#readStderr();
+    this.#timer = setInterval(() => {
+      try {
+        child.kill("SIGUSR1");
+      } catch { /* exited */ }
+    }, everyMs);
+  }
+
+  /** Starts tcpdump; waits until it listens (or fails with a {@link CaptureStartError} that says why). */
+  static async start(opts: LiveCaptureOptions, signal?: AbortSignal): Promise<LiveCapture> {
+    const root = Deno.uid?.() === 0;
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(opts.tcpdump, {
+        args: tcpdumpArgs(opts, root),
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal,
+      }).spawn();
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new CaptureStartError(
+          `${opts.tcpdump} not found: install tcpdump (Debian: apt-get install tcpdump) or set packets.tcpdump`,
+        );
+      }
+      throw new CaptureStartError(`cannot start ${opts.tcpdump}: ${(e as Error).message}`);
+    }
+    const cap = new LiveCapture(child, opts.statsEveryMs ?? 5000);
+    // tcpdump says "listening on ..." once the socket is open, or an error and exits.
+    const started = await Promise.race([
+      cap.#listening.then(() => "ok" as const),
+      child.status.then((s) => s),
+    ]);
+    if (started !== "ok") {
+      const text = await cap.#stderr;
+      cap.#stop();
+      throw new CaptureStartError(explain(text, opts, started.code));
+    }
+    log.info("live capture started", { iface: opts.iface, filter: opts.filter || "(all)" });
+    return cap;
+  }
+
+  #listeningResolve!: () => void;
+  #listening = new Promise<void>((r) => this.#listeningResolve = r);
+
+  async #readStderr(): Promise<string> {
+    let all = "";
+    let buf = "";
+    const reader = this.#child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let nl: number;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          if (line.includes("listening on")) this.#listeningResolve();
+          if (!parseStatsLine(line, this.stats) && all.length < 8192) all += line + "\n";
+        }
+      }
+    } catch { /* child gone */ }
+    return all + buf;
+  }
+
+  /** The pcap byte stream (tcpdump's stdout). */
+  get pcap(): ReadableStream<Uint8Array> {
+    return this.#child.stdout;
+  }
+
+  /** Resolves with the exit status and what tcpdump said when it ends. */
+  async ended(): Promise<{ code: number; stderr: string }> {
+    const s = await this.#child.status;
+    return { code: s.code, stderr: await this.#stderr };
+  }
+
+  /** Stops the capture (tcpdump flushes and prints its final counters). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#stop();
+    await this.#child.status.catch(() => {});
+    await this.#stderr;
+  }
+
+  #stop(): void {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    try {
+      this.#child.kill("SIGTERM");
+    } catch { /* already exited */ }
+  }
+}
+
+function explain(stderr: string, opts: LiveCaptureOptions, code: number): string {
+  const text = stderr.trim().split("\n").filter((l) => l.trim() !== "").slice(-3).join("; ");
+  if (/permission|not permitted/i.test(stderr)) {
+    return `live capture on ${opts.iface} refused: ${text} (the sensor needs CAP_NET_RAW: run as root with ` +
+      `capabilities [NET_RAW], see k8s/packet-capture/)`;
+  }
+  if (/No such device|doesn't exist|no suitable device/i.test(stderr)) {
+    return `live capture: no interface ${opts.iface} (${text}); set packets.interface to one of \`ip -br link\`, or any`;
+  }
+  if (/syntax error|expression rejects|can't parse filter/i.test(stderr)) {
+    return `live capture: tcpdump rejected the filter "${opts.filter}": ${text}`;
+  }
+  return `live capture on ${opts.iface} ended at start (exit ${code}): ${text}`;
+}

@@ -1,0 +1,115 @@
+/**
+ * The live packet row source: a {@link LiveCapture} on the node, read as pcap, turned into rows by a
+ * {@link PacketSource}. It has the shape of the reader's row source (`run(emit, signal)`), so it runs under the
+ * same supervision and mailbox as the Pixie source: when the capture dies, `run` rejects and the reader's
+ * supervisor restarts it.
+ * @module
+ */
+import type { Row } from "../pixie/row.ts";
+import { CaptureStartError, LiveCapture, type LiveCaptureOptions } from "./live_capture.ts";
+import { PacketSource } from "./packet_source.ts";
+import { PcapReader } from "./pcap.ts";
+import type { PacketTap, PodResolver } from "./taps.ts";
+import { logger } from "../util/log.ts";
+
+const log = logger("capture");
+
+/** Counters a live packet source reports; every method is optional. */
+export interface PacketMetrics {
+  /** Frames read from the capture and their wire bytes since the last call. */
+  frames?(n: number, bytes: number): void;
+  /** Cumulative kernel and interface drops, as the capture last reported them. */
+  kernelDrops?(droppedByKernel: number, droppedByInterface: number): void;
+  /** Packets or messages skipped since the last call, by reason (not_rtp, rtcp, tcp_gap, ...). */
+  skipped?(reason: string, n: number): void;
+}
+
+/** Options of {@link LivePacketSource}. */
+export interface LivePacketSourceOptions {
+  capture: LiveCaptureOptions;
+  taps: readonly PacketTap[];
+  node: string;
+  pods?: PodResolver;
+  reorderMs?: number;
+  metrics?: PacketMetrics;
+  /** How often counters are reported and held packets released when traffic pauses. */
+  reportEveryMs?: number;
+}
+
+/** Reads this node's packets and emits rows for the packet taps. */
+export class LivePacketSource {
+  readonly #opts: LivePacketSourceOptions;
+  /** The current capture's source (for tests and `check`); replaced on every (re)start. */
+  source: PacketSource | undefined;
+
+  /** Creates the source; {@link run} starts capturing. */
+  constructor(opts: LivePacketSourceOptions) {
+    this.#opts = opts;
+  }
+
+  /** Captures until `signal` aborts (resolves) or the capture fails (rejects). */
+  async run(emit: (row: Row) => Promise<void>, signal: AbortSignal): Promise<void> {
+    const o = this.#opts;
+    const cap = await LiveCapture.start(o.capture, signal);
+    const src = new PacketSource({ taps: o.taps, node: o.node, pods: o.pods, reorderMs: o.reorderMs });
+    this.source = src;
+    const reported = { frames: 0, bytes: 0, skips: new Map<string, number>() };
+    const report = () => {
+      const m = o.metrics;
+      if (!m) return;
+      m.frames?.(src.stats.frames - reported.frames, src.stats.bytes - reported.bytes);
+      reported.frames = src.stats.frames;
+      reported.bytes = src.stats.bytes;
+      m.kernelDrops?.(cap.stats.droppedByKernel, cap.stats.droppedByInterface);
+      for (const [reason, n] of Object.entries(src.skipReport())) {
+        const d = n - (reported.skips.get(reason) ?? 0);
+        if (d > 0) m.skipped?.(reason, d);
+        reported.skips.set(reason, n);
+      }
+    };
+    // Between packets, capture time still advances: held RTP packets and TCP holes are given up on time.
+    let lastFrameNs = 0n;
+    let lastFrameWall = performance.now();
+    // One chain of emits, so rows released by the timer and rows of new frames keep their order.
+    let chain = Promise.resolve();
+    const send = (rows: Row[]) => {
+      if (rows.length === 0) return chain;
+      chain = chain.then(async () => {
+        for (const r of rows) await emit(r);
+      });
+      return chain;
+    };
+    const timer = setInterval(() => {
+      report();
+      if (lastFrameNs > 0n) {
+        const now = lastFrameNs + BigInt(Math.round((performance.now() - lastFrameWall) * 1e6));
+        void send(src.tick(now)).catch(() => {});
+      }
+    }, o.reportEveryMs ?? 1000);
+    const stop = () => void cap.close();
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      const reader = new PcapReader(cap.pcap);
+      for await (const frame of reader) {
+        lastFrameNs = frame.timeNs;
+        lastFrameWall = performance.now();
+        await send(src.push(frame));
+        if (signal.aborted) break;
+      }
+      await chain;
+      if (signal.aborted) return;
+      const end = await cap.ended();
+      throw new CaptureStartError(
+        `live capture ended (tcpdump exit ${end.code}): ${
+          end.stderr.trim().split("\n").slice(-2).join("; ")
+        }`,
+      );
+    } finally {
+      clearInterval(timer);
+      signal.removeEventListener("abort", stop);
+      report();
+      await cap.close();
+      log.info("live capture stopped", { frames: src.stats.frames, rows: src.stats.rows });
+    }
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Application messages → rows: each message goes to every tap (query) whose protocol and flow filters it
+ * passes, as a {@link Row} shaped like a Pixie row, so everything after the reader is shared with Pixie taps.
+ *
+ * Row columns (a contract, like Pixie's table columns): `time_` (bigint ns), `pod` (`namespace/pod`, or
+ * `host:port` of the side the tap is about when no pod is known), `payload` (bytes), `stream` (the flow direction,
+ * plus ` ssrc=0x…` for RTP), `src`/`dst` (`host:port`), and per protocol: `rtp_pt`, `rtp_seq`, `rtp_ts`,
+ * `rtp_ssrc`, `rtp_lost` (packets missing before this one), `rtp_codec` (`PCMU/8000`, `opus/48000/2`, ...);
+ * `ws_text` (websocket); `method`, `path` (http); `subject` (nats); `command`, `key` (redis).
+ * @module
+ */
+import type { Cell, Row } from "../pixie/row.ts";
+import { globMatch, type PacketTap, type PodResolver, tapMatches } from "./taps.ts";
+import { codecForPayloadType, rtpCodecName } from "./rtp_codecs.ts";
+import { type AppMessage, hostPort, SkipCounter } from "./types.ts";
+
+/** Column names of packet rows. */
+export const PacketColumn = {
+  time: "time_",
+  pod: "pod",
+  payload: "payload",
+  stream: "stream",
+  src: "src",
+  dst: "dst",
+  rtpPayloadType: "rtp_pt",
+  rtpSeq: "rtp_seq",
+  rtpTimestamp: "rtp_ts",
+  rtpSsrc: "rtp_ssrc",
+  rtpLost: "rtp_lost",
+  rtpCodec: "rtp_codec",
+  wsText: "ws_text",
+} as const;
+
+/** Why a message was not turned into rows. */
+export type MessageSkip = "no_tap" | "rtp_unknown_payload_type" | "rtp_telephone_event";
+
+/** Options of {@link PacketRowBuilder}. */
+export interface PacketRowBuilderOptions {
+  taps: readonly PacketTap[];
+  /** The node the rows are captured on. */
+  node: string;
+  /** Pod metadata (live); without it `pod` is an address and pod/direction filters match nothing. */
+  pods?: PodResolver;
+}
+
+/** Turns application messages into rows for the taps they belong to. */
+export class PacketRowBuilder {
+  readonly #taps: readonly PacketTap[];
+  readonly #node: string;
+  readonly #pods: PodResolver | undefined;
+  /** Taps per stream: flow filters are decided once per stream (and again when pods change). */
+  #byStream = new Map<string, PacketTap[]>();
+  /** Messages skipped, by reason. */
+  readonly skipped: Map<MessageSkip, number> = new Map();
+  /** Rows made, per query. */
+  readonly rows: Map<string, number> = new Map();
+
+  /** Creates the builder. */
+  constructor(opts: PacketRowBuilderOptions) {
+    this.#taps = opts.taps;
+    this.#node = opts.node;
+    this.#pods = opts.pods;
+  }
+
+  /** Forgets per-stream decisions (call when pod metadata changed). */
+  invalidate(): void {
+    this.#byStream.clear();
+  }
+
+  /** The taps a message's stream belongs to. */
+  tapsFor(msg: AppMessage): readonly PacketTap[] {
+    let taps = this.#byStream.get(msg.stream);
+    if (taps === undefined) {
+      taps = this.#taps.filter((t) => t.protocol === msg.protocol && tapMatches(t, msg.flow, this.#pods));
+      if (this.#byStream.size > 100_000) this.#byStream.clear();
+      this.#byStream.set(msg.stream, taps);
+    }
+    return taps;
+  }
+
+  /** The rows of one message (none when no tap takes it; counted). */
+  build(msg: AppMessage): Row[] {
+    const taps = this.tapsFor(msg);
+    if (taps.length === 0) {
+      this.#skip("no_tap");
+      return [];
+    }
+    const out: Row[] = [];
+    for (const tap of taps) {
+      const columns: Record<string, Cell> = {
+        [PacketColumn.time]: msg.timeNs,
+        [PacketColumn.pod]: this.#podOf(tap, msg),
+        [PacketColumn.payload]: msg.payload,
+        [PacketColumn.stream]: msg.stream,
+        [PacketColumn.src]: hostPort(msg.flow.src, msg.flow.srcPort),
+        [PacketColumn.dst]: hostPort(msg.flow.dst, msg.flow.dstPort),
+      };
+      if (msg.rtp) {
+        const codec = codecForPayloadType(msg.rtp.pt, tap.payloadTypes);
+        if (codec === undefined) {
+          this.#skip("rtp_unknown_payload_type");
+          continue;
+        }
+        if (codec.codec === "event") {
+          this.#skip("rtp_telephone_event");
+          continue;
+        }
+        columns[PacketColumn.rtpPayloadType] = msg.rtp.pt;
+        columns[PacketColumn.rtpSeq] = msg.rtp.seq;
+        columns[PacketColumn.rtpTimestamp] = msg.rtp.ts;
+        columns[PacketColumn.rtpSsrc] = msg.rtp.ssrc;
+        columns[PacketColumn.rtpLost] = msg.rtp.lostBefore;
+        columns[PacketColumn.rtpCodec] = rtpCodecName(codec);
+      }
+      if (msg.text !== undefined) columns[PacketColumn.wsText] = msg.text;
+      if (msg.meta) { for (const [k, v] of Object.entries(msg.meta)) columns[k] ??= v; }
+      out.push({ query: tap.query, node: this.#node, time: msg.timeNs, columns });
+      this.rows.set(tap.query, (this.rows.get(tap.query) ?? 0) + 1);
+    }
+    return out;
+  }
+
+  /**
+   * The pod a row is about: with metadata, the side the tap's pod filter and direction name (the receiver by
+   * default, where the audio is consumed); without, that side's `host:port`.
+   */
+  #podOf(tap: PacketTap, msg: AppMessage): string {
+    const f = msg.flow;
+    const dst = this.#pods?.(f.dst, f.dstPort);
+    const src = this.#pods?.(f.src, f.srcPort);
+    if (tap.direction === "from_pod") return src ?? hostPort(f.src, f.srcPort);
+    if (tap.direction === "to_pod") return dst ?? hostPort(f.dst, f.dstPort);
+    if (
+      tap.pod !== undefined && src !== undefined && globMatch(tap.pod, src) &&
+      !(dst && globMatch(tap.pod, dst))
+    ) {
+      return src;
+    }
+    return dst ?? src ?? hostPort(f.dst, f.dstPort);
+  }
+
+  #skip(reason: MessageSkip): void {
+    this.skipped.set(reason, (this.skipped.get(reason) ?? 0) + 1);
+  }
+}
+
+/** Merges a builder's message skips into a counter of packet-level skips, for one report. */
+export function skipReport(packets: SkipCounter, builder: PacketRowBuilder): Record<string, number> {
+  return { ...packets.toJSON(), ...Object.fromEntries(builder.skipped) };
+}
+
+/** The column that names a packet row's stream (the default stream key of packet taps). */
+export const PACKET_STREAM_COLUMN: string = PacketColumn.stream;
