@@ -154,7 +154,7 @@ Deno.test({
     });
     const rows: Row[] = [];
     const ac = new AbortController();
-    const running = src.run(async (r) => void rows.push(r), ac.signal);
+    const running = src.run((r) => Promise.resolve(void rows.push(r)), ac.signal);
     const sock = dgram.createSocket("udp4");
     const send = (b: Uint8Array) =>
       new Promise<void>((res, rej) => sock.send(b, port, "127.0.0.1", (e) => (e ? rej(e) : res())));
