@@ -31,17 +31,24 @@ ${CONFIG_HELP}
   {
     name: "demo",
     summary: "replay the bundled multi-node captures and print latencies (needs nothing but the repo)",
-    help: `usage: deno task demo [--speed X] [--listen HOST:PORT]
+    help: `usage: deno task demo [--speed X] [--listen HOST:PORT] [--ui HOST:PORT] [--exit]
 
 Replays the bundled captures of a telephony -> media relay -> ASR pipeline on three nodes, in real time
-(or X times faster), over the in-process bus, serves /metrics, prints each latency as it is measured and then
-the same summary as 'analyze'.
+(or X times faster), over the in-process bus, serves /metrics and the web UI, prints each latency as it is
+measured and then the same summary as 'analyze'. The UI keeps serving after the replay until Ctrl-C.
 
 options:
 ${CONFIG_HELP}   (default: fixtures/demo/config.yaml)
       --speed X          replay X times faster than real time (default 1)
-      --listen HOST:PORT where to serve /metrics (default: 127.0.0.1:9464)`,
-    options: { speed: { type: "string" }, listen: { type: "string" } },
+      --listen HOST:PORT where to serve /metrics (default: 127.0.0.1:9464)
+      --ui HOST:PORT     where to serve the web UI (default: 127.0.0.1:8080)
+      --exit             exit after the summary instead of serving the UI until Ctrl-C (for scripts)`,
+    options: {
+      speed: { type: "string" },
+      listen: { type: "string" },
+      ui: { type: "string" },
+      exit: { type: "boolean" },
+    },
     run: async (args) => (await import("./demo_cmd.ts")).demoCommand(args),
   },
   {
@@ -141,6 +148,28 @@ ${CONFIG_HELP}   (live: for the pixie section)
     },
     allowPositionals: true,
     run: async (args) => (await import("./discover_cmd.ts")).discoverCommand(args),
+  },
+  {
+    name: "ui",
+    summary: "web UI over match records: files from 'analyze --out', or JetStream (history + live)",
+    help: `usage: deno task ui [--config FILE] [--records FILE ...] [--listen HOST:PORT] [--since 1h]
+
+Serves the web UI (Overview, Waterfall, Interval/call, Signature, Health) over match records: the files
+given with --records (written by 'analyze --out'), or, without them and with nats.url set, the records stored
+in JetStream over the last --since, followed live. Pages work offline (no CDN). Serves until Ctrl-C.
+
+options:
+${CONFIG_HELP}
+      --records FILE     a JSON Lines record file (repeatable; also as positional arguments)
+      --listen HOST:PORT where to serve (default 127.0.0.1:8080)
+      --since D          JetStream: history window before following live (default 1h)`,
+    options: {
+      records: { type: "string", multiple: true },
+      listen: { type: "string" },
+      since: { type: "string" },
+    },
+    allowPositionals: true,
+    run: async (args) => (await import("./ui_cmd.ts")).uiCommand(args),
   },
   {
     name: "schema",

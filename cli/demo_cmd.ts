@@ -1,13 +1,20 @@
 /**
  * `demo`: the main job on bundled captures of a telephony -> media relay -> ASR pipeline on three nodes,
- * replayed in real time (or faster) over the in-process bus, with live /metrics and a printout per latency.
+ * replayed in real time (or faster) over the in-process bus, with live /metrics, a printout per latency and
+ * the web UI (served during the replay and after it until Ctrl-C; `--exit` ends after the summary).
  * @module
  */
-import { EXIT_OK, optNumber, optString, type ParsedArgs } from "./command.ts";
+import { EXIT_OK, optNumber, optString, type ParsedArgs, UsageError } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
 import { readCaptures, runCaptures, stageOrder } from "./capture_run.ts";
 import { renderSummaryTable, summarize } from "../report/summary.ts";
 import { type HttpServer, parseListen, startHttpServer } from "../http/server.ts";
+import { startUiServer, type UiServer } from "../http/ui_server.ts";
+import { RecordStore } from "../http/ui/store.ts";
+import { healthFromMetrics } from "../http/ui/health.ts";
+import { stagePaths } from "../report/hops.ts";
+import { DEFAULT_UI_LISTEN, untilSignal } from "./ui_cmd.ts";
+import type { FsmMetrics } from "../http/metrics.ts";
 
 /** Where the bundled demo lives, relative to the repository root. */
 export const DEMO_DIR = new URL("../fixtures/demo/", import.meta.url);
@@ -21,6 +28,13 @@ export async function demoCommand(args: ParsedArgs): Promise<number> {
   files.sort();
   const caps = await readCaptures(files.map((f) => new URL(f, DEMO_DIR).pathname));
   const listen = parseListen(optString(args, "listen") ?? "127.0.0.1:9464");
+  const uiListen = optString(args, "ui") ?? DEFAULT_UI_LISTEN;
+  try {
+    parseListen(uiListen);
+  } catch (e) {
+    throw new UsageError(`--ui: ${(e as Error).message}`);
+  }
+  const exitAfter = args.values["exit"] === true;
   let first: bigint | undefined, last: bigint | undefined;
   for (const c of caps) {
     for (const r of c.rows) {
@@ -35,6 +49,11 @@ export async function demoCommand(args: ParsedArgs): Promise<number> {
     } s of traffic replayed at ${speed}x`,
   );
   const servers: HttpServer[] = [];
+  const store = new RecordStore(stagePaths(config), stageOrder(config));
+  const nodeMetrics: FsmMetrics[] = [];
+  store.health = () => healthFromMetrics(nodeMetrics);
+  const ui: UiServer = startUiServer({ listen: uiListen, store, title: "fsm-px demo" });
+  console.log(`  web UI at ${ui.url}`);
   const ac = new AbortController();
   const onSignal = () => ac.abort();
   Deno.addSignalListener("SIGINT", onSignal);
@@ -44,6 +63,7 @@ export async function demoCommand(args: ParsedArgs): Promise<number> {
       signal: ac.signal,
       onNodes: (_nodes, metrics) => {
         let port = listen.port;
+        nodeMetrics.push(...metrics.values());
         for (const [name, m] of metrics) {
           const s = startHttpServer({
             listen: `${listen.hostname}:${port === 0 ? 0 : port++}`,
@@ -56,7 +76,9 @@ export async function demoCommand(args: ParsedArgs): Promise<number> {
         }
       },
       sinks: [{
+        signature: (r) => store.add(r),
         match: (r) => {
+          store.add(r);
           const id = r.ids["interval_id"] ?? Object.values(r.ids)[0] ?? "-";
           console.log(
             `  ${r.measurement}/${r.stage.padEnd(8)} ${(r.latency_s * 1000).toFixed(1).padStart(8)} ms  ` +
@@ -66,9 +88,19 @@ export async function demoCommand(args: ParsedArgs): Promise<number> {
       }],
     });
     console.log("");
-    console.log(renderSummaryTable(summarize(result.signatures, result.matches, stageOrder(config))));
+    console.log(
+      renderSummaryTable(
+        summarize(result.signatures, result.matches, stageOrder(config), { paths: stagePaths(config) }),
+      ),
+    );
+    Deno.removeSignalListener("SIGINT", onSignal);
+    if (!exitAfter && !ac.signal.aborted) {
+      console.log(`web UI at ${ui.url} (per-hop waterfall, calls, signatures); Ctrl-C stops`);
+      await untilSignal();
+    }
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
+    await ui.close();
     for (const s of servers) await s.close();
   }
   return EXIT_OK;

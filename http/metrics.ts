@@ -171,13 +171,15 @@ export class FsmMetrics {
     });
     this.#packetDrops = new client.Gauge({
       name: "fsmpx_packets_dropped",
-      help: "Packets dropped before the sensor saw them since the capture started: kernel (buffer full), interface.",
+      help:
+        "Packets dropped before the sensor saw them since the capture started: kernel (buffer full), interface.",
       labelNames: ["where"],
       registers,
     });
     this.#packetSkips = new client.Counter({
       name: "fsmpx_packets_skipped_total",
-      help: "Packets and messages skipped by the packet parsers, by reason (not_rtp, rtcp, tcp_gap, no_tap, ...).",
+      help:
+        "Packets and messages skipped by the packet parsers, by reason (not_rtp, rtcp, tcp_gap, no_tap, ...).",
       labelNames: ["reason"],
       registers,
     });

@@ -1,0 +1,89 @@
+/**
+ * `ui`: the web UI over match records, from files written by `analyze --out` or, with `nats.url`, from
+ * JetStream (the history of a time window, then a live tail). Serves until Ctrl-C.
+ * @module
+ */
+import { EXIT_FAILURE, EXIT_OK, optString, type ParsedArgs, parseDurationMs, UsageError } from "./command.ts";
+import { loadCommandConfig } from "./common.ts";
+import { stageOrder } from "./capture_run.ts";
+import { loadRecordFiles, startUiServer } from "../http/ui_server.ts";
+import { RecordStore } from "../http/ui/store.ts";
+import { stagePaths } from "../report/hops.ts";
+import { parseListen } from "../http/server.ts";
+import { logger } from "../util/log.ts";
+
+/** Where the UI listens unless `--listen` says otherwise. */
+export const DEFAULT_UI_LISTEN = "127.0.0.1:8080";
+
+/** The `--records` values (the option may repeat; positionals count as record files too). */
+function recordFiles(args: ParsedArgs): string[] {
+  const v = args.values["records"];
+  const given = Array.isArray(v) ? v : typeof v === "string" ? [v] : [];
+  return [...given, ...args.positionals];
+}
+
+/** Waits for SIGINT or SIGTERM. */
+export function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const sigs: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+    const handlers = sigs.map((s) => {
+      const h = () => {
+        sigs.forEach((x, i) => Deno.removeSignalListener(x, handlers[i]!));
+        resolve(s);
+      };
+      Deno.addSignalListener(s, h);
+      return h;
+    });
+  });
+}
+
+/** Runs `ui`. */
+export async function uiCommand(args: ParsedArgs): Promise<number> {
+  const listen = optString(args, "listen") ?? DEFAULT_UI_LISTEN;
+  try {
+    parseListen(listen);
+  } catch (e) {
+    throw new UsageError(`--listen: ${(e as Error).message}`);
+  }
+  const windowMs = parseDurationMs(optString(args, "since") ?? "1h", "--since");
+  const files = recordFiles(args);
+  const loaded = await loadCommandConfig(args);
+  const { config } = loaded;
+  const store = new RecordStore(stagePaths(config), stageOrder(config));
+  const log = logger("ui");
+
+  let stopTail: (() => Promise<void>) | undefined;
+  let closeNats: (() => Promise<void>) | undefined;
+  if (files.length > 0) {
+    const n = await loadRecordFiles(store, files);
+    console.log(`${n} records from ${files.length} file(s); ${store.skipped} line(s) skipped`);
+  } else if (config.nats.url !== "") {
+    // Imported here: a UI over files never loads the NATS client.
+    const { connectNats } = await import("../bus/connection.ts");
+    const { natsConnectOptions } = await import("../bus/from_config.ts");
+    const { readHistory, tailRecords } = await import("../http/ui/jetstream_source.ts");
+    const nc = await connectNats({ ...natsConnectOptions(config), name: "fsmpx-ui" });
+    closeNats = () => nc.close().catch(() => {});
+    const startMs = Date.now() - windowMs;
+    const tailFrom = Date.now();
+    const n = await readHistory(nc, config.nats.stream, startMs, (r) => store.add(r), () => store.skipped++);
+    console.log(
+      `${n} records from JetStream stream ${config.nats.stream} (last ${optString(args, "since") ?? "1h"})`,
+    );
+    // The tail starts where the history read started: overlap is deduplicated by the store, a gap is not possible.
+    const tail = await tailRecords(nc, config.nats.stream, tailFrom, (r) => store.add(r), {
+      onSkip: () => store.skipped++,
+    });
+    stopTail = () => tail.stop();
+  } else {
+    log.error("nothing to show: give --records FILE (from analyze --out) or set nats.url", {});
+    return EXIT_FAILURE;
+  }
+  const server = startUiServer({ listen, store, title: loaded.file });
+  console.log(`fsm-px UI at ${server.url} (Ctrl-C stops)`);
+  await untilSignal();
+  await stopTail?.();
+  await closeNats?.();
+  await server.close();
+  return EXIT_OK;
+}

@@ -1,0 +1,80 @@
+/**
+ * Records from JetStream for the web UI (and for exporters that want other nodes' matches): the stored history
+ * of a time window, then a live tail of what the sensors publish from then on. Both read the contract subjects
+ * `fsmpx.sig.<measurement>` and `fsmpx.match.<measurement>.<stage>`; a record seen in both (the tail starts a
+ * little before the history ends) is held once by the store.
+ * @module
+ */
+import { jetstream } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { readRecordsFrom, toRecord } from "../../bus/replay_reader.ts";
+import { OrderedSubscription } from "../../bus/ordered_subscription.ts";
+import { MATCH_PREFIX, STREAM_SUBJECTS } from "../../bus/subjects.ts";
+import type { AnyRecord, MatchRecord } from "../../report/records.ts";
+import type { MatchFeed } from "../../actors/exporter.ts";
+
+/** A running live tail. */
+export interface Tail {
+  stop(): Promise<void>;
+}
+
+/** Reads the history from `startMs` into `onRecord`; returns how many records were read. */
+export async function readHistory(
+  nc: NatsConnection,
+  stream: string,
+  startMs: number,
+  onRecord: (r: AnyRecord) => void,
+  onSkip?: () => void,
+): Promise<number> {
+  let n = 0;
+  for await (const r of readRecordsFrom(nc, { stream, startMs, onSkip: () => onSkip?.() })) {
+    onRecord(r);
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Follows the stream from `startMs` (wall ms) on: every signature and match record published, as records.
+ * `filter` narrows the subjects (default: all of fsm-px's stored subjects).
+ */
+export async function tailRecords(
+  nc: NatsConnection,
+  stream: string,
+  startMs: number,
+  onRecord: (r: AnyRecord) => void,
+  opts: { filter?: string; onSkip?: (reason: string) => void } = {},
+): Promise<Tail> {
+  const js = jetstream(nc);
+  // Server 2.9 takes one filter subject per consumer: `fsmpx.>` covers both signature and match subjects.
+  const filter = opts.filter ?? (STREAM_SUBJECTS.length > 1 ? "fsmpx.>" : STREAM_SUBJECTS[0]!);
+  const sub = await OrderedSubscription.start({
+    js,
+    stream,
+    filter,
+    startTimeMs: startMs,
+    onMessage: (m) => {
+      const r = toRecord(m);
+      if (typeof r === "string") opts.onSkip?.(r);
+      else onRecord(r);
+      return Promise.resolve();
+    },
+  });
+  return { stop: () => sub.stop() };
+}
+
+/**
+ * Other nodes' match records from JetStream as an exporter's {@link MatchFeed} (hops across nodes, live):
+ * from `startMs` (default now) on, of the given measurements.
+ */
+export function jetStreamMatchFeed(nc: NatsConnection, stream: string, startMs?: number): MatchFeed {
+  return {
+    async subscribe(measurements, handler) {
+      const wanted = new Set(measurements);
+      const tail = await tailRecords(nc, stream, startMs ?? Date.now(), (r) => {
+        if (r.kind === "match" && (wanted.size === 0 || wanted.has(r.measurement))) handler(r as MatchRecord);
+      }, { filter: `${MATCH_PREFIX}.>` });
+      return { unsubscribe: () => tail.stop() };
+    },
+  };
+}

@@ -1,0 +1,392 @@
+/**
+ * The web UI's data: match and signature records (from `analyze --out` files, a demo run, or JetStream), kept
+ * deduplicated, and the aggregates the pages show, computed here on the server so a browser never receives
+ * 100,000 records: per-stage statistics and histograms, latency-over-time bands, waterfall pages, one interval
+ * or call, one signature.
+ * @module
+ */
+import type { AnyRecord, MatchRecord, SignatureRecord } from "../../report/records.ts";
+import { addHops, type StagePaths } from "../../report/hops.ts";
+import { type CallTimeline, type MeasurementSummary, quantile, summarize } from "../../report/summary.ts";
+
+/** Decode problems and drops as the nodes counted them (Health page). */
+export interface HealthCounts {
+  decodeErrors: { measurement: string; stream: string; reason: string; count: number }[];
+  truncated: { query: string; count: number }[];
+  drops: { actor: string; reason: string; count: number }[];
+}
+
+/** Log-spaced histogram edges in ms: 1 ms to ~65 s, 4 per octave. */
+export const HIST_EDGES_MS: readonly number[] = Array.from({ length: 65 }, (_, i) => 2 ** (i / 4));
+
+/** Per-stage aggregates of the Overview page. */
+export interface StageOverview {
+  stage: string;
+  fromStage: string;
+  matches: number;
+  recall: number;
+  p50Ms: number | null;
+  p90Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+  hopP50Ms: number | null;
+  hopMatches: number;
+  /** Counts per HIST_EDGES_MS bin ([edge i, edge i+1)), below the first edge in bin 0. */
+  histogram: number[];
+}
+
+/** Percentile bands over time, one series per stage. */
+export interface TimeBands {
+  /** Bin start, seconds since the epoch. */
+  t: number[];
+  stages: Record<string, { p50: (number | null)[]; p90: (number | null)[]; p99: (number | null)[] }>;
+}
+
+/** The Overview of one measurement. */
+export interface MeasurementOverview {
+  measurement: string;
+  signatures: number;
+  idType: string | null;
+  stages: StageOverview[];
+  bands: TimeBands;
+  calls: number;
+  intervals: number;
+  /** The stage whose latency grows most within calls, and up to 8 calls where it grows most. */
+  growth: { stage: string; calls: { stream: string; points: { t: number; ms: number }[] }[] } | null;
+}
+
+/** A waterfall row as the UI shows it (ms). */
+export interface UiWaterfallRow {
+  id: string;
+  firstNs: string;
+  /** The largest median latency of the row (its last stage): what "sort by total" sorts on. */
+  totalMs: number | null;
+  stages: { stage: string; latencyMs: number | null; hopMs: number | null }[];
+  pods: string[];
+}
+
+/** A page of the waterfall. */
+export interface WaterfallPage {
+  measurement: string;
+  idType: string | null;
+  stages: string[];
+  total: number;
+  offset: number;
+  rows: UiWaterfallRow[];
+}
+
+/** Query of a waterfall page. */
+export interface WaterfallQuery {
+  measurement?: string;
+  sort?: "time" | "total";
+  stage?: string;
+  pod?: string;
+  id?: string;
+  offset?: number;
+  limit?: number;
+}
+
+interface View {
+  summaries: MeasurementSummary[];
+  matches: MatchRecord[];
+  rowPods: Map<string, Map<string, Set<string>>>;
+}
+
+function ms(v: number | null | undefined): number | null {
+  return v === null || v === undefined || !Number.isFinite(v) ? null : v * 1000;
+}
+
+/** Records and what the pages show of them. */
+export class RecordStore {
+  readonly #signatures = new Map<string, SignatureRecord>();
+  readonly #matches = new Map<string, MatchRecord>();
+  readonly #listeners = new Set<() => void>();
+  readonly #paths: StagePaths;
+  readonly #stageOrder: Record<string, readonly string[]>;
+  #version = 0;
+  #view: { version: number; view: View } | null = null;
+  /** Lines or messages that were not records (counted, skipped). */
+  skipped = 0;
+  /** Health counts from the nodes' metrics, when a node runs in this process (demo). */
+  health: () => Promise<HealthCounts | null> = () => Promise.resolve(null);
+
+  constructor(paths: StagePaths = {}, stageOrder: Record<string, readonly string[]> = {}) {
+    this.#paths = paths;
+    this.#stageOrder = stageOrder;
+  }
+
+  /** Changes with every new record. */
+  get version(): number {
+    return this.#version;
+  }
+
+  /** Counts of records held. */
+  get counts(): { signatures: number; matches: number } {
+    return { signatures: this.#signatures.size, matches: this.#matches.size };
+  }
+
+  /** Adds a record (a repeat of one already held replaces it). */
+  add(rec: AnyRecord): void {
+    if (rec.kind === "signature") this.#signatures.set(`${rec.measurement}\u0000${rec.signature_id}`, rec);
+    else {
+      const k =
+        `${rec.measurement}\u0000${rec.signature_id}\u0000${rec.stage}\u0000${rec.target.node}\u0000${rec.target.stream}`;
+      this.#matches.set(k, rec);
+    }
+    this.#version++;
+    for (const l of this.#listeners) l();
+  }
+
+  /** Called after records were added (the server throttles what it sends). */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => void this.#listeners.delete(listener);
+  }
+
+  #current(): View {
+    if (this.#view && this.#view.version === this.#version) return this.#view.view;
+    const sigs = [...this.#signatures.values()];
+    const matches = addHops([...this.#matches.values()], this.#paths);
+    const summaries = summarize(sigs, matches, this.#stageOrder, { paths: this.#paths });
+    const rowPods = new Map<string, Map<string, Set<string>>>();
+    for (const s of summaries) {
+      const pods = new Map<string, Set<string>>();
+      const note = (id: string | undefined, pod: string) => {
+        if (id === undefined) return;
+        const set = pods.get(id) ?? new Set();
+        set.add(pod);
+        pods.set(id, set);
+      };
+      if (s.idType) {
+        for (const g of sigs) if (g.measurement === s.measurement) note(g.ids[s.idType], g.pod);
+        for (const m of matches) {
+          if (m.measurement !== s.measurement) continue;
+          note(m.ids[s.idType], m.source.pod);
+          note(m.ids[s.idType], m.target.pod);
+        }
+      }
+      rowPods.set(s.measurement, pods);
+    }
+    const view = { summaries, matches, rowPods };
+    this.#view = { version: this.#version, view };
+    return view;
+  }
+
+  /** Per measurement and stage: statistics, histograms, latency-over-time bands. */
+  overview(): MeasurementOverview[] {
+    const { summaries, matches } = this.#current();
+    return summaries.map((s) => {
+      const mine = matches.filter((m) => m.measurement === s.measurement);
+      const stages = s.stages.map((st): StageOverview => {
+        const hop = s.hops.find((h) => h.stage === st.stage);
+        const histogram = new Array<number>(HIST_EDGES_MS.length).fill(0);
+        for (const m of mine) {
+          if (m.stage !== st.stage) continue;
+          const v = m.latency_s * 1000;
+          let i = v <= 1 ? 0 : Math.floor(Math.log2(v) * 4);
+          i = Math.max(0, Math.min(histogram.length - 1, i));
+          histogram[i]!++;
+        }
+        return {
+          stage: st.stage,
+          fromStage: hop?.fromStage ?? "source",
+          matches: st.matches,
+          recall: st.recall,
+          p50Ms: ms(st.latency?.p50),
+          p90Ms: ms(st.latency?.p90),
+          p99Ms: ms(st.latency?.p99),
+          maxMs: ms(st.latency?.max),
+          hopP50Ms: ms(hop?.latency?.p50),
+          hopMatches: hop?.matches ?? 0,
+          histogram,
+        };
+      });
+      return {
+        measurement: s.measurement,
+        signatures: s.signatures,
+        idType: s.idType,
+        stages,
+        bands: bands(mine, s.stages.map((x) => x.stage)),
+        calls: s.calls.length,
+        intervals: s.waterfall.length,
+        growth: growth(s.calls, s.stages.map((x) => x.stage)),
+      };
+    });
+  }
+
+  /** One page of the waterfall of a measurement (the first when none is named). */
+  waterfall(q: WaterfallQuery): WaterfallPage | null {
+    const { summaries, rowPods } = this.#current();
+    const s = q.measurement ? summaries.find((x) => x.measurement === q.measurement) : summaries[0];
+    if (!s) return null;
+    const stages = s.stages.map((x) => x.stage);
+    const pods = rowPods.get(s.measurement) ?? new Map();
+    let rows: UiWaterfallRow[] = s.waterfall.map((r) => {
+      const cells = stages.map((stage) => ({
+        stage,
+        latencyMs: ms(r.latencyByStage[stage]),
+        hopMs: ms(r.hopByStage[stage]),
+      }));
+      const seen = cells.map((c) => c.latencyMs).filter((v): v is number => v !== null);
+      return {
+        id: r.intervalId,
+        firstNs: r.firstNs,
+        totalMs: seen.length ? Math.max(...seen) : null,
+        stages: cells,
+        pods: [...(pods.get(r.intervalId) ?? [])].sort(),
+      };
+    });
+    if (q.stage) rows = rows.filter((r) => r.stages.some((c) => c.stage === q.stage && c.latencyMs !== null));
+    if (q.pod) rows = rows.filter((r) => r.pods.some((p) => p.includes(q.pod!)));
+    if (q.id) rows = rows.filter((r) => r.id.includes(q.id!));
+    if (q.sort === "total") {
+      rows = [...rows].sort((a, b) => (b.totalMs ?? -Infinity) - (a.totalMs ?? -Infinity));
+    }
+    const offset = Math.max(0, q.offset ?? 0);
+    const limit = Math.max(1, Math.min(1000, q.limit ?? 100));
+    return {
+      measurement: s.measurement,
+      idType: s.idType,
+      stages,
+      total: rows.length,
+      offset,
+      rows: rows.slice(offset, offset + limit),
+    };
+  }
+
+  /** One interval (by id) or one call (by source stream): its signatures, their matches, and the call timeline. */
+  interval(id: string): {
+    id: string;
+    idType: string | null;
+    measurement: string;
+    stages: string[];
+    signatures: (SignatureRecord & { matches: MatchRecord[] })[];
+    calls: CallTimeline[];
+  } | null {
+    const { summaries, matches } = this.#current();
+    for (const s of summaries) {
+      const idType = s.idType;
+      const sigs = [...this.#signatures.values()].filter((g) =>
+        g.measurement === s.measurement && ((idType !== null && g.ids[idType] === id) || g.stream === id)
+      );
+      const ms = matches.filter((m) =>
+        m.measurement === s.measurement &&
+        ((idType !== null && m.ids[idType] === id) || m.source.stream === id)
+      );
+      if (sigs.length === 0 && ms.length === 0) continue;
+      const bySig = new Map<string, MatchRecord[]>();
+      for (const m of ms) bySig.set(m.signature_id, [...(bySig.get(m.signature_id) ?? []), m]);
+      const streams = new Set([...sigs.map((g) => g.stream), ...ms.map((m) => m.source.stream)]);
+      const stripped = sigs.map((g) => {
+        const { fingerprint_b64: _f, mask_b64: _m, envelope_b64: _e, ...rest } = g;
+        return { ...rest, matches: bySig.get(g.signature_id) ?? [] };
+      }).sort((a, b) => (BigInt(a.time_ns) < BigInt(b.time_ns) ? -1 : 1));
+      return {
+        id,
+        idType,
+        measurement: s.measurement,
+        stages: s.stages.map((x) => x.stage),
+        signatures: stripped,
+        calls: s.calls.filter((c) => streams.has(c.stream)),
+      };
+    }
+    return null;
+  }
+
+  /** One signature with its matches. */
+  signature(id: string): { signature: SignatureRecord | null; matches: MatchRecord[] } | null {
+    const { matches } = this.#current();
+    const sig = [...this.#signatures.values()].find((s) => s.signature_id === id) ?? null;
+    const ms = matches.filter((m) => m.signature_id === id);
+    if (!sig && ms.length === 0) return null;
+    return { signature: sig, matches: ms };
+  }
+
+  /** Health: counts from the nodes (when known) and signatures without a match per stage. */
+  async healthReport(): Promise<{
+    counts: HealthCounts | null;
+    skippedRecords: number;
+    unmatched: {
+      measurement: string;
+      stage: string;
+      signatures: number;
+      unmatched: number;
+      examples: string[];
+    }[];
+  }> {
+    const { summaries, matches } = this.#current();
+    const unmatched = [];
+    for (const s of summaries) {
+      const sigs = [...this.#signatures.values()].filter((g) => g.measurement === s.measurement);
+      for (const st of s.stages) {
+        const found = new Set(
+          matches.filter((m) => m.measurement === s.measurement && m.stage === st.stage).map((m) =>
+            m.signature_id
+          ),
+        );
+        const missing = sigs.filter((g) => !found.has(g.signature_id));
+        unmatched.push({
+          measurement: s.measurement,
+          stage: st.stage,
+          signatures: sigs.length,
+          unmatched: missing.length,
+          examples: missing.slice(0, 5).map((g) => g.signature_id),
+        });
+      }
+    }
+    return { counts: await this.health(), skippedRecords: this.skipped, unmatched };
+  }
+}
+
+/** Latency against call time for the calls and stage where it grows most (first to last point). */
+function growth(calls: readonly CallTimeline[], stages: readonly string[]): MeasurementOverview["growth"] {
+  let best: { stage: string; rise: number } | null = null;
+  for (const stage of stages) {
+    let rise = 0;
+    for (const c of calls) {
+      const p = c.points[stage] ?? [];
+      if (p.length > 1) rise = Math.max(rise, p[p.length - 1]!.latency - p[0]!.latency);
+    }
+    if (best === null || rise > best.rise) best = { stage, rise };
+  }
+  if (best === null) return null;
+  const stage = best.stage;
+  const rise = (c: CallTimeline) => {
+    const p = c.points[stage] ?? [];
+    return p.length > 1 ? p[p.length - 1]!.latency - p[0]!.latency : -Infinity;
+  };
+  const top = [...calls].sort((a, b) => rise(b) - rise(a)).slice(0, 8);
+  return {
+    stage,
+    calls: top.map((c) => ({
+      stream: c.stream,
+      points: (c.points[stage] ?? []).map((p) => ({ t: p.t, ms: p.latency * 1000 })),
+    })),
+  };
+}
+
+/** Percentile bands of latency over time: up to 120 bins across the records' source times. */
+function bands(matches: readonly MatchRecord[], stages: readonly string[]): TimeBands {
+  const out: TimeBands = { t: [], stages: {} };
+  if (matches.length === 0) return out;
+  let lo = Infinity, hi = -Infinity;
+  const ts = matches.map((m) => Number(BigInt(m.source.time_ns) / 1_000_000n) / 1000);
+  for (const t of ts) {
+    if (t < lo) lo = t;
+    if (t > hi) hi = t;
+  }
+  const span = Math.max(hi - lo, 1);
+  const n = Math.min(120, Math.max(1, Math.ceil(matches.length / 4)));
+  const width = span / n;
+  out.t = Array.from({ length: n }, (_, i) => lo + i * width);
+  for (const stage of stages) {
+    const bins: number[][] = Array.from({ length: n }, () => []);
+    matches.forEach((m, i) => {
+      if (m.stage !== stage) return;
+      bins[Math.min(n - 1, Math.floor((ts[i]! - lo) / width))]!.push(m.latency_s * 1000);
+    });
+    const q = (p: number) => bins.map((b) => (b.length ? quantile(b.sort((x, y) => x - y), p) : null));
+    out.stages[stage] = { p50: q(0.5), p90: q(0.9), p99: q(0.99) };
+  }
+  return out;
+}

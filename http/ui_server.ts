@@ -1,0 +1,213 @@
+/**
+ * The web UI's HTTP server: static pages (plain JS, uPlot vendored under http/ui/vendor: no CDN, no internet)
+ * and a small JSON API over a {@link RecordStore}, aggregated here so a page never loads every record; plus
+ * `/api/events` (server-sent events) that tells open pages when new records arrived (live tail).
+ * @module
+ */
+import { parseListen } from "./server.ts";
+import type { RecordStore, WaterfallQuery } from "./ui/store.ts";
+import { parseRecord } from "../report/records.ts";
+
+/** A running UI server. */
+export interface UiServer {
+  /** The bound address, e.g. `127.0.0.1:8080`. */
+  readonly addr: string;
+  /** `http://addr/`. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Options of {@link startUiServer}. */
+export interface UiServerOptions {
+  /** `host:port`; port 0 picks a free port. */
+  listen: string;
+  store: RecordStore;
+  /** Shown in the page header (e.g. the config file, or "demo"). */
+  title?: string;
+  /** Least time between two update events on one connection, ms (default 1000). */
+  eventIntervalMs?: number;
+}
+
+const STATIC: Record<string, { file: string; type: string }> = {
+  "/": { file: "static/index.html", type: "text/html; charset=utf-8" },
+  "/app.js": { file: "static/app.js", type: "text/javascript; charset=utf-8" },
+  "/app.css": { file: "static/app.css", type: "text/css; charset=utf-8" },
+  "/vendor/uPlot.iife.min.js": { file: "vendor/uPlot.iife.min.js", type: "text/javascript; charset=utf-8" },
+  "/vendor/uPlot.min.css": { file: "vendor/uPlot.min.css", type: "text/css; charset=utf-8" },
+  "/vendor/uPlot.LICENSE": { file: "vendor/uPlot.LICENSE", type: "text/plain; charset=utf-8" },
+};
+
+const UI_DIR = new URL("./ui/", import.meta.url);
+
+/** Pages only talk to their own origin: a policy the browser enforces (and the UI test checks). */
+const SECURITY_HEADERS = {
+  "content-security-policy":
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'",
+  "x-content-type-options": "nosniff",
+};
+
+function json(v: unknown, status = 200): Response {
+  return new Response(JSON.stringify(v), {
+    status,
+    headers: {
+      "content-type": "application/json; charset=utf-8",
+      "cache-control": "no-store",
+      ...SECURITY_HEADERS,
+    },
+  });
+}
+
+function waterfallQuery(p: URLSearchParams): WaterfallQuery {
+  const num = (k: string) => {
+    const v = Number(p.get(k));
+    return p.has(k) && Number.isFinite(v) ? v : undefined;
+  };
+  const sort = p.get("sort");
+  return {
+    measurement: p.get("measurement") || undefined,
+    sort: sort === "total" ? "total" : "time",
+    stage: p.get("stage") || undefined,
+    pod: p.get("pod") || undefined,
+    id: p.get("id") || undefined,
+    offset: num("offset"),
+    limit: num("limit"),
+  };
+}
+
+/** Starts the UI server. */
+export function startUiServer(opts: UiServerOptions): UiServer {
+  const { hostname, port } = parseListen(opts.listen);
+  const { store } = opts;
+  const files = new Map<string, Uint8Array<ArrayBuffer>>();
+  const eventMs = opts.eventIntervalMs ?? 1000;
+  const closers = new Set<() => void>();
+
+  const server = Deno.serve({ hostname, port, onListen: () => {} }, async (req) => {
+    const url = new URL(req.url);
+    const p = url.searchParams;
+    if (req.method !== "GET") return new Response("method not allowed\n", { status: 405 });
+    const st = STATIC[url.pathname];
+    if (st) {
+      let body = files.get(st.file);
+      if (!body) {
+        body = await Deno.readFile(new URL(st.file, UI_DIR));
+        files.set(st.file, body);
+      }
+      return new Response(body, { headers: { "content-type": st.type, ...SECURITY_HEADERS } });
+    }
+    switch (url.pathname) {
+      case "/api/info":
+        return json({ title: opts.title ?? "fsm-px", ...store.counts, version: store.version });
+      case "/api/overview":
+        return json(store.overview());
+      case "/api/waterfall":
+        return json(store.waterfall(waterfallQuery(p)));
+      case "/api/interval": {
+        const r = store.interval(p.get("id") ?? "");
+        return r ? json(r) : json({ error: "no such interval or call" }, 404);
+      }
+      case "/api/signature": {
+        const r = store.signature(p.get("id") ?? "");
+        return r ? json(r) : json({ error: "no such signature" }, 404);
+      }
+      case "/api/health":
+        return json(await store.healthReport());
+      case "/api/events":
+        return events(store, eventMs, closers);
+      default:
+        return new Response("not found\n", { status: 404 });
+    }
+  });
+  const bound = server.addr as Deno.NetAddr;
+  const addr = `${bound.hostname}:${bound.port}`;
+  return {
+    addr,
+    url: `http://${addr}/`,
+    close: async () => {
+      for (const c of closers) c();
+      await server.shutdown();
+    },
+  };
+}
+
+/** Server-sent events: `update` with the record counts, at most once per `intervalMs`, when records changed. */
+function events(
+  store: RecordStore,
+  intervalMs: number,
+  closers: Set<() => void>,
+): Response {
+  const enc = new TextEncoder();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let off: (() => void) | undefined;
+  let close: (() => void) | undefined;
+  const body = new ReadableStream<Uint8Array>({
+    start(ctrl) {
+      let sent = -1;
+      const send = () => {
+        timer = undefined;
+        if (store.version === sent) return;
+        sent = store.version;
+        try {
+          ctrl.enqueue(
+            enc.encode(`event: update\ndata: ${JSON.stringify({ ...store.counts, version: sent })}\n\n`),
+          );
+        } catch {
+          close?.();
+        }
+      };
+      off = store.onChange(() => {
+        if (timer === undefined) timer = setTimeout(send, intervalMs);
+      });
+      close = () => {
+        off?.();
+        if (timer !== undefined) clearTimeout(timer);
+        closers.delete(close!);
+        try {
+          ctrl.close();
+        } catch {
+          // already closed
+        }
+      };
+      closers.add(close);
+      // A comment first, so the browser's EventSource opens at once; then the current counts.
+      ctrl.enqueue(enc.encode(": fsm-px\n\n"));
+      send();
+    },
+    // The browser went away (a closed connection cancels the body stream).
+    cancel() {
+      close?.();
+    },
+  });
+  return new Response(body, {
+    headers: { "content-type": "text/event-stream", "cache-control": "no-store", ...SECURITY_HEADERS },
+  });
+}
+
+/**
+ * Reads record files (JSON Lines as `analyze --out` writes them) into a store; lines that are not records
+ * are counted in `store.skipped` and skipped. Returns the number of records read.
+ */
+export async function loadRecordFiles(store: RecordStore, paths: readonly string[]): Promise<number> {
+  let n = 0;
+  for (const path of paths) {
+    const text = await Deno.readTextFile(path);
+    for (const line of text.split("\n")) {
+      if (line.trim() === "") continue;
+      let v: unknown;
+      try {
+        v = JSON.parse(line);
+      } catch {
+        store.skipped++;
+        continue;
+      }
+      const r = parseRecord(v);
+      if (typeof r === "string") {
+        store.skipped++;
+        continue;
+      }
+      store.add(r);
+      n++;
+    }
+  }
+  return n;
+}
