@@ -110,8 +110,9 @@ const enum Mode {
   Opaque,
 }
 
+/** A whole request or status line; not anchored to a line start, since a message follows a body directly. */
 const RESYNC_TARGET =
-  /(?:^|\n)((?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|TRACE|CONNECT) [^ \r\n]+ HTTP\/1\.[01]\r\n|HTTP\/1\.[01] \d{3}[ \r])/;
+  /(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|TRACE|CONNECT) [^ \r\n]+ HTTP\/1\.[01]\r\n|HTTP\/1\.[01] \d{3}[ \r]/;
 
 /** One direction of an HTTP/1 connection. */
 export class Http1Direction implements TcpStreamSink {
@@ -415,7 +416,7 @@ export class Http1Direction implements TcpStreamSink {
       if (v.length > 256) q.consume(v.length - 256);
       return false;
     }
-    q.consume(m.index + (text[m.index] === "\n" ? 1 : 0));
+    q.consume(m.index);
     return true;
   }
 }
