@@ -460,8 +460,9 @@ export class WebSocketDirection implements TcpStreamSink {
           payload[j + 2] = v[k + 2]! ^ m2;
           payload[j + 3] = v[k + 3]! ^ m3;
         }
-        const mask = [m0, m1, m2, m3];
-        for (; j < len; j++, k++) payload[j] = v[k]! ^ mask[j & 3]!;
+        if (j < len) payload[j] = v[k]! ^ m0;
+        if (j + 1 < len) payload[j + 1] = v[k + 1]! ^ m1;
+        if (j + 2 < len) payload[j + 2] = v[k + 2]! ^ m2;
       } else {
         payload.set(v.subarray(hdr, total));
       }
