@@ -1,13 +1,21 @@
 /**
  * Rules that span several fields: unique names, the audio section's envelope/path/channel agreement, TLS key
- * pairs. They read the raw document defensively (any field may be missing or of the wrong type, which the
- * schema reports) so they run, and report, whatever else is wrong.
+ * pairs, and every `stream_filter` against Pixie's PxL rules and the columns of the table it reads. They read
+ * the raw document defensively (any field may be missing or of the wrong type, which the schema reports) so
+ * they run, and report, whatever else is wrong.
  * @module
  */
 
 import { SOURCE_STREAM } from "../pixie/row.ts";
-import { DEFAULT_AUDIO } from "./defaults.ts";
-import type { Problem } from "./problem.ts";
+import {
+  checkStreamFilter,
+  defaultPayloadColumn,
+  describeAudioTables,
+  type FilterCheck,
+  fixHint,
+} from "../pixie/pxl_check.ts";
+import { DEFAULT_AUDIO, DEFAULT_COLUMNS } from "./defaults.ts";
+import { type Problem, valueAt } from "./problem.ts";
 import type { KeyPath } from "./schema_walk.ts";
 import { didYouMean } from "./suggest.ts";
 import { compilePattern } from "./units.ts";
@@ -199,4 +207,149 @@ function audioProblems(value: unknown, at: KeyPath): Problem[] {
     });
   }
   return problems;
+}
+
+/** Maps an offset inside the string value at a key path to an offset in the config file's text. */
+export type ValueOffset = (path: KeyPath, valueOffset: number) => number | undefined;
+
+/** What checking every `stream_filter` found: errors fail the load, warnings are reported and logged. */
+export interface StreamFilterFindings {
+  errors: Problem[];
+  warnings: Problem[];
+}
+
+/** Every tap (signature_rules and match_rules entry) of the raw data, with its key path. */
+function taps(root: Obj): { path: KeyPath; rule: Obj }[] {
+  const out: { path: KeyPath; rule: Obj }[] = [];
+  list(root.measurements).forEach((m, i) => {
+    const measurement = obj(m);
+    if (!measurement) return;
+    const sig = obj(measurement.signature_rules);
+    if (sig) out.push({ path: ["measurements", i, "signature_rules"], rule: sig });
+    list(measurement.match_rules).forEach((r, j) => {
+      const rule = obj(r);
+      if (rule) out.push({ path: ["measurements", i, "match_rules", j], rule });
+    });
+  });
+  return out;
+}
+
+/**
+ * Checks every `stream_filter` of the raw (interpolated) config against Pixie's PxL rules and table schemas
+ * (pixie/pxl_check.ts), and the configured columns against the table the filter reads. Problems inside a filter
+ * carry the file offset of their own position (through `offsetOf`) and the corrected line as their hint. Taps
+ * without a `stream_filter` (packet taps) are not checked here. With `pixie.direct_addr` set, filters on
+ * Kubernetes metadata are warnings: a standalone PEM has none.
+ */
+export function streamFilterProblems(data: unknown, offsetOf: ValueOffset): StreamFilterFindings {
+  const found: StreamFilterFindings = { errors: [], warnings: [] };
+  const root = obj(data);
+  if (!root) return found;
+  const directAddr = obj(root.pixie)?.direct_addr;
+  const standalone = typeof directAddr === "string" && directAddr !== "" ? "warning" as const : undefined;
+  for (const { path, rule } of taps(root)) {
+    if (typeof rule.stream_filter !== "string") continue;
+    const filterPath: KeyPath = [...path, "stream_filter"];
+    const check = checkStreamFilter(rule.stream_filter, { standalone });
+    for (const p of check.problems) {
+      const problem: Problem = { path: filterPath, expected: p.expected, found: p.found };
+      // "Not PxL at all" is about the whole value: report it where the value starts.
+      if (p.code !== "no-dataframe") {
+        const offset = offsetOf(filterPath, p.offset);
+        if (offset !== undefined) problem.offset = offset;
+      }
+      if (p.fix !== undefined) problem.hint = fixHint(p.fix);
+      (p.severity === "error" ? found.errors : found.warnings).push(problem);
+    }
+    if (check.problems.some((p) => p.severity === "error")) continue;
+    found.errors.push(...columnProblems(rule, path, check));
+  }
+  return found;
+}
+
+/** The configured columns (payload, time, body_size, stream key columns) must exist in what the filter leaves. */
+function columnProblems(rule: Obj, path: KeyPath, check: FilterCheck): Problem[] {
+  const problems: Problem[] = [];
+  const columns = obj(rule.columns) ?? {};
+  const table = check.schema;
+  if (!table || !check.columns) return problems;
+  const have = check.columns;
+  const pod = typeof columns.pod === "string" ? columns.pod : DEFAULT_COLUMNS.pod;
+  const bodies = table.body ? [table.body.payload, ...table.body.others] : [];
+  if (columns.payload === undefined && !table.body) {
+    problems.push({
+      path: [...path, "columns", "payload"],
+      expected: `the column that holds the message body: ${table.name} has none (the tables with bodies: ` +
+        `${describeAudioTables()})`,
+      found: "nothing",
+    });
+  }
+  const named: [string, unknown, string][] = [
+    [
+      "payload",
+      columns.payload,
+      bodies.length > 0 ? `the message body (${bodies.join(" or ")})` : "the body",
+    ],
+    ["time", columns.time, "the capture time (time_)"],
+    ["body_size", columns.body_size, "the body size before truncation"],
+  ];
+  for (const [key, value, what] of named) {
+    if (typeof value !== "string" || have.has(value)) continue;
+    const suggestion = key === "payload" && bodies.length > 0
+      ? bodies[0]
+      : key === "body_size" && table.body?.bodySize
+      ? table.body.bodySize
+      : didYouMean(value, [...have]);
+    problems.push({
+      path: [...path, "columns", key],
+      expected: `a column of ${table.name} that holds ${what}`,
+      found: `${JSON.stringify(value)}, which ${table.name} does not have`,
+      ...(suggestion ? { hint: `did you mean "${suggestion}"?` } : {}),
+    });
+  }
+  list(rule.stream_key).forEach((item, k) => {
+    if (typeof item !== "string" || item.startsWith("$.") || item === pod || have.has(item)) return;
+    const suggestion = didYouMean(item, [...have]);
+    problems.push({
+      path: [...path, "stream_key", k],
+      expected: `a column of ${table.name}, the pod column (${pod}) or a $.path into the JSON envelope`,
+      found: JSON.stringify(item),
+      ...(suggestion ? { hint: `did you mean "${suggestion}"?` } : {}),
+    });
+  });
+  return problems;
+}
+
+/** A tap of a loaded config, as far as payload defaults are concerned. */
+interface TapColumns {
+  stream_filter?: string;
+  columns: { payload: string };
+}
+
+/**
+ * Sets `columns.payload` of every tap that reads a Pixie table and did not name one to that table's body column
+ * (req_body for http_events, body for nats_events.beta, req_args for redis_events, ...). The match rule derived
+ * when `match_rules` is absent takes its source's column. `data` is the raw config, to tell a value the user
+ * wrote from the schema's default.
+ */
+export function fillPayloadDefaults(
+  config: { measurements: { signature_rules: TapColumns; match_rules: TapColumns[] }[] },
+  data: unknown,
+): void {
+  const written = (path: KeyPath) => obj(valueAt(data, [...path, "columns"]))?.payload !== undefined;
+  const fill = (tap: TapColumns, path: KeyPath) => {
+    if (written(path) || typeof tap.stream_filter !== "string") return;
+    const table = checkStreamFilter(tap.stream_filter).table;
+    const payload = table === undefined ? undefined : defaultPayloadColumn(table);
+    if (payload) tap.columns.payload = payload;
+  };
+  config.measurements.forEach((m, i) => {
+    const sigPath: KeyPath = ["measurements", i, "signature_rules"];
+    fill(m.signature_rules, sigPath);
+    const derived = list(valueAt(data, ["measurements", i, "match_rules"])).length === 0;
+    m.match_rules.forEach((r, j) => {
+      if (derived) r.columns.payload = m.signature_rules.columns.payload;
+      else fill(r, ["measurements", i, "match_rules", j]);
+    });
+  });
 }

@@ -28,23 +28,12 @@ export const DEFAULT_AUDIO_CRITERIA = {
 
 /**
  * `columns` when absent; a partial `columns` is merged over these. `payload` is the column of packet taps' rows;
- * a Pixie tap (`stream_filter`) that names no payload column reads its table's body column instead
- * ({@link DEFAULT_PAYLOAD_BY_TABLE}), filled in at load (config/checks.ts `fillPayloadDefaults`). `pod` is not a
+ * a Pixie tap (`stream_filter`) that names no payload column reads its table's body column instead (req_body
+ * for http_events, body for nats_events.beta, req_args for redis_events: `defaultPayloadColumn` in
+ * pixie/pxl_check.ts), filled in at load by config/checks.ts `fillPayloadDefaults`. `pod` is not a
  * Pixie column: fsm-px adds it to the query from `df.ctx['pod']`.
  */
 export const DEFAULT_COLUMNS = { time: "time_", pod: "pod", payload: "payload" } as const;
-
-/**
- * The payload column of a Pixie tap when `columns.payload` is absent, by the table its `stream_filter` reads.
- * Kafka and AMQP are listed for completeness: Pixie drops their message bodies.
- */
-export const DEFAULT_PAYLOAD_BY_TABLE: Readonly<Record<string, string>> = {
-  http_events: "req_body",
-  "nats_events.beta": "body",
-  redis_events: "req_args",
-  "kafka_events.beta": "req_body",
-  amqp_events: "req_msg",
-};
 
 /** `stream_key` when absent. */
 export const DEFAULT_STREAM_KEY: readonly string[] = ["pod"];

@@ -1,18 +1,20 @@
 /**
- * Loads a config file: YAML with positions → `${VAR}` interpolation → schema and cross-field checks → defaults
- * → node name. Every problem is collected first, then thrown as one {@link ConfigError} (exit code 2).
+ * Loads a config file: YAML with positions → `${VAR}` interpolation → schema and cross-field checks, every
+ * `stream_filter` checked against Pixie's PxL rules and tables (at its line and column in the file) → defaults
+ * (the payload column of each Pixie tap from its table) → node name. Every problem is collected first, then
+ * thrown as one {@link ConfigError} (exit code 2); warnings are logged and returned.
  * @module
  */
 
 import { join } from "node:path";
 import { type Document, isMap, isSeq, LineCounter, parseDocument, type YAMLError } from "yaml";
-import { registerSecret } from "../util/log.ts";
-import { crossFieldProblems } from "./checks.ts";
+import { logger, registerSecret } from "../util/log.ts";
+import { crossFieldProblems, fillPayloadDefaults, streamFilterProblems } from "./checks.ts";
 import { DEFAULT_CONFIG_FILES } from "./defaults.ts";
-import { ConfigError, type ConfigIssue } from "./errors.ts";
+import { ConfigError, type ConfigIssue, formatIssue } from "./errors.ts";
 import { type EnvLookup, interpolate } from "./interpolate.ts";
-import { locate } from "./locate.ts";
-import { formatKeyPath, type Problem } from "./problem.ts";
+import { locate, valueOffsetMapper } from "./locate.ts";
+import { formatKeyPath, type Problem, valueAt } from "./problem.ts";
 import { type Config, configSchema } from "./schema.ts";
 import { acceptsType } from "./schema_walk.ts";
 import { problemsFromZod } from "./zod_issues.ts";
@@ -23,7 +25,11 @@ export interface LoadedConfig {
   config: Config;
   /** The file as it was opened (the `--config` value, or the default file that was found). */
   file: string;
+  /** What loads but will not work as meant (a table that carries no audio, ...); already logged. */
+  warnings: ConfigIssue[];
 }
+
+const log = logger("config");
 
 /** Environment variables by name; an absent or undefined entry is unset. */
 export type Env = Record<string, string | undefined>;
@@ -117,6 +123,13 @@ export function parseConfigText(text: string, fileName: string, env?: Env): Load
       }
     }
     problems.push(...crossFieldProblems(data));
+    // A value whose interpolation failed is not the text that would run: it is not checked as PxL.
+    const filters = streamFilterProblems(data, (path, valueOffset) => {
+      if (reported.has(formatKeyPath(path))) return undefined;
+      const value = valueAt(data, path);
+      return typeof value === "string" ? valueOffsetMapper(doc, path, text, value)(valueOffset) : undefined;
+    });
+    problems.push(...filters.errors.filter((p) => !reported.has(formatKeyPath(p.path))));
 
     if (problems.length === 0 && parsed.success) {
       const config = parsed.data;
@@ -129,7 +142,12 @@ export function parseConfigText(text: string, fileName: string, env?: Env): Load
         });
       }
       registerUrlPasswords(config.nats.url);
-      if (problems.length === 0) return { config, file: fileName };
+      fillPayloadDefaults(config, data);
+      if (problems.length === 0) {
+        const warnings = filters.warnings.map((p) => toIssue(p, doc, fileName, position));
+        for (const w of warnings) log.warn(formatIssue(w));
+        return { config, file: fileName, warnings };
+      }
     }
   }
   throw new ConfigError(problems.map((p) => toIssue(p, doc, fileName, position)));

@@ -70,10 +70,9 @@ function duration() {
 
 const column = z.string().regex(IDENT, expected("a column name"));
 
-const pxl = z.string().refine(
-  (s) => wholeTableQuery(s) !== undefined && /^\s*df\s*=/m.test(s),
-  expected("PxL that calls px.DataFrame(...) and leaves a DataFrame named df"),
-);
+// Whether a stream_filter is PxL that compiles against Pixie's tables is checked at load by pixie/pxl_check.ts
+// (config/checks.ts streamFilterProblems), with positions inside the text and the corrected line.
+const pxl = z.string();
 
 const regexWithOneGroup = z.string().superRefine((pattern, ctx) => {
   const compiled = compilePattern(pattern);
@@ -96,7 +95,10 @@ const regexWithOneGroup = z.string().superRefine((pattern, ctx) => {
 const columnsSchema = z.strictObject({
   time: column.default(DEFAULT_COLUMNS.time).describe("Capture time column (TIME64NS)."),
   pod: column.default(DEFAULT_COLUMNS.pod).describe("Pod column (namespace/pod)."),
-  payload: column.default(DEFAULT_COLUMNS.payload).describe("Column holding the message body."),
+  payload: column.default(DEFAULT_COLUMNS.payload).describe(
+    "Column holding the message body. Default: the body column of the table the stream_filter reads " +
+      "(req_body for http_events, body for nats_events.beta, req_args for redis_events).",
+  ),
   body_size: column.optional().describe(
     "Optional column with the untruncated body size, e.g. req_body_size.",
   ),

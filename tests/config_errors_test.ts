@@ -59,7 +59,7 @@ Deno.test("wrong types and missing required keys, all reported at once in file o
     "bad_type.yaml:8:18: measurements[0].ttl_seconds: expected an integer >= 1, found 1.5",
     'bad_type.yaml:11:19: measurements[0].signature_rules.stream_key: expected a list, found "pod"',
     "bad_type.yaml:12:5: measurements[1].name: expected a string, found nothing (the key is required)",
-    "bad_type.yaml:12:22: measurements[1].signature_rules.stream_filter: expected a string, found nothing (the key is required)",
+    "bad_type.yaml:12:22: measurements[1].signature_rules: expected stream_filter (a Pixie tap) or packets (a packet-capture tap), exactly one, found neither",
   ]);
 });
 
@@ -176,7 +176,7 @@ nats:
 measurements:
   - name: m
     signature_rules:
-      stream_filter: "df = px.DataFrame(table='x')"
+      stream_filter: "df = px.DataFrame(table='http_events')"
 `;
   const e = textErrors(text, {
     PIXIE_API_KEY: apiKey,
@@ -216,7 +216,7 @@ Deno.test("a secret loaded successfully is registered for masking", () => {
   const text = `pixie: { api_key: "\${PIXIE_API_KEY}" }
 measurements:
   - name: m
-    signature_rules: { stream_filter: "df = px.DataFrame(table='x')" }
+    signature_rules: { stream_filter: "df = px.DataFrame(table='http_events')" }
 `;
   equal(parseConfigText(text, "c.yaml", { PIXIE_API_KEY: key, NODE_NAME: "n" }).config.pixie.api_key, key);
   equal(redact(`Authorization: ${key}`), "Authorization: [redacted]");

@@ -11,10 +11,11 @@ const EXAMPLE = new URL("../example-config.yaml", import.meta.url).pathname;
 const MINIMAL = `measurements:
   - name: m
     signature_rules:
-      stream_filter: "df = px.DataFrame(table='socket_data')"
+      stream_filter: "df = px.DataFrame(table='http_events')"
 `;
 
 Deno.test("quickstart loads with the documented defaults and a default match rule", async () => {
+  // The corrected Quick Start of the README; the seed's own (socket_data, pod_name) is bad_seed_quickstart.yaml.
   const { config, file } = await loadConfig(fixture("quickstart.yaml"), { NODE_NAME: "node-a" });
   equal(file, fixture("quickstart.yaml"));
   equal(config.node, "node-a");
@@ -56,9 +57,10 @@ Deno.test("quickstart loads with the documented defaults and a default match rul
   const sig = m.signature_rules;
   equal(
     sig.stream_filter,
-    "df = px.DataFrame(table='socket_data')\ndf = df[df.pod_name.contains('telephony')]\n",
+    "df = px.DataFrame(table='http_events', start_time='-30s')\ndf = df[px.contains(df.ctx['pod'], 'telephony')]\n",
   );
-  deepEqual(sig.columns, { time: "time_", pod: "pod", payload: "payload" });
+  // No columns: the payload is the body column of the table the filter reads.
+  deepEqual(sig.columns, { time: "time_", pod: "pod", payload: "req_body" });
   deepEqual(sig.stream_key, ["pod"]);
   const audio: AudioFormat = sig.audio;
   deepEqual(audio, {
@@ -83,11 +85,12 @@ Deno.test("quickstart loads with the documented defaults and a default match rul
   // No match_rules: every node searches the whole source table, minus the source streams.
   deepEqual(m.match_rules, [{
     stage: "downstream",
-    stream_filter: "df = px.DataFrame(table='socket_data')",
-    columns: { time: "time_", pod: "pod", payload: "payload" },
+    stream_filter: "df = px.DataFrame(table='http_events', start_time='-30s')",
+    columns: { time: "time_", pod: "pod", payload: "req_body" },
     stream_key: ["pod"],
     audio: sig.audio,
     exclude_source_streams: true,
+    after: "source",
   }]);
   const ids = m.metadata_extraction.id_patterns;
   equal(ids.length, 1);
@@ -159,8 +162,8 @@ measurements:
   - name: m
     signature_rules:
       stream_filter: |
-        df = px.DataFrame(table='socket_data')
-        df = df[df.req_body.contains('$\${literal}')]
+        df = px.DataFrame(table='http_events')
+        df = df[px.contains(df.req_body, '$\${literal}')]
 `;
   const { config } = parseConfigText(text, "c.yaml", { PX_PORT: "8443", PX_CA: "", NATS_MAX: "" });
   equal(config.pixie.cloud_addr, "cloud.example.com:8443");
@@ -171,7 +174,7 @@ measurements:
   equal(config.pixie.ca_file, "");
   equal(config.nats.replicas, 3);
   equal(config.nats.max_bytes, 512 * 2 ** 20);
-  ok(config.measurements[0]!.signature_rules.stream_filter!.includes("contains('${literal}')"));
+  ok(config.measurements[0]!.signature_rules.stream_filter!.includes("'${literal}')"));
 
   const fromEnv = parseConfigText(text, "c.yaml", {
     PX_CA: "/ca.pem",
@@ -215,8 +218,8 @@ Deno.test("default match rule: only the first px.DataFrame call, source columns 
   - name: m
     signature_rules:
       stream_filter: |
-        src = px.DataFrame(table='http_events', select=['time_', 'req_body'], start_time='-30s')
-        df = src[src.ctx['pod'].contains('telephony (edge)')]
+        src = px.DataFrame(table='http_events', select=['time_', 'upid', 'req_body'], start_time='-30s')
+        df = src[px.contains(src.ctx['pod'], 'telephony (edge)')]
       columns: { payload: req_body }
       stream_key: [pod, "$.streamSid"]
       audio: { codec: alaw, channels: 2, channel: mix }
@@ -226,7 +229,7 @@ Deno.test("default match rule: only the first px.DataFrame call, source columns 
   equal(rule.stage, "downstream");
   equal(
     rule.stream_filter,
-    "df = px.DataFrame(table='http_events', select=['time_', 'req_body'], start_time='-30s')",
+    "df = px.DataFrame(table='http_events', select=['time_', 'upid', 'req_body'], start_time='-30s')",
   );
   deepEqual(rule.columns, { time: "time_", pod: "pod", payload: "req_body" });
   deepEqual(rule.stream_key, ["pod", "$.streamSid"]);
@@ -239,7 +242,7 @@ Deno.test("an empty match_rules list also gets the default rule; explicit rules 
   const empty = parseConfigText(`${MINIMAL}    match_rules: []\n`, "c.yaml", { NODE_NAME: "n" });
   equal(empty.config.measurements[0]!.match_rules[0]!.stage, "downstream");
   const explicit = parseConfigText(
-    `${MINIMAL}    match_rules:\n      - stage: tts\n        stream_filter: "df = px.DataFrame(table='x')"\n`,
+    `${MINIMAL}    match_rules:\n      - stage: tts\n        stream_filter: "df = px.DataFrame(table='http_events')"\n`,
     "c.yaml",
     { NODE_NAME: "n" },
   );
@@ -253,11 +256,11 @@ Deno.test("audio: regex and raw envelopes keep their own path semantics", () => 
   const text = `measurements:
   - name: m
     signature_rules:
-      stream_filter: "df = px.DataFrame(table='x')"
+      stream_filter: "df = px.DataFrame(table='http_events')"
       audio: { envelope: regex, path: 'payload=([A-Za-z0-9+/=]+)', encoding: base64 }
     match_rules:
       - stage: raw_tap
-        stream_filter: "df = px.DataFrame(table='x')"
+        stream_filter: "df = px.DataFrame(table='http_events')"
         audio: { envelope: raw, encoding: binary, codec: pcm16le, skip_bytes: 12 }
 `;
   const m = parseConfigText(text, "c.yaml", { NODE_NAME: "n" }).config.measurements[0]!;
@@ -270,11 +273,11 @@ Deno.test("YAML anchors and merge keys resolve", () => {
   const text = `measurements:
   - name: m
     signature_rules:
-      stream_filter: "df = px.DataFrame(table='x')"
+      stream_filter: "df = px.DataFrame(table='http_events')"
       audio: &tw { codec: mulaw, sample_rate: 8000 }
     match_rules:
       - stage: a
-        stream_filter: "df = px.DataFrame(table='y')"
+        stream_filter: "df = px.DataFrame(table='nats_events.beta')"
         audio: { <<: *tw, sample_rate: 16000 }
 `;
   const m = parseConfigText(text, "c.yaml", { NODE_NAME: "n" }).config.measurements[0]!;
