@@ -10,6 +10,12 @@ ENV DENO_NO_UPDATE_CHECK=1 \
     NO_COLOR=1 \
     DENO_USE_CGROUPS=1
 
+# tcpdump for live packet capture (k8s/packet-capture/; the sensor runs it as a supervised child). The
+# Pixie-only DaemonSet never starts it.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tcpdump \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 
 # Dependencies first, so that a source-only change reuses this layer. --frozen: the lockfile must already

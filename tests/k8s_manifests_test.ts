@@ -63,6 +63,13 @@ interface Manifests {
   tree: Awaited<ReturnType<typeof readKustomization>>;
 }
 
+/** The patch files of the packet-capture overlay, repo-relative. */
+async function packetCapturePatches(): Promise<string[]> {
+  const text = await Deno.readTextFile(join(K8S, "packet-capture", "kustomization.yaml"));
+  const { docs } = parseManifests(text, "k8s/packet-capture/kustomization.yaml");
+  return arr(at(docs[0]?.value, "patches")).map((p) => `k8s/packet-capture/${str(at(p, "path"))}`);
+}
+
 let cached: Promise<Manifests> | undefined;
 function manifests(): Promise<Manifests> {
   cached ??= (async () => {
@@ -172,11 +179,19 @@ Deno.test("k8s: every manifest validates against its Kubernetes schema, with no 
 
 Deno.test("k8s: kustomization applies every file in k8s/, and namespaces everything", async () => {
   const { docs, tree } = await manifests();
+  // The packet-capture variant is an overlay of this deployment (tests/k8s_packet_capture_test.ts checks it).
+  const overlay = await readKustomization(ROOT, join(K8S, "packet-capture"));
+  const overlayPatches = await packetCapturePatches();
   const used = new Set([
     ...tree.kustomizations,
     ...tree.resources,
     ...tree.configMaps.flatMap((c) => [...c.files.values()]),
+    ...overlay.kustomizations,
+    ...overlay.resources,
+    ...overlay.configMaps.flatMap((c) => [...c.files.values()]),
+    ...overlayPatches,
     "k8s/README.md",
+    "k8s/packet-capture/README.md",
   ]);
   const orphans: string[] = [];
   const walk = async (dir: string) => {

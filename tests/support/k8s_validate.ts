@@ -21,6 +21,8 @@ import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import { StatefulSet } from "kubernetes-models/apps/v1/StatefulSet";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { ClusterRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole";
+import { ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding";
 import { PodMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
@@ -167,6 +169,14 @@ const MODELS: Record<string, ModelEntry> = {
   "networking.k8s.io/v1/NetworkPolicy": {
     model: NetworkPolicy as unknown as ModelClass,
     specifier: "kubernetes-models/networking.k8s.io/v1/NetworkPolicy",
+  },
+  "rbac.authorization.k8s.io/v1/ClusterRole": {
+    model: ClusterRole as unknown as ModelClass,
+    specifier: "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole",
+  },
+  "rbac.authorization.k8s.io/v1/ClusterRoleBinding": {
+    model: ClusterRoleBinding as unknown as ModelClass,
+    specifier: "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding",
   },
   "policy/v1/PodDisruptionBudget": {
     model: PodDisruptionBudget as unknown as ModelClass,

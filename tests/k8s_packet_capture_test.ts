@@ -1,0 +1,153 @@
+/**
+ * The packet-capture variant (k8s/packet-capture/, a kustomize Component): its patches applied to the base
+ * deployment the way kustomize's strategic merge does (maps merged, `containers` merged by name), then every
+ * resulting object validated against its Kubernetes schema, and the privileges checked to be exactly what capture
+ * needs. Where kubectl is installed, the README's overlay is rendered by the real kustomize too.
+ */
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
+import { loadConfig } from "../config/load.ts";
+import { packetTapsFromConfig } from "../cli/packet_taps.ts";
+import { bpfFilter } from "../packets/taps.ts";
+import {
+  formatProblem,
+  parseManifests,
+  readKustomization,
+  validateManifest,
+} from "./support/k8s_validate.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const OVERLAY = join(ROOT, "k8s", "packet-capture");
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Strategic merge of `patch` into `base`: maps recursively, lists of named items by name, other lists replaced. */
+function merge(base: unknown, patch: unknown): unknown {
+  if (isObj(base) && isObj(patch)) {
+    const out: Obj = { ...base };
+    for (const [k, v] of Object.entries(patch)) out[k] = k in base ? merge(base[k], v) : v;
+    return out;
+  }
+  if (
+    Array.isArray(base) && Array.isArray(patch) && patch.every((p) => isObj(p) && typeof p.name === "string")
+  ) {
+    const out = base.map((b) => {
+      const p = patch.find((x) => isObj(x) && isObj(b) && x.name === b.name);
+      return p ? merge(b, p) : b;
+    });
+    for (const p of patch) if (!out.some((b) => isObj(b) && isObj(p) && b.name === p.name)) out.push(p);
+    return out;
+  }
+  return patch;
+}
+
+const key = (v: unknown) => isObj(v) ? `${v.kind}/${(v.metadata as Obj | undefined)?.name}` : "";
+
+async function rendered(): Promise<Map<string, Obj>> {
+  const base = await readKustomization(ROOT, join(ROOT, "k8s"));
+  const component = await readKustomization(ROOT, OVERLAY);
+  deepEqual(
+    component.problems.map(formatProblem).filter((p) => !p.includes('expected kind "Kustomization"')),
+    [],
+  );
+  const objs = new Map<string, Obj>();
+  for (const file of [...base.resources, ...component.resources]) {
+    for (const d of parseManifests(await Deno.readTextFile(join(ROOT, file)), file).docs) {
+      if (isObj(d.value)) objs.set(key(d.value), d.value);
+    }
+  }
+  const k = parseManifests(await Deno.readTextFile(join(OVERLAY, "kustomization.yaml")), "k").docs[0]!
+    .value as Obj;
+  for (const p of (k.patches as { path: string }[])) {
+    const patch = parseManifests(await Deno.readTextFile(join(OVERLAY, p.path)), p.path).docs[0]!.value;
+    const target = objs.get(key(patch));
+    ok(target, `patch ${p.path} targets ${key(patch)}, which the base does not have`);
+    objs.set(key(patch), merge(target, patch) as Obj);
+  }
+  return objs;
+}
+
+Deno.test("k8s/packet-capture: the patched objects validate against their Kubernetes schemas", async () => {
+  const objs = await rendered();
+  const problems = [...objs.values()].flatMap((o) => {
+    const text = stringify(o);
+    return parseManifests(text, `rendered ${key(o)}`).docs.flatMap(validateManifest);
+  });
+  deepEqual(problems.map(formatProblem), []);
+});
+
+Deno.test("k8s/packet-capture: host network, root with CAP_NET_RAW only, read-only root, pods read-only", async () => {
+  const objs = await rendered();
+  const ds = objs.get("DaemonSet/fsm-px-sensor") as Obj;
+  const spec = ((ds.spec as Obj).template as Obj).spec as Obj;
+  equal(spec.hostNetwork, true);
+  equal(spec.dnsPolicy, "ClusterFirstWithHostNet");
+  equal(spec.automountServiceAccountToken, true);
+  const c = (spec.containers as Obj[]).find((x) => x.name === "sensor")!;
+  const sc = c.securityContext as Obj;
+  deepEqual(sc.capabilities, { drop: ["ALL"], add: ["NET_RAW"] });
+  equal(sc.allowPrivilegeEscalation, false);
+  equal(sc.readOnlyRootFilesystem, true);
+  equal((spec.containers as Obj[]).length, 1, "the base's container was patched, not duplicated");
+
+  const ns = objs.get("Namespace/fsm-px") as Obj;
+  equal(((ns.metadata as Obj).labels as Obj)["pod-security.kubernetes.io/enforce"], "privileged");
+  const role = objs.get("ClusterRole/fsm-px-pod-reader") as Obj;
+  deepEqual(role.rules, [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] }]);
+  const binding = objs.get("ClusterRoleBinding/fsm-px-pod-reader") as Obj;
+  deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: "fsm-px-sensor", namespace: "fsm-px" }]);
+});
+
+Deno.test("k8s/packet-capture: its config captures on the node, with pod metadata, and the image has tcpdump", async () => {
+  const env = { NODE_NAME: "n1", PIXIE_API_KEY: "k", PIXIE_CLUSTER: "c", NATS_USER: "u", NATS_PASSWORD: "p" };
+  const { config } = await loadConfig(join(OVERLAY, "config.yaml"), env);
+  equal(config.packets.interface, "any");
+  equal(config.packets.pod_metadata, "kubernetes");
+  const taps = packetTapsFromConfig(config);
+  ok(taps.length >= 2);
+  ok(bpfFilter(taps).includes("udp and portrange 40000-40999"));
+  const docker = await Deno.readTextFile(join(ROOT, "Dockerfile"));
+  ok(/apt-get install[^\n]*tcpdump/.test(docker), "the image installs tcpdump");
+  const deno = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))) as {
+    tasks: Record<string, string>;
+  };
+  ok(deno.tasks.run!.includes("--allow-run=tcpdump"), "the run task may start tcpdump");
+  ok(deno.tasks.run!.includes("KUBERNETES_SERVICE_HOST"), "and read the in-cluster API address");
+});
+
+Deno.test({
+  name: "k8s/packet-capture: the README's overlay renders with the real kustomize (kubectl)",
+  ignore: !(await new Deno.Command("sh", { args: ["-c", "command -v kubectl"], stdout: "null" }).output())
+    .success,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const rel = (p: string) =>
+        join("..", ...Array(dir.split("/").length - 1).fill(".."), p).replace(/^\.\.\//, "");
+      await Deno.writeTextFile(
+        join(dir, "kustomization.yaml"),
+        `resources:\n  - ${rel(join(ROOT, "k8s"))}\ncomponents:\n  - ${rel(OVERLAY)}\n`,
+      );
+      const out = await new Deno.Command("kubectl", {
+        args: ["kustomize", dir],
+        stdout: "piped",
+        stderr: "piped",
+      })
+        .output();
+      const text = new TextDecoder().decode(out.stdout);
+      equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      const docs = parseManifests(text, "kubectl kustomize").docs;
+      const problems = docs.flatMap(validateManifest).map(formatProblem);
+      deepEqual(problems, []);
+      const ds = docs.find((d) => isObj(d.value) && d.value.kind === "DaemonSet")!.value as Obj;
+      equal((((ds.spec as Obj).template as Obj).spec as Obj).hostNetwork, true);
+      ok(text.includes("pod_metadata: kubernetes"), "the component's config replaced the base's");
+      ok(docs.some((d) => isObj(d.value) && d.value.kind === "ClusterRoleBinding"));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
