@@ -12,9 +12,10 @@ import { type HttpServer, parseListen, startHttpServer } from "../http/server.ts
 import { startUiServer, type UiServer } from "../http/ui_server.ts";
 import { RecordStore } from "../http/ui/store.ts";
 import { healthFromMetrics } from "../http/ui/health.ts";
-import { stagePaths } from "../report/hops.ts";
+import { addHops, stagePaths } from "../report/hops.ts";
 import { DEFAULT_UI_LISTEN, untilSignal } from "./ui_cmd.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
+import { OtlpExporter } from "../report/otlp.ts";
 
 /** Where the bundled demo lives, relative to the repository root. */
 export const DEMO_DIR = new URL("../fixtures/demo/", import.meta.url);
@@ -54,6 +55,14 @@ export async function demoCommand(args: ParsedArgs): Promise<number> {
   store.health = () => healthFromMetrics(nodeMetrics);
   const ui: UiServer = startUiServer({ listen: uiListen, store, title: "fsm-px demo" });
   console.log(`  web UI at ${ui.url}`);
+  // Traces of every interval's journey (config otlp.endpoint): records are spans once their hops are known.
+  const otlp = config.otlp.endpoint
+    ? new OtlpExporter({
+      endpoint: config.otlp.endpoint,
+      headers: config.otlp.headers,
+      serviceName: config.otlp.service_name,
+    })
+    : undefined;
   const ac = new AbortController();
   const onSignal = () => ac.abort();
   Deno.addSignalListener("SIGINT", onSignal);
@@ -94,6 +103,17 @@ export async function demoCommand(args: ParsedArgs): Promise<number> {
       ),
     );
     Deno.removeSignalListener("SIGINT", onSignal);
+    if (otlp) {
+      // Spans from the complete set: a hop whose previous stage arrived later is known here.
+      const paths = stagePaths(config);
+      for (const r of result.signatures) otlp.signature(r);
+      for (const m of addHops(result.matches, paths)) otlp.match(m);
+      await otlp.close();
+      const st = otlp.stats();
+      console.log(
+        `traces: ${st.sent} spans sent to ${config.otlp.endpoint} (${st.failed} failed, ${st.dropped} dropped)`,
+      );
+    }
     if (!exitAfter && !ac.signal.aborted) {
       console.log(`web UI at ${ui.url} (per-hop waterfall, calls, signatures); Ctrl-C stops`);
       await untilSignal();

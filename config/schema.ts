@@ -313,6 +313,21 @@ const natsSchema = z
     duplicate_window_ms: parseDuration(n.duplicate_window) ?? 0,
   }));
 
+const otlpSchema = z.strictObject({
+  endpoint: z.string()
+    .refine(
+      (s) => s === "" || /^https?:\/\/[^\s/]+(\/\S*)?$/.test(s),
+      expected("an http(s) URL such as http://tempo:4318, or empty"),
+    )
+    .default("")
+    .describe(
+      "OTLP/HTTP receiver (Tempo, Jaeger, a collector) for each interval's journey as a trace. Empty: off.",
+    ),
+  headers: z.record(z.string(), z.string()).default({})
+    .describe("Extra request headers, e.g. X-Scope-OrgID (put secrets in ${VAR})."),
+  service_name: z.string().min(1, expected("a service name")).default("fsm-px"),
+});
+
 const metricsSchema = z.strictObject({
   listen: hostPort(true).default("0.0.0.0:9464"),
   exemplars: z.boolean().default(true),
@@ -337,6 +352,7 @@ export const configSchema = z.strictObject({
   pixie: pixieSchema.prefault({}),
   nats: natsSchema.prefault({}),
   metrics: metricsSchema.prefault({}),
+  otlp: otlpSchema.prefault({}).describe("Traces over OTLP/HTTP (off unless endpoint is set)."),
   engine: engineSchema.prefault({}),
   packets: packetsSectionSchema.prefault({}).describe("Live packet capture on this node."),
   measurements: z.array(measurementSchema).min(1, expected("at least one measurement")),

@@ -1,0 +1,295 @@
+/**
+ * Each interval's journey as an OpenTelemetry trace over OTLP/HTTP (protobuf), so Grafana Tempo or Jaeger draw
+ * the waterfall people know: one trace per measurement, interval id and signature (report/trace_ids.ts), a
+ * zero-length root span at the source tap's capture time, and a span per hop from the previous tap's capture
+ * time to this tap's (parent: the previous tap's span), with node, pod, stage and BER attributes.
+ *
+ * Timestamps are the taps' capture times (event time), never the exporter's clock. Spans are encoded by the
+ * official `@opentelemetry/otlp-transformer` (fed span objects with explicit times and derived ids, so no SDK
+ * tracer, clock or random ids are involved) and POSTed to `<endpoint>/v1/traces`. Export is best effort: a
+ * bounded queue, batches, failures and drops counted and logged, never thrown into the pipeline.
+ * @module
+ */
+import "@opentelemetry/api";
+import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import type { MatchRecord, SignatureRecord } from "./records.ts";
+import { SOURCE_STAGE } from "./hops.ts";
+import { spanIdOf, traceIdOf } from "./trace_ids.ts";
+import { logger } from "../util/log.ts";
+
+const log = logger("otlp");
+
+/** `[seconds, nanoseconds]` as OpenTelemetry JS carries times. */
+type HrTime = [number, number];
+
+type Attr = string | number | boolean;
+
+/** What the OTLP transformer reads of a span (the SDK's ReadableSpan, reduced to what is serialised). */
+export interface SpanData {
+  name: string;
+  kind: number;
+  spanContext(): { traceId: string; spanId: string; traceFlags: number };
+  parentSpanContext?: { traceId: string; spanId: string; traceFlags: number };
+  startTime: HrTime;
+  endTime: HrTime;
+  duration: HrTime;
+  status: { code: number };
+  attributes: Record<string, Attr>;
+  links: never[];
+  events: never[];
+  ended: true;
+  resource: ReturnType<typeof resourceFromAttributes>;
+  instrumentationScope: { name: string; version?: string };
+  droppedAttributesCount: 0;
+  droppedEventsCount: 0;
+  droppedLinksCount: 0;
+}
+
+/** `SpanKind.INTERNAL` of @opentelemetry/api (SPAN_KIND_INTERNAL, 1, on the wire): a hop is no request. */
+const KIND_INTERNAL = 0;
+
+function hr(ns: bigint): HrTime {
+  return [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
+}
+
+/** Options of the span builders and the exporter. */
+export interface OtlpOptions {
+  /** `service.name` of the resource (default `fsm-px`). */
+  serviceName?: string;
+  /** Extra resource attributes (e.g. `k8s.node.name`). */
+  resource?: Record<string, string>;
+}
+
+/** Builds spans from records: the root span of a signature, the hop span of a match. */
+export class SpanBuilder {
+  readonly #resource: ReturnType<typeof resourceFromAttributes>;
+  readonly #scope = { name: "fsm-px" };
+
+  constructor(opts: OtlpOptions = {}) {
+    this.#resource = resourceFromAttributes({
+      "service.name": opts.serviceName ?? "fsm-px",
+      ...opts.resource,
+    });
+  }
+
+  #span(
+    traceId: string,
+    spanId: string,
+    parent: string | undefined,
+    name: string,
+    start: bigint,
+    end: bigint,
+    attributes: Record<string, Attr>,
+  ): SpanData {
+    const ctx = { traceId, spanId, traceFlags: 1 };
+    return {
+      name,
+      kind: KIND_INTERNAL,
+      spanContext: () => ctx,
+      parentSpanContext: parent ? { traceId, spanId: parent, traceFlags: 1 } : undefined,
+      startTime: hr(start),
+      // A hop can be negative when the nodes' clocks disagree: the span is then drawn at its end time, with the
+      // signed hop kept in its attributes.
+      endTime: hr(end < start ? start : end),
+      duration: hr(end < start ? 0n : end - start),
+      status: { code: 0 },
+      attributes,
+      links: [],
+      events: [],
+      ended: true,
+      resource: this.#resource,
+      instrumentationScope: this.#scope,
+      droppedAttributesCount: 0,
+      droppedEventsCount: 0,
+      droppedLinksCount: 0,
+    };
+  }
+
+  /** The zero-length root span at the source tap. */
+  root(s: SignatureRecord): SpanData {
+    const traceId = traceIdOf(s.measurement, s.signature_id, s.ids["interval_id"]);
+    const t = BigInt(s.time_ns);
+    return this.#span(traceId, spanIdOf(traceId, SOURCE_STAGE), undefined, `${s.measurement} source`, t, t, {
+      "fsmpx.measurement": s.measurement,
+      "fsmpx.stage": SOURCE_STAGE,
+      "fsmpx.signature_id": s.signature_id,
+      "fsmpx.node": s.node,
+      "k8s.node.name": s.node,
+      "k8s.pod.name": s.pod,
+      "fsmpx.stream": s.stream,
+      "fsmpx.offset_ms": s.offset_ms,
+      ...idAttributes(s.ids),
+    });
+  }
+
+  /**
+   * The span of a match: from the previous tap's capture time (the hop's start) to this tap's. Without a known
+   * hop the span starts at the source and says so (`fsmpx.hop_known: false`).
+   */
+  hop(m: MatchRecord): SpanData {
+    const traceId = traceIdOf(m.measurement, m.signature_id, m.ids["interval_id"]);
+    const end = BigInt(m.target.time_ns);
+    const from = m.hop?.from_stage ?? SOURCE_STAGE;
+    const start = m.hop ? end - BigInt(Math.round(m.hop.latency_s * 1e9)) : BigInt(m.source.time_ns);
+    const attributes: Record<string, Attr> = {
+      "fsmpx.measurement": m.measurement,
+      "fsmpx.stage": m.stage,
+      "fsmpx.from_stage": from,
+      "fsmpx.signature_id": m.signature_id,
+      "fsmpx.node": m.target.node,
+      "k8s.node.name": m.target.node,
+      "k8s.pod.name": m.target.pod,
+      "fsmpx.stream": m.target.stream,
+      "fsmpx.ber": m.ber,
+      "fsmpx.latency_s": m.latency_s,
+      "fsmpx.hop_known": m.hop !== undefined,
+      "fsmpx.source.node": m.source.node,
+      "fsmpx.source.pod": m.source.pod,
+      ...idAttributes(m.ids),
+    };
+    if (m.hop) attributes["fsmpx.hop_latency_s"] = m.hop.latency_s;
+    return this.#span(
+      traceId,
+      spanIdOf(traceId, m.stage),
+      spanIdOf(traceId, from),
+      `${from} → ${m.stage}`,
+      start,
+      end,
+      attributes,
+    );
+  }
+}
+
+function idAttributes(ids: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(ids).map(([k, v]) => [`fsmpx.id.${k}`, v]));
+}
+
+/** Encodes spans as an OTLP `ExportTraceServiceRequest` (protobuf). */
+export function encodeSpans(spans: readonly SpanData[]): Uint8Array {
+  const bytes = ProtobufTraceSerializer.serializeRequest(spans as never);
+  if (!bytes) throw new Error("OTLP serialisation produced nothing");
+  return bytes;
+}
+
+/** The URL spans are POSTed to: the endpoint as configured, `/v1/traces` appended unless already there. */
+export function tracesUrl(endpoint: string): string {
+  const e = endpoint.replace(/\/+$/, "");
+  return e.endsWith("/v1/traces") ? e : `${e}/v1/traces`;
+}
+
+/** Options of the exporter. */
+export interface OtlpExporterOptions extends OtlpOptions {
+  /** Base URL of an OTLP/HTTP receiver, e.g. `http://tempo:4318`. */
+  endpoint: string;
+  /** Extra request headers (e.g. a tenant id); never logged. */
+  headers?: Record<string, string>;
+  /** Spans per request (default 512). */
+  batch?: number;
+  /** Spans waiting at most (default 10,000): beyond, new spans are dropped and counted. */
+  maxQueue?: number;
+  /** Longest a span waits before its batch is sent, ms (default 2000). */
+  flushMs?: number;
+  /** Request timeout, ms (default 10,000). */
+  timeoutMs?: number;
+}
+
+/** Counters of an exporter. */
+export interface OtlpStats {
+  sent: number;
+  failed: number;
+  dropped: number;
+  requests: number;
+}
+
+/**
+ * Exports records as spans: a record sink (`signature`, `match`) with a bounded queue sent in batches.
+ * `close()` sends what is queued.
+ */
+export class OtlpExporter {
+  readonly #opts: OtlpExporterOptions;
+  readonly #url: string;
+  readonly #builder: SpanBuilder;
+  readonly #queue: SpanData[] = [];
+  readonly #stats: OtlpStats = { sent: 0, failed: 0, dropped: 0, requests: 0 };
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #sending: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(opts: OtlpExporterOptions) {
+    this.#opts = opts;
+    this.#url = tracesUrl(opts.endpoint);
+    this.#builder = new SpanBuilder(opts);
+  }
+
+  /** Counters so far. */
+  stats(): OtlpStats {
+    return { ...this.#stats };
+  }
+
+  /** A signature: the root span of its trace. */
+  signature = (rec: SignatureRecord): void => this.#add(this.#builder.root(rec));
+
+  /** A match: its hop span. */
+  match = (rec: MatchRecord): void => this.#add(this.#builder.hop(rec));
+
+  #add(span: SpanData): void {
+    if (this.#closed) return;
+    if (this.#queue.length >= (this.#opts.maxQueue ?? 10_000)) {
+      this.#stats.dropped++;
+      if (this.#stats.dropped === 1 || this.#stats.dropped % 1000 === 0) {
+        log.warn("OTLP queue full; spans dropped", { dropped: this.#stats.dropped });
+      }
+      return;
+    }
+    this.#queue.push(span);
+    if (this.#queue.length >= (this.#opts.batch ?? 512)) void this.flush();
+    else if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => void this.flush(), this.#opts.flushMs ?? 2000);
+    }
+  }
+
+  /** Sends everything queued (in batches, one request at a time); resolves when done. */
+  flush(): Promise<void> {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    this.#sending = this.#sending.then(async () => {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, this.#opts.batch ?? 512);
+        await this.#send(batch);
+      }
+    });
+    return this.#sending;
+  }
+
+  async #send(batch: SpanData[]): Promise<void> {
+    this.#stats.requests++;
+    try {
+      const res = await fetch(this.#url, {
+        method: "POST",
+        headers: { "content-type": "application/x-protobuf", ...this.#opts.headers },
+        body: encodeSpans(batch) as Uint8Array<ArrayBuffer>,
+        signal: AbortSignal.timeout(this.#opts.timeoutMs ?? 10_000),
+      });
+      await res.body?.cancel();
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      this.#stats.sent += batch.length;
+    } catch (e) {
+      this.#stats.failed += batch.length;
+      log.warn("OTLP export failed; spans lost", {
+        url: this.#url,
+        spans: batch.length,
+        failed: this.#stats.failed,
+        error: (e as Error).message,
+      });
+    }
+  }
+
+  /** Sends what is queued and stops accepting spans. */
+  async close(): Promise<void> {
+    await this.flush();
+    this.#closed = true;
+  }
+}
