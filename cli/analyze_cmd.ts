@@ -4,7 +4,9 @@
  */
 import { EXIT_OK, optString, type ParsedArgs, UsageError } from "./command.ts";
 import { loadCommandConfig, progressBar } from "./common.ts";
-import { readCaptures, runCaptures, stageOrder } from "./capture_run.ts";
+import { readCaptures, rowsByQuery, runCaptures, runFacts, stageOrder } from "./capture_run.ts";
+import { decodeErrorLines, diagnose, renderDiagnosis } from "../report/diagnosis.ts";
+import { resolveConfigPath } from "../config/load.ts";
 import { renderSummaryTable, summarize } from "../report/summary.ts";
 import { stagePaths } from "../report/hops.ts";
 import { recordSelection } from "./replay_cmd.ts";
@@ -44,15 +46,30 @@ export async function analyzeCommand(args: ParsedArgs): Promise<number> {
       paths: stagePaths(config),
       select,
     });
+    // Why results are missing or few, from the engine's counters (decode errors by reason with an example).
+    const configFile = await resolveConfigPath(optString(args, "config"));
+    const facts = await runFacts(configFile, result.metrics.values(), result, result.problems);
+    const diagnosis = diagnose(config, facts, { rowsOf: rowsByQuery(caps) });
+    const failed = facts.decodeErrors.reduce((a, e) => a + e.count, 0);
     if (format === "json") {
       console.log(
-        JSON.stringify({ rows: result.rows, malformed_lines: result.problems, measurements: summary }),
+        JSON.stringify({
+          rows: result.rows,
+          malformed_lines: result.problems,
+          decode_errors: facts.decodeErrors,
+          measurements: summary,
+          diagnosis,
+        }),
       );
     } else {
       console.log(
-        `${result.rows} rows from ${caps.length} capture(s); ${result.problems} malformed line(s) skipped\n`,
+        `${result.rows} rows from ${caps.length} capture(s); ${result.problems} malformed line(s) skipped; ` +
+          `${failed} payload(s) failed to decode` + (failed > 0 ? ":" : "\n"),
       );
+      if (failed > 0) console.log(decodeErrorLines(diagnosis).join("\n") + "\n");
       console.log(renderSummaryTable(summary));
+      const why = renderDiagnosis(diagnosis, ["decode_errors"]);
+      if (why) console.log("\n" + why);
     }
   } finally {
     out?.close();

@@ -10,6 +10,8 @@ import { finishNodes, SensorNode } from "../actors/node.ts";
 import type { RecordSink } from "../actors/exporter.ts";
 import { FsmMetrics } from "../http/metrics.ts";
 import type { MatchRecord, SignatureRecord } from "../report/records.ts";
+import type { RunFacts } from "../report/diagnosis.ts";
+import type { Row } from "../pixie/row.ts";
 import { logger } from "../util/log.ts";
 import { isPacketCaptureFile, readPacketCapture } from "./packet_capture_files.ts";
 
@@ -35,7 +37,9 @@ export async function readCaptures(paths: readonly string[], config?: Config): P
   for (const path of paths) {
     let cap: Capture;
     try {
-      cap = (await isPacketCaptureFile(path)) ? await readPacketCapture(path, config) : await readCapture(path);
+      cap = (await isPacketCaptureFile(path))
+        ? await readPacketCapture(path, config)
+        : await readCapture(path);
     } catch (e) {
       throw new Error(`cannot read capture ${path}: ${(e as Error).message}`);
     }
@@ -105,4 +109,88 @@ export async function runCaptures(config: Config, caps: readonly Capture[], opts
 /** Stage order per measurement as configured (the waterfall's columns). */
 export function stageOrder(config: Config): Record<string, string[]> {
   return Object.fromEntries(config.measurements.map((m) => [m.name, m.match_rules.map((r) => r.stage)]));
+}
+
+/** Every value of one counter over metrics sets. */
+async function counterValues(
+  metrics: Iterable<FsmMetrics>,
+  name: string,
+): Promise<{ labels: Record<string, string | number>; value: number }[]> {
+  const out: { labels: Record<string, string | number>; value: number }[] = [];
+  for (const m of metrics) {
+    for (const metric of await m.registry.getMetricsAsJSON()) {
+      if (metric.name !== name) continue;
+      for (const v of metric.values) {
+        out.push({ labels: v.labels as Record<string, string | number>, value: v.value });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * What a finished run counted, read from the nodes' metrics (the engine's own counters) and, when given, from the
+ * records: the input of the end-of-run diagnosis (report/diagnosis.ts).
+ */
+export async function runFacts(
+  configFile: string,
+  metrics: Iterable<FsmMetrics>,
+  records?: { signatures: readonly SignatureRecord[]; matches: readonly MatchRecord[] },
+  malformedLines = 0,
+): Promise<RunFacts> {
+  const sets = [...metrics];
+  const sum = async (name: string, key: (l: Record<string, string | number>) => string) => {
+    const acc: Record<string, number> = {};
+    for (const { labels, value } of await counterValues(sets, name)) {
+      if (value > 0) acc[key(labels)] = (acc[key(labels)] ?? 0) + value;
+    }
+    return acc;
+  };
+  const decode = await sum(
+    "fsmpx_payload_decode_errors_total",
+    (l) => `${l["measurement"]}\u0000${l["stream"]}\u0000${l["reason"]}`,
+  );
+  const facts: RunFacts = {
+    configFile,
+    rowsByQuery: await sum("fsmpx_rows_read_total", (l) => String(l["query"])),
+    decodeErrors: Object.entries(decode).map(([k, count]) => {
+      const [measurement, stream, reason] = k.split("\u0000") as [string, string, string];
+      return { measurement, stream, reason, count };
+    }),
+    truncatedByQuery: await sum("fsmpx_payloads_truncated_total", (l) => String(l["query"])),
+    signaturesByMeasurement: await sum("signatures_detected_total", (l) => String(l["measurement"])),
+    matchesByStage: await sum("signatures_matched_total", (l) => `${l["measurement"]}/${l["stage"]}`),
+    malformedLines,
+  };
+  if (records) {
+    const found = new Map<string, Set<string>>();
+    for (const m of records.matches) {
+      const q = `${m.measurement}/${m.stage}`;
+      if (!found.has(q)) found.set(q, new Set());
+      found.get(q)!.add(m.signature_id);
+    }
+    facts.matchedSignaturesByStage = Object.fromEntries([...found].map(([q, s]) => [q, s.size]));
+    facts.signatureStreams = new Set(
+      records.signatures.map((s) => `${s.measurement}\u0000${s.node}\u0000${s.stream}`),
+    );
+  }
+  return facts;
+}
+
+/** The rows of each query across captures, for the diagnosis's examples and levels. */
+export function rowsByQuery(caps: readonly Capture[]): (query: string) => readonly Row[] {
+  let index: Map<string, Row[]> | undefined;
+  return (query) => {
+    if (!index) {
+      index = new Map();
+      for (const c of caps) {
+        for (const r of c.rows) {
+          let list = index.get(r.query);
+          if (!list) index.set(r.query, list = []);
+          list.push(r);
+        }
+      }
+    }
+    return index.get(query) ?? [];
+  };
 }

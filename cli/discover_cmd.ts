@@ -16,6 +16,7 @@ import { cellBytes, cellText, parseQueryName, type Row, SOURCE_STREAM } from "..
 import { guessPayloadFormat, type PayloadGuess, type PayloadSample } from "../audio/payload_guess.ts";
 import type { AudioFormat } from "../audio/types.ts";
 import type { ComposedQueryInput } from "../pixie/pxl.ts";
+import { audioDiff } from "../report/diagnosis.ts";
 import { logger } from "../util/log.ts";
 
 const log = logger("discover");
@@ -258,28 +259,6 @@ export async function discoverFromRows(
 
 function rank(d: DiscoveredStream): number {
   return d.guess.kind === "audio" ? 0 : d.guess.kind === "silence" ? 1 : 2;
-}
-
-const AUDIO_KEYS = [
-  "envelope",
-  "path",
-  "encoding",
-  "codec",
-  "sample_rate",
-  "channels",
-  "skip_bytes",
-] as const;
-
-/** `key: configured -> guessed` for each `audio` key where the config and the guess differ. */
-export function audioDiff(configured: AudioFormat, guessed: AudioFormat): string[] {
-  const out: string[] = [];
-  for (const k of AUDIO_KEYS) {
-    if (k === "path" && configured.envelope === "raw" && guessed.envelope === "raw") continue;
-    if (configured[k] !== guessed[k]) {
-      out.push(`${k}: ${JSON.stringify(configured[k])} -> ${JSON.stringify(guessed[k])}`);
-    }
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@
  */
 import { optNumber, optString, type ParsedArgs, UsageError } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
-import { readCaptures } from "./capture_run.ts";
+import { readCaptures, rowsByQuery, runFacts } from "./capture_run.ts";
+import { diagnose, renderDiagnosis } from "../report/diagnosis.ts";
+import { resolveConfigPath } from "../config/load.ts";
 import { finishNodes, SensorNode } from "../actors/node.ts";
 import type { RowSource } from "../actors/pixie_reader.ts";
 import { installSignalHandlers } from "../actors/shutdown.ts";
@@ -152,6 +154,18 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
       await finishNodes([node], bus);
       replaying = false;
       log.info("capture replayed; serving metrics until stopped", { rows: done });
+      // When the replay gave no or few signatures or matches, say why (on stderr, for the person watching).
+      const facts = await runFacts(
+        await resolveConfigPath(optString(args, "config")),
+        [metrics],
+        undefined,
+        caps.reduce((a, c) => a + c.problems.length, 0),
+      );
+      const diagnosis = diagnose(config, facts, {
+        rowsOf: rowsByQuery([{ file: capturePath, node: config.node, rows, problems: [] }]),
+      });
+      const why = renderDiagnosis(diagnosis);
+      if (why) console.error(why);
     }
   }
   const t = await node.system.terminated;

@@ -1,0 +1,652 @@
+/**
+ * Why a run produced no (or few) signatures or matches, in words a user can act on: decode errors by reason with
+ * one example row, rows per query, queries that no measurement names, configured queries without rows, source
+ * streams that decoded but never gave an onset (silent, or too quiet for `energy_threshold`), stages with rows
+ * but no matches, and where the configured `audio` section differs from what the bodies look like.
+ *
+ * The counts come from the run itself (the engine's counters); the rows, when given, are only read to find an
+ * example of each failure and to measure levels, with the engine's own decode functions, so what is explained
+ * is what the engine did.
+ * @module
+ */
+import type { Config, MatchRule, Measurement, SignatureRules } from "../config/schema.ts";
+import type { AudioFormat } from "../audio/types.ts";
+import { cellBytes, cellText, parseQueryName, type Row, SOURCE_STREAM } from "../pixie/row.ts";
+import { detectPixieMarker, extractAudioField, PayloadEnvelope } from "../audio/envelope.ts";
+import { decodeField } from "../audio/encoding.ts";
+import { decodeSamples, isSampleCodec } from "../audio/codecs.ts";
+import { StreamKeyer } from "../audio/stream_key.ts";
+import { StreamDecoder } from "../audio/stream_decoder.ts";
+import { ENERGY_DB_PER_UNIT, ENERGY_MIN_MARGIN_DB, ENERGY_MIN_SPEECH_DBFS } from "../audio/vad.ts";
+import { guessPayloadFormat } from "../audio/payload_guess.ts";
+
+/** Engine count of one decode failure reason on one query. */
+export interface DecodeErrorCount {
+  measurement: string;
+  /** `source` or the stage name. */
+  stream: string;
+  reason: string;
+  count: number;
+}
+
+/** What a run did, as counted by the engine (metrics) and the reader. */
+export interface RunFacts {
+  /** The config file used. */
+  configFile: string;
+  /** Rows read per query name (every query seen, named by a measurement or not). */
+  rowsByQuery: Record<string, number>;
+  decodeErrors: DecodeErrorCount[];
+  /** Payloads Pixie cut or removed, per query. */
+  truncatedByQuery?: Record<string, number>;
+  signaturesByMeasurement: Record<string, number>;
+  /** Matches per `<measurement>/<stage>`. */
+  matchesByStage: Record<string, number>;
+  /** Distinct signatures found per `<measurement>/<stage>`, when records are at hand. */
+  matchedSignaturesByStage?: Record<string, number>;
+  /**
+   * Source streams that gave at least one signature, as `<measurement>\0<node>\0<stream key>`, when records are
+   * at hand. Without it, streams are examined only for measurements without any signature.
+   */
+  signatureStreams?: ReadonlySet<string>;
+  /** Malformed capture lines skipped. */
+  malformedLines?: number;
+}
+
+/** One thing worth telling. */
+export interface Finding {
+  kind:
+    | "decode_errors"
+    | "no_rows"
+    | "unnamed_query"
+    | "missing_query"
+    | "no_signatures"
+    | "no_onset"
+    | "no_matches"
+    | "few_matches"
+    | "audio_mismatch"
+    | "truncated";
+  /** One line. */
+  text: string;
+  /** Indented lines under it (an example, a hint). */
+  detail: string[];
+}
+
+/** Result of {@link diagnose}. */
+export interface Diagnosis {
+  /** True when the run produced no or few signatures or matches: the findings explain why. */
+  poor: boolean;
+  /** One line on what was poor ("no signatures", "stage asr: 0 matches"), empty when nothing was. */
+  headline: string;
+  configFile: string;
+  findings: Finding[];
+}
+
+/** Options of {@link diagnose}. */
+export interface DiagnoseOptions {
+  /** The rows of a query (all nodes), for examples, levels and format guesses; absent: counts only. */
+  rowsOf?: (query: string) => readonly Row[];
+  /** Recall below which a stage counts as having few matches (default 0.5). */
+  fewRecall?: number;
+}
+
+type Tap = SignatureRules | MatchRule;
+
+const nf = new Intl.NumberFormat("en-US");
+const n = (x: number) => nf.format(x);
+
+function pctOf(part: number, whole: number): string {
+  if (whole <= 0) return "";
+  const p = (100 * part) / whole;
+  return ` (${p >= 99.95 ? "100" : p < 0.1 ? "<0.1" : p.toFixed(1)}%)`;
+}
+
+/** The configured tap of a query name, or undefined when no measurement names it. */
+export function tapOf(
+  config: Config,
+  query: string,
+): { m: Measurement; tap: Tap; stage: string } | undefined {
+  const q = parseQueryName(query);
+  const m = q && config.measurements.find((x) => x.name === q.measurement);
+  if (!q || !m) return undefined;
+  if (q.stream === SOURCE_STREAM) return { m, tap: m.signature_rules, stage: SOURCE_STREAM };
+  const rule = m.match_rules.find((r) => r.stage === q.stream);
+  return rule ? { m, tap: rule, stage: rule.stage } : undefined;
+}
+
+const AUDIO_KEYS = [
+  "envelope",
+  "path",
+  "encoding",
+  "codec",
+  "sample_rate",
+  "channels",
+  "skip_bytes",
+] as const;
+
+/** `key: configured -> seen` for each `audio` key where a configured format and a guessed one differ. */
+export function audioDiff(configured: AudioFormat, guessed: AudioFormat): string[] {
+  const out: string[] = [];
+  for (const k of AUDIO_KEYS) {
+    if (k === "path" && configured.envelope === "raw" && guessed.envelope === "raw") continue;
+    if (configured[k] !== guessed[k]) {
+      out.push(`${k}: ${JSON.stringify(configured[k])} -> ${JSON.stringify(guessed[k])}`);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Examples
+// ---------------------------------------------------------------------------------------------------------------
+
+const SECRET_KEY = /token|secret|passw|auth|api[_-]?key|signature|cookie|credential/i;
+
+/**
+ * A payload shown safely: JSON keeps its shape with short values, long strings become `<N chars>` and values of
+ * secret-looking keys are hidden; other text is cut, with long runs of letters and digits shortened.
+ */
+export function payloadPreview(bytes: Uint8Array, max = 240): string {
+  const marker = detectPixieMarker(bytes);
+  if (marker) return `<Pixie ${marker} marker, ${n(bytes.length)} bytes>`;
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    const head = Array.from(bytes.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join(" ");
+    return `<${n(bytes.length)} binary bytes: ${head}${bytes.length > 16 ? " ..." : ""}>`;
+  }
+  let shown: string;
+  try {
+    shown = JSON.stringify(shape(JSON.parse(text), 0));
+    // Placeholders were written as strings; show them bare.
+    shown = shown.replace(/"(<[^"<>]*>)"/g, "$1");
+  } catch {
+    shown = text.replace(/[A-Za-z0-9+/=_-]{41,}/g, (r) => `${r.slice(0, 12)}...<${r.length} chars>`);
+  }
+  shown = shown.replace(/[\r\n\t]/g, " ");
+  return shown.length > max ? shown.slice(0, max) + " ..." : shown;
+}
+
+function shape(v: unknown, depth: number, key = ""): unknown {
+  if (depth > 6) return "<...>";
+  if (typeof v === "string") {
+    if (key !== "" && SECRET_KEY.test(key)) return `<hidden, ${v.length} chars>`;
+    return v.length > 40 ? `<${v.length} chars>` : v;
+  }
+  if (Array.isArray(v)) {
+    const head = v.slice(0, 4).map((x) => shape(x, depth + 1));
+    return v.length > 4 ? [...head, `<${v.length - 4} more>`] : head;
+  }
+  if (v !== null && typeof v === "object") {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, shape(x, depth + 1, k)]));
+  }
+  return v;
+}
+
+/** Why one message of `tap` fails to decode, exactly as the engine's decode chain would (undefined: it decodes). */
+export function decodeFailure(row: Row, tap: Tap): string | undefined {
+  const payload = cellBytes(row, tap.columns.payload);
+  if (payload === undefined) return "missing_payload_column";
+  if (detectPixieMarker(payload)) return undefined;
+  const field = extractAudioField(payload, tap.audio);
+  if (!field.ok) return field.reason;
+  const raw = decodeField(field.data, tap.audio.encoding, true);
+  if (!raw.ok) return raw.reason;
+  // Stateful codecs (G.722, Opus) decode only in stream order: their failures are left to the engine's counts.
+  const codec = tap.audio.codec;
+  if (!isSampleCodec(codec)) return undefined;
+  const s = decodeSamples(codec, raw.bytes, tap.audio.channels, new Float32Array(0));
+  return s.ok ? undefined : s.reason;
+}
+
+/** What a reason means for this tap, in the words of the config. */
+function reasonDetail(reason: string, tap: Tap): string {
+  const a = tap.audio;
+  switch (reason) {
+    case "missing_path":
+    case "not_a_string":
+      return `${reason} ${a.path}`;
+    case "bad_json":
+      return `bad_json (envelope json)`;
+    case "no_regex_match":
+      return `no_regex_match ${a.path}`;
+    case "short_payload":
+      return `short_payload (skip_bytes ${a.skip_bytes})`;
+    case "bad_base64":
+    case "bad_hex":
+    case "bad_binary":
+      return `${reason} (encoding ${a.encoding})`;
+    case "odd_byte_count":
+      return `odd_byte_count (codec ${a.codec}, ${a.channels} channel(s))`;
+    case "missing_payload_column":
+      return `missing_payload_column ${tap.columns.payload}`;
+    default:
+      return reason;
+  }
+}
+
+/** Dotted paths of the string leaves of a JSON value. */
+function stringPaths(v: unknown, prefix: string[] = [], out: string[] = [], depth = 0): string[] {
+  if (depth > 8 || out.length > 200) return out;
+  if (typeof v === "string") out.push(prefix.join("."));
+  else if (Array.isArray(v)) {
+    v.slice(0, 4).forEach((x, i) => stringPaths(x, [...prefix, String(i)], out, depth + 1));
+  } else if (v !== null && typeof v === "object") {
+    for (const [k, x] of Object.entries(v)) stringPaths(x, [...prefix, k], out, depth + 1);
+  }
+  return out;
+}
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)] as number[]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i]![j] = Math.min(
+        d[i - 1]![j]! + 1,
+        d[i]![j - 1]! + 1,
+        d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** A hint that names what the example row does have. */
+function exampleHint(reason: string, row: Row, tap: Tap): string | undefined {
+  if (reason === "missing_payload_column") {
+    return `the rows have columns: ${Object.keys(row.columns).join(", ")}`;
+  }
+  const payload = cellBytes(row, tap.columns.payload);
+  if (!payload) return undefined;
+  if (reason === "missing_path" || reason === "not_a_string") {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(new TextDecoder().decode(payload));
+    } catch {
+      return undefined;
+    }
+    const paths = stringPaths(parsed);
+    if (paths.length === 0) return "the JSON there has no string fields";
+    const best = paths.map((p) => ({ p, d: editDistance(p, tap.audio.path) })).sort((x, y) => x.d - y.d)[0]!;
+    const near = best.d <= Math.max(2, Math.floor(tap.audio.path.length / 3));
+    return near
+      ? `did you mean ${best.p}? (string fields there: ${paths.slice(0, 8).join(", ")})`
+      : `string fields there: ${paths.slice(0, 8).join(", ")}`;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Levels of source streams without onsets
+// ---------------------------------------------------------------------------------------------------------------
+
+interface StreamLevel {
+  node: string;
+  pod: string;
+  stream: string;
+  messages: number;
+  seconds: number;
+  /** 10 ms frame levels, dBFS: the quietest tenth and the loudest twentieth. */
+  floorDbfs: number;
+  loudDbfs: number;
+  /** Longest run of frames above the VAD's bar, ms. */
+  longestSpeechMs: number;
+}
+
+/** Levels of each source stream (by node and stream key) among `rows`, decoded with the engine's decoder. */
+function streamLevels(
+  rows: readonly Row[],
+  tap: SignatureRules,
+  skip: (node: string, key: string) => boolean,
+) {
+  const streams = new Map<
+    string,
+    { node: string; pod: string; key: string; dec: StreamDecoder; frames: number[] }
+  >();
+  const keyer = new StreamKeyer(tap.stream_key);
+  const margin = Math.max(
+    ENERGY_MIN_MARGIN_DB,
+    ENERGY_DB_PER_UNIT * Math.min(1, Math.max(0, tap.audio_criteria.energy_threshold)),
+  );
+  let carry = new Map<string, number[]>();
+  for (const row of rows) {
+    const payload = cellBytes(row, tap.columns.payload);
+    if (!payload) continue;
+    const env = new PayloadEnvelope(payload);
+    const key = keyer.keyOf(row.columns, env);
+    if (skip(row.node, key)) continue;
+    const id = `${row.node}\u0000${key}`;
+    let s = streams.get(id);
+    if (!s) {
+      if (streams.size >= 64) continue;
+      let dec: StreamDecoder;
+      try {
+        dec = new StreamDecoder(tap.audio);
+      } catch {
+        return [];
+      }
+      streams.set(id, s = { node: row.node, pod: cellText(row, tap.columns.pod), key, dec, frames: [] });
+    }
+    const out = s.dec.push({ timeNs: row.time, payload: env });
+    if (out.kind === "error") continue;
+    // 10 ms frames at the 8 kHz analysis rate, across message boundaries.
+    const pending = (carry.get(id) ?? []).concat(Array.from(out.samples));
+    let i = 0;
+    for (; i + 80 <= pending.length; i += 80) {
+      let e = 0;
+      for (let k = i; k < i + 80; k++) e += pending[k]! * pending[k]!;
+      s.frames.push(10 * Math.log10(e / 80 + 1e-12));
+    }
+    carry.set(id, pending.slice(i));
+  }
+  carry = new Map();
+  const out: StreamLevel[] = [];
+  for (const s of streams.values()) {
+    const f = [...s.frames].sort((a, b) => a - b);
+    if (f.length === 0) continue;
+    const floor = f[Math.floor(f.length * 0.1)]!;
+    const loud = f[Math.min(f.length - 1, Math.floor(f.length * 0.95))]!;
+    let run = 0, longest = 0;
+    for (const e of s.frames) {
+      run = e >= ENERGY_MIN_SPEECH_DBFS && e >= floor + margin ? run + 1 : 0;
+      longest = Math.max(longest, run);
+    }
+    out.push({
+      node: s.node,
+      pod: s.pod,
+      stream: s.key,
+      messages: s.dec.stats().messages,
+      seconds: s.frames.length / 100,
+      floorDbfs: floor,
+      loudDbfs: loud,
+      longestSpeechMs: longest * 10,
+    });
+  }
+  return out;
+}
+
+function levelExplanation(l: StreamLevel, tap: SignatureRules): string {
+  const c = tap.audio_criteria;
+  const margin = Math.max(
+    ENERGY_MIN_MARGIN_DB,
+    ENERGY_DB_PER_UNIT * Math.min(1, Math.max(0, c.energy_threshold)),
+  );
+  const where = `${l.pod || l.node} stream ${l.stream} (${n(l.messages)} messages, ${
+    l.seconds.toFixed(1)
+  } s)`;
+  const lv = `loudest frames ${l.loudDbfs.toFixed(0)} dBFS, quietest ${l.floorDbfs.toFixed(0)} dBFS`;
+  if (l.loudDbfs < ENERGY_MIN_SPEECH_DBFS) {
+    return `${where}: silent (${lv}; speech must reach ${ENERGY_MIN_SPEECH_DBFS} dBFS)`;
+  }
+  if (c.vad_mode === "energy" && l.loudDbfs - l.floorDbfs < margin) {
+    return `${where}: too quiet for energy_threshold ${c.energy_threshold}: the loudest frames are ` +
+      `${(l.loudDbfs - l.floorDbfs).toFixed(1)} dB above the floor, it needs ${margin} dB (${lv}); ` +
+      `lower energy_threshold or check the codec`;
+  }
+  if (c.vad_mode === "energy" && l.longestSpeechMs < c.min_duration_ms) {
+    return `${where}: speech runs of at most ${l.longestSpeechMs} ms, min_duration_ms is ${c.min_duration_ms}`;
+  }
+  if (l.seconds * 1000 < c.min_silence_ms + c.min_duration_ms) {
+    return `${where}: only ${l.seconds.toFixed(1)} s of audio, an onset needs min_silence_ms ` +
+      `${c.min_silence_ms} + min_duration_ms ${c.min_duration_ms}`;
+  }
+  return `${where}: has level (${lv}) but gave no signature (onsets need ${c.min_silence_ms} ms of pause ` +
+    `before ${c.min_duration_ms} ms of speech; blocks need enough unmasked frames)`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The diagnosis
+// ---------------------------------------------------------------------------------------------------------------
+
+function guessDiff(rows: readonly Row[], tap: Tap): string[] | undefined {
+  const samples = rows.slice(0, 1000).flatMap((r) => {
+    const b = cellBytes(r, tap.columns.payload);
+    return b ? [{ bytes: b, timeNs: r.time, stream: `${r.node}|${cellText(r, tap.columns.pod)}` }] : [];
+  });
+  if (samples.length < 5) return undefined;
+  const g = guessPayloadFormat(samples);
+  if (g.kind !== "audio" || g.confidence < 0.5) return undefined;
+  return audioDiff(tap.audio, g.format);
+}
+
+/** Explains a run's results; `poor` says whether they call for it. Never throws on row content. */
+export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions = {}): Diagnosis {
+  const findings: Finding[] = [];
+  const fewRecall = opts.fewRecall ?? 0.5;
+  const headline: string[] = [];
+  const rowsOf = opts.rowsOf;
+  const totalRows = Object.values(facts.rowsByQuery).reduce((a, b) => a + b, 0);
+
+  if (totalRows === 0) {
+    findings.push({
+      kind: "no_rows",
+      text: "no rows were read" +
+        (facts.malformedLines ? ` (${n(facts.malformedLines)} malformed lines skipped)` : ""),
+      detail: [],
+    });
+    headline.push("no rows");
+  }
+
+  // Queries no measurement names, and configured queries without rows.
+  const named = new Set<string>();
+  for (const m of config.measurements) {
+    named.add(`${m.name}/${SOURCE_STREAM}`);
+    for (const r of m.match_rules) named.add(`${m.name}/${r.stage}`);
+  }
+  const unnamed = Object.entries(facts.rowsByQuery).filter(([q, c]) => c > 0 && !named.has(q));
+  if (unnamed.length > 0) {
+    const known = config.measurements.map((m) =>
+      `${m.name} (${[SOURCE_STREAM, ...m.match_rules.map((r) => r.stage)].join(", ")})`
+    ).join("; ");
+    findings.push({
+      kind: "unnamed_query",
+      text: `rows of queries no measurement names: ${
+        unnamed.map(([q, c]) => `${q} (${n(c)} rows)`).join(", ")
+      }`,
+      detail: [`the config names: ${known}; query names are <measurement>/<source or stage>`],
+    });
+  }
+  if (totalRows > 0) {
+    const missing = [...named].filter((q) => !(facts.rowsByQuery[q] ?? 0));
+    if (missing.length > 0) {
+      findings.push({
+        kind: "missing_query",
+        text: `configured queries without rows: ${missing.join(", ")}`,
+        detail: [],
+      });
+    }
+  }
+
+  // Decode errors by reason, with one example each.
+  const errorsByQuery = new Map<string, DecodeErrorCount[]>();
+  for (const e of facts.decodeErrors) {
+    if (e.count <= 0) continue;
+    const q = `${e.measurement}/${e.stream}`;
+    errorsByQuery.set(q, [...(errorsByQuery.get(q) ?? []), e]);
+  }
+  const failedShare = new Map<string, number>();
+  for (const [query, errs] of errorsByQuery) {
+    const found = tapOf(config, query);
+    const rows = facts.rowsByQuery[query] ?? 0;
+    errs.sort((a, b) => b.count - a.count);
+    const failed = errs.reduce((a, e) => a + e.count, 0);
+    failedShare.set(query, rows > 0 ? failed / rows : 1);
+    for (const e of errs) {
+      const what = found ? reasonDetail(e.reason, found.tap) : e.reason;
+      const detail: string[] = [];
+      const qRows = found && rowsOf ? rowsOf(query) : [];
+      const example = found ? qRows.find((r) => decodeFailure(r, found.tap) === e.reason) : undefined;
+      if (example && found) {
+        const payload = cellBytes(example, found.tap.columns.payload);
+        detail.push(
+          `example: node ${example.node}, pod ${cellText(example, found.tap.columns.pod) || "?"}, time_ ` +
+            `${example.time}: ${payload ? payloadPreview(payload) : "(no payload column)"}`,
+        );
+        const hint = exampleHint(e.reason, example, found.tap);
+        if (hint) detail.push(hint);
+      }
+      findings.push({
+        kind: "decode_errors",
+        text: `${what} in ${n(e.count)} rows of ${query}${pctOf(e.count, rows)}`,
+        detail,
+      });
+    }
+    // When most messages fail, the bodies may say what they are.
+    if (found && rowsOf && failed >= rows * 0.5) {
+      const diff = guessDiff(rowsOf(query), found.tap);
+      if (diff && diff.length > 0) {
+        findings.push({
+          kind: "audio_mismatch",
+          text: `the bodies of ${query} look like: ${diff.join("; ")} (configured -> seen)`,
+          detail: [`deno task discover --config ${facts.configFile} --capture FILE shows the whole guess`],
+        });
+      }
+    }
+  }
+  for (const [query, cut] of Object.entries(facts.truncatedByQuery ?? {})) {
+    const rows = facts.rowsByQuery[query] ?? 0;
+    if (cut > 0 && cut >= rows * 0.1) {
+      findings.push({
+        kind: "truncated",
+        text: `${n(cut)} of ${n(rows)} bodies of ${query} were cut or removed by Pixie${pctOf(cut, rows)}`,
+        detail: ["raise the PEM body limits (README: Raise Pixie's body limits)"],
+      });
+    }
+  }
+
+  // Per measurement: signatures, then each stage's matches.
+  for (const m of config.measurements) {
+    const sourceQuery = `${m.name}/${SOURCE_STREAM}`;
+    const sourceRows = facts.rowsByQuery[sourceQuery] ?? 0;
+    const sigs = facts.signaturesByMeasurement[m.name] ?? 0;
+    if (sigs === 0) {
+      headline.push(`${m.name}: no signatures`);
+      const why = sourceRows === 0
+        ? "no source rows"
+        : (failedShare.get(sourceQuery) ?? 0) >= 0.99
+        ? "every source message failed to decode (above)"
+        : "the source audio decoded but gave no onset";
+      findings.push({
+        kind: "no_signatures",
+        text: `${m.name}: 0 signatures from ${n(sourceRows)} source rows: ${why}`,
+        detail: [],
+      });
+    }
+    // Source streams that decoded but gave no signature.
+    if (
+      rowsOf && sourceRows > 0 && (failedShare.get(sourceQuery) ?? 0) < 0.99 &&
+      (sigs === 0 || facts.signatureStreams)
+    ) {
+      const has = facts.signatureStreams;
+      const levels = streamLevels(
+        rowsOf(sourceQuery),
+        m.signature_rules,
+        (node, key) => has?.has(`${m.name}\u0000${node}\u0000${key}`) ?? false,
+      );
+      const silent = levels.slice(0, 8);
+      if (silent.length > 0) {
+        findings.push({
+          kind: "no_onset",
+          text: `${m.name}: ${levels.length} source stream(s) decoded but gave no signature`,
+          detail: silent.map((l) => levelExplanation(l, m.signature_rules)),
+        });
+      }
+      if (sigs === 0 && levels.length > 0) {
+        const diff = guessDiff(rowsOf(sourceQuery), m.signature_rules);
+        if (diff && diff.length > 0) {
+          findings.push({
+            kind: "audio_mismatch",
+            text: `the bodies of ${sourceQuery} look like: ${diff.join("; ")} (configured -> seen)`,
+            detail: [],
+          });
+        }
+      }
+    }
+    for (const r of m.match_rules) {
+      const q = `${m.name}/${r.stage}`;
+      const rows = facts.rowsByQuery[q] ?? 0;
+      const matches = facts.matchesByStage[q] ?? 0;
+      const found = facts.matchedSignaturesByStage?.[q];
+      if (sigs === 0) {
+        if (rows > 0) {
+          findings.push({
+            kind: "no_matches",
+            text: `stage ${q}: ${n(rows)} rows, 0 matches: there were no signatures to find`,
+            detail: [],
+          });
+        }
+        continue;
+      }
+      if (rows === 0) continue; // said above (configured queries without rows)
+      const recall = found !== undefined ? found / sigs : undefined;
+      if (matches > 0 && (recall === undefined || recall >= fewRecall)) continue;
+      const kind = matches === 0 ? "no_matches" : "few_matches";
+      headline.push(matches === 0 ? `stage ${r.stage}: no matches` : `stage ${r.stage}: few matches`);
+      const detail: string[] = [];
+      const share = failedShare.get(q) ?? 0;
+      if (share >= 0.5) detail.push(`${Math.round(share * 100)}% of its messages failed to decode (above)`);
+      else {
+        detail.push(
+          "its audio decoded; either it does not carry the source's audio (is this tap downstream of the " +
+            "source?), or its audio section is wrong (a wrong codec or sample rate still decodes)",
+        );
+        if (rowsOf) {
+          const diff = guessDiff(rowsOf(q), r);
+          if (diff && diff.length > 0) {
+            detail.push(`its bodies look like: ${diff.join("; ")} (configured -> seen)`);
+          }
+        }
+      }
+      findings.push({
+        kind,
+        text: matches === 0
+          ? `stage ${q}: ${n(rows)} rows, 0 matches of ${n(sigs)} signatures`
+          : `stage ${q}: ${n(found ?? 0)} of ${n(sigs)} signatures found${pctOf(found ?? 0, sigs)}`,
+        detail,
+      });
+    }
+  }
+  const order: Finding["kind"][] = [
+    "no_rows",
+    "decode_errors",
+    "audio_mismatch",
+    "unnamed_query",
+    "no_signatures",
+    "no_onset",
+    "no_matches",
+    "few_matches",
+    "truncated",
+    "missing_query",
+  ];
+  findings.sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
+  return {
+    poor: headline.length > 0,
+    headline: headline.join("; "),
+    configFile: facts.configFile,
+    findings,
+  };
+}
+
+/** The decode-error findings only, one line each with the example under it (for summaries that always show them). */
+export function decodeErrorLines(d: Diagnosis): string[] {
+  return d.findings.filter((f) => f.kind === "decode_errors").flatMap((f) => [
+    `  ${f.text}`,
+    ...f.detail.map((x) => `      ${x}`),
+  ]);
+}
+
+/** Renders a diagnosis as text (empty when there is nothing to say); `skip` leaves out findings shown elsewhere. */
+export function renderDiagnosis(d: Diagnosis, skip: readonly Finding["kind"][] = []): string {
+  const shown = d.findings.filter((f) => !skip.includes(f.kind));
+  if (shown.length === 0) return "";
+  const title = d.poor
+    ? `Why (${d.headline}); config ${d.configFile}:`
+    : `Notes on this run (config ${d.configFile}):`;
+  const lines = [title];
+  for (const f of shown) {
+    lines.push(`  - ${f.text}`);
+    for (const x of f.detail) lines.push(`      ${x}`);
+  }
+  return lines.join("\n");
+}
