@@ -6,6 +6,8 @@
  *
  * Kernel statistics come from tcpdump itself: SIGUSR1 makes it print "N packets captured / received by filter /
  * dropped by kernel" on stderr, which this module parses into {@link CaptureStats} (cumulative counts).
+ * `--immediate-mode` hands each packet over at once: without it, the packets of the last unfilled kernel block are
+ * lost when the capture stops (seen in the WebSocket capture tests).
  * As root, tcpdump is run with `-Z root` so it does not try to switch to its own user (which needs CAP_SETUID
  * and CAP_SETGID); the DaemonSet then needs only CAP_NET_RAW.
  * @module
@@ -65,6 +67,7 @@ export function tcpdumpArgs(opts: LiveCaptureOptions, root: boolean): string[] {
     "-B",
     String(opts.bufferMib * 1024),
     "--time-stamp-precision=nano",
+    "--immediate-mode",
   ];
   if (root) args.push("-Z", "root");
   if (opts.filter !== "") args.push(opts.filter);
