@@ -542,7 +542,9 @@ function lex(text: string, problems: RawProblem[]): Lexed {
           found: open ? op : `${op} without a matching opening bracket`,
         });
         fatal = true;
-        if (open && !CLOSE.includes(op)) stack.push(open);
+        // `[(x]`: the `]` closes the `[`; the `(` is the one reported.
+        const outer = stack[stack.length - 1];
+        if (open && outer && CLOSE[OPEN.indexOf(outer.text)] === op) stack.pop();
       }
     }
     cur.push(tok);
