@@ -92,6 +92,24 @@ ${CONFIG_HELP}
     run: async (args) => (await import("./record_cmd.ts")).recordCommand(args),
   },
   {
+    name: "check",
+    summary: "check a config without Pixie: errors, the PxL each sensor runs, what captures decode to",
+    help: `usage: deno task check [--config FILE] [--node NAME] [CAPTURE...]
+
+Validates the config (every problem at file:line:col, stream_filter problems with the corrected line; exit 2
+on errors) and prints the PxL script the sensor of node NAME runs (default: this node), with each query's
+table, columns and stream key. For each capture file given (JSON Lines from 'record', or pcap/pcapng for
+packet taps), runs the engine as 'analyze' does and prints what each stream decodes to: rows, decode errors
+by reason with an example row, signatures and matches.
+
+options:
+${CONFIG_HELP}
+      --node NAME        the sensor node whose script to print (default: node, $NODE_NAME or the hostname)`,
+    options: { node: { type: "string" } },
+    allowPositionals: true,
+    run: async (args) => (await import("./check_cmd.ts")).checkCommand(args),
+  },
+  {
     name: "replay",
     summary: "offline analysis of signatures and matches stored in JetStream",
     help:
