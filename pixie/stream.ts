@@ -2,14 +2,21 @@
  * A long-running Pixie query that survives dropped streams. It runs the script composed from the configured
  * queries and yields batches of {@link Row}s (each row once per query name sharing its table).
  *
- * - Keeps the table map (QueryMetadata) across resumes: Vizier does not re-send it.
- * - A dropped stream (UNAVAILABLE, INTERNAL RST_STREAM / missing trailers, or an end without eos) is resumed with
- *   `query_id` while the broker still holds the query (180 s); past that, or when the resume is refused, the
- *   script is re-run from the newest `time_` seen per table and rows already delivered are dropped (older times,
- *   and rows at the newest time whose fingerprint was seen).
- * - Waits between attempts with exponential backoff and full jitter above a floor; never a tight loop.
+ * - Drops lose nothing. A dropped stream (UNAVAILABLE, RST_STREAM, missing trailers, an end without eos, a stall)
+ *   is never resumed with `query_id`: Vizier's query broker takes a message off its buffer before sending it, so
+ *   the batch in flight at a drop is counted as sent and a resume continues after it (query_result_forwarder.go
+ *   `StreamResults`), and a standalone PEM ignores `query_id` and runs the script again. Instead the script is
+ *   re-run from the newest `time_` seen per table minus an overlap ({@link PixieQueryStreamOptions.rerunOverlapMs},
+ *   which also covers rows that reach a table out of time order), and rows already delivered are dropped by their
+ *   fingerprint (every column, bodies hashed), so rows sharing a `time_` with the last one seen are neither lost
+ *   nor doubled. The cost: the broker keeps the abandoned query until its consumer timeout (180 s) or until its
+ *   1,024-message buffer fills.
+ * - The broker's own refusals (a query it forgot: gRPC UNKNOWN "… not registered in query forwarder", "… can not
+ *   accept more data, consumer likely died", "… timedout waiting for consumer") are re-run at once, without backoff.
+ * - Otherwise waits between attempts with exponential backoff and full jitter above a floor; never a tight loop.
  * - Decrypts `encrypted_batch` (end-to-end encryption is on by default with Pixie Cloud).
- * - Compile errors end the stream with a {@link PixieCompileError} placed in the user's stream_filter; bad
+ * - Compile errors end the stream with a {@link PixieCompileError} placed in the user's stream_filter (a standalone
+ *   PEM gives no line or column: the error names the query whose filter holds what the message quotes); bad
  *   credentials and invalid requests end it with the {@link PixieRpcError}; bad batches are counted and skipped.
  * @module
  */
@@ -43,8 +50,10 @@ export interface PixieExecutor {
 export interface PixieStreamMetrics {
   /** Rows delivered (after dropping re-run duplicates). */
   rowsRead?(query: string, n: number): void;
-  /** The stream was resumed with query_id, or the query re-run. */
+  /** The query was re-run after a drop (this stream never resumes; `resume` is kept for the metric's label). */
   restarts?(query: string, kind: "resume" | "rerun"): void;
+  /** Rows a re-run delivered again and were dropped as duplicates. */
+  duplicates?(query: string, n: number): void;
   /** Wall-clock now minus the newest `time_` seen, in seconds; reported on every batch, keep-alives included. */
   lag?(query: string, seconds: number): void;
   /** Payload cells Pixie cut short (they end with `... [TRUNCATED]`). */
@@ -88,8 +97,12 @@ export interface PixieQueryStreamOptions {
   keys?: JweKeyPair;
   metrics?: PixieStreamMetrics;
   backoff?: Partial<BackoffOptions>;
-  /** How long the broker keeps a dropped query resumable (ms). */
-  resumeWindowMs?: number;
+  /**
+   * A re-run starts this long before the newest `time_` seen (ms; default 5,000): rows at or just before that
+   * time may have been in the lost batch, or may reach the table late (each PEM inserts rows in batches, not in
+   * time order across connections). Rows in the overlap already delivered are recognised and dropped.
+   */
+  rerunOverlapMs?: number;
   /** Silence (no response, not even a keep-alive) after which the stream counts as dropped (ms; 0 disables). */
   idleTimeoutMs?: number;
   clock?: StreamClock;
@@ -114,7 +127,7 @@ export interface CompileErrorLocation {
   part?: string;
   /** Pixie's message. */
   message: string;
-  /** Line and column in the composed script, as Pixie reported them. */
+  /** Line and column in the composed script, as Pixie reported them (0 when it gave none: standalone PEM). */
   scriptLine: number;
   scriptCol: number;
 }
@@ -145,6 +158,14 @@ export class PixieCompileError extends Error {
 }
 
 function describeCompileError(e: CompileErrorLocation): string {
+  if (e.scriptLine === 0) {
+    // A standalone PEM's bare INVALID_ARGUMENT: no position, only the message.
+    const also = e.queries.length > 1 ? ` (shared by ${e.queries.join(", ")})` : "";
+    const where = e.measurement === undefined
+      ? `the script of queries ${e.queries.join(", ")}`
+      : `stream_filter of measurement ${e.measurement}, stream ${e.stream}${also}`;
+    return `PxL compile error in ${where} (the standalone PEM reports no line or column): ${e.message}`;
+  }
   if (e.measurement === undefined) {
     return `PxL compile error at script line ${e.scriptLine}, column ${e.scriptCol}: ${e.message}`;
   }
@@ -240,32 +261,25 @@ export function relativeToNs(start: string): bigint | undefined {
 interface TableState {
   /** Newest `time_` delivered. */
   watermark?: bigint;
-  /** Fingerprints of the rows delivered at `watermark`. */
-  atWatermark: Set<string>;
-  /** After a re-run: rows older than `time`, or at `time` with a seen fingerprint, were already delivered. */
-  floor?: { time: bigint; seen: Set<string> };
+  /** Fingerprints of the rows delivered with `time_` >= watermark - overlap, and their times. */
+  recent: Map<string, bigint>;
+  /** `recent`'s size after its last pruning. */
+  prunedSize: number;
   eos: boolean;
 }
 
-type NextStep = "resume" | "rerun";
-
-function isResumable(e: unknown): boolean {
-  if (e === undefined) return true; // the stream ended without eos
-  if (e instanceof PixieRpcError) {
-    switch (e.code) {
-      case GrpcCode.UNAVAILABLE:
-      case GrpcCode.DEADLINE_EXCEEDED:
-      case GrpcCode.CANCELLED:
-      case GrpcCode.ABORTED:
-      case GrpcCode.UNKNOWN:
-      case GrpcCode.RESOURCE_EXHAUSTED:
-        return true;
-      case GrpcCode.INTERNAL:
-        return /RST_STREAM|without sending trailers|stream closed|ECONNRESET/i.test(e.details);
-    }
-  }
-  return false;
+/**
+ * The query broker forgot the query (query_result_forwarder.go): a resume it refuses, or a query it cancelled
+ * because its buffer filled or its consumer went away. Plain Go errors there reach clients as gRPC UNKNOWN with the
+ * message intact (the cloud proxies pass code and message through).
+ */
+export function isBrokerForgotten(e: unknown): boolean {
+  return e instanceof PixieRpcError && e.code === GrpcCode.UNKNOWN &&
+    /not registered in query forwarder|can not accept more data|consumer likely died|timedout waiting for consumer|timedout trying to register consumer/i
+      .test(e.details);
 }
+
+const STANDALONE_COMPILE = /^Failed to compile script with error='([\s\S]*)'$/;
 
 function isFatal(e: unknown): boolean {
   if (e instanceof PixieCompileError) return true;
@@ -287,7 +301,6 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
   #keys: JweKeyPair | undefined;
   #queryId: string | undefined;
   #startedAtNs: bigint | undefined;
-  #lastResponseMs = 0;
   #started = false;
 
   /** Creates the stream; nothing runs until it is iterated. Throws PxlComposeError on a bad configuration. */
@@ -332,12 +345,16 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
   #compose(rerun: boolean): ComposedScript {
     if (!rerun) return composeScript(this.#opts.queries);
     const old = this.#composed;
+    const overlapNs = BigInt(Math.max(0, Math.round(this.#opts.rerunOverlapMs ?? 5_000))) * 1_000_000n;
     const inputs = this.#opts.queries.map((q) => {
       const display = old
         ? [...old.tables.values()].find((t) => t.names.includes(q.name))?.display
         : undefined;
       const st = display ? this.#states.get(display) : undefined;
-      if (st?.watermark !== undefined) return { ...q, startTime: st.watermark };
+      if (st?.watermark !== undefined) {
+        const from = st.watermark - overlapNs;
+        return { ...q, startTime: from > 0n ? from : 0n };
+      }
       if (typeof q.startTime === "string" && this.#startedAtNs !== undefined) {
         const rel = relativeToNs(q.startTime);
         if (rel !== undefined) return { ...q, startTime: this.#startedAtNs - rel };
@@ -354,30 +371,25 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
   async *#run(): AsyncGenerator<Row[]> {
     const signal = this.#abort.signal;
     if (this.#encryption() && !this.#keys) this.#keys = this.#opts.keys ?? await generateJweKeyPair();
-    let step: NextStep | "fresh" = "fresh";
+    let rerun = false;
     let attempt = 0;
     while (!signal.aborted) {
-      const rerun = step === "rerun";
-      if (step !== "resume") {
-        this.#composed = this.#compose(rerun);
-        this.#tablesById = new Map();
-        this.#queryId = undefined;
-        for (const t of this.#composed.tables.values()) {
-          const st = this.#states.get(t.display) ?? { atWatermark: new Set<string>(), eos: false };
-          if (rerun && st.watermark !== undefined) {
-            st.floor = { time: st.watermark, seen: new Set(st.atWatermark) };
-          }
-          st.eos = false;
-          this.#states.set(t.display, st);
-        }
+      this.#composed = this.#compose(rerun);
+      this.#tablesById = new Map();
+      this.#queryId = undefined;
+      for (const t of this.#composed.tables.values()) {
+        const st = this.#states.get(t.display) ??
+          { recent: new Map<string, bigint>(), prunedSize: 0, eos: false };
+        st.eos = false;
+        this.#states.set(t.display, st);
       }
-      const composed = this.#composed!;
+      const composed = this.#composed;
+      // Never `query_id`: see the module doc (a resume can lose the batch in flight).
       const req: ExecuteScriptRequest = {
         queryStr: composed.script,
         clusterId: this.#opts.clusterId,
         queryName: this.#opts.queryName ?? "fsm-px",
       };
-      if (step === "resume" && this.#queryId) req.queryId = this.#queryId;
       if (this.#keys) req.encryption = encryptionOptionsFor(this.#keys);
       this.#startedAtNs ??= this.#clock.nowNs();
       const connectedAt = this.#clock.nowMs();
@@ -404,13 +416,14 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
         arm();
         for await (const resp of this.#opts.client.execute(req, call.signal)) {
           clearTimeout(idle);
-          this.#lastResponseMs = this.#clock.nowMs();
           const rows = await this.#handle(resp, composed);
           if (rows.length) yield rows;
           arm();
         }
         finished = !stalled && this.#finished(composed);
       } catch (e) {
+        const bare = this.#bareCompileError(e);
+        if (bare) throw bare;
         if (isFatal(e)) throw e;
         failure = e;
       } finally {
@@ -424,24 +437,46 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
 
       const now = this.#clock.nowMs();
       if (now - connectedAt >= this.#backoff.stableMs) attempt = 0;
-      const delay = backoffDelay(attempt++, this.#backoff, this.#random);
-      const withinWindow = () =>
-        this.#queryId !== undefined &&
-        this.#clock.nowMs() - this.#lastResponseMs < (this.#opts.resumeWindowMs ?? 180_000);
-      // A refused resume (NOT_FOUND: the broker forgot the query) is not resumable either, so it re-runs.
-      let next: NextStep = isResumable(failure) && withinWindow() ? "resume" : "rerun";
+      // The broker forgot the query: nothing to wait for, re-run at once (backoff again if that repeats).
+      const forgotten = isBrokerForgotten(failure);
+      const delay = forgotten && attempt === 0 ? 0 : backoffDelay(attempt, this.#backoff, this.#random);
+      attempt++;
       log.warn("pixie stream dropped", {
         error: failure === undefined ? "ended without eos" : redact(String(failure)),
-        next,
+        next: "rerun",
         delay_ms: delay,
         query_id: this.#queryId,
       });
-      await this.#clock.sleep(delay, signal);
+      if (delay > 0) await this.#clock.sleep(delay, signal);
       if (signal.aborted) return;
-      if (next === "resume" && !withinWindow()) next = "rerun";
-      for (const name of this.#allNames()) this.#opts.metrics?.restarts?.(name, next);
-      step = next;
+      for (const name of this.#allNames()) this.#opts.metrics?.restarts?.(name, "rerun");
+      rerun = true;
     }
+  }
+
+  /** A standalone PEM's compile error: a bare INVALID_ARGUMENT, no status, no line or column. */
+  #bareCompileError(e: unknown): PixieCompileError | undefined {
+    if (!(e instanceof PixieRpcError) || e.code !== GrpcCode.INVALID_ARGUMENT) return undefined;
+    const m = STANDALONE_COMPILE.exec(e.details);
+    if (!m) return undefined;
+    const message = m[1]!;
+    // Name the query whose own text holds what the message quotes ('contains', 'socket_data', a column, ...).
+    const quoted = [...message.matchAll(/'([^']+)'/g)].map((q) => q[1]!);
+    const tables = [...(this.#composed?.tables.values() ?? [])];
+    const filterOf = (t: ComposedTable) =>
+      this.#opts.queries.find((q) => q.name === t.display)?.streamFilter ?? "";
+    const hits = tables.filter((t) => quoted.some((w) => filterOf(t).includes(w)));
+    const one = hits.length === 1 ? hits[0]! : undefined;
+    const parsed = one ? /^(.*)\/([^/]+)$/.exec(one.display) : null;
+    const loc: CompileErrorLocation = {
+      measurement: parsed?.[1],
+      stream: parsed?.[2],
+      queries: one ? one.names : tables.flatMap((t) => t.names),
+      message,
+      scriptLine: 0,
+      scriptCol: 0,
+    };
+    return new PixieCompileError([loc], message);
   }
 
   #finished(composed: ComposedScript): boolean {
@@ -517,26 +552,30 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     }
     const kept: Row[] = [];
     let truncated = 0;
+    let duplicates = 0;
+    const overlapNs = BigInt(Math.max(0, Math.round(this.#opts.rerunOverlapMs ?? 5_000))) * 1_000_000n;
     for (const row of decoded) {
-      const fp = st.floor || st.watermark === undefined || row.time >= st.watermark
-        ? rowFingerprint(row.columns)
-        : "";
-      if (st.floor && (row.time < st.floor.time || (row.time === st.floor.time && st.floor.seen.has(fp)))) {
+      const fp = rowFingerprint(row.columns);
+      if (st.recent.has(fp)) {
+        duplicates++;
         continue;
       }
-      if (st.watermark === undefined || row.time > st.watermark) {
-        st.watermark = row.time;
-        st.atWatermark = new Set([fp]);
-      } else if (row.time === st.watermark) {
-        st.atWatermark.add(fp);
-      }
+      // Rows older than the window are kept without a fingerprint: a re-run starts after them.
+      if (st.watermark === undefined || row.time >= st.watermark - overlapNs) st.recent.set(fp, row.time);
+      if (st.watermark === undefined || row.time > st.watermark) st.watermark = row.time;
       if (isTruncated(row.columns[table.columns.payload])) truncated++;
       kept.push(row);
+    }
+    if (st.recent.size > 2 * st.prunedSize + 1024 && st.watermark !== undefined) {
+      const oldest = st.watermark - overlapNs;
+      for (const [fp, t] of st.recent) if (t < oldest) st.recent.delete(fp);
+      st.prunedSize = st.recent.size;
     }
     const out: Row[] = [];
     for (const name of table.names) {
       for (const row of kept) out.push(name === table.display ? row : { ...row, query: name });
       if (kept.length) metrics?.rowsRead?.(name, kept.length);
+      if (duplicates) metrics?.duplicates?.(name, duplicates);
       if (truncated) metrics?.truncated?.(name, truncated);
       if (st.watermark !== undefined) {
         metrics?.lag?.(name, Number(this.#clock.nowNs() - st.watermark) / 1e9);

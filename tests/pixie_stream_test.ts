@@ -151,27 +151,33 @@ Deno.test("a compile error is reported against the user's stream_filter and not 
   });
 });
 
-for (const drop of ["reset", "unavailable", "end"] as const) {
-  Deno.test(`a stream dropped mid-way (${drop}) resumes with query_id and keeps the table map`, async () => {
+const OVERLAP_NS = 5_000_000_000n; // the default rerunOverlapMs
+
+for (const drop of ["reset", "unavailable", "end", "internal"] as const) {
+  Deno.test(`a stream dropped mid-way (${drop}) is re-run from the last time_, never resumed`, async () => {
     await withDirect(async (c) => {
+      await c.meta(`t${c.index}`, "voice/source", HTTP_RELATION);
       if (c.index === 0) {
-        await c.meta("t", "voice/source", HTTP_RELATION);
-        await c.batch(httpBatch("t", [{ time: T0 + 1n, body: "a" }, { time: T0 + 2n, body: "b" }]));
+        await c.batch(httpBatch("t0", [{ time: T0 + 1n, body: "a" }, { time: T0 + 2n, body: "b" }]));
         if (drop === "reset") c.reset();
         else if (drop === "unavailable") c.fail(GrpcCode.UNAVAILABLE, "connection lost");
-        else c.end();
+        else if (drop === "internal") {
+          c.fail(GrpcCode.INTERNAL, "server closed the stream without sending trailers");
+        } else c.end();
       } else {
-        // A resume: no metadata is sent again.
-        await c.keepAlive("t", HTTP_RELATION);
-        await c.batch(httpBatch("t", [{ time: T0 + 3n, body: "c" }], true));
+        // A fresh query: metadata again (new table id), rows from the start time on, the overlap included.
+        await c.keepAlive("t1", HTTP_RELATION);
+        await c.batch(httpBatch("t1", [{ time: T0 + 1n, body: "a" }, { time: T0 + 2n, body: "b" }]));
+        await c.batch(httpBatch("t1", [{ time: T0 + 3n, body: "c" }], true));
         c.end();
       }
     }, async (fake, base, clock) => {
       const metrics = new Recorder();
+      const dupes: number[] = [];
       const stream = new PixieQueryStream({
         ...base,
         queries: [q("voice/source")],
-        metrics,
+        metrics: { ...metrics, duplicates: (_q, n) => void dupes.push(n) },
         random: () => 0.5,
       });
       const rows = await collect(stream);
@@ -179,31 +185,34 @@ for (const drop of ["reset", "unavailable", "end"] as const) {
       const [first, second] = fake.executeRequests;
       equal(fake.executeRequests.length, 2);
       equal(first!.queryId, undefined);
-      equal(second!.queryId, "00000000-0000-4000-8000-000000000000", "resumed with the query id Vizier gave");
-      equal(second!.queryStr, first!.queryStr);
-      deepStrictEqual(metrics.restartsSeen, ["voice/source:resume"]);
-      equal(clock.sleeps.length, 1, "waited before resuming");
+      equal(second!.queryId, undefined, "no resume: it could lose the batch in flight");
+      ok(
+        second!.queryStr.includes(`start_time=${T0 + 2n - OVERLAP_NS})`),
+        "from the last time_ minus the overlap",
+      );
+      deepStrictEqual(metrics.restartsSeen, ["voice/source:rerun"]);
+      deepStrictEqual(dupes, [2], "the overlap's rows were recognised");
+      equal(clock.sleeps.length, 1, "waited before re-running");
       ok(clock.sleeps[0]! >= 250);
     });
   });
 }
 
-Deno.test("a refused resume re-runs from the last time_ and drops rows already delivered", async () => {
+Deno.test("rows sharing the last time_ are neither lost nor doubled by a re-run", async () => {
   await withDirect(async (c) => {
+    await c.meta(`t${c.index}`, "voice/source", HTTP_RELATION);
     if (c.index === 0) {
-      await c.meta("t", "voice/source", HTTP_RELATION);
-      await c.batch(httpBatch("t", [
+      await c.batch(httpBatch("t0", [
         { time: T0 + 100n, body: "A" },
         { time: T0 + 200n, body: "B" },
         { time: T0 + 200n, body: "C" },
       ]));
+      // The batch holding D (also at T0+200) was in flight: lost at the drop.
       c.fail(GrpcCode.UNAVAILABLE, "Received RST_STREAM with code 2");
-    } else if (c.index === 1) {
-      c.fail(GrpcCode.NOT_FOUND, "query not found");
     } else {
       c.queryId = "99999999-0000-4000-8000-000000000000";
-      await c.meta("t2", "voice/source", HTTP_RELATION);
-      await c.batch(httpBatch("t2", [
+      await c.batch(httpBatch("t1", [
+        { time: T0 + 100n, body: "A" },
         { time: T0 + 200n, body: "B" },
         { time: T0 + 200n, body: "D" },
         { time: T0 + 200n, body: "C" },
@@ -224,51 +233,40 @@ Deno.test("a refused resume re-runs from the last time_ and drops rows already d
     ]);
     equal(rows.filter((r) => r.query === "voice/asr").length, 5);
     const reqs = fake.executeRequests;
-    equal(reqs.length, 3);
-    ok(reqs[1]!.queryId, "tried to resume first");
-    equal(reqs[2]!.queryId, undefined, "then re-ran");
-    ok(reqs[2]!.queryStr.includes(`start_time=${T0 + 200n})`), "from the newest time_ seen");
-    ok(!reqs[2]!.queryStr.includes("'-30s'"));
-    deepStrictEqual(metrics.restartsSeen.sort(), [
-      "voice/asr:rerun",
-      "voice/asr:resume",
-      "voice/source:rerun",
-      "voice/source:resume",
-    ]);
+    equal(reqs.length, 2);
+    equal(reqs[1]!.queryId, undefined);
+    ok(reqs[1]!.queryStr.includes(`start_time=${T0 + 200n - OVERLAP_NS})`));
+    ok(!reqs[1]!.queryStr.includes("'-30s'"));
+    deepStrictEqual(metrics.restartsSeen.sort(), ["voice/asr:rerun", "voice/source:rerun"]);
     equal(stream.queryId, "99999999-0000-4000-8000-000000000000");
   });
 });
 
-Deno.test("past the resume window the query is re-run without trying query_id", async () => {
-  let away!: () => void;
-  const clientWasAway = new Promise<void>((resolve) => (away = resolve));
-  await withDirect(async (c) => {
-    if (c.index === 0) {
-      await c.meta("t", "voice/source", HTTP_RELATION);
-      await c.batch(httpBatch("t", [{ time: T0 + 10n, body: "x" }]));
-      await clientWasAway;
-      c.fail(GrpcCode.UNAVAILABLE, "gone");
-    } else {
-      await c.meta("t", "voice/source", HTTP_RELATION);
-      await c.batch(httpBatch("t", [{ time: T0 + 10n, body: "x" }, { time: T0 + 20n, body: "y" }], true));
-      c.end();
-    }
-  }, async (fake, base, clock) => {
-    const metrics = new Recorder();
-    const rows: Row[] = [];
-    for await (const batch of new PixieQueryStream({ ...base, queries: [q("voice/source")], metrics })) {
-      rows.push(...batch);
-      if (rows.length === 1) {
-        clock.ms += 181_000; // the client was away longer than the broker keeps a dropped query
-        away();
+for (
+  const message of [
+    "error in StreamResults: Query 5d1c0f9e-1c8e-4c57-9f0b-3f1f2a6c8d10 not registered in query forwarder",
+    "error in ForwardQueryResult: Query 5d1c0f9e-1c8e-4c57-9f0b-3f1f2a6c8d10 can not accept more data, consumer likely died",
+    "Query 5d1c0f9e-1c8e-4c57-9f0b-3f1f2a6c8d10 timedout waiting for consumer",
+  ]
+) {
+  Deno.test(`the broker forgetting the query (UNKNOWN "${message.slice(0, 40)}…") re-runs at once`, async () => {
+    await withDirect(async (c) => {
+      await c.meta(`t${c.index}`, "voice/source", HTTP_RELATION);
+      if (c.index === 0) {
+        await c.batch(httpBatch("t0", [{ time: T0 + 10n, body: "x" }]));
+        c.fail(GrpcCode.UNKNOWN, message);
+      } else {
+        await c.batch(httpBatch("t1", [{ time: T0 + 10n, body: "x" }, { time: T0 + 20n, body: "y" }], true));
+        c.end();
       }
-    }
-    deepStrictEqual(rows.map((r) => text(r.columns.req_body)), ["x", "y"]);
-    equal(fake.executeRequests.length, 2);
-    equal(fake.executeRequests[1]!.queryId, undefined);
-    deepStrictEqual(metrics.restartsSeen, ["voice/source:rerun"]);
+    }, async (fake, base, clock) => {
+      const rows = await collect(new PixieQueryStream({ ...base, queries: [q("voice/source")] }));
+      deepStrictEqual(rows.map((r) => text(r.columns.req_body)), ["x", "y"]);
+      equal(fake.executeRequests.length, 2);
+      deepStrictEqual(clock.sleeps, [], "no backoff, and no 180 s of resume attempts");
+    });
   });
-});
+}
 
 Deno.test("a re-run before any row starts from the original relative window, made absolute", async () => {
   await withDirect(async (c) => {
@@ -449,14 +447,14 @@ Deno.test("closing the stream cancels the running call", async () => {
   });
 });
 
-Deno.test("a stream that goes silent (no keep-alives) counts as dropped and is resumed", async () => {
+Deno.test("a stream that goes silent (no keep-alives) counts as dropped and is re-run", async () => {
   await withDirect(async (c) => {
+    await c.meta("t", "voice/source", HTTP_RELATION);
     if (c.index === 0) {
-      await c.meta("t", "voice/source", HTTP_RELATION);
       await c.batch(httpBatch("t", [{ time: T0 + 1n, body: "a" }]));
       await c.cancelled; // a half-open connection: nothing more, no error
     } else {
-      await c.batch(httpBatch("t", [{ time: T0 + 2n, body: "b" }], true));
+      await c.batch(httpBatch("t", [{ time: T0 + 1n, body: "a" }, { time: T0 + 2n, body: "b" }], true));
       c.end();
     }
   }, async (fake, base) => {
@@ -465,7 +463,7 @@ Deno.test("a stream that goes silent (no keep-alives) counts as dropped and is r
       new PixieQueryStream({ ...base, queries: [q("voice/source")], metrics, idleTimeoutMs: 300 }),
     );
     deepStrictEqual(times(rows), [1n, 2n]);
-    ok(fake.executeRequests[1]!.queryId);
-    deepStrictEqual(metrics.restartsSeen, ["voice/source:resume"]);
+    equal(fake.executeRequests[1]!.queryId, undefined);
+    deepStrictEqual(metrics.restartsSeen, ["voice/source:rerun"]);
   });
 });

@@ -973,8 +973,9 @@ export function compilePxl(script: string): CompiledOutput[] {
 
 /** Runs a frame's pipeline on one stored row; undefined when a filter drops it. */
 export function evalRow(frame: Frame, row: StoredRow, ctx: RowContext): Record<string, Cell> | undefined {
+  // Start from the whole table row: filters and assignments may read columns a later projection drops.
   const cols: Record<string, Cell> = {};
-  for (const [name, type] of frame.columns) {
+  for (const [name, type] of Object.entries(FAKE_SCHEMAS[frame.table] ?? {})) {
     cols[name] = name === "time_" ? row.time : row.cols[name] ?? zeroOf(type);
   }
   // Assigned columns read the row as extended so far.
@@ -984,11 +985,11 @@ export function evalRow(frame: Frame, row: StoredRow, ctx: RowContext): Record<s
       if (!truthy(op.expr.eval(view, ctx))) return undefined;
     } else if (op.kind === "assign") {
       cols[op.name] = op.expr.eval(view, ctx);
-    } else {
-      for (const k of Object.keys(cols)) if (!op.names.includes(k)) delete cols[k];
     }
   }
-  return cols;
+  const out: Record<string, Cell> = {};
+  for (const [name, type] of frame.columns) out[name] = cols[name] ?? zeroOf(type);
+  return out;
 }
 
 /** Whether Pixie's planner would leave this frame off a PEM holding `pods` and `services` (agent pruning). */
