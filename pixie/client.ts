@@ -22,6 +22,28 @@ import {
   UUID_RE,
 } from "./messages.ts";
 import { CLUSTER_STATUS_HEALTHY, METHODS } from "./proto.ts";
+import { logger } from "../util/log.ts";
+
+const log = logger("pixie");
+
+/**
+ * `px.cloudapi.ClusterStatus.CS_DEGRADED` (pixie-io/pixie src/api/proto/cloudpb/cloudapi.proto: CS_UNKNOWN 0,
+ * CS_HEALTHY 1, CS_UNHEALTHY 2, CS_DISCONNECTED 3, CS_UPDATING 4, CS_CONNECTED 5, CS_UPDATE_FAILED 6,
+ * CS_DEGRADED 7). The cloud's proxy serves degraded clusters too (src/cloud/api/ptproxy/request_proxyer.go accepts
+ * VZ_ST_HEALTHY and VZ_ST_DEGRADED), so a name may resolve to one.
+ */
+export const CLUSTER_STATUS_DEGRADED = 7;
+
+const STATUS_NAMES: Record<number, string> = {
+  0: "unknown",
+  1: "healthy",
+  2: "unhealthy",
+  3: "disconnected",
+  4: "updating",
+  5: "connected",
+  6: "update failed",
+  7: "degraded",
+};
 
 /** gRPC status codes fsm-px acts on. */
 export const GrpcCode = grpc.status;
@@ -77,7 +99,9 @@ export class PixieClusterError extends Error {
 }
 
 function describeCluster(c: ClusterInfo): string {
-  const status = c.status === CLUSTER_STATUS_HEALTHY ? "healthy" : `status ${c.status}`;
+  const status = STATUS_NAMES[c.status]
+    ? `${STATUS_NAMES[c.status]}, status ${c.status}`
+    : `status ${c.status}`;
   const pretty = c.prettyClusterName && c.prettyClusterName !== c.clusterName
     ? ` "${c.prettyClusterName}"`
     : "";
@@ -175,8 +199,9 @@ export class PixieClient {
 
   /**
    * Resolves `pixie.cluster` to a cluster UUID: a UUID is used as given (lower-cased); a name must match exactly
-   * one healthy cluster's name or pretty name, otherwise a {@link PixieClusterError} lists the clusters. A direct
-   * PEM ignores the cluster id, so it returns the input (or "").
+   * one healthy cluster's name or pretty name, or else exactly one degraded one (accepted with a warning: Pixie's
+   * proxy serves it, some agents may be missing); otherwise a {@link PixieClusterError} lists the clusters. A
+   * direct PEM ignores the cluster id, so it returns the input (or "").
    */
   async resolveCluster(nameOrUuid: string | undefined): Promise<string> {
     if (!this.cloud) return nameOrUuid ?? "";
@@ -187,6 +212,21 @@ export class PixieClient {
     const healthy = named.filter((c) => c.status === CLUSTER_STATUS_HEALTHY);
     const list = clusters.length ? clusters.map(describeCluster).join("; ") : "none";
     if (healthy.length === 1) return healthy[0]!.id;
+    const degraded = named.filter((c) => c.status === CLUSTER_STATUS_DEGRADED);
+    if (healthy.length === 0 && degraded.length === 1) {
+      const c = degraded[0]!;
+      log.warn("pixie.cluster is DEGRADED: Pixie serves it, but some of its agents may be missing", {
+        cluster: describeCluster(c),
+      });
+      return c.id;
+    }
+    if (healthy.length === 0 && degraded.length > 1) {
+      throw new PixieClusterError(
+        `pixie.cluster "${nameOrUuid}" is ambiguous: ${degraded.length} degraded clusters have that name ` +
+          `(${degraded.map(describeCluster).join("; ")}); use the cluster UUID`,
+        clusters,
+      );
+    }
     if (healthy.length > 1) {
       throw new PixieClusterError(
         `pixie.cluster "${nameOrUuid}" is ambiguous: ${healthy.length} healthy clusters have that name ` +

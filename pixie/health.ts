@@ -1,6 +1,10 @@
 /**
  * Watches Vizier's HealthCheck stream and keeps one boolean for `/readyz`: healthy while the latest status is OK
  * and fresh. A broken stream reads as unhealthy and is re-opened with backoff.
+ *
+ * A standalone PEM (`client.cloud === false`) answers HealthCheck with OK at once and sends no status at all
+ * (pixie-io/pixie src/experimental/standalone_pem/vizier_server.h), so there a call that ends OK counts as healthy
+ * and is repeated every `recheckMs`.
  * @module
  */
 
@@ -12,6 +16,8 @@ const log = logger("pixie");
 
 /** What {@link PixieHealth} needs from a client ({@link PixieClient} has it). */
 export interface HealthSource {
+  /** False for a standalone PEM (its HealthCheck sends no status). */
+  readonly cloud?: boolean;
   healthCheck(clusterId: string, signal?: AbortSignal): AsyncIterable<PixieStatus>;
 }
 
@@ -24,6 +30,8 @@ export interface PixieHealthOptions {
   /** A status older than this no longer counts (Vizier sends one every 5 s). */
   staleMs?: number;
   backoff?: Partial<BackoffOptions>;
+  /** A standalone PEM's HealthCheck is called again after this long (ms; default 5,000, Vizier's interval). */
+  recheckMs?: number;
   clock?: StreamClock;
   random?: () => number;
 }
@@ -72,20 +80,32 @@ export class PixieHealth {
     const backoff = { initialMs: 1_000, maxMs: 30_000, minMs: 250, stableMs: 30_000, ...this.#opts.backoff };
     const random = this.#opts.random ?? Math.random;
     let attempt = 0;
+    const standalone = this.#opts.client.cloud === false;
     while (!signal.aborted) {
       const since = this.#clock.nowMs();
       let reason = "health stream ended";
+      let statuses = 0;
+      let failed = false;
       try {
         for await (const status of this.#opts.client.healthCheck(this.#opts.clusterId, signal)) {
+          statuses++;
           this.#set(
             status.code === 0,
             status.code === 0 ? "ok" : redact(`status ${status.code} ${status.message}`),
           );
         }
       } catch (e) {
+        failed = true;
         reason = redact(e instanceof Error ? e.message : String(e));
       }
       if (signal.aborted) break;
+      if (standalone && !failed && statuses === 0) {
+        // The standalone PEM's answer: the call itself succeeding is all the health it reports.
+        this.#set(true, "standalone PEM answered HealthCheck");
+        attempt = 0;
+        await this.#clock.sleep(this.#opts.recheckMs ?? 5_000, signal);
+        continue;
+      }
       this.#set(false, reason);
       if (this.#clock.nowMs() - since >= backoff.stableMs) attempt = 0;
       await this.#clock.sleep(backoffDelay(attempt++, backoff, random), signal);

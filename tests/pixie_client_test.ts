@@ -38,6 +38,13 @@ const CLUSTERS: ClusterInfo[] = [
     vizierVersion: "0.14",
   },
   {
+    id: "66666666-6666-4666-8666-666666666666",
+    status: 7,
+    clusterName: "edge",
+    prettyClusterName: "Edge",
+    vizierVersion: "0.14",
+  },
+  {
     id: "55555555-5555-4555-8555-555555555555",
     status: 3,
     clusterName: "prod",
@@ -185,7 +192,7 @@ Deno.test("pixie.cluster resolves a UUID or exactly one healthy cluster name", a
       equal(e.clusters.length, CLUSTERS.length);
       return true;
     });
-    await rejects(client.resolveCluster("gone"), /not healthy .*status 3/);
+    await rejects(client.resolveCluster("gone"), /not healthy .*disconnected, status 3/);
     await rejects(client.resolveCluster(undefined), PixieClusterError);
   });
 });
@@ -236,4 +243,80 @@ Deno.test("PixieHealth follows the HealthCheck stream for /readyz", async () => 
     equal(health.healthy, false, "stopped reads as not ready");
     equal(fake.calls.find((c) => c.method === "HealthCheck")?.clusterId, CLUSTERS[0]!.id);
   });
+});
+
+Deno.test("a DEGRADED cluster is accepted by name with a warning (Pixie's proxy serves it)", async () => {
+  const lines: string[] = [];
+  const prev = setLogSink((l) => lines.push(l));
+  try {
+    await withCloud(async (_fake, connect) => {
+      const client = await connect();
+      equal(await client.resolveCluster("edge"), "66666666-6666-4666-8666-666666666666");
+      equal(await client.resolveCluster("Edge"), "66666666-6666-4666-8666-666666666666");
+    });
+  } finally {
+    setLogSink(prev);
+  }
+  const warn = lines.find((l) => l.includes("DEGRADED"));
+  ok(warn, "warned");
+  ok(warn.includes("edge") && warn.includes("degraded, status 7"));
+});
+
+Deno.test("a standalone PEM's HealthCheck sends no status: ready once the call succeeds, re-checked", async () => {
+  const fake = await FakeVizier.start({ standalone: true });
+  const client = await PixieClient.connect({ mode: "direct", directAddr: fake.address });
+  const changes: boolean[] = [];
+  let notify: (() => void) | undefined;
+  const health = new PixieHealth({
+    client,
+    clusterId: "",
+    recheckMs: 20,
+    onChange: (h) => {
+      changes.push(h);
+      notify?.();
+    },
+  });
+  try {
+    // Pixie's own stream really ends at once without a status.
+    const statuses = [];
+    for await (const s of client.healthCheck("")) statuses.push(s);
+    deepStrictEqual(statuses, []);
+
+    const changed = new Promise<void>((resolve) => (notify = resolve));
+    health.start();
+    await changed;
+    equal(health.healthy, true);
+    while (fake.calls.filter((c) => c.method === "HealthCheck").length < 4) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    equal(health.healthy, true, "stays ready while the PEM answers");
+    // The PEM goes away: the next check fails and readiness drops.
+    const down = new Promise<void>((resolve) => (notify = resolve));
+    await fake.stop();
+    await down;
+    equal(health.healthy, false);
+    deepStrictEqual(changes, [true, false]);
+  } finally {
+    await health.stop();
+    client.close();
+    await fake.stop();
+  }
+});
+
+Deno.test("a cloud HealthCheck that ends OK without any status does not read as healthy", async () => {
+  let ended = 0;
+  const health = new PixieHealth({
+    client: {
+      cloud: true,
+      healthCheck: async function* () {
+        ended++;
+      },
+    },
+    clusterId: "c",
+    backoff: { initialMs: 1, minMs: 1, maxMs: 1 },
+  });
+  health.start();
+  while (ended < 3) await new Promise((r) => setTimeout(r, 5));
+  equal(health.healthy, false);
+  await health.stop();
 });
