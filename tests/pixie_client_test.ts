@@ -310,6 +310,7 @@ Deno.test("a cloud HealthCheck that ends OK without any status does not read as 
       cloud: true,
       healthCheck: async function* () {
         ended++;
+        yield* [];
       },
     },
     clusterId: "c",
