@@ -65,6 +65,8 @@ export interface DiscoveredStream {
   bodySizeColumn?: string;
   /** Columns that tell connections apart, when the rows have them. */
   connectionColumns: string[];
+  /** `local_port` values seen (up to 8), for filters where there are no pods (standalone PEM). */
+  localPorts: string[];
   rows: number;
   guess: PayloadGuess;
   /** The `audio` section to paste, when the bodies look like audio. */
@@ -113,6 +115,7 @@ interface Group {
   bodySizeColumn?: string;
   connection: Set<string>;
   pods: Set<string>;
+  localPorts: Set<string>;
   rows: number;
   samples: PayloadSample[];
 }
@@ -208,6 +211,7 @@ export async function discoverFromRows(
         bodySizeColumn: bodySize !== undefined && row.columns[bodySize] !== undefined ? bodySize : undefined,
         connection: new Set(),
         pods: new Set(),
+        localPorts: new Set(),
         rows: 0,
         samples: [],
       };
@@ -221,6 +225,9 @@ export async function discoverFromRows(
       row.columns[c] !== undefined
     );
     for (const c of conn) if (c === "remote_addr" || c === "remote_port") g.connection.add(c);
+    // A standalone PEM has no pods: a port is what a filter can use there.
+    const local = row.columns["local_port"];
+    if (local !== undefined && g.localPorts.size < 8) g.localPorts.add(cellText(row, "local_port"));
     const stream = [pod, ...conn.map((c) => cellText(row, c))].join("|");
     // Copy: a live batch's buffers may be reused.
     g.samples.push({ bytes: body.slice(), timeNs: row.time, stream });
@@ -238,6 +245,7 @@ export async function discoverFromRows(
       payloadColumn: g.payloadColumn,
       bodySizeColumn: g.bodySizeColumn,
       connectionColumns: [...g.connection].sort(),
+      localPorts: [...g.localPorts].sort(),
       rows: g.rows,
       guess,
     };
@@ -295,10 +303,12 @@ export function nameFrom(text: string, fallback: string): string {
 /** The `stream_filter` lines for a stream: its table, its pod, and its kind when the pod has several. */
 function streamFilter(d: DiscoveredStream): string[] {
   const table = d.table ?? "http_events";
-  const lines = [
-    `df = px.DataFrame(table='${table}', start_time='-30s')`,
-    `df = df[px.contains(df.ctx['pod'], ${pxlQuote(podStem(d.pod) || d.pod)})]`,
-  ];
+  const lines = [`df = px.DataFrame(table='${table}', start_time='-30s')`];
+  if (d.pod !== "") lines.push(`df = df[px.contains(df.ctx['pod'], ${pxlQuote(podStem(d.pod))})]`);
+  else if (d.localPorts.length === 1 && /^\d+$/.test(d.localPorts[0]!)) {
+    // No Kubernetes metadata (standalone PEM): the port the traffic was seen on.
+    lines.push(`df = df[df.local_port == ${d.localPorts[0]}]`);
+  }
   if (d.kind && d.kind.value !== "") lines.push(`df = df[df.${d.kind.column} == ${pxlQuote(d.kind.value)}]`);
   return lines;
 }
@@ -433,7 +443,7 @@ export function discoveryQueries(node: string): ComposedQueryInput[] {
       payload: t.payload,
       ...(t.bodySize ? { body_size: t.bodySize } : {}),
     },
-    streamKeyColumns: [...t.connection, ...(t.kind ? [t.kind] : [])],
+    streamKeyColumns: [...t.connection, "local_port", ...(t.kind ? [t.kind] : [])],
   }));
 }
 

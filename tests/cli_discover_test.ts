@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { loadConfig } from "../config/load.ts";
 import { tapOf } from "../report/diagnosis.ts";
 import type { AudioFormat } from "../audio/types.ts";
+import type { Row } from "../pixie/row.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SETS = ["demo", "e2e"] as const;
@@ -152,4 +153,54 @@ Deno.test("discover: a capture without audio says so", async () => {
   assert.match(r.stdout, /0 look like audio/);
   assert.match(r.stdout, /no audio: JSON without a string field that holds base64 or hex data/);
   assert.match(r.stdout, /no group looks like audio/);
+});
+
+Deno.test("discover: live from Pixie (a fake Vizier serving the demo traffic as http_events rows)", async () => {
+  const { FakeVizier } = await import("./support/fake_vizier.ts");
+  const { serveRows } = await import("./support/capture_vizier.ts");
+  const { readCapture } = await import("../pixie/capture.ts");
+  const rows: Row[] = [];
+  for (const n of ["node-a", "node-b", "node-c"]) {
+    for (const r of (await readCapture(`${ROOT}fixtures/demo/${n}.jsonl`)).rows) {
+      rows.push({ ...r, query: "discover/http_events" });
+    }
+  }
+  rows.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  const fake = await FakeVizier.start({ healthIntervalMs: 200 });
+  fake.onExecute = (call) => serveRows(call, rows);
+  try {
+    const src = await Deno.readTextFile(`${ROOT}fixtures/demo/config.yaml`);
+    const cfg = `${tmp}/live.yaml`;
+    await Deno.writeTextFile(
+      cfg,
+      src.replace(/^node:.*$/m, "node: node-x").replace(/^metrics:[\s\S]*?(?=^\S)/m, "") +
+        `pixie:\n  direct_addr: ${fake.address}\n`,
+    );
+    const r = await cli(["discover", "--config", cfg, "--duration", "4s", "--format", "json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const d = JSON.parse(r.stdout) as DiscoverJson & {
+      tables: { table: string; rows: number; error?: string }[];
+    };
+    const http = d.tables.find((t) => t.table === "http_events")!;
+    assert.equal(http.rows, rows.length, JSON.stringify(d.tables));
+    const { config } = await loadConfig(`${ROOT}fixtures/demo/config.yaml`);
+    const byPod = new Map(d.streams.map((s) => [(s as unknown as { pod: string }).pod, s]));
+    for (
+      const [pod, query] of [["voice/telephony-0", "call_audio/source"], [
+        "voice/media-relay-0",
+        "call_audio/relay",
+      ], [
+        "voice/asr-0",
+        "call_audio/asr",
+      ]] as const
+    ) {
+      const s = byPod.get(pod);
+      assert.ok(s, `${pod} in ${[...byPod.keys()]}`);
+      assert.deepEqual(s.audio, tapOf(config, query)!.tap.audio, pod);
+      assert.match(s.snippet!, /df = px\.DataFrame\(table='http_events', start_time='-30s'\)/);
+      assert.match(s.snippet!, /columns: \{ payload: req_body \}/);
+    }
+  } finally {
+    await fake.stop();
+  }
 });
