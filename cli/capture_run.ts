@@ -10,7 +10,7 @@ import { finishNodes, SensorNode } from "../actors/node.ts";
 import type { RecordSink } from "../actors/exporter.ts";
 import { FsmMetrics } from "../http/metrics.ts";
 import type { MatchRecord, SignatureRecord } from "../report/records.ts";
-import type { RunFacts } from "../report/diagnosis.ts";
+import { diagnose, renderDiagnosis, type RunFacts } from "../report/diagnosis.ts";
 import type { Row } from "../pixie/row.ts";
 import { logger } from "../util/log.ts";
 import { isPacketCaptureFile, readPacketCapture } from "./packet_capture_files.ts";
@@ -193,4 +193,19 @@ export function rowsByQuery(caps: readonly Capture[]): (query: string) => readon
     }
     return index.get(query) ?? [];
   };
+}
+
+/**
+ * The end-of-run explanation of a capture run as text: why there were no or few signatures or matches (decode
+ * errors by reason with an example, queries no measurement names, silent sources, stages without matches).
+ * Empty when there is nothing to say.
+ */
+export async function explainRun(
+  config: Config,
+  configFile: string,
+  caps: readonly Capture[],
+  result: CaptureRunResult,
+): Promise<string> {
+  const facts = await runFacts(configFile, result.metrics.values(), result, result.problems);
+  return renderDiagnosis(diagnose(config, facts, { rowsOf: rowsByQuery(caps) }));
 }
