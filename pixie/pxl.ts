@@ -143,8 +143,8 @@ export function startTimeExpr(start: string | bigint): string {
   );
 }
 
-/** Offsets of the characters that are code (outside strings and comments). */
-function codeMask(text: string): Uint8Array {
+/** Marks the characters of PxL text that are code (1), not inside strings or comments (0). */
+export function codeMask(text: string): Uint8Array {
   const mask = new Uint8Array(text.length);
   let i = 0;
   while (i < text.length) {

@@ -7,8 +7,15 @@ import type { ComposedQueryInput } from "./pxl.ts";
 import { SOURCE_STREAM } from "./row.ts";
 import { PixieClient, type PixieConnectOptions } from "./client.ts";
 
-/** Every Pixie query of the config (rules with a `stream_filter`; packet taps are not Pixie's), scoped to `node`. */
+/**
+ * Every Pixie query of the config (rules with a `stream_filter`; packet taps are not Pixie's), scoped to `node`.
+ * Against a standalone PEM (`pixie.direct_addr`) there is no node scope (the PEM only sees its own node, and its
+ * `df.ctx['node']` is '') and the pod column names the process.
+ */
 export function queriesFromConfig(config: Config, node: string): ComposedQueryInput[] {
+  const mode: Pick<ComposedQueryInput, "scope" | "podSource"> = config.pixie.direct_addr !== ""
+    ? { scope: { kind: "none" }, podSource: "process" }
+    : {};
   const out: ComposedQueryInput[] = [];
   for (const m of config.measurements) {
     const s = m.signature_rules;
@@ -17,6 +24,7 @@ export function queriesFromConfig(config: Config, node: string): ComposedQueryIn
         name: `${m.name}/${SOURCE_STREAM}`,
         streamFilter: s.stream_filter,
         node,
+        ...mode,
         columns: s.columns,
         streamKeyColumns: s.stream_key,
       });
@@ -27,6 +35,7 @@ export function queriesFromConfig(config: Config, node: string): ComposedQueryIn
         name: `${m.name}/${r.stage}`,
         streamFilter: r.stream_filter,
         node,
+        ...mode,
         columns: r.columns,
         streamKeyColumns: r.stream_key,
       });

@@ -2,10 +2,13 @@ import { deepStrictEqual, equal, match, ok, throws } from "node:assert/strict";
 import {
   type ComposedQueryInput,
   composeScript,
+  PROCESS_POD_EXPR,
   PxlComposeError,
   pxlString,
   startTimeExpr,
 } from "../pixie/pxl.ts";
+import { directModeProblems } from "../pixie/direct_mode.ts";
+import { compilePxl, prunedOn } from "./support/fake_pxl.ts";
 
 const FILTER = `df = px.DataFrame(table='http_events', start_time='-30s')
 df = df[df.req_path == '/audio']
@@ -160,4 +163,69 @@ Deno.test("columns after an inserted start_time still point into the user's text
   const mv = c.mapCompileError(v.line, v.col + 5)!;
   equal(mv.col, filter.indexOf("'-30s'") + 1);
   match(mv.part!, /start_time/);
+});
+
+Deno.test("standalone scope: no node filter, the pod column names the process", () => {
+  const c = composeScript([query("voice/source", { scope: { kind: "none" }, podSource: "process" })]);
+  ok(!c.script.includes("ctx['node']"), "a standalone PEM only sees its own node");
+  ok(!c.script.includes("ctx["), "and has no Kubernetes metadata");
+  ok(c.script.includes(`df['pod'] = ${PROCESS_POD_EXPR}\n`));
+  const at = lineColOf(c.script, "px.upid_to_cmdline");
+  match(c.mapCompileError(at.line, at.col)!.part!, /process/);
+  // It compiles like Pixie compiles it.
+  const outs = compilePxl(c.script);
+  deepStrictEqual([...outs[0]!.frame.columns.keys()], [
+    "time_",
+    "pod",
+    "req_body",
+    "req_body_size",
+    "remote_addr",
+    "remote_port",
+  ]);
+});
+
+Deno.test("scope by this node's pods: equality filters Pixie can prune agents on, two operands per or", () => {
+  const c = composeScript([
+    query("voice/source", { scope: { kind: "pods", pods: ["voice/a-0", "voice/b-1", "media/c-2"] } }),
+  ]);
+  ok(c.script.includes(
+    "df = df[((df.ctx['pod'] == 'voice/a-0') or (df.ctx['pod'] == 'voice/b-1')) or " +
+      "(df.ctx['pod'] == 'media/c-2')]\n",
+  ));
+  ok(!c.script.includes("ctx['node']"));
+  const frame = compilePxl(c.script)[0]!.frame;
+  equal(prunedOn(frame, new Set(["voice/b-1"]), new Set()), false);
+  equal(prunedOn(frame, new Set(["other/x"]), new Set()), true);
+  // A node filter is never pruned: Pixie's agent metadata filters hold pods and services only.
+  equal(
+    prunedOn(compilePxl(composeScript([query("voice/source")]).script)[0]!.frame, new Set(), new Set()),
+    false,
+  );
+  throws(() => composeScript([query("m/s", { scope: { kind: "pods", pods: [] } })]), /at least one pod/);
+  // Different scopes do not share a table.
+  equal(composeScript([query("m/s"), query("m/t", { scope: { kind: "none" } })]).tables.size, 2);
+});
+
+Deno.test("direct mode: Kubernetes metadata in a filter is placed and explained, strings and comments ignored", () => {
+  const filter = "df = px.DataFrame(table='http_events')\n" +
+    "# df.ctx['pod'] in a comment is fine\n" +
+    "df = df[px.contains(df.ctx['pod'], 'media') and df.ctx[\"node\"] == 'n1']\n" +
+    "df.svc = px.upid_to_service_name(df.upid)\n" +
+    "df.cmd = px.upid_to_cmdline(df.upid)\n" +
+    "x = \"df.ctx['namespace']\"\n";
+  const p = directModeProblems(filter);
+  deepStrictEqual(p.map((x) => [x.line, x.col, x.found]), [
+    [3, 24, "ctx['pod']"],
+    [3, 52, 'ctx["node"]'],
+    [4, 10, "px.upid_to_service_name"],
+  ]);
+  match(p[0]!.message, /reads as '' on a standalone PEM/);
+  match(p[0]!.message, /ports \(df\.local_port == 8080/);
+  match(p[0]!.message, /df\.req_path/);
+  match(p[0]!.message, /df\.remote_addr/);
+  match(p[1]!.message, /only sees its own node.*remove it/);
+  deepStrictEqual(
+    directModeProblems("df = px.DataFrame(table='http_events')\ndf = df[df.local_port == 8080]\n"),
+    [],
+  );
 });
