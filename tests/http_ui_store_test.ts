@@ -67,7 +67,7 @@ Deno.test("UI store: overview figures, waterfall paging, filters and sort, inter
   equal(ov.stages[1]!.hopP50Ms, 950);
   equal(ov.stages[0]!.histogram.reduce((a, b) => a + b, 0), 12);
   equal(ov.growth?.stage, "asr");
-  equal(ov.growth?.calls[0]!.points.length, 3);
+  equal(ov.growth!.calls[0]!.points.length, 3);
 
   const page = store.waterfall({ limit: 5, offset: 5 })!;
   deepEqual([page.total, page.offset, page.rows.length], [12, 5, 5]);
