@@ -305,6 +305,11 @@ export class FakeVizier {
     await new Promise((r) => setTimeout(r, 0));
   }
 
+  /** Calls currently reading a query (the client's cancel reaches the server a moment after it aborts). */
+  get consumers(): number {
+    return [...this.#queries.values()].filter((q) => q.consumer !== undefined).length;
+  }
+
   /** Query ids the broker still holds. */
   get liveQueries(): string[] {
     return [...this.#queries.values()].filter((q) => !q.gone && !q.standalone).map((q) => q.id);
