@@ -179,6 +179,11 @@ export class PcapParser {
     this.#ended = true;
   }
 
+  /** Bytes handed in and not yet consumed (what the parser holds on to; bounded by one record plus a chunk). */
+  get buffered(): number {
+    return this.#available();
+  }
+
   /** True once the input has ended and every complete record has been returned. */
   get done(): boolean {
     return this.#state === State.Dead || (this.#ended && this.#available() === 0);
