@@ -1,43 +1,183 @@
 /**
  * `record`: runs the configured queries against the live cluster and writes a capture file, so a user can record
  * once in the cluster and analyze or replay offline.
+ *
+ * A recording without rows is a failure (exit 1), never a silent empty file: the end of the run says why as far
+ * as it can tell (Pixie unreachable or refusing the stream, with its last error; TLS; or a stream that was up but
+ * matched nothing) and what was asked (the config file, each query with its table, payload column and node
+ * scope), with what to try next.
  * @module
  */
-import { EXIT_OK, optString, type ParsedArgs, parseDurationMs, UsageError } from "./command.ts";
+import { EXIT_FAILURE, EXIT_OK, optString, type ParsedArgs, parseDurationMs, UsageError } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
+import type { Config } from "../config/schema.ts";
 import { CaptureWriter } from "../pixie/capture.ts";
 import { connectPixie, queriesFromConfig } from "../pixie/queries.ts";
 import { PixieRowSource } from "../pixie/live_source.ts";
-import { logger } from "../util/log.ts";
+import type { ComposedQueryInput } from "../pixie/pxl.ts";
+import { checkStreamFilter } from "../pixie/pxl_check.ts";
+import { logger, redact, setLogSink } from "../util/log.ts";
 
 const log = logger("record");
+
+/** What the stream did while recording, for the end-of-run explanation. */
+interface StreamTrace {
+  /** Times the stream dropped (each is followed by a re-run). */
+  drops: number;
+  /** The last drop's error (redacted), if any. */
+  lastDrop?: string;
+  /** Batches skipped, by kind (decode, decrypt, unknown_table, status). */
+  skipped: Record<string, number>;
+}
+
+/** Where the queries go, in words. */
+function target(config: Config): string {
+  const p = config.pixie;
+  return p.direct_addr !== ""
+    ? `the standalone PEM at ${p.direct_addr}`
+    : `Pixie Cloud ${p.cloud_addr}, cluster ${p.cluster || "(none set)"}`;
+}
+
+/** One line per query: name, table, payload column, node scope. */
+function describeQueries(queries: readonly ComposedQueryInput[]): string[] {
+  return queries.map((q) => {
+    const table = checkStreamFilter(q.streamFilter).table ?? "an unknown table";
+    return `  ${q.name}: ${table}, payload column ${q.columns.payload}, rows of node '${q.node}'`;
+  });
+}
+
+/** Why a connection failed, and what to try. */
+function connectHints(e: unknown, config: Config): string[] {
+  const text = String(e instanceof Error ? e.message : e);
+  const hints: string[] = [];
+  if (/certificate|ssl|tls|handshake|self.signed/i.test(text)) {
+    hints.push("TLS failed: for a self-hosted cloud set pixie.ca_file to its CA bundle (PEM)");
+  }
+  if (/UNAUTHENTICATED|PERMISSION_DENIED|api.?key|auth/i.test(text)) {
+    hints.push(
+      "the API key was refused: check PIXIE_API_KEY (px api-key create) and that it can see the cluster",
+    );
+  }
+  if (
+    /UNAVAILABLE|ECONNREFUSED|ENOTFOUND|getaddrinfo|connect|No connection established|DEADLINE/i.test(text)
+  ) {
+    hints.push(
+      config.pixie.direct_addr !== ""
+        ? `nothing answers at ${config.pixie.direct_addr}: is the standalone PEM running with port 12345 reachable?`
+        : `Pixie Cloud did not answer at ${config.pixie.cloud_addr}: check the address and this node's egress`,
+    );
+  }
+  return hints;
+}
+
+/** The explanation of a recording that got no rows. */
+function zeroRowReport(
+  config: Config,
+  file: string,
+  queries: readonly ComposedQueryInput[],
+  trace: StreamTrace,
+  durationText: string,
+): string[] {
+  const lines = [
+    `record: 0 rows in ${durationText} from ${target(config)}: nothing was recorded`,
+    `  config: ${file}`,
+    "  queries:",
+    ...describeQueries(queries).map((l) => `  ${l}`),
+  ];
+  const skipped = Object.entries(trace.skipped);
+  if (trace.drops > 0) {
+    lines.push(`  the stream dropped ${trace.drops} time(s): Pixie was unreachable or refused the query`);
+    if (trace.lastDrop) lines.push(`  last drop: ${trace.lastDrop}`);
+    for (const h of connectHints(trace.lastDrop ?? "", config)) lines.push(`  - ${h}`);
+  } else if (skipped.length > 0) {
+    lines.push(`  batches arrived but were skipped: ${skipped.map(([k, v]) => `${k} ${v}`).join(", ")}`);
+    if (trace.skipped["decrypt"]) {
+      lines.push("  - set pixie.encryption: false to rule out end-to-end encryption");
+    }
+  } else {
+    lines.push("  the stream was up, but no row matched the filters in that time:");
+  }
+  lines.push(
+    `  - check the filters and see the exact script without Pixie: deno task check --config ${file}`,
+    `  - rows are scoped to df.ctx['node'] == '${
+      queries[0]?.node ?? config.node
+    }': that must be the Kubernetes ` +
+      "node name ($NODE_NAME from spec.nodeName in the DaemonSet)",
+    "  - the traffic must flow while recording, over a protocol Pixie traces with bodies (HTTP/1, NATS, Redis); " +
+      "see README 'Will fsm-px see my audio?'",
+    "  - widen a filter (drop the pod condition) to see whether the table has rows at all",
+  );
+  return lines;
+}
+
+/** The `error` field of a (JSON) log line, else the line. */
+function dropError(line: string): string {
+  try {
+    const parsed = JSON.parse(line) as { error?: unknown };
+    if (typeof parsed.error === "string") return parsed.error;
+  } catch {
+    // Not JSON: keep the line as it is.
+  }
+  return line.trim();
+}
 
 /** Runs `record`. */
 export async function recordCommand(args: ParsedArgs): Promise<number> {
   const out = optString(args, "out");
   if (!out) throw new UsageError("--out FILE is required");
-  const durationMs = parseDurationMs(optString(args, "duration") ?? "60s", "--duration");
+  const durationText = optString(args, "duration") ?? "60s";
+  const durationMs = parseDurationMs(durationText, "--duration");
   const maxRowsText = optString(args, "max-rows");
   const maxRows = maxRowsText === undefined ? Infinity : Number(maxRowsText);
   if (!(maxRows > 0) || (maxRowsText !== undefined && !Number.isInteger(maxRows))) {
     throw new UsageError(`--max-rows expects a positive integer, got "${maxRowsText}"`);
   }
-  const { config } = await loadCommandConfig(args);
+  const { config, file } = await loadCommandConfig(args);
+  const queries = queriesFromConfig(config, config.node);
+  if (queries.length === 0) {
+    throw new UsageError(
+      `${file} has no Pixie queries (every tap is a packet tap): nothing to record from Pixie`,
+    );
+  }
   log.warn("captures contain audio payloads: store and share them like call recordings", { out });
 
-  const { client, clusterId } = await connectPixie(config);
+  let connected;
+  try {
+    connected = await connectPixie(config);
+  } catch (e) {
+    const lines = [
+      `record: cannot reach ${target(config)}: ${redact(e instanceof Error ? e.message : String(e))}`,
+      `  config: ${file}`,
+      ...connectHints(e, config).map((h) => `  - ${h}`),
+    ];
+    console.error(lines.join("\n"));
+    return EXIT_FAILURE;
+  }
+  const { client, clusterId } = connected;
   const writer = await CaptureWriter.create(out, config.node);
   const ac = new AbortController();
   const stop = () => ac.abort();
   const timer = setTimeout(stop, durationMs);
   Deno.addSignalListener("SIGINT", stop);
   const perQuery = new Map<string, number>();
+  const trace: StreamTrace = { drops: 0, skipped: {} };
+  // The stream logs each drop with its error; count them and keep the last error for the end of the run.
+  const previousSink = setLogSink((line) => {
+    if (line.includes("pixie stream dropped")) {
+      trace.drops++;
+      trace.lastDrop = dropError(line);
+    }
+    previousSink(line);
+  });
   try {
     const source = new PixieRowSource({
       client,
       clusterId,
-      queries: queriesFromConfig(config, config.node),
+      queries,
       encryption: config.pixie.encryption && client.cloud,
+      metrics: {
+        errors: (_query, kind) => void (trace.skipped[kind] = (trace.skipped[kind] ?? 0) + 1),
+      },
     });
     await source.run(async (row) => {
       if (writer.rows >= maxRows) return stop();
@@ -47,11 +187,22 @@ export async function recordCommand(args: ParsedArgs): Promise<number> {
       if (!ac.signal.aborted) throw e;
     });
   } finally {
+    setLogSink(previousSink);
     clearTimeout(timer);
     Deno.removeSignalListener("SIGINT", stop);
     await writer.close();
     client.close();
   }
+  if (writer.rows === 0) {
+    console.error(zeroRowReport(config, file, queries, trace, durationText).join("\n"));
+    return EXIT_FAILURE;
+  }
   log.info("capture written", { out, rows: writer.rows, queries: Object.fromEntries(perQuery) });
+  const silent = queries.filter((q) => !perQuery.has(q.name)).map((q) => q.name);
+  if (silent.length > 0) log.warn("queries without rows", { queries: silent.join(", ") });
+  console.error(
+    `record: ${writer.rows} rows written to ${out}; see what they decode to with: ` +
+      `deno task check --config ${file} ${out}`,
+  );
   return EXIT_OK;
 }
