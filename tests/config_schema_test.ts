@@ -32,6 +32,7 @@ function validate(schema: JsonSchema, value: unknown, root: JsonSchema, at = "$"
     "exclusiveMinimum",
     "exclusiveMaximum",
     "anyOf",
+    "propertyNames",
   ]);
   for (const k of Object.keys(schema)) if (!known.has(k)) return [`${at}: unsupported keyword ${k}`];
   if (typeof schema.$ref === "string") {
@@ -87,8 +88,13 @@ function validate(schema: JsonSchema, value: unknown, root: JsonSchema, at = "$"
       if (!(r in value)) errors.push(`${at}: missing ${r}`);
     }
     for (const [k, v] of Object.entries(value)) {
+      if (schema.propertyNames) {
+        errors.push(...validate(schema.propertyNames as JsonSchema, k, root, `${at}{${k}}`));
+      }
       if (props[k]) errors.push(...validate(props[k], v, root, `${at}.${k}`));
-      else if (schema.additionalProperties === false) errors.push(`${at}: unknown key ${k}`);
+      else if (typeof schema.additionalProperties === "object") {
+        errors.push(...validate(schema.additionalProperties as JsonSchema, v, root, `${at}.${k}`));
+      } else if (schema.additionalProperties === false) errors.push(`${at}: unknown key ${k}`);
     }
   }
   return errors;
@@ -125,7 +131,9 @@ Deno.test("JSON schema: an object describing every top-level key, closed to unkn
     "pixie",
     "nats",
     "metrics",
+    "otlp",
     "engine",
+    "packets",
     "measurements",
   ]);
   deepEqual(schema.required, ["measurements"]);
