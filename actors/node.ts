@@ -13,7 +13,8 @@ import { pixieReader, type RowSource } from "./pixie_reader.ts";
 import { detector } from "./detector.ts";
 import { signatureRegistry } from "./signature_registry.ts";
 import { matcher } from "./matcher.ts";
-import { exporter, type RecordSink } from "./exporter.ts";
+import { exporter, type MatchFeed, type RecordSink } from "./exporter.ts";
+import { stagePaths } from "../report/hops.ts";
 import type { Bus, Subscription } from "../bus/bus.ts";
 import type { Config } from "../config/schema.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
@@ -45,6 +46,8 @@ export interface NodeOptions {
   mode: "live" | "replay";
   /** A live row source run under the reader's supervision. */
   source?: RowSource;
+  /** Other nodes' match records, so this node's records carry hops from stages seen elsewhere. */
+  matchFeed?: MatchFeed;
   /** Where the signature subscription starts (JetStream: wall ms; recovers signatures still live). */
   subscribeFromMs?: number;
 }
@@ -143,7 +146,14 @@ export class SensorNode {
     );
     this.#exporter = refs.exporter = this.system.spawn(
       "exporter",
-      exporter({ metrics, bus, sinks: opts.sinks ?? [] }),
+      exporter({
+        metrics,
+        bus,
+        sinks: opts.sinks ?? [],
+        paths: stagePaths(config),
+        traceIds: config.otlp.endpoint !== "",
+        matchFeed: opts.matchFeed,
+      }),
       { capacity: 8192, overflow: "backpressure" },
     );
     this.#ingress = this.system.ingress(this.#reader);

@@ -7,7 +7,7 @@ import { type Capture, readCapture } from "../pixie/capture.ts";
 import { replay, type ReplayOptions } from "../pixie/replay.ts";
 import { InProcessBus } from "../bus/in_process.ts";
 import { finishNodes, SensorNode } from "../actors/node.ts";
-import type { RecordSink } from "../actors/exporter.ts";
+import { inProcessMatchFeed, type RecordSink } from "../actors/exporter.ts";
 import { FsmMetrics } from "../http/metrics.ts";
 import type { MatchRecord, SignatureRecord } from "../report/records.ts";
 import { diagnose, renderDiagnosis, type RunFacts } from "../report/diagnosis.ts";
@@ -89,6 +89,7 @@ export async function runCaptures(config: Config, caps: readonly Capture[], opts
         metrics: m,
         sinks: [collector, ...(opts.sinks ?? [])],
         mode: "replay",
+        matchFeed: inProcessMatchFeed(bus),
       }),
     );
   }

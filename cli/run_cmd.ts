@@ -22,9 +22,11 @@ import { PixieRowSource } from "../pixie/live_source.ts";
 import { PixieHealth } from "../pixie/health.ts";
 import type { PixieClient } from "../pixie/client.ts";
 import { logger } from "../util/log.ts";
+import { OtlpExporter } from "../report/otlp.ts";
+import { jetStreamMatchFeed } from "../http/ui/jetstream_source.ts";
 import { CombinedRowSource, packetSide, usesPixie } from "./sensor_sources.ts";
 import { connectJetStream } from "../bus/from_config.ts";
-import { signatureStartTimeMs } from "../bus/jetstream.ts";
+import { JetStreamBus, signatureStartTimeMs } from "../bus/jetstream.ts";
 import { ClockSkewEstimator } from "../bus/clock_skew.ts";
 
 const log = logger("run");
@@ -102,6 +104,12 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     ? sources[0]
     : new CombinedRowSource(sources);
   const caps = capturePath === undefined ? [] : await readCaptures([capturePath], config);
+  const otlp = config.otlp.endpoint === "" ? undefined : new OtlpExporter({
+    endpoint: config.otlp.endpoint,
+    headers: config.otlp.headers,
+    serviceName: config.otlp.service_name,
+    resource: { "k8s.node.name": config.node },
+  });
   const node = await SensorNode.start({
     config,
     node: config.node,
@@ -109,6 +117,8 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     metrics,
     mode: source ? "live" : "replay",
     source,
+    sinks: otlp ? [otlp] : [],
+    matchFeed: bus instanceof JetStreamBus ? jetStreamMatchFeed(bus.connection, config.nats.stream) : undefined,
     subscribeFromMs: signatureStartTimeMs(Math.max(...config.measurements.map((m) => m.ttl_seconds))),
   });
   let replaying = capturePath !== undefined;
@@ -132,6 +142,7 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     pixie?.health.stop();
     pixie?.client.close();
     await packets?.stop();
+    await otlp?.close();
     await http.close();
   });
   log.info("sensor started", {
