@@ -238,19 +238,17 @@ function taps(root: Obj): { path: KeyPath; rule: Obj }[] {
  * Checks every `stream_filter` of the raw (interpolated) config against Pixie's PxL rules and table schemas
  * (pixie/pxl_check.ts), and the configured columns against the table the filter reads. Problems inside a filter
  * carry the file offset of their own position (through `offsetOf`) and the corrected line as their hint. Taps
- * without a `stream_filter` (packet taps) are not checked here. With `pixie.direct_addr` set, filters on
- * Kubernetes metadata are warnings: a standalone PEM has none.
+ * without a `stream_filter` (packet taps) are not checked here. (Kubernetes metadata on a standalone PEM is
+ * pixie/direct_mode.ts's check.)
  */
 export function streamFilterProblems(data: unknown, offsetOf: ValueOffset): StreamFilterFindings {
   const found: StreamFilterFindings = { errors: [], warnings: [] };
   const root = obj(data);
   if (!root) return found;
-  const directAddr = obj(root.pixie)?.direct_addr;
-  const standalone = typeof directAddr === "string" && directAddr !== "" ? "warning" as const : undefined;
   for (const { path, rule } of taps(root)) {
     if (typeof rule.stream_filter !== "string") continue;
     const filterPath: KeyPath = [...path, "stream_filter"];
-    const check = checkStreamFilter(rule.stream_filter, { standalone });
+    const check = checkStreamFilter(rule.stream_filter);
     for (const p of check.problems) {
       const problem: Problem = { path: filterPath, expected: p.expected, found: p.found };
       // "Not PxL at all" is about the whole value: report it where the value starts.

@@ -187,28 +187,28 @@ Deno.test("the payload column defaults to the body column of each tap's table", 
 });
 
 Deno.test("warnings load, are logged with their position, and are returned", () => {
-  const text = `pixie: { direct_addr: "pem:12345" }
-measurements:
+  const text = `measurements:
   - name: m
     signature_rules:
       stream_filter: |
         df = px.DataFrame(table='kafka_events.beta', start_time='-30s')
-        df = df[px.contains(df.ctx['pod'], 'transcoder')]
+        df = df[px.contains(px.upid_to_podname(df.upid), 'transcoder')]
 `;
   const logged: string[] = [];
   const previous = setLogSink((line) => logged.push(line));
-  let warnings: { line: number; col: number; found: string }[] = [];
+  let warnings: { line: number; col: number; expected: string; found: string }[] = [];
   try {
     warnings = parseConfigText(text, "c.yaml", { NODE_NAME: "n" }).warnings;
   } finally {
     setLogSink(previous);
   }
   deepEqual(warnings.map((w) => `${w.line}:${w.col}`), [
-    `6:${colOf(text, 6, "'kafka")}`,
-    `7:${colOf(text, 7, "'pod'")}`,
+    `5:${colOf(text, 5, "'kafka")}`,
+    `6:${colOf(text, 6, "upid_to_podname")}`,
   ]);
   match(warnings[0]!.found, /drops Kafka record values/);
-  match(warnings[1]!.found, /always empty/);
+  match(warnings[1]!.found, /px\.upid_to_podname, which Pixie .* does not define/);
+  match(warnings[1]!.expected, /px\.upid_to_pod_name/);
   equal(logged.length, 2, logged.join("\n"));
   ok(logged.every((l) => l.includes("c.yaml:")), logged.join("\n"));
 });
