@@ -1,12 +1,14 @@
 /**
- * Serves the rows of capture files through the fake Vizier, as a live Pixie would stream them: one table per
- * `px.display(..., '<name>')` found in the client's composed script, in event-time order, in small batches with
- * keep-alives, never sending eos (streaming queries do not end).
+ * Puts the rows of capture files behind the fake Vizier. {@link captureToStored} turns them into rows of a fake
+ * PEM's `http_events` table, which the fake then runs the client's real script over (filters, projection, start
+ * time, the pod label a standalone PEM gives). {@link serveRows} is the lenient path: it serves each captured row
+ * to the table whose `px.display` name equals the row's query, whatever the script says, for tests that need the
+ * capture's own columns.
  * @module
  */
 import { type ColumnData, type ColumnInfo, DataType, type RowBatch } from "../../pixie/messages.ts";
 import type { Cell, Row } from "../../pixie/row.ts";
-import type { ExecuteCall } from "./fake_vizier.ts";
+import type { ExecuteCall, StoredRow } from "./fake_vizier.ts";
 
 function typeOf(cell: Cell): number {
   if (typeof cell === "bigint") return DataType.INT64;
@@ -89,4 +91,34 @@ export async function serveRows(call: ExecuteCall, rows: readonly Row[], batchRo
     for (const t of tables.values()) await call.keepAlive(t.id, t.relation);
     await Promise.race([call.cancelled, new Promise((r) => setTimeout(r, 500))]);
   }
+}
+
+const td = new TextDecoder();
+
+/**
+ * Captured rows as rows of an `http_events` table on a fake PEM: `local_port` tells the queries apart (a filter can
+ * select them without Kubernetes metadata), the pod becomes a process (pid and command line) and stays the pod for
+ * `df.ctx['pod']`; `req_body`, `remote_addr`, `remote_port` are kept.
+ */
+export function captureToStored(rows: readonly Row[], localPort: (query: string) => bigint): StoredRow[] {
+  return rows.map((r) => {
+    const pod = typeof r.columns.pod === "string"
+      ? r.columns.pod
+      : r.columns.pod instanceof Uint8Array
+      ? td.decode(r.columns.pod)
+      : "";
+    let pid = 7;
+    for (let i = 0; i < pod.length; i++) pid = (pid * 31 + pod.charCodeAt(i)) % 30_000;
+    const cols: Record<string, Cell> = { local_port: localPort(r.query), req_path: te.encode("/media") };
+    for (const name of ["req_body", "remote_addr", "remote_port"]) {
+      const v = r.columns[name];
+      if (v === undefined) continue;
+      cols[name] = name === "remote_port"
+        ? BigInt(v as number | bigint)
+        : v instanceof Uint8Array
+        ? v
+        : te.encode(String(v));
+    }
+    return { time: r.time, pod, pid: 1000 + pid, cmdline: `/app/${pod.split("/").pop()}`, cols };
+  });
 }
