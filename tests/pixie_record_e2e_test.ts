@@ -1,11 +1,14 @@
 /**
- * End to end through a real gRPC server speaking Pixie's protocol: the fake Vizier serves the rows of committed
- * captures; `record` writes an equivalent capture file; `run` against the same server produces the same matches
- * as `analyze` on that capture (compared through a real scrape of /metrics).
+ * End to end through a real gRPC server speaking Pixie's protocol, as a standalone PEM (`pixie.direct_addr`): the
+ * fake PEM holds the rows of committed captures in its `http_events` table and runs the script fsm-px composes
+ * (no node scope, pods labelled by process, filters on ports: a standalone PEM has no Kubernetes metadata) while
+ * dropping the stream now and then; `record` writes every row exactly once; `run` against the same server turns
+ * ready (the PEM's HealthCheck sends no status) and produces the same matches as `analyze` on that capture
+ * (compared through a real scrape of /metrics).
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { FakeVizier } from "./support/fake_vizier.ts";
-import { serveRows } from "./support/capture_vizier.ts";
+import { captureToStored } from "./support/capture_vizier.ts";
 import { readCapture } from "../pixie/capture.ts";
 import type { Row } from "../pixie/row.ts";
 
@@ -27,9 +30,32 @@ function freePort(): number {
   return port;
 }
 
-/** The e2e config, pointed at the fake as a standalone PEM, on one node that sees every tap. */
-async function writeConfig(dir: string, pixieAddr: string, metricsPort: number): Promise<string> {
-  const text = await Deno.readTextFile(E2E + "config.yaml");
+/** Each stage's traffic arrives on its own port of the PEM's host. */
+const PORTS: Record<string, bigint> = {
+  "call_audio/source": 8001n,
+  "call_audio/relay": 8002n,
+  "call_audio/asr": 8003n,
+};
+const PORT_OF_POD_WORD: Record<string, bigint> = { telephony: 8001n, "media-relay": 8002n, asr: 8003n };
+
+/**
+ * The e2e config, pointed at the fake as a standalone PEM, on one node that sees every tap. Its pod filters are
+ * rewritten to port filters (what a standalone PEM can filter on) and its relative start time to the captures'
+ * first time_ (they were recorded long ago).
+ */
+async function writeConfig(
+  dir: string,
+  pixieAddr: string,
+  metricsPort: number,
+  startNs: bigint,
+): Promise<string> {
+  const text = (await Deno.readTextFile(E2E + "config.yaml"))
+    .replace(
+      /^(\s*)df = df\[.*'(telephony|media-relay|asr)'.*\]\s*$/gm,
+      (_m, indent: string, word: string) => `${indent}df = df[df.local_port == ${PORT_OF_POD_WORD[word]}]`,
+    )
+    .replace(/start_time\s*=\s*'-\d+[a-z]+'/g, `start_time=${startNs}`);
+  if (/ctx\[/.test(text)) throw new Error("the e2e config still filters on Kubernetes metadata");
   const body = text
     .replace(/^node:.*$/m, "")
     .replace(/^pixie:[\s\S]*?(?=^\S)/m, "")
@@ -61,13 +87,18 @@ function matchedCounts(metricsText: string): Record<string, number> {
   return out;
 }
 
-Deno.test("record writes what Pixie streams; run on the live stream matches what analyze finds", async () => {
+Deno.test("standalone PEM: record writes every row once across drops; run turns ready and matches analyze", async () => {
   const rows = await captureRows();
-  const fake = await FakeVizier.start({ healthIntervalMs: 200 });
-  fake.onExecute = (call) => serveRows(call, rows);
+  const fake = await FakeVizier.start({
+    standalone: true,
+    pems: [{ node: "node-x" }],
+    broker: { batchRows: 16 },
+    chaos: { seed: 11, dropEvery: [10, 40], maxDrops: 4 },
+  });
+  fake.pems[0]!.append("http_events", captureToStored(rows, (q) => PORTS[q]!));
   const dir = await Deno.makeTempDir();
   try {
-    const config = await writeConfig(dir, fake.address, freePort());
+    const config = await writeConfig(dir, fake.address, freePort(), rows[0]!.time);
 
     // record: every served row lands in the capture, stream by stream in capture order.
     const rec = await deno([
@@ -89,8 +120,15 @@ Deno.test("record writes what Pixie streams; run on the live stream matches what
     deepEqual(recorded.problems, []);
     equal(recorded.rows.length, rows.length);
     const key = (r: Row) =>
-      `${r.query} ${r.time} ${new TextDecoder().decode(r.columns["payload"] as Uint8Array).length}`;
+      `${r.query} ${r.time} ${new TextDecoder().decode(r.columns["req_body"] as Uint8Array).length}`;
     deepEqual(recorded.rows.map(key).sort(), rows.map(key).sort());
+    ok(fake.stats.drops > 0, "the stream was dropped while recording");
+    ok(
+      recorded.rows.every((r) =>
+        /^\d+:\/app\//.test(new TextDecoder().decode(r.columns["pod"] as Uint8Array))
+      ),
+      "pods labelled by process",
+    );
 
     // analyze on the recording.
     const an = await deno(["analyze", "--config", config, "--format", "json", `${dir}/rec.jsonl`]).output();
@@ -130,7 +168,7 @@ Deno.test("record writes what Pixie streams; run on the live stream matches what
     const status = await child.status;
     const runErr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
     equal(status.code, 0, runErr);
-    ok(ready, "readyz turned 200 once Pixie's health check reported OK");
+    ok(ready, "readyz turned 200 once the standalone PEM answered its HealthCheck");
     deepEqual(got, expected);
   } finally {
     await fake.stop();
