@@ -8,6 +8,8 @@
  * the live Pixie tables use it here, and a packet-capture reader can feed it the same way.
  * @module
  */
+import { discoverPacketFile, renderPacketDiscovery } from "./discover_packets.ts";
+import { isPacketCaptureFile } from "./packet_capture_files.ts";
 import { EXIT_FAILURE, EXIT_OK, optString, type ParsedArgs, parseDurationMs, UsageError } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
 import { readCaptures } from "./capture_run.ts";
@@ -631,6 +633,22 @@ export async function discoverCommand(args: ParsedArgs): Promise<number> {
   }
   const durationMs = parseDurationMs(durationText ?? "30s", "--duration");
   const configPath = optString(args, "config");
+
+  // Packet captures (pcap/pcapng) are discovered by protocol and flow; JSON Lines captures by Pixie rows.
+  const packetFiles: string[] = [];
+  for (const c of captures) if (await isPacketCaptureFile(c)) packetFiles.push(c);
+  if (packetFiles.length > 0) {
+    const found = [];
+    for (const f of packetFiles) found.push(await discoverPacketFile(f));
+    if (format === "json") {
+      console.log(JSON.stringify(found, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));
+    } else {
+      for (const d of found) console.log(renderPacketDiscovery(d));
+    }
+    const rest = captures.filter((c) => !packetFiles.includes(c));
+    if (rest.length === 0) return EXIT_OK;
+    captures.splice(0, captures.length, ...rest);
+  }
 
   if (captures.length > 0) {
     // A config is optional with captures: when given, its columns are used and its audio compared.

@@ -1,0 +1,378 @@
+/**
+ * `discover` over packet captures (pcap/pcapng): which flows carry audio, by what protocol, and the `packets:`
+ * taps that would measure them. Two passes over the file: the first finds RTP streams (header, sequence, payload
+ * types, RTP clock) and classifies TCP connections by their first bytes (WebSocket upgrade, HTTP, NATS, RESP);
+ * the second reads the audio-looking flows through the same packet source a sensor uses and guesses how the
+ * payloads carry audio. The proposal puts the stream that starts first as the source and the others as stages.
+ * @module
+ */
+import { guessPayloadFormat, type PayloadGuess, type PayloadSample } from "../audio/payload_guess.ts";
+import { opusPacketFrames } from "../audio/opus.ts";
+import type { AudioFormat } from "../audio/types.ts";
+import { FrameDecoder, IpProto } from "../packets/ip.ts";
+import { PacketSource } from "../packets/packet_source.ts";
+import { PcapReader } from "../packets/pcap.ts";
+import { PacketColumn } from "../packets/rows.ts";
+import { codecForPayloadType, type RtpCodec, rtpCodecName } from "../packets/rtp_codecs.ts";
+import { RtpSource } from "../packets/rtp_source.ts";
+import type { PacketTap } from "../packets/taps.ts";
+import { detectTcpProtocol } from "../packets/tcp_source.ts";
+import type { AppMessage, AppProtocol } from "../packets/types.ts";
+import { cellBytes, cellText } from "../pixie/row.ts";
+
+/** One group of flows that look alike: a protocol on a service port. */
+export interface PacketGroup {
+  protocol: AppProtocol;
+  /** The service side's port (RTP: the receiver's). */
+  port: number;
+  /** TCP protocols: which direction of the connections these messages travelled. */
+  direction?: string;
+  /** Streams (flow directions; RTP: and SSRC) in the group. */
+  streams: number;
+  messages: number;
+  /** Capture time of the group's first message, ns. */
+  firstNs: bigint;
+  /** RTP: payload types seen, with the codec each maps to (or a guess for dynamic ones). */
+  payloadTypes?: { pt: number; packets: number; codec?: string; guessed?: string; reason?: string }[];
+  /** TCP protocols: how the payloads carry audio. */
+  guess?: PayloadGuess;
+  /** The `audio` section for TCP protocols when the payloads look like audio. */
+  audio?: AudioFormat;
+  /** Whether the group looks like audio at all. */
+  audioLikely: boolean;
+  reason: string;
+}
+
+/** What {@link discoverPacketFile} found. */
+export interface PacketDiscovery {
+  file: string;
+  frames: number;
+  groups: PacketGroup[];
+  /** A config measuring the audio groups (source: the one that starts first), when there is any. */
+  config?: string;
+}
+
+interface RtpStat {
+  port: number;
+  firstNs: bigint;
+  packets: number;
+  pts: Map<number, number>;
+  /** Samples of (ts delta, time delta ns, payload bytes, pt) between consecutive packets. */
+  steps: { dts: number; dns: number; bytes: number; pt: number }[];
+  payloads: Map<number, Uint8Array[]>;
+  lastTs?: number;
+  lastNs?: bigint;
+}
+
+const MAX_STEPS = 400;
+const MAX_SAMPLES = 200;
+
+/** Reads a packet capture twice and proposes packet taps for the audio in it. */
+export async function discoverPacketFile(path: string): Promise<PacketDiscovery> {
+  // Pass 1: RTP streams and TCP connection protocols.
+  const rtp = new Map<string, RtpStat>();
+  const tcp = new Map<string, { protocol: AppProtocol; port: number }>();
+  const rtpSrc = new RtpSource((m: AppMessage) => {
+    if (!m.rtp) return;
+    let s = rtp.get(m.stream);
+    if (!s) {
+      s = {
+        port: m.flow.dstPort,
+        firstNs: m.timeNs,
+        packets: 0,
+        pts: new Map(),
+        steps: [],
+        payloads: new Map(),
+      };
+      rtp.set(m.stream, s);
+    }
+    s.packets++;
+    s.pts.set(m.rtp.pt, (s.pts.get(m.rtp.pt) ?? 0) + 1);
+    const list = s.payloads.get(m.rtp.pt) ?? [];
+    if (list.length < MAX_SAMPLES) list.push(m.payload.slice());
+    s.payloads.set(m.rtp.pt, list);
+    if (
+      s.lastTs !== undefined && s.lastNs !== undefined && m.rtp.lostBefore === 0 && s.steps.length < MAX_STEPS
+    ) {
+      s.steps.push({
+        dts: (m.rtp.ts - s.lastTs) >>> 0,
+        dns: Number(m.timeNs - s.lastNs),
+        bytes: m.payload.length,
+        pt: m.rtp.pt,
+      });
+    }
+    s.lastTs = m.rtp.ts;
+    s.lastNs = m.timeNs;
+  });
+  const dec = new FrameDecoder();
+  let frames = 0;
+  {
+    const file = await Deno.open(path);
+    try {
+      for await (const frame of new PcapReader(file)) {
+        frames++;
+        if (!dec.decodeView(frame)) continue;
+        if (dec.view.proto === IpProto.UDP) rtpSrc.pushFrame(frame);
+        else if (dec.view.proto === IpProto.TCP) {
+          const p = dec.packet(frame);
+          if (p.payload.length === 0) continue;
+          const conn = connKey(p.src, p.srcPort, p.dst, p.dstPort);
+          if (tcp.has(conn)) continue;
+          const proto = detectTcpProtocol(p.payload);
+          // The side that sent the request is the client: the service port is the other one.
+          if (proto) tcp.set(conn, { protocol: proto, port: p.dstPort });
+        }
+      }
+    } finally {
+      try {
+        file.close();
+      } catch { /* closed by the reader */ }
+    }
+    rtpSrc.flush();
+  }
+
+  const groups: PacketGroup[] = [];
+  // RTP groups by receiver port.
+  const byPort = new Map<number, RtpStat[]>();
+  for (const s of rtp.values()) byPort.set(s.port, [...(byPort.get(s.port) ?? []), s]);
+  for (const [port, streams] of byPort) groups.push(rtpGroup(port, streams));
+
+  // Pass 2: TCP groups through the sensor's own packet source, payloads guessed per group.
+  const tcpGroups = new Map<string, { protocol: AppProtocol; port: number }>();
+  for (const c of tcp.values()) tcpGroups.set(`${c.protocol}:${c.port}`, c);
+  if (tcpGroups.size > 0) {
+    const taps: PacketTap[] = [...tcpGroups.values()].map((g) => ({
+      query: `d_${g.protocol}_${g.port}/source`,
+      protocol: g.protocol,
+      ports: [g.port],
+      portRanges: [],
+      direction: "any",
+      payloadTypes: new Map(),
+    }));
+    const samples = new Map<string, PayloadSample[]>();
+    const stats = new Map<string, { streams: Set<string>; messages: number; firstNs: bigint }>();
+    const src = new PacketSource({ taps, node: "discover" });
+    const take = (rows: ReturnType<PacketSource["push"]>) => {
+      for (const r of rows) {
+        const payload = cellBytes(r, PacketColumn.payload);
+        if (!payload) continue;
+        // Each direction is guessed on its own: a server's text replies are not its clients' audio.
+        const stream = cellText(r, PacketColumn.stream);
+        const port = Number(/^[a-z]+_[a-z]+_(\d+)\//.exec(r.query)?.[1]);
+        const toService = cellText(r, PacketColumn.dst).endsWith(`:${port}`);
+        const key = `${r.query}|${toService ? "to" : "from"}`;
+        const st = stats.get(key) ?? { streams: new Set<string>(), messages: 0, firstNs: r.time };
+        st.streams.add(stream);
+        st.messages++;
+        stats.set(key, st);
+        const list = samples.get(key) ?? [];
+        if (list.length < 2000) list.push({ bytes: payload, timeNs: r.time, stream });
+        samples.set(key, list);
+      }
+    };
+    const file = await Deno.open(path);
+    try {
+      for await (const frame of new PcapReader(file)) take(src.push(frame));
+      take(src.finish());
+    } finally {
+      try {
+        file.close();
+      } catch { /* closed by the reader */ }
+    }
+    for (const tap of taps) {
+      for (const dir of ["to", "from"] as const) {
+        const key = `${tap.query}|${dir}`;
+        const st = stats.get(key);
+        if (!st) continue;
+        const guess = guessPayloadFormat(samples.get(key) ?? []);
+        groups.push({
+          protocol: tap.protocol,
+          port: tap.ports[0]!,
+          direction: dir === "to" ? "to the service port" : "from the service port",
+          streams: st.streams.size,
+          messages: st.messages,
+          firstNs: st.firstNs,
+          guess,
+          audio: guess.kind === "none" ? undefined : guess.format,
+          audioLikely: guess.kind === "audio",
+          reason: guess.reason,
+        });
+      }
+    }
+  }
+  groups.sort((a, b) => Number(b.audioLikely) - Number(a.audioLikely) || (a.firstNs < b.firstNs ? -1 : 1));
+  return { file: path, frames, groups, config: proposeConfig(path, groups) };
+}
+
+function connKey(a: string, ap: number, b: string, bp: number): string {
+  const x = `${a}|${ap}`;
+  const y = `${b}|${bp}`;
+  return x < y ? `${x}|${y}` : `${y}|${x}`;
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[(s.length - 1) >> 1]!;
+}
+
+/** An RTP group: static payload types named, dynamic ones guessed from the packets and the RTP clock. */
+function rtpGroup(port: number, streams: RtpStat[]): PacketGroup {
+  const pts = new Map<number, number>();
+  let first = streams[0]!.firstNs;
+  let messages = 0;
+  for (const s of streams) {
+    if (s.firstNs < first) first = s.firstNs;
+    messages += s.packets;
+    for (const [pt, n] of s.pts) pts.set(pt, (pts.get(pt) ?? 0) + n);
+  }
+  const payloadTypes: NonNullable<PacketGroup["payloadTypes"]> = [];
+  let audio = false;
+  for (const [pt, packets] of [...pts].sort((a, b) => b[1] - a[1])) {
+    const known = codecForPayloadType(pt, new Map());
+    if (known) {
+      payloadTypes.push({ pt, packets, codec: rtpCodecName(known) });
+      if (known.codec !== "event") audio = true;
+      continue;
+    }
+    const g = guessDynamic(pt, streams);
+    payloadTypes.push({ pt, packets, guessed: g.codec, reason: g.reason });
+    if (g.codec && !g.codec.startsWith("telephone-event")) audio = true;
+  }
+  return {
+    protocol: "rtp",
+    port,
+    streams: streams.length,
+    messages,
+    firstNs: first,
+    payloadTypes,
+    audioLikely: audio,
+    reason: audio ? "RTP with audio payload types" : "RTP without a payload type fsm-px decodes",
+  };
+}
+
+/** Guesses a dynamic payload type from its packets: Opus framing, telephone-event size, or L16 by the clock. */
+function guessDynamic(pt: number, streams: RtpStat[]): { codec?: string; reason: string } {
+  const payloads = streams.flatMap((s) => s.payloads.get(pt) ?? []);
+  const steps = streams.flatMap((s) => s.steps.filter((x) => x.pt === pt && x.dns > 0 && x.dts > 0));
+  const clock = median(steps.map((x) => x.dts / (x.dns / 1e9)));
+  if (payloads.length > 0 && payloads.every((p) => p.length === 4)) {
+    return { codec: "telephone-event/8000", reason: "4-byte payloads (RFC 4733 events)" };
+  }
+  const opusOk = payloads.filter((p) => opusPacketFrames(p, 48000) !== undefined).length;
+  if (payloads.length > 0 && opusOk / payloads.length > 0.98 && Math.abs(clock - 48000) / 48000 < 0.1) {
+    return {
+      codec: "opus/48000/2",
+      reason: `every packet is valid Opus framing, RTP clock ~${Math.round(clock)} Hz`,
+    };
+  }
+  if (Number.isFinite(clock)) {
+    const rates = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
+    const rate = rates.reduce((a, b) => (Math.abs(b - clock) < Math.abs(a - clock) ? b : a));
+    const bytesPerTick = median(steps.map((x) => x.bytes / x.dts));
+    const channels = Math.round(bytesPerTick / 2);
+    if (
+      Math.abs(clock - rate) / rate < 0.05 && channels >= 1 && Math.abs(bytesPerTick / 2 - channels) < 0.05
+    ) {
+      return {
+        codec: `L16/${rate}${channels > 1 ? `/${channels}` : ""}`,
+        reason: `2 bytes per RTP tick per channel at a ~${Math.round(clock)} Hz clock`,
+      };
+    }
+    return { reason: `unknown codec (RTP clock ~${Math.round(clock)} Hz); map it in payload_types` };
+  }
+  return { reason: "too few packets to tell" };
+}
+
+function rtpTapYaml(g: PacketGroup): string {
+  const dyn = (g.payloadTypes ?? []).filter((p) => p.guessed).map((p) => `${p.pt}: ${p.guessed}`);
+  return `{ protocol: rtp, port: ${g.port}${dyn.length ? `, payload_types: { ${dyn.join(", ")} }` : ""} }`;
+}
+
+function audioYaml(a: AudioFormat): string {
+  const parts = [`envelope: ${a.envelope}`];
+  if (a.envelope !== "raw") parts.push(`path: ${JSON.stringify(a.path)}`);
+  parts.push(`encoding: ${a.encoding}`, `codec: ${a.codec}`, `sample_rate: ${a.sample_rate}`);
+  if (a.channels !== 1) parts.push(`channels: ${a.channels}`, `channel: ${JSON.stringify(a.channel)}`);
+  if (a.skip_bytes) parts.push(`skip_bytes: ${a.skip_bytes}`);
+  return `{ ${parts.join(", ")} }`;
+}
+
+function tapLines(g: PacketGroup, indent: string): string[] {
+  if (g.protocol === "rtp") return [`${indent}packets: ${rtpTapYaml(g)}`];
+  const lines = [`${indent}packets: { protocol: ${g.protocol}, port: ${g.port} }`];
+  if (g.audio) lines.push(`${indent}audio: ${audioYaml(g.audio)}`);
+  if (g.guess?.kind === "audio" && g.guess.streamKeyPaths.value.length > 0) {
+    lines.push(
+      `${indent}stream_key: [stream, ${
+        g.guess.streamKeyPaths.value.map((p) => JSON.stringify(p)).join(", ")
+      }]`,
+    );
+  }
+  return lines;
+}
+
+/** A config with the earliest audio group as the source and the others as stages. */
+function proposeConfig(file: string, groups: PacketGroup[]): string | undefined {
+  const audio = groups.filter((g) => g.audioLikely).sort((a, b) => (a.firstNs < b.firstNs ? -1 : 1));
+  if (audio.length === 0) return undefined;
+  const [src, ...stages] = audio;
+  const name = (g: PacketGroup) =>
+    `${g.protocol}_${g.port}${g.direction ? (g.direction.startsWith("to") ? "_in" : "_out") : ""}`;
+  const lines = [
+    `# Proposed by fsm-px discover from ${file}: the audio that starts first is the source, the rest are stages.`,
+    `# Check the order (each stage's 'after:') and the names before you use it.`,
+    `measurements:`,
+    `  - name: ${name(src!)}`,
+    `    signature_rules:`,
+    ...tapLines(src!, "      "),
+  ];
+  const ids = audio.flatMap((g) => (g.guess?.kind === "audio" ? g.guess.ids : []));
+  if (stages.length > 0) {
+    lines.push(`    match_rules:`);
+    for (const g of stages) {
+      lines.push(`      - stage: ${name(g)}`);
+      lines.push(...tapLines(g, "        "));
+    }
+  }
+  if (ids.length > 0) {
+    lines.push(`    metadata_extraction:`, `      id_patterns:`);
+    const seen = new Set<string>();
+    for (const id of ids) {
+      if (seen.has(id.idType)) continue;
+      seen.add(id.idType);
+      lines.push(`        - { pattern: ${JSON.stringify(id.pattern)}, id_type: ${id.idType} }`);
+    }
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Renders a discovery for people. */
+export function renderPacketDiscovery(d: PacketDiscovery): string {
+  const out = [`${d.file}: ${d.frames} frames`];
+  if (d.groups.length === 0) {
+    out.push("  no RTP streams and no WebSocket, HTTP, NATS or Redis connections found");
+  }
+  for (const g of d.groups) {
+    out.push(
+      `  ${g.protocol} port ${g.port}${g.direction ? ` (${g.direction})` : ""}: ${g.streams} stream(s), ` +
+        `${g.messages} message(s); ` +
+        `${g.audioLikely ? "audio" : "no audio"}: ${g.reason}`,
+    );
+    for (const p of g.payloadTypes ?? []) {
+      out.push(
+        `    payload type ${p.pt} (${p.packets} packets): ${p.codec ?? p.guessed ?? "?"}${
+          p.reason ? ` (${p.reason})` : ""
+        }`,
+      );
+    }
+    if (g.audio && g.guess?.kind !== "none") {
+      out.push(`    audio: ${audioYaml(g.audio)} (confidence ${(g.guess?.confidence ?? 0).toFixed(2)})`);
+    }
+  }
+  if (d.config) out.push("", "proposed config:", "", d.config);
+  return out.join("\n");
+}
+
+/** RTP codecs by name, for tests. */
+export type { RtpCodec };
