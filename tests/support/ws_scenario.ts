@@ -358,3 +358,25 @@ export function wsTruth(bytes: Uint8Array, sc: WsScenario): WsTruth {
 export function text(m: CapturedWsMessage): string {
   return new TextDecoder().decode(m.payload);
 }
+
+/** The `packets:` taps that measure a run: the telephony side as source, the bot → ASR side as stage `asr`. */
+export function wsConfigYaml(sc: WsScenario, measurement = "ws_call", reanchorMs = 1000): string {
+  return `log_level: warn
+measurements:
+  - name: ${measurement}
+    signature_rules:
+      # Twilio media stream from the telephony side (the default audio: media.payload, base64 μ-law 8 kHz).
+      packets: { protocol: websocket, port: ${sc.botPort} }
+      audio_criteria: { reanchor_ms: ${reanchorMs} }
+    match_rules:
+      # The voice bot's binary PCM16 to the ASR.
+      - stage: asr
+        packets: { protocol: websocket, port: ${sc.asrPort} }
+        audio: { envelope: raw, encoding: binary, codec: pcm16le, sample_rate: 8000 }
+    metadata_extraction:
+      id_patterns:
+        # In the start event only: it sticks to the stream's later media messages.
+        - pattern: '"callSid":"(CA[0-9a-f]+)"'
+          id_type: call_sid
+`;
+}
