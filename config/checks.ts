@@ -6,6 +6,7 @@
  * @module
  */
 
+import { directModeProblems } from "../pixie/direct_mode.ts";
 import { SOURCE_STREAM } from "../pixie/row.ts";
 import {
   checkStreamFilter,
@@ -249,6 +250,22 @@ export function streamFilterProblems(data: unknown, offsetOf: ValueOffset): Stre
     if (typeof rule.stream_filter !== "string") continue;
     const filterPath: KeyPath = [...path, "stream_filter"];
     const check = checkStreamFilter(rule.stream_filter);
+    // A standalone PEM has no Kubernetes metadata: filters on it would match nothing (or remove every row).
+    const direct = obj(root.pixie)?.direct_addr;
+    if (typeof direct === "string" && direct !== "") {
+      const lines = rule.stream_filter.split("\n");
+      for (const d of directModeProblems(rule.stream_filter)) {
+        const at = lines.slice(0, d.line - 1).reduce((a, l) => a + l.length + 1, 0) + d.col - 1;
+        const problem: Problem = {
+          path: filterPath,
+          expected: "a filter on what a standalone PEM sees (ports, paths, addresses, the process)",
+          found: d.message,
+        };
+        const offset = offsetOf(filterPath, at);
+        if (offset !== undefined) problem.offset = offset;
+        found.errors.push(problem);
+      }
+    }
     for (const p of check.problems) {
       const problem: Problem = { path: filterPath, expected: p.expected, found: p.found };
       // "Not PxL at all" is about the whole value: report it where the value starts.
