@@ -4,22 +4,32 @@
  * @module
  */
 
+import type { PayloadEnvelope } from "./envelope.ts";
+import { compileLinearRegex, type LinearRegex } from "./linear_regex.ts";
+
 /** A compiled id pattern. */
 export interface IdPattern {
   idType: string;
-  regex: RegExp;
+  /** Linear-time matcher (audio/linear_regex.ts): a hostile message cannot make it backtrack. */
+  regex: Pick<LinearRegex, "capture">;
 }
 
-import type { PayloadEnvelope } from "./envelope.ts";
-
-/** Compiles patterns (already validated by the config loader: exactly one capture group each). */
+/**
+ * Compiles patterns (already validated by the config loader: exactly one capture group each); throws on one
+ * that does not compile in the linear-time engine.
+ */
 export function compileIdPatterns(patterns: readonly { pattern: string; id_type: string }[]): IdPattern[] {
-  return patterns.map((p) => ({ idType: p.id_type, regex: new RegExp(p.pattern) }));
+  return patterns.map((p) => {
+    const regex = compileLinearRegex(p.pattern);
+    if ("error" in regex) throw new SyntaxError(`id pattern ${JSON.stringify(p.pattern)}: ${regex.error}`);
+    return { idType: p.id_type, regex };
+  });
 }
 
 /**
  * Extracts ids from a payload. Bytes are read as latin1 (the envelope's cached view, shared with the decoder) so
- * binary bodies never throw and ASCII ids match; the first match of each pattern wins.
+ * binary bodies never throw and ASCII ids match; the first match of each pattern wins. Patterns see the first
+ * MAX_REGEX_INPUT (256 KiB) characters of a message only.
  */
 export function extractIds(payload: PayloadEnvelope, patterns: readonly IdPattern[]): Record<string, string> {
   if (patterns.length === 0) return {};
@@ -27,8 +37,8 @@ export function extractIds(payload: PayloadEnvelope, patterns: readonly IdPatter
   const ids: Record<string, string> = {};
   for (const p of patterns) {
     if (p.idType in ids) continue;
-    const m = p.regex.exec(text);
-    if (m && m[1] !== undefined) ids[p.idType] = m[1];
+    const id = p.regex.capture(text);
+    if (id !== undefined) ids[p.idType] = id;
   }
   return ids;
 }

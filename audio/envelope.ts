@@ -6,6 +6,7 @@
  */
 
 import type { AudioFormat } from "./types.ts";
+import { compileLinearRegex, type LinearRegex } from "./linear_regex.ts";
 
 /** Pixie's markers: a body cut at the capture limit, or a binary response body it dropped. */
 export type PixieMarker = "truncated" | "removed";
@@ -381,27 +382,28 @@ function scannedValue(text: string, hit: ScanHit): unknown {
   return JSON.parse(text.slice(hit.start, hit.end));
 }
 
-const regexCache = new Map<string, RegExp>();
+const regexCache = new Map<string, LinearRegex>();
 
-/** Compiles an envelope regex once; throws SyntaxError on a bad pattern (config validation catches it). */
-export function compileEnvelopeRegex(pattern: string): RegExp {
+/**
+ * Compiles an envelope regex once, for the linear-time engine (audio/linear_regex.ts: a hostile body cannot make
+ * it backtrack); throws SyntaxError on a pattern that does not compile there (config validation catches it).
+ */
+export function compileEnvelopeRegex(pattern: string): LinearRegex {
   let re = regexCache.get(pattern);
   if (!re) {
-    re = new RegExp(pattern);
+    const compiled = compileLinearRegex(pattern);
+    if ("error" in compiled) throw new SyntaxError(compiled.error);
+    re = compiled;
     if (regexCache.size > 256) regexCache.clear();
     regexCache.set(pattern, re);
   }
   return re;
 }
 
-/** Number of capture groups in `pattern`, or undefined if it does not compile. */
+/** Number of capture groups in `pattern`, or undefined if it does not compile in the linear-time engine. */
 export function regexGroupCount(pattern: string): number | undefined {
-  try {
-    // An alternation with the empty pattern always matches, exposing one slot per group.
-    return new RegExp(`${pattern}|`).exec("")!.length - 1;
-  } catch {
-    return undefined;
-  }
+  const compiled = compileLinearRegex(pattern);
+  return "error" in compiled ? undefined : compiled.groups;
 }
 
 /** Finds the audio field of one payload as `fmt` describes it. Never throws on payload content. */
@@ -431,8 +433,8 @@ export function extractAudioField(
       return { ok: true, data: v, overhead: Math.max(0, size - v.length) };
     }
     case "regex": {
-      const m = compileEnvelopeRegex(fmt.path).exec(env.latin1());
-      const g = m?.[1];
+      // Sees the first MAX_REGEX_INPUT (256 KiB) characters of the body only.
+      const g = compileEnvelopeRegex(fmt.path).capture(env.latin1());
       if (g === undefined) return { ok: false, reason: "no_regex_match" };
       return { ok: true, data: g, overhead: Math.max(0, size - g.length) };
     }

@@ -20,6 +20,7 @@ import {
 } from "./defaults.ts";
 import { compilePattern, isUuid, parseByteSize, parseDuration, parseHostPort } from "./units.ts";
 import { packetsSectionSchema, packetTapSchema } from "./packets_schema.ts";
+import type { LinearRegex } from "../audio/linear_regex.ts";
 
 /** Measurement and stage names: they become NATS subject tokens and metric label values. */
 export const NAME_PATTERN = /^[a-z][a-z0-9_]*$/;
@@ -204,10 +205,20 @@ const matchRuleSchema = z.strictObject({
 
 const idPatternSchema = z
   .strictObject({
-    pattern: regexWithOneGroup.describe("JavaScript regular expression with exactly one capture group."),
+    pattern: regexWithOneGroup.describe(
+      "JavaScript regular expression with exactly one capture group (run in linear time: no lookarounds or " +
+        "backreferences).",
+    ),
     id_type: z.string().regex(IDENT, expected("an id name (letters, digits, _)")),
   })
-  .transform((p) => ({ ...p, regex: new RegExp(p.pattern) }));
+  // The pattern was checked above; it runs in the linear-time engine (audio/linear_regex.ts), never in RegExp.
+  .transform((p) => ({ ...p, regex: compiledPattern(p.pattern) }));
+
+function compiledPattern(pattern: string): LinearRegex {
+  const c = compilePattern(pattern);
+  if ("error" in c) throw new Error(`id pattern passed validation but does not compile: ${c.error}`);
+  return c.regex;
+}
 
 /** A match rule as derived when `match_rules` is absent: the source table, minus the source streams. */
 function defaultMatchRule(sig: z.output<typeof signatureRulesSchema>): z.output<typeof matchRuleSchema> {

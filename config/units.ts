@@ -4,6 +4,8 @@
  * @module
  */
 
+import { compileLinearRegex, type LinearRegex } from "../audio/linear_regex.ts";
+
 const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** Parses a duration such as `168h`, `7d`, `30m`, `90s`, `250ms` or `1h30m` to milliseconds (> 0). */
@@ -64,16 +66,12 @@ export function isUuid(text: string): boolean {
 }
 
 /**
- * Compiles `pattern` (JavaScript syntax, no flags) and counts its capturing groups, named ones included.
- * Returns the error text when it does not compile.
+ * Compiles a user pattern (JavaScript syntax, no flags) for the linear-time engine (audio/linear_regex.ts) and
+ * counts its capturing groups, named ones included. Returns the error text when it does not compile or needs
+ * backtracking (lookarounds, backreferences).
  */
-export function compilePattern(pattern: string): { regex: RegExp; groups: number } | { error: string } {
-  try {
-    const regex = new RegExp(pattern);
-    // An empty alternative always matches, and the match array has one slot per capturing group.
-    const groups = (new RegExp(`${pattern}|`).exec("")?.length ?? 1) - 1;
-    return { regex, groups };
-  } catch (e) {
-    return { error: e instanceof Error ? e.message : String(e) };
-  }
+export function compilePattern(pattern: string): { regex: LinearRegex; groups: number } | { error: string } {
+  const regex = compileLinearRegex(pattern);
+  if ("error" in regex) return regex;
+  return { regex, groups: regex.groups };
 }
