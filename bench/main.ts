@@ -5,6 +5,13 @@
  * @module
  */
 
+import { rtpSpeed } from "./packets_rtp_speed.ts";
+import { rtpRowsSpeed } from "./packets_rows_speed.ts";
+import { runWsSpeed } from "./packets_ws_speed.ts";
+import { liveSpeed } from "./packets_live_speed.ts";
+import { codecSpeed } from "./codec_speed.ts";
+import { pixieFanout } from "./pixie_fanout.ts";
+import { benchUiStore } from "./ui_store.ts";
 import { initAudioEngine } from "../audio/pipeline.ts";
 import type { AudioCriteria } from "../audio/types.ts";
 import {
@@ -352,6 +359,7 @@ async function main(): Promise<void> {
       stderr: "inherit",
     }).output();
     if (fanout.code !== 0) console.log(`  fan-out bench failed (exit ${fanout.code})`);
+    await packetAndCodecBench(args.quick);
   }
 
   console.log("");
@@ -384,6 +392,60 @@ async function main(): Promise<void> {
     };
     await Deno.writeTextFile(args.json, JSON.stringify(data, null, 2) + "\n");
   }
+}
+
+/** Packet capture (RTP, WebSocket, live), RTP codecs, Pixie query fan-out and the UI store: one line each. */
+export async function packetAndCodecBench(quick: boolean): Promise<void> {
+  const n = (x: number) => Math.round(x).toLocaleString("en");
+  console.log("");
+  console.log("Packet capture, codecs, Pixie fan-out, UI (target >= 200,000 packets/s per core)");
+  const rtp = await rtpSpeed(1000, quick ? 50 : 250);
+  console.log(
+    `  RTP: pcap bytes -> messages ${n(rtp.endToEndPps)} packets/s per core; frames -> messages ` +
+      `${n(rtp.framesToMessagesPps)}; 1,000 streams`,
+  );
+  const rows = rtpRowsSpeed(1000, quick ? 50 : 250);
+  console.log(
+    `  RTP: frames -> rows (the sensor's packet source) ${n(rows.packetsPerSec)} packets/s per core`,
+  );
+  const ws = await runWsSpeed(1000, quick ? 10 : 50, quick ? 2 : 5);
+  console.log(
+    `  WebSocket: TCP segments -> messages ${
+      n(ws.packetsPerSec)
+    } packets/s per core (1,000 Twilio-style calls)`,
+  );
+  const canCapture = Deno.uid() === 0 &&
+    (await new Deno.Command("sh", { args: ["-c", "command -v tcpdump"], stdout: "null" }).output()).success;
+  if (canCapture) {
+    const live = await liveSpeed(quick ? 50_000 : 200_000);
+    console.log(
+      `  live capture (tcpdump child on lo): ${n(live.rows)} of ${n(live.sent)} RTP packets as rows at ` +
+        `${n(live.sentPerSec)}/s sent, kernel drops ${live.kernelDrops}, sensor CPU ` +
+        `${(live.cpuPerSec * 100).toFixed(0)}% of a core`,
+    );
+  } else {
+    console.log("  live capture: skipped (needs root and tcpdump)");
+  }
+  try {
+    const c = await codecSpeed(quick ? 10 : 30);
+    console.log(
+      `  codecs (x real time per core): G.722 ${n(c.g722Stream)}, Opus at 48 kHz ${n(c.opus48kStream)} ` +
+        `(through the stream decoder)`,
+    );
+  } catch (e) {
+    console.log(`  codecs: skipped (${(e as Error).message.split("\n")[0]}; needs ffmpeg)`);
+  }
+  for (const f of await pixieFanout()) {
+    console.log(
+      `  Pixie, 10 sensors, ${f.scope}-scoped: ${f.queriesPerPem} queries, ${n(f.rowsScannedPerPem)} rows ` +
+        `scanned, ${f.keepAlivesPerPem} keep-alives per PEM`,
+    );
+  }
+  const ui = benchUiStore(quick ? 20_000 : 100_000);
+  console.log(
+    `  UI store, ${n(ui.matches)} matches: load ${n(ui.loadMs)} ms, overview ${n(ui.overviewFirstMs)} ms ` +
+      `(then ${n(ui.overviewCachedMs)} ms), waterfall page ${n(ui.waterfallPageMs)} ms`,
+  );
 }
 
 if (import.meta.main) await main();
