@@ -18,7 +18,7 @@ import type { Config } from "../config/schema.ts";
 import type { Capture } from "../pixie/capture.ts";
 import { composeScript, PxlComposeError } from "../pixie/pxl.ts";
 import { checkStreamFilter } from "../pixie/pxl_check.ts";
-import { queriesFromConfig } from "../pixie/queries.ts";
+import { queriesFromConfig } from "./pixie_queries.ts";
 import { parseQueryName, type Row, SOURCE_STREAM } from "../pixie/row.ts";
 import { diagnose, type Diagnosis, renderDiagnosis } from "../report/diagnosis.ts";
 

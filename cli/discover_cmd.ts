@@ -456,7 +456,7 @@ async function* liveRows(
   durationMs: number,
   status: LiveTableStatus[],
 ): AsyncGenerator<Row> {
-  const { connectPixie } = await import("../pixie/queries.ts");
+  const { connectPixie } = await import("./pixie_queries.ts");
   const { PixieQueryStream } = await import("../pixie/stream.ts");
   const { client, clusterId } = await connectPixie(config);
   const ac = new AbortController();

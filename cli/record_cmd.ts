@@ -12,7 +12,7 @@ import { EXIT_FAILURE, EXIT_OK, optString, type ParsedArgs, parseDurationMs, Usa
 import { loadCommandConfig } from "./common.ts";
 import type { Config } from "../config/schema.ts";
 import { CaptureWriter } from "../pixie/capture.ts";
-import { connectPixie, queriesFromConfig } from "../pixie/queries.ts";
+import { connectPixie, queriesFromConfig } from "./pixie_queries.ts";
 import { PixieRowSource } from "../pixie/live_source.ts";
 import type { ComposedQueryInput } from "../pixie/pxl.ts";
 import { checkStreamFilter } from "../pixie/pxl_check.ts";

@@ -6,7 +6,7 @@
 import { EXIT_FAILURE, EXIT_OK, optString, type ParsedArgs, parseDurationMs, UsageError } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
 import { stageOrder } from "./capture_run.ts";
-import { natsConnectOptions } from "../bus/from_config.ts";
+import { natsConnectOptions } from "./bus_from_config.ts";
 import { readRecords } from "../bus/replay_reader.ts";
 import type { AnyRecord, MatchRecord, SignatureRecord } from "../report/records.ts";
 import {

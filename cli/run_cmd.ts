@@ -17,7 +17,7 @@ import type { Config } from "../config/schema.ts";
 import { FsmMetrics } from "../http/metrics.ts";
 import { startHttpServer } from "../http/server.ts";
 import { replay } from "../pixie/replay.ts";
-import { connectPixie, queriesFromConfig } from "../pixie/queries.ts";
+import { connectPixie, queriesFromConfig } from "./pixie_queries.ts";
 import { PixieRowSource } from "../pixie/live_source.ts";
 import { PixieHealth } from "../pixie/health.ts";
 import type { PixieClient } from "../pixie/client.ts";
@@ -25,7 +25,7 @@ import { logger } from "../util/log.ts";
 import { OtlpExporter } from "../report/otlp.ts";
 import { jetStreamMatchFeed } from "../http/ui/jetstream_source.ts";
 import { CombinedRowSource, packetSide, usesPixie } from "./sensor_sources.ts";
-import { connectJetStream } from "../bus/from_config.ts";
+import { connectJetStream } from "./bus_from_config.ts";
 import { JetStreamBus, signatureStartTimeMs } from "../bus/jetstream.ts";
 import { ClockSkewEstimator } from "../bus/clock_skew.ts";
 

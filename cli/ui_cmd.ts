@@ -60,7 +60,7 @@ export async function uiCommand(args: ParsedArgs): Promise<number> {
   } else if (config.nats.url !== "") {
     // Imported here: a UI over files never loads the NATS client.
     const { connectNats } = await import("../bus/connection.ts");
-    const { natsConnectOptions } = await import("../bus/from_config.ts");
+    const { natsConnectOptions } = await import("./bus_from_config.ts");
     const { readHistory, tailRecords } = await import("../http/ui/jetstream_source.ts");
     const nc = await connectNats({ ...natsConnectOptions(config), name: "fsmpx-ui" });
     closeNats = () => nc.close().catch(() => {});

@@ -18,7 +18,7 @@ import {
 import { DEFAULT_AUDIO, DEFAULT_COLUMNS } from "./defaults.ts";
 import { type Problem, valueAt } from "./problem.ts";
 import type { KeyPath } from "./schema_walk.ts";
-import { didYouMean } from "./suggest.ts";
+import { didYouMean } from "../util/suggest.ts";
 import { compilePattern } from "./units.ts";
 
 type Obj = Record<string, unknown>;

@@ -8,7 +8,7 @@
 import type { z } from "zod";
 import { formatKeyPath, type Problem, renderFound, type SecretIndex, valueAt } from "./problem.ts";
 import { describeAt, type KeyPath, keysAt } from "./schema_walk.ts";
-import { didYouMean } from "./suggest.ts";
+import { didYouMean } from "../util/suggest.ts";
 
 const TYPE_NAMES: Record<string, string> = {
   string: "a string",

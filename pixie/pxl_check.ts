@@ -28,7 +28,7 @@
  * @module
  */
 
-import { didYouMean } from "../config/suggest.ts";
+import { didYouMean } from "../util/suggest.ts";
 import pxlData from "./schemas/pxl.json" with { type: "json" };
 import tableData from "./schemas/tables.json" with { type: "json" };
 

@@ -2,7 +2,7 @@ import { deepEqual, equal } from "node:assert/strict";
 import { wholeTableQuery } from "../config/defaults.ts";
 import { ConfigError, formatIssue } from "../config/errors.ts";
 import { formatKeyPath } from "../config/problem.ts";
-import { didYouMean, editDistance } from "../config/suggest.ts";
+import { didYouMean, editDistance } from "../util/suggest.ts";
 import { compilePattern, isUuid, parseByteSize, parseDuration, parseHostPort } from "../config/units.ts";
 
 Deno.test("parseDuration: Go-style units, combined, > 0", () => {

@@ -3,9 +3,9 @@
  * @module
  */
 import type { Config } from "../config/schema.ts";
-import type { ComposedQueryInput } from "./pxl.ts";
-import { SOURCE_STREAM } from "./row.ts";
-import { PixieClient, type PixieConnectOptions } from "./client.ts";
+import type { ComposedQueryInput } from "../pixie/pxl.ts";
+import { SOURCE_STREAM } from "../pixie/row.ts";
+import { PixieClient, type PixieConnectOptions } from "../pixie/client.ts";
 
 /**
  * Every Pixie query of the config (rules with a `stream_filter`; packet taps are not Pixie's), scoped to `node`.

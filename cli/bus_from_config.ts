@@ -3,9 +3,9 @@
  * @module
  */
 import type { Config } from "../config/schema.ts";
-import type { NatsConnectOptions } from "./connection.ts";
-import { JetStreamBus } from "./jetstream.ts";
-import type { BusMetrics } from "./outbox.ts";
+import type { NatsConnectOptions } from "../bus/connection.ts";
+import { JetStreamBus } from "../bus/jetstream.ts";
+import type { BusMetrics } from "../bus/outbox.ts";
 
 /** Connection options (credentials included; they are registered as secrets by the loader). */
 export function natsConnectOptions(config: Config): NatsConnectOptions {
