@@ -73,7 +73,9 @@ const STDERR_KEEP = 8000;
 /** Splits a byte stream into lines. */
 async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   let buf = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+  for await (
+    const chunk of stream.pipeThrough(new TextDecoderStream() as TransformStream<Uint8Array, string>)
+  ) {
     buf += chunk;
     let nl: number;
     while ((nl = buf.indexOf("\n")) >= 0) {
