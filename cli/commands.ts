@@ -31,7 +31,7 @@ ${CONFIG_HELP}
   {
     name: "demo",
     summary: "replay the bundled multi-node captures and print latencies (needs nothing but the repo)",
-    help: `usage: deno task demo [--speed X] [--listen HOST:PORT] [--ui HOST:PORT] [--exit]
+    help: `usage: deno task demo [--packets] [--speed X] [--listen HOST:PORT] [--ui HOST:PORT] [--exit]
 
 Replays the bundled captures of a telephony -> media relay -> ASR pipeline on three nodes, in real time
 (or X times faster), over the in-process bus, serves /metrics and the web UI, prints each latency as it is
@@ -39,6 +39,8 @@ measured and then the same summary as 'analyze'. The UI keeps serving after the 
 
 options:
 ${CONFIG_HELP}   (default: fixtures/demo/config.yaml)
+      --packets          the packet-capture demo instead: pcaps of an RTP call (ffmpeg -> relay -> ffmpeg
+                         Opus) and a WebSocket media stream (fixtures/demo_packets/, its config.yaml)
       --speed X          replay X times faster than real time (default 1)
       --listen HOST:PORT where to serve /metrics (default: 127.0.0.1:9464)
       --ui HOST:PORT     where to serve the web UI (default: 127.0.0.1:8080)
@@ -48,6 +50,7 @@ ${CONFIG_HELP}   (default: fixtures/demo/config.yaml)
       listen: { type: "string" },
       ui: { type: "string" },
       exit: { type: "boolean" },
+      packets: { type: "boolean" },
     },
     run: async (args) => (await import("./demo_cmd.ts")).demoCommand(args),
   },

@@ -19,15 +19,18 @@ import { OtlpExporter } from "../report/otlp.ts";
 
 /** Where the bundled demo lives, relative to the repository root. */
 export const DEMO_DIR = new URL("../fixtures/demo/", import.meta.url);
+/** The packet-capture demo (`--packets`): pcaps of an RTP call and a WebSocket media stream. */
+export const DEMO_PACKETS_DIR = new URL("../fixtures/demo_packets/", import.meta.url);
 
 /** Runs `demo`. */
 export async function demoCommand(args: ParsedArgs): Promise<number> {
   const speed = optNumber(args, "speed", 1);
-  const { config } = await loadCommandConfig(args, new URL("config.yaml", DEMO_DIR).pathname);
+  const dir = args.values["packets"] === true ? DEMO_PACKETS_DIR : DEMO_DIR;
+  const { config } = await loadCommandConfig(args, new URL("config.yaml", dir).pathname);
   const files: string[] = [];
-  for await (const e of Deno.readDir(DEMO_DIR)) if (e.isFile && e.name.endsWith(".jsonl")) files.push(e.name);
+  for await (const e of Deno.readDir(dir)) if (e.isFile && /\.(jsonl|pcap)$/.test(e.name)) files.push(e.name);
   files.sort();
-  const caps = await readCaptures(files.map((f) => new URL(f, DEMO_DIR).pathname));
+  const caps = await readCaptures(files.map((f) => new URL(f, dir).pathname), config);
   const listen = parseListen(optString(args, "listen") ?? "127.0.0.1:9464");
   const uiListen = optString(args, "ui") ?? DEFAULT_UI_LISTEN;
   try {

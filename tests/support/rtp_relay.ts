@@ -625,6 +625,40 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/** A relay leg without its per-packet log: the fates that are not `sent` (a bundled truth file stays small). */
+export type CompactLeg = Omit<RelayLeg, "chunks"> & {
+  packets: number;
+  notSent: [number, RelayChunk["fate"]][];
+};
+
+/** Drops a leg's regular per-packet log (packet k carries source samples [k·n, (k+1)·n)). */
+export function compactLeg(leg: RelayLeg): CompactLeg {
+  const { chunks, ...rest } = leg;
+  const notSent = chunks.flatMap((c, k): [number, RelayChunk["fate"]][] =>
+    c.fate === "sent" ? [] : [[k, c.fate]]
+  );
+  return { ...rest, packets: chunks.length, notSent };
+}
+
+/** Rebuilds a leg's per-packet log from {@link compactLeg}. */
+export function expandLeg(c: CompactLeg): RelayLeg {
+  const { packets, notSent, ...rest } = c;
+  const n = c.chunkMs * 8;
+  const wide = c.codec === "L16/16000";
+  const fates = new Map(notSent);
+  const chunks: RelayChunk[] = [];
+  for (let k = 0; k < packets; k++) {
+    chunks.push({
+      seq: (SEQ_BASE + k) & 0xffff,
+      ts: (TS_BASE + k * n * (wide ? 2 : 1)) >>> 0,
+      srcStart: k * n,
+      srcEnd: (k + 1) * n,
+      fate: fates.get(k) ?? "sent",
+    });
+  }
+  return { ...rest, chunks };
+}
+
 /** The `packets:` taps that measure a run: the talker as source, every relay leg, the Opus relay, the negative. */
 export function rtpConfigYaml(sc: RtpScenario, measurement = "rtp_call", reanchorMs = 1000): string {
   const stage = (name: string, port: number, pts: string) =>

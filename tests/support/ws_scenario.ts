@@ -30,6 +30,11 @@ export interface WsScenarioOptions {
   callSid?: string;
   streamSid?: string;
   pcapName?: string;
+  /** Capture no pure ACKs (keeps a bundled capture small; data, SYN, FIN and RST segments stay). */
+  dropPureAcks?: boolean;
+  /** Fixed ports (default: any free ones). */
+  botPort?: number;
+  asrPort?: number;
 }
 
 /** One bot → ASR message: the source samples it carries. */
@@ -75,7 +80,7 @@ export async function runWsScenario(opts: WsScenarioOptions): Promise<WsScenario
   // ASR: takes binary PCM, answers with a text transcript every 10th message.
   let asrMessages = 0;
   const asrClosed: Promise<void>[] = [];
-  const asr = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+  const asr = Deno.serve({ hostname: "127.0.0.1", port: opts.asrPort ?? 0, onListen: () => {} }, (req) => {
     const { socket, response } = Deno.upgradeWebSocket(req);
     asrClosed.push(new Promise((r) => socket.addEventListener("close", () => r())));
     socket.onmessage = (e) => {
@@ -90,7 +95,7 @@ export async function runWsScenario(opts: WsScenarioOptions): Promise<WsScenario
 
   // The voice bot: Twilio media in, PCM16 chunks to the ASR after a fixed delay.
   const botDone: Promise<void>[] = [];
-  const bot = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+  const bot = Deno.serve({ hostname: "127.0.0.1", port: opts.botPort ?? 0, onListen: () => {} }, (req) => {
     const { socket, response } = Deno.upgradeWebSocket(req);
     const up = new WebSocket(`ws://127.0.0.1:${asr.addr.port}/asr`);
     up.binaryType = "arraybuffer";
@@ -145,7 +150,12 @@ export async function runWsScenario(opts: WsScenarioOptions): Promise<WsScenario
   });
 
   const pcap = `${opts.dir}/${opts.pcapName ?? "ws.pcap"}`;
-  const tcpdump = await startTcpdump(pcap, `tcp port ${bot.addr.port} or tcp port ${asr.addr.port}`);
+  let filter = `(tcp port ${bot.addr.port} or tcp port ${asr.addr.port})`;
+  if (opts.dropPureAcks) {
+    filter += " and (tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0 or " +
+      "ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2) != 0)";
+  }
+  const tcpdump = await startTcpdump(pcap, filter);
   let kernelDrops = 0;
   let sent = 0;
   try {
