@@ -22,8 +22,10 @@ export type DetectorMsg =
 export type RegistryMsg =
   /** A signature from the bus (any node). */
   | { kind: "signature"; sig: Signature }
-  /** Event time advanced on this node: expire what is past its TTL. */
+  /** Event time advanced on this node: expire what is past its TTL (and what is beyond the clock window). */
   | { kind: "tick"; nowNs: bigint }
+  /** A (re)started Matcher has no signatures: send it every active one again. */
+  | { kind: "resync" }
   | { kind: "finish"; reply: (ok: true) => void };
 
 /** Matcher input. */
@@ -35,6 +37,11 @@ export type MatcherMsg =
   | { kind: "deactivate"; measurement: string; id: string }
   /** A measurement's Detector saw a source stream; rules with exclude_source_streams skip it. */
   | { kind: "source-stream"; measurement: string; stream: string }
+  /**
+   * How far other nodes' clocks are ahead of this one (the skew estimator's largest positive peer offset, ns):
+   * target audio is searched that much further before a signature's source instant.
+   */
+  | { kind: "clock-ahead"; aheadNs: bigint }
   | { kind: "finish"; reply: (ok: true) => void };
 
 /** Decode counters of one stream's pipeline since the last report. */
@@ -55,3 +62,35 @@ export type ExporterMsg =
   | { kind: "rows"; query: string; n: number }
   | { kind: "decode"; delta: DecodeDelta }
   | { kind: "finish"; reply: (ok: true) => void };
+
+/** Why the registry stopped holding a signature, or never took it. */
+export type ExpireReason = "ttl" | "late" | "future" | "evicted" | "invalid";
+
+/** Every {@link ExpireReason}, for series that must exist at 0. */
+export const EXPIRE_REASONS: readonly ExpireReason[] = ["ttl", "late", "future", "evicted", "invalid"];
+
+/**
+ * Counters the node's actors bump directly (FsmMetrics has them): cheap, synchronous, label values from the
+ * config or from fixed sets only.
+ */
+export interface NodeCounters {
+  /** Signatures expired or refused by the registry. */
+  signaturesExpired(measurement: string, reason: ExpireReason, n?: number): void;
+  /** Streams finished early at the engine.max_streams cap (`stream`: `source` or the stage). */
+  streamsEvicted(measurement: string, stream: string, n?: number): void;
+  /** Rows skipped before any pipeline (`query`: a configured query name, or `(other)`). */
+  rowsSkipped(query: string, reason: string, n?: number): void;
+  /** Rows too far ahead to move the event clock. */
+  clockOutliers(n?: number): void;
+}
+
+/** Counters that count nothing (tests, tools). */
+export const NO_COUNTERS: NodeCounters = {
+  signaturesExpired: () => {},
+  streamsEvicted: () => {},
+  rowsSkipped: () => {},
+  clockOutliers: () => {},
+};
+
+/** The label of rows of queries the config does not name (so input cannot create series). */
+export const OTHER_QUERY = "(other)";

@@ -7,8 +7,23 @@
  * Spawn order is the pipeline order, so a graceful stop drains the reader first and the exporter last.
  * @module
  */
-import { type ActorRef, ActorSystem, type Clock, type OverflowPolicy, type Termination } from "./runtime.ts";
-import type { DetectorMsg, ExporterMsg, MatcherMsg, ReaderMsg, RegistryMsg } from "./messages.ts";
+import {
+  type ActorFactory,
+  type ActorRef,
+  ActorSystem,
+  type Clock,
+  type OverflowPolicy,
+  type Termination,
+} from "./runtime.ts";
+import {
+  type DetectorMsg,
+  EXPIRE_REASONS,
+  type ExporterMsg,
+  type MatcherMsg,
+  OTHER_QUERY,
+  type ReaderMsg,
+  type RegistryMsg,
+} from "./messages.ts";
 import { pixieReader, type RowSource } from "./pixie_reader.ts";
 import { detector } from "./detector.ts";
 import { signatureRegistry } from "./signature_registry.ts";
@@ -18,7 +33,8 @@ import { stagePaths } from "../report/hops.ts";
 import type { Bus, Subscription } from "../bus/bus.ts";
 import type { Config } from "../config/schema.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
-import type { Row } from "../pixie/row.ts";
+import { type Row, SOURCE_STREAM } from "../pixie/row.ts";
+import { wallClockNs } from "./event_clock.ts";
 import { initAudioEngine } from "../audio/pipeline.ts";
 import { initOpus } from "../audio/opus.ts";
 
@@ -50,6 +66,13 @@ export interface NodeOptions {
   matchFeed?: MatchFeed;
   /** Where the signature subscription starts (JetStream: wall ms; recovers signatures still live). */
   subscribeFromMs?: number;
+  /**
+   * Wall clock in ms for a live node (default `Date.now`): rows and signatures further ahead of it than
+   * engine.clock_window_seconds are not trusted. Not used in `replay` mode (captures are from the past).
+   */
+  wallMs?: () => number;
+  /** Test seam (fault injection): wraps the Matcher's behaviour factory. */
+  wrapMatcher?: (factory: ActorFactory<MatcherMsg>) => ActorFactory<MatcherMsg>;
 }
 
 /** Event time without audio after which a stream's pipeline is finished and dropped. */
@@ -78,7 +101,11 @@ export class SensorNode {
   readonly #matcher: ActorRef<MatcherMsg>;
   readonly #exporter: ActorRef<ExporterMsg>;
   readonly #ingress: ActorRef<ReaderMsg>;
+  readonly #matcherIngress: ActorRef<MatcherMsg>;
   #subscription: Subscription | undefined;
+  #aheadNs = 0n;
+  readonly #queries: ReadonlySet<string>;
+  readonly #metrics: FsmMetrics;
 
   private constructor(opts: NodeOptions) {
     const { config, node, bus, metrics } = opts;
@@ -104,6 +131,21 @@ export class SensorNode {
     const exporterRef = late(() => refs.exporter!);
     const registryRef = late(() => refs.registry!);
 
+    const engine = config.engine;
+    const clockWindowNs = BigInt(Math.round(engine.clock_window_seconds * 1e9));
+    const wallNs = opts.mode === "live" ? wallClockNs(opts.wallMs) : undefined;
+    const queries = new Set<string>();
+    for (const m of config.measurements) {
+      queries.add(`${m.name}/${SOURCE_STREAM}`);
+      for (const r of m.match_rules) queries.add(`${m.name}/${r.stage}`);
+      // Every series a node may bump exists from the start, at 0 (no "missing" series in PromQL).
+      for (const reason of EXPIRE_REASONS) metrics.signaturesExpired(m.name, reason, 0);
+      for (const stream of [SOURCE_STREAM, ...m.match_rules.map((r) => r.stage)]) {
+        metrics.streamsEvicted(m.name, stream, 0);
+      }
+    }
+    this.#queries = queries;
+    this.#metrics = metrics;
     const detectors = new Map<string, ActorRef<DetectorMsg>>();
     this.#reader = this.system.spawn(
       "pixie_reader",
@@ -113,6 +155,10 @@ export class SensorNode {
         registry: registryRef,
         exporter: exporterRef,
         source: opts.source,
+        queries,
+        clockWindowNs,
+        wallNs,
+        counters: metrics,
       }),
       { capacity: 4096, overflow: rowPolicy },
     );
@@ -128,6 +174,9 @@ export class SensorNode {
             matcher: matcherRef,
             exporter: exporterRef,
             idleNs: STREAM_IDLE_NS,
+            maxStreams: engine.max_streams,
+            clockWindowNs,
+            counters: metrics,
           }),
           { capacity: 1024, overflow: "backpressure" },
         ),
@@ -136,12 +185,19 @@ export class SensorNode {
     this.#detectors = [...detectors.values()];
     this.#registry = refs.registry = this.system.spawn(
       "signature_registry",
-      signatureRegistry({ config, matcher: matcherRef, exporter: exporterRef }),
+      signatureRegistry({ config, matcher: matcherRef, exporter: exporterRef, counters: metrics, wallNs }),
       { capacity: 8192, overflow: "backpressure" },
     );
     this.#matcher = refs.matcher = this.system.spawn(
       "matcher",
-      matcher({ config, node, exporter: exporterRef, idleNs: STREAM_IDLE_NS }),
+      (opts.wrapMatcher ?? ((f) => f))(matcher({
+        config,
+        node,
+        exporter: exporterRef,
+        registry: registryRef,
+        idleNs: STREAM_IDLE_NS,
+        counters: metrics,
+      })),
       { capacity: 2048, overflow: "backpressure" },
     );
     this.#exporter = refs.exporter = this.system.spawn(
@@ -157,6 +213,7 @@ export class SensorNode {
       { capacity: 8192, overflow: "backpressure" },
     );
     this.#ingress = this.system.ingress(this.#reader);
+    this.#matcherIngress = this.system.ingress(this.#matcher);
     this.system.onFlush((budgetMs) => bus.flush(budgetMs));
   }
 
@@ -173,6 +230,26 @@ export class SensorNode {
       { startTimeMs: opts.subscribeFromMs },
     );
     return n;
+  }
+
+  /**
+   * The clock-skew estimator's view (peer clock minus this node's, seconds, per peer): target audio is then
+   * searched as much further before a signature's instant as the furthest-ahead peer (within the clock window),
+   * so a node whose clock is behind still matches. Only changes are sent.
+   */
+  noteClockOffsets(peerOffsetsSeconds: Iterable<number>): void {
+    let ahead = 0;
+    for (const s of peerOffsetsSeconds) if (Number.isFinite(s) && s > ahead) ahead = s;
+    // Rounded up to 100 ms with 100 ms to spare: estimates jitter, and each change touches every stream.
+    const ns = ahead > 0 ? BigInt(Math.ceil(ahead * 10) + 1) * 100_000_000n : 0n;
+    if (ns === this.#aheadNs) return;
+    this.#aheadNs = ns;
+    void this.#matcherIngress.tell({ kind: "clock-ahead", aheadNs: ns });
+  }
+
+  /** Counts a row skipped before the node (e.g. by the replay: no usable time), labelled like the reader's. */
+  countSkipped(query: string, reason: string): void {
+    this.#metrics.rowsSkipped(this.#queries.has(query) ? query : OTHER_QUERY, reason);
   }
 
   /** Feeds one row (capture replay); waits for mailbox room, so a replay is back-pressured. */

@@ -3,11 +3,28 @@
  * the Matcher (`<m>/<stage>`), advances the node's event clock for the registry, and counts rows per query.
  * Rows come from a live Pixie query (a {@link RowSource} run under this actor's supervision) or from a capture
  * replay feeding the actor's mailbox.
+ *
+ * The event clock ignores rows too far ahead of the others (see event_clock.ts), so one wrong `time_` cannot
+ * expire every signature. Row counts are labelled by configured query names; rows of other queries are counted
+ * and skipped, their names kept as labels for the first few only, so input cannot create series without end.
  * @module
  */
 import type { ActorFactory, ActorRef } from "./runtime.ts";
-import type { DetectorMsg, ExporterMsg, MatcherMsg, ReaderMsg, RegistryMsg } from "./messages.ts";
+import {
+  type DetectorMsg,
+  type ExporterMsg,
+  type MatcherMsg,
+  NO_COUNTERS,
+  type NodeCounters,
+  OTHER_QUERY,
+  type ReaderMsg,
+  type RegistryMsg,
+} from "./messages.ts";
 import { parseQueryName, type Row, SOURCE_STREAM } from "../pixie/row.ts";
+import { EventClock } from "./event_clock.ts";
+
+/** Names of queries no measurement names that keep their own label (the end-of-run diagnosis quotes them). */
+export const UNKNOWN_QUERY_LABELS = 8;
 
 /** A producer of rows run inside the reader (e.g. the live Pixie stream); it ends when `signal` aborts. */
 export interface RowSource {
@@ -24,41 +41,62 @@ export interface ReaderDeps {
   source?: RowSource;
   /** Event time between two registry ticks and row-count reports. */
   tickNs?: bigint;
+  /** The configured query names (`<measurement>/source`, `<measurement>/<stage>`). */
+  queries: ReadonlySet<string>;
+  /** engine.clock_window_seconds, ns. */
+  clockWindowNs: bigint;
+  /** Wall clock, ns (live nodes: rows further ahead of it than the window do not move the event clock). */
+  wallNs?: () => bigint;
+  counters?: NodeCounters;
 }
 
 /** Builds the reader's behaviour. */
 export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
   const tickNs = deps.tickNs ?? 1_000_000_000n;
+  const counters = deps.counters ?? NO_COUNTERS;
+  // Outside the factory: a restarted reader keeps the labels it gave (a bounded set either way).
+  const unknown = new Set<string>();
   return (ctx) => {
-    let watermark = 0n;
+    const clock = new EventClock({ windowNs: deps.clockWindowNs, wallNs: deps.wallNs });
     let lastTick = 0n;
+    let outliers = 0;
     const rows = new Map<string, number>();
-    const unknown = new Set<string>();
 
     const flushCounts = async () => {
       for (const [query, n] of rows) await deps.exporter.tell({ kind: "rows", query, n });
       rows.clear();
+      if (clock.outliers > outliers) {
+        counters.clockOutliers(clock.outliers - outliers);
+        outliers = clock.outliers;
+      }
+    };
+    /** The label of a query: its name if configured or among the first few unknown ones, else `(other)`. */
+    const labelOf = (query: string): string => {
+      if (deps.queries.has(query) || unknown.has(query)) return query;
+      if (unknown.size < UNKNOWN_QUERY_LABELS) {
+        unknown.add(query);
+        ctx.log.warn("rows of a query no measurement names; counted and skipped", { query });
+        return query;
+      }
+      return OTHER_QUERY;
     };
     const route = async (row: Row) => {
-      rows.set(row.query, (rows.get(row.query) ?? 0) + 1);
-      if (row.time > watermark) {
-        watermark = row.time;
-        if (watermark - lastTick >= tickNs) {
-          lastTick = watermark;
-          await deps.registry.tell({ kind: "tick", nowNs: watermark });
-          await flushCounts();
-        }
+      const known = deps.queries.has(row.query);
+      const label = known ? row.query : labelOf(row.query);
+      rows.set(label, (rows.get(label) ?? 0) + 1);
+      if (clock.observe(row.time) === "advanced" && clock.nowNs - lastTick >= tickNs) {
+        lastTick = clock.nowNs;
+        await deps.registry.tell({ kind: "tick", nowNs: lastTick });
+        await flushCounts();
+      }
+      if (!known) {
+        counters.rowsSkipped(label, "unknown_query");
+        return;
       }
       const q = parseQueryName(row.query);
       const det = q && q.stream === SOURCE_STREAM ? deps.detectors.get(q.measurement) : undefined;
-      if (det) {
-        await det.tell({ kind: "row", row });
-      } else if (q && deps.detectors.has(q.measurement)) {
-        await deps.matcher.tell({ kind: "row", row });
-      } else if (!unknown.has(row.query)) {
-        unknown.add(row.query);
-        ctx.log.warn("rows of a query no measurement names; counted and skipped", { query: row.query });
-      }
+      if (det) await det.tell({ kind: "row", row });
+      else await deps.matcher.tell({ kind: "row", row });
     };
 
     return {

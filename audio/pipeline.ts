@@ -20,6 +20,7 @@ import {
   FrameStore,
 } from "./fingerprint.ts";
 import {
+  CLOCK_SKEW_NS,
   type CoarseMatch,
   DEFAULT_RULE,
   GAP_SLACK_FRAMES,
@@ -322,10 +323,13 @@ export class TargetPipeline {
   #starts: number[] = [];
   #matches = 0;
   readonly #skipped: Record<string, number> = {};
+  /** How much wider than the matcher's own CLOCK_SKEW_NS the search before the source instant is, ns (>= 0). */
+  #extraBeforeNs = 0n;
 
   /**
    * `lookbackSeconds` (default 30): target audio kept for the backward search and alignment. `thresholdBer`
-   * and `margin` override the {@link DEFAULT_RULE}.
+   * and `margin` override the {@link DEFAULT_RULE}. `searchBeforeNs` (default CLOCK_SKEW_NS, 2 s): target audio
+   * captured up to this long before a signature's source instant is searched (clock skew between nodes).
    */
   constructor(opts: {
     measurement: string;
@@ -339,9 +343,11 @@ export class TargetPipeline {
     thresholdBer?: number;
     margin?: number;
     minZ?: number;
+    searchBeforeNs?: bigint;
   }) {
     this.measurement = opts.measurement;
     this.stage = opts.stage;
+    if (opts.searchBeforeNs !== undefined) this.searchBeforeNs = opts.searchBeforeNs;
     this.node = opts.node;
     this.pod = opts.pod;
     this.stream = opts.stream;
@@ -371,12 +377,30 @@ export class TargetPipeline {
       store: this.#store,
       rule,
       hop,
-      timeOfSample: (k) => this.decoder.timeline.locate(k)?.timeNs,
-      firstSampleAtOrAfter: (t) => this.#firstSampleAtOrAfter(t),
+      // The matcher bounds the search at source − CLOCK_SKEW_NS; a wider window is the same bound applied to
+      // target times seen that much later (0 by default: the very same arithmetic as without the option).
+      timeOfSample: (k) => {
+        const t = this.decoder.timeline.locate(k)?.timeNs;
+        return t === undefined || this.#extraBeforeNs === 0n ? t : t + this.#extraBeforeNs;
+      },
+      firstSampleAtOrAfter: (t) => this.#firstSampleAtOrAfter(t - this.#extraBeforeNs),
       rephase: (sig, frame) => rephaser.run(this.#ring, sig, frame),
       gapAt: (from, to, shift) =>
         this.#gaps(from * hop, to * hop).some((g) => Math.abs(g.len - shift * hop) <= GAP_SLACK_FRAMES * hop),
     });
+  }
+
+  /** Target audio captured up to this long before a signature's source instant is searched, ns. */
+  get searchBeforeNs(): bigint {
+    return CLOCK_SKEW_NS + this.#extraBeforeNs;
+  }
+
+  /**
+   * Widens the search (never narrower than CLOCK_SKEW_NS) before the source instant, e.g. to the clock
+   * offset the skew estimator measured; applies to the searches from now on.
+   */
+  set searchBeforeNs(ns: bigint) {
+    this.#extraBeforeNs = ns > CLOCK_SKEW_NS ? ns - CLOCK_SKEW_NS : 0n;
   }
 
   /** New target audio searched against the active signatures (forward order). */

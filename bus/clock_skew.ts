@@ -78,6 +78,7 @@ export class ClockSkewEstimator {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #round: Promise<void> = Promise.resolve();
   #stopped = false;
+  readonly #listeners: ((offsets: Map<string, number>) => void)[] = [];
 
   constructor(opts: ClockSkewOptions) {
     this.#o = {
@@ -139,6 +140,14 @@ export class ClockSkewEstimator {
     this.#peers.add(node);
   }
 
+  /**
+   * Calls `fn` after every round with the peers' offsets (peer clock minus ours, seconds), e.g. so the matcher
+   * searches far enough before a signature's instant when a peer's clock is ahead.
+   */
+  addListener(fn: (offsets: Map<string, number>) => void): void {
+    this.#listeners.push(fn);
+  }
+
   /** Known peers. */
   peers(): string[] {
     return [...this.#peers];
@@ -190,6 +199,13 @@ export class ClockSkewEstimator {
       this.#offsets.set(peer, s.offsetMs / 1000);
       this.#o.onOffset?.(peer, s.offsetMs / 1000, s.rttMs);
       log.debug("clock offset", { peer, offset_ms: round3(s.offsetMs), rtt_ms: round3(s.rttMs) });
+    }
+    for (const fn of this.#listeners) {
+      try {
+        fn(this.offsets());
+      } catch (e) {
+        log.warn("clock offset listener failed", { error: (e as Error).message });
+      }
     }
     const own = this.nodeOffsetSeconds();
     if (own === null) return;

@@ -54,6 +54,7 @@ async function openBus(
     outboxOverflow: (n) => metrics.outboxOverflow(n),
     published: (kind) => metrics.published(kind),
     publishFailed: (kind, reason) => metrics.publishFailed(kind, reason),
+    receiveFailed: (kind, reason) => metrics.receiveFailed(kind, reason),
   });
   const skew = new ClockSkewEstimator({
     nc: bus.connection,
@@ -94,6 +95,8 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
         metrics: {
           restarts: (q, kind) => metrics.queryRestarted(q, kind),
           lag: (q, s) => metrics.streamLag(q, s),
+          errors: (_q, kind) => metrics.pixieSkipped(kind),
+          duplicates: (q, n) => metrics.rowsSkipped(q, "rerun_duplicate", n),
         },
       }),
     );
@@ -118,9 +121,13 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     mode: source ? "live" : "replay",
     source,
     sinks: otlp ? [otlp] : [],
-    matchFeed: bus instanceof JetStreamBus ? jetStreamMatchFeed(bus.connection, config.nats.stream) : undefined,
+    matchFeed: bus instanceof JetStreamBus
+      ? jetStreamMatchFeed(bus.connection, config.nats.stream)
+      : undefined,
     subscribeFromMs: signatureStartTimeMs(Math.max(...config.measurements.map((m) => m.ttl_seconds))),
   });
+  // Peers' clocks ahead of ours widen the search before a signature's instant (see SensorNode.noteClockOffsets).
+  skew?.addListener((offsets) => node.noteClockOffsets(offsets.values()));
   let replaying = capturePath !== undefined;
   const http = startHttpServer({
     listen: config.metrics.listen,
@@ -158,9 +165,17 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
 
   if (capturePath !== undefined) {
     const rows = caps.flatMap((c) => c.rows).map((r) => ({ ...r, node: config.node }));
+    // In the capture's own order, as the sensor received the rows live; rows without a time are not replayed.
     const done = await replay([{ node: config.node, rows }], async (_n, row) => {
       await node.ingest(row);
-    }, { speed, signal: node.system.stopping });
+    }, {
+      speed,
+      signal: node.system.stopping,
+      order: "arrival",
+      onSkipped: (row, reason) => {
+        if (reason === "no_time") node.countSkipped(row.query, "no_time");
+      },
+    });
     if (!node.system.stopping.aborted) {
       await finishNodes([node], bus);
       replaying = false;

@@ -354,6 +354,19 @@ const engineSchema = z.strictObject({
   match_threshold_ber: fraction(0, false, 0.5).default(0.35).describe("Highest bit error rate of a match."),
   match_margin: fraction(0, true, 0.5).default(0.08)
     .describe("How much better than the second-best alignment the best must be."),
+  max_streams: int(1).default(1000).describe(
+    "Most streams a node follows at once, per measurement's source and for all stages together " +
+      "(~350 KB each); past it the least recently active is finished early and counted.",
+  ),
+  clock_window_seconds: positive().max(3600, expected("a number > 0 and <= 3600")).default(30).describe(
+    "Largest clock difference tolerated: rows further ahead of the node's recent rows (or wall clock) do not " +
+      "move its event clock, and signatures further ahead of it are refused.",
+  ),
+  search_before_source_seconds: positive().max(3600, expected("a number > 0 and <= 3600")).default(2)
+    .describe(
+      "Target audio captured up to this long before a signature's source instant is searched (clock skew); " +
+        "widened on its own to the skew the nodes measure, up to clock_window_seconds.",
+    ),
 });
 
 /** The whole config file. Parse with the loader (load.ts), which also interpolates and cross-checks. */

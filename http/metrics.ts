@@ -30,6 +30,13 @@ export interface MetricsOptions {
   lastTtlMs?: number;
   /** Wall clock in ms (injectable for tests); only used to expire per-interval series. */
   now?: () => number;
+  /**
+   * Most `audio_latency_seconds` label sets kept (pod names change with every rollout): past it, the least
+   * recently observed set is removed. Default 2000.
+   */
+  latencySeries?: number;
+  /** An `audio_latency_seconds` label set not observed for this long is removed. Default 1 h. */
+  latencySeriesTtlMs?: number;
   /** Reports resident memory; default `Deno.memoryUsage().rss`. */
   rss?: () => number;
   version?: string;
@@ -54,6 +61,13 @@ export class FsmMetrics {
   readonly #lastTtlMs: number;
   readonly #now: () => number;
   readonly #last = new Map<string, LastEntry>();
+  readonly #latencySeries: number;
+  readonly #latencySeriesTtlMs: number;
+  /** Label sets of `audio_latency_seconds` by key, least recently observed first. */
+  readonly #latencyKeys = new Map<
+    string,
+    { labels: { measurement: string; stage: string; source_pod: string; target_pod: string }; at: number }
+  >();
   readonly #depthSources: (() => readonly { name: string; depth: number }[])[] = [];
 
   readonly #latency: client.Histogram<"measurement" | "stage" | "source_pod" | "target_pod">;
@@ -80,12 +94,20 @@ export class FsmMetrics {
   readonly #published: client.Counter<"kind">;
   readonly #publishFailed: client.Counter<"kind" | "reason">;
   readonly #clockOffset: client.Gauge<"peer">;
+  readonly #sigExpired: client.Counter<"measurement" | "reason">;
+  readonly #streamsEvicted: client.Counter<"measurement" | "stream">;
+  readonly #rowsSkipped: client.Counter<"query" | "reason">;
+  readonly #clockOutliers: client.Counter;
+  readonly #receiveFailed: client.Counter<"kind" | "reason">;
+  readonly #pixieSkipped: client.Counter<"kind">;
 
   constructor(opts: MetricsOptions = {}) {
     this.#exemplars = opts.exemplars ?? true;
     this.#lastSeries = opts.lastSeries ?? 1000;
     this.#lastTtlMs = opts.lastTtlMs ?? 300_000;
     this.#now = opts.now ?? Date.now;
+    this.#latencySeries = opts.latencySeries ?? 2000;
+    this.#latencySeriesTtlMs = opts.latencySeriesTtlMs ?? 3_600_000;
     const registers = [this.registry];
     const rss = opts.rss ?? (() => Deno.memoryUsage().rss);
 
@@ -259,6 +281,48 @@ export class FsmMetrics {
       labelNames: ["peer"],
       registers,
     });
+    this.#sigExpired = new client.Counter({
+      name: "fsmpx_signatures_expired_total",
+      help:
+        "Signatures that stopped being matchable or were never accepted, by reason: ttl (expired in event time), " +
+        "late (past its TTL on arrival), future (beyond the clock window), evicted (over max_active_signatures), " +
+        "invalid (a signature the matcher cannot use).",
+      labelNames: ["measurement", "reason"],
+      registers,
+    });
+    this.#streamsEvicted = new client.Counter({
+      name: "fsmpx_streams_evicted_total",
+      help: "Streams finished early because engine.max_streams was reached (least recently active first).",
+      labelNames: ["measurement", "stream"],
+      registers,
+    });
+    this.#rowsSkipped = new client.Counter({
+      name: "fsmpx_rows_skipped_total",
+      help:
+        "Rows not fed to any pipeline, by reason: duplicate (same stream, time and payload), rerun_duplicate " +
+        "(Pixie re-run overlap), unknown_query, unknown_stage. Query names not in the config are one label: (other).",
+      labelNames: ["query", "reason"],
+      registers,
+    });
+    this.#clockOutliers = new client.Counter({
+      name: "fsmpx_rows_clock_outliers_total",
+      help:
+        "Rows whose time_ was too far ahead (engine.clock_window_seconds) to move the node's event clock " +
+        "(still decoded).",
+      registers,
+    });
+    this.#receiveFailed = new client.Counter({
+      name: "fsmpx_bus_receive_failed_total",
+      help: "Bus messages received that could not be decoded (skipped), by kind and reason.",
+      labelNames: ["kind", "reason"],
+      registers,
+    });
+    this.#pixieSkipped = new client.Counter({
+      name: "fsmpx_pixie_batches_skipped_total",
+      help: "Pixie responses skipped, by kind: decode, decrypt, unknown_table, status.",
+      labelNames: ["kind"],
+      registers,
+    });
     new client.Gauge({
       name: "process_resident_memory_bytes",
       help: "Resident memory size in bytes.",
@@ -288,6 +352,7 @@ export class FsmMetrics {
       target_pod: m.target.pod,
     };
     const intervalId = m.ids["interval_id"] ?? Object.values(m.ids)[0];
+    this.#noteLatencyLabels(labels);
     if (this.#exemplars) {
       this.#latency.observe({
         labels,
@@ -317,6 +382,31 @@ export class FsmMetrics {
       });
     } else {
       this.#hop.observe(labels, hop.latency_s);
+    }
+  }
+
+  #noteLatencyLabels(
+    labels: { measurement: string; stage: string; source_pod: string; target_pod: string },
+  ): void {
+    const key =
+      `${labels.measurement}\u0000${labels.stage}\u0000${labels.source_pod}\u0000${labels.target_pod}`;
+    this.#latencyKeys.delete(key); // re-insert: Map order is least recently observed first
+    this.#latencyKeys.set(key, { labels, at: this.#now() });
+    while (this.#latencyKeys.size > this.#latencySeries) {
+      const oldest = this.#latencyKeys.entries().next().value;
+      if (oldest === undefined) break;
+      this.#latencyKeys.delete(oldest[0]);
+      this.#latency.remove(oldest[1].labels);
+    }
+  }
+
+  /** Removes `audio_latency_seconds` label sets not observed within the TTL (at scrape time). */
+  #expireLatency(): void {
+    const cutoff = this.#now() - this.#latencySeriesTtlMs;
+    for (const [key, e] of this.#latencyKeys) {
+      if (e.at >= cutoff) break;
+      this.#latencyKeys.delete(key);
+      this.#latency.remove(e.labels);
     }
   }
 
@@ -446,13 +536,45 @@ export class FsmMetrics {
     this.#clockOffset.set({ peer }, seconds);
   }
 
+  /** Signatures expired or refused by the registry (`n` may be 0: the series then exists at 0). */
+  signaturesExpired(measurement: string, reason: string, n = 1): void {
+    this.#sigExpired.inc({ measurement, reason }, n);
+  }
+
+  /** Streams evicted at the engine.max_streams cap (`stream`: source or the stage). */
+  streamsEvicted(measurement: string, stream: string, n = 1): void {
+    this.#streamsEvicted.inc({ measurement, stream }, n);
+  }
+
+  /** Rows skipped before any pipeline (`query` is a configured name or `(other)`). */
+  rowsSkipped(query: string, reason: string, n = 1): void {
+    this.#rowsSkipped.inc({ query, reason }, n);
+  }
+
+  /** Rows too far ahead to move the event clock. */
+  clockOutliers(n = 1): void {
+    if (n > 0) this.#clockOutliers.inc(n);
+  }
+
+  /** A bus message could not be decoded. */
+  receiveFailed(kind: string, reason: string): void {
+    this.#receiveFailed.inc({ kind, reason });
+  }
+
+  /** A Pixie response was skipped. */
+  pixieSkipped(kind: string): void {
+    this.#pixieSkipped.inc({ kind });
+  }
+
   /** Prometheus text exposition 0.0.4. */
   text(): Promise<string> {
+    this.#expireLatency();
     return this.registry.metrics();
   }
 
   /** OpenMetrics 1.0 exposition, with exemplars. */
   async openMetrics(): Promise<string> {
+    this.#expireLatency();
     return renderOpenMetrics(await this.registry.getMetricsAsJSON());
   }
 }

@@ -1,6 +1,11 @@
 /**
  * Replays captured rows in event-time order across several captures (one per node): as fast as possible for
- * `analyze`, or paced in real time (optionally accelerated) for `demo` and `run --capture`.
+ * `analyze`, or paced in real time (optionally accelerated) for `demo` and `run --capture`; or, for one node, in
+ * the order the capture holds them (`order: "arrival"`, as a live sensor received them).
+ *
+ * Pacing trusts no single row: a row without a usable time (`time_` 0 or negative) is not delivered (reported),
+ * and a lone row far from its neighbours (a clock gone wrong for one row) is delivered without being waited for,
+ * so it neither stalls the replay nor, as the first row, leaves the rest unpaced.
  * @module
  */
 import type { Row } from "./row.ts";
@@ -22,7 +27,18 @@ export interface ReplayOptions {
   /** Called every `progressEvery` rows with (done, total). */
   onProgress?: (done: number, total: number) => void;
   progressEvery?: number;
+  /** `time` (default): all captures merged by event time. `arrival`: each capture's own order, merged by time. */
+  order?: "time" | "arrival";
+  /** A row whose time differs from both neighbours' by more than this is not paced (ms of event time). */
+  spikeMs?: number;
+  /** A row not delivered (`no_time`: paced replays only) or not paced (`time_spike`). */
+  onSkipped?: (row: Row, reason: "no_time" | "time_spike") => void;
 }
+
+/** Default of {@link ReplayOptions.spikeMs}: ten minutes of event time. */
+export const DEFAULT_SPIKE_MS = 600_000;
+/** Longest single timer (setTimeout's limit is 2^31 - 1 ms; longer waits are cut in pieces). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Merges rows of several nodes into one event-time order (stable: equal times keep capture order). */
 export function mergeByTime(inputs: readonly NodeRows[]): { node: string; row: Row }[] {
@@ -43,26 +59,69 @@ const defaultSleep = (ms: number, signal?: AbortSignal) =>
     }, { once: true });
   });
 
+/**
+ * Which rows pacing ignores: rows whose time differs by more than `spikeNs` from the rows before and after it
+ * while those two agree (a lone wrong time; a real break in a capture moves every row after it and is kept).
+ */
+export function timeSpikes(rows: readonly { row: Row }[], spikeNs: bigint): boolean[] {
+  const out = new Array<boolean>(rows.length).fill(false);
+  const abs = (x: bigint) => (x < 0n ? -x : x);
+  let prev: bigint | undefined;
+  for (let i = 0; i < rows.length; i++) {
+    const t = rows[i]!.row.time;
+    const next = rows[i + 1]?.row.time;
+    const far = (x: bigint | undefined) => x === undefined || abs(t - x) > spikeNs;
+    const neighboursAgree = prev === undefined || next === undefined || abs(next - prev) <= spikeNs;
+    if (far(prev) && far(next) && neighboursAgree && (prev !== undefined || next !== undefined)) {
+      out[i] = true;
+    } else prev = t;
+  }
+  return out;
+}
+
 /** Delivers every row in event-time order; returns the number delivered (fewer if aborted). */
 export async function replay(
   inputs: readonly NodeRows[],
   deliver: (node: string, row: Row) => Promise<void>,
   opts: ReplayOptions = {},
 ): Promise<number> {
-  const merged = mergeByTime(inputs);
+  const valid = inputs.map((i) => ({
+    node: i.node,
+    // Unpaced (analyze), such rows go to the node like any other: its event clock is robust to them.
+    rows: i.rows.filter((r) => {
+      if (r.time > 0n || opts.speed === undefined) return true;
+      opts.onSkipped?.(r, "no_time");
+      return false;
+    }),
+  }));
+  const merged = opts.order === "arrival" && valid.length === 1
+    ? valid[0]!.rows.map((row) => ({ node: valid[0]!.node, row }))
+    : mergeByTime(valid);
   const sleep = opts.sleep ?? defaultSleep;
   const now = opts.now ?? (() => performance.now());
   const every = opts.progressEvery ?? 1000;
-  const first = merged[0]?.row.time;
+  const spikes = opts.speed === undefined
+    ? []
+    : timeSpikes(merged, BigInt(Math.round(opts.spikeMs ?? DEFAULT_SPIKE_MS)) * 1_000_000n);
+  // The pacing clock: the first row that is not a spike, then the newest paced time (arrival order may step back).
+  let first: bigint | undefined;
+  let paced: bigint | undefined;
   const startWall = now();
   let done = 0;
-  for (const { node, row } of merged) {
+  for (let i = 0; i < merged.length; i++) {
+    const { node, row } = merged[i]!;
     if (opts.signal?.aborted) break;
-    if (opts.speed !== undefined && first !== undefined) {
-      const dueMs = Number(row.time - first) / 1e6 / opts.speed;
-      const wait = startWall + dueMs - now();
-      if (wait > 1) await sleep(wait, opts.signal);
-      if (opts.signal?.aborted) break;
+    if (opts.speed !== undefined) {
+      if (spikes[i]) opts.onSkipped?.(row, "time_spike");
+      else {
+        first ??= row.time;
+        if (paced === undefined || row.time > paced) paced = row.time;
+        const dueMs = Number(paced - first) / 1e6 / opts.speed;
+        for (let wait = startWall + dueMs - now(); wait > 1 && !opts.signal?.aborted; wait -= MAX_TIMER_MS) {
+          await sleep(Math.min(wait, MAX_TIMER_MS), opts.signal);
+        }
+        if (opts.signal?.aborted) break;
+      }
     }
     await deliver(node, row);
     done++;

@@ -1,0 +1,89 @@
+/**
+ * A node's sense of "now" in event time (rows' `time_`), robust to rows with wrong times.
+ *
+ * Event time drives signature expiry (TTL) and the end of idle streams. Taking the newest `time_` ever seen lets a
+ * single row from the future (a bad clock, a corrupted capture) expire every signature and finish every stream at
+ * once, until real time catches up. Here a row moves the clock only if its time is within `windowNs` of the
+ * median of the recent rows (and, on a live node, of the wall clock): a lone outlier is ignored (counted), while a
+ * real jump (a capture resumed after a break) is followed as soon as half of the recent rows agree with it.
+ * @module
+ */
+
+/** Options of an {@link EventClock}. */
+export interface EventClockOptions {
+  /** How far ahead of the recent rows' median (and of the wall clock) a row may be and still move the clock. */
+  windowNs: bigint;
+  /** Wall clock, ns since the epoch (live nodes); absent for a capture replay, whose times are from the past. */
+  wallNs?: () => bigint;
+  /** Rows whose median is the reference. Default 31. */
+  recent?: number;
+}
+
+/** What one row did to the clock. */
+export type Observed = "advanced" | "behind" | "outlier";
+
+/** The ns of a wall clock given in ms (e.g. `Date.now`). */
+export function wallClockNs(nowMs: () => number = Date.now): () => bigint {
+  return () => BigInt(Math.round(nowMs())) * 1_000_000n;
+}
+
+/** A watermark that follows the rows' times but ignores outliers ahead of them. */
+export class EventClock {
+  readonly #windowNs: bigint;
+  readonly #wallNs: (() => bigint) | undefined;
+  readonly #recent: bigint[];
+  #filled = 0;
+  #next = 0;
+  #now = 0n;
+  // The median is recomputed every few rows: in-order rows barely move it, and sorting per row would cost more
+  // than the row's routing.
+  #median: bigint | undefined;
+  #sinceMedian = 0;
+  /** Rows that were too far ahead to move the clock. */
+  outliers = 0;
+
+  /** A clock at 0 (no row seen). */
+  constructor(opts: EventClockOptions) {
+    if (opts.windowNs <= 0n) throw new RangeError("windowNs must be > 0");
+    this.#windowNs = opts.windowNs;
+    this.#wallNs = opts.wallNs;
+    this.#recent = new Array<bigint>(Math.max(3, opts.recent ?? 31)).fill(0n);
+  }
+
+  /** The watermark: the newest time of a row that was not an outlier (0 before any). */
+  get nowNs(): bigint {
+    return this.#now;
+  }
+
+  /** The largest plausible event time now: the wall clock plus the window on a live node, else undefined. */
+  horizonNs(): bigint | undefined {
+    return this.#wallNs ? this.#wallNs() + this.#windowNs : undefined;
+  }
+
+  /** Feeds one row's time. */
+  observe(t: bigint): Observed {
+    const r = this.#recent;
+    r[this.#next] = t;
+    this.#next = (this.#next + 1) % r.length;
+    if (this.#filled < r.length) this.#filled++;
+    if (t <= this.#now) return "behind";
+    if (++this.#sinceMedian >= 8 || this.#median === undefined || t > this.#median + this.#windowNs) {
+      this.#median = this.#lowerMedian();
+      this.#sinceMedian = 0;
+    }
+    // Fewer than three rows cannot outvote one wrong row: wait for the third (these rows are still delivered).
+    const plausible = this.#filled >= 3 && t <= this.#median + this.#windowNs;
+    const horizon = this.horizonNs();
+    if (!plausible || (horizon !== undefined && t > horizon)) {
+      if (this.#filled >= 3) this.outliers++;
+      return this.#filled >= 3 ? "outlier" : "behind";
+    }
+    this.#now = t;
+    return "advanced";
+  }
+
+  #lowerMedian(): bigint {
+    const v = this.#recent.slice(0, this.#filled).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return v[(v.length - 1) >> 1]!;
+  }
+}
