@@ -1,16 +1,18 @@
 /**
  * Packet capture end to end with real parts on loopback: ffmpeg sends μ-law RTP speech (a sender no one here
- * wrote), a scheduled relay (tests/support/rtp_relay.ts) transcodes and re-chunks it into two legs (L16/16000 in
- * 40 ms, clean; A-law in 60 ms with 2% loss and 3% neighbour swaps), ffmpeg's libopus relay re-encodes the first
- * leg, a second ffmpeg sends unrelated speech on a negative port, and a real `tcpdump -i lo` captures it all.
+ * wrote), a scheduled relay (tests/support/rtp_relay.ts) transcodes and re-chunks it into three legs (L16/16000
+ * in 40 ms, clean; A-law in 60 ms with 2% loss and 3% neighbour swaps; A-law in 20 ms), ffmpeg's libopus relay
+ * re-encodes the first leg, ffmpeg `-c:a copy` relays the third, a second ffmpeg sends unrelated speech on a
+ * negative port, and a real `tcpdump -i lo` captures it all.
  * Then the real `analyze` command reads the pcap with `packets:` taps.
  *
  * Truth: the relay logs which source samples each of its packets carries; the true latency of an instant is the
  * capture time of the relay packet carrying it minus that of the talker packet carrying it, both from the pcap.
- * ffmpeg's Opus hop is measured (its truth is unknown): it must be positive, bounded and steady.
+ * ffmpeg's Opus hop is measured (its truth is unknown): it must be positive, bounded and steady. The copy relay's
+ * truth comes from identical payload bytes: its n-th packet is a copy of its input's n-th.
  */
 import assert from "node:assert/strict";
-import { rtpConfigYaml, rtpTruth, runRtpScenario } from "./support/rtp_relay.ts";
+import { copyTruth, rtpConfigYaml, rtpTruth, runRtpScenario } from "./support/rtp_relay.ts";
 import { runAnalyze } from "./support/analyze_cli.ts";
 import { captureGate, requireGate } from "./support/root_tools.ts";
 
@@ -25,13 +27,19 @@ function quantile(xs: number[], q: number): number {
 
 Deno.test({
   name:
-    "packets e2e: ffmpeg RTP → scheduled relay (L16, lossy A-law) → ffmpeg Opus, captured by tcpdump, analyzed",
+    "packets e2e: ffmpeg RTP → scheduled relay (L16, lossy A-law, A-law) → ffmpeg Opus and copy relays, tcpdump, analyze",
   ignore: !gate.run && !gate.ci,
   fn: async (t) => {
     requireGate(gate);
     const dir = await Deno.makeTempDir({ prefix: "fsmpx_e2e_rtp_" });
     try {
-      const sc = await runRtpScenario({ dir, speech: TALKER, negative: NEGATIVE, opus: true });
+      const sc = await runRtpScenario({
+        dir,
+        speech: TALKER,
+        negative: NEGATIVE,
+        opus: true,
+        copyFrom: "copy_in",
+      });
       assert.equal(sc.kernelDrops, 0, "tcpdump lost packets: the truth would be incomplete");
       assert.ok(sc.opusRtpmap, "ffmpeg printed the Opus SDP");
       const bytes = await Deno.readFile(sc.pcap);
@@ -146,6 +154,37 @@ Deno.test({
         // ffmpeg packet; a wrong alignment would move many by a packet (20-40 ms).
         assert.ok(iqr < 5, `Opus hop interquartile range ${iqr} ms`);
       });
+
+      await t.step(
+        "ffmpeg's copy relay: every packet copied, latencies exact by identical payload bytes",
+        () => {
+          const leg = sc.legs.find((l) => l.name === "copy_in")!;
+          const truth = copyTruth(bytes, sc, leg);
+          assert.ok(truth.output.length > 0);
+          assert.equal(truth.mismatched, 0, "ffmpeg -c:a copy sent the same payloads, one per packet");
+          // ffmpeg may lose the first packet while it opens its input; it copies every other one.
+          assert.ok(truth.uncopied <= 2, `${truth.uncopied} input packets not copied`);
+          const ms = byStage("copy");
+          const errors = ms.map((m) => {
+            const want = truth.latency(m.source.time_ns, m.source.offset_ms);
+            assert.ok(want !== undefined, `truth for ${m.signature_id}`);
+            return Math.abs(m.latency_s - want) * 1000;
+          });
+          figures.copy = {
+            matches: ms.length,
+            recall: recall("copy"),
+            maxErrorMs: Math.max(0, ...errors),
+            uncopied: truth.uncopied,
+            p50Ms: ms.length ? quantile(ms.map((m) => m.latency_s * 1000), 0.5) : undefined,
+          };
+          assert.ok(recall("copy") >= 0.95, `copy recall ${recall("copy")}`);
+          const bad = errors.filter((e) => e > 1);
+          assert.equal(bad.length, 0, `copy: ${bad.length} latencies off by more than 1 ms: ${bad}`);
+          // The copy comes after its input: every copy latency exceeds the copy_in leg's for the same signature.
+          const input = new Map(byStage("copy_in").map((m) => [m.signature_id, m.latency_s]));
+          for (const m of ms) assert.ok(m.latency_s >= (input.get(m.signature_id) ?? 0));
+        },
+      );
 
       await t.step("nothing matches the negative stream", () => {
         assert.equal(byStage("negative").length, 0);

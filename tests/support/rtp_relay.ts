@@ -2,17 +2,19 @@
  * The RTP scenario of the packet-capture end-to-end test and the packet demo, with real parts on loopback:
  *
  * ```
- * ffmpeg (μ-law RTP, 20 ms) ─► P0 ─► scheduled relay (this file) ─► P1 ─► ffmpeg (libopus) ─► P2
- *                                    μ-law → L16/16000 (own 2x upsampler)     L16 → Opus RTP
- *                                    or A-law; 20 ms → 40 ms; fixed delay;
- *                                    drops and neighbour swaps, all logged
- * ffmpeg (other speech, μ-law RTP) ─► PN   (a negative stream: nothing may match it)
+ * ffmpeg (μ-law RTP, 20 ms) ─► :0 ─► scheduled relay (this file) ─┬► :2  L16/16000, 40 ms ─► ffmpeg libopus ─► :4
+ *                                   μ-law → L16 (own 2x upsampler) ├► :8  A-law, 60 ms, 2% lost, 3% swapped
+ *                                   or A-law, re-chunked, fixed    └► :10 A-law, 20 ms ─► ffmpeg -c:a copy ─► :12
+ *                                   delay, every packet logged
+ * ffmpeg (other speech, μ-law RTP) ─► :6   (a negative stream: nothing may match it)
  * ```
+ * (ports as offsets from a free base port)
  *
  * A real `tcpdump -i lo` captures all of it. The relay logs which source samples each of its packets carries, so
  * the true latency of an instant is exact and read from the capture itself: the capture time of the relay packet
  * containing it minus that of the source packet containing it ({@link rtpTruth}). ffmpeg's Opus relay is measured,
- * not known: the test checks its hop is stable.
+ * not known: the test checks its hop is stable. ffmpeg's copy relay's truth comes from identical payload bytes
+ * ({@link copyTruth}).
  *
  * UDP goes through `node:dgram` (Deno's own implementation): `Deno.listenDatagram` still needs `--unstable-net`,
  * which `deno task test` does not pass.
@@ -34,12 +36,14 @@ export interface RtpScenarioOptions {
   speech: string;
   /** Headerless μ-law 8 kHz file sent on the negative port (speech no one else carries). */
   negative?: string;
-  /** First of 10 consecutive UDP ports (even; default: a free block found at random in 20000-29990). */
+  /** First of 14 consecutive UDP ports (even; default: a free block found at random in 20000-29999). */
   basePort?: number;
   /** The relay's outputs (default: {@link DEFAULT_LEGS}); the first one feeds ffmpeg's Opus relay. */
   legs?: RelayLegSpec[];
   /** Run ffmpeg's libopus relay on the first leg's output. */
   opus?: boolean;
+  /** Run ffmpeg's copy relay (`-c:a copy`) on this leg's output. */
+  copyFrom?: string;
   /** Pcap file name (in `dir`). */
   pcapName?: string;
 }
@@ -65,8 +69,9 @@ export interface RelayLegSpec {
 
 /**
  * The default legs: `relay`, μ-law → L16/16000 re-chunked to 40 ms, 250 ms later, clean (ffmpeg's Opus relay
- * reads it: its RTP demuxer waits up to 100 ms for a missing packet, which would be its latency, not ours); and
- * `lossy`, μ-law → A-law in 60 ms, 400 ms later, 2% dropped and 3% swapped with their successor.
+ * reads it: its RTP demuxer waits up to 100 ms for a missing packet, which would be its latency, not ours);
+ * `lossy`, μ-law → A-law in 60 ms, 400 ms later, 2% dropped and 3% swapped with their successor; `copy_in`,
+ * μ-law → A-law in 20 ms, 150 ms later, clean (for ffmpeg's copy relay).
  */
 export const DEFAULT_LEGS: readonly RelayLegSpec[] = [
   {
@@ -89,6 +94,16 @@ export const DEFAULT_LEGS: readonly RelayLegSpec[] = [
     swapRate: 0.03,
     seed: 7,
   },
+  {
+    name: "copy_in",
+    portOffset: 10,
+    codec: "PCMA/8000",
+    chunkMs: 20,
+    delayMs: 150,
+    dropRate: 0,
+    swapRate: 0,
+    seed: 3,
+  },
 ];
 
 /** One relay packet: which source samples it carries and what happened to it. */
@@ -109,6 +124,8 @@ export interface RtpPorts {
   opus: number;
   /** The negative talker → (nobody). */
   negative: number;
+  /** ffmpeg copy relay → (nobody). */
+  copy: number;
 }
 
 /** One relay output as run. */
@@ -125,6 +142,8 @@ export interface RtpScenario {
   legs: RelayLeg[];
   /** ffmpeg's SDP line for the Opus output, e.g. `a=rtpmap:97 opus/48000/2` (undefined without `opus`). */
   opusRtpmap?: { pt: number; codec: string };
+  /** The leg ffmpeg's copy relay read (undefined without `copyFrom`). */
+  copyFrom?: string;
   /** Packets the kernel dropped before tcpdump saw them (must be 0 for exact truth). */
   kernelDrops: number;
 }
@@ -133,8 +152,8 @@ const L16_PT = 97;
 
 /** Runs the scenario under a real tcpdump; resolves when the capture file is complete. */
 export async function runRtpScenario(opts: RtpScenarioOptions): Promise<RtpScenario> {
-  const base = opts.basePort ?? await freeUdpBlock();
-  const ports: RtpPorts = { source: base, opus: base + 4, negative: base + 6 };
+  const base = opts.basePort ?? await freeUdpBlock(PORT_BLOCK);
+  const ports: RtpPorts = { source: base, opus: base + 4, negative: base + 6, copy: base + 12 };
   const legs: RelayLeg[] = (opts.legs ?? DEFAULT_LEGS).map((l) => ({
     ...l,
     port: base + l.portOffset,
@@ -143,52 +162,30 @@ export async function runRtpScenario(opts: RtpScenarioOptions): Promise<RtpScena
   }));
   const first = legs[0];
   if (first === undefined) throw new Error("the relay needs at least one leg");
+  const copyFrom = opts.copyFrom === undefined ? undefined : legs.find((l) => l.name === opts.copyFrom);
+  if (opts.copyFrom !== undefined && copyFrom === undefined) throw new Error(`no leg ${opts.copyFrom}`);
   const pcap = `${opts.dir}/${opts.pcapName ?? "rtp.pcap"}`;
   const children: Deno.ChildProcess[] = [];
-  const tcpdump = await startTcpdump(pcap, `udp and portrange ${base}-${base + 9}`);
+  const tcpdump = await startTcpdump(pcap, `udp and portrange ${base}-${base + PORT_BLOCK - 1}`);
   let kernelDrops = 0;
   let opusRtpmap: RtpScenario["opusRtpmap"];
   const relay = new ScheduledRelay(ports.source, legs);
-  let opusOut: Promise<string> | undefined;
+  const relays: FfmpegRelay[] = [];
   try {
     await relay.start();
-    let opus: Deno.ChildProcess | undefined;
     if (opts.opus) {
-      const sdp = `${opts.dir}/relay.sdp`;
-      await Deno.writeTextFile(sdp, relaySdp(first.port, first.codec));
-      opus = new Deno.Command("ffmpeg", {
-        args: [
-          "-hide_banner",
-          "-nostdin",
-          "-loglevel",
-          "error",
-          "-protocol_whitelist",
-          "file,udp,rtp",
-          // The codec is in the SDP: no probing, so ffmpeg encodes each packet as it comes.
-          "-probesize",
-          "32",
-          "-analyzeduration",
-          "0",
-          "-fflags",
-          "nobuffer",
-          "-i",
-          sdp,
-          "-c:a",
-          "libopus",
-          "-b:a",
-          "24k",
-          "-f",
-          "rtp",
-          `rtp://127.0.0.1:${ports.opus}`,
-        ],
-        stdout: "piped",
-        stderr: "inherit",
-      }).spawn();
-      children.push(opus);
-      opusOut = new Response(opus.stdout).text();
-      // ffmpeg has opened its input once it holds the relay port.
-      await waitUdpBound(first.port);
+      relays.push(
+        await ffmpegRelay(`${opts.dir}/relay.sdp`, first, ["-c:a", "libopus", "-b:a", "24k"], ports.opus),
+      );
     }
+    if (copyFrom) {
+      // -pkt_size: one output packet per input packet (ffmpeg would otherwise fill 1460-byte packets).
+      const size = String(12 + copyFrom.chunkMs * 8);
+      relays.push(
+        await ffmpegRelay(`${opts.dir}/copy.sdp`, copyFrom, ["-c:a", "copy", "-pkt_size", size], ports.copy),
+      );
+    }
+    for (const r of relays) children.push(r.child);
     const talkers = [sendMulawRtp(opts.speech, ports.source)];
     if (opts.negative) talkers.push(sendMulawRtp(opts.negative, ports.negative));
     for (const t of talkers) children.push(t);
@@ -197,17 +194,12 @@ export async function runRtpScenario(opts: RtpScenarioOptions): Promise<RtpScena
       if (!st.success) throw new Error(`ffmpeg talker failed (${st.code})`);
     }
     await relay.drain();
-    if (opus) {
-      // Let the last relay packets through the encoder, then stop it (SIGINT: it flushes and exits).
-      await sleep(500);
-      opus.kill("SIGINT");
-      // ffmpeg may sit in a blocking UDP read after SIGINT: its buffered packets are out by now.
-      const stopped = await Promise.race([opus.status.then(() => true), sleep(1500).then(() => false)]);
-      if (!stopped) opus.kill("SIGKILL");
-      await opus.status;
-      const sdpText = await opusOut!;
-      const m = /a=rtpmap:(\d+) (\S+)/.exec(sdpText);
-      if (m === null) throw new Error(`ffmpeg printed no rtpmap for the Opus output: ${sdpText}`);
+    // Let the last relay packets through ffmpeg, then stop it.
+    await sleep(500);
+    const sdps = await Promise.all(relays.map((r) => r.stop()));
+    if (opts.opus) {
+      const m = /a=rtpmap:(\d+) (\S+)/.exec(sdps[0] ?? "");
+      if (m === null) throw new Error(`ffmpeg printed no rtpmap for the Opus output: ${sdps[0]}`);
       opusRtpmap = { pt: Number(m[1]), codec: m[2]! };
     }
   } finally {
@@ -218,10 +210,70 @@ export async function runRtpScenario(opts: RtpScenarioOptions): Promise<RtpScena
       } catch { /* already exited */ }
       await c.status;
     }
-    await opusOut?.catch(() => "");
+    for (const r of relays) await r.stdout.catch(() => "");
     kernelDrops = await tcpdump.stop();
   }
-  return { pcap, ports, legs, opusRtpmap, kernelDrops };
+  return { pcap, ports, legs, opusRtpmap, copyFrom: copyFrom?.name, kernelDrops };
+}
+
+/** UDP ports a scenario uses from its base: RTP on even offsets, RTCP on the odd ones above. */
+const PORT_BLOCK = 14;
+
+interface FfmpegRelay {
+  child: Deno.ChildProcess;
+  /** What ffmpeg printed (the output's SDP). */
+  stdout: Promise<string>;
+  /** SIGINT (ffmpeg flushes and exits), SIGKILL if it sits in a blocking read; resolves to its stdout. */
+  stop(): Promise<string>;
+}
+
+/** ffmpeg reading a relay leg's RTP (described by an SDP file) and sending RTP to `outPort`. */
+async function ffmpegRelay(
+  sdp: string,
+  leg: RelayLeg,
+  codecArgs: string[],
+  outPort: number,
+): Promise<FfmpegRelay> {
+  await Deno.writeTextFile(sdp, relaySdp(leg.port, leg.codec));
+  const child = new Deno.Command("ffmpeg", {
+    args: [
+      "-hide_banner",
+      "-nostdin",
+      "-loglevel",
+      "error",
+      "-protocol_whitelist",
+      "file,udp,rtp",
+      // The codec is in the SDP: no probing, so ffmpeg handles each packet as it comes.
+      "-probesize",
+      "32",
+      "-analyzeduration",
+      "0",
+      "-fflags",
+      "nobuffer",
+      "-i",
+      sdp,
+      ...codecArgs,
+      "-f",
+      "rtp",
+      `rtp://127.0.0.1:${outPort}`,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const stdout = new Response(child.stdout).text();
+  // ffmpeg has opened its input once it holds the leg's port.
+  await waitUdpBound(leg.port);
+  return {
+    child,
+    stdout,
+    async stop() {
+      child.kill("SIGINT");
+      const stopped = await Promise.race([child.status.then(() => true), sleep(1500).then(() => false)]);
+      if (!stopped) child.kill("SIGKILL");
+      await child.status;
+      return await stdout;
+    },
+  };
 }
 
 /** The SDP ffmpeg reads the relay's output with. */
@@ -544,6 +596,64 @@ export function rtpTruth(bytes: Uint8Array, sc: Pick<RtpScenario, "ports">, leg:
   };
 }
 
+/** Truth of ffmpeg's copy relay: each output packet paired with the input packet it copied. */
+export interface CopyTruth {
+  input: CapturedRtp[];
+  output: CapturedRtp[];
+  /** Output packets whose payload bytes differ from the input packet at the same media time (0: all copies). */
+  mismatched: number;
+  /** Input packets ffmpeg sent no copy of (it may drop the first while it opens its input). */
+  uncopied: number;
+  /** True latency (s) from the talker of an instant `offsetMs` into the talker packet captured at `timeNs`. */
+  latency(timeNs: string, offsetMs: number): number | undefined;
+}
+
+/**
+ * Builds the copy relay's truth. ffmpeg keeps media time but not the RTP timestamp base: the offset between the two
+ * comes from the first output packet whose payload (not constant, i.e. not silence) equals exactly one input's;
+ * every output packet must then carry the same bytes as the input packet at its media time.
+ */
+export function copyTruth(bytes: Uint8Array, sc: Pick<RtpScenario, "ports">, leg: RelayLeg): CopyTruth {
+  const all = capturedRtp(bytes);
+  const input = all.filter((p) => p.dstPort === leg.port && p.pt === leg.pt);
+  const output = all.filter((p) => p.dstPort === sc.ports.copy && p.pt === leg.pt);
+  const key = (p: CapturedRtp) => Array.from(p.payload).join(",");
+  const inputsByPayload = new Map<string, CapturedRtp[]>();
+  for (const p of input) inputsByPayload.set(key(p), [...(inputsByPayload.get(key(p)) ?? []), p]);
+  let dts: number | undefined;
+  for (const o of output) {
+    if (o.payload.every((b) => b === o.payload[0])) continue;
+    const same = inputsByPayload.get(key(o));
+    if (same?.length === 1) {
+      dts = (o.ts - same[0]!.ts) >>> 0;
+      break;
+    }
+  }
+  const inputByTs = new Map(input.map((p) => [p.ts, p]));
+  const copyOf = new Map<number, CapturedRtp>();
+  let mismatched = dts === undefined ? output.length : 0;
+  if (dts !== undefined) {
+    for (const o of output) {
+      const i = inputByTs.get((o.ts - dts) >>> 0);
+      if (i === undefined || key(i) !== key(o)) mismatched++;
+      else copyOf.set(i.seq, o);
+    }
+  }
+  const t = rtpTruth(bytes, sc, leg);
+  return {
+    input,
+    output,
+    mismatched,
+    uncopied: input.length - copyOf.size,
+    latency(timeNs, offsetMs) {
+      const pos = t.position(timeNs, offsetMs);
+      const c = pos === undefined ? undefined : t.chunkAt(pos);
+      const out = c === undefined ? undefined : copyOf.get(c.seq);
+      return out === undefined ? undefined : Number(out.timeNs - BigInt(timeNs)) / 1e9;
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Small helpers
 
@@ -552,13 +662,13 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** A block of 10 free UDP ports on 127.0.0.1 (below the ephemeral range, so no sender's own port lands in it). */
-export async function freeUdpBlock(): Promise<number> {
+/** A block of `n` free UDP ports on 127.0.0.1 (below the ephemeral range, so no sender's own port lands in it). */
+export async function freeUdpBlock(n: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + 10 * Math.floor(Math.random() * 999);
-    if (await allFree(base, 10)) return base;
+    const base = 20000 + 2 * Math.floor(Math.random() * (5000 - n));
+    if (await allFree(base, n)) return base;
   }
-  throw new Error("no free block of 10 UDP ports in 20000-29999");
+  throw new Error(`no free block of ${n} UDP ports in 20000-29999`);
 }
 
 async function allFree(base: number, n: number): Promise<boolean> {
@@ -679,6 +789,7 @@ export function rtpConfigYaml(sc: RtpScenario, measurement = "rtp_call", reancho
           .trimEnd(),
       ]
       : []),
+    ...(sc.copyFrom ? [stage("copy", sc.ports.copy, "").trimEnd()] : []),
     stage("negative", sc.ports.negative, "").trimEnd(),
     "",
   ].join("\n");
