@@ -1,15 +1,56 @@
 /**
  * The sensor's HTTP endpoints: `/metrics` (Prometheus text, or OpenMetrics when the scraper asks for it),
  * `/healthz` (the process and its actors are alive) and `/readyz` (ready to measure: e.g. Pixie reachable).
+ *
+ * A small HTTP/1.1 server on a raw listener rather than `Deno.serve`, because the sensor must survive whatever
+ * connects to it (issue 15: 258 idle connections at a 256 open-file limit ended the process with "Too many open
+ * files"), and `Deno.serve` has no connection limit and no header timeout. Here:
+ * - at most {@link HttpLimits.maxConnections} connections are open; when full, the oldest connection still
+ *   waiting for a request is closed to make room (so a probe gets in during a flood of idle sockets), or the
+ *   new one when every connection is busy;
+ * - a request head must arrive within `headerTimeoutMs` and fit in `maxHeaderBytes`; a keep-alive connection
+ *   idle for `idleTimeoutMs` is closed; a response the peer does not read within `writeTimeoutMs` closes it;
+ * - only GET and HEAD on `/metrics`, `/healthz`, `/readyz` are answered (405 with `Allow` for other methods,
+ *   404 for other paths); request bodies are never read (a request with one is answered and the connection
+ *   closed);
+ * - an accept error (EMFILE, ENFILE, ...) is counted, logged at most once a minute and retried after a pause:
+ *   it never ends the process.
+ * What was refused is counted in `fsmpx_http_connections_dropped_total{reason}` and `fsmpx_http_accept_errors_total`,
+ * open connections in `fsmpx_http_connections_open`.
  * @module
  */
+import client from "prom-client";
 import type { FsmMetrics } from "./metrics.ts";
+import { logger } from "../util/log.ts";
 
 /** A probe result: ok plus a short reason shown in the response body. */
 export interface ProbeResult {
   ok: boolean;
   detail: string;
 }
+
+/** Bounds on what a peer may hold of the server. */
+export interface HttpLimits {
+  /** Connections open at once; more are closed on accept. */
+  maxConnections: number;
+  /** Time from the connection's (or the request's) first byte to the end of the request head. */
+  headerTimeoutMs: number;
+  /** Time a keep-alive connection may wait for its next request. Also the wait for a new connection's first byte. */
+  idleTimeoutMs: number;
+  /** Time a response may take to be written (a peer that does not read). */
+  writeTimeoutMs: number;
+  /** Largest request head (request line and headers). */
+  maxHeaderBytes: number;
+}
+
+/** The defaults: enough for Prometheus, the kubelet's probes and a person with curl; little for a flood. */
+export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = {
+  maxConnections: 64,
+  headerTimeoutMs: 5_000,
+  idleTimeoutMs: 30_000,
+  writeTimeoutMs: 10_000,
+  maxHeaderBytes: 8 * 1024,
+};
 
 /** What the server needs from the node. */
 export interface HttpOptions {
@@ -18,6 +59,8 @@ export interface HttpOptions {
   metrics: FsmMetrics;
   healthz: () => ProbeResult;
   readyz: () => ProbeResult;
+  /** Overrides of {@link DEFAULT_HTTP_LIMITS}. */
+  limits?: Partial<HttpLimits>;
 }
 
 /** A running HTTP server. */
@@ -25,11 +68,30 @@ export interface HttpServer {
   /** The bound address, e.g. `127.0.0.1:9464`. */
   readonly addr: string;
   readonly port: number;
+  /** Connections open now. */
+  readonly connections: number;
   close(): Promise<void>;
 }
 
+/** Why a connection was closed by the server rather than by its peer. */
+export type DropReason = "limit" | "header_timeout" | "idle_timeout" | "write_timeout" | "bad_request";
+const DROP_REASONS: readonly DropReason[] = [
+  "limit",
+  "header_timeout",
+  "idle_timeout",
+  "write_timeout",
+  "bad_request",
+];
+
 const OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROM_TEXT = "text/plain; version=0.0.4; charset=utf-8";
+const PATHS = new Set(["/metrics", "/healthz", "/readyz"]);
+/** Pause after an accept error, doubled up to the maximum while errors go on (no busy loop on EMFILE). */
+const ACCEPT_BACKOFF_MS = [10, 1000] as const;
+
+const log = logger("http");
+const enc = new TextEncoder();
+const dec = new TextDecoder("latin1");
 
 /** Splits `host:port` (IPv6 in brackets allowed). */
 export function parseListen(listen: string): { hostname: string; port: number } {
@@ -38,37 +100,359 @@ export function parseListen(listen: string): { hostname: string; port: number } 
   return { hostname: m[1] || "0.0.0.0", port: Number(m[2]) };
 }
 
-/** Starts the HTTP server. */
-export function startHttpServer(opts: HttpOptions): HttpServer {
-  const { hostname, port } = parseListen(opts.listen);
-  const server = Deno.serve({ hostname, port, onListen: () => {} }, async (req) => {
-    const url = new URL(req.url);
-    switch (url.pathname) {
-      case "/metrics": {
-        const accept = req.headers.get("accept") ?? "";
-        if (accept.includes("application/openmetrics-text")) {
-          return new Response(await opts.metrics.openMetrics(), { headers: { "content-type": OPENMETRICS } });
-        }
-        return new Response(await opts.metrics.text(), { headers: { "content-type": PROM_TEXT } });
-      }
-      case "/healthz":
-        return probe(opts.healthz());
-      case "/readyz":
-        return probe(opts.readyz());
-      case "/":
-        return new Response("fsm-px sensor: /metrics /healthz /readyz\n");
-      default:
-        return new Response("not found\n", { status: 404 });
-    }
+/** The server's own metrics, registered once per metrics set. */
+interface ServerMetrics {
+  dropped: client.Counter<"reason">;
+  acceptErrors: client.Counter;
+  open: client.Gauge;
+}
+
+function serverMetrics(registry: client.Registry): ServerMetrics {
+  const existing = registry.getSingleMetric("fsmpx_http_connections_dropped_total");
+  if (existing) {
+    return {
+      dropped: existing as client.Counter<"reason">,
+      acceptErrors: registry.getSingleMetric("fsmpx_http_accept_errors_total") as client.Counter,
+      open: registry.getSingleMetric("fsmpx_http_connections_open") as client.Gauge,
+    };
+  }
+  const registers = [registry];
+  const dropped = new client.Counter({
+    name: "fsmpx_http_connections_dropped_total",
+    help: "Connections to the metrics server closed by it, by reason: limit (over the connection limit), " +
+      "header_timeout, idle_timeout (keep-alive), write_timeout, bad_request.",
+    labelNames: ["reason"],
+    registers,
   });
-  const bound = server.addr as Deno.NetAddr;
+  for (const reason of DROP_REASONS) dropped.inc({ reason }, 0);
   return {
-    addr: `${bound.hostname}:${bound.port}`,
-    port: bound.port,
-    close: () => server.shutdown(),
+    dropped,
+    acceptErrors: new client.Counter({
+      name: "fsmpx_http_accept_errors_total",
+      help: "Errors accepting a connection to the metrics server (e.g. too many open files); retried.",
+      registers,
+    }),
+    open: new client.Gauge({
+      name: "fsmpx_http_connections_open",
+      help: "Connections to the metrics server open now.",
+      registers,
+    }),
   };
 }
 
-function probe(r: ProbeResult): Response {
-  return new Response(`${r.ok ? "ok" : "not ok"}: ${r.detail}\n`, { status: r.ok ? 200 : 503 });
+/** Starts the HTTP server. */
+export function startHttpServer(opts: HttpOptions): HttpServer {
+  const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...opts.limits };
+  const { hostname, port } = parseListen(opts.listen);
+  const listener = Deno.listen({ hostname, port, transport: "tcp" });
+  const metrics = serverMetrics(opts.metrics.registry);
+  /** Open connections, oldest first. */
+  const open = new Map<Deno.Conn, ConnState>();
+  let closed = false;
+  let lastAcceptLog = -Infinity;
+
+  const accepting = (async () => {
+    let backoff: number = ACCEPT_BACKOFF_MS[0];
+    while (!closed) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (e) {
+        if (closed || e instanceof Deno.errors.BadResource) break;
+        metrics.acceptErrors.inc();
+        if (performance.now() - lastAcceptLog > 60_000) {
+          lastAcceptLog = performance.now();
+          log.warn("accept failed; retrying", { error: e instanceof Error ? e.message : String(e) });
+        }
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, ACCEPT_BACKOFF_MS[1]);
+        continue;
+      }
+      backoff = ACCEPT_BACKOFF_MS[0];
+      if (open.size >= limits.maxConnections) {
+        // Full: make room by closing the oldest connection still waiting for a request (a flood's idle sockets
+        // are the oldest waiting ones), so a probe still gets in; refuse the new one only if all are busy.
+        const victim = [...open.values()].find((c) => c.waiting);
+        metrics.dropped.inc({ reason: "limit" });
+        if (!victim) {
+          closeQuietly(conn);
+          continue;
+        }
+        victim.evicted = true;
+        closeQuietly(victim.conn);
+        open.delete(victim.conn);
+      }
+      const state: ConnState = {
+        conn,
+        waiting: true,
+        evicted: false,
+        release: () => {
+          if (open.get(conn) === state) open.delete(conn);
+          metrics.open.set(open.size);
+        },
+      };
+      open.set(conn, state);
+      metrics.open.set(open.size);
+      void serveConnection(state, opts, limits, (reason) => metrics.dropped.inc({ reason }))
+        .catch(() => {}) // a peer's error (or an eviction) ends its connection only
+        .finally(() => {
+          state.release();
+          closeQuietly(conn);
+        });
+    }
+  })();
+
+  const bound = listener.addr as Deno.NetAddr;
+  return {
+    addr: `${bound.hostname}:${bound.port}`,
+    port: bound.port,
+    get connections() {
+      return open.size;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      closeQuietly(listener);
+      for (const c of open.keys()) closeQuietly(c);
+      await accepting;
+    },
+  };
+}
+
+function closeQuietly(c: { close(): void }): void {
+  try {
+    c.close();
+  } catch {
+    // already closed
+  }
+}
+
+/** One open connection. */
+interface ConnState {
+  conn: Deno.Conn;
+  /** No request in progress: waiting for one (a new or a keep-alive connection). */
+  waiting: boolean;
+  /** Closed by the server to make room. */
+  evicted: boolean;
+  /** Frees the connection's slot (at its end, or when its write is stuck). */
+  release: () => void;
+}
+
+/** A request head: what routing needs. */
+interface RequestHead {
+  method: string;
+  path: string;
+  keepAlive: boolean;
+  hasBody: boolean;
+  accept: string;
+}
+
+/** Reads and answers requests on one connection until it closes, a limit ends it, or the peer asks to close. */
+async function serveConnection(
+  state: ConnState,
+  opts: HttpOptions,
+  limits: HttpLimits,
+  drop: (reason: DropReason) => void,
+): Promise<void> {
+  const conn = state.conn;
+  const buf = new Uint8Array(limits.maxHeaderBytes + 1);
+  let have = 0;
+  let first = true;
+  for (;;) {
+    // Waiting for a request: the idle timeout; once its first byte is here, the rest of the head gets the header
+    // timeout. A new connection is in the header phase from the start (slowloris sends a byte at a time).
+    let phase: "idle" | "header" = first || have > 0 ? "header" : "idle";
+    let timedOut: DropReason | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = (ms: number, reason: DropReason) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        timedOut = reason;
+        closeQuietly(conn);
+      }, ms);
+    };
+    if (phase === "idle") arm(limits.idleTimeoutMs, "idle_timeout");
+    else arm(limits.headerTimeoutMs, "header_timeout");
+    let headEnd = indexOfHeadEnd(buf, have);
+    try {
+      while (headEnd < 0) {
+        if (have > limits.maxHeaderBytes) {
+          clearTimeout(timer);
+          drop("bad_request");
+          await writeAll(state, response(431, "request header too large\n", false), limits, drop);
+          return;
+        }
+        const n = await conn.read(buf.subarray(have));
+        if (n === null) return; // the peer closed
+        if (phase === "idle") {
+          phase = "header";
+          arm(limits.headerTimeoutMs, "header_timeout");
+        }
+        have += n;
+        headEnd = indexOfHeadEnd(buf, have);
+      }
+    } catch (e) {
+      if (timedOut) {
+        drop(timedOut);
+        return;
+      }
+      if (state.evicted) return; // closed to make room, already counted
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+    first = false;
+    state.waiting = false;
+    const head = parseHead(dec.decode(buf.subarray(0, headEnd)));
+    const rest = buf.slice(headEnd + 4, have);
+    buf.set(rest);
+    have = rest.length;
+    if (!head) {
+      drop("bad_request");
+      await writeAll(state, response(400, "bad request\n", false), limits, drop);
+      return;
+    }
+    // Bodies are never read: answering and closing keeps the byte stream in step.
+    const keepAlive = head.keepAlive && !head.hasBody;
+    const res = await answer(head, opts, keepAlive);
+    if (!await writeAll(state, res, limits, drop) || !keepAlive) return;
+    state.waiting = true;
+  }
+}
+
+function indexOfHeadEnd(b: Uint8Array, n: number): number {
+  for (let i = 3; i < n; i++) {
+    if (b[i] === 10 && b[i - 1] === 13 && b[i - 2] === 10 && b[i - 3] === 13) return i - 3;
+  }
+  return -1;
+}
+
+function parseHead(text: string): RequestHead | undefined {
+  const lines = text.split("\r\n");
+  const m = /^([A-Z]+) (\S+) HTTP\/1\.([01])$/.exec(lines[0] ?? "");
+  if (!m) return undefined;
+  const headers = new Map<string, string>();
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(":");
+    if (colon <= 0) return undefined;
+    headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+  }
+  const connection = (headers.get("connection") ?? "").toLowerCase();
+  const keepAlive = m[3] === "1" ? !connection.includes("close") : connection.includes("keep-alive");
+  const length = headers.get("content-length");
+  const hasBody = headers.has("transfer-encoding") || (length !== undefined && length !== "0");
+  let target = m[2]!;
+  if (!target.startsWith("/")) {
+    try {
+      target = new URL(target).pathname;
+    } catch {
+      return undefined;
+    }
+  }
+  const q = target.indexOf("?");
+  return {
+    method: m[1]!,
+    path: q >= 0 ? target.slice(0, q) : target,
+    keepAlive,
+    hasBody,
+    accept: headers.get("accept") ?? "",
+  };
+}
+
+async function answer(head: RequestHead, opts: HttpOptions, keepAlive: boolean): Promise<Uint8Array> {
+  if (!PATHS.has(head.path)) {
+    return response(404, "not found\n", keepAlive, undefined, head.method === "HEAD");
+  }
+  if (head.method !== "GET" && head.method !== "HEAD") {
+    return response(405, "method not allowed\n", keepAlive, undefined, false, { allow: "GET, HEAD" });
+  }
+  const headOnly = head.method === "HEAD";
+  switch (head.path) {
+    case "/metrics":
+      if (head.accept.includes("application/openmetrics-text")) {
+        return response(200, await opts.metrics.openMetrics(), keepAlive, OPENMETRICS, headOnly);
+      }
+      return response(200, await opts.metrics.text(), keepAlive, PROM_TEXT, headOnly);
+    case "/healthz":
+      return probe(opts.healthz(), keepAlive, headOnly);
+    default:
+      return probe(opts.readyz(), keepAlive, headOnly);
+  }
+}
+
+function probe(r: ProbeResult, keepAlive: boolean, headOnly: boolean): Uint8Array {
+  return response(
+    r.ok ? 200 : 503,
+    `${r.ok ? "ok" : "not ok"}: ${r.detail}\n`,
+    keepAlive,
+    undefined,
+    headOnly,
+  );
+}
+
+const REASONS: Record<number, string> = {
+  200: "OK",
+  400: "Bad Request",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  431: "Request Header Fields Too Large",
+  503: "Service Unavailable",
+};
+
+function response(
+  status: number,
+  body: string,
+  keepAlive: boolean,
+  contentType = "text/plain; charset=utf-8",
+  headOnly = false,
+  extra: Record<string, string> = {},
+): Uint8Array {
+  const bytes = enc.encode(body);
+  const head = [
+    `HTTP/1.1 ${status} ${REASONS[status] ?? ""}`,
+    `content-type: ${contentType}`,
+    `content-length: ${bytes.length}`,
+    `connection: ${keepAlive ? "keep-alive" : "close"}`,
+    ...Object.entries(extra).map(([k, v]) => `${k}: ${v}`),
+    "",
+    "",
+  ].join("\r\n");
+  const h = enc.encode(head);
+  if (headOnly) return h;
+  const out = new Uint8Array(h.length + bytes.length);
+  out.set(h);
+  out.set(bytes, h.length);
+  return out;
+}
+
+/**
+ * Writes all of `data`; false when the connection ended first. A peer that does not take the response within
+ * the write timeout loses its slot at once (counted); Deno cannot cancel a pending socket write, so the socket
+ * itself is freed when that write ends (the peer reads or goes away).
+ */
+async function writeAll(
+  state: ConnState,
+  data: Uint8Array,
+  limits: HttpLimits,
+  drop: (reason: DropReason) => void,
+): Promise<boolean> {
+  const conn = state.conn;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    drop("write_timeout");
+    state.release();
+    closeQuietly(conn);
+  }, limits.writeTimeoutMs);
+  try {
+    let off = 0;
+    while (off < data.length) off += await conn.write(data.subarray(off));
+    return !timedOut;
+  } catch (e) {
+    if (timedOut || state.evicted) return false;
+    if (e instanceof Deno.errors.BrokenPipe || e instanceof Deno.errors.ConnectionReset) return false;
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
 }
