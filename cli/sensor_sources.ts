@@ -64,11 +64,16 @@ export async function packetSide(config: Config, metrics: FsmMetrics): Promise<P
     return undefined;
   }
   let pods: PodWatch | undefined;
+  let live: LivePacketSource | undefined;
   if (p.pod_metadata !== "off") {
     const api = await inClusterApi();
     if (api) {
-      pods = new PodWatch({ api, node: config.node });
-      await pods.start();
+      pods = new PodWatch({ api, node: config.node, onChange: () => live?.invalidatePods() });
+      // The first list normally takes milliseconds; a slow or failing API must not hold up the sensor (its
+      // pods then arrive later, and taps are decided again).
+      if (!(await pods.start(10_000))) {
+        log.warn("no pod list from the Kubernetes API yet; capturing, pods are named once it answers", {});
+      }
     } else if (p.pod_metadata === "kubernetes") {
       throw new Error(
         "packets.pod_metadata is kubernetes but this is not a pod with a ServiceAccount token " +
@@ -83,7 +88,7 @@ export async function packetSide(config: Config, metrics: FsmMetrics): Promise<P
     });
   }
   const filter = bpfFilter(taps);
-  const source = new LivePacketSource({
+  const source = live = new LivePacketSource({
     capture: {
       tcpdump: p.tcpdump,
       iface: p.interface,

@@ -20,10 +20,13 @@ export interface KubeApi {
   caCert?: string;
 }
 
-/** The in-cluster API from the environment and the ServiceAccount mount; undefined outside a pod. */
+/**
+ * The in-cluster API from the environment and the ServiceAccount mount (`FSMPX_SERVICE_ACCOUNT_DIR` moves the
+ * mount, for a sensor outside a pod); undefined outside a pod.
+ */
 export async function inClusterApi(
   env: (name: string) => string | undefined = (n) => Deno.env.get(n),
-  dir = "/var/run/secrets/kubernetes.io/serviceaccount",
+  dir = env("FSMPX_SERVICE_ACCOUNT_DIR") || "/var/run/secrets/kubernetes.io/serviceaccount",
 ): Promise<KubeApi | undefined> {
   const host = env("KUBERNETES_SERVICE_HOST");
   const port = env("KUBERNETES_SERVICE_PORT") ?? "443";
@@ -75,6 +78,8 @@ export interface PodWatchOptions {
   maxBackoffMs?: number;
   /** Server-side watch timeout (the API closes the watch after it; we resume). */
   watchTimeoutSeconds?: number;
+  /** Called after the set of pods changed (a list or a watch event). */
+  onChange?: () => void;
 }
 
 /** A live map from addresses to this node's pods. */
@@ -99,10 +104,21 @@ export class PodWatch {
     if (opts.api.caCert) this.#client = Deno.createHttpClient({ caCerts: [opts.api.caCert] });
   }
 
-  /** Starts listing and watching; resolves once the first list is in (or rejects on the first failure). */
-  start(): Promise<void> {
+  /**
+   * Starts listing and watching (retried with backoff until {@link stop}); resolves once the first list is in,
+   * or after `waitMs` (then the pods arrive later, through `onChange`): a slow API must not hold up a sensor.
+   */
+  async start(waitMs = Infinity): Promise<boolean> {
     this.#running ??= this.#loop();
-    return this.#ready;
+    if (waitMs === Infinity) {
+      await this.#ready;
+      return true;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<false>((r) => timer = setTimeout(() => r(false), waitMs));
+    const ok = await Promise.race([this.#ready.then(() => true as const), late]);
+    clearTimeout(timer);
+    return ok;
   }
 
   /** Stops the watch. */
@@ -148,7 +164,9 @@ export class PodWatch {
         this.stats.errors++;
         attempt++;
         const wait = Math.min(this.#opts.maxBackoffMs ?? 30_000, 250 * 2 ** Math.min(attempt, 8));
-        log.warn("pod watch failed; retrying", { error: (e as Error).message, retry_ms: wait });
+        const err = e as Error & { cause?: unknown };
+        const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
+        log.warn("pod watch failed; retrying", { error: `${err.message}${cause}`, retry_ms: wait });
         await sleep(wait * (0.5 + Math.random() / 2), signal);
       }
     }
@@ -273,6 +291,7 @@ export class PodWatch {
     this.#byIp = byIp;
     this.#byIpPort = byIpPort;
     this.stats.pods = this.#pods.size;
+    this.#opts.onChange?.();
   }
 }
 

@@ -47,6 +47,11 @@ export class LivePacketSource {
     this.#opts = opts;
   }
 
+  /** Pod metadata changed: decide again which taps each stream belongs to. */
+  invalidatePods(): void {
+    this.source?.builder.invalidate();
+  }
+
   /** Captures until `signal` aborts (resolves) or the capture fails (rejects). */
   async run(emit: (row: Row) => Promise<void>, signal: AbortSignal): Promise<void> {
     const o = this.#opts;

@@ -11,7 +11,7 @@ import { PcapReader } from "./pcap.ts";
 import { RtpSource } from "./rtp_source.ts";
 import { TcpSource } from "./tcp_source.ts";
 import { PacketRowBuilder } from "./rows.ts";
-import { type PacketTap, type PodResolver, tapMatches } from "./taps.ts";
+import { type PacketTap, type PodResolver, tapMatchesAddresses } from "./taps.ts";
 import { type AppMessage, type AppProtocol, type FlowDirection, type Frame, SkipCounter } from "./types.ts";
 
 /** Options of a {@link PacketSource}. */
@@ -58,13 +58,14 @@ export class PacketSource {
     if (rtpTaps.length > 0) {
       this.#rtp = new RtpSource(emit, {
         jitter: opts.reorderMs === undefined ? undefined : { windowNs: opts.reorderMs * 1e6 },
-        acceptFlow: (f) => rtpTaps.some((t) => tapMatches(t, f, opts.pods)),
+        // Ports and hosts only: pods are decided per stream when rows are made (they change; flows stay).
+        acceptFlow: (f) => rtpTaps.some((t) => tapMatchesAddresses(t, f)),
       }, this.skips);
     }
     if (tcpTaps.length > 0) {
       this.#tcp = new TcpSource({
         protocolFor: (f: FlowDirection): AppProtocol | undefined =>
-          tcpTaps.find((t) => tapMatches(t, f, opts.pods))?.protocol,
+          tcpTaps.find((t) => tapMatchesAddresses(t, f))?.protocol,
         emit,
         skips: this.skips,
       });

@@ -133,13 +133,21 @@ export function hasPorts(tap: PacketTap): boolean {
 }
 
 /**
+ * The part of {@link tapMatches} that never changes for a flow: ports and hosts. Parsers keep per-flow state on
+ * this (pods come and go; their part is decided per message stream, where it is cheap to decide again).
+ */
+export function tapMatchesAddresses(tap: PacketTap, f: FlowDirection): boolean {
+  if (!portMatches(tap, f.srcPort) && !portMatches(tap, f.dstPort)) return false;
+  return !(tap.host && !inCidr(f.src, tap.host) && !inCidr(f.dst, tap.host));
+}
+
+/**
  * Whether a flow direction belongs to `tap`: a port on either side in the tap's ports, the host on either side,
  * and with pod metadata the pod glob on the side the direction names. Without a resolver, pod and direction
  * filters cannot hold: such a tap matches nothing (the caller warns once).
  */
 export function tapMatches(tap: PacketTap, f: FlowDirection, pods?: PodResolver): boolean {
-  if (!portMatches(tap, f.srcPort) && !portMatches(tap, f.dstPort)) return false;
-  if (tap.host && !inCidr(f.src, tap.host) && !inCidr(f.dst, tap.host)) return false;
+  if (!tapMatchesAddresses(tap, f)) return false;
   if (tap.pod !== undefined || tap.direction !== "any") {
     if (!pods) return false;
     const srcPod = pods(f.src, f.srcPort);
