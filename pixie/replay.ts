@@ -65,16 +65,20 @@ const defaultSleep = (ms: number, signal?: AbortSignal) =>
  */
 export function timeSpikes(rows: readonly { row: Row }[], spikeNs: bigint): boolean[] {
   const out = new Array<boolean>(rows.length).fill(false);
-  const abs = (x: bigint) => (x < 0n ? -x : x);
+  const near = (a: bigint, b: bigint) => (a > b ? a - b : b - a) <= spikeNs;
   let prev: bigint | undefined;
   for (let i = 0; i < rows.length; i++) {
     const t = rows[i]!.row.time;
     const next = rows[i + 1]?.row.time;
-    const far = (x: bigint | undefined) => x === undefined || abs(t - x) > spikeNs;
-    const neighboursAgree = prev === undefined || next === undefined || abs(next - prev) <= spikeNs;
-    if (far(prev) && far(next) && neighboursAgree && (prev !== undefined || next !== undefined)) {
-      out[i] = true;
-    } else prev = t;
+    let spike: boolean;
+    if (prev === undefined) {
+      // The first row: a spike if the two after it agree with each other and not with it.
+      const next2 = rows[i + 2]?.row.time;
+      spike = next !== undefined && next2 !== undefined && !near(t, next) && near(next, next2);
+    } else if (next === undefined) spike = !near(t, prev); // the last row
+    else spike = !near(t, prev) && !near(t, next) && near(prev, next);
+    out[i] = spike;
+    if (!spike) prev = t;
   }
   return out;
 }
