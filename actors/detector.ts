@@ -29,7 +29,14 @@ import { StreamTable } from "./stream_table.ts";
 import { EventClock } from "./event_clock.ts";
 import { RecentRows } from "./row_dedupe.ts";
 import { DecodeReporter } from "./decode_reporter.ts";
-import { payloadColumn, podColumn, StickyIds, streamFormat, tapMessage } from "./tap_intake.ts";
+import {
+  payloadColumn,
+  podColumn,
+  StickyIds,
+  streamFormat,
+  tapMessage,
+  textOnBinaryTap,
+} from "./tap_intake.ts";
 
 /** What a Detector talks to. */
 export interface DetectorDeps {
@@ -94,6 +101,10 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
       const payload = cellBytes(row, payloadColumn(rules));
       if (payload === undefined) {
         decode.count("missing_payload_column");
+        return;
+      }
+      if (textOnBinaryTap(rules, row)) {
+        decode.count("not_audio");
         return;
       }
       // One envelope per message: the stream key, the ids and the decoder share its parsed views.

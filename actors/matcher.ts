@@ -28,7 +28,7 @@ import { StreamTable } from "./stream_table.ts";
 import { EventClock } from "./event_clock.ts";
 import { RecentRows } from "./row_dedupe.ts";
 import { DecodeReporter } from "./decode_reporter.ts";
-import { payloadColumn, podColumn, streamFormat, tapMessage } from "./tap_intake.ts";
+import { payloadColumn, podColumn, streamFormat, tapMessage, textOnBinaryTap } from "./tap_intake.ts";
 
 /** What the Matcher talks to. */
 export interface MatcherDeps {
@@ -130,6 +130,10 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
       const payload = cellBytes(row, payloadColumn(rule));
       if (payload === undefined) {
         reporter.count("missing_payload_column");
+        return;
+      }
+      if (textOnBinaryTap(rule, row)) {
+        reporter.count("not_audio");
         return;
       }
       let keyer = keyers.get(row.query);

@@ -68,6 +68,15 @@ export function tapMessage(rule: TapRule, row: Row, payload: PayloadEnvelope): M
   return msg;
 }
 
+/**
+ * Whether a row is a WebSocket text message on a tap whose audio is binary frames: a server's text replies
+ * (marks, transcripts) on the audio's connection are counted as `not_audio`, never decoded as PCM.
+ */
+export function textOnBinaryTap(rule: TapRule, row: Row): boolean {
+  return rule.packets?.protocol === "websocket" && rule.audio.encoding === "binary" &&
+    row.columns[PacketColumn.wsText] === true;
+}
+
 /** The payload column of a tap (packet rows always name it `payload`). */
 export function payloadColumn(rule: TapRule): string {
   return rule.packets ? PacketColumn.payload : rule.columns.payload;

@@ -62,6 +62,9 @@ interface RtpStat {
   payloads: Map<number, Uint8Array[]>;
   lastTs?: number;
   lastNs?: bigint;
+  /** RTP time and capture time per payload type over the whole stream (senders that burst packets in pairs
+   * make per-packet clock estimates useless). */
+  span: Map<number, { ts0: number; ns0: bigint; ticks: number; ns: bigint }>;
 }
 
 const MAX_STEPS = 400;
@@ -83,6 +86,7 @@ export async function discoverPacketFile(path: string): Promise<PacketDiscovery>
         pts: new Map(),
         steps: [],
         payloads: new Map(),
+        span: new Map(),
       };
       rtp.set(m.stream, s);
     }
@@ -103,6 +107,12 @@ export async function discoverPacketFile(path: string): Promise<PacketDiscovery>
     }
     s.lastTs = m.rtp.ts;
     s.lastNs = m.timeNs;
+    const sp = s.span.get(m.rtp.pt);
+    if (!sp) s.span.set(m.rtp.pt, { ts0: m.rtp.ts, ns0: m.timeNs, ticks: 0, ns: 0n });
+    else {
+      sp.ticks = (m.rtp.ts - sp.ts0) >>> 0;
+      sp.ns = m.timeNs - sp.ns0;
+    }
   });
   const dec = new FrameDecoder();
   let frames = 0;
@@ -255,7 +265,17 @@ function rtpGroup(port: number, streams: RtpStat[]): PacketGroup {
 function guessDynamic(pt: number, streams: RtpStat[]): { codec?: string; reason: string } {
   const payloads = streams.flatMap((s) => s.payloads.get(pt) ?? []);
   const steps = streams.flatMap((s) => s.steps.filter((x) => x.pt === pt && x.dns > 0 && x.dts > 0));
-  const clock = median(steps.map((x) => x.dts / (x.dns / 1e9)));
+  // The clock over whole streams (ticks / seconds): bursts and jitter cancel out.
+  let ticks = 0;
+  let ns = 0;
+  for (const st of streams) {
+    const sp = st.span.get(pt);
+    if (sp && sp.ns > 0n && sp.ticks < 2 ** 31) {
+      ticks += sp.ticks;
+      ns += Number(sp.ns);
+    }
+  }
+  const clock = ns > 1e8 ? ticks / (ns / 1e9) : median(steps.map((x) => x.dts / (x.dns / 1e9)));
   if (payloads.length > 0 && payloads.every((p) => p.length === 4)) {
     return { codec: "telephone-event/8000", reason: "4-byte payloads (RFC 4733 events)" };
   }

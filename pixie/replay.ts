@@ -40,12 +40,26 @@ export const DEFAULT_SPIKE_MS = 600_000;
 /** Longest single timer (setTimeout's limit is 2^31 - 1 ms; longer waits are cut in pieces). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Merges rows of several nodes into one event-time order (stable: equal times keep capture order). */
+/**
+ * Merges rows of several nodes into one event-time order (stable: equal times keep capture order; within a
+ * query, the captured order is kept).
+ */
 export function mergeByTime(inputs: readonly NodeRows[]): { node: string; row: Row }[] {
-  const all: { node: string; row: Row; seq: number }[] = [];
+  const all: { node: string; row: Row; seq: number; key: bigint }[] = [];
   let seq = 0;
-  for (const input of inputs) for (const row of input.rows) all.push({ node: input.node, row, seq: seq++ });
-  all.sort((a, b) => (a.row.time < b.row.time ? -1 : a.row.time > b.row.time ? 1 : a.seq - b.seq));
+  for (const input of inputs) {
+    // Each query's rows keep the order the sensor received them in: a row captured earlier than the one
+    // before it (a reordered RTP packet put back in place, a late Pixie batch) is not moved ahead of it. The sort
+    // key is the running maximum of `time` per query; latencies still use each row's own `time`.
+    const newest = new Map<string, bigint>();
+    for (const row of input.rows) {
+      const prev = newest.get(row.query);
+      const key = prev !== undefined && prev > row.time ? prev : row.time;
+      newest.set(row.query, key);
+      all.push({ node: input.node, row, seq: seq++, key });
+    }
+  }
+  all.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.seq - b.seq));
   return all;
 }
 
