@@ -6,7 +6,7 @@
  */
 import { EXIT_OK, optNumber, optString, type ParsedArgs, UsageError } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
-import { readCaptures, runCaptures, stageOrder } from "./capture_run.ts";
+import { explainRun, readCaptures, runCaptures, stageOrder } from "./capture_run.ts";
 import { renderSummaryTable, summarize } from "../report/summary.ts";
 import { type HttpServer, parseListen, startHttpServer } from "../http/server.ts";
 import { startUiServer, type UiServer } from "../http/ui_server.ts";
@@ -26,7 +26,7 @@ export const DEMO_PACKETS_DIR = new URL("../fixtures/demo_packets/", import.meta
 export async function demoCommand(args: ParsedArgs): Promise<number> {
   const speed = optNumber(args, "speed", 1);
   const dir = args.values["packets"] === true ? DEMO_PACKETS_DIR : DEMO_DIR;
-  const { config } = await loadCommandConfig(args, new URL("config.yaml", dir).pathname);
+  const { config, file: configFile } = await loadCommandConfig(args, new URL("config.yaml", dir).pathname);
   const files: string[] = [];
   for await (const e of Deno.readDir(dir)) if (e.isFile && /\.(jsonl|pcap)$/.test(e.name)) files.push(e.name);
   files.sort();
@@ -105,6 +105,8 @@ export async function demoCommand(args: ParsedArgs): Promise<number> {
         summarize(result.signatures, result.matches, stageOrder(config), { paths: stagePaths(config) }),
       ),
     );
+    const why = await explainRun(config, configFile, caps, result);
+    if (why) console.log("\n" + why);
     Deno.removeSignalListener("SIGINT", onSignal);
     if (otlp) {
       // Spans from the complete set: a hop whose previous stage arrived later is known here.
