@@ -24,6 +24,9 @@ export interface ConfigIssue {
   hint?: string;
 }
 
+/** Issues printed at most; the rest are counted in one line. */
+export const MAX_SHOWN_ISSUES = 100;
+
 /** Renders one issue as `file:line:col: path: expected X, found Y (hint)`. */
 export function formatIssue(issue: ConfigIssue): string {
   const where = issue.line > 0 ? `${issue.file}:${issue.line}:${issue.col}` : issue.file;
@@ -53,6 +56,11 @@ export class ConfigError extends Error {
   }
 
   private static render(issues: readonly ConfigIssue[]): string {
-    return issues.map(formatIssue).join("\n");
+    // A file of 64k unknown keys is one mistake repeated: the first ones say it, the count says the rest.
+    const shown = issues.slice(0, MAX_SHOWN_ISSUES).map(formatIssue);
+    if (issues.length > MAX_SHOWN_ISSUES) {
+      shown.push(`... and ${issues.length - MAX_SHOWN_ISSUES} more problems`);
+    }
+    return shown.join("\n");
   }
 }

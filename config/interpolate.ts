@@ -1,5 +1,5 @@
 /**
- * `${VAR}` and `${VAR:-default}` interpolation on the parsed YAML tree. Working on scalar nodes rather than the
+ * `${VAR}` and `${VAR:-default}` interpolation on the parsed YAML tree (a default may itself be `${OTHER}`). Working on scalar nodes rather than the
  * raw text keeps every node's position right and lets a value come from the environment without YAML
  * re-parsing it. `$${` is a literal `${`. Secrets found on the way are registered for log masking and indexed
  * so that error messages name their variable instead of showing them.
@@ -25,9 +25,7 @@ export interface InterpolationResult {
 
 const SECRET_VARIABLE = /KEY|PASSWORD|TOKEN|SECRET/i;
 const SECRET_PATHS = new Set(["pixie.api_key", "nats.password", "nats.token"]);
-const EXPRESSION = /\$\$\{|\$\{([^}]*)\}|\$\{/g;
 const BODY = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s;
-const WHOLE_EXPRESSION = /^\$\{[^}]*\}$/;
 const NUMBER = /^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$/;
 
 /** Interpolates every string scalar value of `doc` in place (keys are left alone). */
@@ -82,31 +80,7 @@ function interpolateScalar(
   let changed = false;
   let failed = false;
   let secretFrom: string | undefined;
-  for (const m of text.matchAll(EXPRESSION)) {
-    out += text.slice(last, m.index);
-    last = m.index + m[0].length;
-    changed = true;
-    if (m[0] === "$${") {
-      out += "${";
-      offsetOf("$${");
-      continue;
-    }
-    const body = m[1] === undefined ? undefined : BODY.exec(m[1]);
-    if (!body) {
-      failed = true;
-      result.problems.push({
-        path,
-        offset: offsetOf(m[0]),
-        expected: "${NAME} or ${NAME:-default}",
-        found: m[1] === undefined
-          ? `unterminated "${text.slice(m.index, m.index + 20)}"`
-          : JSON.stringify(m[0]),
-        hint: "write $${ for a literal ${",
-      });
-      continue;
-    }
-    const variable = body[1] ?? "";
-    const fallback = body[2];
+  const lookup = (variable: string): string | undefined => {
     const value = env(variable);
     if (SECRET_VARIABLE.test(variable)) {
       secretFrom ??= variable;
@@ -114,33 +88,152 @@ function interpolateScalar(
       // Same floor as registerSecret: a very short value would match unrelated text.
       if (value && value.length >= 4) result.secrets.byValue.set(value, variable);
     }
+    return value;
+  };
+  /** A default's own `${...}` (`${A:-${B}}`), resolved the same way; the first problem wins. */
+  const resolveDefault = (t: string): { value: string } | { bad: string } | { unset: string } => {
+    let acc = "";
+    let at = 0;
+    for (const e of expressions(t)) {
+      acc += t.slice(at, e.index);
+      at = e.index + e.raw.length;
+      if (e.raw === "$${") {
+        acc += "${";
+        continue;
+      }
+      const b = e.body === undefined ? null : BODY.exec(e.body);
+      if (!b) return { bad: e.raw };
+      const v = lookup(b[1] ?? "");
+      if (v === undefined && b[2] === undefined) return { unset: b[1] ?? "" };
+      if (b[2] !== undefined && !v) {
+        const inner = resolveDefault(b[2]);
+        if (!("value" in inner)) return inner;
+        acc += inner.value;
+      } else {
+        acc += v ?? "";
+      }
+    }
+    return { value: acc + t.slice(at) };
+  };
+  for (const m of expressions(text)) {
+    out += text.slice(last, m.index);
+    last = m.index + m.raw.length;
+    changed = true;
+    if (m.raw === "$${") {
+      out += "${";
+      offsetOf("$${");
+      continue;
+    }
+    const body = m.body === undefined ? undefined : BODY.exec(m.body);
+    if (!body) {
+      failed = true;
+      result.problems.push({
+        path,
+        offset: offsetOf(m.raw),
+        expected: "${NAME} or ${NAME:-default}",
+        found: m.body === undefined
+          ? `unterminated "${text.slice(m.index, m.index + 20)}"`
+          : JSON.stringify(m.raw),
+        hint: "write $${ for a literal ${",
+      });
+      continue;
+    }
+    const variable = body[1] ?? "";
+    const fallback = body[2];
+    const value = lookup(variable);
     if (value === undefined && fallback === undefined) {
       failed = true;
       result.problems.push({
         path,
-        offset: offsetOf(m[0]),
+        offset: offsetOf(m.raw),
         expected: `environment variable ${variable} to be set`,
         found: "it unset",
         hint: `write \${${variable}:-} to make it optional`,
       });
       continue;
     }
-    offsetOf(m[0]);
-    out += fallback !== undefined && !value ? fallback : value ?? "";
+    const at = offsetOf(m.raw);
+    if (fallback !== undefined && !value) {
+      const resolved = resolveDefault(fallback);
+      if ("bad" in resolved) {
+        failed = true;
+        result.problems.push({
+          path,
+          offset: at,
+          expected: "${NAME} or ${NAME:-default} in the default",
+          found: JSON.stringify(resolved.bad),
+          hint: "write $${ for a literal ${",
+        });
+        continue;
+      }
+      if ("unset" in resolved) {
+        failed = true;
+        result.problems.push({
+          path,
+          offset: at,
+          expected: `environment variable ${resolved.unset} to be set (in the default of ${variable})`,
+          found: "it unset",
+          hint: `write \${${resolved.unset}:-} to make it optional`,
+        });
+        continue;
+      }
+      out += resolved.value;
+    } else {
+      out += value ?? "";
+    }
   }
   out += text.slice(last);
 
   const key = formatKeyPath(path);
   if (SECRET_PATHS.has(key) && out !== "") secretFrom ??= "";
-  // A password inside a server URL is as secret as nats.password.
-  if (key === "nats.url" && /:\/\/[^@/\s]*:[^@/\s]+@/.test(out)) secretFrom ??= "";
+  // A password (`user:pass@`) or a token (`TOKEN@`) inside a server URL is as secret as nats.password.
+  if (key === "nats.url" && /:\/\/[^@/\s]+@/.test(out)) secretFrom ??= "";
   if (secretFrom !== undefined) {
     registerSecret(out);
     result.secrets.byPath.set(key, secretFrom);
     if (out.length >= 4) result.secrets.byValue.set(out, secretFrom);
   }
   if (!changed || failed) return;
-  node.value = typed(out, node.type === "PLAIN" && WHOLE_EXPRESSION.test(text), path, probe);
+  const first = expressions(text).next().value;
+  const whole = first !== undefined && first.index === 0 && first.raw.length === text.length &&
+    first.raw !== "$${";
+  node.value = typed(out, node.type === "PLAIN" && whole, path, probe);
+}
+
+/**
+ * The `${...}` expressions of a text, nesting-aware (`${A:-${B}}` is one expression whose default is `${B}`);
+ * `$${` is a literal `${`. An unterminated `${` has no body.
+ */
+function* expressions(text: string): Generator<{ index: number; raw: string; body: string | undefined }> {
+  let i = text.indexOf("$");
+  while (i >= 0 && i < text.length) {
+    if (text.startsWith("$${", i)) {
+      yield { index: i, raw: "$${", body: "" };
+      i = text.indexOf("$", i + 3);
+      continue;
+    }
+    if (!text.startsWith("${", i)) {
+      i = text.indexOf("$", i + 1);
+      continue;
+    }
+    let depth = 0;
+    let j = i;
+    for (; j < text.length; j++) {
+      if (text.startsWith("${", j)) {
+        depth++;
+        j++;
+      } else if (text[j] === "}" && --depth === 0) {
+        break;
+      }
+    }
+    if (j >= text.length) {
+      yield { index: i, raw: "${", body: undefined };
+      i = text.indexOf("$", i + 2);
+      continue;
+    }
+    yield { index: i, raw: text.slice(i, j + 1), body: text.slice(i + 2, j) };
+    i = text.indexOf("$", j + 1);
+  }
 }
 
 /** A plain scalar that was only `${...}` takes the type YAML would give its value, where the schema allows it. */

@@ -7,7 +7,17 @@
  */
 
 import { join } from "node:path";
-import { type Document, isMap, isSeq, LineCounter, parseDocument, type YAMLError } from "yaml";
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  type YAMLError,
+  type YAMLMap,
+} from "yaml";
 import { logger, registerSecret } from "../util/log.ts";
 import { crossFieldProblems, fillPayloadDefaults, streamFilterProblems } from "./checks.ts";
 import { DEFAULT_CONFIG_FILES } from "./defaults.ts";
@@ -31,6 +41,11 @@ export interface LoadedConfig {
 
 const log = logger("config");
 
+/** Largest config file read (a real one is a few KB; a huge one would only cost memory and time). */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Longest string value or key, after `${VAR}` interpolation (a stream_filter is at most a few KB). */
+export const MAX_CONFIG_STRING = 64 * 1024;
+
 /** Environment variables by name; an absent or undefined entry is unset. */
 export type Env = Record<string, string | undefined>;
 
@@ -47,10 +62,19 @@ export interface LoadOptions {
  */
 export async function loadConfig(path?: string, env?: Env, options: LoadOptions = {}): Promise<LoadedConfig> {
   const file = await resolveConfigPath(path, options.cwd);
+  const full = options.cwd ? join(options.cwd, file) : file;
   let text: string;
   try {
-    text = await Deno.readTextFile(options.cwd ? join(options.cwd, file) : file);
+    // Checked before reading: a 50 MB file (or /dev/zero) must not be read whole first.
+    const info = await Deno.stat(full);
+    if (info.isFile && info.size > MAX_CONFIG_BYTES) {
+      throw new ConfigError([
+        fileIssue(file, `a config file of at most ${MAX_CONFIG_BYTES} bytes`, `${info.size} bytes`),
+      ]);
+    }
+    text = await Deno.readTextFile(full);
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     throw new ConfigError([
       fileIssue(file, "a readable config file", e instanceof Error ? e.name : String(e)),
     ]);
@@ -80,11 +104,37 @@ export async function resolveConfigPath(path?: string, cwd?: string): Promise<st
 /** Parses and validates config text; `fileName` is used in messages only. */
 export function parseConfigText(text: string, fileName: string, env?: Env): LoadedConfig {
   const lookup = envLookup(env);
+  if (text.length > MAX_CONFIG_BYTES) {
+    throw new ConfigError([{
+      file: fileName,
+      line: 1,
+      col: 1,
+      path: "",
+      expected: `a config of at most ${MAX_CONFIG_BYTES} bytes`,
+      found: `${text.length} characters`,
+    }]);
+  }
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, merge: true, prettyErrors: true, uniqueKeys: true });
+  // yaml's own uniqueKeys check compares every key with every other (64k keys: minutes); duplicateKeys is linear.
+  const doc = parseDocument(text, { lineCounter, merge: true, prettyErrors: true, uniqueKeys: false });
   const position = (offset: number) => lineCounter.linePos(offset);
+  const keyIndex = new WeakMap<YAMLMap, Map<string, number>>();
 
   if (doc.errors.length > 0) throw new ConfigError(doc.errors.map((e) => yamlIssue(e, fileName)));
+  const duplicates = duplicateKeys(doc.contents);
+  if (duplicates.length > 0) {
+    throw new ConfigError(duplicates.map((offset) => {
+      const { line, col } = position(offset);
+      return {
+        file: fileName,
+        line,
+        col,
+        path: "",
+        expected: "valid YAML",
+        found: "DUPLICATE_KEY: Map keys must be unique",
+      };
+    }));
+  }
   if (!isMap(doc.contents)) {
     const found = doc.contents === null
       ? "an empty document"
@@ -103,7 +153,11 @@ export function parseConfigText(text: string, fileName: string, env?: Env): Load
   }
 
   const interpolated = interpolate(doc, text, lookup, (p, t) => acceptsType(configSchema, p, t));
-  const problems: Problem[] = [...interpolated.problems];
+  const problems: Problem[] = [...interpolated.problems, ...longStrings(doc.contents)];
+  // A huge string would be copied into every later step (2 GB RSS for a 50 MB one): stop here.
+  if (problems.length > interpolated.problems.length) {
+    throw new ConfigError(problems.map((p) => toIssue(p, doc, fileName, position, keyIndex)));
+  }
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: 100 });
@@ -144,13 +198,13 @@ export function parseConfigText(text: string, fileName: string, env?: Env): Load
       registerUrlPasswords(config.nats.url);
       fillPayloadDefaults(config, data);
       if (problems.length === 0) {
-        const warnings = filters.warnings.map((p) => toIssue(p, doc, fileName, position));
+        const warnings = filters.warnings.map((p) => toIssue(p, doc, fileName, position, keyIndex));
         for (const w of warnings) log.warn(formatIssue(w));
         return { config, file: fileName, warnings };
       }
     }
   }
-  throw new ConfigError(problems.map((p) => toIssue(p, doc, fileName, position)));
+  throw new ConfigError(problems.map((p) => toIssue(p, doc, fileName, position, keyIndex)));
 }
 
 function toIssue(
@@ -158,8 +212,11 @@ function toIssue(
   doc: Document,
   file: string,
   position: (offset: number) => { line: number; col: number },
+  keyIndex: WeakMap<YAMLMap, Map<string, number>>,
 ): ConfigIssue {
-  const { line, col } = position(p.offset ?? locate(doc, p.path, p.onKey));
+  const { line, col } = position(
+    p.offset ?? unknownKeyOffset(doc, p, keyIndex) ?? locate(doc, p.path, p.onKey),
+  );
   const issue: ConfigIssue = {
     file,
     line,
@@ -216,7 +273,8 @@ function resolveNodeName(env: EnvLookup): string {
 function registerUrlPasswords(url: string): void {
   for (const server of url.split(",")) {
     const userInfo = /^[a-z]+:\/\/([^@/]*)@/.exec(server.trim())?.[1];
-    const password = userInfo?.split(":")[1];
+    // `user:pass@` hides the password; a bare `TOKEN@` is a token, hidden whole.
+    const password = userInfo?.includes(":") ? userInfo.split(":")[1] : userInfo;
     if (!password) continue;
     registerSecret(password);
     try {
@@ -225,4 +283,97 @@ function registerUrlPasswords(url: string): void {
       // Not percent-encoded after all; the raw form is registered.
     }
   }
+}
+
+/**
+ * Offsets of keys that repeat an earlier key of the same mapping, in one pass with a set per mapping (what
+ * yaml's `uniqueKeys` reports, without its comparison of every pair).
+ */
+function duplicateKeys(root: unknown): number[] {
+  const out: number[] = [];
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isMap(node)) {
+      const seen = new Set<string>();
+      for (const pair of node.items) {
+        // Complex keys (a mapping as a key) are compared by their text, as yaml does for scalars.
+        const k = isScalar(pair.key)
+          ? `${typeof pair.key.value}:${String(pair.key.value)}`
+          : `node:${String(pair.key)}`;
+        if (seen.has(k)) out.push(nodeStart(pair.key) ?? 0);
+        seen.add(k);
+        stack.push(pair.value);
+      }
+    } else if (isSeq(node)) {
+      for (const item of node.items) stack.push(item);
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** Problems for string values and keys over {@link MAX_CONFIG_STRING}, at their position. */
+function longStrings(root: unknown): Problem[] {
+  const out: Problem[] = [];
+  const expected = `a string of at most ${MAX_CONFIG_STRING} characters`;
+  const walk = (node: unknown, path: (string | number)[]): void => {
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? pair.key.value : pair.key;
+        if (typeof key === "string" && key.length > MAX_CONFIG_STRING) {
+          out.push({
+            path,
+            offset: nodeStart(pair.key),
+            expected: `a key of at most ${MAX_CONFIG_STRING} characters`,
+            found: `${key.length} characters`,
+          });
+          continue;
+        }
+        walk(pair.value, [...path, String(key)]);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => walk(item, [...path, i]));
+    } else if (isScalar(node) && typeof node.value === "string" && node.value.length > MAX_CONFIG_STRING) {
+      out.push({ path, offset: nodeStart(node), expected, found: `${node.value.length} characters` });
+    }
+  };
+  walk(root, []);
+  return out;
+}
+
+/**
+ * The key offset of an unknown-key problem through a per-mapping index: `locate` searches the mapping's items
+ * for each key, which made 64k unknown keys quadratic. Undefined for other problems.
+ */
+function unknownKeyOffset(
+  doc: Document,
+  p: Problem,
+  keyIndex: WeakMap<YAMLMap, Map<string, number>>,
+): number | undefined {
+  if (!p.onKey || p.path.length === 0) return undefined;
+  let node: unknown = doc.contents;
+  for (let i = 0; i < p.path.length - 1; i++) {
+    const seg = p.path[i]!;
+    if (isAlias(node)) return undefined;
+    if (isMap(node)) node = node.get(String(seg), true);
+    else if (isSeq(node) && typeof seg === "number") node = node.items[seg];
+    else return undefined;
+  }
+  if (!isMap(node)) return undefined;
+  let index = keyIndex.get(node);
+  if (!index) {
+    index = new Map();
+    for (const pair of node.items) {
+      const k = String(isScalar(pair.key) ? pair.key.value : pair.key);
+      const at = nodeStart(pair.key);
+      if (at !== undefined && !index.has(k)) index.set(k, at);
+    }
+    keyIndex.set(node, index);
+  }
+  return index.get(String(p.path[p.path.length - 1]));
+}
+
+function nodeStart(node: unknown): number | undefined {
+  if (node === null || typeof node !== "object" || !("range" in node)) return undefined;
+  return (node as { range?: [number, number, number] | null }).range?.[0];
 }

@@ -130,6 +130,22 @@ function oneSource(r: { stream_filter?: string; packets?: unknown }, ctx: z.Refi
   }
 }
 
+/** Telephony names of the G.711 codecs (SDP's PCMU/PCMA, ITU's G.711 µ-law/A-law), any case. */
+export const CODEC_ALIASES: Readonly<Record<string, string>> = {
+  pcmu: "mulaw",
+  g711u: "mulaw",
+  "g711-ulaw": "mulaw",
+  pcma: "alaw",
+  g711a: "alaw",
+  "g711-alaw": "alaw",
+};
+
+function codecAlias(v: unknown): unknown {
+  if (typeof v !== "string") return v;
+  const lower = v.toLowerCase();
+  return CODEC_ALIASES[lower] ?? lower;
+}
+
 const audioSchema = z
   .strictObject({
     envelope: z.enum(["json", "regex", "raw"]).default(DEFAULT_AUDIO.envelope),
@@ -137,7 +153,12 @@ const audioSchema = z
       "json: dotted path to the audio field (default media.payload); regex: a pattern with one group; raw: unused.",
     ),
     encoding: z.enum(["base64", "hex", "binary"]).default(DEFAULT_AUDIO.encoding),
-    codec: z.enum(["mulaw", "alaw", "pcm16le", "pcm16be", "float32le"]).default(DEFAULT_AUDIO.codec),
+    codec: z.preprocess(
+      codecAlias,
+      z.enum(["mulaw", "alaw", "pcm16le", "pcm16be", "float32le"]),
+    ).default(DEFAULT_AUDIO.codec).describe(
+      "mulaw (aliases pcmu, g711u), alaw (pcma, g711a), pcm16le, pcm16be or float32le; any case.",
+    ),
     sample_rate: int(8000, 48000).default(DEFAULT_AUDIO.sample_rate),
     channels: int(1, 32).default(DEFAULT_AUDIO.channels).describe("Interleaved channels in the payload."),
     channel: z
