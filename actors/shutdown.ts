@@ -1,6 +1,7 @@
 /**
  * Process-level stop: SIGTERM/SIGINT start one graceful shutdown of the actor system and then exit with its
- * code; a second signal exits at once with 1. The system terminating on its own (an escalation) exits too,
+ * code; a second signal exits at once with 1 (one arriving within {@link REPEAT_WINDOW_MS} of the first is the
+ * same Ctrl-C delivered twice by `deno task`, and is ignored). The system terminating on its own (an escalation) exits too,
  * non-zero, so Kubernetes restarts the pod.
  * @module
  */
@@ -17,7 +18,18 @@ export interface SignalHandlerOptions {
   readonly flush?: FlushHook;
   /** Ends the process; defaults to `Deno.exit`. Injected by tests. Called at most once. */
   readonly exit?: (code: number) => void;
+  /**
+   * A signal this soon after the first is the same one delivered twice, not a second request: under
+   * `deno task`, one Ctrl-C reaches the process from the terminal (its process group) and again from the task
+   * runner, which forwards it. Default 0 here; {@link installSignalHandlers} uses {@link REPEAT_WINDOW_MS}.
+   */
+  readonly repeatWindowMs?: number;
+  /** Monotonic ms for the repeat window; defaults to `performance.now`. */
+  readonly now?: () => number;
 }
+
+/** How close two signals must be to count as one delivered twice (a person needs longer between two Ctrl-C). */
+export const REPEAT_WINDOW_MS = 300;
 
 /** A signal handler bound to one actor system. */
 export interface SignalHandler {
@@ -35,6 +47,9 @@ export function createSignalHandler(system: ActorSystem, opts: SignalHandlerOpti
   const log = logger("shutdown");
   const exit = opts.exit ?? ((code: number) => Deno.exit(code));
   let signalled = false;
+  let firstAt = 0;
+  const now = opts.now ?? (() => performance.now());
+  const repeatWindowMs = opts.repeatWindowMs ?? 0;
   let done = false;
   let resolveExited: (code: number) => void = () => {};
   const exited = new Promise<number>((resolve) => {
@@ -52,11 +67,16 @@ export function createSignalHandler(system: ActorSystem, opts: SignalHandlerOpti
     handle(signal: Deno.Signal): void {
       if (done) return;
       if (signalled) {
+        if (now() - firstAt < repeatWindowMs) {
+          log.debug("the same signal delivered twice (deno task forwards it); still draining", { signal });
+          return;
+        }
         log.warn("second signal; exiting without waiting for the drain", { signal });
         exitOnce(1);
         return;
       }
       signalled = true;
+      firstAt = now();
       log.info("signal received; shutting down", { signal, deadlineMs: opts.deadlineMs });
       void system.shutdown({
         deadlineMs: opts.deadlineMs,
@@ -79,7 +99,7 @@ export function installSignalHandlers(
   system: ActorSystem,
   opts: SignalHandlerOptions,
 ): InstalledSignalHandlers {
-  const handler = createSignalHandler(system, opts);
+  const handler = createSignalHandler(system, { repeatWindowMs: REPEAT_WINDOW_MS, ...opts });
   const signals: Deno.Signal[] = ["SIGTERM", "SIGINT"];
   const listeners = signals.map((s) => {
     const fn = () => handler.handle(s);
