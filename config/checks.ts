@@ -98,7 +98,29 @@ export function crossFieldProblems(data: unknown): Problem[] {
       });
     }
   }
+  problems.push(...cloudAddrProblems(obj(root.pixie)));
   return problems;
+}
+
+/**
+ * `pixie.cloud_addr` as an IP address never connects: TLS sends the host as the server name (SNI), which may not
+ * be an IP ("servername must not be an IP"), and Pixie Cloud's certificate names a host anyway.
+ */
+function cloudAddrProblems(pixie: Record<string, unknown> | undefined): Problem[] {
+  const addr = pixie?.cloud_addr;
+  if (typeof addr !== "string") return [];
+  const host = /^\[([0-9A-Fa-f:.]+)\]:\d+$/.exec(addr)?.[1] ??
+    /^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(addr)?.[1];
+  if (host === undefined) return [];
+  return [{
+    path: ["pixie", "cloud_addr"],
+    expected:
+      "host:port with a host name (TLS sends the host as the server name, which cannot be an IP address)",
+    found: JSON.stringify(addr),
+    hint:
+      "use the name in the cloud's certificate (e.g. work.withpixie.ai:443; map it to the IP in /etc/hosts " +
+      "or a hostAlias if DNS lacks it), or pixie.direct_addr for a standalone PEM",
+  }];
 }
 
 /**

@@ -26,7 +26,7 @@ import { type EnvLookup, interpolate } from "./interpolate.ts";
 import { locate, valueOffsetMapper } from "./locate.ts";
 import { formatKeyPath, type Problem, valueAt } from "./problem.ts";
 import { type Config, configSchema } from "./schema.ts";
-import { acceptsType } from "./schema_walk.ts";
+import { acceptsType, type KeyPath } from "./schema_walk.ts";
 import { problemsFromZod } from "./zod_issues.ts";
 
 /** A validated config and the file it came from. */
@@ -80,6 +80,43 @@ export async function loadConfig(path?: string, env?: Env, options: LoadOptions 
     ]);
   }
   return parseConfigText(text, file, env);
+}
+
+/** Where each loaded config came from, so a command can report a setting it cannot use at its position. */
+const origins = new WeakMap<Config, {
+  doc: Document;
+  file: string;
+  position: (offset: number) => { line: number; col: number };
+  keyIndex: WeakMap<YAMLMap, Map<string, number>>;
+}>();
+
+/**
+ * A configuration error (exit 2) about a setting the schema accepts but a command cannot use, e.g. an empty
+ * `pixie.api_key` for `record`, at the setting's line and column in the file it was loaded from (the deepest
+ * part of the path that is written there; no position for a config that did not come from {@link loadConfig}).
+ */
+export function configIssue(
+  config: Config,
+  path: KeyPath,
+  expected: string,
+  found: string,
+  hint?: string,
+): ConfigError {
+  const problem: Problem = { path, expected, found, hint };
+  const origin = origins.get(config);
+  if (!origin) {
+    const issue: ConfigIssue = {
+      file: "config",
+      line: 0,
+      col: 0,
+      path: formatKeyPath(path),
+      expected,
+      found,
+    };
+    if (hint) issue.hint = hint;
+    return new ConfigError([issue]);
+  }
+  return new ConfigError([toIssue(problem, origin.doc, origin.file, origin.position, origin.keyIndex)]);
 }
 
 /**
@@ -200,6 +237,7 @@ export function parseConfigText(text: string, fileName: string, env?: Env): Load
       if (problems.length === 0) {
         const warnings = filters.warnings.map((p) => toIssue(p, doc, fileName, position, keyIndex));
         for (const w of warnings) log.warn(formatIssue(w));
+        origins.set(config, { doc, file: fileName, position, keyIndex });
         return { config, file: fileName, warnings };
       }
     }

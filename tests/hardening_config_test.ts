@@ -3,7 +3,13 @@
  * error lists cut, a token in nats.url masked, nested `${A:-${B}}`, telephony codec aliases.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { loadConfig, MAX_CONFIG_BYTES, MAX_CONFIG_STRING, parseConfigText } from "../config/load.ts";
+import {
+  configIssue,
+  loadConfig,
+  MAX_CONFIG_BYTES,
+  MAX_CONFIG_STRING,
+  parseConfigText,
+} from "../config/load.ts";
 import { ConfigError, MAX_SHOWN_ISSUES } from "../config/errors.ts";
 import { redact } from "../util/log.ts";
 
@@ -140,4 +146,39 @@ Deno.test("telephony codec names are aliases: pcmu, PCMU, g711u -> mulaw; pcma, 
   }
   const bad = errorOf(BASE.replace("      columns:", "      audio: { codec: g729 }\n      columns:"));
   match(bad.format(), /audio\.codec: expected one of mulaw\|alaw\|pcm16le\|pcm16be\|float32le, found "g729"/);
+});
+
+Deno.test("pixie.cloud_addr as an IP address is an error that says why (TLS server names cannot be IPs)", () => {
+  for (const addr of ["10.0.0.7:443", "[::1]:443"]) {
+    const e = errorOf(BASE + `pixie:\n  cloud_addr: "${addr}"\n`);
+    match(
+      e.format(),
+      /^c\.yaml:9:15: pixie\.cloud_addr: expected host:port with a host name \(TLS sends the host/,
+    );
+    match(e.format(), /pixie\.direct_addr for a standalone PEM/);
+  }
+  parseConfigText(BASE + "pixie:\n  cloud_addr: localhost:443\n", "c.yaml", {});
+});
+
+Deno.test("configIssue: a setting a command cannot use (empty pixie.api_key) is an exit-2 error at its position", () => {
+  const loaded = parseConfigText(BASE + 'pixie:\n  api_key: ""\nnats:\n  url: ""\n', "c.yaml", {});
+  const e = configIssue(
+    loaded.config,
+    ["pixie", "api_key"],
+    "a Pixie API key ($PIXIE_API_KEY)",
+    "an empty value",
+    "or pixie.direct_addr for a standalone PEM",
+  );
+  equal(e.exitCode, 2);
+  equal(
+    e.format(),
+    "c.yaml:9:12: pixie.api_key: expected a Pixie API key ($PIXIE_API_KEY), found an empty value " +
+      "(or pixie.direct_addr for a standalone PEM)",
+  );
+  // Not written in the file: the deepest part that is (here the whole document).
+  const absent = parseConfigText(BASE, "c.yaml", {});
+  match(
+    configIssue(absent.config, ["nats", "url"], "a NATS URL", "nothing").format(),
+    /^c\.yaml:1:1: nats\.url:/,
+  );
 });
