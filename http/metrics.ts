@@ -429,6 +429,31 @@ export class FsmMetrics {
     }
   }
 
+  /**
+   * Creates every series labelled by a configured measurement (and stage) at 0, on every node, so that rates and
+   * alerts see a series from the start instead of a missing one (Prometheus practice). Call once with the
+   * config's `measurements`.
+   */
+  initMeasurements(
+    measurements: readonly { name: string; match_rules: readonly { stage: string }[] }[],
+  ): void {
+    for (const m of measurements) {
+      const measurement = m.name;
+      this.#detected.inc({ measurement }, 0);
+      this.#active.set({ measurement }, 0);
+      for (const reason of ["ttl", "late", "future", "evicted", "invalid"]) {
+        this.#sigExpired.inc({ measurement, reason }, 0);
+      }
+      this.#streamsEvicted.inc({ measurement, stream: "source" }, 0);
+      this.#rowsRead.inc({ query: `${measurement}/source` }, 0);
+      for (const r of m.match_rules) {
+        this.#matched.inc({ measurement, stage: r.stage }, 0);
+        this.#streamsEvicted.inc({ measurement, stream: r.stage }, 0);
+        this.#rowsRead.inc({ query: `${measurement}/${r.stage}` }, 0);
+      }
+    }
+  }
+
   /** A signature was computed at a source tap of this node. */
   signatureDetected(measurement: string): void {
     this.#detected.inc({ measurement });
