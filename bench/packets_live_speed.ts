@@ -8,6 +8,7 @@
 import { LivePacketSource } from "../packets/live_source.ts";
 import { bpfFilter, type PacketTap } from "../packets/taps.ts";
 import { setLogSink } from "../util/log.ts";
+import { syntheticCapture } from "./packets_rtp_speed.ts";
 
 /** Figures of one run. */
 export interface LiveSpeed {
@@ -18,6 +19,8 @@ export interface LiveSpeed {
   kernelDrops: number;
   /** Sensor CPU (user+sys) per second of capture, from /proc/self/stat. */
   cpuPerSec: number;
+  /** What sent the packets. */
+  sender: string;
 }
 
 function cpuSeconds(): number {
@@ -25,21 +28,23 @@ function cpuSeconds(): number {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
-/** Sends `n` RTP packets from a child process while capturing them live. */
-export async function liveSpeed(n = 200_000): Promise<LiveSpeed> {
+/**
+ * Sends RTP packets on loopback while capturing them live: with tcpreplay (Debian `tcpreplay`) a synthetic capture
+ * of 1,000 streams replayed at `pps` packets per second, else a python3 sender as fast as it can.
+ */
+export async function liveSpeed(n = 200_000, pps = 200_000): Promise<LiveSpeed> {
   const prev = setLogSink(() => {});
-  const port = 47000;
   const tap: PacketTap = {
     query: "m/source",
     protocol: "rtp",
-    ports: [port],
+    ports: [],
     portRanges: [],
     direction: "any",
     payloadTypes: new Map(),
   };
   let drops = 0;
   const src = new LivePacketSource({
-    capture: { tcpdump: "tcpdump", iface: "lo", filter: bpfFilter([tap]), snaplen: 512, bufferMib: 32 },
+    capture: { tcpdump: "tcpdump", iface: "lo", filter: bpfFilter([tap]), snaplen: 512, bufferMib: 64 },
     taps: [tap],
     node: "bench",
     reportEveryMs: 200,
@@ -49,8 +54,29 @@ export async function liveSpeed(n = 200_000): Promise<LiveSpeed> {
   const ac = new AbortController();
   const running = src.run(() => Promise.resolve(void rows++), ac.signal);
   await new Promise((r) => setTimeout(r, 500));
-  // The sender is its own process (python3, on every machine here), so the sensor's CPU is its own.
-  const sender = `
+  const tcpreplay =
+    (await new Deno.Command("sh", { args: ["-c", "command -v tcpreplay"], stdout: "null" }).output())
+      .success;
+  const cpu0 = cpuSeconds();
+  const t0 = performance.now();
+  let sendSeconds: number;
+  let sent = n;
+  if (tcpreplay) {
+    const perStream = Math.max(1, Math.round(n / 1000));
+    sent = perStream * 1000;
+    const file = await Deno.makeTempFile({ suffix: ".pcap" });
+    await Deno.writeFile(file, syntheticCapture(1000, perStream));
+    const s0 = performance.now();
+    const out = await new Deno.Command("tcpreplay", {
+      args: ["-i", "lo", `--pps=${pps}`, "-K", "-q", file],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    sendSeconds = (performance.now() - s0) / 1000;
+    await Deno.remove(file);
+    if (!out.success) throw new Error(`tcpreplay: ${new TextDecoder().decode(out.stderr)}`);
+  } else {
+    const sender = `
 import socket, struct, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 p = bytes(160)
@@ -58,33 +84,34 @@ t0 = time.time()
 for i in range(${n}):
     k = i // 1000
     h = struct.pack('!BBHII', 0x80, 0, k & 0xffff, (k * 160) & 0xffffffff, 1000 + (i % 1000))
-    s.sendto(h + p, ('127.0.0.1', ${port}))
+    s.sendto(h + p, ('127.0.0.1', 47000 + 2 * (i % 1000)))
 print(time.time() - t0)
 `;
-  const cpu0 = cpuSeconds();
-  const t0 = performance.now();
-  const out = await new Deno.Command("python3", { args: ["-c", sender], stdout: "piped" }).output();
-  const sendSeconds = Number(new TextDecoder().decode(out.stdout).trim());
-  for (let i = 0; i < 100 && rows < n; i++) await new Promise((r) => setTimeout(r, 50));
+    const out = await new Deno.Command("python3", { args: ["-c", sender], stdout: "piped" }).output();
+    sendSeconds = Number(new TextDecoder().decode(out.stdout).trim());
+  }
+  for (let i = 0; i < 200 && rows < sent; i++) await new Promise((r) => setTimeout(r, 50));
   const seconds = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds() - cpu0;
   ac.abort();
   await running.catch(() => {});
   setLogSink(prev);
   return {
-    sent: n,
+    sent,
     rows,
     seconds,
-    sentPerSec: Math.round(n / sendSeconds),
+    sentPerSec: Math.round(sent / sendSeconds),
     kernelDrops: drops,
     cpuPerSec: cpu / seconds,
+    sender: tcpreplay ? "tcpreplay" : "python3",
   };
 }
 
 if (import.meta.main) {
-  const r = await liveSpeed(Number(Deno.args[0] ?? 200_000));
+  const r = await liveSpeed(Number(Deno.args[0] ?? 200_000), Number(Deno.args[1] ?? 200_000));
   console.log(
-    `live capture: ${r.sent} RTP packets sent at ${r.sentPerSec.toLocaleString("en")}/s (1,000 streams), ` +
+    `live capture: ${r.sent} RTP packets sent by ${r.sender} at ${r.sentPerSec.toLocaleString("en")}/s ` +
+      `(1,000 streams), ` +
       `${r.rows} rows, kernel drops ${r.kernelDrops}, sensor CPU ${
         (r.cpuPerSec * 100).toFixed(0)
       }% of a core ` +

@@ -64,7 +64,6 @@ Deno.test("the tcpdump command line: nanosecond pcap to stdout, unbuffered, no p
     "-B",
     "8192",
     "--time-stamp-precision=nano",
-    "--immediate-mode",
     "-Z",
     "root",
     "udp port 1",
