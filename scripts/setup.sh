@@ -23,6 +23,8 @@ case "$mode" in
   bench)
     have nats-server || { need+=(nats-server); why+=("nats-server: signature fan-out benchmark"); }
     have sox || { need+=(sox libsox-fmt-all); why+=("sox: builds the transcoding chains of the accuracy corpus"); }
+    have tcpreplay || { need+=(tcpreplay); why+=("tcpreplay: replays RTP at a set rate on loopback for the live-capture benchmark"); }
+    have tcpdump || { need+=(tcpdump); why+=("tcpdump: the live-capture benchmark captures with it"); }
     have ffmpeg || { need+=(ffmpeg); why+=("ffmpeg: G.722/Opus codec speed and the RTP packet benchmarks"); }
     [ -d /usr/share/asterisk/sounds/en_US_f_Allison ] || { need+=(asterisk-core-sounds-en-wav); why+=("asterisk-core-sounds-en-wav: real telephony speech (CC-BY-SA-3.0) for the corpus"); }
     ;;

@@ -48,6 +48,9 @@ Deno.test("quickstart loads with the documented defaults and a default match rul
     max_active_signatures: 10000,
     match_threshold_ber: 0.35,
     match_margin: 0.08,
+    max_streams: 1000,
+    clock_window_seconds: 30,
+    search_before_source_seconds: 2,
   });
 
   equal(config.measurements.length, 1);

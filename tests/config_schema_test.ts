@@ -33,6 +33,7 @@ function validate(schema: JsonSchema, value: unknown, root: JsonSchema, at = "$"
     "exclusiveMaximum",
     "anyOf",
     "propertyNames",
+    "minLength",
   ]);
   for (const k of Object.keys(schema)) if (!known.has(k)) return [`${at}: unsupported keyword ${k}`];
   if (typeof schema.$ref === "string") {
@@ -64,6 +65,9 @@ function validate(schema: JsonSchema, value: unknown, root: JsonSchema, at = "$"
     typeof schema.pattern === "string" && typeof value === "string" && !new RegExp(schema.pattern).test(value)
   ) {
     errors.push(`${at}: does not match ${schema.pattern}`);
+  }
+  if (typeof schema.minLength === "number" && typeof value === "string" && value.length < schema.minLength) {
+    errors.push(`${at}: shorter than ${schema.minLength}`);
   }
   if (typeof value === "number") {
     if (typeof schema.minimum === "number" && value < schema.minimum) errors.push(`${at}: below minimum`);
