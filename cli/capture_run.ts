@@ -8,7 +8,8 @@ import { replay, type ReplayOptions } from "../pixie/replay.ts";
 import { InProcessBus } from "../bus/in_process.ts";
 import { finishNodes, SensorNode } from "../actors/node.ts";
 import { inProcessMatchFeed, type RecordSink } from "../actors/exporter.ts";
-import { FsmMetrics } from "../http/metrics.ts";
+import type { FsmMetrics } from "../http/metrics.ts";
+import { sensorMetrics } from "./sensor_metrics.ts";
 import type { MatchRecord, SignatureRecord } from "../report/records.ts";
 import { diagnose, renderDiagnosis, type RunFacts } from "../report/diagnosis.ts";
 import type { Row } from "../pixie/row.ts";
@@ -74,11 +75,7 @@ export async function runCaptures(config: Config, caps: readonly Capture[], opts
   const nodes = new Map<string, SensorNode>();
   const metrics = new Map<string, FsmMetrics>();
   for (const name of byNode.keys()) {
-    const m = new FsmMetrics({
-      exemplars: config.metrics.exemplars,
-      lastSeries: config.metrics.latency_last_series,
-      lastTtlMs: config.metrics.latency_last_ttl_seconds * 1000,
-    });
+    const m = sensorMetrics(config);
     metrics.set(name, m);
     nodes.set(
       name,

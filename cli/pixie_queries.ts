@@ -2,6 +2,7 @@
  * The Pixie queries a sensor runs, derived from the config: one per measurement source and one per stage.
  * @module
  */
+import { configIssue } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
 import type { ComposedQueryInput } from "../pixie/pxl.ts";
 import { SOURCE_STREAM } from "../pixie/row.ts";
@@ -49,7 +50,13 @@ export function connectOptions(config: Config): PixieConnectOptions {
   const p = config.pixie;
   if (p.direct_addr !== "") return { mode: "direct", directAddr: p.direct_addr };
   if (p.api_key === "") {
-    throw new Error("pixie.api_key is empty: set PIXIE_API_KEY (or pixie.direct_addr for a standalone PEM)");
+    throw configIssue(
+      config,
+      ["pixie", "api_key"],
+      "a Pixie API key ($PIXIE_API_KEY)",
+      "an empty value",
+      "or pixie.direct_addr for a standalone PEM",
+    );
   }
   return { mode: "cloud", cloudAddr: p.cloud_addr, apiKey: p.api_key, caFile: p.ca_file || undefined };
 }

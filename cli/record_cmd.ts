@@ -8,6 +8,7 @@
  * scope), with what to try next.
  * @module
  */
+import { ConfigError } from "../config/errors.ts";
 import { EXIT_FAILURE, EXIT_OK, optString, type ParsedArgs, parseDurationMs, UsageError } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
 import type { Config } from "../config/schema.ts";
@@ -99,10 +100,11 @@ function zeroRowReport(
   }
   lines.push(
     `  - check the filters and see the exact script without Pixie: deno task check --config ${file}`,
-    `  - rows are scoped to df.ctx['node'] == '${
-      queries[0]?.node ?? config.node
-    }': that must be the Kubernetes ` +
-      "node name ($NODE_NAME from spec.nodeName in the DaemonSet)",
+    config.pixie.direct_addr !== ""
+      ? "  - a standalone PEM sees only its own node and has no pod metadata: filter on ports, paths or " +
+        "addresses, and check the PEM sees the traffic at all"
+      : `  - rows are scoped to df.ctx['node'] == '${queries[0]?.node ?? config.node}': that must be the ` +
+        "Kubernetes node name ($NODE_NAME from spec.nodeName in the DaemonSet)",
     "  - the traffic must flow while recording, over a protocol Pixie traces with bodies (HTTP/1, NATS, Redis); " +
       "see README 'Will fsm-px see my audio?'",
     "  - widen a filter (drop the pod condition) to see whether the table has rows at all",
@@ -145,6 +147,8 @@ export async function recordCommand(args: ParsedArgs): Promise<number> {
   try {
     connected = await connectPixie(config);
   } catch (e) {
+    // A setting the connection cannot do without is a configuration error (exit 2, at file:line:col).
+    if (e instanceof ConfigError) throw e;
     const lines = [
       `record: cannot reach ${target(config)}: ${redact(e instanceof Error ? e.message : String(e))}`,
       `  config: ${file}`,

@@ -3,7 +3,8 @@
  * the server stored them). Works against a server the sensors have left.
  * @module
  */
-import { EXIT_FAILURE, EXIT_OK, optString, type ParsedArgs, parseDurationMs, UsageError } from "./command.ts";
+import { configIssue } from "../config/load.ts";
+import { EXIT_OK, optString, type ParsedArgs, parseDurationMs, UsageError } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
 import { stageOrder } from "./capture_run.ts";
 import { natsConnectOptions } from "./bus_from_config.ts";
@@ -17,7 +18,6 @@ import {
   summarize,
 } from "../report/summary.ts";
 import { addHops, stagePaths } from "../report/hops.ts";
-import { logger } from "../util/log.ts";
 
 /** Parses an RFC 3339 time (or anything Date accepts that includes a date) into epoch ms. */
 export function parseTime(text: string, what: string): number {
@@ -69,8 +69,12 @@ export async function replayCommand(args: ParsedArgs): Promise<number> {
 
   const { config } = await loadCommandConfig(args);
   if (config.nats.url === "") {
-    logger("replay").error("nats.url is empty: replay reads the JetStream stream the sensors publish to", {});
-    return EXIT_FAILURE;
+    throw configIssue(
+      config,
+      ["nats", "url"],
+      "a NATS URL (replay reads the JetStream stream the sensors publish to)",
+      "an empty value",
+    );
   }
   const signatures: SignatureRecord[] = [];
   const matches: MatchRecord[] = [];

@@ -14,7 +14,8 @@ import { installSignalHandlers } from "../actors/shutdown.ts";
 import { InProcessBus } from "../bus/in_process.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Config } from "../config/schema.ts";
-import { FsmMetrics } from "../http/metrics.ts";
+import type { FsmMetrics } from "../http/metrics.ts";
+import { sensorMetrics } from "./sensor_metrics.ts";
 import { startHttpServer } from "../http/server.ts";
 import { replay } from "../pixie/replay.ts";
 import { connectPixie, queriesFromConfig } from "./pixie_queries.ts";
@@ -34,14 +35,7 @@ const log = logger("run");
 /** Graceful-stop budget; the DaemonSet's terminationGracePeriodSeconds must exceed it plus the flush budget. */
 export const DRAIN_DEADLINE_MS = 20_000;
 
-/** The metrics set of a sensor, sized by the config. */
-export function sensorMetrics(config: Config): FsmMetrics {
-  return new FsmMetrics({
-    exemplars: config.metrics.exemplars,
-    lastSeries: config.metrics.latency_last_series,
-    lastTtlMs: config.metrics.latency_last_ttl_seconds * 1000,
-  });
-}
+export { sensorMetrics };
 
 /** The bus of a sensor: JetStream when nats.url is set (with its metrics and clock-skew estimator). */
 async function openBus(

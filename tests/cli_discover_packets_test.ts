@@ -61,8 +61,9 @@ Deno.test("discover on an RTP pcap: payload types named, ffmpeg's Opus guessed, 
 Deno.test("discover on a WebSocket pcap: JSON media frames and binary PCM found per direction, a config that matches", async () => {
   const file = join(ROOT, "fixtures/demo_packets/node-ws.pcap");
   const d = await discover(file);
-  assert.ok(d.config?.includes('path: "media.payload", encoding: base64, codec: mulaw'), d.config);
-  assert.ok(d.config?.includes("envelope: raw, encoding: binary, codec: pcm16le"), d.config);
+  const config = d.config ?? "";
+  assert.ok(config.includes('path: "media.payload", encoding: base64, codec: mulaw'), config);
+  assert.ok(config.includes("envelope: raw, encoding: binary, codec: pcm16le"), config);
   const a = await analyzeWith(d.config!, file);
   const m = a.measurements[0]!;
   // 14.5 s of speech with the default criteria (a new anchor every 3 s of continuous speech).
