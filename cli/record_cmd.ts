@@ -8,6 +8,9 @@
  * scope), with what to try next.
  * @module
  */
+import { packetTapsFromConfig } from "./packet_taps.ts";
+import { CombinedRowSource, type PacketSide, packetSide } from "./sensor_sources.ts";
+import { sensorMetrics } from "./sensor_metrics.ts";
 import { ConfigError } from "../config/errors.ts";
 import { EXIT_FAILURE, EXIT_OK, optString, type ParsedArgs, parseDurationMs, UsageError } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
@@ -136,12 +139,18 @@ export async function recordCommand(args: ParsedArgs): Promise<number> {
   }
   const { config, file } = await loadCommandConfig(args);
   const queries = queriesFromConfig(config, config.node);
-  if (queries.length === 0) {
+  // Packet taps record from the node's own packets (packets.interface), beside Pixie's queries.
+  const packets = packetTapsFromConfig(config).length > 0 && config.packets.interface !== ""
+    ? await packetSide(config, sensorMetrics(config))
+    : undefined;
+  if (queries.length === 0 && !packets) {
     throw new UsageError(
-      `${file} has no Pixie queries (every tap is a packet tap): nothing to record from Pixie`,
+      `${file} has no Pixie queries and no live packet capture (every tap is a packet tap, and ` +
+        "packets.interface is empty): nothing to record; set packets.interface (e.g. any) to record packets",
     );
   }
   log.warn("captures contain audio payloads: store and share them like call recordings", { out });
+  if (queries.length === 0) return await recordPackets(packets!, out, durationMs, maxRows, config.node);
 
   let connected;
   try {
@@ -183,7 +192,8 @@ export async function recordCommand(args: ParsedArgs): Promise<number> {
         errors: (_query, kind) => void (trace.skipped[kind] = (trace.skipped[kind] ?? 0) + 1),
       },
     });
-    await source.run(async (row) => {
+    const both = packets ? new CombinedRowSource([source, packets.source]) : source;
+    await both.run(async (row) => {
       if (writer.rows >= maxRows) return stop();
       await writer.write(row);
       perQuery.set(row.query, (perQuery.get(row.query) ?? 0) + 1);
@@ -196,6 +206,7 @@ export async function recordCommand(args: ParsedArgs): Promise<number> {
     Deno.removeSignalListener("SIGINT", stop);
     await writer.close();
     client.close();
+    await packets?.stop();
   }
   if (writer.rows === 0) {
     console.error(zeroRowReport(config, file, queries, trace, durationText).join("\n"));
@@ -208,5 +219,51 @@ export async function recordCommand(args: ParsedArgs): Promise<number> {
     `record: ${writer.rows} rows written to ${out}; see what they decode to with: ` +
       `deno task check --config ${file} ${out}`,
   );
+  return EXIT_OK;
+}
+
+/** `record` of packet taps only: the node's own packets, as rows in the capture format `analyze` reads. */
+async function recordPackets(
+  packets: PacketSide,
+  out: string,
+  durationMs: number,
+  maxRows: number,
+  node: string,
+): Promise<number> {
+  const writer = await CaptureWriter.create(out, node);
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  const timer = setTimeout(stop, durationMs);
+  Deno.addSignalListener("SIGINT", stop);
+  const perQuery = new Map<string, number>();
+  let failure: string | undefined;
+  try {
+    await packets.source.run(async (row) => {
+      if (writer.rows >= maxRows) return stop();
+      await writer.write(row);
+      perQuery.set(row.query, (perQuery.get(row.query) ?? 0) + 1);
+    }, ac.signal).catch((e) => {
+      if (!ac.signal.aborted) failure = (e as Error).message;
+    });
+  } finally {
+    clearTimeout(timer);
+    Deno.removeSignalListener("SIGINT", stop);
+    await writer.close();
+    await packets.stop();
+  }
+  const seen = packets.source.source;
+  if (failure !== undefined || writer.rows === 0) {
+    const skips = Object.entries(seen?.skipReport() ?? {}).filter(([, n]) => n > 0);
+    console.error(
+      [
+        failure ? `record: live capture failed: ${failure}` : `record: 0 rows from the node's packets`,
+        `  packets read: ${seen?.stats.frames ?? 0}, application messages: ${seen?.stats.messages ?? 0}`,
+        ...(skips.length > 0 ? [`  skipped: ${skips.map(([r, n]) => `${r} ${n}`).join(", ")}`] : []),
+        "  - check the taps' protocols and ports against the traffic: deno task discover on a tcpdump file",
+      ].join("\n"),
+    );
+    return EXIT_FAILURE;
+  }
+  log.info("capture written", { out, rows: writer.rows, queries: Object.fromEntries(perQuery) });
   return EXIT_OK;
 }
