@@ -173,7 +173,9 @@ Deno.test("discover: live from Pixie (a fake Vizier serving the demo traffic as 
     const cfg = `${tmp}/live.yaml`;
     await Deno.writeTextFile(
       cfg,
-      src.replace(/^node:.*$/m, "node: node-x").replace(/^metrics:[\s\S]*?(?=^\S)/m, "") +
+      // A standalone PEM has no pod metadata: the config's pod filters become port filters.
+      src.replace(/^node:.*$/m, "node: node-x").replace(/^metrics:[\s\S]*?(?=^\S)/m, "")
+        .replace(/px\.contains\(df\.ctx\['pod'\], '[^']*'\)/g, "df.local_port > 0") +
         `pixie:\n  direct_addr: ${fake.address}\n`,
     );
     const r = await cli(["discover", "--config", cfg, "--duration", "4s", "--format", "json"]);
