@@ -107,6 +107,16 @@ export interface ChainResult {
   /** Target-side throughput over this chain's streams: audio seconds per CPU second. */
   targetXRealTime: number;
   errors: Record<string, number>;
+  /** The chain's issue-14 targets, when it has them. */
+  targets?: { recall: number; exact?: number };
+  /** Share of all matches more than 20 ms off (on the right stream). */
+  offShare: number;
+  /** Matches on other streams (negative or cross) whose audio there is the same recording as the source's. */
+  falseSameAudio: number;
+  /** Matches on the right stream whose instant was never sent or only concealed (DTX, comfort noise, PLC). */
+  matchedUnsent: number;
+  /** Expected signatures and correct hits per voice set of the calls. */
+  byVoice: Record<string, { expected: number; hits: number }>;
 }
 
 /** CPU seconds (user + system) used by this process so far. */
@@ -186,7 +196,34 @@ export interface FalseMatch {
   targetStream: string;
   /** For "off": call-time error, ms. */
   errMs?: number;
+  /**
+   * For "negative"/"cross": the target carries the same recording there (waveform correlation >= 0.8): a
+   * duplicate in the corpus, not a false match of the engine.
+   */
+  sameAudio?: boolean;
 }
+
+/** Correlation (best over ±10 ms) of 0.5 s of `a` from `ta` and of `b` from `tb` (seconds, 8 kHz). */
+export function sameAudioCorrelation(a: Float32Array, ta: number, b: Float32Array, tb: number): number {
+  const n = Math.round(0.5 * CALL_RATE), maxLag = Math.round(0.01 * CALL_RATE);
+  const i0 = Math.round(ta * CALL_RATE), j0 = Math.round(tb * CALL_RATE);
+  let aa = 0;
+  for (let i = 0; i < n; i++) aa += (a[i0 + i] ?? 0) ** 2;
+  let best = 0;
+  for (let l = -maxLag; l <= maxLag; l++) {
+    let ab = 0, bb = 0;
+    for (let i = 0; i < n; i++) {
+      const y = b[j0 + l + i] ?? 0;
+      ab += (a[i0 + i] ?? 0) * y;
+      bb += y * y;
+    }
+    if (aa > 0 && bb > 0) best = Math.max(best, ab / Math.sqrt(aa * bb));
+  }
+  return best;
+}
+
+/** Correlation at or above which a match on another stream is the same recording. */
+const SAME_AUDIO_CORR = 0.8;
 
 /** An expected signature without a correct match, with what may explain it. */
 export interface Miss {
@@ -268,6 +305,8 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
     duplicates: 0,
     inconsistent: 0,
     unexpectedHits: 0,
+    matchedUnsent: 0,
+    allMatches: 0,
   };
   let hitsBackward = 0;
   const falseMatches: FalseMatch[] = [];
@@ -279,6 +318,9 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
     errMs?: number,
   ) => {
     const t = target.times.callTime(m.target.timeNs, m.target.offsetMs);
+    const sameAudio = kind !== "off" && t !== undefined &&
+      sameAudioCorrelation(corpus.calls[s.call]!.call.samples, s.callTimeS, target.audio.samples, t) >=
+        SAME_AUDIO_CORR;
     falseMatches.push({
       kind,
       signatureId: m.signatureId,
@@ -287,6 +329,7 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
       target: t === undefined ? "unknown message" : promptAt(target.audio, t),
       targetStream: target.sim.stream,
       errMs,
+      sameAudio,
     });
   };
   const score = (target: Target, matches: Match[], backward = false) => {
@@ -297,6 +340,7 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
         continue;
       }
       seen.add(key);
+      r.allMatches++;
       const s = byId.get(m.signatureId);
       if (!s) {
         r.falseOff++;
@@ -326,6 +370,7 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
       errs.push(Math.abs(errMs));
       const truth = locateInstant(target.sim, s.callTimeS);
       if (truth.kind === "present") r.timed++;
+      else if (truth.kind === "lost" || truth.kind === "replaced") r.matchedUnsent++;
       if (
         truth.kind === "present" && truth.timeNs === m.target.timeNs &&
         Math.abs(truth.offsetMs - m.target.offsetMs) <= EXACT_TOLERANCE_MS
@@ -372,11 +417,17 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
 
   let expected = 0;
   const misses: Miss[] = [];
+  const byVoice: Record<string, { expected: number; hits: number }> = {};
   for (const s of source.signatures) {
     const sim = streams.positives[s.call]!;
     if (locateInstant(sim, s.callTimeS).kind !== "present") continue;
     expected++;
-    if (hit.has(s.sig.id)) continue;
+    const v = (byVoice[corpus.calls[s.call]!.voice] ??= { expected: 0, hits: 0 });
+    v.expected++;
+    if (hit.has(s.sig.id)) {
+      v.hits++;
+      continue;
+    }
     misses.push({
       signatureId: s.sig.id,
       source: promptAt(corpus.calls[s.call]!.call, s.callTimeS),
@@ -391,6 +442,7 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
   bers.sort((a, b) => a - b);
   const signatures = source.signatures.length;
   const falses = r.falseNegative + r.falseCross + r.falseOff;
+  const { allMatches, ...counts } = r;
   const audioS = targets.reduce((a, t) => a + capturedSeconds(t.sim), 0);
   return {
     chain: chain.name,
@@ -409,7 +461,11 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
       p99: percentile(bers, 0.99),
       max: bers[bers.length - 1] ?? NaN,
     },
-    ...r,
+    ...counts,
+    targets: chain.targets,
+    offShare: allMatches === 0 ? 0 : r.falseOff / allMatches,
+    falseSameAudio: falseMatches.filter((f) => f.sameAudio).length,
+    byVoice,
     falsePerSig: signatures === 0 ? NaN : falses / signatures,
     exactShare: r.timed === 0 ? NaN : r.exact / r.timed,
     medianErrMs: percentile(errs, 0.5),

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { BENCH_CHAINS, type Chain, renderChain, SOURCE_CHAIN } from "../fixtures/gen/chains.ts";
+import { ALL_CHAINS, BENCH_CHAINS, type Chain, renderChain, SOURCE_CHAIN } from "../fixtures/gen/chains.ts";
 import { decodeSamples, encodeSamples } from "../fixtures/gen/codecs.ts";
 import { type SimStream, simulateStream } from "../fixtures/gen/pipeline_sim.ts";
 import { Rng } from "../fixtures/gen/prng.ts";
@@ -19,6 +19,7 @@ import {
   loadPrompts,
   promptSeconds,
 } from "../fixtures/gen/speech.ts";
+import { haveEspeak, loadTtsPrompts } from "../fixtures/gen/tts.ts";
 
 /** Corpus size and provenance. */
 export interface CorpusOptions {
@@ -28,7 +29,17 @@ export interface CorpusOptions {
   soundsDir?: string;
   /** sox result cache; none when absent. */
   cacheDir?: string;
+  /**
+   * More voices and languages (default true): calls and a negative stream from the Spanish Asterisk prompts
+   * (the same speaker as the English ones, other words) and from espeak-ng in nine languages, and the French
+   * prompts (another speaker) as the second leg of the mixing chain. False: the English-only corpus of before.
+   */
+  voices?: boolean;
 }
+
+/** Where the voices' prompts are (Debian asterisk-core-sounds-es-wav and -fr-wav). */
+export const ES_SOUNDS_DIR = "/usr/share/asterisk/sounds/es_MX_f_Allison";
+export const FR_SOUNDS_DIR = "/usr/share/asterisk/sounds/fr_CA_f_June";
 
 /** A call with its source tap and the timing of its target taps. */
 export interface CorpusCall {
@@ -40,6 +51,10 @@ export interface CorpusCall {
   /** Kind of downstream stage: a relay (fixed short delay) or an ASR-like stage (long, buffered). */
   stage: "relay" | "asr";
   targetDelayMs: number;
+  /** Voice set: "en" (Asterisk, Allison), "es" (Asterisk, Allison in Spanish), "tts" (espeak-ng). */
+  voice: string;
+  /** The other leg for the mixing chain (8 kHz, the call's length), or undefined without voices. */
+  other?: Float32Array;
 }
 
 /** A negative stream: speech that no call contains. */
@@ -47,6 +62,8 @@ export interface CorpusNegative {
   call: Call;
   audio: Float32Array;
   startNs: bigint;
+  voice: string;
+  other?: Float32Array;
 }
 
 /** Everything the accuracy run needs, chain-independent. */
@@ -64,6 +81,8 @@ export interface Corpus {
   callSeconds: number;
   negativeSpeechSeconds: number;
   sox: SoxOptions;
+  /** Voice sets in the corpus with their prompt counts, e.g. {en: 554, es: 490, tts: 32, fr (legs): 520}. */
+  voices: Record<string, number>;
 }
 
 /** Target taps of one chain: one per call (same order as `corpus.calls`) and one per negative stream. */
@@ -80,6 +99,13 @@ const SIZES = {
   quick: { calls: 4, secondsPerCall: 45, negatives: 2, secondsPerNegative: 40, staggerS: 8 },
   full: { calls: 16, secondsPerCall: 70, negatives: 4, secondsPerNegative: 60, staggerS: 20 },
 };
+/** Extra calls and negatives per voice set: [calls, seconds per call, negatives, seconds per negative]. */
+const VOICE_SIZES: Record<"quick" | "full", Record<"es" | "tts", [number, number, number, number]>> = {
+  quick: { es: [1, 45, 1, 40], tts: [1, 45, 0, 0] },
+  full: { es: [3, 70, 1, 60], tts: [2, 60, 1, 45] },
+};
+/** The other leg's pauses, seconds: it talks about half the time, overlapping this leg's speech at random. */
+const LEG_PAUSES = { pauseMinS: 1, pauseMaxS: 4 };
 
 const RELAY_DELAY_MS = 150;
 const ASR_DELAY_MS: [number, number] = [800, 3000];
@@ -121,7 +147,7 @@ export async function buildCorpus(opts: CorpusOptions): Promise<Corpus> {
     const audio = throughCodec(call.samples, SOURCE_CHAIN);
     const startNs = CORPUS_T0_NS + BigInt(Math.round(timing.range(0, size.staggerS) * 1e9));
     if (!isCall) {
-      negatives.push({ call, audio, startNs });
+      negatives.push({ call, audio, startNs, voice: "en" });
       continue;
     }
     const stage = calls.length % 2 === 0 ? "relay" : "asr";
@@ -134,7 +160,62 @@ export async function buildCorpus(opts: CorpusOptions): Promise<Corpus> {
       jitterMs: SOURCE_JITTER_MS,
       rng: rng.fork(`source/${id}`),
     });
-    calls.push({ call, audio, startNs, source, stage, targetDelayMs });
+    calls.push({ call, audio, startNs, source, stage, targetDelayMs, voice: "en" });
+  }
+  const voices: Record<string, number> = { en: prompts.length };
+  if (opts.voices ?? true) {
+    // Prompts of every set are deduplicated against all sets loaded before (the Spanish set repeats tones and
+    // recordings of the English one), so any match across streams is a false match.
+    const es = await loadPrompts(ES_SOUNDS_DIR, { against: prompts, prefix: "es:" });
+    const tts = (await haveEspeak()) ? await loadTtsPrompts(corpusSox(opts)) : [];
+    const fr = await loadPrompts(FR_SOUNDS_DIR, { against: [...prompts, ...es], prefix: "fr:" });
+    voices.es = es.length;
+    voices.tts = tts.length;
+    voices["fr (other leg)"] = fr.length;
+    const sizes = VOICE_SIZES[opts.quick ? "quick" : "full"];
+    for (const [voice, pool] of [["es", es], ["tts", tts]] as const) {
+      const [nc, sc, nn, sn] = sizes[voice];
+      const wants = [...Array.from({ length: nc }, () => sc), ...Array.from({ length: nn }, () => sn)];
+      const vgroups = dealPrompts(pool, wants, rng.fork(`deal/${voice}`));
+      for (let g = 0; g < vgroups.length; g++) {
+        const group = vgroups[g]!;
+        if (group.length === 0) continue;
+        const isCall = g < nc;
+        const id = `${voice}${isCall ? "call" : "neg"}${String(isCall ? g : g - nc).padStart(2, "0")}`;
+        const call = composeCall(id, group, rng.fork(`compose/${id}`));
+        const audio = throughCodec(call.samples, SOURCE_CHAIN);
+        const startNs = CORPUS_T0_NS + BigInt(Math.round(timing.range(0, size.staggerS) * 1e9));
+        if (!isCall) {
+          negatives.push({ call, audio, startNs, voice });
+          continue;
+        }
+        const stage = calls.length % 2 === 0 ? "relay" : "asr";
+        const targetDelayMs = stage === "relay" ? RELAY_DELAY_MS : Math.round(timing.range(...ASR_DELAY_MS));
+        const source = simulateStream({ sampleRate: CALL_RATE, samples: call.samples }, SOURCE_CHAIN, {
+          stream: streamSid(rng.fork(`sid/${id}`)),
+          pod: SOURCE_POD,
+          callStartNs: startNs,
+          delayMs: 0,
+          jitterMs: SOURCE_JITTER_MS,
+          rng: rng.fork(`source/${id}`),
+        });
+        calls.push({ call, audio, startNs, source, stage, targetDelayMs, voice });
+      }
+    }
+    // The other legs: French prompts (another speaker), one leg per stream, dealt in stream order.
+    const streams = [...calls, ...negatives];
+    const legRng = rng.fork("legs");
+    const legGroups = dealPrompts(
+      fr,
+      streams.map((st) => 0.5 * st.call.samples.length / CALL_RATE),
+      legRng.fork("deal"),
+    );
+    streams.forEach((st, i) => {
+      const leg = composeCall(`leg${i}`, legGroups[i] ?? [], legRng.fork(`compose/${i}`), LEG_PAUSES);
+      const other = new Float32Array(st.call.samples.length);
+      other.set(leg.samples.subarray(0, other.length));
+      st.other = other;
+    });
   }
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   return {
@@ -144,13 +225,32 @@ export async function buildCorpus(opts: CorpusOptions): Promise<Corpus> {
     promptSecondsAvailable: promptSeconds(prompts),
     calls,
     negatives,
-    chains: BENCH_CHAINS,
+    chains: opts.voices ?? true ? ALL_CHAINS : BENCH_CHAINS,
     speechSeconds: sum(calls.map((c) => c.call.speechSeconds)),
     callSeconds: sum(calls.map((c) => c.call.samples.length / CALL_RATE)),
     negativeSpeechSeconds: sum(negatives.map((n) => n.call.speechSeconds)),
-    sox: { cacheDir: opts.cacheDir ? `${opts.cacheDir}/sox` : undefined },
+    sox: corpusSox(opts),
+    voices,
   };
 }
+
+function corpusSox(opts: CorpusOptions): SoxOptions {
+  return { cacheDir: opts.cacheDir ? `${opts.cacheDir}/sox` : undefined };
+}
+
+/** Speech activity of 8 kHz `samples` over a call-time range (the DTX encoder's VAD): level >= -45 dBFS. */
+export function activityOf(samples: Float32Array): (startS: number, endS: number) => boolean {
+  return (startS, endS) => {
+    const a = Math.max(0, Math.floor(startS * CALL_RATE)),
+      b = Math.min(samples.length, Math.ceil(endS * CALL_RATE));
+    if (b <= a) return false;
+    let e = 0;
+    for (let i = a; i < b; i++) e += samples[i]! * samples[i]!;
+    return 10 * Math.log10(e / (b - a) + 1e-20) >= DTX_ACTIVE_DBFS;
+  };
+}
+/** Level above which the DTX encoder's VAD calls a 20 ms frame active, dBFS (the call floor is -60). */
+const DTX_ACTIVE_DBFS = -45;
 
 /** Pod of a chain's target stage. */
 export function targetPod(chain: Chain): string {
@@ -172,8 +272,11 @@ export async function buildChainStreams(corpus: Corpus, chain: Chain): Promise<C
   const pod = targetPod(chain);
   const positives: SimStream[] = [];
   for (const c of corpus.calls) {
-    const signal = await renderChain(c.audio, chain, rng.fork(`render/${c.call.id}`), corpus.sox);
+    const signal = await renderChain(c.audio, chain, rng.fork(`render/${c.call.id}`), corpus.sox, {
+      other: c.other,
+    });
     positives.push(simulateStream(signal, chain, {
+      activity: activityOf(c.call.samples),
       stream: `${chain.name}/${c.call.id}`,
       pod,
       callStartNs: c.startNs,
@@ -185,8 +288,11 @@ export async function buildChainStreams(corpus: Corpus, chain: Chain): Promise<C
   }
   const negatives: SimStream[] = [];
   for (const n of corpus.negatives) {
-    const signal = await renderChain(n.audio, chain, rng.fork(`render/${n.call.id}`), corpus.sox);
+    const signal = await renderChain(n.audio, chain, rng.fork(`render/${n.call.id}`), corpus.sox, {
+      other: n.other,
+    });
     negatives.push(simulateStream(signal, chain, {
+      activity: activityOf(n.call.samples),
       stream: `${chain.name}/${n.call.id}`,
       pod,
       callStartNs: n.startNs,
