@@ -141,6 +141,10 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
     return {
       async receive(msg) {
         if (msg.kind === "row") return await onRow(msg.row);
+        if (msg.kind === "rows") {
+          for (const row of msg.rows) await onRow(row);
+          return;
+        }
         for (const [key, { pipeline: p }] of streams.entries()) {
           await emit(p.finish());
           decode.observe(key, p.stats());

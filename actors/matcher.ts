@@ -204,6 +204,9 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
         switch (msg.kind) {
           case "row":
             return await onRow(msg.row);
+          case "rows":
+            for (const row of msg.rows) await onRow(row);
+            return;
           case "activate":
             return await activate(msg.sig);
           case "clock-ahead": {

@@ -8,6 +8,8 @@ import type { Row } from "../pixie/row.ts";
 /** PixieReader input: a row from a live query or a capture replay. */
 export type ReaderMsg =
   | { kind: "row"; row: Row }
+  /** Several rows at once (a capture replay): one message instead of one per row. */
+  | { kind: "rows"; rows: readonly Row[] }
   /** The live source failed: the reader crashes on this message so its supervisor restarts the source. */
   | { kind: "source-failed"; error: string }
   /** End of input (capture replay): flush everything downstream; `reply` when done. */
@@ -16,6 +18,8 @@ export type ReaderMsg =
 /** Detector input (one Detector per measurement). */
 export type DetectorMsg =
   | { kind: "row"; row: Row }
+  /** Rows of this measurement's source tap, in order. */
+  | { kind: "rows"; rows: readonly Row[] }
   | { kind: "finish"; reply: (ok: true) => void };
 
 /** SignatureRegistry input. */
@@ -31,6 +35,8 @@ export type RegistryMsg =
 /** Matcher input. */
 export type MatcherMsg =
   | { kind: "row"; row: Row }
+  /** Target rows, in order. */
+  | { kind: "rows"; rows: readonly Row[] }
   /** The registry made a signature active. */
   | { kind: "activate"; sig: Signature }
   /** The registry expired or evicted a signature. */

@@ -257,6 +257,11 @@ export class SensorNode {
     return this.#ingress.tell({ kind: "row", row });
   }
 
+  /** Feeds rows in order as one message (capture replay); back-pressured like {@link SensorNode.ingest}. */
+  ingestBatch(rows: readonly Row[]): Promise<boolean> {
+    return this.#ingress.tell({ kind: "rows", rows });
+  }
+
   /** Phase 1 of a finish: every row handed to the reader has been routed. */
   finishReader(): Promise<true> {
     return this.#reader.ask((reply) => ({ kind: "finish", reply }), ASK_MS);

@@ -80,23 +80,68 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
       }
       return OTHER_QUERY;
     };
-    const route = async (row: Row) => {
-      const known = deps.queries.has(row.query);
+    /** Where a query's rows go: its measurement's Detector, the Matcher, or nowhere (not configured). */
+    const destinations = new Map<string, ActorRef<DetectorMsg> | "matcher" | undefined>();
+    const destOf = (query: string) => {
+      if (destinations.has(query)) return destinations.get(query);
+      let d: ActorRef<DetectorMsg> | "matcher" | undefined;
+      if (deps.queries.has(query)) {
+        const q = parseQueryName(query);
+        d = (q && q.stream === SOURCE_STREAM ? deps.detectors.get(q.measurement) : undefined) ?? "matcher";
+      }
+      // Bounded: configured queries and at most a few unknown ones are remembered.
+      if (d !== undefined || destinations.size < 64) destinations.set(query, d);
+      return d;
+    };
+    /** Counts a row and moves the event clock; true when a registry tick is due first. */
+    const observe = (row: Row, known: boolean): boolean => {
       const label = known ? row.query : labelOf(row.query);
       rows.set(label, (rows.get(label) ?? 0) + 1);
-      if (clock.observe(row.time) === "advanced" && clock.nowNs - lastTick >= tickNs) {
-        lastTick = clock.nowNs;
-        await deps.registry.tell({ kind: "tick", nowNs: lastTick });
-        await flushCounts();
+      if (!known) counters.rowsSkipped(label, "unknown_query");
+      return clock.observe(row.time) === "advanced" && clock.nowNs - lastTick >= tickNs;
+    };
+    const tick = async () => {
+      lastTick = clock.nowNs;
+      await deps.registry.tell({ kind: "tick", nowNs: lastTick });
+      await flushCounts();
+    };
+    const route = async (row: Row) => {
+      const known = deps.queries.has(row.query);
+      if (observe(row, known)) await tick();
+      if (!known) return;
+      const d = destOf(row.query);
+      if (d === "matcher" || d === undefined) await deps.matcher.tell({ kind: "row", row });
+      else await d.tell({ kind: "row", row });
+    };
+    /**
+     * A batch of rows: each destination gets its rows as one message, in order; a registry tick that falls
+     * inside the batch is sent after the rows before it, as row by row.
+     */
+    const routeBatch = async (batch: readonly Row[]) => {
+      const toDetector = new Map<ActorRef<DetectorMsg>, Row[]>();
+      let toMatcher: Row[] = [];
+      const flush = async () => {
+        for (const [d, rs] of toDetector) await d.tell({ kind: "rows", rows: rs });
+        toDetector.clear();
+        if (toMatcher.length > 0) await deps.matcher.tell({ kind: "rows", rows: toMatcher });
+        toMatcher = [];
+      };
+      for (const row of batch) {
+        const known = deps.queries.has(row.query);
+        if (observe(row, known)) {
+          await flush();
+          await tick();
+        }
+        if (!known) continue;
+        const d = destOf(row.query);
+        if (d === "matcher" || d === undefined) toMatcher.push(row);
+        else {
+          let list = toDetector.get(d);
+          if (!list) toDetector.set(d, list = []);
+          list.push(row);
+        }
       }
-      if (!known) {
-        counters.rowsSkipped(label, "unknown_query");
-        return;
-      }
-      const q = parseQueryName(row.query);
-      const det = q && q.stream === SOURCE_STREAM ? deps.detectors.get(q.measurement) : undefined;
-      if (det) await det.tell({ kind: "row", row });
-      else await deps.matcher.tell({ kind: "row", row });
+      await flush();
     };
 
     return {
@@ -116,6 +161,7 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
       },
       async receive(msg) {
         if (msg.kind === "row") return await route(msg.row);
+        if (msg.kind === "rows") return await routeBatch(msg.rows);
         if (msg.kind === "source-failed") throw new Error(`row source failed: ${msg.error}`);
         await flushCounts();
         msg.reply(true);

@@ -3,8 +3,14 @@
  * @module
  */
 import type { Config } from "../config/schema.ts";
-import { type Capture, readCapture } from "../pixie/capture.ts";
-import { replay, type ReplayOptions } from "../pixie/replay.ts";
+import { type Capture, type CaptureProblem, openCapture, readCapture } from "../pixie/capture.ts";
+import {
+  type MergeStats,
+  mergeStreams,
+  type NodeRowStream,
+  type ReplayOptions,
+  replayStream,
+} from "../pixie/replay.ts";
 import { InProcessBus } from "../bus/in_process.ts";
 import { finishNodes, SensorNode } from "../actors/node.ts";
 import { inProcessMatchFeed, type RecordSink } from "../actors/exporter.ts";
@@ -14,7 +20,7 @@ import type { MatchRecord, SignatureRecord } from "../report/records.ts";
 import { diagnose, renderDiagnosis, type RunFacts } from "../report/diagnosis.ts";
 import type { Row } from "../pixie/row.ts";
 import { logger } from "../util/log.ts";
-import { isPacketCaptureFile, readPacketCapture } from "./packet_capture_files.ts";
+import { isPacketCaptureFile, openPacketCapture, readPacketCapture } from "./packet_capture_files.ts";
 
 const log = logger("replay");
 
@@ -61,8 +67,136 @@ export interface CaptureRunOptions extends Pick<ReplayOptions, "speed" | "onProg
   onNodes?: (nodes: Map<string, SensorNode>, metrics: Map<string, FsmMetrics>) => void;
 }
 
-/** Replays captures through one node per capture node name and collects every record. */
-export async function runCaptures(config: Config, caps: readonly Capture[], opts: CaptureRunOptions = {}) {
+/**
+ * One capture being read as a stream: JSON Lines or pcap/pcapng. Its rows are read once, as the replay asks for
+ * them; `problems` holds the first malformed lines (all of them once read), `problemCount()` counts every one.
+ */
+export interface CaptureSource {
+  file: string;
+  node: string;
+  size: number;
+  bytesRead(): number;
+  problems: readonly CaptureProblem[];
+  problemCount(): number;
+  batches(): AsyncIterable<readonly Row[]>;
+  /** Its problems were logged already (read whole by {@link readCaptures}). */
+  logged?: boolean;
+}
+
+/** Opens capture files for streaming (JSON Lines and pcap/pcapng, told apart by their first bytes). */
+export async function openCaptures(paths: readonly string[], config?: Config): Promise<CaptureSource[]> {
+  const out: CaptureSource[] = [];
+  for (const path of paths) {
+    try {
+      if (await isPacketCaptureFile(path)) {
+        const p = await openPacketCapture(path, config);
+        out.push({ ...p, problemCount: () => p.problems.length });
+      } else {
+        const r = await openCapture(path);
+        out.push({
+          file: path,
+          node: r.node,
+          size: r.size,
+          bytesRead: () => r.bytesRead,
+          problems: r.problems,
+          problemCount: () => r.problemCount,
+          batches: () => r.batches(),
+        });
+      }
+    } catch (e) {
+      throw new Error(`cannot read capture ${path}: ${(e as Error).message}`);
+    }
+  }
+  return out;
+}
+
+/** A capture already in memory as a {@link CaptureSource}. */
+export function sourceOfCapture(cap: Capture): CaptureSource {
+  return {
+    file: cap.file,
+    node: cap.node,
+    size: 0,
+    bytesRead: () => 0,
+    problems: cap.problems,
+    problemCount: () => cap.problems.length,
+    logged: true,
+    async *batches() {
+      for (let i = 0; i < cap.rows.length; i += 512) yield cap.rows.slice(i, i + 512);
+    },
+  };
+}
+
+/** Logs a source's malformed lines once it has been read (the first 20, then a count). */
+function logProblems(src: CaptureSource): void {
+  if (src.logged) return;
+  for (const p of src.problems.slice(0, 20)) log.warn("malformed capture line skipped", { ...p });
+  const more = src.problemCount() - Math.min(20, src.problems.length);
+  if (more > 0) log.warn("more malformed capture lines skipped", { file: src.file, count: more });
+}
+
+/**
+ * A bounded sample of the rows of each query, for the end-of-run diagnosis (examples of decode failures, levels
+ * of silent streams, format guesses): the first rows of each query up to a byte budget, so a long capture is
+ * explained from its beginning without being held whole.
+ */
+export class RowSample {
+  readonly #byQuery = new Map<string, { rows: Row[]; bytes: number }>();
+  readonly #perQueryBytes: number;
+  readonly #maxQueries: number;
+
+  /** `perQueryBytes`: payload bytes kept per query (default 8 MiB); `maxQueries`: queries sampled (64). */
+  constructor(perQueryBytes = 8 << 20, maxQueries = 64) {
+    this.#perQueryBytes = perQueryBytes;
+    this.#maxQueries = maxQueries;
+  }
+
+  /** Offers a row; kept while its query's budget lasts. */
+  add(row: Row): void {
+    let q = this.#byQuery.get(row.query);
+    if (!q) {
+      if (this.#byQuery.size >= this.#maxQueries) return;
+      this.#byQuery.set(row.query, q = { rows: [], bytes: 0 });
+    }
+    if (q.bytes >= this.#perQueryBytes) return;
+    let bytes = 64;
+    for (const name in row.columns) {
+      const c = row.columns[name];
+      bytes += c instanceof Uint8Array ? c.length : 16;
+    }
+    q.bytes += bytes;
+    q.rows.push(row);
+  }
+
+  /** The sampled rows of `query` (the diagnosis's `rowsOf`). */
+  rowsOf = (query: string): readonly Row[] => this.#byQuery.get(query)?.rows ?? [];
+}
+
+/** Options of {@link runCaptureSources}. */
+export interface CaptureStreamRunOptions extends CaptureRunOptions {
+  /** Merge window and buffer bound (see mergeStreams); undefined: the defaults. */
+  windowNs?: bigint;
+  maxBuffered?: number;
+  /** Called with (bytes read, bytes in all) as the captures are read. */
+  onBytes?: (done: number, total: number) => void;
+  /** Rows in all, when known (captures in memory), for `onProgress`. */
+  totalRows?: number;
+}
+
+/** What a streamed capture run produced: {@link CaptureRunResult} plus the diagnosis sample and merge counts. */
+export interface CaptureStreamRunResult extends CaptureRunResult {
+  sample: RowSample;
+  merge: MergeStats;
+}
+
+/**
+ * Replays capture sources through one node per capture node name, reading them as a stream (merged lazily by
+ * event time) and collecting every record. Memory depends on the streams in flight, not on the captures' size.
+ */
+export async function runCaptureSources(
+  config: Config,
+  sources: readonly CaptureSource[],
+  opts: CaptureStreamRunOptions = {},
+): Promise<CaptureStreamRunResult> {
   const bus = new InProcessBus();
   const signatures: SignatureRecord[] = [];
   const matches: MatchRecord[] = [];
@@ -70,8 +204,8 @@ export async function runCaptures(config: Config, caps: readonly Capture[], opts
     signature: (r) => void signatures.push(r),
     match: (r) => void matches.push(r),
   };
-  const byNode = new Map<string, Capture[]>();
-  for (const c of caps) byNode.set(c.node, [...(byNode.get(c.node) ?? []), c]);
+  const byNode = new Map<string, CaptureSource[]>();
+  for (const c of sources) byNode.set(c.node, [...(byNode.get(c.node) ?? []), c]);
   const nodes = new Map<string, SensorNode>();
   const metrics = new Map<string, FsmMetrics>();
   for (const name of byNode.keys()) {
@@ -91,17 +225,77 @@ export async function runCaptures(config: Config, caps: readonly Capture[], opts
     );
   }
   opts.onNodes?.(nodes, metrics);
-  const inputs = [...byNode].map(([node, cs]) => ({ node, rows: cs.flatMap((c) => c.rows) }));
-  const rows = await replay(inputs, async (node, row) => {
-    await nodes.get(node)!.ingest(row);
-  }, { speed: opts.speed, onProgress: opts.onProgress, signal: opts.signal });
+  const sample = new RowSample();
+  const totalBytes = sources.reduce((a, s) => a + s.size, 0);
+  const readBytes = () => sources.reduce((a, s) => a + s.bytesRead(), 0);
+  // A node's files are read one after the other, as if concatenated (the order mergeByTime gave them).
+  const inputs: NodeRowStream[] = [...byNode].map(([node, cs]) => ({
+    node,
+    batches: (async function* () {
+      for (const c of cs) {
+        for await (const b of c.batches()) {
+          for (const r of b) sample.add(r);
+          yield b;
+        }
+        logProblems(c);
+      }
+    })(),
+  }));
+  const stats: MergeStats = { rows: 0, late: 0, forced: 0, peakBuffered: 0 };
+  const merged = mergeStreams(inputs, { windowNs: opts.windowNs, maxBuffered: opts.maxBuffered }, stats);
+  let lastBytes = 0;
+  const rows = await replayStream(merged, async (node, batch) => {
+    await nodes.get(node)!.ingestBatch(batch);
+  }, {
+    speed: opts.speed,
+    signal: opts.signal,
+    progressEvery: 5000,
+    onProgress: (done) => {
+      if (opts.onProgress) opts.onProgress(done, opts.totalRows ?? done);
+      if (opts.onBytes && totalBytes > 0) {
+        const b = readBytes();
+        if (b !== lastBytes) opts.onBytes(Math.min(b, totalBytes), totalBytes);
+        lastBytes = b;
+      }
+    },
+  });
+  if (stats.late > 0) {
+    log.warn("rows further back in time than the merge window were replayed out of order", {
+      rows: stats.late,
+      forced: stats.forced,
+    });
+  }
   await finishNodes([...nodes.values()], bus);
   for (const n of nodes.values()) {
     const t = await n.shutdown(30_000, "capture finished");
     if (t.code !== 0) throw new Error(`node ${n.name} ended with code ${t.code}: ${t.reason}`);
   }
-  const problems = caps.reduce((a, c) => a + c.problems.length, 0);
-  return { signatures, matches, rows, problems, metrics } satisfies CaptureRunResult;
+  const problems = sources.reduce((a, c) => a + c.problemCount(), 0);
+  return { signatures, matches, rows, problems, metrics, sample, merge: stats };
+}
+
+/**
+ * Replays captures held in memory through one node per capture node name and collects every record: the exact
+ * event-time order of {@link mergeByTime} (the merge waits for every input), for `demo`, `check` and tests.
+ */
+export async function runCaptures(
+  config: Config,
+  caps: readonly Capture[],
+  opts: CaptureRunOptions = {},
+): Promise<CaptureRunResult> {
+  const r = await runCaptureSources(config, caps.map(sourceOfCapture), {
+    ...opts,
+    windowNs: 1n << 62n,
+    maxBuffered: Infinity,
+    totalRows: caps.reduce((a, c) => a + c.rows.length, 0),
+  });
+  return {
+    signatures: r.signatures,
+    matches: r.matches,
+    rows: r.rows,
+    problems: r.problems,
+    metrics: r.metrics,
+  };
 }
 
 /** Stage order per measurement as configured (the waterfall's columns). */

@@ -5,7 +5,7 @@
  */
 import { optNumber, optString, type ParsedArgs, UsageError } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
-import { readCaptures, rowsByQuery, runFacts } from "./capture_run.ts";
+import { type CaptureSource, openCaptures, RowSample, runFacts } from "./capture_run.ts";
 import { diagnose, renderDiagnosis } from "../report/diagnosis.ts";
 import { resolveConfigPath } from "../config/load.ts";
 import { finishNodes, SensorNode } from "../actors/node.ts";
@@ -17,7 +17,8 @@ import type { Config } from "../config/schema.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
 import { sensorMetrics } from "./sensor_metrics.ts";
 import { startHttpServer } from "../http/server.ts";
-import { replay } from "../pixie/replay.ts";
+import { replayStream } from "../pixie/replay.ts";
+import type { Row } from "../pixie/row.ts";
 import { connectPixie, queriesFromConfig } from "./pixie_queries.ts";
 import { PixieRowSource } from "../pixie/live_source.ts";
 import { PixieHealth } from "../pixie/health.ts";
@@ -25,7 +26,13 @@ import type { PixieClient } from "../pixie/client.ts";
 import { logger } from "../util/log.ts";
 import { OtlpExporter } from "../report/otlp.ts";
 import { jetStreamMatchFeed } from "../http/ui/jetstream_source.ts";
-import { CombinedRowSource, packetSide, usesPixie } from "./sensor_sources.ts";
+import {
+  CombinedRowSource,
+  packetSide,
+  type PixiePodScope,
+  pixiePodScope,
+  usesPixie,
+} from "./sensor_sources.ts";
 import { connectJetStream } from "./bus_from_config.ts";
 import { JetStreamBus, signatureStartTimeMs } from "../bus/jetstream.ts";
 import { ClockSkewEstimator } from "../bus/clock_skew.ts";
@@ -72,19 +79,25 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
   const { bus, skew } = await openBus(config, metrics);
 
   const sources: RowSource[] = [];
-  let pixie: { client: PixieClient; health: PixieHealth } | undefined;
+  let pixie: { client: PixieClient; health: PixieHealth; pods?: PixiePodScope } | undefined;
   const packets = capturePath === undefined ? await packetSide(config, metrics) : undefined;
   if (packets) sources.push(packets.source);
   if (capturePath === undefined && (usesPixie(config) || !packets)) {
-    const { client, clusterId } = await connectPixie(config);
+    // pixie.scope pods: this node's pods first (no Kubernetes API is a config error, before Pixie is dialled).
+    const pods = await pixiePodScope(config);
+    const { client, clusterId } = await connectPixie(config).catch(async (e) => {
+      await pods?.stop();
+      throw e;
+    });
     const health = new PixieHealth({ client, clusterId, onChange: (ok) => metrics.pixieHealthy(ok) });
     health.start();
-    pixie = { client, health };
+    pixie = { client, health, pods };
     sources.push(
       new PixieRowSource({
         client,
         clusterId,
         queries: queriesFromConfig(config, config.node),
+        podScope: pods?.scope,
         encryption: config.pixie.encryption && client.cloud,
         metrics: {
           restarts: (q, kind) => metrics.queryRestarted(q, kind),
@@ -100,7 +113,8 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     : sources.length === 1
     ? sources[0]
     : new CombinedRowSource(sources);
-  const caps = capturePath === undefined ? [] : await readCaptures([capturePath], config);
+  // Opened here (a bad file is an error before the sensor starts), read as a stream during the replay.
+  const caps: CaptureSource[] = capturePath === undefined ? [] : await openCaptures([capturePath], config);
   const otlp = config.otlp.endpoint === "" ? undefined : new OtlpExporter({
     endpoint: config.otlp.endpoint,
     headers: config.otlp.headers,
@@ -141,6 +155,7 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     await skew?.stop();
     await bus.close();
     pixie?.health.stop();
+    await pixie?.pods?.stop();
     pixie?.client.close();
     await packets?.stop();
     await otlp?.close();
@@ -158,18 +173,30 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
   const signals = installSignalHandlers(node.system, { deadlineMs: DRAIN_DEADLINE_MS });
 
   if (capturePath !== undefined) {
-    const rows = caps.flatMap((c) => c.rows).map((r) => ({ ...r, node: config.node }));
-    // In the capture's own order, as the sensor received the rows live; rows without a time are not replayed.
-    const done = await replay([{ node: config.node, rows }], async (_n, row) => {
-      await node.ingest(row);
-    }, {
-      speed,
-      signal: node.system.stopping,
-      order: "arrival",
-      onSkipped: (row, reason) => {
-        if (reason === "no_time") node.countSkipped(row.query, "no_time");
-      },
-    });
+    const sample = new RowSample();
+    /** The capture's rows in its own order, as the sensor received them live, as this node's. */
+    const arrival = async function* (): AsyncGenerator<{ node: string; row: Row }[]> {
+      for (const c of caps) {
+        for await (const batch of c.batches()) {
+          const out: { node: string; row: Row }[] = [];
+          for (const r of batch) {
+            // Rows without a usable time are not replayed (pacing cannot place them); counted.
+            if (!(r.time > 0n)) {
+              node.countSkipped(r.query, "no_time");
+              continue;
+            }
+            const row = r.node === config.node ? r : { ...r, node: config.node };
+            sample.add(row);
+            out.push({ node: config.node, row });
+          }
+          if (out.length > 0) yield out;
+        }
+        for (const p of c.problems.slice(0, 20)) log.warn("malformed capture line skipped", { ...p });
+      }
+    };
+    const done = await replayStream(arrival(), async (_n, rows) => {
+      for (const row of rows) await node.ingest(row);
+    }, { speed, signal: node.system.stopping });
     if (!node.system.stopping.aborted) {
       await finishNodes([node], bus);
       replaying = false;
@@ -179,11 +206,9 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
         await resolveConfigPath(optString(args, "config")),
         [metrics],
         undefined,
-        caps.reduce((a, c) => a + c.problems.length, 0),
+        caps.reduce((a, c) => a + c.problemCount(), 0),
       );
-      const diagnosis = diagnose(config, facts, {
-        rowsOf: rowsByQuery([{ file: capturePath, node: config.node, rows, problems: [] }]),
-      });
+      const diagnosis = diagnose(config, facts, { rowsOf: sample.rowsOf });
       const why = renderDiagnosis(diagnosis);
       if (why) console.error(why);
     }

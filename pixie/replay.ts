@@ -63,6 +63,179 @@ export function mergeByTime(inputs: readonly NodeRows[]): { node: string; row: R
   return all;
 }
 
+/** One node's rows as a stream of batches (a capture being read), for {@link mergeStreams}. */
+export interface NodeRowStream {
+  node: string;
+  batches: AsyncIterable<readonly Row[]>;
+}
+
+/** Options of {@link mergeStreams}. */
+export interface MergeOptions {
+  /**
+   * How far (event time, ns) a node's input may step back and still be put in order: a row is handed on once
+   * every other input has read past its time by more than this. Default 1 s (Pixie hands rows over in batches
+   * per query; a capture written by `record` is in time order within about that). Rows further back are handed
+   * on as they come, counted in {@link MergeStats.late}.
+   */
+  windowNs?: bigint;
+  /** Most rows held for ordering; beyond it the oldest is handed on anyway (bounded memory). Default 65,536. */
+  maxBuffered?: number;
+  /** Rows dropped before the merge (e.g. rows without a time in a paced replay). */
+  filter?: (row: Row) => boolean;
+}
+
+/** What a streaming merge did. */
+export interface MergeStats {
+  rows: number;
+  /** Rows handed on after a row with a later sort key (beyond the window, or past the buffer bound). */
+  late: number;
+  /** Times the buffer bound forced a row out before the window allowed it. */
+  forced: number;
+  /** Most rows held at once. */
+  peakBuffered: number;
+}
+
+interface Held {
+  key: bigint;
+  input: number;
+  seq: number;
+  node: string;
+  row: Row;
+}
+
+function before(a: Held, b: Held): boolean {
+  return a.key < b.key || (a.key === b.key && (a.input < b.input || (a.input === b.input && a.seq < b.seq)));
+}
+
+/** A binary min-heap of held rows by (key, input, seq): the order {@link mergeByTime} sorts into. */
+class HeldHeap {
+  readonly items: Held[] = [];
+  get size(): number {
+    return this.items.length;
+  }
+  push(h: Held): void {
+    const a = this.items;
+    a.push(h);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!before(a[i]!, a[p]!)) break;
+      [a[i], a[p]] = [a[p]!, a[i]!];
+      i = p;
+    }
+  }
+  peek(): Held | undefined {
+    return this.items[0];
+  }
+  pop(): Held | undefined {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last !== undefined) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1, r = l + 1;
+        let m = i;
+        if (l < a.length && before(a[l]!, a[m]!)) m = l;
+        if (r < a.length && before(a[r]!, a[m]!)) m = r;
+        if (m === i) break;
+        [a[i], a[m]] = [a[m]!, a[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+/**
+ * {@link mergeByTime} over streams, lazily: each node's rows are read only as far as the merge needs (a window
+ * ahead of the row handed on), so memory does not depend on the captures' size. The order is the same as
+ * mergeByTime's (event time, each query keeping its captured order through the running maximum of its times,
+ * ties in input order) whenever each input steps back by less than `windowNs`; `stats` counts what was not.
+ */
+export async function* mergeStreams(
+  inputs: readonly NodeRowStream[],
+  opts: MergeOptions = {},
+  stats: MergeStats = { rows: 0, late: 0, forced: 0, peakBuffered: 0 },
+): AsyncGenerator<{ node: string; row: Row }[]> {
+  const windowNs = opts.windowNs ?? 1_000_000_000n;
+  const maxBuffered = opts.maxBuffered ?? 65_536;
+  const heap = new HeldHeap();
+  const state = inputs.map((input, i) => ({
+    node: input.node,
+    index: i,
+    it: input.batches[Symbol.asyncIterator](),
+    ended: false,
+    /** Largest key read so far (undefined before the first row). */
+    frontier: undefined as bigint | undefined,
+    newest: new Map<string, bigint>(),
+    seq: 0,
+  }));
+  let lastOut: Held | undefined;
+  const read = async (s: typeof state[number]): Promise<void> => {
+    const next = await s.it.next();
+    if (next.done) {
+      s.ended = true;
+      return;
+    }
+    for (const row of next.value) {
+      if (opts.filter && !opts.filter(row)) continue;
+      const prev = s.newest.get(row.query);
+      const key = prev !== undefined && prev > row.time ? prev : row.time;
+      s.newest.set(row.query, key);
+      if (s.frontier === undefined || key > s.frontier) s.frontier = key;
+      heap.push({ key, input: s.index, seq: s.seq++, node: s.node, row });
+    }
+    if (heap.size > stats.peakBuffered) stats.peakBuffered = heap.size;
+  };
+  try {
+    for (;;) {
+      // The input furthest behind decides whether the smallest held row may go: read it until it is past.
+      let lagging: typeof state[number] | undefined;
+      const top = heap.peek();
+      for (const s of state) {
+        if (s.ended) continue;
+        if (top !== undefined && s.frontier !== undefined && s.frontier > top.key + windowNs) continue;
+        if (lagging === undefined || (s.frontier ?? -1n) < (lagging.frontier ?? -1n)) lagging = s;
+      }
+      if (lagging !== undefined && heap.size < maxBuffered) {
+        await read(lagging);
+        continue;
+      }
+      if (top === undefined) break;
+      if (lagging !== undefined) stats.forced++;
+      // Hand on everything that may go now, in one batch.
+      const out: { node: string; row: Row }[] = [];
+      const limit = lagging !== undefined ? top.key : undefined;
+      for (;;) {
+        const h = heap.peek();
+        if (h === undefined || out.length >= 512) break;
+        if (limit !== undefined ? h.key > limit : !mayGo(h, state, windowNs)) break;
+        heap.pop();
+        if (lastOut !== undefined && before(h, lastOut)) stats.late++;
+        else lastOut = h;
+        out.push({ node: h.node, row: h.row });
+      }
+      stats.rows += out.length;
+      yield out;
+    }
+  } finally {
+    for (const s of state) if (!s.ended) await s.it.return?.();
+  }
+}
+
+function mayGo(
+  h: Held,
+  state: readonly { ended: boolean; frontier: bigint | undefined }[],
+  windowNs: bigint,
+): boolean {
+  for (const s of state) {
+    if (!s.ended && (s.frontier === undefined || s.frontier <= h.key + windowNs)) return false;
+  }
+  return true;
+}
+
 const defaultSleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal?.aborted) return resolve();
@@ -115,36 +288,108 @@ export async function replay(
   const merged = opts.order === "arrival" && valid.length === 1
     ? valid[0]!.rows.map((row) => ({ node: valid[0]!.node, row }))
     : mergeByTime(valid);
+  const total = merged.length;
+  async function* one() {
+    yield merged;
+  }
+  return await replayStream(one(), async (node, rows) => {
+    for (const row of rows) await deliver(node, row);
+  }, { ...opts, onProgress: opts.onProgress ? (done) => opts.onProgress!(done, total) : undefined });
+}
+
+/** Options of {@link replayStream}: those of {@link replay} but progress, which counts rows only. */
+export interface ReplayStreamOptions extends Omit<ReplayOptions, "onProgress" | "order"> {
+  onProgress?: (done: number) => void;
+}
+
+/**
+ * Delivers rows already in replay order (a {@link mergeStreams} output, or one capture in arrival order), paced
+ * like {@link replay}, as they come: unpaced, consecutive rows of one node go to `deliver` together; paced, one
+ * row at a time. Spikes are found with two rows of lookahead. Rows without a usable time must have been filtered
+ * before (paced replays). Returns the number of rows delivered (fewer if aborted).
+ */
+export async function replayStream(
+  batches: AsyncIterable<readonly { node: string; row: Row }[]>,
+  deliver: (node: string, rows: Row[]) => Promise<void>,
+  opts: ReplayStreamOptions = {},
+): Promise<number> {
+  const every = opts.progressEvery ?? 1000;
+  let done = 0;
+  let nextProgress = every;
+  const progress = (n: number) => {
+    done += n;
+    if (opts.onProgress && done >= nextProgress) {
+      opts.onProgress(done);
+      nextProgress = (Math.floor(done / every) + 1) * every;
+    }
+  };
+  if (opts.speed === undefined) {
+    for await (const batch of batches) {
+      if (opts.signal?.aborted) break;
+      let i = 0;
+      while (i < batch.length) {
+        if (opts.signal?.aborted) break;
+        const node = batch[i]!.node;
+        const run: Row[] = [];
+        while (i < batch.length && batch[i]!.node === node) run.push(batch[i++]!.row);
+        await deliver(node, run);
+        progress(run.length);
+      }
+    }
+    opts.onProgress?.(done);
+    return done;
+  }
+  const speed = opts.speed;
   const sleep = opts.sleep ?? defaultSleep;
   const now = opts.now ?? (() => performance.now());
-  const every = opts.progressEvery ?? 1000;
-  const spikes = opts.speed === undefined
-    ? []
-    : timeSpikes(merged, BigInt(Math.round(opts.spikeMs ?? DEFAULT_SPIKE_MS)) * 1_000_000n);
+  const spikeNs = BigInt(Math.round(opts.spikeMs ?? DEFAULT_SPIKE_MS)) * 1_000_000n;
+  const near = (a: bigint, b: bigint) => (a > b ? a - b : b - a) <= spikeNs;
   // The pacing clock: the first row that is not a spike, then the newest paced time (arrival order may step back).
   let first: bigint | undefined;
   let paced: bigint | undefined;
+  /** Time of the last row that was not a spike (timeSpikes' `prev`). */
+  let prev: bigint | undefined;
   const startWall = now();
-  let done = 0;
-  for (let i = 0; i < merged.length; i++) {
-    const { node, row } = merged[i]!;
-    if (opts.signal?.aborted) break;
-    if (opts.speed !== undefined) {
-      if (spikes[i]) opts.onSkipped?.(row, "time_spike");
+  const ahead: { node: string; row: Row }[] = [];
+  const it = batches[Symbol.asyncIterator]();
+  let ended = false;
+  const fill = async (n: number) => {
+    while (!ended && ahead.length < n) {
+      const r = await it.next();
+      if (r.done) ended = true;
+      else for (const x of r.value) ahead.push(x);
+    }
+  };
+  try {
+    for (;;) {
+      await fill(3);
+      const cur = ahead.shift();
+      if (cur === undefined || opts.signal?.aborted) break;
+      const t = cur.row.time;
+      const next = ahead[0]?.row.time;
+      let spike: boolean;
+      if (prev === undefined) {
+        const next2 = ahead[1]?.row.time;
+        spike = next !== undefined && next2 !== undefined && !near(t, next) && near(next, next2);
+      } else if (next === undefined) spike = !near(t, prev);
+      else spike = !near(t, prev) && !near(t, next) && near(prev, next);
+      if (!spike) prev = t;
+      if (spike) opts.onSkipped?.(cur.row, "time_spike");
       else {
-        first ??= row.time;
-        if (paced === undefined || row.time > paced) paced = row.time;
-        const dueMs = Number(paced - first) / 1e6 / opts.speed;
+        first ??= t;
+        if (paced === undefined || t > paced) paced = t;
+        const dueMs = Number(paced - first) / 1e6 / speed;
         for (let wait = startWall + dueMs - now(); wait > 1 && !opts.signal?.aborted; wait -= MAX_TIMER_MS) {
           await sleep(Math.min(wait, MAX_TIMER_MS), opts.signal);
         }
         if (opts.signal?.aborted) break;
       }
+      await deliver(cur.node, [cur.row]);
+      progress(1);
     }
-    await deliver(node, row);
-    done++;
-    if (opts.onProgress && done % every === 0) opts.onProgress(done, merged.length);
+  } finally {
+    if (!ended) await it.return?.();
   }
-  opts.onProgress?.(done, merged.length);
+  opts.onProgress?.(done);
   return done;
 }
