@@ -33,6 +33,26 @@ export interface ReadRecordsOptions {
   idleTimeoutMs?: number;
 }
 
+/**
+ * The stream to read is not on the server. A reportable error (cli/main.ts prints `format()` as it is, exit 1)
+ * because the cause is nearly always one of two mistakes a user can fix.
+ */
+export class StreamNotFoundError extends Error {
+  override name = "StreamNotFoundError";
+  readonly exitCode = 1;
+  constructor(readonly stream: string, readonly server: string) {
+    super(
+      `JetStream stream "${stream}" does not exist on ${server}: no sensor has published to this server yet ` +
+        `(a 'run' sensor with nats.url set creates it on start), or nats.stream names another stream than ` +
+        `the sensors' one`,
+    );
+  }
+  /** The text a command prints. */
+  format(): string {
+    return this.message;
+  }
+}
+
 /** Reads records from the server at `connection.url` (connects, reads, closes). */
 export async function* readRecords(
   connection: NatsConnectOptions,
@@ -59,7 +79,7 @@ export async function* readRecordsFrom(
     ? [undefined]
     : [signatureSubject(opts.measurement), matchFilter(opts.measurement)];
   const untilNs = opts.untilMs === undefined ? null : BigInt(Math.floor(opts.untilMs)) * 1_000_000n;
-  const sources = filters.map((f) => storedMessages(js, opts, f, untilNs));
+  const sources = filters.map((f) => storedMessages(js, opts, f, untilNs, nc.getServer()));
   let skipped = 0;
   for await (const m of mergeBySeq(sources)) {
     const r = toRecord(m);
@@ -103,10 +123,17 @@ async function* storedMessages(
   opts: ReadRecordsOptions,
   filter: string | undefined,
   untilNs: bigint | null,
+  server: string,
 ): AsyncGenerator<JsMsg> {
   const co: Partial<OrderedConsumerOptions> = { opt_start_time: new Date(opts.startMs).toISOString() };
   if (filter !== undefined) co.filter_subjects = filter;
-  const consumer = await js.consumers.get(opts.stream, co);
+  let consumer;
+  try {
+    consumer = await js.consumers.get(opts.stream, co);
+  } catch (e) {
+    if (/stream not found/i.test((e as Error).message)) throw new StreamNotFoundError(opts.stream, server);
+    throw e;
+  }
   const info = await consumer.info(true);
   if (info.num_pending === 0) {
     await consumer.delete().catch(() => {});

@@ -2,27 +2,25 @@
  * `analyze`: offline analysis of capture files in event time, as fast as possible.
  * @module
  */
-import { EXIT_OK, optString, type ParsedArgs, UsageError } from "./command.ts";
+import { EXIT_OK, optFormat, optString, type ParsedArgs, UsageError } from "./command.ts";
 import { loadCommandConfig, progressBar } from "./common.ts";
-import { readCaptures, rowsByQuery, runCaptures, runFacts, stageOrder } from "./capture_run.ts";
+import { openCaptures, runCaptureSources, runFacts, stageOrder } from "./capture_run.ts";
 import { decodeErrorLines, diagnose, renderDiagnosis } from "../report/diagnosis.ts";
 import { resolveConfigPath } from "../config/load.ts";
-import { renderSummaryTable, summarize } from "../report/summary.ts";
+import { renderSummaryCsv, renderSummaryTable, summarize } from "../report/summary.ts";
 import { stagePaths } from "../report/hops.ts";
 import { recordSelection } from "./replay_cmd.ts";
 import type { RecordSink } from "../actors/exporter.ts";
 
 /** Runs `analyze`. */
 export async function analyzeCommand(args: ParsedArgs): Promise<number> {
-  const format = optString(args, "format") ?? "table";
-  if (format !== "table" && format !== "json") {
-    throw new UsageError(`--format expects table or json, got "${format}"`);
-  }
+  const format = optFormat(args);
   if (args.positionals.length === 0) throw new UsageError("give at least one capture file");
   const select = recordSelection(args);
   const { config } = await loadCommandConfig(args);
-  const caps = await readCaptures(args.positionals, config);
-  const total = caps.reduce((a, c) => a + c.rows.length, 0);
+  // Read as a stream: rows are handed on as they are parsed, so memory does not grow with the captures.
+  const caps = await openCaptures(args.positionals, config);
+  const total = caps.reduce((a, c) => a + c.size, 0);
 
   const outPath = optString(args, "out");
   const sinks: RecordSink[] = [];
@@ -37,10 +35,14 @@ export async function analyzeCommand(args: ParsedArgs): Promise<number> {
     };
     sinks.push({ signature: write, match: write });
   }
+  if (format === "records") {
+    const print = (rec: unknown) => console.log(JSON.stringify(rec));
+    sinks.push({ signature: print, match: print });
+  }
   try {
-    const result = await runCaptures(config, caps, {
+    const result = await runCaptureSources(config, caps, {
       sinks,
-      onProgress: total > 20_000 ? progressBar("analyze") : undefined,
+      onBytes: total > 8_000_000 ? progressBar("analyze") : undefined,
     });
     const summary = summarize(result.signatures, result.matches, stageOrder(config), {
       paths: stagePaths(config),
@@ -49,18 +51,23 @@ export async function analyzeCommand(args: ParsedArgs): Promise<number> {
     // Why results are missing or few, from the engine's counters (decode errors by reason with an example).
     const configFile = await resolveConfigPath(optString(args, "config"));
     const facts = await runFacts(configFile, result.metrics.values(), result, result.problems);
-    const diagnosis = diagnose(config, facts, { rowsOf: rowsByQuery(caps) });
+    // Examples and levels come from the first rows of each query (a bounded sample), not the whole capture.
+    const diagnosis = diagnose(config, facts, { rowsOf: result.sample.rowsOf });
     const failed = facts.decodeErrors.reduce((a, e) => a + e.count, 0);
+    if (format === "records") return EXIT_OK;
     if (format === "json") {
+      const { configFile: config_file, ...why } = diagnosis;
       console.log(
         JSON.stringify({
           rows: result.rows,
           malformed_lines: result.problems,
           decode_errors: facts.decodeErrors,
           measurements: summary,
-          diagnosis,
+          diagnosis: { ...why, config_file },
         }),
       );
+    } else if (format === "csv") {
+      console.log(renderSummaryCsv(summary).trimEnd());
     } else {
       console.log(
         `${result.rows} rows from ${caps.length} capture(s); ${result.problems} malformed line(s) skipped; ` +

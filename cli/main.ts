@@ -2,7 +2,17 @@
  * Entry point of every command: dispatch, help, logging setup and the mapping of errors to exit codes.
  * @module
  */
-import { type Command, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, parseCommandArgs, UsageError } from "./command.ts";
+import {
+  type Command,
+  commonOptions,
+  EXIT_FAILURE,
+  EXIT_OK,
+  EXIT_USAGE,
+  helpText,
+  optionLines,
+  parseCommandArgs,
+  UsageError,
+} from "./command.ts";
 import { isLogLevel, logger, redact, setLogLevel } from "../util/log.ts";
 import { COMMANDS } from "./commands.ts";
 
@@ -20,9 +30,7 @@ export function usage(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     "",
     "common options:",
-    "  -c, --config FILE     configuration (default: config.yaml, then example-config.yaml)",
-    "      --log-level LVL   debug | info | warn | error (default: $FSMPX_LOG_LEVEL, else the config's log_level)",
-    "  -h, --help            help for a command",
+    ...optionLines(commonOptions()),
     "",
     "exit codes: 0 success, 2 usage or configuration error, 1 runtime failure",
   ].join("\n");
@@ -54,16 +62,12 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const args = parseCommandArgs(cmd, rest);
     if (args.values["help"]) {
-      console.log(cmd.help);
+      console.log(helpText(cmd));
       return EXIT_OK;
     }
     const level = args.values["log-level"];
-    if (typeof level === "string") {
-      if (!isLogLevel(level)) {
-        throw new UsageError(`--log-level expects debug, info, warn or error, got "${level}"`);
-      }
-      setLogLevel(level);
-    }
+    // The parser has checked the word against the option's choices.
+    if (typeof level === "string" && isLogLevel(level)) setLogLevel(level);
     return await cmd.run(args);
   } catch (e) {
     if (e instanceof UsageError) {

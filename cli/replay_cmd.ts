@@ -4,7 +4,7 @@
  * @module
  */
 import { configIssue } from "../config/load.ts";
-import { EXIT_OK, optString, type ParsedArgs, parseDurationMs, UsageError } from "./command.ts";
+import { EXIT_OK, optFormat, optString, type ParsedArgs, parseDurationMs, UsageError } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
 import { stageOrder } from "./capture_run.ts";
 import { natsConnectOptions } from "./bus_from_config.ts";
@@ -48,10 +48,8 @@ export function recordSelection(args: ParsedArgs): RecordSelection {
 
 /** Runs `replay`. */
 export async function replayCommand(args: ParsedArgs): Promise<number> {
-  const format = optString(args, "format") ?? "table";
-  if (!["table", "json", "csv"].includes(format)) {
-    throw new UsageError(`--format expects table, json or csv, got "${format}"`);
-  }
+  const format = optFormat(args);
+  const outPath = optString(args, "out");
   const since = optString(args, "since");
   const start = optString(args, "start");
   if (since !== undefined && start !== undefined) throw new UsageError("give --since or --start, not both");
@@ -87,25 +85,31 @@ export async function replayCommand(args: ParsedArgs): Promise<number> {
       measurement,
     })
   ) {
-    if (format === "json") ordered.push(rec);
+    ordered.push(rec);
     if (rec.kind === "signature") signatures.push(rec);
     else matches.push(rec);
   }
   const paths = stagePaths(config);
-  if (format === "json") {
-    // Hops need every match of a signature, so records are printed once all are read, with hops computed
+  if (format === "records" || outPath !== undefined) {
+    // Hops need every match of a signature, so records are written once all are read, with hops computed
     // from the whole range (the same records `analyze --out` writes, plus hops a live node could not know).
     const withHops = addHops(matches, paths);
     const hopped = new Map(matches.map((m, i) => [m, withHops[i]!]));
     const picked = selectRecords(signatures, withHops, select);
     const keep = new Set<unknown>([...picked.signatures, ...picked.matches]);
+    const lines: string[] = [];
     for (const rec of ordered) {
       const out = rec.kind === "match" ? hopped.get(rec)! : rec;
-      if (keep.has(out)) console.log(JSON.stringify(out));
+      if (keep.has(out)) lines.push(JSON.stringify(out));
     }
-    return EXIT_OK;
+    if (outPath !== undefined) await Deno.writeTextFile(outPath, lines.map((l) => l + "\n").join(""));
+    if (format === "records") {
+      for (const l of lines) console.log(l);
+      return EXIT_OK;
+    }
   }
   const summary = summarize(signatures, matches, stageOrder(config), { paths, select });
-  console.log(format === "csv" ? renderSummaryCsv(summary) : renderSummaryTable(summary));
+  if (format === "json") console.log(JSON.stringify({ measurements: summary }));
+  else console.log(format === "csv" ? renderSummaryCsv(summary).trimEnd() : renderSummaryTable(summary));
   return EXIT_OK;
 }

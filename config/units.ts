@@ -6,18 +6,8 @@
 
 import { compileLinearRegex, type LinearRegex } from "../audio/linear_regex.ts";
 
-const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parses a duration such as `168h`, `7d`, `30m`, `90s`, `250ms` or `1h30m` to milliseconds (> 0). */
-export function parseDuration(text: string): number | undefined {
-  if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(text)) return undefined;
-  let total = 0;
-  for (const part of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) {
-    total += Number(part[1]) * (DURATION_UNITS_MS[part[2] ?? ""] ?? 0);
-  }
-  const ms = Math.round(total);
-  return ms > 0 ? ms : undefined;
-}
+/** Durations (`168h`, `7d`, `1h30m`, `250ms`) in milliseconds: the project's one parser, in util/. */
+export { parseDuration } from "../util/duration.ts";
 
 const BYTE_UNITS: Record<string, number> = {
   "": 1,

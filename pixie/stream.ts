@@ -22,6 +22,7 @@
  */
 
 import { logger, redact } from "../util/log.ts";
+import { parseDurationNs } from "../util/duration.ts";
 import type { Row } from "./row.ts";
 import { batchToRows, PixieDecodeError } from "./columns.ts";
 import { GrpcCode, PixieRpcError } from "./client.ts";
@@ -242,20 +243,11 @@ export function rowFingerprint(columns: Row["columns"]): string {
   return parts.join("\u0000");
 }
 
-/** Parses a relative start like `-30s` to ns; undefined if it is not one. */
+/** Parses a relative start like `-30s` (any duration of util/duration.ts after the minus) to ns; undefined if it is not one. */
 export function relativeToNs(start: string): bigint | undefined {
-  const m = /^-(\d+)(ns|us|ms|s|m|h|d)$/.exec(start);
-  if (!m) return undefined;
-  const unit: Record<string, bigint> = {
-    ns: 1n,
-    us: 1_000n,
-    ms: 1_000_000n,
-    s: 1_000_000_000n,
-    m: 60_000_000_000n,
-    h: 3_600_000_000_000n,
-    d: 86_400_000_000_000n,
-  };
-  return BigInt(m[1]!) * unit[m[2]!]!;
+  if (!start.startsWith("-")) return undefined;
+  const ns = parseDurationNs(start.slice(1));
+  return ns === undefined ? undefined : BigInt(Math.round(ns));
 }
 
 interface TableState {
@@ -302,6 +294,12 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
   #queryId: string | undefined;
   #startedAtNs: bigint | undefined;
   #started = false;
+  /** The queries now configured; {@link setQueries} swaps them. */
+  #queries: readonly ComposedQueryInput[];
+  /** The running call, which {@link setQueries} cancels to re-run with the new queries. */
+  #call: AbortController | undefined;
+  /** New queries are waiting for the next run. */
+  #requeried = false;
 
   /** Creates the stream; nothing runs until it is iterated. Throws PxlComposeError on a bad configuration. */
   constructor(opts: PixieQueryStreamOptions) {
@@ -309,6 +307,7 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     this.#clock = opts.clock ?? systemClock;
     this.#random = opts.random ?? Math.random;
     this.#backoff = { ...DEFAULT_BACKOFF, ...opts.backoff };
+    this.#queries = opts.queries;
     this.#composed = composeScript(opts.queries);
     if (opts.signal) {
       if (opts.signal.aborted) this.#abort.abort();
@@ -326,6 +325,19 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     return this.#queryId;
   }
 
+  /**
+   * Replaces the queries (e.g. a new scope: this node's pods changed) and re-runs the script with them at once,
+   * the way a drop is re-run (from the newest `time_` seen minus the overlap, rows already delivered dropped by
+   * fingerprint), so no row is lost or doubled. Neither counted as a restart nor backed off. Throws
+   * PxlComposeError, and changes nothing, when the new queries cannot be composed.
+   */
+  setQueries(queries: readonly ComposedQueryInput[]): void {
+    composeScript(queries);
+    this.#queries = queries;
+    this.#requeried = true;
+    this.#call?.abort();
+  }
+
   /** Stops the stream: the running call is cancelled and iteration ends. */
   close(): void {
     this.#abort.abort();
@@ -339,14 +351,14 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
   }
 
   #allNames(): string[] {
-    return this.#opts.queries.map((q) => q.name);
+    return this.#queries.map((q) => q.name);
   }
 
   #compose(rerun: boolean): ComposedScript {
-    if (!rerun) return composeScript(this.#opts.queries);
+    if (!rerun) return composeScript(this.#queries);
     const old = this.#composed;
     const overlapNs = BigInt(Math.max(0, Math.round(this.#opts.rerunOverlapMs ?? 5_000))) * 1_000_000n;
-    const inputs = this.#opts.queries.map((q) => {
+    const inputs = this.#queries.map((q) => {
       const display = old
         ? [...old.tables.values()].find((t) => t.names.includes(q.name))?.display
         : undefined;
@@ -374,6 +386,7 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     let rerun = false;
     let attempt = 0;
     while (!signal.aborted) {
+      this.#requeried = false;
       this.#composed = this.#compose(rerun);
       this.#tablesById = new Map();
       this.#queryId = undefined;
@@ -398,6 +411,7 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
       // A half-open connection can stall without an error; Vizier sends keep-alives about every 2 s, so a long
       // silence is a drop. The watchdog is paused while the consumer holds a batch.
       const call = new AbortController();
+      this.#call = call;
       const onAbort = () => call.abort();
       signal.addEventListener("abort", onAbort, { once: true });
       const idleMs = this.#opts.idleTimeoutMs ?? 30_000;
@@ -429,8 +443,15 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
       } finally {
         clearTimeout(idle);
         signal.removeEventListener("abort", onAbort);
+        this.#call = undefined;
       }
       if (signal.aborted || finished) return;
+      if (this.#requeried && !stalled) {
+        // setQueries cancelled the call: re-run with the new queries now, as after a drop but without waiting.
+        log.info("pixie queries changed; re-running", { query_id: this.#queryId });
+        rerun = true;
+        continue;
+      }
       if (stalled) {
         failure = new PixieRpcError(GrpcCode.UNAVAILABLE, `no response for ${idleMs} ms`, "ExecuteScript");
       }
@@ -464,7 +485,7 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     const quoted = [...message.matchAll(/'([^']+)'/g)].map((q) => q[1]!);
     const tables = [...(this.#composed?.tables.values() ?? [])];
     const filterOf = (t: ComposedTable) =>
-      this.#opts.queries.find((q) => q.name === t.display)?.streamFilter ?? "";
+      this.#queries.find((q) => q.name === t.display)?.streamFilter ?? "";
     const hits = tables.filter((t) => quoted.some((w) => filterOf(t).includes(w)));
     const one = hits.length === 1 ? hits[0]! : undefined;
     const parsed = one ? /^(.*)\/([^/]+)$/.exec(one.display) : null;

@@ -8,7 +8,10 @@
 import type { MatchRecord, SignatureRecord } from "./records.ts";
 import { addHops, previousStage, SOURCE_STAGE, type StagePaths } from "./hops.ts";
 
-/** Latency statistics of one stage, seconds. */
+/**
+ * Latency statistics of one stage, in seconds (the key that holds them says so: `latency_s`). Summaries are
+ * printed as JSON as they are: snake_case keys, units in the key names, like the records.
+ */
 export interface LatencyStats {
   p50: number;
   p90: number;
@@ -21,36 +24,37 @@ export interface StageSummary {
   stage: string;
   matches: number;
   /** Distinct signatures found at this stage. */
-  matchedSignatures: number;
-  /** matchedSignatures / signatures of the measurement. */
+  matched_signatures: number;
+  /** matched_signatures / signatures of the measurement. */
   recall: number;
-  latency: LatencyStats | null;
+  latency_s: LatencyStats | null;
 }
 
 /** What one hop adds: a stage and the stage before it. */
 export interface HopSummary {
   stage: string;
   /** The stage before it (`match_rules[].after`), or `source`. */
-  fromStage: string;
+  from_stage: string;
   /** Matches whose previous stage was found too. */
   matches: number;
-  latency: LatencyStats | null;
+  latency_s: LatencyStats | null;
 }
 
 /** One row of the waterfall: an interval id and the median latency at each stage (null: not seen there). */
 export interface WaterfallRow {
-  intervalId: string;
+  /** The interval id (a value of the measurement's `id_type`). */
+  id: string;
   /** Earliest source time of the interval's signatures (decimal ns), for ordering. */
-  firstNs: string;
-  latencyByStage: Record<string, number | null>;
+  first_ns: string;
+  latency_s_by_stage: Record<string, number | null>;
   /** Median hop latency at each stage (null: no match whose previous stage was found too). */
-  hopByStage: Record<string, number | null>;
+  hop_s_by_stage: Record<string, number | null>;
 }
 
 /** One point of a call's timeline: when in the call (s from its first signature) and the latency (s). */
 export interface TimelinePoint {
-  t: number;
-  latency: number;
+  t_s: number;
+  latency_s: number;
 }
 
 /** A call (one source stream): latency per stage against call time. */
@@ -60,9 +64,9 @@ export interface CallTimeline {
   node: string;
   pod: string;
   /** Source time of its first signature or match (decimal ns). */
-  firstNs: string;
+  first_ns: string;
   /** Seconds from the first to the last source time seen. */
-  durationS: number;
+  duration_s: number;
   signatures: number;
   /** Ids (of the waterfall's id type) in call order. */
   ids: string[];
@@ -76,7 +80,7 @@ export interface MeasurementSummary {
   signatures: number;
   stages: StageSummary[];
   /** Which id type keys the waterfall (interval_id when present). */
-  idType: string | null;
+  id_type: string | null;
   waterfall: WaterfallRow[];
   /** What each hop adds, in stage order. */
   hops: HopSummary[];
@@ -201,9 +205,9 @@ export function summarize(
       return {
         stage,
         matches: list.length,
-        matchedSignatures: matched,
+        matched_signatures: matched,
         recall: sigs.length ? matched / sigs.length : 0,
-        latency: stats(list.map((m) => m.latency_s)),
+        latency_s: stats(list.map((m) => m.latency_s)),
       };
     });
     const idType = pickIdType([...sigs, ...ms]);
@@ -211,16 +215,16 @@ export function summarize(
       const list = byStage.get(stage)!.filter((m) => m.hop !== undefined);
       return {
         stage,
-        fromStage: previousStage(paths, measurement, stage),
+        from_stage: previousStage(paths, measurement, stage),
         matches: list.length,
-        latency: stats(list.map((m) => m.hop!.latency_s)),
+        latency_s: stats(list.map((m) => m.hop!.latency_s)),
       };
     });
     out.push({
       measurement,
       signatures: sigs.length,
       stages: stageSummaries,
-      idType,
+      id_type: idType,
       waterfall: waterfall(sigs, ms, stages, idType),
       hops,
       calls: callTimelines(sigs, ms, stages, idType),
@@ -265,12 +269,9 @@ function waterfall(
       latencyByStage[stage] = median(at.map((m) => m.latency_s));
       hopByStage[stage] = median(at.flatMap((m) => m.hop ? [m.hop.latency_s] : []));
     }
-    rows.push({ intervalId: id, firstNs: t.toString(), latencyByStage, hopByStage });
+    rows.push({ id, first_ns: t.toString(), latency_s_by_stage: latencyByStage, hop_s_by_stage: hopByStage });
   }
-  rows.sort((
-    a,
-    b,
-  ) => (BigInt(a.firstNs) < BigInt(b.firstNs) ? -1 : BigInt(a.firstNs) > BigInt(b.firstNs) ? 1 : 0));
+  rows.sort((a, b) => byNs(a.first_ns, b.first_ns));
   return rows;
 }
 
@@ -317,24 +318,27 @@ function callTimelines(
     const points: Record<string, TimelinePoint[]> = {};
     for (const stage of stages) {
       points[stage] = a.matches.filter((m) => m.stage === stage)
-        .map((m) => ({ t: Number(BigInt(m.source.time_ns) - a.first) / 1e9, latency: m.latency_s }))
-        .sort((x, y) => x.t - y.t);
+        .map((m) => ({ t_s: Number(BigInt(m.source.time_ns) - a.first) / 1e9, latency_s: m.latency_s }))
+        .sort((x, y) => x.t_s - y.t_s);
     }
     out.push({
       stream,
       node: a.node,
       pod: a.pod,
-      firstNs: a.first.toString(),
-      durationS: Number(a.last - a.first) / 1e9,
+      first_ns: a.first.toString(),
+      duration_s: Number(a.last - a.first) / 1e9,
       signatures: a.signatures,
       ids: [...a.ids].sort((x, y) => (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0)).map(([id]) => id),
       points,
     });
   }
-  return out.sort((
-    x,
-    y,
-  ) => (BigInt(x.firstNs) < BigInt(y.firstNs) ? -1 : BigInt(x.firstNs) > BigInt(y.firstNs) ? 1 : 0));
+  return out.sort((x, y) => byNs(x.first_ns, y.first_ns));
+}
+
+/** Orders decimal-ns strings by value. */
+function byNs(a: string, b: string): number {
+  const x = BigInt(a), y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 const SPARK = "▁▂▃▄▅▆▇█";
@@ -345,12 +349,12 @@ const SPARK = "▁▂▃▄▅▆▇█";
  */
 export function sparkline(points: readonly TimelinePoint[], width = 12): string {
   if (points.length === 0) return "";
-  const t0 = points[0]!.t, t1 = points[points.length - 1]!.t;
+  const t0 = points[0]!.t_s, t1 = points[points.length - 1]!.t_s;
   const n = Math.min(width, points.length);
   const cells: number[][] = Array.from({ length: n }, () => []);
   for (const p of points) {
-    const i = t1 > t0 ? Math.min(n - 1, Math.floor(((p.t - t0) / (t1 - t0)) * n)) : 0;
-    cells[i]!.push(p.latency);
+    const i = t1 > t0 ? Math.min(n - 1, Math.floor(((p.t_s - t0) / (t1 - t0)) * n)) : 0;
+    cells[i]!.push(p.latency_s);
   }
   const med = cells.map((c) => c.length ? quantile(c.sort((a, b) => a - b), 0.5) : null);
   // From zero, not from the lowest cell: a 10 ms jitter on 150 ms must not look like growth.
@@ -365,7 +369,7 @@ export function sparkline(points: readonly TimelinePoint[], width = 12): string 
 /** `first→last ms` of a timeline, with a sparkline: growth within a call in one cell. */
 function trend(points: readonly TimelinePoint[]): string {
   if (points.length === 0) return "-";
-  const f = points[0]!.latency * 1000, l = points[points.length - 1]!.latency * 1000;
+  const f = points[0]!.latency_s * 1000, l = points[points.length - 1]!.latency_s * 1000;
   return `${sparkline(points)} ${f.toFixed(0)}→${l.toFixed(0)}`;
 }
 
@@ -412,13 +416,13 @@ export function renderSummaryTable(summaries: readonly MeasurementSummary[]): st
           st.stage,
           String(st.matches),
           `${(st.recall * 100).toFixed(1)}%`,
-          ms(st.latency?.p50),
-          ms(st.latency?.p90),
-          ms(st.latency?.p99),
-          ms(st.latency?.max),
-          h?.fromStage ?? SOURCE_STAGE,
-          h?.latency ? `+${ms(h.latency.p50)}` : "-",
-          h?.latency ? `+${ms(h.latency.p90)}` : "-",
+          ms(st.latency_s?.p50),
+          ms(st.latency_s?.p90),
+          ms(st.latency_s?.p99),
+          ms(st.latency_s?.max),
+          h?.from_stage ?? SOURCE_STAGE,
+          h?.latency_s ? `+${ms(h.latency_s.p50)}` : "-",
+          h?.latency_s ? `+${ms(h.latency_s.p90)}` : "-",
         ];
       }),
     ));
@@ -426,16 +430,16 @@ export function renderSummaryTable(summaries: readonly MeasurementSummary[]): st
     if (s.waterfall.length > 0) {
       parts.push("");
       parts.push(
-        `waterfall by ${s.idType} (median latency ms from the source at each stage, (+hop) added by that stage; '-' not seen):`,
+        `waterfall by ${s.id_type} (median latency ms from the source at each stage, (+hop) added by that stage; '-' not seen):`,
       );
       parts.push(
         table(
-          [s.idType ?? "id", ...stages],
+          [s.id_type ?? "id", ...stages],
           s.waterfall.map((r) => [
-            r.intervalId,
+            r.id,
             ...stages.map((st) => {
-              const hop = r.hopByStage?.[st];
-              const l = ms(r.latencyByStage[st]);
+              const hop = r.hop_s_by_stage?.[st];
+              const l = ms(r.latency_s_by_stage[st]);
               return hop === null || hop === undefined ? l : `${l} (+${ms(hop)})`;
             }),
           ]),
@@ -450,8 +454,8 @@ export function renderSummaryTable(summaries: readonly MeasurementSummary[]): st
           ["call", "start", "dur s", "sigs", ...stages],
           s.calls.map((c) => [
             callLabel(c.stream),
-            new Date(Number(BigInt(c.firstNs) / 1_000_000n)).toISOString().slice(11, 19),
-            c.durationS.toFixed(1),
+            new Date(Number(BigInt(c.first_ns) / 1_000_000n)).toISOString().slice(11, 19),
+            c.duration_s.toFixed(1),
             String(c.signatures),
             ...stages.map((st) => trend(c.points[st] ?? [])),
           ]),
@@ -473,7 +477,7 @@ export function renderSummaryCsv(summaries: readonly MeasurementSummary[]): stri
   ];
   for (const s of summaries) {
     for (const st of s.stages) {
-      const l = st.latency;
+      const l = st.latency_s;
       const h = (s.hops ?? []).find((x) => x.stage === st.stage);
       rows.push(
         [
@@ -486,10 +490,10 @@ export function renderSummaryCsv(summaries: readonly MeasurementSummary[]): stri
           l?.p90 ?? "",
           l?.p99 ?? "",
           l?.max ?? "",
-          h?.fromStage ?? SOURCE_STAGE,
-          h?.latency?.p50 ?? "",
-          h?.latency?.p90 ?? "",
-          h?.latency?.p99 ?? "",
+          h?.from_stage ?? SOURCE_STAGE,
+          h?.latency_s?.p50 ?? "",
+          h?.latency_s?.p90 ?? "",
+          h?.latency_s?.p99 ?? "",
         ].join(","),
       );
     }

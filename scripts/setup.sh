@@ -38,6 +38,12 @@ echo "fsm-px setup ($mode): installing from Debian:" >&2
 for w in "${why[@]}"; do echo "  - $w" >&2; done
 if [ "$(id -u)" != "0" ] || ! have apt-get; then
   echo "fsm-px setup: not root or no apt-get; install these yourself: ${need[*]}" >&2
+  # Outside CI the unit tests run anyway and the tests that need a missing tool are skipped (each file
+  # says which); in CI (CI=true) a missing tool is a failure, so CI never passes by running less.
+  if [ "$mode" = test ] && [ "${CI:-}" != "true" ]; then
+    echo "fsm-px setup: running the tests that need none of them; the others are skipped" >&2
+    exit 0
+  fi
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive

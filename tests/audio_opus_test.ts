@@ -3,6 +3,9 @@ import { ffmpegOut, oggPackets, speechOpusPackets } from "../bench/codec_speed.t
 import { initOpus, opusPacketFrames, OpusStreamDecoder } from "../audio/opus.ts";
 import { StreamDecoder } from "../audio/stream_decoder.ts";
 import type { AudioFormat } from "../audio/types.ts";
+import { gatedTest } from "./support/tools.ts";
+
+const ffmpegTest = await gatedTest(import.meta.url, ["ffmpeg with libopus"]);
 
 await initOpus(48000, 1);
 
@@ -55,7 +58,7 @@ console.log(d.ready, d.decode(new Uint8Array([0xf8, 0xff, 0xfe]))?.length);`,
   equal(new TextDecoder().decode(out.stdout).trim(), "true 960", new TextDecoder().decode(out.stderr));
 });
 
-Deno.test("opus: speech encoded by ffmpeg's libopus decodes like ffmpeg's libopus decoder", async () => {
+ffmpegTest("opus: speech encoded by ffmpeg's libopus decodes like ffmpeg's libopus decoder", async () => {
   const ogg = await ffmpegOut([
     ...[
       "-f",

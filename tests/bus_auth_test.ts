@@ -3,6 +3,9 @@ import { JetStreamBus } from "../bus/jetstream.ts";
 import { setLogSink } from "../util/log.ts";
 import { NatsServer } from "./support/nats_server.ts";
 import { testBusOptions, testSignature, waitFor } from "./support/bus_fixtures.ts";
+import { gatedTest } from "./support/tools.ts";
+
+const natsTest = await gatedTest(import.meta.url, ["nats-server", "openssl"]);
 
 const TOKEN = "tok-5f1c9a7e3b2d4c6a";
 const PASSWORD = "pw-9d8c7b6a5f4e3d2c";
@@ -43,37 +46,40 @@ async function session(
   }
 }
 
-Deno.test("auth: token - connects with it, refused without or with a wrong one; the token is never logged", async () => {
-  const srv = await NatsServer.start({ token: TOKEN });
-  try {
-    const lines = await capturingLogs(async () => {
-      await session(srv, { token: TOKEN });
-      await rejects(
-        JetStreamBus.connect(testBusOptions(srv.url, "x")),
-        /cannot connect to NATS.*[Aa]uthoriz/,
-      );
-      // Refused repeatedly: the server's reset after its -ERR must not crash the process (see
-      // installSocketResetGuard), every time a clear error instead.
-      for (let i = 0; i < 10; i++) {
+natsTest(
+  "auth: token - connects with it, refused without or with a wrong one; the token is never logged",
+  async () => {
+    const srv = await NatsServer.start({ token: TOKEN });
+    try {
+      const lines = await capturingLogs(async () => {
+        await session(srv, { token: TOKEN });
         await rejects(
-          JetStreamBus.connect(testBusOptions(srv.url, "x", { token: TOKEN + "-wrong" })),
-          (e: Error) => {
-            match(e.message, /[Aa]uthoriz/);
-            ok(!e.message.includes(TOKEN));
-            return true;
-          },
+          JetStreamBus.connect(testBusOptions(srv.url, "x")),
+          /cannot connect to NATS.*[Aa]uthoriz/,
         );
-      }
-    });
-    ok(lines.some((l) => l.includes("connected to NATS JetStream")));
-    ok(lines.some((l) => l.includes("NATS connection lost")), "the session went through a reconnect");
-    for (const l of lines) ok(!l.includes(TOKEN), `token leaked: ${l}`);
-  } finally {
-    await srv.stop();
-  }
-});
+        // Refused repeatedly: the server's reset after its -ERR must not crash the process (see
+        // installSocketResetGuard), every time a clear error instead.
+        for (let i = 0; i < 10; i++) {
+          await rejects(
+            JetStreamBus.connect(testBusOptions(srv.url, "x", { token: TOKEN + "-wrong" })),
+            (e: Error) => {
+              match(e.message, /[Aa]uthoriz/);
+              ok(!e.message.includes(TOKEN));
+              return true;
+            },
+          );
+        }
+      });
+      ok(lines.some((l) => l.includes("connected to NATS JetStream")));
+      ok(lines.some((l) => l.includes("NATS connection lost")), "the session went through a reconnect");
+      for (const l of lines) ok(!l.includes(TOKEN), `token leaked: ${l}`);
+    } finally {
+      await srv.stop();
+    }
+  },
+);
 
-Deno.test("auth: user/password, also inside the URL; the password is never logged", async () => {
+natsTest("auth: user/password, also inside the URL; the password is never logged", async () => {
   const srv = await NatsServer.start({ user: "fsmpx", password: PASSWORD });
   try {
     const lines = await capturingLogs(async () => {
@@ -161,7 +167,7 @@ async function makeCerts(dir: string): Promise<{ ca: string; cert: string; key: 
   return { ca: `${dir}/ca.pem`, cert: `${dir}/server.pem`, key: `${dir}/server.key` };
 }
 
-Deno.test("auth: TLS verified against the configured CA; an unknown CA is refused", async () => {
+natsTest("auth: TLS verified against the configured CA; an unknown CA is refused", async () => {
   const dir = await Deno.makeTempDir({ prefix: "fsmpx-tls-" });
   let srv: NatsServer | null = null;
   try {

@@ -5,6 +5,9 @@ import { connectNats } from "../bus/connection.ts";
 import type { Signature } from "../audio/types.ts";
 import { NatsServer } from "./support/nats_server.ts";
 import { testBusOptions, testMatch, testSignature, waitFor } from "./support/bus_fixtures.ts";
+import { gatedTest } from "./support/tools.ts";
+
+const natsTest = await gatedTest(import.meta.url, ["nats-server"]);
 
 const STREAM = "FSMPX_TEST";
 
@@ -36,33 +39,36 @@ async function withServer(
   }
 }
 
-Deno.test("jetstream bus: signatures cross nodes (own included), decoded intact, filtered by measurement", async () => {
-  await withServer(async (_srv, open) => {
-    const a = await open("node-a");
-    const b = await open("node-b");
-    const onA: Signature[] = [], onB: Signature[] = [], onlyOther: string[] = [];
-    await a.subscribeSignatures(["m"], (s) => void onA.push(s));
-    await b.subscribeSignatures([], (s) => void onB.push(s));
-    await b.subscribeSignatures(["other", "third"], (s) => void onlyOther.push(s.id));
-    const sent = testSignature(1);
-    await a.publishSignature(sent);
-    await a.publishSignature(testSignature(2, "other"));
-    // publishSignature returns once queued: without this, node-b's signature may reach the stream first.
-    await a.flush(5000);
-    await b.publishSignature(testSignature(3, "m", "node-b"));
-    await waitFor(() => onA.length === 2 && onB.length === 3 && onlyOther.length === 1, 5000, "deliveries");
-    deepEqual(onA.map((s) => s.id), [sent.id, testSignature(3).id]);
-    deepEqual(onlyOther, [testSignature(2).id]);
-    const got = onB[0]!;
-    equal(got.id, sent.id);
-    equal(got.source.timeNs, sent.source.timeNs);
-    equal(got.source.node, "node-a");
-    deepEqual([...got.fingerprint], [...sent.fingerprint]);
-    deepEqual(got.ids, sent.ids);
-  });
-});
+natsTest(
+  "jetstream bus: signatures cross nodes (own included), decoded intact, filtered by measurement",
+  async () => {
+    await withServer(async (_srv, open) => {
+      const a = await open("node-a");
+      const b = await open("node-b");
+      const onA: Signature[] = [], onB: Signature[] = [], onlyOther: string[] = [];
+      await a.subscribeSignatures(["m"], (s) => void onA.push(s));
+      await b.subscribeSignatures([], (s) => void onB.push(s));
+      await b.subscribeSignatures(["other", "third"], (s) => void onlyOther.push(s.id));
+      const sent = testSignature(1);
+      await a.publishSignature(sent);
+      await a.publishSignature(testSignature(2, "other"));
+      // publishSignature returns once queued: without this, node-b's signature may reach the stream first.
+      await a.flush(5000);
+      await b.publishSignature(testSignature(3, "m", "node-b"));
+      await waitFor(() => onA.length === 2 && onB.length === 3 && onlyOther.length === 1, 5000, "deliveries");
+      deepEqual(onA.map((s) => s.id), [sent.id, testSignature(3).id]);
+      deepEqual(onlyOther, [testSignature(2).id]);
+      const got = onB[0]!;
+      equal(got.id, sent.id);
+      equal(got.source.timeNs, sent.source.timeNs);
+      equal(got.source.node, "node-a");
+      deepEqual([...got.fingerprint], [...sent.fingerprint]);
+      deepEqual(got.ids, sent.ids);
+    });
+  },
+);
 
-Deno.test("jetstream bus: same signature id or same match key twice -> one stream message", async () => {
+natsTest("jetstream bus: same signature id or same match key twice -> one stream message", async () => {
   await withServer(async (srv, open) => {
     const a = await open("node-a");
     const b = await open("node-b");
@@ -80,88 +86,101 @@ Deno.test("jetstream bus: same signature id or same match key twice -> one strea
   });
 });
 
-Deno.test("jetstream bus: a refused publish (too large, bad subject) is counted and does not block the rest", async () => {
-  await withServer(async (srv, open) => {
-    const failed: string[] = [];
-    const metrics = {
-      outboxDepth: () => {},
-      outboxOverflow: () => {},
-      published: () => {},
-      publishFailed: (_k: string, r: string) => void failed.push(r),
-    };
-    const a = await open("node-a", { maxMsgSize: 1024, metrics });
-    await a.publishMatch(testMatch(1, "asr", "node-b", { note: "x".repeat(4000) })); // over max_msg_size
-    await a.publishSignature(testSignature(2, "bad.name")); // not a subject token
-    await a.publishMatch({ ...testMatch(3), stage: "a b" });
-    await a.publishSignature({ ...testSignature(4), id: "not-hex" }); // cannot be encoded
-    await a.publishSignature(testSignature(5));
-    await a.flush(5000);
-    deepEqual(failed.sort(), ["bad_subject", "bad_subject", "encode", "too_large"]);
-    equal(a.stats().failed, 4);
-    equal(a.stats().published, 1);
-    equal(await streamMessages(srv.url), 1);
-  });
-});
-
-Deno.test("jetstream bus: a late subscriber recovers signatures newer than its start time, not older ones", async () => {
-  await withServer(async (_srv, open) => {
-    const a = await open("node-a");
-    for (let i = 1; i <= 5; i++) await a.publishSignature(testSignature(i));
-    await a.flush(5000);
-    await new Promise((r) => setTimeout(r, 300));
-    const cut = Date.now();
-    await new Promise((r) => setTimeout(r, 50));
-    for (let i = 6; i <= 10; i++) await a.publishSignature(testSignature(i));
-    await a.flush(5000);
-
-    const b = await open("node-b");
-    const fromCut: number[] = [], all: number[] = [], fromNow: number[] = [];
-    await b.subscribeSignatures(["m"], (s) => void fromCut.push(parseInt(s.id, 16)), { startTimeMs: cut });
-    await b.subscribeSignatures(["m"], (s) => void all.push(parseInt(s.id, 16)), {
-      startTimeMs: cut - 60_000,
+natsTest(
+  "jetstream bus: a refused publish (too large, bad subject) is counted and does not block the rest",
+  async () => {
+    await withServer(async (srv, open) => {
+      const failed: string[] = [];
+      const metrics = {
+        outboxDepth: () => {},
+        outboxOverflow: () => {},
+        published: () => {},
+        publishFailed: (_k: string, r: string) => void failed.push(r),
+      };
+      const a = await open("node-a", { maxMsgSize: 1024, metrics });
+      await a.publishMatch(testMatch(1, "asr", "node-b", { note: "x".repeat(4000) })); // over max_msg_size
+      await a.publishSignature(testSignature(2, "bad.name")); // not a subject token
+      await a.publishMatch({ ...testMatch(3), stage: "a b" });
+      await a.publishSignature({ ...testSignature(4), id: "not-hex" }); // cannot be encoded
+      await a.publishSignature(testSignature(5));
+      await a.flush(5000);
+      deepEqual(failed.sort(), ["bad_subject", "bad_subject", "encode", "too_large"]);
+      equal(a.stats().failed, 4);
+      equal(a.stats().published, 1);
+      equal(await streamMessages(srv.url), 1);
     });
-    await b.subscribeSignatures(["m"], (s) => void fromNow.push(parseInt(s.id, 16)));
-    await a.publishSignature(testSignature(11));
-    await waitFor(() => fromCut.length === 6 && all.length === 11 && fromNow.length === 1, 5000, "recovery");
-    deepEqual(fromCut, [6, 7, 8, 9, 10, 11]);
-    deepEqual(all, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
-    deepEqual(fromNow, [11]);
-  });
-});
+  },
+);
 
-Deno.test("jetstream bus: server restarted mid-consume -> the consumer resumes without gaps or repeats", async () => {
-  await withServer(async (srv, open) => {
-    const a = await open("node-a", { publishTimeoutMs: 1000 });
-    const b = await open("node-b");
-    const got: number[] = [];
-    await b.subscribeSignatures(["m"], (s) => void got.push(parseInt(s.id, 16)), {
-      startTimeMs: Date.now() - 1000,
-    });
-    for (let i = 1; i <= 20; i++) await a.publishSignature(testSignature(i));
-    await waitFor(() => got.length === 20, 5000, "first batch");
-    // "From now on", nothing received before the restart: after it no gap (re-created from its creation
-    // time less a margin for clock differences, so the last few old ones may come again; the registry
-    // dedupes by id).
-    const fresh: number[] = [];
-    await b.subscribeSignatures(["m"], (s) => void fresh.push(parseInt(s.id, 16)));
-    // Twice: the first consumer starts by time, the one re-created after a restart by sequence.
-    for (const last of [40, 60]) {
-      await srv.restart();
-      for (let i = last - 19; i <= last; i++) await a.publishSignature(testSignature(i));
-      await a.flush(10_000);
+natsTest(
+  "jetstream bus: a late subscriber recovers signatures newer than its start time, not older ones",
+  async () => {
+    await withServer(async (_srv, open) => {
+      const a = await open("node-a");
+      for (let i = 1; i <= 5; i++) await a.publishSignature(testSignature(i));
+      await a.flush(5000);
+      await new Promise((r) => setTimeout(r, 300));
+      const cut = Date.now();
+      await new Promise((r) => setTimeout(r, 50));
+      for (let i = 6; i <= 10; i++) await a.publishSignature(testSignature(i));
+      await a.flush(5000);
+
+      const b = await open("node-b");
+      const fromCut: number[] = [], all: number[] = [], fromNow: number[] = [];
+      await b.subscribeSignatures(["m"], (s) => void fromCut.push(parseInt(s.id, 16)), { startTimeMs: cut });
+      await b.subscribeSignatures(["m"], (s) => void all.push(parseInt(s.id, 16)), {
+        startTimeMs: cut - 60_000,
+      });
+      await b.subscribeSignatures(["m"], (s) => void fromNow.push(parseInt(s.id, 16)));
+      await a.publishSignature(testSignature(11));
       await waitFor(
-        () => got.length >= last && fresh.includes(last),
-        8000,
-        `signatures up to ${last} after a restart`,
+        () => fromCut.length === 6 && all.length === 11 && fromNow.length === 1,
+        5000,
+        "recovery",
       );
-    }
-    await new Promise((r) => setTimeout(r, 200));
-    deepEqual(got, [...Array(60).keys()].map((i) => i + 1));
-    deepEqual(fresh.filter((i) => i > 20), [...Array(40).keys()].map((i) => i + 21));
-  });
-});
+      deepEqual(fromCut, [6, 7, 8, 9, 10, 11]);
+      deepEqual(all, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+      deepEqual(fromNow, [11]);
+    });
+  },
+);
 
-Deno.test("jetstream bus: stream set-up is idempotent and applies changed limits", async () => {
+natsTest(
+  "jetstream bus: server restarted mid-consume -> the consumer resumes without gaps or repeats",
+  async () => {
+    await withServer(async (srv, open) => {
+      const a = await open("node-a", { publishTimeoutMs: 1000 });
+      const b = await open("node-b");
+      const got: number[] = [];
+      await b.subscribeSignatures(["m"], (s) => void got.push(parseInt(s.id, 16)), {
+        startTimeMs: Date.now() - 1000,
+      });
+      for (let i = 1; i <= 20; i++) await a.publishSignature(testSignature(i));
+      await waitFor(() => got.length === 20, 5000, "first batch");
+      // "From now on", nothing received before the restart: after it no gap (re-created from its creation
+      // time less a margin for clock differences, so the last few old ones may come again; the registry
+      // dedupes by id).
+      const fresh: number[] = [];
+      await b.subscribeSignatures(["m"], (s) => void fresh.push(parseInt(s.id, 16)));
+      // Twice: the first consumer starts by time, the one re-created after a restart by sequence.
+      for (const last of [40, 60]) {
+        await srv.restart();
+        for (let i = last - 19; i <= last; i++) await a.publishSignature(testSignature(i));
+        await a.flush(10_000);
+        await waitFor(
+          () => got.length >= last && fresh.includes(last),
+          8000,
+          `signatures up to ${last} after a restart`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      deepEqual(got, [...Array(60).keys()].map((i) => i + 1));
+      deepEqual(fresh.filter((i) => i > 20), [...Array(40).keys()].map((i) => i + 21));
+    });
+  },
+);
+
+natsTest("jetstream bus: stream set-up is idempotent and applies changed limits", async () => {
   await withServer(async (srv, open) => {
     await open("node-a");
     await open("node-b"); // same config: no change
@@ -178,7 +197,7 @@ Deno.test("jetstream bus: stream set-up is idempotent and applies changed limits
   });
 });
 
-Deno.test("jetstream bus: an unreachable server is a clear start-up error", async () => {
+natsTest("jetstream bus: an unreachable server is a clear start-up error", async () => {
   const srv = await NatsServer.start();
   const url = srv.url;
   await srv.stop();
@@ -188,7 +207,7 @@ Deno.test("jetstream bus: an unreachable server is a clear start-up error", asyn
   });
 });
 
-Deno.test("jetstream bus: close() with a live consumer ends promptly (iterators stopped first)", async () => {
+natsTest("jetstream bus: close() with a live consumer ends promptly (iterators stopped first)", async () => {
   await withServer(async (_srv, open) => {
     const a = await open("node-a");
     let n = 0;

@@ -12,6 +12,9 @@ import { setLogSink } from "../util/log.ts";
 import { NatsServer } from "./support/nats_server.ts";
 import { testBusOptions, testSignature, waitFor } from "./support/bus_fixtures.ts";
 import { ROOT } from "./support/sensor_process.ts";
+import { gatedTest } from "./support/tools.ts";
+
+const natsTest = await gatedTest(import.meta.url, ["nats-server"]);
 
 setLogSink(() => {});
 
@@ -34,7 +37,7 @@ async function authorization(): Promise<string[]> {
   return block.split("\n");
 }
 
-Deno.test({
+natsTest({
   name: "nats.conf users: a sensor does all it needs and cannot delete the stream; a viewer cannot publish",
   sanitizeResources: false,
   sanitizeOps: false,

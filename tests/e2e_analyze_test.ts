@@ -20,6 +20,9 @@ import {
 import { checkMatches, maxAbs, type TruthCheck } from "./support/truth.ts";
 import { promtoolCheckMetrics } from "./support/promtool.ts";
 import { setLogLevel } from "../util/log.ts";
+import { gatedTest } from "./support/tools.ts";
+
+const promtoolTest = await gatedTest(import.meta.url, ["promtool"]);
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const E2E = `${ROOT}fixtures/e2e/`;
@@ -122,21 +125,21 @@ Deno.test("analyze on the e2e captures: every match on the right message, offset
     equal(m.measurement, truth.measurement);
     equal(m.signatures, c.signatures);
     deepEqual(m.stages.map((s) => s.stage), ["relay", "asr"]);
-    equal(m.idType, "interval_id");
+    equal(m.id_type, "interval_id");
     // One waterfall row per interval that produced a signature, showing where delay comes from: the relay
     // adds its ~0.1 s, the ASR its growing backlog.
-    deepEqual(new Set(m.waterfall.map((r) => r.intervalId)), new Set(c.signatureIntervals));
+    deepEqual(new Set(m.waterfall.map((r) => r.id)), new Set(c.signatureIntervals));
     const idx = new TruthIndex(truth);
     const intervalOf = new Map<string, { call: TruthCall; k: number }>();
     for (const call of truth.calls) call.intervals.forEach((iv, k) => intervalOf.set(iv.id, { call, k }));
     for (const row of m.waterfall) {
-      const where = intervalOf.get(row.intervalId);
-      ok(where !== undefined && !where.call.decoy, `waterfall row for unknown interval ${row.intervalId}`);
+      const where = intervalOf.get(row.id);
+      ok(where !== undefined && !where.call.decoy, `waterfall row for unknown interval ${row.id}`);
       const relay = truth.streams.find((s) => s.stage === "relay" && s.call === where.call.id)!;
       const asrDelay = where.call.intervals[where.k]!.asrDelayMs / 1000;
       const prevDelay = where.call.intervals[Math.max(0, where.k - 1)]!.asrDelayMs / 1000;
-      const r = row.latencyByStage["relay"], a = row.latencyByStage["asr"];
-      ok(typeof r === "number" && typeof a === "number", `interval ${row.intervalId} misses a stage`);
+      const r = row.latency_s_by_stage["relay"], a = row.latency_s_by_stage["asr"];
+      ok(typeof r === "number" && typeof a === "number", `interval ${row.id} misses a stage`);
       // latency = target capture - source capture: the stage delay, minus up to one source chunk (20 ms),
       // plus up to one target chunk and its jitter.
       ok(r >= relay.delayMs / 1000 - 0.021 && r <= relay.delayMs / 1000 + 0.065, `relay ${r} s`);
@@ -162,76 +165,79 @@ function parseSamples(text: string): { name: string; labels: Record<string, stri
   return out;
 }
 
-Deno.test("runCaptures on the e2e captures: each node's /metrics, scraped over HTTP, counts what analyze reports", async () => {
-  const truth = await readTruth(E2E);
-  const { config } = await loadConfig(`${E2E}config.yaml`);
-  setLogLevel(config.log_level);
-  const caps = await readCaptures(await captureFiles(E2E));
-  const result = await runCaptures(config, caps);
-  assertExact(truth, [...result.signatures, ...result.matches], "e2e in-process");
-  const mName = truth.measurement;
-  const sourceNode = streamsOf(truth, "source")[0]!.node;
-  for (const [node, metrics] of result.metrics) {
-    const server = startHttpServer({
-      listen: "127.0.0.1:0",
-      metrics,
-      healthz: () => ({ ok: true, detail: "test" }),
-      readyz: () => ({ ok: true, detail: "test" }),
-    });
-    let text: string;
-    try {
-      const res = await fetch(`http://${server.addr}/metrics`);
-      equal(res.status, 200);
-      text = await res.text();
-    } finally {
-      await server.close();
-    }
-    const check = await promtoolCheckMetrics(text);
-    equal(check.code, 0, `${node}: promtool: ${check.output}`);
-    const samples = parseSamples(text);
-    const value = (name: string, labels: Record<string, string>) =>
-      samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
-        .reduce((a, s) => a + s.value, 0);
-    const has = (name: string, labels: Record<string, string>) =>
-      samples.some((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+promtoolTest(
+  "runCaptures on the e2e captures: each node's /metrics, scraped over HTTP, counts what analyze reports",
+  async () => {
+    const truth = await readTruth(E2E);
+    const { config } = await loadConfig(`${E2E}config.yaml`);
+    setLogLevel(config.log_level);
+    const caps = await readCaptures(await captureFiles(E2E));
+    const result = await runCaptures(config, caps);
+    assertExact(truth, [...result.signatures, ...result.matches], "e2e in-process");
+    const mName = truth.measurement;
+    const sourceNode = streamsOf(truth, "source")[0]!.node;
+    for (const [node, metrics] of result.metrics) {
+      const server = startHttpServer({
+        listen: "127.0.0.1:0",
+        metrics,
+        healthz: () => ({ ok: true, detail: "test" }),
+        readyz: () => ({ ok: true, detail: "test" }),
+      });
+      let text: string;
+      try {
+        const res = await fetch(`http://${server.addr}/metrics`);
+        equal(res.status, 200);
+        text = await res.text();
+      } finally {
+        await server.close();
+      }
+      const check = await promtoolCheckMetrics(text);
+      equal(check.code, 0, `${node}: promtool: ${check.output}`);
+      const samples = parseSamples(text);
+      const value = (name: string, labels: Record<string, string>) =>
+        samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+          .reduce((a, s) => a + s.value, 0);
+      const has = (name: string, labels: Record<string, string>) =>
+        samples.some((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
 
-    equal(
-      value("signatures_detected_total", { measurement: mName }),
-      node === sourceNode ? result.signatures.length : 0,
-      `${node}: signatures_detected_total`,
-    );
-    ok(has("active_signatures", { measurement: mName }), `${node}: active_signatures missing`);
-    const here = result.matches.filter((m) => m.target.node === node);
-    equal(
-      value("audio_latency_seconds_count", { measurement: mName }),
-      here.length,
-      `${node}: histogram count`,
-    );
-    const stages = [...new Set(here.map((m) => m.stage))];
-    for (const stage of stages) {
-      const atStage = here.filter((m) => m.stage === stage);
-      equal(value("signatures_matched_total", { measurement: mName, stage }), atStage.length);
-      equal(value("audio_latency_seconds_count", { measurement: mName, stage }), atStage.length);
-      // The per-interval waterfall: one series per interval seen at this stage, holding its latest latency.
-      const last = new Map<string, MatchRecord>();
-      for (const m of atStage) last.set(m.ids["interval_id"]!, m);
-      const series = samples.filter((s) =>
-        s.name === "audio_latency_last_seconds" && s.labels["measurement"] === mName &&
-        s.labels["stage"] === stage
+      equal(
+        value("signatures_detected_total", { measurement: mName }),
+        node === sourceNode ? result.signatures.length : 0,
+        `${node}: signatures_detected_total`,
       );
-      deepEqual(
-        new Set(series.map((s) => s.labels["interval_id"])),
-        new Set(last.keys()),
-        `${node}/${stage}`,
+      ok(has("active_signatures", { measurement: mName }), `${node}: active_signatures missing`);
+      const here = result.matches.filter((m) => m.target.node === node);
+      equal(
+        value("audio_latency_seconds_count", { measurement: mName }),
+        here.length,
+        `${node}: histogram count`,
       );
-      for (const s of series) equal(s.value, last.get(s.labels["interval_id"]!)!.latency_s);
+      const stages = [...new Set(here.map((m) => m.stage))];
+      for (const stage of stages) {
+        const atStage = here.filter((m) => m.stage === stage);
+        equal(value("signatures_matched_total", { measurement: mName, stage }), atStage.length);
+        equal(value("audio_latency_seconds_count", { measurement: mName, stage }), atStage.length);
+        // The per-interval waterfall: one series per interval seen at this stage, holding its latest latency.
+        const last = new Map<string, MatchRecord>();
+        for (const m of atStage) last.set(m.ids["interval_id"]!, m);
+        const series = samples.filter((s) =>
+          s.name === "audio_latency_last_seconds" && s.labels["measurement"] === mName &&
+          s.labels["stage"] === stage
+        );
+        deepEqual(
+          new Set(series.map((s) => s.labels["interval_id"])),
+          new Set(last.keys()),
+          `${node}/${stage}`,
+        );
+        for (const s of series) equal(s.value, last.get(s.labels["interval_id"]!)!.latency_s);
+      }
+      const expectedStages = [
+        ...new Set(truth.streams.filter((s) => s.node === node && s.stage !== "source").map((s) => s.stage)),
+      ];
+      deepEqual(stages.sort(), expectedStages.sort(), `${node}: stages with matches`);
     }
-    const expectedStages = [
-      ...new Set(truth.streams.filter((s) => s.node === node && s.stage !== "source").map((s) => s.stage)),
-    ];
-    deepEqual(stages.sort(), expectedStages.sort(), `${node}: stages with matches`);
-  }
-});
+  },
+);
 
 Deno.test("the bundled demo captures: every match exact against their truth, decoys silent", async () => {
   const truth = await readTruth(DEMO);

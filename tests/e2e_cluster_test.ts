@@ -18,6 +18,9 @@ import {
 } from "./support/sensor_process.ts";
 import type { MatchRecord } from "../report/records.ts";
 import { LATENCY_BUCKETS } from "../http/metrics.ts";
+import { gatedTest } from "./support/tools.ts";
+
+const natsTest = await gatedTest(import.meta.url, ["nats-server", "prometheus"]);
 
 const E2E = `${ROOT}fixtures/e2e/`;
 const CONFIG = `${E2E}config.yaml`;
@@ -46,7 +49,7 @@ function expectedSeries(matches: readonly MatchRecord[]): Map<string, { count: n
   return out;
 }
 
-Deno.test({
+natsTest({
   name:
     "3 sensor processes + nats-server + Prometheus, real time: scraped latency histograms equal analyze's matches",
   async fn() {

@@ -22,6 +22,9 @@ import {
   writeSensorConfig,
 } from "./support/sensor_process.ts";
 import { DEFAULT_MAX_MSG_SIZE } from "../bus/stream_setup.ts";
+import { gatedTest } from "./support/tools.ts";
+
+const natsTest = await gatedTest(import.meta.url, ["nats-server"]);
 
 const E2E = `${ROOT}fixtures/e2e/`;
 const CONFIG = `${E2E}config.yaml`;
@@ -131,156 +134,177 @@ function sizeBetween(truth: Analyzed): number {
 const SIG = { kind: "signature" };
 const MATCH = { kind: "match" };
 
-Deno.test("fault: a target sensor SIGKILLed mid-run and restarted recovers the signatures from JetStream; every match stored once", async () => {
-  const truth = await groundTruth();
-  const relay = truth.matches.filter((m) => m.stage === "relay").length;
-  await withCluster(async (c) => {
-    await c.startAll({ "node-a": 2, "node-b": 2, "node-c": 2 });
-    const first = c.sensor("node-b");
-    await first.waitMetric("fsmpx_bus_published_total", MATCH, (v) => v >= 2);
-    const killed = await first.kill();
-    equal(killed.signal, "SIGKILL");
-    ok(
-      !said(first, "capture replayed; serving metrics until stopped"),
-      "node-b was killed after its capture ended",
-    );
-
-    // Restarted after the source has published most of its signatures: they must come from the stream.
-    await c.sensor("node-a").waitMetric(
-      "fsmpx_bus_published_total",
-      SIG,
-      (v) => v >= truth.signatures.length - 2,
-    );
-    const second = await c.start("node-b", 4);
-    await second.waitReplayed();
-    equal(
-      await second.metric("signatures_matched_total", { stage: "relay" }),
-      relay,
-      "the restarted node-b matches every relay signature, those published before it started included",
-    );
-    await c.finishAndStop();
-    deepEqual(compareStored(truth, await c.stored()), []);
-  });
-});
-
-Deno.test("fault: the source sensor SIGKILLed mid-run and restarted republishes its signatures (deduplicated); every match stored once", async () => {
-  const truth = await groundTruth();
-  await withCluster(async (c) => {
-    await c.startAll({ "node-a": 2, "node-b": 2, "node-c": 2 });
-    const first = c.sensor("node-a");
-    await first.waitMetric("fsmpx_bus_published_total", SIG, (v) => v >= 4);
-    equal((await first.kill()).signal, "SIGKILL");
-    ok(
-      !said(first, "capture replayed; serving metrics until stopped"),
-      "node-a was killed after its capture ended",
-    );
-    // The targets finish their captures before the restarted source is through: its last signatures reach
-    // nodes whose target streams have ended.
-    await c.sensor("node-b").waitReplayed();
-    await c.sensor("node-c").waitReplayed();
-    const second = await c.start("node-a", 2);
-    await second.waitReplayed();
-    equal(await second.metric("signatures_detected_total"), truth.signatures.length);
-    await c.finishAndStop();
-    deepEqual(compareStored(truth, await c.stored()), []);
-  });
-});
-
-Deno.test("fault: nats-server restarted mid-run (same store): outboxes hold, consumers resume; every match stored once", async () => {
-  const truth = await groundTruth();
-  await withCluster(async (c) => {
-    await c.startAll({ "node-a": 2, "node-b": 2, "node-c": 2 });
-    await c.sensor("node-a").waitMetric("fsmpx_bus_published_total", SIG, (v) => v >= 3);
-    await c.nats.stopProcess();
-    // Long enough for signatures and matches to queue in the outboxes.
-    await sleep(2500);
-    await c.nats.startProcess();
-    await c.finishAndStop();
-    for (const s of c.sensors.values()) {
+natsTest(
+  "fault: a target sensor SIGKILLed mid-run and restarted recovers the signatures from JetStream; every match stored once",
+  async () => {
+    const truth = await groundTruth();
+    const relay = truth.matches.filter((m) => m.stage === "relay").length;
+    await withCluster(async (c) => {
+      await c.startAll({ "node-a": 2, "node-b": 2, "node-c": 2 });
+      const first = c.sensor("node-b");
+      await first.waitMetric("fsmpx_bus_published_total", MATCH, (v) => v >= 2);
+      const killed = await first.kill();
+      equal(killed.signal, "SIGKILL");
       ok(
-        said(s, "NATS connection lost; publishing into the outbox until it is back"),
-        `${s.node} saw no outage`,
+        !said(first, "capture replayed; serving metrics until stopped"),
+        "node-b was killed after its capture ended",
       );
-      ok(said(s, "NATS connection back; publishing the outbox"), `${s.node} did not reconnect`);
-    }
-    // The source went on detecting during the outage: its outbox held signatures until the server was back.
-    const back = c.sensor("node-a").logs().find((l) =>
-      l.msg === "NATS connection back; publishing the outbox"
-    );
-    ok(Number(back?.["depth"]) > 0, `node-a held nothing in its outbox: ${JSON.stringify(back)}`);
-    deepEqual(compareStored(truth, await c.stored()), []);
-  });
-});
 
-Deno.test("fault: slow consumer (source at 8x, targets at 2x, one target SIGSTOPped for 4 s); every match stored once", async () => {
-  const truth = await groundTruth();
-  await withCluster(async (c) => {
-    await c.startAll({ "node-a": 8, "node-b": 2, "node-c": 2 });
-    const asr = c.sensor("node-c");
-    await asr.waitMetric("fsmpx_bus_published_total", MATCH, (v) => v >= 1);
-    asr.signal("SIGSTOP");
-    try {
-      await sleep(4000);
-    } finally {
-      asr.signal("SIGCONT");
-    }
-    await c.finishAndStop();
-    deepEqual(compareStored(truth, await c.stored()), []);
-  });
-});
-
-Deno.test("fault: publishes refused by the stream (max_msg_size lowered mid-run) are counted and logged; the sensor runs on and exits 0", async () => {
-  const truth = await groundTruth();
-  await withCluster(async (c) => {
-    await c.startAll({ "node-a": 2, "node-b": 2, "node-c": 2 });
-    const source = c.sensor("node-a");
-    await source.waitMetric("fsmpx_bus_published_total", SIG, (v) => v >= 3);
-    const limit = sizeBetween(truth);
-    const nc = await connect({ servers: c.nats.url });
-    try {
-      const jsm = await jetstreamManager(nc);
-      const info = await jsm.streams.info("FSMPX");
-      await jsm.streams.update("FSMPX", { ...info.config, max_msg_size: limit });
-      try {
-        await source.waitMetric("fsmpx_bus_publish_failed_total", SIG, (v) => v >= 2);
-      } finally {
-        await jsm.streams.update("FSMPX", { ...info.config, max_msg_size: DEFAULT_MAX_MSG_SIZE });
-      }
-    } finally {
-      await nc.close();
-    }
-    await Promise.all([...c.sensors.values()].map((s) => s.waitReplayed()));
-    ok(source.exitStatus === null, "node-a keeps running after refused publishes");
-    const published = await source.metric("fsmpx_bus_published_total", SIG);
-    const refused = await source.metric("fsmpx_bus_publish_failed_total", {
-      kind: "signature",
-      reason: "too_large",
+      // Restarted after the source has published most of its signatures: they must come from the stream.
+      await c.sensor("node-a").waitMetric(
+        "fsmpx_bus_published_total",
+        SIG,
+        (v) => v >= truth.signatures.length - 2,
+      );
+      const second = await c.start("node-b", 4);
+      await second.waitReplayed();
+      equal(
+        await second.metric("signatures_matched_total", { stage: "relay" }),
+        relay,
+        "the restarted node-b matches every relay signature, those published before it started included",
+      );
+      await c.finishAndStop();
+      deepEqual(compareStored(truth, await c.stored()), []);
     });
-    ok(refused >= 2, `refused signatures counted: ${refused}`);
-    equal(
-      published + refused,
-      truth.signatures.length,
-      "every signature either stored or counted as refused",
-    );
-    for (const s of c.sensors.values()) {
-      equal(await s.metric("fsmpx_bus_publish_failed_total", MATCH), 0, `${s.node}: no match record refused`);
-    }
-    ok(
-      source.logs().some((l) => l.msg === "publish refused; message dropped" && l["reason"] === "too_large"),
-      "the refusal is logged",
-    );
-    await c.finishAndStop();
+  },
+);
 
-    // What was stored is exactly analyze's records of the signatures that got through, each once.
-    const stored = await c.stored();
-    equal(stored.signatures.length, published);
-    const through = new Set(stored.signatures.map((s) => s.signature_id));
-    const expected: Analyzed = {
-      signatures: truth.signatures.filter((s) => through.has(s.signature_id)),
-      matches: truth.matches.filter((m) => through.has(m.signature_id)),
-    };
-    equal(expected.signatures.length, published, "stored signatures are analyze's");
-    ok(expected.matches.length < truth.matches.length, "refused signatures cost their matches");
-    deepEqual(compareStored(expected, stored), []);
-  });
-});
+natsTest(
+  "fault: the source sensor SIGKILLed mid-run and restarted republishes its signatures (deduplicated); every match stored once",
+  async () => {
+    const truth = await groundTruth();
+    await withCluster(async (c) => {
+      await c.startAll({ "node-a": 2, "node-b": 2, "node-c": 2 });
+      const first = c.sensor("node-a");
+      await first.waitMetric("fsmpx_bus_published_total", SIG, (v) => v >= 4);
+      equal((await first.kill()).signal, "SIGKILL");
+      ok(
+        !said(first, "capture replayed; serving metrics until stopped"),
+        "node-a was killed after its capture ended",
+      );
+      // The targets finish their captures before the restarted source is through: its last signatures reach
+      // nodes whose target streams have ended.
+      await c.sensor("node-b").waitReplayed();
+      await c.sensor("node-c").waitReplayed();
+      const second = await c.start("node-a", 2);
+      await second.waitReplayed();
+      equal(await second.metric("signatures_detected_total"), truth.signatures.length);
+      await c.finishAndStop();
+      deepEqual(compareStored(truth, await c.stored()), []);
+    });
+  },
+);
+
+natsTest(
+  "fault: nats-server restarted mid-run (same store): outboxes hold, consumers resume; every match stored once",
+  async () => {
+    const truth = await groundTruth();
+    await withCluster(async (c) => {
+      await c.startAll({ "node-a": 2, "node-b": 2, "node-c": 2 });
+      await c.sensor("node-a").waitMetric("fsmpx_bus_published_total", SIG, (v) => v >= 3);
+      await c.nats.stopProcess();
+      // Long enough for signatures and matches to queue in the outboxes.
+      await sleep(2500);
+      await c.nats.startProcess();
+      await c.finishAndStop();
+      for (const s of c.sensors.values()) {
+        ok(
+          said(s, "NATS connection lost; publishing into the outbox until it is back"),
+          `${s.node} saw no outage`,
+        );
+        ok(said(s, "NATS connection back; publishing the outbox"), `${s.node} did not reconnect`);
+      }
+      // The source went on detecting during the outage: its outbox held signatures until the server was back.
+      const back = c.sensor("node-a").logs().find((l) =>
+        l.msg === "NATS connection back; publishing the outbox"
+      );
+      ok(Number(back?.["depth"]) > 0, `node-a held nothing in its outbox: ${JSON.stringify(back)}`);
+      deepEqual(compareStored(truth, await c.stored()), []);
+    });
+  },
+);
+
+natsTest(
+  "fault: slow consumer (source at 8x, targets at 2x, one target SIGSTOPped for 4 s); every match stored once",
+  async () => {
+    const truth = await groundTruth();
+    await withCluster(async (c) => {
+      await c.startAll({ "node-a": 8, "node-b": 2, "node-c": 2 });
+      const asr = c.sensor("node-c");
+      await asr.waitMetric("fsmpx_bus_published_total", MATCH, (v) => v >= 1);
+      asr.signal("SIGSTOP");
+      try {
+        await sleep(4000);
+      } finally {
+        asr.signal("SIGCONT");
+      }
+      await c.finishAndStop();
+      deepEqual(compareStored(truth, await c.stored()), []);
+    });
+  },
+);
+
+natsTest(
+  "fault: publishes refused by the stream (max_msg_size lowered mid-run) are counted and logged; the sensor runs on and exits 0",
+  async () => {
+    const truth = await groundTruth();
+    await withCluster(async (c) => {
+      await c.startAll({ "node-a": 2, "node-b": 2, "node-c": 2 });
+      const source = c.sensor("node-a");
+      await source.waitMetric("fsmpx_bus_published_total", SIG, (v) => v >= 3);
+      const limit = sizeBetween(truth);
+      const nc = await connect({ servers: c.nats.url });
+      try {
+        const jsm = await jetstreamManager(nc);
+        const info = await jsm.streams.info("FSMPX");
+        await jsm.streams.update("FSMPX", { ...info.config, max_msg_size: limit });
+        try {
+          await source.waitMetric("fsmpx_bus_publish_failed_total", SIG, (v) => v >= 2);
+        } finally {
+          await jsm.streams.update("FSMPX", { ...info.config, max_msg_size: DEFAULT_MAX_MSG_SIZE });
+        }
+      } finally {
+        await nc.close();
+      }
+      await Promise.all([...c.sensors.values()].map((s) => s.waitReplayed()));
+      ok(source.exitStatus === null, "node-a keeps running after refused publishes");
+      const published = await source.metric("fsmpx_bus_published_total", SIG);
+      const refused = await source.metric("fsmpx_bus_publish_failed_total", {
+        kind: "signature",
+        reason: "too_large",
+      });
+      ok(refused >= 2, `refused signatures counted: ${refused}`);
+      equal(
+        published + refused,
+        truth.signatures.length,
+        "every signature either stored or counted as refused",
+      );
+      for (const s of c.sensors.values()) {
+        equal(
+          await s.metric("fsmpx_bus_publish_failed_total", MATCH),
+          0,
+          `${s.node}: no match record refused`,
+        );
+      }
+      ok(
+        source.logs().some((l) =>
+          l.msg === "publish refused; message dropped" && l["reason"] === "too_large"
+        ),
+        "the refusal is logged",
+      );
+      await c.finishAndStop();
+
+      // What was stored is exactly analyze's records of the signatures that got through, each once.
+      const stored = await c.stored();
+      equal(stored.signatures.length, published);
+      const through = new Set(stored.signatures.map((s) => s.signature_id));
+      const expected: Analyzed = {
+        signatures: truth.signatures.filter((s) => through.has(s.signature_id)),
+        matches: truth.matches.filter((m) => through.has(m.signature_id)),
+      };
+      equal(expected.signatures.length, published, "stored signatures are analyze's");
+      ok(expected.matches.length < truth.matches.length, "refused signatures cost their matches");
+      deepEqual(compareStored(expected, stored), []);
+    });
+  },
+);

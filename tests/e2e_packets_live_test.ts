@@ -8,21 +8,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { NatsServer } from "./support/nats_server.ts";
+import { requireTools, toolGate } from "./support/tools.ts";
 import { FakeKubeApi, makeCaAndServerCert, pod } from "./support/fake_kube_api.ts";
 import { replayRecords, ROOT, sleep } from "./support/sensor_process.ts";
 import { parseFrames } from "../packets/pcap.ts";
 import { FrameDecoder } from "../packets/ip.ts";
 import { parseRtp, RtpHeader } from "../packets/rtp.ts";
 
-const have = async (cmd: string) =>
-  (await new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" }).output()).success;
-const canRun = Deno.uid() === 0 && await have("tcpdump") && await have("nats-server") &&
-  await have("python3") &&
-  await have("openssl");
-const ci = Deno.env.get("CI") === "true";
-if (!canRun && !ci) {
-  console.log("e2e_packets_live_test: skipped (needs root, tcpdump, nats-server, python3, openssl)");
-}
+const gate = await toolGate(import.meta.url, ["root", "tcpdump", "nats-server", "openssl"]);
 
 /** Sends speech as 20 ms μ-law RTP to P0 in real time; relays each packet to P1 after 300 ms with its own SSRC. */
 const SENDER = `
@@ -59,11 +52,11 @@ t.join()
 
 Deno.test({
   name: "live packet capture on two nodes over JetStream: RTP relay hop measured exactly, pods named",
-  ignore: !canRun && !ci,
+  ignore: gate.ignore,
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    assert.ok(canRun, "CI must run this test: root, tcpdump, nats-server, python3 and openssl are required");
+    requireTools(gate);
     const dir = await Deno.makeTempDir({ prefix: "fsmpx-live-" });
     const p0 = 41000 + Math.floor(Math.random() * 1000) * 2;
     const p1 = p0 + 1;

@@ -14,9 +14,9 @@
 import assert from "node:assert/strict";
 import { copyTruth, rtpConfigYaml, rtpTruth, runRtpScenario } from "./support/rtp_relay.ts";
 import { runAnalyze } from "./support/analyze_cli.ts";
-import { captureGate, requireGate } from "./support/root_tools.ts";
+import { requireTools, toolGate } from "./support/tools.ts";
 
-const gate = await captureGate("e2e_packets_rtp_test", true);
+const gate = await toolGate(import.meta.url, ["root", "tcpdump", "ffmpeg with libopus"]);
 const TALKER = new URL("../fixtures/demo_packets/talker_a.ul", import.meta.url).pathname;
 const NEGATIVE = new URL("../fixtures/audio_fp/other_8k.ul", import.meta.url).pathname;
 
@@ -28,9 +28,9 @@ function quantile(xs: number[], q: number): number {
 Deno.test({
   name:
     "packets e2e: ffmpeg RTP → scheduled relay (L16, lossy A-law, A-law) → ffmpeg Opus and copy relays, tcpdump, analyze",
-  ignore: !gate.run && !gate.ci,
+  ignore: gate.ignore,
   fn: async (t) => {
-    requireGate(gate);
+    requireTools(gate);
     const dir = await Deno.makeTempDir({ prefix: "fsmpx_e2e_rtp_" });
     try {
       const sc = await runRtpScenario({

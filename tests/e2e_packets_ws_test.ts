@@ -11,17 +11,17 @@
 import assert from "node:assert/strict";
 import { runWsScenario, wsConfigYaml, wsTruth } from "./support/ws_scenario.ts";
 import { runAnalyze } from "./support/analyze_cli.ts";
-import { captureGate, requireGate } from "./support/root_tools.ts";
+import { requireTools, toolGate } from "./support/tools.ts";
 
-const gate = await captureGate("e2e_packets_ws_test", false);
+const gate = await toolGate(import.meta.url, ["root", "tcpdump"]);
 const TALKER = new URL("../fixtures/demo_packets/talker_b.ul", import.meta.url).pathname;
 
 Deno.test({
   name:
     "packets e2e: Twilio-style WebSocket → voice bot → binary PCM16 to ASR, captured by tcpdump, analyzed",
-  ignore: !gate.run && !gate.ci,
+  ignore: gate.ignore,
   fn: async (t) => {
-    requireGate(gate);
+    requireTools(gate);
     const dir = await Deno.makeTempDir({ prefix: "fsmpx_e2e_ws_" });
     try {
       const sc = await runWsScenario({ dir, speech: TALKER });

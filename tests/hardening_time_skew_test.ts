@@ -11,6 +11,9 @@ import { equal, ok } from "node:assert/strict";
 import { parse, stringify } from "yaml";
 import { NatsServer } from "./support/nats_server.ts";
 import { killAll, ROOT, SensorProcess, writeSensorConfig } from "./support/sensor_process.ts";
+import { gatedTest } from "./support/tools.ts";
+
+const natsTest = await gatedTest(import.meta.url, ["nats-server"]);
 
 const E2E = `${ROOT}fixtures/e2e/`;
 const SKEW_NS = 5_000_000_000n;
@@ -39,7 +42,7 @@ async function skewedCapture(path: string): Promise<number> {
   return rows;
 }
 
-Deno.test({
+natsTest({
   name:
     "run: a relay node 5 s behind, with one future row and one time_ 0 row, still finds every relay match",
   sanitizeResources: false,

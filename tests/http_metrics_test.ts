@@ -3,6 +3,10 @@ import { FsmMetrics } from "../http/metrics.ts";
 import { startHttpServer } from "../http/server.ts";
 import type { Match } from "../audio/types.ts";
 import { parseOpenMetrics, promtoolCheckMetrics } from "./support/promtool.ts";
+import { gatedTest } from "./support/tools.ts";
+
+const promtoolTest = await gatedTest(import.meta.url, ["promtool"]);
+const openMetricsTest = await gatedTest(import.meta.url, ["python3-prometheus-client"]);
 
 function match(latencyS: number, interval: string, stage = "asr"): Match {
   return {
@@ -31,53 +35,59 @@ async function withServer(metrics: FsmMetrics, fn: (base: string) => Promise<voi
   }
 }
 
-Deno.test("/metrics over HTTP passes promtool check metrics and carries the seed's four metrics", async () => {
-  const m = new FsmMetrics();
-  m.signatureDetected("call_start_latency");
-  m.activeSignatures("call_start_latency", 3);
-  m.match(match(0.42, "11111111-2222-3333-4444-555555555555"));
-  m.rowsRead("call_start_latency/source", 10);
-  m.decodeErrors("call_start_latency", "source", "bad_base64");
-  m.mailboxDepth("matcher", 2);
-  await withServer(m, async (base) => {
-    const res = await fetch(`${base}/metrics`);
-    assertEquals(res.status, 200);
-    assertMatch(res.headers.get("content-type") ?? "", /text\/plain; version=0\.0\.4/);
-    const text = await res.text();
-    const check = await promtoolCheckMetrics(text);
-    assertEquals(check.code, 0, check.output);
-    for (
-      const line of [
-        'signatures_detected_total{measurement="call_start_latency"} 1',
-        'signatures_matched_total{measurement="call_start_latency",stage="asr"} 1',
-        'active_signatures{measurement="call_start_latency"} 3',
-        'audio_latency_seconds_bucket{le="0.5",measurement="call_start_latency",stage="asr",source_pod="voice/telephony-0",target_pod="voice/asr-0"} 1',
-        'audio_latency_seconds_bucket{le="0.25",measurement="call_start_latency",stage="asr",source_pod="voice/telephony-0",target_pod="voice/asr-0"} 0',
-        'audio_latency_last_seconds{measurement="call_start_latency",stage="asr",interval_id="11111111-2222-3333-4444-555555555555"} 0.42',
-      ]
-    ) assert(text.includes(line), `missing: ${line}\n${text}`);
-  });
-});
-
-Deno.test("OpenMetrics with exemplars when the scraper asks for it, parsed by a strict parser", async () => {
-  const m = new FsmMetrics();
-  m.match(match(1.5, "aaaaaaaa-2222-3333-4444-555555555555"));
-  m.signatureDetected("call_start_latency");
-  await withServer(m, async (base) => {
-    const res = await fetch(`${base}/metrics`, {
-      headers: { accept: "application/openmetrics-text; version=1.0.0" },
+promtoolTest(
+  "/metrics over HTTP passes promtool check metrics and carries the seed's four metrics",
+  async () => {
+    const m = new FsmMetrics();
+    m.signatureDetected("call_start_latency");
+    m.activeSignatures("call_start_latency", 3);
+    m.match(match(0.42, "11111111-2222-3333-4444-555555555555"));
+    m.rowsRead("call_start_latency/source", 10);
+    m.decodeErrors("call_start_latency", "source", "bad_base64");
+    m.mailboxDepth("matcher", 2);
+    await withServer(m, async (base) => {
+      const res = await fetch(`${base}/metrics`);
+      assertEquals(res.status, 200);
+      assertMatch(res.headers.get("content-type") ?? "", /text\/plain; version=0\.0\.4/);
+      const text = await res.text();
+      const check = await promtoolCheckMetrics(text);
+      assertEquals(check.code, 0, check.output);
+      for (
+        const line of [
+          'signatures_detected_total{measurement="call_start_latency"} 1',
+          'signatures_matched_total{measurement="call_start_latency",stage="asr"} 1',
+          'active_signatures{measurement="call_start_latency"} 3',
+          'audio_latency_seconds_bucket{le="0.5",measurement="call_start_latency",stage="asr",source_pod="voice/telephony-0",target_pod="voice/asr-0"} 1',
+          'audio_latency_seconds_bucket{le="0.25",measurement="call_start_latency",stage="asr",source_pod="voice/telephony-0",target_pod="voice/asr-0"} 0',
+          'audio_latency_last_seconds{measurement="call_start_latency",stage="asr",interval_id="11111111-2222-3333-4444-555555555555"} 0.42',
+        ]
+      ) assert(text.includes(line), `missing: ${line}\n${text}`);
     });
-    assertMatch(res.headers.get("content-type") ?? "", /application\/openmetrics-text/);
-    const text = await res.text();
-    assert(text.endsWith("# EOF\n"));
-    const parsed = await parseOpenMetrics(text);
-    assertEquals(parsed.code, 0, parsed.output + "\n" + text);
-    assertMatch(
-      parsed.output,
-      /exemplar audio_latency_seconds_bucket \{'signature_id': '0123456789abcdef', 'interval_id': 'aaaaaaaa-2222-3333-4444-555555555555'\}/,
-    );
-  });
-});
+  },
+);
+
+openMetricsTest(
+  "OpenMetrics with exemplars when the scraper asks for it, parsed by a strict parser",
+  async () => {
+    const m = new FsmMetrics();
+    m.match(match(1.5, "aaaaaaaa-2222-3333-4444-555555555555"));
+    m.signatureDetected("call_start_latency");
+    await withServer(m, async (base) => {
+      const res = await fetch(`${base}/metrics`, {
+        headers: { accept: "application/openmetrics-text; version=1.0.0" },
+      });
+      assertMatch(res.headers.get("content-type") ?? "", /application\/openmetrics-text/);
+      const text = await res.text();
+      assert(text.endsWith("# EOF\n"));
+      const parsed = await parseOpenMetrics(text);
+      assertEquals(parsed.code, 0, parsed.output + "\n" + text);
+      assertMatch(
+        parsed.output,
+        /exemplar audio_latency_seconds_bucket \{'signature_id': '0123456789abcdef', 'interval_id': 'aaaaaaaa-2222-3333-4444-555555555555'\}/,
+      );
+    });
+  },
+);
 
 Deno.test("per-interval gauge is bounded and its series expire", async () => {
   let now = 0;

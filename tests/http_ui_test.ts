@@ -11,6 +11,9 @@
 import { equal, ok } from "node:assert/strict";
 import { chromium, type Page } from "playwright-core";
 import type { MeasurementSummary } from "../report/summary.ts";
+import { gatedTest } from "./support/tools.ts";
+
+const chromiumTest = await gatedTest(import.meta.url, ["chromium"]);
 
 const ROOT = new URL("../", import.meta.url);
 const CHROMIUM = "/usr/bin/chromium";
@@ -87,7 +90,7 @@ function canvasInk(page: Page, selector: string): Promise<number[]> {
     }));
 }
 
-Deno.test({
+chromiumTest({
   name:
     "web UI in headless Chromium: waterfall and overview equal analyze --format json, charts drawn, offline",
   sanitizeResources: false,

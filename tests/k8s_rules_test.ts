@@ -17,6 +17,9 @@ import {
   seriesNames,
   substituteGrafanaVariables,
 } from "./support/k8s_validate.ts";
+import { gatedTest } from "./support/tools.ts";
+
+const promtoolTest = await gatedTest(import.meta.url, ["promtool"]);
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RULE_FILE = join(ROOT, "k8s/prometheusrule.yaml");
@@ -59,7 +62,7 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
-Deno.test("rules: promtool check rules passes on the PrometheusRule's groups", async () => {
+promtoolTest("rules: promtool check rules passes on the PrometheusRule's groups", async () => {
   const groups = await ruleGroups();
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(join(dir, "rules.yaml"), stringify({ groups }));
@@ -253,33 +256,36 @@ function unitTests(): unknown[] {
   ];
 }
 
-Deno.test("rules: promtool unit tests: each alert fires when it should, with the labels it should", async () => {
-  const groups = await ruleGroups();
-  const tests = unitTests();
-  // Every alert must be shown to fire at least once, or a typo in a label or metric could leave it dead.
-  const fired = new Set(
-    tests.flatMap((t) =>
-      (t as { alert_rule_test: { alertname: string; exp_alerts: unknown[] }[] }).alert_rule_test
-    )
-      .filter((a) => a.exp_alerts.length > 0).map((a) => a.alertname),
-  );
-  const alerts = groups.flatMap((g) => g.rules).flatMap((r) => (r.alert ? [r.alert] : []));
-  deepEqual(alerts.filter((a) => !fired.has(a)), [], "alerts without a firing unit test");
-  await withTempDir(async (dir) => {
-    // Annotations are templates checked by `promtool check rules`; the unit tests compare labels only.
-    const bare = groups.map((g) => ({ ...g, rules: g.rules.map(({ annotations: _a, ...r }) => r) }));
-    await Deno.writeTextFile(join(dir, "rules.yaml"), stringify({ groups: bare }));
-    await Deno.writeTextFile(
-      join(dir, "rules_test.yaml"),
-      stringify({ rule_files: ["rules.yaml"], evaluation_interval: "1m", tests }),
+promtoolTest(
+  "rules: promtool unit tests: each alert fires when it should, with the labels it should",
+  async () => {
+    const groups = await ruleGroups();
+    const tests = unitTests();
+    // Every alert must be shown to fire at least once, or a typo in a label or metric could leave it dead.
+    const fired = new Set(
+      tests.flatMap((t) =>
+        (t as { alert_rule_test: { alertname: string; exp_alerts: unknown[] }[] }).alert_rule_test
+      )
+        .filter((a) => a.exp_alerts.length > 0).map((a) => a.alertname),
     );
-    const res = await promtool(["test", "rules", "rules_test.yaml"], dir);
-    equal(res.code, 0, res.output);
-    ok(res.output.includes("SUCCESS"), res.output);
-  });
-});
+    const alerts = groups.flatMap((g) => g.rules).flatMap((r) => (r.alert ? [r.alert] : []));
+    deepEqual(alerts.filter((a) => !fired.has(a)), [], "alerts without a firing unit test");
+    await withTempDir(async (dir) => {
+      // Annotations are templates checked by `promtool check rules`; the unit tests compare labels only.
+      const bare = groups.map((g) => ({ ...g, rules: g.rules.map(({ annotations: _a, ...r }) => r) }));
+      await Deno.writeTextFile(join(dir, "rules.yaml"), stringify({ groups: bare }));
+      await Deno.writeTextFile(
+        join(dir, "rules_test.yaml"),
+        stringify({ rule_files: ["rules.yaml"], evaluation_interval: "1m", tests }),
+      );
+      const res = await promtool(["test", "rules", "rules_test.yaml"], dir);
+      equal(res.code, 0, res.output);
+      ok(res.output.includes("SUCCESS"), res.output);
+    });
+  },
+);
 
-Deno.test("rules: promtool unit tests can fail (an alert expected on the wrong node)", async () => {
+promtoolTest("rules: promtool unit tests can fail (an alert expected on the wrong node)", async () => {
   const groups = await ruleGroups();
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(
@@ -373,38 +379,41 @@ Deno.test("dashboard: well-formed panels on a 24-column grid, all on the datasou
   }
 });
 
-Deno.test("dashboard: every query parses as PromQL (promtool) and selects metrics the exporter exposes", async () => {
-  const d = await dashboard();
-  const exprs = allPanels(d).flatMap((p) =>
-    (p.targets ?? []).map((t) => ({ where: `${p.title}/${t.refId}`, expr: t.expr ?? "" }))
-  );
-  const varQueries = d.templating.list.filter((v) => v.type === "query").map((v) => variableQuery(v.query));
-  const used = [
-    ...exprs.flatMap((e) => promqlMetricNames(e.expr)),
-    ...varQueries.flatMap(grafanaQueryMetricNames),
-  ];
-  deepEqual([...new Set(used)].filter((n) => !KNOWN_SERIES.has(n)), []);
-  // Everything the exporter exposes is on the dashboard somewhere.
-  const shown = new Set(used.map((n) => n.replace(/_(bucket|sum|count)$/, "")));
-  deepEqual([...EXPOSED_METRICS.keys()].filter((n) => !shown.has(n)), [], "metrics not on the dashboard");
+promtoolTest(
+  "dashboard: every query parses as PromQL (promtool) and selects metrics the exporter exposes",
+  async () => {
+    const d = await dashboard();
+    const exprs = allPanels(d).flatMap((p) =>
+      (p.targets ?? []).map((t) => ({ where: `${p.title}/${t.refId}`, expr: t.expr ?? "" }))
+    );
+    const varQueries = d.templating.list.filter((v) => v.type === "query").map((v) => variableQuery(v.query));
+    const used = [
+      ...exprs.flatMap((e) => promqlMetricNames(e.expr)),
+      ...varQueries.flatMap(grafanaQueryMetricNames),
+    ];
+    deepEqual([...new Set(used)].filter((n) => !KNOWN_SERIES.has(n)), []);
+    // Everything the exporter exposes is on the dashboard somewhere.
+    const shown = new Set(used.map((n) => n.replace(/_(bucket|sum|count)$/, "")));
+    deepEqual([...EXPOSED_METRICS.keys()].filter((n) => !shown.has(n)), [], "metrics not on the dashboard");
 
-  await withTempDir(async (dir) => {
-    const rules = exprs.map((e, i) => ({
-      record: `dashboard:query_${i}`,
-      expr: substituteGrafanaVariables(e.expr),
-    }));
-    await Deno.writeTextFile(
-      join(dir, "dashboard.yaml"),
-      stringify({ groups: [{ name: "dashboard", rules }] }),
-    );
-    const res = await promtool(["check", "rules", "dashboard.yaml"], dir);
-    equal(
-      res.code,
-      0,
-      `${res.output}\nqueries:\n${exprs.map((e, i) => `${i} ${e.where}: ${e.expr}`).join("\n")}`,
-    );
-  });
-});
+    await withTempDir(async (dir) => {
+      const rules = exprs.map((e, i) => ({
+        record: `dashboard:query_${i}`,
+        expr: substituteGrafanaVariables(e.expr),
+      }));
+      await Deno.writeTextFile(
+        join(dir, "dashboard.yaml"),
+        stringify({ groups: [{ name: "dashboard", rules }] }),
+      );
+      const res = await promtool(["check", "rules", "dashboard.yaml"], dir);
+      equal(
+        res.code,
+        0,
+        `${res.output}\nqueries:\n${exprs.map((e, i) => `${i} ${e.where}: ${e.expr}`).join("\n")}`,
+      );
+    });
+  },
+);
 
 Deno.test("dashboard: latency heatmap and p50/p99 per stage, per-interval waterfall, rates, health", async () => {
   const d = await dashboard();

@@ -9,14 +9,10 @@ import { bpfFilter, type PacketTap, parseCidr } from "../packets/taps.ts";
 import type { Row } from "../pixie/row.ts";
 import { setLogSink } from "../util/log.ts";
 import dgram from "node:dgram";
+import { requireTools, toolGate } from "./support/tools.ts";
 
-const haveTcpdump = await new Deno.Command("sh", { args: ["-c", "command -v tcpdump"], stdout: "null" })
-  .output()
-  .then((o) => o.success).catch(() => false);
-const root = Deno.uid() === 0;
-const ci = Deno.env.get("CI") === "true";
-const canCapture = haveTcpdump && root;
-if (!canCapture && !ci) console.log("packets_live_test: live capture tests skipped (need root and tcpdump)");
+const gate = await toolGate(import.meta.url, ["root", "tcpdump"]);
+const canCapture = gate.run;
 
 function rtpPacket(seq: number, ts: number, ssrc: number, payload: Uint8Array): Uint8Array {
   const p = new Uint8Array(12 + payload.length);
@@ -133,9 +129,9 @@ Deno.test("a missing tcpdump or interface is a clear start error", async () => {
 
 Deno.test({
   name: "live RTP on loopback becomes rows in sequence, with kernel capture times, through a real tcpdump",
-  ignore: !canCapture && !ci,
+  ignore: gate.ignore,
   fn: async () => {
-    assert.ok(canCapture, "CI must run the live capture tests: root and tcpdump are required");
+    requireTools(gate);
     const prev = setLogSink(() => {});
     const port = 40000 + Math.floor(Math.random() * 2000) * 2;
     const tap: PacketTap = {

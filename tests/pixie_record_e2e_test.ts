@@ -134,11 +134,11 @@ Deno.test("standalone PEM: record writes every row once across drops; run turns 
     const an = await deno(["analyze", "--config", config, "--format", "json", `${dir}/rec.jsonl`]).output();
     equal(an.code, 0, new TextDecoder().decode(an.stderr));
     const summary = JSON.parse(new TextDecoder().decode(an.stdout)) as {
-      measurements: { measurement: string; stages: { stage: string; matchedSignatures: number }[] }[];
+      measurements: { measurement: string; stages: { stage: string; matched_signatures: number }[] }[];
     };
     const expected: Record<string, number> = {};
     for (const m of summary.measurements) {
-      for (const s of m.stages) expected[`${m.measurement}/${s.stage}`] = s.matchedSignatures;
+      for (const s of m.stages) expected[`${m.measurement}/${s.stage}`] = s.matched_signatures;
     }
     ok(Object.values(expected).every((n) => n > 0), JSON.stringify(expected));
 

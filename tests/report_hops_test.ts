@@ -144,18 +144,23 @@ Deno.test("summary: per-hop column, waterfall hops, per-call timeline that shows
   });
   const [s] = summarize(sigs, ms, { m: ["relay", "asr"] }, { paths: PATHS });
   ok(s);
-  deepEqual(s.hops.map((h) => [h.stage, h.fromStage, h.matches]), [["relay", "source", 4], [
+  deepEqual(s.hops.map((h) => [h.stage, h.from_stage, h.matches]), [["relay", "source", 4], [
     "asr",
     "relay",
     4,
   ]]);
-  equal(s.hops[1]!.latency!.p50, (1.135 + 1.855) / 2);
-  deepEqual(s.waterfall[0]!.hopByStage, { relay: 0.15, asr: 0.495 });
+  equal(s.hops[1]!.latency_s!.p50, (1.135 + 1.855) / 2);
+  deepEqual(s.waterfall[0]!.hop_s_by_stage, { relay: 0.15, asr: 0.495 });
   equal(s.calls.length, 1);
-  deepEqual(s.calls[0]!.points["asr"]!.map((p) => [p.t, p.latency]), [[0, 0.645], [5, 1.285], [10, 2.005], [
-    15,
-    2.599,
-  ]]);
+  deepEqual(s.calls[0]!.points["asr"]!.map((p) => [p.t_s, p.latency_s]), [
+    [0, 0.645],
+    [5, 1.285],
+    [10, 2.005],
+    [
+      15,
+      2.599,
+    ],
+  ]);
   deepEqual(s.calls[0]!.ids, ["i0", "i1", "i2", "i3"]);
   const text = renderSummaryTable([s]);
   ok(/asr\s+4\s+100\.0%.*relay\s+\+1495\.0/.test(text), text);
@@ -168,12 +173,17 @@ Deno.test("summary: per-hop column, waterfall hops, per-call timeline that shows
 
 Deno.test("sparkline: scaled from zero, one cell per time slice, dots where nothing fell", () => {
   equal(
-    sparkline([{ t: 0, latency: 1 }, { t: 1, latency: 2 }, { t: 2, latency: 4 }, { t: 3, latency: 8 }]),
+    sparkline([{ t_s: 0, latency_s: 1 }, { t_s: 1, latency_s: 2 }, { t_s: 2, latency_s: 4 }, {
+      t_s: 3,
+      latency_s: 8,
+    }]),
     "▁▂▄█",
   );
   equal(
     sparkline(
-      [{ t: 0, latency: 1 }, { t: 10, latency: 1 }, { t: 1, latency: 1 }].sort((a, b) => a.t - b.t),
+      [{ t_s: 0, latency_s: 1 }, { t_s: 10, latency_s: 1 }, { t_s: 1, latency_s: 1 }].sort((a, b) =>
+        a.t_s - b.t_s
+      ),
       3,
     ),
     "█·█",
@@ -203,7 +213,7 @@ Deno.test("selection: --interval and --id (value, TYPE=VALUE, signature id, sour
   equal(s!.hops[0]!.matches, 0);
   const [t] = summarize(sigs, ms, {}, { paths: PATHS, select: { id: "s1" } });
   equal(t!.signatures, 1);
-  deepEqual(t!.waterfall.map((r) => r.hopByStage), [{ relay: 0.15, asr: 0.8 }]);
+  deepEqual(t!.waterfall.map((r) => r.hop_s_by_stage), [{ relay: 0.15, asr: 0.8 }]);
 });
 
 Deno.test("records: hop and fingerprint fields extend the contract; old records still parse", () => {

@@ -58,10 +58,10 @@ Deno.test("summary: recall, percentiles, stage order and waterfall", () => {
   ok(s);
   equal(s.signatures, 4);
   deepEqual(s.stages.map((x) => [x.stage, x.matches, x.recall]), [["relay", 2, 0.5], ["asr", 3, 0.75]]);
-  deepEqual(s.stages[1]!.latency, { p50: 2, p90: 2.8, p99: 2.98, max: 3 });
-  equal(s.idType, "interval_id");
-  deepEqual(s.waterfall.map((r) => r.intervalId), ["i2", "i1"]); // by first source time
-  deepEqual(s.waterfall[1]!.latencyByStage, { relay: 0.1, asr: 1.5 });
+  deepEqual(s.stages[1]!.latency_s, { p50: 2, p90: 2.8, p99: 2.98, max: 3 });
+  equal(s.id_type, "interval_id");
+  deepEqual(s.waterfall.map((r) => r.id), ["i2", "i1"]); // by first source time
+  deepEqual(s.waterfall[1]!.latency_s_by_stage, { relay: 0.1, asr: 1.5 });
   const text = renderSummaryTable([s]);
   ok(text.includes("measurement m: 4 signatures"));
   ok(/asr\s+3\s+75\.0%\s+2000\.0/.test(text), text);

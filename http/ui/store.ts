@@ -172,12 +172,12 @@ export class RecordStore {
         set.add(pod);
         pods.set(id, set);
       };
-      if (s.idType) {
-        for (const g of sigs) if (g.measurement === s.measurement) note(g.ids[s.idType], g.pod);
+      if (s.id_type) {
+        for (const g of sigs) if (g.measurement === s.measurement) note(g.ids[s.id_type], g.pod);
         for (const m of matches) {
           if (m.measurement !== s.measurement) continue;
-          note(m.ids[s.idType], m.source.pod);
-          note(m.ids[s.idType], m.target.pod);
+          note(m.ids[s.id_type], m.source.pod);
+          note(m.ids[s.id_type], m.target.pod);
         }
       }
       rowPods.set(s.measurement, pods);
@@ -204,14 +204,14 @@ export class RecordStore {
         }
         return {
           stage: st.stage,
-          fromStage: hop?.fromStage ?? "source",
+          fromStage: hop?.from_stage ?? "source",
           matches: st.matches,
           recall: st.recall,
-          p50Ms: ms(st.latency?.p50),
-          p90Ms: ms(st.latency?.p90),
-          p99Ms: ms(st.latency?.p99),
-          maxMs: ms(st.latency?.max),
-          hopP50Ms: ms(hop?.latency?.p50),
+          p50Ms: ms(st.latency_s?.p50),
+          p90Ms: ms(st.latency_s?.p90),
+          p99Ms: ms(st.latency_s?.p99),
+          maxMs: ms(st.latency_s?.max),
+          hopP50Ms: ms(hop?.latency_s?.p50),
           hopMatches: hop?.matches ?? 0,
           histogram,
         };
@@ -219,7 +219,7 @@ export class RecordStore {
       return {
         measurement: s.measurement,
         signatures: s.signatures,
-        idType: s.idType,
+        idType: s.id_type,
         stages,
         bands: bands(mine, s.stages.map((x) => x.stage)),
         calls: s.calls.length,
@@ -239,16 +239,16 @@ export class RecordStore {
     let rows: UiWaterfallRow[] = s.waterfall.map((r) => {
       const cells = stages.map((stage) => ({
         stage,
-        latencyMs: ms(r.latencyByStage[stage]),
-        hopMs: ms(r.hopByStage[stage]),
+        latencyMs: ms(r.latency_s_by_stage[stage]),
+        hopMs: ms(r.hop_s_by_stage[stage]),
       }));
       const seen = cells.map((c) => c.latencyMs).filter((v): v is number => v !== null);
       return {
-        id: r.intervalId,
-        firstNs: r.firstNs,
+        id: r.id,
+        firstNs: r.first_ns,
         totalMs: seen.length ? Math.max(...seen) : null,
         stages: cells,
-        pods: [...(pods.get(r.intervalId) ?? [])].sort(),
+        pods: [...(pods.get(r.id) ?? [])].sort(),
       };
     });
     if (q.stage) rows = rows.filter((r) => r.stages.some((c) => c.stage === q.stage && c.latencyMs !== null));
@@ -261,7 +261,7 @@ export class RecordStore {
     const limit = Math.max(1, Math.min(1000, q.limit ?? 100));
     return {
       measurement: s.measurement,
-      idType: s.idType,
+      idType: s.id_type,
       stages,
       total: rows.length,
       offset,
@@ -280,7 +280,7 @@ export class RecordStore {
   } | null {
     const { summaries, matches } = this.#current();
     for (const s of summaries) {
-      const idType = s.idType;
+      const idType = s.id_type;
       const sigs = [...this.#signatures.values()].filter((g) =>
         g.measurement === s.measurement && ((idType !== null && g.ids[idType] === id) || g.stream === id)
       );
@@ -360,7 +360,7 @@ function growth(calls: readonly CallTimeline[], stages: readonly string[]): Meas
     let rise = 0;
     for (const c of calls) {
       const p = c.points[stage] ?? [];
-      if (p.length > 1) rise = Math.max(rise, p[p.length - 1]!.latency - p[0]!.latency);
+      if (p.length > 1) rise = Math.max(rise, p[p.length - 1]!.latency_s - p[0]!.latency_s);
     }
     if (best === null || rise > best.rise) best = { stage, rise };
   }
@@ -368,14 +368,14 @@ function growth(calls: readonly CallTimeline[], stages: readonly string[]): Meas
   const stage = best.stage;
   const rise = (c: CallTimeline) => {
     const p = c.points[stage] ?? [];
-    return p.length > 1 ? p[p.length - 1]!.latency - p[0]!.latency : -Infinity;
+    return p.length > 1 ? p[p.length - 1]!.latency_s - p[0]!.latency_s : -Infinity;
   };
   const top = [...calls].sort((a, b) => rise(b) - rise(a)).slice(0, 8);
   return {
     stage,
     calls: top.map((c) => ({
       stream: c.stream,
-      points: (c.points[stage] ?? []).map((p) => ({ t: p.t, ms: p.latency * 1000 })),
+      points: (c.points[stage] ?? []).map((p) => ({ t: p.t_s, ms: p.latency_s * 1000 })),
     })),
   };
 }

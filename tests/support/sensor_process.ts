@@ -114,9 +114,9 @@ export async function analyzeCaptures(config: string, captures: readonly string[
   }
 }
 
-/** Runs `replay --config CFG --since 1h --format json` (records stored in JetStream) and returns them. */
+/** Runs `replay --config CFG --since 1h --format records` (records stored in JetStream) and returns them. */
 export async function replayRecords(config: string): Promise<Analyzed> {
-  const r = await runMain(["replay", "--config", config, "--since", "1h", "--format", "json"]);
+  const r = await runMain(["replay", "--config", config, "--since", "1h", "--format", "records"]);
   if (r.code !== 0) throw new Error(`replay exited with ${r.code}: ${r.stderr}`);
   const recs = parseRecords(r.stdout);
   return {

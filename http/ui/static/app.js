@@ -276,7 +276,7 @@ async function interval(id) {
     ${
     d.calls.map((c, i) =>
       `<div class="card"><h3>Call ${esc(c.stream)} <span class="muted">${
-        fmt(c.durationS)
+        fmt(c.duration_s)
       } s, ${c.signatures} signatures: latency per stage against call time</span></h3><div id="call-${i}"></div>${
         legend(d.stages)
       }</div>`
@@ -290,14 +290,14 @@ async function interval(id) {
 }
 
 function drawCall(el, call, stages) {
-  const ts = [...new Set(stages.flatMap((s) => (call.points[s] ?? []).map((p) => p.t)))].sort((a, b) =>
+  const ts = [...new Set(stages.flatMap((s) => (call.points[s] ?? []).map((p) => p.t_s)))].sort((a, b) =>
     a - b
   );
   if (ts.length === 0) return;
   const data = [ts];
   const series = [{}];
   for (const s of stages) {
-    const at = new Map((call.points[s] ?? []).map((p) => [p.t, p.latency * 1000]));
+    const at = new Map((call.points[s] ?? []).map((p) => [p.t_s, p.latency_s * 1000]));
     data.push(ts.map((t) => at.get(t) ?? null));
     series.push({ label: s, stroke: colorOf(s), width: 2, spanGaps: true, points: { show: true, size: 6 } });
   }
