@@ -11,6 +11,18 @@ const natsTest = await gatedTest(import.meta.url, ["nats-server"]);
 
 const STREAM = "FSMPX_TEST";
 
+/** When the server stored message `seq` of the stream (ms since the epoch, truncated). */
+async function storedAtMs(url: string, seq: number): Promise<number> {
+  const nc = await connectNats({ url });
+  try {
+    const msg = await (await jetstreamManager(nc)).streams.getMessage(STREAM, { seq });
+    if (!msg) throw new Error(`no message ${seq} in ${STREAM}`);
+    return Date.parse(msg.timestamp);
+  } finally {
+    await nc.close();
+  }
+}
+
 async function streamMessages(url: string): Promise<number> {
   const nc = await connectNats({ url });
   try {
@@ -115,15 +127,17 @@ natsTest(
 natsTest(
   "jetstream bus: a late subscriber recovers signatures newer than its start time, not older ones",
   async () => {
-    await withServer(async (_srv, open) => {
+    await withServer(async (srv, open) => {
       const a = await open("node-a");
       for (let i = 1; i <= 5; i++) await a.publishSignature(testSignature(i));
       await a.flush(5000);
-      await new Promise((r) => setTimeout(r, 300));
-      const cut = Date.now();
-      await new Promise((r) => setTimeout(r, 50));
+      // The cut is the millisecond after the server stored message 5; the next ones are published once the
+      // clock the server shares with us has passed it, and the server's own times confirm they fall after it.
+      const cut = await storedAtMs(srv.url, 5) + 1;
+      await waitFor(() => Date.now() > cut, 5000, "the clock past the cut");
       for (let i = 6; i <= 10; i++) await a.publishSignature(testSignature(i));
       await a.flush(5000);
+      ok(await storedAtMs(srv.url, 6) >= cut, "message 6 stored at or after the cut");
 
       const b = await open("node-b");
       const fromCut: number[] = [], all: number[] = [], fromNow: number[] = [];
@@ -173,9 +187,12 @@ natsTest(
           `signatures up to ${last} after a restart`,
         );
       }
-      await new Promise((r) => setTimeout(r, 200));
-      deepEqual(got, [...Array(60).keys()].map((i) => i + 1));
-      deepEqual(fresh.filter((i) => i > 20), [...Array(40).keys()].map((i) => i + 21));
+      // Nothing more can come: a last signature arrives after every earlier stream message (consumers
+      // deliver in stream order), so a late repeat of one would have come before it.
+      await a.publishSignature(testSignature(61));
+      await waitFor(() => got.includes(61) && fresh.includes(61), 8000, "the last signature");
+      deepEqual(got, [...Array(61).keys()].map((i) => i + 1));
+      deepEqual(fresh.filter((i) => i > 20), [...Array(41).keys()].map((i) => i + 21));
     });
   },
 );
