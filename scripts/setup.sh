@@ -10,6 +10,34 @@ why=()
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
+# The deno running this task (under `npx deno task` it is not on PATH), else the one on PATH.
+deno_bin() {
+  local exe
+  exe="$(readlink "/proc/$PPID/exe" 2>/dev/null || true)"
+  case "${exe##*/}" in deno*) echo "$exe"; return ;; esac
+  command -v deno 2>/dev/null || true
+}
+
+# npm dependencies fetched once, quietly: otherwise the first command prints a line per package and a
+# warning about build scripts that nothing here needs (protobufjs' postinstall only checks versions).
+prefetch() {
+  local d out
+  d="$(deno_bin)"
+  [ -n "$d" ] || return 0
+  if ! out="$("$d" install -q 2>&1)"; then
+    echo "$out" >&2
+    echo "fsm-px setup: fetching the npm dependencies failed (above)" >&2
+    exit 1
+  fi
+}
+
+# What comes next, so the silent type-check of the test files does not look like a hang.
+next_step() {
+  if [ "$mode" = test ]; then
+    echo "fsm-px: type-checking the tests (about 15 s), then running them" >&2
+  fi
+}
+
 case "$mode" in
   test)
     have nats-server || { need+=(nats-server); why+=("nats-server: integration tests start a real JetStream server on loopback"); }
@@ -32,7 +60,11 @@ case "$mode" in
   *) echo "setup.sh: unknown mode '$mode' (expected test, bench or demo)" >&2; exit 2 ;;
 esac
 
-[ ${#need[@]} -eq 0 ] && exit 0
+prefetch
+if [ ${#need[@]} -eq 0 ]; then
+  next_step
+  exit 0
+fi
 
 echo "fsm-px setup ($mode): installing from Debian:" >&2
 for w in "${why[@]}"; do echo "  - $w" >&2; done
@@ -42,6 +74,7 @@ if [ "$(id -u)" != "0" ] || ! have apt-get; then
   # says which); in CI (CI=true) a missing tool is a failure, so CI never passes by running less.
   if [ "$mode" = test ] && [ "${CI:-}" != "true" ]; then
     echo "fsm-px setup: running the tests that need none of them; the others are skipped" >&2
+    next_step
     exit 0
   fi
   exit 1
@@ -56,3 +89,4 @@ fi
 apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 echo "fsm-px setup ($mode): done" >&2
+next_step
