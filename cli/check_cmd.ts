@@ -19,7 +19,8 @@ import type { Capture } from "../pixie/capture.ts";
 import { composeScript, PxlComposeError } from "../pixie/pxl.ts";
 import { checkStreamFilter } from "../pixie/pxl_check.ts";
 import { queriesFromConfig } from "./pixie_queries.ts";
-import { parseQueryName, type Row, SOURCE_STREAM } from "../pixie/row.ts";
+import type { Row } from "../pixie/row.ts";
+import { parseQueryName, queryNamesOf, SOURCE_STREAM } from "../util/query_name.ts";
 import { diagnose, type Diagnosis, renderDiagnosis } from "../report/diagnosis.ts";
 
 /** One source of rows to check: a capture file, or anything else that yields rows. */
@@ -93,11 +94,7 @@ export async function checkRowInputs(
     caps.push({ file: input.label, node: input.node, rows: await collect(input.rows), problems: [] });
   }
   const result = await runCaptures(config, caps);
-  const named = new Set<string>();
-  for (const m of config.measurements) {
-    named.add(`${m.name}/${SOURCE_STREAM}`);
-    for (const r of m.match_rules) named.add(`${m.name}/${r.stage}`);
-  }
+  const named = new Set(config.measurements.flatMap(queryNamesOf));
   const reports: InputReport[] = [];
   for (const [i, input] of inputs.entries()) {
     const cap = caps[i]!;

@@ -1,0 +1,15 @@
+import { deepEqual, equal } from "node:assert/strict";
+import { parseQueryName, queryName, queryNamesOf, SOURCE_STREAM } from "../util/query_name.ts";
+
+Deno.test("query names: built and split in one place; a measurement name may hold a slash", () => {
+  equal(queryName("calls", SOURCE_STREAM), "calls/source");
+  deepEqual(parseQueryName(queryName("team/calls", "asr")), { measurement: "team/calls", stream: "asr" });
+  equal(parseQueryName("calls"), undefined);
+  equal(parseQueryName("calls/"), undefined);
+  equal(parseQueryName("/asr"), undefined);
+  deepEqual(queryNamesOf({ name: "m", match_rules: [{ stage: "relay" }, { stage: "asr" }] }), [
+    "m/source",
+    "m/relay",
+    "m/asr",
+  ]);
+});
