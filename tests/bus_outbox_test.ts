@@ -4,7 +4,7 @@ import { JetStreamBus } from "../bus/jetstream.ts";
 import { readRecords } from "../bus/replay_reader.ts";
 import { NatsServer } from "./support/nats_server.ts";
 import { testBusOptions, testSignature, waitFor } from "./support/bus_fixtures.ts";
-import { gatedTest } from "./support/tools.ts";
+import { gatedTest, quietTest } from "./support/tools.ts";
 
 const natsTest = await gatedTest(import.meta.url, ["nats-server"]);
 
@@ -24,43 +24,46 @@ function recordingMetrics() {
   return { seen, m };
 }
 
-Deno.test("outbox: bounded, oldest dropped and counted; transient failures retried in order; refusals counted", async () => {
-  const { seen, m } = recordingMetrics();
-  const sent: string[] = [];
-  let up = false;
-  const publish = (it: OutboxItem): Promise<PublishOutcome> => {
-    if (it.msgId === "bad") return Promise.resolve({ ok: false, retry: false, reason: "too_large" });
-    if (!up) return Promise.resolve({ ok: false, retry: true, reason: "disconnected" });
-    sent.push(it.msgId);
-    return Promise.resolve({ ok: true, duplicate: false });
-  };
-  const box = new Outbox({
-    capacity: 5,
-    publish,
-    metrics: m,
-    maxInFlight: 1,
-    retryBaseMs: 5,
-    retryMaxMs: 20,
-  });
-  for (let i = 1; i <= 8; i++) box.enqueue(item(i));
-  equal(box.depth, 5);
-  equal(box.stats().overflow, 3);
-  equal(seen.overflow, 3);
-  up = true;
-  box.enqueue({ ...item(0), msgId: "bad" }); // full again: drops the oldest queued one (5)
-  ok(await box.drained(2000));
-  // 1 was in flight while 2..5 were dropped; its retry goes first, so the order is kept across retries, and
-  // the refused message does not block the ones behind it.
-  deepEqual(sent, ["1", "6", "7", "8"]);
-  deepEqual(seen.failed, ["too_large"]);
-  equal(box.stats().overflow, 4);
-  equal(seen.published, 4);
-  equal(seen.depth.at(-1), 0);
-  ok(box.stats().retries >= 1);
-  equal(box.close(), 0);
-});
+quietTest(
+  "outbox: bounded, oldest dropped and counted; transient failures retried in order; refusals counted",
+  async () => {
+    const { seen, m } = recordingMetrics();
+    const sent: string[] = [];
+    let up = false;
+    const publish = (it: OutboxItem): Promise<PublishOutcome> => {
+      if (it.msgId === "bad") return Promise.resolve({ ok: false, retry: false, reason: "too_large" });
+      if (!up) return Promise.resolve({ ok: false, retry: true, reason: "disconnected" });
+      sent.push(it.msgId);
+      return Promise.resolve({ ok: true, duplicate: false });
+    };
+    const box = new Outbox({
+      capacity: 5,
+      publish,
+      metrics: m,
+      maxInFlight: 1,
+      retryBaseMs: 5,
+      retryMaxMs: 20,
+    });
+    for (let i = 1; i <= 8; i++) box.enqueue(item(i));
+    equal(box.depth, 5);
+    equal(box.stats().overflow, 3);
+    equal(seen.overflow, 3);
+    up = true;
+    box.enqueue({ ...item(0), msgId: "bad" }); // full again: drops the oldest queued one (5)
+    ok(await box.drained(2000));
+    // 1 was in flight while 2..5 were dropped; its retry goes first, so the order is kept across retries, and
+    // the refused message does not block the ones behind it.
+    deepEqual(sent, ["1", "6", "7", "8"]);
+    deepEqual(seen.failed, ["too_large"]);
+    equal(box.stats().overflow, 4);
+    equal(seen.published, 4);
+    equal(seen.depth.at(-1), 0);
+    ok(box.stats().retries >= 1);
+    equal(box.close(), 0);
+  },
+);
 
-Deno.test("outbox: close abandons what is queued, counted as failed", async () => {
+quietTest("outbox: close abandons what is queued, counted as failed", async () => {
   const box = new Outbox({ capacity: 10, publish: () => new Promise(() => {}), maxInFlight: 1 });
   for (let i = 0; i < 4; i++) box.enqueue(item(i));
   equal(await box.drained(10), false);

@@ -8,8 +8,11 @@
  * const natsTest = gatedTest(import.meta.url, ["nats-server"]);
  * natsTest("bus: ...", async () => { ... });
  * ```
+ *
+ * Log lines of the project are held back while such a test runs and printed only if it fails.
  * @module
  */
+import { setLogSink } from "../../util/log.ts";
 
 /** What a test may need. */
 export type Tool =
@@ -99,6 +102,24 @@ export function requireTools(g: ToolGate): void {
   }
 }
 
+/**
+ * Runs `fn` with the project's log lines held back: these tests provoke failures on purpose (a server
+ * restarted, a publish refused) and the warnings they log are expected. The lines are printed only when `fn`
+ * fails, where they help.
+ */
+export async function withLogsOnFailure(fn: () => void | Promise<void>): Promise<void> {
+  const lines: string[] = [];
+  const prev = setLogSink((line) => void lines.push(line));
+  try {
+    await fn();
+  } catch (e) {
+    for (const l of lines) console.error(l);
+    throw e;
+  } finally {
+    setLogSink(prev);
+  }
+}
+
 /** `Deno.test` with the same call forms, for tests that need `tools`. */
 export type GatedTest = {
   (name: string, fn: (t: Deno.TestContext) => void | Promise<void>): void;
@@ -111,12 +132,21 @@ export type GatedTest = {
  */
 export async function gatedTest(file: string, tools: readonly Tool[]): Promise<GatedTest> {
   const gate = await toolGate(file, tools);
-  const wrap = (fn: (t: Deno.TestContext) => void | Promise<void>) => (t: Deno.TestContext) => {
+  const wrap = (fn: (t: Deno.TestContext) => void | Promise<void>) => async (t: Deno.TestContext) => {
     requireTools(gate);
-    return fn(t);
+    await withLogsOnFailure(() => fn(t));
   };
   return ((a: string | Deno.TestDefinition, fn?: (t: Deno.TestContext) => void | Promise<void>) => {
     if (typeof a === "string") Deno.test({ name: a, ignore: gate.ignore, fn: wrap(fn!) });
     else Deno.test({ ...a, ignore: (a.ignore ?? false) || gate.ignore, fn: wrap(a.fn) });
   }) as GatedTest;
 }
+
+/** `Deno.test` for tests that provoke logged failures on purpose: their log lines show only if they fail. */
+export const quietTest: GatedTest =
+  ((a: string | Deno.TestDefinition, fn?: (t: Deno.TestContext) => void | Promise<void>) => {
+    const wrap = (f: (t: Deno.TestContext) => void | Promise<void>) => (t: Deno.TestContext) =>
+      withLogsOnFailure(() => f(t));
+    if (typeof a === "string") Deno.test(a, wrap(fn!));
+    else Deno.test({ ...a, fn: wrap(a.fn) });
+  }) as GatedTest;
