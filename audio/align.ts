@@ -52,6 +52,11 @@ export interface Alignment {
   shift: number;
   /** Hard bit error rate on the aligned grid (24 unmasked frames spread over the block); NaN if not held. */
   ber: number;
+  /**
+   * The envelope says the instant itself lies in audio missing from the target (capture times show a gap there:
+   * silence suppression or a lost message): no target message carries it.
+   */
+  instantInGap?: boolean;
 }
 
 /** Reusable state for fine alignment (one per target stream; not re-entrant). */
@@ -87,6 +92,15 @@ export class FineAligner {
     const n = fp.length;
     if (envelope) {
       const e = envelopeShift(ring, envelope, coarse * hop + INSTANT_OFFSET, envelopeRange, this.#env, gaps);
+      if (e?.instantInGap) {
+        return {
+          sample: coarse * hop + e.shift,
+          by: "envelope",
+          shift: e.shift,
+          ber: NaN,
+          instantInGap: true,
+        };
+      }
       if (e) {
         let shift = e.shift;
         const at = coarse * hop + shift;

@@ -64,3 +64,36 @@ export function gapHints(
   }
   return out;
 }
+
+/** An instant aligned at most this many analysis samples (5 ms) before a gap ... */
+export const SUPPRESSED_BEFORE_GAP = 40;
+/** ... where the audio just after the gap is at least this much louder (dB) than just before it ... */
+export const SUPPRESSED_LOUDER_DB = 10;
+/** ... (levels over this many analysis samples, 10 ms, on either side) lies in audio that was not sent. */
+const LEVEL_SPAN = 80;
+
+/**
+ * Whether an instant aligned at analysis sample `k` lies in audio a silence-suppressing sender never sent.
+ *
+ * A DTX sender stops sending in pauses (sparse comfort noise only) and resumes at a speech onset once its own
+ * VAD calls it speech: the message after the gap starts loud, the one before is quiet noise, and the soft start
+ * of the onset was never sent. An instant in that soft start has no target message; the envelope then puts it a
+ * few ms before the boundary, in comfort noise that is hundreds of ms earlier in the call (measured on the
+ * bench's DTX chain: reported 40–340 ms early, 1–3 ms before the boundary; moving them onto the boundary instead
+ * made every one of them a match of audio that was not sent, so they are dropped). The level condition keeps
+ * instants before an ordinary lost message inside speech (loud on both sides) where the envelope put them.
+ * `levelDb(from, to)`: level of analysis samples [from, to).
+ */
+export function inSuppressedOnset(
+  k: number,
+  gaps: readonly GapHint[],
+  levelDb: (from: number, to: number) => number,
+): boolean {
+  for (const g of gaps) {
+    if (k >= g.at || k < g.at - SUPPRESSED_BEFORE_GAP) continue;
+    if (levelDb(g.at, g.at + LEVEL_SPAN) - levelDb(g.at - LEVEL_SPAN, g.at) >= SUPPRESSED_LOUDER_DB) {
+      return true;
+    }
+  }
+  return false;
+}

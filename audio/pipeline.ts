@@ -9,7 +9,7 @@
 
 import type { PayloadEnvelope } from "./envelope.ts";
 import { ALIGN_RANGE, ENVELOPE_RANGE, FineAligner, INSTANT_OFFSET } from "./align.ts";
-import { type GapHint, gapHints } from "./gap_hints.ts";
+import { type GapHint, gapHints, inSuppressedOnset } from "./gap_hints.ts";
 import { Rephaser } from "./rephase.ts";
 import { ENV_FROM, ENV_TO, sourceEnvelope } from "./fine_envelope.ts";
 import {
@@ -487,6 +487,18 @@ export class TargetPipeline {
     return gapHints(this.#times, this.#starts, this.decoder.timeline.length, ANALYSIS_RATE, from, to);
   }
 
+  /** Level (dB, ring scale) of analysis samples [from, to), or -Infinity when not held. */
+  #levelDb(from: number, to: number): number {
+    const ring = this.#ring;
+    if (to <= from || !ring.has(from, to - from)) return -Infinity;
+    let e = 0;
+    for (let i = from; i < to; i++) {
+      const v = ring.data[i & ring.mask]!;
+      e += v * v;
+    }
+    return 10 * Math.log10(e / (to - from) + 1e-2);
+  }
+
   #firstSampleAtOrAfter(t: bigint): number {
     const times = this.#times;
     // Capture times are nearly always increasing; a binary search is right for those.
@@ -521,12 +533,21 @@ export class TargetPipeline {
         m.split || gaps.length > 0 || inBlock.length > 0 ? ENVELOPE_RANGE : ALIGN_RANGE,
         gaps,
       );
+      if (al?.instantInGap) {
+        // Never report a neighbour of audio that was not sent (DTX) or lost: the instant has no message here.
+        bump(this.#skipped, "instant_not_sent");
+        continue;
+      }
       let sample = m.frame * hop + INSTANT_OFFSET;
       let ber = plainBer(sig.fingerprint, sig.mask, this.#store, m.frame);
       if (al) {
         if (al.by === "fingerprint") bump(this.#skipped, "aligned_without_envelope");
         sample = al.sample + INSTANT_OFFSET;
         if (Number.isFinite(al.ber)) ber = al.ber;
+        if (inSuppressedOnset(sample, gaps, (a, b) => this.#levelDb(a, b))) {
+          bump(this.#skipped, "instant_not_sent");
+          continue;
+        }
       } else bump(this.#skipped, "not_aligned");
       const loc = this.decoder.timeline.locate(sample);
       if (!loc) {

@@ -117,6 +117,8 @@ export interface ChainResult {
   matchedUnsent: number;
   /** Expected signatures and correct hits per voice set of the calls. */
   byVoice: Record<string, { expected: number; hits: number }>;
+  /** Signed call-time error (ms, + = late) of every match on the right stream whose instant was captured. */
+  signedErrMs: number[];
 }
 
 /** CPU seconds (user + system) used by this process so far. */
@@ -293,6 +295,7 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
   const seen = new Set<string>();
   const hit = new Set<string>();
   const errs: number[] = [];
+  const signedErrMs: number[] = [];
   const offBy = new Map<string, number>();
   const bers: number[] = [];
   const r = {
@@ -369,6 +372,7 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
       const errMs = (t - s.callTimeS) * 1000;
       errs.push(Math.abs(errMs));
       const truth = locateInstant(target.sim, s.callTimeS);
+      if (truth.kind === "present") signedErrMs.push(errMs);
       if (truth.kind === "present") r.timed++;
       else if (truth.kind === "lost" || truth.kind === "replaced") r.matchedUnsent++;
       if (
@@ -466,6 +470,7 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
     offShare: allMatches === 0 ? 0 : r.falseOff / allMatches,
     falseSameAudio: falseMatches.filter((f) => f.sameAudio).length,
     byVoice,
+    signedErrMs,
     falsePerSig: signatures === 0 ? NaN : falses / signatures,
     exactShare: r.timed === 0 ? NaN : r.exact / r.timed,
     medianErrMs: percentile(errs, 0.5),
