@@ -55,6 +55,10 @@ case "$mode" in
     have tcpdump || { need+=(tcpdump); why+=("tcpdump: the live-capture benchmark captures with it"); }
     have ffmpeg || { need+=(ffmpeg); why+=("ffmpeg: G.722/Opus codec speed and the RTP packet benchmarks"); }
     [ -d /usr/share/asterisk/sounds/en_US_f_Allison ] || { need+=(asterisk-core-sounds-en-wav); why+=("asterisk-core-sounds-en-wav: real telephony speech (CC-BY-SA-3.0) for the corpus"); }
+    { have sox && sox -h 2>/dev/null | grep -q 'amr-nb'; } || { need+=(libsox-fmt-all); why+=("libsox-fmt-all: sox's AMR-NB format (opencore-amrnb) for the AMR chain of the corpus"); }
+    [ -d /usr/share/asterisk/sounds/es_MX_f_Allison ] || { need+=(asterisk-core-sounds-es-wav); why+=("asterisk-core-sounds-es-wav: Spanish prompts (the same speaker as the English ones, other words) for calls and a negative stream"); }
+    [ -d /usr/share/asterisk/sounds/fr_CA_f_June ] || { need+=(asterisk-core-sounds-fr-wav); why+=("asterisk-core-sounds-fr-wav: French prompts (another speaker) as the second leg of the mixing chain"); }
+    have espeak-ng || { need+=(espeak-ng); why+=("espeak-ng: synthetic speech in 9 languages and 18 voices for the corpus"); }
     ;;
   demo) ;;
   *) echo "setup.sh: unknown mode '$mode' (expected test, bench or demo)" >&2; exit 2 ;;
