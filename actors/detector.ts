@@ -82,6 +82,8 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
       }
     };
     const report = async () => {
+      // Counters are read here, once per second of event time, not per row.
+      for (const [key, s] of streams.entries()) decode.observe(key, s.pipeline.stats());
       for (const delta of decode.deltas()) await deps.exporter.tell({ kind: "decode", delta });
     };
     const end = async (key: string, p: SourcePipeline) => {
@@ -133,9 +135,7 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
       if (touched.created) {
         await deps.matcher.tell({ kind: "source-stream", measurement: m.name, stream: key });
       }
-      const sigs = pipeline.push(tapMessage(rules, row, env), ids.merge(key, extractIds(env, patterns)));
-      decode.observe(key, pipeline.stats());
-      await emit(sigs);
+      await emit(pipeline.push(tapMessage(rules, row, env), ids.merge(key, extractIds(env, patterns))));
     };
 
     return {

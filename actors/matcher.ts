@@ -101,6 +101,11 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
       for (const match of matches) await deps.exporter.tell({ kind: "match", match });
     };
     const report = async () => {
+      // Counters are read here, once per second of event time, not per row (a stats() snapshot per row cost
+      // more than the row's routing).
+      for (const [key, t] of targets.entries()) {
+        reporterOf(`${t.measurement}/${t.stage}`, t.measurement, t.stage).observe(key, t.pipeline.stats());
+      }
       for (const r of reporters.values()) {
         for (const delta of r.deltas()) await deps.exporter.tell({ kind: "decode", delta });
       }
@@ -170,9 +175,7 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
         counters.rowsSkipped(row.query, "duplicate");
         return;
       }
-      const matches = t.pipeline.push(tapMessage(rule, row, env));
-      reporter.observe(key, t.pipeline.stats());
-      await emit(matches);
+      await emit(t.pipeline.push(tapMessage(rule, row, env)));
     };
 
     const activate = async (sig: Signature) => {
@@ -233,6 +236,10 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
                 t.measurement === msg.measurement && rule?.exclude_source_streams &&
                 key.endsWith(`\u0000${msg.stream}`)
               ) {
+                reporterOf(`${t.measurement}/${t.stage}`, t.measurement, t.stage).forget(
+                  key,
+                  t.pipeline.stats(),
+                );
                 targets.delete(key);
               }
             }

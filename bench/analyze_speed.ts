@@ -9,7 +9,7 @@
  * Chromaprint's `fpcalc` (Debian `libchromaprint-tools`) fingerprints the same audio (every tap as a WAV file of
  * its decoded 8 kHz audio) for a side-by-side figure, when it is installed.
  *
- * `deno run -A bench/analyze_speed.ts [--quick] [--seed N] [--keep DIR]`
+ * `deno run -A bench/analyze_speed.ts [--quick] [--seed N] [--keep DIR [--reuse]]`
  * @module
  */
 
@@ -242,8 +242,19 @@ export async function writeBenchCaptures(
   }
   const bytes = await writeCapture(`${dir}/node-a.jsonl`, "node-a", source) +
     await writeCapture(`${dir}/node-b.jsonl`, "node-b", targets);
-  return { files: [`${dir}/node-a.jsonl`, `${dir}/node-b.jsonl`], config, audioS, streams, bytes, wavs };
+  const written = {
+    files: [`${dir}/node-a.jsonl`, `${dir}/node-b.jsonl`],
+    config,
+    audioS,
+    streams,
+    bytes,
+    wavs,
+  };
+  await Deno.writeTextFile(`${dir}/bench.json`, JSON.stringify(written));
+  return written;
 }
+
+type Written = Awaited<ReturnType<typeof writeBenchCaptures>>;
 
 /** The decoded audio of a simulated tap's messages (fpcalc's input), or undefined for float formats. */
 function concatPayloads(s: SimStream, chain: Chain): Float32Array | undefined {
@@ -363,19 +374,27 @@ export async function analyzeSpeed(opts: {
   soundsDir?: string;
   cacheDir?: string;
   keepDir?: string;
+  /** Reuse the captures already in `keepDir` (to compare two builds on the very same files). */
+  reuse?: boolean;
   corpus?: Corpus;
   profile?: boolean;
 }): Promise<AnalyzeSpeed> {
-  const corpus = opts.corpus ??
-    await buildCorpus({
-      seed: opts.seed,
-      quick: opts.quick,
-      soundsDir: opts.soundsDir,
-      cacheDir: opts.cacheDir,
-    });
   const dir = opts.keepDir ?? await Deno.makeTempDir({ prefix: "fsmpx-analyze-bench-" });
   try {
-    const caps = await writeBenchCaptures(corpus, dir);
+    let caps: Written;
+    if (opts.reuse && opts.keepDir) {
+      caps = JSON.parse(await Deno.readTextFile(`${dir}/bench.json`)) as Written;
+    } else {
+      if (opts.keepDir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+      const corpus = opts.corpus ??
+        await buildCorpus({
+          seed: opts.seed,
+          quick: opts.quick,
+          soundsDir: opts.soundsDir,
+          cacheDir: opts.cacheDir,
+        });
+      caps = await writeBenchCaptures(corpus, dir);
+    }
     const deno = Deno.execPath();
     const main = `${ROOT}main.ts`;
     const out = `${dir}/out.jsonl`;
@@ -399,6 +418,7 @@ export async function analyzeSpeed(opts: {
     };
     if (opts.profile !== false) {
       const profDir = `${dir}/prof`;
+      await Deno.remove(profDir, { recursive: true }).catch(() => {});
       await Deno.mkdir(profDir, { recursive: true });
       const p = await new Deno.Command(deno, {
         args: ["run", "-A", "--cpu-prof", `--cpu-prof-dir=${profDir}`, main, ...args.slice(3)],
@@ -473,6 +493,7 @@ if (import.meta.main) {
     seed: si >= 0 ? Number(Deno.args[si + 1]) : 1,
     cacheDir: ".bench-cache",
     keepDir: ki >= 0 ? Deno.args[ki + 1] : undefined,
+    reuse: Deno.args.includes("--reuse"),
   });
   printAnalyzeSpeed(r);
   if (r.hottest) {
