@@ -1,15 +1,17 @@
 /**
  * The live row sources of a sensor, from its config: Pixie (rules with `stream_filter`) and the node's own
  * packets (rules with `packets:` and `packets.interface` set), run side by side under the reader's supervision;
- * and this node's pod metadata for packet taps.
+ * this node's pod metadata for packet taps; and this node's pods as the Pixie queries' scope (`pixie.scope: pods`).
  * @module
  */
 import type { RowSource } from "../actors/pixie_reader.ts";
+import { configIssue } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
 import { inClusterApi, PodWatch } from "../kube/pod_watch.ts";
 import { bpfFilter } from "../packets/taps.ts";
 import { LivePacketSource } from "../packets/live_source.ts";
+import { PodScope, type PodScopeOptions } from "../pixie/live_source.ts";
 import type { Row } from "../pixie/row.ts";
 import { logger } from "../util/log.ts";
 import { packetTapsFromConfig, usesPixie } from "./packet_taps.ts";
@@ -112,3 +114,73 @@ export async function packetSide(config: Config, metrics: FsmMetrics): Promise<P
 
 /** Whether the config needs Pixie at all. */
 export { usesPixie };
+
+/** This node's pods as the scope of its Pixie queries, with the watch that keeps it current. */
+export interface PixiePodScope {
+  scope: PodScope;
+  watch: PodWatch;
+  stop(): Promise<void>;
+}
+
+/** What {@link pixiePodScope} may be given instead of the environment (tests). */
+export interface PixiePodScopeOptions {
+  /** How long to wait for the first pod list (ms; default 10,000). */
+  waitMs?: number;
+  /** The Kubernetes API's environment (default: the process's). */
+  env?: (name: string) => string | undefined;
+  /** Rate limit and linger of the scope (default 5 s and 30 s). */
+  scope?: Pick<PodScopeOptions, "minIntervalMs" | "lingerMs">;
+}
+
+/**
+ * With `pixie.scope: pods`, watches this node's pods and returns them as the Pixie queries' scope; undefined with
+ * `pixie.scope: node`. Without a Kubernetes API (no ServiceAccount token), or with `pixie.direct_addr`, it is a
+ * config error (exit 2); an API that gives no pod list in time (refused, forbidden, unreachable) fails the start
+ * with its reason: a sensor that cannot tell its pods must not guess, nor fall back to the cluster-wide cost.
+ */
+export async function pixiePodScope(
+  config: Config,
+  opts: PixiePodScopeOptions = {},
+): Promise<PixiePodScope | undefined> {
+  if (config.pixie.scope !== "pods") return undefined;
+  if (config.pixie.direct_addr !== "") {
+    throw configIssue(
+      config,
+      ["pixie", "scope"],
+      "node with pixie.direct_addr (a standalone PEM only sees its own node and has no pod metadata)",
+      "pods",
+    );
+  }
+  const api = await inClusterApi(opts.env);
+  if (!api) {
+    throw configIssue(
+      config,
+      ["pixie", "scope"],
+      "a sensor in a pod with its ServiceAccount token and get/list/watch on pods (k8s/pixie-pod-scope/)",
+      "pods, but there is no Kubernetes API here (KUBERNETES_SERVICE_HOST unset or the token unreadable)",
+      "apply the k8s/pixie-pod-scope/ component, or set pixie.scope: node",
+    );
+  }
+  // The scope is made from the first list; changes before that have nothing to update.
+  const ref: { scope?: PodScope } = {};
+  const watch = new PodWatch({ api, node: config.node, onChange: () => ref.scope?.update() });
+  const waitMs = opts.waitMs ?? 10_000;
+  if (!(await watch.start(waitMs))) {
+    const why = watch.lastError ?? "no answer";
+    await watch.stop();
+    throw new Error(
+      `pixie.scope is pods, but the Kubernetes API gave no pod list of node ${config.node} within ${waitMs} ms ` +
+        `(${why}): the sensor needs its ServiceAccount token and get/list/watch on pods (k8s/pixie-pod-scope/)`,
+    );
+  }
+  const scope = ref.scope = new PodScope({ pods: () => watch.pods(true), ...opts.scope });
+  log.info("pixie queries scoped to this node's pods", { node: config.node, pods: scope.pods.length });
+  return {
+    scope,
+    watch,
+    stop: async () => {
+      scope.close();
+      await watch.stop();
+    },
+  };
+}

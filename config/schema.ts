@@ -290,6 +290,11 @@ const pixieSchema = z.strictObject({
     .describe("Standalone PEM host:port (plaintext); used instead of the cloud when set."),
   encryption: z.boolean().default(true),
   ca_file: z.string().default(""),
+  scope: z.enum(["node", "pods"]).default("node")
+    .describe(
+      "node: filter on this node (the query runs on every PEM); pods: on this node's pods, from the Kubernetes " +
+        "API, so Pixie runs it on this node's PEM only.",
+    ),
 });
 
 const byteSize = z

@@ -95,6 +95,8 @@ export class PodWatch {
   #ready: Promise<void>;
   #markReady!: () => void;
   readonly stats: PodWatchStats = { pods: 0, lists: 0, watches: 0, expired: 0, errors: 0 };
+  /** Why the last list or watch failed (with its cause), until one succeeds; for a caller that must say why. */
+  lastError: string | undefined;
 
   /** Creates the watch; {@link start} runs it. */
   constructor(opts: PodWatchOptions) {
@@ -136,9 +138,14 @@ export class PodWatch {
     return this.#byIpPort.get(`${addr}|${port}`) ?? this.#byIp.get(addr);
   }
 
-  /** Pods known now, as `namespace/pod`. */
-  pods(): string[] {
-    return [...this.#pods.values()].map(podName).filter((n): n is string => n !== undefined);
+  /**
+   * Pods known now, as `namespace/pod`; with `running`, without those that have finished (phase Succeeded or
+   * Failed: they send nothing more).
+   */
+  pods(running = false): string[] {
+    return [...this.#pods.values()]
+      .filter((p) => !running || (p.status?.phase !== "Succeeded" && p.status?.phase !== "Failed"))
+      .map(podName).filter((n): n is string => n !== undefined);
   }
 
   async #loop(): Promise<void> {
@@ -155,6 +162,7 @@ export class PodWatch {
           await this.#list();
         }
         this.#markReady();
+        this.lastError = undefined;
         attempt = 0;
         const expiredBefore = this.stats.expired;
         await this.#watch();
@@ -166,6 +174,7 @@ export class PodWatch {
         const wait = Math.min(this.#opts.maxBackoffMs ?? 30_000, 250 * 2 ** Math.min(attempt, 8));
         const err = e as Error & { cause?: unknown };
         const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
+        this.lastError = `${err.message}${cause}`;
         log.warn("pod watch failed; retrying", { error: `${err.message}${cause}`, retry_ms: wait });
         await sleep(wait * (0.5 + Math.random() / 2), signal);
       }
@@ -303,7 +312,9 @@ function podName(p: PodObject): string | undefined {
 
 function hint(status: number): string {
   if (status === 401) return " (the ServiceAccount token was refused)";
-  if (status === 403) return " (the ServiceAccount needs get/list/watch on pods: see k8s/packet-capture/)";
+  if (status === 403) {
+    return " (the ServiceAccount needs get/list/watch on pods: see k8s/packet-capture/ or k8s/pixie-pod-scope/)";
+  }
   return "";
 }
 
