@@ -13,15 +13,8 @@
 import type { ActorFactory } from "./runtime.ts";
 import type { ExporterMsg } from "./messages.ts";
 import type { Bus } from "../bus/bus.ts";
-import type { Match } from "../audio/types.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
-import {
-  type MatchRecord,
-  matchRecord,
-  type MatchWithHop,
-  type SignatureRecord,
-  signatureRecord,
-} from "../report/records.ts";
+import { type MatchRecord, matchRecord, type SignatureRecord, signatureRecord } from "../report/records.ts";
 import { HopTracker, type StagePaths } from "../report/hops.ts";
 import { traceIdOf } from "../report/trace_ids.ts";
 
@@ -96,19 +89,19 @@ export function exporter(deps: ExporterDeps): ActorFactory<ExporterMsg> {
         case "match": {
           const tid = traceId(msg.match);
           metrics.match(msg.match, tid);
-          let match: MatchWithHop = msg.match;
+          // The record is built once: the tracker, the bus and every sink get the same one.
+          let rec = matchRecord(msg.match);
           if (tracker) {
-            const plain = matchRecord(msg.match);
-            local.add(plain);
-            const { hop, resolved } = tracker.observe(plain);
+            local.add(rec);
+            const { hop, resolved } = tracker.observe(rec);
             if (hop) {
-              match = { ...msg.match, hop };
+              // A copy with the hop: the tracker keeps the record it observed as it was.
+              rec = { ...rec, hop: { from_stage: hop.from_stage, latency_s: hop.latency_s } };
               metrics.hop(msg.match, hop, tid);
             }
             countResolved(resolved);
           }
-          await bus.publishMatch(match);
-          const rec = matchRecord(match);
+          await bus.publishMatch(rec);
           for (const s of sinks) await s.match?.(rec);
           return;
         }
@@ -137,13 +130,15 @@ export function exporter(deps: ExporterDeps): ActorFactory<ExporterMsg> {
  * one process sees the others' matches, as JetStream consumers do across processes.
  */
 export function inProcessMatchFeed(
-  bus: { subscribeMatches(handler: (m: Match) => void | Promise<void>): { unsubscribe(): Promise<void> } },
+  bus: {
+    subscribeMatches(handler: (rec: MatchRecord) => void | Promise<void>): { unsubscribe(): Promise<void> };
+  },
 ): MatchFeed {
   return {
     subscribe(measurements, handler) {
       const wanted = new Set(measurements);
-      return Promise.resolve(bus.subscribeMatches((m) => {
-        if (wanted.size === 0 || wanted.has(m.measurement)) handler(matchRecord(m));
+      return Promise.resolve(bus.subscribeMatches((rec) => {
+        if (wanted.size === 0 || wanted.has(rec.measurement)) handler(rec);
       }));
     },
   };

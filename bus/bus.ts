@@ -3,7 +3,8 @@
  * (tests, `analyze`, `demo`), NATS JetStream across nodes.
  * @module
  */
-import type { Match, Signature } from "../audio/types.ts";
+import type { Signature } from "../audio/types.ts";
+import type { MatchRecord } from "../report/records.ts";
 
 /** Delivery handler; it must not throw for a single bad message (the bus counts and skips). */
 export type Handler<T> = (msg: T) => void | Promise<void>;
@@ -12,8 +13,11 @@ export type Handler<T> = (msg: T) => void | Promise<void>;
 export interface Bus {
   /** Publishes a signature to every node (deduplicated by signature id). */
   publishSignature(sig: Signature): Promise<void>;
-  /** Publishes a match record (deduplicated by signature id, stage and target stream). */
-  publishMatch(match: Match): Promise<void>;
+  /**
+   * Publishes a match record (deduplicated by signature id, stage and target stream). The record is the one the
+   * exporter built for its sinks: each match is rendered once.
+   */
+  publishMatch(rec: MatchRecord): Promise<void>;
   /** Receives every signature of the given measurements (all when empty), including this node's own. */
   subscribeSignatures(
     measurements: readonly string[],

@@ -4,7 +4,8 @@
  * included), match records deduplicated by (signature id, stage, target stream).
  * @module
  */
-import type { Match, Signature } from "../audio/types.ts";
+import type { Signature } from "../audio/types.ts";
+import type { MatchRecord } from "../report/records.ts";
 import type { Bus, Handler, Subscription } from "./bus.ts";
 import { matchDedupeId } from "./subjects.ts";
 import { logger } from "../util/log.ts";
@@ -27,7 +28,7 @@ function remember(set: Set<string>, id: string): void {
 /** An in-memory bus shared by the nodes of one process. */
 export class InProcessBus implements Bus {
   readonly #sigSubs = new Set<{ measurements: Set<string>; handler: Handler<Signature> }>();
-  readonly #matchSubs = new Set<Handler<Match>>();
+  readonly #matchSubs = new Set<Handler<MatchRecord>>();
   readonly #seenSigs = new Set<string>();
   readonly #seenMatches = new Set<string>();
   readonly #pending = new Set<Promise<void>>();
@@ -46,11 +47,11 @@ export class InProcessBus implements Bus {
     return this.#track(Promise.all(deliveries).then(() => {}));
   }
 
-  publishMatch(match: Match): Promise<void> {
-    const id = matchDedupeId(match);
+  publishMatch(rec: MatchRecord): Promise<void> {
+    const id = matchDedupeId(rec);
     if (this.#seenMatches.has(id)) return Promise.resolve();
     remember(this.#seenMatches, id);
-    return this.#track(Promise.all([...this.#matchSubs].map((h) => this.#deliver(h, match))).then(() => {}));
+    return this.#track(Promise.all([...this.#matchSubs].map((h) => this.#deliver(h, rec))).then(() => {}));
   }
 
   subscribeSignatures(measurements: readonly string[], handler: Handler<Signature>): Promise<Subscription> {
@@ -60,7 +61,7 @@ export class InProcessBus implements Bus {
   }
 
   /** Receives every match record (in-process only; JetStream consumers read the stream instead). */
-  subscribeMatches(handler: Handler<Match>): Subscription {
+  subscribeMatches(handler: Handler<MatchRecord>): Subscription {
     this.#matchSubs.add(handler);
     return { unsubscribe: () => Promise.resolve(void this.#matchSubs.delete(handler)) };
   }

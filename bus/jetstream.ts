@@ -7,7 +7,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, type JetStreamClient, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
-import type { Match, Signature } from "../audio/types.ts";
+import type { Signature } from "../audio/types.ts";
 import { decodeSignature, encodeSignature } from "../audio/signature.ts";
 import type { Bus, Handler, SubscribeOptions, Subscription } from "./bus.ts";
 import { connectNats, type NatsConnectOptions, safeServers } from "./connection.ts";
@@ -23,7 +23,7 @@ import {
   signatureSubject,
   SubjectError,
 } from "./subjects.ts";
-import { matchRecord } from "../report/records.ts";
+import type { MatchRecord } from "../report/records.ts";
 import { logger } from "../util/log.ts";
 
 export type { BusMetrics } from "./outbox.ts";
@@ -231,16 +231,16 @@ export class JetStreamBus implements Bus {
   }
 
   /** Enqueues the match record (JSON); returns at once. */
-  publishMatch(match: Match): Promise<void> {
+  publishMatch(rec: MatchRecord): Promise<void> {
     let subject: string;
     try {
-      subject = matchSubject(match.measurement, match.stage);
+      subject = matchSubject(rec.measurement, rec.stage);
     } catch (e) {
       this.#reject("match", "bad_subject", e);
       return Promise.resolve();
     }
-    const data = new TextEncoder().encode(JSON.stringify(matchRecord(match)));
-    this.#outbox.enqueue({ kind: "match", subject, data, msgId: matchDedupeId(match) });
+    const data = new TextEncoder().encode(JSON.stringify(rec));
+    this.#outbox.enqueue({ kind: "match", subject, data, msgId: matchDedupeId(rec) });
     return Promise.resolve();
   }
 

@@ -9,7 +9,7 @@
  * ```
  * @module
  */
-import type { Match } from "../audio/types.ts";
+import type { MatchRecord } from "../report/records.ts";
 
 /** Prefix of every signature subject. */
 export const SIG_PREFIX = "fsmpx.sig";
@@ -100,6 +100,6 @@ export function parseSubject(subject: string): ParsedSubject | null {
 }
 
 /** Dedupe key of a match record (also its JetStream message id): signature id, stage and target stream. */
-export function matchDedupeId(m: Match): string {
-  return `${m.signatureId}:${m.stage}:${m.target.node}:${m.target.stream}`;
+export function matchDedupeId(m: Pick<MatchRecord, "signature_id" | "stage" | "target">): string {
+  return `${m.signature_id}:${m.stage}:${m.target.node}:${m.target.stream}`;
 }

@@ -1,6 +1,7 @@
 import { deepEqual, equal } from "node:assert/strict";
 import { InProcessBus } from "../bus/in_process.ts";
-import type { Match, Signature } from "../audio/types.ts";
+import type { Signature } from "../audio/types.ts";
+import { type MatchRecord, matchRecord } from "../report/records.ts";
 
 const tap = { node: "a", pod: "p", stream: "s", timeNs: 1n, offsetMs: 0 };
 const sig = (id: string, measurement = "m"): Signature => ({
@@ -38,9 +39,9 @@ Deno.test("in-process bus: a failing subscriber is counted and does not stop del
 
 Deno.test("in-process bus: match records dedupe on signature, stage and target stream", async () => {
   const bus = new InProcessBus();
-  const got: Match[] = [];
+  const got: MatchRecord[] = [];
   bus.subscribeMatches((m) => void got.push(m));
-  const m: Match = {
+  const m = matchRecord({
     measurement: "m",
     stage: "asr",
     signatureId: "1",
@@ -49,9 +50,9 @@ Deno.test("in-process bus: match records dedupe on signature, stage and target s
     target: { ...tap, stream: "t" },
     latencyS: 1,
     ber: 0,
-  };
+  });
   await bus.publishMatch(m);
   await bus.publishMatch({ ...m });
-  await bus.publishMatch({ ...m, target: { ...tap, stream: "t2" } });
+  await bus.publishMatch({ ...m, target: { ...m.target, stream: "t2" } });
   equal(got.length, 2);
 });

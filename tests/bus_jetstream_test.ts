@@ -4,7 +4,7 @@ import { JetStreamBus } from "../bus/jetstream.ts";
 import { connectNats } from "../bus/connection.ts";
 import type { Signature } from "../audio/types.ts";
 import { NatsServer } from "./support/nats_server.ts";
-import { testBusOptions, testMatch, testSignature, waitFor } from "./support/bus_fixtures.ts";
+import { testBusOptions, testMatchRecord, testSignature, waitFor } from "./support/bus_fixtures.ts";
 import { gatedTest } from "./support/tools.ts";
 
 const natsTest = await gatedTest(import.meta.url, ["nats-server"]);
@@ -87,9 +87,9 @@ natsTest("jetstream bus: same signature id or same match key twice -> one stream
     await a.publishSignature(testSignature(1));
     await b.publishSignature(testSignature(1)); // another node, same instant: same id
     await a.publishSignature(testSignature(1));
-    await a.publishMatch(testMatch(1));
-    await b.publishMatch(testMatch(1));
-    await a.publishMatch(testMatch(1, "relay")); // another stage: another record
+    await a.publishMatch(testMatchRecord(1));
+    await b.publishMatch(testMatchRecord(1));
+    await a.publishMatch(testMatchRecord(1, "relay")); // another stage: another record
     await a.flush(5000);
     await b.flush(5000);
     equal(await streamMessages(srv.url), 3);
@@ -110,9 +110,9 @@ natsTest(
         publishFailed: (_k: string, r: string) => void failed.push(r),
       };
       const a = await open("node-a", { maxMsgSize: 1024, metrics });
-      await a.publishMatch(testMatch(1, "asr", "node-b", { note: "x".repeat(4000) })); // over max_msg_size
+      await a.publishMatch(testMatchRecord(1, "asr", "node-b", { note: "x".repeat(4000) })); // over max_msg_size
       await a.publishSignature(testSignature(2, "bad.name")); // not a subject token
-      await a.publishMatch({ ...testMatch(3), stage: "a b" });
+      await a.publishMatch({ ...testMatchRecord(3), stage: "a b" });
       await a.publishSignature({ ...testSignature(4), id: "not-hex" }); // cannot be encoded
       await a.publishSignature(testSignature(5));
       await a.flush(5000);

@@ -4,9 +4,9 @@ import { JetStreamBus } from "../bus/jetstream.ts";
 import { readRecords } from "../bus/replay_reader.ts";
 import { connectNats } from "../bus/connection.ts";
 import { encodeSignature } from "../audio/signature.ts";
-import { type AnyRecord, matchRecord, signatureRecord } from "../report/records.ts";
+import { type AnyRecord, signatureRecord } from "../report/records.ts";
 import { NatsServer } from "./support/nats_server.ts";
-import { testBusOptions, testMatch, testSignature } from "./support/bus_fixtures.ts";
+import { testBusOptions, testMatchRecord, testSignature } from "./support/bus_fixtures.ts";
 import { gatedTest } from "./support/tools.ts";
 
 const natsTest = await gatedTest(import.meta.url, ["nats-server"]);
@@ -39,14 +39,14 @@ natsTest(
       try {
         await a.publishSignature(testSignature(1));
         await a.publishSignature(testSignature(2, "other"));
-        await a.publishMatch(testMatch(1));
+        await a.publishMatch(testMatchRecord(1));
         await a.flush(5000);
         await sleep(300);
         const cut = Date.now();
         await sleep(50);
         await a.publishSignature(testSignature(3));
-        await a.publishMatch(testMatch(3, "relay"));
-        await a.publishMatch({ ...testMatch(4), measurement: "other" });
+        await a.publishMatch(testMatchRecord(3, "relay"));
+        await a.publishMatch({ ...testMatchRecord(4), measurement: "other" });
         await a.flush(5000);
         // Garbage on a signature subject and a non-record on a match subject: skipped and reported.
         const nc = await connectNats({ url: srv.url });
@@ -73,7 +73,7 @@ natsTest(
         // Exactly the records `analyze --out` writes.
         const sig1 = testSignature(1);
         deepEqual(all[0], signatureRecord(sig1, encodeSignature(sig1).length));
-        deepEqual(all[2], matchRecord(testMatch(1)));
+        deepEqual(all[2], testMatchRecord(1));
 
         deepEqual((await read(srv.url, { startMs: cut })).map(key), [
           "sig:m:3",

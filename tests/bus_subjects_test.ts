@@ -22,6 +22,7 @@ import {
 import { bestSample, median, ntpSample } from "../bus/clock_skew.ts";
 import { safeServers } from "../bus/connection.ts";
 import { testMatch } from "./support/bus_fixtures.ts";
+import { matchRecord } from "../report/records.ts";
 
 Deno.test("subjects: signature and match subjects parse back; bad tokens are refused", () => {
   equal(signatureSubject("call_start"), "fsmpx.sig.call_start");
@@ -51,8 +52,8 @@ Deno.test("subjects: node names with dots become one reversible-looking token", 
 });
 
 Deno.test("subjects: match dedupe id is signature, stage and target stream (same in both buses)", () => {
-  const m = testMatch(7);
-  equal(matchDedupeId(m), `${m.signatureId}:asr:node-b:asr-stream`);
+  const m = matchRecord(testMatch(7));
+  equal(matchDedupeId(m), `${m.signature_id}:asr:node-b:asr-stream`);
   equal(reExported(m), matchDedupeId(m));
   equal(matchDedupeId({ ...m, stage: "relay" }) === matchDedupeId(m), false);
 });

@@ -266,7 +266,7 @@ Deno.test("exporter: two nodes on one bus see each other's matches; hop in recor
   const bus = new InProcessBus();
   const system = new ActorSystem();
   const records: MatchRecord[] = [];
-  const published: Match[] = [];
+  const published: MatchRecord[] = [];
   bus.subscribeMatches((m) => void published.push(m));
   const nodes = ["node-b", "node-c"].map((name) => {
     const metrics = new FsmMetrics({ rss: () => 0 });
@@ -304,7 +304,7 @@ Deno.test("exporter: two nodes on one bus see each other's matches; hop in recor
     ["s2", "relay", 0.15],
     ["s2", "asr", 0.8],
   ]);
-  deepEqual(published.map((m) => (m as Match & { hop?: unknown }).hop !== undefined), [
+  deepEqual(published.map((m) => m.hop !== undefined), [
     false,
     true,
     true,

@@ -6,6 +6,8 @@
 import type { Match, Signature } from "../../audio/types.ts";
 import type { JetStreamBusOptions } from "../../bus/jetstream.ts";
 
+import { type MatchRecord, matchRecord } from "../../report/records.ts";
+
 /** A signature that encodes (16-hex id, 1..128 frames); `n` makes the id and the fingerprint distinct. */
 export function testSignature(
   n: number,
@@ -84,4 +86,9 @@ export async function waitFor(pred: () => boolean, timeoutMs: number, what: stri
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** {@link testMatch} as the record the exporter publishes. */
+export function testMatchRecord(...args: Parameters<typeof testMatch>): MatchRecord {
+  return matchRecord(testMatch(...args));
 }
