@@ -47,7 +47,7 @@ export interface MatchRule {
   minZ: number;
 }
 
-/** Default rule (tuned: see fingerprint.ts). */
+/** Default rule, tuned on the accuracy corpus: `deno task bench` (bench/accuracy.ts) measures recall and false matches. */
 export const DEFAULT_RULE: Readonly<MatchRule> = Object.freeze({
   thresholdBer: 0.4,
   margin: 0.04,
@@ -118,7 +118,7 @@ export function setVerifyObserver(
  * Exponent of the effective bit count in the significance. Independent bits would give 0.5 (a z-score); bits of
  * speech fingerprints are correlated within and across frames, so chance agreement of unrelated speech grows
  * with block length faster than that predicts. 0.35 separated true matches (through noise, GSM, loss) from the
- * best chance alignments against unrelated speech best over 3,000 signature × chain trials (see fingerprint.ts).
+ * best chance alignments against unrelated speech over 3,000 signature × chain trials (bench/accuracy.ts).
  */
 export const SIGNIFICANCE_EXPONENT = 0.35;
 
