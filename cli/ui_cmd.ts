@@ -11,6 +11,7 @@ import { RecordStore } from "../http/ui/store.ts";
 import { stagePaths } from "../report/hops.ts";
 import { parseListen } from "../http/server.ts";
 import { logger } from "../util/log.ts";
+import { REPEAT_WINDOW_MS } from "../actors/shutdown.ts";
 
 /** Where the UI listens unless `--listen` says otherwise. */
 export const DEFAULT_UI_LISTEN = "127.0.0.1:8080";
@@ -22,18 +23,27 @@ function recordFiles(args: ParsedArgs): string[] {
   return [...given, ...args.positionals];
 }
 
-/** Waits for SIGINT or SIGTERM. */
+/**
+ * Waits for SIGINT or SIGTERM. The listeners stay: the same Ctrl-C delivered twice (under `deno task` it reaches
+ * the process from the terminal and again from the task runner, see actors/shutdown.ts) is ignored while the
+ * caller shuts down (with the listeners gone the repeat killed the process, exit 130, whenever the shutdown took
+ * longer than the two deliveries apart); a second signal after {@link REPEAT_WINDOW_MS} exits at once with 1.
+ */
 export function untilSignal(): Promise<string> {
   return new Promise((resolve) => {
-    const sigs: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-    const handlers = sigs.map((s) => {
-      const h = () => {
-        sigs.forEach((x, i) => Deno.removeSignalListener(x, handlers[i]!));
-        resolve(s);
-      };
-      Deno.addSignalListener(s, h);
-      return h;
-    });
+    let firstAt: number | null = null;
+    for (const sig of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(sig, () => {
+        const now = performance.now();
+        if (firstAt === null) {
+          firstAt = now;
+          resolve(sig);
+        } else if (now - firstAt >= REPEAT_WINDOW_MS) {
+          logger("ui").warn("second signal; exiting without waiting for the shutdown", { signal: sig });
+          Deno.exit(1);
+        }
+      });
+    }
   });
 }
 
