@@ -63,11 +63,11 @@ interface Manifests {
   tree: Awaited<ReturnType<typeof readKustomization>>;
 }
 
-/** The patch files of the packet-capture overlay, repo-relative. */
-async function packetCapturePatches(): Promise<string[]> {
-  const text = await Deno.readTextFile(join(K8S, "packet-capture", "kustomization.yaml"));
-  const { docs } = parseManifests(text, "k8s/packet-capture/kustomization.yaml");
-  return arr(at(docs[0]?.value, "patches")).map((p) => `k8s/packet-capture/${str(at(p, "path"))}`);
+/** The patch files of a component (k8s/packet-capture, k8s/pixie-pod-scope), repo-relative. */
+async function packetCapturePatches(component = "packet-capture"): Promise<string[]> {
+  const text = await Deno.readTextFile(join(K8S, component, "kustomization.yaml"));
+  const { docs } = parseManifests(text, `k8s/${component}/kustomization.yaml`);
+  return arr(at(docs[0]?.value, "patches")).map((p) => `k8s/${component}/${str(at(p, "path"))}`);
 }
 
 let cached: Promise<Manifests> | undefined;
@@ -182,7 +182,12 @@ Deno.test("k8s: kustomization applies every file in k8s/, and namespaces everyth
   // The packet-capture variant is an overlay of this deployment (tests/k8s_packet_capture_test.ts checks it).
   const overlay = await readKustomization(ROOT, join(K8S, "packet-capture"));
   const overlayPatches = await packetCapturePatches();
+  // So is the pod-scope component (tests/k8s_pixie_pod_scope_test.ts checks it).
+  const podScope = await readKustomization(ROOT, join(K8S, "pixie-pod-scope"));
   const used = new Set([
+    ...podScope.kustomizations,
+    ...podScope.resources,
+    ...(await packetCapturePatches("pixie-pod-scope")),
     ...tree.kustomizations,
     ...tree.resources,
     ...tree.configMaps.flatMap((c) => [...c.files.values()]),

@@ -1,0 +1,213 @@
+/**
+ * The pod-scope variant (k8s/pixie-pod-scope/, a kustomize Component for `pixie.scope: pods`): its patches
+ * applied to the base deployment the way kustomize's strategic merge does (maps merged, lists of named items
+ * merged by name), every resulting object validated against its Kubernetes schema, and the privileges checked
+ * to be exactly what the scope needs (the ServiceAccount token, get/list/watch on pods). The shipped configs turn
+ * the scope on from the component's environment variable; where kubectl is installed, the component renders
+ * with the real kustomize, alone and beside k8s/packet-capture/.
+ */
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
+import { loadConfig } from "../config/load.ts";
+import {
+  formatProblem,
+  parseManifests,
+  readKustomization,
+  validateManifest,
+} from "./support/k8s_validate.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const COMPONENT = join(ROOT, "k8s", "pixie-pod-scope");
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Strategic merge of `patch` into `base`: maps recursively, lists of named items by name, other lists replaced. */
+function merge(base: unknown, patch: unknown): unknown {
+  if (isObj(base) && isObj(patch)) {
+    const out: Obj = { ...base };
+    for (const [k, v] of Object.entries(patch)) out[k] = k in base ? merge(base[k], v) : v;
+    return out;
+  }
+  if (
+    Array.isArray(base) && Array.isArray(patch) && patch.every((p) => isObj(p) && typeof p.name === "string")
+  ) {
+    const out = base.map((b) => {
+      const p = patch.find((x) => isObj(x) && isObj(b) && x.name === b.name);
+      return p ? merge(b, p) : b;
+    });
+    for (const p of patch) if (!out.some((b) => isObj(b) && isObj(p) && b.name === p.name)) out.push(p);
+    return out;
+  }
+  return patch;
+}
+
+const key = (v: unknown) => isObj(v) ? `${v.kind}/${(v.metadata as Obj | undefined)?.name}` : "";
+
+/** The base's objects, and the same with the component applied. */
+async function rendered(): Promise<{ base: Map<string, Obj>; objs: Map<string, Obj> }> {
+  const base = await readKustomization(ROOT, join(ROOT, "k8s"));
+  const component = await readKustomization(ROOT, COMPONENT);
+  deepEqual(
+    component.problems.map(formatProblem).filter((p) => !p.includes('expected kind "Kustomization"')),
+    [],
+  );
+  const before = new Map<string, Obj>();
+  for (const file of base.resources) {
+    for (const d of parseManifests(await Deno.readTextFile(join(ROOT, file)), file).docs) {
+      if (isObj(d.value)) before.set(key(d.value), d.value);
+    }
+  }
+  const objs = new Map(before);
+  for (const file of component.resources) {
+    for (const d of parseManifests(await Deno.readTextFile(join(ROOT, file)), file).docs) {
+      if (isObj(d.value)) {
+        ok(!objs.has(key(d.value)), `${file}: ${key(d.value)} is already in the base`);
+        objs.set(key(d.value), d.value);
+      }
+    }
+  }
+  const k = parseManifests(await Deno.readTextFile(join(COMPONENT, "kustomization.yaml")), "k").docs[0]!
+    .value as Obj;
+  for (const p of (k.patches as { path: string }[])) {
+    const patch = parseManifests(await Deno.readTextFile(join(COMPONENT, p.path)), p.path).docs[0]!.value;
+    const target = objs.get(key(patch));
+    ok(target, `patch ${p.path} targets ${key(patch)}, which the base does not have`);
+    objs.set(key(patch), merge(target, patch) as Obj);
+  }
+  return { base: before, objs };
+}
+
+const podSpec = (ds: Obj) => ((ds.spec as Obj).template as Obj).spec as Obj;
+
+Deno.test("k8s/pixie-pod-scope: the patched objects validate against their Kubernetes schemas", async () => {
+  const { objs } = await rendered();
+  const problems = [...objs.values()].flatMap((o) =>
+    parseManifests(stringify(o), `rendered ${key(o)}`).docs.flatMap(validateManifest)
+  );
+  deepEqual(problems.map(formatProblem), []);
+});
+
+Deno.test("k8s/pixie-pod-scope: the token, pods read-only, FSMPX_PIXIE_SCOPE=pods, and nothing else", async () => {
+  const { base, objs } = await rendered();
+  const ds = objs.get("DaemonSet/fsm-px-sensor")!;
+  const spec = podSpec(ds);
+  equal(spec.automountServiceAccountToken, true);
+  equal((objs.get("ServiceAccount/fsm-px-sensor")!).automountServiceAccountToken, true);
+  const containers = spec.containers as Obj[];
+  equal(containers.length, 1, "the base's container was patched, not duplicated");
+  const env = containers[0]!.env as Obj[];
+  deepEqual(env.filter((e) => e.name === "FSMPX_PIXIE_SCOPE"), [{
+    name: "FSMPX_PIXIE_SCOPE",
+    value: "pods",
+  }]);
+  const baseEnv = (podSpec(base.get("DaemonSet/fsm-px-sensor")!).containers as Obj[])[0]!.env as Obj[];
+  deepEqual(env.filter((e) => e.name !== "FSMPX_PIXIE_SCOPE"), baseEnv, "the base's variables are kept");
+
+  const role = objs.get("ClusterRole/fsm-px-pixie-pod-scope")!;
+  deepEqual(role.rules, [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] }]);
+  const binding = objs.get("ClusterRoleBinding/fsm-px-pixie-pod-scope")!;
+  deepEqual(binding.roleRef, {
+    apiGroup: "rbac.authorization.k8s.io",
+    kind: "ClusterRole",
+    name: "fsm-px-pixie-pod-scope",
+  });
+  deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: "fsm-px-sensor", namespace: "fsm-px" }]);
+
+  // Nothing else: the pod keeps the base's security (no host network, no root), the namespace stays restricted.
+  const baseSpec = podSpec(base.get("DaemonSet/fsm-px-sensor")!);
+  const { automountServiceAccountToken: _a, containers: _c, ...rest } = spec;
+  const { automountServiceAccountToken: _b, containers: _d, ...baseRest } = baseSpec;
+  deepEqual(rest, baseRest);
+  deepEqual(
+    { ...containers[0]!, env: undefined },
+    { ...(baseSpec.containers as Obj[])[0]!, env: undefined },
+  );
+  deepEqual(
+    [...objs.keys()].filter((k) => !base.has(k)).sort(),
+    ["ClusterRole/fsm-px-pixie-pod-scope", "ClusterRoleBinding/fsm-px-pixie-pod-scope"],
+  );
+});
+
+Deno.test("k8s/pixie-pod-scope: the shipped configs take the scope from FSMPX_PIXIE_SCOPE, which deno task run may read", async () => {
+  const env = { NODE_NAME: "n1", PIXIE_API_KEY: "k", PIXIE_CLUSTER: "c", NATS_USER: "u", NATS_PASSWORD: "p" };
+  for (const file of ["k8s/config/config.yaml", "k8s/packet-capture/config.yaml"]) {
+    const on = await loadConfig(join(ROOT, file), { ...env, FSMPX_PIXIE_SCOPE: "pods" });
+    equal(on.config.pixie.scope, "pods", `${file} with the component`);
+    const off = await loadConfig(join(ROOT, file), env);
+    equal(off.config.pixie.scope, "node", `${file} without it`);
+  }
+  const deno = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))) as {
+    tasks: Record<string, string>;
+  };
+  const allowed = /--allow-env=(\S+)/.exec(deno.tasks.run!)?.[1]?.split(",") ?? [];
+  ok(
+    allowed.includes("FSMPX_PIXIE_SCOPE"),
+    "deno task run runs with --ignore-env: the variable must be allowed",
+  );
+  for (const v of ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "FSMPX_SERVICE_ACCOUNT_DIR"]) {
+    ok(allowed.includes(v), `and the in-cluster API's ${v}`);
+  }
+});
+
+const hasKubectl =
+  (await new Deno.Command("sh", { args: ["-c", "command -v kubectl"], stdout: "null" }).output())
+    .success;
+
+/** `kubectl kustomize` of the base with `components`; the rendered documents. */
+async function kustomize(components: string[]): Promise<{ text: string; docs: Obj[] }> {
+  const dir = await Deno.makeTempDir();
+  try {
+    const rel = (p: string) =>
+      join("..", ...Array(dir.split("/").length - 1).fill(".."), p).replace(/^\.\.\//, "");
+    await Deno.writeTextFile(
+      join(dir, "kustomization.yaml"),
+      `resources:\n  - ${rel(join(ROOT, "k8s"))}\ncomponents:\n${
+        components.map((c) => `  - ${rel(c)}\n`).join("")
+      }`,
+    );
+    const out = await new Deno.Command("kubectl", {
+      args: ["kustomize", dir],
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+    equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const text = new TextDecoder().decode(out.stdout);
+    const parsed = parseManifests(text, "kubectl kustomize").docs;
+    deepEqual(parsed.flatMap(validateManifest).map(formatProblem), []);
+    return { text, docs: parsed.map((d) => d.value).filter(isObj) };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test({
+  name: "k8s/pixie-pod-scope: renders with the real kustomize, alone and beside k8s/packet-capture/",
+  ignore: !hasKubectl,
+  fn: async () => {
+    for (const components of [[COMPONENT], [join(ROOT, "k8s", "packet-capture"), COMPONENT]]) {
+      const { docs } = await kustomize(components);
+      const ds = docs.find((d) => d.kind === "DaemonSet" && (d.metadata as Obj).name === "fsm-px-sensor")!;
+      const spec = podSpec(ds);
+      equal(spec.automountServiceAccountToken, true);
+      const env = ((spec.containers as Obj[])[0]!.env as Obj[]).filter((e) => e.name === "FSMPX_PIXIE_SCOPE");
+      deepEqual(env, [{ name: "FSMPX_PIXIE_SCOPE", value: "pods" }]);
+      ok(
+        docs.some((d) =>
+          d.kind === "ClusterRoleBinding" && (d.metadata as Obj).name === "fsm-px-pixie-pod-scope"
+        ),
+      );
+      if (components.length === 2) {
+        equal(spec.hostNetwork, true, "packet capture's patch is kept");
+        const cm = docs.find((d) =>
+          d.kind === "ConfigMap" && String((d.metadata as Obj).name).startsWith("fsm-px-config")
+        )!;
+        const config = String((cm.data as Obj)["config.yaml"]);
+        ok(config.includes("pod_metadata: kubernetes"), "packet capture's config");
+      }
+    }
+  },
+});
