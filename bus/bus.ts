@@ -11,8 +11,11 @@ export type Handler<T> = (msg: T) => void | Promise<void>;
 
 /** What a node needs from the bus. */
 export interface Bus {
-  /** Publishes a signature to every node (deduplicated by signature id). */
-  publishSignature(sig: Signature): Promise<void>;
+  /**
+   * Publishes a signature to every node (deduplicated by signature id). `encoded`: its wire form
+   * (audio/signature.ts `encodeSignature`) when the caller already has it, so it is encoded once.
+   */
+  publishSignature(sig: Signature, encoded?: Uint8Array): Promise<void>;
   /**
    * Publishes a match record (deduplicated by signature id, stage and target stream). The record is the one the
    * exporter built for its sinks: each match is rendered once.

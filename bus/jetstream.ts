@@ -217,11 +217,11 @@ export class JetStreamBus implements Bus {
   }
 
   /** Encodes and enqueues; returns at once (the outbox publishes). A bad signature is counted, never thrown. */
-  publishSignature(sig: Signature): Promise<void> {
+  publishSignature(sig: Signature, encoded?: Uint8Array): Promise<void> {
     let subject: string, data: Uint8Array;
     try {
       subject = signatureSubject(sig.measurement);
-      data = encodeSignature(sig);
+      data = encoded ?? encodeSignature(sig);
     } catch (e) {
       this.#reject("signature", e instanceof SubjectError ? "bad_subject" : "encode", e);
       return Promise.resolve();

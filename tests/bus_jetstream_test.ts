@@ -3,6 +3,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { JetStreamBus } from "../bus/jetstream.ts";
 import { connectNats } from "../bus/connection.ts";
 import type { Signature } from "../audio/types.ts";
+import { encodeSignature } from "../audio/signature.ts";
 import { NatsServer } from "./support/nats_server.ts";
 import { testBusOptions, testMatchRecord, testSignature, waitFor } from "./support/bus_fixtures.ts";
 import { gatedTest } from "./support/tools.ts";
@@ -60,16 +61,21 @@ natsTest(
       const onA: Signature[] = [], onB: Signature[] = [], onlyOther: string[] = [];
       await a.subscribeSignatures(["m"], (s) => void onA.push(s));
       await b.subscribeSignatures([], (s) => void onB.push(s));
-      await b.subscribeSignatures(["other", "third"], (s) => void onlyOther.push(s.id));
+      await b.subscribeSignatures(
+        ["other", "third"],
+        (s) => void onlyOther.push(`${s.id} ${s.ids["interval_id"]}`),
+      );
       const sent = testSignature(1);
       await a.publishSignature(sent);
-      await a.publishSignature(testSignature(2, "other"));
+      // Published with its wire form already encoded (the detector measures its size): that form is sent.
+      const other = testSignature(2, "other");
+      await a.publishSignature(other, encodeSignature({ ...other, ids: { interval_id: "as-encoded" } }));
       // publishSignature returns once queued: without this, node-b's signature may reach the stream first.
       await a.flush(5000);
       await b.publishSignature(testSignature(3, "m", "node-b"));
       await waitFor(() => onA.length === 2 && onB.length === 3 && onlyOther.length === 1, 5000, "deliveries");
       deepEqual(onA.map((s) => s.id), [sent.id, testSignature(3).id]);
-      deepEqual(onlyOther, [testSignature(2).id]);
+      deepEqual(onlyOther, [`${testSignature(2).id} as-encoded`]);
       const got = onB[0]!;
       equal(got.id, sent.id);
       equal(got.source.timeNs, sent.source.timeNs);
