@@ -465,7 +465,9 @@ export class TargetPipeline {
   #noteTime(t: bigint, sample: number): void {
     this.#times.push(t);
     this.#starts.push(sample);
-    if (this.#times.length > 4096) {
+    // Pruned every 256 messages (not only past 4,096): entries before the lookback are never read, and a bigint
+    // with its array slots costs ~40 bytes per message per stream.
+    if ((this.#times.length & 255) === 0) {
       const oldest = this.#store.start * this.#params.hop;
       let drop = 0;
       while (drop < this.#starts.length - 1 && this.#starts[drop + 1]! <= oldest) drop++;

@@ -1,0 +1,202 @@
+/**
+ * Memory of a sensor with many concurrent target streams, measured as the process's RSS: a capture file holding
+ * `streams` concurrent calls of `seconds` each (8 kHz μ-law Twilio JSON, 20 ms messages, cut from the bench
+ * corpus's speech) is replayed by `deno task run --capture` (the DaemonSet's process, one node) and analysed by
+ * `analyze`; each reports its peak RSS (VmHWM). Streams run longer than the 30 s lookback so every ring is full.
+ * The figures size the DaemonSet (k8s/README.md "Sizing").
+ *
+ * `deno run -A bench/capture_memory.ts [--streams 1000,2000] [--seconds 35]`
+ * @module
+ */
+
+import { encodeCaptureHeader, encodeCaptureLine } from "../pixie/capture.ts";
+import type { Row } from "../pixie/row.ts";
+import { buildCorpus } from "./corpus.ts";
+import { Rng } from "../fixtures/gen/prng.ts";
+import { timed } from "./analyze_speed.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const T0 = 1_763_900_000_000_000_000n;
+
+/** Peak memory of one configuration. */
+export interface CaptureMemory {
+  streams: number;
+  seconds: number;
+  captureMB: number;
+  /** `run --capture`: peak RSS (VmHWM) and RSS at the end of the replay, MB. */
+  runPeakMB: number;
+  runEndMB: number;
+  /** `analyze` of the same capture: peak RSS, MB. */
+  analyzePeakMB: number;
+}
+
+const CONFIG = `log_level: info
+node: node-b
+metrics: { listen: 127.0.0.1:0 }
+measurements:
+  - name: mem
+    signature_rules:
+      stream_filter: "df = px.DataFrame(table='http_events')"
+      stream_key: [pod, remote_addr, remote_port]
+      audio: { envelope: json, path: media.payload, encoding: base64, codec: mulaw, sample_rate: 8000 }
+    match_rules:
+      - stage: relay
+        stream_filter: "df = px.DataFrame(table='http_events')"
+        stream_key: [pod, remote_addr, remote_port]
+        audio: { envelope: json, path: media.payload, encoding: base64, codec: mulaw, sample_rate: 8000 }
+`;
+
+/** Writes a capture of `streams` concurrent target streams of `seconds` each; returns its size in bytes. */
+export async function writeManyStreams(path: string, streams: number, seconds: number): Promise<number> {
+  const corpus = await buildCorpus({ seed: 1, quick: true, cacheDir: ".bench-cache" });
+  const sources = corpus.calls.map((c) => c.source.messages);
+  const perStream = Math.round((seconds * 1000) / 20);
+  const rng = new Rng(5);
+  const plan = Array.from({ length: streams }, (_, i) => {
+    const src = sources[i % sources.length]!;
+    return {
+      src,
+      from: rng.int(0, Math.max(0, src.length - perStream)),
+      offsetNs: BigInt(rng.int(0, 999)) * 1_000_000n,
+    };
+  });
+  const f = await Deno.open(path, { write: true, create: true, truncate: true });
+  const enc = new TextEncoder();
+  let bytes = 0;
+  const write = async (text: string) => {
+    const b = enc.encode(text);
+    bytes += b.length;
+    for (let off = 0; off < b.length;) off += await f.write(b.subarray(off));
+  };
+  try {
+    await write(encodeCaptureHeader("node-b") + "\n");
+    for (let k = 0; k < perStream; k++) {
+      const lines: string[] = [];
+      for (let i = 0; i < streams; i++) {
+        const p = plan[i]!;
+        const m = p.src[(p.from + k) % p.src.length]!;
+        const time = T0 + BigInt(k) * 20_000_000n + p.offsetNs;
+        const row: Row = {
+          query: "mem/relay",
+          node: "node-b",
+          time,
+          columns: {
+            time_: time,
+            pod: "voice/relay-0",
+            remote_addr: "10.1.0.7",
+            remote_port: 10000 + i,
+            req_body: m.payload,
+          },
+        };
+        lines.push(encodeCaptureLine(row));
+      }
+      await write(lines.join("\n") + "\n");
+    }
+  } finally {
+    f.close();
+  }
+  return bytes;
+}
+
+function statusMB(pid: number, field: "VmHWM" | "VmRSS"): number {
+  try {
+    const s = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const m = s.match(new RegExp(`${field}:\\s+(\\d+) kB`));
+    return m ? (Number(m[1]) * 1024) / 1e6 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Runs `run --capture` until the capture is replayed; its peak and final RSS, MB. */
+async function runCapture(config: string, capture: string): Promise<{ peak: number; end: number }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}main.ts`,
+      "run",
+      "--config",
+      config,
+      "--capture",
+      capture,
+      "--speed",
+      "1000000",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const dec = new TextDecoder();
+  let text = "";
+  let result = { peak: NaN, end: NaN };
+  for await (const chunk of child.stderr) {
+    text += dec.decode(chunk, { stream: true });
+    if (text.includes("capture replayed")) {
+      result = { peak: statusMB(child.pid, "VmHWM"), end: statusMB(child.pid, "VmRSS") };
+      child.kill("SIGTERM");
+      break;
+    }
+    if (text.length > 1 << 20) text = text.slice(-4096);
+  }
+  await child.status;
+  return result;
+}
+
+/** Measures every configuration. */
+export async function captureMemory(
+  streamCounts: readonly number[],
+  seconds: number,
+): Promise<CaptureMemory[]> {
+  const dir = await Deno.makeTempDir({ prefix: "fsmpx-capture-memory-" });
+  const out: CaptureMemory[] = [];
+  try {
+    const config = `${dir}/config.yaml`;
+    await Deno.writeTextFile(config, CONFIG);
+    for (const streams of streamCounts) {
+      const capture = `${dir}/many.jsonl`;
+      const bytes = await writeManyStreams(capture, streams, seconds);
+      const run = await runCapture(config, capture);
+      const an = await timed([
+        Deno.execPath(),
+        "run",
+        "-A",
+        `${ROOT}main.ts`,
+        "analyze",
+        "--config",
+        config,
+        capture,
+      ]);
+      out.push({
+        streams,
+        seconds,
+        captureMB: bytes / 1e6,
+        runPeakMB: run.peak,
+        runEndMB: run.end,
+        analyzePeakMB: an.maxRssMB,
+      });
+      await Deno.remove(capture);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  return out;
+}
+
+/** The bench's printout. */
+export function printCaptureMemory(rs: readonly CaptureMemory[]): void {
+  for (const r of rs) {
+    console.log(
+      `  ${r.streams} concurrent target streams x ${r.seconds} s (${r.captureMB.toFixed(0)} MB capture): ` +
+        `run --capture peak RSS ${r.runPeakMB.toFixed(0)} MB (${r.runEndMB.toFixed(0)} MB at the end); ` +
+        `analyze peak RSS ${r.analyzePeakMB.toFixed(0)} MB (target <= 400 MB at 1,000 streams)`,
+    );
+  }
+}
+
+if (import.meta.main) {
+  const si = Deno.args.indexOf("--streams");
+  const ti = Deno.args.indexOf("--seconds");
+  const counts = si >= 0 ? Deno.args[si + 1]!.split(",").map(Number) : [1000, 2000];
+  const seconds = ti >= 0 ? Number(Deno.args[ti + 1]) : 35;
+  printCaptureMemory(await captureMemory(counts, seconds));
+}
