@@ -14,7 +14,9 @@ import type { RecordSink } from "../actors/exporter.ts";
 
 /** Runs `analyze`. */
 export async function analyzeCommand(args: ParsedArgs): Promise<number> {
-  const format = optFormat(args);
+  // `summary` is the same JSON document as `json` (replay's `json` prints records: a contract kept from before).
+  const asked = optFormat(args);
+  const format = asked === "summary" ? "json" : asked;
   if (args.positionals.length === 0) throw new UsageError("give at least one capture file");
   const select = recordSelection(args);
   const { config } = await loadCommandConfig(args);

@@ -89,6 +89,7 @@ export function optionsOf(cmd: Command): OptionSpecs {
 export const FORMATS = {
   table: "tables for people (ms)",
   json: "one JSON document (snake_case, units in the key names)",
+  summary: "the summary as one JSON document (as analyze's json)",
   csv: "a row per stage",
   records: "the records as JSON Lines, as --out writes them",
 } as const;

@@ -76,7 +76,7 @@ export const COMMANDS: Command[] = [
     positionals: "CAPTURE...",
     options: {
       out: { kind: "value", arg: "FILE", help: "write signature and match records as JSON Lines" },
-      format: formatOption(["table", "json", "csv", "records"]),
+      format: formatOption(["table", "json", "csv", "records", "summary"]),
       interval: { ...INTERVAL, help: "summarise only this interval id" },
       id: ID,
     },
@@ -119,8 +119,9 @@ export const COMMANDS: Command[] = [
     name: "replay",
     summary: "offline analysis of signatures and matches stored in JetStream",
     about: "Reads signatures and match records by time range from the JetStream stream and prints the same " +
-      "summary and per-interval waterfall as 'analyze' (--format records: the records themselves, exactly as " +
-      "'analyze --out' writes them). Works against a server the sensors have left.",
+      "summary and per-interval waterfall as 'analyze' (--format summary: as JSON; --format records, or json as " +
+      "it always has: the records themselves, exactly as 'analyze --out' writes them). Works against a server " +
+      "the sensors have left.",
     options: {
       since: { kind: "value", arg: "D", help: "from D ago (e.g. 1h, 30m)", default: "1h" },
       start: { kind: "value", arg: "TIME", help: "from an RFC 3339 time" },
@@ -131,7 +132,7 @@ export const COMMANDS: Command[] = [
         arg: "FILE",
         help: "also write the records read as JSON Lines (as analyze --out)",
       },
-      format: formatOption(["table", "json", "csv", "records"]),
+      format: formatOption(["table", "json", "csv", "records", "summary"]),
       interval: INTERVAL,
       id: ID,
     },

@@ -48,7 +48,10 @@ export function recordSelection(args: ParsedArgs): RecordSelection {
 
 /** Runs `replay`. */
 export async function replayCommand(args: ParsedArgs): Promise<number> {
-  const format = optFormat(args);
+  // `replay --format json` has always printed the records exactly as `analyze --out` writes them (a contract
+  // scripts depend on): it stays the same as `--format records`.
+  const asked = optFormat(args);
+  const format = asked === "json" ? "records" : asked;
   const outPath = optString(args, "out");
   const since = optString(args, "since");
   const start = optString(args, "start");
@@ -109,7 +112,7 @@ export async function replayCommand(args: ParsedArgs): Promise<number> {
     }
   }
   const summary = summarize(signatures, matches, stageOrder(config), { paths, select });
-  if (format === "json") console.log(JSON.stringify({ measurements: summary }));
+  if (format === "summary") console.log(JSON.stringify({ measurements: summary }));
   else console.log(format === "csv" ? renderSummaryCsv(summary).trimEnd() : renderSummaryTable(summary));
   return EXIT_OK;
 }

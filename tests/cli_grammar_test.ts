@@ -59,7 +59,7 @@ Deno.test("grammar: one parser: =value, short options, repeats, --, and errors t
   says(["--intervl", "3"], /^unknown option --intervl \(did you mean --interval\?\)$/);
   says(["--interval"], /^--interval ID: the ID is missing$/);
   says(["--interval", "--id", "x"], /--interval ID: the ID is missing/);
-  says(["--format", "xml"], /^--format expects table, json, csv or records, got "xml"$/);
+  says(["--format", "xml"], /^--format expects table, json, csv, records or summary, got "xml"$/);
   says(["--log-level", "loud"], /^--log-level expects debug, info, warn or error, got "loud"$/);
   says(["--exit=yes"], /^--exit takes no value/, command("demo"));
   says(
@@ -73,8 +73,13 @@ Deno.test("grammar: one parser: =value, short options, repeats, --, and errors t
 });
 
 Deno.test("grammar: the same formats for analyze and replay; json is snake_case with units in the key names", async () => {
+  // One set of words; `json` keeps its old meaning per command (analyze: the summary; replay: the records).
   for (const name of ["analyze", "replay"]) {
-    deepEqual(optionsOf(command(name))["format"]!.choices, ["table", "json", "csv", "records"], name);
+    deepEqual(
+      optionsOf(command(name))["format"]!.choices,
+      ["table", "json", "csv", "records", "summary"],
+      name,
+    );
   }
   const files = ["node-a", "node-b", "node-c"].map((n) => `fixtures/e2e/${n}.jsonl`);
   const csv = await cli(["analyze", "--config", "fixtures/e2e/config.yaml", "--format", "csv", ...files]);
@@ -91,6 +96,20 @@ Deno.test("grammar: the same formats for analyze and replay; json is snake_case 
 
   const json = await cli(["analyze", "--config", "fixtures/e2e/config.yaml", "--format", "json", ...files]);
   equal(json.code, 0, json.stderr);
+  const summary = await cli([
+    "analyze",
+    "--config",
+    "fixtures/e2e/config.yaml",
+    "--format",
+    "summary",
+    ...files,
+  ]);
+  equal(summary.code, 0, summary.stderr);
+  deepEqual(
+    (JSON.parse(summary.stdout) as { measurements: unknown }).measurements,
+    (JSON.parse(json.stdout) as { measurements: unknown }).measurements,
+    "analyze: summary is json",
+  );
   const keys = new Set<string>();
   JSON.parse(json.stdout, (k, v) => {
     if (k !== "" && !/^\d+$/.test(k)) keys.add(k);
