@@ -1,0 +1,110 @@
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { openCapture, parseCapture } from "../pixie/capture.ts";
+import { mergeByTime, mergeStreams, type NodeRowStream } from "../pixie/replay.ts";
+import type { Row } from "../pixie/row.ts";
+
+const S = 1_000_000_000n;
+
+function row(query: string, node: string, time: bigint, tag: number): Row {
+  return { query, node, time, columns: { time_: time, tag } };
+}
+
+async function* batchesOf(rows: readonly Row[], size: number): AsyncGenerator<Row[]> {
+  for (let i = 0; i < rows.length; i += size) yield rows.slice(i, i + size);
+}
+
+async function collect(
+  it: AsyncIterable<{ node: string; row: Row }[]>,
+): Promise<{ node: string; row: Row }[]> {
+  const out: { node: string; row: Row }[] = [];
+  for await (const b of it) out.push(...b);
+  return out;
+}
+
+Deno.test("openCapture streams a file in small chunks into the same rows and problems as parseCapture", async () => {
+  const lines = ['{"capture": 1, "node": "node-x"}'];
+  for (let i = 0; i < 500; i++) {
+    lines.push(
+      JSON.stringify({ query: "m/source", row: { time_: String(1000 + i), req_body: `héllo ${i}` } }),
+    );
+    if (i % 97 === 0) lines.push("not json at all");
+    if (i % 131 === 0) lines.push("");
+  }
+  const text = lines.join("\r\n") + "\n";
+  const path = await Deno.makeTempFile({ suffix: ".jsonl" });
+  try {
+    await Deno.writeTextFile(path, text);
+    const whole = parseCapture(text, path);
+    // 61 bytes per read: lines and multi-byte characters are cut across reads.
+    const reader = await openCapture(path, { chunkBytes: 61, batchRows: 7, keepProblems: 3 });
+    equal(reader.node, "node-x");
+    const rows: Row[] = [];
+    let batches = 0;
+    for await (const b of reader.batches()) {
+      ok(b.length <= 7);
+      batches++;
+      rows.push(...b);
+    }
+    ok(batches > 70);
+    deepEqual(rows, whole.rows);
+    equal(reader.problemCount, whole.problems.length);
+    deepEqual(reader.problems, whole.problems.slice(0, 3));
+    equal(reader.bytesRead, new TextEncoder().encode(text).length);
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("mergeStreams gives mergeByTime's order: running max per query, ties in input order", async () => {
+  // Node a: two queries interleaved, one row of q1 captured 300 ms earlier than the one before it (kept behind
+  // it by the running max); node b: rows at the same times as a's (a's come first on ties).
+  const a: Row[] = [];
+  const b: Row[] = [];
+  for (let i = 0; i < 300; i++) {
+    const t = BigInt(i) * 100_000_000n;
+    a.push(row("m/q1", "a", i === 150 ? t - 300_000_000n : t, i));
+    if (i % 3 === 0) a.push(row("m/q2", "a", t + 50_000_000n, i));
+    b.push(row("m/q3", "b", t, i));
+  }
+  const expected = mergeByTime([{ node: "a", rows: a }, { node: "b", rows: b }]).map((x) => x.row);
+  const inputs: NodeRowStream[] = [
+    { node: "a", batches: batchesOf(a, 5) },
+    { node: "b", batches: batchesOf(b, 11) },
+  ];
+  const stats = { rows: 0, late: 0, forced: 0, peakBuffered: 0 };
+  const got = (await collect(mergeStreams(inputs, { windowNs: S }, stats))).map((x) => x.row);
+  deepEqual(got, expected);
+  equal(stats.late, 0);
+  equal(stats.rows, a.length + b.length);
+  // Lazily: only about the window's worth of rows (1 s = ~25 rows here) plus a batch is ever held.
+  ok(stats.peakBuffered < 60, `held ${stats.peakBuffered}`);
+});
+
+Deno.test("mergeStreams: a row further back than the window is counted late; the buffer bound holds", async () => {
+  const a: Row[] = [];
+  for (let i = 0; i < 100; i++) a.push(row(`m/q${i === 60 ? "late" : "x"}`, "a", BigInt(i) * S, i));
+  // A new query whose first row is 50 s behind everything read so far.
+  a.splice(80, 0, row("m/other", "a", 10n * S, -1));
+  const b = Array.from({ length: 100 }, (_, i) => row("m/y", "b", BigInt(i) * S, i));
+  const stats = { rows: 0, late: 0, forced: 0, peakBuffered: 0 };
+  const got = await collect(
+    mergeStreams([{ node: "a", batches: batchesOf(a, 4) }, { node: "b", batches: batchesOf(b, 4) }], {
+      windowNs: 2n * S,
+    }, stats),
+  );
+  equal(got.length, 201);
+  equal(stats.late, 1);
+  // A window longer than the capture: without the bound the merge would hold all of it.
+  const bounded = { rows: 0, late: 0, forced: 0, peakBuffered: 0 };
+  const long = Array.from({ length: 1000 }, (_, i) => row("m/z", "c", BigInt(i) * S, i));
+  const all = await collect(
+    mergeStreams([{ node: "c", batches: batchesOf(long, 10) }], {
+      windowNs: 1_000_000n * S,
+      maxBuffered: 100,
+    }, bounded),
+  );
+  deepEqual(all.map((x) => x.row), long);
+  ok(bounded.forced > 0);
+  ok(bounded.peakBuffered <= 110, `held ${bounded.peakBuffered}`);
+  equal(bounded.late, 0);
+});
