@@ -27,6 +27,7 @@ Deno.test("quickstart loads with the documented defaults and a default match rul
     direct_addr: "",
     encryption: true,
     ca_file: "",
+    scope: "node",
   });
   equal(config.nats.url, "");
   equal(config.nats.stream, "FSMPX");
