@@ -31,6 +31,11 @@ export interface ReadRecordsOptions {
   onSkip?: (reason: string, detail: string) => void;
   /** Give up on a consumer that delivers nothing for this long although messages were pending. Default 10 s. */
   idleTimeoutMs?: number;
+  /**
+   * Every stored message read (skipped ones too), before its record: its stream sequence and when the server
+   * stored it (ns, the server's clock), e.g. to follow the stream on from exactly there.
+   */
+  onStored?: (seq: number, storedNs: bigint) => void;
 }
 
 /**
@@ -82,6 +87,7 @@ export async function* readRecordsFrom(
   const sources = filters.map((f) => storedMessages(js, opts, f, untilNs, nc.getServer()));
   let skipped = 0;
   for await (const m of mergeBySeq(sources)) {
+    opts.onStored?.(m.seq, m.timestampNanos);
     const r = toRecord(m);
     if (typeof r === "string") {
       skipped++;

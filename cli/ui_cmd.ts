@@ -75,15 +75,31 @@ export async function uiCommand(args: ParsedArgs): Promise<number> {
     const nc = await connectNats({ ...natsConnectOptions(config), name: "fsmpx-ui" });
     closeNats = () => nc.close().catch(() => {});
     const startMs = Date.now() - windowMs;
-    const tailFrom = Date.now();
-    const n = await readHistory(nc, config.nats.stream, startMs, (r) => store.add(r), () => store.skipped++);
-    console.log(
-      `${n} records from JetStream stream ${config.nats.stream} (last ${optString(args, "since") ?? "1h"})`,
+    const history = await readHistory(
+      nc,
+      config.nats.stream,
+      startMs,
+      (r) => store.add(r),
+      () => store.skipped++,
     );
-    // The tail starts where the history read started: overlap is deduplicated by the store, a gap is not possible.
-    const tail = await tailRecords(nc, config.nats.stream, tailFrom, (r) => store.add(r), {
-      onSkip: () => store.skipped++,
-    });
+    console.log(
+      `${history.records} records from JetStream stream ${config.nats.stream} ` +
+        `(last ${optString(args, "since") ?? "1h"})`,
+    );
+    // The tail starts at the history's last message by the server's clock (stored times are the server's): it
+    // repeats that message and any stored in the same ms, which the store holds once, and misses none stored
+    // after it, whatever this host's clock says (starting at this host's "now" lost what was stored while the
+    // server's clock caught up with a host clock ahead of it). A history cut short by a stalled read is
+    // completed by the tail. No history: from the window's start.
+    const tail = await tailRecords(
+      nc,
+      config.nats.stream,
+      history.lastStoredMs ?? startMs,
+      (r) => store.add(r),
+      {
+        onSkip: () => store.skipped++,
+      },
+    );
     stopTail = () => tail.stop();
   } else {
     log.error("nothing to show: give --records FILE (from analyze --out) or set nats.url", {});

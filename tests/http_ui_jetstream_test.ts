@@ -26,6 +26,9 @@ import {
 } from "./support/ui_jetstream.ts";
 import type { Analyzed } from "./support/sensor_process.ts";
 import { quantile } from "../report/summary.ts";
+import { gatedTest } from "./support/tools.ts";
+
+const test = await gatedTest(import.meta.url, ["nats-server", "chromium"]);
 
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
@@ -60,15 +63,12 @@ function expectedWaterfall(recs: Analyzed): Record<string, Record<string, string
   return out;
 }
 
-Deno.test({
+test({
   name:
     "web UI over nats-server with sensor processes: history equals replay, live tail adds rows in Chromium",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    await Deno.stat(CHROMIUM).catch(() => {
-      throw new Error(`${CHROMIUM} is missing: install Debian's chromium (scripts/setup.sh test does)`);
-    });
     const dir = await Deno.makeTempDir({ prefix: "fsmpx-ui-js-" });
     const sensors: SensorProcess[] = [];
     let nats: NatsServer | undefined;

@@ -1,8 +1,8 @@
 /**
  * Records from JetStream for the web UI (and for exporters that want other nodes' matches): the stored history
  * of a time window, then a live tail of what the sensors publish from then on. Both read the contract subjects
- * `fsmpx.sig.<measurement>` and `fsmpx.match.<measurement>.<stage>`; a record seen in both (the tail starts a
- * little before the history ends) is held once by the store.
+ * `fsmpx.sig.<measurement>` and `fsmpx.match.<measurement>.<stage>`; a record seen in both (the tail starts at
+ * the history's last message, by the server's clock) is held once by the store.
  * @module
  */
 import { jetstream } from "@nats-io/jetstream";
@@ -18,20 +18,35 @@ export interface Tail {
   stop(): Promise<void>;
 }
 
-/** Reads the history from `startMs` into `onRecord`; returns how many records were read. */
+/** What {@link readHistory} read. */
+export interface History {
+  /** Records read (skipped messages not counted). */
+  records: number;
+  /** When the server stored the last message read (ms, the server's clock); null when none was read. */
+  lastStoredMs: number | null;
+}
+
+/** Reads the history from `startMs` into `onRecord`. */
 export async function readHistory(
   nc: NatsConnection,
   stream: string,
   startMs: number,
   onRecord: (r: AnyRecord) => void,
   onSkip?: () => void,
-): Promise<number> {
-  let n = 0;
-  for await (const r of readRecordsFrom(nc, { stream, startMs, onSkip: () => onSkip?.() })) {
+): Promise<History> {
+  let records = 0;
+  let lastNs: bigint | null = null;
+  const opts = {
+    stream,
+    startMs,
+    onSkip: () => onSkip?.(),
+    onStored: (_seq: number, ns: bigint) => lastNs = ns,
+  };
+  for await (const r of readRecordsFrom(nc, opts)) {
     onRecord(r);
-    n++;
+    records++;
   }
-  return n;
+  return { records, lastStoredMs: lastNs === null ? null : Number(lastNs / 1_000_000n) };
 }
 
 /**

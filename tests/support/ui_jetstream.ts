@@ -119,19 +119,20 @@ export interface UiProcess {
  * group of its own, and waits until it serves.
  */
 export async function startUiTask(config: string, timeoutMs = 60_000): Promise<UiProcess> {
+  const task = [
+    Deno.execPath(),
+    "task",
+    "-q",
+    "ui",
+    "--config",
+    config,
+    "--listen",
+    "127.0.0.1:0",
+    "--since",
+    "1h",
+  ];
   const child = new Deno.Command("setsid", {
-    args: [
-      Deno.execPath(),
-      "task",
-      "-q",
-      "ui",
-      "--config",
-      config,
-      "--listen",
-      "127.0.0.1:0",
-      "--since",
-      "1h",
-    ],
+    args: task,
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",
