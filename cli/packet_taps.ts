@@ -3,6 +3,7 @@
  * and the live capture settings.
  * @module
  */
+import { queryName } from "../util/query_name.ts";
 import type { Config, PacketTapConfig } from "../config/schema.ts";
 import { type PacketTap, parseCidr } from "../packets/taps.ts";
 import { parseRtpCodecName, type RtpCodec } from "../packets/rtp_codecs.ts";
@@ -31,8 +32,10 @@ function tapOf(query: string, p: PacketTapConfig): PacketTap {
 export function packetTapsFromConfig(config: Config): PacketTap[] {
   const taps: PacketTap[] = [];
   for (const m of config.measurements) {
-    if (m.signature_rules.packets) taps.push(tapOf(`${m.name}/${SOURCE_STREAM}`, m.signature_rules.packets));
-    for (const r of m.match_rules) if (r.packets) taps.push(tapOf(`${m.name}/${r.stage}`, r.packets));
+    if (m.signature_rules.packets) {
+      taps.push(tapOf(queryName(m.name, SOURCE_STREAM), m.signature_rules.packets));
+    }
+    for (const r of m.match_rules) if (r.packets) taps.push(tapOf(queryName(m.name, r.stage), r.packets));
   }
   return taps;
 }

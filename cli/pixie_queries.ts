@@ -2,6 +2,7 @@
  * The Pixie queries a sensor runs, derived from the config: one per measurement source and one per stage.
  * @module
  */
+import { queryName } from "../util/query_name.ts";
 import { configIssue } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
 import type { ComposedQueryInput } from "../pixie/pxl.ts";
@@ -22,7 +23,7 @@ export function queriesFromConfig(config: Config, node: string): ComposedQueryIn
     const s = m.signature_rules;
     if (s.stream_filter !== undefined) {
       out.push({
-        name: `${m.name}/${SOURCE_STREAM}`,
+        name: queryName(m.name, SOURCE_STREAM),
         streamFilter: s.stream_filter,
         node,
         ...mode,
@@ -33,7 +34,7 @@ export function queriesFromConfig(config: Config, node: string): ComposedQueryIn
     for (const r of m.match_rules) {
       if (r.stream_filter === undefined) continue;
       out.push({
-        name: `${m.name}/${r.stage}`,
+        name: queryName(m.name, r.stage),
         streamFilter: r.stream_filter,
         node,
         ...mode,

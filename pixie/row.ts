@@ -21,15 +21,8 @@ export interface Row {
   readonly columns: Readonly<Record<string, Cell>>;
 }
 
-/** Splits a query name `<measurement>/<stream>` into its parts; the stream is after the last slash. */
-export function parseQueryName(query: string): { measurement: string; stream: string } | undefined {
-  const slash = query.lastIndexOf("/");
-  if (slash <= 0 || slash === query.length - 1) return undefined;
-  return { measurement: query.slice(0, slash), stream: query.slice(slash + 1) };
-}
-
-/** The stream name used for a measurement's signature_rules query. */
-export const SOURCE_STREAM = "source";
+/** The query-name format `<measurement>/<stream>` lives in util/query_name.ts; rows re-export it. */
+export { parseQueryName, SOURCE_STREAM } from "../util/query_name.ts";
 
 const utf8 = new TextEncoder();
 const utf8Dec = new TextDecoder();

@@ -9,6 +9,7 @@
  * is what the engine did.
  * @module
  */
+import { queryName, queryNamesOf } from "../util/query_name.ts";
 import type { Config, MatchRule, Measurement, SignatureRules } from "../config/schema.ts";
 import type { AudioFormat } from "../audio/types.ts";
 import { cellBytes, cellText, parseQueryName, type Row, SOURCE_STREAM } from "../pixie/row.ts";
@@ -431,8 +432,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
   // Queries no measurement names, and configured queries without rows.
   const named = new Set<string>();
   for (const m of config.measurements) {
-    named.add(`${m.name}/${SOURCE_STREAM}`);
-    for (const r of m.match_rules) named.add(`${m.name}/${r.stage}`);
+    for (const q of queryNamesOf(m)) named.add(q);
   }
   const unnamed = Object.entries(facts.rowsByQuery).filter(([q, c]) => c > 0 && !named.has(q));
   if (unnamed.length > 0) {
@@ -517,7 +517,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
 
   // Per measurement: signatures, then each stage's matches.
   for (const m of config.measurements) {
-    const sourceQuery = `${m.name}/${SOURCE_STREAM}`;
+    const sourceQuery = queryName(m.name, SOURCE_STREAM);
     const sourceRows = facts.rowsByQuery[sourceQuery] ?? 0;
     const sigs = facts.signaturesByMeasurement[m.name] ?? 0;
     if (sigs === 0) {
@@ -564,7 +564,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
       }
     }
     for (const r of m.match_rules) {
-      const q = `${m.name}/${r.stage}`;
+      const q = queryName(m.name, r.stage);
       const rows = facts.rowsByQuery[q] ?? 0;
       const matches = facts.matchesByStage[q] ?? 0;
       const found = facts.matchedSignaturesByStage?.[q];
