@@ -5,12 +5,12 @@
  * @module
  */
 
+import { detectPixieMarker, type PixieMarker } from "../pixie/markers.ts";
 import type { AudioFormat } from "./types.ts";
 import { compileLinearRegex, type LinearRegex } from "./linear_regex.ts";
 
-/** Pixie's markers: a body cut at the capture limit, or a binary response body it dropped. */
-export type PixieMarker = "truncated" | "removed";
-
+/** Pixie's markers are recognised in one place (pixie/markers.ts); the decoder reads them through here. */
+export { detectPixieMarker, type PixieMarker };
 /** Why the audio field could not be found in a payload. */
 export type EnvelopeErrorReason =
   | "bad_json"
@@ -30,25 +30,6 @@ export type EnvelopeFormat = Pick<AudioFormat, "envelope" | "path" | "skip_bytes
 export type AudioFieldResult =
   | { ok: true; data: Uint8Array | string; overhead: number }
   | { ok: false; reason: EnvelopeErrorReason };
-
-const TRUNCATED_SUFFIX = new TextEncoder().encode("... [TRUNCATED]");
-const REMOVED_PREFIX = new TextEncoder().encode("<removed:");
-
-/** Recognises Pixie's markers by comparing bytes at the ends of the payload; nothing is decoded. */
-export function detectPixieMarker(payload: Uint8Array): PixieMarker | undefined {
-  const n = payload.length;
-  const t = TRUNCATED_SUFFIX.length;
-  if (n >= t && payload[n - 1] === 0x5d && bytesAt(payload, n - t, TRUNCATED_SUFFIX)) return "truncated";
-  if (n > REMOVED_PREFIX.length && payload[0] === 0x3c && payload[n - 1] === 0x3e) {
-    if (bytesAt(payload, 0, REMOVED_PREFIX)) return "removed";
-  }
-  return undefined;
-}
-
-function bytesAt(hay: Uint8Array, at: number, needle: Uint8Array): boolean {
-  for (let i = 0; i < needle.length; i++) if (hay[at + i] !== needle[i]) return false;
-  return true;
-}
 
 const utf8 = new TextDecoder("utf-8");
 const win1252 = new TextDecoder("windows-1252");

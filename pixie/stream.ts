@@ -21,6 +21,7 @@
  * @module
  */
 
+import { detectPixieMarker } from "./markers.ts";
 import { logger, redact } from "../util/log.ts";
 import { parseDurationNs } from "../util/duration.ts";
 import type { Row } from "./row.ts";
@@ -218,14 +219,9 @@ export function backoffDelay(attempt: number, b: BackoffOptions, random: () => n
   return Math.max(b.minMs, Math.floor(random() * window));
 }
 
-const TRUNCATED = new TextEncoder().encode("... [TRUNCATED]");
-
 /** True if a payload cell ends with Pixie's truncation marker. */
 export function isTruncated(cell: unknown): boolean {
-  if (!(cell instanceof Uint8Array) || cell.length < TRUNCATED.length) return false;
-  const off = cell.length - TRUNCATED.length;
-  for (let i = 0; i < TRUNCATED.length; i++) if (cell[off + i] !== TRUNCATED[i]) return false;
-  return true;
+  return cell instanceof Uint8Array && detectPixieMarker(cell) === "truncated";
 }
 
 /** A cheap identity of a row's content, used to drop rows re-delivered by a re-run at the same `time_`. */
