@@ -330,7 +330,9 @@ export class StreamDecoder {
     if (msg.payload === undefined) return this.#repair(messageIndex, msg, "missing_payload", undefined);
     const env = msg.payload instanceof PayloadEnvelope ? msg.payload : undefined;
     const bytes = env ? env.bytes : msg.payload as Uint8Array;
-    const marker = detectPixieMarker(bytes);
+    // Pixie cuts a body at its parse limit without a marker: only the original size shows it.
+    const marker = detectPixieMarker(bytes) ??
+      (msg.bodySize !== undefined && msg.bodySize > bytes.length ? "truncated" : undefined);
     if (marker) return this.#gap(messageIndex, msg, marker);
 
     const fmt = this.format;

@@ -219,9 +219,20 @@ export function backoffDelay(attempt: number, b: BackoffOptions, random: () => n
   return Math.max(b.minMs, Math.floor(random() * window));
 }
 
-/** True if a payload cell ends with Pixie's truncation marker. */
-export function isTruncated(cell: unknown): boolean {
-  return cell instanceof Uint8Array && detectPixieMarker(cell) === "truncated";
+/**
+ * True if Pixie cut a payload cell: it ends with the truncation marker, or (cut at the parse limit, without a
+ * marker) it is shorter than the body's original size (`*_body_size`) when that column is known.
+ */
+export function isTruncated(cell: unknown, bodySize?: number): boolean {
+  if (!(cell instanceof Uint8Array)) return false;
+  return detectPixieMarker(cell) === "truncated" || (bodySize !== undefined && bodySize > cell.length);
+}
+
+function bodySizeOf(row: Row, column: string | undefined): number | undefined {
+  if (column === undefined) return undefined;
+  const v = row.columns[column];
+  const n = typeof v === "bigint" ? Number(v) : typeof v === "number" ? v : undefined;
+  return n !== undefined && Number.isFinite(n) && n >= 0 ? n : undefined;
 }
 
 /** A cheap identity of a row's content, used to drop rows re-delivered by a re-run at the same `time_`. */
@@ -580,7 +591,9 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
       // Rows older than the window are kept without a fingerprint: a re-run starts after them.
       if (st.watermark === undefined || row.time >= st.watermark - overlapNs) st.recent.set(fp, row.time);
       if (st.watermark === undefined || row.time > st.watermark) st.watermark = row.time;
-      if (isTruncated(row.columns[table.columns.payload])) truncated++;
+      if (isTruncated(row.columns[table.columns.payload], bodySizeOf(row, table.columns.body_size))) {
+        truncated++;
+      }
       kept.push(row);
     }
     if (st.recent.size > 2 * st.prunedSize + 1024 && st.watermark !== undefined) {
