@@ -146,6 +146,7 @@ async function runCapture(config: string, capture: string): Promise<{ peak: numb
 export async function captureMemory(
   streamCounts: readonly number[],
   seconds: number,
+  onResult?: (r: CaptureMemory) => void,
 ): Promise<CaptureMemory[]> {
   const dir = await Deno.makeTempDir({ prefix: "fsmpx-capture-memory-" });
   const out: CaptureMemory[] = [];
@@ -166,14 +167,16 @@ export async function captureMemory(
         config,
         capture,
       ]);
-      out.push({
+      const r = {
         streams,
         seconds,
         captureMB: bytes / 1e6,
         runPeakMB: run.peak,
         runEndMB: run.end,
         analyzePeakMB: an.maxRssMB,
-      });
+      };
+      onResult?.(r);
+      out.push(r);
       await Deno.remove(capture);
     }
   } finally {
@@ -198,5 +201,5 @@ if (import.meta.main) {
   const ti = Deno.args.indexOf("--seconds");
   const counts = si >= 0 ? Deno.args[si + 1]!.split(",").map(Number) : [1000, 2000];
   const seconds = ti >= 0 ? Number(Deno.args[ti + 1]) : 35;
-  printCaptureMemory(await captureMemory(counts, seconds));
+  await captureMemory(counts, seconds, (r) => printCaptureMemory([r]));
 }

@@ -23,6 +23,8 @@ import {
   type SourceRun,
 } from "./accuracy.ts";
 import { buildCorpus, type Corpus } from "./corpus.ts";
+import { analyzeSpeed, printAnalyzeSpeed } from "./analyze_speed.ts";
+import { captureMemory, printCaptureMemory } from "./capture_memory.ts";
 import {
   ACTIVE_SIGNATURES,
   backgroundSignatures,
@@ -443,6 +445,14 @@ async function main(): Promise<void> {
       stderr: "inherit",
     }).output();
     if (fanout.code !== 0) console.log(`  fan-out bench failed (exit ${fanout.code})`);
+    // The whole path (issue 16): analyze end to end on this corpus with CPU by stage and fpcalc beside it, and the
+    // peak RSS of run --capture / analyze with many concurrent streams (bench/analyze_speed.ts, capture_memory.ts).
+    console.log("");
+    console.log("End to end (analyze in a child process, start-up included; peak RSS of run --capture)");
+    printAnalyzeSpeed(
+      await analyzeSpeed({ quick: args.quick, seed: args.seed, soundsDir: args.soundsDir, corpus }),
+    );
+    printCaptureMemory(await captureMemory(args.quick ? [100] : [1000], 35));
     await packetAndCodecBench(args.quick);
   }
 
