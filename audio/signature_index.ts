@@ -61,6 +61,24 @@ export function writeFrameSlot(
   }
 }
 
+const slotCache = new WeakMap<Signature, Uint32Array>();
+
+/**
+ * `sig`'s unmasked frames laid out on their own as one slot of {@link SignatureIndex.frames} (FRAME_WORDS words
+ * from 0; cached per signature object): for checks of a signature that is not, or not yet, in an index.
+ */
+export function frameSlotOf(sig: Signature): Uint32Array {
+  let f = slotCache.get(sig);
+  if (!f) {
+    const used: number[] = [];
+    for (let j = 0; j < sig.fingerprint.length; j++) if (!isMasked(sig.mask, j)) used.push(j);
+    f = new Uint32Array(FRAME_WORDS);
+    writeFrameSlot(f, 0, sig.fingerprint, used);
+    slotCache.set(sig, f);
+  }
+  return f;
+}
+
 /**
  * How many unmasked positions of the slot of `frames` at `at` (see {@link FRAME_WORDS}) are below `limit`: one
  * load where a binary search over the positions would wait on several dependent cache misses.

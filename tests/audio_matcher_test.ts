@@ -1,15 +1,9 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { MULAW_TO_LINEAR } from "../audio/codecs.ts";
 import { Fingerprinter, FP_PARAMS, FrameStore } from "../audio/fingerprint.ts";
-import {
-  DEFAULT_RULE,
-  requiredZ,
-  scoreBlock,
-  setVerifyObserver,
-  significance,
-  TargetMatcher,
-  type VerifyTrace,
-} from "../audio/matcher.ts";
+import { DEFAULT_RULE, requiredZ } from "../audio/match/rule.ts";
+import { scoreBlock, significance } from "../audio/match/score.ts";
+import { TargetMatcher, type VerifyTrace } from "../audio/match/mod.ts";
 import { SampleRing } from "../audio/sample_ring.ts";
 import { buildSignature, initSignatureHasher } from "../audio/signature.ts";
 import { SignatureIndex } from "../audio/signature_index.ts";
@@ -47,8 +41,15 @@ function sigAt(store: FrameStore, n: number, timeNs = T0): Signature {
   });
 }
 
-/** A matcher over `store`, its frames already computed; the target's frame k was captured at T0 + k·16 ms. */
-function matcher(store: FrameStore, index: SignatureIndex): TargetMatcher {
+/**
+ * A matcher over `store`, its frames already computed; the target's frame k was captured at T0 + k·16 ms.
+ * `observe` sees every verification.
+ */
+function matcher(
+  store: FrameStore,
+  index: SignatureIndex,
+  observe?: (t: VerifyTrace) => void,
+): TargetMatcher {
   return new TargetMatcher({
     index,
     store,
@@ -56,6 +57,7 @@ function matcher(store: FrameStore, index: SignatureIndex): TargetMatcher {
     hop: HOP,
     timeOfSample: (k) => T0 + BigInt(k) * 125_000n,
     firstSampleAtOrAfter: (t) => Math.max(0, Number((t - T0) / 125_000n)),
+    observe,
   });
 }
 
@@ -131,15 +133,10 @@ Deno.test("verification: a message lost inside the block is recognised (split) a
   const index = new SignatureIndex();
   index.add(sig);
   const traces: VerifyTrace[] = [];
-  setVerifyObserver((t) => traces.push(t));
-  try {
-    const m = matcher(target, index);
-    const got = [...m.onFrames(0, target.end), ...m.onFrames(target.end, target.end, true)];
-    strictEqual(got.length, 1);
-    strictEqual(got[0]!.frame, 150);
-  } finally {
-    setVerifyObserver(undefined);
-  }
+  const m = matcher(target, index, (t) => traces.push(t));
+  const got = [...m.onFrames(0, target.end), ...m.onFrames(target.end, target.end, true)];
+  strictEqual(got.length, 1);
+  strictEqual(got[0]!.frame, 150);
   const accepted = traces.filter((t) => t.accepted);
   strictEqual(accepted.length, 1);
   ok(

@@ -1,0 +1,187 @@
+/**
+ * The block score: how well a signature's sub-fingerprints agree with target frames at one alignment.
+ *
+ * One formula, written once ({@link weighted} and {@link weightedSq}): bits the target itself measured with a
+ * large energy difference ("strong") count fully, the others {@link WEAK_WEIGHT} — noise flips weak bits first.
+ * Every score here (a whole block, a block frame by frame for split scoring, a sample of a block's frames for
+ * pre-checks, the last through tables of the same functions) adds up the same per-frame terms, so the three give
+ * bit-identical sums for the same frames.
+ * @module
+ */
+
+import { type FrameStore, SUBFP_BITS } from "../fingerprint.ts";
+import { isMasked } from "../signature.ts";
+import { popcount32 } from "../signature_index.ts";
+
+/** Weight of a bit the target measured with a small energy difference. */
+export const WEAK_WEIGHT = 0.3;
+
+/**
+ * Exponent of the effective bit count in the significance. Independent bits would give 0.5 (a z-score); bits of
+ * speech fingerprints are correlated within and across frames, so chance agreement of unrelated speech grows
+ * with block length faster than that predicts. 0.35 separated true matches (through noise, GSM, loss) from the
+ * best chance alignments against unrelated speech over 3,000 signature × chain trials (bench/accuracy.ts).
+ */
+export const SIGNIFICANCE_EXPONENT = 0.35;
+
+/** The weighted count of `strong` strong and `weak` weak bits: the one formula of every score. */
+function weighted(strong: number, weak: number): number {
+  return strong + WEAK_WEIGHT * weak;
+}
+
+/** The sum of the squared weights of `strong` strong and `weak` weak bits (for the significance). */
+function weightedSq(strong: number, weak: number): number {
+  return strong + WEAK_WEIGHT * WEAK_WEIGHT * weak;
+}
+
+/** A frame's weight given its strong-bit count n: {@link weighted}(n, 32 − n). */
+const FRAME_WEIGHT: Float64Array = Float64Array.from(
+  { length: SUBFP_BITS + 1 },
+  (_, n) => weighted(n, SUBFP_BITS - n),
+);
+/** A frame's weighted errors from (strong errors a, weak errors b) at a·33 + b: {@link weighted}(a, b). */
+const FRAME_ERRORS: Float64Array = Float64Array.from(
+  { length: (SUBFP_BITS + 1) * (SUBFP_BITS + 1) },
+  (_, x) => weighted(Math.floor(x / (SUBFP_BITS + 1)), x % (SUBFP_BITS + 1)),
+);
+
+/** Significance of a weighted BER over weights summing to `w` with squares summing to `w2`. */
+export function significance(ber: number, w: number, w2: number): number {
+  if (!(w > 0) || !(w2 > 0)) return 0;
+  return 2 * (0.5 - ber) * Math.pow((w * w) / w2, SIGNIFICANCE_EXPONENT);
+}
+
+/** Score of a block at one alignment. */
+export interface BlockScore {
+  /** Weighted bit error rate. */
+  ber: number;
+  /** Significance. */
+  z: number;
+  /** Frames that counted. */
+  used: number;
+}
+
+/**
+ * Weighted BER of signature block `fp` against target frames starting at frame `s` (missing target frames and
+ * masked signature frames are skipped). Writes into `out`.
+ */
+export function scoreBlock(
+  fp: Uint32Array,
+  mask: Uint8Array | undefined,
+  store: FrameStore,
+  s: number,
+  out: BlockScore,
+): BlockScore {
+  let e = 0, d = 0, d2 = 0, used = 0;
+  const from = Math.max(0, store.start - s);
+  const to = Math.min(fp.length, store.end - s);
+  const bits = store.bits, strong = store.strong, m = store.mask;
+  for (let j = from; j < to; j++) {
+    if (mask !== undefined && ((mask[j >> 3]! >> (j & 7)) & 1) === 1) continue;
+    const i = (s + j) & m;
+    const x = (fp[j]! ^ bits[i]!) >>> 0;
+    const sm = strong[i]!;
+    const ns = popcount32(sm);
+    e += weighted(popcount32((x & sm) >>> 0), popcount32((x & ~sm) >>> 0));
+    d += weighted(ns, SUBFP_BITS - ns);
+    d2 += weightedSq(ns, SUBFP_BITS - ns);
+    used++;
+  }
+  if (used === 0 || d === 0) {
+    out.ber = 0.5;
+    out.z = 0;
+  } else {
+    out.ber = e / d;
+    out.z = significance(out.ber, d, d2);
+  }
+  out.used = used;
+  return out;
+}
+
+/**
+ * Per-frame weighted errors, weights and squared weights of block `fp` at target frame `s` (0 for frames that
+ * are masked or not held), for split scoring.
+ */
+export function frameErrors(
+  fp: Uint32Array,
+  mask: Uint8Array | undefined,
+  store: FrameStore,
+  s: number,
+  e: Float64Array,
+  w: Float64Array,
+  w2: Float64Array,
+): void {
+  const bits = store.bits, strong = store.strong, m = store.mask;
+  for (let j = 0; j < fp.length; j++) {
+    e[j] = 0;
+    w[j] = 0;
+    w2[j] = 0;
+    if (isMasked(mask, j) || !store.has(s + j, 1)) continue;
+    const i = (s + j) & m;
+    const x = (fp[j]! ^ bits[i]!) >>> 0;
+    const sm = strong[i]!;
+    const ns = popcount32(sm);
+    e[j] = weighted(popcount32((x & sm) >>> 0), popcount32((x & ~sm) >>> 0));
+    w[j] = weighted(ns, SUBFP_BITS - ns);
+    w2[j] = weightedSq(ns, SUBFP_BITS - ns);
+  }
+}
+
+/**
+ * Weighted BER at alignment `k` over the unmasked frames x = 0, step, 2·step, ... < avail of a slot of
+ * SignatureIndex.frames (`frames` at `at`, see FRAME_WORDS): the pre-checks' sample of a block. 1 when no
+ * sampled frame is held.
+ */
+export function sampledBer(
+  store: FrameStore,
+  frames: Uint32Array,
+  at: number,
+  avail: number,
+  step: number,
+  k: number,
+): number {
+  const bits = store.bits, strong = store.strong, m = store.mask;
+  const start = store.start, end = store.end;
+  const wt = FRAME_WEIGHT, et = FRAME_ERRORS;
+  let e = 0, d = 0;
+  // x stays below 2^31, so `x | 0` is Math.floor(x); the tables hold exactly the per-frame terms.
+  for (let x = 0; x < avail; x += step) {
+    const y = at + 1 + 2 * (x | 0);
+    const j = frames[y]!;
+    const t = k + j;
+    if (t < start || t >= end) continue;
+    const i = t & m;
+    const diff = frames[y + 1]! ^ bits[i]!;
+    const sm = strong[i]!;
+    // Popcounts inline (the hottest loop of the pre-checks).
+    let a = diff & sm, b = diff & ~sm, c = sm;
+    a -= (a >>> 1) & 0x55555555;
+    b -= (b >>> 1) & 0x55555555;
+    c -= (c >>> 1) & 0x55555555;
+    a = (a & 0x33333333) + ((a >>> 2) & 0x33333333);
+    b = (b & 0x33333333) + ((b >>> 2) & 0x33333333);
+    c = (c & 0x33333333) + ((c >>> 2) & 0x33333333);
+    a = (a + (a >>> 4)) & 0x0f0f0f0f;
+    b = (b + (b >>> 4)) & 0x0f0f0f0f;
+    c = (c + (c >>> 4)) & 0x0f0f0f0f;
+    e += et[(Math.imul(a, 0x01010101) >>> 24) * (SUBFP_BITS + 1) + (Math.imul(b, 0x01010101) >>> 24)]!;
+    d += wt[Math.imul(c, 0x01010101) >>> 24]!;
+  }
+  return d > 0 ? e / d : 1;
+}
+
+/** Plain (unweighted) bit error rate of `fp` against target frames from `s` on (masked, missing frames skipped). */
+export function plainBer(
+  fp: Uint32Array,
+  mask: Uint8Array | undefined,
+  store: FrameStore,
+  s: number,
+): number {
+  let errors = 0, frames = 0;
+  for (let j = 0; j < fp.length; j++) {
+    if (isMasked(mask, j) || !store.has(s + j, 1)) continue;
+    errors += popcount32((fp[j]! ^ store.bits[(s + j) & store.mask]!) >>> 0);
+    frames++;
+  }
+  return frames ? errors / (frames * SUBFP_BITS) : NaN;
+}

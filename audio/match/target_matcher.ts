@@ -1,0 +1,250 @@
+/**
+ * Finding signatures in one target stream's sub-fingerprints, in both orders:
+ * - forward: each new target frame (not silent) is looked up in the SignatureIndex by both 16-bit
+ *   halves, plus each half with its weakest bit toggled (lookup.ts); hits within Hamming distance 4 vote for an
+ *   alignment (signature, target frame of its frame 0; vote_table.ts). Two votes (a near-exact hit counts two;
+ *   the neighbouring alignments' votes count, the grids differ by up to half a hop) queue a pre-check on 32
+ *   frames once 64 are there (weighted BER ≤ 0.36; precheck.ts, scheduler.ts), and a passing alignment is
+ *   verified when the whole block is there (verify.ts);
+ * - backward: a signature that just arrived is looked up in the target frames already held (the lookback, from
+ *   its source time minus the clock skew allowance on), through a small table of its own half-values; what
+ *   is complete is verified at once, the rest when its frames arrive.
+ * @module
+ */
+
+import { FRAME_WORDS, frameSlotOf, HitBuffer, popcount32 } from "../signature_index.ts";
+import type { Signature } from "../types.ts";
+import { HIT_MAX_DIST, hitVotes, PROBE_WORDS, probes, SILENT_FRAME_DB, tablesOf } from "./lookup.ts";
+import { precheck, PRECHECK_AFTER, PRECHECK_BER, touchPrechecks } from "./precheck.ts";
+import { CLOCK_SKEW_NS, MARGIN_SPAN } from "./rule.ts";
+import { CheckScheduler, type Pending } from "./scheduler.ts";
+import type { CoarseMatch, MatcherContext, MatcherStats } from "./types.ts";
+import { Verifier } from "./verify.ts";
+import { EPOCH_FRAMES, NEW, QUEUED, VoteTable } from "./vote_table.ts";
+
+/** Forward and backward search of one target stream. */
+export class TargetMatcher {
+  readonly #ctx: MatcherContext;
+  readonly #votes = new VoteTable();
+  readonly #voteOut = new Int32Array(2);
+  readonly #checks: CheckScheduler<CoarseMatch[]>;
+  readonly #verifier: Verifier;
+  /** Signature ids already matched here, with the frame when they were, for pruning. */
+  readonly #matched = new Map<string, number>();
+  /** Per index slot: generation + 1 of the signature matched here (fast check in the hit loop). */
+  #slotMatched = new Int32Array(1024);
+  readonly #hits = new HitBuffer();
+  readonly #probe = new Int32Array(PROBE_WORDS);
+  #lastSweep = 0;
+  /** What the scheduler's touch loaded, kept so that the loads are not optimised away. */
+  #sink = 0;
+  readonly #stats: MatcherStats = {
+    lookups: 0,
+    hits: 0,
+    prechecked: 0,
+    verified: 0,
+    accepted: 0,
+    rejected: 0,
+    rephased: 0,
+  };
+
+  /** A matcher over `ctx.store`, looking up `ctx.index`. */
+  constructor(ctx: MatcherContext) {
+    this.#ctx = ctx;
+    this.#verifier = new Verifier(ctx, this.#stats);
+    this.#checks = new CheckScheduler<CoarseMatch[]>({
+      check: (p, out, final) => this.#check(p, out, final),
+      touch: (now, dueNext) => {
+        this.#sink = touchPrechecks(now, dueNext, this.#ctx.index.frames, this.#ctx.store.end);
+      },
+    });
+  }
+
+  /** Counters. */
+  stats(): MatcherStats {
+    return { ...this.#stats };
+  }
+
+  /** Alignments waiting for frames (for memory accounting and tests). */
+  get pending(): number {
+    return this.#checks.pending;
+  }
+
+  /** Bytes of the vote table (the matcher's largest structure). */
+  get bytes(): number {
+    return this.#votes.bytes + this.#slotMatched.byteLength;
+  }
+
+  /** True if the signature was already matched in this stream. */
+  matched(id: string): boolean {
+    return this.#matched.has(id);
+  }
+
+  /**
+   * Forward search over frames [from, to) that were just computed, then runs the checks that became due.
+   * `final`: the stream ended, verify everything pending with the frames there are.
+   */
+  onFrames(from: number, to: number, final = false): CoarseMatch[] {
+    const { index, store } = this.#ctx;
+    const hits = this.#hits;
+    const pr = this.#probe;
+    const checks = this.#checks;
+    const out: CoarseMatch[] = [];
+    checks.start(from);
+    for (let t = Math.max(from, store.start); t < to; t++) {
+      this.#votes.advance(t, EPOCH_FRAMES);
+      const i = t & store.mask;
+      // Silent frames carry no pattern (digital silence is all zeros, a hot bucket).
+      if (index.size > 0 && store.energy[i]! >= SILENT_FRAME_DB) {
+        const v = store.bits[i]!;
+        const np = probes(v, store.weak[i]!, pr);
+        hits.count = 0;
+        index.lookupProbes(pr, np, v, HIT_MAX_DIST, hits);
+        this.#stats.lookups += np;
+        this.#stats.hits += hits.count;
+        for (let h = 0; h < hits.count; h++) this.#vote(hits.slot[h]!, t - hits.pos[h]!, t, hits.dist[h]!);
+      }
+      checks.runDue(t, out);
+    }
+    if (final) checks.runAll(out);
+    if (to - this.#lastSweep >= 1024) this.#sweep(to);
+    return out;
+  }
+
+  #vote(slot: number, s: number, t: number, dist: number): void {
+    const { index, store } = this.#ctx;
+    if (s < store.start) return;
+    const gen = index.generation(slot);
+    if (slot < this.#slotMatched.length && this.#slotMatched[slot] === gen + 1) return;
+    const o = this.#voteOut;
+    const state = this.#votes.vote(slot, s, t, hitVotes(dist), o);
+    if (state !== NEW) return;
+    // With the votes of a neighbour: the second neighbour is looked up only if the first does not suffice.
+    const votes = o[0]!;
+    if (
+      votes < 2 && votes + this.#votes.votesAt(slot, s - 1) < 2 &&
+      votes + this.#votes.votesAt(slot, s + 1) < 2
+    ) return;
+    this.#votes.setState(o[1]!, QUEUED);
+    const sig = index.signatureAt(slot);
+    if (!sig) return;
+    this.#checks.precheck(
+      sig,
+      slot,
+      gen,
+      s,
+      Math.max(t, s + Math.min(PRECHECK_AFTER, sig.fingerprint.length)),
+    );
+  }
+
+  /** Runs a pre-check or verification; true if `p` was scheduled again (still in use). */
+  #check(p: Pending, out: CoarseMatch[], final: boolean): boolean {
+    const { index, store } = this.#ctx;
+    if (this.#matched.has(p.sig.id)) return false;
+    if (p.slot >= 0 && (index.signatureAt(p.slot) !== p.sig || index.generation(p.slot) !== p.gen)) {
+      return false;
+    }
+    const n = p.sig.fingerprint.length;
+    if (!p.verify) {
+      this.#stats.prechecked++;
+      if (precheck(store, index.frames, p.slot * FRAME_WORDS, p.s) > PRECHECK_BER) {
+        this.#stats.rejected++;
+        return false;
+      }
+      p.verify = true;
+      p.due = p.s + n + MARGIN_SPAN;
+      if (!final && p.due > store.end - 1) {
+        this.#checks.schedule(p);
+        return true;
+      }
+    }
+    const m = this.#verifier.verify(p.sig, p.s);
+    if (m) {
+      this.#accept(m, p.slot, p.gen);
+      out.push(m);
+    }
+    return false;
+  }
+
+  /** Backward search: `sig` against the target frames already held. */
+  searchBackward(sig: Signature): CoarseMatch[] {
+    if (this.#matched.has(sig.id)) return [];
+    const { store, index } = this.#ctx;
+    const [hiT, loT] = tablesOf(sig);
+    const fp = sig.fingerprint;
+    const hop = this.#ctx.hop;
+    const fromSample = this.#ctx.firstSampleAtOrAfter(sig.source.timeNs - CLOCK_SKEW_NS);
+    const from = Math.max(store.start, Math.floor(fromSample / hop));
+    const votes = new Map<number, number>();
+    const pr = this.#probe;
+    for (let t = from; t < store.end; t++) {
+      const i = t & store.mask;
+      if (store.energy[i]! < SILENT_FRAME_DB) continue;
+      const v = store.bits[i]!;
+      const np = probes(v, store.weak[i]!, pr);
+      // A target frame votes at most once per alignment even when several probes find the same frame.
+      let seen0 = -1, seen1 = -1, seen2 = -1;
+      for (let p = 0; p < np; p++) {
+        const table = pr[2 * p] === 0 ? hiT : loT;
+        for (let j = table.first(pr[2 * p + 1]!); j !== -1; j = table.next[j]!) {
+          const d = popcount32((fp[j]! ^ v) >>> 0);
+          if (d > HIT_MAX_DIST || j === seen0 || j === seen1 || j === seen2) continue;
+          seen2 = seen1, seen1 = seen0, seen0 = j;
+          const s = t - j;
+          votes.set(s, (votes.get(s) ?? 0) + hitVotes(d));
+        }
+      }
+    }
+    this.#stats.lookups += store.end - from;
+    const slot = index.slotOf(sig.id);
+    const gen = slot >= 0 ? index.generation(slot) : 0;
+    let best: CoarseMatch | undefined;
+    for (const [s, n] of votes) {
+      const near = n + Math.max(votes.get(s - 1) ?? 0, votes.get(s + 1) ?? 0);
+      if (near < 2 || (votes.get(s - 1) ?? 0) > n || (votes.get(s + 1) ?? 0) > n) continue;
+      this.#stats.prechecked++;
+      if (precheck(store, frameSlotOf(sig), 0, s) > PRECHECK_BER) continue;
+      if (s + fp.length + MARGIN_SPAN <= store.end) {
+        const m = this.#verifier.verify(sig, s);
+        if (m && (!best || m.z > best.z)) best = m;
+      } else if (slot >= 0) {
+        // Not all of the block is here yet: verify when it is (the forward search adds its own votes).
+        this.#checks.schedule({
+          sig,
+          slot,
+          gen,
+          s,
+          verify: true,
+          due: s + fp.length + MARGIN_SPAN,
+        });
+      }
+    }
+    if (best) {
+      this.#accept(best, slot, gen);
+      return [best];
+    }
+    return [];
+  }
+
+  #accept(m: CoarseMatch, slot: number, gen: number): void {
+    this.#stats.accepted++;
+    this.#matched.set(m.sig.id, m.frame);
+    if (slot >= 0) {
+      if (slot >= this.#slotMatched.length) {
+        const grown = new Int32Array(Math.max(slot + 1, this.#slotMatched.length * 2));
+        grown.set(this.#slotMatched);
+        this.#slotMatched = grown;
+      }
+      this.#slotMatched[slot] = gen + 1;
+    }
+  }
+
+  /** Forgets matched ids whose signature left the index and whose frame left the lookback. */
+  #sweep(now: number): void {
+    this.#lastSweep = now;
+    const { store, index } = this.#ctx;
+    for (const [id, frame] of this.#matched) {
+      if (!index.has(id) && frame < store.start) this.#matched.delete(id);
+    }
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * What the matcher's parts share: its context (the options object a TargetMatcher is built with), what
+ * it finds and what it counts.
+ * @module
+ */
+
+import type { FrameStore } from "../fingerprint.ts";
+import type { SignatureIndex } from "../signature_index.ts";
+import type { Signature } from "../types.ts";
+import type { MatchRule } from "./rule.ts";
+
+/** What a verification saw, for tuning (see {@link VerifyContext.observe}). */
+export interface VerifyTrace {
+  sigId: string;
+  /** Target frame of the signature's frame 0 (prefix alignment when split). */
+  frame: number;
+  ber: number;
+  z: number;
+  /** Whole-block z at the best of s-1..s+1. */
+  wholeZ: number;
+  split: boolean;
+  second: number;
+  used: number;
+  /** Capture time of the target message at `frame` (undefined when unknown). */
+  targetTimeNs: bigint | undefined;
+  accepted: boolean;
+}
+
+/** A verified alignment. */
+export interface CoarseMatch {
+  sig: Signature;
+  /** Target frame where the signature's first frame sits. */
+  frame: number;
+  /** Weighted BER and significance at that frame. */
+  ber: number;
+  z: number;
+  /** Best weighted BER 2..6 frames away. */
+  second: number;
+  /** Scored in two parts (a message lost inside the block): the frame is where the first part aligns. */
+  split?: boolean;
+}
+
+/** Counters of a matcher. */
+export interface MatcherStats {
+  lookups: number;
+  hits: number;
+  /** Alignments that gathered enough votes and were pre-checked on a few frames. */
+  prechecked: number;
+  /** Alignments scored on the whole block. */
+  verified: number;
+  accepted: number;
+  rejected: number;
+  /** Near misses scored again on the grid phase their envelope found (see rephase.ts). */
+  rephased: number;
+}
+
+/** What a verification needs from its stream besides the frames. */
+export interface VerifyContext {
+  store: FrameStore;
+  rule: MatchRule;
+  /** Hop of the frame grid, samples. */
+  hop: number;
+  /** Capture time of the message carrying analysis sample k, if still known. */
+  timeOfSample(k: number): bigint | undefined;
+  /**
+   * The block of `sig` (coarsely at `frame`) re-fingerprinted on the grid phase where its envelope puts it
+   * (see rephase.ts), for a second verification of a near miss; undefined if not possible.
+   */
+  rephase?(sig: Signature, frame: number): { store: FrameStore; frame: number } | undefined;
+  /**
+   * Whether capture times suggest that `shift` frames (± GAP_SLACK_FRAMES) of audio are missing between frames
+   * `from` and `to` (see gap_hints.ts); without that, a split (a lost message inside the block) is taken on the
+   * audio's word alone.
+   */
+  gapAt?(from: number, to: number, shift: number): boolean;
+  /**
+   * Sees every verification that got past the cheap rejections, accepted or not: for tuning, the bench and
+   * tests.
+   */
+  observe?(t: VerifyTrace): void;
+  /** With `observe`: never accept, so that every candidate is seen. */
+  observeOnly?: boolean;
+}
+
+/** What a matcher needs from its stream besides the frames. */
+export interface MatcherContext extends VerifyContext {
+  index: SignatureIndex;
+  /** First analysis sample carried by a message captured at or after `t` (or the end of the stream). */
+  firstSampleAtOrAfter(t: bigint): number;
+}
