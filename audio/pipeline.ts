@@ -28,7 +28,7 @@ import {
   type MatchRule,
   plainBer,
   TargetMatcher,
-} from "./match/mod.ts";
+} from "./matcher.ts";
 import { OnsetDetector } from "./onset.ts";
 import { ANALYSIS_RATE } from "./resample.ts";
 import { SampleRing } from "./sample_ring.ts";
@@ -321,6 +321,8 @@ export class TargetPipeline {
   /** Capture time and first analysis sample of recent messages, for the backward search's time bound. */
   #times: bigint[] = [];
   #starts: number[] = [];
+  /** Messages carry RTP timestamps: gaps are in the timeline, not to be guessed from capture times. */
+  #mediaClocked = false;
   #matches = 0;
   readonly #skipped: Record<string, number> = {};
   /** How much wider than the matcher's own CLOCK_SKEW_NS the search before the source instant is, ns (>= 0). */
@@ -407,6 +409,7 @@ export class TargetPipeline {
   push(msg: MessageIn): Match[] {
     const startSample = this.decoder.timeline.length;
     const out = this.decoder.push(msg);
+    if (msg.mediaClock) this.#mediaClocked = true;
     if (out.kind === "error") return [];
     if (out.kind === "audio" && out.mediaGap) {
       // The gap and the message's own audio each at their own time: capture times then agree with samples.
@@ -484,8 +487,13 @@ export class TargetPipeline {
     return this.#gaps(k - reach, k + reach);
   }
 
-  /** Capture-time gap hints whose first sample after the gap lies in [from, to) (analysis samples). */
+  /**
+   * Capture-time gap hints whose first sample after the gap lies in [from, to) (analysis samples). None for a
+   * stream with a media clock (RTP): its timeline already holds every lost or unsent stretch exactly, and its
+   * capture times only show network jitter (ffmpeg sends Opus packets in pairs: every other one "late").
+   */
   #gaps(from: number, to: number): GapHint[] {
+    if (this.#mediaClocked) return [];
     return gapHints(this.#times, this.#starts, this.decoder.timeline.length, ANALYSIS_RATE, from, to);
   }
 
@@ -554,6 +562,11 @@ export class TargetPipeline {
       const loc = this.decoder.timeline.locate(sample);
       if (!loc) {
         bump(this.#skipped, "target_unmapped");
+        continue;
+      }
+      if (this.#mediaClocked && loc.gap) {
+        // RTP: the instant lies in audio the sender never sent or the network lost (the media clock says so).
+        bump(this.#skipped, "instant_not_sent");
         continue;
       }
       const src = m.sig.source;

@@ -30,7 +30,7 @@ function textErrors(text: string, env: Record<string, string | undefined> = {}):
 
 Deno.test("unknown keys: position of the key, allowed keys, did-you-mean", async () => {
   deepEqual(await errorLines("bad_unknown_key.yaml"), [
-    'bad_unknown_key.yaml:2:3: pixie.clustr: expected one of the keys cloud_addr|api_key|cluster|direct_addr|encryption|ca_file, found unknown key "clustr" (did you mean "cluster"?)',
+    'bad_unknown_key.yaml:2:3: pixie.clustr: expected one of the keys cloud_addr|api_key|cluster|direct_addr|encryption|ca_file|scope, found unknown key "clustr" (did you mean "cluster"?)',
     'bad_unknown_key.yaml:8:9: measurements[0].signature_rules.audio.sample_rte: expected one of the keys envelope|path|encoding|codec|sample_rate|channels|channel|skip_bytes, found unknown key "sample_rte" (did you mean "sample_rate"?)',
   ]);
 });
