@@ -28,7 +28,7 @@ import {
   type MatchRule,
   plainBer,
   TargetMatcher,
-} from "./matcher.ts";
+} from "./match/mod.ts";
 import { OnsetDetector } from "./onset.ts";
 import { ANALYSIS_RATE } from "./resample.ts";
 import { SampleRing } from "./sample_ring.ts";
