@@ -20,7 +20,11 @@ async function captureRows(): Promise<Row[]> {
   for await (const e of Deno.readDir(E2E)) {
     if (e.isFile && e.name.endsWith(".jsonl")) rows.push(...(await readCapture(E2E + e.name)).rows);
   }
-  return rows.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  rows.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  // A live sensor takes rows near the wall clock only (its event clock ignores rows far from it): the PEM serves
+  // the fixture's traffic as if it happened a minute ago.
+  const shift = BigInt(Date.now() - 60_000) * 1_000_000n - rows[0]!.time;
+  return rows.map((r) => ({ ...r, time: r.time + shift, columns: { ...r.columns, time_: r.time + shift } }));
 }
 
 function freePort(): number {
