@@ -244,8 +244,9 @@ function collect(source: PixieRowSource): { got: string[]; stop: () => Promise<v
 }
 
 async function until(what: string, cond: () => boolean, detail: () => string = () => ""): Promise<void> {
-  // A guard against hanging, not a timing assertion: every condition normally holds within a second.
-  for (let i = 0; i < 600 && !cond(); i++) await sleep(50);
+  // A guard against hanging, not a timing assertion: every condition normally holds within a second (the
+  // whole suite in parallel on 2 cores has needed more than 30 s).
+  for (let i = 0; i < 2400 && !cond(); i++) await sleep(50);
   ok(cond(), `${what}: ${detail()}`);
 }
 
