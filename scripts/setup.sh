@@ -51,6 +51,7 @@ case "$mode" in
   bench)
     have nats-server || { need+=(nats-server); why+=("nats-server: signature fan-out benchmark"); }
     have sox || { need+=(sox libsox-fmt-all); why+=("sox: builds the transcoding chains of the accuracy corpus"); }
+    have fpcalc || { need+=(libchromaprint-tools); why+=("fpcalc: Chromaprint's fingerprinter, run side by side with analyze on the same audio"); }
     have tcpreplay || { need+=(tcpreplay); why+=("tcpreplay: replays RTP at a set rate on loopback for the live-capture benchmark"); }
     have tcpdump || { need+=(tcpdump); why+=("tcpdump: the live-capture benchmark captures with it"); }
     have ffmpeg || { need+=(ffmpeg); why+=("ffmpeg: G.722/Opus codec speed and the RTP packet benchmarks"); }
