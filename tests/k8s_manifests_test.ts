@@ -640,7 +640,11 @@ Deno.test(".dockerignore keeps every module main.ts needs, and keeps local confi
   const docker = await Deno.readTextFile(join(ROOT, "Dockerfile"));
   ok(/RUN deno install --frozen/.test(docker), "the image installs the npm packages itself");
   const fromContext = local.filter((p) => !p.startsWith("node_modules/"));
-  deepEqual(fromContext.filter((p) => dockerIgnored(ignore, p)), [], "modules of main.ts left out of the image");
+  deepEqual(
+    fromContext.filter((p) => dockerIgnored(ignore, p)),
+    [],
+    "modules of main.ts left out of the image",
+  );
   for (const f of ["deno.json", "deno.lock", "main.ts"]) equal(dockerIgnored(ignore, f), false, f);
   for (const f of ["config.yaml", ".git/config", "node_modules/.deno/x", ".env"]) {
     equal(dockerIgnored(ignore, f), true, f);
