@@ -2,8 +2,9 @@
  * Two sensors (`run`, as in the DaemonSet) capture live RTP on loopback with their own tcpdump children, name
  * pods from a Kubernetes API (host-network pods by their declared ports), and share signatures and matches over
  * a real nats-server: node-a's SBC pod receives a call's RTP, node-b's relay pod receives the same audio 300 ms
- * later (a relay that copies payloads into a new RTP stream). Truth comes from our own tcpdump of the same
- * traffic: identical payload bytes give each relayed packet's exact latency.
+ * later (a relay that copies payloads into a new RTP stream), and node-b's voice-bot pod gets the same call as
+ * Twilio-style WebSocket media frames from a real WebSocket client. Truth for the relay comes from our own
+ * tcpdump of the same traffic: identical payload bytes give each relayed packet's exact latency.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -51,7 +52,8 @@ t.join()
 `;
 
 Deno.test({
-  name: "live packet capture on two nodes over JetStream: RTP relay hop measured exactly, pods named",
+  name:
+    "live packet capture on two nodes over JetStream: RTP relay hop exact, WebSocket bot hop found, pods named",
   ignore: gate.ignore,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -60,6 +62,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "fsmpx-live-" });
     const p0 = 41000 + Math.floor(Math.random() * 1000) * 2;
     const p1 = p0 + 1;
+    const pWs = p0 + 2000; // the voice bot's WebSocket (TCP)
     const nats = await NatsServer.start();
     const { ca, cert, key } = await makeCaAndServerCert();
     const dec = new TextDecoder();
@@ -76,6 +79,13 @@ Deno.test({
       pod("relay-0", "127.0.0.1", "node-b", {
         hostNetwork: true,
         containers: [{ ports: [{ containerPort: p1 }] }],
+      }),
+    );
+    api.put(
+      "ADDED",
+      pod("bot-0", "127.0.0.1", "node-b", {
+        hostNetwork: true,
+        containers: [{ ports: [{ containerPort: pWs }] }],
       }),
     );
     await Deno.writeTextFile(join(dir, "token"), "live-test-token");
@@ -95,6 +105,12 @@ measurements:
     match_rules:
       - stage: relay
         packets: { protocol: rtp, port: ${p1}, pod: voice/relay-*, direction: to_pod }
+      - stage: bot
+        packets: { protocol: websocket, port: ${pWs}, pod: voice/bot-*, direction: to_pod }
+        audio: { envelope: json, path: media.payload, encoding: base64, codec: mulaw, sample_rate: 8000 }
+    metadata_extraction:
+      id_patterns:
+        - { pattern: '"callSid":"(CA[0-9a-f]+)"', id_type: call_sid }
 `,
     );
     const truthPcap = join(dir, "truth.pcap");
@@ -148,9 +164,35 @@ measurements:
       assert.ok(logs.every((l) => l.includes("pods of this node listed")), logs.join("\n---\n"));
       await sleep(500);
       const speech = join(ROOT, "fixtures/audio_fp/speech_8k.ul");
+      // A voice bot (a real Deno WebSocket server on node-b's pod port) gets the same call as Twilio-style
+      // media frames from a real WebSocket client, 400 ms behind the RTP sender.
+      const bot = Deno.serve({ hostname: "127.0.0.1", port: pWs, onListen() {} }, (req) => {
+        const { socket, response } = Deno.upgradeWebSocket(req);
+        socket.onmessage = () => {};
+        return response;
+      });
+      const wsLeg = (async () => {
+        const audio = await Deno.readFile(speech);
+        const ws = new WebSocket(`ws://127.0.0.1:${pWs}/media`);
+        await new Promise((r, j) => (ws.onopen = r, ws.onerror = j));
+        ws.send(JSON.stringify({ event: "start", start: { callSid: "CA0123abcd", streamSid: "MZ1" } }));
+        const start = performance.now() + 400;
+        let n = 0;
+        for (let rep = 0; rep < 2; rep++) {
+          for (let i = 0; i + 160 < audio.length; i += 160, n++) {
+            const wait = start + n * 20 - performance.now();
+            if (wait > 0) await sleep(wait);
+            const payload = btoa(String.fromCharCode(...audio.subarray(i, i + 160)));
+            ws.send(JSON.stringify({ event: "media", streamSid: "MZ1", media: { payload } }));
+          }
+        }
+        ws.close();
+      })();
       const send = await new Deno.Command("python3", { args: ["-c", SENDER, speech, String(p0), String(p1)] })
         .output();
       assert.equal(send.code, 0, dec.decode(send.stderr));
+      await wsLeg;
+      await bot.shutdown();
       await sleep(3000); // the last relayed packets, the reorder window, matching and publishing
     } finally {
       for (const s of sensors) {
@@ -204,6 +246,16 @@ measurements:
         assert.ok(Math.abs(m.latency_s - truth) < 0.001, `latency ${m.latency_s} vs truth ${truth}`);
         assert.ok(m.latency_s > 0.29 && m.latency_s < 0.5, `latency ${m.latency_s}`);
       }
+      // The WebSocket hop, live: found at the bot's pod on node-b, the same offset for every instant (the client
+      // sends on its own 20 ms schedule ~400 ms behind the RTP sender, less python's start-up; both pace in real
+      // time).
+      const bot = stored.matches.filter((m) => m.stage === "bot");
+      assert.ok(bot.length >= Math.ceil(sigs.length * 0.9), `bot matches ${bot.length} of ${sigs.length}`);
+      assert.ok(bot.every((m) => m.target.pod === "voice/bot-0" && m.target.node === "node-b"));
+      const lat = bot.map((m) => m.latency_s).sort((a, b) => a - b);
+      const med = lat[lat.length >> 1]!;
+      assert.ok(med > 0 && med < 1, `bot latency median ${med}`);
+      assert.ok(lat.every((l) => Math.abs(l - med) < 0.06), `bot latencies ${lat.join(", ")}`);
     } finally {
       await nats.stop();
       await api.close();
