@@ -11,64 +11,13 @@ import { stringify } from "yaml";
 import { loadConfig } from "../config/load.ts";
 import { packetTapsFromConfig } from "../cli/packet_taps.ts";
 import { bpfFilter } from "../packets/taps.ts";
-import {
-  formatProblem,
-  parseManifests,
-  readKustomization,
-  validateManifest,
-} from "./support/k8s_validate.ts";
+import { formatProblem, parseManifests, validateManifest } from "./support/k8s_validate.ts";
+import { isObj, key, type Obj, renderComponent } from "./support/k8s_component.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const OVERLAY = join(ROOT, "k8s", "packet-capture");
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
-
-/** Strategic merge of `patch` into `base`: maps recursively, lists of named items by name, other lists replaced. */
-function merge(base: unknown, patch: unknown): unknown {
-  if (isObj(base) && isObj(patch)) {
-    const out: Obj = { ...base };
-    for (const [k, v] of Object.entries(patch)) out[k] = k in base ? merge(base[k], v) : v;
-    return out;
-  }
-  if (
-    Array.isArray(base) && Array.isArray(patch) && patch.every((p) => isObj(p) && typeof p.name === "string")
-  ) {
-    const out = base.map((b) => {
-      const p = patch.find((x) => isObj(x) && isObj(b) && x.name === b.name);
-      return p ? merge(b, p) : b;
-    });
-    for (const p of patch) if (!out.some((b) => isObj(b) && isObj(p) && b.name === p.name)) out.push(p);
-    return out;
-  }
-  return patch;
-}
-
-const key = (v: unknown) => isObj(v) ? `${v.kind}/${(v.metadata as Obj | undefined)?.name}` : "";
-
-async function rendered(): Promise<Map<string, Obj>> {
-  const base = await readKustomization(ROOT, join(ROOT, "k8s"));
-  const component = await readKustomization(ROOT, OVERLAY);
-  deepEqual(
-    component.problems.map(formatProblem).filter((p) => !p.includes('expected kind "Kustomization"')),
-    [],
-  );
-  const objs = new Map<string, Obj>();
-  for (const file of [...base.resources, ...component.resources]) {
-    for (const d of parseManifests(await Deno.readTextFile(join(ROOT, file)), file).docs) {
-      if (isObj(d.value)) objs.set(key(d.value), d.value);
-    }
-  }
-  const k = parseManifests(await Deno.readTextFile(join(OVERLAY, "kustomization.yaml")), "k").docs[0]!
-    .value as Obj;
-  for (const p of (k.patches as { path: string }[])) {
-    const patch = parseManifests(await Deno.readTextFile(join(OVERLAY, p.path)), p.path).docs[0]!.value;
-    const target = objs.get(key(patch));
-    ok(target, `patch ${p.path} targets ${key(patch)}, which the base does not have`);
-    objs.set(key(patch), merge(target, patch) as Obj);
-  }
-  return objs;
-}
+const rendered = async () => (await renderComponent(ROOT, OVERLAY)).objs;
 
 Deno.test("k8s/packet-capture: the patched objects validate against their Kubernetes schemas", async () => {
   const objs = await rendered();
