@@ -8,7 +8,8 @@ import { openCaptures, runCaptureSources, runFacts, stageOrder } from "./capture
 import { decodeErrorLines, diagnose, renderDiagnosis } from "../report/diagnosis.ts";
 import { resolveConfigPath } from "../config/load.ts";
 import { renderSummaryCsv, renderSummaryTable, summarize } from "../report/summary.ts";
-import { stagePaths } from "../report/hops.ts";
+import { addHops, type StagePaths, stagePaths } from "../report/hops.ts";
+import type { MatchRecord, SignatureRecord } from "../report/records.ts";
 import { recordSelection } from "./replay_cmd.ts";
 import type { RecordSink } from "../actors/exporter.ts";
 
@@ -25,63 +26,66 @@ export async function analyzeCommand(args: ParsedArgs): Promise<number> {
   const total = caps.reduce((a, c) => a + c.size, 0);
 
   const outPath = optString(args, "out");
+  // Records are written once the run is over, with every hop computed from all matches (a live node can only
+  // add a hop when the previous stage's match came first; offline, all of them are known): the same records
+  // on every run.
+  const ordered: (SignatureRecord | MatchRecord)[] = [];
   const sinks: RecordSink[] = [];
-  let out: Deno.FsFile | undefined;
-  if (outPath) {
-    out = await Deno.open(outPath, { write: true, create: true, truncate: true });
-    const enc = new TextEncoder();
-    const write = async (rec: unknown) => {
-      // FsFile.write may write part of the buffer; loop until the whole line is out.
-      const bytes = enc.encode(JSON.stringify(rec) + "\n");
-      for (let off = 0; off < bytes.length;) off += await out!.write(bytes.subarray(off));
-    };
-    sinks.push({ signature: write, match: write });
+  if (outPath !== undefined || format === "records") {
+    sinks.push({ signature: (r) => void ordered.push(r), match: (r) => void ordered.push(r) });
   }
-  if (format === "records") {
-    const print = (rec: unknown) => console.log(JSON.stringify(rec));
-    sinks.push({ signature: print, match: print });
-  }
-  try {
-    const result = await runCaptureSources(config, caps, {
-      sinks,
-      onBytes: total > 8_000_000 ? progressBar("analyze") : undefined,
-    });
-    const summary = summarize(result.signatures, result.matches, stageOrder(config), {
-      paths: stagePaths(config),
-      select,
-    });
-    // Why results are missing or few, from the engine's counters (decode errors by reason with an example).
-    const configFile = await resolveConfigPath(optString(args, "config"));
-    const facts = await runFacts(configFile, result.metrics.values(), result, result.problems);
-    // Examples and levels come from the first rows of each query (a bounded sample), not the whole capture.
-    const diagnosis = diagnose(config, facts, { rowsOf: result.sample.rowsOf });
-    const failed = facts.decodeErrors.reduce((a, e) => a + e.count, 0);
-    if (format === "records") return EXIT_OK;
-    if (format === "json") {
-      const { configFile: config_file, ...why } = diagnosis;
-      console.log(
-        JSON.stringify({
-          rows: result.rows,
-          malformed_lines: result.problems,
-          decode_errors: facts.decodeErrors,
-          measurements: summary,
-          diagnosis: { ...why, config_file },
-        }),
-      );
-    } else if (format === "csv") {
-      console.log(renderSummaryCsv(summary).trimEnd());
-    } else {
-      console.log(
-        `${result.rows} rows from ${caps.length} capture(s); ${result.problems} malformed line(s) skipped; ` +
-          `${failed} payload(s) failed to decode` + (failed > 0 ? ":" : "\n"),
-      );
-      if (failed > 0) console.log(decodeErrorLines(diagnosis).join("\n") + "\n");
-      console.log(renderSummaryTable(summary));
-      const why = renderDiagnosis(diagnosis, ["decode_errors"]);
-      if (why) console.log("\n" + why);
+  const result = await runCaptureSources(config, caps, {
+    sinks,
+    onBytes: total > 8_000_000 ? progressBar("analyze") : undefined,
+  });
+  const summary = summarize(result.signatures, result.matches, stageOrder(config), {
+    paths: stagePaths(config),
+    select,
+  });
+  // Why results are missing or few, from the engine's counters (decode errors by reason with an example).
+  const configFile = await resolveConfigPath(optString(args, "config"));
+  const facts = await runFacts(configFile, result.metrics.values(), result, result.problems);
+  // Examples and levels come from the first rows of each query (a bounded sample), not the whole capture.
+  const diagnosis = diagnose(config, facts, { rowsOf: result.sample.rowsOf });
+  const failed = facts.decodeErrors.reduce((a, e) => a + e.count, 0);
+  if (ordered.length > 0 || outPath !== undefined || format === "records") {
+    const lines = recordLines(ordered, stagePaths(config));
+    if (outPath !== undefined) await Deno.writeTextFile(outPath, lines.map((l) => l + "\n").join(""));
+    if (format === "records") {
+      for (const l of lines) console.log(l);
+      return EXIT_OK;
     }
-  } finally {
-    out?.close();
+  }
+  if (format === "json") {
+    const { configFile: config_file, ...why } = diagnosis;
+    console.log(
+      JSON.stringify({
+        rows: result.rows,
+        malformed_lines: result.problems,
+        decode_errors: facts.decodeErrors,
+        measurements: summary,
+        diagnosis: { ...why, config_file },
+      }),
+    );
+  } else if (format === "csv") {
+    console.log(renderSummaryCsv(summary).trimEnd());
+  } else {
+    console.log(
+      `${result.rows} rows from ${caps.length} capture(s); ${result.problems} malformed line(s) skipped; ` +
+        `${failed} payload(s) failed to decode` + (failed > 0 ? ":" : "\n"),
+    );
+    if (failed > 0) console.log(decodeErrorLines(diagnosis).join("\n") + "\n");
+    console.log(renderSummaryTable(summary));
+    const why = renderDiagnosis(diagnosis, ["decode_errors"]);
+    if (why) console.log("\n" + why);
   }
   return EXIT_OK;
+}
+
+/** Records as JSON lines in the order they were made, each match with its hop from all matches of the run. */
+function recordLines(ordered: readonly (SignatureRecord | MatchRecord)[], paths: StagePaths): string[] {
+  const matches = ordered.filter((r): r is MatchRecord => r.kind === "match");
+  const hopped = new Map<MatchRecord, MatchRecord>();
+  addHops(matches, paths).forEach((m, i) => hopped.set(matches[i]!, m));
+  return ordered.map((r) => JSON.stringify(r.kind === "match" ? hopped.get(r)! : r));
 }
