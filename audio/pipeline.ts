@@ -86,6 +86,12 @@ export const MIN_SIGNATURE_FRAMES = 24;
 /** Default target lookback, seconds. */
 export const DEFAULT_LOOKBACK_SECONDS = 30;
 
+/** The target's level envelope at a matched instant, as a Match field (none when the audio is not held). */
+function targetEnvelopeAt(ring: SampleRing, sample: number): { targetEnvelope?: Uint8Array } {
+  const env = sourceEnvelope(ring, sample);
+  return env ? { targetEnvelope: env } : {};
+}
+
 /** Writes decoded samples to the ring in pieces the ring can hold, calling `after` after each. */
 function feed(ring: SampleRing, start: number, samples: Float32Array, after: (reset: boolean) => void): void {
   const piece = ring.capacity >> 2;
@@ -585,6 +591,7 @@ export class TargetPipeline {
         },
         latencyS: Number(loc.timeNs - src.timeNs) / 1e9,
         ber,
+        ...(targetEnvelopeAt(this.#ring, sample)),
       });
     }
     this.#matches += out.length;

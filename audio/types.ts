@@ -87,4 +87,9 @@ export interface Match {
   latencyS: number;
   /** Bit error rate of the fingerprint block at the chosen alignment. */
   ber: number;
+  /**
+   * The target's level envelope around the matched instant, in the form of {@link Signature.envelope} (256
+   * levels 0..7): what the fine alignment compared with the source's. Absent when the audio was not held.
+   */
+  targetEnvelope?: Uint8Array;
 }

@@ -59,6 +59,8 @@ export interface MatchRecord {
   ber: number;
   /** Optional: the hop from the previous stage, when that stage's match of this signature was known. */
   hop?: HopRecord;
+  /** Optional: the target's level envelope at the matched instant (256 levels 0..7, base64), for the UI. */
+  target_envelope_b64?: string;
 }
 
 /** Either record. */
@@ -143,6 +145,7 @@ export function matchRecord(m: MatchWithHop): MatchRecord {
     ber: Math.round(m.ber * 10000) / 10000,
   };
   if (m.hop) rec.hop = { from_stage: m.hop.from_stage, latency_s: m.hop.latency_s };
+  if (m.targetEnvelope) rec.target_envelope_b64 = toBase64(m.targetEnvelope);
   return rec;
 }
 
@@ -191,7 +194,7 @@ export function parseRecord(v: unknown): AnyRecord | string {
       typeof v.measurement === "string" && typeof v.stage === "string" &&
       typeof v.signature_id === "string" &&
       isIds(v.ids) && isTap(v.source) && isTap(v.target) && typeof v.latency_s === "number" &&
-      typeof v.ber === "number" && (v.hop === undefined || isHop(v.hop))
+      typeof v.ber === "number" && (v.hop === undefined || isHop(v.hop)) && optString(v.target_envelope_b64)
     ) return v as unknown as MatchRecord;
     return "match record with missing or mistyped fields";
   }

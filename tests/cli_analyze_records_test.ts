@@ -30,6 +30,19 @@ Deno.test("analyze --out: the same records on every run, a hop on every asr matc
     const relay = new Set(matches.filter((m) => m.stage === "relay").map((m) => m.signature_id));
     const asr = matches.filter((m) => m.stage === "asr");
     assert.ok(asr.length > 0);
+    // Each match carries the target's level envelope at the matched instant: what the alignment compared. On the
+    // relay (A-law, the same audio 150 ms later) it is the source's envelope, give or take a level.
+    const sigEnv = new Map(
+      recs.filter((r) => r.kind === "signature").map((r) => [r.signature_id, atob(r.envelope_b64 as string)]),
+    );
+    for (const m of matches.filter((m) => m.stage === "relay")) {
+      const t = atob(m.target_envelope_b64 as string);
+      const src = sigEnv.get(m.signature_id)!;
+      assert.equal(t.length, src.length);
+      let diff = 0;
+      for (let i = 0; i < t.length; i++) diff += Math.abs(t.charCodeAt(i) - src.charCodeAt(i));
+      assert.ok(diff / t.length < 1, `mean level difference ${diff / t.length} for ${m.signature_id}`);
+    }
     for (const m of asr) {
       const hop = m.hop as { from_stage: string; latency_s: number } | undefined;
       if (relay.has(m.signature_id)) {

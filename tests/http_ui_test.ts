@@ -221,6 +221,9 @@ chromiumTest({
       const bits = await canvasInk(page, "canvas.bits");
       ok(bits[0]! > 1000, `fingerprint image drawn: ${bits}`);
       ok((await canvasInk(page, ".uplot canvas"))[0]! > 200, "envelope drawn");
+      // The targets' envelopes at the matched offsets are drawn beside the source's (one series per match).
+      const series = await page.evaluate(() => [...document.querySelectorAll(".u-legend .u-series")].length);
+      ok(series >= 3, `source and target envelopes in the legend: ${series} entries`);
 
       await page.goto(`${ui.url}#/health`);
       await page.waitForSelector("text=Signatures not found at a stage");

@@ -328,9 +328,10 @@ async function signature(id) {
     <div class="grid">
       <div class="card"><h3>Fingerprint bits (a row per 16 ms frame, 32 bits; grey: ignored as too quiet)</h3>
         <canvas class="bits" id="bits"></canvas></div>
-      <div class="card"><h3>Level envelope at the source (1 ms steps, 0 = the instant)</h3><div id="env"></div>
-        <p class="muted">The target's envelope at the matched offset is not in the records yet; the matches below
-        give the offset and bit error rate the alignment found.</p></div>
+      <div class="card"><h3>Level envelope at the source and at each match (1 ms steps, 0 = the instant)</h3>
+        <div id="env"></div>
+        <p class="muted">What the fine alignment compared: the source's envelope, and each target's at the matched
+        offset (older records carry no target envelope).</p></div>
     </div>
     <h3>Matches</h3>
     <table><thead><tr><th>stage</th><th>latency ms</th><th>hop</th><th>BER</th><th>target node</th><th>pod</th>
@@ -346,12 +347,22 @@ async function signature(id) {
   if (g?.fingerprint_b64) drawBits(document.getElementById("bits"), g);
   if (g?.envelope_b64) {
     const env = [...b64(g.envelope_b64)];
+    const targets = d.matches.filter((m) => m.target_envelope_b64);
     chart(document.getElementById("env"), {
-      series: [{}, { label: "level", stroke: COLORS[0], width: 1.5, points: { show: false } }],
-      legend: { show: false },
+      series: [
+        {},
+        { label: "source", stroke: COLORS[0], width: 1.5, points: { show: false } },
+        ...targets.map((m, i) => ({
+          label: m.stage,
+          stroke: COLORS[(i + 1) % COLORS.length],
+          width: 1,
+          points: { show: false },
+        })),
+      ],
+      legend: { show: targets.length > 0 },
       scales: { x: { time: false } },
       axes: [{ label: "ms from the instant" }, { label: "level (0-7)", size: 50 }],
-    }, [env.map((_, i) => i - 64), env]);
+    }, [env.map((_, i) => i - 64), env, ...targets.map((m) => [...b64(m.target_envelope_b64)])]);
   }
 }
 
