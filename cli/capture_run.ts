@@ -17,7 +17,7 @@ import { inProcessMatchFeed, type RecordSink } from "../actors/exporter.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
 import { sensorMetrics } from "./sensor_metrics.ts";
 import type { MatchRecord, SignatureRecord } from "../report/records.ts";
-import { diagnose, renderDiagnosis, type RunFacts } from "../report/diagnosis.ts";
+import { decodeErrorLines, diagnose, renderDiagnosis, type RunFacts } from "../report/diagnosis.ts";
 import type { Row } from "../pixie/row.ts";
 import { logger } from "../util/log.ts";
 import { isPacketCaptureFile, openPacketCapture, readPacketCapture } from "./packet_capture_files.ts";
@@ -385,6 +385,17 @@ export function rowsByQuery(caps: readonly Capture[]): (query: string) => readon
     }
     return index.get(query) ?? [];
   };
+}
+
+/** The decode-error findings of a run, each reason with one example row (for the UI's Health page). */
+export async function decodeExamples(
+  config: Config,
+  configFile: string,
+  caps: readonly Capture[],
+  result: CaptureRunResult,
+): Promise<string[]> {
+  const facts = await runFacts(configFile, result.metrics.values(), result, result.problems);
+  return decodeErrorLines(diagnose(config, facts, { rowsOf: rowsByQuery(caps) }));
 }
 
 /**

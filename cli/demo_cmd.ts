@@ -6,7 +6,7 @@
  */
 import { EXIT_OK, optNumber, optString, type ParsedArgs, UsageError } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
-import { explainRun, readCaptures, runCaptures, stageOrder } from "./capture_run.ts";
+import { decodeExamples, explainRun, readCaptures, runCaptures, stageOrder } from "./capture_run.ts";
 import { renderSummaryTable, summarize } from "../report/summary.ts";
 import { type HttpServer, parseListen, startHttpServer } from "../http/server.ts";
 import { startUiServer, type UiServer } from "../http/ui_server.ts";
@@ -106,6 +106,8 @@ export async function demoCommand(args: ParsedArgs): Promise<number> {
       ),
     );
     const why = await explainRun(config, configFile, caps, result);
+    const examples = await decodeExamples(config, configFile, caps, result);
+    store.health = async () => ({ ...await healthFromMetrics(nodeMetrics), decodeExamples: examples });
     if (why) console.log("\n" + why);
     Deno.removeSignalListener("SIGINT", onSignal);
     if (otlp) {

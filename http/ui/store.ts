@@ -12,6 +12,8 @@ import { type CallTimeline, type MeasurementSummary, quantile, summarize } from 
 /** Decode problems and drops as the nodes counted them (Health page). */
 export interface HealthCounts {
   decodeErrors: { measurement: string; stream: string; reason: string; count: number }[];
+  /** Each decode-error reason with one example row and a hint, as the end-of-run explanation prints them. */
+  decodeExamples?: string[];
   truncated: { query: string; count: number }[];
   drops: { actor: string; reason: string; count: number }[];
 }

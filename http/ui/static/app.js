@@ -412,6 +412,10 @@ async function health() {
           ["measurement", "stream", "reason", "payloads"],
           c.decodeErrors.map((e) => [e.measurement, e.stream, e.reason, e.count]),
         )
+      }${
+        c.decodeExamples?.length
+          ? `<h3>An example of each</h3><pre class="examples">${esc(c.decodeExamples.join("\n"))}</pre>`
+          : ""
       }
     <h3>Truncated or removed payloads</h3>${
         table(["query", "payloads"], c.truncated.map((e) => [e.query, e.count]))
