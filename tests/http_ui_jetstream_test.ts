@@ -10,7 +10,7 @@
  * records; no console errors, no request off the page's origin.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { launchChromium, watchPage } from "./support/browser.ts";
 import { NatsServer } from "./support/nats_server.ts";
 import { killAll, type SensorProcess, writeSensorConfig } from "./support/sensor_process.ts";
 import {
@@ -30,17 +30,6 @@ import { gatedTest } from "./support/tools.ts";
 
 const test = await gatedTest(import.meta.url, ["nats-server", "chromium"]);
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless=new",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
 /** Where the captures are cut: 15 s after the demo's first call starts. */
 const CUT_NS = 1_763_910_015_000_000_000n;
 const STAGES = ["relay", "asr"];
@@ -73,7 +62,7 @@ test({
     const sensors: SensorProcess[] = [];
     let nats: NatsServer | undefined;
     let ui: UiProcess | undefined;
-    let browser: Awaited<ReturnType<typeof chromium.launch>> | undefined;
+    let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
     try {
       const parts = await splitCaptures(dir, CUT_NS);
       nats = await NatsServer.start();
@@ -93,19 +82,10 @@ test({
       const history = await uiRecords(ui.url);
       deepEqual(compareUiToReplay(history, before), [], "the UI's history is replay's records");
 
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+      browser = await launchChromium();
       const origin = new URL(ui.url).origin;
-      const problems: string[] = [];
-      const foreign: string[] = [];
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      page.on("console", (m) => {
-        if (m.type() === "error" || m.type() === "warning") problems.push(`${m.type()}: ${m.text()}`);
-      });
-      page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-      page.on("request", (r) => {
-        const u = new URL(r.url());
-        if (u.protocol !== "data:" && u.origin !== origin) foreign.push(r.url());
-      });
+      const { problems, foreign } = watchPage(page, origin);
       await page.goto(`${ui.url}#/waterfall`);
       await page.waitForSelector("[data-interval-id] [data-stage]");
       const rowsBefore = await page.$$eval(

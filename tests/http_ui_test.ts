@@ -9,24 +9,14 @@
  * README).
  */
 import { equal, ok } from "node:assert/strict";
-import { chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
+import { CHROMIUM, launchChromium, watchPage } from "./support/browser.ts";
 import type { MeasurementSummary } from "../report/summary.ts";
 import { gatedTest } from "./support/tools.ts";
 
 const chromiumTest = await gatedTest(import.meta.url, ["chromium"]);
 
 const ROOT = new URL("../", import.meta.url);
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless=new",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
 
 async function demoConfigWithPath(dir: string): Promise<string> {
   // The demo's ASR sits behind the relay: the demo config states it, so hops are relay → asr.
@@ -125,20 +115,10 @@ chromiumTest({
 
     const ui = await startUi(config, records);
     const origin = new URL(ui.url).origin;
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    const problems: string[] = [];
-    const foreign: string[] = [];
+    const browser = await launchChromium();
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const { problems, foreign } = watchPage(page, origin);
     try {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      page.on("console", (m) => {
-        if (m.type() === "error" || m.type() === "warning") problems.push(`${m.type()}: ${m.text()}`);
-      });
-      page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-      page.on("request", (r) => {
-        const u = new URL(r.url());
-        if (u.protocol !== "data:" && u.origin !== origin) foreign.push(r.url());
-      });
-
       // Overview: one element per stage with its figures, equal to analyze's.
       await page.goto(`${ui.url}#/overview`);
       await page.waitForSelector("tr[data-stage][data-p50-ms]");
