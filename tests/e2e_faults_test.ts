@@ -122,7 +122,9 @@ function said(s: SensorProcess, msg: string): boolean {
  */
 function sizeBetween(truth: Analyzed): number {
   const header = (id: string) => `NATS/1.0\r\nNats-Msg-Id: ${id}\r\n\r\n`.length;
-  const matchMax = Math.max(...truth.matches.map((m) => JSON.stringify(m).length + header(matchKey(m))));
+  // On the wire a match record has no target envelope (bus/jetstream.ts keeps it local).
+  const wire = (m: Analyzed["matches"][number]) => JSON.stringify({ ...m, target_envelope_b64: undefined });
+  const matchMax = Math.max(...truth.matches.map((m) => wire(m).length + header(matchKey(m))));
   const sigMin = Math.min(...truth.signatures.map((s) => s.bytes + header(s.signature_id)));
   ok(
     matchMax + 20 < sigMin,
