@@ -3,26 +3,10 @@ import { G722Decoder } from "../audio/g722.ts";
 import { StreamDecoder } from "../audio/stream_decoder.ts";
 import type { AudioFormat } from "../audio/types.ts";
 import { gatedTest } from "./support/tools.ts";
+// ffmpeg: a real G.722 encoder and decoder no one here wrote.
+import { ffmpegOut as ffmpeg } from "../bench/codec_speed.ts";
 
 const ffmpegTest = await gatedTest(import.meta.url, ["ffmpeg"]);
-
-/** Runs ffmpeg (a real G.722 encoder and decoder no one here wrote); returns stdout. */
-async function ffmpeg(args: string[], input?: Uint8Array): Promise<Uint8Array> {
-  const p = new Deno.Command("ffmpeg", {
-    args: ["-hide_banner", "-loglevel", "error", ...args],
-    stdin: input ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (input) {
-    const w = p.stdin.getWriter();
-    await w.write(input);
-    await w.close();
-  }
-  const out = await p.output();
-  if (!out.success) throw new Error(`ffmpeg ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  return out.stdout;
-}
 
 const SPEECH = Deno.readFileSync(new URL("../fixtures/audio_fp/speech_16k.ul", import.meta.url));
 

@@ -9,7 +9,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { JetStreamBus } from "../bus/jetstream.ts";
 import { ClockSkewEstimator } from "../bus/clock_skew.ts";
 import { setLogSink } from "../util/log.ts";
-import { NatsServer } from "./support/nats_server.ts";
+import { natsConfAuthorization, NatsServer } from "./support/nats_server.ts";
 import { testBusOptions, testSignature, waitFor } from "./support/bus_fixtures.ts";
 import { ROOT } from "./support/sensor_process.ts";
 import { gatedTest } from "./support/tools.ts";
@@ -25,17 +25,7 @@ const PW = {
   NATS_ADMIN_PASSWORD: "a-pw",
 };
 
-/** The authorization block of k8s/nats/nats.conf with its environment variables filled in. */
-async function authorization(): Promise<string[]> {
-  const conf = await Deno.readTextFile(`${ROOT}k8s/nats/nats.conf`);
-  const start = conf.indexOf("\nauthorization {");
-  const end = conf.indexOf("\n}\n", start);
-  ok(start >= 0 && end > start, "nats.conf has an authorization block");
-  let block = conf.slice(start + 1, end + 2);
-  for (const [k, v] of Object.entries(PW)) block = block.replaceAll(`$${k}`, `"${v}"`);
-  ok(!/\$[A-Z]/.test(block.replace(/#[^\n]*/g, "")), "every variable filled");
-  return block.split("\n");
-}
+const authorization = () => natsConfAuthorization(ROOT, PW);
 
 natsTest({
   name: "nats.conf users: a sensor does all it needs and cannot delete the stream; a viewer cannot publish",

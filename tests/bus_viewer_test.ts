@@ -9,7 +9,7 @@
  * No process logs a permissions violation.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { NatsServer } from "./support/nats_server.ts";
+import { natsConfAuthorization, NatsServer } from "./support/nats_server.ts";
 import { killAll, ROOT, type SensorProcess, sleep, writeSensorConfig } from "./support/sensor_process.ts";
 import {
   compareUiToReplay,
@@ -35,17 +35,7 @@ const PW = {
 };
 const CUT_NS = 1_763_910_015_000_000_000n;
 
-/** The authorization block of k8s/nats/nats.conf with its environment variables filled in. */
-async function authorization(): Promise<string[]> {
-  const conf = await Deno.readTextFile(`${ROOT}k8s/nats/nats.conf`);
-  const start = conf.indexOf("\nauthorization {");
-  const end = conf.indexOf("\n}\n", start);
-  ok(start >= 0 && end > start, "nats.conf has an authorization block");
-  let block = conf.slice(start + 1, end + 2);
-  for (const [k, v] of Object.entries(PW)) block = block.replaceAll(`$${k}`, `"${v}"`);
-  ok(!/\$[A-Z]/.test(block.replace(/#[^\n]*/g, "")), "every variable filled");
-  return block.split("\n");
-}
+const authorization = () => natsConfAuthorization(ROOT, PW);
 
 test({
   name: "nats.conf viewer user: replay and ui (history and live tail) read everything, hops included",

@@ -180,3 +180,21 @@ export class NatsServer {
     return await Deno.readTextFile(`${this.storeDir}/server.log`).catch(() => "");
   }
 }
+
+/**
+ * The authorization block of k8s/nats/nats.conf with its environment variables filled in from `passwords`, as
+ * config lines for {@link NatsServer.start} (the users and permissions the deployment ships, on a test server).
+ */
+export async function natsConfAuthorization(
+  root: string,
+  passwords: Record<string, string>,
+): Promise<string[]> {
+  const conf = await Deno.readTextFile(`${root}k8s/nats/nats.conf`);
+  const start = conf.indexOf("\nauthorization {");
+  const end = conf.indexOf("\n}\n", start);
+  if (start < 0 || end <= start) throw new Error("nats.conf has no authorization block");
+  let block = conf.slice(start + 1, end + 2);
+  for (const [k, v] of Object.entries(passwords)) block = block.replaceAll(`$${k}`, `"${v}"`);
+  if (/\$[A-Z]/.test(block.replace(/#[^\n]*/g, ""))) throw new Error("nats.conf: a variable was not filled");
+  return block.split("\n");
+}
