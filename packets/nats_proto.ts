@@ -9,7 +9,7 @@
  */
 
 import type { AppMessage, FlowDirection, SkipCounter } from "./types.ts";
-import { ByteBudget, ByteQueue, type TcpStreamSink } from "./tcp_reassembly.ts";
+import { ByteBudget, ByteQueue, SkipRest, type TcpStreamSink } from "./tcp_reassembly.ts";
 
 /** Options of the NATS parser. */
 export interface NatsOptions {
@@ -96,7 +96,7 @@ export class NatsDirection implements TcpStreamSink {
   private mode: Mode;
   private scan = 0;
   private pending: Pending | undefined;
-  private skipLeft = 0;
+  private readonly skip = new SkipRest();
 
   /** @param midstream the capture began inside the connection: resync first */
   constructor(
@@ -117,10 +117,9 @@ export class NatsDirection implements TcpStreamSink {
     if (this.mode === Mode.Closed) return;
     let b = bytes;
     if (this.mode === Mode.Skip) {
-      const n = Math.min(this.skipLeft, b.length);
-      this.skipLeft -= n;
-      b = b.subarray(n);
-      if (this.skipLeft > 0) return;
+      const rest = this.skip.take(b);
+      if (rest === undefined) return;
+      b = rest;
       this.mode = Mode.Line;
     }
     if (!this.q.push(b)) {
@@ -140,17 +139,14 @@ export class NatsDirection implements TcpStreamSink {
       const need = this.pending.total + 2;
       if (this.q.length + lostBytes < need) {
         this.skips.add("nats_bad_message");
-        this.skipLeft = need - this.q.length - lostBytes;
+        this.skip.left = need - this.q.length - lostBytes;
         this.pending = undefined;
         this.q.clear();
         this.mode = Mode.Skip;
         return;
       }
     }
-    if (this.mode === Mode.Skip && lostBytes < this.skipLeft) {
-      this.skipLeft -= lostBytes;
-      return;
-    }
+    if (this.mode === Mode.Skip && this.skip.gapInside(lostBytes)) return;
     if (this.pending !== undefined || this.q.length > 0) this.skips.add("nats_bad_message");
     this.pending = undefined;
     this.q.clear();
@@ -204,12 +200,12 @@ export class NatsDirection implements TcpStreamSink {
           }
           if (p.total > this.max) {
             this.skips.add("message_too_large");
-            this.skipLeft = p.total + 2;
+            this.skip.left = p.total + 2;
             this.mode = Mode.Skip;
-            const n = Math.min(this.skipLeft, q.length);
+            const n = Math.min(this.skip.left, q.length);
             q.consume(n);
-            this.skipLeft -= n;
-            if (this.skipLeft === 0) this.mode = Mode.Line;
+            this.skip.left -= n;
+            if (this.skip.left === 0) this.mode = Mode.Line;
             continue;
           }
           this.pending = p;
@@ -235,10 +231,10 @@ export class NatsDirection implements TcpStreamSink {
           continue;
         }
         case Mode.Skip: {
-          const n = Math.min(this.skipLeft, q.length);
+          const n = Math.min(this.skip.left, q.length);
           q.consume(n);
-          this.skipLeft -= n;
-          if (this.skipLeft > 0) return;
+          this.skip.left -= n;
+          if (this.skip.left > 0) return;
           this.mode = Mode.Line;
           continue;
         }

@@ -11,7 +11,7 @@
  */
 
 import type { AppMessage, FlowDirection, SkipCounter } from "./types.ts";
-import { ByteBudget, ByteQueue, type TcpStreamSink } from "./tcp_reassembly.ts";
+import { ByteBudget, ByteQueue, SkipRest, type TcpStreamSink } from "./tcp_reassembly.ts";
 
 /** Options of the Redis parser. */
 export interface RedisOptions {
@@ -53,7 +53,7 @@ export class RedisDirection implements TcpStreamSink {
   private mode: Mode;
   /** Bytes the current value needs at least before it is worth parsing again. */
   private need = 0;
-  private skipLeft = 0;
+  private readonly rest = new SkipRest();
   /** Byte ranges of the top-level array's bulk strings (start, end pairs); reused. */
   private elems: number[] = [];
   private allBulk = true;
@@ -78,10 +78,9 @@ export class RedisDirection implements TcpStreamSink {
     if (this.mode === Mode.Closed) return;
     let b = bytes;
     if (this.mode === Mode.Skip) {
-      const n = Math.min(this.skipLeft, b.length);
-      this.skipLeft -= n;
-      b = b.subarray(n);
-      if (this.skipLeft > 0) return;
+      const rest = this.rest.take(b);
+      if (rest === undefined) return;
+      b = rest;
       this.mode = Mode.Resync;
     }
     if (!this.q.push(b)) {
@@ -97,10 +96,7 @@ export class RedisDirection implements TcpStreamSink {
   /** @inheritdoc */
   gap(lostBytes: number, _timeNs: bigint): void {
     if (this.mode === Mode.Closed) return;
-    if (this.mode === Mode.Skip && lostBytes < this.skipLeft) {
-      this.skipLeft -= lostBytes;
-      return;
-    }
+    if (this.mode === Mode.Skip && this.rest.gapInside(lostBytes)) return;
     if (this.q.length > 0) this.skips.add("redis_bad_message");
     this.q.clear();
     this.need = 0;
@@ -139,7 +135,7 @@ export class RedisDirection implements TcpStreamSink {
         if (this.need > this.max + MAX_LINE) {
           // Too large to hold: skip the whole value when its size is known from the front.
           this.skips.add("message_too_large");
-          this.skipLeft = this.need - q.length;
+          this.rest.left = this.need - q.length;
           q.clear();
           this.need = 0;
           this.mode = Mode.Skip;

@@ -542,3 +542,26 @@ export class MessageParts {
     this.bytes = 0;
   }
 }
+
+/**
+ * The rest of a message or frame of known length that a parser skips after a gap inside it: those bytes must not
+ * be parsed as the start of another one. Shared by the WebSocket, NATS and Redis parsers.
+ */
+export class SkipRest {
+  /** Bytes still to skip. */
+  left = 0;
+
+  /** The part of `bytes` after what is still skipped; undefined while all of it is skipped. */
+  take(bytes: Uint8Array): Uint8Array | undefined {
+    const n = Math.min(this.left, bytes.length);
+    this.left -= n;
+    return this.left > 0 ? undefined : bytes.subarray(n);
+  }
+
+  /** A further gap: true when it lies wholly inside the skipped bytes (keep skipping what is left). */
+  gapInside(lostBytes: number): boolean {
+    if (lostBytes >= this.left) return false;
+    this.left -= lostBytes;
+    return true;
+  }
+}

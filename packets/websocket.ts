@@ -17,7 +17,7 @@
 
 import { constants as zlibConstants, inflateRawSync } from "node:zlib";
 import type { AppMessage, FlowDirection, SkipCounter } from "./types.ts";
-import { ByteBudget, ByteQueue, MessageParts, type TcpStreamSink } from "./tcp_reassembly.ts";
+import { ByteBudget, ByteQueue, MessageParts, SkipRest, type TcpStreamSink } from "./tcp_reassembly.ts";
 import { findHeadEnd, parseHead } from "./http1.ts";
 
 /** permessage-deflate parameters from the 101 response. */
@@ -98,7 +98,7 @@ export class WebSocketDirection implements TcpStreamSink {
   /** The message being assembled is skipped (too large, or budget): its frames are framed and dropped. */
   private msgSkip = false;
   /** Bytes of the current frame still to drop in Skip mode. */
-  private skipLeft = 0;
+  private readonly skip = new SkipRest();
   /** Resync: positions before this were rejected as frame starts. */
   private resyncPos = 0;
   /** Inflate history (last output bytes) for context takeover. */
@@ -130,10 +130,9 @@ export class WebSocketDirection implements TcpStreamSink {
     if (this.mode === Mode.Opaque) return;
     let b = bytes;
     if (this.mode === Mode.Skip) {
-      const n = Math.min(this.skipLeft, b.length);
-      this.skipLeft -= n;
-      b = b.subarray(n);
-      if (this.skipLeft > 0) return;
+      const rest = this.skip.take(b);
+      if (rest === undefined) return;
+      b = rest;
       this.mode = Mode.Frames;
     }
     if (!this.q.push(b)) {
@@ -150,11 +149,7 @@ export class WebSocketDirection implements TcpStreamSink {
     if (this.mode === Mode.Opaque) return;
     this.window = EMPTY;
     if (this.mode === Mode.Skip) {
-      if (lostBytes < this.skipLeft) {
-        this.skipLeft -= lostBytes;
-        return;
-      }
-      this.lose();
+      if (!this.skip.gapInside(lostBytes)) this.lose();
       return;
     }
     if (this.mode === Mode.Frames) {
@@ -162,7 +157,7 @@ export class WebSocketDirection implements TcpStreamSink {
       if (need > 0 && need <= this.max + 14 && this.q.length + lostBytes < need) {
         // The hole is inside this frame: drop the frame (and its message), keep the framing.
         this.dropMessage(true);
-        this.skipLeft = need - this.q.length - lostBytes;
+        this.skip.left = need - this.q.length - lostBytes;
         this.q.clear();
         this.mode = Mode.Skip;
         return;
@@ -223,10 +218,10 @@ export class WebSocketDirection implements TcpStreamSink {
           this.mode = Mode.Frames;
           continue;
         case Mode.Skip: {
-          const n = Math.min(this.skipLeft, this.q.length);
+          const n = Math.min(this.skip.left, this.q.length);
           this.q.consume(n);
-          this.skipLeft -= n;
-          if (this.skipLeft > 0) return;
+          this.skip.left -= n;
+          if (this.skip.left > 0) return;
           this.mode = Mode.Frames;
           continue;
         }
@@ -496,7 +491,7 @@ export class WebSocketDirection implements TcpStreamSink {
     const have = Math.min(total, this.q.length);
     this.q.consume(have);
     if (have === total) return false;
-    this.skipLeft = total - have;
+    this.skip.left = total - have;
     this.mode = Mode.Skip;
     return true;
   }
