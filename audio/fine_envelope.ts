@@ -277,26 +277,8 @@ export function envelopeShift(
     if (max === -Infinity) return -1;
     const floor = Math.max(max - ENV_RANGE_DB, noise);
     const rel = floor - max;
-    let m = 0, tSum = 0, tSq = 0, sSum = 0, sSq = 0, cross = 0;
-    for (let i = 0; i < ENV_VALUES; i++) {
-      const k = at[i]!;
-      if (k < 0) continue;
-      let v = db[k]!;
-      if (v < floor) v = floor;
-      let x = sDb[i]!;
-      if (x < rel) x = rel;
-      m++;
-      tSum += v;
-      tSq += v * v;
-      sSum += x;
-      sSq += x * x;
-      cross += v * x;
-    }
-    if (m < MIN_VALUES) return -1;
-    const tVar = tSq - (tSum * tSum) / m;
-    const sVar = sSq - (sSum * sSum) / m;
-    const cov = cross - (tSum * sSum) / m;
-    const corr = tVar > 1e-9 && sVar > 1e-9 ? cov / Math.sqrt(tVar * sVar) : -1;
+    const corr = placedCorrelation(db, sDb, at, floor, rel);
+    if (corr === NOT_ENOUGH) return -1;
     return Math.abs(d - range) > NEAR_SHIFT ? corr - FAR_HANDICAP : corr;
   };
 
@@ -357,24 +339,8 @@ export function envelopeShift(
       if (mx === -Infinity) return -1;
       const floor = Math.max(mx - ENV_RANGE_DB, noise);
       const rel = floor - mx;
-      let m = 0, tSum = 0, tSq = 0, sSum = 0, sSq = 0, cross = 0;
-      for (let i = 0; i < ENV_VALUES; i++) {
-        const k = at[i]!;
-        if (k < 0) continue;
-        const v = Math.max(db[k]!, floor);
-        const x = Math.max(sDb[i]!, rel);
-        m++;
-        tSum += v;
-        tSq += v * v;
-        sSum += x;
-        sSq += x * x;
-        cross += v * x;
-      }
-      if (m < MIN_VALUES) return -1;
-      const tVar = tSq - (tSum * tSum) / m;
-      const sVar = sSq - (sSum * sSum) / m;
-      const cov = cross - (tSum * sSum) / m;
-      return tVar > 1e-9 && sVar > 1e-9 ? cov / Math.sqrt(tVar * sVar) : -1;
+      const corr = placedCorrelation(db, sDb, at, floor, rel);
+      return corr === NOT_ENOUGH ? -1 : corr;
     };
     let best = -1, bu = 0;
     for (let u = 0; u < g.len; u += COARSE_STEP) {
@@ -421,4 +387,41 @@ export function envelopeShift(
     corr: unhandicap(pick),
     ...(pick.alt ? { alt: { shift: pick.alt.d - range, corr: unhandicap(pick.alt) } } : {}),
   };
+}
+
+/** {@link placedCorrelation}'s answer when fewer than MIN_VALUES envelope values are placed. */
+const NOT_ENOUGH = -2;
+
+/**
+ * Pearson correlation of the target levels `db[at[i]]` (clamped at `floor`) with the source levels `sDb[i]`
+ * (clamped at `rel`) over the values `at` places (`at[i] < 0`: missing); -1 when either side is flat,
+ * {@link NOT_ENOUGH} when too few values are placed. One formula for the plain-gap and in-gap hypotheses.
+ */
+function placedCorrelation(
+  db: Float64Array,
+  sDb: Float64Array,
+  at: Int32Array,
+  floor: number,
+  rel: number,
+): number {
+  let m = 0, tSum = 0, tSq = 0, sSum = 0, sSq = 0, cross = 0;
+  for (let i = 0; i < ENV_VALUES; i++) {
+    const k = at[i]!;
+    if (k < 0) continue;
+    let v = db[k]!;
+    if (v < floor) v = floor;
+    let x = sDb[i]!;
+    if (x < rel) x = rel;
+    m++;
+    tSum += v;
+    tSq += v * v;
+    sSum += x;
+    sSq += x * x;
+    cross += v * x;
+  }
+  if (m < MIN_VALUES) return NOT_ENOUGH;
+  const tVar = tSq - (tSum * tSum) / m;
+  const sVar = sSq - (sSum * sSum) / m;
+  const cov = cross - (tSum * sSum) / m;
+  return tVar > 1e-9 && sVar > 1e-9 ? cov / Math.sqrt(tVar * sVar) : -1;
 }
