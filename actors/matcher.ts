@@ -21,8 +21,8 @@ import {
 import type { Config, MatchRule, Measurement } from "../config/schema.ts";
 import { cellBytes, cellText, parseQueryName, type Row } from "../pixie/row.ts";
 import { SignatureIndex, TargetPipeline } from "../audio/pipeline.ts";
-import { StreamKeyer } from "../audio/stream_key.ts";
-import { PayloadEnvelope } from "../audio/envelope.ts";
+import { StreamKeyer } from "../audio/decode/stream_key.ts";
+import { PayloadEnvelope } from "../audio/decode/payload.ts";
 import type { Match, Signature } from "../audio/types.ts";
 import { StreamTable } from "./stream_table.ts";
 import { EventClock } from "./event_clock.ts";

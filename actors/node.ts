@@ -36,7 +36,7 @@ import type { FsmMetrics } from "../http/metrics.ts";
 import { type Row, SOURCE_STREAM } from "../pixie/row.ts";
 import { wallClockNs } from "./event_clock.ts";
 import { initAudioEngine } from "../audio/pipeline.ts";
-import { initOpus } from "../audio/opus.ts";
+import { initOpus } from "../audio/decode/opus.ts";
 
 /** Whether any packet tap maps a payload type to Opus. */
 function mapsOpus(config: Config): boolean {

@@ -23,7 +23,7 @@ import {
 } from "./messages.ts";
 import type { Config } from "../config/schema.ts";
 import type { Signature } from "../audio/types.ts";
-import { SIGNATURE_MAX_FRAMES } from "../audio/signature.ts";
+import { SIGNATURE_MAX_FRAMES } from "../audio/fingerprint/signature.ts";
 
 /** What the registry talks to. */
 export interface RegistryDeps {

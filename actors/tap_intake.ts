@@ -8,7 +8,7 @@
 import type { Columns, PacketTapConfig } from "../config/schema.ts";
 import { cellNumber, cellText, type Row } from "../pixie/row.ts";
 import type { MessageIn } from "../audio/pipeline.ts";
-import type { PayloadEnvelope } from "../audio/envelope.ts";
+import type { PayloadEnvelope } from "../audio/decode/payload.ts";
 import type { AudioFormat } from "../audio/types.ts";
 import { PacketColumn } from "../packets/rows.ts";
 import { parseRtpCodecName, type RtpCodec } from "../packets/rtp_codecs.ts";

@@ -7,39 +7,44 @@
  * @module
  */
 
-import type { PayloadEnvelope } from "./envelope.ts";
-import { ALIGN_RANGE, ENVELOPE_RANGE, FineAligner, INSTANT_OFFSET } from "./align.ts";
-import { type GapHint, gapHints, inSuppressedOnset } from "./gap_hints.ts";
-import { Rephaser } from "./rephase.ts";
-import { ENV_FROM, ENV_TO, sourceEnvelope } from "./fine_envelope.ts";
+import type { PayloadEnvelope } from "./decode/payload.ts";
+import { ALIGN_RANGE, ENVELOPE_RANGE, FineAligner, INSTANT_OFFSET } from "./align/align.ts";
+import { type GapHint, gapHints, inSuppressedOnset } from "./align/gap_hints.ts";
+import { Rephaser } from "./align/rephase.ts";
+import { ENV_FROM, ENV_TO, sourceEnvelope } from "./align/level_envelope.ts";
 import {
   Fingerprinter,
   type FingerprintParams,
   FP_PARAMS,
   FrameAnalyzer,
   FrameStore,
-} from "./fingerprint.ts";
+} from "./fingerprint/fingerprint.ts";
 import {
   CLOCK_SKEW_NS,
   type CoarseMatch,
-  DEFAULT_RULE,
+  DEFAULT_THRESHOLDS,
   GAP_SLACK_FRAMES,
   type MatcherStats,
-  type MatchRule,
+  type MatchThresholds,
   plainBer,
   TargetMatcher,
 } from "./match/mod.ts";
-import { OnsetDetector } from "./onset.ts";
-import { ANALYSIS_RATE } from "./resample.ts";
-import { SampleRing } from "./sample_ring.ts";
-import { buildSignature, initSignatureHasher, SIGNATURE_MAX_FRAMES } from "./signature.ts";
-import { type IndexStats, SignatureIndex } from "./signature_index.ts";
-import { type DecodeOutcome, type MediaClock, type MessageCodec, StreamDecoder } from "./stream_decoder.ts";
+import { OnsetDetector } from "./detect/onset.ts";
+import { ANALYSIS_RATE } from "./decode/resample.ts";
+import { SampleRing } from "./decode/sample_ring.ts";
+import { buildSignature, initSignatureHasher, SIGNATURE_MAX_FRAMES } from "./fingerprint/signature.ts";
+import { type IndexStats, SignatureIndex } from "./match/signature_index.ts";
+import {
+  type DecodeOutcome,
+  type MediaClock,
+  type MessageCodec,
+  StreamDecoder,
+} from "./decode/stream_decoder.ts";
 import type { AudioCriteria, AudioFormat, Match, Signature } from "./types.ts";
-import { EnergyVad, initWebRtcVad, VAD_FRAME, type VadDecider, WebRtcVad } from "./vad.ts";
+import { EnergyVad, initWebRtcVad, VAD_FRAME, type VadDecider, WebRtcVad } from "./detect/vad.ts";
 
 export { SignatureIndex };
-export type { IndexStats, MatcherStats, MatchRule, MediaClock, MessageCodec };
+export type { IndexStats, MatcherStats, MatchThresholds, MediaClock, MessageCodec };
 
 /** One captured message of a stream. */
 export interface MessageIn {
@@ -303,7 +308,7 @@ export class SourcePipeline {
       offsetMs: loc.offsetMs,
       fingerprint,
       mask,
-      envelope,
+      levelEnvelope: envelope,
       ids: this.#idsAt(instant),
     });
   }
@@ -336,7 +341,7 @@ export class TargetPipeline {
 
   /**
    * `lookbackSeconds` (default 30): target audio kept for the backward search and alignment. `thresholdBer`
-   * and `margin` override the {@link DEFAULT_RULE}. `searchBeforeNs` (default CLOCK_SKEW_NS, 2 s): target audio
+   * and `margin` override the {@link DEFAULT_THRESHOLDS}. `searchBeforeNs` (default CLOCK_SKEW_NS, 2 s): target audio
    * captured up to this long before a signature's source instant is searched (clock skew between nodes).
    */
   constructor(opts: {
@@ -375,10 +380,10 @@ export class TargetPipeline {
     this.#fp = new Fingerprinter(this.#ring, this.#store, analyzer);
     this.#aligner = new FineAligner(analyzer);
     const rephaser = new Rephaser(analyzer, SIGNATURE_FRAMES);
-    const rule: MatchRule = {
-      thresholdBer: opts.thresholdBer ?? DEFAULT_RULE.thresholdBer,
-      margin: opts.margin ?? DEFAULT_RULE.margin,
-      minZ: opts.minZ ?? DEFAULT_RULE.minZ,
+    const rule: MatchThresholds = {
+      thresholdBer: opts.thresholdBer ?? DEFAULT_THRESHOLDS.thresholdBer,
+      margin: opts.margin ?? DEFAULT_THRESHOLDS.margin,
+      minZ: opts.minZ ?? DEFAULT_THRESHOLDS.minZ,
     };
     this.#matcher = new TargetMatcher({
       index: opts.index,
@@ -543,7 +548,7 @@ export class TargetPipeline {
         this.#store,
         sig.fingerprint,
         sig.mask,
-        sig.envelope,
+        sig.levelEnvelope,
         m.frame,
         ALIGN_RANGE,
         m.split || gaps.length > 0 || inBlock.length > 0 ? ENVELOPE_RANGE : ALIGN_RANGE,

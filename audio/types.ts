@@ -68,9 +68,9 @@ export interface Signature {
   mask?: Uint8Array;
   /**
    * Fine-timing envelope around the instant for sample-level alignment: 256 levels 0..7 (see
-   * audio/fine_envelope.ts). Absent: alignment uses the sub-fingerprints alone (less precise).
+   * audio/align/level_envelope.ts). Absent: alignment uses the sub-fingerprints alone (less precise).
    */
-  envelope?: Uint8Array;
+  levelEnvelope?: Uint8Array;
   /** Context ids from metadata_extraction, e.g. { interval_id: "..." }. */
   ids: Record<string, string>;
 }
@@ -88,7 +88,7 @@ export interface Match {
   /** Bit error rate of the fingerprint block at the chosen alignment. */
   ber: number;
   /**
-   * The target's level envelope around the matched instant, in the form of {@link Signature.envelope} (256
+   * The target's level envelope around the matched instant, in the form of {@link Signature.levelEnvelope} (256
    * levels 0..7): what the fine alignment compared with the source's. Absent when the audio was not held.
    */
   targetEnvelope?: Uint8Array;

@@ -20,7 +20,7 @@
  * @module
  */
 import { JetStreamBus } from "../bus/jetstream.ts";
-import { encodeSignature } from "../audio/signature.ts";
+import { encodeSignature } from "../audio/fingerprint/signature.ts";
 import { matchRecord } from "../report/records.ts";
 import { setLogLevel } from "../util/log.ts";
 import { NatsServer } from "../tests/support/nats_server.ts";

@@ -1,5 +1,5 @@
 /**
- * Stateful codec decode speed, as multiples of real time on one core: G.722 (audio/g722.ts) and Opus (libopus
+ * Stateful codec decode speed, as multiples of real time on one core: G.722 (audio/decode/g722.ts) and Opus (libopus
  * in WebAssembly, `opus-decoder`), each alone and through the StreamDecoder as RTP packets (20 ms, media clock,
  * resampled to the 8 kHz analysis rate). Input: the speech fixture looped, encoded by ffmpeg's G.722 and libopus
  * encoders. Timings are printed, never asserted.
@@ -8,9 +8,9 @@
  * @module
  */
 
-import { G722Decoder } from "../audio/g722.ts";
-import { initOpus, OpusStreamDecoder } from "../audio/opus.ts";
-import { StreamDecoder } from "../audio/stream_decoder.ts";
+import { G722Decoder } from "../audio/decode/g722.ts";
+import { initOpus, OpusStreamDecoder } from "../audio/decode/opus.ts";
+import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
 import type { AudioFormat } from "../audio/types.ts";
 
 const SPEECH = new URL("../fixtures/audio_fp/speech_8k.ul", import.meta.url);

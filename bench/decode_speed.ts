@@ -6,10 +6,10 @@
  * @module
  */
 
-import { type Codec, encodeSamples } from "../audio/codecs.ts";
-import { encodeBase64 } from "../audio/encoding.ts";
-import { Resampler } from "../audio/resample.ts";
-import { StreamDecoder } from "../audio/stream_decoder.ts";
+import { type Codec, encodeSamples } from "../audio/decode/codecs.ts";
+import { encodeBase64 } from "../audio/decode/encoding.ts";
+import { Resampler } from "../audio/decode/resample.ts";
+import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
 import type { AudioFormat } from "../audio/types.ts";
 
 const seconds = Number(Deno.args[0] ?? 120);

@@ -10,12 +10,12 @@
  * @module
  */
 
-import { INSTANT_OFFSET } from "../audio/align.ts";
-import { sourceEnvelope } from "../audio/fine_envelope.ts";
-import { Fingerprinter, FP_PARAMS, FrameAnalyzer, FrameStore } from "../audio/fingerprint.ts";
+import { INSTANT_OFFSET } from "../audio/align/align.ts";
+import { sourceEnvelope } from "../audio/align/level_envelope.ts";
+import { Fingerprinter, FP_PARAMS, FrameAnalyzer, FrameStore } from "../audio/fingerprint/fingerprint.ts";
 import { initAudioEngine, SignatureIndex, SourcePipeline, TargetPipeline } from "../audio/pipeline.ts";
-import { SampleRing } from "../audio/sample_ring.ts";
-import { buildSignature } from "../audio/signature.ts";
+import { SampleRing } from "../audio/decode/sample_ring.ts";
+import { buildSignature } from "../audio/fingerprint/signature.ts";
 import type { AudioFormat, Signature } from "../audio/types.ts";
 
 const SOUNDS = "/usr/share/asterisk/sounds/en_US_f_Allison";
@@ -160,7 +160,7 @@ function signaturesFrom(audio: Float32Array, count: number, seed: number): Signa
       offsetMs: 0,
       fingerprint: store.bits.slice(first, first + 128),
       mask,
-      envelope: sourceEnvelope(ring, first * FP_PARAMS.hop + INSTANT_OFFSET),
+      levelEnvelope: sourceEnvelope(ring, first * FP_PARAMS.hop + INSTANT_OFFSET),
       ids: {},
     }));
   }

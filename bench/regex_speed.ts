@@ -5,7 +5,7 @@
  * - `RegExp`: V8's backtracking engine (irregexp), what the sensor used before issue 15;
  * - `re2js`: RE2 ported to JavaScript (linear time, no lookarounds or backreferences);
  * - `re2-wasm`: Google's RE2 compiled to WebAssembly (linear time; input copied into WASM memory as UTF-8);
- * - `fsm-px`: what the sensor runs (audio/linear_regex.ts): its `scan` engine for `literal(class{m,n})literal`
+ * - `fsm-px`: what the sensor runs (util/linear_regex.ts): its `scan` engine for `literal(class{m,n})literal`
  *   patterns, re2js for the rest.
  *
  * Workloads: the id pattern `interval_id":"([a-f0-9-]{36})` over Twilio media messages (20 ms μ-law, ~400 B)
@@ -19,7 +19,7 @@
 
 import { RE2JS } from "re2js";
 import { RE2 } from "re2-wasm";
-import { compileLinearRegex } from "../audio/linear_regex.ts";
+import { compileLinearRegex } from "../util/linear_regex.ts";
 
 /** A compiled matcher under test: the first capture group of the first match, or undefined. */
 type Capture = (text: string) => string | undefined;

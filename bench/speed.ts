@@ -10,7 +10,7 @@
  */
 
 import { initAudioEngine, SignatureIndex, SourcePipeline, TargetPipeline } from "../audio/pipeline.ts";
-import { decodeSignature, encodeSignature } from "../audio/signature.ts";
+import { decodeSignature, encodeSignature } from "../audio/fingerprint/signature.ts";
 import type { AudioCriteria, Signature } from "../audio/types.ts";
 import { formatOf, SOURCE_CHAIN } from "../fixtures/gen/chains.ts";
 import { type SimMessage, simulateStream } from "../fixtures/gen/pipeline_sim.ts";
@@ -103,15 +103,18 @@ function writeRecords(sigs: readonly Signature[]): Uint8Array {
 
 async function engineHash(): Promise<string> {
   // Background signatures depend on the engine's fingerprint; key the cache on its sources.
+  const root = new URL("../audio/", import.meta.url);
   const names: string[] = [];
-  for await (const e of Deno.readDir(new URL("../audio/", import.meta.url))) {
-    if (e.isFile && e.name.endsWith(".ts")) names.push(e.name);
-  }
+  const walk = async (dir: string): Promise<void> => {
+    for await (const e of Deno.readDir(new URL(dir, root))) {
+      if (e.isDirectory) await walk(`${dir}${e.name}/`);
+      else if (e.isFile && e.name.endsWith(".ts")) names.push(`${dir}${e.name}`);
+    }
+  };
+  await walk("");
   names.sort();
   let all = "";
-  for (const n of names) {
-    all += `${n}\n${await Deno.readTextFile(new URL(`../audio/${n}`, import.meta.url))}\n`;
-  }
+  for (const n of names) all += `${n}\n${await Deno.readTextFile(new URL(n, root))}\n`;
   const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(all)));
   return Array.from(d.subarray(0, 8)).map((b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -20,7 +20,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../bus/connection.ts";
 import { ensureStream } from "../bus/stream_setup.ts";
 import { matchSubject, signatureSubject } from "../bus/subjects.ts";
-import { encodeSignature } from "../audio/signature.ts";
+import { encodeSignature } from "../audio/fingerprint/signature.ts";
 import type { MatchRecord } from "../report/records.ts";
 import { NatsServer } from "../tests/support/nats_server.ts";
 import { writeSensorConfig } from "../tests/support/sensor_process.ts";
@@ -69,7 +69,7 @@ function signatureBytes(i: number, srcNs: bigint, interval: string, stream: stri
     measurement: MEASUREMENT,
     source: { node: "node-a", pod, stream, timeNs: srcNs, offsetMs: 5 },
     fingerprint,
-    envelope,
+    levelEnvelope: envelope,
     ids: { interval_id: interval },
   });
 }

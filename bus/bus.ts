@@ -13,7 +13,7 @@ export type Handler<T> = (msg: T) => void | Promise<void>;
 export interface Bus {
   /**
    * Publishes a signature to every node (deduplicated by signature id). `encoded`: its wire form
-   * (audio/signature.ts `encodeSignature`) when the caller already has it, so it is encoded once.
+   * (audio/fingerprint/signature.ts `encodeSignature`) when the caller already has it, so it is encoded once.
    */
   publishSignature(sig: Signature, encoded?: Uint8Array): Promise<void>;
   /**

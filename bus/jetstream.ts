@@ -8,7 +8,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, type JetStreamClient, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { Signature } from "../audio/types.ts";
-import { decodeSignature, encodeSignature } from "../audio/signature.ts";
+import { decodeSignature, encodeSignature } from "../audio/fingerprint/signature.ts";
 import type { Bus, Handler, SubscribeOptions, Subscription } from "./bus.ts";
 import { connectNats, type NatsConnectOptions, safeServers } from "./connection.ts";
 import { OrderedSubscription } from "./ordered_subscription.ts";

@@ -8,7 +8,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, type JetStreamClient, type JsMsg, type OrderedConsumerOptions } from "@nats-io/jetstream";
-import { decodeSignature } from "../audio/signature.ts";
+import { decodeSignature } from "../audio/fingerprint/signature.ts";
 import { type AnyRecord, parseRecord, signatureRecord } from "../report/records.ts";
 import { connectNats, type NatsConnectOptions } from "./connection.ts";
 import { checkServerVersion } from "./stream_setup.ts";

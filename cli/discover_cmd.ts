@@ -1,7 +1,7 @@
 /**
  * `discover`: answers a new user's first question, "will fsm-px see my audio, and how do I configure it?". It
  * reads a sample of message bodies (from capture files, or live from Pixie's tables that carry bodies on this
- * node), groups them by where they come from, guesses how each group carries audio (audio/payload_guess.ts) and
+ * node), groups them by where they come from, guesses how each group carries audio (audio/decode/payload_guess.ts) and
  * prints a ready-to-paste config snippet for each group that looks like audio.
  *
  * Rows reach the analysis through {@link discoverFromRows}, which takes any async iterable of rows: captures and
@@ -15,7 +15,7 @@ import { loadCommandConfig } from "./common.ts";
 import { readCaptures } from "./capture_run.ts";
 import type { Config } from "../config/schema.ts";
 import { cellBytes, cellText, parseQueryName, type Row, SOURCE_STREAM } from "../pixie/row.ts";
-import { guessPayloadFormat, type PayloadGuess, type PayloadSample } from "../audio/payload_guess.ts";
+import { guessPayloadFormat, type PayloadGuess, type PayloadSample } from "../audio/decode/payload_guess.ts";
 import type { AudioFormat } from "../audio/types.ts";
 import type { ComposedQueryInput } from "../pixie/pxl.ts";
 import { audioDiff } from "../report/diagnosis.ts";

@@ -6,8 +6,8 @@
  * payloads carry audio. The proposal puts the stream that starts first as the source and the others as stages.
  * @module
  */
-import { guessPayloadFormat, type PayloadGuess, type PayloadSample } from "../audio/payload_guess.ts";
-import { opusPacketFrames } from "../audio/opus.ts";
+import { guessPayloadFormat, type PayloadGuess, type PayloadSample } from "../audio/decode/payload_guess.ts";
+import { opusPacketFrames } from "../audio/decode/opus.ts";
 import type { AudioFormat } from "../audio/types.ts";
 import { FrameDecoder, IpProto } from "../packets/ip.ts";
 import { PacketSource } from "../packets/packet_source.ts";

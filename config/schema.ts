@@ -20,7 +20,7 @@ import {
 } from "./defaults.ts";
 import { compilePattern, isUuid, parseByteSize, parseDuration, parseHostPort } from "./units.ts";
 import { packetsSectionSchema, packetTapSchema } from "./packets_schema.ts";
-import type { LinearRegex } from "../audio/linear_regex.ts";
+import type { LinearRegex } from "../util/linear_regex.ts";
 
 /** Measurement and stage names: they become NATS subject tokens and metric label values. */
 export const NAME_PATTERN = /^[a-z][a-z0-9_]*$/;
@@ -232,7 +232,7 @@ const idPatternSchema = z
     ),
     id_type: z.string().regex(IDENT, expected("an id name (letters, digits, _)")),
   })
-  // The pattern was checked above; it runs in the linear-time engine (audio/linear_regex.ts), never in RegExp.
+  // The pattern was checked above; it runs in the linear-time engine (util/linear_regex.ts), never in RegExp.
   .transform((p) => ({ ...p, regex: compiledPattern(p.pattern) }));
 
 function compiledPattern(pattern: string): LinearRegex {

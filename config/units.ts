@@ -4,7 +4,7 @@
  * @module
  */
 
-import { compileLinearRegex, type LinearRegex } from "../audio/linear_regex.ts";
+import { compileLinearRegex, type LinearRegex } from "../util/linear_regex.ts";
 
 /** Durations (`168h`, `7d`, `1h30m`, `250ms`) in milliseconds: the project's one parser, in util/. */
 export { parseDuration } from "../util/duration.ts";
@@ -56,7 +56,7 @@ export function isUuid(text: string): boolean {
 }
 
 /**
- * Compiles a user pattern (JavaScript syntax, no flags) for the linear-time engine (audio/linear_regex.ts) and
+ * Compiles a user pattern (JavaScript syntax, no flags) for the linear-time engine (util/linear_regex.ts) and
  * counts its capturing groups, named ones included. Returns the error text when it does not compile or needs
  * backtracking (lookarounds, backreferences).
  */

@@ -13,13 +13,13 @@ import { queryName, queryNamesOf } from "../util/query_name.ts";
 import type { Config, MatchRule, Measurement, SignatureRules } from "../config/schema.ts";
 import type { AudioFormat } from "../audio/types.ts";
 import { cellBytes, cellText, parseQueryName, type Row, SOURCE_STREAM } from "../pixie/row.ts";
-import { detectPixieMarker, extractAudioField, PayloadEnvelope } from "../audio/envelope.ts";
-import { decodeField } from "../audio/encoding.ts";
-import { decodeSamples, isSampleCodec } from "../audio/codecs.ts";
-import { StreamKeyer } from "../audio/stream_key.ts";
-import { StreamDecoder } from "../audio/stream_decoder.ts";
-import { ENERGY_DB_PER_UNIT, ENERGY_MIN_MARGIN_DB, ENERGY_MIN_SPEECH_DBFS } from "../audio/vad.ts";
-import { guessPayloadFormat } from "../audio/payload_guess.ts";
+import { detectPixieMarker, extractAudioField, PayloadEnvelope } from "../audio/decode/payload.ts";
+import { decodeField } from "../audio/decode/encoding.ts";
+import { decodeSamples, isSampleCodec } from "../audio/decode/codecs.ts";
+import { StreamKeyer } from "../audio/decode/stream_key.ts";
+import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
+import { ENERGY_DB_PER_UNIT, ENERGY_MIN_MARGIN_DB, ENERGY_MIN_SPEECH_DBFS } from "../audio/detect/vad.ts";
+import { guessPayloadFormat } from "../audio/decode/payload_guess.ts";
 
 /** Engine count of one decode failure reason on one query. */
 export interface DecodeErrorCount {

@@ -112,7 +112,7 @@ function wordsLe(words: Uint32Array): Uint8Array {
 export function signatureRecord(sig: Signature, bytes: number): SignatureRecord {
   const bits: Partial<SignatureRecord> = { fingerprint_b64: toBase64(wordsLe(sig.fingerprint)) };
   if (sig.mask) bits.mask_b64 = toBase64(sig.mask);
-  if (sig.envelope) bits.envelope_b64 = toBase64(sig.envelope);
+  if (sig.levelEnvelope) bits.envelope_b64 = toBase64(sig.levelEnvelope);
   return {
     kind: "signature",
     measurement: sig.measurement,

@@ -1,9 +1,9 @@
 import { ok, strictEqual } from "node:assert/strict";
-import { ALIGN_RANGE, FineAligner, INSTANT_OFFSET } from "../audio/align.ts";
-import { MULAW_TO_LINEAR } from "../audio/codecs.ts";
-import { ENV_VALUES, EnvelopeScratch, envelopeShift, sourceEnvelope } from "../audio/fine_envelope.ts";
-import { Fingerprinter, FP_PARAMS, FrameAnalyzer, FrameStore } from "../audio/fingerprint.ts";
-import { SampleRing } from "../audio/sample_ring.ts";
+import { ALIGN_RANGE, FineAligner, INSTANT_OFFSET } from "../audio/align/align.ts";
+import { MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
+import { ENV_VALUES, EnvelopeScratch, envelopeShift, sourceEnvelope } from "../audio/align/level_envelope.ts";
+import { Fingerprinter, FP_PARAMS, FrameAnalyzer, FrameStore } from "../audio/fingerprint/fingerprint.ts";
+import { SampleRing } from "../audio/decode/sample_ring.ts";
 
 const FIXTURES = new URL("../fixtures/audio_fp/", import.meta.url);
 const HOP = FP_PARAMS.hop;

@@ -1,5 +1,5 @@
 import { deepEqual, equal, throws } from "node:assert/strict";
-import { interleave, selectChannel } from "../audio/channels.ts";
+import { interleave, selectChannel } from "../audio/decode/channels.ts";
 
 Deno.test("selectChannel: mono passes through untouched", () => {
   const x = new Float32Array([0.1, 0.2]);

@@ -10,7 +10,7 @@ import {
   linearToAlaw,
   linearToMulaw,
   MULAW_TO_LINEAR,
-} from "../audio/codecs.ts";
+} from "../audio/decode/codecs.ts";
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;

@@ -1,6 +1,6 @@
 import { deepEqual } from "node:assert/strict";
-import { compileIdPatterns, extractIds } from "../audio/context_ids.ts";
-import { PayloadEnvelope } from "../audio/envelope.ts";
+import { compileIdPatterns, extractIds } from "../audio/decode/context_ids.ts";
+import { PayloadEnvelope } from "../audio/decode/payload.ts";
 
 Deno.test("context ids: each pattern's group from the payload text; binary bodies never throw", () => {
   const pats = compileIdPatterns([

@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { encodeSamples, MULAW_TO_LINEAR } from "../audio/codecs.ts";
-import { encodeBase64, encodeHex } from "../audio/encoding.ts";
+import { encodeSamples, MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
+import { encodeBase64, encodeHex } from "../audio/decode/encoding.ts";
 import {
   initAudioEngine,
   type MessageIn,
@@ -8,7 +8,7 @@ import {
   SourcePipeline,
   TargetPipeline,
 } from "../audio/pipeline.ts";
-import { StreamDecoder } from "../audio/stream_decoder.ts";
+import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
 import type { AudioCriteria, AudioFormat, Match, Signature } from "../audio/types.ts";
 
 await initAudioEngine();

@@ -8,7 +8,7 @@ import {
   decodeHex,
   encodeBase64,
   encodeHex,
-} from "../audio/encoding.ts";
+} from "../audio/decode/encoding.ts";
 
 const enc = new TextEncoder();
 

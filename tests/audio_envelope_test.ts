@@ -8,7 +8,7 @@ import {
   PayloadEnvelope,
   regexGroupCount,
   walkJsonPath,
-} from "../audio/envelope.ts";
+} from "../audio/decode/payload.ts";
 
 const enc = new TextEncoder();
 const json = (path: string): EnvelopeFormat => ({ envelope: "json", path, skip_bytes: 0 });

@@ -1,5 +1,5 @@
 import { ok as assert } from "node:assert/strict";
-import { RealFft } from "../audio/fft.ts";
+import { RealFft } from "../audio/fingerprint/fft.ts";
 
 function lcg(seed: number): () => number {
   let s = seed >>> 0;

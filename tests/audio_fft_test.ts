@@ -1,5 +1,5 @@
 import { ok as assert, throws } from "node:assert/strict";
-import { RealFft } from "../audio/fft.ts";
+import { RealFft } from "../audio/fingerprint/fft.ts";
 
 /** Power spectrum by the textbook DFT. */
 function naivePower(x: Float64Array): Float64Array {

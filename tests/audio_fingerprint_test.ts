@@ -7,9 +7,9 @@ import {
   subFingerprint,
   SUBFP_BITS,
   weakMask,
-} from "../audio/fingerprint.ts";
-import { MULAW_TO_LINEAR } from "../audio/codecs.ts";
-import { SampleRing } from "../audio/sample_ring.ts";
+} from "../audio/fingerprint/fingerprint.ts";
+import { MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
+import { SampleRing } from "../audio/decode/sample_ring.ts";
 
 const FIXTURES = new URL("../fixtures/audio_fp/", import.meta.url);
 

@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { G722Decoder } from "../audio/g722.ts";
-import { StreamDecoder } from "../audio/stream_decoder.ts";
+import { G722Decoder } from "../audio/decode/g722.ts";
+import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
 import type { AudioFormat } from "../audio/types.ts";
 import { gatedTest } from "./support/tools.ts";
 // ffmpeg: a real G.722 encoder and decoder no one here wrote.

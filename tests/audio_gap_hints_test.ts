@@ -1,5 +1,5 @@
 import { deepEqual } from "node:assert/strict";
-import { gapHints } from "../audio/gap_hints.ts";
+import { gapHints } from "../audio/align/gap_hints.ts";
 
 const MS = 1_000_000n;
 const RATE = 8000;

@@ -1,5 +1,5 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { buildSignature, initSignatureHasher, isMasked } from "../audio/signature.ts";
+import { buildSignature, initSignatureHasher, isMasked } from "../audio/fingerprint/signature.ts";
 import {
   FRAME_WORDS,
   framesBelow,
@@ -8,7 +8,7 @@ import {
   popcount32,
   SignatureIndex,
   writeFrameSlot,
-} from "../audio/signature_index.ts";
+} from "../audio/match/signature_index.ts";
 import type { Signature } from "../audio/types.ts";
 
 await initSignatureHasher();

@@ -1,6 +1,6 @@
 import { deepStrictEqual, notStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
-import { buildSignature, initSignatureHasher } from "../audio/signature.ts";
-import { HitBuffer, MAX_BUCKET, popcount32, SignatureIndex } from "../audio/signature_index.ts";
+import { buildSignature, initSignatureHasher } from "../audio/fingerprint/signature.ts";
+import { HitBuffer, MAX_BUCKET, popcount32, SignatureIndex } from "../audio/match/signature_index.ts";
 import type { Signature } from "../audio/types.ts";
 
 await initSignatureHasher();

@@ -1,7 +1,7 @@
 // The block score (audio/match/score.ts): one weighted-error formula behind the whole-block score, the per-frame
 // terms of split scoring and the pre-checks' sampled score, which therefore agree to the last bit.
 import { ok, strictEqual } from "node:assert/strict";
-import { FrameStore } from "../audio/fingerprint.ts";
+import { FrameStore } from "../audio/fingerprint/fingerprint.ts";
 import {
   type BlockScore,
   frameErrors,
@@ -10,7 +10,7 @@ import {
   significance,
   WEAK_WEIGHT,
 } from "../audio/match/score.ts";
-import { frameSlotOf } from "../audio/signature_index.ts";
+import { frameSlotOf } from "../audio/match/signature_index.ts";
 import type { Signature } from "../audio/types.ts";
 
 /** xorshift32: the same frames on every run. */

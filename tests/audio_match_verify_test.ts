@@ -1,9 +1,14 @@
-// The tuned rules of verification (audio/match/verify.ts, split.ts, rule.ts), one test each: every test builds
+// The tuned rules of verification (audio/match/verify.ts, split.ts, thresholds.ts), one test each: every test builds
 // the situation its rule decides on synthetic frames (random sub-fingerprints, all bits strong, a known number of
 // bit errors per frame) and checks the rule's effect, so that dropping or weakening the rule fails the test.
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { FrameStore } from "../audio/fingerprint.ts";
-import { DEFAULT_RULE, MIN_USED_FRAMES, requiredZ, SHORT_BLOCK_FRAMES } from "../audio/match/rule.ts";
+import { FrameStore } from "../audio/fingerprint/fingerprint.ts";
+import {
+  DEFAULT_THRESHOLDS,
+  MIN_USED_FRAMES,
+  requiredZ,
+  SHORT_BLOCK_FRAMES,
+} from "../audio/match/thresholds.ts";
 import { SPLIT_MIN_FRACTION, Splitter } from "../audio/match/split.ts";
 import type { CoarseMatch, MatcherStats, VerifyContext, VerifyTrace } from "../audio/match/types.ts";
 import { Verifier } from "../audio/match/verify.ts";
@@ -106,7 +111,7 @@ function verify(b: Block, extra: Partial<VerifyContext> = {}): Verified {
   };
   const v = new Verifier({
     store: b.store,
-    rule: DEFAULT_RULE,
+    rule: DEFAULT_THRESHOLDS,
     hop: 128,
     timeOfSample: (k) => T0 + BigInt(k) * 125_000n,
     observe: (t) => traces.push(t),
@@ -123,7 +128,7 @@ function only(traces: VerifyTrace[]): VerifyTrace {
 Deno.test("verify: a clean block is accepted at its frame, with the peak's margin", () => {
   const r = verify(whole(128, 600));
   strictEqual(r.match?.frame, AT);
-  ok(r.match.second - r.match.ber >= DEFAULT_RULE.margin);
+  ok(r.match.second - r.match.ber >= DEFAULT_THRESHOLDS.margin);
   deepStrictEqual(r.stats, { ...r.stats, verified: 1, rejected: 0, rephased: 0 });
 });
 
@@ -135,7 +140,7 @@ Deno.test("short-block extra significance: a 24-frame block needs more than minZ
   const t = only(weak.traces);
   strictEqual(t.used, used);
   strictEqual(t.split, false);
-  ok(t.z > DEFAULT_RULE.minZ && t.z < 6.8, `z ${t.z}`);
+  ok(t.z > DEFAULT_THRESHOLDS.minZ && t.z < 6.8, `z ${t.z}`);
   strictEqual(weak.match, undefined, "rejected on significance alone");
   // 120 errors: z 7.03, enough.
   const strong = verify(whole(used, 120));
@@ -147,7 +152,7 @@ Deno.test("split penalty: a split of a short block gives up significance", () =>
   // 48 frames, 2 lost after frame 23: the split scores z 6.89 before the penalty, 6.39 after; 48 frames need
   // 6.53. With 300 errors instead of 350 the split clears the bar even after the penalty.
   const used = 48;
-  const need = requiredZ(DEFAULT_RULE, used);
+  const need = requiredZ(DEFAULT_THRESHOLDS, used);
   const weak = verify(lossy(used, 23, 2, 350));
   const t = only(weak.traces);
   ok(t.split, "scored as a split");
@@ -160,7 +165,7 @@ Deno.test("split penalty: a split of a short block gives up significance", () =>
 });
 
 Deno.test("split gain: a split is used only when it beats the whole block by a full unit of significance", () => {
-  const need = requiredZ(DEFAULT_RULE, 128);
+  const need = requiredZ(DEFAULT_THRESHOLDS, 128);
   // One frame lost after frame 110: the whole block scores z 6.26 (< 6.4), the split 7.13: a gain of 0.86, too
   // little to trust two parts over one.
   const b = lossy(128, 110, 1, 1250);
@@ -197,7 +202,7 @@ Deno.test("capture-time agreement: a split where capture times show no gap of it
   ok(from <= AT + 90 && to >= AT + 90 && to - from === 8, `${from}..${to}`);
   const unhinted = verify(b, { gapAt: () => false });
   const t = only(unhinted.traces);
-  ok(t.split && t.z < DEFAULT_RULE.minZ, `z ${t.z}`);
+  ok(t.split && t.z < DEFAULT_THRESHOLDS.minZ, `z ${t.z}`);
   strictEqual(unhinted.match, undefined);
   // Without capture times at all (no gapAt), the audio's word is taken.
   ok(verify(b).match?.split);
@@ -231,7 +236,7 @@ Deno.test("rephase retry: a near miss is verified once more on the frames its en
   strictEqual(r.match.ber, 0);
   // The first verification was the near miss.
   const first = r.traces[0]!;
-  ok(!first.accepted && first.z >= 0.75 * DEFAULT_RULE.minZ, `z ${first.z}`);
+  ok(!first.accepted && first.z >= 0.75 * DEFAULT_THRESHOLDS.minZ, `z ${first.z}`);
   // A rephased near miss is not rephased again.
   const again: number[] = [];
   const twice = verify(near, {
@@ -245,7 +250,7 @@ Deno.test("rephase retry: a near miss is verified once more on the frames its en
 });
 
 Deno.test("near-miss threshold: only candidates with 0.75 of the required significance are re-scored", () => {
-  const need = requiredZ(DEFAULT_RULE, 128);
+  const need = requiredZ(DEFAULT_THRESHOLDS, 128);
   const calls: number[] = [];
   const ctx: Partial<VerifyContext> = {
     rephase: (_, frame) => {

@@ -1,12 +1,12 @@
 // Votes of lookup hits (audio/match/lookup.ts, target_matcher.ts): a near-exact hit is worth two votes, so a
 // single one queues a pre-check where a single hit a few bits off does not, in both search orders.
 import { strictEqual } from "node:assert/strict";
-import { FrameStore } from "../audio/fingerprint.ts";
+import { FrameStore } from "../audio/fingerprint/fingerprint.ts";
 import { HIT_MAX_DIST } from "../audio/match/lookup.ts";
-import { DEFAULT_RULE } from "../audio/match/rule.ts";
+import { DEFAULT_THRESHOLDS } from "../audio/match/thresholds.ts";
 import { TargetMatcher } from "../audio/match/target_matcher.ts";
 import type { MatcherStats } from "../audio/match/types.ts";
-import { SignatureIndex } from "../audio/signature_index.ts";
+import { SignatureIndex } from "../audio/match/signature_index.ts";
 import type { Signature } from "../audio/types.ts";
 
 const T0 = 1_000_000_000_000n;
@@ -53,7 +53,7 @@ function matcher(store: FrameStore, index: SignatureIndex): TargetMatcher {
   return new TargetMatcher({
     index,
     store,
-    rule: DEFAULT_RULE,
+    rule: DEFAULT_THRESHOLDS,
     hop: 128,
     timeOfSample: (k) => T0 + BigInt(k) * 125_000n,
     firstSampleAtOrAfter: () => 0,

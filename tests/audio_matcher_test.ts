@@ -1,12 +1,12 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { MULAW_TO_LINEAR } from "../audio/codecs.ts";
-import { Fingerprinter, FP_PARAMS, FrameStore } from "../audio/fingerprint.ts";
-import { DEFAULT_RULE, requiredZ } from "../audio/match/rule.ts";
+import { MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
+import { Fingerprinter, FP_PARAMS, FrameStore } from "../audio/fingerprint/fingerprint.ts";
+import { DEFAULT_THRESHOLDS, requiredZ } from "../audio/match/thresholds.ts";
 import { scoreBlock, significance } from "../audio/match/score.ts";
 import { TargetMatcher, type VerifyTrace } from "../audio/match/mod.ts";
-import { SampleRing } from "../audio/sample_ring.ts";
-import { buildSignature, initSignatureHasher } from "../audio/signature.ts";
-import { SignatureIndex } from "../audio/signature_index.ts";
+import { SampleRing } from "../audio/decode/sample_ring.ts";
+import { buildSignature, initSignatureHasher } from "../audio/fingerprint/signature.ts";
+import { SignatureIndex } from "../audio/match/signature_index.ts";
 import type { Signature } from "../audio/types.ts";
 
 await initSignatureHasher();
@@ -53,7 +53,7 @@ function matcher(
   return new TargetMatcher({
     index,
     store,
-    rule: DEFAULT_RULE,
+    rule: DEFAULT_THRESHOLDS,
     hop: HOP,
     timeOfSample: (k) => T0 + BigInt(k) * 125_000n,
     firstSampleAtOrAfter: (t) => Math.max(0, Number((t - T0) / 125_000n)),
@@ -68,10 +68,10 @@ Deno.test("scoreBlock: identical frames score 0 and high significance, inverted 
   scoreBlock(fp, undefined, store, 100, out);
   strictEqual(out.ber, 0);
   strictEqual(out.used, 128);
-  ok(out.z > 2 * DEFAULT_RULE.minZ, `z ${out.z}`);
+  ok(out.z > 2 * DEFAULT_THRESHOLDS.minZ, `z ${out.z}`);
   scoreBlock(fp.map((v) => ~v >>> 0), undefined, store, 100, out);
   strictEqual(out.ber, 1);
-  ok(out.z < -2 * DEFAULT_RULE.minZ);
+  ok(out.z < -2 * DEFAULT_THRESHOLDS.minZ);
   // Masked frames do not count.
   const mask = new Uint8Array(16).fill(0xff);
   mask[0] = 0xfe;
@@ -83,8 +83,8 @@ Deno.test("significance grows with the evidence and shorter blocks need more of 
   ok(significance(0.2, 3000, 2000) > significance(0.2, 1000, 700));
   ok(significance(0.1, 1000, 700) > significance(0.3, 1000, 700));
   strictEqual(significance(0.5, 1000, 700), 0);
-  ok(requiredZ(DEFAULT_RULE, 24) > requiredZ(DEFAULT_RULE, 60));
-  strictEqual(requiredZ(DEFAULT_RULE, 128), DEFAULT_RULE.minZ);
+  ok(requiredZ(DEFAULT_THRESHOLDS, 24) > requiredZ(DEFAULT_THRESHOLDS, 60));
+  strictEqual(requiredZ(DEFAULT_THRESHOLDS, 128), DEFAULT_THRESHOLDS.minZ);
 });
 
 Deno.test("forward: each signature is found once, at its frame, as frames arrive", () => {

@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { StreamDecoder } from "../audio/stream_decoder.ts";
+import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
 import type { AudioFormat } from "../audio/types.ts";
 
 const T0 = 1_700_000_000_000_000_000n;

@@ -1,5 +1,5 @@
 import { deepStrictEqual } from "node:assert/strict";
-import { type Anchor, OnsetDetector } from "../audio/onset.ts";
+import { type Anchor, OnsetDetector } from "../audio/detect/onset.ts";
 
 /** Runs a pattern of 10 ms frames: 'S' speech, '.' silence; returns the anchors with their frame numbers. */
 function run(

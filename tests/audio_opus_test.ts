@@ -1,7 +1,7 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { ffmpegOut, oggPackets, speechOpusPackets } from "../bench/codec_speed.ts";
-import { initOpus, opusPacketFrames, OpusStreamDecoder } from "../audio/opus.ts";
-import { StreamDecoder } from "../audio/stream_decoder.ts";
+import { initOpus, opusPacketFrames, OpusStreamDecoder } from "../audio/decode/opus.ts";
+import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
 import type { AudioFormat } from "../audio/types.ts";
 import { gatedTest } from "./support/tools.ts";
 
@@ -35,7 +35,7 @@ Deno.test("opus: the package loads and decodes with no network and no file acces
   await Deno.writeTextFile(
     script,
     `import { initOpus, OpusStreamDecoder } from ${
-      JSON.stringify(new URL("../audio/opus.ts", import.meta.url).href)
+      JSON.stringify(new URL("../audio/decode/opus.ts", import.meta.url).href)
     };
 await initOpus();
 const d = new OpusStreamDecoder(48000, 1);

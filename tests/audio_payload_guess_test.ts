@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { guessPayloadFormat, type PayloadGuess, type PayloadSample } from "../audio/payload_guess.ts";
-import { type Codec, decodeSamples, encodeSamples } from "../audio/codecs.ts";
-import { encodeBase64, encodeHex } from "../audio/encoding.ts";
-import { extractAudioField } from "../audio/envelope.ts";
+import { guessPayloadFormat, type PayloadGuess, type PayloadSample } from "../audio/decode/payload_guess.ts";
+import { type Codec, decodeSamples, encodeSamples } from "../audio/decode/codecs.ts";
+import { encodeBase64, encodeHex } from "../audio/decode/encoding.ts";
+import { extractAudioField } from "../audio/decode/payload.ts";
 
 const enc = new TextEncoder();
 

@@ -1,5 +1,5 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { encodeSamples, MULAW_TO_LINEAR } from "../audio/codecs.ts";
+import { encodeSamples, MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
 import {
   initAudioEngine,
   type MessageIn,
@@ -7,7 +7,7 @@ import {
   SourcePipeline,
   TargetPipeline,
 } from "../audio/pipeline.ts";
-import { decodeSignature, encodeSignature } from "../audio/signature.ts";
+import { decodeSignature, encodeSignature } from "../audio/fingerprint/signature.ts";
 import type { AudioCriteria, AudioFormat, Match, Signature } from "../audio/types.ts";
 
 await initAudioEngine();
@@ -169,7 +169,7 @@ Deno.test("source: signatures from the speech fixture, each under 1 KB on the wi
     ok(bytes.length < 1024);
     deepStrictEqual(decodeSignature(bytes), s);
     deepStrictEqual(s.ids, { interval_id: "iv-1" });
-    ok(s.envelope !== undefined);
+    ok(s.levelEnvelope !== undefined);
   }
   // Instants are on the 16 ms grid plus 1 ms, in the source's own message timing.
   for (const s of sigs) strictEqual((sampleOf(SRC.stream, s.source.timeNs, s.source.offsetMs) - 8) % 128, 0);

@@ -1,13 +1,13 @@
 import { ok, strictEqual } from "node:assert/strict";
-import { INSTANT_OFFSET } from "../audio/align.ts";
-import { MULAW_TO_LINEAR } from "../audio/codecs.ts";
-import { EnvelopeScratch, envelopeShift, sourceEnvelope } from "../audio/fine_envelope.ts";
-import { Fingerprinter, FP_PARAMS, FrameAnalyzer, FrameStore } from "../audio/fingerprint.ts";
+import { INSTANT_OFFSET } from "../audio/align/align.ts";
+import { MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
+import { EnvelopeScratch, envelopeShift, sourceEnvelope } from "../audio/align/level_envelope.ts";
+import { Fingerprinter, FP_PARAMS, FrameAnalyzer, FrameStore } from "../audio/fingerprint/fingerprint.ts";
 import { initAudioEngine } from "../audio/pipeline.ts";
-import { Rephaser } from "../audio/rephase.ts";
-import { SampleRing } from "../audio/sample_ring.ts";
-import { buildSignature } from "../audio/signature.ts";
-import { popcount32 } from "../audio/signature_index.ts";
+import { Rephaser } from "../audio/align/rephase.ts";
+import { SampleRing } from "../audio/decode/sample_ring.ts";
+import { buildSignature } from "../audio/fingerprint/signature.ts";
+import { popcount32 } from "../audio/match/signature_index.ts";
 
 const FIXTURES = new URL("../fixtures/audio_fp/", import.meta.url);
 const HOP = FP_PARAMS.hop;
@@ -38,7 +38,7 @@ function signatureAt(src: { ring: SampleRing; store: FrameStore }, n: number) {
     timeNs: BigInt(n) * 16_000_000n,
     offsetMs: 1,
     fingerprint: src.store.bits.slice(n, n + BLOCK),
-    envelope: sourceEnvelope(src.ring, n * HOP + INSTANT_OFFSET)!,
+    levelEnvelope: sourceEnvelope(src.ring, n * HOP + INSTANT_OFFSET)!,
     ids: {},
   });
 }
@@ -80,7 +80,7 @@ Deno.test("rephase: nothing to do on the source's own phase, without an envelope
   const sig = signatureAt(src, 40);
   strictEqual(rp.run(tgt.ring, sig, 43), undefined, "same phase: the stream's frames are already right");
   strictEqual(rp.run(analysed(x, 3 * HOP + 3).ring, sig, 43), undefined, "3 samples off: not worth it");
-  strictEqual(rp.run(tgt.ring, { ...sig, envelope: undefined }, 43), undefined, "no envelope");
+  strictEqual(rp.run(tgt.ring, { ...sig, levelEnvelope: undefined }, 43), undefined, "no envelope");
   const short = analysed(x.subarray(0, 60 * HOP), 17);
   strictEqual(rp.run(short.ring, sig, 40), undefined, "block not held yet");
 });

@@ -7,7 +7,7 @@ import {
   Resampler,
   STOPBAND_DB,
   STOPBAND_HZ,
-} from "../audio/resample.ts";
+} from "../audio/decode/resample.ts";
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;

@@ -1,5 +1,5 @@
 import { deepStrictEqual, notStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
-import { ENV_VALUES, packEnvelope, unpackEnvelope } from "../audio/fine_envelope.ts";
+import { ENV_VALUES, packEnvelope, unpackEnvelope } from "../audio/align/level_envelope.ts";
 import {
   buildSignature,
   capName,
@@ -10,7 +10,7 @@ import {
   SIGNATURE_MAX_FRAMES,
   SignatureDecodeError,
   type SignatureFields,
-} from "../audio/signature.ts";
+} from "../audio/fingerprint/signature.ts";
 
 await initSignatureHasher();
 
@@ -27,7 +27,7 @@ function fields(over: Partial<SignatureFields> = {}): SignatureFields {
     offsetMs: 12.625,
     fingerprint,
     mask,
-    envelope: Uint8Array.from({ length: ENV_VALUES }, (_, i) => (i * 5) % 8),
+    levelEnvelope: Uint8Array.from({ length: ENV_VALUES }, (_, i) => (i * 5) % 8),
     ids: { interval_id: "1b4e28ba-2fa1-11d2-883f-0016d3cca427" },
     ...over,
   };
@@ -40,7 +40,7 @@ Deno.test("a signature survives the wire unchanged", () => {
   ok(bytes.length < 1024, `${bytes.length} bytes`);
   deepStrictEqual(decodeSignature(bytes), sig);
   // Without mask and envelope too.
-  const bare = buildSignature(fields({ mask: undefined, envelope: undefined, ids: {} }));
+  const bare = buildSignature(fields({ mask: undefined, levelEnvelope: undefined, ids: {} }));
   deepStrictEqual(decodeSignature(encodeSignature(bare)), bare);
   strictEqual(encodeSignature(bare).length, 30 + 4 * 128 + 4 + 13 + 6 + 15 + 18 + 1);
 });
@@ -118,5 +118,5 @@ Deno.test("envelope levels pack to 96 bytes and back", () => {
 Deno.test("buildSignature refuses empty or oversized blocks and bad envelopes", () => {
   throws(() => buildSignature(fields({ fingerprint: new Uint32Array(0) })), RangeError);
   throws(() => buildSignature(fields({ fingerprint: new Uint32Array(129) })), RangeError);
-  throws(() => buildSignature(fields({ envelope: new Uint8Array(10) })), RangeError);
+  throws(() => buildSignature(fields({ levelEnvelope: new Uint8Array(10) })), RangeError);
 });

@@ -1,15 +1,15 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
-import { type Codec, decodeSamples, encodeSamples } from "../audio/codecs.ts";
-import { interleave } from "../audio/channels.ts";
-import { encodeBase64, encodeHex } from "../audio/encoding.ts";
-import { PayloadEnvelope } from "../audio/envelope.ts";
-import { Resampler } from "../audio/resample.ts";
+import { type Codec, decodeSamples, encodeSamples } from "../audio/decode/codecs.ts";
+import { interleave } from "../audio/decode/channels.ts";
+import { encodeBase64, encodeHex } from "../audio/decode/encoding.ts";
+import { PayloadEnvelope } from "../audio/decode/payload.ts";
+import { Resampler } from "../audio/decode/resample.ts";
 import {
   checkAudioFormat,
   type DecodeOutcome,
   type SampleBlock,
   StreamDecoder,
-} from "../audio/stream_decoder.ts";
+} from "../audio/decode/stream_decoder.ts";
 import type { AudioFormat } from "../audio/types.ts";
 
 const enc = new TextEncoder();

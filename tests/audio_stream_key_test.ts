@@ -1,6 +1,6 @@
 import { deepEqual, equal } from "node:assert/strict";
-import { PayloadEnvelope } from "../audio/envelope.ts";
-import { checkKeySpec, renderCell, StreamKeyer, streamKeyOf } from "../audio/stream_key.ts";
+import { PayloadEnvelope } from "../audio/decode/payload.ts";
+import { checkKeySpec, renderCell, StreamKeyer, streamKeyOf } from "../audio/decode/stream_key.ts";
 
 const enc = new TextEncoder();
 

@@ -1,10 +1,10 @@
 import { ok, strictEqual } from "node:assert/strict";
-import { ALIGN_RANGE, INSTANT_OFFSET } from "../audio/align.ts";
-import { MULAW_TO_LINEAR } from "../audio/codecs.ts";
-import { EnvelopeScratch, envelopeShift, sourceEnvelope } from "../audio/fine_envelope.ts";
-import { FP_PARAMS } from "../audio/fingerprint.ts";
-import { inSuppressedOnset, SUPPRESSED_BEFORE_GAP, SUPPRESSED_LOUDER_DB } from "../audio/gap_hints.ts";
-import { SampleRing } from "../audio/sample_ring.ts";
+import { ALIGN_RANGE, INSTANT_OFFSET } from "../audio/align/align.ts";
+import { MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
+import { EnvelopeScratch, envelopeShift, sourceEnvelope } from "../audio/align/level_envelope.ts";
+import { FP_PARAMS } from "../audio/fingerprint/fingerprint.ts";
+import { inSuppressedOnset, SUPPRESSED_BEFORE_GAP, SUPPRESSED_LOUDER_DB } from "../audio/align/gap_hints.ts";
+import { SampleRing } from "../audio/decode/sample_ring.ts";
 
 const FIXTURES = new URL("../fixtures/audio_fp/", import.meta.url);
 

@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
-import { Timeline } from "../audio/timeline.ts";
+import { Timeline } from "../audio/decode/timeline.ts";
 
 const T0 = 1_700_000_000_000_000_000n;
 

@@ -1,7 +1,14 @@
 import { ok, strictEqual, throws } from "node:assert/strict";
-import { MULAW_TO_LINEAR } from "../audio/codecs.ts";
-import { RING_SCALE } from "../audio/sample_ring.ts";
-import { EnergyVad, frameDbfs, initWebRtcVad, VAD_FRAME, type VadDecider, WebRtcVad } from "../audio/vad.ts";
+import { MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
+import { RING_SCALE } from "../audio/decode/sample_ring.ts";
+import {
+  EnergyVad,
+  frameDbfs,
+  initWebRtcVad,
+  VAD_FRAME,
+  type VadDecider,
+  WebRtcVad,
+} from "../audio/detect/vad.ts";
 
 const FIXTURES = new URL("../fixtures/audio_fp/", import.meta.url);
 

@@ -1,5 +1,5 @@
 import { deepEqual, ok } from "node:assert/strict";
-import { name, section, sleb, uleb, WASM_HEADER } from "../audio/wasm_encode.ts";
+import { name, section, sleb, uleb, WASM_HEADER } from "../util/wasm_encode.ts";
 
 Deno.test("wasm_encode: LEB128 known answers (the format's own examples) and edges", () => {
   deepEqual(uleb(0), [0]);

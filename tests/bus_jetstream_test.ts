@@ -3,7 +3,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { JetStreamBus } from "../bus/jetstream.ts";
 import { connectNats } from "../bus/connection.ts";
 import type { Signature } from "../audio/types.ts";
-import { encodeSignature } from "../audio/signature.ts";
+import { encodeSignature } from "../audio/fingerprint/signature.ts";
 import { NatsServer } from "./support/nats_server.ts";
 import { testBusOptions, testMatchRecord, testSignature, waitFor } from "./support/bus_fixtures.ts";
 import { gatedTest } from "./support/tools.ts";

@@ -3,7 +3,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { JetStreamBus } from "../bus/jetstream.ts";
 import { readRecords } from "../bus/replay_reader.ts";
 import { connectNats } from "../bus/connection.ts";
-import { encodeSignature } from "../audio/signature.ts";
+import { encodeSignature } from "../audio/fingerprint/signature.ts";
 import { type AnyRecord, signatureRecord } from "../report/records.ts";
 import { NatsServer } from "./support/nats_server.ts";
 import { testBusOptions, testMatchRecord, testSignature } from "./support/bus_fixtures.ts";

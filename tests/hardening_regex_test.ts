@@ -6,10 +6,10 @@
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { stringify } from "yaml";
-import { compileLinearRegex, type LinearRegex, MAX_REGEX_INPUT } from "../audio/linear_regex.ts";
-import { compileEnvelopeRegex, extractAudioField } from "../audio/envelope.ts";
-import { extractIds } from "../audio/context_ids.ts";
-import { PayloadEnvelope } from "../audio/envelope.ts";
+import { compileLinearRegex, type LinearRegex, MAX_REGEX_INPUT } from "../util/linear_regex.ts";
+import { compileEnvelopeRegex, extractAudioField } from "../audio/decode/payload.ts";
+import { extractIds } from "../audio/decode/context_ids.ts";
+import { PayloadEnvelope } from "../audio/decode/payload.ts";
 import { parseConfigText } from "../config/load.ts";
 import { ConfigError } from "../config/errors.ts";
 import { SensorProcess, sumSamples } from "./support/sensor_process.ts";

@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { isTruncated } from "../pixie/stream.ts";
-import { StreamDecoder } from "../audio/stream_decoder.ts";
-import { encodeBase64 } from "../audio/encoding.ts";
-import { encodeSamples } from "../audio/codecs.ts";
+import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
+import { encodeBase64 } from "../audio/decode/encoding.ts";
+import { encodeSamples } from "../audio/decode/codecs.ts";
 
 const enc = new TextEncoder();
 const T0 = 1_700_000_000_000_000_000n;

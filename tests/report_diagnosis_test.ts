@@ -12,8 +12,8 @@ import { parseConfigText } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
 import { readCapture } from "../pixie/capture.ts";
 import type { Row } from "../pixie/row.ts";
-import { encodeSamples } from "../audio/codecs.ts";
-import { encodeBase64 } from "../audio/encoding.ts";
+import { encodeSamples } from "../audio/decode/codecs.ts";
+import { encodeBase64 } from "../audio/decode/encoding.ts";
 import { readCaptures, rowsByQuery, runCaptures, runFacts } from "../cli/capture_run.ts";
 import { setLogLevel } from "../util/log.ts";
 

@@ -233,7 +233,7 @@ Deno.test("records: hop and fingerprint fields extend the contract; old records 
     measurement: "m",
     source: { node: "a", pod: "p", stream: "s", timeNs: T0, offsetMs: 1.5 },
     fingerprint: fp,
-    envelope,
+    levelEnvelope: envelope,
     ids: {},
   }, 600);
   const back = fromBase64(srec.fingerprint_b64!)!;

@@ -4,8 +4,8 @@
  * @module
  */
 
-import { weakMask } from "../fingerprint.ts";
-import { isMasked } from "../signature.ts";
+import { weakMask } from "../fingerprint/fingerprint.ts";
+import { isMasked } from "../fingerprint/signature.ts";
 import type { Signature } from "../types.ts";
 
 /** Largest Hamming distance of a lookup hit (one half exact, the whole value within this). */

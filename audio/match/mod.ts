@@ -6,7 +6,7 @@
  * - vote_table.ts: votes per alignment in the forward search;
  * - scheduler.ts: when the checks of candidate alignments run;
  * - precheck.ts: the cheap first look at a candidate, on a sample of its frames;
- * - verify.ts: whether a candidate is a match, with rule.ts (the thresholds) and split.ts (a message lost inside
+ * - verify.ts: whether a candidate is a match, with thresholds.ts (the thresholds) and split.ts (a message lost inside
  *   the block);
  * - score.ts: the weighted bit error rate and its significance, the one formula every score uses;
  * - types.ts: the matcher's context (options, including the tuning hook `observe`), matches and counters.
@@ -14,7 +14,7 @@
  */
 
 export { plainBer } from "./score.ts";
-export { CLOCK_SKEW_NS, DEFAULT_RULE, type MatchRule } from "./rule.ts";
+export { CLOCK_SKEW_NS, DEFAULT_THRESHOLDS, type MatchThresholds } from "./thresholds.ts";
 export { GAP_SLACK_FRAMES } from "./split.ts";
 export { TargetMatcher } from "./target_matcher.ts";
 export type { CoarseMatch, MatcherContext, MatcherStats, VerifyContext, VerifyTrace } from "./types.ts";

@@ -4,8 +4,8 @@
  * @module
  */
 
-import type { FrameStore } from "../fingerprint.ts";
-import { FRAME_WORDS, framesBelow } from "../signature_index.ts";
+import type { FrameStore } from "../fingerprint/fingerprint.ts";
+import { FRAME_WORDS, framesBelow } from "./signature_index.ts";
 import { sampledBer } from "./score.ts";
 
 /** Frames a pre-check looks at (spread over what is there). */

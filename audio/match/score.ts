@@ -9,9 +9,9 @@
  * @module
  */
 
-import { type FrameStore, SUBFP_BITS } from "../fingerprint.ts";
-import { isMasked } from "../signature.ts";
-import { popcount32 } from "../signature_index.ts";
+import { type FrameStore, SUBFP_BITS } from "../fingerprint/fingerprint.ts";
+import { isMasked } from "../fingerprint/signature.ts";
+import { popcount32 } from "./signature_index.ts";
 
 /** Weight of a bit the target measured with a small energy difference. */
 export const WEAK_WEIGHT = 0.3;

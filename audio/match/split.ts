@@ -5,9 +5,9 @@
  * @module
  */
 
-import type { FrameStore } from "../fingerprint.ts";
+import type { FrameStore } from "../fingerprint/fingerprint.ts";
 import type { Signature } from "../types.ts";
-import { SHORT_BLOCK_FRAMES } from "./rule.ts";
+import { SHORT_BLOCK_FRAMES } from "./thresholds.ts";
 import { frameErrors, significance } from "./score.ts";
 import type { VerifyContext } from "./types.ts";
 

@@ -12,11 +12,11 @@
  * @module
  */
 
-import { FRAME_WORDS, frameSlotOf, HitBuffer, popcount32 } from "../signature_index.ts";
+import { FRAME_WORDS, frameSlotOf, HitBuffer, popcount32 } from "./signature_index.ts";
 import type { Signature } from "../types.ts";
 import { HIT_MAX_DIST, hitVotes, PROBE_WORDS, probes, SILENT_FRAME_DB, tablesOf } from "./lookup.ts";
 import { precheck, PRECHECK_AFTER, PRECHECK_BER, touchPrechecks } from "./precheck.ts";
-import { CLOCK_SKEW_NS, MARGIN_SPAN } from "./rule.ts";
+import { CLOCK_SKEW_NS, MARGIN_SPAN } from "./thresholds.ts";
 import { CheckScheduler, type Pending } from "./scheduler.ts";
 import type { CoarseMatch, MatcherContext, MatcherStats } from "./types.ts";
 import { Verifier } from "./verify.ts";

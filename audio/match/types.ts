@@ -4,10 +4,10 @@
  * @module
  */
 
-import type { FrameStore } from "../fingerprint.ts";
-import type { SignatureIndex } from "../signature_index.ts";
+import type { FrameStore } from "../fingerprint/fingerprint.ts";
+import type { SignatureIndex } from "./signature_index.ts";
 import type { Signature } from "../types.ts";
-import type { MatchRule } from "./rule.ts";
+import type { MatchThresholds } from "./thresholds.ts";
 
 /** What a verification saw, for tuning (see {@link VerifyContext.observe}). */
 export interface VerifyTrace {
@@ -57,7 +57,7 @@ export interface MatcherStats {
 /** What a verification needs from its stream besides the frames. */
 export interface VerifyContext {
   store: FrameStore;
-  rule: MatchRule;
+  rule: MatchThresholds;
   /** Hop of the frame grid, samples. */
   hop: number;
   /** Capture time of the message carrying analysis sample k, if still known. */

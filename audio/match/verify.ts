@@ -2,7 +2,7 @@
  * Verification: whether a candidate alignment of a signature in a target stream is a match.
  *
  * The block is scored (score.ts) at the alignment and its neighbours, and in two parts when a lost message
- * seems to have split it (split.ts). A match needs all of (rule.ts):
+ * seems to have split it (split.ts). A match needs all of (thresholds.ts):
  * - weighted BER ≤ `thresholdBer` (0.4);
  * - significance ≥ `minZ` (6.4), plus up to 0.4 more for short blocks;
  * - a peak: the best score at least `margin` (0.04) below the best score 2–6 frames away (after WebRTC's delay
@@ -15,9 +15,9 @@
  * @module
  */
 
-import type { FrameStore } from "../fingerprint.ts";
+import type { FrameStore } from "../fingerprint/fingerprint.ts";
 import type { Signature } from "../types.ts";
-import { CLOCK_SKEW_NS, MARGIN_SPAN, MIN_USED_FRAMES, requiredZ } from "./rule.ts";
+import { CLOCK_SKEW_NS, MARGIN_SPAN, MIN_USED_FRAMES, requiredZ } from "./thresholds.ts";
 import { type BlockScore, scoreBlock } from "./score.ts";
 import { SPLIT_MIN_FRACTION, Splitter, splitWins, splitZ } from "./split.ts";
 import type { CoarseMatch, MatcherStats, VerifyContext } from "./types.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { AudioCriteria } from "./types.ts";
+import type { AudioCriteria } from "../types.ts";
 
 /** Analysis samples per VAD frame (10 ms at 8 kHz). */
 const FRAME = 80;

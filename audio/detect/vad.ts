@@ -9,7 +9,7 @@
  */
 
 import fvadFactory from "@echogarden/fvad-wasm";
-import { RING_SCALE } from "./sample_ring.ts";
+import { RING_SCALE } from "../decode/sample_ring.ts";
 
 /** VAD frame length in analysis samples (10 ms at 8 kHz). */
 export const VAD_FRAME = 80;

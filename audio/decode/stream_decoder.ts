@@ -42,10 +42,10 @@ import {
   PayloadEnvelope,
   type PixieMarker,
   regexGroupCount,
-} from "./envelope.ts";
+} from "./payload.ts";
 import { analysisIndexOf, checkNativeRate, Resampler } from "./resample.ts";
 import { Timeline, type TimelineOptions } from "./timeline.ts";
-import type { AudioFormat } from "./types.ts";
+import type { AudioFormat } from "../types.ts";
 
 /**
  * Every reason a message can be skipped (or, with `keepTimeline`, repaired). `finished`: pushed after

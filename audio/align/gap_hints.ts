@@ -6,7 +6,7 @@
  * consecutive capture times are about one message's duration apart; a lost message shows as a spacing longer by
  * its duration. Stages that buffer or burst (an ASR front end that stalls and then sends a backlog) break that
  * rule, which is why the timeline does not insert silence on such evidence; the envelope alignment tries the
- * hinted gap as one more hypothesis and keeps it only where the audio agrees (fine_envelope.ts).
+ * hinted gap as one more hypothesis and keeps it only where the audio agrees (level_envelope.ts).
  * @module
  */
 

@@ -7,12 +7,12 @@
  * @module
  */
 
-import type { AudioFormat } from "./types.ts";
+import type { AudioFormat } from "../types.ts";
 
 /** Any codec named in the `audio.codec` config key. */
 export type AudioCodec = AudioFormat["codec"];
 
-/** Codecs that carry decoder state from message to message (decoded by audio/g722.ts and audio/opus.ts). */
+/** Codecs that carry decoder state from message to message (decoded by audio/decode/g722.ts and audio/decode/opus.ts). */
 export type StatefulCodec = "g722" | "opus";
 
 /** A sample codec: fixed bytes per sample, each message decodes on its own (what this module handles). */

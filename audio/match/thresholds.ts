@@ -1,11 +1,11 @@
 /**
- * What a verified alignment needs to be a match: the thresholds (a {@link MatchRule}, configurable) and the
+ * What a verified alignment needs to be a match: the thresholds (a {@link MatchThresholds}, configurable) and the
  * fixed parts of the rule that go with them. See audio/match/verify.ts for how they are applied.
  * @module
  */
 
 /** When a verified alignment is a match. */
-export interface MatchRule {
+export interface MatchThresholds {
   /** Highest weighted bit error rate at the peak. */
   thresholdBer: number;
   /** Least difference between the best weighted BER 2..6 frames away and the peak's. */
@@ -15,7 +15,7 @@ export interface MatchRule {
 }
 
 /** Default rule, tuned on the accuracy corpus: `deno task bench` (bench/accuracy.ts) measures recall and false matches. */
-export const DEFAULT_RULE: Readonly<MatchRule> = Object.freeze({
+export const DEFAULT_THRESHOLDS: Readonly<MatchThresholds> = Object.freeze({
   thresholdBer: 0.4,
   margin: 0.04,
   minZ: 6.4,
@@ -30,7 +30,7 @@ export const SHORT_BLOCK_FRAMES = 60;
 export const SHORT_BLOCK_EXTRA_Z = 0.4;
 
 /** The significance a block with `used` usable frames needs under `rule`. */
-export function requiredZ(rule: MatchRule, used: number): number {
+export function requiredZ(rule: MatchThresholds, used: number): number {
   return rule.minZ + SHORT_BLOCK_EXTRA_Z * Math.max(0, (SHORT_BLOCK_FRAMES - used) / 36);
 }
 

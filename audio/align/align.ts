@@ -11,12 +11,12 @@
  * @module
  */
 
-import { EnvelopeScratch, envelopeShift } from "./fine_envelope.ts";
+import { EnvelopeScratch, envelopeShift } from "./level_envelope.ts";
 import type { GapHint } from "./gap_hints.ts";
-import { type FrameAnalyzer, type FrameStore, SUBFP_BITS } from "./fingerprint.ts";
-import { popcount32 } from "./signature_index.ts";
-import { isMasked } from "./signature.ts";
-import type { SampleRing } from "./sample_ring.ts";
+import { type FrameAnalyzer, type FrameStore, SUBFP_BITS } from "../fingerprint/fingerprint.ts";
+import { popcount32 } from "../match/signature_index.ts";
+import { isMasked } from "../fingerprint/signature.ts";
+import type { SampleRing } from "../decode/sample_ring.ts";
 
 /** Frames sampled for the aligned-grid bit error rate. */
 const BER_FRAMES = 24;

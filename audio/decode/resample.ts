@@ -14,7 +14,7 @@
  * @module
  */
 
-import { name, section, uleb, WASM_HEADER } from "./wasm_encode.ts";
+import { name, section, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
 import { allocSamples } from "./codecs.ts";
 
 /** The analysis rate every stream is resampled to, Hz. */

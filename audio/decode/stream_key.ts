@@ -8,7 +8,7 @@
  * @module
  */
 
-import { detectPixieMarker, jsonPathValue, PayloadEnvelope } from "./envelope.ts";
+import { detectPixieMarker, jsonPathValue, PayloadEnvelope } from "./payload.ts";
 
 /** A row cell as Pixie delivers it (structurally `Cell` of pixie/row.ts; kept local so audio/ imports nothing). */
 export type KeyCell = bigint | number | boolean | string | Uint8Array;

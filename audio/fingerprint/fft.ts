@@ -7,7 +7,7 @@
  * complex FFT of N/2 points and a split pass halves the work. Measured in bench/fingerprint_speed.ts.
  *
  * The butterflies and the split, and for windowed frames (the fingerprint's case) the input pass too, run in
- * WebAssembly SIMD (audio/fft_simd.ts), two lanes of float64 doing exactly the JS operations, so results are
+ * WebAssembly SIMD (audio/fingerprint/fft_simd.ts), two lanes of float64 doing exactly the JS operations, so results are
  * bit-identical (tests/audio_fft_simd_test.ts checks it); the JS code below is the reference and the fallback.
  * That cut a 1024-point windowed frame from 4.2 µs to 2.1 µs (Xeon, Deno 2.9).
  * @module

@@ -15,7 +15,7 @@
  */
 
 import type { GapHint } from "./gap_hints.ts";
-import type { SampleRing } from "./sample_ring.ts";
+import type { SampleRing } from "../decode/sample_ring.ts";
 
 /** Number of envelope values. */
 export const ENV_VALUES = 256;

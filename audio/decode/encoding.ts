@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { AudioFormat } from "./types.ts";
+import type { AudioFormat } from "../types.ts";
 
 /** An encoding named in the `audio.encoding` config key. */
 export type Encoding = AudioFormat["encoding"];

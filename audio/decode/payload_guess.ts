@@ -13,8 +13,8 @@
 
 import { ALAW_TO_LINEAR, bytesPerSample, type Codec, MULAW_TO_LINEAR } from "./codecs.ts";
 import { decodeField, type Encoding } from "./encoding.ts";
-import { detectPixieMarker, extractAudioField } from "./envelope.ts";
-import type { AudioFormat } from "./types.ts";
+import { detectPixieMarker, extractAudioField } from "./payload.ts";
+import type { AudioFormat } from "../types.ts";
 
 /** One captured message of the stream being guessed. */
 export interface PayloadSample {

@@ -1,6 +1,6 @@
 /**
  * The butterfly stages of {@link RealFft}'s complex FFT in a tiny WebAssembly SIMD kernel, two butterflies per
- * instruction (f64x2). Every butterfly does exactly the operations of the JS stages in audio/fft.ts, in the same
+ * instruction (f64x2). Every butterfly does exactly the operations of the JS stages in audio/fingerprint/fft.ts, in the same
  * order and in float64 (WebAssembly has no fused multiply-add in these instructions and IEEE addition and
  * multiplication are commutative), so the spectrum is bit for bit the same; the stages were ~70% of a frame's
  * FFT in JS.
@@ -12,7 +12,7 @@
  * @module
  */
 
-import { name, section, sleb, uleb, WASM_HEADER } from "./wasm_encode.ts";
+import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Hand-assembled (no toolchain in the image). Both functions take byte offsets.

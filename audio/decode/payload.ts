@@ -5,9 +5,9 @@
  * @module
  */
 
-import { detectPixieMarker, type PixieMarker } from "../pixie/markers.ts";
-import type { AudioFormat } from "./types.ts";
-import { compileLinearRegex, type LinearRegex } from "./linear_regex.ts";
+import { detectPixieMarker, type PixieMarker } from "../../pixie/markers.ts";
+import type { AudioFormat } from "../types.ts";
+import { compileLinearRegex, type LinearRegex } from "../../util/linear_regex.ts";
 
 /** Pixie's markers are recognised in one place (pixie/markers.ts); the decoder reads them through here. */
 export { detectPixieMarker, type PixieMarker };
@@ -366,7 +366,7 @@ function scannedValue(text: string, hit: ScanHit): unknown {
 const regexCache = new Map<string, LinearRegex>();
 
 /**
- * Compiles an envelope regex once, for the linear-time engine (audio/linear_regex.ts: a hostile body cannot make
+ * Compiles an envelope regex once, for the linear-time engine (util/linear_regex.ts: a hostile body cannot make
  * it backtrack); throws SyntaxError on a pattern that does not compile there (config validation catches it).
  */
 export function compileEnvelopeRegex(pattern: string): LinearRegex {

@@ -12,8 +12,8 @@
  * @module
  */
 
-import { isMasked, SIGNATURE_MAX_FRAMES } from "./signature.ts";
-import type { Signature } from "./types.ts";
+import { isMasked, SIGNATURE_MAX_FRAMES } from "../fingerprint/signature.ts";
+import type { Signature } from "../types.ts";
 
 /** Default most active signatures; beyond it the oldest is evicted. */
 export const DEFAULT_MAX_ACTIVE = 50_000;

@@ -4,13 +4,13 @@
  * @module
  */
 
-import type { PayloadEnvelope } from "./envelope.ts";
-import { compileLinearRegex, type LinearRegex } from "./linear_regex.ts";
+import type { PayloadEnvelope } from "./payload.ts";
+import { compileLinearRegex, type LinearRegex } from "../../util/linear_regex.ts";
 
 /** A compiled id pattern. */
 export interface IdPattern {
   idType: string;
-  /** Linear-time matcher (audio/linear_regex.ts): a hostile message cannot make it backtrack. */
+  /** Linear-time matcher (util/linear_regex.ts): a hostile message cannot make it backtrack. */
   regex: Pick<LinearRegex, "capture">;
 }
 

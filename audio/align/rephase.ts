@@ -5,17 +5,17 @@
  * an arbitrary sample of the audio, so its grid sits up to half a hop (8 ms of 128 ms frames) off the source's.
  * That costs bits: measured on the bench with target taps at a random phase, recall fell 1 point on GSM and 3.6
  * points at 10 dB SNR against taps that happened to share the source's phase. The envelope alignment (see
- * fine_envelope.ts) knows the phase to the sample, so for a candidate that narrowly failed verification the
+ * level_envelope.ts) knows the phase to the sample, so for a candidate that narrowly failed verification the
  * matcher can score it again on frames computed where the source's grid falls in the target: about one block of
  * frame analyses (~1 ms), spent only on near misses.
  * @module
  */
 
 import { ALIGN_RANGE, INSTANT_OFFSET } from "./align.ts";
-import { EnvelopeScratch, envelopeShift } from "./fine_envelope.ts";
-import { type FrameAnalyzer, FrameStore, subFingerprint, SUBFP_BITS } from "./fingerprint.ts";
-import type { SampleRing } from "./sample_ring.ts";
-import type { Signature } from "./types.ts";
+import { EnvelopeScratch, envelopeShift } from "./level_envelope.ts";
+import { type FrameAnalyzer, FrameStore, subFingerprint, SUBFP_BITS } from "../fingerprint/fingerprint.ts";
+import type { SampleRing } from "../decode/sample_ring.ts";
+import type { Signature } from "../types.ts";
 
 /** Frames computed beyond the block on either side (the matcher's neighbour and margin scans read them). */
 export const REPHASE_PAD = 10;
@@ -59,9 +59,9 @@ export class Rephaser {
    * the signature has no envelope, the samples are not held, or the grid is the stream's own.
    */
   run(ring: SampleRing, sig: Signature, frame: number): Rephased | undefined {
-    if (!sig.envelope) return undefined;
+    if (!sig.levelEnvelope) return undefined;
     const { hop, frame: len } = this.#an.params;
-    const e = envelopeShift(ring, sig.envelope, frame * hop + INSTANT_OFFSET, ALIGN_RANGE, this.#env);
+    const e = envelopeShift(ring, sig.levelEnvelope, frame * hop + INSTANT_OFFSET, ALIGN_RANGE, this.#env);
     if (!e) return undefined;
     const origin = frame * hop + e.shift;
     const k = Math.round(origin / hop);

@@ -18,8 +18,14 @@
  */
 
 import { createXXHash64, type IHasher } from "hash-wasm";
-import { ENV_LEVELS, ENV_PACKED_BYTES, ENV_VALUES, packEnvelope, unpackEnvelope } from "./fine_envelope.ts";
-import type { Signature } from "./types.ts";
+import {
+  ENV_LEVELS,
+  ENV_PACKED_BYTES,
+  ENV_VALUES,
+  packEnvelope,
+  unpackEnvelope,
+} from "../align/level_envelope.ts";
+import type { Signature } from "../types.ts";
 
 /** Frames in a signature block (the wire format allows 1..this). */
 export const SIGNATURE_MAX_FRAMES = 128;
@@ -130,7 +136,7 @@ export interface SignatureFields {
   offsetMs: number;
   fingerprint: Uint32Array;
   mask?: Uint8Array;
-  envelope?: Uint8Array;
+  levelEnvelope?: Uint8Array;
   ids: Record<string, string>;
 }
 
@@ -180,7 +186,7 @@ export function buildSignature(f: SignatureFields): Signature {
     ids: capIds(f.ids),
   };
   if (f.mask && f.mask.some((b) => b !== 0)) sig.mask = f.mask;
-  if (f.envelope) sig.envelope = checkEnvelope(f.envelope);
+  if (f.levelEnvelope) sig.levelEnvelope = checkEnvelope(f.levelEnvelope);
   return sig;
 }
 
@@ -209,7 +215,7 @@ export function encodeSignature(sig: Signature): Uint8Array {
   ].map((s) => enc.encode(s));
   const ids = Object.entries(capIds(sig.ids)).map(([k, v]) => [enc.encode(k), enc.encode(v)] as const);
   const maskLen = sig.mask ? (n + 7) >> 3 : 0;
-  const env = sig.envelope ? packEnvelope(checkEnvelope(sig.envelope)) : undefined;
+  const env = sig.levelEnvelope ? packEnvelope(checkEnvelope(sig.levelEnvelope)) : undefined;
   let size = HEADER + 4 * n + maskLen + (env ? env.length : 0) + 1;
   for (const s of names) size += 1 + s.length;
   for (const [k, v] of ids) size += 2 + k.length + v.length;
@@ -322,6 +328,6 @@ export function decodeSignature(bytes: Uint8Array): Signature {
     ids,
   };
   if (mask) sig.mask = mask;
-  if (envelope) sig.envelope = envelope;
+  if (envelope) sig.levelEnvelope = envelope;
   return sig;
 }
