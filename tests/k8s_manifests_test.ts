@@ -3,6 +3,7 @@
  * (offline, npm:kubernetes-models), and the wiring between the manifests, the sensor's config and code, NATS,
  * the Dockerfile and the README.
  */
+import { taskAllowsEnv } from "./support/deno_tasks.ts";
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -121,13 +122,6 @@ function selects(selector: unknown, labels: unknown): boolean {
 
 async function denoJson(): Promise<{ version?: string; tasks: Record<string, string> }> {
   return JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
-}
-
-/** Environment variables a deno task lets the program read: a list, or "all". */
-function allowedEnv(task: string): Set<string> | "all" {
-  if (/(^|\s)(-A|--allow-all)(\s|$)/.test(task) || /--allow-env(\s|$)/.test(task)) return "all";
-  const m = /--allow-env=(\S+)/.exec(task);
-  return new Set(m ? (m[1] ?? "").split(",") : []);
 }
 
 /** Environment a test gives the sensor: literal values as written, valueFrom sources as stand-in values. */
@@ -321,10 +315,8 @@ Deno.test("k8s: the ConfigMap's config passes fsm-px's config validation with th
     [],
     "variables the config requires but the DaemonSet does not set",
   );
-  const allowed = allowedEnv((await denoJson()).tasks.run ?? "");
-  if (allowed !== "all") {
-    deepEqual(vars.filter((v) => !allowed.has(v)), [], "variables the run task cannot read");
-  }
+  const run = (await denoJson()).tasks.run ?? "";
+  deepEqual(vars.filter((v) => !taskAllowsEnv(run, v)), [], "variables the run task cannot read");
 
   const { config } = await loadConfig(join(K8S, "config/config.yaml"), env);
   equal(config.node, "node-a");

@@ -4,6 +4,7 @@
  * resulting object validated against its Kubernetes schema, and the privileges checked to be exactly what capture
  * needs. Where kubectl is installed, the README's overlay is rendered by the real kustomize too.
  */
+import { denoTasks, taskAllowsEnv } from "./support/deno_tasks.ts";
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -60,11 +61,9 @@ Deno.test("k8s/packet-capture: its config captures on the node, with pod metadat
   ok(bpfFilter(taps).includes("udp and portrange 40000-40999"));
   const docker = await Deno.readTextFile(join(ROOT, "Dockerfile"));
   ok(/apt-get install[^\n]*tcpdump/.test(docker), "the image installs tcpdump");
-  const deno = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))) as {
-    tasks: Record<string, string>;
-  };
-  ok(deno.tasks.run!.includes("--allow-run=tcpdump"), "the run task may start tcpdump");
-  ok(deno.tasks.run!.includes("KUBERNETES_SERVICE_HOST"), "and read the in-cluster API address");
+  const run = (await denoTasks()).run ?? "";
+  ok(run.includes("--allow-run=tcpdump"), "the run task may start tcpdump");
+  ok(taskAllowsEnv(run, "KUBERNETES_SERVICE_HOST"), "and read the in-cluster API address");
 });
 
 Deno.test({
