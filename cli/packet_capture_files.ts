@@ -7,7 +7,7 @@
 import type { Config } from "../config/schema.ts";
 import { type Capture, type CaptureProblem, nodeFromPath } from "../pixie/capture.ts";
 import type { Row } from "../pixie/row.ts";
-import { isPacketCapture, PacketSource, readPacketFile } from "../packets/packet_source.ts";
+import { isPacketCapture, PacketSource } from "../packets/packet_source.ts";
 import { PcapReader } from "../packets/pcap.ts";
 import { logger } from "../util/log.ts";
 import { packetTapsFromConfig } from "./packet_taps.ts";
@@ -31,31 +31,12 @@ export async function isPacketCaptureFile(path: string): Promise<boolean> {
   }
 }
 
-/** Reads a packet capture into a {@link Capture} of rows for the config's packet taps. */
+/** Reads a packet capture into a {@link Capture} of rows for the config's packet taps (all rows at once). */
 export async function readPacketCapture(path: string, config: Config | undefined): Promise<Capture> {
-  const taps = config ? packetTapsFromConfig(config) : [];
-  if (taps.length === 0) {
-    throw new Error(
-      "is a packet capture, but no measurement has a packets: tap (add packets: { protocol: rtp, port: ... } " +
-        "to signature_rules or match_rules; see README 'Packet capture')",
-    );
-  }
-  const node = nodeFromPath(path);
-  const res = await readPacketFile(path, { taps, node, reorderMs: config?.packets.reorder_ms });
-  const skipped = Object.entries(res.skips).filter(([, n]) => n > 0);
-  log.info("packet capture read", {
-    file: path,
-    frames: res.stats.frames,
-    messages: res.stats.messages,
-    rows: res.rows.length,
-    ...(skipped.length > 0 ? { skipped: Object.fromEntries(skipped) } : {}),
-  });
-  return {
-    file: path,
-    node,
-    rows: res.rows,
-    problems: res.problems.map((reason) => ({ file: path, line: 0, reason })),
-  };
+  const stream = await openPacketCapture(path, config);
+  const rows: Row[] = [];
+  for await (const batch of stream.batches()) for (const r of batch) rows.push(r);
+  return { file: path, node: stream.node, rows, problems: stream.problems };
 }
 
 /** A packet capture read as a stream of row batches (see {@link openPacketCapture}). */

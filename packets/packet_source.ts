@@ -7,7 +7,6 @@
  */
 import type { Row } from "../pixie/row.ts";
 import { FrameDecoder, IpProto } from "./ip.ts";
-import { PcapReader } from "./pcap.ts";
 import { RtpSource } from "./rtp_source.ts";
 import { TcpSource } from "./tcp_source.ts";
 import { PacketRowBuilder } from "./rows.ts";
@@ -127,33 +126,4 @@ export function isPacketCapture(head: Uint8Array): boolean {
   const m = ((head[0]! << 24) | (head[1]! << 16) | (head[2]! << 8) | head[3]!) >>> 0;
   return m === 0xa1b2c3d4 || m === 0xd4c3b2a1 || m === 0xa1b23c4d || m === 0x4d3cb2a1 ||
     m === 0x0a0d0d0a || m === 0xa1b2cd34 || m === 0x34cdb2a1;
-}
-
-/** What reading one packet capture file produced. */
-export interface PacketFileResult {
-  rows: Row[];
-  /** Damage in the file (truncated records, bad lengths), one line each. */
-  problems: string[];
-  stats: PacketSourceStats;
-  skips: Record<string, number>;
-}
-
-/** Reads a pcap/pcapng file into rows for `taps` (streamed: the file is never held whole). */
-export async function readPacketFile(path: string, opts: PacketSourceOptions): Promise<PacketFileResult> {
-  const file = await Deno.open(path, { read: true });
-  const src = new PacketSource(opts);
-  const rows: Row[] = [];
-  try {
-    const reader = new PcapReader(file);
-    for await (const frame of reader) for (const r of src.push(frame)) rows.push(r);
-    for (const r of src.finish()) rows.push(r);
-    const problems = reader.stats.problems.map((p) =>
-      `${path}: ${p.reason} at byte ${p.offset} (${p.detail})`
-    );
-    return { rows, problems, stats: src.stats, skips: src.skipReport() };
-  } finally {
-    try {
-      file.close();
-    } catch { /* closed by the reader */ }
-  }
 }
