@@ -727,21 +727,20 @@ class Parser {
   }
 
   or(): Node {
-    let l = this.and();
-    while (this.#isKw("or")) {
-      const t = this.#next();
-      const r = this.and();
-      l = { k: "bool", op: "or", l, r, opS: t.s, opE: t.e, s: l.s, e: r.e };
-    }
-    return l;
+    return this.#boolChain("or", () => this.and());
   }
 
   and(): Node {
-    let l = this.not();
-    while (this.#isKw("and")) {
+    return this.#boolChain("and", () => this.not());
+  }
+
+  /** `x op y op z …` for Python's `or`/`and`, left-associative, each operand one level down. */
+  #boolChain(op: "or" | "and", operand: () => Node): Node {
+    let l = operand();
+    while (this.#isKw(op)) {
       const t = this.#next();
-      const r = this.not();
-      l = { k: "bool", op: "and", l, r, opS: t.s, opE: t.e, s: l.s, e: r.e };
+      const r = operand();
+      l = { k: "bool", op, l, r, opS: t.s, opE: t.e, s: l.s, e: r.e };
     }
     return l;
   }
