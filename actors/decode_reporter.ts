@@ -11,29 +11,31 @@ export interface DecodeCounters {
   errors: Record<string, number>;
 }
 
-/** Accumulates decode counters of many streams and hands out what is new. */
+/** The tap a reporter counts for. */
+export interface ReportedTap {
+  measurement: string;
+  /** `source` or the stage name. */
+  name: string;
+  /** The tap's query name, `<measurement>/<name>`. */
+  query: string;
+}
+
+/** Accumulates decode counters of one tap's streams and hands out what is new. */
 export class DecodeReporter {
-  readonly #measurement: string;
-  readonly #stream: string;
-  readonly #query: string;
+  readonly #tap: ReportedTap;
+  /** Last counters seen, by stream key. */
   readonly #last = new Map<string, DecodeCounters>();
   #pending: DecodeDelta;
 
-  constructor(measurement: string, stream: string, query: string) {
-    this.#measurement = measurement;
-    this.#stream = stream;
-    this.#query = query;
+  /** A reporter for the streams of `tap`. */
+  constructor(tap: ReportedTap) {
+    this.#tap = tap;
     this.#pending = this.#empty();
   }
 
   #empty(): DecodeDelta {
-    return {
-      measurement: this.#measurement,
-      stream: this.#stream,
-      query: this.#query,
-      markers: {},
-      errors: {},
-    };
+    const { measurement, name, query } = this.#tap;
+    return { measurement, tap: name, query, markers: {}, errors: {} };
   }
 
   /** A failure seen outside a pipeline (e.g. the payload column is missing). */
@@ -41,22 +43,22 @@ export class DecodeReporter {
     this.#pending.errors[reason] = (this.#pending.errors[reason] ?? 0) + n;
   }
 
-  /** Records the cumulative counters of stream `key`. */
-  observe(key: string, now: DecodeCounters): void {
-    const prev = this.#last.get(key);
+  /** Records the cumulative counters of `stream`. */
+  observe(stream: string, now: DecodeCounters): void {
+    const prev = this.#last.get(stream);
     for (const kind of ["markers", "errors"] as const) {
       for (const [reason, n] of Object.entries(now[kind])) {
         const d = n - (prev?.[kind][reason] ?? 0);
         if (d > 0) this.#pending[kind][reason] = (this.#pending[kind][reason] ?? 0) + d;
       }
     }
-    this.#last.set(key, { markers: { ...now.markers }, errors: { ...now.errors } });
+    this.#last.set(stream, { markers: { ...now.markers }, errors: { ...now.errors } });
   }
 
   /** Records a stream's final counters and forgets it. */
-  forget(key: string, final: DecodeCounters): void {
-    this.observe(key, final);
-    this.#last.delete(key);
+  forget(stream: string, final: DecodeCounters): void {
+    this.observe(stream, final);
+    this.#last.delete(stream);
   }
 
   /** What changed since the last call (nothing when nothing did). */

@@ -112,7 +112,7 @@ export function exporter(deps: ExporterDeps): ActorFactory<ExporterMsg> {
         case "decode": {
           const d = msg.delta;
           for (const [reason, n] of Object.entries(d.errors)) {
-            metrics.decodeErrors(d.measurement, d.stream, reason, n);
+            metrics.decodeErrors(d.measurement, d.tap, reason, n);
           }
           const cut = Object.values(d.markers).reduce((a, b) => a + b, 0);
           if (cut > 0) metrics.truncated(d.query, cut);

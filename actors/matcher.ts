@@ -1,34 +1,21 @@
 /**
- * Matcher: one per node. Fingerprints the target streams of every stage (a TargetPipeline per stream) and finds
- * active signatures in them, in both orders: new target audio against the active signatures, and each newly
- * activated signature against the lookback of every target stream of its measurement.
+ * Matcher: one per node. Its stage taps' rows go through the tap intake (tap_intake.ts: a TargetPipeline per
+ * target stream, idle and capped streams, duplicate rows, decode counters); it finds active signatures in them,
+ * in both orders: new target audio against the active signatures, and each newly activated signature against
+ * the lookback of every target stream of its measurement.
  *
- * It starts empty (also after a crash) and asks the registry for the active signatures. Target streams end when
- * idle (event time, robust to rows from the future) or, past `engine.max_streams`, least recently active first
- * (counted); duplicate rows are skipped (counted). Target audio is searched `engine.search_before_source_seconds`
- * before a signature's instant, more when other nodes' clocks are measured ahead (up to the clock window).
+ * It starts empty (also after a crash) and asks the registry for the active signatures. Target audio is searched
+ * `engine.search_before_source_seconds` before a signature's instant, more when other nodes' clocks are measured
+ * ahead (up to the clock window).
  * @module
  */
 import type { ActorFactory, ActorRef } from "./runtime.ts";
-import {
-  type ExporterMsg,
-  type MatcherMsg,
-  NO_COUNTERS,
-  type NodeCounters,
-  OTHER_QUERY,
-  type RegistryMsg,
-} from "./messages.ts";
-import type { Config, MatchRule, Measurement } from "../config/schema.ts";
-import { cellBytes, cellText, parseQueryName, type Row } from "../pixie/row.ts";
+import type { ExporterMsg, MatcherMsg, NodeCounters, RegistryMsg } from "./messages.ts";
+import { NO_COUNTERS } from "./messages.ts";
+import type { Config } from "../config/schema.ts";
 import { SignatureIndex, TargetPipeline } from "../audio/pipeline.ts";
-import { StreamKeyer } from "../audio/decode/stream_key.ts";
-import { PayloadEnvelope } from "../audio/decode/payload.ts";
 import type { Match, Signature } from "../audio/types.ts";
-import { StreamTable } from "./stream_table.ts";
-import { EventClock } from "./event_clock.ts";
-import { RecentRows } from "./row_dedupe.ts";
-import { DecodeReporter } from "./decode_reporter.ts";
-import { payloadColumn, podColumn, streamFormat, tapMessage, textOnBinaryTap } from "./tap_intake.ts";
+import { stageTaps, TapIntake } from "./tap_intake.ts";
 
 /** What the Matcher talks to. */
 export interface MatcherDeps {
@@ -38,24 +25,16 @@ export interface MatcherDeps {
   /** Asked for every active signature when the Matcher (re)starts; absent: nothing to restore (tests). */
   registry?: ActorRef<RegistryMsg>;
   idleNs: bigint;
+  /** Event time between two sweeps of idle streams and decode reports. Default 1 s. */
+  tickNs?: bigint;
   counters?: NodeCounters;
-}
-
-interface Target {
-  measurement: string;
-  stage: string;
-  pipeline: TargetPipeline;
-  recent: RecentRows;
 }
 
 const NS = 1_000_000_000;
 
 /** Builds the Matcher's behaviour (fresh state at every restart: the registry re-activates signatures). */
 export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
-  const rules = new Map<string, { m: Measurement; rule: MatchRule }>();
-  for (const m of deps.config.measurements) {
-    for (const rule of m.match_rules) rules.set(`${m.name}/${rule.stage}`, { m, rule });
-  }
+  const taps = stageTaps(deps.config.measurements);
   const engine = deps.config.engine;
   const counters = deps.counters ?? NO_COUNTERS;
   const windowNs = BigInt(Math.round(engine.clock_window_seconds * NS));
@@ -65,13 +44,6 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
 
   return (ctx) => {
     const indexes = new Map<string, SignatureIndex>();
-    const targets = new StreamTable<Target>(deps.idleNs, engine.max_streams);
-    // Bounded like the streams: a source stream seen long ago no longer has a target twin to exclude.
-    const sourceStreams = new Map<string, Set<string>>();
-    const reporters = new Map<string, DecodeReporter>();
-    const keyers = new Map<string, StreamKeyer>();
-    const clock = new EventClock({ windowNs });
-    let nowNs = 0n;
     /** The search before the source instant: configured, widened by the measured skew, within the window. */
     const searchBeforeNs = () => {
       const widened = baseBeforeNs + aheadNs;
@@ -89,94 +61,33 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
       }
       return idx;
     };
-    const reporterOf = (query: string, measurement: string, stage: string) => {
-      let r = reporters.get(query);
-      if (!r) {
-        r = new DecodeReporter(measurement, stage, query);
-        reporters.set(query, r);
-      }
-      return r;
-    };
     const emit = async (matches: Match[]) => {
       for (const match of matches) await deps.exporter.tell({ kind: "match", match });
     };
-    const report = async () => {
-      // Counters are read here, once per second of event time, not per row (a stats() snapshot per row cost
-      // more than the row's routing).
-      for (const [key, t] of targets.entries()) {
-        reporterOf(`${t.measurement}/${t.stage}`, t.measurement, t.stage).observe(key, t.pipeline.stats());
-      }
-      for (const r of reporters.values()) {
-        for (const delta of r.deltas()) await deps.exporter.tell({ kind: "decode", delta });
-      }
-    };
-    const finishTarget = async (key: string, t: Target) => {
-      await emit(t.pipeline.finish());
-      reporterOf(`${t.measurement}/${t.stage}`, t.measurement, t.stage).forget(key, t.pipeline.stats());
-    };
-
-    const onRow = async (row: Row) => {
-      if (clock.observe(row.time) === "advanced") {
-        const now = clock.nowNs;
-        if (now - nowNs > 1_000_000_000n) {
-          for (const [key, t] of targets.sweep(now)) await finishTarget(key, t);
-          await report();
-        }
-        nowNs = now;
-      }
-      const q = parseQueryName(row.query);
-      const found = rules.get(row.query);
-      if (!q || !found) {
-        counters.rowsSkipped(OTHER_QUERY, "unknown_stage");
-        return;
-      }
-      const { m, rule } = found;
-      const reporter = reporterOf(row.query, m.name, rule.stage);
-      const payload = cellBytes(row, payloadColumn(rule));
-      if (payload === undefined) {
-        reporter.count("missing_payload_column");
-        return;
-      }
-      if (textOnBinaryTap(rule, row)) {
-        reporter.count("not_audio");
-        return;
-      }
-      let keyer = keyers.get(row.query);
-      if (!keyer) keyers.set(row.query, keyer = new StreamKeyer(rule.stream_key));
-      const env = new PayloadEnvelope(payload);
-      const stream = keyer.keyOf(row.columns, env);
-      if (rule.exclude_source_streams && sourceStreams.get(m.name)?.has(stream)) return;
-      const key = `${row.query}\u0000${stream}`;
-      const touched = targets.touch(key, row.time, () => ({
-        measurement: m.name,
-        stage: rule.stage,
-        recent: new RecentRows(),
-        pipeline: new TargetPipeline({
-          measurement: m.name,
-          stage: rule.stage,
+    const intake = new TapIntake({
+      taps,
+      idleNs: deps.idleNs,
+      maxStreams: engine.max_streams,
+      clockWindowNs: windowNs,
+      tickNs: deps.tickNs ?? 1_000_000_000n,
+      counters,
+      open: (s) =>
+        new TargetPipeline({
+          measurement: s.tap.measurement,
+          stage: s.tap.name,
           node: deps.node,
-          pod: cellText(row, podColumn(rule)),
-          stream,
-          format: streamFormat(rule, row),
-          index: indexOf(m.name),
+          pod: s.pod,
+          stream: s.stream,
+          format: s.format,
+          index: indexOf(s.tap.measurement),
           lookbackSeconds: engine.lookback_seconds,
           thresholdBer: engine.match_threshold_ber,
           margin: engine.match_margin,
           searchBeforeNs: searchBeforeNs(),
         }),
-      }));
-      if (touched.evicted) {
-        const [k, old] = touched.evicted;
-        counters.streamsEvicted(old.measurement, old.stage);
-        await finishTarget(k, old);
-      }
-      const t = touched.value;
-      if (t.recent.seen(row.time, payload)) {
-        counters.rowsSkipped(row.query, "duplicate");
-        return;
-      }
-      await emit(t.pipeline.push(tapMessage(rule, row, env)));
-    };
+      emit,
+      report: (delta) => deps.exporter.tell({ kind: "decode", delta }),
+    });
 
     const activate = async (sig: Signature) => {
       const idx = indexOf(sig.measurement);
@@ -190,11 +101,11 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
         ctx.log.warn("signature refused by the index; skipped", { error: (e as Error).message });
         return;
       }
-      for (const [, t] of targets.entries()) {
-        if (t.measurement !== sig.measurement) continue;
-        await emit(t.pipeline.searchSignature(sig));
+      for (const { tap, pipeline } of intake.streams()) {
+        if (tap.measurement !== sig.measurement) continue;
+        await emit(pipeline.searchSignature(sig));
         // No more audio will come: a candidate waiting for the rest of its block is decided now.
-        if (finished) await emit(t.pipeline.finish());
+        if (finished) await emit(pipeline.finish());
       }
     };
 
@@ -206,58 +117,29 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
       async receive(msg) {
         switch (msg.kind) {
           case "row":
-            return await onRow(msg.row);
+            return await intake.push(msg.row);
           case "rows":
-            for (const row of msg.rows) await onRow(row);
+            for (const row of msg.rows) await intake.push(row);
             return;
           case "activate":
             return await activate(msg.sig);
           case "clock-ahead": {
             aheadNs = msg.aheadNs > 0n ? msg.aheadNs : 0n;
             const before = searchBeforeNs();
-            for (const [, t] of targets.entries()) t.pipeline.searchBeforeNs = before;
+            for (const { pipeline } of intake.streams()) pipeline.searchBeforeNs = before;
             return;
           }
           case "deactivate":
             indexes.get(msg.measurement)?.remove(msg.id);
             return;
-          case "source-stream": {
-            let set = sourceStreams.get(msg.measurement);
-            if (!set) sourceStreams.set(msg.measurement, set = new Set());
-            set.add(msg.stream);
-            if (set.size > 2 * engine.max_streams) {
-              const oldest = set.values().next().value;
-              if (oldest !== undefined) set.delete(oldest);
-            }
+          case "source-stream":
             // A target stream that turns out to be a source stream is dropped for rules that exclude them.
-            for (const [key, t] of [...targets.entries()]) {
-              const rule = rules.get(`${t.measurement}/${t.stage}`)?.rule;
-              if (
-                t.measurement === msg.measurement && rule?.exclude_source_streams &&
-                key.endsWith(`\u0000${msg.stream}`)
-              ) {
-                reporterOf(`${t.measurement}/${t.stage}`, t.measurement, t.stage).forget(
-                  key,
-                  t.pipeline.stats(),
-                );
-                targets.delete(key);
-              }
-            }
-            return;
-          }
-          case "finish": {
+            return intake.excludeSourceStream(msg.measurement, msg.stream);
+          case "finish":
             finished = true;
-            for (const [key, t] of [...targets.entries()]) {
-              await emit(t.pipeline.finish());
-              reporterOf(`${t.measurement}/${t.stage}`, t.measurement, t.stage).observe(
-                key,
-                t.pipeline.stats(),
-              );
-            }
-            await report();
+            await intake.finish();
             msg.reply(true);
             return;
-          }
         }
       },
     };

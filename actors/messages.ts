@@ -15,11 +15,15 @@ export type ReaderMsg =
   /** End of input (capture replay): flush everything downstream; `reply` when done. */
   | { kind: "finish"; reply: (ok: true) => void };
 
-/** Detector input (one Detector per measurement). */
-export type DetectorMsg =
+/** Rows of the taps an actor follows, in order (the reader routes a tap's rows to one actor). */
+export type TapRowsMsg =
   | { kind: "row"; row: Row }
-  /** Rows of this measurement's source tap, in order. */
-  | { kind: "rows"; rows: readonly Row[] }
+  /** Several rows at once: one message instead of one per row. */
+  | { kind: "rows"; rows: readonly Row[] };
+
+/** Detector input (one Detector per measurement): rows of its source tap. */
+export type DetectorMsg =
+  | TapRowsMsg
   | { kind: "finish"; reply: (ok: true) => void };
 
 /** SignatureRegistry input. */
@@ -32,11 +36,9 @@ export type RegistryMsg =
   | { kind: "resync" }
   | { kind: "finish"; reply: (ok: true) => void };
 
-/** Matcher input. */
+/** Matcher input: rows of every stage's tap, and what the registry and the Detectors say. */
 export type MatcherMsg =
-  | { kind: "row"; row: Row }
-  /** Target rows, in order. */
-  | { kind: "rows"; rows: readonly Row[] }
+  | TapRowsMsg
   /** The registry made a signature active. */
   | { kind: "activate"; sig: Signature }
   /** The registry expired or evicted a signature. */
@@ -50,11 +52,11 @@ export type MatcherMsg =
   | { kind: "clock-ahead"; aheadNs: bigint }
   | { kind: "finish"; reply: (ok: true) => void };
 
-/** Decode counters of one stream's pipeline since the last report. */
+/** Decode counters of one tap's stream pipelines since the last report. */
 export interface DecodeDelta {
   measurement: string;
-  /** `source` or the stage name. */
-  stream: string;
+  /** The tap: `source` or the stage name (the metrics' `stream` label). */
+  tap: string;
   query: string;
   markers: Record<string, number>;
   errors: Record<string, number>;
@@ -82,8 +84,8 @@ export const EXPIRE_REASONS: readonly ExpireReason[] = ["ttl", "late", "future",
 export interface NodeCounters {
   /** Signatures expired or refused by the registry. */
   signaturesExpired(measurement: string, reason: ExpireReason, n?: number): void;
-  /** Streams finished early at the engine.max_streams cap (`stream`: `source` or the stage). */
-  streamsEvicted(measurement: string, stream: string, n?: number): void;
+  /** Streams finished early at the engine.max_streams cap (`tap`: `source` or the stage; the `stream` label). */
+  streamsEvicted(measurement: string, tap: string, n?: number): void;
   /** Rows skipped before any pipeline (`query`: a configured query name, or `(other)`). */
   rowsSkipped(query: string, reason: string, n?: number): void;
   /** Rows too far ahead to move the event clock. */

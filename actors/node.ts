@@ -33,7 +33,8 @@ import { stagePaths } from "../report/hops.ts";
 import type { Bus, Subscription } from "../bus/bus.ts";
 import type { Config } from "../config/schema.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
-import { type Row, SOURCE_STREAM } from "../pixie/row.ts";
+import type { Row } from "../pixie/row.ts";
+import { queryNamesOf, SOURCE_STREAM } from "../util/query_name.ts";
 import { wallClockNs } from "./event_clock.ts";
 import { initAudioEngine } from "../audio/pipeline.ts";
 import { initOpus } from "../audio/decode/opus.ts";
@@ -77,6 +78,11 @@ export interface NodeOptions {
 
 /** Event time without audio after which a stream's pipeline is finished and dropped. */
 const STREAM_IDLE_NS = 60_000_000_000n;
+/**
+ * Event time between two rounds of the node's periodic work: registry ticks and row counts (reader), sweeps of
+ * idle streams and decode reports (Detectors, Matcher).
+ */
+const TICK_NS = 1_000_000_000n;
 const ASK_MS = 600_000;
 
 /** An actor reference resolved when first used, so actors can name ones spawned after them. */
@@ -136,12 +142,11 @@ export class SensorNode {
     const wallNs = opts.mode === "live" ? wallClockNs(opts.wallMs) : undefined;
     const queries = new Set<string>();
     for (const m of config.measurements) {
-      queries.add(`${m.name}/${SOURCE_STREAM}`);
-      for (const r of m.match_rules) queries.add(`${m.name}/${r.stage}`);
+      for (const q of queryNamesOf(m)) queries.add(q);
       // Every series a node may bump exists from the start, at 0 (no "missing" series in PromQL).
       for (const reason of EXPIRE_REASONS) metrics.signaturesExpired(m.name, reason, 0);
-      for (const stream of [SOURCE_STREAM, ...m.match_rules.map((r) => r.stage)]) {
-        metrics.streamsEvicted(m.name, stream, 0);
+      for (const tap of [SOURCE_STREAM, ...m.match_rules.map((r) => r.stage)]) {
+        metrics.streamsEvicted(m.name, tap, 0);
       }
     }
     this.#queries = queries;
@@ -155,6 +160,7 @@ export class SensorNode {
         registry: registryRef,
         exporter: exporterRef,
         source: opts.source,
+        tickNs: TICK_NS,
         queries,
         clockWindowNs,
         wallNs,
@@ -174,6 +180,7 @@ export class SensorNode {
             matcher: matcherRef,
             exporter: exporterRef,
             idleNs: STREAM_IDLE_NS,
+            tickNs: TICK_NS,
             maxStreams: engine.max_streams,
             clockWindowNs,
             counters: metrics,
@@ -196,6 +203,7 @@ export class SensorNode {
         exporter: exporterRef,
         registry: registryRef,
         idleNs: STREAM_IDLE_NS,
+        tickNs: TICK_NS,
         counters: metrics,
       })),
       { capacity: 2048, overflow: "backpressure" },

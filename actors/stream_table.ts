@@ -2,12 +2,17 @@
  * Per-stream state with idle expiry in event time: calls end, and their pipelines must not live forever. The
  * number of streams is bounded too (each costs hundreds of KB): past the cap, the least recently fed stream is
  * evicted and handed back to the caller, which finishes and counts it.
+ *
+ * A stream is named by its tap and its key within the tap (two stages may see the same connection): the table
+ * looks streams up by the pair and hands back the caller's own typed state, so no key is ever built or parsed.
  * @module
  */
 
 /** One stream's state plus when it was last fed (event time). */
-interface Entry<T> {
-  value: T;
+interface Slot<T, Tap> {
+  readonly tap: Tap;
+  readonly stream: string;
+  readonly value: T;
   lastNs: bigint;
   /** When it was last fed, in touches (the LRU order; event times can be wrong, this cannot). */
   seq: number;
@@ -18,16 +23,19 @@ export interface Touched<T> {
   value: T;
   created: boolean;
   /** The least recently fed stream, removed to make room for a new one (finish and count it). */
-  evicted?: [string, T];
+  evicted?: T;
 }
 
 /**
- * A map of stream states that forgets streams idle for longer than `idleNs` of event time and holds at most
- * `maxStreams` (least recently fed first out). Iteration is in creation order (streams are searched and finished
- * in the order they appeared, whatever the cap); finding the least recently fed costs a scan, paid only at the cap.
+ * The stream states of a set of taps that forgets streams idle for longer than `idleNs` of event time and holds
+ * at most `maxStreams` over all taps (least recently fed first out). Iteration is in creation order (streams are
+ * searched and finished in the order they appeared, whatever the cap); finding the least recently fed costs a
+ * scan, paid only at the cap.
  */
-export class StreamTable<T> {
-  readonly #entries = new Map<string, Entry<T>>();
+export class StreamTable<T, Tap = unknown> {
+  readonly #byTap = new Map<Tap, Map<string, Slot<T, Tap>>>();
+  /** Every live stream, in creation order. */
+  readonly #slots = new Set<Slot<T, Tap>>();
   readonly #idleNs: bigint;
   readonly #max: number;
   #seq = 0;
@@ -39,62 +47,72 @@ export class StreamTable<T> {
     this.#max = maxStreams;
   }
 
-  /** The state of `key`, created by `make` on first use; marks the stream as fed at `nowNs`. */
-  touch(key: string, nowNs: bigint, make: () => T): Touched<T> {
-    const e = this.#entries.get(key);
-    if (e) {
-      if (nowNs > e.lastNs) e.lastNs = nowNs;
-      e.seq = ++this.#seq;
-      return { value: e.value, created: false };
+  /** The state of `stream` of `tap`, created by `make` on first use; marks the stream as fed at `nowNs`. */
+  touch(tap: Tap, stream: string, nowNs: bigint, make: () => T): Touched<T> {
+    let streams = this.#byTap.get(tap);
+    const s = streams?.get(stream);
+    if (s) {
+      if (nowNs > s.lastNs) s.lastNs = nowNs;
+      s.seq = ++this.#seq;
+      return { value: s.value, created: false };
     }
-    let evicted: [string, T] | undefined;
-    if (this.#entries.size >= this.#max) {
-      let oldest: [string, Entry<T>] | undefined;
-      for (const kv of this.#entries) if (oldest === undefined || kv[1].seq < oldest[1].seq) oldest = kv;
+    let evicted: T | undefined;
+    if (this.#slots.size >= this.#max) {
+      let oldest: Slot<T, Tap> | undefined;
+      for (const o of this.#slots) if (oldest === undefined || o.seq < oldest.seq) oldest = o;
       if (oldest !== undefined) {
-        this.#entries.delete(oldest[0]);
-        evicted = [oldest[0], oldest[1].value];
+        this.#remove(oldest);
+        evicted = oldest.value;
       }
     }
-    const value = make();
-    this.#entries.set(key, { value, lastNs: nowNs, seq: ++this.#seq });
-    return evicted ? { value, created: true, evicted } : { value, created: true };
+    const slot: Slot<T, Tap> = { tap, stream, value: make(), lastNs: nowNs, seq: ++this.#seq };
+    if (!streams) this.#byTap.set(tap, streams = new Map());
+    streams.set(stream, slot);
+    this.#slots.add(slot);
+    return evicted !== undefined
+      ? { value: slot.value, created: true, evicted }
+      : { value: slot.value, created: true };
   }
 
-  /** The state of `key` without touching it. */
-  get(key: string): T | undefined {
-    return this.#entries.get(key)?.value;
+  /** The state of `stream` of `tap` without touching it. */
+  get(tap: Tap, stream: string): T | undefined {
+    return this.#byTap.get(tap)?.get(stream)?.value;
   }
 
-  /** Removes `key`; returns its state. */
-  delete(key: string): T | undefined {
-    const e = this.#entries.get(key);
-    this.#entries.delete(key);
-    return e?.value;
+  /** Removes `stream` of `tap`; returns its state. */
+  delete(tap: Tap, stream: string): T | undefined {
+    const s = this.#byTap.get(tap)?.get(stream);
+    if (!s) return undefined;
+    this.#remove(s);
+    return s.value;
   }
 
   /** Removes streams idle at `nowNs` and returns them (the caller finishes them). */
-  sweep(nowNs: bigint): [string, T][] {
-    const out: [string, T][] = [];
-    for (const [k, e] of this.#entries) {
-      if (nowNs - e.lastNs > this.#idleNs) {
-        out.push([k, e.value]);
-        this.#entries.delete(k);
+  sweep(nowNs: bigint): T[] {
+    const out: T[] = [];
+    for (const s of this.#slots) {
+      if (nowNs - s.lastNs > this.#idleNs) {
+        out.push(s.value);
+        this.#remove(s);
       }
     }
     return out;
   }
 
-  /** Every live stream. */
-  entries(): IterableIterator<[string, T]> {
-    const it = this.#entries.entries();
-    return (function* () {
-      for (const [k, e] of it) yield [k, e.value] as [string, T];
-    })();
+  /** Every live stream's state, in creation order. */
+  *values(): IterableIterator<T> {
+    for (const s of this.#slots) yield s.value;
   }
 
   /** Number of live streams. */
   get size(): number {
-    return this.#entries.size;
+    return this.#slots.size;
+  }
+
+  #remove(s: Slot<T, Tap>): void {
+    this.#slots.delete(s);
+    const streams = this.#byTap.get(s.tap);
+    streams?.delete(s.stream);
+    if (streams?.size === 0) this.#byTap.delete(s.tap);
   }
 }

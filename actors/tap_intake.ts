@@ -1,111 +1,289 @@
 /**
- * The tap intake shared by the Detector and the Matcher: how a row of a tap becomes a message for its stream's
- * audio pipeline, for Pixie taps and packet taps alike. Packet taps carrying RTP take their codec from the
- * row's payload type (`rtp_codec`) and their place in the stream from the RTP timestamp, so a lost packet or a
- * suppressed silence is a gap of exactly its length.
+ * The tap intake, one for both sides: the Detector's (source taps, {@link SourcePipeline}s) and the Matcher's
+ * (stage taps, {@link TargetPipeline}s). It turns each row of a tap into a message for its audio stream's
+ * pipeline, once, the same way for Pixie rows and packet-capture rows (tap_message.ts reads either), and owns
+ * what every stream needs around its pipeline:
+ *
+ * - the stream key (a {@link StreamKeyer} per tap) and the stream's state in a {@link StreamTable}: idle streams end
+ *   after `idleNs` of event time, swept once per `tickNs` of it ({@link EventClock}, so a row from the future
+ *   does not end them all), and past `maxStreams` the least recently fed one ends early (counted);
+ * - duplicate rows (same time, same payload on a stream: skipped and counted);
+ * - context ids that stick to a stream (source taps: a call's ids come once, e.g. in a Twilio `start` event);
+ * - source streams that taps with `exclude_source_streams` must not follow;
+ * - decode counters, reported per tap ({@link DecodeReporter}) at each sweep and at the end.
+ *
+ * What the pipelines produce (signatures, matches) and the counters go to callbacks: the actors around it only
+ * pass messages.
  * @module
  */
-import type { Columns, PacketTapConfig } from "../config/schema.ts";
-import { cellNumber, cellText, type Row } from "../pixie/row.ts";
+import type { MatchRule, Measurement, SignatureRules } from "../config/schema.ts";
+import { cellBytes, cellText, type Row } from "../pixie/row.ts";
 import type { MessageIn } from "../audio/pipeline.ts";
-import type { PayloadEnvelope } from "../audio/decode/payload.ts";
+import { PayloadEnvelope } from "../audio/decode/payload.ts";
+import { StreamKeyer } from "../audio/decode/stream_key.ts";
+import { extractIds, type IdPattern } from "../audio/decode/context_ids.ts";
 import type { AudioFormat } from "../audio/types.ts";
-import { PacketColumn } from "../packets/rows.ts";
-import { parseRtpCodecName, type RtpCodec } from "../packets/rtp_codecs.ts";
+import { queryName, SOURCE_STREAM } from "../util/query_name.ts";
+import { type DecodeDelta, NO_COUNTERS, type NodeCounters, OTHER_QUERY } from "./messages.ts";
+import { StreamTable } from "./stream_table.ts";
+import { EventClock } from "./event_clock.ts";
+import { RecentRows } from "./row_dedupe.ts";
+import { type DecodeCounters, DecodeReporter } from "./decode_reporter.ts";
+import {
+  payloadColumn,
+  podColumn,
+  streamFormat,
+  tapMessage,
+  type TapRule,
+  textOnBinaryTap,
+} from "./tap_message.ts";
 
-/** What the intake needs of a signature or match rule. */
-export interface TapRule {
-  columns: Columns;
-  audio: AudioFormat;
-  packets?: PacketTapConfig;
+/** A tap: a measurement's source or one of its stages, as configured. */
+export interface Tap<R extends TapRule = TapRule> {
+  measurement: string;
+  /** `source` or the stage name. */
+  name: string;
+  /** `<measurement>/<name>`: the query whose rows are this tap's. */
+  query: string;
+  rule: R;
+  /** Source taps: the context ids to read from each message (`metadata_extraction.id_patterns`). */
+  idPatterns?: readonly IdPattern[];
 }
 
-const codecCache = new Map<string, RtpCodec | undefined>();
-
-/** The RTP codec a packet row names, if it is an RTP row. */
-export function rowRtpCodec(row: Row): RtpCodec | undefined {
-  const name = cellText(row, PacketColumn.rtpCodec);
-  if (name === "") return undefined;
-  let c = codecCache.get(name);
-  if (c === undefined && !codecCache.has(name)) {
-    const parsed = parseRtpCodecName(name);
-    c = "error" in parsed ? undefined : parsed;
-    if (codecCache.size > 256) codecCache.clear();
-    codecCache.set(name, c);
-  }
-  return c;
-}
-
-/** The audio format of a new stream of this tap: the rule's, or for RTP the first packet's payload type. */
-export function streamFormat(rule: TapRule, row: Row): AudioFormat {
-  const c = rule.packets?.protocol === "rtp" ? rowRtpCodec(row) : undefined;
-  if (!c || c.codec === "event") return rule.audio;
+/** The source tap of a measurement. */
+export function sourceTap(m: Measurement): Tap<SignatureRules> {
   return {
-    envelope: "raw",
-    path: "",
-    encoding: "binary",
-    codec: c.codec,
-    sample_rate: c.sampleRate,
-    // libopus mixes a stereo stream down when asked for one channel.
-    channels: c.codec === "opus" ? 1 : c.channels,
-    channel: c.codec !== "opus" && c.channels > 1 ? "mix" : 0,
-    skip_bytes: 0,
+    measurement: m.name,
+    name: SOURCE_STREAM,
+    query: queryName(m.name, SOURCE_STREAM),
+    rule: m.signature_rules,
+    idPatterns: m.metadata_extraction.id_patterns.map((p) => ({ idType: p.id_type, regex: p.regex })),
   };
 }
 
-/** The pipeline message of a row whose payload was read into `payload`. */
-export function tapMessage(rule: TapRule, row: Row, payload: PayloadEnvelope): MessageIn {
-  const msg: MessageIn = { timeNs: row.time, payload };
-  if (rule.columns.body_size) msg.bodySize = cellNumber(row, rule.columns.body_size);
-  if (rule.packets?.protocol === "rtp") {
-    const c = rowRtpCodec(row);
-    const ts = cellNumber(row, PacketColumn.rtpTimestamp);
-    if (c) {
-      msg.codec = { codec: c.codec, sampleRate: c.sampleRate, channels: c.codec === "opus" ? 1 : c.channels };
-      if (ts !== undefined) msg.mediaClock = { ts, clockRate: c.clockRate };
+/** The stage taps of measurements, in config order. */
+export function stageTaps(measurements: readonly Measurement[]): Tap<MatchRule>[] {
+  return measurements.flatMap((m) =>
+    m.match_rules.map((rule) => ({
+      measurement: m.name,
+      name: rule.stage,
+      query: queryName(m.name, rule.stage),
+      rule,
+    }))
+  );
+}
+
+/** What a stream's audio pipeline does for the intake ({@link SourcePipeline}, {@link TargetPipeline}). */
+export interface TapPipeline<Out> {
+  /** One message; `ids`: the context ids in force (source taps). Returns what it completed. */
+  push(msg: MessageIn, ids?: Record<string, string>): Out[];
+  /** End of the stream. */
+  finish(): Out[];
+  stats(): DecodeCounters;
+}
+
+/** A new audio stream of a tap, as its first row describes it. */
+export interface NewStream<R extends TapRule> {
+  tap: Tap<R>;
+  /** The stream key. */
+  stream: string;
+  pod: string;
+  format: AudioFormat;
+}
+
+/** One live audio stream. */
+export interface TapStream<R extends TapRule, P> {
+  readonly tap: Tap<R>;
+  readonly stream: string;
+  readonly pipeline: P;
+}
+
+/** How a {@link TapIntake} is built. */
+export interface TapIntakeOptions<R extends TapRule, P extends TapPipeline<Out>, Out> {
+  taps: readonly Tap<R>[];
+  /** Event time without a row after which a stream is finished and forgotten. */
+  idleNs: bigint;
+  /** Most streams followed at once over all taps (engine.max_streams). Default: no limit. */
+  maxStreams?: number;
+  /** engine.clock_window_seconds, ns: rows further ahead than this do not move the intake's event clock. */
+  clockWindowNs: bigint;
+  /** Event time between two sweeps of idle streams (and decode reports). */
+  tickNs: bigint;
+  counters?: NodeCounters;
+  /** The pipeline of a new stream. */
+  open(s: NewStream<R>): P;
+  /** Where what pipelines complete goes. */
+  emit(out: Out[]): Promise<unknown>;
+  /** Where decode counters go. */
+  report(delta: DecodeDelta): Promise<unknown>;
+  /** Told of every new stream, before its first message is decoded. */
+  opened?(tap: Tap<R>, stream: string): Promise<unknown>;
+}
+
+/** A live stream and what the intake keeps beside its pipeline. */
+interface Live<R extends TapRule, P> extends TapStream<R, P> {
+  /** Its tap's reporter. */
+  readonly reporter: DecodeReporter;
+  readonly recent: RecentRows;
+  /** The context ids in force on the stream (source taps). */
+  ids?: Record<string, string>;
+}
+
+/** A tap and its per-tap state. */
+interface TapState<R extends TapRule> {
+  tap: Tap<R>;
+  keyer: StreamKeyer;
+  reporter: DecodeReporter;
+}
+
+/** The intake of a set of taps; rows of other queries are counted (`unknown_stage`) and skipped. */
+export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
+  readonly #o: TapIntakeOptions<R, P, Out>;
+  readonly #counters: NodeCounters;
+  readonly #byQuery = new Map<string, TapState<R>>();
+  readonly #streams: StreamTable<Live<R, P>, TapState<R>>;
+  readonly #clock: EventClock;
+  #lastNs = 0n;
+  /** Source streams by measurement; bounded like the streams (one seen long ago has no twin left to skip). */
+  readonly #sourceStreams = new Map<string, Set<string>>();
+  readonly #maxStreams: number;
+
+  /** An intake with no streams yet. */
+  constructor(opts: TapIntakeOptions<R, P, Out>) {
+    this.#o = opts;
+    this.#counters = opts.counters ?? NO_COUNTERS;
+    this.#maxStreams = opts.maxStreams ?? Infinity;
+    for (const tap of opts.taps) {
+      this.#byQuery.set(tap.query, {
+        tap,
+        keyer: new StreamKeyer(tap.rule.stream_key),
+        reporter: new DecodeReporter(tap),
+      });
+    }
+    this.#streams = new StreamTable(opts.idleNs, this.#maxStreams);
+    this.#clock = new EventClock({ windowNs: opts.clockWindowNs });
+  }
+
+  /** Takes one row: its stream's pipeline gets it as a message, and what that completes is emitted. */
+  async push(row: Row): Promise<void> {
+    // Idle streams end and counters are reported once a tick has passed. Inline, and awaited only when due: one
+    // more await per row would change how this actor's messages interleave with other actors'.
+    if (this.#tickDue(row.time)) {
+      for (const s of this.#streams.sweep(this.#lastNs)) await this.#end(s);
+      await this.#report();
+    }
+    const state = this.#byQuery.get(row.query);
+    if (!state) {
+      this.#counters.rowsSkipped(OTHER_QUERY, "unknown_stage");
+      return;
+    }
+    const { tap, keyer, reporter } = state;
+    const rule = tap.rule;
+    const payload = cellBytes(row, payloadColumn(rule));
+    if (payload === undefined) {
+      reporter.count("missing_payload_column");
+      return;
+    }
+    if (textOnBinaryTap(rule, row)) {
+      reporter.count("not_audio");
+      return;
+    }
+    // One envelope per message: the stream key, the ids and the decoder share its parsed views.
+    const env = new PayloadEnvelope(payload);
+    const stream = keyer.keyOf(row.columns, env);
+    if (rule.exclude_source_streams && this.#sourceStreams.get(tap.measurement)?.has(stream)) return;
+    const touched = this.#streams.touch(state, stream, row.time, () => ({
+      tap,
+      stream,
+      pipeline: this.#o.open({
+        tap,
+        stream,
+        pod: cellText(row, podColumn(rule)),
+        format: streamFormat(rule, row),
+      }),
+      reporter,
+      recent: new RecentRows(),
+    }));
+    if (touched.evicted) {
+      const old = touched.evicted;
+      this.#counters.streamsEvicted(old.tap.measurement, old.tap.name);
+      await this.#end(old);
+    }
+    const s = touched.value;
+    if (s.recent.seen(row.time, payload)) {
+      this.#counters.rowsSkipped(tap.query, "duplicate");
+      return;
+    }
+    if (touched.created && this.#o.opened) await this.#o.opened(tap, stream);
+    const msg = tapMessage(rule, row, env);
+    const out = tap.idPatterns
+      ? s.pipeline.push(msg, stickIds(s, extractIds(env, tap.idPatterns)))
+      : s.pipeline.push(msg);
+    await this.#o.emit(out);
+  }
+
+  /** Every live stream, in the order they appeared. */
+  streams(): IterableIterator<TapStream<R, P>> {
+    return this.#streams.values();
+  }
+
+  /**
+   * A source stream of `measurement` (the Detector saw it): taps that exclude source streams drop it if they
+   * follow it (uncounted, unfinished: it is not theirs) and skip its rows from now on.
+   */
+  excludeSourceStream(measurement: string, stream: string): void {
+    let set = this.#sourceStreams.get(measurement);
+    if (!set) this.#sourceStreams.set(measurement, set = new Set());
+    set.add(stream);
+    if (set.size > 2 * this.#maxStreams) {
+      const oldest = set.values().next().value;
+      if (oldest !== undefined) set.delete(oldest);
+    }
+    for (const state of this.#byQuery.values()) {
+      if (state.tap.measurement !== measurement || !state.tap.rule.exclude_source_streams) continue;
+      const dropped = this.#streams.delete(state, stream);
+      if (dropped) state.reporter.forget(stream, dropped.pipeline.stats());
     }
   }
-  return msg;
-}
 
-/**
- * Whether a row is a WebSocket text message on a tap whose audio is binary frames: a server's text replies
- * (marks, transcripts) on the audio's connection are counted as `not_audio`, never decoded as PCM.
- */
-export function textOnBinaryTap(rule: TapRule, row: Row): boolean {
-  return rule.packets?.protocol === "websocket" && rule.audio.encoding === "binary" &&
-    row.columns[PacketColumn.wsText] === true;
-}
-
-/** The payload column of a tap (packet rows always name it `payload`). */
-export function payloadColumn(rule: TapRule): string {
-  return rule.packets ? PacketColumn.payload : rule.columns.payload;
-}
-
-/** The pod column of a tap. */
-export function podColumn(rule: TapRule): string {
-  return rule.packets ? PacketColumn.pod : rule.columns.pod;
-}
-
-/**
- * Context ids that stick to a stream: a Twilio `start` event (or any message) carries a call's ids once, and the
- * stream's later messages belong to the same call. New values of an id replace old ones.
- */
-export class StickyIds {
-  readonly #byStream = new Map<string, Record<string, string>>();
-
-  /** The ids of a message on `stream`: those it carries, over those seen before on the stream. */
-  merge(stream: string, fresh: Record<string, string>): Record<string, string> {
-    const known = this.#byStream.get(stream);
-    const hasFresh = Object.keys(fresh).length > 0;
-    if (!hasFresh) return known ?? fresh;
-    const ids = known ? { ...known, ...fresh } : fresh;
-    this.#byStream.set(stream, ids);
-    return ids;
+  /** End of input: every stream's pipeline is finished (the streams stay), and the counters reported. */
+  async finish(): Promise<void> {
+    for (const s of [...this.#streams.values()]) {
+      await this.#o.emit(s.pipeline.finish());
+      s.reporter.observe(s.stream, s.pipeline.stats());
+    }
+    await this.#report();
   }
 
-  /** Forgets a finished stream. */
-  forget(stream: string): void {
-    this.#byStream.delete(stream);
+  /** Whether event time moved by more than a tick since it last moved (then idle streams end). */
+  #tickDue(timeNs: bigint): boolean {
+    if (this.#clock.observe(timeNs) !== "advanced") return false;
+    const last = this.#lastNs;
+    this.#lastNs = this.#clock.nowNs;
+    return this.#lastNs - last > this.#o.tickNs;
   }
+
+  async #end(s: Live<R, P>): Promise<void> {
+    await this.#o.emit(s.pipeline.finish());
+    s.reporter.forget(s.stream, s.pipeline.stats());
+  }
+
+  /** Counters are read here, once per tick of event time, not per row (a stats() snapshot per row cost more than
+   * the row's routing). */
+  async #report(): Promise<void> {
+    for (const s of this.#streams.values()) s.reporter.observe(s.stream, s.pipeline.stats());
+    for (const { reporter } of this.#byQuery.values()) {
+      for (const delta of reporter.deltas()) await this.#o.report(delta);
+    }
+  }
+}
+
+/** The ids of a message on stream `s`: those it carries, over those seen before on the stream (which keeps them). */
+function stickIds<R extends TapRule, P>(
+  s: Live<R, P>,
+  fresh: Record<string, string>,
+): Record<string, string> {
+  if (Object.keys(fresh).length === 0) return s.ids ?? fresh;
+  s.ids = s.ids ? { ...s.ids, ...fresh } : fresh;
+  return s.ids;
 }

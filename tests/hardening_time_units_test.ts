@@ -94,13 +94,13 @@ Deno.test("duplicate rows: same time and payload is a duplicate; memory stays bo
 });
 
 Deno.test("stream table: at the cap the least recently fed stream goes, iteration stays in creation order", () => {
-  const t = new StreamTable<string>(60n * S, 2);
-  t.touch("a", 1n, () => "A");
-  t.touch("b", 2n, () => "B");
-  t.touch("a", 3n, () => "A");
-  const c = t.touch("c", 4n, () => "C");
-  deepEqual(c.evicted, ["b", "B"]);
-  deepEqual([...t.entries()].map(([k]) => k), ["a", "c"]);
+  const t = new StreamTable<string, string>(60n * S, 2);
+  t.touch("tap", "a", 1n, () => "A");
+  t.touch("tap", "b", 2n, () => "B");
+  t.touch("tap", "a", 3n, () => "A");
+  const c = t.touch("tap", "c", 4n, () => "C");
+  deepEqual(c.evicted, "B");
+  deepEqual([...t.values()], ["A", "C"]);
 });
 
 Deno.test("metrics: audio_latency_seconds keeps a bounded set of pod label sets, expiring idle ones", async () => {
