@@ -16,6 +16,7 @@
 
 import type { GapHint } from "./gap_hints.ts";
 import type { SampleRing } from "../decode/sample_ring.ts";
+import { kthSmallest } from "../../util/kth_smallest.ts";
 
 /** Number of envelope values. */
 export const ENV_VALUES = 256;
@@ -106,6 +107,9 @@ export class EnvelopeScratch {
   prefix = new Float64Array(0);
   db = new Float64Array(0);
   sorted = new Float64Array(0);
+  /** Running maxima of `db` at stride ENV_HOP within blocks of ENV_VALUES strides, ascending and descending. */
+  upMax = new Float64Array(0);
+  downMax = new Float64Array(0);
   at = new Int32Array(ENV_VALUES);
 }
 
@@ -189,14 +193,31 @@ export function envelopeShift(
   if (scratch.db.length < positions) {
     scratch.db = new Float64Array(positions);
     scratch.sorted = new Float64Array(positions);
+    scratch.upMax = new Float64Array(positions);
+    scratch.downMax = new Float64Array(positions);
   }
   prefixSquares(ring, from, n, scratch.prefix);
   const db = scratch.db;
   for (let i = 0; i < positions; i++) db[i] = windowDb(scratch.prefix, i);
   const sorted = scratch.sorted.subarray(0, positions);
   sorted.set(db.subarray(0, positions));
-  sorted.sort();
-  const noise = sorted[Math.floor(FLOOR_PERCENTILE * (positions - 1))]!;
+  // One order statistic: selection, not a sort (a sort of the ~4,000 levels cost as much as the search).
+  const noise = kthSmallest(sorted, Math.floor(FLOOR_PERCENTILE * (positions - 1)));
+  // The loudest of the ENV_VALUES values of shift d, max(db[d + i·ENV_HOP]), for every d at once (van Herk /
+  // Gil-Werman): within blocks of ENV_VALUES·ENV_HOP positions, running maxima from each block's start (upMax)
+  // and end (downMax) at stride ENV_HOP; a shift's values span at most two blocks, so its maximum is
+  // max(downMax[d], upMax[d + (ENV_VALUES - 1)·ENV_HOP]). Exactly the maximum of the values, in O(positions).
+  const upMax = scratch.upMax, downMax = scratch.downMax;
+  const block = ENV_VALUES * ENV_HOP;
+  for (let k = 0; k < positions; k++) {
+    const v = db[k]!;
+    upMax[k] = k % block >= ENV_HOP && upMax[k - ENV_HOP]! >= v ? upMax[k - ENV_HOP]! : v;
+  }
+  for (let k = positions - 1; k >= 0; k--) {
+    const v = db[k]!;
+    const up = k + ENV_HOP;
+    downMax[k] = up < positions && up % block >= ENV_HOP && downMax[up]! >= v ? downMax[up]! : v;
+  }
   const sDb = new Float64Array(ENV_VALUES);
   for (let i = 0; i < ENV_VALUES; i++) sDb[i] = levelDb(levels[i]!);
   const at = scratch.at;
@@ -241,11 +262,8 @@ export function envelopeShift(
   const count = new Float64Array(ENV_LEVELS);
   for (let i = 0; i < ENV_VALUES; i++) count[levels[i]!]!++;
   const scorePlain = (d: number): number => {
-    let max = -Infinity;
-    for (let i = 0, k = d; i < ENV_VALUES; i++, k += ENV_HOP) {
-      const v = db[k]!;
-      if (v > max) max = v;
-    }
+    const a = downMax[d]!, b = upMax[d + (ENV_VALUES - 1) * ENV_HOP]!;
+    const max = a > b ? a : b;
     const floor = Math.max(max - ENV_RANGE_DB, noise);
     const rel = floor - max;
     let sSum = 0, sSq = 0;
