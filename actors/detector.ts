@@ -23,7 +23,7 @@ export interface DetectorDeps {
   exporter: ActorRef<ExporterMsg>;
   /** Event time without audio after which a stream is finished and forgotten. */
   idleNs: bigint;
-  /** Event time between two sweeps of idle streams and decode reports. Default 1 s. */
+  /** A step of event time between rows that sweeps idle streams and reports decode counters. Default 1 s. */
   tickNs?: bigint;
   /** Most source streams followed at once (engine.max_streams). Default: no limit. */
   maxStreams?: number;

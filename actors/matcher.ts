@@ -25,7 +25,7 @@ export interface MatcherDeps {
   /** Asked for every active signature when the Matcher (re)starts; absent: nothing to restore (tests). */
   registry?: ActorRef<RegistryMsg>;
   idleNs: bigint;
-  /** Event time between two sweeps of idle streams and decode reports. Default 1 s. */
+  /** A step of event time between rows that sweeps idle streams and reports decode counters. Default 1 s. */
   tickNs?: bigint;
   counters?: NodeCounters;
 }

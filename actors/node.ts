@@ -79,8 +79,8 @@ export interface NodeOptions {
 /** Event time without audio after which a stream's pipeline is finished and dropped. */
 const STREAM_IDLE_NS = 60_000_000_000n;
 /**
- * Event time between two rounds of the node's periodic work: registry ticks and row counts (reader), sweeps of
- * idle streams and decode reports (Detectors, Matcher).
+ * The event-time tick of the node's periodic work: registry ticks and row counts (reader, every tick), sweeps of
+ * idle streams and decode reports (Detectors, Matcher: when rows step over a tick; see tap_intake.ts).
  */
 const TICK_NS = 1_000_000_000n;
 const ASK_MS = 600_000;

@@ -4,13 +4,17 @@
  * pipeline, once, the same way for Pixie rows and packet-capture rows (tap_message.ts reads either), and owns
  * what every stream needs around its pipeline:
  *
- * - the stream key (a {@link StreamKeyer} per tap) and the stream's state in a {@link StreamTable}: idle streams end
- *   after `idleNs` of event time, swept once per `tickNs` of it ({@link EventClock}, so a row from the future
- *   does not end them all), and past `maxStreams` the least recently fed one ends early (counted);
+ * - the stream key (a {@link StreamKeyer} per tap) and the stream's state in a {@link StreamTable}: streams idle
+ *   for `idleNs` of event time end at the next sweep ({@link EventClock}, so a row from the future does not end
+ *   them all), and past `maxStreams` the least recently fed one ends early (counted);
  * - duplicate rows (same time, same payload on a stream: skipped and counted);
  * - context ids that stick to a stream (source taps: a call's ids come once, e.g. in a Twilio `start` event);
  * - source streams that taps with `exclude_source_streams` must not follow;
  * - decode counters, reported per tap ({@link DecodeReporter}) at each sweep and at the end.
+ *
+ * A sweep runs when event time moves on by more than `tickNs` from one row to the next: at the first row, and
+ * after a break in the taps' traffic. (Not every `tickNs` of continuous traffic: sweeping that often changes
+ * which search order finds some matches first, and with it their BER, so it is a change of its own.)
  *
  * What the pipelines produce (signatures, matches) and the counters go to callbacks: the actors around it only
  * pass messages.
@@ -107,7 +111,7 @@ export interface TapIntakeOptions<R extends TapRule, P extends TapPipeline<Out>,
   maxStreams?: number;
   /** engine.clock_window_seconds, ns: rows further ahead than this do not move the intake's event clock. */
   clockWindowNs: bigint;
-  /** Event time between two sweeps of idle streams (and decode reports). */
+  /** A step of event time from one row to the next larger than this sweeps idle streams and reports counters. */
   tickNs: bigint;
   counters?: NodeCounters;
   /** The pipeline of a new stream. */
@@ -166,8 +170,8 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
 
   /** Takes one row: its stream's pipeline gets it as a message, and what that completes is emitted. */
   async push(row: Row): Promise<void> {
-    // Idle streams end and counters are reported once a tick has passed. Inline, and awaited only when due: one
-    // more await per row would change how this actor's messages interleave with other actors'.
+    // Inline, and awaited only when due: one more await per row would change how this actor's messages
+    // interleave with other actors' (and with it the order of records).
     if (this.#tickDue(row.time)) {
       for (const s of this.#streams.sweep(this.#lastNs)) await this.#end(s);
       await this.#report();
@@ -255,7 +259,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     await this.#report();
   }
 
-  /** Whether event time moved by more than a tick since it last moved (then idle streams end). */
+  /** Whether event time moved on by more than a tick since the last row that moved it (then a sweep is due). */
   #tickDue(timeNs: bigint): boolean {
     if (this.#clock.observe(timeNs) !== "advanced") return false;
     const last = this.#lastNs;

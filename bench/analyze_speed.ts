@@ -50,7 +50,7 @@ const STAGE_OF_FILE: [RegExp, Stage][] = [
     /\/audio\/(stream_decoder|codecs|envelope|encoding|channels|g722|opus|timeline|stream_key|context_ids|linear_regex)\.ts$/,
     "decode",
   ],
-  [/\/actors\/(tap_intake|row_dedupe|decode_reporter)\.ts$/, "decode"],
+  [/\/actors\/(tap_intake|tap_message|row_dedupe|decode_reporter)\.ts$/, "decode"],
   [/\/audio\/resample\.ts$/, "resample"],
   [/\/audio\/(fingerprint|fft|fft_simd|sample_ring)\.ts$/, "fingerprint"],
   [/\/audio\/(vad|onset)\.ts$/, "vad/onsets"],

@@ -1,0 +1,337 @@
+/**
+ * The tap intake on its own, with pipelines that record what they are given: how rows become messages (Pixie and
+ * packet rows alike), stream keys per tap, idle streams, the stream cap, duplicate rows, sticky ids, excluded
+ * source streams and decode counters. Event time only: nothing here waits.
+ */
+import { deepEqual, equal, ok } from "node:assert/strict";
+import {
+  type NewStream,
+  sourceTap,
+  stageTaps,
+  type Tap,
+  TapIntake,
+  type TapPipeline,
+} from "../actors/tap_intake.ts";
+import type { TapRule } from "../actors/tap_message.ts";
+import type { DecodeDelta } from "../actors/messages.ts";
+import type { MessageIn } from "../audio/pipeline.ts";
+import { PayloadEnvelope } from "../audio/decode/payload.ts";
+import { parseConfigText } from "../config/load.ts";
+import type { Config } from "../config/schema.ts";
+import type { Cell, Row } from "../pixie/row.ts";
+import { CountingCounters, e2eConfig, sec } from "./support/actor_fixtures.ts";
+import { ROOT } from "./support/sensor_process.ts";
+
+const T0 = sec(1_763_900_000);
+const utf8 = new TextEncoder();
+
+/** A pipeline that keeps what it is given and answers with names of what it "completed". */
+class RecordingPipeline implements TapPipeline<string> {
+  readonly msgs: MessageIn[] = [];
+  readonly ids: (Record<string, string> | undefined)[] = [];
+  finished = 0;
+  constructor(readonly opened: NewStream<TapRule>) {}
+  push(msg: MessageIn, ids?: Record<string, string>): string[] {
+    this.msgs.push(msg);
+    this.ids.push(ids);
+    return [`${this.opened.tap.name} ${this.opened.stream} #${this.msgs.length}`];
+  }
+  finish(): string[] {
+    this.finished++;
+    return [`${this.opened.tap.name} ${this.opened.stream} end`];
+  }
+  stats() {
+    return { markers: {}, errors: { decoded_nothing: this.msgs.length } };
+  }
+}
+
+function harness(taps: readonly Tap[], opts: { maxStreams?: number } = {}) {
+  const out: string[] = [];
+  const deltas: DecodeDelta[] = [];
+  const events: string[] = [];
+  const pipes: RecordingPipeline[] = [];
+  const counters = new CountingCounters();
+  const intake = new TapIntake({
+    taps,
+    idleNs: sec(60),
+    maxStreams: opts.maxStreams,
+    // Wide: the idle test steps a minute ahead at once (EventClock's outlier rule is tested on its own).
+    clockWindowNs: sec(300),
+    tickNs: sec(1),
+    counters,
+    open: (s) => {
+      const p = new RecordingPipeline(s);
+      pipes.push(p);
+      events.push(`open ${s.tap.name} ${s.stream}`);
+      return p;
+    },
+    emit: (o: string[]) => Promise.resolve(void out.push(...o)),
+    report: (d) => Promise.resolve(void deltas.push(d)),
+    opened: (tap, stream) => Promise.resolve(void events.push(`opened ${tap.name} ${stream}`)),
+  });
+  const pipe = (tap: string, stream: string) =>
+    pipes.filter((p) => p.opened.tap.name === tap && p.opened.stream === stream);
+  return { intake, out, deltas, events, pipes, pipe, counters };
+}
+
+/** A row of the e2e source tap (Twilio media on `pod`), `at` seconds after T0. */
+function sourceRow(
+  at: number,
+  streamSid: string,
+  extra: Record<string, string> = {},
+  pod = "voice/telephony-0",
+): Row {
+  const body = { event: "media", media: { payload: "AAAA" }, streamSid, ...extra };
+  return {
+    query: "call_audio/source",
+    node: "node-a",
+    time: T0 + sec(at),
+    columns: { time_: T0 + sec(at), pod, req_body: utf8.encode(JSON.stringify(body)) },
+  };
+}
+
+/** A row of a stage tap keyed by pod, remote_addr and remote_port (the e2e relay's key). */
+function relayRow(query: string, at: number, port: number, columns: Record<string, Cell> = {}): Row {
+  return {
+    query,
+    node: "node-b",
+    time: T0 + sec(at),
+    columns: {
+      time_: T0 + sec(at),
+      pod: "media/relay-0",
+      remote_addr: "10.0.0.7",
+      remote_port: BigInt(port),
+      req_body: utf8.encode(JSON.stringify({ payload: "AAAA" })),
+      ...columns,
+    },
+  };
+}
+
+/** The decode errors reported for a tap, over every report. */
+function errorsOf(deltas: readonly DecodeDelta[], tap: string): Record<string, number> {
+  const sum: Record<string, number> = {};
+  for (const d of deltas.filter((d) => d.tap === tap)) {
+    for (const [k, n] of Object.entries(d.errors)) sum[k] = (sum[k] ?? 0) + n;
+  }
+  return sum;
+}
+
+async function pushAll(intake: { push(row: Row): Promise<void> }, rows: readonly Row[]) {
+  for (const r of rows) await intake.push(r);
+}
+
+Deno.test("tap intake: a row is one message for its stream's pipeline, which its first row opens", async () => {
+  const config = await e2eConfig();
+  const h = harness([sourceTap(config.measurements[0]!)]);
+  await pushAll(h.intake, [
+    sourceRow(0, "MZ1"),
+    sourceRow(0.02, "MZ2", {}, "voice/telephony-1"),
+    sourceRow(0.04, "MZ1"),
+  ]);
+  equal(h.pipes.length, 2, "two streams (the stream key: pod and $.streamSid)");
+  const [a, b] = h.pipes;
+  equal(a!.opened.pod, "voice/telephony-0");
+  equal(b!.opened.pod, "voice/telephony-1");
+  equal(a!.opened.format.codec, "mulaw", "the rule's audio format");
+  deepEqual(a!.msgs.map((m) => m.timeNs), [T0, T0 + sec(0.04)]);
+  ok(
+    a!.msgs[0]!.payload instanceof PayloadEnvelope,
+    "the envelope read for the key is handed on, not parsed again",
+  );
+  deepEqual(h.out, [
+    `source ${a!.opened.stream} #1`,
+    `source ${b!.opened.stream} #1`,
+    `source ${a!.opened.stream} #2`,
+  ]);
+  deepEqual(h.events, [
+    `open source ${a!.opened.stream}`,
+    `opened source ${a!.opened.stream}`,
+    `open source ${b!.opened.stream}`,
+    `opened source ${b!.opened.stream}`,
+  ]);
+});
+
+Deno.test("tap intake: the same stream key on two taps is two streams", async () => {
+  const config = await e2eConfig();
+  const relay = stageTaps(config.measurements).find((t) => t.name === "relay")!;
+  const twin: Tap = { ...relay, name: "relay_copy", query: "call_audio/relay_copy" };
+  const h = harness([relay, twin]);
+  await pushAll(h.intake, [
+    relayRow(relay.query, 0, 5000),
+    relayRow(twin.query, 0.01, 5000),
+    relayRow(relay.query, 0.02, 5000),
+  ]);
+  equal(h.pipes.length, 2);
+  equal(h.pipes[0]!.opened.stream, h.pipes[1]!.opened.stream, "one key");
+  deepEqual(h.pipes.map((p) => [p.opened.tap.name, p.msgs.length]), [["relay", 2], ["relay_copy", 1]]);
+  deepEqual([...h.intake.streams()].map((s) => s.tap.name), ["relay", "relay_copy"]);
+});
+
+Deno.test("tap intake: a row seen twice on a stream is skipped, counted under its tap's query", async () => {
+  const config = await e2eConfig();
+  const h = harness([sourceTap(config.measurements[0]!)]);
+  const r = sourceRow(0, "MZ1");
+  await pushAll(h.intake, [r, { ...r }, sourceRow(0.02, "MZ1")]);
+  equal(h.pipes[0]!.msgs.length, 2);
+  deepEqual([...h.counters.skipped], [["call_audio/source:duplicate", 1]]);
+});
+
+Deno.test("tap intake: a stream idle longer than idleNs ends at the next sweep (a step of event time over a tick)", async () => {
+  const config = await e2eConfig();
+  const h = harness([sourceTap(config.measurements[0]!)]);
+  // Three rows before the event clock trusts them; MZ2 last fed at 2 s, MZ1 at 0.04 s.
+  await pushAll(h.intake, [
+    sourceRow(0, "MZ1"),
+    sourceRow(0.02, "MZ1"),
+    sourceRow(0.04, "MZ1"),
+    sourceRow(2, "MZ2"),
+  ]);
+  equal(h.out.filter((o) => o.endsWith("end")).length, 0);
+  await h.intake.push(sourceRow(61, "MZ3"));
+  const [mz1, mz2] = h.pipes;
+  equal(mz1!.finished, 1, "idle for 60.96 s: finished");
+  equal(mz2!.finished, 0, "idle for 59 s: still followed");
+  ok(h.out.includes(`source ${mz1!.opened.stream} end`), "what the finish completed is emitted");
+  deepEqual([...h.intake.streams()].map((s) => s.pipeline), [mz2, h.pipes[2]]);
+  // Sweeps report the counters of every stream fed before them: MZ1's three rows and MZ2's one.
+  deepEqual(errorsOf(h.deltas, "source"), { decoded_nothing: 4 });
+  // The same key later is a new stream, with a new pipeline.
+  await h.intake.push(sourceRow(61.02, "MZ1"));
+  equal(h.pipes.length, 4);
+});
+
+Deno.test("tap intake: past maxStreams the least recently fed stream ends early, counted under its tap", async () => {
+  const config = await e2eConfig();
+  const h = harness([sourceTap(config.measurements[0]!)], { maxStreams: 2 });
+  await pushAll(h.intake, [
+    sourceRow(0, "A"),
+    sourceRow(0.02, "B"),
+    sourceRow(0.04, "A"),
+    sourceRow(0.06, "C"),
+  ]);
+  deepEqual(h.pipes.map((p) => p.finished), [0, 1, 0], "B was fed least recently");
+  deepEqual([...h.counters.evicted], [["call_audio/source", 1]]);
+  deepEqual([...h.intake.streams()].map((s) => s.pipeline), [h.pipes[0], h.pipes[2]], "creation order");
+});
+
+Deno.test("tap intake: context ids stick to their stream until it ends; other streams do not see them", async () => {
+  const config = await e2eConfig();
+  const h = harness([sourceTap(config.measurements[0]!)], { maxStreams: 2 });
+  const id1 = "11111111-1111-1111-1111-111111111111";
+  const id2 = "22222222-2222-2222-2222-222222222222";
+  await pushAll(h.intake, [
+    sourceRow(0, "A", { interval_id: id1 }),
+    sourceRow(0.02, "A"),
+    sourceRow(0.04, "B"),
+    sourceRow(0.06, "A", { interval_id: id2 }),
+    sourceRow(0.08, "A"),
+  ]);
+  const [a, b] = h.pipes;
+  deepEqual(a!.ids, [{ interval_id: id1 }, { interval_id: id1 }, { interval_id: id2 }, { interval_id: id2 }]);
+  deepEqual(b!.ids, [{}]);
+  // A ends (evicted by C and D), then comes back: its ids went with it.
+  await pushAll(h.intake, [sourceRow(0.1, "C"), sourceRow(0.12, "D"), sourceRow(0.14, "A")]);
+  equal(a!.finished, 1);
+  deepEqual(h.pipes.at(-1)!.ids, [{}]);
+});
+
+Deno.test("tap intake: a source stream is dropped and skipped by taps that exclude source streams, only by them", async () => {
+  const config = await e2eConfig();
+  const relay = stageTaps(config.measurements).find((t) => t.name === "relay")!;
+  const loop: Tap = {
+    ...relay,
+    name: "loop",
+    query: "call_audio/loop",
+    rule: { ...relay.rule, exclude_source_streams: true },
+  };
+  const h = harness([relay, loop]);
+  await pushAll(h.intake, [
+    relayRow(relay.query, 0, 5000),
+    relayRow(loop.query, 0.01, 5000),
+    relayRow(loop.query, 0.02, 6000),
+  ]);
+  const key = h.pipes[0]!.opened.stream;
+  h.intake.excludeSourceStream("other_measurement", key);
+  equal([...h.intake.streams()].length, 3, "another measurement's source stream changes nothing");
+  h.intake.excludeSourceStream("call_audio", key);
+  deepEqual([...h.intake.streams()].map((s) => `${s.tap.name} ${s.stream === key}`), [
+    "relay true",
+    "loop false",
+  ]);
+  equal(h.pipes[1]!.finished, 0, "dropped, not finished: it is not the stage's audio");
+  await pushAll(h.intake, [relayRow(loop.query, 0.03, 5000), relayRow(relay.query, 0.04, 5000)]);
+  equal(h.pipes.length, 3, "no new loop stream for the source's key");
+  equal(h.pipes[0]!.msgs.length, 2, "the relay tap still follows it");
+  // The dropped stream's counters are still reported.
+  await h.intake.finish();
+  deepEqual(errorsOf(h.deltas, "loop"), { decoded_nothing: 2 });
+});
+
+Deno.test("tap intake: rows of other queries are counted and skipped; rows without audio are decode errors of their tap", async () => {
+  const config = await e2eConfig();
+  const h = harness([sourceTap(config.measurements[0]!)]);
+  const noPayload = sourceRow(0.02, "A");
+  await pushAll(h.intake, [
+    { ...sourceRow(0, "A"), query: "call_audio/asr" },
+    { ...noPayload, columns: { time_: noPayload.time, pod: "voice/telephony-0" } },
+    sourceRow(0.04, "A"),
+  ]);
+  equal(h.pipes.length, 1);
+  deepEqual([...h.counters.skipped], [["(other):unknown_stage", 1]]);
+  await h.intake.finish();
+  equal(h.pipes[0]!.finished, 1);
+  deepEqual([...h.intake.streams()].length, 1, "a finish ends the input, the streams stay (late signatures)");
+  ok(
+    h.deltas.every((d) =>
+      d.measurement === "call_audio" && d.tap === "source" && d.query === "call_audio/source"
+    ),
+  );
+  deepEqual(errorsOf(h.deltas, "source"), { missing_payload_column: 1, decoded_nothing: 1 });
+});
+
+Deno.test("tap intake: packet rows take the same path; RTP's payload type and timestamp shape the stream and message", async () => {
+  const config: Config = parseConfigText(
+    await Deno.readTextFile(`${ROOT}fixtures/demo_packets/config.yaml`),
+    "demo_packets.yaml",
+    {},
+  ).config;
+  const rtp = config.measurements.find((m) => m.name === "rtp_call")!;
+  const ws = config.measurements.find((m) => m.name === "ws_call")!;
+  const h = harness([sourceTap(rtp), ...stageTaps([ws])]);
+  const rtpRow = (at: number, ts: number): Row => ({
+    query: "rtp_call/source",
+    node: "node-rtp",
+    time: T0 + sec(at),
+    columns: {
+      time_: T0 + sec(at),
+      pod: "10.0.0.5:24000",
+      payload: new Uint8Array(160),
+      stream: "udp 10.0.0.4:5000>10.0.0.5:24000 ssrc=0x1",
+      rtp_pt: 8n,
+      rtp_ts: BigInt(ts),
+      rtp_codec: "PCMA/8000",
+    },
+  });
+  const wsRow = (at: number, text: boolean): Row => ({
+    query: "ws_call/asr",
+    node: "node-ws",
+    time: T0 + sec(at),
+    columns: {
+      time_: T0 + sec(at),
+      pod: "10.0.0.9:28090",
+      payload: utf8.encode(text ? '{"event":"mark"}' : "\u0000\u0001"),
+      stream: "tcp 10.0.0.8:41000>10.0.0.9:28090",
+      ws_text: text,
+    },
+  });
+  await pushAll(h.intake, [rtpRow(0, 1000), rtpRow(0.02, 1160), wsRow(0.03, false), wsRow(0.04, true)]);
+  const [r, w] = h.pipes;
+  equal(r!.opened.stream, "udp 10.0.0.4:5000>10.0.0.5:24000 ssrc=0x1");
+  equal(r!.opened.pod, "10.0.0.5:24000", "the packet rows' pod column");
+  equal(r!.opened.format.codec, "alaw", "from the payload type, not the rule's audio section");
+  deepEqual(r!.msgs.map((m) => m.mediaClock), [{ ts: 1000, clockRate: 8000 }, { ts: 1160, clockRate: 8000 }]);
+  deepEqual(r!.msgs[0]!.codec, { codec: "alaw", sampleRate: 8000, channels: 1 });
+  equal(w!.msgs.length, 1, "the text frame on the binary tap is not decoded");
+  await h.intake.finish();
+  deepEqual(errorsOf(h.deltas, "asr"), { not_audio: 1, decoded_nothing: 1 });
+});
