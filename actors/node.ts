@@ -57,7 +57,7 @@ export interface NodeOptions {
   sinks?: readonly RecordSink[];
   clock?: Clock;
   /**
-   * `live`: under overload the reader drops the oldest rows (counted) so a Pixie stream is never stalled;
+   * `live`: under overload the reader drops the oldest rows (counted) so a Pixie query is never stalled;
    * `replay`: back-pressure end to end, so a capture is analysed without loss.
    */
   mode: "live" | "replay";

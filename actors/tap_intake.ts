@@ -272,8 +272,10 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     s.reporter.forget(s.stream, s.pipeline.stats());
   }
 
-  /** Counters are read here, once per tick of event time, not per row (a stats() snapshot per row cost more than
-   * the row's routing). */
+  /**
+   * Reads every stream's counters and hands on what changed, per tap: at sweeps and at the end, not per row (a
+   * stats() snapshot per row cost more than the row's routing).
+   */
   async #report(): Promise<void> {
     for (const s of this.#streams.values()) s.reporter.observe(s.stream, s.pipeline.stats());
     for (const { reporter } of this.#byQuery.values()) {

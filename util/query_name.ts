@@ -1,19 +1,22 @@
 /**
- * The name of a configured query: `<measurement>/<stream>`, where the stream is `source` for a measurement's
+ * The name of a configured query: `<measurement>/<tap>`, where the tap is `source` for a measurement's
  * signature_rules and the stage name for each match rule. Pixie queries, packet taps, rows, metrics labels and
  * diagnoses all carry it; this module is the one place that builds and splits it.
+ *
+ * (`SOURCE_STREAM` and the `stream` part of {@link parseQueryName} predate the word "tap"; "stream" otherwise
+ * means one audio stream, keyed by its `stream_key`.)
  * @module
  */
 
-/** The stream part of a measurement's signature_rules query. */
+/** The tap part of a measurement's signature_rules query. */
 export const SOURCE_STREAM = "source";
 
-/** `<measurement>/<stream>`. */
-export function queryName(measurement: string, stream: string): string {
-  return `${measurement}/${stream}`;
+/** `<measurement>/<tap>`. */
+export function queryName(measurement: string, tap: string): string {
+  return `${measurement}/${tap}`;
 }
 
-/** Splits a query name into its parts; the stream is after the last slash (measurement names may hold one). */
+/** Splits a query name into its parts; the tap (`stream`) is after the last slash (measurement names may hold one). */
 export function parseQueryName(query: string): { measurement: string; stream: string } | undefined {
   const slash = query.lastIndexOf("/");
   if (slash <= 0 || slash === query.length - 1) return undefined;
