@@ -31,7 +31,8 @@ import {
 } from "./match/mod.ts";
 import { OnsetDetector } from "./detect/onset.ts";
 import { ANALYSIS_RATE } from "./decode/resample.ts";
-import { SampleRing } from "./decode/sample_ring.ts";
+import { feedRing as feed, SampleRing } from "./decode/sample_ring.ts";
+import { CaptureTimes } from "./decode/capture_times.ts";
 import { buildSignature, initSignatureHasher, SIGNATURE_MAX_FRAMES } from "./fingerprint/signature.ts";
 import { type IndexStats, SignatureIndex } from "./match/signature_index.ts";
 import {
@@ -97,15 +98,8 @@ function targetEnvelopeAt(ring: SampleRing, sample: number): { targetEnvelope?: 
   return env ? { targetEnvelope: env } : {};
 }
 
-/** Writes decoded samples to the ring in pieces the ring can hold, calling `after` after each. */
-function feed(ring: SampleRing, start: number, samples: Float32Array, after: (reset: boolean) => void): void {
-  const piece = ring.capacity >> 2;
-  for (let at = 0; at < samples.length; at += piece) {
-    const chunk = samples.subarray(at, Math.min(samples.length, at + piece));
-    const note = ring.write(start + at, chunk, ring.capacity >> 1);
-    after(note === "reset");
-  }
-}
+/** Target samples kept as Int16 (4.1 s: what the forward search reads); older ones 8-bit (sample_ring.ts). */
+export const TARGET_HOT_SAMPLES = 1 << 15;
 
 function bump(rec: Record<string, number>, key: string): void {
   rec[key] = (rec[key] ?? 0) + 1;
@@ -330,8 +324,7 @@ export class TargetPipeline {
   readonly #matcher: TargetMatcher;
   readonly #aligner: FineAligner;
   /** Capture time and first analysis sample of recent messages, for the backward search's time bound. */
-  #times: bigint[] = [];
-  #starts: number[] = [];
+  readonly #times = new CaptureTimes();
   /** Messages carry RTP timestamps: gaps are in the timeline, not to be guessed from capture times. */
   #mediaClocked = false;
   #matches = 0;
@@ -357,6 +350,8 @@ export class TargetPipeline {
     margin?: number;
     minZ?: number;
     searchBeforeNs?: bigint;
+    /** Newest samples kept as Int16, the rest of the lookback 8-bit (default {@link TARGET_HOT_SAMPLES}). */
+    ringHotSamples?: number;
   }) {
     this.measurement = opts.measurement;
     this.stage = opts.stage;
@@ -374,7 +369,7 @@ export class TargetPipeline {
       lookbackSamples: keep + ANALYSIS_RATE,
       keepTimeline: true,
     });
-    this.#ring = new SampleRing(keep);
+    this.#ring = new SampleRing(keep, { hotSamples: opts.ringHotSamples ?? TARGET_HOT_SAMPLES });
     this.#store = new FrameStore(Math.ceil(keep / hop));
     const analyzer = new FrameAnalyzer(this.#params);
     this.#fp = new Fingerprinter(this.#ring, this.#store, analyzer);
@@ -457,7 +452,7 @@ export class TargetPipeline {
 
   /** Bytes held per stream by the lookback (samples, frames) and the vote table, for capacity planning. */
   memoryBytes(): number {
-    return this.#ring.capacity * 2 + this.#store.capacity * 16 + this.#matcher.bytes;
+    return this.#ring.bytes + this.#store.capacity * 16 + this.#matcher.bytes;
   }
 
   #take(start: number, samples: Float32Array, final: boolean): Match[] {
@@ -477,19 +472,9 @@ export class TargetPipeline {
   }
 
   #noteTime(t: bigint, sample: number): void {
-    this.#times.push(t);
-    this.#starts.push(sample);
-    // Pruned every 256 messages (not only past 4,096): entries before the lookback are never read, and a bigint
-    // with its array slots costs ~40 bytes per message per stream.
-    if ((this.#times.length & 255) === 0) {
-      const oldest = this.#store.start * this.#params.hop;
-      let drop = 0;
-      while (drop < this.#starts.length - 1 && this.#starts[drop + 1]! <= oldest) drop++;
-      if (drop > 0) {
-        this.#times.splice(0, drop);
-        this.#starts.splice(0, drop);
-      }
-    }
+    this.#times.push(t, sample);
+    // Pruned every 256 messages: entries before the lookback are never read.
+    if ((this.#times.length & 255) === 0) this.#times.pruneBefore(this.#store.start * this.#params.hop);
   }
 
   /** Gap hints (see gap_hints.ts) that an envelope search around analysis sample `k` can meet. */
@@ -505,7 +490,8 @@ export class TargetPipeline {
    */
   #gaps(from: number, to: number): GapHint[] {
     if (this.#mediaClocked) return [];
-    return gapHints(this.#times, this.#starts, this.decoder.timeline.length, ANALYSIS_RATE, from, to);
+    const w = this.#times.window(from, to);
+    return gapHints(w.times, w.starts, this.decoder.timeline.length, ANALYSIS_RATE, from, to);
   }
 
   /** Level (dB, ring scale) of analysis samples [from, to), or -Infinity when not held. */
@@ -521,15 +507,7 @@ export class TargetPipeline {
   }
 
   #firstSampleAtOrAfter(t: bigint): number {
-    const times = this.#times;
-    // Capture times are nearly always increasing; a binary search is right for those.
-    let lo = 0, hi = times.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (times[mid]! < t) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < times.length ? this.#starts[lo]! : this.decoder.timeline.length;
+    return this.#times.firstSampleAtOrAfter(t, this.decoder.timeline.length);
   }
 
   #toMatches(found: CoarseMatch[]): Match[] {

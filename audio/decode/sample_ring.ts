@@ -1,11 +1,23 @@
 /**
- * A ring of 8 kHz analysis samples addressed by their absolute index in the stream, stored as Int16 so that a
- * target stream can keep its lookback window cheaply (2 bytes a sample: 30 s = 480 KB).
+ * A ring of 8 kHz analysis samples addressed by their absolute index in the stream, kept in two tiers so that a
+ * target stream can hold its 30 s lookback in about a byte a sample:
  *
- * Both the streaming fingerprinter and the fine aligner read frames from here, so the samples a sub-fingerprint
- * was computed from can be read again bit for bit at any shift.
+ * - hot: the newest {@link SampleRing.hotCapacity} samples (default: all of them) as Int16, where the streaming
+ *   fingerprinter and the forward search read;
+ * - cold: older samples in blocks of {@link COLD_BLOCK} as 8-bit G.711 codes (μ-law or A-law, whichever holds
+ *   the block exactly, with a per-block shift for audio louder than G.711's range). A stream decoded from μ-law
+ *   or A-law at its own level, the usual telephony tap, comes back bit for bit; other audio (PCM16, resampled,
+ *   gained) comes back at G.711's precision (~38 dB SNR), read only by the backward search's verification and
+ *   alignment of instants older than the hot tier.
+ *
+ * Readers keep the same contract as with one Int16 ring: `has(from, n)` before reading samples [from, from + n)
+ * through `data[i & mask]`. When the range reaches the cold tier, `has` decodes it (and any range read since, as
+ * far as they fit) into a scratch ring shared by all rings, and `data`/`mask` address that scratch until the next
+ * write. Both tiers are allocated as the stream grows (a short stream never holds a full lookback).
  * @module
  */
+
+import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "./codecs.ts";
 
 /**
  * Int16 value of an analysis sample of 1.0. A quarter of Int16 full scale leaves 12 dB of headroom: float32
@@ -14,26 +26,105 @@
  */
 export const RING_SCALE = 8192;
 
+/** Samples per cold block: one header byte (law and shift) per block. */
+export const COLD_BLOCK = 256;
+const BLOCK_LOG2 = 8;
+
 /** Outcome of {@link SampleRing.write} when the chunk did not simply continue the stream. */
 export type RingWriteNote = "ok" | "gap_filled" | "reset" | "overlap_dropped";
 
-/** Int16 ring of analysis samples with absolute addressing. */
+/** Options of a {@link SampleRing}. */
+export interface SampleRingOptions {
+  /**
+   * Newest samples kept as Int16 (rounded up to a power of two, at least 4,096); older ones go to the 8-bit cold
+   * tier. Default: the whole capacity (no cold tier).
+   */
+  hotSamples?: number;
+}
+
+/** Ring value (RING_SCALE = 1.0, i.e. G.711 linear / 4) of each code of one law. */
+function ringValues(linear: Int16Array): Int16Array {
+  return Int16Array.from(linear, (v) => v / 4);
+}
+
+/** For every ring value v in [-32768, 32767], the code whose ring value is nearest (index v + 32768). */
+function nearestCodes(values: Int16Array): Uint8Array {
+  const codes = Array.from(values.keys()).sort((a, b) => values[a]! - values[b]! || a - b);
+  const out = new Uint8Array(65536);
+  let j = 0;
+  for (let v = -32768; v <= 32767; v++) {
+    while (j + 1 < codes.length && Math.abs(values[codes[j + 1]!]! - v) <= Math.abs(values[codes[j]!]! - v)) {
+      j++;
+    }
+    out[v + 32768] = codes[j]!;
+  }
+  return out;
+}
+
+const LAWS: { dec: Int16Array; enc: Uint8Array; max: number }[] = [MULAW_TO_LINEAR, ALAW_TO_LINEAR].map(
+  (t) => {
+    const dec = ringValues(t);
+    let max = 0;
+    for (const v of dec) max = Math.max(max, Math.abs(v));
+    return { dec, enc: nearestCodes(dec), max };
+  },
+);
+const MU = LAWS[0]!;
+const A = LAWS[1]!;
+
+/**
+ * The scratch ring cold reads are decoded into: one for the process (the engine is synchronous per message, and a
+ * reader reads right after its `has`). `owner`/`version` say whose samples, as of which write, it holds.
+ */
+const scratch = {
+  data: new Int16Array(1 << 16),
+  mask: (1 << 16) - 1,
+  owner: undefined as SampleRing | undefined,
+  version: -1,
+  from: 0,
+  to: 0,
+};
+
+/** Counters of cold-tier reads over the process, for the bench. */
+export const coldReadStats = { materialized: 0, samples: 0 };
+
+/** Two-tier ring of analysis samples with absolute addressing (see the module doc). */
 export class SampleRing {
-  /** Capacity in samples (a power of two). */
+  /** Samples held at most (a power of two): the oldest are forgotten beyond it. */
   readonly capacity: number;
-  readonly #mask: number;
-  readonly #data: Int16Array;
+  /** Newest samples kept as Int16 once the stream is that long (a power of two). */
+  readonly hotCapacity: number;
+  #hot: Int16Array;
+  #hotMask: number;
+  /** Cold blocks by absolute block number modulo `#blocks`; `#codes` holds COLD_BLOCK codes per block. */
+  #codes = new Uint8Array(0);
+  #heads = new Uint8Array(0);
+  #blocks = 0;
+  readonly #maxBlocks: number;
+  /** Samples before this absolute index are encoded in the cold tier (a multiple of COLD_BLOCK). */
+  #coldEnd = 0;
   #start = 0;
   #end = 0;
   #empty = true;
+  /** Bumped by every write: a scratch decoded before it is stale. */
+  #version = 0;
+  /** `data`/`mask` address the scratch (decoded cold range) rather than the hot tier. */
+  #viewScratch = false;
 
   /** A ring holding at least `minSamples` samples. */
-  constructor(minSamples: number) {
+  constructor(minSamples: number, opts: SampleRingOptions = {}) {
     let cap = 1024;
     while (cap < minSamples) cap *= 2;
+    let hot = 4096;
+    while (hot < Math.min(cap, opts.hotSamples ?? cap)) hot *= 2;
+    this.hotCapacity = Math.min(hot, cap);
     this.capacity = cap;
-    this.#mask = cap - 1;
-    this.#data = new Int16Array(cap);
+    this.#maxBlocks = this.hotCapacity >= this.capacity
+      ? 0
+      : Math.ceil((this.capacity - this.hotCapacity) / COLD_BLOCK) + 2;
+    const first = Math.min(this.hotCapacity, 4096);
+    this.#hot = new Int16Array(first);
+    this.#hotMask = first - 1;
   }
 
   /** Absolute index of the oldest sample still held. */
@@ -51,14 +142,22 @@ export class SampleRing {
     return this.#empty;
   }
 
-  /** The backing store, for readers that index it with {@link SampleRing.mask} themselves (hot loops). */
+  /**
+   * The Int16 samples readers index with {@link SampleRing.mask}: the hot tier, or after a `has` that reached the
+   * cold tier, the scratch it was decoded into (until the next write).
+   */
   get data(): Int16Array {
-    return this.#data;
+    return this.#scratchValid() ? scratch.data : this.#hot;
   }
 
-  /** `index & mask` is the slot of absolute sample `index`. */
+  /** `index & mask` is the slot of absolute sample `index` in {@link SampleRing.data}. */
   get mask(): number {
-    return this.#mask;
+    return this.#scratchValid() ? scratch.mask : this.#hotMask;
+  }
+
+  /** Bytes allocated for samples (both tiers), for capacity planning. */
+  get bytes(): number {
+    return this.#hot.byteLength + this.#codes.byteLength + this.#heads.byteLength;
   }
 
   /**
@@ -67,22 +166,19 @@ export class SampleRing {
    * (returns "reset", the caller restarts its frame grid there). Samples before `end` are dropped.
    */
   write(start: number, samples: Float32Array, maxGapFill: number): RingWriteNote {
+    this.#version++;
+    this.#viewScratch = false;
     let note: RingWriteNote = "ok";
     let from = 0;
     if (this.#empty) {
-      this.#start = start;
-      this.#end = start;
+      this.#restartAt(start);
       this.#empty = false;
     } else if (start > this.#end) {
       if (start - this.#end > maxGapFill) {
-        this.#start = start;
-        this.#end = start;
+        this.#restartAt(start);
         note = "reset";
       } else {
-        const data = this.#data;
-        const mask = this.#mask;
-        for (let i = this.#end; i < start; i++) data[i & mask] = 0;
-        this.#end = start;
+        this.#put(undefined, 0, start - this.#end);
         note = "gap_filled";
       }
     } else if (start < this.#end) {
@@ -90,29 +186,225 @@ export class SampleRing {
       note = "overlap_dropped";
       if (from >= samples.length) return note;
     }
-    const data = this.#data;
-    const mask = this.#mask;
-    let at = this.#end;
-    for (let i = from; i < samples.length; i++, at++) {
-      let v = Math.round(samples[i]! * RING_SCALE);
-      // NaN from a broken decoder must not poison the spectrum.
-      if (!(v >= -32768)) v = v !== v ? 0 : -32768;
-      else if (v > 32767) v = 32767;
-      data[at & mask] = v;
-    }
-    this.#end = at;
-    if (this.#end - this.#start > this.capacity) this.#start = this.#end - this.capacity;
+    this.#put(samples, from, samples.length - from);
     return note;
   }
 
-  /** True if samples `[from, from + n)` are all held. */
+  /**
+   * True if samples `[from, from + n)` are all held. Readers call it before reading them through `data`: a range
+   * reaching the cold tier is decoded then.
+   */
   has(from: number, n: number): boolean {
-    return from >= this.#start && from + n <= this.#end;
+    if (!(from >= this.#start && from + n <= this.#end)) return false;
+    const to = from + Math.max(0, n);
+    if (this.#scratchValid()) {
+      if (from >= scratch.from && to <= scratch.to) return true;
+      const lo = Math.min(from, scratch.from), hi = Math.max(to, scratch.to);
+      // Ranges read one after another stay readable together as long as they fit.
+      if (hi - lo <= scratch.data.length) {
+        if (from < scratch.from) this.#decodeInto(from, scratch.from);
+        if (to > scratch.to) this.#decodeInto(scratch.to, to);
+        scratch.from = lo;
+        scratch.to = hi;
+        return true;
+      }
+    }
+    if (from >= this.#end - this.#hot.length) {
+      this.#viewScratch = false;
+      return true;
+    }
+    if (scratch.data.length < to - from) {
+      let size = scratch.data.length;
+      while (size < to - from) size *= 2;
+      scratch.data = new Int16Array(size);
+      scratch.mask = size - 1;
+    }
+    scratch.owner = this;
+    scratch.version = this.#version;
+    scratch.from = from;
+    scratch.to = from;
+    this.#decodeInto(from, to);
+    scratch.to = to;
+    this.#viewScratch = true;
+    return true;
   }
 
   /** Sample `index` as a float in [-1, 1) (0 when not held). */
   at(index: number): number {
     if (index < this.#start || index >= this.#end) return 0;
-    return this.#data[index & this.#mask]! / RING_SCALE;
+    return this.#read(index) / RING_SCALE;
+  }
+
+  #scratchValid(): boolean {
+    return this.#viewScratch && scratch.owner === this && scratch.version === this.#version;
+  }
+
+  /** Ring value of held sample `i`. */
+  #read(i: number): number {
+    if (i >= this.#end - this.#hot.length) return this.#hot[i & this.#hotMask]!;
+    const b = i >> BLOCK_LOG2;
+    const slot = b % this.#blocks;
+    const head = this.#heads[slot]!;
+    const law = head & 4 ? A : MU;
+    return law.dec[this.#codes[slot * COLD_BLOCK + (i & (COLD_BLOCK - 1))]!]! << (head & 3);
+  }
+
+  /** Decodes held samples [from, to) into the scratch at their slots. */
+  #decodeInto(from: number, to: number): void {
+    const out = scratch.data, m = scratch.mask;
+    const hotFrom = Math.max(from, this.#end - this.#hot.length);
+    for (let i = from; i < Math.min(to, hotFrom); i++) out[i & m] = this.#read(i);
+    const hot = this.#hot, hm = this.#hotMask;
+    for (let i = hotFrom; i < to; i++) out[i & m] = hot[i & hm]!;
+    coldReadStats.materialized++;
+    coldReadStats.samples += Math.max(0, hotFrom - from);
+  }
+
+  #restartAt(start: number): void {
+    this.#start = start;
+    this.#end = start;
+    this.#coldEnd = Math.floor(start / COLD_BLOCK) * COLD_BLOCK;
+  }
+
+  /** Appends `count` samples (`src[offset..]`, or zeros), evicting the oldest hot samples to the cold tier. */
+  #put(src: Float32Array | undefined, offset: number, count: number): void {
+    // In runs short enough that every block evicted before a run was written by an earlier one.
+    const run = this.hotCapacity >> 1;
+    for (let done = 0; done < count;) {
+      const n = Math.min(run, count - done);
+      const to = this.#end + n;
+      if (to - this.#start > this.#hot.length && this.#hot.length < this.hotCapacity) this.#growHot(to);
+      if (this.#maxBlocks > 0) {
+        while (this.#coldEnd < to - this.#hot.length) this.#evictBlock();
+      }
+      const data = this.#hot, mask = this.#hotMask;
+      let at = this.#end;
+      if (src) {
+        for (let i = offset + done, e = offset + done + n; i < e; i++, at++) {
+          let v = Math.round(src[i]! * RING_SCALE);
+          // NaN from a broken decoder must not poison the spectrum.
+          if (!(v >= -32768)) v = v !== v ? 0 : -32768;
+          else if (v > 32767) v = 32767;
+          data[at & mask] = v;
+        }
+      } else {
+        for (; at < to; at++) data[at & mask] = 0;
+      }
+      this.#end = to;
+      if (to - this.#start > this.capacity) this.#start = to - this.capacity;
+      done += n;
+    }
+  }
+
+  /** Doubles the hot tier (up to its capacity) until it holds [start, to). */
+  #growHot(to: number): void {
+    let size = this.#hot.length;
+    while (size < this.hotCapacity && size < to - this.#start) size *= 2;
+    const grown = new Int16Array(size);
+    const m = size - 1, old = this.#hot, om = this.#hotMask;
+    for (let i = this.#start; i < this.#end; i++) grown[i & m] = old[i & om]!;
+    this.#hot = grown;
+    this.#hotMask = m;
+  }
+
+  /** Encodes the block starting at `#coldEnd` (still in the hot tier) into the cold tier. */
+  #evictBlock(): void {
+    const b = this.#coldEnd >> BLOCK_LOG2;
+    const live = b + 1 - Math.floor(this.#start / COLD_BLOCK);
+    if (live > this.#blocks) this.#growCold(live);
+    const slot = b % this.#blocks;
+    const hot = this.#hot, hm = this.#hotMask, base = this.#coldEnd;
+    let peak = 0;
+    for (let i = 0; i < COLD_BLOCK; i++) {
+      const v = hot[(base + i) & hm]!;
+      const a = v < 0 ? -v : v;
+      if (a > peak) peak = a;
+    }
+    let shift = 0;
+    while (shift < 3 && peak >> shift > MU.max) shift++;
+    const codes = this.#codes, at = slot * COLD_BLOCK;
+    const half = shift > 0 ? 1 << (shift - 1) : 0;
+    let exact = true;
+    for (let i = 0; i < COLD_BLOCK; i++) {
+      const v = hot[(base + i) & hm]!;
+      const c = MU.enc[((v + half) >> shift) + 32768]!;
+      codes[at + i] = c;
+      if (MU.dec[c]! << shift !== v) exact = false;
+    }
+    let head = shift;
+    // A-law reaches a little higher than μ-law (8,064 against 8,031): its own shift.
+    let aShift = 0;
+    while (aShift < 3 && peak >> aShift > A.max) aShift++;
+    if (!exact && this.#exactIn(A, base, aShift)) {
+      const aHalf = aShift > 0 ? 1 << (aShift - 1) : 0;
+      for (let i = 0; i < COLD_BLOCK; i++) {
+        codes[at + i] = A.enc[((hot[(base + i) & hm]! + aHalf) >> aShift) + 32768]!;
+      }
+      head = 4 | aShift;
+    }
+    this.#heads[slot] = head;
+    this.#coldEnd += COLD_BLOCK;
+  }
+
+  /** True if every sample of the hot block at `base` is a code of `law` at `shift` (stops at the first miss). */
+  #exactIn(law: { dec: Int16Array; enc: Uint8Array }, base: number, shift: number): boolean {
+    const hot = this.#hot, hm = this.#hotMask;
+    const half = shift > 0 ? 1 << (shift - 1) : 0;
+    for (let i = 0; i < COLD_BLOCK; i++) {
+      const v = hot[(base + i) & hm]!;
+      if (law.dec[law.enc[((v + half) >> shift) + 32768]!]! << shift !== v) return false;
+    }
+    return true;
+  }
+
+  /** Grows the cold tier (doubling, up to what the capacity needs) to hold `live` blocks. */
+  #growCold(live: number): void {
+    let blocks = Math.max(16, this.#blocks);
+    while (blocks < live) blocks *= 2;
+    blocks = Math.min(blocks, this.#maxBlocks);
+    const codes = new Uint8Array(blocks * COLD_BLOCK);
+    const heads = new Uint8Array(blocks);
+    const first = Math.floor(this.#start / COLD_BLOCK), last = this.#coldEnd >> BLOCK_LOG2;
+    for (let b = Math.max(first, last - this.#blocks); b < last; b++) {
+      const from = b % this.#blocks, to = b % blocks;
+      codes.set(this.#codes.subarray(from * COLD_BLOCK, (from + 1) * COLD_BLOCK), to * COLD_BLOCK);
+      heads[to] = this.#heads[from]!;
+    }
+    this.#codes = codes;
+    this.#heads = heads;
+    this.#blocks = blocks;
+  }
+}
+
+let zeroPiece = new Float32Array(0);
+function zeros(n: number): Float32Array {
+  if (zeroPiece.length < n) zeroPiece = new Float32Array(n);
+  return zeroPiece.subarray(0, n);
+}
+
+/**
+ * Writes decoded samples to `ring` in pieces its Int16 tier holds, calling `after` after each (`reset`: the ring
+ * restarted at the piece): a streaming reader called there (the fingerprinter) reads every sample before it
+ * leaves that tier. A gap the ring fills with zeros goes in such pieces too. Gaps longer than half the capacity
+ * reset the ring.
+ */
+export function feedRing(
+  ring: SampleRing,
+  start: number,
+  samples: Float32Array,
+  after: (reset: boolean) => void,
+): void {
+  const piece = Math.min(ring.capacity, ring.hotCapacity) >> 2;
+  const maxGapFill = ring.capacity >> 1;
+  if (ring.hotCapacity < ring.capacity && !ring.empty && start > ring.end && start - ring.end <= maxGapFill) {
+    while (start - ring.end > piece) {
+      ring.write(ring.end, zeros(piece), maxGapFill);
+      after(false);
+    }
+  }
+  for (let at = 0; at < samples.length; at += piece) {
+    const chunk = samples.subarray(at, Math.min(samples.length, at + piece));
+    const note = ring.write(start + at, chunk, maxGapFill);
+    after(note === "reset");
   }
 }

@@ -46,7 +46,18 @@ export interface TimelineOptions {
 /** Default lookback: two minutes of analysis samples. */
 export const DEFAULT_LOOKBACK_SAMPLES = 120 * ANALYSIS_RATE;
 
-/** Per-stream list of message spans on the analysis timeline, pruned beyond a lookback. */
+/** Smallest span store; it doubles as needed (a 30 s lookback of 20 ms messages settles at 2,048 spans). */
+const MIN_SPANS = 64;
+
+/**
+ * Per-stream list of message spans on the analysis timeline, pruned beyond a lookback.
+ *
+ * Kept as parallel typed columns in a circular buffer (~20 bytes a message, where an object with a bigint per
+ * message cost ~100): capture times as float64 ns offsets from a per-stream bigint base (exact to the ns within
+ * 104 days of it), native starts as float64, native lengths as int32 (negative for a gap), message ordinals as
+ * int32 offsets from a base. A span's analysis range follows from its native start and the next span's: the
+ * native timeline is contiguous, and a message with no analysis instant between two spans owns none.
+ */
 export class Timeline {
   /** Native rate of the stream, Hz. */
   readonly nativeRate: number;
@@ -54,9 +65,16 @@ export class Timeline {
   readonly up: number;
   readonly down: number;
   readonly lookbackSamples: number;
-  #spans: TimelineSpan[] = [];
-  /** Index in `#spans` of the oldest live span; the prefix is dead and compacted away in batches. */
+  #time = new Float64Array(0);
+  #native = new Float64Array(0);
+  /** Native samples of the span's message, negated for a gap. */
+  #frames = new Int32Array(0);
+  #msg = new Int32Array(0);
+  #timeBase = 0n;
+  #msgBase = 0;
+  /** Physical slot of the oldest live span, and how many are live. */
   #head = 0;
+  #count = 0;
   #nativeLength = 0;
 
   /** Throws RangeError on a native rate outside 8000..48000 or a negative lookback. */
@@ -81,12 +99,17 @@ export class Timeline {
 
   /** First analysis sample still mapped (older ones were pruned), or `length` when nothing is mapped. */
   get firstSample(): number {
-    return this.#spans[this.#head]?.start ?? this.length;
+    return this.#count > 0 ? this.#startOf(0) : this.length;
+  }
+
+  /** Bytes of the span columns, for capacity planning. */
+  get bytes(): number {
+    return this.#time.byteLength + this.#native.byteLength + this.#frames.byteLength + this.#msg.byteLength;
   }
 
   /** Live spans, oldest first. */
   spans(): readonly TimelineSpan[] {
-    return this.#spans.slice(this.#head);
+    return Array.from({ length: this.#count }, (_, j) => this.#span(j));
   }
 
   /**
@@ -96,84 +119,175 @@ export class Timeline {
   append(messageIndex: number, timeNs: bigint, frames: number, gap = false): TimelineSpan | undefined {
     if (!(frames > 0)) return undefined;
     const nativeStart = this.#nativeLength;
-    const nativeEnd = nativeStart + Math.floor(frames);
+    const n = Math.floor(frames);
+    const nativeEnd = nativeStart + n;
     this.#nativeLength = nativeEnd;
-    const span: TimelineSpan = {
-      messageIndex,
-      timeNs,
-      nativeStart,
-      nativeEnd,
-      start: analysisIndexOf(nativeStart, this.up, this.down),
-      end: analysisIndexOf(nativeEnd, this.up, this.down),
-      gap,
-    };
+    const start = analysisIndexOf(nativeStart, this.up, this.down);
+    const end = analysisIndexOf(nativeEnd, this.up, this.down);
     // At rates above 8 kHz a short message can own no analysis instant; it still advances native time.
-    if (span.end > span.start) this.#spans.push(span);
-    this.prune(span.end - this.lookbackSamples);
-    return span;
+    if (end > start) {
+      if (this.#count === this.#time.length) this.#grow();
+      if (this.#count === 0) {
+        this.#timeBase = timeNs;
+        this.#msgBase = messageIndex;
+      }
+      let t = Number(timeNs - this.#timeBase);
+      if (!Number.isSafeInteger(t)) {
+        this.#rebaseTime(timeNs);
+        t = 0;
+      }
+      if (!(messageIndex - this.#msgBase <= 0x7fffffff && messageIndex - this.#msgBase >= -0x80000000)) {
+        this.#rebaseMsg(messageIndex);
+      }
+      const slot = this.#slot(this.#count);
+      this.#time[slot] = t;
+      this.#native[slot] = nativeStart;
+      this.#frames[slot] = gap ? -n : n;
+      this.#msg[slot] = messageIndex - this.#msgBase;
+      this.#count++;
+    }
+    this.prune(end - this.lookbackSamples);
+    return { messageIndex, timeNs, nativeStart, nativeEnd, start, end, gap };
   }
 
   /** Forgets spans that end at or before analysis sample `before`. */
   prune(before: number): void {
-    const spans = this.#spans;
-    while (this.#head < spans.length && spans[this.#head]!.end <= before) this.#head++;
-    if (this.#head > 256 && this.#head * 2 > spans.length) {
-      this.#spans = spans.slice(this.#head);
-      this.#head = 0;
+    while (this.#count > 0 && this.#endOf(0) <= before) {
+      this.#head = this.#slot(1);
+      this.#count--;
     }
   }
 
   /** The span that owns analysis sample `k`, or undefined if it is pruned or not yet covered. */
   spanAt(k: number): TimelineSpan | undefined {
-    const spans = this.#spans;
-    let lo = this.#head;
-    let hi = spans.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const s = spans[mid]!;
-      if (k < s.start) hi = mid - 1;
-      else if (k >= s.end) lo = mid + 1;
-      else return s;
-    }
-    return undefined;
+    const j = this.#find(k);
+    return j < 0 ? undefined : this.#span(j);
   }
 
   /** Which message carried analysis sample `k`, and where in its audio. */
   locate(k: number): Located | undefined {
-    const s = this.spanAt(k);
-    if (!s) return undefined;
-    return { timeNs: s.timeNs, offsetMs: this.offsetMs(s, k), messageIndex: s.messageIndex, gap: s.gap };
+    const j = this.#find(k);
+    if (j < 0) return undefined;
+    const slot = this.#slot(j);
+    return {
+      timeNs: this.#timeBase + BigInt(this.#time[slot]!),
+      offsetMs: this.#offset(this.#native[slot]!, k),
+      messageIndex: this.#msgBase + this.#msg[slot]!,
+      gap: this.#frames[slot]! < 0,
+    };
   }
 
   /** Position of analysis sample `k` in span `s`'s audio, ms: (k·down/up − nativeStart) / rate. */
   offsetMs(s: TimelineSpan, k: number): number {
-    // Integer numerator keeps the offset exact to the sample for the spans' lifetimes.
-    const num = k * this.down - s.nativeStart * this.up;
-    return (num * 1000) / (this.up * this.nativeRate);
+    return this.#offset(s.nativeStart, k);
   }
 
   /** True if analysis sample `k` lies in a gap (silence inserted for a truncated or removed body). */
   isGap(k: number): boolean {
-    return this.spanAt(k)?.gap === true;
+    const j = this.#find(k);
+    return j >= 0 && this.#frames[this.#slot(j)]! < 0;
   }
 
   /** Gap ranges [start, end) that overlap analysis samples [from, to), oldest first. */
   gaps(from: number, to: number): { start: number; end: number }[] {
     const out: { start: number; end: number }[] = [];
-    const spans = this.#spans;
-    let lo = this.#head;
-    let hi = spans.length;
+    let lo = 0;
+    let hi = this.#count;
     // First span ending after `from`.
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (spans[mid]!.end <= from) lo = mid + 1;
+      if (this.#endOf(mid) <= from) lo = mid + 1;
       else hi = mid;
     }
-    for (let i = lo; i < spans.length; i++) {
-      const s = spans[i]!;
-      if (s.start >= to) break;
-      if (s.gap) out.push({ start: s.start, end: s.end });
+    for (let j = lo; j < this.#count; j++) {
+      const start = this.#startOf(j);
+      if (start >= to) break;
+      if (this.#frames[this.#slot(j)]! < 0) out.push({ start, end: this.#endOf(j) });
     }
     return out;
+  }
+
+  #offset(nativeStart: number, k: number): number {
+    // Integer numerator keeps the offset exact to the sample for the spans' lifetimes.
+    const num = k * this.down - nativeStart * this.up;
+    return (num * 1000) / (this.up * this.nativeRate);
+  }
+
+  /** Physical slot of live span `j` (0 = oldest). */
+  #slot(j: number): number {
+    const s = this.#head + j;
+    return s >= this.#time.length ? s - this.#time.length : s;
+  }
+
+  #startOf(j: number): number {
+    return analysisIndexOf(this.#native[this.#slot(j)]!, this.up, this.down);
+  }
+
+  /** The next span starts where this one ends (see the class doc); the newest ends with its own audio. */
+  #endOf(j: number): number {
+    if (j + 1 < this.#count) return this.#startOf(j + 1);
+    const slot = this.#slot(j);
+    return analysisIndexOf(this.#native[slot]! + Math.abs(this.#frames[slot]!), this.up, this.down);
+  }
+
+  /** Live index of the span owning analysis sample `k`, or -1. */
+  #find(k: number): number {
+    let lo = 0;
+    let hi = this.#count - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (k < this.#startOf(mid)) hi = mid - 1;
+      else if (k >= this.#endOf(mid)) lo = mid + 1;
+      else return mid;
+    }
+    return -1;
+  }
+
+  #span(j: number): TimelineSpan {
+    const slot = this.#slot(j);
+    const frames = this.#frames[slot]!;
+    const nativeStart = this.#native[slot]!;
+    return {
+      messageIndex: this.#msgBase + this.#msg[slot]!,
+      timeNs: this.#timeBase + BigInt(this.#time[slot]!),
+      nativeStart,
+      nativeEnd: nativeStart + Math.abs(frames),
+      start: this.#startOf(j),
+      end: this.#endOf(j),
+      gap: frames < 0,
+    };
+  }
+
+  /** Doubles the columns, unrolling the ring so the oldest span is at slot 0. */
+  #grow(): void {
+    const cap = Math.max(MIN_SPANS, this.#time.length * 2);
+    const order = Array.from({ length: this.#count }, (_, j) => this.#slot(j));
+    const move = <T extends Float64Array | Int32Array>(old: T, fresh: T): T => {
+      order.forEach((slot, j) => (fresh[j] = old[slot]!));
+      return fresh;
+    };
+    this.#time = move(this.#time, new Float64Array(cap));
+    this.#native = move(this.#native, new Float64Array(cap));
+    this.#frames = move(this.#frames, new Int32Array(cap));
+    this.#msg = move(this.#msg, new Int32Array(cap));
+    this.#head = 0;
+  }
+
+  /** Moves the capture-time base to `timeNs` (a stream whose times jumped by more than 104 days). */
+  #rebaseTime(timeNs: bigint): void {
+    for (let j = 0; j < this.#count; j++) {
+      const slot = this.#slot(j);
+      this.#time[slot] = Number(this.#timeBase + BigInt(this.#time[slot]!) - timeNs);
+    }
+    this.#timeBase = timeNs;
+  }
+
+  /** Moves the message-ordinal base to `messageIndex` (past 2^31 messages of one stream). */
+  #rebaseMsg(messageIndex: number): void {
+    for (let j = 0; j < this.#count; j++) {
+      const slot = this.#slot(j);
+      this.#msg[slot] = this.#msgBase + this.#msg[slot]! - messageIndex;
+    }
+    this.#msgBase = messageIndex;
   }
 }

@@ -1,0 +1,114 @@
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { Timeline } from "../audio/decode/timeline.ts";
+import { CaptureTimes } from "../audio/decode/capture_times.ts";
+import { gapHints } from "../audio/align/gap_hints.ts";
+
+const T0 = 1_763_900_000_123_456_789n;
+
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
+}
+
+Deno.test("timeline columns: exact capture times and ordinals through many wraps of the ring", () => {
+  const tl = new Timeline(16000, { lookbackSamples: 8000 });
+  const rnd = lcg(1);
+  const sent: { index: number; time: bigint; native: number; frames: number; gap: boolean }[] = [];
+  let native = 0;
+  for (let i = 0; i < 20_000; i++) {
+    // 1..640 native samples (some own no analysis instant), jittered ns times, a gap now and then.
+    const frames = 1 + Math.floor(rnd() * 640);
+    const time = T0 + BigInt(i) * 20_000_000n + BigInt(Math.floor(rnd() * 999_999));
+    const gap = rnd() < 0.05;
+    tl.append(i, time, frames, gap);
+    sent.push({ index: i, time, native, frames, gap });
+    native += frames;
+  }
+  const first = tl.firstSample;
+  ok(tl.length - first >= 8000);
+  for (let k = first; k < tl.length; k += 37) {
+    const loc = tl.locate(k)!;
+    const m = sent[loc.messageIndex]!;
+    strictEqual(loc.timeNs, m.time);
+    strictEqual(loc.gap, m.gap);
+    const pos = k * 2; // native position of analysis sample k at 16 kHz
+    ok(pos >= m.native && pos < m.native + m.frames, `k=${k} in message ${m.index}`);
+    strictEqual(loc.offsetMs, ((pos - m.native) / 16000) * 1000);
+  }
+  strictEqual(tl.locate(first - 1), undefined);
+  // Spans as objects, contiguous on the analysis timeline.
+  const spans = tl.spans();
+  for (let j = 1; j < spans.length; j++) strictEqual(spans[j]!.start, spans[j - 1]!.end);
+  const last = sent[sent.length - 1]!;
+  deepStrictEqual(spans[spans.length - 1], {
+    messageIndex: last.index,
+    timeNs: last.time,
+    nativeStart: last.native,
+    nativeEnd: last.native + last.frames,
+    start: Math.ceil(last.native / 2),
+    end: Math.ceil((last.native + last.frames) / 2),
+    gap: last.gap,
+  });
+});
+
+Deno.test("timeline columns: a 33 s lookback of 20 ms messages takes under 50 KB", () => {
+  const tl = new Timeline(8000, { lookbackSamples: 267_456 });
+  for (let i = 0; i < 5000; i++) tl.append(i, T0 + BigInt(i) * 20_000_000n, 160);
+  ok(tl.bytes <= 2048 * 24, `${tl.bytes} bytes`);
+  strictEqual(tl.spans().length, 1672);
+});
+
+Deno.test("timeline columns: capture times that jump by more than 104 days: the new ones exact", () => {
+  const tl = new Timeline(8000, { lookbackSamples: 1 << 20 });
+  const far = T0 + 200n * 86_400_000_000_000n + 7n;
+  tl.append(0, T0, 160);
+  tl.append(1, far, 160);
+  tl.append(2, far + 20_000_001n, 160);
+  // The span before the jump is re-expressed from the new base (float64 ns: within a few ns at 200 days).
+  const old = tl.locate(0)!.timeNs - T0;
+  ok(old >= -4n && old <= 4n, `${old}`);
+  strictEqual(tl.locate(160)!.timeNs, far);
+  strictEqual(tl.locate(320)!.timeNs, far + 20_000_001n);
+});
+
+Deno.test("capture times: the same bound and gap hints as bigint arrays", () => {
+  const rnd = lcg(2);
+  const ct = new CaptureTimes();
+  const times: bigint[] = [];
+  const starts: number[] = [];
+  let sample = 0;
+  for (let i = 0; i < 3000; i++) {
+    // 20 ms messages; now and then one lost (a capture-time gap) or captured out of order.
+    const n = 160;
+    const lost = rnd() < 0.03 ? 20_000_000n : 0n;
+    const jitter = BigInt(Math.floor((rnd() - 0.8) * 3_000_000));
+    const t = T0 + BigInt(i) * 20_000_000n + lost + jitter;
+    ct.push(t, sample);
+    times.push(t);
+    starts.push(sample);
+    sample += n;
+  }
+  strictEqual(ct.length, times.length);
+  for (let k = 0; k < 200; k++) {
+    const t = T0 + BigInt(Math.floor(rnd() * 61e9)) - 500_000_000n;
+    let lo = 0, hi = times.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (times[mid]! < t) lo = mid + 1;
+      else hi = mid;
+    }
+    strictEqual(ct.firstSampleAtOrAfter(t, sample), lo < times.length ? starts[lo]! : sample);
+    const from = Math.floor(rnd() * sample), to = from + Math.floor(rnd() * 40_000);
+    const w = ct.window(from, to);
+    ok(w.times.length <= (to - from) / 160 + 3);
+    deepStrictEqual(
+      gapHints(w.times, w.starts, sample, 8000, from, to),
+      gapHints(times, starts, sample, 8000, from, to),
+    );
+  }
+  // The entry holding sample 100,001 stays (the bound reads it), those before it go.
+  ct.pruneBefore(100_001);
+  strictEqual(ct.startAt(0), 100_000);
+  strictEqual(ct.length, 3000 - 625);
+  ok(ct.bytes <= 4096 * 16);
+});
