@@ -23,12 +23,12 @@ export interface DetectorDeps {
   exporter: ActorRef<ExporterMsg>;
   /** Event time without audio after which a stream is finished and forgotten. */
   idleNs: bigint;
-  /** A step of event time between rows that sweeps idle streams and reports decode counters. Default 1 s. */
-  tickNs?: bigint;
+  /** A step of event time between rows that sweeps idle streams and reports decode counters. */
+  tickNs: bigint;
   /** Most source streams followed at once (engine.max_streams). Default: no limit. */
   maxStreams?: number;
-  /** engine.clock_window_seconds, ns. Default 30 s. */
-  clockWindowNs?: bigint;
+  /** engine.clock_window_seconds, ns. */
+  clockWindowNs: bigint;
   counters?: NodeCounters;
 }
 
@@ -49,8 +49,8 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
       taps: [tap],
       idleNs: deps.idleNs,
       maxStreams: deps.maxStreams,
-      clockWindowNs: deps.clockWindowNs ?? 30_000_000_000n,
-      tickNs: deps.tickNs ?? 1_000_000_000n,
+      clockWindowNs: deps.clockWindowNs,
+      tickNs: deps.tickNs,
       counters: deps.counters,
       open: (s) =>
         new SourcePipeline({

@@ -25,8 +25,8 @@ export interface MatcherDeps {
   /** Asked for every active signature when the Matcher (re)starts; absent: nothing to restore (tests). */
   registry?: ActorRef<RegistryMsg>;
   idleNs: bigint;
-  /** A step of event time between rows that sweeps idle streams and reports decode counters. Default 1 s. */
-  tickNs?: bigint;
+  /** A step of event time between rows that sweeps idle streams and reports decode counters. */
+  tickNs: bigint;
   counters?: NodeCounters;
 }
 
@@ -69,7 +69,7 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
       idleNs: deps.idleNs,
       maxStreams: engine.max_streams,
       clockWindowNs: windowNs,
-      tickNs: deps.tickNs ?? 1_000_000_000n,
+      tickNs: deps.tickNs,
       counters,
       open: (s) =>
         new TargetPipeline({

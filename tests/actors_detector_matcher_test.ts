@@ -51,6 +51,8 @@ async function runDetector() {
       matcher: system.spawn("matcher", recorder(toMatcher), OPTS),
       exporter: system.spawn("exporter", recorder(toExporter), OPTS),
       idleNs: sec(60),
+      tickNs: sec(1),
+      clockWindowNs: sec(30),
     }),
     OPTS,
   );
@@ -91,6 +93,7 @@ Deno.test("matcher: a signature activated after its target audio is found in it 
       node: "node-b",
       exporter: system.spawn("exporter", recorder(toExporter), OPTS),
       idleNs: sec(60),
+      tickNs: sec(1),
     }),
     OPTS,
   );
