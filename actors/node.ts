@@ -26,6 +26,7 @@ import {
 } from "./messages.ts";
 import { pixieReader, type RowSource } from "./pixie_reader.ts";
 import { detector } from "./detector.ts";
+import { sourceTap, stageTaps } from "./tap_intake.ts";
 import { signatureRegistry } from "./signature_registry.ts";
 import { matcher } from "./matcher.ts";
 import { exporter, type MatchFeed, type RecordSink } from "./exporter.ts";
@@ -34,7 +35,6 @@ import type { Bus, Subscription } from "../bus/bus.ts";
 import type { Config } from "../config/schema.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
 import type { Row } from "../pixie/row.ts";
-import { queryNamesOf, SOURCE_STREAM } from "../util/query_name.ts";
 import { wallClockNs } from "./event_clock.ts";
 import { initAudioEngine } from "../audio/pipeline.ts";
 import { initOpus } from "../audio/decode/opus.ts";
@@ -142,11 +142,11 @@ export class SensorNode {
     const wallNs = opts.mode === "live" ? wallClockNs(opts.wallMs) : undefined;
     const queries = new Set<string>();
     for (const m of config.measurements) {
-      for (const q of queryNamesOf(m)) queries.add(q);
       // Every series a node may bump exists from the start, at 0 (no "missing" series in PromQL).
       for (const reason of EXPIRE_REASONS) metrics.signaturesExpired(m.name, reason, 0);
-      for (const tap of [SOURCE_STREAM, ...m.match_rules.map((r) => r.stage)]) {
-        metrics.streamsEvicted(m.name, tap, 0);
+      for (const tap of [sourceTap(m), ...stageTaps([m])]) {
+        queries.add(tap.query);
+        metrics.streamsEvicted(m.name, tap.name, 0);
       }
     }
     this.#queries = queries;
