@@ -44,7 +44,6 @@ export function precheck(store: FrameStore, frames: Uint32Array, at: number, s: 
 
 /** What {@link touchPrechecks} needs of a pending check. */
 export interface PrecheckRef {
-  sig: { id: string; fingerprint: Uint32Array };
   slot: number;
   s: number;
   verify: boolean;
@@ -52,10 +51,11 @@ export interface PrecheckRef {
 }
 
 /**
- * Loads what the checks of `now` read first (the signature, its id and fingerprint objects, and of each
- * pre-check due at `dueNext` its slot's rank word and the frames its first stage samples), all before any check
- * runs: mostly cache misses, independent across checks, so they overlap here instead of stalling one check after
- * another. Changes nothing; returns a value the caller keeps so that the loads are not optimised away.
+ * Loads what the pre-checks of `now` due at `dueNext` read first (their slot's rank word and the frames their
+ * first stage samples), all before any check runs: mostly cache misses, independent across checks, so they
+ * overlap here instead of stalling one check after another. (A pre-check that fails reads nothing of the
+ * signature object itself.) Changes nothing; returns a value the caller keeps so that the loads are not
+ * optimised away.
  */
 export function touchPrechecks(
   now: readonly PrecheckRef[],
@@ -65,8 +65,6 @@ export function touchPrechecks(
 ): number {
   let acc = 0;
   for (const p of now) {
-    const sig = p.sig;
-    acc ^= sig.id.length ^ sig.fingerprint.length;
     if (p.verify || p.slot < 0 || p.due > dueNext) continue;
     const at = p.slot * FRAME_WORDS;
     const avail = framesBelow(frames, at, end - p.s - 1);

@@ -102,6 +102,7 @@ export class TargetMatcher {
         index.lookupProbes(pr, np, v, HIT_MAX_DIST, hits);
         this.#stats.lookups += np;
         this.#stats.hits += hits.count;
+        this.#sink ^= this.#votes.touch(hits.slot, hits.pos, t, hits.count);
         for (let h = 0; h < hits.count; h++) this.#vote(hits.slot[h]!, t - hits.pos[h]!, t, hits.dist[h]!);
       }
       checks.runDue(t, out);
@@ -140,11 +141,12 @@ export class TargetMatcher {
   /** Runs a pre-check or verification; true if `p` was scheduled again (still in use). */
   #check(p: Pending, out: CoarseMatch[], final: boolean): boolean {
     const { index, store } = this.#ctx;
-    if (this.#matched.has(p.sig.id)) return false;
-    if (p.slot >= 0 && (index.signatureAt(p.slot) !== p.sig || index.generation(p.slot) !== p.gen)) {
+    // The slot's generation and signature first: most checks are pre-checks that fail, and then they never
+    // touch the signature object, its id or its fingerprint (a cache miss each).
+    if (p.slot >= 0 && (index.generation(p.slot) !== p.gen || index.signatureAt(p.slot) !== p.sig)) {
       return false;
     }
-    const n = p.sig.fingerprint.length;
+    if (this.#matched.size > 0 && this.#matched.has(p.sig.id)) return false;
     if (!p.verify) {
       this.#stats.prechecked++;
       if (precheck(store, index.frames, p.slot * FRAME_WORDS, p.s) > PRECHECK_BER) {
@@ -152,7 +154,7 @@ export class TargetMatcher {
         return false;
       }
       p.verify = true;
-      p.due = p.s + n + MARGIN_SPAN;
+      p.due = p.s + p.sig.fingerprint.length + MARGIN_SPAN;
       if (!final && p.due > store.end - 1) {
         this.#checks.schedule(p);
         return true;
