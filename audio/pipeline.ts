@@ -144,13 +144,14 @@ export class SourcePipeline {
     this.node = opts.node;
     this.pod = opts.pod;
     this.stream = opts.stream;
-    // The timeline must still know the anchor when its block completes (min_duration + block + slack).
+    this.#store = new FrameStore(Math.ceil((30 * ANALYSIS_RATE) / this.#params.hop));
+    // The timeline must still know an anchor when its block completes: an anchor older than the frames held is
+    // dropped (anchor_expired) before the timeline is asked, so the frames' span and a second of slack suffice.
     this.decoder = new StreamDecoder(opts.format, {
-      lookbackSamples: 60 * ANALYSIS_RATE,
+      lookbackSamples: this.#store.capacity * this.#params.hop + this.#params.frame + ANALYSIS_RATE,
       keepTimeline: true,
     });
     this.#ring = new SampleRing(4 * ANALYSIS_RATE);
-    this.#store = new FrameStore(Math.ceil((30 * ANALYSIS_RATE) / this.#params.hop));
     this.#fp = new Fingerprinter(this.#ring, this.#store, new FrameAnalyzer(this.#params));
     const c = opts.criteria;
     this.#vad = c.vad_mode === "webrtc"

@@ -425,7 +425,10 @@ async function main(): Promise<void> {
       cacheDir: args.cacheDir,
     });
     console.log(
-      `  memory:   ${num(memory.perThousandMB)} MB per 1,000 target streams (V8 heap + external; RSS ` +
+      `  memory:   ${num(memory.perThousandMB)} MB per 1,000 target streams (target <= 250 MB; V8 heap ` +
+        `${num(memory.heapPerThousandMB ?? NaN)} + external ${
+          num(memory.externalPerThousandMB ?? NaN)
+        }; RSS ` +
         `${num(memory.rssPerThousandMB)} MB), measured on ${memory.streams} streams fed 30 s each` +
         `${memory.streams < 1000 ? " and scaled" : ""}; ` +
         `the ${ACTIVE_SIGNATURES}-signature index: ${num(memory.indexMB)} MB`,

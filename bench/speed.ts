@@ -55,6 +55,9 @@ export interface MemoryUse {
   secondsPerStream: number;
   /** V8 heap used + external (ArrayBuffers) growth, MB, scaled to 1,000 streams. */
   perThousandMB: number;
+  /** The two parts of it: JS objects (V8 heap) and typed-array storage (external), MB per 1,000 streams. */
+  heapPerThousandMB?: number;
+  externalPerThousandMB?: number;
   rssPerThousandMB: number;
   /** Memory of the 10,000-signature index itself, MB. */
   indexMB: number;
@@ -305,14 +308,14 @@ export async function measureMemory(
   return JSON.parse(lines[lines.length - 1]!) as MemoryUse;
 }
 
-function heapNow(): { heap: number; rss: number } {
+function heapNow(): { heap: number; js: number; external: number; rss: number } {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc) {
     gc();
     gc();
   }
   const m = Deno.memoryUsage();
-  return { heap: m.heapUsed + m.external, rss: m.rss };
+  return { heap: m.heapUsed + m.external, js: m.heapUsed, external: m.external, rss: m.rss };
 }
 
 function rebase(messages: readonly SimMessage[], from: number, count: number, startNs: bigint): SimMessage[] {
@@ -335,16 +338,23 @@ async function memoryProbe(opts: {
 }): Promise<MemoryUse> {
   await initAudioEngine();
   const corpus = await buildCorpus({ seed: opts.seed, quick: true, soundsDir: opts.soundsDir });
-  const background = await backgroundSignatures(ACTIVE_SIGNATURES, opts.soundsDir, opts.cacheDir);
   const perStream = Math.round((opts.secondsPerStream * 1000) / 20);
   const sources = corpus.calls.map((c) => c.source.messages);
   const m0 = heapNow();
+  // The decoded background signatures are dropped once indexed and collected before m1: were they collected
+  // between m1 and m2 instead, the streams' growth would be understated by their ~30 MB, times 1,000 / streams.
+  let background: Signature[] | undefined = await backgroundSignatures(
+    ACTIVE_SIGNATURES,
+    opts.soundsDir,
+    opts.cacheDir,
+  );
   const index = new SignatureIndex({ maxActive: background.length + 1 });
   for (
     const s of spreadSignatures(background, CORPUS_T0_NS - 30_000_000_000n, CORPUS_T0_NS + 60_000_000_000n, 3)
   ) {
     index.add(s);
   }
+  background = undefined;
   const m1 = heapNow();
   const keep: TargetPipeline[] = [];
   const rng = new Rng(opts.seed);
@@ -366,11 +376,15 @@ async function memoryProbe(opts: {
     keep.push(tp);
   }
   const m2 = heapNow();
+  // The corpus fed the streams and stays referenced up to here, for the same reason as above.
+  if (sources.length === 0) throw new Error("memory probe: empty corpus");
   const scale = 1000 / opts.streams;
   const result: MemoryUse = {
     streams: keep.length,
     secondsPerStream: opts.secondsPerStream,
     perThousandMB: ((m2.heap - m1.heap) * scale) / 1e6,
+    heapPerThousandMB: ((m2.js - m1.js) * scale) / 1e6,
+    externalPerThousandMB: ((m2.external - m1.external) * scale) / 1e6,
     rssPerThousandMB: ((m2.rss - m1.rss) * scale) / 1e6,
     indexMB: (m1.heap - m0.heap) / 1e6,
   };
