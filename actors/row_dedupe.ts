@@ -9,7 +9,7 @@
 export const DEDUPE_WINDOW_NS = 5_000_000_000n;
 
 /** FNV-1a over the bytes; with the time and the length it names a row. */
-function hash32(b: Uint8Array): number {
+export function hash32(b: Uint8Array): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
   return h >>> 0;
@@ -18,36 +18,105 @@ function hash32(b: Uint8Array): number {
 /** Most rows remembered per stream, whatever their times (a bad clock must not make the memory grow). */
 export const DEDUPE_MAX_ROWS = 512;
 
-/** The recent rows of one stream. */
+/**
+ * A number naming (time, length, hash) for the index; equal rows give equal numbers, and unequal rows that
+ * collide are told apart by comparing the three exactly. `Number(timeNs)` rounds to 256 ns at today's epoch
+ * times, which only makes a collision a little likelier.
+ */
+function indexKey(timeNs: bigint, len: number, h: number): number {
+  const t = Number(timeNs);
+  const lo = (t % 4294967296) | 0;
+  return (h ^ Math.imul(lo, 0x85ebca6b) ^ Math.imul(len + 1, 0xc2b2ae35)) >>> 0;
+}
+
+/**
+ * The recent rows of one stream. A row is named by its time, its payload's length and its payload's FNV-1a hash
+ * (no payload: length -1, hash 0), as before; they are kept in insertion order in a ring (forgetting is always
+ * from the oldest), with a count per index number so a new row, the usual case, is known new without a scan.
+ * No string is built per row (a decimal rendering of the bigint time per row cost more than the rest).
+ */
 export class RecentRows {
-  // Insertion order is (nearly) time order, so pruning stops at the first entry still inside the window.
-  readonly #seen = new Map<string, bigint>();
+  #times: bigint[] = [];
+  #lens = new Int32Array(16);
+  #hashes = new Uint32Array(16);
+  #keys = new Uint32Array(16);
+  /** Ring of `#count` entries from `#head`; capacity is `#lens.length` (a power of two). */
+  #head = 0;
+  #count = 0;
+  /** Entries per index number. */
+  readonly #index = new Map<number, number>();
   #newest: bigint | undefined;
 
   /** True if a row with this time and payload was already seen on the stream (then it must be skipped). */
   seen(timeNs: bigint, payload: Uint8Array | undefined): boolean {
-    const id = `${timeNs}:${payload?.length ?? -1}:${payload ? hash32(payload) : 0}`;
-    if (this.#seen.has(id)) return true;
-    this.#seen.set(id, timeNs);
-    if (this.#seen.size > DEDUPE_MAX_ROWS) {
-      const first = this.#seen.keys().next().value;
-      if (first !== undefined) this.#seen.delete(first);
-    }
+    const len = payload === undefined ? -1 : payload.length;
+    const h = payload === undefined ? 0 : hash32(payload);
+    const key = indexKey(timeNs, len, h);
+    const n = this.#index.get(key);
+    if (n !== undefined && this.#find(key, timeNs, len, h)) return true;
+    this.#index.set(key, (n ?? 0) + 1);
+    this.#append(key, timeNs, len, h);
+    if (this.#count > DEDUPE_MAX_ROWS) this.#dropOldest();
     // Only a plausible step forward prunes: one row from the future must not make the stream forget the rest.
-    const n = this.#newest;
-    if (n === undefined || (timeNs > n && timeNs - n <= DEDUPE_WINDOW_NS)) {
+    const newest = this.#newest;
+    if (newest === undefined || (timeNs > newest && timeNs - newest <= DEDUPE_WINDOW_NS)) {
       this.#newest = timeNs;
       const oldest = timeNs - DEDUPE_WINDOW_NS;
-      for (const [k, t] of this.#seen) {
-        if (t >= oldest) break;
-        this.#seen.delete(k);
-      }
+      while (this.#count > 0 && this.#times[this.#head]! < oldest) this.#dropOldest();
     }
     return false;
   }
 
   /** Rows remembered (bounded by the window). */
   get size(): number {
-    return this.#seen.size;
+    return this.#count;
+  }
+
+  #find(key: number, timeNs: bigint, len: number, h: number): boolean {
+    const mask = this.#lens.length - 1;
+    for (let k = 0, i = this.#head; k < this.#count; k++, i = (i + 1) & mask) {
+      if (
+        this.#keys[i] === key && this.#hashes[i] === h && this.#lens[i] === len && this.#times[i] === timeNs
+      ) return true;
+    }
+    return false;
+  }
+
+  #append(key: number, timeNs: bigint, len: number, h: number): void {
+    if (this.#count === this.#lens.length) this.#grow();
+    const i = (this.#head + this.#count) & (this.#lens.length - 1);
+    this.#times[i] = timeNs;
+    this.#lens[i] = len;
+    this.#hashes[i] = h;
+    this.#keys[i] = key;
+    this.#count++;
+  }
+
+  #grow(): void {
+    const cap = this.#lens.length;
+    const times: bigint[] = new Array(cap * 2);
+    const lens = new Int32Array(cap * 2), hashes = new Uint32Array(cap * 2), keys = new Uint32Array(cap * 2);
+    for (let k = 0; k < this.#count; k++) {
+      const i = (this.#head + k) & (cap - 1);
+      times[k] = this.#times[i]!;
+      lens[k] = this.#lens[i]!;
+      hashes[k] = this.#hashes[i]!;
+      keys[k] = this.#keys[i]!;
+    }
+    this.#times = times;
+    this.#lens = lens;
+    this.#hashes = hashes;
+    this.#keys = keys;
+    this.#head = 0;
+  }
+
+  #dropOldest(): void {
+    const i = this.#head;
+    const key = this.#keys[i]!;
+    const n = this.#index.get(key)!;
+    if (n <= 1) this.#index.delete(key);
+    else this.#index.set(key, n - 1);
+    this.#head = (i + 1) & (this.#lens.length - 1);
+    this.#count--;
   }
 }

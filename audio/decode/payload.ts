@@ -8,6 +8,7 @@
 import { detectPixieMarker, type PixieMarker } from "../../pixie/markers.ts";
 import type { AudioFormat } from "../types.ts";
 import { compileLinearRegex, type LinearRegex } from "../../util/linear_regex.ts";
+import { bytePath, BYTES_BAD, BYTES_MISSING, scanJsonPathBytes } from "./json_scan_bytes.ts";
 
 /** Pixie's markers are recognised in one place (pixie/markers.ts); the decoder reads them through here. */
 export { detectPixieMarker, type PixieMarker };
@@ -61,6 +62,11 @@ export class PayloadEnvelope {
       }
     }
     return this.#json === BAD_JSON ? { ok: false } : { ok: true, value: this.#json };
+  }
+
+  /** True once {@link text} has run (the text scanner then needs no decode). */
+  get hasText(): boolean {
+    return this.#text !== undefined;
   }
 
   /** True once {@link json} has run, so walking the parsed value is cheaper than scanning the text. */
@@ -139,10 +145,24 @@ export function walkJsonPath(root: unknown, segments: readonly string[]): unknow
 export function jsonPathValue(payload: Uint8Array | PayloadEnvelope, path: string): unknown {
   const env = envelopeOf(payload);
   const segs = compileJsonPath(path);
+  if (!env.parsed && !env.hasText) {
+    const hit = scanJsonPathBytes(env.bytes, bytePath(segs));
+    if (hit === BYTES_MISSING) return undefined;
+    if (hit !== BYTES_BAD) {
+      const raw = env.bytes.subarray(hit.start, hit.end);
+      // An unescaped string is the text between its quotes; anything else as JSON.parse reads it.
+      if (hit.string && !hit.escaped) return utf8.decode(raw.subarray(1, raw.length - 1));
+      const v = parseValue(utf8.decode(raw));
+      if (v !== BAD) return v;
+    }
+  }
   if (!env.parsed) {
     const hit = scanJsonPath(env.text(), segs);
     if (hit === MISSING) return undefined;
-    if (hit !== BAD) return scannedValue(env.text(), hit);
+    if (hit !== BAD) {
+      const v = scannedValue(env.text(), hit);
+      if (v !== BAD) return v;
+    }
   }
   const parsed = env.json();
   return parsed.ok ? walkJsonPath(parsed.value, segs) : undefined;
@@ -360,7 +380,19 @@ function scanJsonPath(text: string, segs: readonly string[]): ScanHit | typeof M
 /** The scanned value as JSON.parse would give it; an unescaped string is a slice of the text. */
 function scannedValue(text: string, hit: ScanHit): unknown {
   if (hit.string && !hit.escaped) return text.slice(hit.start + 1, hit.end - 1);
-  return JSON.parse(text.slice(hit.start, hit.end));
+  return parseValue(text.slice(hit.start, hit.end));
+}
+
+/**
+ * A scanned value through JSON.parse, or BAD: the scanner is lenient inside strings and numbers, so a bad
+ * escape or number is found here, and the whole document then goes to JSON.parse, which rejects it.
+ */
+function parseValue(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return BAD;
+  }
 }
 
 const regexCache = new Map<string, LinearRegex>();
@@ -387,6 +419,40 @@ export function regexGroupCount(pattern: string): number | undefined {
   return "error" in compiled ? undefined : compiled.groups;
 }
 
+/**
+ * {@link extractAudioField} for the decoder: a JSON field that is a plain string (no escapes) is found in the
+ * payload's bytes without decoding the body to text, and handed on as a view of the payload (`data` is then a
+ * Uint8Array even for `json`). Its bytes are the UTF-8 of the string extractAudioField returns, so base64 and
+ * hex decode them to the same bytes; where they could differ (binary, whose text maps code units to bytes, and
+ * the length of a field that fails to decode: see {@link fieldTextLength}) the decoder uses the text. Anything
+ * else takes extractAudioField's path.
+ */
+export function extractAudioFieldView(
+  payload: Uint8Array | PayloadEnvelope,
+  fmt: EnvelopeFormat & Pick<AudioFormat, "encoding">,
+): AudioFieldResult {
+  if (fmt.envelope !== "json" || fmt.encoding === "binary") return extractAudioField(payload, fmt);
+  const env = envelopeOf(payload);
+  if (env.parsed || env.hasText) return extractAudioField(env, fmt);
+  const hit = scanJsonPathBytes(env.bytes, bytePath(compileJsonPath(fmt.path)));
+  if (hit === BYTES_MISSING) return { ok: false, reason: "missing_path" };
+  if (hit === BYTES_BAD || (hit.string && hit.escaped)) return extractAudioField(env, fmt);
+  if (!hit.string) return { ok: false, reason: "not_a_string" };
+  const data = env.bytes.subarray(hit.start + 1, hit.end - 1);
+  return { ok: true, data, overhead: Math.max(0, env.bytes.length - data.length) };
+}
+
+/**
+ * The `data` extractAudioField would have given: for a view from {@link extractAudioFieldView} of a JSON field,
+ * its text (whose length differs from its byte count when it is not ASCII); otherwise `data` itself.
+ */
+export function fieldAsText(
+  data: Uint8Array | string,
+  envelope: EnvelopeFormat["envelope"],
+): string | Uint8Array {
+  return typeof data !== "string" && envelope === "json" ? utf8.decode(data) : data;
+}
+
 /** Finds the audio field of one payload as `fmt` describes it. Never throws on payload content. */
 export function extractAudioField(
   payload: Uint8Array | PayloadEnvelope,
@@ -402,8 +468,8 @@ export function extractAudioField(
         if (hit === MISSING) return { ok: false, reason: "missing_path" };
         if (hit !== BAD) {
           if (!hit.string) return { ok: false, reason: "not_a_string" };
-          const data = scannedValue(env.text(), hit) as string;
-          return { ok: true, data, overhead: Math.max(0, size - data.length) };
+          const data = scannedValue(env.text(), hit);
+          if (typeof data === "string") return { ok: true, data, overhead: Math.max(0, size - data.length) };
         }
       }
       const parsed = env.json();

@@ -38,7 +38,8 @@ import {
 import {
   detectPixieMarker,
   type EnvelopeErrorReason,
-  extractAudioField,
+  extractAudioFieldView,
+  fieldAsText,
   PayloadEnvelope,
   type PixieMarker,
   regexGroupCount,
@@ -354,10 +355,17 @@ export class StreamDecoder {
       }
     }
 
-    const field = extractAudioField(env ?? bytes, fmt);
+    const field = extractAudioFieldView(env ?? bytes, fmt);
     if (!field.ok) return this.#fail(messageIndex, field.reason);
     const raw: DecodeFieldResult = decodeField(field.data, fmt.encoding, true);
-    if (!raw.ok) return this.#repair(messageIndex, msg, raw.reason, unpaddedLength(field.data));
+    if (!raw.ok) {
+      return this.#repair(
+        messageIndex,
+        msg,
+        raw.reason,
+        unpaddedLength(fieldAsText(field.data, fmt.envelope)),
+      );
+    }
     if (!isSampleCodec(codec)) return this.#pushStateful(messageIndex, msg, raw.bytes, bytes.length);
 
     let audio = raw.bytes;

@@ -59,6 +59,82 @@ export const WEAK_BITS = 4;
 /** Frame energy (dB relative to a full-scale sine over the bands) of a frame of digital silence. */
 export const SILENT_DB = -200;
 
+/** The precomputed tables of a {@link FrameAnalyzer}: they depend on the parameters only. */
+interface AnalyzerTables {
+  /** The transform and its output scratch: an analyzer uses them only within one call, and JS runs one at a time. */
+  fft: RealFft;
+  spec: Float64Array;
+  window: Float64Array;
+  /** Sparse weights: for each entry, bin and weight; band b's entries are [bandStart[b], bandStart[b + 1]). */
+  wBin: Int32Array;
+  w: Float64Array;
+  bandStart: Int32Array;
+  fromBin: number;
+  toBin: number;
+  dbRef: number;
+}
+
+const tableCache = new Map<string, AnalyzerTables>();
+
+/**
+ * The tables for `params`, built once per distinct parameters (a stream's analyzer no longer carries ~20 KiB of
+ * its own). Sharing the window also spares a copy per frame: the FFT kernel keeps the last window it was given
+ * and copies a different one in (8 KiB) first, so with a window per analyzer every switch between streams (each
+ * row, in a capture with many calls) paid that copy.
+ */
+function tablesOf(params: Readonly<FingerprintParams>): AnalyzerTables {
+  const id = `${params.sampleRate}/${params.frame}/${params.fMin}/${params.fMax}`;
+  const cached = tableCache.get(id);
+  if (cached) return cached;
+  const n = params.frame;
+  const window = new Float64Array(n);
+  let wsum2 = 0;
+  for (let i = 0; i < n; i++) {
+    const w = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n);
+    window[i] = w;
+    wsum2 += w * w;
+  }
+  const df = params.sampleRate / n;
+  const edges: number[] = [];
+  for (let b = 0; b <= BANDS; b++) edges.push(params.fMin * Math.pow(params.fMax / params.fMin, b / BANDS));
+  const bins: number[] = [];
+  const bands: number[] = [];
+  const ws: number[] = [];
+  let lo = n, hi = 0;
+  for (let k = 1; k < n >> 1; k++) {
+    const a = (k - 0.5) * df, z = (k + 0.5) * df;
+    for (let b = 0; b < BANDS; b++) {
+      const overlap = Math.min(z, edges[b + 1]!) - Math.max(a, edges[b]!);
+      if (overlap > 0) {
+        bins.push(k);
+        bands.push(b);
+        ws.push(overlap / df);
+        if (k < lo) lo = k;
+        if (k > hi) hi = k;
+      }
+    }
+  }
+  // Grouped by band, in bin order within a band (a stable sort): see FrameAnalyzer.analyze.
+  const order = bins.map((_, i) => i).sort((x, y) => bands[x]! - bands[y]! || x - y);
+  const bandStart = new Int32Array(BANDS + 1);
+  for (const b of bands) bandStart[b + 1]!++;
+  for (let b = 0; b < BANDS; b++) bandStart[b + 1]! += bandStart[b]!;
+  const t: AnalyzerTables = {
+    fft: new RealFft(n),
+    spec: new Float64Array((n >> 1) + 1),
+    window,
+    wBin: Int32Array.from(order, (i) => bins[i]!),
+    w: Float64Array.from(order, (i) => ws[i]!),
+    bandStart,
+    fromBin: lo,
+    toBin: hi,
+    // A full-scale sine has power (n·A/2)²·Σw²/n... referenced so 0 dB ≈ full-scale tone in the bands.
+    dbRef: (RING_SCALE * RING_SCALE * wsum2 * n) / 4,
+  };
+  tableCache.set(id, t);
+  return t;
+}
+
 /**
  * Window, FFT and band energies of one frame read from a {@link SampleRing}. Precomputed window and sparse
  * band–bin weights; no allocation per frame.
@@ -76,50 +152,19 @@ export class FrameAnalyzer {
   readonly #bandStart: Int32Array;
   readonly #dbRef: number;
 
-  /** Tables for `params`. */
+  /** Tables for `params` (shared by every analyzer of the same parameters: see {@link tablesOf}). */
   constructor(params: Readonly<FingerprintParams> = FP_PARAMS) {
     this.params = params;
-    const n = params.frame;
-    this.#fft = new RealFft(n);
-    this.#window = new Float64Array(n);
-    let wsum2 = 0;
-    for (let i = 0; i < n; i++) {
-      const w = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n);
-      this.#window[i] = w;
-      wsum2 += w * w;
-    }
-    this.#spec = new Float64Array((n >> 1) + 1);
-    const df = params.sampleRate / n;
-    const edges: number[] = [];
-    for (let b = 0; b <= BANDS; b++) edges.push(params.fMin * Math.pow(params.fMax / params.fMin, b / BANDS));
-    const bins: number[] = [];
-    const bands: number[] = [];
-    const ws: number[] = [];
-    let lo = n, hi = 0;
-    for (let k = 1; k < n >> 1; k++) {
-      const a = (k - 0.5) * df, z = (k + 0.5) * df;
-      for (let b = 0; b < BANDS; b++) {
-        const overlap = Math.min(z, edges[b + 1]!) - Math.max(a, edges[b]!);
-        if (overlap > 0) {
-          bins.push(k);
-          bands.push(b);
-          ws.push(overlap / df);
-          if (k < lo) lo = k;
-          if (k > hi) hi = k;
-        }
-      }
-    }
-    // Grouped by band, in bin order within a band (a stable sort): see analyze.
-    const order = bins.map((_, i) => i).sort((x, y) => bands[x]! - bands[y]! || x - y);
-    this.#wBin = Int32Array.from(order, (i) => bins[i]!);
-    this.#w = Float64Array.from(order, (i) => ws[i]!);
-    this.#bandStart = new Int32Array(BANDS + 1);
-    for (const b of bands) this.#bandStart[b + 1]!++;
-    for (let b = 0; b < BANDS; b++) this.#bandStart[b + 1]! += this.#bandStart[b]!;
-    this.#fromBin = lo;
-    this.#toBin = hi;
-    // A full-scale sine has power (n·A/2)²·Σw²/n... referenced so 0 dB ≈ full-scale tone in the bands.
-    this.#dbRef = (RING_SCALE * RING_SCALE * wsum2 * n) / 4;
+    const t = tablesOf(params);
+    this.#fft = t.fft;
+    this.#window = t.window;
+    this.#spec = t.spec;
+    this.#wBin = t.wBin;
+    this.#w = t.w;
+    this.#bandStart = t.bandStart;
+    this.#fromBin = t.fromBin;
+    this.#toBin = t.toBin;
+    this.#dbRef = t.dbRef;
   }
 
   /**

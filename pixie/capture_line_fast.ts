@@ -1,0 +1,283 @@
+/**
+ * A direct reader for the usual capture line, `{"query":"m/s","row":{"time_":"…","pod":"…",…}}`: one pass over
+ * the text that writes string cells' UTF-8 bytes straight into a slab, without `JSON.parse` building the line's
+ * objects and strings and the encoder turning the strings back into bytes (together most of a row's read cost).
+ *
+ * It takes only what it is sure of: ASCII strings whose escapes are the simple ones or `\u` below 0x80, integer
+ * numbers, booleans, `{"base64":"…"}` cells, each key once, column names that are not array indices or
+ * `__proto__`, `query` before `row` and nothing else at the top. Anything else, including every malformed line,
+ * returns undefined and the caller parses the line with `JSON.parse` (pixie/capture.ts), which then decides: the
+ * rows of both readers are the same (tests/pixie_capture_line_fast_test.ts compares them on mutated lines).
+ * @module
+ */
+import type { Cell, Row } from "./row.ts";
+import { parseQueryName } from "./row.ts";
+
+/** Where string cells' bytes go: `reserve(n)` returns the slab with at least n bytes free from `used()`. */
+export interface ByteSlab {
+  reserve(n: number): Uint8Array;
+  used(): number;
+  /** Marks `n` more bytes of the current slab used. */
+  advance(n: number): void;
+}
+
+// Character codes the reader looks for.
+const TAB = 0x09, LF = 0x0a, CR = 0x0d, SPACE = 0x20, QUOTE = 0x22, COMMA = 0x2c, MINUS = 0x2d;
+const D0 = 0x30, D9 = 0x39, COLON = 0x3a, BACKSLASH = 0x5c, LBRACE = 0x7b, RBRACE = 0x7d;
+
+/** Bytes of the single-character escapes (`\"` and the rest); 0 where the escape is not one of them. */
+const SIMPLE_ESCAPE: Uint8Array = (() => {
+  const t = new Uint8Array(128);
+  t[0x22] = 0x22;
+  t[0x5c] = 0x5c;
+  t[0x2f] = 0x2f;
+  t[0x62] = 0x08;
+  t[0x66] = 0x0c;
+  t[0x6e] = 0x0a;
+  t[0x72] = 0x0d;
+  t[0x74] = 0x09;
+  return t;
+})();
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  return -1;
+}
+
+/** Bytes of the line being read (ASCII, so byte positions are string positions). */
+let scratch = new Uint8Array(4096);
+const encoder = new TextEncoder();
+
+/**
+ * One line being read, as its bytes `b[0..len)` (scanning a typed array is many times faster than `charCodeAt`
+ * in Deno's V8) and as text `s` for slices; `pos` moves forward.
+ */
+class LineReader {
+  s = "";
+  b: Uint8Array = scratch;
+  len = 0;
+  pos = 0;
+
+  /** Loads `line`; false if it is not all ASCII (then it is left to JSON.parse). */
+  load(line: string): boolean {
+    if (scratch.length < line.length) scratch = new Uint8Array(Math.max(line.length, 2 * scratch.length));
+    const r = encoder.encodeInto(line, scratch);
+    if (r.written !== line.length || r.read !== line.length) return false;
+    this.s = line;
+    this.b = scratch;
+    this.len = line.length;
+    this.pos = 0;
+    return true;
+  }
+
+  /** The byte at `p`, or -1 past the end. */
+  at(p: number): number {
+    return p < this.len ? this.b[p]! : -1;
+  }
+
+  ws(): void {
+    const b = this.b, len = this.len;
+    let p = this.pos;
+    while (p < len) {
+      const c = b[p]!;
+      if (c === SPACE || c === TAB || c === LF || c === CR) p++;
+      else break;
+    }
+    this.pos = p;
+  }
+
+  /** Consumes `c` (after whitespace); false if it is not next. */
+  eat(c: number): boolean {
+    this.ws();
+    if (this.at(this.pos) !== c) return false;
+    this.pos++;
+    return true;
+  }
+
+  /**
+   * A string without escapes and with printable ASCII only, as a slice of the line (keys, the query, time_,
+   * base64); undefined otherwise. `pos` is at its opening quote.
+   */
+  plainString(): string | undefined {
+    const b = this.b, len = this.len;
+    const from = this.pos + 1;
+    let p = from;
+    for (;;) {
+      if (p >= len) return undefined;
+      const c = b[p]!;
+      if (c === QUOTE) break;
+      // Control characters, DEL and escapes are not handled here.
+      if (c < 0x20 || c >= 0x7f || c === BACKSLASH) return undefined;
+      p++;
+    }
+    this.pos = p + 1;
+    return this.s.slice(from, p);
+  }
+
+  /**
+   * A string's UTF-8 bytes written into `out` from `at` (escapes decoded); the number of bytes, or -1 when not
+   * handled. Every escape is at least two characters for one byte, so the string's length in the line bounds
+   * its bytes.
+   */
+  stringBytes(out: Uint8Array, at: number): number {
+    const b = this.b, len = this.len;
+    let p = this.pos + 1;
+    let o = at;
+    for (;;) {
+      if (p >= len) return -1;
+      const c = b[p]!;
+      if (c === QUOTE) break;
+      if (c === BACKSLASH) {
+        const e = this.at(p + 1);
+        if (e === 0x75) {
+          const v = (hexValue(this.at(p + 2)) << 12) | (hexValue(this.at(p + 3)) << 8) |
+            (hexValue(this.at(p + 4)) << 4) | hexValue(this.at(p + 5));
+          if (v < 0 || v >= 0x80) return -1;
+          out[o++] = v;
+          p += 6;
+          continue;
+        }
+        const x = e >= 0 ? SIMPLE_ESCAPE[e]! : 0;
+        if (x === 0) return -1;
+        out[o++] = x;
+        p += 2;
+        continue;
+      }
+      if (c < 0x20) return -1;
+      out[o++] = c;
+      p++;
+    }
+    this.pos = p + 1;
+    return o - at;
+  }
+
+  /** An integer (no fraction or exponent: those go to JSON.parse) as a number; undefined if not one. */
+  integer(): number | undefined {
+    const from = this.pos;
+    let p = from;
+    if (this.at(p) === MINUS) p++;
+    const d0 = p;
+    for (;;) {
+      const c = this.at(p);
+      if (c < D0 || c > D9) break;
+      p++;
+    }
+    if (p === d0) return undefined;
+    // JSON forbids leading zeros; a fraction or exponent is left to JSON.parse's number reading.
+    if (this.at(d0) === D0 && p - d0 > 1) return undefined;
+    const next = this.at(p);
+    if (next === 0x2e || next === 0x65 || next === 0x45) return undefined;
+    this.pos = p;
+    return Number(this.s.slice(from, p));
+  }
+}
+
+const reader = new LineReader();
+const DECIMAL = /^-?\d+$/;
+
+/**
+ * The row of a capture line of the usual shape (see the module doc), or undefined when the line is anything
+ * else (then parse it with `JSON.parse`). `base64` decodes a `{"base64": …}` cell as capture.ts does (throws
+ * on bad base64: the line is then left to the general reader, which reports it).
+ */
+export function parseCaptureLineFast(
+  line: string,
+  node: string,
+  slab: ByteSlab,
+  base64: (b64: string) => Uint8Array,
+): Row | undefined {
+  const r = reader;
+  if (!r.load(line)) return undefined;
+  try {
+    return readLine(r, node, slab, base64);
+  } catch {
+    return undefined;
+  } finally {
+    r.s = "";
+  }
+}
+
+function readLine(
+  r: LineReader,
+  node: string,
+  slab: ByteSlab,
+  base64: (b64: string) => Uint8Array,
+): Row | undefined {
+  if (!r.eat(LBRACE) || !r.eat(QUOTE)) return undefined;
+  r.pos--;
+  if (r.plainString() !== "query" || !r.eat(COLON)) return undefined;
+  r.ws();
+  if (r.at(r.pos) !== QUOTE) return undefined;
+  const query = r.plainString();
+  if (query === undefined || !parseQueryName(query)) return undefined;
+  if (!r.eat(COMMA) || !r.eat(QUOTE)) return undefined;
+  r.pos--;
+  if (r.plainString() !== "row" || !r.eat(COLON) || !r.eat(LBRACE)) return undefined;
+  // time_ first, as the general reader builds it; its value is set once read.
+  const columns: Record<string, Cell> = { time_: 0n };
+  let time: bigint | undefined;
+  r.ws();
+  if (r.at(r.pos) === RBRACE) return undefined; // no time_
+  for (;;) {
+    r.ws();
+    if (r.at(r.pos) !== QUOTE) return undefined;
+    const name = r.plainString();
+    if (name === undefined || !r.eat(COLON)) return undefined;
+    const first = name.charCodeAt(0);
+    // Array-index names enumerate first and `__proto__` would set the prototype: the general reader's way.
+    if (name === "" || (first >= D0 && first <= D9) || name === "__proto__") return undefined;
+    r.ws();
+    const c = r.at(r.pos);
+    if (name === "time_") {
+      if (time !== undefined || c !== QUOTE) return undefined;
+      const t = r.plainString();
+      if (t === undefined || !DECIMAL.test(t)) return undefined;
+      time = BigInt(t);
+    } else {
+      if (Object.hasOwn(columns, name)) return undefined;
+      let cell: Cell;
+      if (c === QUOTE) {
+        // The rest of the line bounds the string's bytes.
+        const buf = slab.reserve(r.len - r.pos);
+        const at = slab.used();
+        const n = r.stringBytes(buf, at);
+        if (n < 0) return undefined;
+        slab.advance(n);
+        cell = buf.subarray(at, at + n);
+      } else if (c === LBRACE) {
+        r.pos++;
+        if (!r.eat(QUOTE)) return undefined;
+        r.pos--;
+        if (r.plainString() !== "base64" || !r.eat(COLON)) return undefined;
+        r.ws();
+        if (r.at(r.pos) !== QUOTE) return undefined;
+        const b64 = r.plainString();
+        if (b64 === undefined || !r.eat(RBRACE)) return undefined;
+        cell = base64(b64);
+      } else if (c === 0x74 && r.s.startsWith("true", r.pos)) {
+        r.pos += 4;
+        cell = true;
+      } else if (c === 0x66 && r.s.startsWith("false", r.pos)) {
+        r.pos += 5;
+        cell = false;
+      } else {
+        const v = r.integer();
+        if (v === undefined) return undefined;
+        cell = v;
+      }
+      columns[name] = cell;
+    }
+    r.ws();
+    const sep = r.at(r.pos++);
+    if (sep === COMMA) continue;
+    if (sep !== RBRACE) return undefined;
+    break;
+  }
+  if (time === undefined || !r.eat(RBRACE)) return undefined;
+  r.ws();
+  if (r.pos !== r.len) return undefined;
+  columns["time_"] = time;
+  return { query, node, time, columns };
+}

@@ -1,0 +1,73 @@
+import { equal } from "node:assert/strict";
+import { DEDUPE_MAX_ROWS, DEDUPE_WINDOW_NS, hash32, RecentRows } from "../actors/row_dedupe.ts";
+
+/** The rows' previous form, one string key per row in a Map, kept as the reference the ring must agree with. */
+class ReferenceRows {
+  readonly #seen = new Map<string, bigint>();
+  #newest: bigint | undefined;
+
+  seen(timeNs: bigint, payload: Uint8Array | undefined): boolean {
+    const id = `${timeNs}:${payload?.length ?? -1}:${payload ? hash32(payload) : 0}`;
+    if (this.#seen.has(id)) return true;
+    this.#seen.set(id, timeNs);
+    if (this.#seen.size > DEDUPE_MAX_ROWS) {
+      const first = this.#seen.keys().next().value;
+      if (first !== undefined) this.#seen.delete(first);
+    }
+    const n = this.#newest;
+    if (n === undefined || (timeNs > n && timeNs - n <= DEDUPE_WINDOW_NS)) {
+      this.#newest = timeNs;
+      const oldest = timeNs - DEDUPE_WINDOW_NS;
+      for (const [k, t] of this.#seen) {
+        if (t >= oldest) break;
+        this.#seen.delete(k);
+      }
+    }
+    return false;
+  }
+
+  get size(): number {
+    return this.#seen.size;
+  }
+}
+
+Deno.test("duplicate rows: the ring agrees with the string-keyed map on repeats, jumps, floods and silence", () => {
+  let seed = 11;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  const payloads = [undefined, new Uint8Array(0), new Uint8Array([1, 2, 3]), new Uint8Array(160).fill(0xff)];
+  for (let i = 0; i < 40; i++) payloads.push(new Uint8Array(160).map((_, j) => (i * 31 + j) & 0xff));
+  for (let run = 0; run < 30; run++) {
+    const a = new RecentRows();
+    const b = new ReferenceRows();
+    let t = 1_763_900_000_000_000_000n;
+    const recent: [bigint, Uint8Array | undefined][] = [];
+    for (let i = 0; i < 3000; i++) {
+      const op = rnd(20);
+      let row: [bigint, Uint8Array | undefined];
+      if (op < 4 && recent.length > 0) row = recent[rnd(recent.length)]!; // a repeat, maybe forgotten by now
+      else {
+        // Mostly 20 ms steps; sometimes the same instant, a step back, a jump ahead or far into the future.
+        t += op === 4 ? 0n : op === 5 ? -40_000_000n : op === 6 ? 7_000_000_000n : 20_000_000n;
+        const time = op === 7 ? t + 3_600_000_000_000n : t;
+        row = [time, payloads[rnd(payloads.length)]];
+      }
+      recent.push(row);
+      if (recent.length > 600) recent.shift();
+      equal(a.seen(row[0], row[1]), b.seen(row[0], row[1]), `run ${run} row ${i}`);
+      equal(a.size, b.size);
+    }
+  }
+});
+
+Deno.test("duplicate rows: a flood at one instant stays bounded and forgets the oldest first", () => {
+  const r = new RecentRows();
+  const t = 1_763_900_000_000_000_000n;
+  const p = (i: number) => new Uint8Array([i & 0xff, i >> 8]);
+  for (let i = 0; i <= DEDUPE_MAX_ROWS; i++) equal(r.seen(t, p(i)), false);
+  equal(r.size, DEDUPE_MAX_ROWS);
+  equal(r.seen(t, p(DEDUPE_MAX_ROWS)), true);
+  equal(r.seen(t, p(0)), false, "the oldest was forgotten");
+});

@@ -1,0 +1,205 @@
+import { deepEqual, equal, ok } from "node:assert/strict";
+import {
+  base64ToBytes,
+  encodeCaptureLine,
+  parseCaptureLine,
+  parseCaptureLineJson,
+  utf8Bytes,
+} from "../pixie/capture.ts";
+import { type ByteSlab, parseCaptureLineFast } from "../pixie/capture_line_fast.ts";
+import type { Row } from "../pixie/row.ts";
+
+const enc = new TextEncoder();
+
+/** A fresh slab for direct calls of the fast reader. */
+function testSlab(): ByteSlab {
+  let buf = new Uint8Array(1 << 16);
+  let used = 0;
+  return {
+    reserve(n) {
+      if (used + n > buf.length) {
+        buf = new Uint8Array(Math.max(1 << 16, n));
+        used = 0;
+      }
+      return buf;
+    },
+    used: () => used,
+    advance(n) {
+      used += n;
+    },
+  };
+}
+
+/** A row as plain data (bytes as arrays, key order kept), to compare what two readers made. */
+function plain(r: Row | string): unknown {
+  if (typeof r === "string") return r;
+  return {
+    query: r.query,
+    node: r.node,
+    time: r.time,
+    proto: Object.getPrototypeOf(r.columns) === Object.prototype,
+    columns: Object.keys(r.columns).map((k) => {
+      const v = r.columns[k];
+      return [k, v instanceof Uint8Array ? ["bytes", ...v] : v];
+    }),
+  };
+}
+
+const LINES = [
+  encodeCaptureLine({
+    query: "bench/alaw",
+    node: "n",
+    time: 1763900000542628796n,
+    columns: {
+      time_: 1763900000542628796n,
+      pod: enc.encode("voice/alaw-0"),
+      remote_addr: enc.encode("10.1.0.7"),
+      remote_port: 20060n,
+      req_body: enc.encode('{"data":"UddV19fR1FRXVFRWVdRW1NTV1VV\\/\\n","event":"media"}'),
+    },
+  }),
+  encodeCaptureLine({
+    query: "m/source",
+    node: "n",
+    time: 5n,
+    columns: {
+      time_: 5n,
+      req_body: new Uint8Array([0xff, 0x00, 0x80, 0x22]),
+      ok: true,
+      no: false,
+      neg: -12n,
+      big: 9_007_199_254_740_993n,
+      ratio: 0.25,
+      upid: "00000001-0000-0002-0000-000000000003",
+      text: enc.encode('tab\there \u0001 quote" back\\ slash/ del\u007f'),
+    },
+  }),
+  '{"query":"m/s","row":{"pod":"p","time_":"-7","x":"h\\u00e9llo","y":"\\u0041\\u005a"}}',
+  ' { "query" : "m/s" , "row" : { "time_" : "1" , "a" : 0 , "b" : { "base64" : "AA==" } } } ',
+];
+
+Deno.test("direct capture line reader: the usual lines are read directly, as JSON.parse reads them", () => {
+  const slab = testSlab();
+  for (const line of [LINES[0]!, LINES[3]!.trim()]) {
+    const fast = parseCaptureLineFast(line, "n", slab, base64ToBytes);
+    ok(fast !== undefined, `read directly: ${line}`);
+    deepEqual(plain(fast), plain(parseCaptureLineJson(line, "n")));
+  }
+  // Non-ASCII text and fractions are left to JSON.parse.
+  equal(
+    parseCaptureLineFast('{"query":"m/s","row":{"time_":"1","x":"é"}}', "n", slab, base64ToBytes),
+    undefined,
+  );
+  equal(
+    parseCaptureLineFast('{"query":"m/s","row":{"time_":"1","x":0.5}}', "n", slab, base64ToBytes),
+    undefined,
+  );
+});
+
+Deno.test("direct capture line reader: rows identical to JSON.parse's on every mutation of real lines", () => {
+  // Characters that move a line between shapes: structure, escapes, digits, non-ASCII, controls.
+  const alphabet = [
+    '"',
+    "\\",
+    "{",
+    "}",
+    ":",
+    ",",
+    " ",
+    "0",
+    "1",
+    "9",
+    "-",
+    ".",
+    "e",
+    "u",
+    "t",
+    "n",
+    "a",
+    "é",
+    "\u0001",
+    "[",
+    "=",
+    "_",
+    "/",
+    "x",
+  ];
+  let seed = 7;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  let direct = 0;
+  for (let t = 0; t < 15_000; t++) {
+    let line = LINES[rnd(LINES.length)]!;
+    for (let m = 1 + rnd(3); m > 0; m--) {
+      const at = rnd(line.length + 1);
+      const op = rnd(3);
+      const ch = alphabet[rnd(alphabet.length)]!;
+      line = op === 0
+        ? line.slice(0, at) + ch + line.slice(at)
+        : op === 1
+        ? line.slice(0, at) + line.slice(at + 1)
+        : line.slice(0, at) + ch + line.slice(at + 1);
+    }
+    line = line.trim();
+    const a = parseCaptureLine(line, "n");
+    const b = parseCaptureLineJson(line, "n");
+    deepEqual(plain(a), plain(b), line);
+    if (typeof a !== "string" && parseCaptureLineFast(line, "n", testSlab(), base64ToBytes) !== undefined) {
+      direct++;
+    }
+  }
+  ok(direct > 1000, `lines read directly: ${direct}`);
+});
+
+Deno.test("direct capture line reader: keys JSON.parse treats specially go to JSON.parse", () => {
+  const slab = testSlab();
+  for (
+    const line of [
+      '{"query":"m/s","row":{"time_":"1","x":"a","x":"b"}}', // duplicate: the last wins
+      '{"query":"m/s","row":{"time_":"1","b":1,"10":2}}', // index keys enumerate first
+      '{"query":"m/s","row":{"time_":"1","__proto__":"x"}}',
+      '{"query":"m/s","row":{"time_":"1","time_":"2"}}',
+      '{"query":"m/s","row":{"time_":"1"},"extra":1}',
+      '{"row":{"time_":"1"},"query":"m/s"}',
+    ]
+  ) {
+    equal(parseCaptureLineFast(line, "n", slab, base64ToBytes), undefined, line);
+    deepEqual(plain(parseCaptureLine(line, "n")), plain(parseCaptureLineJson(line, "n")), line);
+  }
+});
+
+Deno.test("capture cells: base64 and UTF-8 bytes as atob and TextEncoder give them", () => {
+  const alpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const extra = ["=", " ", "\n", "\t", "\r", "\f", "-", "_", "é", "\v", "*"];
+  let seed = 3;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  const ref = (s: string) => {
+    try {
+      return [...atob(s)].map((c) => c.charCodeAt(0));
+    } catch {
+      return "error";
+    }
+  };
+  const mine = (s: string) => {
+    try {
+      return [...base64ToBytes(s)];
+    } catch {
+      return "error";
+    }
+  };
+  for (let t = 0; t < 20_000; t++) {
+    let s = "";
+    for (let n = rnd(12); n > 0; n--) s += rnd(5) > 0 ? alpha[rnd(64)] : extra[rnd(extra.length)];
+    deepEqual(mine(s), ref(s), JSON.stringify(s));
+  }
+  for (
+    const s of ["", "abc", "é", "a\ud800b", "\udc00", "日本語", "x".repeat(5000), "é".repeat(3000), "a😀b"]
+  ) {
+    deepEqual([...utf8Bytes(s)], [...enc.encode(s)], JSON.stringify(s));
+  }
+});
