@@ -1,46 +1,76 @@
 // The forward search's vote table (audio/match/vote_table.ts): votes per alignment, once per target frame,
 // kept across one epoch boundary and gone after two, through growth.
-import { strictEqual } from "node:assert/strict";
-import { EPOCH_FRAMES, NEW, QUEUED, VoteTable } from "../audio/match/vote_table.ts";
+import { strictEqual, throws } from "node:assert/strict";
+import { EPOCH_FRAMES, MAX_LAG, NEW, QUEUED, VoteTable } from "../audio/match/vote_table.ts";
 
 Deno.test("vote table: a frame votes once per alignment; states and neighbours' votes are kept", () => {
   const v = new VoteTable();
   const out = new Int32Array(2);
   v.advance(10, EPOCH_FRAMES);
-  strictEqual(v.vote(3, 100, 10, 1, out), NEW);
+  strictEqual(v.vote(3, 5, 10, 1, out), NEW);
   strictEqual(out[0], 1);
-  v.vote(3, 100, 10, 2, out);
+  v.vote(3, 5, 10, 2, out);
   strictEqual(out[0], 1, "the same target frame again adds nothing");
-  v.vote(3, 100, 11, 2, out);
+  v.vote(3, 5, 11, 2, out);
   strictEqual(out[0], 3);
   v.setState(out[1]!, QUEUED);
-  strictEqual(v.vote(3, 100, 12, 1, out), QUEUED);
-  strictEqual(v.votesAt(3, 100), 4);
-  strictEqual(v.votesAt(3, 101), 0);
-  strictEqual(v.votesAt(4, 100), 0, "another slot");
+  strictEqual(v.vote(3, 5, 12, 1, out), QUEUED);
+  strictEqual(v.votesAt(3, 5), 4);
+  strictEqual(v.votesAt(3, 6), 0);
+  strictEqual(v.votesAt(4, 5), 0, "another slot");
 });
 
 Deno.test("vote table: alignments live through the next epoch and expire after it", () => {
   const v = new VoteTable();
   const out = new Int32Array(2);
-  v.advance(0, EPOCH_FRAMES);
-  v.vote(1, 50, 0, 1, out);
+  v.advance(150, EPOCH_FRAMES);
+  v.vote(1, 100, 150, 1, out);
   v.advance(EPOCH_FRAMES, EPOCH_FRAMES);
-  strictEqual(v.votesAt(1, 50), 1, "the older generation still answers");
-  v.vote(1, 50, EPOCH_FRAMES, 1, out);
+  strictEqual(v.votesAt(1, 100), 1, "the older generation still answers");
+  v.vote(1, 100, EPOCH_FRAMES, 1, out);
   strictEqual(out[0], 2, "votes carried over into the current generation");
   v.advance(3 * EPOCH_FRAMES, EPOCH_FRAMES);
-  strictEqual(v.votesAt(1, 50), 0);
+  strictEqual(v.votesAt(1, 100), 0);
+});
+
+Deno.test("vote table: a slot's live alignments stay apart across two epochs and a block's lag", () => {
+  // Keys keep only the low 9 bits of s: two live alignments of a slot 256 frames apart (possible across an
+  // epoch boundary) must not share them, as they would with 8.
+  const v = new VoteTable();
+  const out = new Int32Array(2);
+  v.advance(EPOCH_FRAMES, EPOCH_FRAMES);
+  v.vote(7, EPOCH_FRAMES + 1 - MAX_LAG, EPOCH_FRAMES, 1, out);
+  const t = 2 * EPOCH_FRAMES + 80, s = EPOCH_FRAMES + 1 - MAX_LAG + 256;
+  v.advance(t, EPOCH_FRAMES);
+  v.vote(7, s, t, 2, out);
+  strictEqual(out[0], 2, "a new alignment, not the old one's votes plus these");
+  strictEqual(v.votesAt(7, EPOCH_FRAMES + 1 - MAX_LAG), 1);
+  strictEqual(v.votesAt(7, s), 2);
+  // The same low bits again only once the old alignment has expired.
+  const far = EPOCH_FRAMES + 1 - MAX_LAG + 512;
+  v.advance(far, EPOCH_FRAMES);
+  v.vote(7, far, far, 1, out);
+  strictEqual(out[0], 1);
+  strictEqual(v.votesAt(7, EPOCH_FRAMES + 1 - MAX_LAG), 0);
+});
+
+Deno.test("vote table: votes outside a block's lag and epochs too long for the keys are refused", () => {
+  const v = new VoteTable();
+  const out = new Int32Array(2);
+  v.advance(1000, EPOCH_FRAMES);
+  throws(() => v.vote(1, 1000 - MAX_LAG, 1000, 1, out), RangeError);
+  throws(() => v.vote(1, 1001, 1000, 1, out), RangeError);
+  throws(() => new VoteTable().advance(0, 512), RangeError);
 });
 
 Deno.test("vote table: growing keeps every entry", () => {
   const v = new VoteTable(16);
   const out = new Int32Array(2);
-  v.advance(0, EPOCH_FRAMES);
+  v.advance(200, EPOCH_FRAMES);
   const before = v.bytes;
-  for (let slot = 0; slot < 200; slot++) v.vote(slot, slot * 3, 0, 1 + (slot % 2), out);
+  for (let slot = 0; slot < 200; slot++) v.vote(slot, 200 - (slot % MAX_LAG), 200, 1 + (slot % 2), out);
   strictEqual(v.bytes > before, true);
   for (let slot = 0; slot < 200; slot++) {
-    strictEqual(v.votesAt(slot, slot * 3), 1 + (slot % 2), `slot ${slot}`);
+    strictEqual(v.votesAt(slot, 200 - (slot % MAX_LAG)), 1 + (slot % 2), `slot ${slot}`);
   }
 });

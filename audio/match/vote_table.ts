@@ -4,6 +4,8 @@
  * @module
  */
 
+import { SIGNATURE_MAX_FRAMES } from "../fingerprint/signature.ts";
+
 /** Bits (log2) of a vote-table generation's filter of present alignments: 32768 bits, 4 KB. */
 const SEEN_LOG2 = 15;
 const SEEN_WORDS = (1 << SEEN_LOG2) >> 5;
@@ -11,15 +13,33 @@ const SEEN_WORDS = (1 << SEEN_LOG2) >> 5;
 /** Vote-table entry states: gathering votes, or handed to the checks (never queued twice). */
 export const NEW = 0, QUEUED = 1;
 
-/** Int32 words per entry of a {@link VoteTable}: slot (-1: free), s, last voting frame, votes | state << 8. */
-const ENTRY_WORDS = 4;
+/** Int32 words per entry of a {@link VoteTable}: its key, then 0 (a free place) or its fields (see {@link fields}). */
+const ENTRY_WORDS = 2;
+/** Low bits of an alignment's frame s kept in its key, and of the last voting frame kept in its fields. */
+const S_BITS = 9;
+const S_MASK = (1 << S_BITS) - 1;
+/** Frames between a voting target frame t and the alignment s it votes for: t − s in [0, MAX_LAG). */
+export const MAX_LAG = SIGNATURE_MAX_FRAMES;
+const OCCUPIED = 1 << 30;
+
+/** Key of alignment (slot, s): slot and the low S_BITS of s (unique among the live alignments, see VoteTable). */
+function keyOf(slot: number, s: number): number {
+  return (slot << S_BITS) | (s & S_MASK);
+}
+
+/** Fields word of an entry: occupied, state, votes (0..255) and the low S_BITS of the last voting frame. */
+function fields(state: number, votes: number, last: number): number {
+  return OCCUPIED | (state << 17) | (votes << S_BITS) | (last & S_MASK);
+}
 
 /**
- * Votes per alignment (signature slot, target frame of its frame 0) in one typed array: two open-addressed
+ * Votes per alignment (signature slot, target frame s of its frame 0) in one typed array: two open-addressed
  * generations of EPOCH frames each, so entries expire without deletions (a candidate's hits span at most one
- * block, i.e. two consecutive epochs). Grows when a generation fills up. An entry's fields sit together (16
- * bytes, four to a cache line): a vote for an alignment not seen for a while, the common case, misses the cache
- * once rather than once per field.
+ * block, i.e. two consecutive epochs). Grows when a generation fills up. An entry is 8 bytes, eight to a cache
+ * line (a vote for an alignment not seen for a while, the common case, misses the cache once, and the tables of
+ * many streams share the cache): the live alignments of a slot lie within two epochs and a block's lag of each
+ * other, fewer than 2^S_BITS frames, so the low bits of s tell them apart; so do the low bits of the last voting
+ * frame tell it from the current one.
  */
 export class VoteTable {
   #cap: number;
@@ -38,14 +58,7 @@ export class VoteTable {
   /** A table of `cap` entries per generation (a power of two; it doubles when a generation is 70% full). */
   constructor(cap = 1024) {
     this.#cap = cap;
-    this.#e = VoteTable.#entries(cap);
-  }
-
-  /** Empty entries of both generations for `cap` entries each. */
-  static #entries(cap: number): Int32Array {
-    const e = new Int32Array(2 * cap * ENTRY_WORDS);
-    for (let i = 0; i < e.length; i += ENTRY_WORDS) e[i] = -1;
-    return e;
+    this.#e = new Int32Array(2 * cap * ENTRY_WORDS);
   }
 
   /** Bytes held. */
@@ -53,8 +66,14 @@ export class VoteTable {
     return this.#e.byteLength + this.#seen.byteLength;
   }
 
-  /** Moves to the epoch of frame `t` (clearing the older generation when a new epoch starts). */
+  /**
+   * Moves to the epoch of frame `t` (clearing the older generation when a new epoch starts). Epochs of
+   * `epochFrames` must keep two epochs and a lag within 2^S_BITS frames.
+   */
   advance(t: number, epochFrames: number): void {
+    if (2 * epochFrames + MAX_LAG > 1 << S_BITS) {
+      throw new RangeError(`VoteTable: epochs of ${epochFrames} frames are too long`);
+    }
     const e = Math.floor(t / epochFrames);
     if (e === this.#epoch) return;
     if (e === this.#epoch + 1) {
@@ -69,7 +88,7 @@ export class VoteTable {
 
   #clear(g: number): void {
     const e = this.#e, end = (g + 1) * this.#cap * ENTRY_WORDS;
-    for (let i = g * this.#cap * ENTRY_WORDS; i < end; i += ENTRY_WORDS) e[i] = -1;
+    for (let i = g * this.#cap * ENTRY_WORDS + 1; i < end; i += ENTRY_WORDS) e[i] = 0;
     this.#seen.fill(0, g * SEEN_WORDS, (g + 1) * SEEN_WORDS);
     this.#used[g] = 0;
   }
@@ -85,18 +104,23 @@ export class VoteTable {
     return (this.#seen[g * SEEN_WORDS + (b >>> 5)]! & (1 << (b & 31))) !== 0;
   }
 
-  /** Index (g·cap + h) of the entry of (slot, s) in generation g, or of the free place where it would go. */
-  #find(g: number, slot: number, s: number): number {
-    const cap = this.#cap, mask = cap - 1, base = g * cap;
+  /**
+   * Place of the alignment with key `key` in a generation (from the key alone, so that growing can move
+   * entries): alignments of a slot in runs of eight places (one cache line), so that s and its neighbours,
+   * looked up together by the neighbour check, mostly share a line.
+   */
+  #home(key: number): number {
+    const run = Math.imul(key >>> S_BITS, 0x9e3779b1) ^ Math.imul((key & S_MASK) >> 3, 0x85ebca6b);
+    return ((run << 3) | (key & 7)) & (this.#cap - 1);
+  }
+
+  /** Index (g·cap + h) of the entry with key `key` in generation g, or of the free place where it would go. */
+  #find(g: number, key: number): number {
+    const mask = this.#cap - 1, base = g * this.#cap;
     const e = this.#e;
-    // Alignments of a slot in runs of four places (one cache line): s and its neighbours, looked up together by
-    // the neighbour check, then mostly share a line instead of hitting three random ones.
-    let h = ((Math.imul(slot, 0x9e3779b1) ^ Math.imul(s >> 2, 0x85ebca6b)) << 2 | (s & 3)) & mask;
-    for (;;) {
+    for (let h = this.#home(key);; h = (h + 1) & mask) {
       const at = (base + h) * ENTRY_WORDS;
-      const k = e[at]!;
-      if (k === -1 || (k === slot && e[at + 1] === s)) return base + h;
-      h = (h + 1) & mask;
+      if (e[at + 1] === 0 || e[at] === key) return base + h;
     }
   }
 
@@ -107,54 +131,48 @@ export class VoteTable {
    * keep, so that the loads are not optimised away.
    */
   touch(slots: Int32Array, pos: Int32Array, t: number, n: number): number {
-    const e = this.#e, mask = this.#cap - 1, base = this.#cur * this.#cap;
+    const e = this.#e, base = this.#cur * this.#cap;
     let acc = 0;
     for (let x = 0; x < n; x++) {
-      const slot = slots[x]!, s = t - pos[x]!;
-      const h = ((Math.imul(slot, 0x9e3779b1) ^ Math.imul(s >> 2, 0x85ebca6b)) << 2 | (s & 3)) & mask;
-      acc ^= e[(base + h) * ENTRY_WORDS]!;
+      acc ^= e[(base + this.#home(keyOf(slots[x]!, t - pos[x]!))) * ENTRY_WORDS + 1]!;
     }
     return acc;
   }
 
   /**
-   * Adds a vote from target frame `t` (once per frame) worth `w`; returns the entry's state before, the
-   * votes after in `out[0]` and a handle (generation·cap + index) in `out[1]`.
+   * Adds a vote from target frame `t` (once per frame) worth `w` to alignment s (t − MAX_LAG < s ≤ t); returns the entry's state before, the votes after in `out[0]` and a
+   * handle (generation·cap + index) in `out[1]`.
    */
   vote(slot: number, s: number, t: number, w: number, out: Int32Array): number {
+    if ((t - s) >>> 0 >= MAX_LAG) throw new RangeError(`VoteTable: frame ${t} votes for alignment ${s}`);
     // Merge with the older generation's entry, if any, by moving it into the current one.
     const g = this.#cur;
-    const h = this.#find(g, slot, s);
+    const key = keyOf(slot, s);
+    const h = this.#find(g, key);
     const e = this.#e, at = h * ENTRY_WORDS;
-    if (e[at] === -1) {
+    let f = e[at + 1]!;
+    if (f === 0) {
       if (this.#used[g]! * 10 >= this.#cap * 7) {
         this.#grow();
         return this.vote(slot, s, t, w, out);
       }
-      const ho = this.#mayHave(1 - g, slot, s) ? this.#find(1 - g, slot, s) * ENTRY_WORDS : -1;
-      e[at] = slot;
-      e[at + 1] = s;
+      const ho = this.#mayHave(1 - g, slot, s) ? this.#find(1 - g, key) * ENTRY_WORDS : -1;
+      e[at] = key;
       this.#used[g]!++;
       const b = this.#seenBit(slot, s);
       this.#seen[g * SEEN_WORDS + (b >>> 5)]! |= 1 << (b & 31);
-      if (ho >= 0 && e[ho] !== -1) {
-        e[at + 2] = e[ho + 2]!;
-        e[at + 3] = e[ho + 3]!;
-      } else {
-        e[at + 2] = -1;
-        e[at + 3] = NEW << 8;
-      }
+      // No vote yet: the last voting frame is one that is not t.
+      f = ho >= 0 && e[ho + 1] !== 0 ? e[ho + 1]! : fields(NEW, 0, t + 1);
     }
-    const vs = e[at + 3]!;
-    let votes = vs & 255;
-    if (e[at + 2] !== t) {
-      e[at + 2] = t;
+    let votes = (f >> S_BITS) & 255;
+    if ((f & S_MASK) !== (t & S_MASK)) {
       votes = Math.min(255, votes + w);
-      e[at + 3] = (vs & ~255) | votes;
+      f = fields((f >> 17) & 1, votes, t);
     }
+    e[at + 1] = f;
     out[0] = votes;
     out[1] = h;
-    return vs >> 8;
+    return (f >> 17) & 1;
   }
 
   /** Votes of a neighbouring alignment (0 if none). */
@@ -162,31 +180,31 @@ export class VoteTable {
     let v = 0;
     for (let g = 0; g < 2; g++) {
       if (!this.#mayHave(g, slot, s)) continue;
-      const at = this.#find(g, slot, s) * ENTRY_WORDS;
-      if (this.#e[at] !== -1) v = Math.max(v, this.#e[at + 3]! & 255);
+      const f = this.#e[this.#find(g, keyOf(slot, s)) * ENTRY_WORDS + 1]!;
+      if (f !== 0) v = Math.max(v, (f >> S_BITS) & 255);
     }
     return v;
   }
 
   /** Sets the state of the entry behind `handle` (from {@link vote}). */
   setState(handle: number, state: number): void {
-    const at = handle * ENTRY_WORDS + 3;
-    this.#e[at] = (this.#e[at]! & 255) | (state << 8);
+    const at = handle * ENTRY_WORDS + 1;
+    this.#e[at] = (this.#e[at]! & ~(1 << 17)) | (state << 17);
   }
 
   #grow(): void {
     const old = this.#e;
     const oldCap = this.#cap;
     this.#cap = oldCap * 2;
-    this.#e = VoteTable.#entries(this.#cap);
+    this.#e = new Int32Array(2 * this.#cap * ENTRY_WORDS);
     this.#used = [0, 0];
     const e = this.#e;
     for (let g = 0; g < 2; g++) {
       for (let i = g * oldCap * ENTRY_WORDS; i < (g + 1) * oldCap * ENTRY_WORDS; i += ENTRY_WORDS) {
-        const key = old[i]!;
-        if (key === -1) continue;
-        const at = this.#find(g, key, old[i + 1]!) * ENTRY_WORDS;
-        e.set(old.subarray(i, i + ENTRY_WORDS), at);
+        if (old[i + 1] === 0) continue;
+        const at = this.#find(g, old[i]!) * ENTRY_WORDS;
+        e[at] = old[i]!;
+        e[at + 1] = old[i + 1]!;
         this.#used[g]!++;
       }
     }
