@@ -97,8 +97,45 @@ class LineReader {
   }
 
   /**
-   * A string without escapes and with printable ASCII only, as a slice of the line (keys, the query, time_,
-   * base64); undefined otherwise. `pos` is at its opening quote.
+   * {@link plainString} for names that repeat on every line (keys, the query): the same string object as last
+   * time when the bytes are the same, so no string is made per row and property stores and map lookups with it
+   * find it already internalized.
+   */
+  name(): string | undefined {
+    const b = this.b, len = this.len;
+    const from = this.pos + 1;
+    let p = from;
+    let h = 0;
+    for (;;) {
+      if (p >= len) return undefined;
+      const c = b[p]!;
+      if (c === QUOTE) break;
+      if (c < 0x20 || c >= 0x7f || c === BACKSLASH) return undefined;
+      h = (Math.imul(h, 31) + c) | 0;
+      p++;
+    }
+    const n = p - from;
+    const slot = (h ^ n) & (NAME_SLOTS - 1);
+    const known = names[slot];
+    this.pos = p + 1;
+    if (known !== undefined && known.length === n) {
+      let same = true;
+      for (let i = 0; i < n; i++) {
+        if (known.charCodeAt(i) !== b[from + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return known;
+    }
+    const fresh = this.s.slice(from, p);
+    names[slot] = fresh;
+    return fresh;
+  }
+
+  /**
+   * A string without escapes and with printable ASCII only, as a slice of the line (time_, base64); undefined
+   * otherwise. `pos` is at its opening quote.
    */
   plainString(): string | undefined {
     const b = this.b, len = this.len;
@@ -174,6 +211,10 @@ class LineReader {
   }
 }
 
+/** Names seen recently, by a hash of their bytes (a slot holds the last name that hashed there). */
+const NAME_SLOTS = 256;
+const names: (string | undefined)[] = new Array(NAME_SLOTS).fill(undefined);
+
 const reader = new LineReader();
 const DECIMAL = /^-?\d+$/;
 
@@ -207,14 +248,14 @@ function readLine(
 ): Row | undefined {
   if (!r.eat(LBRACE) || !r.eat(QUOTE)) return undefined;
   r.pos--;
-  if (r.plainString() !== "query" || !r.eat(COLON)) return undefined;
+  if (r.name() !== "query" || !r.eat(COLON)) return undefined;
   r.ws();
   if (r.at(r.pos) !== QUOTE) return undefined;
-  const query = r.plainString();
+  const query = r.name();
   if (query === undefined || !parseQueryName(query)) return undefined;
   if (!r.eat(COMMA) || !r.eat(QUOTE)) return undefined;
   r.pos--;
-  if (r.plainString() !== "row" || !r.eat(COLON) || !r.eat(LBRACE)) return undefined;
+  if (r.name() !== "row" || !r.eat(COLON) || !r.eat(LBRACE)) return undefined;
   // time_ first, as the general reader builds it; its value is set once read.
   const columns: Record<string, Cell> = { time_: 0n };
   let time: bigint | undefined;
@@ -223,7 +264,7 @@ function readLine(
   for (;;) {
     r.ws();
     if (r.at(r.pos) !== QUOTE) return undefined;
-    const name = r.plainString();
+    const name = r.name();
     if (name === undefined || !r.eat(COLON)) return undefined;
     const first = name.charCodeAt(0);
     // Array-index names enumerate first and `__proto__` would set the prototype: the general reader's way.
@@ -250,7 +291,7 @@ function readLine(
         r.pos++;
         if (!r.eat(QUOTE)) return undefined;
         r.pos--;
-        if (r.plainString() !== "base64" || !r.eat(COLON)) return undefined;
+        if (r.name() !== "base64" || !r.eat(COLON)) return undefined;
         r.ws();
         if (r.at(r.pos) !== QUOTE) return undefined;
         const b64 = r.plainString();

@@ -137,3 +137,21 @@ Deno.test("decodedLengthEstimate inverts each encoding's size ratio", () => {
   equal(decodedLengthEstimate(160, "binary"), 160);
   equal(decodedLengthEstimate(-5, "binary"), 0);
 });
+
+Deno.test("base64: native and JS decoders agree on random text, short and past the bytes threshold", () => {
+  const r = rng(17);
+  const digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const odd = ["=", " ", "\n", "-", "_", "*", "\u00e9"];
+  for (let t = 0; t < 4000; t++) {
+    // Mostly valid digits with a little noise, either side of the 864-character switch for bytes.
+    const n = t % 2 === 0 ? Math.floor(r() * 16) : 850 + Math.floor(r() * 40);
+    let text = "";
+    for (let i = 0; i < n; i++) {
+      text += r() < (t % 2 === 0 ? 0.2 : 0.002)
+        ? odd[Math.floor(r() * odd.length)]!
+        : digits[Math.floor(r() * 64)]!;
+    }
+    const ways = allWays(text);
+    for (const got of ways.slice(1)) deepEqual(got, ways[0], JSON.stringify(text.slice(0, 40)));
+  }
+});
