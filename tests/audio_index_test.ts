@@ -118,3 +118,16 @@ Deno.test("a bucket stops taking entries at MAX_BUCKET and lookups skip it", () 
   index.lookupHalf(1, 0x0001, 0xabcd0001, 4, out);
   strictEqual(out.count, 1);
 });
+
+Deno.test("blockLength gives each slot's block length, through growth of the slots and slot reuse", () => {
+  const index = new SignatureIndex({ maxActive: 100 });
+  const sigs = Array.from({ length: 40 }, (_, i) => sig(500 + i, 16 + i * 2));
+  for (const s of sigs) index.add(s);
+  for (const s of sigs) strictEqual(index.blockLength(index.slotOf(s.id)), s.fingerprint.length);
+  const slot = index.slotOf(sigs[3]!.id);
+  index.remove(sigs[3]!.id);
+  const again = sig(900, 77);
+  index.add(again);
+  strictEqual(index.slotOf(again.id), slot, "the freed slot is reused");
+  strictEqual(index.blockLength(slot), 77);
+});

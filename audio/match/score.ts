@@ -45,6 +45,12 @@ const FRAME_ERRORS: Float64Array = Float64Array.from(
   (_, x) => weighted(Math.floor(x / (SUBFP_BITS + 1)), x % (SUBFP_BITS + 1)),
 );
 
+/** A frame's squared weights given its strong-bit count n: {@link weightedSq}(n, 32 − n). */
+const FRAME_WEIGHT_SQ: Float64Array = Float64Array.from(
+  { length: SUBFP_BITS + 1 },
+  (_, n) => weightedSq(n, SUBFP_BITS - n),
+);
+
 /** Significance of a weighted BER over weights summing to `w` with squares summing to `w2`. */
 export function significance(ber: number, w: number, w2: number): number {
   if (!(w > 0) || !(w2 > 0)) return 0;
@@ -76,15 +82,17 @@ export function scoreBlock(
   const from = Math.max(0, store.start - s);
   const to = Math.min(fp.length, store.end - s);
   const bits = store.bits, strong = store.strong, m = store.mask;
+  const wt = FRAME_WEIGHT, wq = FRAME_WEIGHT_SQ, et = FRAME_ERRORS;
   for (let j = from; j < to; j++) {
     if (mask !== undefined && ((mask[j >> 3]! >> (j & 7)) & 1) === 1) continue;
     const i = (s + j) & m;
-    const x = (fp[j]! ^ bits[i]!) >>> 0;
+    const x = fp[j]! ^ bits[i]!;
     const sm = strong[i]!;
     const ns = popcount32(sm);
-    e += weighted(popcount32((x & sm) >>> 0), popcount32((x & ~sm) >>> 0));
-    d += weighted(ns, SUBFP_BITS - ns);
-    d2 += weightedSq(ns, SUBFP_BITS - ns);
+    // The tables hold exactly weighted(...) and weightedSq(...) of these counts: the same sums as the formulas.
+    e += et[popcount32(x & sm) * (SUBFP_BITS + 1) + popcount32(x & ~sm)]!;
+    d += wt[ns]!;
+    d2 += wq[ns]!;
     used++;
   }
   if (used === 0 || d === 0) {
@@ -111,19 +119,23 @@ export function frameErrors(
   w: Float64Array,
   w2: Float64Array,
 ): void {
-  const bits = store.bits, strong = store.strong, m = store.mask;
+  const bits = store.bits, strong = store.strong, m = store.mask, start = store.start, end = store.end;
+  const wt = FRAME_WEIGHT, wq = FRAME_WEIGHT_SQ, et = FRAME_ERRORS;
   for (let j = 0; j < fp.length; j++) {
-    e[j] = 0;
-    w[j] = 0;
-    w2[j] = 0;
-    if (isMasked(mask, j) || !store.has(s + j, 1)) continue;
-    const i = (s + j) & m;
-    const x = (fp[j]! ^ bits[i]!) >>> 0;
+    const t = s + j;
+    if (t < start || t >= end || isMasked(mask, j)) {
+      e[j] = 0;
+      w[j] = 0;
+      w2[j] = 0;
+      continue;
+    }
+    const i = t & m;
+    const x = fp[j]! ^ bits[i]!;
     const sm = strong[i]!;
     const ns = popcount32(sm);
-    e[j] = weighted(popcount32((x & sm) >>> 0), popcount32((x & ~sm) >>> 0));
-    w[j] = weighted(ns, SUBFP_BITS - ns);
-    w2[j] = weightedSq(ns, SUBFP_BITS - ns);
+    e[j] = et[popcount32(x & sm) * (SUBFP_BITS + 1) + popcount32(x & ~sm)]!;
+    w[j] = wt[ns]!;
+    w2[j] = wq[ns]!;
   }
 }
 

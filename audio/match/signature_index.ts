@@ -245,6 +245,8 @@ export class SignatureIndex {
   readonly #lo = new HalfTable();
   readonly #sigs: (Signature | undefined)[] = [];
   #frames = new Uint32Array(0);
+  /** Per slot the block length of its signature (frames), as the slots of {@link frames}. */
+  #blockLength = new Uint8Array(0);
   readonly #gen: number[] = [];
   readonly #free: number[] = [];
   readonly #byId = new Map<string, number>();
@@ -313,6 +315,14 @@ export class SignatureIndex {
     return this.#frames;
   }
 
+  /**
+   * Block length (frames) of the signature in `slot` (of the last one when free): what the forward search needs
+   * of a signature when it queues a candidate, without touching the signature object.
+   */
+  blockLength(slot: number): number {
+    return this.#blockLength[slot] ?? 0;
+  }
+
   /** Generation of `slot`: changes whenever the slot is reused. */
   generation(slot: number): number {
     return this.#gen[slot] ?? 0;
@@ -358,8 +368,12 @@ export class SignatureIndex {
       );
       grown.set(this.#frames);
       this.#frames = grown;
+      const lengths = new Uint8Array(grown.length / FRAME_WORDS);
+      lengths.set(this.#blockLength);
+      this.#blockLength = lengths;
     }
     writeFrameSlot(this.#frames, slot * FRAME_WORDS, fp, used);
+    this.#blockLength[slot] = fp.length;
     this.#stats.added++;
   }
 

@@ -115,8 +115,9 @@ export class TargetMatcher {
   #vote(slot: number, s: number, t: number, dist: number): void {
     const { index, store } = this.#ctx;
     if (s < store.start) return;
-    const gen = index.generation(slot);
-    if (slot < this.#slotMatched.length && this.#slotMatched[slot] === gen + 1) return;
+    // Nothing matched in this slot (the common case): its generation is not needed until a candidate is queued.
+    const matched = slot < this.#slotMatched.length ? this.#slotMatched[slot]! : 0;
+    if (matched !== 0 && matched === index.generation(slot) + 1) return;
     const o = this.#voteOut;
     const state = this.#votes.vote(slot, s, t, hitVotes(dist), o);
     if (state !== NEW) return;
@@ -129,12 +130,13 @@ export class TargetMatcher {
     this.#votes.setState(o[1]!, QUEUED);
     const sig = index.signatureAt(slot);
     if (!sig) return;
+    // The block length from the index: the signature object is read only if the pre-check passes.
     this.#checks.precheck(
       sig,
       slot,
-      gen,
+      index.generation(slot),
       s,
-      Math.max(t, s + Math.min(PRECHECK_AFTER, sig.fingerprint.length)),
+      Math.max(t, s + Math.min(PRECHECK_AFTER, index.blockLength(slot))),
     );
   }
 
