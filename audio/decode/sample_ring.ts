@@ -314,45 +314,65 @@ export class SampleRing {
     if (live > this.#blocks) this.#growCold(live);
     const slot = b % this.#blocks;
     const hot = this.#hot, hm = this.#hotMask, base = this.#coldEnd;
-    let peak = 0;
-    for (let i = 0; i < COLD_BLOCK; i++) {
-      const v = hot[(base + i) & hm]!;
-      const a = v < 0 ? -v : v;
-      if (a > peak) peak = a;
-    }
-    let shift = 0;
-    while (shift < 3 && peak >> shift > MU.max) shift++;
     const codes = this.#codes, at = slot * COLD_BLOCK;
-    const half = shift > 0 ? 1 << (shift - 1) : 0;
-    let exact = true;
+    const dec = MU.dec;
+    // The usual block, μ-law audio at its own level, in one pass: G.711's own (truncating) encoder, computed
+    // rather than looked up (a 64 KiB table misses the cache), gives back each value's code exactly.
+    // Branch-free (the sign of speech samples is a coin toss for the branch predictor): magnitude biased by 33
+    // (G.711's 0x84 in ring units), segment from its top bit, 4 mantissa bits, inverted, sign bit clear if < 0.
+    let diff = 0, peak = 0;
     for (let i = 0; i < COLD_BLOCK; i++) {
       const v = hot[(base + i) & hm]!;
-      const c = MU.enc[((v + half) >> shift) + 32768]!;
+      const sign = v >> 31;
+      const a = (v ^ sign) - sign;
+      peak = Math.max(peak, a);
+      const m = Math.min(a, 8158) + 33;
+      const seg = 26 - Math.clz32(m);
+      const c = ((seg << 4) | ((m >> (seg + 1)) & 0x0f)) ^ (0xff ^ (sign & 0x80));
       codes[at + i] = c;
-      if (MU.dec[c]! << shift !== v) exact = false;
+      diff |= dec[c]! ^ v;
     }
-    let head = shift;
-    // A-law reaches a little higher than μ-law (8,064 against 8,031): its own shift.
-    let aShift = 0;
-    while (aShift < 3 && peak >> aShift > A.max) aShift++;
-    if (!exact && this.#exactIn(A, base, aShift)) {
-      const aHalf = aShift > 0 ? 1 << (aShift - 1) : 0;
-      for (let i = 0; i < COLD_BLOCK; i++) {
-        codes[at + i] = A.enc[((hot[(base + i) & hm]! + aHalf) >> aShift) + 32768]!;
-      }
-      head = 4 | aShift;
-    }
+    let head = 0;
+    if (diff !== 0) head = this.#recode(base, at, peak);
     this.#heads[slot] = head;
     this.#coldEnd += COLD_BLOCK;
   }
 
+  /**
+   * A block μ-law at its own level does not hold exactly: A-law if that holds it exactly (with its own shift:
+   * A-law reaches 8,064 where μ-law stops at 8,031), else μ-law with the shift that brings the peak into range.
+   * Returns the block's header (bit 2: A-law; bits 0-1: shift).
+   */
+  #recode(base: number, at: number, peak: number): number {
+    let aShift = 0;
+    while (aShift < 3 && peak >> aShift > A.max) aShift++;
+    if (this.#exactIn(A, base, aShift)) {
+      this.#encode(A, base, at, aShift);
+      return 4 | aShift;
+    }
+    let shift = 0;
+    while (shift < 3 && peak >> shift > MU.max) shift++;
+    // Rounded to the nearest code (the pass above truncated).
+    this.#encode(MU, base, at, shift);
+    return shift;
+  }
+
+  /** Codes of `law` at `shift` (rounded to the nearest code) for the hot block at `base`. */
+  #encode(law: { enc: Uint8Array }, base: number, at: number, shift: number): void {
+    const hot = this.#hot, hm = this.#hotMask, codes = this.#codes, enc = law.enc;
+    const half = shift > 0 ? 1 << (shift - 1) : 0;
+    for (let i = 0; i < COLD_BLOCK; i++) {
+      codes[at + i] = enc[((hot[(base + i) & hm]! + half) >> shift) + 32768]!;
+    }
+  }
+
   /** True if every sample of the hot block at `base` is a code of `law` at `shift` (stops at the first miss). */
   #exactIn(law: { dec: Int16Array; enc: Uint8Array }, base: number, shift: number): boolean {
-    const hot = this.#hot, hm = this.#hotMask;
+    const hot = this.#hot, hm = this.#hotMask, enc = law.enc, dec = law.dec;
     const half = shift > 0 ? 1 << (shift - 1) : 0;
     for (let i = 0; i < COLD_BLOCK; i++) {
       const v = hot[(base + i) & hm]!;
-      if (law.dec[law.enc[((v + half) >> shift) + 32768]!]! << shift !== v) return false;
+      if (dec[enc[((v + half) >> shift) + 32768]!]! << shift !== v) return false;
     }
     return true;
   }
