@@ -97,6 +97,8 @@ export interface MergeStats {
 
 interface Held {
   key: bigint;
+  /** `key` less the heap's base as a number: exact while every key is within 2^53 ns (104 days) of the base. */
+  k: number;
   input: number;
   seq: number;
   node: string;
@@ -107,11 +109,29 @@ function before(a: Held, b: Held): boolean {
   return a.key < b.key || (a.key === b.key && (a.input < b.input || (a.input === b.input && a.seq < b.seq)));
 }
 
+/** {@link before} on the exact number keys (comparing bigints cost most of a heap step). */
+function beforeK(a: Held, b: Held): boolean {
+  return a.k < b.k || (a.k === b.k && (a.input < b.input || (a.input === b.input && a.seq < b.seq)));
+}
+
 /** A binary min-heap of held rows by (key, input, seq): the order {@link mergeByTime} sorts into. */
 class HeldHeap {
   readonly items: Held[] = [];
+  #base: bigint | undefined;
+  /** All keys so far lie within 2^53 of the base, so their numbers order them exactly. */
+  #exact = true;
   get size(): number {
     return this.items.length;
+  }
+  /** The number key of `key` (see {@link Held.k}); a key too far from the base turns number keys off. */
+  numberKey(key: bigint): number {
+    const base = this.#base ??= key;
+    const k = Number(key - base);
+    if (k >= Number.MAX_SAFE_INTEGER || k <= -Number.MAX_SAFE_INTEGER) this.#exact = false;
+    return k;
+  }
+  before(a: Held, b: Held): boolean {
+    return this.#exact ? beforeK(a, b) : before(a, b);
   }
   push(h: Held): void {
     const a = this.items;
@@ -119,8 +139,10 @@ class HeldHeap {
     let i = a.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!before(a[i]!, a[p]!)) break;
-      [a[i], a[p]] = [a[p]!, a[i]!];
+      if (!this.before(a[i]!, a[p]!)) break;
+      const t = a[i]!;
+      a[i] = a[p]!;
+      a[p] = t;
       i = p;
     }
   }
@@ -137,10 +159,12 @@ class HeldHeap {
       for (;;) {
         const l = 2 * i + 1, r = l + 1;
         let m = i;
-        if (l < a.length && before(a[l]!, a[m]!)) m = l;
-        if (r < a.length && before(a[r]!, a[m]!)) m = r;
+        if (l < a.length && this.before(a[l]!, a[m]!)) m = l;
+        if (r < a.length && this.before(a[r]!, a[m]!)) m = r;
         if (m === i) break;
-        [a[i], a[m]] = [a[m]!, a[i]!];
+        const t = a[i]!;
+        a[i] = a[m]!;
+        a[m] = t;
         i = m;
       }
     }
@@ -185,7 +209,7 @@ export async function* mergeStreams(
       const key = prev !== undefined && prev > row.time ? prev : row.time;
       s.newest.set(row.query, key);
       if (s.frontier === undefined || key > s.frontier) s.frontier = key;
-      heap.push({ key, input: s.index, seq: s.seq++, node: s.node, row });
+      heap.push({ key, k: heap.numberKey(key), input: s.index, seq: s.seq++, node: s.node, row });
     }
     if (heap.size > stats.peakBuffered) stats.peakBuffered = heap.size;
   };
@@ -208,12 +232,17 @@ export async function* mergeStreams(
       // Hand on everything that may go now, in one batch.
       const out: { node: string; row: Row }[] = [];
       const limit = lagging !== undefined ? top.key : undefined;
+      // No input is read in this loop, so what may go is decided once: keys below every input's frontier by
+      // more than the window (mayGo for each row, without a bigint sum per row).
+      const below = limit === undefined ? goLimit(state, windowNs) : undefined;
       for (;;) {
         const h = heap.peek();
         if (h === undefined || out.length >= 512) break;
-        if (limit !== undefined ? h.key > limit : !mayGo(h, state, windowNs)) break;
+        if (limit !== undefined ? h.key > limit : below === undefined || (below !== ALL && h.key >= below)) {
+          break;
+        }
         heap.pop();
-        if (lastOut !== undefined && before(h, lastOut)) stats.late++;
+        if (lastOut !== undefined && heap.before(h, lastOut)) stats.late++;
         else lastOut = h;
         out.push({ node: h.node, row: h.row });
       }
@@ -225,15 +254,23 @@ export async function* mergeStreams(
   }
 }
 
-function mayGo(
-  h: Held,
+const ALL: unique symbol = Symbol("all");
+
+/**
+ * The keys that may be handed on: those below every unfinished input's frontier less the window (ALL when every
+ * input has ended; undefined when one has read nothing yet, so nothing may go).
+ */
+function goLimit(
   state: readonly { ended: boolean; frontier: bigint | undefined }[],
   windowNs: bigint,
-): boolean {
+): bigint | typeof ALL | undefined {
+  let min: bigint | undefined;
   for (const s of state) {
-    if (!s.ended && (s.frontier === undefined || s.frontier <= h.key + windowNs)) return false;
+    if (s.ended) continue;
+    if (s.frontier === undefined) return undefined;
+    if (min === undefined || s.frontier < min) min = s.frontier;
   }
-  return true;
+  return min === undefined ? ALL : min - windowNs;
 }
 
 const defaultSleep = (ms: number, signal?: AbortSignal) =>

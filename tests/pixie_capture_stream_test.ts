@@ -108,3 +108,17 @@ Deno.test("mergeStreams: a row further back than the window is counted late; the
   ok(bounded.peakBuffered <= 110, `held ${bounded.peakBuffered}`);
   equal(bounded.late, 0);
 });
+
+Deno.test("mergeStreams: the same order when times lie further apart than a number holds exactly", async () => {
+  // 2^60 ns apart (36 years): number keys lose nanoseconds there, so the merge compares the times themselves.
+  const far = 1n << 60n;
+  const t = (i: number) => (i % 3 === 0 ? far : 0n) + BigInt(i % 5) + 7n * S * BigInt(Math.floor(i / 10));
+  const a = Array.from({ length: 60 }, (_, i) => row(`m/q${i % 3}`, "a", t(i), i));
+  const b = Array.from({ length: 60 }, (_, i) => row(`m/q${i % 2}`, "b", t(i + 1) + 1n, 100 + i));
+  const want = mergeByTime([{ node: "a", rows: a }, { node: "b", rows: b }]).map((x) => x.row);
+  const got = (await collect(mergeStreams(
+    [{ node: "a", batches: batchesOf(a, 7) }, { node: "b", batches: batchesOf(b, 5) }],
+    { windowNs: far * 2n },
+  ))).map((x) => x.row);
+  deepEqual(got.map((r) => r.columns["tag"]), want.map((r) => r.columns["tag"]));
+});

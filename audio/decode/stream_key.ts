@@ -69,6 +69,65 @@ export function streamKeyOf(
   return key;
 }
 
+/** One remembered key: copies of the cells it was rendered from, and the key. */
+interface CachedKey {
+  cells: (KeyCell | undefined)[];
+  key: string;
+}
+
+/** Slots of a {@link ColumnKeyCache} (a power of two). */
+const KEY_SLOTS = 1024;
+
+/** A cell as remembered by the cache: bytes copied (the row's own may be a view of a reused buffer). */
+function keepCell(c: KeyCell | undefined): KeyCell | undefined {
+  return c instanceof Uint8Array ? c.slice() : c;
+}
+
+function sameCell(a: KeyCell | undefined, b: KeyCell | undefined): boolean {
+  if (a instanceof Uint8Array) {
+    if (!(b instanceof Uint8Array) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    return true;
+  }
+  return a === b;
+}
+
+/** A hash of a cell for the cache's slot (equal cells hash equal; anything else only spreads the slots). */
+function cellHash(c: KeyCell | undefined, h: number): number {
+  if (c instanceof Uint8Array) {
+    for (let i = 0; i < c.length; i++) h = Math.imul(h ^ c[i]!, 0x01000193);
+    return h;
+  }
+  if (typeof c === "number") return Math.imul(h ^ (c | 0), 0x01000193);
+  if (typeof c === "string") return Math.imul(h ^ c.length ^ (c.charCodeAt(c.length - 1) | 0), 0x01000193);
+  return Math.imul(h ^ 0x5bd1e995, 0x01000193);
+}
+
+/**
+ * The keys of recent column combinations: a stream's rows carry the same pod, address and port every time, and
+ * rendering them (two UTF-8 decodes, a number to text, escaping, joining) cost more than the rest of keying a
+ * row. A hit hands back the very key string made before (also cheaper for every map it is looked up in).
+ */
+class ColumnKeyCache {
+  readonly #slots: (CachedKey | undefined)[] = new Array(KEY_SLOTS).fill(undefined);
+
+  /** The key of `columns` under `spec`: remembered, or rendered now and remembered. */
+  keyOf(columns: Readonly<Record<string, KeyCell>>, spec: readonly string[]): string {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < spec.length; i++) h = cellHash(columns[spec[i]!], h);
+    const slot = (h ^ (h >>> 15)) & (KEY_SLOTS - 1);
+    const known = this.#slots[slot];
+    if (known !== undefined) {
+      let same = true;
+      for (let i = 0; i < spec.length && same; i++) same = sameCell(known.cells[i], columns[spec[i]!]);
+      if (same) return known.key;
+    }
+    const key = streamKeyOf(columns, undefined, spec);
+    this.#slots[slot] = { cells: spec.map((e) => keepCell(columns[e])), key };
+    return key;
+  }
+}
+
 /**
  * Stream keys with a fallback for Pixie markers: a truncated or removed body has lost its JSON, so its
  * envelope-field parts cannot be read. Such a message is given the last key seen with the same column parts,
@@ -80,6 +139,7 @@ export class StreamKeyer {
   readonly #hasJson: boolean;
   readonly #columnSpec: readonly string[];
   readonly #lastByColumns = new Map<string, string>();
+  readonly #cache = new ColumnKeyCache();
   /** Bound on remembered column combinations; oldest forgotten first. */
   readonly #limit: number;
 
@@ -93,7 +153,9 @@ export class StreamKeyer {
 
   /** The key of one message. `envelope` may be omitted when the spec has no envelope fields. */
   keyOf(columns: Readonly<Record<string, KeyCell>>, envelope?: PayloadEnvelope | Uint8Array): string {
-    if (!this.#hasJson) return streamKeyOf(columns, undefined, this.spec);
+    if (!this.#hasJson) {
+      return this.#cache.keyOf(columns, this.spec);
+    }
     const env = envelope instanceof Uint8Array ? new PayloadEnvelope(envelope) : envelope;
     const colSig = streamKeyOf(columns, undefined, this.#columnSpec);
     const marker = env !== undefined && detectPixieMarker(env.bytes) !== undefined;
