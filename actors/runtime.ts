@@ -159,6 +159,12 @@ export interface ActorSystemOptions {
   readonly escalationDeadlineMs?: number;
   /** Flush budget used when an escalation shuts the system down, ms (default 5000). */
   readonly escalationFlushMs?: number;
+  /**
+   * Busy actors give the event loop a turn every {@link SLICE_MS} (sockets read, timers fire, scrapes are
+   * answered). Default: on with the system clock, off with another clock (a virtual clock's tests settle the
+   * actors with microtasks alone).
+   */
+  readonly eventLoopTurns?: boolean;
 }
 
 /** An ask got no reply in time. */
@@ -223,8 +229,71 @@ const FALSE: Promise<boolean> = Promise.resolve(false);
 // Consecutive synchronous receives before a loop yields, so actors fed in one burst interleave.
 const SYNC_BATCH = 256;
 
+/**
+ * Continuous work (ms) of every actor of the process together before their loops give the event loop a turn.
+ * Actors hand messages to each other in microtasks, and an event loop that never empties its microtask queue
+ * never reads a socket: a busy sensor would stop reading Pixie (whose broker then cancels the query), answer no
+ * scrape, and pile rows up in the peer instead of dropping its own oldest ones where it can count them.
+ */
+export const SLICE_MS = 3;
+// Messages between two looks at the time (performance.now() is ~0.3 µs; messages are µs to ms).
+const SLICE_CHECK_EVERY = 16;
+
+/**
+ * The event loop's turns, shared by every loop of the process (one thread). The timer is armed when a slice
+ * starts, so it is due when the loops wait for it: a zero-delay timer set when the slice ends would be clamped
+ * to 4 ms by the nesting rule of timers (hence a slice of at least 4 ms), and the thread would idle for it.
+ */
+const turns = {
+  sliceStart: 0,
+  /** Loops running or suspended inside a receive. */
+  active: 0,
+  timer: undefined as ReturnType<typeof setTimeout> | undefined,
+  next: undefined as Promise<void> | undefined,
+  fire: (): void => {},
+};
+
+/** The loop has been busy `SLICE_MS`: true when it should wait for {@link eventLoopTurn}. */
+function sliceUsed(): boolean {
+  const elapsed = performance.now() - turns.sliceStart;
+  if (turns.next === undefined) {
+    turns.next = new Promise<void>((resolve) => {
+      turns.fire = resolve;
+    });
+    turns.timer = setTimeout(() => {
+      turns.timer = undefined;
+      turns.next = undefined;
+      turns.sliceStart = performance.now();
+      turns.fire();
+    }, 0);
+  }
+  return elapsed >= SLICE_MS;
+}
+
+/** Resolves on the next turn of the event loop (after timers and I/O callbacks). */
+function eventLoopTurn(): Promise<void> {
+  sliceUsed();
+  return turns.next!;
+}
+
+function loopStarted(): void {
+  // Nothing was running: the thread was in the event loop, so a slice starts now.
+  if (turns.active++ === 0) turns.sliceStart = performance.now();
+}
+
+function loopEnded(): void {
+  // The last loop went idle: an armed turn nobody waits for is cancelled (no stray timer keeps a test open).
+  if (--turns.active === 0 && turns.timer !== undefined) {
+    clearTimeout(turns.timer);
+    turns.timer = undefined;
+    turns.next = undefined;
+    turns.fire();
+  }
+}
+
 interface SystemCore {
   readonly clock: Clock;
+  readonly turns: boolean;
   readonly metrics: RuntimeMetrics;
   readonly stopping: AbortSignal;
   escalate(actor: string, reason: string): void;
@@ -396,6 +465,9 @@ class Cell<M> {
     }
     const metrics = this.#sys.metrics;
     let sync = 0;
+    let sinceCheck = 0;
+    const turnsOn = this.#sys.turns;
+    if (turnsOn) loopStarted();
     try {
       while (this.state === "running" && this.#behavior === behavior && this.mailbox.size > 0) {
         const msg = this.mailbox.take();
@@ -415,9 +487,17 @@ class Cell<M> {
           return;
         }
         this.processed++;
+        if (turnsOn && ++sinceCheck >= SLICE_CHECK_EVERY) {
+          sinceCheck = 0;
+          if (sliceUsed()) {
+            sync = 0;
+            await eventLoopTurn();
+          }
+        }
       }
     } finally {
       this.#looping = false;
+      if (turnsOn) loopEnded();
     }
     this.#checkIdle();
   }
@@ -633,6 +713,7 @@ export class ActorSystem {
   readonly #policy: RestartPolicy;
   readonly #escalationDeadlineMs: number;
   readonly #escalationFlushMs: number;
+  readonly #turns: boolean;
   readonly #cells: Cell<unknown>[] = [];
   readonly #byName = new Map<string, Cell<unknown>>();
   readonly #stopping = new AbortController();
@@ -649,6 +730,7 @@ export class ActorSystem {
     this.#policy = resolveRestartPolicy(opts.restart);
     this.#escalationDeadlineMs = opts.escalationDeadlineMs ?? 10_000;
     this.#escalationFlushMs = opts.escalationFlushMs ?? 5_000;
+    this.#turns = opts.eventLoopTurns ?? this.clock instanceof SystemClock;
     validTimeMs("escalationDeadlineMs", this.#escalationDeadlineMs);
     validTimeMs("escalationFlushMs", this.#escalationFlushMs);
     this.terminated = new Promise<Termination>((resolve) => {
@@ -674,6 +756,7 @@ export class ActorSystem {
     const policy = resolveRestartPolicy(opts.restart, this.#policy);
     const core: SystemCore = {
       clock: this.clock,
+      turns: this.#turns,
       metrics: this.#metrics,
       stopping: this.#stopping.signal,
       escalate: (actor, reason) => this.#escalate(actor, reason),

@@ -1,6 +1,6 @@
 /**
- * `deno task bench [--quick] [--seed N] [--chains a,b] [--skip-speed] [--misses] [--json FILE] [--criteria JSON]
- *  [--cache DIR] [--sounds DIR] [--en-only]`: accuracy of the audio
+ * `deno task bench [--quick] [--seed N] [--chains a,b] [--skip-speed] [--skip-live] [--misses] [--json FILE]
+ *  [--criteria JSON] [--cache DIR] [--sounds DIR] [--en-only]`: accuracy of the audio
  * engine per transcoding chain over real speech, its speed and memory, and PASS/FAIL per bar. See README.md.
  * @module
  */
@@ -25,6 +25,7 @@ import {
 import { buildCorpus, type Corpus } from "./corpus.ts";
 import { analyzeSpeed, printAnalyzeSpeed } from "./analyze_speed.ts";
 import { captureMemory, printCaptureMemory } from "./capture_memory.ts";
+import { liveLoadSweep } from "./live_load.ts";
 import {
   ACTIVE_SIGNATURES,
   backgroundSignatures,
@@ -41,6 +42,8 @@ interface Args {
   seed: number;
   chains?: string[];
   skipSpeed: boolean;
+  /** Skip the live-mode load (bench/live_load.ts: a run sensor under 100–1,000 concurrent calls). */
+  skipLive: boolean;
   json?: string;
   cacheDir: string;
   soundsDir?: string;
@@ -57,6 +60,7 @@ function parseArgs(argv: readonly string[]): Args {
     quick: false,
     seed: 1,
     skipSpeed: false,
+    skipLive: false,
     cacheDir: ".bench-cache",
     criteria: BENCH_CRITERIA,
     misses: false,
@@ -73,6 +77,7 @@ function parseArgs(argv: readonly string[]): Args {
     else if (flag === "--seed") a.seed = Number(value());
     else if (flag === "--chains") a.chains = value().split(",");
     else if (flag === "--skip-speed") a.skipSpeed = true;
+    else if (flag === "--skip-live") a.skipLive = true;
     else if (flag === "--misses") a.misses = true;
     else if (flag === "--en-only") a.enOnly = true;
     else if (flag === "--json") a.json = value();
@@ -457,6 +462,17 @@ async function main(): Promise<void> {
     );
     printCaptureMemory(await captureMemory(args.quick ? [100] : [1000], 35));
     await packetAndCodecBench(args.quick);
+    if (!args.skipLive) {
+      // Issue 16's live target: a run sensor reading concurrent calls from Pixie (the fake Vizier) in real time.
+      console.log("");
+      console.log(
+        "Live mode (bench/live_load.ts: a run sensor reading calls at real-time pace from a fake PEM)",
+      );
+      await liveLoadSweep(args.quick ? [50, 150] : [100, 250, 500, 1000], {
+        seconds: args.quick ? 10 : 30,
+        warmupS: args.quick ? 5 : 10,
+      });
+    }
   }
 
   console.log("");

@@ -1,0 +1,305 @@
+/**
+ * Live mode under load (issue 16): a real `run` sensor process reads concurrent synthetic calls (a source tap and
+ * two target taps each, 20 ms μ-law messages: 150 rows/s per call) from the fake Vizier as a standalone PEM
+ * (`pixie.direct_addr`, gRPC on loopback: the path a live sensor reads Pixie through), sent at real-time pace by
+ * this process. Per call count it reports rows/s, the sensor's CPU per wall second (cores), how far event time
+ * is behind the wall clock (the producer held back by flow control, the reader's Pixie lag, rows queued in
+ * mailboxes), RSS over time, and rows dropped under overload. A level is sustained when nothing was dropped and
+ * the lag stayed under a second.
+ *
+ * `deno run --allow-all bench/live_load.ts [--calls 100,250,500,1000] [--seconds 30] [--warmup 10] [--pin CPU]
+ *  [--profile DIR]`: `--pin` runs the sensor under `taskset -c CPU` (one core for certain); `--profile` writes a
+ * V8 CPU profile of each level's sensor (and its markdown summary) into DIR.
+ * @module
+ */
+import { FakeVizier } from "../tests/support/fake_vizier.ts";
+import {
+  liveCallsConfig,
+  newServeStats,
+  serveCalls,
+  type ServePlan,
+  SyntheticCalls,
+} from "../tests/support/live_calls.ts";
+import { parseMetricsText, sumSamples } from "../tests/support/sensor_process.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** One level's figures. */
+export interface LiveLoadResult {
+  calls: number;
+  /** Measured window (after the warm-up), wall seconds. */
+  wallS: number;
+  /** Rows the sensor's reader routed to the pipelines per wall second (fsmpx_rows_read_total). */
+  rowsPerSec: number;
+  /** The same per CPU second of the sensor: its capacity, whatever share of the machine it got. */
+  rowsPerCpuS: number;
+  /** {@link rowsPerCpuS} in calls (150 rows/s each): the calls one core keeps up with at this load's mix. */
+  callsPerCore: number;
+  /** Rows sent per wall second. */
+  sentPerSec: number;
+  /** Sensor CPU seconds (user + system, every thread) per wall second. */
+  cores: number;
+  /** Rows dropped under overload in the window (fsmpx_mailbox_dropped_total{reason="overflow"}). */
+  dropped: number;
+  /** Largest delay of a tick behind its real-time due time at the producer (flow control held it), ms. */
+  producerLagMs: number;
+  /** Largest fsmpx_pixie_stream_lag_seconds seen (event time of the newest row read vs wall), s. */
+  readLagS: number;
+  /** Largest sum of mailbox depths seen (rows and messages waiting inside the sensor). */
+  maxQueued: number;
+  /** Event time behind the wall clock at the pipelines, s: the read lag plus the queued rows' wait. */
+  eventLagS: number;
+  /** RSS samples (MB), one per second of the run, warm-up included. */
+  rssMB: number[];
+  signatures: number;
+  matches: number;
+  sustained: boolean;
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+const CLK_TCK = 100; // Linux USER_HZ
+
+/** CPU seconds (user + system, all threads) of a process. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
+/** Resident set size of a process, MB. */
+export async function rssMB(pid: number): Promise<number> {
+  const m = /VmRSS:\s+(\d+) kB/.exec(await Deno.readTextFile(`/proc/${pid}/status`));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Scrape {
+  rowsRead: number;
+  dropped: number;
+  readLagS: number;
+  queued: number;
+  signatures: number;
+  matches: number;
+}
+
+async function scrape(addr: string): Promise<Scrape> {
+  const res = await fetch(`http://${addr}/metrics`, { signal: AbortSignal.timeout(10_000) });
+  const s = parseMetricsText(await res.text());
+  const lags = s.filter((x) => x.name === "fsmpx_pixie_stream_lag_seconds").map((x) => x.value);
+  return {
+    rowsRead: sumSamples(s, "fsmpx_rows_read_total"),
+    dropped: sumSamples(s, "fsmpx_mailbox_dropped_total", { reason: "overflow" }),
+    readLagS: lags.length ? Math.max(...lags) : 0,
+    queued: sumSamples(s, "fsmpx_mailbox_depth"),
+    signatures: sumSamples(s, "signatures_detected_total"),
+    matches: sumSamples(s, "signatures_matched_total"),
+  };
+}
+
+/** Options of {@link liveLoad}. */
+export interface LiveLoadOptions {
+  /** Measured seconds after the warm-up. */
+  seconds: number;
+  /** Seconds before measuring (JIT, target lookback filling). */
+  warmupS: number;
+  /** Run the sensor under `taskset -c <pin>`. */
+  pin?: number;
+  /** Write a V8 CPU profile (and markdown summary) of the sensor here. */
+  profileDir?: string;
+}
+
+/** Runs one sensor process under `calls` concurrent calls at real-time pace. */
+export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<LiveLoadResult> {
+  const fake = await FakeVizier.start({ standalone: true, pems: [{ node: "live-node" }] });
+  const gen = new SyntheticCalls(calls, 1);
+  const stats = newServeStats();
+  const plan: ServePlan = { calls, startNs: 0n, paceMs: 20, batchRows: 250 };
+  let serving: Promise<void> | undefined;
+  fake.onExecute = (call) => {
+    // Event time is the wall clock: the calls happen now.
+    if (plan.startNs === 0n) plan.startNs = BigInt(Date.now()) * 1_000_000n;
+    serving = serveCalls(call, gen, plan, stats);
+    return serving;
+  };
+  const dir = await Deno.makeTempDir({ prefix: "fsmpx-live-load-" });
+  const port = freePort();
+  const addr = `127.0.0.1:${port}`;
+  const config = `${dir}/config.yaml`;
+  await Deno.writeTextFile(
+    config,
+    liveCallsConfig({ pixieAddr: fake.address, metricsListen: addr, maxStreams: Math.max(1000, calls * 3) }),
+  );
+  const denoArgs = ["run", "--allow-all"];
+  if (opts.profileDir) {
+    denoArgs.push(
+      `--cpu-prof-dir=${opts.profileDir}`,
+      `--cpu-prof-name=live_${calls}.cpuprofile`,
+      "--cpu-prof-md",
+    );
+  }
+  denoArgs.push(MAIN, "run", "--config", config);
+  const cmd = opts.pin === undefined
+    ? new Deno.Command(Deno.execPath(), { args: denoArgs, stdout: "null", stderr: "piped" })
+    : new Deno.Command("taskset", {
+      args: ["-c", String(opts.pin), Deno.execPath(), ...denoArgs],
+      stdout: "null",
+      stderr: "piped",
+    });
+  const child = cmd.spawn();
+  let stderr = "";
+  const stderrDone = (async () => {
+    for await (const c of child.stderr.pipeThrough(new TextDecoderStream())) {
+      // Keep the tail only: a long run logs.
+      stderr = (stderr + c).slice(-20_000);
+    }
+  })();
+  const rss: number[] = [];
+  try {
+    // Ready once the PEM's HealthCheck answered; the query starts the producer.
+    const readyBy = Date.now() + 90_000;
+    while (Date.now() < readyBy && plan.startNs === 0n) {
+      await sleep(200);
+      if (await Promise.race([child.status.then(() => true), sleep(0).then(() => false)])) {
+        throw new Error(`sensor exited during start-up:\n${stderr}`);
+      }
+    }
+    if (plan.startNs === 0n) throw new Error(`sensor never queried the PEM:\n${stderr}`);
+    const sample = async () => {
+      rss.push(await rssMB(child.pid));
+      return await scrape(addr);
+    };
+    for (let i = 0; i < opts.warmupS; i++) {
+      await sleep(1000);
+      await sample();
+    }
+    const before = await scrape(addr);
+    const cpu0 = await cpuSeconds(child.pid);
+    const rows0 = stats.rows;
+    const t0 = performance.now();
+    stats.maxLagMs = 0;
+    let readLagS = 0;
+    let maxQueued = 0;
+    for (let i = 0; i < opts.seconds; i++) {
+      await sleep(1000);
+      const s = await sample();
+      if (Deno.env.get("LIVE_LOAD_TRACE")) {
+        console.error(JSON.stringify({ t: i, ...s, producerLagMs: stats.lagMs }));
+      }
+      readLagS = Math.max(readLagS, s.readLagS);
+      maxQueued = Math.max(maxQueued, s.queued);
+    }
+    const wallS = (performance.now() - t0) / 1000;
+    const cpu1 = await cpuSeconds(child.pid);
+    const after = await scrape(addr);
+    const dropped = after.dropped - before.dropped;
+    const sent = stats.rows - rows0;
+    const routed = after.rowsRead - before.rowsRead;
+    const cpuS = cpu1 - cpu0;
+    const result: LiveLoadResult = {
+      calls,
+      wallS,
+      rowsPerSec: routed / wallS,
+      rowsPerCpuS: routed / cpuS,
+      callsPerCore: routed / cpuS / 150,
+      sentPerSec: sent / wallS,
+      cores: cpuS / wallS,
+      dropped,
+      producerLagMs: stats.maxLagMs,
+      readLagS,
+      maxQueued,
+      eventLagS: readLagS + (routed > 0 ? maxQueued / (routed / wallS) : 0),
+      rssMB: rss,
+      signatures: after.signatures - before.signatures,
+      matches: after.matches - before.matches,
+      sustained: false,
+    };
+    result.sustained = dropped === 0 && result.producerLagMs < 1000 && result.eventLagS < 2;
+    return result;
+  } finally {
+    plan.stop = true;
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    const killer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // gone
+      }
+    }, 60_000);
+    await child.status;
+    clearTimeout(killer);
+    await stderrDone;
+    await serving?.catch(() => {});
+    await fake.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** One line per level. */
+export function printLiveLoad(r: LiveLoadResult): void {
+  const n = (v: number, d = 0) =>
+    v.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
+  const rss = r.rssMB;
+  console.log(
+    `  ${n(r.calls)} calls: ${n(r.rowsPerSec)} rows/s processed of ${n(r.sentPerSec)} sent, ` +
+      `${n(r.cores, 2)} cores (${n(r.rowsPerCpuS)} rows per CPU s = ${n(r.callsPerCore)} calls per core), ` +
+      `dropped ${n(r.dropped)}, event lag ${n(r.eventLagS, 2)} s (read ${n(r.readLagS, 2)} s, ` +
+      `queued ≤ ${n(r.maxQueued)}; producer held back ≤ ${n(r.producerLagMs)} ms); RSS ${
+        n(rss[0] ?? NaN)
+      } → ` +
+      `${n(Math.max(...rss))} max → ${n(rss[rss.length - 1] ?? NaN)} MB; ` +
+      `${n(r.signatures)} signatures, ${n(r.matches)} matches in ${n(r.wallS)} s: ` +
+      `${r.sustained ? "sustained" : "NOT sustained"}`,
+  );
+}
+
+/** Runs the levels in order and prints each; returns them. */
+export async function liveLoadSweep(
+  levels: readonly number[],
+  opts: LiveLoadOptions,
+): Promise<LiveLoadResult[]> {
+  const out: LiveLoadResult[] = [];
+  for (const calls of levels) {
+    const r = await liveLoad(calls, opts);
+    printLiveLoad(r);
+    out.push(r);
+  }
+  const ok = out.filter((r) => r.sustained && r.cores <= 1);
+  const best = ok.length ? ok[ok.length - 1]! : undefined;
+  // Capacity per CPU second does not depend on the share of a shared machine the sensor got; the level with the
+  // most work done per CPU second (the busiest, least idle) is the best estimate of one core's worth.
+  const perCore = Math.max(...out.map((r) => r.callsPerCore));
+  console.log(
+    `  highest level sustained on ≤ 1 core: ${best ? `${best.calls} calls` : "none"}; one core's capacity ` +
+      `(rows per CPU s / 150): ≈ ${Math.floor(perCore)} calls; target 1,000 calls per core: ` +
+      `${perCore >= 1000 ? "met" : "not met"}`,
+  );
+  return out;
+}
+
+if (import.meta.main) {
+  const args = Deno.args;
+  const get = (flag: string) => {
+    const i = args.indexOf(flag);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const levels = (get("--calls") ?? "100,250,500,1000").split(",").map(Number);
+  const pin = get("--pin");
+  console.log("Live mode (bench/live_load.ts: a run sensor reading the fake Vizier as a standalone PEM)");
+  await liveLoadSweep(levels, {
+    seconds: Number(get("--seconds") ?? 30),
+    warmupS: Number(get("--warmup") ?? 10),
+    pin: pin === undefined ? undefined : Number(pin),
+    profileDir: get("--profile"),
+  });
+}

@@ -1,0 +1,65 @@
+/**
+ * Busy actors give the event loop a turn every few milliseconds (actors/runtime.ts, SLICE_MS): actors hand each
+ * other messages in microtasks, and without these turns a timer, a socket read or a scrape would wait until
+ * every mailbox is empty. State conditions only: what had been processed when a timer fired.
+ */
+import { equal, ok } from "node:assert/strict";
+import { ActorSystem, SLICE_MS } from "../actors/runtime.ts";
+
+/** Burns `ms` of CPU (a stand-in for decoding and fingerprinting a row). */
+function burn(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // busy
+  }
+}
+
+Deno.test("a busy pipeline lets a timer (and so I/O) run before its mailboxes are empty", async () => {
+  const system = new ActorSystem();
+  const total = 200;
+  let processed = 0;
+  const done = Promise.withResolvers<void>();
+  // Two actors in a chain, each message synchronous and costing a slice's worth of CPU every few messages.
+  const sink = system.spawn<number>("sink", () => ({
+    receive(n) {
+      burn(SLICE_MS / 4);
+      processed++;
+      if (n === total - 1) done.resolve();
+    },
+  }), { capacity: 16, overflow: "backpressure" });
+  const head = system.spawn<number>("head", () => ({
+    receive: (n) => sink.tell(n).then(() => {}),
+  }), { capacity: total, overflow: "backpressure" });
+  let atTimer = -1;
+  // Armed before the work starts: it is due at once, but can only run on a turn of the event loop.
+  const timer = new Promise<void>((resolve) =>
+    setTimeout(() => {
+      atTimer = processed;
+      resolve();
+    }, 0)
+  );
+  for (let i = 0; i < total; i++) head.tryTell(i);
+  await done.promise;
+  await timer;
+  ok(atTimer >= 0, "the timer ran");
+  ok(atTimer < total, `the timer waited for all ${total} messages (${total * SLICE_MS / 4} ms of work)`);
+  equal(processed, total);
+  const t = await system.shutdown({ deadlineMs: 1000 });
+  equal(t.code, 0);
+});
+
+Deno.test("an idle system leaves no turn timer behind (nothing keeps a process or a test open)", async () => {
+  const system = new ActorSystem();
+  const done = Promise.withResolvers<void>();
+  let n = 0;
+  const a = system.spawn<number>("a", () => ({
+    receive() {
+      burn(SLICE_MS / 2);
+      if (++n === 40) done.resolve();
+    },
+  }), { capacity: 64, overflow: "backpressure" });
+  for (let i = 0; i < 40; i++) a.tryTell(i);
+  await done.promise;
+  // The test's op sanitizer fails the test if a timer armed for a turn were still pending at its end.
+  await system.shutdown({ deadlineMs: 1000 });
+});

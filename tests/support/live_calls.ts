@@ -1,0 +1,351 @@
+/**
+ * Synthetic concurrent calls served live by the fake Vizier (the lenient `onExecute` path), for the live-load
+ * bench and the overload test: every call has a source tap (Twilio-style JSON, base64 μ-law 8 kHz, 20 ms per
+ * message) and two target taps that carry the same messages later (a relay 160 ms, an ASR 800 ms), as three
+ * Pixie tables streaming `time_`, `pod`, `req_body`.
+ *
+ * The audio is speech-like and different in every call (bursts of noise shaped like syllables and phrases, from
+ * a per-call seed), so the detector finds onsets and signs them, and a signature matches its own call's taps
+ * only: the matcher does the work real calls give it, without the cross-call matches one recording looped
+ * through every call would make. Rows are generated as they are sent, so memory does not grow with the run.
+ * @module
+ */
+import { type ColumnData, type ColumnInfo, DataType, type RowBatch } from "../../pixie/messages.ts";
+import { displayNames } from "./capture_vizier.ts";
+import type { ExecuteCall } from "./fake_vizier.ts";
+
+/** Audio of one frame (20 ms), ns; a message carries `framesPerMessage` of them. */
+export const FRAME_NS = 20_000_000n;
+/** How much later each target tap carries the source's audio, ms (a relay, an ASR). */
+export const TAP_DELAY_MS: Readonly<Record<string, number>> = { source: 0, relay: 160, asr: 800 };
+const RING = 64; // ticks kept: > the largest delay at 20 ms messages
+
+/** The config of a sensor reading the three tables from a standalone PEM (`pixie.direct_addr`). */
+export function liveCallsConfig(opts: {
+  pixieAddr: string;
+  metricsListen: string;
+  node?: string;
+  maxStreams?: number;
+  logLevel?: string;
+}): string {
+  const tap = (port: number, indent: string) =>
+    [
+      `${indent}df = px.DataFrame(table='http_events', start_time='-30s')`,
+      `${indent}df = df[df.local_port == ${port}]`,
+    ].join("\n");
+  const audio = `{ envelope: json, path: media.payload, encoding: base64, codec: mulaw, sample_rate: 8000 }`;
+  return `node: ${opts.node ?? "live-node"}
+log_level: ${opts.logLevel ?? "info"}
+pixie:
+  direct_addr: ${opts.pixieAddr}
+metrics:
+  listen: ${opts.metricsListen}
+engine:
+  max_streams: ${opts.maxStreams ?? 4000}
+measurements:
+  - name: live
+    signature_rules:
+      stream_filter: |
+${tap(8001, "        ")}
+      columns: { payload: req_body }
+      stream_key: [pod, "$.streamSid"]
+      audio: ${audio}
+    match_rules:
+      - stage: relay
+        stream_filter: |
+${tap(8002, "          ")}
+        columns: { payload: req_body }
+        stream_key: [pod, "$.streamSid"]
+        audio: ${audio}
+      - stage: asr
+        after: relay
+        stream_filter: |
+${tap(8003, "          ")}
+        columns: { payload: req_body }
+        stream_key: [pod, "$.streamSid"]
+        audio: ${audio}
+`;
+}
+
+/** μ-law encoding of every 16-bit sample (G.711). */
+const MULAW = (() => {
+  const t = new Uint8Array(65536);
+  for (let i = 0; i < 65536; i++) {
+    let s = i - 32768;
+    const sign = s < 0 ? 0x80 : 0;
+    if (s < 0) s = -s;
+    s = Math.min(s, 32635) + 0x84;
+    let exp = 7;
+    for (let mask = 0x4000; (s & mask) === 0 && exp > 0; mask >>= 1) exp--;
+    const mant = (s >> (exp + 3)) & 0x0f;
+    t[i] = ~(sign | (exp << 4) | mant) & 0xff;
+  }
+  return t;
+})();
+
+const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+function base64(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i += 3) {
+    const n = (b[i]! << 16) | ((b[i + 1] ?? 0) << 8) | (b[i + 2] ?? 0);
+    s += B64[(n >> 18) & 63]! + B64[(n >> 12) & 63]! +
+      (i + 1 < b.length ? B64[(n >> 6) & 63]! : "=") + (i + 2 < b.length ? B64[n & 63]! : "=");
+  }
+  return s;
+}
+
+/** Distinct 20 ms frames of noise at a few levels and colours; calls are random sequences of them. */
+const BANK_LEVELS = 8;
+const BANK_PER_LEVEL = 512;
+
+function xorshift(seed: number): () => number {
+  let x = (seed * 2654435761) >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 4294967296;
+  };
+}
+
+/** μ-law frames: `[level][i]`; level 0 is a line's faint noise floor (a pause), 1.. louder. */
+function frameBank(seed: number): Uint8Array[][] {
+  const rnd = xorshift(seed);
+  const bank: Uint8Array[][] = [];
+  for (let level = 0; level < BANK_LEVELS; level++) {
+    const list: Uint8Array[] = [];
+    const amp = level === 0 ? 20 : 1500 * 1.4 ** level;
+    for (let i = 0; i < BANK_PER_LEVEL; i++) {
+      const pole = 0.1 + rnd() * 0.85;
+      const frame = new Uint8Array(160);
+      let lp = 0;
+      for (let k = 0; k < 160; k++) {
+        lp += (1 - pole) * ((rnd() * 2 - 1) * amp - lp);
+        const s = level === 0 ? (rnd() * 2 - 1) * amp : lp * 2;
+        frame[k] = MULAW[Math.max(-32768, Math.min(32767, Math.round(s))) + 32768]!;
+      }
+      list.push(frame);
+    }
+    bank.push(list);
+  }
+  return bank;
+}
+
+/**
+ * One call's voice: syllables (2–17 frames of one loudness) in phrases of 2–9, a short gap between syllables,
+ * 0.5–2 s between phrases; each frame drawn at random from the bank (so no two calls share a second of audio).
+ */
+class CallVoice {
+  readonly #rnd: () => number;
+  #left = 0; // frames left in the current segment
+  #level = 0; // 0 = pause
+  #syllables = 0; // left in the phrase
+
+  constructor(seed: number) {
+    this.#rnd = xorshift(seed);
+  }
+
+  #segment(): void {
+    const r = this.#rnd;
+    if (this.#level > 0) {
+      this.#level = 0;
+      this.#left = this.#syllables > 0 ? 2 + Math.floor(r() * 8) : 25 + Math.floor(r() * 75);
+      return;
+    }
+    if (this.#syllables <= 0) this.#syllables = 2 + Math.floor(r() * 8);
+    this.#syllables--;
+    this.#level = 1 + Math.floor(r() * (BANK_LEVELS - 1));
+    this.#left = 2 + Math.floor(r() * 16);
+  }
+
+  /** The index of the next 20 ms frame in the bank: `[level, i]`. */
+  frame(): [number, number] {
+    if (this.#left <= 0) this.#segment();
+    this.#left--;
+    return [this.#level, Math.floor(this.#rnd() * BANK_PER_LEVEL)];
+  }
+}
+
+const te = new TextEncoder();
+
+/** The messages of up to `maxCalls` calls, tick by tick; each target tap repeats the source's message later. */
+export class SyntheticCalls {
+  readonly maxCalls: number;
+  /** 20 ms frames per message (1: Twilio's 20 ms). */
+  readonly framesPerMessage: number;
+  /** Event time of one tick (one message per tap and call), ns. */
+  readonly tickNs: bigint;
+  readonly #delayTicks: Record<string, number> = {};
+  readonly #bank: Uint8Array[][];
+  /** The bank's frames in base64, for 20 ms messages (most of the cost of a message otherwise). */
+  readonly #bank64: string[][];
+  readonly #audio: Uint8Array;
+  readonly #voices: CallVoice[] = [];
+  readonly #prefix: string[] = [];
+  /** The source message of each call for the last {@link RING} ticks. */
+  readonly #ring: Uint8Array[][] = [];
+  #tick = -1;
+
+  /** `seed` draws the frames and every call's voice. */
+  constructor(maxCalls: number, seed = 1, framesPerMessage = 1) {
+    this.maxCalls = maxCalls;
+    this.framesPerMessage = framesPerMessage;
+    this.tickNs = FRAME_NS * BigInt(framesPerMessage);
+    for (const [tap, ms] of Object.entries(TAP_DELAY_MS)) {
+      this.#delayTicks[tap] = Math.min(RING - 1, Math.round(ms / (20 * framesPerMessage)));
+    }
+    this.#bank = frameBank(seed);
+    this.#bank64 = this.#bank.map((l) => l.map(base64));
+    this.#audio = new Uint8Array(160 * framesPerMessage);
+    for (let c = 0; c < maxCalls; c++) {
+      this.#voices.push(new CallVoice(seed * 100_003 + c + 1));
+      this.#prefix.push(
+        `{"event":"media","streamSid":"MZ${String(c).padStart(6, "0")}","media":{"payload":"`,
+      );
+      this.#ring.push(new Array<Uint8Array>(RING));
+    }
+  }
+
+  /**
+   * Advances to tick `tick` (consecutive), generating the source messages of calls `0..calls-1` (the others stay
+   * silent: a call that is not running sends nothing).
+   */
+  advance(tick: number, calls: number): void {
+    if (tick !== this.#tick + 1) throw new RangeError(`tick ${tick} after ${this.#tick}`);
+    this.#tick = tick;
+    for (let c = 0; c < Math.min(calls, this.maxCalls); c++) {
+      let audio: string;
+      if (this.framesPerMessage === 1) {
+        const [level, i] = this.#voices[c]!.frame();
+        audio = this.#bank64[level]![i]!;
+      } else {
+        for (let f = 0; f < this.framesPerMessage; f++) {
+          const [level, i] = this.#voices[c]!.frame();
+          this.#audio.set(this.#bank[level]![i]!, f * 160);
+        }
+        audio = base64(this.#audio);
+      }
+      this.#ring[c]![tick % RING] = te.encode(this.#prefix[c]! + audio + '"}}');
+    }
+  }
+
+  /** The message `tap` carries at the current tick for call `c`, or undefined (not started that long ago). */
+  message(tap: string, c: number): Uint8Array | undefined {
+    const t = this.#tick - (this.#delayTicks[tap] ?? 0);
+    return t < 0 ? undefined : this.#ring[c]![t % RING];
+  }
+}
+
+/** What the fake's producer did; read while it runs. */
+export interface ServeStats {
+  /** Ticks sent. */
+  ticks: number;
+  /** Rows sent. */
+  rows: number;
+  /** Event time of the last tick sent, ns. */
+  lastEventNs: bigint;
+  /** Wall ms when the last tick was sent; the lag is how far behind its pace the producer is, ms. */
+  lagMs: number;
+  /** The largest lag seen, ms. */
+  maxLagMs: number;
+}
+
+/** How the producer runs; fields may be changed while it runs (e.g. the number of calls). */
+export interface ServePlan {
+  /** Calls sending now (≤ the generator's maxCalls). */
+  calls: number;
+  /** Event time of tick 0, ns. */
+  startNs: bigint;
+  /** Wall ms per tick: 20 is real time; 0 sends as fast as the client reads (event time is then kept ≤ now). */
+  paceMs: number;
+  /** Rows per batch (Pixie sends a table's rows in batches). */
+  batchRows: number;
+  /** Stop after this many ticks (default: until the client cancels or `stop` is set). */
+  ticks?: number;
+  /** Set to end the producer. */
+  stop?: boolean;
+}
+
+const RELATION: ColumnInfo[] = [
+  { name: "time_", type: DataType.TIME64NS },
+  { name: "pod", type: DataType.STRING },
+  { name: "req_body", type: DataType.STRING },
+];
+const PODS: Readonly<Record<string, Uint8Array>> = {
+  source: te.encode("telephony-0"),
+  relay: te.encode("media-relay-0"),
+  asr: te.encode("asr-0"),
+};
+
+/**
+ * Serves the calls on one ExecuteScript call, to every display name `<measurement>/<tap>` of the script, tick by
+ * tick at the plan's pace (a producer held up by the client's flow control falls behind: `lagMs`).
+ */
+export async function serveCalls(
+  call: ExecuteCall,
+  gen: SyntheticCalls,
+  plan: ServePlan,
+  stats: ServeStats,
+): Promise<void> {
+  const tables: { id: string; tap: string }[] = [];
+  for (const name of displayNames(call.request.queryStr)) {
+    const tap = name.slice(name.indexOf("/") + 1);
+    if (!(tap in TAP_DELAY_MS)) continue;
+    const t = { id: `table-${tables.length}`, tap };
+    tables.push(t);
+    await call.meta(t.id, name, RELATION);
+  }
+  const t0 = performance.now();
+  const first = stats.ticks; // a re-run query continues where the last call stopped
+  for (let tick = first; !call.isCancelled() && !plan.stop; tick++) {
+    if (plan.ticks !== undefined && tick >= plan.ticks) break;
+    const eventNs = plan.startNs + BigInt(tick) * gen.tickNs;
+    const due = t0 + (tick - first) * plan.paceMs;
+    // Flat out (paceMs 0), event time is still kept ≤ now: a live sensor distrusts rows from the future.
+    const wait = plan.paceMs > 0 ? due - performance.now() : Number(eventNs / 1_000_000n) - Date.now();
+    // A timer every tick, even when late: writes that resolve at once never give the socket a turn otherwise.
+    await new Promise((r) => setTimeout(r, Math.max(0, wait)));
+    gen.advance(tick, plan.calls);
+    for (const t of tables) {
+      let times: bigint[] = [];
+      let pods: Uint8Array[] = [];
+      let bodies: Uint8Array[] = [];
+      const flush = async () => {
+        if (bodies.length === 0) return;
+        const cols: ColumnData[] = [
+          { type: "time64ns", data: times },
+          { type: "string", data: pods },
+          { type: "string", data: bodies },
+        ];
+        const b: RowBatch = { tableId: t.id, cols, numRows: bodies.length, eow: false, eos: false };
+        stats.rows += bodies.length;
+        times = [];
+        pods = [];
+        bodies = [];
+        await call.batch(b);
+      };
+      for (let c = 0; c < plan.calls; c++) {
+        const m = gen.message(t.tap, c);
+        if (m === undefined) continue;
+        // Calls' messages of one tick are spread over the tick, as independent senders' are.
+        times.push(eventNs + (gen.tickNs * BigInt(c)) / BigInt(Math.max(1, plan.calls)));
+        pods.push(PODS[t.tap]!);
+        bodies.push(m);
+        if (bodies.length >= plan.batchRows) await flush();
+      }
+      await flush();
+    }
+    stats.ticks = tick + 1;
+    stats.lastEventNs = eventNs;
+    // Paced: how long after its due time the tick was on the wire (the client's flow control holds it back).
+    if (plan.paceMs > 0) stats.lagMs = Math.max(0, performance.now() - due);
+    stats.maxLagMs = Math.max(stats.maxLagMs, stats.lagMs);
+  }
+}
+
+/** Fresh counters for {@link serveCalls}. */
+export function newServeStats(): ServeStats {
+  return { ticks: 0, rows: 0, lastEventNs: 0n, lagMs: 0, maxLagMs: 0 };
+}
