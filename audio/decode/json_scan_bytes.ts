@@ -143,10 +143,20 @@ class ByteScanner {
 
   /** Skips a string, noting whether it holds a backslash escape (see the text scanner). */
   string(): boolean {
-    const b = this.b;
+    const b = this.b, len = this.len;
     const from = this.pos + 1;
-    const q = b.indexOf(0x22, from);
-    if (q < 0 || q >= this.len) return false;
+    // Keys and short values end within a few bytes: a loop finds their quote sooner than a call into the
+    // engine's search, which takes over for long values (the audio).
+    let q = -1;
+    const near = from + 24 < len ? from + 24 : len;
+    for (let p = from; p < near; p++) {
+      if (b[p] === 0x22) {
+        q = p;
+        break;
+      }
+    }
+    if (q < 0 && near < len) q = b.indexOf(0x22, near);
+    if (q < 0 || q >= len) return false;
     if (this.nextBackslash < from) {
       const bs = b.indexOf(0x5c, from);
       this.nextBackslash = bs < 0 || bs >= this.len ? this.len : bs;
