@@ -38,6 +38,19 @@ export interface CoarseMatch {
   second: number;
   /** Scored in two parts (a message lost inside the block): the frame is where the first part aligns. */
   split?: boolean;
+  /** Scored in parts across this many gaps that capture times show (parts.ts). */
+  parts?: number;
+  /**
+   * The instant lies in audio the target never carried (a pause a silence-suppressing sender left out, or a lost
+   * message): the block is found, but no target message carries its instant, so it is not to be reported.
+   */
+  instantNotSent?: boolean;
+}
+
+/** Audio missing from a target stream just before analysis sample `at`, `len` samples long (see gap_hints.ts). */
+export interface TargetGap {
+  at: number;
+  len: number;
 }
 
 /** Counters of a matcher. */
@@ -73,6 +86,11 @@ export interface VerifyContext {
    * audio's word alone.
    */
   gapAt?(from: number, to: number, shift: number): boolean;
+  /**
+   * Gaps that capture times show, whose first analysis sample after the gap lies in [from, to), in order (see
+   * align/gap_hints.ts): a block spanning them is also scored in parts (parts.ts).
+   */
+  gapsIn?(from: number, to: number): readonly TargetGap[];
   /**
    * Sees every verification that got past the cheap rejections, accepted or not: for tuning, the bench and
    * tests.

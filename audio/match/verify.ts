@@ -1,7 +1,8 @@
 /**
  * Verification: whether a candidate alignment of a signature in a target stream is a match.
  *
- * The block is scored (score.ts) at the alignment and its neighbours, and in two parts when a lost message
+ * The block is scored (score.ts) at the alignment and its neighbours, in parts across gaps that capture times
+ * show (parts.ts: a pause a silence-suppressing sender left out), and otherwise in two parts when a lost message
  * seems to have split it (split.ts). A match needs all of (thresholds.ts):
  * - weighted BER ≤ `thresholdBer` (0.4);
  * - significance ≥ `minZ` (6.4), plus up to 0.4 more for short blocks;
@@ -20,6 +21,7 @@ import type { Signature } from "../types.ts";
 import { CLOCK_SKEW_NS, MARGIN_SPAN, MIN_USED_FRAMES, requiredZ } from "./thresholds.ts";
 import { type BlockScore, scoreBlock } from "./score.ts";
 import { SPLIT_MIN_FRACTION, Splitter, splitWins, splitZ } from "./split.ts";
+import { PartScorer } from "./parts.ts";
 import type { CoarseMatch, MatcherStats, VerifyContext } from "./types.ts";
 
 /**
@@ -37,6 +39,7 @@ export class Verifier {
   readonly #stats: MatcherStats;
   readonly #score: BlockScore = { ber: 0, z: 0, used: 0 };
   readonly #splitter = new Splitter();
+  readonly #parts = new PartScorer();
 
   /** A verifier over `ctx.store`; counts verifications, rejections and re-scored near misses into `stats`. */
   constructor(ctx: VerifyContext, stats: MatcherStats) {
@@ -77,16 +80,24 @@ export class Verifier {
         bestUsed = sc.used;
       }
     }
-    const need = requiredZ(rule, bestUsed);
+    let need = requiredZ(rule, bestUsed);
+    const wholeZ = bestZ;
+    // Parts across gaps that capture times show (a pause a DTX sender left out; see parts.ts).
+    const parts = store === ctx.store ? this.#parts.find(ctx, sig, bestS, wholeZ, need) : undefined;
+    if (parts) {
+      bestBer = parts.ber;
+      bestZ = parts.z;
+      bestUsed = parts.used;
+      need = requiredZ(rule, bestUsed);
+    }
     // Far from significant even as a whole: a split (at most two parts of this evidence) cannot save it.
     if (bestZ < SPLIT_MIN_FRACTION * need || bestUsed < MIN_USED_FRAMES) {
       this.#stats.rejected++;
       return undefined;
     }
     // Split: prefix at a, suffix at a - d.
-    let frame = bestS, lowEdge = bestS;
-    const wholeZ = bestZ;
-    const split = this.#splitter.best(sig, bestS, store);
+    let frame = parts ? parts.frame : bestS, lowEdge = frame;
+    const split = parts ? undefined : this.#splitter.best(sig, bestS, store);
     const useSplit = splitWins(split, bestZ);
     if (useSplit) {
       bestBer = split.ber;
@@ -110,8 +121,8 @@ export class Verifier {
       });
       return store === ctx.store && bestZ >= REPHASE_FRACTION * need ? NEAR_MISS : undefined;
     }
-    let second = Infinity;
-    for (let k = lowEdge - MARGIN_SPAN; k <= frame + MARGIN_SPAN; k++) {
+    let second = parts ? this.#parts.second(sig, parts, store, ctx.hop) : Infinity;
+    for (let k = lowEdge - MARGIN_SPAN; !parts && k <= frame + MARGIN_SPAN; k++) {
       if (k > lowEdge - 2 && k < frame + 2) continue;
       scoreBlock(fp, sig.mask, store, k, sc);
       if (sc.used >= MIN_USED_FRAMES / 2 && sc.ber < second) second = sc.ber;
@@ -136,6 +147,11 @@ export class Verifier {
       this.#stats.rejected++;
       return undefined;
     }
-    return { sig, frame, ber: bestBer, z: bestZ, second, split: useSplit };
+    const m: CoarseMatch = { sig, frame, ber: bestBer, z: bestZ, second, split: useSplit };
+    if (parts) {
+      m.parts = parts.gapsInside;
+      if (!parts.instantSent) m.instantNotSent = true;
+    }
+    return m;
   }
 }

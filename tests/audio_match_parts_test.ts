@@ -1,0 +1,221 @@
+// The tuned rules of many-part scoring across gaps the capture times show (audio/match/parts.ts), one test each,
+// on synthetic frames (random sub-fingerprints, all bits strong, a few bit errors per frame) laid out the way a
+// silence-suppressing sender leaves them in its stream: the block's parts joined, each earlier by the audio left
+// out before it. Every test checks the rule's effect, so that dropping or changing the rule fails it.
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { FP_PARAMS, FrameStore } from "../audio/fingerprint/fingerprint.ts";
+import {
+  FRAME_PLACE,
+  NOT_SENT_MARGIN,
+  PARTS_MIN_FRACTION,
+  PartScorer,
+  partsWin,
+} from "../audio/match/parts.ts";
+import { DEFAULT_THRESHOLDS, requiredZ } from "../audio/match/thresholds.ts";
+import type {
+  CoarseMatch,
+  MatcherStats,
+  TargetGap,
+  VerifyContext,
+  VerifyTrace,
+} from "../audio/match/types.ts";
+import { Verifier } from "../audio/match/verify.ts";
+import type { Signature } from "../audio/types.ts";
+
+const T0 = 1_000_000_000_000n;
+const HOP = FP_PARAMS.hop;
+/** Target frame of the block's first part. */
+const AT = 200;
+const N = 128;
+
+/** xorshift32: the same frames on every run. */
+function rng(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
+}
+
+/** `v` with `n` bits flipped (pseudo-random positions). */
+function flip(v: number, n: number, r: () => number): number {
+  let m = 0;
+  while (n > 0) {
+    const b = 1 << (r() & 31);
+    if (m & b) continue;
+    m |= b;
+    n--;
+  }
+  return (v ^ m) >>> 0;
+}
+
+interface Layout {
+  sig: Signature;
+  store: FrameStore;
+}
+
+/**
+ * A random 128-frame signature, frames `masked` masked (a pause, a soft onset), and 500 random target frames in
+ * which unmasked frame j sits at `place(j)` (undefined: not sent) with 2 bit errors.
+ */
+function layout(place: (j: number) => number | undefined, masked: (j: number) => boolean, seed = 3): Layout {
+  const r = rng(seed);
+  const fp = Uint32Array.from({ length: N }, () => r());
+  const mask = new Uint8Array(N / 8);
+  const target = Uint32Array.from({ length: 500 }, () => r());
+  for (let j = 0; j < N; j++) {
+    if (masked(j)) {
+      mask[j >> 3] = mask[j >> 3]! | (1 << (j & 7));
+      continue;
+    }
+    const p = place(j);
+    if (p !== undefined) target[p] = flip(fp[j]!, 2, r);
+  }
+  const store = new FrameStore(target.length);
+  for (const v of target) store.push(v, 0, -20, 0xffffffff);
+  const sig: Signature = {
+    id: "sig",
+    measurement: "m",
+    source: { node: "a", pod: "p", stream: "s", timeNs: T0, offsetMs: 0 },
+    fingerprint: fp,
+    mask,
+    ids: {},
+  };
+  return { sig, store };
+}
+
+function verifyAt(l: Layout, s: number, extra: Partial<VerifyContext> = {}): {
+  match: CoarseMatch | undefined;
+  traces: VerifyTrace[];
+} {
+  const traces: VerifyTrace[] = [];
+  const stats: MatcherStats = {
+    lookups: 0,
+    hits: 0,
+    prechecked: 0,
+    verified: 0,
+    accepted: 0,
+    rejected: 0,
+    rephased: 0,
+  };
+  const v = new Verifier({
+    store: l.store,
+    rule: DEFAULT_THRESHOLDS,
+    hop: HOP,
+    timeOfSample: (k) => T0 + BigInt(k) * 125_000n,
+    observe: (t) => traces.push(t),
+    ...extra,
+  }, stats);
+  return { match: v.verify(l.sig, s), traces };
+}
+
+/** A context that knows `gaps` (analysis samples). */
+function knowing(gaps: TargetGap[]): Partial<VerifyContext> {
+  return { gapsIn: (from, to) => gaps.filter((g) => g.at >= from && g.at < to) };
+}
+
+/**
+ * A DTX pause inside the block: 40 frames of speech, a pause (frames 40..69, masked) of which the sender sent the
+ * first 10 frames (hangover) and left 15 out, then 58 frames of speech 15 frames earlier than in the source.
+ */
+const PAUSE_GAP: TargetGap = { at: (AT + 50) * HOP, len: 15 * HOP };
+function pause(): Layout {
+  return layout((j) => (j < 50 ? AT + j : j >= 65 ? AT + j - 15 : undefined), (j) => j >= 40 && j < 70);
+}
+
+Deno.test("parts: a block spanning a suppressed pause is placed by its first part, not by the larger later one", () => {
+  const l = pause();
+  // Votes find the block where its larger part (after the pause) aligns: 15 frames early.
+  const blind = verifyAt(l, AT - 15);
+  ok(blind.match?.frame !== AT, "without capture-time gaps the first part's place is not found");
+  const r = verifyAt(l, AT - 15, knowing([PAUSE_GAP]));
+  strictEqual(r.match?.frame, AT);
+  strictEqual(r.match.parts, 1);
+  strictEqual(r.match.instantNotSent, undefined);
+  ok(r.match.second - r.match.ber >= DEFAULT_THRESHOLDS.margin, "a peak in parts too");
+  // Found through the first part: the same answer.
+  strictEqual(verifyAt(l, AT, knowing([PAUSE_GAP])).match?.frame, AT);
+});
+
+Deno.test("parts win ties: an instant in a soft onset the sender left out is found, and said not sent", () => {
+  // The sender resumed 10 frames after the onset; the onset's first 12 frames are quiet (masked), so the block
+  // scores the same in parts as whole. The target has comfort noise (random) before the gap.
+  const gap: TargetGap = { at: AT * HOP, len: 15 * HOP };
+  const l = layout((j) => AT + j - 10, (j) => j < 12);
+  const p = new PartScorer();
+  p.setGaps([gap]);
+  const parts = p.best(l.sig, AT - 10, l.store, HOP)!;
+  const whole = verifyAt(l, AT - 10).match!;
+  ok(Math.abs(parts.z - whole.z) < 1e-9, `parts z ${parts.z} whole z ${whole.z}`);
+  ok(partsWin(parts, whole.z), "a tie goes to the parts");
+  strictEqual(parts.instantSent, false);
+  const r = verifyAt(l, AT - 10, knowing([gap]));
+  strictEqual(r.match?.instantNotSent, true);
+  strictEqual(r.match.parts, 1);
+});
+
+Deno.test("not-sent margin: an instant less than a hop inside a gap's end is the resumed audio's", () => {
+  // The instant 40 samples before the end of the gap in sent-time: the grid cannot tell it from the resume.
+  const inside = 40;
+  ok(inside < NOT_SENT_MARGIN * HOP);
+  const gap: TargetGap = { at: AT * HOP + inside + 8, len: 15 * HOP };
+  const l = layout((j) => AT + j, (j) => j < 4);
+  const r = verifyAt(l, AT, knowing([gap]));
+  strictEqual(r.match?.frame, AT);
+  strictEqual(r.match.instantNotSent, undefined, "left to the fine alignment");
+  // Two hops inside: not sent.
+  const deep: TargetGap = { at: AT * HOP + 2 * HOP + 8, len: 15 * HOP };
+  const d = verifyAt(layout((j) => AT + j, (j) => j < 4), AT, knowing([deep]));
+  strictEqual(d.match?.instantNotSent, true);
+});
+
+Deno.test("frame placement: a frame whose window reaches into the resumed audio is compared at the later shift", () => {
+  // Gap of 15 frames at target frame AT + 20; frames are placed by the point FRAME_PLACE into their window.
+  const gap: TargetGap = { at: (AT + 20) * HOP, len: 15 * HOP };
+  const l = layout((j) => (j < 20 ? AT + j : j >= 35 ? AT + j - 15 : undefined), () => false);
+  const p = new PartScorer();
+  p.setGaps([gap]);
+  const s = p.score(l.sig, AT * HOP, l.store, HOP);
+  // Frames whose point lies in the gap are left out: 15 frames, starting FRAME_PLACE·1024 samples before it.
+  const lead = Math.ceil((FRAME_PLACE * FP_PARAMS.frame) / HOP);
+  strictEqual(lead, 6);
+  strictEqual(s.used, N - 15);
+  // Frames 14..28 are left out (14..19 start before the gap); frames 29..34 start inside it but are ruled by
+  // what follows it, and count at the later shift.
+  const perFrame = (j: number) => {
+    const one = p.score(
+      { ...l.sig, fingerprint: l.sig.fingerprint.subarray(0, j + 1) },
+      AT * HOP,
+      l.store,
+      HOP,
+    );
+    return one.used;
+  };
+  deepStrictEqual([perFrame(13), perFrame(14), perFrame(28), perFrame(29)], [14, 14, 14, 15]);
+});
+
+Deno.test("parts gate: no parts are tried for a block far below a quarter of the significance it needs", () => {
+  const l = pause();
+  const asked: [number, number][] = [];
+  const ctx: Partial<VerifyContext> = {
+    gapsIn: (from, to) => {
+      asked.push([from, to]);
+      return [PAUSE_GAP];
+    },
+  };
+  verifyAt(l, AT - 15, ctx);
+  strictEqual(asked.length, 1, "asked at a candidate that scores well as a whole");
+  // Random target frames: whole z near 0.
+  const noise = layout(() => undefined, () => false);
+  const t = verifyAt(noise, AT, ctx);
+  strictEqual(asked.length, 1, "not asked");
+  strictEqual(t.match, undefined);
+  ok(
+    requiredZ(DEFAULT_THRESHOLDS, N) * PARTS_MIN_FRACTION > 1,
+    "the gate is above chance agreement of unrelated frames",
+  );
+});
