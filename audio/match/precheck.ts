@@ -53,9 +53,10 @@ export interface PrecheckRef {
 /**
  * Loads what the pre-checks of `now` due at `dueNext` read first (their slot's rank word and the frames their
  * first stage samples), all before any check runs: mostly cache misses, independent across checks, so they
- * overlap here instead of stalling one check after another. (A pre-check that fails reads nothing of the
- * signature object itself.) Changes nothing; returns a value the caller keeps so that the loads are not
- * optimised away.
+ * overlap here instead of stalling one check after another. In two rounds, the rank words, then the frames
+ * (which ones depends on the rank word): a check's second miss then waits on its first together with the
+ * other checks', not after it. (A pre-check that fails reads nothing of the signature object itself.) Changes
+ * nothing; returns a value the caller keeps so that the loads are not optimised away.
  */
 export function touchPrechecks(
   now: readonly PrecheckRef[],
@@ -64,6 +65,10 @@ export function touchPrechecks(
   end: number,
 ): number {
   let acc = 0;
+  for (const p of now) {
+    if (p.verify || p.slot < 0 || p.due > dueNext) continue;
+    acc ^= framesBelow(frames, p.slot * FRAME_WORDS, end - p.s - 1);
+  }
   for (const p of now) {
     if (p.verify || p.slot < 0 || p.due > dueNext) continue;
     const at = p.slot * FRAME_WORDS;

@@ -51,6 +51,26 @@ const FRAME_WEIGHT_SQ: Float64Array = Float64Array.from(
   (_, n) => weightedSq(n, SUBFP_BITS - n),
 );
 
+/**
+ * A frame's counts for the tables: with differing bits `x` and the target's strong bits `sm`, the index into
+ * FRAME_ERRORS of (strong errors, weak errors) shifted left by 8, plus the strong-bit count (for FRAME_WEIGHT and
+ * FRAME_WEIGHT_SQ). The three popcounts side by side (this runs for every frame of every block scored).
+ */
+function frameCounts(x: number, sm: number): number {
+  let a = x & sm, b = x & ~sm, c = sm;
+  a -= (a >>> 1) & 0x55555555;
+  b -= (b >>> 1) & 0x55555555;
+  c -= (c >>> 1) & 0x55555555;
+  a = (a & 0x33333333) + ((a >>> 2) & 0x33333333);
+  b = (b & 0x33333333) + ((b >>> 2) & 0x33333333);
+  c = (c & 0x33333333) + ((c >>> 2) & 0x33333333);
+  a = (a + (a >>> 4)) & 0x0f0f0f0f;
+  b = (b + (b >>> 4)) & 0x0f0f0f0f;
+  c = (c + (c >>> 4)) & 0x0f0f0f0f;
+  const errors = (Math.imul(a, 0x01010101) >>> 24) * (SUBFP_BITS + 1) + (Math.imul(b, 0x01010101) >>> 24);
+  return (errors << 8) | (Math.imul(c, 0x01010101) >>> 24);
+}
+
 /** Significance of a weighted BER over weights summing to `w` with squares summing to `w2`. */
 export function significance(ber: number, w: number, w2: number): number {
   if (!(w > 0) || !(w2 > 0)) return 0;
@@ -88,11 +108,11 @@ export function scoreBlock(
     const i = (s + j) & m;
     const x = fp[j]! ^ bits[i]!;
     const sm = strong[i]!;
-    const ns = popcount32(sm);
     // The tables hold exactly weighted(...) and weightedSq(...) of these counts: the same sums as the formulas.
-    e += et[popcount32(x & sm) * (SUBFP_BITS + 1) + popcount32(x & ~sm)]!;
-    d += wt[ns]!;
-    d2 += wq[ns]!;
+    const c = frameCounts(x, sm);
+    e += et[c >>> 8]!;
+    d += wt[c & 255]!;
+    d2 += wq[c & 255]!;
     used++;
   }
   if (used === 0 || d === 0) {
@@ -130,12 +150,10 @@ export function frameErrors(
       continue;
     }
     const i = t & m;
-    const x = fp[j]! ^ bits[i]!;
-    const sm = strong[i]!;
-    const ns = popcount32(sm);
-    e[j] = et[popcount32(x & sm) * (SUBFP_BITS + 1) + popcount32(x & ~sm)]!;
-    w[j] = wt[ns]!;
-    w2[j] = wq[ns]!;
+    const c = frameCounts(fp[j]! ^ bits[i]!, strong[i]!);
+    e[j] = et[c >>> 8]!;
+    w[j] = wt[c & 255]!;
+    w2[j] = wq[c & 255]!;
   }
 }
 
