@@ -396,6 +396,7 @@ export class TargetPipeline {
       rephase: (sig, frame) => rephaser.run(this.#ring, sig, frame),
       gapAt: (from, to, shift) =>
         this.#gaps(from * hop, to * hop).some((g) => Math.abs(g.len - shift * hop) <= GAP_SLACK_FRAMES * hop),
+      gapsIn: (from, to) => this.#gaps(from, to),
     });
   }
 
@@ -516,6 +517,11 @@ export class TargetPipeline {
     const hop = this.#params.hop;
     for (const m of found) {
       const sig = m.sig;
+      if (m.instantNotSent) {
+        // Scored in parts across a pause the sender left out, the instant inside it: no message carries it.
+        bump(this.#skipped, "instant_not_sent");
+        continue;
+      }
       // The envelope looks beyond ±ALIGN_RANGE only when something says the coarse frame may be that far off:
       // a split block, or a capture-time gap near the instant or anywhere in the block (losses inside the block
       // pull the whole-block alignment toward the audio after them). Otherwise far peaks are only chances to go

@@ -65,8 +65,13 @@ export function gapHints(
   return out;
 }
 
-/** An instant aligned at most this many analysis samples (5 ms) before a gap ... */
-export const SUPPRESSED_BEFORE_GAP = 40;
+/**
+ * An instant aligned at most this many analysis samples (one hop, 16 ms) before a gap ... (5 ms until the block
+ * was scored in parts across the pause, match/parts.ts: those instants, now found at the resume, were aligned
+ * 40–116 samples before it on the bench's DTX chain, in a comfort-noise message 40–140 ms early in call time;
+ * every correct match there sat after its gap or more than a hop before it).
+ */
+export const SUPPRESSED_BEFORE_GAP = 128;
 /** ... where the audio just after the gap is at least this much louder (dB) than just before it ... */
 export const SUPPRESSED_LOUDER_DB = 10;
 /** ... (levels over this many analysis samples, 10 ms, on either side) lies in audio that was not sent. */
