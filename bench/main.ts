@@ -31,6 +31,7 @@ import {
   backgroundSignatures,
   type DetectorSpeed,
   type MatcherSpeed,
+  matcherTargetLines,
   measureDetector,
   measureMatcher,
   measureMemory,
@@ -417,6 +418,7 @@ async function main(): Promise<void> {
         `signatures (reversed speech); ${matcher.matches} matches against them (each one false)`,
     );
     console.log(`  late signature search: ${num(matcher.searchSignatureUs, 1)} µs per (signature, stream)`);
+    for (const line of matcherTargetLines(matcher)) console.log(line);
     // Feeding 1,000 streams 30 s each is 30,000 s of audio: at the 1,000x bar that is 30 CPU seconds, at a slow
     // engine far more. Measure as many streams as the CPU budget allows at the matcher's measured speed, scaled.
     const budgetS = args.quick ? 8 : 90;
