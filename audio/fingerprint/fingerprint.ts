@@ -306,7 +306,7 @@ export class Fingerprinter {
   readonly analyzer: FrameAnalyzer;
   readonly ring: SampleRing;
   readonly store: FrameStore;
-  readonly #cur: Float64Array = new Float64Array(BANDS);
+  #cur: Float64Array = new Float64Array(BANDS);
   #prev: Float64Array = new Float64Array(BANDS);
   readonly #res = new Uint32Array(3);
   readonly #diff = new Float64Array(SUBFP_BITS);
@@ -353,7 +353,9 @@ export class Fingerprinter {
       const energy = this.analyzer.analyze(ring, pos, cur);
       subFingerprint(cur, this.#prev, res, this.#diff, this.analyzer.params.strongAlpha);
       this.store.push(res[0]!, res[1]!, energy, res[2]!);
-      this.#prev.set(cur);
+      // This frame's energies are the next one's previous: swap rather than copy (analyze writes every band).
+      this.#cur = this.#prev;
+      this.#prev = cur;
       this.#next++;
       count++;
     }
