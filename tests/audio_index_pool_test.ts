@@ -1,7 +1,9 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import { buildSignature, initSignatureHasher, isMasked } from "../audio/fingerprint/signature.ts";
 import {
+  FRAME_VALUES_AT,
   FRAME_WORDS,
+  framePosition,
   framesBelow,
   HitBuffer,
   MAX_BUCKET,
@@ -138,11 +140,14 @@ Deno.test("frames holds each active slot's unmasked positions and values in orde
     index.add(s);
     const at = index.slotOf(s.id) * FRAME_WORDS;
     const used = [...index.usedFrames(index.slotOf(s.id))];
+    const want: number[] = [];
+    for (let j = 0; j < s.fingerprint.length; j++) if (!isMasked(s.mask, j)) want.push(j);
+    deepStrictEqual(used, want);
     const f = index.frames;
     strictEqual(f[at], used.length);
     used.forEach((j, x) => {
-      strictEqual(f[at + 1 + 2 * x], j);
-      strictEqual(f[at + 2 + 2 * x], s.fingerprint[j]);
+      strictEqual(framePosition(f, at, x), j);
+      strictEqual(f[at + FRAME_VALUES_AT + x], s.fingerprint[j]);
     });
   }
 });

@@ -5,7 +5,7 @@
  */
 
 import type { FrameStore } from "../fingerprint/fingerprint.ts";
-import { FRAME_WORDS, framesBelow } from "./signature_index.ts";
+import { FRAME_POSITIONS_AT, FRAME_VALUES_AT, FRAME_WORDS, framesBelow } from "./signature_index.ts";
 import { sampledBer } from "./score.ts";
 
 /** Frames a pre-check looks at (spread over what is there). */
@@ -74,7 +74,9 @@ export function touchPrechecks(
     const at = p.slot * FRAME_WORDS;
     const avail = framesBelow(frames, at, end - p.s - 1);
     const step = Math.max(1, avail / PRECHECK_FRAMES) * 4;
-    for (let x = 0; x < avail; x += step) acc ^= frames[at + 1 + 2 * (x | 0)]!;
+    // The sample's positions (bytes) share a line or two; its values are what is spread.
+    for (let w = 0; w < (avail + 3) >> 2; w += 16) acc ^= frames[at + FRAME_POSITIONS_AT + w]!;
+    for (let x = 0; x < avail; x += step) acc ^= frames[at + FRAME_VALUES_AT + (x | 0)]!;
   }
   return acc;
 }

@@ -11,7 +11,7 @@
 
 import { type FrameStore, SUBFP_BITS } from "../fingerprint/fingerprint.ts";
 import { isMasked } from "../fingerprint/signature.ts";
-import { popcount32 } from "./signature_index.ts";
+import { FRAME_POSITIONS_AT, FRAME_VALUES_AT, popcount32 } from "./signature_index.ts";
 
 /** Weight of a bit the target measured with a small energy difference. */
 export const WEAK_WEIGHT = 0.3;
@@ -176,12 +176,12 @@ export function sampledBer(
   let e = 0, d = 0;
   // x stays below 2^31, so `x | 0` is Math.floor(x); the tables hold exactly the per-frame terms.
   for (let x = 0; x < avail; x += step) {
-    const y = at + 1 + 2 * (x | 0);
-    const j = frames[y]!;
+    const y = x | 0;
+    const j = (frames[at + FRAME_POSITIONS_AT + (y >> 2)]! >>> ((y & 3) << 3)) & 255;
     const t = k + j;
     if (t < start || t >= end) continue;
     const i = t & m;
-    const diff = frames[y + 1]! ^ bits[i]!;
+    const diff = frames[at + FRAME_VALUES_AT + y]! ^ bits[i]!;
     const sm = strong[i]!;
     // Popcounts inline (the hottest loop of the pre-checks).
     let a = diff & sm, b = diff & ~sm, c = sm;

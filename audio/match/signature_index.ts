@@ -29,15 +29,26 @@ const BUCKETS = 65536;
 export const MAX_PROBES = 64;
 
 /** Word offset in a slot of {@link SignatureIndex.frames} of its rank bytes (see {@link FRAME_WORDS}). */
-export const FRAME_RANKS_AT = 1 + 2 * SIGNATURE_MAX_FRAMES;
+export const FRAME_RANKS_AT = 1;
+/** Word offset in a slot of its unmasked positions, one byte each (see {@link FRAME_WORDS}). */
+export const FRAME_POSITIONS_AT = FRAME_RANKS_AT + ((SIGNATURE_MAX_FRAMES + 4) >> 2);
+/** Word offset in a slot of its unmasked sub-fingerprints (see {@link FRAME_WORDS}). */
+export const FRAME_VALUES_AT = FRAME_POSITIONS_AT + (SIGNATURE_MAX_FRAMES >> 2);
 
 /**
- * Words per slot in {@link SignatureIndex.frames}: the number of unmasked frames n, then n pairs (position,
- * sub-fingerprint), then at {@link FRAME_RANKS_AT} SIGNATURE_MAX_FRAMES + 1 rank bytes, four per word from the
- * low end: rank j is the number of unmasked positions below j (see {@link framesBelow}); rounded up to whole
- * 16-byte groups.
+ * Words per slot in {@link SignatureIndex.frames}: the number of unmasked frames n; at {@link FRAME_RANKS_AT}
+ * SIGNATURE_MAX_FRAMES + 1 rank bytes (rank j is the number of unmasked positions below j, see
+ * {@link framesBelow}); at {@link FRAME_POSITIONS_AT} the n unmasked positions, one byte each; at
+ * {@link FRAME_VALUES_AT} their n sub-fingerprints; bytes four per word from the low end, rounded up to whole
+ * 16-byte groups. The positions are bytes and apart from the values so that a pre-check's sample of a block
+ * (a rank, then every few positions and values of the first half) touches as few cache lines as can be.
  */
-export const FRAME_WORDS = (FRAME_RANKS_AT + ((SIGNATURE_MAX_FRAMES + 4) >> 2) + 3) & ~3;
+export const FRAME_WORDS = (FRAME_VALUES_AT + SIGNATURE_MAX_FRAMES + 3) & ~3;
+
+/** The x-th unmasked position of the slot of `frames` at `at` (see {@link FRAME_WORDS}). */
+export function framePosition(frames: Uint32Array, at: number, x: number): number {
+  return (frames[at + FRAME_POSITIONS_AT + (x >> 2)]! >>> ((x & 3) << 3)) & 255;
+}
 
 /**
  * Writes the slot layout of {@link FRAME_WORDS} for a signature's fingerprint `fp` whose unmasked positions are
@@ -49,12 +60,12 @@ export function writeFrameSlot(
   fp: Uint32Array,
   used: ArrayLike<number>,
 ): void {
+  frames.fill(0, at, at + FRAME_WORDS);
   frames[at] = used.length;
   for (let x = 0; x < used.length; x++) {
-    frames[at + 1 + 2 * x] = used[x]!;
-    frames[at + 2 + 2 * x] = fp[used[x]!]!;
+    frames[at + FRAME_POSITIONS_AT + (x >> 2)]! |= used[x]! << ((x & 3) << 3);
+    frames[at + FRAME_VALUES_AT + x] = fp[used[x]!]!;
   }
-  frames.fill(0, at + FRAME_RANKS_AT, at + FRAME_WORDS);
   for (let j = 0, x = 0; j <= SIGNATURE_MAX_FRAMES; j++) {
     while (x < used.length && used[x]! < j) x++;
     frames[at + FRAME_RANKS_AT + (j >> 2)]! |= x << ((j & 3) << 3);
@@ -302,7 +313,7 @@ export class SignatureIndex {
   usedFrames(slot: number): Int16Array {
     if (this.#sigs[slot] === undefined) return new Int16Array(0);
     const at = slot * FRAME_WORDS;
-    return Int16Array.from({ length: this.#frames[at]! }, (_, x) => this.#frames[at + 1 + 2 * x]!);
+    return Int16Array.from({ length: this.#frames[at]! }, (_, x) => framePosition(this.#frames, at, x));
   }
 
   /**
