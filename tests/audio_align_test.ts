@@ -92,6 +92,7 @@ Deno.test("envelopeShift: gain does not matter and a 150-sample shift is found",
   const quiet = analysed(shifted(x.map((v) => v * 0.1), 200));
   const r = envelopeShift(quiet.ring, env, k + 200 - 150, ALIGN_RANGE, new EnvelopeScratch())!;
   strictEqual(r.shift, 150);
-  ok(r.corr > 0.95, `corr ${r.corr}`);
+  // The correlation is of levels less their ±16 ms mean, where the 3-bit source quantisation weighs more.
+  ok(r.corr > 0.8, `corr ${r.corr}`);
   strictEqual(envelopeShift(quiet.ring, env, 100, ALIGN_RANGE, new EnvelopeScratch()), undefined, "not held");
 });

@@ -257,35 +257,12 @@ export function envelopeShift(
     return max;
   };
 
-  // Without hints every value is in the target: two tight passes, the source's clamped statistics from its
-  // histogram (the search runs for every match, ~500 shifts × 256 values).
-  const count = new Float64Array(ENV_LEVELS);
-  for (let i = 0; i < ENV_VALUES; i++) count[levels[i]!]!++;
   const scorePlain = (d: number): number => {
     const a = downMax[d]!, b = upMax[d + (ENV_VALUES - 1) * ENV_HOP]!;
     const max = a > b ? a : b;
     const floor = Math.max(max - ENV_RANGE_DB, noise);
-    const rel = floor - max;
-    let sSum = 0, sSq = 0;
-    for (let q = 0; q < ENV_LEVELS; q++) {
-      const x = Math.max(levelDb(q), rel);
-      sSum += count[q]! * x;
-      sSq += count[q]! * x * x;
-    }
-    let tSum = 0, tSq = 0, cross = 0;
-    for (let i = 0, k = d; i < ENV_VALUES; i++, k += ENV_HOP) {
-      let v = db[k]!;
-      if (v < floor) v = floor;
-      let x = sDb[i]!;
-      if (x < rel) x = rel;
-      tSum += v;
-      tSq += v * v;
-      cross += v * x;
-    }
-    const tVar = tSq - (tSum * tSum) / ENV_VALUES;
-    const sVar = sSq - (sSum * sSum) / ENV_VALUES;
-    const cov = cross - (tSum * sSum) / ENV_VALUES;
-    const corr = tVar > 1e-9 && sVar > 1e-9 ? cov / Math.sqrt(tVar * sVar) : -1;
+    for (let i = 0, k = d; i < ENV_VALUES; i++, k += ENV_HOP) at[i] = k;
+    const corr = placedCorrelation(db, sDb, at, floor, floor - max);
     return Math.abs(d - range) > NEAR_SHIFT ? corr - FAR_HANDICAP : corr;
   };
 
@@ -411,33 +388,67 @@ export function envelopeShift(
 const NOT_ENOUGH = -2;
 
 /**
- * Pearson correlation of the target levels `db[at[i]]` (clamped at `floor`) with the source levels `sDb[i]`
- * (clamped at `rel`) over the values `at` places (`at[i] < 0`: missing); -1 when either side is flat,
- * {@link NOT_ENOUGH} when too few values are placed. One formula for the plain-gap and in-gap hypotheses.
+ * Values on either side of each envelope value whose mean is taken out before correlating (±16 ms).
+ *
+ * Why: AGC, compression and noise suppression reshape the level over tens of milliseconds (quiet stretches
+ * lifted by up to 18 dB, loud ones held down, a noise reducer's pre-echo lifted with them), so the target's
+ * onsets become ramps that start earlier than the source's steps; correlated as they are, the clamped levels
+ * put such instants 20–38 ms early (measured on the bench's AGC chain: 4.8% of matches more than 20 ms off,
+ * 79.8% exact). Residuals around a ±16 ms mean keep what gain reshaping leaves alone: sharp onsets and the pitch
+ * pulses within voiced speech. Measured offline on the bench's recorded alignments (seed 1; share within 1 ms):
+ * AGC 80.7% → 94.4%, GSM + pink noise 98.3% → 98.7%, AMR 86.4% → 86.1%; ±2 ms lost the onsets (AGC 79.9%),
+ * ±4 ms 90.1%, ±8 ms 92.2%, ±12 ms 94.2%, ±24 ms 94.2%, ±32 ms 94.1%.
  */
-function placedCorrelation(
+export const DETREND_SPAN = 16;
+
+const tVals = new Float64Array(ENV_VALUES);
+const sVals = new Float64Array(ENV_VALUES);
+const tRun = new Float64Array(ENV_VALUES + 1);
+const sRun = new Float64Array(ENV_VALUES + 1);
+
+/**
+ * Pearson correlation of the target levels `db[at[i]]` (clamped at `floor`) with the source levels `sDb[i]`
+ * (clamped at `rel`) over the values `at` places (`at[i] < 0`: missing), each side less its running mean over
+ * ±{@link DETREND_SPAN} placed values; -1 when either side is flat, {@link NOT_ENOUGH} when too few values are
+ * placed. One formula for the plain, gap and in-gap hypotheses.
+ */
+export function placedCorrelation(
   db: Float64Array,
   sDb: Float64Array,
   at: Int32Array,
   floor: number,
   rel: number,
 ): number {
-  let m = 0, tSum = 0, tSq = 0, sSum = 0, sSq = 0, cross = 0;
+  let m = 0;
   for (let i = 0; i < ENV_VALUES; i++) {
     const k = at[i]!;
     if (k < 0) continue;
-    let v = db[k]!;
-    if (v < floor) v = floor;
-    let x = sDb[i]!;
-    if (x < rel) x = rel;
+    const v = db[k]!;
+    const x = sDb[i]!;
+    tVals[m] = v < floor ? floor : v;
+    sVals[m] = x < rel ? rel : x;
     m++;
+  }
+  if (m < MIN_VALUES) return NOT_ENOUGH;
+  tRun[0] = 0;
+  sRun[0] = 0;
+  for (let i = 0; i < m; i++) {
+    tRun[i + 1] = tRun[i]! + tVals[i]!;
+    sRun[i + 1] = sRun[i]! + sVals[i]!;
+  }
+  let tSum = 0, tSq = 0, sSum = 0, sSq = 0, cross = 0;
+  for (let i = 0; i < m; i++) {
+    const lo = i > DETREND_SPAN ? i - DETREND_SPAN : 0;
+    const hi = i + DETREND_SPAN + 1 < m ? i + DETREND_SPAN + 1 : m;
+    const w = hi - lo;
+    const v = tVals[i]! - (tRun[hi]! - tRun[lo]!) / w;
+    const x = sVals[i]! - (sRun[hi]! - sRun[lo]!) / w;
     tSum += v;
     tSq += v * v;
     sSum += x;
     sSq += x * x;
     cross += v * x;
   }
-  if (m < MIN_VALUES) return NOT_ENOUGH;
   const tVar = tSq - (tSum * tSum) / m;
   const sVar = sSq - (sSum * sSum) / m;
   const cov = cross - (tSum * sSum) / m;
