@@ -75,8 +75,11 @@ interface CachedKey {
   key: string;
 }
 
-/** Slots of a {@link ColumnKeyCache} (a power of two). */
-const KEY_SLOTS = 1024;
+/**
+ * Slots of a {@link ColumnKeyCache} (a power of two). Ample for the streams of a tap: two combinations that
+ * share a slot would render their keys on every row while both are live.
+ */
+const KEY_SLOTS = 4096;
 
 /** A cell as remembered by the cache: bytes copied (the row's own may be a view of a reused buffer). */
 function keepCell(c: KeyCell | undefined): KeyCell | undefined {
@@ -115,15 +118,28 @@ class ColumnKeyCache {
   keyOf(columns: Readonly<Record<string, KeyCell>>, spec: readonly string[]): string {
     let h = 0x811c9dc5;
     for (let i = 0; i < spec.length; i++) h = cellHash(columns[spec[i]!], h);
-    const slot = (h ^ (h >>> 15)) & (KEY_SLOTS - 1);
-    const known = this.#slots[slot];
-    if (known !== undefined) {
+    // MurmurHash3's finaliser: every input bit reaches the slot bits (FNV's low bits see only low input bits).
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+    // Two slots per combination (slot and its neighbour), so two combinations that hash alike both stay.
+    const slot = h & (KEY_SLOTS - 1);
+    for (let w = 0; w < 2; w++) {
+      const known = this.#slots[slot ^ w];
+      if (known === undefined) continue;
       let same = true;
       for (let i = 0; i < spec.length && same; i++) same = sameCell(known.cells[i], columns[spec[i]!]);
       if (same) return known.key;
     }
     const key = streamKeyOf(columns, undefined, spec);
-    this.#slots[slot] = { cells: spec.map((e) => keepCell(columns[e])), key };
+    const free = this.#slots[slot] === undefined
+      ? slot
+      : this.#slots[slot ^ 1] === undefined
+      ? slot ^ 1
+      : slot;
+    this.#slots[free] = { cells: spec.map((e) => keepCell(columns[e])), key };
     return key;
   }
 }
