@@ -11,6 +11,7 @@ import type { PayloadEnvelope } from "./decode/payload.ts";
 import { ALIGN_RANGE, ENVELOPE_RANGE, FineAligner, INSTANT_OFFSET } from "./align/align.ts";
 import { type GapHint, gapHints, inSuppressedOnset } from "./align/gap_hints.ts";
 import { Rephaser } from "./align/rephase.ts";
+import { sourceWaveSigns } from "./align/wave_signs.ts";
 import { ENV_FROM, ENV_TO, sourceEnvelope } from "./align/level_envelope.ts";
 import {
   Fingerprinter,
@@ -304,6 +305,7 @@ export class SourcePipeline {
       fingerprint,
       mask,
       levelEnvelope: envelope,
+      waveSigns: sourceWaveSigns(this.#ring, instant),
       ids: this.#idsAt(instant),
     });
   }
@@ -452,9 +454,13 @@ export class TargetPipeline {
     };
   }
 
-  /** Bytes held per stream by the lookback (samples, frames) and the vote table, for capacity planning. */
+  /**
+   * Bytes held per stream by the lookback (samples, frames, timeline, capture times) and the vote table, for
+   * capacity planning.
+   */
   memoryBytes(): number {
-    return this.#ring.bytes + this.#store.capacity * 16 + this.#matcher.bytes;
+    return this.#ring.bytes + this.#store.capacity * 16 + this.decoder.timeline.bytes + this.#times.bytes +
+      this.#matcher.bytes;
   }
 
   #take(start: number, samples: Float32Array, final: boolean): Match[] {
@@ -538,6 +544,7 @@ export class TargetPipeline {
         ALIGN_RANGE,
         m.split || gaps.length > 0 || inBlock.length > 0 ? ENVELOPE_RANGE : ALIGN_RANGE,
         gaps,
+        sig.waveSigns,
       );
       if (al?.instantInGap) {
         // Never report a neighbour of audio that was not sent (DTX) or lost: the instant has no message here.

@@ -63,7 +63,7 @@ function signatures(): Signature[] {
 }
 
 /** Target: the speech three times over (22 s) after a lead-in; signatures arrive after all of it. */
-function backward(sigs: Signature[], hot: number): Match[] {
+function backward(sigs: Signature[], hot: number, onPipeline?: (tp: TargetPipeline) => void): Match[] {
   const lead = new Uint8Array(1234).fill(0xff);
   const audio = new Uint8Array(lead.length + 3 * speech.length);
   audio.set(lead);
@@ -80,6 +80,7 @@ function backward(sigs: Signature[], hot: number): Match[] {
     ringHotSamples: hot,
   });
   for (const m of messages(audio, T0 + 250_000_000n, 2)) tp.push(m);
+  onPipeline?.(tp);
   const out: Match[] = [];
   for (const s of sigs) {
     index.add(s);
@@ -99,4 +100,12 @@ Deno.test("target ring: matches found in the 8-bit tier are those of an all-Int1
   ok(all.length >= sigs.length - 1, `${all.length} matches`);
   deepStrictEqual(small, all);
   deepStrictEqual(backward(sigs, 32_768), all);
+});
+
+Deno.test("target pipeline: memory counted per stream for 22 s is under 400 KB (the 16-bit ring alone took 512 KiB)", async () => {
+  await initAudioEngine();
+  let bytes = 0;
+  backward([], 32_768, (tp) => (bytes = tp.memoryBytes()));
+  // 22 s held: 64 KiB of Int16 tier, ~145 KiB of 8-bit tier, frames, timeline, capture times, vote table.
+  ok(bytes > 200_000 && bytes < 400_000, `${bytes} bytes`);
 });
