@@ -5,7 +5,8 @@
  * `analyze`; each reports its peak RSS (VmHWM). Streams run longer than the 30 s lookback so every ring is full.
  * The figures size the DaemonSet (k8s/README.md "Sizing").
  *
- * `deno run -A bench/capture_memory.ts [--streams 1000,2000] [--seconds 35] [--run-only]`
+ * `deno run -A bench/capture_memory.ts [--streams 1000,2000] [--seconds 35] [--run-only] [--heap-mb N]`
+ * (`--heap-mb`: V8's old space capped as a container memory limit would, to find what the replay needs)
  * @module
  */
 
@@ -111,11 +112,17 @@ function statusMB(pid: number, field: "VmHWM" | "VmRSS"): number {
 }
 
 /** Runs `run --capture` until the capture is replayed; its peak and final RSS, MB. */
-async function runCapture(config: string, capture: string): Promise<{ peak: number; end: number }> {
+async function runCapture(
+  config: string,
+  capture: string,
+  heapMB?: number,
+): Promise<{ peak: number; end: number; code?: number }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
+      // As a memory limit with DENO_USE_CGROUPS=1 would size it: does the replay fit in that V8 heap?
+      ...(heapMB ? [`--v8-flags=--max-old-space-size=${heapMB}`] : []),
       `${ROOT}main.ts`,
       "run",
       "--config",
@@ -140,8 +147,9 @@ async function runCapture(config: string, capture: string): Promise<{ peak: numb
     }
     if (text.length > 1 << 20) text = text.slice(-4096);
   }
-  await child.status;
-  return result;
+  const status = await child.status;
+  // Killed by us after "capture replayed" (SIGTERM), or died on its own first (e.g. out of heap).
+  return Number.isNaN(result.peak) ? { ...result, code: status.code } : result;
 }
 
 /** Measures every configuration. */
@@ -149,7 +157,7 @@ export async function captureMemory(
   streamCounts: readonly number[],
   seconds: number,
   onResult?: (r: CaptureMemory) => void,
-  opts: { analyze?: boolean } = {},
+  opts: { analyze?: boolean; heapMB?: number } = {},
 ): Promise<CaptureMemory[]> {
   const dir = await Deno.makeTempDir({ prefix: "fsmpx-capture-memory-" });
   const out: CaptureMemory[] = [];
@@ -159,7 +167,10 @@ export async function captureMemory(
     for (const streams of streamCounts) {
       const capture = `${dir}/many.jsonl`;
       const bytes = await writeManyStreams(capture, streams, seconds);
-      const run = await runCapture(config, capture);
+      const run = await runCapture(config, capture, opts.heapMB);
+      if (run.code !== undefined) {
+        console.log(`  run --capture exited with ${run.code} before the end of the replay`);
+      }
       const an = opts.analyze === false ? { maxRssMB: NaN } : await timed([
         Deno.execPath(),
         "run",
@@ -206,7 +217,9 @@ if (import.meta.main) {
   const counts = si >= 0 ? Deno.args[si + 1]!.split(",").map(Number) : [1000, 2000];
   const seconds = ti >= 0 ? Number(Deno.args[ti + 1]) : 35;
   // --run-only: the DaemonSet's process only (analyze of the same capture doubles the time).
+  const hi = Deno.args.indexOf("--heap-mb");
   await captureMemory(counts, seconds, (r) => printCaptureMemory([r]), {
     analyze: !Deno.args.includes("--run-only"),
+    heapMB: hi >= 0 ? Number(Deno.args[hi + 1]) : undefined,
   });
 }
