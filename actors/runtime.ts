@@ -8,6 +8,7 @@ import { type Clock, SystemClock, type TimerHandle } from "./clock.ts";
 import { Mailbox, type OverflowPolicy } from "./mailbox.ts";
 import { resolveRestartPolicy, type RestartPolicy, RestartTracker } from "./supervisor.ts";
 import { type Logger, logger } from "../util/log.ts";
+import process from "node:process";
 
 export type { Clock, OverflowPolicy, RestartPolicy };
 
@@ -236,6 +237,14 @@ const SYNC_BATCH = 256;
  * scrape, and pile rows up in the peer instead of dropping its own oldest ones where it can count them.
  */
 export const SLICE_MS = 3;
+/**
+ * The longest slice (ms). A slice is as long as the CPU time of the event loop's last turn (within
+ * SLICE_MS..this), so actors get at least half the CPU however much input a turn brings: under a flood, decoding
+ * Pixie's responses in I/O callbacks would otherwise take nearly all of it, and a sensor would read rows only to
+ * drop them. CPU time, not wall time: on a busy host the process is descheduled during turns, and wall time would
+ * lengthen the slices and starve the reading instead.
+ */
+export const MAX_SLICE_MS = 100;
 // Messages between two looks at the time (performance.now() is ~0.3 µs; messages are µs to ms).
 const SLICE_CHECK_EVERY = 16;
 
@@ -246,6 +255,10 @@ const SLICE_CHECK_EVERY = 16;
  */
 const turns = {
   sliceStart: 0,
+  /** This slice's length: the last turn's, within SLICE_MS..MAX_SLICE_MS. */
+  sliceMs: SLICE_MS,
+  /** Process CPU time (ms) when the loops began waiting for the turn (-1: none waits). */
+  waitCpu: -1,
   /** Loops running or suspended inside a receive. */
   active: 0,
   timer: undefined as ReturnType<typeof setTimeout> | undefined,
@@ -253,7 +266,13 @@ const turns = {
   fire: (): void => {},
 };
 
-/** The loop has been busy `SLICE_MS`: true when it should wait for {@link eventLoopTurn}. */
+/** The process's CPU time (user + system, every thread), ms. */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** The loop has been busy for the slice: true when it should wait for {@link eventLoopTurn}. */
 function sliceUsed(): boolean {
   const elapsed = performance.now() - turns.sliceStart;
   if (turns.next === undefined) {
@@ -261,18 +280,25 @@ function sliceUsed(): boolean {
       turns.fire = resolve;
     });
     turns.timer = setTimeout(() => {
+      const now = performance.now();
+      // CPU spent outside the actors since they stopped (I/O callbacks, other tasks): the next slice matches it.
+      turns.sliceMs = turns.waitCpu >= 0
+        ? Math.min(MAX_SLICE_MS, Math.max(SLICE_MS, cpuMs() - turns.waitCpu))
+        : SLICE_MS;
+      turns.waitCpu = -1;
       turns.timer = undefined;
       turns.next = undefined;
-      turns.sliceStart = performance.now();
+      turns.sliceStart = now;
       turns.fire();
     }, 0);
   }
-  return elapsed >= SLICE_MS;
+  return elapsed >= turns.sliceMs;
 }
 
 /** Resolves on the next turn of the event loop (after timers and I/O callbacks). */
 function eventLoopTurn(): Promise<void> {
   sliceUsed();
+  if (turns.waitCpu < 0) turns.waitCpu = cpuMs();
   return turns.next!;
 }
 
@@ -283,7 +309,10 @@ function loopStarted(): void {
 
 function loopEnded(): void {
   // The last loop went idle: an armed turn nobody waits for is cancelled (no stray timer keeps a test open).
-  if (--turns.active === 0 && turns.timer !== undefined) {
+  if (--turns.active > 0) return;
+  turns.sliceMs = SLICE_MS;
+  turns.waitCpu = -1;
+  if (turns.timer !== undefined) {
     clearTimeout(turns.timer);
     turns.timer = undefined;
     turns.next = undefined;

@@ -4,9 +4,22 @@
  * every mailbox is empty. State conditions only: what had been processed when a timer fired.
  */
 import { equal, ok } from "node:assert/strict";
+import process from "node:process";
 import { ActorSystem, SLICE_MS } from "../actors/runtime.ts";
 
-/** Burns `ms` of CPU (a stand-in for decoding and fingerprinting a row). */
+/** Burns `ms` of this process's CPU time (however long a busy host takes to give it). */
+function burnCpu(ms: number): void {
+  const cpu = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+  const end = cpu() + ms;
+  while (cpu() < end) {
+    // busy
+  }
+}
+
+/** Burns `ms` of wall time (a stand-in for decoding and fingerprinting a row). */
 function burn(ms: number): void {
   const end = performance.now() + ms;
   while (performance.now() < end) {
@@ -62,4 +75,37 @@ Deno.test("an idle system leaves no turn timer behind (nothing keeps a process o
   await done.promise;
   // The test's op sanitizer fails the test if a timer armed for a turn were still pending at its end.
   await system.shutdown({ deadlineMs: 1000 });
+});
+
+Deno.test("when the event loop's turns are long (a flood of input), the actors' slices grow to match", async () => {
+  // A stand-in for I/O callbacks decoding a flood of responses: every turn of the event loop burns 30 ms of CPU.
+  const burnMs = 30;
+  let floods = 0;
+  let flooding = true;
+  const flood = () => {
+    if (!flooding) return;
+    burnCpu(burnMs);
+    floods++;
+    setTimeout(flood, 0);
+  };
+  const system = new ActorSystem();
+  const total = 2000;
+  let processed = 0;
+  const done = Promise.withResolvers<void>();
+  const a = system.spawn<number>("a", () => ({
+    receive() {
+      burn(0.2);
+      if (++processed === total) done.resolve();
+    },
+  }), { capacity: total, overflow: "backpressure" });
+  setTimeout(flood, 0);
+  for (let i = 0; i < total; i++) a.tryTell(i);
+  await done.promise;
+  flooding = false;
+  // With slices of SLICE_MS the actor would get 16 messages (3.2 ms, one look at the time) per 30 ms turn, a
+  // tenth of the thread; with slices as long as the turns, up to 150 (fewer when a busy host deschedules it).
+  const perTurn = total / Math.max(1, floods);
+  ok(perTurn >= 30, `${perTurn.toFixed(0)} messages per flooded turn (${floods} turns)`);
+  await system.shutdown({ deadlineMs: 1000 });
+  await new Promise((r) => setTimeout(r, 0));
 });
