@@ -44,7 +44,7 @@ function cpu(): number {
 const PER_MATCH_TARGET_MS = 0.75;
 
 /** CPU seconds and calls spent inside one method, while {@link timeInside} is on. */
-interface Inside {
+export interface Inside {
   cpuS: number;
   calls: number;
 }
@@ -54,7 +54,7 @@ interface Inside {
  * returned `restore`. For the per-match figures: what a match costs is spread over a few calls that run inside
  * the pipeline's push, so they are timed where they run.
  */
-function timeInside(proto: object, name: string): Inside & { restore(): void } {
+export function timeInside(proto: object, name: string): Inside & { restore(): void } {
   const obj = proto as Record<string, (...a: unknown[]) => unknown>;
   const orig = obj[name]!;
   const acc = {
@@ -96,7 +96,7 @@ async function readPcm16(path: string): Promise<Float32Array | undefined> {
 }
 
 /** Prompts concatenated with 0.5 s pauses, from the `part`-th half of the sorted list (0 or 1). */
-async function speech(seconds: number, part: 0 | 1): Promise<Float32Array> {
+export async function speech(seconds: number, part: 0 | 1): Promise<Float32Array> {
   const names: string[] = [];
   for await (const e of Deno.readDir(SOUNDS)) if (e.isFile && e.name.endsWith(".wav")) names.push(e.name);
   names.sort();
@@ -132,7 +132,7 @@ function mulaw(x: number): number {
 }
 
 /** 20 ms raw μ-law messages. */
-function messages(audio: Float32Array): { timeNs: bigint; payload: Uint8Array }[] {
+export function messages(audio: Float32Array): { timeNs: bigint; payload: Uint8Array }[] {
   const out: { timeNs: bigint; payload: Uint8Array }[] = [];
   for (let at = 0, i = 0; at + 160 <= audio.length; at += 160, i++) {
     const p = new Uint8Array(160);
@@ -142,7 +142,8 @@ function messages(audio: Float32Array): { timeNs: bigint; payload: Uint8Array }[
   return out;
 }
 
-const FORMAT: AudioFormat = {
+/** The format of {@link messages}: raw μ-law at 8 kHz, mono. */
+export const FORMAT: AudioFormat = {
   envelope: "raw",
   path: "",
   encoding: "binary",
@@ -159,7 +160,7 @@ const FORMAT: AudioFormat = {
  * speech; blocks cut from the same few minutes (or from a few pitch-shifted copies of them) repeat each other's
  * sub-fingerprints, crowd the same index buckets and make lookups look far more expensive than they are.
  */
-function signaturesFrom(audio: Float32Array, count: number, seed: number): Signature[] {
+export function signaturesFrom(audio: Float32Array, count: number, seed: number): Signature[] {
   let s = seed;
   const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
   const seg = 2.3 * 8000;

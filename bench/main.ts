@@ -440,6 +440,21 @@ async function main(): Promise<void> {
         `${memory.streams < 1000 ? " and scaled" : ""}; ` +
         `the ${ACTIVE_SIGNATURES}-signature index: ${num(memory.indexMB)} MB`,
     );
+    // The matcher on audio with matches (CPU per match: verification, near-miss re-scoring, alignment) and on one
+    // stream, against issue 16's targets; a child process, so that its index and streams do not skew the above.
+    console.log("");
+    console.log("Matcher per match and per stream (bench/fingerprint_speed.ts, 10,000 signatures)");
+    const fps = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-all",
+        new URL("./fingerprint_speed.ts", import.meta.url).pathname,
+        ...(args.quick ? ["--seconds", "60"] : []),
+      ],
+      stdout: "inherit",
+      stderr: "inherit",
+    }).output();
+    if (fps.code !== 0) console.log(`  fingerprint_speed failed (exit ${fps.code})`);
     // NATS fan-out (signature publish -> every node's registry, latency and throughput), measured by its own
     // module against a real nats-server in a child process, so its servers and sockets cannot skew the above.
     console.log("");
