@@ -71,6 +71,11 @@ export interface Signature {
    * audio/align/level_envelope.ts). Absent: alignment uses the sub-fingerprints alone (less precise).
    */
   levelEnvelope?: Uint8Array;
+  /**
+   * Signs of the source waveform over 512 samples near the instant (see audio/align/wave_signs.ts): `offset` is
+   * the window's first sample relative to the instant, `bits` 64 bytes. Absent: the envelope alone places it.
+   */
+  waveSigns?: { offset: number; bits: Uint8Array };
   /** Context ids from metadata_extraction, e.g. { interval_id: "..." }. */
   ids: Record<string, string>;
 }

@@ -1,5 +1,6 @@
 import { deepStrictEqual, notStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { ENV_VALUES, packEnvelope, unpackEnvelope } from "../audio/align/level_envelope.ts";
+import { WAVE_SIGN_BYTES } from "../audio/align/wave_signs.ts";
 import {
   buildSignature,
   capName,
@@ -119,4 +120,48 @@ Deno.test("buildSignature refuses empty or oversized blocks and bad envelopes", 
   throws(() => buildSignature(fields({ fingerprint: new Uint32Array(0) })), RangeError);
   throws(() => buildSignature(fields({ fingerprint: new Uint32Array(129) })), RangeError);
   throws(() => buildSignature(fields({ levelEnvelope: new Uint8Array(10) })), RangeError);
+});
+
+function waveSigns(offset = -96): { offset: number; bits: Uint8Array } {
+  return { offset, bits: Uint8Array.from({ length: WAVE_SIGN_BYTES }, (_, i) => (i * 37) & 0xff) };
+}
+
+Deno.test("waveform signs: an optional block after the envelope, carried only where it fits under 1 KB", () => {
+  const sig = buildSignature(fields({ waveSigns: waveSigns() }));
+  const bytes = encodeSignature(sig);
+  strictEqual(bytes[3], 7, "flags: mask, envelope, waveform signs");
+  strictEqual(bytes.length, encodeSignature(buildSignature(fields())).length + 2 + WAVE_SIGN_BYTES);
+  deepStrictEqual(decodeSignature(bytes), sig);
+  // A signature without them (every one before) decodes as it did.
+  const old = buildSignature(fields());
+  deepStrictEqual(decodeSignature(encodeSignature(old)), old);
+  strictEqual(encodeSignature(old)[3], 3);
+  // Names at their caps and a full ids budget: the signs are left out, the names and ids are not.
+  const long = "x".repeat(300);
+  const uuid = "123e4567-e89b-12d3-a456-426614174000";
+  const full = buildSignature(fields({
+    measurement: long,
+    node: long,
+    pod: long,
+    stream: long,
+    ids: { interval_id_0123456789abcdef: uuid, call_id_0123456789abcdefghij: uuid },
+    waveSigns: waveSigns(),
+  }));
+  const fullBytes = encodeSignature(full);
+  ok(fullBytes.length <= 1023, `${fullBytes.length} bytes`);
+  const back = decodeSignature(fullBytes);
+  strictEqual(back.waveSigns, undefined);
+  deepStrictEqual(back.ids, full.ids);
+});
+
+Deno.test("waveform signs: bad offsets and lengths are refused on both sides", () => {
+  throws(() => buildSignature(fields({ waveSigns: waveSigns(2000) })), RangeError);
+  throws(() => buildSignature(fields({ waveSigns: { offset: 0, bits: new Uint8Array(8) } })), RangeError);
+  const bytes = encodeSignature(buildSignature(fields({ waveSigns: waveSigns() })));
+  const at = bytes.length - (2 + WAVE_SIGN_BYTES) - (1 + 13 + 1 + 6 + 1 + 15 + 1 + 18 + 1 + 2 + 11 + 36);
+  strictEqual(new DataView(bytes.buffer).getInt16(at), -96);
+  const bad = bytes.slice();
+  new DataView(bad.buffer).setInt16(at, 30000);
+  throws(() => decodeSignature(bad), SignatureDecodeError);
+  throws(() => decodeSignature(bytes.slice(0, at + 10)), SignatureDecodeError);
 });

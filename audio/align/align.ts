@@ -13,6 +13,7 @@
 
 import { EnvelopeScratch, envelopeShift } from "./level_envelope.ts";
 import type { GapHint } from "./gap_hints.ts";
+import { type WaveSigns, waveSignShift } from "./wave_signs.ts";
 import { type FrameAnalyzer, type FrameStore, SUBFP_BITS } from "../fingerprint/fingerprint.ts";
 import { popcount32 } from "../match/signature_index.ts";
 import { isMasked } from "../fingerprint/signature.ts";
@@ -76,6 +77,7 @@ export class FineAligner {
    * `store`/`ring`: by the envelope over [-envelopeRange, envelopeRange] samples when the signature has one,
    * else by sub-fingerprints over [-range, range] coarse to fine. Returns undefined when the samples needed are
    * no longer (or not yet) in the ring. `gaps`: where capture times suggest lost audio (see gap_hints.ts).
+   * `waveSigns`: the signature's waveform signs, which refine the envelope's answer to the sample.
    */
   align(
     ring: SampleRing,
@@ -87,6 +89,7 @@ export class FineAligner {
     range: number = ALIGN_RANGE,
     envelopeRange: number = ENVELOPE_RANGE,
     gaps: readonly GapHint[] = [],
+    waveSigns?: WaveSigns,
   ): Alignment | undefined {
     const { hop, frame } = this.#an.params;
     const n = fp.length;
@@ -112,6 +115,15 @@ export class FineAligner {
           if (ber2 < ber) {
             shift = e.alt.shift;
             ber = ber2;
+          }
+        }
+        if (waveSigns) {
+          // The envelope is right to a millisecond or two; the waveform's signs say where within that.
+          const w = waveSignShift(ring, waveSigns, coarse * hop + shift + INSTANT_OFFSET);
+          if (w && w.shift !== 0) {
+            shift += w.shift;
+            const at = coarse * hop + shift;
+            ber = ring.has(at - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, at) : NaN;
           }
         }
         return { sample: coarse * hop + shift, by: "envelope", shift, ber };

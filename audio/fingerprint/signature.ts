@@ -4,9 +4,10 @@
  *
  * Wire format v1 (big-endian):
  * ```
- * "FP" u8 version=1 u8 flags(bit0: mask present, bit1: envelope present)
+ * "FP" u8 version=1 u8 flags(bit0: mask present, bit1: envelope present, bit2: waveform signs present)
  * id u64 | time_ns i64 | offset_ms f64 | frames u16 (1..128)
  * fingerprint frames × u32 | [mask ceil(frames/8) bytes] | [envelope 96 bytes: 256 × 3 bits]
+ * [waveform signs: offset i16 (samples from the instant), 64 bytes: 512 × 1 bit]
  * measurement, node, pod, stream: u8 length + UTF-8 each
  * ids: u8 count, then per pair u8 length + key, u8 length + value
  * ```
@@ -14,6 +15,11 @@
  * first two ids always fit when they are UUIDs with keys of up to 28 characters. Names longer
  * than their cap keep a prefix and a `~` plus 8 hex digits of the full name's hash, so distinct long names stay
  * distinct; id pairs that do not fit the budget are dropped whole (a cut id would be a wrong id).
+ *
+ * The waveform signs (bit2, added for issue 14's sample-exact alignment through codecs) are optional and come
+ * last among the blocks: a signature carries them only when they fit under 1023 bytes with everything else, so
+ * the worst case above is unchanged (names at their caps and a full ids budget leave them out, and the match is
+ * aligned by the envelope alone). Signatures without them decode as before; decoders before bit2 refuse it.
  * @module
  */
 
@@ -25,6 +31,7 @@ import {
   packEnvelope,
   unpackEnvelope,
 } from "../align/level_envelope.ts";
+import { WAVE_FROM, WAVE_SIGN_BYTES, WAVE_SIGN_SAMPLES, WAVE_TO } from "../align/wave_signs.ts";
 import type { Signature } from "../types.ts";
 
 /** Frames in a signature block (the wire format allows 1..this). */
@@ -137,6 +144,7 @@ export interface SignatureFields {
   fingerprint: Uint32Array;
   mask?: Uint8Array;
   levelEnvelope?: Uint8Array;
+  waveSigns?: { offset: number; bits: Uint8Array };
   ids: Record<string, string>;
 }
 
@@ -187,6 +195,7 @@ export function buildSignature(f: SignatureFields): Signature {
   };
   if (f.mask && f.mask.some((b) => b !== 0)) sig.mask = f.mask;
   if (f.levelEnvelope) sig.levelEnvelope = checkEnvelope(f.levelEnvelope);
+  if (f.waveSigns) sig.waveSigns = checkWaveSigns(f.waveSigns);
   return sig;
 }
 
@@ -195,6 +204,22 @@ function checkEnvelope(env: Uint8Array): Uint8Array {
     throw new RangeError(`signature: envelope must be ${ENV_VALUES} levels 0..${ENV_LEVELS - 1}`);
   }
   return env;
+}
+
+/** Bytes of the waveform-signs block on the wire (offset and signs). */
+const WAVE_BLOCK = 2 + WAVE_SIGN_BYTES;
+
+function checkWaveSigns(w: { offset: number; bits: Uint8Array }): { offset: number; bits: Uint8Array } {
+  if (
+    w.bits.length !== WAVE_SIGN_BYTES || !Number.isInteger(w.offset) || w.offset < WAVE_FROM ||
+    w.offset > WAVE_TO - WAVE_SIGN_SAMPLES
+  ) {
+    throw new RangeError(
+      `signature: waveform signs must be ${WAVE_SIGN_BYTES} bytes at an offset in ` +
+        `[${WAVE_FROM}, ${WAVE_TO - WAVE_SIGN_SAMPLES}]`,
+    );
+  }
+  return w;
 }
 
 /** True if frame `j` of `sig` is masked (ignored). */
@@ -219,12 +244,17 @@ export function encodeSignature(sig: Signature): Uint8Array {
   let size = HEADER + 4 * n + maskLen + (env ? env.length : 0) + 1;
   for (const s of names) size += 1 + s.length;
   for (const [k, v] of ids) size += 2 + k.length + v.length;
+  // Only where they fit: the names and ids keep their budget, the worst case its 1023 bytes.
+  const wave = sig.waveSigns && size + WAVE_BLOCK <= SIGNATURE_MAX_BYTES
+    ? checkWaveSigns(sig.waveSigns)
+    : undefined;
+  if (wave) size += WAVE_BLOCK;
   const out = new Uint8Array(size);
   const dv = new DataView(out.buffer);
   out[0] = MAGIC0;
   out[1] = MAGIC1;
   out[2] = VERSION;
-  out[3] = (sig.mask ? 1 : 0) | (env ? 2 : 0);
+  out[3] = (sig.mask ? 1 : 0) | (env ? 2 : 0) | (wave ? 4 : 0);
   dv.setBigUint64(4, BigInt("0x" + sig.id));
   dv.setBigInt64(12, sig.source.timeNs);
   dv.setFloat64(20, sig.source.offsetMs);
@@ -240,6 +270,11 @@ export function encodeSignature(sig: Signature): Uint8Array {
   if (env) {
     out.set(env, at);
     at += env.length;
+  }
+  if (wave) {
+    dv.setInt16(at, wave.offset);
+    out.set(wave.bits, at + 2);
+    at += WAVE_BLOCK;
   }
   for (const s of names) {
     out[at++] = s.length;
@@ -266,7 +301,7 @@ export function decodeSignature(bytes: Uint8Array): Signature {
   if (bytes[0] !== MAGIC0 || bytes[1] !== MAGIC1) throw new SignatureDecodeError("no FP magic");
   if (bytes[2] !== VERSION) throw new SignatureDecodeError(`unknown version ${bytes[2]}`);
   const flags = bytes[3]!;
-  if (flags & ~3) throw new SignatureDecodeError(`unknown flags ${flags}`);
+  if (flags & ~7) throw new SignatureDecodeError(`unknown flags ${flags}`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const id = dv.getBigUint64(4).toString(16).padStart(16, "0");
   const timeNs = dv.getBigInt64(12);
@@ -293,6 +328,16 @@ export function decodeSignature(bytes: Uint8Array): Signature {
     need(ENV_PACKED_BYTES, "envelope");
     envelope = unpackEnvelope(bytes.subarray(at, at + ENV_PACKED_BYTES));
     at += ENV_PACKED_BYTES;
+  }
+  let waveSigns: { offset: number; bits: Uint8Array } | undefined;
+  if (flags & 4) {
+    need(WAVE_BLOCK, "waveform signs");
+    const offset = dv.getInt16(at);
+    if (offset < WAVE_FROM || offset > WAVE_TO - WAVE_SIGN_SAMPLES) {
+      throw new SignatureDecodeError(`waveform signs offset ${offset}`);
+    }
+    waveSigns = { offset, bits: bytes.slice(at + 2, at + WAVE_BLOCK) };
+    at += WAVE_BLOCK;
   }
   const str = (what: string, cap: number): string => {
     need(1, what);
@@ -329,5 +374,6 @@ export function decodeSignature(bytes: Uint8Array): Signature {
   };
   if (mask) sig.mask = mask;
   if (envelope) sig.levelEnvelope = envelope;
+  if (waveSigns) sig.waveSigns = waveSigns;
   return sig;
 }
