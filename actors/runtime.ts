@@ -268,8 +268,13 @@ const turns = {
 
 /** The process's CPU time (user + system, every thread), ms. */
 function cpuMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
+  try {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  } catch {
+    // Never leave the turn unresolved (every busy actor waits for it): wall time is the fallback.
+    return performance.now();
+  }
 }
 
 /** The loop has been busy for the slice: true when it should wait for {@link eventLoopTurn}. */
