@@ -78,3 +78,35 @@ Deno.test("fine alignment: the waveform signs put an envelope answer a few sampl
     ok(r.ber < 0.02, `ber ${r.ber}`);
   }
 });
+
+Deno.test("fine alignment: signs are not used across a capture-time gap between the instant and their window", () => {
+  const x = samples("speech_8k.ul");
+  const src = analysed(x);
+  const al = new FineAligner(new FrameAnalyzer());
+  let across = 0;
+  for (const n of ANCHORS) {
+    const k = n * HOP + INSTANT_OFFSET;
+    const signs = sourceWaveSigns(src.ring, k)!;
+    // A 20 ms message lost between the instant and the signs' window (or the window and the instant).
+    const cut = k + Math.round(signs.offset / 2);
+    if (Math.abs(cut - k) < 40) continue;
+    across++;
+    const lead = 555;
+    const y = new Float32Array(x.length - 160);
+    y.set(x.subarray(0, cut));
+    y.set(x.subarray(cut + 160), cut);
+    const tgt = analysed(y, lead);
+    const gapAt = cut + lead;
+    const truth = (cut < k ? k - 160 : k) + lead - INSTANT_OFFSET;
+    const env = sourceEnvelope(src.ring, k)!;
+    const fp = src.store.bits.slice(n, n + 128);
+    const gaps = [{ at: gapAt, len: 160 }];
+    const coarse = Math.round(truth / HOP);
+    const r = al.align(tgt.ring, tgt.store, fp, undefined, env, coarse, undefined, 1024, gaps, signs)!;
+    ok(
+      Math.abs(r.sample - truth) <= 8,
+      `anchor ${n}, gap ${cut - k} samples from the instant: ${r.sample - truth}`,
+    );
+  }
+  ok(across >= 3, `${across} anchors with a gap to test`);
+});
