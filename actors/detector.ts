@@ -23,7 +23,7 @@ export interface DetectorDeps {
   exporter: ActorRef<ExporterMsg>;
   /** Event time without audio after which a stream is finished and forgotten. */
   idleNs: bigint;
-  /** A step of event time between rows that sweeps idle streams and reports decode counters. */
+  /** Event time between sweeps of idle streams and reports of decode counters. */
   tickNs: bigint;
   /** Most source streams followed at once (engine.max_streams). Default: no limit. */
   maxStreams?: number;

@@ -25,7 +25,7 @@ export interface MatcherDeps {
   /** Asked for every active signature when the Matcher (re)starts; absent: nothing to restore (tests). */
   registry?: ActorRef<RegistryMsg>;
   idleNs: bigint;
-  /** A step of event time between rows that sweeps idle streams and reports decode counters. */
+  /** Event time between sweeps of idle streams and reports of decode counters. */
   tickNs: bigint;
   counters?: NodeCounters;
 }

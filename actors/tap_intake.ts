@@ -12,9 +12,10 @@
  * - source streams that taps with `exclude_source_streams` must not follow;
  * - decode counters, reported per tap ({@link DecodeReporter}) at each sweep and at the end.
  *
- * A sweep runs when event time moves on by more than `tickNs` from one row to the next: at the first row, and
- * after a break in the taps' traffic. (Not every `tickNs` of continuous traffic: sweeping that often changes
- * which search order finds some matches first, and with it their BER, so it is a change of its own.)
+ * A sweep runs once per `tickNs` of event time, under continuous traffic as after a break in it: at the first
+ * row, then at the first row at least a tick after the last sweep. (Before, a sweep ran only when event time
+ * jumped by a tick between two rows, so a busy node never ended idle streams: they stayed until the stream cap
+ * evicted them, and decode counters reached the metrics only after a pause in traffic.)
  *
  * What the pipelines produce (signatures, matches) and the counters go to callbacks: the actors around it only
  * pass messages.
@@ -111,7 +112,7 @@ export interface TapIntakeOptions<R extends TapRule, P extends TapPipeline<Out>,
   maxStreams?: number;
   /** engine.clock_window_seconds, ns: rows further ahead than this do not move the intake's event clock. */
   clockWindowNs: bigint;
-  /** A step of event time from one row to the next larger than this sweeps idle streams and reports counters. */
+  /** Event time between sweeps (idle streams ended, counters reported), under continuous traffic too. */
   tickNs: bigint;
   counters?: NodeCounters;
   /** The pipeline of a new stream. */
@@ -148,6 +149,8 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
   readonly #streams: StreamTable<Live<R, P>, TapState<R>>;
   readonly #clock: EventClock;
   #lastNs = 0n;
+  /** Event time of the last sweep; none yet before the first row. */
+  #sweptNs: bigint | undefined;
   /** Source streams by measurement; bounded like the streams (one seen long ago has no twin left to skip). */
   readonly #sourceStreams = new Map<string, Set<string>>();
   readonly #maxStreams: number;
@@ -259,12 +262,13 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     await this.#report();
   }
 
-  /** Whether event time moved on by more than a tick since the last row that moved it (then a sweep is due). */
+  /** Whether event time has moved on by a tick since the last sweep (or this is the first row): a sweep is due. */
   #tickDue(timeNs: bigint): boolean {
     if (this.#clock.observe(timeNs) !== "advanced") return false;
-    const last = this.#lastNs;
     this.#lastNs = this.#clock.nowNs;
-    return this.#lastNs - last > this.#o.tickNs;
+    if (this.#sweptNs !== undefined && this.#lastNs - this.#sweptNs < this.#o.tickNs) return false;
+    this.#sweptNs = this.#lastNs;
+    return true;
   }
 
   async #end(s: Live<R, P>): Promise<void> {

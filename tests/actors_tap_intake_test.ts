@@ -335,3 +335,18 @@ Deno.test("tap intake: packet rows take the same path; RTP's payload type and ti
   await h.intake.finish();
   deepEqual(errorsOf(h.deltas, "asr"), { not_audio: 1, decoded_nothing: 1 });
 });
+
+Deno.test("tap intake: under continuous traffic a sweep still runs every tick, so an idle stream ends", async () => {
+  const config = await e2eConfig();
+  const h = harness([sourceTap(config.measurements[0]!)]);
+  // MZ1 speaks for 0.1 s then stops; MZ2 sends a message every 20 ms for 62 s: no step of event time between two
+  // rows is ever longer than a tick, yet MZ1 is idle for more than idleNs (60 s) long before the end.
+  const rows = [sourceRow(0, "MZ1"), sourceRow(0.02, "MZ1"), sourceRow(0.04, "MZ1")];
+  for (let i = 0; i <= 3100; i++) rows.push(sourceRow(0.06 + i * 0.02, "MZ2"));
+  await pushAll(h.intake, rows);
+  const [mz1, mz2] = h.pipes;
+  equal(mz1!.finished, 1, "MZ1, idle for a minute among MZ2's rows: finished");
+  equal(mz2!.finished, 0);
+  // Counters are reported while traffic flows, not only after a pause: once per tick.
+  ok(h.deltas.length >= 60, `reports: ${h.deltas.length}`);
+});
