@@ -1,6 +1,6 @@
 /**
  * A live sensor under overload (issue 16): a real `run` process reads synthetic calls from the fake Vizier as a
- * standalone PEM, first as fast as the fake can send them (a two-minute backlog of 120 calls, three taps each, in
+ * standalone PEM, first as fast as the fake can send them (a one-minute backlog of 120 calls, three taps each, in
  * 500 ms messages: far more audio per second than one sensor analyses), then a light load. Conditions on state
  * only, no timing: the reader drops rows (counted in fsmpx_mailbox_dropped_total{actor="pixie_reader",
  * reason="overflow"}) instead of stalling its Pixie stream, /metrics and /healthz answer throughout, RSS stays
@@ -38,10 +38,10 @@ Deno.test("live overload: the reader drops the oldest rows, counted; the sensor 
   const fake = await FakeVizier.start({ standalone: true, pems: [{ node: "overload-node" }] });
   const gen = new SyntheticCalls(120, 7, 25);
   const stats = newServeStats();
-  // Flat out from two minutes ago: the fake sends as fast as the sensor's flow control lets it, up to now.
+  // Flat out from a minute ago: the fake sends as fast as the sensor's flow control lets it, up to now.
   const plan: ServePlan = {
     calls: 120,
-    startNs: BigInt(Date.now() - 120_000) * 1_000_000n,
+    startNs: BigInt(Date.now() - 60_000) * 1_000_000n,
     paceMs: 0,
     batchRows: 60,
   };
