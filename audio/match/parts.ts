@@ -164,16 +164,25 @@ export class PartScorer {
       gapsInside: 0,
       instantSent: true,
     };
-    const seen = new Set<number>();
+    // Each hypothesis on the coarse grid first; the grid's ±1 frame only around the two best (a wrong part
+    // agrees by chance, far below the right one, so the neighbours of the rest never win).
+    let i1 = -1, z1 = -Infinity, i2 = -1, z2 = -Infinity;
+    const consider = (v0: number) => {
+      this.score(sig, v0, store, hop, cur);
+      if (cur.gapsInside === 0 || cur.used < MIN_USED_FRAMES) return -Infinity;
+      if (!best || cur.z > best.z) best = { ...cur };
+      return cur.z;
+    };
     for (let i = 0; i <= this.#m; i++) {
-      for (let d = -1; d <= 1; d++) {
-        const v0 = (s + d) * hop + this.#cum[i]!;
-        if (seen.has(v0)) continue;
-        seen.add(v0);
-        this.score(sig, v0, store, hop, cur);
-        if (cur.gapsInside === 0 || cur.used < MIN_USED_FRAMES) continue;
-        if (!best || cur.z > best.z) best = { ...cur };
-      }
+      const z = consider(s * hop + this.#cum[i]!);
+      if (z > z1) {
+        i2 = i1, z2 = z1, i1 = i, z1 = z;
+      } else if (z > z2) i2 = i, z2 = z;
+    }
+    for (const i of [i1, i2]) {
+      if (i < 0) continue;
+      consider((s - 1) * hop + this.#cum[i]!);
+      consider((s + 1) * hop + this.#cum[i]!);
     }
     return best;
   }
