@@ -77,6 +77,18 @@ export interface PipelineStats {
   skipped?: Record<string, number>;
 }
 
+/** The counters both pipelines report: the decoder's, and why anchors or alignments were dropped. */
+function baseStats(decoder: StreamDecoder, skipped: Record<string, number>): PipelineStats {
+  const d = decoder.stats();
+  return {
+    messages: d.messages,
+    decoded: d.decoded,
+    markers: { ...d.markers },
+    errors: { ...d.errors },
+    skipped: { ...skipped },
+  };
+}
+
 /** Prepares the WASM parts (xxhash64, WebRTC VAD). Await once before building pipelines. */
 export async function initAudioEngine(): Promise<void> {
   await Promise.all([initSignatureHasher(), initWebRtcVad()]);
@@ -179,15 +191,7 @@ export class SourcePipeline {
 
   /** Counters. */
   stats(): PipelineStats {
-    const d = this.decoder.stats();
-    return {
-      messages: d.messages,
-      decoded: d.decoded,
-      markers: { ...d.markers },
-      errors: { ...d.errors },
-      signatures: this.#signatures,
-      skipped: { ...this.#skipped },
-    };
+    return { ...baseStats(this.decoder, this.#skipped), signatures: this.#signatures };
   }
 
   #noteIds(sample: number, ids: Record<string, string>): void {
@@ -442,14 +446,9 @@ export class TargetPipeline {
 
   /** Counters. */
   stats(): PipelineStats & { matcher: MatcherStats } {
-    const d = this.decoder.stats();
     return {
-      messages: d.messages,
-      decoded: d.decoded,
-      markers: { ...d.markers },
-      errors: { ...d.errors },
+      ...baseStats(this.decoder, this.#skipped),
       matches: this.#matches,
-      skipped: { ...this.#skipped },
       matcher: this.#matcher.stats(),
     };
   }

@@ -2,7 +2,7 @@
  * A real-input FFT specialised for one power-of-two size that returns the power spectrum, for the fingerprint's
  * hot loop: precomputed twiddles and bit-reversal, typed arrays, no allocation per call.
  *
- * Why not fft.js (pinned): it computes the full complex spectrum of a real input through its own radix-4 kernel
+ * Why not the fft.js npm package (measured, then dropped from the imports): it computes the full complex spectrum of a real input through its own radix-4 kernel
  * and the fingerprint only needs |X[k]|² for k in a band; packing the N real samples as N/2 complex ones, one
  * complex FFT of N/2 points and a split pass halves the work. Measured in bench/fingerprint_speed.ts.
  *
