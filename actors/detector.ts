@@ -72,8 +72,7 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
           case "row":
             return await intake.push(msg.row);
           case "rows":
-            for (const row of msg.rows) await intake.push(row);
-            return;
+            return await intake.pushAll(msg.rows);
           case "finish":
             await intake.finish();
             msg.reply(true);

@@ -119,8 +119,7 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
           case "row":
             return await intake.push(msg.row);
           case "rows":
-            for (const row of msg.rows) await intake.push(row);
-            return;
+            return await intake.pushAll(msg.rows);
           case "activate":
             return await activate(msg.sig);
           case "clock-ahead": {

@@ -171,6 +171,11 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     this.#clock = new EventClock({ windowNs: opts.clockWindowNs });
   }
 
+  /** Takes a batch of rows in order, as {@link TapIntake.push} takes each. */
+  async pushAll(rows: readonly Row[]): Promise<void> {
+    for (const row of rows) await this.push(row);
+  }
+
   /** Takes one row: its stream's pipeline gets it as a message, and what that completes is emitted. */
   async push(row: Row): Promise<void> {
     // Inline, and awaited only when due: one more await per row would change how this actor's messages
