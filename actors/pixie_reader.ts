@@ -20,7 +20,7 @@ import {
   type ReaderMsg,
   type RegistryMsg,
 } from "./messages.ts";
-import { parseQueryName, type Row, SOURCE_STREAM } from "../pixie/row.ts";
+import { parseQueryName, type Row, SOURCE_TAP } from "../pixie/row.ts";
 import { EventClock } from "./event_clock.ts";
 
 /** Names of queries no measurement names that keep their own label (the end-of-run diagnosis quotes them). */
@@ -87,7 +87,7 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
       let d: ActorRef<DetectorMsg> | "matcher" | undefined;
       if (deps.queries.has(query)) {
         const q = parseQueryName(query);
-        d = (q && q.stream === SOURCE_STREAM ? deps.detectors.get(q.measurement) : undefined) ?? "matcher";
+        d = (q && q.tap === SOURCE_TAP ? deps.detectors.get(q.measurement) : undefined) ?? "matcher";
       }
       // Bounded: configured queries and at most a few unknown ones are remembered.
       if (d !== undefined || destinations.size < 64) destinations.set(query, d);

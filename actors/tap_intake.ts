@@ -28,7 +28,7 @@ import { PayloadEnvelope } from "../audio/decode/payload.ts";
 import { StreamKeyer } from "../audio/decode/stream_key.ts";
 import { extractIds, type IdPattern } from "../audio/decode/context_ids.ts";
 import type { AudioFormat } from "../audio/types.ts";
-import { queryName, SOURCE_STREAM } from "../util/query_name.ts";
+import { queryName, SOURCE_TAP } from "../util/query_name.ts";
 import { type DecodeDelta, NO_COUNTERS, type NodeCounters, OTHER_QUERY } from "./messages.ts";
 import { StreamTable } from "./stream_table.ts";
 import { EventClock } from "./event_clock.ts";
@@ -59,8 +59,8 @@ export interface Tap<R extends TapRule = TapRule> {
 export function sourceTap(m: Measurement): Tap<SignatureRules> {
   return {
     measurement: m.name,
-    name: SOURCE_STREAM,
-    query: queryName(m.name, SOURCE_STREAM),
+    name: SOURCE_TAP,
+    query: queryName(m.name, SOURCE_TAP),
     rule: m.signature_rules,
     idPatterns: m.metadata_extraction.id_patterns.map((p) => ({ idType: p.id_type, regex: p.regex })),
   };

@@ -20,7 +20,7 @@ import { composeScript, PxlComposeError } from "../pixie/pxl.ts";
 import { checkStreamFilter } from "../pixie/pxl_check.ts";
 import { queriesFromConfig } from "./pixie_queries.ts";
 import type { Row } from "../pixie/row.ts";
-import { parseQueryName, queryNamesOf, SOURCE_STREAM } from "../util/query_name.ts";
+import { parseQueryName, queryNamesOf, SOURCE_TAP } from "../util/query_name.ts";
 import { diagnose, type Diagnosis, renderDiagnosis } from "../report/diagnosis.ts";
 
 /** One source of rows to check: a capture file, or anything else that yields rows. */
@@ -36,7 +36,7 @@ export interface RowInput {
 
 /** What one query's rows of one input came to. */
 export interface StreamReport {
-  /** `<measurement>/<stream>`. */
+  /** `<measurement>/<tap>`. */
   query: string;
   rows: number;
   /** Rows whose payload did not decode, by reason. */
@@ -111,14 +111,14 @@ export async function checkRowInputs(
         const q = parseQueryName(query);
         const report: StreamReport = { query, rows, decodeErrors: {}, unnamed: !named.has(query) };
         for (const e of facts.decodeErrors) {
-          if (q && e.measurement === q.measurement && e.stream === q.stream) {
+          if (q && e.measurement === q.measurement && e.stream === q.tap) {
             report.decodeErrors[e.reason] = e.count;
           }
         }
-        if (q?.stream === SOURCE_STREAM) {
+        if (q?.tap === SOURCE_TAP) {
           report.signatures = mine.signatures.filter((s) => s.measurement === q.measurement).length;
         } else if (q) {
-          report.matches = mine.matches.filter((m) => m.measurement === q.measurement && m.stage === q.stream)
+          report.matches = mine.matches.filter((m) => m.measurement === q.measurement && m.stage === q.tap)
             .length;
         }
         return report;

@@ -14,7 +14,7 @@ import { EXIT_FAILURE, EXIT_OK, optString, type ParsedArgs, parseDurationMs, Usa
 import { loadCommandConfig } from "./common.ts";
 import { readCaptures } from "./capture_run.ts";
 import type { Config } from "../config/schema.ts";
-import { cellBytes, cellText, parseQueryName, type Row, SOURCE_STREAM } from "../pixie/row.ts";
+import { cellBytes, cellText, parseQueryName, type Row, SOURCE_TAP } from "../pixie/row.ts";
 import { guessPayloadFormat, type PayloadGuess, type PayloadSample } from "../audio/decode/payload_guess.ts";
 import type { AudioFormat } from "../audio/types.ts";
 import type { ComposedQueryInput } from "../pixie/pxl.ts";
@@ -54,7 +54,7 @@ const BODY_COLUMNS = ["req_body", "body", "req_args", "payload", "data", "resp_b
 
 /** One group of rows (a query or table, a pod, a kind) and what its bodies look like. */
 export interface DiscoveredStream {
-  /** Query name of the rows (`<measurement>/<stream>` in captures, `discover/<table>` live). */
+  /** Query name of the rows (`<measurement>/<tap>` in captures, `discover/<table>` live). */
   query: string;
   /** Pixie table, when known. */
   table?: string;
@@ -127,8 +127,8 @@ function configuredTap(config: Config | undefined, query: string) {
   const q = parseQueryName(query);
   const m = q && config?.measurements.find((x) => x.name === q.measurement);
   if (!q || !m) return undefined;
-  if (q.stream === SOURCE_STREAM) return { measurement: m, tap: m.signature_rules };
-  const rule = m.match_rules.find((r) => r.stage === q.stream);
+  if (q.tap === SOURCE_TAP) return { measurement: m, tap: m.signature_rules };
+  const rule = m.match_rules.find((r) => r.stage === q.tap);
   return rule ? { measurement: m, tap: rule } : undefined;
 }
 
@@ -367,7 +367,7 @@ function idsYaml(d: DiscoveredStream, indent: string): string[] {
 /** Name of the measurement proposed for a stream. */
 function measurementName(d: DiscoveredStream, origin: "capture" | "live"): string {
   const q = parseQueryName(d.query);
-  if (origin === "capture" && q && q.stream === SOURCE_STREAM) return nameFrom(q.measurement, "audio");
+  if (origin === "capture" && q && q.tap === SOURCE_TAP) return nameFrom(q.measurement, "audio");
   return nameFrom(podStem(d.pod), q ? nameFrom(q.measurement, "audio") : "audio");
 }
 
@@ -400,16 +400,16 @@ export function captureConfig(report: DiscoveryReport): string | undefined {
     let m = byMeasurement.get(q.measurement);
     if (!m) byMeasurement.set(q.measurement, m = new Map());
     // One group per stream: the most confident (the list is sorted).
-    if (!m.has(q.stream)) m.set(q.stream, d);
+    if (!m.has(q.tap)) m.set(q.tap, d);
   }
   const lines = ["measurements:"];
   let any = false;
   for (const [name, taps] of byMeasurement) {
-    const source = taps.get(SOURCE_STREAM);
+    const source = taps.get(SOURCE_TAP);
     if (!source) continue;
     any = true;
     lines.push(`  - name: ${nameFrom(name, "audio")}`, "    signature_rules:", ...tapYaml(source, "      "));
-    const stages = [...taps].filter(([s]) => s !== SOURCE_STREAM);
+    const stages = [...taps].filter(([s]) => s !== SOURCE_TAP);
     if (stages.length > 0) {
       lines.push("    match_rules:");
       for (const [stage, d] of stages) {

@@ -7,7 +7,7 @@ import { queryName } from "../util/query_name.ts";
 import type { Config, PacketTapConfig } from "../config/schema.ts";
 import { type PacketTap, parseCidr } from "../packets/taps.ts";
 import { parseRtpCodecName, type RtpCodec } from "../packets/rtp_codecs.ts";
-import { SOURCE_STREAM } from "../pixie/row.ts";
+import { SOURCE_TAP } from "../pixie/row.ts";
 
 function tapOf(query: string, p: PacketTapConfig): PacketTap {
   const payloadTypes = new Map<number, RtpCodec>();
@@ -28,12 +28,12 @@ function tapOf(query: string, p: PacketTapConfig): PacketTap {
   };
 }
 
-/** Every packet tap of the config (rules with `packets:`), one per query `<measurement>/<stream>`. */
+/** Every packet tap of the config (rules with `packets:`), one per query `<measurement>/<tap>`. */
 export function packetTapsFromConfig(config: Config): PacketTap[] {
   const taps: PacketTap[] = [];
   for (const m of config.measurements) {
     if (m.signature_rules.packets) {
-      taps.push(tapOf(queryName(m.name, SOURCE_STREAM), m.signature_rules.packets));
+      taps.push(tapOf(queryName(m.name, SOURCE_TAP), m.signature_rules.packets));
     }
     for (const r of m.match_rules) if (r.packets) taps.push(tapOf(queryName(m.name, r.stage), r.packets));
   }

@@ -6,7 +6,7 @@ import { queryName } from "../util/query_name.ts";
 import { configIssue } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
 import type { ComposedQueryInput } from "../pixie/pxl.ts";
-import { SOURCE_STREAM } from "../pixie/row.ts";
+import { SOURCE_TAP } from "../pixie/row.ts";
 import { PixieClient, type PixieConnectOptions } from "../pixie/client.ts";
 
 /**
@@ -23,7 +23,7 @@ export function queriesFromConfig(config: Config, node: string): ComposedQueryIn
     const s = m.signature_rules;
     if (s.stream_filter !== undefined) {
       out.push({
-        name: queryName(m.name, SOURCE_STREAM),
+        name: queryName(m.name, SOURCE_TAP),
         streamFilter: s.stream_filter,
         node,
         ...mode,

@@ -7,7 +7,7 @@
  */
 
 import { directModeProblems } from "../pixie/direct_mode.ts";
-import { SOURCE_STREAM } from "../pixie/row.ts";
+import { SOURCE_TAP } from "../pixie/row.ts";
 import {
   checkStreamFilter,
   defaultPayloadColumn,
@@ -64,7 +64,7 @@ export function crossFieldProblems(data: unknown): Problem[] {
       const path: KeyPath = ["measurements", i, "match_rules", j];
       if (typeof rule.stage === "string") {
         const first = stages.get(rule.stage);
-        if (rule.stage === SOURCE_STREAM) {
+        if (rule.stage === SOURCE_TAP) {
           problems.push({
             path: [...path, "stage"],
             expected: 'a stage name other than "source"',
@@ -133,7 +133,7 @@ function afterProblems(rules: unknown[], at: KeyPath): Problem[] {
   rules.forEach((r) => {
     const rule = obj(r);
     if (rule && typeof rule.stage === "string") {
-      after.set(rule.stage, typeof rule.after === "string" ? rule.after : SOURCE_STREAM);
+      after.set(rule.stage, typeof rule.after === "string" ? rule.after : SOURCE_TAP);
     }
   });
   rules.forEach((r, j) => {
@@ -141,7 +141,7 @@ function afterProblems(rules: unknown[], at: KeyPath): Problem[] {
     if (!rule || typeof rule.stage !== "string" || typeof rule.after !== "string") return;
     const path: KeyPath = [...at, j, "after"];
     const stages = [...after.keys()].filter((s) => s !== rule.stage);
-    const choices = [SOURCE_STREAM, ...stages].join("|");
+    const choices = [SOURCE_TAP, ...stages].join("|");
     if (rule.after === rule.stage) {
       problems.push({
         path,
@@ -150,19 +150,19 @@ function afterProblems(rules: unknown[], at: KeyPath): Problem[] {
       });
       return;
     }
-    if (rule.after !== SOURCE_STREAM && !after.has(rule.after)) {
+    if (rule.after !== SOURCE_TAP && !after.has(rule.after)) {
       problems.push({
         path,
         expected: `a stage of this measurement or source (${choices})`,
         found: JSON.stringify(rule.after),
-        hint: suggestion(rule.after, [SOURCE_STREAM, ...stages]),
+        hint: suggestion(rule.after, [SOURCE_TAP, ...stages]),
       });
       return;
     }
     // Walk towards the source; coming back to this stage is a cycle.
     const seen = new Set<string>([rule.stage]);
     let cur: string | undefined = rule.after;
-    while (cur !== undefined && cur !== SOURCE_STREAM) {
+    while (cur !== undefined && cur !== SOURCE_TAP) {
       if (seen.has(cur)) {
         problems.push({
           path,

@@ -6,7 +6,7 @@
  * in place when a registry is switched to OpenMetrics and one registry cannot safely serve both.
  * @module
  */
-import { queryName, SOURCE_STREAM } from "../util/query_name.ts";
+import { queryName, SOURCE_TAP } from "../util/query_name.ts";
 import client from "prom-client";
 import type { Match } from "../audio/types.ts";
 import { renderOpenMetrics } from "./openmetrics.ts";
@@ -446,7 +446,7 @@ export class FsmMetrics {
         this.#sigExpired.inc({ measurement, reason }, 0);
       }
       this.#streamsEvicted.inc({ measurement, stream: "source" }, 0);
-      this.#rowsRead.inc({ query: queryName(measurement, SOURCE_STREAM) }, 0);
+      this.#rowsRead.inc({ query: queryName(measurement, SOURCE_TAP) }, 0);
       for (const r of m.match_rules) {
         this.#matched.inc({ measurement, stage: r.stage }, 0);
         this.#streamsEvicted.inc({ measurement, stream: r.stage }, 0);

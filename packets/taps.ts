@@ -1,5 +1,5 @@
 /**
- * Packet taps: which packets belong to which query (`<measurement>/<stream>`), decided from the flow's ports and
+ * Packet taps: which packets belong to which query (`<measurement>/<tap>`), decided from the flow's ports and
  * addresses and, live, the pod on either side; and the BPF filter that keeps the kernel from copying the rest.
  * Config-free: `cli/` turns `packets:` rules into {@link PacketTap}s.
  * @module
@@ -15,7 +15,7 @@ export interface Cidr {
 
 /** One tap: a query fed from packets. */
 export interface PacketTap {
-  /** `<measurement>/<stream>`. */
+  /** `<measurement>/<tap>`. */
   query: string;
   protocol: AppProtocol;
   /** Ports on either side; empty with no ranges: any port. */

@@ -2,7 +2,7 @@
  * Capture files (a contract: `record` writes them, `analyze`, `demo` and `run --capture` read them).
  *
  * JSON Lines, UTF-8. An optional first line `{"capture": 1, "node": "<node>"}`; without it the node is the file
- * name without extension. Every other line is one Pixie row: `{"query": "<measurement>/<stream>", "row": {...}}`
+ * name without extension. Every other line is one Pixie row: `{"query": "<measurement>/<tap>", "row": {...}}`
  * where `row` holds the PxL output columns: `time_` as a decimal string of ns since the epoch; string columns as
  * JSON strings when the bytes are valid UTF-8, else `{"base64": "..."}`; INT64 as a number when safe, else a
  * decimal string; FLOAT64 numbers; BOOLEAN booleans; UINT128 as a UUID string. Rows of one stream are in capture
@@ -179,7 +179,7 @@ export function parseCaptureLineJson(line: string, node: string): Row | string {
   if (obj === null || typeof obj !== "object" || Array.isArray(obj)) return "not a JSON object";
   const { query, row } = obj as { query?: unknown; row?: unknown };
   if (typeof query !== "string" || !parseQueryName(query)) {
-    return `"query" must be "<measurement>/<stream>", found ${JSON.stringify(query)}`;
+    return `"query" must be "<measurement>/<tap>", found ${JSON.stringify(query)}`;
   }
   if (row === null || typeof row !== "object" || Array.isArray(row)) return `"row" must be an object`;
   const fields = row as Record<string, unknown>;

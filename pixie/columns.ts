@@ -27,7 +27,7 @@ const CASE_OF_TYPE: Record<number, ColumnData["type"]> = {
 
 /** Options for {@link batchToRows}. */
 export interface BatchToRowsOptions {
-  /** `<measurement>/<stream>` the rows belong to. */
+  /** `<measurement>/<tap>` the rows belong to. */
   query: string;
   /** Node whose sensor read the rows. */
   node: string;

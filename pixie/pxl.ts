@@ -7,7 +7,7 @@
  * filter the composer appends, after the user's lines: a scope (by default the node, `df.ctx['node'] == <node>`; or
  * this node's pods; or none for a standalone PEM, which only sees its own node), the pod column (`df.ctx['pod']`, or
  * the process for a standalone PEM, which has no Kubernetes metadata), a projection of the configured columns, and
- * `px.display(df.stream(), '<measurement>/<stream>')`.
+ * `px.display(df.stream(), '<measurement>/<tap>')`.
  * Measurements whose (filter, columns, stream keys, start) are identical share one output table, named after the
  * first of them. When a start time is given, the `start_time` of every `px.DataFrame(...)` call in the filter is
  * replaced (or added); the edit is tracked so error columns still point into the user's text.
@@ -30,7 +30,7 @@ export interface QueryColumns {
 
 /** One measurement/stream query as configured. */
 export interface ComposedQueryInput {
-  /** `<measurement>/<stream>`. */
+  /** `<measurement>/<tap>`. */
   name: string;
   /** The user's PxL fragment (see module doc). */
   streamFilter: string;
@@ -95,7 +95,7 @@ export interface MappedCompileError {
   /** Every query name sharing that block. */
   names: string[];
   measurement: string;
-  stream: string;
+  tap: string;
   /** 1-based line in the user's stream_filter; undefined when the error is in a part fsm-px added. */
   line?: number;
   /** 1-based column in that line. */
@@ -331,7 +331,7 @@ export function composeScript(queries: readonly ComposedQueryInput[]): ComposedS
   const groups = new Map<string, ComposedQueryInput[]>();
   for (const q of queries) {
     if (!parseQueryName(q.name)) {
-      throw new PxlComposeError(`query name '${q.name}' is not <measurement>/<stream>`);
+      throw new PxlComposeError(`query name '${q.name}' is not <measurement>/<tap>`);
     }
     const key = tableKey(q);
     const g = groups.get(key);
@@ -430,7 +430,7 @@ export function composeScript(queries: readonly ComposedQueryInput[]): ComposedS
       table: f.table.display,
       names: f.table.names,
       measurement: parsed.measurement,
-      stream: parsed.stream,
+      tap: parsed.tap,
     };
     if (piece.src === undefined) return { ...base, part: piece.part };
     const srcOffset = piece.part ? piece.src : piece.src + (offset - piece.at);

@@ -1366,7 +1366,7 @@ function checkPxCall(c: Ctx, n: Node & { k: "call" }, name: string, nameS: numbe
       severity: "error",
       code: "display",
       offset: n.s,
-      expected: "no px.display: fsm-px adds px.display(df.stream(), '<measurement>/<stream>') itself",
+      expected: "no px.display: fsm-px adds px.display(df.stream(), '<measurement>/<tap>') itself",
       found: "px.display(...)",
       fixText: "",
     });

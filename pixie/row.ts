@@ -11,7 +11,7 @@ export type Cell = bigint | number | boolean | string | Uint8Array;
 
 /** One captured row, tagged with the query that produced it and the node that saw it. */
 export interface Row {
-  /** `<measurement>/<stream>`: `source` for signature_rules, the stage name for a match rule. */
+  /** `<measurement>/<tap>`: `source` for signature_rules, the stage name for a match rule. */
   readonly query: string;
   /** Node whose sensor captured the row. */
   readonly node: string;
@@ -21,8 +21,8 @@ export interface Row {
   readonly columns: Readonly<Record<string, Cell>>;
 }
 
-/** The query-name format `<measurement>/<stream>` lives in util/query_name.ts; rows re-export it. */
-export { parseQueryName, SOURCE_STREAM } from "../util/query_name.ts";
+/** The query-name format `<measurement>/<tap>` lives in util/query_name.ts; rows re-export it. */
+export { parseQueryName, SOURCE_TAP } from "../util/query_name.ts";
 
 const utf8 = new TextEncoder();
 const utf8Dec = new TextDecoder();

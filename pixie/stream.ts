@@ -48,7 +48,7 @@ export interface PixieExecutor {
   execute(req: ExecuteScriptRequest, signal?: AbortSignal): AsyncIterable<ExecuteScriptResponse>;
 }
 
-/** Counters and gauges the stream reports; every method is optional. Query names are `<measurement>/<stream>`. */
+/** Counters and gauges the stream reports; every method is optional. Query names are `<measurement>/<tap>`. */
 export interface PixieStreamMetrics {
   /** Rows delivered (after dropping re-run duplicates). */
   rowsRead?(query: string, n: number): void;
@@ -117,9 +117,9 @@ export interface PixieQueryStreamOptions {
 
 /** One compile error, placed in the user's configuration. */
 export interface CompileErrorLocation {
-  /** Measurement and stream of the (first) query whose stream_filter holds the error. */
+  /** Measurement and tap of the (first) query whose stream_filter holds the error. */
   measurement?: string;
-  stream?: string;
+  tap?: string;
   /** Every query sharing that stream_filter. */
   queries: string[];
   /** 1-based line and column in the user's stream_filter (undefined when in a part fsm-px adds). */
@@ -140,8 +140,8 @@ export class PixieCompileError extends Error {
   readonly errors: CompileErrorLocation[];
   /** First error's measurement. */
   readonly measurement?: string;
-  /** First error's stream. */
-  readonly stream?: string;
+  /** First error's tap (`source` or a stage). */
+  readonly tap?: string;
   /** First error's line in the user's stream_filter. */
   readonly line?: number;
   /** First error's column in the user's stream_filter. */
@@ -153,7 +153,7 @@ export class PixieCompileError extends Error {
     this.name = "PixieCompileError";
     this.errors = errors;
     this.measurement = first?.measurement;
-    this.stream = first?.stream;
+    this.tap = first?.tap;
     this.line = first?.line;
     this.col = first?.col;
   }
@@ -165,14 +165,14 @@ function describeCompileError(e: CompileErrorLocation): string {
     const also = e.queries.length > 1 ? ` (shared by ${e.queries.join(", ")})` : "";
     const where = e.measurement === undefined
       ? `the script of queries ${e.queries.join(", ")}`
-      : `stream_filter of measurement ${e.measurement}, stream ${e.stream}${also}`;
+      : `stream_filter of measurement ${e.measurement}, tap ${e.tap}${also}`;
     return `PxL compile error in ${where} (the standalone PEM reports no line or column): ${e.message}`;
   }
   if (e.measurement === undefined) {
     return `PxL compile error at script line ${e.scriptLine}, column ${e.scriptCol}: ${e.message}`;
   }
   const also = e.queries.length > 1 ? ` (shared by ${e.queries.join(", ")})` : "";
-  const where = `measurement ${e.measurement}, stream ${e.stream}${also}`;
+  const where = `measurement ${e.measurement}, tap ${e.tap}${also}`;
   if (e.line !== undefined && e.part === undefined) {
     return `stream_filter of ${where}: line ${e.line}, column ${e.col}: ${e.message}`;
   }
@@ -498,7 +498,7 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     const parsed = one ? /^(.*)\/([^/]+)$/.exec(one.display) : null;
     const loc: CompileErrorLocation = {
       measurement: parsed?.[1],
-      stream: parsed?.[2],
+      tap: parsed?.[2],
       queries: one ? one.names : tables.flatMap((t) => t.names),
       message,
       scriptLine: 0,
@@ -519,7 +519,7 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
       const m = composed.mapCompileError(ce.line, ce.column);
       return {
         measurement: m?.measurement,
-        stream: m?.stream,
+        tap: m?.tap,
         queries: m?.names ?? [],
         line: m?.line,
         col: m?.col,

@@ -12,7 +12,7 @@
 import { queryName, queryNamesOf } from "../util/query_name.ts";
 import type { Config, MatchRule, Measurement, SignatureRules } from "../config/schema.ts";
 import type { AudioFormat } from "../audio/types.ts";
-import { cellBytes, cellText, parseQueryName, type Row, SOURCE_STREAM } from "../pixie/row.ts";
+import { cellBytes, cellText, parseQueryName, type Row, SOURCE_TAP } from "../pixie/row.ts";
 import { detectPixieMarker, extractAudioField, PayloadEnvelope } from "../audio/decode/payload.ts";
 import { decodeField } from "../audio/decode/encoding.ts";
 import { decodeSamples, isSampleCodec } from "../audio/decode/codecs.ts";
@@ -109,8 +109,8 @@ export function tapOf(
   const q = parseQueryName(query);
   const m = q && config.measurements.find((x) => x.name === q.measurement);
   if (!q || !m) return undefined;
-  if (q.stream === SOURCE_STREAM) return { m, tap: m.signature_rules, stage: SOURCE_STREAM };
-  const rule = m.match_rules.find((r) => r.stage === q.stream);
+  if (q.tap === SOURCE_TAP) return { m, tap: m.signature_rules, stage: SOURCE_TAP };
+  const rule = m.match_rules.find((r) => r.stage === q.tap);
   return rule ? { m, tap: rule, stage: rule.stage } : undefined;
 }
 
@@ -437,7 +437,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
   const unnamed = Object.entries(facts.rowsByQuery).filter(([q, c]) => c > 0 && !named.has(q));
   if (unnamed.length > 0) {
     const known = config.measurements.map((m) =>
-      `${m.name} (${[SOURCE_STREAM, ...m.match_rules.map((r) => r.stage)].join(", ")})`
+      `${m.name} (${[SOURCE_TAP, ...m.match_rules.map((r) => r.stage)].join(", ")})`
     ).join("; ");
     findings.push({
       kind: "unnamed_query",
@@ -462,7 +462,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
   const errorsByQuery = new Map<string, DecodeErrorCount[]>();
   for (const e of facts.decodeErrors) {
     if (e.count <= 0) continue;
-    const q = `${e.measurement}/${e.stream}`;
+    const q = queryName(e.measurement, e.stream);
     errorsByQuery.set(q, [...(errorsByQuery.get(q) ?? []), e]);
   }
   const failedShare = new Map<string, number>();
@@ -517,7 +517,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
 
   // Per measurement: signatures, then each stage's matches.
   for (const m of config.measurements) {
-    const sourceQuery = queryName(m.name, SOURCE_STREAM);
+    const sourceQuery = queryName(m.name, SOURCE_TAP);
     const sourceRows = facts.rowsByQuery[sourceQuery] ?? 0;
     const sigs = facts.signaturesByMeasurement[m.name] ?? 0;
     if (sigs === 0) {

@@ -111,7 +111,7 @@ Deno.test("start time replaces or adds start_time in every px.DataFrame call", (
 
 Deno.test("bad configurations are refused with the query named", () => {
   throws(() => composeScript([]), PxlComposeError);
-  throws(() => composeScript([query("nostream")]), /not <measurement>\/<stream>/);
+  throws(() => composeScript([query("nostream")]), /not <measurement>\/<tap>/);
   throws(
     () => composeScript([query("m/s", { streamFilter: FILTER + "px.display(df)\n" })]),
     /m\/s: stream_filter must not call px.display/,
@@ -128,14 +128,14 @@ Deno.test("compile errors map to the user's line and column, per block", () => {
   const at = lineColOf(c.script, "nope");
   const m = c.mapCompileError(at.line, at.col)!;
   equal(m.measurement, "voice");
-  equal(m.stream, "asr");
+  equal(m.tap, "asr");
   equal(m.line, 2);
   equal(m.col, second.split("\n")[1]!.indexOf("nope") + 1);
   equal(m.part, undefined);
 
   const first = lineColOf(c.script, "req_path");
   const m1 = c.mapCompileError(first.line, first.col)!;
-  deepStrictEqual([m1.stream, m1.line, m1.col], [
+  deepStrictEqual([m1.tap, m1.line, m1.col], [
     "source",
     2,
     FILTER.split("\n")[1]!.indexOf("req_path") + 1,
@@ -146,7 +146,7 @@ Deno.test("compile errors map to the user's line and column, per block", () => {
   // An error in the projection fsm-px adds names the part and the query, not a user line.
   const proj = lineColOf(c.script, "df = df[['time_'");
   const mp = c.mapCompileError(proj.line, proj.col + 3)!;
-  equal(mp.stream, "source");
+  equal(mp.tap, "source");
   equal(mp.line, undefined);
   match(mp.part!, /projection/);
 });

@@ -106,7 +106,7 @@ Deno.test("compile errors: Pixie's messages at the script's line and column, map
         (e: unknown) => {
           ok(e instanceof PixieCompileError, String(e));
           match(e.message, message);
-          deepStrictEqual([e.measurement, e.stream, e.line, e.col], ["v", "asr", line, col], e.message);
+          deepStrictEqual([e.measurement, e.tap, e.line, e.col], ["v", "asr", line, col], e.message);
           ok(e.errors[0]!.scriptLine > 2, "Pixie reports the line in the whole script");
           return true;
         },
@@ -227,11 +227,11 @@ Deno.test("standalone PEM compile errors: a bare INVALID_ARGUMENT, named by quer
       (e: unknown) => {
         ok(e instanceof PixieCompileError);
         equal(e.measurement, "voice");
-        equal(e.stream, "relay", "the only filter holding the quoted '&'");
+        equal(e.tap, "relay", "the only filter holding the quoted '&'");
         equal(e.line, undefined);
         match(
           e.message,
-          /stream_filter of measurement voice, stream relay \(the standalone PEM reports no line/,
+          /stream_filter of measurement voice, tap relay \(the standalone PEM reports no line/,
         );
         match(e.message, /Operator '&' not handled/);
         return true;

@@ -140,10 +140,10 @@ Deno.test("a compile error is reported against the user's stream_filter and not 
     await rejects(collect(stream), (e: unknown) => {
       ok(e instanceof PixieCompileError);
       equal(e.measurement, "voice");
-      equal(e.stream, "stt");
+      equal(e.tap, "stt");
       equal(e.line, 2);
       equal(e.col, "df = df[df.bad_col".indexOf("bad_col") + 1);
-      ok(e.message.includes("stream_filter of measurement voice, stream stt: line 2, column 12"));
+      ok(e.message.includes("stream_filter of measurement voice, tap stt: line 2, column 12"));
       ok(e.message.includes("Column 'bad_col' not found"));
       return true;
     });

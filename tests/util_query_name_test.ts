@@ -1,9 +1,9 @@
 import { deepEqual, equal } from "node:assert/strict";
-import { parseQueryName, queryName, queryNamesOf, SOURCE_STREAM } from "../util/query_name.ts";
+import { parseQueryName, queryName, queryNamesOf, SOURCE_TAP } from "../util/query_name.ts";
 
 Deno.test("query names: built and split in one place; a measurement name may hold a slash", () => {
-  equal(queryName("calls", SOURCE_STREAM), "calls/source");
-  deepEqual(parseQueryName(queryName("team/calls", "asr")), { measurement: "team/calls", stream: "asr" });
+  equal(queryName("calls", SOURCE_TAP), "calls/source");
+  deepEqual(parseQueryName(queryName("team/calls", "asr")), { measurement: "team/calls", tap: "asr" });
   equal(parseQueryName("calls"), undefined);
   equal(parseQueryName("calls/"), undefined);
   equal(parseQueryName("/asr"), undefined);
