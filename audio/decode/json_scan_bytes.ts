@@ -1,13 +1,16 @@
 /**
- * The JSON path scanner of payload.ts on the payload's bytes instead of its text: the audio field is found
- * without decoding the body to a string first (a UTF-8 decode of every 20 ms message cost as much as the scan),
- * and the field's bytes go to the base64 decoder as a view of the payload.
+ * The JSON path scanner: finds where the value at a configured path lies in a payload's bytes without building
+ * objects (JSON.parse of a whole 20 ms message costs more than the rest of its decode) and without decoding the
+ * body to text first (a UTF-8 decode of every message cost as much as the scan). Strings, which are most of a
+ * payload, are skipped with the engine's byte search, and the audio field goes to the base64 decoder as a view of
+ * the payload.
  *
- * It accepts exactly what the text scanner accepts and finds the same value: JSON's structure is ASCII, and a
- * multi-byte UTF-8 sequence (or an invalid one, which the text decoder turns into U+FFFD) holds no ASCII byte,
- * so strings end at the same quotes in the bytes as in the text. Where bytes and text could differ it defers: a
- * key that is escaped or not ASCII is compared as the text scanner compares it (decoded), and a byte-order mark
- * (which the text decoder drops) makes the scan BAD, so the caller takes the text path.
+ * It accepts what JSON.parse accepts on the body's UTF-8 text and finds the value JSON.parse and a path lookup
+ * would (a later duplicate key wins), or answers {@link BYTES_BAD} and the caller asks JSON.parse. JSON's
+ * structure is ASCII, and a multi-byte UTF-8 sequence (or an invalid one, which the text decoder turns into
+ * U+FFFD) holds no ASCII byte, so strings end at the same quotes in the bytes as in the text. A key that is
+ * escaped or not ASCII is compared decoded; a byte-order mark (which the text decoder drops), nesting deeper than
+ * it walks, and anything malformed are BAD.
  * @module
  */
 
@@ -22,11 +25,12 @@ export interface ByteScanHit {
 
 /** No value at the path (the JSON is well formed). */
 export const BYTES_MISSING: unique symbol = Symbol("missing");
-/** Not handled here: ask the text scanner (and JSON.parse). */
+/** Not handled here (malformed, a byte-order mark, deep nesting): ask JSON.parse. */
 export const BYTES_BAD: unique symbol = Symbol("bad");
 
 const MAX_DEPTH = 128;
-const utf8 = new TextDecoder("utf-8");
+/** Decodes pieces of a body: a leading U+FEFF in a piece is part of a string, not a byte-order mark. */
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** A compiled path for the byte scanner: segments, their array indices (-1: a key) and their UTF-8 bytes. */
 export interface BytePath {
@@ -61,6 +65,8 @@ class ByteScanner {
   escaped = false;
   /** Position of the next backslash at or after the last search start (len if none). */
   nextBackslash = -1;
+  /** The payload's buffer as 32-bit words, made when the first long string is checked (see {@link control}). */
+  words: Uint32Array | undefined;
 
   ws(): void {
     const b = this.b, len = this.len;
@@ -141,7 +147,10 @@ class ByteScanner {
     }
   }
 
-  /** Skips a string, noting whether it holds a backslash escape (see the text scanner). */
+  /**
+   * Skips a string, noting whether it holds a backslash escape; false on what JSON.parse refuses in a string (a
+   * raw control character, an unknown escape, a short \u).
+   */
   string(): boolean {
     const b = this.b, len = this.len;
     const from = this.pos + 1;
@@ -162,24 +171,56 @@ class ByteScanner {
       this.nextBackslash = bs < 0 || bs >= this.len ? this.len : bs;
     }
     if (this.nextBackslash > q) {
+      if (this.control(from, q)) return false;
       this.escaped = false;
       this.pos = q + 1;
       return true;
     }
     let p = from;
     for (;;) {
-      while (p < this.len) {
-        const c = b[p]!;
-        if (c === 0x22 || c === 0x5c) break;
+      if (p >= len) return false;
+      const c = b[p]!;
+      if (c === 0x22) break;
+      if (c < 0x20) return false;
+      if (c !== 0x5c) {
         p++;
+        continue;
       }
-      if (p >= this.len) return false;
-      if (b[p] === 0x22) break;
-      p += 2;
+      const e = p + 1 < len ? b[p + 1]! : -1;
+      if (e === 0x75) {
+        if (p + 6 > len) return false;
+        for (let k = p + 2; k < p + 6; k++) if (!isHex(b[k]!)) return false;
+        p += 6;
+      } else if (e >= 0 && SIMPLE_ESCAPE[e] === 1) p += 2;
+      else return false;
     }
     this.escaped = true;
     this.pos = p + 1;
     return true;
+  }
+
+  /**
+   * Whether bytes [from, to) hold a control character (below 0x20), which JSON.parse refuses in a string. The
+   * audio field is most of a payload: it is checked four bytes at a time, a byte below 0x20 being one whose
+   * subtraction borrows while its top bit is clear.
+   */
+  control(from: number, to: number): boolean {
+    const b = this.b;
+    let p = from;
+    if (to - p >= 64) {
+      const base = b.byteOffset;
+      for (; (base + p) & 3; p++) if (b[p]! < 0x20) return true;
+      let words = this.words;
+      if (!words) words = this.words = new Uint32Array(b.buffer, 0, b.buffer.byteLength >>> 2);
+      const end = (base + to) >>> 2;
+      for (let i = (base + p) >>> 2; i < end; i++) {
+        const w = words[i]!;
+        if (((w - 0x20202020) & ~w & 0x80808080) !== 0) return true;
+      }
+      p = (end << 2) - base;
+    }
+    for (; p < to; p++) if (b[p]! < 0x20) return true;
+    return false;
   }
 
   scalar(): boolean {
@@ -187,15 +228,39 @@ class ByteScanner {
     if (c === 0x74) return this.literal(TRUE);
     if (c === 0x66) return this.literal(FALSE);
     if (c === 0x6e) return this.literal(NULL);
-    if (c !== 0x2d && (c < 0x30 || c > 0x39)) return false;
-    let p = this.pos + 1;
-    while (p < this.len) {
-      const d = this.b[p]!;
-      if ((d >= 0x30 && d <= 0x39) || d === 0x2e || d === 0x65 || d === 0x45 || d === 0x2b || d === 0x2d) p++;
-      else break;
+    return this.number();
+  }
+
+  /** Skips a number spelled as JSON spells it: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+  number(): boolean {
+    const b = this.b, len = this.len;
+    let p = this.pos;
+    if (b[p] === 0x2d) p++;
+    if (p >= len) return false;
+    if (b[p] === 0x30) p++;
+    else if (isDigit(b[p]!)) p = this.digits(p);
+    else return false;
+    if (p < len && b[p] === 0x2e) {
+      const d = this.digits(p + 1);
+      if (d === p + 1) return false;
+      p = d;
+    }
+    if (p < len && (b[p] === 0x65 || b[p] === 0x45)) {
+      p++;
+      if (p < len && (b[p] === 0x2b || b[p] === 0x2d)) p++;
+      const d = this.digits(p);
+      if (d === p) return false;
+      p = d;
     }
     this.pos = p;
     return true;
+  }
+
+  /** The position after the run of digits starting at `p`. */
+  digits(p: number): number {
+    const b = this.b, len = this.len;
+    while (p < len && isDigit(b[p]!)) p++;
+    return p;
   }
 
   literal(word: Uint8Array): boolean {
@@ -207,7 +272,7 @@ class ByteScanner {
 
   /**
    * Whether the key at bytes [start, end) (quotes included) is path segment `depth`: by bytes when the key is
-   * plain ASCII, else decoded as the text scanner sees it.
+   * plain ASCII, else decoded as JSON.parse reads the body's text.
    */
   keyIs(start: number, end: number, depth: number): boolean {
     const b = this.b;
@@ -232,6 +297,18 @@ const TRUE = encoder.encode("true");
 const FALSE = encoder.encode("false");
 const NULL = encoder.encode("null");
 
+/** 1 at the bytes that may follow a backslash on their own: " \\ / b f n r t. */
+const SIMPLE_ESCAPE = new Uint8Array(128);
+for (const c of '"\\/bfnrt') SIMPLE_ESCAPE[c.charCodeAt(0)] = 1;
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
+
+function isHex(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+}
+
 function hasNonAscii(b: Uint8Array, from: number, to: number): boolean {
   for (let i = from; i < to; i++) if (b[i]! >= 0x80) return true;
   return false;
@@ -241,13 +318,13 @@ const scanner = new ByteScanner();
 
 /**
  * Finds the value at `path` in the JSON `bytes`: its range, {@link BYTES_MISSING}, or {@link BYTES_BAD} (not
- * handled here, including anything malformed: the caller asks the text scanner and JSON.parse).
+ * handled here, including anything malformed: the caller asks JSON.parse).
  */
 export function scanJsonPathBytes(
   bytes: Uint8Array,
   path: BytePath,
 ): ByteScanHit | typeof BYTES_MISSING | typeof BYTES_BAD {
-  // A byte-order mark is dropped by the text decoder: the text path reads such a body.
+  // A byte-order mark is dropped by the text decoder before JSON.parse: that path reads such a body.
   if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return BYTES_BAD;
   const sc = scanner;
   sc.b = bytes;
@@ -256,6 +333,7 @@ export function scanJsonPathBytes(
   sc.path = path;
   sc.hit = undefined;
   sc.nextBackslash = -1;
+  sc.words = undefined;
   let ok = false;
   try {
     ok = sc.value(true, 0);
@@ -265,8 +343,27 @@ export function scanJsonPathBytes(
   }
   const end = sc.pos;
   sc.b = EMPTY;
+  sc.words = undefined;
   if (!ok || end !== bytes.length) return BYTES_BAD;
   return sc.hit ?? BYTES_MISSING;
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** UTF-8 text of a piece of a body, as it stands in the body's text (a leading U+FEFF is kept). */
+export function utf8Piece(bytes: Uint8Array): string {
+  return utf8.decode(bytes);
+}
+
+/**
+ * The value of a hit in `bytes` as JSON.parse gives it: an unescaped string is the text between its quotes,
+ * anything else goes through JSON.parse (the scan has checked its spelling), or {@link BYTES_BAD}.
+ */
+export function hitValue(bytes: Uint8Array, hit: ByteScanHit): unknown {
+  if (hit.string && !hit.escaped) return utf8.decode(bytes.subarray(hit.start + 1, hit.end - 1));
+  try {
+    return JSON.parse(utf8.decode(bytes.subarray(hit.start, hit.end)));
+  } catch {
+    return BYTES_BAD; // not expected after a scan that passed; JSON.parse of the whole body then decides
+  }
+}

@@ -8,7 +8,15 @@
 import { detectPixieMarker, type PixieMarker } from "../../pixie/markers.ts";
 import type { AudioFormat } from "../types.ts";
 import { compileLinearRegex, type LinearRegex } from "../../util/linear_regex.ts";
-import { bytePath, BYTES_BAD, BYTES_MISSING, scanJsonPathBytes } from "./json_scan_bytes.ts";
+import {
+  bytePath,
+  BYTES_BAD,
+  BYTES_MISSING,
+  type ByteScanHit,
+  hitValue,
+  scanJsonPathBytes,
+  utf8Piece,
+} from "./json_scan_bytes.ts";
 
 /** Pixie's markers are recognised in one place (pixie/markers.ts); the decoder reads them through here. */
 export { detectPixieMarker, type PixieMarker };
@@ -64,12 +72,12 @@ export class PayloadEnvelope {
     return this.#json === BAD_JSON ? { ok: false } : { ok: true, value: this.#json };
   }
 
-  /** True once {@link text} has run (the text scanner then needs no decode). */
+  /** True once {@link text} has run: the usual message is read from its bytes and never needs it. */
   get hasText(): boolean {
     return this.#text !== undefined;
   }
 
-  /** True once {@link json} has run, so walking the parsed value is cheaper than scanning the text. */
+  /** True once {@link json} has run, so walking the parsed value is cheaper than scanning the bytes. */
   get parsed(): boolean {
     return this.#json !== NOT_PARSED;
   }
@@ -145,254 +153,26 @@ export function walkJsonPath(root: unknown, segments: readonly string[]): unknow
 export function jsonPathValue(payload: Uint8Array | PayloadEnvelope, path: string): unknown {
   const env = envelopeOf(payload);
   const segs = compileJsonPath(path);
-  if (!env.parsed && !env.hasText) {
-    const hit = scanJsonPathBytes(env.bytes, bytePath(segs));
-    if (hit === BYTES_MISSING) return undefined;
-    if (hit !== BYTES_BAD) {
-      const raw = env.bytes.subarray(hit.start, hit.end);
-      // An unescaped string is the text between its quotes; anything else as JSON.parse reads it.
-      if (hit.string && !hit.escaped) return utf8.decode(raw.subarray(1, raw.length - 1));
-      const v = parseValue(utf8.decode(raw));
-      if (v !== BAD) return v;
-    }
-  }
-  if (!env.parsed) {
-    const hit = scanJsonPath(env.text(), segs);
-    if (hit === MISSING) return undefined;
-    if (hit !== BAD) {
-      const v = scannedValue(env.text(), hit);
-      if (v !== BAD) return v;
-    }
+  const hit = scanUnparsed(env, segs);
+  if (hit === BYTES_MISSING) return undefined;
+  if (hit !== BYTES_BAD) {
+    const v = hitValue(env.bytes, hit);
+    if (v !== BYTES_BAD) return v;
   }
   const parsed = env.json();
   return parsed.ok ? walkJsonPath(parsed.value, segs) : undefined;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// A JSON path scanner: finds where the value at a path lies in the payload text without building objects
-// (JSON.parse of a whole 20 ms packet costs more than the rest of its decode). Strings, which are most of the
-// text, are skipped with the engine's string search. It checks structure (brackets, commas, colons, string
-// ends, literal spelling) but is lenient inside strings and numbers; anything it cannot handle reports BAD and
-// the caller falls back to JSON.parse, which then decides.
-// ---------------------------------------------------------------------------------------------------------------
-
-/** Where the scanned value lies: text [start, end), quotes included for strings. */
-interface ScanHit {
-  start: number;
-  end: number;
-  string: boolean;
-  /** The string holds a backslash escape. */
-  escaped: boolean;
-}
-
-const BAD: unique symbol = Symbol("bad");
-const MISSING: unique symbol = Symbol("missing");
-const MAX_DEPTH = 128;
-const segIndexCache = new WeakMap<readonly string[], number[]>();
-
-class JsonScanner {
-  s = "";
-  pos = 0;
-  segs: readonly string[] = [];
-  segIndex: number[] = [];
-  hit: ScanHit | undefined;
-  /** Whether the string just skipped holds an escape. */
-  escaped = false;
-  /** Position of the next backslash at or after the last search start (length if none). */
-  nextBackslash = -1;
-
-  ws(): void {
-    const s = this.s;
-    let p = this.pos;
-    while (p < s.length) {
-      const c = s.charCodeAt(p);
-      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) p++;
-      else break;
-    }
-    this.pos = p;
-  }
-
-  value(onPath: boolean, depth: number): boolean {
-    if (depth > MAX_DEPTH) return false;
-    this.ws();
-    if (this.pos >= this.s.length) return false;
-    const c = this.s.charCodeAt(this.pos);
-    const start = this.pos;
-    const descend = onPath && depth < this.segs.length;
-    let ok: boolean;
-    if (c === 0x7b) ok = this.object(descend, depth);
-    else if (c === 0x5b) ok = this.array(descend, depth);
-    else if (c === 0x22) ok = this.string();
-    else ok = this.scalar();
-    if (ok && onPath && depth === this.segs.length) {
-      this.hit = { start, end: this.pos, string: c === 0x22, escaped: c === 0x22 && this.escaped };
-    }
-    return ok;
-  }
-
-  object(onPath: boolean, depth: number): boolean {
-    const s = this.s;
-    this.pos++;
-    this.ws();
-    if (s.charCodeAt(this.pos) === 0x7d) {
-      this.pos++;
-      return true;
-    }
-    for (;;) {
-      this.ws();
-      if (s.charCodeAt(this.pos) !== 0x22) return false;
-      const keyStart = this.pos;
-      if (!this.string()) return false;
-      const match = onPath && this.keyIs(keyStart, this.pos, depth);
-      this.ws();
-      if (s.charCodeAt(this.pos) !== 0x3a) return false;
-      this.pos++;
-      // A later duplicate key wins, as in JSON.parse: forget what an earlier one led to.
-      if (match) this.hit = undefined;
-      if (!this.value(match, depth + 1)) return false;
-      this.ws();
-      const c = s.charCodeAt(this.pos);
-      this.pos++;
-      if (c === 0x2c) continue;
-      return c === 0x7d;
-    }
-  }
-
-  array(onPath: boolean, depth: number): boolean {
-    const s = this.s;
-    this.pos++;
-    this.ws();
-    if (s.charCodeAt(this.pos) === 0x5d) {
-      this.pos++;
-      return true;
-    }
-    const want = onPath ? this.segIndex[depth]! : -1;
-    for (let i = 0;; i++) {
-      if (!this.value(i === want, depth + 1)) return false;
-      this.ws();
-      const c = s.charCodeAt(this.pos);
-      this.pos++;
-      if (c === 0x2c) continue;
-      return c === 0x5d;
-    }
-  }
-
-  /**
-   * Skips a string, noting whether it holds a backslash escape. The next backslash is remembered, so the whole
-   * scan searches for backslashes only forward, once.
-   */
-  string(): boolean {
-    const s = this.s;
-    const from = this.pos + 1;
-    const q = s.indexOf('"', from);
-    if (q < 0) return false;
-    if (this.nextBackslash < from) {
-      const bs = s.indexOf("\\", from);
-      this.nextBackslash = bs < 0 ? s.length : bs;
-    }
-    if (this.nextBackslash > q) {
-      this.escaped = false;
-      this.pos = q + 1;
-      return true;
-    }
-    let p = from;
-    for (;;) {
-      while (p < s.length) {
-        const c = s.charCodeAt(p);
-        if (c === 0x22 || c === 0x5c) break;
-        p++;
-      }
-      if (p >= s.length) return false;
-      if (s.charCodeAt(p) === 0x22) break;
-      p += 2;
-    }
-    this.escaped = true;
-    this.pos = p + 1;
-    return true;
-  }
-
-  scalar(): boolean {
-    const s = this.s;
-    const c = s.charCodeAt(this.pos);
-    if (c === 0x74) return this.literal("true");
-    if (c === 0x66) return this.literal("false");
-    if (c === 0x6e) return this.literal("null");
-    if (c !== 0x2d && (c < 0x30 || c > 0x39)) return false;
-    let p = this.pos + 1;
-    while (p < s.length) {
-      const d = s.charCodeAt(p);
-      if ((d >= 0x30 && d <= 0x39) || d === 0x2e || d === 0x65 || d === 0x45 || d === 0x2b || d === 0x2d) p++;
-      else break;
-    }
-    this.pos = p;
-    return true;
-  }
-
-  literal(word: string): boolean {
-    if (!this.s.startsWith(word, this.pos)) return false;
-    this.pos += word.length;
-    return true;
-  }
-
-  /** Whether the key string at text [start, end) (quotes included) is path segment `depth`. */
-  keyIs(start: number, end: number, depth: number): boolean {
-    const want = this.segs[depth]!;
-    if (this.escaped) {
-      try {
-        return JSON.parse(this.s.slice(start, end)) === want;
-      } catch {
-        return false;
-      }
-    }
-    return end - start - 2 === want.length && this.s.startsWith(want, start + 1);
-  }
-}
-
-const scanner = new JsonScanner();
-
-/** Finds the value at `segs` in JSON `text`: its range, MISSING, or BAD (not handled: ask JSON.parse). */
-function scanJsonPath(text: string, segs: readonly string[]): ScanHit | typeof MISSING | typeof BAD {
-  let index = segIndexCache.get(segs);
-  if (!index) {
-    index = segs.map((s) => (/^\d+$/.test(s) ? Number(s) : -1));
-    segIndexCache.set(segs, index);
-  }
-  const sc = scanner;
-  sc.s = text;
-  sc.pos = 0;
-  sc.segs = segs;
-  sc.segIndex = index;
-  sc.hit = undefined;
-  sc.nextBackslash = -1;
-  let ok = false;
-  try {
-    ok = sc.value(true, 0);
-    sc.ws();
-  } catch {
-    ok = false; // stack exhaustion on hostile nesting
-  }
-  const end = sc.pos;
-  sc.s = "";
-  if (!ok || end !== text.length) return BAD;
-  return sc.hit ?? MISSING;
-}
-
-/** The scanned value as JSON.parse would give it; an unescaped string is a slice of the text. */
-function scannedValue(text: string, hit: ScanHit): unknown {
-  if (hit.string && !hit.escaped) return text.slice(hit.start + 1, hit.end - 1);
-  return parseValue(text.slice(hit.start, hit.end));
-}
-
 /**
- * A scanned value through JSON.parse, or BAD: the scanner is lenient inside strings and numbers, so a bad
- * escape or number is found here, and the whole document then goes to JSON.parse, which rejects it.
+ * The byte scan of `segs` in a payload not parsed yet (json_scan_bytes.ts, the one scanner; JSON.parse of a whole
+ * message costs more than the rest of its decode); BAD once the payload is parsed, since walking the parsed
+ * value is then cheaper. On BAD the caller asks JSON.parse, which decides.
  */
-function parseValue(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return BAD;
-  }
+function scanUnparsed(
+  env: PayloadEnvelope,
+  segs: readonly string[],
+): ByteScanHit | typeof BYTES_MISSING | typeof BYTES_BAD {
+  return env.parsed ? BYTES_BAD : scanJsonPathBytes(env.bytes, bytePath(segs));
 }
 
 const regexCache = new Map<string, LinearRegex>();
@@ -433,8 +213,7 @@ export function extractAudioFieldView(
 ): AudioFieldResult {
   if (fmt.envelope !== "json" || fmt.encoding === "binary") return extractAudioField(payload, fmt);
   const env = envelopeOf(payload);
-  if (env.parsed || env.hasText) return extractAudioField(env, fmt);
-  const hit = scanJsonPathBytes(env.bytes, bytePath(compileJsonPath(fmt.path)));
+  const hit = scanUnparsed(env, compileJsonPath(fmt.path));
   if (hit === BYTES_MISSING) return { ok: false, reason: "missing_path" };
   if (hit === BYTES_BAD || (hit.string && hit.escaped)) return extractAudioField(env, fmt);
   if (!hit.string) return { ok: false, reason: "not_a_string" };
@@ -450,7 +229,7 @@ export function fieldAsText(
   data: Uint8Array | string,
   envelope: EnvelopeFormat["envelope"],
 ): string | Uint8Array {
-  return typeof data !== "string" && envelope === "json" ? utf8.decode(data) : data;
+  return typeof data !== "string" && envelope === "json" ? utf8Piece(data) : data;
 }
 
 /** Finds the audio field of one payload as `fmt` describes it. Never throws on payload content. */
@@ -463,14 +242,12 @@ export function extractAudioField(
   switch (fmt.envelope) {
     case "json": {
       const segs = compileJsonPath(fmt.path);
-      if (!env.parsed) {
-        const hit = scanJsonPath(env.text(), segs);
-        if (hit === MISSING) return { ok: false, reason: "missing_path" };
-        if (hit !== BAD) {
-          if (!hit.string) return { ok: false, reason: "not_a_string" };
-          const data = scannedValue(env.text(), hit);
-          if (typeof data === "string") return { ok: true, data, overhead: Math.max(0, size - data.length) };
-        }
+      const hit = scanUnparsed(env, segs);
+      if (hit === BYTES_MISSING) return { ok: false, reason: "missing_path" };
+      if (hit !== BYTES_BAD) {
+        if (!hit.string) return { ok: false, reason: "not_a_string" };
+        const data = hitValue(env.bytes, hit);
+        if (typeof data === "string") return { ok: true, data, overhead: Math.max(0, size - data.length) };
       }
       const parsed = env.json();
       if (!parsed.ok) return { ok: false, reason: "bad_json" };
