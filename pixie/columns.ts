@@ -35,19 +35,37 @@ export interface BatchToRowsOptions {
   timeColumn?: string;
 }
 
-function cellAt(col: ColumnData, i: number): Cell {
-  switch (col.type) {
-    case "uint128":
-      return uuidFromU128(col.data[i] ?? 0n);
-    case "boolean":
-      return col.data[i] ?? false;
-    case "float64":
-      return col.data[i] ?? NaN;
-    case "string":
-      return col.data[i] ?? new Uint8Array(0);
-    default:
-      return col.data[i] ?? 0n;
+/** The column's cells as a row takes them: UINT128 as UUID strings, every other type as decoded. */
+function cellsOf(col: ColumnData): readonly Cell[] {
+  return col.type === "uint128" ? col.data.map(uuidFromU128) : col.data;
+}
+
+/** Builds one row's `columns` record from the columns' cells at row `i`. */
+type ColumnsOf = (cells: readonly (readonly Cell[])[], i: number) => Record<string, Cell>;
+
+/**
+ * A record builder per relation: one object literal of a fixed shape (V8 then creates every row's record with
+ * one allocation and no keyed stores). Names are quoted by JSON.stringify, so any name is a plain key; a
+ * relation naming `__proto__` (which a literal would take as the prototype) is built key by key, as it always was.
+ */
+const builders = new WeakMap<readonly ColumnInfo[], ColumnsOf>();
+
+function columnsBuilder(relation: readonly ColumnInfo[]): ColumnsOf {
+  let f = builders.get(relation);
+  if (f) return f;
+  const names = relation.map((c) => c.name);
+  if (names.includes("__proto__")) {
+    f = (cells, i) => {
+      const columns: Record<string, Cell> = {};
+      for (let c = 0; c < names.length; c++) columns[names[c]!] = cells[c]![i]!;
+      return columns;
+    };
+  } else {
+    const body = names.map((n, c) => `${JSON.stringify(n)}: cells[${c}][i]`).join(", ");
+    f = new Function("cells", "i", `"use strict"; return { ${body} };`) as ColumnsOf;
   }
+  builders.set(relation, f);
+  return f;
 }
 
 /**
@@ -86,11 +104,12 @@ export function batchToRows(
     throw new PixieDecodeError(`table ${batch.tableId}: no ${timeName} time column`);
   }
   const times = timeCol.data;
+  const cells = batch.cols.map(cellsOf);
+  const build = columnsBuilder(relation);
+  const { query, node } = opts;
   const rows: Row[] = new Array(batch.numRows);
   for (let i = 0; i < batch.numRows; i++) {
-    const columns: Record<string, Cell> = {};
-    for (let c = 0; c < relation.length; c++) columns[relation[c]!.name] = cellAt(batch.cols[c]!, i);
-    rows[i] = { query: opts.query, node: opts.node, time: times[i]!, columns };
+    rows[i] = { query, node, time: times[i]!, columns: build(cells, i) };
   }
   return rows;
 }

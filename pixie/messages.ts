@@ -7,6 +7,7 @@
 
 import type protobuf from "protobufjs";
 import { types } from "./proto.ts";
+import { fastDecodeExecuteScriptResponse, fastDecodeRowBatch } from "./wire_decode.ts";
 
 /** Pixie's column data types (`px.api.vizierpb.DataType`). */
 export const DataType = {
@@ -234,8 +235,16 @@ function decode(type: protobuf.Type, data: Uint8Array): Obj {
   return type.decode(data) as unknown as Obj;
 }
 
-/** Decodes a serialized RowBatchData (the plaintext of an encrypted batch). */
+/**
+ * Decodes a serialized RowBatchData (the plaintext of an encrypted batch). STRING cells are views into `data`,
+ * which must not change afterwards.
+ */
 export function decodeRowBatch(data: Uint8Array): RowBatch {
+  return fastDecodeRowBatch(data) ?? decodeRowBatchReference(data);
+}
+
+/** {@link decodeRowBatch} through protobufjs: what the hand-written decoder must agree with (tests). */
+export function decodeRowBatchReference(data: Uint8Array): RowBatch {
   return rowBatchFromObj(decode(types.rowBatchData, data));
 }
 
@@ -268,8 +277,16 @@ function statusToObj(s: PixieStatus): Obj {
   };
 }
 
-/** Decodes an ExecuteScriptResponse. */
+/**
+ * Decodes an ExecuteScriptResponse. A batch's STRING cells are views into `data` (grpc-js gives every message a
+ * buffer of its own), which must not change afterwards.
+ */
 export function decodeExecuteScriptResponse(data: Uint8Array): ExecuteScriptResponse {
+  return fastDecodeExecuteScriptResponse(data) ?? decodeExecuteScriptResponseReference(data);
+}
+
+/** {@link decodeExecuteScriptResponse} through protobufjs: every response the fast path leaves (tests compare). */
+export function decodeExecuteScriptResponseReference(data: Uint8Array): ExecuteScriptResponse {
   const m = decode(types.executeScriptResponse, data);
   const out: ExecuteScriptResponse = { queryId: str(m.query_id) };
   if (isObj(m.status)) out.status = statusFromObj(m.status);

@@ -8,8 +8,8 @@
  *   `StreamResults`), and a standalone PEM ignores `query_id` and runs the script again. Instead the script is
  *   re-run from the newest `time_` seen per table minus an overlap ({@link PixieQueryStreamOptions.rerunOverlapMs},
  *   which also covers rows that reach a table out of time order), and rows already delivered are dropped by their
- *   fingerprint (every column, bodies hashed), so rows sharing a `time_` with the last one seen are neither lost
- *   nor doubled. The cost: the broker keeps the abandoned query until its consumer timeout (180 s) or until its
+ *   fingerprint (the time and a 64-bit hash of every cell, see delivered_rows.ts), so rows sharing a `time_` with
+ *   the last one seen are neither lost nor doubled. The cost: the broker keeps the abandoned query until its consumer timeout (180 s) or until its
  *   1,024-message buffer fills.
  * - The broker's own refusals (a query it forgot: gRPC UNKNOWN "… not registered in query forwarder", "… can not
  *   accept more data, consumer likely died", "… timedout waiting for consumer") are re-run at once, without backoff.
@@ -26,6 +26,7 @@ import { logger, redact } from "../util/log.ts";
 import { parseDurationNs } from "../util/duration.ts";
 import type { Row } from "./row.ts";
 import { batchToRows, PixieDecodeError } from "./columns.ts";
+import { DeliveredRows, hashRows, type RowHashes } from "./delivered_rows.ts";
 import { GrpcCode, PixieRpcError } from "./client.ts";
 import { decryptCompactJwe, encryptionOptionsFor, generateJweKeyPair, type JweKeyPair } from "./jwe.ts";
 import {
@@ -235,21 +236,6 @@ function bodySizeOf(row: Row, column: string | undefined): number | undefined {
   return n !== undefined && Number.isFinite(n) && n >= 0 ? n : undefined;
 }
 
-/** A cheap identity of a row's content, used to drop rows re-delivered by a re-run at the same `time_`. */
-export function rowFingerprint(columns: Row["columns"]): string {
-  const parts: string[] = [];
-  for (const [k, v] of Object.entries(columns)) {
-    if (v instanceof Uint8Array) {
-      let h = 0x811c9dc5;
-      for (let i = 0; i < v.length; i++) h = Math.imul(h ^ v[i]!, 0x01000193);
-      parts.push(`${k}=b${v.length}:${(h >>> 0).toString(16)}`);
-    } else {
-      parts.push(`${k}=${typeof v === "bigint" ? v.toString() + "n" : String(v)}`);
-    }
-  }
-  return parts.join("\u0000");
-}
-
 /** Parses a relative start like `-30s` (any duration of util/duration.ts after the minus) to ns; undefined if it is not one. */
 export function relativeToNs(start: string): bigint | undefined {
   if (!start.startsWith("-")) return undefined;
@@ -260,8 +246,8 @@ export function relativeToNs(start: string): bigint | undefined {
 interface TableState {
   /** Newest `time_` delivered. */
   watermark?: bigint;
-  /** Fingerprints of the rows delivered with `time_` >= watermark - overlap, and their times. */
-  recent: Map<string, bigint>;
+  /** The rows delivered with `time_` >= watermark - overlap (at the time), by time and hash of every cell. */
+  recent: DeliveredRows;
   /** `recent`'s size after its last pruning. */
   prunedSize: number;
   eos: boolean;
@@ -307,6 +293,8 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
   #call: AbortController | undefined;
   /** New queries are waiting for the next run. */
   #requeried = false;
+  /** Scratch for the rows' hashes of one batch. */
+  #hashes: RowHashes | undefined;
 
   /** Creates the stream; nothing runs until it is iterated. Throws PxlComposeError on a bad configuration. */
   constructor(opts: PixieQueryStreamOptions) {
@@ -399,7 +387,7 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
       this.#queryId = undefined;
       for (const t of this.#composed.tables.values()) {
         const st = this.#states.get(t.display) ??
-          { recent: new Map<string, bigint>(), prunedSize: 0, eos: false };
+          { recent: new DeliveredRows(), prunedSize: 0, eos: false };
         st.eos = false;
         this.#states.set(t.display, st);
       }
@@ -578,39 +566,59 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
       log.warn("skipping a batch that does not fit its table", { table: table.display, error: e.message });
       return [];
     }
+    if (decoded.length === 0) {
+      this.#report(table, 0, 0, 0, st);
+      return decoded;
+    }
     const kept: Row[] = [];
     let truncated = 0;
     let duplicates = 0;
     const overlapNs = BigInt(Math.max(0, Math.round(this.#opts.rerunOverlapMs ?? 5_000))) * 1_000_000n;
-    for (const row of decoded) {
-      const fp = rowFingerprint(row.columns);
-      if (st.recent.has(fp)) {
+    const hashes = this.#hashes = hashRows(batch.cols, relation, batch.numRows, this.#hashes);
+    const payloadColumn = table.columns.payload;
+    const sizeColumn = table.columns.body_size;
+    let watermark = st.watermark;
+    let from = watermark === undefined ? undefined : watermark - overlapNs;
+    for (let i = 0; i < decoded.length; i++) {
+      const row = decoded[i]!;
+      const time = row.time;
+      // Rows older than the window are kept without a fingerprint: a re-run starts after them.
+      if (st.recent.seenOrAdd(time, hashes.h1[i]!, hashes.h2[i]!, from === undefined || time >= from)) {
         duplicates++;
         continue;
       }
-      // Rows older than the window are kept without a fingerprint: a re-run starts after them.
-      if (st.watermark === undefined || row.time >= st.watermark - overlapNs) st.recent.set(fp, row.time);
-      if (st.watermark === undefined || row.time > st.watermark) st.watermark = row.time;
-      if (isTruncated(row.columns[table.columns.payload], bodySizeOf(row, table.columns.body_size))) {
-        truncated++;
+      if (watermark === undefined || time > watermark) {
+        watermark = st.watermark = time;
+        from = time - overlapNs;
       }
+      const payload = row.columns[payloadColumn];
+      if (payload instanceof Uint8Array && isTruncated(payload, bodySizeOf(row, sizeColumn))) truncated++;
       kept.push(row);
     }
-    if (st.recent.size > 2 * st.prunedSize + 1024 && st.watermark !== undefined) {
-      const oldest = st.watermark - overlapNs;
-      for (const [fp, t] of st.recent) if (t < oldest) st.recent.delete(fp);
+    if (st.recent.size > 2 * st.prunedSize + 1024 && from !== undefined) {
+      st.recent.prune(from);
       st.prunedSize = st.recent.size;
     }
+    this.#report(table, kept.length, duplicates, truncated, st);
+    if (table.names.length === 1 && table.names[0] === table.display) return kept;
     const out: Row[] = [];
     for (const name of table.names) {
       for (const row of kept) out.push(name === table.display ? row : { ...row, query: name });
-      if (kept.length) metrics?.rowsRead?.(name, kept.length);
-      if (duplicates) metrics?.duplicates?.(name, duplicates);
-      if (truncated) metrics?.truncated?.(name, truncated);
-      if (st.watermark !== undefined) {
-        metrics?.lag?.(name, Number(this.#clock.nowNs() - st.watermark) / 1e9);
-      }
     }
     return out;
+  }
+
+  /** The batch's counters and the lag gauge, for every query name the table carries. */
+  #report(table: ComposedTable, kept: number, duplicates: number, truncated: number, st: TableState): void {
+    const metrics = this.#opts.metrics;
+    if (!metrics) return;
+    for (const name of table.names) {
+      if (kept) metrics.rowsRead?.(name, kept);
+      if (duplicates) metrics.duplicates?.(name, duplicates);
+      if (truncated) metrics.truncated?.(name, truncated);
+      if (st.watermark !== undefined) {
+        metrics.lag?.(name, Number(this.#clock.nowNs() - st.watermark) / 1e9);
+      }
+    }
   }
 }

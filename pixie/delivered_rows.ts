@@ -1,0 +1,257 @@
+/**
+ * The rows of one table a query stream has delivered lately, so that a re-run (which starts before the newest
+ * `time_` seen) drops the rows it sends again. A row is named by its time and a 64-bit hash of every cell (two
+ * independent 32-bit lanes; STRING cells hashed over their bytes), computed on the batch's columns: no string is
+ * built per row, nothing is kept of the row itself, and a row costs four 32-bit words in an open-addressed table.
+ * Rows that share a time and every cell are the same row; rows that differ in a cell collide only if both
+ * 32-bit lanes do (the string fingerprint this replaces hashed bodies to 32 bits).
+ * @module
+ */
+
+import type { ColumnData, ColumnInfo } from "./messages.ts";
+
+const WORDS = new Uint32Array(2);
+const I64 = new BigInt64Array(WORDS.buffer);
+const F64 = new Float64Array(WORDS.buffer);
+const U64_MASK = (1n << 64n) - 1n;
+
+/** One lane's step (MurmurHash3's block mix). */
+function mix(h: number, k: number, c1: number, c2: number): number {
+  k = Math.imul(k, c1);
+  k = (k << 15) | (k >>> 17);
+  h ^= Math.imul(k, c2);
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h | 0;
+}
+
+const A1 = 0xcc9e2d51, A2 = 0x1b873593; // lane 1
+const B1 = 0x85ebca77, B2 = 0xc2b2ae3d; // lane 2
+
+/** Hashes of every row of a batch, two lanes, filled by {@link hashRows}. */
+export interface RowHashes {
+  h1: Int32Array;
+  h2: Int32Array;
+}
+
+/** The relation's own hash: names and types, so rows of a changed relation never match the old ones. */
+function relationSeed(relation: readonly ColumnInfo[]): [number, number] {
+  let h1 = 0x2545f491, h2 = 0x7f4a7c15;
+  for (const c of relation) {
+    for (let i = 0; i < c.name.length; i++) {
+      h1 = mix(h1, c.name.charCodeAt(i), A1, A2);
+      h2 = mix(h2, c.name.charCodeAt(i), B1, B2);
+    }
+    h1 = mix(h1, 0x100 + c.type, A1, A2);
+    h2 = mix(h2, 0x100 + c.type, B1, B2);
+  }
+  return [h1, h2];
+}
+
+/**
+ * Hashes rows `0..numRows-1` of `cols` (already checked against `relation`: same count, types and lengths) into
+ * `out` (grown as needed; returned).
+ */
+export function hashRows(
+  cols: readonly ColumnData[],
+  relation: readonly ColumnInfo[],
+  numRows: number,
+  out?: RowHashes,
+): RowHashes {
+  const h = out && out.h1.length >= numRows
+    ? out
+    : { h1: new Int32Array(Math.max(64, numRows)), h2: new Int32Array(Math.max(64, numRows)) };
+  const [s1, s2] = relationSeed(relation);
+  h.h1.fill(s1, 0, numRows);
+  h.h2.fill(s2, 0, numRows);
+  const H1 = h.h1, H2 = h.h2;
+  for (const col of cols) {
+    switch (col.type) {
+      case "string": {
+        const d = col.data;
+        for (let i = 0; i < numRows; i++) {
+          const b = d[i]!;
+          const n = b.length;
+          let a = mix(H1[i]!, n, A1, A2);
+          let c = mix(H2[i]!, n ^ 0x5bd1e995, B1, B2);
+          let p = 0;
+          for (; p + 4 <= n; p += 4) {
+            const k = b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24);
+            a = mix(a, k, A1, A2);
+            c = mix(c, k, B1, B2);
+          }
+          if (p < n) {
+            let k = 0;
+            for (let s = 0; p < n; p++, s += 8) k |= b[p]! << s;
+            a = mix(a, k, A1, A2);
+            c = mix(c, k, B1, B2);
+          }
+          H1[i] = a;
+          H2[i] = c;
+        }
+        break;
+      }
+      case "int64":
+      case "time64ns": {
+        const d = col.data;
+        for (let i = 0; i < numRows; i++) {
+          I64[0] = d[i]!;
+          H1[i] = mix(mix(H1[i]!, WORDS[0]!, A1, A2), WORDS[1]!, A1, A2);
+          H2[i] = mix(mix(H2[i]!, WORDS[0]!, B1, B2), WORDS[1]!, B1, B2);
+        }
+        break;
+      }
+      case "uint128": {
+        const d = col.data;
+        for (let i = 0; i < numRows; i++) {
+          const v = d[i]!;
+          for (const half of [v & U64_MASK, (v >> 64n) & U64_MASK]) {
+            I64[0] = BigInt.asIntN(64, half);
+            H1[i] = mix(mix(H1[i]!, WORDS[0]!, A1, A2), WORDS[1]!, A1, A2);
+            H2[i] = mix(mix(H2[i]!, WORDS[0]!, B1, B2), WORDS[1]!, B1, B2);
+          }
+        }
+        break;
+      }
+      case "float64": {
+        const d = col.data;
+        for (let i = 0; i < numRows; i++) {
+          const v = d[i]!;
+          // Equal as rendered text before: 0 and -0 alike, every NaN alike.
+          F64[0] = v === 0 ? 0 : Number.isNaN(v) ? NaN : v;
+          H1[i] = mix(mix(H1[i]!, WORDS[0]!, A1, A2), WORDS[1]!, A1, A2);
+          H2[i] = mix(mix(H2[i]!, WORDS[0]!, B1, B2), WORDS[1]!, B1, B2);
+        }
+        break;
+      }
+      case "boolean": {
+        const d = col.data;
+        for (let i = 0; i < numRows; i++) {
+          H1[i] = mix(H1[i]!, d[i] ? 3 : 2, A1, A2);
+          H2[i] = mix(H2[i]!, d[i] ? 3 : 2, B1, B2);
+        }
+        break;
+      }
+    }
+    // Column boundary: a cell's bytes cannot slide into the next column's.
+    for (let i = 0; i < numRows; i++) {
+      H1[i] = mix(H1[i]!, 0x7ffffff1, A1, A2);
+      H2[i] = mix(H2[i]!, 0x7ffffff1, B1, B2);
+    }
+  }
+  for (let i = 0; i < numRows; i++) {
+    H1[i] = fmix(H1[i]!);
+    H2[i] = fmix(H2[i]!);
+  }
+  return h;
+}
+
+/**
+ * A set of (time, hash) keys in an open-addressed table (linear probing, at most half full); each key keeps its
+ * time, so {@link prune} can forget the rows older than a bound. `size` counts keys, as the Map it replaces did.
+ */
+export class DeliveredRows {
+  #tLo = new Int32Array(0);
+  #tHi = new Int32Array(0);
+  #h1 = new Int32Array(0);
+  #h2 = new Int32Array(0);
+  #used = new Uint8Array(0);
+  #size = 0;
+
+  /** Keys held. */
+  get size(): number {
+    return this.#size;
+  }
+
+  #slot(lo: number, hi: number, h1: number, h2: number): number {
+    const mask = this.#used.length - 1;
+    let i = (h1 ^ Math.imul(lo, 0x9e3779b1) ^ Math.imul(hi, 0x85ebca6b)) & mask;
+    while (this.#used[i] === 1) {
+      if (this.#h1[i] === h1 && this.#h2[i] === h2 && this.#tLo[i] === lo && this.#tHi[i] === hi) return i;
+      i = (i + 1) & mask;
+    }
+    return i;
+  }
+
+  /**
+   * True if the row (time, hashes) is held; otherwise adds it when `add` is true and returns false. One lookup
+   * for both.
+   */
+  seenOrAdd(time: bigint, h1: number, h2: number, add: boolean): boolean {
+    I64[0] = time;
+    const lo = WORDS[0]! | 0, hi = WORDS[1]! | 0;
+    if (this.#used.length > 0) {
+      const i = this.#slot(lo, hi, h1, h2);
+      if (this.#used[i] === 1) return true;
+      if (!add) return false;
+      if (2 * (this.#size + 1) <= this.#used.length) {
+        this.#put(i, lo, hi, h1, h2);
+        return false;
+      }
+    } else if (!add) return false;
+    this.#rehash(Math.max(1024, this.#used.length * 2), undefined);
+    this.#put(this.#slot(lo, hi, h1, h2), lo, hi, h1, h2);
+    return false;
+  }
+
+  #put(i: number, lo: number, hi: number, h1: number, h2: number): void {
+    this.#used[i] = 1;
+    this.#tLo[i] = lo;
+    this.#tHi[i] = hi;
+    this.#h1[i] = h1;
+    this.#h2[i] = h2;
+    this.#size++;
+  }
+
+  /** Forgets every row older than `oldest`. */
+  prune(oldest: bigint): void {
+    this.#rehash(this.#used.length, oldest);
+  }
+
+  #rehash(capacity: number, oldest: bigint | undefined): void {
+    const { tLo, tHi, h1, h2, used } = {
+      tLo: this.#tLo,
+      tHi: this.#tHi,
+      h1: this.#h1,
+      h2: this.#h2,
+      used: this.#used,
+    };
+    let minLo = 0, minHi = -0x80000000;
+    if (oldest !== undefined) {
+      I64[0] = oldest;
+      minLo = WORDS[0]!;
+      minHi = WORDS[1]! | 0;
+    }
+    // Shrink after a prune that left few keys, so a burst does not keep a large table for ever.
+    let live = 0;
+    for (let i = 0; i < used.length; i++) {
+      if (used[i] === 1 && !older(tLo[i]!, tHi[i]!, minLo, minHi)) live++;
+    }
+    let cap = Math.max(1024, capacity);
+    while (cap > 1024 && 8 * live < cap) cap >>= 1;
+    while (2 * (live + 1) > cap) cap <<= 1;
+    this.#tLo = new Int32Array(cap);
+    this.#tHi = new Int32Array(cap);
+    this.#h1 = new Int32Array(cap);
+    this.#h2 = new Int32Array(cap);
+    this.#used = new Uint8Array(cap);
+    this.#size = 0;
+    for (let i = 0; i < used.length; i++) {
+      if (used[i] !== 1 || older(tLo[i]!, tHi[i]!, minLo, minHi)) continue;
+      this.#put(this.#slot(tLo[i]!, tHi[i]!, h1[i]!, h2[i]!), tLo[i]!, tHi[i]!, h1[i]!, h2[i]!);
+    }
+  }
+}
+
+/** (lo, hi) as a signed 64-bit time is before (minLo, minHi). */
+function older(lo: number, hi: number, minLo: number, minHi: number): boolean {
+  return hi < minHi || (hi === minHi && lo >>> 0 < minLo >>> 0);
+}

@@ -1,0 +1,150 @@
+/**
+ * The re-run dedupe's compact keys: a row is known again by its time and every cell, a difference in any cell
+ * of any type makes another row, pruning forgets by time only, and the table keeps every key as it grows.
+ */
+import { equal, ok } from "node:assert/strict";
+import { type ColumnData, type ColumnInfo, DataType } from "../pixie/messages.ts";
+import { DeliveredRows, hashRows } from "../pixie/delivered_rows.ts";
+import { batchToRows } from "../pixie/columns.ts";
+
+const te = new TextEncoder();
+const RELATION: ColumnInfo[] = [
+  { name: "time_", type: DataType.TIME64NS },
+  { name: "upid", type: DataType.UINT128 },
+  { name: "req_body", type: DataType.STRING },
+  { name: "count", type: DataType.INT64 },
+  { name: "ratio", type: DataType.FLOAT64 },
+  { name: "ok", type: DataType.BOOLEAN },
+];
+
+/** One row's columns. */
+function cols(over: Partial<Record<string, unknown>> = {}): ColumnData[] {
+  const v = {
+    time_: 5n,
+    upid: 7n << 64n,
+    req_body: te.encode("body"),
+    count: -3n,
+    ratio: 0.5,
+    ok: true,
+    ...over,
+  };
+  return [
+    { type: "time64ns", data: [v.time_ as bigint] },
+    { type: "uint128", data: [v.upid as bigint] },
+    { type: "string", data: [v.req_body as Uint8Array] },
+    { type: "int64", data: [v.count as bigint] },
+    { type: "float64", data: [v.ratio as number] },
+    { type: "boolean", data: [v.ok as boolean] },
+  ];
+}
+
+function key(c: ColumnData[], relation = RELATION): [number, number] {
+  const h = hashRows(c, relation, 1);
+  return [h.h1[0]!, h.h2[0]!];
+}
+
+Deno.test("a row is the same row by its time and every cell; any cell changed makes another row", () => {
+  const set = new DeliveredRows();
+  const [a1, a2] = key(cols());
+  equal(set.seenOrAdd(5n, a1, a2, true), false);
+  equal(
+    set.seenOrAdd(5n, ...key(cols({ req_body: te.encode("body") })), true),
+    true,
+    "equal bytes, other array",
+  );
+  equal(set.seenOrAdd(6n, a1, a2, false), false, "same cells at another time");
+  const changed: Partial<Record<string, unknown>>[] = [
+    { upid: 8n << 64n },
+    { upid: (7n << 64n) | 1n },
+    { req_body: te.encode("bodz") },
+    { req_body: te.encode("body ") },
+    { req_body: new Uint8Array(0) },
+    { count: 3n },
+    { count: -3n + (1n << 32n) },
+    { ratio: 0.25 },
+    { ok: false },
+  ];
+  for (const c of changed) equal(set.seenOrAdd(5n, ...key(cols(c)), false), false, Object.keys(c).join());
+  // As the string fingerprint rendered them: 0 and -0 alike, every NaN alike.
+  equal(key(cols({ ratio: 0 })).join(), key(cols({ ratio: -0 })).join());
+  equal(key(cols({ ratio: NaN })).join(), key(cols({ ratio: -NaN })).join());
+  // Bytes do not slide from one column into the next.
+  const two: ColumnInfo[] = [
+    { name: "time_", type: DataType.TIME64NS },
+    { name: "a", type: DataType.STRING },
+    { name: "b", type: DataType.STRING },
+  ];
+  const split = (a: string, b: string): ColumnData[] => [
+    { type: "time64ns", data: [1n] },
+    { type: "string", data: [te.encode(a)] },
+    { type: "string", data: [te.encode(b)] },
+  ];
+  ok(key(split("ab", "c"), two).join() !== key(split("a", "bc"), two).join());
+  // Another relation (a column renamed) never matches the old rows.
+  const renamed = RELATION.map((c, i) => (i === 3 ? { ...c, name: "n" } : c));
+  ok(key(cols(), renamed).join() !== key(cols()).join());
+});
+
+Deno.test("the table keeps every key as it grows, and pruning forgets exactly the rows before the bound", () => {
+  const set = new DeliveredRows();
+  const n = 5000;
+  const body = (i: number) => te.encode(`row-${i}`);
+  const batch: ColumnData[] = [
+    { type: "time64ns", data: Array.from({ length: n }, (_, i) => BigInt(i) - 100n) },
+    { type: "uint128", data: Array.from({ length: n }, () => 0n) },
+    { type: "string", data: Array.from({ length: n }, (_, i) => body(i)) },
+    { type: "int64", data: Array.from({ length: n }, () => 0n) },
+    { type: "float64", data: Array.from({ length: n }, () => 0) },
+    { type: "boolean", data: Array.from({ length: n }, () => false) },
+  ];
+  const h = hashRows(batch, RELATION, n);
+  const times = batch[0]!.data as bigint[];
+  for (let i = 0; i < n; i++) equal(set.seenOrAdd(times[i]!, h.h1[i]!, h.h2[i]!, true), false);
+  equal(set.size, n);
+  for (let i = 0; i < n; i++) ok(set.seenOrAdd(times[i]!, h.h1[i]!, h.h2[i]!, false), `row ${i} kept`);
+  set.prune(0n);
+  equal(set.size, n - 100, "negative times are before 0");
+  for (let i = 0; i < n; i++) equal(set.seenOrAdd(times[i]!, h.h1[i]!, h.h2[i]!, false), i >= 100);
+  set.prune(4000n);
+  equal(set.size, n - 4100);
+  // The rows batchToRows builds carry the same cells the hashes were taken from.
+  const rows = batchToRows({ tableId: "t", cols: batch, numRows: n, eow: false, eos: false }, RELATION, {
+    query: "m/source",
+    node: "n",
+  });
+  equal(new TextDecoder().decode(rows[42]!.columns.req_body as Uint8Array), "row-42");
+});
+
+Deno.test("batchToRows builds each row's record with the relation's names, odd names included", () => {
+  const relation: ColumnInfo[] = [
+    { name: "time_", type: DataType.TIME64NS },
+    { name: 'a "quoted" \\ name', type: DataType.INT64 },
+    { name: "__proto__", type: DataType.INT64 },
+  ];
+  const rows = batchToRows(
+    {
+      tableId: "t",
+      cols: [{ type: "time64ns", data: [1n] }, { type: "int64", data: [2n] }, { type: "int64", data: [3n] }],
+      numRows: 1,
+      eow: false,
+      eos: false,
+    },
+    relation,
+    { query: "m/source", node: "n" },
+  );
+  equal(rows[0]!.columns['a "quoted" \\ name'], 2n);
+  equal(rows[0]!.columns.time_, 1n);
+  equal(Object.getOwnPropertyDescriptor(rows[0]!.columns, "__proto__")?.value, 3n, "a column, as before");
+  const plain = batchToRows(
+    {
+      tableId: "t",
+      cols: [{ type: "time64ns", data: [1n] }, { type: "int64", data: [2n] }],
+      numRows: 1,
+      eow: false,
+      eos: false,
+    },
+    relation.slice(0, 2),
+    { query: "m/source", node: "n" },
+  );
+  equal(Object.keys(plain[0]!.columns).join("|"), 'time_|a "quoted" \\ name');
+});
