@@ -42,52 +42,62 @@ export function hash32(b: Uint8Array): number {
 /** Most rows remembered per stream, whatever their times (a bad clock must not make the memory grow). */
 export const DEDUPE_MAX_ROWS = 512;
 
-/**
- * A number naming (time, length, hash) for the index; equal rows give equal numbers, and unequal rows that
- * collide are told apart by comparing the three exactly. `Number(timeNs)` rounds to 256 ns at today's epoch
- * times, which only makes a collision a little likelier.
- */
-function indexKey(timeNs: bigint, len: number, h: number): number {
-  const t = Number(timeNs);
-  const lo = (t % 4294967296) | 0;
-  // 30 bits: a small integer, which a Map hashes and compares fastest.
-  return (h ^ Math.imul(lo, 0x85ebca6b) ^ Math.imul(len + 1, 0xc2b2ae35)) & 0x3fffffff;
+const WORDS = new Uint32Array(2);
+const I64 = new BigInt64Array(WORDS.buffer);
+const WINDOW = Number(DEDUPE_WINDOW_NS);
+
+/** `a - b` for times given as (hi signed, lo unsigned) words: exact within 2^53, the right sign beyond. */
+function diff(aHi: number, aLo: number, bHi: number, bLo: number): number {
+  return (aHi - bHi) * 4294967296 + (aLo - bLo);
 }
 
 /**
  * The recent rows of one stream. A row is named by its time, its payload's length and its payload's hash (no
- * payload: length -1, hash 0); they are kept in insertion order in a ring (forgetting is always
- * from the oldest), with a count per index number so a new row, the usual case, is known new without a scan.
- * No string is built per row (a decimal rendering of the bigint time per row cost more than the rest).
+ * payload: length -1, hash 0); they are kept in insertion order in a ring (forgetting is always from the
+ * oldest). A counting filter (rows per bucket of a small hash of the three) tells a new row, the usual case, new
+ * without a scan; only a row whose bucket is taken is compared with the ring. Times are kept as two 32-bit
+ * words, so no bigint is made or compared per row (a decimal rendering of the bigint time per row once cost
+ * more than the rest, and a Map of keys most of what was left).
  */
 export class RecentRows {
-  #times: bigint[] = [];
+  #hi = new Int32Array(16);
+  #lo = new Uint32Array(16);
   #lens = new Int32Array(16);
   #hashes = new Uint32Array(16);
   #keys = new Uint32Array(16);
+  /** Rows per bucket (`key & (#counts.length - 1)`): four buckets per ring slot. */
+  #counts = new Uint16Array(64);
   /** Ring of `#count` entries from `#head`; capacity is `#lens.length` (a power of two). */
   #head = 0;
   #count = 0;
-  /** Entries per index number. */
-  readonly #index = new Map<number, number>();
-  #newest: bigint | undefined;
+  #hasNewest = false;
+  #newestHi = 0;
+  #newestLo = 0;
 
   /** True if a row with this time and payload was already seen on the stream (then it must be skipped). */
   seen(timeNs: bigint, payload: Uint8Array | undefined): boolean {
     const len = payload === undefined ? -1 : payload.length;
     const h = payload === undefined ? 0 : hash32(payload);
-    const key = indexKey(timeNs, len, h);
-    const n = this.#index.get(key);
-    if (n !== undefined && this.#find(key, timeNs, len, h)) return true;
-    this.#index.set(key, (n ?? 0) + 1);
-    this.#append(key, timeNs, len, h);
+    I64[0] = timeNs;
+    const lo = WORDS[0]!, hi = WORDS[1]! | 0;
+    const key =
+      (h ^ Math.imul(lo, 0x85ebca6b) ^ Math.imul(hi, 0x27d4eb2f) ^ Math.imul(len + 1, 0xc2b2ae35)) >>> 0;
+    if (this.#counts[key & (this.#counts.length - 1)] !== 0 && this.#find(key, hi, lo, len, h)) return true;
+    this.#append(key, hi, lo, len, h);
     if (this.#count > DEDUPE_MAX_ROWS) this.#dropOldest();
     // Only a plausible step forward prunes: one row from the future must not make the stream forget the rest.
-    const newest = this.#newest;
-    if (newest === undefined || (timeNs > newest && timeNs - newest <= DEDUPE_WINDOW_NS)) {
-      this.#newest = timeNs;
-      const oldest = timeNs - DEDUPE_WINDOW_NS;
-      while (this.#count > 0 && this.#times[this.#head]! < oldest) this.#dropOldest();
+    const step = this.#hasNewest ? diff(hi, lo, this.#newestHi, this.#newestLo) : 0;
+    if (!this.#hasNewest || (step > 0 && step <= WINDOW)) {
+      this.#hasNewest = true;
+      this.#newestHi = hi;
+      this.#newestLo = lo;
+      // Older than newest - window: newest - t > window.
+      const mask = this.#lens.length - 1;
+      while (this.#count > 0) {
+        const i = this.#head & mask;
+        if (!(diff(hi, lo, this.#hi[i]!, this.#lo[i]!) > WINDOW)) break;
+        this.#dropOldest();
+      }
     }
     return false;
   }
@@ -97,50 +107,56 @@ export class RecentRows {
     return this.#count;
   }
 
-  #find(key: number, timeNs: bigint, len: number, h: number): boolean {
+  #find(key: number, hi: number, lo: number, len: number, h: number): boolean {
     const mask = this.#lens.length - 1;
     for (let k = 0, i = this.#head; k < this.#count; k++, i = (i + 1) & mask) {
       if (
-        this.#keys[i] === key && this.#hashes[i] === h && this.#lens[i] === len && this.#times[i] === timeNs
+        this.#keys[i] === key && this.#hashes[i] === h && this.#lens[i] === len && this.#lo[i] === lo &&
+        this.#hi[i] === hi
       ) return true;
     }
     return false;
   }
 
-  #append(key: number, timeNs: bigint, len: number, h: number): void {
+  #append(key: number, hi: number, lo: number, len: number, h: number): void {
     if (this.#count === this.#lens.length) this.#grow();
     const i = (this.#head + this.#count) & (this.#lens.length - 1);
-    this.#times[i] = timeNs;
+    this.#hi[i] = hi;
+    this.#lo[i] = lo;
     this.#lens[i] = len;
     this.#hashes[i] = h;
     this.#keys[i] = key;
+    this.#counts[key & (this.#counts.length - 1)]!++;
     this.#count++;
   }
 
   #grow(): void {
     const cap = this.#lens.length;
-    const times: bigint[] = new Array(cap * 2);
+    const his = new Int32Array(cap * 2), los = new Uint32Array(cap * 2);
     const lens = new Int32Array(cap * 2), hashes = new Uint32Array(cap * 2), keys = new Uint32Array(cap * 2);
+    const counts = new Uint16Array(cap * 8);
+    const cmask = counts.length - 1;
     for (let k = 0; k < this.#count; k++) {
       const i = (this.#head + k) & (cap - 1);
-      times[k] = this.#times[i]!;
+      his[k] = this.#hi[i]!;
+      los[k] = this.#lo[i]!;
       lens[k] = this.#lens[i]!;
       hashes[k] = this.#hashes[i]!;
       keys[k] = this.#keys[i]!;
+      counts[keys[k]! & cmask]!++;
     }
-    this.#times = times;
+    this.#hi = his;
+    this.#lo = los;
     this.#lens = lens;
     this.#hashes = hashes;
     this.#keys = keys;
+    this.#counts = counts;
     this.#head = 0;
   }
 
   #dropOldest(): void {
     const i = this.#head;
-    const key = this.#keys[i]!;
-    const n = this.#index.get(key)!;
-    if (n <= 1) this.#index.delete(key);
-    else this.#index.set(key, n - 1);
+    this.#counts[this.#keys[i]! & (this.#counts.length - 1)]!--;
     this.#head = (i + 1) & (this.#lens.length - 1);
     this.#count--;
   }

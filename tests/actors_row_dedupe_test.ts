@@ -71,3 +71,26 @@ Deno.test("duplicate rows: a flood at one instant stays bounded and forgets the 
   equal(r.seen(t, p(DEDUPE_MAX_ROWS)), true);
   equal(r.seen(t, p(0)), false, "the oldest was forgotten");
 });
+
+Deno.test("duplicate rows: the window's edge to the nanosecond, across 32-bit word and sign boundaries", () => {
+  const p = new Uint8Array([7]);
+  for (const base of [1_763_900_000_000_000_000n, (1n << 32n) - 3n, -2_500_000_000n, 0n, -(1n << 62n)]) {
+    const a = new RecentRows();
+    const b = new ReferenceRows();
+    const times = [
+      base,
+      base + 1n,
+      base + DEDUPE_WINDOW_NS, // base is exactly a window old: kept
+      base + DEDUPE_WINDOW_NS + 1n, // now base is older than the window: forgotten
+      base + 1n + DEDUPE_WINDOW_NS + 1n,
+      base,
+      base + 1n,
+      base + 2n * DEDUPE_WINDOW_NS + 2n, // a full window ahead at once: a plausible step
+      base + DEDUPE_WINDOW_NS + 1n,
+    ];
+    for (const [i, t] of times.entries()) {
+      equal(a.seen(t, p), b.seen(t, p), `base ${base} row ${i}`);
+      equal(a.size, b.size, `base ${base} row ${i}`);
+    }
+  }
+});
