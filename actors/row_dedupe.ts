@@ -54,8 +54,8 @@ function diff(aHi: number, aLo: number, bHi: number, bLo: number): number {
 /**
  * The recent rows of one stream. A row is named by its time, its payload's length and its payload's hash (no
  * payload: length -1, hash 0); they are kept in insertion order in a ring (forgetting is always from the
- * oldest). A counting filter (rows per bucket of a small hash of the three) tells a new row, the usual case, new
- * without a scan; only a row whose bucket is taken is compared with the ring. Times are kept as two 32-bit
+ * oldest). An open-addressed index (linear probing, at most half full) of ring positions by a hash of the
+ * three finds a row, or tells a new one, the usual case, new in a probe or two. Times are kept as two 32-bit
  * words, so no bigint is made or compared per row (a decimal rendering of the bigint time per row once cost
  * more than the rest, and a Map of keys most of what was left).
  */
@@ -65,8 +65,8 @@ export class RecentRows {
   #lens = new Int32Array(16);
   #hashes = new Uint32Array(16);
   #keys = new Uint32Array(16);
-  /** Rows per bucket (`key & (#counts.length - 1)`): four buckets per ring slot. */
-  #counts = new Uint16Array(64);
+  /** Ring position + 1 of each row by `key`, 0 for none; twice the ring's capacity. */
+  #slots = new Uint16Array(32);
   /** Ring of `#count` entries from `#head`; capacity is `#lens.length` (a power of two). */
   #head = 0;
   #count = 0;
@@ -82,7 +82,7 @@ export class RecentRows {
     const lo = WORDS[0]!, hi = WORDS[1]! | 0;
     const key =
       (h ^ Math.imul(lo, 0x85ebca6b) ^ Math.imul(hi, 0x27d4eb2f) ^ Math.imul(len + 1, 0xc2b2ae35)) >>> 0;
-    if (this.#counts[key & (this.#counts.length - 1)] !== 0 && this.#find(key, hi, lo, len, h)) return true;
+    if (this.#find(key, hi, lo, len, h)) return true;
     this.#append(key, hi, lo, len, h);
     if (this.#count > DEDUPE_MAX_ROWS) this.#dropOldest();
     // Only a plausible step forward prunes: one row from the future must not make the stream forget the rest.
@@ -108,14 +108,42 @@ export class RecentRows {
   }
 
   #find(key: number, hi: number, lo: number, len: number, h: number): boolean {
-    const mask = this.#lens.length - 1;
-    for (let k = 0, i = this.#head; k < this.#count; k++, i = (i + 1) & mask) {
+    const slots = this.#slots;
+    const mask = slots.length - 1;
+    for (let s = key & mask; slots[s] !== 0; s = (s + 1) & mask) {
+      const i = slots[s]! - 1;
       if (
         this.#keys[i] === key && this.#hashes[i] === h && this.#lens[i] === len && this.#lo[i] === lo &&
         this.#hi[i] === hi
       ) return true;
     }
     return false;
+  }
+
+  #index(i: number): void {
+    const slots = this.#slots;
+    const mask = slots.length - 1;
+    let s = this.#keys[i]! & mask;
+    while (slots[s] !== 0) s = (s + 1) & mask;
+    slots[s] = i + 1;
+  }
+
+  /** Takes ring position `i` out of the index, shifting later entries of its probe run back into the hole. */
+  #unindex(i: number): void {
+    const slots = this.#slots;
+    const mask = slots.length - 1;
+    let hole = this.#keys[i]! & mask;
+    while (slots[hole] !== i + 1) hole = (hole + 1) & mask;
+    for (let s = (hole + 1) & mask; slots[s] !== 0; s = (s + 1) & mask) {
+      const home = this.#keys[slots[s]! - 1]! & mask;
+      // The entry at s may fill the hole unless its home lies cyclically in (hole, s].
+      const stays = hole <= s ? home > hole && home <= s : home > hole || home <= s;
+      if (!stays) {
+        slots[hole] = slots[s]!;
+        hole = s;
+      }
+    }
+    slots[hole] = 0;
   }
 
   #append(key: number, hi: number, lo: number, len: number, h: number): void {
@@ -126,7 +154,7 @@ export class RecentRows {
     this.#lens[i] = len;
     this.#hashes[i] = h;
     this.#keys[i] = key;
-    this.#counts[key & (this.#counts.length - 1)]!++;
+    this.#index(i);
     this.#count++;
   }
 
@@ -134,8 +162,6 @@ export class RecentRows {
     const cap = this.#lens.length;
     const his = new Int32Array(cap * 2), los = new Uint32Array(cap * 2);
     const lens = new Int32Array(cap * 2), hashes = new Uint32Array(cap * 2), keys = new Uint32Array(cap * 2);
-    const counts = new Uint16Array(cap * 8);
-    const cmask = counts.length - 1;
     for (let k = 0; k < this.#count; k++) {
       const i = (this.#head + k) & (cap - 1);
       his[k] = this.#hi[i]!;
@@ -143,20 +169,20 @@ export class RecentRows {
       lens[k] = this.#lens[i]!;
       hashes[k] = this.#hashes[i]!;
       keys[k] = this.#keys[i]!;
-      counts[keys[k]! & cmask]!++;
     }
     this.#hi = his;
     this.#lo = los;
     this.#lens = lens;
     this.#hashes = hashes;
     this.#keys = keys;
-    this.#counts = counts;
+    this.#slots = new Uint16Array(cap * 4);
     this.#head = 0;
+    for (let k = 0; k < this.#count; k++) this.#index(k);
   }
 
   #dropOldest(): void {
     const i = this.#head;
-    this.#counts[this.#keys[i]! & (this.#counts.length - 1)]!--;
+    this.#unindex(i);
     this.#head = (i + 1) & (this.#lens.length - 1);
     this.#count--;
   }
