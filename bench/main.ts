@@ -26,6 +26,7 @@ import { buildCorpus, type Corpus } from "./corpus.ts";
 import { analyzeSpeed, printAnalyzeSpeed } from "./analyze_speed.ts";
 import { captureMemory, printCaptureMemory } from "./capture_memory.ts";
 import { liveLoadSweep } from "./live_load.ts";
+import { pixieReadPath, printReadPath } from "./pixie_read_path.ts";
 import {
   ACTIVE_SIGNATURES,
   backgroundSignatures,
@@ -482,6 +483,10 @@ async function main(): Promise<void> {
     if (!args.skipLive) {
       // Issue 16's live target: a run sensor reading concurrent calls from Pixie (the fake Vizier) in real time.
       console.log("");
+      console.log(
+        "Pixie read path (bench/pixie_read_path.ts: recorded responses, decode to tap dedupe, no gRPC)",
+      );
+      printReadPath(await pixieReadPath({ calls: args.quick ? 250 : 1000, rounds: args.quick ? 2 : 5 }));
       console.log(
         "Live mode (bench/live_load.ts: a run sensor reading calls at real-time pace from a fake PEM)",
       );
