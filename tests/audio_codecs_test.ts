@@ -11,14 +11,7 @@ import {
   linearToMulaw,
   MULAW_TO_LINEAR,
 } from "../audio/decode/codecs.ts";
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
+import { rng } from "./support/rng.ts";
 
 Deno.test("G.711 mu-law decode: known answers from the ITU-T tables", () => {
   // Code words are transmitted inverted; 0xFF/0x7F are +0/-0, 0x80/0x00 the extremes (8031 * 4 in 16-bit).

@@ -9,16 +9,9 @@ import {
   encodeBase64,
   encodeHex,
 } from "../audio/decode/encoding.ts";
+import { rng } from "./support/rng.ts";
 
 const enc = new TextEncoder();
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 function arr(u: Uint8Array | undefined): number[] | undefined {
   return u ? Array.from(u) : undefined;

@@ -12,6 +12,7 @@ import {
   writeFrameSlot,
 } from "../audio/match/signature_index.ts";
 import type { Signature } from "../audio/types.ts";
+import { xorshift32 } from "./support/rng.ts";
 
 await initSignatureHasher();
 
@@ -61,11 +62,6 @@ class Model {
   }
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
-}
-
 /** A signature whose values share few high halves, so buckets grow, move and fill up. */
 function sig(r: () => number, k: number): Signature {
   const fp = new Uint32Array(128).map(() => ((r() % 100) << 16 | (r() & 0xffff)) >>> 0);
@@ -84,7 +80,7 @@ function sig(r: () => number, k: number): Signature {
 }
 
 Deno.test("lookups equal a per-bucket reference model through growth, compaction, removal and eviction", () => {
-  const r = rng(5);
+  const r = xorshift32(5);
   const index = new SignatureIndex({ maxActive: 300 });
   const model = new Model();
   const live = new Map<string, Signature>();
@@ -133,7 +129,7 @@ Deno.test("lookups equal a per-bucket reference model through growth, compaction
 });
 
 Deno.test("frames holds each active slot's unmasked positions and values in order", () => {
-  const r = rng(9);
+  const r = xorshift32(9);
   const index = new SignatureIndex({ maxActive: 50 });
   for (let k = 0; k < 80; k++) {
     const s = sig(r, k);
@@ -153,7 +149,7 @@ Deno.test("frames holds each active slot's unmasked positions and values in orde
 });
 
 Deno.test("frames ranks count the unmasked positions below every limit (framesBelow), as writeFrameSlot lays out", () => {
-  const r = rng(13);
+  const r = xorshift32(13);
   const index = new SignatureIndex({ maxActive: 40 });
   for (let k = 0; k < 60; k++) {
     const s = sig(r, k);
@@ -181,7 +177,7 @@ Deno.test("frames ranks count the unmasked positions below every limit (framesBe
 });
 
 Deno.test("lookupProbes reports the hits of one lookupHalf per probe, in the same order", () => {
-  const r = rng(17);
+  const r = xorshift32(17);
   const index = new SignatureIndex({ maxActive: 400 });
   const all: Signature[] = [];
   for (let k = 0; k < 500; k++) {

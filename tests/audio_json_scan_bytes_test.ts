@@ -17,18 +17,11 @@ import {
 } from "../audio/decode/json_scan_bytes.ts";
 import { decodeField } from "../audio/decode/encoding.ts";
 import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
+import { rng } from "./support/rng.ts";
 
 const enc = new TextEncoder();
 /** The envelope's own view of a body: UTF-8, a leading byte-order mark dropped. */
 const bodyText = new TextDecoder("utf-8");
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 function pick<T>(r: () => number, items: readonly T[]): T {
   return items[Math.floor(r() * items.length)]!;

@@ -21,37 +21,13 @@ import type {
 } from "../audio/match/types.ts";
 import { Verifier } from "../audio/match/verify.ts";
 import type { Signature } from "../audio/types.ts";
+import { flipBits, xorshift32 } from "./support/rng.ts";
 
 const T0 = 1_000_000_000_000n;
 const HOP = FP_PARAMS.hop;
 /** Target frame of the block's first part. */
 const AT = 200;
 const N = 128;
-
-/** xorshift32: the same frames on every run. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
-
-/** `v` with `n` bits flipped (pseudo-random positions). */
-function flip(v: number, n: number, r: () => number): number {
-  let m = 0;
-  while (n > 0) {
-    const b = 1 << (r() & 31);
-    if (m & b) continue;
-    m |= b;
-    n--;
-  }
-  return (v ^ m) >>> 0;
-}
 
 interface Layout {
   sig: Signature;
@@ -63,7 +39,7 @@ interface Layout {
  * which unmasked frame j sits at `place(j)` (undefined: not sent) with 2 bit errors.
  */
 function layout(place: (j: number) => number | undefined, masked: (j: number) => boolean, seed = 3): Layout {
-  const r = rng(seed);
+  const r = xorshift32(seed);
   const fp = Uint32Array.from({ length: N }, () => r());
   const mask = new Uint8Array(N / 8);
   const target = Uint32Array.from({ length: 500 }, () => r());
@@ -73,7 +49,7 @@ function layout(place: (j: number) => number | undefined, masked: (j: number) =>
       continue;
     }
     const p = place(j);
-    if (p !== undefined) target[p] = flip(fp[j]!, 2, r);
+    if (p !== undefined) target[p] = flipBits(fp[j]!, 2, r);
   }
   const store = new FrameStore(target.length);
   for (const v of target) store.push(v, 0, -20, 0xffffffff);

@@ -12,19 +12,7 @@ import {
 } from "../audio/match/score.ts";
 import { frameSlotOf } from "../audio/match/signature_index.ts";
 import type { Signature } from "../audio/types.ts";
-
-/** xorshift32: the same frames on every run. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
+import { xorshift32 } from "./support/rng.ts";
 
 Deno.test("score: strong bits count fully, weak bits WEAK_WEIGHT", () => {
   const fp = Uint32Array.of(0, 0);
@@ -41,7 +29,7 @@ Deno.test("score: strong bits count fully, weak bits WEAK_WEIGHT", () => {
 });
 
 Deno.test("score: whole-block, per-frame and sampled scores agree to the last bit", () => {
-  const r = rng(5);
+  const r = xorshift32(5);
   const n = 128;
   const fp = Uint32Array.from({ length: n }, () => r());
   // Every fifth frame masked.

@@ -13,35 +13,11 @@ import { SPLIT_MIN_FRACTION, Splitter } from "../audio/match/split.ts";
 import type { CoarseMatch, MatcherStats, VerifyContext, VerifyTrace } from "../audio/match/types.ts";
 import { Verifier } from "../audio/match/verify.ts";
 import type { Signature } from "../audio/types.ts";
+import { flipBits, xorshift32 } from "./support/rng.ts";
 
 const T0 = 1_000_000_000_000n;
 /** Target frame where the blocks are placed. */
 const AT = 200;
-
-/** xorshift32: the same frames on every run. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
-
-/** `v` with exactly `n` of its bits flipped. */
-function flip(v: number, n: number, r: () => number): number {
-  let m = 0;
-  while (n > 0) {
-    const b = 1 << (r() & 31);
-    if (m & b) continue;
-    m |= b;
-    n--;
-  }
-  return (v ^ m) >>> 0;
-}
 
 /** `total` bit errors spread evenly over `n` frames: errors of frame j. */
 function spread(total: number, n: number): (j: number) => number {
@@ -68,13 +44,13 @@ interface Block {
  * (undefined: lost) with `errors` bit errors in all (spread evenly over the block).
  */
 function block(n: number, errors: number, place: (j: number) => number | undefined, seed = 1): Block {
-  const r = rng(seed);
+  const r = xorshift32(seed);
   const fp = Uint32Array.from({ length: n }, () => r());
   const target = Uint32Array.from({ length: 400 }, () => r());
   const errs = spread(errors, n);
   for (let j = 0; j < n; j++) {
     const p = place(j);
-    if (p !== undefined) target[p] = flip(fp[j]!, errs(j), r);
+    if (p !== undefined) target[p] = flipBits(fp[j]!, errs(j), r);
   }
   const store = new FrameStore(target.length);
   for (const v of target) store.push(v, 0, -20, 0xffffffff);
@@ -210,7 +186,7 @@ Deno.test("capture-time agreement: a split where capture times show no gap of it
 
 /** 400 random frames with `fp` cleanly at frame `at`. */
 function cleanAt(fp: Uint32Array, at: number): FrameStore {
-  const r = rng(7);
+  const r = xorshift32(7);
   const store = new FrameStore(400);
   for (let k = 0; k < 400; k++) {
     const j = k - at;

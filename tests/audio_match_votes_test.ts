@@ -8,23 +8,11 @@ import { TargetMatcher } from "../audio/match/target_matcher.ts";
 import type { MatcherStats } from "../audio/match/types.ts";
 import { SignatureIndex } from "../audio/match/signature_index.ts";
 import type { Signature } from "../audio/types.ts";
+import { xorshift32 } from "./support/rng.ts";
 
 const T0 = 1_000_000_000_000n;
 
-/** xorshift32: the same frames on every run. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
-
-const r = rng(11);
+const r = xorshift32(11);
 const FP = Uint32Array.from({ length: 128 }, () => r());
 const BACKGROUND = Uint32Array.from({ length: 400 }, () => r());
 const SIG: Signature = {

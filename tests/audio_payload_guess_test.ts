@@ -3,6 +3,7 @@ import { guessPayloadFormat, type PayloadGuess, type PayloadSample } from "../au
 import { type Codec, decodeSamples, encodeSamples } from "../audio/decode/codecs.ts";
 import { encodeBase64, encodeHex } from "../audio/decode/encoding.ts";
 import { extractAudioField } from "../audio/decode/payload.ts";
+import { rng } from "./support/rng.ts";
 
 const enc = new TextEncoder();
 
@@ -30,19 +31,6 @@ function resampleLinear(x: Float32Array, from: number, to: number): Float32Array
     out[i] = (x[k] ?? 0) * (1 - f) + (x[k + 1] ?? x[k] ?? 0) * f;
   }
   return out;
-}
-
-/** Deterministic PRNG (xorshift32). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
 }
 
 interface GenOptions {

@@ -8,14 +8,7 @@ import {
   STOPBAND_DB,
   STOPBAND_HZ,
 } from "../audio/decode/resample.ts";
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
+import { rng } from "./support/rng.ts";
 
 function tone(rate: number, hz: number, seconds: number, amp = 0.5): Float32Array {
   const n = Math.round(rate * seconds);

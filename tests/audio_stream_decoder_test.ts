@@ -11,18 +11,11 @@ import {
   StreamDecoder,
 } from "../audio/decode/stream_decoder.ts";
 import type { AudioFormat } from "../audio/types.ts";
+import { rng } from "./support/rng.ts";
 
 const enc = new TextEncoder();
 const T0 = 1_700_000_000_000_000_000n;
 const MS = 1_000_000n;
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 function fmt(over: Partial<AudioFormat> = {}): AudioFormat {
   return {

@@ -13,22 +13,12 @@ import { PayloadEnvelope } from "../audio/decode/payload.ts";
 import { parseConfigText } from "../config/load.ts";
 import { ConfigError } from "../config/errors.ts";
 import { SensorProcess, sumSamples } from "./support/sensor_process.ts";
+import { rng } from "./support/rng.ts";
 
 function compiled(pattern: string): LinearRegex {
   const c = compileLinearRegex(pattern);
   if ("error" in c) throw new Error(c.error);
   return c;
-}
-
-/** xorshift32, so a failure reproduces. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
 }
 
 /** Random text over an alphabet, with pieces of the pattern's literals so that matches happen. */

@@ -13,6 +13,7 @@
 import { type ColumnData, type ColumnInfo, DataType, type RowBatch } from "../../pixie/messages.ts";
 import { displayNames } from "./capture_vizier.ts";
 import type { ExecuteCall } from "./fake_vizier.ts";
+import { rng } from "./rng.ts";
 
 /** Audio of one frame (20 ms), ns; a message carries `framesPerMessage` of them. */
 export const FRAME_NS = 20_000_000n;
@@ -99,20 +100,9 @@ function base64(b: Uint8Array): string {
 const BANK_LEVELS = 8;
 const BANK_PER_LEVEL = 512;
 
-function xorshift(seed: number): () => number {
-  let x = (seed * 2654435761) >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 4294967296;
-  };
-}
-
 /** μ-law frames: `[level][i]`; level 0 is a line's faint noise floor (a pause), 1.. louder. */
 function frameBank(seed: number): Uint8Array[][] {
-  const rnd = xorshift(seed);
+  const rnd = rng(seed * 2654435761);
   const bank: Uint8Array[][] = [];
   for (let level = 0; level < BANK_LEVELS; level++) {
     const list: Uint8Array[] = [];
@@ -144,7 +134,7 @@ class CallVoice {
   #syllables = 0; // left in the phrase
 
   constructor(seed: number) {
-    this.#rnd = xorshift(seed);
+    this.#rnd = rng(seed * 2654435761);
   }
 
   #segment(): void {
