@@ -4,16 +4,20 @@
  *
  * - hot: the newest {@link SampleRing.hotCapacity} samples (default: all of them) as Int16, where the streaming
  *   fingerprinter and the forward search read;
- * - cold: older samples in blocks of {@link COLD_BLOCK} as 8-bit G.711 codes (μ-law or A-law, whichever holds
- *   the block exactly, with a per-block shift for audio louder than G.711's range). A stream decoded from μ-law
- *   or A-law at its own level, the usual telephony tap, comes back bit for bit; other audio (PCM16, resampled,
- *   gained) comes back at G.711's precision (~38 dB SNR), read only by the backward search's verification and
- *   alignment of instants older than the hot tier.
+ * - cold: older samples in blocks of {@link COLD_BLOCK} as 8-bit G.711 codes. A stream decoded from μ-law or
+ *   A-law at its own level, the usual telephony tap, comes back bit for bit; other audio (PCM16, resampled,
+ *   gained) comes back at G.711's precision (~38 dB SNR).
  *
- * Readers keep the same contract as with one Int16 ring: `has(from, n)` before reading samples [from, from + n)
- * through `data[i & mask]`. When the range reaches the cold tier, `has` decodes it (and any range read since, as
- * far as they fit) into a scratch ring shared by all rings, and `data`/`mask` address that scratch until the next
- * write. Both tiers are allocated as the stream grows (a short stream never holds a full lookback).
+ * The streaming fingerprinter reads the hot tier's Int16 samples right after each write. Every other reader
+ * (verification, alignment: `has(from, n)`, then `data[i & mask]`) sees the samples as the cold tier holds or
+ * will hold them, wherever they are now: a block's code (its law and shift, {@link blockMode}) is chosen from
+ * the block before it, so it is known as soon as the block starts. Whether a signature is verified by the
+ * forward search (its instant still hot) or by the backward search (a late signature, its instant already
+ * cold) depends on how far one actor ran ahead of another; the samples it is verified and aligned on, and so
+ * its `ber`, do not. `has` decodes the range (and any range read since, as far as they fit) into a scratch ring
+ * shared by all rings, and `data`/`mask` address that scratch until the next write. Both tiers are allocated as
+ * the stream grows (a short stream never holds a full lookback). A ring without a cold tier (`hotSamples` ≥ its
+ * capacity: the source side) reads its Int16 samples as they are.
  * @module
  */
 
@@ -61,16 +65,36 @@ function nearestCodes(values: Int16Array): Uint8Array {
   return out;
 }
 
-const LAWS: { dec: Int16Array; enc: Uint8Array; max: number }[] = [MULAW_TO_LINEAR, ALAW_TO_LINEAR].map(
-  (t) => {
-    const dec = ringValues(t);
-    let max = 0;
-    for (const v of dec) max = Math.max(max, Math.abs(v));
-    return { dec, enc: nearestCodes(dec), max };
-  },
-);
+const LAWS: { dec: Int16Array; enc: Uint8Array }[] = [MULAW_TO_LINEAR, ALAW_TO_LINEAR].map((t) => {
+  const dec = ringValues(t);
+  return { dec, enc: nearestCodes(dec) };
+});
 const MU = LAWS[0]!;
 const A = LAWS[1]!;
+
+/** A block's verdict: every held sample of it is a μ-law code at its own level, or an A-law one, or neither. */
+const HELD_MU = 8, HELD_A = 16;
+/** Block headers: bit 2 A-law, bits 0-1 the shift; bits 3-4 the block's own verdict (for the block after it). */
+const HEAD_A = 4, HEAD_SHIFT = 3;
+/**
+ * Code of a block whose predecessor was neither μ-law nor A-law (or is not held): μ-law at shift 2, whose range
+ * (±32,124) holds all of {@link RING_SCALE}'s 12 dB headroom. A shift chosen from the block's own peak would keep
+ * more precision in quiet blocks, but could not be known until the block is complete, and a reader of the
+ * newest samples would then see other values than a reader of the same samples later.
+ */
+const LOSSY_HEAD = 2;
+
+/**
+ * The header (law and shift) a block is coded with, from the verdict of the block before it: μ-law or A-law at
+ * its own level when that block was exactly one of them, else {@link LOSSY_HEAD}. A G.711 tap keeps its codes
+ * from its second block on; a stream that turns G.711 (or stops being it) changes code a block later.
+ */
+export function blockMode(previousVerdict: number | undefined): number {
+  if (previousVerdict === undefined) return LOSSY_HEAD;
+  if (previousVerdict & HELD_MU) return 0;
+  if (previousVerdict & HELD_A) return HEAD_A;
+  return LOSSY_HEAD;
+}
 
 /**
  * The scratch ring cold reads are decoded into: one for the process (the engine is synchronous per message, and a
@@ -110,6 +134,12 @@ export class SampleRing {
   #version = 0;
   /** `data`/`mask` address the scratch (decoded cold range) rather than the hot tier. */
   #viewScratch = false;
+  /** Restarts so far: a cached verdict of an earlier run of the ring is stale. */
+  #resets = 0;
+  /** The last verdict computed from the hot tier (a read decodes block after block, each needing the one before). */
+  #lastVerdictBlock = -1;
+  #lastVerdictVersion = -1;
+  #lastVerdict = 0;
 
   /** A ring holding at least `minSamples` samples. */
   constructor(minSamples: number, opts: SampleRingOptions = {}) {
@@ -209,7 +239,7 @@ export class SampleRing {
         return true;
       }
     }
-    if (from >= this.#end - this.#hot.length) {
+    if (this.#maxBlocks === 0) {
       this.#viewScratch = false;
       return true;
     }
@@ -245,22 +275,57 @@ export class SampleRing {
     const b = i >> BLOCK_LOG2;
     const slot = b % this.#blocks;
     const head = this.#heads[slot]!;
-    const law = head & 4 ? A : MU;
-    return law.dec[this.#codes[slot * COLD_BLOCK + (i & (COLD_BLOCK - 1))]!]! << (head & 3);
+    const law = head & HEAD_A ? A : MU;
+    return law.dec[this.#codes[slot * COLD_BLOCK + (i & (COLD_BLOCK - 1))]!]! << (head & HEAD_SHIFT);
   }
 
-  /** Decodes held samples [from, to) into the scratch at their slots. */
+  /**
+   * Decodes held samples [from, to) into the scratch at their slots: cold ones from their codes, hot ones
+   * through the code their block has or will have (the same values either way).
+   */
   #decodeInto(from: number, to: number): void {
     const out = scratch.data, m = scratch.mask;
     const hotFrom = Math.max(from, this.#end - this.#hot.length);
     for (let i = from; i < Math.min(to, hotFrom); i++) out[i & m] = this.#read(i);
     const hot = this.#hot, hm = this.#hotMask;
-    for (let i = hotFrom; i < to; i++) out[i & m] = hot[i & hm]!;
+    for (let i = hotFrom; i < to;) {
+      const b = i >> BLOCK_LOG2;
+      const stop = Math.min(to, (b + 1) << BLOCK_LOG2);
+      const head = this.#modeOf(b);
+      const law = head & HEAD_A ? A : MU, shift = head & HEAD_SHIFT;
+      const dec = law.dec, enc = law.enc, half = shift > 0 ? 1 << (shift - 1) : 0;
+      for (; i < stop; i++) out[i & m] = dec[enc[((hot[i & hm]! + half) >> shift) + 32768]!]! << shift;
+    }
     coldReadStats.materialized++;
     coldReadStats.samples += Math.max(0, hotFrom - from);
   }
 
+  /** The header block `b` (held) is coded with: see {@link blockMode}. */
+  #modeOf(b: number): number {
+    return blockMode(this.#verdictOf(b - 1));
+  }
+
+  /** Verdict of block `b` over its held samples (undefined when none is held); `b` is complete or cold. */
+  #verdictOf(b: number): number | undefined {
+    const first = b << BLOCK_LOG2, from = Math.max(first, this.#start);
+    if (from >= first + COLD_BLOCK || first + COLD_BLOCK > this.#end) return undefined;
+    if (first < this.#coldEnd) return this.#heads[b % this.#blocks]! & (HELD_MU | HELD_A);
+    if (this.#lastVerdictBlock === b && this.#lastVerdictVersion === this.#resets) return this.#lastVerdict;
+    const hot = this.#hot, hm = this.#hotMask;
+    let mu = HELD_MU, a = HELD_A;
+    for (let i = from; i < first + COLD_BLOCK && (mu | a) !== 0; i++) {
+      const v = hot[i & hm]!;
+      if (mu && MU.dec[MU.enc[v + 32768]!]! !== v) mu = 0;
+      if (a && A.dec[A.enc[v + 32768]!]! !== v) a = 0;
+    }
+    this.#lastVerdictBlock = b;
+    this.#lastVerdictVersion = this.#resets;
+    this.#lastVerdict = mu | a;
+    return mu | a;
+  }
+
   #restartAt(start: number): void {
+    this.#resets++;
     this.#start = start;
     this.#end = start;
     this.#coldEnd = Math.floor(start / COLD_BLOCK) * COLD_BLOCK;
@@ -320,41 +385,26 @@ export class SampleRing {
     // rather than looked up (a 64 KiB table misses the cache), gives back each value's code exactly.
     // Branch-free (the sign of speech samples is a coin toss for the branch predictor): magnitude biased by 33
     // (G.711's 0x84 in ring units), segment from its top bit, 4 mantissa bits, inverted, sign bit clear if < 0.
-    let diff = 0, peak = 0;
+    // Held samples only: a block the ring restarted in holds older samples of nothing.
+    const held = Math.max(0, this.#start - base);
+    let diff = 0;
     for (let i = 0; i < COLD_BLOCK; i++) {
       const v = hot[(base + i) & hm]!;
       const sign = v >> 31;
       const a = (v ^ sign) - sign;
-      peak = Math.max(peak, a);
       const m = Math.min(a, 8158) + 33;
       const seg = 26 - Math.clz32(m);
       const c = ((seg << 4) | ((m >> (seg + 1)) & 0x0f)) ^ (0xff ^ (sign & 0x80));
       codes[at + i] = c;
-      diff |= dec[c]! ^ v;
+      if (i >= held) diff |= dec[c]! ^ v;
     }
-    let head = 0;
-    if (diff !== 0) head = this.#recode(base, at, peak);
-    this.#heads[slot] = head;
+    const verdict = diff === 0 ? HELD_MU : this.#exactIn(A, base, held) ? HELD_A : 0;
+    const head = this.#modeOf(b);
+    // The fast pass's codes serve when the block is μ-law at its own level and coded so; otherwise rounded to
+    // the nearest code of its law and shift (the pass above truncated).
+    if (head !== 0 || diff !== 0) this.#encode(head & HEAD_A ? A : MU, base, at, head & HEAD_SHIFT);
+    this.#heads[slot] = head | verdict;
     this.#coldEnd += COLD_BLOCK;
-  }
-
-  /**
-   * A block μ-law at its own level does not hold exactly: A-law if that holds it exactly (with its own shift:
-   * A-law reaches 8,064 where μ-law stops at 8,031), else μ-law with the shift that brings the peak into range.
-   * Returns the block's header (bit 2: A-law; bits 0-1: shift).
-   */
-  #recode(base: number, at: number, peak: number): number {
-    let aShift = 0;
-    while (aShift < 3 && peak >> aShift > A.max) aShift++;
-    if (this.#exactIn(A, base, aShift)) {
-      this.#encode(A, base, at, aShift);
-      return 4 | aShift;
-    }
-    let shift = 0;
-    while (shift < 3 && peak >> shift > MU.max) shift++;
-    // Rounded to the nearest code (the pass above truncated).
-    this.#encode(MU, base, at, shift);
-    return shift;
   }
 
   /** Codes of `law` at `shift` (rounded to the nearest code) for the hot block at `base`. */
@@ -366,13 +416,12 @@ export class SampleRing {
     }
   }
 
-  /** True if every sample of the hot block at `base` is a code of `law` at `shift` (stops at the first miss). */
-  #exactIn(law: { dec: Int16Array; enc: Uint8Array }, base: number, shift: number): boolean {
+  /** True if samples `from`.. of the hot block at `base` are codes of `law` at its own level (stops at a miss). */
+  #exactIn(law: { dec: Int16Array; enc: Uint8Array }, base: number, from: number): boolean {
     const hot = this.#hot, hm = this.#hotMask, enc = law.enc, dec = law.dec;
-    const half = shift > 0 ? 1 << (shift - 1) : 0;
-    for (let i = 0; i < COLD_BLOCK; i++) {
+    for (let i = from; i < COLD_BLOCK; i++) {
       const v = hot[(base + i) & hm]!;
-      if (dec[enc[((v + half) >> shift) + 32768]!]! << shift !== v) return false;
+      if (dec[enc[v + 32768]!]! !== v) return false;
     }
     return true;
   }
