@@ -84,12 +84,13 @@ export class PayloadEnvelope {
 
   /** The payload as latin1 text: one UTF-16 code unit per byte, so text positions are byte positions. */
   latin1(): string {
-    if (this.#latin1 === undefined) this.#latin1 = latin1Of(this.bytes);
+    if (this.#latin1 === undefined) this.#latin1 = latin1Text(this.bytes);
     return this.#latin1;
   }
 }
 
-function latin1Of(bytes: Uint8Array): string {
+/** Text of `bytes` with one code unit per byte (text positions are byte positions), as the regex envelope reads it. */
+export function latin1Text(bytes: Uint8Array): string {
   // The "latin1" TextDecoder is windows-1252, which differs from latin1 only on 0x80-0x9F.
   let plain = true;
   for (let i = 0; i < bytes.length; i++) {

@@ -13,7 +13,7 @@
 
 import { ALAW_TO_LINEAR, bytesPerSample, type Codec, MULAW_TO_LINEAR } from "./codecs.ts";
 import { decodeField, type Encoding } from "./encoding.ts";
-import { detectPixieMarker, extractAudioField } from "./payload.ts";
+import { detectPixieMarker, extractAudioField, latin1Text } from "./payload.ts";
 import type { AudioFormat } from "../types.ts";
 
 /** One captured message of the stream being guessed. */
@@ -116,27 +116,7 @@ const MIN_RUN_CHARS = 24;
 const MAX_LEAVES = 256;
 const MAX_DEPTH = 12;
 
-const latin1Decoder = new TextDecoder("windows-1252");
 const utf8Fatal = new TextDecoder("utf-8", { fatal: true });
-
-/** Text of a payload with one code unit per byte (positions are byte positions), as the regex envelope sees it. */
-function latin1(bytes: Uint8Array): string {
-  // windows-1252 differs from latin1 on 0x80-0x9F only; those map back below.
-  let plain = true;
-  for (let i = 0; i < bytes.length; i++) {
-    const c = bytes[i]!;
-    if (c >= 0x80 && c <= 0x9f) {
-      plain = false;
-      break;
-    }
-  }
-  if (plain) return latin1Decoder.decode(bytes);
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 8192) {
-    s += String.fromCharCode.apply(null, Array.from(bytes.subarray(i, i + 8192)));
-  }
-  return s;
-}
 
 function utf8Text(bytes: Uint8Array): string | undefined {
   try {
@@ -858,7 +838,7 @@ export function guessPayloadFormat(input: readonly PayloadSample[], opts: GuessO
     }
   }
   if (textShare >= 0.8) {
-    const texts = samples.map((s, i) => (textual[i] ? latin1(s.bytes) : undefined));
+    const texts = samples.map((s, i) => (textual[i] ? latin1Text(s.bytes) : undefined));
     // The whole body may be the encoded audio itself.
     const trimmed = texts.map((t) => t?.trim());
     const whole = trimmed.filter((t) => t !== undefined && t.length >= MIN_FIELD_CHARS);
