@@ -4,6 +4,9 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { FrameStore } from "../audio/fingerprint/fingerprint.ts";
 import {
+  CONTINUITY_HEAD_BER,
+  CONTINUITY_MAX_AGE_MS,
+  CONTINUITY_Z_CREDIT,
   DEFAULT_THRESHOLDS,
   MIN_USED_FRAMES,
   requiredZ,
@@ -259,4 +262,172 @@ Deno.test("observe sees every verification; observeOnly accepts nothing", () => 
   // observeOnly without an observer changes nothing.
   const plain = verify(b, { observe: undefined, observeOnly: true });
   strictEqual(plain.match?.frame, AT);
+});
+
+/** A signature of source tap `tap` with its instant `ms` after T0. */
+function sigAt(id: string, fp: Uint32Array, ms: number, tap = "s"): Signature {
+  const s = signature(fp);
+  s.id = id;
+  s.source = { ...s.source, stream: tap, timeNs: T0 + BigInt(ms) * 1_000_000n };
+  return s;
+}
+
+/**
+ * Random 128-frame signatures placed in `len` random target frames: each at its frame `at` with bit errors
+ * `errs(j)` in its frame j; their source instants 16 ms per target frame apart (a constant delay) unless `ms`
+ * says otherwise.
+ */
+function stream(
+  len: number,
+  blocks: { id: string; at: number; errs: (j: number) => number; ms?: number; tap?: string }[],
+): { store: FrameStore; sigs: Signature[] } {
+  const r = xorshift32(3);
+  const target = Uint32Array.from({ length: len }, () => r());
+  const sigs = blocks.map((b) => {
+    const fp = Uint32Array.from({ length: 128 }, () => r());
+    for (let j = 0; j < 128; j++) target[b.at + j] = flipBits(fp[j]!, b.errs(j), r);
+    return sigAt(b.id, fp, b.ms ?? b.at * 16, b.tap);
+  });
+  const store = new FrameStore(len);
+  for (const v of target) store.push(v, 0, -20, 0xffffffff);
+  return { store, sigs };
+}
+
+/** A verifier over `store` with capture times, no gaps unless `extra` says so. */
+function verifier(
+  store: FrameStore,
+  extra: Partial<VerifyContext> = {},
+  traces: VerifyTrace[] = [],
+): Verifier {
+  return new Verifier({
+    store,
+    rule: DEFAULT_THRESHOLDS,
+    hop: 128,
+    timeOfSample: (k) => T0 + BigInt(k) * 125_000n,
+    gapsIn: () => [],
+    observe: (t) => traces.push(t),
+    ...extra,
+  }, {
+    lookups: 0,
+    hits: 0,
+    prechecked: 0,
+    verified: 0,
+    accepted: 0,
+    rejected: 0,
+    rephased: 0,
+  });
+}
+
+/** Clean: 300 errors over 128 frames (z ~12). */
+const CLEAN = spread(300, 128);
+/** z 5.4 (weighted BER 0.35) with the first 16 frames agreeing (BER 0.125): short of 6.4, not of 6.4 − 1.5. */
+const WEAK = (j: number) => (j < 16 ? 4 : spread(1386, 112)(j - 16));
+/** As WEAK, with more errors after the first 16 frames: z 4.6. */
+const FAR = (j: number) => (j < 16 ? 4 : spread(1480, 112)(j - 16));
+/** As WEAK, the same errors in all, but the first 16 frames buried (BER 0.41). */
+const WEAK_HEAD = (j: number) => (j < 16 ? 13 : spread(1242, 112)(j - 16));
+
+Deno.test("continuity credit: a block where a neighbour's delay puts it needs 1.5 less significance", () => {
+  const need = requiredZ(DEFAULT_THRESHOLDS, 128);
+  const { store, sigs: [a, b] } = stream(600, [{ id: "a", at: 100, errs: CLEAN }, {
+    id: "b",
+    at: 300,
+    errs: WEAK,
+  }]);
+  // Alone, b is short of the rule.
+  const alone: VerifyTrace[] = [];
+  strictEqual(verifier(store, {}, alone).verify(b!, 300), undefined);
+  const t = only(alone);
+  ok(t.z < need && t.z >= need - CONTINUITY_Z_CREDIT, `z ${t.z}`);
+  // After a, found at the same delay: accepted.
+  const v = verifier(store);
+  strictEqual(v.verify(a!, 100)?.frame, 100);
+  strictEqual(v.verify(b!, 300)?.frame, 300);
+  // A block further short of the rule (z 4.6 < 6.4 − 1.5) is not taken on a neighbour's word.
+  const far = stream(600, [{ id: "a", at: 100, errs: CLEAN }, { id: "b", at: 300, errs: FAR }]);
+  const f: VerifyTrace[] = [];
+  const u = verifier(far.store, {}, f);
+  ok(u.verify(far.sigs[0]!, 100));
+  strictEqual(u.verify(far.sigs[1]!, 300), undefined);
+  ok(f[1]!.z < need - CONTINUITY_Z_CREDIT && f[1]!.z > need - CONTINUITY_Z_CREDIT - 0.5, `z ${f[1]!.z}`);
+  // Not when capture times show a gap between the two (the delay may have changed).
+  const gapped = verifier(store, {
+    gapsIn: (from, to) => (from < 200 * 128 && to > 200 * 128 ? [{ at: 200 * 128, len: 160 }] : []),
+  });
+  ok(gapped.verify(a!, 100));
+  strictEqual(gapped.verify(b!, 300), undefined);
+  // Nor without capture times at all.
+  const untimed = verifier(store, { gapsIn: undefined });
+  ok(untimed.verify(a!, 100));
+  strictEqual(untimed.verify(b!, 300), undefined);
+});
+
+Deno.test("continuity credit: only where the delay puts the block, and only for the same source tap", () => {
+  // b's source instant 3 frames (48 ms) later than the delay would put its block: too far.
+  const late = stream(600, [{ id: "a", at: 100, errs: CLEAN }, {
+    id: "b",
+    at: 300,
+    errs: WEAK,
+    ms: 303 * 16,
+  }]);
+  const v = verifier(late.store);
+  ok(v.verify(late.sigs[0]!, 100));
+  strictEqual(v.verify(late.sigs[1]!, 300), undefined);
+  // 2 frames off is within the tolerance (capture times jitter).
+  const near = stream(600, [{ id: "a", at: 100, errs: CLEAN }, {
+    id: "b",
+    at: 300,
+    errs: WEAK,
+    ms: 302 * 16,
+  }]);
+  const w = verifier(near.store);
+  ok(w.verify(near.sigs[0]!, 100));
+  strictEqual(w.verify(near.sigs[1]!, 300)?.frame, 300);
+  // Another source tap's match says nothing about b's delay.
+  const other = stream(600, [{ id: "a", at: 100, errs: CLEAN, tap: "other" }, {
+    id: "b",
+    at: 300,
+    errs: WEAK,
+  }]);
+  const x = verifier(other.store);
+  ok(x.verify(other.sigs[0]!, 100));
+  strictEqual(x.verify(other.sigs[1]!, 300), undefined);
+});
+
+Deno.test("continuity head: no credit when the block's first frames (its instant's) disagree", () => {
+  const { store, sigs: [a, b] } = stream(600, [{ id: "a", at: 100, errs: CLEAN }, {
+    id: "b",
+    at: 300,
+    errs: WEAK_HEAD,
+  }]);
+  const traces: VerifyTrace[] = [];
+  const v = verifier(store, {}, traces);
+  ok(v.verify(a!, 100));
+  strictEqual(v.verify(b!, 300), undefined);
+  // As significant as WEAK as a whole: only its first frames differ.
+  const t = traces[1]!;
+  ok(t.z >= requiredZ(DEFAULT_THRESHOLDS, 128) - CONTINUITY_Z_CREDIT, `z ${t.z}`);
+  ok(CONTINUITY_HEAD_BER < 13 / 32 && CONTINUITY_HEAD_BER >= 4 / 32);
+});
+
+Deno.test("continuity credit: a match accepted on the credit vouches for no other", () => {
+  // a at 100, b 8 s later, c 4.8 s after b (12.8 s after a: beyond CONTINUITY_MAX_AGE_MS).
+  ok(CONTINUITY_MAX_AGE_MS < 12_800 && CONTINUITY_MAX_AGE_MS >= 8_000);
+  const blocks = (bErrs: (j: number) => number) =>
+    stream(1100, [{ id: "a", at: 100, errs: CLEAN }, { id: "b", at: 600, errs: bErrs }, {
+      id: "c",
+      at: 900,
+      errs: WEAK,
+    }]);
+  const weak = blocks(WEAK);
+  const v = verifier(weak.store);
+  ok(v.verify(weak.sigs[0]!, 100));
+  strictEqual(v.verify(weak.sigs[1]!, 600)?.frame, 600, "b on a's word");
+  strictEqual(v.verify(weak.sigs[2]!, 900), undefined, "c not on b's");
+  // A b that stands on its own vouches for c.
+  const strong = blocks(CLEAN);
+  const w = verifier(strong.store);
+  ok(w.verify(strong.sigs[0]!, 100));
+  ok(w.verify(strong.sigs[1]!, 600));
+  strictEqual(w.verify(strong.sigs[2]!, 900)?.frame, 900);
 });

@@ -5,7 +5,8 @@
  * show (parts.ts: a pause a silence-suppressing sender left out), and otherwise in two parts when a lost message
  * seems to have split it (split.ts). A match needs all of (thresholds.ts):
  * - weighted BER ≤ `thresholdBer` (0.4);
- * - significance ≥ `minZ` (6.4), plus up to 0.4 more for short blocks;
+ * - significance ≥ `minZ` (6.4), plus up to 0.4 more for short blocks; 1.5 less for a whole block where a
+ *   neighbouring match of the same source tap puts it, its first frames agreeing (continuity.ts);
  * - a peak: the best score at least `margin` (0.04) below the best score 2–6 frames away (after WebRTC's delay
  *   estimator, which accepts a delay only when the best candidate stands out);
  * - target time not earlier than the source time minus 2 s (clock skew between nodes).
@@ -18,10 +19,19 @@
 
 import type { FrameStore } from "../fingerprint/fingerprint.ts";
 import type { Signature } from "../types.ts";
-import { CLOCK_SKEW_NS, MARGIN_SPAN, MIN_USED_FRAMES, requiredZ } from "./thresholds.ts";
+import {
+  CLOCK_SKEW_NS,
+  CONTINUITY_HEAD_BER,
+  CONTINUITY_HEAD_FRAMES,
+  CONTINUITY_Z_CREDIT,
+  MARGIN_SPAN,
+  MIN_USED_FRAMES,
+  requiredZ,
+} from "./thresholds.ts";
 import { type BlockScore, scoreBlock } from "./score.ts";
 import { SPLIT_MIN_FRACTION, Splitter, splitWins, splitZ } from "./split.ts";
 import { PartScorer } from "./parts.ts";
+import { continues, type Expected, LatencyMemory } from "./continuity.ts";
 import type { CoarseMatch, MatcherStats, VerifyContext } from "./types.ts";
 
 /**
@@ -40,6 +50,9 @@ export class Verifier {
   readonly #score: BlockScore = { ber: 0, z: 0, used: 0 };
   readonly #splitter = new Splitter();
   readonly #parts = new PartScorer();
+  readonly #latency = new LatencyMemory();
+  /** Where neighbouring matches' delay puts the signature being verified (continuity.ts). */
+  #expected: Expected | undefined;
 
   /** A verifier over `ctx.store`; counts verifications, rejections and re-scored near misses into `stats`. */
   constructor(ctx: VerifyContext, stats: MatcherStats) {
@@ -55,6 +68,7 @@ export class Verifier {
    */
   verify(sig: Signature, s: number): CoarseMatch | undefined {
     this.#stats.verified++;
+    this.#expected = this.#latency.expect(sig, this.#ctx.hop);
     const first = this.#verifyOn(sig, s, this.#ctx.store);
     if (first !== NEAR_MISS) return first;
     const rp = this.#ctx.rephase?.(sig, s);
@@ -62,6 +76,21 @@ export class Verifier {
     this.#stats.rephased++;
     const second = this.#verifyOn(sig, rp.frame, rp.store);
     return second === NEAR_MISS ? undefined : second;
+  }
+
+  /**
+   * Whether the first CONTINUITY_HEAD_FRAMES frames of `sig`'s block at `frame` agree (weighted BER at most
+   * CONTINUITY_HEAD_BER over the usable ones; none usable: no).
+   */
+  #headAgrees(sig: Signature, store: FrameStore, frame: number): boolean {
+    const sc = scoreBlock(
+      sig.fingerprint.subarray(0, CONTINUITY_HEAD_FRAMES),
+      sig.mask,
+      store,
+      frame,
+      this.#score,
+    );
+    return sc.used > 0 && sc.ber <= CONTINUITY_HEAD_BER;
   }
 
   /** {@link verify} on the frames of `store`: the match, undefined, or NEAR_MISS. */
@@ -105,7 +134,12 @@ export class Verifier {
       frame = split.a;
       lowEdge = split.b;
     }
-    if (bestZ < need || bestBer > rule.thresholdBer) {
+    // A whole block where a neighbour's delay puts it was not picked as the best of a search (continuity.ts).
+    const credit = !parts && !useSplit && continues(this.#expected, frame, ctx.hop, ctx.gapsIn) &&
+        this.#headAgrees(sig, store, frame)
+      ? CONTINUITY_Z_CREDIT
+      : 0;
+    if (bestZ < need - credit || bestBer > rule.thresholdBer) {
       this.#stats.rejected++;
       ctx.observe?.({
         sigId: sig.id,
@@ -147,6 +181,8 @@ export class Verifier {
       this.#stats.rejected++;
       return undefined;
     }
+    // Only a match that stood on its own significance vouches for its neighbours.
+    if (bestZ >= need) this.#latency.remember(sig, frame);
     const m: CoarseMatch = { sig, frame, ber: bestBer, z: bestZ, second, split: useSplit };
     if (parts) {
       m.parts = parts.gapsInside;
