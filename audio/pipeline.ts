@@ -111,8 +111,12 @@ function targetEnvelopeAt(ring: SampleRing, sample: number): { targetEnvelope?: 
   return env ? { targetEnvelope: env } : {};
 }
 
-/** Target samples kept as Int16 (4.1 s: what the forward search reads); older ones 8-bit (sample_ring.ts). */
-export const TARGET_HOT_SAMPLES = 1 << 15;
+/**
+ * Target samples kept as Int16 (0.5 s): what the streaming fingerprinter reads right after each write
+ * (feedRing's pieces of a quarter of it). Verification and alignment read every range as the 8-bit tier holds
+ * it (sample_ring.ts), so a larger Int16 tier would only cost memory (4.1 s took 28 KB more per stream).
+ */
+export const TARGET_HOT_SAMPLES = 1 << 12;
 
 function bump(rec: Record<string, number>, key: string): void {
   rec[key] = (rec[key] ?? 0) + 1;
