@@ -1,10 +1,6 @@
 import { ok as assert } from "node:assert/strict";
 import { RealFft } from "../audio/fingerprint/fft.ts";
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296 - 0.5;
-}
+import { centeredRng } from "./support/rng.ts";
 
 Deno.test("the WebAssembly SIMD stages are available here (else RealFft silently runs the slower JS stages)", () => {
   assert(new RealFft(1024).simd);
@@ -13,7 +9,7 @@ Deno.test("the WebAssembly SIMD stages are available here (else RealFft silently
 
 Deno.test("RealFft with SIMD stages is bit-identical to the JS stages for every size and input scale", () => {
   for (const n of [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]) {
-    const rnd = lcg(n);
+    const rnd = centeredRng(n);
     const simd = new RealFft(n);
     const js = new RealFft(n, { simd: false });
     for (let trial = 0; trial < 20; trial++) {
@@ -33,7 +29,7 @@ Deno.test("RealFft with SIMD stages is bit-identical to the JS stages for every 
 
 Deno.test("RealFft windowed frames from an Int16 ring are bit-identical with SIMD and JS stages", () => {
   const ring = new Int16Array(4096);
-  const rnd = lcg(3);
+  const rnd = centeredRng(3);
   for (let i = 0; i < ring.length; i++) ring[i] = Math.round(rnd() * 60000);
   for (const n of [16, 64, 256, 1024, 2048]) {
     const hann = new Float64Array(n).map((_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n));
@@ -55,7 +51,7 @@ Deno.test("RealFft windowed frames from an Int16 ring are bit-identical with SIM
 
 Deno.test("RealFft with SIMD stages writes exactly the requested bins, bit-identical, for any bin range", () => {
   const n = 64;
-  const rnd = lcg(11);
+  const rnd = centeredRng(11);
   const x = new Float64Array(n).map(() => rnd());
   const simd = new RealFft(n);
   const js = new RealFft(n, { simd: false });
@@ -75,7 +71,7 @@ Deno.test("RealFft with SIMD stages writes exactly the requested bins, bit-ident
 
 Deno.test("RealFft.powerWindowedView holds the bins powerWindowed writes, bit for bit, for any bin range", () => {
   const ring = new Int16Array(2048);
-  const rnd = lcg(21);
+  const rnd = centeredRng(21);
   for (let i = 0; i < ring.length; i++) ring[i] = Math.round(rnd() * 60000);
   for (const simdOn of [true, false]) {
     const n = 256;

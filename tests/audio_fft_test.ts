@@ -1,5 +1,6 @@
 import { ok as assert, throws } from "node:assert/strict";
 import { RealFft } from "../audio/fingerprint/fft.ts";
+import { centeredRng } from "./support/rng.ts";
 
 /** Power spectrum by the textbook DFT. */
 function naivePower(x: Float64Array): Float64Array {
@@ -16,14 +17,9 @@ function naivePower(x: Float64Array): Float64Array {
   return out;
 }
 
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296 - 0.5;
-}
-
 Deno.test("RealFft.power matches the DFT for every supported shape of size", () => {
   for (const n of [16, 32, 64, 256, 1024]) {
-    const rnd = lcg(n);
+    const rnd = centeredRng(n);
     const x = new Float64Array(n);
     for (let i = 0; i < n; i++) x[i] = Math.sin(i * 0.37) + rnd();
     const got = new Float64Array(n / 2 + 1);
@@ -52,7 +48,7 @@ Deno.test("RealFft.power writes only the requested bins", () => {
 Deno.test("RealFft.powerWindowed equals power of the windowed samples read across the ring's wrap", () => {
   const n = 256;
   const ring = new Int16Array(1024);
-  const rnd = lcg(7);
+  const rnd = centeredRng(7);
   for (let i = 0; i < ring.length; i++) ring[i] = Math.round(rnd() * 20000);
   const win = new Float64Array(n).map((_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n));
   const start = 1000; // wraps: samples 1000..1023 then 0..231

@@ -10,17 +10,13 @@ import {
 } from "../audio/fingerprint/fingerprint.ts";
 import { MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
 import { SampleRing } from "../audio/decode/sample_ring.ts";
+import { rng } from "./support/rng.ts";
 
 const FIXTURES = new URL("../fixtures/audio_fp/", import.meta.url);
 
 function speech(): Float32Array {
   const bytes = Deno.readFileSync(new URL("speech_8k.ul", FIXTURES));
   return Float32Array.from(bytes, (b) => MULAW_TO_LINEAR[b]! / 32768);
-}
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
 }
 
 interface Frames {
@@ -101,7 +97,7 @@ Deno.test("Fingerprinter: any chunking of the same audio gives bit-identical fra
   const x = speech();
   const whole = fingerprint(x, [x.length]);
   ok(whole.bits.length > 400, `frames: ${whole.bits.length}`);
-  const rnd = lcg(42);
+  const rnd = rng(42);
   for (let trial = 0; trial < 12; trial++) {
     const chunks = trial % 3 === 0 ? randomChunks(x.length, rnd, 1, 7) : randomChunks(x.length, rnd, 1, 3000);
     deepStrictEqual(fingerprint(x, chunks), whole, `trial ${trial}`);

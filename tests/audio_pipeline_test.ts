@@ -9,6 +9,7 @@ import {
 } from "../audio/pipeline.ts";
 import { decodeSignature, encodeSignature } from "../audio/fingerprint/signature.ts";
 import type { AudioCriteria, AudioFormat, Match, Signature } from "../audio/types.ts";
+import { rng } from "./support/rng.ts";
 
 await initAudioEngine();
 
@@ -45,11 +46,6 @@ function format(codec: AudioFormat["codec"], rate = 8000): AudioFormat {
     channel: 0,
     skip_bytes: 0,
   };
-}
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
 }
 
 /** A captured stream: messages plus where each one's samples start (native samples). */
@@ -176,7 +172,7 @@ Deno.test("source: signatures from the speech fixture, each under 1 KB on the wi
 });
 
 Deno.test("target: the same audio re-chunked (10-120 ms) is matched to the exact sample", () => {
-  const stream = cut(withLead(fixture("speech_8k.ul"), LEAD_IN), 8000, 1, T0 + LATENCY_NS, lcg(1));
+  const stream = cut(withLead(fixture("speech_8k.ul"), LEAD_IN), 8000, 1, T0 + LATENCY_NS, rng(1));
   const matches = forward(SRC.sigs, stream, format("mulaw"));
   checkMatches(matches, stream, LEAD_IN, 0.125, SRC.sigs.length);
   for (const m of matches) ok(m.ber < 0.02, `ber ${m.ber}`);
@@ -186,7 +182,7 @@ Deno.test("target: random chunkings give identical matches (property)", () => {
   const bytes = withLead(fixture("speech_8k.ul"), LEAD_IN);
   let first: string[] | undefined;
   for (let seed = 1; seed <= 4; seed++) {
-    const stream = cut(bytes, 8000, 1, T0 + LATENCY_NS, lcg(seed * 7919));
+    const stream = cut(bytes, 8000, 1, T0 + LATENCY_NS, rng(seed * 7919));
     const got = forward(SRC.sigs, stream, format("mulaw"))
       .map((m) => `${m.signatureId}@${sampleOf(stream, m.target.timeNs, m.target.offsetMs)}:${m.ber}`)
       .sort();
@@ -200,16 +196,16 @@ Deno.test("target: A-law at -6 dB, 16 kHz and GSM 06.10 are matched within 1 ms,
   const x = toFloat(fixture("speech_8k.ul"));
   // A-law, -6 dB.
   const alaw = encodeSamples("alaw", x.map((v) => v * 0.5));
-  const s1 = cut(withLead(alaw, LEAD_IN, 0xd5), 8000, 1, T0 + LATENCY_NS, lcg(2));
+  const s1 = cut(withLead(alaw, LEAD_IN, 0xd5), 8000, 1, T0 + LATENCY_NS, rng(2));
   checkMatches(forward(SRC.sigs, s1, format("alaw")), s1, LEAD_IN, 1, SRC.sigs.length);
   // 16 kHz (sox), first 4 s: the blocks that fit.
-  const s2 = cut(withLead(fixture("speech_16k.ul"), 2 * LEAD_IN), 16000, 1, T0 + LATENCY_NS, lcg(3));
+  const s2 = cut(withLead(fixture("speech_16k.ul"), 2 * LEAD_IN), 16000, 1, T0 + LATENCY_NS, rng(3));
   checkMatches(forward(SRC.sigs, s2, format("mulaw", 16000)), s2, LEAD_IN, 1, 1, 2);
   // GSM round trip (sox), first 5 s.
-  const s3 = cut(withLead(fixture("speech_gsm_8k.ul"), LEAD_IN), 8000, 1, T0 + LATENCY_NS, lcg(4));
+  const s3 = cut(withLead(fixture("speech_gsm_8k.ul"), LEAD_IN), 8000, 1, T0 + LATENCY_NS, rng(4));
   checkMatches(forward(SRC.sigs, s3, format("mulaw")), s3, LEAD_IN, 1, 2);
   // White noise 20 dB below the speech's RMS (over the talking part), PCM16.
-  const rnd = lcg(5);
+  const rnd = rng(5);
   let p = 0, n = 0;
   for (const v of x) if (Math.abs(v) > 0.01) (p += v * v), n++;
   const sigma = Math.sqrt(p / n / 100);
@@ -217,18 +213,18 @@ Deno.test("target: A-law at -6 dB, 16 kHz and GSM 06.10 are matched within 1 ms,
     v + sigma * Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd())
   );
   const pcm = encodeSamples("pcm16le", noisy);
-  const s4 = cut(withLead(pcm, 2 * LEAD_IN, 0), 8000, 2, T0 + LATENCY_NS, lcg(6));
+  const s4 = cut(withLead(pcm, 2 * LEAD_IN, 0), 8000, 2, T0 + LATENCY_NS, rng(6));
   // In noise the envelope can lock on a neighbouring pitch pulse: correct (the bench's 20 ms), not always exact.
   checkMatches(forward(SRC.sigs, s4, format("pcm16le")), s4, LEAD_IN, 20, SRC.sigs.length - 1);
 });
 
 Deno.test("target: unrelated speech matches nothing", () => {
-  const stream = cut(fixture("other_8k.ul"), 8000, 1, T0 + LATENCY_NS, lcg(9));
+  const stream = cut(fixture("other_8k.ul"), 8000, 1, T0 + LATENCY_NS, rng(9));
   deepStrictEqual(forward(SRC.sigs, stream, format("mulaw")), []);
 });
 
 Deno.test("both orders: signatures arriving after the target audio find the same instants", () => {
-  const stream = cut(withLead(fixture("speech_8k.ul"), LEAD_IN), 8000, 1, T0 + LATENCY_NS, lcg(11));
+  const stream = cut(withLead(fixture("speech_8k.ul"), LEAD_IN), 8000, 1, T0 + LATENCY_NS, rng(11));
   const fwd = forward(SRC.sigs, stream, format("mulaw"));
   const index = new SignatureIndex();
   const tp = new TargetPipeline({
@@ -259,14 +255,14 @@ Deno.test("only the first match per signature: audio repeated later in the strea
   const twice = new Uint8Array(2 * once.length);
   twice.set(once);
   twice.set(once, once.length);
-  const stream = cut(twice, 8000, 1, T0 + LATENCY_NS, lcg(12));
+  const stream = cut(twice, 8000, 1, T0 + LATENCY_NS, rng(12));
   const matches = forward(SRC.sigs, stream, format("mulaw"));
   strictEqual(matches.length, SRC.sigs.length);
   checkMatches(matches, stream, LEAD_IN, 0.125, SRC.sigs.length);
 });
 
 Deno.test("a signature removed from the index is no longer found going forward", () => {
-  const stream = cut(withLead(fixture("speech_8k.ul"), LEAD_IN), 8000, 1, T0 + LATENCY_NS, lcg(13));
+  const stream = cut(withLead(fixture("speech_8k.ul"), LEAD_IN), 8000, 1, T0 + LATENCY_NS, rng(13));
   const index = new SignatureIndex();
   for (const s of SRC.sigs) index.add(s);
   index.remove(SRC.sigs[0]!.id);

@@ -2,15 +2,11 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
 import { feedRing, RING_SCALE, SampleRing } from "../audio/decode/sample_ring.ts";
 import { Fingerprinter, FrameAnalyzer, FrameStore } from "../audio/fingerprint/fingerprint.ts";
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
-}
+import { rng } from "./support/rng.ts";
 
 /** `n` samples as a G.711 decoder delivers them (table / 32768), a slowly varying "speech-like" code walk. */
 function g711(table: Int16Array, n: number, seed: number, gain = 1): Float32Array {
-  const rnd = lcg(seed);
+  const rnd = rng(seed);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     const level = 0.5 + 0.5 * Math.sin(i / 900);
@@ -21,7 +17,7 @@ function g711(table: Int16Array, n: number, seed: number, gain = 1): Float32Arra
 
 /** Writes `x` in random chunks of 10..1200 samples to both rings. */
 function writeBoth(a: SampleRing, b: SampleRing, x: Float32Array, seed: number): void {
-  const rnd = lcg(seed);
+  const rnd = rng(seed);
   for (let at = 0; at < x.length;) {
     const n = Math.min(x.length - at, 10 + Math.floor(rnd() * 1190));
     const chunk = x.subarray(at, at + n);
@@ -47,7 +43,7 @@ Deno.test("two tiers: μ-law and A-law audio come back bit for bit from the 8-bi
     writeBoth(ref, tiered, x, 3);
     strictEqual(tiered.start, ref.start);
     strictEqual(tiered.end, ref.end);
-    const rnd = lcg(4);
+    const rnd = rng(4);
     for (let k = 0; k < 200; k++) {
       const n = 1 + Math.floor(rnd() * 20_000);
       const from = ref.start + Math.floor(rnd() * (ref.end - ref.start - n));
@@ -75,7 +71,7 @@ Deno.test("two tiers: audio louder than G.711's range keeps its shape (a shift p
 });
 
 Deno.test("two tiers: other audio (PCM16) comes back at G.711 precision, the newest samples exactly", () => {
-  const rnd = lcg(7);
+  const rnd = rng(7);
   const x = Float32Array.from({ length: 60_000 }, (_, i) => 0.3 * Math.sin(i / 7) * (0.2 + rnd()));
   const ref = new SampleRing(32_768);
   const tiered = new SampleRing(32_768, { hotSamples: 8192 });
@@ -99,12 +95,12 @@ function firstDiff(a: Int16Array, b: Int16Array): number {
 Deno.test("two tiers: a range reads the same while in the Int16 tier, its newest block unfinished, and once 8-bit", () => {
   // Whether the forward search (samples still Int16) or the backward search (a late signature: 8-bit) verifies
   // a match depends on actor scheduling; what it reads, and so the match's ber, must not.
-  const rnd = lcg(5);
+  const rnd = rng(5);
   const pcm = Float32Array.from({ length: 120_000 }, (_, i) => 0.3 * Math.sin(i / 7) * (0.2 + rnd()));
   for (const [name, x] of [["PCM16", pcm], ["μ-law", g711(MULAW_TO_LINEAR, 120_000, 3)]] as const) {
     const ring = new SampleRing(65_536, { hotSamples: 8192 });
     const reads: { from: number; n: number; hot: Int16Array }[] = [];
-    const w = lcg(6);
+    const w = rng(6);
     for (let at = 0; at < x.length;) {
       const n = Math.min(x.length - at, 10 + Math.floor(w() * 700));
       ring.write(at, x.subarray(at, at + n), 1 << 20);
@@ -165,7 +161,7 @@ Deno.test("two tiers: memory grows with the stream, not with the capacity", () =
 });
 
 Deno.test("feedRing: frames over a zero-filled gap are the same with a small Int16 tier", () => {
-  const rnd = lcg(11);
+  const rnd = rng(11);
   const x = Float32Array.from({ length: 48_000 }, () => 0.2 * (rnd() - 0.5));
   const run = (hot: number) => {
     const ring = new SampleRing(65_536, { hotSamples: hot });

@@ -1,14 +1,9 @@
 import { equal, throws } from "node:assert/strict";
 import { kthSmallest } from "../util/kth_smallest.ts";
-
-/** A small deterministic generator (the test must not depend on Math.random). */
-function lcg(seed: number): () => number {
-  let s = seed;
-  return () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296;
-}
+import { rng } from "./support/rng.ts";
 
 Deno.test("kthSmallest gives what a sort puts at k: random, few distinct, sorted and reversed arrays", () => {
-  const rnd = lcg(5);
+  const rnd = rng(5);
   for (let t = 0; t < 4000; t++) {
     const n = 1 + Math.floor(rnd() * 200);
     const a = new Float64Array(n);

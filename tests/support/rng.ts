@@ -28,6 +28,12 @@ export function rng(seed: number): () => number {
   return () => next() / 2 ** 32;
 }
 
+/** Seeded uniform draws in (-0.5, 0.5): a test signal centred on zero. */
+export function centeredRng(seed: number): () => number {
+  const next = rng(seed);
+  return () => next() - 0.5;
+}
+
 /**
  * `v` with `n` distinct bits flipped, at positions drawn from `r` (a {@link xorshift32}: its low 5 bits pick a
  * bit). A fingerprint frame received with `n` bit errors.
