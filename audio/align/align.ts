@@ -13,7 +13,7 @@
 
 import { EnvelopeScratch, envelopeShift } from "./level_envelope.ts";
 import type { GapHint } from "./gap_hints.ts";
-import { WAVE_RANGE, WAVE_SIGN_SAMPLES, type WaveSigns, waveSignShift } from "./wave_signs.ts";
+import { WAVE_FAR, WAVE_SIGN_SAMPLES, type WaveSigns, waveSignShift } from "./wave_signs.ts";
 import { type FrameAnalyzer, type FrameStore, SUBFP_BITS } from "../fingerprint/fingerprint.ts";
 import { popcount32 } from "../match/signature_index.ts";
 import { isMasked } from "../fingerprint/signature.ts";
@@ -45,13 +45,13 @@ const BANDS = SUBFP_BITS + 1;
 
 /**
  * Whether a capture-time gap hint falls between the instant at target sample `instant` and the far end of the
- * signs' window (starting `offset` samples from it, ±WAVE_RANGE). The signs are not used across one: audio
+ * signs' window (starting `offset` samples from it, ±WAVE_FAR). The signs are not used across one: audio
  * missing between the instant and their window (up to 192 ms after it) moves the window by the gap, and the best
  * agreement within ±2 ms is then noise (measured on the bench's 1% loss chain: exact 99.8% -> 97.9%).
  */
 export function gapNearSigns(gaps: readonly GapHint[], instant: number, offset: number): boolean {
-  const from = Math.min(instant, instant + offset) - WAVE_RANGE;
-  const to = Math.max(instant, instant + offset + WAVE_SIGN_SAMPLES) + WAVE_RANGE;
+  const from = Math.min(instant, instant + offset) - WAVE_FAR;
+  const to = Math.max(instant, instant + offset + WAVE_SIGN_SAMPLES) + WAVE_FAR;
   return gaps.some((g) => g.at > from && g.at < to);
 }
 
@@ -131,8 +131,10 @@ export class FineAligner {
         }
         const instant = coarse * hop + shift + INSTANT_OFFSET;
         if (waveSigns && !gapNearSigns(gaps, instant, waveSigns.offset)) {
-          // The envelope is right to a millisecond or two; the waveform's signs say where within that.
-          const w = waveSignShift(ring, waveSigns, instant);
+          // The envelope is right to a millisecond or two, or a pitch period off; the waveform's signs, weighed
+          // with the envelope's correlation, say where.
+          const base = shift;
+          const w = waveSignShift(ring, waveSigns, instant, (d) => e.corrAt(base + d));
           if (w && w.shift !== 0) {
             shift += w.shift;
             const at = coarse * hop + shift;

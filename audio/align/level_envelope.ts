@@ -161,6 +161,22 @@ function levelDb(q: number): number {
   return (q / (ENV_LEVELS - 1)) * ENV_RANGE_DB - ENV_RANGE_DB;
 }
 
+/** Result of {@link envelopeShift}. */
+export interface EnvelopeFit {
+  shift: number;
+  corr: number;
+  /** A second peak nearly as good (see ALT_SEPARATION). */
+  alt?: { shift: number; corr: number };
+  /** The instant lies in audio missing from the target. */
+  instantInGap?: boolean;
+  /**
+   * The correlation at any shift in [-range, range] under the gap hypothesis of the answer (-1 outside or when
+   * too few values are placed), for the waveform signs to weigh nearby shifts with. Reads the scratch: valid
+   * until the next search with it.
+   */
+  corrAt: (shift: number) => number;
+}
+
 /**
  * The shift in [-range, range] samples around `center` (target analysis sample where the instant coarsely is)
  * at which the target's envelope correlates best with `levels`; undefined when the samples are not held or the
@@ -182,9 +198,7 @@ export function envelopeShift(
   range: number,
   scratch: EnvelopeScratch,
   gaps: readonly GapHint[] = [],
-):
-  | { shift: number; corr: number; alt?: { shift: number; corr: number }; instantInGap?: boolean }
-  | undefined {
+): EnvelopeFit | undefined {
   const from = center - range + ENV_FROM;
   const n = ENV_TO - ENV_FROM + 2 * range;
   if (!ring.has(from, n)) return undefined;
@@ -349,6 +363,7 @@ export function envelopeShift(
   };
 
   let pick = search([]);
+  let pickHints: readonly GapHint[] = [];
   // Only gaps that can fall inside some candidate's envelope matter; each is tried alone (a wrong hint must not
   // spoil a right one), and all together when there are several (two losses near one instant).
   const near = gaps.filter((g) => g.at > from && g.at < from + n)
@@ -365,22 +380,28 @@ export function envelopeShift(
   }
   for (const hints of tries) {
     const hinted = search(hints);
-    if (hinted.c > pick.c + HINT_MARGIN) pick = hinted;
+    if (hinted.c > pick.c + HINT_MARGIN) [pick, pickHints] = [hinted, hints];
   }
   if (!(pick.c > -1)) return undefined;
+  const unhandicap = (d: number, c: number) => Math.abs(d - range) > NEAR_SHIFT ? c + FAR_HANDICAP : c;
+  const corrAt = (shift: number): number => {
+    const d = shift + range;
+    if (!(d >= 0 && d <= 2 * range)) return -1;
+    const c = score(d, pickHints);
+    return c === -1 ? -1 : unhandicap(d, c);
+  };
   // The instant itself may lie in the missing stretch (silence suppression stopped sending just before a soft
   // onset, or the instant's message was lost): then no target sample carries it, and the fits above can only
   // name a neighbour (measured on the bench's DTX chain: 40–340 ms early). Score that hypothesis for each hint.
   for (const g of near) {
     const v = scoreInGap(g);
-    if (v > pick.c + IN_GAP_MARGIN) return { shift: pick.d - range, corr: v, instantInGap: true };
+    if (v > pick.c + IN_GAP_MARGIN) return { shift: pick.d - range, corr: v, instantInGap: true, corrAt };
   }
-  const unhandicap = (p: { d: number; c: number }) =>
-    Math.abs(p.d - range) > NEAR_SHIFT ? p.c + FAR_HANDICAP : p.c;
   return {
     shift: pick.d - range,
-    corr: unhandicap(pick),
-    ...(pick.alt ? { alt: { shift: pick.alt.d - range, corr: unhandicap(pick.alt) } } : {}),
+    corr: unhandicap(pick.d, pick.c),
+    ...(pick.alt ? { alt: { shift: pick.alt.d - range, corr: unhandicap(pick.alt.d, pick.alt.c) } } : {}),
+    corrAt,
   };
 }
 

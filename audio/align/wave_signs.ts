@@ -8,8 +8,10 @@
  * late (measured on the bench's AMR-NB chain: median +0.38 ms, 14% more than 1 ms late, whatever the envelope's
  * form). The waveform itself is where the bench's truth and a listener put the audio. Its signs survive any gain
  * reshaping (AGC, compression) and most spectral reshaping, and a 1-bit correlation over 512 samples has a peak
- * a sample or two wide. Speech repeats itself every pitch period (2.5–10 ms), so the signs only choose within ±2
- * ms of the envelope's answer, which is nearly always that close (see align.ts). No codec is named anywhere:
+ * a sample or two wide. Speech repeats itself every pitch period (2.5–10 ms), so the signs alone choose only
+ * within ±2 ms of the envelope's answer, which is nearly always that close (see align.ts); up to ±6 ms, where
+ * AGC's envelope is sometimes a pitch period off, a shift must win on the signs and the envelope together (see
+ * {@link waveSignShift}). No codec is named anywhere:
  * the refinement applies to every target and leaves clean ones where they were. The best agreement is taken
  * however weak: a floor of 0.2 or 0.3 (kept the envelope's answer on noisy targets) lost 0.5–1.3 points on AMR
  * and gained at most 0.2 on GSM + noise.
@@ -18,6 +20,12 @@
  * AMR-NB 85.9% → 98.8%, AGC + noise reduction 94.1% → 95.4%, GSM + pink noise 98.7% → 98.7%. Window: 128
  * samples gave 97.0% on AMR, 256 98.0%, 512 98.7%; pre-emphasised or LPC-whitened signs were no better (GSM +
  * noise 96.8% / 93.8%). Search ±1 ms: AMR 94.1%; ±3 ms: 94.2% and ±4 ms: 83.9% (the next pitch period wins).
+ *
+ * The joint score up to ±6 ms with the signs weighted by the target's magnitude, on the bench at 2d3906b (seed 1
+ * / seed 2; recall / exact / > 20 ms off): AGC 97.1 / 92.9 / 0.1% → 97.1 / 94.6 / 0.1% and 98.2 / 95.0 / 0.4%
+ * → 98.3 / 96.7 / 0.3%; AMR exact 97.9 → 97.6% and 97.6 → 98.0% (p95 error 0.62 → 0.38 and 0.50 ms); GSM +
+ * pink exact 98.5 → 99.1% and 99.0 → 99.1%, recall and > 20 ms off unchanged; the English table (`--en-only`)
+ * unchanged but GSM exact 99.2 → 99.7% and the combined chain 5.05 → 3.37 false per 1,000 signatures.
  * @module
  */
 
@@ -35,7 +43,10 @@ export const WAVE_SIGN_BYTES = WAVE_SIGN_SAMPLES / 8;
 export const WAVE_FROM = -512;
 export const WAVE_TO = 1536;
 const WAVE_STEP = 16;
-/** Shifts tried on either side of the envelope's answer, samples (±2 ms: less than a pitch period). */
+/**
+ * Shifts tried on either side of the envelope's answer on an equal footing, samples (±2 ms: less than a pitch
+ * period).
+ */
 export const WAVE_RANGE = 16;
 
 /** The signs of a source window: bit i (byte i >> 3, most significant first) set when sample i is >= 0. */
@@ -79,32 +90,117 @@ export function sourceWaveSigns(ring: SampleRing, k: number): WaveSigns | undefi
 }
 
 /**
- * The shift in [-range, range] samples that best lines the target's waveform signs up with `signs` for an
- * instant at target analysis sample `k`, and its agreement (-1..1); undefined when the samples are not held.
- * Ties go to the smaller shift.
+ * Shifts beyond WAVE_RANGE tried when the envelope's correlation is there to weigh them, samples (±6 ms: a pitch
+ * period on either side). The envelope's peak is a pitch period off on some reshaped targets (AGC, noise
+ * suppression: the slow level it would tell the periods apart by is what they reshape), and the signs alone
+ * cannot say which period is right (within ±3 or ±4 ms the next period often agrees best).
+ */
+export const WAVE_FAR = 48;
+/**
+ * A shift beyond WAVE_RANGE must beat the best one within it by this much on the joint score (signs plus
+ * weighted envelope correlation). Measured offline on the bench's recorded alignments (instants within 1 ms,
+ * seeds 1 / 2): with no margin AGC 717 / 673, AMR 749 / 701; with 0.03, 723 / 678 and 752 / 705 (of 744 / 702
+ * and 765 / 714); 0.02–0.1 are alike.
+ */
+export const FAR_MARGIN = 0.03;
+/**
+ * Weight of the envelope's correlation in the joint score. Offline (as for FAR_MARGIN) 0.4–0.6 and 1 did
+ * alike, 0 lost (AGC 696 / 661, AMR 715 / 675: the signs alone cannot tell the periods apart); but an envelope
+ * a few samples late (a codec's smeared onsets) pulls a heavier weight's answer a sample toward it
+ * (tests/audio_align_wave_signs_test.ts: with 0.75 or 1, one anchor of six ends a sample late).
+ */
+export const ENVELOPE_WEIGHT = 0.5;
+
+/**
+ * Agreement of the target's waveform with `signs` for shifts -range..range of the instant at target analysis
+ * sample `k`, into `out[0..2·range]`: Σ sᵢ·tᵢ / Σ |tᵢ| (sᵢ = ±1 the source's sign, tᵢ the target sample), -1..1.
+ * False when the samples are not held.
+ *
+ * Why weighted by the target's magnitude: a plain count of equal signs gives a near-silent sample (whose sign
+ * is the noise's) as much say as a pitch pulse; AGC and noise reduction lift and gate exactly those samples.
+ */
+export function waveSignScores(
+  ring: SampleRing,
+  signs: WaveSigns,
+  k: number,
+  range: number,
+  out: Float64Array,
+): boolean {
+  const from = k + signs.offset - range;
+  const n = WAVE_SIGN_SAMPLES + 2 * range;
+  if (!ring.has(from, n)) return false;
+  const data = ring.data, mask = ring.mask;
+  const target = new Float64Array(n);
+  const abs = new Float64Array(n + 1);
+  for (let i = 0; i < n; i++) {
+    const v = data[(from + i) & mask]!;
+    target[i] = v;
+    abs[i + 1] = abs[i]! + (v < 0 ? -v : v);
+  }
+  const src = new Float64Array(WAVE_SIGN_SAMPLES);
+  for (let i = 0; i < WAVE_SIGN_SAMPLES; i++) src[i] = (signs.bits[i >> 3]! >> (7 - (i & 7))) & 1 ? 1 : -1;
+  for (let d = 0; d <= 2 * range; d++) {
+    let num = 0;
+    for (let i = 0; i < WAVE_SIGN_SAMPLES; i++) num += src[i]! * target[d + i]!;
+    const den = abs[d + WAVE_SIGN_SAMPLES]! - abs[d]!;
+    out[d] = den > 0 ? num / den : 0;
+  }
+  return true;
+}
+
+/**
+ * The shift that best lines the target's waveform up with `signs` for an instant at target analysis sample `k`,
+ * and its agreement (-1..1, see {@link waveSignScores}); undefined when the samples are not held. Ties go to the
+ * smaller shift.
+ *
+ * Alone, the signs choose within ±WAVE_RANGE. Given `corrAt` (the envelope's correlation at a shift), the score
+ * is the agreement plus that correlation, and a shift up to ±WAVE_FAR wins when it beats the best within
+ * ±WAVE_RANGE by FAR_MARGIN: where the envelope and the waveform both favour another pitch period, it is the
+ * right one. Measured offline on the bench's recorded alignments (seeds 1 / 2, instants within 1 ms of 744 /
+ * 702, 765 / 714 and 745 / 702; AGC, AMR, GSM + pink): the signs as before (counted, ±2 ms) 707 / 664, 752 /
+ * 706, 734 / 693; weighted 710 / 666, 756 / 707, 734 / 693; the joint score within ±2 ms 713 / 672, 758 / 709,
+ * 735 / 693; up to ±6 ms with the margin 723 / 678, 752 / 705, 738 / 694 (with counted signs 716 / 675, 742 /
+ * 703, 739 / 696). The signs alone up to ±3–6 ms, with any margin 0–0.15, lost on every chain (AMR 752 →
+ * 553–740).
  */
 export function waveSignShift(
   ring: SampleRing,
   signs: WaveSigns,
   k: number,
-  range: number = WAVE_RANGE,
+  corrAt?: (shift: number) => number,
 ): { shift: number; agreement: number } | undefined {
-  const from = k + signs.offset - range;
-  const n = WAVE_SIGN_SAMPLES + 2 * range;
-  if (!ring.has(from, n)) return undefined;
-  const data = ring.data, mask = ring.mask;
-  const target = new Uint8Array(n);
-  for (let i = 0; i < n; i++) target[i] = data[(from + i) & mask]! >= 0 ? 1 : 0;
-  const src = new Uint8Array(WAVE_SIGN_SAMPLES);
-  for (let i = 0; i < WAVE_SIGN_SAMPLES; i++) src[i] = (signs.bits[i >> 3]! >> (7 - (i & 7))) & 1;
-  let best = -1, bestShift = 0;
-  for (let d = 0; d <= 2 * range; d++) {
-    let same = 0;
-    for (let i = 0; i < WAVE_SIGN_SAMPLES; i++) same += target[d + i] === src[i] ? 1 : 0;
-    const shift = d - range;
-    if (same > best || (same === best && Math.abs(shift) < Math.abs(bestShift))) {
-      [best, bestShift] = [same, shift];
+  let range = corrAt ? WAVE_FAR : WAVE_RANGE;
+  if (!waveSignScores(ring, signs, k, range, scores)) {
+    range = WAVE_RANGE;
+    if (!waveSignScores(ring, signs, k, range, scores)) return undefined;
+  }
+  const joint = (shift: number) => scores[shift + range]! + (corrAt ? ENVELOPE_WEIGHT * corrAt(shift) : 0);
+  // A correlation is at most 1, so a shift whose agreement plus ENVELOPE_WEIGHT falls short of the score to beat
+  // cannot win: the envelope's correlation (most of the CPU here) is computed only for shifts that can. Visited
+  // in order of agreement, the rest are cut off at the first that cannot; the answer is the full search's.
+  const most = corrAt ? ENVELOPE_WEIGHT * (1 + 1e-9) : 0;
+  const order = (from: number, to: number) => {
+    const out: number[] = [];
+    for (let s = from; s <= to; s++) out.push(s);
+    return out.sort((a, b) => scores[b + range]! - scores[a + range]!);
+  };
+  let shift = 0, best = -Infinity;
+  for (const s of order(-WAVE_RANGE, WAVE_RANGE)) {
+    if (scores[s + range]! + most < best) break;
+    const v = joint(s);
+    if (v > best || (v === best && Math.abs(s) < Math.abs(shift))) [best, shift] = [v, s];
+  }
+  if (range > WAVE_RANGE) {
+    // Beyond ±WAVE_RANGE only what beats the near best by FAR_MARGIN counts (within it, nothing beats it).
+    let farBest = best + FAR_MARGIN;
+    const far = order(-range, range).filter((s) => Math.abs(s) > WAVE_RANGE);
+    for (const s of far) {
+      if (scores[s + range]! + most < farBest) break;
+      const v = joint(s);
+      if (v > farBest || (v === farBest && Math.abs(s) < Math.abs(shift))) [farBest, shift] = [v, s];
     }
   }
-  return { shift: bestShift, agreement: (2 * best) / WAVE_SIGN_SAMPLES - 1 };
+  return { shift, agreement: scores[shift + range]! };
 }
+
+const scores = new Float64Array(2 * WAVE_FAR + 1);
