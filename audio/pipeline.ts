@@ -526,10 +526,13 @@ export class TargetPipeline {
     const hop = this.#params.hop;
     for (const m of found) {
       const sig = m.sig;
-      // Not dropped on the parts' word (m.instantNotSent) alone: which part the vote found, and so which parts
-      // are tried, depends on whether the forward or the backward search found the block, so a live sensor and
-      // `analyze` of its capture disagreed (tests/replay_hops_test.ts failed 2 runs in 3 on the demo's bursty
-      // ASR stage). The fine alignment's own in-gap test below decides, on the stream's audio and gaps alone.
+      if (m.instantNotSent) {
+        // Scored in parts across a pause the sender left out, the instant inside it: no message carries it. The
+        // parts' verdict does not depend on which part the vote found (parts.ts climbs to the same hypothesis),
+        // so the forward and backward searches, a live sensor and `analyze` of its capture, agree.
+        bump(this.#skipped, "instant_not_sent");
+        continue;
+      }
       // The envelope looks beyond ±ALIGN_RANGE only when something says the coarse frame may be that far off:
       // a split block, or a capture-time gap near the instant or anywhere in the block (losses inside the block
       // pull the whole-block alignment toward the audio after them). Otherwise far peaks are only chances to go
