@@ -66,16 +66,20 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
       opened: (_, stream) => deps.matcher.tell({ kind: "source-stream", measurement: m.name, stream }),
     });
 
+    const finish = async (reply: (ok: true) => void) => {
+      await intake.finish();
+      reply(true);
+    };
     return {
-      async receive(msg) {
+      // Not async: a batch of rows with nothing to wait for is taken without a promise (see TapIntake.pushAll).
+      receive(msg) {
         switch (msg.kind) {
           case "row":
-            return await intake.push(msg.row);
+            return intake.push(msg.row);
           case "rows":
-            return await intake.pushAll(msg.rows);
+            return intake.pushAll(msg.rows);
           case "finish":
-            await intake.finish();
-            msg.reply(true);
+            return finish(msg.reply);
         }
       },
     };

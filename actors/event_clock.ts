@@ -32,6 +32,8 @@ export class EventClock {
   readonly #windowNs: bigint;
   readonly #wallNs: (() => bigint) | undefined;
   readonly #recent: bigint[];
+  /** Scratch of {@link EventClock.#lowerMedian}. */
+  readonly #sorted: bigint[];
   #filled = 0;
   #next = 0;
   #now = 0n;
@@ -48,6 +50,7 @@ export class EventClock {
     this.#windowNs = opts.windowNs;
     this.#wallNs = opts.wallNs;
     this.#recent = new Array<bigint>(Math.max(3, opts.recent ?? 31)).fill(0n);
+    this.#sorted = this.#recent.slice();
   }
 
   /** The watermark: the newest time of a row that was not an outlier (0 before any). */
@@ -83,7 +86,20 @@ export class EventClock {
   }
 
   #lowerMedian(): bigint {
-    const v = this.#recent.slice(0, this.#filled).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return v[(v.length - 1) >> 1]!;
+    // Oldest first into a reused scratch, then an insertion sort: rows come nearly in time order, so it does few
+    // moves, and neither an array nor a comparator call per comparison is made (Array.sort on 31 bigints every 8
+    // rows was 2% of analyze's CPU, three clocks seeing every row).
+    const r = this.#recent, n = this.#filled, v = this.#sorted;
+    const first = n < r.length ? 0 : this.#next;
+    for (let i = 0; i < n; i++) {
+      const x = r[(first + i) % r.length]!;
+      let j = i;
+      while (j > 0 && v[j - 1]! > x) {
+        v[j] = v[j - 1]!;
+        j--;
+      }
+      v[j] = x;
+    }
+    return v[(n - 1) >> 1]!;
   }
 }

@@ -109,19 +109,25 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
       }
     };
 
+    const finish = async (reply: (ok: true) => void) => {
+      await intake.finish();
+      reply(true);
+    };
+
     return {
       onStart() {
         // Not awaited: the registry may be waiting for room in this mailbox, which drains only once started.
         if (deps.registry) void deps.registry.tell({ kind: "resync" });
       },
-      async receive(msg) {
+      // Not async: a batch of rows with nothing to wait for is taken without a promise (see TapIntake.pushAll).
+      receive(msg) {
         switch (msg.kind) {
           case "row":
-            return await intake.push(msg.row);
+            return intake.push(msg.row);
           case "rows":
-            return await intake.pushAll(msg.rows);
+            return intake.pushAll(msg.rows);
           case "activate":
-            return await activate(msg.sig);
+            return activate(msg.sig);
           case "clock-ahead": {
             aheadNs = msg.aheadNs > 0n ? msg.aheadNs : 0n;
             const before = searchBeforeNs();
@@ -136,9 +142,7 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
             return intake.excludeSourceStream(msg.measurement, msg.stream);
           case "finish":
             finished = true;
-            await intake.finish();
-            msg.reply(true);
-            return;
+            return finish(msg.reply);
         }
       },
     };

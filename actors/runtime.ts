@@ -357,6 +357,7 @@ class Cell<M> {
   #backoffTimer: TimerHandle | undefined;
   #draining = false;
   #onIdle: (() => void) | undefined;
+  readonly #idleWaiters: (() => void)[] = [];
   // Ask messages still awaiting a reply, so a drop or crash can fail the ask at once instead of by timeout.
   readonly #asks = new WeakMap<object, (e: Error) => void>();
   #pendingAsks = 0;
@@ -648,7 +649,23 @@ class Cell<M> {
     }
   }
 
+  /** Whether the actor has nothing to do: no message queued or being handled, no sender waiting for room. */
+  get idle(): boolean {
+    return this.state === "failed" || this.state === "stopped" ||
+      (this.state === "running" && !this.#looping && this.mailbox.size === 0 && this.mailbox.waiting === 0);
+  }
+
+  /** Resolves once the actor is {@link idle} (at once if it is). */
+  whenIdle(): Promise<void> {
+    if (this.idle) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
   #checkIdle(): void {
+    if (this.#idleWaiters.length > 0 && this.idle) {
+      const ws = this.#idleWaiters.splice(0);
+      for (const w of ws) w();
+    }
     const f = this.#onIdle;
     if (f === undefined) return;
     const idle = this.state === "failed" || this.state === "stopped" ||
@@ -837,6 +854,23 @@ export class ActorSystem {
   /** Registers a hook run after the actors stopped, at every shutdown (e.g. `(ms) => bus.flush(ms)`). */
   onFlush(hook: FlushHook): void {
     this.#flushHooks.push(hook);
+  }
+
+  /**
+   * Resolves once every actor is idle: nothing queued, nothing being handled (a capture replay waits for this
+   * between batches, so how far one actor runs ahead of another does not depend on the batches' size).
+   */
+  async settled(): Promise<void> {
+    for (;;) {
+      const busy = this.#cells.find((c) => !c.idle);
+      if (busy === undefined) return;
+      await busy.whenIdle();
+    }
+  }
+
+  /** Whether every actor is idle now (see {@link ActorSystem.settled}). */
+  get idle(): boolean {
+    return this.#cells.every((c) => c.idle);
   }
 
   /** A snapshot of every actor's counters, in spawn order. */

@@ -171,40 +171,135 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     this.#clock = new EventClock({ windowNs: opts.clockWindowNs });
   }
 
-  /** Takes a batch of rows in order, as {@link TapIntake.push} takes each. */
-  async pushAll(rows: readonly Row[]): Promise<void> {
-    for (const row of rows) await this.push(row);
+  /**
+   * Takes a batch of rows in order, as {@link TapIntake.push} takes each. Returns a promise only when a row had
+   * something to wait for (a sweep, an evicted or new stream, signatures or matches to hand on): most rows are
+   * taken without one, and a promise and an await per row cost more than routing the row.
+   */
+  pushAll(rows: readonly Row[]): Promise<void> | undefined {
+    for (let i = 0; i < rows.length; i++) {
+      const pending = this.#take(rows[i]!);
+      if (pending !== undefined) return this.#finishAll(pending, rows, i + 1);
+    }
+    return undefined;
+  }
+
+  async #finishAll(pending: Promise<void>, rows: readonly Row[], from: number): Promise<void> {
+    await pending;
+    for (let i = from; i < rows.length; i++) {
+      const p = this.#take(rows[i]!);
+      if (p !== undefined) await p;
+    }
   }
 
   /** Takes one row: its stream's pipeline gets it as a message, and what that completes is emitted. */
   async push(row: Row): Promise<void> {
-    // Inline, and awaited only when due: one more await per row would change how this actor's messages
-    // interleave with other actors' (and with it the order of records).
-    if (this.#tickDue(row.time)) {
-      for (const s of this.#streams.sweep(this.#lastNs)) await this.#end(s);
-      await this.#report();
-    }
+    const pending = this.#take(row);
+    if (pending !== undefined) await pending;
+  }
+
+  /** {@link push}: undefined when the row was taken in full, else the promise of the rest of its work. */
+  #take(row: Row): Promise<void> | undefined {
+    if (this.#tickDue(row.time)) return this.#sweepThen(row);
+    return this.#route(row);
+  }
+
+  async #sweepThen(row: Row): Promise<void> {
+    for (const s of this.#streams.sweep(this.#lastNs)) await this.#end(s);
+    await this.#report();
+    const rest = this.#route(row);
+    if (rest !== undefined) await rest;
+  }
+
+  /** The row after any sweep: synchronous unless a stream ended or began or its pipeline completed something. */
+  #route(row: Row): Promise<void> | undefined {
     const state = this.#byQuery.get(row.query);
     if (!state) {
       this.#counters.rowsSkipped(OTHER_QUERY, "unknown_stage");
-      return;
+      return undefined;
     }
     const { tap, keyer, reporter } = state;
     const rule = tap.rule;
     const payload = cellBytes(row, payloadColumn(rule));
     if (payload === undefined) {
       reporter.count("missing_payload_column");
-      return;
+      return undefined;
     }
     if (textOnBinaryTap(rule, row)) {
       reporter.count("not_audio");
-      return;
+      return undefined;
     }
     // One envelope per message: the stream key, the ids and the decoder share its parsed views.
     const env = new PayloadEnvelope(payload);
     const stream = keyer.keyOf(row.columns, env);
-    if (rule.exclude_source_streams && this.#sourceStreams.get(tap.measurement)?.has(stream)) return;
-    const touched = this.#streams.touch(state, stream, row.time, () => ({
+    if (rule.exclude_source_streams && this.#sourceStreams.get(tap.measurement)?.has(stream)) {
+      return undefined;
+    }
+    this.#opening = row;
+    this.#openingState = state;
+    this.#openingStream = stream;
+    const touched = this.#streams.touch(state, stream, row.time, this.#make);
+    this.#opening = undefined;
+    this.#openingState = undefined;
+    const s = touched.value;
+    if (touched.evicted || (touched.created && this.#o.opened)) {
+      return this.#routeOpened(row, s, stream, env, payload, touched.evicted, touched.created);
+    }
+    if (s.recent.seen(row.time, payload)) {
+      this.#counters.rowsSkipped(tap.query, "duplicate");
+      return undefined;
+    }
+    return this.#feed(s, row, env);
+  }
+
+  /** {@link #route} for a row that evicted a stream or began one that must be announced first. */
+  async #routeOpened(
+    row: Row,
+    s: Live<R, P>,
+    stream: string,
+    env: PayloadEnvelope,
+    payload: Uint8Array,
+    evicted: Live<R, P> | undefined,
+    created: boolean,
+  ): Promise<void> {
+    const tap = s.tap;
+    if (evicted) {
+      this.#counters.streamsEvicted(evicted.tap.measurement, evicted.tap.name);
+      await this.#end(evicted);
+    }
+    if (s.recent.seen(row.time, payload)) {
+      this.#counters.rowsSkipped(tap.query, "duplicate");
+      return;
+    }
+    if (created && this.#o.opened) await this.#o.opened(tap, stream);
+    const rest = this.#feed(s, row, env);
+    if (rest !== undefined) await rest;
+  }
+
+  /** The row's message to its stream's pipeline; what that completes is emitted (the only wait). */
+  #feed(s: Live<R, P>, row: Row, env: PayloadEnvelope): Promise<void> | undefined {
+    const tap = s.tap;
+    const msg = tapMessage(tap.rule, row, env);
+    const out = tap.idPatterns
+      ? s.pipeline.push(msg, stickIds(s, extractIds(env, tap.idPatterns)))
+      : s.pipeline.push(msg);
+    if (out.length === 0) return undefined;
+    return this.#emit(out);
+  }
+
+  async #emit(out: Out[]): Promise<void> {
+    await this.#o.emit(out);
+  }
+
+  /** The row whose new stream {@link #make} builds (set around {@link StreamTable.touch}: no closure per row). */
+  #opening: Row | undefined;
+  #openingState: TapState<R> | undefined;
+  #openingStream = "";
+  readonly #make = (): Live<R, P> => {
+    const row = this.#opening!, state = this.#openingState!, stream = this.#openingStream;
+    const { tap, reporter } = state;
+    const rule = tap.rule;
+    return {
       tap,
       stream,
       pipeline: this.#o.open({
@@ -215,24 +310,8 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
       }),
       reporter,
       recent: new RecentRows(),
-    }));
-    if (touched.evicted) {
-      const old = touched.evicted;
-      this.#counters.streamsEvicted(old.tap.measurement, old.tap.name);
-      await this.#end(old);
-    }
-    const s = touched.value;
-    if (s.recent.seen(row.time, payload)) {
-      this.#counters.rowsSkipped(tap.query, "duplicate");
-      return;
-    }
-    if (touched.created && this.#o.opened) await this.#o.opened(tap, stream);
-    const msg = tapMessage(rule, row, env);
-    const out = tap.idPatterns
-      ? s.pipeline.push(msg, stickIds(s, extractIds(env, tap.idPatterns)))
-      : s.pipeline.push(msg);
-    await this.#o.emit(out);
-  }
+    };
+  };
 
   /** Every live stream, in the order they appeared. */
   streams(): IterableIterator<TapStream<R, P>> {

@@ -114,15 +114,11 @@ function beforeK(a: Held, b: Held): boolean {
   return a.k < b.k || (a.k === b.k && (a.input < b.input || (a.input === b.input && a.seq < b.seq)));
 }
 
-/** A binary min-heap of held rows by (key, input, seq): the order {@link mergeByTime} sorts into. */
-class HeldHeap {
-  readonly items: Held[] = [];
+/** Number keys and the order of held rows by (key, input, seq): the order {@link mergeByTime} sorts into. */
+class HeldOrder {
   #base: bigint | undefined;
   /** All keys so far lie within 2^53 of the base, so their numbers order them exactly. */
   #exact = true;
-  get size(): number {
-    return this.items.length;
-  }
   /** The number key of `key` (see {@link Held.k}); a key too far from the base turns number keys off. */
   numberKey(key: bigint): number {
     const base = this.#base ??= key;
@@ -133,13 +129,26 @@ class HeldHeap {
   before(a: Held, b: Held): boolean {
     return this.#exact ? beforeK(a, b) : before(a, b);
   }
+}
+
+/** A binary min-heap of held rows in {@link HeldOrder}. */
+class HeldHeap {
+  readonly items: Held[] = [];
+  readonly #order: HeldOrder;
+  constructor(order: HeldOrder) {
+    this.#order = order;
+  }
+  get size(): number {
+    return this.items.length;
+  }
   push(h: Held): void {
     const a = this.items;
+    const o = this.#order;
     a.push(h);
     let i = a.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!this.before(a[i]!, a[p]!)) break;
+      if (!o.before(a[i]!, a[p]!)) break;
       const t = a[i]!;
       a[i] = a[p]!;
       a[p] = t;
@@ -151,6 +160,7 @@ class HeldHeap {
   }
   pop(): Held | undefined {
     const a = this.items;
+    const o = this.#order;
     const top = a[0];
     const last = a.pop();
     if (a.length > 0 && last !== undefined) {
@@ -159,8 +169,8 @@ class HeldHeap {
       for (;;) {
         const l = 2 * i + 1, r = l + 1;
         let m = i;
-        if (l < a.length && this.before(a[l]!, a[m]!)) m = l;
-        if (r < a.length && this.before(a[r]!, a[m]!)) m = r;
+        if (l < a.length && o.before(a[l]!, a[m]!)) m = l;
+        if (r < a.length && o.before(a[r]!, a[m]!)) m = r;
         if (m === i) break;
         const t = a[i]!;
         a[i] = a[m]!;
@@ -169,6 +179,73 @@ class HeldHeap {
       }
     }
     return top;
+  }
+}
+
+/** A queue of one input's rows that came in order: a slice of `items` from `head`. */
+interface Run {
+  items: Held[];
+  head: number;
+}
+
+/**
+ * The held rows, smallest first in {@link HeldOrder}. A capture is nearly always in time order, so each input's
+ * rows that come after everything it already holds wait in a plain queue of their own (in order by
+ * construction: their seq grows too), and only the rows that step back go to a heap; the smallest row is the
+ * least of the heap's top and the queues' heads. Heaping every row cost ~2 compares per level of a heap as
+ * large as the merge window's rows; the order handed on is the same, since (key, input, seq) orders all rows
+ * strictly.
+ */
+class HeldQueue {
+  readonly #order = new HeldOrder();
+  readonly #heap = new HeldHeap(this.#order);
+  readonly #runs: Run[] = [];
+  #size = 0;
+  get size(): number {
+    return this.#size;
+  }
+  numberKey(key: bigint): number {
+    return this.#order.numberKey(key);
+  }
+  before(a: Held, b: Held): boolean {
+    return this.#order.before(a, b);
+  }
+  push(h: Held): void {
+    this.#size++;
+    const run = this.#runs[h.input] ??= { items: [], head: 0 };
+    const items = run.items;
+    if (items.length === run.head || !this.#order.before(h, items[items.length - 1]!)) items.push(h);
+    else this.#heap.push(h);
+  }
+  peek(): Held | undefined {
+    let min = this.#heap.peek();
+    const o = this.#order;
+    for (const run of this.#runs) {
+      if (run === undefined || run.head === run.items.length) continue;
+      const h = run.items[run.head]!;
+      if (min === undefined || o.before(h, min)) min = h;
+    }
+    return min;
+  }
+  pop(): Held | undefined {
+    const min = this.peek();
+    if (min === undefined) return undefined;
+    this.#size--;
+    if (min === this.#heap.peek()) {
+      this.#heap.pop();
+      return min;
+    }
+    const run = this.#runs[min.input]!;
+    run.head++;
+    if (run.head === run.items.length) {
+      run.items.length = 0;
+      run.head = 0;
+    } else if (run.head >= 4096 && run.head * 2 >= run.items.length) {
+      // Drop the consumed front now and then (an array shift per row would copy the queue each time).
+      run.items.splice(0, run.head);
+      run.head = 0;
+    }
+    return min;
   }
 }
 
@@ -185,7 +262,7 @@ export async function* mergeStreams(
 ): AsyncGenerator<{ node: string; row: Row }[]> {
   const windowNs = opts.windowNs ?? 1_000_000_000n;
   const maxBuffered = opts.maxBuffered ?? 65_536;
-  const heap = new HeldHeap();
+  const heap = new HeldQueue();
   const state = inputs.map((input, i) => ({
     node: input.node,
     index: i,
@@ -244,7 +321,8 @@ export async function* mergeStreams(
         heap.pop();
         if (lastOut !== undefined && heap.before(h, lastOut)) stats.late++;
         else lastOut = h;
-        out.push({ node: h.node, row: h.row });
+        // The held entry itself (it has node and row): no object per row.
+        out.push(h);
       }
       stats.rows += out.length;
       yield out;
@@ -341,8 +419,9 @@ export interface ReplayStreamOptions extends Omit<ReplayOptions, "onProgress" | 
 
 /**
  * Delivers rows already in replay order (a {@link mergeStreams} output, or one capture in arrival order), paced
- * like {@link replay}, as they come: unpaced, consecutive rows of one node go to `deliver` together; paced, one
- * row at a time. Spikes are found with two rows of lookahead. Rows without a usable time must have been filtered
+ * like {@link replay}, as they come: unpaced, each batch's rows go to `deliver` node by node (a node's rows in
+ * their order, nodes in the order they first appear in the batch; see capture_run.ts for why that keeps the
+ * result); paced, one row at a time. Spikes are found with two rows of lookahead. Rows without a usable time must have been filtered
  * before (paced replays). Returns the number of rows delivered (fewer if aborted).
  */
 export async function replayStream(
@@ -363,12 +442,14 @@ export async function replayStream(
   if (opts.speed === undefined) {
     for await (const batch of batches) {
       if (opts.signal?.aborted) break;
-      let i = 0;
-      while (i < batch.length) {
+      const byNode = new Map<string, Row[]>();
+      for (const x of batch) {
+        let rs = byNode.get(x.node);
+        if (!rs) byNode.set(x.node, rs = []);
+        rs.push(x.row);
+      }
+      for (const [node, run] of byNode) {
         if (opts.signal?.aborted) break;
-        const node = batch[i]!.node;
-        const run: Row[] = [];
-        while (i < batch.length && batch[i]!.node === node) run.push(batch[i++]!.row);
         await deliver(node, run);
         progress(run.length);
       }

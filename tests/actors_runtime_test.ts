@@ -524,3 +524,30 @@ Deno.test("behaviours see their context: name, self, clock, logger, incarnation"
   await clock.settle();
   deepStrictEqual(notes, ["ctx hi 42 0 true", "ctx again 42 0 true"]);
 });
+
+Deno.test("settled resolves once every actor is idle, messages they send each other included", async () => {
+  const { system } = setup();
+  const got: string[] = [];
+  const g = gate();
+  const sink = system.spawn<string>("sink", () => ({
+    async receive(m) {
+      if (m === "b") await g.wait;
+      got.push(m);
+    },
+  }), BP);
+  const head = system.spawn<string>("head", () => ({ receive: (m) => void sink.tell(m) }), BP);
+  await head.tell("a");
+  await head.tell("b");
+  await head.tell("c");
+  let settled = false;
+  const done = system.settled().then(() => settled = true);
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+  strictEqual(settled, false, "the sink still waits inside a receive");
+  strictEqual(system.idle, false);
+  deepStrictEqual(got, ["a"]);
+  g.open();
+  await done;
+  deepStrictEqual(got, ["a", "b", "c"]);
+  strictEqual(system.idle, true);
+  strictEqual(await system.settled().then(() => true), true, "at once when nothing is queued");
+});

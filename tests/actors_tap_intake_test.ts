@@ -350,3 +350,39 @@ Deno.test("tap intake: under continuous traffic a sweep still runs every tick, s
   // Counters are reported while traffic flows, not only after a pause: once per tick.
   ok(h.deltas.length >= 60, `reports: ${h.deltas.length}`);
 });
+
+Deno.test("tap intake: a batch whose rows open no stream and complete nothing is taken without a promise", async () => {
+  const config = await e2eConfig();
+  const got: MessageIn[] = [];
+  let emitted = 0;
+  const intake = new TapIntake({
+    taps: [sourceTap(config.measurements[0]!)],
+    idleNs: sec(60),
+    clockWindowNs: sec(300),
+    tickNs: sec(1),
+    open: () => ({
+      push: (msg: MessageIn) => {
+        got.push(msg);
+        return msg.timeNs === T0 + sec(0.1) ? ["done"] : [];
+      },
+      finish: () => [],
+      stats: () => ({ markers: {}, errors: {} }),
+    }),
+    emit: (o: string[]) => Promise.resolve(void (emitted += o.length)),
+    report: () => Promise.resolve(),
+    opened: () => Promise.resolve(),
+  });
+  // The first rows open the stream and sweep (the first sweep is due once the event clock has three rows).
+  const first = intake.pushAll([sourceRow(0, "MZ1")]);
+  ok(first instanceof Promise);
+  await first;
+  await intake.pushAll([sourceRow(0.02, "MZ1"), sourceRow(0.04, "MZ1")]);
+  // Rows of a known stream within the tick: nothing to wait for, no promise per row or batch.
+  equal(intake.pushAll([sourceRow(0.06, "MZ1"), sourceRow(0.08, "MZ1")]), undefined);
+  // A row whose message completes something: the rest of the batch waits for its emit, in order.
+  const p = intake.pushAll([sourceRow(0.1, "MZ1"), sourceRow(0.12, "MZ1")]);
+  ok(p instanceof Promise);
+  await p;
+  equal(emitted, 1);
+  deepEqual(got.map((m) => Number((m.timeNs - T0) / 1_000_000n)), [0, 20, 40, 60, 80, 100, 120]);
+});
