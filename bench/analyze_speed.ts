@@ -109,6 +109,12 @@ export interface AnalyzeSpeed {
 }
 
 const ROOT = new URL("../", import.meta.url).pathname;
+const ROOT_URL = new URL("../", import.meta.url).href;
+
+/** A source file's path in the repository (any checkout: a worktree's too), else the URL as it is. */
+function shortUrl(url: string): string {
+  return url.startsWith(ROOT_URL) ? url.slice(ROOT_URL.length) : url.replace(/^.*\/main\//, "");
+}
 
 /** Rows of a simulated tap as Pixie's http_events would hold them: one connection (remote port) per stream. */
 function rowsOfStream(s: SimStream, node: string, query: string, port: number): Row[] {
@@ -364,7 +370,7 @@ export function profileStages(profile: {
     const n = byId.get(id)!;
     if (n.callFrame.functionName === "(idle)") continue;
     time[stageOfNode(id)] += dt;
-    const fn = `${n.callFrame.functionName || "(anonymous)"} ${n.callFrame.url.replace(/^.*\/main\//, "")}:${
+    const fn = `${n.callFrame.functionName || "(anonymous)"} ${shortUrl(n.callFrame.url)}:${
       n.callFrame.lineNumber + 1
     }`;
     self.set(fn, (self.get(fn) ?? 0) + dt);
