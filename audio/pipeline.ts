@@ -335,7 +335,7 @@ export class TargetPipeline {
   readonly #matcher: TargetMatcher;
   readonly #aligner: FineAligner;
   /** Capture time and first analysis sample of recent messages, for the backward search's time bound. */
-  readonly #times = new CaptureTimes();
+  readonly #times: CaptureTimes;
   /** Messages carry RTP timestamps: gaps are in the timeline, not to be guessed from capture times. */
   #mediaClocked = false;
   #matches = 0;
@@ -382,6 +382,8 @@ export class TargetPipeline {
     });
     this.#ring = new SampleRing(keep, { hotSamples: opts.ringHotSamples ?? TARGET_HOT_SAMPLES });
     this.#store = new FrameStore(Math.ceil(keep / hop));
+    // Entries before the frames held are never read (see #noteTime).
+    this.#times = new CaptureTimes({ horizonSamples: this.#store.capacity * hop });
     const analyzer = new FrameAnalyzer(this.#params);
     this.#fp = new Fingerprinter(this.#ring, this.#store, analyzer);
     this.#aligner = new FineAligner(analyzer);
@@ -458,12 +460,29 @@ export class TargetPipeline {
   }
 
   /**
-   * Bytes held per stream by the lookback (samples, frames, timeline, capture times) and the vote table, for
-   * capacity planning.
+   * Bytes held per stream by the lookback (samples, frames, timeline, capture times) and the matcher's tables,
+   * for capacity planning.
    */
   memoryBytes(): number {
-    return this.#ring.bytes + this.#store.capacity * 16 + this.decoder.timeline.bytes + this.#times.bytes +
-      this.#matcher.bytes;
+    const b = this.memoryBreakdown();
+    return b.samples + b.frames + b.timeline + b.captureTimes + b.matcher;
+  }
+
+  /** {@link memoryBytes} by part. */
+  memoryBreakdown(): {
+    samples: number;
+    frames: number;
+    timeline: number;
+    captureTimes: number;
+    matcher: number;
+  } {
+    return {
+      samples: this.#ring.bytes,
+      frames: this.#store.bytes,
+      timeline: this.decoder.timeline.bytes,
+      captureTimes: this.#times.bytes,
+      matcher: this.#matcher.bytes,
+    };
   }
 
   #take(start: number, samples: Float32Array, final: boolean): Match[] {
@@ -483,9 +502,8 @@ export class TargetPipeline {
   }
 
   #noteTime(t: bigint, sample: number): void {
-    this.#times.push(t, sample);
-    // Pruned every 256 messages: entries before the lookback are never read.
-    if ((this.#times.length & 255) === 0) this.#times.pruneBefore(this.#store.start * this.#params.hop);
+    // Pruned every PRUNE_EVERY messages: entries before the lookback are never read.
+    this.#times.push(t, sample, this.#store.start * this.#params.hop);
   }
 
   /** Gap hints (see gap_hints.ts) that an envelope search around analysis sample `k` can meet. */

@@ -74,3 +74,36 @@ Deno.test("vote table: growing keeps every entry", () => {
     strictEqual(v.votesAt(slot, 200 - (slot % MAX_LAG)), 1 + (slot % 2), `slot ${slot}`);
   }
 });
+
+Deno.test("vote table: nothing is held until the first vote", () => {
+  const v = new VoteTable();
+  for (let t = 0; t < 5 * EPOCH_FRAMES; t++) v.advance(t, EPOCH_FRAMES);
+  strictEqual(v.bytes, 0);
+  strictEqual(v.votesAt(1, 2), 0);
+  const out = new Int32Array(2);
+  v.vote(1, 5 * EPOCH_FRAMES - 3, 5 * EPOCH_FRAMES - 1, 1, out);
+  strictEqual(v.bytes > 0, true);
+});
+
+Deno.test("vote table: each epoch's table is sized for the alignments the epoch before had", () => {
+  const v = new VoteTable();
+  const out = new Int32Array(2);
+  // Epochs of 4,000 new alignments each (10,000 active signatures' worth), then quiet ones.
+  const busy = (e: number) => {
+    for (let t = e * EPOCH_FRAMES; t < (e + 1) * EPOCH_FRAMES; t++) {
+      v.advance(t, EPOCH_FRAMES);
+      for (let k = 0; k < 25; k++) v.vote((t * 25 + k) % 9973, t - (k % MAX_LAG), t, 1, out);
+    }
+  };
+  for (let e = 0; e < 6; e++) busy(e);
+  // Two generations of ~4,000 alignments at 60–70% load: ~110 KB. Doubling tables held up to 2.9x that.
+  const steady = v.bytes;
+  strictEqual(steady <= 2 * (4000 / 0.6) * 8 * 1.1 + 8192, true, `${steady} bytes`);
+  strictEqual(steady >= 2 * 4000 * 8, true);
+  // Votes survive into the next epoch whatever the table's size.
+  v.advance(6 * EPOCH_FRAMES, EPOCH_FRAMES);
+  strictEqual(v.votesAt((6 * EPOCH_FRAMES - 1) * 25 % 9973, 6 * EPOCH_FRAMES - 1), 1);
+  // Quiet epochs: the tables shrink back.
+  for (let t = 6 * EPOCH_FRAMES; t < 9 * EPOCH_FRAMES; t++) v.advance(t, EPOCH_FRAMES);
+  strictEqual(v.bytes < steady / 20, true, `${v.bytes} bytes after quiet epochs`);
+});

@@ -159,3 +159,39 @@ Deno.test("backward: a signature is found in the lookback, but not in audio capt
   const late = sigAt(store, 200, T0 + 10_000_000_000n);
   deepStrictEqual(m.searchBackward(late), []);
 });
+
+Deno.test("forward: streams searched in turns find what each finds alone (the scratch is the process's)", () => {
+  // Hit buffers, probes, vote outputs, the split scoring's arrays and the pool of pending checks are shared by
+  // every matcher: frames of two streams interleaved a few at a time must give each stream's matches unchanged.
+  const a = frames(samples("speech_8k.ul"));
+  const b = frames(samples("other_8k.ul"));
+  const index = new SignatureIndex();
+  for (const n of [20, 150, 300]) index.add(sigAt(a, n));
+  for (const n of [40, 200]) index.add(sigAt(b, n));
+  const run = (stores: FrameStore[], step: number) => {
+    const lives = stores.map(() => new FrameStore(2048));
+    const ms = lives.map((l) => matcher(l, index));
+    const found = stores.map(() => [] as string[]);
+    const end = Math.max(...stores.map((s) => s.end));
+    for (let n = 0; n < end; n += step) {
+      stores.forEach((s, i) => {
+        const live = lives[i]!, from = live.end;
+        for (let k = n; k < Math.min(n + step, s.end); k++) {
+          live.push(s.bits[k]!, s.weak[k]!, s.energy[k]!, s.strong[k]!);
+        }
+        for (const c of ms[i]!.onFrames(from, live.end)) found[i]!.push(`${c.sig.id}@${c.frame}:${c.ber}`);
+      });
+    }
+    ms.forEach((m, i) => {
+      for (const c of m.onFrames(lives[i]!.end, lives[i]!.end, true)) {
+        found[i]!.push(`${c.sig.id}@${c.frame}`);
+      }
+    });
+    return found;
+  };
+  const alone = [...run([a], 7), ...run([b], 7)];
+  const together = run([a, b], 7);
+  deepStrictEqual(together, alone);
+  strictEqual(alone[0]!.length, 3);
+  strictEqual(alone[1]!.length, 2);
+});

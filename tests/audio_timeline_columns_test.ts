@@ -51,11 +51,35 @@ Deno.test("timeline columns: exact capture times and ordinals through many wraps
   });
 });
 
-Deno.test("timeline columns: a 33 s lookback of 20 ms messages takes under 50 KB", () => {
+Deno.test("timeline columns: a 33 s lookback of 20 ms messages takes under 25 KB", () => {
+  // ~14 bytes a span (float64 columns took 24), and the store sized for what the lookback holds (1,672 spans)
+  // rather than the next power of two (2,048): it was 49 KB.
   const tl = new Timeline(8000, { lookbackSamples: 267_456 });
   for (let i = 0; i < 5000; i++) tl.append(i, T0 + BigInt(i) * 20_000_000n, 160);
-  ok(tl.bytes <= 2048 * 24, `${tl.bytes} bytes`);
+  ok(tl.bytes <= 25_000, `${tl.bytes} bytes`);
   strictEqual(tl.spans().length, 1672);
+});
+
+Deno.test("timeline columns: long silences in capture time and skipped ordinals stay exact", () => {
+  const tl = new Timeline(48000, { lookbackSamples: 80_000 });
+  const sent: { time: bigint; index: number; native: number; frames: number }[] = [];
+  let time = T0, index = 0, native = 0;
+  for (let i = 0; i < 3000; i++) {
+    // 60 ms at 48 kHz; every 7th message after a 5 s silence (DTX), every 11th after 40,000 failed messages.
+    const frames = i % 13 === 0 ? 48_000 : 2880;
+    time += i % 7 === 0 ? 5_000_000_001n : 60_000_000n;
+    index += i % 11 === 0 ? 40_000 : 1;
+    tl.append(index, time, frames);
+    sent.push({ time, index, native, frames });
+    native += frames;
+  }
+  const byIndex = new Map(sent.map((m) => [m.index, m]));
+  for (let k = tl.firstSample; k < tl.length; k += 101) {
+    const loc = tl.locate(k)!;
+    const m = byIndex.get(loc.messageIndex)!;
+    strictEqual(loc.timeNs, m.time);
+    ok(k * 6 >= m.native && k * 6 < m.native + m.frames);
+  }
 });
 
 Deno.test("timeline columns: capture times that jump by more than 104 days: the new ones exact", () => {
@@ -110,5 +134,25 @@ Deno.test("capture times: the same bound and gap hints as bigint arrays", () => 
   ct.pruneBefore(100_001);
   strictEqual(ct.startAt(0), 100_000);
   strictEqual(ct.length, 3000 - 625);
-  ok(ct.bytes <= 4096 * 16);
+  ok(ct.bytes <= 4096 * 10, `${ct.bytes} bytes`);
+});
+
+Deno.test("capture times: sized for the horizon the owner keeps, ~9 bytes a message, pruned every 256", () => {
+  // The target pipeline's horizon (2,048 frames of 128 samples) of 20 ms messages: 1,638 messages and up to 255
+  // more between prunings. Float64 columns grown by doubling took 2,048 × 16 bytes (33 KB).
+  const horizon = 2048 * 128;
+  const ct = new CaptureTimes({ horizonSamples: horizon });
+  let most = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const sample = i * 160;
+    ct.push(T0 + BigInt(i) * 20_000_000n, sample, Math.max(0, sample - horizon));
+    most = Math.max(most, ct.length);
+    if (i >= 1000) strictEqual(ct.timeAt(ct.length - 1), T0 + BigInt(i) * 20_000_000n);
+  }
+  ok(most < 1638 + 256 + 2, `${most} held at most`);
+  ok(ct.bytes <= 19_000, `${ct.bytes} bytes`);
+  // Without `oldest` nothing is pruned.
+  const all = new CaptureTimes();
+  for (let i = 0; i < 600; i++) all.push(T0 + BigInt(i), i * 160);
+  strictEqual(all.length, 600);
 });

@@ -3,20 +3,42 @@
  * search's time bound (the first sample captured at or after an instant) and the capture-time gap hints
  * (align/gap_hints.ts) read it.
  *
- * Two float64 columns in a circular buffer, 16 bytes a message (a bigint and two array slots cost ~40): capture
- * times as ns offsets from a per-stream bigint base, exact to the ns within 104 days of it.
+ * Two columns in a circular buffer, ~9 bytes a message (float64 columns cost 16, a bigint and two array slots
+ * ~40): capture times as ns offsets from a per-stream bigint base, exact to the ns within 104 days of it, and
+ * first samples, each as a 32-bit offset from its block's first value (block_column.ts).
  * @module
  */
 
+import { BLOCK, blockCapacity, BlockColumn, mustGrow } from "./block_column.ts";
+
 const MIN_ENTRIES = 64;
+/** Entries are pruned every this many messages (a multiple of it live; see {@link CaptureTimes.push}). */
+export const PRUNE_EVERY = 256;
+
+/** Options of {@link CaptureTimes}. */
+export interface CaptureTimesOptions {
+  /**
+   * Analysis samples the owner keeps entries for (what `pruneBefore` leaves): the columns grow to hold that many
+   * samples' messages at the messages' mean length so far, plus a pruning period's. Default: unknown (grow by
+   * a quarter).
+   */
+  horizonSamples?: number;
+}
 
 /** Capture times and first analysis samples of messages, oldest first. */
 export class CaptureTimes {
-  #time = new Float64Array(0);
-  #start = new Float64Array(0);
+  /** Capture time, ns from {@link #base}. */
+  #time = new BlockColumn(0, 32);
+  #start = new BlockColumn(0, 32);
+  readonly #horizon: number;
   #base = 0n;
   #head = 0;
   #count = 0;
+
+  /** Capture times held for `opts.horizonSamples` analysis samples. */
+  constructor(opts: CaptureTimesOptions = {}) {
+    this.#horizon = opts.horizonSamples ?? 0;
+  }
 
   /** Messages held. */
   get length(): number {
@@ -25,22 +47,25 @@ export class CaptureTimes {
 
   /** Bytes of the columns, for capacity planning. */
   get bytes(): number {
-    return this.#time.byteLength + this.#start.byteLength;
+    return this.#time.bytes + this.#start.bytes;
   }
 
   /** Capture time of entry `i` (0 = oldest). */
   timeAt(i: number): bigint {
-    return this.#base + BigInt(this.#time[this.#slot(i)]!);
+    return this.#base + BigInt(this.#time.get(this.#slot(i)));
   }
 
   /** First analysis sample of entry `i` (0 = oldest). */
   startAt(i: number): number {
-    return this.#start[this.#slot(i)]!;
+    return this.#start.get(this.#slot(i));
   }
 
-  /** Appends a message captured at `timeNs` whose audio starts at analysis sample `sample`. */
-  push(timeNs: bigint, sample: number): void {
-    if (this.#count === this.#time.length) this.#grow();
+  /**
+   * Appends a message captured at `timeNs` whose audio starts at analysis sample `sample`; every
+   * {@link PRUNE_EVERY} messages held, forgets those wholly before analysis sample `oldest` (when given).
+   */
+  push(timeNs: bigint, sample: number, oldest?: number): void {
+    if (mustGrow(this.#slot(this.#count), this.#count, this.#time.capacity)) this.#grow();
     if (this.#count === 0) this.#base = timeNs;
     let t = Number(timeNs - this.#base);
     if (!Number.isSafeInteger(t)) {
@@ -48,9 +73,10 @@ export class CaptureTimes {
       t = 0;
     }
     const slot = this.#slot(this.#count);
-    this.#time[slot] = t;
-    this.#start[slot] = sample;
+    this.#time.set(slot, t);
+    this.#start.set(slot, sample);
     this.#count++;
+    if (oldest !== undefined && this.#count % PRUNE_EVERY === 0) this.pruneBefore(oldest);
   }
 
   /** Forgets the oldest entries while the next one starts at or before analysis sample `oldest` (one stays). */
@@ -70,7 +96,7 @@ export class CaptureTimes {
     let lo = 0, hi = this.#count;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (this.#time[this.#slot(mid)]! < target) lo = mid + 1;
+      if (this.#time.get(this.#slot(mid)) < target) lo = mid + 1;
       else hi = mid;
     }
     return lo < this.#count ? this.startAt(lo) : end;
@@ -100,17 +126,29 @@ export class CaptureTimes {
 
   #slot(i: number): number {
     const s = this.#head + i;
-    return s >= this.#time.length ? s - this.#time.length : s;
+    const cap = this.#time.capacity;
+    return s >= cap ? s - cap : s;
   }
 
-  /** Doubles the columns, unrolling the ring so the oldest entry is at slot 0. */
+  /**
+   * Grows the columns (by a quarter at least, eight times at most) to what the horizon holds at the messages'
+   * mean length so far, unrolling the ring so the oldest entry is at slot 0.
+   */
   #grow(): void {
-    const cap = Math.max(MIN_ENTRIES, this.#time.length * 2);
-    const time = new Float64Array(cap), start = new Float64Array(cap);
-    for (let i = 0; i < this.#count; i++) {
+    const cap = this.#time.capacity;
+    const n = this.#count;
+    const covered = n > 1 ? this.startAt(n - 1) - this.startAt(0) : 0;
+    const fits = covered > 0 && this.#horizon > 0
+      ? Math.ceil((this.#horizon * (n - 1)) / covered) + 2 + PRUNE_EVERY + BLOCK
+      : 0;
+    const fresh = blockCapacity(
+      Math.max(MIN_ENTRIES, n + 1 + BLOCK, Math.ceil(cap * 1.25), Math.min(fits, cap * 8)),
+    );
+    const time = new BlockColumn(fresh, 32), start = new BlockColumn(fresh, 32);
+    for (let i = 0; i < n; i++) {
       const s = this.#slot(i);
-      time[i] = this.#time[s]!;
-      start[i] = this.#start[s]!;
+      time.set(i, this.#time.get(s));
+      start.set(i, this.#start.get(s));
     }
     this.#time = time;
     this.#start = start;
@@ -119,10 +157,7 @@ export class CaptureTimes {
 
   /** Moves the base to `timeNs` (a stream whose capture times jumped by more than 104 days). */
   #rebase(timeNs: bigint): void {
-    for (let i = 0; i < this.#count; i++) {
-      const s = this.#slot(i);
-      this.#time[s] = Number(this.#base + BigInt(this.#time[s]!) - timeNs);
-    }
+    this.#time.shift(Number(this.#base - timeNs));
     this.#base = timeNs;
   }
 }

@@ -9,6 +9,7 @@
  */
 
 import { ANALYSIS_RATE, analysisIndexOf, designResampler } from "./resample.ts";
+import { BLOCK, blockCapacity, BlockColumn, mustGrow } from "./block_column.ts";
 
 /** One message's share of the stream. */
 export interface TimelineSpan {
@@ -46,17 +47,21 @@ export interface TimelineOptions {
 /** Default lookback: two minutes of analysis samples. */
 export const DEFAULT_LOOKBACK_SAMPLES = 120 * ANALYSIS_RATE;
 
-/** Smallest span store; it doubles as needed (a 30 s lookback of 20 ms messages settles at 2,048 spans). */
+/**
+ * Smallest span store. It grows to what the lookback holds at the spans' length so far (a 30 s lookback of 20 ms
+ * messages settles at ~1,600 spans), by a quarter at least.
+ */
 const MIN_SPANS = 64;
 
 /**
  * Per-stream list of message spans on the analysis timeline, pruned beyond a lookback.
  *
- * Kept as parallel typed columns in a circular buffer (~20 bytes a message, where an object with a bigint per
- * message cost ~100): capture times as float64 ns offsets from a per-stream bigint base (exact to the ns within
- * 104 days of it), native starts as float64, native lengths as int32 (negative for a gap), message ordinals as
- * int32 offsets from a base. A span's analysis range follows from its native start and the next span's: the
- * native timeline is contiguous, and a message with no analysis instant between two spans owns none.
+ * Kept as parallel typed columns in a circular buffer (~14 bytes a message, where an object with a bigint per
+ * message cost ~100; float64 columns cost 24): capture times as ns offsets from a per-stream bigint base (exact
+ * to the ns within 104 days of it), native starts and message ordinals, each as a 32- or 16-bit offset from the
+ * value of its block's first span (block_column.ts), and native lengths as int16 (negative for a gap). A span's
+ * analysis range follows from its native start and the next span's: the native timeline is contiguous, and a
+ * message with no analysis instant between two spans owns none.
  */
 export class Timeline {
   /** Native rate of the stream, Hz. */
@@ -65,13 +70,13 @@ export class Timeline {
   readonly up: number;
   readonly down: number;
   readonly lookbackSamples: number;
-  #time = new Float64Array(0);
-  #native = new Float64Array(0);
+  /** Capture time, ns from {@link #timeBase}. */
+  #time = new BlockColumn(0, 32);
+  #native = new BlockColumn(0, 32);
   /** Native samples of the span's message, negated for a gap. */
-  #frames = new Int32Array(0);
-  #msg = new Int32Array(0);
+  #frames = new BlockColumn(0, 16, false);
+  #msg = new BlockColumn(0, 16);
   #timeBase = 0n;
-  #msgBase = 0;
   /** Physical slot of the oldest live span, and how many are live. */
   #head = 0;
   #count = 0;
@@ -104,7 +109,7 @@ export class Timeline {
 
   /** Bytes of the span columns, for capacity planning. */
   get bytes(): number {
-    return this.#time.byteLength + this.#native.byteLength + this.#frames.byteLength + this.#msg.byteLength;
+    return this.#time.bytes + this.#native.bytes + this.#frames.bytes + this.#msg.bytes;
   }
 
   /** Live spans, oldest first. */
@@ -126,24 +131,18 @@ export class Timeline {
     const end = analysisIndexOf(nativeEnd, this.up, this.down);
     // At rates above 8 kHz a short message can own no analysis instant; it still advances native time.
     if (end > start) {
-      if (this.#count === this.#time.length) this.#grow();
-      if (this.#count === 0) {
-        this.#timeBase = timeNs;
-        this.#msgBase = messageIndex;
-      }
+      if (mustGrow(this.#slot(this.#count), this.#count, this.#time.capacity)) this.#grow();
+      if (this.#count === 0) this.#timeBase = timeNs;
       let t = Number(timeNs - this.#timeBase);
       if (!Number.isSafeInteger(t)) {
         this.#rebaseTime(timeNs);
         t = 0;
       }
-      if (!(messageIndex - this.#msgBase <= 0x7fffffff && messageIndex - this.#msgBase >= -0x80000000)) {
-        this.#rebaseMsg(messageIndex);
-      }
       const slot = this.#slot(this.#count);
-      this.#time[slot] = t;
-      this.#native[slot] = nativeStart;
-      this.#frames[slot] = gap ? -n : n;
-      this.#msg[slot] = messageIndex - this.#msgBase;
+      this.#time.set(slot, t);
+      this.#native.set(slot, nativeStart);
+      this.#frames.set(slot, gap ? -n : n);
+      this.#msg.set(slot, messageIndex);
       this.#count++;
     }
     this.prune(end - this.lookbackSamples);
@@ -170,10 +169,10 @@ export class Timeline {
     if (j < 0) return undefined;
     const slot = this.#slot(j);
     return {
-      timeNs: this.#timeBase + BigInt(this.#time[slot]!),
-      offsetMs: this.#offset(this.#native[slot]!, k),
-      messageIndex: this.#msgBase + this.#msg[slot]!,
-      gap: this.#frames[slot]! < 0,
+      timeNs: this.#timeBase + BigInt(this.#time.get(slot)),
+      offsetMs: this.#offset(this.#native.get(slot), k),
+      messageIndex: this.#msg.get(slot),
+      gap: this.#frames.get(slot) < 0,
     };
   }
 
@@ -185,7 +184,7 @@ export class Timeline {
   /** True if analysis sample `k` lies in a gap (silence inserted for a truncated or removed body). */
   isGap(k: number): boolean {
     const j = this.#find(k);
-    return j >= 0 && this.#frames[this.#slot(j)]! < 0;
+    return j >= 0 && this.#frames.get(this.#slot(j)) < 0;
   }
 
   /** Gap ranges [start, end) that overlap analysis samples [from, to), oldest first. */
@@ -202,7 +201,7 @@ export class Timeline {
     for (let j = lo; j < this.#count; j++) {
       const start = this.#startOf(j);
       if (start >= to) break;
-      if (this.#frames[this.#slot(j)]! < 0) out.push({ start, end: this.#endOf(j) });
+      if (this.#frames.get(this.#slot(j)) < 0) out.push({ start, end: this.#endOf(j) });
     }
     return out;
   }
@@ -216,18 +215,19 @@ export class Timeline {
   /** Physical slot of live span `j` (0 = oldest). */
   #slot(j: number): number {
     const s = this.#head + j;
-    return s >= this.#time.length ? s - this.#time.length : s;
+    const cap = this.#time.capacity;
+    return s >= cap ? s - cap : s;
   }
 
   #startOf(j: number): number {
-    return analysisIndexOf(this.#native[this.#slot(j)]!, this.up, this.down);
+    return analysisIndexOf(this.#native.get(this.#slot(j)), this.up, this.down);
   }
 
   /** The next span starts where this one ends (see the class doc); the newest ends with its own audio. */
   #endOf(j: number): number {
     if (j + 1 < this.#count) return this.#startOf(j + 1);
     const slot = this.#slot(j);
-    return analysisIndexOf(this.#native[slot]! + Math.abs(this.#frames[slot]!), this.up, this.down);
+    return analysisIndexOf(this.#native.get(slot) + Math.abs(this.#frames.get(slot)), this.up, this.down);
   }
 
   /** Live index of the span owning analysis sample `k`, or -1. */
@@ -245,11 +245,11 @@ export class Timeline {
 
   #span(j: number): TimelineSpan {
     const slot = this.#slot(j);
-    const frames = this.#frames[slot]!;
-    const nativeStart = this.#native[slot]!;
+    const frames = this.#frames.get(slot);
+    const nativeStart = this.#native.get(slot);
     return {
-      messageIndex: this.#msgBase + this.#msg[slot]!,
-      timeNs: this.#timeBase + BigInt(this.#time[slot]!),
+      messageIndex: this.#msg.get(slot),
+      timeNs: this.#timeBase + BigInt(this.#time.get(slot)),
       nativeStart,
       nativeEnd: nativeStart + Math.abs(frames),
       start: this.#startOf(j),
@@ -258,36 +258,41 @@ export class Timeline {
     };
   }
 
-  /** Doubles the columns, unrolling the ring so the oldest span is at slot 0. */
+  /**
+   * Grows the columns to what the lookback holds at the spans' mean length so far (by a quarter at least, eight
+   * times at most), unrolling the ring so the oldest span is at slot 0.
+   */
   #grow(): void {
-    const cap = Math.max(MIN_SPANS, this.#time.length * 2);
-    const order = Array.from({ length: this.#count }, (_, j) => this.#slot(j));
-    const move = <T extends Float64Array | Int32Array>(old: T, fresh: T): T => {
-      order.forEach((slot, j) => (fresh[j] = old[slot]!));
-      return fresh;
-    };
-    this.#time = move(this.#time, new Float64Array(cap));
-    this.#native = move(this.#native, new Float64Array(cap));
-    this.#frames = move(this.#frames, new Int32Array(cap));
-    this.#msg = move(this.#msg, new Int32Array(cap));
+    const cap = this.#time.capacity;
+    const n = this.#count;
+    const covered = n > 0 ? this.#endOf(n - 1) - this.#startOf(0) : 0;
+    const fits = covered > 0 ? Math.ceil((this.lookbackSamples * n) / covered) + 2 + BLOCK : 0;
+    const fresh = blockCapacity(
+      Math.max(MIN_SPANS, n + 1 + BLOCK, Math.ceil(cap * 1.25), Math.min(fits, cap * 8)),
+    );
+    const cols = [this.#time, this.#native, this.#frames, this.#msg];
+    const next = [
+      new BlockColumn(fresh, 32),
+      new BlockColumn(fresh, 32),
+      new BlockColumn(fresh, 16, false),
+      new BlockColumn(fresh, 16),
+    ];
+    for (let j = 0; j < n; j++) {
+      const slot = this.#slot(j);
+      for (let c = 0; c < cols.length; c++) next[c]!.set(j, cols[c]!.get(slot));
+    }
+    [this.#time, this.#native, this.#frames, this.#msg] = next as [
+      BlockColumn,
+      BlockColumn,
+      BlockColumn,
+      BlockColumn,
+    ];
     this.#head = 0;
   }
 
   /** Moves the capture-time base to `timeNs` (a stream whose times jumped by more than 104 days). */
   #rebaseTime(timeNs: bigint): void {
-    for (let j = 0; j < this.#count; j++) {
-      const slot = this.#slot(j);
-      this.#time[slot] = Number(this.#timeBase + BigInt(this.#time[slot]!) - timeNs);
-    }
+    this.#time.shift(Number(this.#timeBase - timeNs));
     this.#timeBase = timeNs;
-  }
-
-  /** Moves the message-ordinal base to `messageIndex` (past 2^31 messages of one stream). */
-  #rebaseMsg(messageIndex: number): void {
-    for (let j = 0; j < this.#count; j++) {
-      const slot = this.#slot(j);
-      this.#msg[slot] = this.#msgBase + this.#msg[slot]! - messageIndex;
-    }
-    this.#msgBase = messageIndex;
   }
 }

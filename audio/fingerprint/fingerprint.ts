@@ -274,6 +274,11 @@ export class FrameStore {
     this.strong = new Uint32Array(cap);
   }
 
+  /** Bytes of the columns, for capacity planning. */
+  get bytes(): number {
+    return this.bits.byteLength + this.weak.byteLength + this.energy.byteLength + this.strong.byteLength;
+  }
+
   /** True if frames [from, from + n) are all held. */
   has(from: number, n: number): boolean {
     return from >= this.start && from + n <= this.end;

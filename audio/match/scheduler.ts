@@ -1,7 +1,8 @@
 /**
  * When the checks of candidate alignments run: a pre-check once enough of the block's frames are there, the
- * whole-block verification once all of them (and the margin's) are. Checks wait in buckets by the frame they are
- * due at; finished ones are recycled.
+ * whole-block verification once all of them (and the margin's) are. Checks wait in a binary heap by the frame they
+ * are due at (a stream with nothing pending holds an empty array); finished ones are recycled through one pool
+ * for the whole process (the engine runs one stream's message at a time).
  * @module
  */
 
@@ -16,12 +17,20 @@ export interface Pending {
   s: number;
   verify: boolean;
   due: number;
+  /** Order of scheduling: checks due at the same frame run in it (set by the scheduler). */
+  seq: number;
 }
 
-/** Most finished pending checks a scheduler keeps for reuse. */
-const POOL_MAX = 256;
-/** Due buckets (frames mod this; nothing is due more than a block ahead). */
-const BUCKETS = 1024;
+/** Most finished pending checks kept for reuse, shared by every scheduler of the process. */
+const POOL_MAX = 1024;
+const pool: Pending[] = [];
+/**
+ * The final checks of a stream run in the order of `due` modulo this (then scheduling order): the order of the
+ * due buckets of an earlier scheduler, kept so that results stay the same.
+ */
+const FINAL_ORDER_MOD = 1024;
+/** The checks of one due frame, handed to the runner's touch (scratch of the process). */
+const batch: Pending[] = [];
 
 /** What runs the checks a {@link CheckScheduler} hands out. */
 export interface CheckRunner<Out> {
@@ -31,16 +40,17 @@ export interface CheckRunner<Out> {
   touch(now: readonly Pending[], dueNext: number): void;
 }
 
+/** True if `a` runs before `b`: due first, then scheduling order. */
+function before(a: Pending, b: Pending): boolean {
+  return a.due < b.due || (a.due === b.due && a.seq < b.seq);
+}
+
 /** Pending checks of one target stream, by due frame. */
 export class CheckScheduler<Out> {
   readonly #runner: CheckRunner<Out>;
-  /** Pending checks in buckets by due frame (mod BUCKETS). */
-  readonly #due: Pending[][] = Array.from({ length: BUCKETS }, () => []);
-  /** Finished pending checks for reuse. */
-  readonly #pool: Pending[] = [];
-  /** An empty bucket to swap in for the one being run. */
-  #spare: Pending[] = [];
-  #pending = 0;
+  /** Pending checks, a binary min-heap on (due, seq). */
+  readonly #heap: Pending[] = [];
+  #seq = 0;
   #dueNext = -1;
 
   /** A scheduler handing due checks to `runner`. */
@@ -50,7 +60,12 @@ export class CheckScheduler<Out> {
 
   /** Checks waiting. */
   get pending(): number {
-    return this.#pending;
+    return this.#heap.length;
+  }
+
+  /** Bytes held (the heap's slots and its checks, ~40 bytes each), for capacity planning. */
+  get bytes(): number {
+    return this.#heap.length * 44;
   }
 
   /** Sets the first frame checks can be due at, unless already set. */
@@ -60,15 +75,24 @@ export class CheckScheduler<Out> {
 
   /** Schedules `p` at its due frame (at the earliest the next frame to run). */
   schedule(p: Pending): void {
-    const due = Math.max(p.due, this.#dueNext);
-    p.due = due;
-    this.#due[due & (BUCKETS - 1)]!.push(p);
-    this.#pending++;
+    p.due = Math.max(p.due, this.#dueNext);
+    p.seq = this.#seq++;
+    const h = this.#heap;
+    let i = h.length;
+    h.push(p);
+    while (i > 0) {
+      const up = (i - 1) >> 1;
+      const q = h[up]!;
+      if (!before(p, q)) break;
+      h[i] = q;
+      i = up;
+    }
+    h[i] = p;
   }
 
   /** Schedules a pre-check of `sig` (in index `slot` of generation `gen`) at `s`, due at `due`. */
   precheck(sig: Signature, slot: number, gen: number, s: number, due: number): void {
-    const p = this.#pool.pop();
+    const p = pool.pop();
     if (p) {
       p.sig = sig;
       p.slot = slot;
@@ -77,42 +101,57 @@ export class CheckScheduler<Out> {
       p.verify = false;
       p.due = due;
       this.schedule(p);
-    } else this.schedule({ sig, slot, gen, s, verify: false, due });
+    } else this.schedule({ sig, slot, gen, s, verify: false, due, seq: 0 });
   }
 
   /** Runs the checks due at frame `t` (and before). */
   runDue(t: number, out: Out): void {
     const runner = this.#runner;
-    for (; this.#dueNext <= t; this.#dueNext++) {
-      const at = this.#dueNext & (BUCKETS - 1);
-      const now = this.#due[at]!;
-      if (now.length === 0) continue;
-      // Swap in the spare (empty) bucket instead of copying: what is (re)scheduled here lands in it.
-      const bucket = this.#spare;
-      this.#due[at] = bucket;
-      if (now.length > 1) runner.touch(now, this.#dueNext);
+    const h = this.#heap;
+    while (h.length > 0 && h[0]!.due <= t) {
+      // The frame's checks together (as scheduled), before any of them runs and schedules again.
+      const due = h[0]!.due;
+      this.#dueNext = due;
+      const first = batch.length;
+      while (h.length > 0 && h[0]!.due === due) batch.push(this.#pop());
+      const now = first === 0 ? batch : batch.slice(first);
+      if (now.length > 1) runner.touch(now, due);
       for (const p of now) {
-        if (p.due > this.#dueNext) {
-          bucket.push(p);
-          continue;
-        }
-        this.#pending--;
         // Most candidates die at the pre-check: recycle them (the pool is bounded).
-        if (!runner.check(p, out, false) && this.#pool.length < POOL_MAX) this.#pool.push(p);
+        if (!runner.check(p, out, false) && pool.length < POOL_MAX) pool.push(p);
       }
-      now.length = 0;
-      this.#spare = now;
+      batch.length = first;
     }
+    if (this.#dueNext <= t) this.#dueNext = t + 1;
   }
 
   /** Runs every pending check now (end of stream). */
   runAll(out: Out): void {
-    for (const bucket of this.#due) {
-      const now = bucket.splice(0, bucket.length);
-      for (const p of now) {
-        this.#pending--;
-        this.#runner.check(p, out, true);
+    const now = this.#heap.splice(0, this.#heap.length);
+    const m = FINAL_ORDER_MOD - 1;
+    now.sort((a, b) => (a.due & m) - (b.due & m) || a.seq - b.seq);
+    for (const p of now) this.#runner.check(p, out, true);
+  }
+
+  /** Removes and returns the first check of the heap (which is not empty). */
+  #pop(): Pending {
+    const h = this.#heap;
+    const top = h[0]!;
+    const last = h.pop()!;
+    const n = h.length;
+    if (n > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= n) break;
+        const r = l + 1;
+        const c = r < n && before(h[r]!, h[l]!) ? r : l;
+        if (!before(h[c]!, last)) break;
+        h[i] = h[c]!;
+        i = c;
       }
+      h[i] = last;
     }
+    return top;
   }
 }

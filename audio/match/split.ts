@@ -65,15 +65,15 @@ export function splitZ(split: SplitScore, used: number, gapAt: VerifyContext["ga
   return z;
 }
 
-/** Finds the best split of a block (reusable scratch; not re-entrant). */
-export class Splitter {
-  readonly #e1 = new Float64Array(256);
-  readonly #w1 = new Float64Array(256);
-  readonly #q1 = new Float64Array(256);
-  readonly #e2 = new Float64Array(256);
-  readonly #w2 = new Float64Array(256);
-  readonly #q2 = new Float64Array(256);
+/**
+ * Per-frame errors, weights and squared weights of both parts: scratch of every Splitter in the process (12 KB
+ * that each stream's verifier used to hold), as {@link Splitter.best} runs to its end without yielding.
+ */
+const E1 = new Float64Array(256), W1 = new Float64Array(256), Q1 = new Float64Array(256);
+const E2 = new Float64Array(256), W2 = new Float64Array(256), Q2 = new Float64Array(256);
 
+/** Finds the best split of a block (scratch shared by the process; not re-entrant). */
+export class Splitter {
   /**
    * Best two-part scoring of `sig` around its whole-block alignment `best` on the frames of `store`: the split
    * point maximises the evidence Σ(w/2 − e) of the two parts (linear, so one pass), and only the chosen split's
@@ -82,7 +82,7 @@ export class Splitter {
   best(sig: Signature, best: number, store: FrameStore): SplitScore | undefined {
     const fp = sig.fingerprint;
     const n = fp.length;
-    const e1 = this.#e1, w1 = this.#w1, q1 = this.#q1, e2 = this.#e2, w2 = this.#w2, q2 = this.#q2;
+    const e1 = E1, w1 = W1, q1 = Q1, e2 = E2, w2 = W2, q2 = Q2;
     let out: SplitScore | undefined;
     for (let d = 1; d <= SPLIT_MAX_SHIFT; d++) {
       for (const a of [best, best + d]) {

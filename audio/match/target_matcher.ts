@@ -22,19 +22,27 @@ import type { CoarseMatch, MatcherContext, MatcherStats } from "./types.ts";
 import { Verifier } from "./verify.ts";
 import { EPOCH_FRAMES, NEW, QUEUED, VoteTable } from "./vote_table.ts";
 
+/**
+ * Scratch of every matcher in the process: one stream's frames are searched at a time (the engine is synchronous
+ * per message), and none of these outlives a call.
+ */
+const hitScratch = new HitBuffer();
+const probeScratch = new Int32Array(PROBE_WORDS);
+const voteOut = new Int32Array(2);
+
 /** Forward and backward search of one target stream. */
 export class TargetMatcher {
   readonly #ctx: MatcherContext;
   readonly #votes = new VoteTable();
-  readonly #voteOut = new Int32Array(2);
   readonly #checks: CheckScheduler<CoarseMatch[]>;
   readonly #verifier: Verifier;
   /** Signature ids already matched here, with the frame when they were, for pruning. */
   readonly #matched = new Map<string, number>();
-  /** Per index slot: generation + 1 of the signature matched here (fast check in the hit loop). */
-  #slotMatched = new Int32Array(1024);
-  readonly #hits = new HitBuffer();
-  readonly #probe = new Int32Array(PROBE_WORDS);
+  /**
+   * Per index slot of a signature matched here: its generation + 1 (a quick check in the hit loop; a map, as a
+   * table over every slot cost 4 bytes per active signature in each stream that ever matched).
+   */
+  readonly #slotMatched = new Map<number, number>();
   #lastSweep = 0;
   /** What the scheduler's touch loaded, kept so that the loads are not optimised away. */
   #sink = 0;
@@ -70,9 +78,9 @@ export class TargetMatcher {
     return this.#checks.pending;
   }
 
-  /** Bytes of the vote table (the matcher's largest structure). */
+  /** Bytes of the vote table (the matcher's largest structure) and the pending checks. */
   get bytes(): number {
-    return this.#votes.bytes + this.#slotMatched.byteLength;
+    return this.#votes.bytes + this.#checks.bytes;
   }
 
   /** True if the signature was already matched in this stream. */
@@ -86,8 +94,8 @@ export class TargetMatcher {
    */
   onFrames(from: number, to: number, final = false): CoarseMatch[] {
     const { index, store } = this.#ctx;
-    const hits = this.#hits;
-    const pr = this.#probe;
+    const hits = hitScratch;
+    const pr = probeScratch;
     const checks = this.#checks;
     const out: CoarseMatch[] = [];
     checks.start(from);
@@ -116,9 +124,9 @@ export class TargetMatcher {
     const { index, store } = this.#ctx;
     if (s < store.start) return;
     // Nothing matched in this slot (the common case): its generation is not needed until a candidate is queued.
-    const matched = slot < this.#slotMatched.length ? this.#slotMatched[slot]! : 0;
+    const matched = this.#slotMatched.size === 0 ? 0 : this.#slotMatched.get(slot) ?? 0;
     if (matched !== 0 && matched === index.generation(slot) + 1) return;
-    const o = this.#voteOut;
+    const o = voteOut;
     const state = this.#votes.vote(slot, s, t, hitVotes(dist), o);
     if (state !== NEW) return;
     // With the votes of a neighbour: the second neighbour is looked up only if the first does not suffice.
@@ -180,7 +188,7 @@ export class TargetMatcher {
     const fromSample = this.#ctx.firstSampleAtOrAfter(sig.source.timeNs - CLOCK_SKEW_NS);
     const from = Math.max(store.start, Math.floor(fromSample / hop));
     const votes = new Map<number, number>();
-    const pr = this.#probe;
+    const pr = probeScratch;
     for (let t = from; t < store.end; t++) {
       const i = t & store.mask;
       if (store.energy[i]! < SILENT_FRAME_DB) continue;
@@ -220,6 +228,7 @@ export class TargetMatcher {
           s,
           verify: true,
           due: s + fp.length + MARGIN_SPAN,
+          seq: 0,
         });
       }
     }
@@ -233,14 +242,7 @@ export class TargetMatcher {
   #accept(m: CoarseMatch, slot: number, gen: number): void {
     this.#stats.accepted++;
     this.#matched.set(m.sig.id, m.frame);
-    if (slot >= 0) {
-      if (slot >= this.#slotMatched.length) {
-        const grown = new Int32Array(Math.max(slot + 1, this.#slotMatched.length * 2));
-        grown.set(this.#slotMatched);
-        this.#slotMatched = grown;
-      }
-      this.#slotMatched[slot] = gen + 1;
-    }
+    if (slot >= 0) this.#slotMatched.set(slot, gen + 1);
   }
 
   /** Forgets matched ids whose signature left the index and whose frame left the lookback. */
@@ -249,6 +251,10 @@ export class TargetMatcher {
     const { store, index } = this.#ctx;
     for (const [id, frame] of this.#matched) {
       if (!index.has(id) && frame < store.start) this.#matched.delete(id);
+    }
+    // A slot whose generation moved on holds another signature now: its entry no longer says anything.
+    for (const [slot, gen1] of this.#slotMatched) {
+      if (index.generation(slot) + 1 !== gen1) this.#slotMatched.delete(slot);
     }
   }
 }

@@ -1,0 +1,65 @@
+// Block-relative columns (audio/decode/block_column.ts): exact values through ring wraps, far values in the side
+// map, and the ring growing before a block's first slot would rebase live slots.
+import { ok, strictEqual, throws } from "node:assert/strict";
+import { BLOCK, blockCapacity, BlockColumn, mustGrow } from "../audio/decode/block_column.ts";
+
+Deno.test("block column: 16- and 32-bit offsets from each block's first value read back exactly", () => {
+  const cap = 4 * BLOCK;
+  const c32 = new BlockColumn(cap, 32), c16 = new BlockColumn(cap, 16);
+  // Capture-time-like values (ns since a base, up to 2^53) with jitter, and ordinals with skips.
+  let t = 2 ** 52, m = 1e12;
+  for (let i = 0; i < 10 * cap; i++) {
+    const slot = i % cap;
+    t += 20_000_000 + ((i * 7919) % 1_000_000);
+    m += 1 + (i % 3);
+    c32.set(slot, t);
+    c16.set(slot, m);
+    strictEqual(c32.get(slot), t);
+    strictEqual(c16.get(slot), m);
+  }
+  strictEqual(c32.bytes, cap * 4 + (cap / BLOCK) * 8);
+  strictEqual(c16.bytes, cap * 2 + (cap / BLOCK) * 8);
+});
+
+Deno.test("block column: a value beyond the offset width (a long silence) is kept exactly, and forgotten when its slot is reused", () => {
+  const c = new BlockColumn(BLOCK, 32);
+  c.set(0, 1_000);
+  c.set(1, 1_000 + 2 ** 31); // 2.1 s after the block's first capture time, in ns
+  c.set(2, 1_000 - 2 ** 31); // the sentinel itself is not a value
+  c.set(3, 5_000);
+  strictEqual(c.get(1), 1_000 + 2 ** 31);
+  strictEqual(c.get(2), 1_000 - 2 ** 31);
+  strictEqual(c.get(3), 5_000);
+  ok(c.bytes > BLOCK * 4 + 8, "the side map is counted");
+  c.set(1, 2_000);
+  c.set(2, 3_000);
+  strictEqual(c.get(1), 2_000);
+  strictEqual(c.bytes, BLOCK * 4 + 8);
+  // An absolute 16-bit column (a message's native samples, negated for a gap).
+  const a = new BlockColumn(BLOCK, 16, false);
+  a.set(0, -160);
+  a.set(1, 40_000);
+  a.set(2, -32_768);
+  strictEqual(a.get(0), -160);
+  strictEqual(a.get(1), 40_000);
+  strictEqual(a.get(2), -32_768);
+  throws(() => a.shift(1), TypeError);
+});
+
+Deno.test("block column: shift moves every value, far ones too", () => {
+  const c = new BlockColumn(2 * BLOCK, 32);
+  for (let s = 0; s < 2 * BLOCK; s++) c.set(s, s === 5 ? 1e13 : s * 1000);
+  c.shift(-7);
+  for (let s = 0; s < 2 * BLOCK; s++) strictEqual(c.get(s), (s === 5 ? 1e13 : s * 1000) - 7);
+});
+
+Deno.test("block column: the ring grows before a block's first slot while the block's other slots are live", () => {
+  // A block's first slot sets its base: with fewer than BLOCK slots free it could still hold live entries.
+  strictEqual(mustGrow(0, 64 - BLOCK, 64), false);
+  strictEqual(mustGrow(0, 64 - BLOCK + 1, 64), true);
+  strictEqual(mustGrow(1, 63, 64), false, "inside a block only a full ring grows");
+  strictEqual(mustGrow(1, 64, 64), true);
+  strictEqual(blockCapacity(1), BLOCK);
+  strictEqual(blockCapacity(BLOCK + 1), 2 * BLOCK);
+  throws(() => new BlockColumn(BLOCK + 1, 32), RangeError);
+});
