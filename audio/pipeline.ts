@@ -10,6 +10,7 @@
 import type { PayloadEnvelope } from "./decode/payload.ts";
 import { ALIGN_RANGE, ENVELOPE_RANGE, FineAligner, INSTANT_OFFSET } from "./align/align.ts";
 import { type GapHint, gapHints, inSuppressedOnset } from "./align/gap_hints.ts";
+import { inLonePart } from "./match/parts.ts";
 import { Rephaser } from "./align/rephase.ts";
 import { sourceWaveSigns } from "./align/wave_signs.ts";
 import { ENV_FROM, ENV_TO, sourceEnvelope } from "./align/level_envelope.ts";
@@ -580,7 +581,9 @@ export class TargetPipeline {
         if (al.by === "fingerprint") bump(this.#skipped, "aligned_without_envelope");
         sample = al.sample + INSTANT_OFFSET;
         if (Number.isFinite(al.ber)) ber = al.ber;
-        if (inSuppressedOnset(sample, gaps, (a, b) => this.#levelDb(a, b))) {
+        // In an onset's soft start the sender left out, or in a comfort-noise message alone in a pause (whose
+        // noise only has the level of what it replaces): not the call's audio.
+        if (inSuppressedOnset(sample, gaps, (a, b) => this.#levelDb(a, b)) || inLonePart(sample, gaps)) {
           bump(this.#skipped, "instant_not_sent");
           continue;
         }

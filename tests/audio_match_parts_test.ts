@@ -6,6 +6,7 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { FP_PARAMS, FrameStore } from "../audio/fingerprint/fingerprint.ts";
 import {
   FRAME_PLACE,
+  inLonePart,
   NOT_SENT_MARGIN,
   PARTS_MIN_FRACTION,
   PartScorer,
@@ -271,4 +272,18 @@ Deno.test("parts verdict: the same block found through any of its parts, ±1 fra
   deepStrictEqual(differ, []);
   // Not vacuous: most blocks are found, through more than one part, some with their instant not sent.
   ok(found >= 180 && throughSeveral >= 100 && notSent > 0, `${found} ${throughSeveral} ${notSent}`);
+});
+
+Deno.test("lone part: an instant in a message alone between two longer gaps is comfort noise, not the call's", () => {
+  // A DTX sender in a pause: 140 ms left out, one 20 ms comfort-noise message, 100 ms left out, speech again.
+  const msg = 160, cn = 10_000;
+  const pauseGaps: TargetGap[] = [{ at: cn, len: 1120 }, { at: cn + msg, len: 800 }];
+  strictEqual(inLonePart(cn + 100, pauseGaps), true);
+  // The speech after the pause, and before it, is the call's.
+  strictEqual(inLonePart(cn + msg + 10, pauseGaps), false);
+  strictEqual(inLonePart(cn - 10, pauseGaps), false);
+  // Two lost 20 ms messages around one that arrived (1% loss): the gaps are no longer than it.
+  strictEqual(inLonePart(cn + 100, [{ at: cn, len: msg }, { at: cn + msg, len: msg }]), false);
+  // A comfort-noise message just before the speech resumes has no gap after it: not this rule's.
+  strictEqual(inLonePart(cn + 100, [{ at: cn, len: 1120 }]), false);
 });
