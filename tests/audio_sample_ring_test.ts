@@ -1,6 +1,6 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
-import { feedRing, RING_SCALE, SampleRing } from "../audio/decode/sample_ring.ts";
+import { coldReadStats, feedRing, RING_SCALE, SampleRing } from "../audio/decode/sample_ring.ts";
 import { Fingerprinter, FrameAnalyzer, FrameStore } from "../audio/fingerprint/fingerprint.ts";
 import { rng } from "./support/rng.ts";
 
@@ -158,6 +158,20 @@ Deno.test("two tiers: memory grows with the stream, not with the capacity", () =
   // Int16 tier (64 KiB) + one byte per older sample, with a block's slack and one header byte per block.
   ok(ring.bytes <= 65_536 + (262_144 - 32_768) * (1 + 1 / 256) + 2 * 257, `full: ${ring.bytes} bytes`);
   ok(ring.bytes < 262_144 * 2 * 0.6);
+});
+
+Deno.test("two tiers: a full ring reuses its oldest 8-bit block, never reallocating the tier per block", () => {
+  const ring = new SampleRing(262_144, { hotSamples: 4096 });
+  const chunk = g711(MULAW_TO_LINEAR, 8000, 21);
+  for (let at = 0; at < 300_000; at += 8000) ring.write(at, chunk, 0);
+  strictEqual(ring.end - ring.start, 262_144);
+  const grown = coldReadStats.grown, bytes = ring.bytes;
+  for (let at = 304_000; at < 700_000; at += 8000) ring.write(at, chunk, 0);
+  strictEqual(coldReadStats.grown - grown, 0, "reallocations once full");
+  strictEqual(ring.bytes, bytes);
+  // What was written last is what is read (the reused slots hold the new blocks).
+  const from = ring.end - 3 * 8000;
+  deepStrictEqual(readVia(ring, from, 4000), Int16Array.from(chunk.subarray(0, 4000), (v) => v * RING_SCALE));
 });
 
 Deno.test("feedRing: frames over a zero-filled gap are the same with a small Int16 tier", () => {

@@ -109,8 +109,8 @@ const scratch = {
   to: 0,
 };
 
-/** Counters of cold-tier reads over the process, for the bench. */
-export const coldReadStats = { materialized: 0, samples: 0 };
+/** Counters of cold-tier reads (and reallocations of the tier) over the process, for the bench and tests. */
+export const coldReadStats = { materialized: 0, samples: 0, grown: 0 };
 
 /** Two-tier ring of analysis samples with absolute addressing (see the module doc). */
 export class SampleRing {
@@ -376,7 +376,9 @@ export class SampleRing {
   #evictBlock(): void {
     const b = this.#coldEnd >> BLOCK_LOG2;
     const live = b + 1 - Math.floor(this.#start / COLD_BLOCK);
-    if (live > this.#blocks) this.#growCold(live);
+    // At full size the oldest block's slot is reused: `#start` passes it at the end of this write (it lags by
+    // up to a write's run here), so growing for it would copy the whole tier on every block.
+    if (live > this.#blocks && this.#blocks < this.#maxBlocks) this.#growCold(live);
     const slot = b % this.#blocks;
     const hot = this.#hot, hm = this.#hotMask, base = this.#coldEnd;
     const codes = this.#codes, at = slot * COLD_BLOCK;
@@ -428,6 +430,7 @@ export class SampleRing {
 
   /** Grows the cold tier (doubling, up to what the capacity needs) to hold `live` blocks. */
   #growCold(live: number): void {
+    coldReadStats.grown++;
     let blocks = Math.max(16, this.#blocks);
     while (blocks < live) blocks *= 2;
     blocks = Math.min(blocks, this.#maxBlocks);
