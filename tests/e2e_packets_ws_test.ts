@@ -69,7 +69,12 @@ Deno.test({
             continue;
           }
           errors.push(Math.abs(m.latency_s - want) * 1000);
-          assert.ok(m.latency_s * 1000 >= sc.delayMs);
+          assert.ok(
+            m.latency_s * 1000 >= sc.delayMs,
+            `latency ${m.latency_s * 1000} ms < delay ${sc.delayMs} (want ${
+              want * 1000
+            }) ${m.signature_id} ber ${m.ber}`,
+          );
         }
         figures.asr = { matches: asr.length, recall, maxErrorMs: Math.max(0, ...errors), ambiguous: unknown };
         assert.ok(recall >= 0.95, `recall ${recall}`);
