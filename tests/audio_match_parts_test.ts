@@ -13,12 +13,13 @@ import {
   partsWin,
 } from "../audio/match/parts.ts";
 import { DEFAULT_THRESHOLDS, requiredZ } from "../audio/match/thresholds.ts";
-import type {
-  CoarseMatch,
-  MatcherStats,
-  TargetGap,
-  VerifyContext,
-  VerifyTrace,
+import {
+  type CoarseMatch,
+  emptyMatcherStats,
+  type MatcherStats,
+  type TargetGap,
+  type VerifyContext,
+  type VerifyTrace,
 } from "../audio/match/types.ts";
 import { Verifier } from "../audio/match/verify.ts";
 import type { Signature } from "../audio/types.ts";
@@ -70,15 +71,7 @@ function verifyAt(l: Layout, s: number, extra: Partial<VerifyContext> = {}): {
   traces: VerifyTrace[];
 } {
   const traces: VerifyTrace[] = [];
-  const stats: MatcherStats = {
-    lookups: 0,
-    hits: 0,
-    prechecked: 0,
-    verified: 0,
-    accepted: 0,
-    rejected: 0,
-    rephased: 0,
-  };
+  const stats: MatcherStats = emptyMatcherStats();
   const v = new Verifier({
     store: l.store,
     rule: DEFAULT_THRESHOLDS,

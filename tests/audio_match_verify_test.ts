@@ -13,7 +13,13 @@ import {
   SHORT_BLOCK_FRAMES,
 } from "../audio/match/thresholds.ts";
 import { SPLIT_MIN_FRACTION, Splitter } from "../audio/match/split.ts";
-import type { CoarseMatch, MatcherStats, VerifyContext, VerifyTrace } from "../audio/match/types.ts";
+import {
+  type CoarseMatch,
+  emptyMatcherStats,
+  type MatcherStats,
+  type VerifyContext,
+  type VerifyTrace,
+} from "../audio/match/types.ts";
 import { Verifier } from "../audio/match/verify.ts";
 import type { Signature } from "../audio/types.ts";
 import { flipBits, xorshift32 } from "./support/rng.ts";
@@ -79,15 +85,7 @@ interface Verified {
 /** Verifies `b` at AT (target frame k captured at T0 + k·16 ms), with context fields `extra`. */
 function verify(b: Block, extra: Partial<VerifyContext> = {}): Verified {
   const traces: VerifyTrace[] = [];
-  const stats: MatcherStats = {
-    lookups: 0,
-    hits: 0,
-    prechecked: 0,
-    verified: 0,
-    accepted: 0,
-    rejected: 0,
-    rephased: 0,
-  };
+  const stats: MatcherStats = emptyMatcherStats();
   const v = new Verifier({
     store: b.store,
     rule: DEFAULT_THRESHOLDS,
@@ -307,15 +305,7 @@ function verifier(
     gapsIn: () => [],
     observe: (t) => traces.push(t),
     ...extra,
-  }, {
-    lookups: 0,
-    hits: 0,
-    prechecked: 0,
-    verified: 0,
-    accepted: 0,
-    rejected: 0,
-    rephased: 0,
-  });
+  }, emptyMatcherStats());
 }
 
 /** Clean: 300 errors over 128 frames (z ~12). */

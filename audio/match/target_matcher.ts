@@ -18,7 +18,7 @@ import { HIT_MAX_DIST, hitVotes, PROBE_WORDS, probes, SILENT_FRAME_DB, tablesOf 
 import { precheck, PRECHECK_AFTER, PRECHECK_BER, touchPrechecks } from "./precheck.ts";
 import { CLOCK_SKEW_NS, MARGIN_SPAN } from "./thresholds.ts";
 import { CheckScheduler, type Pending } from "./scheduler.ts";
-import type { CoarseMatch, MatcherContext, MatcherStats } from "./types.ts";
+import { type CoarseMatch, emptyMatcherStats, type MatcherContext, type MatcherStats } from "./types.ts";
 import { Verifier } from "./verify.ts";
 import { EPOCH_FRAMES, NEW, QUEUED, VoteTable } from "./vote_table.ts";
 
@@ -46,15 +46,7 @@ export class TargetMatcher {
   #lastSweep = 0;
   /** What the scheduler's touch loaded, kept so that the loads are not optimised away. */
   #sink = 0;
-  readonly #stats: MatcherStats = {
-    lookups: 0,
-    hits: 0,
-    prechecked: 0,
-    verified: 0,
-    accepted: 0,
-    rejected: 0,
-    rephased: 0,
-  };
+  readonly #stats: MatcherStats = emptyMatcherStats();
 
   /** A matcher over `ctx.store`, looking up `ctx.index`. */
   constructor(ctx: MatcherContext) {

@@ -67,6 +67,11 @@ export interface MatcherStats {
   rephased: number;
 }
 
+/** A matcher's counters before its first lookup. */
+export function emptyMatcherStats(): MatcherStats {
+  return { lookups: 0, hits: 0, prechecked: 0, verified: 0, accepted: 0, rejected: 0, rephased: 0 };
+}
+
 /** What a verification needs from its stream besides the frames. */
 export interface VerifyContext {
   store: FrameStore;
