@@ -8,10 +8,10 @@
  * `deno run -A bench/capture_memory.ts [--streams 1000,2000] [--seconds 35] [--run-only] [--heap-mb N]`
  * (`--heap-mb`: V8's old space capped as a container memory limit would, to find what the replay needs)
  *
- * `deno run -A --v8-flags=--expose-gc bench/capture_memory.ts --breakdown [N]`: the engine alone, per stream and
- * by part. N `TargetPipeline`s (default 1,000) share the bench's 10,000-signature index, each fed 30 s of a
- * corpus call; printed: V8 heap and external growth per stream after GC (as bench/speed.ts's memory probe
- * measures it) and the bytes each part reports (`TargetPipeline.memoryBreakdown`).
+ * `deno run -A bench/capture_memory.ts --breakdown [N]`: the engine alone (bench/speed.ts's memory probe, which
+ * `deno task bench` runs too): N `TargetPipeline`s (default 1,000) sharing the bench's 10,000-signature index,
+ * each fed 30 s of a corpus call; printed: growth per 1,000 streams after GC and the bytes per stream each part
+ * reports (`TargetPipeline.memoryBreakdown`).
  * @module
  */
 
@@ -20,11 +20,7 @@ import type { Row } from "../pixie/row.ts";
 import { buildCorpus } from "./corpus.ts";
 import { Rng } from "../fixtures/gen/prng.ts";
 import { timed } from "./analyze_speed.ts";
-import { initAudioEngine, SignatureIndex, TargetPipeline } from "../audio/pipeline.ts";
-import { formatOf, SOURCE_CHAIN } from "../fixtures/gen/chains.ts";
-import { MEASUREMENT } from "./accuracy.ts";
-import { CORPUS_T0_NS } from "./corpus.ts";
-import { ACTIVE_SIGNATURES, backgroundSignatures, spreadSignatures } from "./speed.ts";
+import { describeMemory, describeParts, measureMemory } from "./speed.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const T0 = 1_763_900_000_000_000_000n;
@@ -222,90 +218,12 @@ export function printCaptureMemory(rs: readonly CaptureMemory[]): void {
 }
 
 /** Per-stream memory of the engine, by part (see the module doc). */
-export interface StreamBreakdown {
-  streams: number;
-  /** V8 heap and external growth per stream after GC, bytes. */
-  heapPerStream: number;
-  externalPerStream: number;
-  /** Mean bytes per stream each part reports. */
-  parts: Record<string, number>;
-}
-
-function usedNow(): { heap: number; external: number } {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (!gc) throw new Error("--breakdown needs --v8-flags=--expose-gc");
-  gc();
-  gc();
-  const m = Deno.memoryUsage();
-  return { heap: m.heapUsed, external: m.external };
-}
-
-/** Builds `streams` target pipelines fed `seconds` each against the 10,000-signature index; see the module doc. */
-export async function streamBreakdown(streams: number, seconds = 30): Promise<StreamBreakdown> {
-  await initAudioEngine();
-  const corpus = await buildCorpus({ seed: 1, quick: true, cacheDir: ".bench-cache" });
-  const sources = corpus.calls.map((c) => c.source.messages);
-  let background: ReturnType<typeof spreadSignatures> | undefined = await backgroundSignatures(
-    ACTIVE_SIGNATURES,
-    undefined,
-    ".bench-cache",
-  );
-  const index = new SignatureIndex({ maxActive: background.length + 1 });
-  const spread = spreadSignatures(
-    background,
-    CORPUS_T0_NS - 30_000_000_000n,
-    CORPUS_T0_NS + 60_000_000_000n,
-    3,
-  );
-  for (const sig of spread) index.add(sig);
-  background = undefined;
-  const perStream = Math.round((seconds * 1000) / 20);
-  const m1 = usedNow();
-  const keep: TargetPipeline[] = [];
-  const rng = new Rng(1);
-  for (let i = 0; i < streams; i++) {
-    const src = sources[i % sources.length]!;
-    const from = rng.int(0, Math.max(0, src.length - perStream));
-    const tp = new TargetPipeline({
-      measurement: MEASUREMENT,
-      stage: "memory",
-      node: "node-b",
-      pod: "voice/memory-0",
-      stream: `mem${i}`,
-      format: formatOf(SOURCE_CHAIN),
-      index,
-    });
-    const first = src[from]!.timeNs;
-    for (let k = from; k < from + perStream && k < src.length; k++) {
-      tp.push({ timeNs: CORPUS_T0_NS + (src[k]!.timeNs - first), payload: src[k]!.payload });
-    }
-    keep.push(tp);
-  }
-  const m2 = usedNow();
-  const parts: Record<string, number> = {};
-  for (const tp of keep) {
-    for (const [k, v] of Object.entries(tp.memoryBreakdown())) parts[k] = (parts[k] ?? 0) + v / keep.length;
-  }
-  if (sources.length === 0 || index.size === 0) throw new Error("empty corpus or index");
-  return {
-    streams,
-    heapPerStream: (m2.heap - m1.heap) / streams,
-    externalPerStream: (m2.external - m1.external) / streams,
-    parts,
-  };
-}
-
 if (import.meta.main && Deno.args.includes("--breakdown")) {
   const n = Number(Deno.args[Deno.args.indexOf("--breakdown") + 1]);
-  const b = await streamBreakdown(Number.isFinite(n) && n > 0 ? n : 1000);
-  const kb = (x: number) => `${(x / 1000).toFixed(1)} KB`;
-  console.log(
-    `  ${b.streams} target streams x 30 s, ${ACTIVE_SIGNATURES} active signatures: per stream ` +
-      `${kb(b.heapPerStream + b.externalPerStream)} (V8 heap ${kb(b.heapPerStream)} + external ` +
-      `${kb(b.externalPerStream)}); parts: ` + Object.entries(b.parts).map(([k, v]) =>
-        `${k} ${kb(v)}`
-      ).join(", "),
-  );
+  const streams = Number.isFinite(n) && n > 0 ? n : 1000;
+  const m = await measureMemory(streams, 30, { seed: 1, cacheDir: ".bench-cache" });
+  console.log(`  ${describeMemory(m)}`);
+  console.log(`  per stream: ${describeParts(m)}`);
 } else if (import.meta.main) {
   const si = Deno.args.indexOf("--streams");
   const ti = Deno.args.indexOf("--seconds");

@@ -30,6 +30,8 @@ import { pixieReadPath, printReadPath } from "./pixie_read_path.ts";
 import {
   ACTIVE_SIGNATURES,
   backgroundSignatures,
+  describeMemory,
+  describeParts,
   type DetectorSpeed,
   type MatcherSpeed,
   matcherTargetLines,
@@ -432,15 +434,8 @@ async function main(): Promise<void> {
       soundsDir: args.soundsDir,
       cacheDir: args.cacheDir,
     });
-    console.log(
-      `  memory:   ${num(memory.perThousandMB)} MB per 1,000 target streams (target <= 250 MB; V8 heap ` +
-        `${num(memory.heapPerThousandMB ?? NaN)} + external ${
-          num(memory.externalPerThousandMB ?? NaN)
-        }; RSS ` +
-        `${num(memory.rssPerThousandMB)} MB), measured on ${memory.streams} streams fed 30 s each` +
-        `${memory.streams < 1000 ? " and scaled" : ""}; ` +
-        `the ${ACTIVE_SIGNATURES}-signature index: ${num(memory.indexMB)} MB`,
-    );
+    console.log(`  ${describeMemory(memory)}`);
+    console.log(`            per stream: ${describeParts(memory)}`);
     // The matcher on audio with matches (CPU per match: verification, near-miss re-scoring, alignment) and on one
     // stream, against issue 16's targets; a child process, so that its index and streams do not skew the above.
     console.log("");

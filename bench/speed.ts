@@ -70,6 +70,8 @@ export interface MemoryUse {
   rssPerThousandMB: number;
   /** Memory of the 10,000-signature index itself, MB. */
   indexMB: number;
+  /** Mean bytes per stream of each part a target pipeline holds (TargetPipeline.memoryBreakdown). */
+  partsPerStream?: Record<string, number>;
 }
 
 /** Runs SourcePipelines over every call's source tap, timing CPU and wall clock. */
@@ -419,6 +421,12 @@ async function memoryProbe(opts: {
   const m2 = heapNow();
   // The corpus fed the streams and stays referenced up to here, for the same reason as above.
   if (sources.length === 0) throw new Error("memory probe: empty corpus");
+  const partsPerStream: Record<string, number> = {};
+  for (const tp of keep) {
+    for (const [k, v] of Object.entries(tp.memoryBreakdown())) {
+      partsPerStream[k] = (partsPerStream[k] ?? 0) + v / keep.length;
+    }
+  }
   const scale = 1000 / opts.streams;
   const result: MemoryUse = {
     streams: keep.length,
@@ -428,8 +436,27 @@ async function memoryProbe(opts: {
     externalPerThousandMB: ((m2.external - m1.external) * scale) / 1e6,
     rssPerThousandMB: ((m2.rss - m1.rss) * scale) / 1e6,
     indexMB: (m1.heap - m0.heap) / 1e6,
+    partsPerStream,
   };
   return result;
+}
+
+/** One line for a memory probe's result, as `deno task bench` prints it. */
+export function describeMemory(m: MemoryUse): string {
+  const num = (x: number) => Number.isFinite(x) ? x.toFixed(0) : "?";
+  return `memory:   ${num(m.perThousandMB)} MB per 1,000 target streams (target <= 250 MB; V8 heap ` +
+    `${num(m.heapPerThousandMB ?? NaN)} + external ${num(m.externalPerThousandMB ?? NaN)}; RSS ` +
+    `${num(m.rssPerThousandMB)} MB), measured on ${m.streams} streams fed ${m.secondsPerStream} s each` +
+    `${m.streams < 1000 ? " and scaled" : ""}; the ${ACTIVE_SIGNATURES}-signature index: ${
+      num(m.indexMB)
+    } MB`;
+}
+
+/** The bytes per stream of each part of a target pipeline, from a memory probe's result. */
+export function describeParts(m: MemoryUse): string {
+  return Object.entries(m.partsPerStream ?? {}).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} KB`).join(
+    ", ",
+  );
 }
 
 if (import.meta.main && Deno.args[0] === "memory") {
