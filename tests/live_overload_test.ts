@@ -18,7 +18,7 @@ import {
 import { type MetricSample, parseMetricsText, sumSamples } from "./support/sensor_process.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-/** The overloaded sensor's memory bound: under the DaemonSet's limit (1280 MiB), a few times its need here. */
+/** The overloaded sensor's memory bound: under the DaemonSet's limit (1024 MiB), a few times its need here. */
 const RSS_BOUND_MB = 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
