@@ -258,6 +258,23 @@ function uint128Column(r: Reader, end: number, out: bigint[]): void {
   }
 }
 
+/** The packed values of one column, read by `fill`. */
+function values<T>(r: Reader, end: number, fill: (r: Reader, end: number, out: T[]) => void): T[] {
+  const out: T[] = [];
+  fill(r, end, out);
+  return out;
+}
+
+/** `Column`'s oneof members by field number: the case and how its packed values are read. */
+const COLUMN_CASES: Record<number, (r: Reader, end: number) => ColumnData> = {
+  1: (r, e) => ({ type: "boolean", data: values(r, e, boolColumn) }),
+  2: (r, e) => ({ type: "int64", data: values(r, e, int64Column) }),
+  3: (r, e) => ({ type: "uint128", data: values(r, e, uint128Column) }),
+  4: (r, e) => ({ type: "time64ns", data: values(r, e, int64Column) }),
+  5: (r, e) => ({ type: "float64", data: values(r, e, float64Column) }),
+  6: (r, e) => ({ type: "string", data: values(r, e, stringColumn) }),
+};
+
 /** One `Column`: its oneof case and values. */
 function column(r: Reader, end: number): ColumnData {
   let col: ColumnData | undefined;
@@ -272,43 +289,7 @@ function column(r: Reader, end: number): ColumnData {
     // A second member of the oneof (or the same one again, which protobufjs merges): not Pixie's; leave it.
     if (wt !== 2 || col !== undefined) throw FALLBACK;
     const e = r.len(end);
-    switch (field) {
-      case 1: {
-        const data: boolean[] = [];
-        boolColumn(r, e, data);
-        col = { type: "boolean", data };
-        break;
-      }
-      case 2: {
-        const data: bigint[] = [];
-        int64Column(r, e, data);
-        col = { type: "int64", data };
-        break;
-      }
-      case 3: {
-        const data: bigint[] = [];
-        uint128Column(r, e, data);
-        col = { type: "uint128", data };
-        break;
-      }
-      case 4: {
-        const data: bigint[] = [];
-        int64Column(r, e, data);
-        col = { type: "time64ns", data };
-        break;
-      }
-      case 5: {
-        const data: number[] = [];
-        float64Column(r, e, data);
-        col = { type: "float64", data };
-        break;
-      }
-      default: {
-        const data: Uint8Array[] = [];
-        stringColumn(r, e, data);
-        col = { type: "string", data };
-      }
-    }
+    col = COLUMN_CASES[field]!(r, e);
     r.pos = e;
   }
   // A column without data: protobufjs' path reports it.
