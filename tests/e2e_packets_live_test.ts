@@ -40,6 +40,7 @@ def relay():
         seq += 1
         threading.Timer(max(0, due - time.time()), lambda b=hdr + payload: relay_tx.sendto(b, ('127.0.0.1', p1))).start()
 t = threading.Thread(target=relay); t.start()
+print('started', flush=True)
 start = time.time()
 for rep in range(2):
     for i in range(0, len(speech) - 160, 160):
@@ -65,7 +66,6 @@ Deno.test({
     const pWs = p0 + 2000; // the voice bot's WebSocket (TCP)
     const nats = await NatsServer.start();
     const { ca, cert, key } = await makeCaAndServerCert();
-    const dec = new TextDecoder();
     const api = new FakeKubeApi({ token: "live-test-token", tls: { cert, key } });
     api.put(
       "ADDED",
@@ -165,7 +165,22 @@ measurements:
       await sleep(500);
       const speech = join(ROOT, "fixtures/audio_fp/speech_8k.ul");
       // A voice bot (a real Deno WebSocket server on node-b's pod port) gets the same call as Twilio-style
-      // media frames from a real WebSocket client, 400 ms behind the RTP sender.
+      // media frames from a real WebSocket client, 400 ms behind the RTP sender: counted from the sender's own
+      // start line, since python's start-up on a loaded machine can take longer than that.
+      const send = new Deno.Command("python3", {
+        args: ["-c", SENDER, speech, String(p0), String(p1)],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const senderOut = send.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      const rtpStarted = (async () => {
+        let seen = "";
+        while (!seen.includes("started\n")) {
+          const { value, done } = await senderOut.read();
+          if (done) throw new Error(`RTP sender ended before it started: ${seen}`);
+          seen += value;
+        }
+      })();
       const bot = Deno.serve({ hostname: "127.0.0.1", port: pWs, onListen() {} }, (req) => {
         const { socket, response } = Deno.upgradeWebSocket(req);
         socket.onmessage = () => {};
@@ -176,6 +191,7 @@ measurements:
         const ws = new WebSocket(`ws://127.0.0.1:${pWs}/media`);
         await new Promise((r, j) => (ws.onopen = r, ws.onerror = j));
         ws.send(JSON.stringify({ event: "start", start: { callSid: "CA0123abcd", streamSid: "MZ1" } }));
+        await rtpStarted;
         const start = performance.now() + 400;
         let n = 0;
         for (let rep = 0; rep < 2; rep++) {
@@ -188,10 +204,15 @@ measurements:
         }
         ws.close();
       })();
-      const send = await new Deno.Command("python3", { args: ["-c", SENDER, speech, String(p0), String(p1)] })
-        .output();
-      assert.equal(send.code, 0, dec.decode(send.stderr));
       await wsLeg;
+      const [status, errText] = await Promise.all([
+        send.status,
+        new Response(send.stderr).text(),
+        (async () => {
+          while (!(await senderOut.read()).done);
+        })(),
+      ]);
+      assert.equal(status.code, 0, errText);
       await bot.shutdown();
       await sleep(3000); // the last relayed packets, the reorder window, matching and publishing
     } finally {
@@ -247,8 +268,7 @@ measurements:
         assert.ok(m.latency_s > 0.29 && m.latency_s < 0.5, `latency ${m.latency_s}`);
       }
       // The WebSocket hop, live: found at the bot's pod on node-b, the same offset for every instant (the client
-      // sends on its own 20 ms schedule ~400 ms behind the RTP sender, less python's start-up; both pace in real
-      // time).
+      // sends on its own 20 ms schedule ~400 ms after the RTP sender said it started; both pace in real time).
       const bot = stored.matches.filter((m) => m.stage === "bot");
       assert.ok(bot.length >= Math.ceil(sigs.length * 0.9), `bot matches ${bot.length} of ${sigs.length}`);
       assert.ok(bot.every((m) => m.target.pod === "voice/bot-0" && m.target.node === "node-b"));
