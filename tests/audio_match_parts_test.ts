@@ -40,6 +40,25 @@ interface Layout {
  * A random 128-frame signature, frames `masked` masked (a pause, a soft onset), and 500 random target frames in
  * which unmasked frame j sits at `place(j)` (undefined: not sent) with 2 bit errors.
  */
+/** The signature of `fp` (frames `mask` leaves out) and a frame store holding `target`. */
+function stored(
+  fp: Uint32Array,
+  mask: Uint8Array,
+  target: ArrayLike<number>,
+): { sig: Signature; store: FrameStore } {
+  const store = new FrameStore(target.length);
+  for (let i = 0; i < target.length; i++) store.push(target[i]!, 0, -20, 0xffffffff);
+  const sig: Signature = {
+    id: "sig",
+    measurement: "m",
+    source: { node: "a", pod: "p", stream: "s", timeNs: T0, offsetMs: 0 },
+    fingerprint: fp,
+    mask,
+    ids: {},
+  };
+  return { sig, store };
+}
+
 function layout(place: (j: number) => number | undefined, masked: (j: number) => boolean, seed = 3): Layout {
   const r = xorshift32(seed);
   const fp = Uint32Array.from({ length: N }, () => r());
@@ -53,17 +72,7 @@ function layout(place: (j: number) => number | undefined, masked: (j: number) =>
     const p = place(j);
     if (p !== undefined) target[p] = flipBits(fp[j]!, 2, r);
   }
-  const store = new FrameStore(target.length);
-  for (const v of target) store.push(v, 0, -20, 0xffffffff);
-  const sig: Signature = {
-    id: "sig",
-    measurement: "m",
-    source: { node: "a", pod: "p", stream: "s", timeNs: T0, offsetMs: 0 },
-    fingerprint: fp,
-    mask,
-    ids: {},
-  };
-  return { sig, store };
+  return stored(fp, mask, target);
 }
 
 function verifyAt(l: Layout, s: number, extra: Partial<VerifyContext> = {}): {
@@ -226,16 +235,7 @@ function dtxLayout(seed: number): { l: Layout; gaps: TargetGap[]; votes: number[
     if (inGap) mask[j >> 3] = mask[j >> 3]! | (1 << (j & 7));
     else target[Math.round((v - before) / HOP)] = flipBits(fp[j]!, 2 + (r() % 4), r);
   }
-  const store = new FrameStore(target.length);
-  for (const v of target) store.push(v, 0, -20, 0xffffffff);
-  const sig: Signature = {
-    id: "sig",
-    measurement: "m",
-    source: { node: "a", pod: "p", stream: "s", timeNs: T0, offsetMs: 0 },
-    fingerprint: fp,
-    mask,
-    ids: {},
-  };
+  const { sig, store } = stored(fp, mask, target);
   const votes = [AT];
   for (let k = 0, c = 0; k < n; k++) votes.push(AT - Math.round((c += gaps[k]!.len) / HOP));
   return { l: { sig, store }, gaps, votes };
