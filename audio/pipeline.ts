@@ -118,6 +118,13 @@ function targetEnvelopeAt(ring: SampleRing, sample: number): { targetEnvelope?: 
  * it (sample_ring.ts), so a larger Int16 tier would only cost memory (4.1 s took 28 KB more per stream).
  */
 export const TARGET_HOT_SAMPLES = 1 << 12;
+/**
+ * Target samples after the Int16 tier kept as 8-bit codes (10 s); older ones at 4 bits (sample_ring.ts). A
+ * signature verified when its block ended up to 4 s ago (the bench's late signatures) reads samples up to 8.3 s
+ * old (its block, 2 s of clock skew before it, rephasing and alignment margins): all 8-bit, with 2 s to spare for
+ * actor scheduling. Only signatures later than ~6 s verify on 4-bit audio. Each second here costs 4 KB a stream.
+ */
+export const TARGET_WARM_SAMPLES = 10 * ANALYSIS_RATE;
 
 function bump(rec: Record<string, number>, key: string): void {
   rec[key] = (rec[key] ?? 0) + 1;
@@ -362,8 +369,10 @@ export class TargetPipeline {
     margin?: number;
     minZ?: number;
     searchBeforeNs?: bigint;
-    /** Newest samples kept as Int16, the rest of the lookback 8-bit (default {@link TARGET_HOT_SAMPLES}). */
+    /** Newest samples kept as Int16 (default {@link TARGET_HOT_SAMPLES}). */
     ringHotSamples?: number;
+    /** Samples after those kept 8-bit, the rest of the lookback 4-bit (default {@link TARGET_WARM_SAMPLES}). */
+    ringWarmSamples?: number;
   }) {
     this.measurement = opts.measurement;
     this.stage = opts.stage;
@@ -381,7 +390,11 @@ export class TargetPipeline {
       lookbackSamples: keep + ANALYSIS_RATE,
       keepTimeline: true,
     });
-    this.#ring = new SampleRing(keep, { hotSamples: opts.ringHotSamples ?? TARGET_HOT_SAMPLES });
+    // A frame's length more than the frames held start in (its samples are read when the oldest is verified).
+    this.#ring = new SampleRing(keep + frame, {
+      hotSamples: opts.ringHotSamples ?? TARGET_HOT_SAMPLES,
+      warmSamples: opts.ringWarmSamples ?? TARGET_WARM_SAMPLES,
+    });
     this.#store = new FrameStore(Math.ceil(keep / hop));
     // Entries before the frames held are never read (see #noteTime).
     this.#times = new CaptureTimes({ horizonSamples: this.#store.capacity * hop });

@@ -143,8 +143,16 @@ export function benchSource(stream: string, criteria: AudioCriteria): SourcePipe
   });
 }
 
-/** Runs one SourcePipeline per call over its source tap and collects signatures with their call times. */
-export function runSources(corpus: Corpus, criteria: AudioCriteria = BENCH_CRITERIA): SourceRun {
+/**
+ * Runs one SourcePipeline per call over its source tap and collects signatures with their call times.
+ * `extraDelayNs` delays every signature's arrival further (bench/main.ts `--sig-delay`: verification in older
+ * target audio).
+ */
+export function runSources(
+  corpus: Corpus,
+  criteria: AudioCriteria = BENCH_CRITERIA,
+  extraDelayNs = 0n,
+): SourceRun {
   const signatures: SourceSignature[] = [];
   const errors: Record<string, number> = {};
   const markers: Record<string, number> = {};
@@ -161,7 +169,7 @@ export function runSources(corpus: Corpus, criteria: AudioCriteria = BENCH_CRITE
           bad++;
           continue;
         }
-        signatures.push({ sig, call, callTimeS: t, arrivalNs: atNs + busDelayNs(call) });
+        signatures.push({ sig, call, callTimeS: t, arrivalNs: atNs + busDelayNs(call) + extraDelayNs });
       }
     };
     for (const m of c.source.messages) collect(sp.push({ timeNs: m.timeNs, payload: m.payload }), m.timeNs);

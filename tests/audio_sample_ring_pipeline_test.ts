@@ -78,6 +78,8 @@ function backward(sigs: Signature[], hot: number, onPipeline?: (tp: TargetPipeli
     format: FORMAT,
     index,
     ringHotSamples: hot,
+    // No 4-bit tier: these signatures arrive up to 22 s late (tests/audio_sample_ring_old_tier_test.ts: with it).
+    ringWarmSamples: 1 << 20,
   });
   for (const m of messages(audio, T0 + 250_000_000n, 2)) tp.push(m);
   onPipeline?.(tp);

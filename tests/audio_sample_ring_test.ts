@@ -1,6 +1,7 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
-import { coldReadStats, feedRing, RING_SCALE, SampleRing } from "../audio/decode/sample_ring.ts";
+import { decodeBlock, encodeBlock, HEADER_BYTES } from "../audio/decode/adpcm4.ts";
+import { COLD_BLOCK, coldReadStats, feedRing, RING_SCALE, SampleRing } from "../audio/decode/sample_ring.ts";
 import { Fingerprinter, FrameAnalyzer, FrameStore } from "../audio/fingerprint/fingerprint.ts";
 import { rng } from "./support/rng.ts";
 
@@ -197,4 +198,172 @@ Deno.test("feedRing: frames over a zero-filled gap are the same with a small Int
   const big = run(65_536), small = run(4096);
   ok(big.length > 300);
   deepStrictEqual(small, big);
+});
+
+/** The fixture's μ-law speech (7.4 s) as a G.711 decoder delivers it, `times` times over. */
+function speechTimes(times: number): Float32Array {
+  const ul = Deno.readFileSync(new URL("../fixtures/audio_fp/speech_8k.ul", import.meta.url));
+  const out = new Float32Array(ul.length * times);
+  for (let i = 0; i < out.length; i++) out[i] = MULAW_TO_LINEAR[ul[i % ul.length]!]! / 32768;
+  return out;
+}
+
+/** What the 4-bit tier gives back for the block of `ref` (an all-8-bit ring's reads) at absolute sample `base`. */
+function fourBit(ref: SampleRing, base: number): Int16Array {
+  const values = readVia(ref, base, COLD_BLOCK);
+  const codes = new Uint8Array(COLD_BLOCK / 2),
+    head = new Uint8Array(HEADER_BYTES),
+    out = new Int16Array(COLD_BLOCK);
+  encodeBlock(values, 0, COLD_BLOCK, codes, 0, head, 0);
+  decodeBlock(codes, 0, head, 0, 0, COLD_BLOCK, out, 0, COLD_BLOCK - 1);
+  return out;
+}
+
+Deno.test("three tiers: a sample reads 8-bit until it is hotCapacity + warmCapacity old, then 4-bit, coded from its block alone", () => {
+  // The boundary is the ring's own: a block goes to the 4-bit tier when the 8-bit tier has warmCapacity samples
+  // after it, so a reader sees a sample's 8-bit value while the ring's end is less than hot + warm - 256 samples
+  // past it and its 4-bit value once more than hot + warm past it. The 4-bit value is a function of the block's
+  // 8-bit values only: it does not depend on how the stream was chunked, nor on when or how often it was read.
+  const pcm = (() => {
+    const rnd = rng(31);
+    return Float32Array.from({ length: 90_000 }, (_, i) => 0.3 * Math.sin(i / 7) * (0.2 + rnd()));
+  })();
+  for (const [name, x] of [["μ-law speech", speechTimes(2).subarray(0, 90_000)], ["PCM16", pcm]] as const) {
+    const ref = new SampleRing(65_536, { hotSamples: 4096, warmSamples: 1 << 20 });
+    const tiered = new SampleRing(65_536, { hotSamples: 4096, warmSamples: 8192 });
+    strictEqual(tiered.warmCapacity, 8192);
+    const hot = tiered.hotCapacity, warm = tiered.warmCapacity;
+    const other = new SampleRing(65_536, { hotSamples: 4096, warmSamples: 8192 });
+    writeBoth(ref, tiered, x, 32);
+    // Written in other chunks, and read all along (the reads decode, and must not change what the tier holds).
+    const w = rng(33);
+    for (let at = 0; at < x.length;) {
+      const n = Math.min(x.length - at, 1 + Math.floor(w() * 3000));
+      other.write(at, x.subarray(at, at + n), 1 << 20);
+      at += n;
+      if (other.end - other.start > 20_000) readVia(other, other.start, 20_000);
+    }
+    const end = ref.end;
+    const all = readVia(tiered, ref.start, end - ref.start);
+    deepStrictEqual(readVia(other, ref.start, end - ref.start), all, `${name}: chunking and reads`);
+    let old = 0, eight = 0;
+    for (
+      let base = Math.ceil(ref.start / COLD_BLOCK) * COLD_BLOCK;
+      base + COLD_BLOCK <= end;
+      base += COLD_BLOCK
+    ) {
+      const got = all.subarray(base - ref.start, base - ref.start + COLD_BLOCK);
+      if (end - (base + COLD_BLOCK) >= hot + warm) {
+        deepStrictEqual(got, fourBit(ref, base), `${name}: block at ${base} 4-bit`);
+        old++;
+      } else if (end - base <= hot + warm - COLD_BLOCK) {
+        deepStrictEqual(got, readVia(ref, base, COLD_BLOCK), `${name}: block at ${base} 8-bit`);
+        eight++;
+      }
+    }
+    ok(old > 100 && eight > 40, `${old} 4-bit blocks, ${eight} 8-bit`);
+  }
+});
+
+Deno.test("three tiers: a range reads the same while Int16 and 8-bit; older than the 8-bit tier it reads 4-bit", () => {
+  // The forward search and normally late signatures read within hot + warm samples of the newest: the values of
+  // the 8-bit tier whatever the scheduling. Ranges read again once older read the 4-bit tier's values.
+  const x = speechTimes(3).subarray(0, 150_000);
+  const ring = new SampleRing(100_000, { hotSamples: 4096, warmSamples: 16_384 });
+  const ref = new SampleRing(100_000, { hotSamples: 4096, warmSamples: 1 << 20 });
+  const reads: { from: number; hot: Int16Array }[] = [];
+  const w = rng(34);
+  for (let at = 0; at < x.length;) {
+    const n = Math.min(x.length - at, 10 + Math.floor(w() * 700));
+    ring.write(at, x.subarray(at, at + n), 1 << 20);
+    ref.write(at, x.subarray(at, at + n), 1 << 20);
+    at += n;
+    if (ring.end > 60_000 && reads.length < 60) {
+      reads.push({ from: ring.end - 2000, hot: readVia(ring, ring.end - 2000, 2000) });
+    }
+    // Half the reads again when still within the 8-bit tier's reach.
+    const r = reads[Math.floor(reads.length / 2)];
+    if (r && ring.end - r.from < ring.hotCapacity + ring.warmCapacity - COLD_BLOCK) {
+      strictEqual(firstDiff(readVia(ring, r.from, 2000), r.hot), -1, `[${r.from}, +2000) while 8-bit`);
+    }
+  }
+  let snrMin = Infinity;
+  for (const r of reads) {
+    ok(ring.end - (r.from + 2000) > ring.hotCapacity + ring.warmCapacity, "read again from the 4-bit tier");
+    strictEqual(firstDiff(r.hot, readVia(ref, r.from, 2000)), -1, "what was read then is the 8-bit value");
+    const old = readVia(ring, r.from, 2000);
+    let s = 0, e = 0;
+    for (let i = 0; i < 2000; i++) {
+      s += r.hot[i]! ** 2;
+      e += (r.hot[i]! - old[i]!) ** 2;
+    }
+    if (s > 2000 * 100 ** 2) snrMin = Math.min(snrMin, 10 * Math.log10(s / e));
+  }
+  ok(snrMin > 12 && snrMin < 60, `4-bit reads of speech: SNR ≥ ${snrMin.toFixed(1)} dB`);
+});
+
+Deno.test("three tiers: speech comes back from the 4-bit tier at ~22 dB SNR", () => {
+  const x = speechTimes(4);
+  const ref = new SampleRing(262_144, { hotSamples: 4096, warmSamples: 1 << 20 });
+  const tiered = new SampleRing(262_144, { hotSamples: 4096, warmSamples: 8000 });
+  writeBoth(ref, tiered, x, 35);
+  const n = tiered.end - tiered.start - tiered.hotCapacity - tiered.warmCapacity - COLD_BLOCK;
+  const a = readVia(ref, ref.start, n), b = readVia(tiered, ref.start, n);
+  let signal = 0, noise = 0;
+  for (let i = 0; i < n; i++) {
+    signal += a[i]! ** 2;
+    noise += (a[i]! - b[i]!) ** 2;
+  }
+  const snr = 10 * Math.log10(signal / noise);
+  ok(snr > 19 && snr < 40, `SNR ${snr.toFixed(1)} dB`);
+});
+
+Deno.test("three tiers: 30 s of lookback in ~half the bytes of the 8-bit tier, capacity not a power of two", () => {
+  // The pipeline's target ring: 30 s + a signature block + a frame; 0.5 s Int16, 10 s 8-bit, the rest 4-bit.
+  const keep = 240_000 + 19_456 + 1024;
+  const ring = new SampleRing(keep, { hotSamples: 4096, warmSamples: 80_000 });
+  strictEqual(ring.capacity, Math.ceil(keep / COLD_BLOCK) * COLD_BLOCK);
+  const chunk = speechTimes(1).subarray(0, 8000);
+  for (let at = 0; at < 400_000; at += 8000) ring.write(at, chunk, 0);
+  strictEqual(ring.end - ring.start, ring.capacity);
+  const old = ring.capacity - 4096 - 80_000;
+  const bound = 8192 + 80_000 * (1 + 1 / COLD_BLOCK) +
+    (old / COLD_BLOCK + 2) * (COLD_BLOCK / 2 + HEADER_BYTES) + 257;
+  ok(ring.bytes <= bound, `${ring.bytes} bytes > ${bound}`);
+  ok(ring.bytes < 185_000, `${ring.bytes} bytes`);
+  // A full ring reuses its oldest 4-bit (and 8-bit) slots: no reallocation, and what was written last is read.
+  const grown = coldReadStats.grown, bytes = ring.bytes;
+  for (let at = 400_000; at < 800_000; at += 8000) ring.write(at, chunk, 0);
+  strictEqual(coldReadStats.grown - grown, 0, "reallocations once full");
+  strictEqual(ring.bytes, bytes);
+  const ref = new SampleRing(keep, { hotSamples: 4096, warmSamples: 1 << 20 });
+  for (let at = 0; at < 800_000; at += 8000) ref.write(at, chunk, 0);
+  for (
+    const base of [ring.start + 256 - (ring.start % 256), ring.end - 200_000 - ((ring.end - 200_000) % 256)]
+  ) {
+    deepStrictEqual(readVia(ring, base, COLD_BLOCK), fourBit(ref, base), `block at ${base}`);
+  }
+});
+
+Deno.test("three tiers: a restart inside a block codes its held samples only; at() reads every tier", () => {
+  const x = speechTimes(3);
+  const ring = new SampleRing(65_536, { hotSamples: 4096, warmSamples: 4096 });
+  const ref = new SampleRing(65_536, { hotSamples: 4096, warmSamples: 1 << 20 });
+  for (const r of [ring, ref]) {
+    r.write(0, x.subarray(0, 10_000), 0);
+    // A gap longer than the fill: the ring restarts at 20,100, inside a block.
+    strictEqual(r.write(20_100, x.subarray(20_100, 70_000), 0), "reset");
+  }
+  strictEqual(ring.start, 20_100);
+  const a = readVia(ref, 20_100, 20_000), b = readVia(ring, 20_100, 20_000);
+  let signal = 0, noise = 0;
+  for (let i = 0; i < a.length; i++) {
+    signal += a[i]! ** 2;
+    noise += (a[i]! - b[i]!) ** 2;
+    strictEqual(ring.at(20_100 + i), b[i]! / RING_SCALE);
+  }
+  ok(10 * Math.log10(signal / noise) > 18, `SNR ${10 * Math.log10(signal / noise)}`);
+  for (let i = ring.end - 7900; i < ring.end; i += 13) {
+    strictEqual(ring.at(i), ref.at(i), `at(${i}) 8-bit or Int16`);
+  }
 });

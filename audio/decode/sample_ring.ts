@@ -1,26 +1,43 @@
 /**
- * A ring of 8 kHz analysis samples addressed by their absolute index in the stream, kept in two tiers so that a
- * target stream can hold its 30 s lookback in about a byte a sample:
+ * A ring of 8 kHz analysis samples addressed by their absolute index in the stream, kept in up to three tiers so
+ * that a target stream holds its 30 s lookback in well under a byte a sample:
  *
  * - hot: the newest {@link SampleRing.hotCapacity} samples (default: all of them) as Int16, where the streaming
- *   fingerprinter and the forward search read;
- * - cold: older samples in blocks of {@link COLD_BLOCK} as 8-bit G.711 codes. A stream decoded from μ-law or
- *   A-law at its own level, the usual telephony tap, comes back bit for bit; other audio (PCM16, resampled,
- *   gained) comes back at G.711's precision (~38 dB SNR).
+ *   fingerprinter reads;
+ * - 8-bit: the next {@link SampleRing.warmCapacity} samples (default: all the older ones) in blocks of
+ *   {@link COLD_BLOCK} as 8-bit G.711 codes. A stream decoded from μ-law or A-law at its own level, the usual
+ *   telephony tap, comes back bit for bit; other audio (PCM16, resampled, gained) at G.711's precision (~38 dB
+ *   SNR);
+ * - 4-bit (only with `warmSamples`): older blocks, coded from their 8-bit values by adpcm4.ts (a second-order
+ *   predictor and IMA's adaptive 4-bit step, a 5-byte header per block so each block decodes on its own; ~22 dB
+ *   SNR on speech). 133 bytes per 256 samples instead of 257.
  *
  * The streaming fingerprinter reads the hot tier's Int16 samples right after each write. Every other reader
- * (verification, alignment: `has(from, n)`, then `data[i & mask]`) sees the samples as the cold tier holds or
- * will hold them, wherever they are now: a block's code (its law and shift, {@link blockMode}) is chosen from
- * the block before it, so it is known as soon as the block starts. Whether a signature is verified by the
- * forward search (its instant still hot) or by the backward search (a late signature, its instant already
- * cold) depends on how far one actor ran ahead of another; the samples it is verified and aligned on, and so
- * its `ber`, do not. `has` decodes the range (and any range read since, as far as they fit) into a scratch ring
- * shared by all rings, and `data`/`mask` address that scratch until the next write. Both tiers are allocated as
- * the stream grows (a short stream never holds a full lookback). A ring without a cold tier (`hotSamples` ≥ its
- * capacity: the source side) reads its Int16 samples as they are.
+ * (verification, alignment: `has(from, n)`, then `data[i & mask]`) sees a sample as the 8-bit tier holds or will
+ * hold it while it is in the hot or 8-bit tier, wherever it is now: a block's code (its law and shift,
+ * {@link blockMode}) is chosen from the block before it, so it is known as soon as the block starts. Whether a
+ * signature is verified by the forward search (its instant still hot) or by the backward search (a late
+ * signature, its instant already 8-bit) depends on how far one actor ran ahead of another; the samples it is
+ * verified and aligned on, and so its `ber`, do not.
+ *
+ * Where the 4-bit tier starts is the ring's own clock: a block goes to it when the 8-bit tier has
+ * `warmCapacity` samples after it, i.e. once the ring's end is `hotCapacity + warmCapacity` samples (to within
+ * a block) past it. A reader sees a sample's 8-bit value while the end is less than `hotCapacity +
+ * warmCapacity - COLD_BLOCK` past it, its 4-bit value once it is more than `hotCapacity + warmCapacity` past
+ * it. The 4-bit value depends only on the block's 8-bit values (not on the chunking of writes, nor on when or
+ * how often the block was read), so a read far enough on either side of that boundary sees the same values
+ * whatever the actor scheduling; the pipeline (TARGET_WARM_SAMPLES) puts it seconds beyond the oldest sample
+ * a match verified up to ~6 s late reads, so only signatures later than that verify on 4-bit audio.
+ *
+ * `has` decodes the range (and any range read since, as far as they fit) into a scratch ring shared by all
+ * rings, and `data`/`mask` address that scratch until the next write. The tiers are allocated as the stream
+ * grows (a short stream never holds a full lookback). A ring without a cold tier (`hotSamples` ≥ its capacity:
+ * the source side) reads its Int16 samples as they are. With a 4-bit tier the capacity is `minSamples` rounded
+ * up to a block rather than to a power of two (the 8- and 4-bit tiers index blocks modulo their size).
  * @module
  */
 
+import { decodeBlock, encodeBlock, HEADER_BYTES } from "./adpcm4.ts";
 import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "./codecs.ts";
 
 /**
@@ -44,6 +61,12 @@ export interface SampleRingOptions {
    * tier. Default: the whole capacity (no cold tier).
    */
   hotSamples?: number;
+  /**
+   * Samples after the Int16 tier kept as 8-bit codes (rounded up to whole {@link COLD_BLOCK}s, at least two);
+   * older ones go to the 4-bit tier. Default: all of them (no 4-bit tier). With a 4-bit tier the capacity is
+   * `minSamples` rounded up to a block, not to a power of two.
+   */
+  warmSamples?: number;
 }
 
 /** Ring value (RING_SCALE = 1.0, i.e. G.711 linear / 4) of each code of one law. */
@@ -109,15 +132,31 @@ const scratch = {
   to: 0,
 };
 
-/** Counters of cold-tier reads (and reallocations of the tier) over the process, for the bench and tests. */
-export const coldReadStats = { materialized: 0, samples: 0, grown: 0 };
+/**
+ * Counters over the process, for the bench and tests: cold-tier reads (`samples` decoded from either tier, `old`
+ * of them from the 4-bit one), reallocations of the tiers.
+ */
+export const coldReadStats = { materialized: 0, samples: 0, old: 0, grown: 0 };
+
+/** A 4-bit block's decoded values, for `at` (one block cached). */
+const oldBlock = { data: new Int16Array(COLD_BLOCK), owner: undefined as SampleRing | undefined, key: -1 };
+/** A block's 8-bit values on their way to the 4-bit tier. */
+const ageing = new Int16Array(COLD_BLOCK);
 
 /** Two-tier ring of analysis samples with absolute addressing (see the module doc). */
 export class SampleRing {
-  /** Samples held at most (a power of two): the oldest are forgotten beyond it. */
+  /**
+   * Samples held at most: the oldest are forgotten beyond it. A power of two, or with a 4-bit tier `minSamples`
+   * rounded up to a block.
+   */
   readonly capacity: number;
   /** Newest samples kept as Int16 once the stream is that long (a power of two). */
   readonly hotCapacity: number;
+  /**
+   * Samples before the hot tier's end kept as 8-bit codes (whole blocks); older ones are 4-bit. Equal to the
+   * capacity when there is no 4-bit tier.
+   */
+  readonly warmCapacity: number;
   #hot: Int16Array;
   #hotMask: number;
   /** Cold blocks by absolute block number modulo `#blocks`; `#codes` holds COLD_BLOCK codes per block. */
@@ -125,8 +164,18 @@ export class SampleRing {
   #heads = new Uint8Array(0);
   #blocks = 0;
   readonly #maxBlocks: number;
+  /**
+   * 4-bit blocks by absolute block number modulo `#oldBlocks`: COLD_BLOCK / 2 bytes of codes and HEADER_BYTES
+   * of header each (adpcm4.ts).
+   */
+  #nibbles = new Uint8Array(0);
+  #oldHeads = new Uint8Array(0);
+  #oldBlocks = 0;
+  readonly #maxOld: number;
   /** Samples before this absolute index are encoded in the cold tier (a multiple of COLD_BLOCK). */
   #coldEnd = 0;
+  /** Cold samples before this absolute index are in the 4-bit tier, from it on 8-bit (a multiple of COLD_BLOCK). */
+  #warmStart = 0;
   #start = 0;
   #end = 0;
   #empty = true;
@@ -148,10 +197,21 @@ export class SampleRing {
     let hot = 4096;
     while (hot < Math.min(cap, opts.hotSamples ?? cap)) hot *= 2;
     this.hotCapacity = Math.min(hot, cap);
+    // Blocks the cold tiers hold at most: those a capacity's worth of samples after the Int16 tier can touch,
+    // and one more (`#start` passes the oldest block at the end of a write's run, after the run evicted).
+    const coldBlocks = (c: number) => Math.ceil((c - this.hotCapacity) / COLD_BLOCK) + 2;
+    const warm = Math.max(2, Math.ceil((opts.warmSamples ?? Infinity) / COLD_BLOCK));
+    if (this.hotCapacity < cap && warm < coldBlocks(Math.ceil(minSamples / COLD_BLOCK) * COLD_BLOCK)) {
+      cap = Math.ceil(minSamples / COLD_BLOCK) * COLD_BLOCK;
+      this.#maxBlocks = warm;
+      this.#maxOld = coldBlocks(cap) - warm;
+      this.warmCapacity = warm * COLD_BLOCK;
+    } else {
+      this.#maxBlocks = this.hotCapacity >= cap ? 0 : coldBlocks(cap);
+      this.#maxOld = 0;
+      this.warmCapacity = cap;
+    }
     this.capacity = cap;
-    this.#maxBlocks = this.hotCapacity >= this.capacity
-      ? 0
-      : Math.ceil((this.capacity - this.hotCapacity) / COLD_BLOCK) + 2;
     const first = Math.min(this.hotCapacity, 4096);
     this.#hot = new Int16Array(first);
     this.#hotMask = first - 1;
@@ -187,7 +247,8 @@ export class SampleRing {
 
   /** Bytes allocated for samples (both tiers), for capacity planning. */
   get bytes(): number {
-    return this.#hot.byteLength + this.#codes.byteLength + this.#heads.byteLength;
+    return this.#hot.byteLength + this.#codes.byteLength + this.#heads.byteLength + this.#nibbles.byteLength +
+      this.#oldHeads.byteLength;
   }
 
   /**
@@ -273,6 +334,15 @@ export class SampleRing {
   #read(i: number): number {
     if (i >= this.#end - this.#hot.length) return this.#hot[i & this.#hotMask]!;
     const b = i >> BLOCK_LOG2;
+    if (i < this.#warmStart) {
+      const key = b * 64 + (this.#resets & 63);
+      if (oldBlock.owner !== this || oldBlock.key !== key) {
+        this.#decodeOld(b, 0, COLD_BLOCK, oldBlock.data, 0, COLD_BLOCK - 1);
+        oldBlock.owner = this;
+        oldBlock.key = key;
+      }
+      return oldBlock.data[i & (COLD_BLOCK - 1)]!;
+    }
     const slot = b % this.#blocks;
     const head = this.#heads[slot]!;
     const law = head & HEAD_A ? A : MU;
@@ -286,7 +356,15 @@ export class SampleRing {
   #decodeInto(from: number, to: number): void {
     const out = scratch.data, m = scratch.mask;
     const hotFrom = Math.max(from, this.#end - this.#hot.length);
-    for (let i = from; i < Math.min(to, hotFrom); i++) out[i & m] = this.#read(i);
+    const oldTo = Math.min(to, hotFrom, this.#warmStart);
+    for (let i = from; i < oldTo;) {
+      const b = i >> BLOCK_LOG2, base = b << BLOCK_LOG2;
+      const stop = Math.min(oldTo, base + COLD_BLOCK);
+      this.#decodeOld(b, i - base, stop - base, out, base, m);
+      i = stop;
+    }
+    coldReadStats.old += Math.max(0, oldTo - from);
+    for (let i = Math.max(from, oldTo); i < Math.min(to, hotFrom); i++) out[i & m] = this.#read(i);
     const hot = this.#hot, hm = this.#hotMask;
     for (let i = hotFrom; i < to;) {
       const b = i >> BLOCK_LOG2;
@@ -298,6 +376,22 @@ export class SampleRing {
     }
     coldReadStats.materialized++;
     coldReadStats.samples += Math.max(0, hotFrom - from);
+  }
+
+  /** Values `lo..hi` of 4-bit block `b` into `out[(base0 + k) & mask]`. */
+  #decodeOld(b: number, lo: number, hi: number, out: Int16Array, base0: number, mask: number): void {
+    const slot = b % this.#oldBlocks;
+    decodeBlock(
+      this.#nibbles,
+      slot * (COLD_BLOCK >> 1),
+      this.#oldHeads,
+      slot * HEADER_BYTES,
+      lo,
+      hi,
+      out,
+      base0,
+      mask,
+    );
   }
 
   /** The header block `b` (held) is coded with: see {@link blockMode}. */
@@ -329,6 +423,7 @@ export class SampleRing {
     this.#start = start;
     this.#end = start;
     this.#coldEnd = Math.floor(start / COLD_BLOCK) * COLD_BLOCK;
+    this.#warmStart = this.#coldEnd;
   }
 
   /** Appends `count` samples (`src[offset..]`, or zeros), evicting the oldest hot samples to the cold tier. */
@@ -375,7 +470,12 @@ export class SampleRing {
   /** Encodes the block starting at `#coldEnd` (still in the hot tier) into the cold tier. */
   #evictBlock(): void {
     const b = this.#coldEnd >> BLOCK_LOG2;
-    const live = b + 1 - Math.floor(this.#start / COLD_BLOCK);
+    // From the block before it, which may be the 8-bit block about to go to the 4-bit tier.
+    const head = this.#modeOf(b);
+    if (this.#maxOld > 0) {
+      while (this.#coldEnd - this.#warmStart >= this.warmCapacity) this.#ageBlock();
+    }
+    const live = b + 1 - Math.max(Math.floor(this.#start / COLD_BLOCK), this.#warmStart >> BLOCK_LOG2);
     // At full size the oldest block's slot is reused: `#start` passes it at the end of this write (it lags by
     // up to a write's run here), so growing for it would copy the whole tier on every block.
     if (live > this.#blocks && this.#blocks < this.#maxBlocks) this.#growCold(live);
@@ -401,7 +501,6 @@ export class SampleRing {
       if (i >= held) diff |= dec[c]! ^ v;
     }
     const verdict = diff === 0 ? HELD_MU : this.#exactIn(A, base, held) ? HELD_A : 0;
-    const head = this.#modeOf(b);
     // The fast pass's codes serve when the block is μ-law at its own level and coded so; otherwise rounded to
     // the nearest code of its law and shift (the pass above truncated).
     if (head !== 0 || diff !== 0) this.#encode(head & HEAD_A ? A : MU, base, at, head & HEAD_SHIFT);
@@ -428,6 +527,54 @@ export class SampleRing {
     return true;
   }
 
+  /**
+   * Moves the oldest 8-bit block (at `#warmStart`) to the 4-bit tier, coded from its 8-bit values: what a reader
+   * saw of it before, the 4-bit coder's input, is the same whenever it is aged.
+   */
+  #ageBlock(): void {
+    const b = this.#warmStart >> BLOCK_LOG2;
+    const first = Math.floor(this.#start / COLD_BLOCK);
+    if (b >= first) {
+      const live = b + 1 - first;
+      if (live > this.#oldBlocks && this.#oldBlocks < this.#maxOld) this.#growOld(live);
+      const base = b << BLOCK_LOG2;
+      // Samples before a restart are not held: the first held one stands in for them (no jump to code).
+      const held = Math.max(0, this.#start - base);
+      for (let k = held; k < COLD_BLOCK; k++) ageing[k] = this.#read(base + k);
+      ageing.fill(ageing[held]!, 0, held);
+      const slot = b % this.#oldBlocks;
+      encodeBlock(
+        ageing,
+        0,
+        COLD_BLOCK,
+        this.#nibbles,
+        slot * (COLD_BLOCK >> 1),
+        this.#oldHeads,
+        slot * HEADER_BYTES,
+      );
+    }
+    this.#warmStart += COLD_BLOCK;
+  }
+
+  /** Grows the 4-bit tier (doubling, up to what the capacity needs) to hold `live` blocks. */
+  #growOld(live: number): void {
+    coldReadStats.grown++;
+    let blocks = Math.max(16, this.#oldBlocks);
+    while (blocks < live) blocks *= 2;
+    blocks = Math.min(blocks, this.#maxOld);
+    const half = COLD_BLOCK >> 1;
+    const nibbles = new Uint8Array(blocks * half), heads = new Uint8Array(blocks * HEADER_BYTES);
+    const first = Math.floor(this.#start / COLD_BLOCK), last = this.#warmStart >> BLOCK_LOG2;
+    for (let b = Math.max(first, last - this.#oldBlocks); b < last; b++) {
+      const from = b % this.#oldBlocks, to = b % blocks;
+      nibbles.set(this.#nibbles.subarray(from * half, (from + 1) * half), to * half);
+      heads.set(this.#oldHeads.subarray(from * HEADER_BYTES, (from + 1) * HEADER_BYTES), to * HEADER_BYTES);
+    }
+    this.#nibbles = nibbles;
+    this.#oldHeads = heads;
+    this.#oldBlocks = blocks;
+  }
+
   /** Grows the cold tier (doubling, up to what the capacity needs) to hold `live` blocks. */
   #growCold(live: number): void {
     coldReadStats.grown++;
@@ -436,7 +583,8 @@ export class SampleRing {
     blocks = Math.min(blocks, this.#maxBlocks);
     const codes = new Uint8Array(blocks * COLD_BLOCK);
     const heads = new Uint8Array(blocks);
-    const first = Math.floor(this.#start / COLD_BLOCK), last = this.#coldEnd >> BLOCK_LOG2;
+    const first = Math.max(Math.floor(this.#start / COLD_BLOCK), this.#warmStart >> BLOCK_LOG2);
+    const last = this.#coldEnd >> BLOCK_LOG2;
     for (let b = Math.max(first, last - this.#blocks); b < last; b++) {
       const from = b % this.#blocks, to = b % blocks;
       codes.set(this.#codes.subarray(from * COLD_BLOCK, (from + 1) * COLD_BLOCK), to * COLD_BLOCK);
