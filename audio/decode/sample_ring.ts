@@ -540,7 +540,9 @@ export class SampleRing {
       const base = b << BLOCK_LOG2;
       // Samples before a restart are not held: the first held one stands in for them (no jump to code).
       const held = Math.max(0, this.#start - base);
-      for (let k = held; k < COLD_BLOCK; k++) ageing[k] = this.#read(base + k);
+      const from = (b % this.#blocks) * COLD_BLOCK, head = this.#heads[b % this.#blocks]!;
+      const dec = (head & HEAD_A ? A : MU).dec, shift = head & HEAD_SHIFT, codes = this.#codes;
+      for (let k = held; k < COLD_BLOCK; k++) ageing[k] = dec[codes[from + k]!]! << shift;
       ageing.fill(ageing[held]!, 0, held);
       const slot = b % this.#oldBlocks;
       encodeBlock(
