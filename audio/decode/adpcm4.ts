@@ -108,10 +108,10 @@ const STEPS = new Int32Array([
 const INDEX_STEP = new Int8Array([-1, -1, -1, -1, 2, 4, 6, 8]);
 const MAX_INDEX = STEPS.length - 1;
 /**
- * The quantiser: magnitude m (0-7) of an error e at step s is floor(4e / s) (at most 7), reconstructed at the
- * middle of its interval, (2m + 1) s / 8. IMA's encoder takes the same intervals by successive subtraction of
- * s, s / 2, s / 4; as a multiplication and a table it runs without data-dependent branches (speech's errors are
- * a coin toss for a branch predictor), ~3x faster.
+ * The quantiser: magnitude m (0-7) of an error e at step s is about floor(4e / s) (at most 7; the encoder decides,
+ * the decoder only looks m up), reconstructed at the middle of its interval, (2m + 1) s / 8: IMA's intervals, as
+ * a multiplication and a table instead of IMA's successive subtractions of s, s / 2, s / 4 (data-dependent
+ * branches, and speech's errors are a coin toss for a branch predictor).
  */
 const RECIPROCAL = Int32Array.from(STEPS, (s) => Math.floor((4 << 16) / s));
 const LEVELS = Int32Array.from(
@@ -143,8 +143,7 @@ export function encodeBlock(
 ): void {
   // Order-2 linear prediction (Levinson) from the block's autocorrelation, kept stable and within an Int8.
   let r0 = 0, r1 = 0, r2 = 0;
-  // In int32 (products of values scaled down by 16, ≤ 2^22 each, 2^30 for a block of 256): doubles cost 9 ns a
-  // sample here, as much as the rest of the coder.
+  // In int32: products of values scaled down by 16 (≤ 2^22 each, < 2^31 summed over 256), cheaper than doubles.
   let v2 = src[from]! >> 4, v1 = n > 1 ? src[from + 1]! >> 4 : 0;
   let s0 = (v2 * v2 + v1 * v1) | 0, s1 = (v1 * v2) | 0, s2 = 0;
   for (let i = from + 2; i < from + n; i++) {
