@@ -129,7 +129,7 @@ const LEAD = 8;
 const COEF_SHIFT = 6;
 
 /**
- * Encodes `n` values `src[from..from+n)` into `ceil(n / 2)` bytes of `codes` at `at` and a header at
+ * Encodes `n` (at most 256) values `src[from..from+n)` into `ceil(n / 2)` bytes of `codes` at `at` and a header at
  * `heads[h..h+HEADER_BYTES)`.
  */
 export function encodeBlock(
