@@ -54,7 +54,7 @@ export class TargetMatcher {
     this.#checks = new CheckScheduler<CoarseMatch[]>({
       check: (p, out, final) => this.#check(p, out, final),
       touch: (now, dueNext) => {
-        this.#sink = touchPrechecks(now, dueNext, this.#ctx.index.frames, this.#ctx.store.end);
+        this.#sink = touchPrechecks(now, dueNext, this.#ctx.index.frames);
       },
     });
   }
