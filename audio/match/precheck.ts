@@ -5,15 +5,24 @@
  */
 
 import type { FrameStore } from "../fingerprint/fingerprint.ts";
-import { FRAME_POSITIONS_AT, FRAME_VALUES_AT, FRAME_WORDS, framesBelow } from "./signature_index.ts";
+import {
+  FRAME_SAMPLE_AT,
+  FRAME_SAMPLE_HEAD_AT,
+  FRAME_VALUES_AT,
+  FRAME_WORDS,
+  framesBelow,
+  PRECHECK_FRAMES,
+} from "./signature_index.ts";
 import { sampledBer } from "./score.ts";
 
-/** Frames a pre-check looks at (spread over what is there). */
-export const PRECHECK_FRAMES = 32;
-/** A pre-check waits until this many frames of the block are there (onsets are weak evidence in noise). */
-export const PRECHECK_AFTER = 64;
+// The sample's shape is part of the index's slot layout (signature_index.ts writes it).
+export { PRECHECK_AFTER, PRECHECK_FRAMES } from "./signature_index.ts";
+
 /** A pre-check passes when the best weighted BER of s-1..s+1 over its frames is at most this. */
 export const PRECHECK_BER = 0.36;
+
+/** Offsets of the slot's own copies of its stages' frames (see FRAME_SAMPLE_AT). */
+const [SAMPLE_1, SAMPLE_2, SAMPLE_ALL] = FRAME_SAMPLE_AT as [number, number, number];
 
 /**
  * Best weighted BER of s-1..s+1 over up to PRECHECK_FRAMES unmasked frames spread over what `store` holds; the
@@ -22,8 +31,27 @@ export const PRECHECK_BER = 0.36;
  * pre-checks touch a signature not seen for a while and wait on memory.
  */
 export function precheck(store: FrameStore, frames: Uint32Array, at: number, s: number): number {
-  // Frames before end − s − 1 are held: how many of the positions are below that (the slot's rank bytes).
-  const avail = framesBelow(frames, at, store.end - s - 1);
+  // Frames before end − s − 1 are held. As scheduled, that is the sample's limit, and the slot's own copy of
+  // the stages' frames is read.
+  const limit = store.end - s - 1, head = frames[at + FRAME_SAMPLE_HEAD_AT]!;
+  if (limit === ((head >>> 8) & 255)) {
+    let best = sampledBer(store, frames, at + SAMPLE_1, (head >>> 16) & 15, 1, s);
+    if (best > PRECHECK_BER + 0.14) return best;
+    best = sampledBer(store, frames, at + SAMPLE_2, (head >>> 20) & 31, 1, s);
+    if (best > PRECHECK_BER + 0.1) return best;
+    const n = head >>> 25;
+    best = sampledBer(store, frames, at + SAMPLE_ALL, n, 1, s);
+    if (best > PRECHECK_BER && best <= PRECHECK_BER + 0.08) {
+      best = Math.min(
+        best,
+        sampledBer(store, frames, at + SAMPLE_ALL, n, 1, s - 1),
+        sampledBer(store, frames, at + SAMPLE_ALL, n, 1, s + 1),
+      );
+    }
+    return best;
+  }
+  // How many of the positions are below that (the slot's rank bytes).
+  const avail = framesBelow(frames, at, limit);
   const step = Math.max(1, avail / PRECHECK_FRAMES);
   // Most chance candidates fail at their own alignment by far, even on half the frames; neighbours and all
   // the frames only for the close calls.
@@ -51,32 +79,18 @@ export interface PrecheckRef {
 }
 
 /**
- * Loads what the pre-checks of `now` due at `dueNext` read first (their slot's rank word and the frames their
- * first stage samples), all before any check runs: mostly cache misses, independent across checks, so they
- * overlap here instead of stalling one check after another. In two rounds, the rank words, then the frames
- * (which ones depends on the rank word): a check's second miss then waits on its first together with the
- * other checks', not after it. (A pre-check that fails reads nothing of the signature object itself.) Changes
- * nothing; returns a value the caller keeps so that the loads are not optimised away.
+ * Loads what the pre-checks of `now` due at `dueNext` read first (the line of their slot's sample header and
+ * first stage's positions, and the line of that stage's values), all before any check runs: mostly cache
+ * misses, independent across checks, so they overlap here instead of stalling one check after another. (A
+ * pre-check that fails reads nothing of the signature object itself.) Changes nothing; returns a value the
+ * caller keeps so that the loads are not optimised away.
  */
-export function touchPrechecks(
-  now: readonly PrecheckRef[],
-  dueNext: number,
-  frames: Uint32Array,
-  end: number,
-): number {
+export function touchPrechecks(now: readonly PrecheckRef[], dueNext: number, frames: Uint32Array): number {
   let acc = 0;
   for (const p of now) {
     if (p.verify || p.slot < 0 || p.due > dueNext) continue;
-    acc ^= framesBelow(frames, p.slot * FRAME_WORDS, end - p.s - 1);
-  }
-  for (const p of now) {
-    if (p.verify || p.slot < 0 || p.due > dueNext) continue;
     const at = p.slot * FRAME_WORDS;
-    const avail = framesBelow(frames, at, end - p.s - 1);
-    const step = Math.max(1, avail / PRECHECK_FRAMES) * 4;
-    // The sample's positions (bytes) share a line or two; its values are what is spread.
-    for (let w = 0; w < (avail + 3) >> 2; w += 16) acc ^= frames[at + FRAME_POSITIONS_AT + w]!;
-    for (let x = 0; x < avail; x += step) acc ^= frames[at + FRAME_VALUES_AT + (x | 0)]!;
+    acc ^= frames[at + FRAME_SAMPLE_HEAD_AT]! ^ frames[at + SAMPLE_1 + FRAME_VALUES_AT]!;
   }
   return acc;
 }

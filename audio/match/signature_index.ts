@@ -28,22 +28,44 @@ const BUCKETS = 65536;
 /** Most probes one {@link SignatureIndex.lookupProbes} call takes. */
 export const MAX_PROBES = 64;
 
-/** Word offset in a slot of {@link SignatureIndex.frames} of its rank bytes (see {@link FRAME_WORDS}). */
-export const FRAME_RANKS_AT = 1;
+/** Frames a pre-check looks at (spread over what is there). */
+export const PRECHECK_FRAMES = 32;
+/** A pre-check waits until this many frames of the block are there (onsets are weak evidence in noise). */
+export const PRECHECK_AFTER = 64;
+
+/**
+ * Word offset in a slot of {@link SignatureIndex.frames} of the header of its pre-check sample: the frames the
+ * pre-check's three stages look at when it runs as scheduled, with the first `limit` frames of the block there
+ * (limit = min(PRECHECK_AFTER, block length)): limit, then the stages' frame counts n1 (every 4th of the
+ * sample), n2 (every 2nd), n3 (all), at bits 8, 16, 20 and 25.
+ */
+export const FRAME_SAMPLE_HEAD_AT = 3;
+/** Word offset in a slot of its rank bytes (see {@link FRAME_WORDS}). */
+export const FRAME_RANKS_AT = 89;
 /** Word offset in a slot of its unmasked positions, one byte each (see {@link FRAME_WORDS}). */
 export const FRAME_POSITIONS_AT = FRAME_RANKS_AT + ((SIGNATURE_MAX_FRAMES + 4) >> 2);
 /** Word offset in a slot of its unmasked sub-fingerprints (see {@link FRAME_WORDS}). */
 export const FRAME_VALUES_AT = FRAME_POSITIONS_AT + (SIGNATURE_MAX_FRAMES >> 2);
 
 /**
- * Words per slot in {@link SignatureIndex.frames}: the number of unmasked frames n; at {@link FRAME_RANKS_AT}
- * SIGNATURE_MAX_FRAMES + 1 rank bytes (rank j is the number of unmasked positions below j, see
- * {@link framesBelow}); at {@link FRAME_POSITIONS_AT} the n unmasked positions, one byte each; at
- * {@link FRAME_VALUES_AT} their n sub-fingerprints; bytes four per word from the low end, rounded up to whole
- * 16-byte groups. The positions are bytes and apart from the values so that a pre-check's sample of a block
- * (a rank, then every few positions and values of the first half) touches as few cache lines as can be.
+ * The stages' frames as slots of their own at these offsets from a slot (see {@link FRAME_WORDS}; negative: their
+ * positions are at words 1, 9 and 25 of the slot, their values 32 words on): each reads its n frames in
+ * order, the same frames in the same order as the stage over the whole slot, so the scores are the same, but
+ * from a few adjacent cache lines (the header and the first stage's positions share one, its values another)
+ * instead of the rank, the positions and values spread over the first half of the block.
  */
-export const FRAME_WORDS = (FRAME_VALUES_AT + SIGNATURE_MAX_FRAMES + 3) & ~3;
+export const FRAME_SAMPLE_AT: readonly number[] = [1, 9, 25].map((p) => p - FRAME_POSITIONS_AT);
+/**
+ * Words per slot in {@link SignatureIndex.frames}: the number of unmasked frames n; the pre-check sample (its
+ * header at {@link FRAME_SAMPLE_HEAD_AT}, its stages' positions and values as slots of their own from
+ * {@link FRAME_SAMPLE_AT}, within the first 89 words); at {@link FRAME_RANKS_AT} SIGNATURE_MAX_FRAMES + 1 rank
+ * bytes (rank j is the number of unmasked positions below j, see {@link framesBelow}); at
+ * {@link FRAME_POSITIONS_AT} the n unmasked positions, one byte each; at {@link FRAME_VALUES_AT} their n
+ * sub-fingerprints; bytes four per word from the low end, rounded up to whole 64-byte lines. The positions are
+ * bytes and apart from the values so that a pre-check's sample of a block (a rank, then every few positions
+ * and values of the first half) touches as few cache lines as can be.
+ */
+export const FRAME_WORDS = (FRAME_VALUES_AT + SIGNATURE_MAX_FRAMES + 15) & ~15;
 
 /** The x-th unmasked position of the slot of `frames` at `at` (see {@link FRAME_WORDS}). */
 export function framePosition(frames: Uint32Array, at: number, x: number): number {
@@ -70,6 +92,24 @@ export function writeFrameSlot(
     while (x < used.length && used[x]! < j) x++;
     frames[at + FRAME_RANKS_AT + (j >> 2)]! |= x << ((j & 3) << 3);
   }
+  // The pre-check's sample, as precheck.ts takes it over the whole slot with `limit` frames there.
+  const limit = Math.min(PRECHECK_AFTER, fp.length);
+  const avail = framesBelow(frames, at, limit);
+  const step = Math.max(1, avail / PRECHECK_FRAMES);
+  let head = limit << 8;
+  for (let k = 0; k < 3; k++) {
+    const into = at + FRAME_SAMPLE_AT[k]!;
+    let n = 0;
+    // The stages' loop (score.ts sampledBer): x stays below 2^31, so `x | 0` is Math.floor(x).
+    for (let x = 0; x < avail; x += step * (4 >> k)) {
+      const y = x | 0;
+      frames[into + FRAME_POSITIONS_AT + (n >> 2)]! |= used[y]! << ((n & 3) << 3);
+      frames[into + FRAME_VALUES_AT + n] = fp[used[y]!]!;
+      n++;
+    }
+    head |= n << [16, 20, 25][k]!;
+  }
+  frames[at + FRAME_SAMPLE_HEAD_AT] = head;
 }
 
 const slotCache = new WeakMap<Signature, Uint32Array>();

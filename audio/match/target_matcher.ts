@@ -20,7 +20,7 @@ import { CLOCK_SKEW_NS, MARGIN_SPAN } from "./thresholds.ts";
 import { CheckScheduler, type Pending } from "./scheduler.ts";
 import { type CoarseMatch, emptyMatcherStats, type MatcherContext, type MatcherStats } from "./types.ts";
 import { Verifier } from "./verify.ts";
-import { EPOCH_FRAMES, NEW, QUEUED, VoteTable } from "./vote_table.ts";
+import { VoteTable } from "./vote_table.ts";
 
 /**
  * Scratch of every matcher in the process: one stream's frames are searched at a time (the engine is synchronous
@@ -28,7 +28,6 @@ import { EPOCH_FRAMES, NEW, QUEUED, VoteTable } from "./vote_table.ts";
  */
 const hitScratch = new HitBuffer();
 const probeScratch = new Int32Array(PROBE_WORDS);
-const voteOut = new Int32Array(2);
 
 /** Forward and backward search of one target stream. */
 export class TargetMatcher {
@@ -55,7 +54,7 @@ export class TargetMatcher {
     this.#checks = new CheckScheduler<CoarseMatch[]>({
       check: (p, out, final) => this.#check(p, out, final),
       touch: (now, dueNext) => {
-        this.#sink = touchPrechecks(now, dueNext, this.#ctx.index.frames, this.#ctx.store.end);
+        this.#sink = touchPrechecks(now, dueNext, this.#ctx.index.frames);
       },
     });
   }
@@ -92,7 +91,7 @@ export class TargetMatcher {
     const out: CoarseMatch[] = [];
     checks.start(from);
     for (let t = Math.max(from, store.start); t < to; t++) {
-      this.#votes.advance(t, EPOCH_FRAMES);
+      this.#votes.advance(t);
       const i = t & store.mask;
       // Silent frames carry no pattern (digital silence is all zeros, a hot bucket).
       if (index.size > 0 && store.energy[i]! >= SILENT_FRAME_DB) {
@@ -118,16 +117,7 @@ export class TargetMatcher {
     // Nothing matched in this slot (the common case): its generation is not needed until a candidate is queued.
     const matched = this.#slotMatched.size === 0 ? 0 : this.#slotMatched.get(slot) ?? 0;
     if (matched !== 0 && matched === index.generation(slot) + 1) return;
-    const o = voteOut;
-    const state = this.#votes.vote(slot, s, t, hitVotes(dist), o);
-    if (state !== NEW) return;
-    // With the votes of a neighbour: the second neighbour is looked up only if the first does not suffice.
-    const votes = o[0]!;
-    if (
-      votes < 2 && votes + this.#votes.votesAt(slot, s - 1) < 2 &&
-      votes + this.#votes.votesAt(slot, s + 1) < 2
-    ) return;
-    this.#votes.setState(o[1]!, QUEUED);
+    if (!this.#votes.vote(slot, s, t, hitVotes(dist))) return;
     const sig = index.signatureAt(slot);
     if (!sig) return;
     // The block length from the index: the signature object is read only if the pre-check passes.

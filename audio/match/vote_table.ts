@@ -1,165 +1,131 @@
 /**
- * The forward search's votes: per alignment (signature slot, target frame of its frame 0) the votes its lookup
- * hits gave, in typed arrays that expire old alignments without deletions.
+ * The forward search's votes: which alignments (signature slot, target frame s of its frame 0) the lookup hits
+ * voted for, and which of them became candidates, in typed arrays that expire old alignments without deletions.
  * @module
  */
 
 import { SIGNATURE_MAX_FRAMES } from "../fingerprint/signature.ts";
 
-/**
- * Bits (log2) of a vote-table generation's filter of present alignments: about 32 per entry of the generation's
- * table, at most 32768 (4 KB).
- */
-const SEEN_BITS_PER_ENTRY_LOG2 = 5;
-const SEEN_MAX_LOG2 = 15;
-/** A generation grows (by half) when this full. */
-const MAX_LOAD = 0.7;
-/**
- * A generation is sized to be this full at the end of its epoch: at 0.6 the longer probe runs cost the matcher
- * stage ~8% with 10,000 active signatures (bench/fingerprint_speed.ts), at 0.5 it is as fast as before.
- */
-const TARGET_LOAD = 0.5;
-/** A generation keeps its table across epochs while it would be between these loads at the end of one. */
-const KEEP_LOAD_MIN = 0.45;
-const KEEP_LOAD_MAX = 0.6;
-
-/** Vote-table entry states: gathering votes, or handed to the checks (never queued twice). */
-export const NEW = 0, QUEUED = 1;
-
-/** Int32 words per entry of a {@link VoteTable}: its key, then 0 (a free place) or its fields (see {@link fields}). */
-const ENTRY_WORDS = 2;
-/** Low bits of an alignment's frame s kept in its key, and of the last voting frame kept in its fields. */
-const S_BITS = 9;
-const S_MASK = (1 << S_BITS) - 1;
 /** Frames between a voting target frame t and the alignment s it votes for: t − s in [0, MAX_LAG). */
 export const MAX_LAG = SIGNATURE_MAX_FRAMES;
-const OCCUPIED = 1 << 30;
+/**
+ * Frames a generation spans: a block's lag, so that a vote can reach no alignment of the generation before the
+ * older one (every vote for an alignment s comes from a frame in [s, s + MAX_LAG)), and the alignments of one
+ * generation, s in [E − MAX_LAG + 1, E + EPOCH_FRAMES) for the epoch starting at E, fit in {@link REL_BITS}.
+ */
+export const EPOCH_FRAMES = MAX_LAG;
+/** Values of an alignment's s relative to its generation's first possible s (rel), and the bits they take. */
+const REL_SPAN = EPOCH_FRAMES + MAX_LAG - 1;
+const REL_BITS = 8;
+const REL_MASK = (1 << REL_BITS) - 1;
+if (REL_SPAN > 1 << REL_BITS) throw new Error("vote_table: a generation's alignments do not fit in its keys");
+/** An entry's flag: the alignment is a candidate already (never handed out twice). */
+const QUEUED = 1 << 31;
+/** Places per run: a cache line of 4-byte entries; an alignment's neighbours s ± 1 mostly share its run. */
+const RUN = 16;
+/** A generation grows (by half) when this full. */
+const MAX_LOAD = 0.75;
+/** A generation is sized to be this full at the end of its epoch. */
+const TARGET_LOAD = 0.55;
+/** A generation keeps its table across epochs while it would be between these loads at the end of one. */
+const KEEP_LOAD_MIN = 0.45;
+const KEEP_LOAD_MAX = 0.65;
+/** A vote of this worth makes its alignment a candidate on its own (see {@link VoteTable.vote}). */
+export const CANDIDATE_VOTES = 2;
 
-/** Key of alignment (slot, s): slot and the low S_BITS of s (unique among the live alignments, see VoteTable). */
-function keyOf(slot: number, s: number): number {
-  return (slot << S_BITS) | (s & S_MASK);
-}
-
-/** Fields word of an entry: occupied, state, votes (0..255) and the low S_BITS of the last voting frame. */
-function fields(state: number, votes: number, last: number): number {
-  return OCCUPIED | (state << 17) | (votes << S_BITS) | (last & S_MASK);
-}
-
-/** One generation's table: open-addressed entries and the filter of the alignments in it. */
+/** One generation's table: open-addressed entries of the alignments voted for in its epoch. */
 class Generation {
-  /** Entries, ENTRY_WORDS each (entry h at h·ENTRY_WORDS). */
+  /**
+   * Entries: 0 (a free place) or 1 + (slot << REL_BITS | rel), rel = s − base, with the QUEUED flag. The key
+   * leaves the top bit free for slots below 2^23 (SignatureIndex's most).
+   */
   e = new Int32Array(0);
-  /** Places (a multiple of 8; 0 until the first vote). */
+  /** Places (a multiple of RUN; 0 until the first vote). */
   cap = 0;
-  /** Places per run of eight, over 2^21: a hash's top 21 bits times this is its run (exact in float64). */
+  /** Runs over 2^21: a hash's top 21 bits times this is its run (exact in float64). */
   scale = 0;
   used = 0;
-  /**
-   * A bitset over a hash of (slot, s): bit clear means no such entry here. Most votes are for alignments seen
-   * nowhere before, and their lookups in the older generation and of the neighbours are cache misses in a table
-   * of a hundred KB; this filter (at most 4 KB) answers most of them (a set bit is only a maybe). Sized with the
-   * table when the generation's epoch starts (a grown table keeps its filter).
-   */
-  seen = new Int32Array(0);
-  /** 32 − log2 of the filter's bits. */
-  seenShift = 32;
+  /** The first s this generation's epoch can vote for: its first frame − MAX_LAG + 1. */
+  base = 0;
 
-  /** A fresh (empty) table of `cap` places and its filter. */
+  /** A fresh (empty) table of `cap` places. */
   allocate(cap: number): void {
     this.cap = cap;
-    this.scale = (cap >>> 3) / 2097152;
-    this.e = new Int32Array(cap * ENTRY_WORDS);
-    this.#newFilter();
+    this.scale = cap / RUN / 2097152;
+    this.e = new Int32Array(cap);
     this.used = 0;
   }
 
-  /** An empty filter sized for the table. */
-  #newFilter(): void {
-    const log2 = Math.min(SEEN_MAX_LOG2, Math.ceil(Math.log2(this.cap)) + SEEN_BITS_PER_ENTRY_LOG2);
-    this.seenShift = 32 - log2;
-    this.seen = new Int32Array((1 << log2) >> 5);
-  }
-
-  /** Bit of (slot, s) in the filter. */
-  seenBit(slot: number, s: number): number {
-    return Math.imul(slot ^ Math.imul(s, 0x85ebca6b), 0x9e3779b1) >>> this.seenShift;
-  }
-
-  /** False if this generation surely has no entry of (slot, s). */
-  mayHave(slot: number, s: number): boolean {
-    if (this.cap === 0) return false;
-    const b = this.seenBit(slot, s);
-    return (this.seen[b >>> 5]! & (1 << (b & 31))) !== 0;
-  }
-
   /**
-   * Place of the alignment with key `key` (from the key alone, so that growing can move entries): alignments of
-   * a slot in runs of eight places (one cache line), so that s and its neighbours, looked up together by the
-   * neighbour check, mostly share a line.
+   * Place of the alignment (slot, rel) (from the key alone, so that growing can move entries): the alignments of
+   * a slot in runs of RUN places (one cache line) by rel / RUN, so that s and its neighbours, looked up
+   * together, mostly share a line.
    */
-  home(key: number): number {
-    const run = Math.imul(key >>> S_BITS, 0x9e3779b1) ^ Math.imul((key & S_MASK) >> 3, 0x85ebca6b);
-    return (((run >>> 11) * this.scale) << 3) | (key & 7);
+  home(slot: number, rel: number): number {
+    const run = Math.imul(slot, 0x9e3779b1) ^ Math.imul(rel >> 4, 0x85ebca6b);
+    return (((run >>> 11) * this.scale) << 4) | (rel & (RUN - 1));
   }
 
-  /** Index of the entry with key `key`, or of the free place where it would go. */
-  find(key: number): number {
-    const cap = this.cap, e = this.e;
-    for (let h = this.home(key);; h = h + 1 === cap ? 0 : h + 1) {
-      const at = h * ENTRY_WORDS;
-      if (e[at + 1] === 0 || e[at] === key) return h;
+  /** Index of the entry of (slot, rel) (its word is 1 + key), or of the free place where it would go. */
+  find(slot: number, rel: number): number {
+    const cap = this.cap, e = this.e, word = ((slot << REL_BITS) | rel) + 1;
+    for (let h = this.home(slot, rel);; h = h + 1 === cap ? 0 : h + 1) {
+      const w = e[h]!;
+      if (w === 0 || (w & ~QUEUED) === word) return h;
     }
   }
 
-  /** Empties the table for a new epoch, sized for `expect` alignments (as many as the epoch before had). */
-  restart(expect: number, firstCap: number): void {
+  /** The entry of s (0 if none: also for an s this generation cannot hold). */
+  get(slot: number, s: number): number {
+    const rel = s - this.base;
+    if (this.cap === 0 || rel >>> 0 >= REL_SPAN) return 0;
+    return this.e[this.find(slot, rel)]!;
+  }
+
+  /** Empties the table for the epoch of frames from `first`, sized for `expect` alignments. */
+  restart(first: number, expect: number, firstCap: number): void {
+    this.base = first - MAX_LAG + 1;
     if (this.cap === 0) return;
-    const want = Math.max(firstCap, Math.ceil(expect / TARGET_LOAD / 8) * 8);
+    const want = Math.max(firstCap, Math.ceil(expect / TARGET_LOAD / RUN) * RUN);
     if (want !== this.cap && (expect < this.cap * KEEP_LOAD_MIN || expect > this.cap * KEEP_LOAD_MAX)) {
       this.allocate(want);
     } else if (this.used > 0) {
-      const e = this.e;
-      for (let i = 1; i < e.length; i += ENTRY_WORDS) e[i] = 0;
+      this.e.fill(0);
       this.used = 0;
-      // A table that grew in its last epoch gets the filter its size deserves.
-      if (
-        32 - this.seenShift <
-          Math.min(SEEN_MAX_LOG2, Math.ceil(Math.log2(this.cap)) + SEEN_BITS_PER_ENTRY_LOG2)
-      ) {
-        this.#newFilter();
-      } else this.seen.fill(0);
     }
   }
 
-  /** The table half as large again, with its entries (the filter stays: it hashes the whole s). */
+  /** The table half as large again, with its entries. */
   grow(): void {
     const old = this.e;
-    const cap = Math.ceil((this.cap * 1.5) / 8) * 8;
-    this.cap = cap;
-    this.scale = (cap >>> 3) / 2097152;
-    const e = (this.e = new Int32Array(cap * ENTRY_WORDS));
-    for (let i = 0; i < old.length; i += ENTRY_WORDS) {
-      if (old[i + 1] === 0) continue;
-      const at = this.find(old[i]!) * ENTRY_WORDS;
-      e[at] = old[i]!;
-      e[at + 1] = old[i + 1]!;
+    this.allocate(Math.ceil((this.cap * 1.5) / RUN) * RUN);
+    const e = this.e;
+    for (let i = 0; i < old.length; i++) {
+      const w = old[i]!;
+      if (w === 0) continue;
+      const key = (w & ~QUEUED) - 1;
+      e[this.find(key >>> REL_BITS, key & REL_MASK)] = w;
+      this.used++;
     }
   }
 }
 
 /**
- * Votes per alignment (signature slot, target frame s of its frame 0) in typed arrays: two open-addressed
- * generations of EPOCH frames each, so entries expire without deletions (a candidate's hits span at most one
- * block, i.e. two consecutive epochs). An entry is 8 bytes, eight to a cache line (a vote for an alignment not
- * seen for a while, the common case, misses the cache once, and the tables of many streams share the cache): the
- * live alignments of a slot lie within two epochs and a block's lag of each other, fewer than 2^S_BITS frames,
- * so the low bits of s tell them apart; so do the low bits of the last voting frame tell it from the current one.
+ * The votes of the forward search per alignment (signature slot, target frame s of its frame 0), and the rule
+ * that makes an alignment a candidate: two votes from different target frames (a near-exact hit is worth two
+ * on its own), or one with a vote for a neighbouring alignment s ± 1 (the grids differ by up to half a hop).
  *
- * Memory follows the votes: nothing is allocated until the first vote (a stream whose frames never hit an active
- * signature holds no table), and each generation's table is sized when its epoch starts for as many alignments
- * as the epoch before had (growing by half when it fills up): with 10,000 active signatures a stream's
- * generations hold a few thousand alignments each, and tables of a power of two that only grew held 1.4–2.9
- * times what they needed (130–270 KB a stream).
+ * Most votes are the only one their alignment ever gets (with 10,000 active signatures, 98% of them), so the
+ * table keeps what the rule needs and no more: a 4-byte entry per alignment voted for, holding its key and
+ * whether it is a candidate already; an alignment that is not yet a candidate has exactly one vote (two would
+ * have made it one), and the target frame that gave it matters only for the votes of that same frame, which
+ * {@link vote} tells by the keys it added during the frame.
+ *
+ * Two open-addressed generations of EPOCH_FRAMES frames each expire alignments without deletions: every vote
+ * for s comes from a frame in [s, s + MAX_LAG), so once a generation is two epochs old no vote, and no
+ * neighbour lookup, can reach its alignments. Memory follows the votes: nothing is allocated until the first
+ * vote, and each generation's table is sized when its epoch starts for as many alignments as the epoch before
+ * had (growing by half when it fills up).
  */
 export class VoteTable {
   readonly #firstCap: number;
@@ -167,112 +133,134 @@ export class VoteTable {
   #cur = new Generation();
   #old = new Generation();
   #epoch = -1;
+  /** Keys added to the current generation as not candidates during frame #frame (see {@link vote}). */
+  #fresh = new Int32Array(64);
+  #freshCount = 0;
+  #frame = -1;
 
   /**
-   * A table of `cap` places per generation (a multiple of 8) from the first vote on; it grows by half when a
-   * generation is 70% full, and is sized again for each epoch.
+   * A table of `cap` places per generation (a multiple of 16) from the first vote on; it grows by half when a
+   * generation is 75% full, and is sized again for each epoch.
    */
   constructor(cap = 64) {
-    if (!(cap >= 8 && cap % 8 === 0)) throw new RangeError(`VoteTable: ${cap} places is not a multiple of 8`);
+    if (!(cap >= RUN && cap % RUN === 0)) {
+      throw new RangeError(`VoteTable: ${cap} places is not a multiple of ${RUN}`);
+    }
     this.#firstCap = cap;
   }
 
   /** Bytes held. */
   get bytes(): number {
-    const a = this.#cur, b = this.#old;
-    return a.e.byteLength + b.e.byteLength + a.seen.byteLength + b.seen.byteLength;
+    return this.#cur.e.byteLength + this.#old.e.byteLength + this.#fresh.byteLength;
   }
 
-  /**
-   * Moves to the epoch of frame `t` (clearing the older generation when a new epoch starts). Epochs of
-   * `epochFrames` must keep two epochs and a lag within 2^S_BITS frames.
-   */
-  advance(t: number, epochFrames: number): void {
-    if (2 * epochFrames + MAX_LAG > 1 << S_BITS) {
-      throw new RangeError(`VoteTable: epochs of ${epochFrames} frames are too long`);
-    }
-    const e = Math.floor(t / epochFrames);
+  /** Moves to the epoch of frame `t` (clearing the older generation when a new epoch starts). */
+  advance(t: number): void {
+    const e = Math.floor(t / EPOCH_FRAMES);
     if (e === this.#epoch) return;
     const old = this.#old;
     this.#old = this.#cur;
     this.#cur = old;
-    if (e === this.#epoch + 1) old.restart(this.#old.used, this.#firstCap);
+    const first = e * EPOCH_FRAMES;
+    if (e === this.#epoch + 1) old.restart(first, this.#old.used, this.#firstCap);
     else {
-      old.restart(0, this.#firstCap);
-      this.#old.restart(0, this.#firstCap);
+      old.restart(first, 0, this.#firstCap);
+      this.#old.restart(first - EPOCH_FRAMES, 0, this.#firstCap);
     }
     this.#epoch = e;
   }
 
   /**
-   * Loads the current generation's place of each alignment (slots[x], t − pos[x]) for x < n: the votes of one
+   * Loads the place of each alignment (slots[x], t − pos[x]) for x < n in both generations: the votes of one
    * target frame, whose table lines are mostly cache misses independent of each other, so loaded together here
    * they overlap instead of stalling one vote after another. Changes nothing; returns a value for the caller to
    * keep, so that the loads are not optimised away.
    */
   touch(slots: Int32Array, pos: Int32Array, t: number, n: number): number {
-    const g = this.#cur;
-    if (g.cap === 0) return 0;
-    const e = g.e;
+    const c = this.#cur, o = this.#old;
     let acc = 0;
-    for (let x = 0; x < n; x++) acc ^= e[g.home(keyOf(slots[x]!, t - pos[x]!)) * ENTRY_WORDS + 1]!;
+    if (c.cap !== 0) {
+      const ce = c.e, cb = t - c.base;
+      for (let x = 0; x < n; x++) acc ^= ce[c.home(slots[x]!, cb - pos[x]!)]!;
+    }
+    // The older generation holds alignments before the epoch's first frame only.
+    if (o.cap !== 0) {
+      const oe = o.e, ob = t - o.base, lim = t - c.base - MAX_LAG + 1;
+      for (let x = 0; x < n; x++) {
+        const p = pos[x]!;
+        if (p > lim) acc ^= oe[o.home(slots[x]!, ob - p)]!;
+      }
+    }
     return acc;
   }
 
   /**
-   * Adds a vote from target frame `t` (once per frame) worth `w` to alignment s (t − MAX_LAG < s ≤ t); returns
-   * the entry's state before, the votes after in `out[0]` and a handle (for {@link setState}) in `out[1]`.
+   * Adds a vote worth `w` (1 or 2) from target frame `t` to alignment s (t − MAX_LAG < s ≤ t; frames in
+   * ascending order, a frame's votes together): true if that makes the alignment a candidate (by the rule
+   * above), which it is from then on, so true comes once per alignment.
    */
-  vote(slot: number, s: number, t: number, w: number, out: Int32Array): number {
+  vote(slot: number, s: number, t: number, w: number): boolean {
     if ((t - s) >>> 0 >= MAX_LAG) throw new RangeError(`VoteTable: frame ${t} votes for alignment ${s}`);
-    // Merge with the older generation's entry, if any, by moving it into the current one.
+    if (t !== this.#frame) {
+      this.#frame = t;
+      this.#freshCount = 0;
+    }
     const g = this.#cur;
     if (g.cap === 0) g.allocate(this.#firstCap);
-    const key = keyOf(slot, s);
-    let h = g.find(key);
-    let f = g.e[h * ENTRY_WORDS + 1]!;
-    if (f === 0) {
+    const rel = s - g.base, word = ((slot << REL_BITS) | rel) + 1;
+    let h = g.find(slot, rel);
+    const f = g.e[h]!;
+    if (f !== 0) {
+      if (f < 0) return false;
+      // One vote so far: from another frame this is the second (a candidate), from this one nothing new.
+      if (!this.#isFresh(word)) {
+        g.e[h] = f | QUEUED;
+        return true;
+      }
+    } else {
       if (g.used >= g.cap * MAX_LOAD) {
         g.grow();
-        h = g.find(key);
+        h = g.find(slot, rel);
       }
-      const o = this.#old;
-      const older = o.mayHave(slot, s) ? o.e[o.find(key) * ENTRY_WORDS + 1]! : 0;
-      g.e[h * ENTRY_WORDS] = key;
       g.used++;
-      const b = g.seenBit(slot, s);
-      g.seen[b >>> 5]! |= 1 << (b & 31);
-      // No vote yet: the last voting frame is one that is not t.
-      f = older !== 0 ? older : fields(NEW, 0, t + 1);
+      // Merge with the older generation's entry, if any: its one vote came from an earlier frame.
+      const older = this.#old.get(slot, s);
+      if (older !== 0 || w >= CANDIDATE_VOTES) {
+        g.e[h] = word | QUEUED;
+        return older >= 0;
+      }
+      g.e[h] = word;
+      this.#addFresh(word);
     }
-    let votes = (f >> S_BITS) & 255;
-    if ((f & S_MASK) !== (t & S_MASK)) {
-      votes = Math.min(255, votes + w);
-      f = fields((f >> 17) & 1, votes, t);
+    if (this.#has(slot, s - 1) || this.#has(slot, s + 1)) {
+      g.e[h] = word | QUEUED;
+      return true;
     }
-    g.e[h * ENTRY_WORDS + 1] = f;
-    out[0] = votes;
-    out[1] = h;
-    return (f >> 17) & 1;
+    return false;
   }
 
-  /** Votes of a neighbouring alignment (0 if none). */
-  votesAt(slot: number, s: number): number {
-    return Math.max(this.#votesIn(this.#cur, slot, s), this.#votesIn(this.#old, slot, s));
+  /** True if alignment (slot, s) has a vote (t − MAX_LAG ≤ s ≤ t + 1 for the current frame t). */
+  has(slot: number, s: number): boolean {
+    return this.#has(slot, s);
   }
 
-  #votesIn(g: Generation, slot: number, s: number): number {
-    if (!g.mayHave(slot, s)) return 0;
-    const f = g.e[g.find(keyOf(slot, s)) * ENTRY_WORDS + 1]!;
-    return f !== 0 ? (f >> S_BITS) & 255 : 0;
+  #has(slot: number, s: number): boolean {
+    return this.#cur.get(slot, s) !== 0 || this.#old.get(slot, s) !== 0;
   }
 
-  /** Sets the state of the entry behind `handle` (from the last {@link vote}: the current generation's). */
-  setState(handle: number, state: number): void {
-    const e = this.#cur.e, at = handle * ENTRY_WORDS + 1;
-    e[at] = (e[at]! & ~(1 << 17)) | (state << 17);
+  /** True if `word` was added during the current frame. */
+  #isFresh(word: number): boolean {
+    const f = this.#fresh;
+    for (let i = this.#freshCount - 1; i >= 0; i--) if (f[i] === word) return true;
+    return false;
+  }
+
+  #addFresh(word: number): void {
+    if (this.#freshCount === this.#fresh.length) {
+      const grown = new Int32Array(this.#fresh.length * 2);
+      grown.set(this.#fresh);
+      this.#fresh = grown;
+    }
+    this.#fresh[this.#freshCount++] = word;
   }
 }
-
-/** Frames a vote table generation spans (≥ a block, so a candidate's votes live in two generations). */
-export const EPOCH_FRAMES = 160;
