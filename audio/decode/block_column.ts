@@ -2,7 +2,7 @@
  * A column of exact integers (up to 2^53) in the slots of a circular buffer, stored as small offsets: a stream's
  * per-message columns (capture times, sample positions, ordinals) change little from one message to the next, so
  * each slot holds its value's offset from its block's base (the value of the block's first slot, one float64 per
- * {@link BLOCK} slots) in 16 or 32 bits. A value too far from its base (a capture time after a long silence)
+ * {@link BLOCK} slots) in 8, 16 or 32 bits. A value too far from its base (a capture time after a long silence)
  * is kept exactly in a side map.
  *
  * The owner writes slots in ring order and must not write a block's first slot while any other slot of that block
@@ -13,10 +13,11 @@
 
 /** Slots per block (one float64 base each). */
 export const BLOCK = 16;
-const BLOCK_LOG2 = 4;
+/** log2 of {@link BLOCK}: the block of slot s is s >> BLOCK_LOG2. */
+export const BLOCK_LOG2 = 4;
 
-/** Offset widths: 16 bits (ordinals, sample counts of one message) or 32 bits (times, positions). */
-export type ColumnWidth = 16 | 32;
+/** Offset widths: 8 bits (ordinals), 16 bits (sample counts of one message) or 32 bits (times, positions). */
+export type ColumnWidth = 8 | 16 | 32;
 
 /** True if writing ring slot `slot` with `count` slots live (of `capacity`) needs a larger ring first. */
 export function mustGrow(slot: number, count: number, capacity: number): boolean {
@@ -30,7 +31,7 @@ export function blockCapacity(n: number): number {
 
 /** One column of a ring of `capacity` slots (a multiple of {@link BLOCK}). */
 export class BlockColumn {
-  readonly #off: Int16Array | Int32Array;
+  readonly #off: Int8Array | Int16Array | Int32Array;
   /** Base of each block; 0 for an absolute column (no base). */
   readonly #base: Float64Array;
   readonly #relative: boolean;
@@ -47,9 +48,13 @@ export class BlockColumn {
     if (capacity % BLOCK !== 0) {
       throw new RangeError(`BlockColumn: capacity ${capacity} is not a multiple of ${BLOCK}`);
     }
-    this.#off = width === 16 ? new Int16Array(capacity) : new Int32Array(capacity);
-    this.#escape = width === 16 ? -0x8000 : -0x80000000;
-    this.#max = width === 16 ? 0x7fff : 0x7fffffff;
+    this.#off = width === 8
+      ? new Int8Array(capacity)
+      : width === 16
+      ? new Int16Array(capacity)
+      : new Int32Array(capacity);
+    this.#max = 2 ** (width - 1) - 1;
+    this.#escape = -this.#max - 1;
     this.#relative = relative;
     this.#base = new Float64Array(relative ? capacity / BLOCK : 0);
   }
