@@ -61,10 +61,11 @@ const MIN_SPANS = 64;
  * the lengths in between. Entries that own no instant are never a span (they contain no sample; {@link spans}
  * leaves them out), but they are the stream's messages as a follower reads them (capture_times.ts).
  *
- * Kept as parallel typed columns in a circular buffer, ~8.5 bytes an entry (float64 columns cost 24, an object
+ * Kept as parallel typed columns in a circular buffer, ~7.5 bytes an entry (float64 columns cost 24, an object
  * with a bigint ~100): capture times as ns offsets from a per-stream bigint base (exact to the ns within 104 days
- * of it) and message ordinals, each as a 32- or 8-bit offset from the value of its block's first entry
- * (block_column.ts), native lengths as int16 (negative for a gap), and one float64 native start per block.
+ * of it), message ordinals, and native lengths (negative for a gap), each as an offset from the value of its
+ * block's first entry (block_column.ts: 32 bits for times, 8 for the others while they fit), and one float64
+ * native start per block.
  */
 export class Timeline {
   /** Native rate of the stream, Hz. */
@@ -76,7 +77,7 @@ export class Timeline {
   /** Capture time, ns from {@link #timeBase}. */
   #time = new BlockColumn(0, 32);
   /** Native samples of the entry's message, negated for a gap. */
-  #frames = new BlockColumn(0, 16, false);
+  #frames = new BlockColumn(0, 8);
   #msg = new BlockColumn(0, 8);
   /** Native start of each block's first entry (the others follow from the lengths before them). */
   #nativeBase = new Float64Array(0);
@@ -378,9 +379,9 @@ export class Timeline {
     const fresh = blockCapacity(
       Math.max(MIN_SPANS, n + 1 + BLOCK, Math.ceil(cap * 1.25), Math.min(fits, cap * 8)),
     );
-    const time = new BlockColumn(fresh, 32);
-    const frames = new BlockColumn(fresh, 16, false);
-    const msg = new BlockColumn(fresh, 8);
+    const time = new BlockColumn(fresh, this.#time.width);
+    const frames = new BlockColumn(fresh, this.#frames.width);
+    const msg = new BlockColumn(fresh, this.#msg.width);
     const nativeBase = new Float64Array(fresh / BLOCK);
     let native = n > 0 ? this.#nativeOf(this.#slot(0)) : 0;
     for (let r = 0; r < n; r++) {
