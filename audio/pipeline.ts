@@ -397,7 +397,7 @@ export class TargetPipeline {
     });
     this.#store = new FrameStore(Math.ceil(keep / hop));
     // Entries before the frames held are never read (see #noteTime).
-    this.#times = new CaptureTimes({ horizonSamples: this.#store.capacity * hop });
+    this.#times = new CaptureTimes(this.decoder.timeline, { horizonSamples: this.#store.capacity * hop });
     const analyzer = new FrameAnalyzer(this.#params);
     this.#fp = new Fingerprinter(this.#ring, this.#store, analyzer);
     this.#aligner = new FineAligner(analyzer);

@@ -63,3 +63,27 @@ Deno.test("block column: the ring grows before a block's first slot while the bl
   strictEqual(blockCapacity(BLOCK + 1), 2 * BLOCK);
   throws(() => new BlockColumn(BLOCK + 1, 32), RangeError);
 });
+
+Deno.test("block column: 8-bit offsets, and a column widens once more than 1/64 of its slots are far", () => {
+  const cap = 16 * BLOCK;
+  const c = new BlockColumn(cap, 8);
+  // Message lengths of a steady stream: all equal to their block's first, 1 byte a slot.
+  for (let s = 0; s < cap; s++) c.set(s, 160);
+  strictEqual(c.width, 8);
+  strictEqual(c.bytes, cap + (cap / BLOCK) * 8);
+  // A few gaps (negated lengths) stay in the side map ...
+  for (const s of [1, 50, 99, 130]) c.set(s, -4000);
+  strictEqual(c.width, 8);
+  strictEqual(c.get(50), -4000);
+  // ... a chunked stream's lengths widen the column: exact, and the side map empties.
+  const v = (s: number) => [1, 50, 99, 130].includes(s) ? -4000 : 80 + ((s * 7919) % 900);
+  for (let s = 0; s < cap; s++) c.set(s, v(s));
+  strictEqual(c.width, 16);
+  for (let s = 0; s < cap; s++) strictEqual(c.get(s), v(s), `slot ${s}`);
+  strictEqual(c.bytes, 2 * cap + (cap / BLOCK) * 8, "the gaps too fit 16 bits: no side map left");
+  // Absolute columns widen the same way, up to 32 bits.
+  const a = new BlockColumn(cap, 8, false);
+  for (let s = 0; s < cap; s++) a.set(s, s * 100_000);
+  strictEqual(a.width, 32);
+  for (let s = 0; s < cap; s++) strictEqual(a.get(s), s * 100_000);
+});

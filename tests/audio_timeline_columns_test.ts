@@ -1,4 +1,4 @@
-import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { Timeline } from "../audio/decode/timeline.ts";
 import { CaptureTimes } from "../audio/decode/capture_times.ts";
 import { gapHints } from "../audio/align/gap_hints.ts";
@@ -51,12 +51,12 @@ Deno.test("timeline columns: exact capture times and ordinals through many wraps
   });
 });
 
-Deno.test("timeline columns: a 33 s lookback of 20 ms messages takes under 25 KB", () => {
-  // ~14 bytes a span (float64 columns took 24), and the store sized for what the lookback holds (1,672 spans)
-  // rather than the next power of two (2,048): it was 49 KB.
+Deno.test("timeline columns: a 33 s lookback of 20 ms messages takes under 15 KB", () => {
+  // ~8.5 bytes an entry (float64 columns took 24; a native start column and 16-bit ordinals, 13.5), and the store
+  // sized for what the lookback holds (1,672 spans) rather than the next power of two (2,048): it was 49 KB.
   const tl = new Timeline(8000, { lookbackSamples: 267_456 });
   for (let i = 0; i < 5000; i++) tl.append(i, T0 + BigInt(i) * 20_000_000n, 160);
-  ok(tl.bytes <= 25_000, `${tl.bytes} bytes`);
+  ok(tl.bytes <= 15_000, `${tl.bytes} bytes`);
   strictEqual(tl.spans().length, 1672);
 });
 
@@ -97,16 +97,18 @@ Deno.test("timeline columns: capture times that jump by more than 104 days: the 
 
 Deno.test("capture times: the same bound and gap hints as bigint arrays", () => {
   const rnd = lcg(2);
-  const ct = new CaptureTimes();
+  const tl = new Timeline(8000, { lookbackSamples: 8000 });
+  const ct = new CaptureTimes(tl);
   const times: bigint[] = [];
   const starts: number[] = [];
   let sample = 0;
   for (let i = 0; i < 3000; i++) {
-    // 20 ms messages; now and then one lost (a capture-time gap) or captured out of order.
-    const n = 160;
+    // 20 ms messages; now and then one lost (a capture-time gap), captured out of order, or empty.
+    const n = rnd() < 0.02 ? 0 : 160;
     const lost = rnd() < 0.03 ? 20_000_000n : 0n;
     const jitter = BigInt(Math.floor((rnd() - 0.8) * 3_000_000));
     const t = T0 + BigInt(i) * 20_000_000n + lost + jitter;
+    tl.append(i, t, n);
     ct.push(t, sample);
     times.push(t);
     starts.push(sample);
@@ -124,35 +126,67 @@ Deno.test("capture times: the same bound and gap hints as bigint arrays", () => 
     strictEqual(ct.firstSampleAtOrAfter(t, sample), lo < times.length ? starts[lo]! : sample);
     const from = Math.floor(rnd() * sample), to = from + Math.floor(rnd() * 40_000);
     const w = ct.window(from, to);
-    ok(w.times.length <= (to - from) / 160 + 3);
+    ok(w.times.length <= (to - from) / 160 + 3 + 20);
     deepStrictEqual(
       gapHints(w.times, w.starts, sample, 8000, from, to),
       gapHints(times, starts, sample, 8000, from, to),
     );
   }
-  // The entry holding sample 100,001 stays (the bound reads it), those before it go.
+  // The entry holding sample 100,001 stays (the bound reads it), those before it go; the timeline, whose own
+  // lookback is shorter, kept them until then.
   ct.pruneBefore(100_001);
-  strictEqual(ct.startAt(0), 100_000);
-  strictEqual(ct.length, 3000 - 625);
-  ok(ct.bytes <= 4096 * 10, `${ct.bytes} bytes`);
+  const kept = starts.findLastIndex((s) => s <= 100_001);
+  strictEqual(ct.startAt(0), starts[kept]!);
+  strictEqual(ct.timeAt(0), times[kept]!);
+  strictEqual(ct.length, 3000 - kept);
+  strictEqual(tl.firstSample, sample - 8000 - ((sample - 8000) % 160));
+  strictEqual(ct.bytes, 0);
 });
 
-Deno.test("capture times: sized for the horizon the owner keeps, ~9 bytes a message, pruned every 256", () => {
+Deno.test("capture times: one entry per timeline append, checked; no storage of their own", () => {
+  const tl = new Timeline(16000, { lookbackSamples: 800 });
+  const ct = new CaptureTimes(tl, { horizonSamples: 800 });
+  // A media gap and its message: two entries, pushed after both were appended.
+  tl.append(0, T0, 320);
+  ct.push(T0, 0);
+  tl.append(1, T0 + 5n, 640, true);
+  tl.append(1, T0 + 40_000_000n, 320);
+  ct.push(T0 + 5n, 160);
+  ct.push(T0 + 40_000_000n, 480);
+  deepStrictEqual([0, 1, 2].map((i) => ct.timeAt(i)), [T0, T0 + 5n, T0 + 40_000_000n]);
+  throws(() => ct.push(T0 + 60_000_000n, 640), Error, "no entry left");
+  tl.append(2, T0 + 60_000_000n, 320);
+  throws(() => ct.push(T0 + 60_000_000n, 641), Error, "another start");
+});
+
+Deno.test("capture times: sized for the horizon the owner keeps, pruned every 256, in the timeline's bytes", () => {
   // The target pipeline's horizon (2,048 frames of 128 samples) of 20 ms messages: 1,638 messages and up to 255
-  // more between prunings. Float64 columns grown by doubling took 2,048 × 16 bytes (33 KB).
+  // more between prunings, beyond the timeline's own 33 s lookback (1,672). Its own columns took 17 KB.
   const horizon = 2048 * 128;
-  const ct = new CaptureTimes({ horizonSamples: horizon });
+  const tl = new Timeline(8000, { lookbackSamples: 267_456 });
+  const ct = new CaptureTimes(tl, { horizonSamples: horizon });
   let most = 0;
   for (let i = 0; i < 20_000; i++) {
     const sample = i * 160;
-    ct.push(T0 + BigInt(i) * 20_000_000n, sample, Math.max(0, sample - horizon));
+    const t = T0 + BigInt(i) * 20_000_000n;
+    tl.append(i, t, 160);
+    ct.push(t, sample, Math.max(0, sample - horizon));
     most = Math.max(most, ct.length);
-    if (i >= 1000) strictEqual(ct.timeAt(ct.length - 1), T0 + BigInt(i) * 20_000_000n);
+    if (i >= 1000) {
+      strictEqual(ct.timeAt(ct.length - 1), t);
+      strictEqual(ct.timeAt(0), T0 + BigInt(i + 1 - ct.length) * 20_000_000n);
+    }
   }
   ok(most < 1638 + 256 + 2, `${most} held at most`);
-  ok(ct.bytes <= 19_000, `${ct.bytes} bytes`);
+  ok(most > 1672, `${most}: beyond the timeline's lookback`);
+  ok(tl.bytes <= 17_000, `${tl.bytes} bytes`);
   // Without `oldest` nothing is pruned.
-  const all = new CaptureTimes();
-  for (let i = 0; i < 600; i++) all.push(T0 + BigInt(i), i * 160);
+  const tl2 = new Timeline(8000, { lookbackSamples: 800 });
+  const all = new CaptureTimes(tl2);
+  for (let i = 0; i < 600; i++) {
+    tl2.append(i, T0 + BigInt(i), 160);
+    all.push(T0 + BigInt(i), i * 160);
+  }
   strictEqual(all.length, 600);
+  strictEqual(all.startAt(0), 0);
 });

@@ -101,3 +101,26 @@ Deno.test("timeline: bad construction arguments throw", () => {
   throws(() => new Timeline(4000), RangeError);
   throws(() => new Timeline(8000, { lookbackSamples: -1 }), RangeError);
 });
+
+Deno.test("timeline: every append is an entry; a follower keeps older entries without the lookback seeing them", () => {
+  const tl = new Timeline(8000, { lookbackSamples: 800 });
+  tl.retainFrom(0);
+  for (let i = 0; i < 100; i++) {
+    // Every tenth message empty: an entry that owns no sample.
+    tl.append(i, T0 + BigInt(i) * 20_000_000n, i % 10 === 5 ? 0 : 160);
+  }
+  equal(tl.appended, 100);
+  equal(tl.entryStart(0), 0);
+  equal(tl.entryStart(6), 5 * 160, "after the empty message, where it was");
+  equal(tl.entryStart(5), 5 * 160);
+  equal(tl.entryTime(5), T0 + 100_000_000n);
+  // The lookback's own view: 800 samples, no empty span among its spans.
+  equal(tl.locate(0), undefined);
+  equal(tl.firstSample, tl.length - 800);
+  equal(tl.spans().length, 5);
+  ok(tl.spans().every((s) => s.end > s.start));
+  tl.retainFrom(50);
+  throws(() => tl.entryStart(49), RangeError);
+  equal(tl.entryStart(50), 45 * 160);
+  ok(tl.bytes < 2000, `${tl.bytes}`);
+});

@@ -2,7 +2,7 @@
  * A column of exact integers (up to 2^53) in the slots of a circular buffer, stored as small offsets: a stream's
  * per-message columns (capture times, sample positions, ordinals) change little from one message to the next, so
  * each slot holds its value's offset from its block's base (the value of the block's first slot, one float64 per
- * {@link BLOCK} slots) in 16 or 32 bits. A value too far from its base (a capture time after a long silence)
+ * {@link BLOCK} slots) in 8, 16 or 32 bits. A value too far from its base (a capture time after a long silence)
  * is kept exactly in a side map.
  *
  * The owner writes slots in ring order and must not write a block's first slot while any other slot of that block
@@ -13,10 +13,11 @@
 
 /** Slots per block (one float64 base each). */
 export const BLOCK = 16;
-const BLOCK_LOG2 = 4;
+/** log2 of {@link BLOCK}: the block of slot s is s >> BLOCK_LOG2. */
+export const BLOCK_LOG2 = 4;
 
-/** Offset widths: 16 bits (ordinals, sample counts of one message) or 32 bits (times, positions). */
-export type ColumnWidth = 16 | 32;
+/** Offset widths: 8 bits (ordinals), 16 bits (sample counts of one message) or 32 bits (times, positions). */
+export type ColumnWidth = 8 | 16 | 32;
 
 /** True if writing ring slot `slot` with `count` slots live (of `capacity`) needs a larger ring first. */
 export function mustGrow(slot: number, count: number, capacity: number): boolean {
@@ -28,15 +29,31 @@ export function blockCapacity(n: number): number {
   return Math.ceil(Math.max(n, BLOCK) / BLOCK) * BLOCK;
 }
 
-/** One column of a ring of `capacity` slots (a multiple of {@link BLOCK}). */
+/** Far values a column keeps in its side map, per slot, before it widens (at ~40 bytes an entry: ~0.6 a slot). */
+const FAR_SHARE_LOG2 = 6;
+
+function offsets(width: ColumnWidth, capacity: number): Int8Array | Int16Array | Int32Array {
+  return width === 8
+    ? new Int8Array(capacity)
+    : width === 16
+    ? new Int16Array(capacity)
+    : new Int32Array(capacity);
+}
+
+/**
+ * One column of a ring of `capacity` slots (a multiple of {@link BLOCK}). It starts at the width its owner
+ * expects and widens itself (8 to 16 to 32 bits) once more than 1/64 of its slots are far values: a stream whose
+ * values vary more than most (message lengths of a chunked stream, capture times of a bursty stage) costs the
+ * wider offsets rather than a side map entry per slot.
+ */
 export class BlockColumn {
-  readonly #off: Int16Array | Int32Array;
+  #off: Int8Array | Int16Array | Int32Array;
   /** Base of each block; 0 for an absolute column (no base). */
   readonly #base: Float64Array;
   readonly #relative: boolean;
   /** The sentinel offset of a value kept in {@link #far}. */
-  readonly #escape: number;
-  readonly #max: number;
+  #escape: number;
+  #max: number;
   #far: Map<number, number> | undefined;
 
   /**
@@ -47,13 +64,17 @@ export class BlockColumn {
     if (capacity % BLOCK !== 0) {
       throw new RangeError(`BlockColumn: capacity ${capacity} is not a multiple of ${BLOCK}`);
     }
-    this.#off = width === 16 ? new Int16Array(capacity) : new Int32Array(capacity);
-    this.#escape = width === 16 ? -0x8000 : -0x80000000;
-    this.#max = width === 16 ? 0x7fff : 0x7fffffff;
+    this.#off = offsets(width, capacity);
+    this.#max = 2 ** (width - 1) - 1;
+    this.#escape = -this.#max - 1;
     this.#relative = relative;
     this.#base = new Float64Array(relative ? capacity / BLOCK : 0);
   }
 
+  /** Bits per offset now (it only grows). */
+  get width(): ColumnWidth {
+    return (this.#off.BYTES_PER_ELEMENT * 8) as ColumnWidth;
+  }
   /** Slots. */
   get capacity(): number {
     return this.#off.length;
@@ -81,10 +102,42 @@ export class BlockColumn {
       o = value - this.#base[b]!;
     }
     if (o > this.#max || o <= this.#escape) {
-      (this.#far ??= new Map()).set(slot, value);
+      const far = this.#far ??= new Map();
+      far.set(slot, value);
       o = this.#escape;
+      if (far.size > this.#off.length >> FAR_SHARE_LOG2 && this.#max < 0x7fffffff) {
+        this.#off[slot] = o;
+        this.#widen();
+        return;
+      }
     }
     this.#off[slot] = o;
+  }
+
+  /** Twice the offset width; far values that now fit leave the side map. */
+  #widen(): void {
+    const old = this.#off, oldEscape = this.#escape;
+    const width = (old.BYTES_PER_ELEMENT * 16) as ColumnWidth;
+    this.#off = offsets(width, old.length);
+    this.#max = 2 ** (width - 1) - 1;
+    this.#escape = -this.#max - 1;
+    const far = this.#far!;
+    for (let slot = 0; slot < old.length; slot++) {
+      const o = old[slot]!;
+      if (o !== oldEscape) {
+        this.#off[slot] = o;
+        continue;
+      }
+      // A slot's far value is re-expressed from its block's base as set() did (a stale slot's too: it is
+      // rewritten before it is read).
+      const value = far.get(slot)!;
+      const rel = this.#relative ? value - this.#base[slot >> BLOCK_LOG2]! : value;
+      if (rel > this.#max || rel <= this.#escape) this.#off[slot] = this.#escape;
+      else {
+        this.#off[slot] = rel;
+        far.delete(slot);
+      }
+    }
   }
 
   /** Adds `delta` to every value of a relative column (re-expressed from a new origin). */

@@ -3,88 +3,85 @@
  * search's time bound (the first sample captured at or after an instant) and the capture-time gap hints
  * (align/gap_hints.ts) read it.
  *
- * Two columns in a circular buffer, ~9 bytes a message (float64 columns cost 16, a bigint and two array slots
- * ~40): capture times as ns offsets from a per-stream bigint base, exact to the ns within 104 days of it, and
- * first samples, each as a 32-bit offset from its block's first value (block_column.ts).
+ * A view of the stream's {@link Timeline}, which holds both facts for every message it was given (one entry per
+ * append, see its class doc): the owner pushes each message's time and first sample after the decoder appended
+ * it, and the view keeps the timeline from forgetting entries it still reads (its own pruning, every
+ * {@link PRUNE_EVERY} messages, may lag the timeline's lookback or run ahead of it). It held its own columns
+ * (~9 bytes a message) before: the same times and starts a second time.
  * @module
  */
 
-import { BLOCK, blockCapacity, BlockColumn, mustGrow } from "./block_column.ts";
+import type { Timeline } from "./timeline.ts";
 
-const MIN_ENTRIES = 64;
 /** Entries are pruned every this many messages (a multiple of it live; see {@link CaptureTimes.push}). */
 export const PRUNE_EVERY = 256;
 
 /** Options of {@link CaptureTimes}. */
 export interface CaptureTimesOptions {
   /**
-   * Analysis samples the owner keeps entries for (what `pruneBefore` leaves): the columns grow to hold that many
-   * samples' messages at the messages' mean length so far, plus a pruning period's. Default: unknown (grow by
-   * a quarter).
+   * Analysis samples the owner keeps entries for (what `pruneBefore` leaves): the timeline is sized to hold that
+   * many samples' messages at the messages' mean length so far, plus a pruning period's. Default: the timeline's
+   * lookback.
    */
   horizonSamples?: number;
 }
 
 /** Capture times and first analysis samples of messages, oldest first. */
 export class CaptureTimes {
-  /** Capture time, ns from {@link #base}. */
-  #time = new BlockColumn(0, 32);
-  #start = new BlockColumn(0, 32);
-  readonly #horizon: number;
-  #base = 0n;
-  #head = 0;
-  #count = 0;
+  readonly #tl: Timeline;
+  /** Timeline entry ordinal of the oldest message held, and of the one after the newest. */
+  #first: number;
+  #end: number;
 
-  /** Capture times held for `opts.horizonSamples` analysis samples. */
-  constructor(opts: CaptureTimesOptions = {}) {
-    this.#horizon = opts.horizonSamples ?? 0;
+  /** The messages `timeline` gets from now on; `opts.horizonSamples` sizes it (see {@link CaptureTimesOptions}). */
+  constructor(timeline: Timeline, opts: CaptureTimesOptions = {}) {
+    this.#tl = timeline;
+    this.#first = this.#end = timeline.appended;
+    timeline.retainFrom(this.#first, opts.horizonSamples ?? 0, PRUNE_EVERY);
   }
 
   /** Messages held. */
   get length(): number {
-    return this.#count;
+    return this.#end - this.#first;
   }
 
-  /** Bytes of the columns, for capacity planning. */
+  /** Bytes of its own: none, the entries are the timeline's (counted there). */
   get bytes(): number {
-    return this.#time.bytes + this.#start.bytes;
+    return 0;
   }
 
   /** Capture time of entry `i` (0 = oldest). */
   timeAt(i: number): bigint {
-    return this.#base + BigInt(this.#time.get(this.#slot(i)));
+    return this.#tl.entryTime(this.#first + i);
   }
 
   /** First analysis sample of entry `i` (0 = oldest). */
   startAt(i: number): number {
-    return this.#start.get(this.#slot(i));
+    return this.#tl.entryStart(this.#first + i);
   }
 
   /**
-   * Appends a message captured at `timeNs` whose audio starts at analysis sample `sample`; every
-   * {@link PRUNE_EVERY} messages held, forgets those wholly before analysis sample `oldest` (when given).
+   * Takes the timeline's next entry: a message captured at `timeNs` whose audio starts at analysis sample
+   * `sample` (the timeline's entry says both; the owner pushes once per append, in order: none left or a sample
+   * that disagrees throws). Every {@link PRUNE_EVERY} messages held, forgets those wholly before analysis sample
+   * `oldest` (when given).
    */
-  push(timeNs: bigint, sample: number, oldest?: number): void {
-    if (mustGrow(this.#slot(this.#count), this.#count, this.#time.capacity)) this.#grow();
-    if (this.#count === 0) this.#base = timeNs;
-    let t = Number(timeNs - this.#base);
-    if (!Number.isSafeInteger(t)) {
-      this.#rebase(timeNs);
-      t = 0;
+  push(_timeNs: bigint, sample: number, oldest?: number): void {
+    const tl = this.#tl;
+    if (this.#end >= tl.appended || tl.entryStart(this.#end) !== sample) {
+      throw new Error(
+        `CaptureTimes: message ${this.#end} (sample ${sample}) is not its timeline's next entry`,
+      );
     }
-    const slot = this.#slot(this.#count);
-    this.#time.set(slot, t);
-    this.#start.set(slot, sample);
-    this.#count++;
-    if (oldest !== undefined && this.#count % PRUNE_EVERY === 0) this.pruneBefore(oldest);
+    this.#end++;
+    if (oldest !== undefined && this.length % PRUNE_EVERY === 0) this.pruneBefore(oldest);
   }
 
   /** Forgets the oldest entries while the next one starts at or before analysis sample `oldest` (one stays). */
   pruneBefore(oldest: number): void {
-    while (this.#count > 1 && this.startAt(1) <= oldest) {
-      this.#head = this.#slot(1);
-      this.#count--;
-    }
+    const first = this.#first;
+    while (this.length > 1 && this.startAt(1) <= oldest) this.#first++;
+    if (this.#first !== first) this.#tl.retainFrom(this.#first);
   }
 
   /**
@@ -92,14 +89,16 @@ export class CaptureTimes {
    * after `t`; `end` when there is none.
    */
   firstSampleAtOrAfter(t: bigint, end: number): number {
-    const target = Number(t - this.#base);
-    let lo = 0, hi = this.#count;
+    const tl = this.#tl;
+    // Exact integers either side (a target beyond 2^53 ns from the base rounds, but past every offset held).
+    const target = Number(t - tl.timeBase);
+    let lo = 0, hi = this.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (this.#time.get(this.#slot(mid)) < target) lo = mid + 1;
+      if (tl.entryTimeOffset(this.#first + mid) < target) lo = mid + 1;
       else hi = mid;
     }
-    return lo < this.#count ? this.startAt(lo) : end;
+    return lo < this.length ? this.startAt(lo) : end;
   }
 
   /**
@@ -107,57 +106,21 @@ export class CaptureTimes {
    * one before them and the one after, as the arrays `gapHints` takes.
    */
   window(from: number, to: number): { times: bigint[]; starts: number[] } {
-    let lo = 1, hi = this.#count;
+    const n = this.length;
+    let lo = 1, hi = n;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       if (this.startAt(mid) < from) lo = mid + 1;
       else hi = mid;
     }
     let last = lo;
-    while (last < this.#count && this.startAt(last) < to) last++;
+    while (last < n && this.startAt(last) < to) last++;
     const times: bigint[] = [];
     const starts: number[] = [];
-    for (let i = Math.max(0, lo - 1); i <= Math.min(last, this.#count - 1); i++) {
+    for (let i = Math.max(0, lo - 1); i <= Math.min(last, n - 1); i++) {
       times.push(this.timeAt(i));
       starts.push(this.startAt(i));
     }
     return { times, starts };
-  }
-
-  #slot(i: number): number {
-    const s = this.#head + i;
-    const cap = this.#time.capacity;
-    return s >= cap ? s - cap : s;
-  }
-
-  /**
-   * Grows the columns (by a quarter at least, eight times at most) to what the horizon holds at the messages'
-   * mean length so far, unrolling the ring so the oldest entry is at slot 0.
-   */
-  #grow(): void {
-    const cap = this.#time.capacity;
-    const n = this.#count;
-    const covered = n > 1 ? this.startAt(n - 1) - this.startAt(0) : 0;
-    const fits = covered > 0 && this.#horizon > 0
-      ? Math.ceil((this.#horizon * (n - 1)) / covered) + 2 + PRUNE_EVERY + BLOCK
-      : 0;
-    const fresh = blockCapacity(
-      Math.max(MIN_ENTRIES, n + 1 + BLOCK, Math.ceil(cap * 1.25), Math.min(fits, cap * 8)),
-    );
-    const time = new BlockColumn(fresh, 32), start = new BlockColumn(fresh, 32);
-    for (let i = 0; i < n; i++) {
-      const s = this.#slot(i);
-      time.set(i, this.#time.get(s));
-      start.set(i, this.#start.get(s));
-    }
-    this.#time = time;
-    this.#start = start;
-    this.#head = 0;
-  }
-
-  /** Moves the base to `timeNs` (a stream whose capture times jumped by more than 104 days). */
-  #rebase(timeNs: bigint): void {
-    this.#time.shift(Number(this.#base - timeNs));
-    this.#base = timeNs;
   }
 }

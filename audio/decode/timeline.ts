@@ -9,7 +9,7 @@
  */
 
 import { ANALYSIS_RATE, analysisIndexOf, designResampler } from "./resample.ts";
-import { BLOCK, blockCapacity, BlockColumn, mustGrow } from "./block_column.ts";
+import { BLOCK, BLOCK_LOG2, blockCapacity, BlockColumn, mustGrow } from "./block_column.ts";
 
 /** One message's share of the stream. */
 export interface TimelineSpan {
@@ -48,20 +48,24 @@ export interface TimelineOptions {
 export const DEFAULT_LOOKBACK_SAMPLES = 120 * ANALYSIS_RATE;
 
 /**
- * Smallest span store. It grows to what the lookback holds at the spans' length so far (a 30 s lookback of 20 ms
- * messages settles at ~1,600 spans), by a quarter at least.
+ * Smallest entry store. It grows to what the lookback (and a follower's horizon) holds at the entries' length so
+ * far (a 30 s lookback of 20 ms messages settles at ~1,700 entries), by a quarter at least.
  */
 const MIN_SPANS = 64;
 
 /**
  * Per-stream list of message spans on the analysis timeline, pruned beyond a lookback.
  *
- * Kept as parallel typed columns in a circular buffer (~14 bytes a message, where an object with a bigint per
- * message cost ~100; float64 columns cost 24): capture times as ns offsets from a per-stream bigint base (exact
- * to the ns within 104 days of it), native starts and message ordinals, each as a 32- or 16-bit offset from the
- * value of its block's first span (block_column.ts), and native lengths as int16 (negative for a gap). A span's
- * analysis range follows from its native start and the next span's: the native timeline is contiguous, and a
- * message with no analysis instant between two spans owns none.
+ * Every append is an entry, a message that owns no analysis instant too (no audio, or too short at a rate above
+ * 8 kHz): so the entries tile the native timeline, and an entry's native start is its block's first entry's plus
+ * the lengths in between. Entries that own no instant are never a span (they contain no sample; {@link spans}
+ * leaves them out), but they are the stream's messages as a follower reads them (capture_times.ts).
+ *
+ * Kept as parallel typed columns in a circular buffer, ~7.5 bytes an entry (float64 columns cost 24, an object
+ * with a bigint ~100): capture times as ns offsets from a per-stream bigint base (exact to the ns within 104 days
+ * of it), message ordinals, and native lengths (negative for a gap), each as an offset from the value of its
+ * block's first entry (block_column.ts: 32 bits for times, 8 for the others while they fit), and one float64
+ * native start per block.
  */
 export class Timeline {
   /** Native rate of the stream, Hz. */
@@ -72,14 +76,24 @@ export class Timeline {
   readonly lookbackSamples: number;
   /** Capture time, ns from {@link #timeBase}. */
   #time = new BlockColumn(0, 32);
-  #native = new BlockColumn(0, 32);
-  /** Native samples of the span's message, negated for a gap. */
-  #frames = new BlockColumn(0, 16, false);
-  #msg = new BlockColumn(0, 16);
+  /** Native samples of the entry's message, negated for a gap. */
+  #frames = new BlockColumn(0, 8);
+  #msg = new BlockColumn(0, 8);
+  /** Native start of each block's first entry (the others follow from the lengths before them). */
+  #nativeBase = new Float64Array(0);
   #timeBase = 0n;
-  /** Physical slot of the oldest live span, and how many are live. */
+  /** Physical slot of the oldest entry held, and how many are held. */
   #head = 0;
   #count = 0;
+  /** Entries held before the lookback's first (kept for a follower). */
+  #first = 0;
+  /** Entries appended so far (the ordinal of the next). */
+  #appended = 0;
+  /** Ordinal of the oldest entry a follower still reads (Infinity: no follower). */
+  #retainFrom = Infinity;
+  /** What a follower keeps beyond the lookback: analysis samples, and entries between its prunings. */
+  #followSamples = 0;
+  #followEntries = 0;
   #nativeLength = 0;
 
   /** Throws RangeError on a native rate outside 8000..48000 or a negative lookback. */
@@ -104,17 +118,22 @@ export class Timeline {
 
   /** First analysis sample still mapped (older ones were pruned), or `length` when nothing is mapped. */
   get firstSample(): number {
-    return this.#count > 0 ? this.#startOf(0) : this.length;
+    return this.#first < this.#count ? this.#startOf(this.#first) : this.length;
   }
 
-  /** Bytes of the span columns, for capacity planning. */
+  /** Bytes of the entry columns, for capacity planning. */
   get bytes(): number {
-    return this.#time.bytes + this.#native.bytes + this.#frames.bytes + this.#msg.bytes;
+    return this.#time.bytes + this.#frames.bytes + this.#msg.bytes + this.#nativeBase.byteLength;
   }
 
   /** Live spans, oldest first. */
   spans(): readonly TimelineSpan[] {
-    return Array.from({ length: this.#count }, (_, j) => this.#span(j));
+    const out: TimelineSpan[] = [];
+    for (let r = this.#first; r < this.#count; r++) {
+      const s = this.#span(r);
+      if (s.end > s.start) out.push(s);
+    }
+    return out;
   }
 
   /**
@@ -122,55 +141,95 @@ export class Timeline {
    * it carried none (a message with no audio owns no instant). Prunes spans beyond the lookback.
    */
   append(messageIndex: number, timeNs: bigint, frames: number, gap = false): TimelineSpan | undefined {
-    if (!(frames > 0)) return undefined;
+    const n = frames > 0 ? Math.floor(frames) : 0;
     const nativeStart = this.#nativeLength;
-    const n = Math.floor(frames);
     const nativeEnd = nativeStart + n;
     this.#nativeLength = nativeEnd;
-    const start = analysisIndexOf(nativeStart, this.up, this.down);
-    const end = analysisIndexOf(nativeEnd, this.up, this.down);
-    // At rates above 8 kHz a short message can own no analysis instant; it still advances native time.
-    if (end > start) {
-      if (mustGrow(this.#slot(this.#count), this.#count, this.#time.capacity)) this.#grow();
-      if (this.#count === 0) this.#timeBase = timeNs;
-      let t = Number(timeNs - this.#timeBase);
-      if (!Number.isSafeInteger(t)) {
-        this.#rebaseTime(timeNs);
-        t = 0;
-      }
-      const slot = this.#slot(this.#count);
-      this.#time.set(slot, t);
-      this.#native.set(slot, nativeStart);
-      this.#frames.set(slot, gap ? -n : n);
-      this.#msg.set(slot, messageIndex);
-      this.#count++;
+    if (mustGrow(this.#slot(this.#count), this.#count, this.#time.capacity)) this.#grow();
+    if (this.#count === 0) this.#timeBase = timeNs;
+    let t = Number(timeNs - this.#timeBase);
+    if (!Number.isSafeInteger(t)) {
+      this.#rebaseTime(timeNs);
+      t = 0;
     }
+    const slot = this.#slot(this.#count);
+    this.#write(
+      this.#time,
+      this.#frames,
+      this.#msg,
+      this.#nativeBase,
+      slot,
+      t,
+      nativeStart,
+      gap ? -n : n,
+      messageIndex,
+    );
+    this.#count++;
+    this.#appended++;
+    const end = analysisIndexOf(nativeEnd, this.up, this.down);
     this.prune(end - this.lookbackSamples);
+    if (!(frames > 0)) return undefined;
+    const start = analysisIndexOf(nativeStart, this.up, this.down);
     return { messageIndex, timeNs, nativeStart, nativeEnd, start, end, gap };
   }
 
   /** Forgets spans that end at or before analysis sample `before`. */
   prune(before: number): void {
-    while (this.#count > 0 && this.#endOf(0) <= before) {
-      this.#head = this.#slot(1);
-      this.#count--;
-    }
+    while (this.#first < this.#count && this.#endOf(this.#first) <= before) this.#first++;
+    this.#drop();
+  }
+
+  /** Entries appended so far: the ordinal the next one gets (every append counts, see the class doc). */
+  get appended(): number {
+    return this.#appended;
+  }
+
+  /** The base of {@link entryTimeOffset}, ns since the epoch. */
+  get timeBase(): bigint {
+    return this.#timeBase;
+  }
+
+  /**
+   * Keeps entries from ordinal `entry` on (beyond the lookback), for a follower that reads them; sized for
+   * `samples` analysis samples of them plus `entries` more (what the follower holds between its prunings).
+   * Later calls only move `entry`.
+   */
+  retainFrom(entry: number, samples?: number, entries?: number): void {
+    this.#retainFrom = entry;
+    if (samples !== undefined) this.#followSamples = samples;
+    if (entries !== undefined) this.#followEntries = entries;
+    this.#drop();
+  }
+
+  /** Capture time of entry `entry` (an ordinal still held), ns from {@link timeBase}. */
+  entryTimeOffset(entry: number): number {
+    return this.#time.get(this.#slot(this.#held(entry)));
+  }
+
+  /** Capture time of entry `entry` (an ordinal still held), ns since the epoch. */
+  entryTime(entry: number): bigint {
+    return this.#timeBase + BigInt(this.entryTimeOffset(entry));
+  }
+
+  /** First analysis sample of entry `entry` (an ordinal still held): where its message's audio starts. */
+  entryStart(entry: number): number {
+    return this.#startOf(this.#held(entry));
   }
 
   /** The span that owns analysis sample `k`, or undefined if it is pruned or not yet covered. */
   spanAt(k: number): TimelineSpan | undefined {
-    const j = this.#find(k);
-    return j < 0 ? undefined : this.#span(j);
+    const r = this.#find(k);
+    return r < 0 ? undefined : this.#span(r);
   }
 
   /** Which message carried analysis sample `k`, and where in its audio. */
   locate(k: number): Located | undefined {
-    const j = this.#find(k);
-    if (j < 0) return undefined;
-    const slot = this.#slot(j);
+    const r = this.#find(k);
+    if (r < 0) return undefined;
+    const slot = this.#slot(r);
     return {
       timeNs: this.#timeBase + BigInt(this.#time.get(slot)),
-      offsetMs: this.#offset(this.#native.get(slot), k),
+      offsetMs: this.#offset(this.#nativeOf(slot), k),
       messageIndex: this.#msg.get(slot),
       gap: this.#frames.get(slot) < 0,
     };
@@ -183,25 +242,27 @@ export class Timeline {
 
   /** True if analysis sample `k` lies in a gap (silence inserted for a truncated or removed body). */
   isGap(k: number): boolean {
-    const j = this.#find(k);
-    return j >= 0 && this.#frames.get(this.#slot(j)) < 0;
+    const r = this.#find(k);
+    return r >= 0 && this.#frames.get(this.#slot(r)) < 0;
   }
 
   /** Gap ranges [start, end) that overlap analysis samples [from, to), oldest first. */
   gaps(from: number, to: number): { start: number; end: number }[] {
     const out: { start: number; end: number }[] = [];
-    let lo = 0;
+    let lo = this.#first;
     let hi = this.#count;
-    // First span ending after `from`.
+    // First entry ending after `from`.
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       if (this.#endOf(mid) <= from) lo = mid + 1;
       else hi = mid;
     }
-    for (let j = lo; j < this.#count; j++) {
-      const start = this.#startOf(j);
+    for (let r = lo; r < this.#count; r++) {
+      const start = this.#startOf(r);
       if (start >= to) break;
-      if (this.#frames.get(this.#slot(j)) < 0) out.push({ start, end: this.#endOf(j) });
+      if (this.#frames.get(this.#slot(r)) >= 0) continue;
+      const end = this.#endOf(r);
+      if (end > start) out.push({ start, end });
     }
     return out;
   }
@@ -212,81 +273,127 @@ export class Timeline {
     return (num * 1000) / (this.up * this.nativeRate);
   }
 
-  /** Physical slot of live span `j` (0 = oldest). */
-  #slot(j: number): number {
-    const s = this.#head + j;
+  /** Physical slot of held entry `r` (0 = oldest held). */
+  #slot(r: number): number {
+    const s = this.#head + r;
     const cap = this.#time.capacity;
     return s >= cap ? s - cap : s;
   }
 
-  #startOf(j: number): number {
-    return analysisIndexOf(this.#native.get(this.#slot(j)), this.up, this.down);
+  /** Held index of entry ordinal `entry`; throws RangeError when it is not held. */
+  #held(entry: number): number {
+    const r = entry - (this.#appended - this.#count);
+    if (!(r >= 0 && r < this.#count)) throw new RangeError(`Timeline: entry ${entry} is not held`);
+    return r;
   }
 
-  /** The next span starts where this one ends (see the class doc); the newest ends with its own audio. */
-  #endOf(j: number): number {
-    if (j + 1 < this.#count) return this.#startOf(j + 1);
-    const slot = this.#slot(j);
-    return analysisIndexOf(this.#native.get(slot) + Math.abs(this.#frames.get(slot)), this.up, this.down);
+  /**
+   * Native start of the entry in `slot`: its block's plus the lengths of the block's slots before it (written
+   * since the block's first, in order, and never rewritten while this one is held: see block_column.ts).
+   */
+  #nativeOf(slot: number): number {
+    let v = this.#nativeBase[slot >> BLOCK_LOG2]!;
+    for (let s = slot & ~(BLOCK - 1); s < slot; s++) v += Math.abs(this.#frames.get(s));
+    return v;
   }
 
-  /** Live index of the span owning analysis sample `k`, or -1. */
+  #startOf(r: number): number {
+    return analysisIndexOf(this.#nativeOf(this.#slot(r)), this.up, this.down);
+  }
+
+  /** Entries tile the native timeline: an entry ends where the next starts. */
+  #endOf(r: number): number {
+    const slot = this.#slot(r);
+    return analysisIndexOf(this.#nativeOf(slot) + Math.abs(this.#frames.get(slot)), this.up, this.down);
+  }
+
+  /** Held index of the live span owning analysis sample `k`, or -1. */
   #find(k: number): number {
-    let lo = 0;
+    let lo = this.#first;
     let hi = this.#count - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      if (k < this.#startOf(mid)) hi = mid - 1;
-      else if (k >= this.#endOf(mid)) lo = mid + 1;
-      else return mid;
+      const slot = this.#slot(mid);
+      const native = this.#nativeOf(slot);
+      if (k < analysisIndexOf(native, this.up, this.down)) hi = mid - 1;
+      else if (k >= analysisIndexOf(native + Math.abs(this.#frames.get(slot)), this.up, this.down)) {
+        lo = mid + 1;
+      } else return mid;
     }
     return -1;
   }
 
-  #span(j: number): TimelineSpan {
-    const slot = this.#slot(j);
+  #span(r: number): TimelineSpan {
+    const slot = this.#slot(r);
     const frames = this.#frames.get(slot);
-    const nativeStart = this.#native.get(slot);
+    const nativeStart = this.#nativeOf(slot);
+    const nativeEnd = nativeStart + Math.abs(frames);
     return {
       messageIndex: this.#msg.get(slot),
       timeNs: this.#timeBase + BigInt(this.#time.get(slot)),
       nativeStart,
-      nativeEnd: nativeStart + Math.abs(frames),
-      start: this.#startOf(j),
-      end: this.#endOf(j),
+      nativeEnd,
+      start: analysisIndexOf(nativeStart, this.up, this.down),
+      end: analysisIndexOf(nativeEnd, this.up, this.down),
       gap: frames < 0,
     };
   }
 
+  /** Forgets held entries before the lookback's first that no follower reads. */
+  #drop(): void {
+    while (this.#first > 0 && this.#appended - this.#count < this.#retainFrom) {
+      this.#head = this.#slot(1);
+      this.#count--;
+      this.#first--;
+    }
+  }
+
+  #write(
+    time: BlockColumn,
+    frames: BlockColumn,
+    msg: BlockColumn,
+    nativeBase: Float64Array,
+    slot: number,
+    t: number,
+    native: number,
+    f: number,
+    m: number,
+  ): void {
+    if ((slot & (BLOCK - 1)) === 0) nativeBase[slot >> BLOCK_LOG2] = native;
+    time.set(slot, t);
+    frames.set(slot, f);
+    msg.set(slot, m);
+  }
+
   /**
-   * Grows the columns to what the lookback holds at the spans' mean length so far (by a quarter at least, eight
-   * times at most), unrolling the ring so the oldest span is at slot 0.
+   * Grows the columns to what the lookback (or a follower) holds at the entries' mean length so far (by a
+   * quarter at least, eight times at most), unrolling the ring so the oldest entry is at slot 0.
    */
   #grow(): void {
     const cap = this.#time.capacity;
     const n = this.#count;
     const covered = n > 0 ? this.#endOf(n - 1) - this.#startOf(0) : 0;
-    const fits = covered > 0 ? Math.ceil((this.lookbackSamples * n) / covered) + 2 + BLOCK : 0;
+    const need = Math.max(this.lookbackSamples, this.#retainFrom < Infinity ? this.#followSamples : 0);
+    const extra = this.#retainFrom < Infinity ? this.#followEntries : 0;
+    const fits = covered > 0 ? Math.ceil((need * n) / covered) + extra + 2 + BLOCK : 0;
     const fresh = blockCapacity(
       Math.max(MIN_SPANS, n + 1 + BLOCK, Math.ceil(cap * 1.25), Math.min(fits, cap * 8)),
     );
-    const cols = [this.#time, this.#native, this.#frames, this.#msg];
-    const next = [
-      new BlockColumn(fresh, 32),
-      new BlockColumn(fresh, 32),
-      new BlockColumn(fresh, 16, false),
-      new BlockColumn(fresh, 16),
-    ];
-    for (let j = 0; j < n; j++) {
-      const slot = this.#slot(j);
-      for (let c = 0; c < cols.length; c++) next[c]!.set(j, cols[c]!.get(slot));
+    const time = new BlockColumn(fresh, this.#time.width);
+    const frames = new BlockColumn(fresh, this.#frames.width);
+    const msg = new BlockColumn(fresh, this.#msg.width);
+    const nativeBase = new Float64Array(fresh / BLOCK);
+    let native = n > 0 ? this.#nativeOf(this.#slot(0)) : 0;
+    for (let r = 0; r < n; r++) {
+      const slot = this.#slot(r);
+      const f = this.#frames.get(slot);
+      this.#write(time, frames, msg, nativeBase, r, this.#time.get(slot), native, f, this.#msg.get(slot));
+      native += Math.abs(f);
     }
-    [this.#time, this.#native, this.#frames, this.#msg] = next as [
-      BlockColumn,
-      BlockColumn,
-      BlockColumn,
-      BlockColumn,
-    ];
+    this.#time = time;
+    this.#frames = frames;
+    this.#msg = msg;
+    this.#nativeBase = nativeBase;
     this.#head = 0;
   }
 

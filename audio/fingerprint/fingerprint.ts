@@ -199,9 +199,9 @@ export class FrameAnalyzer {
  * Sub-fingerprint of a frame from its band energies and the previous frame's: bit m (MSB = band 0) is
  * `(E[n,m] − E[n,m+1]) − (E[n−1,m] − E[n−1,m+1]) > 0`. Writes `result[0]` = bits; `result[1]` = weak bits:
  * per half (bits 0–15, 16–31) the indices (0 = MSB) of the two bits with the smallest |difference| — the ones
- * noise flips first, toggled by multi-probe lookups — packed 5 bits each as [hi1, hi2, lo1, lo2] from the low
- * end; `result[2]` = strong bits: |difference| at least `strongAlpha` × the frame's mean |difference|.
- * One pass plus one for the strong mask; no allocation.
+ * noise flips first, toggled by multi-probe lookups — packed 4 bits each (the index within its half) as [hi1, hi2,
+ * lo1, lo2] from the low end, 16 bits (what {@link FrameStore.weak} holds); `result[2]` = strong bits:
+ * |difference| at least `strongAlpha` × the frame's mean |difference|. One pass plus one for the strong mask; no allocation.
  */
 export function subFingerprint(
   cur: Float64Array,
@@ -229,7 +229,7 @@ export function subFingerprint(
     } else if (a < l2v) l2 = m, l2v = a;
   }
   result[0] = bits >>> 0;
-  result[1] = (h1 | (h2 << 5) | (l1 << 10) | (l2 << 15)) >>> 0;
+  result[1] = h1 | (h2 << 4) | ((l1 - 16) << 8) | ((l2 - 16) << 12);
   const thr = (sum / SUBFP_BITS) * strongAlpha;
   let strong = 0;
   if (thr > 0) { for (let m = 0; m < SUBFP_BITS; m++) strong = (strong << 1) | (diff[m]! >= thr ? 1 : 0); }
@@ -238,7 +238,7 @@ export function subFingerprint(
 
 /** The bit mask (in sub-fingerprint bit order) of weak bit `k` (0, 1: high half; 2, 3: low half) of `weak`. */
 export function weakMask(weak: number, k: number): number {
-  return (1 << (31 - ((weak >>> (5 * k)) & 31))) >>> 0;
+  return (1 << (31 - ((k & 2) * 8 + ((weak >>> (4 * k)) & 15)))) >>> 0;
 }
 
 /**
@@ -251,8 +251,8 @@ export class FrameStore {
   readonly mask: number;
   /** Sub-fingerprints. */
   readonly bits: Uint32Array;
-  /** Packed weak-bit indices (see {@link subFingerprint}). */
-  readonly weak: Uint32Array;
+  /** Packed weak-bit indices, 16 bits (see {@link subFingerprint}). */
+  readonly weak: Uint16Array;
   /** Frame energy over the bands, dB. */
   readonly energy: Float32Array;
   /** Bits whose |difference| is large (reliable), same bit order as `bits`. */
@@ -269,7 +269,7 @@ export class FrameStore {
     this.capacity = cap;
     this.mask = cap - 1;
     this.bits = new Uint32Array(cap);
-    this.weak = new Uint32Array(cap);
+    this.weak = new Uint16Array(cap);
     this.energy = new Float32Array(cap);
     this.strong = new Uint32Array(cap);
   }
