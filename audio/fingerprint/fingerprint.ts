@@ -20,7 +20,7 @@
  * @module
  */
 
-import { RealFft } from "./fft.ts";
+import { type BandTable, RealFft } from "./fft.ts";
 import type { SampleRing } from "../decode/sample_ring.ts";
 import { RING_SCALE } from "../decode/sample_ring.ts";
 
@@ -69,6 +69,8 @@ interface AnalyzerTables {
   wBin: Int32Array;
   w: Float64Array;
   bandStart: Int32Array;
+  /** The same weights as one table for the FFT's whole-frame kernel. */
+  bands: BandTable;
   fromBin: number;
   toBin: number;
   dbRef: number;
@@ -119,13 +121,16 @@ function tablesOf(params: Readonly<FingerprintParams>): AnalyzerTables {
   const bandStart = new Int32Array(BANDS + 1);
   for (const b of bands) bandStart[b + 1]!++;
   for (let b = 0; b < BANDS; b++) bandStart[b + 1]! += bandStart[b]!;
+  const wBin = Int32Array.from(order, (i) => bins[i]!);
+  const w = Float64Array.from(order, (i) => ws[i]!);
   const t: AnalyzerTables = {
     fft: new RealFft(n),
     spec: new Float64Array((n >> 1) + 1),
     window,
-    wBin: Int32Array.from(order, (i) => bins[i]!),
-    w: Float64Array.from(order, (i) => ws[i]!),
+    wBin,
+    w,
     bandStart,
+    bands: { bin: wBin, weight: w, start: bandStart },
     fromBin: lo,
     toBin: hi,
     // A full-scale sine has power (n·A/2)²·Σw²/n... referenced so 0 dB ≈ full-scale tone in the bands.
@@ -150,6 +155,7 @@ export class FrameAnalyzer {
   readonly #wBin: Int32Array;
   readonly #w: Float64Array;
   readonly #bandStart: Int32Array;
+  readonly #bands: BandTable;
   readonly #dbRef: number;
 
   /** Tables for `params` (shared by every analyzer of the same parameters: see {@link tablesOf}). */
@@ -162,6 +168,7 @@ export class FrameAnalyzer {
     this.#wBin = t.wBin;
     this.#w = t.w;
     this.#bandStart = t.bandStart;
+    this.#bands = t.bands;
     this.#fromBin = t.fromBin;
     this.#toBin = t.toBin;
     this.#dbRef = t.dbRef;
@@ -172,6 +179,21 @@ export class FrameAnalyzer {
    * frame's energy over the bands in dB (see {@link SILENT_DB}). The caller guarantees the samples are held.
    */
   analyze(ring: SampleRing, pos: number, out: Float64Array): number {
+    const bands = this.#fft.bandPowers(
+      ring.data,
+      pos & ring.mask,
+      ring.mask,
+      this.#window,
+      this.#bands,
+      this.#fromBin,
+      this.#toBin,
+    );
+    if (bands !== undefined) {
+      // The kernel summed the bands as the loop below does (same entries, same order, float64).
+      for (let b = 0; b < BANDS; b++) out[b] = bands[b]!;
+      const total = bands[BANDS]!;
+      return total > 0 ? 10 * Math.log10(total / this.#dbRef) : SILENT_DB;
+    }
     const spec = this.#fft.powerWindowedView(
       ring.data,
       pos & ring.mask,
