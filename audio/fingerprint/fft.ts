@@ -9,7 +9,9 @@
  * The butterflies and the split, and for windowed frames (the fingerprint's case) the input pass too, run in
  * WebAssembly SIMD (audio/fingerprint/fft_simd.ts), two lanes of float64 doing exactly the JS operations, so results are
  * bit-identical (tests/audio_fft_simd_test.ts checks it); the JS code below is the reference and the fallback.
- * That cut a 1024-point windowed frame from 4.2 µs to 2.1 µs (Xeon, Deno 2.9).
+ * That cut a 1024-point windowed frame from 4.2 µs to 2.1 µs (Xeon, Deno 2.9). {@link RealFft.bandPowers} runs a
+ * whole fingerprint frame (input pass, stages, split and the band sums) in one WebAssembly call: 3.05 -> 2.6 µs
+ * per frame with the band sums, which had been a JS loop over the kernel's output.
  * @module
  */
 
