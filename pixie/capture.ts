@@ -11,7 +11,7 @@
  */
 import type { Cell, Row } from "./row.ts";
 import { parseQueryName } from "./row.ts";
-import { type ByteSlab, parseCaptureLineFast } from "./capture_line_fast.ts";
+import { type ByteSlab, parseCaptureLineBytes, parseCaptureLineFast } from "./capture_line_fast.ts";
 
 /** The capture format version this module reads and writes. */
 export const CAPTURE_VERSION = 1;
@@ -286,13 +286,16 @@ export class CaptureReader {
   readonly #batch: number;
   readonly #keep: number;
   #lineNo = 0;
-  #tail = "";
   #first = true;
-  #decoder = new TextDecoder("utf-8");
-  /** Complete lines not yet parsed: `#pending[#at..]`. */
-  #pending: string[] = [];
+  /**
+   * The file's bytes read and not yet parsed are `#view[#at..]` (`#view` is `#data` up to the bytes read): lines
+   * are found and read in the file's own bytes, and only a line the direct reader leaves is decoded to text.
+   */
+  #data: Uint8Array | undefined;
+  #view: Uint8Array = new Uint8Array(0);
   #at = 0;
-  #buf: Uint8Array | undefined;
+  /** The file is read to its end; {@link close} was called. */
+  #eof = false;
   #done = false;
   #started = false;
 
@@ -315,9 +318,10 @@ export class CaptureReader {
     } catch { /* a pipe: size unknown */ }
     const r = new CaptureReader(path, f, size, opts);
     // The header decides the node of every row: read until the first non-empty line is in hand.
-    while (!r.#done && r.#first) {
-      await r.#fill();
+    for (;;) {
       r.#takeHeader();
+      if (!r.#first || r.#eof || r.#done) break;
+      await r.#fill();
     }
     return r;
   }
@@ -329,16 +333,29 @@ export class CaptureReader {
     try {
       let out: Row[] = [];
       for (;;) {
-        while (this.#at < this.#pending.length) {
-          const line = this.#pending[this.#at++]!;
+        const view = this.#view;
+        for (;;) {
+          const nl = view.indexOf(LF, this.#at);
+          if (nl < 0) break;
+          const from = this.#at;
+          this.#at = nl + 1;
           this.#lineNo++;
-          this.#parse(line, out);
+          this.#parseBytes(view, from, nl, out);
           if (out.length >= this.#batch) {
             yield out;
             out = [];
           }
         }
-        if (this.#done) break;
+        if (this.#eof || this.#done) {
+          // The last line, without a newline.
+          if (this.#eof && this.#at < view.length) {
+            const from = this.#at;
+            this.#at = view.length;
+            this.#lineNo++;
+            this.#parseBytes(view, from, view.length, out);
+          }
+          break;
+        }
         await this.#fill();
       }
       if (out.length > 0) yield out;
@@ -360,6 +377,18 @@ export class CaptureReader {
     if (this.problems.length < this.#keep) this.problems.push({ file: this.file, line, reason });
   }
 
+  /** The line `view[from..to)`: read directly when it has the usual shape, else as text (which decides). */
+  #parseBytes(view: Uint8Array, from: number, to: number, out: Row[]): void {
+    if (to - from <= MAX_SLAB_VALUE * 4) {
+      const row = parseCaptureLineBytes(view, from, to, this.node, captureSlab, base64ToBytes);
+      if (row !== undefined) {
+        out.push(row);
+        return;
+      }
+    }
+    this.#parse(lineText(view, from, to), out);
+  }
+
   #parse(raw: string, out: Row[]): void {
     const line = raw.trim();
     if (line === "") return;
@@ -368,49 +397,62 @@ export class CaptureReader {
     else out.push(parsed);
   }
 
-  /** Consumes the first non-empty pending line if it is a header. */
+  /** Consumes the first non-empty line if it is a header (once it is in hand: whole, or the file's last). */
   #takeHeader(): void {
-    while (this.#first && this.#at < this.#pending.length) {
-      const line = this.#pending[this.#at]!.trim();
+    const view = this.#view;
+    while (this.#first) {
+      const nl = view.indexOf(LF, this.#at);
+      if (nl < 0 && !(this.#eof && this.#at < view.length)) return;
+      const to = nl < 0 ? view.length : nl;
+      const line = lineText(view, this.#at, to).trim();
       if (line === "") {
-        this.#at++;
+        this.#at = nl < 0 ? to : nl + 1;
         this.#lineNo++;
         continue;
       }
       this.#first = false;
       const header = tryHeader(line);
       if (header === undefined) return;
-      this.#at++;
+      this.#at = nl < 0 ? to : nl + 1;
       this.#lineNo++;
       if (typeof header === "string") this.node = header;
       else this.#problem(this.#lineNo, header.error);
     }
   }
 
-  /** Reads one chunk and splits it into complete lines (the incomplete last one waits for the next chunk). */
+  /** Reads one chunk after the bytes not yet parsed (moved to the front; the buffer grows for a long line). */
   async #fill(): Promise<void> {
-    if (this.#done) return;
-    const buf = this.#buf ??= new Uint8Array(this.#chunk);
-    const n = await this.#f.read(buf);
+    if (this.#done || this.#eof) return;
+    let data = this.#data ??= new Uint8Array(this.#chunk);
+    const left = this.#view.length - this.#at;
+    if (left > 0 && this.#at > 0) data.copyWithin(0, this.#at, this.#view.length);
+    if (left + this.#chunk > data.length) {
+      const grown = new Uint8Array(Math.max(left + this.#chunk, 2 * data.length));
+      grown.set(data.subarray(0, left));
+      data = this.#data = grown;
+    }
+    const n = await this.#f.read(data.subarray(left, left + this.#chunk));
+    this.#at = 0;
     if (n === null) {
-      const rest = this.#tail + this.#decoder.decode();
-      this.#tail = "";
-      if (rest !== "") {
-        this.#pending = this.#pending.slice(this.#at);
-        this.#at = 0;
-        this.#pending.push(rest);
-      }
-      this.#done = true;
+      this.#eof = true;
+      this.#view = data.subarray(0, left);
       return;
     }
     this.bytesRead += n;
-    const text = this.#tail + this.#decoder.decode(buf.subarray(0, n), { stream: true });
-    const parts = text.split("\n");
-    this.#tail = parts.pop()!;
-    const left = this.#pending.length - this.#at;
-    this.#pending = left > 0 ? this.#pending.slice(this.#at).concat(parts) : parts;
-    this.#at = 0;
+    this.#view = data.subarray(0, left + n);
   }
+}
+
+const LF = 0x0a;
+
+/**
+ * A line's text as a decoder of the whole file gives it: invalid UTF-8 as U+FFFD (a sequence cannot span a
+ * newline), a byte-order mark kept (a whole-file decoder drops one opening the file, but lines are trimmed and
+ * trimming drops U+FEFF: the same line either way).
+ */
+const lineDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+function lineText(view: Uint8Array, from: number, to: number): string {
+  return lineDecoder.decode(view.subarray(from, to));
 }
 
 /** Opens a capture file for streaming (see {@link CaptureReader}). */

@@ -50,12 +50,27 @@ function hexValue(c: number): number {
 let scratch = new Uint8Array(4096);
 const encoder = new TextEncoder();
 
+/** ASCII bytes as text (callers have checked they are ASCII). */
+const asciiDecoder = new TextDecoder("utf-8");
+function asciiText(b: Uint8Array, from: number, to: number): string {
+  return asciiDecoder.decode(b.subarray(from, to));
+}
+
+/** The value of the decimal digits `b[from..to)` (at most 15 of them: exact in a number). */
+function digitsValue(b: Uint8Array, from: number, to: number): number {
+  let v = 0;
+  for (let i = from; i < to; i++) v = v * 10 + (b[i]! - D0);
+  return v;
+}
+
+const E15 = 10n ** 15n;
+
 /**
- * One line being read, as its bytes `b[0..len)` (scanning a typed array is many times faster than `charCodeAt`
- * in Deno's V8) and as text `s` for slices; `pos` moves forward.
+ * One line being read, as bytes `b[pos..len)` (scanning a typed array is many times faster than `charCodeAt`
+ * in Deno's V8): a capture file's own bytes, or a line of text encoded into a scratch; `pos` moves forward.
+ * Text is made only for what a row keeps as text (a new column name, a base64 value).
  */
 class LineReader {
-  s = "";
   b: Uint8Array = scratch;
   len = 0;
   pos = 0;
@@ -65,11 +80,17 @@ class LineReader {
     if (scratch.length < line.length) scratch = new Uint8Array(Math.max(line.length, 2 * scratch.length));
     const r = encoder.encodeInto(line, scratch);
     if (r.written !== line.length || r.read !== line.length) return false;
-    this.s = line;
     this.b = scratch;
     this.len = line.length;
     this.pos = 0;
     return true;
+  }
+
+  /** Loads the line `bytes[from..to)` (UTF-8; a byte above 0x7f anywhere leaves the line to JSON.parse). */
+  loadBytes(bytes: Uint8Array, from: number, to: number): void {
+    this.b = bytes;
+    this.len = to;
+    this.pos = from;
   }
 
   /** The byte at `p`, or -1 past the end. */
@@ -128,29 +149,65 @@ class LineReader {
       }
       if (same) return known;
     }
-    const fresh = this.s.slice(from, p);
+    const fresh = asciiText(b, from, p);
     names[slot] = fresh;
     return fresh;
   }
 
   /**
-   * A string without escapes and with printable ASCII only, as a slice of the line (time_, base64); undefined
-   * otherwise. `pos` is at its opening quote.
+   * A string without escapes and with printable ASCII only (time_, base64): the position after its closing
+   * quote, its text being `b[pos + 1 .. end - 1)`; -1 otherwise. `pos` is at its opening quote and is left there.
    */
-  plainString(): string | undefined {
+  plainString(): number {
     const b = this.b, len = this.len;
-    const from = this.pos + 1;
-    let p = from;
+    let p = this.pos + 1;
     for (;;) {
-      if (p >= len) return undefined;
+      if (p >= len) return -1;
       const c = b[p]!;
       if (c === QUOTE) break;
       // Control characters, DEL and escapes are not handled here.
-      if (c < 0x20 || c >= 0x7f || c === BACKSLASH) return undefined;
+      if (c < 0x20 || c >= 0x7f || c === BACKSLASH) return -1;
       p++;
     }
-    this.pos = p + 1;
-    return this.s.slice(from, p);
+    return p + 1;
+  }
+
+  /** `time_`'s text, a plain string at `pos` matching /^-?\d+$/, as a bigint; undefined otherwise. */
+  decimalString(): bigint | undefined {
+    const end = this.plainString();
+    if (end < 0) return undefined;
+    const b = this.b;
+    let p = this.pos + 1;
+    const to = end - 1;
+    const neg = p < to && b[p] === MINUS;
+    if (neg) p++;
+    if (p >= to) return undefined;
+    for (let i = p; i < to; i++) if (b[i]! < D0 || b[i]! > D9) return undefined;
+    this.pos = end;
+    // BigInt of the text, from numbers of at most 15 digits (exact) rather than from a string made first.
+    let v: bigint;
+    if (to - p <= 15) v = BigInt(digitsValue(b, p, to));
+    else if (to - p <= 30) v = BigInt(digitsValue(b, p, to - 15)) * E15 + BigInt(digitsValue(b, to - 15, to));
+    else v = BigInt(asciiText(b, p, to));
+    return neg ? -v : v;
+  }
+
+  /** A plain string at `pos` as text; undefined if not one. */
+  plainText(): string | undefined {
+    const end = this.plainString();
+    if (end < 0) return undefined;
+    const text = asciiText(this.b, this.pos + 1, end - 1);
+    this.pos = end;
+    return text;
+  }
+
+  /** The bytes of `word` (ASCII) at `pos`, consumed; false if they are not there. */
+  literal(word: Uint8Array): boolean {
+    const b = this.b, p = this.pos;
+    if (p + word.length > this.len) return false;
+    for (let i = 0; i < word.length; i++) if (b[p + i] !== word[i]) return false;
+    this.pos = p + word.length;
+    return true;
   }
 
   /**
@@ -182,7 +239,8 @@ class LineReader {
         p += 2;
         continue;
       }
-      if (c < 0x20) return -1;
+      // Control characters go to JSON.parse; so does any byte above 0x7f (a line is read here only if ASCII).
+      if (c < 0x20 || c > 0x7f) return -1;
       out[o++] = c;
       p++;
     }
@@ -207,16 +265,23 @@ class LineReader {
     const next = this.at(p);
     if (next === 0x2e || next === 0x65 || next === 0x45) return undefined;
     this.pos = p;
-    return Number(this.s.slice(from, p));
+    // Up to 15 digits the value is exact as a number; beyond, Number's rounding of the text decides.
+    if (p - d0 <= 15) {
+      const v = digitsValue(this.b, d0, p);
+      return d0 > from ? -v : v;
+    }
+    return Number(asciiText(this.b, from, p));
   }
 }
+
+const TRUE = new TextEncoder().encode("true");
+const FALSE = new TextEncoder().encode("false");
 
 /** Names seen recently, by a hash of their bytes (a slot holds the last name that hashed there). */
 const NAME_SLOTS = 256;
 const names: (string | undefined)[] = new Array(NAME_SLOTS).fill(undefined);
 
 const reader = new LineReader();
-const DECIMAL = /^-?\d+$/;
 
 /**
  * The row of a capture line of the usual shape (see the module doc), or undefined when the line is anything
@@ -235,8 +300,30 @@ export function parseCaptureLineFast(
     return readLine(r, node, slab, base64);
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * {@link parseCaptureLineFast} for the line `bytes[from..to)` of a capture file, read from its bytes (no text
+ * made of the line). Undefined when the line is anything but the usual shape in ASCII: then decode it and
+ * give it to `parseCaptureLine`, which decides.
+ */
+export function parseCaptureLineBytes(
+  bytes: Uint8Array,
+  from: number,
+  to: number,
+  node: string,
+  slab: ByteSlab,
+  base64: (b64: string) => Uint8Array,
+): Row | undefined {
+  const r = reader;
+  r.loadBytes(bytes, from, to);
+  try {
+    return readLine(r, node, slab, base64);
+  } catch {
+    return undefined;
   } finally {
-    r.s = "";
+    r.b = scratch;
   }
 }
 
@@ -273,9 +360,8 @@ function readLine(
     const c = r.at(r.pos);
     if (name === "time_") {
       if (time !== undefined || c !== QUOTE) return undefined;
-      const t = r.plainString();
-      if (t === undefined || !DECIMAL.test(t)) return undefined;
-      time = BigInt(t);
+      time = r.decimalString();
+      if (time === undefined) return undefined;
     } else {
       if (Object.hasOwn(columns, name)) return undefined;
       let cell: Cell;
@@ -294,14 +380,12 @@ function readLine(
         if (r.name() !== "base64" || !r.eat(COLON)) return undefined;
         r.ws();
         if (r.at(r.pos) !== QUOTE) return undefined;
-        const b64 = r.plainString();
+        const b64 = r.plainText();
         if (b64 === undefined || !r.eat(RBRACE)) return undefined;
         cell = base64(b64);
-      } else if (c === 0x74 && r.s.startsWith("true", r.pos)) {
-        r.pos += 4;
+      } else if (c === 0x74 && r.literal(TRUE)) {
         cell = true;
-      } else if (c === 0x66 && r.s.startsWith("false", r.pos)) {
-        r.pos += 5;
+      } else if (c === 0x66 && r.literal(FALSE)) {
         cell = false;
       } else {
         const v = r.integer();

@@ -1,5 +1,5 @@
 import { ok as assert } from "node:assert/strict";
-import { RealFft } from "../audio/fingerprint/fft.ts";
+import { type BandTable, RealFft } from "../audio/fingerprint/fft.ts";
 import { centeredRng } from "./support/rng.ts";
 
 Deno.test("the WebAssembly SIMD stages are available here (else RealFft silently runs the slower JS stages)", () => {
@@ -91,4 +91,80 @@ Deno.test("RealFft.powerWindowedView holds the bins powerWindowed writes, bit fo
       }
     }
   }
+});
+
+/** Band sums as FrameAnalyzer's JS loop does them: per band from 0 in table order, then the running total. */
+function jsBands(spec: Float64Array, t: BandTable): number[] {
+  const out: number[] = [];
+  let total = 0;
+  for (let b = 0; b + 1 < t.start.length; b++) {
+    let e = 0;
+    for (let i = t.start[b]!; i < t.start[b + 1]!; i++) e += spec[t.bin[i]!]! * t.weight[i]!;
+    out.push(e);
+    total += e;
+  }
+  out.push(total);
+  return out;
+}
+
+Deno.test("RealFft.bandPowers (one WebAssembly call per frame) gives the JS band sums bit for bit", () => {
+  const ring = new Int16Array(4096);
+  const rnd = centeredRng(31);
+  for (let i = 0; i < ring.length; i++) ring[i] = Math.round(rnd() * 60000);
+  for (const n of [64, 256, 1024]) {
+    const half = n / 2;
+    const win = new Float64Array(n).map((_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n));
+    // Bands of uneven widths over [lo, hi], a bin shared by two neighbours, weights not 1, an empty band.
+    const lo = 3, hi = half - 5;
+    const bins: number[] = [], weights: number[] = [], start = [0];
+    for (let k = lo, b = 0; k <= hi; b++) {
+      const width = 1 + (b % 4) + 3 * (n >> 8);
+      for (let j = 0; j < width && k + j <= hi; j++) {
+        bins.push(k + j);
+        weights.push(0.25 + rnd() * 0.5);
+      }
+      if (b % 5 === 2) start.push(bins.length); // an empty band
+      k += Math.max(1, width - 1); // the last bin of a band opens the next one
+      start.push(bins.length);
+    }
+    const table: BandTable = {
+      bin: Int32Array.from(bins),
+      weight: Float64Array.from(weights),
+      start: Int32Array.from(start),
+    };
+    const fft = new RealFft(n);
+    for (const start0 of [0, 700, 4096 - half]) {
+      for (const [from, to] of [[lo, hi], [lo, hi + 1], [lo - 1, hi]]) {
+        const got = fft.bandPowers(ring, start0, 4095, win, table, from!, to!);
+        assert(got !== undefined, `n=${n} [${from}, ${to}]`);
+        const spec = new Float64Array(half + 1);
+        new RealFft(n, { simd: false }).powerWindowed(ring, start0, 4095, win, spec);
+        const want = jsBands(spec, table);
+        for (let b = 0; b < want.length; b++) {
+          assert(Object.is(got[b], want[b]), `n=${n} start ${start0} band ${b}: ${got[b]} vs ${want[b]}`);
+        }
+      }
+    }
+  }
+});
+
+Deno.test("RealFft.bandPowers declines what its kernel cannot take (the caller sums the bands in JS)", () => {
+  const ring = new Int16Array(2048);
+  const win = new Float64Array(256).fill(1);
+  const one: BandTable = {
+    bin: Int32Array.of(5, 6),
+    weight: Float64Array.of(1, 1),
+    start: Int32Array.of(0, 2),
+  };
+  assert(new RealFft(256).bandPowers(ring, 0, 2047, win, one, 5, 6) !== undefined);
+  assert(new RealFft(256, { simd: false }).bandPowers(ring, 0, 2047, win, one, 5, 6) === undefined);
+  // Bin 0 and the top bin are left to JS; so are too many bands.
+  assert(new RealFft(256).bandPowers(ring, 0, 2047, win, one, 0, 6) === undefined);
+  assert(new RealFft(256).bandPowers(ring, 0, 2047, win, one, 5, 128) === undefined);
+  const many: BandTable = {
+    bin: new Int32Array(100).fill(5),
+    weight: new Float64Array(100).fill(1),
+    start: Int32Array.from({ length: 101 }, (_, i) => i),
+  };
+  assert(new RealFft(256).bandPowers(ring, 0, 2047, win, many, 5, 6) === undefined);
 });

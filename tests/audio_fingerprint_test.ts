@@ -93,6 +93,34 @@ Deno.test("subFingerprint: weak bits are the smallest |difference| per half, str
   strictEqual((res[2]! >>> (31 - 30)) & 1, 1, "bit 30 (|d| = 40) is strong");
 });
 
+Deno.test("subFingerprint: ties and random energies give what a plain sort-based reading of the rule gives", () => {
+  // The rule read literally: the sign of each difference; per half, the two smallest |difference| by a stable
+  // sort (the earlier band first on ties); strong when |difference| >= alpha × the mean.
+  const reference = (cur: Float64Array, prev: Float64Array, alpha: number): number[] => {
+    const d = Array.from({ length: 32 }, (_, m) => cur[m]! - cur[m + 1]! - (prev[m]! - prev[m + 1]!));
+    const a = d.map(Math.abs);
+    let bits = 0, strong = 0;
+    for (let m = 0; m < 32; m++) bits = (bits << 1) | (d[m]! > 0 ? 1 : 0);
+    const two = (from: number) =>
+      Array.from({ length: 16 }, (_, i) => from + i).sort((x, y) => a[x]! - a[y]! || x - y).slice(0, 2);
+    const [h1, h2] = two(0), [l1, l2] = two(16);
+    const thr = (a.reduce((s, v) => s + v, 0) / 32) * alpha;
+    if (thr > 0) { for (let m = 0; m < 32; m++) strong = (strong << 1) | (a[m]! >= thr ? 1 : 0); }
+    return [bits >>> 0, (h1! | (h2! << 5) | (l1! << 10) | (l2! << 15)) >>> 0, strong >>> 0];
+  };
+  const rnd = rng(7);
+  const res = new Uint32Array(3);
+  for (let trial = 0; trial < 2000; trial++) {
+    // Coarse levels make equal differences (ties) common; every tenth pair is flat (no difference at all).
+    const levels = trial % 3 === 0 ? 3 : 1e6;
+    const cur = new Float64Array(33).map(() => Math.floor(rnd() * levels));
+    const prev = trial % 10 === 0 ? cur.slice() : new Float64Array(33).map(() => Math.floor(rnd() * levels));
+    const alpha = trial % 2 ? 1 : 0.5;
+    subFingerprint(cur, prev, res, new Float64Array(32), alpha);
+    deepStrictEqual([...res], reference(cur, prev, alpha), `trial ${trial}`);
+  }
+});
+
 Deno.test("Fingerprinter: any chunking of the same audio gives bit-identical frames (property)", () => {
   const x = speech();
   const whole = fingerprint(x, [x.length]);

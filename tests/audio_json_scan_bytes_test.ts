@@ -426,3 +426,38 @@ Deno.test("json envelope: a bad escape anywhere is bad JSON, not an exception", 
   deepEqual(extractAudioField(new PayloadEnvelope(body), fmt), { ok: false, reason: "bad_json" });
   equal(jsonPathValue(new PayloadEnvelope(body), "$.streamSid"), undefined);
 });
+
+Deno.test("byte scanner: bodies in one buffer (a capture slab) read right as the buffer's bytes and size change", () => {
+  // The word view of a buffer is kept from one body to the next: it must see rewritten bytes, other bodies of
+  // the same buffer, and a resizable buffer at its new size.
+  const long = "A".repeat(100);
+  const bodies = [`{"p":"${long}","q":1}`, `{"p":"${long.slice(0, 60)}\\"${long.slice(61)}","q":2}`];
+  const slab = new Uint8Array(4096);
+  let at = 0;
+  const views: Uint8Array[] = [];
+  for (const text of [...bodies, ...bodies]) {
+    const b = enc.encode(text);
+    slab.set(b, at);
+    views.push(slab.subarray(at, at + b.length));
+    at += b.length + 1;
+  }
+  for (const v of views) for (const segs of [["q"], ["p"]]) equal(check(v, segs), "hit");
+  // Rewritten in place: a quote now ends the long string early (bad JSON), then it is made whole again.
+  const first = views[0]!;
+  equal(check(first, ["q"]), "hit");
+  first[50] = 0x22;
+  equal(check(first, ["q"]), "bad");
+  first[50] = 0x41;
+  equal(check(first, ["q"]), "hit");
+  // A resizable buffer that grows: a body past its old end is read whole.
+  const rab = new ArrayBuffer(256, { maxByteLength: 4096 });
+  const before = enc.encode(`{"p":"${long}","q":3}`);
+  new Uint8Array(rab).set(before);
+  equal(check(new Uint8Array(rab, 0, before.length), ["q"]), "hit");
+  rab.resize(4096);
+  const big = enc.encode(`{"p":"${long}${long}","q":4}`);
+  new Uint8Array(rab).set(big, 1000);
+  equal(check(new Uint8Array(rab, 1000, big.length), ["q"]), "hit");
+  new Uint8Array(rab)[1000 + 80] = 0x22;
+  equal(check(new Uint8Array(rab, 1000, big.length), ["q"]), "bad");
+});

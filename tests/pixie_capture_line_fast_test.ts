@@ -6,7 +6,7 @@ import {
   parseCaptureLineJson,
   utf8Bytes,
 } from "../pixie/capture.ts";
-import { type ByteSlab, parseCaptureLineFast } from "../pixie/capture_line_fast.ts";
+import { type ByteSlab, parseCaptureLineBytes, parseCaptureLineFast } from "../pixie/capture_line_fast.ts";
 import type { Row } from "../pixie/row.ts";
 
 const enc = new TextEncoder();
@@ -129,7 +129,7 @@ Deno.test("direct capture line reader: rows identical to JSON.parse's on every m
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
     return seed % n;
   };
-  let direct = 0;
+  let direct = 0, fromBytes = 0;
   for (let t = 0; t < 15_000; t++) {
     let line = LINES[rnd(LINES.length)]!;
     for (let m = 1 + rnd(3); m > 0; m--) {
@@ -149,8 +149,16 @@ Deno.test("direct capture line reader: rows identical to JSON.parse's on every m
     if (typeof a !== "string" && parseCaptureLineFast(line, "n", testSlab(), base64ToBytes) !== undefined) {
       direct++;
     }
+    // The same line read from a file's bytes (UTF-8, amid other bytes): the same row, or left to the text path.
+    const bytes = enc.encode(`x\n${line}\ny`);
+    const c = parseCaptureLineBytes(bytes, 2, bytes.length - 2, "n", testSlab(), base64ToBytes);
+    if (c !== undefined) {
+      fromBytes++;
+      deepEqual(plain(c), plain(b), `bytes: ${line}`);
+    }
   }
   ok(direct > 1000, `lines read directly: ${direct}`);
+  ok(fromBytes > 1000, `lines read directly from bytes: ${fromBytes}`);
 });
 
 Deno.test("direct capture line reader: keys JSON.parse treats specially go to JSON.parse", () => {

@@ -171,3 +171,57 @@ Deno.test("replayStream, unpaced: each batch goes to deliver node by node, every
   // One call per node and batch (not per run of one node's rows), in the order the nodes first appear.
   deepEqual(calls, [["a", [1, 3, 5]], ["b", [2, 4]], ["b", [6]], ["a", [7]]]);
 });
+
+Deno.test("openCapture reads lines from the file's bytes as parseCapture reads the decoded text, at any chunking", async () => {
+  const enc = new TextEncoder();
+  const usual = (i: number) =>
+    JSON.stringify({
+      query: "m/source",
+      row: {
+        time_: String(1763900000000000000n + BigInt(i)),
+        pod: "ns/p",
+        port: i,
+        req_body: `{"a":"x\\"${i}"}`,
+      },
+    });
+  const parts: Uint8Array[] = [
+    Uint8Array.of(0xef, 0xbb, 0xbf), // a byte-order mark opens the file
+    enc.encode('{"capture": 1, "node": "node-y"}\n'),
+    enc.encode(usual(1) + "\n"),
+    Uint8Array.of(0xef, 0xbb, 0xbf), // one further on is part of its line (whitespace to trim)
+    enc.encode(usual(2) + "\r\n  \n\t\n"),
+    enc.encode('\v{"query":"m/source","row":{"time_":"3","b":{"base64":"AAEC"},"t":true,"f":false}}\n'),
+    enc.encode('{"query":"m/source","row":{"time_":"4","x":"caf'),
+    Uint8Array.of(0xc3, 0xa9, 0x22, 0x7d, 0x7d, 0x0a), // é, then the line ends
+    enc.encode('{"query":"m/source","row":{"time_":"5","x":"bad '),
+    Uint8Array.of(0xff, 0xc3, 0x22, 0x7d, 0x7d, 0x0a), // invalid UTF-8: U+FFFD in the text
+    enc.encode('{"query":"m/source","row":{"time_":"6","x":"cut '),
+    Uint8Array.of(0xe2, 0x82, 0x0a), // a sequence cut by the newline: not JSON
+    enc.encode(
+      '{"query":"m/source","row":{"time_":"-0070","n":-0,"big":123456789012345678901,"e":1e3,"l":"' +
+        "z".repeat(300) + '"}}\n',
+    ),
+    enc.encode(usual(7)), // no newline at the end
+  ];
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) bytes.set(p, (at += p.length) - p.length);
+  const path = await Deno.makeTempFile({ suffix: ".jsonl" });
+  try {
+    await Deno.writeFile(path, bytes);
+    const whole = parseCapture(new TextDecoder().decode(bytes), path);
+    equal(whole.node, "node-y");
+    ok(whole.rows.length >= 7 && whole.problems.length >= 1, JSON.stringify(whole.problems));
+    for (const chunkBytes of [1, 2, 3, 5, 61, 1 << 20]) {
+      const reader = await openCapture(path, { chunkBytes, keepProblems: 100 });
+      equal(reader.node, "node-y", `chunk ${chunkBytes}`);
+      const rows: Row[] = [];
+      for await (const b of reader.batches()) rows.push(...b);
+      deepEqual(rows, whole.rows, `chunk ${chunkBytes}`);
+      deepEqual(reader.problems, whole.problems, `chunk ${chunkBytes}`);
+      equal(reader.bytesRead, bytes.length);
+    }
+  } finally {
+    await Deno.remove(path);
+  }
+});

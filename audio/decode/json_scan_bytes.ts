@@ -63,7 +63,10 @@ class ByteScanner {
   path: BytePath = { segs: [], index: [], bytes: [] };
   hit: ByteScanHit | undefined;
   escaped = false;
-  /** The payload's buffer as 32-bit words, made when the first long string is read (see {@link special}). */
+  /**
+   * The payload's buffer as 32-bit words, made when a long string is read in a buffer not seen last (see
+   * {@link special}).
+   */
   words: Uint32Array | undefined;
 
   ws(): void {
@@ -188,7 +191,9 @@ class ByteScanner {
     for (; p < len && (base + p) & 3; p++) if (isSpecial(b[p]!)) return p;
     if (p >= len) return len;
     let words = this.words;
-    if (!words) words = this.words = new Uint32Array(b.buffer, 0, b.buffer.byteLength >>> 2);
+    if (!words || words.buffer !== b.buffer || words.length !== b.buffer.byteLength >>> 2) {
+      words = this.words = wordsOf(b.buffer);
+    }
     const end = (base + len) >>> 2;
     let i = (base + p) >>> 2;
     for (; i < end; i++) {
@@ -298,6 +303,14 @@ function hasNonAscii(b: Uint8Array, from: number, to: number): boolean {
 
 const scanner = new ByteScanner();
 
+/** Buffers up to this size keep their word view between payloads (a capture slab is 64 KiB). */
+const KEEP_WORDS_BYTES = 1 << 20;
+
+/** The whole buffer as 32-bit words (its last 0–3 bytes are read bytewise). */
+function wordsOf(buffer: ArrayBufferLike): Uint32Array {
+  return new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
+}
+
 /**
  * Finds the value at `path` in the JSON `bytes`: its range, {@link BYTES_MISSING}, or {@link BYTES_BAD} (not
  * handled here, including anything malformed: the caller asks JSON.parse).
@@ -314,7 +327,6 @@ export function scanJsonPathBytes(
   sc.pos = 0;
   sc.path = path;
   sc.hit = undefined;
-  sc.words = undefined;
   let ok = false;
   try {
     ok = sc.value(true, 0);
@@ -324,7 +336,9 @@ export function scanJsonPathBytes(
   }
   const end = sc.pos;
   sc.b = EMPTY;
-  sc.words = undefined;
+  // The word view is kept for the next payload (rows' bodies share slabs: a view is costly to make in Deno),
+  // unless it would hold a large buffer alive.
+  if (sc.words !== undefined && sc.words.byteLength > KEEP_WORDS_BYTES) sc.words = undefined;
   if (!ok || end !== bytes.length) return BYTES_BAD;
   return sc.hit ?? BYTES_MISSING;
 }

@@ -55,7 +55,7 @@ interface Layout {
   sinAt: number;
   /** The frame's Int16 samples (2·half of them). */
   samplesAt: number;
-  /** The window (2·half float64). */
+  /** The window (2·half float64), in input order (see {@link SimdStages}). */
   windowAt: number;
   /** Per complex input i: the sample index rev[i]·2 it takes its real part from (int32). */
   revAt: number;
@@ -63,7 +63,19 @@ interface Layout {
   splitCosAt: number;
   splitSinAt: number;
   outAt: number;
+  /** Band tables of {@link SimdStages.bands}: first entry per band (int32), bin per entry (int32), weight per
+   * entry (float64), and the output: energy per band, then their total (float64). */
+  bandStartAt: number;
+  bandBinAt: number;
+  bandWAt: number;
+  bandOutAt: number;
   bytes: number;
+}
+
+/** Most bands and band entries the kernel's band tables hold (a bin overlaps few bands: see fingerprint.ts). */
+export const MAX_BANDS = 63;
+function maxBandEntries(half: number): number {
+  return half + 2 * (MAX_BANDS + 1);
 }
 
 function layoutOf(half: number): Layout {
@@ -82,6 +94,10 @@ function layoutOf(half: number): Layout {
   const splitCosAt = revAt + 4 * half;
   const splitSinAt = splitCosAt + 8 * half + 16;
   const outAt = splitSinAt + 8 * half + 16;
+  const bandStartAt = outAt + 8 * half + 16;
+  const bandBinAt = bandStartAt + 4 * (MAX_BANDS + 1);
+  const bandWAt = bandBinAt + 4 * maxBandEntries(half);
+  const bandOutAt = bandWAt + 8 * maxBandEntries(half);
   return {
     stages,
     hasLast: len <= half,
@@ -93,7 +109,11 @@ function layoutOf(half: number): Layout {
     splitCosAt,
     splitSinAt,
     outAt,
-    bytes: outAt + 8 * half + 16,
+    bandStartAt,
+    bandBinAt,
+    bandWAt,
+    bandOutAt,
+    bytes: bandOutAt + 8 * (MAX_BANDS + 1),
   };
 }
 
@@ -276,32 +296,34 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
 
   // input: the window applied to the bit-reversed samples and the first two radix-2 stages as one radix-4
   // pass, exactly as RealFft.powerWindowed in JS, a complex value (re, im) per v128.
-  const RI = 0, O = 1, X = 2; // i32 locals: byte offset in the rev table, in re/im; scratch
-  const [VA, VB, VC, VD, S0, D0, S1, D1, W, XX, YY] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+  const RI = 0, O = 1, X = 2; // i32 locals: byte offset in the rev table, in re/im, in the window
+  const [VA, VB, VC, VD, S0, D0, S1, D1, W, XX, YY, PM] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
   /** (sample[x], sample[x + 1]) · (window[x], window[x + 1]) with x = rev table entry k of this turn. */
+  // The rev table holds each input's byte offset in the samples and the window is stored in input order
+  // (see SimdStages.#setWindow), so the window pair of input i + k is at 16·(i + k): no address arithmetic.
   const pair = (k: number, dst: number) => [
     ...get(RI),
     0x28, // i32.load
     2,
     ...uleb(L.revAt + 4 * k),
-    ...tee(X),
-    ...i32c(1),
-    SHL,
     ...simd(0x5c, 1, ...uleb(L.samplesAt)), // v128.load32_zero: two Int16
     ...simd(0xa7), // i32x4.extend_low_i16x8_s
     ...simd(0xfe), // f64x2.convert_low_i32x4_s
     ...get(X),
-    ...i32c(3),
-    SHL,
-    ...load(L.windowAt),
+    ...load(L.windowAt + 16 * k),
     ...simd(F64X2_MUL),
     ...set(dst),
   ];
-  const lane = (
-    off: number,
-    e: Expr,
-    l: number,
-  ) => [...get(O), ...emit(e), ...simd(0x5b, 3, ...uleb(off), l)];
+  /** Lanes 0 of a and b (LO_LO) or lanes 1 of a and b (HI_HI), as one v128 stored at O + off. */
+  const LO_LO = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+  const HI_HI = [8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31];
+  const whole = (off: number, a: number, b: number, lanes: number[]) => [
+    ...get(O),
+    ...get(a),
+    ...get(b),
+    ...simd(0x0d, ...lanes),
+    ...store(off),
+  ];
   const input = [
     ...i32c(0),
     ...set(RI),
@@ -309,6 +331,10 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
     ...set(O),
     LOOP,
     VOID,
+    ...get(RI),
+    ...i32c(2),
+    SHL,
+    ...set(X),
     ...pair(0, VA),
     ...pair(1, VB),
     ...pair(2, VC),
@@ -317,25 +343,21 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
     ...let_(D0, sub(VA, VB)),
     ...let_(S1, add(VC, VD)),
     ...let_(D1, sub(VC, VD)),
-    // re[i] = s0r + s1r, im[i] = s0i + s1i; re[i + 2], im[i + 2]: the differences.
+    // P = s0 + s1 = (re[i], im[i]), M = s0 − s1 = (re[i + 2], im[i + 2]); with d1 halves swapped,
+    // x = d0 + (d1i, d1r) = (re[i + 1], im[i + 3]) and y = d0 − (d1i, d1r) = (re[i + 3], im[i + 1]). Shuffled
+    // into four whole v128 stores (re[i..i+4), im[i..i+4)) rather than eight lane stores: the same values.
     ...let_(W, add(S0, S1)),
-    ...lane(0, W, 0),
-    ...lane(IM, W, 1),
-    ...let_(W, sub(S0, S1)),
-    ...lane(16, W, 0),
-    ...lane(IM + 16, W, 1),
-    // d1 with its halves swapped: x = d0 + (d1i, d1r), y = d0 − (d1i, d1r); re[i + 1] = d0r + d1i = x.0,
-    // im[i + 1] = d0i − d1r = y.1, re[i + 3] = d0r − d1i = y.0, im[i + 3] = d0i + d1r = x.1.
+    ...let_(PM, sub(S0, S1)),
     ...get(D1),
     ...get(D1),
     ...simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7),
-    ...set(W),
-    ...let_(XX, add(D0, W)),
-    ...let_(YY, sub(D0, W)),
-    ...lane(8, XX, 0),
-    ...lane(IM + 8, YY, 1),
-    ...lane(24, YY, 0),
-    ...lane(IM + 24, XX, 1),
+    ...set(D1),
+    ...let_(XX, add(D0, D1)),
+    ...let_(YY, sub(D0, D1)),
+    ...whole(0, W, XX, LO_LO),
+    ...whole(16, PM, YY, LO_LO),
+    ...whole(IM, W, YY, HI_HI),
+    ...whole(IM + 16, PM, XX, HI_HI),
     ...get(RI),
     ...i32c(16),
     ADD,
@@ -351,7 +373,7 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
     END,
     END,
   ];
-  const inputBody = [2, 3, I32, 11, V128, ...input];
+  const inputBody = [2, 3, I32, 12, V128, ...input];
 
   // split: bins k0 .. k0 + 2·pairs − 1 (1 ≤ k, k ≤ half − 1) of the real spectrum, as RealFft's JS split pass:
   // Z[k] from re/im at k, conj Z[half − k] from the pair below half − k, lanes swapped.
@@ -436,13 +458,130 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
     END,
   ];
   const splitBody = [2, 2, I32, 15, V128, ...split];
+
+  // bands: energy of band b = Σ out[bin[i]]·w[i] over its entries in table order, from 0, in scalar float64
+  // (exactly FrameAnalyzer's JS loop), each into bandOut[b]; their running total (from 0) into bandOut[nb].
+  const NB = 0, B4 = 1, I = 2, END_ = 3, E = 4, TOT = 5; // param; i32 locals; f64 locals
+  const F64_LOAD = 0x2b, F64_STORE = 0x39, I32_LOAD = 0x28, F64_ADD = 0xa0, F64_MUL = 0xa2, F64_CONST = 0x44;
+  const GE_S = 0x4e, LT_S = 0x48, BLOCK = 0x02, BR_IF = 0x0d;
+  const f64zero = [F64_CONST, 0, 0, 0, 0, 0, 0, 0, 0];
+  const bands = [
+    ...f64zero,
+    ...set(TOT),
+    ...i32c(0),
+    ...set(B4),
+    LOOP,
+    VOID,
+    ...get(B4),
+    I32_LOAD,
+    2,
+    ...uleb(L.bandStartAt),
+    ...set(I),
+    ...get(B4),
+    I32_LOAD,
+    2,
+    ...uleb(L.bandStartAt + 4),
+    ...set(END_),
+    ...f64zero,
+    ...set(E),
+    BLOCK,
+    VOID,
+    ...get(I),
+    ...get(END_),
+    GE_S,
+    BR_IF,
+    0,
+    LOOP,
+    VOID,
+    ...get(E),
+    // out[bin[i]]
+    ...get(I),
+    ...i32c(2),
+    SHL,
+    I32_LOAD,
+    2,
+    ...uleb(L.bandBinAt),
+    ...i32c(3),
+    SHL,
+    F64_LOAD,
+    3,
+    ...uleb(L.outAt),
+    // w[i]
+    ...get(I),
+    ...i32c(3),
+    SHL,
+    F64_LOAD,
+    3,
+    ...uleb(L.bandWAt),
+    F64_MUL,
+    F64_ADD,
+    ...set(E),
+    ...get(I),
+    ...i32c(1),
+    ADD,
+    ...tee(I),
+    ...get(END_),
+    LT_S,
+    BR_IF,
+    0,
+    END,
+    END,
+    ...get(B4),
+    ...i32c(1),
+    SHL,
+    ...get(E),
+    F64_STORE,
+    3,
+    ...uleb(L.bandOutAt),
+    ...get(TOT),
+    ...get(E),
+    F64_ADD,
+    ...set(TOT),
+    ...get(B4),
+    ...i32c(4),
+    ADD,
+    ...tee(B4),
+    ...get(NB),
+    ...i32c(2),
+    SHL,
+    LT_S,
+    BR_IF,
+    0,
+    END,
+    ...get(NB),
+    ...i32c(3),
+    SHL,
+    ...get(TOT),
+    F64_STORE,
+    3,
+    ...uleb(L.bandOutAt),
+    END,
+  ];
+  const bandsBody = [2, 3, I32, 2, 0x7c, ...bands];
+
+  // frame: input, every stage, split(k0, pairs), bands(nb): a whole frame in one call from JS.
+  const CALL = 0x10;
+  const frame = [
+    ...[CALL, 2],
+    ...L.stages.flatMap(([q, tw]) => [...i32c(q), ...i32c(tw), CALL, 0]),
+    ...(L.hasLast ? [...i32c(L.cosAt), ...i32c(L.sinAt), CALL, 1] : []),
+    ...get(0),
+    ...get(1),
+    CALL,
+    3,
+    ...get(2),
+    CALL,
+    4,
+    END,
+  ];
+  const frameBody = [0, ...frame];
   return new Uint8Array([
     ...WASM_HEADER,
-    ...section(1, [2, 0x60, 2, I32, I32, 0, 0x60, 0, 0]),
+    ...section(1, [4, 0x60, 2, I32, I32, 0, 0x60, 0, 0, 0x60, 1, I32, 0, 0x60, 3, I32, I32, I32, 0]),
     ...section(2, [1, ...name("m"), ...name("mem"), 0x02, 0x00, 1]),
-    ...section(3, [4, 0, 0, 1, 0]),
+    ...section(3, [6, 0, 0, 1, 0, 2, 3]),
     ...section(7, [
-      4,
+      6,
       ...name("fused"),
       0x00,
       0,
@@ -455,9 +594,15 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
       ...name("split"),
       0x00,
       3,
+      ...name("bands"),
+      0x00,
+      4,
+      ...name("frame"),
+      0x00,
+      5,
     ]),
     ...section(10, [
-      4,
+      6,
       ...uleb(fusedBody.length),
       ...fusedBody,
       ...uleb(lastBody.length),
@@ -466,11 +611,26 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
       ...inputBody,
       ...uleb(splitBody.length),
       ...splitBody,
+      ...uleb(bandsBody.length),
+      ...bandsBody,
+      ...uleb(frameBody.length),
+      ...frameBody,
     ]),
   ]);
 }
 
 type StageFn = (a: number, b: number) => void;
+
+/**
+ * Sparse band weights over the power spectrum: band b sums `power[bin[i]] · weight[i]` for i in
+ * `[start[b], start[b + 1])`, in that order. Tables are never modified once made (the kernel keeps the last one).
+ */
+export interface BandTable {
+  readonly bin: Int32Array;
+  readonly weight: Float64Array;
+  /** Number of bands + 1 entries. */
+  readonly start: Int32Array;
+}
 
 /**
  * The complex FFT of a real frame for one half-size (≥ 8, power of two) but the final split: either the caller
@@ -489,10 +649,18 @@ export class SimdStages {
   readonly #last: StageFn;
   readonly #input: () => void;
   readonly #split: StageFn;
+  readonly #frame: (k0: number, pairs: number, nb: number) => void;
   readonly #layout: Layout;
+  readonly #half: number;
+  readonly #memory: WebAssembly.Memory;
+  /** The band table last copied into the kernel's memory. */
+  #bands: BandTable | undefined;
+  /** Output of {@link frame}: energy per band, then their total. */
+  readonly bandOut: Float64Array;
   /** The radix-2² stages' (quarter, twiddle offset) pairs, flat. */
   readonly #stageArgs: Int32Array;
   readonly #windowView: Float64Array;
+  readonly #rev: Uint32Array;
   /** The window last copied into the kernel's memory (windows are never modified once made). */
   #window: Float64Array | undefined;
 
@@ -519,13 +687,18 @@ export class SimdStages {
     this.#last = instance.exports.last as StageFn;
     this.#input = instance.exports.input as () => void;
     this.#split = instance.exports.split as StageFn;
+    this.#frame = instance.exports.frame as (k0: number, pairs: number, nb: number) => void;
+    this.#half = half;
+    this.#memory = memory;
     const f64 = new Float64Array(memory.buffer);
     this.re = f64.subarray(0, half);
     this.im = f64.subarray(half, 2 * half);
     this.samples = new Int16Array(memory.buffer, L.samplesAt, 2 * half);
     this.#windowView = f64.subarray(L.windowAt / 8, L.windowAt / 8 + 2 * half);
     const revView = new Int32Array(memory.buffer, L.revAt, half);
-    for (let i = 0; i < half; i++) revView[i] = rev[i]! << 1;
+    // Input i's samples 2·rev[i], 2·rev[i] + 1: their byte offset.
+    for (let i = 0; i < half; i++) revView[i] = rev[i]! << 2;
+    this.#rev = rev.slice();
     // The same table entries the JS stages read for butterfly j: W_{2q}^j at j·step1, W_{4q}^j at j·step2.
     for (const [q, at] of L.stages) {
       const step1 = half / (2 * q), step2 = step1 >> 1;
@@ -542,6 +715,37 @@ export class SimdStages {
     f64.set(splitCos.subarray(0, half + 1), L.splitCosAt / 8);
     f64.set(splitSin.subarray(0, half + 1), L.splitSinAt / 8);
     this.out = f64.subarray(L.outAt / 8, L.outAt / 8 + half + 1);
+    this.bandOut = f64.subarray(L.bandOutAt / 8, L.bandOutAt / 8 + MAX_BANDS + 1);
+  }
+
+  /** True if {@link frame} can take `table` (few enough bands and entries, bins inside the spectrum). */
+  fits(table: BandTable): boolean {
+    const nb = table.start.length - 1;
+    const entries = table.start[nb]!;
+    if (nb < 1 || nb > MAX_BANDS || entries > maxBandEntries(this.#half) || table.bin.length < entries) {
+      return false;
+    }
+    for (let i = 0; i < entries; i++) if (table.bin[i]! < 0 || table.bin[i]! > this.#half) return false;
+    return true;
+  }
+
+  /**
+   * A whole windowed frame in one call: the input pass from {@link samples} times `window`, the stages, the split
+   * of bins k0 .. k0 + 2·pairs − 1 and the band energies of `table` (which must {@link fits} and read only those
+   * bins) into {@link bandOut}. The same operations as {@link input}, {@link run}, {@link split} and the JS band
+   * sums, so the same values.
+   */
+  frame(window: Float64Array, k0: number, pairs: number, table: BandTable): void {
+    if (window !== this.#window) this.#setWindow(window);
+    if (table !== this.#bands) {
+      const L = this.#layout, buf = this.#memory.buffer;
+      const nb = table.start.length - 1, entries = table.start[nb]!;
+      new Int32Array(buf, L.bandStartAt, nb + 1).set(table.start);
+      new Int32Array(buf, L.bandBinAt, entries).set(table.bin.subarray(0, entries));
+      new Float64Array(buf, L.bandWAt, entries).set(table.weight.subarray(0, entries));
+      this.#bands = table;
+    }
+    this.#frame(k0, pairs, table.start.length - 1);
   }
 
   /** Power of bins k0 .. k0 + 2·pairs − 1 into {@link out} (pairs ≥ 1, 1 ≤ k0, k0 + 2·pairs ≤ half). */
@@ -551,11 +755,19 @@ export class SimdStages {
 
   /** The radix-4 input pass from {@link samples} times `window` (2·half values) into re, im. */
   input(window: Float64Array): void {
-    if (window !== this.#window) {
-      this.#windowView.set(window.subarray(0, this.#windowView.length));
-      this.#window = window;
-    }
+    if (window !== this.#window) this.#setWindow(window);
     this.#input();
+  }
+
+  /** The window into the kernel in input order: input i's pair (window[2·rev[i]], window[2·rev[i] + 1]). */
+  #setWindow(window: Float64Array): void {
+    const wv = this.#windowView, rev = this.#rev;
+    for (let i = 0; i < rev.length; i++) {
+      const x = rev[i]! << 1;
+      wv[2 * i] = window[x]!;
+      wv[2 * i + 1] = window[x + 1]!;
+    }
+    this.#window = window;
   }
 
   /** Runs the stages in place on {@link re}, {@link im}. */

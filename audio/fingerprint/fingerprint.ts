@@ -20,7 +20,7 @@
  * @module
  */
 
-import { RealFft } from "./fft.ts";
+import { type BandTable, RealFft } from "./fft.ts";
 import type { SampleRing } from "../decode/sample_ring.ts";
 import { RING_SCALE } from "../decode/sample_ring.ts";
 
@@ -69,6 +69,8 @@ interface AnalyzerTables {
   wBin: Int32Array;
   w: Float64Array;
   bandStart: Int32Array;
+  /** The same weights as one table for the FFT's whole-frame kernel. */
+  bands: BandTable;
   fromBin: number;
   toBin: number;
   dbRef: number;
@@ -119,13 +121,16 @@ function tablesOf(params: Readonly<FingerprintParams>): AnalyzerTables {
   const bandStart = new Int32Array(BANDS + 1);
   for (const b of bands) bandStart[b + 1]!++;
   for (let b = 0; b < BANDS; b++) bandStart[b + 1]! += bandStart[b]!;
+  const wBin = Int32Array.from(order, (i) => bins[i]!);
+  const w = Float64Array.from(order, (i) => ws[i]!);
   const t: AnalyzerTables = {
     fft: new RealFft(n),
     spec: new Float64Array((n >> 1) + 1),
     window,
-    wBin: Int32Array.from(order, (i) => bins[i]!),
-    w: Float64Array.from(order, (i) => ws[i]!),
+    wBin,
+    w,
     bandStart,
+    bands: { bin: wBin, weight: w, start: bandStart },
     fromBin: lo,
     toBin: hi,
     // A full-scale sine has power (n·A/2)²·Σw²/n... referenced so 0 dB ≈ full-scale tone in the bands.
@@ -150,6 +155,7 @@ export class FrameAnalyzer {
   readonly #wBin: Int32Array;
   readonly #w: Float64Array;
   readonly #bandStart: Int32Array;
+  readonly #bands: BandTable;
   readonly #dbRef: number;
 
   /** Tables for `params` (shared by every analyzer of the same parameters: see {@link tablesOf}). */
@@ -162,6 +168,7 @@ export class FrameAnalyzer {
     this.#wBin = t.wBin;
     this.#w = t.w;
     this.#bandStart = t.bandStart;
+    this.#bands = t.bands;
     this.#fromBin = t.fromBin;
     this.#toBin = t.toBin;
     this.#dbRef = t.dbRef;
@@ -172,6 +179,21 @@ export class FrameAnalyzer {
    * frame's energy over the bands in dB (see {@link SILENT_DB}). The caller guarantees the samples are held.
    */
   analyze(ring: SampleRing, pos: number, out: Float64Array): number {
+    const bands = this.#fft.bandPowers(
+      ring.data,
+      pos & ring.mask,
+      ring.mask,
+      this.#window,
+      this.#bands,
+      this.#fromBin,
+      this.#toBin,
+    );
+    if (bands !== undefined) {
+      // The kernel summed the bands as the loop below does (same entries, same order, float64).
+      for (let b = 0; b < BANDS; b++) out[b] = bands[b]!;
+      const total = bands[BANDS]!;
+      return total > 0 ? 10 * Math.log10(total / this.#dbRef) : SILENT_DB;
+    }
     const spec = this.#fft.powerWindowedView(
       ring.data,
       pos & ring.mask,
@@ -210,29 +232,49 @@ export function subFingerprint(
   diff: Float64Array,
   strongAlpha: number,
 ): void {
+  // Bits and the strong mask as `+(x > y)` (no branch: the signs are a coin toss, and mispredicted branches
+  // took most of this function's time), a half at a time, each band read once; same results.
   let bits = 0;
   let sum = 0;
   let h1 = 0, h2 = 1, l1 = 16, l2 = 17;
   let h1v = Infinity, h2v = Infinity, l1v = Infinity, l2v = Infinity;
-  for (let m = 0; m < SUBFP_BITS; m++) {
-    const d = cur[m]! - cur[m + 1]! - (prev[m]! - prev[m + 1]!);
-    const a = d < 0 ? -d : d;
+  let c0 = cur[0]!, p0 = prev[0]!;
+  for (let m = 0; m < 16; m++) {
+    const c1 = cur[m + 1]!, p1 = prev[m + 1]!;
+    const d = c0 - c1 - (p0 - p1);
+    c0 = c1;
+    p0 = p1;
+    const a = Math.abs(d);
     diff[m] = a;
     sum += a;
-    bits = (bits << 1) | (d > 0 ? 1 : 0);
-    if (m < 16) {
+    bits = (bits << 1) | +(d > 0);
+    // The two smallest so far, the earlier one first on ties (h1v <= h2v always).
+    if (a < h2v) {
       if (a < h1v) {
         h2 = h1, h2v = h1v, h1 = m, h1v = a;
-      } else if (a < h2v) h2 = m, h2v = a;
-    } else if (a < l1v) {
-      l2 = l1, l2v = l1v, l1 = m, l1v = a;
-    } else if (a < l2v) l2 = m, l2v = a;
+      } else h2 = m, h2v = a;
+    }
+  }
+  for (let m = 16; m < SUBFP_BITS; m++) {
+    const c1 = cur[m + 1]!, p1 = prev[m + 1]!;
+    const d = c0 - c1 - (p0 - p1);
+    c0 = c1;
+    p0 = p1;
+    const a = Math.abs(d);
+    diff[m] = a;
+    sum += a;
+    bits = (bits << 1) | +(d > 0);
+    if (a < l2v) {
+      if (a < l1v) {
+        l2 = l1, l2v = l1v, l1 = m, l1v = a;
+      } else l2 = m, l2v = a;
+    }
   }
   result[0] = bits >>> 0;
   result[1] = h1 | (h2 << 4) | ((l1 - 16) << 8) | ((l2 - 16) << 12);
   const thr = (sum / SUBFP_BITS) * strongAlpha;
   let strong = 0;
-  if (thr > 0) { for (let m = 0; m < SUBFP_BITS; m++) strong = (strong << 1) | (diff[m]! >= thr ? 1 : 0); }
+  if (thr > 0) { for (let m = 0; m < SUBFP_BITS; m++) strong = (strong << 1) | +(diff[m]! >= thr); }
   result[2] = strong >>> 0;
 }
 
