@@ -17,6 +17,7 @@
 import type { GapHint } from "./gap_hints.ts";
 import type { SampleRing } from "../decode/sample_ring.ts";
 import { kthSmallest } from "../../util/kth_smallest.ts";
+import { PlainScan, SCAN_TOLERANCE } from "./plain_scan.ts";
 
 /** Number of envelope values. */
 export const ENV_VALUES = 256;
@@ -111,6 +112,17 @@ export class EnvelopeScratch {
   upMax = new Float64Array(0);
   downMax = new Float64Array(0);
   at = new Int32Array(ENV_VALUES);
+  /** The source sides of the plain correlations (see {@link plainCorrelation}). */
+  readonly sources = new SourceSides();
+  /** The coarse shifts of the plain search, their clamps and estimates (see plain_scan.ts). */
+  ds = new Int32Array(0);
+  floors = new Float64Array(0);
+  rels = new Float64Array(0);
+  estimates = new Float64Array(0);
+  readonly scan = new PlainScan(ENV_VALUES, ENV_HOP, DETREND_SPAN);
+  /** Scores per shift of the plain search and of the last hinted one (NaN: not scored yet). */
+  plainMemo = new Float64Array(0);
+  hintMemo = new Float64Array(0);
 }
 
 /**
@@ -271,17 +283,48 @@ export function envelopeShift(
     return max;
   };
 
+  const src = scratch.sources;
+  src.reset(sDb);
+  const sourceOf = (rel: number): SourceSide => src.get(rel);
   const scorePlain = (d: number): number => {
     const a = downMax[d]!, b = upMax[d + (ENV_VALUES - 1) * ENV_HOP]!;
     const max = a > b ? a : b;
     const floor = Math.max(max - ENV_RANGE_DB, noise);
-    for (let i = 0, k = d; i < ENV_VALUES; i++, k += ENV_HOP) at[i] = k;
-    const corr = placedCorrelation(db, sDb, at, floor, floor - max);
+    const corr = plainCorrelation(db, d, floor, floor - max, src);
     return Math.abs(d - range) > NEAR_SHIFT ? corr - FAR_HANDICAP : corr;
   };
+  // Every shift is scored at most once per hypothesis: the refinement revisits its coarse shift (and neighbouring
+  // candidates' windows overlap), and the waveform signs ask for shifts the plain search scored already.
+  const span = 2 * range + 1;
+  if (scratch.plainMemo.length < span) {
+    scratch.plainMemo = new Float64Array(span);
+    scratch.hintMemo = new Float64Array(span);
+    scratch.ds = new Int32Array(span);
+    scratch.floors = new Float64Array(span);
+    scratch.rels = new Float64Array(span);
+    scratch.estimates = new Float64Array(span);
+  }
+  const plainMemo = scratch.plainMemo, hintMemo = scratch.hintMemo;
+  plainMemo.fill(NaN, 0, span);
+  /** The hints whose scores `hintMemo` holds. */
+  let memoHints: readonly GapHint[] | undefined;
 
   const score = (d: number, hints: readonly GapHint[]): number => {
-    if (hints.length === 0) return scorePlain(d);
+    if (hints.length === 0) {
+      let c = plainMemo[d]!;
+      if (c !== c) c = plainMemo[d] = scorePlain(d);
+      return c;
+    }
+    if (hints !== memoHints) {
+      hintMemo.fill(NaN, 0, span);
+      memoHints = hints;
+    }
+    let c = hintMemo[d]!;
+    if (c !== c) c = hintMemo[d] = scoreHinted(d, hints);
+    return c;
+  };
+
+  const scoreHinted = (d: number, hints: readonly GapHint[]): number => {
     const max = place(d, hints);
     if (max === -Infinity) return -1;
     const floor = Math.max(max - ENV_RANGE_DB, noise);
@@ -298,8 +341,44 @@ export function envelopeShift(
     const last = 2 * range;
     const top: number[] = [];
     const topScore: number[] = [];
+    const plain = hints.length === 0;
+    let count = 0, third = -Infinity;
+    if (plain) {
+      // Which coarse shifts can be among the best few (plain_scan.ts): the rest are not scored exactly.
+      for (let d = 0; d <= last; d += Math.abs(d - range) > NEAR_SHIFT ? 2 * COARSE_STEP : COARSE_STEP) {
+        const a = downMax[d]!, b = upMax[d + (ENV_VALUES - 1) * ENV_HOP]!;
+        const max = a > b ? a : b;
+        const floor = Math.max(max - ENV_RANGE_DB, noise);
+        scratch.ds[count] = d;
+        scratch.floors[count] = floor;
+        scratch.rels[count] = floor - max;
+        count++;
+      }
+      const est = scratch.estimates;
+      scratch.scan.scan(db, scratch.ds, count, scratch.floors, scratch.rels, sourceOf, est);
+      let e1 = -Infinity, e2 = -Infinity, e3 = -Infinity;
+      for (let j = 0; j < count; j++) {
+        const d = scratch.ds[j]!;
+        let e = est[j]!;
+        if (e !== e) {
+          // No estimate: the exact score stands in (and is remembered).
+          e = est[j] = plainMemo[d] = scorePlain(d);
+        } else if (Math.abs(d - range) > NEAR_SHIFT) e = est[j] = e - FAR_HANDICAP;
+        if (e > e1) [e1, e2, e3] = [e, e1, e2];
+        else if (e > e2) [e2, e3] = [e, e2];
+        else if (e > e3) e3 = e;
+      }
+      third = e3 - 2 * SCAN_TOLERANCE;
+    }
     // Far shifts (only a long message lost right after the instant needs them) on a grid twice as coarse.
-    for (let d = 0; d <= last; d += Math.abs(d - range) > NEAR_SHIFT ? 2 * COARSE_STEP : COARSE_STEP) {
+    for (
+      let d = 0, j = 0;
+      d <= last;
+      d += Math.abs(d - range) > NEAR_SHIFT ? 2 * COARSE_STEP : COARSE_STEP, j++
+    ) {
+      // A shift whose estimate falls short of the third best's by more than twice the tolerance is below at
+      // least three others exactly: it would not have been kept.
+      if (plain && scratch.estimates[j]! < third) continue;
       const c = score(d, hints);
       let k = top.length;
       while (k > 0 && topScore[k - 1]! < c) k--;
@@ -472,6 +551,124 @@ export function placedCorrelation(
   }
   const tVar = tSq - (tSum * tSum) / m;
   const sVar = sSq - (sSum * sSum) / m;
+  const cov = cross - (tSum * sSum) / m;
+  return tVar > 1e-9 && sVar > 1e-9 ? cov / Math.sqrt(tVar * sVar) : -1;
+}
+
+/**
+ * The source side of {@link placedCorrelation} with every value placed: the levels clamped at `rel` less their
+ * running mean, and the sums of those.
+ */
+export class SourceSide {
+  /** The clamp it was computed for. */
+  rel = NaN;
+  readonly x = new Float64Array(ENV_VALUES);
+  sSum = 0;
+  sSq = 0;
+}
+
+/** Most source sides kept per search (beyond, the oldest is recomputed when asked for again). */
+const MAX_SOURCE_SIDES = 32;
+
+/**
+ * The source sides of one source envelope by clamp. A source side depends only on the clamp (and the source),
+ * which the plain search's shifts share in long runs (the loudest target value within an envelope's span
+ * changes rarely from one shift to the next), so each is computed once per search.
+ */
+export class SourceSides {
+  readonly #sides: SourceSide[] = [];
+  #used = 0;
+  #next = 0;
+  #sDb: Float64Array = new Float64Array(ENV_VALUES);
+
+  /** Forgets every side: the next ones are of the source levels `sDb`. */
+  reset(sDb: Float64Array): void {
+    this.#sDb = sDb;
+    this.#used = 0;
+    this.#next = 0;
+  }
+
+  /** The side for clamp `rel`. */
+  get(rel: number): SourceSide {
+    for (let i = 0; i < this.#used; i++) {
+      const side = this.#sides[i]!;
+      if (Object.is(side.rel, rel)) return side;
+    }
+    let side: SourceSide;
+    if (this.#used < MAX_SOURCE_SIDES) {
+      side = this.#sides[this.#used] ??= new SourceSide();
+      this.#used++;
+    } else {
+      side = this.#sides[this.#next]!;
+      this.#next = (this.#next + 1) % MAX_SOURCE_SIDES;
+    }
+    computeSide(this.#sDb, rel, side);
+    return side;
+  }
+}
+
+/** {@link SourceSide} of the source levels `sDb` for clamp `rel`, into `side`: placedCorrelation's operations. */
+function computeSide(sDb: Float64Array, rel: number, side: SourceSide): void {
+  const m = ENV_VALUES;
+  const x = side.x;
+  let acc = 0;
+  sRun[0] = 0;
+  for (let i = 0; i < m; i++) {
+    const v = sDb[i]!;
+    const c = v < rel ? rel : v;
+    sVals[i] = c;
+    acc += c;
+    sRun[i + 1] = acc;
+  }
+  let sSum = 0, sSq = 0;
+  for (let i = 0; i < m; i++) {
+    const lo = i > DETREND_SPAN ? i - DETREND_SPAN : 0;
+    const hi = i + DETREND_SPAN + 1 < m ? i + DETREND_SPAN + 1 : m;
+    const v = sVals[i]! - (sRun[hi]! - sRun[lo]!) / (hi - lo);
+    x[i] = v;
+    sSum += v;
+    sSq += v * v;
+  }
+  side.sSum = sSum;
+  side.sSq = sSq;
+  side.rel = rel;
+}
+
+/**
+ * {@link placedCorrelation} of the values `db[d + i·ENV_HOP]`, every one placed, with the same operations in the
+ * same order for each of its sums, so the same number to the bit; the source side comes from `sides`.
+ */
+export function plainCorrelation(
+  db: Float64Array,
+  d: number,
+  floor: number,
+  rel: number,
+  sides: SourceSides,
+): number {
+  const m = ENV_VALUES;
+  const side = sides.get(rel);
+  const x = side.x;
+  let acc = 0;
+  tRun[0] = 0;
+  for (let i = 0, k = d; i < m; i++, k += ENV_HOP) {
+    const v = db[k]!;
+    const c = v < floor ? floor : v;
+    tVals[i] = c;
+    acc += c;
+    tRun[i + 1] = acc;
+  }
+  let tSum = 0, tSq = 0, cross = 0;
+  for (let i = 0; i < m; i++) {
+    const lo = i > DETREND_SPAN ? i - DETREND_SPAN : 0;
+    const hi = i + DETREND_SPAN + 1 < m ? i + DETREND_SPAN + 1 : m;
+    const v = tVals[i]! - (tRun[hi]! - tRun[lo]!) / (hi - lo);
+    tSum += v;
+    tSq += v * v;
+    cross += v * x[i]!;
+  }
+  const sSum = side.sSum;
+  const tVar = tSq - (tSum * tSum) / m;
+  const sVar = side.sSq - (sSum * sSum) / m;
   const cov = cross - (tSum * sSum) / m;
   return tVar > 1e-9 && sVar > 1e-9 ? cov / Math.sqrt(tVar * sVar) : -1;
 }
