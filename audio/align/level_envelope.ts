@@ -284,7 +284,7 @@ export function envelopeShift(
   };
 
   const src = scratch.sources;
-  src.reset(sDb);
+  src.reset(sDb, levels);
   const sourceOf = (rel: number): SourceSide => src.get(rel);
   const scorePlain = (d: number): number => {
     const a = downMax[d]!, b = upMax[d + (ENV_VALUES - 1) * ENV_HOP]!;
@@ -355,7 +355,7 @@ export function envelopeShift(
         count++;
       }
       const est = scratch.estimates;
-      scratch.scan.scan(db, scratch.ds, count, scratch.floors, scratch.rels, sourceOf, est);
+      scratch.scan.scan(db, scratch.ds, count, scratch.floors, scratch.rels, sourceOf, est, src.generation);
       let e1 = -Infinity, e2 = -Infinity, e3 = -Infinity;
       for (let j = 0; j < count; j++) {
         const d = scratch.ds[j]!;
@@ -580,12 +580,24 @@ export class SourceSides {
   #used = 0;
   #next = 0;
   #sDb: Float64Array = new Float64Array(ENV_VALUES);
+  #key = new Uint8Array(0);
+  /** Changes whenever the sides are forgotten (for caches derived from them). */
+  generation = 0;
 
-  /** Forgets every side: the next ones are of the source levels `sDb`. */
-  reset(sDb: Float64Array): void {
+  /**
+   * The next sides are of the source levels `sDb`, from the quantised levels `key`: the sides computed before are
+   * forgotten unless they were of the same levels (a signature's envelope searched again at the next frame).
+   */
+  reset(sDb: Float64Array, key: Uint8Array): void {
     this.#sDb = sDb;
+    const k = this.#key;
+    let same = key.length === k.length;
+    for (let i = 0; same && i < k.length; i++) same = key[i] === k[i];
+    if (same) return;
+    this.#key = Uint8Array.from(key);
     this.#used = 0;
     this.#next = 0;
+    this.generation++;
   }
 
   /** The side for clamp `rel`. */

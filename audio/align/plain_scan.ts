@@ -25,6 +25,8 @@ export const SCAN_TOLERANCE = 1e-6;
 const MIN_GROUP = 8;
 /** Variances below this get no approximation (the exact formula calls a flat side -1 below 1e-9). */
 const MIN_VARIANCE = 1;
+/** Kernels kept for one source (beyond, all are dropped). */
+const MAX_KERNELS = 64;
 
 /** The source side of a correlation for one clamp (see level_envelope.ts SourceSide). */
 export interface SourceResidual {
@@ -35,6 +37,7 @@ export interface SourceResidual {
 }
 
 interface Kernel {
+  rel: number;
   x: Float64Array;
   sSum: number;
   sSq: number;
@@ -93,6 +96,9 @@ export class PlainScan {
   readonly #hop: number;
   readonly #span: number;
   readonly #series = [new Series(), new Series()];
+  /** Kernels by clamp and size, kept while the source stays the same (`sourceGeneration` of {@link scan}). */
+  readonly #kernels = new Map<number, Kernel>();
+  #generation = NaN;
   #n = 0;
   #cos = new Float64Array(0);
   #sin = new Float64Array(0);
@@ -113,7 +119,8 @@ export class PlainScan {
    * Into `out[j]`, the correlation of shift `ds[j]` (its values at `db[ds[j] + i·hop]`, clamped at `floors[j]`,
    * the source at `rels[j]`) within {@link SCAN_TOLERANCE} of placedCorrelation's, or NaN where this gives
    * none (a small group, a near-flat side): the caller scores those exactly. `source(rel)` gives the source
-   * side for a clamp (read at once: it may be reused by the next call).
+   * side for a clamp (read at once: it may be reused by the next call); `sourceGeneration` names the source:
+   * the kernels derived from it are kept for the next scan of the same generation (NaN: none kept).
    */
   scan(
     db: Float64Array,
@@ -123,7 +130,12 @@ export class PlainScan {
     rels: Float64Array,
     source: (rel: number) => SourceResidual,
     out: Float64Array,
+    sourceGeneration = NaN,
   ): void {
+    if (!(sourceGeneration === this.#generation) || this.#kernels.size > MAX_KERNELS) {
+      this.#kernels.clear();
+      this.#generation = sourceGeneration;
+    }
     const hop = this.#hop;
     // Groups: runs of shifts of one residue (each `hop` after the last) with the same clamps.
     const big: number[][] = [];
@@ -147,7 +159,6 @@ export class PlainScan {
       }
     }
     for (const g of runs) close(g);
-    const kernels = new Map<string, Kernel>();
     for (let p = 0; p < big.length; p += 2) {
       const pair = big.slice(p, p + 2);
       const lens = pair.map((g) => ds[g[g.length - 1]!]! - ds[g[0]!]!).map((d) => d / hop + this.#m);
@@ -157,7 +168,7 @@ export class PlainScan {
       const ks = pair.map((g, q) => {
         const j0 = g[0]!;
         this.#series[q]!.fill(db, ds[j0]!, hop, lens[q]!, floors[j0]!, this.#span);
-        return this.#kernel(kernels, rels[j0]!, n, source);
+        return this.#kernel(rels[j0]!, n, source);
       });
       this.#correlate(ks[0]!, ks[1]);
       pair.forEach((g, q) => this.#finish(g, ds, q, ks[q]!, out));
@@ -195,22 +206,17 @@ export class PlainScan {
   }
 
   /** The spectrum of the source residual's middle values (the full-window ones) for clamp `rel`, size `n`. */
-  #kernel(
-    cache: Map<string, Kernel>,
-    rel: number,
-    n: number,
-    source: (rel: number) => SourceResidual,
-  ): Kernel {
-    const key = `${rel} ${n}`;
-    let k = cache.get(key);
-    if (k) return k;
+  #kernel(rel: number, n: number, source: (rel: number) => SourceResidual): Kernel {
+    const key = rel * 4096 + n;
+    let k = this.#kernels.get(key);
+    if (k && Object.is(k.rel, rel) && k.re.length === n) return k;
     const src = source(rel);
     const m = this.#m, span = this.#span;
     const re = new Float64Array(n), im = new Float64Array(n);
     for (let i = span; i < m - span; i++) re[i - span] = src.x[i]!;
     this.#fft(re, im);
-    k = { x: Float64Array.from(src.x), sSum: src.sSum, sSq: src.sSq, re, im };
-    cache.set(key, k);
+    k = { rel, x: Float64Array.from(src.x), sSum: src.sSum, sSq: src.sSq, re, im };
+    this.#kernels.set(key, k);
     return k;
   }
 
