@@ -131,9 +131,9 @@ export class EnvelopeScratch {
  */
 export const FLOOR_PERCENTILE = 0.05;
 /** Shifts scored first (every COARSE_STEP samples); the best few are then refined at every sample. */
-const COARSE_STEP = 4;
+export const COARSE_STEP = 4;
 /** Coarse candidates refined. */
-const REFINE_CANDIDATES = 3;
+export const REFINE_CANDIDATES = 3;
 /**
  * Shifts farther than this from the coarse position (samples; a hop and a lost 20 ms message) ...
  */
@@ -142,7 +142,7 @@ export const NEAR_SHIFT = 256;
  * ... must correlate this much better than the nearer ones: far shifts are needed only when a long message was
  * lost right after the instant, and without a handicap noise made a far peak win on 1% of instants at 10 dB SNR.
  */
-const FAR_HANDICAP = 0.03;
+export const FAR_HANDICAP = 0.03;
 /** Values of the envelope that must remain in the target for a correlation (a gap may take some out). */
 const MIN_VALUES = 128;
 /**
@@ -155,8 +155,8 @@ const HINT_MARGIN = 0;
  * too: the caller decides between the two on the sub-fingerprints (under GSM the level envelope alone put some
  * instants a pitch period, ~4 ms, early).
  */
-const ALT_SEPARATION = 12;
-const ALT_MARGIN = 0.01;
+export const ALT_SEPARATION = 12;
+export const ALT_MARGIN = 0.01;
 /**
  * The hypothesis "the instant lies in audio missing from the target" must beat every fit that places it on a
  * target sample by this much correlation (it wins by 0.05–0.2 where DTX suppressed an onset; on the bench's
