@@ -112,6 +112,10 @@ export class EnvelopeScratch {
   upMax = new Float64Array(0);
   downMax = new Float64Array(0);
   at = new Int32Array(ENV_VALUES);
+  /** The ring and first sample of the windows whose levels `db` holds, and how many. */
+  dbRing: SampleRing | undefined;
+  dbFrom = 0;
+  dbCount = 0;
   /** The source sides of the plain correlations (see {@link plainCorrelation}). */
   readonly sources = new SourceSides();
   /** The coarse shifts of the plain search, their clamps and estimates (see plain_scan.ts). */
@@ -218,13 +222,31 @@ export function envelopeShift(
   const positions = n - ENV_WINDOW + 1;
   if (scratch.db.length < positions) {
     scratch.db = new Float64Array(positions);
+    scratch.dbRing = undefined;
     scratch.sorted = new Float64Array(positions);
     scratch.upMax = new Float64Array(positions);
     scratch.downMax = new Float64Array(positions);
   }
   prefixSquares(ring, from, n, scratch.prefix);
   const db = scratch.db;
-  for (let i = 0; i < positions; i++) db[i] = windowDb(scratch.prefix, i);
+  // A window's level is a function of its samples alone (their squares are integers, so the prefix sums'
+  // differences are exact wherever the sums start), and a ring never rewrites a sample: levels of windows the
+  // last search of this ring computed are moved, not recomputed (a near miss is searched again a frame later).
+  let keptFrom = 0, keptTo = 0;
+  if (scratch.dbRing === ring) {
+    const lo = Math.max(from, scratch.dbFrom),
+      hi = Math.min(from + positions, scratch.dbFrom + scratch.dbCount);
+    if (hi > lo) {
+      db.copyWithin(lo - from, lo - scratch.dbFrom, hi - scratch.dbFrom);
+      keptFrom = lo - from;
+      keptTo = hi - from;
+    }
+  }
+  for (let i = 0; i < keptFrom; i++) db[i] = windowDb(scratch.prefix, i);
+  for (let i = keptTo > keptFrom ? keptTo : 0; i < positions; i++) db[i] = windowDb(scratch.prefix, i);
+  scratch.dbRing = ring;
+  scratch.dbFrom = from;
+  scratch.dbCount = positions;
   const sorted = scratch.sorted.subarray(0, positions);
   sorted.set(db.subarray(0, positions));
   // One order statistic: selection, not a sort (a sort of the ~4,000 levels cost as much as the search).
@@ -669,11 +691,27 @@ export function plainCorrelation(
     acc += c;
     tRun[i + 1] = acc;
   }
+  // placedCorrelation's window [lo, hi) in three stretches: cut at the start, whole (2·DETREND_SPAN + 1 values,
+  // the same division), cut at the end.
+  const span = DETREND_SPAN, whole = 2 * DETREND_SPAN + 1;
   let tSum = 0, tSq = 0, cross = 0;
-  for (let i = 0; i < m; i++) {
-    const lo = i > DETREND_SPAN ? i - DETREND_SPAN : 0;
-    const hi = i + DETREND_SPAN + 1 < m ? i + DETREND_SPAN + 1 : m;
-    const v = tVals[i]! - (tRun[hi]! - tRun[lo]!) / (hi - lo);
+  let i = 0;
+  for (; i <= span; i++) {
+    const hi = i + span + 1;
+    const v = tVals[i]! - (tRun[hi]! - tRun[0]!) / hi;
+    tSum += v;
+    tSq += v * v;
+    cross += v * x[i]!;
+  }
+  for (; i + span + 1 < m; i++) {
+    const v = tVals[i]! - (tRun[i + span + 1]! - tRun[i - span]!) / whole;
+    tSum += v;
+    tSq += v * v;
+    cross += v * x[i]!;
+  }
+  for (; i < m; i++) {
+    const lo = i - span;
+    const v = tVals[i]! - (tRun[m]! - tRun[lo]!) / (m - lo);
     tSum += v;
     tSq += v * v;
     cross += v * x[i]!;
