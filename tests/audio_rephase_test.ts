@@ -130,3 +130,32 @@ Deno.test("envelopeShift: with gap hints, messages lost right after the instant 
   }])!;
   ok(Math.abs(wrong.shift - 480) <= 8, `a hint far off the audio is ignored: shift ${wrong.shift}`);
 });
+
+Deno.test("rephase: a run a frame after the last on the same grid reuses its frames and gets the same store", () => {
+  const x = samples("speech_8k.ul");
+  const src = analysed(x);
+  const tgt = analysed(x, 90);
+  const again = new Rephaser(new FrameAnalyzer(), BLOCK);
+  let reused = 0;
+  for (const n of [40, 250]) {
+    const sig = signatureAt(src, n);
+    const coarse = Math.round((n * HOP + 90) / HOP);
+    for (const frame of [coarse - 1, coarse, coarse + 1, coarse]) {
+      const a = again.run(tgt.ring, sig, frame)!;
+      const b = new Rephaser(new FrameAnalyzer(), BLOCK).run(tgt.ring, sig, frame)!;
+      strictEqual(a.frame, b.frame);
+      strictEqual(a.offset, b.offset);
+      strictEqual(a.store.start, b.store.start);
+      strictEqual(a.store.end, b.store.end);
+      for (let f = b.store.start; f < b.store.end; f++) {
+        const i = f & a.store.mask, j = f & b.store.mask;
+        strictEqual(a.store.bits[i], b.store.bits[j]);
+        strictEqual(a.store.weak[i], b.store.weak[j]);
+        strictEqual(a.store.strong[i], b.store.strong[j]);
+        strictEqual(a.store.energy[i], b.store.energy[j]);
+      }
+      reused++;
+    }
+  }
+  strictEqual(reused, 8);
+});

@@ -17,6 +17,7 @@
 import type { GapHint } from "./gap_hints.ts";
 import type { SampleRing } from "../decode/sample_ring.ts";
 import { kthSmallest } from "../../util/kth_smallest.ts";
+import { PlainScan, SCAN_TOLERANCE } from "./plain_scan.ts";
 
 /** Number of envelope values. */
 export const ENV_VALUES = 256;
@@ -111,6 +112,21 @@ export class EnvelopeScratch {
   upMax = new Float64Array(0);
   downMax = new Float64Array(0);
   at = new Int32Array(ENV_VALUES);
+  /** The ring and first sample of the windows whose levels `db` holds, and how many. */
+  dbRing: SampleRing | undefined;
+  dbFrom = 0;
+  dbCount = 0;
+  /** The source sides of the plain correlations (see {@link plainCorrelation}). */
+  readonly sources = new SourceSides();
+  /** The coarse shifts of the plain search, their clamps and estimates (see plain_scan.ts). */
+  ds = new Int32Array(0);
+  floors = new Float64Array(0);
+  rels = new Float64Array(0);
+  estimates = new Float64Array(0);
+  readonly scan = new PlainScan(ENV_VALUES, ENV_HOP, DETREND_SPAN);
+  /** Scores per shift of the plain search and of the last hinted one (NaN: not scored yet). */
+  plainMemo = new Float64Array(0);
+  hintMemo = new Float64Array(0);
 }
 
 /**
@@ -119,9 +135,9 @@ export class EnvelopeScratch {
  */
 export const FLOOR_PERCENTILE = 0.05;
 /** Shifts scored first (every COARSE_STEP samples); the best few are then refined at every sample. */
-const COARSE_STEP = 4;
+export const COARSE_STEP = 4;
 /** Coarse candidates refined. */
-const REFINE_CANDIDATES = 3;
+export const REFINE_CANDIDATES = 3;
 /**
  * Shifts farther than this from the coarse position (samples; a hop and a lost 20 ms message) ...
  */
@@ -130,7 +146,7 @@ export const NEAR_SHIFT = 256;
  * ... must correlate this much better than the nearer ones: far shifts are needed only when a long message was
  * lost right after the instant, and without a handicap noise made a far peak win on 1% of instants at 10 dB SNR.
  */
-const FAR_HANDICAP = 0.03;
+export const FAR_HANDICAP = 0.03;
 /** Values of the envelope that must remain in the target for a correlation (a gap may take some out). */
 const MIN_VALUES = 128;
 /**
@@ -143,8 +159,8 @@ const HINT_MARGIN = 0;
  * too: the caller decides between the two on the sub-fingerprints (under GSM the level envelope alone put some
  * instants a pitch period, ~4 ms, early).
  */
-const ALT_SEPARATION = 12;
-const ALT_MARGIN = 0.01;
+export const ALT_SEPARATION = 12;
+export const ALT_MARGIN = 0.01;
 /**
  * The hypothesis "the instant lies in audio missing from the target" must beat every fit that places it on a
  * target sample by this much correlation (it wins by 0.05–0.2 where DTX suppressed an onset; on the bench's
@@ -206,13 +222,31 @@ export function envelopeShift(
   const positions = n - ENV_WINDOW + 1;
   if (scratch.db.length < positions) {
     scratch.db = new Float64Array(positions);
+    scratch.dbRing = undefined;
     scratch.sorted = new Float64Array(positions);
     scratch.upMax = new Float64Array(positions);
     scratch.downMax = new Float64Array(positions);
   }
   prefixSquares(ring, from, n, scratch.prefix);
   const db = scratch.db;
-  for (let i = 0; i < positions; i++) db[i] = windowDb(scratch.prefix, i);
+  // A window's level is a function of its samples alone (their squares are integers, so the prefix sums'
+  // differences are exact wherever the sums start), and a ring never rewrites a sample: levels of windows the
+  // last search of this ring computed are moved, not recomputed (a near miss is searched again a frame later).
+  let keptFrom = 0, keptTo = 0;
+  if (scratch.dbRing === ring) {
+    const lo = Math.max(from, scratch.dbFrom),
+      hi = Math.min(from + positions, scratch.dbFrom + scratch.dbCount);
+    if (hi > lo) {
+      db.copyWithin(lo - from, lo - scratch.dbFrom, hi - scratch.dbFrom);
+      keptFrom = lo - from;
+      keptTo = hi - from;
+    }
+  }
+  for (let i = 0; i < keptFrom; i++) db[i] = windowDb(scratch.prefix, i);
+  for (let i = keptTo > keptFrom ? keptTo : 0; i < positions; i++) db[i] = windowDb(scratch.prefix, i);
+  scratch.dbRing = ring;
+  scratch.dbFrom = from;
+  scratch.dbCount = positions;
   const sorted = scratch.sorted.subarray(0, positions);
   sorted.set(db.subarray(0, positions));
   // One order statistic: selection, not a sort (a sort of the ~4,000 levels cost as much as the search).
@@ -271,17 +305,48 @@ export function envelopeShift(
     return max;
   };
 
+  const src = scratch.sources;
+  src.reset(sDb, levels);
+  const sourceOf = (rel: number): SourceSide => src.get(rel);
   const scorePlain = (d: number): number => {
     const a = downMax[d]!, b = upMax[d + (ENV_VALUES - 1) * ENV_HOP]!;
     const max = a > b ? a : b;
     const floor = Math.max(max - ENV_RANGE_DB, noise);
-    for (let i = 0, k = d; i < ENV_VALUES; i++, k += ENV_HOP) at[i] = k;
-    const corr = placedCorrelation(db, sDb, at, floor, floor - max);
+    const corr = plainCorrelation(db, d, floor, floor - max, src);
     return Math.abs(d - range) > NEAR_SHIFT ? corr - FAR_HANDICAP : corr;
   };
+  // Every shift is scored at most once per hypothesis: the refinement revisits its coarse shift (and neighbouring
+  // candidates' windows overlap), and the waveform signs ask for shifts the plain search scored already.
+  const span = 2 * range + 1;
+  if (scratch.plainMemo.length < span) {
+    scratch.plainMemo = new Float64Array(span);
+    scratch.hintMemo = new Float64Array(span);
+    scratch.ds = new Int32Array(span);
+    scratch.floors = new Float64Array(span);
+    scratch.rels = new Float64Array(span);
+    scratch.estimates = new Float64Array(span);
+  }
+  const plainMemo = scratch.plainMemo, hintMemo = scratch.hintMemo;
+  plainMemo.fill(NaN, 0, span);
+  /** The hints whose scores `hintMemo` holds. */
+  let memoHints: readonly GapHint[] | undefined;
 
   const score = (d: number, hints: readonly GapHint[]): number => {
-    if (hints.length === 0) return scorePlain(d);
+    if (hints.length === 0) {
+      let c = plainMemo[d]!;
+      if (c !== c) c = plainMemo[d] = scorePlain(d);
+      return c;
+    }
+    if (hints !== memoHints) {
+      hintMemo.fill(NaN, 0, span);
+      memoHints = hints;
+    }
+    let c = hintMemo[d]!;
+    if (c !== c) c = hintMemo[d] = scoreHinted(d, hints);
+    return c;
+  };
+
+  const scoreHinted = (d: number, hints: readonly GapHint[]): number => {
     const max = place(d, hints);
     if (max === -Infinity) return -1;
     const floor = Math.max(max - ENV_RANGE_DB, noise);
@@ -298,8 +363,44 @@ export function envelopeShift(
     const last = 2 * range;
     const top: number[] = [];
     const topScore: number[] = [];
+    const plain = hints.length === 0;
+    let count = 0, third = -Infinity;
+    if (plain) {
+      // Which coarse shifts can be among the best few (plain_scan.ts): the rest are not scored exactly.
+      for (let d = 0; d <= last; d += Math.abs(d - range) > NEAR_SHIFT ? 2 * COARSE_STEP : COARSE_STEP) {
+        const a = downMax[d]!, b = upMax[d + (ENV_VALUES - 1) * ENV_HOP]!;
+        const max = a > b ? a : b;
+        const floor = Math.max(max - ENV_RANGE_DB, noise);
+        scratch.ds[count] = d;
+        scratch.floors[count] = floor;
+        scratch.rels[count] = floor - max;
+        count++;
+      }
+      const est = scratch.estimates;
+      scratch.scan.scan(db, scratch.ds, count, scratch.floors, scratch.rels, sourceOf, est, src.generation);
+      let e1 = -Infinity, e2 = -Infinity, e3 = -Infinity;
+      for (let j = 0; j < count; j++) {
+        const d = scratch.ds[j]!;
+        let e = est[j]!;
+        if (e !== e) {
+          // No estimate: the exact score stands in (and is remembered).
+          e = est[j] = plainMemo[d] = scorePlain(d);
+        } else if (Math.abs(d - range) > NEAR_SHIFT) e = est[j] = e - FAR_HANDICAP;
+        if (e > e1) [e1, e2, e3] = [e, e1, e2];
+        else if (e > e2) [e2, e3] = [e, e2];
+        else if (e > e3) e3 = e;
+      }
+      third = e3 - 2 * SCAN_TOLERANCE;
+    }
     // Far shifts (only a long message lost right after the instant needs them) on a grid twice as coarse.
-    for (let d = 0; d <= last; d += Math.abs(d - range) > NEAR_SHIFT ? 2 * COARSE_STEP : COARSE_STEP) {
+    for (
+      let d = 0, j = 0;
+      d <= last;
+      d += Math.abs(d - range) > NEAR_SHIFT ? 2 * COARSE_STEP : COARSE_STEP, j++
+    ) {
+      // A shift whose estimate falls short of the third best's by more than twice the tolerance is below at
+      // least three others exactly: it would not have been kept.
+      if (plain && scratch.estimates[j]! < third) continue;
       const c = score(d, hints);
       let k = top.length;
       while (k > 0 && topScore[k - 1]! < c) k--;
@@ -472,6 +573,152 @@ export function placedCorrelation(
   }
   const tVar = tSq - (tSum * tSum) / m;
   const sVar = sSq - (sSum * sSum) / m;
+  const cov = cross - (tSum * sSum) / m;
+  return tVar > 1e-9 && sVar > 1e-9 ? cov / Math.sqrt(tVar * sVar) : -1;
+}
+
+/**
+ * The source side of {@link placedCorrelation} with every value placed: the levels clamped at `rel` less their
+ * running mean, and the sums of those.
+ */
+export class SourceSide {
+  /** The clamp it was computed for. */
+  rel = NaN;
+  readonly x = new Float64Array(ENV_VALUES);
+  sSum = 0;
+  sSq = 0;
+}
+
+/** Most source sides kept per search (beyond, the oldest is recomputed when asked for again). */
+const MAX_SOURCE_SIDES = 32;
+
+/**
+ * The source sides of one source envelope by clamp. A source side depends only on the clamp (and the source),
+ * which the plain search's shifts share in long runs (the loudest target value within an envelope's span
+ * changes rarely from one shift to the next), so each is computed once per search.
+ */
+export class SourceSides {
+  readonly #sides: SourceSide[] = [];
+  #used = 0;
+  #next = 0;
+  #sDb: Float64Array = new Float64Array(ENV_VALUES);
+  #key = new Uint8Array(0);
+  /** Changes whenever the sides are forgotten (for caches derived from them). */
+  generation = 0;
+
+  /**
+   * The next sides are of the source levels `sDb`, from the quantised levels `key`: the sides computed before are
+   * forgotten unless they were of the same levels (a signature's envelope searched again at the next frame).
+   */
+  reset(sDb: Float64Array, key: Uint8Array): void {
+    this.#sDb = sDb;
+    const k = this.#key;
+    let same = key.length === k.length;
+    for (let i = 0; same && i < k.length; i++) same = key[i] === k[i];
+    if (same) return;
+    this.#key = Uint8Array.from(key);
+    this.#used = 0;
+    this.#next = 0;
+    this.generation++;
+  }
+
+  /** The side for clamp `rel`. */
+  get(rel: number): SourceSide {
+    for (let i = 0; i < this.#used; i++) {
+      const side = this.#sides[i]!;
+      if (Object.is(side.rel, rel)) return side;
+    }
+    let side: SourceSide;
+    if (this.#used < MAX_SOURCE_SIDES) {
+      side = this.#sides[this.#used] ??= new SourceSide();
+      this.#used++;
+    } else {
+      side = this.#sides[this.#next]!;
+      this.#next = (this.#next + 1) % MAX_SOURCE_SIDES;
+    }
+    computeSide(this.#sDb, rel, side);
+    return side;
+  }
+}
+
+/** {@link SourceSide} of the source levels `sDb` for clamp `rel`, into `side`: placedCorrelation's operations. */
+function computeSide(sDb: Float64Array, rel: number, side: SourceSide): void {
+  const m = ENV_VALUES;
+  const x = side.x;
+  let acc = 0;
+  sRun[0] = 0;
+  for (let i = 0; i < m; i++) {
+    const v = sDb[i]!;
+    const c = v < rel ? rel : v;
+    sVals[i] = c;
+    acc += c;
+    sRun[i + 1] = acc;
+  }
+  let sSum = 0, sSq = 0;
+  for (let i = 0; i < m; i++) {
+    const lo = i > DETREND_SPAN ? i - DETREND_SPAN : 0;
+    const hi = i + DETREND_SPAN + 1 < m ? i + DETREND_SPAN + 1 : m;
+    const v = sVals[i]! - (sRun[hi]! - sRun[lo]!) / (hi - lo);
+    x[i] = v;
+    sSum += v;
+    sSq += v * v;
+  }
+  side.sSum = sSum;
+  side.sSq = sSq;
+  side.rel = rel;
+}
+
+/**
+ * {@link placedCorrelation} of the values `db[d + i·ENV_HOP]`, every one placed, with the same operations in the
+ * same order for each of its sums, so the same number to the bit; the source side comes from `sides`.
+ */
+export function plainCorrelation(
+  db: Float64Array,
+  d: number,
+  floor: number,
+  rel: number,
+  sides: SourceSides,
+): number {
+  const m = ENV_VALUES;
+  const side = sides.get(rel);
+  const x = side.x;
+  let acc = 0;
+  tRun[0] = 0;
+  for (let i = 0, k = d; i < m; i++, k += ENV_HOP) {
+    const v = db[k]!;
+    const c = v < floor ? floor : v;
+    tVals[i] = c;
+    acc += c;
+    tRun[i + 1] = acc;
+  }
+  // placedCorrelation's window [lo, hi) in three stretches: cut at the start, whole (2·DETREND_SPAN + 1 values,
+  // the same division), cut at the end.
+  const span = DETREND_SPAN, whole = 2 * DETREND_SPAN + 1;
+  let tSum = 0, tSq = 0, cross = 0;
+  let i = 0;
+  for (; i <= span; i++) {
+    const hi = i + span + 1;
+    const v = tVals[i]! - (tRun[hi]! - tRun[0]!) / hi;
+    tSum += v;
+    tSq += v * v;
+    cross += v * x[i]!;
+  }
+  for (; i + span + 1 < m; i++) {
+    const v = tVals[i]! - (tRun[i + span + 1]! - tRun[i - span]!) / whole;
+    tSum += v;
+    tSq += v * v;
+    cross += v * x[i]!;
+  }
+  for (; i < m; i++) {
+    const lo = i - span;
+    const v = tVals[i]! - (tRun[m]! - tRun[lo]!) / (m - lo);
+    tSum += v;
+    tSq += v * v;
+    cross += v * x[i]!;
+  }
+  const sSum = side.sSum;
+  const tVar = tSq - (tSum * tSum) / m;
+  const sVar = side.sSq - (sSum * sSum) / m;
   const cov = cross - (tSum * sSum) / m;
   return tVar > 1e-9 && sVar > 1e-9 ? cov / Math.sqrt(tVar * sVar) : -1;
 }

@@ -38,10 +38,18 @@ function sourceMs(sig: Signature): number {
   return Number(sig.source.timeNs) / 1e6 + sig.source.offsetMs;
 }
 
+/** {@link tapKey} of signatures seen (one per verification: the string was rebuilt every time). */
+const tapKeys = new WeakMap<Signature, string>();
+
 /** The source tap of `sig` as one key. */
 function tapKey(sig: Signature): string {
-  const s = sig.source;
-  return `${sig.measurement}\u0000${s.node}\u0000${s.pod}\u0000${s.stream}`;
+  let key = tapKeys.get(sig);
+  if (key === undefined) {
+    const s = sig.source;
+    key = `${sig.measurement}\u0000${s.node}\u0000${s.pod}\u0000${s.stream}`;
+    tapKeys.set(sig, key);
+  }
+  return key;
 }
 
 /** The matches of one target stream's recent source taps, for {@link LatencyMemory.expect}. */

@@ -66,11 +66,17 @@ export function splitZ(split: SplitScore, used: number, gapAt: VerifyContext["ga
 }
 
 /**
- * Per-frame errors, weights and squared weights of both parts: scratch of every Splitter in the process (12 KB
- * that each stream's verifier used to hold), as {@link Splitter.best} runs to its end without yielding.
+ * Per-frame errors, weights and squared weights of the block at each alignment best − SPLIT_MAX_SHIFT .. best +
+ * SPLIT_MAX_SHIFT, the 17 that the 16 candidate splits read (each up to four times: computed once, not 32
+ * times): scratch of every Splitter in the process (105 KB), as {@link Splitter.best} runs to its end without
+ * yielding.
  */
-const E1 = new Float64Array(256), W1 = new Float64Array(256), Q1 = new Float64Array(256);
-const E2 = new Float64Array(256), W2 = new Float64Array(256), Q2 = new Float64Array(256);
+const OFFSETS = 2 * SPLIT_MAX_SHIFT + 1;
+const views = (a: Float64Array) =>
+  Array.from({ length: OFFSETS }, (_, o) => a.subarray(o * 256, (o + 1) * 256));
+const EO = views(new Float64Array(OFFSETS * 256));
+const WO = views(new Float64Array(OFFSETS * 256));
+const QO = views(new Float64Array(OFFSETS * 256));
 
 /** Finds the best split of a block (scratch shared by the process; not re-entrant). */
 export class Splitter {
@@ -82,13 +88,15 @@ export class Splitter {
   best(sig: Signature, best: number, store: FrameStore): SplitScore | undefined {
     const fp = sig.fingerprint;
     const n = fp.length;
-    const e1 = E1, w1 = W1, q1 = Q1, e2 = E2, w2 = W2, q2 = Q2;
+    for (let o = 0; o < OFFSETS; o++) {
+      frameErrors(fp, sig.mask, store, best - SPLIT_MAX_SHIFT + o, EO[o]!, WO[o]!, QO[o]!);
+    }
     let out: SplitScore | undefined;
     for (let d = 1; d <= SPLIT_MAX_SHIFT; d++) {
       for (const a of [best, best + d]) {
         const b = a - d;
-        frameErrors(fp, sig.mask, store, a, e1, w1, q1);
-        frameErrors(fp, sig.mask, store, b, e2, w2, q2);
+        const oa = a - best + SPLIT_MAX_SHIFT, ob = b - best + SPLIT_MAX_SHIFT;
+        const e1 = EO[oa]!, w1 = WO[oa]!, q1 = QO[oa]!, e2 = EO[ob]!, w2 = WO[ob]!, q2 = QO[ob]!;
         let sufEv = 0;
         for (let j = 0; j < n; j++) sufEv += 0.5 * w2[j]! - e2[j]!;
         let preEv = 0, preFrames = 0, bestEv = -Infinity, bestK = -1;

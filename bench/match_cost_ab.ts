@@ -1,0 +1,150 @@
+/**
+ * CPU per match of two checkouts side by side in one process (issue 16: verification with its near-miss
+ * re-scoring, and fine alignment): bench/matcher_ab.ts's "audio with matches" alone, without its non-matching
+ * load (which needs the whole corpus), repeated `--rounds` times with the order of the two alternating, and the
+ * matches of both compared (signature, target time, offset, BER). `--only after` runs one checkout alone (for
+ * `--cpu-prof`).
+ *
+ * `deno run --allow-all bench/match_cost_ab.ts BEFORE_DIR [AFTER_DIR] [--seconds S] [--rounds N] [--only NAME]`
+ * @module
+ */
+
+import { cpuSeconds, MEASUREMENT } from "./accuracy.ts";
+import { ACTIVE_SIGNATURES } from "./speed.ts";
+import { FORMAT, type Inside, messages, signaturesFrom, speech, timeInside } from "./fingerprint_speed.ts";
+
+/** What this program uses of a checkout's audio engine (its own module instances). */
+interface Engine {
+  name: string;
+  // deno-lint-ignore no-explicit-any
+  pipeline: any;
+  proto: { verify: object; rephase: object; align: object };
+}
+
+async function engine(name: string, dir: string): Promise<Engine> {
+  const root = new URL(`${dir.replace(/\/$/, "")}/`, `file://${Deno.cwd()}/`);
+  const pipeline = await import(new URL("audio/pipeline.ts", root).href);
+  const verify = await import(new URL("audio/match/verify.ts", root).href);
+  const rephase = await import(new URL("audio/align/rephase.ts", root).href);
+  const align = await import(new URL("audio/align/align.ts", root).href);
+  await pipeline.initAudioEngine();
+  return {
+    name,
+    pipeline,
+    proto: {
+      verify: verify.Verifier.prototype,
+      rephase: rephase.Rephaser.prototype,
+      align: align.FineAligner.prototype,
+    },
+  };
+}
+
+interface Message {
+  timeNs: bigint;
+  payload: Uint8Array;
+}
+
+interface Found {
+  signatureId: string;
+  target: { timeNs: bigint; offsetMs: number };
+  ber: number;
+}
+
+/** One target pipeline of one engine, fed in chunks, with the CPU it took and what it found. */
+class Feed {
+  readonly pipeline: { push(m: Message): Found[] };
+  cpuS = 0;
+  readonly found: string[] = [];
+
+  constructor(e: Engine, index: unknown) {
+    this.pipeline = new e.pipeline.TargetPipeline({
+      measurement: MEASUREMENT,
+      stage: "ab",
+      node: "node-b",
+      pod: "voice/ab-0",
+      stream: "related",
+      format: FORMAT,
+      index,
+    });
+  }
+
+  run(order: readonly Message[], from: number, to: number): void {
+    const c0 = cpuSeconds();
+    for (let i = from; i < to; i++) {
+      for (const x of this.pipeline.push(order[i]!)) {
+        this.found.push(`${x.signatureId} ${x.target.timeNs} ${x.target.offsetMs} ${x.ber}`);
+      }
+    }
+    this.cpuS += cpuSeconds() - c0;
+  }
+}
+
+async function main(): Promise<void> {
+  const args = Deno.args.filter((a, i) => !a.startsWith("--") && !Deno.args[i - 1]?.startsWith("--"));
+  const opt = (name: string, def: number) => {
+    const i = Deno.args.indexOf(name);
+    return i >= 0 ? Number(Deno.args[i + 1]) : def;
+  };
+  const oi = Deno.args.indexOf("--only");
+  const only = oi >= 0 ? Deno.args[oi + 1] : undefined;
+  if (args.length < 1) {
+    throw new Error(
+      "usage: match_cost_ab.ts BEFORE_DIR [AFTER_DIR] [--seconds S] [--rounds N] [--only NAME]",
+    );
+  }
+  const all = [await engine("before", args[0]!), await engine("after", args[1] ?? ".")];
+  const engines = all.filter((e) => only === undefined || e.name === only);
+  const seconds = opt("--seconds", 120);
+  const a = await speech(Math.max(seconds, 400), 0);
+  const sigs = signaturesFrom(a, ACTIVE_SIGNATURES, 1);
+  const order = messages(a.subarray(0, seconds * 8000));
+  console.log(`Audio with matches: ${seconds} s of the speech the ${sigs.length} signatures come from`);
+  const reference: string[][] = [];
+  for (let round = 0; round < opt("--rounds", 3); round++) {
+    const feeds: Feed[] = [];
+    const timed: { verify: Inside; rephase: Inside; align: Inside; restore(): void }[] = [];
+    for (const e of engines) {
+      const index = new e.pipeline.SignatureIndex({ maxActive: sigs.length + 10 });
+      for (const s of sigs) index.add(s);
+      feeds.push(new Feed(e, index));
+      const verify = timeInside(e.proto.verify, "verify");
+      const rephase = timeInside(e.proto.rephase, "run");
+      const align = timeInside(e.proto.align, "align");
+      timed.push({
+        verify,
+        rephase,
+        align,
+        restore: () => [verify, rephase, align].forEach((t) => t.restore()),
+      });
+    }
+    // Chunks of 250 messages, the checkout that goes first alternating.
+    for (let c = 0, k = round; c < order.length; c += 250, k++) {
+      for (let j = 0; j < feeds.length; j++) feeds[(j + k) % feeds.length]!.run(order, c, c + 250);
+    }
+    for (const t of timed) t.restore();
+    engines.forEach((e, i) => {
+      const t = timed[i]!, n = feeds[i]!.found.length;
+      const ms = (v: number) => `${((v / n) * 1e3).toFixed(3)} ms`;
+      console.log(
+        `  round ${round + 1} ${e.name}: ${n} matches; per match ${ms(t.verify.cpuS + t.align.cpuS)} ` +
+          `(verification ${ms(t.verify.cpuS)} in ${t.verify.calls} calls, of which near-miss re-scoring ` +
+          `${ms(t.rephase.cpuS)} in ${t.rephase.calls}; alignment ${
+            ms(t.align.cpuS)
+          } in ${t.align.calls}); ` +
+          `pipeline ${feeds[i]!.cpuS.toFixed(2)} CPU s`,
+      );
+    });
+    for (const f of feeds) reference.push(f.found);
+  }
+  const same = reference.every((f) => JSON.stringify(f) === JSON.stringify(reference[0]));
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(reference[0]!.join("\n"))),
+  );
+  console.log(
+    `  matches ${same ? "identical" : "DIFFER"} (${reference[0]!.length}, sha-256 ${
+      [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("")
+    })`,
+  );
+}
+
+if (import.meta.main) await main();
