@@ -87,3 +87,22 @@ Deno.test("block column: 8-bit offsets, and a column widens once more than 1/64 
   strictEqual(a.width, 32);
   for (let s = 0; s < cap; s++) strictEqual(a.get(s), s * 100_000);
 });
+
+Deno.test("block column: 24-bit offsets (capture-time jitter in ns) read back exactly, signs and far values too", () => {
+  const cap = 4 * BLOCK;
+  const c = new BlockColumn(cap, 24);
+  // ±4 ms around 1e15 ns: offsets from a block's first within ±8 ms, the widest 24 bits hold.
+  const v = (s: number) => 1e15 + ((s * 2_654_435_761) % 8_000_000) - 4_000_000;
+  for (let s = 0; s < cap; s++) c.set(s, v(s));
+  strictEqual(c.width, 24);
+  for (let s = 0; s < cap; s++) strictEqual(c.get(s), v(s), `slot ${s}`);
+  strictEqual(c.bytes, cap * 3 + (cap / BLOCK) * 8);
+  // One 20 ms off: in the side map, exact.
+  c.set(5, 1e15 + 20_000_000);
+  strictEqual(c.get(5), 1e15 + 20_000_000);
+  strictEqual(c.width, 24);
+  // A bursty stage: seconds off, more than 1/64 of the slots: 32 bits.
+  for (let s = 0; s < cap; s++) c.set(s, 1e15 + (s % 3) * 1e9);
+  strictEqual(c.width, 32);
+  for (let s = 0; s < cap; s++) strictEqual(c.get(s), 1e15 + (s % 3) * 1e9);
+});

@@ -51,13 +51,21 @@ Deno.test("timeline columns: exact capture times and ordinals through many wraps
   });
 });
 
-Deno.test("timeline columns: a 33 s lookback of 20 ms messages takes under 15 KB", () => {
-  // ~8.5 bytes an entry (float64 columns took 24; a native start column and 16-bit ordinals, 13.5), and the store
-  // sized for what the lookback holds (1,672 spans) rather than the next power of two (2,048): it was 49 KB.
+Deno.test("timeline columns: a 33 s lookback of jittered 20 ms messages takes under 11 KB", () => {
+  // ~6 bytes an entry (float64 columns took 24; a native start column, 16-bit ordinals and 32-bit times, 13.5):
+  // capture times less the audio time since their block's first entry are jitter, 24 bits. And the store sized
+  // for what the lookback holds (1,672 spans) rather than the next power of two (2,048): it was 49 KB.
   const tl = new Timeline(8000, { lookbackSamples: 267_456 });
-  for (let i = 0; i < 5000; i++) tl.append(i, T0 + BigInt(i) * 20_000_000n, 160);
-  ok(tl.bytes <= 15_000, `${tl.bytes} bytes`);
+  const rnd = lcg(3);
+  const time = (i: number) => T0 + BigInt(i) * 20_000_000n + BigInt(Math.floor(rnd() * 6_000_000));
+  const sent: bigint[] = [];
+  for (let i = 0; i < 5000; i++) {
+    sent.push(time(i));
+    tl.append(i, sent[i]!, 160);
+  }
+  ok(tl.bytes <= 11_000, `${tl.bytes} bytes`);
   strictEqual(tl.spans().length, 1672);
+  for (const s of tl.spans()) strictEqual(s.timeNs, sent[s.messageIndex]!);
 });
 
 Deno.test("timeline columns: long silences in capture time and skipped ordinals stay exact", () => {

@@ -2,7 +2,7 @@
  * A column of exact integers (up to 2^53) in the slots of a circular buffer, stored as small offsets: a stream's
  * per-message columns (capture times, sample positions, ordinals) change little from one message to the next, so
  * each slot holds its value's offset from its block's base (the value of the block's first slot, one float64 per
- * {@link BLOCK} slots) in 8, 16 or 32 bits. A value too far from its base (a capture time after a long silence)
+ * {@link BLOCK} slots) in 8 to 32 bits. A value too far from its base (a capture time after a long silence)
  * is kept exactly in a side map.
  *
  * The owner writes slots in ring order and must not write a block's first slot while any other slot of that block
@@ -12,12 +12,12 @@
  */
 
 /** Slots per block (one float64 base each). */
-export const BLOCK = 16;
+export const BLOCK = 32;
 /** log2 of {@link BLOCK}: the block of slot s is s >> BLOCK_LOG2. */
-export const BLOCK_LOG2 = 4;
+export const BLOCK_LOG2 = 5;
 
-/** Offset widths: 8 bits (ordinals), 16 bits (sample counts of one message) or 32 bits (times, positions). */
-export type ColumnWidth = 8 | 16 | 32;
+/** Offset widths: 8 bits (ordinals, message lengths), 24 bits (capture times' jitter) up to 32. */
+export type ColumnWidth = 8 | 16 | 24 | 32;
 
 /** True if writing ring slot `slot` with `count` slots live (of `capacity`) needs a larger ring first. */
 export function mustGrow(slot: number, count: number, capacity: number): boolean {
@@ -32,28 +32,25 @@ export function blockCapacity(n: number): number {
 /** Far values a column keeps in its side map, per slot, before it widens (at ~40 bytes an entry: ~0.6 a slot). */
 const FAR_SHARE_LOG2 = 6;
 
-function offsets(width: ColumnWidth, capacity: number): Int8Array | Int16Array | Int32Array {
-  return width === 8
-    ? new Int8Array(capacity)
-    : width === 16
-    ? new Int16Array(capacity)
-    : new Int32Array(capacity);
-}
+type Offsets = Int8Array | Int16Array | Uint16Array | Int32Array;
 
 /**
  * One column of a ring of `capacity` slots (a multiple of {@link BLOCK}). It starts at the width its owner
- * expects and widens itself (8 to 16 to 32 bits) once more than 1/64 of its slots are far values: a stream whose
+ * expects and widens itself (8 bits at a time) once more than 1/64 of its slots are far values: a stream whose
  * values vary more than most (message lengths of a chunked stream, capture times of a bursty stage) costs the
  * wider offsets rather than a side map entry per slot.
  */
 export class BlockColumn {
-  #off: Int8Array | Int16Array | Int32Array;
+  /** Offsets; at 24 bits their low 16 bits (unsigned), the high 8 in {@link #hi}. */
+  #off: Offsets;
+  #hi: Int8Array | undefined;
+  #width: ColumnWidth;
   /** Base of each block; 0 for an absolute column (no base). */
   readonly #base: Float64Array;
   readonly #relative: boolean;
   /** The sentinel offset of a value kept in {@link #far}. */
-  #escape: number;
-  #max: number;
+  #escape = 0;
+  #max = 0;
   #far: Map<number, number> | undefined;
 
   /**
@@ -64,17 +61,17 @@ export class BlockColumn {
     if (capacity % BLOCK !== 0) {
       throw new RangeError(`BlockColumn: capacity ${capacity} is not a multiple of ${BLOCK}`);
     }
-    this.#off = offsets(width, capacity);
-    this.#max = 2 ** (width - 1) - 1;
-    this.#escape = -this.#max - 1;
+    this.#width = width;
+    this.#off = this.#alloc(width, capacity);
     this.#relative = relative;
     this.#base = new Float64Array(relative ? capacity / BLOCK : 0);
   }
 
   /** Bits per offset now (it only grows). */
   get width(): ColumnWidth {
-    return (this.#off.BYTES_PER_ELEMENT * 8) as ColumnWidth;
+    return this.#width;
   }
+
   /** Slots. */
   get capacity(): number {
     return this.#off.length;
@@ -82,12 +79,13 @@ export class BlockColumn {
 
   /** Bytes held (the side map counted at ~40 bytes an entry). */
   get bytes(): number {
-    return this.#off.byteLength + this.#base.byteLength + (this.#far?.size ?? 0) * 40;
+    return this.#off.byteLength + (this.#hi?.byteLength ?? 0) + this.#base.byteLength +
+      (this.#far?.size ?? 0) * 40;
   }
 
   /** The value in `slot`. */
   get(slot: number): number {
-    const o = this.#off[slot]!;
+    const o = this.#offset(slot);
     if (o === this.#escape) return this.#far!.get(slot)!;
     return this.#relative ? this.#base[slot >> BLOCK_LOG2]! + o : o;
   }
@@ -104,40 +102,11 @@ export class BlockColumn {
     if (o > this.#max || o <= this.#escape) {
       const far = this.#far ??= new Map();
       far.set(slot, value);
-      o = this.#escape;
-      if (far.size > this.#off.length >> FAR_SHARE_LOG2 && this.#max < 0x7fffffff) {
-        this.#off[slot] = o;
-        this.#widen();
-        return;
-      }
+      this.#put(slot, this.#escape);
+      if (far.size > this.#off.length >> FAR_SHARE_LOG2 && this.#width < 32) this.#widen();
+      return;
     }
-    this.#off[slot] = o;
-  }
-
-  /** Twice the offset width; far values that now fit leave the side map. */
-  #widen(): void {
-    const old = this.#off, oldEscape = this.#escape;
-    const width = (old.BYTES_PER_ELEMENT * 16) as ColumnWidth;
-    this.#off = offsets(width, old.length);
-    this.#max = 2 ** (width - 1) - 1;
-    this.#escape = -this.#max - 1;
-    const far = this.#far!;
-    for (let slot = 0; slot < old.length; slot++) {
-      const o = old[slot]!;
-      if (o !== oldEscape) {
-        this.#off[slot] = o;
-        continue;
-      }
-      // A slot's far value is re-expressed from its block's base as set() did (a stale slot's too: it is
-      // rewritten before it is read).
-      const value = far.get(slot)!;
-      const rel = this.#relative ? value - this.#base[slot >> BLOCK_LOG2]! : value;
-      if (rel > this.#max || rel <= this.#escape) this.#off[slot] = this.#escape;
-      else {
-        this.#off[slot] = rel;
-        far.delete(slot);
-      }
-    }
+    this.#put(slot, o);
   }
 
   /** Adds `delta` to every value of a relative column (re-expressed from a new origin). */
@@ -145,5 +114,57 @@ export class BlockColumn {
     if (!this.#relative) throw new TypeError("BlockColumn: only a relative column shifts");
     for (let b = 0; b < this.#base.length; b++) this.#base[b] = this.#base[b]! + delta;
     if (this.#far) { for (const [s, v] of this.#far) this.#far.set(s, v + delta); }
+  }
+
+  #offset(slot: number): number {
+    const hi = this.#hi;
+    return hi === undefined ? this.#off[slot]! : hi[slot]! * 65536 + this.#off[slot]!;
+  }
+
+  #put(slot: number, o: number): void {
+    if (this.#hi === undefined) this.#off[slot] = o;
+    else {
+      this.#off[slot] = o & 0xffff;
+      this.#hi[slot] = o >> 16;
+    }
+  }
+
+  #alloc(width: ColumnWidth, capacity: number): Offsets {
+    this.#max = 2 ** (width - 1) - 1;
+    this.#escape = -this.#max - 1;
+    this.#hi = width === 24 ? new Int8Array(capacity) : undefined;
+    return width === 8
+      ? new Int8Array(capacity)
+      : width === 16
+      ? new Int16Array(capacity)
+      : width === 24
+      ? new Uint16Array(capacity)
+      : new Int32Array(capacity);
+  }
+
+  /** Eight bits wider; far values that now fit leave the side map. */
+  #widen(): void {
+    const n = this.#off.length;
+    const old = Int32Array.from({ length: n }, (_, s) => this.#offset(s));
+    const oldEscape = this.#escape;
+    this.#width = (this.#width + 8) as ColumnWidth;
+    this.#off = this.#alloc(this.#width, n);
+    const far = this.#far!;
+    for (let slot = 0; slot < n; slot++) {
+      const o = old[slot]!;
+      if (o !== oldEscape) {
+        this.#put(slot, o);
+        continue;
+      }
+      // A slot's far value is re-expressed from its block's base as set() did (a stale slot's too: it is
+      // rewritten before it is read).
+      const value = far.get(slot)!;
+      const rel = this.#relative ? value - this.#base[slot >> BLOCK_LOG2]! : value;
+      if (rel > this.#max || rel <= this.#escape) this.#put(slot, this.#escape);
+      else {
+        this.#put(slot, rel);
+        far.delete(slot);
+      }
+    }
   }
 }

@@ -61,11 +61,11 @@ const MIN_SPANS = 64;
  * the lengths in between. Entries that own no instant are never a span (they contain no sample; {@link spans}
  * leaves them out), but they are the stream's messages as a follower reads them (capture_times.ts).
  *
- * Kept as parallel typed columns in a circular buffer, ~7.5 bytes an entry (float64 columns cost 24, an object
+ * Kept as parallel typed columns in a circular buffer, ~6 bytes an entry (float64 columns cost 24, an object
  * with a bigint ~100): capture times as ns offsets from a per-stream bigint base (exact to the ns within 104 days
  * of it), message ordinals, and native lengths (negative for a gap), each as an offset from the value of its
- * block's first entry (block_column.ts: 32 bits for times, 8 for the others while they fit), and one float64
- * native start per block.
+ * block's first entry (block_column.ts: 24 bits for times less their audio time, see {@link #time}, 8 for the
+ * others, while they fit), and one float64 native start per block.
  */
 export class Timeline {
   /** Native rate of the stream, Hz. */
@@ -74,8 +74,11 @@ export class Timeline {
   readonly up: number;
   readonly down: number;
   readonly lookbackSamples: number;
-  /** Capture time, ns from {@link #timeBase}. */
-  #time = new BlockColumn(0, 32);
+  /**
+   * Capture time, ns from {@link #timeBase}, less the audio time from the block's first entry's start to the
+   * entry's end (see {@link #audioNs}): what remains is jitter, 24 bits while it fits (±8 ms).
+   */
+  #time = new BlockColumn(0, 24);
   /** Native samples of the entry's message, negated for a gap. */
   #frames = new BlockColumn(0, 8);
   #msg = new BlockColumn(0, 8);
@@ -203,7 +206,8 @@ export class Timeline {
 
   /** Capture time of entry `entry` (an ordinal still held), ns from {@link timeBase}. */
   entryTimeOffset(entry: number): number {
-    return this.#time.get(this.#slot(this.#held(entry)));
+    const slot = this.#slot(this.#held(entry));
+    return this.#timeOf(slot, this.#nativeOf(slot));
   }
 
   /** Capture time of entry `entry` (an ordinal still held), ns since the epoch. */
@@ -227,9 +231,10 @@ export class Timeline {
     const r = this.#find(k);
     if (r < 0) return undefined;
     const slot = this.#slot(r);
+    const native = this.#nativeOf(slot);
     return {
-      timeNs: this.#timeBase + BigInt(this.#time.get(slot)),
-      offsetMs: this.#offset(this.#nativeOf(slot), k),
+      timeNs: this.#timeBase + BigInt(this.#timeOf(slot, native)),
+      offsetMs: this.#offset(native, k),
       messageIndex: this.#msg.get(slot),
       gap: this.#frames.get(slot) < 0,
     };
@@ -297,6 +302,21 @@ export class Timeline {
     return v;
   }
 
+  /** Capture time of the entry in `slot` whose native start is `native`, ns from {@link #timeBase}. */
+  #timeOf(slot: number, native: number): number {
+    const end = native + Math.abs(this.#frames.get(slot)) - this.#nativeBase[slot >> BLOCK_LOG2]!;
+    return this.#time.get(slot) + this.#audioNs(end);
+  }
+
+  /**
+   * Duration of `native` samples, whole ns (0 beyond ~90 s of them, where the product could lose integers:
+   * any function of the block's native offsets keeps the times exact, this one leaves only jitter in a tap's
+   * capture times, which mark about when a message's last sample was produced).
+   */
+  #audioNs(native: number): number {
+    return native < 4_194_304 ? Math.round((native * 1e9) / this.nativeRate) : 0;
+  }
+
   #startOf(r: number): number {
     return analysisIndexOf(this.#nativeOf(this.#slot(r)), this.up, this.down);
   }
@@ -330,7 +350,7 @@ export class Timeline {
     const nativeEnd = nativeStart + Math.abs(frames);
     return {
       messageIndex: this.#msg.get(slot),
-      timeNs: this.#timeBase + BigInt(this.#time.get(slot)),
+      timeNs: this.#timeBase + BigInt(this.#timeOf(slot, nativeStart)),
       nativeStart,
       nativeEnd,
       start: analysisIndexOf(nativeStart, this.up, this.down),
@@ -359,8 +379,9 @@ export class Timeline {
     f: number,
     m: number,
   ): void {
-    if ((slot & (BLOCK - 1)) === 0) nativeBase[slot >> BLOCK_LOG2] = native;
-    time.set(slot, t);
+    const b = slot >> BLOCK_LOG2;
+    if ((slot & (BLOCK - 1)) === 0) nativeBase[b] = native;
+    time.set(slot, t - this.#audioNs(native + Math.abs(f) - nativeBase[b]!));
     frames.set(slot, f);
     msg.set(slot, m);
   }
@@ -387,7 +408,8 @@ export class Timeline {
     for (let r = 0; r < n; r++) {
       const slot = this.#slot(r);
       const f = this.#frames.get(slot);
-      this.#write(time, frames, msg, nativeBase, r, this.#time.get(slot), native, f, this.#msg.get(slot));
+      const t = this.#timeOf(slot, native);
+      this.#write(time, frames, msg, nativeBase, r, t, native, f, this.#msg.get(slot));
       native += Math.abs(f);
     }
     this.#time = time;
