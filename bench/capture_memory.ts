@@ -5,8 +5,11 @@
  * `analyze`; each reports its peak RSS (VmHWM). Streams run longer than the 30 s lookback so every ring is full.
  * The figures size the DaemonSet (k8s/README.md "Sizing").
  *
- * `deno run -A bench/capture_memory.ts [--streams 1000,2000] [--seconds 35] [--run-only] [--heap-mb N]`
- * (`--heap-mb`: V8's old space capped as a container memory limit would, to find what the replay needs)
+ * `deno run -A bench/capture_memory.ts [--streams 1000,2000] [--seconds 35] [--run-only] [--heap-mb N]
+ * [--daemonset] [--env NAME=VALUE]...` (`--heap-mb`: V8's old space capped as a container memory limit would, to
+ * find what the replay needs; `--daemonset`: with the memory settings of k8s/daemonset.yaml's environment (V8
+ * flags, allocator), as the DaemonSet runs it; `--env`: any other variable for the measured process). The run
+ * also says what its peak RSS was made of (bench/memory_probe.ts): V8's heap, ArrayBuffers, and the rest.
  *
  * `deno run -A bench/capture_memory.ts --breakdown [N]`: the engine alone (bench/speed.ts's memory probe, which
  * `deno task bench` runs too): N `TargetPipeline`s (default 1,000) sharing the bench's 10,000-signature index,
@@ -21,6 +24,8 @@ import { buildCorpus } from "./corpus.ts";
 import { Rng } from "../fixtures/gen/prng.ts";
 import { timed } from "./analyze_speed.ts";
 import { describeMemory, describeParts, measureMemory } from "./speed.ts";
+import { describeSample, type ProbeSample, readPeakSample } from "./memory_probe.ts";
+import { parse as parseYaml } from "yaml";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const T0 = 1_763_900_000_000_000_000n;
@@ -35,6 +40,8 @@ export interface CaptureMemory {
   runEndMB: number;
   /** `analyze` of the same capture: peak RSS, MB (NaN when not run). */
   analyzePeakMB: number;
+  /** What `run --capture`'s peak RSS was made of (bench/memory_probe.ts), when sampled. */
+  runPeak?: ProbeSample;
 }
 
 // engine.max_streams (default 1,000) would finish streams early past 1,000: lifted so every stream is held.
@@ -117,18 +124,39 @@ function statusMB(pid: number, field: "VmHWM" | "VmRSS"): number {
   }
 }
 
+/** Variables of the DaemonSet's environment that shape the process's memory (V8's flags, the C allocator). */
+const MEMORY_ENV = /^(DENO_V8_FLAGS|MALLOC_\w+|GLIBC_TUNABLES)$/;
+
+/** The memory-shaping variables k8s/daemonset.yaml sets on the sensor (literal values only). */
+export function daemonSetMemoryEnv(yamlText: string): Record<string, string> {
+  const doc = parseYaml(yamlText) as {
+    spec?: { template?: { spec?: { containers?: { env?: { name: string; value?: unknown }[] }[] } } };
+  };
+  const out: Record<string, string> = {};
+  for (const c of doc.spec?.template?.spec?.containers ?? []) {
+    for (const e of c.env ?? []) {
+      if (MEMORY_ENV.test(e.name) && typeof e.value === "string") out[e.name] = e.value;
+    }
+  }
+  return out;
+}
+
 /** Runs `run --capture` until the capture is replayed; its peak and final RSS, MB. */
 async function runCapture(
   config: string,
   capture: string,
   heapMB?: number,
-): Promise<{ peak: number; end: number; code?: number }> {
+  env: Record<string, string> = {},
+  probeFile?: string,
+): Promise<{ peak: number; end: number; code?: number; sample?: ProbeSample }> {
   const child = new Deno.Command(Deno.execPath(), {
+    env: probeFile ? { ...env, FSMPX_MEMORY_PROBE: probeFile } : env,
     args: [
       "run",
       "-A",
       // As a memory limit with DENO_USE_CGROUPS=1 would size it: does the replay fit in that V8 heap?
       ...(heapMB ? [`--v8-flags=--max-old-space-size=${heapMB}`] : []),
+      ...(probeFile ? [`--preload=${ROOT}bench/memory_probe.ts`] : []),
       `${ROOT}main.ts`,
       "run",
       "--config",
@@ -154,8 +182,9 @@ async function runCapture(
     if (text.length > 1 << 20) text = text.slice(-4096);
   }
   const status = await child.status;
+  const sample = probeFile ? readPeakSample(probeFile) : undefined;
   // Killed by us after "capture replayed" (SIGTERM), or died on its own first (e.g. out of heap).
-  return Number.isNaN(result.peak) ? { ...result, code: status.code } : result;
+  return Number.isNaN(result.peak) ? { ...result, code: status.code, sample } : { ...result, sample };
 }
 
 /** Measures every configuration. */
@@ -163,7 +192,7 @@ export async function captureMemory(
   streamCounts: readonly number[],
   seconds: number,
   onResult?: (r: CaptureMemory) => void,
-  opts: { analyze?: boolean; heapMB?: number } = {},
+  opts: { analyze?: boolean; heapMB?: number; env?: Record<string, string> } = {},
 ): Promise<CaptureMemory[]> {
   const dir = await Deno.makeTempDir({ prefix: "fsmpx-capture-memory-" });
   const out: CaptureMemory[] = [];
@@ -173,7 +202,7 @@ export async function captureMemory(
     for (const streams of streamCounts) {
       const capture = `${dir}/many.jsonl`;
       const bytes = await writeManyStreams(capture, streams, seconds);
-      const run = await runCapture(config, capture, opts.heapMB);
+      const run = await runCapture(config, capture, opts.heapMB, opts.env, `${dir}/probe.jsonl`);
       if (run.code !== undefined) {
         console.log(`  run --capture exited with ${run.code} before the end of the replay`);
       }
@@ -194,6 +223,7 @@ export async function captureMemory(
         runPeakMB: run.peak,
         runEndMB: run.end,
         analyzePeakMB: an.maxRssMB,
+        runPeak: run.sample,
       };
       onResult?.(r);
       out.push(r);
@@ -214,6 +244,7 @@ export function printCaptureMemory(rs: readonly CaptureMemory[]): void {
         (Number.isNaN(r.analyzePeakMB) ? "" : `analyze peak RSS ${r.analyzePeakMB.toFixed(0)} MB `) +
         `(target <= 400 MB at 1,000 streams)`,
     );
+    if (r.runPeak) console.log(`    run --capture at its peak: ${describeSample(r.runPeak)}`);
   }
 }
 
@@ -231,8 +262,20 @@ if (import.meta.main && Deno.args.includes("--breakdown")) {
   const seconds = ti >= 0 ? Number(Deno.args[ti + 1]) : 35;
   // --run-only: the DaemonSet's process only (analyze of the same capture doubles the time).
   const hi = Deno.args.indexOf("--heap-mb");
+  const env: Record<string, string> = Deno.args.includes("--daemonset")
+    ? daemonSetMemoryEnv(await Deno.readTextFile(`${ROOT}k8s/daemonset.yaml`))
+    : {};
+  Deno.args.forEach((a, i) => {
+    if (a !== "--env") return;
+    const [name, ...value] = (Deno.args[i + 1] ?? "").split("=");
+    if (name) env[name] = value.join("=");
+  });
+  if (Object.keys(env).length > 0) {
+    console.log(`  environment: ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  }
   await captureMemory(counts, seconds, (r) => printCaptureMemory([r]), {
     analyze: !Deno.args.includes("--run-only"),
     heapMB: hi >= 0 ? Number(Deno.args[hi + 1]) : undefined,
+    env,
   });
 }
