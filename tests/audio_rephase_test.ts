@@ -159,3 +159,44 @@ Deno.test("rephase: a run a frame after the last on the same grid reuses its fra
   }
   strictEqual(reused, 8);
 });
+
+Deno.test("rephase and the envelope search recompute what read samples that aged to the 4-bit tier since", () => {
+  const x = samples("speech_8k.ul");
+  const src = analysed(x);
+  const lead = 90;
+  const y = new Float32Array(x.length + lead);
+  y.set(x, lead);
+  // A ring that ages its samples to 4 bits 8,192 samples after they arrive, as a target's does after ~10 s.
+  const ring = new SampleRing(1 << 17, { hotSamples: 4096, warmSamples: 4096 });
+  const n = 40;
+  const sig = signatureAt(src, n);
+  const frame = Math.round((n * HOP + lead) / HOP);
+  // The envelope search reads samples ~18,400 to ~21,300: newer than the 4-bit tier at first, not after.
+  const late = signatureAt(src, 150);
+  const center = 150 * HOP + lead + INSTANT_OFFSET;
+  const upTo = 26_000;
+  ring.write(0, y.subarray(0, upTo), 0);
+  const rp = new Rephaser(new FrameAnalyzer(), BLOCK);
+  const scratch = new EnvelopeScratch();
+  ok(rp.run(ring, sig, frame), "first run");
+  ok(envelopeShift(ring, late.levelEnvelope!, center, 400, scratch), "first search");
+  const before = ring.finalBefore;
+  ring.write(upTo, y.subarray(upTo, upTo + 16_384), 0);
+  // The runs read samples up to ~23,900: some were newer than the 4-bit tier before, none are after.
+  ok(before < 20_000 && ring.finalBefore >= upTo, `aged ${before} -> ${ring.finalBefore}`);
+  const again = rp.run(ring, sig, frame)!;
+  const fresh = new Rephaser(new FrameAnalyzer(), BLOCK).run(ring, sig, frame)!;
+  strictEqual(again.frame, fresh.frame);
+  strictEqual(again.offset, fresh.offset);
+  strictEqual(again.store.start, fresh.store.start);
+  strictEqual(again.store.end, fresh.store.end);
+  for (let f = fresh.store.start; f < fresh.store.end; f++) {
+    const i = f & again.store.mask, j = f & fresh.store.mask;
+    strictEqual(again.store.bits[i], fresh.store.bits[j], `frame ${f} bits`);
+    strictEqual(again.store.energy[i], fresh.store.energy[j], `frame ${f} energy`);
+  }
+  const kept = envelopeShift(ring, late.levelEnvelope!, center, 400, scratch)!;
+  const recomputed = envelopeShift(ring, late.levelEnvelope!, center, 400, new EnvelopeScratch())!;
+  strictEqual(kept.shift, recomputed.shift);
+  strictEqual(kept.corr, recomputed.corr);
+});

@@ -45,6 +45,15 @@ function windowDb(prefix: Float64Array, i: number): number {
   return 10 * Math.log10(e + 1e-2);
 }
 
+/**
+ * Whether a sample of `ring` in [from, to) aged to the 4-bit tier (and so reads another value) since the ring's
+ * {@link SampleRing.finalBefore} was `then`.
+ */
+export function agedSince(ring: SampleRing, then: number, from: number, to: number): boolean {
+  const now = ring.finalBefore;
+  return now !== then && from < now && to > then;
+}
+
 /** Fills `prefix[0..n]` with running sums of squares of ring samples [from, from + n). */
 function prefixSquares(ring: SampleRing, from: number, n: number, prefix: Float64Array): void {
   const data = ring.data, mask = ring.mask;
@@ -112,10 +121,14 @@ export class EnvelopeScratch {
   upMax = new Float64Array(0);
   downMax = new Float64Array(0);
   at = new Int32Array(ENV_VALUES);
-  /** The ring and first sample of the windows whose levels `db` holds, and how many. */
+  /**
+   * The ring and first sample of the windows whose levels `db` holds, and how many; the ring's
+   * {@link SampleRing.finalBefore} when they were computed.
+   */
   dbRing: SampleRing | undefined;
   dbFrom = 0;
   dbCount = 0;
+  dbFinal = 0;
   /** The source sides of the plain correlations (see {@link plainCorrelation}). */
   readonly sources = new SourceSides();
   /** The coarse shifts of the plain search, their clamps and estimates (see plain_scan.ts). */
@@ -230,10 +243,14 @@ export function envelopeShift(
   prefixSquares(ring, from, n, scratch.prefix);
   const db = scratch.db;
   // A window's level is a function of its samples alone (their squares are integers, so the prefix sums'
-  // differences are exact wherever the sums start), and a ring never rewrites a sample: levels of windows the
-  // last search of this ring computed are moved, not recomputed (a near miss is searched again a frame later).
+  // differences are exact wherever the sums start), and a ring never rewrites a sample except once, when it
+  // ages to the 4-bit tier: levels of windows the last search of this ring computed are moved, not recomputed
+  // (a near miss is searched again a frame later), unless one of their samples aged since.
   let keptFrom = 0, keptTo = 0;
-  if (scratch.dbRing === ring) {
+  if (
+    scratch.dbRing === ring &&
+    !agedSince(ring, scratch.dbFinal, scratch.dbFrom, scratch.dbFrom + scratch.dbCount - 1 + ENV_WINDOW)
+  ) {
     const lo = Math.max(from, scratch.dbFrom),
       hi = Math.min(from + positions, scratch.dbFrom + scratch.dbCount);
     if (hi > lo) {
@@ -245,6 +262,7 @@ export function envelopeShift(
   for (let i = 0; i < keptFrom; i++) db[i] = windowDb(scratch.prefix, i);
   for (let i = keptTo > keptFrom ? keptTo : 0; i < positions; i++) db[i] = windowDb(scratch.prefix, i);
   scratch.dbRing = ring;
+  scratch.dbFinal = ring.finalBefore;
   scratch.dbFrom = from;
   scratch.dbCount = positions;
   const sorted = scratch.sorted.subarray(0, positions);

@@ -12,7 +12,7 @@
  */
 
 import { ALIGN_RANGE, INSTANT_OFFSET } from "./align.ts";
-import { EnvelopeScratch, envelopeShift } from "./level_envelope.ts";
+import { agedSince, EnvelopeScratch, envelopeShift } from "./level_envelope.ts";
 import { type FrameAnalyzer, FrameStore, subFingerprint, SUBFP_BITS } from "../fingerprint/fingerprint.ts";
 import type { SampleRing } from "../decode/sample_ring.ts";
 import type { Signature } from "../types.ts";
@@ -49,6 +49,8 @@ export class Rephaser {
   #ring: SampleRing | undefined;
   #offset = NaN;
   #prevFrame = NaN;
+  /** The ring's {@link SampleRing.finalBefore} when the store's frames were computed. */
+  #final = 0;
 
   /** Uses `analyzer`'s parameters (the stream's fingerprint). `maxFrames`: longest block plus padding. */
   constructor(analyzer: FrameAnalyzer, maxFrames: number) {
@@ -80,8 +82,10 @@ export class Rephaser {
     if (to - from < n || !ring.has((from - 1) * hop + offset, (to - from) * hop + len)) return undefined;
     const store = this.#store;
     // A near miss is often verified again a frame later, and the envelope puts it on the same grid: the frames
-    // the last run computed on that grid (the same samples: a ring never rewrites one) are taken as they are.
-    const same = ring === this.#ring && offset === this.#offset;
+    // the last run computed on that grid (the same samples: a ring never rewrites one, except once when it ages
+    // to the 4-bit tier) are taken as they are.
+    const same = ring === this.#ring && offset === this.#offset &&
+      !agedSince(ring, this.#final, (store.start - 1) * hop + offset, (store.end - 1) * hop + offset + len);
     if (!same) this.#prevFrame = NaN;
     const held = same && from >= store.start && from < store.end ? store.end : from;
     store.reset(from);
@@ -105,6 +109,7 @@ export class Rephaser {
     }
     this.#ring = ring;
     this.#offset = offset;
+    this.#final = ring.finalBefore;
     return { store, frame: k, offset };
   }
 }

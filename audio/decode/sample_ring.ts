@@ -227,6 +227,16 @@ export class SampleRing {
     return this.#end;
   }
 
+  /**
+   * Samples before this absolute index read their 4-bit values, which never change again; a sample at or after
+   * it reads a value that changes once more when its block ages to the 4-bit tier. A reader that keeps what it
+   * computed from samples (levels, frames) to reuse it later must drop what read samples in `[then, now)` of
+   * this index. Without a 4-bit tier, nothing ever ages and this stays where the ring last started.
+   */
+  get finalBefore(): number {
+    return this.#warmStart;
+  }
+
   /** True until the first write. */
   get empty(): boolean {
     return this.#empty;
