@@ -106,7 +106,7 @@ Deno.test("subFingerprint: ties and random energies give what a plain sort-based
     const [h1, h2] = two(0), [l1, l2] = two(16);
     const thr = (a.reduce((s, v) => s + v, 0) / 32) * alpha;
     if (thr > 0) { for (let m = 0; m < 32; m++) strong = (strong << 1) | (a[m]! >= thr ? 1 : 0); }
-    return [bits >>> 0, (h1! | (h2! << 5) | (l1! << 10) | (l2! << 15)) >>> 0, strong >>> 0];
+    return [bits >>> 0, (h1! | (h2! << 4) | ((l1! - 16) << 8) | ((l2! - 16) << 12)) >>> 0, strong >>> 0];
   };
   const rnd = rng(7);
   const res = new Uint32Array(3);
