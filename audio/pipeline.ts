@@ -103,6 +103,22 @@ export const MASK_BELOW_PEAK_DB = 25;
 export const MASK_ABSOLUTE_DB = -55;
 /** A block needs this many unmasked frames to become a signature. */
 export const MIN_SIGNATURE_FRAMES = 24;
+/**
+ * Fine alignment and the near-miss re-scoring, shared by every target stream of the process: the engine handles
+ * one stream's message at a time, and what they keep between calls (window levels, frames) is keyed by the ring
+ * it was read from, so sharing changes no answer. Per stream they held two envelope scratches that grow to
+ * ~100-200 KB each once the stream has had a match (the search spans up to 4,104 samples of float64 series).
+ */
+let sharedVerify: { aligner: FineAligner; rephaser: Rephaser } | undefined;
+
+function verifyScratch(): { aligner: FineAligner; rephaser: Rephaser } {
+  if (!sharedVerify) {
+    const analyzer = new FrameAnalyzer(FP_PARAMS);
+    sharedVerify = { aligner: new FineAligner(analyzer), rephaser: new Rephaser(analyzer, SIGNATURE_FRAMES) };
+  }
+  return sharedVerify;
+}
+
 /** Default target lookback, seconds. */
 export const DEFAULT_LOOKBACK_SECONDS = 30;
 
@@ -400,8 +416,8 @@ export class TargetPipeline {
     this.#times = new CaptureTimes(this.decoder.timeline, { horizonSamples: this.#store.capacity * hop });
     const analyzer = new FrameAnalyzer(this.#params);
     this.#fp = new Fingerprinter(this.#ring, this.#store, analyzer);
-    this.#aligner = new FineAligner(analyzer);
-    const rephaser = new Rephaser(analyzer, SIGNATURE_FRAMES);
+    const { aligner, rephaser } = verifyScratch();
+    this.#aligner = aligner;
     const rule: MatchThresholds = {
       thresholdBer: opts.thresholdBer ?? DEFAULT_THRESHOLDS.thresholdBer,
       margin: opts.margin ?? DEFAULT_THRESHOLDS.margin,

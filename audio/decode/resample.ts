@@ -397,7 +397,8 @@ export class Resampler {
     this.down = this.#d.down;
     this.passthrough = this.up === this.down;
     const history = this.passthrough ? 0 : this.#d.halfTaps - 1;
-    this.#buf = new Float32Array(Math.max(64, history * 2 + 1024));
+    // A passthrough never buffers: no 4 KB per 8 kHz stream.
+    this.#buf = this.passthrough ? EMPTY : new Float32Array(Math.max(64, history * 2 + 1024));
     this.#bufStart = -history;
     this.#bufLen = history;
   }
