@@ -23,7 +23,6 @@ import {
   OTHER_QUERY,
   type ReaderMsg,
   type RegistryMsg,
-  rowWeight,
 } from "./messages.ts";
 import { pixieReader, type RowSource } from "./pixie_reader.ts";
 import { detector } from "./detector.ts";
@@ -167,7 +166,7 @@ export class SensorNode {
         wallNs,
         counters: metrics,
       }),
-      { capacity: 4096, overflow: rowPolicy, weigh: rowWeight },
+      { capacity: 4096, overflow: rowPolicy },
     );
     for (const m of config.measurements) {
       detectors.set(
@@ -186,7 +185,7 @@ export class SensorNode {
             clockWindowNs,
             counters: metrics,
           }),
-          { capacity: 1024, overflow: "backpressure", weigh: rowWeight },
+          { capacity: 1024, overflow: "backpressure" },
         ),
       );
     }
@@ -207,7 +206,7 @@ export class SensorNode {
         tickNs: TICK_NS,
         counters: metrics,
       })),
-      { capacity: 2048, overflow: "backpressure", weigh: rowWeight },
+      { capacity: 2048, overflow: "backpressure" },
     );
     this.#exporter = refs.exporter = this.system.spawn(
       "exporter",
