@@ -382,7 +382,7 @@ const engineSchema = z.strictObject({
     .describe("How much better than the second-best alignment the best must be."),
   max_streams: int(1).default(1000).describe(
     "Most streams a node follows at once, per measurement's source and for all stages together " +
-      "(~0.6 MiB each with a 30 s lookback); past it the least recently active is finished early and counted.",
+      "(~0.35 MiB each with a 30 s lookback); past it the least recently active is finished early and counted.",
   ),
   clock_window_seconds: positive().max(3600, expected("a number > 0 and <= 3600")).default(30).describe(
     "Largest clock difference tolerated: rows further ahead of the node's recent rows (or wall clock) do not " +
