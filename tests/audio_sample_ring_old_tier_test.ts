@@ -1,67 +1,11 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { coldReadStats } from "../audio/decode/sample_ring.ts";
-import {
-  initAudioEngine,
-  type MessageIn,
-  SignatureIndex,
-  SourcePipeline,
-  TARGET_WARM_SAMPLES,
-  TargetPipeline,
-} from "../audio/pipeline.ts";
-import type { AudioFormat, Match, Signature } from "../audio/types.ts";
+import { initAudioEngine, SignatureIndex, TARGET_WARM_SAMPLES, TargetPipeline } from "../audio/pipeline.ts";
+import type { Match, Signature } from "../audio/types.ts";
+import { FORMAT, messages, speech, speechSignatures, T0 } from "./support/speech_signatures.ts";
 
 // The target ring's 4-bit tier (samples older than TARGET_WARM_SAMPLES after the Int16 tier): signatures arriving
 // that late are still verified and aligned, on audio at ~22 dB SNR instead of μ-law's exact codes.
-
-const T0 = 1_763_900_000_000_000_000n;
-const FORMAT: AudioFormat = {
-  envelope: "raw",
-  path: "",
-  encoding: "binary",
-  codec: "mulaw",
-  sample_rate: 8000,
-  channels: 1,
-  channel: 0,
-  skip_bytes: 0,
-};
-const speech = Deno.readFileSync(new URL("../fixtures/audio_fp/speech_8k.ul", import.meta.url));
-
-function messages(bytes: Uint8Array, t0: bigint, seed: number): MessageIn[] {
-  let s = seed;
-  const out: MessageIn[] = [];
-  for (let at = 0; at < bytes.length;) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const n = Math.min(bytes.length - at, 80 + (s % 880));
-    out.push({
-      timeNs: t0 + BigInt(Math.round(((at + n) / 8000) * 1e9)),
-      payload: bytes.subarray(at, at + n),
-    });
-    at += n;
-  }
-  return out;
-}
-
-function signatures(): Signature[] {
-  const sp = new SourcePipeline({
-    measurement: "m",
-    node: "a",
-    pod: "p/a",
-    stream: "s",
-    format: FORMAT,
-    criteria: {
-      vad_mode: "energy",
-      vad_aggressiveness: 2,
-      energy_threshold: 0.3,
-      min_duration_ms: 200,
-      min_silence_ms: 300,
-      reanchor_ms: 1000,
-    },
-  });
-  const sigs: Signature[] = [];
-  for (const m of messages(speech, T0, 1)) sigs.push(...sp.push(m));
-  sigs.push(...sp.finish());
-  return sigs;
-}
 
 /** Target: the speech, then `tail` bytes of it again; the signatures arrive after all of it. */
 function late(sigs: Signature[], tail: number, warm?: number): Match[] {
@@ -94,7 +38,7 @@ function late(sigs: Signature[], tail: number, warm?: number): Match[] {
 
 Deno.test("4-bit tier: signatures arriving 15-22 s late match where the 8-bit tier matches them", async () => {
   await initAudioEngine();
-  const sigs = signatures();
+  const sigs = speechSignatures();
   ok(sigs.length >= 3);
   const all8 = late(sigs, 2 * speech.length, 1 << 20);
   const before = coldReadStats.old;
@@ -115,7 +59,7 @@ Deno.test("4-bit tier: signatures arriving 15-22 s late match where the 8-bit ti
 
 Deno.test("4-bit tier: signatures verified up to ~6 s after their block read only 8-bit samples", async () => {
   await initAudioEngine();
-  const sigs = signatures();
+  const sigs = speechSignatures();
   // The speech is 7.4 s: its first signature's block ended ~5.4 s before the search, which reaches 2 s before it.
   ok(speech.length + 2 * 8000 < TARGET_WARM_SAMPLES);
   const all8 = late(sigs, 0, 1 << 20);

@@ -1,66 +1,11 @@
 import { deepStrictEqual, ok } from "node:assert/strict";
 import { coldReadStats } from "../audio/decode/sample_ring.ts";
-import {
-  initAudioEngine,
-  type MessageIn,
-  SignatureIndex,
-  SourcePipeline,
-  TargetPipeline,
-} from "../audio/pipeline.ts";
-import type { AudioFormat, Match, Signature } from "../audio/types.ts";
+import { initAudioEngine, SignatureIndex, TargetPipeline } from "../audio/pipeline.ts";
+import type { Match, Signature } from "../audio/types.ts";
+import { FORMAT, messages, speech, speechSignatures, T0 } from "./support/speech_signatures.ts";
 
 // The target ring's 8-bit tier holds μ-law audio exactly, so every reader of old samples (the backward search's
 // verification, rephasing, alignment, the level envelope) must see what an all-Int16 ring gives: same matches.
-
-const T0 = 1_763_900_000_000_000_000n;
-const FORMAT: AudioFormat = {
-  envelope: "raw",
-  path: "",
-  encoding: "binary",
-  codec: "mulaw",
-  sample_rate: 8000,
-  channels: 1,
-  channel: 0,
-  skip_bytes: 0,
-};
-const speech = Deno.readFileSync(new URL("../fixtures/audio_fp/speech_8k.ul", import.meta.url));
-
-function messages(bytes: Uint8Array, t0: bigint, seed: number): MessageIn[] {
-  let s = seed;
-  const out: MessageIn[] = [];
-  for (let at = 0; at < bytes.length;) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const n = Math.min(bytes.length - at, 80 + (s % 880));
-    out.push({
-      timeNs: t0 + BigInt(Math.round(((at + n) / 8000) * 1e9)),
-      payload: bytes.subarray(at, at + n),
-    });
-    at += n;
-  }
-  return out;
-}
-
-function signatures(): Signature[] {
-  const sp = new SourcePipeline({
-    measurement: "m",
-    node: "a",
-    pod: "p/a",
-    stream: "s",
-    format: FORMAT,
-    criteria: {
-      vad_mode: "energy",
-      vad_aggressiveness: 2,
-      energy_threshold: 0.3,
-      min_duration_ms: 200,
-      min_silence_ms: 300,
-      reanchor_ms: 1000,
-    },
-  });
-  const sigs: Signature[] = [];
-  for (const m of messages(speech, T0, 1)) sigs.push(...sp.push(m));
-  sigs.push(...sp.finish());
-  return sigs;
-}
 
 /** Target: the speech three times over (22 s) after a lead-in; signatures arrive after all of it. */
 function backward(sigs: Signature[], hot: number, onPipeline?: (tp: TargetPipeline) => void): Match[] {
@@ -93,7 +38,7 @@ function backward(sigs: Signature[], hot: number, onPipeline?: (tp: TargetPipeli
 
 Deno.test("target ring: matches found in the 8-bit tier are those of an all-Int16 ring (μ-law)", async () => {
   await initAudioEngine();
-  const sigs = signatures();
+  const sigs = speechSignatures();
   ok(sigs.length >= 3);
   const before = coldReadStats.samples;
   const small = backward(sigs, 4096);
