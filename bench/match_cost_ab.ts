@@ -12,32 +12,7 @@
 import { cpuSeconds, MEASUREMENT } from "./accuracy.ts";
 import { ACTIVE_SIGNATURES } from "./speed.ts";
 import { FORMAT, type Inside, messages, signaturesFrom, speech, timeInside } from "./fingerprint_speed.ts";
-
-/** What this program uses of a checkout's audio engine (its own module instances). */
-interface Engine {
-  name: string;
-  // deno-lint-ignore no-explicit-any
-  pipeline: any;
-  proto: { verify: object; rephase: object; align: object };
-}
-
-async function engine(name: string, dir: string): Promise<Engine> {
-  const root = new URL(`${dir.replace(/\/$/, "")}/`, `file://${Deno.cwd()}/`);
-  const pipeline = await import(new URL("audio/pipeline.ts", root).href);
-  const verify = await import(new URL("audio/match/verify.ts", root).href);
-  const rephase = await import(new URL("audio/align/rephase.ts", root).href);
-  const align = await import(new URL("audio/align/align.ts", root).href);
-  await pipeline.initAudioEngine();
-  return {
-    name,
-    pipeline,
-    proto: {
-      verify: verify.Verifier.prototype,
-      rephase: rephase.Rephaser.prototype,
-      align: align.FineAligner.prototype,
-    },
-  };
-}
+import { type Engine, engine } from "./matcher_ab.ts";
 
 interface Message {
   timeNs: bigint;

@@ -21,15 +21,16 @@ import { FORMAT, type Inside, messages, signaturesFrom, speech, timeInside } fro
 import { formatOf, SOURCE_CHAIN } from "../fixtures/gen/chains.ts";
 import type { Signature } from "../audio/types.ts";
 
-/** What this program uses of a checkout's audio engine (its own module instances). */
-interface Engine {
+/** What the A/B benches use of a checkout's audio engine (its own module instances). */
+export interface Engine {
   name: string;
   // deno-lint-ignore no-explicit-any
   pipeline: any;
   proto: { verify: object; rephase: object; align: object; matcher: object };
 }
 
-async function engine(name: string, dir: string): Promise<Engine> {
+/** Loads the audio engine of the checkout in `dir` (module instances of its own). */
+export async function engine(name: string, dir: string): Promise<Engine> {
   const root = new URL(`${dir.replace(/\/$/, "")}/`, `file://${Deno.cwd()}/`);
   const pipeline = await import(new URL("audio/pipeline.ts", root).href);
   const verify = await import(new URL("audio/match/verify.ts", root).href);
