@@ -124,3 +124,27 @@ Deno.test("timeline: every append is an entry; a follower keeps older entries wi
   equal(tl.entryStart(50), 45 * 160);
   ok(tl.bytes < 2000, `${tl.bytes}`);
 });
+
+Deno.test("timeline: messages of random lengths, pruned as they go, locate where a running sum puts them", () => {
+  // Message starts are derived from each block's first and the lengths before them, in slots reused as the
+  // lookback moves on.
+  const tl = new Timeline(8000, { lookbackSamples: 2000 });
+  let s = 12345;
+  const rnd = (n: number) => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) % n;
+  const starts: number[] = [];
+  let end = 0;
+  for (let i = 0; i < 3000; i++) {
+    const n = 20 + rnd(300);
+    tl.append(i, T0 + BigInt(i) * 20_000_000n, n);
+    starts.push(end);
+    end += n;
+    // Lookups now and then (slots rewritten in between), and after every message for a while.
+    if (i % 97 !== 0 && (i < 1000 || i > 1100)) continue;
+    for (let q = 0; q < 4; q++) {
+      // A message still held: its first sample and one inside it locate to it.
+      const j = i - rnd(Math.min(i + 1, 6));
+      const k = starts[j]! + (q % 2 === 0 ? 0 : rnd((starts[j + 1] ?? end) - starts[j]!));
+      equal(tl.locate(k)?.messageIndex, j, `message ${j} at sample ${k} after ${i + 1} messages`);
+    }
+  }
+});
