@@ -11,8 +11,8 @@
 
 import { cpuSeconds, MEASUREMENT } from "./accuracy.ts";
 import { ACTIVE_SIGNATURES } from "./speed.ts";
-import { FORMAT, type Inside, messages, signaturesFrom, speech, timeInside } from "./fingerprint_speed.ts";
-import { type Engine, engine } from "./matcher_ab.ts";
+import { FORMAT, messages, signaturesFrom, speech } from "./fingerprint_speed.ts";
+import { type Engine, engine, type MatchCostTimers, timeMatchCost } from "./matcher_ab.ts";
 
 interface Message {
   timeNs: bigint;
@@ -77,20 +77,12 @@ async function main(): Promise<void> {
   const reference: string[][] = [];
   for (let round = 0; round < opt("--rounds", 3); round++) {
     const feeds: Feed[] = [];
-    const timed: { verify: Inside; rephase: Inside; align: Inside; restore(): void }[] = [];
+    const timed: MatchCostTimers[] = [];
     for (const e of engines) {
       const index = new e.pipeline.SignatureIndex({ maxActive: sigs.length + 10 });
       for (const s of sigs) index.add(s);
       feeds.push(new Feed(e, index));
-      const verify = timeInside(e.proto.verify, "verify");
-      const rephase = timeInside(e.proto.rephase, "run");
-      const align = timeInside(e.proto.align, "align");
-      timed.push({
-        verify,
-        rephase,
-        align,
-        restore: () => [verify, rephase, align].forEach((t) => t.restore()),
-      });
+      timed.push(timeMatchCost(e));
     }
     // Chunks of 250 messages, the checkout that goes first alternating.
     for (let c = 0, k = round; c < order.length; c += 250, k++) {

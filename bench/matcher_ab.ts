@@ -29,6 +29,22 @@ export interface Engine {
   proto: { verify: object; rephase: object; align: object; matcher: object };
 }
 
+/** CPU timers inside one engine's verification, near-miss re-scoring and fine alignment. */
+export interface MatchCostTimers {
+  verify: Inside;
+  rephase: Inside;
+  align: Inside;
+  restore(): void;
+}
+
+/** Starts timing `e`'s per-match stages (until `restore`). */
+export function timeMatchCost(e: Engine): MatchCostTimers {
+  const verify = timeInside(e.proto.verify, "verify");
+  const rephase = timeInside(e.proto.rephase, "run");
+  const align = timeInside(e.proto.align, "align");
+  return { verify, rephase, align, restore: () => [verify, rephase, align].forEach((t) => t.restore()) };
+}
+
 /** Loads the audio engine of the checkout in `dir` (module instances of its own). */
 export async function engine(name: string, dir: string): Promise<Engine> {
   const root = new URL(`${dir.replace(/\/$/, "")}/`, `file://${Deno.cwd()}/`);
@@ -164,20 +180,12 @@ async function perMatch(engines: Engine[], seconds: number): Promise<void> {
   const sigs = signaturesFrom(a, ACTIVE_SIGNATURES, 1);
   const order = messages(a.subarray(0, seconds * 8000)).map((m) => ({ stream: 0, m }));
   const feeds: Feed[] = [];
-  const timed: { verify: Inside; rephase: Inside; align: Inside; restore(): void }[] = [];
+  const timed: MatchCostTimers[] = [];
   for (const e of engines) {
     const index = new e.pipeline.SignatureIndex({ maxActive: sigs.length + 10 });
     for (const s of sigs) index.add(s);
     feeds.push(new Feed(e, index, ["related"], FORMAT));
-    const verify = timeInside(e.proto.verify, "verify");
-    const rephase = timeInside(e.proto.rephase, "run");
-    const align = timeInside(e.proto.align, "align");
-    timed.push({
-      verify,
-      rephase,
-      align,
-      restore: () => [verify, rephase, align].forEach((t) => t.restore()),
-    });
+    timed.push(timeMatchCost(e));
   }
   alternate(feeds, order, 250);
   for (const t of timed) t.restore();

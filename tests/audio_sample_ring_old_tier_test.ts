@@ -2,7 +2,7 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { coldReadStats } from "../audio/decode/sample_ring.ts";
 import { initAudioEngine, SignatureIndex, TARGET_WARM_SAMPLES, TargetPipeline } from "../audio/pipeline.ts";
 import type { Match, Signature } from "../audio/types.ts";
-import { FORMAT, messages, speech, speechSignatures, T0 } from "./support/speech_signatures.ts";
+import { FORMAT, searchLate, speech, speechSignatures } from "./support/speech_signatures.ts";
 
 // The target ring's 4-bit tier (samples older than TARGET_WARM_SAMPLES after the Int16 tier): signatures arriving
 // that late are still verified and aligned, on audio at ~22 dB SNR instead of μ-law's exact codes.
@@ -27,13 +27,7 @@ function late(sigs: Signature[], tail: number, warm?: number): Match[] {
     index,
     ...(warm === undefined ? {} : { ringWarmSamples: warm }),
   });
-  for (const m of messages(audio, T0 + 250_000_000n, 2)) tp.push(m);
-  const out: Match[] = [];
-  for (const s of sigs) {
-    index.add(s);
-    out.push(...tp.searchSignature(s));
-  }
-  return out;
+  return searchLate(tp, index, audio, sigs);
 }
 
 Deno.test("4-bit tier: signatures arriving 15-22 s late match where the 8-bit tier matches them", async () => {

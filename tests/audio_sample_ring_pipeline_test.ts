@@ -2,7 +2,7 @@ import { deepStrictEqual, ok } from "node:assert/strict";
 import { coldReadStats } from "../audio/decode/sample_ring.ts";
 import { initAudioEngine, SignatureIndex, TargetPipeline } from "../audio/pipeline.ts";
 import type { Match, Signature } from "../audio/types.ts";
-import { FORMAT, messages, speech, speechSignatures, T0 } from "./support/speech_signatures.ts";
+import { FORMAT, searchLate, speech, speechSignatures } from "./support/speech_signatures.ts";
 
 // The target ring's 8-bit tier holds μ-law audio exactly, so every reader of old samples (the backward search's
 // verification, rephasing, alignment, the level envelope) must see what an all-Int16 ring gives: same matches.
@@ -26,14 +26,7 @@ function backward(sigs: Signature[], hot: number, onPipeline?: (tp: TargetPipeli
     // No 4-bit tier: these signatures arrive up to 22 s late (tests/audio_sample_ring_old_tier_test.ts: with it).
     ringWarmSamples: 1 << 20,
   });
-  for (const m of messages(audio, T0 + 250_000_000n, 2)) tp.push(m);
-  onPipeline?.(tp);
-  const out: Match[] = [];
-  for (const s of sigs) {
-    index.add(s);
-    out.push(...tp.searchSignature(s));
-  }
-  return out;
+  return searchLate(tp, index, audio, sigs, onPipeline);
 }
 
 Deno.test("target ring: matches found in the 8-bit tier are those of an all-Int16 ring (μ-law)", async () => {

@@ -4,8 +4,8 @@
  * @module
  */
 
-import { type MessageIn, SourcePipeline } from "../../audio/pipeline.ts";
-import type { AudioFormat, Signature } from "../../audio/types.ts";
+import { type MessageIn, SourcePipeline, type TargetPipeline } from "../../audio/pipeline.ts";
+import type { AudioFormat, Match, Signature } from "../../audio/types.ts";
 
 /** Capture time of the fixture's first sample, ns. */
 export const T0 = 1_763_900_000_000_000_000n;
@@ -64,4 +64,25 @@ export function speechSignatures(): Signature[] {
   for (const m of messages(speech, T0, 1)) sigs.push(...sp.push(m));
   sigs.push(...sp.finish());
   return sigs;
+}
+
+/**
+ * Feeds `audio` (μ-law, captured from 250 ms after {@link T0}) to `tp`, then lets `sigs` arrive one by one, each
+ * added to `index` and searched in the lookback: signatures later than all of the audio.
+ */
+export function searchLate(
+  tp: TargetPipeline,
+  index: { add(s: Signature): unknown },
+  audio: Uint8Array,
+  sigs: readonly Signature[],
+  beforeSearch?: (tp: TargetPipeline) => void,
+): Match[] {
+  for (const m of messages(audio, T0 + 250_000_000n, 2)) tp.push(m);
+  beforeSearch?.(tp);
+  const out: Match[] = [];
+  for (const s of sigs) {
+    index.add(s);
+    out.push(...tp.searchSignature(s));
+  }
+  return out;
 }
