@@ -1,7 +1,10 @@
 /**
  * Bounded mailboxes. A mailbox is a ring buffer (no `Array.shift`, no per-message allocation beyond the
  * message itself) with one of three overflow policies; senders waiting under back-pressure queue in FIFO
- * order and are admitted one by one as the actor takes messages, so a burst cannot starve an earlier sender.
+ * order and are admitted in that order as the actor takes messages, so a burst cannot starve an earlier sender.
+ *
+ * The bound is on the messages' weight, one each unless the mailbox is given a {@link Weigh}: an actor fed rows in
+ * batches (one message per batch, not per row) bounds and drops rows, whatever the batches' sizes.
  * @module
  */
 
@@ -84,21 +87,42 @@ interface Waiter<T> {
 /** Called for every message a mailbox discards: evicted (drop-oldest) or cleared. */
 export type DropHandler<T> = (msg: T) => void;
 
+/**
+ * A message's weight against the mailbox's capacity (e.g. the rows of a batch): an integer >= 1, the same for as long
+ * as the message is queued (it is asked again when the message leaves).
+ */
+export type Weigh<T> = (msg: T) => number;
+
+const ONE = (): number => 1;
+
 const TRUE: Promise<boolean> = Promise.resolve(true);
 const FALSE: Promise<boolean> = Promise.resolve(false);
 
-/** A bounded FIFO of messages for one actor. */
+/**
+ * A bounded FIFO of messages for one actor. The capacity bounds the queued messages' total weight; a message heavier
+ * than the whole capacity still gets in when the mailbox is empty (alone), so no sender waits forever.
+ */
 export class Mailbox<T> {
-  /** Maximum number of messages held (waiting senders are not counted). */
+  /** Largest total weight held (waiting senders are not counted). */
   readonly capacity: number;
   /** The overflow policy. */
   readonly policy: OverflowPolicy;
   #items: Queue<T>;
   #waiters = new Queue<Waiter<T>>(4);
   #onEvict: DropHandler<T>;
+  readonly #weigh: Weigh<T>;
+  #load = 0;
 
-  /** `onEvict` sees each message pushed out by drop-oldest (to count it and fail a pending ask). */
-  constructor(capacity: number, policy: OverflowPolicy, onEvict: DropHandler<T> = () => {}) {
+  /**
+   * `onEvict` sees each message pushed out by drop-oldest (to count it and fail a pending ask); `weigh` gives each
+   * message's weight (default: 1 each, the capacity counts messages).
+   */
+  constructor(
+    capacity: number,
+    policy: OverflowPolicy,
+    onEvict: DropHandler<T> = () => {},
+    weigh?: Weigh<T>,
+  ) {
     if (!Number.isInteger(capacity) || capacity < 1) {
       throw new RangeError(`mailbox capacity must be an integer >= 1, got ${capacity}`);
     }
@@ -108,6 +132,7 @@ export class Mailbox<T> {
     // Start small: most mailboxes stay nearly empty, and the ring grows to `capacity` only if used.
     this.#items = new Queue<T>(Math.min(capacity, 64));
     this.#onEvict = onEvict;
+    this.#weigh = weigh ?? ONE;
   }
 
   /** Messages held. */
@@ -115,16 +140,27 @@ export class Mailbox<T> {
     return this.#items.size;
   }
 
+  /** Total weight of the messages held (their number without a {@link Weigh}). */
+  get load(): number {
+    return this.#load;
+  }
+
   /** Senders waiting for room under back-pressure. */
   get waiting(): number {
     return this.#waiters.size;
   }
 
+  /** The weight of `msg` (1 without a {@link Weigh}). */
+  weightOf(msg: T): number {
+    return this.#weigh(msg);
+  }
+
   /** Non-blocking enqueue under the mailbox's policy. */
   offer(msg: T): OfferResult {
-    // Waiting senders go first: a newcomer must not overtake them even if a slot just freed up.
-    if (this.#items.size < this.capacity && this.#waiters.size === 0) {
-      this.#items.push(msg);
+    const w = this.#weigh(msg);
+    // Waiting senders go first: a newcomer must not overtake them even if room just freed up.
+    if (this.#waiters.size === 0 && this.#fits(w)) {
+      this.#push(msg, w);
       return "enqueued";
     }
     switch (this.policy) {
@@ -133,8 +169,13 @@ export class Mailbox<T> {
       case "drop-newest":
         return "dropped";
       case "drop-oldest":
-        this.#onEvict(this.#items.shift());
-        this.#items.push(msg);
+        // The oldest messages make room, as many as it takes (with weights, one batch may push out several).
+        while (!this.#fits(w)) {
+          const old = this.#items.shift();
+          this.#load -= this.#weigh(old);
+          this.#onEvict(old);
+        }
+        this.#push(msg, w);
         return "enqueued";
     }
   }
@@ -158,29 +199,47 @@ export class Mailbox<T> {
     return new Promise<boolean>((resolve) => this.#waiters.push({ msg, resolve }));
   }
 
-  /** Removes the next message (the caller checks `size` first) and admits the first waiting sender. */
+  /** Removes the next message (the caller checks `size` first) and admits the waiting senders that now fit. */
   take(): T {
     const msg = this.#items.shift();
-    if (this.#waiters.size > 0) {
-      const w = this.#waiters.shift();
-      this.#items.push(w.msg);
+    this.#load -= this.#weigh(msg);
+    while (this.#waiters.size > 0) {
+      const w = this.#waiters.peek()!;
+      const weight = this.#weigh(w.msg);
+      if (!this.#fits(weight)) break;
+      this.#waiters.shift();
+      this.#push(w.msg, weight);
       w.resolve(true);
     }
     return msg;
   }
 
-  /** Discards every held message and every waiting sender's message (their `put` resolves `false`). */
+  /**
+   * Discards every held message and every waiting sender's message (their `put` resolves `false`); returns their
+   * total weight.
+   */
   clear(each: DropHandler<T>): number {
     let n = 0;
     this.#items.drain((m) => {
-      n++;
+      n += this.#weigh(m);
       each(m);
     });
+    this.#load = 0;
     this.#waiters.drain((w) => {
-      n++;
+      n += this.#weigh(w.msg);
       each(w.msg);
       w.resolve(false);
     });
     return n;
+  }
+
+  /** Whether a message of weight `w` fits now (an empty mailbox takes any one message). */
+  #fits(w: number): boolean {
+    return this.#load + w <= this.capacity || this.#items.size === 0;
+  }
+
+  #push(msg: T, w: number): void {
+    this.#items.push(msg);
+    this.#load += w;
   }
 }

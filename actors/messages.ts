@@ -8,7 +8,7 @@ import type { Row } from "../pixie/row.ts";
 /** PixieReader input: a row from a live query or a capture replay. */
 export type ReaderMsg =
   | { kind: "row"; row: Row }
-  /** Several rows at once (a capture replay): one message instead of one per row. */
+  /** Several rows at once (a live source's batch, a capture replay): one message instead of one per row. */
   | { kind: "rows"; rows: readonly Row[] }
   /** The live source failed: the reader crashes on this message so its supervisor restarts the source. */
   | { kind: "source-failed"; error: string }
@@ -20,6 +20,15 @@ export type TapRowsMsg =
   | { kind: "row"; row: Row }
   /** Several rows at once: one message instead of one per row. */
   | { kind: "rows"; rows: readonly Row[] };
+
+/**
+ * The weight of a row-carrying actor's message in its mailbox (SpawnOptions.weigh): a batch weighs its rows, any
+ * other message 1, so the reader's, Detectors' and Matcher's mailboxes are bounded in rows (and drop and count rows)
+ * however the rows are batched.
+ */
+export function rowWeight(msg: { readonly kind: string; readonly rows?: readonly unknown[] }): number {
+  return msg.kind === "rows" && msg.rows !== undefined && msg.rows.length > 1 ? msg.rows.length : 1;
+}
 
 /** Detector input (one Detector per measurement): rows of its source tap. */
 export type DetectorMsg =

@@ -23,6 +23,7 @@ import {
   OTHER_QUERY,
   type ReaderMsg,
   type RegistryMsg,
+  rowWeight,
 } from "./messages.ts";
 import { pixieReader, type RowSource } from "./pixie_reader.ts";
 import { detector } from "./detector.ts";
@@ -166,7 +167,7 @@ export class SensorNode {
         wallNs,
         counters: metrics,
       }),
-      { capacity: 4096, overflow: rowPolicy },
+      { capacity: 4096, overflow: rowPolicy, weigh: rowWeight },
     );
     for (const m of config.measurements) {
       detectors.set(
@@ -185,7 +186,7 @@ export class SensorNode {
             clockWindowNs,
             counters: metrics,
           }),
-          { capacity: 1024, overflow: "backpressure" },
+          { capacity: 1024, overflow: "backpressure", weigh: rowWeight },
         ),
       );
     }
@@ -206,7 +207,7 @@ export class SensorNode {
         tickNs: TICK_NS,
         counters: metrics,
       })),
-      { capacity: 2048, overflow: "backpressure" },
+      { capacity: 2048, overflow: "backpressure", weigh: rowWeight },
     );
     this.#exporter = refs.exporter = this.system.spawn(
       "exporter",

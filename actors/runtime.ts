@@ -5,12 +5,12 @@
  * @module
  */
 import { type Clock, SystemClock, type TimerHandle } from "./clock.ts";
-import { Mailbox, type OverflowPolicy } from "./mailbox.ts";
+import { Mailbox, type OverflowPolicy, type Weigh } from "./mailbox.ts";
 import { resolveRestartPolicy, type RestartPolicy, RestartTracker } from "./supervisor.ts";
 import { type Logger, logger } from "../util/log.ts";
 import process from "node:process";
 
-export type { Clock, OverflowPolicy, RestartPolicy };
+export type { Clock, OverflowPolicy, RestartPolicy, Weigh };
 
 /** Why a message was discarded by the runtime. */
 export type DropReason = "overflow" | "stopping" | "deadline";
@@ -20,9 +20,9 @@ export type DropReason = "overflow" | "stopping" | "deadline";
  * implementations must be cheap; an exporter may instead read {@link ActorSystem.stats} at scrape time.
  */
 export interface RuntimeMetrics {
-  /** The actor's mailbox now holds `depth` messages. */
+  /** The actor's mailbox now holds `depth` (its messages' weight: see {@link SpawnOptions.weigh}). */
   mailboxDepth(actor: string, depth: number): void;
-  /** `n` messages for `actor` were discarded. */
+  /** Messages for `actor` of total weight `n` (their number, without {@link SpawnOptions.weigh}) were discarded. */
   dropped(actor: string, reason: DropReason, n: number): void;
   /** The actor was restarted after a failure. */
   restarted(actor: string): void;
@@ -101,13 +101,18 @@ export interface ActorRef<M> {
 }
 
 /** Per-actor options. */
-export interface SpawnOptions {
-  /** Mailbox capacity (messages). */
+export interface SpawnOptions<M = unknown> {
+  /** Mailbox capacity: the largest total weight of the messages queued (their number, without `weigh`). */
   readonly capacity: number;
   /** What to do when the mailbox is full. */
   readonly overflow: OverflowPolicy;
   /** Overrides of the system's restart policy. */
   readonly restart?: Partial<RestartPolicy>;
+  /**
+   * Each message's weight (default 1): an actor fed batches of rows bounds, drops and counts rows, not messages.
+   * Depths, drops and {@link ActorStats} are in this unit.
+   */
+  readonly weigh?: Weigh<M>;
 }
 
 /** Lifecycle of an actor. `failed` = gave up after too many restarts. */
@@ -119,6 +124,7 @@ export interface ActorStats {
   readonly state: ActorState;
   readonly depth: number;
   readonly waitingSenders: number;
+  /** In the mailbox's weight, like {@link depth} and {@link dropped} (see {@link SpawnOptions.weigh}). */
   readonly capacity: number;
   readonly overflow: OverflowPolicy;
   readonly dropped: Readonly<Record<DropReason, number>>;
@@ -367,7 +373,7 @@ class Cell<M> {
     sys: SystemCore,
     name: string,
     factory: ActorFactory<M>,
-    opts: SpawnOptions,
+    opts: SpawnOptions<M>,
     policy: RestartPolicy,
   ) {
     this.#sys = sys;
@@ -376,7 +382,7 @@ class Cell<M> {
     this.#policy = policy;
     this.#tracker = new RestartTracker(policy);
     this.#log = logger(name);
-    this.mailbox = new Mailbox<M>(opts.capacity, opts.overflow, (m) => this.drop("overflow", m));
+    this.mailbox = new Mailbox<M>(opts.capacity, opts.overflow, (m) => this.drop("overflow", m), opts.weigh);
     this.ref = {
       name,
       tell: (msg) => this.tell(msg),
@@ -464,10 +470,11 @@ class Cell<M> {
     });
   }
 
-  /** Counts a discarded message and fails its ask, if any. */
+  /** Counts a discarded message (by its weight) and fails its ask, if any. */
   drop(reason: DropReason, msg: M): void {
-    this.dropped[reason]++;
-    this.#sys.metrics.dropped(this.name, reason, 1);
+    const n = this.mailbox.weightOf(msg);
+    this.dropped[reason] += n;
+    this.#sys.metrics.dropped(this.name, reason, n);
     if (this.#pendingAsks > 0) this.#failAsk(msg, new MessageDroppedError(this.name, reason));
   }
 
@@ -477,7 +484,7 @@ class Cell<M> {
   }
 
   #enqueued(): void {
-    this.#sys.metrics.mailboxDepth(this.name, this.mailbox.size);
+    this.#sys.metrics.mailboxDepth(this.name, this.mailbox.load);
     if (!this.#looping && this.state === "running") {
       this.#looping = true;
       queueMicrotask(this.#run);
@@ -506,7 +513,7 @@ class Cell<M> {
     try {
       while (this.state === "running" && this.#behavior === behavior && this.mailbox.size > 0) {
         const msg = this.mailbox.take();
-        metrics.mailboxDepth(this.name, this.mailbox.size);
+        metrics.mailboxDepth(this.name, this.mailbox.load);
         try {
           const r = behavior.receive(msg, ctx);
           if (r !== undefined) {
@@ -734,7 +741,7 @@ class Cell<M> {
     return {
       name: this.name,
       state: this.state,
-      depth: this.mailbox.size,
+      depth: this.mailbox.load,
       waitingSenders: this.mailbox.waiting,
       capacity: this.mailbox.capacity,
       overflow: this.mailbox.policy,
@@ -798,7 +805,7 @@ export class ActorSystem {
    * Creates an actor. Its factory runs in a microtask, so a factory may refer to actors spawned right after
    * it in the same synchronous block (spawn order is stop order: spawn the pipeline's head first).
    */
-  spawn<M>(name: string, factory: ActorFactory<M>, opts: SpawnOptions): ActorRef<M> {
+  spawn<M>(name: string, factory: ActorFactory<M>, opts: SpawnOptions<M>): ActorRef<M> {
     if (this.#stopping.signal.aborted) {
       throw new Error(`cannot spawn "${name}": the actor system is stopping`);
     }

@@ -197,7 +197,14 @@ export class PixieRowSource {
   }
 
   /** Runs the stream, handing each row to `emit` (which may apply back-pressure or drop). */
-  async run(emit: (row: Row) => Promise<void>, signal: AbortSignal): Promise<void> {
+  run(emit: (row: Row) => Promise<void>, signal: AbortSignal): Promise<void> {
+    return this.runBatches(async (rows) => {
+      for (const row of rows) await emit(row);
+    }, signal);
+  }
+
+  /** {@link run}, handing on each response's rows as one batch (never empty). */
+  async runBatches(emit: (rows: readonly Row[]) => Promise<void>, signal: AbortSignal): Promise<void> {
     const o = this.#opts;
     const scope = o.podScope;
     const queries = (pods: readonly string[] | undefined) =>
@@ -224,7 +231,7 @@ export class PixieRowSource {
     });
     try {
       for await (const rows of stream) {
-        for (const row of rows) await emit(row);
+        if (rows.length > 0) await emit(rows);
         if (signal.aborted) break;
       }
     } finally {

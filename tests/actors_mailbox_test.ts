@@ -106,3 +106,66 @@ Deno.test("Mailbox: a ring that has grown keeps order under sustained load", () 
   out.push(...takeAll(mb));
   deepStrictEqual(out, Array.from({ length: next }, (_, i) => i));
 });
+
+/** A batch of `n` rows, named for the assertions. */
+type Batch = { id: string; rows: number };
+const rowsOf = (b: Batch) => b.rows;
+
+Deno.test("Mailbox with weights: the bound is on rows, and drop-oldest evicts whole oldest batches until the new one fits", () => {
+  const evicted: string[] = [];
+  const mb = new Mailbox<Batch>(10, "drop-oldest", (b) => evicted.push(b.id), rowsOf);
+  strictEqual(mb.offer({ id: "a", rows: 4 }), "enqueued");
+  strictEqual(mb.offer({ id: "b", rows: 4 }), "enqueued");
+  strictEqual(mb.load, 8);
+  strictEqual(mb.size, 2);
+  // 8 + 4 > 10: the oldest batch goes (one message, four rows), not the newest.
+  strictEqual(mb.offer({ id: "c", rows: 4 }), "enqueued");
+  deepStrictEqual(evicted, ["a"]);
+  strictEqual(mb.load, 8);
+  // A big batch pushes out as many old ones as it takes.
+  strictEqual(mb.offer({ id: "d", rows: 9 }), "enqueued");
+  deepStrictEqual(evicted, ["a", "b", "c"]);
+  strictEqual(mb.load, 9);
+  // Heavier than the whole capacity: it gets in alone (nothing else is held), so no sender waits forever.
+  strictEqual(mb.offer({ id: "e", rows: 25 }), "enqueued");
+  deepStrictEqual(evicted, ["a", "b", "c", "d"]);
+  strictEqual(mb.load, 25);
+  deepStrictEqual(takeAll(mb).map((b) => b.id), ["e"]);
+  strictEqual(mb.load, 0);
+});
+
+Deno.test("Mailbox with weights: back-pressure admits waiting senders in order as their rows fit, several at one take", async () => {
+  const mb = new Mailbox<Batch>(10, "backpressure", () => {}, rowsOf);
+  strictEqual(mb.offer({ id: "a", rows: 8 }), "enqueued");
+  strictEqual(mb.offer({ id: "b", rows: 3 }), "full");
+  const admitted: string[] = [];
+  const pb = mb.park({ id: "b", rows: 3 }).then((ok) => ok && admitted.push("b"));
+  const pc = mb.put({ id: "c", rows: 2 }).then((ok) => ok && admitted.push("c"));
+  // Room for c's 2 rows, but b waits ahead of it: a newcomer does not overtake.
+  strictEqual(mb.offer({ id: "x", rows: 1 }), "full");
+  strictEqual(mb.take().id, "a");
+  await Promise.all([pb, pc]);
+  deepStrictEqual(admitted, ["b", "c"]);
+  strictEqual(mb.load, 5);
+  strictEqual(mb.waiting, 0);
+  // A batch larger than the capacity waits until the mailbox is empty, then enters alone.
+  let big = false;
+  const pd = mb.put({ id: "d", rows: 30 }).then((ok) => (big = ok));
+  strictEqual(mb.take().id, "b");
+  await Promise.resolve();
+  strictEqual(big, false);
+  strictEqual(mb.take().id, "c");
+  await pd;
+  strictEqual(big, true);
+  strictEqual(mb.load, 30);
+});
+
+Deno.test("Mailbox with weights: clear returns the rows discarded, held and waiting", async () => {
+  const mb = new Mailbox<Batch>(10, "backpressure", () => {}, rowsOf);
+  mb.offer({ id: "a", rows: 6 });
+  mb.offer({ id: "b", rows: 4 });
+  const waiting = mb.put({ id: "c", rows: 5 });
+  strictEqual(mb.clear(() => {}), 15);
+  strictEqual(await waiting, false);
+  strictEqual(mb.load, 0);
+});

@@ -152,6 +152,32 @@ Deno.test("drop-oldest: a full mailbox evicts the oldest message, counted, keeps
   strictEqual(metrics.droppedTotal("do", "overflow"), 5);
 });
 
+Deno.test("drop-oldest with weights: batches are bounded, dropped and counted by their rows", async () => {
+  const { clock, metrics, system } = setup();
+  const g = gate();
+  const seen: string[] = [];
+  type B = { id: string; rows: number[] };
+  const ref = system.spawn<B>("rows", () => ({
+    async receive(b) {
+      if (b.id === "first") await g.wait;
+      seen.push(b.id);
+    },
+  }), { capacity: 100, overflow: "drop-oldest", weigh: (b) => b.rows.length });
+  const batch = (id: string, n: number): B => ({ id, rows: Array.from({ length: n }, (_, i) => i) });
+  await ref.tell(batch("first", 1));
+  await clock.settle();
+  for (let i = 0; i < 5; i++) strictEqual(await ref.tell(batch(`b${i}`, 40)), true);
+  // 5 batches of 40 rows into room for 100: the three oldest went, 120 rows, counted as rows.
+  strictEqual(statsOf(system, "rows").depth, 80);
+  strictEqual(statsOf(system, "rows").dropped.overflow, 120);
+  strictEqual(metrics.droppedTotal("rows", "overflow"), 120);
+  strictEqual(metrics.lastDepth("rows"), 80);
+  g.open();
+  await clock.settle();
+  deepStrictEqual(seen, ["first", "b3", "b4"]);
+  strictEqual(statsOf(system, "rows").depth, 0);
+});
+
 Deno.test("mailbox depth is reported to the metrics hook and in stats", async () => {
   const { clock, metrics, system } = setup();
   const g = gate();
