@@ -73,6 +73,11 @@ export interface NodeOptions {
    * engine.clock_window_seconds are not trusted. Not used in `replay` mode (captures are from the past).
    */
   wallMs?: () => number;
+  /**
+   * The monotonic local clock (ms since the epoch) late rows are judged by on a live node (default: the process's
+   * time origin plus performance.now).
+   */
+  lateClockMs?: () => number;
   /** Test seam (fault injection): wraps the Matcher's behaviour factory. */
   wrapMatcher?: (factory: ActorFactory<MatcherMsg>) => ActorFactory<MatcherMsg>;
 }
@@ -151,6 +156,8 @@ export class SensorNode {
       }
     }
     this.#queries = queries;
+    // Both ways a live reader sheds rows exist from the start, at 0.
+    if (opts.mode === "live") { for (const r of ["overflow", "late"]) metrics.dropped("pixie_reader", r, 0); }
     this.#metrics = metrics;
     const detectors = new Map<string, ActorRef<DetectorMsg>>();
     this.#reader = this.system.spawn(
@@ -166,6 +173,13 @@ export class SensorNode {
         clockWindowNs,
         wallNs,
         counters: metrics,
+        late: opts.mode === "live"
+          ? {
+            boundMs: engine.late_row_seconds * 1000,
+            nowMs: opts.lateClockMs,
+            onLate: (n) => metrics.dropped("pixie_reader", "late", n),
+          }
+          : undefined,
       }),
       { capacity: 4096, overflow: rowPolicy, weigh: rowWeight },
     );

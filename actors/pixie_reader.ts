@@ -22,6 +22,7 @@ import {
 } from "./messages.ts";
 import { parseQueryName, type Row, SOURCE_TAP } from "../pixie/row.ts";
 import { EventClock } from "./event_clock.ts";
+import { LateRows, type LateRowsOptions } from "./late_rows.ts";
 
 /** Names of queries no measurement names that keep their own label (the end-of-run diagnosis quotes them). */
 export const UNKNOWN_QUERY_LABELS = 8;
@@ -53,6 +54,11 @@ export interface ReaderDeps {
   /** Wall clock, ns (live nodes: rows further ahead of it than the window do not move the event clock). */
   wallNs?: () => bigint;
   counters?: NodeCounters;
+  /**
+   * Live nodes: rows read too long after their `time_` are dropped here, before routing, and counted with
+   * `onLate` (see late_rows.ts). Absent (capture replay): every row is routed.
+   */
+  late?: LateRowsOptions & { onLate(n: number): void };
 }
 
 /** Builds the reader's behaviour. */
@@ -66,6 +72,16 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
     let lastTick = 0n;
     let outliers = 0;
     const rows = new Map<string, number>();
+    // A restarted reader starts a new baseline: its source re-runs the query from where it stopped.
+    const late = deps.late ? new LateRows(deps.late) : undefined;
+    const one: Row[] = [];
+    /** The rows of a message that are not late (counted when some are). */
+    const fresh = (rs: readonly Row[]): readonly Row[] => {
+      const before = late!.dropped;
+      const kept = late!.filter(rs);
+      if (late!.dropped > before) deps.late!.onLate(late!.dropped - before);
+      return kept;
+    };
 
     const flushCounts = async () => {
       for (const [query, n] of rows) await deps.exporter.tell({ kind: "rows", query, n });
@@ -169,8 +185,17 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
         );
       },
       async receive(msg) {
-        if (msg.kind === "row") return await route(msg.row);
-        if (msg.kind === "rows") return await routeBatch(msg.rows);
+        if (msg.kind === "row") {
+          if (late) {
+            one[0] = msg.row;
+            if (fresh(one).length === 0) return;
+          }
+          return await route(msg.row);
+        }
+        if (msg.kind === "rows") {
+          const rs = late ? fresh(msg.rows) : msg.rows;
+          return rs.length > 0 ? await routeBatch(rs) : undefined;
+        }
         if (msg.kind === "source-failed") throw new Error(`row source failed: ${msg.error}`);
         await flushCounts();
         msg.reply(true);

@@ -388,6 +388,11 @@ const engineSchema = z.strictObject({
     "Largest clock difference tolerated: rows further ahead of the node's recent rows (or wall clock) do not " +
       "move its event clock, and signatures further ahead of it are refused.",
   ),
+  late_row_seconds: positive().max(3600, expected("a number > 0 and <= 3600")).default(5).describe(
+    "Live nodes: rows read more than this much later than usual (their event lag beyond the lowest of the last " +
+      'minute, so clock offsets cancel) are dropped and counted in fsmpx_mailbox_dropped_total{reason="late"}: ' +
+      "an overloaded sensor catches up instead of falling further behind.",
+  ),
   search_before_source_seconds: positive().max(3600, expected("a number > 0 and <= 3600")).default(2)
     .describe(
       "Target audio captured up to this long before a signature's source instant is searched (clock skew); " +

@@ -221,7 +221,8 @@ export class FsmMetrics {
     });
     this.#dropped = new client.Counter({
       name: "fsmpx_mailbox_dropped_total",
-      help: "Messages an actor's mailbox dropped, by reason (overflow, stopping, deadline).",
+      help:
+        "Rows or messages an actor dropped, by reason (overflow, stopping, deadline; late: the reader's rows read too late).",
       labelNames: ["actor", "reason"],
       registers,
     });

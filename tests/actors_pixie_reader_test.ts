@@ -147,3 +147,57 @@ Deno.test("reader: under overload the live mailbox drops the oldest batches, cou
   release();
   await system.shutdown({ deadlineMs: 1000 });
 });
+
+Deno.test("reader: a live reader drops rows read too late, counted, and routes the rest", async () => {
+  const clock = new VirtualClock();
+  const system = new ActorSystem({ clock });
+  const toMatcher: MatcherMsg[] = [];
+  // Rows 20 ms apart from t = 1 s; the local clock (ms) is set per batch below, through the source.
+  let localMs = 0;
+  const rowsAt = (from: number, n: number) => Array.from({ length: n }, (_, k) => row("m/relay", from + k));
+  const batches: [number, Row[]][] = [
+    // Read 1 s after their time (the baseline), twice.
+    [1_000 + 49 * 20 + 1_000, rowsAt(0, 50)],
+    [2_000 + 49 * 20 + 1_000, rowsAt(50, 50)],
+    // The next rows are read 8 s after their time: 7 s later than usual, beyond the 5 s bound.
+    [3_000 + 49 * 20 + 8_000, rowsAt(100, 50)],
+    // These are 6.48 s down to 5.5 s behind: the first 24 more than 5 s beyond the baseline (1 s), the rest not.
+    [4_000 + 49 * 20 + 5_500, rowsAt(150, 50)],
+  ];
+  let late = 0;
+  const src: RowSource = {
+    run: () => Promise.reject(new Error("batches only")),
+    async runBatches(emit, signal) {
+      for (const [at, rs] of batches) {
+        localMs = at;
+        await emit(rs);
+        await settleAll(clock, system);
+      }
+      await new Promise<void>((r) => signal.addEventListener("abort", () => r()));
+    },
+  };
+  system.spawn<ReaderMsg>(
+    "pixie_reader",
+    pixieReader({
+      detectors: new Map(),
+      matcher: system.spawn("matcher", recorder(toMatcher), OPTS),
+      registry: system.spawn<RegistryMsg>("registry", recorder([]), OPTS),
+      exporter: system.spawn<ExporterMsg>("exporter", recorder([]), OPTS),
+      source: src,
+      queries: QUERIES,
+      clockWindowNs: 30_000_000_000n,
+      tickNs: 3_600_000_000_000n,
+      late: { boundMs: 5_000, nowMs: () => localMs, onLate: (n) => late += n },
+    }),
+    { capacity: 4096, overflow: "drop-oldest", weigh: rowWeight },
+  );
+  for (let i = 0; i < 20; i++) await settleAll(clock, system);
+  const routed = toMatcher.flatMap((m) => m.kind === "rows" ? [...m.rows] : m.kind === "row" ? [m.row] : []);
+  // 100 + 26 rows routed; 50 + 24 dropped and counted.
+  equal(late, 74);
+  deepEqual(
+    routed.map((r) => r.columns.body),
+    [...rowsAt(0, 100), ...rowsAt(174, 26)].map((r) => r.columns.body),
+  );
+  await system.shutdown({ deadlineMs: 1000 });
+});

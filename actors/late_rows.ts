@@ -1,0 +1,180 @@
+/**
+ * Late rows on a live node (issue 16): rows read so long after their `time_` that the sensor has fallen behind
+ * are dropped where they enter the actors, counted, so an overloaded sensor catches up with its input instead of
+ * analysing ever older rows. Mailbox drop-oldest covers a sensor that reads ahead of its pipelines; this covers
+ * one whose reading falls behind (the backlog then waits in the peer, and no mailbox ever fills).
+ *
+ * A row's event lag is the local clock minus its `time_`, which carries the offset between Pixie's clock and this
+ * node's. Only the lag in excess of a baseline counts: the lowest lag of the last minute (the freshest rows the
+ * sensor got), so a constant offset, in either direction, cancels out. The local clock is monotonic, so a step of
+ * this node's wall clock changes nothing.
+ *
+ * What a baseline cannot cancel at once is a step of the rows' clock backwards (Pixie's host corrected by NTP), or
+ * rows of several PEMs whose clocks differ by more than the bound: all or part of the rows then look late for good.
+ * A backlog being shed shows itself by the excess of the freshest late row falling from one period to the next (the
+ * reader, dropping, reads faster than real time) or rising (it cannot even read in step); a clock step leaves it
+ * steady. Two periods in a row with steady excess raise a slack that admits it (the rows flow again after 2–3
+ * periods, 10–15 s), and the slack falls back as the rows that needed it age out of the window. So no clock, offset
+ * or step silences the sensor for longer than that.
+ * @module
+ */
+import type { Row } from "../pixie/row.ts";
+
+/** Options of {@link LateRows}. */
+export interface LateRowsOptions {
+  /** Event lag beyond the baseline past which a row is late, ms (engine.late_row_seconds). */
+  boundMs: number;
+  /** The local clock, ms since the epoch, monotonic (default: the process's time origin plus performance.now). */
+  nowMs?: () => number;
+}
+
+/** The baseline is the lowest lag over BUCKETS × BUCKET_MS. */
+const BUCKET_MS = 10_000;
+const BUCKETS = 6;
+/** How often the excess of the late rows is compared with the previous period's, ms. */
+export const PERIOD_MS = 5_000;
+/** Change of that excess (its mean over a period) within which it is steady (a clock step, not a backlog), per ms. */
+const STEADY = 0.2;
+
+function monotonicMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Drops late rows of a live source; see the module doc. */
+export class LateRows {
+  readonly #boundMs: number;
+  readonly #nowMs: () => number;
+  /**
+   * Per bucket: the two lowest lags of a batch's freshest row (ms), and the largest excess of a row let through
+   * (ms). The baseline is the second lowest lag of the window: one row with a bad `time_` from the future must not
+   * make every later row look late.
+   */
+  readonly #minLag = new Float64Array(BUCKETS).fill(Infinity);
+  readonly #minLag2 = new Float64Array(BUCKETS).fill(Infinity);
+  readonly #maxExcess = new Float64Array(BUCKETS).fill(0);
+  #bucket = -1;
+  #baseline = Infinity;
+  #slackMs = 0;
+  #periodStart = -Infinity;
+  /** Sum and count of the excess lag of the freshest late row of each batch this period. */
+  #lateSum = 0;
+  #lateN = 0;
+  #prevLate = NaN;
+  /** Rows dropped as late so far. */
+  dropped = 0;
+
+  /** A shedder with no baseline yet: nothing is late before the first rows set one. */
+  constructor(opts: LateRowsOptions) {
+    if (!(opts.boundMs > 0)) throw new RangeError(`boundMs must be > 0, got ${opts.boundMs}`);
+    this.#boundMs = opts.boundMs;
+    this.#nowMs = opts.nowMs ?? monotonicMs;
+  }
+
+  /** The lowest event lag of the window, ms (Infinity before the first row). */
+  get baselineMs(): number {
+    return this.#baseline;
+  }
+
+  /** Extra lag admitted after a clock step (see the module doc), ms. */
+  get slackMs(): number {
+    return this.#slackMs;
+  }
+
+  /** The rows of `rows` that are not late, in order (`rows` itself when none is); counts the others. */
+  filter(rows: readonly Row[]): readonly Row[] {
+    const now = this.#nowMs();
+    this.#roll(now);
+    const nowNs = BigInt(Math.round(now * 1e6));
+    const limitMs = this.#baseline + this.#boundMs + this.#slackMs;
+    // Before any baseline nothing is late; with one, a row older than the cutoff is.
+    const cutoff = limitMs === Infinity ? -1n : nowNs - BigInt(Math.round(limitMs * 1e6));
+    let freshest = -1n, oldestKept = -1n, freshestLate = -1n, late = 0;
+    for (let i = 0; i < rows.length; i++) {
+      const t = rows[i]!.time;
+      if (t > freshest) freshest = t;
+      if (t < cutoff) {
+        late++;
+        if (t > freshestLate) freshestLate = t;
+      } else if (oldestKept < 0n || t < oldestKept) oldestKept = t;
+    }
+    const b = this.#bucket % BUCKETS;
+    if (freshest >= 0n) {
+      const lag = Number(nowNs - freshest) / 1e6;
+      if (lag < this.#minLag2[b]!) {
+        if (lag < this.#minLag[b]!) {
+          this.#minLag2[b] = this.#minLag[b]!;
+          this.#minLag[b] = lag;
+        } else this.#minLag2[b] = lag;
+        this.#baseline = this.#windowBaseline();
+      }
+    }
+    if (oldestKept >= 0n && this.#baseline !== Infinity) {
+      const excess = Number(nowNs - oldestKept) / 1e6 - this.#baseline;
+      if (excess > this.#maxExcess[b]!) this.#maxExcess[b] = excess;
+    }
+    if (late === 0) return rows;
+    this.dropped += late;
+    const lateExcess = Number(nowNs - freshestLate) / 1e6 - this.#baseline;
+    this.#lateSum += lateExcess;
+    this.#lateN++;
+    if (late === rows.length) return [];
+    const kept: Row[] = [];
+    for (const r of rows) if (r.time >= cutoff) kept.push(r);
+    return kept;
+  }
+
+  /** The second lowest lag of the window's batches (Infinity with fewer than two). */
+  #windowBaseline(): number {
+    let a = Infinity, b = Infinity;
+    for (let i = 0; i < BUCKETS; i++) {
+      for (const v of [this.#minLag[i]!, this.#minLag2[i]!]) {
+        if (v < a) {
+          b = a;
+          a = v;
+        } else if (v < b) b = v;
+      }
+    }
+    return b;
+  }
+
+  /** Moves the window and the period to `now`. */
+  #roll(now: number): void {
+    const bucket = Math.floor(now / BUCKET_MS);
+    if (bucket !== this.#bucket) {
+      // Buckets the clock stepped over (or all, after a long pause or a first row) start empty.
+      const from = this.#bucket < 0 ? bucket - BUCKETS + 1 : Math.max(this.#bucket + 1, bucket - BUCKETS + 1);
+      for (let k = from; k <= bucket; k++) {
+        const i = ((k % BUCKETS) + BUCKETS) % BUCKETS;
+        this.#minLag[i] = this.#minLag2[i] = Infinity;
+        this.#maxExcess[i] = 0;
+      }
+      this.#bucket = bucket;
+      // A window with fewer than two batches keeps the last baseline (a quiet minute is no reason to forget it).
+      const base = this.#windowBaseline();
+      if (base !== Infinity) this.#baseline = base;
+    }
+    if (now - this.#periodStart < PERIOD_MS) return;
+    const first = this.#periodStart === -Infinity;
+    this.#periodStart = now;
+    if (first) return;
+    // The mean: the delay of the rows Pixie delivers jitters, and a mean over many batches hardly does.
+    const m = this.#lateN > 0 ? this.#lateSum / this.#lateN : NaN;
+    this.#lateSum = this.#lateN = 0;
+    if (Number.isNaN(m)) {
+      this.#prevLate = NaN;
+    } else if (Math.abs(m - this.#prevLate) <= STEADY * PERIOD_MS) {
+      // Late by the same amount for two periods: not a backlog being read (see the module doc). Half the bound
+      // again on top, so the jitter of the rows' delay does not drop them again.
+      this.#slackMs = Math.max(this.#slackMs, m - this.#boundMs + this.#boundMs / 2);
+      this.#prevLate = NaN;
+      // The window has not seen the rows the slack lets through yet: no shrinking before it has.
+      return;
+    } else {
+      this.#prevLate = m;
+    }
+    let maxExcess = 0;
+    for (const v of this.#maxExcess) if (v > maxExcess) maxExcess = v;
+    // The slack shrinks to what the rows let through in the window still need.
+    this.#slackMs = Math.min(this.#slackMs, Math.max(0, maxExcess - this.#boundMs / 2));
+  }
+}
