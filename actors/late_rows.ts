@@ -26,6 +26,12 @@ export interface LateRowsOptions {
   boundMs: number;
   /** The local clock, ms since the epoch, monotonic (default: the process's time origin plus performance.now). */
   nowMs?: () => number;
+  /**
+   * Whether the sensor is saturated now (default: always). Rows are late for two reasons: the sensor fell behind,
+   * or its source delivered them late (a slow Pixie). Only the first is shed: a sensor with time to spare
+   * analyses late rows (they still match within the lookback) rather than throw them away.
+   */
+  saturated?: () => boolean;
 }
 
 /** The baseline is the lowest lag over BUCKETS × BUCKET_MS. */
@@ -44,6 +50,7 @@ function monotonicMs(): number {
 export class LateRows {
   readonly #boundMs: number;
   readonly #nowMs: () => number;
+  readonly #saturated: () => boolean;
   /**
    * Per bucket: the two lowest lags of a batch's freshest row (ms), and the largest excess of a row let through
    * (ms). The baseline is the second lowest lag of the window: one row with a bad `time_` from the future must not
@@ -68,6 +75,7 @@ export class LateRows {
     if (!(opts.boundMs > 0)) throw new RangeError(`boundMs must be > 0, got ${opts.boundMs}`);
     this.#boundMs = opts.boundMs;
     this.#nowMs = opts.nowMs ?? monotonicMs;
+    this.#saturated = opts.saturated ?? (() => true);
   }
 
   /** The lowest event lag of the window, ms (Infinity before the first row). */
@@ -87,7 +95,9 @@ export class LateRows {
     const nowNs = BigInt(Math.round(now * 1e6));
     const limitMs = this.#baseline + this.#boundMs + this.#slackMs;
     // Before any baseline nothing is late; with one, a row older than the cutoff is.
-    const cutoff = limitMs === Infinity ? -1n : nowNs - BigInt(Math.round(limitMs * 1e6));
+    const cutoff = limitMs === Infinity || !this.#saturated()
+      ? -1n
+      : nowNs - BigInt(Math.round(limitMs * 1e6));
     let freshest = -1n, oldestKept = -1n, freshestLate = -1n, late = 0;
     for (let i = 0; i < rows.length; i++) {
       const t = rows[i]!.time;

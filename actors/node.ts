@@ -8,6 +8,7 @@
  * @module
  */
 import {
+  actorBusyFraction,
   type ActorFactory,
   type ActorRef,
   ActorSystem,
@@ -177,6 +178,8 @@ export class SensorNode {
           ? {
             boundMs: engine.late_row_seconds * 1000,
             nowMs: opts.lateClockMs,
+            // Saturated: the actors were busy 80% of the last second or two (see actorBusyFraction).
+            saturated: () => actorBusyFraction() >= 0.8,
             onLate: (n) => metrics.dropped("pixie_reader", "late", n),
           }
           : undefined,

@@ -267,6 +267,9 @@ const turns = {
   waitCpu: -1,
   /** Loops running or suspended inside a receive. */
   active: 0,
+  /** The actors' busy fraction, decayed over BUSY_TAU_MS (see {@link actorBusyFraction}), as of `busyAt`. */
+  busy: 0,
+  busyAt: 0,
   timer: undefined as ReturnType<typeof setTimeout> | undefined,
   next: undefined as Promise<void> | undefined,
   fire: (): void => {},
@@ -315,11 +318,16 @@ function eventLoopTurn(): Promise<void> {
 
 function loopStarted(): void {
   // Nothing was running: the thread was in the event loop, so a slice starts now.
-  if (turns.active++ === 0) turns.sliceStart = performance.now();
+  if (turns.active === 0) {
+    turns.sliceStart = performance.now();
+    noteBusy(turns.sliceStart);
+  }
+  turns.active++;
 }
 
 function loopEnded(): void {
   // The last loop went idle: an armed turn nobody waits for is cancelled (no stray timer keeps a test open).
+  if (turns.active === 1) noteBusy(performance.now());
   if (--turns.active > 0) return;
   turns.sliceMs = SLICE_MS;
   turns.waitCpu = -1;
@@ -329,6 +337,29 @@ function loopEnded(): void {
     turns.next = undefined;
     turns.fire();
   }
+}
+
+/** Time constant of {@link actorBusyFraction}, ms. */
+const BUSY_TAU_MS = 1000;
+
+/** Brings the decayed busy fraction up to `now`, the actors having been active since the last note or not. */
+function noteBusy(now: number): void {
+  const dt = now - turns.busyAt;
+  if (dt <= 0) return;
+  const keep = Math.exp(-dt / BUSY_TAU_MS);
+  turns.busy = turns.busy * keep + (turns.active > 0 ? 1 - keep : 0);
+  turns.busyAt = now;
+}
+
+/**
+ * The fraction of recent wall time (decayed over about a second) during which some actor of the process was
+ * active (a loop running, suspended in a receive, or waiting for its event-loop turn): near 1 when the actors
+ * never run out of work (the process is CPU-bound, or descheduled while working), lower when they wait for input.
+ * Wall time, not CPU time: a sensor starved of CPU by its neighbours is saturated too.
+ */
+export function actorBusyFraction(): number {
+  noteBusy(performance.now());
+  return turns.busy;
 }
 
 interface SystemCore {

@@ -39,8 +39,10 @@ export interface LiveLoadResult {
   sentPerSec: number;
   /** Sensor CPU seconds (user + system, every thread) per wall second. */
   cores: number;
-  /** Rows dropped under overload in the window (fsmpx_mailbox_dropped_total{reason="overflow"}). */
+  /** Rows dropped under overload in the window (fsmpx_mailbox_dropped_total{reason="overflow"|"late"}). */
   dropped: number;
+  /** Of {@link dropped}, rows the reader dropped as read too late (reason="late"). */
+  late: number;
   /** Largest delay of a tick behind its real-time due time at the producer (flow control held it), ms. */
   producerLagMs: number;
   /** Largest fsmpx_pixie_stream_lag_seconds seen (event time of the newest row read vs wall), s. */
@@ -83,6 +85,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 interface Scrape {
   rowsRead: number;
   dropped: number;
+  late: number;
   readLagS: number;
   queued: number;
   signatures: number;
@@ -95,7 +98,9 @@ async function scrape(addr: string): Promise<Scrape> {
   const lags = s.filter((x) => x.name === "fsmpx_pixie_stream_lag_seconds").map((x) => x.value);
   return {
     rowsRead: sumSamples(s, "fsmpx_rows_read_total"),
-    dropped: sumSamples(s, "fsmpx_mailbox_dropped_total", { reason: "overflow" }),
+    dropped: sumSamples(s, "fsmpx_mailbox_dropped_total", { reason: "overflow" }) +
+      sumSamples(s, "fsmpx_mailbox_dropped_total", { reason: "late" }),
+    late: sumSamples(s, "fsmpx_mailbox_dropped_total", { reason: "late" }),
     readLagS: lags.length ? Math.max(...lags) : 0,
     queued: sumSamples(s, "fsmpx_mailbox_depth"),
     signatures: sumSamples(s, "signatures_detected_total"),
@@ -211,6 +216,7 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
       sentPerSec: sent / wallS,
       cores: cpuS / wallS,
       dropped,
+      late: after.late - before.late,
       producerLagMs: stats.maxLagMs,
       readLagS,
       maxQueued,
@@ -258,7 +264,9 @@ export function printLiveLoad(r: LiveLoadResult): void {
   console.log(
     `  ${n(r.calls)} calls: ${n(r.rowsPerSec)} rows/s processed of ${n(r.sentPerSec)} sent, ` +
       `${n(r.cores, 2)} cores (${n(r.rowsPerCpuS)} rows per CPU s = ${n(r.callsPerCore)} calls per core), ` +
-      `dropped ${n(r.dropped)}, event lag ${n(r.eventLagS, 2)} s (read ${n(r.readLagS, 2)} s, ` +
+      `dropped ${n(r.dropped)} (late ${n(r.late)}), event lag ${n(r.eventLagS, 2)} s (read ${
+        n(r.readLagS, 2)
+      } s, ` +
       `queued ≤ ${n(r.maxQueued)}; producer held back ≤ ${n(r.producerLagMs)} ms); RSS ${
         n(rss[0] ?? NaN)
       } → ` +

@@ -5,7 +5,7 @@
  */
 import { equal, ok } from "node:assert/strict";
 import process from "node:process";
-import { ActorSystem, SLICE_MS } from "../actors/runtime.ts";
+import { actorBusyFraction, ActorSystem, SLICE_MS } from "../actors/runtime.ts";
 
 /** Burns `ms` of this process's CPU time (however long a busy host takes to give it). */
 function burnCpu(ms: number): void {
@@ -108,4 +108,28 @@ Deno.test("when the event loop's turns are long (a flood of input), the actors' 
   ok(perTurn >= 30, `${perTurn.toFixed(0)} messages per flooded turn (${floods} turns)`);
   await system.shutdown({ deadlineMs: 1000 });
   await new Promise((r) => setTimeout(r, 0));
+});
+
+Deno.test("actorBusyFraction: near 1 while actors never run out of work, near 0 once they wait for input", async () => {
+  const system = new ActorSystem();
+  const worker = system.spawn<number>("worker", () => ({ receive: () => burn(1) }), {
+    capacity: 100_000,
+    overflow: "backpressure",
+  });
+  // Keep the mailbox fed for 2.5 s: the actor is always busy (timers still fire between its slices).
+  const end = performance.now() + 2_500;
+  let busy = 0;
+  while (performance.now() < end) {
+    // A few tens of ms of work queued at a time, no more: the idle part starts soon after the feeding stops.
+    if (system.stats()[0]!.depth < 30) { for (let i = 0; i < 50; i++) void worker.tell(i); }
+    await new Promise((r) => setTimeout(r, 10));
+    busy = actorBusyFraction();
+  }
+  await system.settled();
+  // Idle: the actors wait for input.
+  await new Promise((r) => setTimeout(r, 2_500));
+  const idle = actorBusyFraction();
+  await system.shutdown({ deadlineMs: 1000 });
+  ok(busy >= 0.9, `busy ${busy}`);
+  ok(idle <= 0.1, `idle ${idle}`);
 });

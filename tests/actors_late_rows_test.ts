@@ -131,3 +131,22 @@ Deno.test("late rows: one row from the far future does not make the later rows l
   sim.run(60, (l) => l - 1_000);
   equal(sum(sim.dropped), 0);
 });
+
+Deno.test("late rows: a sensor with time to spare analyses late rows instead of dropping them", () => {
+  let saturated = false;
+  let localMs = T0_MS;
+  const late = new LateRows({ boundMs: BOUND_MS, nowMs: () => localMs, saturated: () => saturated });
+  const batch = (behindMs: number) => Array.from({ length: 10 }, (_, i) => row(localMs - behindMs - 20 * i));
+  for (let i = 0; i < 20; i++) {
+    localMs += 100;
+    late.filter(batch(1_000));
+  }
+  // Rows 30 s late, delivered late by their source while the sensor idles: all kept.
+  localMs += 100;
+  equal(late.filter(batch(30_000)).length, 10);
+  // The same rows while the sensor is saturated: dropped.
+  saturated = true;
+  localMs += 100;
+  equal(late.filter(batch(30_000)).length, 0);
+  equal(late.dropped, 10);
+});
