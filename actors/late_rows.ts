@@ -62,6 +62,7 @@ export class LateRows {
   #bucket = -1;
   #baseline = Infinity;
   #slackMs = 0;
+  #shedding = false;
   #periodStart = -Infinity;
   /** Sum and count of the excess lag of the freshest late row of each batch this period. */
   #lateSum = 0;
@@ -95,9 +96,7 @@ export class LateRows {
     const nowNs = BigInt(Math.round(now * 1e6));
     const limitMs = this.#baseline + this.#boundMs + this.#slackMs;
     // Before any baseline nothing is late; with one, a row older than the cutoff is.
-    const cutoff = limitMs === Infinity || !this.#saturated()
-      ? -1n
-      : nowNs - BigInt(Math.round(limitMs * 1e6));
+    const cutoff = limitMs === Infinity ? -1n : nowNs - BigInt(Math.round(limitMs * 1e6));
     let freshest = -1n, oldestKept = -1n, freshestLate = -1n, late = 0;
     for (let i = 0; i < rows.length; i++) {
       const t = rows[i]!.time;
@@ -122,7 +121,14 @@ export class LateRows {
       const excess = Number(nowNs - oldestKept) / 1e6 - this.#baseline;
       if (excess > this.#maxExcess[b]!) this.#maxExcess[b] = excess;
     }
-    if (late === 0) return rows;
+    if (late === 0) {
+      this.#shedding = false;
+      return rows;
+    }
+    // Shedding starts while the sensor is saturated and goes on until a batch has no late row: dropping is cheap,
+    // so the actors idle while the reader drops a backlog, and that must not stop the dropping half-way.
+    if (!this.#shedding && !this.#saturated()) return rows;
+    this.#shedding = true;
     this.dropped += late;
     const lateExcess = Number(nowNs - freshestLate) / 1e6 - this.#baseline;
     this.#lateSum += lateExcess;

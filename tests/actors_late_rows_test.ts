@@ -149,4 +149,13 @@ Deno.test("late rows: a sensor with time to spare analyses late rows instead of 
   localMs += 100;
   equal(late.filter(batch(30_000)).length, 0);
   equal(late.dropped, 10);
+  // Once dropping, the actors idle (dropping is cheap): the backlog is still dropped until a batch is in time.
+  saturated = false;
+  localMs += 100;
+  equal(late.filter(batch(29_000)).length, 0);
+  localMs += 100;
+  equal(late.filter(batch(1_000)).length, 10);
+  localMs += 100;
+  equal(late.filter(batch(30_000)).length, 10);
+  equal(late.dropped, 20);
 });

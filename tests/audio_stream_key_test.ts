@@ -1,5 +1,5 @@
 import { deepEqual, equal } from "node:assert/strict";
-import { PayloadEnvelope } from "../audio/decode/payload.ts";
+import { detectPixieMarker, PayloadEnvelope } from "../audio/decode/payload.ts";
 import { checkKeySpec, renderCell, StreamKeyer, streamKeyOf } from "../audio/decode/stream_key.ts";
 
 const enc = new TextEncoder();
@@ -114,5 +114,43 @@ Deno.test("StreamKeyer: remembered column keys are the keys streamKeyOf renders,
     // A row's bytes may be a view of a buffer that is written again later: the keyer keeps its own copy.
     const pod = cols["pod"];
     if (pod instanceof Uint8Array && pod.length > 0) pod[0] = 0x7a;
+  }
+});
+
+/** The keyer as it was (two key strings and a Map update per message), the reference for the one that reuses keys. */
+class ReferenceKeyer {
+  readonly #last = new Map<string, string>();
+  constructor(readonly spec: string[]) {}
+  keyOf(columns: Record<string, string | Uint8Array>, bytes: Uint8Array): string {
+    const env = new PayloadEnvelope(bytes);
+    const colSig = streamKeyOf(columns, undefined, this.spec.filter((e) => !e.startsWith("$")));
+    const marker = detectPixieMarker(bytes) !== undefined;
+    if (marker && this.#last.has(colSig)) return this.#last.get(colSig)!;
+    const key = streamKeyOf(columns, env, this.spec);
+    if (!marker) this.#last.set(colSig, key);
+    return key;
+  }
+}
+
+Deno.test("StreamKeyer: keys with envelope fields are the reference's, markers and changed fields included", () => {
+  let seed = 11;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  const spec = ["pod", "$.streamSid", "remote_port", "$.media.track"];
+  const keyer = new StreamKeyer(spec);
+  const ref = new ReferenceKeyer(spec);
+  const bodies = [
+    () => `{"streamSid":"MZ${rnd(5)}","media":{"track":"${rnd(2) ? "in" : "out"}","payload":"AAAA"}}`,
+    () => `{"streamSid":"MZ${rnd(5)}","media":{"payload":"AAAA"}}`,
+    () => `{"event":"start","streamSid":{"a":${rnd(3)}}}`,
+    () => `{"media":{"payload":"AAAA... [TRUNCATED]`,
+    () => "<removed: binary>",
+  ];
+  for (let i = 0; i < 20_000; i++) {
+    const cols = { pod: enc.encode(`voice/p-${rnd(30)}`), remote_port: `${rnd(3)}` };
+    const body = enc.encode(bodies[rnd(bodies.length)]!());
+    equal(keyer.keyOf(cols, body), ref.keyOf(cols, body));
   }
 });

@@ -144,19 +144,36 @@ class ColumnKeyCache {
   }
 }
 
+/** What a {@link StreamKeyer} remembers of one column combination. */
+interface ColumnsEntry {
+  /** The rendered envelope-field parts of its last non-marker message, in spec order. */
+  parts: string[];
+  /** That message's key (the marker fallback, and the key of every message whose parts are the same). */
+  key: string;
+  /** When last used ({@link StreamKeyer}'s use counter): the least recently used are forgotten first. */
+  used: number;
+}
+
 /**
  * Stream keys with a fallback for Pixie markers: a truncated or removed body has lost its JSON, so its
  * envelope-field parts cannot be read. Such a message is given the last key seen with the same column parts,
  * so the gap it stands for lands in the right stream. Without envelope fields in the spec it is plain
  * {@link streamKeyOf}.
+ *
+ * Per message only the envelope fields are read: the column parts come from a {@link ColumnKeyCache}, and a
+ * message whose fields render as its stream's last gets that key back (no string built, no map reordered: a
+ * stream's messages all carry the same fields, and keying them was a Map update and two key strings per row).
  */
 export class StreamKeyer {
   readonly spec: readonly string[];
   readonly #hasJson: boolean;
   readonly #columnSpec: readonly string[];
-  readonly #lastByColumns = new Map<string, string>();
+  readonly #jsonSpec: readonly string[];
+  readonly #byColumns = new Map<string, ColumnsEntry>();
   readonly #cache = new ColumnKeyCache();
-  /** Bound on remembered column combinations; oldest forgotten first. */
+  readonly #parts: string[];
+  #used = 0;
+  /** Bound on remembered column combinations; least recently used forgotten first. */
   readonly #limit: number;
 
   /** `limit` bounds the memory of column combinations (streams) for the marker fallback. */
@@ -164,7 +181,9 @@ export class StreamKeyer {
     this.spec = spec;
     this.#hasJson = spec.some(isJsonField);
     this.#columnSpec = spec.filter((e) => !isJsonField(e));
-    this.#limit = limit;
+    this.#jsonSpec = spec.filter(isJsonField);
+    this.#parts = new Array<string>(this.#jsonSpec.length).fill("");
+    this.#limit = Math.max(1, limit);
   }
 
   /** The key of one message. `envelope` may be omitted when the spec has no envelope fields. */
@@ -173,21 +192,38 @@ export class StreamKeyer {
       return this.#cache.keyOf(columns, this.spec);
     }
     const env = envelope instanceof Uint8Array ? new PayloadEnvelope(envelope) : envelope;
-    const colSig = streamKeyOf(columns, undefined, this.#columnSpec);
-    const marker = env !== undefined && detectPixieMarker(env.bytes) !== undefined;
-    if (marker) {
-      const last = this.#lastByColumns.get(colSig);
-      if (last !== undefined) return last;
+    if (env === undefined) return streamKeyOf(columns, undefined, this.spec);
+    const colSig = this.#cache.keyOf(columns, this.#columnSpec);
+    const entry = this.#byColumns.get(colSig);
+    if (detectPixieMarker(env.bytes) !== undefined) {
+      if (entry !== undefined) {
+        entry.used = ++this.#used;
+        return entry.key;
+      }
+      return streamKeyOf(columns, env, this.spec);
+    }
+    const parts = this.#parts;
+    for (let i = 0; i < parts.length; i++) parts[i] = renderJsonValue(jsonPathValue(env, this.#jsonSpec[i]!));
+    if (entry !== undefined) {
+      entry.used = ++this.#used;
+      let same = true;
+      for (let i = 0; i < parts.length && same; i++) same = parts[i] === entry.parts[i];
+      if (same) return entry.key;
+      entry.key = streamKeyOf(columns, env, this.spec);
+      entry.parts = parts.slice();
+      return entry.key;
     }
     const key = streamKeyOf(columns, env, this.spec);
-    if (env && !marker) {
-      this.#lastByColumns.delete(colSig);
-      this.#lastByColumns.set(colSig, key);
-      if (this.#lastByColumns.size > this.#limit) {
-        const oldest = this.#lastByColumns.keys().next().value;
-        if (oldest !== undefined) this.#lastByColumns.delete(oldest);
-      }
-    }
+    this.#byColumns.set(colSig, { parts: parts.slice(), key, used: ++this.#used });
+    if (this.#byColumns.size > this.#limit) this.#forget();
     return key;
+  }
+
+  /** Forgets the least recently used combinations, down to 7/8 of the limit (so this runs once in a while). */
+  #forget(): void {
+    const keep = Math.min(this.#byColumns.size - 1, Math.floor((this.#limit * 7) / 8));
+    const stamps = [...this.#byColumns.values()].map((e) => e.used).sort((a, b) => a - b);
+    const cut = stamps[stamps.length - keep - 1]!;
+    for (const [k, e] of this.#byColumns) if (e.used <= cut) this.#byColumns.delete(k);
   }
 }
