@@ -39,6 +39,7 @@ export class StreamTable<T, Tap = unknown> {
   readonly #idleNs: bigint;
   readonly #max: number;
   #seq = 0;
+  readonly #found: { value: T; created: false } = { value: undefined as T, created: false };
 
   /** `idleNs`: event time without a message after which a stream is dropped; `maxStreams`: the cap. */
   constructor(idleNs: bigint, maxStreams = Infinity) {
@@ -47,14 +48,20 @@ export class StreamTable<T, Tap = unknown> {
     this.#max = maxStreams;
   }
 
-  /** The state of `stream` of `tap`, created by `make` on first use; marks the stream as fed at `nowNs`. */
+  /**
+   * The state of `stream` of `tap`, created by `make` on first use; marks the stream as fed at `nowNs`. The result
+   * of a stream found is one object reused by every such call (a row each: no allocation per row): read it before
+   * the next touch.
+   */
   touch(tap: Tap, stream: string, nowNs: bigint, make: () => T): Touched<T> {
     let streams = this.#byTap.get(tap);
     const s = streams?.get(stream);
     if (s) {
       if (nowNs > s.lastNs) s.lastNs = nowNs;
       s.seq = ++this.#seq;
-      return { value: s.value, created: false };
+      const found = this.#found;
+      found.value = s.value;
+      return found;
     }
     let evicted: T | undefined;
     if (this.#slots.size >= this.#max) {

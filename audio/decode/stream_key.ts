@@ -144,12 +144,18 @@ class ColumnKeyCache {
   }
 }
 
+/** Keys a {@link StreamKeyer} keeps per column combination (its streams told apart by envelope fields). */
+const KEYS_PER_COLUMNS = 4096;
+
 /** What a {@link StreamKeyer} remembers of one column combination. */
 interface ColumnsEntry {
-  /** The rendered envelope-field parts of its last non-marker message, in spec order. */
-  parts: string[];
-  /** That message's key (the marker fallback, and the key of every message whose parts are the same). */
+  /** The key of its last non-marker message (a marker's fallback). */
   key: string;
+  /**
+   * Keys made for these columns, by their envelope-field parts: many streams may share the
+   * columns (every call of a pod, told apart by a `streamSid`), and each keeps getting its one key string back.
+   */
+  keys: Map<string, string>;
   /** When last used ({@link StreamKeyer}'s use counter): the least recently used are forgotten first. */
   used: number;
 }
@@ -161,8 +167,9 @@ interface ColumnsEntry {
  * {@link streamKeyOf}.
  *
  * Per message only the envelope fields are read: the column parts come from a {@link ColumnKeyCache}, and a
- * message whose fields render as its stream's last gets that key back (no string built, no map reordered: a
- * stream's messages all carry the same fields, and keying them was a Map update and two key strings per row).
+ * message whose columns and fields were seen before gets the key string made then (no key rendered, no map
+ * reordered: keying a row was a Map update and two key strings, and every map the key is looked up in then
+ * hashed a new string).
  */
 export class StreamKeyer {
   readonly spec: readonly string[];
@@ -171,7 +178,6 @@ export class StreamKeyer {
   readonly #jsonSpec: readonly string[];
   readonly #byColumns = new Map<string, ColumnsEntry>();
   readonly #cache = new ColumnKeyCache();
-  readonly #parts: string[];
   #used = 0;
   /** Bound on remembered column combinations; least recently used forgotten first. */
   readonly #limit: number;
@@ -182,7 +188,6 @@ export class StreamKeyer {
     this.#hasJson = spec.some(isJsonField);
     this.#columnSpec = spec.filter((e) => !isJsonField(e));
     this.#jsonSpec = spec.filter(isJsonField);
-    this.#parts = new Array<string>(this.#jsonSpec.length).fill("");
     this.#limit = Math.max(1, limit);
   }
 
@@ -202,19 +207,27 @@ export class StreamKeyer {
       }
       return streamKeyOf(columns, env, this.spec);
     }
-    const parts = this.#parts;
-    for (let i = 0; i < parts.length; i++) parts[i] = renderJsonValue(jsonPathValue(env, this.#jsonSpec[i]!));
+    const json = this.#jsonSpec;
+    // One field: its text; several: each after its length, so no two lists of parts give the same text.
+    let parts = json.length === 1 ? renderJsonValue(jsonPathValue(env, json[0]!)) : "";
+    for (let i = 0; json.length > 1 && i < json.length; i++) {
+      const part = renderJsonValue(jsonPathValue(env, json[i]!));
+      parts += part.length + ":" + part;
+    }
     if (entry !== undefined) {
       entry.used = ++this.#used;
-      let same = true;
-      for (let i = 0; i < parts.length && same; i++) same = parts[i] === entry.parts[i];
-      if (same) return entry.key;
-      entry.key = streamKeyOf(columns, env, this.spec);
-      entry.parts = parts.slice();
-      return entry.key;
+      let key = entry.keys.get(parts);
+      if (key === undefined) {
+        key = streamKeyOf(columns, env, this.spec);
+        // Bounded: the streams of one set of columns come and go; a full map starts again.
+        if (entry.keys.size >= KEYS_PER_COLUMNS) entry.keys.clear();
+        entry.keys.set(parts, key);
+      }
+      entry.key = key;
+      return key;
     }
     const key = streamKeyOf(columns, env, this.spec);
-    this.#byColumns.set(colSig, { parts: parts.slice(), key, used: ++this.#used });
+    this.#byColumns.set(colSig, { key, keys: new Map([[parts, key]]), used: ++this.#used });
     if (this.#byColumns.size > this.#limit) this.#forget();
     return key;
   }
