@@ -52,6 +52,7 @@ Deno.test("quickstart loads with the documented defaults and a default match rul
     max_streams: 1000,
     clock_window_seconds: 30,
     search_before_source_seconds: 2,
+    late_row_seconds: 5,
   });
 
   equal(config.measurements.length, 1);
