@@ -6,16 +6,18 @@
  *
  * A row's event lag is the local clock minus its `time_`, which carries the offset between Pixie's clock and this
  * node's. Only the lag in excess of a baseline counts: the lowest lag of the last minute (the freshest rows the
- * sensor got), so a constant offset, in either direction, cancels out. The local clock is monotonic, so a step of
+ * sensor got; held while the sensor sheds rows, which keeps it from ever reading as fresh again), so a constant
+ * offset, in either direction, cancels out. The local clock is monotonic, so a step of
  * this node's wall clock changes nothing.
  *
  * What a baseline cannot cancel at once is a step of the rows' clock backwards (Pixie's host corrected by NTP), or
  * rows of several PEMs whose clocks differ by more than the bound: all or part of the rows then look late for good.
- * A backlog being shed shows itself by the excess of the freshest late row falling from one period to the next (the
- * reader, dropping, reads faster than real time) or rising (it cannot even read in step); a clock step leaves it
- * steady. Two periods in a row with steady excess raise a slack that admits it (the rows flow again after 2–3
- * periods, 10–15 s), and the slack falls back as the rows that needed it age out of the window. So no clock, offset
- * or step silences the sensor for longer than that.
+ * A backlog being shed shows itself by the excess of the freshest late rows falling from one period to the next:
+ * the reader, dropping, reads faster than real time. When it does not fall (a clock step; or a reader so starved
+ * that it cannot even read in step, where dropping everything would only trade a trickle of analysed rows for
+ * none), a slack is raised that admits the rows (they flow again after 2–3 periods, 10–15 s), and the slack falls
+ * back as the rows that needed it age out of the window. So no clock, offset or step, and no lack of CPU, silences
+ * the sensor for longer than that.
  * @module
  */
 import type { Row } from "../pixie/row.ts";
@@ -39,7 +41,10 @@ const BUCKET_MS = 10_000;
 const BUCKETS = 6;
 /** How often the excess of the late rows is compared with the previous period's, ms. */
 export const PERIOD_MS = 5_000;
-/** Change of that excess (its mean over a period) within which it is steady (a clock step, not a backlog), per ms. */
+/**
+ * How fast the excess of the late rows (its mean over a period) must fall, per ms, for dropping to go on: slower,
+ * the rows are not a backlog the reader is catching up with.
+ */
 const STEADY = 0.2;
 
 function monotonicMs(): number {
@@ -63,11 +68,15 @@ export class LateRows {
   #baseline = Infinity;
   #slackMs = 0;
   #shedding = false;
+  /** When rows were last dropped (local ms). */
+  #shedAt = -Infinity;
   #periodStart = -Infinity;
   /** Sum and count of the excess lag of the freshest late row of each batch this period. */
   #lateSum = 0;
   #lateN = 0;
   #prevLate = NaN;
+  /** The excess of the last late batch's freshest row. */
+  #lastLate = 0;
   /** Rows dropped as late so far. */
   dropped = 0;
 
@@ -114,7 +123,7 @@ export class LateRows {
           this.#minLag2[b] = this.#minLag[b]!;
           this.#minLag[b] = lag;
         } else this.#minLag2[b] = lag;
-        this.#baseline = this.#windowBaseline();
+        this.#baseline = Math.min(this.#baseline, this.#windowBaseline());
       }
     }
     if (oldestKept >= 0n && this.#baseline !== Infinity) {
@@ -129,9 +138,11 @@ export class LateRows {
     // so the actors idle while the reader drops a backlog, and that must not stop the dropping half-way.
     if (!this.#shedding && !this.#saturated()) return rows;
     this.#shedding = true;
+    this.#shedAt = now;
     this.dropped += late;
     const lateExcess = Number(nowNs - freshestLate) / 1e6 - this.#baseline;
     this.#lateSum += lateExcess;
+    this.#lastLate = lateExcess;
     this.#lateN++;
     if (late === rows.length) return [];
     const kept: Row[] = [];
@@ -165,9 +176,13 @@ export class LateRows {
         this.#maxExcess[i] = 0;
       }
       this.#bucket = bucket;
-      // A window with fewer than two batches keeps the last baseline (a quiet minute is no reason to forget it).
+      // A window with fewer than two batches keeps the last baseline (a quiet minute is no reason to forget it);
+      // so does a sensor that dropped rows within the window: shedding just enough, it never reads as fresh as
+      // usual again, and a baseline risen to its lag would let the lag creep up by the bound every window.
       const base = this.#windowBaseline();
-      if (base !== Infinity) this.#baseline = base;
+      if (base !== Infinity && (base < this.#baseline || now - this.#shedAt >= BUCKET_MS * BUCKETS)) {
+        this.#baseline = base;
+      }
     }
     if (now - this.#periodStart < PERIOD_MS) return;
     const first = this.#periodStart === -Infinity;
@@ -178,11 +193,15 @@ export class LateRows {
     this.#lateSum = this.#lateN = 0;
     if (Number.isNaN(m)) {
       this.#prevLate = NaN;
-    } else if (Math.abs(m - this.#prevLate) <= STEADY * PERIOD_MS) {
-      // Late by the same amount for two periods: not a backlog being read (see the module doc). Half the bound
-      // again on top, so the jitter of the rows' delay does not drop them again.
-      this.#slackMs = Math.max(this.#slackMs, m - this.#boundMs + this.#boundMs / 2);
+    } else if (m - this.#prevLate > -STEADY * PERIOD_MS) {
+      // Not catching up over two periods. Dropping stops; it starts again only while the sensor is saturated.
+      this.#shedding = false;
       this.#prevLate = NaN;
+      // Near the bound this is a sensor shedding just enough (it catches up, falls behind, catches up: the rows
+      // straddle the bound). Well beyond it, not a backlog being read (see the module doc): a slack admits the
+      // rows, half the bound above the last ones so the jitter of their delay does not drop them again.
+      if (m < this.#boundMs * 1.5) return;
+      this.#slackMs = Math.max(this.#slackMs, this.#lastLate - this.#boundMs + this.#boundMs / 2);
       // The window has not seen the rows the slack lets through yet: no shrinking before it has.
       return;
     } else {
