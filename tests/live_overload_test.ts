@@ -1,10 +1,11 @@
 /**
  * A live sensor under overload (issue 16): a real `run` process reads synthetic calls from the fake Vizier as a
  * standalone PEM, first as fast as the fake can send them (a one-minute backlog of 120 calls, three taps each, in
- * 20 ms messages), then at real-time pace. While overloaded it runs at the lowest priority (nice 19) on a core it
- * shares with a busy loop: ~1.5% of a core, less than reading the real-time rate alone takes (18,000 rows/s, at
- * ~2 µs each), whatever the per-row cost of the analysis, so the sensor falls behind by construction. Then a light
- * load with the busy loop gone. Conditions on state only, no timing: the sensor sheds rows, counted in
+ * 20 ms messages), then at real-time pace. While overloaded it runs at a low priority (nice 10) on a core it
+ * shares with a busy loop: ~10% of a core, 100 ms of CPU a second for 18,000 rows a second, 5.5 µs a row to read,
+ * route and analyse (it takes ~30), so the sensor falls behind by construction. (At nice 19, ~1.5% of a core,
+ * even reading would not keep up; but on a loaded host the sensor then got so little CPU that a scrape took more
+ * than 30 s.) Then a light load with the busy loop gone. Conditions on state only, no timing: the sensor sheds rows, counted in
  * fsmpx_mailbox_dropped_total{actor="pixie_reader"} (reason "late": read too long after their time, or
  * "overflow": the reader's mailbox full), instead of stalling its Pixie stream; /metrics and /healthz answer
  * throughout; RSS stays under a bound; once the load is light the mailboxes drain and new signatures are detected
@@ -68,7 +69,7 @@ Deno.test("live overload: the reader sheds rows, counted; the sensor stays up, b
   const child = new Deno.Command("nice", {
     args: [
       "-n",
-      "19",
+      "10",
       "taskset",
       "-c",
       "0",
@@ -98,10 +99,11 @@ Deno.test("live overload: the reader sheds rows, counted; the sensor stays up, b
   /** One look at the sensor: alive, /healthz 200, /metrics parsed, RSS under the bound. */
   const look = async (): Promise<MetricSample[]> => {
     ok(!exited, `the sensor exited:\n${stderr}`);
-    const h = await fetch(`http://${addr}/healthz`, { signal: AbortSignal.timeout(30_000) });
+    // Generous: on a loaded host a starved sensor's answer can take long; not answering at all is the failure.
+    const h = await fetch(`http://${addr}/healthz`, { signal: AbortSignal.timeout(60_000) });
     await h.body?.cancel();
     ok(h.status === 200, `/healthz answered ${h.status}`);
-    const m = await fetch(`http://${addr}/metrics`, { signal: AbortSignal.timeout(30_000) });
+    const m = await fetch(`http://${addr}/metrics`, { signal: AbortSignal.timeout(60_000) });
     ok(m.status === 200, `/metrics answered ${m.status}`);
     const samples = parseMetricsText(await m.text());
     const rss = rssMB(child.pid);
