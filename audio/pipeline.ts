@@ -13,7 +13,7 @@ import { type GapHint, gapHints, inSuppressedOnset } from "./align/gap_hints.ts"
 import { inLonePart } from "./match/parts.ts";
 import { Rephaser } from "./align/rephase.ts";
 import { sourceWaveSigns } from "./align/wave_signs.ts";
-import { ENV_FROM, ENV_TO, sourceEnvelope } from "./align/level_envelope.ts";
+import { ENV_FROM, ENV_TO, EnvelopeScratch, sourceEnvelope } from "./align/level_envelope.ts";
 import {
   Fingerprinter,
   type FingerprintParams,
@@ -114,7 +114,13 @@ let sharedVerify: { aligner: FineAligner; rephaser: Rephaser } | undefined;
 function verifyScratch(): { aligner: FineAligner; rephaser: Rephaser } {
   if (!sharedVerify) {
     const analyzer = new FrameAnalyzer(FP_PARAMS);
-    sharedVerify = { aligner: new FineAligner(analyzer), rephaser: new Rephaser(analyzer, SIGNATURE_FRAMES) };
+    // One envelope scratch for both: a near miss re-scored and then matched is aligned with the same signature's
+    // levels around the same instant, whose window levels, source sides and kernels the re-scoring computed.
+    const envelope = new EnvelopeScratch();
+    sharedVerify = {
+      aligner: new FineAligner(analyzer, envelope),
+      rephaser: new Rephaser(analyzer, SIGNATURE_FRAMES, envelope),
+    };
   }
   return sharedVerify;
 }

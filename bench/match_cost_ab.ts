@@ -5,7 +5,8 @@
  * matches of both compared (signature, target time, offset, BER). `--only after` runs one checkout alone (for
  * `--cpu-prof`).
  *
- * `deno run --allow-all bench/match_cost_ab.ts BEFORE_DIR [AFTER_DIR] [--seconds S] [--rounds N] [--only NAME]`
+ * `deno run --allow-all bench/match_cost_ab.ts BEFORE_DIR [AFTER_DIR ...] [--seconds S] [--rounds N] [--only NAME]`
+ * (one directory: it against this checkout, named before / after; more: each named by its directory).
  * @module
  */
 
@@ -13,6 +14,7 @@ import { cpuSeconds, MEASUREMENT } from "./accuracy.ts";
 import { ACTIVE_SIGNATURES } from "./speed.ts";
 import { FORMAT, messages, signaturesFrom, speech } from "./fingerprint_speed.ts";
 import { type Engine, engine, type MatchCostTimers, timeMatchCost } from "./matcher_ab.ts";
+import { initAudioEngine } from "../audio/pipeline.ts";
 
 interface Message {
   timeNs: bigint;
@@ -64,10 +66,15 @@ async function main(): Promise<void> {
   const only = oi >= 0 ? Deno.args[oi + 1] : undefined;
   if (args.length < 1) {
     throw new Error(
-      "usage: match_cost_ab.ts BEFORE_DIR [AFTER_DIR] [--seconds S] [--rounds N] [--only NAME]",
+      "usage: match_cost_ab.ts BEFORE_DIR [AFTER_DIR ...] [--seconds S] [--rounds N] [--only NAME]",
     );
   }
-  const all = [await engine("before", args[0]!), await engine("after", args[1] ?? ".")];
+  // The signatures are built with this checkout's modules, which need their own initialisation when this
+  // checkout is not one of the engines.
+  await initAudioEngine();
+  const all = args.length === 1
+    ? [await engine("before", args[0]!), await engine("after", ".")]
+    : await Promise.all(args.map((dir) => engine(dir.replace(/\/$/, ""), dir)));
   const engines = all.filter((e) => only === undefined || e.name === only);
   const seconds = opt("--seconds", 120);
   const a = await speech(Math.max(seconds, 400), 0);

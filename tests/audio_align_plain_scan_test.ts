@@ -159,6 +159,9 @@ Deno.test("envelope search: scoring only the shifts the scan cannot rule out ans
           const fresh = envelopeShift(tgt, env, center, range, new EnvelopeScratch())!;
           strictEqual(fresh.shift, r.shift);
           strictEqual(fresh.corr, r.corr);
+          // Every shift's score, whichever window levels the reused scratch kept (before, after or around the
+          // new span) and whichever squares it summed for the rest.
+          for (let d = -range; d <= range; d += 5) strictEqual(r.corrAt(d), fresh.corrAt(d), `shift ${d}`);
           compared++;
           if (want.alt !== undefined) alts++;
         }

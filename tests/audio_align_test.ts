@@ -96,3 +96,81 @@ Deno.test("envelopeShift: gain does not matter and a 150-sample shift is found",
   ok(r.corr > 0.8, `corr ${r.corr}`);
   strictEqual(envelopeShift(quiet.ring, env, 100, ALIGN_RANGE, new EnvelopeScratch()), undefined, "not held");
 });
+
+/** The fingerprint-only search as align.ts states it, every frame analysed afresh: the shift it picks. */
+function referenceShift(ring: SampleRing, store: FrameStore, fp: Uint32Array, coarse: number): number {
+  const an = new FrameAnalyzer();
+  const { hop } = FP_PARAMS;
+  const n = fp.length, w = Math.min(48, n);
+  let bestStart = 0, bestScore = -Infinity;
+  for (let j0 = 0; j0 + w <= n; j0++) {
+    let sc = 0;
+    for (let j = j0; j < j0 + w; j++) {
+      sc += store.has(coarse + j, 1) ? Math.max(0, store.energy[(coarse + j) & store.mask]! + 80) : 0;
+    }
+    if (sc > bestScore) [bestScore, bestStart] = [sc, j0];
+  }
+  const soft = (origin: number): number => {
+    let prev = new Float64Array(33), cur = new Float64Array(33);
+    an.analyze(ring, origin + (bestStart - 1) * hop, prev);
+    let total = 0, frames = 0;
+    for (let j = bestStart; j < bestStart + w; j++) {
+      an.analyze(ring, origin + j * hop, cur);
+      let num = 0, den = 0;
+      for (let m = 0; m < 32; m++) {
+        const d = cur[m]! - cur[m + 1]! - (prev[m]! - prev[m + 1]!);
+        num += (fp[j]! >>> (31 - m)) & 1 ? d : -d;
+        den += d < 0 ? -d : d;
+      }
+      if (den > 0) [total, frames] = [total + num / den, frames + 1];
+      [prev, cur] = [cur, prev];
+    }
+    return frames ? total / frames : -1;
+  };
+  const cache = new Map<number, number>();
+  const at = (s: number) => cache.get(s) ?? cache.set(s, soft(coarse * hop + s)).get(s)!;
+  const range = ALIGN_RANGE, step0 = hop / 4;
+  let best = 0;
+  for (let s = -range; s <= range; s += step0) if (at(s) > at(best)) best = s;
+  for (let step = step0 >> 1; step >= 1; step >>= 1) {
+    let next = best;
+    for (const s of [best - step, best + step]) if (s >= -range && s <= range && at(s) > at(next)) next = s;
+    best = next;
+  }
+  for (let moved = true, guard = 0; moved && guard < 8; guard++) {
+    moved = false;
+    for (const s of [best - 1, best + 1]) {
+      if (s >= -range && s <= range && at(s) > at(best)) [best, moved] = [s, true];
+    }
+  }
+  return best;
+}
+
+Deno.test("fingerprint-only alignment analyses each coarse frame once and picks the shift of the plain search", () => {
+  const x = samples("speech_8k.ul");
+  const src = analysed(x);
+  /** Counts analyses per position. */
+  class Spy extends FrameAnalyzer {
+    readonly seen = new Map<number, number>();
+    override analyze(ring: SampleRing, pos: number, out: Float64Array): number {
+      this.seen.set(pos, (this.seen.get(pos) ?? 0) + 1);
+      return super.analyze(ring, pos, out);
+    }
+  }
+  // One aligner for all, as a process has: what its memo holds from one alignment must not reach the next.
+  const spy = new Spy();
+  const al = new FineAligner(spy);
+  for (const lead of [37, 1234]) {
+    const tgt = analysed(shifted(x, lead));
+    for (const n of ANCHORS.slice(0, 4)) {
+      spy.seen.clear();
+      const coarse = Math.round((n * HOP + lead) / HOP) + (n % 3) - 1;
+      const fp = src.store.bits.slice(n, n + 128);
+      const f = al.align(tgt.ring, tgt.store, fp, undefined, undefined, coarse)!;
+      strictEqual(f.shift, referenceShift(tgt.ring, tgt.store, fp, coarse), `lead ${lead} anchor ${n}`);
+      // Before the aligned grid's BER (24 frames and their previous ones), the search analysed no position twice.
+      const repeated = [...spy.seen.values()].filter((c) => c > 1).length;
+      ok(repeated <= 48, `lead ${lead} anchor ${n}: ${repeated} positions analysed more than once`);
+    }
+  }
+});

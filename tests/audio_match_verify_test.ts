@@ -12,7 +12,14 @@ import {
   requiredZ,
   SHORT_BLOCK_FRAMES,
 } from "../audio/match/thresholds.ts";
-import { SPLIT_MIN_FRACTION, Splitter } from "../audio/match/split.ts";
+import {
+  MIN_PREFIX_FRAMES,
+  SPLIT_MAX_SHIFT,
+  SPLIT_MIN_FRACTION,
+  SPLIT_PART_Z,
+  Splitter,
+} from "../audio/match/split.ts";
+import { frameErrors, significance } from "../audio/match/score.ts";
 import {
   type CoarseMatch,
   emptyMatcherStats,
@@ -420,4 +427,72 @@ Deno.test("continuity credit: a match accepted on the credit vouches for no othe
   ok(w.verify(strong.sigs[0]!, 100));
   ok(w.verify(strong.sigs[1]!, 600));
   strictEqual(w.verify(strong.sigs[2]!, 900)?.frame, 900);
+});
+
+/** The best split as split.ts states it, each candidate's evidence summed afresh from the per-frame terms. */
+function referenceSplit(
+  b: Block,
+  best: number,
+): { a: number; b: number; k: number; ber: number; z: number } | undefined {
+  const fp = b.sig.fingerprint, n = fp.length;
+  const terms = (s: number) => {
+    const e = new Float64Array(n), w = new Float64Array(n), q = new Float64Array(n);
+    frameErrors(fp, b.sig.mask, b.store, s, e, w, q);
+    return { e, w, q };
+  };
+  let out: { a: number; b: number; k: number; ber: number; z: number } | undefined;
+  for (let d = 1; d <= SPLIT_MAX_SHIFT; d++) {
+    for (const a of [best, best + d]) {
+      const p = terms(a), s = terms(a - d);
+      let sufEv = 0;
+      for (let j = 0; j < n; j++) sufEv += 0.5 * s.w[j]! - s.e[j]!;
+      let preEv = 0, preFrames = 0, bestEv = -Infinity, bestK = -1;
+      for (let k = 0; k < n; k++) {
+        preEv += 0.5 * p.w[k]! - p.e[k]!;
+        sufEv -= 0.5 * s.w[k]! - s.e[k]!;
+        if (p.w[k]! > 0) preFrames++;
+        if (preFrames >= MIN_PREFIX_FRAMES && preEv + sufEv > bestEv && sufEv > 0) {
+          [bestEv, bestK] = [preEv + sufEv, k];
+        }
+      }
+      if (bestK < 0) continue;
+      const sum = (x: Float64Array, from: number, to: number) =>
+        x.subarray(from, to).reduce((t, v) => t + v, 0);
+      const pe = sum(p.e, 0, bestK + 1), pw = sum(p.w, 0, bestK + 1), pq = sum(p.q, 0, bestK + 1);
+      const se = sum(s.e, bestK + 1, n), sw = sum(s.w, bestK + 1, n), sq = sum(s.q, bestK + 1, n);
+      if (pw <= 0 || sw <= 0) continue;
+      if (significance(pe / pw, pw, pq) < SPLIT_PART_Z || significance(se / sw, sw, sq) < SPLIT_PART_Z) {
+        continue;
+      }
+      const ber = (pe + se) / (pw + sw);
+      const z = significance(ber, pw + sw, pq + sq);
+      if (!out || z > out.z) out = { a, b: a - d, k: bestK, ber, z };
+    }
+  }
+  return out;
+}
+
+Deno.test("split search: the best split is the one of every candidate's evidence summed afresh, to the bit", () => {
+  let found = 0;
+  for (let seed = 1; seed <= 12; seed++) {
+    for (const [k, lost] of [[40, 1], [70, 3], [100, 6], [20, 8]] as const) {
+      const b = block(
+        128,
+        900 + 60 * seed,
+        (j) => (j <= k ? AT + j : j <= k + lost ? undefined : AT - lost + j),
+        seed,
+      );
+      for (const best of [AT - 1, AT, AT + 2]) {
+        const got = new Splitter().best(b.sig, best, b.store);
+        const want = referenceSplit(b, best);
+        strictEqual(got?.a, want?.a);
+        strictEqual(got?.b, want?.b);
+        strictEqual(got?.k, want?.k);
+        strictEqual(got?.ber, want?.ber);
+        strictEqual(got?.z, want?.z);
+        if (want) found++;
+      }
+    }
+  }
+  ok(found >= 50, `${found} splits compared`);
 });

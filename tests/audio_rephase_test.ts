@@ -1,5 +1,5 @@
 import { ok, strictEqual } from "node:assert/strict";
-import { INSTANT_OFFSET } from "../audio/align/align.ts";
+import { ALIGN_RANGE, FineAligner, INSTANT_OFFSET } from "../audio/align/align.ts";
 import { MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
 import { EnvelopeScratch, envelopeShift, sourceEnvelope } from "../audio/align/level_envelope.ts";
 import { Fingerprinter, FP_PARAMS, FrameAnalyzer, FrameStore } from "../audio/fingerprint/fingerprint.ts";
@@ -199,4 +199,77 @@ Deno.test("rephase and the envelope search recompute what read samples that aged
   const recomputed = envelopeShift(ring, late.levelEnvelope!, center, 400, new EnvelopeScratch())!;
   strictEqual(kept.shift, recomputed.shift);
   strictEqual(kept.corr, recomputed.corr);
+});
+
+Deno.test("rephase reads through one has() the samples of every frame it computes, and only those", () => {
+  const x = samples("speech_8k.ul");
+  const src = analysed(x);
+  const lead = 90;
+  const y = new Float32Array(x.length + lead);
+  y.set(x, lead);
+  /** A ring that records the ranges readers declare (a cold range is decoded only by has()). */
+  class Spy extends SampleRing {
+    calls: [number, number][] = [];
+    override has(from: number, n: number): boolean {
+      this.calls.push([from, from + n]);
+      return super.has(from, n);
+    }
+  }
+  const ring = new Spy(1 << 17, { hotSamples: 4096 });
+  const n = 40;
+  const sig = signatureAt(src, n);
+  const coarse = Math.round((n * HOP + lead) / HOP);
+  const rp = new Rephaser(new FrameAnalyzer(), BLOCK);
+  let computedFrom = -Infinity;
+  // The block's end arrives between the two runs: the second computes the frames after the first's.
+  const cut = (coarse + BLOCK + 4) * HOP;
+  ring.write(0, y.subarray(0, cut), 0);
+  for (const frame of [coarse, coarse + 1]) {
+    if (frame > coarse) ring.write(cut, y.subarray(cut), 0);
+    ring.calls = [];
+    const r = rp.run(ring, sig, frame)!;
+    ok(r, `run at ${frame}`);
+    // Frames from computedFrom on were computed by this run (the first computes all, the next the new ones).
+    const first = Math.max(r.store.start, computedFrom);
+    const lo = (first - 1) * HOP + r.offset, hi = (r.store.end - 1) * HOP + r.offset + FP_PARAMS.frame;
+    ok(r.store.end - first > 4, `frames ${first}..${r.store.end} computed`);
+    ok(ring.calls.some(([a, b]) => a <= lo && b >= hi), `frames ${first}..${r.store.end} declared`);
+    // Frames reused from the last run are not declared again (their samples are not read).
+    const whole = (r.store.start - 1) * HOP + r.offset;
+    if (computedFrom > -Infinity) ok(!ring.calls.some(([a, b]) => a <= whole && b >= hi), "no re-read");
+    computedFrom = r.store.end;
+  }
+});
+
+Deno.test("a re-scoring and a fine alignment sharing one envelope scratch answer as with their own", () => {
+  const x = samples("speech_8k.ul");
+  const src = analysed(x);
+  const tgt = analysed(x, 90);
+  const scratch = new EnvelopeScratch();
+  const rp = new Rephaser(new FrameAnalyzer(), BLOCK, scratch);
+  const al = new FineAligner(new FrameAnalyzer(), scratch);
+  const a = signatureAt(src, 40), b = signatureAt(src, 250);
+  const at = (n: number) => Math.round((n * HOP + 90) / HOP);
+  let kept = 0;
+  // Interleaved as a stream's verifications and alignments come: the same signature after a re-scoring of it
+  // or of another one.
+  for (const [sig, n] of [[a, 40], [b, 250], [a, 40], [a, 40], [b, 250], [b, 250]] as const) {
+    const frame = at(n);
+    const generation = scratch.sources.generation;
+    const r = rp.run(tgt.ring, sig, frame)!;
+    const fresh = new Rephaser(new FrameAnalyzer(), BLOCK).run(tgt.ring, sig, frame)!;
+    strictEqual(r.frame, fresh.frame);
+    strictEqual(r.offset, fresh.offset);
+    const afterRephase = scratch.sources.generation;
+    const args = [sig.fingerprint, sig.mask, sig.levelEnvelope, frame, ALIGN_RANGE, ALIGN_RANGE] as const;
+    const got = al.align(tgt.ring, tgt.store, ...args)!;
+    const own = new FineAligner(new FrameAnalyzer()).align(tgt.ring, tgt.store, ...args)!;
+    strictEqual(got.sample, own.sample);
+    strictEqual(got.shift, own.shift);
+    strictEqual(got.ber, own.ber);
+    // The alignment of the signature just re-scored keeps the re-scoring's source sides and kernels.
+    strictEqual(scratch.sources.generation, afterRephase);
+    if (afterRephase === generation) kept++;
+  }
+  strictEqual(kept, 2);
 });

@@ -76,11 +76,17 @@ export interface Alignment {
 export class FineAligner {
   readonly #an: FrameAnalyzer;
   readonly #bands: Float64Array[];
-  readonly #env = new EnvelopeScratch();
+  readonly #env: EnvelopeScratch;
+  /** Band energies of the coarse pass's frames by position (see {@link FrameMemo}). */
+  readonly #memo = new FrameMemo();
 
-  /** Uses `analyzer`'s parameters (must be the fingerprint's). */
-  constructor(analyzer: FrameAnalyzer) {
+  /**
+   * Uses `analyzer`'s parameters (must be the fingerprint's). `envelope`: the envelope search's scratch, which
+   * may be shared with a {@link Rephaser} used one call at a time (what it keeps is keyed by ring and levels).
+   */
+  constructor(analyzer: FrameAnalyzer, envelope: EnvelopeScratch = new EnvelopeScratch()) {
     this.#an = analyzer;
+    this.#env = envelope;
     this.#bands = Array.from({ length: 2 }, () => new Float64Array(BANDS));
   }
 
@@ -164,7 +170,15 @@ export class FineAligner {
     const first = base - range + (bestStart - 1) * hop;
     const end = base + range + (bestStart + w - 1) * hop + frame;
     if (!ring.has(first, end - first)) return undefined;
-    const score = (shift: number) => this.#soft(ring, fp, mask, base + shift, bestStart, w);
+    const coarseStep = Math.max(1, Math.floor(hop / 4));
+    // The coarse pass's shifts a hop apart read the same frames (frame j + 1 of one is frame j of the next):
+    // each position is analysed once. Positions lie on the coarse step's grid from the first frame of the lowest
+    // shift to the last of the highest.
+    const memo = hop % coarseStep === 0 ? this.#memo : undefined;
+    memo?.reset(first, coarseStep, Math.floor((end - frame - first) / coarseStep) + 1);
+    let useMemo = true;
+    const score = (shift: number) =>
+      this.#soft(ring, fp, mask, base + shift, bestStart, w, useMemo ? memo : undefined);
     const cache = new Map<number, number>();
     const at = (shift: number) => {
       let v = cache.get(shift);
@@ -175,8 +189,9 @@ export class FineAligner {
       return v;
     };
     let best = 0;
-    const coarseStep = Math.max(1, Math.floor(hop / 4));
     for (let s = -range; s <= range; s += coarseStep) if (at(s) > at(best)) best = s;
+    // The refinement's shifts are off the coarse grid (they would only miss the memo).
+    useMemo = false;
     for (let step = coarseStep >> 1; step >= 1; step >>= 1) {
       let next = best;
       for (const s of [best - step, best + step]) {
@@ -200,7 +215,21 @@ export class FineAligner {
     return { sample, by: "fingerprint", shift: best, ber };
   }
 
-  /** Mean per-frame soft agreement of frames [j0, j0+w) on the grid whose frame 0 starts at `origin`. */
+  /** Band energies of the frame at `pos`: from `memo` when it covers the position, else into `spare`. */
+  #frameAt(ring: SampleRing, pos: number, spare: Float64Array, memo: FrameMemo | undefined): Float64Array {
+    const v = memo?.at(pos);
+    if (v === undefined) {
+      this.#an.analyze(ring, pos, spare);
+      return spare;
+    }
+    if (!memo!.have(pos)) this.#an.analyze(ring, pos, v);
+    return v;
+  }
+
+  /**
+   * Mean per-frame soft agreement of frames [j0, j0+w) on the grid whose frame 0 starts at `origin`; frames
+   * `memo` covers are taken from it (the same analyses).
+   */
   #soft(
     ring: SampleRing,
     fp: Uint32Array,
@@ -208,15 +237,16 @@ export class FineAligner {
     origin: number,
     j0: number,
     w: number,
+    memo?: FrameMemo,
   ): number {
     const hop = this.#an.params.hop;
-    let prev = this.#bands[0]!;
-    let cur = this.#bands[1]!;
-    this.#an.analyze(ring, origin + (j0 - 1) * hop, prev);
+    const b0 = this.#bands[0]!, b1 = this.#bands[1]!;
+    let prev = this.#frameAt(ring, origin + (j0 - 1) * hop, b0, memo);
+    let cur: Float64Array;
     let total = 0;
     let frames = 0;
     for (let j = j0; j < j0 + w; j++) {
-      this.#an.analyze(ring, origin + j * hop, cur);
+      cur = this.#frameAt(ring, origin + j * hop, prev === b0 ? b1 : b0, memo);
       if (!isMasked(mask, j)) {
         const bits = fp[j]!;
         let num = 0, den = 0;
@@ -231,9 +261,7 @@ export class FineAligner {
           frames++;
         }
       }
-      const t = prev;
       prev = cur;
-      cur = t;
     }
     return frames ? total / frames : -1;
   }
@@ -271,5 +299,47 @@ export class FineAligner {
       frames++;
     }
     return frames ? errors / (frames * SUBFP_BITS) : NaN;
+  }
+}
+
+/**
+ * Band energies of frames at positions `lo + k·step` (k < count), each analysed on first use: one alignment's
+ * coarse pass (its samples do not change during it).
+ */
+export class FrameMemo {
+  #bands = new Float64Array(0);
+  #views: Float64Array[] = [];
+  #have = new Uint8Array(0);
+  #lo = 0;
+  #step = 1;
+  #count = 0;
+
+  /** Forgets every frame; covers `count` positions from `lo`, `step` apart. */
+  reset(lo: number, step: number, count: number): void {
+    if (this.#views.length < count) {
+      this.#bands = new Float64Array(count * BANDS);
+      this.#views = Array.from({ length: count }, (_, k) => this.#bands.subarray(k * BANDS, (k + 1) * BANDS));
+      this.#have = new Uint8Array(count);
+    }
+    this.#have.fill(0, 0, count);
+    this.#lo = lo;
+    this.#step = step;
+    this.#count = count;
+  }
+
+  /** The slot of position `pos` (undefined: not covered). */
+  at(pos: number): Float64Array | undefined {
+    const d = pos - this.#lo;
+    if (d < 0 || d % this.#step !== 0) return undefined;
+    const k = d / this.#step;
+    return k < this.#count ? this.#views[k] : undefined;
+  }
+
+  /** Whether the frame at covered position `pos` was analysed since the reset (and marks it as analysed). */
+  have(pos: number): boolean {
+    const k = (pos - this.#lo) / this.#step;
+    if (this.#have[k] === 1) return true;
+    this.#have[k] = 1;
+    return false;
   }
 }

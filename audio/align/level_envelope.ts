@@ -54,15 +54,18 @@ export function agedSince(ring: SampleRing, then: number, from: number, to: numb
   return now !== then && from < now && to > then;
 }
 
-/** Fills `prefix[0..n]` with running sums of squares of ring samples [from, from + n). */
-function prefixSquares(ring: SampleRing, from: number, n: number, prefix: Float64Array): void {
+/**
+ * Fills `prefix[at..at + n]` with running sums of squares of ring samples [from, from + n), from 0. The sums are
+ * integers below 2^53, so a window's difference is the same wherever the sums start.
+ */
+function prefixSquares(ring: SampleRing, from: number, n: number, prefix: Float64Array, at = 0): void {
   const data = ring.data, mask = ring.mask;
-  prefix[0] = 0;
+  prefix[at] = 0;
   let acc = 0;
   for (let i = 0; i < n; i++) {
     const v = data[(from + i) & mask]!;
     acc += v * v;
-    prefix[i + 1] = acc;
+    prefix[at + i + 1] = acc;
   }
 }
 
@@ -240,7 +243,6 @@ export function envelopeShift(
     scratch.upMax = new Float64Array(positions);
     scratch.downMax = new Float64Array(positions);
   }
-  prefixSquares(ring, from, n, scratch.prefix);
   const db = scratch.db;
   // A window's level is a function of its samples alone (their squares are integers, so the prefix sums'
   // differences are exact wherever the sums start), and a ring never rewrites a sample except once, when it
@@ -259,8 +261,17 @@ export function envelopeShift(
       keptTo = hi - from;
     }
   }
-  for (let i = 0; i < keptFrom; i++) db[i] = windowDb(scratch.prefix, i);
-  for (let i = keptTo > keptFrom ? keptTo : 0; i < positions; i++) db[i] = windowDb(scratch.prefix, i);
+  // Squares summed only where windows are computed: before the kept ones and after them.
+  const prefix = scratch.prefix;
+  if (keptTo > keptFrom) {
+    if (keptFrom > 0) prefixSquares(ring, from, keptFrom - 1 + ENV_WINDOW, prefix);
+    for (let i = 0; i < keptFrom; i++) db[i] = windowDb(prefix, i);
+    if (keptTo < positions) prefixSquares(ring, from + keptTo, n - keptTo, prefix, keptTo);
+    for (let i = keptTo; i < positions; i++) db[i] = windowDb(prefix, i);
+  } else {
+    prefixSquares(ring, from, n, prefix);
+    for (let i = 0; i < positions; i++) db[i] = windowDb(prefix, i);
+  }
   scratch.dbRing = ring;
   scratch.dbFinal = ring.finalBefore;
   scratch.dbFrom = from;
@@ -275,14 +286,15 @@ export function envelopeShift(
   // max(downMax[d], upMax[d + (ENV_VALUES - 1)·ENV_HOP]). Exactly the maximum of the values, in O(positions).
   const upMax = scratch.upMax, downMax = scratch.downMax;
   const block = ENV_VALUES * ENV_HOP;
-  for (let k = 0; k < positions; k++) {
+  // The block's first ENV_HOP positions start their strides (the `k % block >= ENV_HOP` test, as a counter).
+  for (let k = 0, r = 0; k < positions; k++, r = r + 1 === block ? 0 : r + 1) {
     const v = db[k]!;
-    upMax[k] = k % block >= ENV_HOP && upMax[k - ENV_HOP]! >= v ? upMax[k - ENV_HOP]! : v;
+    upMax[k] = r >= ENV_HOP && upMax[k - ENV_HOP]! >= v ? upMax[k - ENV_HOP]! : v;
   }
-  for (let k = positions - 1; k >= 0; k--) {
+  for (let k = positions - 1, r = (k + ENV_HOP) % block; k >= 0; k--, r = r === 0 ? block - 1 : r - 1) {
     const v = db[k]!;
     const up = k + ENV_HOP;
-    downMax[k] = up < positions && up % block >= ENV_HOP && downMax[up]! >= v ? downMax[up]! : v;
+    downMax[k] = up < positions && r >= ENV_HOP && downMax[up]! >= v ? downMax[up]! : v;
   }
   const sDb = new Float64Array(ENV_VALUES);
   for (let i = 0; i < ENV_VALUES; i++) sDb[i] = levelDb(levels[i]!);

@@ -98,6 +98,8 @@ export class PlainScan {
   readonly #series = [new Series(), new Series()];
   /** Kernels by clamp and size, kept while the source stays the same (`sourceGeneration` of {@link scan}). */
   readonly #kernels = new Map<number, Kernel>();
+  /** Kernels dropped with their source, whose arrays the next ones take (no allocation per signature). */
+  readonly #free: Kernel[] = [];
   #generation = NaN;
   #n = 0;
   #cos = new Float64Array(0);
@@ -133,6 +135,7 @@ export class PlainScan {
     sourceGeneration = NaN,
   ): void {
     if (!(sourceGeneration === this.#generation) || this.#kernels.size > MAX_KERNELS) {
+      for (const k of this.#kernels.values()) if (this.#free.length <= MAX_KERNELS) this.#free.push(k);
       this.#kernels.clear();
       this.#generation = sourceGeneration;
     }
@@ -165,11 +168,11 @@ export class PlainScan {
       let n = 1;
       while (n < Math.max(...lens)) n <<= 1;
       this.#ensure(n);
-      const ks = pair.map((g, q) => {
+      pair.forEach((g, q) => {
         const j0 = g[0]!;
         this.#series[q]!.fill(db, ds[j0]!, hop, lens[q]!, floors[j0]!, this.#span);
-        return this.#kernel(rels[j0]!, n, source);
       });
+      const ks = this.#kernelPair(rels[pair[0]![0]!]!, pair[1] ? rels[pair[1][0]!]! : undefined, n, source);
       this.#correlate(ks[0]!, ks[1]);
       pair.forEach((g, q) => this.#finish(g, ds, q, ks[q]!, out));
     }
@@ -205,19 +208,72 @@ export class PlainScan {
     }
   }
 
-  /** The spectrum of the source residual's middle values (the full-window ones) for clamp `rel`, size `n`. */
-  #kernel(rel: number, n: number, source: (rel: number) => SourceResidual): Kernel {
-    const key = rel * 4096 + n;
-    let k = this.#kernels.get(key);
-    if (k && Object.is(k.rel, rel) && k.re.length === n) return k;
-    const src = source(rel);
+  /** The kernel for clamp `rel` and size `n`, if kept. */
+  #kept(rel: number, n: number): Kernel | undefined {
+    const k = this.#kernels.get(rel * 4096 + n);
+    return k && Object.is(k.rel, rel) && k.re.length === n ? k : undefined;
+  }
+
+  /**
+   * A kernel for clamp `rel`, size `n`, with the source side copied and its middle values (the full-window
+   * ones) in `re` (im zeroed), not yet transformed; kept under its key.
+   */
+  #start(rel: number, n: number, source: (rel: number) => SourceResidual): Kernel {
     const m = this.#m, span = this.#span;
-    const re = new Float64Array(n), im = new Float64Array(n);
-    for (let i = span; i < m - span; i++) re[i - span] = src.x[i]!;
-    this.#fft(re, im);
-    k = { rel, x: Float64Array.from(src.x), sSum: src.sSum, sSq: src.sSq, re, im };
-    this.#kernels.set(key, k);
+    let k = this.#free.pop();
+    if (!k || k.re.length !== n) {
+      k = { rel, x: new Float64Array(m), sSum: 0, sSq: 0, re: new Float64Array(n), im: new Float64Array(n) };
+    }
+    const src = source(rel);
+    k.rel = rel;
+    k.x.set(src.x);
+    k.sSum = src.sSum;
+    k.sSq = src.sSq;
+    k.re.fill(0);
+    k.im.fill(0);
+    for (let i = span; i < m - span; i++) k.re[i - span] = src.x[i]!;
+    this.#kernels.set(rel * 4096 + n, k);
     return k;
+  }
+
+  /**
+   * The spectra of the source residual's middle values for clamps `a` and `b` (none: one kernel), size `n`:
+   * kept ones as they are; two new ones by one complex FFT of both (a real and b imaginary), separated by
+   * symmetry as in {@link #correlate}; the rounding differs from one FFT each by far less than SCAN_TOLERANCE.
+   */
+  #kernelPair(
+    a: number,
+    b: number | undefined,
+    n: number,
+    source: (rel: number) => SourceResidual,
+  ): [Kernel, Kernel | undefined] {
+    let ka = this.#kept(a, n);
+    let kb = b === undefined ? undefined : Object.is(a, b) ? ka : this.#kept(b, n);
+    if (!ka && b !== undefined && !kb && !Object.is(a, b)) {
+      ka = this.#start(a, n, source);
+      kb = this.#start(b, n, source);
+      const zr = this.#wr, zi = this.#wi;
+      zr.set(ka.re);
+      zi.set(kb.re);
+      this.#fft(zr, zi);
+      for (let k = 0; k < n; k++) {
+        const nk = (n - k) & (n - 1);
+        ka.re[k] = (zr[k]! + zr[nk]!) / 2;
+        ka.im[k] = (zi[k]! - zi[nk]!) / 2;
+        kb.re[k] = (zi[k]! + zi[nk]!) / 2;
+        kb.im[k] = -(zr[k]! - zr[nk]!) / 2;
+      }
+      return [ka, kb];
+    }
+    if (!ka) {
+      ka = this.#start(a, n, source);
+      this.#fft(ka.re, ka.im);
+    }
+    if (b !== undefined && !kb) {
+      kb = Object.is(a, b) ? ka : this.#start(b, n, source);
+      if (kb !== ka) this.#fft(kb.re, kb.im);
+    }
+    return [ka, kb];
   }
 
   /**

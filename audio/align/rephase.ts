@@ -39,7 +39,7 @@ export interface Rephased {
 /** Recomputes blocks on shifted grids for one target stream (reusable scratch; not re-entrant). */
 export class Rephaser {
   readonly #an: FrameAnalyzer;
-  readonly #env = new EnvelopeScratch();
+  readonly #env: EnvelopeScratch;
   readonly #store: FrameStore;
   #prev: Float64Array;
   #cur: Float64Array;
@@ -52,9 +52,13 @@ export class Rephaser {
   /** The ring's {@link SampleRing.finalBefore} when the store's frames were computed. */
   #final = 0;
 
-  /** Uses `analyzer`'s parameters (the stream's fingerprint). `maxFrames`: longest block plus padding. */
-  constructor(analyzer: FrameAnalyzer, maxFrames: number) {
+  /**
+   * Uses `analyzer`'s parameters (the stream's fingerprint). `maxFrames`: longest block plus padding.
+   * `envelope`: the envelope search's scratch, which may be shared with a FineAligner (see align.ts).
+   */
+  constructor(analyzer: FrameAnalyzer, maxFrames: number, envelope: EnvelopeScratch = new EnvelopeScratch()) {
     this.#an = analyzer;
+    this.#env = envelope;
     this.#store = new FrameStore(maxFrames + 2 * REPHASE_PAD + 2);
     this.#prev = new Float64Array(BANDS + 1);
     this.#cur = new Float64Array(BANDS + 1);
@@ -79,7 +83,8 @@ export class Rephaser {
     // skipped by the scoring like missing frames of the stream's own grid.
     const to = Math.min(k + n + REPHASE_PAD, Math.floor((ring.end - offset - len) / hop) + 1);
     // Frame `from` needs its previous frame too.
-    if (to - from < n || !ring.has((from - 1) * hop + offset, (to - from) * hop + len)) return undefined;
+    const first = (from - 1) * hop + offset, size = (to - from) * hop + len;
+    if (to - from < n || !(first >= ring.start && first + size <= ring.end)) return undefined;
     const store = this.#store;
     // A near miss is often verified again a frame later, and the envelope puts it on the same grid: the frames
     // the last run computed on that grid (the same samples: a ring never rewrites one, except once when it ages
@@ -96,6 +101,8 @@ export class Rephaser {
       store.push(store.bits[i]!, store.weak[i]!, store.energy[i]!, store.strong[i]!);
     }
     if (f < to) {
+      // Only the samples of the frames computed are read (held by the test above; a cold range is decoded now).
+      ring.has((f - 1) * hop + offset, (to - f) * hop + len);
       if (this.#prevFrame !== f - 1) this.#an.analyze(ring, (f - 1) * hop + offset, this.#prev);
       for (; f < to; f++) {
         const energy = this.#an.analyze(ring, f * hop + offset, this.#cur);

@@ -68,7 +68,7 @@ export function splitZ(split: SplitScore, used: number, gapAt: VerifyContext["ga
 /**
  * Per-frame errors, weights and squared weights of the block at each alignment best − SPLIT_MAX_SHIFT .. best +
  * SPLIT_MAX_SHIFT, the 17 that the 16 candidate splits read (each up to four times: computed once, not 32
- * times): scratch of every Splitter in the process (105 KB), as {@link Splitter.best} runs to its end without
+ * times): scratch of every Splitter in the process (105 KB; 140 KB with VO below), as {@link Splitter.best} runs to its end without
  * yielding.
  */
 const OFFSETS = 2 * SPLIT_MAX_SHIFT + 1;
@@ -77,6 +77,13 @@ const views = (a: Float64Array) =>
 const EO = views(new Float64Array(OFFSETS * 256));
 const WO = views(new Float64Array(OFFSETS * 256));
 const QO = views(new Float64Array(OFFSETS * 256));
+/**
+ * Per-frame evidence w/2 − e at each alignment and its sum over the block: each alignment is a suffix of up to
+ * nine candidate splits and a prefix of up to eight, which read the same numbers (computed once each, in the
+ * same order, so the same sums).
+ */
+const VO = views(new Float64Array(OFFSETS * 256));
+const TOTAL = new Float64Array(OFFSETS);
 
 /** Finds the best split of a block (scratch shared by the process; not re-entrant). */
 export class Splitter {
@@ -89,7 +96,15 @@ export class Splitter {
     const fp = sig.fingerprint;
     const n = fp.length;
     for (let o = 0; o < OFFSETS; o++) {
-      frameErrors(fp, sig.mask, store, best - SPLIT_MAX_SHIFT + o, EO[o]!, WO[o]!, QO[o]!);
+      const e = EO[o]!, w = WO[o]!, v = VO[o]!;
+      frameErrors(fp, sig.mask, store, best - SPLIT_MAX_SHIFT + o, e, w, QO[o]!);
+      let total = 0;
+      for (let j = 0; j < n; j++) {
+        const x = 0.5 * w[j]! - e[j]!;
+        v[j] = x;
+        total += x;
+      }
+      TOTAL[o] = total;
     }
     let out: SplitScore | undefined;
     for (let d = 1; d <= SPLIT_MAX_SHIFT; d++) {
@@ -97,12 +112,12 @@ export class Splitter {
         const b = a - d;
         const oa = a - best + SPLIT_MAX_SHIFT, ob = b - best + SPLIT_MAX_SHIFT;
         const e1 = EO[oa]!, w1 = WO[oa]!, q1 = QO[oa]!, e2 = EO[ob]!, w2 = WO[ob]!, q2 = QO[ob]!;
-        let sufEv = 0;
-        for (let j = 0; j < n; j++) sufEv += 0.5 * w2[j]! - e2[j]!;
+        const v1 = VO[oa]!, v2 = VO[ob]!;
+        let sufEv = TOTAL[ob]!;
         let preEv = 0, preFrames = 0, bestEv = -Infinity, bestK = -1;
         for (let k = 0; k < n; k++) {
-          preEv += 0.5 * w1[k]! - e1[k]!;
-          sufEv -= 0.5 * w2[k]! - e2[k]!;
+          preEv += v1[k]!;
+          sufEv -= v2[k]!;
           if (w1[k]! > 0) preFrames++;
           if (preFrames >= MIN_PREFIX_FRAMES && preEv + sufEv > bestEv && sufEv > 0) {
             bestEv = preEv + sufEv;
