@@ -119,6 +119,14 @@ const LEVELS = Int32Array.from(
   (_, k) => ((2 * (k & 7) + 1) * STEPS[k >> 3]!) >> 3,
 );
 
+/** Step index after each (step index, magnitude): IMA's adaptation, clamped to the table. */
+const NEXT = Uint8Array.from(
+  { length: STEPS.length * 8 },
+  (_, k) => Math.max(0, Math.min(MAX_INDEX, (k >> 3) + INDEX_STEP[k & 7]!)),
+);
+/** Largest error magnitude worth quantising at each step index (8 steps: beyond it the code is 7 anyway). */
+const CAPS = Int32Array.from(STEPS, (s) => s << 3);
+
 /** Bytes of a block's header: first value (2, little-endian), start step index (1), two coefficients (1 each). */
 export const HEADER_BYTES = 5;
 
@@ -176,26 +184,34 @@ export function encodeBlock(
   heads[h + 2] = index;
   heads[h + 3] = c1 & 0xff;
   heads[h + 4] = c2 & 0xff;
-  let y1 = first, y2 = first;
+  let y1 = first, y2 = first, ix = index;
+  // The first nibble is unused (zero).
   let byte = 0;
+  const k1 = c1 | 0, k2 = c2 | 0;
   for (let k = 1; k < n; k++) {
-    const p = Math.max(-32768, Math.min(32767, (c1 * y1 + c2 * y2) >> COEF_SHIFT));
+    let p = (k1 * y1 + k2 * y2) >> COEF_SHIFT;
+    if (p > 32767) p = 32767;
+    else if (p < -32768) p = -32768;
     const diff = src[from + k]! - p;
     const sign = diff >> 31;
-    // Errors beyond 8 steps are 7 anyway; capped first so that the product stays an int32 (< 2^22).
-    const m = Math.min(7, (Math.min((diff ^ sign) - sign, STEPS[index]! << 3) * RECIPROCAL[index]!) >> 16);
-    const level = LEVELS[(index << 3) | m]!;
-    const y = Math.max(-32768, Math.min(32767, p + ((level ^ sign) - sign)));
+    let mag = (diff ^ sign) - sign;
+    const cap = CAPS[ix]!;
+    if (mag > cap) mag = cap;
+    let m = (mag * RECIPROCAL[ix]!) >> 16;
+    if (m > 7) m = 7;
+    const j = (ix << 3) | m;
+    let y = p + ((LEVELS[j]! ^ sign) - sign);
+    if (y > 32767) y = 32767;
+    else if (y < -32768) y = -32768;
     y2 = y1;
     y1 = y;
-    index = Math.max(0, Math.min(MAX_INDEX, index + INDEX_STEP[m]!));
+    ix = NEXT[j]!;
     const code = m | (sign & 8);
     if (k & 1) codes[at + (k >> 1)] = byte | (code << 4);
     else byte = code;
   }
-  if (n > 1 && (n & 1) === 0) return;
   // An odd count leaves its last code in the low nibble.
-  if (n > 1) codes[at + (n >> 1)] = byte;
+  if (n > 1 && (n & 1) === 1) codes[at + (n >> 1)] = byte;
 }
 
 /**
@@ -220,13 +236,18 @@ export function decodeBlock(
   if (lo === 0 && hi > 0) out[base & mask] = first;
   let y1 = first, y2 = first;
   for (let k = 1; k < hi; k++) {
-    const code = k & 1 ? codes[at + (k >> 1)]! >> 4 : codes[at + (k >> 1)]! & 15;
-    const p = Math.max(-32768, Math.min(32767, (c1 * y1 + c2 * y2) >> COEF_SHIFT));
-    const level = LEVELS[(index << 3) | (code & 7)]!;
-    const y = Math.max(-32768, Math.min(32767, code & 8 ? p - level : p + level));
+    const byte = codes[at + (k >> 1)]!;
+    const code = k & 1 ? byte >> 4 : byte & 15;
+    let p = (c1 * y1 + c2 * y2) >> COEF_SHIFT;
+    if (p > 32767) p = 32767;
+    else if (p < -32768) p = -32768;
+    const j = (index << 3) | (code & 7);
+    let y = code & 8 ? p - LEVELS[j]! : p + LEVELS[j]!;
+    if (y > 32767) y = 32767;
+    else if (y < -32768) y = -32768;
     y2 = y1;
     y1 = y;
-    index = Math.max(0, Math.min(MAX_INDEX, index + INDEX_STEP[code & 7]!));
+    index = NEXT[j]!;
     if (k >= lo) out[(base + k) & mask] = y;
   }
 }
