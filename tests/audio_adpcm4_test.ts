@@ -1,5 +1,5 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { decodeBlock, encodeBlock, HEADER_BYTES } from "../audio/decode/adpcm4.ts";
+import { decodeBlock, encodeBlock, encodeBlockPair, HEADER_BYTES } from "../audio/decode/adpcm4.ts";
 import { rng } from "./support/rng.ts";
 
 function roundTrip(x: Int16Array): Int16Array {
@@ -128,5 +128,21 @@ Deno.test("adpcm4: codes, headers and decoded values are bit for bit the referen
     decodeBlock(codesA, at, headsA, h, lo, hi, outA, 300, 511);
     ref.decodeBlock(codesA, at, headsA, h, lo, hi, outB, 300, 511);
     deepStrictEqual(outA, outB, `trial ${trial}: decoded [${lo}, ${hi})`);
+    // Two blocks coded together, this one in either lane (the other a noise block: lanes must not leak).
+    const other = Int16Array.from({ length: 256 }, () => Math.round(65535 * rnd() - 32768) >> (trial % 16));
+    const refO = stale.slice().reverse(), refHo = stale.slice(32, 64);
+    ref.encodeBlock(other, 0, n, refO, 3, refHo, 7);
+    for (const thisFirst of [true, false]) {
+      const codesT = stale.slice(), headsT = stale.slice(0, 32);
+      const codesO = stale.slice().reverse(), headsO = stale.slice(32, 64);
+      const lane = (first: boolean) =>
+        first ? [src, from, codesT, at, headsT, h] as const : [other, 0, codesO, 3, headsO, 7] as const;
+      encodeBlockPair(n, ...lane(thisFirst), ...lane(!thisFirst));
+      const where = `trial ${trial}: pair, this block ${thisFirst ? "first" : "second"}`;
+      deepStrictEqual(codesT, codesB, `${where}: its codes`);
+      deepStrictEqual(headsT, headsB, `${where}: its header`);
+      deepStrictEqual(codesO, refO, `${where}: the other's codes`);
+      deepStrictEqual(headsO, refHo, `${where}: the other's header`);
+    }
   }
 });
