@@ -424,3 +424,33 @@ Deno.test("three tiers: every block reads back its own 8-bit values' 4-bit codin
   }
   ok(blocks > 1000 && partial > 0, `${blocks} blocks checked, ${partial} of them aged partly held`);
 });
+
+Deno.test("ring values are Math.round(x · RING_SCALE) clamped to Int16, NaN 0: across float32, at every half", () => {
+  // Float32 bit patterns across the whole range (a prime stride), the float32s next to each value that is a
+  // half in ring units, the infinities and NaN.
+  const f = new Float32Array(1);
+  const bits = new Uint32Array(f.buffer);
+  const xs: number[] = [NaN, Infinity, -Infinity, 0, -0, 1e-45, -1e-45];
+  for (let u = 0; u < 2 ** 32; u += 65_521) {
+    bits[0] = u;
+    xs.push(f[0]!);
+  }
+  for (let k = -65_600; k <= 65_600; k++) {
+    const half = (k + 0.5) / RING_SCALE;
+    f[0] = half;
+    const at = bits[0]!;
+    for (const d of [-2, -1, 0, 1, 2]) {
+      bits[0] = at + d;
+      xs.push(f[0]!);
+    }
+  }
+  const x = Float32Array.from(xs);
+  const ring = new SampleRing(1 << 20);
+  ring.write(0, x, 0);
+  ok(ring.has(0, x.length));
+  for (let i = 0; i < x.length; i++) {
+    const r = Math.round(x[i]! * RING_SCALE);
+    const want = r !== r ? 0 : Math.max(-32768, Math.min(32767, r)) | 0;
+    strictEqual(ring.data[i & ring.mask], want, `x = ${x[i]}`);
+  }
+});

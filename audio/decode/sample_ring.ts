@@ -462,11 +462,18 @@ export class SampleRing {
       let at = this.#end;
       if (src) {
         for (let i = offset + done, e = offset + done + n; i < e; i++, at++) {
-          let v = Math.round(src[i]! * RING_SCALE);
-          // NaN from a broken decoder must not poison the spectrum.
-          if (!(v >= -32768)) v = v !== v ? 0 : -32768;
-          else if (v > 32767) v = 32767;
-          data[at & mask] = v;
+          // Math.round (half up) clamped to Int16, ~2x cheaper: in range, floor(x + 0.5) as the int32
+          // truncation of a positive sum. x + 32768.5 is exact for |x| ≥ 2^-14 (a float32 times 2^13 has no
+          // bits below 2^-37 there); below, it rounds to within 2^-14 of 32768.5, whose floor is x's: 0.
+          const x = src[i]! * RING_SCALE;
+          // NaN from a broken decoder must not poison the spectrum: 0.
+          data[at & mask] = x >= -32768.5 && x < 32767.5
+            ? ((x + 32768.5) | 0) - 32768
+            : x < 0
+            ? -32768
+            : x > 0
+            ? 32767
+            : 0;
         }
       } else {
         for (; at < to; at++) data[at & mask] = 0;

@@ -88,6 +88,8 @@ export class Timeline {
   /** Physical slot of the oldest entry held, and how many are held. */
   #head = 0;
   #count = 0;
+  /** Slots of the columns (their capacity, read on every slot lookup). */
+  #cap = 0;
   /** Entries held before the lookback's first (kept for a follower). */
   #first = 0;
   /** Entries appended so far (the ordinal of the next). */
@@ -290,7 +292,7 @@ export class Timeline {
   /** Physical slot of held entry `r` (0 = oldest held). */
   #slot(r: number): number {
     const s = this.#head + r;
-    const cap = this.#time.capacity;
+    const cap = this.#cap;
     return s >= cap ? s - cap : s;
   }
 
@@ -444,6 +446,7 @@ export class Timeline {
     this.#frames = frames;
     this.#msg = msg;
     this.#nativeBase = nativeBase;
+    this.#cap = fresh;
     this.#head = 0;
   }
 
