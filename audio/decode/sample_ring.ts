@@ -385,7 +385,16 @@ export class SampleRing {
       i = stop;
     }
     coldReadStats.old += Math.max(0, oldTo - from);
-    for (let i = Math.max(from, oldTo); i < Math.min(to, hotFrom); i++) out[i & m] = this.#read(i);
+    // 8-bit: block by block, each block's law and shift looked up once.
+    const codes = this.#codes;
+    for (let i = Math.max(from, oldTo), e = Math.min(to, hotFrom); i < e;) {
+      const b = i >> BLOCK_LOG2, slot = b % this.#blocks;
+      const stop = Math.min(e, (b + 1) << BLOCK_LOG2);
+      const head = this.#heads[slot]!;
+      const dec = (head & HEAD_A ? A : MU).dec, shift = head & HEAD_SHIFT;
+      const at = slot * COLD_BLOCK - (b << BLOCK_LOG2);
+      for (; i < stop; i++) out[i & m] = dec[codes[at + i]!]! << shift;
+    }
     const hot = this.#hot, hm = this.#hotMask;
     for (let i = hotFrom; i < to;) {
       const b = i >> BLOCK_LOG2;
