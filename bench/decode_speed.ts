@@ -1,7 +1,8 @@
 /**
- * Decode-side speed: whole StreamDecoder path (JSON envelope, base64, codec, resample, timeline) and the
- * resampler alone, as multiples of real time per CPU second (the best of five runs). Not a test: timings are
- * printed, never asserted.
+ * Decode-side speed: whole StreamDecoder path (JSON envelope, base64, codec, resample, timeline), the
+ * resampler alone, and a target stream's sample ring (Int16, 8-bit and 4-bit tiers at the pipeline's sizes) fed
+ * 30 s lookbacks of μ-law audio, as multiples of real time per CPU second (the best of five runs). Not a test:
+ * timings are printed, never asserted.
  *
  *   deno run bench/decode_speed.ts [seconds_of_audio=120]
  * @module
@@ -12,6 +13,9 @@ import { type Codec, encodeSamples } from "../audio/decode/codecs.ts";
 import { encodeBase64 } from "../audio/decode/encoding.ts";
 import { Resampler } from "../audio/decode/resample.ts";
 import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
+import { feedRing, SampleRing } from "../audio/decode/sample_ring.ts";
+import { MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
+import { TARGET_HOT_SAMPLES, TARGET_WARM_SAMPLES } from "../audio/pipeline.ts";
 import type { AudioFormat } from "../audio/types.ts";
 
 const seconds = Number(Deno.args[0] ?? 120);
@@ -109,6 +113,24 @@ function resamplerCase(rate: number, chunkMs: number): void {
   );
 }
 
+/** A target stream's ring (30 s lookback) fed the signal as a μ-law tap delivers it, in 20 ms messages. */
+function ringCase(): void {
+  const ul = encodeSamples("mulaw", signal(8000, seconds));
+  const x = Float32Array.from(ul, (c) => MULAW_TO_LINEAR[c]! / 32768);
+  const secs = best(5, () => {
+    const ring = new SampleRing(30 * 8000 + 4096, {
+      hotSamples: TARGET_HOT_SAMPLES,
+      warmSamples: TARGET_WARM_SAMPLES,
+    });
+    for (let off = 0; off < x.length; off += 160) feedRing(ring, off, x.subarray(off, off + 160), () => {});
+  });
+  console.log(
+    `SampleRing (target tiers) fed μ-law in 20 ms messages: ${(seconds / secs).toFixed(0)}x real time ` +
+      `(${((secs / x.length) * 1e9).toFixed(1)} ns/sample)`,
+  );
+}
+
+ringCase();
 resamplerCase(16000, 20);
 resamplerCase(16000, 100);
 resamplerCase(48000, 20);

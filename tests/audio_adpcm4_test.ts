@@ -1,5 +1,5 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { decodeBlock, encodeBlock, HEADER_BYTES } from "../audio/decode/adpcm4.ts";
+import { decodeBlock, encodeBlock, encodeBlockPair, HEADER_BYTES } from "../audio/decode/adpcm4.ts";
 import { rng } from "./support/rng.ts";
 
 function roundTrip(x: Int16Array): Int16Array {
@@ -66,4 +66,83 @@ Deno.test("adpcm4: the block's own predictor codes a resonance far better than w
   const resonance = snrDb(x, roundTrip(x)), noise = snrDb(white, roundTrip(white));
   ok(resonance > 32, `resonance: SNR ${resonance.toFixed(1)} dB`);
   ok(noise > 15 && noise < 25, `white noise: SNR ${noise.toFixed(1)} dB`);
+});
+
+Deno.test("adpcm4: codes, headers and decoded values are bit for bit the reference coder's", async () => {
+  const ref = await import("./support/adpcm4_reference.ts");
+  const rnd = rng(7);
+  // Signals the ring sees and the edges of the coder: silence, speech-like resonances at every level, white
+  // noise, full-scale squares (clamping), a lone spike, and random counts and offsets (odd counts, one value).
+  const kinds = [
+    () => 0,
+    (i: number) => Math.round(20000 * Math.sin(i / 3)),
+    () => Math.round(65535 * rnd() - 32768),
+    (i: number) => (i & 8 ? 32767 : -32768),
+    (i: number) => (i === 100 ? 32767 : 0),
+    // A quiet lead (the smallest step) then full-scale jumps: errors whose quantiser product needs the cap.
+    (i: number) => (i % 64 < 12 ? -32768 : i & 1 ? 32767 : -32768),
+    // A slow full-scale tone: the predictor overshoots past Int16 near its peaks (clamped predictions).
+    (i: number) => Math.max(-32768, Math.min(32767, Math.round(40000 * Math.sin(i / 40)))),
+    (i: number) => (i % 50 < 25 ? 32767 : -32768),
+    // A flat lead on one rail (the smallest step), a jump to the other, a growing fall back: an error of
+    // 65,535 at the smallest step, whose quantiser product needs the cap to stay an int32.
+    (i: number) => {
+      const k = i % 256;
+      return k < 12 ? -32768 : k === 12 ? 32767 : Math.max(-32768, Math.round(-100 * 1.08 ** (k - 12)));
+    },
+    // Exponential growth into a rail: a predictor gain above 1 predicts past it (clamped predictions).
+    (i: number) => Math.min(32767, Math.round(32767 * 1.1 ** ((i % 256) - 20))),
+    (i: number) => -Math.min(32768, Math.round(32768 * 1.1 ** ((i % 256) - 20))),
+  ];
+  const src = new Int16Array(4096);
+  for (let trial = 0; trial < 3000; trial++) {
+    const kind = trial % (kinds.length + 1);
+    let y1 = 0, y2 = 0;
+    const gain = 2 ** (16 * rnd());
+    for (let i = 0; i < src.length; i++) {
+      let v: number;
+      if (kind < kinds.length) v = kinds[kind]!(i);
+      else {
+        const r = 2 * rnd() * Math.cos(Math.PI * rnd());
+        v = Math.max(-1, Math.min(1, 0.9 * r * y1 - 0.8 * y2 + 0.2 * (rnd() - 0.5)));
+        y2 = y1;
+        y1 = v;
+        v = Math.round(v * gain);
+      }
+      src[i] = v;
+    }
+    const n = trial % 7 === 0 ? 1 + ((trial / 7) % 9) : trial % 7 === 1 ? 1 + Math.floor(rnd() * 256) : 256;
+    // Every other trial starts at a period of the periodic signals (their designed edge case in full).
+    const from = trial & 1 ? 256 * Math.floor(rnd() * 8) : Math.floor(rnd() * (src.length - n));
+    const at = Math.floor(rnd() * 64), h = Math.floor(rnd() * 16);
+    // Both buffers start with the same stale bytes: a ring slot reused by another block.
+    const stale = Uint8Array.from({ length: 256 }, () => Math.floor(rnd() * 256));
+    const codesA = stale.slice(), codesB = stale.slice();
+    const headsA = stale.slice(0, 32), headsB = stale.slice(0, 32);
+    encodeBlock(src, from, n, codesA, at, headsA, h);
+    ref.encodeBlock(src, from, n, codesB, at, headsB, h);
+    deepStrictEqual(codesA, codesB, `trial ${trial}: codes`);
+    deepStrictEqual(headsA, headsB, `trial ${trial}: header`);
+    const lo = Math.floor(rnd() * n), hi = lo + Math.floor(rnd() * (n - lo + 1));
+    const outA = new Int16Array(512).fill(-5), outB = new Int16Array(512).fill(-5);
+    decodeBlock(codesA, at, headsA, h, lo, hi, outA, 300, 511);
+    ref.decodeBlock(codesA, at, headsA, h, lo, hi, outB, 300, 511);
+    deepStrictEqual(outA, outB, `trial ${trial}: decoded [${lo}, ${hi})`);
+    // Two blocks coded together, this one in either lane (the other a noise block: lanes must not leak).
+    const other = Int16Array.from({ length: 256 }, () => Math.round(65535 * rnd() - 32768) >> (trial % 16));
+    const refO = stale.slice().reverse(), refHo = stale.slice(32, 64);
+    ref.encodeBlock(other, 0, n, refO, 3, refHo, 7);
+    for (const thisFirst of [true, false]) {
+      const codesT = stale.slice(), headsT = stale.slice(0, 32);
+      const codesO = stale.slice().reverse(), headsO = stale.slice(32, 64);
+      const lane = (first: boolean) =>
+        first ? [src, from, codesT, at, headsT, h] as const : [other, 0, codesO, 3, headsO, 7] as const;
+      encodeBlockPair(n, ...lane(thisFirst), ...lane(!thisFirst));
+      const where = `trial ${trial}: pair, this block ${thisFirst ? "first" : "second"}`;
+      deepStrictEqual(codesT, codesB, `${where}: its codes`);
+      deepStrictEqual(headsT, headsB, `${where}: its header`);
+      deepStrictEqual(codesO, refO, `${where}: the other's codes`);
+      deepStrictEqual(headsO, refHo, `${where}: the other's header`);
+    }
+  }
 });

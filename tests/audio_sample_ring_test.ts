@@ -367,3 +367,90 @@ Deno.test("three tiers: a restart inside a block codes its held samples only; at
     strictEqual(ring.at(i), ref.at(i), `at(${i}) 8-bit or Int16`);
   }
 });
+
+Deno.test("three tiers: every block reads back its own 8-bit values' 4-bit coding, blocks coded in pairs or not", () => {
+  // The ring codes a block together with the next when that one is 8-bit already, and keeps the next one's
+  // codes for its turn. Whatever the capacity (down to the least a 4-bit tier allows), chunking and restarts
+  // (the block a restart falls in ages partly held, paired with the next), each block must read back what
+  // coding its own 8-bit values alone gives (the first held one standing in for samples not held when it aged).
+  const x = speechTimes(4);
+  let blocks = 0, partial = 0;
+  for (const warm of [1024, 2048]) {
+    for (const short of [0, 100, 256, 300, 384, 450, 500, 700]) {
+      const ring = new SampleRing(4096 + warm - short, { hotSamples: 4096, warmSamples: warm });
+      if (ring.warmCapacity >= ring.capacity) continue;
+      const rnd = rng(warm + short);
+      const eight = new Map<number, Int16Array>();
+      let at = 0, aged = ring.finalBefore;
+      while (at < x.length) {
+        // Now and then a gap past the fill: a restart, inside a block.
+        if (rnd() < 0.003) at += 20_000 + Math.floor(rnd() * 300);
+        const n = Math.min(x.length - at, 1 + Math.floor(rnd() * 1500));
+        if (n <= 0) break;
+        const startBefore = ring.start;
+        ring.write(at, x.subarray(at, at + n), 4096);
+        at += n;
+        if (ring.start > startBefore + n + 4096) aged = ring.finalBefore;
+        for (; aged < ring.finalBefore; aged += COLD_BLOCK) {
+          const values = eight.get(aged);
+          if (values === undefined || aged + COLD_BLOCK <= ring.start) continue;
+          // As the block was when it aged: held from the ring's start before this write.
+          const held = Math.max(0, startBefore - aged);
+          const input = values.slice();
+          input.fill(input[held]!, 0, held);
+          const codes = new Uint8Array(COLD_BLOCK / 2), head = new Uint8Array(HEADER_BYTES);
+          const want = new Int16Array(COLD_BLOCK);
+          encodeBlock(input, 0, COLD_BLOCK, codes, 0, head, 0);
+          decodeBlock(codes, 0, head, 0, 0, COLD_BLOCK, want, 0, COLD_BLOCK - 1);
+          const from = Math.max(aged, ring.start);
+          deepStrictEqual(
+            readVia(ring, from, aged + COLD_BLOCK - from),
+            want.subarray(from - aged),
+            `warm ${warm}, capacity ${ring.capacity}: block at ${aged} (held from ${held})`,
+          );
+          blocks++;
+          if (held > 0) partial++;
+        }
+        for (const b of eight.keys()) if (b < aged) eight.delete(b);
+        // The 8-bit values of every block not yet aged (final once the block is complete).
+        const lo = Math.max(ring.start, ring.finalBefore), values = readVia(ring, lo, ring.end - lo);
+        for (let b = Math.floor(lo / COLD_BLOCK) * COLD_BLOCK; b + COLD_BLOCK <= ring.end; b += COLD_BLOCK) {
+          const v = eight.get(b) ?? new Int16Array(COLD_BLOCK);
+          for (let i = Math.max(b, lo); i < b + COLD_BLOCK; i++) v[i - b] = values[i - lo]!;
+          eight.set(b, v);
+        }
+      }
+    }
+  }
+  ok(blocks > 1000 && partial > 0, `${blocks} blocks checked, ${partial} of them aged partly held`);
+});
+
+Deno.test("ring values are Math.round(x · RING_SCALE) clamped to Int16, NaN 0: across float32, at every half", () => {
+  // Float32 bit patterns across the whole range (a prime stride), the float32s next to each value that is a
+  // half in ring units, the infinities and NaN.
+  const f = new Float32Array(1);
+  const bits = new Uint32Array(f.buffer);
+  const xs: number[] = [NaN, Infinity, -Infinity, 0, -0, 1e-45, -1e-45];
+  for (let u = 0; u < 2 ** 32; u += 65_521) {
+    bits[0] = u;
+    xs.push(f[0]!);
+  }
+  for (let k = -65_600; k <= 65_600; k++) {
+    const half = (k + 0.5) / RING_SCALE;
+    f[0] = half;
+    const at = bits[0]!;
+    for (const d of [-2, -1, 0, 1, 2]) {
+      bits[0] = at + d;
+      xs.push(f[0]!);
+    }
+  }
+  const x = Float32Array.from(xs);
+  const ring = new SampleRing(1 << 20);
+  ring.write(0, x, 0);
+  ok(ring.has(0, x.length));
+  for (let i = 0; i < x.length; i++) {
+    const r = Math.round(x[i]! * RING_SCALE);
+    const want = r !== r ? 0 : Math.max(-32768, Math.min(32767, r)) | 0;
+    strictEqual(ring.data[i & ring.mask], want, `x = ${x[i]}`);
+  }
+});

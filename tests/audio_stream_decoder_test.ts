@@ -222,6 +222,32 @@ Deno.test("stream decoder: without a body size the gap is the median recent mess
   ok(o.kind === "marker" && o.gapFrames === 160);
 });
 
+Deno.test("stream decoder: the median is over the latest 15 good messages, oldest forgotten first", () => {
+  // Median of the window as it slides: 20 long messages, then short ones one by one; the median turns short
+  // when 8 of the latest 15 are, and the older long ones count no more once 15 short ones came after them.
+  const d = new StreamDecoder(fmt());
+  const cut = enc.encode("xx... [TRUNCATED]");
+  for (let i = 0; i < 20; i++) d.push({ timeNs: T0, payload: twilio(new Uint8Array(400 + i)) });
+  const medians: number[] = [];
+  for (let i = 0; i < 16; i++) {
+    d.push({ timeNs: T0, payload: twilio(new Uint8Array(100 + i)) });
+    const o = d.push({ timeNs: T0, payload: cut });
+    ok(o.kind === "marker");
+    medians.push(o.gapFrames);
+  }
+  // After k short ones (k = 1..16): the latest 15 are the long ones 400+k+4.. and the k short ones 100..;
+  // their median is the 8th smallest.
+  const want = Array.from({ length: 16 }, (_, j) => {
+    const k = j + 1;
+    const window = [
+      ...Array.from({ length: Math.max(0, 15 - k) }, (_, i) => 400 + 20 - (15 - k) + i),
+      ...Array.from({ length: Math.min(k, 15) }, (_, i) => 100 + k - Math.min(k, 15) + i),
+    ].sort((a, b) => a - b);
+    return window[7]!;
+  });
+  deepEqual(medians, want);
+});
+
 Deno.test("stream decoder: a bogus body size is capped at maxGapSeconds", () => {
   const d = new StreamDecoder(fmt({ envelope: "raw", path: "", encoding: "binary" }), { maxGapSeconds: 2 });
   const o = d.push({ timeNs: T0, payload: enc.encode("<removed: x>"), bodySize: 1e12 });

@@ -148,3 +148,74 @@ Deno.test("timeline: messages of random lengths, pruned as they go, locate where
     }
   }
 });
+
+Deno.test("timeline: message starts read between appends, drops, regrowths and wraps are a running sum's", () => {
+  // The timeline keeps the running starts of the block it read last: a slot rewritten after the ring wrapped
+  // onto that block, or the columns re-laid when they grow, must not answer from them. A follower that reads a
+  // few messages, lets them go, and reads again after the ring came round (no lookback read in between: its
+  // lookback is 0) is the case where nothing else would have moved them on.
+  for (const seed of [1, 2, 3, 4]) {
+    let s = seed * 7919;
+    const rnd = (n: number) => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) % n;
+    const tl = new Timeline(8000, { lookbackSamples: seed === 4 ? 3000 : 0 });
+    tl.retainFrom(0, 0, 0);
+    const starts: number[] = [];
+    const times: bigint[] = [];
+    let end = 0, kept = 1, from = 0;
+    for (let i = 0; i < 6000; i++) {
+      // Lengths that fit 8 bits and some that do not (the length column widens), empty ones, gaps.
+      const r = rnd(20);
+      const n = r === 0 ? 0 : r === 1 ? 200 + rnd(5000) : 1 + rnd(120);
+      const t = T0 + BigInt(i) * 20_000_000n + BigInt(rnd(1000));
+      tl.append(i, t, n, r === 2);
+      starts.push(end);
+      times.push(t);
+      end += n;
+      // Now and then the follower keeps more messages (the ring grows) or lets all but a few go.
+      if (rnd(50) === 0) kept = rnd(3) === 0 ? 1 + rnd(300) : 1 + rnd(8);
+      from = Math.max(from, i + 1 - kept);
+      tl.retainFrom(from);
+      if (rnd(3) !== 0) continue;
+      for (let q = 0; q < 1 + rnd(4); q++) {
+        const j = from + rnd(i + 1 - from);
+        equal(tl.entryStart(j), starts[j], `seed ${seed}: start of message ${j} after ${i + 1}`);
+        equal(tl.entryTime(j), times[j], `seed ${seed}: time of message ${j} after ${i + 1}`);
+      }
+    }
+  }
+});
+
+Deno.test("timeline: starts read from a block's slots after the ring wrapped onto them, or regrew, are the new entries'", () => {
+  // The running starts kept for the block read last (timeline.ts #run) answer for the entries that block held
+  // then: here nothing moves them on before the block's slots hold other entries (every append's own lookback
+  // check reads the oldest entry, at a block's first slot, whose start needs no sum).
+  const lengths = (o: number) => 7 + ((o * 37) % 50);
+  const startOf = (o: number) => {
+    let v = 0;
+    for (let k = 0; k < o; k++) v += lengths(k);
+    return v;
+  };
+  const tl = new Timeline(8000, { lookbackSamples: 1e12 });
+  let next = 0;
+  const append = (n: number) => {
+    for (let k = 0; k < n; k++, next++) tl.append(next, T0 + BigInt(next) * 1_000_000n, lengths(next));
+  };
+  // Ordinals 0-31 in the first block's slots, 32-63 in the second's (the columns' first size, 64).
+  append(48);
+  tl.prune(startOf(32));
+  equal(tl.entryStart(40), startOf(40));
+  append(16);
+  // The ring wraps: 64-95 into the first block's slots; then 32-63 go, and 96-127 take the second block's.
+  append(32);
+  tl.prune(startOf(64));
+  // (Read at a block's first entry: a read inside the first block would move the kept starts there.)
+  equal(tl.entryStart(64), startOf(64), "the wrapped block");
+  append(32);
+  equal(tl.entryStart(104), startOf(104), "the second block's slots hold 96-127 now");
+  equal(tl.entryTime(104), T0 + 104_000_000n);
+  // The columns regrow with the oldest held entry at slot 0: block boundaries move to other entries.
+  tl.prune(startOf(80));
+  equal(tl.entryStart(90), startOf(90));
+  append(80);
+  for (const o of [90, 100, 130, 170]) equal(tl.entryStart(o), startOf(o), `entry ${o} after the regrowth`);
+});

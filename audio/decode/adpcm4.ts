@@ -119,6 +119,14 @@ const LEVELS = Int32Array.from(
   (_, k) => ((2 * (k & 7) + 1) * STEPS[k >> 3]!) >> 3,
 );
 
+/** Step index after each (step index, magnitude): IMA's adaptation, clamped to the table. */
+const NEXT = Uint8Array.from(
+  { length: STEPS.length * 8 },
+  (_, k) => Math.max(0, Math.min(MAX_INDEX, (k >> 3) + INDEX_STEP[k & 7]!)),
+);
+/** Largest error magnitude worth quantising at each step index (8 steps: beyond it the code is 7 anyway). */
+const CAPS = Int32Array.from(STEPS, (s) => s << 3);
+
 /** Bytes of a block's header: first value (2, little-endian), start step index (1), two coefficients (1 each). */
 export const HEADER_BYTES = 5;
 
@@ -141,6 +149,113 @@ export function encodeBlock(
   heads: Uint8Array,
   h: number,
 ): void {
+  writeHeader(src, from, n, heads, h);
+  // The loop here, as in encodeBlockPair.
+  const k1 = (heads[h + 3]! << 24) >> 24, k2 = (heads[h + 4]! << 24) >> 24;
+  let ix = heads[h + 2]!;
+  let y1 = src[from]!, y2 = y1;
+  // The first nibble is unused (zero).
+  let byte = 0;
+  for (let k = 1; k < n; k++) {
+    let p = (k1 * y1 + k2 * y2) >> COEF_SHIFT;
+    if (p > 32767) p = 32767;
+    else if (p < -32768) p = -32768;
+    const diff = src[from + k]! - p;
+    const sign = diff >> 31;
+    let mag = (diff ^ sign) - sign;
+    const cap = CAPS[ix]!;
+    if (mag > cap) mag = cap;
+    let m = (mag * RECIPROCAL[ix]!) >> 16;
+    if (m > 7) m = 7;
+    const j = (ix << 3) | m;
+    let y = p + ((LEVELS[j]! ^ sign) - sign);
+    if (y > 32767) y = 32767;
+    else if (y < -32768) y = -32768;
+    y2 = y1;
+    y1 = y;
+    ix = NEXT[j]!;
+    const code = m | (sign & 8);
+    if (k & 1) codes[at + (k >> 1)] = byte | (code << 4);
+    else byte = code;
+  }
+  // An odd count leaves its last code in the low nibble.
+  if (n > 1 && (n & 1) === 1) codes[at + (n >> 1)] = byte;
+}
+
+/**
+ * Encodes two blocks of `n` values, `a[fromA..)` and `b[fromB..)`, exactly as two {@link encodeBlock} calls
+ * would, their codes interleaved: each block's coding is one long chain of dependent operations (every value's
+ * prediction needs the value decoded before it), and two independent chains run in about the time of one.
+ */
+export function encodeBlockPair(
+  n: number,
+  a: Int16Array,
+  fromA: number,
+  codesA: Uint8Array,
+  atA: number,
+  headsA: Uint8Array,
+  hA: number,
+  b: Int16Array,
+  fromB: number,
+  codesB: Uint8Array,
+  atB: number,
+  headsB: Uint8Array,
+  hB: number,
+): void {
+  writeHeader(a, fromA, n, headsA, hA);
+  writeHeader(b, fromB, n, headsB, hB);
+  // The loop here, after the headers are written, rather than in a function of its own called with them:
+  // V8 compiles it so to ~5 ns a sample for both blocks instead of ~8 (measured, Deno 2.9).
+  const k1a = (headsA[hA + 3]! << 24) >> 24, k2a = (headsA[hA + 4]! << 24) >> 24;
+  const k1b = (headsB[hB + 3]! << 24) >> 24, k2b = (headsB[hB + 4]! << 24) >> 24;
+  let ixa = headsA[hA + 2]!, ixb = headsB[hB + 2]!;
+  let y1a = a[fromA]!, y2a = y1a, bytea = 0;
+  let y1b = b[fromB]!, y2b = y1b, byteb = 0;
+  for (let k = 1; k < n; k++) {
+    let pa = (k1a * y1a + k2a * y2a) >> COEF_SHIFT;
+    let pb = (k1b * y1b + k2b * y2b) >> COEF_SHIFT;
+    if (pa > 32767) pa = 32767;
+    else if (pa < -32768) pa = -32768;
+    if (pb > 32767) pb = 32767;
+    else if (pb < -32768) pb = -32768;
+    const da = a[fromA + k]! - pa, db = b[fromB + k]! - pb;
+    const sa = da >> 31, sb = db >> 31;
+    let ma = (da ^ sa) - sa, mb = (db ^ sb) - sb;
+    const capA = CAPS[ixa]!, capB = CAPS[ixb]!;
+    if (ma > capA) ma = capA;
+    if (mb > capB) mb = capB;
+    let qa = (ma * RECIPROCAL[ixa]!) >> 16, qb = (mb * RECIPROCAL[ixb]!) >> 16;
+    if (qa > 7) qa = 7;
+    if (qb > 7) qb = 7;
+    const ja = (ixa << 3) | qa, jb = (ixb << 3) | qb;
+    let ya = pa + ((LEVELS[ja]! ^ sa) - sa), yb = pb + ((LEVELS[jb]! ^ sb) - sb);
+    if (ya > 32767) ya = 32767;
+    else if (ya < -32768) ya = -32768;
+    if (yb > 32767) yb = 32767;
+    else if (yb < -32768) yb = -32768;
+    y2a = y1a;
+    y1a = ya;
+    y2b = y1b;
+    y1b = yb;
+    ixa = NEXT[ja]!;
+    ixb = NEXT[jb]!;
+    const codeA = qa | (sa & 8), codeB = qb | (sb & 8);
+    if (k & 1) {
+      codesA[atA + (k >> 1)] = bytea | (codeA << 4);
+      codesB[atB + (k >> 1)] = byteb | (codeB << 4);
+    } else {
+      bytea = codeA;
+      byteb = codeB;
+    }
+  }
+  if (n > 1 && (n & 1) === 1) {
+    codesA[atA + (n >> 1)] = bytea;
+    codesB[atB + (n >> 1)] = byteb;
+  }
+}
+
+/** A block's header: its first value, start step index and predictor (see the module doc). */
+function writeHeader(src: Int16Array, from: number, n: number, heads: Uint8Array, h: number): void {
   // Order-2 linear prediction (Levinson) from the block's autocorrelation, kept stable and within an Int8.
   let r0 = 0, r1 = 0, r2 = 0;
   // In int32: products of values scaled down by 16 (≤ 2^22 each, < 2^31 summed over 256), cheaper than doubles.
@@ -176,26 +291,6 @@ export function encodeBlock(
   heads[h + 2] = index;
   heads[h + 3] = c1 & 0xff;
   heads[h + 4] = c2 & 0xff;
-  let y1 = first, y2 = first;
-  let byte = 0;
-  for (let k = 1; k < n; k++) {
-    const p = Math.max(-32768, Math.min(32767, (c1 * y1 + c2 * y2) >> COEF_SHIFT));
-    const diff = src[from + k]! - p;
-    const sign = diff >> 31;
-    // Errors beyond 8 steps are 7 anyway; capped first so that the product stays an int32 (< 2^22).
-    const m = Math.min(7, (Math.min((diff ^ sign) - sign, STEPS[index]! << 3) * RECIPROCAL[index]!) >> 16);
-    const level = LEVELS[(index << 3) | m]!;
-    const y = Math.max(-32768, Math.min(32767, p + ((level ^ sign) - sign)));
-    y2 = y1;
-    y1 = y;
-    index = Math.max(0, Math.min(MAX_INDEX, index + INDEX_STEP[m]!));
-    const code = m | (sign & 8);
-    if (k & 1) codes[at + (k >> 1)] = byte | (code << 4);
-    else byte = code;
-  }
-  if (n > 1 && (n & 1) === 0) return;
-  // An odd count leaves its last code in the low nibble.
-  if (n > 1) codes[at + (n >> 1)] = byte;
 }
 
 /**
@@ -220,13 +315,18 @@ export function decodeBlock(
   if (lo === 0 && hi > 0) out[base & mask] = first;
   let y1 = first, y2 = first;
   for (let k = 1; k < hi; k++) {
-    const code = k & 1 ? codes[at + (k >> 1)]! >> 4 : codes[at + (k >> 1)]! & 15;
-    const p = Math.max(-32768, Math.min(32767, (c1 * y1 + c2 * y2) >> COEF_SHIFT));
-    const level = LEVELS[(index << 3) | (code & 7)]!;
-    const y = Math.max(-32768, Math.min(32767, code & 8 ? p - level : p + level));
+    const byte = codes[at + (k >> 1)]!;
+    const code = k & 1 ? byte >> 4 : byte & 15;
+    let p = (c1 * y1 + c2 * y2) >> COEF_SHIFT;
+    if (p > 32767) p = 32767;
+    else if (p < -32768) p = -32768;
+    const j = (index << 3) | (code & 7);
+    let y = code & 8 ? p - LEVELS[j]! : p + LEVELS[j]!;
+    if (y > 32767) y = 32767;
+    else if (y < -32768) y = -32768;
     y2 = y1;
     y1 = y;
-    index = Math.max(0, Math.min(MAX_INDEX, index + INDEX_STEP[code & 7]!));
+    index = NEXT[j]!;
     if (k >= lo) out[(base + k) & mask] = y;
   }
 }

@@ -37,7 +37,7 @@
  * @module
  */
 
-import { decodeBlock, encodeBlock, HEADER_BYTES } from "./adpcm4.ts";
+import { decodeBlock, encodeBlock, encodeBlockPair, HEADER_BYTES } from "./adpcm4.ts";
 import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "./codecs.ts";
 
 /**
@@ -140,8 +140,9 @@ export const coldReadStats = { materialized: 0, samples: 0, old: 0, grown: 0 };
 
 /** A 4-bit block's decoded values, for `at` (one block cached). */
 const oldBlock = { data: new Int16Array(COLD_BLOCK), owner: undefined as SampleRing | undefined, key: -1 };
-/** A block's 8-bit values on their way to the 4-bit tier. */
+/** A block's 8-bit values on their way to the 4-bit tier, and the next block's when both are coded at once. */
 const ageing = new Int16Array(COLD_BLOCK);
+const ageingNext = new Int16Array(COLD_BLOCK);
 
 /** Two-tier ring of analysis samples with absolute addressing (see the module doc). */
 export class SampleRing {
@@ -172,6 +173,16 @@ export class SampleRing {
   #oldHeads = new Uint8Array(0);
   #oldBlocks = 0;
   readonly #maxOld: number;
+  /**
+   * The 4-bit codes and header (COLD_BLOCK / 2 + HEADER_BYTES bytes) of block {@link #aheadBlock}, coded ahead
+   * of its turn together with the block before it (adpcm4.ts's encodeBlockPair: two blocks' coding chains run
+   * side by side in about the time of one). Valid while the ring has not restarted since ({@link #aheadResets})
+   * and the block is wholly held when its turn comes: it was coded from all its 8-bit values, which do not
+   * change while it is in the 8-bit tier.
+   */
+  #ahead: Uint8Array | undefined;
+  #aheadBlock = -1;
+  #aheadResets = -1;
   /** Samples before this absolute index are encoded in the cold tier (a multiple of COLD_BLOCK). */
   #coldEnd = 0;
   /** Cold samples before this absolute index are in the 4-bit tier, from it on 8-bit (a multiple of COLD_BLOCK). */
@@ -258,7 +269,7 @@ export class SampleRing {
   /** Bytes allocated for samples (both tiers), for capacity planning. */
   get bytes(): number {
     return this.#hot.byteLength + this.#codes.byteLength + this.#heads.byteLength + this.#nibbles.byteLength +
-      this.#oldHeads.byteLength;
+      this.#oldHeads.byteLength + (this.#ahead?.byteLength ?? 0);
   }
 
   /**
@@ -374,7 +385,16 @@ export class SampleRing {
       i = stop;
     }
     coldReadStats.old += Math.max(0, oldTo - from);
-    for (let i = Math.max(from, oldTo); i < Math.min(to, hotFrom); i++) out[i & m] = this.#read(i);
+    // 8-bit: block by block, each block's law and shift looked up once.
+    const codes = this.#codes;
+    for (let i = Math.max(from, oldTo), e = Math.min(to, hotFrom); i < e;) {
+      const b = i >> BLOCK_LOG2, slot = b % this.#blocks;
+      const stop = Math.min(e, (b + 1) << BLOCK_LOG2);
+      const head = this.#heads[slot]!;
+      const dec = (head & HEAD_A ? A : MU).dec, shift = head & HEAD_SHIFT;
+      const at = slot * COLD_BLOCK - (b << BLOCK_LOG2);
+      for (; i < stop; i++) out[i & m] = dec[codes[at + i]!]! << shift;
+    }
     const hot = this.#hot, hm = this.#hotMask;
     for (let i = hotFrom; i < to;) {
       const b = i >> BLOCK_LOG2;
@@ -451,11 +471,18 @@ export class SampleRing {
       let at = this.#end;
       if (src) {
         for (let i = offset + done, e = offset + done + n; i < e; i++, at++) {
-          let v = Math.round(src[i]! * RING_SCALE);
-          // NaN from a broken decoder must not poison the spectrum.
-          if (!(v >= -32768)) v = v !== v ? 0 : -32768;
-          else if (v > 32767) v = 32767;
-          data[at & mask] = v;
+          // Math.round (half up) clamped to Int16, ~2x cheaper: in range, floor(x + 0.5) as the int32
+          // truncation of a positive sum. x + 32768.5 is exact for |x| ≥ 2^-14 (a float32 times 2^13 has no
+          // bits below 2^-37 there); below, it rounds to within 2^-14 of 32768.5, whose floor is x's: 0.
+          const x = src[i]! * RING_SCALE;
+          // NaN from a broken decoder must not poison the spectrum: 0.
+          data[at & mask] = x >= -32768.5 && x < 32767.5
+            ? ((x + 32768.5) | 0) - 32768
+            : x < 0
+            ? -32768
+            : x > 0
+            ? 32767
+            : 0;
         }
       } else {
         for (; at < to; at++) data[at & mask] = 0;
@@ -539,7 +566,8 @@ export class SampleRing {
 
   /**
    * Moves the oldest 8-bit block (at `#warmStart`) to the 4-bit tier, coded from its 8-bit values: what a reader
-   * saw of it before, the 4-bit coder's input, is the same whenever it is aged.
+   * saw of it before, the 4-bit coder's input, is the same whenever it is aged. When the next block is 8-bit
+   * already, both are coded at once and the next one's codes wait in {@link #ahead} for its turn.
    */
   #ageBlock(): void {
     const b = this.#warmStart >> BLOCK_LOG2;
@@ -547,25 +575,48 @@ export class SampleRing {
     if (b >= first) {
       const live = b + 1 - first;
       if (live > this.#oldBlocks && this.#oldBlocks < this.#maxOld) this.#growOld(live);
-      const base = b << BLOCK_LOG2;
       // Samples before a restart are not held: the first held one stands in for them (no jump to code).
-      const held = Math.max(0, this.#start - base);
-      const from = (b % this.#blocks) * COLD_BLOCK, head = this.#heads[b % this.#blocks]!;
-      const dec = (head & HEAD_A ? A : MU).dec, shift = head & HEAD_SHIFT, codes = this.#codes;
-      for (let k = held; k < COLD_BLOCK; k++) ageing[k] = dec[codes[from + k]!]! << shift;
-      ageing.fill(ageing[held]!, 0, held);
-      const slot = b % this.#oldBlocks;
-      encodeBlock(
-        ageing,
-        0,
-        COLD_BLOCK,
-        this.#nibbles,
-        slot * (COLD_BLOCK >> 1),
-        this.#oldHeads,
-        slot * HEADER_BYTES,
-      );
+      const held = Math.max(0, this.#start - (b << BLOCK_LOG2));
+      const slot = b % this.#oldBlocks, at = slot * (COLD_BLOCK >> 1), h = slot * HEADER_BYTES;
+      const ahead = this.#ahead;
+      if (ahead !== undefined && this.#aheadBlock === b && this.#aheadResets === this.#resets && held === 0) {
+        this.#nibbles.set(ahead.subarray(0, COLD_BLOCK >> 1), at);
+        this.#oldHeads.set(ahead.subarray(COLD_BLOCK >> 1), h);
+      } else {
+        this.#eightBitValues(b, held, ageing);
+        // The next block is wholly held (this one is, from `held` on) and final in the 8-bit tier.
+        if ((b + 2) << BLOCK_LOG2 <= this.#coldEnd) {
+          this.#eightBitValues(b + 1, 0, ageingNext);
+          const next = this.#ahead ??= new Uint8Array((COLD_BLOCK >> 1) + HEADER_BYTES);
+          encodeBlockPair(
+            COLD_BLOCK,
+            ageing,
+            0,
+            this.#nibbles,
+            at,
+            this.#oldHeads,
+            h,
+            ageingNext,
+            0,
+            next,
+            0,
+            next,
+            COLD_BLOCK >> 1,
+          );
+          this.#aheadBlock = b + 1;
+          this.#aheadResets = this.#resets;
+        } else encodeBlock(ageing, 0, COLD_BLOCK, this.#nibbles, at, this.#oldHeads, h);
+      }
     }
     this.#warmStart += COLD_BLOCK;
+  }
+
+  /** The values of 8-bit block `b` into `out`, its first `held` (not held) standing in as its first held one. */
+  #eightBitValues(b: number, held: number, out: Int16Array): void {
+    const from = (b % this.#blocks) * COLD_BLOCK, head = this.#heads[b % this.#blocks]!;
+    const dec = (head & HEAD_A ? A : MU).dec, shift = head & HEAD_SHIFT, codes = this.#codes;
+    for (let k = held; k < COLD_BLOCK; k++) out[k] = dec[codes[from + k]!]! << shift;
+    out.fill(out[held]!, 0, held);
   }
 
   /** Grows the 4-bit tier (doubling, up to what the capacity needs) to hold `live` blocks. */

@@ -285,7 +285,10 @@ export class StreamDecoder {
   /** Payload size and native frames of the latest good message with audio: the yardstick for lost bodies. */
   #lastSize: number | undefined;
   #lastFrames = 0;
-  #recent: number[] = [];
+  /** Native frames of the latest {@link RECENT} good messages with audio, a ring (`#recentCount` held). */
+  #recent = new Float64Array(RECENT);
+  #recentCount = 0;
+  #recentAt = 0;
   #finished = false;
   #scratchBuf = new Float32Array(0);
   /** Media clock: where the next message should start (uint32), its rate, and the last clock message's time. */
@@ -465,8 +468,9 @@ export class StreamDecoder {
     if (frames <= 0) return;
     this.#lastSize = size;
     this.#lastFrames = frames;
-    this.#recent.push(frames);
-    if (this.#recent.length > RECENT) this.#recent.shift();
+    this.#recent[this.#recentAt] = frames;
+    this.#recentAt = this.#recentAt + 1 === RECENT ? 0 : this.#recentAt + 1;
+    if (this.#recentCount < RECENT) this.#recentCount++;
   }
 
   /**
@@ -725,8 +729,8 @@ export class StreamDecoder {
         );
       }
     }
-    if (this.#recent.length === 0) return undefined;
-    const sorted = [...this.#recent].sort((a, b) => a - b);
+    if (this.#recentCount === 0) return undefined;
+    const sorted = Array.from(this.#recent.subarray(0, this.#recentCount)).sort((a, b) => a - b);
     return sorted[(sorted.length - 1) >> 1]!;
   }
 }

@@ -88,6 +88,8 @@ export class Timeline {
   /** Physical slot of the oldest entry held, and how many are held. */
   #head = 0;
   #count = 0;
+  /** Slots of the columns (their capacity, read on every slot lookup). */
+  #cap = 0;
   /** Entries held before the lookback's first (kept for a follower). */
   #first = 0;
   /** Entries appended so far (the ordinal of the next). */
@@ -98,6 +100,15 @@ export class Timeline {
   #followSamples = 0;
   #followEntries = 0;
   #nativeLength = 0;
+  /**
+   * Native starts of the first {@link #runTo} entries of the block whose first entry is ordinal
+   * {@link #runFirst} (-1: none), as {@link #nativeOf} summed them. Keyed by ordinal, not by slot: an entry's
+   * start and length never change, so neither do these, however the ring wraps onto the block's slots or
+   * {@link #grow} re-lays them (a block's entries are consecutive ordinals from its first).
+   */
+  #run = new Float64Array(BLOCK);
+  #runFirst = -1;
+  #runTo = 0;
 
   /** Throws RangeError on a native rate outside 8000..48000 or a negative lookback. */
   constructor(nativeRate: number, opts: TimelineOptions = {}) {
@@ -206,8 +217,8 @@ export class Timeline {
 
   /** Capture time of entry `entry` (an ordinal still held), ns from {@link timeBase}. */
   entryTimeOffset(entry: number): number {
-    const slot = this.#slot(this.#held(entry));
-    return this.#timeOf(slot, this.#nativeOf(slot));
+    const r = this.#held(entry), slot = this.#slot(r);
+    return this.#timeOf(slot, this.#nativeOf(slot, r));
   }
 
   /** Capture time of entry `entry` (an ordinal still held), ns since the epoch. */
@@ -231,7 +242,7 @@ export class Timeline {
     const r = this.#find(k);
     if (r < 0) return undefined;
     const slot = this.#slot(r);
-    const native = this.#nativeOf(slot);
+    const native = this.#nativeOf(slot, r);
     return {
       timeNs: this.#timeBase + BigInt(this.#timeOf(slot, native)),
       offsetMs: this.#offset(native, k),
@@ -281,7 +292,7 @@ export class Timeline {
   /** Physical slot of held entry `r` (0 = oldest held). */
   #slot(r: number): number {
     const s = this.#head + r;
-    const cap = this.#time.capacity;
+    const cap = this.#cap;
     return s >= cap ? s - cap : s;
   }
 
@@ -293,13 +304,32 @@ export class Timeline {
   }
 
   /**
-   * Native start of the entry in `slot`: its block's plus the lengths of the block's slots before it (written
-   * since the block's first, in order, and never rewritten while this one is held: see block_column.ts).
+   * Native start of held entry `r` (in `slot`): its block's plus the lengths of the block's slots before it
+   * (written since the block's first, in order, and never rewritten while this one is held: see
+   * block_column.ts). The running sums of the block read last are kept ({@link #run}): readers walk entries in
+   * order, or binary-search and then walk, so most reads extend or reuse them rather than sum up to 31 lengths.
    */
-  #nativeOf(slot: number): number {
-    let v = this.#nativeBase[slot >> BLOCK_LOG2]!;
-    for (let s = slot & ~(BLOCK - 1); s < slot; s++) v += Math.abs(this.#frames.get(s));
-    return v;
+  #nativeOf(slot: number, r: number): number {
+    const b = slot >> BLOCK_LOG2, i = slot & (BLOCK - 1);
+    if (i === 0) return this.#nativeBase[b]!;
+    const run = this.#run;
+    const first = this.#appended - this.#count + r - i;
+    if (first !== this.#runFirst) {
+      this.#runFirst = first;
+      this.#runTo = 1;
+      run[0] = this.#nativeBase[b]!;
+    }
+    let to = this.#runTo;
+    if (i >= to) {
+      const frames = this.#frames, s0 = slot - i;
+      let v = run[to - 1]!;
+      for (; to <= i; to++) {
+        v += Math.abs(frames.get(s0 + to - 1));
+        run[to] = v;
+      }
+      this.#runTo = to;
+    }
+    return run[i]!;
   }
 
   /** Capture time of the entry in `slot` whose native start is `native`, ns from {@link #timeBase}. */
@@ -318,13 +348,13 @@ export class Timeline {
   }
 
   #startOf(r: number): number {
-    return analysisIndexOf(this.#nativeOf(this.#slot(r)), this.up, this.down);
+    return analysisIndexOf(this.#nativeOf(this.#slot(r), r), this.up, this.down);
   }
 
   /** Entries tile the native timeline: an entry ends where the next starts. */
   #endOf(r: number): number {
     const slot = this.#slot(r);
-    return analysisIndexOf(this.#nativeOf(slot) + Math.abs(this.#frames.get(slot)), this.up, this.down);
+    return analysisIndexOf(this.#nativeOf(slot, r) + Math.abs(this.#frames.get(slot)), this.up, this.down);
   }
 
   /** Held index of the live span owning analysis sample `k`, or -1. */
@@ -334,7 +364,7 @@ export class Timeline {
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
       const slot = this.#slot(mid);
-      const native = this.#nativeOf(slot);
+      const native = this.#nativeOf(slot, mid);
       if (k < analysisIndexOf(native, this.up, this.down)) hi = mid - 1;
       else if (k >= analysisIndexOf(native + Math.abs(this.#frames.get(slot)), this.up, this.down)) {
         lo = mid + 1;
@@ -346,7 +376,7 @@ export class Timeline {
   #span(r: number): TimelineSpan {
     const slot = this.#slot(r);
     const frames = this.#frames.get(slot);
-    const nativeStart = this.#nativeOf(slot);
+    const nativeStart = this.#nativeOf(slot, r);
     const nativeEnd = nativeStart + Math.abs(frames);
     return {
       messageIndex: this.#msg.get(slot),
@@ -404,7 +434,7 @@ export class Timeline {
     const frames = new BlockColumn(fresh, this.#frames.width);
     const msg = new BlockColumn(fresh, this.#msg.width);
     const nativeBase = new Float64Array(fresh / BLOCK);
-    let native = n > 0 ? this.#nativeOf(this.#slot(0)) : 0;
+    let native = n > 0 ? this.#nativeOf(this.#slot(0), 0) : 0;
     for (let r = 0; r < n; r++) {
       const slot = this.#slot(r);
       const f = this.#frames.get(slot);
@@ -416,6 +446,7 @@ export class Timeline {
     this.#frames = frames;
     this.#msg = msg;
     this.#nativeBase = nativeBase;
+    this.#cap = fresh;
     this.#head = 0;
   }
 
