@@ -20,6 +20,7 @@ import { ACTIVE_SIGNATURES, backgroundSignatures, spreadSignatures } from "./spe
 import { FORMAT, type Inside, messages, signaturesFrom, speech, timeInside } from "./fingerprint_speed.ts";
 import { formatOf, SOURCE_CHAIN } from "../fixtures/gen/chains.ts";
 import type { Signature } from "../audio/types.ts";
+import { initAudioEngine } from "../audio/pipeline.ts";
 
 /** What the A/B benches use of a checkout's audio engine (its own module instances). */
 export interface Engine {
@@ -213,6 +214,8 @@ async function main(): Promise<void> {
   if (args.length < 1) {
     throw new Error("usage: matcher_ab.ts BEFORE_DIR [AFTER_DIR] [--passes N] [--seconds S]");
   }
+  // The corpus's signatures are made with this checkout's modules, which AFTER_DIR may not be.
+  await initAudioEngine();
   const engines = [await engine("before", args[0]!), await engine("after", args[1] ?? ".")];
   await nonMatching(engines, opt("--passes", 2));
   await perMatch(engines, opt("--seconds", 120));
