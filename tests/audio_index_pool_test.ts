@@ -113,7 +113,10 @@ Deno.test("lookups equal a per-bucket reference model through growth, compaction
         const any = all[Math.floor(r() % all.length)]!;
         const query = (any.fingerprint[r() & 127]! ^ (1 << (r() & 31)) ^ (1 << (r() & 31))) >>> 0;
         for (const half of [0, 1] as const) {
-          const key = half === 0 ? query >>> 16 : query & 0xffff;
+          // The query's own half, or (as a probe of its weak bits) that half with a bit toggled: the index keeps
+          // only the other half of each entry, and must add the key's own distance from the query.
+          const own = half === 0 ? query >>> 16 : query & 0xffff;
+          const key = q % 2 === 0 ? own : own ^ (1 << (q & 15));
           const out = new HitBuffer(2);
           index.lookupHalf(half, key, query, 4, out);
           const got: string[] = [];
