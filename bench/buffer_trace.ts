@@ -36,7 +36,9 @@ export function formatSites(sites: Iterable<SiteCount>, seconds: number): string
   const rows = [...sites].sort((a, b) => b.bytes - a.bytes);
   return [
     `# ${seconds.toFixed(0)} s; MB allocated, allocations, call site`,
-    ...rows.map((r) => `${(r.bytes / 1e6).toFixed(1).padStart(9)} ${String(r.calls).padStart(10)}  ${r.site}`),
+    ...rows.map((r) =>
+      `${(r.bytes / 1e6).toFixed(1).padStart(9)} ${String(r.calls).padStart(10)}  ${r.site}`
+    ),
   ].join("\n") + "\n";
 }
 

@@ -256,6 +256,18 @@ export function runTaskV8Flags(denoJsonText: string): string[] {
     .filter((f) => f !== "");
 }
 
+/** The variables deno.json's `run` task sets on the sensor (`NAME=value` words before `deno run`). */
+export function runTaskEnv(denoJsonText: string): Record<string, string> {
+  const run = (JSON.parse(denoJsonText) as { tasks?: Record<string, string> }).tasks?.["run"] ?? "";
+  const out: Record<string, string> = {};
+  for (const w of run.trim().split(/\s+/)) {
+    const m = w.match(/^([A-Za-z_]\w*)=(.*)$/);
+    if (!m) break;
+    out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
 /** Options of {@link captureMemory}. */
 export interface CaptureMemoryOptions {
   /** Also `analyze` the capture (default true). */
@@ -370,6 +382,9 @@ if (import.meta.main && Deno.args.includes("--breakdown")) {
   const env: Record<string, string> = Deno.args.includes("--daemonset")
     ? daemonSetMemoryEnv(await Deno.readTextFile(`${ROOT}k8s/daemonset.yaml`))
     : {};
+  // deno.json's run task: its variables (the allocator's) and V8 flags, as `deno task run` starts the sensor.
+  const task = Deno.args.includes("--task") ? await Deno.readTextFile(`${ROOT}deno.json`) : undefined;
+  if (task) Object.assign(env, runTaskEnv(task));
   Deno.args.forEach((a, i) => {
     if (a !== "--env") return;
     const [name, ...value] = (Deno.args[i + 1] ?? "").split("=");
@@ -382,9 +397,7 @@ if (import.meta.main && Deno.args.includes("--breakdown")) {
     const i = Deno.args.indexOf(name);
     return i >= 0 ? Deno.args[i + 1] : undefined;
   };
-  const runFlags = Deno.args.includes("--task")
-    ? runTaskV8Flags(await Deno.readTextFile(`${ROOT}deno.json`))
-    : [];
+  const runFlags = task ? runTaskV8Flags(task) : [];
   if (runFlags.length > 0) console.log(`  V8 flags of deno.json's run task: ${runFlags.join(" ")}`);
   await captureMemory(counts, seconds, (r) => printCaptureMemory([r]), {
     analyze: !Deno.args.includes("--run-only"),

@@ -129,12 +129,14 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     : new live.CombinedRowSource(sources);
   // Opened here (a bad file is an error before the sensor starts), read as a stream during the replay.
   const caps: CaptureSource[] = capturePath === undefined ? [] : await openCaptures([capturePath], config);
-  const otlp = config.otlp.endpoint === "" ? undefined : new (await import("../report/otlp.ts")).OtlpExporter({
-    endpoint: config.otlp.endpoint,
-    headers: config.otlp.headers,
-    serviceName: config.otlp.service_name,
-    resource: { "k8s.node.name": config.node },
-  });
+  const otlp = config.otlp.endpoint === ""
+    ? undefined
+    : new (await import("../report/otlp.ts")).OtlpExporter({
+      endpoint: config.otlp.endpoint,
+      headers: config.otlp.headers,
+      serviceName: config.otlp.service_name,
+      resource: { "k8s.node.name": config.node },
+    });
   const node = await SensorNode.start({
     config,
     node: config.node,
