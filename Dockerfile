@@ -4,7 +4,8 @@
 FROM denoland/deno:2.9.3
 
 # No update check or colours in a container, no permission prompts, and V8's heap sized from the
-# container's memory limit (cgroups) rather than the node's memory.
+# container's memory limit (cgroups; about half of it) rather than the node's memory. V8's young generation and
+# the C allocator are set by the run task itself (deno.json), so `docker run` gets them too.
 ENV DENO_NO_UPDATE_CHECK=1 \
     DENO_NO_PROMPT=1 \
     NO_COLOR=1 \

@@ -5,11 +5,17 @@
  * `analyze`; each reports its peak RSS (VmHWM). Streams run longer than the 30 s lookback so every ring is full.
  * The figures size the DaemonSet (k8s/README.md "Sizing").
  *
- * `deno run -A bench/capture_memory.ts [--streams 1000,2000] [--seconds 35] [--run-only] [--heap-mb N]
- * [--daemonset] [--env NAME=VALUE]...` (`--heap-mb`: V8's old space capped as a container memory limit would, to
- * find what the replay needs; `--daemonset`: with the memory settings of k8s/daemonset.yaml's environment (V8
- * flags, allocator), as the DaemonSet runs it; `--env`: any other variable for the measured process). The run
- * also says what its peak RSS was made of (bench/memory_probe.ts): V8's heap, ArrayBuffers, and the rest.
+ * `deno run -A bench/capture_memory.ts [--streams 1000,2000] [--seconds 35] [--run-only] [--daemonset] [--task]
+ * [--limit-mib N] [--heap-mb N] [--env NAME=VALUE]... [--capture-file F] [--repeat K] [--main PATH]`
+ * (`--daemonset`: with the memory variables of k8s/daemonset.yaml's environment (V8 flags, allocator);
+ * `--task`: with the V8 flags of deno.json's `run` task, the DaemonSet's command; `--limit-mib`: as in a
+ * container with that memory limit, V8's heap sized from it by `DENO_USE_CGROUPS=1` as in the DaemonSet (root:
+ * a private mount namespace fakes the cgroup files; nothing is enforced); `--heap-mb`: V8's old space capped
+ * explicitly; `--env`: any other variable for the measured process; `--capture-file`: the capture kept there
+ * and reused by later runs; `--repeat`: runs per stream count; `--main`: another checkout's main.ts, for an
+ * A/B on the same capture). The DaemonSet as deployed: `--streams 1000 --run-only --daemonset --task
+ * --limit-mib 768`. Each run prints its peak RSS, its CPU seconds, and what the peak was made of
+ * (bench/memory_probe.ts): V8's heap, ArrayBuffers, and the rest.
  *
  * `deno run -A bench/capture_memory.ts --breakdown [N]`: the engine alone (bench/speed.ts's memory probe, which
  * `deno task bench` runs too): N `TargetPipeline`s (default 1,000) sharing the bench's 10,000-signature index,
@@ -38,6 +44,8 @@ export interface CaptureMemory {
   /** `run --capture`: peak RSS (VmHWM) and RSS at the end of the replay, MB. */
   runPeakMB: number;
   runEndMB: number;
+  /** CPU seconds `run --capture` took to replay the capture (start-up included). */
+  runCpuS?: number;
   /** `analyze` of the same capture: peak RSS, MB (NaN when not run). */
   analyzePeakMB: number;
   /** What `run --capture`'s peak RSS was made of (bench/memory_probe.ts), when sampled. */
@@ -124,6 +132,18 @@ function statusMB(pid: number, field: "VmHWM" | "VmRSS"): number {
   }
 }
 
+/** CPU seconds (user + system) a live process has used so far, from `/proc/<pid>/stat` (NaN when unreadable). */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14 and stime 15.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Variables of the DaemonSet's environment that shape the process's memory (V8's flags, the C allocator). */
 const MEMORY_ENV = /^(DENO_V8_FLAGS|MALLOC_\w+|GLIBC_TUNABLES)$/;
 
@@ -141,6 +161,28 @@ export function daemonSetMemoryEnv(yamlText: string): Record<string, string> {
   return out;
 }
 
+/**
+ * `argv` run as in a container limited to `limitMiB` as deno sees it with `DENO_USE_CGROUPS=1` (V8's heap sized
+ * from the limit, as in the DaemonSet): in a private mount namespace (`unshare -m`, root only) whose cgroup
+ * files say that limit. Nothing is limited (the peak is measured, not enforced) and nothing outside the process
+ * sees the namespace. The command is exec'd, so the child's pid is deno's.
+ */
+export function inMemoryLimit(limitMiB: number, argv: readonly string[]): string[] {
+  const bytes = Math.round(limitMiB * 1024 * 1024);
+  const script = [
+    "set -e",
+    // Where /proc/self/cgroup places this process: cgroup v1's memory controller, or v2's unified path.
+    `v1=$(sed -n 's/^[0-9]*:memory:\\(.*\\)$/\\1/p' /proc/self/cgroup)`,
+    `v2=$(sed -n 's/^0::\\(.*\\)$/\\1/p' /proc/self/cgroup)`,
+    "mount -t tmpfs fsmpx-limit /sys/fs/cgroup",
+    `mkdir -p "/sys/fs/cgroup/memory$v1" "/sys/fs/cgroup$v2"`,
+    `echo ${bytes} > "/sys/fs/cgroup/memory$v1/memory.limit_in_bytes"`,
+    `echo ${bytes} > "/sys/fs/cgroup$v2/memory.max"`,
+    'exec "$@"',
+  ].join("\n");
+  return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", ...argv];
+}
+
 /** Runs `run --capture` until the capture is replayed; its peak and final RSS, MB. */
 async function runCapture(
   config: string,
@@ -148,34 +190,49 @@ async function runCapture(
   heapMB?: number,
   env: Record<string, string> = {},
   probeFile?: string,
-): Promise<{ peak: number; end: number; code?: number; sample?: ProbeSample }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    env: probeFile ? { ...env, FSMPX_MEMORY_PROBE: probeFile } : env,
-    args: [
-      "run",
-      "-A",
+  opts: { main?: string; runFlags?: readonly string[]; limitMiB?: number } = {},
+): Promise<{ peak: number; end: number; cpuS: number; code?: number; sample?: ProbeSample }> {
+  const deno = [
+    Deno.execPath(),
+    "run",
+    "-A",
+    ...v8FlagsArgs([
+      ...(opts.runFlags ?? []),
       // As a memory limit with DENO_USE_CGROUPS=1 would size it: does the replay fit in that V8 heap?
-      ...(heapMB ? [`--v8-flags=--max-old-space-size=${heapMB}`] : []),
-      ...(probeFile ? [`--preload=${ROOT}bench/memory_probe.ts`] : []),
-      `${ROOT}main.ts`,
-      "run",
-      "--config",
-      config,
-      "--capture",
-      capture,
-      "--speed",
-      "1000000",
-    ],
+      ...(heapMB ? [`--max-old-space-size=${heapMB}`] : []),
+    ]),
+    ...(probeFile ? [`--preload=${ROOT}bench/memory_probe.ts`] : []),
+    opts.main ?? `${ROOT}main.ts`,
+    "run",
+    "--config",
+    config,
+    "--capture",
+    capture,
+    "--speed",
+    "1000000",
+  ];
+  const [cmd, ...args] = opts.limitMiB ? inMemoryLimit(opts.limitMiB, deno) : deno;
+  const child = new Deno.Command(cmd!, {
+    env: {
+      ...env,
+      ...(probeFile ? { FSMPX_MEMORY_PROBE: probeFile } : {}),
+      ...(opts.limitMiB ? { DENO_USE_CGROUPS: "1" } : {}),
+    },
+    args,
     stdout: "null",
     stderr: "piped",
   }).spawn();
   const dec = new TextDecoder();
   let text = "";
-  let result = { peak: NaN, end: NaN };
+  let result = { peak: NaN, end: NaN, cpuS: NaN };
   for await (const chunk of child.stderr) {
     text += dec.decode(chunk, { stream: true });
     if (text.includes("capture replayed")) {
-      result = { peak: statusMB(child.pid, "VmHWM"), end: statusMB(child.pid, "VmRSS") };
+      result = {
+        peak: statusMB(child.pid, "VmHWM"),
+        end: statusMB(child.pid, "VmRSS"),
+        cpuS: cpuSeconds(child.pid),
+      };
       child.kill("SIGTERM");
       break;
     }
@@ -187,47 +244,106 @@ async function runCapture(
   return Number.isNaN(result.peak) ? { ...result, code: status.code, sample } : { ...result, sample };
 }
 
+/** `--v8-flags=` of a `deno run` command line for these V8 flags (nothing when there are none). */
+export function v8FlagsArgs(flags: readonly string[]): string[] {
+  return flags.length === 0 ? [] : [`--v8-flags=${flags.join(",")}`];
+}
+
+/** The V8 flags deno.json's `run` task (the DaemonSet's command) starts the sensor with. */
+export function runTaskV8Flags(denoJsonText: string): string[] {
+  const run = (JSON.parse(denoJsonText) as { tasks?: Record<string, string> }).tasks?.["run"] ?? "";
+  return run.split(/\s+/).flatMap((w) => w.startsWith("--v8-flags=") ? w.slice(11).split(",") : [])
+    .filter((f) => f !== "");
+}
+
+/** The variables deno.json's `run` task sets on the sensor (`NAME=value` words before `deno run`). */
+export function runTaskEnv(denoJsonText: string): Record<string, string> {
+  const run = (JSON.parse(denoJsonText) as { tasks?: Record<string, string> }).tasks?.["run"] ?? "";
+  const out: Record<string, string> = {};
+  for (const w of run.trim().split(/\s+/)) {
+    const m = w.match(/^([A-Za-z_]\w*)=(.*)$/);
+    if (!m) break;
+    out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
+/** Options of {@link captureMemory}. */
+export interface CaptureMemoryOptions {
+  /** Also `analyze` the capture (default true). */
+  analyze?: boolean;
+  /** V8's old space for `run --capture`, MB (as a container limit caps it). */
+  heapMB?: number;
+  /** Environment of the measured processes. */
+  env?: Record<string, string>;
+  /** V8 flags of `run --capture` (deno.json's run task's, with `--task`). */
+  runFlags?: readonly string[];
+  /** The main.ts to measure (default this checkout's; another worktree's for an A/B). */
+  main?: string;
+  /**
+   * The capture to replay: written there when missing and kept (one capture for many runs); default a
+   * temporary one per stream count.
+   */
+  captureFile?: string;
+  /** Runs per stream count (default 1). */
+  repeat?: number;
+  /** Run `run --capture` as in a container with this memory limit, MiB (see {@link inMemoryLimit}). */
+  limitMiB?: number;
+}
+
 /** Measures every configuration. */
 export async function captureMemory(
   streamCounts: readonly number[],
   seconds: number,
   onResult?: (r: CaptureMemory) => void,
-  opts: { analyze?: boolean; heapMB?: number; env?: Record<string, string> } = {},
+  opts: CaptureMemoryOptions = {},
 ): Promise<CaptureMemory[]> {
   const dir = await Deno.makeTempDir({ prefix: "fsmpx-capture-memory-" });
   const out: CaptureMemory[] = [];
+  const main = opts.main ?? `${ROOT}main.ts`;
   try {
     const config = `${dir}/config.yaml`;
     await Deno.writeTextFile(config, CONFIG);
     for (const streams of streamCounts) {
-      const capture = `${dir}/many.jsonl`;
-      const bytes = await writeManyStreams(capture, streams, seconds);
-      const run = await runCapture(config, capture, opts.heapMB, opts.env, `${dir}/probe.jsonl`);
-      if (run.code !== undefined) {
-        console.log(`  run --capture exited with ${run.code} before the end of the replay`);
+      const capture = opts.captureFile ?? `${dir}/many.jsonl`;
+      const kept = opts.captureFile !== undefined &&
+        (await Deno.stat(capture).catch(() => undefined)) !== undefined;
+      const bytes = kept
+        ? (await Deno.stat(capture)).size
+        : await writeManyStreams(capture, streams, seconds);
+      for (let k = 0; k < (opts.repeat ?? 1); k++) {
+        const run = await runCapture(config, capture, opts.heapMB, opts.env, `${dir}/probe.jsonl`, {
+          main,
+          runFlags: opts.runFlags,
+          limitMiB: opts.limitMiB,
+        });
+        if (run.code !== undefined) {
+          console.log(`  run --capture exited with ${run.code} before the end of the replay`);
+        }
+        const an = opts.analyze === false ? { maxRssMB: NaN } : await timed([
+          Deno.execPath(),
+          "run",
+          "-A",
+          main,
+          "analyze",
+          "--config",
+          config,
+          capture,
+        ]);
+        const r = {
+          streams,
+          seconds,
+          captureMB: bytes / 1e6,
+          runPeakMB: run.peak,
+          runEndMB: run.end,
+          runCpuS: run.cpuS,
+          analyzePeakMB: an.maxRssMB,
+          runPeak: run.sample,
+        };
+        onResult?.(r);
+        out.push(r);
       }
-      const an = opts.analyze === false ? { maxRssMB: NaN } : await timed([
-        Deno.execPath(),
-        "run",
-        "-A",
-        `${ROOT}main.ts`,
-        "analyze",
-        "--config",
-        config,
-        capture,
-      ]);
-      const r = {
-        streams,
-        seconds,
-        captureMB: bytes / 1e6,
-        runPeakMB: run.peak,
-        runEndMB: run.end,
-        analyzePeakMB: an.maxRssMB,
-        runPeak: run.sample,
-      };
-      onResult?.(r);
-      out.push(r);
-      await Deno.remove(capture);
+      if (opts.captureFile === undefined) await Deno.remove(capture);
     }
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -240,7 +356,8 @@ export function printCaptureMemory(rs: readonly CaptureMemory[]): void {
   for (const r of rs) {
     console.log(
       `  ${r.streams} concurrent target streams x ${r.seconds} s (${r.captureMB.toFixed(0)} MB capture): ` +
-        `run --capture peak RSS ${r.runPeakMB.toFixed(0)} MB (${r.runEndMB.toFixed(0)} MB at the end); ` +
+        `run --capture peak RSS ${r.runPeakMB.toFixed(0)} MB (${r.runEndMB.toFixed(0)} MB at the end` +
+        (r.runCpuS === undefined ? "" : `, ${r.runCpuS.toFixed(1)} CPU s`) + `); ` +
         (Number.isNaN(r.analyzePeakMB) ? "" : `analyze peak RSS ${r.analyzePeakMB.toFixed(0)} MB `) +
         `(target <= 400 MB at 1,000 streams)`,
     );
@@ -265,6 +382,9 @@ if (import.meta.main && Deno.args.includes("--breakdown")) {
   const env: Record<string, string> = Deno.args.includes("--daemonset")
     ? daemonSetMemoryEnv(await Deno.readTextFile(`${ROOT}k8s/daemonset.yaml`))
     : {};
+  // deno.json's run task: its variables (the allocator's) and V8 flags, as `deno task run` starts the sensor.
+  const task = Deno.args.includes("--task") ? await Deno.readTextFile(`${ROOT}deno.json`) : undefined;
+  if (task) Object.assign(env, runTaskEnv(task));
   Deno.args.forEach((a, i) => {
     if (a !== "--env") return;
     const [name, ...value] = (Deno.args[i + 1] ?? "").split("=");
@@ -273,9 +393,20 @@ if (import.meta.main && Deno.args.includes("--breakdown")) {
   if (Object.keys(env).length > 0) {
     console.log(`  environment: ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")}`);
   }
+  const value = (name: string) => {
+    const i = Deno.args.indexOf(name);
+    return i >= 0 ? Deno.args[i + 1] : undefined;
+  };
+  const runFlags = task ? runTaskV8Flags(task) : [];
+  if (runFlags.length > 0) console.log(`  V8 flags of deno.json's run task: ${runFlags.join(" ")}`);
   await captureMemory(counts, seconds, (r) => printCaptureMemory([r]), {
     analyze: !Deno.args.includes("--run-only"),
     heapMB: hi >= 0 ? Number(Deno.args[hi + 1]) : undefined,
     env,
+    runFlags,
+    main: value("--main"),
+    captureFile: value("--capture-file"),
+    repeat: Number(value("--repeat") ?? 1),
+    limitMiB: value("--limit-mib") === undefined ? undefined : Number(value("--limit-mib")),
   });
 }

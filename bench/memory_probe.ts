@@ -20,6 +20,9 @@ export interface ProbeSample {
   external: number;
   /** Committed size of V8's young generation (new space), part of heapTotal. */
   newSpace: number;
+  /** RSS split: anonymous memory, and file-backed pages (the deno binary's code, shared with other processes). */
+  rssAnon?: number;
+  rssFile?: number;
 }
 
 const MB = 1e6;
@@ -40,11 +43,24 @@ export function readPeakSample(path: string): ProbeSample | undefined {
 export function describeSample(s: ProbeSample): string {
   const rest = s.rss - s.heapTotal - s.external;
   return `V8 heap ${s.heapTotal.toFixed(0)} MB (${s.heapUsed.toFixed(0)} used, young generation ` +
-    `${s.newSpace.toFixed(0)}), ArrayBuffers/WASM ${s.external.toFixed(0)} MB, rest ${rest.toFixed(0)} MB`;
+    `${s.newSpace.toFixed(0)}), ArrayBuffers/WASM ${s.external.toFixed(0)} MB, rest ${rest.toFixed(0)} MB` +
+    (s.rssFile === undefined
+      ? ""
+      : ` (RSS: ${s.rssAnon?.toFixed(0)} MB anonymous, ${s.rssFile.toFixed(0)} MB file-backed)`);
+}
+
+/** A `/proc/self/status` field, MB. */
+function statusMB(status: string, field: string): number | undefined {
+  const m = status.match(new RegExp(`${field}:\\s+(\\d+) kB`));
+  return m ? (Number(m[1]) * 1024) / MB : undefined;
 }
 
 function sample(t0: number): ProbeSample {
   const m = Deno.memoryUsage();
+  let status = "";
+  try {
+    status = Deno.readTextFileSync("/proc/self/status");
+  } catch { /* not Linux */ }
   const young = getHeapSpaceStatistics().find((s) => s.space_name === "new_space");
   return {
     t: Math.round(performance.now() - t0),
@@ -53,6 +69,8 @@ function sample(t0: number): ProbeSample {
     heapUsed: m.heapUsed / MB,
     external: m.external / MB,
     newSpace: (young?.space_size ?? 0) / MB,
+    rssAnon: statusMB(status, "RssAnon"),
+    rssFile: statusMB(status, "RssFile"),
   };
 }
 

@@ -9,6 +9,7 @@ import { type CaptureSource, openCaptures, RowSample, runFacts } from "./capture
 import { diagnose, renderDiagnosis } from "../report/diagnosis.ts";
 import { resolveConfigPath } from "../config/load.ts";
 import { finishNodes, SensorNode } from "../actors/node.ts";
+import type { MatchFeed } from "../actors/exporter.ts";
 import type { RowSource } from "../actors/pixie_reader.ts";
 import { installSignalHandlers } from "../actors/shutdown.ts";
 import { InProcessBus } from "../bus/in_process.ts";
@@ -19,23 +20,12 @@ import { sensorMetrics } from "./sensor_metrics.ts";
 import { startHttpServer } from "../http/server.ts";
 import { replayStream } from "../pixie/replay.ts";
 import type { Row } from "../pixie/row.ts";
-import { connectPixie, queriesFromConfig } from "./pixie_queries.ts";
-import { PixieRowSource } from "../pixie/live_source.ts";
-import { PixieHealth } from "../pixie/health.ts";
+import type { PixieHealth } from "../pixie/health.ts";
 import type { PixieClient } from "../pixie/client.ts";
 import { logger } from "../util/log.ts";
-import { OtlpExporter } from "../report/otlp.ts";
-import { jetStreamMatchFeed } from "../http/ui/jetstream_source.ts";
-import {
-  CombinedRowSource,
-  packetSide,
-  type PixiePodScope,
-  pixiePodScope,
-  usesPixie,
-} from "./sensor_sources.ts";
-import { connectJetStream } from "./bus_from_config.ts";
-import { JetStreamBus, signatureStartTimeMs } from "../bus/jetstream.ts";
-import { ClockSkewEstimator } from "../bus/clock_skew.ts";
+import type { PixiePodScope } from "./sensor_sources.ts";
+import { usesPixie } from "./packet_taps.ts";
+import type { ClockSkewEstimator } from "../bus/clock_skew.ts";
 
 const log = logger("run");
 
@@ -44,12 +34,23 @@ export const DRAIN_DEADLINE_MS = 20_000;
 
 export { sensorMetrics };
 
-/** The bus of a sensor: JetStream when nats.url is set (with its metrics and clock-skew estimator). */
+/**
+ * The bus of a sensor: JetStream when nats.url is set (with its metrics, clock-skew estimator, the match feed of
+ * the UI and where the signature subscription starts). The NATS client is only loaded then: a sensor on the
+ * in-process bus (`run --capture` without nats.url) never holds its modules.
+ */
 async function openBus(
   config: Config,
   metrics: FsmMetrics,
-): Promise<{ bus: Bus; skew?: ClockSkewEstimator }> {
+): Promise<{ bus: Bus; skew?: ClockSkewEstimator; matchFeed?: MatchFeed; subscribeFromMs?: number }> {
   if (config.nats.url === "") return { bus: new InProcessBus() };
+  const [{ connectJetStream }, { ClockSkewEstimator }, { signatureStartTimeMs }, { jetStreamMatchFeed }] =
+    await Promise.all([
+      import("./bus_from_config.ts"),
+      import("../bus/clock_skew.ts"),
+      import("../bus/jetstream.ts"),
+      import("../http/ui/jetstream_source.ts"),
+    ]);
   const bus = await connectJetStream(config, {
     outboxDepth: (n) => metrics.outboxDepth(n),
     outboxOverflow: (n) => metrics.outboxOverflow(n),
@@ -64,7 +65,12 @@ async function openBus(
     onOffset: (peer, s) => metrics.clockOffset(peer, s),
   });
   skew.start();
-  return { bus, skew };
+  return {
+    bus,
+    skew,
+    matchFeed: jetStreamMatchFeed(bus.connection, config.nats.stream),
+    subscribeFromMs: signatureStartTimeMs(Math.max(...config.measurements.map((m) => m.ttl_seconds))),
+  };
 }
 
 /** Runs `run`. */
@@ -76,15 +82,23 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
   }
   const { config } = await loadCommandConfig(args);
   const metrics = sensorMetrics(config);
-  const { bus, skew } = await openBus(config, metrics);
+  const { bus, skew, matchFeed, subscribeFromMs } = await openBus(config, metrics);
 
   const sources: RowSource[] = [];
   let pixie: { client: PixieClient; health: PixieHealth; pods?: PixiePodScope } | undefined;
-  const packets = capturePath === undefined ? await packetSide(config, metrics) : undefined;
+  // The live sources' modules (Pixie's gRPC client, the packet capture, the Kubernetes API) are only loaded
+  // for a live sensor: `run --capture` never holds them.
+  const live = capturePath === undefined ? await import("./sensor_sources.ts") : undefined;
+  const packets = live ? await live.packetSide(config, metrics) : undefined;
   if (packets) sources.push(packets.source);
-  if (capturePath === undefined && (usesPixie(config) || !packets)) {
+  if (live && (usesPixie(config) || !packets)) {
+    const [{ connectPixie, queriesFromConfig }, { PixieRowSource }, { PixieHealth }] = await Promise.all([
+      import("./pixie_queries.ts"),
+      import("../pixie/live_source.ts"),
+      import("../pixie/health.ts"),
+    ]);
     // pixie.scope pods: this node's pods first (no Kubernetes API is a config error, before Pixie is dialled).
-    const pods = await pixiePodScope(config);
+    const pods = await live.pixiePodScope(config);
     const { client, clusterId } = await connectPixie(config).catch(async (e) => {
       await pods?.stop();
       throw e;
@@ -110,17 +124,19 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
   }
   const source = sources.length === 0
     ? undefined
-    : sources.length === 1
+    : sources.length === 1 || !live
     ? sources[0]
-    : new CombinedRowSource(sources);
+    : new live.CombinedRowSource(sources);
   // Opened here (a bad file is an error before the sensor starts), read as a stream during the replay.
   const caps: CaptureSource[] = capturePath === undefined ? [] : await openCaptures([capturePath], config);
-  const otlp = config.otlp.endpoint === "" ? undefined : new OtlpExporter({
-    endpoint: config.otlp.endpoint,
-    headers: config.otlp.headers,
-    serviceName: config.otlp.service_name,
-    resource: { "k8s.node.name": config.node },
-  });
+  const otlp = config.otlp.endpoint === ""
+    ? undefined
+    : new (await import("../report/otlp.ts")).OtlpExporter({
+      endpoint: config.otlp.endpoint,
+      headers: config.otlp.headers,
+      serviceName: config.otlp.service_name,
+      resource: { "k8s.node.name": config.node },
+    });
   const node = await SensorNode.start({
     config,
     node: config.node,
@@ -129,10 +145,8 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     mode: source ? "live" : "replay",
     source,
     sinks: otlp ? [otlp] : [],
-    matchFeed: bus instanceof JetStreamBus
-      ? jetStreamMatchFeed(bus.connection, config.nats.stream)
-      : undefined,
-    subscribeFromMs: signatureStartTimeMs(Math.max(...config.measurements.map((m) => m.ttl_seconds))),
+    matchFeed,
+    subscribeFromMs,
   });
   // Peers' clocks ahead of ours widen the search before a signature's instant (see SensorNode.noteClockOffsets).
   skew?.addListener((offsets) => node.noteClockOffsets(offsets.values()));

@@ -1,0 +1,133 @@
+/**
+ * The sensor's memory settings where users run it: deno.json's `run` task (the DaemonSet's and the image's
+ * command) caps V8's young generation, and bench/capture_memory.ts measures with the same flags (`--task`).
+ */
+import { deepEqual, ok } from "node:assert/strict";
+import { cpuUsage } from "node:process";
+import {
+  cpuSeconds,
+  daemonSetMemoryEnv,
+  inMemoryLimit,
+  runTaskEnv,
+  runTaskV8Flags,
+  v8FlagsArgs,
+} from "../bench/capture_memory.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+/** Largest young generation (semi-space size, MB) the run task may leave V8: measured, see k8s/README.md. */
+const MAX_SEMI_SPACE_MB = 4;
+
+Deno.test("run task: V8's semi-spaces are capped (the young generation was 56-64 MB of a 1,000-stream peak)", async () => {
+  const flags = runTaskV8Flags(await Deno.readTextFile(`${ROOT}deno.json`));
+  const semi = flags.map((f) => f.match(/^--max-semi-space-size=(\d+)$/)).find((m) => m !== null);
+  ok(semi, `deno.json's run task sets no --max-semi-space-size (flags: ${flags.join(" ")})`);
+  const mb = Number(semi[1]);
+  ok(mb >= 1 && mb <= MAX_SEMI_SPACE_MB, `semi-space ${mb} MB`);
+  // The flags take effect: a process churning short-lived objects keeps its new space within two semi-spaces.
+  const script = `
+    import { getHeapSpaceStatistics } from "node:v8";
+    let max = 0, keep = [];
+    for (let i = 0; i < 60; i++) {
+      for (let j = 0; j < 20000; j++) keep.push({ j, s: "x" + j });
+      keep = keep.slice(-1000);
+      const n = getHeapSpaceStatistics().find((s) => s.space_name === "new_space");
+      max = Math.max(max, n.space_size);
+    }
+    console.log(max);`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", ...v8FlagsArgs(flags), script],
+    stdout: "piped",
+  }).output();
+  ok(out.success);
+  const newSpaceMB = Number(new TextDecoder().decode(out.stdout).trim()) / 1e6;
+  ok(
+    newSpaceMB > 0 && newSpaceMB <= 2 * mb + 1,
+    `new space ${newSpaceMB.toFixed(1)} MB with ${mb} MB semi-spaces`,
+  );
+});
+
+Deno.test("run task: V8's old generation grows by a fixed 20% past what a collection left (garbage bounded by live size)", async () => {
+  const flags = runTaskV8Flags(await Deno.readTextFile(`${ROOT}deno.json`));
+  const growing = flags.map((f) => f.match(/^--heap-growing-percent=(\d+)$/)).find((m) => m !== null);
+  ok(growing && Number(growing[1]) > 0 && Number(growing[1]) <= 20, `flags: ${flags.join(" ")}`);
+});
+
+Deno.test("run task: V8 optimizes for size (1,000 streams: 396-419 MB peak with it, 410-423 without)", async () => {
+  const flags = runTaskV8Flags(await Deno.readTextFile(`${ROOT}deno.json`));
+  ok(flags.includes("--optimize-for-size"), `flags: ${flags.join(" ")}`);
+});
+
+Deno.test("run task: ArrayBuffers of 32 KiB and more get pages of their own from the C allocator (given back when freed)", async () => {
+  const env = runTaskEnv(await Deno.readTextFile(`${ROOT}deno.json`));
+  const t = Number(env["MALLOC_MMAP_THRESHOLD_"]);
+  ok(t > 0 && t <= 32768, `MALLOC_MMAP_THRESHOLD_=${env["MALLOC_MMAP_THRESHOLD_"]}`);
+});
+
+Deno.test("capture_memory: the run task's V8 flags and variables are read from its command line", () => {
+  const json = (run: string) => JSON.stringify({ tasks: { run } });
+  deepEqual(runTaskEnv(json("A_=1 B=x deno run C=2 main.ts")), { A_: "1", B: "x" });
+  deepEqual(runTaskEnv(json("deno run -A main.ts")), {});
+  deepEqual(runTaskV8Flags(json("deno run --v8-flags=--a=1,--b -A main.ts run")), ["--a=1", "--b"]);
+  deepEqual(runTaskV8Flags(json("deno run -A main.ts run")), []);
+  deepEqual(v8FlagsArgs([]), []);
+  deepEqual(v8FlagsArgs(["--a=1", "--b"]), ["--v8-flags=--a=1,--b"]);
+});
+
+Deno.test("capture_memory: the DaemonSet's memory variables are the literal MALLOC_/V8 ones", () => {
+  const yaml = `
+spec:
+  template:
+    spec:
+      containers:
+        - name: sensor
+          env:
+            - { name: MALLOC_ARENA_MAX, value: "2" }
+            - { name: NODE_NAME, valueFrom: { fieldRef: { fieldPath: spec.nodeName } } }
+            - { name: DENO_V8_FLAGS, value: "--x" }
+            - { name: FSMPX_LOG_LEVEL, value: info }
+`;
+  deepEqual(daemonSetMemoryEnv(yaml), { MALLOC_ARENA_MAX: "2", DENO_V8_FLAGS: "--x" });
+});
+
+Deno.test("capture_memory: a process's CPU seconds are read from /proc", {
+  ignore: Deno.build.os !== "linux",
+}, () => {
+  let x = 0;
+  for (let i = 0; i < 3e7; i++) x += Math.sqrt(i);
+  const own = cpuUsage();
+  const read = cpuSeconds(Deno.pid);
+  const mine = (own.user + own.system) / 1e6;
+  // /proc counts in 10 ms ticks.
+  ok(x > 0 && mine > 0.02 && Math.abs(read - mine) < 0.05, `/proc ${read} s, process.cpuUsage ${mine} s`);
+  ok(Number.isNaN(cpuSeconds(2 ** 30)));
+});
+
+Deno.test(
+  "capture_memory: a run under --limit-mib sees the container limit as deno does with DENO_USE_CGROUPS",
+  {
+    // unshare -m needs root; the bench says so when it cannot.
+    ignore: Deno.build.os !== "linux" || Deno.uid() !== 0,
+  },
+  async () => {
+    const limit = async (argv: string[]) => {
+      const [cmd, ...args] = argv;
+      const out = await new Deno.Command(cmd!, {
+        args,
+        env: { DENO_USE_CGROUPS: "1" },
+        stdout: "piped",
+      }).output();
+      ok(out.success);
+      return Number(new TextDecoder().decode(out.stdout)) / 1e6;
+    };
+    const eval_ = [
+      Deno.execPath(),
+      "eval",
+      'import { getHeapStatistics } from "node:v8"; console.log(getHeapStatistics().heap_size_limit)',
+    ];
+    const limited = await limit(inMemoryLimit(768, eval_));
+    // V8 gets about half of the container's limit (428 MB of 768 MiB with deno 2.9), not the host's memory.
+    ok(limited > 300 && limited < 600, `heap limit ${limited} MB under a 768 MiB limit`);
+    ok(await limit(inMemoryLimit(1024, eval_)) > limited);
+  },
+);
