@@ -47,17 +47,6 @@ Deno.test("run task: V8's semi-spaces are capped (the young generation was 56-64
   );
 });
 
-Deno.test("run task: V8's old generation grows by a fixed 20% past what a collection left (garbage bounded by live size)", async () => {
-  const flags = runTaskV8Flags(await Deno.readTextFile(`${ROOT}deno.json`));
-  const growing = flags.map((f) => f.match(/^--heap-growing-percent=(\d+)$/)).find((m) => m !== null);
-  ok(growing && Number(growing[1]) > 0 && Number(growing[1]) <= 20, `flags: ${flags.join(" ")}`);
-});
-
-Deno.test("run task: V8 optimizes for size (1,000 streams: 396-419 MB peak with it, 410-423 without)", async () => {
-  const flags = runTaskV8Flags(await Deno.readTextFile(`${ROOT}deno.json`));
-  ok(flags.includes("--optimize-for-size"), `flags: ${flags.join(" ")}`);
-});
-
 Deno.test("run task: ArrayBuffers of 32 KiB and more get pages of their own from the C allocator (given back when freed)", async () => {
   const env = runTaskEnv(await Deno.readTextFile(`${ROOT}deno.json`));
   const t = Number(env["MALLOC_MMAP_THRESHOLD_"]);
