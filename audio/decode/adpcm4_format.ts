@@ -1,0 +1,124 @@
+/**
+ * The 4-bit coder's format (adpcm4.ts): IMA ADPCM's step and index tables, the quantiser's tables derived from
+ * them, the header's size and the predictor's scale. One place for what the coder and its reference
+ * (tests/support/adpcm4_reference.ts, the first implementation kept for a bit-for-bit property test) share.
+ * @module
+ */
+
+/** IMA ADPCM step sizes (89 of them, ~1.1x apart). */
+export const STEPS = new Int32Array([
+  7,
+  8,
+  9,
+  10,
+  11,
+  12,
+  13,
+  14,
+  16,
+  17,
+  19,
+  21,
+  23,
+  25,
+  28,
+  31,
+  34,
+  37,
+  41,
+  45,
+  50,
+  55,
+  60,
+  66,
+  73,
+  80,
+  88,
+  97,
+  107,
+  118,
+  130,
+  143,
+  157,
+  173,
+  190,
+  209,
+  230,
+  253,
+  279,
+  307,
+  337,
+  371,
+  408,
+  449,
+  494,
+  544,
+  598,
+  658,
+  724,
+  796,
+  876,
+  963,
+  1060,
+  1166,
+  1282,
+  1411,
+  1552,
+  1707,
+  1878,
+  2066,
+  2272,
+  2499,
+  2749,
+  3024,
+  3327,
+  3660,
+  4026,
+  4428,
+  4871,
+  5358,
+  5894,
+  6484,
+  7132,
+  7845,
+  8630,
+  9493,
+  10442,
+  11487,
+  12635,
+  13899,
+  15289,
+  16818,
+  18500,
+  20350,
+  22385,
+  24623,
+  27086,
+  29794,
+  32767,
+]);
+/** Step index change per code magnitude (IMA). */
+export const INDEX_STEP = new Int8Array([-1, -1, -1, -1, 2, 4, 6, 8]);
+/** The last step index. */
+export const MAX_INDEX = STEPS.length - 1;
+/**
+ * The quantiser: magnitude m (0-7) of an error e at step s is about floor(4e / s) (at most 7; the encoder decides,
+ * the decoder only looks m up), reconstructed at the middle of its interval, (2m + 1) s / 8: IMA's intervals, as
+ * a multiplication and a table instead of IMA's successive subtractions of s, s / 2, s / 4 (data-dependent
+ * branches, and speech's errors are a coin toss for a branch predictor).
+ */
+export const RECIPROCAL = Int32Array.from(STEPS, (s) => Math.floor((4 << 16) / s));
+/** Reconstruction level of each (step index, magnitude), at `(index << 3) | m`. */
+export const LEVELS = Int32Array.from(
+  { length: STEPS.length * 8 },
+  (_, k) => ((2 * (k & 7) + 1) * STEPS[k >> 3]!) >> 3,
+);
+
+/** Bytes of a block's header: first value (2, little-endian), start step index (1), two coefficients (1 each). */
+export const HEADER_BYTES = 5;
+
+/** Samples the first step is estimated from (IMA's adaptation would take a few samples to catch up). */
+export const LEAD = 8;
+
+/** Predictor coefficients' scale: 6 fractional bits. */
+export const COEF_SHIFT = 6;
