@@ -24,7 +24,8 @@ Deno.test("run task: V8's semi-spaces are capped (the young generation was 56-64
   ok(semi, `deno.json's run task sets no --max-semi-space-size (flags: ${flags.join(" ")})`);
   const mb = Number(semi[1]);
   ok(mb >= 1 && mb <= MAX_SEMI_SPACE_MB, `semi-space ${mb} MB`);
-  // The flags take effect: a process churning short-lived objects keeps its new space within two semi-spaces.
+  // The flags take effect: a process churning short-lived objects keeps its new space near two semi-spaces (V8
+  // also counts pages it holds during a scavenge: 8.4-11.3 MB seen with 4 MB semi-spaces, 31-34 MB without the flag).
   const script = `
     import { getHeapSpaceStatistics } from "node:v8";
     let max = 0, keep = [];
@@ -42,7 +43,7 @@ Deno.test("run task: V8's semi-spaces are capped (the young generation was 56-64
   ok(out.success);
   const newSpaceMB = Number(new TextDecoder().decode(out.stdout).trim()) / 1e6;
   ok(
-    newSpaceMB > 0 && newSpaceMB <= 2 * mb + 1,
+    newSpaceMB > 0 && newSpaceMB <= 4 * mb,
     `new space ${newSpaceMB.toFixed(1)} MB with ${mb} MB semi-spaces`,
   );
 });
