@@ -118,7 +118,49 @@ export const LEVELS = Int32Array.from(
 export const HEADER_BYTES = 5;
 
 /** Samples the first step is estimated from (IMA's adaptation would take a few samples to catch up). */
-export const LEAD = 8;
+const LEAD = 8;
 
 /** Predictor coefficients' scale: 6 fractional bits. */
 export const COEF_SHIFT = 6;
+
+/**
+ * Writes a block's header at `heads[h..h+HEADER_BYTES)`: its first value, the step index its coding starts from
+ * and its order-2 predictor (see adpcm4.ts's module doc), all chosen from `src[from..from+n)` alone.
+ */
+export function writeHeader(src: Int16Array, from: number, n: number, heads: Uint8Array, h: number): void {
+  // Order-2 linear prediction (Levinson) from the block's autocorrelation, kept stable and within an Int8.
+  let r0 = 0, r1 = 0, r2 = 0;
+  // In int32: products of values scaled down by 16 (≤ 2^22 each, < 2^31 summed over 256), cheaper than doubles.
+  let v2 = src[from]! >> 4, v1 = n > 1 ? src[from + 1]! >> 4 : 0;
+  let s0 = (v2 * v2 + v1 * v1) | 0, s1 = (v1 * v2) | 0, s2 = 0;
+  for (let i = from + 2; i < from + n; i++) {
+    const v = src[i]! >> 4;
+    s0 = (s0 + v * v) | 0;
+    s1 = (s1 + v * v1) | 0;
+    s2 = (s2 + v * v2) | 0;
+    v2 = v1;
+    v1 = v;
+  }
+  r0 = s0;
+  r1 = s1;
+  r2 = s2;
+  // A touch of white noise on the diagonal: a pure tone or silence must not ask for an unstable predictor.
+  r0 = r0 * 1.0001 + 1;
+  const det = r0 * r0 - r1 * r1;
+  let a1 = (r1 * (r0 - r2)) / det, a2 = (r0 * r2 - r1 * r1) / det;
+  a2 = Math.max(-0.95, Math.min(0.95, a2));
+  a1 = Math.max(-1.9, Math.min(1.9, a1));
+  const c1 = Math.round(a1 * (1 << COEF_SHIFT)), c2 = Math.round(a2 * (1 << COEF_SHIFT));
+  let lead = 0;
+  for (let i = from + 1; i < from + Math.min(n, LEAD + 1); i++) {
+    lead = Math.max(lead, Math.abs(src[i]! - src[i - 1]!));
+  }
+  let index = 0;
+  while (index < MAX_INDEX && STEPS[index]! * 2 < lead) index++;
+  const first = src[from]!;
+  heads[h] = first & 0xff;
+  heads[h + 1] = (first >> 8) & 0xff;
+  heads[h + 2] = index;
+  heads[h + 3] = c1 & 0xff;
+  heads[h + 4] = c2 & 0xff;
+}
