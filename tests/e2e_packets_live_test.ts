@@ -155,13 +155,22 @@ measurements:
         }
       })()
     );
+    const spawnedAt = performance.now();
+    const exited: (number | undefined)[] = [undefined, undefined];
+    sensors.forEach((s, i) => s.status.then((st) => exited[i] = st.code));
     try {
-      // Both sensors listed their pods and started capturing.
-      for (let i = 0; i < 600 && !logs.every((l) => l.includes("live capture started")); i++) {
-        await sleep(100);
-      }
-      assert.ok(logs.every((l) => l.includes("live capture started")), logs.join("\n---\n"));
-      assert.ok(logs.every((l) => l.includes("pods of this node listed")), logs.join("\n---\n"));
+      // Both sensors listed their pods and started capturing. A cold start under a parallel suite on two cores
+      // can take tens of seconds; a sensor that exits fails at once, with what it said.
+      const started = () => logs.every((l) => l.includes("live capture started"));
+      for (let i = 0; i < 1200 && !started() && exited.every((c) => c === undefined); i++) await sleep(100);
+      const state = () =>
+        logs.map((l, i) =>
+          `node-${"ab"[i]} after ${((performance.now() - spawnedAt) / 1000).toFixed(1)} s, exit ${
+            exited[i] ?? "none"
+          }; last lines:\n${l.trimEnd().split("\n").slice(-8).join("\n")}`
+        ).join("\n---\n");
+      assert.ok(started(), state());
+      assert.ok(logs.every((l) => l.includes("pods of this node listed")), state());
       await sleep(500);
       const speech = join(ROOT, "fixtures/audio_fp/speech_8k.ul");
       // A voice bot (a real Deno WebSocket server on node-b's pod port) gets the same call as Twilio-style
