@@ -1,7 +1,8 @@
-import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
+import { deepEqual, equal, notEqual, ok, strictEqual } from "node:assert/strict";
 import { encodeSamples } from "../audio/decode/codecs.ts";
 import { encodeBase64 } from "../audio/decode/encoding.ts";
-import { COLD_BLOCK, feedRing, SampleRing } from "../audio/decode/sample_ring.ts";
+import { COLD_BLOCK, feedRing, FIRST_TIER_BYTES, SampleRing } from "../audio/decode/sample_ring.ts";
+import { HEADER_BYTES } from "../audio/decode/adpcm4.ts";
 import { type DecodeOutcome, StreamDecoder, type StreamMessage } from "../audio/decode/stream_decoder.ts";
 import { TARGET_HOT_SAMPLES, TARGET_WARM_SAMPLES } from "../audio/pipeline.ts";
 import type { AudioFormat } from "../audio/types.ts";
@@ -133,4 +134,33 @@ Deno.test("sample ring: growing a tier frees the arrays it replaces at once", ()
   ok(ring.bytes > 150_000, `${ring.bytes} bytes held`);
   // Replaced arrays would add about as much again (the doublings up to each tier's size).
   ok(grown <= ring.bytes + 4 * COLD_BLOCK, `external grew ${grown} bytes for ${ring.bytes} held`);
+});
+
+Deno.test("sample ring: a cold tier's first array is 32 KiB, a mapping of its own for the C allocator", () => {
+  // At the run task's MALLOC_MMAP_THRESHOLD_ (32 KiB) an array that size is mapped alone and given back whole
+  // when the tier grows; smaller first arrays left holes in the C heap at every stream.
+  strictEqual(FIRST_TIER_BYTES, 32768);
+  const chunk = new Float32Array(160).map((_, i) => Math.sin(i / 5) * 0.2);
+  const ring = new SampleRing(8000 * 32, {
+    hotSamples: TARGET_HOT_SAMPLES,
+    warmSamples: TARGET_WARM_SAMPLES,
+  });
+  let at = 0;
+  const upTo = (n: number) => {
+    for (; at < n; at += chunk.length) ring.write(at, chunk, 0);
+  };
+  upTo(TARGET_HOT_SAMPLES + 2 * COLD_BLOCK);
+  const hot = TARGET_HOT_SAMPLES * 2;
+  // Int16 tier, 128 blocks of 8-bit codes and their header bytes.
+  strictEqual(ring.bytes, hot + FIRST_TIER_BYTES + FIRST_TIER_BYTES / COLD_BLOCK);
+  upTo(TARGET_HOT_SAMPLES + TARGET_WARM_SAMPLES - 2 * COLD_BLOCK);
+  const warm = ring.bytes;
+  upTo(TARGET_HOT_SAMPLES + TARGET_WARM_SAMPLES + 4 * COLD_BLOCK);
+  const oldBlocks = FIRST_TIER_BYTES / (COLD_BLOCK >> 1);
+  // The 4-bit tier's first array (256 blocks of nibbles), their headers, and the block coded ahead.
+  strictEqual(
+    ring.bytes - warm,
+    FIRST_TIER_BYTES + oldBlocks * HEADER_BYTES + (COLD_BLOCK >> 1) + HEADER_BYTES,
+    `${warm} -> ${ring.bytes}`,
+  );
 });
