@@ -143,7 +143,9 @@ export const coldReadStats = { materialized: 0, samples: 0, old: 0, grown: 0 };
  * task's MALLOC_MMAP_THRESHOLD_ (32 KiB) every array of a tier is a mapping of its own, given back to the system
  * when the tier grows or the stream ends. Doubling from 4 KiB and 2 KiB left each stream's first three or four
  * arrays as holes in the C heap (~6 MB of peak RSS at 1,000 streams); a stream shorter than ~1.5 s holds up to
- * 28 KiB more.
+ * 28 KiB more. The replaced arrays are left to the collector: detaching them (`buffer.transfer(0)`) would free
+ * them at once, but the first detached ArrayBuffer of the process makes V8 check every typed-array access for
+ * detachment from then on (~10% more CPU for `run --capture`).
  */
 export const FIRST_TIER_BYTES = 32768;
 
@@ -642,8 +644,6 @@ export class SampleRing {
       nibbles.set(this.#nibbles.subarray(from * half, (from + 1) * half), to * half);
       heads.set(this.#oldHeads.subarray(from * HEADER_BYTES, (from + 1) * HEADER_BYTES), to * HEADER_BYTES);
     }
-    release(this.#nibbles);
-    release(this.#oldHeads);
     this.#nibbles = nibbles;
     this.#oldHeads = heads;
     this.#oldBlocks = blocks;
@@ -664,24 +664,10 @@ export class SampleRing {
       codes.set(this.#codes.subarray(from * COLD_BLOCK, (from + 1) * COLD_BLOCK), to * COLD_BLOCK);
       heads[to] = this.#heads[from]!;
     }
-    release(this.#codes);
-    release(this.#heads);
     this.#codes = codes;
     this.#heads = heads;
     this.#blocks = blocks;
   }
-}
-
-/**
- * Frees a tier's replaced array now rather than at a later collection: streams that start together grow their
- * tiers together, and the replaced arrays (at 1,000 streams ~70 MB at once) would otherwise wait for V8 to
- * collect them, adding to the peak. Detaching (`transfer(0)`) drops the backing store at once; the array must
- * not be read again (the tiers' arrays are private and re-read after growing).
- */
-function release(a: Uint8Array): void {
-  const b = a.buffer;
-  // Only an array that owns its whole buffer (the tiers' always do).
-  if (b instanceof ArrayBuffer && a.byteLength > 0 && a.byteLength === b.byteLength) b.transfer(0);
 }
 
 let zeroPiece = new Float32Array(0);
