@@ -197,6 +197,8 @@ export class SourcePipeline {
     this.decoder = new StreamDecoder(opts.format, {
       lookbackSamples: this.#store.capacity * this.#params.hop + this.#params.frame + ANALYSIS_RATE,
       keepTimeline: true,
+      // #take copies each outcome's samples into the ring before the next push.
+      reuseSamples: true,
     });
     this.#ring = new SampleRing(4 * ANALYSIS_RATE);
     this.#fp = new Fingerprinter(this.#ring, this.#store, new FrameAnalyzer(this.#params));
@@ -411,6 +413,8 @@ export class TargetPipeline {
     this.decoder = new StreamDecoder(opts.format, {
       lookbackSamples: keep + ANALYSIS_RATE,
       keepTimeline: true,
+      // #take copies each outcome's samples into the ring before the next push.
+      reuseSamples: true,
     });
     // A frame's length more than the frames held start in (its samples are read when the oldest is verified).
     this.#ring = new SampleRing(keep + frame, {

@@ -138,6 +138,17 @@ const scratch = {
  */
 export const coldReadStats = { materialized: 0, samples: 0, old: 0, grown: 0 };
 
+/**
+ * Bytes of a cold tier's first array (8-bit codes, 4-bit nibbles; at most what the capacity needs): at the run
+ * task's MALLOC_MMAP_THRESHOLD_ (32 KiB) every array of a tier is a mapping of its own, given back to the system
+ * when the tier grows or the stream ends. Doubling from 4 KiB and 2 KiB left each stream's first three or four
+ * arrays as holes in the C heap (~6 MB of peak RSS at 1,000 streams); a stream shorter than ~1.5 s holds up to
+ * 28 KiB more. The replaced arrays are left to the collector: detaching them (`buffer.transfer(0)`) would free
+ * them at once, but the first detached ArrayBuffer of the process makes V8 check every typed-array access for
+ * detachment from then on (~10% more CPU for `run --capture`).
+ */
+export const FIRST_TIER_BYTES = 32768;
+
 /** A 4-bit block's decoded values, for `at` (one block cached). */
 const oldBlock = { data: new Int16Array(COLD_BLOCK), owner: undefined as SampleRing | undefined, key: -1 };
 /** A block's 8-bit values on their way to the 4-bit tier, and the next block's when both are coded at once. */
@@ -622,7 +633,7 @@ export class SampleRing {
   /** Grows the 4-bit tier (doubling, up to what the capacity needs) to hold `live` blocks. */
   #growOld(live: number): void {
     coldReadStats.grown++;
-    let blocks = Math.max(16, this.#oldBlocks);
+    let blocks = Math.max(FIRST_TIER_BYTES / (COLD_BLOCK >> 1), this.#oldBlocks);
     while (blocks < live) blocks *= 2;
     blocks = Math.min(blocks, this.#maxOld);
     const half = COLD_BLOCK >> 1;
@@ -641,7 +652,7 @@ export class SampleRing {
   /** Grows the cold tier (doubling, up to what the capacity needs) to hold `live` blocks. */
   #growCold(live: number): void {
     coldReadStats.grown++;
-    let blocks = Math.max(16, this.#blocks);
+    let blocks = Math.max(FIRST_TIER_BYTES / COLD_BLOCK, this.#blocks);
     while (blocks < live) blocks *= 2;
     blocks = Math.min(blocks, this.#maxBlocks);
     const codes = new Uint8Array(blocks * COLD_BLOCK);
