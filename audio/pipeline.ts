@@ -29,6 +29,7 @@ import {
   type MatcherStats,
   type MatchThresholds,
   plainBer,
+  RecentFrames,
   TargetMatcher,
 } from "./match/mod.ts";
 import { OnsetDetector } from "./detect/onset.ts";
@@ -46,7 +47,7 @@ import {
 import type { AudioCriteria, AudioFormat, Match, Signature } from "./types.ts";
 import { EnergyVad, initWebRtcVad, VAD_FRAME, type VadDecider, WebRtcVad } from "./detect/vad.ts";
 
-export { SignatureIndex };
+export { RecentFrames, SignatureIndex };
 export type { IndexStats, MatcherStats, MatchThresholds, MediaClock, MessageCodec };
 
 /** One captured message of a stream. */
@@ -393,6 +394,8 @@ export class TargetPipeline {
     searchBeforeNs?: bigint;
     /** Newest samples kept as Int16 (default {@link TARGET_HOT_SAMPLES}). */
     ringHotSamples?: number;
+    /** Recent frames of the measurement's target streams (default: shared by every pipeline of `index`). */
+    recent?: RecentFrames;
     /** Samples after those kept 8-bit, the rest of the lookback 4-bit (default {@link TARGET_WARM_SAMPLES}). */
     ringWarmSamples?: number;
   }) {
@@ -431,6 +434,7 @@ export class TargetPipeline {
     };
     this.#matcher = new TargetMatcher({
       index: opts.index,
+      ...(opts.recent ? { recent: opts.recent } : {}),
       store: this.#store,
       rule,
       hop,
