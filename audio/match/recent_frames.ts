@@ -283,44 +283,54 @@ export class RecentFrames {
    * False (and the walk given up) if over the budget.
    */
   #walk(to: number): boolean {
-    const stamp = this.#seq;
-    const rec = this.#rec, owners = this.#owner, cursor = this.#cursor;
-    const emask = this.#cap * PROBES - 1;
     const stop = Math.max(to, this.#first) * PROBES;
-    let steps = 0, hits = 0;
-    for (let c = 0; c < this.#cursors; c++) {
-      let e = cursor[c]!;
-      if (e < stop) continue;
-      const v = this.#cursorValue[c >> 1]!, j = this.#cursorFrame[c >> 1]!;
-      while (e >= stop) {
-        const at = e & emask;
-        const f = at >> PROBE_SHIFT, p = at & (PROBES - 1), base = f * REC;
-        const d = popcount32((rec[base]! ^ v) >>> 0);
-        if (d <= HIT_MAX_DIST) {
-          const o = owners[f]!;
-          if (o.stamp !== stamp) {
-            o.stamp = stamp;
-            o.hits.length = 0;
-          }
-          o.hits.push(hitKey(rec[base + 1]!, p, j, d));
-          hits++;
-        }
-        steps++;
-        const back = rec[base + 2 + p]!;
-        e = back === 0 ? -1 : e - back;
+    const cursor = this.#cursor, n = this.#cursors;
+    const before = this.#walkSteps;
+    // Four chains at a time, a step of each in turn: their loads do not depend on one another, so that their
+    // cache misses (most steps are one) overlap.
+    for (let c = 0; c < n; c += 4) {
+      let e0 = cursor[c]!, e1 = c + 1 < n ? cursor[c + 1]! : -1;
+      let e2 = c + 2 < n ? cursor[c + 2]! : -1, e3 = c + 3 < n ? cursor[c + 3]! : -1;
+      while (e0 >= stop || e1 >= stop || e2 >= stop || e3 >= stop) {
+        if (e0 >= stop) e0 = this.#step(e0, c);
+        if (e1 >= stop) e1 = this.#step(e1, c + 1);
+        if (e2 >= stop) e2 = this.#step(e2, c + 2);
+        if (e3 >= stop) e3 = this.#step(e3, c + 3);
       }
-      cursor[c] = e;
+      cursor[c] = e0;
+      if (c + 1 < n) cursor[c + 1] = e1;
+      if (c + 2 < n) cursor[c + 2] = e2;
+      if (c + 3 < n) cursor[c + 3] = e3;
     }
     this.#walkedTo = Math.max(to, this.#first);
-    this.#walkSteps += steps;
-    this.#stats.steps += steps;
-    this.#stats.hits += hits;
+    this.#stats.steps += this.#walkSteps - before;
     if (this.#walkSteps > this.walkBudget) {
       this.#stats.overBudget++;
       this.#memoOk = false;
       return false;
     }
     return true;
+  }
+
+  /** Visits chain entry `e` of cursor `c`: its hit if any; returns the next entry (-1: the chain ends). */
+  #step(e: number, c: number): number {
+    const rec = this.#rec;
+    const at = e & (this.#cap * PROBES - 1);
+    const f = at >> PROBE_SHIFT, p = at & (PROBES - 1), base = f * REC;
+    const v = this.#cursorValue[c >> 1]!;
+    const d = popcount32((rec[base]! ^ v) >>> 0);
+    if (d <= HIT_MAX_DIST) {
+      const o = this.#owner[f]!;
+      if (o.stamp !== this.#seq) {
+        o.stamp = this.#seq;
+        o.hits.length = 0;
+      }
+      o.hits.push(hitKey(rec[base + 1]!, p, this.#cursorFrame[c >> 1]!, d));
+      this.#stats.hits++;
+    }
+    this.#walkSteps++;
+    const back = rec[base + 2 + p]!;
+    return back === 0 ? -1 : e - back;
   }
 
   #resize(cap: number): void {
