@@ -394,10 +394,13 @@ export class TargetPipeline {
     searchBeforeNs?: bigint;
     /** Newest samples kept as Int16 (default {@link TARGET_HOT_SAMPLES}). */
     ringHotSamples?: number;
-    /** Recent frames of the measurement's target streams (default: shared by every pipeline of `index`). */
-    recent?: RecentFrames;
     /** Samples after those kept 8-bit, the rest of the lookback 4-bit (default {@link TARGET_WARM_SAMPLES}). */
     ringWarmSamples?: number;
+    /**
+     * Recent frames of the measurement's target streams, for the backward search (default: shared by every
+     * pipeline of `index`).
+     */
+    recent?: RecentFrames;
   }) {
     this.measurement = opts.measurement;
     this.stage = opts.stage;

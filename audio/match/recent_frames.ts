@@ -10,7 +10,7 @@
  * chains of an LZ77 compressor. A signature's unmasked frames walk the chains of their two half-values: an entry
  * within {@link HIT_MAX_DIST} bits is exactly a hit the scan would have found. A stream whose frames since the
  * signature's time are not all there (evicted, or indexed only since a later frame) is scanned, as is every stream
- * when a walk runs over its budget (a hot key). The ring doubles (up to `maxFrames`) rather than drop a frame less
+ * when a walk runs over its budget (a hot key). The ring grows by a quarter (up to `maxFrames`) rather than drop a frame less
  * than `keepFrames` old, or when a search found frames gone that were less than `horizonFrames` old: it holds what
  * the signatures ask for and little more, as every frame held is a step of some walks.
  * @module
@@ -86,9 +86,14 @@ export class RecentOwner {
     this.#markBlock[block % MARKS] = block;
   }
 
-  /** A ring position at or before that of every frame of this owner from `from` on (0 when not known). */
+  /**
+   * A ring position at or before that of every frame of this owner from `from` on (0 when not known, Infinity when
+   * there is none).
+   */
   positionFrom(from: number): number {
     const block = Math.floor(from / MARK_FRAMES);
+    // No frame indexed from there on (the stream silent since, or `from` at its end): nothing to walk for.
+    if (block > this.#lastBlock) return Infinity;
     // The block's own mark, or an earlier block's (a block of silent frames has none).
     for (let b = block; b > block - MARKS && b >= 0; b--) {
       if (this.#markBlock[b % MARKS] === b) return this.#markPos[b % MARKS]!;
@@ -132,7 +137,7 @@ export class RecentFrames {
   /** Frames written (the next frame's absolute position), and the oldest one held. */
   #written = 0;
   #first = 0;
-  /** A search asked for frames within the horizon that had left: double the ring at the next eviction. */
+  /** A search asked for frames within the horizon that had left: grow the ring at the next eviction. */
   #grow = false;
   #seq = 0;
   /** The walk under way: its signature, the frames written when it started, whether it is within budget. */
@@ -188,8 +193,7 @@ export class RecentFrames {
    */
   add(owner: RecentOwner, t: number, v: number, probes: Int32Array, np: number): void {
     const pos = this.#written;
-    let mask = this.#cap - 1;
-    let slot = pos & mask;
+    let slot = pos % this.#cap;
     if (pos - this.#first === this.#cap) {
       const old = this.#owner[slot]!;
       const oldT = this.#rec[slot * REC + 1]!;
@@ -197,9 +201,8 @@ export class RecentFrames {
       // every frame held is a step of some walks.
       if ((this.#grow || old.end - oldT < this.keepFrames) && this.#cap < this.maxFrames) {
         this.#grow = false;
-        this.#resize(this.#cap * 2);
-        mask = this.#cap - 1;
-        slot = pos & mask;
+        this.#resize(Math.min(this.maxFrames, grown(this.#cap)));
+        slot = pos % this.#cap;
       } else {
         old.evictedTo = oldT;
         this.#first++;
@@ -315,8 +318,8 @@ export class RecentFrames {
   /** Visits chain entry `e` of cursor `c`: its hit if any; returns the next entry (-1: the chain ends). */
   #step(e: number, c: number): number {
     const rec = this.#rec;
-    const at = e & (this.#cap * PROBES - 1);
-    const f = at >> PROBE_SHIFT, p = at & (PROBES - 1), base = f * REC;
+    const p = e & (PROBES - 1);
+    const f = ((e - p) / PROBES) % this.#cap, base = f * REC;
     const v = this.#cursorValue[c >> 1]!;
     const d = popcount32((rec[base]! ^ v) >>> 0);
     if (d <= HIT_MAX_DIST) {
@@ -336,9 +339,9 @@ export class RecentFrames {
   #resize(cap: number): void {
     const owner: (RecentOwner | undefined)[] = new Array(cap);
     const rec = new Int32Array(cap * REC);
-    const oldMask = this.#cap - 1, mask = cap - 1;
+    const oldCap = this.#cap;
     for (let pos = this.#first; pos < this.#written; pos++) {
-      const a = pos & oldMask, b = pos & mask;
+      const a = pos % oldCap, b = pos % cap;
       owner[b] = this.#owner[a];
       rec.set(this.#rec.subarray(a * REC, a * REC + REC), b * REC);
     }
@@ -349,6 +352,11 @@ export class RecentFrames {
 }
 
 const NO_HITS: readonly number[] = [];
+
+/** The next ring size: a quarter more, in whole 1,024 frames (every frame held is a step of some walks). */
+function grown(cap: number): number {
+  return Math.ceil((cap * 1.25) / 1024) * 1024;
+}
 
 /** A hit key's target frame unit: below it the probe, the signature frame (8 bits) and the distance (3). */
 export const HIT_KEY_FRAME = 1 << (PROBE_SHIFT + 11);

@@ -7,8 +7,10 @@
  *   frames once 64 are there (weighted BER ≤ 0.36; precheck.ts, scheduler.ts), and a passing alignment is
  *   verified when the whole block is there (verify.ts);
  * - backward: a signature that just arrived is looked up in the target frames already held (the lookback, from
- *   its source time minus the clock skew allowance on), through a small table of its own half-values; what
- *   is complete is verified at once, the rest when its frames arrive.
+ *   its source time minus the clock skew allowance on): its hits come from the measurement's recent frames
+ *   (recent_frames.ts, one walk for all its streams) when they hold those frames, else from a scan of the frames
+ *   through a small table of its own half-values, and vote alike; what is complete is verified at once, the rest
+ *   when its frames arrive.
  * @module
  */
 
