@@ -32,6 +32,8 @@ import { HIT_KEY_FRAME, type RecentFrames, recentFramesOf, RecentOwner } from ".
 const hitScratch = new HitBuffer();
 const probeScratch = new Int32Array(PROBE_WORDS);
 let hitScratchKeys = new Float64Array(256);
+/** No votes (never written). */
+const NO_VOTES: ReadonlyMap<number, number> = new Map();
 
 /** Forward and backward search of one target stream. */
 export class TargetMatcher {
@@ -188,16 +190,16 @@ export class TargetMatcher {
     const hop = this.#ctx.hop;
     const fromSample = this.#ctx.firstSampleAtOrAfter(sig.source.timeNs - CLOCK_SKEW_NS);
     const from = Math.max(store.start, Math.floor(fromSample / hop));
-    const votes = new Map<number, number>();
     // The measurement's recent frames give this stream's hits at once (one walk per signature for all streams):
     // the votes the scan of the frames since `from` would cast, in the same order.
     const owner = this.#owner;
     const hits = owner !== undefined && owner.end === store.end
       ? this.#recent.hitsOf(sig, owner, from)
       : undefined;
-    if (hits !== undefined) votesOfHits(hits, from, votes);
-    else this.#scanBackward(sig, from, votes);
+    const votes = hits !== undefined ? votesOfHits(hits, from) : this.#scanBackward(sig, from);
     this.#stats.lookups += store.end - from;
+    // Most streams: no vote at all.
+    if (votes.size === 0) return [];
     const fp = sig.fingerprint;
     const slot = index.slotOf(sig.id);
     const gen = slot >= 0 ? index.generation(slot) : 0;
@@ -231,7 +233,8 @@ export class TargetMatcher {
   }
 
   /** The votes of `sig`'s lookup hits in frames [from, end), frame by frame through its own half-value tables. */
-  #scanBackward(sig: Signature, from: number, votes: Map<number, number>): void {
+  #scanBackward(sig: Signature, from: number): ReadonlyMap<number, number> {
+    const votes = new Map<number, number>();
     const store = this.#ctx.store;
     const [hiT, loT] = tablesOf(sig);
     const fp = sig.fingerprint;
@@ -254,6 +257,7 @@ export class TargetMatcher {
         }
       }
     }
+    return votes;
   }
 
   #accept(m: CoarseMatch, slot: number, gen: number): void {
@@ -281,12 +285,13 @@ export class TargetMatcher {
  * them: frame by frame, probe by probe, each probe's signature frames from the last, a signature frame at most
  * once a target frame (of the last three met).
  */
-function votesOfHits(hits: readonly number[], from: number, votes: Map<number, number>): void {
+function votesOfHits(hits: readonly number[], from: number): ReadonlyMap<number, number> {
   const min = from * HIT_KEY_FRAME;
   if (hitScratchKeys.length < hits.length) hitScratchKeys = new Float64Array(hits.length * 2);
   let n = 0;
   for (let h = 0; h < hits.length; h++) if (hits[h]! >= min) hitScratchKeys[n++] = hits[h]!;
-  if (n === 0) return;
+  if (n === 0) return NO_VOTES;
+  const votes = new Map<number, number>();
   const keys = hitScratchKeys.subarray(0, n).sort();
   let frame = -1, seen0 = -1, seen1 = -1, seen2 = -1;
   for (let h = 0; h < n; h++) {
@@ -303,4 +308,5 @@ function votesOfHits(hits: readonly number[], from: number, votes: Map<number, n
     const s = t - j;
     votes.set(s, (votes.get(s) ?? 0) + hitVotes(low & 7));
   }
+  return votes;
 }
