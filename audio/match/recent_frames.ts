@@ -45,7 +45,10 @@ export const RECENT_MAX_FRAMES = 1 << 20;
 /** Chain entries one signature's walk may visit before every stream is scanned instead. */
 export const RECENT_WALK_BUDGET = 1 << 18;
 const MIN_FRAMES = 1 << 10;
-/** Frames per position mark of an owner (0.5 s), and marks kept (16 s, as {@link RECENT_HORIZON_FRAMES}). */
+/**
+ * Frames per position mark of an owner (0.5 s), and marks kept (a power of two: 16 s, as
+ * {@link RECENT_HORIZON_FRAMES}).
+ */
 const MARK_FRAMES = 32;
 const MARKS = 32;
 
@@ -79,11 +82,11 @@ export class RecentOwner {
 
   /** Notes that frame `t` went to ring position `pos` (frames in increasing order). */
   mark(t: number, pos: number): void {
-    const block = Math.floor(t / MARK_FRAMES);
+    const block = (t / MARK_FRAMES) | 0;
     if (block === this.#lastBlock) return;
     this.#lastBlock = block;
-    this.#markPos[block % MARKS] = pos;
-    this.#markBlock[block % MARKS] = block;
+    this.#markPos[block & (MARKS - 1)] = pos;
+    this.#markBlock[block & (MARKS - 1)] = block;
   }
 
   /**
@@ -91,12 +94,12 @@ export class RecentOwner {
    * there is none).
    */
   positionFrom(from: number): number {
-    const block = Math.floor(from / MARK_FRAMES);
+    const block = (from / MARK_FRAMES) | 0;
     // No frame indexed from there on (the stream silent since, or `from` at its end): nothing to walk for.
     if (block > this.#lastBlock) return Infinity;
     // The block's own mark, or an earlier block's (a block of silent frames has none).
     for (let b = block; b > block - MARKS && b >= 0; b--) {
-      if (this.#markBlock[b % MARKS] === b) return this.#markPos[b % MARKS]!;
+      if (this.#markBlock[b & (MARKS - 1)] === b) return this.#markPos[b & (MARKS - 1)]!;
       if (b < this.#lastBlock - MARKS) break;
     }
     return 0;
