@@ -93,8 +93,8 @@ function level(
       lookbackSeconds: 10,
     })
   );
-  // Signatures from streams spread over the level, with instants from 12 s on (the lookback filled, the index grown), each to
-  // arrive 2.1-2.6 s after its instant.
+  // Signatures from streams spread over the level, with instants from 12 s on (the lookback filled, the index
+  // grown), each to arrive 2.1-2.6 s after its instant.
   const arrivals: { at: bigint; sig: Signature }[] = [];
   const lo = T0 + 12n * BigInt(NS), hi = T0 + BigInt(Math.round((seconds - 2.6) * NS));
   for (let k = 0; arrivals.length < signatures && k < streams * 4; k++) {

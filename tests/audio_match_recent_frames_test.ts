@@ -229,7 +229,7 @@ Deno.test("recent frames: a stream whose frame grid restarted is not answered fr
   strictEqual(recent2.stats().searched, 1);
 });
 
-Deno.test("recent frames: late signatures in many streams: the same matches as the scan, no stream scanned", async () => {
+Deno.test("recent frames: late signatures in many streams: as the scan finds them, no stream scanned", async () => {
   await initAudioEngine();
   const sigs = speechSignatures();
   ok(sigs.length >= 3);

@@ -1,18 +1,20 @@
 /**
- * The recent target frames of a measurement, by probe key: one index shared by all its target streams, which the
- * backward search asks once per arriving signature which streams hold a lookup hit at all. Without it every
- * signature scanned every stream's frames from its source time on (~61 µs a stream), so that a live sensor's
- * backward search grew with signatures × streams, the square of the calls; now a stream without a hit since the
- * signature's time is passed over, and the rest are scanned as before (the same votes, the same matches).
+ * The recent target frames of a measurement, by probe key: one index shared by all its target streams, walked
+ * once per arriving signature for the lookup hits of every stream. Without it each signature scanned each
+ * stream's frames from its source time on (15-20 µs a stream over the ~4.5 s a live signature asks for, 61 µs
+ * over a 30 s lookback), so that a live sensor's backward search cost signatures × streams, the square of the
+ * calls, in scans; the walk visits only the frames that share a half-value key with the signature.
  *
  * Each non-silent frame is kept once in a ring (its stream, frame number and value) and linked from the four
  * probes the forward search computes for it (lookup.ts): a chain per (half, key), newest first, as the hash
- * chains of an LZ77 compressor. A signature's unmasked frames walk the chains of their two half-values: an entry
- * within {@link HIT_MAX_DIST} bits is exactly a hit the scan would have found. A stream whose frames since the
- * signature's time are not all there (evicted, or indexed only since a later frame) is scanned, as is every stream
- * when a walk runs over its budget (a hot key). The ring grows by a quarter (up to `maxFrames`) rather than drop a frame less
- * than `keepFrames` old, or when a search found frames gone that were less than `horizonFrames` old: it holds what
- * the signatures ask for and little more, as every frame held is a step of some walks.
+ * chains of an LZ77 compressor. A signature's unmasked frames walk the chains of their two half-values, as far
+ * back as the streams searched so far need: an entry within {@link HIT_MAX_DIST} bits is exactly a hit the scan
+ * would have met, and TargetMatcher casts the same votes from them in the scan's order. A stream whose frames
+ * since the signature's time are not all there (evicted, or indexed only since a later frame) is scanned, as is
+ * every stream when a walk runs over its budget (hot keys). The ring grows by a quarter (up to `maxFrames`)
+ * rather than drop a frame less than `keepFrames` old, or when a search found frames gone that were less than
+ * `horizonFrames` old: it holds what the signatures ask for and little more, as every frame held is a step of
+ * some walks.
  * @module
  */
 
@@ -40,7 +42,7 @@ export const RECENT_KEEP_FRAMES = 375;
  * late signature, a search widened for clock skew); older ones are scanned for.
  */
 export const RECENT_HORIZON_FRAMES = 1000;
-/** Default largest ring, frames (28 bytes each: 28 MiB), ~8 s of 2,000 target streams that are never silent. */
+/** Default largest ring, frames (32 bytes each: 32 MiB), ~8 s of 2,000 target streams that are never silent. */
 export const RECENT_MAX_FRAMES = 1 << 20;
 /** Chain entries one signature's walk may visit before every stream is scanned instead. */
 export const RECENT_WALK_BUDGET = 1 << 18;
@@ -185,9 +187,9 @@ export class RecentFrames {
     return { ...this.#stats, capacity: this.#cap };
   }
 
-  /** Bytes of the ring and the chain heads. */
+  /** Bytes of the ring (an owner reference taken as 8) and the chain heads. */
   get bytes(): number {
-    return this.#cap * (4 + 4 * REC) + this.#head.byteLength;
+    return this.#cap * (8 + 4 * REC) + this.#head.byteLength;
   }
 
   /**

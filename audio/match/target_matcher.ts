@@ -93,8 +93,10 @@ export class TargetMatcher {
   }
 
   /**
-   * Forward search over frames [from, to) that were just computed, then runs the checks that became due.
-   * `final`: the stream ended, verify everything pending with the frames there are.
+   * Forward search over frames [from, to) that were just computed, then runs the checks that became due; the
+   * frames go into the measurement's recent frames for the backward search (which scans the store instead while
+   * frames were written there that did not come through here). `final`: the stream ended, verify everything
+   * pending with the frames there are.
    */
   onFrames(from: number, to: number, final = false): CoarseMatch[] {
     const { index, store } = this.#ctx;
