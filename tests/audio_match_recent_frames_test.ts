@@ -174,6 +174,20 @@ Deno.test("recent frames: the ring grows when a search finds frames within the h
   ok(keep.stats().capacity > 1024);
 });
 
+Deno.test("recent frames: the last frames of a stream that stopped writing do not make the ring grow", () => {
+  const r = xorshift32(15);
+  const fp = Uint32Array.from({ length: 128 }, () => r());
+  const recent = new RecentFrames({ keepFrames: 500, horizonFrames: 0 });
+  // A call that ends after 1,000 frames (its last 500 stay young by its own newest frame), one that goes on.
+  const ended = new RecentOwner(0), going = new RecentOwner(0);
+  feed(recent, ended, new FrameStore(2048), frames(fp, 1000, 1));
+  const store = new FrameStore(8192);
+  feed(recent, going, store, frames(fp, 6000, 2));
+  ok(ended.evictedTo >= 990, `the ended call's frames left: up to ${ended.evictedTo}`);
+  ok(going.end - going.evictedTo > 500, "the going call's last 500 kept");
+  ok(recent.stats().capacity < 4096, `capacity ${recent.stats().capacity}`);
+});
+
 Deno.test("recent frames: a walk over its budget answers nothing (every stream is scanned)", () => {
   const r = xorshift32(17);
   const fp = Uint32Array.from({ length: 128 }, () => r());
@@ -247,11 +261,16 @@ Deno.test("recent frames: late signatures in many streams: as the scan finds the
         index,
         recent,
       }));
-    pipes.forEach((tp, k) => {
-      for (const msg of messages(speech, SPEECH_T0 + 250_000_000n + BigInt(k) * 30_000_000_000n, 2 + k)) {
-        tp.push(msg);
-      }
-    });
+    // Fed side by side, as live streams are (a stream that stops writing loses its place in the ring).
+    const msgs = pipes.map((_, k) =>
+      messages(speech, SPEECH_T0 + 250_000_000n + BigInt(k) * 30_000_000_000n, 2 + k)
+    );
+    for (let i = 0; msgs.some((m) => i < m.length); i++) {
+      pipes.forEach((tp, k) => {
+        const msg = msgs[k]![i];
+        if (msg) tp.push(msg);
+      });
+    }
     const out: Match[] = [];
     for (const s of sigs) {
       index.add(s);

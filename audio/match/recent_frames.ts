@@ -11,10 +11,10 @@
  * back as the streams searched so far need: an entry within {@link HIT_MAX_DIST} bits is exactly a hit the scan
  * would have met, and TargetMatcher casts the same votes from them in the scan's order. A stream whose frames
  * since the signature's time are not all there (evicted, or indexed only since a later frame) is scanned, as is
- * every stream when a walk runs over its budget (hot keys). The ring grows by a quarter (up to `maxFrames`) when
- * a search found frames gone that were less than `horizonFrames` old (or rather than drop a frame less than
- * `keepFrames` old, none by default): it holds what the signatures ask for and little more, as every frame held is
- * a step of some walks.
+ * every stream when a walk runs over its budget (hot keys). The ring grows by a quarter (up to `maxFrames`)
+ * rather than drop a frame less than `keepFrames` old of a stream still writing, or when a search found frames
+ * gone that were less than `horizonFrames` old: it holds what the signatures ask for and little more, as every
+ * frame held is a step of some walks.
  * @module
  */
 
@@ -32,24 +32,25 @@ const REC = 2 + PROBES;
 /** (half, 16-bit key) chains. */
 const CHAINS = 2 << 16;
 /**
- * Default frames of every stream the ring holds at least, whether asked for or not: none. A stream's frames are
- * young by its own newest frame, and a call that ended keeps its last frames young for good: the ring would grow
- * with every call that ends. It grows when searches ask for frames it no longer holds (RECENT_HORIZON_FRAMES).
+ * Default frames of every stream the ring holds at least: 6 s at 16 ms a frame. A signature is searched from its
+ * instant less the clock skew allowance (2 s) and arrives when its block (2.05 s) is complete: ~4.1 s of target
+ * frames, plus the time it travels. Frames of a stream that stopped writing (a call that ended, or silent) for a
+ * quarter of the ring are not kept: they would stay young for good and the ring grow with every call that ends.
  */
-export const RECENT_KEEP_FRAMES = 0;
+export const RECENT_KEEP_FRAMES = 375;
 /**
- * Default frames back from a stream's newest (8 s) that a signature may ask for and make the ring grow when they
- * are gone; older ones are scanned for. A live signature asks for ~4.5 s: its instant less the clock skew
- * allowance (2 s), its block (2.05 s) and its trip; a late one, or a search widened for clock skew, for more.
+ * Default frames back from a stream's newest (16 s) that a signature may ask for and make the ring grow when
+ * they are gone (a late signature, a sensor whose detector lags, a search widened for clock skew); older ones are
+ * scanned for.
  */
-export const RECENT_HORIZON_FRAMES = 500;
+export const RECENT_HORIZON_FRAMES = 1000;
 /** Default largest ring, frames (32 bytes each: 32 MiB), ~8 s of 2,000 target streams that are never silent. */
 export const RECENT_MAX_FRAMES = 1 << 20;
 /** Chain entries one signature's walk may visit before every stream is scanned instead. */
 export const RECENT_WALK_BUDGET = 1 << 18;
 const MIN_FRAMES = 1 << 10;
 /**
- * Frames per position mark of an owner (0.5 s), and marks kept (a power of two: 16 s, twice
+ * Frames per position mark of an owner (0.5 s), and marks kept (a power of two: 16 s, as
  * {@link RECENT_HORIZON_FRAMES}).
  */
 const MARK_FRAMES = 32;
@@ -66,6 +67,8 @@ export class RecentOwner {
   end: number;
   /** Newest frame of this owner that left the ring (-1: none yet). */
   evictedTo = -1;
+  /** Ring position of this owner's last frame. */
+  lastPos = -1;
   /** Walk that found a hit here last, and its hits (see {@link hitKey}). */
   stamp = 0;
   readonly hits: number[] = [];
@@ -203,9 +206,10 @@ export class RecentFrames {
     if (pos - this.#first === this.#cap) {
       const old = this.#owner[slot]!;
       const oldT = this.#rec[slot * REC + 1]!;
-      // Grown to hold `keepFrames` of every stream, and further when searches found frames gone: no more, as
-      // every frame held is a step of some walks.
-      if ((this.#grow || old.end - oldT < this.keepFrames) && this.#cap < this.maxFrames) {
+      // Grown to hold `keepFrames` of every stream still writing, and further when searches found frames gone:
+      // no more, as every frame held is a step of some walks.
+      const kept = old.end - oldT < this.keepFrames && pos - old.lastPos < this.#cap >> 2;
+      if ((this.#grow || kept) && this.#cap < this.maxFrames) {
         this.#grow = false;
         this.#resize(Math.min(this.maxFrames, grown(this.#cap)));
         slot = pos % this.#cap;
@@ -216,6 +220,7 @@ export class RecentFrames {
     }
     this.#owner[slot] = owner;
     owner.mark(t, pos);
+    owner.lastPos = pos;
     const rec = this.#rec, base = slot * REC;
     rec[base] = v;
     rec[base + 1] = t;
