@@ -29,6 +29,7 @@ import {
   type MatcherStats,
   type MatchThresholds,
   plainBer,
+  RecentFrames,
   TargetMatcher,
 } from "./match/mod.ts";
 import { OnsetDetector } from "./detect/onset.ts";
@@ -46,7 +47,7 @@ import {
 import type { AudioCriteria, AudioFormat, Match, Signature } from "./types.ts";
 import { EnergyVad, initWebRtcVad, VAD_FRAME, type VadDecider, WebRtcVad } from "./detect/vad.ts";
 
-export { SignatureIndex };
+export { RecentFrames, SignatureIndex };
 export type { IndexStats, MatcherStats, MatchThresholds, MediaClock, MessageCodec };
 
 /** One captured message of a stream. */
@@ -397,6 +398,11 @@ export class TargetPipeline {
     ringHotSamples?: number;
     /** Samples after those kept 8-bit, the rest of the lookback 4-bit (default {@link TARGET_WARM_SAMPLES}). */
     ringWarmSamples?: number;
+    /**
+     * Recent frames of the measurement's target streams, for the backward search (default: shared by every
+     * pipeline of `index`).
+     */
+    recent?: RecentFrames;
   }) {
     this.measurement = opts.measurement;
     this.stage = opts.stage;
@@ -435,6 +441,7 @@ export class TargetPipeline {
     };
     this.#matcher = new TargetMatcher({
       index: opts.index,
+      ...(opts.recent ? { recent: opts.recent } : {}),
       store: this.#store,
       rule,
       hop,

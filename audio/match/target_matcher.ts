@@ -7,8 +7,10 @@
  *   frames once 64 are there (weighted BER ≤ 0.36; precheck.ts, scheduler.ts), and a passing alignment is
  *   verified when the whole block is there (verify.ts);
  * - backward: a signature that just arrived is looked up in the target frames already held (the lookback, from
- *   its source time minus the clock skew allowance on), through a small table of its own half-values; what
- *   is complete is verified at once, the rest when its frames arrive.
+ *   its source time minus the clock skew allowance on): its hits come from the measurement's recent frames
+ *   (recent_frames.ts, one walk for all its streams) when they hold those frames, else from a scan of the frames
+ *   through a small table of its own half-values, and vote alike; what is complete is verified at once, the rest
+ *   when its frames arrive.
  * @module
  */
 
@@ -21,6 +23,7 @@ import { CheckScheduler, type Pending } from "./scheduler.ts";
 import { type CoarseMatch, emptyMatcherStats, type MatcherContext, type MatcherStats } from "./types.ts";
 import { Verifier } from "./verify.ts";
 import { VoteTable } from "./vote_table.ts";
+import { HIT_KEY_FRAME, type RecentFrames, recentFramesOf, RecentOwner } from "./recent_frames.ts";
 
 /**
  * Scratch of every matcher in the process: one stream's frames are searched at a time (the engine is synchronous
@@ -28,6 +31,9 @@ import { VoteTable } from "./vote_table.ts";
  */
 const hitScratch = new HitBuffer();
 const probeScratch = new Int32Array(PROBE_WORDS);
+let hitScratchKeys = new Float64Array(256);
+/** No votes (never written). */
+const NO_VOTES: ReadonlyMap<number, number> = new Map();
 
 /** Forward and backward search of one target stream. */
 export class TargetMatcher {
@@ -46,10 +52,17 @@ export class TargetMatcher {
   /** What the scheduler's touch loaded, kept so that the loads are not optimised away. */
   #sink = 0;
   readonly #stats: MatcherStats = emptyMatcherStats();
+  /** The measurement's recent frames (shared with its other streams), and this stream's frames in it. */
+  readonly #recent: RecentFrames;
+  #owner: RecentOwner | undefined;
 
-  /** A matcher over `ctx.store`, looking up `ctx.index`. */
+  /**
+   * A matcher over `ctx.store`, looking up `ctx.index`; its frames go into `ctx.recent` (by default the recent
+   * frames of every matcher of `ctx.index`).
+   */
   constructor(ctx: MatcherContext) {
     this.#ctx = ctx;
+    this.#recent = ctx.recent ?? recentFramesOf(ctx.index);
     this.#verifier = new Verifier(ctx, this.#stats);
     this.#checks = new CheckScheduler<CoarseMatch[]>({
       check: (p, out, final) => this.#check(p, out, final),
@@ -80,8 +93,10 @@ export class TargetMatcher {
   }
 
   /**
-   * Forward search over frames [from, to) that were just computed, then runs the checks that became due.
-   * `final`: the stream ended, verify everything pending with the frames there are.
+   * Forward search over frames [from, to) that were just computed, then runs the checks that became due; the
+   * frames go into the measurement's recent frames for the backward search (which scans the store instead while
+   * frames were written there that did not come through here). `final`: the stream ended, verify everything
+   * pending with the frames there are.
    */
   onFrames(from: number, to: number, final = false): CoarseMatch[] {
     const { index, store } = this.#ctx;
@@ -89,23 +104,33 @@ export class TargetMatcher {
     const pr = probeScratch;
     const checks = this.#checks;
     const out: CoarseMatch[] = [];
+    const recent = this.#recent;
+    const first = Math.max(from, store.start);
+    // Frames not following the last ones indexed (the grid restarted, or a caller went back): a new owner, so
+    // that the frames indexed before are not taken for these.
+    let owner = this.#owner;
+    if (owner === undefined || owner.end !== from) owner = this.#owner = new RecentOwner(first);
     checks.start(from);
-    for (let t = Math.max(from, store.start); t < to; t++) {
+    for (let t = first; t < to; t++) {
       this.#votes.advance(t);
       const i = t & store.mask;
       // Silent frames carry no pattern (digital silence is all zeros, a hot bucket).
-      if (index.size > 0 && store.energy[i]! >= SILENT_FRAME_DB) {
+      if (store.energy[i]! >= SILENT_FRAME_DB) {
         const v = store.bits[i]!;
         const np = probes(v, store.weak[i]!, pr);
-        hits.count = 0;
-        index.lookupProbes(pr, np, v, HIT_MAX_DIST, hits);
-        this.#stats.lookups += np;
-        this.#stats.hits += hits.count;
-        this.#sink ^= this.#votes.touch(hits.slot, hits.pos, t, hits.count);
-        for (let h = 0; h < hits.count; h++) this.#vote(hits.slot[h]!, t - hits.pos[h]!, t, hits.dist[h]!);
+        recent.add(owner, t, v, pr, np);
+        if (index.size > 0) {
+          hits.count = 0;
+          index.lookupProbes(pr, np, v, HIT_MAX_DIST, hits);
+          this.#stats.lookups += np;
+          this.#stats.hits += hits.count;
+          this.#sink ^= this.#votes.touch(hits.slot, hits.pos, t, hits.count);
+          for (let h = 0; h < hits.count; h++) this.#vote(hits.slot[h]!, t - hits.pos[h]!, t, hits.dist[h]!);
+        }
       }
       checks.runDue(t, out);
     }
+    owner.end = Math.max(first, to);
     if (final) checks.runAll(out);
     if (to - this.#lastSweep >= 1024) this.#sweep(to);
     return out;
@@ -164,32 +189,20 @@ export class TargetMatcher {
   searchBackward(sig: Signature): CoarseMatch[] {
     if (this.#matched.has(sig.id)) return [];
     const { store, index } = this.#ctx;
-    const [hiT, loT] = tablesOf(sig);
-    const fp = sig.fingerprint;
     const hop = this.#ctx.hop;
     const fromSample = this.#ctx.firstSampleAtOrAfter(sig.source.timeNs - CLOCK_SKEW_NS);
     const from = Math.max(store.start, Math.floor(fromSample / hop));
-    const votes = new Map<number, number>();
-    const pr = probeScratch;
-    for (let t = from; t < store.end; t++) {
-      const i = t & store.mask;
-      if (store.energy[i]! < SILENT_FRAME_DB) continue;
-      const v = store.bits[i]!;
-      const np = probes(v, store.weak[i]!, pr);
-      // A target frame votes at most once per alignment even when several probes find the same frame.
-      let seen0 = -1, seen1 = -1, seen2 = -1;
-      for (let p = 0; p < np; p++) {
-        const table = pr[2 * p] === 0 ? hiT : loT;
-        for (let j = table.first(pr[2 * p + 1]!); j !== -1; j = table.next[j]!) {
-          const d = popcount32((fp[j]! ^ v) >>> 0);
-          if (d > HIT_MAX_DIST || j === seen0 || j === seen1 || j === seen2) continue;
-          seen2 = seen1, seen1 = seen0, seen0 = j;
-          const s = t - j;
-          votes.set(s, (votes.get(s) ?? 0) + hitVotes(d));
-        }
-      }
-    }
+    // The measurement's recent frames give this stream's hits at once (one walk per signature for all streams):
+    // the votes the scan of the frames since `from` would cast, in the same order.
+    const owner = this.#owner;
+    const hits = owner !== undefined && owner.end === store.end
+      ? this.#recent.hitsOf(sig, owner, from)
+      : undefined;
+    const votes = hits !== undefined ? votesOfHits(hits, from) : this.#scanBackward(sig, from);
     this.#stats.lookups += store.end - from;
+    // Most streams: no vote at all.
+    if (votes.size === 0) return [];
+    const fp = sig.fingerprint;
     const slot = index.slotOf(sig.id);
     const gen = slot >= 0 ? index.generation(slot) : 0;
     let best: CoarseMatch | undefined;
@@ -221,6 +234,34 @@ export class TargetMatcher {
     return [];
   }
 
+  /** The votes of `sig`'s lookup hits in frames [from, end), frame by frame through its own half-value tables. */
+  #scanBackward(sig: Signature, from: number): ReadonlyMap<number, number> {
+    const votes = new Map<number, number>();
+    const store = this.#ctx.store;
+    const [hiT, loT] = tablesOf(sig);
+    const fp = sig.fingerprint;
+    const pr = probeScratch;
+    for (let t = from; t < store.end; t++) {
+      const i = t & store.mask;
+      if (store.energy[i]! < SILENT_FRAME_DB) continue;
+      const v = store.bits[i]!;
+      const np = probes(v, store.weak[i]!, pr);
+      // A target frame votes at most once per alignment even when several probes find the same frame.
+      let seen0 = -1, seen1 = -1, seen2 = -1;
+      for (let p = 0; p < np; p++) {
+        const table = pr[2 * p] === 0 ? hiT : loT;
+        for (let j = table.first(pr[2 * p + 1]!); j !== -1; j = table.next[j]!) {
+          const d = popcount32((fp[j]! ^ v) >>> 0);
+          if (d > HIT_MAX_DIST || j === seen0 || j === seen1 || j === seen2) continue;
+          seen2 = seen1, seen1 = seen0, seen0 = j;
+          const s = t - j;
+          votes.set(s, (votes.get(s) ?? 0) + hitVotes(d));
+        }
+      }
+    }
+    return votes;
+  }
+
   #accept(m: CoarseMatch, slot: number, gen: number): void {
     this.#stats.accepted++;
     this.#matched.set(m.sig.id, m.frame);
@@ -239,4 +280,35 @@ export class TargetMatcher {
       if (index.generation(slot) + 1 !== gen1) this.#slotMatched.delete(slot);
     }
   }
+}
+
+/**
+ * The votes of hits (recent_frames.ts's hit keys) from frame `from` on, cast as {@link TargetMatcher}'s scan casts
+ * them: frame by frame, probe by probe, each probe's signature frames from the last, a signature frame at most
+ * once a target frame (of the last three met).
+ */
+function votesOfHits(hits: readonly number[], from: number): ReadonlyMap<number, number> {
+  const min = from * HIT_KEY_FRAME;
+  if (hitScratchKeys.length < hits.length) hitScratchKeys = new Float64Array(hits.length * 2);
+  let n = 0;
+  for (let h = 0; h < hits.length; h++) if (hits[h]! >= min) hitScratchKeys[n++] = hits[h]!;
+  if (n === 0) return NO_VOTES;
+  const votes = new Map<number, number>();
+  const keys = hitScratchKeys.subarray(0, n).sort();
+  let frame = -1, seen0 = -1, seen1 = -1, seen2 = -1;
+  for (let h = 0; h < n; h++) {
+    const k = keys[h]!;
+    const t = Math.floor(k / HIT_KEY_FRAME);
+    const low = k - t * HIT_KEY_FRAME;
+    const j = 255 - ((low >> 3) & 255);
+    if (t !== frame) {
+      frame = t;
+      seen0 = seen1 = seen2 = -1;
+    }
+    if (j === seen0 || j === seen1 || j === seen2) continue;
+    seen2 = seen1, seen1 = seen0, seen0 = j;
+    const s = t - j;
+    votes.set(s, (votes.get(s) ?? 0) + hitVotes(low & 7));
+  }
+  return votes;
 }

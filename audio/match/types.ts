@@ -6,6 +6,7 @@
 
 import type { FrameStore } from "../fingerprint/fingerprint.ts";
 import type { SignatureIndex } from "./signature_index.ts";
+import type { RecentFrames } from "./recent_frames.ts";
 import type { Signature } from "../types.ts";
 import type { MatchThresholds } from "./thresholds.ts";
 
@@ -108,6 +109,11 @@ export interface VerifyContext {
 /** What a matcher needs from its stream besides the frames. */
 export interface MatcherContext extends VerifyContext {
   index: SignatureIndex;
+  /**
+   * Recent frames of the measurement's target streams, for the backward search (default: those of every matcher
+   * of `index`).
+   */
+  recent?: RecentFrames;
   /** First analysis sample carried by a message captured at or after `t` (or the end of the stream). */
   firstSampleAtOrAfter(t: bigint): number;
 }

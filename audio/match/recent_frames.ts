@@ -1,0 +1,393 @@
+/**
+ * The recent target frames of a measurement, by probe key: one index shared by all its target streams, walked
+ * once per arriving signature for the lookup hits of every stream. Without it each signature scanned each
+ * stream's frames from its source time on (15-20 µs a stream over the ~4.5 s a live signature asks for, 61 µs
+ * over a 30 s lookback), so that a live sensor's backward search cost signatures × streams, the square of the
+ * calls, in scans; the walk visits only the frames that share a half-value key with the signature.
+ *
+ * Each non-silent frame is kept once in a ring (its stream, frame number and value) and linked from the four
+ * probes the forward search computes for it (lookup.ts): a chain per (half, key), newest first, as the hash
+ * chains of an LZ77 compressor. A signature's unmasked frames walk the chains of their two half-values, as far
+ * back as the streams searched so far need: an entry within {@link HIT_MAX_DIST} bits is exactly a hit the scan
+ * would have met, and TargetMatcher casts the same votes from them in the scan's order. A stream whose frames
+ * since the signature's time are not all there (evicted, or indexed only since a later frame) is scanned, as is
+ * every stream when a walk runs over its budget (hot keys). The ring grows by a quarter (up to `maxFrames`)
+ * rather than drop a frame less than `keepFrames` old of a stream still writing, or when a search found frames
+ * gone that were less than `horizonFrames` old: it holds what the signatures ask for and little more, as every
+ * frame held is a step of some walks.
+ * @module
+ */
+
+import { isMasked, SIGNATURE_MAX_FRAMES } from "../fingerprint/signature.ts";
+import type { Signature } from "../types.ts";
+import { HIT_MAX_DIST, PROBE_WORDS } from "./lookup.ts";
+import { popcount32 } from "./signature_index.ts";
+
+/** Probes of a frame, each with its own chain link. */
+const PROBES = PROBE_WORDS >> 1;
+/** log2 of {@link PROBES} (2 exact halves and each half's toggled variants: a power of two). */
+const PROBE_SHIFT = Math.log2(PROBES);
+/** Words per frame slot: value, frame number, a chain link per probe. */
+const REC = 2 + PROBES;
+/** (half, 16-bit key) chains. */
+const CHAINS = 2 << 16;
+/**
+ * Default frames of every stream the ring holds at least: 6 s at 16 ms a frame. A signature is searched from its
+ * instant less the clock skew allowance (2 s) and arrives when its block (2.05 s) is complete: ~4.1 s of target
+ * frames, plus the time it travels. Frames of a stream that stopped writing (a call that ended, or silent) for a
+ * quarter of the ring are not kept: they would stay young for good and the ring grow with every call that ends.
+ */
+export const RECENT_KEEP_FRAMES = 375;
+/**
+ * Default frames back from a stream's newest (16 s) that a signature may ask for and make the ring grow when
+ * they are gone (a late signature, a sensor whose detector lags, a search widened for clock skew); older ones are
+ * scanned for.
+ */
+export const RECENT_HORIZON_FRAMES = 1000;
+/** Default largest ring, frames (32 bytes each: 32 MiB), ~8 s of 2,000 target streams that are never silent. */
+export const RECENT_MAX_FRAMES = 1 << 20;
+/** Chain entries one signature's walk may visit before every stream is scanned instead. */
+export const RECENT_WALK_BUDGET = 1 << 18;
+const MIN_FRAMES = 1 << 10;
+/**
+ * Frames per position mark of an owner (0.5 s), and marks kept (a power of two: 16 s, as
+ * {@link RECENT_HORIZON_FRAMES}).
+ */
+const MARK_FRAMES = 32;
+const MARKS = 32;
+
+/**
+ * One target stream's frames as the index holds them, from `firstFrame` (where its frame grid last started) to
+ * `end`; a stream whose grid restarts gets a new owner, so that frames numbered again are never confused.
+ */
+export class RecentOwner {
+  /** First frame indexed. */
+  readonly firstFrame: number;
+  /** Frames before this one were indexed (if not silent). */
+  end: number;
+  /** Newest frame of this owner that left the ring (-1: none yet). */
+  evictedTo = -1;
+  /** Ring position of this owner's last frame. */
+  lastPos = -1;
+  /** Walk that found a hit here last, and its hits (see {@link hitKey}). */
+  stamp = 0;
+  readonly hits: number[] = [];
+  /**
+   * Per block of {@link MARK_FRAMES} frames (the last {@link MARKS}), the ring position of its first frame
+   * indexed, and the block: where a walk for frames from some frame on may stop.
+   */
+  readonly #markPos = new Float64Array(MARKS);
+  readonly #markBlock = new Int32Array(MARKS).fill(-1);
+  #lastBlock = -1;
+
+  /** An owner whose frames from `firstFrame` on are indexed. */
+  constructor(firstFrame: number) {
+    this.firstFrame = firstFrame;
+    this.end = firstFrame;
+  }
+
+  /** Notes that frame `t` went to ring position `pos` (frames in increasing order). */
+  mark(t: number, pos: number): void {
+    const block = (t / MARK_FRAMES) | 0;
+    if (block === this.#lastBlock) return;
+    this.#lastBlock = block;
+    this.#markPos[block & (MARKS - 1)] = pos;
+    this.#markBlock[block & (MARKS - 1)] = block;
+  }
+
+  /**
+   * A ring position at or before that of every frame of this owner from `from` on (0 when not known, Infinity when
+   * there is none).
+   */
+  positionFrom(from: number): number {
+    const block = (from / MARK_FRAMES) | 0;
+    // No frame indexed from there on (the stream silent since, or `from` at its end): nothing to walk for.
+    if (block > this.#lastBlock) return Infinity;
+    // The block's own mark, or an earlier block's (a block of silent frames has none).
+    for (let b = block; b > block - MARKS && b >= 0; b--) {
+      if (this.#markBlock[b & (MARKS - 1)] === b) return this.#markPos[b & (MARKS - 1)]!;
+      if (b < this.#lastBlock - MARKS) break;
+    }
+    return 0;
+  }
+}
+
+/** Counters of a {@link RecentFrames}. */
+export interface RecentFramesStats {
+  /** Frames the ring holds at most now. */
+  capacity: number;
+  /** Frames indexed. */
+  frames: number;
+  /** Signature walks, chain entries they visited and hits they found, walks over budget. */
+  walks: number;
+  steps: number;
+  hits: number;
+  overBudget: number;
+  /** Backward searches answered from the index, and asked for but not covered (scanned). */
+  searched: number;
+  uncovered: number;
+}
+
+/** Recent non-silent frames of a measurement's target streams, by probe key. */
+export class RecentFrames {
+  readonly keepFrames: number;
+  readonly horizonFrames: number;
+  readonly maxFrames: number;
+  readonly walkBudget: number;
+  #cap = 0;
+  #owner: (RecentOwner | undefined)[] = [];
+  /**
+   * Per frame slot {@link REC} words: its value, its frame number, and per probe how many probe entries back its
+   * chain goes on (0: the chain ends); together, so that a step of a walk reads one place.
+   */
+  #rec = new Int32Array(0);
+  /** Per chain its newest entry (absolute frame × PROBES + probe; -1: none). */
+  readonly #head = new Float64Array(CHAINS).fill(-1);
+  /** Frames written (the next frame's absolute position), and the oldest one held. */
+  #written = 0;
+  #first = 0;
+  /** A search asked for frames within the horizon that had left: grow the ring at the next eviction. */
+  #grow = false;
+  #seq = 0;
+  /** The walk under way: its signature, the frames written when it started, whether it is within budget. */
+  #memoSig: Signature | undefined;
+  #memoAt = -1;
+  #memoOk = false;
+  /** Its ring position reached (entries from there on visited), and its steps. */
+  #walkedTo = 0;
+  #walkSteps = 0;
+  /** Per (unmasked signature frame, half) the next chain entry to visit (-1: none), the frame and its value. */
+  readonly #cursor = new Float64Array(2 * SIGNATURE_MAX_FRAMES);
+  readonly #cursorValue = new Uint32Array(SIGNATURE_MAX_FRAMES);
+  readonly #cursorFrame = new Int32Array(SIGNATURE_MAX_FRAMES);
+  #cursors = 0;
+  readonly #stats: RecentFramesStats = {
+    capacity: 0,
+    frames: 0,
+    walks: 0,
+    steps: 0,
+    hits: 0,
+    overBudget: 0,
+    searched: 0,
+    uncovered: 0,
+  };
+
+  /**
+   * Defaults: {@link RECENT_KEEP_FRAMES}, {@link RECENT_HORIZON_FRAMES}, {@link RECENT_MAX_FRAMES},
+   * {@link RECENT_WALK_BUDGET}.
+   */
+  constructor(
+    opts: { keepFrames?: number; horizonFrames?: number; maxFrames?: number; walkBudget?: number } = {},
+  ) {
+    this.keepFrames = opts.keepFrames ?? RECENT_KEEP_FRAMES;
+    this.horizonFrames = opts.horizonFrames ?? RECENT_HORIZON_FRAMES;
+    this.maxFrames = opts.maxFrames ?? RECENT_MAX_FRAMES;
+    this.walkBudget = opts.walkBudget ?? RECENT_WALK_BUDGET;
+    this.#resize(Math.min(MIN_FRAMES, this.maxFrames));
+  }
+
+  /** Counters. */
+  stats(): RecentFramesStats {
+    return { ...this.#stats, capacity: this.#cap };
+  }
+
+  /** Bytes of the ring (an owner reference taken as 8) and the chain heads. */
+  get bytes(): number {
+    return this.#cap * (8 + 4 * REC) + this.#head.byteLength;
+  }
+
+  /**
+   * Indexes frame `t` of `owner`, of value `v`, under its `np` probes (the (half, key) pairs of lookup.ts's
+   * `probes`); frames of an owner come in increasing order.
+   */
+  add(owner: RecentOwner, t: number, v: number, probes: Int32Array, np: number): void {
+    const pos = this.#written;
+    let slot = pos % this.#cap;
+    if (pos - this.#first === this.#cap) {
+      const old = this.#owner[slot]!;
+      const oldT = this.#rec[slot * REC + 1]!;
+      // Grown to hold `keepFrames` of every stream still writing, and further when searches found frames gone:
+      // no more, as every frame held is a step of some walks.
+      const kept = old.end - oldT < this.keepFrames && pos - old.lastPos < this.#cap >> 2;
+      if ((this.#grow || kept) && this.#cap < this.maxFrames) {
+        this.#grow = false;
+        this.#resize(Math.min(this.maxFrames, grown(this.#cap)));
+        slot = pos % this.#cap;
+      } else {
+        old.evictedTo = oldT;
+        this.#first++;
+      }
+    }
+    this.#owner[slot] = owner;
+    owner.mark(t, pos);
+    owner.lastPos = pos;
+    const rec = this.#rec, base = slot * REC;
+    rec[base] = v;
+    rec[base + 1] = t;
+    const n = Math.min(np, PROBES);
+    for (let p = 0; p < PROBES; p++) {
+      const at = base + 2 + p;
+      if (p >= n) {
+        rec[at] = 0;
+        continue;
+      }
+      const chain = (probes[2 * p]! << 16) | probes[2 * p + 1]!;
+      const e = pos * PROBES + p;
+      const prev = this.#head[chain]!;
+      // A link to an entry the ring no longer holds would only end the walk there (and could overflow).
+      rec[at] = prev < this.#first * PROBES ? 0 : e - prev;
+      this.#head[chain] = e;
+    }
+    this.#written = pos + 1;
+    this.#stats.frames++;
+  }
+
+  /**
+   * The lookup hits of `sig` in `owner`'s stream, as {@link hitKey}s in no order, from frames `from` on (and some
+   * before), when every frame since `from` is indexed: each (target frame, probe, signature frame) whose probe
+   * key is the signature frame's half and whose values are within {@link HIT_MAX_DIST} bits, exactly those the
+   * scan of the frames would meet. Undefined when not known (then the stream is scanned). A new array or one
+   * reused by the next call.
+   */
+  hitsOf(sig: Signature, owner: RecentOwner, from: number): readonly number[] | undefined {
+    if (from < owner.firstFrame || from <= owner.evictedTo) {
+      this.#stats.uncovered++;
+      // Frames left that a signature within the horizon asks for: the ring is too short for the load.
+      if (from >= owner.firstFrame && owner.end - from <= this.horizonFrames) this.#grow = true;
+      return undefined;
+    }
+    // One walk per signature, again only when frames were added since (the searches of one signature in every
+    // stream come together); each walk goes as far back as a stream needed so far.
+    if (this.#memoSig !== sig || this.#memoAt !== this.#written) this.#startWalk(sig);
+    if (!this.#memoOk) return undefined;
+    const stop = owner.positionFrom(from);
+    if (stop < this.#walkedTo) {
+      // A little further than asked, so that the streams that ask a little more each do not each walk again.
+      const to = Math.max(this.#first, stop - ((this.#written - stop) >> 2));
+      if (!this.#walk(to)) return undefined;
+    }
+    this.#stats.searched++;
+    return owner.stamp === this.#seq ? owner.hits : NO_HITS;
+  }
+
+  /** Starts the walk of `sig`'s chains: a new stamp, a cursor per (unmasked frame, half) at its chain's head. */
+  #startWalk(sig: Signature): void {
+    this.#seq++;
+    this.#stats.walks++;
+    this.#memoSig = sig;
+    this.#memoAt = this.#written;
+    this.#memoOk = true;
+    this.#walkedTo = this.#written;
+    this.#walkSteps = 0;
+    const fp = sig.fingerprint, sigMask = sig.mask;
+    let n = 0;
+    for (let j = 0; j < fp.length; j++) {
+      if (isMasked(sigMask, j)) continue;
+      const v = fp[j]!;
+      this.#cursorValue[n >> 1] = v;
+      this.#cursorFrame[n >> 1] = j;
+      this.#cursor[n++] = this.#head[v >>> 16]!;
+      this.#cursor[n++] = this.#head[(1 << 16) | (v & 0xffff)]!;
+    }
+    this.#cursors = n;
+  }
+
+  /**
+   * Walks the chains on to ring position `to`: every owner with a hit there gets this walk's stamp and the hit.
+   * False (and the walk given up) if over the budget.
+   */
+  #walk(to: number): boolean {
+    const stop = Math.max(to, this.#first) * PROBES;
+    const cursor = this.#cursor, n = this.#cursors;
+    const before = this.#walkSteps;
+    // Four chains at a time, a step of each in turn: their loads do not depend on one another, so that their
+    // cache misses (most steps are one) overlap.
+    for (let c = 0; c < n; c += 4) {
+      let e0 = cursor[c]!, e1 = c + 1 < n ? cursor[c + 1]! : -1;
+      let e2 = c + 2 < n ? cursor[c + 2]! : -1, e3 = c + 3 < n ? cursor[c + 3]! : -1;
+      while (e0 >= stop || e1 >= stop || e2 >= stop || e3 >= stop) {
+        if (e0 >= stop) e0 = this.#step(e0, c);
+        if (e1 >= stop) e1 = this.#step(e1, c + 1);
+        if (e2 >= stop) e2 = this.#step(e2, c + 2);
+        if (e3 >= stop) e3 = this.#step(e3, c + 3);
+      }
+      cursor[c] = e0;
+      if (c + 1 < n) cursor[c + 1] = e1;
+      if (c + 2 < n) cursor[c + 2] = e2;
+      if (c + 3 < n) cursor[c + 3] = e3;
+    }
+    this.#walkedTo = Math.max(to, this.#first);
+    this.#stats.steps += this.#walkSteps - before;
+    if (this.#walkSteps > this.walkBudget) {
+      this.#stats.overBudget++;
+      this.#memoOk = false;
+      return false;
+    }
+    return true;
+  }
+
+  /** Visits chain entry `e` of cursor `c`: its hit if any; returns the next entry (-1: the chain ends). */
+  #step(e: number, c: number): number {
+    const rec = this.#rec;
+    const p = e & (PROBES - 1);
+    const f = ((e - p) / PROBES) % this.#cap, base = f * REC;
+    const v = this.#cursorValue[c >> 1]!;
+    const d = popcount32((rec[base]! ^ v) >>> 0);
+    if (d <= HIT_MAX_DIST) {
+      const o = this.#owner[f]!;
+      if (o.stamp !== this.#seq) {
+        o.stamp = this.#seq;
+        o.hits.length = 0;
+      }
+      o.hits.push(hitKey(rec[base + 1]!, p, this.#cursorFrame[c >> 1]!, d));
+      this.#stats.hits++;
+    }
+    this.#walkSteps++;
+    const back = rec[base + 2 + p]!;
+    return back === 0 ? -1 : e - back;
+  }
+
+  #resize(cap: number): void {
+    const owner: (RecentOwner | undefined)[] = new Array(cap);
+    const rec = new Int32Array(cap * REC);
+    const oldCap = this.#cap;
+    for (let pos = this.#first; pos < this.#written; pos++) {
+      const a = pos % oldCap, b = pos % cap;
+      owner[b] = this.#owner[a];
+      rec.set(this.#rec.subarray(a * REC, a * REC + REC), b * REC);
+    }
+    this.#owner = owner;
+    this.#rec = rec;
+    this.#cap = cap;
+  }
+}
+
+const NO_HITS: readonly number[] = [];
+
+/** The next ring size: a quarter more, in whole 1,024 frames (every frame held is a step of some walks). */
+function grown(cap: number): number {
+  return Math.ceil((cap * 1.25) / 1024) * 1024;
+}
+
+/** A hit key's target frame unit: below it the probe, the signature frame (8 bits) and the distance (3). */
+export const HIT_KEY_FRAME = 1 << (PROBE_SHIFT + 11);
+
+/**
+ * A hit as one number that orders hits as the scan meets them: by target frame `t`, then probe `p`, then
+ * signature frame `j` from the last (a signature table's chain order), with the Hamming distance `d` below.
+ */
+export function hitKey(t: number, p: number, j: number, d: number): number {
+  return t * HIT_KEY_FRAME + (((p << 8) | (255 - j)) << 3) + d;
+}
+
+const shared = new WeakMap<object, RecentFrames>();
+
+/** The recent frames shared by every matcher of `key` (the measurement's SignatureIndex). */
+export function recentFramesOf(key: object): RecentFrames {
+  let r = shared.get(key);
+  if (!r) {
+    r = new RecentFrames();
+    shared.set(key, r);
+  }
+  return r;
+}

@@ -1,0 +1,291 @@
+// The recent frames of a measurement's target streams (audio/match/recent_frames.ts): the hits a signature's walk
+// gives a stream are exactly those the scan of its frames meets; a stream whose frames since the signature's time
+// are not all held (evicted, indexed since later, its grid restarted) or a walk over budget falls back to the
+// scan; the ring grows when searches find their frames gone; the backward search finds the same matches either
+// way and scans no stream the index covers.
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { FrameStore } from "../audio/fingerprint/fingerprint.ts";
+import { HIT_MAX_DIST, PROBE_WORDS, probes, SILENT_FRAME_DB, tablesOf } from "../audio/match/lookup.ts";
+import { hitKey, RecentFrames, RecentOwner } from "../audio/match/recent_frames.ts";
+import { popcount32, SignatureIndex } from "../audio/match/signature_index.ts";
+import { DEFAULT_THRESHOLDS } from "../audio/match/thresholds.ts";
+import { TargetMatcher } from "../audio/match/target_matcher.ts";
+import { initAudioEngine, TargetPipeline } from "../audio/pipeline.ts";
+import type { Match, Signature } from "../audio/types.ts";
+import { xorshift32 } from "./support/rng.ts";
+import { FORMAT, messages, speech, speechSignatures, T0 as SPEECH_T0 } from "./support/speech_signatures.ts";
+
+const T0 = 1_000_000_000_000n;
+
+function signature(fp: Uint32Array, id = "sig", mask?: Uint8Array): Signature {
+  return {
+    id,
+    measurement: "m",
+    source: { node: "a", pod: "p", stream: "s", timeNs: T0, offsetMs: 0 },
+    fingerprint: fp,
+    ...(mask ? { mask } : {}),
+    ids: {},
+  };
+}
+
+/**
+ * `n` target frames: random, some silent, and every 7th one a signature frame with 0-5 bits flipped (hits of all
+ * distances, beyond the largest too), with random weak bits.
+ */
+function frames(sig: Uint32Array, n: number, seed: number): { v: number; weak: number; energy: number }[] {
+  const r = xorshift32(seed);
+  return Array.from({ length: n }, (_, t) => {
+    let v = r();
+    if (t % 7 === 3) {
+      v = sig[r() % sig.length]!;
+      for (let b = r() % 6; b > 0; b--) v = (v ^ (1 << (r() % 32))) >>> 0;
+    }
+    return { v, weak: r() & 0xffff, energy: t % 11 === 5 ? SILENT_FRAME_DB - 10 : -20 };
+  });
+}
+
+/** The hits the backward scan meets in frames [from, end) of `store`, as hit keys, sorted. */
+function scanHits(sig: Signature, store: FrameStore, from: number): number[] {
+  const [hiT, loT] = tablesOf(sig);
+  const pr = new Int32Array(PROBE_WORDS);
+  const out: number[] = [];
+  for (let t = from; t < store.end; t++) {
+    const i = t & store.mask;
+    if (store.energy[i]! < SILENT_FRAME_DB) continue;
+    const v = store.bits[i]!;
+    const np = probes(v, store.weak[i]!, pr);
+    for (let p = 0; p < np; p++) {
+      const table = pr[2 * p] === 0 ? hiT : loT;
+      for (let j = table.first(pr[2 * p + 1]!); j !== -1; j = table.next[j]!) {
+        const d = popcount32((sig.fingerprint[j]! ^ v) >>> 0);
+        if (d <= HIT_MAX_DIST) out.push(hitKey(t, p, j, d));
+      }
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** Frames into a store and the recent frames under `owner`, as a matcher indexes them. */
+function feed(
+  recent: RecentFrames,
+  owner: RecentOwner,
+  store: FrameStore,
+  list: { v: number; weak: number; energy: number }[],
+): void {
+  const pr = new Int32Array(PROBE_WORDS);
+  for (const f of list) {
+    const t = store.end;
+    store.push(f.v, f.weak, f.energy, 0xffffffff);
+    if (f.energy >= SILENT_FRAME_DB) recent.add(owner, t, f.v, pr, probes(f.v, f.weak, pr));
+    owner.end = store.end;
+  }
+}
+
+const from = (hits: readonly number[] | undefined, t: number) =>
+  [...(hits ?? [])].filter((k) => k >= hitKey(t, 0, 255, 0)).sort((a, b) => a - b);
+
+Deno.test("recent frames: a walk gives each stream exactly the hits its scan meets, from any frame on", () => {
+  const r = xorshift32(5);
+  const fp = Uint32Array.from({ length: 128 }, () => r());
+  // Frames 20-29 masked: their hits do not count.
+  const mask = new Uint8Array(16);
+  mask[2] = 0xff;
+  mask[3] = 0x3f;
+  const sig = signature(fp, "sig", mask);
+  const recent = new RecentFrames({ keepFrames: 4096 });
+  const streams = [0, 1, 2, 3].map(() => ({ owner: new RecentOwner(0), store: new FrameStore(2048) }));
+  // Interleaved as live streams are.
+  const lists = streams.map((_, k) => frames(fp, 900, 40 + k));
+  for (let at = 0; at < 900; at += 30) {
+    streams.forEach((s, k) => feed(recent, s.owner, s.store, lists[k]!.slice(at, at + 30)));
+  }
+  let total = 0;
+  const starts = [900, 899, 880, 600, 450, 123, 0];
+  for (const start of starts) {
+    // A signature object of its own: a walk of its own, which goes back only as far as this start needs.
+    const each = signature(fp, "sig", mask);
+    for (const s of streams) {
+      const want = scanHits(each, s.store, start);
+      total += want.length;
+      deepStrictEqual(from(recent.hitsOf(each, s.owner, start), start), want, `from ${start}`);
+    }
+  }
+  ok(total > 100, `hits to compare: ${total}`);
+  // One walk per signature, however many streams asked.
+  strictEqual(recent.stats().walks, starts.length);
+  for (const s of streams) recent.hitsOf(sig, s.owner, 0);
+  strictEqual(recent.stats().walks, starts.length + 1);
+  // A new frame starts a new walk (its hits count too).
+  feed(recent, streams[0]!.owner, streams[0]!.store, [{ v: fp[60]!, weak: 0, energy: -20 }]);
+  deepStrictEqual(
+    from(recent.hitsOf(sig, streams[0]!.owner, 890), 890),
+    scanHits(sig, streams[0]!.store, 890),
+  );
+  strictEqual(recent.stats().walks, starts.length + 2);
+});
+
+Deno.test("recent frames: frames gone from the ring, or indexed only since later, are scanned for", () => {
+  const r = xorshift32(9);
+  const fp = Uint32Array.from({ length: 128 }, () => r());
+  const sig = signature(fp);
+  // A ring that never grows: 1,024 frames.
+  const recent = new RecentFrames({ keepFrames: 0, horizonFrames: 0, maxFrames: 1024 });
+  const owner = new RecentOwner(100);
+  const store = new FrameStore(4096);
+  store.reset(100);
+  const list = frames(fp, 3000, 3);
+  feed(recent, owner, store, list);
+  ok(owner.evictedTo > 100, "frames left the ring");
+  // Before the frames held (or before the owner's first), no answer: the scan decides.
+  strictEqual(recent.hitsOf(sig, owner, owner.evictedTo), undefined);
+  strictEqual(recent.hitsOf(sig, owner, 50), undefined);
+  // From the first frame still held on, the same hits as the scan.
+  const held = owner.evictedTo + 1;
+  ok(scanHits(sig, store, 100).length > scanHits(sig, store, held).length, "hits in frames no longer held");
+  deepStrictEqual(from(recent.hitsOf(sig, owner, held), held), scanHits(sig, store, held));
+  strictEqual(recent.stats().capacity, 1024);
+});
+
+Deno.test("recent frames: the ring grows when a search finds frames within the horizon gone", () => {
+  const r = xorshift32(13);
+  const fp = Uint32Array.from({ length: 128 }, () => r());
+  const sig = signature(fp);
+  const recent = new RecentFrames({ keepFrames: 0, horizonFrames: 1500 });
+  const owner = new RecentOwner(0);
+  const store = new FrameStore(4096);
+  feed(recent, owner, store, frames(fp, 3000, 4));
+  const cap = recent.stats().capacity;
+  strictEqual(cap, 1024, "nothing asked, nothing kept beyond the least ring");
+  // Beyond the horizon: scanned, no growth.
+  ok(owner.end - (owner.evictedTo - 500) > 1500);
+  strictEqual(recent.hitsOf(sig, owner, owner.evictedTo - 500), undefined);
+  feed(recent, owner, store, frames(fp, 10, 5));
+  strictEqual(recent.stats().capacity, cap);
+  // Within it: scanned, and the ring grows at the next frame.
+  ok(owner.end - owner.evictedTo <= 1500);
+  strictEqual(recent.hitsOf(sig, owner, owner.evictedTo), undefined);
+  feed(recent, owner, store, frames(fp, 10, 6));
+  ok(recent.stats().capacity > cap);
+  // Frames less than keepFrames old are never dropped either.
+  const keep = new RecentFrames({ keepFrames: 2000, horizonFrames: 0 });
+  const o2 = new RecentOwner(0);
+  feed(keep, o2, new FrameStore(4096), frames(fp, 3000, 4));
+  ok(o2.evictedTo < o2.end - 2000, `evicted up to ${o2.evictedTo} of ${o2.end}`);
+  ok(keep.stats().capacity > 1024);
+});
+
+Deno.test("recent frames: the last frames of a stream that stopped writing do not make the ring grow", () => {
+  const r = xorshift32(15);
+  const fp = Uint32Array.from({ length: 128 }, () => r());
+  const recent = new RecentFrames({ keepFrames: 500, horizonFrames: 0 });
+  // A call that ends after 1,000 frames (its last 500 stay young by its own newest frame), one that goes on.
+  const ended = new RecentOwner(0), going = new RecentOwner(0);
+  feed(recent, ended, new FrameStore(2048), frames(fp, 1000, 1));
+  const store = new FrameStore(8192);
+  feed(recent, going, store, frames(fp, 6000, 2));
+  ok(ended.evictedTo >= 990, `the ended call's frames left: up to ${ended.evictedTo}`);
+  ok(going.end - going.evictedTo > 500, "the going call's last 500 kept");
+  ok(recent.stats().capacity < 4096, `capacity ${recent.stats().capacity}`);
+});
+
+Deno.test("recent frames: a walk over its budget answers nothing (every stream is scanned)", () => {
+  const r = xorshift32(17);
+  const fp = Uint32Array.from({ length: 128 }, () => r());
+  const sig = signature(fp);
+  const recent = new RecentFrames({ walkBudget: 10 });
+  const owner = new RecentOwner(0);
+  const store = new FrameStore(1024);
+  feed(recent, owner, store, frames(fp, 600, 8));
+  strictEqual(recent.hitsOf(sig, owner, 0), undefined);
+  strictEqual(recent.stats().overBudget, 1);
+});
+
+function matcher(store: FrameStore, index: SignatureIndex, recent?: RecentFrames): TargetMatcher {
+  return new TargetMatcher({
+    index,
+    ...(recent ? { recent } : {}),
+    store,
+    rule: DEFAULT_THRESHOLDS,
+    hop: 128,
+    timeOfSample: (k) => T0 + BigInt(k) * 125_000n,
+    firstSampleAtOrAfter: () => 0,
+  });
+}
+
+Deno.test("recent frames: a stream whose frame grid restarted is not answered from the frames before", () => {
+  const r = xorshift32(21);
+  const fp = Uint32Array.from({ length: 128 }, () => r());
+  const sig = signature(fp);
+  const index = new SignatureIndex();
+  const recent = new RecentFrames();
+  const store = new FrameStore(1024);
+  const m = matcher(store, index, recent);
+  // The signature's block at frame 200.
+  for (let t = 0; t < 500; t++) store.push(t >= 200 && t < 328 ? fp[t - 200]! : r(), 0, -20, 0xffffffff);
+  m.onFrames(0, 500);
+  // The grid restarts at frame 100 with other audio, silent at first: the frames indexed before must not answer.
+  store.reset(100);
+  for (let t = 100; t < 500; t++) store.push(r(), 0, t < 200 ? SILENT_FRAME_DB - 20 : -20, 0xffffffff);
+  m.onFrames(100, 500);
+  index.add(sig);
+  deepStrictEqual(m.searchBackward(sig), []);
+  strictEqual(m.stats().prechecked, 0);
+  // Without the restart the block's alignment is checked, from the index.
+  const store2 = new FrameStore(1024);
+  const recent2 = new RecentFrames();
+  const index2 = new SignatureIndex();
+  const m2 = matcher(store2, index2, recent2);
+  for (let t = 0; t < 500; t++) store2.push(t >= 200 && t < 328 ? fp[t - 200]! : r(), 0, -20, 0xffffffff);
+  m2.onFrames(0, 500);
+  index2.add(sig);
+  m2.searchBackward(sig);
+  ok(m2.stats().prechecked > 0);
+  strictEqual(recent2.stats().searched, 1);
+});
+
+Deno.test("recent frames: late signatures in many streams: as the scan finds them, no stream scanned", async () => {
+  await initAudioEngine();
+  const sigs = speechSignatures();
+  ok(sigs.length >= 3);
+  const run = (recent: RecentFrames) => {
+    const index = new SignatureIndex();
+    // Eight streams of the speech at different capture times: the signatures' instants fall in the first one.
+    const pipes = Array.from({ length: 8 }, (_, k) =>
+      new TargetPipeline({
+        measurement: "m",
+        stage: "s",
+        node: "b",
+        pod: "p/b",
+        stream: `t${k}`,
+        format: FORMAT,
+        index,
+        recent,
+      }));
+    // Fed side by side, as live streams are (a stream that stops writing loses its place in the ring).
+    const msgs = pipes.map((_, k) =>
+      messages(speech, SPEECH_T0 + 250_000_000n + BigInt(k) * 30_000_000_000n, 2 + k)
+    );
+    for (let i = 0; msgs.some((m) => i < m.length); i++) {
+      pipes.forEach((tp, k) => {
+        const msg = msgs[k]![i];
+        if (msg) tp.push(msg);
+      });
+    }
+    const out: Match[] = [];
+    for (const s of sigs) {
+      index.add(s);
+      for (const tp of pipes) out.push(...tp.searchSignature(s));
+    }
+    return out;
+  };
+  // A ring that holds every frame, and one whose walks are always over budget (every stream scanned).
+  const indexed = new RecentFrames({ keepFrames: 4096 });
+  const got = run(indexed);
+  const scanned = new RecentFrames({ walkBudget: 0 });
+  const want = run(scanned);
+  ok(want.length > 0, "the scan finds the signatures");
+  deepStrictEqual(got, want);
+  strictEqual(indexed.stats().searched, 8 * sigs.length, "every search answered by the index");
+  strictEqual(indexed.stats().walks, sigs.length, "one walk per signature");
+  strictEqual(scanned.stats().searched, 0);
+});
