@@ -121,12 +121,21 @@ function asError(e: unknown, context: string): Error {
   return new Error(redact(`${context}: ${e instanceof Error ? e.message : String(e)}`));
 }
 
+/**
+ * The HTTP/2 receive window (connection and stream), bytes. With the 64 KiB default the client answers every
+ * 32 KiB of rows with WINDOW_UPDATE frames, a socket write each (and the peer, held back, sends in small reads):
+ * ~4-6% of a loaded sensor's CPU (bench/live_load.ts --profile). Updates then come every 2 MiB. The window is
+ * also what the peer may send beyond what this client has consumed: a paused call buffers at most this much.
+ */
+export const FLOW_CONTROL_WINDOW = 4 * 1024 * 1024;
+
 const DEFAULT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // Batches of audio bodies can exceed the 4 MiB default.
   "grpc.max_receive_message_length": 64 * 1024 * 1024,
   // Quiet streams (no traffic to capture) must survive idle proxies; Pixie Cloud tolerates 30 s pings.
   "grpc.keepalive_time_ms": 30_000,
   "grpc.keepalive_timeout_ms": 10_000,
+  "grpc-node.flow_control_window": FLOW_CONTROL_WINDOW,
 };
 
 // Responses buffered before the stream is paused (HTTP/2 flow control then holds the server back).
