@@ -123,11 +123,14 @@ function asError(e: unknown, context: string): Error {
 
 /**
  * The HTTP/2 receive window (connection and stream), bytes. With the 64 KiB default the client answers every
- * 32 KiB of rows with WINDOW_UPDATE frames, a socket write each (and the peer, held back, sends in small reads):
- * ~4-6% of a loaded sensor's CPU (bench/live_load.ts --profile). Updates then come every 2 MiB. The window is
- * also what the peer may send beyond what this client has consumed: a paused call buffers at most this much.
+ * 32 KiB of rows with WINDOW_UPDATE frames, a socket write each (and the peer, held back, sends in small pieces):
+ * writeBuffer, sendPending and onStreamRead were ~5-9% of a loaded sensor's CPU (bench/live_load.ts --profile).
+ * With 1 MiB, updates come every 512 KiB. Not larger: with 4 MiB the sensor read bursts of dozens of responses
+ * in one go and its /metrics answered in 81-523 ms on average, up to 1-5.8 s (9-21 ms, at most 47-82 ms, with 64 KiB
+ * to 1 MiB; live_load at 250 calls, probed once a second). The window is also what the peer may send beyond what
+ * this client consumed: a paused call holds at most this much more.
  */
-export const FLOW_CONTROL_WINDOW = 4 * 1024 * 1024;
+export const FLOW_CONTROL_WINDOW = 1024 * 1024;
 
 const DEFAULT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // Batches of audio bodies can exceed the 4 MiB default.
