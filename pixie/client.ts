@@ -121,24 +121,12 @@ function asError(e: unknown, context: string): Error {
   return new Error(redact(`${context}: ${e instanceof Error ? e.message : String(e)}`));
 }
 
-/**
- * The HTTP/2 receive window (connection and stream), bytes. With the 64 KiB default the client answers every
- * 32 KiB of rows with WINDOW_UPDATE frames, a socket write each (and the peer, held back, sends in small pieces):
- * writeBuffer, sendPending and onStreamRead were ~5-9% of a loaded sensor's CPU (bench/live_load.ts --profile).
- * With 1 MiB, updates come every 512 KiB. Not larger: with 4 MiB the sensor read bursts of dozens of responses
- * in one go and its /metrics answered in 81-523 ms on average, up to 1-5.8 s (9-21 ms, at most 47-82 ms, with 64 KiB
- * to 1 MiB; live_load at 250 calls, probed once a second). The window is also what the peer may send beyond what
- * this client consumed: a paused call holds at most this much more.
- */
-export const FLOW_CONTROL_WINDOW = 1024 * 1024;
-
 const DEFAULT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // Batches of audio bodies can exceed the 4 MiB default.
   "grpc.max_receive_message_length": 64 * 1024 * 1024,
   // Quiet streams (no traffic to capture) must survive idle proxies; Pixie Cloud tolerates 30 s pings.
   "grpc.keepalive_time_ms": 30_000,
   "grpc.keepalive_timeout_ms": 10_000,
-  "grpc-node.flow_control_window": FLOW_CONTROL_WINDOW,
 };
 
 // Responses buffered before the stream is paused (HTTP/2 flow control then holds the server back).
