@@ -28,12 +28,28 @@ export class CombinedRowSource implements RowSource {
   }
 
   /** Runs every source until `signal` aborts or one fails. */
-  async run(emit: (row: Row) => Promise<void>, signal: AbortSignal): Promise<void> {
+  run(emit: (row: Row) => Promise<void>, signal: AbortSignal): Promise<void> {
+    return this.#all((s, all) => s.run(emit, all), signal);
+  }
+
+  /**
+   * {@link run}, handing on each source's rows in the batches it makes (Pixie's responses); a source without
+   * batches hands on each row as a batch of one. Without this the reader took Pixie's rows one message at a
+   * time as soon as packets were captured beside it.
+   */
+  runBatches(emit: (rows: readonly Row[]) => Promise<void>, signal: AbortSignal): Promise<void> {
+    return this.#all(
+      (s, all) => s.runBatches ? s.runBatches(emit, all) : s.run((row) => emit([row]), all),
+      signal,
+    );
+  }
+
+  async #all(start: (s: RowSource, all: AbortSignal) => Promise<void>, signal: AbortSignal): Promise<void> {
     const inner = new AbortController();
     const all = AbortSignal.any([signal, inner.signal]);
     try {
       await Promise.all(this.#sources.map((s) =>
-        s.run(emit, all).catch((e) => {
+        start(s, all).catch((e) => {
           inner.abort();
           throw e;
         })
