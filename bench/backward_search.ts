@@ -17,6 +17,7 @@
 import { initAudioEngine, SignatureIndex, SourcePipeline, TargetPipeline } from "../audio/pipeline.ts";
 import type { Signature } from "../audio/types.ts";
 import { FORMAT, messages, speech } from "./fingerprint_speed.ts";
+import { DEFAULT_AUDIO_CRITERIA } from "../config/defaults.ts";
 
 function arg(name: string, def: string): string {
   const i = Deno.args.indexOf(name);
@@ -110,14 +111,8 @@ function level(
         pod: "p",
         stream: `s${i}`,
         format: FORMAT,
-        criteria: {
-          vad_mode: "energy",
-          vad_aggressiveness: 2,
-          energy_threshold: 0.3,
-          min_duration_ms: 200,
-          min_silence_ms: 300,
-          reanchor_ms: 1000,
-        },
+        // The detector as the fingerprint bench runs it: shorter utterances and re-anchors than the defaults.
+        criteria: { ...DEFAULT_AUDIO_CRITERIA, min_duration_ms: 200, reanchor_ms: 1000 },
       });
       const found: Signature[] = [];
       for (const m of msgs[i]!) found.push(...sp.push(m));

@@ -6,6 +6,7 @@ import { HEADER_BYTES } from "../audio/decode/adpcm4.ts";
 import { type DecodeOutcome, StreamDecoder, type StreamMessage } from "../audio/decode/stream_decoder.ts";
 import { TARGET_HOT_SAMPLES, TARGET_WARM_SAMPLES } from "../audio/pipeline.ts";
 import type { AudioFormat } from "../audio/types.ts";
+import { DEFAULT_AUDIO } from "../config/defaults.ts";
 import { rng } from "./support/rng.ts";
 
 // Memory of `run --capture` at 1,000 streams: a decoder that reuses its output buffer (the pipelines') and ring
@@ -15,18 +16,9 @@ const enc = new TextEncoder();
 const T0 = 1_700_000_000_000_000_000n;
 const MS = 1_000_000n;
 
+/** The default audio format (Twilio-style JSON, base64 μ-law at 8 kHz) with `over` changed. */
 function fmt(over: Partial<AudioFormat> = {}): AudioFormat {
-  return {
-    envelope: "json",
-    path: "media.payload",
-    encoding: "base64",
-    codec: "mulaw",
-    sample_rate: 8000,
-    channels: 1,
-    channel: 0,
-    skip_bytes: 0,
-    ...over,
-  };
+  return { ...DEFAULT_AUDIO, ...over };
 }
 
 /** `count` Twilio-like JSON messages of 20 ms μ-law speech-like noise (distinct audio each). */

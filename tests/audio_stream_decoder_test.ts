@@ -11,24 +11,16 @@ import {
   StreamDecoder,
 } from "../audio/decode/stream_decoder.ts";
 import type { AudioFormat } from "../audio/types.ts";
+import { DEFAULT_AUDIO } from "../config/defaults.ts";
 import { rng } from "./support/rng.ts";
 
 const enc = new TextEncoder();
 const T0 = 1_700_000_000_000_000_000n;
 const MS = 1_000_000n;
 
+/** The default audio format (Twilio-style JSON, base64 μ-law at 8 kHz) with `over` changed. */
 function fmt(over: Partial<AudioFormat> = {}): AudioFormat {
-  return {
-    envelope: "json",
-    path: "media.payload",
-    encoding: "base64",
-    codec: "mulaw",
-    sample_rate: 8000,
-    channels: 1,
-    channel: 0,
-    skip_bytes: 0,
-    ...over,
-  };
+  return { ...DEFAULT_AUDIO, ...over };
 }
 
 function twilio(audio: Uint8Array, seq = 1): Uint8Array {
