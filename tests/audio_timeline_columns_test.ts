@@ -198,3 +198,35 @@ Deno.test("capture times: sized for the horizon the owner keeps, pruned every 25
   strictEqual(all.length, 600);
   strictEqual(all.startAt(0), 0);
 });
+
+Deno.test("timeline: entriesUntil walks the entries as entryTimeOffset and entryStart read them one by one", () => {
+  // 16 kHz (native starts halve onto the analysis grid), lengths that vary, empty entries and gaps, a follower
+  // keeping entries beyond the lookback, and enough appends that the ring grows and wraps across many blocks.
+  const tl = new Timeline(16000, { lookbackSamples: 4000 });
+  const ct = new CaptureTimes(tl, { horizonSamples: 20000 });
+  const rnd = lcg(7);
+  let sample = 0;
+  for (let i = 0; i < 5000; i++) {
+    const frames = rnd() < 0.05 ? 0 : 1 + Math.floor(rnd() * 700);
+    const t = T0 + BigInt(i) * 20_000_000n + BigInt(Math.floor(rnd() * 30_000_000));
+    tl.append(i, t, frames, rnd() < 0.03);
+    ct.push(t, sample, sample - 20000);
+    sample = tl.length;
+  }
+  const first = tl.appended - ct.length;
+  for (let k = 0; k < 300; k++) {
+    const entry = first + Math.floor(rnd() * ct.length);
+    const end = entry + 1 + Math.floor(rnd() * (tl.appended - entry));
+    const to = tl.entryStart(entry) + Math.floor(rnd() * 6000) - 500;
+    const times: number[] = [], starts: number[] = [];
+    tl.entriesUntil(entry, end, to, times, starts);
+    const wantT: number[] = [], wantS: number[] = [];
+    for (let e = entry; e < end; e++) {
+      wantT.push(tl.entryTimeOffset(e));
+      wantS.push(tl.entryStart(e));
+      if (e > entry && tl.entryStart(e) >= to) break;
+    }
+    deepStrictEqual(times, wantT);
+    deepStrictEqual(starts, wantS);
+  }
+});

@@ -31,10 +31,11 @@ const MAX_GAP_MS = 500;
 /**
  * Gap hints between messages whose analysis samples start at `starts[k]` and were captured at `times[k]` (in
  * stream order; `end` is the sample after the last message), for gaps whose `at` lies in [from, to).
- * `rate`: analysis samples per second.
+ * `rate`: analysis samples per second. `times` in ns, as bigints or as exact integers from any one origin (only
+ * their differences are read).
  */
 export function gapHints(
-  times: readonly bigint[],
+  times: readonly bigint[] | readonly number[],
   starts: readonly number[],
   end: number,
   rate: number,
@@ -55,7 +56,7 @@ export function gapHints(
     const before = starts[k]! - starts[k - 1]!;
     if (samples <= 0 || before <= 0) continue;
     const durMs = (samples / rate) * 1000;
-    const spacingMs = Number(times[k]! - times[k - 1]!) / 1e6;
+    const spacingMs = spacingNs(times, k) / 1e6;
     const excessMs = spacingMs - durMs;
     // Relative to the shorter neighbour: a short message lost next to a long one is still a gap.
     const shorterMs = (Math.min(samples, before) / rate) * 1000;
@@ -63,6 +64,12 @@ export function gapHints(
     out.push({ at: starts[k]!, len: Math.round((excessMs / 1000) * rate) });
   }
   return out;
+}
+
+/** times[k] − times[k − 1], ns. */
+function spacingNs(times: readonly bigint[] | readonly number[], k: number): number {
+  const a = times[k]!, b = times[k - 1]!;
+  return typeof a === "bigint" ? Number(a - (b as bigint)) : a - (b as number);
 }
 
 /**

@@ -103,24 +103,28 @@ export class CaptureTimes {
 
   /**
    * The entries gap hints over analysis samples [from, to) read (align/gap_hints.ts): those starting in it, the
-   * one before them and the one after, as the arrays `gapHints` takes.
+   * one before them and the one after, as the arrays `gapHints` takes; their times are ns from the timeline's
+   * {@link Timeline.timeBase} (differences are all gap hints read: no bigint made per entry). The arrays are
+   * reused by the next call.
    */
-  window(from: number, to: number): { times: bigint[]; starts: number[] } {
+  window(from: number, to: number): { times: number[]; starts: number[] } {
     const n = this.length;
+    const times = windowTimes, starts = windowStarts;
+    times.length = 0;
+    starts.length = 0;
+    if (n === 0) return WINDOW;
     let lo = 1, hi = n;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       if (this.startAt(mid) < from) lo = mid + 1;
       else hi = mid;
     }
-    let last = lo;
-    while (last < n && this.startAt(last) < to) last++;
-    const times: bigint[] = [];
-    const starts: number[] = [];
-    for (let i = Math.max(0, lo - 1); i <= Math.min(last, n - 1); i++) {
-      times.push(this.timeAt(i));
-      starts.push(this.startAt(i));
-    }
-    return { times, starts };
+    // Entry lo - 1, then on to the first from lo on that starts at or after `to` (or the newest).
+    this.#tl.entriesUntil(this.#first + lo - 1, this.#end, to, times, starts);
+    return WINDOW;
   }
 }
+
+const windowTimes: number[] = [];
+const windowStarts: number[] = [];
+const WINDOW = { times: windowTimes, starts: windowStarts };

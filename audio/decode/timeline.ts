@@ -231,6 +231,28 @@ export class Timeline {
     return this.#startOf(this.#held(entry));
   }
 
+  /**
+   * Appends to `times` (capture times, ns from {@link timeBase}) and `starts` (first analysis samples) the held
+   * entries from ordinal `entry` on, up to and including the first after `entry` that starts at or after analysis
+   * sample `to`, and before ordinal `end`: {@link entryTimeOffset} and {@link entryStart} of each, walking the
+   * entries in order (each native start is the one before plus its length, as {@link #nativeOf} sums them).
+   */
+  entriesUntil(entry: number, end: number, to: number, times: number[], starts: number[]): void {
+    const r0 = this.#held(entry), stop = Math.min(this.#count, r0 + end - entry);
+    const frames = this.#frames, up = this.up, down = this.down;
+    let slot = this.#slot(r0);
+    let native = this.#nativeOf(slot, r0);
+    for (let r = r0;;) {
+      const start = analysisIndexOf(native, up, down);
+      times.push(this.#timeOf(slot, native));
+      starts.push(start);
+      if ((r > r0 && start >= to) || ++r >= stop) return;
+      native += Math.abs(frames.get(slot));
+      slot = this.#slot(r);
+      if ((slot & (BLOCK - 1)) === 0) native = this.#nativeBase[slot >> BLOCK_LOG2]!;
+    }
+  }
+
   /** The span that owns analysis sample `k`, or undefined if it is pruned or not yet covered. */
   spanAt(k: number): TimelineSpan | undefined {
     const r = this.#find(k);
