@@ -39,6 +39,14 @@ const SIMPLE_ESCAPE: Uint8Array = (() => {
   return t;
 })();
 
+/** Runs at least this long are copied with `set` (a view made) rather than byte by byte. */
+const COPY_SET_MIN = 48;
+
+/** A byte {@link LineReader.stringBytes} does not copy as it is: a quote, a backslash, a control byte, non-ASCII. */
+function notPlain(c: number): boolean {
+  return c === QUOTE || c === BACKSLASH || c < 0x20 || c > 0x7f;
+}
+
 function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   if (c >= 0x61 && c <= 0x66) return c - 0x57;
@@ -220,6 +228,13 @@ class LineReader {
     let p = this.pos + 1;
     let o = at;
     for (;;) {
+      // The run of plain bytes up to the next quote, backslash, control or non-ASCII byte, copied as it is.
+      const q = this.plainRun(p);
+      if (q - p >= COPY_SET_MIN) {
+        out.set(b.subarray(p, q), o);
+        o += q - p;
+        p = q;
+      } else for (; p < q; p++) out[o++] = b[p]!;
       if (p >= len) return -1;
       const c = b[p]!;
       if (c === QUOTE) break;
@@ -233,19 +248,52 @@ class LineReader {
           p += 6;
           continue;
         }
-        const x = e >= 0 ? SIMPLE_ESCAPE[e]! : 0;
+        // SIMPLE_ESCAPE covers ASCII only: a byte above 0x7f after a backslash is no escape (it read as 0 before).
+        const x = e >= 0 && e < 0x80 ? SIMPLE_ESCAPE[e]! : 0;
         if (x === 0) return -1;
         out[o++] = x;
         p += 2;
         continue;
       }
       // Control characters go to JSON.parse; so does any byte above 0x7f (a line is read here only if ASCII).
-      if (c < 0x20 || c > 0x7f) return -1;
-      out[o++] = c;
-      p++;
+      return -1;
     }
     this.pos = p + 1;
     return o - at;
+  }
+
+  /** 32-bit words of {@link b}'s buffer (for {@link plainRun}), made again when the buffer changes. */
+  #words: Uint32Array | undefined;
+
+  /**
+   * The first position at or after `p` whose byte is a quote, a backslash, a control character or above 0x7f
+   * (`len` if none): the end of a run {@link stringBytes} copies as it is. A few bytes (a key, a short value) are
+   * read one by one; a long run (the payload of a body) four bytes at a time, as json_scan_bytes.ts does: a byte
+   * below 0x20 borrows in w - 0x20202020 with its top bit clear, a quote or backslash is a zero byte after an XOR,
+   * and a byte above 0x7f has its top bit set. A word with any of them is read again byte by byte.
+   */
+  plainRun(p: number): number {
+    const b = this.b, len = this.len;
+    const near = p + 16 < len ? p + 16 : len;
+    for (; p < near; p++) if (notPlain(b[p]!)) return p;
+    const base = b.byteOffset;
+    for (; p < len && (base + p) & 3; p++) if (notPlain(b[p]!)) return p;
+    if (p >= len) return len;
+    let words = this.#words;
+    if (words === undefined || words.buffer !== b.buffer || words.length !== b.buffer.byteLength >>> 2) {
+      words = this.#words = new Uint32Array(b.buffer, 0, b.buffer.byteLength >>> 2);
+    }
+    const end = (base + len) >>> 2;
+    let i = (base + p) >>> 2;
+    for (; i < end; i++) {
+      const w = words[i]!;
+      const qt = w ^ 0x22222222, bs = w ^ 0x5c5c5c5c;
+      if (
+        (w | ((w - 0x20202020) & ~w) | ((qt - 0x01010101) & ~qt) | ((bs - 0x01010101) & ~bs)) & 0x80808080
+      ) break;
+    }
+    for (p = (i << 2) - base; p < len; p++) if (notPlain(b[p]!)) return p;
+    return len;
   }
 
   /** An integer (no fraction or exponent: those go to JSON.parse) as a number; undefined if not one. */

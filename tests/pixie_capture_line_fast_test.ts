@@ -76,6 +76,23 @@ const LINES = [
   }),
   '{"query":"m/s","row":{"pod":"p","time_":"-7","x":"h\\u00e9llo","y":"\\u0041\\u005a"}}',
   ' { "query" : "m/s" , "row" : { "time_" : "1" , "a" : 0 , "b" : { "base64" : "AA==" } } } ',
+  // Long runs of plain bytes (a media payload), which the reader scans four bytes at a time and copies whole: a
+  // mutation anywhere in them (a quote, an escape, a control or non-ASCII byte) must be seen where it is.
+  encodeCaptureLine({
+    query: "bench/identity",
+    node: "n",
+    time: 1763900001893077388n,
+    columns: {
+      time_: 1763900001893077388n,
+      pod: enc.encode("voice/identity-0"),
+      req_body: enc.encode(
+        '{"event":"media","media":{"track":"inbound","payload":"' +
+          "/3r3/n16fn39/X7+e3x4ev1+/v39fvj+9/z6+f59enr+/n18+/r/eH58fXz7fPx5/X54evn6/Xd6+3j9/nv3fvx9enz4+ft8ev74e"
+            .repeat(3) +
+          '=="},"streamSid":"identity/call01"}',
+      ),
+    },
+  }),
 ];
 
 Deno.test("direct capture line reader: the usual lines are read directly, as JSON.parse reads them", () => {
@@ -209,5 +226,22 @@ Deno.test("capture cells: base64 and UTF-8 bytes as atob and TextEncoder give th
     const s of ["", "abc", "é", "a\ud800b", "\udc00", "日本語", "x".repeat(5000), "é".repeat(3000), "a😀b"]
   ) {
     deepEqual([...utf8Bytes(s)], [...enc.encode(s)], JSON.stringify(s));
+  }
+});
+
+Deno.test("direct capture line reader: a byte above 0x7f anywhere in a long run leaves the line to the text path", () => {
+  // Invalid UTF-8 in a file is read as the whole-file decoder reads it (U+FFFD), which the direct reader cannot
+  // do: it must see the byte wherever it is in a run it scans four bytes at a time.
+  const line = enc.encode(LINES[4]!);
+  for (let at = 40; at < line.length - 40; at += 7) {
+    for (const byte of [0xff, 0x80, 0xc3]) {
+      const bytes = line.slice();
+      bytes[at] = byte;
+      const text = new TextDecoder().decode(bytes);
+      const c = parseCaptureLineBytes(bytes, 0, bytes.length, "n", testSlab(), base64ToBytes);
+      if (c !== undefined) {
+        deepEqual(plain(c), plain(parseCaptureLineJson(text, "n")), `0x${byte.toString(16)} at ${at}`);
+      }
+    }
   }
 });
