@@ -35,8 +35,8 @@ const MAX_GAP_MS = 500;
  * their differences are read).
  */
 export function gapHints(
-  times: readonly bigint[] | readonly number[],
-  starts: readonly number[],
+  times: readonly bigint[] | ArrayLike<number>,
+  starts: ArrayLike<number>,
   end: number,
   rate: number,
   from: number,
@@ -67,7 +67,7 @@ export function gapHints(
 }
 
 /** times[k] − times[k − 1], ns. */
-function spacingNs(times: readonly bigint[] | readonly number[], k: number): number {
+function spacingNs(times: readonly bigint[] | ArrayLike<number>, k: number): number {
   const a = times[k]!, b = times[k - 1]!;
   return typeof a === "bigint" ? Number(a - (b as bigint)) : a - (b as number);
 }

@@ -104,27 +104,108 @@ export class CaptureTimes {
   /**
    * The entries gap hints over analysis samples [from, to) read (align/gap_hints.ts): those starting in it, the
    * one before them and the one after, as the arrays `gapHints` takes; their times are ns from the timeline's
-   * {@link Timeline.timeBase} (differences are all gap hints read: no bigint made per entry). The arrays are
-   * reused by the next call.
+   * {@link Timeline.timeBase} (only differences are read: no bigint made per entry). Views of a cache the next
+   * call may change.
+   *
+   * Verification asks for a window around every candidate frame, ~4 s of entries that the windows of the frames
+   * before it mostly read too: the entries read are cached for the last few streams that asked (a contiguous run
+   * of ordinals each, extended as the windows move on), so most of a window is a lookup rather than a walk.
    */
-  window(from: number, to: number): { times: number[]; starts: number[] } {
+  window(from: number, to: number): { times: Float64Array; starts: Float64Array } {
     const n = this.length;
-    const times = windowTimes, starts = windowStarts;
-    times.length = 0;
-    starts.length = 0;
-    if (n === 0) return WINDOW;
+    if (n === 0) return { times: NO_ENTRIES, starts: NO_ENTRIES };
+    const tl = this.#tl;
+    const c = cacheFor(this, tl.timeBase);
+    // The first entry from the second on that starts at or after `from` (the window opens one before it).
     let lo = 1, hi = n;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (this.startAt(mid) < from) lo = mid + 1;
+      const e = this.#first + mid, i = e - c.first;
+      if ((i >= 0 && i < c.n ? c.starts[i]! : tl.entryStart(e)) < from) lo = mid + 1;
       else hi = mid;
     }
-    // Entry lo - 1, then on to the first from lo on that starts at or after `to` (or the newest).
-    this.#tl.entriesUntil(this.#first + lo - 1, this.#end, to, times, starts);
-    return WINDOW;
+    const open = this.#first + lo - 1;
+    // A run of ordinals [c.first, c.first + c.n) that the window's first entry extends or lies in.
+    if (open < c.first || open > c.first + c.n) c.restart(open);
+    const i = open - c.first;
+    // On to the first entry after `open` that starts at or after `to`, or the newest (ordinals: extending the run
+    // may drop its entries before the oldest held and so move its indices).
+    for (let e = open;; e++) {
+      let k = e - c.first;
+      if (k >= c.n) {
+        if (e >= this.#end) return c.views(open - c.first, c.n);
+        c.extend(tl, e, Math.min(EXTEND_ENTRIES, this.#end - e), this.#first);
+        k = e - c.first;
+      }
+      if (e > open && c.starts[k]! >= to) return c.views(open - c.first, k + 1);
+    }
   }
 }
 
-const windowTimes: number[] = [];
-const windowStarts: number[] = [];
-const WINDOW = { times: windowTimes, starts: windowStarts };
+/** Entries a window walk adds to its stream's cached run at a time (a window ahead of it reads them next). */
+const EXTEND_ENTRIES = 32;
+
+const NO_ENTRIES = new Float64Array(0);
+
+/** The entries windows read of one stream: ordinals [first, first + n), their times and starts. */
+class EntryRun {
+  owner: CaptureTimes | undefined;
+  base = 0n;
+  first = 0;
+  n = 0;
+  times = new Float64Array(256);
+  starts = new Float64Array(256);
+
+  restart(first: number): void {
+    this.first = first;
+    this.n = 0;
+  }
+
+  /** Appends `count` entries from ordinal `next` (the run's end), dropping those before `keepFrom` first if short. */
+  extend(tl: Timeline, next: number, count: number, keepFrom: number): void {
+    if (this.n + count > this.times.length) {
+      const drop = Math.max(0, Math.min(keepFrom - this.first, this.n));
+      if (drop > 0) {
+        this.times.copyWithin(0, drop, this.n);
+        this.starts.copyWithin(0, drop, this.n);
+        this.first += drop;
+        this.n -= drop;
+      }
+      if (this.n + count > this.times.length) {
+        let size = this.times.length * 2;
+        while (size < this.n + count) size *= 2;
+        const t = new Float64Array(size), s = new Float64Array(size);
+        t.set(this.times.subarray(0, this.n));
+        s.set(this.starts.subarray(0, this.n));
+        this.times = t;
+        this.starts = s;
+      }
+    }
+    tl.entriesInto(next, count, this.times, this.starts, this.n);
+    this.n += count;
+  }
+
+  views(from: number, to: number): { times: Float64Array; starts: Float64Array } {
+    return { times: this.times.subarray(from, to), starts: this.starts.subarray(from, to) };
+  }
+}
+
+/** Runs of the streams that asked last, most recent first. */
+const RUNS: EntryRun[] = Array.from({ length: 4 }, () => new EntryRun());
+
+/** The run of `owner` (its timeline's time base `base`), or the least recently used one restarted for it. */
+function cacheFor(owner: CaptureTimes, base: bigint): EntryRun {
+  let at = RUNS.findIndex((r) => r.owner === owner);
+  if (at < 0) at = RUNS.length - 1;
+  const run = RUNS[at]!;
+  if (at > 0) {
+    RUNS.splice(at, 1);
+    RUNS.unshift(run);
+  }
+  if (run.owner !== owner || run.base !== base) {
+    run.owner = owner;
+    run.base = base;
+    run.restart(0);
+  }
+  return run;
+}

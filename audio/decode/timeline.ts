@@ -232,24 +232,30 @@ export class Timeline {
   }
 
   /**
-   * Appends to `times` (capture times, ns from {@link timeBase}) and `starts` (first analysis samples) the held
-   * entries from ordinal `entry` on, up to and including the first after `entry` that starts at or after analysis
-   * sample `to`, and before ordinal `end`: {@link entryTimeOffset} and {@link entryStart} of each, walking the
-   * entries in order (each native start is the one before plus its length, as {@link #nativeOf} sums them).
+   * Writes the capture times (ns from {@link timeBase}) and first analysis samples of the `count` held entries
+   * from ordinal `entry` on to `times[at..]` and `starts[at..]`: {@link entryTimeOffset} and {@link entryStart} of
+   * each, walking the entries in order (each native start is the one before plus its length, as {@link #nativeOf}
+   * sums them).
    */
-  entriesUntil(entry: number, end: number, to: number, times: number[], starts: number[]): void {
-    const r0 = this.#held(entry), stop = Math.min(this.#count, r0 + end - entry);
-    const frames = this.#frames, up = this.up, down = this.down;
+  entriesInto(entry: number, count: number, times: Float64Array, starts: Float64Array, at: number): void {
+    if (count <= 0) return;
+    const r0 = this.#held(entry);
+    this.#held(entry + count - 1);
+    const frames = this.#frames,
+      time = this.#time,
+      nativeBase = this.#nativeBase,
+      up = this.up,
+      down = this.down;
     let slot = this.#slot(r0);
     let native = this.#nativeOf(slot, r0);
-    for (let r = r0;;) {
-      const start = analysisIndexOf(native, up, down);
-      times.push(this.#timeOf(slot, native));
-      starts.push(start);
-      if ((r > r0 && start >= to) || ++r >= stop) return;
-      native += Math.abs(frames.get(slot));
-      slot = this.#slot(r);
-      if ((slot & (BLOCK - 1)) === 0) native = this.#nativeBase[slot >> BLOCK_LOG2]!;
+    for (let k = 0;;) {
+      const f = Math.abs(frames.get(slot));
+      starts[at + k] = analysisIndexOf(native, up, down);
+      times[at + k] = time.get(slot) + this.#audioNs(native + f - nativeBase[slot >> BLOCK_LOG2]!);
+      if (++k >= count) return;
+      native += f;
+      slot = this.#slot(r0 + k);
+      if ((slot & (BLOCK - 1)) === 0) native = nativeBase[slot >> BLOCK_LOG2]!;
     }
   }
 
