@@ -189,9 +189,33 @@ export class Timeline {
 
   /** Forgets spans that end at or before analysis sample `before`. */
   prune(before: number): void {
-    while (this.#first < this.#count && this.#endOf(this.#first) <= before) this.#first++;
+    const up = this.up, down = this.down;
+    while (this.#first < this.#count) {
+      // The lookback's first entry's native start, kept from the last append (see #firstNative): every append
+      // asks for its end, and summing it from its block's start each time cost more than the rest of append.
+      const ord = this.#appended - this.#count + this.#first, slot = this.#slot(this.#first);
+      let native: number;
+      if (ord === this.#firstOrd) native = this.#firstNative;
+      else if (ord === this.#firstOrd + 1 && (slot & (BLOCK - 1)) !== 0) {
+        native = this.#firstNative + this.#firstLength;
+      } else native = this.#nativeOf(slot, this.#first);
+      const length = Math.abs(this.#frames.get(slot));
+      this.#firstOrd = ord;
+      this.#firstNative = native;
+      this.#firstLength = length;
+      if (analysisIndexOf(native + length, up, down) > before) break;
+      this.#first++;
+    }
     this.#drop();
   }
+
+  /**
+   * Ordinal, native start and native length of the entry {@link prune} read last (the lookback's first, or the
+   * one before it): entries never change, so an ordinal keeps its values however the ring moves.
+   */
+  #firstOrd = -2;
+  #firstNative = 0;
+  #firstLength = 0;
 
   /** Entries appended so far: the ordinal the next one gets (every append counts, see the class doc). */
   get appended(): number {
