@@ -148,3 +148,33 @@ Deno.test("base64: native and JS decoders agree on random text, short and past t
     for (const got of ways.slice(1)) deepEqual(got, ways[0], JSON.stringify(text.slice(0, 40)));
   }
 });
+
+Deno.test("base64: long values (the engine's decoder for bytes too) agree with the portable decoder", () => {
+  // Past the length from which bytes go to the engine's decoder: the same cases, well-formed and not, behind a
+  // long run of digits.
+  const lead = "AAAA".repeat(100);
+  const cases = [
+    "AQID",
+    "AQI=",
+    "AQI",
+    "AQ==",
+    "AQ",
+    "+/8=",
+    "-_8",
+    "AQID\r\nBA==",
+    " AQ ID ",
+    "AQ = =",
+    "AR==",
+  ];
+  const bad = ["A", "AQIDB", "AQ=", "AQ==AQ==", "AQ=x", "AQ===", "AQ*D", "AQ\u00e9D", "+_8-"];
+  for (const text of [...cases, ...bad]) {
+    const want = arr(decodeBase64Portable(lead + text));
+    for (const got of allWays(lead + text)) deepEqual(got, want, JSON.stringify(text));
+  }
+  const r = rng(9);
+  for (let trial = 0; trial < 200; trial++) {
+    const bytes = Uint8Array.from({ length: 150 + Math.floor(r() * 700) }, () => Math.floor(r() * 256));
+    const text = encodeBase64(bytes, r() < 0.5, r() < 0.5);
+    for (const got of allWays(text)) deepEqual(got, Array.from(bytes));
+  }
+});
