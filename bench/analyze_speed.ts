@@ -3,8 +3,8 @@
  * written as capture files (JSON Lines, two nodes), then `deno run main.ts analyze` in a child process, start-up
  * included. Throughput is audio seconds of all taps over the child's CPU seconds (user + system, from
  * `/usr/bin/time`), with its peak RSS. A second run under `--cpu-prof` says what share of the CPU each stage
- * takes (read/parse, decode, resample, fingerprint, index, verify, align, records, actors, GC, start-up), by the
- * innermost frame of each profile sample that lies in a file of that stage.
+ * takes (read/parse, decode, resample, sample ring, fingerprint, index, verify, align, records, actors, GC,
+ * start-up), by the innermost frame of each profile sample that lies in a file of that stage.
  *
  * Chromaprint's `fpcalc` (Debian `libchromaprint-tools`) fingerprints the same audio (every tap as a WAV file of
  * its decoded 8 kHz audio) for a side-by-side figure, when it is installed.
@@ -31,6 +31,7 @@ export const STAGES = [
   "read/parse",
   "decode",
   "resample",
+  "sample ring",
   "fingerprint",
   "vad/onsets",
   "index",
@@ -54,7 +55,9 @@ const STAGE_OF_FILE: [RegExp, Stage][] = [
   [/\/cli\/(capture_run|capture_stream|packet_capture_files)\.ts$/, "read/parse"],
   [/\/packets\//, "read/parse"],
   [/\/audio\/decode\/resample\.ts$/, "resample"],
-  [/\/audio\/decode\/sample_ring\.ts$/, "fingerprint"],
+  // The lookback's tiers: writes, ageing to 8-bit and 4-bit codes, decoding them for verification and alignment
+  // (counted under fingerprint before, which the streaming fingerprinter's kernel is only about half of).
+  [/\/audio\/decode\/(sample_ring|adpcm4|adpcm4_format)\.ts$/, "sample ring"],
   [/\/audio\/decode\//, "decode"],
   [/\/util\/linear_regex\.ts$/, "decode"],
   [/\/actors\/(tap_intake|tap_message|row_dedupe|decode_reporter)\.ts$/, "decode"],

@@ -24,6 +24,8 @@ Deno.test("analyze bench: every engine file is in a stage of the CPU breakdown (
   ok(stageOfUrl("file:///repo/audio/decode/stream_decoder.ts") === "decode");
   ok(stageOfUrl("file:///repo/audio/decode/resample.ts") === "resample");
   ok(stageOfUrl("file:///repo/audio/fingerprint/fft_simd.ts") === "fingerprint");
+  ok(stageOfUrl("file:///repo/audio/decode/sample_ring.ts") === "sample ring");
+  ok(stageOfUrl("file:///repo/audio/decode/adpcm4.ts") === "sample ring");
   ok(stageOfUrl("file:///repo/audio/align/level_envelope.ts") === "align");
 });
 
