@@ -206,25 +206,18 @@ export class VoteTable {
   }
 
   /**
-   * Loads the place of each alignment (slots[x], t − pos[x]) for x < n in both generations: the votes of one
-   * target frame, whose table lines are mostly cache misses independent of each other, so loaded together here
-   * they overlap instead of stalling one vote after another. Changes nothing; returns a value for the caller to
-   * keep, so that the loads are not optimised away.
+   * Loads the place of each alignment (slots[x], t − pos[x]) for x < n in the current generation: the votes of
+   * one target frame, whose table lines are mostly cache misses independent of each other, so loaded together
+   * here they overlap instead of stalling one vote after another. (The older generation's lines are left: with
+   * the occupancy bits a vote reads them only when they hold an entry near its alignment.) Changes nothing;
+   * returns a value for the caller to keep, so that the loads are not optimised away.
    */
   touch(slots: Int32Array, pos: Int32Array, t: number, n: number): number {
-    const c = this.#cur, o = this.#old;
+    const c = this.#cur;
     let acc = 0;
     if (c.cap !== 0) {
       const ce = c.e, cb = t - c.base;
       for (let x = 0; x < n; x++) acc ^= ce[c.home(slots[x]!, cb - pos[x]!)]!;
-    }
-    // The older generation holds alignments before the epoch's first frame only.
-    if (o.cap !== 0) {
-      const oe = o.e, ob = t - o.base, lim = t - c.base - MAX_LAG + 1;
-      for (let x = 0; x < n; x++) {
-        const p = pos[x]!;
-        if (p > lim) acc ^= oe[o.home(slots[x]!, ob - p)]!;
-      }
     }
     return acc;
   }
