@@ -81,11 +81,18 @@ class Generation {
     this.occ[b >>> 5]! |= 1 << (b & 31);
   }
 
-  /** False if this generation holds no entry (slot, s') with s' >> 2 = s >> 2 (true may be a collision). */
-  maybe(slot: number, s: number): boolean {
+  /**
+   * False if this generation holds no entry (slot, s') with s' >> 2 equal to (s − 1) >> 2 or (s + 1) >> 2, which
+   * s − 1..s + 1 fall in (true may be a collision): one bit, or two when s is at the edge of its four.
+   */
+  near(slot: number, s: number): boolean {
     if (this.cap === 0) return false;
-    const b = this.occBit(slot, s);
-    return (this.occ[b >>> 5]! & (1 << (b & 31))) !== 0;
+    const h = Math.imul(slot, 0x9e3779b1), occ = this.occ, shift = this.occShift;
+    const lo = (h ^ Math.imul((s - 1) >> 2, 0x85ebca6b)) >>> shift;
+    if ((occ[lo >>> 5]! & (1 << (lo & 31))) !== 0) return true;
+    if ((s - 1) >> 2 === (s + 1) >> 2) return false;
+    const hi = (h ^ Math.imul((s + 1) >> 2, 0x85ebca6b)) >>> shift;
+    return (occ[hi >>> 5]! & (1 << (hi & 31))) !== 0;
   }
 
   /**
@@ -253,8 +260,7 @@ export class VoteTable {
       g.used++;
       const o = this.#old;
       // No entry near s in either generation (the common case): no older vote to merge, no neighbour.
-      const near = g.maybe(slot, s - 1) || g.maybe(slot, s + 1) || o.maybe(slot, s - 1) ||
-        o.maybe(slot, s + 1);
+      const near = g.near(slot, s) || o.near(slot, s);
       g.mark(slot, s);
       if (!near) {
         if (w >= CANDIDATE_VOTES) {
