@@ -30,6 +30,8 @@ const TARGET_LOAD = 0.55;
 /** A generation keeps its table across epochs while it would be between these loads at the end of one. */
 const KEEP_LOAD_MIN = 0.45;
 const KEEP_LOAD_MAX = 0.65;
+/** Occupancy bits per place of a generation (rounded up to a power of two): see {@link Generation.occ}. */
+const OCC_BITS_PER_PLACE = 4;
 /** A vote of this worth makes its alignment a candidate on its own (see {@link VoteTable.vote}). */
 export const CANDIDATE_VOTES = 2;
 
@@ -47,6 +49,14 @@ class Generation {
   used = 0;
   /** The first s this generation's epoch can vote for: its first frame − MAX_LAG + 1. */
   base = 0;
+  /**
+   * Occupancy bits: one per (slot, s >> 2) hashed, set for every entry. A vote's alignment has no entry for
+   * s − 1..s + 1 when their bits are clear, which the vote tells from one or two bits instead of three lookups
+   * (most votes are the only one near their alignment).
+   */
+  occ = new Int32Array(0);
+  /** 32 − log2 of the occupancy bits. */
+  occShift = 32;
 
   /** A fresh (empty) table of `cap` places. */
   allocate(cap: number): void {
@@ -54,6 +64,35 @@ class Generation {
     this.scale = cap / RUN / 2097152;
     this.e = new Int32Array(cap);
     this.used = 0;
+    let bits = 32;
+    while (bits < cap * OCC_BITS_PER_PLACE) bits *= 2;
+    this.occ = new Int32Array(bits >> 5);
+    this.occShift = 32 - Math.log2(bits);
+  }
+
+  /** The occupancy bit of alignments (slot, s) with the same s >> 2. */
+  occBit(slot: number, s: number): number {
+    return (Math.imul(slot, 0x9e3779b1) ^ Math.imul(s >> 2, 0x85ebca6b)) >>> this.occShift;
+  }
+
+  /** Sets the occupancy bit of (slot, s). */
+  mark(slot: number, s: number): void {
+    const b = this.occBit(slot, s);
+    this.occ[b >>> 5]! |= 1 << (b & 31);
+  }
+
+  /**
+   * False if this generation holds no entry (slot, s') with s' >> 2 equal to (s − 1) >> 2 or (s + 1) >> 2, which
+   * s − 1..s + 1 fall in (true may be a collision): one bit, or two when s is at the edge of its four.
+   */
+  near(slot: number, s: number): boolean {
+    if (this.cap === 0) return false;
+    const h = Math.imul(slot, 0x9e3779b1), occ = this.occ, shift = this.occShift;
+    const lo = (h ^ Math.imul((s - 1) >> 2, 0x85ebca6b)) >>> shift;
+    if ((occ[lo >>> 5]! & (1 << (lo & 31))) !== 0) return true;
+    if ((s - 1) >> 2 === (s + 1) >> 2) return false;
+    const hi = (h ^ Math.imul((s + 1) >> 2, 0x85ebca6b)) >>> shift;
+    return (occ[hi >>> 5]! & (1 << (hi & 31))) !== 0;
   }
 
   /**
@@ -91,6 +130,7 @@ class Generation {
       this.allocate(want);
     } else if (this.used > 0) {
       this.e.fill(0);
+      this.occ.fill(0);
       this.used = 0;
     }
   }
@@ -105,6 +145,7 @@ class Generation {
       if (w === 0) continue;
       const key = (w & ~QUEUED) - 1;
       e[this.find(key >>> REL_BITS, key & REL_MASK)] = w;
+      this.mark(key >>> REL_BITS, this.base + (key & REL_MASK));
       this.used++;
     }
   }
@@ -151,7 +192,8 @@ export class VoteTable {
 
   /** Bytes held. */
   get bytes(): number {
-    return this.#cur.e.byteLength + this.#old.e.byteLength + this.#fresh.byteLength;
+    const c = this.#cur, o = this.#old;
+    return c.e.byteLength + o.e.byteLength + c.occ.byteLength + o.occ.byteLength + this.#fresh.byteLength;
   }
 
   /** Moves to the epoch of frame `t` (clearing the older generation when a new epoch starts). */
@@ -171,25 +213,18 @@ export class VoteTable {
   }
 
   /**
-   * Loads the place of each alignment (slots[x], t − pos[x]) for x < n in both generations: the votes of one
-   * target frame, whose table lines are mostly cache misses independent of each other, so loaded together here
-   * they overlap instead of stalling one vote after another. Changes nothing; returns a value for the caller to
-   * keep, so that the loads are not optimised away.
+   * Loads the place of each alignment (slots[x], t − pos[x]) for x < n in the current generation: the votes of
+   * one target frame, whose table lines are mostly cache misses independent of each other, so loaded together
+   * here they overlap instead of stalling one vote after another. (The older generation's lines are left: with
+   * the occupancy bits a vote reads them only when they hold an entry near its alignment.) Changes nothing;
+   * returns a value for the caller to keep, so that the loads are not optimised away.
    */
   touch(slots: Int32Array, pos: Int32Array, t: number, n: number): number {
-    const c = this.#cur, o = this.#old;
+    const c = this.#cur;
     let acc = 0;
     if (c.cap !== 0) {
       const ce = c.e, cb = t - c.base;
       for (let x = 0; x < n; x++) acc ^= ce[c.home(slots[x]!, cb - pos[x]!)]!;
-    }
-    // The older generation holds alignments before the epoch's first frame only.
-    if (o.cap !== 0) {
-      const oe = o.e, ob = t - o.base, lim = t - c.base - MAX_LAG + 1;
-      for (let x = 0; x < n; x++) {
-        const p = pos[x]!;
-        if (p > lim) acc ^= oe[o.home(slots[x]!, ob - p)]!;
-      }
     }
     return acc;
   }
@@ -223,8 +258,21 @@ export class VoteTable {
         h = g.find(slot, rel);
       }
       g.used++;
+      const o = this.#old;
+      // No entry near s in either generation (the common case): no older vote to merge, no neighbour.
+      const near = g.near(slot, s) || o.near(slot, s);
+      g.mark(slot, s);
+      if (!near) {
+        if (w >= CANDIDATE_VOTES) {
+          g.e[h] = word | QUEUED;
+          return true;
+        }
+        g.e[h] = word;
+        this.#addFresh(word);
+        return false;
+      }
       // Merge with the older generation's entry, if any: its one vote came from an earlier frame.
-      const older = this.#old.get(slot, s);
+      const older = o.get(slot, s);
       if (older !== 0 || w >= CANDIDATE_VOTES) {
         g.e[h] = word | QUEUED;
         return older >= 0;
