@@ -407,7 +407,7 @@ export function envelopeShift(
         count++;
       }
       const est = scratch.estimates;
-      scratch.scan.scan(db, scratch.ds, count, scratch.floors, scratch.rels, sourceOf, est, src.generation);
+      scratch.scan.scan(db, scratch.ds, count, scratch.floors, scratch.rels, sourceOf, est);
       let e1 = -Infinity, e2 = -Infinity, e3 = -Infinity;
       for (let j = 0; j < count; j++) {
         const d = scratch.ds[j]!;
@@ -633,8 +633,6 @@ export class SourceSides {
   #next = 0;
   #sDb: Float64Array = new Float64Array(ENV_VALUES);
   #key = new Uint8Array(0);
-  /** Changes whenever the sides are forgotten (for caches derived from them). */
-  generation = 0;
 
   /**
    * The next sides are of the source levels `sDb`, from the quantised levels `key`: the sides computed before are
@@ -649,7 +647,6 @@ export class SourceSides {
     this.#key = Uint8Array.from(key);
     this.#used = 0;
     this.#next = 0;
-    this.generation++;
   }
 
   /** The side for clamp `rel`. */
