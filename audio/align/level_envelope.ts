@@ -633,6 +633,8 @@ export class SourceSides {
   #next = 0;
   #sDb: Float64Array = new Float64Array(ENV_VALUES);
   #key = new Uint8Array(0);
+  /** Changes whenever the sides are forgotten (for what is derived from them). */
+  generation = 0;
 
   /**
    * The next sides are of the source levels `sDb`, from the quantised levels `key`: the sides computed before are
@@ -647,6 +649,7 @@ export class SourceSides {
     this.#key = Uint8Array.from(key);
     this.#used = 0;
     this.#next = 0;
+    this.generation++;
   }
 
   /** The side for clamp `rel`. */

@@ -145,9 +145,11 @@ export class PlainScan {
     ser.fill(db, base, hop, (ds[g[g.length - 1]!]! - base) / hop + m, floors[g[0]!]!, span);
     const t = ser.t, s = ser.s, u = ser.u, pu = ser.pu, pu2 = ser.pu2;
     const end = m - span, end4 = span + ((end - span) & ~3);
+    let rel = NaN, src: SourceResidual | undefined;
     for (const j of g) {
       const j0 = (ds[j]! - base) / hop;
-      const src = source(rels[j]!);
+      // Runs of shifts share a source clamp too.
+      if (!src || !Object.is(rel, rels[j])) src = source(rel = rels[j]!);
       const x = src.x;
       // The full-window values: the cross term directly, the target's sums from the prefix sums.
       let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
@@ -162,12 +164,16 @@ export class PlainScan {
       let cross = (c0 + c1) + (c2 + c3);
       let tSum = pu[j0 + end]! - pu[j0 + span]!;
       let tSq = pu2[j0 + end]! - pu2[j0 + span]!;
-      // The edges, whose running mean the placement truncates.
-      for (i = 0; i < m; i++) {
-        if (i === span) i = end;
-        const lo = i > span ? i - span : 0;
-        const hi = i + span + 1 < m ? i + span + 1 : m;
-        const v = t[j0 + i]! - (s[j0 + hi]! - s[j0 + lo]!) * inv[hi - lo]!;
+      // The edges, whose running mean the placement truncates: windows [0, i + span] and [i - span, m).
+      const s0 = s[j0]!, sm = s[j0 + m]!;
+      for (i = 0; i < span; i++) {
+        const v = t[j0 + i]! - (s[j0 + i + span + 1]! - s0) * inv[i + span + 1]!;
+        tSum += v;
+        tSq += v * v;
+        cross += v * x[i]!;
+      }
+      for (i = end; i < m; i++) {
+        const v = t[j0 + i]! - (sm - s[j0 + i - span]!) * inv[m - i + span]!;
         tSum += v;
         tSq += v * v;
         cross += v * x[i]!;
