@@ -11,6 +11,7 @@ import {
   EnvelopeScratch,
   envelopeShift,
   FAR_HANDICAP,
+  flatPlainSide,
   NEAR_SHIFT,
   placedCorrelation,
   plainCorrelation,
@@ -109,6 +110,24 @@ Deno.test("plainCorrelation is placedCorrelation to the bit, whatever clamps cam
     for (let i = 0; i < ENV_VALUES; i++) at[i] = d + i * ENV_HOP;
     strictEqual(plainCorrelation(db, d, floor, rel, sides), placedCorrelation(db, sDb, at, floor, rel));
   }
+});
+
+Deno.test("a shift whose every value is at or below its clamp scores -1 exactly, as the search takes it", () => {
+  const rnd = random(13);
+  const sDb = Float64Array.from({ length: ENV_VALUES }, () => -45 + 45 * Math.round(rnd() * 7) / 7);
+  const sides = new SourceSides();
+  sides.reset(sDb, new Uint8Array(ENV_VALUES).fill(2));
+  const db = new Float64Array(ENV_VALUES * ENV_HOP);
+  for (let t = 0; t < 400; t++) {
+    // Digital silence (-20 dB) to full scale (~90 dB), values at or just below the clamp.
+    const floor = -20 + 110 * rnd();
+    for (let k = 0; k < db.length; k++) db[k] = t % 2 ? floor : floor - 30 * rnd() * rnd();
+    let max = -Infinity;
+    for (let i = 0; i < ENV_VALUES; i++) max = Math.max(max, db[i * ENV_HOP]!);
+    ok(flatPlainSide(max, floor));
+    strictEqual(plainCorrelation(db, 0, floor, t % 3 ? -45 : floor - max, sides), -1);
+  }
+  ok(!flatPlainSide(12.5, 12.5 - 1e-9), "one value above the clamp is not flat");
 });
 
 /**

@@ -342,7 +342,8 @@ export function envelopeShift(
     const a = downMax[d]!, b = upMax[d + (ENV_VALUES - 1) * ENV_HOP]!;
     const max = a > b ? a : b;
     const floor = Math.max(max - ENV_RANGE_DB, noise);
-    const corr = plainCorrelation(db, d, floor, floor - max, src);
+    // Every value at or below the noise floor (a long pause): the target side is flat, -1 (see flatPlainSide).
+    const corr = flatPlainSide(max, floor) ? -1 : plainCorrelation(db, d, floor, floor - max, src);
     return Math.abs(d - range) > NEAR_SHIFT ? corr - FAR_HANDICAP : corr;
   };
   // Every shift is scored at most once per hypothesis: the refinement revisits its coarse shift (and neighbouring
@@ -696,6 +697,17 @@ function computeSide(sDb: Float64Array, rel: number, side: SourceSide): void {
   side.sSum = sSum;
   side.sSq = sSq;
   side.rel = rel;
+}
+
+/**
+ * Why a shift whose loudest value is at or below its clamp scores -1 without the formula: every value is clamped
+ * to the same `floor`, so each less its running mean is rounding error alone (the running sums of ≤ 256 copies
+ * of |floor| ≤ 200 are off by < 1e-8, a mean by less), the target's sum of squares stays below 1e-12, far under
+ * the 1e-9 below which {@link plainCorrelation} calls a side flat. About 6 of a search's ~40 exact scores were
+ * such shifts (pauses longer than the envelope's 256 ms span), each a full correlation to answer -1.
+ */
+export function flatPlainSide(max: number, floor: number): boolean {
+  return max <= floor;
 }
 
 /**
