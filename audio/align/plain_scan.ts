@@ -16,9 +16,12 @@
  * The cross terms were one FFT correlation per run of shifts with the same clamps (session 6), the rest left to
  * the exact formula; where the loudest value in reach changes often, so do the clamps, and a third of the
  * coarse shifts (up to all) fell in runs too short for a transform. Summed directly (224 products a shift,
- * four running sums), every run costs less than its transforms did: CPU per match −6 to −10% (session 9).
+ * in WebAssembly SIMD: dot_simd.ts, a run of shifts with one source clamp per call), every run costs less than
+ * its transforms did (session 9).
  * @module
  */
+
+import { DOT_MAX_OUT, DOT_MAX_SERIES, DOT_MAX_X, type DotKernel, dotKernel } from "./dot_simd.ts";
 
 /**
  * Bound on |approximate − exact| correlation the caller relies on. The approximations' rounding (prefix sums of
@@ -48,7 +51,16 @@ class Series {
   pu = new Float64Array(0);
   pu2 = new Float64Array(0);
 
-  fill(db: Float64Array, first: number, hop: number, len: number, floor: number, span: number): void {
+  /** The residual into `into` when given (the dot kernel's series, long enough), else into `u`. */
+  fill(
+    db: Float64Array,
+    first: number,
+    hop: number,
+    len: number,
+    floor: number,
+    span: number,
+    into?: Float64Array,
+  ): void {
     if (this.t.length < len) {
       this.t = new Float64Array(len);
       this.s = new Float64Array(len + 1);
@@ -56,7 +68,8 @@ class Series {
       this.pu = new Float64Array(len + 1);
       this.pu2 = new Float64Array(len + 1);
     }
-    const t = this.t, s = this.s, u = this.u, pu = this.pu, pu2 = this.pu2;
+    const u = into ?? this.u;
+    const t = this.t, s = this.s, pu = this.pu, pu2 = this.pu2;
     let acc = 0;
     s[0] = 0;
     for (let j = 0, k = first; j < len; j++, k += hop) {
@@ -89,9 +102,15 @@ export class PlainScan {
   readonly #series = new Series();
   /** 1 / w for the window sizes w of the edges (≤ 2·span + 1). */
   readonly #inv: Float64Array;
+  /** The cross terms' kernel (undefined: JS loops). */
+  readonly #dot: DotKernel | undefined;
 
-  /** For placements of `values` values `hop` apart, each less its running mean over ±`span` values. */
-  constructor(values: number, hop: number, span: number) {
+  /**
+   * For placements of `values` values `hop` apart, each less its running mean over ±`span` values. `simd: false`
+   * keeps the cross terms in JS (the reference; by default they run in WebAssembly SIMD where available).
+   */
+  constructor(values: number, hop: number, span: number, opts: { simd?: boolean } = {}) {
+    this.#dot = opts.simd === false ? undefined : dotKernel();
     this.#m = values;
     this.#hop = hop;
     this.#span = span;
@@ -142,26 +161,48 @@ export class PlainScan {
     const m = this.#m, span = this.#span, hop = this.#hop, inv = this.#inv;
     const base = ds[g[0]!]!;
     const ser = this.#series;
-    ser.fill(db, base, hop, (ds[g[g.length - 1]!]! - base) / hop + m, floors[g[0]!]!, span);
-    const t = ser.t, s = ser.s, u = ser.u, pu = ser.pu, pu2 = ser.pu2;
+    const len = (ds[g[g.length - 1]!]! - base) / hop + m;
+    // The kernel's products run four at a time; the rest (none for 256 values and a span of 16) stay in JS.
     const end = m - span, end4 = span + ((end - span) & ~3);
-    let rel = NaN, src: SourceResidual | undefined;
-    for (const j of g) {
+    const dot = this.#dot && len <= DOT_MAX_SERIES && end4 > span && end4 - span <= DOT_MAX_X &&
+        g.length <= DOT_MAX_OUT
+      ? this.#dot
+      : undefined;
+    ser.fill(db, base, hop, len, floors[g[0]!]!, span, dot?.series);
+    const u = dot ? dot.series : ser.u;
+    const t = ser.t, s = ser.s, pu = ser.pu, pu2 = ser.pu2;
+    let rel = NaN, src: SourceResidual | undefined, runStart = 0;
+    for (let q = 0; q < g.length; q++) {
+      const j = g[q]!;
       const j0 = (ds[j]! - base) / hop;
-      // Runs of shifts share a source clamp too.
-      if (!src || !Object.is(rel, rels[j])) src = source(rel = rels[j]!);
+      // Runs of shifts share a source clamp too: the kernel's cross terms of a run in one call.
+      if (!src || !Object.is(rel, rels[j])) {
+        src = source(rel = rels[j]!);
+        runStart = q;
+        if (dot) {
+          let r = q + 1;
+          while (r < g.length && Object.is(rels[g[r]!], rel)) r++;
+          dot.x.set(src.x.subarray(span, end4));
+          dot.dot(j0 + span, end4 - span, r - q);
+        }
+      }
       const x = src.x;
       // The full-window values: the cross term directly, the target's sums from the prefix sums.
-      let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
-      let i = span;
-      for (let o = j0 + span; i < end4; i += 4, o += 4) {
-        c0 += u[o]! * x[i]!;
-        c1 += u[o + 1]! * x[i + 1]!;
-        c2 += u[o + 2]! * x[i + 2]!;
-        c3 += u[o + 3]! * x[i + 3]!;
+      let i = span, cross: number;
+      if (dot) {
+        cross = dot.out[q - runStart]!;
+        i = end4;
+      } else {
+        let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+        for (let o = j0 + span; i < end4; i += 4, o += 4) {
+          c0 += u[o]! * x[i]!;
+          c1 += u[o + 1]! * x[i + 1]!;
+          c2 += u[o + 2]! * x[i + 2]!;
+          c3 += u[o + 3]! * x[i + 3]!;
+        }
+        cross = (c0 + c1) + (c2 + c3);
       }
-      for (; i < end; i++) c0 += u[j0 + i]! * x[i]!;
-      let cross = (c0 + c1) + (c2 + c3);
+      for (; i < end; i++) cross += u[j0 + i]! * x[i]!;
       let tSum = pu[j0 + end]! - pu[j0 + span]!;
       let tSq = pu2[j0 + end]! - pu2[j0 + span]!;
       // The edges, whose running mean the placement truncates: windows [0, i + span] and [i - span, m).
