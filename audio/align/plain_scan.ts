@@ -74,7 +74,7 @@ class Series {
     s[0] = 0;
     for (let j = 0, k = first; j < len; j++, k += hop) {
       const v = db[k]!;
-      const c = v < floor ? floor : v;
+      const c = Math.max(v, floor);
       t[j] = c;
       acc += c;
       s[j + 1] = acc;
