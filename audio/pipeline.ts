@@ -9,7 +9,7 @@
 
 import type { PayloadEnvelope } from "./decode/payload.ts";
 import { ALIGN_RANGE, ENVELOPE_RANGE, FineAligner, INSTANT_OFFSET } from "./align/align.ts";
-import { type GapHint, gapHints, inSuppressedOnset } from "./align/gap_hints.ts";
+import { type GapHint, gapHintsOf, inSuppressedOnset } from "./align/gap_hints.ts";
 import { inLonePart } from "./match/parts.ts";
 import { Rephaser } from "./align/rephase.ts";
 import { sourceWaveSigns } from "./align/wave_signs.ts";
@@ -566,8 +566,7 @@ export class TargetPipeline {
    */
   #gaps(from: number, to: number): GapHint[] {
     if (this.#mediaClocked) return [];
-    const w = this.#times.window(from, to);
-    return gapHints(w.times, w.starts, this.decoder.timeline.length, ANALYSIS_RATE, from, to);
+    return gapHintsOf(this.#times, this.decoder.timeline.length, ANALYSIS_RATE, from, to);
   }
 
   /** Level (dB, ring scale) of analysis samples [from, to), or -Infinity when not held. */

@@ -11,6 +11,7 @@ import {
   EnvelopeScratch,
   envelopeShift,
   FAR_HANDICAP,
+  flatPlainSide,
   NEAR_SHIFT,
   placedCorrelation,
   plainCorrelation,
@@ -58,24 +59,32 @@ function levels(n: number, rnd: () => number): Float64Array {
 
 Deno.test("plain scan: every estimate is within its tolerance of the exact correlation, with room to spare", () => {
   const rnd = random(7);
-  const scan = new PlainScan(ENV_VALUES, ENV_HOP, DETREND_SPAN);
+  // The cross terms in WebAssembly SIMD and in JS.
+  const scans = [
+    new PlainScan(ENV_VALUES, ENV_HOP, DETREND_SPAN),
+    new PlainScan(ENV_VALUES, ENV_HOP, DETREND_SPAN, { simd: false }),
+  ];
   let estimated = 0, left = 0, worst = 0;
-  for (let trial = 0; trial < 12; trial++) {
-    const range = trial % 2 ? 1024 : 256;
+  for (let trial = 0; trial < 24; trial++) {
+    const scan = scans[trial % 2]!;
+    const range = (trial >> 1) % 2 ? 1024 : 256;
     const positions = 2 * range + (ENV_VALUES - 1) * ENV_HOP + 1;
     const db = levels(positions, rnd);
+    // A long pause at the target's floor: shifts that see only it are flat, left to the exact formula.
+    if (trial >= 22) db.fill(-20, 0, 3000);
     const sDb = Float64Array.from({ length: ENV_VALUES }, () => -45 + 45 * Math.round(rnd() * 7) / 7);
     const sides = new SourceSides();
     sides.reset(sDb, Uint8Array.from(sDb, (v) => Math.round(((v + 45) / 45) * 7)));
-    // The search's coarse grid; clamps that change along it (a new loudest value, a noise floor).
+    // The search's coarse grid; clamps that change along it (a new loudest value, a noise floor), the source's
+    // every few shifts.
     const ds: number[] = [];
     for (let d = 0; d <= 2 * range; d += Math.abs(d - range) > NEAR_SHIFT ? 2 * COARSE_STEP : COARSE_STEP) {
       ds.push(d);
     }
     const floors = Float64Array.from(ds, (d) => 10 + (d > range ? 15 : 0) + (d % 400 < 12 ? 5 : 0));
-    const rels = Float64Array.from(floors, (f, j) => (j % 3 === 0 && trial % 3 === 0 ? -45 : f - 75));
+    const rels = Float64Array.from(floors, (f, j) => (j % 3 === 0 && (trial >> 1) % 3 === 0 ? -45 : f - 75));
     const out = new Float64Array(ds.length);
-    scan.scan(db, Int32Array.from(ds), ds.length, floors, rels, (rel) => sides.get(rel), out, NaN);
+    scan.scan(db, Int32Array.from(ds), ds.length, floors, rels, (rel) => sides.get(rel), out);
     const at = new Int32Array(ENV_VALUES);
     ds.forEach((d, j) => {
       if (Number.isNaN(out[j]!)) {
@@ -106,6 +115,24 @@ Deno.test("plainCorrelation is placedCorrelation to the bit, whatever clamps cam
     for (let i = 0; i < ENV_VALUES; i++) at[i] = d + i * ENV_HOP;
     strictEqual(plainCorrelation(db, d, floor, rel, sides), placedCorrelation(db, sDb, at, floor, rel));
   }
+});
+
+Deno.test("a shift whose every value is at or below its clamp scores -1 exactly, as the search takes it", () => {
+  const rnd = random(13);
+  const sDb = Float64Array.from({ length: ENV_VALUES }, () => -45 + 45 * Math.round(rnd() * 7) / 7);
+  const sides = new SourceSides();
+  sides.reset(sDb, new Uint8Array(ENV_VALUES).fill(2));
+  const db = new Float64Array(ENV_VALUES * ENV_HOP);
+  for (let t = 0; t < 400; t++) {
+    // Digital silence (-20 dB) to full scale (~90 dB), values at or just below the clamp.
+    const floor = -20 + 110 * rnd();
+    for (let k = 0; k < db.length; k++) db[k] = t % 2 ? floor : floor - 30 * rnd() * rnd();
+    let max = -Infinity;
+    for (let i = 0; i < ENV_VALUES; i++) max = Math.max(max, db[i * ENV_HOP]!);
+    ok(flatPlainSide(max, floor));
+    strictEqual(plainCorrelation(db, 0, floor, t % 3 ? -45 : floor - max, sides), -1);
+  }
+  ok(!flatPlainSide(12.5, 12.5 - 1e-9), "one value above the clamp is not flat");
 });
 
 /**

@@ -1,5 +1,7 @@
 import { deepEqual } from "node:assert/strict";
-import { gapHints } from "../audio/align/gap_hints.ts";
+import { gapHints, gapHintsOf } from "../audio/align/gap_hints.ts";
+import { Timeline } from "../audio/decode/timeline.ts";
+import { CaptureTimes } from "../audio/decode/capture_times.ts";
 
 const MS = 1_000_000n;
 const RATE = 8000;
@@ -33,4 +35,29 @@ Deno.test("gapHints: capture jitter below a quarter message and a stall beyond 5
   const stalled = tap(50, []);
   for (let k = 20; k < stalled.times.length; k++) stalled.times[k] = stalled.times[k]! + 900n * MS;
   deepEqual(gapHints(stalled.times, stalled.starts, stalled.end, RATE, 0, stalled.end), []);
+});
+
+Deno.test("gapHintsOf: read from capture times as held, the same hints as from bigint copies", () => {
+  let s = 7;
+  const rnd = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
+  const tl = new Timeline(8000, { lookbackSamples: 8000 });
+  const ct = new CaptureTimes(tl);
+  const t0 = 1_763_900_000_123_456_789n;
+  let sample = 0, hinted = 0;
+  for (let i = 0; i < 2000; i++) {
+    const n = rnd() < 0.02 ? 0 : 160;
+    const lost = rnd() < 0.05 ? BigInt(Math.floor(rnd() * 3) + 1) * 20n * MS : 0n;
+    const t = t0 + BigInt(i) * 20n * MS + lost + BigInt(Math.floor((rnd() - 0.8) * 3e6));
+    tl.append(i, t, n);
+    ct.push(t, sample);
+    sample += n;
+  }
+  for (let k = 0; k < 300; k++) {
+    const from = Math.floor(rnd() * sample), to = from + Math.floor(rnd() * 30_000);
+    const w = ct.window(from, to);
+    const want = gapHints(w.times, w.starts, sample, RATE, from, to);
+    hinted += want.length;
+    deepEqual(gapHintsOf(ct, sample, RATE, from, to), want);
+  }
+  if (hinted === 0) throw new Error("no gaps to compare");
 });

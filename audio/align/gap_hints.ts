@@ -29,6 +29,17 @@ const MIN_GAP_FRACTION = 0.25;
 const MAX_GAP_MS = 500;
 
 /**
+ * A stream's messages in arrival order, by index: where each one's audio starts (analysis samples, in stream order)
+ * and when it was captured (ns from a base fixed for the stream: integers below 2^53, so their differences are
+ * exact). CaptureTimes (decode/capture_times.ts) is one.
+ */
+export interface CaptureEntries {
+  readonly length: number;
+  startAt(i: number): number;
+  timeOffsetAt(i: number): number;
+}
+
+/**
  * Gap hints between messages whose analysis samples start at `starts[k]` and were captured at `times[k]` (in
  * stream order; `end` is the sample after the last message), for gaps whose `at` lies in [from, to).
  * `rate`: analysis samples per second. `times` in ns, as bigints or as exact integers from any one origin (only
@@ -42,34 +53,64 @@ export function gapHints(
   from: number,
   to: number,
 ): GapHint[] {
+  const entries: CaptureEntries = {
+    length: starts.length,
+    startAt: (i) => starts[i]!,
+    timeOffsetAt: timeOffsets(times),
+  };
+  return gapHintsOf(entries, end, rate, from, to);
+}
+
+/** Entry `i`'s time as a number of ns from the first entry's (exact for bigints; numbers as given). */
+function timeOffsets(times: readonly bigint[] | ArrayLike<number>): (i: number) => number {
+  const t0 = times[0];
+  if (typeof t0 !== "bigint") return (i) => (times as ArrayLike<number>)[i]!;
+  return (i) => Number((times as readonly bigint[])[i]! - t0);
+}
+
+/**
+ * {@link gapHints} read from `entries` where they are held: no copies of the entries, no bigint per entry (the
+ * verification asks for the hints of each candidate's block, and copying ~150 entries as bigints each time took
+ * about a tenth of a match's CPU).
+ */
+export function gapHintsOf(
+  entries: CaptureEntries,
+  end: number,
+  rate: number,
+  from: number,
+  to: number,
+): GapHint[] {
   const out: GapHint[] = [];
+  const n = entries.length;
   // Messages are in sample order: start at the first one at or after `from`.
-  let lo = 1, hi = starts.length;
+  let lo = 1, hi = n;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (starts[mid]! < from) lo = mid + 1;
+    if (entries.startAt(mid) < from) lo = mid + 1;
     else hi = mid;
   }
-  for (let k = Math.max(1, lo); k < starts.length && starts[k]! < to; k++) {
-    const next = k + 1 < starts.length ? starts[k + 1]! : end;
-    const samples = next - starts[k]!;
-    const before = starts[k]! - starts[k - 1]!;
+  if (lo >= n) return out;
+  let prevStart = entries.startAt(lo - 1), prevTime = entries.timeOffsetAt(lo - 1);
+  for (let k = lo; k < n; k++) {
+    const start = entries.startAt(k);
+    if (start >= to) break;
+    const time = entries.timeOffsetAt(k);
+    const next = k + 1 < n ? entries.startAt(k + 1) : end;
+    const samples = next - start;
+    const before = start - prevStart;
+    const spacingNs = time - prevTime;
+    prevStart = start;
+    prevTime = time;
     if (samples <= 0 || before <= 0) continue;
     const durMs = (samples / rate) * 1000;
-    const spacingMs = spacingNs(times, k) / 1e6;
+    const spacingMs = spacingNs / 1e6;
     const excessMs = spacingMs - durMs;
     // Relative to the shorter neighbour: a short message lost next to a long one is still a gap.
     const shorterMs = (Math.min(samples, before) / rate) * 1000;
     if (excessMs < Math.max(MIN_GAP_MS, MIN_GAP_FRACTION * shorterMs) || excessMs > MAX_GAP_MS) continue;
-    out.push({ at: starts[k]!, len: Math.round((excessMs / 1000) * rate) });
+    out.push({ at: start, len: Math.round((excessMs / 1000) * rate) });
   }
   return out;
-}
-
-/** times[k] − times[k − 1], ns. */
-function spacingNs(times: readonly bigint[] | ArrayLike<number>, k: number): number {
-  const a = times[k]!, b = times[k - 1]!;
-  return typeof a === "bigint" ? Number(a - (b as bigint)) : a - (b as number);
 }
 
 /**

@@ -5,28 +5,33 @@
  * Why: the coarse pass scored every 4th (far: 8th) shift, 129–321 detrended correlations of 256 values each,
  * about half of a match's alignment CPU and a third of its verification's (the near-miss re-scoring searches
  * too), and all but a handful only to be beaten. Shifts a multiple of ENV_HOP apart read the same target
- * values one value further on, so within one residue of the shift modulo ENV_HOP (and one clamp) the target
- * side is one series: its running-mean residual is computed once, the cross term of all shifts at once is a
- * correlation with the source's residual (one FFT pair), and the target's sum and sum of squares of the values
- * away from the edges are differences of prefix sums; only the 2·span values at the edges, whose running mean
- * the placement truncates, are computed per shift. The answer differs from the exact one only by rounding
- * (≲ 1e-9 where both variances exceed 1, see {@link SCAN_TOLERANCE}); the caller scores exactly every shift
- * whose approximation comes within twice that of the best few, so its choice is the exact search's.
+ * values one value further on, so within one residue of the shift modulo ENV_HOP and one target clamp the
+ * target side is one series: its running-mean residual and the prefix sums of it and of its square are
+ * computed once, which give each shift's target sums of the values away from the edges; only the 2·span values
+ * at the edges, whose running mean the placement truncates, and the cross term with the source's residual are
+ * computed per shift, in any order and without a division. The answer differs from the exact one only by
+ * rounding (≲ 1e-9 where both variances exceed 1, see {@link SCAN_TOLERANCE}); the caller scores exactly every
+ * shift whose approximation comes within twice that of the best few, so its choice is the exact search's.
+ *
+ * The cross terms were one FFT correlation per run of shifts with the same clamps (session 6), the rest left to
+ * the exact formula; where the loudest value in reach changes often, so do the clamps, and a third of the
+ * coarse shifts (up to all) fell in runs too short for a transform. Summed directly (224 products a shift,
+ * in WebAssembly SIMD: dot_simd.ts, a run of shifts with one source clamp per call), every run costs less than
+ * its transforms did (session 9).
  * @module
  */
 
+import { DOT_MAX_OUT, DOT_MAX_SERIES, DOT_MAX_X, type DotKernel, dotKernel } from "./dot_simd.ts";
+
 /**
  * Bound on |approximate − exact| correlation the caller relies on. The approximations' rounding (prefix sums of
- * a few hundred dB levels, a 512-point FFT) stays below 1e-9 of the cross term and the variances, each at least
- * 1 where an approximation is given; 1e-6 leaves three orders of magnitude.
+ * a few hundred dB levels, sums of a few hundred products in another order, reciprocals for quotients) stays
+ * below 1e-9 of the cross term and the variances, each at least 1 where an approximation is given; 1e-6 leaves
+ * three orders of magnitude.
  */
 export const SCAN_TOLERANCE = 1e-6;
-/** Shifts of one residue and clamp below this are left to the exact formula (an FFT pair would cost more). */
-const MIN_GROUP = 8;
 /** Variances below this get no approximation (the exact formula calls a flat side -1 below 1e-9). */
 const MIN_VARIANCE = 1;
-/** Kernels kept for one source (beyond, all are dropped). */
-const MAX_KERNELS = 64;
 
 /** The source side of a correlation for one clamp (see level_envelope.ts SourceSide). */
 export interface SourceResidual {
@@ -36,16 +41,7 @@ export interface SourceResidual {
   sSq: number;
 }
 
-interface Kernel {
-  rel: number;
-  x: Float64Array;
-  sSum: number;
-  sSq: number;
-  re: Float64Array;
-  im: Float64Array;
-}
-
-/** One residue and clamp: the target series and its sums. */
+/** One residue and target clamp: the target series and its sums. */
 class Series {
   t = new Float64Array(0);
   /** Prefix sums of t. */
@@ -54,9 +50,17 @@ class Series {
   u = new Float64Array(0);
   pu = new Float64Array(0);
   pu2 = new Float64Array(0);
-  len = 0;
 
-  fill(db: Float64Array, first: number, hop: number, len: number, floor: number, span: number): void {
+  /** The residual into `into` when given (the dot kernel's series, long enough), else into `u`. */
+  fill(
+    db: Float64Array,
+    first: number,
+    hop: number,
+    len: number,
+    floor: number,
+    span: number,
+    into?: Float64Array,
+  ): void {
     if (this.t.length < len) {
       this.t = new Float64Array(len);
       this.s = new Float64Array(len + 1);
@@ -64,23 +68,23 @@ class Series {
       this.pu = new Float64Array(len + 1);
       this.pu2 = new Float64Array(len + 1);
     }
-    this.len = len;
-    const t = this.t, s = this.s, u = this.u, pu = this.pu, pu2 = this.pu2;
+    const u = into ?? this.u;
+    const t = this.t, s = this.s, pu = this.pu, pu2 = this.pu2;
     let acc = 0;
     s[0] = 0;
     for (let j = 0, k = first; j < len; j++, k += hop) {
       const v = db[k]!;
-      const c = v < floor ? floor : v;
+      const c = Math.max(v, floor);
       t[j] = c;
       acc += c;
       s[j + 1] = acc;
     }
-    const w = 2 * span + 1;
+    const inv = 1 / (2 * span + 1);
     let a = 0, a2 = 0;
     pu[0] = 0;
     pu2[0] = 0;
     for (let j = 0; j < len; j++) {
-      const r = j >= span && j + span < len ? t[j]! - (s[j + span + 1]! - s[j - span]!) / w : 0;
+      const r = j >= span && j + span < len ? t[j]! - (s[j + span + 1]! - s[j - span]!) * inv : 0;
       u[j] = r;
       a += r;
       a2 += r * r;
@@ -95,34 +99,29 @@ export class PlainScan {
   readonly #m: number;
   readonly #hop: number;
   readonly #span: number;
-  readonly #series = [new Series(), new Series()];
-  /** Kernels by clamp and size, kept while the source stays the same (`sourceGeneration` of {@link scan}). */
-  readonly #kernels = new Map<number, Kernel>();
-  /** Kernels dropped with their source, whose arrays the next ones take (no allocation per signature). */
-  readonly #free: Kernel[] = [];
-  #generation = NaN;
-  #n = 0;
-  #cos = new Float64Array(0);
-  #sin = new Float64Array(0);
-  #rev = new Int32Array(0);
-  #zr = new Float64Array(0);
-  #zi = new Float64Array(0);
-  #wr = new Float64Array(0);
-  #wi = new Float64Array(0);
+  readonly #series = new Series();
+  /** 1 / w for the window sizes w of the edges (≤ 2·span + 1). */
+  readonly #inv: Float64Array;
+  /** The cross terms' kernel (undefined: JS loops). */
+  readonly #dot: DotKernel | undefined;
 
-  /** For placements of `values` values `hop` apart, each less its running mean over ±`span` values. */
-  constructor(values: number, hop: number, span: number) {
+  /**
+   * For placements of `values` values `hop` apart, each less its running mean over ±`span` values. `simd: false`
+   * keeps the cross terms in JS (the reference; by default they run in WebAssembly SIMD where available).
+   */
+  constructor(values: number, hop: number, span: number, opts: { simd?: boolean } = {}) {
+    this.#dot = opts.simd === false ? undefined : dotKernel();
     this.#m = values;
     this.#hop = hop;
     this.#span = span;
+    this.#inv = Float64Array.from({ length: 2 * span + 2 }, (_, w) => 1 / w);
   }
 
   /**
    * Into `out[j]`, the correlation of shift `ds[j]` (its values at `db[ds[j] + i·hop]`, clamped at `floors[j]`,
    * the source at `rels[j]`) within {@link SCAN_TOLERANCE} of placedCorrelation's, or NaN where this gives
-   * none (a small group, a near-flat side): the caller scores those exactly. `source(rel)` gives the source
-   * side for a clamp (read at once: it may be reused by the next call); `sourceGeneration` names the source:
-   * the kernels derived from it are kept for the next scan of the same generation (NaN: none kept).
+   * none (a near-flat side): the caller scores those exactly. `source(rel)` gives the source side for a clamp
+   * (read at once: it may be reused by the next call).
    */
   scan(
     db: Float64Array,
@@ -132,241 +131,99 @@ export class PlainScan {
     rels: Float64Array,
     source: (rel: number) => SourceResidual,
     out: Float64Array,
-    sourceGeneration = NaN,
   ): void {
-    if (!(sourceGeneration === this.#generation) || this.#kernels.size > MAX_KERNELS) {
-      for (const k of this.#kernels.values()) if (this.#free.length <= MAX_KERNELS) this.#free.push(k);
-      this.#kernels.clear();
-      this.#generation = sourceGeneration;
-    }
     const hop = this.#hop;
-    // Groups: runs of shifts of one residue (each `hop` after the last) with the same clamps.
-    const big: number[][] = [];
-    const close = (g: number[] | undefined) => {
-      if (!g) return;
-      if (g.length >= MIN_GROUP) big.push(g);
-      else for (const j of g) out[j] = NaN;
-    };
+    // Groups: runs of shifts of one residue (each `hop` after the last) with the same target clamp.
     const runs: (number[] | undefined)[] = new Array(hop);
     for (let j = 0; j < count; j++) {
       const d = ds[j]!, r = d % hop;
       const g = runs[r];
       const last = g ? g[g.length - 1]! : -1;
-      if (
-        g && ds[last]! + hop === d && Object.is(floors[last], floors[j]) && Object.is(rels[last], rels[j])
-      ) {
-        g.push(j);
-      } else {
-        close(g);
+      if (g && ds[last]! + hop === d && Object.is(floors[last], floors[j])) g.push(j);
+      else {
+        if (g) this.#group(db, g, ds, floors, rels, source, out);
         runs[r] = [j];
       }
     }
-    for (const g of runs) close(g);
-    for (let p = 0; p < big.length; p += 2) {
-      const pair = big.slice(p, p + 2);
-      const lens = pair.map((g) => ds[g[g.length - 1]!]! - ds[g[0]!]!).map((d) => d / hop + this.#m);
-      let n = 1;
-      while (n < Math.max(...lens)) n <<= 1;
-      this.#ensure(n);
-      pair.forEach((g, q) => {
-        const j0 = g[0]!;
-        this.#series[q]!.fill(db, ds[j0]!, hop, lens[q]!, floors[j0]!, this.#span);
-      });
-      const ks = this.#kernelPair(rels[pair[0]![0]!]!, pair[1] ? rels[pair[1][0]!]! : undefined, n, source);
-      this.#correlate(ks[0]!, ks[1]);
-      pair.forEach((g, q) => this.#finish(g, ds, q, ks[q]!, out));
-    }
+    for (const g of runs) if (g) this.#group(db, g, ds, floors, rels, source, out);
   }
 
-  /** Per shift of group `g` (series `q`), the edges computed directly and the rest from the sums. */
-  #finish(g: number[], ds: Int32Array, q: number, k: Kernel, out: Float64Array): void {
-    const m = this.#m, span = this.#span, hop = this.#hop;
-    const ser = this.#series[q]!;
-    const t = ser.t, s = ser.s, pu = ser.pu, pu2 = ser.pu2;
-    const c = q === 0 ? this.#zr : this.#zi;
-    const x = k.x;
+  /** The shifts of group `g` (one residue and target clamp): one target series, each shift's terms from it. */
+  #group(
+    db: Float64Array,
+    g: number[],
+    ds: Int32Array,
+    floors: Float64Array,
+    rels: Float64Array,
+    source: (rel: number) => SourceResidual,
+    out: Float64Array,
+  ): void {
+    const m = this.#m, span = this.#span, hop = this.#hop, inv = this.#inv;
     const base = ds[g[0]!]!;
-    for (const j of g) {
+    const ser = this.#series;
+    const len = (ds[g[g.length - 1]!]! - base) / hop + m;
+    // The kernel's products run four at a time; the rest (none for 256 values and a span of 16) stay in JS.
+    const end = m - span, end4 = span + ((end - span) & ~3);
+    const dot = this.#dot && len <= DOT_MAX_SERIES && end4 > span && end4 - span <= DOT_MAX_X &&
+        g.length <= DOT_MAX_OUT
+      ? this.#dot
+      : undefined;
+    ser.fill(db, base, hop, len, floors[g[0]!]!, span, dot?.series);
+    const u = dot ? dot.series : ser.u;
+    const t = ser.t, s = ser.s, pu = ser.pu, pu2 = ser.pu2;
+    let rel = NaN, src: SourceResidual | undefined, runStart = 0;
+    for (let q = 0; q < g.length; q++) {
+      const j = g[q]!;
       const j0 = (ds[j]! - base) / hop;
-      let tSum = pu[j0 + m - span]! - pu[j0 + span]!;
-      let tSq = pu2[j0 + m - span]! - pu2[j0 + span]!;
-      let cross = c[j0 + span]!;
-      for (let i = 0; i < m; i++) {
-        if (i === span) i = m - span;
-        const lo = i > span ? i - span : 0;
-        const hi = i + span + 1 < m ? i + span + 1 : m;
-        const v = t[j0 + i]! - (s[j0 + hi]! - s[j0 + lo]!) / (hi - lo);
+      // Runs of shifts share a source clamp too: the kernel's cross terms of a run in one call.
+      if (!src || !Object.is(rel, rels[j])) {
+        src = source(rel = rels[j]!);
+        runStart = q;
+        if (dot) {
+          let r = q + 1;
+          while (r < g.length && Object.is(rels[g[r]!], rel)) r++;
+          dot.x.set(src.x.subarray(span, end4));
+          dot.dot(j0 + span, end4 - span, r - q);
+        }
+      }
+      const x = src.x;
+      // The full-window values: the cross term directly, the target's sums from the prefix sums.
+      let i = span, cross: number;
+      if (dot) {
+        cross = dot.out[q - runStart]!;
+        i = end4;
+      } else {
+        let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+        for (let o = j0 + span; i < end4; i += 4, o += 4) {
+          c0 += u[o]! * x[i]!;
+          c1 += u[o + 1]! * x[i + 1]!;
+          c2 += u[o + 2]! * x[i + 2]!;
+          c3 += u[o + 3]! * x[i + 3]!;
+        }
+        cross = (c0 + c1) + (c2 + c3);
+      }
+      for (; i < end; i++) cross += u[j0 + i]! * x[i]!;
+      let tSum = pu[j0 + end]! - pu[j0 + span]!;
+      let tSq = pu2[j0 + end]! - pu2[j0 + span]!;
+      // The edges, whose running mean the placement truncates: windows [0, i + span] and [i - span, m).
+      const s0 = s[j0]!, sm = s[j0 + m]!;
+      for (i = 0; i < span; i++) {
+        const v = t[j0 + i]! - (s[j0 + i + span + 1]! - s0) * inv[i + span + 1]!;
+        tSum += v;
+        tSq += v * v;
+        cross += v * x[i]!;
+      }
+      for (i = end; i < m; i++) {
+        const v = t[j0 + i]! - (sm - s[j0 + i - span]!) * inv[m - i + span]!;
         tSum += v;
         tSq += v * v;
         cross += v * x[i]!;
       }
       const tVar = tSq - (tSum * tSum) / m;
-      const sVar = k.sSq - (k.sSum * k.sSum) / m;
+      const sVar = src.sSq - (src.sSum * src.sSum) / m;
       out[j] = tVar > MIN_VARIANCE && sVar > MIN_VARIANCE
-        ? (cross - (tSum * k.sSum) / m) / Math.sqrt(tVar * sVar)
+        ? (cross - (tSum * src.sSum) / m) / Math.sqrt(tVar * sVar)
         : NaN;
-    }
-  }
-
-  /** The kernel for clamp `rel` and size `n`, if kept. */
-  #kept(rel: number, n: number): Kernel | undefined {
-    const k = this.#kernels.get(rel * 4096 + n);
-    return k && Object.is(k.rel, rel) && k.re.length === n ? k : undefined;
-  }
-
-  /**
-   * A kernel for clamp `rel`, size `n`, with the source side copied and its middle values (the full-window
-   * ones) in `re` (im zeroed), not yet transformed; kept under its key.
-   */
-  #start(rel: number, n: number, source: (rel: number) => SourceResidual): Kernel {
-    const m = this.#m, span = this.#span;
-    let k = this.#free.pop();
-    if (!k || k.re.length !== n) {
-      k = { rel, x: new Float64Array(m), sSum: 0, sSq: 0, re: new Float64Array(n), im: new Float64Array(n) };
-    }
-    const src = source(rel);
-    k.rel = rel;
-    k.x.set(src.x);
-    k.sSum = src.sSum;
-    k.sSq = src.sSq;
-    k.re.fill(0);
-    k.im.fill(0);
-    for (let i = span; i < m - span; i++) k.re[i - span] = src.x[i]!;
-    this.#kernels.set(rel * 4096 + n, k);
-    return k;
-  }
-
-  /**
-   * The spectra of the source residual's middle values for clamps `a` and `b` (none: one kernel), size `n`:
-   * kept ones as they are; two new ones by one complex FFT of both (a real and b imaginary), separated by
-   * symmetry as in {@link #correlate}; the rounding differs from one FFT each by far less than SCAN_TOLERANCE.
-   */
-  #kernelPair(
-    a: number,
-    b: number | undefined,
-    n: number,
-    source: (rel: number) => SourceResidual,
-  ): [Kernel, Kernel | undefined] {
-    let ka = this.#kept(a, n);
-    let kb = b === undefined ? undefined : Object.is(a, b) ? ka : this.#kept(b, n);
-    if (!ka && b !== undefined && !kb && !Object.is(a, b)) {
-      ka = this.#start(a, n, source);
-      kb = this.#start(b, n, source);
-      const zr = this.#wr, zi = this.#wi;
-      zr.set(ka.re);
-      zi.set(kb.re);
-      this.#fft(zr, zi);
-      for (let k = 0; k < n; k++) {
-        const nk = (n - k) & (n - 1);
-        ka.re[k] = (zr[k]! + zr[nk]!) / 2;
-        ka.im[k] = (zi[k]! - zi[nk]!) / 2;
-        kb.re[k] = (zi[k]! + zi[nk]!) / 2;
-        kb.im[k] = -(zr[k]! - zr[nk]!) / 2;
-      }
-      return [ka, kb];
-    }
-    if (!ka) {
-      ka = this.#start(a, n, source);
-      this.#fft(ka.re, ka.im);
-    }
-    if (b !== undefined && !kb) {
-      kb = Object.is(a, b) ? ka : this.#start(b, n, source);
-      if (kb !== ka) this.#fft(kb.re, kb.im);
-    }
-    return [ka, kb];
-  }
-
-  /**
-   * Correlations c[l] = Σᵢ u[l + i]·x[span + i] of series 0 with kernel `a` into #zr and of series 1 with `b`
-   * into #zi: both series in one complex FFT, separated by symmetry, multiplied by their kernels' conjugates,
-   * and transformed back together (each product is the spectrum of a real sequence).
-   */
-  #correlate(a: Kernel, b: Kernel | undefined): void {
-    const n = this.#n, zr = this.#zr, zi = this.#zi, wr = this.#wr, wi = this.#wi;
-    zr.fill(0);
-    zi.fill(0);
-    const s0 = this.#series[0]!;
-    zr.set(s0.u.subarray(0, s0.len));
-    if (b) {
-      const s1 = this.#series[1]!;
-      zi.set(s1.u.subarray(0, s1.len));
-    }
-    this.#fft(zr, zi);
-    for (let k = 0; k < n; k++) {
-      const nk = (n - k) & (n - 1);
-      // A = (Z[k] + conj Z[n-k]) / 2, B = (Z[k] - conj Z[n-k]) / 2i.
-      const ar = (zr[k]! + zr[nk]!) / 2, ai = (zi[k]! - zi[nk]!) / 2;
-      const br = (zi[k]! + zi[nk]!) / 2, bi = -(zr[k]! - zr[nk]!) / 2;
-      // A·conj(Ka) + i·B·conj(Kb)
-      const kr = a.re[k]!, ki = a.im[k]!;
-      let pr = ar * kr + ai * ki, pi = ai * kr - ar * ki;
-      if (b) {
-        const lr = b.re[k]!, li = b.im[k]!;
-        const qr = br * lr + bi * li, qi = bi * lr - br * li;
-        pr -= qi;
-        pi += qr;
-      }
-      wr[k] = pr;
-      wi[k] = -pi;
-    }
-    // Inverse as the conjugate of the forward transform of the conjugate.
-    this.#fft(wr, wi);
-    for (let k = 0; k < n; k++) {
-      zr[k] = wr[k]! / n;
-      zi[k] = -wi[k]! / n;
-    }
-  }
-
-  #ensure(n: number): void {
-    if (this.#n === n) return;
-    this.#n = n;
-    this.#cos = new Float64Array(n / 2);
-    this.#sin = new Float64Array(n / 2);
-    for (let k = 0; k < n / 2; k++) {
-      this.#cos[k] = Math.cos((2 * Math.PI * k) / n);
-      this.#sin[k] = -Math.sin((2 * Math.PI * k) / n);
-    }
-    this.#rev = new Int32Array(n);
-    let bits = 0;
-    while (1 << bits < n) bits++;
-    for (let i = 0; i < n; i++) {
-      let r = 0;
-      for (let b = 0; b < bits; b++) r |= ((i >> b) & 1) << (bits - 1 - b);
-      this.#rev[i] = r;
-    }
-    this.#zr = new Float64Array(n);
-    this.#zi = new Float64Array(n);
-    this.#wr = new Float64Array(n);
-    this.#wi = new Float64Array(n);
-  }
-
-  /** In-place forward complex FFT of size #n (radix 2). */
-  #fft(re: Float64Array, im: Float64Array): void {
-    const n = this.#n, rev = this.#rev, cos = this.#cos, sin = this.#sin;
-    for (let i = 0; i < n; i++) {
-      const r = rev[i]!;
-      if (r > i) {
-        let t = re[i]!;
-        re[i] = re[r]!;
-        re[r] = t;
-        t = im[i]!;
-        im[i] = im[r]!;
-        im[r] = t;
-      }
-    }
-    for (let size = 2; size <= n; size <<= 1) {
-      const half = size >> 1, step = n / size;
-      for (let start = 0; start < n; start += size) {
-        for (let k = 0, w = 0; k < half; k++, w += step) {
-          const a = start + k, b = a + half;
-          const cr = cos[w]!, ci = sin[w]!;
-          const xr = re[b]! * cr - im[b]! * ci, xi = re[b]! * ci + im[b]! * cr;
-          re[b] = re[a]! - xr;
-          im[b] = im[a]! - xi;
-          re[a] = re[a]! + xr;
-          im[a] = im[a]! + xi;
-        }
-      }
     }
   }
 }

@@ -55,6 +55,11 @@ export class CaptureTimes {
     return this.#tl.entryTime(this.#first + i);
   }
 
+  /** Capture time of entry `i` (0 = oldest), ns from the timeline's {@link Timeline.timeBase}. */
+  timeOffsetAt(i: number): number {
+    return this.#tl.entryTimeOffset(this.#first + i);
+  }
+
   /** First analysis sample of entry `i` (0 = oldest). */
   startAt(i: number): number {
     return this.#tl.entryStart(this.#first + i);
