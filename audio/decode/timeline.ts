@@ -255,34 +255,6 @@ export class Timeline {
     return this.#startOf(this.#held(entry));
   }
 
-  /**
-   * Writes the capture times (ns from {@link timeBase}) and first analysis samples of the `count` held entries
-   * from ordinal `entry` on to `times[at..]` and `starts[at..]`: {@link entryTimeOffset} and {@link entryStart} of
-   * each, walking the entries in order (each native start is the one before plus its length, as {@link #nativeOf}
-   * sums them).
-   */
-  entriesInto(entry: number, count: number, times: Float64Array, starts: Float64Array, at: number): void {
-    if (count <= 0) return;
-    const r0 = this.#held(entry);
-    this.#held(entry + count - 1);
-    const frames = this.#frames,
-      time = this.#time,
-      nativeBase = this.#nativeBase,
-      up = this.up,
-      down = this.down;
-    let slot = this.#slot(r0);
-    let native = this.#nativeOf(slot, r0);
-    for (let k = 0;;) {
-      const f = Math.abs(frames.get(slot));
-      starts[at + k] = analysisIndexOf(native, up, down);
-      times[at + k] = time.get(slot) + this.#audioNs(native + f - nativeBase[slot >> BLOCK_LOG2]!);
-      if (++k >= count) return;
-      native += f;
-      slot = this.#slot(r0 + k);
-      if ((slot & (BLOCK - 1)) === 0) native = nativeBase[slot >> BLOCK_LOG2]!;
-    }
-  }
-
   /** The span that owns analysis sample `k`, or undefined if it is pruned or not yet covered. */
   spanAt(k: number): TimelineSpan | undefined {
     const r = this.#find(k);
