@@ -7,7 +7,8 @@
  * start-up), by the innermost frame of each profile sample that lies in a file of that stage.
  *
  * Chromaprint's `fpcalc` (Debian `libchromaprint-tools`) fingerprints the same audio (every tap as a WAV file of
- * its decoded 8 kHz audio) for a side-by-side figure, when it is installed.
+ * its decoded 16-bit audio at the tap's rate) for a side-by-side figure, when it is installed; only audio fpcalc
+ * fingerprinted in full counts (`bench/fpcalc.ts`).
  *
  * `deno run -A bench/analyze_speed.ts [--quick] [--seed N] [--keep DIR [--reuse]]`
  * @module
@@ -19,6 +20,8 @@ import { BENCH_CHAINS, type Chain } from "../fixtures/gen/chains.ts";
 import type { SimStream } from "../fixtures/gen/pipeline_sim.ts";
 import { buildChainStreams, buildCorpus, type Corpus } from "./corpus.ts";
 import { decodeSamples } from "../fixtures/gen/codecs.ts";
+import { encodeWav } from "../fixtures/gen/wav.ts";
+import { type FpcalcSpeed, fpcalcSpeed, hasFpcalc } from "./fpcalc.ts";
 
 /** Issue 16's target for analyze end to end: audio seconds of all taps per CPU second, start-up included. */
 export const ANALYZE_TARGET_X = 1500;
@@ -108,7 +111,8 @@ export interface AnalyzeSpeed {
   stages?: Record<Stage, number>;
   /** Functions with the most self time, for the record. */
   hottest?: { fn: string; share: number }[];
-  fpcalc?: { cpuS: number; xRealTime: number; files: number };
+  /** fpcalc on the taps' audio as WAV files: only audio it fingerprinted in full is counted. */
+  fpcalc?: FpcalcSpeed;
 }
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -190,32 +194,6 @@ async function writeCapture(path: string, node: string, rows: Row[]): Promise<nu
   return bytes;
 }
 
-/** A 16-bit mono WAV of `samples` at `rate`. */
-function wav(samples: Float32Array, rate: number): Uint8Array {
-  const out = new Uint8Array(44 + samples.length * 2);
-  const v = new DataView(out.buffer);
-  const str = (at: number, s: string) => {
-    for (let i = 0; i < s.length; i++) out[at + i] = s.charCodeAt(i);
-  };
-  str(0, "RIFF");
-  v.setUint32(4, 36 + samples.length * 2, true);
-  str(8, "WAVE");
-  str(12, "fmt ");
-  v.setUint32(16, 16, true);
-  v.setUint16(20, 1, true);
-  v.setUint16(22, 1, true);
-  v.setUint32(24, rate, true);
-  v.setUint32(28, rate * 2, true);
-  v.setUint16(32, 2, true);
-  v.setUint16(34, 16, true);
-  str(36, "data");
-  v.setUint32(40, samples.length * 2, true);
-  for (let i = 0; i < samples.length; i++) {
-    v.setInt16(44 + 2 * i, Math.max(-32768, Math.min(32767, Math.round(samples[i]! * 32767))), true);
-  }
-  return out;
-}
-
 /** Writes the bench captures (and WAVs for fpcalc) under `dir`. */
 export async function writeBenchCaptures(
   corpus: Corpus,
@@ -240,7 +218,7 @@ export async function writeBenchCaptures(
     audioS += c.audio.length / 8000;
     streams++;
     const path = `${dir}/source-${streams}.wav`;
-    await Deno.writeFile(path, wav(c.audio, 8000));
+    await Deno.writeFile(path, encodeWav({ samples: c.audio, sampleRate: 8000 }));
     wavs.push(path);
   }
   const targets: Row[] = [];
@@ -255,7 +233,7 @@ export async function writeBenchCaptures(
       const pcm = concatPayloads(s, chain);
       if (pcm) {
         const path = `${dir}/${stageOf(chain)}-${streams}.wav`;
-        await Deno.writeFile(path, wav(pcm, chain.sampleRate));
+        await Deno.writeFile(path, encodeWav({ samples: pcm, sampleRate: chain.sampleRate }));
         wavs.push(path);
       }
     }
@@ -454,26 +432,12 @@ export async function analyzeSpeed(opts: {
       }
     }
     if (await hasFpcalc()) {
-      // fpcalc at its defaults (its whole-file fingerprint, 124 ms resolution); one process per file as users run it.
-      let cpuS = 0;
-      for (let i = 0; i < caps.wavs.length; i += 50) {
-        const r = await timed(["fpcalc", "-length", "0", ...caps.wavs.slice(i, i + 50)]);
-        cpuS += r.cpuS;
-      }
-      result.fpcalc = { cpuS, xRealTime: caps.audioS / cpuS, files: caps.wavs.length };
+      // fpcalc fingerprints each whole file (-length 0) at its 124 ms resolution, 50 files per process.
+      result.fpcalc = await fpcalcSpeed(caps.wavs);
     }
     return result;
   } finally {
     if (!opts.keepDir) await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-}
-
-async function hasFpcalc(): Promise<boolean> {
-  try {
-    return (await new Deno.Command("fpcalc", { args: ["-version"], stdout: "null", stderr: "null" }).output())
-      .success;
-  } catch {
-    return false;
   }
 }
 
@@ -506,7 +470,9 @@ export function printAnalyzeSpeed(r: AnalyzeSpeed): void {
       `  fpcalc (Chromaprint, 124 ms resolution) on the same audio: ${
         n(r.fpcalc.xRealTime)
       }x real time per ` +
-        `CPU second (${r.fpcalc.files} files, ${n(r.fpcalc.cpuS, 2)} CPU s)`,
+        `CPU second (${r.fpcalc.files} files, ${n(r.fpcalc.audioS / 60, 1)} min fingerprinted in full, ${
+          n(r.fpcalc.cpuS, 2)
+        } CPU s)`,
     );
   } else console.log("  fpcalc: not installed (Debian libchromaprint-tools)");
 }

@@ -10,7 +10,7 @@ import { resolveConfigPath } from "../config/load.ts";
 import { renderSummaryCsv, renderSummaryTable, summarize } from "../report/summary.ts";
 import { addHops, type StagePaths, stagePaths } from "../report/hops.ts";
 import type { MatchRecord, SignatureRecord } from "../report/records.ts";
-import { recordSelection } from "./replay_cmd.ts";
+import { recordSelection } from "./record_selection.ts";
 import type { RecordSink } from "../actors/exporter.ts";
 
 /** Runs `analyze`. */

@@ -15,7 +15,6 @@ import { healthFromMetrics } from "../http/ui/health.ts";
 import { addHops, stagePaths } from "../report/hops.ts";
 import { DEFAULT_UI_LISTEN, untilSignal } from "./ui_cmd.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
-import { OtlpExporter } from "../report/otlp.ts";
 
 /** Where the bundled demo lives, relative to the repository root. */
 export const DEMO_DIR = new URL("../fixtures/demo/", import.meta.url);
@@ -60,7 +59,7 @@ export async function demoCommand(args: ParsedArgs): Promise<number> {
   console.log(`  web UI at ${ui.url}`);
   // Traces of every interval's journey (config otlp.endpoint): records are spans once their hops are known.
   const otlp = config.otlp.endpoint
-    ? new OtlpExporter({
+    ? new (await import("../report/otlp.ts")).OtlpExporter({
       endpoint: config.otlp.endpoint,
       headers: config.otlp.headers,
       serviceName: config.otlp.service_name,

@@ -7,7 +7,8 @@ import { configIssue } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
 import type { ComposedQueryInput } from "../pixie/pxl.ts";
 import { SOURCE_TAP } from "../pixie/row.ts";
-import { PixieClient, type PixieConnectOptions } from "../pixie/client.ts";
+// Types only: the gRPC client is loaded when a command connects, not by `check` or `analyze`.
+import type { PixieClient, PixieConnectOptions } from "../pixie/client.ts";
 
 /**
  * Every Pixie query of the config (rules with a `stream_filter`; packet taps are not Pixie's), scoped to `node`.
@@ -64,7 +65,9 @@ export function connectOptions(config: Config): PixieConnectOptions {
 
 /** Connects to Pixie and resolves the cluster id (ignored by a standalone PEM). */
 export async function connectPixie(config: Config): Promise<{ client: PixieClient; clusterId: string }> {
-  const client = await PixieClient.connect(connectOptions(config));
+  const options = connectOptions(config);
+  const { PixieClient } = await import("../pixie/client.ts");
+  const client = await PixieClient.connect(options);
   try {
     const clusterId = client.cloud ? await client.resolveCluster(config.pixie.cluster) : "";
     return { client, clusterId };

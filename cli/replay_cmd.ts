@@ -10,14 +10,9 @@ import { stageOrder } from "./capture_run.ts";
 import { natsConnectOptions } from "./bus_from_config.ts";
 import { readRecords } from "../bus/replay_reader.ts";
 import type { AnyRecord, MatchRecord, SignatureRecord } from "../report/records.ts";
-import {
-  type RecordSelection,
-  renderSummaryCsv,
-  renderSummaryTable,
-  selectRecords,
-  summarize,
-} from "../report/summary.ts";
+import { renderSummaryCsv, renderSummaryTable, selectRecords, summarize } from "../report/summary.ts";
 import { addHops, stagePaths } from "../report/hops.ts";
+import { recordSelection } from "./record_selection.ts";
 
 /** Parses an RFC 3339 time (or anything Date accepts that includes a date) into epoch ms. */
 export function parseTime(text: string, what: string): number {
@@ -26,24 +21,6 @@ export function parseTime(text: string, what: string): number {
     throw new UsageError(`${what} expects an RFC 3339 time like 2026-11-23T10:00:00Z, got "${text}"`);
   }
   return ms;
-}
-
-/** The `--id` / `--interval` filters of `analyze` and `replay`. */
-export function recordSelection(args: ParsedArgs): RecordSelection {
-  const sel: RecordSelection = {};
-  const id = optString(args, "id");
-  const interval = optString(args, "interval");
-  if (id !== undefined) {
-    if (id.trim() === "") {
-      throw new UsageError("--id expects an id, a TYPE=VALUE pair, a signature id or a stream");
-    }
-    sel.id = id;
-  }
-  if (interval !== undefined) {
-    if (interval.trim() === "") throw new UsageError("--interval expects an interval id");
-    sel.interval = interval;
-  }
-  return sel;
 }
 
 /** Runs `replay`. */

@@ -7,7 +7,7 @@
  * @module
  */
 import { queryName, SOURCE_TAP } from "../util/query_name.ts";
-import client from "prom-client";
+import * as client from "./prom.ts";
 import type { Match } from "../audio/types.ts";
 import { renderOpenMetrics } from "./openmetrics.ts";
 import type { HopRecord } from "../report/records.ts";

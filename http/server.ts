@@ -19,7 +19,7 @@
  * open connections in `fsmpx_http_connections_open`.
  * @module
  */
-import client from "prom-client";
+import * as client from "./prom.ts";
 import type { FsmMetrics } from "./metrics.ts";
 import { logger } from "../util/log.ts";
 
