@@ -43,16 +43,22 @@ export class DecodeReporter {
     this.#pending.errors[reason] = (this.#pending.errors[reason] ?? 0) + n;
   }
 
-  /** Records the cumulative counters of `stream`. */
+  /**
+   * Records the cumulative counters of `stream`. Its copy is replaced only when a counter moved: at every tick
+   * every stream is observed, and a copy per stream per second, kept a second, was promoted to V8's old space
+   * (~5 MB of garbage a `run --capture` of 1,000 streams).
+   */
   observe(stream: string, now: DecodeCounters): void {
     const prev = this.#last.get(stream);
+    let moved = prev === undefined;
     for (const kind of ["markers", "errors"] as const) {
       for (const [reason, n] of Object.entries(now[kind])) {
         const d = n - (prev?.[kind][reason] ?? 0);
+        if (d !== 0) moved = true;
         if (d > 0) this.#pending[kind][reason] = (this.#pending[kind][reason] ?? 0) + d;
       }
     }
-    this.#last.set(stream, { markers: { ...now.markers }, errors: { ...now.errors } });
+    if (moved) this.#last.set(stream, { markers: { ...now.markers }, errors: { ...now.errors } });
   }
 
   /** Records a stream's final counters and forgets it. */

@@ -92,6 +92,17 @@ const STREAM_IDLE_NS = 60_000_000_000n;
 const TICK_NS = 1_000_000_000n;
 const ASK_MS = 600_000;
 
+/** Rows the row actors' mailboxes hold at most: a live node's, to ride out a burst of Pixie responses. */
+const LIVE_ROWS_IN_FLIGHT = { reader: 4096, detector: 1024, matcher: 2048 };
+/**
+ * A replay's: nothing to ride out (the capture waits), and a row queued behind thousands of others outlives two
+ * scavenges of V8's young generation (~13 ms at 1,000 streams) and is promoted: with the live sizes, `run
+ * --capture` of 1,000 streams promoted ~27 MB/s of rows and their messages (a full GC every ~0.4 s), with these
+ * ~1.4 MB/s (with deno.json's run task's `--no-allocation-site-pretenuring`, without which V8 allocates rows in
+ * old space anyway).
+ */
+const REPLAY_ROWS_IN_FLIGHT = { reader: 64, detector: 64, matcher: 64 };
+
 /** An actor reference resolved when first used, so actors can name ones spawned after them. */
 function late<M>(get: () => ActorRef<M>): ActorRef<M> {
   return {
@@ -135,6 +146,7 @@ export class SensorNode {
     });
     metrics.watchMailboxes(() => this.system.stats());
     const rowPolicy: OverflowPolicy = opts.mode === "live" ? "drop-oldest" : "backpressure";
+    const rowsIn = opts.mode === "live" ? LIVE_ROWS_IN_FLIGHT : REPLAY_ROWS_IN_FLIGHT;
     const refs: {
       registry?: ActorRef<RegistryMsg>;
       matcher?: ActorRef<MatcherMsg>;
@@ -184,7 +196,7 @@ export class SensorNode {
           }
           : undefined,
       }),
-      { capacity: 4096, overflow: rowPolicy, weigh: rowWeight },
+      { capacity: rowsIn.reader, overflow: rowPolicy, weigh: rowWeight },
     );
     for (const m of config.measurements) {
       detectors.set(
@@ -203,7 +215,7 @@ export class SensorNode {
             clockWindowNs,
             counters: metrics,
           }),
-          { capacity: 1024, overflow: "backpressure", weigh: rowWeight },
+          { capacity: rowsIn.detector, overflow: "backpressure", weigh: rowWeight },
         ),
       );
     }
@@ -224,7 +236,7 @@ export class SensorNode {
         tickNs: TICK_NS,
         counters: metrics,
       })),
-      { capacity: 2048, overflow: "backpressure", weigh: rowWeight },
+      { capacity: rowsIn.matcher, overflow: "backpressure", weigh: rowWeight },
     );
     this.#exporter = refs.exporter = this.system.spawn(
       "exporter",

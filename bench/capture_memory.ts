@@ -50,6 +50,33 @@ export interface CaptureMemory {
   analyzePeakMB: number;
   /** What `run --capture`'s peak RSS was made of (bench/memory_probe.ts), when sampled. */
   runPeak?: ProbeSample;
+  /** What the replay found, from its metrics once replayed (see {@link recordsOfMetrics}). */
+  runRecords?: RunRecords;
+}
+
+/** Signatures and matches of a replay, from its metrics, and a digest of them for an A/B. */
+export interface RunRecords {
+  signatures: number;
+  matches: number;
+  /** sha-256 (first 16 hex digits) of the sorted signature, match and latency series (sums and buckets). */
+  digest: string;
+}
+
+/** Series that say what a replay found: every signature, every match and its latency (exact sums). */
+const RECORD_SERIES =
+  /^(signatures_detected_total|signatures_matched_total|audio_latency_seconds_(sum|count|bucket))\b/;
+
+/** {@link RunRecords} of a Prometheus text scrape. */
+export async function recordsOfMetrics(text: string): Promise<RunRecords> {
+  const lines = text.split("\n").filter((l) => RECORD_SERIES.test(l)).sort();
+  const total = (name: string) =>
+    lines.filter((l) => l.startsWith(name)).reduce((a, l) => a + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+  const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(lines.join("\n")));
+  return {
+    signatures: total("signatures_detected_total"),
+    matches: total("audio_latency_seconds_count"),
+    digest: Array.from(new Uint8Array(hash).subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join(""),
+  };
 }
 
 // engine.max_streams (default 1,000) would finish streams early past 1,000: lifted so every stream is held.
@@ -191,7 +218,9 @@ async function runCapture(
   env: Record<string, string> = {},
   probeFile?: string,
   opts: { main?: string; runFlags?: readonly string[]; limitMiB?: number } = {},
-): Promise<{ peak: number; end: number; cpuS: number; code?: number; sample?: ProbeSample }> {
+): Promise<
+  { peak: number; end: number; cpuS: number; code?: number; sample?: ProbeSample; records?: RunRecords }
+> {
   const deno = [
     Deno.execPath(),
     "run",
@@ -224,15 +253,27 @@ async function runCapture(
   }).spawn();
   const dec = new TextDecoder();
   let text = "";
-  let result = { peak: NaN, end: NaN, cpuS: NaN };
+  let result: { peak: number; end: number; cpuS: number; records?: RunRecords } = {
+    peak: NaN,
+    end: NaN,
+    cpuS: NaN,
+  };
+  let metricsUrl: string | undefined;
   for await (const chunk of child.stderr) {
     text += dec.decode(chunk, { stream: true });
+    metricsUrl ??= text.match(/"metrics":"(http:\/\/[^"]+)"/)?.[1];
     if (text.includes("capture replayed")) {
       result = {
         peak: statusMB(child.pid, "VmHWM"),
         end: statusMB(child.pid, "VmRSS"),
         cpuS: cpuSeconds(child.pid),
       };
+      // After the peak was read: the scrape's own memory is not in it.
+      if (metricsUrl) {
+        result.records = await fetch(metricsUrl).then((r) => r.text()).then(recordsOfMetrics).catch(() =>
+          undefined
+        );
+      }
       child.kill("SIGTERM");
       break;
     }
@@ -339,6 +380,7 @@ export async function captureMemory(
           runCpuS: run.cpuS,
           analyzePeakMB: an.maxRssMB,
           runPeak: run.sample,
+          runRecords: run.records,
         };
         onResult?.(r);
         out.push(r);
@@ -361,7 +403,17 @@ export function printCaptureMemory(rs: readonly CaptureMemory[]): void {
         (Number.isNaN(r.analyzePeakMB) ? "" : `analyze peak RSS ${r.analyzePeakMB.toFixed(0)} MB `) +
         `(target <= 400 MB at 1,000 streams)`,
     );
-    if (r.runPeak) console.log(`    run --capture at its peak: ${describeSample(r.runPeak)}`);
+    if (r.runPeak) {
+      console.log(
+        `    run --capture at its peak (${(r.runPeak.t / 1000).toFixed(1)} s): ${describeSample(r.runPeak)}`,
+      );
+    }
+    if (r.runRecords) {
+      const rr = r.runRecords;
+      console.log(
+        `    run --capture found ${rr.signatures} signatures, ${rr.matches} matches (digest ${rr.digest})`,
+      );
+    }
   }
 }
 
@@ -378,12 +430,26 @@ if (import.meta.main && Deno.args.includes("--breakdown")) {
   const counts = si >= 0 ? Deno.args[si + 1]!.split(",").map(Number) : [1000, 2000];
   const seconds = ti >= 0 ? Number(Deno.args[ti + 1]) : 35;
   // --run-only: the DaemonSet's process only (analyze of the same capture doubles the time).
+  const value = (name: string) => {
+    const i = Deno.args.indexOf(name);
+    return i >= 0 ? Deno.args[i + 1] : undefined;
+  };
   const hi = Deno.args.indexOf("--heap-mb");
   const env: Record<string, string> = Deno.args.includes("--daemonset")
     ? daemonSetMemoryEnv(await Deno.readTextFile(`${ROOT}k8s/daemonset.yaml`))
     : {};
-  // deno.json's run task: its variables (the allocator's) and V8 flags, as `deno task run` starts the sensor.
-  const task = Deno.args.includes("--task") ? await Deno.readTextFile(`${ROOT}deno.json`) : undefined;
+  // deno.json's run task: its variables (the allocator's) and V8 flags, as `deno task run` starts the sensor; with
+  // `--main`, that checkout's task (an A/B measures each tree as it would be deployed).
+  const mainPath = value("--main");
+  const mainAbs = mainPath === undefined
+    ? undefined
+    : mainPath.startsWith("/")
+    ? mainPath
+    : `${Deno.cwd()}/${mainPath}`;
+  const taskFile = mainAbs === undefined
+    ? `${ROOT}deno.json`
+    : `${mainAbs.slice(0, mainAbs.lastIndexOf("/") + 1)}deno.json`;
+  const task = Deno.args.includes("--task") ? await Deno.readTextFile(taskFile) : undefined;
   if (task) Object.assign(env, runTaskEnv(task));
   Deno.args.forEach((a, i) => {
     if (a !== "--env") return;
@@ -393,18 +459,14 @@ if (import.meta.main && Deno.args.includes("--breakdown")) {
   if (Object.keys(env).length > 0) {
     console.log(`  environment: ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")}`);
   }
-  const value = (name: string) => {
-    const i = Deno.args.indexOf(name);
-    return i >= 0 ? Deno.args[i + 1] : undefined;
-  };
   const runFlags = task ? runTaskV8Flags(task) : [];
-  if (runFlags.length > 0) console.log(`  V8 flags of deno.json's run task: ${runFlags.join(" ")}`);
+  if (runFlags.length > 0) console.log(`  V8 flags of ${taskFile}'s run task: ${runFlags.join(" ")}`);
   await captureMemory(counts, seconds, (r) => printCaptureMemory([r]), {
     analyze: !Deno.args.includes("--run-only"),
     heapMB: hi >= 0 ? Number(Deno.args[hi + 1]) : undefined,
     env,
     runFlags,
-    main: value("--main"),
+    main: mainPath,
     captureFile: value("--capture-file"),
     repeat: Number(value("--repeat") ?? 1),
     limitMiB: value("--limit-mib") === undefined ? undefined : Number(value("--limit-mib")),

@@ -264,3 +264,27 @@ Deno.test("node: rows of queries no measurement names are counted under bounded 
   equal(sumSamples(samples, "fsmpx_rows_skipped_total", { reason: "unknown_query" }), 40);
   equal(sumSamples(samples, "fsmpx_rows_read_total", { query: "(other)" }), 32);
 });
+
+Deno.test("node: a replay queues few rows (a row queued behind thousands outlives V8's young generation)", async () => {
+  const rows = (await allRows()).get("node-b")!;
+  ok(rows.length > 200, `${rows.length} rows`);
+  const node = await SensorNode.start({
+    config: await e2eConfig(),
+    node: "node-b",
+    bus: new InProcessBus(),
+    metrics: new FsmMetrics(),
+    mode: "replay",
+  });
+  // Every row handed on at once: the reader's mailbox takes a few, the rest of the senders wait (back-pressure).
+  const sent = rows.map((r) => node.ingest(r));
+  const reader = node.system.stats().find((s) => s.name === "pixie_reader")!;
+  ok(reader.depth <= 64, `reader mailbox depth ${reader.depth}`);
+  equal(reader.waitingSenders, rows.length - reader.depth);
+  for (const s of node.system.stats()) {
+    if (s.name === "pixie_reader" || s.name === "matcher" || s.name.startsWith("detector/")) {
+      ok(s.capacity <= 64, `${s.name} capacity ${s.capacity}`);
+    }
+  }
+  ok((await Promise.all(sent)).every((b) => b));
+  await node.shutdown(30_000);
+});

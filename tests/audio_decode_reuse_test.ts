@@ -112,31 +112,39 @@ Deno.test("reuseSamples: a ring fed each outcome before the next push holds the 
   for (let i = a!.start; i < a!.end; i++) equal(b!.at(i), a!.at(i));
 });
 
-Deno.test("sample ring: a cold tier's first array is 32 KiB, a mapping of its own for the C allocator", () => {
-  // At the run task's MALLOC_MMAP_THRESHOLD_ (32 KiB) an array that size is mapped alone and given back whole
-  // when the tier grows; smaller first arrays left holes in the C heap at every stream.
+Deno.test("sample ring: a lookback's cold tiers are allocated whole, a long one's first array is 32 KiB", () => {
+  // Whole: nothing replaced for the collector (pages become resident as samples reach them). Doubled (a long
+  // lookback): at the run task's MALLOC_MMAP_THRESHOLD_ (32 KiB) an array that size is mapped alone and given
+  // back whole when the tier grows; smaller first arrays left holes in the C heap at every stream.
   strictEqual(FIRST_TIER_BYTES, 32768);
   const chunk = new Float32Array(160).map((_, i) => Math.sin(i / 5) * 0.2);
-  const ring = new SampleRing(8000 * 32, {
-    hotSamples: TARGET_HOT_SAMPLES,
-    warmSamples: TARGET_WARM_SAMPLES,
-  });
-  let at = 0;
-  const upTo = (n: number) => {
-    for (; at < n; at += chunk.length) ring.write(at, chunk, 0);
+  const bytesOf = (seconds: number) => {
+    const ring = new SampleRing(8000 * seconds, {
+      hotSamples: TARGET_HOT_SAMPLES,
+      warmSamples: TARGET_WARM_SAMPLES,
+    });
+    let at = 0;
+    const upTo = (n: number) => {
+      for (; at < n; at += chunk.length) ring.write(at, chunk, 0);
+    };
+    upTo(TARGET_HOT_SAMPLES + 2 * COLD_BLOCK);
+    const warm = ring.bytes - TARGET_HOT_SAMPLES * 2;
+    upTo(TARGET_HOT_SAMPLES + TARGET_WARM_SAMPLES + 4 * COLD_BLOCK);
+    const old = ring.bytes - TARGET_HOT_SAMPLES * 2 - warm;
+    upTo(8000 * seconds);
+    return { warm, old, full: ring.bytes - TARGET_HOT_SAMPLES * 2 - warm - old };
   };
-  upTo(TARGET_HOT_SAMPLES + 2 * COLD_BLOCK);
-  const hot = TARGET_HOT_SAMPLES * 2;
-  // Int16 tier, 128 blocks of 8-bit codes and their header bytes.
-  strictEqual(ring.bytes, hot + FIRST_TIER_BYTES + FIRST_TIER_BYTES / COLD_BLOCK);
-  upTo(TARGET_HOT_SAMPLES + TARGET_WARM_SAMPLES - 2 * COLD_BLOCK);
-  const warm = ring.bytes;
-  upTo(TARGET_HOT_SAMPLES + TARGET_WARM_SAMPLES + 4 * COLD_BLOCK);
+  const warmBlocks = Math.ceil(TARGET_WARM_SAMPLES / COLD_BLOCK);
+  // 32 s: the 8-bit tier's codes and header bytes at once, the 4-bit tier's nibbles, headers and the block
+  // coded ahead at once; nothing more when the lookback is full.
+  const short = bytesOf(32);
+  strictEqual(short.warm, warmBlocks * COLD_BLOCK + warmBlocks);
+  ok(short.old > FIRST_TIER_BYTES * 2, `4-bit tier ${short.old}`);
+  strictEqual(short.full, 0);
+  // 600 s: the same 8-bit tier; the 4-bit tier's first array (256 blocks of nibbles), their headers, and the
+  // block coded ahead.
+  const long = bytesOf(600);
+  strictEqual(long.warm, short.warm);
   const oldBlocks = FIRST_TIER_BYTES / (COLD_BLOCK >> 1);
-  // The 4-bit tier's first array (256 blocks of nibbles), their headers, and the block coded ahead.
-  strictEqual(
-    ring.bytes - warm,
-    FIRST_TIER_BYTES + oldBlocks * HEADER_BYTES + (COLD_BLOCK >> 1) + HEADER_BYTES,
-    `${warm} -> ${ring.bytes}`,
-  );
+  strictEqual(long.old, FIRST_TIER_BYTES + oldBlocks * HEADER_BYTES + (COLD_BLOCK >> 1) + HEADER_BYTES);
 });

@@ -1,8 +1,8 @@
 // The recent frames of a measurement's target streams (audio/match/recent_frames.ts): the hits a signature's walk
 // gives a stream are exactly those the scan of its frames meets; a stream whose frames since the signature's time
 // are not all held (evicted, indexed since later, its grid restarted) or a walk over budget falls back to the
-// scan; the ring grows when searches find their frames gone; the backward search finds the same matches either
-// way and scans no stream the index covers.
+// scan; the ring grows when searches find their frames gone; frames are indexed only while signatures arrive
+// often enough; the backward search finds the same matches either way and scans no stream the index covers.
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { FrameStore } from "../audio/fingerprint/fingerprint.ts";
 import { HIT_MAX_DIST, PROBE_WORDS, probes, SILENT_FRAME_DB, tablesOf } from "../audio/match/lookup.ts";
@@ -92,7 +92,7 @@ Deno.test("recent frames: a walk gives each stream exactly the hits its scan mee
   mask[2] = 0xff;
   mask[3] = 0x3f;
   const sig = signature(fp, "sig", mask);
-  const recent = new RecentFrames({ keepFrames: 4096 });
+  const recent = new RecentFrames({ keepFrames: 4096, minSignatures: 0 });
   const streams = [0, 1, 2, 3].map(() => ({ owner: new RecentOwner(0), store: new FrameStore(2048) }));
   // Interleaved as live streams are.
   const lists = streams.map((_, k) => frames(fp, 900, 40 + k));
@@ -129,7 +129,7 @@ Deno.test("recent frames: frames gone from the ring, or indexed only since later
   const fp = Uint32Array.from({ length: 128 }, () => r());
   const sig = signature(fp);
   // A ring that never grows: 1,024 frames.
-  const recent = new RecentFrames({ keepFrames: 0, horizonFrames: 0, maxFrames: 1024 });
+  const recent = new RecentFrames({ keepFrames: 0, horizonFrames: 0, maxFrames: 1024, minSignatures: 0 });
   const owner = new RecentOwner(100);
   const store = new FrameStore(4096);
   store.reset(100);
@@ -150,7 +150,7 @@ Deno.test("recent frames: the ring grows when a search finds frames within the h
   const r = xorshift32(13);
   const fp = Uint32Array.from({ length: 128 }, () => r());
   const sig = signature(fp);
-  const recent = new RecentFrames({ keepFrames: 0, horizonFrames: 1500 });
+  const recent = new RecentFrames({ keepFrames: 0, horizonFrames: 1500, minSignatures: 0 });
   const owner = new RecentOwner(0);
   const store = new FrameStore(4096);
   feed(recent, owner, store, frames(fp, 3000, 4));
@@ -167,7 +167,7 @@ Deno.test("recent frames: the ring grows when a search finds frames within the h
   feed(recent, owner, store, frames(fp, 10, 6));
   ok(recent.stats().capacity > cap);
   // Frames less than keepFrames old are never dropped either.
-  const keep = new RecentFrames({ keepFrames: 2000, horizonFrames: 0 });
+  const keep = new RecentFrames({ keepFrames: 2000, horizonFrames: 0, minSignatures: 0 });
   const o2 = new RecentOwner(0);
   feed(keep, o2, new FrameStore(4096), frames(fp, 3000, 4));
   ok(o2.evictedTo < o2.end - 2000, `evicted up to ${o2.evictedTo} of ${o2.end}`);
@@ -177,7 +177,7 @@ Deno.test("recent frames: the ring grows when a search finds frames within the h
 Deno.test("recent frames: the last frames of a stream that stopped writing do not make the ring grow", () => {
   const r = xorshift32(15);
   const fp = Uint32Array.from({ length: 128 }, () => r());
-  const recent = new RecentFrames({ keepFrames: 500, horizonFrames: 0 });
+  const recent = new RecentFrames({ keepFrames: 500, horizonFrames: 0, minSignatures: 0 });
   // A call that ends after 1,000 frames (its last 500 stay young by its own newest frame), one that goes on.
   const ended = new RecentOwner(0), going = new RecentOwner(0);
   feed(recent, ended, new FrameStore(2048), frames(fp, 1000, 1));
@@ -192,7 +192,7 @@ Deno.test("recent frames: a walk over its budget answers nothing (every stream i
   const r = xorshift32(17);
   const fp = Uint32Array.from({ length: 128 }, () => r());
   const sig = signature(fp);
-  const recent = new RecentFrames({ walkBudget: 10 });
+  const recent = new RecentFrames({ walkBudget: 10, minSignatures: 0 });
   const owner = new RecentOwner(0);
   const store = new FrameStore(1024);
   feed(recent, owner, store, frames(fp, 600, 8));
@@ -217,7 +217,7 @@ Deno.test("recent frames: a stream whose frame grid restarted is not answered fr
   const fp = Uint32Array.from({ length: 128 }, () => r());
   const sig = signature(fp);
   const index = new SignatureIndex();
-  const recent = new RecentFrames();
+  const recent = new RecentFrames({ minSignatures: 0 });
   const store = new FrameStore(1024);
   const m = matcher(store, index, recent);
   // The signature's block at frame 200.
@@ -232,7 +232,7 @@ Deno.test("recent frames: a stream whose frame grid restarted is not answered fr
   strictEqual(m.stats().prechecked, 0);
   // Without the restart the block's alignment is checked, from the index.
   const store2 = new FrameStore(1024);
-  const recent2 = new RecentFrames();
+  const recent2 = new RecentFrames({ minSignatures: 0 });
   const index2 = new SignatureIndex();
   const m2 = matcher(store2, index2, recent2);
   for (let t = 0; t < 500; t++) store2.push(t >= 200 && t < 328 ? fp[t - 200]! : r(), 0, -20, 0xffffffff);
@@ -279,7 +279,7 @@ Deno.test("recent frames: late signatures in many streams: as the scan finds the
     return out;
   };
   // A ring that holds every frame, and one whose walks are always over budget (every stream scanned).
-  const indexed = new RecentFrames({ keepFrames: 4096 });
+  const indexed = new RecentFrames({ keepFrames: 4096, minSignatures: 0 });
   const got = run(indexed);
   const scanned = new RecentFrames({ walkBudget: 0 });
   const want = run(scanned);
@@ -288,4 +288,74 @@ Deno.test("recent frames: late signatures in many streams: as the scan finds the
   strictEqual(indexed.stats().searched, 8 * sigs.length, "every search answered by the index");
   strictEqual(indexed.stats().walks, sigs.length, "one walk per signature");
   strictEqual(scanned.stats().searched, 0);
+});
+
+Deno.test("recent frames: many streams and no signature: nothing indexed, the least ring, every search scans", () => {
+  const r = xorshift32(31);
+  const fp = Uint32Array.from({ length: 128 }, () => r());
+  const recent = new RecentFrames();
+  const streams = Array.from(
+    { length: 8 },
+    () => ({ owner: new RecentOwner(0), store: new FrameStore(4096) }),
+  );
+  const lists = streams.map((_, k) => frames(fp, 2000, 60 + k));
+  for (let at = 0; at < 2000; at += 20) {
+    streams.forEach((s, k) => feed(recent, s.owner, s.store, lists[k]!.slice(at, at + 20)));
+  }
+  const st = recent.stats();
+  // Always indexing, the ring would have grown to keep 375 frames of each of the 8 streams (3,000 > 1,024).
+  strictEqual(st.indexing, false);
+  strictEqual(st.capacity, 1024);
+  strictEqual(st.frames, 0);
+  // A signature arriving now: every stream is scanned, from any frame.
+  for (const s of streams) strictEqual(recent.hitsOf(signature(fp), s.owner, 1990), undefined);
+});
+
+Deno.test("recent frames: indexing starts with a window of signatures and stops with a window of none", () => {
+  const r = xorshift32(33);
+  const fp = Uint32Array.from({ length: 128 }, () => r());
+  const recent = new RecentFrames({ keepFrames: 1000 });
+  const streams = Array.from(
+    { length: 4 },
+    () => ({ owner: new RecentOwner(0), store: new FrameStore(4096) }),
+  );
+  const lists = streams.map((_, k) => frames(fp, 3000, 70 + k));
+  let at = 0;
+  const step = (ask: boolean) => {
+    streams.forEach((s, k) => feed(recent, s.owner, s.store, lists[k]!.slice(at, at + 16)));
+    at += 16;
+    // A signature every 16 frames (16 a window), searched from 100 frames back in every stream.
+    if (!ask) return;
+    const sig = signature(fp);
+    for (const s of streams) {
+      const got = recent.hitsOf(sig, s.owner, at - 100);
+      if (got !== undefined) deepStrictEqual(from(got, at - 100), scanHits(sig, s.store, at - 100));
+    }
+  };
+  // A first window of signatures: not indexed yet.
+  while (at < 240) step(true);
+  strictEqual(recent.stats().indexing, false);
+  strictEqual(recent.stats().searched, 0);
+  // From the window's end on, indexed: the searches are answered by the index, with the scan's hits.
+  while (at < 1600) step(true);
+  let st = recent.stats();
+  strictEqual(st.indexing, true);
+  ok(st.searched > 4 * 50, `searched ${st.searched}`);
+  ok(st.capacity > 1024, `capacity ${st.capacity}`);
+  // A window of no signature: the ring lets every frame go and shrinks; the next search scans.
+  while (at < 2200) step(false);
+  st = recent.stats();
+  strictEqual(st.indexing, false);
+  strictEqual(st.stops, 1);
+  strictEqual(st.capacity, 1024);
+  for (const s of streams) strictEqual(recent.hitsOf(signature(fp), s.owner, at - 300), undefined);
+  // Signatures again: indexed again, only frames from then on answered.
+  while (at < 3000) step(true);
+  st = recent.stats();
+  strictEqual(st.indexing, true);
+  const sig = signature(fp);
+  for (const s of streams) {
+    strictEqual(recent.hitsOf(sig, s.owner, 2100), undefined);
+    deepStrictEqual(from(recent.hitsOf(sig, s.owner, 2800), 2800), scanHits(sig, s.store, 2800));
+  }
 });

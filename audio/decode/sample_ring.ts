@@ -148,6 +148,14 @@ export const coldReadStats = { materialized: 0, samples: 0, old: 0, grown: 0 };
  * detachment from then on (~10% more CPU for `run --capture`).
  */
 export const FIRST_TIER_BYTES = 32768;
+/**
+ * A cold tier up to this size (the default 30 s lookback's: 80 KB of 8-bit codes, 78 KB of nibbles) is allocated
+ * whole when first needed rather than doubled from {@link FIRST_TIER_BYTES}: mapped on its own at the run task's
+ * MALLOC_MMAP_THRESHOLD_, its pages are resident only once samples reach them, so it costs no more than the
+ * doubled arrays, and it leaves none behind. The replaced arrays are old by then and go only at a full
+ * collection: at 1,000 streams started together `run --capture` held ~20-60 MB of them at its peak.
+ */
+export const WHOLE_TIER_BYTES = 1 << 20;
 
 /** A 4-bit block's decoded values, for `at` (one block cached). */
 const oldBlock = { data: new Int16Array(COLD_BLOCK), owner: undefined as SampleRing | undefined, key: -1 };
@@ -630,13 +638,13 @@ export class SampleRing {
     out.fill(out[held]!, 0, held);
   }
 
-  /** Grows the 4-bit tier (doubling, up to what the capacity needs) to hold `live` blocks. */
+  /** Grows the 4-bit tier (whole, or doubling up to what the capacity needs) to hold `live` blocks. */
   #growOld(live: number): void {
     coldReadStats.grown++;
-    let blocks = Math.max(FIRST_TIER_BYTES / (COLD_BLOCK >> 1), this.#oldBlocks);
-    while (blocks < live) blocks *= 2;
-    blocks = Math.min(blocks, this.#maxOld);
     const half = COLD_BLOCK >> 1;
+    let blocks = Math.max(FIRST_TIER_BYTES / half, this.#oldBlocks);
+    while (blocks < live) blocks *= 2;
+    blocks = this.#maxOld * half <= WHOLE_TIER_BYTES ? this.#maxOld : Math.min(blocks, this.#maxOld);
     const nibbles = new Uint8Array(blocks * half), heads = new Uint8Array(blocks * HEADER_BYTES);
     const first = Math.floor(this.#start / COLD_BLOCK), last = this.#warmStart >> BLOCK_LOG2;
     for (let b = Math.max(first, last - this.#oldBlocks); b < last; b++) {
@@ -649,12 +657,14 @@ export class SampleRing {
     this.#oldBlocks = blocks;
   }
 
-  /** Grows the cold tier (doubling, up to what the capacity needs) to hold `live` blocks. */
+  /** Grows the cold tier (whole, or doubling up to what the capacity needs) to hold `live` blocks. */
   #growCold(live: number): void {
     coldReadStats.grown++;
     let blocks = Math.max(FIRST_TIER_BYTES / COLD_BLOCK, this.#blocks);
     while (blocks < live) blocks *= 2;
-    blocks = Math.min(blocks, this.#maxBlocks);
+    blocks = this.#maxBlocks * COLD_BLOCK <= WHOLE_TIER_BYTES
+      ? this.#maxBlocks
+      : Math.min(blocks, this.#maxBlocks);
     const codes = new Uint8Array(blocks * COLD_BLOCK);
     const heads = new Uint8Array(blocks);
     const first = Math.max(Math.floor(this.#start / COLD_BLOCK), this.#warmStart >> BLOCK_LOG2);

@@ -15,6 +15,13 @@
  * rather than drop a frame less than `keepFrames` old of a stream still writing, or when a search found frames
  * gone that were less than `horizonFrames` old: it holds what the signatures ask for and little more, as every
  * frame held is a step of some walks.
+ *
+ * It indexes at all only while signatures arrive often enough to pay for it ({@link RECENT_MIN_SIGNATURES} in a
+ * stream's {@link RECENT_SIGNATURE_WINDOW} frames): the ring costs every stream ~32 bytes a frame and every frame
+ * its chain links whether or not a signature ever walks them, while the scan it spares costs per signature. A
+ * replay of many target streams with few or no signatures (or a sensor whose sources went quiet) holds the
+ * least ring and only notes each stream's frames as not indexed (its searches scan); the first window with no
+ * signature at all drops what the ring held.
  * @module
  */
 
@@ -55,6 +62,16 @@ const MIN_FRAMES = 1 << 10;
  */
 const MARK_FRAMES = 32;
 const MARKS = 32;
+/**
+ * Frames of a stream's clock (4.1 s) over which the signatures searched are counted to decide whether to index:
+ * each stream's frame numbers advance with real time, so any stream's frames serve as the clock.
+ */
+export const RECENT_SIGNATURE_WINDOW = 256;
+/**
+ * Default signatures searched per {@link RECENT_SIGNATURE_WINDOW} from which frames are indexed (~1 a second; a
+ * live sensor sees ~0.5 a second per call speaking, and a walk spares a scan of every stream per signature).
+ */
+export const RECENT_MIN_SIGNATURES = 4;
 
 /**
  * One target stream's frames as the index holds them, from `firstFrame` (where its frame grid last started) to
@@ -79,11 +96,15 @@ export class RecentOwner {
   readonly #markPos = new Float64Array(MARKS);
   readonly #markBlock = new Int32Array(MARKS).fill(-1);
   #lastBlock = -1;
+  /** Where this owner's signature window started: its frame, and the signatures searched by then. */
+  windowFrame: number;
+  windowAsked = -1;
 
   /** An owner whose frames from `firstFrame` on are indexed. */
   constructor(firstFrame: number) {
     this.firstFrame = firstFrame;
     this.end = firstFrame;
+    this.windowFrame = firstFrame;
   }
 
   /** Notes that frame `t` went to ring position `pos` (frames in increasing order). */
@@ -126,6 +147,9 @@ export interface RecentFramesStats {
   /** Backward searches answered from the index, and asked for but not covered (scanned). */
   searched: number;
   uncovered: number;
+  /** Whether frames are indexed now (signatures arrive often enough), and how often indexing stopped. */
+  indexing: boolean;
+  stops: number;
 }
 
 /** Recent non-silent frames of a measurement's target streams, by probe key. */
@@ -134,6 +158,7 @@ export class RecentFrames {
   readonly horizonFrames: number;
   readonly maxFrames: number;
   readonly walkBudget: number;
+  readonly minSignatures: number;
   #cap = 0;
   #owner: (RecentOwner | undefined)[] = [];
   /**
@@ -149,6 +174,10 @@ export class RecentFrames {
   /** A search asked for frames within the horizon that had left: grow the ring at the next eviction. */
   #grow = false;
   #seq = 0;
+  /** Frames are indexed (else each is only noted as not indexed); signatures searched so far, the last one. */
+  #indexing: boolean;
+  #asked = 0;
+  #askedSig: Signature | undefined;
   /** The walk under way: its signature, the frames written when it started, whether it is within budget. */
   #memoSig: Signature | undefined;
   #memoAt = -1;
@@ -170,25 +199,35 @@ export class RecentFrames {
     overBudget: 0,
     searched: 0,
     uncovered: 0,
+    indexing: false,
+    stops: 0,
   };
 
   /**
    * Defaults: {@link RECENT_KEEP_FRAMES}, {@link RECENT_HORIZON_FRAMES}, {@link RECENT_MAX_FRAMES},
-   * {@link RECENT_WALK_BUDGET}.
+   * {@link RECENT_WALK_BUDGET}, {@link RECENT_MIN_SIGNATURES} (0: frames are always indexed).
    */
   constructor(
-    opts: { keepFrames?: number; horizonFrames?: number; maxFrames?: number; walkBudget?: number } = {},
+    opts: {
+      keepFrames?: number;
+      horizonFrames?: number;
+      maxFrames?: number;
+      walkBudget?: number;
+      minSignatures?: number;
+    } = {},
   ) {
     this.keepFrames = opts.keepFrames ?? RECENT_KEEP_FRAMES;
     this.horizonFrames = opts.horizonFrames ?? RECENT_HORIZON_FRAMES;
     this.maxFrames = opts.maxFrames ?? RECENT_MAX_FRAMES;
     this.walkBudget = opts.walkBudget ?? RECENT_WALK_BUDGET;
+    this.minSignatures = opts.minSignatures ?? RECENT_MIN_SIGNATURES;
+    this.#indexing = this.minSignatures === 0;
     this.#resize(Math.min(MIN_FRAMES, this.maxFrames));
   }
 
   /** Counters. */
   stats(): RecentFramesStats {
-    return { ...this.#stats, capacity: this.#cap };
+    return { ...this.#stats, capacity: this.#cap, indexing: this.#indexing };
   }
 
   /** Bytes of the ring (an owner reference taken as 8) and the chain heads. */
@@ -201,6 +240,13 @@ export class RecentFrames {
    * `probes`); frames of an owner come in increasing order.
    */
   add(owner: RecentOwner, t: number, v: number, probes: Int32Array, np: number): void {
+    if (owner.windowAsked < 0) owner.windowAsked = this.#asked;
+    if (t - owner.windowFrame >= RECENT_SIGNATURE_WINDOW && this.minSignatures > 0) this.#decide(owner, t);
+    if (!this.#indexing) {
+      // Not indexed: a search from here back scans.
+      owner.evictedTo = t;
+      return;
+    }
     const pos = this.#written;
     let slot = pos % this.#cap;
     if (pos - this.#first === this.#cap) {
@@ -250,6 +296,10 @@ export class RecentFrames {
    * reused by the next call.
    */
   hitsOf(sig: Signature, owner: RecentOwner, from: number): readonly number[] | undefined {
+    if (sig !== this.#askedSig) {
+      this.#askedSig = sig;
+      this.#asked++;
+    }
     if (from < owner.firstFrame || from <= owner.evictedTo) {
       this.#stats.uncovered++;
       // Frames left that a signature within the horizon asks for: the ring is too short for the load.
@@ -268,6 +318,39 @@ export class RecentFrames {
     }
     this.#stats.searched++;
     return owner.stamp === this.#seq ? owner.hits : NO_HITS;
+  }
+
+  /**
+   * At the end of `owner`'s signature window (now at frame `t`): starts indexing if signatures came at
+   * {@link minSignatures} a window or more, stops (dropping what the ring holds) if none came.
+   */
+  #decide(owner: RecentOwner, t: number): void {
+    const asked = this.#asked - owner.windowAsked;
+    if (!this.#indexing && asked * RECENT_SIGNATURE_WINDOW >= this.minSignatures * (t - owner.windowFrame)) {
+      this.#indexing = true;
+    } else if (this.#indexing && asked === 0) {
+      this.#indexing = false;
+      this.#stats.stops++;
+      this.#dropAll();
+    }
+    owner.windowFrame = t;
+    owner.windowAsked = this.#asked;
+  }
+
+  /** Lets every frame go (each owner's noted as evicted) and shrinks the ring to the least. */
+  #dropAll(): void {
+    for (let pos = this.#first; pos < this.#written; pos++) {
+      const slot = pos % this.#cap;
+      const o = this.#owner[slot]!;
+      o.evictedTo = Math.max(o.evictedTo, this.#rec[slot * REC + 1]!);
+    }
+    this.#first = this.#written;
+    this.#grow = false;
+    this.#memoSig = undefined;
+    this.#owner = [];
+    this.#rec = new Int32Array(0);
+    this.#cap = 0;
+    this.#resize(Math.min(MIN_FRAMES, this.maxFrames));
   }
 
   /** Starts the walk of `sig`'s chains: a new stamp, a cursor per (unmasked frame, half) at its chain's head. */
