@@ -71,8 +71,6 @@ export type { StoredRow } from "./fake_pxl.ts";
 /** The parts of grpc-js's inner ServerHttp2Stream the fake touches. */
 interface Http2StreamLike {
   readonly session?: { readonly destroyed: boolean; ping(cb: (err: Error | null) => void): boolean };
-  /** Bytes written and not yet sent (node:http2's `bufferSize`). */
-  readonly bufferSize?: number;
   close(code: number): void;
 }
 
@@ -140,13 +138,6 @@ export interface FakeVizierOptions {
   broker?: Partial<BrokerOptions>;
   /** Drop streams on purpose (seeded), losing the message in flight each time. */
   chaos?: ChaosOptions;
-  /**
-   * Most bytes a call's writes may have queued unsent before the next write waits (default: no bound). Deno's
-   * node:http2 completes a server stream's writes at once even when the client's flow-control window is closed,
-   * so `write()` never returns false: a producer faster than its client queues without limit (10 GB in 20 s).
-   * A real Vizier is held back by the client's window; this bound holds the fake back the same way.
-   */
-  maxUnsentBytes?: number;
 }
 
 /** One PEM of the fake cluster. */
@@ -266,7 +257,6 @@ export class FakeVizier {
   readonly #broker: BrokerOptions;
   readonly #clock: () => number;
   readonly #chaos: ChaosOptions | undefined;
-  readonly #maxUnsentBytes: number;
   #chaosRandom: () => number = () => 0;
   #dropsLeft = Infinity;
   readonly #queries = new Map<string, FakeQuery>();
@@ -295,7 +285,6 @@ export class FakeVizier {
     const base = opts.clock ?? (() => Date.now());
     this.#clock = () => base() + this.#skewMs;
     this.#chaos = opts.chaos;
-    this.#maxUnsentBytes = opts.maxUnsentBytes ?? Infinity;
     if (opts.chaos) {
       this.#chaosRandom = mulberry32(opts.chaos.seed);
       this.#dropsLeft = opts.chaos.maxDrops ?? Infinity;
@@ -485,9 +474,6 @@ export class FakeVizier {
           call.on("drain", done);
           void cancelledP.then(done);
         });
-      }
-      while ((inner?.bufferSize ?? 0) > this.#maxUnsentBytes && !cancelled) {
-        await new Promise((resolve) => setTimeout(resolve, 2));
       }
     };
     const fail = (code: number, details: string) => {
