@@ -8,7 +8,7 @@
  * the lag stayed under a second.
  *
  * `deno run --allow-all bench/live_load.ts [--calls 100,250,500,1000] [--seconds 30] [--warmup 10] [--pin CPU]
- *  [--profile DIR] [--task] [--limit-mib N] [--pod]`: `--pin` runs the sensor under `taskset -c CPU` (one core
+ *  [--profile DIR] [--probe FILE] [--task] [--limit-mib N] [--pod] [--env NAME=VALUE]...`: `--pin` runs the sensor under `taskset -c CPU` (one core
  * for certain); `--profile` writes a V8 CPU profile of each level's sensor (and its markdown summary) into DIR;
  * `--task` starts the sensor with `deno task run` as the DaemonSet and the image do (deno.json's run task: its
  * allocator variable, V8 flags and permissions); `--limit-mib` runs it as in a container with that memory limit
@@ -16,6 +16,8 @@
  * files, nothing enforced: the peak is measured against the limit); `--pod`: `--task` with the memory limit and
  * memory variables of k8s/daemonset.yaml. RSS is then the process tree's (`deno task` and the sensor: what the
  * container's memory limit counts); a line per level prints it every 5 s and its slope over the measured window.
+ * `--probe FILE`: bench/memory_probe.ts in the sensor, each new RSS peak's make-up (V8 heap, ArrayBuffers, rest)
+ * a JSON line in FILE (not with `--task`); `--env`: a variable for the sensor (e.g. the run task's, by hand).
  * @module
  */
 import { FakeVizier } from "../tests/support/fake_vizier.ts";
@@ -214,16 +216,22 @@ export interface LiveLoadOptions {
   limitMiB?: number;
   /** More variables for the sensor (the DaemonSet's memory variables with `--pod`). */
   env?: Record<string, string>;
+  /**
+   * Preload bench/memory_probe.ts into the sensor, writing each new RSS peak's make-up (V8 heap, ArrayBuffers,
+   * rest) to this file (not with `task`: the preload is a flag of the sensor's own deno).
+   */
+  probeFile?: string;
 }
 
 /** The sensor's command line for {@link LiveLoadOptions} (the profile and pin flags aside). */
 export function sensorCommand(config: string, opts: LiveLoadOptions, profile: string[] = []): string[] {
-  if (opts.task && profile.length > 0) {
-    throw new Error("--profile needs the sensor's own deno flags: not with --task");
+  if (opts.task && (profile.length > 0 || opts.probeFile)) {
+    throw new Error("--profile and --probe need the sensor's own deno flags: not with --task");
   }
+  const probe = opts.probeFile ? [`--preload=${ROOT}bench/memory_probe.ts`] : [];
   const deno = opts.task
     ? [Deno.execPath(), "task", "run", "--config", config]
-    : [Deno.execPath(), "run", "--allow-all", ...profile, MAIN, "run", "--config", config];
+    : [Deno.execPath(), "run", "--allow-all", ...profile, ...probe, MAIN, "run", "--config", config];
   const limited = opts.limitMiB ? inMemoryLimit(opts.limitMiB, deno) : deno;
   return opts.pin === undefined ? limited : ["taskset", "-c", String(opts.pin), ...limited];
 }
@@ -258,7 +266,11 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
     args,
     // `deno task` finds deno.json from here; the run task's --allow-write=. is this checkout.
     cwd: ROOT,
-    env: { ...opts.env, ...(opts.limitMiB ? { DENO_USE_CGROUPS: "1" } : {}) },
+    env: {
+      ...opts.env,
+      ...(opts.limitMiB ? { DENO_USE_CGROUPS: "1" } : {}),
+      ...(opts.probeFile ? { FSMPX_MEMORY_PROBE: opts.probeFile } : {}),
+    },
     stdout: "null",
     stderr: "piped",
   }).spawn();
@@ -441,6 +453,11 @@ if (import.meta.main) {
   const daemonSet = pod ? await Deno.readTextFile(`${ROOT}k8s/daemonset.yaml`) : "";
   const limit = get("--limit-mib") ?? (pod ? String(daemonSetMemoryLimitMiB(daemonSet)) : undefined);
   const env = pod ? daemonSetMemoryEnv(daemonSet) : {};
+  args.forEach((a, i) => {
+    if (a !== "--env") return;
+    const [name, ...value] = (args[i + 1] ?? "").split("=");
+    if (name) env[name] = value.join("=");
+  });
   console.log("Live mode (bench/live_load.ts: a run sensor reading the fake Vizier as a standalone PEM)");
   if (task) {
     const vars = { ...runTaskEnv(denoJson), ...env };
@@ -455,6 +472,7 @@ if (import.meta.main) {
     warmupS: Number(get("--warmup") ?? 10),
     pin: pin === undefined ? undefined : Number(pin),
     profileDir: get("--profile"),
+    probeFile: get("--probe"),
     task,
     limitMiB: limit === undefined ? undefined : Number(limit),
     env,
