@@ -8,8 +8,16 @@
  * the lag stayed under a second.
  *
  * `deno run --allow-all bench/live_load.ts [--calls 100,250,500,1000] [--seconds 30] [--warmup 10] [--pin CPU]
- *  [--profile DIR]`: `--pin` runs the sensor under `taskset -c CPU` (one core for certain); `--profile` writes a
- * V8 CPU profile of each level's sensor (and its markdown summary) into DIR.
+ *  [--profile DIR] [--probe FILE] [--task] [--limit-mib N] [--pod] [--env NAME=VALUE]...`: `--pin` runs the sensor under `taskset -c CPU` (one core
+ * for certain); `--profile` writes a V8 CPU profile of each level's sensor (and its markdown summary) into DIR;
+ * `--task` starts the sensor with `deno task run` as the DaemonSet and the image do (deno.json's run task: its
+ * allocator variable, V8 flags and permissions); `--limit-mib` runs it as in a container with that memory limit
+ * as deno sees it with `DENO_USE_CGROUPS=1` (V8's heap sized from it; bench/capture_memory.ts's fake cgroup
+ * files, nothing enforced: the peak is measured against the limit); `--pod`: `--task` with the memory limit and
+ * memory variables of k8s/daemonset.yaml. RSS is then the process tree's (`deno task` and the sensor: what the
+ * container's memory limit counts); a line per level prints it every 5 s and its slope over the measured window.
+ * `--probe FILE`: bench/memory_probe.ts in the sensor, each new RSS peak's make-up (V8 heap, ArrayBuffers, rest)
+ * a JSON line in FILE (not with `--task`); `--env`: a variable for the sensor (e.g. the run task's, by hand).
  * @module
  */
 import { FakeVizier } from "../tests/support/fake_vizier.ts";
@@ -21,8 +29,11 @@ import {
   SyntheticCalls,
 } from "../tests/support/live_calls.ts";
 import { parseMetricsText, sumSamples } from "../tests/support/sensor_process.ts";
+import { daemonSetMemoryEnv, inMemoryLimit, runTaskEnv, runTaskV8Flags } from "./capture_memory.ts";
+import { parse as parseYaml } from "yaml";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const ROOT = new URL("../", import.meta.url).pathname;
+const MAIN = `${ROOT}main.ts`;
 
 /** One level's figures. */
 export interface LiveLoadResult {
@@ -51,8 +62,14 @@ export interface LiveLoadResult {
   maxQueued: number;
   /** Event time behind the wall clock at the pipelines, s: the read lag plus the queued rows' wait. */
   eventLagS: number;
-  /** RSS samples (MB), one per second of the run, warm-up included. */
+  /** RSS samples (MB), one per second of the run, warm-up included (the process tree's with `task`). */
   rssMB: number[];
+  /** Least-squares slope of {@link rssMB} over the measured window, MB per minute (≈ 0 once it plateaus). */
+  rssSlopeMBPerMin: number;
+  /** The sensor's own peak RSS (VmHWM), MB. */
+  sensorPeakMB: number;
+  /** Load average (1 min) of the host at the start and the end of the level. */
+  load: [number, number];
   signatures: number;
   matches: number;
   sustained: boolean;
@@ -76,8 +93,83 @@ export async function cpuSeconds(pid: number): Promise<number> {
 
 /** Resident set size of a process, MB. */
 export async function rssMB(pid: number): Promise<number> {
-  const m = /VmRSS:\s+(\d+) kB/.exec(await Deno.readTextFile(`/proc/${pid}/status`));
+  return await statusMB(pid, "VmRSS");
+}
+
+async function statusMB(pid: number, field: "VmRSS" | "VmHWM"): Promise<number> {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(await Deno.readTextFile(`/proc/${pid}/status`));
   return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Pids of a process's descendants (every thread's children: a runtime may spawn from any of its threads). */
+export async function descendants(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  const walk = async (p: number) => {
+    let tids: string[] = [];
+    try {
+      for await (const e of Deno.readDir(`/proc/${p}/task`)) tids.push(e.name);
+    } catch {
+      tids = [];
+    }
+    for (const tid of tids) {
+      const text = await Deno.readTextFile(`/proc/${p}/task/${tid}/children`).catch(() => "");
+      for (const c of text.split(/\s+/).filter((w) => w !== "").map(Number)) {
+        out.push(c);
+        await walk(c);
+      }
+    }
+  };
+  await walk(pid);
+  return out;
+}
+
+/** The `deno run ... main.ts` process among `root` and its descendants (the sensor under `deno task run`). */
+async function findSensor(root: number): Promise<number | undefined> {
+  for (const pid of [root, ...(await descendants(root))]) {
+    const argv = (await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "")).split("\0");
+    if (argv.includes("run") && argv.some((a) => a.endsWith("main.ts"))) return pid;
+  }
+  return undefined;
+}
+
+/** Least-squares slope of evenly spaced samples, per sample (0 for fewer than two). */
+export function slope(ys: readonly number[]): number {
+  const n = ys.length;
+  if (n < 2) return 0;
+  const mx = (n - 1) / 2;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  ys.forEach((y, x) => {
+    num += (x - mx) * (y - my);
+    den += (x - mx) ** 2;
+  });
+  return num / den;
+}
+
+/** The memory limit of the sensor container in k8s/daemonset.yaml, MiB (`resources.limits.memory`). */
+export function daemonSetMemoryLimitMiB(yamlText: string): number {
+  const doc = parseYaml(yamlText) as {
+    spec?: { template?: { spec?: { containers?: { resources?: { limits?: { memory?: unknown } } }[] } } };
+  };
+  const v = String(doc.spec?.template?.spec?.containers?.[0]?.resources?.limits?.memory ?? "");
+  const m = /^(\d+(?:\.\d+)?)(Mi|Gi|M|G)?$/.exec(v);
+  if (!m) throw new Error(`no memory limit in k8s/daemonset.yaml (${v || "none"})`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? "";
+  return unit === "Gi"
+    ? n * 1024
+    : unit === "Mi"
+    ? n
+    : unit === "G"
+    ? (n * 1e9) / 2 ** 20
+    : unit === "M"
+    ? (n * 1e6) / 2 ** 20
+    : n / 2 ** 20;
+}
+
+async function loadAvg(): Promise<number> {
+  return Number((await Deno.readTextFile("/proc/loadavg")).split(" ")[0]);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -118,6 +210,30 @@ export interface LiveLoadOptions {
   pin?: number;
   /** Write a V8 CPU profile (and markdown summary) of the sensor here. */
   profileDir?: string;
+  /** Start the sensor with `deno task run` (deno.json's run task: the DaemonSet's command). */
+  task?: boolean;
+  /** As in a container with this memory limit, MiB (`DENO_USE_CGROUPS=1`, see `inMemoryLimit`). */
+  limitMiB?: number;
+  /** More variables for the sensor (the DaemonSet's memory variables with `--pod`). */
+  env?: Record<string, string>;
+  /**
+   * Preload bench/memory_probe.ts into the sensor, writing each new RSS peak's make-up (V8 heap, ArrayBuffers,
+   * rest) to this file (not with `task`: the preload is a flag of the sensor's own deno).
+   */
+  probeFile?: string;
+}
+
+/** The sensor's command line for {@link LiveLoadOptions} (the profile and pin flags aside). */
+export function sensorCommand(config: string, opts: LiveLoadOptions, profile: string[] = []): string[] {
+  if (opts.task && (profile.length > 0 || opts.probeFile)) {
+    throw new Error("--profile and --probe need the sensor's own deno flags: not with --task");
+  }
+  const probe = opts.probeFile ? [`--preload=${ROOT}bench/memory_probe.ts`] : [];
+  const deno = opts.task
+    ? [Deno.execPath(), "task", "run", "--config", config]
+    : [Deno.execPath(), "run", "--allow-all", ...profile, ...probe, MAIN, "run", "--config", config];
+  const limited = opts.limitMiB ? inMemoryLimit(opts.limitMiB, deno) : deno;
+  return opts.pin === undefined ? limited : ["taskset", "-c", String(opts.pin), ...limited];
 }
 
 /** Runs one sensor process under `calls` concurrent calls at real-time pace. */
@@ -141,23 +257,23 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
     config,
     liveCallsConfig({ pixieAddr: fake.address, metricsListen: addr, maxStreams: Math.max(1000, calls * 3) }),
   );
-  const denoArgs = ["run", "--allow-all"];
-  if (opts.profileDir) {
-    denoArgs.push(
-      `--cpu-prof-dir=${opts.profileDir}`,
-      `--cpu-prof-name=live_${calls}.cpuprofile`,
-      "--cpu-prof-md",
-    );
-  }
-  denoArgs.push(MAIN, "run", "--config", config);
-  const cmd = opts.pin === undefined
-    ? new Deno.Command(Deno.execPath(), { args: denoArgs, stdout: "null", stderr: "piped" })
-    : new Deno.Command("taskset", {
-      args: ["-c", String(opts.pin), Deno.execPath(), ...denoArgs],
-      stdout: "null",
-      stderr: "piped",
-    });
-  const child = cmd.spawn();
+  const profile = opts.profileDir
+    ? [`--cpu-prof-dir=${opts.profileDir}`, `--cpu-prof-name=live_${calls}.cpuprofile`, "--cpu-prof-md"]
+    : [];
+  const [exe, ...args] = sensorCommand(config, opts, profile);
+  const load0 = await loadAvg();
+  const child = new Deno.Command(exe!, {
+    args,
+    // `deno task` finds deno.json from here; the run task's --allow-write=. is this checkout.
+    cwd: ROOT,
+    env: {
+      ...opts.env,
+      ...(opts.limitMiB ? { DENO_USE_CGROUPS: "1" } : {}),
+      ...(opts.probeFile ? { FSMPX_MEMORY_PROBE: opts.probeFile } : {}),
+    },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
   let stderr = "";
   const stderrDone = (async () => {
     for await (const c of child.stderr.pipeThrough(new TextDecoderStream())) {
@@ -166,6 +282,7 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
     }
   })();
   const rss: number[] = [];
+  let sensorPid = child.pid;
   try {
     // Ready once the PEM's HealthCheck answered; the query starts the producer.
     const readyBy = Date.now() + 90_000;
@@ -176,8 +293,19 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
       }
     }
     if (plan.startNs === 0n) throw new Error(`sensor never queried the PEM:\n${stderr}`);
+    // Under `deno task` (and taskset, unshare) the sensor is a descendant; the tree is what a container counts.
+    const sensor = await findSensor(child.pid);
+    if (sensor === undefined) throw new Error("no sensor process found under the child");
+    sensorPid = sensor;
+    const tree = async () => {
+      let sum = 0;
+      for (const pid of [child.pid, ...(await descendants(child.pid))]) {
+        sum += await rssMB(pid).catch(() => 0);
+      }
+      return sum;
+    };
     const sample = async () => {
-      rss.push(await rssMB(child.pid));
+      rss.push(await tree());
       return await scrape(addr);
     };
     for (let i = 0; i < opts.warmupS; i++) {
@@ -185,7 +313,7 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
       await sample();
     }
     const before = await scrape(addr);
-    const cpu0 = await cpuSeconds(child.pid);
+    const cpu0 = await cpuSeconds(sensorPid);
     const rows0 = stats.rows;
     const t0 = performance.now();
     stats.maxLagMs = 0;
@@ -201,7 +329,8 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
       maxQueued = Math.max(maxQueued, s.queued);
     }
     const wallS = (performance.now() - t0) / 1000;
-    const cpu1 = await cpuSeconds(child.pid);
+    const cpu1 = await cpuSeconds(sensorPid);
+    const sensorPeakMB = await statusMB(sensorPid, "VmHWM");
     const after = await scrape(addr);
     const dropped = after.dropped - before.dropped;
     const sent = stats.rows - rows0;
@@ -222,6 +351,9 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
       maxQueued,
       eventLagS: readLagS + (routed > 0 ? maxQueued / (routed / wallS) : 0),
       rssMB: rss,
+      rssSlopeMBPerMin: slope(rss.slice(opts.warmupS)) * 60,
+      sensorPeakMB,
+      load: [load0, await loadAvg()],
       signatures: after.signatures - before.signatures,
       matches: after.matches - before.matches,
       sustained: false,
@@ -256,7 +388,7 @@ function feederLimited(r: LiveLoadResult): boolean {
   return r.producerLagMs > 5000;
 }
 
-/** One line per level. */
+/** One line per level, and one of its RSS every 5 s. */
 export function printLiveLoad(r: LiveLoadResult): void {
   const n = (v: number, d = 0) =>
     v.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -270,13 +402,17 @@ export function printLiveLoad(r: LiveLoadResult): void {
       `queued ≤ ${n(r.maxQueued)}; producer held back ≤ ${n(r.producerLagMs)} ms); RSS ${
         n(rss[0] ?? NaN)
       } → ` +
-      `${n(Math.max(...rss))} max → ${n(rss[rss.length - 1] ?? NaN)} MB; ` +
-      `${n(r.signatures)} signatures, ${n(r.matches)} matches in ${n(r.wallS)} s: ` +
+      `${n(Math.max(...rss))} max → ${n(rss[rss.length - 1] ?? NaN)} MB ` +
+      `(${n(r.rssSlopeMBPerMin, 1)} MB/min over the window; sensor VmHWM ${n(r.sensorPeakMB)} MB); ` +
+      `${n(r.signatures)} signatures, ${n(r.matches)} matches in ${n(r.wallS)} s, load ${n(r.load[0], 1)} → ${
+        n(r.load[1], 1)
+      }: ` +
       `${r.sustained ? "sustained" : "NOT sustained"}` +
       (feederLimited(r)
         ? " (the feeder could not send at real-time pace: this level measures it, not the sensor)"
         : ""),
   );
+  console.log(`    RSS every 5 s, MB: ${rss.filter((_, i) => i % 5 === 4).map((v) => n(v)).join(" ")}`);
 }
 
 /** Runs the levels in order and prints each; returns them. */
@@ -311,11 +447,34 @@ if (import.meta.main) {
   };
   const levels = (get("--calls") ?? "100,250,500,1000").split(",").map(Number);
   const pin = get("--pin");
+  const pod = args.includes("--pod");
+  const task = pod || args.includes("--task");
+  const denoJson = await Deno.readTextFile(`${ROOT}deno.json`);
+  const daemonSet = pod ? await Deno.readTextFile(`${ROOT}k8s/daemonset.yaml`) : "";
+  const limit = get("--limit-mib") ?? (pod ? String(daemonSetMemoryLimitMiB(daemonSet)) : undefined);
+  const env = pod ? daemonSetMemoryEnv(daemonSet) : {};
+  args.forEach((a, i) => {
+    if (a !== "--env") return;
+    const [name, ...value] = (args[i + 1] ?? "").split("=");
+    if (name) env[name] = value.join("=");
+  });
   console.log("Live mode (bench/live_load.ts: a run sensor reading the fake Vizier as a standalone PEM)");
+  if (task) {
+    const vars = { ...runTaskEnv(denoJson), ...env };
+    console.log(
+      `  sensor: deno task run (${Object.entries(vars).map(([k, v]) => `${k}=${v}`).join(" ")}, ` +
+        `V8 flags ${runTaskV8Flags(denoJson).join(" ") || "none"})` +
+        (limit ? `, memory limit ${limit} MiB as DENO_USE_CGROUPS=1 sees it (not enforced)` : ""),
+    );
+  } else if (limit) console.log(`  memory limit ${limit} MiB as DENO_USE_CGROUPS=1 sees it (not enforced)`);
   await liveLoadSweep(levels, {
     seconds: Number(get("--seconds") ?? 30),
     warmupS: Number(get("--warmup") ?? 10),
     pin: pin === undefined ? undefined : Number(pin),
     profileDir: get("--profile"),
+    probeFile: get("--probe"),
+    task,
+    limitMiB: limit === undefined ? undefined : Number(limit),
+    env,
   });
 }
