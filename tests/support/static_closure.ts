@@ -1,4 +1,7 @@
-/** The static import graph of a module, for tests that check what a command loads at start-up. */
+/**
+ * The static import graph of a module, for tests that check what a command loads at start-up.
+ * @module
+ */
 import { ok } from "node:assert/strict";
 
 /** The modules a file loads before any `import()` runs: its static import graph (`deno info --json`). */
