@@ -148,9 +148,17 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
       });
       return created;
     } catch (e) {
-      // Another node created it between our info and add: fall through to the update path.
-      if (!/already in use|already exists/i.test((e as Error).message)) throw e;
-      info = await jsm.streams.info(spec.name);
+      // Another node created it between our info and add: fall through to the update path. The server can refuse
+      // a concurrent create as "subjects overlap" too, and may not list the new stream at once (nats-server
+      // #4600), so the stream is looked up a few times before the refusal stands.
+      if (!/already in use|already exists|subjects overlap/i.test((e as Error).message)) throw e;
+      info = await streamSoon(jsm, spec.name);
+      if (info === null) {
+        throw new Error(
+          `${(e as Error).message}: another stream holds the subjects of stream ${spec.name} ` +
+            `(${want.subjects.join(", ")}); use that stream's name or delete it`,
+        );
+      }
     }
   }
   if (info.config.storage !== want.storage) {
@@ -165,4 +173,20 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
   const updated = await jsm.streams.update(spec.name, { ...info.config, ...update });
   log.info("stream updated", { stream: spec.name, changed: drift });
   return updated;
+}
+
+/** Lookups of a stream another node is creating, and the pause between them, ms. */
+const CREATE_RACE_LOOKUPS = 10, CREATE_RACE_PAUSE_MS = 50;
+
+/** The stream `name` once the server lists it, or null when it does not within a few lookups. */
+async function streamSoon(jsm: JetStreamManager, name: string): Promise<StreamInfo | null> {
+  for (let i = 0; i < CREATE_RACE_LOOKUPS; i++) {
+    try {
+      return await jsm.streams.info(name);
+    } catch (e) {
+      if ((e as Error).name !== "StreamNotFoundError" && (e as Error).message !== "stream not found") throw e;
+    }
+    await new Promise((r) => setTimeout(r, CREATE_RACE_PAUSE_MS));
+  }
+  return null;
 }
