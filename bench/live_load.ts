@@ -8,7 +8,7 @@
  * the lag stayed under a second.
  *
  * `deno run --allow-all bench/live_load.ts [--calls 100,250,500,1000] [--seconds 30] [--warmup 10] [--pin CPU]
- *  [--profile DIR] [--probe FILE] [--task] [--limit-mib N] [--pod] [--env NAME=VALUE]...`: `--pin` runs the sensor under `taskset -c CPU` (one core
+ *  [--profile DIR] [--probe FILE] [--task] [--limit-mib N] [--pod] [--env NAME=VALUE]... [--max-streams N]`: `--pin` runs the sensor under `taskset -c CPU` (one core
  * for certain); `--profile` writes a V8 CPU profile of each level's sensor (and its markdown summary) into DIR;
  * `--task` starts the sensor with `deno task run` as the DaemonSet and the image do (deno.json's run task: its
  * allocator variable, V8 flags and permissions); `--limit-mib` runs it as in a container with that memory limit
@@ -17,7 +17,9 @@
  * memory variables of k8s/daemonset.yaml. RSS is then the process tree's (`deno task` and the sensor: what the
  * container's memory limit counts); a line per level prints it every 5 s and its slope over the measured window.
  * `--probe FILE`: bench/memory_probe.ts in the sensor, each new RSS peak's make-up (V8 heap, ArrayBuffers, rest)
- * a JSON line in FILE (not with `--task`); `--env`: a variable for the sensor (e.g. the run task's, by hand).
+ * a JSON line in FILE (not with `--task`); `--env`: a variable for the sensor (e.g. the run task's, by hand);
+ * `--max-streams N`: the sensor's `engine.max_streams` (default every stream of the level, so all are analysed;
+ * the DaemonSet's config leaves it at its default, 1,000).
  * @module
  */
 import { FakeVizier } from "../tests/support/fake_vizier.ts";
@@ -221,6 +223,8 @@ export interface LiveLoadOptions {
    * rest) to this file (not with `task`: the preload is a flag of the sensor's own deno).
    */
   probeFile?: string;
+  /** The sensor's `engine.max_streams` (default: every stream of the level, at least 1,000). */
+  maxStreams?: number;
 }
 
 /** The sensor's command line for {@link LiveLoadOptions} (the profile and pin flags aside). */
@@ -255,7 +259,11 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
   const config = `${dir}/config.yaml`;
   await Deno.writeTextFile(
     config,
-    liveCallsConfig({ pixieAddr: fake.address, metricsListen: addr, maxStreams: Math.max(1000, calls * 3) }),
+    liveCallsConfig({
+      pixieAddr: fake.address,
+      metricsListen: addr,
+      maxStreams: opts.maxStreams ?? Math.max(1000, calls * 3),
+    }),
   );
   const profile = opts.profileDir
     ? [`--cpu-prof-dir=${opts.profileDir}`, `--cpu-prof-name=live_${calls}.cpuprofile`, "--cpu-prof-md"]
@@ -476,5 +484,6 @@ if (import.meta.main) {
     task,
     limitMiB: limit === undefined ? undefined : Number(limit),
     env,
+    maxStreams: get("--max-streams") === undefined ? undefined : Number(get("--max-streams")),
   });
 }
