@@ -6,7 +6,9 @@
  *
  * - the stream key (a {@link StreamKeyer} per tap) and the stream's state in a {@link StreamTable}: streams idle
  *   for `idleNs` of event time end at the next sweep ({@link EventClock}, so a row from the future does not end
- *   them all), and past `maxStreams` the least recently fed one ends early (counted);
+ *   them all), and past `maxStreams` the least recently fed one ends early (counted) when it has been quiet for
+ *   {@link STREAM_CAP_QUIET_NS}; while every stream is active a new one is not followed, its rows counted as
+ *   skipped (`stream_limit`);
  * - duplicate rows (same time, same payload on a stream: skipped and counted);
  * - context ids that stick to a stream (source taps: a call's ids come once, e.g. in a Twilio `start` event);
  * - source streams that taps with `exclude_source_streams` must not follow;
@@ -141,6 +143,13 @@ interface TapState<R extends TapRule> {
   reporter: DecodeReporter;
 }
 
+/**
+ * At `engine.max_streams`, the least recently fed stream makes room for a new one only once it has gone this long
+ * (event time) without a message: far longer than a live stream's spacing (20 ms) and its capture jitter; a stream
+ * quiet that long (ended, or in a long silence-suppressed pause) is the one to give up.
+ */
+export const STREAM_CAP_QUIET_NS = 2_000_000_000n;
+
 /** The intake of a set of taps; rows of other queries are counted (`unknown_stage`) and skipped. */
 export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
   readonly #o: TapIntakeOptions<R, P, Out>;
@@ -167,7 +176,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
         reporter: new DecodeReporter(tap),
       });
     }
-    this.#streams = new StreamTable(opts.idleNs, this.#maxStreams);
+    this.#streams = new StreamTable(opts.idleNs, this.#maxStreams, STREAM_CAP_QUIET_NS);
     this.#clock = new EventClock({ windowNs: opts.clockWindowNs });
   }
 
@@ -241,6 +250,10 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     const touched = this.#streams.touch(state, stream, row.time, this.#make);
     this.#opening = undefined;
     this.#openingState = undefined;
+    if (touched === undefined) {
+      this.#counters.rowsSkipped(tap.query, "stream_limit");
+      return undefined;
+    }
     const s = touched.value;
     if (touched.evicted || (touched.created && this.#o.opened)) {
       return this.#routeOpened(row, s, stream, env, payload, touched.evicted, touched.created);

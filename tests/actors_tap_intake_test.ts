@@ -200,17 +200,22 @@ Deno.test("tap intake: a stream idle longer than idleNs ends at the next sweep (
   equal(h.pipes.length, 4);
 });
 
-Deno.test("tap intake: past maxStreams the least recently fed stream ends early, counted under its tap", async () => {
+Deno.test("tap intake: past maxStreams the least recently fed stream ends early once quiet, counted under its tap", async () => {
   const config = await e2eConfig();
   const h = harness([sourceTap(config.measurements[0]!)], { maxStreams: 2 });
   await pushAll(h.intake, [
     sourceRow(0, "A"),
     sourceRow(0.02, "B"),
     sourceRow(0.04, "A"),
+    // A and B are active: C is not followed, its row counted.
     sourceRow(0.06, "C"),
+    sourceRow(2.03, "A"),
+    // B has been quiet for 2 s: C takes its place.
+    sourceRow(2.06, "C"),
   ]);
   deepEqual(h.pipes.map((p) => p.finished), [0, 1, 0], "B was fed least recently");
   deepEqual([...h.counters.evicted], [["call_audio/source", 1]]);
+  deepEqual([...h.counters.skipped].filter(([k]) => k.includes("stream_limit")).map(([, n]) => n), [1]);
   deepEqual([...h.intake.streams()].map((s) => s.pipeline), [h.pipes[0], h.pipes[2]], "creation order");
 });
 
@@ -229,8 +234,8 @@ Deno.test("tap intake: context ids stick to their stream until it ends; other st
   const [a, b] = h.pipes;
   deepEqual(a!.ids, [{ interval_id: id1 }, { interval_id: id1 }, { interval_id: id2 }, { interval_id: id2 }]);
   deepEqual(b!.ids, [{}]);
-  // A ends (evicted by C and D), then comes back: its ids went with it.
-  await pushAll(h.intake, [sourceRow(0.1, "C"), sourceRow(0.12, "D"), sourceRow(0.14, "A")]);
+  // A ends (evicted by C and D once quiet), then comes back: its ids went with it.
+  await pushAll(h.intake, [sourceRow(2.1, "C"), sourceRow(4.2, "D"), sourceRow(6.3, "A")]);
   equal(a!.finished, 1);
   deepEqual(h.pipes.at(-1)!.ids, [{}]);
 });

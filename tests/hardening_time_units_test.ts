@@ -99,8 +99,31 @@ Deno.test("stream table: at the cap the least recently fed stream goes, iteratio
   t.touch("tap", "b", 2n, () => "B");
   t.touch("tap", "a", 3n, () => "A");
   const c = t.touch("tap", "c", 4n, () => "C");
-  deepEqual(c.evicted, "B");
+  deepEqual(c?.evicted, "B");
   deepEqual([...t.values()], ["A", "C"]);
+});
+
+Deno.test("stream table: at the cap a new stream waits while every stream is active; a quiet one makes room", () => {
+  // Streams fed every 20 ms; the cap 2; a stream must be 2 s quiet to give way.
+  const t = new StreamTable<string, string>(60n * S, 2, 2n * S);
+  const MS = 1_000_000n;
+  t.touch("tap", "a", 0n, () => "A");
+  t.touch("tap", "b", 10n * MS, () => "B");
+  for (let ms = 20n; ms <= 1_980n; ms += 20n) {
+    t.touch("tap", "a", ms * MS, () => "A");
+    // c's rows are refused while a and b are active (b was fed last at 10 ms: 1.97 s is not 2 s quiet).
+    equal(t.touch("tap", "c", ms * MS + MS, () => "C"), undefined, `c at ${ms} ms`);
+  }
+  deepEqual([...t.values()], ["A", "B"]);
+  // b quiet for 2 s: c takes its place.
+  const c = t.touch("tap", "c", 2_010n * MS, () => "C");
+  deepEqual(c?.evicted, "B");
+  deepEqual([...t.values()], ["A", "C"]);
+  // A stream whose time is far ahead of the others (a clock off) does not hold its place: d replaces it.
+  t.touch("tap", "a", 2_020n * MS, () => "A");
+  const u = new StreamTable<string, string>(60n * S, 1, 2n * S);
+  u.touch("tap", "x", 3_600n * S, () => "X");
+  deepEqual(u.touch("tap", "y", 1n * S, () => "Y")?.evicted, "X");
 });
 
 Deno.test("metrics: audio_latency_seconds keeps a bounded set of pod label sets, expiring idle ones", async () => {
