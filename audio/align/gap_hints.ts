@@ -42,30 +42,23 @@ export interface CaptureEntries {
 /**
  * Gap hints between messages whose analysis samples start at `starts[k]` and were captured at `times[k]` (in
  * stream order; `end` is the sample after the last message), for gaps whose `at` lies in [from, to).
- * `rate`: analysis samples per second. `times` in ns, as bigints or as exact integers from any one origin (only
- * their differences are read).
+ * `rate`: analysis samples per second.
  */
 export function gapHints(
-  times: readonly bigint[] | ArrayLike<number>,
-  starts: ArrayLike<number>,
+  times: readonly bigint[],
+  starts: readonly number[],
   end: number,
   rate: number,
   from: number,
   to: number,
 ): GapHint[] {
+  const t0 = times[0] ?? 0n;
   const entries: CaptureEntries = {
     length: starts.length,
     startAt: (i) => starts[i]!,
-    timeOffsetAt: timeOffsets(times),
+    timeOffsetAt: (i) => Number(times[i]! - t0),
   };
   return gapHintsOf(entries, end, rate, from, to);
-}
-
-/** Entry `i`'s time as a number of ns from the first entry's (exact for bigints; numbers as given). */
-function timeOffsets(times: readonly bigint[] | ArrayLike<number>): (i: number) => number {
-  const t0 = times[0];
-  if (typeof t0 !== "bigint") return (i) => (times as ArrayLike<number>)[i]!;
-  return (i) => Number((times as readonly bigint[])[i]! - t0);
 }
 
 /**
