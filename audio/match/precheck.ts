@@ -6,6 +6,7 @@
 
 import type { FrameStore } from "../fingerprint/fingerprint.ts";
 import {
+  FRAME_POSITIONS_AT,
   FRAME_SAMPLE_AT,
   FRAME_SAMPLE_HEAD_AT,
   FRAME_VALUES_AT,
@@ -14,6 +15,7 @@ import {
   PRECHECK_FRAMES,
 } from "./signature_index.ts";
 import { sampledBer } from "./score.ts";
+import { type BerFn, SLOTS_AT } from "./ber_kernel.ts";
 
 // The sample's shape is part of the index's slot layout (signature_index.ts writes it).
 export { PRECHECK_AFTER, PRECHECK_FRAMES } from "./signature_index.ts";
@@ -65,6 +67,56 @@ export function precheck(store: FrameStore, frames: Uint32Array, at: number, s: 
       best,
       sampledBer(store, frames, at, avail, step, s - 1),
       sampledBer(store, frames, at, avail, step, s + 1),
+    );
+  }
+  return best;
+}
+
+/**
+ * {@link precheck} of a slot of SignatureIndex.frames through the index's kernel (ber_kernel.ts), on the copy of
+ * the target frames in a ring at byte `ring` of its memory that holds every frame the check reads (from s − 1 to
+ * `end`; frames outside [start, end) are missing): the same stages, the same result to the last bit.
+ */
+export function precheckKernel(
+  ber: BerFn,
+  frames: Uint32Array,
+  at: number,
+  s: number,
+  ring: number,
+  start: number,
+  end: number,
+): number {
+  const limit = end - s - 1, head = frames[at + FRAME_SAMPLE_HEAD_AT]!;
+  // Byte addresses of the slot's positions and values (a stage's own copy: at SAMPLE_k words from these).
+  const pos = SLOTS_AT + 4 * (at + FRAME_POSITIONS_AT), val = SLOTS_AT + 4 * (at + FRAME_VALUES_AT);
+  if (limit === ((head >>> 8) & 255)) {
+    let best = ber(pos + 4 * SAMPLE_1, val + 4 * SAMPLE_1, (head >>> 16) & 15, 1, s, ring, start, end);
+    if (best > PRECHECK_BER + 0.14) return best;
+    best = ber(pos + 4 * SAMPLE_2, val + 4 * SAMPLE_2, (head >>> 20) & 31, 1, s, ring, start, end);
+    if (best > PRECHECK_BER + 0.1) return best;
+    const n = head >>> 25, p3 = pos + 4 * SAMPLE_ALL, v3 = val + 4 * SAMPLE_ALL;
+    best = ber(p3, v3, n, 1, s, ring, start, end);
+    if (best > PRECHECK_BER && best <= PRECHECK_BER + 0.08) {
+      best = Math.min(
+        best,
+        ber(p3, v3, n, 1, s - 1, ring, start, end),
+        ber(p3, v3, n, 1, s + 1, ring, start, end),
+      );
+    }
+    return best;
+  }
+  const avail = framesBelow(frames, at, limit);
+  const step = Math.max(1, avail / PRECHECK_FRAMES);
+  let best = ber(pos, val, avail, step * 4, s, ring, start, end);
+  if (best > PRECHECK_BER + 0.14) return best;
+  best = ber(pos, val, avail, step * 2, s, ring, start, end);
+  if (best > PRECHECK_BER + 0.1) return best;
+  best = ber(pos, val, avail, step, s, ring, start, end);
+  if (best > PRECHECK_BER && best <= PRECHECK_BER + 0.08) {
+    best = Math.min(
+      best,
+      ber(pos, val, avail, step, s - 1, ring, start, end),
+      ber(pos, val, avail, step, s + 1, ring, start, end),
     );
   }
   return best;

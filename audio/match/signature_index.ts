@@ -14,6 +14,7 @@
 
 import { isMasked, SIGNATURE_MAX_FRAMES } from "../fingerprint/signature.ts";
 import type { Signature } from "../types.ts";
+import { type BerKernel, berKernel, SLOTS_AT } from "./ber_kernel.ts";
 
 /** Default most active signatures; beyond it the oldest is evicted. */
 export const DEFAULT_MAX_ACTIVE = 50_000;
@@ -295,7 +296,9 @@ export class SignatureIndex {
   readonly #hi = new HalfTable();
   readonly #lo = new HalfTable();
   readonly #sigs: (Signature | undefined)[] = [];
-  #frames = new Uint32Array(0);
+  #frames: Uint32Array = new Uint32Array(0);
+  /** The kernel whose memory holds {@link frames} (null: none, plain arrays; undefined: not tried yet). */
+  #kernel: BerKernel | null | undefined;
   /** Per slot the block length of its signature (frames), as the slots of {@link frames}. */
   #blockLength = new Uint8Array(0);
   readonly #gen: number[] = [];
@@ -412,20 +415,61 @@ export class SignatureIndex {
       if (this.#lo.add(v & 0xffff, v, ref)) this.#stats.entries++;
       else this.#stats.bucketFull++;
     }
-    if ((slot + 1) * FRAME_WORDS > this.#frames.length) {
-      // Grows by a quarter (slots are reused, so it stops growing at the most signatures ever active).
-      const grown = new Uint32Array(
-        Math.max(slot + 1, Math.ceil(this.#frames.length / FRAME_WORDS * 1.25)) * FRAME_WORDS,
-      );
-      grown.set(this.#frames);
-      this.#frames = grown;
-      const lengths = new Uint8Array(grown.length / FRAME_WORDS);
-      lengths.set(this.#blockLength);
-      this.#blockLength = lengths;
-    }
+    this.#room(slot);
     writeFrameSlot(this.#frames, slot * FRAME_WORDS, fp, used);
     this.#blockLength[slot] = fp.length;
     this.#stats.added++;
+  }
+
+  /** Makes room in {@link frames} for `slot`. */
+  #room(slot: number): void {
+    if ((slot + 1) * FRAME_WORDS <= this.#frames.length) return;
+    // Grows by a quarter (slots are reused, so it stops growing at the most slots ever used).
+    const words = Math.max(slot + 1, Math.ceil(this.#frames.length / FRAME_WORDS * 1.25)) * FRAME_WORDS;
+    if (this.#kernel === undefined && this.#frames.length === 0) this.#kernel = berKernel(4 * words) ?? null;
+    if (this.#kernel) {
+      // In the kernel's memory: growing it keeps the slots where they are (and detaches every earlier view).
+      const memory = this.#kernel.memory;
+      const pages = Math.ceil((SLOTS_AT + 4 * words) / 65536) - memory.buffer.byteLength / 65536;
+      if (pages > 0) memory.grow(pages);
+      this.#frames = new Uint32Array(memory.buffer, SLOTS_AT, words);
+    } else {
+      const grown = new Uint32Array(words);
+      grown.set(this.#frames);
+      this.#frames = grown;
+    }
+    const lengths = new Uint8Array(words / FRAME_WORDS);
+    lengths.set(this.#blockLength);
+    this.#blockLength = lengths;
+  }
+
+  /**
+   * The kernel over {@link frames}' memory (ber_kernel.ts), undefined without WebAssembly (or before the first
+   * slot is written).
+   */
+  get kernel(): BerKernel | undefined {
+    return this.#kernel ?? undefined;
+  }
+
+  /**
+   * A slot of {@link frames} of its own for a matcher's ring of recent target frames (ber_kernel.ts
+   * RING_FRAMES), which no signature takes until {@link releaseRing}; -1 without a kernel.
+   */
+  reserveRing(): number {
+    if (this.#kernel === null) return -1;
+    const slot = this.#free.pop() ?? this.#sigs.length;
+    this.#sigs[slot] = undefined;
+    this.#room(slot);
+    if (!this.#kernel) {
+      this.#free.push(slot);
+      return -1;
+    }
+    return slot;
+  }
+
+  /** Gives back a slot of {@link reserveRing}. */
+  releaseRing(slot: number): void {
+    this.#free.push(slot);
   }
 
   /** Removes the signature with this id (no-op if unknown). */

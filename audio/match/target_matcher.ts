@@ -17,7 +17,9 @@
 import { FRAME_WORDS, frameSlotOf, HitBuffer, popcount32 } from "./signature_index.ts";
 import type { Signature } from "../types.ts";
 import { HIT_MAX_DIST, hitVotes, PROBE_WORDS, probes, SILENT_FRAME_DB, tablesOf } from "./lookup.ts";
-import { precheck, PRECHECK_AFTER, PRECHECK_BER, touchPrechecks } from "./precheck.ts";
+import { precheck, PRECHECK_AFTER, PRECHECK_BER, precheckKernel, touchPrechecks } from "./precheck.ts";
+import { RING_FRAMES, SLOTS_AT } from "./ber_kernel.ts";
+import type { SignatureIndex } from "./signature_index.ts";
 import { CLOCK_SKEW_NS, MARGIN_SPAN } from "./thresholds.ts";
 import { CheckScheduler, type Pending } from "./scheduler.ts";
 import { type CoarseMatch, emptyMatcherStats, type MatcherContext, type MatcherStats } from "./types.ts";
@@ -32,6 +34,10 @@ import { HIT_KEY_FRAME, type RecentFrames, recentFramesOf, RecentOwner } from ".
 const hitScratch = new HitBuffer();
 const probeScratch = new Int32Array(PROBE_WORDS);
 let hitScratchKeys = new Float64Array(256);
+/** Gives a collected matcher's ring slot back to its index. */
+const rings = new FinalizationRegistry<{ index: SignatureIndex; slot: number }>((r) =>
+  r.index.releaseRing(r.slot)
+);
 /** No votes (never written). */
 const NO_VOTES: ReadonlyMap<number, number> = new Map();
 
@@ -55,6 +61,13 @@ export class TargetMatcher {
   /** The measurement's recent frames (shared with its other streams), and this stream's frames in it. */
   readonly #recent: RecentFrames;
   #owner: RecentOwner | undefined;
+  /**
+   * The index slot holding a copy of this stream's last RING_FRAMES frames for the pre-check kernel (-1: none
+   * yet; -2: the index has no kernel), and the frames copied since one grid: [#ringFrom, #ringEnd).
+   */
+  #ring = -1;
+  #ringFrom = 0;
+  #ringEnd = 0;
 
   /**
    * A matcher over `ctx.store`, looking up `ctx.index`; its frames go into `ctx.recent` (by default the recent
@@ -111,6 +124,19 @@ export class TargetMatcher {
     let owner = this.#owner;
     if (owner === undefined || owner.end !== from) owner = this.#owner = new RecentOwner(first);
     checks.start(from);
+    if (this.#ring === -1 && index.size > 0) this.#reserveRing();
+    // The pre-check kernel's copy of the frames (bits and strong bits of each, in the index's memory), all of
+    // them first: the checks run in the loop read every frame there is.
+    if (this.#ring >= 0 && to > first) {
+      const ring = index.frames, at = this.#ring * FRAME_WORDS;
+      if (first !== this.#ringEnd) this.#ringFrom = first;
+      for (let t = Math.max(first, to - RING_FRAMES); t < to; t++) {
+        const i = t & store.mask, r = at + 2 * (t & (RING_FRAMES - 1));
+        ring[r] = store.bits[i]!;
+        ring[r + 1] = store.strong[i]!;
+      }
+      this.#ringEnd = to;
+    }
     for (let t = first; t < to; t++) {
       this.#votes.advance(t);
       const i = t & store.mask;
@@ -166,7 +192,7 @@ export class TargetMatcher {
     if (this.#matched.size > 0 && this.#matched.has(p.sig.id)) return false;
     if (!p.verify) {
       this.#stats.prechecked++;
-      if (precheck(store, index.frames, p.slot * FRAME_WORDS, p.s) > PRECHECK_BER) {
+      if (this.#precheck(p.slot, p.s) > PRECHECK_BER) {
         this.#stats.rejected++;
         return false;
       }
@@ -183,6 +209,40 @@ export class TargetMatcher {
       out.push(m);
     }
     return false;
+  }
+
+  /** The pre-check of `slot` at `s`: in the index's kernel when the ring holds every frame it reads. */
+  #precheck(slot: number, s: number): number {
+    const { index, store } = this.#ctx;
+    const start = store.start, end = store.end;
+    if (
+      this.#ring >= 0 && this.#ringEnd === end &&
+      Math.max(s - 1, start) >= Math.max(this.#ringFrom, end - RING_FRAMES)
+    ) {
+      const ber = index.kernel!.ber;
+      return precheckKernel(
+        ber,
+        index.frames,
+        slot * FRAME_WORDS,
+        s,
+        SLOTS_AT + 4 * this.#ring * FRAME_WORDS,
+        start,
+        end,
+      );
+    }
+    return precheck(store, index.frames, slot * FRAME_WORDS, s);
+  }
+
+  /** Takes a slot of the index for the ring (none without a kernel). */
+  #reserveRing(): void {
+    const index = this.#ctx.index;
+    const slot = index.reserveRing();
+    if (slot < 0) {
+      this.#ring = -2;
+      return;
+    }
+    this.#ring = slot;
+    rings.register(this, { index, slot });
   }
 
   /** Backward search: `sig` against the target frames already held. */
