@@ -182,26 +182,44 @@ export class HitBuffer {
   }
 }
 
+/** Popcount of a 16-bit value. */
+function popcount16(x: number): number {
+  x -= (x >>> 1) & 0x5555;
+  x = (x & 0x3333) + ((x >>> 2) & 0x3333);
+  x = (x + (x >>> 4)) & 0x0f0f;
+  return (x + (x >>> 8)) & 0x1f;
+}
+
 /**
- * One half-keyed table. All buckets live in one pool: bucket `key` holds `cap` full values from its start
- * followed by their `cap` refs, so that a lookup's scan reads only the values (a ref is read on a hit), and a
- * lookup touches the key's line of `meta` and the values, not a typed-array object per bucket (lookups wait
- * mostly on memory: two objects fewer per probe are two cache misses fewer, and 100-odd bytes less per bucket).
- * A bucket that outgrows its room moves to the end of the pool; a full pool is compacted, and grown when that
- * would free less than a quarter of it, so moves cost amortised O(1) and the pool stays within 1.5 times what
- * the buckets hold.
+ * One half-keyed table. All buckets live in one pool: bucket `key` holds `cap` values from its start followed by
+ * their `cap` refs, so that a lookup's scan reads only the values (a ref is read on a hit), and a lookup touches
+ * the key's line of `meta` and the values, not a typed-array object per bucket (lookups wait mostly on memory:
+ * two objects fewer per probe are two cache misses fewer, and 100-odd bytes less per bucket). A value is the
+ * entry's other 16 bits (its key is the bucket's): a scan reads half the lines the full 32 bits took, and the
+ * distance to a query is the key's to the query's half plus the other half's. A bucket that outgrows its room
+ * moves to the end of the pool; a full pool is compacted, and grown when that would free less than a quarter of
+ * it, so moves cost amortised O(1) and the pool stays within 1.5 times what the buckets hold.
  */
 class HalfTable {
   /**
-   * Per key two words: entries | room << 16 (values; as many refs follow; both at most MAX_BUCKET), and start.
-   * 512 KB per table, eight keys per cache line: every probe reads its key's line, and half the footprint of
-   * four words per key leaves more of it in the core's cache.
+   * Per key two words: entries | room << 16 (values, 16 bits each, in room / 2 words; room refs follow; both at
+   * most MAX_BUCKET), and start. 512 KB per table, eight keys per cache line: every probe reads its key's line,
+   * and half the footprint of four words per key leaves more of it in the core's cache.
    */
   readonly meta = new Uint32Array(2 * BUCKETS);
   pool = new Uint32Array(1 << 16);
+  /** The pool's 16-bit view (bucket values at twice its start). */
+  pool16 = new Uint16Array(this.pool.buffer);
+  /** Which half of a value the key is (0: the high 16 bits, the values hold the low ones; 1: the reverse). */
+  readonly half: 0 | 1;
   #top = 0;
   /** Words of the pool no bucket uses any more. */
   #garbage = 0;
+
+  /** A table keyed by the high (`half` 0) or low 16 bits. */
+  constructor(half: 0 | 1) {
+    this.half = half;
+  }
 
   /** Entries with this key. */
   count(key: number): number {
@@ -215,17 +233,17 @@ class HalfTable {
     let cap = meta[k]! >>> 16;
     if (n === cap) {
       const room = Math.max(4, cap * 2);
-      const at = this.#alloc(2 * room);
+      const at = this.#alloc(room + (room >> 1));
       const pool = this.pool, from = meta[k + 1]!;
-      pool.copyWithin(at, from, from + n);
-      pool.copyWithin(at + room, from + cap, from + cap + n);
-      this.#garbage += 2 * cap;
+      this.pool16.copyWithin(2 * at, 2 * from, 2 * from + n);
+      pool.copyWithin(at + (room >> 1), from + (cap >> 1), from + (cap >> 1) + n);
+      this.#garbage += cap + (cap >> 1);
       meta[k + 1] = at;
       cap = room;
     }
     const at = meta[k + 1]!;
-    this.pool[at + n] = value;
-    this.pool[at + cap + n] = ref;
+    this.pool16[2 * at + n] = this.half === 0 ? value & 0xffff : value >>> 16;
+    this.pool[at + (cap >> 1) + n] = ref;
     meta[k] = (n + 1) | (cap << 16);
     return true;
   }
@@ -233,13 +251,14 @@ class HalfTable {
   remove(key: number, ref: number): void {
     const meta = this.meta, k = 2 * key;
     const n = meta[k]! & 0xffff, cap = meta[k]! >>> 16, at = meta[k + 1]!, pool = this.pool;
+    const refs = at + (cap >> 1), values = this.pool16;
     for (let i = 0; i < n; i++) {
-      if (pool[at + cap + i] === ref) {
-        pool[at + i] = pool[at + n - 1]!;
-        pool[at + cap + i] = pool[at + cap + n - 1]!;
+      if (pool[refs + i] === ref) {
+        values[2 * at + i] = values[2 * at + n - 1]!;
+        pool[refs + i] = pool[refs + n - 1]!;
         meta[k] = (n - 1) | (cap << 16);
         if (n - 1 === 0) {
-          this.#garbage += 2 * cap;
+          this.#garbage += cap + (cap >> 1);
           meta[k] = 0;
           meta[k + 1] = 0;
         }
@@ -268,11 +287,12 @@ class HalfTable {
       const cap = meta[k]! >>> 16;
       if (cap === 0) continue;
       const from = meta[k + 1]!;
-      pool.set(old.subarray(from, from + 2 * cap), top);
+      pool.set(old.subarray(from, from + cap + (cap >> 1)), top);
       meta[k + 1] = top;
-      top += 2 * cap;
+      top += cap + (cap >> 1);
     }
     this.pool = pool;
+    this.pool16 = new Uint16Array(pool.buffer);
     this.#top = top;
     this.#garbage = 0;
   }
@@ -293,8 +313,8 @@ export interface IndexStats {
 export class SignatureIndex {
   /** Most active signatures; adding one more evicts the oldest. */
   readonly maxActive: number;
-  readonly #hi = new HalfTable();
-  readonly #lo = new HalfTable();
+  readonly #hi = new HalfTable(0);
+  readonly #lo = new HalfTable(1);
   readonly #sigs: (Signature | undefined)[] = [];
   #frames: Uint32Array = new Uint32Array(0);
   /** The kernel whose memory holds {@link frames} (null: none, plain arrays; undefined: not tried yet). */
@@ -526,17 +546,16 @@ export class SignatureIndex {
     const meta = table.meta, k = 2 * key;
     const n = meta[k]! & 0xffff;
     if (n === 0 || n >= MAX_BUCKET) return;
-    const v = table.pool;
-    const at = meta[k + 1]!, cap = meta[k]! >>> 16;
-    for (let i = at; i < at + n; i++) {
-      // Popcount inline: this loop scans every entry of the bucket.
-      let x = v[i]! ^ query;
-      x -= (x >>> 1) & 0x55555555;
-      x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-      x = (x + (x >>> 4)) & 0x0f0f0f0f;
-      const d = Math.imul(x, 0x01010101) >>> 24;
+    // The key's distance to the query's half, and the query's other half for the values.
+    const base = popcount16(key ^ (half === 0 ? query >>> 16 : query & 0xffff));
+    if (base > maxDist) return;
+    const q = half === 0 ? query & 0xffff : query >>> 16;
+    const v = table.pool16, pool = table.pool;
+    const at = meta[k + 1]!, refs = at + ((meta[k]! >>> 16) >> 1);
+    for (let i = 0; i < n; i++) {
+      const d = base + popcount16(v[2 * at + i]! ^ q);
       if (d <= maxDist) {
-        const ref = v[cap + i]!;
+        const ref = pool[refs + i]!;
         out.push(ref >>> 8, ref & 255, d);
       }
     }
@@ -550,7 +569,7 @@ export class SignatureIndex {
    */
   lookupProbes(probes: Int32Array, count: number, query: number, maxDist: number, out: HitBuffer): void {
     const hiMeta = this.#hi.meta, loMeta = this.#lo.meta;
-    const hiPool = this.#hi.pool, loPool = this.#lo.pool;
+    const hiPool = this.#hi.pool16, loPool = this.#lo.pool16;
     const at = this.#probeAt, n = this.#probeN, cap = this.#probeCap;
     if (count > at.length) throw new RangeError(`lookupProbes: at most ${at.length} probes`);
     for (let p = 0; p < count; p++) {
@@ -563,21 +582,21 @@ export class SignatureIndex {
     }
     // The first value of every bucket, loaded together (a miss each) rather than as each scan starts.
     const first = this.#probeFirst;
-    for (let p = 0; p < count; p++) first[p] = (probes[2 * p] === 0 ? hiPool : loPool)[at[p]!]!;
+    for (let p = 0; p < count; p++) first[p] = (probes[2 * p] === 0 ? hiPool : loPool)[2 * at[p]!]!;
+    const qHi = query >>> 16, qLo = query & 0xffff;
     for (let p = 0; p < count; p++) {
       const np = n[p]!;
       if (np === 0 || np >= MAX_BUCKET) continue;
-      const v = probes[2 * p] === 0 ? hiPool : loPool;
-      const a = at[p]!, c = cap[p]!;
-      for (let i = a; i < a + np; i++) {
-        // Popcount inline: this loop scans every entry of the bucket.
-        let x = (i === a ? first[p]! : v[i]!) ^ query;
-        x -= (x >>> 1) & 0x55555555;
-        x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-        x = (x + (x >>> 4)) & 0x0f0f0f0f;
-        const d = Math.imul(x, 0x01010101) >>> 24;
+      const hi = probes[2 * p] === 0;
+      // The key's distance to the query's half (the values are the other half).
+      const base = popcount16(probes[2 * p + 1]! ^ (hi ? qHi : qLo));
+      if (base > maxDist) continue;
+      const v = hi ? hiPool : loPool, pool = hi ? this.#hi.pool : this.#lo.pool, q = hi ? qLo : qHi;
+      const a = 2 * at[p]!, refs = at[p]! + (cap[p]! >> 1);
+      for (let i = 0; i < np; i++) {
+        const d = base + popcount16((i === 0 ? first[p]! : v[a + i]!) ^ q);
         if (d <= maxDist) {
-          const ref = v[c + i]!;
+          const ref = pool[refs + i]!;
           out.push(ref >>> 8, ref & 255, d);
         }
       }
