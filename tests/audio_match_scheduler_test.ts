@@ -72,3 +72,31 @@ Deno.test("scheduler: at the end of a stream every check runs, ordered by due fr
   deepStrictEqual(ran, ["3@1025!", "1@1030!", "4@1030!", "2@1020!"]);
   strictEqual(sched.pending, 0);
 });
+
+Deno.test("scheduler: checks due far ahead and near run together in due and scheduling order, also over a jump", () => {
+  const { sched, ran, touched } = recorder();
+  sched.start(0);
+  // Due 300 and 1,000 from frame 0 (far ahead), then 300 again and 290 from frame 101 (near).
+  sched.precheck(SIG, 0, 0, 1, 300);
+  sched.precheck(SIG, 0, 0, 2, 1000);
+  sched.precheck(SIG, 0, 0, 3, 300);
+  const out: string[] = [];
+  sched.runDue(100, out);
+  strictEqual(ran.length, 0);
+  sched.precheck(SIG, 0, 0, 4, 300);
+  sched.precheck(SIG, 0, 0, 5, 290);
+  sched.precheck(SIG, 0, 0, 6, 300);
+  strictEqual(sched.pending, 6);
+  sched.runDue(299, out);
+  deepStrictEqual(ran, ["5@290"]);
+  sched.runDue(300, out);
+  deepStrictEqual(ran.slice(1), ["1@300", "3@300", "4@300", "6@300"]);
+  deepStrictEqual(touched, [[300, 4]]);
+  // A jump of many frames at once: what is due in between runs, in due order.
+  sched.precheck(SIG, 0, 0, 7, 500);
+  sched.precheck(SIG, 0, 0, 8, 400);
+  sched.runDue(1_000_000, out);
+  deepStrictEqual(ran.slice(5), ["8@400", "7@500", "2@1000"]);
+  strictEqual(sched.pending, 0);
+  strictEqual(sched.bytes, 0);
+});

@@ -19,6 +19,8 @@ export interface Pending {
   due: number;
   /** Order of scheduling: checks due at the same frame run in it (set by the scheduler). */
   seq: number;
+  /** The next check of its due frame's list (the scheduler's). */
+  next?: Pending | undefined;
 }
 
 /** Most finished pending checks kept for reuse, shared by every scheduler of the process. */
@@ -29,6 +31,12 @@ const pool: Pending[] = [];
  * due buckets of an earlier scheduler, kept so that results stay the same.
  */
 const FINAL_ORDER_MOD = 1024;
+/**
+ * Due frames ahead of the next frame to run that have a list of their own (a power of two): a check due within
+ * these is appended to its frame's list, O(1), in scheduling order; one due later waits in a heap. A pre-check is
+ * due at most 64 frames after the vote that queued it, a verification at most a block and its margin after.
+ */
+const NEAR = 256;
 /** The checks of one due frame, handed to the runner's touch (scratch of the process). */
 const batch: Pending[] = [];
 
@@ -48,7 +56,14 @@ function before(a: Pending, b: Pending): boolean {
 /** Pending checks of one target stream, by due frame. */
 export class CheckScheduler<Out> {
   readonly #runner: CheckRunner<Out>;
-  /** Pending checks, a binary min-heap on (due, seq). */
+  /**
+   * Per due frame d within NEAR of the next frame to run, at d mod NEAR, the first and last of its checks (a list
+   * through Pending.next, in scheduling order); allocated while any check is in them.
+   */
+  #first: (Pending | undefined)[] | undefined;
+  #last: (Pending | undefined)[] | undefined;
+  #near = 0;
+  /** Checks due later, a binary min-heap on (due, seq). */
   readonly #heap: Pending[] = [];
   #seq = 0;
   #dueNext = -1;
@@ -60,12 +75,12 @@ export class CheckScheduler<Out> {
 
   /** Checks waiting. */
   get pending(): number {
-    return this.#heap.length;
+    return this.#near + this.#heap.length;
   }
 
-  /** Bytes held (the heap's slots and its checks, ~40 bytes each), for capacity planning. */
+  /** Bytes held (the heap's slots and the checks, ~40 bytes each, the lists' ends), for capacity planning. */
   get bytes(): number {
-    return this.#heap.length * 44;
+    return (this.#near + this.#heap.length) * 44 + (this.#first === undefined ? 0 : 16 * NEAR);
   }
 
   /** Sets the first frame checks can be due at, unless already set. */
@@ -77,6 +92,20 @@ export class CheckScheduler<Out> {
   schedule(p: Pending): void {
     p.due = Math.max(p.due, this.#dueNext);
     p.seq = this.#seq++;
+    if (this.#dueNext >= 0 && p.due - this.#dueNext < NEAR) {
+      // Its frame's list (no check due NEAR frames later can be in it: those wait in the heap until then).
+      if (this.#first === undefined) {
+        this.#first = new Array<Pending | undefined>(NEAR).fill(undefined);
+        this.#last = new Array<Pending | undefined>(NEAR).fill(undefined);
+      }
+      const b = p.due & (NEAR - 1), last = this.#last![b];
+      p.next = undefined;
+      if (last === undefined) this.#first[b] = p;
+      else last.next = p;
+      this.#last![b] = p;
+      this.#near++;
+      return;
+    }
     const h = this.#heap;
     let i = h.length;
     h.push(p);
@@ -101,22 +130,45 @@ export class CheckScheduler<Out> {
       p.verify = false;
       p.due = due;
       this.schedule(p);
-    } else this.schedule({ sig, slot, gen, s, verify: false, due, seq: 0 });
+    } else this.schedule({ sig, slot, gen, s, verify: false, due, seq: 0, next: undefined });
   }
 
   /** Runs the checks due at frame `t` (and before). */
   runDue(t: number, out: Out): void {
     const runner = this.#runner;
     const h = this.#heap;
-    while (h.length > 0 && h[0]!.due <= t) {
-      // The frame's checks together (as scheduled), before any of them runs and schedules again.
-      const due = h[0]!.due;
+    for (let due = this.#dueNext; due <= t;) {
+      // Nothing listed: on to the heap's first (or done).
+      if (this.#near === 0) {
+        if (h.length === 0 || h[0]!.due > t) break;
+        due = Math.max(due, h[0]!.due);
+      }
+      const b = due & (NEAR - 1);
+      const listed = this.#first?.[b];
+      if (listed === undefined && (h.length === 0 || h[0]!.due !== due)) {
+        due++;
+        continue;
+      }
+      // The frame's checks together (as scheduled: its list and the heap's, merged by scheduling order), before
+      // any of them runs and schedules again.
       this.#dueNext = due;
       const first = batch.length;
+      if (listed !== undefined) {
+        this.#first![b] = this.#last![b] = undefined;
+        let p: Pending | undefined = listed;
+        while (p !== undefined) {
+          while (h.length > 0 && h[0]!.due === due && h[0]!.seq < p.seq) batch.push(this.#pop());
+          batch.push(p);
+          this.#near--;
+          p = p.next;
+        }
+      }
       while (h.length > 0 && h[0]!.due === due) batch.push(this.#pop());
+      if (this.#near === 0) this.#first = this.#last = undefined;
       const now = first === 0 ? batch : batch.slice(first);
       if (now.length > 1) runner.touch(now, due);
       for (const p of now) {
+        p.next = undefined;
         // Most candidates die at the pre-check: recycle them (the pool is bounded).
         if (!runner.check(p, out, false) && pool.length < POOL_MAX) pool.push(p);
       }
@@ -128,6 +180,13 @@ export class CheckScheduler<Out> {
   /** Runs every pending check now (end of stream). */
   runAll(out: Out): void {
     const now = this.#heap.splice(0, this.#heap.length);
+    for (let b = 0; this.#near > 0 && b < NEAR; b++) {
+      for (let p = this.#first![b]; p !== undefined; p = p.next) {
+        now.push(p);
+        this.#near--;
+      }
+    }
+    this.#first = this.#last = undefined;
     const m = FINAL_ORDER_MOD - 1;
     now.sort((a, b) => (a.due & m) - (b.due & m) || a.seq - b.seq);
     for (const p of now) this.#runner.check(p, out, true);

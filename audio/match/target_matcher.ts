@@ -284,6 +284,7 @@ export class TargetMatcher {
           verify: true,
           due: s + fp.length + MARGIN_SPAN,
           seq: 0,
+          next: undefined,
         });
       }
     }
