@@ -178,3 +178,23 @@ Deno.test("vote table: the same candidates as the rule on every alignment ever v
     strictEqual(candidates > checked / 20, true, `${candidates} candidates of ${checked} votes`);
   }
 });
+
+Deno.test("vote table: after a quiet epoch a busy one reaches its size in a few steps, not growing by half again and again", () => {
+  const v = new VoteTable();
+  const perFrame = 25;
+  for (let t = 0; t < EPOCH_FRAMES; t++) {
+    v.advance(t);
+    if (t % 16 === 0) v.vote(t % 97, t, t, 1);
+  }
+  // ~3,200 alignments in an epoch whose table was sized for 8: from 64 places by half it takes 10 steps.
+  const grows = v.grows;
+  for (let t = EPOCH_FRAMES; t < 2 * EPOCH_FRAMES; t++) {
+    v.advance(t);
+    for (let k = 0; k < perFrame; k++) v.vote((t * perFrame + k) % 9973, t - (k % MAX_LAG), t, 1);
+  }
+  strictEqual(v.grows - grows <= 4, true, `${v.grows - grows} steps`);
+  // Not oversized either (the epoch fills it to 30% at least), and every alignment kept.
+  const n = EPOCH_FRAMES * perFrame;
+  strictEqual(v.bytes <= 2 * (n / 0.3) * 4.5, true, `${v.bytes} bytes`);
+  for (let t = EPOCH_FRAMES; t < 2 * EPOCH_FRAMES; t += 7) strictEqual(v.has((t * perFrame) % 9973, t), true);
+});

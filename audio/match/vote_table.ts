@@ -135,10 +135,18 @@ class Generation {
     }
   }
 
-  /** The table half as large again, with its entries. */
-  grow(): void {
+  /**
+   * The table, with its entries, half as large again or, at frame `t` of its epoch, as large as the epoch's
+   * alignments at their rate so far would fill to {@link TARGET_LOAD} (at most four times as large): a
+   * generation sized after a quiet epoch (a pause in the call) reaches its size in one or two steps rather than
+   * growing by half again and again, each time inserting every entry anew.
+   */
+  grow(t: number): void {
     const old = this.e;
-    this.allocate(Math.ceil((this.cap * 1.5) / RUN) * RUN);
+    const frames = Math.max(1, t - (this.base + MAX_LAG - 1) + 1);
+    const expect = (this.used * EPOCH_FRAMES) / frames / TARGET_LOAD;
+    const cap = Math.max(this.cap * 1.5, Math.min(this.cap * 4, expect));
+    this.allocate(Math.ceil(cap / RUN) * RUN);
     const e = this.e;
     for (let i = 0; i < old.length; i++) {
       const w = old[i]!;
@@ -178,6 +186,7 @@ export class VoteTable {
   #fresh = new Int32Array(64);
   #freshCount = 0;
   #frame = -1;
+  #grows = 0;
 
   /**
    * A table of `cap` places per generation (a multiple of 16) from the first vote on; it grows by half when a
@@ -194,6 +203,11 @@ export class VoteTable {
   get bytes(): number {
     const c = this.#cur, o = this.#old;
     return c.e.byteLength + o.e.byteLength + c.occ.byteLength + o.occ.byteLength + this.#fresh.byteLength;
+  }
+
+  /** Times a generation grew within its epoch (each inserts every entry anew). */
+  get grows(): number {
+    return this.#grows;
   }
 
   /** Moves to the epoch of frame `t` (clearing the older generation when a new epoch starts). */
@@ -254,7 +268,8 @@ export class VoteTable {
       }
     } else {
       if (g.used >= g.cap * MAX_LOAD) {
-        g.grow();
+        g.grow(t);
+        this.#grows++;
         h = g.find(slot, rel);
       }
       g.used++;
