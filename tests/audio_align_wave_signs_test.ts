@@ -193,3 +193,35 @@ Deno.test("fine alignment: an envelope a pitch period off is put back where the 
   // Measured: 18 of 48 (anchors 60, 250 and 280); searched within ±2 ms only, none.
   ok(back >= 16, `${back} of ${tried} put back on the instant`);
 });
+
+Deno.test("fine alignment: the aligned grid's BER is taken once, where the waveform signs put the instant", () => {
+  const x = samples("speech_8k.ul");
+  const src = analysed(x);
+  const tgt = analysed(x, 555);
+  /** Counts frame analyses. */
+  class Spy extends FrameAnalyzer {
+    count = 0;
+    override analyze(ring: SampleRing, pos: number, out: Float64Array): number {
+      this.count++;
+      return super.analyze(ring, pos, out);
+    }
+  }
+  const spy = new Spy();
+  const al = new FineAligner(spy);
+  let moved = 0;
+  for (const n of ANCHORS) {
+    const k = n * HOP + INSTANT_OFFSET;
+    // The envelope 6 samples late: the signs move the answer (as in the test above).
+    const env = sourceEnvelope(src.ring, k + 6)!;
+    const fp = src.store.bits.slice(n, n + 128);
+    const coarse = Math.round((n * HOP + 555) / HOP);
+    const plain = al.align(tgt.ring, tgt.store, fp, undefined, env, coarse)!;
+    spy.count = 0;
+    const signs = sourceWaveSigns(src.ring, k)!;
+    const r = al.align(tgt.ring, tgt.store, fp, undefined, env, coarse, undefined, undefined, [], signs)!;
+    if (r.shift !== plain.shift) moved++;
+    // 24 frames and their previous ones: once, not also at the envelope's answer the signs moved away from.
+    strictEqual(spy.count, 48, `anchor ${n}`);
+  }
+  ok(moved >= 3, `${moved} anchors moved by the signs`);
+});
