@@ -225,3 +225,33 @@ Deno.test("fine alignment: the aligned grid's BER is taken once, where the wavef
   }
   ok(moved >= 3, `${moved} anchors moved by the signs`);
 });
+
+Deno.test("waveSignScores: the same agreements, bit for bit, as summing one shift at a time", () => {
+  const x = samples("speech_8k.ul");
+  const ring = ringOf(x);
+  for (const n of ANCHORS) {
+    const k = n * HOP + INSTANT_OFFSET;
+    const signs = sourceWaveSigns(ring, k + 37)!;
+    // ±16 and ±48 shifts: 33 and 97 of them, four a pass and the rest one by one.
+    for (const range of [16, WAVE_FAR, 5]) {
+      const out = new Float64Array(2 * range + 1);
+      ok(waveSignScores(ring, signs, k, range, out));
+      for (let d = 0; d <= 2 * range; d++) {
+        let num = 0, den = 0;
+        for (let i = 0; i < WAVE_SIGN_SAMPLES; i++) {
+          const v = ring.data[(k + signs.offset - range + d + i) & ring.mask]!;
+          num += ((signs.bits[i >> 3]! >> (7 - (i & 7))) & 1 ? 1 : -1) * v;
+        }
+        // The magnitudes as the function sums them: a running sum over the whole span.
+        let before = 0, upTo = 0;
+        for (let i = 0; i < d + WAVE_SIGN_SAMPLES; i++) {
+          const v = Math.abs(ring.data[(k + signs.offset - range + i) & ring.mask]!);
+          upTo += v;
+          if (i < d) before += v;
+        }
+        den = upTo - before;
+        strictEqual(out[d], den > 0 ? num / den : 0, `anchor ${n}, range ${range}, shift ${d - range}`);
+      }
+    }
+  }
+});
