@@ -193,3 +193,65 @@ Deno.test("fine alignment: an envelope a pitch period off is put back where the 
   // Measured: 18 of 48 (anchors 60, 250 and 280); searched within ±2 ms only, none.
   ok(back >= 16, `${back} of ${tried} put back on the instant`);
 });
+
+Deno.test("fine alignment: the aligned grid's BER is taken once, where the waveform signs put the instant", () => {
+  const x = samples("speech_8k.ul");
+  const src = analysed(x);
+  const tgt = analysed(x, 555);
+  /** Counts frame analyses. */
+  class Spy extends FrameAnalyzer {
+    count = 0;
+    override analyze(ring: SampleRing, pos: number, out: Float64Array): number {
+      this.count++;
+      return super.analyze(ring, pos, out);
+    }
+  }
+  const spy = new Spy();
+  const al = new FineAligner(spy);
+  let moved = 0;
+  for (const n of ANCHORS) {
+    const k = n * HOP + INSTANT_OFFSET;
+    // The envelope 6 samples late: the signs move the answer (as in the test above).
+    const env = sourceEnvelope(src.ring, k + 6)!;
+    const fp = src.store.bits.slice(n, n + 128);
+    const coarse = Math.round((n * HOP + 555) / HOP);
+    const plain = al.align(tgt.ring, tgt.store, fp, undefined, env, coarse)!;
+    spy.count = 0;
+    const signs = sourceWaveSigns(src.ring, k)!;
+    const r = al.align(tgt.ring, tgt.store, fp, undefined, env, coarse, undefined, undefined, [], signs)!;
+    if (r.shift !== plain.shift) moved++;
+    // 24 frames and their previous ones: once, not also at the envelope's answer the signs moved away from.
+    strictEqual(spy.count, 48, `anchor ${n}`);
+  }
+  ok(moved >= 3, `${moved} anchors moved by the signs`);
+});
+
+Deno.test("waveSignScores: the same agreements, bit for bit, as summing one shift at a time", () => {
+  const x = samples("speech_8k.ul");
+  const ring = ringOf(x);
+  for (const n of ANCHORS) {
+    const k = n * HOP + INSTANT_OFFSET;
+    const signs = sourceWaveSigns(ring, k + 37)!;
+    // ±16 and ±48 shifts: 33 and 97 of them, four a pass and the rest one by one.
+    for (const range of [16, WAVE_FAR, 5]) {
+      const out = new Float64Array(2 * range + 1);
+      ok(waveSignScores(ring, signs, k, range, out));
+      for (let d = 0; d <= 2 * range; d++) {
+        let num = 0, den = 0;
+        for (let i = 0; i < WAVE_SIGN_SAMPLES; i++) {
+          const v = ring.data[(k + signs.offset - range + d + i) & ring.mask]!;
+          num += ((signs.bits[i >> 3]! >> (7 - (i & 7))) & 1 ? 1 : -1) * v;
+        }
+        // The magnitudes as the function sums them: a running sum over the whole span.
+        let before = 0, upTo = 0;
+        for (let i = 0; i < d + WAVE_SIGN_SAMPLES; i++) {
+          const v = Math.abs(ring.data[(k + signs.offset - range + i) & ring.mask]!);
+          upTo += v;
+          if (i < d) before += v;
+        }
+        den = upTo - before;
+        strictEqual(out[d], den > 0 ? num / den : 0, `anchor ${n}, range ${range}, shift ${d - range}`);
+      }
+    }
+  }
+});

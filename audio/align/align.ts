@@ -123,13 +123,18 @@ export class FineAligner {
         };
       }
       if (e) {
+        // The aligned grid's BER (48 frame analyses) at a shift: taken only where it is needed, i.e. not at a
+        // shift the waveform's signs then move away from.
+        const berAt = (s: number) => {
+          const at = coarse * hop + s;
+          return ring.has(at - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, at) : NaN;
+        };
         let shift = e.shift;
-        const at = coarse * hop + shift;
-        let ber = ring.has(at - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, at) : NaN;
+        let ber: number | undefined;
         if (e.alt) {
           // Two envelope peaks nearly as good: the sub-fingerprints on each one's grid decide.
-          const at2 = coarse * hop + e.alt.shift;
-          const ber2 = ring.has(at2 - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, at2) : NaN;
+          ber = berAt(shift);
+          const ber2 = berAt(e.alt.shift);
           if (ber2 < ber) {
             shift = e.alt.shift;
             ber = ber2;
@@ -143,11 +148,10 @@ export class FineAligner {
           const w = waveSignShift(ring, waveSigns, instant, (d) => e.corrAt(base + d));
           if (w && w.shift !== 0) {
             shift += w.shift;
-            const at = coarse * hop + shift;
-            ber = ring.has(at - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, at) : NaN;
+            ber = undefined;
           }
         }
-        return { sample: coarse * hop + shift, by: "envelope", shift, ber };
+        return { sample: coarse * hop + shift, by: "envelope", shift, ber: ber ?? berAt(shift) };
       }
     }
     // The window: the loudest run of ALIGN_WINDOW frames (target energies) with the fewest masked frames.

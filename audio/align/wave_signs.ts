@@ -139,13 +139,39 @@ export function waveSignScores(
   }
   const src = new Float64Array(WAVE_SIGN_SAMPLES);
   for (let i = 0; i < WAVE_SIGN_SAMPLES; i++) src[i] = (signs.bits[i >> 3]! >> (7 - (i & 7))) & 1 ? 1 : -1;
-  for (let d = 0; d <= 2 * range; d++) {
+  const last = 2 * range;
+  let d = 0;
+  // Four shifts a pass, each its own sum in the order of i (the same sums as one shift at a time): each pass
+  // reads a source sign and one new target sample per i, the other three carried over from the previous i.
+  for (; d + 3 <= last; d += 4) {
+    let n0 = 0, n1 = 0, n2 = 0, n3 = 0;
+    let t1 = target[d]!, t2 = target[d + 1]!, t3 = target[d + 2]!;
+    for (let i = 0, at = d + 3; i < WAVE_SIGN_SAMPLES; i++, at++) {
+      const s = src[i]!, t0 = t1, t4 = target[at]!;
+      t1 = t2;
+      t2 = t3;
+      t3 = t4;
+      n0 += s * t0;
+      n1 += s * t1;
+      n2 += s * t2;
+      n3 += s * t3;
+    }
+    out[d] = scoreOf(n0, abs[d + WAVE_SIGN_SAMPLES]! - abs[d]!);
+    out[d + 1] = scoreOf(n1, abs[d + 1 + WAVE_SIGN_SAMPLES]! - abs[d + 1]!);
+    out[d + 2] = scoreOf(n2, abs[d + 2 + WAVE_SIGN_SAMPLES]! - abs[d + 2]!);
+    out[d + 3] = scoreOf(n3, abs[d + 3 + WAVE_SIGN_SAMPLES]! - abs[d + 3]!);
+  }
+  for (; d <= last; d++) {
     let num = 0;
     for (let i = 0; i < WAVE_SIGN_SAMPLES; i++) num += src[i]! * target[d + i]!;
-    const den = abs[d + WAVE_SIGN_SAMPLES]! - abs[d]!;
-    out[d] = den > 0 ? num / den : 0;
+    out[d] = scoreOf(num, abs[d + WAVE_SIGN_SAMPLES]! - abs[d]!);
   }
   return true;
+}
+
+/** A shift's agreement from its signed sum and the sum of the magnitudes. */
+function scoreOf(num: number, den: number): number {
+  return den > 0 ? num / den : 0;
 }
 
 /**
@@ -179,13 +205,10 @@ export function waveSignShift(
   // cannot win: the envelope's correlation (most of the CPU here) is computed only for shifts that can. Visited
   // in order of agreement, the rest are cut off at the first that cannot; the answer is the full search's.
   const most = corrAt ? ENVELOPE_WEIGHT * (1 + 1e-9) : 0;
-  const order = (from: number, to: number) => {
-    const out: number[] = [];
-    for (let s = from; s <= to; s++) out.push(s);
-    return out.sort((a, b) => scores[b + range]! - scores[a + range]!);
-  };
   let shift = 0, best = -Infinity;
-  for (const s of order(-WAVE_RANGE, WAVE_RANGE)) {
+  const near = byAgreement(scores, range, false);
+  for (let j = 0; j < near; j++) {
+    const s = visit[j]!;
     if (scores[s + range]! + most < best) break;
     const v = joint(s);
     if (v > best || (v === best && Math.abs(s) < Math.abs(shift))) [best, shift] = [v, s];
@@ -193,8 +216,9 @@ export function waveSignShift(
   if (range > WAVE_RANGE) {
     // Beyond ±WAVE_RANGE only what beats the near best by FAR_MARGIN counts (within it, nothing beats it).
     let farBest = best + FAR_MARGIN;
-    const far = order(-range, range).filter((s) => Math.abs(s) > WAVE_RANGE);
-    for (const s of far) {
+    const far = byAgreement(scores, range, true);
+    for (let j = 0; j < far; j++) {
+      const s = visit[j]!;
       if (scores[s + range]! + most < farBest) break;
       const v = joint(s);
       if (v > farBest || (v === farBest && Math.abs(s) < Math.abs(shift))) [farBest, shift] = [v, s];
@@ -204,3 +228,25 @@ export function waveSignShift(
 }
 
 const scores = new Float64Array(2 * WAVE_FAR + 1);
+/** Shifts in the order {@link byAgreement} visits them. */
+const visit = new Int32Array(2 * WAVE_FAR + 1);
+
+/**
+ * Fills `visit` with the shifts within ±WAVE_RANGE (`far`: those of -range..range beyond it) by agreement in
+ * `scores` (shift s at s + range), highest first, equal ones in order of shift (a stable sort of them in order
+ * of shift, by insertion: a few dozen); returns how many.
+ */
+function byAgreement(scores: Float64Array, range: number, far: boolean): number {
+  let n = 0;
+  for (let s = far ? -range : -WAVE_RANGE; s <= (far ? range : WAVE_RANGE); s++) {
+    if (far && Math.abs(s) <= WAVE_RANGE) continue;
+    const v = scores[s + range]!;
+    let j = n++;
+    while (j > 0 && scores[visit[j - 1]! + range]! < v) {
+      visit[j] = visit[j - 1]!;
+      j--;
+    }
+    visit[j] = s;
+  }
+  return n;
+}

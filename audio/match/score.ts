@@ -139,22 +139,30 @@ export function frameErrors(
   w: Float64Array,
   w2: Float64Array,
 ): void {
-  const bits = store.bits, strong = store.strong, m = store.mask, start = store.start, end = store.end;
+  const bits = store.bits, strong = store.strong, m = store.mask, n = fp.length;
   const wt = FRAME_WEIGHT, wq = FRAME_WEIGHT_SQ, et = FRAME_ERRORS;
-  for (let j = 0; j < fp.length; j++) {
-    const t = s + j;
-    if (t < start || t >= end || isMasked(mask, j)) {
+  // Frames the store holds are [from, to) of the block; the mask test inline (isMasked's: split scoring runs
+  // this for 17 alignments of every block it tries).
+  const from = Math.min(n, Math.max(0, store.start - s)), to = Math.max(from, Math.min(n, store.end - s));
+  e.fill(0, 0, from);
+  w.fill(0, 0, from);
+  w2.fill(0, 0, from);
+  for (let j = from; j < to; j++) {
+    if (mask !== undefined && ((mask[j >> 3]! >> (j & 7)) & 1) === 1) {
       e[j] = 0;
       w[j] = 0;
       w2[j] = 0;
       continue;
     }
-    const i = t & m;
+    const i = (s + j) & m;
     const c = frameCounts(fp[j]! ^ bits[i]!, strong[i]!);
     e[j] = et[c >>> 8]!;
     w[j] = wt[c & 255]!;
     w2[j] = wq[c & 255]!;
   }
+  e.fill(0, to, n);
+  w.fill(0, to, n);
+  w2.fill(0, to, n);
 }
 
 /**
