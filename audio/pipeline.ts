@@ -9,7 +9,8 @@
 
 import type { PayloadEnvelope } from "./decode/payload.ts";
 import { ALIGN_RANGE, ENVELOPE_RANGE, FineAligner, INSTANT_OFFSET } from "./align/align.ts";
-import { type GapHint, gapHintsOf, inSuppressedOnset } from "./align/gap_hints.ts";
+import { type GapHint, inSuppressedOnset } from "./align/gap_hints.ts";
+import { GapHintCache } from "./gap_hint_cache.ts";
 import { inLonePart } from "./match/parts.ts";
 import { Rephaser } from "./align/rephase.ts";
 import { sourceWaveSigns } from "./align/wave_signs.ts";
@@ -369,6 +370,8 @@ export class TargetPipeline {
   readonly #aligner: FineAligner;
   /** Capture time and first analysis sample of recent messages, for the backward search's time bound. */
   readonly #times: CaptureTimes;
+  /** The capture-time gap hints of {@link #times}, kept as messages arrive. */
+  readonly #gapCache = new GapHintCache(ANALYSIS_RATE);
   /** Messages carry RTP timestamps: gaps are in the timeline, not to be guessed from capture times. */
   #mediaClocked = false;
   #matches = 0;
@@ -566,7 +569,7 @@ export class TargetPipeline {
    */
   #gaps(from: number, to: number): GapHint[] {
     if (this.#mediaClocked) return [];
-    return gapHintsOf(this.#times, this.decoder.timeline.length, ANALYSIS_RATE, from, to);
+    return this.#gapCache.hints(this.#times, this.decoder.timeline.length, from, to);
   }
 
   /** Level (dB, ring scale) of analysis samples [from, to), or -Infinity when not held. */
