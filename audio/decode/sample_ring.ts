@@ -492,11 +492,8 @@ export class SampleRing {
       const data = this.#hot, mask = this.#hotMask;
       let at = this.#end;
       if (src instanceof Int16Array) {
-        // Ring values: copied, in at most two runs (the hot tier wraps once at most in a run of half its size).
-        const first = Math.min(n, data.length - (at & mask));
-        const from = offset + done;
-        data.set(src.subarray(from, from + first), at & mask);
-        if (first < n) data.set(src.subarray(from + first, from + n), 0);
+        // Ring values, copied as they are (a loop: `set` would need a view made per write).
+        for (let i = offset + done, e = offset + done + n; i < e; i++, at++) data[at & mask] = src[i]!;
       } else if (src) {
         for (let i = offset + done, e = offset + done + n; i < e; i++, at++) {
           // Math.round (half up) clamped to Int16, ~2x cheaper: in range, floor(x + 0.5) as the int32
@@ -716,7 +713,10 @@ export function feedRing(
     }
   }
   for (let at = 0; at < samples.length; at += piece) {
-    const chunk = samples.subarray(at, Math.min(samples.length, at + piece));
+    // A message's samples usually fit in one piece: no view made for it.
+    const chunk = at === 0 && samples.length <= piece
+      ? samples
+      : samples.subarray(at, Math.min(samples.length, at + piece));
     const note = ring.write(start + at, chunk, maxGapFill);
     after(note === "reset");
   }
