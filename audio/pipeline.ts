@@ -200,6 +200,7 @@ export class SourcePipeline {
       keepTimeline: true,
       // #take copies each outcome's samples into the ring before the next push.
       reuseSamples: true,
+      ringValues: true,
     });
     this.#ring = new SampleRing(4 * ANALYSIS_RATE);
     this.#fp = new Fingerprinter(this.#ring, this.#store, new FrameAnalyzer(this.#params));
@@ -249,7 +250,7 @@ export class SourcePipeline {
   #take(out: DecodeOutcome, final: boolean): Signature[] {
     if (out.kind === "error") return final ? this.#emit(true) : [];
     const sigs: Signature[] = [];
-    feed(this.#ring, out.start, out.samples, (reset) => {
+    feed(this.#ring, out.start, (out.kind === "audio" ? out.ring : undefined) ?? out.samples, (reset) => {
       if (reset) {
         this.#fp.restart(this.#ring.start);
         this.#vadNext = -1;
@@ -423,6 +424,7 @@ export class TargetPipeline {
       keepTimeline: true,
       // #take copies each outcome's samples into the ring before the next push.
       reuseSamples: true,
+      ringValues: true,
     });
     // A frame's length more than the frames held start in (its samples are read when the oldest is verified).
     this.#ring = new SampleRing(keep + frame, {
@@ -485,7 +487,7 @@ export class TargetPipeline {
       this.#noteTime(out.mediaGap.timeNs, startSample);
       this.#noteTime(msg.timeNs, out.mediaGap.audioStart);
     } else this.#noteTime(msg.timeNs, startSample);
-    return this.#take(out.start, out.samples, false);
+    return this.#take(out.start, (out.kind === "audio" ? out.ring : undefined) ?? out.samples, false);
   }
 
   /** A signature that just arrived, searched in this stream's lookback (backward order). */
@@ -534,7 +536,7 @@ export class TargetPipeline {
     };
   }
 
-  #take(start: number, samples: Float32Array, final: boolean): Match[] {
+  #take(start: number, samples: Float32Array | Int16Array, final: boolean): Match[] {
     const found: CoarseMatch[] = [];
     feed(this.#ring, start, samples, (reset) => {
       if (reset) this.#fp.restart(this.#ring.start);

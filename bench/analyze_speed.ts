@@ -72,6 +72,7 @@ const STAGE_OF_FILE: [RegExp, Stage][] = [
   [/\/audio\/align\/rephase\.ts$/, "verify"],
   [/\/audio\/match\//, "verify"],
   [/\/audio\/align\//, "align"],
+  // Capture-time gap hints, kept per stream as messages arrive (align/gap_hints.ts computes each).
   // The facade's own work: feeding decoded samples to the ring and fingerprinter, timing matches.
   [/\/audio\/pipeline\.ts$/, "pipeline"],
   [/\/(report|http)\//, "records"],

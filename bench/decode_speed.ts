@@ -1,7 +1,8 @@
 /**
  * Decode-side speed: whole StreamDecoder path (JSON envelope, base64, codec, resample, timeline), the
  * resampler alone, and a target stream's sample ring (Int16, 8-bit and 4-bit tiers at the pipeline's sizes) fed
- * 30 s lookbacks of μ-law audio, as multiples of real time per CPU second (the best of five runs). Not a test:
+ * 30 s lookbacks of μ-law audio, alone and behind the decoder (float samples, or the ring's Int16 values), as
+ * multiples of real time per CPU second (the best of five runs). Not a test:
  * timings are printed, never asserted.
  *
  *   deno run bench/decode_speed.ts [seconds_of_audio=120]
@@ -67,6 +68,17 @@ function best(runs: number, fn: () => void): number {
   return min;
 }
 
+const DEFAULT_FORMAT: AudioFormat = {
+  envelope: "json",
+  path: "media.payload",
+  encoding: "base64",
+  codec: "mulaw",
+  sample_rate: 8000,
+  channels: 1,
+  channel: 0,
+  skip_bytes: 0,
+};
+
 function decoderCase(codec: Codec, rate: number, chunkMs: number): void {
   const msgs = twilioMessages(codec, rate, chunkMs, seconds);
   const fmt: AudioFormat = {
@@ -130,7 +142,37 @@ function ringCase(): void {
   );
 }
 
+/**
+ * A target pipeline's decode path for a μ-law tap: StreamDecoder (reused buffers) into the target ring, with the
+ * message's samples as floats the ring rounds, or decoded straight to the ring's Int16 values (`ringValues`).
+ */
+function decodeIntoRingCase(ringValues: boolean): void {
+  const msgs = twilioMessages("mulaw", 8000, 20, seconds);
+  const secs = best(5, () => {
+    const d = new StreamDecoder(DEFAULT_FORMAT, { keepTimeline: true, reuseSamples: true, ringValues });
+    const ring = new SampleRing(30 * 8000 + 4096, {
+      hotSamples: TARGET_HOT_SAMPLES,
+      warmSamples: TARGET_WARM_SAMPLES,
+    });
+    let t = 1_700_000_000_000_000_000n;
+    for (const payload of msgs) {
+      const o = d.push({ timeNs: t, payload });
+      if (o.kind !== "error") {
+        feedRing(ring, o.start, (o.kind === "audio" ? o.ring : undefined) ?? o.samples, () => {});
+      }
+      t += 20_000_000n;
+    }
+  });
+  console.log(
+    `StreamDecoder + target SampleRing, μ-law 20 ms, ${ringValues ? "ring values" : "float samples"}: ${
+      (seconds / secs).toFixed(0)
+    }x real time (${((secs / (seconds * 8000)) * 1e9).toFixed(1)} ns/sample)`,
+  );
+}
+
 ringCase();
+decodeIntoRingCase(false);
+decodeIntoRingCase(true);
 resamplerCase(16000, 20);
 resamplerCase(16000, 100);
 resamplerCase(48000, 20);

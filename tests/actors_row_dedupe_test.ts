@@ -94,3 +94,60 @@ Deno.test("duplicate rows: the window's edge to the nanosecond, across 32-bit wo
     }
   }
 });
+
+/** MurmurHash3 (x86, 32-bit, seed 0x9747b28c) read a byte at a time: hash32's values, whatever its loads. */
+function referenceHash(b: Uint8Array): number {
+  const n = b.length;
+  let h = 0x9747b28c ^ n;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    let k = b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24);
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    h ^= Math.imul(k, 0x1b873593);
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  let k = 0;
+  for (let s = 0; i < n; i++, s += 8) k |= b[i]! << s;
+  if (k !== 0 || (n & 3) !== 0) {
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    h ^= Math.imul(k, 0x1b873593);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+Deno.test("duplicate rows: hash32 reads words of the payload's buffer at any offset, length and buffer size", () => {
+  for (const size of [64, 67, 1030]) {
+    const buf = new Uint8Array(size).map((_, i) => Math.imul(i + size, 2654435761) >>> 24);
+    for (let off = 0; off < 8; off++) {
+      for (let n = 0; off + n <= size; n++) {
+        const v = buf.subarray(off, off + n);
+        equal(hash32(v), referenceHash(v), `buffer ${size} offset ${off} length ${n}`);
+      }
+    }
+    // Views that end at the buffer's last byte (its last word partial when the size is not a multiple of 4).
+    for (let off = 0; off < size; off++) {
+      const v = buf.subarray(off);
+      equal(hash32(v), referenceHash(v), `buffer ${size} tail from ${off}`);
+    }
+  }
+});
+
+Deno.test("duplicate rows: a copy of the latest row, or of an older one after it, is still seen", () => {
+  const r = new RecentRows();
+  const t = 1_763_900_000_000_000_000n;
+  const p = (i: number) => new Uint8Array(40).fill(i);
+  equal(r.seen(t, p(1)), false);
+  equal(r.seen(t, p(1)), true, "the latest again");
+  equal(r.seen(t + 20_000_000n, p(2)), false);
+  equal(r.seen(t, p(1)), true, "an older one");
+  equal(r.seen(t + 20_000_000n, p(3)), false, "same time, other payload");
+  equal(r.seen(t + 20_000_000n, p(3)), true);
+});

@@ -431,6 +431,17 @@ export class Resampler {
   }
 
   /**
+   * A passthrough's {@link push} of `n` samples the caller has in another form (the ring's Int16 values): only
+   * counted. Throws on a resampler that is not a passthrough.
+   */
+  passOn(n: number): void {
+    if (!this.passthrough) throw new Error("Resampler.passOn on a resampler that filters");
+    if (this.#flushed) throw new Error("Resampler.push after flush");
+    this.#inputLength += n;
+    this.#outputLength += n;
+  }
+
+  /**
    * Ends the stream: pads zeros after the last native sample and returns the remaining outputs, i.e. every
    * analysis sample whose instant lies before the end of the native input. Further pushes throw.
    */

@@ -296,7 +296,7 @@ export class SampleRing {
    * samples is filled with zeros (the stream's grid goes on); a longer one resets the ring at `start`
    * (returns "reset", the caller restarts its frame grid there). Samples before `end` are dropped.
    */
-  write(start: number, samples: Float32Array, maxGapFill: number): RingWriteNote {
+  write(start: number, samples: Float32Array | Int16Array, maxGapFill: number): RingWriteNote {
     this.#version++;
     this.#viewScratch = false;
     let note: RingWriteNote = "ok";
@@ -475,8 +475,11 @@ export class SampleRing {
     this.#warmStart = this.#coldEnd;
   }
 
-  /** Appends `count` samples (`src[offset..]`, or zeros), evicting the oldest hot samples to the cold tier. */
-  #put(src: Float32Array | undefined, offset: number, count: number): void {
+  /**
+   * Appends `count` samples (`src[offset..]`: floats, or ring values as they are; or zeros), evicting the oldest
+   * hot samples to the cold tier.
+   */
+  #put(src: Float32Array | Int16Array | undefined, offset: number, count: number): void {
     // In runs short enough that every block evicted before a run was written by an earlier one.
     const run = this.hotCapacity >> 1;
     for (let done = 0; done < count;) {
@@ -488,7 +491,10 @@ export class SampleRing {
       }
       const data = this.#hot, mask = this.#hotMask;
       let at = this.#end;
-      if (src) {
+      if (src instanceof Int16Array) {
+        // Ring values, copied as they are (a loop: `set` would need a view made per write).
+        for (let i = offset + done, e = offset + done + n; i < e; i++, at++) data[at & mask] = src[i]!;
+      } else if (src) {
         for (let i = offset + done, e = offset + done + n; i < e; i++, at++) {
           // Math.round (half up) clamped to Int16, ~2x cheaper: in range, floor(x + 0.5) as the int32
           // truncation of a positive sum. x + 32768.5 is exact for |x| ≥ 2^-14 (a float32 times 2^13 has no
@@ -695,7 +701,7 @@ function zeros(n: number): Float32Array {
 export function feedRing(
   ring: SampleRing,
   start: number,
-  samples: Float32Array,
+  samples: Float32Array | Int16Array,
   after: (reset: boolean) => void,
 ): void {
   const piece = Math.min(ring.capacity, ring.hotCapacity) >> 2;
@@ -707,7 +713,10 @@ export function feedRing(
     }
   }
   for (let at = 0; at < samples.length; at += piece) {
-    const chunk = samples.subarray(at, Math.min(samples.length, at + piece));
+    // A message's samples usually fit in one piece: no view made for it.
+    const chunk = at === 0 && samples.length <= piece
+      ? samples
+      : samples.subarray(at, Math.min(samples.length, at + piece));
     const note = ring.write(start + at, chunk, maxGapFill);
     after(note === "reset");
   }

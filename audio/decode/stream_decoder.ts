@@ -18,13 +18,16 @@
  */
 
 import {
+  ALAW_TO_LINEAR,
   allocSamples,
   type AudioCodec,
   bytesPerSample,
   type CodecErrorReason,
   decodeSamples,
   isSampleCodec,
+  MULAW_TO_LINEAR,
 } from "./codecs.ts";
+import { RING_SCALE } from "./sample_ring.ts";
 import { G722_RATE, G722Decoder } from "./g722.ts";
 import { OPUS_PLC_MS, OPUS_RATES, OpusStreamDecoder } from "./opus.ts";
 import { selectChannel } from "./channels.ts";
@@ -141,6 +144,11 @@ export type DecodeOutcome =
     frames: number;
     repaired?: DecodeErrorReason;
     mediaGap?: MediaGap;
+    /**
+     * The message's analysis samples as the sample ring's Int16 values, instead of `samples` (then empty): see
+     * {@link StreamDecoderOptions.ringValues}.
+     */
+    ring?: Int16Array;
   })
   | (SampleBlock & { kind: "marker"; messageIndex: number; marker: PixieMarker; gapFrames: number })
   | (SampleBlock & { kind: "gap"; messageIndex: number; reason: DecodeErrorReason; gapFrames: number })
@@ -210,7 +218,20 @@ export interface StreamDecoderOptions extends TimelineOptions {
    * stay as they are.
    */
   reuseSamples?: boolean;
+  /**
+   * With `reuseSamples`: a μ-law or A-law message of an 8 kHz mono stream without a media clock (a telephony tap's
+   * usual message) is decoded straight to the sample ring's Int16 values, its outcome's `ring` (a reused buffer
+   * too), its `samples` then empty. The ring would round the float samples to the very same values (G.711's
+   * linear values are multiples of 4: exact at {@link RING_SCALE}); the float array and that rounding, per
+   * sample, are what it saves. Default false.
+   */
+  ringValues?: boolean;
 }
+
+/** Ring value ({@link RING_SCALE} = 1.0) of each μ-law and A-law code: its linear value / 4, exact. */
+const MULAW_RING = Int16Array.from(MULAW_TO_LINEAR, (v) => (v * RING_SCALE) / 32768);
+const ALAW_RING = Int16Array.from(ALAW_TO_LINEAR, (v) => (v * RING_SCALE) / 32768);
+const NO_SAMPLES = new Float32Array(0);
 
 const MAX_CHANNELS = 64;
 /** Good messages remembered for the median duration that sizes gaps without a body size. */
@@ -274,6 +295,10 @@ export class StreamDecoder {
   readonly #maxGapSeconds: number;
   readonly #keepTimeline: boolean;
   readonly #reuseSamples: boolean;
+  readonly #ringValues: boolean;
+  #ringBuf = new Int16Array(0);
+  /** One channel, taken as it is (selectChannel's mono case). */
+  readonly #monoChannel: boolean;
   readonly #g722: G722Decoder | undefined;
   readonly #opus: OpusStreamDecoder | undefined;
   #messages = 0;
@@ -325,6 +350,8 @@ export class StreamDecoder {
     this.#maxGapFrames = Math.floor(this.#maxGapSeconds * format.sample_rate);
     this.#keepTimeline = opts.keepTimeline ?? false;
     this.#reuseSamples = opts.reuseSamples ?? false;
+    this.#ringValues = this.#reuseSamples && (opts.ringValues ?? false);
+    this.#monoChannel = format.channels === 1 && (format.channel === 0 || format.channel === "mix");
     if (codec === "g722") this.#g722 = new G722Decoder();
     if (codec === "opus") this.#opus = new OpusStreamDecoder(format.sample_rate, format.channels);
   }
@@ -394,6 +421,15 @@ export class StreamDecoder {
     // Samples that only feed the resampler or the channel picker go to a reused scratch; at 8 kHz mono the
     // decoded array is itself the output, which may reuse the scratch too when its caller consumes it at once.
     const direct = fmt.channels === 1 && this.#resampler.passthrough && !msg.mediaClock && !repaired;
+    if (direct && this.#ringValues && (codec === "mulaw" || codec === "alaw") && this.#monoChannel) {
+      return this.#appendRing(
+        messageIndex,
+        msg,
+        audio,
+        codec === "mulaw" ? MULAW_RING : ALAW_RING,
+        bytes.length,
+      );
+    }
     const decoded = decodeSamples(
       codec,
       audio,
@@ -471,6 +507,24 @@ export class StreamDecoder {
     const samples = this.#resampler.push(mono);
     const out: DecodeOutcome = { kind: "audio", messageIndex, frames: mono.length, start, samples };
     if (repaired) out.repaired = repaired;
+    return out;
+  }
+
+  /**
+   * {@link #append} for a G.711 message of an 8 kHz mono stream decoded straight to ring values (`table`: a
+   * code's), into a buffer the next push reuses.
+   */
+  #appendRing(messageIndex: number, msg: StreamMessage, codes: Uint8Array, table: Int16Array, size: number) {
+    const n = codes.length;
+    if (this.#ringBuf.length < n) this.#ringBuf = new Int16Array(Math.max(n, this.#ringBuf.length * 2));
+    const ring = this.#ringBuf.subarray(0, n);
+    for (let i = 0; i < n; i++) ring[i] = table[codes[i]!]!;
+    this.#decoded++;
+    this.#noteGood(size, n);
+    this.timeline.append(messageIndex, msg.timeNs, n);
+    const start = this.#resampler.outputLength;
+    this.#resampler.passOn(n);
+    const out: DecodeOutcome = { kind: "audio", messageIndex, frames: n, start, samples: NO_SAMPLES, ring };
     return out;
   }
 
