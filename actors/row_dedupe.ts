@@ -54,7 +54,7 @@ function diff(aHi: number, aLo: number, bHi: number, bLo: number): number {
 /** Bytes of one remembered row in {@link RecentRows}: time (two words), length and hash, two index slots. */
 const ENTRY_BYTES = 4 * 4 + 2 * 2;
 
-/** The index key of a row (time words, payload length and hash). */
+/** The index key of a row (time words, payload length and hash), as {@link RecentRows.seen} computes it. */
 function keyOf(hi: number, lo: number, len: number, h: number): number {
   return (h ^ Math.imul(lo, 0x85ebca6b) ^ Math.imul(hi, 0x27d4eb2f) ^ Math.imul(len + 1, 0xc2b2ae35)) >>> 0;
 }
@@ -70,12 +70,13 @@ function keyOf(hi: number, lo: number, len: number, h: number): number {
  * buffers of 6 KB in all at 50 messages/s (each buffer with its own allocation and objects), now one of 5 KB.
  */
 export class RecentRows {
-  #hi!: Int32Array;
-  #lo!: Uint32Array;
-  #lens!: Int32Array;
-  #hashes!: Uint32Array;
+  /** The columns and the index are views of one buffer (see {@link RecentRows.#allocate}). */
+  #hi = new Int32Array(new ArrayBuffer(16 * ENTRY_BYTES), 0, 16);
+  #lo = new Uint32Array(this.#hi.buffer, 4 * 16, 16);
+  #lens = new Int32Array(this.#hi.buffer, 8 * 16, 16);
+  #hashes = new Uint32Array(this.#hi.buffer, 12 * 16, 16);
   /** Ring position + 1 of each row by its key, 0 for none; twice the ring's capacity. */
-  #slots!: Uint16Array;
+  #slots = new Uint16Array(this.#hi.buffer, 16 * 16, 32);
   /** Ring of `#count` entries from `#head`; capacity is `#lens.length` (a power of two). */
   #head = 0;
   #count = 0;
@@ -83,17 +84,14 @@ export class RecentRows {
   #newestHi = 0;
   #newestLo = 0;
 
-  constructor() {
-    this.#allocate(16);
-  }
-
   /** True if a row with this time and payload was already seen on the stream (then it must be skipped). */
   seen(timeNs: bigint, payload: Uint8Array | undefined): boolean {
     const len = payload === undefined ? -1 : payload.length;
     const h = payload === undefined ? 0 : hash32(payload);
     I64[0] = timeNs;
     const lo = WORDS[0]!, hi = WORDS[1]! | 0;
-    const key = keyOf(hi, lo, len, h);
+    const key =
+      (h ^ Math.imul(lo, 0x85ebca6b) ^ Math.imul(hi, 0x27d4eb2f) ^ Math.imul(len + 1, 0xc2b2ae35)) >>> 0;
     if (this.#find(key, hi, lo, len, h)) return true;
     this.#append(key, hi, lo, len, h);
     if (this.#count > DEDUPE_MAX_ROWS) this.#dropOldest();
