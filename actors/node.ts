@@ -257,7 +257,10 @@ export class SensorNode {
 
   /** Builds and starts a node, subscribed to every signature of its measurements. */
   static async start(opts: NodeOptions): Promise<SensorNode> {
-    await initAudioEngine();
+    // The WebRTC VAD only when a measurement asks for it (its WebAssembly holds ~6 MB).
+    await initAudioEngine({
+      webrtcVad: opts.config.measurements.some((m) => m.signature_rules.audio_criteria.vad_mode === "webrtc"),
+    });
     // Opus decoders start asynchronously (WebAssembly): have some ready before the first RTP Opus packet.
     if (mapsOpus(opts.config)) await initOpus(48000, 1);
     const n = new SensorNode(opts);

@@ -85,22 +85,32 @@ function diff(aHi: number, aLo: number, bHi: number, bLo: number): number {
   return (aHi - bHi) * 4294967296 + (aLo - bLo);
 }
 
+/** Bytes of one remembered row in {@link RecentRows}: time (two words), length and hash, two index slots. */
+const ENTRY_BYTES = 4 * 4 + 2 * 2;
+
+/** The index key of a row (time words, payload length and hash), as {@link RecentRows.seen} computes it. */
+function keyOf(hi: number, lo: number, len: number, h: number): number {
+  return (h ^ Math.imul(lo, 0x85ebca6b) ^ Math.imul(hi, 0x27d4eb2f) ^ Math.imul(len + 1, 0xc2b2ae35)) >>> 0;
+}
+
 /**
  * The recent rows of one stream. A row is named by its time, its payload's length and its payload's hash (no
  * payload: length -1, hash 0); they are kept in insertion order in a ring (forgetting is always from the
  * oldest). An open-addressed index (linear probing, at most half full) of ring positions by a hash of the
  * three finds a row, or tells a new one, the usual case, new in a probe or two. Times are kept as two 32-bit
  * words, so no bigint is made or compared per row (a decimal rendering of the bigint time per row once cost
- * more than the rest, and a Map of keys most of what was left).
+ * more than the rest, and a Map of keys most of what was left). The ring's columns and the index share one
+ * buffer, and an entry's index key is computed again rather than stored: a stream's dedupe was six small
+ * buffers of 6 KB in all at 50 messages/s (each buffer with its own allocation and objects), now one of 5 KB.
  */
 export class RecentRows {
-  #hi = new Int32Array(16);
-  #lo = new Uint32Array(16);
-  #lens = new Int32Array(16);
-  #hashes = new Uint32Array(16);
-  #keys = new Uint32Array(16);
-  /** Ring position + 1 of each row by `key`, 0 for none; twice the ring's capacity. */
-  #slots = new Uint16Array(32);
+  /** The columns and the index are views of one buffer (see {@link RecentRows.#allocate}). */
+  #hi = new Int32Array(new ArrayBuffer(16 * ENTRY_BYTES), 0, 16);
+  #lo = new Uint32Array(this.#hi.buffer, 4 * 16, 16);
+  #lens = new Int32Array(this.#hi.buffer, 8 * 16, 16);
+  #hashes = new Uint32Array(this.#hi.buffer, 12 * 16, 16);
+  /** Ring position + 1 of each row by its key, 0 for none; twice the ring's capacity. */
+  #slots = new Uint16Array(this.#hi.buffer, 16 * 16, 32);
   /** Ring of `#count` entries from `#head`; capacity is `#lens.length` (a power of two). */
   #head = 0;
   #count = 0;
@@ -152,23 +162,42 @@ export class RecentRows {
     return this.#count;
   }
 
+  /** Bytes of the ring and index (one buffer). */
+  get bytes(): number {
+    return this.#lens.length * ENTRY_BYTES;
+  }
+
+  /** Empty columns and index for `cap` rows, in one buffer. */
+  #allocate(cap: number): void {
+    const buf = new ArrayBuffer(cap * ENTRY_BYTES);
+    this.#hi = new Int32Array(buf, 0, cap);
+    this.#lo = new Uint32Array(buf, 4 * cap, cap);
+    this.#lens = new Int32Array(buf, 8 * cap, cap);
+    this.#hashes = new Uint32Array(buf, 12 * cap, cap);
+    this.#slots = new Uint16Array(buf, 16 * cap, 2 * cap);
+  }
+
+  /** The index key of ring position `i`. */
+  #keyAt(i: number): number {
+    return keyOf(this.#hi[i]!, this.#lo[i]!, this.#lens[i]!, this.#hashes[i]!);
+  }
+
   #find(key: number, hi: number, lo: number, len: number, h: number): boolean {
     const slots = this.#slots;
     const mask = slots.length - 1;
     for (let s = key & mask; slots[s] !== 0; s = (s + 1) & mask) {
       const i = slots[s]! - 1;
-      if (
-        this.#keys[i] === key && this.#hashes[i] === h && this.#lens[i] === len && this.#lo[i] === lo &&
-        this.#hi[i] === hi
-      ) return true;
+      if (this.#hashes[i] === h && this.#lo[i] === lo && this.#lens[i] === len && this.#hi[i] === hi) {
+        return true;
+      }
     }
     return false;
   }
 
-  #index(i: number): void {
+  #index(i: number, key: number): void {
     const slots = this.#slots;
     const mask = slots.length - 1;
-    let s = this.#keys[i]! & mask;
+    let s = key & mask;
     while (slots[s] !== 0) s = (s + 1) & mask;
     slots[s] = i + 1;
   }
@@ -177,10 +206,10 @@ export class RecentRows {
   #unindex(i: number): void {
     const slots = this.#slots;
     const mask = slots.length - 1;
-    let hole = this.#keys[i]! & mask;
+    let hole = this.#keyAt(i) & mask;
     while (slots[hole] !== i + 1) hole = (hole + 1) & mask;
     for (let s = (hole + 1) & mask; slots[s] !== 0; s = (s + 1) & mask) {
-      const home = this.#keys[slots[s]! - 1]! & mask;
+      const home = this.#keyAt(slots[s]! - 1) & mask;
       // The entry at s may fill the hole unless its home lies cyclically in (hole, s].
       const stays = hole <= s ? home > hole && home <= s : home > hole || home <= s;
       if (!stays) {
@@ -198,31 +227,23 @@ export class RecentRows {
     this.#lo[i] = lo;
     this.#lens[i] = len;
     this.#hashes[i] = h;
-    this.#keys[i] = key;
-    this.#index(i);
+    this.#index(i, key);
     this.#count++;
   }
 
   #grow(): void {
     const cap = this.#lens.length;
-    const his = new Int32Array(cap * 2), los = new Uint32Array(cap * 2);
-    const lens = new Int32Array(cap * 2), hashes = new Uint32Array(cap * 2), keys = new Uint32Array(cap * 2);
+    const his = this.#hi, los = this.#lo, lens = this.#lens, hashes = this.#hashes;
+    this.#allocate(cap * 2);
     for (let k = 0; k < this.#count; k++) {
       const i = (this.#head + k) & (cap - 1);
-      his[k] = this.#hi[i]!;
-      los[k] = this.#lo[i]!;
-      lens[k] = this.#lens[i]!;
-      hashes[k] = this.#hashes[i]!;
-      keys[k] = this.#keys[i]!;
+      this.#hi[k] = his[i]!;
+      this.#lo[k] = los[i]!;
+      this.#lens[k] = lens[i]!;
+      this.#hashes[k] = hashes[i]!;
     }
-    this.#hi = his;
-    this.#lo = los;
-    this.#lens = lens;
-    this.#hashes = hashes;
-    this.#keys = keys;
-    this.#slots = new Uint16Array(cap * 4);
     this.#head = 0;
-    for (let k = 0; k < this.#count; k++) this.#index(k);
+    for (let k = 0; k < this.#count; k++) this.#index(k, this.#keyAt(k));
   }
 
   #dropOldest(): void {

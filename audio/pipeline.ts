@@ -91,9 +91,12 @@ function baseStats(decoder: StreamDecoder, skipped: Record<string, number>): Pip
   };
 }
 
-/** Prepares the WASM parts (xxhash64, WebRTC VAD). Await once before building pipelines. */
-export async function initAudioEngine(): Promise<void> {
-  await Promise.all([initSignatureHasher(), initWebRtcVad()]);
+/**
+ * Prepares the WASM parts (xxhash64, WebRTC VAD). Await once before building pipelines. `webrtcVad: false` leaves
+ * the WebRTC VAD out (a config without `vad_mode: webrtc` never uses it; loaded, it holds ~6 MB).
+ */
+export async function initAudioEngine(opts: { webrtcVad?: boolean } = {}): Promise<void> {
+  await Promise.all([initSignatureHasher(), opts.webrtcVad === false ? undefined : initWebRtcVad()]);
 }
 
 /** Signature block length, frames (128 × 16 ms = 2.05 s from the anchor on). */

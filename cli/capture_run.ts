@@ -17,8 +17,10 @@ import { inProcessMatchFeed, type RecordSink } from "../actors/exporter.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
 import { sensorMetrics } from "./sensor_metrics.ts";
 import type { MatchRecord, SignatureRecord } from "../report/records.ts";
-import { decodeErrorLines, diagnose, renderDiagnosis, type RunFacts } from "../report/diagnosis.ts";
-import type { Cell, Row } from "../pixie/row.ts";
+import { decodeErrorLines, diagnose, renderDiagnosis, type RunFacts, tapOf } from "../report/diagnosis.ts";
+import { isJsonField, StreamKeyer } from "../audio/decode/stream_key.ts";
+import { PayloadEnvelope } from "../audio/decode/payload.ts";
+import { type Cell, cellBytes, type Row } from "../pixie/row.ts";
 import { logger } from "../util/log.ts";
 import { isPacketCaptureFile, openPacketCapture, readPacketCapture } from "./packet_capture_files.ts";
 
@@ -134,39 +136,167 @@ function logProblems(src: CaptureSource): void {
   if (more > 0) log.warn("more malformed capture lines skipped", { file: src.file, count: more });
 }
 
+/** Options of {@link RowSample}. */
+export interface RowSampleOptions {
+  /** Bytes kept per query at most, as {@link rowBytes} counts them, every stream together (default 4 MiB). */
+  perQueryBytes?: number;
+  /** Streams of a query sampled in depth, the first ones seen (default 8, the diagnosis details 8 of them). */
+  deepStreams?: number;
+  /** Rows kept of each stream sampled in depth (default 3,000: 60 s of 20 ms messages). */
+  deepRows?: number;
+  /** Rows kept of every other stream (default 2: its first messages, an example of each stream). */
+  otherRows?: number;
+  /** Queries sampled (default 64). */
+  maxQueries?: number;
+}
+
+/** What the sample holds of one query. */
+interface QuerySample {
+  rows: PackedRows;
+  /** Bytes of the rows kept (of the deep streams when there is a per-stream rule), and of the other streams. */
+  bytes: number;
+  otherBytes: number;
+  /** Rows a stream may still add, by stream (a hash of its node and key columns); undefined: no per-stream rule. */
+  streams?: Map<number, number>;
+  /** The stream-key columns of the query's tap (the node is always part of the stream). */
+  keyColumns: readonly string[];
+  /** Keys of a stream key with envelope fields (the engine's), and the payload column they are read from. */
+  keyer?: StreamKeyer;
+  payloadColumn: string;
+  /** Rows keyed by `keyer`. */
+  keyed: number;
+  /** The streams sampled in depth. */
+  deep: Set<number>;
+}
+
 /**
  * A bounded sample of the rows of each query, for the end-of-run diagnosis (examples of decode failures, levels
- * of silent streams, format guesses): the first rows of each query up to a byte budget, so a long capture is
- * explained from its beginning without being held whole. The rows are kept packed as bytes ({@link PackedRows})
- * and rebuilt on each {@link RowSample.rowsOf}: held as they came, at 1,000 streams the ~17,500 rows of the
- * budget took ~8 MB of V8's heap (their objects and cell views) and pinned ~6 MB of the capture reader's 64 KiB
- * slabs for the whole run.
+ * of silent streams, format guesses): the first rows of each stream. The first 8 streams of a query (those the
+ * diagnosis details) keep up to 3,000 rows each (60 s of 20 ms messages, for their levels); every other stream
+ * its first 2 rows (an example of each stream, so a stream that starts late or fails differently is represented),
+ * up to a quarter of the query's budget (4 MiB); the deep streams up to three quarters of it less twice what the
+ * others hold (at least a quarter): a capture of a few streams is sampled as deep as before, one of 1,000 streams
+ * in 2 MiB. With the config a stream is the node and its stream key (a key with envelope fields reads each body
+ * for them, so only over the query's first 100,000 rows); without it, and for a query no measurement names, the
+ * sample is the first rows of the query up to the budget. Before, it was the first rows of each query up to 8 MiB: at 1,000
+ * concurrent streams ~17 rows of each (0.3 s, no stream deep enough for its levels), ~8 MB of packed rows held
+ * for the whole run, and a stream that started after the first ~0.4 s was not represented at all.
+ *
+ * The rows are kept packed as bytes ({@link PackedRows}) and rebuilt on each {@link RowSample.rowsOf}: held as
+ * they came, at 1,000 streams the ~17,500 rows of the old budget took ~8 MB of V8's heap (their objects and cell
+ * views) and pinned ~6 MB of the capture reader's 64 KiB slabs for the whole run.
  */
 export class RowSample {
-  readonly #byQuery = new Map<string, { rows: PackedRows; bytes: number }>();
+  readonly #byQuery = new Map<string, QuerySample>();
+  readonly #config: Config | undefined;
   readonly #perQueryBytes: number;
+  readonly #deepStreams: number;
+  readonly #deepRows: number;
+  readonly #otherRows: number;
   readonly #maxQueries: number;
 
-  /** `perQueryBytes`: bytes kept per query as {@link rowBytes} counts them (default 8 MiB); `maxQueries`: 64. */
-  constructor(perQueryBytes = 8 << 20, maxQueries = 64) {
-    this.#perQueryBytes = perQueryBytes;
-    this.#maxQueries = maxQueries;
+  /** `config`: the taps' stream keys (without it, no per-stream rule). */
+  constructor(config?: Config, opts: RowSampleOptions = {}) {
+    this.#config = config;
+    this.#perQueryBytes = opts.perQueryBytes ?? 4 << 20;
+    this.#deepStreams = opts.deepStreams ?? 8;
+    this.#deepRows = opts.deepRows ?? 3000;
+    this.#otherRows = opts.otherRows ?? 2;
+    this.#maxQueries = opts.maxQueries ?? 64;
   }
 
-  /** Offers a row; kept while its query's budget lasts. */
+  /** Offers a row; kept while its query's budget lasts and its stream has room. */
   add(row: Row): void {
     let q = this.#byQuery.get(row.query);
     if (!q) {
       if (this.#byQuery.size >= this.#maxQueries) return;
-      this.#byQuery.set(row.query, q = { rows: new PackedRows(row.query), bytes: 0 });
+      q = this.#newQuery(row.query);
+      this.#byQuery.set(row.query, q);
     }
-    if (q.bytes >= this.#perQueryBytes) return;
-    q.bytes += rowBytes(row);
+    const streams = q.streams;
+    if (streams === undefined) {
+      if (q.bytes >= this.#perQueryBytes) return;
+      q.bytes += rowBytes(row);
+      q.rows.add(row);
+      return;
+    }
+    // The other streams' first rows may take a quarter of the budget; the deep streams three quarters less twice
+    // what the others hold (at least a quarter): with many streams the budget is half spent.
+    const otherMax = this.#perQueryBytes / 4;
+    const deepMax = Math.max(otherMax, 3 * otherMax - 2 * q.otherBytes);
+    if (q.bytes >= deepMax && q.otherBytes >= otherMax) return;
+    let id: number;
+    if (q.keyer === undefined) id = streamHash(row, q.keyColumns);
+    else {
+      // The stream key's envelope fields: each row's body is read for them, so only the query's first rows.
+      if (++q.keyed > ENVELOPE_KEYED_ROWS) return;
+      const body = cellBytes(row, q.payloadColumn);
+      id = hashText(streamHash(row, []), q.keyer.keyOf(row.columns, body && new PayloadEnvelope(body))) >>> 0;
+    }
+    const left = streams.get(id);
+    let deep: boolean;
+    if (left === undefined) {
+      // A stream among the first 8 that comes once the deep streams' share is spent is sampled as the others.
+      deep = q.deep.size < this.#deepStreams && q.bytes < deepMax;
+      const rows = deep ? this.#deepRows : this.#otherRows;
+      if (rows <= 0 || (!deep && q.otherBytes >= otherMax)) return;
+      if (deep) q.deep.add(id);
+      streams.set(id, rows - 1);
+    } else {
+      if (left <= 0) return;
+      deep = q.deep.has(id);
+      if (deep ? q.bytes >= deepMax : q.otherBytes >= otherMax) return;
+      streams.set(id, left - 1);
+    }
+    if (deep) q.bytes += rowBytes(row);
+    else q.otherBytes += rowBytes(row);
     q.rows.add(row);
   }
 
   /** The sampled rows of `query` (the diagnosis's `rowsOf`), rebuilt at each call. */
   rowsOf = (query: string): readonly Row[] => this.#byQuery.get(query)?.rows.rows() ?? [];
+
+  #newQuery(query: string): QuerySample {
+    const found = this.#config ? tapOf(this.#config, query) : undefined;
+    const spec = found?.tap.stream_key ?? [];
+    return {
+      rows: new PackedRows(query),
+      bytes: 0,
+      otherBytes: 0,
+      streams: found ? new Map() : undefined,
+      keyColumns: spec.filter((e) => !isJsonField(e)),
+      keyer: spec.some(isJsonField) ? new StreamKeyer(spec) : undefined,
+      payloadColumn: found?.tap.columns.payload ?? "",
+      keyed: 0,
+      deep: new Set(),
+    };
+  }
+}
+
+/**
+ * Rows of a query whose stream key has envelope fields that the sample keys (reading each body for the fields):
+ * past them the query is sampled no more, so a long capture of a few such streams costs no parse per row.
+ */
+export const ENVELOPE_KEYED_ROWS = 100_000;
+
+/** A 32-bit hash of a row's node and its `columns` cells (a stream of the sample; a collision merges two). */
+export function streamHash(row: Row, columns: readonly string[]): number {
+  let h = hashText(0x811c9dc5, row.node);
+  for (let i = 0; i < columns.length; i++) {
+    const c = row.columns[columns[i]!];
+    h = Math.imul(h ^ 0x1f, 0x01000193);
+    if (c === undefined) continue;
+    if (typeof c === "string") h = hashText(h, c);
+    else if (c instanceof Uint8Array) {
+      for (let k = 0; k < c.length; k++) h = Math.imul(h ^ c[k]!, 0x01000193);
+    } else h = hashText(h, typeof c === "boolean" ? (c ? "true" : "false") : String(c));
+  }
+  return h >>> 0;
+}
+
+function hashText(h: number, s: string): number {
+  for (let k = 0; k < s.length; k++) h = Math.imul(h ^ s.charCodeAt(k), 0x01000193);
+  return h;
 }
 
 /** Bytes of a {@link PackedRows} chunk: above the run task's MALLOC_MMAP_THRESHOLD_, so mapped on its own. */
@@ -394,7 +524,7 @@ export async function runCaptureSources(
     );
   }
   opts.onNodes?.(nodes, metrics);
-  const sample = new RowSample();
+  const sample = new RowSample(config);
   const totalBytes = sources.reduce((a, s) => a + s.size, 0);
   const readBytes = () => sources.reduce((a, s) => a + s.bytesRead(), 0);
   // A node's files are read one after the other, as if concatenated (the order mergeByTime gave them).

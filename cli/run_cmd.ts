@@ -187,7 +187,7 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
   const signals = installSignalHandlers(node.system, { deadlineMs: DRAIN_DEADLINE_MS });
 
   if (capturePath !== undefined) {
-    const sample = new RowSample();
+    const sample = new RowSample(config);
     /** The capture's rows in its own order, as the sensor received them live, as this node's. */
     const arrival = async function* (): AsyncGenerator<{ node: string; row: Row }[]> {
       for (const c of caps) {

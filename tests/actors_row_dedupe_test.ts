@@ -62,6 +62,16 @@ Deno.test("duplicate rows: the ring agrees with the string-keyed map on repeats,
   }
 });
 
+Deno.test("duplicate rows: a stream's 5 s at 50 messages/s is one buffer of 20 bytes a row", () => {
+  const r = new RecentRows();
+  const t = 1_763_900_000_000_000_000n;
+  for (let i = 0; i < 400; i++) r.seen(t + BigInt(i) * 20_000_000n, new Uint8Array([i & 0xff, 1, 2]));
+  equal(r.size, 251);
+  // 256 rows: time (8 bytes), length and hash (4 each), two index slots of 2 bytes; before, 24 bytes a row in
+  // six buffers (6 KB).
+  equal(r.bytes, 256 * 20);
+});
+
 Deno.test("duplicate rows: a flood at one instant stays bounded and forgets the oldest first", () => {
   const r = new RecentRows();
   const t = 1_763_900_000_000_000_000n;
