@@ -117,10 +117,6 @@ export class RecentRows {
   #hasNewest = false;
   #newestHi = 0;
   #newestLo = 0;
-  /** The latest time of any row remembered since the start (never lowered: an upper bound of those held). */
-  #hasLatest = false;
-  #latestHi = 0;
-  #latestLo = 0;
 
   /** True if a row with this time and payload was already seen on the stream (then it must be skipped). */
   seen(timeNs: bigint, payload: Uint8Array | undefined): boolean {
@@ -128,16 +124,8 @@ export class RecentRows {
     const h = payload === undefined ? 0 : hash32(payload);
     I64[0] = timeNs;
     const lo = WORDS[0]!, hi = WORDS[1]! | 0;
-    const key =
-      (h ^ Math.imul(lo, 0x85ebca6b) ^ Math.imul(hi, 0x27d4eb2f) ^ Math.imul(len + 1, 0xc2b2ae35)) >>> 0;
-    // A row later than every row held cannot be one of them (a copy has its time): no probe (the usual row).
-    const later = !this.#hasLatest || diff(hi, lo, this.#latestHi, this.#latestLo) > 0;
-    if (!later && this.#find(key, hi, lo, len, h)) return true;
-    if (later) {
-      this.#hasLatest = true;
-      this.#latestHi = hi;
-      this.#latestLo = lo;
-    }
+    const key = keyOf(hi, lo, len, h);
+    if (this.#find(key, hi, lo, len, h)) return true;
     this.#append(key, hi, lo, len, h);
     if (this.#count > DEDUPE_MAX_ROWS) this.#dropOldest();
     // Only a plausible step forward prunes: one row from the future must not make the stream forget the rest.

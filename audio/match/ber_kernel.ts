@@ -13,7 +13,7 @@
 
 import { SUBFP_BITS } from "../fingerprint/fingerprint.ts";
 import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
-import { WEAK_WEIGHT } from "./score.ts";
+import { FRAME_ERRORS, FRAME_WEIGHT } from "./score.ts";
 
 /** Byte offset of the weighted errors of (strong errors a, weak errors b) at a·33 + b (float64). */
 export const ERRORS_AT = 0;
@@ -197,13 +197,10 @@ export function berKernel(bytes: number): BerKernel | undefined {
   try {
     const memory = new WebAssembly.Memory({ initial: Math.ceil((SLOTS_AT + bytes) / 65536) });
     const instance = new WebAssembly.Instance(module, { m: { mem: memory } });
+    // score.ts's tables, so the kernel's sums are sampledBer's.
     const t = new Float64Array(memory.buffer);
-    const weighted = (strong: number, weak: number) => strong + WEAK_WEIGHT * weak;
-    // The tables of score.ts (FRAME_ERRORS, FRAME_WEIGHT): the same formula, so the same values.
-    for (let x = 0; x < (SUBFP_BITS + 1) * (SUBFP_BITS + 1); x++) {
-      t[ERRORS_AT / 8 + x] = weighted(Math.floor(x / (SUBFP_BITS + 1)), x % (SUBFP_BITS + 1));
-    }
-    for (let n = 0; n <= SUBFP_BITS; n++) t[WEIGHT_AT / 8 + n] = weighted(n, SUBFP_BITS - n);
+    t.set(FRAME_ERRORS, ERRORS_AT / 8);
+    t.set(FRAME_WEIGHT, WEIGHT_AT / 8);
     return { memory, ber: instance.exports.ber as BerFn };
   } catch {
     return undefined;

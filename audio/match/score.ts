@@ -35,12 +35,12 @@ function weightedSq(strong: number, weak: number): number {
 }
 
 /** A frame's weight given its strong-bit count n: {@link weighted}(n, 32 − n). */
-const FRAME_WEIGHT: Float64Array = Float64Array.from(
+export const FRAME_WEIGHT: Float64Array = Float64Array.from(
   { length: SUBFP_BITS + 1 },
   (_, n) => weighted(n, SUBFP_BITS - n),
 );
 /** A frame's weighted errors from (strong errors a, weak errors b) at a·33 + b: {@link weighted}(a, b). */
-const FRAME_ERRORS: Float64Array = Float64Array.from(
+export const FRAME_ERRORS: Float64Array = Float64Array.from(
   { length: (SUBFP_BITS + 1) * (SUBFP_BITS + 1) },
   (_, x) => weighted(Math.floor(x / (SUBFP_BITS + 1)), x % (SUBFP_BITS + 1)),
 );
