@@ -11,7 +11,7 @@
  */
 import type { Cell, Row } from "./row.ts";
 import { parseQueryName } from "./row.ts";
-import { type ByteSlab, parseCaptureLineBytes, parseCaptureLineFast } from "./capture_line_fast.ts";
+import { type ByteSlab, lineEnd, parseCaptureLineFast, readCaptureLine } from "./capture_line_fast.ts";
 
 /** The capture format version this module reads and writes. */
 export const CAPTURE_VERSION = 1;
@@ -107,6 +107,8 @@ const captureSlab: ByteSlab = {
 
 /** Values longer than this (UTF-16 units) are encoded into an array of their own. */
 const MAX_SLAB_VALUE = SLAB_BYTES / 16;
+/** Lines longer than this (bytes or UTF-16 units) are read through `JSON.parse`, not directly. */
+const MAX_DIRECT_LINE = MAX_SLAB_VALUE * 4;
 
 /** The UTF-8 bytes of `s`, exactly as `TextEncoder.encode` gives them (lone surrogates become U+FFFD). */
 export function utf8Bytes(s: string): Uint8Array {
@@ -161,7 +163,7 @@ const DECIMAL = /^-?\d+$/;
  */
 export function parseCaptureLine(line: string, node: string): Row | string {
   // The usual line is read directly; anything else (malformed lines included) the general way, which decides.
-  if (line.length <= MAX_SLAB_VALUE * 4) {
+  if (line.length <= MAX_DIRECT_LINE) {
     const fast = parseCaptureLineFast(line, node, captureSlab, base64ToBytes);
     if (fast !== undefined) return fast;
   }
@@ -333,29 +335,44 @@ export class CaptureReader {
     try {
       let out: Row[] = [];
       for (;;) {
-        const view = this.#view;
-        for (;;) {
-          const nl = view.indexOf(LF, this.#at);
-          if (nl < 0) break;
+        const view = this.#view, size = view.length;
+        // The file's last line may end without a newline.
+        const last = this.#eof;
+        while (this.#at < size) {
           const from = this.#at;
-          this.#at = nl + 1;
-          this.#lineNo++;
-          this.#parseBytes(view, from, nl, out);
+          // The usual line is read up to its newline as its bytes are (lines of up to MAX_DIRECT_LINE bytes).
+          const limit = size - from > MAX_DIRECT_LINE ? from + MAX_DIRECT_LINE + 1 : size;
+          const row = readCaptureLine(
+            view,
+            from,
+            limit,
+            last && limit === size,
+            this.node,
+            captureSlab,
+            base64ToBytes,
+          );
+          if (row !== undefined) {
+            const end = lineEnd();
+            this.#at = end < size ? end + 1 : size;
+            this.#lineNo++;
+            out.push(row);
+          } else {
+            // Any other line is found by its newline and read as text, which decides.
+            let nl = view.indexOf(LF, from);
+            if (nl < 0) {
+              if (!last) break;
+              nl = size;
+            }
+            this.#at = nl < size ? nl + 1 : size;
+            this.#lineNo++;
+            this.#parse(lineText(view, from, nl), out);
+          }
           if (out.length >= this.#batch) {
             yield out;
             out = [];
           }
         }
-        if (this.#eof || this.#done) {
-          // The last line, without a newline.
-          if (this.#eof && this.#at < view.length) {
-            const from = this.#at;
-            this.#at = view.length;
-            this.#lineNo++;
-            this.#parseBytes(view, from, view.length, out);
-          }
-          break;
-        }
+        if (this.#eof || this.#done) break;
         await this.#fill();
       }
       if (out.length > 0) yield out;
@@ -375,18 +392,6 @@ export class CaptureReader {
   #problem(line: number, reason: string): void {
     this.problemCount++;
     if (this.problems.length < this.#keep) this.problems.push({ file: this.file, line, reason });
-  }
-
-  /** The line `view[from..to)`: read directly when it has the usual shape, else as text (which decides). */
-  #parseBytes(view: Uint8Array, from: number, to: number, out: Row[]): void {
-    if (to - from <= MAX_SLAB_VALUE * 4) {
-      const row = parseCaptureLineBytes(view, from, to, this.node, captureSlab, base64ToBytes);
-      if (row !== undefined) {
-        out.push(row);
-        return;
-      }
-    }
-    this.#parse(lineText(view, from, to), out);
   }
 
   #parse(raw: string, out: Row[]): void {

@@ -8,6 +8,11 @@
  * `__proto__`, `query` before `row` and nothing else at the top. Anything else, including every malformed line,
  * returns undefined and the caller parses the line with `JSON.parse` (pixie/capture.ts), which then decides: the
  * rows of both readers are the same (tests/pixie_capture_line_fast_test.ts compares them on mutated lines).
+ *
+ * In a capture file's bytes the reader finds the line's end itself ({@link readCaptureLine}): a newline is
+ * whitespace nowhere in a line, so a usual line is read in one pass up to its newline; the file reader searches
+ * for the newline only for a line the direct reader leaves (a separate search for every line's newline cost about
+ * a fifth of reading it).
  * @module
  */
 import type { Cell, Row } from "./row.ts";
@@ -42,10 +47,47 @@ const SIMPLE_ESCAPE: Uint8Array = (() => {
 /** Runs at least this long are copied with `set` (a view made) rather than byte by byte. */
 const COPY_SET_MIN = 48;
 
-/** A byte {@link LineReader.stringBytes} does not copy as it is: a quote, a backslash, a control byte, non-ASCII. */
+/** A byte {@link LineReader.stringCell} does not copy as it is: a quote, a backslash, a control byte, non-ASCII. */
 function notPlain(c: number): boolean {
   return c === QUOTE || c === BACKSLASH || c < 0x20 || c > 0x7f;
 }
+
+/** 1 for the bytes {@link notPlain} refuses: one load per byte of a short run rather than four comparisons. */
+const NOT_PLAIN: Uint8Array = (() => {
+  const t = new Uint8Array(256);
+  for (let c = 0; c < 256; c++) t[c] = notPlain(c) ? 1 : 0;
+  return t;
+})();
+
+/** Bytes a string cell is first given in the slab (a longer one moves to a slab with room as it grows). */
+const CELL_ROOM = 2048;
+
+/** A name read from lines (a key, a query): its text and bytes, and whether it may be a column's name here. */
+interface Name {
+  readonly text: string;
+  readonly bytes: Uint8Array;
+  /** Not empty, not an array index, not `__proto__` (the general reader's way for those). */
+  readonly column: boolean;
+  /** It is `time_`. */
+  readonly time: boolean;
+  /** It is a query name, `<measurement>/<tap>`. */
+  readonly query: boolean;
+}
+
+function nameOf(text: string): Name {
+  const first = text.charCodeAt(0);
+  return {
+    text,
+    bytes: new TextEncoder().encode(text),
+    column: text !== "" && !(first >= D0 && first <= D9) && text !== "__proto__",
+    time: text === "time_",
+    query: parseQueryName(text) !== undefined,
+  };
+}
+
+const QUERY_KEY = nameOf("query");
+const ROW_KEY = nameOf("row");
+const BASE64_KEY = nameOf("base64");
 
 function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
@@ -71,6 +113,31 @@ function digitsValue(b: Uint8Array, from: number, to: number): number {
   return v;
 }
 
+/** Words read from bytes in little-endian order (every platform Deno runs on; the bigint path otherwise). */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+const WORDS = new Uint32Array(2);
+const I64 = new BigInt64Array(WORDS.buffer);
+const TWO32 = 4294967296;
+
+/**
+ * `hi * 10^9 + lo` (`hi` < 2^34, `lo` < 10^9) as a bigint made once, from its two 32-bit words: a time of 19
+ * digits was two bigints, a product and a sum (four bigints made). Undefined at 2^63 or beyond.
+ */
+function int64Of(hi: number, lo: number): bigint | undefined {
+  // 16-bit pieces of hi keep every product below 2^53.
+  const hiL = hi % 65536, hiH = (hi - hiL) / 65536;
+  const a = hiL * 1e9 + lo;
+  const b = hiH * 1e9;
+  const bL = b % 65536;
+  const t = a + bL * 65536;
+  const lo32 = t % TWO32;
+  const hi32 = (b - bL) / 65536 + (t - lo32) / TWO32;
+  if (hi32 >= 0x80000000) return undefined;
+  WORDS[0] = lo32;
+  WORDS[1] = hi32;
+  return I64[0]!;
+}
+
 const E15 = 10n ** 15n;
 
 /**
@@ -82,6 +149,14 @@ class LineReader {
   b: Uint8Array = scratch;
   len = 0;
   pos = 0;
+  /**
+   * Reading a file's bytes: a newline ends the line (it is whitespace nowhere in it), and the line may also end
+   * at `len` when {@link endsAtLen}. Reading a line of text: the line is all of `b[..len)`.
+   */
+  fromFile = false;
+  endsAtLen = true;
+  /** Where the line read last ended: its newline, or `len`. */
+  end = 0;
 
   /** Loads `line`; false if it is not all ASCII (then it is left to JSON.parse). */
   load(line: string): boolean {
@@ -91,14 +166,21 @@ class LineReader {
     this.b = scratch;
     this.len = line.length;
     this.pos = 0;
+    this.fromFile = false;
+    this.endsAtLen = true;
     return true;
   }
 
-  /** Loads the line `bytes[from..to)` (UTF-8; a byte above 0x7f anywhere leaves the line to JSON.parse). */
-  loadBytes(bytes: Uint8Array, from: number, to: number): void {
+  /**
+   * Loads the line that opens at `bytes[from]` and ends at its newline before `limit`, or at `limit` when
+   * `endsAtLimit` (UTF-8; a byte above 0x7f anywhere leaves the line to JSON.parse).
+   */
+  loadBytes(bytes: Uint8Array, from: number, limit: number, endsAtLimit: boolean): void {
     this.b = bytes;
-    this.len = to;
+    this.len = limit;
     this.pos = from;
+    this.fromFile = true;
+    this.endsAtLen = endsAtLimit;
   }
 
   /** The byte at `p`, or -1 past the end. */
@@ -111,7 +193,7 @@ class LineReader {
     let p = this.pos;
     while (p < len) {
       const c = b[p]!;
-      if (c === SPACE || c === TAB || c === LF || c === CR) p++;
+      if (c === SPACE || c === TAB || c === CR || (c === LF && !this.fromFile)) p++;
       else break;
     }
     this.pos = p;
@@ -128,11 +210,23 @@ class LineReader {
   /**
    * {@link plainString} for names that repeat on every line (keys, the query): the same string object as last
    * time when the bytes are the same, so no string is made per row and property stores and map lookups with it
-   * find it already internalized.
+   * find it already internalized. `expect` (the name at this place in the line before) is compared first: a hit
+   * costs one comparison per byte, no hash.
    */
-  name(): string | undefined {
+  name(expect: Name | undefined): Name | undefined {
     const b = this.b, len = this.len;
     const from = this.pos + 1;
+    if (expect !== undefined) {
+      const e = expect.bytes, n = e.length;
+      if (from + n < len && b[from + n] === QUOTE) {
+        let i = 0;
+        while (i < n && b[from + i] === e[i]) i++;
+        if (i === n) {
+          this.pos = from + n + 1;
+          return expect;
+        }
+      }
+    }
     let p = from;
     let h = 0;
     for (;;) {
@@ -147,17 +241,13 @@ class LineReader {
     const slot = (h ^ n) & (NAME_SLOTS - 1);
     const known = names[slot];
     this.pos = p + 1;
-    if (known !== undefined && known.length === n) {
-      let same = true;
-      for (let i = 0; i < n; i++) {
-        if (known.charCodeAt(i) !== b[from + i]) {
-          same = false;
-          break;
-        }
-      }
-      if (same) return known;
+    if (known !== undefined && known.bytes.length === n) {
+      const k = known.bytes;
+      let i = 0;
+      while (i < n && k[i] === b[from + i]) i++;
+      if (i === n) return known;
     }
-    const fresh = asciiText(b, from, p);
+    const fresh = nameOf(asciiText(b, from, p));
     names[slot] = fresh;
     return fresh;
   }
@@ -180,23 +270,31 @@ class LineReader {
     return p + 1;
   }
 
-  /** `time_`'s text, a plain string at `pos` matching /^-?\d+$/, as a bigint; undefined otherwise. */
+  /** `time_`'s text, a string at `pos` matching /^-?\d+$/, as a bigint; undefined otherwise. */
   decimalString(): bigint | undefined {
-    const end = this.plainString();
-    if (end < 0) return undefined;
-    const b = this.b;
+    const b = this.b, len = this.len;
     let p = this.pos + 1;
-    const to = end - 1;
-    const neg = p < to && b[p] === MINUS;
+    const neg = p < len && b[p] === MINUS;
     if (neg) p++;
-    if (p >= to) return undefined;
-    for (let i = p; i < to; i++) if (b[i]! < D0 || b[i]! > D9) return undefined;
-    this.pos = end;
-    // BigInt of the text, from numbers of at most 15 digits (exact) rather than from a string made first.
-    let v: bigint;
-    if (to - p <= 15) v = BigInt(digitsValue(b, p, to));
-    else if (to - p <= 30) v = BigInt(digitsValue(b, p, to - 15)) * E15 + BigInt(digitsValue(b, to - 15, to));
-    else v = BigInt(asciiText(b, p, to));
+    // Digits up to the closing quote; anything else (an escape too) is not the usual time.
+    let to = p;
+    while (to < len) {
+      const c = b[to]!;
+      if (c < D0 || c > D9) break;
+      to++;
+    }
+    if (to === p || to >= len || b[to] !== QUOTE) return undefined;
+    this.pos = to + 1;
+    // BigInt of the text, from numbers rather than from a string made first: up to 18 digits (or 19 below 2^63,
+    // every time until the year 2262) from the two 32-bit words of their value, one bigint made.
+    const n = to - p;
+    let v: bigint | undefined;
+    if (n <= 15) v = BigInt(digitsValue(b, p, to));
+    else if (n <= 19 && LITTLE_ENDIAN) v = int64Of(digitsValue(b, p, to - 9), digitsValue(b, to - 9, to));
+    if (v === undefined) {
+      if (n <= 30) v = BigInt(digitsValue(b, p, to - 15)) * E15 + BigInt(digitsValue(b, to - 15, to));
+      else v = BigInt(asciiText(b, p, to));
+    }
     return neg ? -v : v;
   }
 
@@ -219,23 +317,36 @@ class LineReader {
   }
 
   /**
-   * A string's UTF-8 bytes written into `out` from `at` (escapes decoded); the number of bytes, or -1 when not
-   * handled. Every escape is at least two characters for one byte, so the string's length in the line bounds
-   * its bytes.
+   * A string's UTF-8 bytes (escapes decoded) as a cell carved from the slab; undefined when not handled. Every
+   * escape is at least two characters for one byte, so a run of the line bounds the bytes it adds: the cell is
+   * given room as it grows (moved to a fresh slab when the current one is short), not the rest of the line first
+   * (which in a file's bytes is not known until the line is read).
    */
-  stringBytes(out: Uint8Array, at: number): number {
+  stringCell(slab: ByteSlab): Uint8Array | undefined {
     const b = this.b, len = this.len;
     let p = this.pos + 1;
+    let out = slab.reserve(Math.min(len - p + 1, CELL_ROOM));
+    let at = slab.used();
     let o = at;
     for (;;) {
       // The run of plain bytes up to the next quote, backslash, control or non-ASCII byte, copied as it is.
       const q = this.plainRun(p);
+      if (o + (q - p) + 1 > out.length) {
+        // The cell so far moves to a slab with room for this run and an escape's byte.
+        const kept = o - at;
+        const fresh = slab.reserve(kept + (q - p) + 1);
+        const to = slab.used();
+        fresh.set(out.subarray(at, o), to);
+        out = fresh;
+        at = to;
+        o = to + kept;
+      }
       if (q - p >= COPY_SET_MIN) {
         out.set(b.subarray(p, q), o);
         o += q - p;
         p = q;
       } else for (; p < q; p++) out[o++] = b[p]!;
-      if (p >= len) return -1;
+      if (p >= len) return undefined;
       const c = b[p]!;
       if (c === QUOTE) break;
       if (c === BACKSLASH) {
@@ -243,23 +354,24 @@ class LineReader {
         if (e === 0x75) {
           const v = (hexValue(this.at(p + 2)) << 12) | (hexValue(this.at(p + 3)) << 8) |
             (hexValue(this.at(p + 4)) << 4) | hexValue(this.at(p + 5));
-          if (v < 0 || v >= 0x80) return -1;
+          if (v < 0 || v >= 0x80) return undefined;
           out[o++] = v;
           p += 6;
           continue;
         }
         // SIMPLE_ESCAPE covers ASCII only: a byte above 0x7f after a backslash is no escape (it read as 0 before).
         const x = e >= 0 && e < 0x80 ? SIMPLE_ESCAPE[e]! : 0;
-        if (x === 0) return -1;
+        if (x === 0) return undefined;
         out[o++] = x;
         p += 2;
         continue;
       }
       // Control characters go to JSON.parse; so does any byte above 0x7f (a line is read here only if ASCII).
-      return -1;
+      return undefined;
     }
     this.pos = p + 1;
-    return o - at;
+    slab.advance(o - at);
+    return out.subarray(at, o);
   }
 
   /** 32-bit words of {@link b}'s buffer (for {@link plainRun}), made again when the buffer changes. */
@@ -267,7 +379,7 @@ class LineReader {
 
   /**
    * The first position at or after `p` whose byte is a quote, a backslash, a control character or above 0x7f
-   * (`len` if none): the end of a run {@link stringBytes} copies as it is. A few bytes (a key, a short value) are
+   * (`len` if none): the end of a run {@link stringCell} copies as it is. A few bytes (a key, a short value) are
    * read one by one; a long run (the payload of a body) four bytes at a time, as json_scan_bytes.ts does: a byte
    * below 0x20 borrows in w - 0x20202020 with its top bit clear, a quote or backslash is a zero byte after an XOR,
    * and a byte above 0x7f has its top bit set. A word with any of them is read again byte by byte.
@@ -275,7 +387,7 @@ class LineReader {
   plainRun(p: number): number {
     const b = this.b, len = this.len;
     const near = p + 16 < len ? p + 16 : len;
-    for (; p < near; p++) if (notPlain(b[p]!)) return p;
+    for (; p < near; p++) if (NOT_PLAIN[b[p]!] !== 0) return p;
     const base = b.byteOffset;
     for (; p < len && (base + p) & 3; p++) if (notPlain(b[p]!)) return p;
     if (p >= len) return len;
@@ -327,7 +439,12 @@ const FALSE = new TextEncoder().encode("false");
 
 /** Names seen recently, by a hash of their bytes (a slot holds the last name that hashed there). */
 const NAME_SLOTS = 256;
-const names: (string | undefined)[] = new Array(NAME_SLOTS).fill(undefined);
+const names: (Name | undefined)[] = new Array(NAME_SLOTS).fill(undefined);
+/** The row's keys in the line read last, in order (each line is compared with it first), and the last query. */
+const shape: Name[] = [];
+/** The keys of the line being read from the first that differs from {@link shape}. */
+const fresh: Name[] = [];
+let lastQuery: Name | undefined;
 
 const reader = new LineReader();
 
@@ -364,8 +481,28 @@ export function parseCaptureLineBytes(
   slab: ByteSlab,
   base64: (b64: string) => Uint8Array,
 ): Row | undefined {
+  const row = readCaptureLine(bytes, from, to, true, node, slab, base64);
+  return row !== undefined && reader.end === to ? row : undefined;
+}
+
+/**
+ * The row of the line that opens at `bytes[from]`, read from the file's bytes up to its newline, which must come
+ * before `limit`; or up to `limit` itself when `endsAtLimit` (the file's last line). {@link lineEnd} then tells
+ * where the line ended (its newline, or `limit`). Undefined when the line is anything but the usual shape in
+ * ASCII, or does not end before `limit`: then find its newline, decode the line and give it to
+ * `parseCaptureLine`, which decides.
+ */
+export function readCaptureLine(
+  bytes: Uint8Array,
+  from: number,
+  limit: number,
+  endsAtLimit: boolean,
+  node: string,
+  slab: ByteSlab,
+  base64: (b64: string) => Uint8Array,
+): Row | undefined {
   const r = reader;
-  r.loadBytes(bytes, from, to);
+  r.loadBytes(bytes, from, limit, endsAtLimit);
   try {
     return readLine(r, node, slab, base64);
   } catch {
@@ -373,6 +510,11 @@ export function parseCaptureLineBytes(
   } finally {
     r.b = scratch;
   }
+}
+
+/** Where the line {@link readCaptureLine} read last ended: the position of its newline, or its limit. */
+export function lineEnd(): number {
+  return reader.end;
 }
 
 function readLine(
@@ -383,49 +525,55 @@ function readLine(
 ): Row | undefined {
   if (!r.eat(LBRACE) || !r.eat(QUOTE)) return undefined;
   r.pos--;
-  if (r.name() !== "query" || !r.eat(COLON)) return undefined;
+  if (r.name(QUERY_KEY) !== QUERY_KEY || !r.eat(COLON)) return undefined;
   r.ws();
   if (r.at(r.pos) !== QUOTE) return undefined;
-  const query = r.name();
-  if (query === undefined || !parseQueryName(query)) return undefined;
+  const query = r.name(lastQuery);
+  if (query === undefined || !query.query) return undefined;
+  lastQuery = query;
   if (!r.eat(COMMA) || !r.eat(QUOTE)) return undefined;
   r.pos--;
-  if (r.name() !== "row" || !r.eat(COLON) || !r.eat(LBRACE)) return undefined;
+  if (r.name(ROW_KEY) !== ROW_KEY || !r.eat(COLON) || !r.eat(LBRACE)) return undefined;
   // time_ first, as the general reader builds it; its value is set once read.
   const columns: Record<string, Cell> = { time_: 0n };
   let time: bigint | undefined;
   r.ws();
   if (r.at(r.pos) === RBRACE) return undefined; // no time_
-  for (;;) {
+  // While every key is the one at its place in the last line read (whose keys were checked and distinct), a key
+  // cannot repeat an earlier one. From the first that differs, the keys are checked and kept for the next line.
+  let same = shape.length;
+  fresh.length = 0;
+  for (let k = 0;; k++) {
     r.ws();
     if (r.at(r.pos) !== QUOTE) return undefined;
-    const name = r.name();
-    if (name === undefined || !r.eat(COLON)) return undefined;
-    const first = name.charCodeAt(0);
-    // Array-index names enumerate first and `__proto__` would set the prototype: the general reader's way.
-    if (name === "" || (first >= D0 && first <= D9) || name === "__proto__") return undefined;
+    const asBefore = k < same;
+    const expect = asBefore ? shape[k] : undefined;
+    const key = r.name(expect);
+    if (key === undefined || !r.eat(COLON)) return undefined;
+    if (key !== expect) {
+      if (asBefore) same = k;
+      fresh.push(key);
+    }
     r.ws();
     const c = r.at(r.pos);
-    if (name === "time_") {
+    if (key.time) {
       if (time !== undefined || c !== QUOTE) return undefined;
       time = r.decimalString();
       if (time === undefined) return undefined;
     } else {
-      if (Object.hasOwn(columns, name)) return undefined;
+      // Array-index names enumerate first and `__proto__` would set the prototype: the general reader's way.
+      const name = key.text;
+      if (!key.column || (key !== expect && Object.hasOwn(columns, name))) return undefined;
       let cell: Cell;
       if (c === QUOTE) {
-        // The rest of the line bounds the string's bytes.
-        const buf = slab.reserve(r.len - r.pos);
-        const at = slab.used();
-        const n = r.stringBytes(buf, at);
-        if (n < 0) return undefined;
-        slab.advance(n);
-        cell = buf.subarray(at, at + n);
+        const bytes = r.stringCell(slab);
+        if (bytes === undefined) return undefined;
+        cell = bytes;
       } else if (c === LBRACE) {
         r.pos++;
         if (!r.eat(QUOTE)) return undefined;
         r.pos--;
-        if (r.name() !== "base64" || !r.eat(COLON)) return undefined;
+        if (r.name(BASE64_KEY) !== BASE64_KEY || !r.eat(COLON)) return undefined;
         r.ws();
         if (r.at(r.pos) !== QUOTE) return undefined;
         const b64 = r.plainText();
@@ -446,11 +594,15 @@ function readLine(
     const sep = r.at(r.pos++);
     if (sep === COMMA) continue;
     if (sep !== RBRACE) return undefined;
+    shape.length = same < k + 1 ? same : k + 1;
+    for (let i = 0; i < fresh.length; i++) shape.push(fresh[i]!);
     break;
   }
   if (time === undefined || !r.eat(RBRACE)) return undefined;
   r.ws();
-  if (r.pos !== r.len) return undefined;
+  // The line ends here: at its newline (a file's bytes), or at the end of what was given.
+  if (r.pos < r.len ? !r.fromFile || r.b[r.pos] !== LF : !r.endsAtLen) return undefined;
+  r.end = r.pos;
   columns["time_"] = time;
-  return { query, node, time, columns };
+  return { query: query.text, node, time, columns };
 }

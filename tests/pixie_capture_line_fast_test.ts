@@ -6,7 +6,13 @@ import {
   parseCaptureLineJson,
   utf8Bytes,
 } from "../pixie/capture.ts";
-import { type ByteSlab, parseCaptureLineBytes, parseCaptureLineFast } from "../pixie/capture_line_fast.ts";
+import {
+  type ByteSlab,
+  lineEnd,
+  parseCaptureLineBytes,
+  parseCaptureLineFast,
+  readCaptureLine,
+} from "../pixie/capture_line_fast.ts";
 import type { Row } from "../pixie/row.ts";
 
 const enc = new TextEncoder();
@@ -242,6 +248,131 @@ Deno.test("direct capture line reader: a byte above 0x7f anywhere in a long run 
       if (c !== undefined) {
         deepEqual(plain(c), plain(parseCaptureLineJson(text, "n")), `0x${byte.toString(16)} at ${at}`);
       }
+    }
+  }
+});
+
+Deno.test("direct capture line reader: in a file's bytes a line ends at its newline, found as the line is read", () => {
+  const text = LINES.map((l) => l.trim()).join("\n") + "\r\n" + LINES[0]!;
+  const bytes = enc.encode(text);
+  const lines = text.split("\n");
+  let from = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const last = i === lines.length - 1;
+    const row = readCaptureLine(bytes, from, bytes.length, last, "n", testSlab(), base64ToBytes);
+    const want = parseCaptureLineJson(lines[i]!.trim(), "n");
+    const nl = last ? bytes.length : bytes.indexOf(0x0a, from);
+    if (row !== undefined) {
+      deepEqual(plain(row), plain(want), lines[i]!);
+      equal(lineEnd(), nl, lines[i]!);
+    }
+    from = nl + 1;
+  }
+  // The usual line read in one pass: each of them directly.
+  const usual = enc.encode(`${LINES[0]}\n${LINES[4]}\n`);
+  const first = readCaptureLine(usual, 0, usual.length, false, "n", testSlab(), base64ToBytes);
+  ok(first !== undefined);
+  equal(lineEnd(), LINES[0]!.length);
+  const second = readCaptureLine(usual, lineEnd() + 1, usual.length, false, "n", testSlab(), base64ToBytes);
+  deepEqual(plain(second!), plain(parseCaptureLineJson(LINES[4]!, "n")));
+  // A line whose newline is not in hand yet (the next chunk of the file) is not read: it may go on.
+  const cut = enc.encode(LINES[0]!);
+  equal(readCaptureLine(cut, 0, cut.length, false, "n", testSlab(), base64ToBytes), undefined);
+  ok(readCaptureLine(cut, 0, cut.length, true, "n", testSlab(), base64ToBytes) !== undefined);
+  // Nor one that goes on past its limit, nor one with more than whitespace after the row.
+  const long = enc.encode(`${LINES[0]}\n`);
+  equal(readCaptureLine(long, 0, long.length - 2, false, "n", testSlab(), base64ToBytes), undefined);
+  const extra = enc.encode(`${LINES[0]} x\n${LINES[0]}\n`);
+  equal(readCaptureLine(extra, 0, extra.length, false, "n", testSlab(), base64ToBytes), undefined);
+  // A newline is whitespace in a line's text, never in a file's bytes (it ends the line).
+  const spread = '{"query":"m/s",\n"row":{"time_":"1"}}';
+  ok(parseCaptureLineFast(spread, "n", testSlab(), base64ToBytes) !== undefined);
+  const spreadBytes = enc.encode(spread + "\n");
+  equal(readCaptureLine(spreadBytes, 0, spreadBytes.length, true, "n", testSlab(), base64ToBytes), undefined);
+});
+
+Deno.test("direct capture line reader: time_ as BigInt reads it, at every length and at 2^63", () => {
+  let seed = 11;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  const times = ["9223372036854775807", "9223372036854775808", "9999999999999999999", "18446744073709551616"];
+  times.push("4294967295999999999", "4294967296000000000", "1000000000000000000", "999999999999999999");
+  for (let t = 0; t < 3000; t++) {
+    let s = String(1 + rnd(9));
+    for (let n = rnd(24); n > 0; n--) s += String(rnd(10));
+    times.push(s, "-" + s, "00" + s);
+  }
+  for (const t of times) {
+    const line = `{"query":"m/s","row":{"time_":"${t}","a":1}}`;
+    const row = parseCaptureLineFast(line, "n", testSlab(), base64ToBytes);
+    ok(row !== undefined, line);
+    equal(row.time, BigInt(t), line);
+    equal(row.columns["time_"], BigInt(t), line);
+  }
+});
+
+Deno.test("direct capture line reader: keys compared with the line before still repeat nowhere", () => {
+  const slab = testSlab();
+  const read = (line: string) => parseCaptureLineFast(line, "n", slab, base64ToBytes);
+  // A line that repeats a key is left to JSON.parse, and so is the same line again (its keys were not kept).
+  const twice = '{"query":"m/s","row":{"time_":"1","a":"x","b":2,"a":"y"}}';
+  equal(read(twice), undefined);
+  equal(read(twice), undefined);
+  // After a line of keys a, b: the same keys read directly, and a line that repeats one of them after them not.
+  ok(read('{"query":"m/s","row":{"time_":"1","a":"x","b":2}}') !== undefined);
+  ok(read('{"query":"m/s","row":{"time_":"2","a":"x","b":3}}') !== undefined);
+  equal(read('{"query":"m/s","row":{"time_":"3","a":"x","b":3,"a":"z"}}'), undefined);
+  equal(read('{"query":"m/s","row":{"time_":"3","a":"x","b":3,"b":4}}'), undefined);
+  equal(read('{"query":"m/s","row":{"time_":"3","a":"x","c":3,"a":4}}'), undefined);
+  equal(read('{"query":"m/s","row":{"time_":"3","time_":"4","b":3}}'), undefined);
+  // What is kept is the last line's keys alone: after a, b then c, a, the line a, b, c, a repeats a.
+  ok(read('{"query":"m/s","row":{"time_":"3","a":1,"b":2}}') !== undefined);
+  ok(read('{"query":"m/s","row":{"time_":"3","c":1,"a":2}}') !== undefined);
+  equal(read('{"query":"m/s","row":{"time_":"3","a":1,"b":2,"c":3,"a":4}}'), undefined);
+  // Keys in another order, fewer or more of them, and a line with other keys: each as JSON.parse reads it.
+  for (
+    const line of [
+      '{"query":"m/s","row":{"time_":"4","b":1,"a":"x"}}',
+      '{"query":"m/s","row":{"time_":"5","a":"x"}}',
+      '{"query":"m/s","row":{"time_":"6","a":"x","b":1,"c":true}}',
+      '{"query":"m/t","row":{"a":"x","time_":"7","b":1}}',
+      '{"query":"m/t","row":{"a":"x","time_":"7","b":1}}',
+      '{"query":"m/t","row":{"time_":"8"}}',
+    ]
+  ) {
+    const row = read(line);
+    ok(row !== undefined, line);
+    deepEqual(plain(row), plain(parseCaptureLineJson(line, "n")), line);
+  }
+  equal(read('{"query":"mt","row":{"time_":"8"}}'), undefined);
+});
+
+Deno.test("direct capture line reader: a string cell that outgrows its slab moves whole to a fresh one", () => {
+  // A slab nearly full: a cell longer than what is left, and longer than the room it is first given.
+  for (const size of [10, 100, 3000, 9000]) {
+    for (const left of [0, 5, 64, 2100]) {
+      let buf = new Uint8Array(1 << 16);
+      let used = buf.length - left;
+      const slab: ByteSlab = {
+        reserve(n) {
+          if (used + n > buf.length) {
+            buf = new Uint8Array(Math.max(1 << 16, n));
+            used = 0;
+          }
+          return buf;
+        },
+        used: () => used,
+        advance(n) {
+          used += n;
+        },
+      };
+      const value = 'ab\\"cd\\\\ef/'.repeat(Math.ceil(size / 12)).slice(0, size).replace(/\\$/, "x");
+      const line = `{"query":"m/s","row":{"time_":"1","v":"${value}","w":"z"}}`;
+      const row = parseCaptureLineFast(line, "n", slab, base64ToBytes);
+      ok(row !== undefined, `${size} ${left}`);
+      deepEqual(plain(row), plain(parseCaptureLineJson(line, "n")), `${size} ${left}`);
     }
   }
 });
