@@ -9,6 +9,7 @@ import {
   encodeBase64,
   encodeHex,
 } from "../audio/decode/encoding.ts";
+import { base64Kernel } from "../audio/decode/base64_simd.ts";
 import { rng } from "./support/rng.ts";
 
 const enc = new TextEncoder();
@@ -177,4 +178,51 @@ Deno.test("base64: long values (the engine's decoder for bytes too) agree with t
     const text = encodeBase64(bytes, r() < 0.5, r() < 0.5);
     for (const got of allWays(text)) deepEqual(got, Array.from(bytes));
   }
+});
+
+Deno.test("base64 SIMD kernel: each byte value at each place of a block stops it unless a digit, values exact", () => {
+  const kernel = base64Kernel();
+  if (kernel === undefined) return; // no WebAssembly SIMD here: the JS decoder does it all
+  const digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_";
+  const r = rng(23);
+  for (let c = 0; c < 256; c++) {
+    const digit = digits.includes(String.fromCharCode(c));
+    for (let at = 0; at < 16; at++) {
+      // Three blocks: the byte in the second; the kernel decodes the first, and the second only if it is a digit.
+      const block = Uint8Array.from({ length: 48 }, () => digits.charCodeAt(Math.floor(r() * 66)));
+      block[16 + at] = c;
+      const done = kernel.decode(block);
+      equal(done, digit ? 48 : 16, `0x${c.toString(16)} at ${at}`);
+      deepEqual(
+        Array.from(kernel.out.subarray(0, (done / 4) * 3)),
+        arr(decodeBase64Portable(block.subarray(0, done))),
+        `0x${c.toString(16)} at ${at}`,
+      );
+    }
+  }
+  // A partial last block is left to the JS decoder.
+  equal(kernel.decode(enc.encode("A".repeat(47))), 32);
+});
+
+Deno.test("base64: bytes through the SIMD kernel agree with the portable decoder, and plain results are kept", () => {
+  const r = rng(29);
+  const digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_";
+  const odd = ["=", " ", "\n", "*", "\u00e9", "=="];
+  for (let t = 0; t < 3000; t++) {
+    const n = 40 + Math.floor(r() * 300);
+    let text = "";
+    for (let i = 0; i < n; i++) {
+      text += r() < 0.003 ? odd[Math.floor(r() * odd.length)]! : digits[Math.floor(r() * 66)]!;
+    }
+    if (r() < 0.3) text += "=".repeat(Math.floor(r() * 3));
+    const bytes = enc.encode(text);
+    const want = arr(decodeBase64Portable(text));
+    deepEqual(arr(decodeBase64(bytes, true)), want, text);
+    deepEqual(arr(decodeBase64(bytes)), want, text);
+  }
+  // A plain (not transient) result is its own: the next decode does not overwrite it.
+  const a = decodeBase64(enc.encode(encodeBase64(new Uint8Array(300).fill(7))))!;
+  decodeBase64(enc.encode(encodeBase64(new Uint8Array(300).fill(9))), true);
+  decodeBase64(enc.encode(encodeBase64(new Uint8Array(300).fill(9))));
+  ok(a.every((v) => v === 7));
 });
