@@ -461,3 +461,35 @@ Deno.test("byte scanner: bodies in one buffer (a capture slab) read right as the
   new Uint8Array(rab)[1000 + 80] = 0x22;
   equal(check(new Uint8Array(rab, 1000, big.length), ["q"]), "bad");
 });
+
+Deno.test("byte scanner: keys match path segments as JSON.parse reads them, ASCII or not, valid UTF-8 or not", () => {
+  // Keys by their bytes: ASCII, non-ASCII, invalid UTF-8 (U+FFFD to the text decoder), escaped.
+  const keys: Uint8Array[] = [
+    enc.encode("data"),
+    enc.encode("dat"),
+    enc.encode("datä"),
+    Uint8Array.of(0x64, 0x61, 0x74, 0xff),
+    Uint8Array.of(0x64, 0x61, 0x74, 0x61, 0xc3),
+    enc.encode("\\u0064ata"),
+    enc.encode("d\u00e4ta"),
+    enc.encode("\ufffd"),
+    Uint8Array.of(0xff),
+    Uint8Array.of(0xef, 0xbf, 0xbd),
+  ];
+  for (const segment of ["data", "datä", "\ufffd", "d\u00e4ta", "dat\ufffd"]) {
+    const path = bytePath([segment]);
+    for (const key of keys) {
+      const body = new Uint8Array([...enc.encode('{"'), ...key, ...enc.encode('":"AQID","x":1}')]);
+      const text = bodyText.decode(body);
+      let want: unknown;
+      try {
+        want = walkJsonPath(JSON.parse(text), [segment]);
+      } catch {
+        want = BYTES_BAD;
+      }
+      const hit = scanJsonPathBytes(body, path);
+      const got = hit === BYTES_MISSING ? undefined : hit === BYTES_BAD ? BYTES_BAD : hitValue(body, hit);
+      if (got !== BYTES_BAD) equal(got, want, `${segment} ${Array.from(key)}`);
+    }
+  }
+});

@@ -156,3 +156,22 @@ Deno.test("StreamKeyer: keys with envelope fields are the reference's, markers a
     }
   }
 });
+
+Deno.test("StreamKeyer: keys stay right when the kept cells fill their store and it starts again", () => {
+  const spec = ["pod", "remote_port"];
+  const keyer = new StreamKeyer(spec);
+  // 3,000 combinations of 300-byte pods (~900 KB of cells, several times the store), each seen twice, and pods
+  // too long to keep.
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 3000; i++) {
+      const cols = { pod: enc.encode(`p${i}-`.padEnd(300, "x")), remote_port: i % 7 };
+      equal(keyer.keyOf(cols), streamKeyOf(cols, undefined, spec));
+    }
+  }
+  for (const n of [65535, 65536, 70000]) {
+    const cols = { pod: new Uint8Array(n).fill(0x61), remote_port: 1 };
+    equal(keyer.keyOf(cols), streamKeyOf(cols, undefined, spec));
+    cols.pod[n - 1] = 0x62;
+    equal(keyer.keyOf(cols), streamKeyOf(cols, undefined, spec));
+  }
+});

@@ -37,6 +37,8 @@ export interface BytePath {
   segs: readonly string[];
   index: readonly number[];
   bytes: readonly Uint8Array[];
+  /** Per segment: all ASCII (a key without escapes then matches it exactly when its bytes are the same). */
+  ascii: readonly boolean[];
 }
 
 const encoder = new TextEncoder();
@@ -50,6 +52,7 @@ export function bytePath(segs: readonly string[]): BytePath {
       segs,
       index: segs.map((s) => (/^\d+$/.test(s) ? Number(s) : -1)),
       bytes: segs.map((s) => encoder.encode(s)),
+      ascii: segs.map((s) => /^[\x00-\x7f]*$/.test(s)),
     };
     compiled.set(segs, p);
   }
@@ -60,7 +63,7 @@ class ByteScanner {
   b: Uint8Array = new Uint8Array(0);
   len = 0;
   pos = 0;
-  path: BytePath = { segs: [], index: [], bytes: [] };
+  path: BytePath = { segs: [], index: [], bytes: [], ascii: [] };
   hit: ByteScanHit | undefined;
   escaped = false;
   /**
@@ -186,9 +189,9 @@ class ByteScanner {
   special(p: number): number {
     const b = this.b, len = this.len;
     const near = p + 32 < len ? p + 32 : len;
-    for (; p < near; p++) if (isSpecial(b[p]!)) return p;
+    for (; p < near; p++) if (SPECIAL[b[p]!] !== 0) return p;
     const base = b.byteOffset;
-    for (; p < len && (base + p) & 3; p++) if (isSpecial(b[p]!)) return p;
+    for (; p < len && (base + p) & 3; p++) if (SPECIAL[b[p]!] !== 0) return p;
     if (p >= len) return len;
     let words = this.words;
     if (!words || words.buffer !== b.buffer || words.length !== b.buffer.byteLength >>> 2) {
@@ -258,6 +261,14 @@ class ByteScanner {
    */
   keyIs(start: number, end: number, depth: number): boolean {
     const b = this.b;
+    // A key without escapes matches an ASCII segment exactly when its bytes are the segment's: any byte above
+    // 0x7f decodes to a character (U+FFFD if invalid) no ASCII text holds.
+    if (!this.escaped && this.path.ascii[depth]!) {
+      const want = this.path.bytes[depth]!;
+      if (end - start - 2 !== want.length) return false;
+      for (let i = 0; i < want.length; i++) if (b[start + 1 + i] !== want[i]) return false;
+      return true;
+    }
     if (this.escaped || hasNonAscii(b, start + 1, end - 1)) {
       const text = utf8.decode(b.subarray(start, end));
       const want = this.path.segs[depth]!;
@@ -287,6 +298,13 @@ for (const c of '"\\/bfnrt') SIMPLE_ESCAPE[c.charCodeAt(0)] = 1;
 function isSpecial(c: number): boolean {
   return c === 0x22 || c === 0x5c || c < 0x20;
 }
+
+/** 1 for the bytes {@link isSpecial} names: one load where a short run is read a byte at a time. */
+const SPECIAL: Uint8Array = (() => {
+  const t = new Uint8Array(256);
+  for (let c = 0; c < 256; c++) t[c] = isSpecial(c) ? 1 : 0;
+  return t;
+})();
 
 function isDigit(c: number): boolean {
   return c >= 0x30 && c <= 0x39;

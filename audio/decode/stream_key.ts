@@ -69,31 +69,26 @@ export function streamKeyOf(
   return key;
 }
 
-/** One remembered key: copies of the cells it was rendered from, and the key. */
-interface CachedKey {
-  cells: (KeyCell | undefined)[];
-  key: string;
-}
-
 /**
  * Slots of a {@link ColumnKeyCache} (a power of two). Ample for the streams of a tap: two combinations that
  * share a slot would render their keys on every row while both are live.
  */
 const KEY_SLOTS = 4096;
 
-/** A cell as remembered by the cache: bytes copied (the row's own may be a view of a reused buffer). */
-function keepCell(c: KeyCell | undefined): KeyCell | undefined {
-  return c instanceof Uint8Array ? c.slice() : c;
-}
+/** Bytes of a {@link ColumnKeyCache}'s store of cells (it starts again, every key forgotten, when full). */
+const CELL_STORE_BYTES = 256 * 1024;
 
-function sameCell(a: KeyCell | undefined, b: KeyCell | undefined): boolean {
-  if (a instanceof Uint8Array) {
-    if (!(b instanceof Uint8Array) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-    return true;
-  }
-  return a === b;
-}
+/** Longest byte or string cell remembered (a longer one is rendered each time). */
+const MAX_KEPT_CELL = 0xffff;
+
+// Tags of the cells in a ColumnKeyCache's store.
+const NONE = 0, BYTES = 1, NUMBER = 2, BIG = 3, TEXT = 4, TRUE = 5, FALSE = 6;
+
+/** A number or bigint as 8 bytes, to compare with the store's. */
+const F64 = new Float64Array(1);
+const I64 = new BigInt64Array(F64.buffer);
+const N8 = new Uint8Array(F64.buffer);
+const INT64_MIN = -(1n << 63n), INT64_MAX = (1n << 63n) - 1n;
 
 /** A hash of a cell for the cache's slot (equal cells hash equal; anything else only spreads the slots). */
 function cellHash(c: KeyCell | undefined, h: number): number {
@@ -110,9 +105,18 @@ function cellHash(c: KeyCell | undefined, h: number): number {
  * The keys of recent column combinations: a stream's rows carry the same pod, address and port every time, and
  * rendering them (two UTF-8 decodes, a number to text, escaping, joining) cost more than the rest of keying a
  * row. A hit hands back the very key string made before (also cheaper for every map it is looked up in).
+ *
+ * The cells a key was made from are kept packed in one store (a tag, then a byte cell's length and bytes, a
+ * number's or int64's 8 bytes, a string's UTF-16 units), found by slot: comparing a row with them reads one run
+ * of bytes, where copies of the cells (an array of them and a typed array with its own buffer each) cost a
+ * cache miss each, most of keying a row in a busy sensor.
  */
 class ColumnKeyCache {
-  readonly #slots: (CachedKey | undefined)[] = new Array(KEY_SLOTS).fill(undefined);
+  /** Store position + 1 of each slot's cells; 0 for none. */
+  readonly #at = new Int32Array(KEY_SLOTS);
+  readonly #keys: (string | undefined)[] = new Array(KEY_SLOTS).fill(undefined);
+  readonly #store = new Uint8Array(CELL_STORE_BYTES);
+  #used = 0;
 
   /** The key of `columns` under `spec`: remembered, or rendered now and remembered. */
   keyOf(columns: Readonly<Record<string, KeyCell>>, spec: readonly string[]): string {
@@ -127,20 +131,103 @@ class ColumnKeyCache {
     // Two slots per combination (slot and its neighbour), so two combinations that hash alike both stay.
     const slot = h & (KEY_SLOTS - 1);
     for (let w = 0; w < 2; w++) {
-      const known = this.#slots[slot ^ w];
-      if (known === undefined) continue;
-      let same = true;
-      for (let i = 0; i < spec.length && same; i++) same = sameCell(known.cells[i], columns[spec[i]!]);
-      if (same) return known.key;
+      const at = this.#at[slot ^ w]!;
+      if (at !== 0 && this.#same(at - 1, columns, spec)) return this.#keys[slot ^ w]!;
     }
     const key = streamKeyOf(columns, undefined, spec);
-    const free = this.#slots[slot] === undefined
-      ? slot
-      : this.#slots[slot ^ 1] === undefined
-      ? slot ^ 1
-      : slot;
-    this.#slots[free] = { cells: spec.map((e) => keepCell(columns[e])), key };
+    const free = this.#at[slot] === 0 ? slot : this.#at[slot ^ 1] === 0 ? slot ^ 1 : slot;
+    const at = this.#keep(columns, spec);
+    if (at >= 0) {
+      this.#at[free] = at + 1;
+      this.#keys[free] = key;
+    }
     return key;
+  }
+
+  /** Whether the cells kept from position `p` are `columns`' under `spec`. */
+  #same(p: number, columns: Readonly<Record<string, KeyCell>>, spec: readonly string[]): boolean {
+    const store = this.#store;
+    for (let i = 0; i < spec.length; i++) {
+      const c = columns[spec[i]!];
+      const tag = store[p++]!;
+      if (c instanceof Uint8Array) {
+        const n = c.length;
+        if (tag !== BYTES || store[p]! + (store[p + 1]! << 8) !== n) return false;
+        p += 2;
+        for (let k = 0; k < n; k++) if (store[p + k] !== c[k]) return false;
+        p += n;
+      } else if (typeof c === "number" || typeof c === "bigint") {
+        if (typeof c === "number") {
+          // A NaN is never the same (as before, when cells were compared with ===), and -0 is 0.
+          if (tag !== NUMBER || c !== c) return false;
+          F64[0] = c === 0 ? 0 : c;
+        } else {
+          if (tag !== BIG || c < INT64_MIN || c > INT64_MAX) return false;
+          I64[0] = c;
+        }
+        for (let k = 0; k < 8; k++) if (store[p + k] !== N8[k]) return false;
+        p += 8;
+      } else if (typeof c === "string") {
+        const n = c.length;
+        if (tag !== TEXT || store[p]! + (store[p + 1]! << 8) !== n) return false;
+        p += 2;
+        for (let k = 0; k < n; k++, p += 2) {
+          if (store[p]! + (store[p + 1]! << 8) !== c.charCodeAt(k)) return false;
+        }
+      } else if (tag !== (c === undefined ? NONE : c ? TRUE : FALSE)) return false;
+    }
+    return true;
+  }
+
+  /** Keeps `columns`' cells under `spec`; their position in the store, or -1 when one is too large to keep. */
+  #keep(columns: Readonly<Record<string, KeyCell>>, spec: readonly string[]): number {
+    let need = 0;
+    for (let i = 0; i < spec.length; i++) {
+      const c = columns[spec[i]!];
+      if (c instanceof Uint8Array || typeof c === "string") {
+        if (c.length > MAX_KEPT_CELL) return -1;
+        need += 3 + (typeof c === "string" ? 2 : 1) * c.length;
+      } else if (typeof c === "bigint") {
+        if (c < INT64_MIN || c > INT64_MAX) return -1;
+        need += 9;
+      } else need += typeof c === "number" ? 9 : 1;
+    }
+    if (need > CELL_STORE_BYTES) return -1;
+    if (this.#used + need > CELL_STORE_BYTES) {
+      // Full: every key is forgotten and made again as its combination comes back.
+      this.#at.fill(0);
+      this.#keys.fill(undefined);
+      this.#used = 0;
+    }
+    const store = this.#store;
+    const at = this.#used;
+    let p = at;
+    for (let i = 0; i < spec.length; i++) {
+      const c = columns[spec[i]!];
+      if (c instanceof Uint8Array) {
+        store[p++] = BYTES;
+        store[p++] = c.length & 0xff;
+        store[p++] = c.length >> 8;
+        store.set(c, p);
+        p += c.length;
+      } else if (typeof c === "number" || typeof c === "bigint") {
+        store[p++] = typeof c === "number" ? NUMBER : BIG;
+        if (typeof c === "number") F64[0] = c === 0 ? 0 : c;
+        else I64[0] = c;
+        store.set(N8, p);
+        p += 8;
+      } else if (typeof c === "string") {
+        store[p++] = TEXT;
+        store[p++] = c.length & 0xff;
+        store[p++] = c.length >> 8;
+        for (let k = 0; k < c.length; k++) {
+          store[p++] = c.charCodeAt(k) & 0xff;
+          store[p++] = c.charCodeAt(k) >> 8;
+        }
+      } else store[p++] = c === undefined ? NONE : c ? TRUE : FALSE;
+    }
+    this.#used = p;
+    return at;
   }
 }
 
