@@ -85,38 +85,35 @@ function diff(aHi: number, aLo: number, bHi: number, bLo: number): number {
   return (aHi - bHi) * 4294967296 + (aLo - bLo);
 }
 
-/** Bytes of one remembered row in {@link RecentRows}: time (two words), length and hash, two index slots. */
-const ENTRY_BYTES = 4 * 4 + 2 * 2;
-
-/** The index key of a row (time words, payload length and hash), as {@link RecentRows.seen} computes it. */
-function keyOf(hi: number, lo: number, len: number, h: number): number {
-  return (h ^ Math.imul(lo, 0x85ebca6b) ^ Math.imul(hi, 0x27d4eb2f) ^ Math.imul(len + 1, 0xc2b2ae35)) >>> 0;
-}
+/** Bytes of one remembered row in {@link RecentRows}: time (two words), payload length and hash. */
+const ENTRY_BYTES = 4 * 4;
 
 /**
  * The recent rows of one stream. A row is named by its time, its payload's length and its payload's hash (no
  * payload: length -1, hash 0); they are kept in insertion order in a ring (forgetting is always from the
- * oldest). An open-addressed index (linear probing, at most half full) of ring positions by a hash of the
- * three finds a row, or tells a new one, the usual case, new in a probe or two. Times are kept as two 32-bit
- * words, so no bigint is made or compared per row (a decimal rendering of the bigint time per row once cost
- * more than the rest, and a Map of keys most of what was left). The ring's columns and the index share one
- * buffer, and an entry's index key is computed again rather than stored: a stream's dedupe was six small
- * buffers of 6 KB in all at 50 messages/s (each buffer with its own allocation and objects), now one of 5 KB.
+ * oldest). A row later than every row held (a stream's rows come in capture order: nearly every row) cannot have
+ * been seen and is only appended; any other is looked for in the whole ring, lowest time word first. Before, an
+ * open-addressed index of the ring was probed and updated for every row, in a busy sensor a cache miss or two
+ * each time (the index and the ring of each stream far apart), about as much as hashing the payload; a scan of
+ * a full ring (512 rows) costs less than a microsecond, for the few rows that come back in time. Times are kept
+ * as two 32-bit words, so no bigint is made or compared per row (a decimal rendering of the bigint time per row
+ * once cost more than the rest, and a Map of keys most of what was left). The ring's columns share one buffer.
  */
 export class RecentRows {
-  /** The columns and the index are views of one buffer (see {@link RecentRows.#allocate}). */
+  /** The columns are views of one buffer (see {@link RecentRows.#allocate}). */
   #hi = new Int32Array(new ArrayBuffer(16 * ENTRY_BYTES), 0, 16);
   #lo = new Uint32Array(this.#hi.buffer, 4 * 16, 16);
   #lens = new Int32Array(this.#hi.buffer, 8 * 16, 16);
   #hashes = new Uint32Array(this.#hi.buffer, 12 * 16, 16);
-  /** Ring position + 1 of each row by its key, 0 for none; twice the ring's capacity. */
-  #slots = new Uint16Array(this.#hi.buffer, 16 * 16, 32);
   /** Ring of `#count` entries from `#head`; capacity is `#lens.length` (a power of two). */
   #head = 0;
   #count = 0;
   #hasNewest = false;
   #newestHi = 0;
   #newestLo = 0;
+  /** No row held is later than this time (the latest appended since the ring was last empty). */
+  #maxHi = 0;
+  #maxLo = 0;
 
   /** True if a row with this time and payload was already seen on the stream (then it must be skipped). */
   seen(timeNs: bigint, payload: Uint8Array | undefined): boolean {
@@ -124,9 +121,11 @@ export class RecentRows {
     const h = payload === undefined ? 0 : hash32(payload);
     I64[0] = timeNs;
     const lo = WORDS[0]!, hi = WORDS[1]! | 0;
-    const key = keyOf(hi, lo, len, h);
-    if (this.#find(key, hi, lo, len, h)) return true;
-    this.#append(key, hi, lo, len, h);
+    if (this.#count === 0 || diff(hi, lo, this.#maxHi, this.#maxLo) > 0) {
+      this.#maxHi = hi;
+      this.#maxLo = lo;
+    } else if (this.#find(hi, lo, len, h)) return true;
+    this.#append(hi, lo, len, h);
     if (this.#count > DEDUPE_MAX_ROWS) this.#dropOldest();
     // Only a plausible step forward prunes: one row from the future must not make the stream forget the rest.
     const step = this.#hasNewest ? diff(hi, lo, this.#newestHi, this.#newestLo) : 0;
@@ -150,72 +149,42 @@ export class RecentRows {
     return this.#count;
   }
 
-  /** Bytes of the ring and index (one buffer). */
+  /** Bytes of the ring (one buffer). */
   get bytes(): number {
     return this.#lens.length * ENTRY_BYTES;
   }
 
-  /** Empty columns and index for `cap` rows, in one buffer. */
+  /** Empty columns for `cap` rows, in one buffer. */
   #allocate(cap: number): void {
     const buf = new ArrayBuffer(cap * ENTRY_BYTES);
     this.#hi = new Int32Array(buf, 0, cap);
     this.#lo = new Uint32Array(buf, 4 * cap, cap);
     this.#lens = new Int32Array(buf, 8 * cap, cap);
     this.#hashes = new Uint32Array(buf, 12 * cap, cap);
-    this.#slots = new Uint16Array(buf, 16 * cap, 2 * cap);
   }
 
-  /** The index key of ring position `i`. */
-  #keyAt(i: number): number {
-    return keyOf(this.#hi[i]!, this.#lo[i]!, this.#lens[i]!, this.#hashes[i]!);
-  }
-
-  #find(key: number, hi: number, lo: number, len: number, h: number): boolean {
-    const slots = this.#slots;
-    const mask = slots.length - 1;
-    for (let s = key & mask; slots[s] !== 0; s = (s + 1) & mask) {
-      const i = slots[s]! - 1;
-      if (this.#hashes[i] === h && this.#lo[i] === lo && this.#lens[i] === len && this.#hi[i] === hi) {
-        return true;
-      }
+  /** Whether a row of this time, length and hash is held: every held row compared, in two runs of the ring. */
+  #find(hi: number, lo: number, len: number, h: number): boolean {
+    const los = this.#lo, his = this.#hi, lens = this.#lens, hashes = this.#hashes;
+    const cap = los.length, head = this.#head;
+    const end = head + this.#count;
+    const first = end < cap ? end : cap;
+    for (let i = head; i < first; i++) {
+      if (los[i] === lo && hashes[i] === h && lens[i] === len && his[i] === hi) return true;
+    }
+    for (let i = 0, to = end - cap; i < to; i++) {
+      if (los[i] === lo && hashes[i] === h && lens[i] === len && his[i] === hi) return true;
     }
     return false;
   }
 
-  #index(i: number, key: number): void {
-    const slots = this.#slots;
-    const mask = slots.length - 1;
-    let s = key & mask;
-    while (slots[s] !== 0) s = (s + 1) & mask;
-    slots[s] = i + 1;
-  }
-
-  /** Takes ring position `i` out of the index, shifting later entries of its probe run back into the hole. */
-  #unindex(i: number): void {
-    const slots = this.#slots;
-    const mask = slots.length - 1;
-    let hole = this.#keyAt(i) & mask;
-    while (slots[hole] !== i + 1) hole = (hole + 1) & mask;
-    for (let s = (hole + 1) & mask; slots[s] !== 0; s = (s + 1) & mask) {
-      const home = this.#keyAt(slots[s]! - 1) & mask;
-      // The entry at s may fill the hole unless its home lies cyclically in (hole, s].
-      const stays = hole <= s ? home > hole && home <= s : home > hole || home <= s;
-      if (!stays) {
-        slots[hole] = slots[s]!;
-        hole = s;
-      }
-    }
-    slots[hole] = 0;
-  }
-
-  #append(key: number, hi: number, lo: number, len: number, h: number): void {
+  #append(hi: number, lo: number, len: number, h: number): void {
     if (this.#count === this.#lens.length) this.#grow();
     const i = (this.#head + this.#count) & (this.#lens.length - 1);
     this.#hi[i] = hi;
     this.#lo[i] = lo;
     this.#lens[i] = len;
     this.#hashes[i] = h;
-    this.#index(i, key);
     this.#count++;
   }
 
@@ -231,13 +200,10 @@ export class RecentRows {
       this.#hashes[k] = hashes[i]!;
     }
     this.#head = 0;
-    for (let k = 0; k < this.#count; k++) this.#index(k, this.#keyAt(k));
   }
 
   #dropOldest(): void {
-    const i = this.#head;
-    this.#unindex(i);
-    this.#head = (i + 1) & (this.#lens.length - 1);
+    this.#head = (this.#head + 1) & (this.#lens.length - 1);
     this.#count--;
   }
 }

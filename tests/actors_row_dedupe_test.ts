@@ -62,14 +62,35 @@ Deno.test("duplicate rows: the ring agrees with the string-keyed map on repeats,
   }
 });
 
-Deno.test("duplicate rows: a stream's 5 s at 50 messages/s is one buffer of 20 bytes a row", () => {
+Deno.test("duplicate rows: a stream's 5 s at 50 messages/s is one buffer of 16 bytes a row", () => {
   const r = new RecentRows();
   const t = 1_763_900_000_000_000_000n;
   for (let i = 0; i < 400; i++) r.seen(t + BigInt(i) * 20_000_000n, new Uint8Array([i & 0xff, 1, 2]));
   equal(r.size, 251);
-  // 256 rows: time (8 bytes), length and hash (4 each), two index slots of 2 bytes; before, 24 bytes a row in
-  // six buffers (6 KB).
-  equal(r.bytes, 256 * 20);
+  // 256 rows: time (8 bytes), length and hash (4 each); before, two index slots of 2 bytes more, and before
+  // that 24 bytes a row in six buffers (6 KB).
+  equal(r.bytes, 256 * 16);
+});
+
+Deno.test("duplicate rows: rows back in time are looked for in the whole ring, wrapped or not", () => {
+  const p = (i: number) => new Uint8Array([i & 0xff, i >> 8, 9]);
+  const t = 1_763_900_000_000_000_000n;
+  for (const lead of [0, 100, 250]) {
+    const r = new RecentRows();
+    // `lead` rows forgotten first (the window moves on), so the ring wraps at another place each time.
+    for (let i = 0; i < lead; i++) r.seen(t + BigInt(i) * 20_000_000n, p(i));
+    const base = t + BigInt(lead + 300) * 20_000_000n;
+    for (let i = 0; i < 200; i++) equal(r.seen(base + BigInt(i) * 20_000_000n, p(i)), false);
+    // Every one of them again, newest first: each seen; a row between two of them with another payload not.
+    for (let i = 199; i >= 0; i--) {
+      equal(r.seen(base + BigInt(i) * 20_000_000n, p(i)), true, `lead ${lead} row ${i}`);
+      equal(r.seen(base + BigInt(i) * 20_000_000n, p(i + 1)), false, `lead ${lead} row ${i}`);
+    }
+    // The latest again, and a row later than every row held that was seen long ago (forgotten since).
+    equal(r.seen(base + 199n * 20_000_000n, p(199)), true);
+    equal(r.seen(base + 200n * 20_000_000n, p(200)), false);
+    equal(r.seen(base + 200n * 20_000_000n, p(200)), true);
+  }
 });
 
 Deno.test("duplicate rows: a flood at one instant stays bounded and forgets the oldest first", () => {
