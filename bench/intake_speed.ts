@@ -49,6 +49,10 @@ class FieldPipeline implements TapPipeline<never> {
   constructor(readonly stream: string, readonly fmt: AudioFormat, readonly check: boolean) {}
   push(msg: MessageIn): never[] {
     const env = msg.payload;
+    if (env === undefined) {
+      failed++;
+      return [];
+    }
     const field = extractAudioFieldView(env, this.fmt);
     if (!field.ok) {
       failed++;

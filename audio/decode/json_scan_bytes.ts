@@ -52,7 +52,7 @@ export function bytePath(segs: readonly string[]): BytePath {
       segs,
       index: segs.map((s) => (/^\d+$/.test(s) ? Number(s) : -1)),
       bytes: segs.map((s) => encoder.encode(s)),
-      ascii: segs.map((s) => /^[\x00-\x7f]*$/.test(s)),
+      ascii: segs.map((s) => [...s].every((ch) => ch.charCodeAt(0) < 0x80)),
     };
     compiled.set(segs, p);
   }
