@@ -544,30 +544,59 @@ export class SampleRing {
     const slot = b % this.#blocks;
     const hot = this.#hot, hm = this.#hotMask, base = this.#coldEnd;
     const codes = this.#codes, at = slot * COLD_BLOCK;
-    const dec = MU.dec;
-    // The usual block, μ-law audio at its own level, in one pass: G.711's own (truncating) encoder, computed
-    // rather than looked up (a 64 KiB table misses the cache), gives back each value's code exactly.
-    // Branch-free (the sign of speech samples is a coin toss for the branch predictor): magnitude biased by 33
-    // (G.711's 0x84 in ring units), segment from its top bit, 4 mantissa bits, inverted, sign bit clear if < 0.
     // Held samples only: a block the ring restarted in holds older samples of nothing.
     const held = Math.max(0, this.#start - base);
+    let verdict: number;
+    if (head === 0) {
+      // The usual block, μ-law audio at its own level, in one pass: G.711's own (truncating) encoder, computed
+      // rather than looked up (a 64 KiB table misses the cache), gives back each value's code exactly.
+      // Branch-free (the sign of speech samples is a coin toss for the branch predictor): magnitude biased by 33
+      // (G.711's 0x84 in ring units), segment from its top bit, 4 mantissa bits, inverted, sign bit clear if < 0.
+      const dec = MU.dec;
+      let diff = 0;
+      for (let i = 0; i < COLD_BLOCK; i++) {
+        const v = hot[(base + i) & hm]!;
+        const sign = v >> 31;
+        const a = (v ^ sign) - sign;
+        const m = Math.min(a, 8158) + 33;
+        const seg = 26 - Math.clz32(m);
+        const c = ((seg << 4) | ((m >> (seg + 1)) & 0x0f)) ^ (0xff ^ (sign & 0x80));
+        codes[at + i] = c;
+        if (i >= held) diff |= dec[c]! ^ v;
+      }
+      verdict = diff === 0 ? HELD_MU : this.#exactIn(A, base, held) ? HELD_A : 0;
+      // The fast pass's codes serve when the block is μ-law at its own level; otherwise rounded to the nearest
+      // code (the pass above truncated).
+      if (diff !== 0) this.#encode(MU, base, at, 0);
+    } else if (head === HEAD_A) {
+      // An A-law tap: its codes (nearest, the same as exact when they are) and whether they are exact, in one
+      // pass; the μ-law check, which a verdict puts first, stops at an A-law stream's first sample it misses,
+      // and the μ-law pass above would be wasted on it.
+      const diff = this.#encodeChecked(A, base, at, held);
+      verdict = this.#exactIn(MU, base, held) ? HELD_MU : diff === 0 ? HELD_A : 0;
+    } else {
+      // Lossy audio (PCM16, resampled): its codes at its shift; both checks stop at the first miss.
+      this.#encode(head & HEAD_A ? A : MU, base, at, head & HEAD_SHIFT);
+      verdict = this.#exactIn(MU, base, held) ? HELD_MU : this.#exactIn(A, base, held) ? HELD_A : 0;
+    }
+    this.#heads[slot] = head | verdict;
+    this.#coldEnd += COLD_BLOCK;
+  }
+
+  /**
+   * Codes of `law` at its own level (nearest) for the hot block at `base`; zero if samples `from`.. are all
+   * codes of it (each value given back by its code), else not.
+   */
+  #encodeChecked(law: { dec: Int16Array; enc: Uint8Array }, base: number, at: number, from: number): number {
+    const hot = this.#hot, hm = this.#hotMask, codes = this.#codes, enc = law.enc, dec = law.dec;
     let diff = 0;
     for (let i = 0; i < COLD_BLOCK; i++) {
       const v = hot[(base + i) & hm]!;
-      const sign = v >> 31;
-      const a = (v ^ sign) - sign;
-      const m = Math.min(a, 8158) + 33;
-      const seg = 26 - Math.clz32(m);
-      const c = ((seg << 4) | ((m >> (seg + 1)) & 0x0f)) ^ (0xff ^ (sign & 0x80));
+      const c = enc[v + 32768]!;
       codes[at + i] = c;
-      if (i >= held) diff |= dec[c]! ^ v;
+      if (i >= from) diff |= dec[c]! ^ v;
     }
-    const verdict = diff === 0 ? HELD_MU : this.#exactIn(A, base, held) ? HELD_A : 0;
-    // The fast pass's codes serve when the block is μ-law at its own level and coded so; otherwise rounded to
-    // the nearest code of its law and shift (the pass above truncated).
-    if (head !== 0 || diff !== 0) this.#encode(head & HEAD_A ? A : MU, base, at, head & HEAD_SHIFT);
-    this.#heads[slot] = head | verdict;
-    this.#coldEnd += COLD_BLOCK;
+    return diff;
   }
 
   /** Codes of `law` at `shift` (rounded to the nearest code) for the hot block at `base`. */
