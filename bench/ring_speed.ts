@@ -11,6 +11,7 @@
  * @module
  */
 
+import process from "node:process";
 import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
 import { readWav } from "../fixtures/gen/wav.ts";
 
@@ -55,14 +56,14 @@ const kinds: [string, Int16Array][] = [
   ["lossy", Int16Array.from(audio, (x) => Math.round(x * 8192 * 0.9))],
 ];
 
-async function sha(bytes: Uint8Array): Promise<string> {
+async function sha(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   return Array.from(d.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function cpuMs(): number {
-  const u = Deno.resourceUsage?.();
-  return u ? (u.userTimeMs ?? 0) + (u.systemTimeMs ?? 0) : performance.now();
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
 const streams = Number(args.streams), rounds = Number(args.rounds);
