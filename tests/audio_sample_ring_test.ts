@@ -487,3 +487,29 @@ Deno.test("two tiers: a block's law follows the block before it, μ-law first wh
     }
   }
 });
+
+Deno.test("ring values written as Int16 (whole chunks, views, wrapping, overlapping) read as the same floats do", () => {
+  const rnd = rng(21);
+  const x = g711(MULAW_TO_LINEAR, 60_000, 22);
+  const values = Int16Array.from(x, (v) => Math.round(v * RING_SCALE));
+  const floats = new SampleRing(65_536, { hotSamples: 4096 });
+  const ints = new SampleRing(65_536, { hotSamples: 4096 });
+  for (let at = 0; at < x.length;) {
+    const n = Math.min(x.length - at, 1 + Math.floor(rnd() * 700));
+    // Now and then a chunk repeating the last samples written (dropped), or a view into a longer array.
+    const back = rnd() < 0.1 ? Math.min(at, Math.floor(rnd() * 50)) : 0;
+    const chunk = rnd() < 0.5 ? values.slice(at - back, at + n) : values.subarray(at - back, at + n);
+    strictEqual(
+      ints.write(at - back, chunk, 1 << 20),
+      floats.write(at - back, x.subarray(at - back, at + n), 1 << 20),
+    );
+    at += n;
+  }
+  strictEqual(ints.end, floats.end);
+  deepStrictEqual(
+    readVia(ints, ints.start, ints.end - ints.start),
+    readVia(floats, floats.start, floats.end - floats.start),
+  );
+  const hot = readVia(ints, ints.end - 4096, 4096);
+  deepStrictEqual(hot, values.subarray(ints.end - 4096, ints.end));
+});

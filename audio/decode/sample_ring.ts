@@ -492,8 +492,12 @@ export class SampleRing {
       const data = this.#hot, mask = this.#hotMask;
       let at = this.#end;
       if (src instanceof Int16Array) {
-        // Ring values, copied as they are (a loop: `set` would need a view made per write).
-        for (let i = offset + done, e = offset + done + n; i < e; i++, at++) data[at & mask] = src[i]!;
+        // Ring values, copied as they are: a whole chunk (the usual message; a chunk with samples dropped or
+        // written in runs is shorter than its array) that does not wrap with `set`, a memmove; else a loop
+        // (`set` would need a view made).
+        if (n === src.length && (at & mask) + n <= data.length) {
+          data.set(src, at & mask);
+        } else for (let i = offset + done, e = offset + done + n; i < e; i++, at++) data[at & mask] = src[i]!;
       } else if (src) {
         for (let i = offset + done, e = offset + done + n; i < e; i++, at++) {
           // Math.round (half up) clamped to Int16, ~2x cheaper: in range, floor(x + 0.5) as the int32
