@@ -89,6 +89,8 @@ export function encodeBlock(
  * Encodes two blocks of `n` values, `a[fromA..)` and `b[fromB..)`, exactly as two {@link encodeBlock} calls
  * would, their codes interleaved: each block's coding is one long chain of dependent operations (every value's
  * prediction needs the value decoded before it), and two independent chains run in about the time of one.
+ * `headed`: both headers are written already (adpcm4_format.ts writeHeaderFromSums, by a caller that made the
+ * values), as writeHeader writes them.
  */
 export function encodeBlockPair(
   n: number,
@@ -104,9 +106,12 @@ export function encodeBlockPair(
   atB: number,
   headsB: Uint8Array,
   hB: number,
+  headed = false,
 ): void {
-  writeHeader(a, fromA, n, headsA, hA);
-  writeHeader(b, fromB, n, headsB, hB);
+  if (!headed) {
+    writeHeader(a, fromA, n, headsA, hA);
+    writeHeader(b, fromB, n, headsB, hB);
+  }
   // The loop here, after the headers are written, rather than in a function of its own called with them:
   // V8 compiles it so to ~5 ns a sample for both blocks instead of ~8 (measured, Deno 2.9).
   const k1a = (headsA[hA + 3]! << 24) >> 24, k2a = (headsA[hA + 4]! << 24) >> 24;

@@ -38,6 +38,7 @@
  */
 
 import { decodeBlock, encodeBlock, encodeBlockPair, HEADER_BYTES } from "./adpcm4.ts";
+import { writeHeader, writeHeaderFromSums } from "./adpcm4_format.ts";
 import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "./codecs.ts";
 
 /**
@@ -622,11 +623,15 @@ export class SampleRing {
         this.#nibbles.set(ahead.subarray(0, COLD_BLOCK >> 1), at);
         this.#oldHeads.set(ahead.subarray(COLD_BLOCK >> 1), h);
       } else {
-        this.#eightBitValues(b, held, ageing);
         // The next block is wholly held (this one is, from `held` on) and final in the 8-bit tier.
         if ((b + 2) << BLOCK_LOG2 <= this.#coldEnd) {
-          this.#eightBitValues(b + 1, 0, ageingNext);
           const next = this.#ahead ??= new Uint8Array((COLD_BLOCK >> 1) + HEADER_BYTES);
+          if (held === 0) this.#headedValues(b, ageing, this.#oldHeads, h);
+          else {
+            this.#eightBitValues(b, held, ageing);
+            writeHeader(ageing, 0, COLD_BLOCK, this.#oldHeads, h);
+          }
+          this.#headedValues(b + 1, ageingNext, next, COLD_BLOCK >> 1);
           encodeBlockPair(
             COLD_BLOCK,
             ageing,
@@ -641,13 +646,44 @@ export class SampleRing {
             0,
             next,
             COLD_BLOCK >> 1,
+            true,
           );
           this.#aheadBlock = b + 1;
           this.#aheadResets = this.#resets;
-        } else encodeBlock(ageing, 0, COLD_BLOCK, this.#nibbles, at, this.#oldHeads, h);
+        } else {
+          this.#eightBitValues(b, held, ageing);
+          encodeBlock(ageing, 0, COLD_BLOCK, this.#nibbles, at, this.#oldHeads, h);
+        }
       }
     }
     this.#warmStart += COLD_BLOCK;
+  }
+
+  /**
+   * The values of wholly held 8-bit block `b` into `out`, and its 4-bit header from them (writeHeader's sums
+   * made as the values are: one pass over them instead of two).
+   */
+  #headedValues(b: number, out: Int16Array, heads: Uint8Array, h: number): void {
+    const from = (b % this.#blocks) * COLD_BLOCK, head = this.#heads[b % this.#blocks]!;
+    const dec = (head & HEAD_A ? A : MU).dec, shift = head & HEAD_SHIFT, codes = this.#codes;
+    // As writeHeader: values scaled down by 16, sums kept int32. A law's value at shift ≤ 2 fits an Int16.
+    let v2 = dec[codes[from]!]! << shift, v1 = dec[codes[from + 1]!]! << shift;
+    out[0] = v2;
+    out[1] = v1;
+    v2 >>= 4;
+    v1 >>= 4;
+    let s0 = (v2 * v2 + v1 * v1) | 0, s1 = (v1 * v2) | 0, s2 = 0;
+    for (let k = 2; k < COLD_BLOCK; k++) {
+      const x = dec[codes[from + k]!]! << shift;
+      out[k] = x;
+      const v = x >> 4;
+      s0 = (s0 + v * v) | 0;
+      s1 = (s1 + v * v1) | 0;
+      s2 = (s2 + v * v2) | 0;
+      v2 = v1;
+      v1 = v;
+    }
+    writeHeaderFromSums(s0, s1, s2, out, 0, COLD_BLOCK, heads, h);
   }
 
   /** The values of 8-bit block `b` into `out`, its first `held` (not held) standing in as its first held one. */
