@@ -454,3 +454,62 @@ Deno.test("ring values are Math.round(x · RING_SCALE) clamped to Int16, NaN 0: 
     strictEqual(ring.data[i & ring.mask], want, `x = ${x[i]}`);
   }
 });
+
+Deno.test("two tiers: a block's law follows the block before it, μ-law first when it is both, whatever its own law", () => {
+  // A-law audio with one block of a value both laws hold (ring value 2: A-law's 8, μ-law's 8): the block is μ-law
+  // by the verdict's order, so the A-law block after it is coded μ-law (not exact), and the one after that A-law.
+  const two = 8 / 32768;
+  const b = COLD_BLOCK;
+  const alaw = g711(ALAW_TO_LINEAR, 12 * b, 5);
+  alaw.fill(two, 4 * b, 5 * b);
+  // PCM16-like audio (lossy), turning μ-law and then A-law at block boundaries.
+  const lossy = Float32Array.from({ length: 12 * b }, (_, i) => Math.sin(i / 7) * 0.3 + 0.0001 * (i % 13));
+  lossy.set(g711(MULAW_TO_LINEAR, 3 * b, 6), 4 * b);
+  lossy.set(g711(ALAW_TO_LINEAR, 3 * b, 7), 7 * b);
+  const exact = (ring: SampleRing, x: Float32Array, k: number) => {
+    const got = readVia(ring, k * b, b);
+    return got.every((v, i) => v === Math.round(x[k * b + i]! * RING_SCALE));
+  };
+  for (const x of [alaw, lossy]) {
+    const ring = new SampleRing(65_536, { hotSamples: 4096 });
+    // Older than the Int16 tier: every block 8-bit.
+    const all = new Float32Array(x.length + 8192);
+    all.set(x);
+    for (let at = 0; at < all.length; at += 160) ring.write(at, all.subarray(at, at + 160), 1 << 20);
+    ok(ring.has(0, x.length));
+    const got = Array.from({ length: 11 }, (_, k) => exact(ring, x, k + 1));
+    if (x === alaw) {
+      deepStrictEqual(got, [true, true, true, true, false, true, true, true, true, true, true]);
+    } else {
+      // Lossy blocks 1-3, the first μ-law block (coded after a lossy one), μ-law 5-6, the first A-law block
+      // (after a μ-law one), A-law 8-9, lossy 10-11 (the first coded A-law: not exact either).
+      deepStrictEqual(got, [false, false, false, false, true, true, false, true, true, false, false]);
+    }
+  }
+});
+
+Deno.test("ring values written as Int16 (whole chunks, views, wrapping, overlapping) read as the same floats do", () => {
+  const rnd = rng(21);
+  const x = g711(MULAW_TO_LINEAR, 60_000, 22);
+  const values = Int16Array.from(x, (v) => Math.round(v * RING_SCALE));
+  const floats = new SampleRing(65_536, { hotSamples: 4096 });
+  const ints = new SampleRing(65_536, { hotSamples: 4096 });
+  for (let at = 0; at < x.length;) {
+    const n = Math.min(x.length - at, 1 + Math.floor(rnd() * 700));
+    // Now and then a chunk repeating the last samples written (dropped), or a view into a longer array.
+    const back = rnd() < 0.1 ? Math.min(at, Math.floor(rnd() * 50)) : 0;
+    const chunk = rnd() < 0.5 ? values.slice(at - back, at + n) : values.subarray(at - back, at + n);
+    strictEqual(
+      ints.write(at - back, chunk, 1 << 20),
+      floats.write(at - back, x.subarray(at - back, at + n), 1 << 20),
+    );
+    at += n;
+  }
+  strictEqual(ints.end, floats.end);
+  deepStrictEqual(
+    readVia(ints, ints.start, ints.end - ints.start),
+    readVia(floats, floats.start, floats.end - floats.start),
+  );
+  const hot = readVia(ints, ints.end - 4096, 4096);
+  deepStrictEqual(hot, values.subarray(ints.end - 4096, ints.end));
+});

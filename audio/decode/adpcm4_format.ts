@@ -129,7 +129,6 @@ export const COEF_SHIFT = 6;
  */
 export function writeHeader(src: Int16Array, from: number, n: number, heads: Uint8Array, h: number): void {
   // Order-2 linear prediction (Levinson) from the block's autocorrelation, kept stable and within an Int8.
-  let r0 = 0, r1 = 0, r2 = 0;
   // In int32: products of values scaled down by 16 (≤ 2^22 each, < 2^31 summed over 256), cheaper than doubles.
   let v2 = src[from]! >> 4, v1 = n > 1 ? src[from + 1]! >> 4 : 0;
   let s0 = (v2 * v2 + v1 * v1) | 0, s1 = (v1 * v2) | 0, s2 = 0;
@@ -141,11 +140,26 @@ export function writeHeader(src: Int16Array, from: number, n: number, heads: Uin
     v2 = v1;
     v1 = v;
   }
-  r0 = s0;
-  r1 = s1;
-  r2 = s2;
+  writeHeaderFromSums(s0, s1, s2, src, from, n, heads, h);
+}
+
+/**
+ * {@link writeHeader} from the block's autocorrelation sums, computed by its caller as writeHeader computes them
+ * (a caller producing the values sums them as it goes): `s0` = Σ v², `s1` = Σ v·v₋₁, `s2` = Σ v·v₋₂ over the
+ * values `v = src[i] >> 4`, each sum kept an int32 (`| 0` after every addition).
+ */
+export function writeHeaderFromSums(
+  s0: number,
+  s1: number,
+  s2: number,
+  src: Int16Array,
+  from: number,
+  n: number,
+  heads: Uint8Array,
+  h: number,
+): void {
   // A touch of white noise on the diagonal: a pure tone or silence must not ask for an unstable predictor.
-  r0 = r0 * 1.0001 + 1;
+  const r0 = s0 * 1.0001 + 1, r1 = s1, r2 = s2;
   const det = r0 * r0 - r1 * r1;
   let a1 = (r1 * (r0 - r2)) / det, a2 = (r0 * r2 - r1 * r1) / det;
   a2 = Math.max(-0.95, Math.min(0.95, a2));

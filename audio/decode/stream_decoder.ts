@@ -296,6 +296,7 @@ export class StreamDecoder {
   readonly #keepTimeline: boolean;
   readonly #reuseSamples: boolean;
   readonly #ringValues: boolean;
+  /** The last message's ring values (a view of a buffer reused by every message, see #appendRing). */
   #ringBuf = new Int16Array(0);
   /** One channel, taken as it is (selectChannel's mono case). */
   readonly #monoChannel: boolean;
@@ -516,8 +517,14 @@ export class StreamDecoder {
    */
   #appendRing(messageIndex: number, msg: StreamMessage, codes: Uint8Array, table: Int16Array, size: number) {
     const n = codes.length;
-    if (this.#ringBuf.length < n) this.#ringBuf = new Int16Array(Math.max(n, this.#ringBuf.length * 2));
-    const ring = this.#ringBuf.subarray(0, n);
+    // The view handed out last serves again for a message of its length (the usual tap's all are): no view
+    // made a message.
+    let ring = this.#ringBuf;
+    if (ring.length !== n) {
+      const room = ring.buffer.byteLength >> 1;
+      const buffer = room >= n ? ring.buffer : new ArrayBuffer(2 * Math.max(n, room * 2));
+      ring = this.#ringBuf = new Int16Array(buffer, 0, n);
+    }
     for (let i = 0; i < n; i++) ring[i] = table[codes[i]!]!;
     this.#decoded++;
     this.#noteGood(size, n);

@@ -1,0 +1,114 @@
+/**
+ * The target ring's write path alone (sample_ring.ts: Int16 tier, ageing to 8-bit codes and to 4-bit blocks), as
+ * `analyze` drives it: `--streams` target rings configured as TargetPipeline configures them (30 s lookback,
+ * TARGET_HOT_SAMPLES, TARGET_WARM_SAMPLES), each fed the bench corpus's audio as ring values in 20 ms messages
+ * through feedRing, round-robin. Three kinds of stream: μ-law codes at their own level (the usual tap), A-law
+ * codes, and lossy values (PCM16 / resampled audio). Prints ns per sample written (CPU of this process), and a
+ * digest of every value the ring held (each held range decoded with `has` whenever a quarter of the lookback has
+ * been written), so two implementations can be compared bit for bit:
+ *
+ * `deno run -A bench/ring_speed.ts [--ring PATH_TO/sample_ring.ts] [--rounds N] [--streams N] [--wav FILE]`
+ * @module
+ */
+
+import process from "node:process";
+import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
+import { readWav } from "../fixtures/gen/wav.ts";
+
+const args: Record<string, string> = {
+  ring: new URL("../audio/decode/sample_ring.ts", import.meta.url).pathname,
+  rounds: "3",
+  streams: "24",
+  wav: "/tmp/abfull/source-1.wav",
+};
+for (let i = 0; i + 1 < Deno.args.length; i += 2) args[Deno.args[i]!.replace(/^--/, "")] = Deno.args[i + 1]!;
+const mod = await import(args.ring!) as typeof import("../audio/decode/sample_ring.ts");
+const { SampleRing, feedRing } = mod;
+const RATE = 8000;
+// As TargetPipeline: 30 s lookback plus a signature block, hot 4,096, warm 10 s.
+const KEEP = 30 * RATE + 3000;
+const HOT = 1 << 12;
+const WARM = 10 * RATE;
+const MESSAGE = 160;
+
+const audio = (await readWav(args.wav!)).samples;
+
+/** Ring values of `law`'s codes, each sample to its nearest code (the stream a G.711 tap decodes to). */
+function lawValues(linear: Int16Array): Int16Array {
+  const values = Int16Array.from(linear, (v) => v / 4);
+  const sorted = Array.from(values).sort((a, b) => a - b);
+  const out = new Int16Array(audio.length);
+  for (let i = 0; i < audio.length; i++) {
+    const x = audio[i]! * 8192;
+    let lo = 0, hi = sorted.length - 1;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid]! <= x) lo = mid;
+      else hi = mid;
+    }
+    out[i] = Math.abs(sorted[lo]! - x) <= Math.abs(sorted[hi]! - x) ? sorted[lo]! : sorted[hi]!;
+  }
+  return out;
+}
+const kinds: [string, Int16Array][] = [
+  ["mulaw", lawValues(MULAW_TO_LINEAR)],
+  ["alaw", lawValues(ALAW_TO_LINEAR)],
+  ["lossy", Int16Array.from(audio, (x) => Math.round(x * 8192 * 0.9))],
+];
+
+async function sha(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(d.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+const streams = Number(args.streams), rounds = Number(args.rounds);
+for (const [name, values] of kinds) {
+  const times: number[] = [];
+  let digest = "";
+  for (let r = 0; r < rounds; r++) {
+    const rings = Array.from(
+      { length: streams },
+      () => new SampleRing(KEEP, { hotSamples: HOT, warmSamples: WARM }),
+    );
+    // Each stream starts at its own place in the audio, and the audio runs twice (a lookback's worth ages out).
+    const total = 2 * values.length;
+    const t0 = cpuMs();
+    for (let at = 0; at < total; at += MESSAGE) {
+      for (let s = 0; s < streams; s++) {
+        const from = (at + s * 7919) % values.length;
+        const n = Math.min(MESSAGE, values.length - from);
+        feedRing(rings[s]!, at, values.subarray(from, from + n), () => {});
+      }
+    }
+    times.push((cpuMs() - t0) * 1e6 / (streams * total));
+    if (r === 0) {
+      // What every reader would see: a second pass over the same writes, decoding the whole ring at intervals.
+      const ring = new SampleRing(KEEP, { hotSamples: HOT, warmSamples: WARM });
+      const seen: number[] = [];
+      for (let at = 0; at < total; at += MESSAGE) {
+        const from = at % values.length;
+        const n = Math.min(MESSAGE, values.length - from);
+        feedRing(ring, at, values.subarray(from, from + n), () => {});
+        if ((at + MESSAGE) % (KEEP >> 2) < MESSAGE) {
+          const s = ring.start, e = ring.end;
+          if (ring.has(s, e - s)) {
+            const d = ring.data, m = ring.mask;
+            for (let i = s; i < e; i++) seen.push(d[i & m]!);
+          }
+        }
+      }
+      digest = await sha(new Uint8Array(Int16Array.from(seen).buffer));
+    }
+  }
+  times.sort((a, b) => a - b);
+  console.log(
+    `${name}: ${times.map((t) => t.toFixed(2)).join(" ")} ns/sample (median ${
+      times[times.length >> 1]!.toFixed(2)
+    }), values ${digest}`,
+  );
+}
