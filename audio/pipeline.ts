@@ -113,9 +113,9 @@ export const MIN_SIGNATURE_FRAMES = 24;
  * it was read from, so sharing changes no answer. Per stream they held two envelope scratches that grow to
  * ~100-200 KB each once the stream has had a match (the search spans up to 4,104 samples of float64 series).
  */
-let sharedVerify: { aligner: FineAligner; rephaser: Rephaser } | undefined;
+let sharedVerify: { aligner: FineAligner; rephaser: Rephaser; envelope: EnvelopeScratch } | undefined;
 
-function verifyScratch(): { aligner: FineAligner; rephaser: Rephaser } {
+function verifyScratch(): { aligner: FineAligner; rephaser: Rephaser; envelope: EnvelopeScratch } {
   if (!sharedVerify) {
     const analyzer = new FrameAnalyzer(FP_PARAMS);
     // One envelope scratch for both: a near miss re-scored and then matched is aligned with the same signature's
@@ -124,6 +124,7 @@ function verifyScratch(): { aligner: FineAligner; rephaser: Rephaser } {
     sharedVerify = {
       aligner: new FineAligner(analyzer, envelope),
       rephaser: new Rephaser(analyzer, SIGNATURE_FRAMES, envelope),
+      envelope,
     };
   }
   return sharedVerify;
@@ -132,9 +133,16 @@ function verifyScratch(): { aligner: FineAligner; rephaser: Rephaser } {
 /** Default target lookback, seconds. */
 export const DEFAULT_LOOKBACK_SECONDS = 30;
 
-/** The target's level envelope at a matched instant, as a Match field (none when the audio is not held). */
-function targetEnvelopeAt(ring: SampleRing, sample: number): { targetEnvelope?: Uint8Array } {
-  const env = sourceEnvelope(ring, sample);
+/**
+ * The target's level envelope at a matched instant, as a Match field (none when the audio is not held); the
+ * levels from `scratch` where its alignment's envelope search holds them.
+ */
+function targetEnvelopeAt(
+  ring: SampleRing,
+  sample: number,
+  scratch: EnvelopeScratch,
+): { targetEnvelope?: Uint8Array } {
+  const env = sourceEnvelope(ring, sample, scratch);
   return env ? { targetEnvelope: env } : {};
 }
 
@@ -666,7 +674,7 @@ export class TargetPipeline {
         },
         latencyS: Number(loc.timeNs - src.timeNs) / 1e9,
         ber,
-        ...(targetEnvelopeAt(this.#ring, sample)),
+        ...(targetEnvelopeAt(this.#ring, sample, verifyScratch().envelope)),
       });
     }
     this.#matches += out.length;

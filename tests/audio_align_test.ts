@@ -1,4 +1,4 @@
-import { ok, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, notDeepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { ALIGN_RANGE, FineAligner, INSTANT_OFFSET } from "../audio/align/align.ts";
 import { MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
 import { ENV_VALUES, EnvelopeScratch, envelopeShift, sourceEnvelope } from "../audio/align/level_envelope.ts";
@@ -173,4 +173,38 @@ Deno.test("fingerprint-only alignment analyses each coarse frame once and picks 
       ok(repeated <= 48, `lead ${lead} anchor ${n}: ${repeated} positions analysed more than once`);
     }
   }
+});
+
+Deno.test("sourceEnvelope takes an envelope search's window levels where they hold, the same levels", () => {
+  const x = samples("speech_8k.ul");
+  const src = analysed(x);
+  const k = 300 * HOP + INSTANT_OFFSET;
+  const env = sourceEnvelope(src.ring, k)!;
+  // A ring that ages its samples to 4 bits 8,192 samples after they arrive (a target's does after ~10 s).
+  const lead = 200;
+  const y = shifted(x, lead);
+  const ring = new SampleRing(1 << 17, { hotSamples: 4096, warmSamples: 4096 });
+  const upTo = k + lead + 6000;
+  ring.write(0, y.subarray(0, upTo), 0);
+  const scratch = new EnvelopeScratch();
+  const r = envelopeShift(ring, env, k + lead - 100, ALIGN_RANGE, scratch)!;
+  strictEqual(r.shift, 100);
+  const instant = k + lead;
+  for (const at of [instant, instant - 37, instant + ALIGN_RANGE - 1]) {
+    deepStrictEqual(sourceEnvelope(ring, at, scratch), sourceEnvelope(ring, at), `instant ${at}`);
+  }
+  // Taken from the search's levels: a level changed there shows (the loudest window, the rest quantised down).
+  const at = instant - 512 - scratch.dbFrom;
+  const kept = scratch.db[at]!;
+  scratch.db[at] = kept + 40;
+  notDeepStrictEqual(sourceEnvelope(ring, instant, scratch), sourceEnvelope(ring, instant));
+  // ... but not another ring's, nor once the samples aged to the 4-bit tier since the search.
+  const other = analysed(y).ring;
+  deepStrictEqual(sourceEnvelope(other, instant, scratch), sourceEnvelope(other, instant));
+  ring.write(upTo, y.subarray(upTo, upTo + 16_384), 0);
+  ok(ring.finalBefore > instant + 1544, `aged to ${ring.finalBefore}`);
+  ok(sourceEnvelope(ring, instant), "still held");
+  deepStrictEqual(sourceEnvelope(ring, instant, scratch), sourceEnvelope(ring, instant));
+  // Outside the searched span: computed afresh.
+  deepStrictEqual(sourceEnvelope(ring, instant + 4000), sourceEnvelope(ring, instant + 4000, scratch));
 });

@@ -69,19 +69,38 @@ function prefixSquares(ring: SampleRing, from: number, n: number, prefix: Float6
   }
 }
 
-/** The quantised envelope (values 0..7) of the instant at analysis sample `k`, or undefined if not held. */
-export function sourceEnvelope(ring: SampleRing, k: number): Uint8Array | undefined {
+/** Window levels of one envelope (scratch of {@link sourceEnvelope}). */
+const envDb = new Float64Array(ENV_VALUES);
+
+/**
+ * The quantised envelope (values 0..7) of the instant at analysis sample `k`, or undefined if not held.
+ * `scratch`: an envelope search's, whose window levels are taken where they are this ring's and still hold
+ * (a matched instant's envelope lies within the search that aligned it): the same numbers (see
+ * {@link windowDb}), without summing its 2,056 samples' squares again.
+ */
+export function sourceEnvelope(
+  ring: SampleRing,
+  k: number,
+  scratch?: EnvelopeScratch,
+): Uint8Array | undefined {
   const from = k + ENV_FROM;
   const n = ENV_TO - ENV_FROM;
   if (!ring.has(from, n)) return undefined;
-  const prefix = new Float64Array(n + 1);
-  prefixSquares(ring, from, n, prefix);
-  const db = new Float64Array(ENV_VALUES);
-  let max = -Infinity;
-  for (let i = 0; i < ENV_VALUES; i++) {
-    db[i] = windowDb(prefix, i * ENV_HOP);
-    if (db[i]! > max) max = db[i]!;
+  const db = envDb;
+  const at = from - (scratch?.dbFrom ?? 0);
+  if (
+    scratch !== undefined && scratch.dbRing === ring && at >= 0 &&
+    at + (ENV_VALUES - 1) * ENV_HOP < scratch.dbCount &&
+    !agedSince(ring, scratch.dbFinal, scratch.dbFrom, scratch.dbFrom + scratch.dbCount - 1 + ENV_WINDOW)
+  ) {
+    for (let i = 0; i < ENV_VALUES; i++) db[i] = scratch.db[at + i * ENV_HOP]!;
+  } else {
+    const prefix = new Float64Array(n + 1);
+    prefixSquares(ring, from, n, prefix);
+    for (let i = 0; i < ENV_VALUES; i++) db[i] = windowDb(prefix, i * ENV_HOP);
   }
+  let max = -Infinity;
+  for (let i = 0; i < ENV_VALUES; i++) if (db[i]! > max) max = db[i]!;
   const out = new Uint8Array(ENV_VALUES);
   for (let i = 0; i < ENV_VALUES; i++) {
     const r = Math.max(-ENV_RANGE_DB, db[i]! - max);

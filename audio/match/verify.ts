@@ -51,8 +51,12 @@ export class Verifier {
   readonly #splitter = new Splitter();
   readonly #parts = new PartScorer();
   readonly #latency = new LatencyMemory();
-  /** Where neighbouring matches' delay puts the signature being verified (continuity.ts). */
+  /**
+   * Where neighbouring matches' delay puts the signature being verified (continuity.ts), looked up on first use
+   * (most verifications are rejected before they ask); #expectedFor: the signature it was looked up for.
+   */
   #expected: Expected | undefined;
+  #expectedFor: Signature | undefined;
 
   /** A verifier over `ctx.store`; counts verifications, rejections and re-scored near misses into `stats`. */
   constructor(ctx: VerifyContext, stats: MatcherStats) {
@@ -68,7 +72,7 @@ export class Verifier {
    */
   verify(sig: Signature, s: number): CoarseMatch | undefined {
     this.#stats.verified++;
-    this.#expected = this.#latency.expect(sig, this.#ctx.hop);
+    this.#expectedFor = undefined;
     const first = this.#verifyOn(sig, s, this.#ctx.store);
     if (first !== NEAR_MISS) return first;
     const rp = this.#ctx.rephase?.(sig, s);
@@ -76,6 +80,15 @@ export class Verifier {
     this.#stats.rephased++;
     const second = this.#verifyOn(sig, rp.frame, rp.store);
     return second === NEAR_MISS ? undefined : second;
+  }
+
+  /** {@link LatencyMemory.expect} of `sig` within one {@link verify} (no match is remembered before its end). */
+  #expectOf(sig: Signature): Expected | undefined {
+    if (this.#expectedFor !== sig) {
+      this.#expected = this.#latency.expect(sig, this.#ctx.hop);
+      this.#expectedFor = sig;
+    }
+    return this.#expected;
   }
 
   /**
@@ -135,7 +148,7 @@ export class Verifier {
       lowEdge = split.b;
     }
     // A whole block where a neighbour's delay puts it was not picked as the best of a search (continuity.ts).
-    const credit = !parts && !useSplit && continues(this.#expected, frame, ctx.hop, ctx.gapsIn) &&
+    const credit = !parts && !useSplit && continues(this.#expectOf(sig), frame, ctx.hop, ctx.gapsIn) &&
         this.#headAgrees(sig, store, frame)
       ? CONTINUITY_Z_CREDIT
       : 0;
