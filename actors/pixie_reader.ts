@@ -23,6 +23,7 @@ import {
 import { parseQueryName, type Row, SOURCE_TAP } from "../pixie/row.ts";
 import { EventClock } from "./event_clock.ts";
 import { LateRows, type LateRowsOptions } from "./late_rows.ts";
+import { mainThreadDemand } from "./thread_demand.ts";
 
 /** Names of queries no measurement names that keep their own label (the end-of-run diagnosis quotes them). */
 export const UNKNOWN_QUERY_LABELS = 8;
@@ -58,7 +59,26 @@ export interface ReaderDeps {
    * Live nodes: rows read too long after their `time_` are dropped here, before routing, and counted with
    * `onLate` (see late_rows.ts). Absent (capture replay): every row is routed.
    */
-  late?: LateRowsOptions & { onLate(n: number): void };
+  late?: LateRowsOptions & {
+    onLate(n: number): void;
+    /**
+     * The main thread's demand for CPU, 0..1 (default: thread_demand.ts's, from /proc; NaN where unknown). At
+     * {@link SATURATED_DEMAND} or more the sensor counts as saturated whatever `saturated` says: reading (gRPC,
+     * protobuf, rows) runs outside the actors, which idle, starved of rows, when reading is the bottleneck.
+     */
+    demand?: () => number;
+  };
+}
+
+/** A main thread running or runnable this much of the time has no time to spare for late rows. */
+export const SATURATED_DEMAND = 0.8;
+
+/** `opts` saturated also while the main thread is (see ReaderDeps.late.demand). */
+function withDemand(opts: NonNullable<ReaderDeps["late"]>): LateRowsOptions {
+  const saturated = opts.saturated;
+  if (!saturated) return opts; // always saturated already
+  const demand = opts.demand ?? mainThreadDemand;
+  return { ...opts, saturated: () => saturated() || demand() >= SATURATED_DEMAND };
 }
 
 /** Builds the reader's behaviour. */
@@ -73,7 +93,7 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
     let outliers = 0;
     const rows = new Map<string, number>();
     // A restarted reader starts a new baseline: its source re-runs the query from where it stopped.
-    const late = deps.late ? new LateRows(deps.late) : undefined;
+    const late = deps.late ? new LateRows(withDemand(deps.late)) : undefined;
     const one: Row[] = [];
     /** The rows of a message that are not late (counted when some are). */
     const fresh = (rs: readonly Row[]): readonly Row[] => {

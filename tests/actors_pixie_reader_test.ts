@@ -201,3 +201,62 @@ Deno.test("reader: a live reader drops rows read too late, counted, and routes t
   );
   await system.shutdown({ deadlineMs: 1000 });
 });
+
+Deno.test("reader: late rows are shed while the main thread is saturated, even with the actors idle", async () => {
+  // The reading (gRPC, protobuf, rows) runs outside the actors: a sensor whose reading is the bottleneck has idle
+  // actors (saturated() false) and a busy main thread. Before, such a sensor never shed a row (bench/live_load.ts
+  // --calls 1000 --pod: 62 s of lag, 0 rows shed).
+  for (const [demand, shed] of [[0.95, 74], [0.3, 0], [NaN, 0]] as const) {
+    const clock = new VirtualClock();
+    const system = new ActorSystem({ clock });
+    const toMatcher: MatcherMsg[] = [];
+    let localMs = 0;
+    const rowsAt = (from: number, n: number) => Array.from({ length: n }, (_, k) => row("m/relay", from + k));
+    const batches: [number, Row[]][] = [
+      [1_000 + 49 * 20 + 1_000, rowsAt(0, 50)],
+      [2_000 + 49 * 20 + 1_000, rowsAt(50, 50)],
+      [3_000 + 49 * 20 + 8_000, rowsAt(100, 50)],
+      [4_000 + 49 * 20 + 5_500, rowsAt(150, 50)],
+    ];
+    let late = 0;
+    const src: RowSource = {
+      run: () => Promise.reject(new Error("batches only")),
+      async runBatches(emit, signal) {
+        for (const [at, rs] of batches) {
+          localMs = at;
+          await emit(rs);
+          await settleAll(clock, system);
+        }
+        await new Promise<void>((r) => signal.addEventListener("abort", () => r()));
+      },
+    };
+    system.spawn<ReaderMsg>(
+      "pixie_reader",
+      pixieReader({
+        detectors: new Map(),
+        matcher: system.spawn("matcher", recorder(toMatcher), OPTS),
+        registry: system.spawn<RegistryMsg>("registry", recorder([]), OPTS),
+        exporter: system.spawn<ExporterMsg>("exporter", recorder([]), OPTS),
+        source: src,
+        queries: QUERIES,
+        clockWindowNs: 30_000_000_000n,
+        tickNs: 3_600_000_000_000n,
+        late: {
+          boundMs: 5_000,
+          nowMs: () => localMs,
+          saturated: () => false,
+          demand: () => demand,
+          onLate: (n) => late += n,
+        },
+      }),
+      { capacity: 4096, overflow: "drop-oldest", weigh: rowWeight },
+    );
+    for (let i = 0; i < 20; i++) await settleAll(clock, system);
+    const routed = toMatcher.flatMap((m) =>
+      m.kind === "rows" ? [...m.rows] : m.kind === "row" ? [m.row] : []
+    );
+    equal(late, shed, `demand ${demand}`);
+    equal(routed.length, 200 - shed, `demand ${demand}`);
+    await system.shutdown({ deadlineMs: 1000 });
+  }
+});

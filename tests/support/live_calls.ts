@@ -240,6 +240,8 @@ export interface ServeStats {
   lagMs: number;
   /** The largest lag seen, ms. */
   maxLagMs: number;
+  /** Rows not sent because the client was more than {@link ServePlan.maxBacklogNs} behind. */
+  skipped: number;
 }
 
 /** How the producer runs; fields may be changed while it runs (e.g. the number of calls). */
@@ -256,6 +258,15 @@ export interface ServePlan {
   ticks?: number;
   /** Set to end the producer. */
   stop?: boolean;
+  /**
+   * The newest event time the client is known to have read, ns (e.g. from its metrics); with
+   * {@link maxBacklogNs}, a tick further than that ahead of it is not sent, its rows counted in `skipped`. Deno's
+   * node:http2 server reports no back-pressure (a write always succeeds and is queued in this process), so without
+   * this a feeder ahead of a slow reader queues without bound (7.4 GB once), where Pixie keeps a bounded table.
+   */
+  readNs?: bigint;
+  /** See {@link readNs}. */
+  maxBacklogNs?: bigint;
 }
 
 const RELATION: ColumnInfo[] = [
@@ -298,6 +309,16 @@ export async function serveCalls(
     // A timer every tick, even when late: writes that resolve at once never give the socket a turn otherwise.
     await new Promise((r) => setTimeout(r, Math.max(0, wait)));
     gen.advance(tick, plan.calls);
+    if (
+      plan.maxBacklogNs !== undefined && plan.readNs !== undefined &&
+      eventNs - plan.readNs > plan.maxBacklogNs
+    ) {
+      for (const t of tables) {
+        for (let c = 0; c < plan.calls; c++) if (gen.message(t.tap, c) !== undefined) stats.skipped++;
+      }
+      stats.ticks = tick + 1;
+      continue;
+    }
     for (const t of tables) {
       let times: bigint[] = [];
       let pods: Uint8Array[] = [];
@@ -337,5 +358,5 @@ export async function serveCalls(
 
 /** Fresh counters for {@link serveCalls}. */
 export function newServeStats(): ServeStats {
-  return { ticks: 0, rows: 0, lastEventNs: 0n, lagMs: 0, maxLagMs: 0 };
+  return { ticks: 0, rows: 0, lastEventNs: 0n, lagMs: 0, maxLagMs: 0, skipped: 0 };
 }
