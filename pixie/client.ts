@@ -121,12 +121,22 @@ function asError(e: unknown, context: string): Error {
   return new Error(redact(`${context}: ${e instanceof Error ? e.message : String(e)}`));
 }
 
-const DEFAULT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+/** Bytes Pixie may send ahead of what this client has read, per call and per connection (HTTP/2 flow control). */
+export const FLOW_CONTROL_WINDOW = 4 * 1024 * 1024;
+
+/** Channel options of every {@link PixieClient} (`channelOptions` may override them). */
+export const DEFAULT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // Batches of audio bodies can exceed the 4 MiB default.
   "grpc.max_receive_message_length": 64 * 1024 * 1024,
   // Quiet streams (no traffic to capture) must survive idle proxies; Pixie Cloud tolerates 30 s pings.
   "grpc.keepalive_time_ms": 30_000,
   "grpc.keepalive_timeout_ms": 10_000,
+  // HTTP/2's default window (64 KiB, ~200 rows of audio) lets Pixie send that much per round trip of a
+  // WINDOW_UPDATE, both processes scheduled: on a loaded node the reader then starves with its backlog waiting in
+  // the peer (bench/live_load.ts --calls 1000 --pod, load 6 on 2 cores: the sensor's main thread runnable 40-60%
+  // of the time with 60 s of rows waiting, 75-99% with this window). The client still holds at most this much
+  // beyond its queue of responses (QUEUE_HIGH).
+  "grpc-node.flow_control_window": FLOW_CONTROL_WINDOW,
 };
 
 // Responses buffered before the stream is paused (HTTP/2 flow control then holds the server back).

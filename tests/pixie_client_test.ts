@@ -321,3 +321,11 @@ Deno.test("a cloud HealthCheck that ends OK without any status does not read as 
   equal(health.healthy, false);
   await health.stop();
 });
+
+Deno.test("client: Pixie may send megabytes ahead of the reader, not HTTP/2's default 64 KiB", async () => {
+  // With 64 KiB (~200 rows of audio) per WINDOW_UPDATE round trip, a sensor on a loaded node starved with its
+  // backlog waiting in the peer (see client.ts); the window bounds what the client holds beyond its queue.
+  const { DEFAULT_CHANNEL_OPTIONS, FLOW_CONTROL_WINDOW } = await import("../pixie/client.ts");
+  equal(DEFAULT_CHANNEL_OPTIONS["grpc-node.flow_control_window"], FLOW_CONTROL_WINDOW);
+  ok(FLOW_CONTROL_WINDOW >= 1024 * 1024 && FLOW_CONTROL_WINDOW <= 16 * 1024 * 1024);
+});
