@@ -36,6 +36,8 @@ export interface RowSource {
    * routing pass and one message per destination for all its rows, instead of each per row). Preferred when given.
    */
   runBatches?(emit: (rows: readonly Row[]) => Promise<void>, signal: AbortSignal): Promise<void>;
+  /** Skips ahead to a `time_` (ns): rows before it not yet read are never read (see late_rows.ts). */
+  skipTo?(timeNs: bigint): void;
 }
 
 /** What the reader talks to. */
@@ -93,7 +95,16 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
     let outliers = 0;
     const rows = new Map<string, number>();
     // A restarted reader starts a new baseline: its source re-runs the query from where it stopped.
-    const late = deps.late ? new LateRows(withDemand(deps.late)) : undefined;
+    const source = deps.source;
+    const skip = source?.skipTo ? (toNs: bigint) => source.skipTo!(toNs) : undefined;
+    const late = deps.late
+      ? new LateRows({
+        ...withDemand(deps.late),
+        skip,
+        onSkipped: (n) =>
+          ctx.log.warn("too far behind even dropping rows; skipped ahead", { rows_estimate: n }),
+      })
+      : undefined;
     const one: Row[] = [];
     /** The rows of a message that are not late (counted when some are). */
     const fresh = (rs: readonly Row[]): readonly Row[] => {

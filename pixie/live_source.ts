@@ -190,6 +190,7 @@ export interface PixieRowSourceOptions {
 /** Streams rows from Pixie until aborted; a fatal error (compile error, bad key) rejects. */
 export class PixieRowSource {
   readonly #opts: PixieRowSourceOptions;
+  #stream: PixieQueryStream | undefined;
 
   /** Creates the source; {@link run} streams. */
   constructor(opts: PixieRowSourceOptions) {
@@ -221,6 +222,7 @@ export class PixieRowSource {
       signal,
       ...(scope ? { rerunOverlapMs: Math.max(overlap ?? 5_000, scope.minIntervalMs) } : {}),
     });
+    this.#stream = stream;
     const unsubscribe = scope?.onChange((pods) => {
       try {
         stream.setQueries(queries(pods));
@@ -237,6 +239,12 @@ export class PixieRowSource {
     } finally {
       unsubscribe?.();
       stream.close();
+      if (this.#stream === stream) this.#stream = undefined;
     }
+  }
+
+  /** Skips the running stream ahead to `timeNs` (PixieQueryStream.skipTo); nothing when none runs. */
+  skipTo(timeNs: bigint): void {
+    this.#stream?.skipTo(timeNs);
   }
 }
