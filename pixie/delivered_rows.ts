@@ -77,14 +77,22 @@ export function hashRows(
     switch (col.type) {
       case "string": {
         const d = col.data;
+        // Cells are views into one received message (wire_decode.ts): one DataView of that buffer reads a word per
+        // load instead of four bytes (a view per cell would be an allocation each).
+        let buf: ArrayBufferLike | undefined, dv: DataView | undefined;
         for (let i = 0; i < numRows; i++) {
           const b = d[i]!;
           const n = b.length;
+          if (b.buffer !== buf) {
+            buf = b.buffer;
+            dv = new DataView(buf);
+          }
+          const base = b.byteOffset;
           let a = mix(H1[i]!, n, A1, A2);
           let c = mix(H2[i]!, n ^ 0x5bd1e995, B1, B2);
           let p = 0;
           for (; p + 4 <= n; p += 4) {
-            const k = b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24);
+            const k = dv!.getInt32(base + p, true);
             a = mix(a, k, A1, A2);
             c = mix(c, k, B1, B2);
           }
