@@ -269,7 +269,12 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
   fake.onExecute = (call) => {
     // Event time is the wall clock: the calls happen now.
     if (plan.startNs === 0n) plan.startNs = BigInt(Date.now()) * 1_000_000n;
-    serving = serveCalls(call, gen, plan, stats);
+    // A re-run (a sensor skipping ahead) is served once the cancelled call's producer has stopped: one generator.
+    const prev = serving;
+    serving = (async () => {
+      await prev?.catch(() => {});
+      await serveCalls(call, gen, plan, stats);
+    })();
     return serving;
   };
   const dir = await Deno.makeTempDir({ prefix: "fsmpx-live-load-" });

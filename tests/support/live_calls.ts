@@ -240,7 +240,10 @@ export interface ServeStats {
   lagMs: number;
   /** The largest lag seen, ms. */
   maxLagMs: number;
-  /** Rows not sent because the client was more than {@link ServePlan.maxBacklogNs} behind. */
+  /**
+   * Rows not sent: the client was more than {@link ServePlan.maxBacklogNs} behind, or re-ran the query from a later
+   * `time_` than the next tick's.
+   */
   skipped: number;
 }
 
@@ -299,7 +302,25 @@ export async function serveCalls(
     await call.meta(t.id, name, RELATION);
   }
   const t0 = performance.now();
-  const first = stats.ticks; // a re-run query continues where the last call stopped
+  let first = stats.ticks; // a re-run query continues where the last call stopped
+  const unsent = () => {
+    for (const t of tables) {
+      for (let c = 0; c < plan.calls; c++) if (gen.message(t.tap, c) !== undefined) stats.skipped++;
+    }
+  };
+  // A re-run from a time_ (`start_time=<ns>)`) after the ticks sent so far skips to it, as Pixie does: the rows
+  // before it are never sent (a sensor skipping ahead, actors/late_rows.ts).
+  const from = /start_time=(\d+)\)/.exec(call.request.queryStr);
+  if (from) {
+    const fromNs = BigInt(from[1]!);
+    while (
+      plan.startNs + BigInt(first) * gen.tickNs < fromNs && (plan.ticks === undefined || first < plan.ticks)
+    ) {
+      gen.advance(first, plan.calls);
+      unsent();
+      stats.ticks = ++first;
+    }
+  }
   for (let tick = first; !call.isCancelled() && !plan.stop; tick++) {
     if (plan.ticks !== undefined && tick >= plan.ticks) break;
     const eventNs = plan.startNs + BigInt(tick) * gen.tickNs;
@@ -313,9 +334,7 @@ export async function serveCalls(
       plan.maxBacklogNs !== undefined && plan.readNs !== undefined &&
       eventNs - plan.readNs > plan.maxBacklogNs
     ) {
-      for (const t of tables) {
-        for (let c = 0; c < plan.calls; c++) if (gen.message(t.tap, c) !== undefined) stats.skipped++;
-      }
+      unsent();
       stats.ticks = tick + 1;
       continue;
     }
