@@ -38,6 +38,11 @@ export interface RowSource {
   runBatches?(emit: (rows: readonly Row[]) => Promise<void>, signal: AbortSignal): Promise<void>;
   /** Skips ahead to a `time_` (ns): rows before it not yet read are never read (see late_rows.ts). */
   skipTo?(timeNs: bigint): void;
+  /**
+   * The fraction (0..1) of the last second or so the source found its input waiting to be read (pixie/input_meter.ts):
+   * near 1 when reading is behind its peer, low when the source waits for input.
+   */
+  inputBusy?(): number;
 }
 
 /** What the reader talks to. */
@@ -64,23 +69,29 @@ export interface ReaderDeps {
   late?: LateRowsOptions & {
     onLate(n: number): void;
     /**
-     * The main thread's demand for CPU, 0..1 (default: thread_demand.ts's, from /proc; NaN where unknown). At
-     * {@link SATURATED_DEMAND} or more the sensor counts as saturated whatever `saturated` says: reading (gRPC,
-     * protobuf, rows) runs outside the actors, which idle, starved of rows, when reading is the bottleneck.
+     * The main thread's demand for CPU, 0..1 (default: thread_demand.ts's, from /proc; NaN where unknown), for a
+     * source without {@link RowSource.inputBusy}. At {@link SATURATED_DEMAND} or more (of this, or of the source's
+     * inputBusy) the sensor counts as saturated whatever `saturated` says: reading (gRPC, protobuf, rows) runs
+     * outside the actors, which idle, starved of rows, when reading is the bottleneck.
      */
     demand?: () => number;
   };
 }
 
-/** A main thread running or runnable this much of the time has no time to spare for late rows. */
+/** Reading busy this much of the time (input waiting, or the main thread running or runnable) has no time to spare. */
 export const SATURATED_DEMAND = 0.8;
 
-/** `opts` saturated also while the main thread is (see ReaderDeps.late.demand). */
-function withDemand(opts: NonNullable<ReaderDeps["late"]>): LateRowsOptions {
+/**
+ * `opts` saturated also while reading is: the source finds its input waiting for it (RowSource.inputBusy), or,
+ * for a source that cannot tell, the main thread runs or waits for a CPU (ReaderDeps.late.demand).
+ */
+function withDemand(opts: NonNullable<ReaderDeps["late"]>, source: RowSource | undefined): LateRowsOptions {
   const saturated = opts.saturated;
   if (!saturated) return opts; // always saturated already
+  const input = source?.inputBusy ? () => source.inputBusy!() : undefined;
   const demand = opts.demand ?? mainThreadDemand;
-  return { ...opts, saturated: () => saturated() || demand() >= SATURATED_DEMAND };
+  const reading = input ?? demand;
+  return { ...opts, saturated: () => saturated() || reading() >= SATURATED_DEMAND };
 }
 
 /** Builds the reader's behaviour. */
@@ -99,7 +110,7 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
     const skip = source?.skipTo ? (toNs: bigint) => source.skipTo!(toNs) : undefined;
     const late = deps.late
       ? new LateRows({
-        ...withDemand(deps.late),
+        ...withDemand(deps.late, source),
         skip,
         onSkipped: (n) =>
           ctx.log.warn("too far behind even dropping rows; skipped ahead", { rows_estimate: n }),

@@ -307,8 +307,13 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
     stderr: "piped",
   }).spawn();
   let stderr = "";
+  // LIVE_LOAD_STDERR=FILE: the sensor's whole log there (its tail is kept for errors either way).
+  const logFile = Deno.env.get("LIVE_LOAD_STDERR");
+  const log = logFile ? await Deno.open(logFile, { write: true, create: true, append: true }) : undefined;
+  const te = new TextEncoder();
   const stderrDone = (async () => {
     for await (const c of child.stderr.pipeThrough(new TextDecoderStream())) {
+      await log?.write(te.encode(c));
       // Keep the tail only: a long run logs.
       stderr = (stderr + c).slice(-20_000);
     }
@@ -414,6 +419,7 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
     await child.status;
     clearTimeout(killer);
     await stderrDone;
+    log?.close();
     await serving?.catch(() => {});
     await fake.stop();
     await Deno.remove(dir, { recursive: true });

@@ -25,6 +25,7 @@ import {
 } from "./stream.ts";
 import type { ComposedQueryInput } from "./pxl.ts";
 import type { Row } from "./row.ts";
+import { InputMeter } from "./input_meter.ts";
 
 const log = logger("pixie");
 
@@ -191,6 +192,7 @@ export interface PixieRowSourceOptions {
 export class PixieRowSource {
   readonly #opts: PixieRowSourceOptions;
   #stream: PixieQueryStream | undefined;
+  readonly #meter = new InputMeter();
 
   /** Creates the source; {@link run} streams. */
   constructor(opts: PixieRowSourceOptions) {
@@ -220,6 +222,7 @@ export class PixieRowSource {
       encryption: o.encryption,
       metrics: o.metrics,
       signal,
+      inputMeter: this.#meter,
       ...(scope ? { rerunOverlapMs: Math.max(overlap ?? 5_000, scope.minIntervalMs) } : {}),
     });
     this.#stream = stream;
@@ -241,6 +244,11 @@ export class PixieRowSource {
       stream.close();
       if (this.#stream === stream) this.#stream = undefined;
     }
+  }
+
+  /** The fraction of the last second or so the reader found Pixie's responses waiting for it (input_meter.ts). */
+  inputBusy(): number {
+    return this.#meter.busyFraction();
   }
 
   /** Skips the running stream ahead to `timeNs` (PixieQueryStream.skipTo); nothing when none runs. */

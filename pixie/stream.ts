@@ -38,6 +38,7 @@ import {
   type RowBatch,
 } from "./messages.ts";
 import { type ComposedQueryInput, type ComposedScript, type ComposedTable, composeScript } from "./pxl.ts";
+import type { InputMeter } from "./input_meter.ts";
 
 const log = logger("pixie");
 
@@ -114,6 +115,8 @@ export interface PixieQueryStreamOptions {
   signal?: AbortSignal;
   /** `query_name` label sent to Vizier. */
   queryName?: string;
+  /** Told when the stream waits for the next response and when it works on one (see input_meter.ts). */
+  inputMeter?: InputMeter;
 }
 
 /** One compile error, placed in the user's configuration. */
@@ -443,11 +446,14 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
       };
       try {
         arm();
+        const meter = this.#opts.inputMeter;
         for await (const resp of this.#opts.client.execute(req, call.signal)) {
+          meter?.working();
           clearTimeout(idle);
           const rows = await this.#handle(resp, composed);
           if (rows.length) yield rows;
           arm();
+          meter?.waiting();
         }
         finished = !stalled && this.#finished(composed);
       } catch (e) {
@@ -456,6 +462,7 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
         if (isFatal(e)) throw e;
         failure = e;
       } finally {
+        this.#opts.inputMeter?.waiting();
         clearTimeout(idle);
         signal.removeEventListener("abort", onAbort);
         this.#call = undefined;

@@ -313,3 +313,58 @@ Deno.test("reader: a live source that cannot be read fast enough even dropping i
   for (const t of skips) ok(t > 30_000_000_000n && t <= 91_000_000_000n, `${t}`);
   await system.shutdown({ deadlineMs: 1000 });
 });
+
+Deno.test("reader: a source that waits for its input is not saturated, however busy the main thread", async () => {
+  // An oversubscribed host: the sensor's thread is runnable most of the time, but its source waits for a peer that
+  // is itself behind; rows arriving late are the peer's delay, and shedding them would not catch up with anything.
+  for (const [inputBusy, shed] of [[0.1, 0], [0.95, 74]] as const) {
+    const clock = new VirtualClock();
+    const system = new ActorSystem({ clock });
+    const toMatcher: MatcherMsg[] = [];
+    let localMs = 0;
+    const rowsAt = (from: number, n: number) => Array.from({ length: n }, (_, k) => row("m/relay", from + k));
+    const batches: [number, Row[]][] = [
+      [1_000 + 49 * 20 + 1_000, rowsAt(0, 50)],
+      [2_000 + 49 * 20 + 1_000, rowsAt(50, 50)],
+      [3_000 + 49 * 20 + 8_000, rowsAt(100, 50)],
+      [4_000 + 49 * 20 + 5_500, rowsAt(150, 50)],
+    ];
+    let late = 0;
+    const src: RowSource = {
+      run: () => Promise.reject(new Error("batches only")),
+      async runBatches(emit, signal) {
+        for (const [at, rs] of batches) {
+          localMs = at;
+          await emit(rs);
+          await settleAll(clock, system);
+        }
+        await new Promise<void>((r) => signal.addEventListener("abort", () => r()));
+      },
+      inputBusy: () => inputBusy,
+    };
+    system.spawn<ReaderMsg>(
+      "pixie_reader",
+      pixieReader({
+        detectors: new Map(),
+        matcher: system.spawn("matcher", recorder(toMatcher), OPTS),
+        registry: system.spawn<RegistryMsg>("registry", recorder([]), OPTS),
+        exporter: system.spawn<ExporterMsg>("exporter", recorder([]), OPTS),
+        source: src,
+        queries: QUERIES,
+        clockWindowNs: 30_000_000_000n,
+        tickNs: 3_600_000_000_000n,
+        late: {
+          boundMs: 5_000,
+          nowMs: () => localMs,
+          saturated: () => false,
+          demand: () => 0.99,
+          onLate: (n) => late += n,
+        },
+      }),
+      { capacity: 4096, overflow: "drop-oldest", weigh: rowWeight },
+    );
+    for (let i = 0; i < 20; i++) await settleAll(clock, system);
+    equal(late, shed, `input busy ${inputBusy}`);
+    await system.shutdown({ deadlineMs: 1000 });
+  }
+});
