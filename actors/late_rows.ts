@@ -18,6 +18,13 @@
  * none), a slack is raised that admits the rows (they flow again after 2–3 periods, 10–15 s), and the slack falls
  * back as the rows that needed it age out of the window. So no clock, offset or step, and no lack of CPU, silences
  * the sensor for longer than that.
+ *
+ * With a source that can skip ahead (a live Pixie query, re-run from a later `time_`), a reader that does not
+ * catch up even dropping is first skipped to its freshest rows instead: the backlog it cannot even read stays in
+ * Pixie (whose tables drop the oldest rows), its rows counted as dropped (an estimate: rows per second of event
+ * time, times the seconds skipped), and the lag and what the sensor holds stay bounded under any overload (before,
+ * bench/live_load.ts --calls 1000 --pod let the lag grow past 60 s). The skip is repeated while skipping helps;
+ * a skip that does not lower the excess is a clock step or offset, not a backlog, and the slack takes over.
  * @module
  */
 import type { Row } from "../pixie/row.ts";
@@ -34,6 +41,14 @@ export interface LateRowsOptions {
    * analyses late rows (they still match within the lookback) rather than throw them away.
    */
   saturated?: () => boolean;
+  /**
+   * Skips the source ahead to a `time_` (ns): the rows before it that wait in the source are never read (a live
+   * Pixie query re-run from there, PixieQueryStream.skipTo). Absent: a reader that cannot catch up even dropping
+   * is let through with a slack (see the module doc).
+   */
+  skip?: (toNs: bigint) => void;
+  /** Rows a skip left unread, estimated from the rows' rate in event time; counted with the dropped ones. */
+  onSkipped?: (rows: number) => void;
 }
 
 /** The baseline is the lowest lag over BUCKETS × BUCKET_MS. */
@@ -77,6 +92,17 @@ export class LateRows {
   #prevLate = NaN;
   /** The excess of the last late batch's freshest row. */
   #lastLate = 0;
+  readonly #skip: ((toNs: bigint) => void) | undefined;
+  readonly #onSkipped: (rows: number) => void;
+  /** The period mean excess when the source was last skipped (NaN: no skip since the slack last took over). */
+  #skipExcess = NaN;
+  /** The lowest period mean excess since that skip (0 for a period without late rows). */
+  #minSinceSkip = Infinity;
+  /** Rows seen and the freshest `time_` at the start of this period and now: the rows' rate in event time. */
+  #periodRows = 0;
+  #periodFrom = -1n;
+  #freshest = -1n;
+  #rowsPerNs = 0;
   /** Rows dropped as late so far. */
   dropped = 0;
 
@@ -86,6 +112,8 @@ export class LateRows {
     this.#boundMs = opts.boundMs;
     this.#nowMs = opts.nowMs ?? monotonicMs;
     this.#saturated = opts.saturated ?? (() => true);
+    this.#skip = opts.skip;
+    this.#onSkipped = opts.onSkipped ?? (() => {});
   }
 
   /** The lowest event lag of the window, ms (Infinity before the first row). */
@@ -116,6 +144,8 @@ export class LateRows {
       } else if (oldestKept < 0n || t < oldestKept) oldestKept = t;
     }
     const b = this.#bucket % BUCKETS;
+    this.#periodRows += rows.length;
+    if (freshest > this.#freshest) this.#freshest = freshest;
     if (freshest >= 0n) {
       const lag = Number(nowNs - freshest) / 1e6;
       if (lag < this.#minLag2[b]!) {
@@ -148,6 +178,31 @@ export class LateRows {
     const kept: Row[] = [];
     for (const r of rows) if (r.time >= cutoff) kept.push(r);
     return kept;
+  }
+
+  /**
+   * Skips the source to its freshest rows, unless a skip since the slack last took over did not lower the excess
+   * (then it is no backlog). True when it skipped.
+   */
+  #trySkip(now: number, m: number): boolean {
+    if (!this.#skip || this.#baseline === Infinity || !this.#saturated()) return false;
+    if (!Number.isNaN(this.#skipExcess) && !(this.#minSinceSkip < this.#skipExcess - this.#boundMs / 2)) {
+      this.#skipExcess = NaN;
+      return false;
+    }
+    // To the freshest rows the source has (the baseline's lag): the most rows analysed before the next skip.
+    const toNs = BigInt(Math.round((now - this.#baseline) * 1e6));
+    if (this.#freshest >= 0n && toNs > this.#freshest) {
+      const n = Math.round(this.#rowsPerNs * Number(toNs - this.#freshest));
+      if (n > 0) {
+        this.dropped += n;
+        this.#onSkipped(n);
+      }
+    }
+    this.#skipExcess = m;
+    this.#minSinceSkip = Infinity;
+    this.#skip(toNs);
+    return true;
   }
 
   /** The second lowest lag of the window's batches (Infinity with fewer than two). */
@@ -191,6 +246,14 @@ export class LateRows {
     // The mean: the delay of the rows Pixie delivers jitters, and a mean over many batches hardly does.
     const m = this.#lateN > 0 ? this.#lateSum / this.#lateN : NaN;
     this.#lateSum = this.#lateN = 0;
+    if (this.#periodFrom >= 0n && this.#freshest > this.#periodFrom) {
+      this.#rowsPerNs = this.#periodRows / Number(this.#freshest - this.#periodFrom);
+    }
+    this.#periodRows = 0;
+    this.#periodFrom = this.#freshest;
+    if (!Number.isNaN(this.#skipExcess)) {
+      this.#minSinceSkip = Math.min(this.#minSinceSkip, Number.isNaN(m) ? 0 : m);
+    }
     if (Number.isNaN(m)) {
       this.#prevLate = NaN;
     } else if (m - this.#prevLate > -STEADY * PERIOD_MS) {
@@ -201,6 +264,7 @@ export class LateRows {
       // straddle the bound). Well beyond it, not a backlog being read (see the module doc): a slack admits the
       // rows, half the bound above the last ones so the jitter of their delay does not drop them again.
       if (m < this.#boundMs * 1.5) return;
+      if (this.#trySkip(now, m)) return;
       this.#slackMs = Math.max(this.#slackMs, this.#lastLate - this.#boundMs + this.#boundMs / 2);
       // The window has not seen the rows the slack lets through yet: no shrinking before it has.
       return;

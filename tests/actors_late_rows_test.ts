@@ -182,3 +182,83 @@ Deno.test("late rows: a sensor with time to spare analyses late rows instead of 
   equal(late.filter(batch(30_000)).length, 10);
   equal(late.dropped, 20);
 });
+
+/**
+ * A reader that cannot keep up even dropping (it reads half as fast as its input, late rows or not), over a source
+ * that can skip ahead: `at` is the event time (ms) of the freshest row it has read.
+ */
+function starvedReader(opts: { skip: boolean; seconds: number }) {
+  let localMs = T0_MS;
+  let at = localMs - 1_500;
+  const skips: number[] = [];
+  let skippedRows = 0;
+  const late = new LateRows({
+    boundMs: BOUND_MS,
+    nowMs: () => localMs,
+    skip: opts.skip ? (toNs) => void skips.push(Number(toNs / 1_000_000n)) : undefined,
+    onSkipped: (n) => skippedRows += n,
+  });
+  const lagS: number[] = [];
+  const kept: number[] = [];
+  for (let s = 0; s < 30 + opts.seconds; s++) {
+    let k = 0;
+    for (let b = 0; b < 10; b++) {
+      localMs += 100;
+      // Keeping up for 30 s, then half speed.
+      at += s < 30 ? 100 : 50;
+      const to = skips.length ? skips[skips.length - 1]! : -Infinity;
+      if (to > at) at = to;
+      const rows: Row[] = [];
+      for (let i = 9; i >= 0; i--) rows.push(row(at - 20 * i));
+      k += late.filter(rows).length;
+    }
+    kept.push(k);
+    lagS.push((localMs - at) / 1000);
+  }
+  return { late, skips, skippedRows, lagS: lagS.slice(30), kept: kept.slice(30) };
+}
+
+Deno.test("late rows: a reader that cannot catch up even dropping skips its source ahead: the lag stays bounded", () => {
+  const r = starvedReader({ skip: true, seconds: 300 });
+  ok(r.skips.length >= 5, `skips ${r.skips.length}`);
+  // Bounded: the baseline (1.5 s) plus the bound, plus two periods of falling behind before a skip.
+  const worst = Math.max(...r.lagS);
+  ok(worst <= 1.5 + BOUND_MS / 1000 + (3 * PERIOD_MS) / 1000, `lag up to ${worst} s: ${r.lagS}`);
+  // Rows are still analysed all along (between skips), the rest dropped and counted, skipped ones included.
+  let run = 0, longest = 0;
+  for (const k of r.kept) {
+    run = k === 0 ? run + 1 : 0;
+    longest = Math.max(longest, run);
+  }
+  ok(longest <= Math.ceil((3 * PERIOD_MS) / 1000) + 1, `${longest} s without a row: ${r.kept}`);
+  ok(sum(r.kept) > 0.3 * 100 * 300, `${sum(r.kept)} rows kept`);
+  ok(r.skippedRows > 0);
+  ok(r.late.dropped > r.skippedRows);
+  equal(r.late.slackMs, 0);
+  // Without a source that skips, the same reader falls ever further behind (let through with a slack).
+  const no = starvedReader({ skip: false, seconds: 300 });
+  ok(Math.max(...no.lagS) > 100, `${Math.max(...no.lagS)}`);
+});
+
+Deno.test("late rows: a skip that does not lower the lag (a clock step) gives way to the slack", () => {
+  let localMs = T0_MS;
+  let step = 0;
+  const skips: bigint[] = [];
+  const late = new LateRows({ boundMs: BOUND_MS, nowMs: () => localMs, skip: (t) => void skips.push(t) });
+  const kept: number[] = [];
+  for (let s = 0; s < 150; s++) {
+    if (s === 30) step = 60_000; // the rows' clock steps back a minute; skipping changes nothing
+    let k = 0;
+    for (let b = 0; b < 10; b++) {
+      localMs += 100;
+      const rows: Row[] = [];
+      for (let i = 9; i >= 0; i--) rows.push(row(localMs - 1_000 - step - 20 * i));
+      k += late.filter(rows).length;
+    }
+    kept.push(k);
+  }
+  equal(skips.length, 1, "one skip tried");
+  // Rows flow again within five periods, and for good.
+  const limit = Math.ceil((5 * PERIOD_MS) / 1000) + 1;
+  deepEqual(kept.slice(30 + limit), new Array(120 - limit).fill(100), `${kept.slice(30)}`);
+});
