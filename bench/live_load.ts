@@ -80,6 +80,11 @@ export interface LiveLoadResult {
   load: [number, number];
   signatures: number;
   matches: number;
+  /**
+   * Over the window, by labels (`name{k=v,...}`): signatures matched per stage, expired per reason, streams
+   * evicted and rows skipped per reason: where rows and signatures went under overload.
+   */
+  detail: Record<string, number>;
   sustained: boolean;
 }
 
@@ -190,7 +195,16 @@ interface Scrape {
   queued: number;
   signatures: number;
   matches: number;
+  detail: Record<string, number>;
 }
+
+/** The metrics {@link LiveLoadResult.detail} breaks down by label. */
+const DETAIL = new Set([
+  "signatures_matched_total",
+  "fsmpx_signatures_expired_total",
+  "fsmpx_streams_evicted_total",
+  "fsmpx_rows_skipped_total",
+]);
 
 async function scrape(addr: string): Promise<Scrape> {
   const res = await fetch(`http://${addr}/metrics`, { signal: AbortSignal.timeout(10_000) });
@@ -205,6 +219,12 @@ async function scrape(addr: string): Promise<Scrape> {
     queued: sumSamples(s, "fsmpx_mailbox_depth"),
     signatures: sumSamples(s, "signatures_detected_total"),
     matches: sumSamples(s, "signatures_matched_total"),
+    detail: Object.fromEntries(
+      s.filter((x) => DETAIL.has(x.name)).map((x) => {
+        const labels = Object.entries(x.labels).filter(([k]) => k !== "measurement" && k !== "stream");
+        return [`${x.name}{${labels.map(([k, v]) => `${k}=${v}`).join(",")}}`, x.value] as const;
+      }).reduce((m, [k, v]) => m.set(k, (m.get(k) ?? 0) + v), new Map<string, number>()),
+    ),
   };
 }
 
@@ -398,6 +418,11 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
       load: [load0, await loadAvg()],
       signatures: after.signatures - before.signatures,
       matches: after.matches - before.matches,
+      detail: Object.fromEntries(
+        Object.entries(after.detail).map(([k, v]) => [k, v - (before.detail[k] ?? 0)]).filter(([, v]) =>
+          v !== 0
+        ),
+      ),
       sustained: false,
     };
     result.sustained = dropped === 0 && result.producerLagMs < 1000 && result.eventLagS < 2;
@@ -454,6 +479,10 @@ export function printLiveLoad(r: LiveLoadResult): void {
       (feederLimited(r)
         ? " (the feeder could not send at real-time pace: this level measures it, not the sensor)"
         : ""),
+  );
+  const detail = Object.entries(r.detail).map(([k, v]) => `${k} ${n(v)}`).join(", ");
+  console.log(
+    `    in the window: ${detail || "no signature matched or expired, no stream evicted, no row skipped"}`,
   );
   console.log(`    RSS every 5 s, MB: ${rss.filter((_, i) => i % 5 === 4).map((v) => n(v)).join(" ")}`);
 }
