@@ -185,10 +185,11 @@ export class LateRows {
       } else this.#dropBatches++;
       if (freshest >= resume) {
         this.#shedding = false;
-      } else if (now - this.#dropLowAt >= DRY_MS && this.#dropBatches >= DRY_BATCHES && !this.#saturated()) {
-        // Caught up with the source (see DRY_MS): its delay is the baseline now.
+      } else if (now - this.#dropLowAt >= DRY_MS && this.#dropBatches >= DRY_BATCHES) {
+        // Dropping no longer gets the reader any fresher: the drop ends (dropping on would only silence it). Not
+        // saturated, it caught up with a slower source (see DRY_MS): that delay raises the baseline.
         this.#shedding = false;
-        this.#rebase(this.#dropLow);
+        if (!this.#saturated()) this.#rebase(this.#dropLow);
         cutoff = nowNs -
           BigInt(Math.round((this.#baseline + this.#raise + this.#boundMs + this.#slackMs) * 1e6));
       } else cutoff = resume;
