@@ -12,12 +12,25 @@
  *
  * What a baseline cannot cancel at once is a step of the rows' clock backwards (Pixie's host corrected by NTP), or
  * rows of several PEMs whose clocks differ by more than the bound: all or part of the rows then look late for good.
+ * Shedding has a hysteresis: once it starts (a row past the bound while saturated) it drops every row until the
+ * reader is back within a fifth of the bound of the baseline, or has caught up with a source that got slower
+ * (RESUME_FRACTION, DRY_MS), and then keeps every row until one passes the bound again. What is kept is then the
+ * same stretches of seconds in every stream, which sign and match; a cutoff that only trimmed the rows past the
+ * bound kept 100 ms here and there in each stream, and found a fifth of the matches per row analysed.
+ *
  * A backlog being shed shows itself by the excess of the freshest late rows falling from one period to the next:
  * the reader, dropping, reads faster than real time. When it does not fall (a clock step; or a reader so starved
  * that it cannot even read in step, where dropping everything would only trade a trickle of analysed rows for
  * none), a slack is raised that admits the rows (they flow again after 2–3 periods, 10–15 s), and the slack falls
  * back as the rows that needed it age out of the window. So no clock, offset or step, and no lack of CPU, silences
  * the sensor for longer than that.
+ *
+ * With a source that can skip ahead (a live Pixie query, re-run from a later `time_`), a reader that does not
+ * catch up even dropping is first skipped to its freshest rows instead: the backlog it cannot even read stays in
+ * Pixie (whose tables drop the oldest rows), its rows counted as dropped (an estimate: rows per second of event
+ * time, times the seconds skipped), and the lag and what the sensor holds stay bounded under any overload (before,
+ * bench/live_load.ts --calls 1000 --pod let the lag grow past 60 s). The skip is repeated while skipping helps;
+ * a skip that does not lower the excess is a clock step or offset, not a backlog, and the slack takes over.
  * @module
  */
 import type { Row } from "../pixie/row.ts";
@@ -34,6 +47,14 @@ export interface LateRowsOptions {
    * analyses late rows (they still match within the lookback) rather than throw them away.
    */
   saturated?: () => boolean;
+  /**
+   * Skips the source ahead to a `time_` (ns): the rows before it that wait in the source are never read (a live
+   * Pixie query re-run from there, PixieQueryStream.skipTo). Absent: a reader that cannot catch up even dropping
+   * is let through with a slack (see the module doc).
+   */
+  skip?: (toNs: bigint) => void;
+  /** Rows a skip left unread, estimated from the rows' rate in event time; counted with the dropped ones. */
+  onSkipped?: (rows: number) => void;
 }
 
 /** The baseline is the lowest lag over BUCKETS × BUCKET_MS. */
@@ -46,6 +67,27 @@ export const PERIOD_MS = 5_000;
  * the rows are not a backlog the reader is catching up with.
  */
 const STEADY = 0.2;
+/**
+ * Once shedding, rows are dropped until the reader is back within this fraction of the bound of the baseline
+ * (while it stays saturated), then kept until rows pass the bound again: a hysteresis. Without it the shedder
+ * dropped just the rows past a cutoff that moves with the clock, so the reader flipped between dropping (fast) and
+ * keeping (slow) every few batches: every stream got gaps of 20–900 ms between runs of 100 ms of audio (median),
+ * too short to sign or to match (bench/live_load.ts --calls 1000 --pod: 460 matches in 78 s, 0.2% of the kept
+ * audio in runs of 2 s or more). With it the kept audio comes in runs of seconds, the same stretch in every stream.
+ */
+export const RESUME_FRACTION = 0.2;
+/**
+ * A drop that reads this long (local ms), and at least DRY_BATCHES batches, without its freshest rows getting any
+ * fresher, and no longer saturated (the reader waits for its input), has caught up with its source: what is left
+ * is the source's own delay (a Pixie, or a feeder, that delivers rows later than it did when the baseline was
+ * set), not a backlog of this sensor's. The drop ends, and that delay raises the baseline, by the bound at most
+ * (see LateRows.#raise): otherwise a sensor whose source got slower cycled within the last second below the bound
+ * (bench/live_load.ts --calls 1000 --pod on a loaded host: runs of 100 ms again). At most the bound: a reader
+ * starved of CPU by its neighbours also finds its input waiting less than it is, and without a cap its baseline
+ * rose by the bound a drop, 71 ms to 19 s in 60 s.
+ */
+const DRY_MS = 1_000;
+const DRY_BATCHES = 20;
 
 function monotonicMs(): number {
   return performance.timeOrigin + performance.now();
@@ -68,6 +110,15 @@ export class LateRows {
   #baseline = Infinity;
   #slackMs = 0;
   #shedding = false;
+  /** In a drop (see RESUME_FRACTION): the lowest lag of a batch's freshest row so far, when, and batches since. */
+  #dropLow = Infinity;
+  #dropLowAt = 0;
+  #dropBatches = 0;
+  /**
+   * Added to the baseline after a drop that caught up with a slower source (see DRY_MS), 0..bound ms; falls as
+   * soon as rows come fresher.
+   */
+  #raise = 0;
   /** When rows were last dropped (local ms). */
   #shedAt = -Infinity;
   #periodStart = -Infinity;
@@ -77,6 +128,17 @@ export class LateRows {
   #prevLate = NaN;
   /** The excess of the last late batch's freshest row. */
   #lastLate = 0;
+  readonly #skip: ((toNs: bigint) => void) | undefined;
+  readonly #onSkipped: (rows: number) => void;
+  /** The period mean excess when the source was last skipped (NaN: no skip since the slack last took over). */
+  #skipExcess = NaN;
+  /** The lowest period mean excess since that skip (0 for a period without late rows). */
+  #minSinceSkip = Infinity;
+  /** Rows seen and the freshest `time_` at the start of this period and now: the rows' rate in event time. */
+  #periodRows = 0;
+  #periodFrom = -1n;
+  #freshest = -1n;
+  #rowsPerNs = 0;
   /** Rows dropped as late so far. */
   dropped = 0;
 
@@ -86,11 +148,13 @@ export class LateRows {
     this.#boundMs = opts.boundMs;
     this.#nowMs = opts.nowMs ?? monotonicMs;
     this.#saturated = opts.saturated ?? (() => true);
+    this.#skip = opts.skip;
+    this.#onSkipped = opts.onSkipped ?? (() => {});
   }
 
   /** The lowest event lag of the window, ms (Infinity before the first row). */
   get baselineMs(): number {
-    return this.#baseline;
+    return this.#baseline + this.#raise;
   }
 
   /** Extra lag admitted after a clock step (see the module doc), ms. */
@@ -103,19 +167,44 @@ export class LateRows {
     const now = this.#nowMs();
     this.#roll(now);
     const nowNs = BigInt(Math.round(now * 1e6));
-    const limitMs = this.#baseline + this.#boundMs + this.#slackMs;
+    const limitMs = this.#baseline + this.#raise + this.#boundMs + this.#slackMs;
     // Before any baseline nothing is late; with one, a row older than the cutoff is.
-    const cutoff = limitMs === Infinity ? -1n : nowNs - BigInt(Math.round(limitMs * 1e6));
-    let freshest = -1n, oldestKept = -1n, freshestLate = -1n, late = 0;
+    let cutoff = limitMs === Infinity ? -1n : nowNs - BigInt(Math.round(limitMs * 1e6));
+    let freshest = -1n;
+    for (let i = 0; i < rows.length; i++) if (rows[i]!.time > freshest) freshest = rows[i]!.time;
+    // While shedding, and saturated still, the cutoff is the resume level (see RESUME_FRACTION) until a batch
+    // reaches it: the reader drops until it is nearly as fresh as the baseline, then keeps a long stretch.
+    if (this.#shedding && cutoff >= 0n) {
+      const resumeMs = limitMs - this.#boundMs * (1 - RESUME_FRACTION);
+      const resume = nowNs - BigInt(Math.round(resumeMs * 1e6));
+      const lag = Number(nowNs - freshest) / 1e6;
+      if (lag < this.#dropLow) {
+        this.#dropLow = lag;
+        this.#dropLowAt = now;
+        this.#dropBatches = 0;
+      } else this.#dropBatches++;
+      if (freshest >= resume) {
+        this.#shedding = false;
+      } else if (now - this.#dropLowAt >= DRY_MS && this.#dropBatches >= DRY_BATCHES) {
+        // Dropping no longer gets the reader any fresher: the drop ends (dropping on would only silence it). Not
+        // saturated, it caught up with a slower source (see DRY_MS): that delay raises the baseline.
+        this.#shedding = false;
+        if (!this.#saturated()) this.#rebase(this.#dropLow);
+        cutoff = nowNs -
+          BigInt(Math.round((this.#baseline + this.#raise + this.#boundMs + this.#slackMs) * 1e6));
+      } else cutoff = resume;
+    }
+    let oldestKept = -1n, freshestLate = -1n, late = 0;
     for (let i = 0; i < rows.length; i++) {
       const t = rows[i]!.time;
-      if (t > freshest) freshest = t;
       if (t < cutoff) {
         late++;
         if (t > freshestLate) freshestLate = t;
       } else if (oldestKept < 0n || t < oldestKept) oldestKept = t;
     }
     const b = this.#bucket % BUCKETS;
+    this.#periodRows += rows.length;
+    if (freshest > this.#freshest) this.#freshest = freshest;
     if (freshest >= 0n) {
       const lag = Number(nowNs - freshest) / 1e6;
       if (lag < this.#minLag2[b]!) {
@@ -125,9 +214,10 @@ export class LateRows {
         } else this.#minLag2[b] = lag;
         this.#baseline = Math.min(this.#baseline, this.#windowBaseline());
       }
+      if (lag < this.#baseline + this.#raise) this.#raise = Math.max(0, lag - this.#baseline);
     }
     if (oldestKept >= 0n && this.#baseline !== Infinity) {
-      const excess = Number(nowNs - oldestKept) / 1e6 - this.#baseline;
+      const excess = Number(nowNs - oldestKept) / 1e6 - this.#baseline - this.#raise;
       if (excess > this.#maxExcess[b]!) this.#maxExcess[b] = excess;
     }
     if (late === 0) {
@@ -136,11 +226,16 @@ export class LateRows {
     }
     // Shedding starts while the sensor is saturated and goes on until a batch has no late row: dropping is cheap,
     // so the actors idle while the reader drops a backlog, and that must not stop the dropping half-way.
-    if (!this.#shedding && !this.#saturated()) return rows;
+    if (!this.#shedding) {
+      if (!this.#saturated()) return rows;
+      this.#dropLow = Infinity;
+      this.#dropLowAt = now;
+      this.#dropBatches = 0;
+    }
     this.#shedding = true;
     this.#shedAt = now;
     this.dropped += late;
-    const lateExcess = Number(nowNs - freshestLate) / 1e6 - this.#baseline;
+    const lateExcess = Number(nowNs - freshestLate) / 1e6 - this.#baseline - this.#raise;
     this.#lateSum += lateExcess;
     this.#lastLate = lateExcess;
     this.#lateN++;
@@ -148,6 +243,36 @@ export class LateRows {
     const kept: Row[] = [];
     for (const r of rows) if (r.time >= cutoff) kept.push(r);
     return kept;
+  }
+
+  /**
+   * Skips the source to its freshest rows, unless a skip since the slack last took over did not lower the excess
+   * (then it is no backlog). True when it skipped.
+   */
+  #trySkip(now: number, m: number): boolean {
+    if (!this.#skip || this.#baseline === Infinity || !this.#saturated()) return false;
+    if (!Number.isNaN(this.#skipExcess) && !(this.#minSinceSkip < this.#skipExcess - this.#boundMs / 2)) {
+      this.#skipExcess = NaN;
+      return false;
+    }
+    // To the freshest rows the source has (the baseline's lag): the most rows analysed before the next skip.
+    const toNs = BigInt(Math.round((now - this.#baseline - this.#raise) * 1e6));
+    if (this.#freshest >= 0n && toNs > this.#freshest) {
+      const n = Math.round(this.#rowsPerNs * Number(toNs - this.#freshest));
+      if (n > 0) {
+        this.dropped += n;
+        this.#onSkipped(n);
+      }
+    }
+    this.#skipExcess = m;
+    this.#minSinceSkip = Infinity;
+    this.#skip(toNs);
+    return true;
+  }
+
+  /** Raises the baseline to a slower source's lag `lagMs`, by the bound at most (see DRY_MS). */
+  #rebase(lagMs: number): void {
+    this.#raise = Math.max(this.#raise, Math.min(this.#boundMs, lagMs - this.#baseline));
   }
 
   /** The second lowest lag of the window's batches (Infinity with fewer than two). */
@@ -191,16 +316,32 @@ export class LateRows {
     // The mean: the delay of the rows Pixie delivers jitters, and a mean over many batches hardly does.
     const m = this.#lateN > 0 ? this.#lateSum / this.#lateN : NaN;
     this.#lateSum = this.#lateN = 0;
+    if (this.#periodFrom >= 0n && this.#freshest > this.#periodFrom) {
+      this.#rowsPerNs = this.#periodRows / Number(this.#freshest - this.#periodFrom);
+    }
+    this.#periodRows = 0;
+    this.#periodFrom = this.#freshest;
+    if (!Number.isNaN(this.#skipExcess)) {
+      this.#minSinceSkip = Math.min(this.#minSinceSkip, Number.isNaN(m) ? 0 : m);
+    }
     if (Number.isNaN(m)) {
       this.#prevLate = NaN;
     } else if (m - this.#prevLate > -STEADY * PERIOD_MS) {
-      // Not catching up over two periods. Dropping stops; it starts again only while the sensor is saturated.
-      this.#shedding = false;
+      // Not catching up over two periods.
       this.#prevLate = NaN;
       // Near the bound this is a sensor shedding just enough (it catches up, falls behind, catches up: the rows
-      // straddle the bound). Well beyond it, not a backlog being read (see the module doc): a slack admits the
-      // rows, half the bound above the last ones so the jitter of their delay does not drop them again.
-      if (m < this.#boundMs * 1.5) return;
+      // straddle the bound, or its hysteresis cycles between them and the resume level): dropping goes on while
+      // the sensor is saturated (stopping half-way through a drop would keep a short stretch next, see
+      // RESUME_FRACTION). Well beyond it, not a backlog being read (see the module doc): dropping stops, and a
+      // slack admits the rows, half the bound above the last ones so the jitter of their delay does not drop
+      // them again.
+      if (m < this.#boundMs * 1.5) {
+        if (!this.#saturated()) this.#shedding = false;
+        return;
+      }
+      // Dropping stops; it starts again only while the sensor is saturated.
+      this.#shedding = false;
+      if (this.#trySkip(now, m)) return;
       this.#slackMs = Math.max(this.#slackMs, this.#lastLate - this.#boundMs + this.#boundMs / 2);
       // The window has not seen the rows the slack lets through yet: no shrinking before it has.
       return;

@@ -23,6 +23,7 @@ import {
 import { parseQueryName, type Row, SOURCE_TAP } from "../pixie/row.ts";
 import { EventClock } from "./event_clock.ts";
 import { LateRows, type LateRowsOptions } from "./late_rows.ts";
+import { mainThreadDemand } from "./thread_demand.ts";
 
 /** Names of queries no measurement names that keep their own label (the end-of-run diagnosis quotes them). */
 export const UNKNOWN_QUERY_LABELS = 8;
@@ -35,6 +36,13 @@ export interface RowSource {
    * routing pass and one message per destination for all its rows, instead of each per row). Preferred when given.
    */
   runBatches?(emit: (rows: readonly Row[]) => Promise<void>, signal: AbortSignal): Promise<void>;
+  /** Skips ahead to a `time_` (ns): rows before it not yet read are never read (see late_rows.ts). */
+  skipTo?(timeNs: bigint): void;
+  /**
+   * The fraction (0..1) of the last second or so the source found its input waiting to be read (pixie/input_meter.ts):
+   * near 1 when reading is behind its peer, low when the source waits for input.
+   */
+  inputBusy?(): number;
 }
 
 /** What the reader talks to. */
@@ -58,7 +66,32 @@ export interface ReaderDeps {
    * Live nodes: rows read too long after their `time_` are dropped here, before routing, and counted with
    * `onLate` (see late_rows.ts). Absent (capture replay): every row is routed.
    */
-  late?: LateRowsOptions & { onLate(n: number): void };
+  late?: LateRowsOptions & {
+    onLate(n: number): void;
+    /**
+     * The main thread's demand for CPU, 0..1 (default: thread_demand.ts's, from /proc; NaN where unknown), for a
+     * source without {@link RowSource.inputBusy}. At {@link SATURATED_DEMAND} or more (of this, or of the source's
+     * inputBusy) the sensor counts as saturated whatever `saturated` says: reading (gRPC, protobuf, rows) runs
+     * outside the actors, which idle, starved of rows, when reading is the bottleneck.
+     */
+    demand?: () => number;
+  };
+}
+
+/** Reading busy this much of the time (input waiting, or the main thread running or runnable) has no time to spare. */
+export const SATURATED_DEMAND = 0.8;
+
+/**
+ * `opts` saturated also while reading is: the source finds its input waiting for it (RowSource.inputBusy), or,
+ * for a source that cannot tell, the main thread runs or waits for a CPU (ReaderDeps.late.demand).
+ */
+function withDemand(opts: NonNullable<ReaderDeps["late"]>, source: RowSource | undefined): LateRowsOptions {
+  const saturated = opts.saturated;
+  if (!saturated) return opts; // always saturated already
+  const input = source?.inputBusy ? () => source.inputBusy!() : undefined;
+  const demand = opts.demand ?? mainThreadDemand;
+  const reading = input ?? demand;
+  return { ...opts, saturated: () => saturated() || reading() >= SATURATED_DEMAND };
 }
 
 /** Builds the reader's behaviour. */
@@ -73,7 +106,16 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
     let outliers = 0;
     const rows = new Map<string, number>();
     // A restarted reader starts a new baseline: its source re-runs the query from where it stopped.
-    const late = deps.late ? new LateRows(deps.late) : undefined;
+    const source = deps.source;
+    const skip = source?.skipTo ? (toNs: bigint) => source.skipTo!(toNs) : undefined;
+    const late = deps.late
+      ? new LateRows({
+        ...withDemand(deps.late, source),
+        skip,
+        onSkipped: (n) =>
+          ctx.log.warn("too far behind even dropping rows; skipped ahead", { rows_estimate: n }),
+      })
+      : undefined;
     const one: Row[] = [];
     /** The rows of a message that are not late (counted when some are). */
     const fresh = (rs: readonly Row[]): readonly Row[] => {

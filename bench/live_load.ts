@@ -8,7 +8,8 @@
  * the lag stayed under a second.
  *
  * `deno run --allow-all bench/live_load.ts [--calls 100,250,500,1000] [--seconds 30] [--warmup 10] [--pin CPU]
- *  [--profile DIR] [--probe FILE] [--task] [--limit-mib N] [--pod] [--env NAME=VALUE]... [--max-streams N]`: `--pin` runs the sensor under `taskset -c CPU` (one core
+ *  [--profile DIR] [--probe FILE] [--task] [--limit-mib N] [--pod] [--env NAME=VALUE]... [--max-streams N]
+ *  [--feeder-backlog S]`: `--pin` runs the sensor under `taskset -c CPU` (one core
  * for certain); `--profile` writes a V8 CPU profile of each level's sensor (and its markdown summary) into DIR;
  * `--task` starts the sensor with `deno task run` as the DaemonSet and the image do (deno.json's run task: its
  * allocator variable, V8 flags and permissions); `--limit-mib` runs it as in a container with that memory limit
@@ -19,7 +20,10 @@
  * `--probe FILE`: bench/memory_probe.ts in the sensor, each new RSS peak's make-up (V8 heap, ArrayBuffers, rest)
  * a JSON line in FILE (not with `--task`); `--env`: a variable for the sensor (e.g. the run task's, by hand);
  * `--max-streams N`: the sensor's `engine.max_streams` (default every stream of the level, so all are analysed;
- * the DaemonSet's config leaves it at its default, 1,000).
+ * the DaemonSet's config leaves it at its default, 1,000); `--feeder-backlog S`: the feeder sends no tick more than S
+ * s of event time ahead of what the sensor read (default 20; 0: no bound), counting the rows it skips (Pixie
+ * keeps a bounded table; the fake's node:http2 server reports no back-pressure, and an unbounded feeder once
+ * queued 7.4 GB in this process).
  * @module
  */
 import { FakeVizier } from "../tests/support/fake_vizier.ts";
@@ -56,6 +60,8 @@ export interface LiveLoadResult {
   dropped: number;
   /** Of {@link dropped}, rows the reader dropped as read too late (reason="late"). */
   late: number;
+  /** Rows the feeder did not send in the window: the sensor was more than the feeder's backlog behind. */
+  feederSkipped: number;
   /** Largest delay of a tick behind its real-time due time at the producer (flow control held it), ms. */
   producerLagMs: number;
   /** Largest fsmpx_pixie_stream_lag_seconds seen (event time of the newest row read vs wall), s. */
@@ -74,6 +80,11 @@ export interface LiveLoadResult {
   load: [number, number];
   signatures: number;
   matches: number;
+  /**
+   * Over the window, by labels (`name{k=v,...}`): signatures matched per stage, expired per reason, streams
+   * evicted and rows skipped per reason: where rows and signatures went under overload.
+   */
+  detail: Record<string, number>;
   sustained: boolean;
 }
 
@@ -184,7 +195,16 @@ interface Scrape {
   queued: number;
   signatures: number;
   matches: number;
+  detail: Record<string, number>;
 }
+
+/** The metrics {@link LiveLoadResult.detail} breaks down by label. */
+const DETAIL = new Set([
+  "signatures_matched_total",
+  "fsmpx_signatures_expired_total",
+  "fsmpx_streams_evicted_total",
+  "fsmpx_rows_skipped_total",
+]);
 
 async function scrape(addr: string): Promise<Scrape> {
   const res = await fetch(`http://${addr}/metrics`, { signal: AbortSignal.timeout(10_000) });
@@ -199,6 +219,12 @@ async function scrape(addr: string): Promise<Scrape> {
     queued: sumSamples(s, "fsmpx_mailbox_depth"),
     signatures: sumSamples(s, "signatures_detected_total"),
     matches: sumSamples(s, "signatures_matched_total"),
+    detail: Object.fromEntries(
+      s.filter((x) => DETAIL.has(x.name)).map((x) => {
+        const labels = Object.entries(x.labels).filter(([k]) => k !== "measurement" && k !== "stream");
+        return [`${x.name}{${labels.map(([k, v]) => `${k}=${v}`).join(",")}}`, x.value] as const;
+      }).reduce((m, [k, v]) => m.set(k, (m.get(k) ?? 0) + v), new Map<string, number>()),
+    ),
   };
 }
 
@@ -225,6 +251,12 @@ export interface LiveLoadOptions {
   probeFile?: string;
   /** The sensor's `engine.max_streams` (default: every stream of the level, at least 1,000). */
   maxStreams?: number;
+  /**
+   * Seconds of event time the feeder may be ahead of what the sensor read (its lag gauge, scraped every second);
+   * ticks beyond are not sent, counted (default 20; 0: no bound). Pixie keeps a bounded table; the fake's
+   * node:http2 server reports no back-pressure and would queue without bound in this process.
+   */
+  feederBacklogS?: number;
 }
 
 /** The sensor's command line for {@link LiveLoadOptions} (the profile and pin flags aside). */
@@ -245,12 +277,24 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
   const fake = await FakeVizier.start({ standalone: true, pems: [{ node: "live-node" }] });
   const gen = new SyntheticCalls(calls, 1);
   const stats = newServeStats();
-  const plan: ServePlan = { calls, startNs: 0n, paceMs: 20, batchRows: 250 };
+  const backlogS = opts.feederBacklogS ?? 20;
+  const plan: ServePlan = {
+    calls,
+    startNs: 0n,
+    paceMs: 20,
+    batchRows: 250,
+    maxBacklogNs: backlogS > 0 ? BigInt(Math.round(backlogS * 1e9)) : undefined,
+  };
   let serving: Promise<void> | undefined;
   fake.onExecute = (call) => {
     // Event time is the wall clock: the calls happen now.
     if (plan.startNs === 0n) plan.startNs = BigInt(Date.now()) * 1_000_000n;
-    serving = serveCalls(call, gen, plan, stats);
+    // A re-run (a sensor skipping ahead) is served once the cancelled call's producer has stopped: one generator.
+    const prev = serving;
+    serving = (async () => {
+      await prev?.catch(() => {});
+      await serveCalls(call, gen, plan, stats);
+    })();
     return serving;
   };
   const dir = await Deno.makeTempDir({ prefix: "fsmpx-live-load-" });
@@ -283,8 +327,13 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
     stderr: "piped",
   }).spawn();
   let stderr = "";
+  // LIVE_LOAD_STDERR=FILE: the sensor's whole log there (its tail is kept for errors either way).
+  const logFile = Deno.env.get("LIVE_LOAD_STDERR");
+  const log = logFile ? await Deno.open(logFile, { write: true, create: true, append: true }) : undefined;
+  const te = new TextEncoder();
   const stderrDone = (async () => {
     for await (const c of child.stderr.pipeThrough(new TextDecoderStream())) {
+      await log?.write(te.encode(c));
       // Keep the tail only: a long run logs.
       stderr = (stderr + c).slice(-20_000);
     }
@@ -314,7 +363,10 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
     };
     const sample = async () => {
       rss.push(await tree());
-      return await scrape(addr);
+      const s = await scrape(addr);
+      // What the sensor has read: the feeder's bound (see LiveLoadOptions.feederBacklogS).
+      plan.readNs = BigInt(Math.round(Date.now() - s.readLagS * 1000)) * 1_000_000n;
+      return s;
     };
     for (let i = 0; i < opts.warmupS; i++) {
       await sleep(1000);
@@ -323,6 +375,7 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
     const before = await scrape(addr);
     const cpu0 = await cpuSeconds(sensorPid);
     const rows0 = stats.rows;
+    const skipped0 = stats.skipped;
     const t0 = performance.now();
     stats.maxLagMs = 0;
     let readLagS = 0;
@@ -354,6 +407,7 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
       cores: cpuS / wallS,
       dropped,
       late: after.late - before.late,
+      feederSkipped: stats.skipped - skipped0,
       producerLagMs: stats.maxLagMs,
       readLagS,
       maxQueued,
@@ -364,6 +418,11 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
       load: [load0, await loadAvg()],
       signatures: after.signatures - before.signatures,
       matches: after.matches - before.matches,
+      detail: Object.fromEntries(
+        Object.entries(after.detail).map(([k, v]) => [k, v - (before.detail[k] ?? 0)]).filter(([, v]) =>
+          v !== 0
+        ),
+      ),
       sustained: false,
     };
     result.sustained = dropped === 0 && result.producerLagMs < 1000 && result.eventLagS < 2;
@@ -385,6 +444,7 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
     await child.status;
     clearTimeout(killer);
     await stderrDone;
+    log?.close();
     await serving?.catch(() => {});
     await fake.stop();
     await Deno.remove(dir, { recursive: true });
@@ -404,9 +464,9 @@ export function printLiveLoad(r: LiveLoadResult): void {
   console.log(
     `  ${n(r.calls)} calls: ${n(r.rowsPerSec)} rows/s processed of ${n(r.sentPerSec)} sent, ` +
       `${n(r.cores, 2)} cores (${n(r.rowsPerCpuS)} rows per CPU s = ${n(r.callsPerCore)} calls per core), ` +
-      `dropped ${n(r.dropped)} (late ${n(r.late)}), event lag ${n(r.eventLagS, 2)} s (read ${
-        n(r.readLagS, 2)
-      } s, ` +
+      `dropped ${n(r.dropped)} (late ${n(r.late)}), feeder skipped ${n(r.feederSkipped)}, event lag ${
+        n(r.eventLagS, 2)
+      } s (read ${n(r.readLagS, 2)} s, ` +
       `queued ≤ ${n(r.maxQueued)}; producer held back ≤ ${n(r.producerLagMs)} ms); RSS ${
         n(rss[0] ?? NaN)
       } → ` +
@@ -419,6 +479,10 @@ export function printLiveLoad(r: LiveLoadResult): void {
       (feederLimited(r)
         ? " (the feeder could not send at real-time pace: this level measures it, not the sensor)"
         : ""),
+  );
+  const detail = Object.entries(r.detail).map(([k, v]) => `${k} ${n(v)}`).join(", ");
+  console.log(
+    `    in the window: ${detail || "no signature matched or expired, no stream evicted, no row skipped"}`,
   );
   console.log(`    RSS every 5 s, MB: ${rss.filter((_, i) => i % 5 === 4).map((v) => n(v)).join(" ")}`);
 }
@@ -485,5 +549,6 @@ if (import.meta.main) {
     limitMiB: limit === undefined ? undefined : Number(limit),
     env,
     maxStreams: get("--max-streams") === undefined ? undefined : Number(get("--max-streams")),
+    feederBacklogS: get("--feeder-backlog") === undefined ? undefined : Number(get("--feeder-backlog")),
   });
 }

@@ -25,6 +25,7 @@ import {
 } from "./stream.ts";
 import type { ComposedQueryInput } from "./pxl.ts";
 import type { Row } from "./row.ts";
+import { InputMeter } from "./input_meter.ts";
 
 const log = logger("pixie");
 
@@ -190,6 +191,8 @@ export interface PixieRowSourceOptions {
 /** Streams rows from Pixie until aborted; a fatal error (compile error, bad key) rejects. */
 export class PixieRowSource {
   readonly #opts: PixieRowSourceOptions;
+  #stream: PixieQueryStream | undefined;
+  readonly #meter = new InputMeter();
 
   /** Creates the source; {@link run} streams. */
   constructor(opts: PixieRowSourceOptions) {
@@ -219,8 +222,10 @@ export class PixieRowSource {
       encryption: o.encryption,
       metrics: o.metrics,
       signal,
+      inputMeter: this.#meter,
       ...(scope ? { rerunOverlapMs: Math.max(overlap ?? 5_000, scope.minIntervalMs) } : {}),
     });
+    this.#stream = stream;
     const unsubscribe = scope?.onChange((pods) => {
       try {
         stream.setQueries(queries(pods));
@@ -237,6 +242,17 @@ export class PixieRowSource {
     } finally {
       unsubscribe?.();
       stream.close();
+      if (this.#stream === stream) this.#stream = undefined;
     }
+  }
+
+  /** The fraction of the last second or so the reader found Pixie's responses waiting for it (input_meter.ts). */
+  inputBusy(): number {
+    return this.#meter.busyFraction();
+  }
+
+  /** Skips the running stream ahead to `timeNs` (PixieQueryStream.skipTo); nothing when none runs. */
+  skipTo(timeNs: bigint): void {
+    this.#stream?.skipTo(timeNs);
   }
 }

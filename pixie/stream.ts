@@ -38,6 +38,7 @@ import {
   type RowBatch,
 } from "./messages.ts";
 import { type ComposedQueryInput, type ComposedScript, type ComposedTable, composeScript } from "./pxl.ts";
+import type { InputMeter } from "./input_meter.ts";
 
 const log = logger("pixie");
 
@@ -114,6 +115,8 @@ export interface PixieQueryStreamOptions {
   signal?: AbortSignal;
   /** `query_name` label sent to Vizier. */
   queryName?: string;
+  /** Told when the stream waits for the next response and when it works on one (see input_meter.ts). */
+  inputMeter?: InputMeter;
 }
 
 /** One compile error, placed in the user's configuration. */
@@ -293,6 +296,10 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
   #call: AbortController | undefined;
   /** New queries are waiting for the next run. */
   #requeried = false;
+  /** No re-run starts before this `time_` (ns; see {@link skipTo}). */
+  #floorNs = 0n;
+  /** {@link skipTo} cancelled the running call. */
+  #skipping = false;
   /** Scratch for the rows' hashes of one batch. */
   #hashes: RowHashes | undefined;
 
@@ -333,6 +340,20 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     this.#call?.abort();
   }
 
+  /**
+   * Skips ahead: re-runs the script at once from `timeNs` (or from where a re-run would start, if later), so the
+   * rows between the newest `time_` seen and `timeNs`, waiting in Pixie, are never read. For a sensor too slow to
+   * even read (and drop) its backlog as fast as Pixie adds to it (actors/late_rows.ts); Pixie then holds the
+   * backlog, not this process. Neither counted as a restart nor backed off.
+   */
+  skipTo(timeNs: bigint): void {
+    if (timeNs <= this.#floorNs) return;
+    this.#floorNs = timeNs;
+    this.#skipping = true;
+    this.#requeried = true;
+    this.#call?.abort();
+  }
+
   /** Stops the stream: the running call is cancelled and iteration ends. */
   close(): void {
     this.#abort.abort();
@@ -358,8 +379,9 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
         ? [...old.tables.values()].find((t) => t.names.includes(q.name))?.display
         : undefined;
       const st = display ? this.#states.get(display) : undefined;
-      if (st?.watermark !== undefined) {
-        const from = st.watermark - overlapNs;
+      if (st?.watermark !== undefined || this.#floorNs > 0n) {
+        let from = st?.watermark === undefined ? 0n : st.watermark - overlapNs;
+        if (from < this.#floorNs) from = this.#floorNs;
         return { ...q, startTime: from > 0n ? from : 0n };
       }
       if (typeof q.startTime === "string" && this.#startedAtNs !== undefined) {
@@ -382,6 +404,7 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     let attempt = 0;
     while (!signal.aborted) {
       this.#requeried = false;
+      this.#skipping = false;
       this.#composed = this.#compose(rerun);
       this.#tablesById = new Map();
       this.#queryId = undefined;
@@ -423,11 +446,14 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
       };
       try {
         arm();
+        const meter = this.#opts.inputMeter;
         for await (const resp of this.#opts.client.execute(req, call.signal)) {
+          meter?.working();
           clearTimeout(idle);
           const rows = await this.#handle(resp, composed);
           if (rows.length) yield rows;
           arm();
+          meter?.waiting();
         }
         finished = !stalled && this.#finished(composed);
       } catch (e) {
@@ -436,14 +462,20 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
         if (isFatal(e)) throw e;
         failure = e;
       } finally {
+        this.#opts.inputMeter?.waiting();
         clearTimeout(idle);
         signal.removeEventListener("abort", onAbort);
         this.#call = undefined;
       }
       if (signal.aborted || finished) return;
       if (this.#requeried && !stalled) {
-        // setQueries cancelled the call: re-run with the new queries now, as after a drop but without waiting.
-        log.info("pixie queries changed; re-running", { query_id: this.#queryId });
+        // setQueries or skipTo cancelled the call: re-run now, as after a drop but without waiting.
+        if (this.#skipping) {
+          log.warn("too far behind to read the backlog; skipping ahead", {
+            from_ns: String(this.#floorNs),
+            query_id: this.#queryId,
+          });
+        } else log.info("pixie queries changed; re-running", { query_id: this.#queryId });
         rerun = true;
         continue;
       }

@@ -182,3 +182,161 @@ Deno.test("late rows: a sensor with time to spare analyses late rows instead of 
   equal(late.filter(batch(30_000)).length, 10);
   equal(late.dropped, 20);
 });
+
+/**
+ * A reader that cannot keep up even dropping (it reads half as fast as its input, late rows or not), over a source
+ * that can skip ahead: `at` is the event time (ms) of the freshest row it has read.
+ */
+function starvedReader(opts: { skip: boolean; seconds: number }) {
+  let localMs = T0_MS;
+  let at = localMs - 1_500;
+  const skips: number[] = [];
+  let skippedRows = 0;
+  const late = new LateRows({
+    boundMs: BOUND_MS,
+    nowMs: () => localMs,
+    skip: opts.skip ? (toNs) => void skips.push(Number(toNs / 1_000_000n)) : undefined,
+    onSkipped: (n) => skippedRows += n,
+  });
+  const lagS: number[] = [];
+  const kept: number[] = [];
+  for (let s = 0; s < 30 + opts.seconds; s++) {
+    let k = 0;
+    for (let b = 0; b < 10; b++) {
+      localMs += 100;
+      // Keeping up for 30 s, then half speed.
+      at += s < 30 ? 100 : 50;
+      const to = skips.length ? skips[skips.length - 1]! : -Infinity;
+      if (to > at) at = to;
+      const rows: Row[] = [];
+      for (let i = 9; i >= 0; i--) rows.push(row(at - 20 * i));
+      k += late.filter(rows).length;
+    }
+    kept.push(k);
+    lagS.push((localMs - at) / 1000);
+  }
+  return { late, skips, skippedRows, lagS: lagS.slice(30), kept: kept.slice(30) };
+}
+
+Deno.test("late rows: a reader that cannot catch up even dropping skips its source ahead: the lag stays bounded", () => {
+  const r = starvedReader({ skip: true, seconds: 300 });
+  ok(r.skips.length >= 5, `skips ${r.skips.length}`);
+  // Bounded: the baseline (1.5 s) plus the bound, plus two periods of falling behind before a skip.
+  const worst = Math.max(...r.lagS);
+  ok(worst <= 1.5 + BOUND_MS / 1000 + (3 * PERIOD_MS) / 1000, `lag up to ${worst} s: ${r.lagS}`);
+  // Rows are still analysed all along (between skips), the rest dropped and counted, skipped ones included.
+  let run = 0, longest = 0;
+  for (const k of r.kept) {
+    run = k === 0 ? run + 1 : 0;
+    longest = Math.max(longest, run);
+  }
+  ok(longest <= Math.ceil((3 * PERIOD_MS) / 1000) + 1, `${longest} s without a row: ${r.kept}`);
+  ok(sum(r.kept) > 0.3 * 100 * 300, `${sum(r.kept)} rows kept`);
+  ok(r.skippedRows > 0);
+  ok(r.late.dropped > r.skippedRows);
+  equal(r.late.slackMs, 0);
+  // Without a source that skips, the same reader falls ever further behind (let through with a slack).
+  const no = starvedReader({ skip: false, seconds: 300 });
+  ok(Math.max(...no.lagS) > 100, `${Math.max(...no.lagS)}`);
+});
+
+Deno.test("late rows: a skip that does not lower the lag (a clock step) gives way to the slack", () => {
+  let localMs = T0_MS;
+  let step = 0;
+  const skips: bigint[] = [];
+  const late = new LateRows({ boundMs: BOUND_MS, nowMs: () => localMs, skip: (t) => void skips.push(t) });
+  const kept: number[] = [];
+  for (let s = 0; s < 150; s++) {
+    if (s === 30) step = 60_000; // the rows' clock steps back a minute; skipping changes nothing
+    let k = 0;
+    for (let b = 0; b < 10; b++) {
+      localMs += 100;
+      const rows: Row[] = [];
+      for (let i = 9; i >= 0; i--) rows.push(row(localMs - 1_000 - step - 20 * i));
+      k += late.filter(rows).length;
+    }
+    kept.push(k);
+  }
+  equal(skips.length, 1, "one skip tried");
+  // Rows flow again within five periods, and for good.
+  const limit = Math.ceil((5 * PERIOD_MS) / 1000) + 1;
+  deepEqual(kept.slice(30 + limit), new Array(120 - limit).fill(100), `${kept.slice(30)}`);
+});
+
+/**
+ * A reader that pays per row: keeping a row (analysing it) costs 5 ms of local time, dropping one 1 ms, against
+ * input of 10 calls' rows per 20 ms of event time (2.5x its keeping speed, half its dropping speed), delivered 1 s
+ * after their `time_`. Returns, per call, the runs (ms of event time) of its rows kept and dropped.
+ */
+function payingReader(seconds: number, opts: { slowerSourceMs?: number } = {}) {
+  let localMs = T0_MS;
+  let delayMs = 1_000; // how long after its time_ the source delivers a row
+  let at = 0;
+  const late = new LateRows({
+    boundMs: BOUND_MS,
+    nowMs: () => localMs,
+    // Saturated while rows wait to be read (the input meter of a live source).
+    saturated: () => at + 40 <= localMs - delayMs,
+  });
+  const keptRuns: number[] = [], dropRuns: number[] = [];
+  const run = new Array<number>(10).fill(0), keeping = new Array<boolean>(10).fill(true);
+  let maxLagMs = 0;
+  // Keeping up at first (a baseline of 1 s), then the calls come: the input outgrows the reader.
+  for (let b = 0; b < 1_500; b++) {
+    localMs += 20;
+    late.filter(Array.from({ length: 10 }, (_, i) => row(localMs - 1_000 - 20 + 2 * i)));
+  }
+  at = localMs - 1_000; // event time of the next batch's first row
+  const end = localMs + seconds * 1_000;
+  // The source gets slower after a minute: its rows come later than when the baseline was set.
+  const slowAt = localMs + 60_000;
+  while (localMs < end) {
+    if (localMs >= slowAt) delayMs = 1_000 + (opts.slowerSourceMs ?? 0);
+    if (at + 20 > localMs - delayMs) localMs = at + 20 + delayMs; // waiting for input
+    const kept = late.filter(Array.from({ length: 10 }, (_, i) => row(at + 2 * i))).length;
+    localMs += kept * 5 + (10 - kept);
+    maxLagMs = Math.max(maxLagMs, localMs - at - delayMs);
+    at += 20;
+    // The rows kept are the freshest: calls 10 - kept .. 9.
+    for (let c = 0; c < 10; c++) {
+      const k = c >= 10 - kept;
+      if (k !== keeping[c] && run[c]! > 0) {
+        (keeping[c] ? keptRuns : dropRuns).push(run[c]!);
+        run[c] = 0;
+      }
+      keeping[c] = k;
+      run[c]! += 20;
+    }
+  }
+  return { late, keptRuns: keptRuns.slice(-20), dropRuns: dropRuns.slice(-20), maxLagMs };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+Deno.test("late rows: shedding keeps long stretches of every call (drops until nearly caught up), not a batch here and there", () => {
+  const r = payingReader(300);
+  const kept = sum(r.keptRuns), dropped = sum(r.dropRuns);
+  // The reader keeps what its CPU allows (at these costs about a quarter of the event time), and in runs of
+  // seconds, in every call: each run signs and matches.
+  ok(kept > 0.2 * (kept + dropped), `kept ${kept} of ${kept + dropped} ms`);
+  ok(median(r.keptRuns) >= 2_000, `kept runs ${r.keptRuns.slice(0, 40)}`);
+  ok(median(r.dropRuns) >= 2_000, `dropped runs ${r.dropRuns.slice(0, 40)}`);
+  // Still within the bound: the lag beyond the source's delay is bounded by the baseline plus the bound.
+  ok(r.maxLagMs <= BOUND_MS + 100, `max lag ${r.maxLagMs}`);
+  equal(r.late.slackMs, 0);
+});
+
+Deno.test("late rows: a drop that caught up with a source now slower than at the start ends there, and runs stay long", () => {
+  // The source's rows come 3 s later than when the baseline was set: 3 s of excess the sensor cannot drop away.
+  const r = payingReader(300, { slowerSourceMs: 3_000 });
+  const kept = sum(r.keptRuns), dropped = sum(r.dropRuns);
+  ok(kept > 0.2 * (kept + dropped), `kept ${kept} of ${kept + dropped} ms`);
+  ok(median(r.keptRuns) >= 2_000, `kept runs ${r.keptRuns}`);
+  // The baseline rose by the source's delay (the bound at most), not further.
+  ok(
+    r.late.baselineMs >= 1_000 + 2_500 && r.late.baselineMs <= 1_000 + 3_100,
+    `baseline ${r.late.baselineMs}`,
+  );
+  ok(r.maxLagMs <= BOUND_MS + 100, `max lag ${r.maxLagMs}`);
+  equal(r.late.slackMs, 0);
+});

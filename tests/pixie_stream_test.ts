@@ -467,3 +467,33 @@ Deno.test("a stream that goes silent (no keep-alives) counts as dropped and is r
     deepStrictEqual(metrics.restartsSeen, ["voice/source:rerun"]);
   });
 });
+
+Deno.test("skipTo re-runs at once from the given time_, not from the last one seen: the backlog is never read", async () => {
+  let second!: () => void;
+  const secondP = new Promise<void>((r) => second = r);
+  await withDirect(async (c) => {
+    await c.meta(`t${c.index}`, "voice/source", HTTP_RELATION);
+    if (c.index === 0) {
+      await c.batch(httpBatch("t0", [{ time: T0 + 1n, body: "a" }, { time: T0 + 2n, body: "b" }]));
+      await c.cancelled;
+    } else {
+      second();
+      await c.batch(httpBatch("t1", [{ time: T0 + 1_000n, body: "z" }], true));
+      c.end();
+    }
+  }, async (fake, base, clock) => {
+    const metrics = new Recorder();
+    const stream = new PixieQueryStream({ ...base, queries: [q("voice/source")], metrics });
+    const rows: Row[] = [];
+    for await (const batch of stream) {
+      rows.push(...batch);
+      if (rows.length === 2) stream.skipTo(T0 + 1_000n);
+    }
+    await secondP;
+    deepStrictEqual(times(rows), [1n, 2n, 1_000n]);
+    equal(fake.executeRequests.length, 2);
+    ok(fake.executeRequests[1]!.queryStr.includes(`start_time=${T0 + 1_000n})`), "from the skip's time");
+    equal(metrics.restartsSeen.length, 0, "not a restart");
+    equal(clock.sleeps.length, 0, "no backoff");
+  });
+});

@@ -240,6 +240,11 @@ export interface ServeStats {
   lagMs: number;
   /** The largest lag seen, ms. */
   maxLagMs: number;
+  /**
+   * Rows not sent: the client was more than {@link ServePlan.maxBacklogNs} behind, or re-ran the query from a later
+   * `time_` than the next tick's.
+   */
+  skipped: number;
 }
 
 /** How the producer runs; fields may be changed while it runs (e.g. the number of calls). */
@@ -256,6 +261,15 @@ export interface ServePlan {
   ticks?: number;
   /** Set to end the producer. */
   stop?: boolean;
+  /**
+   * The newest event time the client is known to have read, ns (e.g. from its metrics); with
+   * {@link maxBacklogNs}, a tick further than that ahead of it is not sent, its rows counted in `skipped`. Deno's
+   * node:http2 server reports no back-pressure (a write always succeeds and is queued in this process), so without
+   * this a feeder ahead of a slow reader queues without bound (7.4 GB once), where Pixie keeps a bounded table.
+   */
+  readNs?: bigint;
+  /** See {@link readNs}. */
+  maxBacklogNs?: bigint;
 }
 
 const RELATION: ColumnInfo[] = [
@@ -288,7 +302,25 @@ export async function serveCalls(
     await call.meta(t.id, name, RELATION);
   }
   const t0 = performance.now();
-  const first = stats.ticks; // a re-run query continues where the last call stopped
+  let first = stats.ticks; // a re-run query continues where the last call stopped
+  const unsent = () => {
+    for (const t of tables) {
+      for (let c = 0; c < plan.calls; c++) if (gen.message(t.tap, c) !== undefined) stats.skipped++;
+    }
+  };
+  // A re-run from a time_ (`start_time=<ns>)`) after the ticks sent so far skips to it, as Pixie does: the rows
+  // before it are never sent (a sensor skipping ahead, actors/late_rows.ts).
+  const from = /start_time=(\d+)\)/.exec(call.request.queryStr);
+  if (from) {
+    const fromNs = BigInt(from[1]!);
+    while (
+      plan.startNs + BigInt(first) * gen.tickNs < fromNs && (plan.ticks === undefined || first < plan.ticks)
+    ) {
+      gen.advance(first, plan.calls);
+      unsent();
+      stats.ticks = ++first;
+    }
+  }
   for (let tick = first; !call.isCancelled() && !plan.stop; tick++) {
     if (plan.ticks !== undefined && tick >= plan.ticks) break;
     const eventNs = plan.startNs + BigInt(tick) * gen.tickNs;
@@ -298,6 +330,14 @@ export async function serveCalls(
     // A timer every tick, even when late: writes that resolve at once never give the socket a turn otherwise.
     await new Promise((r) => setTimeout(r, Math.max(0, wait)));
     gen.advance(tick, plan.calls);
+    if (
+      plan.maxBacklogNs !== undefined && plan.readNs !== undefined &&
+      eventNs - plan.readNs > plan.maxBacklogNs
+    ) {
+      unsent();
+      stats.ticks = tick + 1;
+      continue;
+    }
     for (const t of tables) {
       let times: bigint[] = [];
       let pods: Uint8Array[] = [];
@@ -337,5 +377,5 @@ export async function serveCalls(
 
 /** Fresh counters for {@link serveCalls}. */
 export function newServeStats(): ServeStats {
-  return { ticks: 0, rows: 0, lastEventNs: 0n, lagMs: 0, maxLagMs: 0 };
+  return { ticks: 0, rows: 0, lastEventNs: 0n, lagMs: 0, maxLagMs: 0, skipped: 0 };
 }
