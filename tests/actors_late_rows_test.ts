@@ -340,3 +340,31 @@ Deno.test("late rows: a drop that caught up with a source now slower than at the
   ok(r.maxLagMs <= BOUND_MS + 100, `max lag ${r.maxLagMs}`);
   equal(r.late.slackMs, 0);
 });
+
+Deno.test("late rows: a drop that no longer gets the reader fresher ends within ~1 s even while the sensor reads as saturated", () => {
+  // A reader starved by its neighbours (its meter reads saturated throughout) whose source got 3 s slower after a
+  // backlog started a drop: the rows stay 3 s past the baseline, inside the band between the resume level (1 s)
+  // and the bound (5 s), so the drop never reaches the resume level. It must end rather than drop every row
+  // until the period checks give way (10-15 s).
+  let localMs = T0_MS;
+  const late = new LateRows({ boundMs: BOUND_MS, nowMs: () => localMs, saturated: () => true });
+  const keptPerS = (seconds: number, lagMs: number): number[] => {
+    const out: number[] = [];
+    for (let s = 0; s < seconds; s++) {
+      let kept = 0;
+      for (let k = 0; k < 20; k++) {
+        localMs += 50;
+        const rows: Row[] = [];
+        for (let i = 4; i >= 0; i--) rows.push(row(localMs - lagMs - 10 * i));
+        kept += late.filter(rows).length;
+      }
+      out.push(kept);
+    }
+    return out;
+  };
+  keptPerS(20, 0);
+  const backlog = keptPerS(2, 7_000);
+  equal(backlog[1], 0, "a backlog past the bound is dropped");
+  const slower = keptPerS(6, 3_000);
+  ok(slower.slice(2).every((k) => k === 100), `rows 3 s late are kept again within 2 s, got ${slower}`);
+});
