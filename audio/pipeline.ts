@@ -160,6 +160,12 @@ export const TARGET_HOT_SAMPLES = 1 << 12;
  */
 export const TARGET_WARM_SAMPLES = 10 * ANALYSIS_RATE;
 
+/**
+ * Frames a source anchor may be built from: older anchors expire (`anchor_expired`). 30 s rounded up to a power of
+ * two, as the source's frame store held them when it fingerprinted every frame.
+ */
+const SOURCE_HELD_FRAMES = 2048;
+
 function bump(rec: Record<string, number>, key: string): void {
   rec[key] = (rec[key] ?? 0) + 1;
 }
@@ -179,6 +185,16 @@ export class SourcePipeline {
   readonly #onset: OnsetDetector;
   readonly #vadFrame = new Int16Array(VAD_FRAME);
   #vadNext = -1;
+  /** Every frame fingerprinted as it completes (the reference the default, anchors' blocks only, must equal). */
+  readonly #eager: boolean;
+  /**
+   * The frame grid as if every frame were computed: its first frame (after the stream's start or a reset of the
+   * ring) and the frames complete since. An anchor's block is ready, or expired, by these; `#store` holds only
+   * the frames anchors asked for.
+   */
+  #gridStart = 0;
+  #complete = 0;
+  #started = false;
   /** Anchor frames waiting for their block. */
   #anchors: number[] = [];
   #lastAnchor = -1;
@@ -198,16 +214,28 @@ export class SourcePipeline {
     stream: string;
     format: AudioFormat;
     criteria: AudioCriteria;
+    /** Fingerprint every frame rather than only the anchors' blocks (same signatures; for tests). */
+    eagerFrames?: boolean;
   }) {
     this.measurement = opts.measurement;
     this.node = opts.node;
     this.pod = opts.pod;
     this.stream = opts.stream;
-    this.#store = new FrameStore(Math.ceil((30 * ANALYSIS_RATE) / this.#params.hop));
+    this.#eager = opts.eagerFrames === true;
+    const c = opts.criteria;
+    this.#onset = new OnsetDetector(c);
+    // The frames computed ahead of their anchor's block (#keep) span at most an onset's confirmation delay; a
+    // block and a margin more.
+    const hop = this.#params.hop;
+    this.#store = new FrameStore(
+      this.#eager
+        ? SOURCE_HELD_FRAMES
+        : SIGNATURE_FRAMES + Math.ceil((this.#onset.maxDelaySamples + 2 * VAD_FRAME) / hop) + 8,
+    );
     // The timeline must still know an anchor when its block completes: an anchor older than the frames held is
     // dropped (anchor_expired) before the timeline is asked, so the frames' span and a second of slack suffice.
     this.decoder = new StreamDecoder(opts.format, {
-      lookbackSamples: this.#store.capacity * this.#params.hop + this.#params.frame + ANALYSIS_RATE,
+      lookbackSamples: SOURCE_HELD_FRAMES * hop + this.#params.frame + ANALYSIS_RATE,
       keepTimeline: true,
       // #take copies each outcome's samples into the ring before the next push.
       reuseSamples: true,
@@ -215,11 +243,9 @@ export class SourcePipeline {
     });
     this.#ring = new SampleRing(4 * ANALYSIS_RATE);
     this.#fp = new Fingerprinter(this.#ring, this.#store, new FrameAnalyzer(this.#params));
-    const c = opts.criteria;
     this.#vad = c.vad_mode === "webrtc"
       ? new WebRtcVad(c.vad_aggressiveness)
       : new EnergyVad(c.energy_threshold);
-    this.#onset = new OnsetDetector(c);
   }
 
   /** Feeds one message; returns the signatures it completed. `ids`: context ids extracted from this message. */
@@ -243,11 +269,21 @@ export class SourcePipeline {
     return { ...baseStats(this.decoder, this.#skipped), signatures: this.#signatures };
   }
 
+  /** Frames analysed so far (window, FFT, band energies), for benches and tests. */
+  get framesAnalyzed(): number {
+    return this.#fp.analyzed;
+  }
+
+  /** The oldest frame an anchor may be built from (frames before it are as good as gone). */
+  get #heldStart(): number {
+    return Math.max(this.#gridStart, this.#complete - SOURCE_HELD_FRAMES);
+  }
+
   #noteIds(sample: number, ids: Record<string, string>): void {
     const prev = this.#ids[this.#ids.length - 1]?.ids ?? {};
     this.#ids.push({ sample, ids: { ...prev, ...ids } });
     // Keep what anchors still pending (or about to be) can ask for: the newest entry before the oldest frame.
-    const oldest = this.#store.start * this.#params.hop;
+    const oldest = this.#heldStart * this.#params.hop;
     while (this.#ids.length > 1 && this.#ids[1]!.sample <= oldest) this.#ids.shift();
   }
 
@@ -261,18 +297,76 @@ export class SourcePipeline {
   #take(out: DecodeOutcome, final: boolean): Signature[] {
     if (out.kind === "error") return final ? this.#emit(true) : [];
     const sigs: Signature[] = [];
-    feed(this.#ring, out.start, (out.kind === "audio" ? out.ring : undefined) ?? out.samples, (reset) => {
+    const ring = this.#ring;
+    const samples = (out.kind === "audio" ? out.ring : undefined) ?? out.samples;
+    // feedRing's pieces: the most one write after the first adds besides a gap it fills.
+    const piece = Math.min(ring.capacity, ring.hotCapacity) >> 2;
+    this.#keep(Math.max(ring.end, out.start + Math.min(samples.length, piece)));
+    feed(ring, out.start, samples, (reset) => {
       if (reset) {
-        this.#fp.restart(this.#ring.start);
+        this.#restartGrid();
         this.#vadNext = -1;
       }
-      this.#fp.advance();
+      this.#advanceGrid();
+      if (this.#eager) this.#fp.advance();
       this.#runVad();
       // Emit while the ring still holds the anchors' audio (a long message is fed in pieces).
       for (const s of this.#emit(false)) sigs.push(s);
+      this.#keep(ring.end + piece);
     });
     if (final) { for (const s of this.#emit(true)) sigs.push(s); }
     return sigs;
+  }
+
+  /**
+   * Moves the grid on to the frames complete in the ring, as the fingerprinter's `advance` would (its restarts
+   * included) without computing them.
+   */
+  #advanceGrid(): void {
+    const ring = this.#ring;
+    if (ring.empty) return;
+    const { hop, frame } = this.#params;
+    if (!this.#started || this.#complete * hop < ring.start) this.#restartGrid();
+    this.#complete = Math.max(this.#complete, Math.floor((ring.end - frame) / hop) + 1);
+  }
+
+  /** Restarts the grid at the ring's start (the stream's first samples, a reset of the ring). */
+  #restartGrid(): void {
+    this.#fp.restart(this.#ring.start);
+    this.#gridStart = this.#fp.nextFrame;
+    this.#complete = this.#gridStart;
+    this.#started = true;
+  }
+
+  /**
+   * Before a write that may end the ring at `nextEnd`: computes the frames an anchor reported or still to be
+   * reported may need whose samples that write may overwrite (an onset confirmed late, a block not complete when
+   * a write fills a gap), so that the ring need not hold what the slowest anchor needs.
+   */
+  #keep(nextEnd: number): void {
+    const ring = this.#ring;
+    if (this.#eager || !this.#started || this.#vadNext < 0) return;
+    const hop = this.#params.hop;
+    const lost = nextEnd - ring.capacity;
+    // An anchor reported from now on starts at or after the pending onset, or at or after the next VAD frame,
+    // whose samples the write leaves in the ring.
+    let need = Math.ceil((this.#vadNext * VAD_FRAME) / hop);
+    let last = -1;
+    const onset = this.#onset.pendingOnset;
+    if (onset !== undefined) {
+      need = Math.min(need, Math.ceil(onset / hop));
+      last = Math.ceil(onset / hop) + SIGNATURE_FRAMES;
+    }
+    const anchors = this.#anchors;
+    if (anchors.length > 0) {
+      need = Math.min(need, anchors[0]!);
+      last = Math.max(last, anchors[anchors.length - 1]! + SIGNATURE_FRAMES);
+    }
+    need = Math.max(need, this.#heldStart);
+    // Frame `need` also reads the band energies of the frame before it (but at the grid's start).
+    const seed = need > this.#gridStart ? need - 1 : need;
+    if (seed * hop >= lost) return;
+    this.#fp.advanceRange(need, Math.max(need + 1, Math.min(last, Math.ceil(lost / hop))));
   }
 
   #runVad(): void {
@@ -295,11 +389,10 @@ export class SourcePipeline {
   }
 
   #emit(final: boolean): Signature[] {
-    const store = this.#store;
     const sigs: Signature[] = [];
     while (this.#anchors.length > 0) {
       const n = this.#anchors[0]!;
-      if (!final && store.end < n + SIGNATURE_FRAMES) break;
+      if (!final && this.#complete < n + SIGNATURE_FRAMES) break;
       this.#anchors.shift();
       const sig = this.#build(n);
       if (sig) sigs.push(sig);
@@ -311,15 +404,17 @@ export class SourcePipeline {
   #build(n: number): Signature | undefined {
     const store = this.#store;
     const hop = this.#params.hop;
-    if (n < store.start) {
+    if (n < this.#heldStart) {
       bump(this.#skipped, "anchor_expired");
       return undefined;
     }
-    const len = Math.min(SIGNATURE_FRAMES, store.end - n);
+    const len = Math.min(SIGNATURE_FRAMES, this.#complete - n);
     if (len < MIN_SIGNATURE_FRAMES) {
       bump(this.#skipped, "short_block");
       return undefined;
     }
+    this.#fp.advanceRange(n, n + len);
+    if (!store.has(n, len)) throw new Error(`source frames ${n}..${n + len} were not kept`);
     const fingerprint = new Uint32Array(len);
     const mask = new Uint8Array((len + 7) >> 3);
     let peak = -Infinity;

@@ -44,6 +44,22 @@ export class OnsetDetector {
   #gap = 0;
   #lastAnchor = -Infinity;
 
+  /**
+   * The onset waiting for `min_duration_ms` of speech (an analysis sample), if any: an anchor reported later is
+   * at or after it, or at or after the next frame pushed when there is none.
+   */
+  get pendingOnset(): number | undefined {
+    return this.#state === "candidate" ? this.#candidate : undefined;
+  }
+
+  /**
+   * The most analysis samples after an anchor's sample the frame that reports it can start: its onset confirmed
+   * by `min_duration_ms` of speech frames, each after the longest pause tolerated.
+   */
+  get maxDelaySamples(): number {
+    return (this.#minSpeech - 1) * (this.#maxGap + 1) * FRAME;
+  }
+
   /** Uses `min_duration_ms`, `min_silence_ms` and `reanchor_ms` of the criteria (negative values count as 0). */
   constructor(criteria: Pick<AudioCriteria, "min_duration_ms" | "min_silence_ms" | "reanchor_ms">) {
     const frames = (ms: number) => Math.max(0, Math.round((Number.isFinite(ms) ? ms : 0) / 10));

@@ -358,6 +358,10 @@ export class Fingerprinter {
   readonly #res = new Uint32Array(3);
   readonly #diff = new Float64Array(SUBFP_BITS);
   #next = -1;
+  /** The grid's first frame (set by {@link restart}): its "previous frame" is silence. */
+  #gridStart = 0;
+  /** Frames analysed so far (window, FFT, band sums), for benches and tests. */
+  analyzed = 0;
 
   /** Fingerprints `ring` into `store`. */
   constructor(ring: SampleRing, store: FrameStore, analyzer: FrameAnalyzer = new FrameAnalyzer()) {
@@ -378,6 +382,7 @@ export class Fingerprinter {
   restart(sample: number): void {
     const hop = this.analyzer.params.hop;
     this.#next = Math.ceil(sample / hop);
+    this.#gridStart = this.#next;
     this.#prev.fill(0);
     this.store.reset(this.#next);
   }
@@ -406,6 +411,55 @@ export class Fingerprinter {
       this.#next++;
       count++;
     }
+    this.analyzed += count;
     return count;
+  }
+
+  /**
+   * Computes the frames of [from, to) that are complete in the ring, for a reader that needs only some frames of
+   * the grid (a source stream: its anchors' blocks), leaving the others out. Frames computed since the last jump
+   * stay in the store and a run goes on from them; a frame after them (or before the store's oldest) starts a new
+   * run seeded with the band energies of the frame before it, analysed again from the ring (silence at the grid's
+   * start), so every frame gets the value {@link advance} would give it. The caller keeps the samples of the seed
+   * frame and of the frames after the run's end in the ring until it asks for them: throws otherwise. Call
+   * {@link restart} first.
+   */
+  advanceRange(from: number, to: number): void {
+    if (this.#next < 0) throw new Error("Fingerprinter.advanceRange before restart");
+    const ring = this.ring;
+    const { hop, frame } = this.analyzer.params;
+    from = Math.max(from, this.#gridStart);
+    const end = ring.end;
+    if (from >= to || from * hop + frame > end) return;
+    if (from > this.#next || from < this.store.start) this.#seek(from);
+    const res = this.#res;
+    while (this.#next < to && this.#next * hop + frame <= end) {
+      const pos = this.#next * hop;
+      if (pos < ring.start) throw new Error(`frame ${this.#next} is no longer in the ring`);
+      const cur = this.#cur;
+      const energy = this.analyzer.analyze(ring, pos, cur);
+      subFingerprint(cur, this.#prev, res, this.#diff, this.analyzer.params.strongAlpha);
+      this.store.push(res[0]!, res[1]!, energy, res[2]!);
+      this.#cur = this.#prev;
+      this.#prev = cur;
+      this.#next++;
+      this.analyzed++;
+    }
+  }
+
+  /** Starts a run at frame `n` (see {@link advanceRange}). */
+  #seek(n: number): void {
+    const ring = this.ring;
+    const { hop, frame } = this.analyzer.params;
+    if (n > this.#gridStart) {
+      const pos = (n - 1) * hop;
+      if (pos < ring.start || pos + frame > ring.end) {
+        throw new Error(`frame ${n - 1} is no longer in the ring`);
+      }
+      this.analyzer.analyze(ring, pos, this.#prev);
+      this.analyzed++;
+    } else this.#prev.fill(0);
+    this.#next = n;
+    this.store.reset(n);
   }
 }
