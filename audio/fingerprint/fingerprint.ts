@@ -346,8 +346,9 @@ export class FrameStore {
 
 /**
  * Streaming fingerprinter over a {@link SampleRing}: after samples are written to the ring, {@link advance}
- * computes every frame that became complete. Frames depend only on the samples and their absolute indices,
- * never on how they were chunked.
+ * computes every frame that became complete (a target stream), or {@link advanceRange} only the frames asked for
+ * (a source stream: its anchors' blocks). Frames depend only on the samples and their absolute indices, never on
+ * how they were chunked or which of them were computed.
  */
 export class Fingerprinter {
   readonly analyzer: FrameAnalyzer;
