@@ -6,6 +6,7 @@
  * a block cut short by the end of the stream.
  */
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { OnsetDetector } from "../audio/detect/onset.ts";
 import { initAudioEngine, type MessageIn, SourcePipeline } from "../audio/pipeline.ts";
 import type { AudioCriteria, AudioFormat, Signature } from "../audio/types.ts";
 
@@ -205,4 +206,24 @@ Deno.test("lazy source frames: a block cut short by the end of the stream", () =
     const last = lazy.sigs[lazy.sigs.length - 1]!;
     ok(last.fingerprint.length < 128, `last block has ${last.fingerprint.length} frames`);
   }
+});
+
+Deno.test("onset detector: the pending onset, and the longest delay before it is reported", () => {
+  // 5 speech frames confirm; each after the longest pause tolerated (6 frames of 10 ms).
+  const det = new OnsetDetector({ min_duration_ms: 50, min_silence_ms: 300, reanchor_ms: 0 });
+  strictEqual(det.maxDelaySamples, 4 * 7 * 80);
+  let k = 0;
+  strictEqual(det.pendingOnset, undefined);
+  for (; k < 28; k++) {
+    strictEqual(det.push(k, k % 7 === 0), undefined);
+    strictEqual(det.pendingOnset, 0);
+  }
+  deepStrictEqual(det.push(k, true), { sample: 0, kind: "onset" });
+  strictEqual(k * 80, det.maxDelaySamples);
+  strictEqual(det.pendingOnset, undefined);
+  // A pause one frame longer drops the candidate.
+  const blip = new OnsetDetector({ min_duration_ms: 50, min_silence_ms: 300, reanchor_ms: 0 });
+  blip.push(0, true);
+  for (k = 1; k <= 7; k++) blip.push(k, false);
+  strictEqual(blip.pendingOnset, undefined);
 });
