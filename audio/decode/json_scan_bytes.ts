@@ -68,8 +68,10 @@ class ByteScanner {
   pos = 0;
   /** The paths looked for; a mask's bit p stands for `paths[p]`. */
   paths: readonly BytePath[] = [];
-  /** Each path's hit so far. */
-  hits: (ByteScanHit | undefined)[] = [];
+  /** Each path's segment count. */
+  readonly lens = new Int32Array(MAX_PATHS);
+  /** Each path's hit so far (the first `paths.length`; reused from scan to scan). */
+  readonly hits: (ByteScanHit | undefined)[] = new Array<ByteScanHit | undefined>(MAX_PATHS).fill(undefined);
   escaped = false;
   /**
    * The payload's buffer as 32-bit words, made when a long string is read in a buffer not seen last (see
@@ -103,10 +105,13 @@ class ByteScanner {
     const c = this.b[this.pos]!;
     const start = this.pos;
     let ends = 0, descend = 0;
-    for (let m = mask, i = 0; m !== 0; m >>>= 1, i++) {
-      if ((m & 1) === 0) continue;
-      if (this.paths[i]!.segs.length === depth) ends |= 1 << i;
-      else descend |= 1 << i;
+    if (mask !== 0) {
+      const lens = this.lens;
+      for (let m = mask, i = 0; m !== 0; m >>>= 1, i++) {
+        if ((m & 1) === 0) continue;
+        if (lens[i] === depth) ends |= 1 << i;
+        else descend |= 1 << i;
+      }
     }
     let ok: boolean;
     if (c === 0x7b) ok = this.object(descend, depth);
@@ -133,14 +138,18 @@ class ByteScanner {
       const keyStart = this.pos;
       if (!this.string()) return false;
       let match = 0;
-      for (let m = mask, i = 0; m !== 0; m >>>= 1, i++) {
-        if ((m & 1) !== 0 && this.keyIs(keyStart, this.pos, this.paths[i]!, depth)) match |= 1 << i;
+      if (mask !== 0) {
+        for (let m = mask, i = 0; m !== 0; m >>>= 1, i++) {
+          if ((m & 1) !== 0 && this.keyIs(keyStart, this.pos, this.paths[i]!, depth)) match |= 1 << i;
+        }
       }
       this.ws();
       if (this.at(this.pos) !== 0x3a) return false;
       this.pos++;
       // A later duplicate key wins, as in JSON.parse: forget what an earlier one led to.
-      for (let m = match, i = 0; m !== 0; m >>>= 1, i++) if ((m & 1) !== 0) this.hits[i] = undefined;
+      if (match !== 0) {
+        for (let m = match, i = 0; m !== 0; m >>>= 1, i++) if ((m & 1) !== 0) this.hits[i] = undefined;
+      }
       if (!this.value(match, depth + 1)) return false;
       this.ws();
       const c = this.at(this.pos);
@@ -159,8 +168,10 @@ class ByteScanner {
     }
     for (let i = 0;; i++) {
       let match = 0;
-      for (let m = mask, k = 0; m !== 0; m >>>= 1, k++) {
-        if ((m & 1) !== 0 && this.paths[k]!.index[depth] === i) match |= 1 << k;
+      if (mask !== 0) {
+        for (let m = mask, k = 0; m !== 0; m >>>= 1, k++) {
+          if ((m & 1) !== 0 && this.paths[k]!.index[depth] === i) match |= 1 << k;
+        }
       }
       if (!this.value(match, depth + 1)) return false;
       this.ws();
@@ -357,9 +368,18 @@ export function scanJsonPathBytes(
   bytes: Uint8Array,
   path: BytePath,
 ): ByteScanHit | typeof BYTES_MISSING | typeof BYTES_BAD {
-  const hits = scanJsonPathsBytes(bytes, [path]);
-  return hits === BYTES_BAD ? BYTES_BAD : hits[0]!;
+  ONE[0] = path;
+  const ok = scan(bytes, ONE);
+  ONE[0] = NO_PATH;
+  if (!ok) return BYTES_BAD;
+  const hit = scanner.hits[0];
+  scanner.hits[0] = undefined;
+  return hit ?? BYTES_MISSING;
 }
+
+const NO_PATH: BytePath = { segs: [], index: [], bytes: [], ascii: [] };
+/** The one path of {@link scanJsonPathBytes} (no array made per scan). */
+const ONE: BytePath[] = [NO_PATH];
 
 /**
  * {@link scanJsonPathBytes} for several paths (at most {@link MAX_PATHS}) in one pass over the body: each
@@ -371,14 +391,29 @@ export function scanJsonPathsBytes(
   paths: readonly BytePath[],
 ): (ByteScanHit | typeof BYTES_MISSING)[] | typeof BYTES_BAD {
   if (paths.length > MAX_PATHS) throw new RangeError(`at most ${MAX_PATHS} paths a scan`);
+  const ok = scan(bytes, paths);
+  const hits = scanner.hits;
+  const out: (ByteScanHit | typeof BYTES_MISSING)[] = new Array(paths.length);
+  for (let i = 0; i < paths.length; i++) {
+    out[i] = hits[i] ?? BYTES_MISSING;
+    hits[i] = undefined;
+  }
+  return ok ? out : BYTES_BAD;
+}
+
+/** Scans `bytes` for `paths` (hits left in the scanner's); false when the body is not handled here. */
+function scan(bytes: Uint8Array, paths: readonly BytePath[]): boolean {
   // A byte-order mark is dropped by the text decoder before JSON.parse: that path reads such a body.
-  if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return BYTES_BAD;
+  if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return false;
   const sc = scanner;
   sc.b = bytes;
   sc.len = bytes.length;
   sc.pos = 0;
   sc.paths = paths;
-  const hits: (ByteScanHit | undefined)[] = sc.hits = new Array(paths.length).fill(undefined);
+  for (let i = 0; i < paths.length; i++) {
+    sc.lens[i] = paths[i]!.segs.length;
+    sc.hits[i] = undefined;
+  }
   let ok = false;
   try {
     ok = sc.value((1 << paths.length) - 1, 0);
@@ -389,12 +424,10 @@ export function scanJsonPathsBytes(
   const end = sc.pos;
   sc.b = EMPTY;
   sc.paths = NO_PATHS;
-  sc.hits = [];
   // The word view is kept for the next payload (rows' bodies share slabs: a view is costly to make in Deno),
   // unless it would hold a large buffer alive.
   if (sc.words !== undefined && sc.words.byteLength > KEEP_WORDS_BYTES) sc.words = undefined;
-  if (!ok || end !== bytes.length) return BYTES_BAD;
-  return hits.map((h) => h ?? BYTES_MISSING);
+  return ok && end === bytes.length;
 }
 
 const NO_PATHS: readonly BytePath[] = [];
