@@ -2,7 +2,8 @@
  * The rows of one table a query stream has delivered lately, so that a re-run (which starts before the newest
  * `time_` seen) drops the rows it sends again. A row is named by its time and a 64-bit hash of every cell (two
  * independent 32-bit lanes; STRING cells hashed over their bytes), computed on the batch's columns: no string is
- * built per row, nothing is kept of the row itself, and a row costs four 32-bit words in an open-addressed table.
+ * built per row, nothing is kept of the row itself, and a row costs four 32-bit words in a log (plus, once rows come
+ * back in time, a word or two of an index: see {@link DeliveredRows}).
  * Rows that share a time and every cell are the same row; rows that differ in a cell collide only if both
  * 32-bit lanes do (the string fingerprint this replaces hashed bodies to 32 bits).
  * @module

@@ -11,6 +11,9 @@
  * U+FFFD) holds no ASCII byte, so strings end at the same quotes in the bytes as in the text. A key that is
  * escaped or not ASCII is compared decoded; a byte-order mark (which the text decoder drops), nesting deeper than
  * it walks, and anything malformed are BAD.
+ *
+ * Several paths are found in one pass ({@link scanJsonPathsBytes}); a payload envelope keeps its body's answers
+ * ({@link ByteScans}), so a message whose stream key and audio field are both JSON fields is read once.
  * @module
  */
 
