@@ -211,7 +211,8 @@ export class Timeline {
       else if (ord === this.#firstOrd + 1 && (slot & (BLOCK - 1)) !== 0) {
         native = this.#firstNative + this.#firstLength;
       } else native = this.#nativeOf(slot, this.#first);
-      const length = Math.abs(this.#frames.get(slot));
+      // Its length too, kept with its start: read at every append, its column is cold by then.
+      const length = ord === this.#firstOrd ? this.#firstLength : Math.abs(this.#frames.get(slot));
       this.#firstOrd = ord;
       this.#firstNative = native;
       this.#firstLength = length;
