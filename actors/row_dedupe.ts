@@ -85,8 +85,9 @@ function diff(aHi: number, aLo: number, bHi: number, bLo: number): number {
   return (aHi - bHi) * 4294967296 + (aLo - bLo);
 }
 
-/** Bytes of one remembered row in {@link RecentRows}: time (two words), payload length and hash. */
-const ENTRY_BYTES = 4 * 4;
+/** Words of one remembered row in {@link RecentRows}: time (two words), payload length and hash. */
+const ENTRY_WORDS = 4;
+const ENTRY_BYTES = 4 * ENTRY_WORDS;
 
 /**
  * The recent rows of one stream. A row is named by its time, its payload's length and its payload's hash (no
@@ -97,15 +98,15 @@ const ENTRY_BYTES = 4 * 4;
  * each time (the index and the ring of each stream far apart), about as much as hashing the payload; a scan of
  * a full ring (512 rows) costs less than a microsecond, for the few rows that come back in time. Times are kept
  * as two 32-bit words, so no bigint is made or compared per row (a decimal rendering of the bigint time per row
- * once cost more than the rest, and a Map of keys most of what was left). The ring's columns share one buffer.
+ * once cost more than the rest, and a Map of keys most of what was left). An entry's four words lie together in
+ * one array (time high, time low, length, hash): a row appended touches one cache line of its stream's ring, where
+ * four columns cost four (with 1,000s of streams each ring is cold when its next row comes).
  */
 export class RecentRows {
-  /** The columns are views of one buffer (see {@link RecentRows.#allocate}). */
-  #hi = new Int32Array(new ArrayBuffer(16 * ENTRY_BYTES), 0, 16);
-  #lo = new Uint32Array(this.#hi.buffer, 4 * 16, 16);
-  #lens = new Int32Array(this.#hi.buffer, 8 * 16, 16);
-  #hashes = new Uint32Array(this.#hi.buffer, 12 * 16, 16);
-  /** Ring of `#count` entries from `#head`; capacity is `#lens.length` (a power of two). */
+  /** Entries of {@link ENTRY_WORDS} words; capacity `#cap` entries (a power of two). */
+  #e = new Int32Array(16 * ENTRY_WORDS);
+  #cap = 16;
+  /** Ring of `#count` entries from `#head`. */
   #head = 0;
   #count = 0;
   #hasNewest = false;
@@ -124,7 +125,7 @@ export class RecentRows {
     if (this.#count === 0 || diff(hi, lo, this.#maxHi, this.#maxLo) > 0) {
       this.#maxHi = hi;
       this.#maxLo = lo;
-    } else if (this.#find(hi, lo, len, h)) return true;
+    } else if (this.#find(hi, lo | 0, len, h | 0)) return true;
     this.#append(hi, lo, len, h);
     if (this.#count > DEDUPE_MAX_ROWS) this.#dropOldest();
     // Only a plausible step forward prunes: one row from the future must not make the stream forget the rest.
@@ -134,10 +135,10 @@ export class RecentRows {
       this.#newestHi = hi;
       this.#newestLo = lo;
       // Older than newest - window: newest - t > window.
-      const mask = this.#lens.length - 1;
+      const e = this.#e, mask = this.#cap - 1;
       while (this.#count > 0) {
-        const i = this.#head & mask;
-        if (!(diff(hi, lo, this.#hi[i]!, this.#lo[i]!) > WINDOW)) break;
+        const i = (this.#head & mask) * ENTRY_WORDS;
+        if (!(diff(hi, lo, e[i]!, e[i + 1]! >>> 0) > WINDOW)) break;
         this.#dropOldest();
       }
     }
@@ -151,59 +152,43 @@ export class RecentRows {
 
   /** Bytes of the ring (one buffer). */
   get bytes(): number {
-    return this.#lens.length * ENTRY_BYTES;
+    return this.#cap * ENTRY_BYTES;
   }
 
-  /** Empty columns for `cap` rows, in one buffer. */
-  #allocate(cap: number): void {
-    const buf = new ArrayBuffer(cap * ENTRY_BYTES);
-    this.#hi = new Int32Array(buf, 0, cap);
-    this.#lo = new Uint32Array(buf, 4 * cap, cap);
-    this.#lens = new Int32Array(buf, 8 * cap, cap);
-    this.#hashes = new Uint32Array(buf, 12 * cap, cap);
-  }
-
-  /** Whether a row of this time, length and hash is held: every held row compared, in two runs of the ring. */
+  /** Whether a row of this time, length and hash (words as int32) is held: every held row compared. */
   #find(hi: number, lo: number, len: number, h: number): boolean {
-    const los = this.#lo, his = this.#hi, lens = this.#lens, hashes = this.#hashes;
-    const cap = los.length, head = this.#head;
-    const end = head + this.#count;
-    const first = end < cap ? end : cap;
-    for (let i = head; i < first; i++) {
-      if (los[i] === lo && hashes[i] === h && lens[i] === len && his[i] === hi) return true;
-    }
-    for (let i = 0, to = end - cap; i < to; i++) {
-      if (los[i] === lo && hashes[i] === h && lens[i] === len && his[i] === hi) return true;
+    const e = this.#e, mask = this.#cap - 1;
+    for (let k = 0, n = this.#count; k < n; k++) {
+      const i = ((this.#head + k) & mask) * ENTRY_WORDS;
+      if (e[i + 1] === lo && e[i + 3] === h && e[i + 2] === len && e[i] === hi) return true;
     }
     return false;
   }
 
   #append(hi: number, lo: number, len: number, h: number): void {
-    if (this.#count === this.#lens.length) this.#grow();
-    const i = (this.#head + this.#count) & (this.#lens.length - 1);
-    this.#hi[i] = hi;
-    this.#lo[i] = lo;
-    this.#lens[i] = len;
-    this.#hashes[i] = h;
+    if (this.#count === this.#cap) this.#grow();
+    const i = ((this.#head + this.#count) & (this.#cap - 1)) * ENTRY_WORDS;
+    const e = this.#e;
+    e[i] = hi;
+    e[i + 1] = lo;
+    e[i + 2] = len;
+    e[i + 3] = h;
     this.#count++;
   }
 
   #grow(): void {
-    const cap = this.#lens.length;
-    const his = this.#hi, los = this.#lo, lens = this.#lens, hashes = this.#hashes;
-    this.#allocate(cap * 2);
+    const cap = this.#cap, old = this.#e;
+    const e = this.#e = new Int32Array(2 * cap * ENTRY_WORDS);
     for (let k = 0; k < this.#count; k++) {
-      const i = (this.#head + k) & (cap - 1);
-      this.#hi[k] = his[i]!;
-      this.#lo[k] = los[i]!;
-      this.#lens[k] = lens[i]!;
-      this.#hashes[k] = hashes[i]!;
+      const i = ((this.#head + k) & (cap - 1)) * ENTRY_WORDS;
+      e.set(old.subarray(i, i + ENTRY_WORDS), k * ENTRY_WORDS);
     }
+    this.#cap = 2 * cap;
     this.#head = 0;
   }
 
   #dropOldest(): void {
-    this.#head = (this.#head + 1) & (this.#lens.length - 1);
+    this.#head = (this.#head + 1) & (this.#cap - 1);
     this.#count--;
   }
 }

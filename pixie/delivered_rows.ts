@@ -2,7 +2,8 @@
  * The rows of one table a query stream has delivered lately, so that a re-run (which starts before the newest
  * `time_` seen) drops the rows it sends again. A row is named by its time and a 64-bit hash of every cell (two
  * independent 32-bit lanes; STRING cells hashed over their bytes), computed on the batch's columns: no string is
- * built per row, nothing is kept of the row itself, and a row costs four 32-bit words in an open-addressed table.
+ * built per row, nothing is kept of the row itself, and a row costs four 32-bit words in a log (plus, once rows come
+ * back in time, a word or two of an index: see {@link DeliveredRows}).
  * Rows that share a time and every cell are the same row; rows that differ in a cell collide only if both
  * 32-bit lanes do (the string fingerprint this replaces hashed bodies to 32 bits).
  * @module
@@ -163,99 +164,128 @@ export function hashRows(
 }
 
 /**
- * A set of (time, hash) keys in an open-addressed table (linear probing, at most half full); each key keeps its
- * time, so {@link prune} can forget the rows older than a bound. `size` counts keys, as the Map it replaces did.
+ * A set of (time, hash) keys, kept in arrival order in a log of columns, with an open-addressed index of log
+ * positions (linear probing, at most half full) that is brought up to date only when a key has to be looked up.
+ * A key later than every key held cannot be held: a live table's rows come in time order, so nearly every row
+ * is only appended (four sequential writes), where before each probed and wrote a random slot of a table of
+ * ~100,000 keys, a cache miss or two per row. Keys that come back in time (a re-run's overlap, rows that reach a
+ * table late) index the log's new entries first, each once. Each key keeps its time, so {@link prune} can forget
+ * the rows older than a bound. `size` counts keys, as the Map it replaces did.
  */
 export class DeliveredRows {
   #tLo = new Int32Array(0);
   #tHi = new Int32Array(0);
   #h1 = new Int32Array(0);
   #h2 = new Int32Array(0);
-  #used = new Uint8Array(0);
-  #size = 0;
+  /** Keys in the log (distinct: a key is appended only when it is not held). */
+  #n = 0;
+  /** No key held is later than this time (hi signed, lo unsigned); meaningful when #n > 0. */
+  #maxLo = 0;
+  #maxHi = 0;
+  /** Log position + 1 of the key in each slot, 0 for none; covers the log's first {@link #indexed} keys. */
+  #index = new Int32Array(0);
+  #indexed = 0;
 
   /** Keys held. */
   get size(): number {
-    return this.#size;
+    return this.#n;
   }
 
+  /** Bytes of the log and the index. */
+  get bytes(): number {
+    return 4 * this.#tLo.length + 4 * this.#tHi.length + 4 * this.#h1.length + 4 * this.#h2.length +
+      this.#index.byteLength;
+  }
+
+  /** The index slot of (lo, hi, h1, h2): where it is, or the empty slot where it would go. */
   #slot(lo: number, hi: number, h1: number, h2: number): number {
-    const mask = this.#used.length - 1;
+    const index = this.#index, mask = index.length - 1;
     let i = (h1 ^ Math.imul(lo, 0x9e3779b1) ^ Math.imul(hi, 0x85ebca6b)) & mask;
-    while (this.#used[i] === 1) {
-      if (this.#h1[i] === h1 && this.#h2[i] === h2 && this.#tLo[i] === lo && this.#tHi[i] === hi) return i;
+    for (;;) {
+      const at = index[i]!;
+      if (at === 0) return i;
+      const p = at - 1;
+      if (this.#h1[p] === h1 && this.#h2[p] === h2 && this.#tLo[p] === lo && this.#tHi[p] === hi) return i;
       i = (i + 1) & mask;
     }
-    return i;
+  }
+
+  /** Indexes the log's keys not indexed yet (the index grown to twice the log's at least, rebuilt when it grows). */
+  #catchUp(): void {
+    const n = this.#n;
+    if (this.#indexed === n) return;
+    if (2 * n > this.#index.length) {
+      let cap = Math.max(1024, this.#index.length);
+      while (2 * n > cap) cap <<= 1;
+      this.#index = new Int32Array(cap);
+      this.#indexed = 0;
+    }
+    const tLo = this.#tLo, tHi = this.#tHi, h1 = this.#h1, h2 = this.#h2, index = this.#index;
+    for (let p = this.#indexed; p < n; p++) index[this.#slot(tLo[p]!, tHi[p]!, h1[p]!, h2[p]!)] = p + 1;
+    this.#indexed = n;
   }
 
   /**
    * True if the row (time, hashes) is held; otherwise adds it when `add` is true and returns false. One lookup
-   * for both.
+   * for both, and none for a row later than every row held.
    */
   seenOrAdd(time: bigint, h1: number, h2: number, add: boolean): boolean {
     I64[0] = time;
     const lo = WORDS[0]! | 0, hi = WORDS[1]! | 0;
-    if (this.#used.length > 0) {
-      const i = this.#slot(lo, hi, h1, h2);
-      if (this.#used[i] === 1) return true;
-      if (!add) return false;
-      if (2 * (this.#size + 1) <= this.#used.length) {
-        this.#put(i, lo, hi, h1, h2);
-        return false;
-      }
-    } else if (!add) return false;
-    this.#rehash(Math.max(1024, this.#used.length * 2), undefined);
-    this.#put(this.#slot(lo, hi, h1, h2), lo, hi, h1, h2);
+    const later = this.#n === 0 || hi > this.#maxHi || (hi === this.#maxHi && lo >>> 0 > this.#maxLo >>> 0);
+    if (!later) {
+      this.#catchUp();
+      if (this.#index[this.#slot(lo, hi, h1, h2)] !== 0) return true;
+    }
+    if (!add) return false;
+    if (later) {
+      this.#maxLo = lo;
+      this.#maxHi = hi;
+    }
+    if (this.#n === this.#tLo.length) this.#resize(Math.max(1024, 2 * this.#n));
+    const p = this.#n++;
+    this.#tLo[p] = lo;
+    this.#tHi[p] = hi;
+    this.#h1[p] = h1;
+    this.#h2[p] = h2;
     return false;
   }
 
-  #put(i: number, lo: number, hi: number, h1: number, h2: number): void {
-    this.#used[i] = 1;
-    this.#tLo[i] = lo;
-    this.#tHi[i] = hi;
-    this.#h1[i] = h1;
-    this.#h2[i] = h2;
-    this.#size++;
+  /** The log's columns at `cap` keys (≥ the keys held), the held keys kept in order. */
+  #resize(cap: number): void {
+    const n = this.#n;
+    const grow = (a: Int32Array) => {
+      const b = new Int32Array(cap);
+      b.set(a.subarray(0, n));
+      return b;
+    };
+    this.#tLo = grow(this.#tLo);
+    this.#tHi = grow(this.#tHi);
+    this.#h1 = grow(this.#h1);
+    this.#h2 = grow(this.#h2);
   }
 
   /** Forgets every row older than `oldest`. */
   prune(oldest: bigint): void {
-    this.#rehash(this.#used.length, oldest);
-  }
-
-  #rehash(capacity: number, oldest: bigint | undefined): void {
-    const { tLo, tHi, h1, h2, used } = {
-      tLo: this.#tLo,
-      tHi: this.#tHi,
-      h1: this.#h1,
-      h2: this.#h2,
-      used: this.#used,
-    };
-    let minLo = 0, minHi = -0x80000000;
-    if (oldest !== undefined) {
-      I64[0] = oldest;
-      minLo = WORDS[0]!;
-      minHi = WORDS[1]! | 0;
+    I64[0] = oldest;
+    const minLo = WORDS[0]!, minHi = WORDS[1]! | 0;
+    const tLo = this.#tLo, tHi = this.#tHi, h1 = this.#h1, h2 = this.#h2;
+    let n = 0;
+    for (let p = 0; p < this.#n; p++) {
+      if (older(tLo[p]!, tHi[p]!, minLo, minHi)) continue;
+      tLo[n] = tLo[p]!;
+      tHi[n] = tHi[p]!;
+      h1[n] = h1[p]!;
+      h2[n] = h2[p]!;
+      n++;
     }
-    // Shrink after a prune that left few keys, so a burst does not keep a large table for ever.
-    let live = 0;
-    for (let i = 0; i < used.length; i++) {
-      if (used[i] === 1 && !older(tLo[i]!, tHi[i]!, minLo, minHi)) live++;
-    }
-    let cap = Math.max(1024, capacity);
-    while (cap > 1024 && 8 * live < cap) cap >>= 1;
-    while (2 * (live + 1) > cap) cap <<= 1;
-    this.#tLo = new Int32Array(cap);
-    this.#tHi = new Int32Array(cap);
-    this.#h1 = new Int32Array(cap);
-    this.#h2 = new Int32Array(cap);
-    this.#used = new Uint8Array(cap);
-    this.#size = 0;
-    for (let i = 0; i < used.length; i++) {
-      if (used[i] !== 1 || older(tLo[i]!, tHi[i]!, minLo, minHi)) continue;
-      this.#put(this.#slot(tLo[i]!, tHi[i]!, h1[i]!, h2[i]!), tLo[i]!, tHi[i]!, h1[i]!, h2[i]!);
-    }
+    this.#n = n;
+    // Shrink after a prune that left few keys, so a burst does not keep a large log (or index) for ever.
+    let cap = tLo.length;
+    while (cap > 1024 && 4 * n < cap) cap >>= 1;
+    if (cap < tLo.length) this.#resize(cap);
+    this.#index = new Int32Array(0);
+    this.#indexed = 0;
   }
 }
 

@@ -106,3 +106,33 @@ Deno.test("block column: 24-bit offsets (capture-time jitter in ns) read back ex
   strictEqual(c.width, 32);
   for (let s = 0; s < cap; s++) strictEqual(c.get(s), 1e15 + (s % 3) * 1e9);
 });
+
+Deno.test("block column: running sums of |value| along a block are the sums of get, at every width, far values too", () => {
+  let seed = 7;
+  const rnd = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296;
+  for (const width of [8, 16, 24, 32] as const) {
+    for (const relative of [true, false]) {
+      const cap = 4 * BLOCK;
+      const col = new BlockColumn(cap, width, relative);
+      for (let i = 0; i < 3 * cap; i++) {
+        // Lengths around a typical one, negative ones (gaps), and a few far beyond the width.
+        const x = rnd();
+        const v = x < 0.05 ? Math.round((rnd() - 0.5) * 2 ** 40) : Math.round((rnd() - 0.3) * 300);
+        col.set(i % cap, v);
+        if (i % 7 !== 6) continue;
+        const b = Math.floor(rnd() * 4), s0 = b * BLOCK;
+        const run = new Float64Array(BLOCK);
+        run[0] = rnd() * 1000;
+        const from = 1 + Math.floor(rnd() * (BLOCK - 1)), to = from + Math.floor(rnd() * (BLOCK - from));
+        // From 1 first (as a reader starting a block), then the rest from `from`.
+        col.runAbs(run, s0, 1, from - 1 < 1 ? 1 : from - 1);
+        col.runAbs(run, s0, from, to);
+        let want = run[0]!;
+        for (let k = 1; k <= to; k++) {
+          want += Math.abs(col.get(s0 + k - 1));
+          strictEqual(run[k], want, `width ${width} relative ${relative} slot ${s0 + k - 1}`);
+        }
+      }
+    }
+  }
+});

@@ -14,6 +14,7 @@ import {
   BYTES_MISSING,
   hitValue,
   scanJsonPathBytes,
+  scanJsonPathsBytes,
 } from "../audio/decode/json_scan_bytes.ts";
 import { decodeField } from "../audio/decode/encoding.ts";
 import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
@@ -492,4 +493,56 @@ Deno.test("byte scanner: keys match path segments as JSON.parse reads them, ASCI
       if (got !== BYTES_BAD) equal(got, want, `${segment} ${Array.from(key)}`);
     }
   }
+});
+
+Deno.test("byte scanner: several paths in one pass answer as each path alone, on random and broken documents", () => {
+  const r = rng(17);
+  let hits = 0, bad = 0;
+  for (let t = 0; t < 3000; t++) {
+    const paths: string[][] = [];
+    const text = randomJson(r, 0, [], paths);
+    const bytes = r() < 0.3 ? mutate(r, enc.encode(text)) : enc.encode(text);
+    // Up to 8 paths, overlapping (a path and its prefix), duplicated and missing ones among them.
+    const all = [...paths, ...missingPaths(paths)];
+    const chosen = Array.from({ length: 1 + Math.floor(r() * 8) }, () => pick(r, all));
+    const together = scanJsonPathsBytes(bytes, chosen.map((s) => bytePath(s)));
+    const alone = chosen.map((s) => scanJsonPathBytes(bytes, bytePath(s)));
+    if (together === BYTES_BAD) {
+      bad++;
+      for (const a of alone) equal(a, BYTES_BAD);
+      continue;
+    }
+    deepEqual(together, alone, `${bodyText.decode(bytes)} @ ${JSON.stringify(chosen)}`);
+    hits += together.filter((h) => h !== BYTES_MISSING).length;
+  }
+  ok(hits > 3000 && bad > 300, `${hits} hits, ${bad} refused`);
+});
+
+Deno.test("byte scans of one envelope: the stream key's field and the audio field are found in one pass", () => {
+  const body = (sid: string) =>
+    enc.encode(`{"event":"media","streamSid":"${sid}","media":{"payload":"AQIDBA=="}}`);
+  const fmt = { envelope: "json", path: "media.payload", skip_bytes: 0, encoding: "base64" } as const;
+  // The first message teaches the scans both paths; every later one is read once for both.
+  const first = new PayloadEnvelope(body("MZ0"));
+  equal(jsonPathValue(first, "$.streamSid"), "MZ0");
+  ok(extractAudioFieldView(first, fmt).ok);
+  for (let i = 1; i < 5; i++) {
+    const env = new PayloadEnvelope(body(`MZ${i}`));
+    equal(jsonPathValue(env, "$.streamSid"), `MZ${i}`);
+    const f = extractAudioFieldView(env, fmt);
+    ok(f.ok);
+    equal(bodyText.decode(f.data as Uint8Array), "AQIDBA==");
+    equal(env.scans.passes, 1);
+  }
+  // A path the pass did not look for is scanned for then, and answered right.
+  const env = new PayloadEnvelope(enc.encode('{"streamSid":"MZ7","media":{"payload":"AQ==","track":"in"}}'));
+  equal(jsonPathValue(env, "$.streamSid"), "MZ7");
+  equal(env.scans.passes, 1);
+  equal(jsonPathValue(env, "media.track"), "in");
+  equal(env.scans.passes, 2);
+  // A body the scanner refuses is refused for every path after one pass (JSON.parse then decides).
+  const broken = new PayloadEnvelope(enc.encode('{"streamSid":"MZ9","media":{"payload":"AQ=="}'));
+  equal(jsonPathValue(broken, "$.streamSid"), undefined);
+  deepEqual(extractAudioFieldView(broken, fmt), { ok: false, reason: "bad_json" });
+  equal(broken.scans.passes, 1);
 });

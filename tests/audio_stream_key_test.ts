@@ -175,3 +175,41 @@ Deno.test("StreamKeyer: keys stay right when the kept cells fill their store and
     equal(keyer.keyOf(cols), streamKeyOf(cols, undefined, spec));
   }
 });
+
+Deno.test("StreamKeyer: a stream's key is found by its fields' bytes, nothing decoded, the same as streamKeyOf", () => {
+  const pods = [enc.encode("voice/telephony-0"), enc.encode("voice/relay-0")];
+  const long = "L".repeat(300);
+  // Spellings of one value (an escape, a number written two ways) are the same stream; a long value, an object,
+  // a missing field and a separator inside a value are keyed too.
+  const bodies = [
+    ...Array.from({ length: 300 }, (_, i) => `{"streamSid":"MZ${i}","media":{"payload":"AQ=="}}`),
+    '{"streamSid":"MZ\\u0031","media":{"payload":"AQ=="}}',
+    '{"streamSid":7,"media":{"payload":"AQ=="}}',
+    '{"streamSid":7.0,"media":{"payload":"AQ=="}}',
+    '{"streamSid":{"a":[1,2]},"media":{"payload":"AQ=="}}',
+    '{"streamSid":"a|b\\\\c"}',
+    `{"streamSid":"${long}"}`,
+    '{"media":{"payload":"AQ=="}}',
+    '{"streamSid":"MZ5","streamSid":"MZ6"}',
+  ].map((b) => enc.encode(b));
+  for (const spec of [["pod", "$.streamSid"], ["$.streamSid", "pod", "$.media.payload"]]) {
+    const keyer = new StreamKeyer(spec);
+    const want = (pod: Uint8Array, body: Uint8Array) => streamKeyOf({ pod }, new PayloadEnvelope(body), spec);
+    for (const pod of pods) for (const body of bodies) equal(keyer.keyOf({ pod }, body), want(pod, body));
+    // Again: every key is known by now, and read without decoding a field to text (but the long one).
+    const decode = TextDecoder.prototype.decode;
+    let decoded = 0;
+    TextDecoder.prototype.decode = function (this: TextDecoder, ...a: Parameters<TextDecoder["decode"]>) {
+      decoded++;
+      return decode.apply(this, a);
+    };
+    const keys: string[] = [];
+    try {
+      for (const pod of pods) for (const body of bodies) keys.push(keyer.keyOf({ pod }, body));
+    } finally {
+      TextDecoder.prototype.decode = decode;
+    }
+    deepEqual(keys, pods.flatMap((pod) => bodies.map((body) => want(pod, body))));
+    equal(decoded, 2, "the long value, once per pod");
+  }
+});

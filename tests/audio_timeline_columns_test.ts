@@ -193,3 +193,27 @@ Deno.test("capture times: sized for the horizon the owner keeps, pruned every 25
   strictEqual(all.length, 600);
   strictEqual(all.startAt(0), 0);
 });
+
+Deno.test("timeline columns: capture times read from their words are the bigint's, at int64's ends and beyond them", () => {
+  const max = (1n << 63n) - 1n, min = -(1n << 63n);
+  const cases: bigint[][] = [
+    [T0, T0 + 1n, T0 - 5n, T0 + 2n ** 40n],
+    // A difference just inside and just past 2^53 ns from the base (the second rebases).
+    [0n, 2n ** 53n - 1n, 2n ** 53n + 3n],
+    [max - 10n, max, max - 20_000_000n],
+    [min, min + 7n, min + 20_000_000n],
+    // Beyond int64 (a time no clock gives, but a bigint holds): still exact from the base.
+    [max + 5n, max + 25_000_005n, 1n << 70n, (1n << 70n) + 3n],
+    // 2^64 apart: the same low 64 bits, nowhere near each other.
+    [0n, (1n << 64n) + 5n],
+  ];
+  for (const times of cases) {
+    const tl = new Timeline(8000, { lookbackSamples: 1 << 20 });
+    times.forEach((t, i) => tl.append(i, t, 160));
+    // Every entry exact while all are within 2^53 ns of the first (the base); else the last (after a rebase).
+    const near = times.every((t) => t - times[0]! < 2n ** 53n && times[0]! - t < 2n ** 53n);
+    times.forEach((t, i) => {
+      if (near || i === times.length - 1) strictEqual(tl.entryTime(i), t, `${times.join()} @ ${i}`);
+    });
+  }
+});

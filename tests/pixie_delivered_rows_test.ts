@@ -6,6 +6,7 @@ import { equal, ok } from "node:assert/strict";
 import { type ColumnData, type ColumnInfo, DataType } from "../pixie/messages.ts";
 import { DeliveredRows, hashRows } from "../pixie/delivered_rows.ts";
 import { batchToRows } from "../pixie/columns.ts";
+import { rng } from "./support/rng.ts";
 
 const te = new TextEncoder();
 const RELATION: ColumnInfo[] = [
@@ -147,4 +148,38 @@ Deno.test("batchToRows builds each row's record with the relation's names, odd n
     { query: "m/source", node: "n" },
   );
   equal(Object.keys(plain[0]!.columns).join("|"), 'time_|a "quoted" \\ name');
+});
+
+Deno.test("rows later than every row held are only appended; rows back in time are looked up, as a set would", () => {
+  const set = new DeliveredRows();
+  // In time order (a live table): no index is built, the log alone holds them.
+  for (let i = 0; i < 3000; i++) equal(set.seenOrAdd(BigInt(i), i, ~i, true), false);
+  equal(set.size, 3000);
+  equal(set.bytes, 4096 * 16, "no index for rows in time order");
+  // A re-run's overlap: every row is known again, at the cost of an index.
+  for (let i = 2000; i < 3000; i++) ok(set.seenOrAdd(BigInt(i), i, ~i, true), `row ${i}`);
+  ok(set.bytes > 4096 * 16);
+  // Against a plain set of keys: random steps forward, back in time, repeats, prunes.
+  const r = rng(3);
+  const model = new Map<string, bigint>();
+  const live = new DeliveredRows();
+  let now = 1_000_000n;
+  for (let step = 0; step < 60_000; step++) {
+    const x = r();
+    if (x < 0.002) {
+      const bound = now - BigInt(Math.floor(r() * 200));
+      live.prune(bound);
+      for (const [k, t] of model) if (t < bound) model.delete(k);
+      continue;
+    }
+    if (x < 0.7) now += BigInt(Math.floor(r() * 3));
+    const t = x < 0.85 ? now : now - BigInt(Math.floor(r() * 300));
+    const h1 = Math.floor(r() * 4) | 0, h2 = x < 0.95 ? 7 : Math.floor(r() * 2);
+    const add = r() < 0.9;
+    const k = `${t}/${h1}/${h2}`;
+    const had = model.has(k);
+    equal(live.seenOrAdd(t, h1, h2, add), had, `step ${step}`);
+    if (!had && add) model.set(k, t);
+    equal(live.size, model.size);
+  }
 });

@@ -91,6 +91,32 @@ export class BlockColumn {
     return this.#relative ? this.#base[slot >> BLOCK_LOG2]! + o : o;
   }
 
+  /**
+   * Running sums of |value| along one block: `run[k] = run[k - 1] + |value(s0 + k - 1)|` for k in [from, to]
+   * (`s0` the block's first slot, 1 <= from). One loop over the offsets, where a {@link get} each cost a call
+   * and its checks per slot (a timeline's native positions are such sums: every lookup of an entry's time).
+   */
+  runAbs(run: Float64Array, s0: number, from: number, to: number): void {
+    const off = this.#off, hi = this.#hi, far = this.#far, escape = this.#escape;
+    const base = this.#relative ? this.#base[s0 >> BLOCK_LOG2]! : 0;
+    let v = run[from - 1]!;
+    if (hi === undefined && (far === undefined || far.size === 0)) {
+      for (let k = from; k <= to; k++) {
+        const x = base + off[s0 + k - 1]!;
+        v += x < 0 ? -x : x;
+        run[k] = v;
+      }
+      return;
+    }
+    for (let k = from; k <= to; k++) {
+      const s = s0 + k - 1;
+      const o = hi === undefined ? off[s]! : hi[s]! * 65536 + off[s]!;
+      const x = o === escape ? far!.get(s)! : base + o;
+      v += x < 0 ? -x : x;
+      run[k] = v;
+    }
+  }
+
   /** Writes `value` (an integer) to `slot`; the first slot of a block sets the block's base. */
   set(slot: number, value: number): void {
     if (this.#far !== undefined && this.#far.size > 0) this.#far.delete(slot);

@@ -11,6 +11,9 @@
  * U+FFFD) holds no ASCII byte, so strings end at the same quotes in the bytes as in the text. A key that is
  * escaped or not ASCII is compared decoded; a byte-order mark (which the text decoder drops), nesting deeper than
  * it walks, and anything malformed are BAD.
+ *
+ * Several paths are found in one pass ({@link scanJsonPathsBytes}); a payload envelope keeps its body's answers
+ * ({@link ByteScans}), so a message whose stream key and audio field are both JSON fields is read once.
  * @module
  */
 
@@ -59,12 +62,19 @@ export function bytePath(segs: readonly string[]): BytePath {
   return p;
 }
 
+/** Most paths one scan looks for (bits of a mask; see {@link ByteScans}). */
+const MAX_PATHS = 8;
+
 class ByteScanner {
   b: Uint8Array = new Uint8Array(0);
   len = 0;
   pos = 0;
-  path: BytePath = { segs: [], index: [], bytes: [], ascii: [] };
-  hit: ByteScanHit | undefined;
+  /** The paths looked for; a mask's bit p stands for `paths[p]`. */
+  paths: readonly BytePath[] = [];
+  /** Each path's segment count. */
+  readonly lens = new Int32Array(MAX_PATHS);
+  /** Each path's hit so far (the first `paths.length`; reused from scan to scan). */
+  readonly hits: (ByteScanHit | undefined)[] = new Array<ByteScanHit | undefined>(MAX_PATHS).fill(undefined);
   escaped = false;
   /**
    * The payload's buffer as 32-bit words, made when a long string is read in a buffer not seen last (see
@@ -87,26 +97,38 @@ class ByteScanner {
     return p < this.len ? this.b[p]! : -1;
   }
 
-  value(onPath: boolean, depth: number): boolean {
+  /**
+   * A value; `mask`: the paths whose first `depth` segments lead here (their value, when that is all of them; a
+   * step on the way otherwise).
+   */
+  value(mask: number, depth: number): boolean {
     if (depth > MAX_DEPTH) return false;
     this.ws();
     if (this.pos >= this.len) return false;
     const c = this.b[this.pos]!;
     const start = this.pos;
-    const segs = this.path.segs.length;
-    const descend = onPath && depth < segs;
+    let ends = 0, descend = 0;
+    if (mask !== 0) {
+      const lens = this.lens;
+      for (let m = mask, i = 0; m !== 0; m >>>= 1, i++) {
+        if ((m & 1) === 0) continue;
+        if (lens[i] === depth) ends |= 1 << i;
+        else descend |= 1 << i;
+      }
+    }
     let ok: boolean;
     if (c === 0x7b) ok = this.object(descend, depth);
     else if (c === 0x5b) ok = this.array(descend, depth);
     else if (c === 0x22) ok = this.string();
     else ok = this.scalar();
-    if (ok && onPath && depth === segs) {
-      this.hit = { start, end: this.pos, string: c === 0x22, escaped: c === 0x22 && this.escaped };
+    if (ok && ends !== 0) {
+      const hit = { start, end: this.pos, string: c === 0x22, escaped: c === 0x22 && this.escaped };
+      for (let m = ends, i = 0; m !== 0; m >>>= 1, i++) if ((m & 1) !== 0) this.hits[i] = hit;
     }
     return ok;
   }
 
-  object(onPath: boolean, depth: number): boolean {
+  object(mask: number, depth: number): boolean {
     this.pos++;
     this.ws();
     if (this.at(this.pos) === 0x7d) {
@@ -118,12 +140,19 @@ class ByteScanner {
       if (this.at(this.pos) !== 0x22) return false;
       const keyStart = this.pos;
       if (!this.string()) return false;
-      const match = onPath && this.keyIs(keyStart, this.pos, depth);
+      let match = 0;
+      if (mask !== 0) {
+        for (let m = mask, i = 0; m !== 0; m >>>= 1, i++) {
+          if ((m & 1) !== 0 && this.keyIs(keyStart, this.pos, this.paths[i]!, depth)) match |= 1 << i;
+        }
+      }
       this.ws();
       if (this.at(this.pos) !== 0x3a) return false;
       this.pos++;
       // A later duplicate key wins, as in JSON.parse: forget what an earlier one led to.
-      if (match) this.hit = undefined;
+      if (match !== 0) {
+        for (let m = match, i = 0; m !== 0; m >>>= 1, i++) if ((m & 1) !== 0) this.hits[i] = undefined;
+      }
       if (!this.value(match, depth + 1)) return false;
       this.ws();
       const c = this.at(this.pos);
@@ -133,16 +162,21 @@ class ByteScanner {
     }
   }
 
-  array(onPath: boolean, depth: number): boolean {
+  array(mask: number, depth: number): boolean {
     this.pos++;
     this.ws();
     if (this.at(this.pos) === 0x5d) {
       this.pos++;
       return true;
     }
-    const want = onPath ? this.path.index[depth]! : -1;
     for (let i = 0;; i++) {
-      if (!this.value(i === want, depth + 1)) return false;
+      let match = 0;
+      if (mask !== 0) {
+        for (let m = mask, k = 0; m !== 0; m >>>= 1, k++) {
+          if ((m & 1) !== 0 && this.paths[k]!.index[depth] === i) match |= 1 << k;
+        }
+      }
+      if (!this.value(match, depth + 1)) return false;
       this.ws();
       const c = this.at(this.pos);
       this.pos++;
@@ -259,19 +293,19 @@ class ByteScanner {
    * Whether the key at bytes [start, end) (quotes included) is path segment `depth`: by bytes when the key is
    * plain ASCII, else decoded as JSON.parse reads the body's text.
    */
-  keyIs(start: number, end: number, depth: number): boolean {
+  keyIs(start: number, end: number, path: BytePath, depth: number): boolean {
     const b = this.b;
     // A key without escapes matches an ASCII segment exactly when its bytes are the segment's: any byte above
     // 0x7f decodes to a character (U+FFFD if invalid) no ASCII text holds.
-    if (!this.escaped && this.path.ascii[depth]!) {
-      const want = this.path.bytes[depth]!;
+    if (!this.escaped && path.ascii[depth]!) {
+      const want = path.bytes[depth]!;
       if (end - start - 2 !== want.length) return false;
       for (let i = 0; i < want.length; i++) if (b[start + 1 + i] !== want[i]) return false;
       return true;
     }
     if (this.escaped || hasNonAscii(b, start + 1, end - 1)) {
       const text = utf8.decode(b.subarray(start, end));
-      const want = this.path.segs[depth]!;
+      const want = path.segs[depth]!;
       if (!this.escaped) return text.slice(1, -1) === want;
       try {
         return JSON.parse(text) === want;
@@ -279,7 +313,7 @@ class ByteScanner {
         return false;
       }
     }
-    const want = this.path.bytes[depth]!;
+    const want = path.bytes[depth]!;
     if (end - start - 2 !== want.length) return false;
     for (let i = 0; i < want.length; i++) if (b[start + 1 + i] !== want[i]) return false;
     return true;
@@ -337,28 +371,113 @@ export function scanJsonPathBytes(
   bytes: Uint8Array,
   path: BytePath,
 ): ByteScanHit | typeof BYTES_MISSING | typeof BYTES_BAD {
+  ONE[0] = path;
+  const ok = scan(bytes, ONE);
+  ONE[0] = NO_PATH;
+  if (!ok) return BYTES_BAD;
+  const hit = scanner.hits[0];
+  scanner.hits[0] = undefined;
+  return hit ?? BYTES_MISSING;
+}
+
+const NO_PATH: BytePath = { segs: [], index: [], bytes: [], ascii: [] };
+/** The one path of {@link scanJsonPathBytes} (no array made per scan). */
+const ONE: BytePath[] = [NO_PATH];
+
+/**
+ * {@link scanJsonPathBytes} for several paths (at most {@link MAX_PATHS}) in one pass over the body: each
+ * path's answer, the same as a scan for it alone, or {@link BYTES_BAD} for all (the body is refused whatever the
+ * path).
+ */
+export function scanJsonPathsBytes(
+  bytes: Uint8Array,
+  paths: readonly BytePath[],
+): (ByteScanHit | typeof BYTES_MISSING)[] | typeof BYTES_BAD {
+  if (paths.length > MAX_PATHS) throw new RangeError(`at most ${MAX_PATHS} paths a scan`);
+  const ok = scan(bytes, paths);
+  const hits = scanner.hits;
+  const out: (ByteScanHit | typeof BYTES_MISSING)[] = new Array(paths.length);
+  for (let i = 0; i < paths.length; i++) {
+    out[i] = hits[i] ?? BYTES_MISSING;
+    hits[i] = undefined;
+  }
+  return ok ? out : BYTES_BAD;
+}
+
+/** Scans `bytes` for `paths` (hits left in the scanner's); false when the body is not handled here. */
+function scan(bytes: Uint8Array, paths: readonly BytePath[]): boolean {
   // A byte-order mark is dropped by the text decoder before JSON.parse: that path reads such a body.
-  if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return BYTES_BAD;
+  if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return false;
   const sc = scanner;
   sc.b = bytes;
   sc.len = bytes.length;
   sc.pos = 0;
-  sc.path = path;
-  sc.hit = undefined;
+  sc.paths = paths;
+  for (let i = 0; i < paths.length; i++) {
+    sc.lens[i] = paths[i]!.segs.length;
+    sc.hits[i] = undefined;
+  }
   let ok = false;
   try {
-    ok = sc.value(true, 0);
+    ok = sc.value((1 << paths.length) - 1, 0);
     sc.ws();
   } catch {
     ok = false; // stack exhaustion on hostile nesting
   }
   const end = sc.pos;
   sc.b = EMPTY;
+  sc.paths = NO_PATHS;
   // The word view is kept for the next payload (rows' bodies share slabs: a view is costly to make in Deno),
   // unless it would hold a large buffer alive.
   if (sc.words !== undefined && sc.words.byteLength > KEEP_WORDS_BYTES) sc.words = undefined;
-  if (!ok || end !== bytes.length) return BYTES_BAD;
-  return sc.hit ?? BYTES_MISSING;
+  return ok && end === bytes.length;
+}
+
+const NO_PATHS: readonly BytePath[] = [];
+
+/**
+ * The paths asked of {@link ByteScans} lately, most recent last: a body is scanned for all of them at once, so
+ * a message whose stream key and audio field are both JSON fields (`$.streamSid`, `media.payload`) is read
+ * once, not twice (the scan was the largest part of a live row's intake).
+ */
+let wanted: readonly BytePath[] = NO_PATHS;
+
+/**
+ * The byte scans of one body, each path's answer kept: the first path asked scans the body for every path asked
+ * lately ({@link wanted}), and later ones read what that scan found (or scan again for a path it did not look
+ * for). The body's bytes must not change while this is used (a payload envelope's never do).
+ */
+export class ByteScans {
+  #paths: readonly BytePath[] = NO_PATHS;
+  #hits: (ByteScanHit | typeof BYTES_MISSING)[] | typeof BYTES_BAD = BYTES_BAD;
+  #passes = 0;
+
+  /** Scans of `bytes`; nothing is scanned until asked. */
+  constructor(readonly bytes: Uint8Array) {}
+
+  /** Passes over the body so far. */
+  get passes(): number {
+    return this.#passes;
+  }
+
+  /** {@link scanJsonPathBytes} of the body for `path`. */
+  get(path: BytePath): ByteScanHit | typeof BYTES_MISSING | typeof BYTES_BAD {
+    let i = this.#paths.indexOf(path);
+    if (i < 0) {
+      if (this.#paths.length > 0 && this.#hits === BYTES_BAD) return BYTES_BAD;
+      // A new list when it changes (the scans made with the old one keep theirs).
+      const w = wanted.indexOf(path);
+      if (w < 0 || w !== wanted.length - 1) {
+        wanted = [...wanted.filter((p) => p !== path).slice(-(MAX_PATHS - 1)), path];
+      }
+      this.#paths = wanted;
+      this.#hits = scanJsonPathsBytes(this.bytes, this.#paths);
+      this.#passes++;
+      i = this.#paths.length - 1;
+    }
+    const hits = this.#hits;
+    return hits === BYTES_BAD ? BYTES_BAD : hits[i]!;
+  }
 }
 
 const EMPTY = new Uint8Array(0);

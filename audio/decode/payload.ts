@@ -13,8 +13,8 @@ import {
   BYTES_BAD,
   BYTES_MISSING,
   type ByteScanHit,
+  ByteScans,
   hitValue,
-  scanJsonPathBytes,
   utf8Piece,
 } from "./json_scan_bytes.ts";
 
@@ -50,9 +50,15 @@ export class PayloadEnvelope {
   #json: unknown = NOT_PARSED;
   #text: string | undefined;
   #latin1: string | undefined;
+  #scans: ByteScans | undefined;
 
   /** Wraps the payload bytes; nothing is decoded until asked. */
   constructor(readonly bytes: Uint8Array) {}
+
+  /** The byte scans of its JSON fields (one pass for the stream key's fields and the audio field). */
+  get scans(): ByteScans {
+    return this.#scans ??= new ByteScans(this.bytes);
+  }
 
   /** The payload as UTF-8 text (invalid sequences become U+FFFD). */
   text(): string {
@@ -173,7 +179,7 @@ function scanUnparsed(
   env: PayloadEnvelope,
   segs: readonly string[],
 ): ByteScanHit | typeof BYTES_MISSING | typeof BYTES_BAD {
-  return env.parsed ? BYTES_BAD : scanJsonPathBytes(env.bytes, bytePath(segs));
+  return env.parsed ? BYTES_BAD : env.scans.get(bytePath(segs));
 }
 
 const regexCache = new Map<string, LinearRegex>();

@@ -8,7 +8,8 @@
  * @module
  */
 
-import { detectPixieMarker, jsonPathValue, PayloadEnvelope } from "./payload.ts";
+import { compileJsonPath, detectPixieMarker, jsonPathValue, PayloadEnvelope } from "./payload.ts";
+import { type BytePath, bytePath, BYTES_BAD, BYTES_MISSING } from "./json_scan_bytes.ts";
 
 /** A row cell as Pixie delivers it (structurally `Cell` of pixie/row.ts; kept local so audio/ imports nothing). */
 export type KeyCell = bigint | number | boolean | string | Uint8Array;
@@ -245,7 +246,99 @@ interface ColumnsEntry {
   keys: Map<string, string>;
   /** When last used ({@link StreamKeyer}'s use counter): the least recently used are forgotten first. */
   used: number;
+  /**
+   * Keys made for these columns, by the bytes of their envelope fields' values as the body spells them (see
+   * {@link StreamKeyer.keyOf}); made on first use.
+   */
+  byBytes?: FieldBytesKeys;
 }
+
+/** Longest spelling of a message's envelope-field values that {@link FieldBytesKeys} keeps. */
+const MAX_FIELD_BYTES = 256;
+
+/**
+ * Keys by the bytes of a message's envelope-field values (each value's length, then its bytes as they stand in
+ * the body: a string with its quotes and escapes), in an open-addressed table of hashes and a store of the bytes:
+ * a stream's rows spell its fields the same way every time, so its key is found without decoding them to text
+ * (a UTF-8 decode and a new string to look up per row, most of keying a row). Equal bytes are the same values,
+ * so the same key; the same values spelled otherwise (an escape, `1.0` for `1`) are only other entries.
+ */
+class FieldBytesKeys {
+  #hashes = new Int32Array(64);
+  /** Store position + 1 of each slot's bytes; 0 for none. */
+  #at = new Int32Array(64);
+  #keys: (string | undefined)[] = new Array(64).fill(undefined);
+  #store = new Uint8Array(1024);
+  #used = 0;
+  #size = 0;
+
+  /** The key kept for `bytes[0, n)`, whose hash is `h`. */
+  get(bytes: Uint8Array, n: number, h: number): string | undefined {
+    const mask = this.#at.length - 1, store = this.#store;
+    for (let i = h & mask;; i = (i + 1) & mask) {
+      const at = this.#at[i]!;
+      if (at === 0) return undefined;
+      if (this.#hashes[i] !== h) continue;
+      let p = at - 1;
+      if (store[p]! + (store[p + 1]! << 8) !== n) continue;
+      p += 2;
+      let k = 0;
+      while (k < n && store[p + k] === bytes[k]) k++;
+      if (k === n) return this.#keys[i];
+    }
+  }
+
+  /** Keeps `key` for `bytes[0, n)` (hash `h`, not held); starts again, every key forgotten, past `limit` keys. */
+  set(bytes: Uint8Array, n: number, h: number, key: string, limit: number): void {
+    if (this.#size >= limit) this.#reset(64, 1024);
+    if (2 * (this.#size + 1) > this.#at.length || this.#used + n + 2 > this.#store.length) this.#grow(n);
+    const mask = this.#at.length - 1;
+    let i = h & mask;
+    while (this.#at[i] !== 0) i = (i + 1) & mask;
+    this.#place(i, bytes, n, h, key);
+  }
+
+  #place(i: number, bytes: Uint8Array, n: number, h: number, key: string): void {
+    const p = this.#used;
+    this.#store[p] = n & 0xff;
+    this.#store[p + 1] = n >> 8;
+    this.#store.set(bytes.subarray(0, n), p + 2);
+    this.#used = p + 2 + n;
+    this.#hashes[i] = h;
+    this.#at[i] = p + 1;
+    this.#keys[i] = key;
+    this.#size++;
+  }
+
+  #reset(slots: number, bytes: number): void {
+    this.#hashes = new Int32Array(slots);
+    this.#at = new Int32Array(slots);
+    this.#keys = new Array(slots).fill(undefined);
+    this.#store = new Uint8Array(bytes);
+    this.#used = 0;
+    this.#size = 0;
+  }
+
+  /** Twice the slots or store it needs for one more entry of `n` bytes, the entries kept. */
+  #grow(n: number): void {
+    const hashes = this.#hashes, at = this.#at, keys = this.#keys, store = this.#store;
+    let slots = at.length, bytes = store.length;
+    while (2 * (this.#size + 1) > slots) slots *= 2;
+    while (this.#used + n + 2 > bytes) bytes *= 2;
+    this.#reset(slots, bytes);
+    const mask = slots - 1;
+    for (let s = 0; s < at.length; s++) {
+      if (at[s] === 0) continue;
+      const p = at[s]! - 1, len = store[p]! + (store[p + 1]! << 8);
+      let i = hashes[s]! & mask;
+      while (this.#at[i] !== 0) i = (i + 1) & mask;
+      this.#place(i, store.subarray(p + 2), len, hashes[s]!, keys[s]!);
+    }
+  }
+}
+
+/** Scratch for the bytes of a message's envelope-field values. */
+const FIELD_BYTES = new Uint8Array(MAX_FIELD_BYTES + 16);
 
 /**
  * Stream keys with a fallback for Pixie markers: a truncated or removed body has lost its JSON, so its
@@ -263,6 +356,8 @@ export class StreamKeyer {
   readonly #hasJson: boolean;
   readonly #columnSpec: readonly string[];
   readonly #jsonSpec: readonly string[];
+  /** The envelope fields' paths for the byte scan. */
+  readonly #jsonPaths: readonly BytePath[];
   readonly #byColumns = new Map<string, ColumnsEntry>();
   readonly #cache = new ColumnKeyCache();
   #used = 0;
@@ -275,6 +370,7 @@ export class StreamKeyer {
     this.#hasJson = spec.some(isJsonField);
     this.#columnSpec = spec.filter((e) => !isJsonField(e));
     this.#jsonSpec = spec.filter(isJsonField);
+    this.#jsonPaths = this.#jsonSpec.map((e) => bytePath(compileJsonPath(e)));
     this.#limit = Math.max(1, limit);
   }
 
@@ -294,15 +390,19 @@ export class StreamKeyer {
       }
       return streamKeyOf(columns, env, this.spec);
     }
-    const json = this.#jsonSpec;
-    // One field: its text; several: each after its length, so no two lists of parts give the same text.
-    let parts = json.length === 1 ? renderJsonValue(jsonPathValue(env, json[0]!)) : "";
-    for (let i = 0; json.length > 1 && i < json.length; i++) {
-      const part = renderJsonValue(jsonPathValue(env, json[i]!));
-      parts += part.length + ":" + part;
+    // The fields' values as the body spells them, when the byte scan reads them (not once the body is parsed).
+    const n = env.parsed ? -1 : this.#fieldBytes(env);
+    let h = 0;
+    if (n >= 0) {
+      h = 0x811c9dc5 ^ n;
+      for (let i = 0; i < n; i++) h = Math.imul(h ^ FIELD_BYTES[i]!, 0x01000193);
+      h ^= h >>> 15;
     }
     if (entry !== undefined) {
       entry.used = ++this.#used;
+      const known = n >= 0 ? entry.byBytes?.get(FIELD_BYTES, n, h) : undefined;
+      if (known !== undefined) return entry.key = known;
+      const parts = this.#parts(env);
       let key = entry.keys.get(parts);
       if (key === undefined) {
         key = streamKeyOf(columns, env, this.spec);
@@ -310,13 +410,54 @@ export class StreamKeyer {
         if (entry.keys.size >= KEYS_PER_COLUMNS) entry.keys.clear();
         entry.keys.set(parts, key);
       }
+      if (n >= 0) (entry.byBytes ??= new FieldBytesKeys()).set(FIELD_BYTES, n, h, key, KEYS_PER_COLUMNS);
       entry.key = key;
       return key;
     }
     const key = streamKeyOf(columns, env, this.spec);
-    this.#byColumns.set(colSig, { key, keys: new Map([[parts, key]]), used: ++this.#used });
+    const created: ColumnsEntry = { key, keys: new Map([[this.#parts(env), key]]), used: ++this.#used };
+    if (n >= 0) (created.byBytes = new FieldBytesKeys()).set(FIELD_BYTES, n, h, key, KEYS_PER_COLUMNS);
+    this.#byColumns.set(colSig, created);
     if (this.#byColumns.size > this.#limit) this.#forget();
     return key;
+  }
+
+  /** The envelope-field parts as text: one field's text; several, each after its length (no two lists alike). */
+  #parts(env: PayloadEnvelope): string {
+    const json = this.#jsonSpec;
+    if (json.length === 1) return renderJsonValue(jsonPathValue(env, json[0]!));
+    let parts = "";
+    for (let i = 0; i < json.length; i++) {
+      const part = renderJsonValue(jsonPathValue(env, json[i]!));
+      parts += part.length + ":" + part;
+    }
+    return parts;
+  }
+
+  /**
+   * Writes the envelope fields' values as the body spells them into {@link FIELD_BYTES} (each as its length in
+   * two bytes, then its bytes; a missing one as length 0xffff): their length, or -1 when the byte scan does not
+   * decide (a body it refuses) or they are too long to keep.
+   */
+  #fieldBytes(env: PayloadEnvelope): number {
+    const paths = this.#jsonPaths, body = env.bytes;
+    let n = 0;
+    for (let i = 0; i < paths.length; i++) {
+      const hit = env.scans.get(paths[i]!);
+      if (hit === BYTES_BAD) return -1;
+      if (hit === BYTES_MISSING) {
+        if (n + 2 > MAX_FIELD_BYTES) return -1;
+        FIELD_BYTES[n++] = 0xff;
+        FIELD_BYTES[n++] = 0xff;
+        continue;
+      }
+      const len = hit.end - hit.start;
+      if (n + 2 + len > MAX_FIELD_BYTES) return -1;
+      FIELD_BYTES[n++] = len & 0xff;
+      FIELD_BYTES[n++] = len >> 8;
+      for (let p = hit.start; p < hit.end; p++) FIELD_BYTES[n++] = body[p]!;
+    }
+    return n;
   }
 
   /** Forgets the least recently used combinations, down to 7/8 of the limit (so this runs once in a while). */

@@ -53,6 +53,11 @@ export const DEFAULT_LOOKBACK_SAMPLES = 120 * ANALYSIS_RATE;
  */
 const MIN_SPANS = 64;
 
+/** A bigint time's two 32-bit words. */
+const WORDS = new Uint32Array(2);
+const I32 = new Int32Array(WORDS.buffer);
+const I64 = new BigInt64Array(WORDS.buffer);
+
 /**
  * Per-stream list of message spans on the analysis timeline, pruned beyond a lookback.
  *
@@ -85,6 +90,9 @@ export class Timeline {
   /** Native start of each block's first entry (the others follow from the lengths before them). */
   #nativeBase = new Float64Array(0);
   #timeBase = 0n;
+  /** {@link #timeBase} as two 32-bit words (high signed, low unsigned): no bigint is made per append. */
+  #baseHi = 0;
+  #baseLo = 0;
   /** Physical slot of the oldest entry held, and how many are held. */
   #head = 0;
   #count = 0;
@@ -160,8 +168,12 @@ export class Timeline {
     const nativeEnd = nativeStart + n;
     this.#nativeLength = nativeEnd;
     if (mustGrow(this.#slot(this.#count), this.#count, this.#time.capacity)) this.#grow();
-    if (this.#count === 0) this.#timeBase = timeNs;
-    let t = Number(timeNs - this.#timeBase);
+    if (this.#count === 0) this.#setTimeBase(timeNs);
+    I64[0] = timeNs;
+    // timeNs - base, exact while it is a safe integer (and unsafe exactly when the difference is).
+    let t = I64[0] === timeNs
+      ? (I32[1]! - this.#baseHi) * 4294967296 + (WORDS[0]! - this.#baseLo)
+      : Number(timeNs - this.#timeBase);
     if (!Number.isSafeInteger(t)) {
       this.#rebaseTime(timeNs);
       t = 0;
@@ -199,7 +211,8 @@ export class Timeline {
       else if (ord === this.#firstOrd + 1 && (slot & (BLOCK - 1)) !== 0) {
         native = this.#firstNative + this.#firstLength;
       } else native = this.#nativeOf(slot, this.#first);
-      const length = Math.abs(this.#frames.get(slot));
+      // Its length too, kept with its start: read at every append, its column is cold by then.
+      const length = ord === this.#firstOrd ? this.#firstLength : Math.abs(this.#frames.get(slot));
       this.#firstOrd = ord;
       this.#firstNative = native;
       this.#firstLength = length;
@@ -343,15 +356,10 @@ export class Timeline {
       this.#runTo = 1;
       run[0] = this.#nativeBase[b]!;
     }
-    let to = this.#runTo;
+    const to = this.#runTo;
     if (i >= to) {
-      const frames = this.#frames, s0 = slot - i;
-      let v = run[to - 1]!;
-      for (; to <= i; to++) {
-        v += Math.abs(frames.get(s0 + to - 1));
-        run[to] = v;
-      }
-      this.#runTo = to;
+      this.#frames.runAbs(run, slot - i, to, i);
+      this.#runTo = i + 1;
     }
     return run[i]!;
   }
@@ -477,6 +485,13 @@ export class Timeline {
   /** Moves the capture-time base to `timeNs` (a stream whose times jumped by more than 104 days). */
   #rebaseTime(timeNs: bigint): void {
     this.#time.shift(Number(this.#timeBase - timeNs));
+    this.#setTimeBase(timeNs);
+  }
+
+  #setTimeBase(timeNs: bigint): void {
     this.#timeBase = timeNs;
+    I64[0] = timeNs;
+    this.#baseHi = I32[1]!;
+    this.#baseLo = WORDS[0]!;
   }
 }
