@@ -11,11 +11,29 @@
  * bit-identical (tests/audio_fft_simd_test.ts checks it); the JS code below is the reference and the fallback.
  * That cut a 1024-point windowed frame from 4.2 µs to 2.1 µs (Xeon, Deno 2.9). {@link RealFft.bandPowers} runs a
  * whole fingerprint frame (input pass, stages, split and the band sums) in one WebAssembly call: 3.05 -> 2.6 µs
- * per frame with the band sums, which had been a JS loop over the kernel's output.
+ * per frame with the band sums, which had been a JS loop over the kernel's output. `FSM_FFT_F32=1` runs that call
+ * in float32 lanes instead ({@link FFT_F32}, audio/fingerprint/fft_simd32.ts; off by default): 1.89 -> 1.21 µs a
+ * frame, not bit for bit.
  * @module
  */
 
 import { type BandTable, type SimdStages, simdStages } from "./fft_simd.ts";
+import { SimdFrame32 } from "./fft_simd32.ts";
+
+/**
+ * `FSM_FFT_F32=1` in the environment (read once, where env access is granted) switches {@link RealFft.bandPowers}
+ * to the float32 kernel (audio/fingerprint/fft_simd32.ts): an experiment, off by default (see that module).
+ */
+export const FFT_F32: boolean = (() => {
+  try {
+    if (Deno.permissions.querySync({ name: "env", variable: "FSM_FFT_F32" }).state !== "granted") {
+      return false;
+    }
+    return Deno.env.get("FSM_FFT_F32") === "1";
+  } catch {
+    return false;
+  }
+})();
 
 export type { BandTable } from "./fft_simd.ts";
 
@@ -204,6 +222,7 @@ export class RealFft {
   ): Float64Array | undefined {
     const simd = this.#simd;
     if (!simd) return undefined;
+    if (FFT_F32) return this.#bandPowers32(data, start, mask, window, table, fromBin, toBin);
     if (table !== this.#fitTable) {
       this.#fitTable = table;
       this.#fitOk = simd.fits(table);
@@ -212,23 +231,57 @@ export class RealFft {
     // Pairs of bins from fromBin; a spare bin past toBin is computed and not read.
     const pairs = (toBin - fromBin + 2) >> 1;
     if (!this.#fitOk || fromBin < 1 || toBin < fromBin || fromBin + 2 * pairs > half) return undefined;
-    this.#copyFrame(simd, data, start, mask);
+    this.#copyFrame(simd.samples, data, start, mask);
     simd.frame(window, fromBin, pairs, table);
     return simd.bandOut;
   }
+
+  /** The float32 kernel's {@link bandPowers} (`FSM_FFT_F32=1`). */
+  #bandPowers32(
+    data: Int16Array,
+    start: number,
+    mask: number,
+    window: Float64Array,
+    table: BandTable,
+    fromBin: number,
+    toBin: number,
+  ): Float64Array | undefined {
+    const quads = (toBin - fromBin + 4) >> 2;
+    if (!this.#f32) {
+      this.#f32 = new SimdFrame32(
+        this.#half,
+        this.#cos,
+        this.#sin,
+        this.#rev,
+        this.#splitCos,
+        this.#splitSin,
+      );
+    }
+    const k = this.#f32;
+    if (table !== this.#fitTable) {
+      this.#fitTable = table;
+      this.#fitOk = k.fits(table, fromBin, quads);
+    }
+    if (!this.#fitOk) return undefined;
+    this.#copyFrame(k.samples, data, start, mask);
+    k.frame(window, fromBin, quads, table);
+    return k.bandOut;
+  }
+
+  #f32: SimdFrame32 | undefined;
 
   /** The band table last checked by {@link bandPowers}, and whether the kernel takes it. */
   #fitTable: BandTable | undefined;
   #fitOk = false;
 
   /** The frame's samples out of the ring into the kernel, in two block copies when it wraps. */
-  #copyFrame(simd: SimdStages, data: Int16Array, start: number, mask: number): void {
+  #copyFrame(samples: Int16Array, data: Int16Array, start: number, mask: number): void {
     const size = this.size;
-    if (start + size <= mask + 1) simd.samples.set(data.subarray(start, start + size));
+    if (start + size <= mask + 1) samples.set(data.subarray(start, start + size));
     else {
       const first = mask + 1 - start;
-      simd.samples.set(data.subarray(start, mask + 1));
-      simd.samples.set(data.subarray(0, size - first), first);
+      samples.set(data.subarray(start, mask + 1));
+      samples.set(data.subarray(0, size - first), first);
     }
   }
 
@@ -237,7 +290,7 @@ export class RealFft {
    * sums as the JS input pass of {@link powerWindowed}).
    */
   #simdInput(simd: SimdStages, data: Int16Array, start: number, mask: number, window: Float64Array): void {
-    this.#copyFrame(simd, data, start, mask);
+    this.#copyFrame(simd.samples, data, start, mask);
     simd.input(window);
   }
 
