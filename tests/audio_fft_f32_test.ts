@@ -1,5 +1,5 @@
 import { ok as assert } from "node:assert/strict";
-import type { BandTable } from "../audio/fingerprint/fft.ts";
+import { type BandTable, FFT_F32, RealFft } from "../audio/fingerprint/fft.ts";
 import { SimdFrame32 } from "../audio/fingerprint/fft_simd32.ts";
 import { centeredRng } from "./support/rng.ts";
 
@@ -78,7 +78,8 @@ function reference32(
     }
   }
   const power = (k: number) => {
-    const zr = re[k]!, zi = im[k]!, yr = re[half - k]!, yi = -im[half - k]!;
+    const k1 = k === half ? 0 : k, k2 = k === 0 ? 0 : half - k;
+    const zr = re[k1]!, zi = im[k1]!, yr = re[k2]!, yi = -im[k2]!;
     const er = f(0.5 * f(zr + yr)),
       ei = f(0.5 * f(zi + yi)),
       or = f(0.5 * f(zr - yr)),
@@ -157,4 +158,43 @@ Deno.test("the float32 kernel declines bins outside its split range and bands it
   assert(!k.fits(t([5, 9]), 5, 1)); // bin 9 is past k0 + 4·quads − 1
   assert(!k.fits(t([5]), 0, 2)); // bin 0 is left to JS
   assert(!k.fits(t([126]), 125, 1)); // k0 + 4·quads > half
+});
+
+Deno.test("float32 band powers are the default unless FSM_FFT_F32=0", () => {
+  assert(FFT_F32 === (Deno.env.get("FSM_FFT_F32") !== "0"));
+  assert(new RealFft(1024).float32 === FFT_F32);
+  assert(new RealFft(1024, { float32: true }).float32 && !new RealFft(1024, { float32: false }).float32);
+});
+
+Deno.test("RealFft.bandPowers in float32 gives the kernel's values bit for bit in JS too (no SIMD, or a table the kernel declines)", () => {
+  const rnd = centeredRng(43);
+  const data = new Int16Array(2048).map(() => Math.round(20000 * rnd()));
+  for (const n of [64, 1024]) {
+    const half = n / 2;
+    const win = new Float64Array(n).map((_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n));
+    const inner: BandTable = {
+      bin: Int32Array.of(2, 3, 3, 4, 5, 9, half - 4),
+      weight: Float64Array.of(0.5, 0.7, 0.3, 1, 1, 0.9, 0.4),
+      start: Int32Array.of(0, 2, 5, 7),
+    };
+    // Bins 0 and half: outside the kernel's split, so the JS path even with SIMD.
+    const edges: BandTable = {
+      bin: Int32Array.of(0, 1, half - 1, half),
+      weight: Float64Array.of(1, 0.5, 0.5, 1),
+      start: Int32Array.of(0, 2, 4),
+    };
+    const kernel = new RealFft(n, { float32: true });
+    const js = new RealFft(n, { float32: true, simd: false });
+    for (const start of [0, 300, 2048 - half]) {
+      const a = kernel.bandPowers(data, start, 2047, win, inner, 2, half - 4)!.slice(0, 4);
+      const b = js.bandPowers(data, start, 2047, win, inner, 2, half - 4)!.slice(0, 4);
+      const want = reference32(n, data, start, 2047, win, inner);
+      for (let i = 0; i < 4; i++) {
+        assert(Object.is(a[i], want[i]) && Object.is(b[i], want[i]), `n=${n} start ${start} band ${i}`);
+      }
+      const e = kernel.bandPowers(data, start, 2047, win, edges, 0, half)!.slice(0, 3);
+      const wantE = reference32(n, data, start, 2047, win, edges);
+      for (let i = 0; i < 3; i++) assert(Object.is(e[i], wantE[i]), `n=${n} start ${start} edge band ${i}`);
+    }
+  }
 });

@@ -35,7 +35,7 @@ import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.t
 // - The input pass's Int16 -> float64 conversion without a conversion instruction (load32_splat, and, xor and
 //   a float64 subtraction of 2^52 + bias, the odd window entries pre-scaled by 2^-16): no change (0.458 µs).
 // The radix-2² passes run at about three float64x2 operations a cycle, the core's limit: what is left to win
-// bit for bit is small; float32 lanes (audio/fingerprint/fft_simd32.ts) halve the arithmetic but not bit for bit.
+// bit for bit is small; float32 lanes (audio/fingerprint/fft_simd32.ts, the default) halve the arithmetic.
 // ---------------------------------------------------------------------------------------------------------------
 
 const I32 = 0x7f, V128 = 0x7b;

@@ -1,10 +1,12 @@
 /**
- * An experimental float32 variant of the whole-frame kernel of audio/fingerprint/fft_simd.ts: the same
+ * The float32 variant of the whole-frame kernel of audio/fingerprint/fft_simd.ts: the same
  * transform (bit-reversed radix-4 input pass with the window, radix-2² passes, a last radix-2 pass, the split of
  * the needed bins and the band sums), four lanes of float32 (f32x4) instead of two of float64, so half the
- * vector arithmetic. The spectrum is rounded to float32 at every step, so fingerprints differ from the float64
- * kernel's in near-tie bits; it is off unless switched on (see RealFft.bandPowers, `FSM_FFT_F32=1`), for
- * measurement. The band sums stay in float64 over the float32 powers, in the JS table order.
+ * vector arithmetic. The spectrum is rounded to float32 at every step, so fingerprints can differ from the float64
+ * kernel's in near-tie bits (one bit of one signature in each bench corpus, the same matches: see FFT_F32 in
+ * fft.ts, which makes this the default; `FSM_FFT_F32=0` keeps the float64 kernel). The band sums stay in float64
+ * over the float32 powers, in the JS table order. RealFft computes the same values in JS where this kernel does
+ * not run (tests/audio_fft_f32_test.ts checks both against a float32 reference).
  *
  * Memory layout (bytes, float32 unless noted): re at 0, im at 4·half; per radix-2² pass (quarter q) w1r, w1i,
  * w2r, w2i, q each; the last pass's cos and sin (half/2 each); the frame's Int16 samples; the window in input
