@@ -64,7 +64,7 @@ const STAGE_OF_FILE: [RegExp, Stage][] = [
   [/\/audio\/decode\//, "decode"],
   [/\/util\/linear_regex\.ts$/, "decode"],
   [/\/actors\/(tap_intake|tap_message|row_dedupe|decode_reporter)\.ts$/, "decode"],
-  [/\/audio\/fingerprint\/(fingerprint|fft|fft_simd)\.ts$/, "fingerprint"],
+  [/\/audio\/fingerprint\/(fingerprint|fft|fft_simd|fft_simd32)\.ts$/, "fingerprint"],
   [/\/audio\/detect\//, "vad/onsets"],
   [/\/audio\/fingerprint\/signature\.ts$/, "index"],
   [/\/audio\/match\/signature_index\.ts$/, "index"],

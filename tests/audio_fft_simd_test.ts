@@ -93,6 +93,9 @@ Deno.test("RealFft.powerWindowedView holds the bins powerWindowed writes, bit fo
   }
 });
 
+/** The float64 kernel's bandPowers (the float32 one is the default: tests/audio_fft_f32_test.ts). */
+const F64 = { float32: false };
+
 /** Band sums as FrameAnalyzer's JS loop does them: per band from 0 in table order, then the running total. */
 function jsBands(spec: Float64Array, t: BandTable): number[] {
   const out: number[] = [];
@@ -132,7 +135,7 @@ Deno.test("RealFft.bandPowers (one WebAssembly call per frame) gives the JS band
       weight: Float64Array.from(weights),
       start: Int32Array.from(start),
     };
-    const fft = new RealFft(n);
+    const fft = new RealFft(n, { float32: false });
     for (const start0 of [0, 700, 4096 - half]) {
       for (const [from, to] of [[lo, hi], [lo, hi + 1], [lo - 1, hi]]) {
         const got = fft.bandPowers(ring, start0, 4095, win, table, from!, to!);
@@ -148,7 +151,7 @@ Deno.test("RealFft.bandPowers (one WebAssembly call per frame) gives the JS band
   }
 });
 
-Deno.test("RealFft.bandPowers declines what its kernel cannot take (the caller sums the bands in JS)", () => {
+Deno.test("RealFft.bandPowers in float64 declines what its kernel cannot take (the caller sums the bands in JS)", () => {
   const ring = new Int16Array(2048);
   const win = new Float64Array(256).fill(1);
   const one: BandTable = {
@@ -156,15 +159,17 @@ Deno.test("RealFft.bandPowers declines what its kernel cannot take (the caller s
     weight: Float64Array.of(1, 1),
     start: Int32Array.of(0, 2),
   };
-  assert(new RealFft(256).bandPowers(ring, 0, 2047, win, one, 5, 6) !== undefined);
-  assert(new RealFft(256, { simd: false }).bandPowers(ring, 0, 2047, win, one, 5, 6) === undefined);
+  assert(new RealFft(256, F64).bandPowers(ring, 0, 2047, win, one, 5, 6) !== undefined);
+  assert(
+    new RealFft(256, { simd: false, float32: false }).bandPowers(ring, 0, 2047, win, one, 5, 6) === undefined,
+  );
   // Bin 0 and the top bin are left to JS; so are too many bands.
-  assert(new RealFft(256).bandPowers(ring, 0, 2047, win, one, 0, 6) === undefined);
-  assert(new RealFft(256).bandPowers(ring, 0, 2047, win, one, 5, 128) === undefined);
+  assert(new RealFft(256, F64).bandPowers(ring, 0, 2047, win, one, 0, 6) === undefined);
+  assert(new RealFft(256, F64).bandPowers(ring, 0, 2047, win, one, 5, 128) === undefined);
   const many: BandTable = {
     bin: new Int32Array(100).fill(5),
     weight: new Float64Array(100).fill(1),
     start: Int32Array.from({ length: 101 }, (_, i) => i),
   };
-  assert(new RealFft(256).bandPowers(ring, 0, 2047, win, many, 5, 6) === undefined);
+  assert(new RealFft(256, F64).bandPowers(ring, 0, 2047, win, many, 5, 6) === undefined);
 });

@@ -21,6 +21,21 @@ import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.t
 //   for j in 0, 2, .. < q: for a = j·8; a < 8·half; a += $big: the butterfly on lanes j, j+1
 // (func (export "last") (param $cos i32) (param $sin i32) ;; the radix-2 stage of length half
 //   for j in 0, 2, .. < half/2: p = j·8, q = p + 4·half: x = Z[q]·W^j ; Z[p], Z[q] = Z[p] ± x
+//
+// Tried and not kept (session 12, measured on the 1024-point frame, bit-identical each time):
+// - Straight-line code with constant addresses: Deno runs WebAssembly without V8's trap handler, so each load
+//   and store at a variable address pays an explicit bounds check (lea, cmp, jae: about half of the input
+//   pass's instructions), which constant addresses inside the memory's declared minimum do not. Unrolled, the
+//   input pass and the last stage took a frame from 1.89 to 1.72 µs in a loop over frames, but analyze of the
+//   bench corpus 3–5% more CPU (11.87/12.06/12.64 against 11.41/11.84/11.94 s user, alternating): the code is
+//   big (TurboFan: ~19 KB for the input pass, 15 KB for the last stage, ~19 KB per radix-2² pass) and between
+//   two frames the rest of the pipeline evicts it. With the radix-2² passes unrolled too, 2.5 µs even in the loop.
+// - One function per radix-2² pass with q baked in (no integer multiply per address): the passes 0.925 -> 0.905
+//   µs, the whole frame unchanged (1.89 µs), analyze unchanged within noise.
+// - The input pass's Int16 -> float64 conversion without a conversion instruction (load32_splat, and, xor and
+//   a float64 subtraction of 2^52 + bias, the odd window entries pre-scaled by 2^-16): no change (0.458 µs).
+// The radix-2² passes run at about three float64x2 operations a cycle, the core's limit: what is left to win
+// bit for bit is small; float32 lanes (audio/fingerprint/fft_simd32.ts, the default) halve the arithmetic.
 // ---------------------------------------------------------------------------------------------------------------
 
 const I32 = 0x7f, V128 = 0x7b;

@@ -1,0 +1,610 @@
+/**
+ * The float32 variant of the whole-frame kernel of audio/fingerprint/fft_simd.ts: the same
+ * transform (bit-reversed radix-4 input pass with the window, radix-2² passes, a last radix-2 pass, the split of
+ * the needed bins and the band sums), four lanes of float32 (f32x4) instead of two of float64, so half the
+ * vector arithmetic. The spectrum is rounded to float32 at every step, so fingerprints can differ from the float64
+ * kernel's in near-tie bits (one bit of one signature in each bench corpus, the same matches: see FFT_F32 in
+ * fft.ts, which makes this the default; `FSM_FFT_F32=0` keeps the float64 kernel). The band sums stay in float64
+ * over the float32 powers, in the JS table order. RealFft computes the same values in JS where this kernel does
+ * not run (tests/audio_fft_f32_test.ts checks both against a float32 reference).
+ *
+ * Tried and not kept: the band sums two bands at a time (two dependency chains, the same additions per band):
+ * 1.16 -> 1.11 µs a frame in a loop, but no gain in analyze (the band sums' share of its CPU profile 411 -> 461
+ * ms): between frames the tables and powers come from the caches' outer levels, not the additions' latency.
+ *
+ * Memory layout (bytes, float32 unless noted): re at 0, im at 4·half; per radix-2² pass (quarter q) w1r, w1i,
+ * w2r, w2i, q each; the last pass's cos and sin (half/2 each); the frame's Int16 samples; the window in input
+ * order (per group of four inputs a, b, c, d: (a, a', c, c'), (b, b', d, d')); the rev table (int32 byte offsets
+ * of each input's samples); the split's cos and sin (k ≤ half, padded); the powers (k ≤ half, padded); the band
+ * tables as in fft_simd.ts (start, bin int32; weight, output float64).
+ * @module
+ */
+
+import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
+import { type BandTable, MAX_BANDS } from "./fft_simd.ts";
+
+const I32 = 0x7f, V128 = 0x7b;
+const [ADD, SHL, LTU, I32_SUB, I32_LOAD] = [0x6a, 0x74, 0x49, 0x6b, 0x28];
+const [LOOP, END, BRIF, VOID] = [0x03, 0x0b, 0x0d, 0x40];
+const get = (l: number) => [0x20, ...uleb(l)];
+const set = (l: number) => [0x21, ...uleb(l)];
+const tee = (l: number) => [0x22, ...uleb(l)];
+const i32c = (v: number) => [0x41, ...sleb(v)];
+const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
+const load = (offset: number) => simd(0x00, 2, ...uleb(offset));
+const store = (offset: number) => simd(0x0b, 2, ...uleb(offset));
+const F32X4_ADD = 0xe4, F32X4_SUB = 0xe5, F32X4_MUL = 0xe6;
+
+type Expr = number | { op: number; a: Expr; b: Expr };
+const add = (a: Expr, b: Expr): Expr => ({ op: F32X4_ADD, a, b });
+const sub = (a: Expr, b: Expr): Expr => ({ op: F32X4_SUB, a, b });
+const mul = (a: Expr, b: Expr): Expr => ({ op: F32X4_MUL, a, b });
+function emit(e: Expr): number[] {
+  return typeof e === "number" ? get(e) : [...emit(e.a), ...emit(e.b), ...simd(e.op)];
+}
+const let_ = (dst: number, e: Expr) => [...emit(e), ...set(dst)];
+/** i8x16.shuffle of two v128 by 32-bit lanes (0–3 from the first, 4–7 from the second). */
+const shuffle32 = (...lanes: number[]) =>
+  simd(0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]));
+
+const maxBandEntries = (half: number) => half + 2 * (MAX_BANDS + 1);
+
+interface Layout32 {
+  stages: [number, number][];
+  hasLast: boolean;
+  cosAt: number;
+  sinAt: number;
+  samplesAt: number;
+  windowAt: number;
+  revAt: number;
+  splitCosAt: number;
+  splitSinAt: number;
+  outAt: number;
+  bandStartAt: number;
+  bandBinAt: number;
+  bandWAt: number;
+  bandOutAt: number;
+  bytes: number;
+}
+
+function layoutOf(half: number): Layout32 {
+  const stages: [number, number][] = [];
+  let bytes = 8 * half;
+  let len = 8;
+  for (; len * 2 <= half; len <<= 2) {
+    stages.push([len >> 1, bytes]);
+    bytes += 8 * len;
+  }
+  const cosAt = bytes;
+  const sinAt = cosAt + 2 * half;
+  const samplesAt = sinAt + 2 * half;
+  const windowAt = samplesAt + 4 * half;
+  const revAt = windowAt + 8 * half;
+  const splitCosAt = revAt + 4 * half;
+  const splitSinAt = splitCosAt + 4 * half + 32;
+  const outAt = splitSinAt + 4 * half + 32;
+  const bandStartAt = outAt + 4 * half + 32;
+  const bandBinAt = bandStartAt + 4 * (MAX_BANDS + 1);
+  const bandWAt = (bandBinAt + 4 * maxBandEntries(half) + 7) & ~7;
+  const bandOutAt = bandWAt + 8 * maxBandEntries(half);
+  return {
+    stages,
+    hasLast: len <= half,
+    cosAt,
+    sinAt,
+    samplesAt,
+    windowAt,
+    revAt,
+    splitCosAt,
+    splitSinAt,
+    outAt,
+    bandStartAt,
+    bandBinAt,
+    bandWAt,
+    bandOutAt,
+    bytes: bandOutAt + 8 * (MAX_BANDS + 1),
+  };
+}
+
+function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
+  const IM = 4 * half;
+  const L = layoutOf(half);
+
+  // One radix-2² pass of quarter q, lanes j .. j + 3 (q ≥ 4), as fft_simd.ts's.
+  const fusedStage = (q: number, tw: number): number[] => {
+    const QB = 4 * q, BIG = 4 * QB;
+    const J = 0, A = 1;
+    const [W1R, W1I, W2R, W2I, AR, AI, BR, BI, CR, CI, DR, DI] = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+    const [T, A2R, A2I, B2R, B2I, C2R, C2I, D2R, D2I] = [14, 15, 16, 17, 18, 19, 20, 21, 22];
+    const ld = (k: number, off: number, dst: number) => [...get(A), ...load(off + k * QB), ...set(dst)];
+    const st = (k: number, off: number, e: Expr) => [...get(A), ...emit(e), ...store(off + k * QB)];
+    const tl = (off: number, dst: number) => [...get(J), ...load(tw + off), ...set(dst)];
+    const body = [
+      ...i32c(0),
+      ...set(J),
+      LOOP,
+      VOID,
+      ...tl(0, W1R),
+      ...tl(QB, W1I),
+      ...tl(2 * QB, W2R),
+      ...tl(3 * QB, W2I),
+      ...get(J),
+      ...set(A),
+      LOOP,
+      VOID,
+      ...ld(0, 0, AR),
+      ...ld(0, IM, AI),
+      ...ld(1, 0, BR),
+      ...ld(1, IM, BI),
+      ...ld(2, 0, CR),
+      ...ld(2, IM, CI),
+      ...ld(3, 0, DR),
+      ...ld(3, IM, DI),
+      ...let_(T, sub(mul(BR, W1R), mul(BI, W1I))),
+      ...let_(BI, add(mul(BR, W1I), mul(BI, W1R))),
+      ...let_(BR, T),
+      ...let_(T, sub(mul(DR, W1R), mul(DI, W1I))),
+      ...let_(DI, add(mul(DR, W1I), mul(DI, W1R))),
+      ...let_(DR, T),
+      ...let_(A2R, add(AR, BR)),
+      ...let_(A2I, add(AI, BI)),
+      ...let_(B2R, sub(AR, BR)),
+      ...let_(B2I, sub(AI, BI)),
+      ...let_(C2R, add(CR, DR)),
+      ...let_(C2I, add(CI, DI)),
+      ...let_(D2R, sub(CR, DR)),
+      ...let_(D2I, sub(CI, DI)),
+      ...let_(T, sub(mul(C2R, W2R), mul(C2I, W2I))),
+      ...let_(C2I, add(mul(C2R, W2I), mul(C2I, W2R))),
+      ...let_(C2R, T),
+      ...let_(T, sub(mul(D2R, W2R), mul(D2I, W2I))),
+      ...let_(D2I, add(mul(D2R, W2I), mul(D2I, W2R))),
+      ...let_(D2R, T),
+      ...st(0, 0, add(A2R, C2R)),
+      ...st(0, IM, add(A2I, C2I)),
+      ...st(2, 0, sub(A2R, C2R)),
+      ...st(2, IM, sub(A2I, C2I)),
+      ...st(1, 0, add(B2R, D2I)),
+      ...st(1, IM, sub(B2I, D2R)),
+      ...st(3, 0, sub(B2R, D2I)),
+      ...st(3, IM, add(B2I, D2R)),
+      ...get(A),
+      ...i32c(BIG),
+      ADD,
+      ...tee(A),
+      ...i32c(IM),
+      LTU,
+      BRIF,
+      0,
+      END,
+      ...get(J),
+      ...i32c(16),
+      ADD,
+      ...tee(J),
+      ...i32c(QB),
+      LTU,
+      BRIF,
+      0,
+      END,
+      END,
+    ];
+    return [2, 2, I32, 21, V128, ...body];
+  };
+
+  // last: butterflies j .. j + 3 of the radix-2 pass of length half.
+  const P = 0;
+  const [WR, WI, QR, QI, XR, XI, PR, PI] = [1, 2, 3, 4, 5, 6, 7, 8];
+  const H = 2 * half; // byte offset of j + half/2
+  const lp = (off: number, dst: number) => [...get(P), ...load(off), ...set(dst)];
+  const sp = (off: number, e: Expr) => [...get(P), ...emit(e), ...store(off)];
+  const last = [
+    ...i32c(0),
+    ...set(P),
+    LOOP,
+    VOID,
+    ...lp(L.cosAt, WR),
+    ...lp(L.sinAt, WI),
+    ...lp(H, QR),
+    ...lp(H + IM, QI),
+    ...let_(XR, sub(mul(QR, WR), mul(QI, WI))),
+    ...let_(XI, add(mul(QR, WI), mul(QI, WR))),
+    ...lp(0, PR),
+    ...lp(IM, PI),
+    ...sp(0, add(PR, XR)),
+    ...sp(IM, add(PI, XI)),
+    ...sp(H, sub(PR, XR)),
+    ...sp(H + IM, sub(PI, XI)),
+    ...get(P),
+    ...i32c(16),
+    ADD,
+    ...tee(P),
+    ...i32c(H),
+    LTU,
+    BRIF,
+    0,
+    END,
+    END,
+  ];
+  const stageBodies = L.stages.map(([q, tw]) => fusedStage(q, tw));
+  if (L.hasLast) stageBodies.push([2, 1, I32, 8, V128, ...last]);
+
+  // input: per group of four inputs a, b, c, d (re, im each): V1 = (a, c), V2 = (b, d) times the window, then
+  // s0, s1 = V1 + V2 and d0, d1 = V1 − V2 and the radix-4 outputs shuffled into re[i..i+4), im[i..i+4).
+  const O = 0; // i32 local: byte offset of the group in re (= in the rev table; half of it in the window)
+  const [V1, V2, SS, DD, E, F, PP, MM] = [1, 2, 3, 4, 5, 6, 7, 8];
+  const sampleAddr = (k: number) => [...get(O), I32_LOAD, 2, ...uleb(L.revAt + 4 * k)];
+  /** (x, x', y, y') for inputs k and k + 2 of the group, times the window (at 2·O + winOff). */
+  const vecOf = (k: number, winOff: number, dst: number) => [
+    // v128.load32_lane needs the address below the vector on the stack, so the vector goes to a local first.
+    ...sampleAddr(k),
+    ...simd(0x5c, 2, ...uleb(L.samplesAt)),
+    ...set(dst),
+    ...sampleAddr(k + 2),
+    ...get(dst),
+    ...simd(0x56, 2, ...uleb(L.samplesAt), 1), // v128.load32_lane into lane 1
+    ...simd(0xa7), // i32x4.extend_low_i16x8_s
+    ...simd(0xfa), // f32x4.convert_i32x4_s
+    ...get(O),
+    0x41,
+    1, // i32.const 1
+    SHL,
+    ...load(L.windowAt + winOff),
+    ...simd(F32X4_MUL),
+    ...set(dst),
+  ];
+  const input = [
+    ...i32c(0),
+    ...set(O),
+    LOOP,
+    VOID,
+    ...vecOf(0, 0, V1),
+    ...vecOf(1, 16, V2),
+    ...let_(SS, add(V1, V2)),
+    ...let_(DD, sub(V1, V2)),
+    // E = (s0r, s0i, d0r, d0i), F = (s1r, s1i, d1i, d1r): E + F = (re[i], im[i], re[i+1], im[i+3]),
+    // E − F = (re[i+2], im[i+2], re[i+3], im[i+1]).
+    ...get(SS),
+    ...get(DD),
+    ...shuffle32(0, 1, 4, 5),
+    ...set(E),
+    ...get(SS),
+    ...get(DD),
+    ...shuffle32(2, 3, 7, 6),
+    ...set(F),
+    ...let_(PP, add(E, F)),
+    ...let_(MM, sub(E, F)),
+    ...get(O),
+    ...get(PP),
+    ...get(MM),
+    ...shuffle32(0, 2, 4, 6),
+    ...store(0),
+    ...get(O),
+    ...get(PP),
+    ...get(MM),
+    ...shuffle32(1, 7, 5, 3),
+    ...store(IM),
+    ...get(O),
+    ...i32c(16),
+    ADD,
+    ...tee(O),
+    ...i32c(IM),
+    LTU,
+    BRIF,
+    0,
+    END,
+    END,
+  ];
+  const inputBody = [2, 1, I32, 8, V128, ...input];
+
+  // split: bins k0 .. k0 + 4·quads − 1, four a turn; conj Z[half − k] from the four below half − k, reversed.
+  const K0 = 0, QUADS = 1, PB = 2, QP = 3;
+  const [ZR, ZI, YR, YI, ER, EI, OR, OI, C, S, TR, TI, XR2, XI2, HALF] = [
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+    11,
+    12,
+    13,
+    14,
+    15,
+    16,
+    17,
+    18,
+  ];
+  const reversed = (off: number, dst: number) => [
+    ...get(QP),
+    ...load(off),
+    ...get(QP),
+    ...load(off),
+    ...shuffle32(3, 2, 1, 0),
+    ...set(dst),
+  ];
+  const atP = (off: number, dst: number) => [...get(PB), ...load(off), ...set(dst)];
+  const split = [
+    ...simd(0x0c, ...new Uint8Array(Float32Array.of(0.5, 0.5, 0.5, 0.5).buffer)),
+    ...set(HALF),
+    ...get(K0),
+    ...i32c(2),
+    SHL,
+    ...set(PB),
+    ...i32c(half - 3),
+    ...get(K0),
+    I32_SUB,
+    ...i32c(2),
+    SHL,
+    ...set(QP),
+    LOOP,
+    VOID,
+    ...atP(0, ZR),
+    ...atP(IM, ZI),
+    ...reversed(0, YR),
+    ...reversed(IM, YI),
+    ...get(YI),
+    ...simd(0xe1), // f32x4.neg
+    ...set(YI),
+    ...let_(ER, mul(HALF, add(ZR, YR))),
+    ...let_(EI, mul(HALF, add(ZI, YI))),
+    ...let_(OR, mul(HALF, sub(ZR, YR))),
+    ...let_(OI, mul(HALF, sub(ZI, YI))),
+    ...atP(L.splitCosAt, C),
+    ...atP(L.splitSinAt, S),
+    ...let_(TR, add(mul(OI, C), mul(OR, S))),
+    ...let_(TI, sub(mul(OI, S), mul(OR, C))),
+    ...let_(XR2, add(ER, TR)),
+    ...let_(XI2, add(EI, TI)),
+    ...get(PB),
+    ...emit(add(mul(XR2, XR2), mul(XI2, XI2))),
+    ...store(L.outAt),
+    ...get(PB),
+    ...i32c(16),
+    ADD,
+    ...set(PB),
+    ...get(QP),
+    ...i32c(16),
+    I32_SUB,
+    ...set(QP),
+    ...get(QUADS),
+    ...i32c(1),
+    I32_SUB,
+    ...tee(QUADS),
+    BRIF,
+    0,
+    END,
+    END,
+  ];
+  const splitBody = [2, 2, I32, 15, V128, ...split];
+
+  // bands: as fft_simd.ts's, over float32 powers promoted to float64.
+  const NB = 0, B4 = 1, I = 2, END_ = 3, EN = 4, TOT = 5;
+  const F64_STORE = 0x39,
+    F32_LOAD = 0x2a,
+    F64_LOAD = 0x2b,
+    F64_PROMOTE = 0xbb,
+    F64_ADD = 0xa0,
+    F64_MUL = 0xa2;
+  const GE_S = 0x4e, LT_S = 0x48, BLOCK = 0x02;
+  const f64zero = [0x44, 0, 0, 0, 0, 0, 0, 0, 0];
+  const bands = [
+    ...f64zero,
+    ...set(TOT),
+    ...i32c(0),
+    ...set(B4),
+    LOOP,
+    VOID,
+    ...get(B4),
+    I32_LOAD,
+    2,
+    ...uleb(L.bandStartAt),
+    ...set(I),
+    ...get(B4),
+    I32_LOAD,
+    2,
+    ...uleb(L.bandStartAt + 4),
+    ...set(END_),
+    ...f64zero,
+    ...set(EN),
+    BLOCK,
+    VOID,
+    ...get(I),
+    ...get(END_),
+    GE_S,
+    BRIF,
+    0,
+    LOOP,
+    VOID,
+    ...get(EN),
+    ...get(I),
+    ...i32c(2),
+    SHL,
+    I32_LOAD,
+    2,
+    ...uleb(L.bandBinAt),
+    ...i32c(2),
+    SHL,
+    F32_LOAD,
+    2,
+    ...uleb(L.outAt),
+    F64_PROMOTE,
+    ...get(I),
+    ...i32c(3),
+    SHL,
+    F64_LOAD,
+    3,
+    ...uleb(L.bandWAt),
+    F64_MUL,
+    F64_ADD,
+    ...set(EN),
+    ...get(I),
+    ...i32c(1),
+    ADD,
+    ...tee(I),
+    ...get(END_),
+    LT_S,
+    BRIF,
+    0,
+    END,
+    END,
+    ...get(B4),
+    ...i32c(1),
+    SHL,
+    ...get(EN),
+    F64_STORE,
+    3,
+    ...uleb(L.bandOutAt),
+    ...get(TOT),
+    ...get(EN),
+    F64_ADD,
+    ...set(TOT),
+    ...get(B4),
+    ...i32c(4),
+    ADD,
+    ...tee(B4),
+    ...get(NB),
+    ...i32c(2),
+    SHL,
+    LT_S,
+    BRIF,
+    0,
+    END,
+    ...get(NB),
+    ...i32c(3),
+    SHL,
+    ...get(TOT),
+    F64_STORE,
+    3,
+    ...uleb(L.bandOutAt),
+    END,
+  ];
+  const bandsBody = [2, 3, I32, 2, 0x7c, ...bands];
+
+  const CALL = 0x10;
+  const NS = stageBodies.length;
+  const [INPUT, SPLIT, BANDS, FRAME] = [NS, NS + 1, NS + 2, NS + 3];
+  const frame = [
+    ...[CALL, ...uleb(INPUT)],
+    ...stageBodies.flatMap((_, i) => [CALL, ...uleb(i)]),
+    ...get(0),
+    ...get(1),
+    ...[CALL, ...uleb(SPLIT)],
+    ...get(2),
+    ...[CALL, ...uleb(BANDS)],
+    END,
+  ];
+  // Types: 0 (i32, i32) → (), 1 () → (), 2 (i32) → (), 3 (i32, i32, i32) → ().
+  const types = [...stageBodies.map(() => 1), 1, 0, 2, 3];
+  const bodies = [...stageBodies, inputBody, splitBody, bandsBody, [0, ...frame]];
+  return new Uint8Array([
+    ...WASM_HEADER,
+    ...section(1, [4, 0x60, 2, I32, I32, 0, 0x60, 0, 0, 0x60, 1, I32, 0, 0x60, 3, I32, I32, I32, 0]),
+    ...section(2, [1, ...name("m"), ...name("mem"), 0x02, 0x00, 1]),
+    ...section(3, [...uleb(types.length), ...types]),
+    ...section(7, [1, ...name("frame"), 0x00, ...uleb(FRAME)]),
+    ...section(10, [...uleb(bodies.length), ...bodies.flatMap((b) => [...uleb(b.length), ...b])]),
+  ]);
+}
+
+/**
+ * The float32 whole-frame kernel for one half-size (≥ 16, power of two): copy a frame's Int16 samples to
+ * {@link samples}, then {@link frame}; the band energies (float64 sums of float32 powers) are in {@link bandOut}.
+ */
+export class SimdFrame32 {
+  /** The frame's samples. */
+  readonly samples: Int16Array;
+  /** Energy per band, then their total. */
+  readonly bandOut: Float64Array;
+  readonly #frame: (k0: number, quads: number, nb: number) => void;
+  readonly #layout: Layout32;
+  readonly #half: number;
+  readonly #memory: WebAssembly.Memory;
+  readonly #rev: Uint32Array;
+  readonly #windowView: Float32Array;
+  #window: Float64Array | undefined;
+  #bands: BandTable | undefined;
+
+  /** Tables as {@link SimdStages}' (float64, rounded to float32 here). */
+  constructor(
+    half: number,
+    cos: Float64Array,
+    sin: Float64Array,
+    rev: Uint32Array,
+    splitCos: Float64Array,
+    splitSin: Float64Array,
+  ) {
+    const L = layoutOf(half);
+    this.#layout = L;
+    this.#half = half;
+    const memory = new WebAssembly.Memory({ initial: Math.ceil(L.bytes / 65536) });
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(kernelBytes(half)), {
+      m: { mem: memory },
+    });
+    this.#frame = instance.exports.frame as (k0: number, quads: number, nb: number) => void;
+    this.#memory = memory;
+    const f32 = new Float32Array(memory.buffer);
+    this.samples = new Int16Array(memory.buffer, L.samplesAt, 2 * half);
+    this.#windowView = new Float32Array(memory.buffer, L.windowAt, 2 * half);
+    const revView = new Int32Array(memory.buffer, L.revAt, half);
+    for (let i = 0; i < half; i++) revView[i] = rev[i]! << 2;
+    this.#rev = rev.slice();
+    for (const [q, at] of L.stages) {
+      const step1 = half / (2 * q), step2 = step1 >> 1;
+      const o = at / 4;
+      for (let j = 0; j < q; j++) {
+        f32[o + j] = cos[j * step1]!;
+        f32[o + q + j] = sin[j * step1]!;
+        f32[o + 2 * q + j] = cos[j * step2]!;
+        f32[o + 3 * q + j] = sin[j * step2]!;
+      }
+    }
+    f32.set(cos.subarray(0, half >> 1), L.cosAt / 4);
+    f32.set(sin.subarray(0, half >> 1), L.sinAt / 4);
+    f32.set(splitCos.subarray(0, half + 1), L.splitCosAt / 4);
+    f32.set(splitSin.subarray(0, half + 1), L.splitSinAt / 4);
+    this.bandOut = new Float64Array(memory.buffer, L.bandOutAt, MAX_BANDS + 1);
+  }
+
+  /** True if {@link frame} can take `table` and bins k0 .. k0 + 4·quads − 1 (see fft_simd.ts's `fits`). */
+  fits(table: BandTable, k0: number, quads: number): boolean {
+    const nb = table.start.length - 1;
+    const entries = table.start[nb]!;
+    if (nb < 1 || nb > MAX_BANDS || entries > maxBandEntries(this.#half) || table.bin.length < entries) {
+      return false;
+    }
+    if (k0 < 1 || quads < 1 || k0 + 4 * quads > this.#half) return false;
+    for (let i = 0; i < entries; i++) {
+      if (table.bin[i]! < k0 || table.bin[i]! >= k0 + 4 * quads) return false;
+    }
+    return true;
+  }
+
+  /** Window, FFT, the split of bins k0 .. k0 + 4·quads − 1 and the band sums of `table`, into {@link bandOut}. */
+  frame(window: Float64Array, k0: number, quads: number, table: BandTable): void {
+    if (window !== this.#window) {
+      const wv = this.#windowView, rev = this.#rev;
+      // Group g (inputs 4g .. 4g + 3 = a, b, c, d): (a, a', c, c'), then (b, b', d, d').
+      for (let g = 0; g < rev.length >> 2; g++) {
+        const [a, b, c, d] = [
+          rev[4 * g]! << 1,
+          rev[4 * g + 1]! << 1,
+          rev[4 * g + 2]! << 1,
+          rev[4 * g + 3]! << 1,
+        ];
+        wv.set([window[a]!, window[a + 1]!, window[c]!, window[c + 1]!], 8 * g);
+        wv.set([window[b]!, window[b + 1]!, window[d]!, window[d + 1]!], 8 * g + 4);
+      }
+      this.#window = window;
+    }
+    if (table !== this.#bands) {
+      const L = this.#layout, buf = this.#memory.buffer;
+      const nb = table.start.length - 1, entries = table.start[nb]!;
+      new Int32Array(buf, L.bandStartAt, nb + 1).set(table.start);
+      new Int32Array(buf, L.bandBinAt, entries).set(table.bin.subarray(0, entries));
+      new Float64Array(buf, L.bandWAt, entries).set(table.weight.subarray(0, entries));
+      this.#bands = table;
+    }
+    this.#frame(k0, quads, table.start.length - 1);
+  }
+}
