@@ -366,7 +366,20 @@ export class SourcePipeline {
     // Frame `need` also reads the band energies of the frame before it (but at the grid's start).
     const seed = need > this.#gridStart ? need - 1 : need;
     if (seed * hop >= lost) return;
-    this.#fp.advanceRange(need, Math.max(need + 1, Math.min(last, Math.ceil(lost / hop))));
+    this.#compute(need, Math.max(need + 1, Math.min(last, Math.ceil(lost / hop))));
+  }
+
+  /**
+   * Computes frames [from, to) of the grid. A frame whose samples already left the ring (a bound of #keep that no
+   * longer holds) costs the anchors that needed it, counted as `frames_lost` when their block is built, never the
+   * stream: a sensor must not stop on one stream's bookkeeping.
+   */
+  #compute(from: number, to: number): void {
+    try {
+      this.#fp.advanceRange(from, to);
+    } catch {
+      // The store keeps what was computed; #build finds the block incomplete and counts it.
+    }
   }
 
   #runVad(): void {
@@ -413,8 +426,11 @@ export class SourcePipeline {
       bump(this.#skipped, "short_block");
       return undefined;
     }
-    this.#fp.advanceRange(n, n + len);
-    if (!store.has(n, len)) throw new Error(`source frames ${n}..${n + len} were not kept`);
+    this.#compute(n, n + len);
+    if (!store.has(n, len)) {
+      bump(this.#skipped, "frames_lost");
+      return undefined;
+    }
     const fingerprint = new Uint32Array(len);
     const mask = new Uint8Array((len + 7) >> 3);
     let peak = -Infinity;

@@ -3,7 +3,7 @@
  * (RealFft.bandPowers with the production band table: ring copy, window, FFT, split, band sums) and the
  * Fingerprinter alone on speech, in µs per frame and x real time per core.
  *
- * `deno run -A bench/fft_kernel_speed.ts [--frames 200000]` (`FSM_FFT_F32=0`: the float64 kernel, see fft.ts)
+ * `deno run -A bench/fft_kernel_speed.ts [--frames 200000]` (`FSMPX_FFT_F32=0`: the float64 kernel, see fft.ts)
  * @module
  */
 

@@ -160,8 +160,8 @@ Deno.test("the float32 kernel declines bins outside its split range and bands it
   assert(!k.fits(t([126]), 125, 1)); // k0 + 4·quads > half
 });
 
-Deno.test("float32 band powers are the default unless FSM_FFT_F32=0", () => {
-  assert(FFT_F32 === (Deno.env.get("FSM_FFT_F32") !== "0"));
+Deno.test("float32 band powers are the default unless FSMPX_FFT_F32=0", () => {
+  assert(FFT_F32 === (Deno.env.get("FSMPX_FFT_F32") !== "0"));
   assert(new RealFft(1024).float32 === FFT_F32);
   assert(new RealFft(1024, { float32: true }).float32 && !new RealFft(1024, { float32: false }).float32);
 });

@@ -22,7 +22,7 @@ import { SimdFrame32 } from "./fft_simd32.ts";
 
 /**
  * Whether {@link RealFft.bandPowers} (the fingerprint's per-frame call) runs in float32 by default: yes, unless
- * `FSM_FFT_F32=0` is in the environment (read once, where env access is granted), which keeps the float64 kernel
+ * `FSMPX_FFT_F32=0` is in the environment (read once, where env access is granted), which keeps the float64 kernel
  * for comparisons. Measured on the bench corpora (session 12): the same matches with the same target instants and
  * BERs (full 3,060/3,060, quick 524/524), one fingerprint bit of one signature changed in each corpus (765 and
  * 131 signatures), the accuracy bench per chain identical (recall, exact, false matches, errors, BER); the frame
@@ -30,8 +30,10 @@ import { SimdFrame32 } from "./fft_simd32.ts";
  */
 export const FFT_F32: boolean = (() => {
   try {
-    if (Deno.permissions.querySync({ name: "env", variable: "FSM_FFT_F32" }).state !== "granted") return true;
-    return Deno.env.get("FSM_FFT_F32") !== "0";
+    if (Deno.permissions.querySync({ name: "env", variable: "FSMPX_FFT_F32" }).state !== "granted") {
+      return true;
+    }
+    return Deno.env.get("FSMPX_FFT_F32") !== "0";
   } catch {
     return true;
   }

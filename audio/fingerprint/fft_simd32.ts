@@ -4,7 +4,7 @@
  * the needed bins and the band sums), four lanes of float32 (f32x4) instead of two of float64, so half the
  * vector arithmetic. The spectrum is rounded to float32 at every step, so fingerprints can differ from the float64
  * kernel's in near-tie bits (one bit of one signature in each bench corpus, the same matches: see FFT_F32 in
- * fft.ts, which makes this the default; `FSM_FFT_F32=0` keeps the float64 kernel). The band sums stay in float64
+ * fft.ts, which makes this the default; `FSMPX_FFT_F32=0` keeps the float64 kernel). The band sums stay in float64
  * over the float32 powers, in the JS table order. RealFft computes the same values in JS where this kernel does
  * not run (tests/audio_fft_f32_test.ts checks both against a float32 reference).
  *
