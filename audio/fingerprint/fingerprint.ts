@@ -14,9 +14,10 @@
  *   energy falls above 2 kHz, white noise does not), same separation. Log energies separated worse (0.89 vs 0.95).
  * - the target also marks each bit "strong" when its |energy difference| is at least the frame's mean; the bit
  *   error rate weights weak bits 0.3 (noise flips those first): 10 dB recall at the chance score 0.88 vs 0.83.
- * - cost: the 1024-point real FFT (audio/fingerprint/fft.ts) takes ~2.1 µs in WebAssembly SIMD (4.2 µs in JS); the
- *   fingerprinter alone runs ~2,200x real time per core (bench/fingerprint_speed.ts on the shared 2-core Xeon;
- *   1,500x there with the JS FFT).
+ * - cost: a whole frame (window, 1024-point real FFT, band sums; audio/fingerprint/fft.ts) takes ~1.2 µs in the
+ *   float32 WebAssembly SIMD kernel (1.9 µs in float64, 4.2 µs in JS); the fingerprinter alone runs ~8,000x real
+ *   time per core in a loop (bench/fft_kernel_speed.ts on the shared 2-core Xeon). A source stream computes only
+ *   its anchors' blocks (Fingerprinter.advanceRange).
  * @module
  */
 
