@@ -1,8 +1,9 @@
 /**
  * A live sensor's memory budget: how many streams it follows and how much target lookback each keeps, so that
  * what `engine.max_streams` lets in fits the memory the node has (the container's limit, or
- * `engine.memory_limit_mib`). A pod of 768 MiB at the default cap (1,000 source streams and 1,000 target
- * streams) held 750-840 MB and was still growing; past the limit it is OOM-killed and every stream is lost.
+ * `engine.memory_limit_mib`). A pod of 768 MiB (805 MB) at the default cap (1,000 source streams and 1,000
+ * target streams) held 780-840 MB and was still growing; past the limit it is OOM-killed and every stream is
+ * lost.
  *
  * Memory grows with the streams followed, so the plan is made once, at start, from what each stream costs once
  * its lookback is full (target: {@link TargetPipeline.fullBytes} plus a measured per-stream overhead; source: a
@@ -23,15 +24,18 @@ const MB = 1e6;
 const MIB = 1024 * 1024;
 
 /**
- * What a live sensor holds with no stream (deno ~47 MB, Node compatibility, the engine, Pixie's gRPC client,
- * NATS, WebAssembly memories ~17 MB, the recent-frames index, mailboxes): the intercept of live RSS against
- * streams (bench/live_load.ts --pod: 250 calls level at 364-376 MiB, 500 calls at 599-619 MiB).
+ * What a live sensor holds beyond its streams' own bytes: the runtime (~98 MB at start), Pixie's gRPC client and
+ * NATS (~17 MB), WebAssembly memories (~17 MB), and the rows in flight and their garbage, which grow with the rows
+ * read rather than the streams followed. Measured: `bench/live_load.ts --calls 1000 --seconds 60 --warmup 10
+ * --pod --max-streams 1000` without a plan (2,000 streams at a 30 s lookback, 620 MB by this module's costs)
+ * peaked at 839 MB (session 12, a quiet host; session 11: 783-825 MB), i.e. ~220 MB besides.
  */
-export const LIVE_BASE_BYTES = 136 * MB;
+export const LIVE_BASE_BYTES = 220 * MB;
 /**
  * What every stream costs beyond its pipeline's samples, frames and timeline: decoder, dedupe, intake state, the
  * matcher's tables, V8 objects, and the allocator's and collector's slack, which grows with the streams (the
- * slope of the same runs, 0.32 MiB a stream, less the pipelines' own ~193 KB a stream on average).
+ * slope of live RSS against streams, 0.32 MiB a stream between 250 and 500 calls in session 9, less the
+ * pipelines' own ~193 KB a stream on average).
  */
 export const STREAM_OVERHEAD_BYTES = 142_000;
 /** A source stream's pipeline: 4 s ring of Int16 (64 KB), 30 s of frames, timeline (110 KB measured at 1,000). */
@@ -40,7 +44,7 @@ export const SOURCE_PIPELINE_BYTES = 110_000;
  * Share of the memory limit the streams are planned to fill up to (with {@link LIVE_BASE_BYTES}): the rest is
  * room for bursts (a Pixie response of rows, collections running late) so the limit is not met at a peak.
  */
-export const BUDGET_FRACTION = 0.85;
+export const BUDGET_FRACTION = 0.9;
 /**
  * Target audio a live signature reads when it arrives within a few seconds of its block's end: its block
  * (2.05 s), the clock skew allowance before it (2 s), rephasing and alignment margins and its own delay (8.3 s for

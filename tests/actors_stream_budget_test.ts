@@ -51,21 +51,30 @@ Deno.test("stream budget: without a limit, or with room, the config is followed 
   }
 });
 
-Deno.test("stream budget: the DaemonSet's 768 MiB at 1,000 streams shortens the target lookback, keeps every stream", () => {
-  const p = planStreams(DEMAND, 768 * MIB);
+Deno.test("stream budget: a limit a little short of 1,000 streams' needs shortens the target lookback, keeps every stream", () => {
+  const p = planStreams(DEMAND, 850 * MIB);
   equal(p.limited, "lookback");
   equal(p.maxSourceStreams, 1000);
   equal(p.maxTargetStreams, 1000);
-  ok(p.lookbackSeconds < 30 && p.lookbackSeconds >= MIN_LIVE_LOOKBACK_SECONDS, `${p.lookbackSeconds} s`);
+  ok(p.lookbackSeconds < 30 && p.lookbackSeconds > MIN_LIVE_LOOKBACK_SECONDS, `${p.lookbackSeconds} s`);
   ok(p.plannedBytes <= p.budgetBytes!, `${p.plannedBytes} planned in ${p.budgetBytes}`);
-  equal(p.budgetBytes, 768 * MIB * BUDGET_FRACTION - LIVE_BASE_BYTES);
+  equal(p.budgetBytes, 850 * MIB * BUDGET_FRACTION - LIVE_BASE_BYTES);
   // The longest lookback that fits: a quarter second more would not.
   const more = 1000 * (sourceStreamBytes() + targetStreamBytes(p.lookbackSeconds + 0.25));
   ok(more > p.budgetBytes!, "a quarter second more fits: the lookback was cut too far");
 });
 
+Deno.test("stream budget: the DaemonSet's 768 MiB at 1,000 streams: the shortest lookback and ~3% fewer streams", () => {
+  const p = planStreams(DEMAND, 768 * MIB);
+  equal(p.limited, "streams");
+  equal(p.lookbackSeconds, MIN_LIVE_LOOKBACK_SECONDS);
+  ok(p.maxTargetStreams >= 950 && p.maxTargetStreams < 1000, `${p.maxTargetStreams} streams`);
+  // What the pod is planned to hold stays 10% under its limit.
+  ok(LIVE_BASE_BYTES + p.plannedBytes <= 0.9 * 768 * MIB);
+});
+
 Deno.test("stream budget: past what the shortest lookback fits, fewer streams (both caps), never below 12 s", () => {
-  for (const [mib, max] of [[512, 1000], [768, 3000], [1024, 10000]] as const) {
+  for (const [mib, max] of [[512, 1000], [768, 1000], [850, 3000], [1024, 10000]] as const) {
     const p = planStreams({ ...DEMAND, maxStreams: max }, mib * MIB);
     equal(p.limited, "streams");
     equal(p.lookbackSeconds, MIN_LIVE_LOOKBACK_SECONDS);
@@ -77,8 +86,8 @@ Deno.test("stream budget: past what the shortest lookback fits, fewer streams (b
     ok(p.plannedBytes + perCap > p.budgetBytes!);
   }
   // Two measurements: each Detector's sources count.
-  const two = planStreams({ ...DEMAND, measurements: 2 }, 768 * MIB);
-  const one = planStreams(DEMAND, 768 * MIB);
+  const two = planStreams({ ...DEMAND, measurements: 2 }, 850 * MIB);
+  const one = planStreams(DEMAND, 850 * MIB);
   ok(two.maxTargetStreams < one.maxTargetStreams || two.lookbackSeconds < one.lookbackSeconds);
   // A configured lookback under the floor is never lengthened.
   equal(planStreams({ ...DEMAND, lookbackSeconds: 5, maxStreams: 100_000 }, 768 * MIB).lookbackSeconds, 5);
