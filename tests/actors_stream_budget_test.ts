@@ -10,6 +10,7 @@ import {
   containerMemoryLimit,
   LIVE_BASE_BYTES,
   liveMemoryLimit,
+  MEMORY_LIMIT_ENV,
   MIN_LIVE_LOOKBACK_SECONDS,
   planStreams,
   sourceStreamBytes,
@@ -30,6 +31,7 @@ import { setLogSink } from "../util/log.ts";
 import { parseMetricsText, sumSamples } from "./support/sensor_process.ts";
 import { e2eConfig, e2eRows, recorder, sec } from "./support/actor_fixtures.ts";
 import { rng } from "./support/rng.ts";
+import { parse as parseYaml } from "yaml";
 import { ActorSystem } from "../actors/runtime.ts";
 import { VirtualClock } from "../actors/clock.ts";
 import { matcher } from "../actors/matcher.ts";
@@ -266,4 +268,30 @@ Deno.test("stream budget: signatures reaching between the planned and the config
   // Only the one 20 s back: within 30 s, beyond 12 s.
   equal(await run(30), 1);
   equal(await run(undefined), 0);
+});
+
+Deno.test("stream budget: the DaemonSet tells the sensor its memory limit in MiB (the run task cannot read cgroups)", async () => {
+  const doc = parseYaml(await Deno.readTextFile(new URL("../k8s/daemonset.yaml", import.meta.url))) as {
+    spec: {
+      template: {
+        spec: {
+          containers: {
+            name: string;
+            env?: { name: string; valueFrom?: { resourceFieldRef?: Record<string, string> } }[];
+            resources?: { limits?: { memory?: string } };
+          }[];
+        };
+      };
+    };
+  };
+  const sensor = doc.spec.template.spec.containers.find((c) => c.name === "sensor")!;
+  ok(sensor.resources?.limits?.memory, "the sensor has a memory limit");
+  const ref = sensor.env?.find((e) => e.name === MEMORY_LIMIT_ENV)?.valueFrom?.resourceFieldRef;
+  equal(ref?.["resource"], "limits.memory");
+  equal(ref?.["divisor"], "1Mi");
+  equal(ref?.["containerName"], "sensor");
+  // The run task lets the sensor read the variable.
+  const task = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks
+    .run as string;
+  ok(/--allow-env=[^ ]*FSMPX_\*/.test(task), task);
 });
