@@ -120,6 +120,7 @@ function nodeStreamPlan(opts: NodeOptions): StreamPlan {
     lookbackSeconds: engine.lookback_seconds,
     maxStreams: engine.max_streams,
     measurements: opts.config.measurements.length,
+    maxActiveSignatures: engine.max_active_signatures,
   };
   if (opts.mode !== "live") return planStreams(demand, undefined);
   const limit = opts.memoryLimitBytes ?? liveMemoryLimit(engine.memory_limit_mib);

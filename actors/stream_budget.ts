@@ -5,9 +5,10 @@
  * target streams) held 780-840 MB and was still growing; past the limit it is OOM-killed and every stream is
  * lost.
  *
- * Memory grows with the streams followed, so the plan is made once, at start, from what each stream costs once
- * its lookback is full (target: {@link TargetPipeline.fullBytes} plus a measured per-stream overhead; source: a
- * measured constant). When the caps do not fit, the target lookback is shortened first, down to
+ * Memory grows with the streams followed and the signatures active, so the plan is made once, at start, from
+ * what each stream costs once its lookback is full (target: {@link TargetPipeline.fullBytes} plus a measured
+ * per-stream overhead; source: a measured constant) and what engine.max_active_signatures hold
+ * ({@link SIGNATURE_BYTES} each). When the caps do not fit, the target lookback is shortened first, down to
  * {@link MIN_LIVE_LOOKBACK_SECONDS}: a live node's signatures come from sources read at the same time as its
  * targets, and a signature arriving a few seconds after its block reads about {@link LIVE_REACH_SECONDS} of
  * target audio; only signatures later than that lose audio they would have searched. If even that does not
@@ -24,13 +25,22 @@ const MB = 1e6;
 const MIB = 1024 * 1024;
 
 /**
- * What a live sensor holds beyond its streams' own bytes: the runtime (~98 MB at start), Pixie's gRPC client and
- * NATS (~17 MB), WebAssembly memories (~17 MB), and the rows in flight and their garbage, which grow with the rows
- * read rather than the streams followed. Measured: `bench/live_load.ts --calls 1000 --seconds 60 --warmup 10
- * --pod --max-streams 1000` without a plan (2,000 streams at a 30 s lookback, 620 MB by this module's costs)
- * peaked at 839 MB (session 12, a quiet host; session 11: 783-825 MB), i.e. ~220 MB besides.
+ * What a live sensor holds beyond its streams' and its active signatures' bytes: the runtime (~98 MB at start),
+ * Pixie's gRPC client and NATS (~17 MB), WebAssembly memories (~17 MB), and the rows in flight and their garbage,
+ * which grow with the rows read rather than the streams followed. Measured: `bench/live_load.ts --calls 1000
+ * --seconds 60 --warmup 10 --pod --max-streams 1000` without a plan (2,000 streams at a 30 s lookback, 620 MB by
+ * this module's costs, and ~4,700 active signatures, ~61 MB by {@link SIGNATURE_BYTES}) peaked at 839 MB
+ * (session 12, a quiet host; session 11: 783-825 MB), i.e. ~160 MB besides.
  */
-export const LIVE_BASE_BYTES = 220 * MB;
+export const LIVE_BASE_BYTES = 160 * MB;
+/**
+ * What an active signature costs a live node (its index tables, the registry's and the Matcher's copies, the
+ * allocator's and collector's slack): RSS grew 60 MB while the active signatures grew from 3,441 to 7,975 and
+ * nothing else did (`deno run -A bench/live_memory.ts --calls 1000 --seconds 90`: 573 MB at 40 s, 628-639 MB at
+ * 90 s, every stream's lookback full since ~15 s). A live node holds up to engine.max_active_signatures per
+ * measurement (the registry's TTL, 120 s by default, reaches 10,000 at 1,000 calls after ~110 s): 130 MB.
+ */
+export const SIGNATURE_BYTES = 13_000;
 /**
  * What every stream costs beyond its pipeline's samples, frames and timeline: decoder, dedupe, intake state, the
  * matcher's tables, V8 objects, and the allocator's and collector's slack, which grows with the streams (the
@@ -65,6 +75,8 @@ export interface StreamDemand {
   maxStreams: number;
   /** Measurements (each has a Detector following up to `maxStreams` source streams). */
   measurements: number;
+  /** engine.max_active_signatures (per measurement; default 0: not planned for). */
+  maxActiveSignatures?: number;
 }
 
 /** What a node follows. */
@@ -75,7 +87,8 @@ export interface StreamPlan {
   maxSourceStreams: number;
   /** Target streams over all stages at once. */
   maxTargetStreams: number;
-  /** Bytes planned for the streams (undefined: no budget). */
+  /** Bytes planned for the streams: the limit's share less the base and the active signatures (undefined: no
+   * budget). */
   budgetBytes?: number;
   /** Bytes the streams take at the plan's caps and lookback once full. */
   plannedBytes: number;
@@ -113,7 +126,8 @@ export function planStreams(demand: StreamDemand, limitBytes: number | undefined
     limited: "none",
   };
   if (limitBytes === undefined || !(limitBytes > 0)) return plan;
-  const budget = Math.max(0, limitBytes * BUDGET_FRACTION - LIVE_BASE_BYTES);
+  const signatures = demand.measurements * (demand.maxActiveSignatures ?? 0) * SIGNATURE_BYTES;
+  const budget = Math.max(0, limitBytes * BUDGET_FRACTION - LIVE_BASE_BYTES - signatures);
   plan.budgetBytes = budget;
   if (full <= budget) return plan;
   const floor = Math.min(asked, MIN_LIVE_LOOKBACK_SECONDS);

@@ -13,7 +13,7 @@
  * `--slab`: each batch's payloads are views of one buffer, as a live reader's are of a Pixie response's.
  *
  * `deno run -A bench/live_memory.ts [--calls 1000] [--seconds 45] [--max-streams 1000] [--limit-mib 768]
- *  [--no-plan] [--slab]`: RSS every 5 s of event time, the peak (VmHWM), V8 heap and ArrayBuffers at the end, the plan,
+ *  [--no-plan] [--slab] [--max-active-signatures N]`: RSS every 5 s of event time, the peak (VmHWM), V8 heap and ArrayBuffers at the end, the plan,
  * signatures and matches, CPU seconds.
  * @module
  */
@@ -62,7 +62,14 @@ async function child(
     maxStreams,
     logLevel: "error",
   });
-  const config = parseConfigText(text, "live_memory.yaml", {}).config;
+  const sigs = arg("--max-active-signatures");
+  const config = parseConfigText(
+    sigs === undefined
+      ? text
+      : text.replace("engine:\n", `engine:\n  max_active_signatures: ${Number(sigs)}\n`),
+    "live_memory.yaml",
+    {},
+  ).config;
   const gen = new SyntheticCalls(calls, 1);
   const startNs = BigInt(Date.now()) * 1_000_000n;
   let eventNs = startNs;

@@ -13,6 +13,7 @@ import {
   MEMORY_LIMIT_ENV,
   MIN_LIVE_LOOKBACK_SECONDS,
   planStreams,
+  SIGNATURE_BYTES,
   sourceStreamBytes,
   targetStreamBytes,
 } from "../actors/stream_budget.ts";
@@ -41,7 +42,9 @@ import type { Signature } from "../audio/types.ts";
 setLogSink(() => {});
 const MIB = 1024 * 1024;
 const OPTS = { capacity: 100_000, overflow: "backpressure" } as const;
-const DEMAND = { lookbackSeconds: 30, maxStreams: 1000, measurements: 1 };
+const DEMAND = { lookbackSeconds: 30, maxStreams: 1000, measurements: 1, maxActiveSignatures: 10_000 };
+/** What DEMAND's active signatures are planned to hold. */
+const SIGS = 10_000 * SIGNATURE_BYTES;
 
 Deno.test("stream budget: without a limit, or with room, the config is followed as it is", () => {
   for (const limit of [undefined, 0, 4096 * MIB]) {
@@ -54,25 +57,27 @@ Deno.test("stream budget: without a limit, or with room, the config is followed 
 });
 
 Deno.test("stream budget: a limit a little short of 1,000 streams' needs shortens the target lookback, keeps every stream", () => {
-  const p = planStreams(DEMAND, 850 * MIB);
+  const p = planStreams(DEMAND, 940 * MIB);
   equal(p.limited, "lookback");
   equal(p.maxSourceStreams, 1000);
   equal(p.maxTargetStreams, 1000);
   ok(p.lookbackSeconds < 30 && p.lookbackSeconds > MIN_LIVE_LOOKBACK_SECONDS, `${p.lookbackSeconds} s`);
   ok(p.plannedBytes <= p.budgetBytes!, `${p.plannedBytes} planned in ${p.budgetBytes}`);
-  equal(p.budgetBytes, 850 * MIB * BUDGET_FRACTION - LIVE_BASE_BYTES);
+  equal(p.budgetBytes, 940 * MIB * BUDGET_FRACTION - LIVE_BASE_BYTES - SIGS);
   // The longest lookback that fits: a quarter second more would not.
   const more = 1000 * (sourceStreamBytes() + targetStreamBytes(p.lookbackSeconds + 0.25));
   ok(more > p.budgetBytes!, "a quarter second more fits: the lookback was cut too far");
 });
 
-Deno.test("stream budget: the DaemonSet's 768 MiB at 1,000 streams: the shortest lookback and ~3% fewer streams", () => {
+Deno.test("stream budget: the DaemonSet's 768 MiB at 1,000 streams and 10,000 signatures: 12 s and ~830 streams", () => {
   const p = planStreams(DEMAND, 768 * MIB);
   equal(p.limited, "streams");
   equal(p.lookbackSeconds, MIN_LIVE_LOOKBACK_SECONDS);
-  ok(p.maxTargetStreams >= 950 && p.maxTargetStreams < 1000, `${p.maxTargetStreams} streams`);
+  ok(p.maxTargetStreams >= 800 && p.maxTargetStreams < 900, `${p.maxTargetStreams} streams`);
   // What the pod is planned to hold stays 10% under its limit.
-  ok(LIVE_BASE_BYTES + p.plannedBytes <= 0.9 * 768 * MIB);
+  ok(LIVE_BASE_BYTES + SIGS + p.plannedBytes <= 0.9 * 768 * MIB);
+  // The active signatures are planned for: fewer of them leave room for more streams.
+  ok(planStreams({ ...DEMAND, maxActiveSignatures: 1000 }, 768 * MIB).maxTargetStreams > p.maxTargetStreams);
 });
 
 Deno.test("stream budget: past what the shortest lookback fits, fewer streams (both caps), never below 12 s", () => {
@@ -195,7 +200,8 @@ Deno.test("stream budget: a live node under its limit follows fewer target strea
   const config = await e2eConfig();
   // Room for one stream of each (at the shortest lookback) and no more.
   const perCap = sourceStreamBytes() + targetStreamBytes(MIN_LIVE_LOOKBACK_SECONDS);
-  const limit = Math.ceil((LIVE_BASE_BYTES + 1.5 * perCap) / BUDGET_FRACTION);
+  const sigs = config.engine.max_active_signatures * config.measurements.length * SIGNATURE_BYTES;
+  const limit = Math.ceil((LIVE_BASE_BYTES + sigs + 1.5 * perCap) / BUDGET_FRACTION);
   const skipped: Record<string, number> = {};
   for (const mode of ["live", "replay"] as const) {
     const metrics = new FsmMetrics();
