@@ -15,6 +15,7 @@ import { NO_COUNTERS } from "./messages.ts";
 import type { Config } from "../config/schema.ts";
 import { SignatureIndex, TargetPipeline } from "../audio/pipeline.ts";
 import type { Match, Signature } from "../audio/types.ts";
+import type { Row } from "../pixie/row.ts";
 import { stageTaps, TapIntake } from "./tap_intake.ts";
 
 /** What the Matcher talks to. */
@@ -28,6 +29,11 @@ export interface MatcherDeps {
   /** Event time between sweeps of idle streams and reports of decode counters. */
   tickNs: bigint;
   counters?: NodeCounters;
+  /**
+   * engine.lookback_seconds as configured, when a live node's memory plan gave the Matcher a shorter one in
+   * `config` (stream_budget.ts): signatures that reach between the two are counted (lookbackShort).
+   */
+  configuredLookbackSeconds?: number;
 }
 
 const NS = 1_000_000_000;
@@ -41,6 +47,8 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
   const baseBeforeNs = BigInt(Math.round(engine.search_before_source_seconds * NS));
   // Outside the factory: what the skew estimator said still holds after a restart.
   let aheadNs = 0n;
+  const lookbackNs = BigInt(Math.round(engine.lookback_seconds * NS));
+  const configuredNs = BigInt(Math.round((deps.configuredLookbackSeconds ?? engine.lookback_seconds) * NS));
 
   return (ctx) => {
     const indexes = new Map<string, SignatureIndex>();
@@ -52,6 +60,17 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
     };
     /** After a finish (end of a capture), late signatures are verified with the audio there is. */
     let finished = false;
+    /** Newest target row time seen (only kept when the lookback was shortened: see {@link countShort}). */
+    let newestNs = 0n;
+    const noteRows = (rows: readonly Row[]) => {
+      const t = rows[rows.length - 1]?.time;
+      if (t !== undefined && t > newestNs) newestNs = t;
+    };
+    /** Counts a signature whose search starts in audio the configured lookback keeps and the planned one not. */
+    const countShort = (sig: Signature) => {
+      const reach = newestNs - (sig.source.timeNs - searchBeforeNs());
+      if (reach > lookbackNs && reach <= configuredNs) counters.lookbackShort?.(sig.measurement);
+    };
 
     const indexOf = (measurement: string) => {
       let idx = indexes.get(measurement);
@@ -101,6 +120,7 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
         ctx.log.warn("signature refused by the index; skipped", { error: (e as Error).message });
         return;
       }
+      if (configuredNs > lookbackNs) countShort(sig);
       for (const { tap, pipeline } of intake.streams()) {
         if (tap.measurement !== sig.measurement) continue;
         await emit(pipeline.searchSignature(sig));
@@ -123,8 +143,10 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
       receive(msg) {
         switch (msg.kind) {
           case "row":
+            if (configuredNs > lookbackNs) noteRows([msg.row]);
             return intake.push(msg.row);
           case "rows":
+            if (configuredNs > lookbackNs) noteRows(msg.rows);
             return intake.pushAll(msg.rows);
           case "activate":
             return activate(msg.sig);

@@ -99,6 +99,11 @@ export interface NodeCounters {
   rowsSkipped(query: string, reason: string, n?: number): void;
   /** Rows too far ahead to move the event clock. */
   clockOutliers(n?: number): void;
+  /**
+   * A signature searched from before the target audio a live node's memory plan keeps, which the configured
+   * lookback would still hold (stream_budget.ts).
+   */
+  lookbackShort?(measurement: string, n?: number): void;
 }
 
 /** Counters that count nothing (tests, tools). */

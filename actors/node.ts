@@ -40,6 +40,8 @@ import type { Row } from "../pixie/row.ts";
 import { wallClockNs } from "./event_clock.ts";
 import { initAudioEngine } from "../audio/pipeline.ts";
 import { initOpus } from "../audio/decode/opus.ts";
+import { liveMemoryLimit, planStreams, type StreamPlan } from "./stream_budget.ts";
+import { logger } from "../util/log.ts";
 
 /** Whether any packet tap maps a payload type to Opus. */
 function mapsOpus(config: Config): boolean {
@@ -81,6 +83,11 @@ export interface NodeOptions {
   lateClockMs?: () => number;
   /** Test seam (fault injection): wraps the Matcher's behaviour factory. */
   wrapMatcher?: (factory: ActorFactory<MatcherMsg>) => ActorFactory<MatcherMsg>;
+  /**
+   * A live node's memory limit, bytes (default: `engine.memory_limit_mib`, else the container's; see
+   * stream_budget.ts). Not used in `replay` mode.
+   */
+  memoryLimitBytes?: number;
 }
 
 /** Event time without audio after which a stream's pipeline is finished and dropped. */
@@ -102,6 +109,35 @@ const LIVE_ROWS_IN_FLIGHT = { reader: 4096, detector: 1024, matcher: 2048 };
  * old space anyway).
  */
 const REPLAY_ROWS_IN_FLIGHT = { reader: 64, detector: 64, matcher: 64 };
+
+/**
+ * The streams a node follows: the config's, or on a live node whose config would not fit its memory limit,
+ * a shorter target lookback and then fewer streams (stream_budget.ts), logged once.
+ */
+function nodeStreamPlan(opts: NodeOptions): StreamPlan {
+  const engine = opts.config.engine;
+  const demand = {
+    lookbackSeconds: engine.lookback_seconds,
+    maxStreams: engine.max_streams,
+    measurements: opts.config.measurements.length,
+    maxActiveSignatures: engine.max_active_signatures,
+  };
+  if (opts.mode !== "live") return planStreams(demand, undefined);
+  const limit = opts.memoryLimitBytes ?? liveMemoryLimit(engine.memory_limit_mib);
+  const plan = planStreams(demand, limit);
+  if (plan.limited !== "none") {
+    logger("node").warn("memory limit: following less than the config asks", {
+      limitMiB: Math.round((limit ?? 0) / 1048576),
+      lookbackSeconds: plan.lookbackSeconds,
+      configuredLookbackSeconds: engine.lookback_seconds,
+      maxSourceStreams: plan.maxSourceStreams,
+      maxTargetStreams: plan.maxTargetStreams,
+      configuredMaxStreams: engine.max_streams,
+      plannedMB: Math.round(plan.plannedBytes / 1e6),
+    });
+  }
+  return plan;
+}
 
 /** An actor reference resolved when first used, so actors can name ones spawned after them. */
 function late<M>(get: () => ActorRef<M>): ActorRef<M> {
@@ -130,9 +166,20 @@ export class SensorNode {
   #aheadNs = 0n;
   readonly #queries: ReadonlySet<string>;
   readonly #metrics: FsmMetrics;
+  /** The streams and lookback this node follows (a live node's memory budget may lower the config's). */
+  readonly streamPlan: StreamPlan;
 
   private constructor(opts: NodeOptions) {
-    const { config, node, bus, metrics } = opts;
+    const { node, bus, metrics } = opts;
+    const plan = this.streamPlan = nodeStreamPlan(opts);
+    const config = plan.limited === "none" ? opts.config : {
+      ...opts.config,
+      engine: {
+        ...opts.config.engine,
+        lookback_seconds: plan.lookbackSeconds,
+        max_streams: plan.maxTargetStreams,
+      },
+    };
     this.name = node;
     this.system = new ActorSystem({
       clock: opts.clock,
@@ -211,7 +258,7 @@ export class SensorNode {
             exporter: exporterRef,
             idleNs: STREAM_IDLE_NS,
             tickNs: TICK_NS,
-            maxStreams: engine.max_streams,
+            maxStreams: plan.maxSourceStreams,
             clockWindowNs,
             counters: metrics,
           }),
@@ -235,6 +282,7 @@ export class SensorNode {
         idleNs: STREAM_IDLE_NS,
         tickNs: TICK_NS,
         counters: metrics,
+        configuredLookbackSeconds: opts.config.engine.lookback_seconds,
       })),
       { capacity: rowsIn.matcher, overflow: "backpressure", weigh: rowWeight },
     );

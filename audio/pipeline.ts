@@ -166,6 +166,14 @@ export const TARGET_WARM_SAMPLES = 10 * ANALYSIS_RATE;
  */
 const SOURCE_HELD_FRAMES = 2048;
 
+/** Bytes of a frame in a FrameStore (bits, weak bits, energy, strong bits). */
+const FRAME_STORE_BYTES = 14;
+/**
+ * Timeline bytes a second of a target stream's lookback costs with 20 ms messages (16.9 KB at 30 s, measured
+ * over 1,000 live streams): {@link TargetPipeline.fullBytes}'s estimate.
+ */
+export const TIMELINE_BYTES_PER_SECOND = 560;
+
 function bump(rec: Record<string, number>, key: string): void {
   rec[key] = (rec[key] ?? 0) + 1;
 }
@@ -656,6 +664,24 @@ export class TargetPipeline {
       captureTimes: this.#times.bytes,
       matcher: this.#matcher.bytes,
     };
+  }
+
+  /**
+   * Bytes a target stream with `lookbackSeconds` (and the default tiers) holds once its lookback is full: its
+   * samples and frames exactly, its timeline as measured for 20 ms messages ({@link TIMELINE_BYTES_PER_SECOND});
+   * the matcher's tables (a few KB) are left to the caller's per-stream overhead. For memory budgets.
+   */
+  static fullBytes(lookbackSeconds: number = DEFAULT_LOOKBACK_SECONDS): number {
+    const { hop, frame } = FP_PARAMS;
+    const keep = Math.ceil(lookbackSeconds * ANALYSIS_RATE) + (SIGNATURE_FRAMES + 16) * hop + frame;
+    const ring = new SampleRing(keep + frame, {
+      hotSamples: TARGET_HOT_SAMPLES,
+      warmSamples: TARGET_WARM_SAMPLES,
+    });
+    let frames = 64;
+    while (frames < Math.ceil(keep / hop)) frames *= 2;
+    return ring.fullBytes + frames * FRAME_STORE_BYTES +
+      Math.ceil(lookbackSeconds * TIMELINE_BYTES_PER_SECOND);
   }
 
   #take(start: number, samples: Float32Array | Int16Array, final: boolean): Match[] {

@@ -14,7 +14,8 @@
  * `--task` starts the sensor with `deno task run` as the DaemonSet and the image do (deno.json's run task: its
  * allocator variable, V8 flags and permissions); `--limit-mib` runs it as in a container with that memory limit
  * as deno sees it with `DENO_USE_CGROUPS=1` (V8's heap sized from it; bench/capture_memory.ts's fake cgroup
- * files, nothing enforced: the peak is measured against the limit); `--pod`: `--task` with the memory limit and
+ * files, nothing enforced: the peak is measured against the limit) and as the DaemonSet tells the sensor
+ * (`FSMPX_MEMORY_LIMIT_MIB`: it plans its streams and lookback to fit, actors/stream_budget.ts); `--pod`: `--task` with the memory limit and
  * memory variables of k8s/daemonset.yaml. RSS is then the process tree's (`deno task` and the sensor: what the
  * container's memory limit counts); a line per level prints it every 5 s and its slope over the measured window.
  * `--probe FILE`: bench/memory_probe.ts in the sensor, each new RSS peak's make-up (V8 heap, ArrayBuffers, rest)
@@ -319,6 +320,9 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
     // `deno task` finds deno.json from here; the run task's --allow-write=. is this checkout.
     cwd: ROOT,
     env: {
+      // The DaemonSet's Downward API variable: the sensor plans its streams for the limit (stream_budget.ts);
+      // `--env FSMPX_MEMORY_LIMIT_MIB=0` measures the same limit without the plan.
+      ...(opts.limitMiB ? { FSMPX_MEMORY_LIMIT_MIB: String(opts.limitMiB) } : {}),
       ...opts.env,
       ...(opts.limitMiB ? { DENO_USE_CGROUPS: "1" } : {}),
       ...(opts.probeFile ? { FSMPX_MEMORY_PROBE: opts.probeFile } : {}),

@@ -384,6 +384,11 @@ const engineSchema = z.strictObject({
     "Most streams a node follows at once, per measurement's source and for all stages together " +
       "(~0.35 MiB each with a 30 s lookback); past it the least recently active is finished early and counted.",
   ),
+  memory_limit_mib: int(0).optional().describe(
+    "Live nodes: the memory the sensor must fit in, MiB (default: its container's memory limit; 0: none). When " +
+      "max_streams would not fit, the target lookback is shortened (down to 12 s), then fewer streams are " +
+      "followed (counted as the cap's are).",
+  ),
   clock_window_seconds: positive().max(3600, expected("a number > 0 and <= 3600")).default(30).describe(
     "Largest clock difference tolerated: rows further ahead of the node's recent rows (or wall clock) do not " +
       "move its event clock, and signatures further ahead of it are refused.",

@@ -97,6 +97,7 @@ export class FsmMetrics {
   readonly #clockOffset: client.Gauge<"peer">;
   readonly #sigExpired: client.Counter<"measurement" | "reason">;
   readonly #streamsEvicted: client.Counter<"measurement" | "stream">;
+  readonly #lookbackShort: client.Counter<"measurement">;
   readonly #rowsSkipped: client.Counter<"query" | "reason">;
   readonly #clockOutliers: client.Counter;
   readonly #receiveFailed: client.Counter<"kind" | "reason">;
@@ -298,6 +299,13 @@ export class FsmMetrics {
       labelNames: ["measurement", "stream"],
       registers,
     });
+    this.#lookbackShort = new client.Counter({
+      name: "fsmpx_signatures_lookback_short_total",
+      help: "Signatures searched from before the target audio a live sensor keeps because its memory limit " +
+        "shortened engine.lookback_seconds (actors/stream_budget.ts), which the configured lookback would still hold.",
+      labelNames: ["measurement"],
+      registers,
+    });
     this.#rowsSkipped = new client.Counter({
       name: "fsmpx_rows_skipped_total",
       help:
@@ -447,6 +455,7 @@ export class FsmMetrics {
         this.#sigExpired.inc({ measurement, reason }, 0);
       }
       this.#streamsEvicted.inc({ measurement, stream: "source" }, 0);
+      this.#lookbackShort.inc({ measurement }, 0);
       this.#rowsRead.inc({ query: queryName(measurement, SOURCE_TAP) }, 0);
       for (const r of m.match_rules) {
         this.#matched.inc({ measurement, stage: r.stage }, 0);
@@ -571,6 +580,11 @@ export class FsmMetrics {
   /** Streams evicted at the engine.max_streams cap (`stream`: source or the stage). */
   streamsEvicted(measurement: string, stream: string, n = 1): void {
     this.#streamsEvicted.inc({ measurement, stream }, n);
+  }
+
+  /** Signatures searched from before a shortened lookback (see stream_budget.ts). */
+  lookbackShort(measurement: string, n = 1): void {
+    this.#lookbackShort.inc({ measurement }, n);
   }
 
   /** Rows skipped before any pipeline (`query` is a configured name or `(other)`). */

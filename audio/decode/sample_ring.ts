@@ -293,6 +293,17 @@ export class SampleRing {
   }
 
   /**
+   * Bytes for samples once the ring holds its whole capacity (both tiers at their largest, the block coded
+   * ahead): what a long stream costs, whatever it holds now (the tiers are allocated as the stream grows).
+   */
+  get fullBytes(): number {
+    const old = this.#maxOld > 0
+      ? this.#maxOld * (COLD_BLOCK / 2 + HEADER_BYTES) + COLD_BLOCK / 2 + HEADER_BYTES
+      : 0;
+    return this.hotCapacity * 2 + this.#maxBlocks * (COLD_BLOCK + 1) + old;
+  }
+
+  /**
    * Appends `samples` whose first sample has absolute index `start`. A forward gap of up to `maxGapFill`
    * samples is filled with zeros (the stream's grid goes on); a longer one resets the ring at `start`
    * (returns "reset", the caller restarts its frame grid there). Samples before `end` are dropped.
