@@ -1,7 +1,7 @@
 // The timeline's interleaved records (audio/decode/block_column.ts BlockRecords) against the column layout they
 // replaced (tests/support/timeline_reference.ts): random appends, prunes, follower retention and queries give
 // the same spans, times, gaps and bytes, through widening, far values and capture-time rebases.
-import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import { Timeline } from "../audio/decode/timeline.ts";
 import { BLOCK, BlockRecords } from "../audio/decode/block_column.ts";
 import { ReferenceTimeline } from "./support/timeline_reference.ts";
@@ -164,4 +164,13 @@ Deno.test("timeline records: an entry's fields share its block's lines (one buff
   }
   strictEqual(r.extra(0, 1), 12345);
   strictEqual(r.bytes, 2 * (32 + BLOCK * 6));
+});
+
+Deno.test("timeline records: columns' layout packed in one number, four columns at most", () => {
+  const r = new BlockRecords(BLOCK, [8, 16, 24, 32]);
+  const values = [-100, 30_000, -8_000_000, 2_000_000_000];
+  for (let s = 0; s < BLOCK; s++) values.forEach((v, c) => r.set(c, s, s === 0 ? 0 : v));
+  for (let s = 1; s < BLOCK; s++) values.forEach((v, c) => strictEqual(r.get(c, s), v));
+  strictEqual(r.bytes, 4 * 8 + BLOCK * 10);
+  throws(() => new BlockRecords(BLOCK, [8, 8, 8, 8, 8]), RangeError);
 });

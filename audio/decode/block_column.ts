@@ -38,6 +38,9 @@ export function blockCapacity(n: number): number {
 /** Far values a column keeps in its side map, per slot, before it widens (at ~40 bytes an entry: ~0.6 a slot). */
 const FAR_SHARE_LOG2 = 6;
 
+/** Columns a {@link BlockRecords} holds at most (their layout is packed in one number). */
+export const MAX_COLUMNS = 4;
+
 /** Options of {@link BlockRecords}. */
 export interface BlockRecordsOptions {
   /** Offsets from each block's first value (false: the values themselves, which must then mostly fit). */
@@ -62,42 +65,45 @@ export class BlockRecords {
   readonly #extras: number;
   /** One view of the buffer: one object to load per access where typed arrays of each width were several. */
   #dv: DataView;
-  /** Per column: bytes per offset, byte offset in a slot, its sentinel and largest offset, its side map. */
-  #w: number[];
-  #col: number[];
-  #escape: number[];
-  #max: number[];
-  #far: (Map<number, number> | undefined)[];
+  /**
+   * Each column's layout, 6 bits a column from bit 6·c: its byte offset in a slot (high 4 bits) and its bytes
+   * per offset less one (low 2). One number on the object rather than arrays of them: each array was another
+   * cold line to load per stream visited.
+   */
+  #codes = 0;
+  readonly #columns: number;
+  /** Side maps of far values per column (undefined until one is needed), and how many values they hold. */
+  readonly #far: (Map<number, number> | undefined)[];
+  #farCount = 0;
   #stride = 0;
   #header = 0;
   #blockBytes = 0;
 
-  /** `widths`: each column's starting width. Throws RangeError on a capacity not a multiple of BLOCK. */
+  /**
+   * `widths`: each column's starting width (at most {@link MAX_COLUMNS}). Throws RangeError on a capacity not a
+   * multiple of BLOCK or too many columns.
+   */
   constructor(capacity: number, widths: readonly ColumnWidth[], opts: BlockRecordsOptions = {}) {
     if (capacity % BLOCK !== 0) {
       throw new RangeError(`BlockRecords: capacity ${capacity} is not a multiple of ${BLOCK}`);
     }
+    if (widths.length > MAX_COLUMNS) throw new RangeError(`BlockRecords: more than ${MAX_COLUMNS} columns`);
     this.capacity = capacity;
     this.#relative = opts.relative ?? true;
     this.#extras = opts.extras ?? 0;
-    this.#w = widths.map((w) => w / 8);
-    this.#col = [];
-    this.#escape = [];
-    this.#max = [];
+    this.#columns = widths.length;
     this.#far = widths.map(() => undefined);
-    this.#dv = this.#layout();
+    this.#dv = this.#layout(widths.map((w) => w / 8));
   }
 
   /** Bits per offset of column `c` now (it only grows). */
   width(c: number): ColumnWidth {
-    return (this.#w[c]! * 8) as ColumnWidth;
+    return ((this.#code(c) & 3) * 8 + 8) as ColumnWidth;
   }
 
   /** Bytes held (side maps counted at ~40 bytes an entry). */
   get bytes(): number {
-    let far = 0;
-    for (const m of this.#far) far += m?.size ?? 0;
-    return this.#dv.byteLength + far * 40;
+    return this.#dv.byteLength + this.#farCount * 40;
   }
 
   /** Extra float64 `k` of block `b`. */
@@ -112,12 +118,10 @@ export class BlockRecords {
 
   /** The value of column `c` in `slot`. */
   get(c: number, slot: number): number {
+    const code = this.#code(c), w = (code & 3) + 1;
     const blk = (slot >> BLOCK_LOG2) * this.#blockBytes;
-    const o = this.#read(
-      blk + this.#header + (slot & (BLOCK - 1)) * this.#stride + this.#col[c]!,
-      this.#w[c]!,
-    );
-    if (o === this.#escape[c]) return this.#far[c]!.get(slot)!;
+    const o = this.#read(blk + this.#header + (slot & (BLOCK - 1)) * this.#stride + (code >> 2), w);
+    if (o === escapeOf(w)) return this.#far[c]!.get(slot)!;
     return this.#relative ? this.#dv.getFloat64(blk + (this.#extras + c) * 8, true) + o : o;
   }
 
@@ -127,15 +131,12 @@ export class BlockRecords {
    * a call and its checks per slot (a timeline's native positions are such sums: every lookup of an entry's time).
    */
   runAbs(c: number, run: Float64Array, s0: number, from: number, to: number): void {
-    const dv = this.#dv,
-      w = this.#w[c]!,
-      far = this.#far[c],
-      escape = this.#escape[c]!,
-      stride = this.#stride;
+    const dv = this.#dv, code = this.#code(c), w = (code & 3) + 1, stride = this.#stride;
     const blk = (s0 >> BLOCK_LOG2) * this.#blockBytes;
     const base = this.#relative ? dv.getFloat64(blk + (this.#extras + c) * 8, true) : 0;
-    let p = blk + this.#header + (from - 1) * stride + this.#col[c]!;
+    let p = blk + this.#header + (from - 1) * stride + (code >> 2);
     let v = run[from - 1]!;
+    const far = this.#farCount === 0 ? undefined : this.#far[c];
     if (far === undefined || far.size === 0) {
       if (w === 1) {
         for (let k = from; k <= to; k++, p += stride) {
@@ -152,6 +153,7 @@ export class BlockRecords {
       }
       return;
     }
+    const escape = escapeOf(w);
     for (let k = from; k <= to; k++, p += stride) {
       const o = this.#read(p, w);
       const x = o === escape ? far.get(s0 + k - 1)! : base + o;
@@ -162,8 +164,8 @@ export class BlockRecords {
 
   /** Writes `value` (an integer) to column `c` of `slot`; the first slot of a block sets the block's base. */
   set(c: number, slot: number, value: number): void {
-    const far0 = this.#far[c];
-    if (far0 !== undefined && far0.size > 0) far0.delete(slot);
+    if (this.#farCount > 0 && this.#far[c]?.delete(slot)) this.#farCount--;
+    const code = this.#code(c), w = (code & 3) + 1;
     const blk = (slot >> BLOCK_LOG2) * this.#blockBytes;
     let o = value;
     if (this.#relative) {
@@ -171,15 +173,17 @@ export class BlockRecords {
       if ((slot & (BLOCK - 1)) === 0) this.#dv.setFloat64(at, value, true);
       o = value - this.#dv.getFloat64(at, true);
     }
-    const p = blk + this.#header + (slot & (BLOCK - 1)) * this.#stride + this.#col[c]!;
-    if (o > this.#max[c]! || o <= this.#escape[c]!) {
+    const p = blk + this.#header + (slot & (BLOCK - 1)) * this.#stride + (code >> 2);
+    const escape = escapeOf(w);
+    if (o > -escape - 1 || o <= escape) {
       const far = this.#far[c] ??= new Map();
       far.set(slot, value);
-      this.#write(p, this.#w[c]!, this.#escape[c]!);
-      if (far.size > this.capacity >> FAR_SHARE_LOG2 && this.#w[c]! < 4) this.#widen(c);
+      this.#farCount++;
+      this.#write(p, w, escape);
+      if (far.size > this.capacity >> FAR_SHARE_LOG2 && w < 4) this.#widen(c);
       return;
     }
-    this.#write(p, this.#w[c]!, o);
+    this.#write(p, w, o);
   }
 
   /** Adds `delta` to every value of column `c` (relative columns only: re-expressed from a new origin). */
@@ -191,6 +195,10 @@ export class BlockRecords {
     }
     const far = this.#far[c];
     if (far) { for (const [s, v] of far) far.set(s, v + delta); }
+  }
+
+  #code(c: number): number {
+    return (this.#codes >> (6 * c)) & 63;
   }
 
   /** The offset of `w` bytes at byte `p`. */
@@ -215,46 +223,46 @@ export class BlockRecords {
     else dv.setInt32(p, o, true);
   }
 
-  /** Lays the columns out at their widths now: a zeroed buffer. */
-  #layout(): DataView {
-    let stride = 0;
-    for (let c = 0; c < this.#w.length; c++) {
-      const w = this.#w[c]!;
-      this.#col[c] = stride;
-      this.#max[c] = 2 ** (w * 8 - 1) - 1;
-      this.#escape[c] = -this.#max[c]! - 1;
-      stride += w;
+  /** Lays the columns out at `bytes` each: a zeroed buffer. */
+  #layout(bytes: readonly number[]): DataView {
+    let stride = 0, codes = 0;
+    for (let c = 0; c < bytes.length; c++) {
+      codes |= ((stride << 2) | (bytes[c]! - 1)) << (6 * c);
+      stride += bytes[c]!;
     }
+    this.#codes = codes;
     this.#stride = stride;
-    this.#header = (this.#extras + (this.#relative ? this.#w.length : 0)) * 8;
+    this.#header = (this.#extras + (this.#relative ? bytes.length : 0)) * 8;
     this.#blockBytes = this.#header + BLOCK * stride;
     return new DataView(new ArrayBuffer((this.capacity / BLOCK) * this.#blockBytes));
   }
 
   /** Column `c` eight bits wider (the buffer re-laid); far values that now fit leave its side map. */
   #widen(c: number): void {
-    const n = this.capacity, cols = this.#w.length;
-    const old = this.#dv, oldW = this.#w.slice(), oldCol = this.#col.slice(), oldStride = this.#stride;
-    const oldHeader = this.#header, oldBlock = this.#blockBytes, oldEscape = this.#escape[c]!;
-    this.#w[c] = oldW[c]! + 1;
-    const dv = this.#dv = this.#layout();
-    const far = this.#far[c]!;
+    const n = this.capacity, cols = this.#columns;
+    const bytes = Array.from({ length: cols }, (_, k) => (this.#code(k) & 3) + 1);
+    const old = new Int32Array(n * cols);
+    for (let slot = 0; slot < n; slot++) {
+      const at = (slot >> BLOCK_LOG2) * this.#blockBytes + this.#header + (slot & (BLOCK - 1)) * this.#stride;
+      for (let k = 0; k < cols; k++) old[slot * cols + k] = this.#read(at + (this.#code(k) >> 2), bytes[k]!);
+    }
+    const oldDv = this.#dv, oldHeader = this.#header, oldBlock = this.#blockBytes;
+    const oldEscape = escapeOf(bytes[c]!);
+    bytes[c]!++;
+    const dv = this.#dv = this.#layout(bytes);
     for (let b = 0; b < n / BLOCK; b++) {
       for (let h = 0; h < oldHeader; h += 8) {
-        dv.setFloat64(b * this.#blockBytes + h, old.getFloat64(b * oldBlock + h, true), true);
+        dv.setFloat64(b * this.#blockBytes + h, oldDv.getFloat64(b * oldBlock + h, true), true);
       }
     }
+    const far = this.#far[c]!, w = bytes[c]!, escape = escapeOf(w);
     for (let slot = 0; slot < n; slot++) {
-      const b = slot >> BLOCK_LOG2, i = slot & (BLOCK - 1);
-      const from = b * oldBlock + oldHeader + i * oldStride,
-        to = b * this.#blockBytes + this.#header + i * this.#stride;
+      const b = slot >> BLOCK_LOG2;
+      const at = b * this.#blockBytes + this.#header + (slot & (BLOCK - 1)) * this.#stride;
       for (let k = 0; k < cols; k++) {
-        this.#dv = old;
-        const o = this.#read(from + oldCol[k]!, oldW[k]!);
-        this.#dv = dv;
-        const p = to + this.#col[k]!;
+        const o = old[slot * cols + k]!, p = at + (this.#code(k) >> 2);
         if (k !== c || o !== oldEscape) {
-          this.#write(p, this.#w[k]!, o);
+          this.#write(p, bytes[k]!, o);
           continue;
         }
         // A slot's far value is re-expressed from its block's base as set() did (a stale slot's too: it is
@@ -263,14 +271,20 @@ export class BlockRecords {
         const rel = this.#relative
           ? value - dv.getFloat64(b * this.#blockBytes + (this.#extras + c) * 8, true)
           : value;
-        if (rel > this.#max[c]! || rel <= this.#escape[c]!) this.#write(p, this.#w[c]!, this.#escape[c]!);
+        if (rel > -escape - 1 || rel <= escape) this.#write(p, w, escape);
         else {
-          this.#write(p, this.#w[c]!, rel);
+          this.#write(p, w, rel);
           far.delete(slot);
+          this.#farCount--;
         }
       }
     }
   }
+}
+
+/** The sentinel offset (the smallest) of a column `w` bytes wide: its value is in the side map. */
+function escapeOf(w: number): number {
+  return w === 1 ? -128 : w === 2 ? -32768 : w === 3 ? -8388608 : -2147483648;
 }
 
 /** One column of a ring of `capacity` slots: a {@link BlockRecords} of one column. */
