@@ -105,7 +105,8 @@ export function decodeBase64(input: string | Uint8Array, transient = false): Uin
 export function decodeBase64Portable(input: string | Uint8Array, transient = false): Uint8Array | undefined {
   const out = target(Math.floor((input.length * 3) / 4) + 3, transient);
   if (typeof input !== "string") return decodeBase64Bytes(input, out);
-  return decodeBase64Units(input.length, (i) => input.charCodeAt(i), out);
+  const o = decodeBase64Units(input, 0, out, 0);
+  return o < 0 ? undefined : out.subarray(0, o);
 }
 
 /**
@@ -123,19 +124,24 @@ function decodeBase64Bytes(b: Uint8Array, out: Uint8Array, i = 0, o = 0): Uint8A
     out[o++] = (v >> 8) & 0xff;
     out[o++] = v & 0xff;
   }
-  if (i === n) return out.subarray(0, o);
-  const start = i;
-  const tail = decodeBase64Units(n - start, (k) => b[start + k]!, out.subarray(o));
-  return tail ? out.subarray(0, o + tail.length) : undefined;
+  // The tail (padding, most messages) in place: no closure and no views of `out` made for it.
+  const end = i === n ? o : decodeBase64Units(b, i, out, o);
+  return end < 0 ? undefined : out.subarray(0, end);
 }
 
-function decodeBase64Units(len: number, at: (i: number) => number, out: Uint8Array): Uint8Array | undefined {
-  let o = 0;
+/**
+ * The general decoder: units of `input` from `from` on into `out` from byte `o`; the end of the bytes written, or
+ * -1 on a malformed value.
+ */
+function decodeBase64Units(input: string | Uint8Array, from: number, out: Uint8Array, o: number): number {
   let acc = 0;
   let n = 0;
   let pad = 0;
-  for (let i = 0; i < len; i++) {
-    const c = at(i);
+  const len = input.length;
+  const text = typeof input === "string" ? input : undefined;
+  const bytes = typeof input === "string" ? undefined : input;
+  for (let i = from; i < len; i++) {
+    const c = text !== undefined ? text.charCodeAt(i) : bytes![i]!;
     if (c === 0x3d) {
       pad++;
       continue;
@@ -143,7 +149,7 @@ function decodeBase64Units(len: number, at: (i: number) => number, out: Uint8Arr
     const v = c < 256 ? B64[c]! : INVALID;
     if (v === SKIP) continue;
     // Digits after padding, or an unknown character, make the whole value malformed.
-    if (v < 0 || pad > 0) return undefined;
+    if (v < 0 || pad > 0) return -1;
     acc = (acc << 6) | v;
     if (++n === 4) {
       out[o++] = acc >> 16;
@@ -153,14 +159,14 @@ function decodeBase64Units(len: number, at: (i: number) => number, out: Uint8Arr
       n = 0;
     }
   }
-  if (n === 1 || pad > 2) return undefined;
-  if (pad > 0 && n + pad !== 4) return undefined;
+  if (n === 1 || pad > 2) return -1;
+  if (pad > 0 && n + pad !== 4) return -1;
   if (n === 2) out[o++] = (acc >> 4) & 0xff;
   else if (n === 3) {
     out[o++] = (acc >> 10) & 0xff;
     out[o++] = (acc >> 2) & 0xff;
   }
-  return out.subarray(0, o);
+  return o;
 }
 
 const HEX: Int8Array = (() => {
