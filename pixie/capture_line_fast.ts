@@ -370,6 +370,10 @@ class LineReader {
       return undefined;
     }
     this.pos = p + 1;
+    if (o - at <= SHARED_CELL_MAX) {
+      const shared = sharedCell(out, at, o);
+      if (shared !== undefined) return shared;
+    }
     slab.advance(o - at);
     return out.subarray(at, o);
   }
@@ -447,6 +451,47 @@ const fresh: Name[] = [];
 let lastQuery: Name | undefined;
 
 const reader = new LineReader();
+
+/**
+ * String cells up to this many bytes (a pod, an address, a method: values that repeat from row to row) may be
+ * shared: see {@link sharedCell}.
+ */
+const SHARED_CELL_MAX = 64;
+/** Short cells seen twice lately, by a hash of their bytes (a slot holds the last cell that hashed there). */
+const CELL_SLOTS = 8192;
+const cells: (Uint8Array | undefined)[] = new Array(CELL_SLOTS).fill(undefined);
+/** Per slot, the hash of the last short cell seen there once and not shared yet (0: none). */
+const seen = new Int32Array(CELL_SLOTS);
+
+/**
+ * The cell of bytes `out[at..o)` (written past the slab's used part, which is left as it is) when it repeats: the
+ * same array as last time for the same bytes, or, on their second sighting, an array of their own from then on;
+ * undefined the first time (the caller makes a view of the slab, as for any cell). A view was ~100 bytes a cell,
+ * and rows wait in the capture merge's window long enough for the young-generation collector to copy them, so
+ * most of a row's bytes there were the views of its repeating short cells. An array of its own costs ~5 views
+ * to make, hence only for bytes seen before. Cells are read-only, as every reader of a row treats them.
+ */
+function sharedCell(out: Uint8Array, at: number, o: number): Uint8Array | undefined {
+  const n = o - at;
+  let h = n + 1;
+  for (let i = at; i < o; i++) h = (Math.imul(h, 31) + out[i]!) | 0;
+  h |= 1; // never 0, which marks an empty slot of `seen`
+  const slot = (h ^ (h >>> 13)) & (CELL_SLOTS - 1);
+  const known = cells[slot];
+  if (known !== undefined && known.length === n) {
+    let i = 0;
+    while (i < n && known[i] === out[at + i]) i++;
+    if (i === n) return known;
+  }
+  if (seen[slot] !== h) {
+    seen[slot] = h;
+    return undefined;
+  }
+  seen[slot] = 0;
+  const own = out.slice(at, o);
+  cells[slot] = own;
+  return own;
+}
 
 /**
  * The row of a capture line of the usual shape (see the module doc), or undefined when the line is anything
