@@ -579,8 +579,8 @@ function readLine(
   if (!r.eat(COMMA) || !r.eat(QUOTE)) return undefined;
   r.pos--;
   if (r.name(ROW_KEY) !== ROW_KEY || !r.eat(COLON) || !r.eat(LBRACE)) return undefined;
-  // time_ first, as the general reader builds it; its value is set once read.
-  const columns: Record<string, Cell> = { time_: 0n };
+  // The cells in line order (time_ aside), made into the row's record at the end (see columnsBuilder).
+  let count = 0;
   let time: bigint | undefined;
   r.ws();
   if (r.at(r.pos) === RBRACE) return undefined; // no time_
@@ -608,7 +608,7 @@ function readLine(
     } else {
       // Array-index names enumerate first and `__proto__` would set the prototype: the general reader's way.
       const name = key.text;
-      if (!key.column || (key !== expect && Object.hasOwn(columns, name))) return undefined;
+      if (!key.column || (key !== expect && seenColumn(name, count))) return undefined;
       let cell: Cell;
       if (c === QUOTE) {
         const bytes = r.stringCell(slab);
@@ -633,7 +633,8 @@ function readLine(
         if (v === undefined) return undefined;
         cell = v;
       }
-      columns[name] = cell;
+      rowKeys[count] = key;
+      rowCells[count++] = cell;
     }
     r.ws();
     const sep = r.at(r.pos++);
@@ -648,6 +649,56 @@ function readLine(
   // The line ends here: at its newline (a file's bytes), or at the end of what was given.
   if (r.pos < r.len ? !r.fromFile || r.b[r.pos] !== LF : !r.endsAtLen) return undefined;
   r.end = r.pos;
-  columns["time_"] = time;
+  const columns = columnsBuilder(count)(time, rowCells);
+  rowCells.fill(undefined, 0, count);
   return { query: query.text, node, time, columns };
+}
+
+/** The row's column keys and cells (time_ aside) while its line is read. */
+const rowKeys: Name[] = [];
+const rowCells: (Cell | undefined)[] = [];
+
+/** Whether the line read so far has a column named `name` (its first `count`). */
+function seenColumn(name: string, count: number): boolean {
+  for (let i = 0; i < count; i++) if (rowKeys[i]!.text === name) return true;
+  return false;
+}
+
+/** Builds a row's record: time_ first, then the cells in line order (the general reader's key order). */
+type ColumnsOf = (time: bigint, cells: readonly (Cell | undefined)[]) => Record<string, Cell>;
+
+/**
+ * Builders by their keys: one object literal of a fixed shape each (as pixie/columns.ts builds a batch's rows),
+ * so a record is one allocation with its properties inside, not a literal grown key by key (whose added
+ * properties took arrays of their own: a record outlives the young generation in the capture merge's window).
+ * Keys are quoted by JSON.stringify; a column key is never `__proto__` nor an array index (Name.column).
+ */
+const builders = new Map<string, ColumnsOf>();
+/** The builder used last, and its keys (the next line nearly always has the same). */
+let lastBuilder: ColumnsOf | undefined;
+const lastKeys: Name[] = [];
+
+function columnsBuilder(count: number): ColumnsOf {
+  if (lastBuilder !== undefined && lastKeys.length === count) {
+    let i = 0;
+    while (i < count && lastKeys[i] === rowKeys[i]) i++;
+    if (i === count) return lastBuilder;
+  }
+  const keys = rowKeys.slice(0, count);
+  const id = keys.map((k) => k.text).join("\u0000");
+  let f = builders.get(id);
+  if (f === undefined) {
+    const body = keys.map((k, i) => `${JSON.stringify(k.text)}: cells[${i}]`).join(", ");
+    f = new Function(
+      "time",
+      "cells",
+      `"use strict"; return { "time_": time${count > 0 ? ", " : ""}${body} };`,
+    ) as ColumnsOf;
+    if (builders.size >= 256) builders.clear();
+    builders.set(id, f);
+  }
+  lastBuilder = f;
+  lastKeys.length = 0;
+  for (const k of keys) lastKeys.push(k);
+  return f;
 }
