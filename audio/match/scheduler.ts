@@ -7,6 +7,7 @@
  */
 
 import type { Signature } from "../types.ts";
+import { truncate } from "../../util/truncate.ts";
 
 /** An alignment waiting for target frames: a pre-check on a few frames, or the whole-block verification. */
 export interface Pending {
@@ -194,7 +195,7 @@ export class CheckScheduler<Out> {
         // Most candidates die at the pre-check: recycle them (the pool is bounded).
         if (!runner.check(p, out, false) && pool.length < POOL_MAX) pool.push(p);
       }
-      batch.length = first;
+      truncate(batch, first);
     }
     if (this.#dueNext <= t) this.#dueNext = t + 1;
   }
