@@ -126,7 +126,22 @@ function decodeBase64Bytes(b: Uint8Array, out: Uint8Array, i = 0, o = 0): Uint8A
   }
   // The tail (padding, most messages) in place: no closure and no views of `out` made for it.
   const end = i === n ? o : decodeBase64Units(b, i, out, o);
-  return end < 0 ? undefined : out.subarray(0, end);
+  return end < 0 ? undefined : viewOf(out, end);
+}
+
+/** The view {@link viewOf} handed out last, and what it is of. */
+let lastOut: Uint8Array | undefined;
+let lastView: Uint8Array = new Uint8Array(0);
+
+/**
+ * `out.subarray(0, end)`, the same view as last time when it is of the same array and length: a tap's messages
+ * are nearly all of one size and decode into the same output (the kernel's, or the scratch), and a view is ~100
+ * bytes to make per message. A fresh output array is never the last one, so its view is its own.
+ */
+function viewOf(out: Uint8Array, end: number): Uint8Array {
+  if (out === lastOut && lastView.length === end) return lastView;
+  lastOut = out;
+  return lastView = out.subarray(0, end);
 }
 
 /**
