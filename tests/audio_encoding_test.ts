@@ -245,3 +245,16 @@ Deno.test("base64 from bytes, transient: messages of one size get the same view,
   ok(d !== e && d.buffer !== e.buffer);
   deepEqual([...d], one);
 });
+
+Deno.test("decodeField, transient: one result object, holding each decode's bytes; failures and owned results apart", () => {
+  const a = decodeField("AQID", "base64", true);
+  ok(a.ok);
+  deepEqual([...a.bytes], [1, 2, 3]);
+  const b = decodeField("0405", "hex", true);
+  ok(a === b, "the transient result is reused");
+  ok(b.ok);
+  deepEqual([...b.bytes], [4, 5]);
+  deepEqual(decodeField("A", "base64", true), { ok: false, reason: "bad_base64" });
+  const c = decodeField("AQID", "base64"), d = decodeField("AQID", "base64");
+  ok(c !== d && c !== a);
+});

@@ -239,7 +239,8 @@ export function decodeBinary(input: string | Uint8Array, transient = false): Uin
 
 /**
  * Decodes an extracted audio field with `encoding`; failures carry the counter reason. With `transient` the
- * bytes may be a view of a shared scratch buffer, valid until the next transient decode.
+ * bytes may be a view of a shared scratch buffer, and the result object itself is shared: both valid until the
+ * next transient decode.
  */
 export function decodeField(
   data: string | Uint8Array,
@@ -249,17 +250,29 @@ export function decodeField(
   switch (encoding) {
     case "base64": {
       const bytes = decodeBase64(data, transient);
-      return bytes ? { ok: true, bytes } : { ok: false, reason: "bad_base64" };
+      return bytes ? decoded(bytes, transient) : BAD_BASE64;
     }
     case "hex": {
       const bytes = decodeHex(data, transient);
-      return bytes ? { ok: true, bytes } : { ok: false, reason: "bad_hex" };
+      return bytes ? decoded(bytes, transient) : BAD_HEX;
     }
     case "binary": {
       const bytes = decodeBinary(data, transient);
-      return bytes ? { ok: true, bytes } : { ok: false, reason: "bad_binary" };
+      return bytes ? decoded(bytes, transient) : BAD_BINARY;
     }
   }
+}
+
+const BAD_BASE64: DecodeFieldResult = Object.freeze({ ok: false, reason: "bad_base64" });
+const BAD_HEX: DecodeFieldResult = Object.freeze({ ok: false, reason: "bad_hex" });
+const BAD_BINARY: DecodeFieldResult = Object.freeze({ ok: false, reason: "bad_binary" });
+/** The result of the transient decodes, reused: it is read at once, as its bytes are (an object a message). */
+const transientResult: { ok: true; bytes: Uint8Array } = { ok: true, bytes: new Uint8Array(0) };
+
+function decoded(bytes: Uint8Array, transient: boolean): DecodeFieldResult {
+  if (!transient) return { ok: true, bytes };
+  transientResult.bytes = bytes;
+  return transientResult;
 }
 
 /** Decoded bytes per encoded character of `encoding` (3/4 for base64), for sizing a lost body's audio. */
