@@ -566,3 +566,17 @@ Deno.test("byte scans: streams of two audio paths interleaved row by row share o
     list = env.scans.paths;
   }
 });
+
+Deno.test("extractAudioFieldView: a found field's result is one object, holding each message's view", () => {
+  const fmt = { envelope: "json", path: "media.payload", skip_bytes: 0, encoding: "base64" } as const;
+  const body = (v: string) => new PayloadEnvelope(enc.encode(`{"media":{"payload":"${v}"},"x":1}`));
+  const a = extractAudioFieldView(body("AQID"), fmt);
+  ok(a.ok);
+  equal(bodyText.decode(a.data as Uint8Array), "AQID");
+  equal(a.overhead, 30);
+  const b = extractAudioFieldView(body("BAUGBw=="), fmt);
+  ok(a === b, "the result object is reused");
+  ok(b.ok);
+  equal(bodyText.decode(b.data as Uint8Array), "BAUGBw==");
+  equal(b.overhead, 30);
+});
