@@ -20,6 +20,26 @@ export interface ReportedTap {
   query: string;
 }
 
+/**
+ * Adds to `pending` each counter of `now` that grew since `prev` (all of it when there is no `prev`); true if any
+ * counter differs from `prev`. Reads the counters with for-in (plain records: their own keys, in order), not
+ * Object.entries, which made an array per counter at every sweep of every stream.
+ */
+function addIncreases(
+  now: Record<string, number>,
+  prev: Record<string, number> | undefined,
+  pending: Record<string, number>,
+): boolean {
+  let moved = false;
+  for (const reason in now) {
+    const n = now[reason]!;
+    const d = n - (prev?.[reason] ?? 0);
+    if (d !== 0) moved = true;
+    if (d > 0) pending[reason] = (pending[reason] ?? 0) + d;
+  }
+  return moved;
+}
+
 /** Accumulates decode counters of one tap's streams and hands out what is new. */
 export class DecodeReporter {
   readonly #tap: ReportedTap;
@@ -50,14 +70,10 @@ export class DecodeReporter {
    */
   observe(stream: string, now: DecodeCounters): void {
     const prev = this.#last.get(stream);
-    let moved = prev === undefined;
-    for (const kind of ["markers", "errors"] as const) {
-      for (const [reason, n] of Object.entries(now[kind])) {
-        const d = n - (prev?.[kind][reason] ?? 0);
-        if (d !== 0) moved = true;
-        if (d > 0) this.#pending[kind][reason] = (this.#pending[kind][reason] ?? 0) + d;
-      }
-    }
+    // Both kinds read even once one moved (each adds its own increases); no arrays of entries made per stream.
+    const markersMoved = addIncreases(now.markers, prev?.markers, this.#pending.markers);
+    const errorsMoved = addIncreases(now.errors, prev?.errors, this.#pending.errors);
+    const moved = prev === undefined || markersMoved || errorsMoved;
     if (moved) this.#last.set(stream, { markers: { ...now.markers }, errors: { ...now.errors } });
   }
 

@@ -189,7 +189,9 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
         if (toMatcher.length > 0) await deps.matcher.tell({ kind: "rows", rows: toMatcher });
         toMatcher = [];
       };
-      for (const row of batch) {
+      // By index: a for-of across the awaits below made an iterator result per row (~18 MB an analyze).
+      for (let i = 0; i < batch.length; i++) {
+        const row = batch[i]!;
         const known = deps.queries.has(row.query);
         if (observe(row, known)) {
           await flush();

@@ -370,6 +370,10 @@ class LineReader {
       return undefined;
     }
     this.pos = p + 1;
+    if (o - at <= SHARED_CELL_MAX) {
+      const shared = sharedCell(out, at, o);
+      if (shared !== undefined) return shared;
+    }
     slab.advance(o - at);
     return out.subarray(at, o);
   }
@@ -447,6 +451,47 @@ const fresh: Name[] = [];
 let lastQuery: Name | undefined;
 
 const reader = new LineReader();
+
+/**
+ * String cells up to this many bytes (a pod, an address, a method: values that repeat from row to row) may be
+ * shared: see {@link sharedCell}.
+ */
+const SHARED_CELL_MAX = 64;
+/** Short cells seen twice lately, by a hash of their bytes (a slot holds the last cell that hashed there). */
+const CELL_SLOTS = 8192;
+const cells: (Uint8Array | undefined)[] = new Array(CELL_SLOTS).fill(undefined);
+/** Per slot, the hash of the last short cell seen there once and not shared yet (0: none). */
+const seen = new Int32Array(CELL_SLOTS);
+
+/**
+ * The cell of bytes `out[at..o)` (written past the slab's used part, which is left as it is) when it repeats: the
+ * same array as last time for the same bytes, or, on their second sighting, an array of their own from then on;
+ * undefined the first time (the caller makes a view of the slab, as for any cell). A view was ~100 bytes a cell,
+ * and rows wait in the capture merge's window long enough for the young-generation collector to copy them, so
+ * most of a row's bytes there were the views of its repeating short cells. An array of its own costs ~5 views
+ * to make, hence only for bytes seen before. Cells are read-only, as every reader of a row treats them.
+ */
+function sharedCell(out: Uint8Array, at: number, o: number): Uint8Array | undefined {
+  const n = o - at;
+  let h = n + 1;
+  for (let i = at; i < o; i++) h = (Math.imul(h, 31) + out[i]!) | 0;
+  h |= 1; // never 0, which marks an empty slot of `seen`
+  const slot = (h ^ (h >>> 13)) & (CELL_SLOTS - 1);
+  const known = cells[slot];
+  if (known !== undefined && known.length === n) {
+    let i = 0;
+    while (i < n && known[i] === out[at + i]) i++;
+    if (i === n) return known;
+  }
+  if (seen[slot] !== h) {
+    seen[slot] = h;
+    return undefined;
+  }
+  seen[slot] = 0;
+  const own = out.slice(at, o);
+  cells[slot] = own;
+  return own;
+}
 
 /**
  * The row of a capture line of the usual shape (see the module doc), or undefined when the line is anything
@@ -534,8 +579,8 @@ function readLine(
   if (!r.eat(COMMA) || !r.eat(QUOTE)) return undefined;
   r.pos--;
   if (r.name(ROW_KEY) !== ROW_KEY || !r.eat(COLON) || !r.eat(LBRACE)) return undefined;
-  // time_ first, as the general reader builds it; its value is set once read.
-  const columns: Record<string, Cell> = { time_: 0n };
+  // The cells in line order (time_ aside), made into the row's record at the end (see columnsBuilder).
+  let count = 0;
   let time: bigint | undefined;
   r.ws();
   if (r.at(r.pos) === RBRACE) return undefined; // no time_
@@ -563,7 +608,7 @@ function readLine(
     } else {
       // Array-index names enumerate first and `__proto__` would set the prototype: the general reader's way.
       const name = key.text;
-      if (!key.column || (key !== expect && Object.hasOwn(columns, name))) return undefined;
+      if (!key.column || (key !== expect && seenColumn(name, count))) return undefined;
       let cell: Cell;
       if (c === QUOTE) {
         const bytes = r.stringCell(slab);
@@ -588,7 +633,8 @@ function readLine(
         if (v === undefined) return undefined;
         cell = v;
       }
-      columns[name] = cell;
+      rowKeys[count] = key;
+      rowCells[count++] = cell;
     }
     r.ws();
     const sep = r.at(r.pos++);
@@ -603,6 +649,56 @@ function readLine(
   // The line ends here: at its newline (a file's bytes), or at the end of what was given.
   if (r.pos < r.len ? !r.fromFile || r.b[r.pos] !== LF : !r.endsAtLen) return undefined;
   r.end = r.pos;
-  columns["time_"] = time;
+  const columns = columnsBuilder(count)(time, rowCells);
+  rowCells.fill(undefined, 0, count);
   return { query: query.text, node, time, columns };
+}
+
+/** The row's column keys and cells (time_ aside) while its line is read. */
+const rowKeys: Name[] = [];
+const rowCells: (Cell | undefined)[] = [];
+
+/** Whether the line read so far has a column named `name` (its first `count`). */
+function seenColumn(name: string, count: number): boolean {
+  for (let i = 0; i < count; i++) if (rowKeys[i]!.text === name) return true;
+  return false;
+}
+
+/** Builds a row's record: time_ first, then the cells in line order (the general reader's key order). */
+type ColumnsOf = (time: bigint, cells: readonly (Cell | undefined)[]) => Record<string, Cell>;
+
+/**
+ * Builders by their keys: one object literal of a fixed shape each (as pixie/columns.ts builds a batch's rows),
+ * so a record is one allocation with its properties inside, not a literal grown key by key (whose added
+ * properties took arrays of their own: a record outlives the young generation in the capture merge's window).
+ * Keys are quoted by JSON.stringify; a column key is never `__proto__` nor an array index (Name.column).
+ */
+const builders = new Map<string, ColumnsOf>();
+/** The builder used last, and its keys (the next line nearly always has the same). */
+let lastBuilder: ColumnsOf | undefined;
+const lastKeys: Name[] = [];
+
+function columnsBuilder(count: number): ColumnsOf {
+  if (lastBuilder !== undefined && lastKeys.length === count) {
+    let i = 0;
+    while (i < count && lastKeys[i] === rowKeys[i]) i++;
+    if (i === count) return lastBuilder;
+  }
+  const keys = rowKeys.slice(0, count);
+  const id = keys.map((k) => k.text).join("\u0000");
+  let f = builders.get(id);
+  if (f === undefined) {
+    const body = keys.map((k, i) => `${JSON.stringify(k.text)}: cells[${i}]`).join(", ");
+    f = new Function(
+      "time",
+      "cells",
+      `"use strict"; return { "time_": time${count > 0 ? ", " : ""}${body} };`,
+    ) as ColumnsOf;
+    if (builders.size >= 256) builders.clear();
+    builders.set(id, f);
+  }
+  lastBuilder = f;
+  lastKeys.length = 0;
+  for (const k of keys) lastKeys.push(k);
+  return f;
 }

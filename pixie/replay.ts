@@ -9,6 +9,7 @@
  * @module
  */
 import type { Row } from "./row.ts";
+import { truncate } from "../util/truncate.ts";
 
 /** Rows of one node. */
 export interface NodeRows {
@@ -238,7 +239,7 @@ class HeldQueue {
     const run = this.#runs[min.input]!;
     run.head++;
     if (run.head === run.items.length) {
-      run.items.length = 0;
+      truncate(run.items, 0);
       run.head = 0;
     } else if (run.head >= 4096 && run.head * 2 >= run.items.length) {
       // Drop the consumed front now and then (an array shift per row would copy the queue each time).

@@ -226,3 +226,35 @@ Deno.test("base64: bytes through the SIMD kernel agree with the portable decoder
   decodeBase64(enc.encode(encodeBase64(new Uint8Array(300).fill(9))));
   ok(a.every((v) => v === 7));
 });
+
+Deno.test("base64 from bytes, transient: messages of one size get the same view, each with its own bytes", () => {
+  const enc = new TextEncoder();
+  const b64 = (bytes: number[]) => enc.encode(btoa(String.fromCharCode(...bytes)));
+  // Long enough for the SIMD kernel where it runs, padded (the tail decoded in place).
+  const one = Array.from({ length: 100 }, (_, i) => i), two = one.map((v) => 255 - v);
+  const a = decodeBase64(b64(one), true)!;
+  deepEqual([...a], one);
+  const b = decodeBase64(b64(two), true)!;
+  ok(a === b, "one view for messages of one size");
+  deepEqual([...b], two);
+  const c = decodeBase64(b64(one.slice(0, 40)), true)!;
+  ok(c !== b);
+  deepEqual([...c], one.slice(0, 40));
+  // Not transient: arrays of their own, never shared.
+  const d = decodeBase64(b64(one))!, e = decodeBase64(b64(one))!;
+  ok(d !== e && d.buffer !== e.buffer);
+  deepEqual([...d], one);
+});
+
+Deno.test("decodeField, transient: one result object, holding each decode's bytes; failures and owned results apart", () => {
+  const a = decodeField("AQID", "base64", true);
+  ok(a.ok);
+  deepEqual([...a.bytes], [1, 2, 3]);
+  const b = decodeField("0405", "hex", true);
+  ok(a === b, "the transient result is reused");
+  ok(b.ok);
+  deepEqual([...b.bytes], [4, 5]);
+  deepEqual(decodeField("A", "base64", true), { ok: false, reason: "bad_base64" });
+  const c = decodeField("AQID", "base64"), d = decodeField("AQID", "base64");
+  ok(c !== d && c !== a);
+});

@@ -546,3 +546,37 @@ Deno.test("byte scans of one envelope: the stream key's field and the audio fiel
   deepEqual(extractAudioFieldView(broken, fmt), { ok: false, reason: "bad_json" });
   equal(broken.scans.passes, 1);
 });
+
+Deno.test("byte scans: streams of two audio paths interleaved row by row share one list of paths, each answered", () => {
+  const a = { envelope: "json", path: "media.payload", skip_bytes: 0, encoding: "base64" } as const;
+  const b = { envelope: "json", path: "data", skip_bytes: 0, encoding: "base64" } as const;
+  const bodyA = (v: string) => enc.encode(`{"event":"media","media":{"payload":"${v}"}}`);
+  const bodyB = (v: string) => enc.encode(`{"data":"${v}"}`);
+  // Both paths asked once; from then on no body makes a new list (one was three arrays a message).
+  extractAudioFieldView(new PayloadEnvelope(bodyA("AQ==")), a);
+  extractAudioFieldView(new PayloadEnvelope(bodyB("Ag==")), b);
+  let list: unknown;
+  for (let i = 0; i < 6; i++) {
+    const env = new PayloadEnvelope(i % 2 === 0 ? bodyA(`A${i}==`) : bodyB(`B${i}==`));
+    const f = extractAudioFieldView(env, i % 2 === 0 ? a : b);
+    ok(f.ok);
+    equal(bodyText.decode(f.data as Uint8Array), i % 2 === 0 ? `A${i}==` : `B${i}==`);
+    equal(env.scans.passes, 1);
+    if (i > 0) equal(env.scans.paths, list);
+    list = env.scans.paths;
+  }
+});
+
+Deno.test("extractAudioFieldView: a found field's result is one object, holding each message's view", () => {
+  const fmt = { envelope: "json", path: "media.payload", skip_bytes: 0, encoding: "base64" } as const;
+  const body = (v: string) => new PayloadEnvelope(enc.encode(`{"media":{"payload":"${v}"},"x":1}`));
+  const a = extractAudioFieldView(body("AQID"), fmt);
+  ok(a.ok);
+  equal(bodyText.decode(a.data as Uint8Array), "AQID");
+  equal(a.overhead, 30);
+  const b = extractAudioFieldView(body("BAUGBw=="), fmt);
+  ok(a === b, "the result object is reused");
+  ok(b.ok);
+  equal(bodyText.decode(b.data as Uint8Array), "BAUGBw==");
+  equal(b.overhead, 30);
+});

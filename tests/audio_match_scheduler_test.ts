@@ -2,7 +2,7 @@
 // scheduled, the final ones in the order of the due buckets an earlier scheduler kept (so results stay the
 // same), and a stream with nothing pending holds nothing.
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { CheckScheduler, type Pending } from "../audio/match/scheduler.ts";
+import { CheckScheduler, type Pending, spareLists } from "../audio/match/scheduler.ts";
 import type { Signature } from "../audio/types.ts";
 
 const SIG = { id: "sig" } as unknown as Signature;
@@ -99,4 +99,22 @@ Deno.test("scheduler: checks due far ahead and near run together in due and sche
   deepStrictEqual(ran.slice(5), ["8@400", "7@500", "2@1000"]);
   strictEqual(sched.pending, 0);
   strictEqual(sched.bytes, 0);
+});
+
+Deno.test("scheduler: a stream's emptied lists serve the next stream that needs some, in the same order", () => {
+  const a = recorder(), b = recorder();
+  a.sched.start(0);
+  b.sched.start(0);
+  for (const [s, due] of [[1, 5], [2, 3], [3, 5]]) a.sched.precheck(SIG, 0, 0, s!, due!);
+  const before = spareLists();
+  a.sched.runDue(10, []);
+  deepStrictEqual(a.ran, ["2@3", "1@5", "3@5"]);
+  strictEqual(a.sched.bytes, 0, "nothing pending, nothing held");
+  strictEqual(spareLists(), before + 2, "its two lists kept as spares");
+  // Another stream takes them (no new lists) and finds them empty: its checks run as scheduled, no others.
+  for (const [s, due] of [[4, 12], [5, 11], [6, 12]]) b.sched.precheck(SIG, 0, 0, s!, due!);
+  strictEqual(spareLists(), before);
+  b.sched.runDue(20, []);
+  deepStrictEqual(b.ran, ["5@11", "4@12", "6@12"]);
+  strictEqual(spareLists(), before + 2);
 });

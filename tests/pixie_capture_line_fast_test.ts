@@ -376,3 +376,32 @@ Deno.test("direct capture line reader: a string cell that outgrows its slab move
     }
   }
 });
+
+Deno.test("direct capture line reader: a short cell that repeats is one array from its second sighting, a long one never", () => {
+  const slab = testSlab();
+  const body = "x".repeat(200);
+  const line = (pod: string, addr: string) =>
+    JSON.stringify({ query: "q/x", row: { time_: "1", pod, remote_addr: addr, req_body: body } });
+  const rows: Row[] = [];
+  for (let i = 0; i < 4; i++) {
+    rows.push(parseCaptureLineFast(line("voice/zz-0", `10.77.${i}.9`), "n", slab, base64ToBytes)!);
+  }
+  const pods = rows.map((r) => r.columns["pod"] as Uint8Array);
+  for (const p of pods) equal(new TextDecoder().decode(p), "voice/zz-0");
+  // First sighting: a view of the slab; second: an array of its own, which every later row shares.
+  ok(pods[0] !== pods[1]);
+  ok(pods[1] === pods[2] && pods[2] === pods[3]);
+  equal(pods[1]!.byteLength, pods[1]!.buffer.byteLength);
+  // Values seen once each (the address here) stay views of the slab; the long body is never shared.
+  const addrs = rows.map((r) => r.columns["remote_addr"] as Uint8Array);
+  addrs.forEach((a, i) => equal(new TextDecoder().decode(a), `10.77.${i}.9`));
+  ok(addrs.every((a) => a.buffer !== pods[1]!.buffer && a.byteLength < a.buffer.byteLength));
+  ok(rows[2]!.columns["req_body"] !== rows[3]!.columns["req_body"]);
+  // Many values, interleaved and colliding in the table: every cell holds its own bytes.
+  const values = Array.from({ length: 20_000 }, (_, i) => `v${(i * 7919) % 9001}`);
+  for (const v of values) {
+    const r = parseCaptureLineFast(line(v, v.slice(0, 3)), "n", slab, base64ToBytes)!;
+    equal(new TextDecoder().decode(r.columns["pod"] as Uint8Array), v);
+    equal(new TextDecoder().decode(r.columns["remote_addr"] as Uint8Array), v.slice(0, 3));
+  }
+});

@@ -143,6 +143,8 @@ export class EnvelopeScratch {
   upMax = new Float64Array(0);
   downMax = new Float64Array(0);
   at = new Int32Array(ENV_VALUES);
+  /** The source's levels in dB, for one search. */
+  readonly sDb = new Float64Array(ENV_VALUES);
   /**
    * The ring and first sample of the windows whose levels `db` holds, and how many; the ring's
    * {@link SampleRing.finalBefore} when they were computed.
@@ -317,7 +319,8 @@ export function envelopeShift(
     const up = k + ENV_HOP;
     downMax[k] = up < positions && r >= ENV_HOP ? Math.max(downMax[up]!, v) : v;
   }
-  const sDb = new Float64Array(ENV_VALUES);
+  // The scratch's: the source sides hold it only for this search (their sides, once computed, are of `levels`).
+  const sDb = scratch.sDb;
   for (let i = 0; i < ENV_VALUES; i++) sDb[i] = levelDb(levels[i]!);
   const at = scratch.at;
 

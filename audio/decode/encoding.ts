@@ -105,7 +105,8 @@ export function decodeBase64(input: string | Uint8Array, transient = false): Uin
 export function decodeBase64Portable(input: string | Uint8Array, transient = false): Uint8Array | undefined {
   const out = target(Math.floor((input.length * 3) / 4) + 3, transient);
   if (typeof input !== "string") return decodeBase64Bytes(input, out);
-  return decodeBase64Units(input.length, (i) => input.charCodeAt(i), out);
+  const o = decodeBase64Units(input, 0, out, 0);
+  return o < 0 ? undefined : out.subarray(0, o);
 }
 
 /**
@@ -123,19 +124,39 @@ function decodeBase64Bytes(b: Uint8Array, out: Uint8Array, i = 0, o = 0): Uint8A
     out[o++] = (v >> 8) & 0xff;
     out[o++] = v & 0xff;
   }
-  if (i === n) return out.subarray(0, o);
-  const start = i;
-  const tail = decodeBase64Units(n - start, (k) => b[start + k]!, out.subarray(o));
-  return tail ? out.subarray(0, o + tail.length) : undefined;
+  // The tail (padding, most messages) in place: no closure and no views of `out` made for it.
+  const end = i === n ? o : decodeBase64Units(b, i, out, o);
+  return end < 0 ? undefined : viewOf(out, end);
 }
 
-function decodeBase64Units(len: number, at: (i: number) => number, out: Uint8Array): Uint8Array | undefined {
-  let o = 0;
+/** The view {@link viewOf} handed out last, and what it is of. */
+let lastOut: Uint8Array | undefined;
+let lastView: Uint8Array = new Uint8Array(0);
+
+/**
+ * `out.subarray(0, end)`, the same view as last time when it is of the same array and length: a tap's messages
+ * are nearly all of one size and decode into the same output (the kernel's, or the scratch), and a view is ~100
+ * bytes to make per message. A fresh output array is never the last one, so its view is its own.
+ */
+function viewOf(out: Uint8Array, end: number): Uint8Array {
+  if (out === lastOut && lastView.length === end) return lastView;
+  lastOut = out;
+  return lastView = out.subarray(0, end);
+}
+
+/**
+ * The general decoder: units of `input` from `from` on into `out` from byte `o`; the end of the bytes written, or
+ * -1 on a malformed value.
+ */
+function decodeBase64Units(input: string | Uint8Array, from: number, out: Uint8Array, o: number): number {
   let acc = 0;
   let n = 0;
   let pad = 0;
-  for (let i = 0; i < len; i++) {
-    const c = at(i);
+  const len = input.length;
+  const text = typeof input === "string" ? input : undefined;
+  const bytes = typeof input === "string" ? undefined : input;
+  for (let i = from; i < len; i++) {
+    const c = text !== undefined ? text.charCodeAt(i) : bytes![i]!;
     if (c === 0x3d) {
       pad++;
       continue;
@@ -143,7 +164,7 @@ function decodeBase64Units(len: number, at: (i: number) => number, out: Uint8Arr
     const v = c < 256 ? B64[c]! : INVALID;
     if (v === SKIP) continue;
     // Digits after padding, or an unknown character, make the whole value malformed.
-    if (v < 0 || pad > 0) return undefined;
+    if (v < 0 || pad > 0) return -1;
     acc = (acc << 6) | v;
     if (++n === 4) {
       out[o++] = acc >> 16;
@@ -153,14 +174,14 @@ function decodeBase64Units(len: number, at: (i: number) => number, out: Uint8Arr
       n = 0;
     }
   }
-  if (n === 1 || pad > 2) return undefined;
-  if (pad > 0 && n + pad !== 4) return undefined;
+  if (n === 1 || pad > 2) return -1;
+  if (pad > 0 && n + pad !== 4) return -1;
   if (n === 2) out[o++] = (acc >> 4) & 0xff;
   else if (n === 3) {
     out[o++] = (acc >> 10) & 0xff;
     out[o++] = (acc >> 2) & 0xff;
   }
-  return out.subarray(0, o);
+  return o;
 }
 
 const HEX: Int8Array = (() => {
@@ -218,7 +239,8 @@ export function decodeBinary(input: string | Uint8Array, transient = false): Uin
 
 /**
  * Decodes an extracted audio field with `encoding`; failures carry the counter reason. With `transient` the
- * bytes may be a view of a shared scratch buffer, valid until the next transient decode.
+ * bytes may be a view of a shared scratch buffer, and the result object itself is shared: both valid until the
+ * next transient decode.
  */
 export function decodeField(
   data: string | Uint8Array,
@@ -228,17 +250,29 @@ export function decodeField(
   switch (encoding) {
     case "base64": {
       const bytes = decodeBase64(data, transient);
-      return bytes ? { ok: true, bytes } : { ok: false, reason: "bad_base64" };
+      return bytes ? decoded(bytes, transient) : BAD_BASE64;
     }
     case "hex": {
       const bytes = decodeHex(data, transient);
-      return bytes ? { ok: true, bytes } : { ok: false, reason: "bad_hex" };
+      return bytes ? decoded(bytes, transient) : BAD_HEX;
     }
     case "binary": {
       const bytes = decodeBinary(data, transient);
-      return bytes ? { ok: true, bytes } : { ok: false, reason: "bad_binary" };
+      return bytes ? decoded(bytes, transient) : BAD_BINARY;
     }
   }
+}
+
+const BAD_BASE64: DecodeFieldResult = Object.freeze({ ok: false, reason: "bad_base64" });
+const BAD_HEX: DecodeFieldResult = Object.freeze({ ok: false, reason: "bad_hex" });
+const BAD_BINARY: DecodeFieldResult = Object.freeze({ ok: false, reason: "bad_binary" });
+/** The result of the transient decodes, reused: it is read at once, as its bytes are (an object a message). */
+const transientResult: { ok: true; bytes: Uint8Array } = { ok: true, bytes: new Uint8Array(0) };
+
+function decoded(bytes: Uint8Array, transient: boolean): DecodeFieldResult {
+  if (!transient) return { ok: true, bytes };
+  transientResult.bytes = bytes;
+  return transientResult;
 }
 
 /** Decoded bytes per encoded character of `encoding` (3/4 for base64), for sizing a lost body's audio. */

@@ -436,7 +436,7 @@ function scan(bytes: Uint8Array, paths: readonly BytePath[]): boolean {
 const NO_PATHS: readonly BytePath[] = [];
 
 /**
- * The paths asked of {@link ByteScans} lately, most recent last: a body is scanned for all of them at once, so
+ * The paths asked of {@link ByteScans} lately, in the order first asked (the oldest dropped past MAX_PATHS): a body is scanned for all of them at once, so
  * a message whose stream key and audio field are both JSON fields (`$.streamSid`, `media.payload`) is read
  * once, not twice (the scan was the largest part of a live row's intake).
  */
@@ -455,6 +455,11 @@ export class ByteScans {
   /** Scans of `bytes`; nothing is scanned until asked. */
   constructor(readonly bytes: Uint8Array) {}
 
+  /** The paths the last pass looked for (the same list from body to body while no new path is asked). */
+  get paths(): readonly BytePath[] {
+    return this.#paths;
+  }
+
   /** Passes over the body so far. */
   get passes(): number {
     return this.#passes;
@@ -465,15 +470,17 @@ export class ByteScans {
     let i = this.#paths.indexOf(path);
     if (i < 0) {
       if (this.#paths.length > 0 && this.#hits === BYTES_BAD) return BYTES_BAD;
-      // A new list when it changes (the scans made with the old one keep theirs).
-      const w = wanted.indexOf(path);
-      if (w < 0 || w !== wanted.length - 1) {
-        wanted = [...wanted.filter((p) => p !== path).slice(-(MAX_PATHS - 1)), path];
+      // A new list only for a path not in it (the scans made with the old one keep theirs): streams of different
+      // paths interleave row by row, and reordering the list for each would make three arrays a message.
+      let w = wanted.indexOf(path);
+      if (w < 0) {
+        wanted = [...wanted.slice(-(MAX_PATHS - 1)), path];
+        w = wanted.length - 1;
       }
       this.#paths = wanted;
       this.#hits = scanJsonPathsBytes(this.bytes, this.#paths);
       this.#passes++;
-      i = this.#paths.length - 1;
+      i = w;
     }
     const hits = this.#hits;
     return hits === BYTES_BAD ? BYTES_BAD : hits[i]!;

@@ -212,7 +212,7 @@ export function regexGroupCount(pattern: string): number | undefined {
  * Uint8Array even for `json`). Its bytes are the UTF-8 of the string extractAudioField returns, so base64 and
  * hex decode them to the same bytes; where they could differ (binary, whose text maps code units to bytes, and
  * the length of a field that fails to decode: see {@link fieldTextLength}) the decoder uses the text. Anything
- * else takes extractAudioField's path.
+ * else takes extractAudioField's path. A found field's result object is shared: valid until the next call.
  */
 export function extractAudioFieldView(
   payload: Uint8Array | PayloadEnvelope,
@@ -225,8 +225,18 @@ export function extractAudioFieldView(
   if (hit === BYTES_BAD || (hit.string && hit.escaped)) return extractAudioField(env, fmt);
   if (!hit.string) return { ok: false, reason: "not_a_string" };
   const data = env.bytes.subarray(hit.start + 1, hit.end - 1);
-  return { ok: true, data, overhead: Math.max(0, env.bytes.length - data.length) };
+  // One result object, reused: the decoder reads it at once (an object a message otherwise).
+  const r = viewResult;
+  r.data = data;
+  r.overhead = Math.max(0, env.bytes.length - data.length);
+  return r;
 }
+
+const viewResult: { ok: true; data: Uint8Array | string; overhead: number } = {
+  ok: true,
+  data: new Uint8Array(0),
+  overhead: 0,
+};
 
 /**
  * The `data` extractAudioField would have given: for a view from {@link extractAudioFieldView} of a JSON field,

@@ -29,6 +29,7 @@ import { isMasked, SIGNATURE_MAX_FRAMES } from "../fingerprint/signature.ts";
 import type { Signature } from "../types.ts";
 import { HIT_MAX_DIST, PROBE_WORDS } from "./lookup.ts";
 import { popcount32 } from "./signature_index.ts";
+import { truncate } from "../../util/truncate.ts";
 
 /** Probes of a frame, each with its own chain link. */
 const PROBES = PROBE_WORDS >> 1;
@@ -420,7 +421,7 @@ export class RecentFrames {
       const o = this.#owner[f]!;
       if (o.stamp !== this.#seq) {
         o.stamp = this.#seq;
-        o.hits.length = 0;
+        truncate(o.hits, 0);
       }
       o.hits.push(hitKey(rec[base + 1]!, p, this.#cursorFrame[c >> 1]!, d));
       this.#stats.hits++;
