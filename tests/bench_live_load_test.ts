@@ -1,6 +1,6 @@
 /** bench/live_load.ts's sensor as the pod runs it: the command, the memory limit read from the DaemonSet. */
 import { deepStrictEqual, equal, ok, throws } from "node:assert/strict";
-import { daemonSetMemoryLimitMiB, sensorCommand, slope } from "../bench/live_load.ts";
+import { cappedRows, daemonSetMemoryLimitMiB, sensorCommand, slope } from "../bench/live_load.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const daemonSet = (memory: string) =>
@@ -35,4 +35,18 @@ Deno.test("RSS slope: least squares per sample, 0 when flat", () => {
   equal(slope([1, 2, 3, 4]), 1);
   equal(slope([5, 5, 5]), 0);
   equal(slope([7]), 0);
+});
+
+Deno.test("rows skipped at the stream caps are counted apart from other skips (not analysed, not capacity)", () => {
+  equal(
+    cappedRows({
+      "fsmpx_rows_skipped_total{query=live/source,reason=stream_limit}": 544_480,
+      "fsmpx_rows_skipped_total{query=live/asr,reason=stream_limit}": 3_280_000,
+      "fsmpx_rows_skipped_total{query=live/relay,reason=no_audio}": 7,
+      "fsmpx_streams_evicted_total{reason=stream_limit}": 12,
+      "signatures_matched_total{stage=relay}": 5_111,
+    }),
+    3_824_480,
+  );
+  equal(cappedRows({}), 0);
 });
