@@ -52,12 +52,121 @@ const store = (offset: number) => simd(0x0b, 3, ...uleb(offset));
 const F64X2_ADD = 0xf0, F64X2_SUB = 0xf1, F64X2_MUL = 0xf2;
 
 /** Expression trees over v128 locals, compiled to stack code in the written order. */
-type Expr = number | { op: number; a: Expr; b: Expr };
+export type Expr = number | { op: number; a: Expr; b: Expr };
 const add = (a: Expr, b: Expr): Expr => ({ op: F64X2_ADD, a, b });
 const sub = (a: Expr, b: Expr): Expr => ({ op: F64X2_SUB, a, b });
 const mul = (a: Expr, b: Expr): Expr => ({ op: F64X2_MUL, a, b });
 function emit(e: Expr): number[] {
   return typeof e === "number" ? get(e) : [...emit(e.a), ...emit(e.b), ...simd(e.op)];
+}
+
+/** Lane arithmetic a kernel's expressions are built with (f64x2 here, f32x4 in fft_simd32.ts). */
+export interface LaneArith {
+  add(a: Expr, b: Expr): Expr;
+  sub(a: Expr, b: Expr): Expr;
+  mul(a: Expr, b: Expr): Expr;
+  /** Evaluates `e` into local `dst`. */
+  let_(dst: number, e: Expr): number[];
+}
+
+/** The v128 locals of {@link radix22Butterfly}: twiddles, the four inputs, a temporary and the first pass's outputs. */
+export interface Radix22Locals {
+  W1R: number;
+  W1I: number;
+  W2R: number;
+  W2I: number;
+  AR: number;
+  AI: number;
+  BR: number;
+  BI: number;
+  CR: number;
+  CI: number;
+  DR: number;
+  DI: number;
+  T: number;
+  A2R: number;
+  A2I: number;
+  B2R: number;
+  B2I: number;
+  C2R: number;
+  C2I: number;
+  D2R: number;
+  D2I: number;
+}
+
+/** {@link Radix22Locals} numbered from `first` on, in the interface's order. */
+export function radix22Locals(first: number): Radix22Locals {
+  const names = [
+    "W1R",
+    "W1I",
+    "W2R",
+    "W2I",
+    "AR",
+    "AI",
+    "BR",
+    "BI",
+    "CR",
+    "CI",
+    "DR",
+    "DI",
+    "T",
+    "A2R",
+    "A2I",
+    "B2R",
+    "B2I",
+    "C2R",
+    "C2I",
+    "D2R",
+    "D2I",
+  ] as const;
+  return Object.fromEntries(names.map((n, i) => [n, first + i])) as unknown as Radix22Locals;
+}
+
+/**
+ * The radix-2² butterfly of both kernels on inputs already loaded into a, b, c, d (quarters 0–3): b and d times
+ * w1, two radix-2 butterflies, their second outputs times w2, then the outputs stored through `st(quarter,
+ * offset, value)` (`im`: the imaginary parts' offset) in the order the JS stages of fft.ts compute them. One
+ * copy, so that the float64 and float32 kernels cannot drift apart.
+ */
+export function radix22Butterfly(
+  o: LaneArith,
+  r: Radix22Locals,
+  st: (k: number, off: number, e: Expr) => number[],
+  im: number,
+): number[] {
+  const { add, sub, mul, let_ } = o;
+  const { W1R, W1I, W2R, W2I, AR, AI, BR, BI, CR, CI, DR, DI, T, A2R, A2I, B2R, B2I, C2R, C2I, D2R, D2I } = r;
+  const IM = im;
+  return [
+    ...let_(T, sub(mul(BR, W1R), mul(BI, W1I))),
+    ...let_(BI, add(mul(BR, W1I), mul(BI, W1R))),
+    ...let_(BR, T),
+    ...let_(T, sub(mul(DR, W1R), mul(DI, W1I))),
+    ...let_(DI, add(mul(DR, W1I), mul(DI, W1R))),
+    ...let_(DR, T),
+    ...let_(A2R, add(AR, BR)),
+    ...let_(A2I, add(AI, BI)),
+    ...let_(B2R, sub(AR, BR)),
+    ...let_(B2I, sub(AI, BI)),
+    ...let_(C2R, add(CR, DR)),
+    ...let_(C2I, add(CI, DI)),
+    ...let_(D2R, sub(CR, DR)),
+    ...let_(D2I, sub(CI, DI)),
+    ...let_(T, sub(mul(C2R, W2R), mul(C2I, W2I))),
+    ...let_(C2I, add(mul(C2R, W2I), mul(C2I, W2R))),
+    ...let_(C2R, T),
+    ...let_(T, sub(mul(D2R, W2R), mul(D2I, W2I))),
+    ...let_(D2I, add(mul(D2R, W2I), mul(D2I, W2R))),
+    ...let_(D2R, T),
+    ...st(0, 0, add(A2R, C2R)),
+    ...st(0, IM, add(A2I, C2I)),
+    ...st(2, 0, sub(A2R, C2R)),
+    ...st(2, IM, sub(A2I, C2I)),
+    ...st(1, 0, add(B2R, D2I)),
+    ...st(1, IM, sub(B2I, D2R)),
+    ...st(3, 0, sub(B2R, D2I)),
+    ...st(3, IM, add(B2I, D2R)),
+  ];
 }
 
 /** Byte offsets of the kernel's memory for one half-size (see the module doc). */
@@ -138,27 +247,8 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
   // fused: params q, tw; i32 locals; v128 locals.
   const [Q, TW, QB, BIG, J, A, WA] = [0, 1, 2, 3, 4, 5, 6];
   // v128 locals follow the i32 ones.
-  const W1R = 7,
-    W1I = 8,
-    W2R = 9,
-    W2I = 10,
-    AR = 11,
-    AI = 12,
-    BR = 13,
-    BI = 14,
-    CR = 15,
-    CI = 16,
-    DR = 17,
-    DI = 18,
-    T = 19,
-    A2R = 20,
-    A2I = 21,
-    B2R = 22,
-    B2I = 23,
-    C2R = 24,
-    C2I = 25,
-    D2R = 26,
-    D2I = 27;
+  const R = radix22Locals(7);
+  const { W1R, W1I, W2R, W2I, AR, AI, BR, BI, CR, CI, DR, DI } = R;
   const ldAt = (addr: number[], dst: number) => [...addr, ...load(0), ...set(dst)];
   const ld = (off: number, dst: number) => [...get(A), ...load(off), ...set(dst)];
   const ldq = (k: number, off: number, dst: number) => [
@@ -215,34 +305,7 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
     ...ldq(2, IM, CI),
     ...ldq(3, 0, DR),
     ...ldq(3, IM, DI),
-    ...let_(T, sub(mul(BR, W1R), mul(BI, W1I))),
-    ...let_(BI, add(mul(BR, W1I), mul(BI, W1R))),
-    ...let_(BR, T),
-    ...let_(T, sub(mul(DR, W1R), mul(DI, W1I))),
-    ...let_(DI, add(mul(DR, W1I), mul(DI, W1R))),
-    ...let_(DR, T),
-    ...let_(A2R, add(AR, BR)),
-    ...let_(A2I, add(AI, BI)),
-    ...let_(B2R, sub(AR, BR)),
-    ...let_(B2I, sub(AI, BI)),
-    ...let_(C2R, add(CR, DR)),
-    ...let_(C2I, add(CI, DI)),
-    ...let_(D2R, sub(CR, DR)),
-    ...let_(D2I, sub(CI, DI)),
-    ...let_(T, sub(mul(C2R, W2R), mul(C2I, W2I))),
-    ...let_(C2I, add(mul(C2R, W2I), mul(C2I, W2R))),
-    ...let_(C2R, T),
-    ...let_(T, sub(mul(D2R, W2R), mul(D2I, W2I))),
-    ...let_(D2I, add(mul(D2R, W2I), mul(D2I, W2R))),
-    ...let_(D2R, T),
-    ...st(0, 0, add(A2R, C2R)),
-    ...st(0, IM, add(A2I, C2I)),
-    ...st(2, 0, sub(A2R, C2R)),
-    ...st(2, IM, sub(A2I, C2I)),
-    ...st(1, 0, add(B2R, D2I)),
-    ...st(1, IM, sub(B2I, D2R)),
-    ...st(3, 0, sub(B2R, D2I)),
-    ...st(3, IM, add(B2I, D2R)),
+    ...radix22Butterfly({ add, sub, mul, let_ }, R, st, IM),
     ...get(A),
     ...get(BIG),
     ADD,

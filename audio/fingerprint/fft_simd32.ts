@@ -21,7 +21,7 @@
  */
 
 import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
-import { type BandTable, MAX_BANDS } from "./fft_simd.ts";
+import { type BandTable, type Expr, MAX_BANDS, radix22Butterfly, radix22Locals } from "./fft_simd.ts";
 
 const I32 = 0x7f, V128 = 0x7b;
 const [ADD, SHL, LTU, I32_SUB, I32_LOAD] = [0x6a, 0x74, 0x49, 0x6b, 0x28];
@@ -35,7 +35,6 @@ const load = (offset: number) => simd(0x00, 2, ...uleb(offset));
 const store = (offset: number) => simd(0x0b, 2, ...uleb(offset));
 const F32X4_ADD = 0xe4, F32X4_SUB = 0xe5, F32X4_MUL = 0xe6;
 
-type Expr = number | { op: number; a: Expr; b: Expr };
 const add = (a: Expr, b: Expr): Expr => ({ op: F32X4_ADD, a, b });
 const sub = (a: Expr, b: Expr): Expr => ({ op: F32X4_SUB, a, b });
 const mul = (a: Expr, b: Expr): Expr => ({ op: F32X4_MUL, a, b });
@@ -114,8 +113,8 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
   const fusedStage = (q: number, tw: number): number[] => {
     const QB = 4 * q, BIG = 4 * QB;
     const J = 0, A = 1;
-    const [W1R, W1I, W2R, W2I, AR, AI, BR, BI, CR, CI, DR, DI] = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
-    const [T, A2R, A2I, B2R, B2I, C2R, C2I, D2R, D2I] = [14, 15, 16, 17, 18, 19, 20, 21, 22];
+    const R = radix22Locals(2);
+    const { W1R, W1I, W2R, W2I, AR, AI, BR, BI, CR, CI, DR, DI } = R;
     const ld = (k: number, off: number, dst: number) => [...get(A), ...load(off + k * QB), ...set(dst)];
     const st = (k: number, off: number, e: Expr) => [...get(A), ...emit(e), ...store(off + k * QB)];
     const tl = (off: number, dst: number) => [...get(J), ...load(tw + off), ...set(dst)];
@@ -140,34 +139,7 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
       ...ld(2, IM, CI),
       ...ld(3, 0, DR),
       ...ld(3, IM, DI),
-      ...let_(T, sub(mul(BR, W1R), mul(BI, W1I))),
-      ...let_(BI, add(mul(BR, W1I), mul(BI, W1R))),
-      ...let_(BR, T),
-      ...let_(T, sub(mul(DR, W1R), mul(DI, W1I))),
-      ...let_(DI, add(mul(DR, W1I), mul(DI, W1R))),
-      ...let_(DR, T),
-      ...let_(A2R, add(AR, BR)),
-      ...let_(A2I, add(AI, BI)),
-      ...let_(B2R, sub(AR, BR)),
-      ...let_(B2I, sub(AI, BI)),
-      ...let_(C2R, add(CR, DR)),
-      ...let_(C2I, add(CI, DI)),
-      ...let_(D2R, sub(CR, DR)),
-      ...let_(D2I, sub(CI, DI)),
-      ...let_(T, sub(mul(C2R, W2R), mul(C2I, W2I))),
-      ...let_(C2I, add(mul(C2R, W2I), mul(C2I, W2R))),
-      ...let_(C2R, T),
-      ...let_(T, sub(mul(D2R, W2R), mul(D2I, W2I))),
-      ...let_(D2I, add(mul(D2R, W2I), mul(D2I, W2R))),
-      ...let_(D2R, T),
-      ...st(0, 0, add(A2R, C2R)),
-      ...st(0, IM, add(A2I, C2I)),
-      ...st(2, 0, sub(A2R, C2R)),
-      ...st(2, IM, sub(A2I, C2I)),
-      ...st(1, 0, add(B2R, D2I)),
-      ...st(1, IM, sub(B2I, D2R)),
-      ...st(3, 0, sub(B2R, D2I)),
-      ...st(3, IM, add(B2I, D2R)),
+      ...radix22Butterfly({ add, sub, mul, let_ }, R, st, IM),
       ...get(A),
       ...i32c(BIG),
       ADD,
