@@ -684,20 +684,29 @@ export class TargetPipeline {
       Math.ceil(lookbackSeconds * TIMELINE_BYTES_PER_SECOND);
   }
 
+  /** Coarse matches of the message being taken: emptied by {@link #take} before and after each use. */
+  readonly #found: CoarseMatch[] = [];
+  /** feedRing's callback for {@link #take}, made once (not a closure per message). */
+  readonly #onFed = (reset: boolean): void => {
+    if (reset) this.#fp.restart(this.#ring.start);
+    const from = this.#store.end;
+    this.#fp.advance();
+    for (const m of this.#matcher.onFrames(from, this.#store.end)) this.#found.push(m);
+  };
+
   #take(start: number, samples: Float32Array | Int16Array, final: boolean): Match[] {
-    const found: CoarseMatch[] = [];
-    feed(this.#ring, start, samples, (reset) => {
-      if (reset) this.#fp.restart(this.#ring.start);
-      const from = this.#store.end;
-      this.#fp.advance();
-      for (const m of this.#matcher.onFrames(from, this.#store.end)) found.push(m);
-    });
+    const found = this.#found;
+    found.length = 0;
+    feed(this.#ring, start, samples, this.#onFed);
     if (final) {
       for (const m of this.#matcher.onFrames(this.#store.end, this.#store.end, true)) {
         found.push(m);
       }
     }
-    return this.#toMatches(found);
+    const out = found.length === 0 ? [] : this.#toMatches(found);
+    // Matches and their signatures are not kept alive by the scratch until the next message.
+    found.length = 0;
+    return out;
   }
 
   #noteTime(t: bigint, sample: number): void {

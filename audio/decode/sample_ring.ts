@@ -201,6 +201,9 @@ export class SampleRing {
    * change while it is in the 8-bit tier.
    */
   #ahead: Uint8Array | undefined;
+  /** {@link #ahead}'s codes and header as views made once with it: aged blocks copy from them (no view per block). */
+  #aheadCodes: Uint8Array | undefined;
+  #aheadHead: Uint8Array | undefined;
   #aheadBlock = -1;
   #aheadResets = -1;
   /** Samples before this absolute index are encoded in the cold tier (a multiple of COLD_BLOCK). */
@@ -633,14 +636,22 @@ export class SampleRing {
       // Samples before a restart are not held: the first held one stands in for them (no jump to code).
       const held = Math.max(0, this.#start - (b << BLOCK_LOG2));
       const slot = b % this.#oldBlocks, at = slot * (COLD_BLOCK >> 1), h = slot * HEADER_BYTES;
-      const ahead = this.#ahead;
-      if (ahead !== undefined && this.#aheadBlock === b && this.#aheadResets === this.#resets && held === 0) {
-        this.#nibbles.set(ahead.subarray(0, COLD_BLOCK >> 1), at);
-        this.#oldHeads.set(ahead.subarray(COLD_BLOCK >> 1), h);
+      const aheadCodes = this.#aheadCodes, aheadHead = this.#aheadHead;
+      if (
+        aheadCodes !== undefined && aheadHead !== undefined && this.#aheadBlock === b &&
+        this.#aheadResets === this.#resets && held === 0
+      ) {
+        this.#nibbles.set(aheadCodes, at);
+        this.#oldHeads.set(aheadHead, h);
       } else {
         // The next block is wholly held (this one is, from `held` on) and final in the 8-bit tier.
         if ((b + 2) << BLOCK_LOG2 <= this.#coldEnd) {
-          const next = this.#ahead ??= new Uint8Array((COLD_BLOCK >> 1) + HEADER_BYTES);
+          let next = this.#ahead;
+          if (next === undefined) {
+            next = this.#ahead = new Uint8Array((COLD_BLOCK >> 1) + HEADER_BYTES);
+            this.#aheadCodes = next.subarray(0, COLD_BLOCK >> 1);
+            this.#aheadHead = next.subarray(COLD_BLOCK >> 1);
+          }
           if (held === 0) this.#headedValues(b, ageing, this.#oldHeads, h);
           else {
             this.#eightBitValues(b, held, ageing);
