@@ -14,17 +14,10 @@ import { initAudioEngine, SourcePipeline } from "../audio/pipeline.ts";
 import { DEFAULT_AUDIO_CRITERIA } from "../config/defaults.ts";
 import type { AudioFormat } from "../audio/types.ts";
 import { cpuSeconds } from "./accuracy.ts";
+import { DEFAULT_AUDIO } from "../config/defaults.ts";
 
-const FORMAT: AudioFormat = {
-  envelope: "json",
-  path: "media.payload",
-  encoding: "base64",
-  codec: "mulaw",
-  sample_rate: 8000,
-  channels: 1,
-  channel: 0,
-  skip_bytes: 0,
-};
+/** The live bench's calls: the default audio (Twilio-style JSON, base64 μ-law at 8 kHz). */
+const FORMAT: AudioFormat = { ...DEFAULT_AUDIO };
 const T0 = 1_763_900_000_000_000_000n;
 const TICK_NS = 20_000_000n;
 

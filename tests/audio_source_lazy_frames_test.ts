@@ -8,7 +8,8 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { OnsetDetector } from "../audio/detect/onset.ts";
 import { initAudioEngine, type MessageIn, SourcePipeline } from "../audio/pipeline.ts";
-import type { AudioCriteria, AudioFormat, Signature } from "../audio/types.ts";
+import type { AudioCriteria, Signature } from "../audio/types.ts";
+import { FORMAT } from "./support/speech_signatures.ts";
 
 await initAudioEngine();
 
@@ -24,16 +25,6 @@ const CRITERIA: AudioCriteria = {
 };
 /** The project's defaults (config/defaults.ts): an onset confirmed after 500 ms of speech, re-anchors every 3 s. */
 const DEFAULT_CRITERIA: AudioCriteria = { ...CRITERIA, min_duration_ms: 500, reanchor_ms: 3000 };
-const FORMAT: AudioFormat = {
-  envelope: "raw",
-  path: "",
-  encoding: "binary",
-  codec: "mulaw",
-  sample_rate: 8000,
-  channels: 1,
-  channel: 0,
-  skip_bytes: 0,
-};
 /** μ-law code of a zero sample. */
 const MU_SILENCE = 0xff;
 
