@@ -586,6 +586,8 @@ export class TargetPipeline {
         return t === undefined || this.#extraBeforeNs === 0n ? t : t + this.#extraBeforeNs;
       },
       firstSampleAtOrAfter: (t) => this.#firstSampleAtOrAfter(t - this.#extraBeforeNs),
+      sampleAtOrBefore: (t, slackNs) =>
+        this.#times.sampleAtOrBefore(t - this.#extraBeforeNs, this.decoder.timeline.length, slackNs),
       rephase: (sig, frame) => rephaser.run(this.#ring, sig, frame),
       gapAt: (from, to, shift) =>
         this.#gaps(from * hop, to * hop).some((g) => Math.abs(g.len - shift * hop) <= GAP_SLACK_FRAMES * hop),

@@ -14,7 +14,13 @@
  * @module
  */
 
-import { initAudioEngine, SignatureIndex, SourcePipeline, TargetPipeline } from "../audio/pipeline.ts";
+import {
+  initAudioEngine,
+  RecentFrames,
+  SignatureIndex,
+  SourcePipeline,
+  TargetPipeline,
+} from "../audio/pipeline.ts";
 import type { Signature } from "../audio/types.ts";
 import { FORMAT, messages, speech } from "./fingerprint_speed.ts";
 import { DEFAULT_AUDIO_CRITERIA } from "../config/defaults.ts";
@@ -71,6 +77,8 @@ interface Level {
   matches: number;
   digest: string;
   feedX: number;
+  /** The recent frames' searches answered and not covered, walk steps per signature. */
+  recent: string;
 }
 
 function level(
@@ -85,6 +93,7 @@ function level(
   const clips = Array.from({ length: streams }, () => distinctClip(audio, seconds * 8000, rnd));
   const msgs = clips.map((c) => messages(c));
   const index = new SignatureIndex({ maxActive: 10_000 });
+  const recent = new RecentFrames();
   const pipelines = clips.map((_, i) =>
     new TargetPipeline({
       measurement: "m",
@@ -94,6 +103,7 @@ function level(
       stream: `t${i}`,
       format: FORMAT,
       index,
+      recent,
       lookbackSeconds: 10,
     })
   );
@@ -151,6 +161,7 @@ function level(
     }
   }
   const feedX = (streams * seconds) / feedS;
+  const rs = recent.stats();
   const cpuS = searchS;
   return {
     streams,
@@ -159,6 +170,8 @@ function level(
     matches: lines.length,
     digest: `${measured} signatures timed of ${next}, ${digest(lines)}`,
     feedX,
+    recent: `${rs.searched} searches from the recent frames, ${rs.uncovered} scanned, ` +
+      `${(rs.steps / Math.max(1, rs.walks)).toFixed(0)} steps a walk`,
   };
 }
 
@@ -176,7 +189,7 @@ async function main(): Promise<void> {
       console.log(
         `streams ${l.streams}: backward search ${l.usPerPair.toFixed(2)} µs per (signature, stream), ` +
           `${l.msPerSignature.toFixed(2)} ms per signature; ${l.matches} matches (${l.digest}); ` +
-          `feeding ${l.feedX.toFixed(0)}x real time`,
+          `feeding ${l.feedX.toFixed(0)}x real time; ${l.recent}`,
       );
     }
   }

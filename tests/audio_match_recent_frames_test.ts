@@ -359,3 +359,160 @@ Deno.test("recent frames: indexing starts with a window of signatures and stops 
     deepStrictEqual(from(recent.hitsOf(sig, s.owner, 2800), 2800), scanHits(sig, s.store, 2800));
   }
 });
+
+Deno.test("recent frames: no hits from a frame on is known without the exact frame, as hitsOf would say", () => {
+  const r = xorshift32(41);
+  const fp = Uint32Array.from({ length: 128 }, () => r());
+  const recent = new RecentFrames({ keepFrames: 0, horizonFrames: 0, maxFrames: 1024, minSignatures: 0 });
+  const owner = new RecentOwner(0);
+  const store = new FrameStore(4096);
+  feed(recent, owner, store, frames(fp, 2000, 12));
+  const held = owner.evictedTo + 1;
+  // Hits from some frame on: not "none"; none after the last hit: "none", and hitsOf agrees.
+  const all = scanHits(signature(fp), store, held);
+  ok(all.length > 0);
+  const last = Math.floor(all[all.length - 1]! / hitKey(1, 0, 255, 0));
+  strictEqual(recent.noHitsFrom(signature(fp), owner, held), false);
+  const sig = signature(fp);
+  strictEqual(recent.noHitsFrom(sig, owner, last + 1), true);
+  deepStrictEqual(from(recent.hitsOf(sig, owner, last + 1), last + 1), []);
+  // Frames not all held: not known, and nothing counted (the exact search's hitsOf counts it).
+  const before = recent.stats();
+  strictEqual(recent.noHitsFrom(signature(fp), owner, held - 1), false);
+  const after = recent.stats();
+  strictEqual(after.uncovered, before.uncovered);
+  strictEqual(after.searched, before.searched);
+});
+
+/** A matcher whose stream's time search is counted: frame f's messages captured at T0 + f × 16 ms. */
+function countedMatcher(store: FrameStore, index: SignatureIndex, recent: RecentFrames, bound: boolean) {
+  const calls = { exact: 0, bound: 0 };
+  const exact = (t: bigint) => {
+    calls.exact++;
+    return Math.max(0, Number((t - T0) / 125_000n));
+  };
+  const m = new TargetMatcher({
+    index,
+    recent,
+    store,
+    rule: DEFAULT_THRESHOLDS,
+    hop: 128,
+    timeOfSample: (k) => T0 + BigInt(k) * 125_000n,
+    firstSampleAtOrAfter: exact,
+    // A bound up to 20 frames early, as the last search's answer is.
+    ...(bound
+      ? {
+        sampleAtOrBefore: (t: bigint) => {
+          calls.bound++;
+          return Math.max(0, Number((t - T0) / 125_000n) - 20 * 128);
+        },
+      }
+      : {}),
+  });
+  return { m, calls };
+}
+
+Deno.test("backward search: a stream with no hit is done without its exact first frame, the same matches", () => {
+  const r = xorshift32(43);
+  const fps = [0, 1, 2].map(() => Uint32Array.from({ length: 128 }, () => r()));
+  const run = (bound: boolean) => {
+    const index = new SignatureIndex();
+    const recent = new RecentFrames({ keepFrames: 0, horizonFrames: 0, maxFrames: 1024, minSignatures: 0 });
+    // Stream 0 holds signature 0's block at frame 700, stream 1 random frames, stream 2 random frames until 400
+    // (a call that ended). The ring holds ~500 frames of each stream.
+    const streams = [0, 1, 2].map(() => {
+      const store = new FrameStore(2048);
+      return { store, ...countedMatcher(store, index, recent, bound) };
+    });
+    const rs = xorshift32(44);
+    for (let at = 0; at < 1000; at += 10) {
+      streams.forEach((s, k) => {
+        if (k === 2 && at >= 400) return;
+        for (let t = at; t < at + 10; t++) {
+          s.store.push(k === 0 && t >= 700 && t < 828 ? fps[0]![t - 700]! : rs(), 0, -20, 0xffffffff);
+        }
+        s.m.onFrames(at, at + 10);
+      });
+    }
+    const out: string[] = [];
+    // Signature 0 (instant at frame 700 + the 2 s allowance), then others, one late.
+    const at = (f: number) => T0 + BigInt(f) * 16_000_000n + 2_000_000_000n;
+    const sigs = [signature(fps[0]!, "s0"), signature(fps[1]!, "s1"), signature(fps[2]!, "s2")];
+    sigs[0] = { ...sigs[0]!, source: { ...sigs[0]!.source, timeNs: at(690) } };
+    sigs[1] = { ...sigs[1]!, source: { ...sigs[1]!.source, timeNs: at(800) } };
+    sigs[2] = { ...sigs[2]!, source: { ...sigs[2]!.source, timeNs: at(300) } };
+    for (const sig of sigs) {
+      index.add(sig);
+      for (const s of streams) for (const m of s.m.searchBackward(sig)) out.push(`${sig.id} ${m.frame}`);
+    }
+    return { out, streams, recent };
+  };
+  const want = run(false), got = run(true);
+  deepStrictEqual(got.out, want.out);
+  ok(want.out.includes("s0 700"), want.out.join());
+  deepStrictEqual(
+    got.streams.map((s) => s.m.stats().prechecked),
+    want.streams.map((s) => s.m.stats().prechecked),
+  );
+  // Stream 1 (no hits) was searched for its exact frame only for the late signature, whose frames left the ring
+  // (scanned); stream 0 for its hit too; stream 2 only for the late one (no frame since the others' instants).
+  strictEqual(got.streams[1]!.calls.exact, 1);
+  strictEqual(got.streams[0]!.calls.exact, 2);
+  strictEqual(got.streams[2]!.calls.exact, 1);
+  strictEqual(got.recent.stats().uncovered, 3);
+  strictEqual(want.streams[1]!.calls.exact, 3);
+  strictEqual(got.recent.stats().searched, want.recent.stats().searched);
+  strictEqual(got.recent.stats().uncovered, want.recent.stats().uncovered);
+  // Frames looked up: counted from the bound for the streams with no hit (at most its slack more).
+  const lookups = (x: typeof got) => x.streams.map((s) => s.m.stats().lookups);
+  ok(lookups(got)[1]! >= lookups(want)[1]! && lookups(got)[1]! <= lookups(want)[1]! + 3 * 20);
+});
+
+Deno.test("backward search: late signatures, streams not covered and a widened search: the scan's matches", async () => {
+  await initAudioEngine();
+  const sigs = speechSignatures();
+  const noise = Uint8Array.from({ length: speech.length }, xorshift32(45));
+  const run = (recent: RecentFrames) => {
+    const index = new SignatureIndex();
+    // Two streams of the speech (one 1 s later), four of noise; fed side by side.
+    const audio = [speech, speech, noise, noise, noise, noise];
+    const pipes = audio.map((_, k) =>
+      new TargetPipeline({
+        measurement: "m",
+        stage: "s",
+        node: "b",
+        pod: "p/b",
+        stream: `t${k}`,
+        format: FORMAT,
+        index,
+        recent,
+      })
+    );
+    const msgs = audio.map((a, k) =>
+      messages(a, SPEECH_T0 + 250_000_000n + BigInt(k === 1) * 1_000_000_000n, 2 + k)
+    );
+    for (let i = 0; msgs.some((m) => i < m.length); i++) {
+      pipes.forEach((tp, k) => {
+        const msg = msgs[k]![i];
+        if (msg) tp.push(msg);
+      });
+    }
+    const out: Match[] = [];
+    // Out of time order (late ones after later ones); from the third on, searched 4 s before their instants.
+    [3, 1, 4, 0, 2].forEach((i, n) => {
+      if (n === 2) { for (const tp of pipes) tp.searchBeforeNs = 4_000_000_000n; }
+      index.add(sigs[i]!);
+      for (const tp of pipes) out.push(...tp.searchSignature(sigs[i]!));
+    });
+    return out;
+  };
+  const want = run(new RecentFrames({ walkBudget: 0 }));
+  ok(want.length >= 5, `${want.length} matches`);
+  const all = new RecentFrames({ keepFrames: 4096, minSignatures: 0 });
+  deepStrictEqual(run(all), want);
+  strictEqual(all.stats().uncovered, 0);
+  // A ring too short for six streams' 7 s: the first signatures' frames are gone, those streams scanned.
+  const short = new RecentFrames({ keepFrames: 250, horizonFrames: 0, maxFrames: 4096, minSignatures: 0 });
+  deepStrictEqual(run(short), want);
+  ok(short.stats().uncovered > 0 && short.stats().searched > 0, JSON.stringify(short.stats()));
+});

@@ -217,3 +217,79 @@ Deno.test("timeline columns: capture times read from their words are the bigint'
     });
   }
 });
+
+Deno.test("capture times: a later search starts at the last answer while times are in order, the same answers", () => {
+  const rnd = lcg(7);
+  const tl = new Timeline(8000, { lookbackSamples: 8000 });
+  const ct = new CaptureTimes(tl);
+  let probes = 0;
+  const read = tl.entryTimeOffset.bind(tl);
+  tl.entryTimeOffset = (e: number) => (probes++, read(e));
+  const times: bigint[] = [];
+  const starts: number[] = [];
+  let sample = 0;
+  /** The binary search over every entry (the answer before the galloping search). */
+  const want = (t: bigint) => {
+    let lo = 0, hi = times.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (times[mid]! < t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < times.length ? starts[lo]! : sample;
+  };
+  const push = (t: bigint, n: number) => {
+    tl.append(times.length, t, n);
+    ct.push(t, sample);
+    times.push(t);
+    starts.push(sample);
+    sample += n;
+  };
+  for (let i = 0; i < 2000; i++) push(T0 + BigInt(i) * 20_000_000n + BigInt(Math.floor(rnd() * 5e6)), 160);
+  // Searches a little later each time (signatures as they arrive), now and then a late one.
+  let t = T0 + 10_000_000_000n;
+  let inOrder = 0;
+  for (let k = 0; k < 300; k++) {
+    const late = rnd() < 0.1;
+    const q = late ? t - BigInt(Math.floor(rnd() * 5e9)) : (t += BigInt(Math.floor(rnd() * 60e6)));
+    const before = probes;
+    strictEqual(ct.firstSampleAtOrAfter(q, sample), want(q), `search ${k}`);
+    // The bound is never after the answer, and within the slack of the last search reads no entry.
+    const b = probes;
+    ok(ct.sampleAtOrBefore(q, sample, 500_000_000n) <= want(q));
+    // (The first search has no last answer: a whole binary search.)
+    if (!late && k > 0) {
+      inOrder++;
+      ok(probes - before <= 8, `${probes - before} probes`);
+      strictEqual(probes, b, "the bound read no entry");
+    }
+  }
+  ok(inOrder > 200);
+  // A capture time out of order: every search is the whole binary search again (its answers, whatever they are).
+  push(times[times.length - 1]! - 30_000_000n, 160);
+  for (let i = 0; i < 20; i++) push(times[times.length - 1]! + 20_000_000n, 160);
+  for (let k = 0; k < 50; k++) {
+    const q = T0 + BigInt(Math.floor(rnd() * 41e9));
+    const before = probes;
+    strictEqual(ct.firstSampleAtOrAfter(q, sample), want(q));
+    ok(probes - before >= 10, "a whole binary search");
+  }
+  // A bound is still at or before the answer (entries before the last in-order answer are earlier still).
+  ok(ct.sampleAtOrBefore(t + 1n, sample, 10_000_000_000n) <= want(t + 1n));
+});
+
+Deno.test("timeline: capture times in order from an entry on, until one steps back or the base moves", () => {
+  const tl = new Timeline(8000, { lookbackSamples: 80_000 });
+  for (let i = 0; i < 10; i++) tl.append(i, T0 + BigInt(i) * 20_000_000n, 160);
+  ok(tl.inOrderFrom(0));
+  // The same time again is in order; an earlier one is not (from before it).
+  tl.append(10, T0 + 180_000_000n, 160);
+  ok(tl.inOrderFrom(0));
+  tl.append(11, T0 + 170_000_000n, 160);
+  ok(!tl.inOrderFrom(10));
+  ok(tl.inOrderFrom(11));
+  // A jump of more than 104 days moves the base: offsets either side are not compared.
+  tl.append(12, T0 + 200n * 86_400_000_000_000n, 160);
+  ok(!tl.inOrderFrom(11));
+  ok(tl.inOrderFrom(12));
+});

@@ -183,7 +183,9 @@ export class Timeline {
     const nativeEnd = nativeStart + n;
     this.#nativeLength = nativeEnd;
     if (mustGrow(this.#slot(this.#count), this.#count, this.#cap)) this.#grow();
-    if (this.#count === 0) this.#setTimeBase(timeNs);
+    // A new base (the first entry held, or a jump) counts as a step back: offsets either side are not compared.
+    let rebased = this.#count === 0;
+    if (rebased) this.#setTimeBase(timeNs);
     I64[0] = timeNs;
     // timeNs - base, exact while it is a safe integer (and unsafe exactly when the difference is).
     let t = I64[0] === timeNs
@@ -192,7 +194,10 @@ export class Timeline {
     if (!Number.isSafeInteger(t)) {
       this.#rebaseTime(timeNs);
       t = 0;
+      rebased = true;
     }
+    if (rebased || t < this.#lastTime) this.#stepBack = this.#appended;
+    this.#lastTime = t;
     const slot = this.#slot(this.#count);
     this.#write(this.#rec, slot, t, nativeStart, gap ? -n : n, messageIndex);
     this.#count++;
@@ -234,6 +239,19 @@ export class Timeline {
   #firstOrd = -2;
   #firstNative = 0;
   #firstLength = 0;
+
+  /** Capture time of the last entry appended, ns from {@link timeBase}. */
+  #lastTime = 0;
+  /** Ordinal of the last entry captured before the one appended before it (or on a new base). */
+  #stepBack = 0;
+
+  /**
+   * True if capture times never decrease from entry ordinal `entry` to the last appended (a reader's binary search
+   * then finds the first entry at or after a time, and any other search finds the same one).
+   */
+  inOrderFrom(entry: number): boolean {
+    return this.#stepBack <= entry;
+  }
 
   /** Entries appended so far: the ordinal the next one gets (every append counts, see the class doc). */
   get appended(): number {

@@ -297,28 +297,59 @@ export class RecentFrames {
    * reused by the next call.
    */
   hitsOf(sig: Signature, owner: RecentOwner, from: number): readonly number[] | undefined {
-    if (sig !== this.#askedSig) {
-      this.#askedSig = sig;
-      this.#asked++;
-    }
+    this.#noteAsked(sig);
     if (from < owner.firstFrame || from <= owner.evictedTo) {
       this.#stats.uncovered++;
       // Frames left that a signature within the horizon asks for: the ring is too short for the load.
       if (from >= owner.firstFrame && owner.end - from <= this.horizonFrames) this.#grow = true;
       return undefined;
     }
+    if (!this.#walkFor(sig, owner, from)) return undefined;
+    this.#stats.searched++;
+    return owner.stamp === this.#seq ? owner.hits : NO_HITS;
+  }
+
+  /**
+   * True if `owner`'s stream holds no lookup hit of `sig` in frames `from` on, as {@link hitsOf} would say (an
+   * empty answer from a frame at or after `from` too): then its search is over without its exact first frame,
+   * and counted as searched. False when there are hits there or it is not known (the frames not all indexed, or
+   * the walk over budget): nothing else is counted then, the caller asks {@link hitsOf}.
+   */
+  noHitsFrom(sig: Signature, owner: RecentOwner, from: number): boolean {
+    this.#noteAsked(sig);
+    if (from < owner.firstFrame || from <= owner.evictedTo || !this.#walkFor(sig, owner, from)) return false;
+    if (owner.stamp === this.#seq) {
+      const min = from * HIT_KEY_FRAME, hits = owner.hits;
+      for (let h = 0; h < hits.length; h++) if (hits[h]! >= min) return false;
+    }
+    this.#stats.searched++;
+    return true;
+  }
+
+  /** Counts `sig` among the signatures searched (once). */
+  #noteAsked(sig: Signature): void {
+    if (sig !== this.#askedSig) {
+      this.#askedSig = sig;
+      this.#asked++;
+    }
+  }
+
+  /**
+   * Walks `sig`'s chains as far back as `owner`'s frames from `from` on (indexed, as the caller checked); false if
+   * the walk is over budget.
+   */
+  #walkFor(sig: Signature, owner: RecentOwner, from: number): boolean {
     // One walk per signature, again only when frames were added since (the searches of one signature in every
     // stream come together); each walk goes as far back as a stream needed so far.
     if (this.#memoSig !== sig || this.#memoAt !== this.#written) this.#startWalk(sig);
-    if (!this.#memoOk) return undefined;
+    if (!this.#memoOk) return false;
     const stop = owner.positionFrom(from);
     if (stop < this.#walkedTo) {
       // A little further than asked, so that the streams that ask a little more each do not each walk again.
       const to = Math.max(this.#first, stop - ((this.#written - stop) >> 2));
-      if (!this.#walk(to)) return undefined;
+      if (!this.#walk(to)) return false;
     }
-    this.#stats.searched++;
-    return owner.stamp === this.#seq ? owner.hits : NO_HITS;
+    return true;
   }
 
   /**

@@ -38,6 +38,13 @@ let hitScratchKeys = new Float64Array(256);
 const rings = new FinalizationRegistry<{ index: SignatureIndex; slot: number }>((r) =>
   r.index.releaseRing(r.slot)
 );
+/**
+ * How much earlier a stream's last backward search may have been for than a signature's time for its answer to
+ * bound this one's first frame (see {@link TargetMatcher.searchBackward}): a stream's timeline is searched about
+ * twice a second per measurement rather than for every signature, and the walk of the recent frames goes that much
+ * further back (~10% of the ~4.1 s a signature asks for).
+ */
+export const BOUND_SLACK_NS = 500_000_000n;
 /** No votes (never written). */
 const NO_VOTES: ReadonlyMap<number, number> = new Map();
 
@@ -248,16 +255,25 @@ export class TargetMatcher {
   /** Backward search: `sig` against the target frames already held. */
   searchBackward(sig: Signature): CoarseMatch[] {
     if (this.#matched.has(sig.id)) return [];
-    const { store, index } = this.#ctx;
-    const hop = this.#ctx.hop;
-    const fromSample = this.#ctx.firstSampleAtOrAfter(sig.source.timeNs - CLOCK_SKEW_NS);
-    const from = Math.max(store.start, Math.floor(fromSample / hop));
+    const ctx = this.#ctx, { store, index } = ctx;
+    const hop = ctx.hop;
+    const since = sig.source.timeNs - CLOCK_SKEW_NS;
     // The measurement's recent frames give this stream's hits at once (one walk per signature for all streams):
     // the votes the scan of the frames since `from` would cast, in the same order.
     const owner = this.#owner;
-    const hits = owner !== undefined && owner.end === store.end
-      ? this.#recent.hitsOf(sig, owner, from)
-      : undefined;
+    const covered = owner !== undefined && owner.end === store.end;
+    if (covered && ctx.sampleAtOrBefore) {
+      // Most streams hold no hit: known from a frame at or before `from` (the last search's, when its time was
+      // close), so that their timelines are not searched for the exact one.
+      const lo = Math.max(store.start, Math.floor(ctx.sampleAtOrBefore(since, BOUND_SLACK_NS) / hop));
+      if (this.#recent.noHitsFrom(sig, owner, lo)) {
+        this.#stats.lookups += store.end - lo;
+        return [];
+      }
+    }
+    const fromSample = ctx.firstSampleAtOrAfter(since);
+    const from = Math.max(store.start, Math.floor(fromSample / hop));
+    const hits = covered ? this.#recent.hitsOf(sig, owner, from) : undefined;
     const votes = hits !== undefined ? votesOfHits(hits, from) : this.#scanBackward(sig, from);
     this.#stats.lookups += store.end - from;
     // Most streams: no vote at all.

@@ -116,4 +116,9 @@ export interface MatcherContext extends VerifyContext {
   recent?: RecentFrames;
   /** First analysis sample carried by a message captured at or after `t` (or the end of the stream). */
   firstSampleAtOrAfter(t: bigint): number;
+  /**
+   * A sample at or before {@link firstSampleAtOrAfter}'s answer for `t`, cheaper: it may be the answer for a time
+   * up to `slackNs` earlier (absent: the answer itself is taken).
+   */
+  sampleAtOrBefore?(t: bigint, slackNs: bigint): number;
 }
