@@ -151,7 +151,12 @@ export class TargetMatcher {
       if (store.energy[i]! >= SILENT_FRAME_DB) {
         const v = store.bits[i]!;
         const np = probes(v, store.weak[i]!, pr);
-        recent.add(owner, t, v, pr, np);
+        // Frames are indexed since this stream's last one: the seconds before, which signatures arriving now
+        // search, first.
+        if (!recent.add(owner, t, v, pr, np)) {
+          recent.refill(owner, store, t);
+          recent.add(owner, t, v, pr, np);
+        }
         if (index.size > 0) {
           hits.count = 0;
           index.lookupProbes(pr, np, v, HIT_MAX_DIST, hits);
