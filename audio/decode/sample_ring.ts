@@ -223,6 +223,13 @@ export class SampleRing {
   #lastVerdictBlock = -1;
   #lastVerdictVersion = -1;
   #lastVerdict = 0;
+  /**
+   * The verdict of the block evicted last, which the next one's code comes from: kept here, not read back from
+   * `#heads` (with a thousand streams, a cache miss a block).
+   */
+  #evictedBlock = -1;
+  #evictedVersion = -1;
+  #evictedVerdict = 0;
 
   /** A ring holding at least `minSamples` samples. */
   constructor(minSamples: number, opts: SampleRingOptions = {}) {
@@ -467,7 +474,10 @@ export class SampleRing {
   #verdictOf(b: number): number | undefined {
     const first = b << BLOCK_LOG2, from = Math.max(first, this.#start);
     if (from >= first + COLD_BLOCK || first + COLD_BLOCK > this.#end) return undefined;
-    if (first < this.#coldEnd) return this.#heads[b % this.#blocks]! & (HELD_MU | HELD_A);
+    if (first < this.#coldEnd) {
+      if (this.#evictedBlock === b && this.#evictedVersion === this.#resets) return this.#evictedVerdict;
+      return this.#heads[b % this.#blocks]! & (HELD_MU | HELD_A);
+    }
     if (this.#lastVerdictBlock === b && this.#lastVerdictVersion === this.#resets) return this.#lastVerdict;
     const hot = this.#hot, hm = this.#hotMask;
     let mu = HELD_MU, a = HELD_A;
@@ -580,6 +590,9 @@ export class SampleRing {
       verdict = this.#exactIn(MU, base, held) ? HELD_MU : this.#exactIn(A, base, held) ? HELD_A : 0;
     }
     this.#heads[slot] = head | verdict;
+    this.#evictedBlock = b;
+    this.#evictedVersion = this.#resets;
+    this.#evictedVerdict = verdict;
     this.#coldEnd += COLD_BLOCK;
   }
 
