@@ -196,15 +196,15 @@ export class SampleRing {
   /**
    * Block {@link #aheadBlock} was coded to 4 bits ahead of its turn, together with the block before it
    * (adpcm4.ts's encodeBlockPair: two blocks' coding chains run side by side in about the time of one), straight
-   * into its slot of the 4-bit tier {@link #aheadTier} (no reader reads a block there before its turn, and the
-   * block the slot held is no longer held). Valid while the ring has not restarted since ({@link #aheadResets}),
-   * the tier is that array still, and the block is wholly held when its turn comes: it was coded from all its
-   * 8-bit values, which do not change while it is in the 8-bit tier. Coded into a buffer of its own instead, it
-   * was copied at its turn: two more arrays a block pair touches, cache misses with a thousand streams.
+   * into its slot of the 4-bit tier (no reader reads a block there before its turn, and the block the slot held
+   * is no longer held: so the tier holds its turn's blocks without growing, and the block stays where it was
+   * put). Valid while the ring has not restarted since ({@link #aheadResets}) and the block is wholly held when
+   * its turn comes: it was coded from all its 8-bit values, which do not change while it is in the 8-bit tier.
+   * Coded into a buffer of its own instead, it was copied at its turn: two more arrays a block pair touches,
+   * cache misses with a thousand streams.
    */
   #aheadBlock = -1;
   #aheadResets = -1;
-  #aheadTier: Uint8Array | undefined;
   /** Samples before this absolute index are encoded in the cold tier (a multiple of COLD_BLOCK). */
   #coldEnd = 0;
   /** Cold samples before this absolute index are in the 4-bit tier, from it on 8-bit (a multiple of COLD_BLOCK). */
@@ -648,14 +648,12 @@ export class SampleRing {
       const held = Math.max(0, this.#start - (b << BLOCK_LOG2));
       const slot = b % this.#oldBlocks, at = slot * (COLD_BLOCK >> 1), h = slot * HEADER_BYTES;
       const next = (b + 1) % this.#oldBlocks;
-      if (
-        this.#aheadBlock === b && this.#aheadResets === this.#resets && this.#aheadTier === this.#nibbles &&
-        held === 0
-      ) {
+      if (this.#aheadBlock === b && this.#aheadResets === this.#resets && held === 0) {
         // Coded already, in its slot.
       } else if ((b + 2) << BLOCK_LOG2 <= this.#coldEnd && b + 1 - this.#oldBlocks < first) {
         // The next block is wholly held (this one is, from `held` on) and final in the 8-bit tier, and the block
-        // its slot held is no longer held.
+        // its slot held is no longer held (always so with the tier's extra slot; checked all the same, as a held
+        // block overwritten would read wrong without a sign).
         if (held === 0) this.#headedValues(b, ageing, this.#oldHeads, h);
         else {
           this.#eightBitValues(b, held, ageing);
@@ -680,7 +678,6 @@ export class SampleRing {
         );
         this.#aheadBlock = b + 1;
         this.#aheadResets = this.#resets;
-        this.#aheadTier = this.#nibbles;
       } else {
         this.#eightBitValues(b, held, ageing);
         encodeBlock(ageing, 0, COLD_BLOCK, this.#nibbles, at, this.#oldHeads, h);
