@@ -8,17 +8,23 @@
  * been written), so two implementations can be compared bit for bit:
  *
  * `deno run -A bench/ring_speed.ts [--ring PATH_TO/sample_ring.ts] [--rounds N] [--streams N] [--wav FILE]`
+ *
+ * `--live SECONDS`: the live sensor's decode and ring path instead, as a thousand calls run it: `--streams`
+ * (default 1,000) μ-law streams of raw 20 ms messages, each through its StreamDecoder (G.711 to ring values, as
+ * TargetPipeline decodes) and feedRing into its own target ring, round-robin for SECONDS of audio. Every stream's
+ * state is out of the CPU's cache by its next message, as in the sensor: what it costs per message is mostly
+ * memory traffic, which the few streams above do not show. Prints CPU ns per message (this process).
  * @module
  */
 
 import process from "node:process";
-import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
+import { ALAW_TO_LINEAR, encodeSamples, MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
+import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
 import { readWav } from "../fixtures/gen/wav.ts";
 
 const args: Record<string, string> = {
   ring: new URL("../audio/decode/sample_ring.ts", import.meta.url).pathname,
   rounds: "3",
-  streams: "24",
   wav: "/tmp/abfull/source-1.wav",
 };
 for (let i = 0; i + 1 < Deno.args.length; i += 2) args[Deno.args[i]!.replace(/^--/, "")] = Deno.args[i + 1]!;
@@ -66,7 +72,48 @@ function cpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
-const streams = Number(args.streams), rounds = Number(args.rounds);
+const rounds = Number(args.rounds);
+if (args.live !== undefined) {
+  const streams = Number(args.streams ?? 1000), messages = Number(args.live) * 50;
+  const codes = encodeSamples("mulaw", audio);
+  const pool: Uint8Array[] = [];
+  for (let at = 0; at + MESSAGE <= codes.length; at += MESSAGE) pool.push(codes.slice(at, at + MESSAGE));
+  const format = {
+    envelope: "raw",
+    path: "",
+    encoding: "binary",
+    codec: "mulaw",
+    sample_rate: RATE,
+    channels: 1,
+    channel: 0,
+    skip_bytes: 0,
+  } as const;
+  const times: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const decoders = Array.from(
+      { length: streams },
+      () => new StreamDecoder(format, { keepTimeline: true, reuseSamples: true, ringValues: true }),
+    );
+    const rings = Array.from(
+      { length: streams },
+      () => new SampleRing(KEEP, { hotSamples: HOT, warmSamples: WARM }),
+    );
+    let t = 1_700_000_000_000_000_000n;
+    const t0 = cpuMs();
+    for (let m = 0; m < messages; m++) {
+      t += 20_000_000n;
+      for (let s = 0; s < streams; s++) {
+        const out = decoders[s]!.push({ timeNs: t, payload: pool[(m + s * 37) % pool.length]! });
+        if (out.kind === "audio") feedRing(rings[s]!, out.start, out.ring ?? out.samples, () => {});
+      }
+    }
+    times.push((cpuMs() - t0) * 1e6 / (streams * messages));
+  }
+  times.sort((a, b) => a - b);
+  console.log(`live, ${streams} streams: ${times.map((t) => t.toFixed(0)).join(" ")} ns/message`);
+  Deno.exit(0);
+}
+const streams = Number(args.streams ?? 24);
 for (const [name, values] of kinds) {
   const times: number[] = [];
   let digest = "";

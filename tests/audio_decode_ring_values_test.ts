@@ -73,6 +73,22 @@ Deno.test("ringValues: only G.711 at 8 kHz mono without a media clock takes it; 
   ok(f.kind === "audio" && f.ring === undefined && f.samples.length > 0);
 });
 
+Deno.test("ringValues: every decoder's G.711 messages decode into one buffer, valid until the next push", () => {
+  // One buffer for the process stays in the CPU's cache; one a stream would be a cache miss a message.
+  const msgs = messages("mulaw", 4);
+  const opts = { keepTimeline: true, reuseSamples: true, ringValues: true };
+  const a = new StreamDecoder(fmt(), opts), b = new StreamDecoder(fmt(), opts);
+  const x = a.push(msgs[0]!);
+  if (x.kind !== "audio" || !x.ring) throw new Error("expected ring values");
+  const first = Array.from(x.ring);
+  const y = b.push(msgs[1]!);
+  if (y.kind !== "audio" || !y.ring) throw new Error("expected ring values");
+  equal(y.ring.buffer, x.ring.buffer);
+  const plain = new StreamDecoder(fmt(), { reuseSamples: true }).push(msgs[0]!);
+  if (plain.kind !== "audio") throw new Error("expected audio");
+  deepEqual(first, Array.from(plain.samples, ringRound));
+});
+
 Deno.test("ringValues: a target ring fed ring values holds what it holds fed the floats, in every tier", () => {
   for (const codec of ["mulaw", "alaw"] as const) {
     const msgs = messages(codec, 1500);

@@ -513,3 +513,43 @@ Deno.test("ring values written as Int16 (whole chunks, views, wrapping, overlapp
   const hot = readVia(ints, ints.end - 4096, 4096);
   deepStrictEqual(hot, values.subarray(ints.end - 4096, ints.end));
 });
+
+Deno.test("three tiers: a long lookback's 4-bit tier grows, and every block still reads its own 4-bit coding", () => {
+  // A 4-bit tier too large to allocate whole doubles from its first array. A block is coded ahead (with the
+  // block before it) straight into its slot only when that slot's block is no longer held: never into a slot a
+  // held block is in, nor into an array replaced before its turn.
+  const ring = new SampleRing(8000 * 300, { hotSamples: 4096, warmSamples: 2048 });
+  const x = speechTimes(12);
+  // Each repetition of the speech at its own level: no two blocks alike.
+  for (let i = 0; i < x.length; i++) x[i] = x[i]! * (0.3 + 0.6 * ((Math.floor(i / 3001) * 7919) % 101) / 101);
+  const eight = new Map<number, Int16Array>();
+  const grown = coldReadStats.grown;
+  const four = new Map<number, Int16Array>();
+  let recorded = 0, aged = 0, blocks = 0;
+  for (let at = 0; at < x.length; at += 160) {
+    ring.write(at, x.subarray(at, Math.min(x.length, at + 160)), 0);
+    for (; recorded + COLD_BLOCK <= ring.end; recorded += COLD_BLOCK) {
+      eight.set(recorded, readVia(ring, recorded, COLD_BLOCK).slice());
+    }
+    for (; aged < ring.finalBefore; aged += COLD_BLOCK) {
+      const codes = new Uint8Array(COLD_BLOCK / 2), head = new Uint8Array(HEADER_BYTES);
+      const want = new Int16Array(COLD_BLOCK);
+      encodeBlock(eight.get(aged)!, 0, COLD_BLOCK, codes, 0, head, 0);
+      decodeBlock(codes, 0, head, 0, 0, COLD_BLOCK, want, 0, COLD_BLOCK - 1);
+      four.set(aged, want);
+      eight.delete(aged);
+      blocks++;
+    }
+    // Every 4-bit block held, now and then: none overwritten since it aged.
+    if (at % 96_000 === 0 || at + 160 >= x.length) {
+      for (const [b, want] of four) {
+        const got = readVia(ring, b, COLD_BLOCK);
+        if (got.some((v, k) => v !== want[k])) throw new Error(`block at ${b}: not its own 4-bit coding`);
+      }
+    }
+  }
+  ok(
+    blocks > 2048 && coldReadStats.grown - grown >= 4,
+    `${blocks} blocks, ${coldReadStats.grown - grown} growths`,
+  );
+});

@@ -240,6 +240,29 @@ Deno.test("stream decoder: the median is over the latest 15 good messages, oldes
   deepEqual(medians, want);
 });
 
+Deno.test("stream decoder: runs of one message length, however long, count in the median as each message", () => {
+  // The decoder writes a run of equal lengths into its window only when the length changes or the median is
+  // wanted: the median must be the one of the latest 15 messages all the same, queried anywhere in a run.
+  const r = rng(5);
+  const d = new StreamDecoder(fmt());
+  const cut = enc.encode("xx... [TRUNCATED]");
+  const lengths: number[] = [];
+  for (let run = 0; run < 60; run++) {
+    const n = [80, 160, 240, 400][Math.floor(r() * 4)]!;
+    const repeats = 1 + Math.floor(r() * (r() < 0.3 ? 40 : 6));
+    for (let i = 0; i < repeats; i++) {
+      d.push({ timeNs: T0, payload: twilio(new Uint8Array(n)) });
+      lengths.push(n);
+      if (r() < 0.15) {
+        const o = d.push({ timeNs: T0, payload: cut });
+        ok(o.kind === "marker");
+        const window = lengths.slice(-15).sort((a, b) => a - b);
+        equal(o.gapFrames, window[(window.length - 1) >> 1]);
+      }
+    }
+  }
+});
+
 Deno.test("stream decoder: a bogus body size is capped at maxGapSeconds", () => {
   const d = new StreamDecoder(fmt({ envelope: "raw", path: "", encoding: "binary" }), { maxGapSeconds: 2 });
   const o = d.push({ timeNs: T0, payload: enc.encode("<removed: x>"), bodySize: 1e12 });

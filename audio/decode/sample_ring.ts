@@ -194,16 +194,15 @@ export class SampleRing {
   #oldBlocks = 0;
   readonly #maxOld: number;
   /**
-   * The 4-bit codes and header (COLD_BLOCK / 2 + HEADER_BYTES bytes) of block {@link #aheadBlock}, coded ahead
-   * of its turn together with the block before it (adpcm4.ts's encodeBlockPair: two blocks' coding chains run
-   * side by side in about the time of one). Valid while the ring has not restarted since ({@link #aheadResets})
-   * and the block is wholly held when its turn comes: it was coded from all its 8-bit values, which do not
-   * change while it is in the 8-bit tier.
+   * Block {@link #aheadBlock} was coded to 4 bits ahead of its turn, together with the block before it
+   * (adpcm4.ts's encodeBlockPair: two blocks' coding chains run side by side in about the time of one), straight
+   * into its slot of the 4-bit tier (no reader reads a block there before its turn, and the block the slot held
+   * is no longer held: so the tier holds its turn's blocks without growing, and the block stays where it was
+   * put). Valid while the ring has not restarted since ({@link #aheadResets}) and the block is wholly held when
+   * its turn comes: it was coded from all its 8-bit values, which do not change while it is in the 8-bit tier.
+   * Coded into a buffer of its own instead, it was copied at its turn: two more arrays a block pair touches,
+   * cache misses with a thousand streams.
    */
-  #ahead: Uint8Array | undefined;
-  /** {@link #ahead}'s codes and header as views made once with it: aged blocks copy from them (no view per block). */
-  #aheadCodes: Uint8Array | undefined;
-  #aheadHead: Uint8Array | undefined;
   #aheadBlock = -1;
   #aheadResets = -1;
   /** Samples before this absolute index are encoded in the cold tier (a multiple of COLD_BLOCK). */
@@ -223,6 +222,13 @@ export class SampleRing {
   #lastVerdictBlock = -1;
   #lastVerdictVersion = -1;
   #lastVerdict = 0;
+  /**
+   * The verdict of the block evicted last, which the next one's code comes from: kept here, not read back from
+   * `#heads` (with a thousand streams, a cache miss a block).
+   */
+  #evictedBlock = -1;
+  #evictedVersion = -1;
+  #evictedVerdict = 0;
 
   /** A ring holding at least `minSamples` samples. */
   constructor(minSamples: number, opts: SampleRingOptions = {}) {
@@ -238,7 +244,8 @@ export class SampleRing {
     if (this.hotCapacity < cap && warm < coldBlocks(Math.ceil(minSamples / COLD_BLOCK) * COLD_BLOCK)) {
       cap = Math.ceil(minSamples / COLD_BLOCK) * COLD_BLOCK;
       this.#maxBlocks = warm;
-      this.#maxOld = coldBlocks(cap) - warm;
+      // One more: the block coded ahead (#aheadBlock) goes to its slot while the tier is full.
+      this.#maxOld = coldBlocks(cap) - warm + 1;
       this.warmCapacity = warm * COLD_BLOCK;
     } else {
       this.#maxBlocks = this.hotCapacity >= cap ? 0 : coldBlocks(cap);
@@ -292,7 +299,7 @@ export class SampleRing {
   /** Bytes allocated for samples (both tiers), for capacity planning. */
   get bytes(): number {
     return this.#hot.byteLength + this.#codes.byteLength + this.#heads.byteLength + this.#nibbles.byteLength +
-      this.#oldHeads.byteLength + (this.#ahead?.byteLength ?? 0);
+      this.#oldHeads.byteLength;
   }
 
   /**
@@ -300,9 +307,7 @@ export class SampleRing {
    * ahead): what a long stream costs, whatever it holds now (the tiers are allocated as the stream grows).
    */
   get fullBytes(): number {
-    const old = this.#maxOld > 0
-      ? this.#maxOld * (COLD_BLOCK / 2 + HEADER_BYTES) + COLD_BLOCK / 2 + HEADER_BYTES
-      : 0;
+    const old = this.#maxOld * (COLD_BLOCK / 2 + HEADER_BYTES);
     return this.hotCapacity * 2 + this.#maxBlocks * (COLD_BLOCK + 1) + old;
   }
 
@@ -467,7 +472,10 @@ export class SampleRing {
   #verdictOf(b: number): number | undefined {
     const first = b << BLOCK_LOG2, from = Math.max(first, this.#start);
     if (from >= first + COLD_BLOCK || first + COLD_BLOCK > this.#end) return undefined;
-    if (first < this.#coldEnd) return this.#heads[b % this.#blocks]! & (HELD_MU | HELD_A);
+    if (first < this.#coldEnd) {
+      if (this.#evictedBlock === b && this.#evictedVersion === this.#resets) return this.#evictedVerdict;
+      return this.#heads[b % this.#blocks]! & (HELD_MU | HELD_A);
+    }
     if (this.#lastVerdictBlock === b && this.#lastVerdictVersion === this.#resets) return this.#lastVerdict;
     const hot = this.#hot, hm = this.#hotMask;
     let mu = HELD_MU, a = HELD_A;
@@ -580,6 +588,9 @@ export class SampleRing {
       verdict = this.#exactIn(MU, base, held) ? HELD_MU : this.#exactIn(A, base, held) ? HELD_A : 0;
     }
     this.#heads[slot] = head | verdict;
+    this.#evictedBlock = b;
+    this.#evictedVersion = this.#resets;
+    this.#evictedVerdict = verdict;
     this.#coldEnd += COLD_BLOCK;
   }
 
@@ -625,7 +636,7 @@ export class SampleRing {
   /**
    * Moves the oldest 8-bit block (at `#warmStart`) to the 4-bit tier, coded from its 8-bit values: what a reader
    * saw of it before, the 4-bit coder's input, is the same whenever it is aged. When the next block is 8-bit
-   * already, both are coded at once and the next one's codes wait in {@link #ahead} for its turn.
+   * already, both are coded at once, the next one into its slot ahead of its turn ({@link #aheadBlock}).
    */
   #ageBlock(): void {
     const b = this.#warmStart >> BLOCK_LOG2;
@@ -636,50 +647,40 @@ export class SampleRing {
       // Samples before a restart are not held: the first held one stands in for them (no jump to code).
       const held = Math.max(0, this.#start - (b << BLOCK_LOG2));
       const slot = b % this.#oldBlocks, at = slot * (COLD_BLOCK >> 1), h = slot * HEADER_BYTES;
-      const aheadCodes = this.#aheadCodes, aheadHead = this.#aheadHead;
-      if (
-        aheadCodes !== undefined && aheadHead !== undefined && this.#aheadBlock === b &&
-        this.#aheadResets === this.#resets && held === 0
-      ) {
-        this.#nibbles.set(aheadCodes, at);
-        this.#oldHeads.set(aheadHead, h);
-      } else {
-        // The next block is wholly held (this one is, from `held` on) and final in the 8-bit tier.
-        if ((b + 2) << BLOCK_LOG2 <= this.#coldEnd) {
-          let next = this.#ahead;
-          if (next === undefined) {
-            next = this.#ahead = new Uint8Array((COLD_BLOCK >> 1) + HEADER_BYTES);
-            this.#aheadCodes = next.subarray(0, COLD_BLOCK >> 1);
-            this.#aheadHead = next.subarray(COLD_BLOCK >> 1);
-          }
-          if (held === 0) this.#headedValues(b, ageing, this.#oldHeads, h);
-          else {
-            this.#eightBitValues(b, held, ageing);
-            writeHeader(ageing, 0, COLD_BLOCK, this.#oldHeads, h);
-          }
-          this.#headedValues(b + 1, ageingNext, next, COLD_BLOCK >> 1);
-          encodeBlockPair(
-            COLD_BLOCK,
-            ageing,
-            0,
-            this.#nibbles,
-            at,
-            this.#oldHeads,
-            h,
-            ageingNext,
-            0,
-            next,
-            0,
-            next,
-            COLD_BLOCK >> 1,
-            true,
-          );
-          this.#aheadBlock = b + 1;
-          this.#aheadResets = this.#resets;
-        } else {
+      const next = (b + 1) % this.#oldBlocks;
+      if (this.#aheadBlock === b && this.#aheadResets === this.#resets && held === 0) {
+        // Coded already, in its slot.
+      } else if ((b + 2) << BLOCK_LOG2 <= this.#coldEnd && b + 1 - this.#oldBlocks < first) {
+        // The next block is wholly held (this one is, from `held` on) and final in the 8-bit tier, and the block
+        // its slot held is no longer held (always so with the tier's extra slot; checked all the same, as a held
+        // block overwritten would read wrong without a sign).
+        if (held === 0) this.#headedValues(b, ageing, this.#oldHeads, h);
+        else {
           this.#eightBitValues(b, held, ageing);
-          encodeBlock(ageing, 0, COLD_BLOCK, this.#nibbles, at, this.#oldHeads, h);
+          writeHeader(ageing, 0, COLD_BLOCK, this.#oldHeads, h);
         }
+        this.#headedValues(b + 1, ageingNext, this.#oldHeads, next * HEADER_BYTES);
+        encodeBlockPair(
+          COLD_BLOCK,
+          ageing,
+          0,
+          this.#nibbles,
+          at,
+          this.#oldHeads,
+          h,
+          ageingNext,
+          0,
+          this.#nibbles,
+          next * (COLD_BLOCK >> 1),
+          this.#oldHeads,
+          next * HEADER_BYTES,
+          true,
+        );
+        this.#aheadBlock = b + 1;
+        this.#aheadResets = this.#resets;
+      } else {
+        this.#eightBitValues(b, held, ageing);
+        encodeBlock(ageing, 0, COLD_BLOCK, this.#nibbles, at, this.#oldHeads, h);
       }
     }
     this.#warmStart += COLD_BLOCK;

@@ -223,7 +223,9 @@ export interface StreamDecoderOptions extends TimelineOptions {
    * usual message) is decoded straight to the sample ring's Int16 values, its outcome's `ring` (a reused buffer
    * too), its `samples` then empty. The ring would round the float samples to the very same values (G.711's
    * linear values are multiples of 4: exact at {@link RING_SCALE}); the float array and that rounding, per
-   * sample, are what it saves. Default false.
+   * sample, are what it saves. The buffer is one for the process, reused by the next push of any decoder: it
+   * stays in the CPU's cache, where one a stream was a cache miss a message with a thousand streams (the
+   * pipelines copy it into their rings at once). Default false.
    */
   ringValues?: boolean;
 }
@@ -232,6 +234,8 @@ export interface StreamDecoderOptions extends TimelineOptions {
 const MULAW_RING = Int16Array.from(MULAW_TO_LINEAR, (v) => (v * RING_SCALE) / 32768);
 const ALAW_RING = Int16Array.from(ALAW_TO_LINEAR, (v) => (v * RING_SCALE) / 32768);
 const NO_SAMPLES = new Float32Array(0);
+/** The last G.711 message's ring values, of whichever decoder (see {@link StreamDecoderOptions.ringValues}). */
+let ringBuf = new Int16Array(0);
 
 const MAX_CHANNELS = 64;
 /** Good messages remembered for the median duration that sizes gaps without a body size. */
@@ -296,8 +300,6 @@ export class StreamDecoder {
   readonly #keepTimeline: boolean;
   readonly #reuseSamples: boolean;
   readonly #ringValues: boolean;
-  /** The last message's ring values (a view of a buffer reused by every message, see #appendRing). */
-  #ringBuf = new Int16Array(0);
   /** One channel, taken as it is (selectChannel's mono case). */
   readonly #monoChannel: boolean;
   readonly #g722: G722Decoder | undefined;
@@ -320,10 +322,16 @@ export class StreamDecoder {
   /** Payload size and native frames of the latest good message with audio: the yardstick for lost bodies. */
   #lastSize: number | undefined;
   #lastFrames = 0;
-  /** Native frames of the latest {@link RECENT} good messages with audio, a ring (`#recentCount` held). */
+  /**
+   * Native frames of the latest {@link RECENT} good messages with audio, a ring (`#recentCount` held), but for
+   * the last `#repeats` of them: that many more of `#lastFrames`, written when the length changes or the median
+   * is wanted. A tap's messages are all of one length: the ring is then written once, not a message (its array
+   * is memory of its own, a cache miss a message with a thousand streams).
+   */
   #recent = new Float64Array(RECENT);
   #recentCount = 0;
   #recentAt = 0;
+  #repeats = 0;
   #finished = false;
   #scratchBuf = new Float32Array(0);
   /** Media clock: where the next message should start (uint32), its rate, and the last clock message's time. */
@@ -519,11 +527,11 @@ export class StreamDecoder {
     const n = codes.length;
     // The view handed out last serves again for a message of its length (the usual tap's all are): no view
     // made a message.
-    let ring = this.#ringBuf;
+    let ring = ringBuf;
     if (ring.length !== n) {
       const room = ring.buffer.byteLength >> 1;
       const buffer = room >= n ? ring.buffer : new ArrayBuffer(2 * Math.max(n, room * 2));
-      ring = this.#ringBuf = new Int16Array(buffer, 0, n);
+      ring = ringBuf = new Int16Array(buffer, 0, n);
     }
     for (let i = 0; i < n; i++) ring[i] = table[codes[i]!]!;
     this.#decoded++;
@@ -538,10 +546,21 @@ export class StreamDecoder {
   #noteGood(size: number, frames: number): void {
     if (frames <= 0) return;
     this.#lastSize = size;
-    this.#lastFrames = frames;
-    this.#recent[this.#recentAt] = frames;
-    this.#recentAt = this.#recentAt + 1 === RECENT ? 0 : this.#recentAt + 1;
-    if (this.#recentCount < RECENT) this.#recentCount++;
+    if (frames !== this.#lastFrames) {
+      this.#writeRepeats();
+      this.#lastFrames = frames;
+    }
+    // More than the ring holds fill it all the same.
+    if (this.#repeats < RECENT) this.#repeats++;
+  }
+
+  /** Writes the pending repeats of `#lastFrames` into the ring of recent lengths. */
+  #writeRepeats(): void {
+    for (; this.#repeats > 0; this.#repeats--) {
+      this.#recent[this.#recentAt] = this.#lastFrames;
+      this.#recentAt = this.#recentAt + 1 === RECENT ? 0 : this.#recentAt + 1;
+      if (this.#recentCount < RECENT) this.#recentCount++;
+    }
   }
 
   /**
@@ -800,6 +819,7 @@ export class StreamDecoder {
         );
       }
     }
+    this.#writeRepeats();
     if (this.#recentCount === 0) return undefined;
     const sorted = Array.from(this.#recent.subarray(0, this.#recentCount)).sort((a, b) => a - b);
     return sorted[(sorted.length - 1) >> 1]!;
