@@ -17,6 +17,7 @@
  */
 import type { Cell, Row } from "./row.ts";
 import { parseQueryName } from "./row.ts";
+import { type CellKernel, cellKernelOf } from "./string_cell_simd.ts";
 
 /** Where string cells' bytes go: `reserve(n)` returns the slab with at least n bytes free from `used()`. */
 export interface ByteSlab {
@@ -46,6 +47,12 @@ const SIMPLE_ESCAPE: Uint8Array = (() => {
 
 /** Runs at least this long are copied with `set` (a view made) rather than byte by byte. */
 const COPY_SET_MIN = 48;
+
+/** Copies `from[a..b)` to `to[at..)`: a view and `set` for a long run, byte by byte for a short one. */
+function copyBytes(from: Uint8Array, a: number, b: number, to: Uint8Array, at: number): void {
+  if (b - a >= COPY_SET_MIN) to.set(from.subarray(a, b), at);
+  else for (let i = a; i < b; i++) to[at++] = from[i]!;
+}
 
 /** A byte {@link LineReader.stringCell} does not copy as it is: a quote, a backslash, a control byte, non-ASCII. */
 function notPlain(c: number): boolean {
@@ -157,6 +164,9 @@ class LineReader {
   endsAtLen = true;
   /** Where the line read last ended: its newline, or `len`. */
   end = 0;
+  /** The string cell kernel whose memory holds {@link b}, if any (looked up again when the buffer changes). */
+  kernel: CellKernel | undefined;
+  #kernelOf: ArrayBufferLike | undefined;
 
   /** Loads `line`; false if it is not all ASCII (then it is left to JSON.parse). */
   load(line: string): boolean {
@@ -168,6 +178,8 @@ class LineReader {
     this.pos = 0;
     this.fromFile = false;
     this.endsAtLen = true;
+    this.kernel = undefined;
+    this.#kernelOf = undefined;
     return true;
   }
 
@@ -181,6 +193,10 @@ class LineReader {
     this.pos = from;
     this.fromFile = true;
     this.endsAtLen = endsAtLimit;
+    if (bytes.buffer !== this.#kernelOf) {
+      this.#kernelOf = bytes.buffer;
+      this.kernel = cellKernelOf(bytes);
+    }
   }
 
   /** The byte at `p`, or -1 past the end. */
@@ -325,9 +341,34 @@ class LineReader {
   stringCell(slab: ByteSlab): Uint8Array | undefined {
     const b = this.b, len = this.len;
     let p = this.pos + 1;
-    let out = slab.reserve(Math.min(len - p + 1, CELL_ROOM));
-    let at = slab.used();
-    let o = at;
+    let out: Uint8Array, at: number, o: number;
+    const k = this.kernel;
+    if (k !== undefined) {
+      // The kernel copies what it can (nearly always the whole cell); this loop takes over where it stops.
+      const q = k.run(b, p, len);
+      const done = k.out, from = k.outAt, to = k.outEnd(), n = to - from;
+      if (q < len && b[q] === QUOTE) {
+        this.pos = q + 1;
+        if (n <= SHARED_CELL_MAX) {
+          const shared = sharedCell(done, from, to);
+          if (shared !== undefined) return shared;
+        }
+        out = slab.reserve(n);
+        at = slab.used();
+        copyBytes(done, from, to, out, at);
+        slab.advance(n);
+        return out.subarray(at, at + n);
+      }
+      out = slab.reserve(n + Math.min(len - q + 1, CELL_ROOM));
+      at = slab.used();
+      copyBytes(done, from, to, out, at);
+      o = at + n;
+      p = q;
+    } else {
+      out = slab.reserve(Math.min(len - p + 1, CELL_ROOM));
+      at = slab.used();
+      o = at;
+    }
     for (;;) {
       // The run of plain bytes up to the next quote, backslash, control or non-ASCII byte, copied as it is.
       const q = this.plainRun(p);
@@ -587,7 +628,8 @@ function readLine(
   // While every key is the one at its place in the last line read (whose keys were checked and distinct), a key
   // cannot repeat an earlier one. From the first that differs, the keys are checked and kept for the next line.
   let same = shape.length;
-  fresh.length = 0;
+  // Setting an array's length is a call into the runtime even when it does not change: only when it does.
+  if (fresh.length !== 0) fresh.length = 0;
   for (let k = 0;; k++) {
     r.ws();
     if (r.at(r.pos) !== QUOTE) return undefined;
@@ -640,7 +682,8 @@ function readLine(
     const sep = r.at(r.pos++);
     if (sep === COMMA) continue;
     if (sep !== RBRACE) return undefined;
-    shape.length = same < k + 1 ? same : k + 1;
+    const kept = same < k + 1 ? same : k + 1;
+    if (shape.length !== kept) shape.length = kept;
     for (let i = 0; i < fresh.length; i++) shape.push(fresh[i]!);
     break;
   }
@@ -649,8 +692,8 @@ function readLine(
   // The line ends here: at its newline (a file's bytes), or at the end of what was given.
   if (r.pos < r.len ? !r.fromFile || r.b[r.pos] !== LF : !r.endsAtLen) return undefined;
   r.end = r.pos;
+  // rowCells is not cleared (a builtin call per row): the next line's cells replace these.
   const columns = columnsBuilder(count)(time, rowCells);
-  rowCells.fill(undefined, 0, count);
   return { query: query.text, node, time, columns };
 }
 
