@@ -96,6 +96,15 @@ const QUERY_KEY = nameOf("query");
 const ROW_KEY = nameOf("row");
 const BASE64_KEY = nameOf("base64");
 
+/** The value of each base64 digit of atob's alphabet (`+` and `/`), 255 for every other byte. */
+const B64: Uint8Array = (() => {
+  const t = new Uint8Array(256).fill(255);
+  const digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (let i = 0; i < 64; i++) t[digits.charCodeAt(i)] = i;
+  return t;
+})();
+const EQUALS = 0x3d;
+
 function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   if (c >= 0x61 && c <= 0x66) return c - 0x57;
@@ -131,14 +140,15 @@ const TWO32 = 4294967296;
  * digits was two bigints, a product and a sum (four bigints made). Undefined at 2^63 or beyond.
  */
 function int64Of(hi: number, lo: number): bigint | undefined {
-  // 16-bit pieces of hi keep every product below 2^53.
-  const hiL = hi % 65536, hiH = (hi - hiL) / 65536;
+  // 16-bit pieces of hi keep every product below 2^53. Remainders by a power of two from floored quotients (exact
+  // below 2^53): `%` of doubles is a call to fmod.
+  const hiH = Math.floor(hi / 65536), hiL = hi - hiH * 65536;
   const a = hiL * 1e9 + lo;
   const b = hiH * 1e9;
-  const bL = b % 65536;
+  const bH = Math.floor(b / 65536), bL = b - bH * 65536;
   const t = a + bL * 65536;
-  const lo32 = t % TWO32;
-  const hi32 = (b - bL) / 65536 + (t - lo32) / TWO32;
+  const tH = Math.floor(t / TWO32), lo32 = t - tH * TWO32;
+  const hi32 = bH + tH;
   if (hi32 >= 0x80000000) return undefined;
   WORDS[0] = lo32;
   WORDS[1] = hi32;
@@ -312,6 +322,56 @@ class LineReader {
       else v = BigInt(asciiText(b, p, to));
     }
     return neg ? -v : v;
+  }
+
+  /**
+   * A base64 string at `pos` decoded into the slab, when it is the usual kind: whole groups of four digits, then
+   * two or three more with or without their padding; undefined for anything else, which atob decides (whitespace,
+   * misplaced padding, a lone digit, a bad character) and for a value beyond {@link CELL_ROOM} bytes. Bits past
+   * the last byte are dropped, as atob drops them.
+   */
+  base64Cell(slab: ByteSlab): Uint8Array | undefined {
+    const b = this.b, len = this.len;
+    let p = this.pos + 1;
+    const out = slab.reserve(CELL_ROOM);
+    const at = slab.used(), room = at + CELL_ROOM - 3;
+    let o = at;
+    for (; p + 4 <= len; p += 4) {
+      const d0 = B64[b[p]!]!, d1 = B64[b[p + 1]!]!, d2 = B64[b[p + 2]!]!, d3 = B64[b[p + 3]!]!;
+      if ((d0 | d1 | d2 | d3) > 63 || o > room) break;
+      const v = (d0 << 18) | (d1 << 12) | (d2 << 6) | d3;
+      out[o] = v >>> 16;
+      out[o + 1] = (v >>> 8) & 255;
+      out[o + 2] = v & 255;
+      o += 3;
+    }
+    if (o > room) return undefined;
+    let end: number;
+    const c0 = this.at(p);
+    if (c0 === QUOTE) end = p + 1;
+    else {
+      const d0 = c0 < 0 ? 255 : B64[c0]!, d1 = B64[this.at(p + 1) & 255]!;
+      const c2 = this.at(p + 2), c3 = this.at(p + 3);
+      if (d0 > 63 || d1 > 63) return undefined;
+      const d2 = c2 < 0 ? 255 : B64[c2]!;
+      if (d2 > 63) {
+        // Two digits: one byte.
+        if (c2 === QUOTE) end = p + 3;
+        else if (c2 === EQUALS && c3 === EQUALS && this.at(p + 4) === QUOTE) end = p + 5;
+        else return undefined;
+        out[o++] = (d0 << 2) | (d1 >>> 4);
+      } else {
+        // Three digits: two bytes.
+        if (c3 === QUOTE) end = p + 4;
+        else if (c3 === EQUALS && this.at(p + 4) === QUOTE) end = p + 5;
+        else return undefined;
+        out[o++] = (d0 << 2) | (d1 >>> 4);
+        out[o++] = ((d1 & 15) << 4) | (d2 >>> 2);
+      }
+    }
+    this.pos = end;
+    slab.advance(o - at);
+    return out.subarray(at, o);
   }
 
   /** A plain string at `pos` as text; undefined if not one. */
@@ -663,9 +723,16 @@ function readLine(
         if (r.name(BASE64_KEY) !== BASE64_KEY || !r.eat(COLON)) return undefined;
         r.ws();
         if (r.at(r.pos) !== QUOTE) return undefined;
-        const b64 = r.plainText();
-        if (b64 === undefined || !r.eat(RBRACE)) return undefined;
-        cell = base64(b64);
+        // The usual digits are decoded from the line's bytes; anything else is made text and decoded as atob does.
+        const direct = r.base64Cell(slab);
+        if (direct !== undefined) {
+          if (!r.eat(RBRACE)) return undefined;
+          cell = direct;
+        } else {
+          const b64 = r.plainText();
+          if (b64 === undefined || !r.eat(RBRACE)) return undefined;
+          cell = base64(b64);
+        }
       } else if (c === 0x74 && r.literal(TRUE)) {
         cell = true;
       } else if (c === 0x66 && r.literal(FALSE)) {

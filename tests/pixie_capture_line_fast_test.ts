@@ -440,3 +440,32 @@ Deno.test("direct capture line reader: a cell longer than the kernel reads at on
   deepEqual(plain(row), plain(parseCaptureLineJson(line, "n")));
   ok((row.columns["body"] as Uint8Array).length > OUT_ROOM);
 });
+
+Deno.test("direct capture line reader: base64 cells decoded from the line's bytes as atob decodes them", () => {
+  let seed = 11;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  let direct = 0;
+  for (let n = 0; n < 40; n++) {
+    const bytes = Uint8Array.from({ length: n }, () => rnd(256));
+    const padded = btoa(String.fromCharCode(...bytes));
+    const bare = padded.replace(/=+$/, "");
+    // Padding kept or dropped, bits set past the last byte, a lone digit, misplaced padding, a space, a bad digit.
+    const tail = bare.length % 4 === 0 ? "" : bare.slice(-1);
+    const dirty = tail === "" ? bare : bare.slice(0, -1) + (tail === "A" ? "B" : "A");
+    for (const b64 of [padded, bare, dirty, bare + "A", bare + "=", padded + "=", " " + padded, bare + "*"]) {
+      const line = `{"query":"m/s","row":{"time_":"1","b":{"base64":"${b64}"}}}`;
+      const slab = testSlab();
+      const fast = parseCaptureLineFast(line, "n", slab, base64ToBytes);
+      deepEqual(plain(parseCaptureLine(line, "n")), plain(parseCaptureLineJson(line, "n")), line);
+      if (fast !== undefined) deepEqual(plain(fast), plain(parseCaptureLineJson(line, "n")), line);
+      // The usual digits are decoded into the reader's slab, not made text for base64ToBytes (its own slab).
+      const cell = fast?.columns["b"];
+      if (cell instanceof Uint8Array && cell.buffer === slab.reserve(0).buffer) direct++;
+      else ok(b64 !== padded && b64 !== bare && b64 !== dirty, `decoded from bytes: ${line}`);
+    }
+  }
+  ok(direct > 80, `read directly: ${direct}`);
+});
