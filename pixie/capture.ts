@@ -12,6 +12,7 @@
 import type { Cell, Row } from "./row.ts";
 import { parseQueryName } from "./row.ts";
 import { type ByteSlab, lineEnd, parseCaptureLineFast, readCaptureLine } from "./capture_line_fast.ts";
+import { cellKernelBuffer } from "./string_cell_simd.ts";
 
 /** The capture format version this module reads and writes. */
 export const CAPTURE_VERSION = 1;
@@ -428,7 +429,8 @@ export class CaptureReader {
   /** Reads one chunk after the bytes not yet parsed (moved to the front; the buffer grows for a long line). */
   async #fill(): Promise<void> {
     if (this.#done || this.#eof) return;
-    let data = this.#data ??= new Uint8Array(this.#chunk);
+    // Two chunks: a partial line and the next chunk fit without growing, in the string cell kernel's memory.
+    let data = this.#data ??= cellKernelBuffer(2 * this.#chunk);
     const left = this.#view.length - this.#at;
     if (left > 0 && this.#at > 0) data.copyWithin(0, this.#at, this.#view.length);
     if (left + this.#chunk > data.length) {

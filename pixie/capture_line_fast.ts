@@ -17,6 +17,7 @@
  */
 import type { Cell, Row } from "./row.ts";
 import { parseQueryName } from "./row.ts";
+import { type CellKernel, cellKernelOf } from "./string_cell_simd.ts";
 
 /** Where string cells' bytes go: `reserve(n)` returns the slab with at least n bytes free from `used()`. */
 export interface ByteSlab {
@@ -46,6 +47,12 @@ const SIMPLE_ESCAPE: Uint8Array = (() => {
 
 /** Runs at least this long are copied with `set` (a view made) rather than byte by byte. */
 const COPY_SET_MIN = 48;
+
+/** Copies `from[a..b)` to `to[at..)`: a view and `set` for a long run, byte by byte for a short one. */
+function copyBytes(from: Uint8Array, a: number, b: number, to: Uint8Array, at: number): void {
+  if (b - a >= COPY_SET_MIN) to.set(from.subarray(a, b), at);
+  else for (let i = a; i < b; i++) to[at++] = from[i]!;
+}
 
 /** A byte {@link LineReader.stringCell} does not copy as it is: a quote, a backslash, a control byte, non-ASCII. */
 function notPlain(c: number): boolean {
@@ -89,6 +96,15 @@ const QUERY_KEY = nameOf("query");
 const ROW_KEY = nameOf("row");
 const BASE64_KEY = nameOf("base64");
 
+/** The value of each base64 digit of atob's alphabet (`+` and `/`), 255 for every other byte. */
+const B64: Uint8Array = (() => {
+  const t = new Uint8Array(256).fill(255);
+  const digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (let i = 0; i < 64; i++) t[digits.charCodeAt(i)] = i;
+  return t;
+})();
+const EQUALS = 0x3d;
+
 function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   if (c >= 0x61 && c <= 0x66) return c - 0x57;
@@ -124,14 +140,15 @@ const TWO32 = 4294967296;
  * digits was two bigints, a product and a sum (four bigints made). Undefined at 2^63 or beyond.
  */
 function int64Of(hi: number, lo: number): bigint | undefined {
-  // 16-bit pieces of hi keep every product below 2^53.
-  const hiL = hi % 65536, hiH = (hi - hiL) / 65536;
+  // 16-bit pieces of hi keep every product below 2^53. Remainders by a power of two from floored quotients (exact
+  // below 2^53): `%` of doubles is a call to fmod.
+  const hiH = Math.floor(hi / 65536), hiL = hi - hiH * 65536;
   const a = hiL * 1e9 + lo;
   const b = hiH * 1e9;
-  const bL = b % 65536;
+  const bH = Math.floor(b / 65536), bL = b - bH * 65536;
   const t = a + bL * 65536;
-  const lo32 = t % TWO32;
-  const hi32 = (b - bL) / 65536 + (t - lo32) / TWO32;
+  const tH = Math.floor(t / TWO32), lo32 = t - tH * TWO32;
+  const hi32 = bH + tH;
   if (hi32 >= 0x80000000) return undefined;
   WORDS[0] = lo32;
   WORDS[1] = hi32;
@@ -157,6 +174,9 @@ class LineReader {
   endsAtLen = true;
   /** Where the line read last ended: its newline, or `len`. */
   end = 0;
+  /** The string cell kernel whose memory holds {@link b}, if any (looked up again when the buffer changes). */
+  kernel: CellKernel | undefined;
+  #kernelOf: ArrayBufferLike | undefined;
 
   /** Loads `line`; false if it is not all ASCII (then it is left to JSON.parse). */
   load(line: string): boolean {
@@ -168,6 +188,8 @@ class LineReader {
     this.pos = 0;
     this.fromFile = false;
     this.endsAtLen = true;
+    this.kernel = undefined;
+    this.#kernelOf = undefined;
     return true;
   }
 
@@ -181,6 +203,10 @@ class LineReader {
     this.pos = from;
     this.fromFile = true;
     this.endsAtLen = endsAtLimit;
+    if (bytes.buffer !== this.#kernelOf) {
+      this.#kernelOf = bytes.buffer;
+      this.kernel = cellKernelOf(bytes);
+    }
   }
 
   /** The byte at `p`, or -1 past the end. */
@@ -298,6 +324,56 @@ class LineReader {
     return neg ? -v : v;
   }
 
+  /**
+   * A base64 string at `pos` decoded into the slab, when it is the usual kind: whole groups of four digits, then
+   * two or three more with or without their padding; undefined for anything else, which atob decides (whitespace,
+   * misplaced padding, a lone digit, a bad character) and for a value beyond {@link CELL_ROOM} bytes. Bits past
+   * the last byte are dropped, as atob drops them.
+   */
+  base64Cell(slab: ByteSlab): Uint8Array | undefined {
+    const b = this.b, len = this.len;
+    let p = this.pos + 1;
+    const out = slab.reserve(CELL_ROOM);
+    const at = slab.used(), room = at + CELL_ROOM - 3;
+    let o = at;
+    for (; p + 4 <= len; p += 4) {
+      const d0 = B64[b[p]!]!, d1 = B64[b[p + 1]!]!, d2 = B64[b[p + 2]!]!, d3 = B64[b[p + 3]!]!;
+      if ((d0 | d1 | d2 | d3) > 63 || o > room) break;
+      const v = (d0 << 18) | (d1 << 12) | (d2 << 6) | d3;
+      out[o] = v >>> 16;
+      out[o + 1] = (v >>> 8) & 255;
+      out[o + 2] = v & 255;
+      o += 3;
+    }
+    if (o > room) return undefined;
+    let end: number;
+    const c0 = this.at(p);
+    if (c0 === QUOTE) end = p + 1;
+    else {
+      const d0 = c0 < 0 ? 255 : B64[c0]!, d1 = B64[this.at(p + 1) & 255]!;
+      const c2 = this.at(p + 2), c3 = this.at(p + 3);
+      if (d0 > 63 || d1 > 63) return undefined;
+      const d2 = c2 < 0 ? 255 : B64[c2]!;
+      if (d2 > 63) {
+        // Two digits: one byte.
+        if (c2 === QUOTE) end = p + 3;
+        else if (c2 === EQUALS && c3 === EQUALS && this.at(p + 4) === QUOTE) end = p + 5;
+        else return undefined;
+        out[o++] = (d0 << 2) | (d1 >>> 4);
+      } else {
+        // Three digits: two bytes.
+        if (c3 === QUOTE) end = p + 4;
+        else if (c3 === EQUALS && this.at(p + 4) === QUOTE) end = p + 5;
+        else return undefined;
+        out[o++] = (d0 << 2) | (d1 >>> 4);
+        out[o++] = ((d1 & 15) << 4) | (d2 >>> 2);
+      }
+    }
+    this.pos = end;
+    slab.advance(o - at);
+    return out.subarray(at, o);
+  }
+
   /** A plain string at `pos` as text; undefined if not one. */
   plainText(): string | undefined {
     const end = this.plainString();
@@ -325,9 +401,34 @@ class LineReader {
   stringCell(slab: ByteSlab): Uint8Array | undefined {
     const b = this.b, len = this.len;
     let p = this.pos + 1;
-    let out = slab.reserve(Math.min(len - p + 1, CELL_ROOM));
-    let at = slab.used();
-    let o = at;
+    let out: Uint8Array, at: number, o: number;
+    const k = this.kernel;
+    if (k !== undefined) {
+      // The kernel copies what it can (nearly always the whole cell); this loop takes over where it stops.
+      const q = k.run(b, p, len);
+      const done = k.out, from = k.outAt, to = k.outEnd(), n = to - from;
+      if (q < len && b[q] === QUOTE) {
+        this.pos = q + 1;
+        if (n <= SHARED_CELL_MAX) {
+          const shared = sharedCell(done, from, to);
+          if (shared !== undefined) return shared;
+        }
+        out = slab.reserve(n);
+        at = slab.used();
+        copyBytes(done, from, to, out, at);
+        slab.advance(n);
+        return out.subarray(at, at + n);
+      }
+      out = slab.reserve(n + Math.min(len - q + 1, CELL_ROOM));
+      at = slab.used();
+      copyBytes(done, from, to, out, at);
+      o = at + n;
+      p = q;
+    } else {
+      out = slab.reserve(Math.min(len - p + 1, CELL_ROOM));
+      at = slab.used();
+      o = at;
+    }
     for (;;) {
       // The run of plain bytes up to the next quote, backslash, control or non-ASCII byte, copied as it is.
       const q = this.plainRun(p);
@@ -587,7 +688,8 @@ function readLine(
   // While every key is the one at its place in the last line read (whose keys were checked and distinct), a key
   // cannot repeat an earlier one. From the first that differs, the keys are checked and kept for the next line.
   let same = shape.length;
-  fresh.length = 0;
+  // Setting an array's length is a call into the runtime even when it does not change: only when it does.
+  if (fresh.length !== 0) fresh.length = 0;
   for (let k = 0;; k++) {
     r.ws();
     if (r.at(r.pos) !== QUOTE) return undefined;
@@ -621,9 +723,16 @@ function readLine(
         if (r.name(BASE64_KEY) !== BASE64_KEY || !r.eat(COLON)) return undefined;
         r.ws();
         if (r.at(r.pos) !== QUOTE) return undefined;
-        const b64 = r.plainText();
-        if (b64 === undefined || !r.eat(RBRACE)) return undefined;
-        cell = base64(b64);
+        // The usual digits are decoded from the line's bytes; anything else is made text and decoded as atob does.
+        const direct = r.base64Cell(slab);
+        if (direct !== undefined) {
+          if (!r.eat(RBRACE)) return undefined;
+          cell = direct;
+        } else {
+          const b64 = r.plainText();
+          if (b64 === undefined || !r.eat(RBRACE)) return undefined;
+          cell = base64(b64);
+        }
       } else if (c === 0x74 && r.literal(TRUE)) {
         cell = true;
       } else if (c === 0x66 && r.literal(FALSE)) {
@@ -640,7 +749,8 @@ function readLine(
     const sep = r.at(r.pos++);
     if (sep === COMMA) continue;
     if (sep !== RBRACE) return undefined;
-    shape.length = same < k + 1 ? same : k + 1;
+    const kept = same < k + 1 ? same : k + 1;
+    if (shape.length !== kept) shape.length = kept;
     for (let i = 0; i < fresh.length; i++) shape.push(fresh[i]!);
     break;
   }
@@ -649,8 +759,8 @@ function readLine(
   // The line ends here: at its newline (a file's bytes), or at the end of what was given.
   if (r.pos < r.len ? !r.fromFile || r.b[r.pos] !== LF : !r.endsAtLen) return undefined;
   r.end = r.pos;
+  // rowCells is not cleared (a builtin call per row): the next line's cells replace these.
   const columns = columnsBuilder(count)(time, rowCells);
-  rowCells.fill(undefined, 0, count);
   return { query: query.text, node, time, columns };
 }
 

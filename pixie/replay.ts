@@ -271,7 +271,8 @@ export async function* mergeStreams(
     ended: false,
     /** Largest key read so far (undefined before the first row). */
     frontier: undefined as bigint | undefined,
-    newest: new Map<string, bigint>(),
+    /** The running maximum of each query's times, in a holder per query (a lookup per row, no store). */
+    newest: new Map<string, { key: bigint }>(),
     seq: 0,
   }));
   let lastOut: Held | undefined;
@@ -284,8 +285,10 @@ export async function* mergeStreams(
     for (const row of next.value) {
       if (opts.filter && !opts.filter(row)) continue;
       const prev = s.newest.get(row.query);
-      const key = prev !== undefined && prev > row.time ? prev : row.time;
-      s.newest.set(row.query, key);
+      let key = row.time;
+      if (prev === undefined) s.newest.set(row.query, { key });
+      else if (prev.key > key) key = prev.key;
+      else prev.key = key;
       if (s.frontier === undefined || key > s.frontier) s.frontier = key;
       heap.push({ key, k: heap.numberKey(key), input: s.index, seq: s.seq++, node: s.node, row });
     }

@@ -146,6 +146,17 @@ Deno.test("deep streams keep up to 3,000 rows (60 s), few streams all of them wi
   equal(byStream(small.rowsOf("m/source")).get(20000), 2, "a stream starting later still finds room");
 });
 
+Deno.test("a stream's integer cells hash as their decimal text does", () => {
+  const a = sourceRow(10000, 0);
+  for (const n of [0, 1, 9, 10, 99, 100, 20060, 65535, 1e9, 2 ** 31 - 1, 2 ** 31, -1, 0.5, 1e21]) {
+    equal(
+      streamHash({ ...a, columns: { ...a.columns, port: n } }, ["port"]),
+      streamHash({ ...a, columns: { ...a.columns, port: String(n) } }, ["port"]),
+      String(n),
+    );
+  }
+});
+
 Deno.test("a stream is the node and the stream key's columns", () => {
   const a = sourceRow(10000, 0);
   equal(streamHash(a, ["pod", "remote_port"]), streamHash(sourceRow(10000, 7), ["pod", "remote_port"]));

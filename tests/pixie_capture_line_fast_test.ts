@@ -14,6 +14,7 @@ import {
   readCaptureLine,
 } from "../pixie/capture_line_fast.ts";
 import type { Row } from "../pixie/row.ts";
+import { cellKernelBuffer, cellKernelOf, OUT_ROOM } from "../pixie/string_cell_simd.ts";
 
 const enc = new TextEncoder();
 
@@ -152,7 +153,10 @@ Deno.test("direct capture line reader: rows identical to JSON.parse's on every m
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
     return seed % n;
   };
-  let direct = 0, fromBytes = 0;
+  let direct = 0, fromBytes = 0, fromKernel = 0;
+  // A file's bytes as the capture reader holds them: in the string cell kernel's memory, at any alignment.
+  const kernelBytes = cellKernelBuffer(1 << 16);
+  ok(cellKernelOf(kernelBytes) !== undefined, "WebAssembly SIMD kernel");
   for (let t = 0; t < 15_000; t++) {
     let line = LINES[rnd(LINES.length)]!;
     for (let m = 1 + rnd(3); m > 0; m--) {
@@ -179,9 +183,26 @@ Deno.test("direct capture line reader: rows identical to JSON.parse's on every m
       fromBytes++;
       deepEqual(plain(c), plain(b), `bytes: ${line}`);
     }
+    const shift = rnd(16);
+    kernelBytes.set(bytes, shift);
+    const k = parseCaptureLineBytes(
+      kernelBytes,
+      shift + 2,
+      shift + bytes.length - 2,
+      "n",
+      testSlab(),
+      base64ToBytes,
+    );
+    deepEqual(
+      k === undefined ? undefined : plain(k),
+      c === undefined ? undefined : plain(c),
+      `kernel: ${line}`,
+    );
+    if (k !== undefined) fromKernel++;
   }
   ok(direct > 1000, `lines read directly: ${direct}`);
   ok(fromBytes > 1000, `lines read directly from bytes: ${fromBytes}`);
+  ok(fromKernel === fromBytes, `lines read with the kernel: ${fromKernel}`);
 });
 
 Deno.test("direct capture line reader: keys JSON.parse treats specially go to JSON.parse", () => {
@@ -404,4 +425,47 @@ Deno.test("direct capture line reader: a short cell that repeats is one array fr
     equal(new TextDecoder().decode(r.columns["pod"] as Uint8Array), v);
     equal(new TextDecoder().decode(r.columns["remote_addr"] as Uint8Array), v.slice(0, 3));
   }
+});
+
+Deno.test("direct capture line reader: a cell longer than the kernel reads at once is finished by the JS reader", () => {
+  // Escaped quotes only (each a kernel's step, no stop), then a \u escape (a stop) past the kernel's reach.
+  const body = ('{\\"a\\":\\"' + "x".repeat(97) + '\\"}').repeat(Math.ceil((OUT_ROOM * 1.5) / 110)) +
+    "\\u0041\\n";
+  const line = `{"query":"m/s","row":{"time_":"1","pod":"p","body":"${body}","n":3}}`;
+  const bytes = enc.encode(line);
+  const kernelBytes = cellKernelBuffer(bytes.length + 64);
+  kernelBytes.set(bytes, 3);
+  const row = parseCaptureLineBytes(kernelBytes, 3, 3 + bytes.length, "n", testSlab(), base64ToBytes);
+  ok(row !== undefined);
+  deepEqual(plain(row), plain(parseCaptureLineJson(line, "n")));
+  ok((row.columns["body"] as Uint8Array).length > OUT_ROOM);
+});
+
+Deno.test("direct capture line reader: base64 cells decoded from the line's bytes as atob decodes them", () => {
+  let seed = 11;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  let direct = 0;
+  for (let n = 0; n < 40; n++) {
+    const bytes = Uint8Array.from({ length: n }, () => rnd(256));
+    const padded = btoa(String.fromCharCode(...bytes));
+    const bare = padded.replace(/=+$/, "");
+    // Padding kept or dropped, bits set past the last byte, a lone digit, misplaced padding, a space, a bad digit.
+    const tail = bare.length % 4 === 0 ? "" : bare.slice(-1);
+    const dirty = tail === "" ? bare : bare.slice(0, -1) + (tail === "A" ? "B" : "A");
+    for (const b64 of [padded, bare, dirty, bare + "A", bare + "=", padded + "=", " " + padded, bare + "*"]) {
+      const line = `{"query":"m/s","row":{"time_":"1","b":{"base64":"${b64}"}}}`;
+      const slab = testSlab();
+      const fast = parseCaptureLineFast(line, "n", slab, base64ToBytes);
+      deepEqual(plain(parseCaptureLine(line, "n")), plain(parseCaptureLineJson(line, "n")), line);
+      if (fast !== undefined) deepEqual(plain(fast), plain(parseCaptureLineJson(line, "n")), line);
+      // The usual digits are decoded into the reader's slab, not made text for base64ToBytes (its own slab).
+      const cell = fast?.columns["b"];
+      if (cell instanceof Uint8Array && cell.buffer === slab.reserve(0).buffer) direct++;
+      else ok(b64 !== padded && b64 !== bare && b64 !== dirty, `decoded from bytes: ${line}`);
+    }
+  }
+  ok(direct > 80, `read directly: ${direct}`);
 });
