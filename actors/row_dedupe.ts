@@ -5,87 +5,70 @@
  * @module
  */
 
+import {
+  XXH_SHORT,
+  XXH_V1,
+  XXH_V2,
+  XXH_V3,
+  XXH_V4,
+  xxhConverge,
+  xxhFinish,
+  xxhRound,
+} from "../util/xxhash32.ts";
+
 /** Rows older than this (event time) behind the stream's newest are no longer remembered. */
 export const DEDUPE_WINDOW_NS = 5_000_000_000n;
-
-const P1 = 0x9e3779b1, P2 = 0x85ebca77, P3 = 0xc2b2ae3d, P4 = 0x27d4eb2f, P5 = 0x165667b1;
-
-/** xxHash32's step of one lane over one 4-byte chunk `k`. */
-function round(v: number, k: number): number {
-  v = (v + Math.imul(k, P2)) | 0;
-  return Math.imul((v << 13) | (v >>> 19), P1);
-}
 
 /** 32-bit words of the buffer {@link hash32} read last (a capture's slab: most payloads are views of one). */
 let words: Uint32Array | undefined;
 
 /**
- * A 32-bit hash of the bytes: xxHash32 (seed 0). Its four lanes take 16 bytes a step with no dependency between
- * them, so the CPU runs them side by side: ~2.5x faster on a payload than MurmurHash3's one chain, whose every
- * step waited for the last (hashing was most of a row's dedupe). The chunks are the payload's own 4-byte steps in
- * little-endian order, read as whole words of its buffer (two words shifted together when the payload does not
- * start on a word), the same values as four byte loads each. With the time and the length it names a row.
+ * A 32-bit hash of the bytes: xxHash32 (util/xxhash32.ts), ~1.5x faster on a payload than MurmurHash3's one
+ * chain, whose every step waited for the last (hashing was most of a row's dedupe). The chunks are the payload's
+ * own 4-byte steps in little-endian order, read as whole words of its buffer (two words shifted together when the
+ * payload does not start on a word), the same values as four byte loads each. With the time and the length it
+ * names a row.
  */
 export function hash32(b: Uint8Array): number {
   const n = b.length;
-  let h: number;
-  let i = 0;
-  if (n >= 16) {
-    let v1 = (P1 + P2) | 0, v2 = P2 | 0, v3 = 0, v4 = -P1 | 0;
-    const stripes = n >>> 4;
-    let s = 0;
-    if (LITTLE_ENDIAN) {
-      const buf = b.buffer;
-      let w = words;
-      if (w === undefined || w.buffer !== buf || w.length !== buf.byteLength >>> 2) {
-        w = words = new Uint32Array(buf, 0, buf.byteLength >>> 2);
-      }
-      const off = b.byteOffset, sh = (off & 3) * 8;
-      let wi = off >>> 2;
-      if (sh === 0) {
-        for (; s < stripes; s++, wi += 4) {
-          v1 = round(v1, w[wi]!);
-          v2 = round(v2, w[wi + 1]!);
-          v3 = round(v3, w[wi + 2]!);
-          v4 = round(v4, w[wi + 3]!);
-        }
-      } else {
-        // A stripe's 16 bytes span five words; the last may be the buffer's partial last word (read bytewise below).
-        const r = 32 - sh, full = w.length;
-        for (; s < stripes && wi + 5 <= full; s++, wi += 4) {
-          const a = w[wi]!, c = w[wi + 1]!, d = w[wi + 2]!, e = w[wi + 3]!, f = w[wi + 4]!;
-          v1 = round(v1, (a >>> sh) | (c << r));
-          v2 = round(v2, (c >>> sh) | (d << r));
-          v3 = round(v3, (d >>> sh) | (e << r));
-          v4 = round(v4, (e >>> sh) | (f << r));
-        }
-      }
-      i = s * 16;
+  if (n < 16) return xxhFinish(XXH_SHORT, b, 0);
+  let v1 = XXH_V1, v2 = XXH_V2, v3 = XXH_V3, v4 = XXH_V4;
+  const stripes = n >>> 4;
+  let s = 0;
+  if (LITTLE_ENDIAN) {
+    const buf = b.buffer;
+    let w = words;
+    if (w === undefined || w.buffer !== buf || w.length !== buf.byteLength >>> 2) {
+      w = words = new Uint32Array(buf, 0, buf.byteLength >>> 2);
     }
-    for (; s < stripes; s++, i += 16) {
-      v1 = round(v1, word(b, i));
-      v2 = round(v2, word(b, i + 4));
-      v3 = round(v3, word(b, i + 8));
-      v4 = round(v4, word(b, i + 12));
+    const off = b.byteOffset, sh = (off & 3) * 8;
+    let wi = off >>> 2;
+    if (sh === 0) {
+      for (; s < stripes; s++, wi += 4) {
+        v1 = xxhRound(v1, w[wi]!);
+        v2 = xxhRound(v2, w[wi + 1]!);
+        v3 = xxhRound(v3, w[wi + 2]!);
+        v4 = xxhRound(v4, w[wi + 3]!);
+      }
+    } else {
+      // A stripe's 16 bytes span five words; the last may be the buffer's partial last word (read bytewise below).
+      const r = 32 - sh, full = w.length;
+      for (; s < stripes && wi + 5 <= full; s++, wi += 4) {
+        const a = w[wi]!, c = w[wi + 1]!, d = w[wi + 2]!, e = w[wi + 3]!, f = w[wi + 4]!;
+        v1 = xxhRound(v1, (a >>> sh) | (c << r));
+        v2 = xxhRound(v2, (c >>> sh) | (d << r));
+        v3 = xxhRound(v3, (d >>> sh) | (e << r));
+        v4 = xxhRound(v4, (e >>> sh) | (f << r));
+      }
     }
-    h = (((v1 << 1) | (v1 >>> 31)) + ((v2 << 7) | (v2 >>> 25)) + ((v3 << 12) | (v3 >>> 20)) +
-      ((v4 << 18) | (v4 >>> 14))) | 0;
-  } else h = P5;
-  h = (h + n) | 0;
-  for (; i + 4 <= n; i += 4) {
-    h = (h + Math.imul(word(b, i), P3)) | 0;
-    h = Math.imul((h << 17) | (h >>> 15), P4);
   }
-  for (; i < n; i++) {
-    h = (h + Math.imul(b[i]!, P5)) | 0;
-    h = Math.imul((h << 11) | (h >>> 21), P1);
+  for (let i = s * 16; s < stripes; s++, i += 16) {
+    v1 = xxhRound(v1, word(b, i));
+    v2 = xxhRound(v2, word(b, i + 4));
+    v3 = xxhRound(v3, word(b, i + 8));
+    v4 = xxhRound(v4, word(b, i + 12));
   }
-  h ^= h >>> 15;
-  h = Math.imul(h, P2);
-  h ^= h >>> 13;
-  h = Math.imul(h, P3);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return xxhFinish(xxhConverge(v1, v2, v3, v4), b, stripes * 16);
 }
 
 /** The little-endian 4-byte chunk at `i`. */
@@ -108,6 +91,12 @@ function diff(aHi: number, aLo: number, bHi: number, bLo: number): number {
   return (aHi - bHi) * 4294967296 + (aLo - bLo);
 }
 
+/**
+ * Rows a new stream's ring holds before it grows (a power of two): a live stream needs 256 within its first 5 s,
+ * and each doubling on the way copies the ring; from 64 (1 KB) that is two copies, from 16 it was four.
+ */
+const INITIAL_ROWS = 64;
+
 /** Words of one remembered row in {@link RecentRows}: time (two words), payload length and hash. */
 const ENTRY_WORDS = 4;
 const ENTRY_BYTES = 4 * ENTRY_WORDS;
@@ -127,8 +116,8 @@ const ENTRY_BYTES = 4 * ENTRY_WORDS;
  */
 export class RecentRows {
   /** Entries of {@link ENTRY_WORDS} words; capacity `#cap` entries (a power of two). */
-  #e = new Int32Array(16 * ENTRY_WORDS);
-  #cap = 16;
+  #e = new Int32Array(INITIAL_ROWS * ENTRY_WORDS);
+  #cap = INITIAL_ROWS;
   /** Ring of `#count` entries from `#head`. */
   #head = 0;
   #count = 0;

@@ -10,6 +10,7 @@
  */
 
 import type { ColumnData, ColumnInfo } from "./messages.ts";
+import { XXH_V1, XXH_V2, XXH_V3, XXH_V4, xxhRound } from "../util/xxhash32.ts";
 
 const WORDS = new Uint32Array(2);
 const I64 = new BigInt64Array(WORDS.buffer);
@@ -36,16 +37,6 @@ function fmix(h: number): number {
 
 const A1 = 0xcc9e2d51, A2 = 0x1b873593; // lane 1
 const B1 = 0x85ebca77, B2 = 0xc2b2ae3d; // lane 2
-
-const P1 = 0x9e3779b1, P2 = 0x85ebca77;
-/** The stripe lanes' seeds (xxHash32's for seed 0). */
-const S1 = (P1 + P2) | 0, S2 = P2 | 0, S3 = 0, S4 = -P1 | 0;
-
-/** xxHash32's step of one stripe lane over one 4-byte chunk `k`. */
-function round(v: number, k: number): number {
-  v = (v + Math.imul(k, P2)) | 0;
-  return Math.imul((v << 13) | (v >>> 19), P1);
-}
 
 const NO_VIEW: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
 
@@ -107,13 +98,13 @@ export function hashRows(
             // A long cell (a body) in 16-byte stripes over four independent lanes (xxHash32's round), which the CPU
             // runs side by side where the two lanes' mix of every word waited each for its last step; the lanes'
             // states, each a one-to-one function of its words, are then mixed into both hashes.
-            let v1 = S1, v2 = S2, v3 = S3, v4 = S4;
+            let v1 = XXH_V1, v2 = XXH_V2, v3 = XXH_V3, v4 = XXH_V4;
             const stripes = n >>> 4;
             for (let s = 0, at = b.byteOffset; s < stripes; s++, at += 16) {
-              v1 = round(v1, dv.getInt32(at, true));
-              v2 = round(v2, dv.getInt32(at + 4, true));
-              v3 = round(v3, dv.getInt32(at + 8, true));
-              v4 = round(v4, dv.getInt32(at + 12, true));
+              v1 = xxhRound(v1, dv.getInt32(at, true));
+              v2 = xxhRound(v2, dv.getInt32(at + 4, true));
+              v3 = xxhRound(v3, dv.getInt32(at + 8, true));
+              v4 = xxhRound(v4, dv.getInt32(at + 12, true));
             }
             a = mix(mix(mix(mix(a, v1, A1, A2), v2, A1, A2), v3, A1, A2), v4, A1, A2);
             c = mix(mix(mix(mix(c, v1, B1, B2), v2, B1, B2), v3, B1, B2), v4, B1, B2);

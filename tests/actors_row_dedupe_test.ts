@@ -64,6 +64,8 @@ Deno.test("duplicate rows: the ring agrees with the string-keyed map on repeats,
 
 Deno.test("duplicate rows: a stream's 5 s at 50 messages/s is one buffer of 16 bytes a row", () => {
   const r = new RecentRows();
+  // A new stream starts with room for 64 rows (1 KB): two doublings to its 5 s, not four.
+  equal(r.bytes, 64 * 16);
   const t = 1_763_900_000_000_000_000n;
   for (let i = 0; i < 400; i++) r.seen(t + BigInt(i) * 20_000_000n, new Uint8Array([i & 0xff, 1, 2]));
   equal(r.size, 251);
