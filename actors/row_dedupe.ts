@@ -5,25 +5,60 @@
  * @module
  */
 
-import {
-  XXH_SHORT,
-  XXH_V1,
-  XXH_V2,
-  XXH_V3,
-  XXH_V4,
-  xxhConverge,
-  xxhFinish,
-  xxhRound,
-} from "../util/xxhash32.ts";
-
 /** Rows older than this (event time) behind the stream's newest are no longer remembered. */
 export const DEDUPE_WINDOW_NS = 5_000_000_000n;
+
+// xxHash32 (seed 0): four lanes take 16 bytes a step with no dependency between them, so the CPU runs them
+// side by side.
+const P1 = 0x9e3779b1, P2 = 0x85ebca77, P3 = 0xc2b2ae3d, P4 = 0x27d4eb2f, P5 = 0x165667b1;
+
+/** The lanes' starting values. */
+const XXH_V1 = (P1 + P2) | 0, XXH_V2 = P2 | 0, XXH_V3 = 0, XXH_V4 = -P1 | 0;
+
+/** One lane's step over the 4-byte little-endian chunk `k`. */
+function xxhRound(v: number, k: number): number {
+  v = (v + Math.imul(k, P2)) | 0;
+  return Math.imul((v << 13) | (v >>> 19), P1);
+}
+
+/** The four lanes' state after every 16-byte stripe, as one value (inputs of at least 16 bytes). */
+function xxhConverge(v1: number, v2: number, v3: number, v4: number): number {
+  return (((v1 << 1) | (v1 >>> 31)) + ((v2 << 7) | (v2 >>> 25)) + ((v3 << 12) | (v3 >>> 20)) +
+    ((v4 << 18) | (v4 >>> 14))) | 0;
+}
+
+/**
+ * The hash of `b`, whose stripes made `h` ({@link xxhConverge}; for fewer than 16 bytes, {@link XXH_SHORT}):
+ * the bytes from `p` (past the stripes) taken in, then the final mix. Unsigned.
+ */
+function xxhFinish(h: number, b: Uint8Array, p: number): number {
+  const n = b.length;
+  h = (h + n) | 0;
+  for (; p + 4 <= n; p += 4) {
+    const k = b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24);
+    h = (h + Math.imul(k, P3)) | 0;
+    h = Math.imul((h << 17) | (h >>> 15), P4);
+  }
+  for (; p < n; p++) {
+    h = (h + Math.imul(b[p]!, P5)) | 0;
+    h = Math.imul((h << 11) | (h >>> 21), P1);
+  }
+  h ^= h >>> 15;
+  h = Math.imul(h, P2);
+  h ^= h >>> 13;
+  h = Math.imul(h, P3);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** The stripes' value of an input shorter than 16 bytes. */
+const XXH_SHORT = P5;
 
 /** 32-bit words of the buffer {@link hash32} read last (a capture's slab: most payloads are views of one). */
 let words: Uint32Array | undefined;
 
 /**
- * A 32-bit hash of the bytes: xxHash32 (util/xxhash32.ts), ~1.5x faster on a payload than MurmurHash3's one
+ * A 32-bit hash of the bytes: xxHash32, ~1.5x faster on a payload than MurmurHash3's one
  * chain, whose every step waited for the last (hashing was most of a row's dedupe). The chunks are the payload's
  * own 4-byte steps in little-endian order, read as whole words of its buffer (two words shifted together when the
  * payload does not start on a word), the same values as four byte loads each. With the time and the length it

@@ -1,7 +1,7 @@
 /**
  * The rows of one table a query stream has delivered lately, so that a re-run (which starts before the newest
  * `time_` seen) drops the rows it sends again. A row is named by its time and a 64-bit hash of every cell (two
- * independent 32-bit lanes; STRING cells hashed over their bytes, a long one first into four stripe lanes), computed on the batch's columns: no string is
+ * independent 32-bit lanes; STRING cells hashed over their bytes), computed on the batch's columns: no string is
  * built per row, nothing is kept of the row itself, and a row costs four 32-bit words in a log (plus, once rows come
  * back in time, a word or two of an index: see {@link DeliveredRows}).
  * Rows that share a time and every cell are the same row; rows that differ in a cell collide only if both
@@ -10,7 +10,6 @@
  */
 
 import type { ColumnData, ColumnInfo } from "./messages.ts";
-import { XXH_V1, XXH_V2, XXH_V3, XXH_V4, xxhRound } from "../util/xxhash32.ts";
 
 const WORDS = new Uint32Array(2);
 const I64 = new BigInt64Array(WORDS.buffer);
@@ -37,8 +36,6 @@ function fmix(h: number): number {
 
 const A1 = 0xcc9e2d51, A2 = 0x1b873593; // lane 1
 const B1 = 0x85ebca77, B2 = 0xc2b2ae3d; // lane 2
-
-const NO_VIEW: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
 
 /** Hashes of every row of a batch, two lanes, filled by {@link hashRows}. */
 export interface RowHashes {
@@ -83,35 +80,20 @@ export function hashRows(
         const d = col.data;
         // Cells are views into one received message (wire_decode.ts): one DataView of that buffer reads a word per
         // load instead of four bytes (a view per cell would be an allocation each).
-        let buf: ArrayBufferLike | undefined, dv: DataView<ArrayBufferLike> = NO_VIEW;
+        let buf: ArrayBufferLike | undefined, dv: DataView | undefined;
         for (let i = 0; i < numRows; i++) {
           const b = d[i]!;
           const n = b.length;
+          if (b.buffer !== buf) {
+            buf = b.buffer;
+            dv = new DataView(buf);
+          }
+          const base = b.byteOffset;
           let a = mix(H1[i]!, n, A1, A2);
           let c = mix(H2[i]!, n ^ 0x5bd1e995, B1, B2);
           let p = 0;
-          if (n >= 16) {
-            if (b.buffer !== buf) {
-              buf = b.buffer;
-              dv = new DataView(buf);
-            }
-            // A long cell (a body) in 16-byte stripes over four independent lanes (xxHash32's round), which the CPU
-            // runs side by side where the two lanes' mix of every word waited each for its last step; the lanes'
-            // states, each a one-to-one function of its words, are then mixed into both hashes.
-            let v1 = XXH_V1, v2 = XXH_V2, v3 = XXH_V3, v4 = XXH_V4;
-            const stripes = n >>> 4;
-            for (let s = 0, at = b.byteOffset; s < stripes; s++, at += 16) {
-              v1 = xxhRound(v1, dv.getInt32(at, true));
-              v2 = xxhRound(v2, dv.getInt32(at + 4, true));
-              v3 = xxhRound(v3, dv.getInt32(at + 8, true));
-              v4 = xxhRound(v4, dv.getInt32(at + 12, true));
-            }
-            a = mix(mix(mix(mix(a, v1, A1, A2), v2, A1, A2), v3, A1, A2), v4, A1, A2);
-            c = mix(mix(mix(mix(c, v1, B1, B2), v2, B1, B2), v3, B1, B2), v4, B1, B2);
-            p = stripes * 16;
-          }
           for (; p + 4 <= n; p += 4) {
-            const k = b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24);
+            const k = dv!.getInt32(base + p, true);
             a = mix(a, k, A1, A2);
             c = mix(c, k, B1, B2);
           }
@@ -168,11 +150,8 @@ export function hashRows(
         break;
       }
     }
-    // Column boundary: a cell's bytes cannot slide into the next column's.
-    for (let i = 0; i < numRows; i++) {
-      H1[i] = mix(H1[i]!, 0x7ffffff1, A1, A2);
-      H2[i] = mix(H2[i]!, 0x7ffffff1, B1, B2);
-    }
+    // No mark between columns: the relation fixes every column's type, every type but STRING has a fixed number
+    // of words, and a STRING cell's length comes first, so a cell's bytes cannot slide into the next column's.
   }
   for (let i = 0; i < numRows; i++) {
     H1[i] = fmix(H1[i]!);
