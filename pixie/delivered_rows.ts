@@ -150,11 +150,8 @@ export function hashRows(
         break;
       }
     }
-    // Column boundary: a cell's bytes cannot slide into the next column's.
-    for (let i = 0; i < numRows; i++) {
-      H1[i] = mix(H1[i]!, 0x7ffffff1, A1, A2);
-      H2[i] = mix(H2[i]!, 0x7ffffff1, B1, B2);
-    }
+    // No mark between columns: the relation fixes every column's type, every type but STRING has a fixed number
+    // of words, and a STRING cell's length comes first, so a cell's bytes cannot slide into the next column's.
   }
   for (let i = 0; i < numRows; i++) {
     H1[i] = fmix(H1[i]!);

@@ -215,10 +215,19 @@ function float64Column(r: Reader, end: number, out: number[]): void {
   }
 }
 
+/** Longest cell compared with the one before it to share its view (see {@link stringColumn}). */
+const MAX_SHARED_CELL = 64;
+
+/**
+ * STRING cells as views into the message. A short cell equal to the one before it (a pod, an address: a batch
+ * repeats them row after row) is that cell's view again, not a new one: a view is the largest object a row
+ * holds, and rows wait in batches long enough for the garbage collector to copy each of them.
+ */
 function stringColumn(r: Reader, end: number, out: Uint8Array[]): void {
   const b = r.buf;
   const ab = b.buffer;
   const base = b.byteOffset;
+  let last: Uint8Array = EMPTY, lastAt = 0;
   while (r.pos < end) {
     const tag = r.u32(end);
     if (tag !== 0x0a) {
@@ -227,7 +236,19 @@ function stringColumn(r: Reader, end: number, out: Uint8Array[]): void {
       continue;
     }
     const e = r.len(end);
-    out.push(e === r.pos ? EMPTY.slice() : new Uint8Array(ab, base + r.pos, e - r.pos));
+    const p = r.pos, n = e - p;
+    if (n === last.length && n <= MAX_SHARED_CELL && last !== EMPTY) {
+      let k = 0;
+      while (k < n && b[p + k] === b[lastAt + k]) k++;
+      if (k === n) {
+        out.push(last);
+        r.pos = e;
+        continue;
+      }
+    }
+    last = n === 0 ? EMPTY.slice() : new Uint8Array(ab, base + p, n);
+    lastAt = p;
+    out.push(last);
     r.pos = e;
   }
 }

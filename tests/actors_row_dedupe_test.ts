@@ -64,6 +64,8 @@ Deno.test("duplicate rows: the ring agrees with the string-keyed map on repeats,
 
 Deno.test("duplicate rows: a stream's 5 s at 50 messages/s is one buffer of 16 bytes a row", () => {
   const r = new RecentRows();
+  // A new stream starts with room for 64 rows (1 KB): two doublings to its 5 s, not four.
+  equal(r.bytes, 64 * 16);
   const t = 1_763_900_000_000_000_000n;
   for (let i = 0; i < 400; i++) r.seen(t + BigInt(i) * 20_000_000n, new Uint8Array([i & 0xff, 1, 2]));
   equal(r.size, 251);
@@ -126,33 +128,38 @@ Deno.test("duplicate rows: the window's edge to the nanosecond, across 32-bit wo
   }
 });
 
-/** MurmurHash3 (x86, 32-bit, seed 0x9747b28c) read a byte at a time: hash32's values, whatever its loads. */
+/** xxHash32 (seed 0) read a byte at a time, as its specification states it: hash32's values, whatever its loads. */
 function referenceHash(b: Uint8Array): number {
+  const P1 = 0x9e3779b1, P2 = 0x85ebca77, P3 = 0xc2b2ae3d, P4 = 0x27d4eb2f, P5 = 0x165667b1;
+  const rotl = (x: number, r: number) => (x << r) | (x >>> (32 - r));
+  const at = (i: number) => b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24);
+  const lane = (v: number, k: number) => Math.imul(rotl((v + Math.imul(k, P2)) | 0, 13), P1);
   const n = b.length;
-  let h = 0x9747b28c ^ n;
   let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    let k = b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24);
-    k = Math.imul(k, 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    h ^= Math.imul(k, 0x1b873593);
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  let k = 0;
-  for (let s = 0; i < n; i++, s += 8) k |= b[i]! << s;
-  if (k !== 0 || (n & 3) !== 0) {
-    k = Math.imul(k, 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    h ^= Math.imul(k, 0x1b873593);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
+  let h: number;
+  if (n >= 16) {
+    const v = [(P1 + P2) | 0, P2 | 0, 0, -P1 | 0];
+    for (; i + 16 <= n; i += 16) for (let l = 0; l < 4; l++) v[l] = lane(v[l]!, at(i + 4 * l));
+    h = (rotl(v[0]!, 1) + rotl(v[1]!, 7) + rotl(v[2]!, 12) + rotl(v[3]!, 18)) | 0;
+  } else h = P5;
+  h = (h + n) | 0;
+  for (; i + 4 <= n; i += 4) h = Math.imul(rotl((h + Math.imul(at(i), P3)) | 0, 17), P4);
+  for (; i < n; i++) h = Math.imul(rotl((h + Math.imul(b[i]!, P5)) | 0, 11), P1);
+  h ^= h >>> 15;
+  h = Math.imul(h, P2);
   h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
+  h = Math.imul(h, P3);
   h ^= h >>> 16;
   return h >>> 0;
 }
+
+Deno.test("duplicate rows: hash32 is xxHash32 (the published test values)", () => {
+  const te = new TextEncoder();
+  equal(hash32(new Uint8Array(0)), 0x02cc5d05);
+  equal(hash32(te.encode("abc")), 0x32d153ff);
+  equal(hash32(te.encode("Nobody inspects the spammish repetition")), 0xe2293b2f);
+  equal(referenceHash(te.encode("Nobody inspects the spammish repetition")), 0xe2293b2f);
+});
 
 Deno.test("duplicate rows: hash32 reads words of the payload's buffer at any offset, length and buffer size", () => {
   for (const size of [64, 67, 1030]) {

@@ -80,6 +80,17 @@ Deno.test("StreamKeyer: remembered column combinations are bounded", () => {
   equal(keyer.keyOf({ pod: "c" }, cut), "c|3");
 });
 
+Deno.test("StreamKeyer: a combination forgotten right after it was made is not kept for the next marker", () => {
+  // With room for one combination, the second forgets both; its marker then has no stream to join.
+  const keyer = new StreamKeyer(["pod", "$.s"], 1);
+  const cut = enc.encode("x... [TRUNCATED]");
+  equal(keyer.keyOf({ pod: enc.encode("a") }, enc.encode('{"s":"1"}')), "a|1");
+  equal(keyer.keyOf({ pod: enc.encode("b") }, enc.encode('{"s":"2"}')), "b|2");
+  equal(keyer.keyOf({ pod: enc.encode("b") }, cut), "b|");
+  equal(keyer.keyOf({ pod: enc.encode("b") }, enc.encode('{"s":"3"}')), "b|3");
+  equal(keyer.keyOf({ pod: enc.encode("b") }, cut), "b|3");
+});
+
 Deno.test("checkKeySpec flags empty entries and bare $", () => {
   deepEqual(checkKeySpec(["pod", "$.a"]), []);
   equal(checkKeySpec(["", "$.", "$"]).length, 3);

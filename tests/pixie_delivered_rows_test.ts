@@ -183,3 +183,31 @@ Deno.test("rows later than every row held are only appended; rows back in time a
     equal(live.size, model.size);
   }
 });
+
+Deno.test("long cells: the same bytes hash alike at any offset of any buffer; one byte changed anywhere differs", () => {
+  const relation: ColumnInfo[] = [{ name: "time_", type: DataType.TIME64NS }, {
+    name: "b",
+    type: DataType.STRING,
+  }];
+  const body = new Uint8Array(100).map((_, i) => (i * 37 + 11) & 0xff);
+  const at = (off: number, bytes: Uint8Array) => {
+    const buf = new Uint8Array(off + bytes.length + 3);
+    buf.set(bytes, off);
+    return buf.subarray(off, off + bytes.length);
+  };
+  const hash = (cell: Uint8Array) => {
+    const h = hashRows([{ type: "time64ns", data: [1n] }, { type: "string", data: [cell] }], relation, 1);
+    return `${h.h1[0]},${h.h2[0]}`;
+  };
+  for (const n of [16, 17, 31, 32, 33, 64, 100]) {
+    const want = hash(body.slice(0, n));
+    for (let off = 0; off < 4; off++) equal(hash(at(off, body.subarray(0, n))), want, `${n} bytes at ${off}`);
+    const seen = new Set([want]);
+    for (let i = 0; i < n; i++) {
+      const other = body.slice(0, n);
+      other[i]! ^= 0x40;
+      seen.add(hash(at(i & 3, other)));
+    }
+    equal(seen.size, n + 1, `${n} bytes: every change another hash`);
+  }
+});

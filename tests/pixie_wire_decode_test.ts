@@ -84,6 +84,37 @@ Deno.test("STRING cells are plain Uint8Array views into the message, never Buffe
   }
 });
 
+Deno.test("a short STRING cell equal to the one before it is that cell's view again; others are views of their own", () => {
+  const cells = [
+    "pod-a",
+    "pod-a",
+    "pod-a",
+    "pod-b",
+    "pod-a",
+    "",
+    "",
+    "y".repeat(64),
+    "y".repeat(64),
+    "z".repeat(65),
+  ];
+  cells.push("z".repeat(65));
+  const data = cells.map((c) => te.encode(c));
+  const b: RowBatch = {
+    tableId: "t",
+    cols: [{ type: "string", data }],
+    numRows: data.length,
+    eow: false,
+    eos: false,
+  };
+  const msg = Buffer.from(encodeExecuteScriptResponse({ queryId: "q", batch: b }));
+  const got = decodeExecuteScriptResponse(msg).batch!.cols[0]!.data as Uint8Array[];
+  deepStrictEqual(got.map((c) => new TextDecoder().decode(c)), cells);
+  const same = got.map((c, i) => i > 0 && c === got[i - 1]);
+  // The same bytes in a row share a view up to 64 bytes; a change (or a longer cell) makes a new one.
+  deepStrictEqual(same, [false, true, true, false, false, false, true, false, true, false, false]);
+  for (const c of got) equal(Object.getPrototypeOf(c), Uint8Array.prototype);
+});
+
 /** Encodes a varint. */
 function varint(v: bigint): number[] {
   const out: number[] = [];

@@ -9,6 +9,7 @@ import { detectPixieMarker, type PixieMarker } from "../../pixie/markers.ts";
 import type { AudioFormat } from "../types.ts";
 import { compileLinearRegex, type LinearRegex } from "../../util/linear_regex.ts";
 import {
+  type BytePath,
   bytePath,
   BYTES_BAD,
   BYTES_MISSING,
@@ -182,6 +183,23 @@ function scanUnparsed(
   return env.parsed ? BYTES_BAD : env.scans.get(bytePath(segs));
 }
 
+/** The audio path {@link bytePathOf} compiled last, and its byte form. */
+let lastPath = "";
+let lastBytePath: BytePath = bytePath(compileJsonPath(""));
+
+/**
+ * The byte form of a dotted path: the last one asked again is handed back at once (a message's audio field
+ * is looked for by the same path as the last message's, where a Map and a WeakMap lookup cost as much as the
+ * rest of finding the field).
+ */
+function bytePathOf(path: string): BytePath {
+  if (path !== lastPath) {
+    lastBytePath = bytePath(compileJsonPath(path));
+    lastPath = path;
+  }
+  return lastBytePath;
+}
+
 const regexCache = new Map<string, LinearRegex>();
 
 /**
@@ -220,7 +238,7 @@ export function extractAudioFieldView(
 ): AudioFieldResult {
   if (fmt.envelope !== "json" || fmt.encoding === "binary") return extractAudioField(payload, fmt);
   const env = envelopeOf(payload);
-  const hit = scanUnparsed(env, compileJsonPath(fmt.path));
+  const hit = env.parsed ? BYTES_BAD : env.scans.get(bytePathOf(fmt.path));
   if (hit === BYTES_MISSING) return { ok: false, reason: "missing_path" };
   if (hit === BYTES_BAD || (hit.string && hit.escaped)) return extractAudioField(env, fmt);
   if (!hit.string) return { ok: false, reason: "not_a_string" };

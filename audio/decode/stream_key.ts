@@ -360,6 +360,11 @@ export class StreamKeyer {
   readonly #jsonPaths: readonly BytePath[];
   readonly #byColumns = new Map<string, ColumnsEntry>();
   readonly #cache = new ColumnKeyCache();
+  /** The column key looked up last and its entry (see {@link keyOf}); cleared when entries are forgotten. */
+  #lastSig: string | undefined;
+  #lastEntry: ColumnsEntry | undefined;
+  /** The hash of the field bytes {@link #fieldBytes} wrote last. */
+  #fieldHash = 0;
   #used = 0;
   /** Bound on remembered column combinations; least recently used forgotten first. */
   readonly #limit: number;
@@ -379,10 +384,20 @@ export class StreamKeyer {
     if (!this.#hasJson) {
       return this.#cache.keyOf(columns, this.spec);
     }
-    const env = envelope instanceof Uint8Array ? new PayloadEnvelope(envelope) : envelope;
+    const env = envelope instanceof PayloadEnvelope || envelope === undefined
+      ? envelope
+      : new PayloadEnvelope(envelope);
     if (env === undefined) return streamKeyOf(columns, undefined, this.spec);
     const colSig = this.#cache.keyOf(columns, this.#columnSpec);
-    const entry = this.#byColumns.get(colSig);
+    // The column cache hands back the very string it made for the same cells: rows of one combination in a row
+    // find its entry without a Map lookup.
+    let entry: ColumnsEntry | undefined;
+    if (colSig === this.#lastSig) entry = this.#lastEntry;
+    else {
+      entry = this.#byColumns.get(colSig);
+      this.#lastSig = colSig;
+      this.#lastEntry = entry;
+    }
     if (detectPixieMarker(env.bytes) !== undefined) {
       if (entry !== undefined) {
         entry.used = ++this.#used;
@@ -392,12 +407,7 @@ export class StreamKeyer {
     }
     // The fields' values as the body spells them, when the byte scan reads them (not once the body is parsed).
     const n = env.parsed ? -1 : this.#fieldBytes(env);
-    let h = 0;
-    if (n >= 0) {
-      h = 0x811c9dc5 ^ n;
-      for (let i = 0; i < n; i++) h = Math.imul(h ^ FIELD_BYTES[i]!, 0x01000193);
-      h ^= h >>> 15;
-    }
+    const h = this.#fieldHash;
     if (entry !== undefined) {
       entry.used = ++this.#used;
       const known = n >= 0 ? entry.byBytes?.get(FIELD_BYTES, n, h) : undefined;
@@ -418,6 +428,8 @@ export class StreamKeyer {
     const created: ColumnsEntry = { key, keys: new Map([[this.#parts(env), key]]), used: ++this.#used };
     if (n >= 0) (created.byBytes = new FieldBytesKeys()).set(FIELD_BYTES, n, h, key, KEYS_PER_COLUMNS);
     this.#byColumns.set(colSig, created);
+    this.#lastSig = colSig;
+    this.#lastEntry = created;
     if (this.#byColumns.size > this.#limit) this.#forget();
     return key;
   }
@@ -442,6 +454,8 @@ export class StreamKeyer {
   #fieldBytes(env: PayloadEnvelope): number {
     const paths = this.#jsonPaths, body = env.bytes;
     let n = 0;
+    // FNV-1a of the bytes as they are written (no second pass over them).
+    let h = 0x811c9dc5;
     for (let i = 0; i < paths.length; i++) {
       const hit = env.scans.get(paths[i]!);
       if (hit === BYTES_BAD) return -1;
@@ -449,14 +463,21 @@ export class StreamKeyer {
         if (n + 2 > MAX_FIELD_BYTES) return -1;
         FIELD_BYTES[n++] = 0xff;
         FIELD_BYTES[n++] = 0xff;
+        h = Math.imul(Math.imul(h ^ 0xff, 0x01000193) ^ 0xff, 0x01000193);
         continue;
       }
       const len = hit.end - hit.start;
       if (n + 2 + len > MAX_FIELD_BYTES) return -1;
       FIELD_BYTES[n++] = len & 0xff;
       FIELD_BYTES[n++] = len >> 8;
-      for (let p = hit.start; p < hit.end; p++) FIELD_BYTES[n++] = body[p]!;
+      h = Math.imul(Math.imul(h ^ (len & 0xff), 0x01000193) ^ (len >> 8), 0x01000193);
+      for (let p = hit.start; p < hit.end; p++) {
+        const c = body[p]!;
+        FIELD_BYTES[n++] = c;
+        h = Math.imul(h ^ c, 0x01000193);
+      }
     }
+    this.#fieldHash = h ^ (h >>> 15) ^ n;
     return n;
   }
 
@@ -466,5 +487,8 @@ export class StreamKeyer {
     const stamps = [...this.#byColumns.values()].map((e) => e.used).sort((a, b) => a - b);
     const cut = stamps[stamps.length - keep - 1]!;
     for (const [k, e] of this.#byColumns) if (e.used <= cut) this.#byColumns.delete(k);
+    // The entry looked up last may be gone (with room for one, the one just made is).
+    this.#lastSig = undefined;
+    this.#lastEntry = undefined;
   }
 }
