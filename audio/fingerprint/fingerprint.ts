@@ -14,8 +14,9 @@
  *   energy falls above 2 kHz, white noise does not), same separation. Log energies separated worse (0.89 vs 0.95).
  * - the target also marks each bit "strong" when its |energy difference| is at least the frame's mean; the bit
  *   error rate weights weak bits 0.3 (noise flips those first): 10 dB recall at the chance score 0.88 vs 0.83.
- * - cost: a whole frame (window, 1024-point real FFT, band sums; audio/fingerprint/fft.ts) takes ~1.2 µs in the
- *   float32 WebAssembly SIMD kernel (1.9 µs in float64, 4.2 µs in JS); the fingerprinter alone runs ~8,000x real
+ * - cost: a whole frame (window, 1024-point real FFT, band sums and, in float32, the sub-fingerprint;
+ *   audio/fingerprint/fft.ts) takes ~1.2 µs in the float32 WebAssembly SIMD kernel (1.9 µs in float64 with the
+ *   sub-fingerprint in JS, 4.2 µs in JS); the fingerprinter alone runs ~8,000x real
  *   time per core in a loop (bench/fft_kernel_speed.ts on the shared 2-core Xeon). A source stream computes only
  *   its anchors' blocks (Fingerprinter.advanceRange).
  * @module
