@@ -1,7 +1,8 @@
 /**
  * CPU per fingerprint frame of the FFT stage (audio/fingerprint/fft.ts, fft_simd.ts): the whole-frame kernel
- * (RealFft.bandPowers with the production band table: ring copy, window, FFT, split, band sums) and the
- * Fingerprinter alone on speech, in µs per frame and x real time per core.
+ * (RealFft.bandPowers with the production band table: ring copy, window, FFT, split, band sums), the same with
+ * the sub-fingerprint (FrameAnalyzer.fingerprint, one WebAssembly call in float32) and the Fingerprinter alone
+ * on speech, in µs per frame and x real time per core.
  *
  * `deno run -A bench/fft_kernel_speed.ts [--frames 200000]` (`FSMPX_FFT_F32=0`: the float64 kernel, see fft.ts)
  * @module
@@ -37,6 +38,18 @@ async function main(): Promise<void> {
     for (let f = 0; f < frames; f++) sink += analyzer.analyze(ring, ring.start + (f % starts) * 128, out);
     const s = cpu() - c0;
     console.log(`analyze frame: ${((s / frames) * 1e6).toFixed(3)} µs per frame`);
+  }
+  // Consecutive frames (the signs and minima of real band differences: what the sub-fingerprint's branches met).
+  const prev = new Float64Array(33), res = new Uint32Array(3);
+  for (let r = 0; r < 3; r++) {
+    const c0 = cpu();
+    for (let f = 0; f < frames; f++) {
+      sink += analyzer.fingerprint(ring, ring.start + (f % starts) * 128, prev, res);
+    }
+    const s = cpu() - c0;
+    console.log(
+      `fingerprint frame (with its sub-fingerprint): ${((s / frames) * 1e6).toFixed(3)} µs per frame`,
+    );
   }
   for (let r = 0; r < 3; r++) {
     const r2 = new SampleRing(8000 * 4);

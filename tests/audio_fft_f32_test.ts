@@ -1,6 +1,7 @@
 import { ok as assert } from "node:assert/strict";
 import { type BandTable, FFT_F32, RealFft } from "../audio/fingerprint/fft.ts";
 import { SimdFrame32 } from "../audio/fingerprint/fft_simd32.ts";
+import { subFingerprint } from "../audio/fingerprint/fingerprint.ts";
 import { centeredRng } from "./support/rng.ts";
 
 const f = Math.fround;
@@ -197,4 +198,70 @@ Deno.test("RealFft.bandPowers in float32 gives the kernel's values bit for bit i
       for (let i = 0; i < 3; i++) assert(Object.is(e[i], wantE[i]), `n=${n} start ${start} edge band ${i}`);
     }
   }
+});
+
+Deno.test("RealFft.bandBits: the float32 kernel's sub-fingerprint is subFingerprint's, with ties and flat frames", () => {
+  const rnd = centeredRng(47);
+  const data = new Int16Array(4096).map(() => Math.round(12000 * rnd()));
+  // Two frames of digital silence and a stretch of period 32, whose frames 128 samples apart are the same.
+  data.fill(0, 1024, 3072 - 1024);
+  for (let i = 3072 - 1024; i < 4096; i++) data[i] = Math.round(8000 * Math.sin((2 * Math.PI * i) / 32));
+  const n = 256, half = n / 2;
+  const win = new Float64Array(n).map((_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n));
+  const table = (binOf: (b: number, j: number) => number, per: number): BandTable => {
+    const bin: number[] = [], weight: number[] = [], start = [0];
+    for (let b = 0; b < 33; b++) {
+      for (let j = 0; j < per; j++) {
+        bin.push(binOf(b, j));
+        weight.push(0.5 + 0.25 * (j % 3));
+      }
+      start.push(bin.length);
+    }
+    return { bin: Int32Array.from(bin), weight: Float64Array.from(weight), start: Int32Array.from(start) };
+  };
+  // Spread bands, and bands repeating five bin sets (equal energies: ties among the differences).
+  const tables = [table((b, j) => 4 + ((3 * b + j) % 110), 3), table((b, j) => 10 + (b % 5) + j, 2)];
+  const fft = new RealFft(n, { float32: true });
+  const res = new Uint32Array(3), want = new Uint32Array(3), diff = new Float64Array(32);
+  let fused = 0;
+  for (const t of tables) {
+    for (const alpha of [1, 0.5]) {
+      const prev = new Float64Array(33), prevJs = new Float64Array(33);
+      for (let start = 0; start < 4096; start += 128) {
+        const got = fft.bandBits(data, start, 4095, win, t, 4, half - 8, prev, res, alpha);
+        const cur = fft.bandPowers(data, start, 4095, win, t, 4, half - 8)!.slice(0, 34);
+        subFingerprint(cur, prevJs, want, diff, alpha);
+        prevJs.set(cur.subarray(0, 33));
+        if (got === undefined) continue;
+        fused++;
+        assert(Object.is(got[33], cur[33]), `start ${start}: total`);
+        assert(prev.every((v, b) => Object.is(v, cur[b])), `start ${start}: prev gets this frame's energies`);
+        assert(
+          res.every((v, i) => v === want[i]),
+          `start ${start} alpha ${alpha}: ${[...res]} vs ${[...want]}`,
+        );
+      }
+    }
+  }
+  assert(fused > 0 || !new RealFft(n).simd, "the kernel ran");
+  // Without the kernel (no SIMD) or in float64, nothing fused: the caller computes it (FrameAnalyzer.fingerprint).
+  const prev = new Float64Array(33);
+  assert(
+    new RealFft(n, { float32: true, simd: false }).bandBits(
+      data,
+      0,
+      4095,
+      win,
+      tables[0]!,
+      4,
+      120,
+      prev,
+      res,
+      1,
+    ) === undefined,
+  );
+  assert(
+    new RealFft(n, { float32: false }).bandBits(data, 0, 4095, win, tables[0]!, 4, 120, prev, res, 1) ===
+      undefined,
+  );
 });

@@ -132,6 +132,29 @@ Deno.test("Fingerprinter: any chunking of the same audio gives bit-identical fra
   }
 });
 
+Deno.test("Fingerprinter: each frame is subFingerprint of analyze's band energies over the previous frame's, silence first", () => {
+  // FrameAnalyzer.fingerprint computes the sub-fingerprint in the float32 kernel where it runs (RealFft.bandBits):
+  // on speech (every kind of sign and near-tie) it must give what the JS rule gives.
+  const x = speech();
+  const got = fingerprint(x, [x.length]);
+  const ring = new SampleRing(1 << 17);
+  ring.write(0, x, 0);
+  const analyzer = new FrameAnalyzer();
+  let prev = new Float64Array(33), cur = new Float64Array(33);
+  const res = new Uint32Array(3);
+  for (let n = 0; n < got.bits.length; n++) {
+    const energy = analyzer.analyze(ring, n * FP_PARAMS.hop, cur);
+    subFingerprint(cur, prev, res, new Float64Array(SUBFP_BITS), FP_PARAMS.strongAlpha);
+    deepStrictEqual(
+      [got.bits[n], got.weak[n], got.strong[n]],
+      [res[0], res[1]! & 0xffff, res[2]],
+      `frame ${n}`,
+    );
+    strictEqual(got.energy[n], Math.fround(energy), `frame ${n} energy`);
+    [prev, cur] = [cur, prev];
+  }
+});
+
 Deno.test("Fingerprinter: the grid is absolute, frame n starts at sample n·hop of the stream", () => {
   const x = speech();
   const hop = FP_PARAMS.hop;

@@ -14,11 +14,14 @@
  * per frame with the band sums, which had been a JS loop over the kernel's output. That call now runs in float32
  * lanes by default ({@link FFT_F32}, audio/fingerprint/fft_simd32.ts; the same operations in JS where that kernel
  * does not run): 1.89 -> 1.21 µs a frame, not bit for bit with float64, the same matches on the bench.
+ * {@link RealFft.bandBits} adds the frame's sub-fingerprint to that call (audio/fingerprint/subfp_simd.ts): in JS
+ * its comparisons mispredicted on speech (~0.2 µs a frame, 2.8% of the live sensor's CPU profile at 500 calls).
  * @module
  */
 
 import { type BandTable, MAX_BANDS, type SimdStages, simdStages } from "./fft_simd.ts";
 import { SimdFrame32 } from "./fft_simd32.ts";
+import { SUBFP_BANDS } from "./subfp_simd.ts";
 
 /**
  * Whether {@link RealFft.bandPowers} (the fingerprint's per-frame call) runs in float32 by default: yes, unless
@@ -255,6 +258,49 @@ export class RealFft {
     toBin: number,
   ): Float64Array {
     const quads = (toBin - fromBin + 4) >> 2;
+    const k = this.#kernel32(table, fromBin, quads);
+    if (!k) return this.#js32(data, start, mask, window, table);
+    this.#copyFrame(k.samples, data, start, mask);
+    k.frame(window, fromBin, quads, table);
+    return k.bandOut;
+  }
+
+  /**
+   * {@link bandPowers} in float32 and the frame's sub-fingerprint in the same WebAssembly call, where the float32
+   * kernel runs: `prev` holds the previous frame's 33 band energies and gets this frame's; `result` gets bits,
+   * packed weak-bit indices and strong bits, all as fingerprint.ts's `subFingerprint(this frame's energies, prev,
+   * result, …, strongAlpha)` would. Returns the band energies and their total as bandPowers, or undefined
+   * (nothing written) where that kernel does not run, the table has not 33 bands, or {@link float32} is off.
+   */
+  bandBits(
+    data: Int16Array,
+    start: number,
+    mask: number,
+    window: Float64Array,
+    table: BandTable,
+    fromBin: number,
+    toBin: number,
+    prev: Float64Array,
+    result: Uint32Array,
+    strongAlpha: number,
+  ): Float64Array | undefined {
+    if (!this.float32 || table.start.length - 1 !== SUBFP_BANDS) return undefined;
+    const quads = (toBin - fromBin + 4) >> 2;
+    const k = this.#kernel32(table, fromBin, quads);
+    if (!k) return undefined;
+    this.#copyFrame(k.samples, data, start, mask);
+    k.prevBands.set(prev);
+    k.frameBits(window, fromBin, quads, table, strongAlpha);
+    prev.set(k.prevBands);
+    const bits = k.bits;
+    result[0] = bits[0]!;
+    result[1] = bits[1]!;
+    result[2] = bits[2]!;
+    return k.bandOut;
+  }
+
+  /** The float32 kernel (made on first use) if it runs here and takes `table` for these bins, else null. */
+  #kernel32(table: BandTable, fromBin: number, quads: number): SimdFrame32 | null {
     if (this.#f32 === undefined) {
       try {
         this.#f32 = this.#simd
@@ -269,10 +315,7 @@ export class RealFft {
       this.#fitTable = table;
       this.#fitOk = k !== null && k.fits(table, fromBin, quads);
     }
-    if (!k || !this.#fitOk) return this.#js32(data, start, mask, window, table);
-    this.#copyFrame(k.samples, data, start, mask);
-    k.frame(window, fromBin, quads, table);
-    return k.bandOut;
+    return this.#fitOk ? k : null;
   }
 
   /** The float32 kernel (null: not available here, or not wanted: `simd: false`), made on first use. */

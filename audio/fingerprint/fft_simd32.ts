@@ -11,17 +11,22 @@
  * Tried and not kept: the band sums two bands at a time (two dependency chains, the same additions per band):
  * 1.16 -> 1.11 µs a frame in a loop, but no gain in analyze (the band sums' share of its CPU profile 411 -> 461
  * ms): between frames the tables and powers come from the caches' outer levels, not the additions' latency.
+ * Again in session 13 as two bands per f64x2 lane pair (the shorter band padded with weight-0 entries, which add
+ * +0): 2-3% of the frame in a loop (in-process A/B on the loaded 2-core host), too little to show in analyze.
  *
  * Memory layout (bytes, float32 unless noted): re at 0, im at 4·half; per radix-2² pass (quarter q) w1r, w1i,
  * w2r, w2i, q each; the last pass's cos and sin (half/2 each); the frame's Int16 samples; the window in input
- * order (per group of four inputs a, b, c, d: (a, a', c, c'), (b, b', d, d')); the rev table (int32 byte offsets
- * of each input's samples); the split's cos and sin (k ≤ half, padded); the powers (k ≤ half, padded); the band
- * tables as in fft_simd.ts (start, bin int32; weight, output float64).
+ * order (per group of four inputs a, b, c, d: (a, a', c, c'), (b, b', d, d')); the rev table (int32 byte offset
+ * of each group's first input's samples: b, c and d are half/2, half/4 and 3·half/4 inputs further, so their
+ * offsets are the loads' constants); the split's cos and sin (k ≤ half, padded); the powers (k ≤ half, padded);
+ * the band tables as in fft_simd.ts (start, bin int32; weight, output float64); the previous frame's band
+ * energies (float64) and the sub-fingerprint (int32) of {@link SimdFrame32.frameBits} (subfp_simd.ts).
  * @module
  */
 
 import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
 import { type BandTable, type Expr, MAX_BANDS, radix22Butterfly, radix22Locals } from "./fft_simd.ts";
+import { subFingerprintBody, SUBFP_BANDS } from "./subfp_simd.ts";
 
 const I32 = 0x7f, V128 = 0x7b;
 const [ADD, SHL, LTU, I32_SUB, I32_LOAD] = [0x6a, 0x74, 0x49, 0x6b, 0x28];
@@ -63,6 +68,9 @@ interface Layout32 {
   bandBinAt: number;
   bandWAt: number;
   bandOutAt: number;
+  /** The previous frame's band energies (float64) and the sub-fingerprint's three int32 (subfp_simd.ts). */
+  prevAt: number;
+  resAt: number;
   bytes: number;
 }
 
@@ -79,7 +87,7 @@ function layoutOf(half: number): Layout32 {
   const samplesAt = sinAt + 2 * half;
   const windowAt = samplesAt + 4 * half;
   const revAt = windowAt + 8 * half;
-  const splitCosAt = revAt + 4 * half;
+  const splitCosAt = revAt + half;
   const splitSinAt = splitCosAt + 4 * half + 32;
   const outAt = splitSinAt + 4 * half + 32;
   const bandStartAt = outAt + 4 * half + 32;
@@ -101,7 +109,9 @@ function layoutOf(half: number): Layout32 {
     bandBinAt,
     bandWAt,
     bandOutAt,
-    bytes: bandOutAt + 8 * (MAX_BANDS + 1),
+    prevAt: bandOutAt + 8 * (MAX_BANDS + 1),
+    resAt: bandOutAt + 16 * (MAX_BANDS + 1),
+    bytes: bandOutAt + 16 * (MAX_BANDS + 1) + 16,
   };
 }
 
@@ -202,18 +212,18 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
 
   // input: per group of four inputs a, b, c, d (re, im each): V1 = (a, c), V2 = (b, d) times the window, then
   // s0, s1 = V1 + V2 and d0, d1 = V1 − V2 and the radix-4 outputs shuffled into re[i..i+4), im[i..i+4).
-  const O = 0; // i32 local: byte offset of the group in re (= in the rev table; half of it in the window)
-  const [V1, V2, SS, DD, E, F, PP, MM] = [1, 2, 3, 4, 5, 6, 7, 8];
-  const sampleAddr = (k: number) => [...get(O), I32_LOAD, 2, ...uleb(L.revAt + 4 * k)];
+  const O = 0; // i32 local: byte offset of the group in re (half of it in the window)
+  const RB = 1; // i32 local: byte offset of input a's samples; b, c, d's are half/2, half/4, 3·half/4 inputs on
+  const [V1, V2, SS, DD, E, F, PP, MM] = [2, 3, 4, 5, 6, 7, 8, 9];
   /** (x, x', y, y') for inputs k and k + 2 of the group, times the window (at 2·O + winOff). */
   const vecOf = (k: number, winOff: number, dst: number) => [
     // v128.load32_lane needs the address below the vector on the stack, so the vector goes to a local first.
-    ...sampleAddr(k),
-    ...simd(0x5c, 2, ...uleb(L.samplesAt)),
+    ...get(RB),
+    ...simd(0x5c, 2, ...uleb(L.samplesAt + 2 * half * k)),
     ...set(dst),
-    ...sampleAddr(k + 2),
+    ...get(RB),
     ...get(dst),
-    ...simd(0x56, 2, ...uleb(L.samplesAt), 1), // v128.load32_lane into lane 1
+    ...simd(0x56, 2, ...uleb(L.samplesAt + 2 * half * k + half), 1), // v128.load32_lane into lane 1
     ...simd(0xa7), // i32x4.extend_low_i16x8_s
     ...simd(0xfa), // f32x4.convert_i32x4_s
     ...get(O),
@@ -229,6 +239,13 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
     ...set(O),
     LOOP,
     VOID,
+    ...get(O),
+    ...i32c(2),
+    0x76, // i32.shr_u: the group's entry in the rev table
+    I32_LOAD,
+    2,
+    ...uleb(L.revAt),
+    ...set(RB),
     ...vecOf(0, 0, V1),
     ...vecOf(1, 16, V2),
     ...let_(SS, add(V1, V2)),
@@ -266,7 +283,7 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
     END,
     END,
   ];
-  const inputBody = [2, 1, I32, 8, V128, ...input];
+  const inputBody = [2, 2, I32, 8, V128, ...input];
 
   // split: bins k0 .. k0 + 4·quads − 1, four a turn; conj Z[half − k] from the four below half − k, reversed.
   const K0 = 0, QUADS = 1, PB = 2, QP = 3;
@@ -455,7 +472,7 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
 
   const CALL = 0x10;
   const NS = stageBodies.length;
-  const [INPUT, SPLIT, BANDS, FRAME] = [NS, NS + 1, NS + 2, NS + 3];
+  const [INPUT, SPLIT, BANDS, FRAME, FP, FRAME_FP] = [NS, NS + 1, NS + 2, NS + 3, NS + 4, NS + 5];
   const frame = [
     ...[CALL, ...uleb(INPUT)],
     ...stageBodies.flatMap((_, i) => [CALL, ...uleb(i)]),
@@ -466,15 +483,24 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
     ...[CALL, ...uleb(BANDS)],
     END,
   ];
-  // Types: 0 (i32, i32) → (), 1 () → (), 2 (i32) → (), 3 (i32, i32, i32) → ().
-  const types = [...stageBodies.map(() => 1), 1, 0, 2, 3];
-  const bodies = [...stageBodies, inputBody, splitBody, bandsBody, [0, ...frame]];
+  // The frame and its sub-fingerprint (a fingerprint frame) in one call.
+  const frameFp = [...get(0), ...get(1), ...get(2), CALL, ...uleb(FRAME), ...get(3), CALL, ...uleb(FP), END];
+  const fpBody = subFingerprintBody(L.bandOutAt, L.prevAt, L.resAt);
+  // Types: 0 (i32, i32) → (), 1 () → (), 2 (i32) → (), 3 (i32, i32, i32) → (), 4 (f64) → (),
+  // 5 (i32, i32, i32, f64) → ().
+  const types = [...stageBodies.map(() => 1), 1, 0, 2, 3, 4, 5];
+  const bodies = [...stageBodies, inputBody, splitBody, bandsBody, [0, ...frame], fpBody, [0, ...frameFp]];
+  const F64 = 0x7c;
   return new Uint8Array([
     ...WASM_HEADER,
-    ...section(1, [4, 0x60, 2, I32, I32, 0, 0x60, 0, 0, 0x60, 1, I32, 0, 0x60, 3, I32, I32, I32, 0]),
+    ...section(1, [
+      6,
+      ...[0x60, 2, I32, I32, 0, 0x60, 0, 0, 0x60, 1, I32, 0, 0x60, 3, I32, I32, I32, 0],
+      ...[0x60, 1, F64, 0, 0x60, 4, I32, I32, I32, F64, 0],
+    ]),
     ...section(2, [1, ...name("m"), ...name("mem"), 0x02, 0x00, 1]),
     ...section(3, [...uleb(types.length), ...types]),
-    ...section(7, [1, ...name("frame"), 0x00, ...uleb(FRAME)]),
+    ...section(7, [2, ...name("frame"), 0x00, ...uleb(FRAME), ...name("frameFp"), 0x00, ...uleb(FRAME_FP)]),
     ...section(10, [...uleb(bodies.length), ...bodies.flatMap((b) => [...uleb(b.length), ...b])]),
   ]);
 }
@@ -488,7 +514,12 @@ export class SimdFrame32 {
   readonly samples: Int16Array;
   /** Energy per band, then their total. */
   readonly bandOut: Float64Array;
+  /** The previous frame's band energies, for {@link frameBits}. */
+  readonly prevBands: Float64Array;
+  /** {@link frameBits}' sub-fingerprint: bits, packed weak-bit indices, strong bits. */
+  readonly bits: Uint32Array;
   readonly #frame: (k0: number, quads: number, nb: number) => void;
+  readonly #frameFp: (k0: number, quads: number, nb: number, strongAlpha: number) => void;
   readonly #layout: Layout32;
   readonly #half: number;
   readonly #memory: WebAssembly.Memory;
@@ -514,12 +545,14 @@ export class SimdFrame32 {
       m: { mem: memory },
     });
     this.#frame = instance.exports.frame as (k0: number, quads: number, nb: number) => void;
+    this.#frameFp = instance.exports.frameFp as (k0: number, quads: number, nb: number, a: number) => void;
     this.#memory = memory;
     const f32 = new Float32Array(memory.buffer);
     this.samples = new Int16Array(memory.buffer, L.samplesAt, 2 * half);
     this.#windowView = new Float32Array(memory.buffer, L.windowAt, 2 * half);
-    const revView = new Int32Array(memory.buffer, L.revAt, half);
-    for (let i = 0; i < half; i++) revView[i] = rev[i]! << 2;
+    // Per group of four inputs, the byte offset of its first input's samples (the others' follow from it).
+    const revView = new Int32Array(memory.buffer, L.revAt, half >> 2);
+    for (let g = 0; g < half >> 2; g++) revView[g] = rev[4 * g]! << 2;
     this.#rev = rev.slice();
     for (const [q, at] of L.stages) {
       const step1 = half / (2 * q), step2 = step1 >> 1;
@@ -536,6 +569,8 @@ export class SimdFrame32 {
     f32.set(splitCos.subarray(0, half + 1), L.splitCosAt / 4);
     f32.set(splitSin.subarray(0, half + 1), L.splitSinAt / 4);
     this.bandOut = new Float64Array(memory.buffer, L.bandOutAt, MAX_BANDS + 1);
+    this.prevBands = new Float64Array(memory.buffer, L.prevAt, SUBFP_BANDS);
+    this.bits = new Uint32Array(memory.buffer, L.resAt, 3);
   }
 
   /** True if {@link frame} can take `table` and bins k0 .. k0 + 4·quads − 1 (see fft_simd.ts's `fits`). */
@@ -554,6 +589,22 @@ export class SimdFrame32 {
 
   /** Window, FFT, the split of bins k0 .. k0 + 4·quads − 1 and the band sums of `table`, into {@link bandOut}. */
   frame(window: Float64Array, k0: number, quads: number, table: BandTable): void {
+    this.#prepare(window, table);
+    this.#frame(k0, quads, table.start.length - 1);
+  }
+
+  /**
+   * {@link frame}, then the sub-fingerprint of its band energies over {@link prevBands} into {@link bits}, as
+   * fingerprint.ts's `subFingerprint` (subfp_simd.ts), and those energies into {@link prevBands} for the next
+   * frame. `table` must have 33 bands.
+   */
+  frameBits(window: Float64Array, k0: number, quads: number, table: BandTable, strongAlpha: number): void {
+    this.#prepare(window, table);
+    this.#frameFp(k0, quads, SUBFP_BANDS, strongAlpha);
+  }
+
+  /** The window and band table into the kernel's memory, when they are not the last ones given. */
+  #prepare(window: Float64Array, table: BandTable): void {
     if (window !== this.#window) {
       const wv = this.#windowView, rev = this.#rev;
       // Group g (inputs 4g .. 4g + 3 = a, b, c, d): (a, a', c, c'), then (b, b', d, d').
@@ -577,6 +628,5 @@ export class SimdFrame32 {
       new Float64Array(buf, L.bandWAt, entries).set(table.weight.subarray(0, entries));
       this.#bands = table;
     }
-    this.#frame(k0, quads, table.start.length - 1);
   }
 }

@@ -14,8 +14,9 @@
  *   energy falls above 2 kHz, white noise does not), same separation. Log energies separated worse (0.89 vs 0.95).
  * - the target also marks each bit "strong" when its |energy difference| is at least the frame's mean; the bit
  *   error rate weights weak bits 0.3 (noise flips those first): 10 dB recall at the chance score 0.88 vs 0.83.
- * - cost: a whole frame (window, 1024-point real FFT, band sums; audio/fingerprint/fft.ts) takes ~1.2 µs in the
- *   float32 WebAssembly SIMD kernel (1.9 µs in float64, 4.2 µs in JS); the fingerprinter alone runs ~8,000x real
+ * - cost: a whole frame (window, 1024-point real FFT, band sums and, in float32, the sub-fingerprint;
+ *   audio/fingerprint/fft.ts) takes ~1.2 µs in the float32 WebAssembly SIMD kernel (1.9 µs in float64 with the
+ *   sub-fingerprint in JS, 4.2 µs in JS); the fingerprinter alone runs ~8,000x real
  *   time per core in a loop (bench/fft_kernel_speed.ts on the shared 2-core Xeon). A source stream computes only
  *   its anchors' blocks (Fingerprinter.advanceRange).
  * @module
@@ -75,6 +76,9 @@ interface AnalyzerTables {
   fromBin: number;
   toBin: number;
   dbRef: number;
+  /** Scratch of {@link FrameAnalyzer.fingerprint} where it calls {@link subFingerprint}: used within one call. */
+  cur: Float64Array;
+  diff: Float64Array;
 }
 
 const tableCache = new Map<string, AnalyzerTables>();
@@ -136,6 +140,8 @@ function tablesOf(params: Readonly<FingerprintParams>): AnalyzerTables {
     toBin: hi,
     // A full-scale sine has power (n·A/2)²·Σw²/n... referenced so 0 dB ≈ full-scale tone in the bands.
     dbRef: (RING_SCALE * RING_SCALE * wsum2 * n) / 4,
+    cur: new Float64Array(BANDS),
+    diff: new Float64Array(SUBFP_BITS),
   };
   tableCache.set(id, t);
   return t;
@@ -158,6 +164,8 @@ export class FrameAnalyzer {
   readonly #bandStart: Int32Array;
   readonly #bands: BandTable;
   readonly #dbRef: number;
+  readonly #cur: Float64Array;
+  readonly #diff: Float64Array;
 
   /** Tables for `params` (shared by every analyzer of the same parameters: see {@link tablesOf}). */
   constructor(params: Readonly<FingerprintParams> = FP_PARAMS) {
@@ -173,6 +181,39 @@ export class FrameAnalyzer {
     this.#fromBin = t.fromBin;
     this.#toBin = t.toBin;
     this.#dbRef = t.dbRef;
+    this.#cur = t.cur;
+    this.#diff = t.diff;
+  }
+
+  /**
+   * The frame at absolute index `pos` of `ring` as a fingerprint frame: its sub-fingerprint over the previous
+   * frame's band energies `prev` into `result` (as {@link subFingerprint} with the parameters' strongAlpha), and
+   * `prev` replaced by this frame's energies; returns the frame's energy as {@link analyze}. Where the float32
+   * kernel runs, transform, band sums and sub-fingerprint are one WebAssembly call (RealFft.bandBits).
+   */
+  fingerprint(ring: SampleRing, pos: number, prev: Float64Array, result: Uint32Array): number {
+    const alpha = this.params.strongAlpha;
+    const bands = this.#fft.bandBits(
+      ring.data,
+      pos & ring.mask,
+      ring.mask,
+      this.#window,
+      this.#bands,
+      this.#fromBin,
+      this.#toBin,
+      prev,
+      result,
+      alpha,
+    );
+    if (bands !== undefined) {
+      const total = bands[BANDS]!;
+      return total > 0 ? 10 * Math.log10(total / this.#dbRef) : SILENT_DB;
+    }
+    const cur = this.#cur;
+    const energy = this.analyze(ring, pos, cur);
+    subFingerprint(cur, prev, result, this.#diff, alpha);
+    prev.set(cur);
+    return energy;
   }
 
   /**
@@ -355,10 +396,9 @@ export class Fingerprinter {
   readonly analyzer: FrameAnalyzer;
   readonly ring: SampleRing;
   readonly store: FrameStore;
-  #cur: Float64Array = new Float64Array(BANDS);
-  #prev: Float64Array = new Float64Array(BANDS);
+  /** The band energies of the frame before {@link nextFrame}. */
+  readonly #prev: Float64Array = new Float64Array(BANDS);
   readonly #res = new Uint32Array(3);
-  readonly #diff = new Float64Array(SUBFP_BITS);
   #next = -1;
   /** The grid's first frame (set by {@link restart}): its "previous frame" is silence. */
   #gridStart = 0;
@@ -402,14 +442,8 @@ export class Fingerprinter {
     let count = 0;
     const res = this.#res;
     while (this.#next * hop + frame <= end) {
-      const pos = this.#next * hop;
-      const cur = this.#cur;
-      const energy = this.analyzer.analyze(ring, pos, cur);
-      subFingerprint(cur, this.#prev, res, this.#diff, this.analyzer.params.strongAlpha);
+      const energy = this.analyzer.fingerprint(ring, this.#next * hop, this.#prev, res);
       this.store.push(res[0]!, res[1]!, energy, res[2]!);
-      // This frame's energies are the next one's previous: swap rather than copy (analyze writes every band).
-      this.#cur = this.#prev;
-      this.#prev = cur;
       this.#next++;
       count++;
     }
@@ -438,12 +472,8 @@ export class Fingerprinter {
     while (this.#next < to && this.#next * hop + frame <= end) {
       const pos = this.#next * hop;
       if (pos < ring.start) throw new Error(`frame ${this.#next} is no longer in the ring`);
-      const cur = this.#cur;
-      const energy = this.analyzer.analyze(ring, pos, cur);
-      subFingerprint(cur, this.#prev, res, this.#diff, this.analyzer.params.strongAlpha);
+      const energy = this.analyzer.fingerprint(ring, pos, this.#prev, res);
       this.store.push(res[0]!, res[1]!, energy, res[2]!);
-      this.#cur = this.#prev;
-      this.#prev = cur;
       this.#next++;
       this.analyzed++;
     }
