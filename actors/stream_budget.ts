@@ -71,7 +71,7 @@ export const MIN_LIVE_LOOKBACK_SECONDS = 12;
 export interface StreamDemand {
   /** engine.lookback_seconds. */
   lookbackSeconds: number;
-  /** engine.max_streams: per measurement's source, and for all stages together. */
+  /** engine.max_streams: per measurement's source, and for all stages together (shared fairly, StreamTable). */
   maxStreams: number;
   /** Measurements (each has a Detector following up to `maxStreams` source streams). */
   measurements: number;

@@ -7,14 +7,38 @@
  * ended a live one, whose next row began it again and ended another, a scan of every stream each time: 55 calls
  * per core and no match at 3,000 streams over a cap of 1,000.)
  *
+ * The cap is shared fairly between taps (max-min): each tap with streams is owed an equal share of it, and room a
+ * tap does not use is lent to the others (the table fills up whatever the taps; a tap's streams, once ended and
+ * swept, leave the others its share). A new stream of a tap below its share is never refused: a quiet stream makes
+ * room as above, or else the least recently fed stream of the largest tap does, active or not. A tap at or over
+ * its share takes the room of a quiet stream of its own or of a tap over its share, never of a tap within its
+ * share. (Before, the first stage to fill the table kept it: at 1,000 live calls over a cap of 1,000 the relay's
+ * streams took every place before the ASR's first row, 800 ms later, and the ASR stage was not followed at all, a
+ * whole hop invisible.) Active streams are evicted only for a tap below its share, and their tap is left at or
+ * over its share, so they cannot come back by evicting in turn: no thrash, at most a share of evictions per tap
+ * that appears. (Quiet room taken from a tap within its share made a chain: a reader that falls behind drops every
+ * stream's rows at once, every stream is quiet after the gap, the relay took the ASR's quiet room, the ASR, now
+ * below its share, an active relay stream: 21,684 evictions in 120 s of 1,000 calls over a cap of 834 with a 2.5 s
+ * gap every 7 s, 834 without.)
+ *
  * A stream is named by its tap and its key within the tap (two stages may see the same connection): the table
  * looks streams up by the pair and hands back the caller's own typed state, so no key is ever built or parsed.
  * @module
  */
 
+/** A tap's streams. */
+interface Group<T, Tap> {
+  readonly tap: Tap;
+  readonly streams: Map<string, Slot<T, Tap>>;
+  /** At the cap, the tap's new streams are refused without a scan until this event time... */
+  refuseUntilNs: bigint;
+  /** ...while the table's streams are those of this {@link StreamTable} version. */
+  refuseVersion: number;
+}
+
 /** One stream's state plus when it was last fed (event time). */
 interface Slot<T, Tap> {
-  readonly tap: Tap;
+  readonly group: Group<T, Tap>;
   readonly stream: string;
   readonly value: T;
   lastNs: bigint;
@@ -26,31 +50,33 @@ interface Slot<T, Tap> {
 export interface Touched<T> {
   value: T;
   created: boolean;
-  /** The least recently fed stream, removed to make room for a new one (finish and count it). */
+  /** The stream removed to make room for a new one (finish and count it). */
   evicted?: T;
 }
 
 /**
  * The stream states of a set of taps that forgets streams idle for longer than `idleNs` of event time and holds
- * at most `maxStreams` over all taps (least recently fed first out). Iteration is in creation order (streams are
- * searched and finished in the order they appeared, whatever the cap); finding the least recently fed costs a
- * scan, paid only at the cap.
+ * at most `maxStreams` over all taps, shared fairly between them (least recently fed first out). Iteration is in
+ * creation order (streams are searched and finished in the order they appeared, whatever the cap); finding the
+ * stream to evict costs a scan, paid only at the cap.
  */
 export class StreamTable<T, Tap = unknown> {
-  readonly #byTap = new Map<Tap, Map<string, Slot<T, Tap>>>();
+  /** Taps with streams (a tap's group goes with its last stream). */
+  readonly #byTap = new Map<Tap, Group<T, Tap>>();
   /** Every live stream, in creation order. */
   readonly #slots = new Set<Slot<T, Tap>>();
   readonly #idleNs: bigint;
   readonly #max: number;
   readonly #quietNs: bigint;
-  /** At the cap, new streams are refused without a scan until this event time (none can be quiet enough yet). */
-  #refuseUntilNs = -(1n << 62n);
+  /** Changes with every stream added or removed: a refusal found by a scan holds for the streams scanned only. */
+  #version = 0;
   #seq = 0;
   readonly #found: { value: T; created: false } = { value: undefined as T, created: false };
 
   /**
    * `idleNs`: event time without a message after which a stream is dropped; `maxStreams`: the cap; `quietNs`: how
-   * long the least recently fed stream must have gone without a message to make room at the cap (0: always).
+   * long the least recently fed stream must have gone without a message to make room at the cap for a tap at or
+   * over its share (0: always).
    */
   constructor(idleNs: bigint, maxStreams = Infinity, quietNs = 0n) {
     if (!(maxStreams >= 1)) throw new RangeError(`maxStreams must be >= 1, got ${maxStreams}`);
@@ -62,12 +88,12 @@ export class StreamTable<T, Tap = unknown> {
   /**
    * The state of `stream` of `tap`, created by `make` on first use; marks the stream as fed at `nowNs`. The result
    * of a stream found is one object reused by every such call (a row each: no allocation per row): read it before
-   * the next touch. Undefined when the table is full and no stream has been quiet for `quietNs`: the stream is not
-   * followed (its rows are the caller's to count).
+   * the next touch. Undefined when the table is full, `tap` holds at least its share and no stream it may take
+   * the place of has been quiet for `quietNs`: the stream is not followed (its rows are the caller's to count).
    */
   touch(tap: Tap, stream: string, nowNs: bigint, make: () => T): Touched<T> | undefined {
-    let streams = this.#byTap.get(tap);
-    const s = streams?.get(stream);
+    let group = this.#byTap.get(tap);
+    const s = group?.streams.get(stream);
     if (s) {
       if (nowNs > s.lastNs) s.lastNs = nowNs;
       s.seq = ++this.#seq;
@@ -77,39 +103,74 @@ export class StreamTable<T, Tap = unknown> {
     }
     let evicted: T | undefined;
     if (this.#slots.size >= this.#max) {
-      if (nowNs < this.#refuseUntilNs) return undefined;
-      let oldest: Slot<T, Tap> | undefined;
-      for (const o of this.#slots) if (oldest === undefined || o.seq < oldest.seq) oldest = o;
-      if (oldest !== undefined) {
-        // A stream fed within `quietNs` of this row either way is active (taps interleave a little out of order);
-        // one whose time is further ahead is not credible (a clock off) and may go, as may one long quiet.
-        const age = nowNs - oldest.lastNs;
-        if (age < this.#quietNs && age > -this.#quietNs) {
-          // Every stream was fed since; none can be quiet enough before the oldest's time is up.
-          this.#refuseUntilNs = oldest.lastNs + this.#quietNs;
-          return undefined;
-        }
-        this.#remove(oldest);
-        evicted = oldest.value;
-      }
+      const victim = this.#victim(group, nowNs);
+      if (victim === undefined) return undefined;
+      this.#remove(victim);
+      evicted = victim.value;
+      group = this.#byTap.get(tap);
     }
-    const slot: Slot<T, Tap> = { tap, stream, value: make(), lastNs: nowNs, seq: ++this.#seq };
-    if (!streams) this.#byTap.set(tap, streams = new Map());
-    streams.set(stream, slot);
+    if (!group) {
+      this.#byTap.set(tap, group = { tap, streams: new Map(), refuseUntilNs: 0n, refuseVersion: -1 });
+    }
+    const slot: Slot<T, Tap> = { group, stream, value: make(), lastNs: nowNs, seq: ++this.#seq };
+    group.streams.set(stream, slot);
     this.#slots.add(slot);
+    this.#version++;
     return evicted !== undefined
       ? { value: slot.value, created: true, evicted }
       : { value: slot.value, created: true };
   }
 
+  /**
+   * At the cap, the stream a new stream of `group` (undefined: a tap without streams) replaces, or undefined:
+   * refused. Candidates are the tap's own streams and those of taps over their share: the least recently fed goes
+   * if it is quiet; else, for a tap below its share, the least recently fed stream of the largest tap.
+   */
+  #victim(group: Group<T, Tap> | undefined, nowNs: bigint): Slot<T, Tap> | undefined {
+    const own = group?.streams.size ?? 0;
+    const share = Math.floor(this.#max / (this.#byTap.size + (own === 0 ? 1 : 0)));
+    const below = own < share;
+    if (!below && group?.refuseVersion === this.#version && nowNs < group.refuseUntilNs) return undefined;
+    let largest: Group<T, Tap> | undefined;
+    if (below) {
+      for (const g of this.#byTap.values()) {
+        if (!largest || g.streams.size > largest.streams.size) largest = g;
+      }
+    }
+    let oldest: Slot<T, Tap> | undefined;
+    let oldestOfLargest: Slot<T, Tap> | undefined;
+    for (const o of this.#slots) {
+      const g = o.group;
+      if ((g === group || g.streams.size > share) && (oldest === undefined || o.seq < oldest.seq)) oldest = o;
+      if (g === largest && (oldestOfLargest === undefined || o.seq < oldestOfLargest.seq)) {
+        oldestOfLargest = o;
+      }
+    }
+    if (oldest !== undefined) {
+      // A stream fed within `quietNs` of this row either way is active (taps interleave a little out of order);
+      // one whose time is further ahead is not credible (a clock off) and may go, as may one long quiet.
+      const age = nowNs - oldest.lastNs;
+      if (!(age < this.#quietNs && age > -this.#quietNs)) return oldest;
+    }
+    // The largest tap is over its share (the table is full and this tap below it): it gives an active stream up.
+    if (below) return oldestOfLargest;
+    if (group !== undefined && oldest !== undefined) {
+      // Every candidate was fed since; none can be quiet enough before the oldest's time is up, unless the streams
+      // change (a tap over its share then may have older ones).
+      group.refuseUntilNs = oldest.lastNs + this.#quietNs;
+      group.refuseVersion = this.#version;
+    }
+    return undefined;
+  }
+
   /** The state of `stream` of `tap` without touching it. */
   get(tap: Tap, stream: string): T | undefined {
-    return this.#byTap.get(tap)?.get(stream)?.value;
+    return this.#byTap.get(tap)?.streams.get(stream)?.value;
   }
 
   /** Removes `stream` of `tap`; returns its state. */
   delete(tap: Tap, stream: string): T | undefined {
-    const s = this.#byTap.get(tap)?.get(stream);
+    const s = this.#byTap.get(tap)?.streams.get(stream);
     if (!s) return undefined;
     this.#remove(s);
     return s.value;
@@ -139,8 +200,9 @@ export class StreamTable<T, Tap = unknown> {
 
   #remove(s: Slot<T, Tap>): void {
     this.#slots.delete(s);
-    const streams = this.#byTap.get(s.tap);
-    streams?.delete(s.stream);
-    if (streams?.size === 0) this.#byTap.delete(s.tap);
+    this.#version++;
+    const streams = s.group.streams;
+    streams.delete(s.stream);
+    if (streams.size === 0) this.#byTap.delete(s.group.tap);
   }
 }

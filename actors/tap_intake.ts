@@ -8,7 +8,9 @@
  *   for `idleNs` of event time end at the next sweep ({@link EventClock}, so a row from the future does not end
  *   them all), and past `maxStreams` the least recently fed one ends early (counted) when it has been quiet for
  *   {@link STREAM_CAP_QUIET_NS}; while every stream is active a new one is not followed, its rows counted as
- *   skipped (`stream_limit`);
+ *   skipped (`stream_limit`), unless its tap holds less than an equal share of the cap: then the largest tap's
+ *   least recently fed stream ends early (counted) to make room, so every stage stays followed (the table's
+ *   fair share);
  * - duplicate rows (same time, same payload on a stream: skipped and counted);
  * - context ids that stick to a stream (source taps: a call's ids come once, e.g. in a Twilio `start` event);
  * - source streams that taps with `exclude_source_streams` must not follow;
@@ -110,7 +112,10 @@ export interface TapIntakeOptions<R extends TapRule, P extends TapPipeline<Out>,
   taps: readonly Tap<R>[];
   /** Event time without a row after which a stream is finished and forgotten. */
   idleNs: bigint;
-  /** Most streams followed at once over all taps (engine.max_streams). Default: no limit. */
+  /**
+   * Most streams followed at once over all taps (engine.max_streams, or the memory plan's), each tap owed an
+   * equal share ({@link StreamTable}). Default: no limit.
+   */
   maxStreams?: number;
   /** engine.clock_window_seconds, ns: rows further ahead than this do not move the intake's event clock. */
   clockWindowNs: bigint;
@@ -146,7 +151,8 @@ interface TapState<R extends TapRule> {
 /**
  * At `engine.max_streams`, the least recently fed stream makes room for a new one only once it has gone this long
  * (event time) without a message: far longer than a live stream's spacing (20 ms) and its capture jitter; a stream
- * quiet that long (ended, or in a long silence-suppressed pause) is the one to give up.
+ * quiet that long (ended, or in a long silence-suppressed pause) is the one to give up. (A new stream of a tap
+ * below its share of the cap does not wait: the largest tap gives a stream up.)
  */
 export const STREAM_CAP_QUIET_NS = 2_000_000_000n;
 

@@ -381,8 +381,9 @@ const engineSchema = z.strictObject({
   match_margin: fraction(0, true, 0.5).default(0.08)
     .describe("How much better than the second-best alignment the best must be."),
   max_streams: int(1).default(1000).describe(
-    "Most streams a node follows at once, per measurement's source and for all stages together " +
-      "(~0.35 MiB each with a 30 s lookback); past it the least recently active is finished early and counted.",
+    "Most streams a node follows at once, per measurement's source and for all stages together, each stage " +
+      "owed an equal share (~0.35 MiB each with a 30 s lookback); past it the least recently active is finished " +
+      "early once 2 s quiet, or the largest stage's for a stage below its share, and counted.",
   ),
   memory_limit_mib: int(0).optional().describe(
     "Live nodes: the memory the sensor must fit in, MiB (default: its container's memory limit; 0: none). When " +

@@ -219,6 +219,36 @@ Deno.test("tap intake: past maxStreams the least recently fed stream ends early 
   deepEqual([...h.intake.streams()].map((s) => s.pipeline), [h.pipes[0], h.pipes[2]], "creation order");
 });
 
+Deno.test("tap intake: a stage that fills maxStreams first leaves the other stage its share; counted per stage", async () => {
+  const config = await e2eConfig();
+  const relay = stageTaps(config.measurements).find((t) => t.name === "relay")!;
+  const asr: Tap = { ...relay, name: "asr", query: "call_audio/asr" };
+  const h = harness([relay, asr], { maxStreams: 4 });
+  // Four calls, every 20 ms on both stages; the ASR carries each call 0.8 s after the relay (the live bench's).
+  const rows: Row[] = [];
+  for (let tick = 0; tick < 150; tick++) {
+    for (let c = 0; c < 4; c++) rows.push(relayRow(relay.query, tick * 0.02, 5000 + c));
+    if (tick >= 40) {
+      for (let c = 0; c < 4; c++) rows.push(relayRow(asr.query, tick * 0.02 + 0.001, 5000 + c));
+    }
+  }
+  await pushAll(h.intake, rows);
+  deepEqual([...h.intake.streams()].map((s) => s.tap.name), ["relay", "relay", "asr", "asr"], "2 and 2");
+  deepEqual(h.pipes.map((p) => [p.opened.tap.name, p.finished]), [
+    ["relay", 1],
+    ["relay", 1],
+    ["relay", 0],
+    ["relay", 0],
+    ["asr", 0],
+    ["asr", 0],
+  ], "the relay's two least recently fed streams made room, once: they were not begun again");
+  deepEqual([...h.counters.evicted], [["call_audio/relay", 2]]);
+  deepEqual(Object.fromEntries(h.counters.skipped), {
+    "call_audio/relay:stream_limit": 2 * 109,
+    "call_audio/asr:stream_limit": 2 * 110,
+  });
+});
+
 Deno.test("tap intake: context ids stick to their stream until it ends; other streams do not see them", async () => {
   const config = await e2eConfig();
   const h = harness([sourceTap(config.measurements[0]!)], { maxStreams: 2 });

@@ -1,0 +1,130 @@
+/**
+ * The stream table's cap shared between taps (max-min): a tap below its share takes room from the largest, a tap
+ * at its share recycles quiet room of its own or of taps over their share, and active streams never thrash.
+ * (Idle expiry, the LRU order and the quiet rule with one tap: hardening_time_units_test.ts.)
+ */
+import { deepEqual, equal } from "node:assert/strict";
+import { StreamTable } from "../actors/stream_table.ts";
+
+const MS = 1_000_000n;
+const QUIET = 2_000n * MS;
+
+/** A table of `cap` streams over every tap, idle after a minute, 2 s quiet to make room at the cap. */
+function table(cap: number): StreamTable<string, string> {
+  return new StreamTable<string, string>(60_000n * MS, cap, QUIET);
+}
+
+/** Touches `stream` of `tap` at `ms`; its state is `tap/stream`. What was evicted, "refused", or "" (room). */
+function feed(t: StreamTable<string, string>, tap: string, stream: string, ms: bigint): string {
+  const r = t.touch(tap, stream, ms * MS, () => `${tap}/${stream}`);
+  return r === undefined ? "refused" : r.evicted ?? "";
+}
+
+/** The streams followed per tap. */
+function perTap(t: StreamTable<string, string>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of t.values()) {
+    const tap = v.slice(0, v.indexOf("/"));
+    out[tap] = (out[tap] ?? 0) + 1;
+  }
+  return out;
+}
+
+Deno.test("stream table: a stage that fills the table first leaves the other its share; no thrash after", () => {
+  // The live bench's order: every relay stream is active before the ASR's first row.
+  const t = table(4);
+  const relay = ["r0", "r1", "r2", "r3"];
+  const asr = ["a0", "a1", "a2", "a3"];
+  for (const s of relay) equal(feed(t, "relay", s, 0n), "");
+  const evicted: string[] = [];
+  const refused: Record<string, number> = {};
+  for (let ms = 20n; ms <= 10_000n; ms += 20n) {
+    for (const [tap, streams] of [["relay", relay], ["asr", asr]] as const) {
+      for (const s of streams) {
+        const r = feed(t, tap, s, ms);
+        if (r === "refused") refused[tap] = (refused[tap] ?? 0) + 1;
+        else if (r !== "") evicted.push(r);
+      }
+    }
+  }
+  deepEqual(perTap(t), { relay: 2, asr: 2 }, "each stage its share, whatever the order");
+  deepEqual(evicted, ["relay/r0", "relay/r1"], "the relay's least recently fed, once each: no thrash");
+  deepEqual([...t.values()], ["relay/r2", "relay/r3", "asr/a0", "asr/a1"]);
+  // Every row of a stream not followed was refused, all along.
+  deepEqual(refused, { relay: 2 * 499, asr: 2 * 500 });
+});
+
+Deno.test("stream table: a tap below its share takes room from the largest tap, not from one at its share", () => {
+  const t = table(6);
+  // b's streams are the least recently fed overall, but b holds no more than its share once c appears (6 / 3).
+  for (const s of ["b0", "b1"]) feed(t, "b", s, 0n);
+  for (const s of ["a0", "a1", "a2", "a3"]) feed(t, "a", s, 10n);
+  equal(feed(t, "c", "c0", 20n), "a/a0");
+  equal(feed(t, "c", "c1", 30n), "a/a1");
+  equal(feed(t, "c", "c2", 40n), "refused", "c holds its share: active streams stay");
+  deepEqual(perTap(t), { a: 2, b: 2, c: 2 });
+  // a, at its share now, takes quiet room only.
+  equal(feed(t, "a", "a4", 50n), "refused");
+});
+
+Deno.test("stream table: a tap at its share takes the quiet room of its own streams or of a tap over its share only", () => {
+  const t = table(4);
+  feed(t, "b", "b0", 0n);
+  feed(t, "b", "b1", 0n);
+  for (const s of ["a0", "a1"]) feed(t, "a", s, 10n);
+  // b0 falls quiet; the others go on.
+  for (let ms = 20n; ms <= 2_100n; ms += 20n) {
+    for (const [tap, s] of [["a", "a0"], ["a", "a1"], ["b", "b1"]] as const) feed(t, tap, s, ms);
+  }
+  equal(feed(t, "a", "a2", 2_110n), "refused", "b0's room is b's share");
+  equal(feed(t, "b", "b2", 2_120n), "b/b0", "b takes its own quiet room");
+  deepEqual(perTap(t), { a: 2, b: 2 });
+  // Room a tap does not use is lent: c holds less than its share, a more; once c's streams end, a takes it all.
+  const u = table(6);
+  for (const s of ["c0", "c1"]) feed(u, "c", s, 0n);
+  for (const s of ["a0", "a1", "a2", "a3"]) feed(u, "a", s, 10n);
+  for (const s of ["a0", "a1", "a2", "a3"]) feed(u, "a", s, 61_000n);
+  deepEqual(u.sweep(61_000n * MS), ["c/c0", "c/c1"]);
+  equal(feed(u, "a", "a4", 61_020n), "");
+  equal(feed(u, "a", "a5", 61_020n), "");
+  equal(feed(u, "a", "a6", 61_040n), "refused", "a alone: the whole cap, by the quiet rule");
+  deepEqual(perTap(u), { a: 6 });
+});
+
+Deno.test("stream table: after a gap in every stream (a reader behind) each tap takes back its own room, no chain", () => {
+  // A reader that falls behind drops rows of every stream at once: after the gap every stream is quiet. A tap
+  // at its share must not take another's quiet room: that tap, below its share, would take an active stream
+  // back, and so on at every gap.
+  const t = table(4);
+  const streams = [["relay", ["r0", "r1", "r2", "r3"]], ["asr", ["a0", "a1", "a2", "a3"]]] as const;
+  const evicted: string[] = [];
+  const run = (from: bigint, to: bigint) => {
+    for (let ms = from; ms <= to; ms += 20n) {
+      for (const [tap, keys] of streams) {
+        for (const s of keys) {
+          const r = feed(t, tap, s, ms);
+          if (r !== "refused" && r !== "") evicted.push(r);
+        }
+      }
+    }
+  };
+  run(0n, 4_000n);
+  deepEqual(evicted, ["relay/r0", "relay/r1"]);
+  run(6_500n, 10_000n);
+  run(12_500n, 16_000n);
+  deepEqual(perTap(t), { relay: 2, asr: 2 });
+  deepEqual(
+    evicted,
+    ["relay/r0", "relay/r1", "relay/r2", "relay/r3"],
+    "after the first gap the relay's quiet streams make room for its own refused ones; nothing since",
+  );
+});
+
+Deno.test("stream table: one tap keeps the cap's plain rule (share = the cap)", () => {
+  const t = table(2);
+  feed(t, "s", "x", 0n);
+  feed(t, "s", "y", 10n);
+  equal(feed(t, "s", "z", 20n), "refused", "every stream active");
+  feed(t, "s", "x", 2_000n);
+  equal(feed(t, "s", "z", 2_020n), "s/y", "y quiet for 2 s");
+});
