@@ -151,12 +151,7 @@ export class TargetMatcher {
       if (store.energy[i]! >= SILENT_FRAME_DB) {
         const v = store.bits[i]!;
         const np = probes(v, store.weak[i]!, pr);
-        // Frames are indexed since this stream's last one: the seconds before, which signatures arriving now
-        // search, first.
-        if (!recent.add(owner, t, v, pr, np)) {
-          recent.refill(owner, store, t);
-          recent.add(owner, t, v, pr, np);
-        }
+        recent.add(owner, t, v, pr, np);
         if (index.size > 0) {
           hits.count = 0;
           index.lookupProbes(pr, np, v, HIT_MAX_DIST, hits);
