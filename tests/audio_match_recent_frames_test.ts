@@ -76,10 +76,7 @@ function feed(
   for (const f of list) {
     const t = store.end;
     store.push(f.v, f.weak, f.energy, 0xffffffff);
-    if (f.energy >= SILENT_FRAME_DB && !recent.add(owner, t, f.v, pr, probes(f.v, f.weak, pr))) {
-      recent.refill(owner, store, t);
-      recent.add(owner, t, f.v, pr, probes(f.v, f.weak, pr));
-    }
+    if (f.energy >= SILENT_FRAME_DB) recent.add(owner, t, f.v, pr, probes(f.v, f.weak, pr));
     owner.end = store.end;
   }
 }
@@ -352,15 +349,13 @@ Deno.test("recent frames: indexing starts with a window of signatures and stops 
   strictEqual(st.stops, 1);
   strictEqual(st.capacity, 1024);
   for (const s of streams) strictEqual(recent.hitsOf(signature(fp), s.owner, at - 300), undefined);
-  // Signatures again: indexed again, with the frames since the stop (at 2,048, less than keepFrames before the
-  // start) refilled; those before the stop are not answered.
+  // Signatures again: indexed again, only frames from then on answered.
   while (at < 3000) step(true);
   st = recent.stats();
   strictEqual(st.indexing, true);
   const sig = signature(fp);
   for (const s of streams) {
-    strictEqual(recent.hitsOf(sig, s.owner, 2040), undefined);
-    deepStrictEqual(from(recent.hitsOf(sig, s.owner, 2048), 2048), scanHits(sig, s.store, 2048));
+    strictEqual(recent.hitsOf(sig, s.owner, 2100), undefined);
     deepStrictEqual(from(recent.hitsOf(sig, s.owner, 2800), 2800), scanHits(sig, s.store, 2800));
   }
 });
@@ -520,50 +515,4 @@ Deno.test("backward search: late signatures, streams not covered and a widened s
   const short = new RecentFrames({ keepFrames: 250, horizonFrames: 0, maxFrames: 4096, minSignatures: 0 });
   deepStrictEqual(run(short), want);
   ok(short.stats().uncovered > 0 && short.stats().searched > 0, JSON.stringify(short.stats()));
-});
-
-Deno.test("recent frames: when indexing starts, each stream's frames before it are indexed too, the same matches", () => {
-  const r = xorshift32(47);
-  const fps = Array.from({ length: 60 }, () => Uint32Array.from({ length: 128 }, () => r()));
-  const run = (recent: RecentFrames) => {
-    const index = new SignatureIndex();
-    const streams = [0, 1, 2].map(() => {
-      const store = new FrameStore(2048);
-      return { store, ...countedMatcher(store, index, recent, true) };
-    });
-    const rs = xorshift32(48);
-    const out: string[] = [];
-    let n = 0;
-    for (let at = 0; at < 960; at += 16) {
-      streams.forEach((s, k) => {
-        // Stream 1 holds signature 40's block at frame 600, and is silent at times.
-        for (let t = at; t < at + 16; t++) {
-          const v = k === 1 && t >= 600 && t < 728 ? fps[40]![t - 600]! : rs();
-          s.store.push(v, 0, k === 1 && t % 50 < 5 ? SILENT_FRAME_DB - 20 : -20, 0xffffffff);
-        }
-        s.m.onFrames(at, at + 16);
-      });
-      // A signature every 16 frames (16 a signature window), searched from 150 frames back.
-      if (at < 160) continue;
-      const sig = signature(fps[n++ % 60]!, `s${n}`);
-      const instant = n === 41 ? 600 : at - 150;
-      const timed = {
-        ...sig,
-        source: { ...sig.source, timeNs: T0 + BigInt(instant) * 16_000_000n + 2_000_000_000n },
-      };
-      index.add(timed);
-      for (const s of streams) for (const m of s.m.searchBackward(timed)) out.push(`${timed.id} ${m.frame}`);
-    }
-    return out;
-  };
-  const want = run(new RecentFrames({ walkBudget: 0 }));
-  ok(want.includes("s41 600"), want.join());
-  const recent = new RecentFrames({ keepFrames: 300 });
-  deepStrictEqual(run(recent), want);
-  const st = recent.stats();
-  // Indexing started at the first window's end (frame 256); from the next frames on every stream's searches were
-  // answered by the index: only those before were scanned.
-  strictEqual(st.indexing, true);
-  strictEqual(st.uncovered, 3 * 6, "the six signatures before the start");
-  ok(st.searched >= 3 * 40, `${st.searched} searched`);
 });

@@ -27,8 +27,7 @@
 
 import { isMasked, SIGNATURE_MAX_FRAMES } from "../fingerprint/signature.ts";
 import type { Signature } from "../types.ts";
-import { HIT_MAX_DIST, PROBE_WORDS, probes as probesOf, SILENT_FRAME_DB } from "./lookup.ts";
-import type { FrameStore } from "../fingerprint/fingerprint.ts";
+import { HIT_MAX_DIST, PROBE_WORDS } from "./lookup.ts";
 import { popcount32 } from "./signature_index.ts";
 import { truncate } from "../../util/truncate.ts";
 
@@ -98,8 +97,6 @@ export class RecentOwner {
   readonly #markPos = new Float64Array(MARKS);
   readonly #markBlock = new Int32Array(MARKS).fill(-1);
   #lastBlock = -1;
-  /** Its last frame came while frames were not indexed (see {@link RecentFrames.refill}). */
-  unindexed = false;
   /** Where this owner's signature window started: its frame, and the signatures searched by then. */
   windowFrame: number;
   windowAsked = -1;
@@ -118,11 +115,6 @@ export class RecentOwner {
     this.#lastBlock = block;
     this.#markPos[block & (MARKS - 1)] = pos;
     this.#markBlock[block & (MARKS - 1)] = block;
-  }
-
-  /** The first frame from `from` on in a block after every block marked (frames there may be marked in order). */
-  unmarkedFrom(from: number): number {
-    return Math.max(from, (this.#lastBlock + 1) * MARK_FRAMES);
   }
 
   /**
@@ -246,56 +238,16 @@ export class RecentFrames {
 
   /**
    * Indexes frame `t` of `owner`, of value `v`, under its `np` probes (the (half, key) pairs of lookup.ts's
-   * `probes`); frames of an owner come in increasing order. False (nothing done) when the owner's frames before
-   * came while frames were not indexed and they are now: {@link refill} them, then add this one again.
+   * `probes`); frames of an owner come in increasing order.
    */
-  add(owner: RecentOwner, t: number, v: number, probes: Int32Array, np: number): boolean {
+  add(owner: RecentOwner, t: number, v: number, probes: Int32Array, np: number): void {
     if (owner.windowAsked < 0) owner.windowAsked = this.#asked;
     if (t - owner.windowFrame >= RECENT_SIGNATURE_WINDOW && this.minSignatures > 0) this.#decide(owner, t);
     if (!this.#indexing) {
       // Not indexed: a search from here back scans.
       owner.evictedTo = t;
-      owner.unindexed = true;
-      return true;
+      return;
     }
-    if (owner.unindexed) {
-      // Not indexed (yet): until the caller refills, a search from here back scans.
-      owner.evictedTo = t;
-      return false;
-    }
-    this.#put(owner, t, v, probes, np);
-    return true;
-  }
-
-  /** Whether frames are indexed now. */
-  get indexing(): boolean {
-    return this.#indexing;
-  }
-
-  /**
-   * Indexes the frames of `owner` in `store` from up to {@link keepFrames} before frame `to` (its next one) on, that
-   * came while frames were not indexed ({@link add} said so): when indexing starts, the signatures then arriving
-   * search the seconds before it, and every stream was scanned for them until the frames since had filled the
-   * ring (~30% of a 500-call sensor's searches in its first 30 s). Silent frames are left out, as the forward
-   * search leaves them out.
-   */
-  refill(owner: RecentOwner, store: FrameStore, to: number): void {
-    owner.unindexed = false;
-    const from = owner.unmarkedFrom(Math.max(store.start, owner.firstFrame, to - this.keepFrames));
-    if (from >= to) return;
-    // Frames before `from` stay noted as not indexed; those from it on are indexed now, in order.
-    owner.evictedTo = from - 1;
-    const pr = refillProbes;
-    for (let t = from; t < to; t++) {
-      const i = t & store.mask;
-      if (store.energy[i]! < SILENT_FRAME_DB) continue;
-      const v = store.bits[i]!;
-      this.#put(owner, t, v, pr, probesOf(v, store.weak[i]!, pr));
-    }
-  }
-
-  /** Indexes frame `t` of `owner` (see {@link add}). */
-  #put(owner: RecentOwner, t: number, v: number, probes: Int32Array, np: number): void {
     const pos = this.#written;
     let slot = pos % this.#cap;
     if (pos - this.#first === this.#cap) {
@@ -335,6 +287,11 @@ export class RecentFrames {
     }
     this.#written = pos + 1;
     this.#stats.frames++;
+  }
+
+  /** Whether frames are indexed now. */
+  get indexing(): boolean {
+    return this.#indexing;
   }
 
   /**
@@ -526,8 +483,6 @@ export class RecentFrames {
 }
 
 const NO_HITS: readonly number[] = [];
-/** Probes of a frame refilled (one at a time). */
-const refillProbes = new Int32Array(PROBE_WORDS);
 
 /** The next ring size: a quarter more, in whole 1,024 frames (every frame held is a step of some walks). */
 function grown(cap: number): number {

@@ -151,12 +151,7 @@ export class TargetMatcher {
       if (store.energy[i]! >= SILENT_FRAME_DB) {
         const v = store.bits[i]!;
         const np = probes(v, store.weak[i]!, pr);
-        // Frames are indexed since this stream's last one: the seconds before, which signatures arriving now
-        // search, first.
-        if (!recent.add(owner, t, v, pr, np)) {
-          recent.refill(owner, store, t);
-          recent.add(owner, t, v, pr, np);
-        }
+        recent.add(owner, t, v, pr, np);
         if (index.size > 0) {
           hits.count = 0;
           index.lookupProbes(pr, np, v, HIT_MAX_DIST, hits);
@@ -267,9 +262,10 @@ export class TargetMatcher {
     // the votes the scan of the frames since `from` would cast, in the same order.
     const owner = this.#owner;
     const covered = owner !== undefined && owner.end === store.end;
-    if (covered && ctx.sampleAtOrBefore) {
+    if (covered && ctx.sampleAtOrBefore && this.#recent.indexing) {
       // Most streams hold no hit: known from a frame at or before `from` (the last search's, when its time was
-      // close), so that their timelines are not searched for the exact one.
+      // close), so that their timelines are not searched for the exact one. (Not while frames are not indexed: a
+      // replay's rare signatures find each stream's frames not indexed, and the bound would be a search more.)
       const lo = Math.max(store.start, Math.floor(ctx.sampleAtOrBefore(since, BOUND_SLACK_NS) / hop));
       if (this.#recent.noHitsFrom(sig, owner, lo)) {
         this.#stats.lookups += store.end - lo;
