@@ -14,14 +14,13 @@
  * per frame with the band sums, which had been a JS loop over the kernel's output. That call now runs in float32
  * lanes by default ({@link FFT_F32}, audio/fingerprint/fft_simd32.ts; the same operations in JS where that kernel
  * does not run): 1.89 -> 1.21 µs a frame, not bit for bit with float64, the same matches on the bench.
- * {@link RealFft.bandBits} adds the frame's sub-fingerprint to that call (audio/fingerprint/subfp_simd.ts): in JS
+ * {@link RealFft.bandBits} adds the frame's sub-fingerprint to that call (in fft_simd32.ts): in JS
  * its comparisons mispredicted on speech (~0.2 µs a frame, 2.8% of the live sensor's CPU profile at 500 calls).
  * @module
  */
 
 import { type BandTable, MAX_BANDS, type SimdStages, simdStages } from "./fft_simd.ts";
-import { SimdFrame32 } from "./fft_simd32.ts";
-import { SUBFP_BANDS } from "./subfp_simd.ts";
+import { SimdFrame32, SUBFP_BANDS } from "./fft_simd32.ts";
 
 /**
  * Whether {@link RealFft.bandPowers} (the fingerprint's per-frame call) runs in float32 by default: yes, unless
