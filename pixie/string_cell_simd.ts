@@ -65,6 +65,10 @@ function sleb32(n: number): number[] {
 function kernelBytes(): Uint8Array<ArrayBuffer> {
   const [P, END_, O, V, M, C, QV, BV, SV] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   const splat = (c: number, l: number) => [...i32(c), ...simd(I8SPLAT), ...set(l)];
+  /** local += n */
+  const add = (l: number, n: number) => [...get(l), ...i32(n), I32ADD, ...set(l)];
+  /** Stores byte C at O, then O += 1 and P += step (the input bytes the output byte took). */
+  const putByte = (step: number) => [...get(O), ...get(C), I32STORE8, 0, 0, ...add(O, 1), ...add(P, step)];
   const body = [
     // locals: v (v128), m and c (i32), the three splats (v128)
     ...[3, 1, V128, 2, I32, 3, V128],
@@ -101,14 +105,8 @@ function kernelBytes(): Uint8Array<ArrayBuffer> {
     ...tee(M),
     I32EQZ,
     ...[IF, VOID],
-    ...get(P),
-    ...i32(16),
-    I32ADD,
-    ...set(P),
-    ...get(O),
-    ...i32(16),
-    I32ADD,
-    ...set(O),
+    ...add(P, 16),
+    ...add(O, 16),
     ...[BR, 1],
     END,
     ...get(M),
@@ -158,19 +156,7 @@ function kernelBytes(): Uint8Array<ArrayBuffer> {
     ...tee(C),
     I32EQZ,
     ...[BRIF, 2],
-    ...get(O),
-    ...get(C),
-    I32STORE8,
-    0,
-    0,
-    ...get(O),
-    ...i32(1),
-    I32ADD,
-    ...set(O),
-    ...get(P),
-    ...i32(2),
-    I32ADD,
-    ...set(P),
+    ...putByte(2),
     ...[BR, 1],
     END,
     // Plain: 0x20..0x7f but the quote.
@@ -185,19 +171,7 @@ function kernelBytes(): Uint8Array<ArrayBuffer> {
     0x71, // i32.and
     I32EQZ,
     ...[BRIF, 1],
-    ...get(O),
-    ...get(C),
-    I32STORE8,
-    0,
-    0,
-    ...get(O),
-    ...i32(1),
-    I32ADD,
-    ...set(O),
-    ...get(P),
-    ...i32(1),
-    I32ADD,
-    ...set(P),
+    ...putByte(1),
     ...[BR, 0],
     END,
     END,
