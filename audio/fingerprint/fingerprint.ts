@@ -207,13 +207,18 @@ export class FrameAnalyzer {
     );
     if (bands !== undefined) {
       const total = bands[BANDS]!;
-      return total > 0 ? 10 * Math.log10(total / this.#dbRef) : SILENT_DB;
+      return this.#dbOf(total);
     }
     const cur = this.#cur;
     const energy = this.analyze(ring, pos, cur);
     subFingerprint(cur, prev, result, this.#diff, alpha);
     prev.set(cur);
     return energy;
+  }
+
+  /** A frame's energy in dB from its bands' total (see {@link SILENT_DB}). */
+  #dbOf(total: number): number {
+    return total > 0 ? 10 * Math.log10(total / this.#dbRef) : SILENT_DB;
   }
 
   /**
@@ -234,7 +239,7 @@ export class FrameAnalyzer {
       // The kernel summed the bands as the loop below does (same entries, same order, float64).
       for (let b = 0; b < BANDS; b++) out[b] = bands[b]!;
       const total = bands[BANDS]!;
-      return total > 0 ? 10 * Math.log10(total / this.#dbRef) : SILENT_DB;
+      return this.#dbOf(total);
     }
     const spec = this.#fft.powerWindowedView(
       ring.data,
@@ -255,7 +260,7 @@ export class FrameAnalyzer {
       out[b] = e;
       total += e;
     }
-    return total > 0 ? 10 * Math.log10(total / this.#dbRef) : SILENT_DB;
+    return this.#dbOf(total);
   }
 }
 
