@@ -257,9 +257,8 @@ export class RealFft {
     toBin: number,
   ): Float64Array {
     const quads = (toBin - fromBin + 4) >> 2;
-    const k = this.#kernel32(table, fromBin, quads);
+    const k = this.#framed32(data, start, mask, table, fromBin, quads);
     if (!k) return this.#js32(data, start, mask, window, table);
-    this.#copyFrame(k.samples, data, start, mask);
     k.frame(window, fromBin, quads, table);
     return k.bandOut;
   }
@@ -285,9 +284,8 @@ export class RealFft {
   ): Float64Array | undefined {
     if (!this.float32 || table.start.length - 1 !== SUBFP_BANDS) return undefined;
     const quads = (toBin - fromBin + 4) >> 2;
-    const k = this.#kernel32(table, fromBin, quads);
+    const k = this.#framed32(data, start, mask, table, fromBin, quads);
     if (!k) return undefined;
-    this.#copyFrame(k.samples, data, start, mask);
     k.prevBands.set(prev);
     k.frameBits(window, fromBin, quads, table, strongAlpha);
     prev.set(k.prevBands);
@@ -296,6 +294,20 @@ export class RealFft {
     result[1] = bits[1]!;
     result[2] = bits[2]!;
     return k.bandOut;
+  }
+
+  /** {@link #kernel32} with the frame at `start` copied into its samples, or null (nothing copied). */
+  #framed32(
+    data: Int16Array,
+    start: number,
+    mask: number,
+    table: BandTable,
+    fromBin: number,
+    quads: number,
+  ): SimdFrame32 | null {
+    const k = this.#kernel32(table, fromBin, quads);
+    if (k) this.#copyFrame(k.samples, data, start, mask);
+    return k;
   }
 
   /** The float32 kernel (made on first use) if it runs here and takes `table` for these bins, else null. */
