@@ -32,6 +32,7 @@ import { setLogSink } from "../util/log.ts";
 import { parseMetricsText, sumSamples } from "./support/sensor_process.ts";
 import { e2eConfig, e2eRows, recorder, sec } from "./support/actor_fixtures.ts";
 import { rng } from "./support/rng.ts";
+import { FORMAT } from "./support/speech_signatures.ts";
 import { parse as parseYaml } from "yaml";
 import { ActorSystem } from "../actors/runtime.ts";
 import { VirtualClock } from "../actors/clock.ts";
@@ -169,16 +170,7 @@ Deno.test("stream budget: a full ring's and a full target stream's bytes are wha
       node: "n",
       pod: "p",
       stream: "x",
-      format: {
-        envelope: "raw",
-        path: "",
-        encoding: "binary",
-        codec: "mulaw",
-        sample_rate: 8000,
-        channels: 1,
-        channel: 0,
-        skip_bytes: 0,
-      },
+      format: FORMAT,
       index: new SignatureIndex(),
       lookbackSeconds: lb,
     });
