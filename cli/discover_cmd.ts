@@ -20,6 +20,7 @@ import type { AudioFormat } from "../audio/types.ts";
 import type { ComposedQueryInput } from "../pixie/pxl.ts";
 import { audioDiff } from "../report/diagnosis.ts";
 import { logger } from "../util/log.ts";
+import { groupDigits } from "../util/group_digits.ts";
 
 const log = logger("discover");
 
@@ -519,9 +520,7 @@ async function* liveRows(
 // The command
 // ---------------------------------------------------------------------------------------------------------------
 
-function fmtInt(n: number): string {
-  return n.toLocaleString("en-US");
-}
+const fmtInt = groupDigits;
 
 /** Human-readable report. */
 export function renderDiscovery(report: DiscoveryReport, whereFrom: string, extra: string[] = []): string {

@@ -20,6 +20,7 @@ import { StreamKeyer } from "../audio/decode/stream_key.ts";
 import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
 import { ENERGY_DB_PER_UNIT, ENERGY_MIN_MARGIN_DB, ENERGY_MIN_SPEECH_DBFS } from "../audio/detect/vad.ts";
 import { guessPayloadFormat } from "../audio/decode/payload_guess.ts";
+import { groupDigits } from "../util/group_digits.ts";
 
 /** Engine count of one decode failure reason on one query. */
 export interface DecodeErrorCount {
@@ -92,8 +93,7 @@ export interface DiagnoseOptions {
 
 type Tap = SignatureRules | MatchRule;
 
-const nf = new Intl.NumberFormat("en-US");
-const n = (x: number) => nf.format(x);
+const n = groupDigits;
 
 function pctOf(part: number, whole: number): string {
   if (whole <= 0) return "";
