@@ -85,6 +85,8 @@ export class SlabCarver implements ByteSlab {
   #used = 0;
   /** Slabs carved from since the last seal (the current one last), each held for the batch being read. */
   #touched: Slab[] = [this.#cur];
+  /** Where the current slab's carving stood at the last seal. */
+  #sealedAt = 0;
   #closed = false;
 
   reserve(n: number): Uint8Array {
@@ -105,6 +107,7 @@ export class SlabCarver implements ByteSlab {
     const slabs = this.#touched;
     this.#cur.holds++;
     this.#touched = [this.#cur];
+    this.#sealedAt = this.#used;
     return { slabs };
   }
 
@@ -114,13 +117,16 @@ export class SlabCarver implements ByteSlab {
   }
 
   /**
-   * The reader is done: its hold on the current slab goes. Rows read since the last seal were never handed on
-   * in a batch, so nothing releases them: their slabs are left to the collector.
+   * The reader is done: its hold on the current slab goes, and the open batch's when it carved nothing. Rows read
+   * since the last seal were never handed on in a batch, so nothing releases them: their slabs are left to the
+   * collector.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    drop(this.#cur);
+    const cur = this.#cur;
+    if (this.#touched.length === 1 && this.#used === this.#sealedAt) drop(cur);
+    drop(cur);
   }
 
   /** Moves to a slab with room for `n` bytes (one of its own when `n` is beyond a slab). */
