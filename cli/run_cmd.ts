@@ -188,6 +188,17 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
 
   if (capturePath !== undefined) {
     const sample = new RowSample(config);
+    // The capture's batches handed on, each with the rows handed on once it was: a batch goes back to its reader
+    // (its cells' memory reused, pixie/capture_slabs.ts) once all its rows are delivered and the node has handled
+    // every row delivered so far (all its actors idle: no row waits in a mailbox or is being worked on).
+    const handed: { batch: readonly Row[]; source: CaptureSource; end: number }[] = [];
+    let handedRows = 0, delivered = 0;
+    const releaseHandled = () => {
+      let n = 0;
+      while (n < handed.length && handed[n]!.end <= delivered) n++;
+      if (n === 0 || !node.system.idle) return;
+      for (const h of handed.splice(0, n)) h.source.release?.(h.batch);
+    };
     /** The capture's rows in its own order, as the sensor received them live, as this node's. */
     const arrival = async function* (): AsyncGenerator<{ node: string; row: Row }[]> {
       for (const c of caps) {
@@ -203,13 +214,19 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
             sample.add(row);
             out.push({ node: config.node, row });
           }
+          handedRows += out.length;
+          handed.push({ batch, source: c, end: handedRows });
           if (out.length > 0) yield out;
         }
         for (const p of c.problems.slice(0, 20)) log.warn("malformed capture line skipped", { ...p });
       }
     };
     const done = await replayStream(arrival(), async (_n, rows) => {
-      for (const row of rows) await node.ingest(row);
+      for (const row of rows) {
+        releaseHandled();
+        await node.ingest(row);
+        delivered++;
+      }
     }, { speed, signal: node.system.stopping });
     if (!node.system.stopping.aborted) {
       await finishNodes([node], bus);
