@@ -43,7 +43,17 @@ export interface SlabLease {
 const POISON = 0xff;
 
 const free: Uint8Array[] = [];
-let poison = Deno.env.get("FSMPX_SLAB_POISON") === "1";
+/** `FSMPX_SLAB_POISON=1` (read once, where env access is granted: never asked for). */
+let poison = (() => {
+  try {
+    if (Deno.permissions.querySync({ name: "env", variable: "FSMPX_SLAB_POISON" }).state !== "granted") {
+      return false;
+    }
+    return Deno.env.get("FSMPX_SLAB_POISON") === "1";
+  } catch {
+    return false;
+  }
+})();
 let recycled = 0;
 let made = 0;
 
