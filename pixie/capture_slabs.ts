@@ -14,7 +14,8 @@
  * diagnosis sample packs rows into bytes of its own; repeating short cells are arrays of their own, see
  * capture_line_fast.ts). A batch never released only keeps its slabs from being recycled: they are collected as
  * before. With {@link setSlabPoison} on (tests, `FSMPX_SLAB_POISON=1`), a recycled slab is overwritten at once, so
- * any reader of a released row reads garbage and changes the records.
+ * any reader of a released row reads garbage and changes the records; `FSMPX_SLAB_RECYCLE=0` recycles nothing (the
+ * reference such a run is compared with, and the A side of a timing).
  * @module
  */
 import type { ByteSlab } from "./capture_line_fast.ts";
@@ -42,18 +43,21 @@ export interface SlabLease {
 /** Byte written over a recycled slab in poison mode: not UTF-8, not base64, not JSON. */
 const POISON = 0xff;
 
-const free: Uint8Array[] = [];
-/** `FSMPX_SLAB_POISON=1` (read once, where env access is granted: never asked for). */
-let poison = (() => {
+/** The value of an environment variable, read where env access is granted (never asked for). */
+function envValue(name: string): string | undefined {
   try {
-    if (Deno.permissions.querySync({ name: "env", variable: "FSMPX_SLAB_POISON" }).state !== "granted") {
-      return false;
-    }
-    return Deno.env.get("FSMPX_SLAB_POISON") === "1";
+    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return undefined;
+    return Deno.env.get(name);
   } catch {
-    return false;
+    return undefined;
   }
-})();
+}
+
+const free: Uint8Array[] = [];
+/** `FSMPX_SLAB_POISON=1`: recycled slabs are overwritten (see the module doc). */
+let poison = envValue("FSMPX_SLAB_POISON") === "1";
+/** `FSMPX_SLAB_RECYCLE=0`: no slab is reused (every one is left to the collector), for comparisons. */
+const recycle = envValue("FSMPX_SLAB_RECYCLE") !== "0";
 let recycled = 0;
 let made = 0;
 
@@ -79,6 +83,7 @@ function takeSlab(): Uint8Array {
 function drop(s: Slab): void {
   if (--s.holds > 0) return;
   if (s.holds < 0) throw new Error("a capture slab was released twice");
+  if (!recycle) return;
   recycled++;
   if (poison) s.bytes.fill(POISON);
   if (free.length < MAX_FREE_SLABS && s.bytes.length === SLAB_BYTES) free.push(s.bytes);

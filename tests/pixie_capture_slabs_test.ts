@@ -172,3 +172,66 @@ Deno.test("analyze with recycled slabs poisoned: the same records as without rec
   ok(plain.matches.length > 0);
   deepEqual(records(poisonedRun), records(plain));
 });
+
+/** `run --capture` of the demo captures as one node, unpaced; what its metrics say it found, once replayed. */
+async function runCaptureRecords(env: Record<string, string>): Promise<string> {
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = join(dir, "config.yaml");
+    const text = await Deno.readTextFile(join(ROOT, "fixtures/demo/config.yaml"));
+    await Deno.writeTextFile(
+      config,
+      text.replace(/listen: 127\.0\.0\.1:\d+/, "listen: 127.0.0.1:0").replace(
+        /^log_level: \w+/m,
+        "log_level: info",
+      ),
+    );
+    // The three nodes' rows in one capture (the later headers are skipped as malformed lines).
+    const capture = join(dir, "all.jsonl");
+    const parts = await Promise.all(
+      ["node-a", "node-b", "node-c"].map((n) => Deno.readTextFile(join(ROOT, `fixtures/demo/${n}.jsonl`))),
+    );
+    await Deno.writeTextFile(capture, parts.join(""));
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        join(ROOT, "main.ts"),
+        "run",
+        "--config",
+        config,
+        "--capture",
+        capture,
+        "--speed",
+        "1e6",
+      ],
+      env,
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const dec = new TextDecoder();
+    let log = "";
+    let found = "";
+    for await (const chunk of child.stderr) {
+      log += dec.decode(chunk, { stream: true });
+      if (!log.includes("capture replayed")) continue;
+      const url = log.match(/"metrics":"(http:\/\/[^"]+)"/)![1]!;
+      const metrics = await fetch(url).then((r) => r.text());
+      found = metrics.split("\n").filter((l) =>
+        /^(signatures_detected_total|signatures_matched_total|audio_latency_seconds_(sum|count))\b/.test(l)
+      ).sort().join("\n");
+      child.kill("SIGTERM");
+      break;
+    }
+    await child.status;
+    return found;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("run --capture with recycled slabs poisoned: the same signatures, matches and latencies", async () => {
+  const reference = await runCaptureRecords({ FSMPX_SLAB_RECYCLE: "0" });
+  ok(/audio_latency_seconds_count\{[^}]*\} [1-9]/.test(reference), reference);
+  equal(await runCaptureRecords({ FSMPX_SLAB_POISON: "1" }), reference);
+});
