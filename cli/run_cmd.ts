@@ -73,6 +73,9 @@ async function openBus(
   };
 }
 
+/** Capture batches `run --capture` holds at most until its node is idle, to hand them back (see runCommand). */
+const MAX_HANDED = 8;
+
 /** Runs `run`. */
 export async function runCommand(args: ParsedArgs): Promise<number> {
   const capturePath = optString(args, "capture");
@@ -190,7 +193,9 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     const sample = new RowSample(config);
     // The capture's batches handed on, each with the rows handed on once it was: a batch goes back to its reader
     // (its cells' memory reused, pixie/capture_slabs.ts) once all its rows are delivered and the node has handled
-    // every row delivered so far (all its actors idle: no row waits in a mailbox or is being worked on).
+    // every row delivered so far (all its actors idle: no row waits in a mailbox or is being worked on). A node
+    // kept busy that long makes the oldest waiting batch be forgotten instead, left to the collector as before:
+    // holding a batch keeps its rows, so the wait is bounded (MAX_HANDED batches, ~1.5 MB at 256 rows of 600 B).
     const handed: { batch: readonly Row[]; source: CaptureSource; end: number }[] = [];
     let handedRows = 0, delivered = 0;
     const releaseHandled = () => {
@@ -215,6 +220,7 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
             out.push({ node: config.node, row });
           }
           handedRows += out.length;
+          if (handed.length >= MAX_HANDED) handed.shift();
           handed.push({ batch, source: c, end: handedRows });
           if (out.length > 0) yield out;
         }
