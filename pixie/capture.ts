@@ -13,7 +13,7 @@ import type { Cell, Row } from "./row.ts";
 import { parseQueryName } from "./row.ts";
 import { type ByteSlab, lineEnd, parseCaptureLineFast, readCaptureLine } from "./capture_line_fast.ts";
 import { cellKernelBuffer } from "./string_cell_simd.ts";
-import { SlabCarver, type SlabLease } from "./capture_slabs.ts";
+import { SLAB_BYTES, SlabCarver, type SlabLease } from "./capture_slabs.ts";
 
 /** The capture format version this module reads and writes. */
 export const CAPTURE_VERSION = 1;
@@ -81,9 +81,10 @@ export function encodeCaptureHeader(node: string): string {
  * Bytes of string cells are carved from shared slabs rather than allocated one array each: an allocation of a
  * typed array with its own buffer (what `TextEncoder.encode` returns) costs several microseconds in Deno, more
  * than parsing the row, and a row has three or more string cells. A cell keeps its slab alive, so slabs are
- * small; large values get their own array.
+ * small; large values get their own array. These slabs take the lines read through `JSON.parse` (parseCapture,
+ * and the few lines a {@link CaptureReader} leaves to it); the reader's direct lines go to slabs of its own that
+ * are recycled (capture_slabs.ts).
  */
-const SLAB_BYTES = 64 * 1024;
 let slab = new Uint8Array(SLAB_BYTES);
 let slabUsed = 0;
 
