@@ -73,9 +73,6 @@ async function openBus(
   };
 }
 
-/** Capture batches `run --capture` holds at most until its node is idle, to hand them back (see runCommand). */
-const MAX_HANDED = 8;
-
 /** Runs `run`. */
 export async function runCommand(args: ParsedArgs): Promise<number> {
   const capturePath = optString(args, "capture");
@@ -191,19 +188,6 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
 
   if (capturePath !== undefined) {
     const sample = new RowSample(config);
-    // The capture's batches handed on, each with the rows handed on once it was: a batch goes back to its reader
-    // (its cells' memory reused, pixie/capture_slabs.ts) once all its rows are delivered and the node has handled
-    // every row delivered so far (all its actors idle: no row waits in a mailbox or is being worked on). A node
-    // kept busy that long makes the oldest waiting batch be forgotten instead, left to the collector as before:
-    // holding a batch keeps its rows, so the wait is bounded (MAX_HANDED batches, ~1.5 MB at 256 rows of 600 B).
-    const handed: { batch: readonly Row[]; source: CaptureSource; end: number }[] = [];
-    let handedRows = 0, delivered = 0;
-    const releaseHandled = () => {
-      let n = 0;
-      while (n < handed.length && handed[n]!.end <= delivered) n++;
-      if (n === 0 || !node.system.idle) return;
-      for (const h of handed.splice(0, n)) h.source.release?.(h.batch);
-    };
     /** The capture's rows in its own order, as the sensor received them live, as this node's. */
     const arrival = async function* (): AsyncGenerator<{ node: string; row: Row }[]> {
       for (const c of caps) {
@@ -219,20 +203,13 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
             sample.add(row);
             out.push({ node: config.node, row });
           }
-          handedRows += out.length;
-          if (handed.length >= MAX_HANDED) handed.shift();
-          handed.push({ batch, source: c, end: handedRows });
           if (out.length > 0) yield out;
         }
         for (const p of c.problems.slice(0, 20)) log.warn("malformed capture line skipped", { ...p });
       }
     };
     const done = await replayStream(arrival(), async (_n, rows) => {
-      for (const row of rows) {
-        releaseHandled();
-        await node.ingest(row);
-        delivered++;
-      }
+      for (const row of rows) await node.ingest(row);
     }, { speed, signal: node.system.stopping });
     if (!node.system.stopping.aborted) {
       await finishNodes([node], bus);
