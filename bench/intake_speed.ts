@@ -3,7 +3,8 @@
  * then each row routed as the sensor's tap intake does (actors/tap_intake.ts: stream key, stream table, per-stream
  * dedupe) to a stand-in pipeline that finds the audio field and decodes it as the stream decoder does
  * (`extractAudioFieldView`, `decodeField`), and nothing more: no codec, no ring, no fingerprint. Figures are
- * process CPU microseconds per row, the best of `--rounds` rounds, for the read alone and read + route; a digest of
+ * process CPU microseconds per row, the best of `--rounds` rounds, for the read alone and read + route (each batch
+ * released once routed, as analyze releases it: its slabs are reused, capture_slabs.ts); a digest of
  * every decoded field (and the rows' keys and times) shows that a change decodes the same bytes for the same
  * streams.
  *
@@ -108,6 +109,8 @@ async function pass(route: boolean, check: boolean): Promise<{ cpuS: number; row
         const p = intake.pushAll(batch);
         if (p !== undefined) await p;
       }
+      // Done with: its cells' slabs are reused, as analyze's merge hands its batches back.
+      r.release(batch);
     }
   }
   const c = process.cpuUsage(c0);

@@ -81,6 +81,8 @@ export interface CaptureSource {
   problems: readonly CaptureProblem[];
   problemCount(): number;
   batches(): AsyncIterable<readonly Row[]>;
+  /** Hands back a batch whose rows are done with, for its memory to be reused (JSON Lines captures). */
+  release?(batch: readonly Row[]): void;
   /** Its problems were logged already (read whole by {@link readCaptures}). */
   logged?: boolean;
 }
@@ -103,6 +105,7 @@ export async function openCaptures(paths: readonly string[], config?: Config): P
           problems: r.problems,
           problemCount: () => r.problemCount,
           batches: () => r.batches(),
+          release: (batch) => r.release(batch),
         });
       }
     } catch (e) {
@@ -544,9 +547,17 @@ export async function runCaptureSources(
   const sample = new RowSample(config);
   const totalBytes = sources.reduce((a, s) => a + s.size, 0);
   const readBytes = () => sources.reduce((a, s) => a + s.bytesRead(), 0);
+  const unpaced = opts.speed === undefined;
   // A node's files are read one after the other, as if concatenated (the order mergeByTime gave them).
+  // Unpaced, every row of a merge step is done with (settleAll below) before the next step is asked for, so the
+  // merge may hand batches back to their readers (a reader ignores another's batch); the sample copies its rows.
   const inputs: NodeRowStream[] = [...byNode].map(([node, cs]) => ({
     node,
+    release: unpaced
+      ? (batch: readonly Row[]) => {
+        for (const c of cs) c.release?.(batch);
+      }
+      : undefined,
     batches: (async function* () {
       for (const c of cs) {
         for await (const b of c.batches()) {
@@ -560,7 +571,6 @@ export async function runCaptureSources(
   const stats: MergeStats = { rows: 0, late: 0, forced: 0, peakBuffered: 0 };
   const merged = mergeStreams(inputs, { windowNs: opts.windowNs, maxBuffered: opts.maxBuffered }, stats);
   let lastBytes = 0;
-  const unpaced = opts.speed === undefined;
   const rows = await replayStream(merged, async (node, batch) => {
     await nodes.get(node)!.ingestBatch(batch);
     // Unpaced, a batch is handled in full (every actor of every node idle, signatures passed on the bus included)

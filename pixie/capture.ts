@@ -13,6 +13,7 @@ import type { Cell, Row } from "./row.ts";
 import { parseQueryName } from "./row.ts";
 import { type ByteSlab, lineEnd, parseCaptureLineFast, readCaptureLine } from "./capture_line_fast.ts";
 import { cellKernelBuffer } from "./string_cell_simd.ts";
+import { SLAB_BYTES, SlabCarver, type SlabLease } from "./capture_slabs.ts";
 
 /** The capture format version this module reads and writes. */
 export const CAPTURE_VERSION = 1;
@@ -80,9 +81,10 @@ export function encodeCaptureHeader(node: string): string {
  * Bytes of string cells are carved from shared slabs rather than allocated one array each: an allocation of a
  * typed array with its own buffer (what `TextEncoder.encode` returns) costs several microseconds in Deno, more
  * than parsing the row, and a row has three or more string cells. A cell keeps its slab alive, so slabs are
- * small; large values get their own array.
+ * small; large values get their own array. These slabs take the lines read through `JSON.parse` (parseCapture,
+ * and the few lines a {@link CaptureReader} leaves to it); the reader's direct lines go to slabs of its own that
+ * are recycled (capture_slabs.ts).
  */
-const SLAB_BYTES = 64 * 1024;
 let slab = new Uint8Array(SLAB_BYTES);
 let slabUsed = 0;
 
@@ -301,6 +303,9 @@ export class CaptureReader {
   #eof = false;
   #done = false;
   #started = false;
+  /** The slab the direct reader carves string cells from, and the lease of each batch handed on. */
+  readonly #carver = new SlabCarver();
+  readonly #leases = new WeakMap<readonly Row[], SlabLease>();
 
   private constructor(file: string, f: Deno.FsFile, size: number, opts: OpenCaptureOptions) {
     this.file = file;
@@ -329,7 +334,11 @@ export class CaptureReader {
     return r;
   }
 
-  /** Rows in file order, a batch at a time; the file is closed at the end (or when the loop is left). */
+  /**
+   * Rows in file order, a batch at a time; the file is closed at the end (or when the loop is left). A consumer
+   * that is done with a batch (no row of it, nor anything viewing a row's bytes, is read again) may
+   * {@link release} it, so that the memory of its string cells is reused (see capture_slabs.ts).
+   */
   async *batches(): AsyncGenerator<Row[]> {
     if (this.#started) throw new Error("a capture reader is read once");
     this.#started = true;
@@ -349,7 +358,7 @@ export class CaptureReader {
             limit,
             last && limit === size,
             this.node,
-            captureSlab,
+            this.#carver,
             base64ToBytes,
           );
           if (row !== undefined) {
@@ -369,6 +378,7 @@ export class CaptureReader {
             this.#parse(lineText(view, from, nl), out);
           }
           if (out.length >= this.#batch) {
+            this.#leases.set(out, this.#carver.seal());
             yield out;
             out = [];
           }
@@ -376,14 +386,29 @@ export class CaptureReader {
         if (this.#eof || this.#done) break;
         await this.#fill();
       }
-      if (out.length > 0) yield out;
+      if (out.length > 0) {
+        this.#leases.set(out, this.#carver.seal());
+        yield out;
+      }
     } finally {
       this.close();
     }
   }
 
+  /**
+   * Hands back a batch of {@link batches} whose rows are done with: the slabs its string cells were carved from
+   * are reused once no other batch holds them. Idempotent; a batch of another reader is ignored.
+   */
+  release(batch: readonly Row[]): void {
+    const lease = this.#leases.get(batch);
+    if (lease === undefined) return;
+    this.#leases.delete(batch);
+    this.#carver.release(lease);
+  }
+
   /** Closes the file (idempotent). */
   close(): void {
+    this.#carver.close();
     this.#done = true;
     try {
       this.#f.close();

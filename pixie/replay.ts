@@ -68,6 +68,12 @@ export function mergeByTime(inputs: readonly NodeRows[]): { node: string; row: R
 export interface NodeRowStream {
   node: string;
   batches: AsyncIterable<readonly Row[]>;
+  /**
+   * Called with a batch once every row of it has been handed on and the merge's consumer has asked for the step
+   * after (capture.ts's CaptureReader.release: the batch's cell memory is reused). Give it only when the consumer
+   * is done with a step's rows, and with everything it made from them, before it asks for the next step.
+   */
+  release?: (batch: readonly Row[]) => void;
 }
 
 /** Options of {@link mergeStreams}. */
@@ -96,6 +102,13 @@ export interface MergeStats {
   peakBuffered: number;
 }
 
+/** A batch read by the merge and how many of its rows it still holds (see {@link NodeRowStream.release}). */
+interface HeldBatch {
+  readonly batch: readonly Row[];
+  readonly release: (batch: readonly Row[]) => void;
+  left: number;
+}
+
 interface Held {
   key: bigint;
   /** `key` less the heap's base as a number: exact while every key is within 2^53 ns (104 days) of the base. */
@@ -104,6 +117,8 @@ interface Held {
   seq: number;
   node: string;
   row: Row;
+  /** The batch the row came in, when it is to be released. */
+  from: HeldBatch | undefined;
 }
 
 function before(a: Held, b: Held): boolean {
@@ -268,6 +283,7 @@ export async function* mergeStreams(
     node: input.node,
     index: i,
     it: input.batches[Symbol.asyncIterator](),
+    release: input.release,
     ended: false,
     /** Largest key read so far (undefined before the first row). */
     frontier: undefined as bigint | undefined,
@@ -276,12 +292,15 @@ export async function* mergeStreams(
     seq: 0,
   }));
   let lastOut: Held | undefined;
+  /** Batches whose last held row went in the step yielded last: released when the next step is asked for. */
+  const handedOn: HeldBatch[] = [];
   const read = async (s: typeof state[number]): Promise<void> => {
     const next = await s.it.next();
     if (next.done) {
       s.ended = true;
       return;
     }
+    const from = s.release === undefined ? undefined : { batch: next.value, release: s.release, left: 0 };
     for (const row of next.value) {
       if (opts.filter && !opts.filter(row)) continue;
       const prev = s.newest.get(row.query);
@@ -290,12 +309,19 @@ export async function* mergeStreams(
       else if (prev.key > key) key = prev.key;
       else prev.key = key;
       if (s.frontier === undefined || key > s.frontier) s.frontier = key;
-      heap.push({ key, k: heap.numberKey(key), input: s.index, seq: s.seq++, node: s.node, row });
+      heap.push({ key, k: heap.numberKey(key), input: s.index, seq: s.seq++, node: s.node, row, from });
+      if (from !== undefined) from.left++;
     }
+    // A batch none of whose rows are held is done with already (they were all filtered out).
+    if (from !== undefined && from.left === 0) from.release(from.batch);
     if (heap.size > stats.peakBuffered) stats.peakBuffered = heap.size;
   };
   try {
     for (;;) {
+      if (handedOn.length > 0) {
+        for (const b of handedOn) b.release(b.batch);
+        truncate(handedOn, 0);
+      }
       // The input furthest behind decides whether the smallest held row may go: read it until it is past.
       let lagging: typeof state[number] | undefined;
       const top = heap.peek();
@@ -327,6 +353,8 @@ export async function* mergeStreams(
         else lastOut = h;
         // The held entry itself (it has node and row): no object per row.
         out.push(h);
+        const from = h.from;
+        if (from !== undefined && --from.left === 0) handedOn.push(from);
       }
       stats.rows += out.length;
       yield out;
