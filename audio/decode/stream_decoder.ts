@@ -439,6 +439,13 @@ export class StreamDecoder {
         bytes.length,
       );
     }
+    if (
+      codec === "pcm16le" && this.#ringValues && this.#monoChannel && !msg.mediaClock && !repaired &&
+      !this.#resampler.passthrough && (audio.length & 1) === 0
+    ) {
+      const out = this.#appendPcm16Ring(messageIndex, msg, audio, bytes.length);
+      if (out) return out;
+    }
     const decoded = decodeSamples(
       codec,
       audio,
@@ -539,6 +546,23 @@ export class StreamDecoder {
     this.timeline.append(messageIndex, msg.timeNs, n);
     const start = this.#resampler.outputLength;
     this.#resampler.passOn(n);
+    const out: DecodeOutcome = { kind: "audio", messageIndex, frames: n, start, samples: NO_SAMPLES, ring };
+    return out;
+  }
+
+  /**
+   * {@link #append} for a 16-bit message of a mono stream that is resampled: its samples go to the resampler's
+   * kernel as they are and come back as ring values (Resampler.pushPcm16Ring; undefined, with nothing done, for
+   * a message too long for it).
+   */
+  #appendPcm16Ring(messageIndex: number, msg: StreamMessage, pcm: Uint8Array, size: number) {
+    const start = this.#resampler.outputLength;
+    const ring = this.#resampler.pushPcm16Ring(pcm);
+    if (!ring) return undefined;
+    const n = pcm.length >> 1;
+    this.#decoded++;
+    this.#noteGood(size, n);
+    this.timeline.append(messageIndex, msg.timeNs, n);
     const out: DecodeOutcome = { kind: "audio", messageIndex, frames: n, start, samples: NO_SAMPLES, ring };
     return out;
   }
