@@ -35,10 +35,13 @@ import {
   decodedLengthEstimate,
   decodeField,
   type DecodeFieldResult,
+  decodeJsonBase64Field,
   type EncodingErrorReason,
   encodingRatio,
 } from "./encoding.ts";
+import { type BytePath, bytePath } from "./json_scan_bytes.ts";
 import {
+  compileJsonPath,
   detectPixieMarker,
   type EnvelopeErrorReason,
   extractAudioFieldView,
@@ -304,6 +307,8 @@ export class StreamDecoder {
   readonly #monoChannel: boolean;
   readonly #g722: G722Decoder | undefined;
   readonly #opus: OpusStreamDecoder | undefined;
+  /** The audio path of a JSON envelope with a base64 field (see {@link decodeJsonBase64Field}). */
+  readonly #jsonBase64Path: BytePath | undefined;
   #messages = 0;
   #decoded = 0;
   #markers: Record<PixieMarker, number> = { truncated: 0, removed: 0 };
@@ -361,6 +366,9 @@ export class StreamDecoder {
     this.#reuseSamples = opts.reuseSamples ?? false;
     this.#ringValues = this.#reuseSamples && (opts.ringValues ?? false);
     this.#monoChannel = format.channels === 1 && (format.channel === 0 || format.channel === "mix");
+    if (format.envelope === "json" && format.encoding === "base64") {
+      this.#jsonBase64Path = bytePath(compileJsonPath(format.path));
+    }
     if (codec === "g722") this.#g722 = new G722Decoder();
     if (codec === "opus") this.#opus = new OpusStreamDecoder(format.sample_rate, format.channels);
   }
@@ -404,20 +412,26 @@ export class StreamDecoder {
       }
     }
 
-    const field = extractAudioFieldView(env ?? bytes, fmt);
-    if (!field.ok) return this.#fail(messageIndex, field.reason);
-    const raw: DecodeFieldResult = decodeField(field.data, fmt.encoding, true);
-    if (!raw.ok) {
-      return this.#repair(
-        messageIndex,
-        msg,
-        raw.reason,
-        unpaddedLength(fieldAsText(field.data, fmt.envelope)),
-      );
+    // A base64 field of a JSON body not read yet (the usual tap's message): found and decoded in one pass.
+    let audio = this.#jsonBase64Path && !env?.scanned
+      ? decodeJsonBase64Field(bytes, this.#jsonBase64Path)
+      : undefined;
+    if (audio === undefined) {
+      const field = extractAudioFieldView(env ?? bytes, fmt);
+      if (!field.ok) return this.#fail(messageIndex, field.reason);
+      const raw: DecodeFieldResult = decodeField(field.data, fmt.encoding, true);
+      if (!raw.ok) {
+        return this.#repair(
+          messageIndex,
+          msg,
+          raw.reason,
+          unpaddedLength(fieldAsText(field.data, fmt.envelope)),
+        );
+      }
+      audio = raw.bytes;
     }
-    if (!isSampleCodec(codec)) return this.#pushStateful(messageIndex, msg, raw.bytes, bytes.length);
+    if (!isSampleCodec(codec)) return this.#pushStateful(messageIndex, msg, audio, bytes.length);
 
-    let audio = raw.bytes;
     let repaired: DecodeErrorReason | undefined;
     const bpf = bytesPerSample(codec) * fmt.channels;
     if (audio.length % bpf !== 0 && this.#keepTimeline) {
