@@ -141,3 +141,13 @@ Deno.test("json field kernel: agrees with the scanner on mutated and generated b
   }
   ok(found > 2000, `found ${found}`);
 });
+
+Deno.test("json field kernel: more audio paths than it keeps in memory are written again, and still agree", () => {
+  // Streams of different paths interleave message by message; past the kept paths, memory is reused.
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 20; i++) {
+      ok(agree(enc.encode(`{"a${i}":{"p${i}":"QUJD"},"b":"x"}`), `a${i}.p${i}`));
+      equal(agree(enc.encode(`{"a${i}":{"p${i}":"QUJD"},"b":"x"}`), `a${i}.p${i + 1}`), false);
+    }
+  }
+});

@@ -20,7 +20,9 @@ import type { BytePath } from "./json_scan_bytes.ts";
 import {
   FIELD_END_AT,
   FIELD_MAX_SEGMENTS,
-  FIELD_PATH_AT,
+  FIELD_PATH_BYTES,
+  FIELD_PATHS,
+  FIELD_PATHS_AT,
   FIELD_SEGMENT_BYTES,
   jsonFieldBody,
 } from "./json_field_simd.ts";
@@ -202,9 +204,9 @@ function kernelBytes(): Uint8Array<ArrayBuffer> {
   const field = jsonFieldBody();
   return new Uint8Array([
     ...WASM_HEADER,
-    ...section(1, [2, 0x60, 3, I32, I32, I32, 1, I32, 0x60, 2, I32, I32, 1, I32]),
+    ...section(1, [1, 0x60, 3, I32, I32, I32, 1, I32]),
     ...section(2, [1, ...name("m"), ...name("mem"), 0x02, 0x00, 2]),
-    ...section(3, [2, 0, 1]),
+    ...section(3, [2, 0, 0]),
     ...section(7, [2, ...name("decode"), 0x00, 0, ...name("field"), 0x00, 1]),
     ...section(10, [2, ...uleb(body.length), ...body, ...uleb(field.length), ...field]),
   ]);
@@ -240,30 +242,45 @@ export interface FieldDigits {
 /** Longest body {@link Base64Kernel.field} reads (the rest of the digits' area is its zero padding). */
 export const FIELD_MAX_BODY = B64_MAX_IN - 16;
 
-/** The path whose segments are in the kernel's memory (see {@link Base64Kernel.field}), and their count. */
-let loadedPath: BytePath | undefined;
-let loadedSegments = -1;
+/** A path the field function follows: where its segments are in memory, and their count. */
+interface LoadedPath {
+  at: number;
+  segments: number;
+}
+
+/** The paths written to the kernel's memory (see {@link Base64Kernel.field}); a segment count of -1: not followed. */
+const loaded = new Map<BytePath, LoadedPath>();
+/** The one asked last (streams of one path follow each other). */
+let lastPath: BytePath | undefined;
+let lastLoaded: LoadedPath = { at: 0, segments: -1 };
 /** The result object of {@link Base64Kernel.field}, reused (read at once). */
 const fieldResult: FieldDigits = { start: 0, end: 0, done: 0 };
 
 /**
- * Writes `path`'s segments where the field function reads them; the segment count, or -1 for a path it does not
- * follow (an array index, a non-ASCII or long segment, too many, none).
+ * `path` as the field function reads it, written to memory on first use: its segments' place and count, the
+ * count -1 for a path it does not follow (an array index, a non-ASCII or long segment, too many, none).
  */
-function loadPath(mem: Uint8Array, path: BytePath): number {
+function loadPath(mem: Uint8Array, path: BytePath): LoadedPath {
+  let p = loaded.get(path);
+  if (p !== undefined) return p;
   const n = path.segs.length;
-  if (n === 0 || n > FIELD_MAX_SEGMENTS) return -1;
-  for (let i = 0; i < n; i++) {
-    const b = path.bytes[i]!;
-    if (path.index[i]! >= 0 || !path.ascii[i] || b.length > FIELD_SEGMENT_BYTES - 4) return -1;
+  let follow = n > 0 && n <= FIELD_MAX_SEGMENTS;
+  for (let i = 0; follow && i < n; i++) {
+    follow = path.index[i]! < 0 && path.ascii[i]! && path.bytes[i]!.length <= FIELD_SEGMENT_BYTES - 4;
   }
-  const view = new DataView(mem.buffer);
-  for (let i = 0; i < n; i++) {
-    const at = FIELD_PATH_AT + i * FIELD_SEGMENT_BYTES, b = path.bytes[i]!;
-    view.setInt32(at, b.length, true);
-    mem.set(b, at + 4);
+  // Past the slots (more audio paths than taps have), start over: the evicted paths are written again.
+  if (loaded.size >= FIELD_PATHS) loaded.clear();
+  p = { at: FIELD_PATHS_AT + loaded.size * FIELD_PATH_BYTES, segments: follow ? n : -1 };
+  if (follow) {
+    const view = new DataView(mem.buffer);
+    for (let i = 0; i < n; i++) {
+      const at = p.at + i * FIELD_SEGMENT_BYTES, b = path.bytes[i]!;
+      view.setInt32(at, b.length, true);
+      mem.set(b, at + 4);
+    }
   }
-  return n;
+  loaded.set(path, p);
+  return p;
 }
 
 let kernel: Base64Kernel | null | undefined;
@@ -277,7 +294,7 @@ export function base64Kernel(): Base64Kernel | undefined {
         m: { mem: memory },
       });
       const fn = instance.exports.decode as (at: number, n: number, out: number) => number;
-      const find = instance.exports.field as (len: number, segments: number) => number;
+      const find = instance.exports.field as (len: number, segments: number, path: number) => number;
       const mem = new Uint8Array(memory.buffer);
       const input = new Uint8Array(memory.buffer, 0, B64_MAX_IN);
       const ends = new Int32Array(memory.buffer, FIELD_END_AT, 1);
@@ -289,15 +306,17 @@ export function base64Kernel(): Base64Kernel | undefined {
         field(body, path) {
           const len = body.length;
           if (len > FIELD_MAX_BODY) return undefined;
-          if (path !== loadedPath) {
-            loadedSegments = loadPath(mem, path);
-            loadedPath = path;
+          if (path !== lastPath) {
+            lastLoaded = loadPath(mem, path);
+            lastPath = path;
           }
-          if (loadedSegments < 0) return undefined;
+          const p = lastLoaded;
+          if (p.segments < 0) return undefined;
           input.set(body);
-          // A read past the body sees control characters: every string and token stops there.
-          input.fill(0, len, len + 16);
-          const quote = find(len, loadedSegments);
+          // A read past the body sees control characters: every string and token stops there. (A loop: the
+          // builtin fill costs more for 16 bytes.)
+          for (let i = len; i < len + 16; i++) input[i] = 0;
+          const quote = find(len, p.segments, p.at);
           if (quote < 0) return undefined;
           const r = fieldResult;
           r.start = quote + 1;

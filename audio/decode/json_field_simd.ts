@@ -9,24 +9,28 @@
  * JSON.parse reads it; a later duplicate key wins, as there. Strings are skipped sixteen bytes a step.
  *
  * Memory: the body at byte 0 followed by 16 zero bytes (a read past its end sees control characters, which
- * stop every string and token), the path's segments at {@link FIELD_PATH_AT} (each: its length as an i32, then
- * its bytes, {@link FIELD_SEGMENT_BYTES} a segment), the containers' stack from {@link FIELD_STACK_AT}, and the
+ * stop every string and token), the path's segments from {@link FIELD_PATHS_AT} (each: its length as an i32,
+ * then its bytes, {@link FIELD_SEGMENT_BYTES} a segment), the containers' stack from {@link FIELD_STACK_AT}, and the
  * string's end at {@link FIELD_END_AT}.
  * @module
  */
 
 import { uleb } from "../../util/wasm_encode.ts";
 
-/** Byte address of the path's segments. */
-export const FIELD_PATH_AT = 65536;
+/** Byte address of the paths' segments: {@link FIELD_PATHS} paths of {@link FIELD_PATH_BYTES} each. */
+export const FIELD_PATHS_AT = 65536;
 /** Bytes of one segment's slot: its length (an i32) and up to 60 bytes. */
 export const FIELD_SEGMENT_BYTES = 64;
 /** Most segments the function follows. */
 export const FIELD_MAX_SEGMENTS = 8;
+/** Bytes of one path's segments. */
+export const FIELD_PATH_BYTES = FIELD_MAX_SEGMENTS * FIELD_SEGMENT_BYTES;
+/** Paths kept in memory at once (the taps' audio paths, each written once). */
+export const FIELD_PATHS = 16;
 /** Deepest nesting it reads (deeper: ask the scanner). */
 export const FIELD_MAX_DEPTH = 64;
 /** Byte address of the containers' stack (a byte each: 1 an array, 2 an object on the path). */
-export const FIELD_STACK_AT = FIELD_PATH_AT + FIELD_MAX_SEGMENTS * FIELD_SEGMENT_BYTES;
+export const FIELD_STACK_AT = FIELD_PATHS_AT + FIELD_PATHS * FIELD_PATH_BYTES;
 /** Where the string's end (after its closing quote) is stored. */
 export const FIELD_END_AT = FIELD_STACK_AT + FIELD_MAX_DEPTH + 16;
 
@@ -70,7 +74,22 @@ function sleb32(n: number): number[] {
 }
 
 // Parameters and locals.
-const [LEN, SEGS, POS, C, D, MODE, ONP, TGT, HIT, P, E, TOP, V] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+const [LEN, SEGS, PATH, POS, C, D, MODE, ONP, TGT, HIT, P, E, TOP, V] = [
+  0,
+  1,
+  2,
+  3,
+  4,
+  5,
+  6,
+  7,
+  8,
+  9,
+  10,
+  11,
+  12,
+  13,
+];
 /** What the main loop expects next. */
 const [VALUE, AFTER, KEY, COLON, KEY_OR_CLOSE, VALUE_OR_CLOSE] = [0, 1, 2, 3, 4, 5];
 const ARRAY = 1, ON_PATH = 2;
@@ -192,7 +211,7 @@ const key = [
   ...[...get(D), ...i32(1), SUB, LOAD8, 0, ...uleb(FIELD_STACK_AT), ...i32(ON_PATH), AND, ...i32(0), NE],
   ...[...get(D), ...get(SEGS), LE_U, AND, IF, VOID],
   // Segment d - 1: its length, then its bytes.
-  ...[...get(D), ...i32(1), SUB, ...i32(FIELD_SEGMENT_BYTES), MUL, ...i32(FIELD_PATH_AT), ADD, ...set(TOP)],
+  ...[...get(D), ...i32(1), SUB, ...i32(FIELD_SEGMENT_BYTES), MUL, ...get(PATH), ADD, ...set(TOP)],
   ...[BLOCK, VOID, ...get(E), ...get(POS), SUB, ...i32(1), SUB, ...get(TOP), LOAD, 2, 0, NE, BR_IF, 0],
   ...[...get(POS), ...i32(1), ADD, ...set(P)],
   ...[BLOCK, VOID, LOOP, VOID, ...get(P), ...get(E), GE_U, BR_IF, 1],
@@ -205,8 +224,9 @@ const key = [
 ];
 
 /**
- * The function's body: (func (export "field") (param $len i32) (param $segs i32) (result i32)): the position of
- * the opening quote of the string at the path (its end at {@link FIELD_END_AT}), or -1 (ask the scanner).
+ * The function's body: (func (export "field") (param $len i32) (param $segs i32) (param $path i32) (result i32)):
+ * the position of the opening quote of the string at the path of `segs` segments at byte `path` (its end at
+ * {@link FIELD_END_AT}), or -1 (ask the scanner).
  */
 export function jsonFieldBody(): number[] {
   const code = [
