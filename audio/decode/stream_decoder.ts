@@ -532,7 +532,7 @@ export class StreamDecoder {
   ): DecodeOutcome {
     this.#decoded++;
     this.#noteGood(size, mono.length);
-    this.timeline.append(messageIndex, msg.timeNs, mono.length);
+    this.timeline.add(messageIndex, msg.timeNs, mono.length);
     const start = this.#resampler.outputLength;
     const samples = this.#resampler.push(mono);
     const out: DecodeOutcome = { kind: "audio", messageIndex, frames: mono.length, start, samples };
@@ -557,7 +557,7 @@ export class StreamDecoder {
     for (let i = 0; i < n; i++) ring[i] = table[codes[i]!]!;
     this.#decoded++;
     this.#noteGood(size, n);
-    this.timeline.append(messageIndex, msg.timeNs, n);
+    this.timeline.add(messageIndex, msg.timeNs, n);
     const start = this.#resampler.outputLength;
     this.#resampler.passOn(n);
     const out: DecodeOutcome = { kind: "audio", messageIndex, frames: n, start, samples: NO_SAMPLES, ring };
@@ -576,7 +576,7 @@ export class StreamDecoder {
     const n = pcm.length >> 1;
     this.#decoded++;
     this.#noteGood(size, n);
-    this.timeline.append(messageIndex, msg.timeNs, n);
+    this.timeline.add(messageIndex, msg.timeNs, n);
     const out: DecodeOutcome = { kind: "audio", messageIndex, frames: n, start, samples: NO_SAMPLES, ring };
     return out;
   }
@@ -625,7 +625,7 @@ export class StreamDecoder {
     }
     frames = Math.min(frames, this.#maxGapFrames);
     this.#repairedFrames += frames;
-    this.timeline.append(messageIndex, msg.timeNs, frames, true);
+    this.timeline.add(messageIndex, msg.timeNs, frames, true);
     const start = this.#resampler.outputLength;
     const samples = frames > 0 ? this.#pushOrdered(new Float32Array(frames)) : new Float32Array(0);
     return { kind: "gap", messageIndex, reason, gapFrames: frames, start, samples };
@@ -665,7 +665,7 @@ export class StreamDecoder {
       const mono = decode(0);
       this.#decoded++;
       this.#noteGood(size, frames);
-      this.timeline.append(messageIndex, msg.timeNs, frames);
+      this.timeline.add(messageIndex, msg.timeNs, frames);
       const start = this.#resampler.outputLength;
       const samples = this.#pushOrdered(mono);
       return { kind: "audio", messageIndex, frames, start, samples };
@@ -726,7 +726,7 @@ export class StreamDecoder {
       const gapTime = prevTime + BigInt(Math.round(Number(span) * (gapTicks / (gapTicks + ticks))));
       this.#mediaGaps++;
       this.#mediaGapFrames += gapFrames;
-      this.timeline.append(messageIndex, gapTime, gapFrames, true);
+      this.timeline.add(messageIndex, gapTime, gapFrames, true);
       const fill = this.#gapFill(gapFrames);
       if (fill) parts.push(fill);
       mediaGap = {
@@ -740,7 +740,7 @@ export class StreamDecoder {
     if (mono) parts.push(mono);
     this.#decoded++;
     this.#noteGood(size, frames);
-    this.timeline.append(messageIndex, msg.timeNs, own);
+    this.timeline.add(messageIndex, msg.timeNs, own);
     const samples = parts.length === 0
       ? new Float32Array(0)
       : this.#pushOrdered(parts.length === 1 ? parts[0]! : concat(parts[0]!, parts[1]!));
@@ -829,7 +829,7 @@ export class StreamDecoder {
     }
     frames = Math.min(frames, this.#maxGapFrames);
     this.#gapFrames += frames;
-    this.timeline.append(messageIndex, msg.timeNs, frames, true);
+    this.timeline.add(messageIndex, msg.timeNs, frames, true);
     const start = this.#resampler.outputLength;
     const samples = frames > 0 ? this.#pushOrdered(new Float32Array(frames)) : new Float32Array(0);
     return { kind: "marker", messageIndex, marker, gapFrames: frames, start, samples };
