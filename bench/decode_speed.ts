@@ -1,5 +1,6 @@
 /**
- * Decode-side speed: whole StreamDecoder path (JSON envelope, base64, codec, resample, timeline), the
+ * Decode-side speed: the decode stage per message on the analyze corpus's envelopes (as a target pipeline
+ * decodes them), the whole StreamDecoder path (JSON envelope, base64, codec, resample, timeline), the
  * resampler alone, and a target stream's sample ring (Int16, 8-bit and 4-bit tiers at the pipeline's sizes) fed
  * 30 s lookbacks of μ-law audio, alone and behind the decoder (float samples, or the ring's Int16 values), as
  * multiples of real time per CPU second (the best of five runs). Not a test:
@@ -170,6 +171,93 @@ function decodeIntoRingCase(ringValues: boolean): void {
   );
 }
 
+/** The analyze corpus's envelopes (bench/corpus.ts stages): a 20 ms message's payload of each. */
+const ENVELOPES: {
+  name: string;
+  fmt: AudioFormat;
+  codec: Codec;
+  rate: number;
+  wrap: (b: Uint8Array) => Uint8Array;
+}[] = [
+  {
+    name: "Twilio media JSON, μ-law",
+    fmt: DEFAULT_FORMAT,
+    codec: "mulaw",
+    rate: 8000,
+    wrap: (b) => twilioEnvelope(encodeBase64(b)),
+  },
+  {
+    name: '{"data"} JSON, A-law',
+    fmt: { ...DEFAULT_FORMAT, path: "data", codec: "alaw" },
+    codec: "alaw",
+    rate: 8000,
+    wrap: (b) => new TextEncoder().encode(JSON.stringify({ data: encodeBase64(b) })),
+  },
+  {
+    name: '{"data"} JSON, pcm16le 16 kHz',
+    fmt: { ...DEFAULT_FORMAT, path: "data", codec: "pcm16le", sample_rate: 16000 },
+    codec: "pcm16le",
+    rate: 16000,
+    wrap: (b) => new TextEncoder().encode(JSON.stringify({ data: encodeBase64(b) })),
+  },
+  {
+    name: "raw binary, μ-law",
+    fmt: { ...DEFAULT_FORMAT, envelope: "raw", encoding: "binary" },
+    codec: "mulaw",
+    rate: 8000,
+    wrap: (b) => b.slice(),
+  },
+];
+
+let twilioSeq = 0;
+function twilioEnvelope(payload: string): Uint8Array {
+  const seq = String(++twilioSeq);
+  return new TextEncoder().encode(JSON.stringify({
+    event: "media",
+    sequenceNumber: seq,
+    media: { track: "inbound", chunk: seq, timestamp: String(20 * twilioSeq), payload },
+    streamSid: "MZ4548aea25378c84453577118559f53bb",
+  }));
+}
+
+/**
+ * The decode stage per message as a target pipeline runs it (keepTimeline, reuseSamples, ringValues; the
+ * outcome's samples or ring values handed on), 20 ms messages of 20 streams interleaved, for each envelope.
+ */
+function stageCase(): void {
+  const streams = 20;
+  for (const e of ENVELOPES) {
+    const audio = encodeSamples(e.codec, signal(e.rate, seconds));
+    const chunk = (e.rate / 50) * (e.codec === "pcm16le" ? 2 : 1);
+    const msgs: Uint8Array[] = [];
+    for (let off = 0; off + chunk <= audio.length; off += chunk) {
+      msgs.push(e.wrap(audio.subarray(off, off + chunk)));
+    }
+    let sink = 0;
+    const secs = best(5, () => {
+      const ds = Array.from(
+        { length: streams },
+        () => new StreamDecoder(e.fmt, { keepTimeline: true, reuseSamples: true, ringValues: true }),
+      );
+      let t = 1_700_000_000_000_000_000n;
+      for (const payload of msgs) {
+        t += 20_000_000n;
+        for (const d of ds) {
+          const o = d.push({ timeNs: t, payload });
+          if (o.kind === "audio") sink += (o.ring ?? o.samples).length;
+        }
+      }
+    });
+    console.log(
+      `decode stage, ${e.name}, 20 ms, ${streams} streams: ${
+        ((secs / (msgs.length * streams)) * 1e9).toFixed(0)
+      } ns/message` +
+        ` (${sink > 0 ? "ok" : "no audio"})`,
+    );
+  }
+}
+
+stageCase();
 ringCase();
 decodeIntoRingCase(false);
 decodeIntoRingCase(true);

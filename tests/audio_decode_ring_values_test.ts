@@ -61,13 +61,54 @@ for (const codec of ["mulaw", "alaw"] as const) {
   });
 }
 
-Deno.test("ringValues: only G.711 at 8 kHz mono without a media clock takes it; reuseSamples is required", () => {
+Deno.test("ringValues: pcm16le messages of a resampled stream come out as the ring values of their floats", () => {
+  for (const rate of [16000, 48000]) {
+    const msgs = messages("pcm16le", 200, rate);
+    const plain = new StreamDecoder(fmt({ codec: "pcm16le", sample_rate: rate }), {
+      keepTimeline: true,
+      reuseSamples: true,
+    });
+    const direct = new StreamDecoder(fmt({ codec: "pcm16le", sample_rate: rate }), {
+      keepTimeline: true,
+      reuseSamples: true,
+      ringValues: true,
+    });
+    for (const m of msgs) {
+      const a = plain.push(m), b = direct.push(m);
+      if (a.kind !== "audio" || b.kind !== "audio") throw new Error("expected audio");
+      ok(b.ring !== undefined && b.samples.length === 0);
+      deepEqual(Array.from(b.ring), Array.from(a.samples, ringRound));
+      deepEqual({ ...b, samples: [], ring: [] }, { ...a, samples: [], ring: [] });
+    }
+    deepEqual(direct.stats(), plain.stats());
+    deepEqual(direct.timeline.spans(), plain.timeline.spans());
+    deepEqual(direct.finish(), plain.finish());
+  }
+});
+
+Deno.test("ringValues: only G.711 at 8 kHz and resampled pcm16le, mono, without a media clock take it", () => {
   const pcm = new StreamDecoder(fmt({ codec: "pcm16le" }), { reuseSamples: true, ringValues: true });
   const o = pcm.push({ timeNs: T0, payload: messages("pcm16le", 1)[0]!.payload });
   ok(o.kind === "audio" && o.ring === undefined && o.samples.length > 0);
   const wide = new StreamDecoder(fmt({ sample_rate: 16000 }), { reuseSamples: true, ringValues: true });
   const w = wide.push(messages("mulaw", 1, 16000)[0]!);
   ok(w.kind === "audio" && w.ring === undefined);
+  const clocked = new StreamDecoder(fmt({ codec: "pcm16le", sample_rate: 16000 }), {
+    reuseSamples: true,
+    ringValues: true,
+  });
+  const c = clocked.push({ ...messages("pcm16le", 1, 16000)[0]!, mediaClock: { ts: 0, clockRate: 16000 } });
+  ok(c.kind === "audio" && c.ring === undefined);
+  const stereo = new StreamDecoder(fmt({ codec: "pcm16le", sample_rate: 16000, channels: 2, channel: 1 }), {
+    reuseSamples: true,
+    ringValues: true,
+  });
+  const frames = encodeSamples("pcm16le", new Float32Array(640).fill(0.25));
+  const s = stereo.push({
+    timeNs: T0,
+    payload: enc.encode(JSON.stringify({ media: { payload: encodeBase64(frames) } })),
+  });
+  ok(s.kind === "audio" && s.ring === undefined && s.samples.length > 0);
   const fresh = new StreamDecoder(fmt(), { ringValues: true });
   const f = fresh.push(messages("mulaw", 1)[0]!);
   ok(f.kind === "audio" && f.ring === undefined && f.samples.length > 0);

@@ -201,3 +201,37 @@ Deno.test("analysisIndexOf is ceil(n*up/down) exactly", () => {
   }
   equal(analysisIndexOf(5, 1, 1), 5);
 });
+
+/** The sample ring's rounding of a float sample (sample_ring.ts #put), as pushPcm16Ring must give it. */
+function ringValue(x: number): number {
+  const v = x * 8192;
+  return v >= -32768.5 && v < 32767.5 ? Math.floor(v + 0.5) : v < 0 ? -32768 : v > 0 ? 32767 : 0;
+}
+
+Deno.test("resampler: pushPcm16Ring gives push's outputs of the same samples as ring values, any chunking", () => {
+  const r = rng(5);
+  for (const rate of [16000, 11025, 44100, 48000]) {
+    const a = new Resampler(rate), b = new Resampler(rate);
+    for (let msg = 0; msg < 400; msg++) {
+      // Empty messages, short ones that complete no output, and long ones.
+      const m = msg % 25 === 0 ? 0 : Math.floor(r() * (msg % 7 === 0 ? 3000 : 300));
+      const pcm = new Int16Array(m);
+      for (let i = 0; i < m; i++) pcm[i] = Math.round((r() - 0.5) * 65535);
+      const floats = a.push(Float32Array.from(pcm, (v) => v / 32768));
+      const ring = b.pushPcm16Ring(new Uint8Array(pcm.buffer));
+      ok(ring !== undefined);
+      deepEqual(Array.from(ring), Array.from(floats, ringValue));
+      equal(b.outputLength, a.outputLength);
+      equal(b.inputLength, a.inputLength);
+    }
+    deepEqual(b.flush(), a.flush());
+  }
+});
+
+Deno.test("resampler: pushPcm16Ring declines a passthrough and a message longer than one kernel call", () => {
+  equal(new Resampler(8000).pushPcm16Ring(new Uint8Array(320)), undefined);
+  const r = new Resampler(16000);
+  equal(r.pushPcm16Ring(new Uint8Array(2 * 40000)), undefined);
+  equal(r.inputLength, 0);
+  equal(r.pushPcm16Ring(new Uint8Array(640))!.length, r.outputLength);
+});

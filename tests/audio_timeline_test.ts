@@ -219,3 +219,19 @@ Deno.test("timeline: starts read from a block's slots after the ring wrapped ont
   append(80);
   for (const o of [90, 100, 130, 170]) equal(tl.entryStart(o), startOf(o), `entry ${o} after the regrowth`);
 });
+
+Deno.test("timeline: add is append without the span, entry for entry", () => {
+  const a = new Timeline(16000, { lookbackSamples: 4000 }),
+    b = new Timeline(16000, { lookbackSamples: 4000 });
+  let t = 1_700_000_000_000_000_000n;
+  for (let i = 0; i < 500; i++) {
+    t += BigInt(20_000_000 + ((i * 7919) % 3000) - 1500);
+    const frames = i % 17 === 0 ? 0 : i % 13 === 0 ? 1 : 320, gap = i % 11 === 0;
+    a.append(i, t, frames, gap);
+    b.add(i, t, frames, gap);
+  }
+  deepEqual(b.spans(), a.spans());
+  equal(b.appended, a.appended);
+  equal(b.length, a.length);
+  for (let k = b.firstSample; k < b.length; k += 37) deepEqual(b.locate(k), a.locate(k));
+});

@@ -16,6 +16,16 @@
  */
 
 import { name, section, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
+import type { BytePath } from "./json_scan_bytes.ts";
+import {
+  FIELD_END_AT,
+  FIELD_MAX_SEGMENTS,
+  FIELD_PATH_BYTES,
+  FIELD_PATHS,
+  FIELD_PATHS_AT,
+  FIELD_SEGMENT_BYTES,
+  jsonFieldBody,
+} from "./json_field_simd.ts";
 
 /** Most digits one call decodes. */
 export const B64_MAX_IN = 32768;
@@ -191,13 +201,14 @@ function kernelBytes(): Uint8Array<ArrayBuffer> {
     I32SUB,
     END,
   ];
+  const field = jsonFieldBody();
   return new Uint8Array([
     ...WASM_HEADER,
     ...section(1, [1, 0x60, 3, I32, I32, I32, 1, I32]),
-    ...section(2, [1, ...name("m"), ...name("mem"), 0x02, 0x00, 1]),
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...name("decode"), 0x00, 0]),
-    ...section(10, [1, ...uleb(body.length), ...body]),
+    ...section(2, [1, ...name("m"), ...name("mem"), 0x02, 0x00, 2]),
+    ...section(3, [2, 0, 0]),
+    ...section(7, [2, ...name("decode"), 0x00, 0, ...name("field"), 0x00, 1]),
+    ...section(10, [2, ...uleb(body.length), ...body, ...uleb(field.length), ...field]),
   ]);
 }
 
@@ -210,6 +221,66 @@ export interface Base64Kernel {
   decode(digits: Uint8Array): number;
   /** The decoded bytes (and room for the JS decoder to go on: 3/4 of B64_MAX_IN and a few more). */
   readonly out: Uint8Array;
+  /**
+   * Finds the plain string at `path` in the JSON `body` (json_field_simd.ts) and decodes the leading blocks of
+   * its digits in place into {@link out}: the string's first digit's position in {@link input} and its end,
+   * and the digits decoded (as {@link decode}); undefined where the JS scanner must decide (see that module),
+   * for a body longer than {@link FIELD_MAX_BODY} and for a path the function does not follow.
+   */
+  field(body: Uint8Array, path: BytePath): FieldDigits | undefined;
+  /** The memory's bytes: the body {@link field} was given, from 0. */
+  readonly input: Uint8Array;
+}
+
+/** Where {@link Base64Kernel.field} found the digits, and how many of them it decoded. */
+export interface FieldDigits {
+  start: number;
+  end: number;
+  done: number;
+}
+
+/** Longest body {@link Base64Kernel.field} reads (the rest of the digits' area is its zero padding). */
+export const FIELD_MAX_BODY = B64_MAX_IN - 16;
+
+/** A path the field function follows: where its segments are in memory, and their count. */
+interface LoadedPath {
+  at: number;
+  segments: number;
+}
+
+/** The paths written to the kernel's memory (see {@link Base64Kernel.field}); a segment count of -1: not followed. */
+const loaded = new Map<BytePath, LoadedPath>();
+/** The one asked last (streams of one path follow each other). */
+let lastPath: BytePath | undefined;
+let lastLoaded: LoadedPath = { at: 0, segments: -1 };
+/** The result object of {@link Base64Kernel.field}, reused (read at once). */
+const fieldResult: FieldDigits = { start: 0, end: 0, done: 0 };
+
+/**
+ * `path` as the field function reads it, written to memory on first use: its segments' place and count, the
+ * count -1 for a path it does not follow (an array index, a non-ASCII or long segment, too many, none).
+ */
+function loadPath(mem: Uint8Array, path: BytePath): LoadedPath {
+  let p = loaded.get(path);
+  if (p !== undefined) return p;
+  const n = path.segs.length;
+  let follow = n > 0 && n <= FIELD_MAX_SEGMENTS;
+  for (let i = 0; follow && i < n; i++) {
+    follow = path.index[i]! < 0 && path.ascii[i]! && path.bytes[i]!.length <= FIELD_SEGMENT_BYTES - 4;
+  }
+  // Past the slots (more audio paths than taps have), start over: the evicted paths are written again.
+  if (loaded.size >= FIELD_PATHS) loaded.clear();
+  p = { at: FIELD_PATHS_AT + loaded.size * FIELD_PATH_BYTES, segments: follow ? n : -1 };
+  if (follow) {
+    const view = new DataView(mem.buffer);
+    for (let i = 0; i < n; i++) {
+      const at = p.at + i * FIELD_SEGMENT_BYTES, b = path.bytes[i]!;
+      view.setInt32(at, b.length, true);
+      mem.set(b, at + 4);
+    }
+  }
+  loaded.set(path, p);
+  return p;
 }
 
 let kernel: Base64Kernel | null | undefined;
@@ -218,18 +289,43 @@ let kernel: Base64Kernel | null | undefined;
 export function base64Kernel(): Base64Kernel | undefined {
   if (kernel === undefined) {
     try {
-      const memory = new WebAssembly.Memory({ initial: 1 });
+      const memory = new WebAssembly.Memory({ initial: 2 });
       const instance = new WebAssembly.Instance(new WebAssembly.Module(kernelBytes()), {
         m: { mem: memory },
       });
       const fn = instance.exports.decode as (at: number, n: number, out: number) => number;
+      const find = instance.exports.field as (len: number, segments: number, path: number) => number;
+      const mem = new Uint8Array(memory.buffer);
       const input = new Uint8Array(memory.buffer, 0, B64_MAX_IN);
+      const ends = new Int32Array(memory.buffer, FIELD_END_AT, 1);
       kernel = {
         decode(digits) {
           input.set(digits);
           return fn(0, digits.length, B64_OUT_AT);
         },
+        field(body, path) {
+          const len = body.length;
+          if (len > FIELD_MAX_BODY) return undefined;
+          if (path !== lastPath) {
+            lastLoaded = loadPath(mem, path);
+            lastPath = path;
+          }
+          const p = lastLoaded;
+          if (p.segments < 0) return undefined;
+          input.set(body);
+          // A read past the body sees control characters: every string and token stops there. (A loop: the
+          // builtin fill costs more for 16 bytes.)
+          for (let i = len; i < len + 16; i++) input[i] = 0;
+          const quote = find(len, p.segments, p.at);
+          if (quote < 0) return undefined;
+          const r = fieldResult;
+          r.start = quote + 1;
+          r.end = ends[0]! - 1;
+          r.done = fn(r.start, r.end - r.start, B64_OUT_AT);
+          return r;
+        },
         out: new Uint8Array(memory.buffer, B64_OUT_AT, 65536 - B64_OUT_AT),
+        input,
       };
     } catch {
       kernel = null;

@@ -6,6 +6,7 @@
 
 import type { AudioFormat } from "../types.ts";
 import { B64_MAX_IN, base64Kernel } from "./base64_simd.ts";
+import type { BytePath } from "./json_scan_bytes.ts";
 
 /** An encoding named in the `audio.encoding` config key. */
 export type Encoding = AudioFormat["encoding"];
@@ -99,6 +100,21 @@ export function decodeBase64(input: string | Uint8Array, transient = false): Uin
 }
 
 /**
+ * The base64 string at `path` of the JSON `body`, decoded as {@link decodeBase64} decodes it with `transient`
+ * (a view valid until the next transient decode), in one pass from the body's bytes: the kernel finds the field
+ * and decodes its blocks in place (base64_simd.ts, json_field_simd.ts), the JS decoder its tail. Undefined
+ * where the general path (finding the field with the JSON scanner, then {@link decodeField}) must decide: no
+ * kernel, a body or path the kernel does not read, anything but a plain string there, or digits that do not
+ * decode (whose reason and length that path reports).
+ */
+export function decodeJsonBase64Field(body: Uint8Array, path: BytePath): Uint8Array | undefined {
+  const kernel = base64Kernel();
+  const f = kernel?.field(body, path);
+  if (f === undefined) return undefined;
+  return decodeBase64Bytes(kernel!.input, kernel!.out, f.start + f.done, (f.done >> 2) * 3, f.end);
+}
+
+/**
  * {@link decodeBase64} in plain JS, for engines without `Uint8Array.prototype.setFromBase64` and for values that
  * mix both alphabets. Same results.
  */
@@ -113,8 +129,13 @@ export function decodeBase64Portable(input: string | Uint8Array, transient = fal
  * Whole quads of digits take the fast loop; padding, whitespace or bad characters hand over to the general one.
  * From digit `i` on, into `out` from byte `o` (the digits before decoded there already).
  */
-function decodeBase64Bytes(b: Uint8Array, out: Uint8Array, i = 0, o = 0): Uint8Array | undefined {
-  const n = b.length;
+function decodeBase64Bytes(
+  b: Uint8Array,
+  out: Uint8Array,
+  i = 0,
+  o = 0,
+  n = b.length,
+): Uint8Array | undefined {
   // Four lookups in a 256-byte table: a table of digit pairs (128 KiB) halves the lookups but misses the cache
   // beside the rest of the pipeline's work. Any non-digit (negative) sets the sign bit of the quad.
   for (; i + 4 <= n; i += 4) {
@@ -125,7 +146,7 @@ function decodeBase64Bytes(b: Uint8Array, out: Uint8Array, i = 0, o = 0): Uint8A
     out[o++] = v & 0xff;
   }
   // The tail (padding, most messages) in place: no closure and no views of `out` made for it.
-  const end = i === n ? o : decodeBase64Units(b, i, out, o);
+  const end = i === n ? o : decodeBase64Units(b, i, out, o, n);
   return end < 0 ? undefined : viewOf(out, end);
 }
 
@@ -148,11 +169,16 @@ function viewOf(out: Uint8Array, end: number): Uint8Array {
  * The general decoder: units of `input` from `from` on into `out` from byte `o`; the end of the bytes written, or
  * -1 on a malformed value.
  */
-function decodeBase64Units(input: string | Uint8Array, from: number, out: Uint8Array, o: number): number {
+function decodeBase64Units(
+  input: string | Uint8Array,
+  from: number,
+  out: Uint8Array,
+  o: number,
+  len = input.length,
+): number {
   let acc = 0;
   let n = 0;
   let pad = 0;
-  const len = input.length;
   const text = typeof input === "string" ? input : undefined;
   const bytes = typeof input === "string" ? undefined : input;
   for (let i = from; i < len; i++) {

@@ -84,6 +84,11 @@ export class PayloadEnvelope {
     return this.#text !== undefined;
   }
 
+  /** True once its JSON fields have been scanned or it was parsed: the answers are at hand. */
+  get scanned(): boolean {
+    return this.#scans !== undefined || this.#json !== NOT_PARSED;
+  }
+
   /** True once {@link json} has run, so walking the parsed value is cheaper than scanning the bytes. */
   get parsed(): boolean {
     return this.#json !== NOT_PARSED;

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { name, section, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
+import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
 import { allocSamples } from "./codecs.ts";
 
 /** The analysis rate every stream is resampled to, Hz. */
@@ -289,14 +289,113 @@ function kernelBytes(): Uint8Array<ArrayBuffer> {
     END,
   ];
   const body = [2, 3, I32, 3, V128, ...code];
+  const bodies = [body, pcm16Body(), ringBody()];
   return new Uint8Array([
     ...WASM_HEADER,
-    ...section(1, [1, 0x60, 9, ...new Array(9).fill(I32), 0]),
+    ...section(1, [2, 0x60, 9, ...new Array(9).fill(I32), 0, 0x60, 3, I32, I32, I32, 0]),
     ...section(2, [1, ...name("m"), ...name("mem"), 0x02, 0x00, 1]),
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...name("run"), 0x00, 0]),
-    ...section(10, [1, ...uleb(body.length), ...body]),
+    ...section(3, [3, 0, 1, 1]),
+    ...section(7, [3, ...name("run"), 0x00, 0, ...name("pcm16"), 0x00, 1, ...name("ring"), 0x00, 2]),
+    ...section(10, [3, ...bodies.flatMap((b) => [...uleb(b.length), ...b])]),
   ]);
+}
+
+// Instructions of the two small kernels below (their loops run while the count stays above zero).
+const [LOCAL_GET, LOCAL_SET, LOCAL_TEE, I32_CONST, F64_CONST] = [0x20, 0x21, 0x22, 0x41, 0x44];
+const [BLOCK_VOID, LOOP_VOID, BR_IF, END] = [[0x02, 0x40], [0x03, 0x40], 0x0d, 0x0b];
+const [I32_ADD, I32_SUB, I32_LE_S, I32_GT_S, SELECT] = [0x6a, 0x6b, 0x4c, 0x4a, 0x1b];
+const [F32_LOAD, I32_STORE16, F64_PROMOTE, F64_ADD, F64_MUL, F64_MIN, F64_MAX, F64_EQ] = [
+  0x2a,
+  0x3b,
+  0xbb,
+  0xa0,
+  0xa2,
+  0xa4,
+  0xa5,
+  0x61,
+];
+const I32_TRUNC_SAT_F64_S = [0xfc, 0x02];
+const [V128_LOAD, V128_CONST, V128_STORE, I32X4_EXTEND_LOW_S, I32X4_EXTEND_HIGH_S] = [
+  0x00,
+  0x0c,
+  0x0b,
+  0xa7,
+  0xa8,
+];
+const [F32X4_MUL, F32X4_CONVERT_S] = [0xe6, 0xfa];
+const op = (code: number, ...imm: number[]) => [code, ...imm];
+const simdOp = (code: number, ...imm: number[]) => [0xfd, ...uleb(code), ...imm];
+const f64Const = (x: number) => [F64_CONST, ...new Uint8Array(new Float64Array([x]).buffer)];
+/** `local += step`. */
+const advance = (local: number, step: number) => [
+  ...op(LOCAL_GET, local),
+  ...op(I32_CONST, ...sleb(step)),
+  I32_ADD,
+  ...op(LOCAL_SET, local),
+];
+
+// (func (export "pcm16") (param $src i32) (param $n i32) (param $dst i32)): the little-endian Int16 samples at
+// $src to floats at $dst, eight a turn: widened, converted (exact) and scaled by 2^-15 (exact), as codecs.ts
+// decodes them. Whole turns: up to seven floats past the last are written (the caller leaves room).
+function pcm16Body(): number[] {
+  const [SRC, N, DST, V] = [0, 1, 2, 3];
+  const scale = simdOp(V128_CONST, ...Array.from({ length: 16 }, (_, i) => (i & 3) === 3 ? 0x38 : 0)); // 2^-15
+  const half = (extend: number, offset: number) => [
+    ...[...op(LOCAL_GET, DST), ...op(LOCAL_GET, V), ...simdOp(extend), ...simdOp(F32X4_CONVERT_S)],
+    ...[...scale, ...simdOp(F32X4_MUL), ...simdOp(V128_STORE, 2, offset)],
+  ];
+  return [
+    ...[1, 1, 0x7b], // one v128 local
+    ...[...BLOCK_VOID, ...op(LOCAL_GET, N), ...op(I32_CONST, 0), I32_LE_S, BR_IF, 0, ...LOOP_VOID],
+    ...[...op(LOCAL_GET, SRC), ...simdOp(V128_LOAD, 0, 0), ...op(LOCAL_SET, V)],
+    ...half(I32X4_EXTEND_LOW_S, 0),
+    ...half(I32X4_EXTEND_HIGH_S, 16),
+    ...advance(SRC, 16),
+    ...advance(DST, 32),
+    ...[
+      ...op(LOCAL_GET, N),
+      ...op(I32_CONST, 8),
+      I32_SUB,
+      ...op(LOCAL_TEE, N),
+      ...op(I32_CONST, 0),
+      I32_GT_S,
+    ],
+    ...[BR_IF, 0, END, END, END],
+  ];
+}
+
+// (func (export "ring") (param $src i32) (param $n i32) (param $dst i32)): each float at $src as the sample
+// ring rounds it (sample_ring.ts #put) to an Int16 at $dst: v = f64(x)·8192; NaN → 0, else
+// trunc_sat(min(max(v + 32768.5, 0), 65535)) − 32768, i.e. floor(v + 0.5) clamped to Int16.
+function ringBody(): number[] {
+  const [SRC, N, DST, V, R] = [0, 1, 2, 3, 4];
+  return [
+    ...[2, 1, 0x7c, 1, 0x7f], // one f64 local, one i32
+    ...[...BLOCK_VOID, ...op(LOCAL_GET, N), ...op(I32_CONST, 0), I32_LE_S, BR_IF, 0, ...LOOP_VOID],
+    ...[
+      ...op(LOCAL_GET, SRC),
+      ...op(F32_LOAD, 2, 0),
+      F64_PROMOTE,
+      ...f64Const(8192),
+      F64_MUL,
+      ...op(LOCAL_SET, V),
+    ],
+    ...[
+      ...op(LOCAL_GET, V),
+      ...f64Const(32768.5),
+      F64_ADD,
+      ...f64Const(0),
+      F64_MAX,
+      ...f64Const(65535),
+      F64_MIN,
+    ],
+    ...[...I32_TRUNC_SAT_F64_S, ...op(I32_CONST, ...sleb(32768)), I32_SUB, ...op(LOCAL_SET, R)],
+    ...[...op(LOCAL_GET, DST), ...op(LOCAL_GET, R), ...op(I32_CONST, 0)],
+    ...[...op(LOCAL_GET, V), ...op(LOCAL_GET, V), F64_EQ, SELECT, ...op(I32_STORE16, 1, 0)],
+    ...advance(SRC, 4),
+    ...advance(DST, 2),
+    ...[...op(LOCAL_GET, N), ...op(I32_CONST, 1), I32_SUB, ...op(LOCAL_TEE, N), BR_IF, 0, END, END, END],
+  ];
 }
 
 type KernelFn = (
@@ -316,13 +415,26 @@ const BLOCK = 4096;
 /** Scratch input floats: the most native samples one block can read (48 kHz: 6 per output, plus the taps). */
 const X_FLOATS = BLOCK * 6 + 2048;
 const OUT_BYTE = X_FLOATS * 4;
-const BANKS_BYTE = OUT_BYTE + BLOCK * 4;
+/** Int16 input of {@link Resampler.pushPcm16Ring} (as many samples as the scratch floats hold). */
+const PCM_BYTE = OUT_BYTE + BLOCK * 4;
+/** Its outputs as ring values. */
+const RING_BYTE = PCM_BYTE + X_FLOATS * 2;
+const BANKS_BYTE = RING_BYTE + BLOCK * 2;
+/** Floats {@link Kernel.pcm16} may write past the samples (it converts eight a turn). */
+const PCM_SLACK = 8;
 
 /** One shared instance: JS is single-threaded, so a scratch area and the banks of all rates can share memory. */
 class Kernel {
   readonly run: KernelFn;
+  /** Little-endian Int16 samples at byte `src` to floats (÷ 32768, as codecs.ts decodes them) at byte `dst`. */
+  readonly pcm16: (src: number, n: number, dst: number) => void;
+  /** Floats at byte `src` to the sample ring's Int16 values (its rounding, see sample_ring.ts) at byte `dst`. */
+  readonly ring: (src: number, n: number, dst: number) => void;
   readonly memory: WebAssembly.Memory;
   #f32: Float32Array;
+  #u8: Uint8Array;
+  /** The last {@link ringView}, handed out again for outputs of its length. */
+  #ringView: Int16Array<ArrayBufferLike> = new Int16Array(0);
   #next = BANKS_BYTE;
   readonly #banks = new Map<ResamplerDesign, number>();
 
@@ -332,13 +444,29 @@ class Kernel {
       m: { mem: this.memory },
     });
     this.run = instance.exports.run as KernelFn;
+    this.pcm16 = instance.exports.pcm16 as Kernel["pcm16"];
+    this.ring = instance.exports.ring as Kernel["ring"];
     this.#f32 = new Float32Array(this.memory.buffer);
+    this.#u8 = new Uint8Array(this.memory.buffer);
   }
 
   /** A view of the whole memory, renewed after the memory grows. */
   get f32(): Float32Array {
     if (this.#f32.buffer !== this.memory.buffer) this.#f32 = new Float32Array(this.memory.buffer);
     return this.#f32;
+  }
+
+  /** {@link f32} as bytes. */
+  get u8(): Uint8Array {
+    if (this.#u8.buffer !== this.memory.buffer) this.#u8 = new Uint8Array(this.memory.buffer);
+    return this.#u8;
+  }
+
+  /** The `n` ring values at {@link RING_BYTE}: the same view as last time for the same length. */
+  ringView(n: number): Int16Array<ArrayBufferLike> {
+    const v = this.#ringView;
+    if (v.length === n && v.buffer === this.memory.buffer) return v;
+    return this.#ringView = new Int16Array(this.memory.buffer, RING_BYTE, n);
   }
 
   /** Byte address of `design`'s bank in memory, copied there on first use. */
@@ -439,6 +567,64 @@ export class Resampler {
     if (this.#flushed) throw new Error("Resampler.push after flush");
     this.#inputLength += n;
     this.#outputLength += n;
+  }
+
+  /**
+   * {@link push} of little-endian 16-bit mono samples (`bytes`, an even count), returning the outputs as the
+   * sample ring's Int16 values (sample_ring.ts rounds a float sample to the same value) in the kernel's memory:
+   * valid until the next call of any resampler. The samples are converted, filtered and rounded in the kernel,
+   * with no float array made or copied on the way (a 16 kHz tap's message: its decode to floats, their copies into
+   * the history and the kernel, the output array and its rounding in the ring were more than the filter).
+   * Undefined, with nothing done, for a passthrough and for a message too long for one kernel call.
+   */
+  pushPcm16Ring(bytes: Uint8Array): Int16Array<ArrayBufferLike> | undefined {
+    if (this.#flushed) throw new Error("Resampler.push after flush");
+    const m = bytes.length >> 1;
+    const held = this.#bufLen;
+    if (this.passthrough || held + m + PCM_SLACK > X_FLOATS) return undefined;
+    const d = this.#d;
+    const h = d.halfTaps;
+    const lead = h - 1;
+    const end = this.#bufStart + held + m;
+    const n = this.#countUpTo(end - h - 1);
+    if (n > BLOCK) return undefined;
+    const k = getKernel();
+    // The scratch holds the stream from #bufStart: its history, then the new samples.
+    // Copied in a loop: the history is a few dozen floats, a view of them costs more.
+    const f32 = k.f32, buf = this.#buf;
+    for (let i = 0; i < held; i++) f32[i] = buf[i]!;
+    k.u8.set(bytes, PCM_BYTE);
+    k.pcm16(PCM_BYTE, m, held * 4);
+    this.#inputLength += m;
+    if (n > 0) {
+      const bank = k.bankAddress(d);
+      const x = (this.#nextIdx - lead - this.#bufStart) * 4;
+      k.run(
+        x,
+        bank,
+        d.taps * 4,
+        n,
+        OUT_BYTE,
+        this.#nextFrac,
+        d.up,
+        Math.floor(d.down / d.up) * 4,
+        d.down % d.up,
+      );
+      k.ring(OUT_BYTE, n, RING_BYTE);
+      const adv = this.#nextFrac + n * d.down;
+      this.#nextIdx += Math.floor(adv / d.up);
+      this.#nextFrac = adv % d.up;
+      this.#outputLength += n;
+    }
+    // What later outputs read, back into the history.
+    const keepFrom = n > 0 ? Math.max(this.#bufStart, this.#nextIdx - lead) : this.#bufStart;
+    const from = keepFrom - this.#bufStart, len = end - keepFrom;
+    if (len > buf.length) this.#buf = new Float32Array(Math.max(len, buf.length * 2));
+    const keep = this.#buf;
+    for (let i = 0; i < len; i++) keep[i] = f32[from + i]!;
+    this.#bufLen = len;
+    this.#bufStart = keepFrom;
+    return k.ringView(n);
   }
 
   /**

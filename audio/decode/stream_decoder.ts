@@ -35,10 +35,13 @@ import {
   decodedLengthEstimate,
   decodeField,
   type DecodeFieldResult,
+  decodeJsonBase64Field,
   type EncodingErrorReason,
   encodingRatio,
 } from "./encoding.ts";
+import { type BytePath, bytePath } from "./json_scan_bytes.ts";
 import {
+  compileJsonPath,
   detectPixieMarker,
   type EnvelopeErrorReason,
   extractAudioFieldView,
@@ -304,6 +307,8 @@ export class StreamDecoder {
   readonly #monoChannel: boolean;
   readonly #g722: G722Decoder | undefined;
   readonly #opus: OpusStreamDecoder | undefined;
+  /** The audio path of a JSON envelope with a base64 field (see {@link decodeJsonBase64Field}). */
+  readonly #jsonBase64Path: BytePath | undefined;
   #messages = 0;
   #decoded = 0;
   #markers: Record<PixieMarker, number> = { truncated: 0, removed: 0 };
@@ -361,6 +366,9 @@ export class StreamDecoder {
     this.#reuseSamples = opts.reuseSamples ?? false;
     this.#ringValues = this.#reuseSamples && (opts.ringValues ?? false);
     this.#monoChannel = format.channels === 1 && (format.channel === 0 || format.channel === "mix");
+    if (format.envelope === "json" && format.encoding === "base64") {
+      this.#jsonBase64Path = bytePath(compileJsonPath(format.path));
+    }
     if (codec === "g722") this.#g722 = new G722Decoder();
     if (codec === "opus") this.#opus = new OpusStreamDecoder(format.sample_rate, format.channels);
   }
@@ -404,20 +412,26 @@ export class StreamDecoder {
       }
     }
 
-    const field = extractAudioFieldView(env ?? bytes, fmt);
-    if (!field.ok) return this.#fail(messageIndex, field.reason);
-    const raw: DecodeFieldResult = decodeField(field.data, fmt.encoding, true);
-    if (!raw.ok) {
-      return this.#repair(
-        messageIndex,
-        msg,
-        raw.reason,
-        unpaddedLength(fieldAsText(field.data, fmt.envelope)),
-      );
+    // A base64 field of a JSON body not read yet (the usual tap's message): found and decoded in one pass.
+    let audio = this.#jsonBase64Path && !env?.scanned
+      ? decodeJsonBase64Field(bytes, this.#jsonBase64Path)
+      : undefined;
+    if (audio === undefined) {
+      const field = extractAudioFieldView(env ?? bytes, fmt);
+      if (!field.ok) return this.#fail(messageIndex, field.reason);
+      const raw: DecodeFieldResult = decodeField(field.data, fmt.encoding, true);
+      if (!raw.ok) {
+        return this.#repair(
+          messageIndex,
+          msg,
+          raw.reason,
+          unpaddedLength(fieldAsText(field.data, fmt.envelope)),
+        );
+      }
+      audio = raw.bytes;
     }
-    if (!isSampleCodec(codec)) return this.#pushStateful(messageIndex, msg, raw.bytes, bytes.length);
+    if (!isSampleCodec(codec)) return this.#pushStateful(messageIndex, msg, audio, bytes.length);
 
-    let audio = raw.bytes;
     let repaired: DecodeErrorReason | undefined;
     const bpf = bytesPerSample(codec) * fmt.channels;
     if (audio.length % bpf !== 0 && this.#keepTimeline) {
@@ -438,6 +452,13 @@ export class StreamDecoder {
         codec === "mulaw" ? MULAW_RING : ALAW_RING,
         bytes.length,
       );
+    }
+    if (
+      codec === "pcm16le" && this.#ringValues && this.#monoChannel && !msg.mediaClock && !repaired &&
+      !this.#resampler.passthrough && (audio.length & 1) === 0
+    ) {
+      const out = this.#appendPcm16Ring(messageIndex, msg, audio, bytes.length);
+      if (out) return out;
     }
     const decoded = decodeSamples(
       codec,
@@ -511,7 +532,7 @@ export class StreamDecoder {
   ): DecodeOutcome {
     this.#decoded++;
     this.#noteGood(size, mono.length);
-    this.timeline.append(messageIndex, msg.timeNs, mono.length);
+    this.timeline.add(messageIndex, msg.timeNs, mono.length);
     const start = this.#resampler.outputLength;
     const samples = this.#resampler.push(mono);
     const out: DecodeOutcome = { kind: "audio", messageIndex, frames: mono.length, start, samples };
@@ -536,9 +557,26 @@ export class StreamDecoder {
     for (let i = 0; i < n; i++) ring[i] = table[codes[i]!]!;
     this.#decoded++;
     this.#noteGood(size, n);
-    this.timeline.append(messageIndex, msg.timeNs, n);
+    this.timeline.add(messageIndex, msg.timeNs, n);
     const start = this.#resampler.outputLength;
     this.#resampler.passOn(n);
+    const out: DecodeOutcome = { kind: "audio", messageIndex, frames: n, start, samples: NO_SAMPLES, ring };
+    return out;
+  }
+
+  /**
+   * {@link #append} for a 16-bit message of a mono stream that is resampled: its samples go to the resampler's
+   * kernel as they are and come back as ring values (Resampler.pushPcm16Ring; undefined, with nothing done, for
+   * a message too long for it).
+   */
+  #appendPcm16Ring(messageIndex: number, msg: StreamMessage, pcm: Uint8Array, size: number) {
+    const start = this.#resampler.outputLength;
+    const ring = this.#resampler.pushPcm16Ring(pcm);
+    if (!ring) return undefined;
+    const n = pcm.length >> 1;
+    this.#decoded++;
+    this.#noteGood(size, n);
+    this.timeline.add(messageIndex, msg.timeNs, n);
     const out: DecodeOutcome = { kind: "audio", messageIndex, frames: n, start, samples: NO_SAMPLES, ring };
     return out;
   }
@@ -587,7 +625,7 @@ export class StreamDecoder {
     }
     frames = Math.min(frames, this.#maxGapFrames);
     this.#repairedFrames += frames;
-    this.timeline.append(messageIndex, msg.timeNs, frames, true);
+    this.timeline.add(messageIndex, msg.timeNs, frames, true);
     const start = this.#resampler.outputLength;
     const samples = frames > 0 ? this.#pushOrdered(new Float32Array(frames)) : new Float32Array(0);
     return { kind: "gap", messageIndex, reason, gapFrames: frames, start, samples };
@@ -627,7 +665,7 @@ export class StreamDecoder {
       const mono = decode(0);
       this.#decoded++;
       this.#noteGood(size, frames);
-      this.timeline.append(messageIndex, msg.timeNs, frames);
+      this.timeline.add(messageIndex, msg.timeNs, frames);
       const start = this.#resampler.outputLength;
       const samples = this.#pushOrdered(mono);
       return { kind: "audio", messageIndex, frames, start, samples };
@@ -688,7 +726,7 @@ export class StreamDecoder {
       const gapTime = prevTime + BigInt(Math.round(Number(span) * (gapTicks / (gapTicks + ticks))));
       this.#mediaGaps++;
       this.#mediaGapFrames += gapFrames;
-      this.timeline.append(messageIndex, gapTime, gapFrames, true);
+      this.timeline.add(messageIndex, gapTime, gapFrames, true);
       const fill = this.#gapFill(gapFrames);
       if (fill) parts.push(fill);
       mediaGap = {
@@ -702,7 +740,7 @@ export class StreamDecoder {
     if (mono) parts.push(mono);
     this.#decoded++;
     this.#noteGood(size, frames);
-    this.timeline.append(messageIndex, msg.timeNs, own);
+    this.timeline.add(messageIndex, msg.timeNs, own);
     const samples = parts.length === 0
       ? new Float32Array(0)
       : this.#pushOrdered(parts.length === 1 ? parts[0]! : concat(parts[0]!, parts[1]!));
@@ -791,7 +829,7 @@ export class StreamDecoder {
     }
     frames = Math.min(frames, this.#maxGapFrames);
     this.#gapFrames += frames;
-    this.timeline.append(messageIndex, msg.timeNs, frames, true);
+    this.timeline.add(messageIndex, msg.timeNs, frames, true);
     const start = this.#resampler.outputLength;
     const samples = frames > 0 ? this.#pushOrdered(new Float32Array(frames)) : new Float32Array(0);
     return { kind: "marker", messageIndex, marker, gapFrames: frames, start, samples };

@@ -178,6 +178,20 @@ export class Timeline {
    * it carried none (a message with no audio owns no instant). Prunes spans beyond the lookback.
    */
   append(messageIndex: number, timeNs: bigint, frames: number, gap = false): TimelineSpan | undefined {
+    const nativeStart = this.#nativeLength;
+    this.add(messageIndex, timeNs, frames, gap);
+    if (!(frames > 0)) return undefined;
+    const nativeEnd = this.#nativeLength;
+    const start = analysisIndexOf(nativeStart, this.up, this.down);
+    const end = analysisIndexOf(nativeEnd, this.up, this.down);
+    return { messageIndex, timeNs, nativeStart, nativeEnd, start, end, gap };
+  }
+
+  /**
+   * {@link append} without its span: what the decoder calls for every message (a span object a message, ~70
+   * bytes, that nothing read).
+   */
+  add(messageIndex: number, timeNs: bigint, frames: number, gap = false): void {
     const n = frames > 0 ? Math.floor(frames) : 0;
     const nativeStart = this.#nativeLength;
     const nativeEnd = nativeStart + n;
@@ -202,11 +216,7 @@ export class Timeline {
     this.#write(this.#rec, slot, t, nativeStart, gap ? -n : n, messageIndex);
     this.#count++;
     this.#appended++;
-    const end = analysisIndexOf(nativeEnd, this.up, this.down);
-    this.prune(end - this.lookbackSamples);
-    if (!(frames > 0)) return undefined;
-    const start = analysisIndexOf(nativeStart, this.up, this.down);
-    return { messageIndex, timeNs, nativeStart, nativeEnd, start, end, gap };
+    this.prune(analysisIndexOf(nativeEnd, this.up, this.down) - this.lookbackSamples);
   }
 
   /** Forgets spans that end at or before analysis sample `before`. */
