@@ -163,6 +163,8 @@ const oldBlock = { data: new Int16Array(COLD_BLOCK), owner: undefined as SampleR
 /** A block's 8-bit values on their way to the 4-bit tier, and the next block's when both are coded at once. */
 const ageing = new Int16Array(COLD_BLOCK);
 const ageingNext = new Int16Array(COLD_BLOCK);
+const ageing32 = new Int32Array(ageing.buffer);
+const ageingNext32 = new Int32Array(ageingNext.buffer);
 
 /** Two-tier ring of analysis samples with absolute addressing (see the module doc). */
 export class SampleRing {
@@ -179,9 +181,13 @@ export class SampleRing {
    */
   readonly warmCapacity: number;
   #hot: Int16Array;
+  /** `#hot` two samples a word (little-endian: the lower-indexed one in the low half), for the cold coders. */
+  #hot32: Int32Array;
   #hotMask: number;
   /** Cold blocks by absolute block number modulo `#blocks`; `#codes` holds COLD_BLOCK codes per block. */
   #codes = new Uint8Array(0);
+  /** `#codes` four a word (the lowest-indexed in the low byte). */
+  #codes32 = new Uint32Array(0);
   #heads = new Uint8Array(0);
   #blocks = 0;
   readonly #maxBlocks: number;
@@ -255,6 +261,7 @@ export class SampleRing {
     this.capacity = cap;
     const first = Math.min(this.hotCapacity, 4096);
     this.#hot = new Int16Array(first);
+    this.#hot32 = new Int32Array(this.#hot.buffer);
     this.#hotMask = first - 1;
   }
 
@@ -553,6 +560,7 @@ export class SampleRing {
     const m = size - 1, old = this.#hot, om = this.#hotMask;
     for (let i = this.#start; i < this.#end; i++) grown[i & m] = old[i & om]!;
     this.#hot = grown;
+    this.#hot32 = new Int32Array(grown.buffer);
     this.#hotMask = m;
   }
 
@@ -604,6 +612,20 @@ export class SampleRing {
     // has no compare a sample (~3% of the ring's writes). (A block coded at its law's own level follows a held
     // block, so it is wholly held: `from` is 0 here but for a caller elsewhere.)
     let diff = 0;
+    if (from === 0) {
+      // Four samples a turn, read two a word and their codes written four a word: a quarter of the loads and
+      // stores (each bounds-checked), ~30% less time (measured in a loop). The block does not wrap in the
+      // ring (both are whole blocks).
+      const hot32 = this.#hot32, codes32 = this.#codes32, h = (base & hm) >> 1, o = at >> 2;
+      for (let i = 0; i < COLD_BLOCK >> 2; i++) {
+        const w0 = hot32[h + 2 * i]!, w1 = hot32[h + 2 * i + 1]!;
+        const v0 = (w0 << 16) >> 16, v1 = w0 >> 16, v2 = (w1 << 16) >> 16, v3 = w1 >> 16;
+        const c0 = enc[v0 + 32768]!, c1 = enc[v1 + 32768]!, c2 = enc[v2 + 32768]!, c3 = enc[v3 + 32768]!;
+        codes32[o + i] = c0 | (c1 << 8) | (c2 << 16) | (c3 << 24);
+        diff |= (dec[c0]! ^ v0) | (dec[c1]! ^ v1) | (dec[c2]! ^ v2) | (dec[c3]! ^ v3);
+      }
+      return diff;
+    }
     for (let i = 0; i < from; i++) codes[at + i] = enc[hot[(base + i) & hm]! + 32768]!;
     for (let i = from; i < COLD_BLOCK; i++) {
       const v = hot[(base + i) & hm]!;
@@ -616,10 +638,17 @@ export class SampleRing {
 
   /** Codes of `law` at `shift` (rounded to the nearest code) for the hot block at `base`. */
   #encode(law: { enc: Uint8Array }, base: number, at: number, shift: number): void {
-    const hot = this.#hot, hm = this.#hotMask, codes = this.#codes, enc = law.enc;
+    const hot32 = this.#hot32, codes32 = this.#codes32, enc = law.enc;
+    const h = (base & this.#hotMask) >> 1, o = at >> 2;
     const half = shift > 0 ? 1 << (shift - 1) : 0;
-    for (let i = 0; i < COLD_BLOCK; i++) {
-      codes[at + i] = enc[((hot[(base + i) & hm]! + half) >> shift) + 32768]!;
+    // Word by word, as #encodeChecked.
+    for (let i = 0; i < COLD_BLOCK >> 2; i++) {
+      const w0 = hot32[h + 2 * i]!, w1 = hot32[h + 2 * i + 1]!;
+      const c0 = enc[((((w0 << 16) >> 16) + half) >> shift) + 32768]!,
+        c1 = enc[(((w0 >> 16) + half) >> shift) + 32768]!;
+      const c2 = enc[((((w1 << 16) >> 16) + half) >> shift) + 32768]!,
+        c3 = enc[(((w1 >> 16) + half) >> shift) + 32768]!;
+      codes32[o + i] = c0 | (c1 << 8) | (c2 << 16) | (c3 << 24);
     }
   }
 
@@ -692,23 +721,24 @@ export class SampleRing {
    */
   #headedValues(b: number, out: Int16Array, heads: Uint8Array, h: number): void {
     const from = (b % this.#blocks) * COLD_BLOCK, head = this.#heads[b % this.#blocks]!;
-    const dec = (head & HEAD_A ? A : MU).dec, shift = head & HEAD_SHIFT, codes = this.#codes;
-    // As writeHeader: values scaled down by 16, sums kept int32. A law's value at shift ≤ 2 fits an Int16.
-    let v2 = dec[codes[from]!]! << shift, v1 = dec[codes[from + 1]!]! << shift;
-    out[0] = v2;
-    out[1] = v1;
-    v2 >>= 4;
-    v1 >>= 4;
-    let s0 = (v2 * v2 + v1 * v1) | 0, s1 = (v1 * v2) | 0, s2 = 0;
-    for (let k = 2; k < COLD_BLOCK; k++) {
-      const x = dec[codes[from + k]!]! << shift;
-      out[k] = x;
-      const v = x >> 4;
-      s0 = (s0 + v * v) | 0;
-      s1 = (s1 + v * v1) | 0;
-      s2 = (s2 + v * v2) | 0;
-      v2 = v1;
-      v1 = v;
+    const dec = (head & HEAD_A ? A : MU).dec, shift = head & HEAD_SHIFT, codes32 = this.#codes32;
+    const out32 = out === ageing ? ageing32 : ageingNext32, o = from >> 2;
+    // As writeHeader: values scaled down by 16, sums kept int32 (the first two values' terms as with zeros
+    // before them). A law's value at shift ≤ 2 fits an Int16. Four codes read a word, two values written a
+    // word: a quarter of the loads and half the stores (each bounds-checked).
+    let s0 = 0, s1 = 0, s2 = 0, v1 = 0, v2 = 0;
+    for (let i = 0; i < COLD_BLOCK >> 2; i++) {
+      const w = codes32[o + i]!;
+      const x0 = dec[w & 255]! << shift, x1 = dec[(w >>> 8) & 255]! << shift;
+      const x2 = dec[(w >>> 16) & 255]! << shift, x3 = dec[w >>> 24]! << shift;
+      out32[2 * i] = (x0 & 0xffff) | (x1 << 16);
+      out32[2 * i + 1] = (x2 & 0xffff) | (x3 << 16);
+      const y0 = x0 >> 4, y1 = x1 >> 4, y2 = x2 >> 4, y3 = x3 >> 4;
+      s0 = (s0 + y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3) | 0;
+      s1 = (s1 + y0 * v1 + y1 * y0 + y2 * y1 + y3 * y2) | 0;
+      s2 = (s2 + y0 * v2 + y1 * v1 + y2 * y0 + y3 * y1) | 0;
+      v2 = y2;
+      v1 = y3;
     }
     writeHeaderFromSums(s0, s1, s2, out, 0, COLD_BLOCK, heads, h);
   }
@@ -758,6 +788,7 @@ export class SampleRing {
       heads[to] = this.#heads[from]!;
     }
     this.#codes = codes;
+    this.#codes32 = new Uint32Array(codes.buffer);
     this.#heads = heads;
     this.#blocks = blocks;
   }
