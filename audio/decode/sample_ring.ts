@@ -38,7 +38,8 @@
  */
 
 import { decodeBlock, encodeBlock, encodeBlockPair, HEADER_BYTES } from "./adpcm4.ts";
-import { writeHeader, writeHeaderFromSums } from "./adpcm4_format.ts";
+import { HEADER_VALUES, writeHeader, writeHeaderFromSums } from "./adpcm4_format.ts";
+import { adpcm4Octet, LANES } from "./adpcm4_simd.ts";
 import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "./codecs.ts";
 
 /**
@@ -135,9 +136,9 @@ const scratch = {
 
 /**
  * Counters over the process, for the bench and tests: cold-tier reads (`samples` decoded from either tier, `old`
- * of them from the 4-bit one), reallocations of the tiers.
+ * of them from the 4-bit one), reallocations of the tiers, blocks coded to 4 bits by the eight-lane kernel.
  */
-export const coldReadStats = { materialized: 0, samples: 0, old: 0, grown: 0 };
+export const coldReadStats = { materialized: 0, samples: 0, old: 0, grown: 0, octetBlocks: 0 };
 
 /**
  * Bytes of a cold tier's first array (8-bit codes, 4-bit nibbles; at most what the capacity needs): at the run
@@ -163,8 +164,8 @@ const oldBlock = { data: new Int16Array(COLD_BLOCK), owner: undefined as SampleR
 /** A block's 8-bit values on their way to the 4-bit tier, and the next block's when both are coded at once. */
 const ageing = new Int16Array(COLD_BLOCK);
 const ageingNext = new Int16Array(COLD_BLOCK);
-const ageing32 = new Int32Array(ageing.buffer);
-const ageingNext32 = new Int32Array(ageingNext.buffer);
+/** A block's first values in a row, for its 4-bit header when they were written a lane of the kernel's. */
+const leadValues = new Int16Array(HEADER_VALUES);
 
 /** Two-tier ring of analysis samples with absolute addressing (see the module doc). */
 export class SampleRing {
@@ -200,16 +201,18 @@ export class SampleRing {
   #oldBlocks = 0;
   readonly #maxOld: number;
   /**
-   * Block {@link #aheadBlock} was coded to 4 bits ahead of its turn, together with the block before it
-   * (adpcm4.ts's encodeBlockPair: two blocks' coding chains run side by side in about the time of one), straight
-   * into its slot of the 4-bit tier (no reader reads a block there before its turn, and the block the slot held
-   * is no longer held: so the tier holds its turn's blocks without growing, and the block stays where it was
-   * put). Valid while the ring has not restarted since ({@link #aheadResets}) and the block is wholly held when
-   * its turn comes: it was coded from all its 8-bit values, which do not change while it is in the 8-bit tier.
-   * Coded into a buffer of its own instead, it was copied at its turn: two more arrays a block pair touches,
-   * cache misses with a thousand streams.
+   * Blocks {@link #aheadFrom} to {@link #aheadTo} (exclusive) were coded to 4 bits ahead of their turn, together
+   * with the block before them (adpcm4_simd.ts: eight blocks' coding chains in the lanes of a WebAssembly kernel
+   * in about the time of two; or adpcm4.ts's encodeBlockPair, two side by side in JS), straight into their slots
+   * of the 4-bit tier (no reader reads a block there before its turn, and the blocks the slots held are no
+   * longer held: so the tier holds its turn's blocks without growing, and a block stays where it was put). Valid
+   * while the ring has not restarted since ({@link #aheadResets}) and the block is wholly held when its turn
+   * comes: it was coded from all its 8-bit values, which do not change while it is in the 8-bit tier. Coded into
+   * a buffer of its own instead, it was copied at its turn: more arrays a block touches, cache misses with a
+   * thousand streams.
    */
-  #aheadBlock = -1;
+  #aheadFrom = -1;
+  #aheadTo = -1;
   #aheadResets = -1;
   /** Samples before this absolute index are encoded in the cold tier (a multiple of COLD_BLOCK). */
   #coldEnd = 0;
@@ -250,8 +253,8 @@ export class SampleRing {
     if (this.hotCapacity < cap && warm < coldBlocks(Math.ceil(minSamples / COLD_BLOCK) * COLD_BLOCK)) {
       cap = Math.ceil(minSamples / COLD_BLOCK) * COLD_BLOCK;
       this.#maxBlocks = warm;
-      // One more: the block coded ahead (#aheadBlock) goes to its slot while the tier is full.
-      this.#maxOld = coldBlocks(cap) - warm + 1;
+      // More: the blocks coded ahead (#aheadFrom) go to their slots while the tier is full.
+      this.#maxOld = coldBlocks(cap) - warm + LANES - 1;
       this.warmCapacity = warm * COLD_BLOCK;
     } else {
       this.#maxBlocks = this.hotCapacity >= cap ? 0 : coldBlocks(cap);
@@ -665,7 +668,8 @@ export class SampleRing {
   /**
    * Moves the oldest 8-bit block (at `#warmStart`) to the 4-bit tier, coded from its 8-bit values: what a reader
    * saw of it before, the 4-bit coder's input, is the same whenever it is aged. When the next block is 8-bit
-   * already, both are coded at once, the next one into its slot ahead of its turn ({@link #aheadBlock}).
+   * already, both are coded at once, the next one into its slot ahead of its turn ({@link #aheadFrom}); when
+   * the next seven are, all eight at once in the WebAssembly kernel.
    */
   #ageBlock(): void {
     const b = this.#warmStart >> BLOCK_LOG2;
@@ -677,18 +681,40 @@ export class SampleRing {
       const held = Math.max(0, this.#start - (b << BLOCK_LOG2));
       const slot = b % this.#oldBlocks, at = slot * (COLD_BLOCK >> 1), h = slot * HEADER_BYTES;
       const next = (b + 1) % this.#oldBlocks;
-      if (this.#aheadBlock === b && this.#aheadResets === this.#resets && held === 0) {
+      const octet = adpcm4Octet();
+      if (b >= this.#aheadFrom && b < this.#aheadTo && this.#aheadResets === this.#resets && held === 0) {
         // Coded already, in its slot.
+      } else if (
+        octet && held === 0 && (b + LANES) << BLOCK_LOG2 <= this.#coldEnd &&
+        b + LANES - 1 - this.#oldBlocks < first
+      ) {
+        // As below, for the next seven blocks.
+        const heads = this.#oldHeads, params = octet.params;
+        for (let l = 0; l < LANES; l++) {
+          const hl = ((b + l) % this.#oldBlocks) * HEADER_BYTES;
+          this.#headedValues(b + l, octet.values, LANES, l, heads, hl);
+          params[l] = (heads[hl + 3]! << 24) >> 24;
+          params[LANES + l] = (heads[hl + 4]! << 24) >> 24;
+          params[2 * LANES + l] = heads[hl + 2]!;
+        }
+        octet.run();
+        coldReadStats.octetBlocks += LANES;
+        for (let l = 0; l < LANES; l++) {
+          this.#nibbles.set(octet.codes[l]!, ((b + l) % this.#oldBlocks) * (COLD_BLOCK >> 1));
+        }
+        this.#aheadFrom = b + 1;
+        this.#aheadTo = b + LANES;
+        this.#aheadResets = this.#resets;
       } else if ((b + 2) << BLOCK_LOG2 <= this.#coldEnd && b + 1 - this.#oldBlocks < first) {
         // The next block is wholly held (this one is, from `held` on) and final in the 8-bit tier, and the block
         // its slot held is no longer held (always so with the tier's extra slot; checked all the same, as a held
         // block overwritten would read wrong without a sign).
-        if (held === 0) this.#headedValues(b, ageing, this.#oldHeads, h);
+        if (held === 0) this.#headedValues(b, ageing, 1, 0, this.#oldHeads, h);
         else {
           this.#eightBitValues(b, held, ageing);
           writeHeader(ageing, 0, COLD_BLOCK, this.#oldHeads, h);
         }
-        this.#headedValues(b + 1, ageingNext, this.#oldHeads, next * HEADER_BYTES);
+        this.#headedValues(b + 1, ageingNext, 1, 0, this.#oldHeads, next * HEADER_BYTES);
         encodeBlockPair(
           COLD_BLOCK,
           ageing,
@@ -705,7 +731,8 @@ export class SampleRing {
           next * HEADER_BYTES,
           true,
         );
-        this.#aheadBlock = b + 1;
+        this.#aheadFrom = b + 1;
+        this.#aheadTo = b + 2;
         this.#aheadResets = this.#resets;
       } else {
         this.#eightBitValues(b, held, ageing);
@@ -716,23 +743,34 @@ export class SampleRing {
   }
 
   /**
-   * The values of wholly held 8-bit block `b` into `out`, and its 4-bit header from them (writeHeader's sums
-   * made as the values are: one pass over them instead of two).
+   * The values of wholly held 8-bit block `b` into `out[stride · k + lane]`, and its 4-bit header from them
+   * (writeHeader's sums made as the values are: one pass over them instead of two).
    */
-  #headedValues(b: number, out: Int16Array, heads: Uint8Array, h: number): void {
+  #headedValues(
+    b: number,
+    out: Int16Array,
+    stride: number,
+    lane: number,
+    heads: Uint8Array,
+    h: number,
+  ): void {
     const from = (b % this.#blocks) * COLD_BLOCK, head = this.#heads[b % this.#blocks]!;
-    const dec = (head & HEAD_A ? A : MU).dec, shift = head & HEAD_SHIFT, codes32 = this.#codes32;
-    const out32 = out === ageing ? ageing32 : ageingNext32, o = from >> 2;
+    const dec = (head & HEAD_A ? A : MU).dec,
+      shift = head & HEAD_SHIFT,
+      codes32 = this.#codes32,
+      o = from >> 2;
     // As writeHeader: values scaled down by 16, sums kept int32 (the first two values' terms as with zeros
-    // before them). A law's value at shift ≤ 2 fits an Int16. Four codes read a word, two values written a
-    // word: a quarter of the loads and half the stores (each bounds-checked).
+    // before them). A law's value at shift ≤ 2 fits an Int16. Four codes read a word: a quarter of the loads
+    // (each bounds-checked).
     let s0 = 0, s1 = 0, s2 = 0, v1 = 0, v2 = 0;
-    for (let i = 0; i < COLD_BLOCK >> 2; i++) {
+    for (let i = 0, at = lane; i < COLD_BLOCK >> 2; i++, at += 4 * stride) {
       const w = codes32[o + i]!;
       const x0 = dec[w & 255]! << shift, x1 = dec[(w >>> 8) & 255]! << shift;
       const x2 = dec[(w >>> 16) & 255]! << shift, x3 = dec[w >>> 24]! << shift;
-      out32[2 * i] = (x0 & 0xffff) | (x1 << 16);
-      out32[2 * i + 1] = (x2 & 0xffff) | (x3 << 16);
+      out[at] = x0;
+      out[at + stride] = x1;
+      out[at + 2 * stride] = x2;
+      out[at + 3 * stride] = x3;
       const y0 = x0 >> 4, y1 = x1 >> 4, y2 = x2 >> 4, y3 = x3 >> 4;
       s0 = (s0 + y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3) | 0;
       s1 = (s1 + y0 * v1 + y1 * y0 + y2 * y1 + y3 * y2) | 0;
@@ -740,7 +778,8 @@ export class SampleRing {
       v2 = y2;
       v1 = y3;
     }
-    writeHeaderFromSums(s0, s1, s2, out, 0, COLD_BLOCK, heads, h);
+    for (let k = 0; k < HEADER_VALUES; k++) leadValues[k] = out[stride * k + lane]!;
+    writeHeaderFromSums(s0, s1, s2, leadValues, 0, COLD_BLOCK, heads, h);
   }
 
   /** The values of 8-bit block `b` into `out`, its first `held` (not held) standing in as its first held one. */
