@@ -27,9 +27,19 @@ const VECTORS = LANES >> 2;
 const PARAMS_AT = 2 * LANES * OCTET_BLOCK;
 const OUT_AT = PARAMS_AT + 12 * LANES;
 const TABLE_AT = OUT_AT + LANES * (OCTET_BLOCK >> 1);
+const CODES_AT = (TABLE_AT + 4 * STEPS.length + 15) & ~15;
+const LANE_AT = CODES_AT + LANES * OCTET_BLOCK;
+/** Entries of the code tables (8-bit codes). */
+const TABLE_CODES = 256;
+/** Code tables the lanes choose from. */
+export const CODE_TABLES = 2;
+const DEC_AT = LANE_AT + 8 * LANES;
+const SUMS_AT = DEC_AT + 2 * TABLE_CODES * CODE_TABLES;
+const MEMORY_BYTES = SUMS_AT + 12 * LANES;
 
 const I32 = 0x7f, V128 = 0x7b;
 const [LOOP, END, BRIF, IF, VOID] = [0x03, 0x0b, 0x0d, 0x04, 0x40];
+const [I32LOAD8U, I32LOAD16S, I32STORE16] = [0x2d, 0x2e, 0x3b];
 const [I32LOAD, I32STORE, I32ADD, I32AND, I32SHL, I32SHRU, I32LTU, I32EQ] = [
   0x28,
   0x36,
@@ -45,7 +55,15 @@ const set = (l: number) => [0x21, ...uleb(l)];
 const i32c = (v: number) => [0x41, ...sleb(v)];
 const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
 const splat = (v: number) => [...i32c(v), ...simd(0x11)];
-const [V_LOAD, V_LOAD16X4S, V_AND, V_OR, V_XOR, V_BITSELECT] = [0x00, 0x03, 0x4e, 0x50, 0x51, 0x52];
+const [V_LOAD, V_LOAD16X4S, V_STORE, V_AND, V_OR, V_XOR, V_BITSELECT] = [
+  0x00,
+  0x03,
+  0x0b,
+  0x4e,
+  0x50,
+  0x51,
+  0x52,
+];
 const [GT_S, ABS, SHL, SHR_S, SHR_U, ADD, SUB, MUL, MIN_S, MIN_U, MAX_S] = [
   0x3b,
   0xa0,
@@ -253,17 +271,123 @@ function kernelBytes(): Uint8Array<ArrayBuffer> {
     END,
     END,
   ];
+  const decode = decodeBody();
   return new Uint8Array([
     ...WASM_HEADER,
     ...section(1, [1, 0x60, 0, 0]),
     ...section(2, [1, ...name("m"), ...name("mem"), 0x02, 0x00, 1]),
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...name("encode8"), 0x00, 0]),
-    ...section(10, [1, ...uleb(body.length), ...body]),
+    ...section(3, [2, 0, 0]),
+    ...section(7, [2, ...name("encode8"), 0x00, 0, ...name("decode8"), 0x00, 1]),
+    ...section(10, [2, ...uleb(body.length), ...body, ...uleb(decode.length), ...decode]),
   ]);
 }
 
-/** The kernel over its memory: fill `values` and `params`, `run`, read `codes`. */
+/**
+ * (func (export "decode8")): each lane's codes to its values (`table[code] << shift`, its table's number
+ * and its shift at LANE_AT), interleaved as encode8 reads them, then per lane the sums adpcm4_format.ts's
+ * writeHeaderFromSums takes (over `value >> 4`: Σ v², Σ v·v₋₁, Σ v·v₋₂, int32, wrapping as `| 0` does), at
+ * SUMS_AT: a row of LANES i32 each.
+ */
+function decodeBody(): number[] {
+  const K = 0;
+  const tab = (l: number) => 1 + 2 * l, sh = (l: number) => 2 + 2 * l;
+  // v128 locals after the i32 ones: per vector v, S0 S1 S2 Y1 Y2 Y.
+  const V = (v: number, i: number) => 1 + 2 * LANES + 6 * v + i;
+  const vs = Array.from({ length: VECTORS }, (_, v) => v);
+  const ls = Array.from({ length: LANES }, (_, l) => l);
+  const loopK = (inner: number[]) => [
+    ...i32c(0),
+    ...set(K),
+    LOOP,
+    VOID,
+    ...inner,
+    ...get(K),
+    ...i32c(1),
+    I32ADD,
+    ...set(K),
+    ...get(K),
+    ...i32c(OCTET_BLOCK),
+    I32LTU,
+    BRIF,
+    0,
+    END,
+  ];
+  return [
+    ...[2, ...uleb(1 + 2 * LANES), I32, ...uleb(6 * VECTORS), V128],
+    ...ls.flatMap((l) => [
+      ...i32c(0),
+      I32LOAD,
+      2,
+      ...uleb(LANE_AT + 4 * l),
+      ...i32c(Math.log2(2 * TABLE_CODES)),
+      I32SHL,
+      ...i32c(DEC_AT),
+      I32ADD,
+      ...set(tab(l)),
+      ...i32c(0),
+      I32LOAD,
+      2,
+      ...uleb(LANE_AT + 4 * LANES + 4 * l),
+      ...set(sh(l)),
+    ]),
+    ...loopK(ls.flatMap((l) => [
+      // values[LANES·k + l] = table_l[codes_l[k]] << shift_l
+      ...get(K),
+      ...i32c(Math.log2(2 * LANES)),
+      I32SHL,
+      ...get(K),
+      I32LOAD8U,
+      0,
+      ...uleb(CODES_AT + l * OCTET_BLOCK),
+      ...i32c(1),
+      I32SHL,
+      ...get(tab(l)),
+      I32ADD,
+      I32LOAD16S,
+      1,
+      0,
+      ...get(sh(l)),
+      I32SHL,
+      I32STORE16,
+      1,
+      ...uleb(2 * l),
+    ])),
+    ...loopK(vs.flatMap((v) => [
+      ...get(K),
+      ...i32c(Math.log2(2 * LANES)),
+      I32SHL,
+      ...simd(V_LOAD16X4S, 3, ...uleb(8 * v)),
+      ...i32c(4),
+      ...simd(SHR_S),
+      ...set(V(v, 5)),
+      ...[0, 3, 4].flatMap((other, i) => [
+        ...get(V(v, i)),
+        ...get(V(v, 5)),
+        ...get(i === 0 ? V(v, 5) : V(v, other)),
+        ...simd(MUL),
+        ...simd(ADD),
+        ...set(V(v, i)),
+      ]),
+      ...get(V(v, 3)),
+      ...set(V(v, 4)),
+      ...get(V(v, 5)),
+      ...set(V(v, 3)),
+    ])),
+    ...vs.flatMap((v) =>
+      [0, 1, 2].flatMap((i) => [
+        ...i32c(0),
+        ...get(V(v, i)),
+        ...simd(V_STORE, 4, ...uleb(SUMS_AT + 4 * LANES * i + 16 * v)),
+      ])
+    ),
+    END,
+  ];
+}
+
+/**
+ * The kernel over its memory: fill `values` and `params`, `run`, read `codes`. Or fill `laneCodes`, `lanes`
+ * (and `tables`) and `decode` the values into `values` with their header sums in `sums`.
+ */
 export interface Adpcm4Octet {
   /** The blocks' values interleaved: value k of lane l at LANES · k + l. */
   readonly values: Int16Array;
@@ -273,6 +397,16 @@ export interface Adpcm4Octet {
   readonly codes: readonly Uint8Array[];
   /** Codes the blocks, as encodeBlock with their headers would. */
   run(): void;
+  /** Lane l's 8-bit codes (OCTET_BLOCK), for {@link decode}. */
+  readonly laneCodes: readonly Uint8Array[];
+  /** Lane l's code table (0 to CODE_TABLES − 1) at l, its shift at LANES + l. */
+  readonly lanes: Int32Array;
+  /** The code tables (256 Int16 values each), one after the other. */
+  readonly tables: Int16Array;
+  /** Per lane: Σ v², Σ v·v₋₁, Σ v·v₋₂ over `value >> 4` (rows of LANES), as writeHeaderFromSums takes them. */
+  readonly sums: Int32Array;
+  /** Each lane's values from its codes into `values`, and their sums into `sums`. */
+  decode(): void;
 }
 
 let octet: Adpcm4Octet | null | undefined;
@@ -281,7 +415,7 @@ let octet: Adpcm4Octet | null | undefined;
 export function adpcm4Octet(): Adpcm4Octet | undefined {
   if (octet === undefined) {
     try {
-      const memory = new WebAssembly.Memory({ initial: 1 });
+      const memory = new WebAssembly.Memory({ initial: Math.ceil(MEMORY_BYTES / 65536) });
       const instance = new WebAssembly.Instance(new WebAssembly.Module(kernelBytes()), {
         m: { mem: memory },
       });
@@ -296,6 +430,14 @@ export function adpcm4Octet(): Adpcm4Octet | undefined {
         params: new Int32Array(memory.buffer, PARAMS_AT, 3 * LANES),
         codes,
         run: instance.exports.encode8 as () => void,
+        laneCodes: Array.from(
+          { length: LANES },
+          (_, l) => new Uint8Array(memory.buffer, CODES_AT + l * OCTET_BLOCK, OCTET_BLOCK),
+        ),
+        lanes: new Int32Array(memory.buffer, LANE_AT, 2 * LANES),
+        tables: new Int16Array(memory.buffer, DEC_AT, TABLE_CODES * CODE_TABLES),
+        sums: new Int32Array(memory.buffer, SUMS_AT, 3 * LANES),
+        decode: instance.exports.decode8 as () => void,
       };
     } catch {
       octet = null;

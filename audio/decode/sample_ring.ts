@@ -39,7 +39,7 @@
 
 import { decodeBlock, encodeBlock, encodeBlockPair, HEADER_BYTES } from "./adpcm4.ts";
 import { HEADER_VALUES, writeHeader, writeHeaderFromSums } from "./adpcm4_format.ts";
-import { adpcm4Octet, LANES } from "./adpcm4_simd.ts";
+import { type Adpcm4Octet, adpcm4Octet, LANES } from "./adpcm4_simd.ts";
 import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "./codecs.ts";
 
 /**
@@ -164,8 +164,12 @@ const oldBlock = { data: new Int16Array(COLD_BLOCK), owner: undefined as SampleR
 /** A block's 8-bit values on their way to the 4-bit tier, and the next block's when both are coded at once. */
 const ageing = new Int16Array(COLD_BLOCK);
 const ageingNext = new Int16Array(COLD_BLOCK);
+const ageing32 = new Int32Array(ageing.buffer);
+const ageingNext32 = new Int32Array(ageingNext.buffer);
 /** A block's first values in a row, for its 4-bit header when they were written a lane of the kernel's. */
 const leadValues = new Int16Array(HEADER_VALUES);
+/** The kernel whose code tables are the laws' (μ-law 0, A-law 1), once they are written. */
+let octetTables: Adpcm4Octet | undefined;
 
 /** Two-tier ring of analysis samples with absolute addressing (see the module doc). */
 export class SampleRing {
@@ -688,11 +692,35 @@ export class SampleRing {
         octet && held === 0 && (b + LANES) << BLOCK_LOG2 <= this.#coldEnd &&
         b + LANES - 1 - this.#oldBlocks < first
       ) {
-        // As below, for the next seven blocks.
-        const heads = this.#oldHeads, params = octet.params;
+        // As below, for the next seven blocks: their values decoded and their headers' sums made in the kernel
+        // too (the codes copied in, a memmove a block), the headers from the sums here.
+        if (octetTables !== octet) {
+          octet.tables.set(MU.dec, 0);
+          octet.tables.set(A.dec, MU.dec.length);
+          octetTables = octet;
+        }
+        const codes = this.#codes, blockHeads = this.#heads, lanes = octet.lanes;
+        for (let l = 0; l < LANES; l++) {
+          const slot8 = (b + l) % this.#blocks, head = blockHeads[slot8]!;
+          octet.laneCodes[l]!.set(codes.subarray(slot8 * COLD_BLOCK, (slot8 + 1) * COLD_BLOCK));
+          lanes[l] = head & HEAD_A ? 1 : 0;
+          lanes[LANES + l] = head & HEAD_SHIFT;
+        }
+        octet.decode();
+        const heads = this.#oldHeads, params = octet.params, values = octet.values, sums = octet.sums;
         for (let l = 0; l < LANES; l++) {
           const hl = ((b + l) % this.#oldBlocks) * HEADER_BYTES;
-          this.#headedValues(b + l, octet.values, LANES, l, heads, hl);
+          for (let k = 0; k < HEADER_VALUES; k++) leadValues[k] = values[LANES * k + l]!;
+          writeHeaderFromSums(
+            sums[l]!,
+            sums[LANES + l]!,
+            sums[2 * LANES + l]!,
+            leadValues,
+            0,
+            COLD_BLOCK,
+            heads,
+            hl,
+          );
           params[l] = (heads[hl + 3]! << 24) >> 24;
           params[LANES + l] = (heads[hl + 4]! << 24) >> 24;
           params[2 * LANES + l] = heads[hl + 2]!;
@@ -709,12 +737,12 @@ export class SampleRing {
         // The next block is wholly held (this one is, from `held` on) and final in the 8-bit tier, and the block
         // its slot held is no longer held (always so with the tier's extra slot; checked all the same, as a held
         // block overwritten would read wrong without a sign).
-        if (held === 0) this.#headedValues(b, ageing, 1, 0, this.#oldHeads, h);
+        if (held === 0) this.#headedValues(b, ageing, this.#oldHeads, h);
         else {
           this.#eightBitValues(b, held, ageing);
           writeHeader(ageing, 0, COLD_BLOCK, this.#oldHeads, h);
         }
-        this.#headedValues(b + 1, ageingNext, 1, 0, this.#oldHeads, next * HEADER_BYTES);
+        this.#headedValues(b + 1, ageingNext, this.#oldHeads, next * HEADER_BYTES);
         encodeBlockPair(
           COLD_BLOCK,
           ageing,
@@ -743,34 +771,23 @@ export class SampleRing {
   }
 
   /**
-   * The values of wholly held 8-bit block `b` into `out[stride · k + lane]`, and its 4-bit header from them
-   * (writeHeader's sums made as the values are: one pass over them instead of two).
+   * The values of wholly held 8-bit block `b` into `out`, and its 4-bit header from them (writeHeader's sums
+   * made as the values are: one pass over them instead of two).
    */
-  #headedValues(
-    b: number,
-    out: Int16Array,
-    stride: number,
-    lane: number,
-    heads: Uint8Array,
-    h: number,
-  ): void {
+  #headedValues(b: number, out: Int16Array, heads: Uint8Array, h: number): void {
     const from = (b % this.#blocks) * COLD_BLOCK, head = this.#heads[b % this.#blocks]!;
-    const dec = (head & HEAD_A ? A : MU).dec,
-      shift = head & HEAD_SHIFT,
-      codes32 = this.#codes32,
-      o = from >> 2;
+    const dec = (head & HEAD_A ? A : MU).dec, shift = head & HEAD_SHIFT, codes32 = this.#codes32;
+    const out32 = out === ageing ? ageing32 : ageingNext32, o = from >> 2;
     // As writeHeader: values scaled down by 16, sums kept int32 (the first two values' terms as with zeros
-    // before them). A law's value at shift ≤ 2 fits an Int16. Four codes read a word: a quarter of the loads
-    // (each bounds-checked).
+    // before them). A law's value at shift ≤ 2 fits an Int16. Four codes read a word, two values written a
+    // word: a quarter of the loads and half the stores (each bounds-checked).
     let s0 = 0, s1 = 0, s2 = 0, v1 = 0, v2 = 0;
-    for (let i = 0, at = lane; i < COLD_BLOCK >> 2; i++, at += 4 * stride) {
+    for (let i = 0; i < COLD_BLOCK >> 2; i++) {
       const w = codes32[o + i]!;
       const x0 = dec[w & 255]! << shift, x1 = dec[(w >>> 8) & 255]! << shift;
       const x2 = dec[(w >>> 16) & 255]! << shift, x3 = dec[w >>> 24]! << shift;
-      out[at] = x0;
-      out[at + stride] = x1;
-      out[at + 2 * stride] = x2;
-      out[at + 3 * stride] = x3;
+      out32[2 * i] = (x0 & 0xffff) | (x1 << 16);
+      out32[2 * i + 1] = (x2 & 0xffff) | (x3 << 16);
       const y0 = x0 >> 4, y1 = x1 >> 4, y2 = x2 >> 4, y3 = x3 >> 4;
       s0 = (s0 + y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3) | 0;
       s1 = (s1 + y0 * v1 + y1 * y0 + y2 * y1 + y3 * y2) | 0;
@@ -778,8 +795,7 @@ export class SampleRing {
       v2 = y2;
       v1 = y3;
     }
-    for (let k = 0; k < HEADER_VALUES; k++) leadValues[k] = out[stride * k + lane]!;
-    writeHeaderFromSums(s0, s1, s2, leadValues, 0, COLD_BLOCK, heads, h);
+    writeHeaderFromSums(s0, s1, s2, out, 0, COLD_BLOCK, heads, h);
   }
 
   /** The values of 8-bit block `b` into `out`, its first `held` (not held) standing in as its first held one. */
