@@ -120,6 +120,9 @@ export const HEADER_BYTES = 5;
 /** Samples the first step is estimated from (IMA's adaptation would take a few samples to catch up). */
 const LEAD = 8;
 
+/** The block's first values {@link writeHeaderFromSums} reads (its first value and the first step's lead). */
+export const HEADER_VALUES = LEAD + 1;
+
 /** Predictor coefficients' scale: 6 fractional bits. */
 export const COEF_SHIFT = 6;
 
@@ -146,7 +149,8 @@ export function writeHeader(src: Int16Array, from: number, n: number, heads: Uin
 /**
  * {@link writeHeader} from the block's autocorrelation sums, computed by its caller as writeHeader computes them
  * (a caller producing the values sums them as it goes): `s0` = Σ v², `s1` = Σ v·v₋₁, `s2` = Σ v·v₋₂ over the
- * values `v = src[i] >> 4`, each sum kept an int32 (`| 0` after every addition).
+ * values `v = src[i] >> 4`, each sum kept an int32 (`| 0` after every addition). Of `src` it reads the first
+ * {@link HEADER_VALUES} values only (`n` caps them).
  */
 export function writeHeaderFromSums(
   s0: number,
