@@ -61,111 +61,118 @@ function spareList(): (Pending | undefined)[] {
 const batch: Pending[] = [];
 /**
  * The pre-checks of one due frame, taken out of their lane before any runs (scratch of the process, like
- * {@link batch}: [first, top) is a frame's): slot, generation, s and scheduling order.
+ * {@link batch}: [first, top) is a frame's): slot, generation, s and scheduling order (as int32).
  */
 const taken = {
   slot: new Int32Array(256),
   gen: new Int32Array(256),
   s: new Int32Array(256),
-  seq: new Float64Array(256),
+  seq: new Int32Array(256),
   top: 0,
 };
 
-/** Entries of a new {@link PrecheckLane}. */
+/** True if scheduling order `a` (an int32 of it: it wraps after 2^31 checks of a stream) is before `b`. */
+function seqBefore(a: number, b: number): boolean {
+  return ((a - b) | 0) < 0;
+}
+
+/** Entries of a new {@link PrecheckLane}, and int32 words per entry (half a cache line). */
 const LANE_ENTRIES = 64;
+const ENTRY = 8;
+/** Words of an entry: slot, generation, s, scheduling order (int32), next entry of its list. */
+const [E_SLOT, E_GEN, E_S, E_SEQ, E_NEXT] = [0, 1, 2, 3, 4];
 
 /**
  * A stream's pending pre-checks: per due frame within NEAR of the next frame to run, at its frame mod NEAR, a
- * list of entries (slot, generation, s, scheduling order) in scheduling order, linked through `next`; unused
- * entries are a free list.
+ * list of entries in scheduling order (its first and last entry side by side in `ends`), linked through their
+ * next; unused entries are a free list. An entry is one half of a cache line and a list's ends share one: a
+ * stream's lane is mostly out of cache when its next message comes, and adding or taking a check touches
+ * those lines only.
  */
 class PrecheckLane {
-  readonly head = new Int32Array(NEAR).fill(-1);
-  readonly tail = new Int32Array(NEAR).fill(-1);
-  slot = new Int32Array(LANE_ENTRIES);
-  gen = new Int32Array(LANE_ENTRIES);
-  s = new Int32Array(LANE_ENTRIES);
-  seq = new Float64Array(LANE_ENTRIES);
-  next = new Int32Array(LANE_ENTRIES);
-  /** First free entry (-1: none; the arrays grow). */
+  /** Per bucket b: its first entry at 2b and last at 2b + 1 (-1: empty). */
+  readonly ends = new Int32Array(2 * NEAR).fill(-1);
+  e = new Int32Array(LANE_ENTRIES * ENTRY);
+  /** First free entry (-1: none; the entries grow). */
   free = 0;
   count = 0;
 
   constructor() {
-    for (let i = 0; i < LANE_ENTRIES; i++) this.next[i] = i + 1 < LANE_ENTRIES ? i + 1 : -1;
+    this.#link(0, LANE_ENTRIES);
   }
 
   get bytes(): number {
-    return 8 * NEAR + 24 * this.slot.length;
+    return this.ends.byteLength + this.e.byteLength;
+  }
+
+  /** True if bucket `b` has an entry. */
+  has(b: number): boolean {
+    return this.ends[2 * b]! >= 0;
   }
 
   /** Appends an entry to the list of due frame bucket `b`. */
   add(b: number, slot: number, gen: number, s: number, seq: number): void {
     if (this.free < 0) this.#grow();
-    const e = this.free;
-    this.free = this.next[e]!;
-    this.slot[e] = slot;
-    this.gen[e] = gen;
-    this.s[e] = s;
-    this.seq[e] = seq;
-    this.next[e] = -1;
-    const last = this.tail[b]!;
-    if (last < 0) this.head[b] = e;
-    else this.next[last] = e;
-    this.tail[b] = e;
+    const e = this.e, x = this.free * ENTRY;
+    this.free = e[x + E_NEXT]!;
+    e[x + E_SLOT] = slot;
+    e[x + E_GEN] = gen;
+    e[x + E_S] = s;
+    e[x + E_SEQ] = seq;
+    e[x + E_NEXT] = -1;
+    const ends = this.ends, last = ends[2 * b + 1]!;
+    if (last < 0) ends[2 * b] = x / ENTRY;
+    else e[last * ENTRY + E_NEXT] = x / ENTRY;
+    ends[2 * b + 1] = x / ENTRY;
     this.count++;
   }
 
   /** Moves the entries of bucket `b` to {@link taken} (in order) and frees them. */
   take(b: number): void {
-    let e = this.head[b]!;
-    this.head[b] = this.tail[b] = -1;
-    while (e >= 0) {
+    const e = this.e, ends = this.ends;
+    let i = ends[2 * b]!;
+    ends[2 * b] = ends[2 * b + 1] = -1;
+    while (i >= 0) {
       if (taken.top === taken.slot.length) growTaken();
-      const x = taken.top++;
-      taken.slot[x] = this.slot[e]!;
-      taken.gen[x] = this.gen[e]!;
-      taken.s[x] = this.s[e]!;
-      taken.seq[x] = this.seq[e]!;
-      const next = this.next[e]!;
-      this.next[e] = this.free;
-      this.free = e;
+      const t = taken.top++, x = i * ENTRY;
+      taken.slot[t] = e[x + E_SLOT]!;
+      taken.gen[t] = e[x + E_GEN]!;
+      taken.s[t] = e[x + E_S]!;
+      taken.seq[t] = e[x + E_SEQ]!;
+      const next = e[x + E_NEXT]!;
+      e[x + E_NEXT] = this.free;
+      this.free = i;
       this.count--;
-      e = next;
+      i = next;
     }
   }
 
+  /** Links entries [from, to) into the free list (which is empty). */
+  #link(from: number, to: number): void {
+    for (let i = from; i < to; i++) this.e[i * ENTRY + E_NEXT] = i + 1 < to ? i + 1 : -1;
+    this.free = from;
+  }
+
   #grow(): void {
-    const n = this.slot.length;
-    const more = <A extends Int32Array | Float64Array>(a: A): A => {
-      const b = new (a.constructor as new (n: number) => A)(2 * n);
-      b.set(a);
-      return b;
-    };
-    this.slot = more(this.slot);
-    this.gen = more(this.gen);
-    this.s = more(this.s);
-    this.seq = more(this.seq);
-    this.next = more(this.next);
-    for (let i = n; i < 2 * n; i++) this.next[i] = i + 1 < 2 * n ? i + 1 : -1;
-    this.free = n;
+    const n = this.e.length / ENTRY, e = new Int32Array(2 * n * ENTRY);
+    e.set(this.e);
+    this.e = e;
+    this.#link(n, 2 * n);
   }
 }
 
 /** Doubles {@link taken}'s arrays. */
 function growTaken(): void {
   const n = taken.slot.length;
-  const i32 = (a: Int32Array) => {
+  const more = (a: Int32Array) => {
     const b = new Int32Array(2 * n);
     b.set(a);
     return b;
   };
-  taken.slot = i32(taken.slot);
-  taken.gen = i32(taken.gen);
-  taken.s = i32(taken.s);
-  const seq = new Float64Array(2 * n);
-  seq.set(taken.seq);
-  taken.seq = seq;
+  taken.slot = more(taken.slot);
+  taken.gen = more(taken.gen);
+  taken.s = more(taken.s);
+  taken.seq = more(taken.seq);
 }
 
 /** Emptied lanes (their lists all empty, every entry free), for the next scheduler that needs one. */
@@ -271,7 +278,7 @@ export class CheckScheduler<Out> {
       throw new RangeError(`CheckScheduler: a pre-check due at ${due} from frame ${this.#dueNext}`);
     }
     const lane = this.#lane ??= spareLanes.pop() ?? new PrecheckLane();
-    lane.add(due & (NEAR - 1), slot, gen, s, this.#seq++);
+    lane.add(due & (NEAR - 1), slot, gen, s, this.#seq++ | 0);
   }
 
   /** A pending verification of `sig` at `s` (from the pool when it has one), not scheduled yet. */
@@ -299,8 +306,8 @@ export class CheckScheduler<Out> {
       }
       const b = due & (NEAR - 1);
       const listed = this.#first?.[b];
-      const pre = lane === undefined ? -1 : lane.head[b]!;
-      if (listed === undefined && pre < 0 && (h.length === 0 || h[0]!.due !== due)) {
+      const pre = lane !== undefined && lane.has(b);
+      if (listed === undefined && !pre && (h.length === 0 || h[0]!.due !== due)) {
         due++;
         continue;
       }
@@ -325,7 +332,7 @@ export class CheckScheduler<Out> {
         this.#first = this.#last = undefined;
       }
       const from = taken.top;
-      if (pre >= 0) {
+      if (pre) {
         lane!.take(b);
         if (lane!.count === 0) {
           if (spareLanes.length < SPARE_MAX) spareLanes.push(lane!);
@@ -338,7 +345,7 @@ export class CheckScheduler<Out> {
       let x = from;
       for (let i = first; i < batch.length; i++) {
         const p = batch[i]!;
-        for (; x < to && taken.seq[x]! < p.seq; x++) {
+        for (; x < to && seqBefore(taken.seq[x]!, p.seq | 0); x++) {
           runner.precheck(taken.slot[x]!, taken.gen[x]!, taken.s[x]!, out, false);
         }
         p.next = undefined;
@@ -355,11 +362,11 @@ export class CheckScheduler<Out> {
   runAll(out: Out): void {
     const now: { due: number; seq: number; p?: Pending; slot: number; gen: number; s: number }[] = [];
     for (const p of this.#heap.splice(0, this.#heap.length)) {
-      now.push({ due: p.due, seq: p.seq, p, slot: 0, gen: 0, s: 0 });
+      now.push({ due: p.due, seq: p.seq | 0, p, slot: 0, gen: 0, s: 0 });
     }
     for (let b = 0; this.#near > 0 && b < NEAR; b++) {
       for (let p = this.#first![b]; p !== undefined; p = p.next) {
-        now.push({ due: p.due, seq: p.seq, p, slot: 0, gen: 0, s: 0 });
+        now.push({ due: p.due, seq: p.seq | 0, p, slot: 0, gen: 0, s: 0 });
         this.#near--;
       }
     }
@@ -369,7 +376,7 @@ export class CheckScheduler<Out> {
       this.#lane = undefined;
       // A pre-check's due frame is its bucket's within NEAR of the next frame to run.
       for (let b = 0; b < NEAR; b++) {
-        if (lane.head[b]! < 0) continue;
+        if (!lane.has(b)) continue;
         const due = this.#dueNext + ((b - this.#dueNext) & (NEAR - 1));
         const from = taken.top;
         lane.take(b);
@@ -380,7 +387,7 @@ export class CheckScheduler<Out> {
       }
     }
     const m = FINAL_ORDER_MOD - 1;
-    now.sort((a, b) => (a.due & m) - (b.due & m) || a.seq - b.seq);
+    now.sort((a, b) => (a.due & m) - (b.due & m) || ((a.seq - b.seq) | 0));
     for (const c of now) {
       if (c.p !== undefined) this.#runner.check(c.p, out, true);
       else this.#runner.precheck(c.slot, c.gen, c.s, out, true);

@@ -178,12 +178,16 @@ export class TargetMatcher {
     if (matched !== 0 && matched === index.generation(slot) + 1) return;
     if (!this.#votes.vote(slot, s, t, hitVotes(dist))) return;
     // The block length from the index: the signature object is read only if the pre-check passes.
-    this.#checks.precheck(
-      slot,
-      index.generation(slot),
-      s,
-      Math.max(t, s + Math.min(PRECHECK_AFTER, index.blockLength(slot))),
-    );
+    const due = Math.max(t, s + Math.min(PRECHECK_AFTER, index.blockLength(slot)));
+    // Due within these frames (about half the candidates): the frames it reads are those it would read when
+    // due, so a failing one (most) ends here, never queued. (A passing one is queued, and checked again when
+    // due, so that its verification keeps its place among the checks.)
+    if (due < store.end && this.#precheck(slot, s) > PRECHECK_BER) {
+      this.#stats.prechecked++;
+      this.#stats.rejected++;
+      return;
+    }
+    this.#checks.precheck(slot, index.generation(slot), s, due);
   }
 
   /**
@@ -192,16 +196,17 @@ export class TargetMatcher {
    */
   #precheckDue(slot: number, gen: number, s: number, out: CoarseMatch[], final: boolean): void {
     const { index, store } = this.#ctx;
-    // The slot's generation first: most pre-checks fail, and then they never touch the signature object, its id
-    // or its fingerprint (a cache miss each). (A slot's signature changes only with its generation.)
+    // A slot's signature changes only with its generation. Its object, id and fingerprint (a cache miss each)
+    // are read only when the pre-check passes (a candidate of a signature matched here already is pre-checked,
+    // not verified).
     if (index.generation(slot) !== gen) return;
-    const sig = index.signatureAt(slot);
-    if (sig === undefined || (this.#matched.size > 0 && this.#matched.has(sig.id))) return;
     this.#stats.prechecked++;
     if (this.#precheck(slot, s) > PRECHECK_BER) {
       this.#stats.rejected++;
       return;
     }
+    const sig = index.signatureAt(slot);
+    if (sig === undefined || (this.#matched.size > 0 && this.#matched.has(sig.id))) return;
     const due = s + sig.fingerprint.length + MARGIN_SPAN;
     if (!final && due > store.end - 1) {
       this.#checks.schedule(this.#checks.verification(sig, slot, gen, s, due));
