@@ -71,11 +71,11 @@ Deno.test("scheduler: a check is due no earlier than the next frame to run; one 
   deepStrictEqual(again.ran, ["9?", "10@5"]);
 });
 
-Deno.test("scheduler: a pre-check is due within 256 frames of the next frame to run", () => {
+Deno.test("scheduler: a pre-check is due within 128 frames of the next frame to run", () => {
   const { sched } = recorder();
   sched.start(100);
-  sched.precheck(0, 0, 1, 355);
-  throws(() => sched.precheck(0, 0, 1, 356), RangeError);
+  sched.precheck(0, 0, 1, 227);
+  throws(() => sched.precheck(0, 0, 1, 228), RangeError);
 });
 
 Deno.test("scheduler: at the end of a stream every check runs, ordered by due frame modulo 1024", () => {
@@ -96,13 +96,13 @@ Deno.test("scheduler: at the end of a stream every check runs, ordered by due fr
 Deno.test("scheduler: checks due far ahead and near run together in due and scheduling order, also over a jump", () => {
   const { sched, ran, verify } = recorder();
   sched.start(0);
-  // Verifications due 300 and 1,000 from frame 0 (far ahead), then checks due 300 again and 290 from frame 101
+  // Verifications due 300 and 1,000 from frame 0 (far ahead), then checks due 300 again and 290 from frame 201
   // (near).
   verify(1, 300);
   verify(2, 1000);
   verify(3, 300);
   const out: string[] = [];
-  sched.runDue(100, out);
+  sched.runDue(200, out);
   strictEqual(ran.length, 0);
   verify(4, 300);
   sched.precheck(0, 0, 5, 290);
