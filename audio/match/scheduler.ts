@@ -3,8 +3,8 @@
  * whole-block verification once all of them (and the margin's) are. Verifications wait as objects in lists per
  * due frame or a binary heap (a stream with nothing pending holds an empty array); finished ones are recycled
  * through one pool for the whole process (the engine runs one stream's message at a time). Pre-checks, ~35 times
- * as many and ~92% failing, are no objects: three numbers each in typed arrays (a {@link PrecheckLane}), handed
- * to the runner a due frame at a time.
+ * as many and ~92% failing, are no objects: four int32s each (slot, generation, s, scheduling order) in a
+ * {@link PrecheckLane}, handed to the runner a due frame at a time.
  * @module
  */
 
@@ -95,8 +95,8 @@ const OVER = 8;
 
 /**
  * A stream's pending pre-checks: per due frame within LANE_FRAMES of the next frame to run, at its frame mod
- * LANE_FRAMES, a bucket of one cache line holding its first {@link INLINE} entries in scheduling order (a due
- * frame has 1.6 on average in the bench corpus), the rest in a list of overflow entries. A stream's lane is
+ * LANE_FRAMES, a bucket of one cache line holding its first {@link INLINE} entries in scheduling order (about
+ * one a frame is queued on the bench corpus), the rest in a list of overflow entries. A stream's lane is
  * mostly out of cache when its next message comes: adding a check or taking a frame's touches its bucket's
  * line, and rarely an overflow entry.
  */
