@@ -25,11 +25,12 @@ const SIG: Signature = {
 
 /**
  * Target frames unrelated to the signature except, when `dist` is given, frame 250: the signature's frame 40
- * with `dist` bits of its low half flipped (the high half stays exact, so the lookup finds it).
+ * with `dist` bits of its low half flipped (the high half stays exact, so the lookup finds it); the first
+ * `frames` of them.
  */
-function target(dist: number | undefined): FrameStore {
+function target(dist: number | undefined, frames = BACKGROUND.length): FrameStore {
   const store = new FrameStore(BACKGROUND.length);
-  for (let t = 0; t < BACKGROUND.length; t++) {
+  for (let t = 0; t < frames; t++) {
     let v = BACKGROUND[t]!;
     if (t === 250 && dist !== undefined) v = (FP[40]! ^ ((1 << dist) - 1)) >>> 0;
     store.push(v, 0, -20, 0xffffffff);
@@ -81,5 +82,19 @@ Deno.test("strong single hit: one hit within 1 bit queues a pre-check, one hit f
     // The pre-check itself rejects it: one frame of 128 is no match.
     strictEqual(fwd.accepted, 0);
     strictEqual(backward(target(dist)).prechecked, strong ? 1 : 0, `backward, distance ${dist}`);
+  }
+});
+
+Deno.test("a candidate whose pre-check frames are all there is pre-checked at once: a failing one is not queued", () => {
+  // The exact hit at frame 250 (signature frame 40) makes alignment 210 a candidate, its pre-check due at frame
+  // 274 (64 frames of the block): the store holds it already while frames up to 260 are searched.
+  for (const [end, queued] of [[400, 0], [270, 1]] as const) {
+    const index = new SignatureIndex();
+    index.add(SIG);
+    const m = matcher(target(0, end), index);
+    m.onFrames(0, 260);
+    strictEqual(m.pending, queued, `store to ${end}`);
+    strictEqual(m.stats().prechecked, 1 - queued);
+    strictEqual(m.stats().rejected, 1 - queued);
   }
 });

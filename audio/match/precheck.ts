@@ -122,26 +122,17 @@ export function precheckKernel(
   return best;
 }
 
-/** What {@link touchPrechecks} needs of a pending check. */
-export interface PrecheckRef {
-  slot: number;
-  s: number;
-  verify: boolean;
-  due: number;
-}
-
 /**
- * Loads what the pre-checks of `now` due at `dueNext` read first (the line of their slot's sample header and
+ * Loads what the pre-checks of the slots `slots[from..to)` read first (the line of their slot's sample header and
  * first stage's positions, and the line of that stage's values), all before any check runs: mostly cache
  * misses, independent across checks, so they overlap here instead of stalling one check after another. (A
  * pre-check that fails reads nothing of the signature object itself.) Changes nothing; returns a value the
  * caller keeps so that the loads are not optimised away.
  */
-export function touchPrechecks(now: readonly PrecheckRef[], dueNext: number, frames: Uint32Array): number {
+export function touchPrechecks(slots: Int32Array, from: number, to: number, frames: Uint32Array): number {
   let acc = 0;
-  for (const p of now) {
-    if (p.verify || p.slot < 0 || p.due > dueNext) continue;
-    const at = p.slot * FRAME_WORDS;
+  for (let x = from; x < to; x++) {
+    const at = slots[x]! * FRAME_WORDS;
     acc ^= frames[at + FRAME_SAMPLE_HEAD_AT]! ^ frames[at + SAMPLE_1 + FRAME_VALUES_AT]!;
   }
   return acc;

@@ -26,6 +26,8 @@ export const DEFAULT_MAX_ACTIVE = 50_000;
 export const MAX_BUCKET = 256;
 
 const BUCKETS = 65536;
+// lookupProbes reads a bucket's values two to a 32-bit word, the first in the low half.
+if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) throw new Error("signature_index: a big-endian host");
 /** Most probes one {@link SignatureIndex.lookupProbes} call takes. */
 export const MAX_PROBES = 64;
 
@@ -569,7 +571,7 @@ export class SignatureIndex {
    */
   lookupProbes(probes: Int32Array, count: number, query: number, maxDist: number, out: HitBuffer): void {
     const hiMeta = this.#hi.meta, loMeta = this.#lo.meta;
-    const hiPool = this.#hi.pool16, loPool = this.#lo.pool16;
+    const hiPool32 = this.#hi.pool, loPool32 = this.#lo.pool;
     const at = this.#probeAt, n = this.#probeN, cap = this.#probeCap;
     if (count > at.length) throw new RangeError(`lookupProbes: at most ${at.length} probes`);
     for (let p = 0; p < count; p++) {
@@ -580,9 +582,9 @@ export class SignatureIndex {
       cap[p] = nc >>> 16;
       at[p] = meta[k + 1]!;
     }
-    // The first value of every bucket, loaded together (a miss each) rather than as each scan starts.
+    // The first two values of every bucket, loaded together (a miss each) rather than as each scan starts.
     const first = this.#probeFirst;
-    for (let p = 0; p < count; p++) first[p] = (probes[2 * p] === 0 ? hiPool : loPool)[2 * at[p]!]!;
+    for (let p = 0; p < count; p++) first[p] = (probes[2 * p] === 0 ? hiPool32 : loPool32)[at[p]!]!;
     const qHi = query >>> 16, qLo = query & 0xffff;
     for (let p = 0; p < count; p++) {
       const np = n[p]!;
@@ -591,13 +593,24 @@ export class SignatureIndex {
       // The key's distance to the query's half (the values are the other half).
       const base = popcount16(probes[2 * p + 1]! ^ (hi ? qHi : qLo));
       if (base > maxDist) continue;
-      const v = hi ? hiPool : loPool, pool = hi ? this.#hi.pool : this.#lo.pool, q = hi ? qLo : qHi;
-      const a = 2 * at[p]!, refs = at[p]! + (cap[p]! >> 1);
-      for (let i = 0; i < np; i++) {
-        const d = base + popcount16((i === 0 ? first[p]! : v[a + i]!) ^ q);
-        if (d <= maxDist) {
-          const ref = pool[refs + i]!;
-          out.push(ref >>> 8, ref & 255, d);
+      const w = hi ? hiPool32 : loPool32, q = hi ? qLo : qHi, qq = q | (q << 16), most = maxDist - base;
+      const a = at[p]!, refs = a + (cap[p]! >> 1);
+      // Two values a word (a bucket's values start on a word, and its room is even): both distances in one
+      // SWAR popcount, each half's count in its low byte.
+      for (let i = 0; i < np; i += 2) {
+        let x = (i === 0 ? first[p]! : w[a + (i >> 1)]!) ^ qq;
+        x -= (x >>> 1) & 0x55555555;
+        x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+        x = (x + (x >>> 4)) & 0x0f0f0f0f;
+        x += x >>> 8;
+        const d0 = x & 0x1f, d1 = (x >>> 16) & 0x1f;
+        if (d0 <= most) {
+          const ref = w[refs + i]!;
+          out.push(ref >>> 8, ref & 255, base + d0);
+        }
+        if (d1 <= most && i + 1 < np) {
+          const ref = w[refs + i + 1]!;
+          out.push(ref >>> 8, ref & 255, base + d1);
         }
       }
     }

@@ -85,9 +85,10 @@ export class TargetMatcher {
     this.#recent = ctx.recent ?? recentFramesOf(ctx.index);
     this.#verifier = new Verifier(ctx, this.#stats);
     this.#checks = new CheckScheduler<CoarseMatch[]>({
-      check: (p, out, final) => this.#check(p, out, final),
-      touch: (now, dueNext) => {
-        this.#sink = touchPrechecks(now, dueNext, this.#ctx.index.frames);
+      check: (p, out) => this.#check(p, out),
+      precheck: (slot, gen, s, out, final) => this.#precheckDue(slot, gen, s, out, final),
+      touch: (slots, from, to) => {
+        this.#sink = touchPrechecks(slots, from, to, this.#ctx.index.frames);
       },
     });
   }
@@ -176,46 +177,60 @@ export class TargetMatcher {
     const matched = this.#slotMatched.size === 0 ? 0 : this.#slotMatched.get(slot) ?? 0;
     if (matched !== 0 && matched === index.generation(slot) + 1) return;
     if (!this.#votes.vote(slot, s, t, hitVotes(dist))) return;
-    const sig = index.signatureAt(slot);
-    if (!sig) return;
     // The block length from the index: the signature object is read only if the pre-check passes.
-    this.#checks.precheck(
-      sig,
-      slot,
-      index.generation(slot),
-      s,
-      Math.max(t, s + Math.min(PRECHECK_AFTER, index.blockLength(slot))),
-    );
+    const due = Math.max(t, s + Math.min(PRECHECK_AFTER, index.blockLength(slot)));
+    // Due within these frames (about half the candidates): the frames it reads are those it would read when
+    // due, so a failing one (most) ends here, never queued. (A passing one is queued, and checked again when
+    // due, so that its verification keeps its place among the checks.)
+    if (due < store.end && this.#precheck(slot, s) > PRECHECK_BER) {
+      this.#stats.prechecked++;
+      this.#stats.rejected++;
+      return;
+    }
+    this.#checks.precheck(slot, index.generation(slot), s, due);
   }
 
-  /** Runs a pre-check or verification; true if `p` was scheduled again (still in use). */
-  #check(p: Pending, out: CoarseMatch[], final: boolean): boolean {
+  /**
+   * Runs the pre-check of `slot` (of generation `gen`) at `s`, and when it passes the verification (now, if the
+   * block's frames are there or the stream ended, else when they are).
+   */
+  #precheckDue(slot: number, gen: number, s: number, out: CoarseMatch[], final: boolean): void {
     const { index, store } = this.#ctx;
-    // The slot's generation and signature first: most checks are pre-checks that fail, and then they never
-    // touch the signature object, its id or its fingerprint (a cache miss each).
+    // A slot's signature changes only with its generation. Its object, id and fingerprint (a cache miss each)
+    // are read only when the pre-check passes (a candidate of a signature matched here already is pre-checked,
+    // not verified).
+    if (index.generation(slot) !== gen) return;
+    this.#stats.prechecked++;
+    if (this.#precheck(slot, s) > PRECHECK_BER) {
+      this.#stats.rejected++;
+      return;
+    }
+    const sig = index.signatureAt(slot);
+    if (sig === undefined || (this.#matched.size > 0 && this.#matched.has(sig.id))) return;
+    const due = s + sig.fingerprint.length + MARGIN_SPAN;
+    if (!final && due > store.end - 1) {
+      this.#checks.schedule(this.#checks.verification(sig, slot, gen, s, due));
+    } else this.#verify(sig, slot, gen, s, out);
+  }
+
+  /** Runs a verification; true if `p` was scheduled again (still in use). */
+  #check(p: Pending, out: CoarseMatch[]): boolean {
+    const index = this.#ctx.index;
     if (p.slot >= 0 && (index.generation(p.slot) !== p.gen || index.signatureAt(p.slot) !== p.sig)) {
       return false;
     }
     if (this.#matched.size > 0 && this.#matched.has(p.sig.id)) return false;
-    if (!p.verify) {
-      this.#stats.prechecked++;
-      if (this.#precheck(p.slot, p.s) > PRECHECK_BER) {
-        this.#stats.rejected++;
-        return false;
-      }
-      p.verify = true;
-      p.due = p.s + p.sig.fingerprint.length + MARGIN_SPAN;
-      if (!final && p.due > store.end - 1) {
-        this.#checks.schedule(p);
-        return true;
-      }
-    }
-    const m = this.#verifier.verify(p.sig, p.s);
+    this.#verify(p.sig, p.slot, p.gen, p.s, out);
+    return false;
+  }
+
+  /** Verifies `sig` at `s` with the frames there are (an accepted match goes to `out`). */
+  #verify(sig: Signature, slot: number, gen: number, s: number, out: CoarseMatch[]): void {
+    const m = this.#verifier.verify(sig, s);
     if (m) {
-      this.#accept(m, p.slot, p.gen);
+      this.#accept(m, slot, gen);
       out.push(m);
     }
-    return false;
   }
 
   /** The pre-check of `slot` at `s`: in the index's kernel when the ring holds every frame it reads. */
@@ -298,7 +313,6 @@ export class TargetMatcher {
           slot,
           gen,
           s,
-          verify: true,
           due: s + fp.length + MARGIN_SPAN,
           seq: 0,
           next: undefined,

@@ -86,7 +86,9 @@ class Generation {
    * s − 1..s + 1 fall in (true may be a collision): one bit, or two when s is at the edge of its four.
    */
   near(slot: number, s: number): boolean {
-    if (this.cap === 0) return false;
+    // Past its alignments (the older generation for a vote after its epoch's last frame, about half of them): no
+    // bits to read.
+    if (this.cap === 0 || s - 1 - this.base >= REL_SPAN) return false;
     const h = Math.imul(slot, 0x9e3779b1), occ = this.occ, shift = this.occShift;
     const lo = (h ^ Math.imul((s - 1) >> 2, 0x85ebca6b)) >>> shift;
     if ((occ[lo >>> 5]! & (1 << (lo & 31))) !== 0) return true;
