@@ -13,7 +13,9 @@ import type { ActorFactory, ActorRef } from "./runtime.ts";
 import type { ExporterMsg, MatcherMsg, NodeCounters, RegistryMsg } from "./messages.ts";
 import { NO_COUNTERS } from "./messages.ts";
 import type { Config } from "../config/schema.ts";
-import { SignatureIndex, TargetPipeline } from "../audio/pipeline.ts";
+import { RecentFrames, SignatureIndex, TargetPipeline } from "../audio/pipeline.ts";
+import { recentFramesOf } from "../audio/match/recent_frames.ts";
+import { CLOCK_SKEW_NS } from "../audio/match/thresholds.ts";
 import type { Match, Signature } from "../audio/types.ts";
 import type { Row } from "../pixie/row.ts";
 import { stageTaps, TapIntake } from "./tap_intake.ts";
@@ -72,14 +74,35 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
       if (reach > lookbackNs && reach <= configuredNs) counters.lookbackShort?.(sig.measurement);
     };
 
+    /** Each measurement's recent target frames (shared by its pipelines), by measurement. */
+    const recents = new Map<string, RecentFrames>();
     const indexOf = (measurement: string) => {
       let idx = indexes.get(measurement);
       if (!idx) {
         idx = new SignatureIndex({ maxActive: engine.max_active_signatures });
         indexes.set(measurement, idx);
+        recents.set(measurement, recentFramesOf(idx));
       }
       return idx;
     };
+    // Every stage's index (and recent frames) from the start: each clock noted below reaches them all.
+    for (const tap of taps) indexOf(tap.measurement);
+    /**
+     * Tells the recent frames how far capture time has gone before `rows` are taken (the newest row's time: a
+     * bound for every row, in order or not), for {@link activate}'s search of only the streams with hits.
+     */
+    const noteClock = (rows: readonly Row[]) => {
+      let t = rows[0]?.time;
+      if (t === undefined) return;
+      for (let i = 1; i < rows.length; i++) if (rows[i]!.time > t) t = rows[i]!.time;
+      noteTime(t);
+    };
+    const noteTime = (t: bigint) => {
+      for (const recent of recents.values()) recent.noteClock(t);
+    };
+    /** Live target pipelines (and their stream's order of appearance: the order every stream is searched in). */
+    const live = new Map<object, { seq: number; pipeline: TargetPipeline }>();
+    let opened = 0;
     const emit = async (matches: Match[]) => {
       for (const match of matches) await deps.exporter.tell({ kind: "match", match });
     };
@@ -90,8 +113,8 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
       clockWindowNs: windowNs,
       tickNs: deps.tickNs,
       counters,
-      open: (s) =>
-        new TargetPipeline({
+      open: (s) => {
+        const pipeline = new TargetPipeline({
           measurement: s.tap.measurement,
           stage: s.tap.name,
           node: deps.node,
@@ -103,7 +126,11 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
           thresholdBer: engine.match_threshold_ber,
           margin: engine.match_margin,
           searchBeforeNs: searchBeforeNs(),
-        }),
+        });
+        live.set(pipeline, { seq: opened++, pipeline });
+        return pipeline;
+      },
+      closed: (pipeline) => live.delete(pipeline),
       emit,
       report: (delta) => deps.exporter.tell({ kind: "decode", delta }),
     });
@@ -121,12 +148,37 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
         return;
       }
       if (configuredNs > lookbackNs) countShort(sig);
+      const searched = finished ? undefined : streamsWithHits(sig);
+      if (searched !== undefined) {
+        for (const pipeline of searched) await emit(pipeline.searchSignature(sig));
+        return;
+      }
       for (const { tap, pipeline } of intake.streams()) {
         if (tap.measurement !== sig.measurement) continue;
         await emit(pipeline.searchSignature(sig));
         // No more audio will come: a candidate waiting for the rest of its block is decided now.
         if (finished) await emit(pipeline.finish());
       }
+    };
+
+    /**
+     * The streams of `sig`'s measurement whose recent frames hold a lookup hit of it since its search begins, in
+     * the order the streams appeared: every other stream's search would find nothing (recent_frames.ts), so that a
+     * signature costs its walk and its streams with hits, not a search of every stream. Undefined when the recent
+     * frames cannot tell: then every stream is searched.
+     */
+    const streamsWithHits = (sig: Signature): TargetPipeline[] | undefined => {
+      const before = searchBeforeNs();
+      const since = sig.source.timeNs - (before > CLOCK_SKEW_NS ? before : CLOCK_SKEW_NS);
+      const owners = recents.get(sig.measurement)?.ownersWithHits(sig, since);
+      if (owners === undefined) return undefined;
+      const found: { seq: number; pipeline: TargetPipeline }[] = [];
+      for (const o of owners) {
+        const s = o.tag === undefined ? undefined : live.get(o.tag);
+        // Several owners of one stream (its frame grid restarted) name it once; a stream that left, not at all.
+        if (s !== undefined && !found.includes(s)) found.push(s);
+      }
+      return found.sort((a, b) => a.seq - b.seq).map((s) => s.pipeline);
     };
 
     const finish = async (reply: (ok: true) => void) => {
@@ -143,9 +195,11 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
       receive(msg) {
         switch (msg.kind) {
           case "row":
+            noteTime(msg.row.time);
             if (configuredNs > lookbackNs) noteRows([msg.row]);
             return intake.push(msg.row);
           case "rows":
+            noteClock(msg.rows);
             if (configuredNs > lookbackNs) noteRows(msg.rows);
             return intake.pushAll(msg.rows);
           case "activate":

@@ -130,6 +130,8 @@ export interface TapIntakeOptions<R extends TapRule, P extends TapPipeline<Out>,
   report(delta: DecodeDelta): Promise<unknown>;
   /** Told of every new stream, before its first message is decoded. */
   opened?(tap: Tap<R>, stream: string): Promise<unknown>;
+  /** Told of every stream that leaves (ended, evicted or dropped), its pipeline no longer fed or searched. */
+  closed?(pipeline: P): void;
 }
 
 /** A live stream and what the intake keeps beside its pipeline. */
@@ -352,7 +354,9 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     for (const state of this.#byQuery.values()) {
       if (state.tap.measurement !== measurement || !state.tap.rule.exclude_source_streams) continue;
       const dropped = this.#streams.delete(state, stream);
-      if (dropped) state.reporter.forget(stream, dropped.pipeline.stats());
+      if (!dropped) continue;
+      this.#o.closed?.(dropped.pipeline);
+      state.reporter.forget(stream, dropped.pipeline.stats());
     }
   }
 
@@ -375,6 +379,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
   }
 
   async #end(s: Live<R, P>): Promise<void> {
+    this.#o.closed?.(s.pipeline);
     await this.#o.emit(s.pipeline.finish());
     s.reporter.forget(s.stream, s.pipeline.stats());
   }

@@ -576,6 +576,7 @@ export class TargetPipeline {
     this.#matcher = new TargetMatcher({
       index: opts.index,
       ...(opts.recent ? { recent: opts.recent } : {}),
+      tag: this,
       store: this.#store,
       rule,
       hop,

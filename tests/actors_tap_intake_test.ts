@@ -50,6 +50,7 @@ function harness(taps: readonly Tap[], opts: { maxStreams?: number } = {}) {
   const deltas: DecodeDelta[] = [];
   const events: string[] = [];
   const pipes: RecordingPipeline[] = [];
+  const closed: RecordingPipeline[] = [];
   const counters = new CountingCounters();
   const intake = new TapIntake({
     taps,
@@ -68,10 +69,11 @@ function harness(taps: readonly Tap[], opts: { maxStreams?: number } = {}) {
     emit: (o: string[]) => Promise.resolve(void out.push(...o)),
     report: (d) => Promise.resolve(void deltas.push(d)),
     opened: (tap, stream) => Promise.resolve(void events.push(`opened ${tap.name} ${stream}`)),
+    closed: (p) => void closed.push(p),
   });
   const pipe = (tap: string, stream: string) =>
     pipes.filter((p) => p.opened.tap.name === tap && p.opened.stream === stream);
-  return { intake, out, deltas, events, pipes, pipe, counters };
+  return { intake, out, deltas, events, pipes, pipe, counters, closed };
 }
 
 /** A row of the e2e source tap (Twilio media on `pod`), `at` seconds after T0. */
@@ -193,6 +195,7 @@ Deno.test("tap intake: a stream idle longer than idleNs ends at the next sweep (
   equal(mz2!.finished, 0, "idle for 59 s: still followed");
   ok(h.out.includes(`source ${mz1!.opened.stream} end`), "what the finish completed is emitted");
   deepEqual([...h.intake.streams()].map((s) => s.pipeline), [mz2, h.pipes[2]]);
+  deepEqual(h.closed, [mz1], "the Matcher is told (it searches only the streams still followed)");
   // Sweeps report the counters of every stream fed before them: MZ1's three rows and MZ2's one.
   deepEqual(errorsOf(h.deltas, "source"), { decoded_nothing: 4 });
   // The same key later is a new stream, with a new pipeline.
@@ -217,6 +220,7 @@ Deno.test("tap intake: past maxStreams the least recently fed stream ends early 
   deepEqual([...h.counters.evicted], [["call_audio/source", 1]]);
   deepEqual([...h.counters.skipped].filter(([k]) => k.includes("stream_limit")).map(([, n]) => n), [1]);
   deepEqual([...h.intake.streams()].map((s) => s.pipeline), [h.pipes[0], h.pipes[2]], "creation order");
+  deepEqual(h.closed, [h.pipes[1]], "an evicted stream is closed");
 });
 
 Deno.test("tap intake: a stage that fills maxStreams first leaves the other stage its share; counted per stage", async () => {
@@ -294,6 +298,7 @@ Deno.test("tap intake: a source stream is dropped and skipped by taps that exclu
     "loop false",
   ]);
   equal(h.pipes[1]!.finished, 0, "dropped, not finished: it is not the stage's audio");
+  deepEqual(h.closed, [h.pipes[1]], "but closed");
   await pushAll(h.intake, [relayRow(loop.query, 0.03, 5000), relayRow(relay.query, 0.04, 5000)]);
   equal(h.pipes.length, 3, "no new loop stream for the source's key");
   equal(h.pipes[0]!.msgs.length, 2, "the relay tap still follows it");

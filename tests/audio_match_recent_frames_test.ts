@@ -516,3 +516,138 @@ Deno.test("backward search: late signatures, streams not covered and a widened s
   deepStrictEqual(run(short), want);
   ok(short.stats().uncovered > 0 && short.stats().searched > 0, JSON.stringify(short.stats()));
 });
+
+Deno.test("recent frames: the owners with hits since a time: every stream whose scan from then meets one", () => {
+  const r = xorshift32(11);
+  const fp = Uint32Array.from({ length: 64 }, () => r());
+  const sig = signature(fp);
+  const recent = new RecentFrames({ keepFrames: 8192, minSignatures: 0 });
+  // Six streams, 20 frames a tick of 100 ns; two never hold a signature frame, one only in its first 200 frames.
+  const streams = [0, 1, 2, 3, 4, 5].map((k) => {
+    const tag = { k };
+    const list = frames(fp, 1200, 60 + k).map((f, t) =>
+      k >= 4 || (k === 3 && t >= 200) ? { ...f, v: (r() | 1) >>> 0 } : f
+    );
+    return { tag, owner: new RecentOwner(0, tag), store: new FrameStore(2048), list, times: [] as bigint[] };
+  });
+  for (let tick = 0; tick < 60; tick++) {
+    const t = T0 + BigInt(tick) * 100n;
+    recent.noteClock(t);
+    for (const s of streams) {
+      feed(recent, s.owner, s.store, s.list.slice(tick * 20, tick * 20 + 20));
+      for (let i = 0; i < 20; i++) s.times.push(t);
+    }
+  }
+  // A stream's search from `since`: its frames from the first captured at or after then (20 a tick here).
+  const hasHits = (s: (typeof streams)[number], since: bigint) => {
+    const first = s.times.findIndex((t) => t >= since);
+    return first >= 0 && scanHits(sig, s.store, first).length > 0;
+  };
+  for (const tick of [-1, 0, 5, 9, 10, 11, 30, 59]) {
+    // (Tick -1: before the first frame, every frame held is searched.)
+    const since = T0 + BigInt(tick) * 100n;
+    // A signature of its own each time: a walk of one signature goes on from where it got (and names more).
+    const named = new Set(recent.ownersWithHits(signature(fp, `q${tick}`), since)!.map((o) => o.tag));
+    for (const s of streams) if (hasHits(s, since)) ok(named.has(s.tag), `tick ${tick}: stream ${s.tag.k}`);
+    for (const s of streams.slice(4)) ok(!named.has(s.tag), `tick ${tick}: stream ${s.tag.k} has no hit`);
+    // Stream 3's hits are all in frames taken more than a clock block (256 frames) before tick 30.
+    if (tick >= 30) ok(!named.has(streams[3]!.tag), `tick ${tick}: stream 3's hits are older`);
+  }
+  // No clock noted: not known.
+  strictEqual(new RecentFrames({ minSignatures: 0 }).ownersWithHits(sig, T0), undefined);
+});
+
+Deno.test("recent frames: owners with hits are not known for frames not indexed, gone, or past the walk budget", () => {
+  const r = xorshift32(12);
+  const fp = Uint32Array.from({ length: 64 }, () => r());
+  const sig = signature(fp);
+  const run = (opts: ConstructorParameters<typeof RecentFrames>[0], ticks: number) => {
+    const recent = new RecentFrames(opts);
+    const owners = [0, 1, 2].map((k) => ({ owner: new RecentOwner(0, { k }), store: new FrameStore(4096) }));
+    const lists = owners.map((_, k) => frames(fp, 20 * ticks, 80 + k));
+    for (let tick = 0; tick < ticks; tick++) {
+      recent.noteClock(T0 + BigInt(tick) * 100n);
+      owners.forEach((s, k) => feed(recent, s.owner, s.store, lists[k]!.slice(tick * 20, tick * 20 + 20)));
+      // A signature searched every tick (as the scan asks): indexing starts after a window of them.
+      recent.hitsOf(signature(fp, `s${tick}`), owners[0]!.owner, owners[0]!.store.end);
+    }
+    return recent;
+  };
+  // Indexing since the first window (frame 256: tick 12): a search from before then is not known, one after is.
+  const late = run({ minSignatures: 1 }, 40);
+  strictEqual(late.indexing, true);
+  strictEqual(late.ownersWithHits(sig, T0 + 1000n), undefined);
+  ok(late.ownersWithHits(sig, T0 + 1400n) !== undefined);
+  // Not indexing at all: not known.
+  strictEqual(run({ minSignatures: 1 }, 10).ownersWithHits(sig, T0 + 500n), undefined);
+  // A ring of 1,024 frames holds ~17 ticks of three streams: a search from tick 5 of 40 wants frames gone.
+  const short = run({ minSignatures: 0, keepFrames: 1, maxFrames: 1024 }, 40);
+  strictEqual(short.ownersWithHits(sig, T0 + 500n), undefined);
+  ok(short.ownersWithHits(sig, T0 + 3500n) !== undefined);
+  strictEqual(run({ minSignatures: 0, walkBudget: 0 }, 40).ownersWithHits(sig, T0 + 1000n), undefined);
+});
+
+Deno.test("backward search: only the streams with hits since a signature's search begins, the same matches", async () => {
+  await initAudioEngine();
+  const sigs = speechSignatures();
+  const noise = Uint8Array.from({ length: speech.length }, xorshift32(46));
+  const run = (recent: RecentFrames, onlyWithHits: boolean) => {
+    const index = new SignatureIndex();
+    // Two streams of the speech (one 1 s later), four of noise, one of them beginning 3 s late; side by side.
+    const audio = [speech, speech, noise, noise, noise, noise];
+    const pipes = audio.map((_, k) =>
+      new TargetPipeline({
+        measurement: "m",
+        stage: "s",
+        node: "b",
+        pod: "p/b",
+        stream: `t${k}`,
+        format: FORMAT,
+        index,
+        recent,
+      })
+    );
+    const msgs = audio.map((a, k) =>
+      messages(a, SPEECH_T0 + 250_000_000n + BigInt(k === 1) * 1_000_000_000n, 2 + k)
+        .filter((m) => k !== 5 || m.timeNs >= SPEECH_T0 + 3_000_000_000n)
+    );
+    const order = msgs.flatMap((m, k) => m.map((msg) => ({ k, msg }))).sort((a, b) =>
+      a.msg.timeNs < b.msg.timeNs ? -1 : a.msg.timeNs > b.msg.timeNs ? 1 : a.k - b.k
+    );
+    for (const { k, msg } of order) {
+      recent.noteClock(msg.timeNs);
+      pipes[k]!.push(msg);
+    }
+    const out: Match[] = [];
+    let searched = 0;
+    // Out of time order (late ones after later ones); from the third on, searched 4 s before their instants.
+    [3, 1, 4, 0, 2].forEach((i, n) => {
+      if (n === 2) { for (const tp of pipes) tp.searchBeforeNs = 4_000_000_000n; }
+      const sig = sigs[i]!;
+      index.add(sig);
+      const owners = onlyWithHits
+        ? recent.ownersWithHits(sig, sig.source.timeNs - pipes[0]!.searchBeforeNs)
+        : undefined;
+      const tags = owners === undefined ? undefined : new Set(owners.map((o) => o.tag));
+      for (const tp of pipes) {
+        if (tags !== undefined && !tags.has(tp)) continue;
+        searched++;
+        out.push(...tp.searchSignature(sig));
+      }
+    });
+    return { out, searched };
+  };
+  const want = run(new RecentFrames({ keepFrames: 4096, minSignatures: 0 }), false);
+  ok(want.out.length >= 5, `${want.out.length} matches`);
+  const got = run(new RecentFrames({ keepFrames: 4096, minSignatures: 0 }), true);
+  deepStrictEqual(got.out, want.out);
+  // The noise streams hold no hit: not searched at all.
+  ok(got.searched < want.searched, `${got.searched} of ${want.searched} searched`);
+  // A ring too short for the late signatures: those search every stream, the same matches.
+  const short = run(
+    new RecentFrames({ keepFrames: 250, horizonFrames: 0, maxFrames: 4096, minSignatures: 0 }),
+    true,
+  );
+  deepStrictEqual(short.out, want.out);
+  ok(short.searched > got.searched);
+});

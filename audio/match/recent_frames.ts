@@ -73,6 +73,10 @@ export const RECENT_SIGNATURE_WINDOW = 256;
  * live sensor sees ~0.5 a second per call speaking, and a walk spares a scan of every stream per signature).
  */
 export const RECENT_MIN_SIGNATURES = 4;
+/** Ring positions per clock mark (see {@link RecentFrames.noteClock}). */
+const CLOCK_BLOCK = 256;
+/** A clock mark not known: taken as later than any instant. */
+const CLOCK_UNKNOWN = (1n << 63n) - 1n;
 
 /**
  * One target stream's frames as the index holds them, from `firstFrame` (where its frame grid last started) to
@@ -81,6 +85,8 @@ export const RECENT_MIN_SIGNATURES = 4;
 export class RecentOwner {
   /** First frame indexed. */
   readonly firstFrame: number;
+  /** Whose frames these are (the caller's: {@link RecentFrames.ownersWithHits} hands it back). */
+  readonly tag: object | undefined;
   /** Frames before this one were indexed (if not silent). */
   end: number;
   /** Newest frame of this owner that left the ring (-1: none yet). */
@@ -101,9 +107,10 @@ export class RecentOwner {
   windowFrame: number;
   windowAsked = -1;
 
-  /** An owner whose frames from `firstFrame` on are indexed. */
-  constructor(firstFrame: number) {
+  /** An owner whose frames from `firstFrame` on are indexed, of the stream `tag` names. */
+  constructor(firstFrame: number, tag?: object) {
     this.firstFrame = firstFrame;
+    this.tag = tag;
     this.end = firstFrame;
     this.windowFrame = firstFrame;
   }
@@ -172,6 +179,8 @@ export class RecentFrames {
   /** Frames written (the next frame's absolute position), and the oldest one held. */
   #written = 0;
   #first = 0;
+  /** Frames left the ring for newer ones since it was last emptied. */
+  #evicted = false;
   /** A search asked for frames within the horizon that had left: grow the ring at the next eviction. */
   #grow = false;
   #seq = 0;
@@ -191,6 +200,16 @@ export class RecentFrames {
   readonly #cursorValue = new Uint32Array(SIGNATURE_MAX_FRAMES);
   readonly #cursorFrame = new Int32Array(SIGNATURE_MAX_FRAMES);
   #cursors = 0;
+  /** Owners with a hit in the walk under way, each once. */
+  readonly #hitOwners: RecentOwner[] = [];
+  /**
+   * The newest capture time of the rows taken so far (undefined: none noted), the clock when each block of
+   * {@link CLOCK_BLOCK} ring positions began (by absolute block, modulo its length), and the clock when indexing
+   * last began: see {@link noteClock}.
+   */
+  #clock: bigint | undefined;
+  #blockClock: BigInt64Array;
+  #clockOn: bigint;
   readonly #stats: RecentFramesStats = {
     capacity: 0,
     frames: 0,
@@ -223,7 +242,17 @@ export class RecentFrames {
     this.walkBudget = opts.walkBudget ?? RECENT_WALK_BUDGET;
     this.minSignatures = opts.minSignatures ?? RECENT_MIN_SIGNATURES;
     this.#indexing = this.minSignatures === 0;
+    this.#clockOn = this.#indexing ? -CLOCK_UNKNOWN : CLOCK_UNKNOWN;
+    this.#blockClock = new BigInt64Array(Math.ceil(this.maxFrames / CLOCK_BLOCK) + 2);
     this.#resize(Math.min(MIN_FRAMES, this.maxFrames));
+  }
+
+  /**
+   * Notes that rows captured up to `timeNs` are being taken: called with every batch of target rows before its
+   * frames are computed, it lets {@link ownersWithHits} bound by time which frames a signature can hit.
+   */
+  noteClock(timeNs: bigint): void {
+    if (this.#clock === undefined || timeNs > this.#clock) this.#clock = timeNs;
   }
 
   /** Counters. */
@@ -263,7 +292,12 @@ export class RecentFrames {
       } else {
         old.evictedTo = oldT;
         this.#first++;
+        this.#evicted = true;
       }
+    }
+    if (pos % CLOCK_BLOCK === 0) {
+      this.#blockClock[Math.floor(pos / CLOCK_BLOCK) % this.#blockClock.length] = this.#clock ??
+        CLOCK_UNKNOWN;
     }
     this.#owner[slot] = owner;
     owner.mark(t, pos);
@@ -331,6 +365,40 @@ export class RecentFrames {
     return true;
   }
 
+  /**
+   * Every owner whose frames may hold a lookup hit of `sig` in a stream's search from capture time `sinceNs` on
+   * (its frames from the first sample of a message captured at or after then: TargetMatcher's backward search),
+   * each once, in no order: any other owner's stream finds no hit there (and would vote for nothing). Undefined
+   * when that is not known: frames not indexed since then, gone from the ring, no clock noted, or the walk over
+   * its budget.
+   *
+   * Why a time bound holds for every stream at once: such a search's first frame ends at or after the first sample
+   * of a message captured at or after `sinceNs` (a binary search's answer, in order or not), so that it and every
+   * later frame of the stream were computed while that message or a later one was taken, with the clock at or
+   * past `sinceNs`; the clock only grows, so those frames sit after the last ring block begun before it got there.
+   */
+  ownersWithHits(sig: Signature, sinceNs: bigint): readonly RecentOwner[] | undefined {
+    if (!this.#indexing || this.#clock === undefined || sinceNs <= this.#clockOn) return undefined;
+    this.#noteAsked(sig);
+    const marks = this.#blockClock, n = marks.length;
+    const newest = Math.floor((this.#written - 1) / CLOCK_BLOCK);
+    const oldest = Math.floor(this.#first / CLOCK_BLOCK);
+    // The last block begun with the clock before `sinceNs`: the frames before it were computed before then.
+    let b = newest;
+    while (b >= oldest && !(marks[b % n]! < sinceNs)) b--;
+    let stop = b * CLOCK_BLOCK;
+    if (b < oldest) {
+      // Every block held begun at or after `sinceNs`: the frames before the oldest held may be wanted, unless there
+      // are none (or they went with indexing, before it began again).
+      if (this.#evicted) return undefined;
+      stop = this.#first;
+    } else if (stop < this.#first) return undefined; // a block begun before then, but part of it gone
+    if (this.#memoSig !== sig || this.#memoAt !== this.#written) this.#startWalk(sig);
+    if (!this.#memoOk) return undefined;
+    if (stop < this.#walkedTo && !this.#walk(stop)) return undefined;
+    return this.#hitOwners;
+  }
+
   /** Counts `sig` among the signatures searched (once). */
   #noteAsked(sig: Signature): void {
     if (sig !== this.#askedSig) {
@@ -365,6 +433,7 @@ export class RecentFrames {
     const asked = this.#asked - owner.windowAsked;
     if (!this.#indexing && asked * RECENT_SIGNATURE_WINDOW >= this.minSignatures * (t - owner.windowFrame)) {
       this.#indexing = true;
+      this.#clockOn = this.#clock ?? CLOCK_UNKNOWN;
     } else if (this.#indexing && asked === 0) {
       this.#indexing = false;
       this.#stats.stops++;
@@ -382,6 +451,7 @@ export class RecentFrames {
       o.evictedTo = Math.max(o.evictedTo, this.#rec[slot * REC + 1]!);
     }
     this.#first = this.#written;
+    this.#evicted = false;
     this.#grow = false;
     this.#memoSig = undefined;
     this.#owner = [];
@@ -399,6 +469,7 @@ export class RecentFrames {
     this.#memoOk = true;
     this.#walkedTo = this.#written;
     this.#walkSteps = 0;
+    truncate(this.#hitOwners, 0);
     const fp = sig.fingerprint, sigMask = sig.mask;
     let n = 0;
     for (let j = 0; j < fp.length; j++) {
@@ -458,6 +529,7 @@ export class RecentFrames {
       if (o.stamp !== this.#seq) {
         o.stamp = this.#seq;
         truncate(o.hits, 0);
+        this.#hitOwners.push(o);
       }
       o.hits.push(hitKey(rec[base + 1]!, p, this.#cursorFrame[c >> 1]!, d));
       this.#stats.hits++;

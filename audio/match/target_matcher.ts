@@ -130,7 +130,9 @@ export class TargetMatcher {
     // Frames not following the last ones indexed (the grid restarted, or a caller went back): a new owner, so
     // that the frames indexed before are not taken for these.
     let owner = this.#owner;
-    if (owner === undefined || owner.end !== from) owner = this.#owner = new RecentOwner(first);
+    if (owner === undefined || owner.end !== from) {
+      owner = this.#owner = new RecentOwner(first, this.#ctx.tag);
+    }
     checks.start(from);
     if (this.#ring === -1 && index.size > 0) this.#reserveRing();
     // The pre-check kernel's copy of the frames (bits and strong bits of each, in the index's memory), all of

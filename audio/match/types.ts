@@ -114,6 +114,8 @@ export interface MatcherContext extends VerifyContext {
    * of `index`).
    */
   recent?: RecentFrames;
+  /** What this stream's frames are named by in `recent` (RecentOwner.tag: its pipeline). */
+  tag?: object;
   /** First analysis sample carried by a message captured at or after `t` (or the end of the stream). */
   firstSampleAtOrAfter(t: bigint): number;
   /**
