@@ -113,43 +113,24 @@ export class GapHintMemo {
   #done = -Infinity;
   #rate = NaN;
 
-  /**
-   * Index of the entry that starts at `#done` when it was set: still its index unless older entries were dropped
-   * since (then found again by a search).
-   */
-  #doneAt = 0;
-
   /** {@link gapHintsOf} of `entries` (always the same entries, appended to). */
   hints(entries: CaptureEntries, end: number, rate: number, from: number, to: number): GapHint[] {
     const n = entries.length;
     const out: GapHint[] = [];
     if (n < 2) return out;
     // A hint's message is never the oldest held (it has no predecessor).
-    const oldest = entries.startAt(1);
-    const low = Math.max(from, oldest);
+    const low = Math.max(from, entries.startAt(1));
     if (rate !== this.#rate) {
       this.#hints.length = 0;
       this.#head = 0;
       this.#done = -Infinity;
-      this.#doneAt = 0;
       this.#rate = rate;
     }
     let live: GapHint | undefined;
     if (to > this.#done) {
-      // Each ask after new audio starts at the newest entries: where the last one left off, checked (two reads
-      // of the timeline) rather than searched for (a dozen; with the hints worked out, the timeline's reads were
-      // most of a verification's asks).
-      let k0 = this.#doneAt, before = NaN;
-      if (k0 >= 1 && k0 < n) {
-        before = entries.startAt(k0 - 1);
-        if (!(before < this.#done && entries.startAt(k0) >= this.#done)) before = NaN;
-      }
-      if (before !== before) {
-        k0 = firstAtOrAfter(entries, this.#done);
-        if (k0 < n) before = entries.startAt(k0 - 1);
-      }
+      const k0 = firstAtOrAfter(entries, this.#done);
       if (k0 < n) {
-        let prevStart = before, prevTime = entries.timeOffsetAt(k0 - 1);
+        let prevStart = entries.startAt(k0 - 1), prevTime = entries.timeOffsetAt(k0 - 1);
         let start = entries.startAt(k0);
         for (let k = k0; k < n && start < to; k++) {
           const time = entries.timeOffsetAt(k);
@@ -160,7 +141,6 @@ export class GapHintMemo {
           else {
             if (h) this.#hints.push(h);
             this.#done = next;
-            this.#doneAt = k + 1;
           }
           prevStart = start;
           prevTime = time;
@@ -170,7 +150,7 @@ export class GapHintMemo {
     }
     const hints = this.#hints;
     // Hints of messages no longer held, or before every span asked for since, are dropped now and then.
-    while (this.#head < hints.length && hints[this.#head]!.at < oldest) this.#head++;
+    while (this.#head < hints.length && hints[this.#head]!.at < entries.startAt(1)) this.#head++;
     if (this.#head > 256) {
       hints.splice(0, this.#head);
       this.#head = 0;
