@@ -5,10 +5,11 @@
  * @module
  */
 
-import { type FrameStore, SUBFP_BITS } from "../fingerprint/fingerprint.ts";
+import type { FrameStore } from "../fingerprint/fingerprint.ts";
 import type { Signature } from "../types.ts";
 import { SHORT_BLOCK_FRAMES } from "./thresholds.ts";
-import { FRAME_ERRORS, FRAME_WEIGHT, FRAME_WEIGHT_SQ, significance } from "./score.ts";
+import { FRAME_WEIGHT, FRAME_WEIGHT_SQ, significance } from "./score.ts";
+import { frameErrorsKernel } from "./split_kernel.ts";
 import type { VerifyContext } from "./types.ts";
 
 /**
@@ -68,92 +69,44 @@ export function splitZ(split: SplitScore, used: number, gapAt: VerifyContext["ga
 /**
  * Per-frame errors, weights and squared weights of the block at each alignment best − SPLIT_MAX_SHIFT .. best +
  * SPLIT_MAX_SHIFT, the 17 that the 16 candidate splits read (each up to four times: computed once, not 32
- * times): scratch of every Splitter in the process (105 KB; 140 KB with VO below), as {@link Splitter.best} runs to its end without
- * yielding.
+ * times), and the evidence w/2 − e of each frame and its sum over the block (each alignment is a suffix of up to
+ * nine candidate splits and a prefix of up to eight, which read the same numbers): the kernel's (split_kernel.ts),
+ * shared by every Splitter in the process, as {@link Splitter.best} runs to its end without yielding.
  */
 const OFFSETS = 2 * SPLIT_MAX_SHIFT + 1;
-const views = (a: Float64Array) =>
-  Array.from({ length: OFFSETS }, (_, o) => a.subarray(o * 256, (o + 1) * 256));
-const EO = views(new Float64Array(OFFSETS * 256));
-const WO = views(new Float64Array(OFFSETS * 256));
-const QO = views(new Float64Array(OFFSETS * 256));
-/**
- * Per-frame evidence w/2 − e at each alignment and its sum over the block: each alignment is a suffix of up to
- * nine candidate splits and a prefix of up to eight, which read the same numbers (computed once each, in the
- * same order, so the same sums).
- */
-const VO = views(new Float64Array(OFFSETS * 256));
-const TOTAL = new Float64Array(OFFSETS);
-/**
- * The target frames the 17 alignments read (block frame j at offset o reads frame o + j from the lowest): their
- * sub-fingerprints and strong bits, and the weight and squared weight of their strong-bit count (0 where not
- * held). A frame's weights depend on the target frame alone, so each is counted once, not once per alignment.
- */
-const SPAN = 256 + OFFSETS;
-const BITS = new Int32Array(SPAN);
-const STRONG = new Int32Array(SPAN);
-const W_OF = new Float64Array(SPAN);
-const Q_OF = new Float64Array(SPAN);
-/** 1 where the block's frame is used (not masked). */
-const USED = new Uint8Array(256);
+const K = frameErrorsKernel();
+const EO = K.e, WO = K.wo, QO = K.qo, VO = K.v, TOTAL = K.total;
 
 /**
- * score.ts's frameErrors of block `fp` (with `mask`) at each alignment `lo + o` into EO, WO, QO, and the
- * evidence w/2 − e into VO and TOTAL: the same table values (a frame that does not count adds 0, as there), with
- * two popcounts a frame inline instead of three in a call (this runs for 17 alignments of every block a split is
- * tried for: 9,000 blocks on the bench's analyze corpus).
+ * The kernel's inputs for block `fp` (with `mask`) at alignments `lo + o`: the target frames the alignments read
+ * (block frame j at alignment o reads frame o + j from the lowest), each with the weight and squared weight of
+ * its strong-bit count (0 where not held: a frame's weights depend on the target frame alone, so each is counted
+ * once, not once per alignment), and which block frames are used. Then the kernel: score.ts's frameErrors of
+ * each alignment (the same table values; a frame that does not count adds 0, as there) and the evidence.
  */
 function fillOffsets(fp: Uint32Array, mask: Uint8Array | undefined, store: FrameStore, lo: number): void {
   const n = fp.length, span = n + OFFSETS - 1;
   const bits = store.bits, strong = store.strong, m = store.mask, start = store.start, end = store.end;
-  const wt = FRAME_WEIGHT, wq = FRAME_WEIGHT_SQ, et = FRAME_ERRORS;
+  const wt = FRAME_WEIGHT, wq = FRAME_WEIGHT_SQ;
+  const kb = K.bits, ks = K.strong, kw = K.w, kq = K.q, used = K.used;
   for (let i = 0; i < span; i++) {
     const t = lo + i;
     if (t < start || t >= end) {
-      W_OF[i] = 0;
+      kw[i] = 0;
       continue;
     }
     const sm = strong[t & m]!;
-    BITS[i] = bits[t & m]!;
-    STRONG[i] = sm;
+    kb[i] = bits[t & m]!;
+    ks[i] = sm;
     let c = sm - ((sm >>> 1) & 0x55555555);
     c = (c & 0x33333333) + ((c >>> 2) & 0x33333333);
     c = Math.imul((c + (c >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
-    W_OF[i] = wt[c]!;
-    Q_OF[i] = wq[c]!;
+    kw[i] = wt[c]!;
+    kq[i] = wq[c]!;
   }
-  for (let j = 0; j < n; j++) USED[j] = mask !== undefined && ((mask[j >> 3]! >> (j & 7)) & 1) === 1 ? 0 : 1;
-  for (let o = 0; o < OFFSETS; o++) {
-    const e = EO[o]!, w = WO[o]!, q = QO[o]!, v = VO[o]!;
-    let total = 0;
-    for (let j = 0, i = o; j < n; j++, i++) {
-      const wi = W_OF[i]!;
-      if (USED[j] === 0 || wi === 0) {
-        e[j] = 0;
-        w[j] = 0;
-        q[j] = 0;
-        v[j] = 0;
-        continue;
-      }
-      const x = fp[j]! ^ BITS[i]!, sm = STRONG[i]!;
-      let a = x & sm, b = x & ~sm;
-      a -= (a >>> 1) & 0x55555555;
-      b -= (b >>> 1) & 0x55555555;
-      a = (a & 0x33333333) + ((a >>> 2) & 0x33333333);
-      b = (b & 0x33333333) + ((b >>> 2) & 0x33333333);
-      a = (a + (a >>> 4)) & 0x0f0f0f0f;
-      b = (b + (b >>> 4)) & 0x0f0f0f0f;
-      const ei =
-        et[(Math.imul(a, 0x01010101) >>> 24) * (SUBFP_BITS + 1) + (Math.imul(b, 0x01010101) >>> 24)]!;
-      e[j] = ei;
-      w[j] = wi;
-      q[j] = Q_OF[i]!;
-      const x2 = 0.5 * wi - ei;
-      v[j] = x2;
-      total += x2;
-    }
-    TOTAL[o] = total;
-  }
+  K.fp.set(fp);
+  for (let j = 0; j < n; j++) used[j] = mask !== undefined && ((mask[j >> 3]! >> (j & 7)) & 1) === 1 ? 0 : 1;
+  K.run(n);
 }
 
 /** Finds the best split of a block (scratch shared by the process; not re-entrant). */
