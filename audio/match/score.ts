@@ -46,7 +46,7 @@ export const FRAME_ERRORS: Float64Array = Float64Array.from(
 );
 
 /** A frame's squared weights given its strong-bit count n: {@link weightedSq}(n, 32 − n). */
-const FRAME_WEIGHT_SQ: Float64Array = Float64Array.from(
+export const FRAME_WEIGHT_SQ: Float64Array = Float64Array.from(
   { length: SUBFP_BITS + 1 },
   (_, n) => weightedSq(n, SUBFP_BITS - n),
 );

@@ -8,7 +8,8 @@
 import type { FrameStore } from "../fingerprint/fingerprint.ts";
 import type { Signature } from "../types.ts";
 import { SHORT_BLOCK_FRAMES } from "./thresholds.ts";
-import { frameErrors, significance } from "./score.ts";
+import { FRAME_WEIGHT, FRAME_WEIGHT_SQ, significance } from "./score.ts";
+import { frameErrorsKernel } from "./split_kernel.ts";
 import type { VerifyContext } from "./types.ts";
 
 /**
@@ -68,22 +69,45 @@ export function splitZ(split: SplitScore, used: number, gapAt: VerifyContext["ga
 /**
  * Per-frame errors, weights and squared weights of the block at each alignment best − SPLIT_MAX_SHIFT .. best +
  * SPLIT_MAX_SHIFT, the 17 that the 16 candidate splits read (each up to four times: computed once, not 32
- * times): scratch of every Splitter in the process (105 KB; 140 KB with VO below), as {@link Splitter.best} runs to its end without
- * yielding.
+ * times), and the evidence w/2 − e of each frame and its sum over the block (each alignment is a suffix of up to
+ * nine candidate splits and a prefix of up to eight, which read the same numbers): the kernel's (split_kernel.ts),
+ * shared by every Splitter in the process, as {@link Splitter.best} runs to its end without yielding.
  */
 const OFFSETS = 2 * SPLIT_MAX_SHIFT + 1;
-const views = (a: Float64Array) =>
-  Array.from({ length: OFFSETS }, (_, o) => a.subarray(o * 256, (o + 1) * 256));
-const EO = views(new Float64Array(OFFSETS * 256));
-const WO = views(new Float64Array(OFFSETS * 256));
-const QO = views(new Float64Array(OFFSETS * 256));
+const K = frameErrorsKernel();
+const EO = K.e, WO = K.wo, QO = K.qo, VO = K.v, TOTAL = K.total;
+
 /**
- * Per-frame evidence w/2 − e at each alignment and its sum over the block: each alignment is a suffix of up to
- * nine candidate splits and a prefix of up to eight, which read the same numbers (computed once each, in the
- * same order, so the same sums).
+ * The kernel's inputs for block `fp` (with `mask`) at alignments `lo + o`: the target frames the alignments read
+ * (block frame j at alignment o reads frame o + j from the lowest), each with the weight and squared weight of
+ * its strong-bit count (0 where not held: a frame's weights depend on the target frame alone, so each is counted
+ * once, not once per alignment), and which block frames are used. Then the kernel: score.ts's frameErrors of
+ * each alignment (the same table values; a frame that does not count adds 0, as there) and the evidence.
  */
-const VO = views(new Float64Array(OFFSETS * 256));
-const TOTAL = new Float64Array(OFFSETS);
+function fillOffsets(fp: Uint32Array, mask: Uint8Array | undefined, store: FrameStore, lo: number): void {
+  const n = fp.length, span = n + OFFSETS - 1;
+  const bits = store.bits, strong = store.strong, m = store.mask, start = store.start, end = store.end;
+  const wt = FRAME_WEIGHT, wq = FRAME_WEIGHT_SQ;
+  const kb = K.bits, ks = K.strong, kw = K.w, kq = K.q, used = K.used;
+  for (let i = 0; i < span; i++) {
+    const t = lo + i;
+    if (t < start || t >= end) {
+      kw[i] = 0;
+      continue;
+    }
+    const sm = strong[t & m]!;
+    kb[i] = bits[t & m]!;
+    ks[i] = sm;
+    let c = sm - ((sm >>> 1) & 0x55555555);
+    c = (c & 0x33333333) + ((c >>> 2) & 0x33333333);
+    c = Math.imul((c + (c >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+    kw[i] = wt[c]!;
+    kq[i] = wq[c]!;
+  }
+  K.fp.set(fp);
+  for (let j = 0; j < n; j++) used[j] = mask !== undefined && ((mask[j >> 3]! >> (j & 7)) & 1) === 1 ? 0 : 1;
+  K.run(n);
+}
 
 /** Finds the best split of a block (scratch shared by the process; not re-entrant). */
 export class Splitter {
@@ -93,19 +117,9 @@ export class Splitter {
    * significance is computed. Undefined when no split has two significant parts.
    */
   best(sig: Signature, best: number, store: FrameStore): SplitScore | undefined {
-    const fp = sig.fingerprint;
+    const fp = sig.fingerprint, mask = sig.mask;
     const n = fp.length;
-    for (let o = 0; o < OFFSETS; o++) {
-      const e = EO[o]!, w = WO[o]!, v = VO[o]!;
-      frameErrors(fp, sig.mask, store, best - SPLIT_MAX_SHIFT + o, e, w, QO[o]!);
-      let total = 0;
-      for (let j = 0; j < n; j++) {
-        const x = 0.5 * w[j]! - e[j]!;
-        v[j] = x;
-        total += x;
-      }
-      TOTAL[o] = total;
-    }
+    fillOffsets(fp, mask, store, best - SPLIT_MAX_SHIFT);
     let out: SplitScore | undefined;
     for (let d = 1; d <= SPLIT_MAX_SHIFT; d++) {
       for (const a of [best, best + d]) {
