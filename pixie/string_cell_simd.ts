@@ -17,7 +17,7 @@
  * @module
  */
 
-import { name, section, uleb, WASM_HEADER } from "../util/wasm_encode.ts";
+import { name, section, sleb, uleb, WASM_HEADER } from "../util/wasm_encode.ts";
 
 /** Where the kernel leaves the end of its output (an i32). */
 const OUT_END_AT = 128;
@@ -36,7 +36,7 @@ const get = (l: number) => [0x20, ...uleb(l)];
 const set = (l: number) => [0x21, ...uleb(l)];
 const tee = (l: number) => [0x22, ...uleb(l)];
 const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
-const i32 = (n: number) => [I32CONST, ...sleb32(n)];
+const i32 = (n: number) => [I32CONST, ...sleb(n)];
 const [V128LOAD, V128STORE, I8SPLAT, I8EQ, I8LTS, V128OR, I8BITMASK] = [
   0x00,
   0x0b,
@@ -46,16 +46,6 @@ const [V128LOAD, V128STORE, I8SPLAT, I8EQ, I8LTS, V128OR, I8BITMASK] = [
   0x50,
   0x64,
 ];
-
-function sleb32(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
 
 /**
  * (func (export "cell") (param $p i32) (param $end i32) (param $o i32) (result i32)): copies and unescapes from

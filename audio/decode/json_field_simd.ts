@@ -15,7 +15,7 @@
  * @module
  */
 
-import { uleb } from "../../util/wasm_encode.ts";
+import { sleb, uleb } from "../../util/wasm_encode.ts";
 
 /** Byte address of the paths' segments: {@link FIELD_PATHS} paths of {@link FIELD_PATH_BYTES} each. */
 export const FIELD_PATHS_AT = 65536;
@@ -51,7 +51,7 @@ const [ADD, SUB, MUL, AND, OR, CTZ, SELECT] = [0x6a, 0x6b, 0x6c, 0x71, 0x72, 0x6
 const get = (l: number) => [0x20, l];
 const set = (l: number) => [0x21, l];
 const tee = (l: number) => [0x22, l];
-const i32 = (n: number) => [0x41, ...sleb32(n)];
+const i32 = (n: number) => [0x41, ...sleb(n)];
 const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
 const [V128_LOAD, I8_SPLAT, I8_EQ, I8_LT_U, V128_OR, ANY_TRUE, I8_BITMASK] = [
   0x00,
@@ -62,16 +62,6 @@ const [V128_LOAD, I8_SPLAT, I8_EQ, I8_LT_U, V128_OR, ANY_TRUE, I8_BITMASK] = [
   0x53,
   0x64,
 ];
-
-function sleb32(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
 
 // Parameters and locals.
 const [LEN, SEGS, PATH, POS, C, D, MODE, ONP, TGT, HIT, P, E, TOP, V] = [
