@@ -231,6 +231,33 @@ export interface EnvelopeFit {
 }
 
 /**
+ * The running maxima of `db[0, positions)` at stride ENV_HOP within blocks of ENV_VALUES·ENV_HOP positions, from
+ * each block's start (`upMax`) and end (`downMax`); see {@link envelopeShift}. A function of its own: as loops
+ * inside that long function they were entered through on-stack replacement on every call, and V8 compiled
+ * envelopeShift 25 times in an analyze of the bench corpus (`--trace-opt`), ~0.3 s of compiler threads' CPU.
+ */
+function runningMaxima(
+  db: Float64Array,
+  positions: number,
+  upMax: Float64Array,
+  downMax: Float64Array,
+): void {
+  const block = ENV_VALUES * ENV_HOP;
+  // Math.max rather than a comparison: the same value (levels are never NaN or -0), without a branch that the
+  // levels' ups and downs mispredict (here and in the clamps of the correlations: CPU per match -4%).
+  // The block's first ENV_HOP positions start their strides (the `k % block >= ENV_HOP` test, as a counter).
+  for (let k = 0, r = 0; k < positions; k++, r = r + 1 === block ? 0 : r + 1) {
+    const v = db[k]!;
+    upMax[k] = r >= ENV_HOP ? Math.max(upMax[k - ENV_HOP]!, v) : v;
+  }
+  for (let k = positions - 1, r = (k + ENV_HOP) % block; k >= 0; k--, r = r === 0 ? block - 1 : r - 1) {
+    const v = db[k]!;
+    const up = k + ENV_HOP;
+    downMax[k] = up < positions && r >= ENV_HOP ? Math.max(downMax[up]!, v) : v;
+  }
+}
+
+/**
  * The shift in [-range, range] samples around `center` (target analysis sample where the instant coarsely is)
  * at which the target's envelope correlates best with `levels`; undefined when the samples are not held or the
  * source envelope is flat. `gaps`: where capture times suggest audio is missing (gap_hints.ts); the search is
@@ -306,19 +333,7 @@ export function envelopeShift(
   // and end (downMax) at stride ENV_HOP; a shift's values span at most two blocks, so its maximum is
   // max(downMax[d], upMax[d + (ENV_VALUES - 1)·ENV_HOP]). Exactly the maximum of the values, in O(positions).
   const upMax = scratch.upMax, downMax = scratch.downMax;
-  const block = ENV_VALUES * ENV_HOP;
-  // Math.max rather than a comparison: the same value (levels are never NaN or -0), without a branch that the
-  // levels' ups and downs mispredict (here and in the clamps of the correlations: CPU per match -4%).
-  // The block's first ENV_HOP positions start their strides (the `k % block >= ENV_HOP` test, as a counter).
-  for (let k = 0, r = 0; k < positions; k++, r = r + 1 === block ? 0 : r + 1) {
-    const v = db[k]!;
-    upMax[k] = r >= ENV_HOP ? Math.max(upMax[k - ENV_HOP]!, v) : v;
-  }
-  for (let k = positions - 1, r = (k + ENV_HOP) % block; k >= 0; k--, r = r === 0 ? block - 1 : r - 1) {
-    const v = db[k]!;
-    const up = k + ENV_HOP;
-    downMax[k] = up < positions && r >= ENV_HOP ? Math.max(downMax[up]!, v) : v;
-  }
+  runningMaxima(db, positions, upMax, downMax);
   // The scratch's: the source sides hold it only for this search (their sides, once computed, are of `levels`).
   const sDb = scratch.sDb;
   for (let i = 0; i < ENV_VALUES; i++) sDb[i] = levelDb(levels[i]!);
