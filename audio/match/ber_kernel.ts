@@ -57,6 +57,31 @@ const f64 = (v: number) => [F64CONST, ...new Uint8Array(Float64Array.of(v).buffe
  *   d > 0 ? e / d : 1
  * (pos, val and ring byte addresses; the ring's frames t mod RING_FRAMES.)
  */
+/**
+ * Code leaving on the stack the byte offset, from {@link ERRORS_AT}, of a frame's error term: the differing bits in
+ * local `diff` split by the strong bits in local `strong` into (strong errors · (SUBFP_BITS + 1) + weak errors) · 8,
+ * the index score.ts's frameErrors takes into FRAME_ERRORS. Shared by this kernel and split_kernel.ts.
+ */
+export function errorTermOffset(diff: number, strong: number): number[] {
+  return [
+    ...get(diff),
+    ...get(strong),
+    I32AND,
+    I32POPCNT,
+    ...i32(SUBFP_BITS + 1),
+    I32MUL,
+    ...get(diff),
+    ...get(strong),
+    ...i32(-1),
+    I32XOR,
+    I32AND,
+    I32POPCNT,
+    I32ADD,
+    ...i32(3),
+    I32SHL,
+  ];
+}
+
 function kernelBytes(): Uint8Array<ArrayBuffer> {
   const [POS, VAL, N, STEP, K, RING, FROM, END_] = [0, 1, 2, 3, 4, 5, 6, 7];
   const [X, E, D, Y, T, R, DIFF, SM] = [8, 9, 10, 11, 12, 13, 14, 15];
@@ -107,21 +132,7 @@ function kernelBytes(): Uint8Array<ArrayBuffer> {
     ...[I32LOAD, 2, 4],
     ...set(SM),
     ...get(E),
-    ...get(DIFF),
-    ...get(SM),
-    I32AND,
-    I32POPCNT,
-    ...i32(SUBFP_BITS + 1),
-    I32MUL,
-    ...get(DIFF),
-    ...get(SM),
-    ...i32(-1),
-    I32XOR,
-    I32AND,
-    I32POPCNT,
-    I32ADD,
-    ...i32(3),
-    I32SHL,
+    ...errorTermOffset(DIFF, SM),
     ...[F64LOAD, 3, ...uleb(ERRORS_AT)],
     F64ADD,
     ...set(E),

@@ -14,6 +14,7 @@
 import { SUBFP_BITS } from "../fingerprint/fingerprint.ts";
 import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
 import { FRAME_ERRORS, FRAME_WEIGHT, FRAME_WEIGHT_SQ } from "./score.ts";
+import { errorTermOffset } from "./ber_kernel.ts";
 
 /** Alignments (best − SPLIT_MAX_SHIFT .. best + SPLIT_MAX_SHIFT). */
 export const KERNEL_OFFSETS = 17;
@@ -158,21 +159,7 @@ function kernelBytes(): Uint8Array<ArrayBuffer> {
     I32SHL,
     ...loadI32(STRONG_AT),
     ...set(SM),
-    ...get(X),
-    ...get(SM),
-    I32AND,
-    I32POPCNT,
-    ...i32(SUBFP_BITS + 1),
-    I32MUL,
-    ...get(X),
-    ...get(SM),
-    ...i32(-1),
-    I32XOR,
-    I32AND,
-    I32POPCNT,
-    I32ADD,
-    ...i32(3),
-    I32SHL,
+    ...errorTermOffset(X, SM),
     ...loadF64(ERRORS_AT),
     ...set(EI),
     ...get(P),
