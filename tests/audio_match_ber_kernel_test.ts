@@ -14,6 +14,7 @@ import {
   FRAME_VALUES_AT,
   FRAME_WORDS,
   frameSlotOf,
+  RESERVED_RING_SLOTS,
   SignatureIndex,
 } from "../audio/match/signature_index.ts";
 import { TargetMatcher } from "../audio/match/target_matcher.ts";
@@ -113,16 +114,21 @@ Deno.test("ber kernel: the pre-check through it is precheck.ts's, as scheduled a
 
 Deno.test("ber kernel: the index's slots stay as written when its memory grows, and no signature takes a ring", () => {
   const r = xorshift32(9);
-  const index = new SignatureIndex({ maxActive: 3002 });
+  const index = new SignatureIndex({ maxActive: 1002 });
   const ring = index.reserveRing();
+  index.frames.fill(7, ring * FRAME_WORDS, (ring + 1) * FRAME_WORDS);
+  const first = index.kernel!.memory.buffer;
+  // More rings than reserved (RESERVED_RING_SLOTS): the signatures after them grow the memory.
+  const others = Array.from({ length: RESERVED_RING_SLOTS + 100 }, () => index.reserveRing());
   const sigs: Signature[] = [];
-  for (let k = 0; k < 3000; k++) {
+  for (let k = 0; k < 1000; k++) {
     const sig = signature(r, k, 128);
     sigs.push(sig);
     index.add(sig);
-    if (k === 0) index.frames.fill(7, ring * FRAME_WORDS, (ring + 1) * FRAME_WORDS);
   }
+  strictEqual(first.byteLength, 0, "grown past the reserved slots: the first buffer was detached");
   ok(index.frames.byteOffset === SLOTS_AT && index.frames.buffer === index.kernel!.memory.buffer);
+  for (const o of others) index.releaseRing(o);
   for (const sig of sigs) {
     const slot = index.slotOf(sig.id);
     ok(slot !== ring);
@@ -136,6 +142,18 @@ Deno.test("ber kernel: the index's slots stay as written when its memory grows, 
   index.add(a);
   index.add(b);
   deepStrictEqual(new Set([index.slotOf(a.id), index.slotOf(b.id)]).has(ring), true);
+});
+
+Deno.test("ber kernel: the index's memory never grows (no buffer detached) within its most signatures and rings", () => {
+  const r = xorshift32(11);
+  const index = new SignatureIndex({ maxActive: 3000 });
+  index.add(signature(r, 0, 128));
+  const buffer = index.kernel!.memory.buffer;
+  for (let i = 0; i < 200; i++) index.reserveRing();
+  for (let k = 1; k < 4000; k++) index.add(signature(r, k, 128));
+  ok(buffer.byteLength > 0, "the kernel's buffer was detached (its memory grew)");
+  strictEqual(index.frames.buffer, buffer);
+  strictEqual(index.size, 3000);
 });
 
 const FIXTURES = new URL("../fixtures/audio_fp/", import.meta.url);

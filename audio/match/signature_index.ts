@@ -24,6 +24,10 @@ export const DEFAULT_MAX_ACTIVE = 50_000;
  * from 47 to 12; counted as `bucketFull`). Entries come back as signatures expire.
  */
 export const MAX_BUCKET = 256;
+/** Slots reserved at first for target streams' rings of recent frames ({@link SignatureIndex.reserveRing}). */
+export const RESERVED_RING_SLOTS = 2048;
+/** Most slots the kernel's memory is made with room for at first (~75 MB of address space); past them it grows. */
+export const MAX_RESERVED_SLOTS = 65536;
 
 const BUCKETS = 65536;
 // lookupProbes reads a bucket's values two to a 32-bit word, the first in the low half.
@@ -448,9 +452,19 @@ export class SignatureIndex {
     if ((slot + 1) * FRAME_WORDS <= this.#frames.length) return;
     // Grows by a quarter (slots are reused, so it stops growing at the most slots ever used).
     const words = Math.max(slot + 1, Math.ceil(this.#frames.length / FRAME_WORDS * 1.25)) * FRAME_WORDS;
-    if (this.#kernel === undefined && this.#frames.length === 0) this.#kernel = berKernel(4 * words) ?? null;
+    if (this.#kernel === undefined && this.#frames.length === 0) {
+      // Room at once for the most slots this index takes (its most active signatures and a ring per target
+      // stream): pages no slot has used are never touched, so they cost address space, not memory. Growing a
+      // WebAssembly memory detaches its buffer, and V8 lets optimised code skip a "detached?" check on every
+      // typed-array access only while no buffer in the process was ever detached (the ArrayBufferDetaching
+      // protector): the first detach deoptimised every function compiled so far (172 at once in an analyze of
+      // the bench corpus, 12% more compiles in all), and all code compiled after it checks.
+      const reserved = Math.min(this.maxActive + RESERVED_RING_SLOTS, MAX_RESERVED_SLOTS);
+      this.#kernel = berKernel(4 * Math.max(words, reserved * FRAME_WORDS)) ?? null;
+    }
     if (this.#kernel) {
-      // In the kernel's memory: growing it keeps the slots where they are (and detaches every earlier view).
+      // In the kernel's memory, grown only past the reserved slots: growing keeps the slots where they are (and
+      // detaches every earlier view).
       const memory = this.#kernel.memory;
       const pages = Math.ceil((SLOTS_AT + 4 * words) / 65536) - memory.buffer.byteLength / 65536;
       if (pages > 0) memory.grow(pages);
