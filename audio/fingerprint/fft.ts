@@ -340,11 +340,15 @@ export class RealFft {
       strong: k.runStrong,
       total: k.runTotal,
     };
-    // Room: the kernel's span and columns, and a span no longer than the ring (copied in at most two pieces).
-    const ringRoom = Math.floor((mask + 1 - this.size) / hop) + 1;
-    let n = k.maxRun(hop);
-    if (n > ringRoom) n = ringRoom;
-    if (n > count) n = count;
+    if (hop !== this.#roomHop || mask !== this.#roomMask) {
+      // The kernel's room, and a span no longer than the ring (copied in at most two pieces).
+      const ringRoom = Math.floor((mask + 1 - this.size) / hop) + 1;
+      const room = k.maxRun(hop);
+      this.#room = room < ringRoom ? room : ringRoom;
+      this.#roomHop = hop;
+      this.#roomMask = mask;
+    }
+    const n = count < this.#room ? count : this.#room;
     if (n < 1) return undefined;
     const len = (n - 1) * hop + this.size;
     const span = k.span;
@@ -363,6 +367,10 @@ export class RealFft {
 
   /** {@link bandBitsRun}'s result (the kernel's columns), made on first use. */
   #run: BitsRun | undefined;
+  /** Frames a run takes at most for the last hop and ring mask given (see {@link bandBitsRun}). */
+  #room = 0;
+  #roomHop = 0;
+  #roomMask = -1;
 
   /** {@link #kernel32} with the frame at `start` copied into its samples, or null (nothing copied). */
   #framed32(

@@ -882,7 +882,7 @@ export class SimdFrame32 {
     count: number,
     hop: number,
   ): void {
-    if (count < 1 || count > this.maxRun(hop) || hop < 1) {
+    if (count < 1 || count > MAX_RUN || hop < 1 || (count - 1) * hop + 2 * this.#half > this.span.length) {
       throw new RangeError(`frameBitsRun: ${count} frames`);
     }
     this.#prepare(window, table);

@@ -230,12 +230,12 @@ export class FrameAnalyzer {
     result: Uint32Array,
     store: FrameStore,
   ): number {
-    const hop = this.params.hop;
+    const hop = this.params.hop, mask = ring.mask;
     const limit = count < store.capacity ? count : store.capacity;
     const run = this.#fft.bandBitsRun(
       ring.data,
-      (next * hop) & ring.mask,
-      ring.mask,
+      (next * hop) & mask,
+      mask,
       hop,
       limit,
       this.#window,
