@@ -7,7 +7,7 @@
  * checkout (which goes first alternates too); prints CPU ns per frame, median of rounds with the quartiles, and
  * checks that both stores hold the same frames.
  *
- * `deno run -A bench/fingerprint_run_ab.ts BASE_CHECKOUT [--rounds 15] [--seconds 10] [--streams 50]`
+ * `deno run -A bench/fingerprint_run_ab.ts BASE_CHECKOUT [--rounds 15] [--seconds 10] [--streams 50] [--chunks 160,1024]`
  * @module
  */
 
@@ -68,7 +68,10 @@ async function main(): Promise<void> {
   const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.floor(p * (xs.length - 1))]!;
   const show = (xs: number[]) =>
     `${q(xs, 0.5).toFixed(0)} (${q(xs, 0.25).toFixed(0)}–${q(xs, 0.75).toFixed(0)})`;
-  for (const chunk of [128, 160, 1024]) {
+  const chunks = (Deno.args[Deno.args.indexOf("--chunks") + 1] ?? "").split(",").map(Number).filter((c) =>
+    c > 0
+  );
+  for (const chunk of Deno.args.includes("--chunks") ? chunks : [128, 160, 1024]) {
     const a: number[] = [], b: number[] = [];
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? [base, mine] : [mine, base];
