@@ -16,6 +16,10 @@
  * does not run): 1.89 -> 1.21 µs a frame, not bit for bit with float64, the same matches on the bench.
  * {@link RealFft.bandBits} adds the frame's sub-fingerprint to that call (in fft_simd32.ts): in JS
  * its comparisons mispredicted on speech (~0.2 µs a frame, 2.8% of the live sensor's CPU profile at 500 calls).
+ * {@link RealFft.bandBitsRun} runs consecutive frames of the grid in one call (session 15): the span they cover
+ * is copied out of the ring once (frames overlap by 7/8) and the previous frame's energies stay in the kernel.
+ * It pays with the frames a call has: ~-8% of Fingerprinter.advance at eight frames a call, nothing measurable
+ * at one (bench/fingerprint_run_ab.ts), and analyze advances one or two frames at a time (1.5 on average).
  * @module
  */
 

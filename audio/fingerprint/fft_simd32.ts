@@ -15,12 +15,14 @@
  * +0): 2-3% of the frame in a loop (in-process A/B on the loaded 2-core host), too little to show in analyze.
  *
  * Memory layout (bytes, float32 unless noted): re at 0, im at 4·half; per radix-2² pass (quarter q) w1r, w1i,
- * w2r, w2i, q each; the last pass's cos and sin (half/2 each); the frame's Int16 samples; the window in input
+ * w2r, w2i, q each; the last pass's cos and sin (half/2 each); the window in input
  * order (per group of four inputs a, b, c, d: (a, a', c, c'), (b, b', d, d')); the rev table (int32 byte offset
  * of each group's first input's samples: b, c and d are half/2, half/4 and 3·half/4 inputs further, so their
  * offsets are the loads' constants); the split's cos and sin (k ≤ half, padded); the powers (k ≤ half, padded);
  * the band tables as in fft_simd.ts (start, bin int32; weight, output float64); the previous frame's band
- * energies (float64) and the sub-fingerprint (int32) of {@link SimdFrame32.frameBits}.
+ * energies (float64) and the sub-fingerprint (int32) of {@link SimdFrame32.frameBits}; the columns of
+ * {@link SimdFrame32.frameBitsRun} (bits, strong bits int32, band totals float64, weak bits int16); last, the
+ * Int16 samples: a frame's, or a run's (the input pass reads a frame at a byte offset into them).
  * @module
  */
 

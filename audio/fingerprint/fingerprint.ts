@@ -17,7 +17,8 @@
  * - cost: a whole frame (window, 1024-point real FFT, band sums and, in float32, the sub-fingerprint;
  *   audio/fingerprint/fft.ts) takes ~1.2 µs in the float32 WebAssembly SIMD kernel (1.9 µs in float64 with the
  *   sub-fingerprint in JS, 4.2 µs in JS); the fingerprinter alone runs ~8,000x real
- *   time per core in a loop (bench/fft_kernel_speed.ts on the shared 2-core Xeon). A source stream computes only
+ *   time per core in a loop (bench/fft_kernel_speed.ts on the shared 2-core Xeon). The frames an advance finds
+ *   complete run in one call of that kernel (FrameAnalyzer.fingerprintRun). A source stream computes only
  *   its anchors' blocks (Fingerprinter.advanceRange).
  * @module
  */
