@@ -265,3 +265,68 @@ Deno.test("RealFft.bandBits: the float32 kernel's sub-fingerprint is subFingerpr
       undefined,
   );
 });
+
+Deno.test("RealFft.bandBitsRun: a run of frames is bandBits frame after frame, across the ring's wrap and the kernel's room", () => {
+  const rnd = centeredRng(53);
+  const data = new Int16Array(4096).map(() => Math.round(12000 * rnd()));
+  const n = 256, half = n / 2;
+  const win = new Float64Array(n).map((_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n));
+  const bin: number[] = [], weight: number[] = [], start = [0];
+  for (let b = 0; b < 33; b++) {
+    for (let j = 0; j < 3; j++) {
+      bin.push(4 + ((3 * b + j) % 110));
+      weight.push(0.5 + 0.25 * j);
+    }
+    start.push(bin.length);
+  }
+  const t = { bin: Int32Array.from(bin), weight: Float64Array.from(weight), start: Int32Array.from(start) };
+  const fft = new RealFft(n, { float32: true });
+  const res = new Uint32Array(3);
+  let runs = 0;
+  // Hops that do and do not divide the ring; runs from one frame to more than the kernel takes in one call.
+  for (
+    const [hop, first, count] of [[32, 4000, 1], [32, 3900, 7], [96, 1000, 200], [256, 3000, 17], [
+      1,
+      4090,
+      300,
+    ]]
+  ) {
+    const prev = new Float64Array(33).map(() => 1e6 * (rnd() + 1)), prevOne = prev.slice();
+    const want: number[][] = [];
+    for (let f = 0; f < count!; f++) {
+      const e = fft.bandBits(data, (first! + f * hop!) & 4095, 4095, win, t, 4, half - 8, prevOne, res, 1);
+      if (e === undefined) return assert(!fft.simd, "the kernel ran");
+      want.push([res[0]!, res[1]! & 0xffff, res[2]!, e[33]!]);
+    }
+    const got: number[][] = [];
+    for (let f = 0; f < count!;) {
+      const run = fft.bandBitsRun(
+        data,
+        (first! + f * hop!) & 4095,
+        4095,
+        hop!,
+        count! - f,
+        win,
+        t,
+        4,
+        half - 8,
+        prev,
+        1,
+      )!;
+      assert(run.frames >= 1 && run.frames <= count! - f);
+      for (let k = 0; k < run.frames; k++) {
+        got.push([run.bits[k]!, run.weak[k]!, run.strong[k]!, run.total[k]!]);
+      }
+      f += run.frames;
+      runs++;
+    }
+    assert(got.every((g, f) => g.every((v, i) => Object.is(v, want[f]![i]))), `hop ${hop} from ${first}`);
+    assert(prev.every((v, b) => Object.is(v, prevOne[b])), `hop ${hop}: prev gets the last frame's energies`);
+  }
+  assert(runs > 5, `${runs} runs`);
+  const prev = new Float64Array(33);
+  assert(
+    new RealFft(n, { float32: false }).bandBitsRun(data, 0, 4095, 32, 4, win, t, 4, 120, prev, 1) ===
+      undefined,
+  );
+});

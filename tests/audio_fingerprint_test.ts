@@ -213,3 +213,100 @@ Deno.test("FrameAnalyzer: a full-scale tone in the bands is about 0 dB, digital 
   silent.write(0, new Float32Array(2048), 0);
   ok(an.analyze(silent, 0, bands) < -150);
 });
+
+/** What Fingerprinter.advance computed frame by frame before runs (FrameAnalyzer.fingerprint, one frame a call). */
+class PerFrame {
+  readonly store: FrameStore;
+  readonly #prev = new Float64Array(33);
+  readonly #res = new Uint32Array(3);
+  readonly #an = new FrameAnalyzer();
+  #next = -1;
+  constructor(readonly ring: SampleRing, capacity: number) {
+    this.store = new FrameStore(capacity);
+  }
+  restart(sample: number): void {
+    this.#next = Math.ceil(sample / FP_PARAMS.hop);
+    this.#prev.fill(0);
+    this.store.reset(this.#next);
+  }
+  advance(): void {
+    const { hop, frame } = FP_PARAMS;
+    if (this.#next < 0 || this.#next * hop < this.ring.start) this.restart(this.ring.start);
+    for (; this.#next * hop + frame <= this.ring.end; this.#next++) {
+      const energy = this.#an.fingerprint(this.ring, this.#next * hop, this.#prev, this.#res);
+      this.store.push(this.#res[0]!, this.#res[1]!, energy, this.#res[2]!);
+    }
+  }
+}
+
+/** Frames [from, to) of `store` as [bits, weak, strong, energy] (throws if one is not held). */
+function held(store: FrameStore, from: number, to: number): number[][] {
+  ok(store.has(from, to - from), `frames ${from}..${to} held (${store.start}..${store.end})`);
+  const out: number[][] = [];
+  for (let n = from; n < to; n++) {
+    const i = n & store.mask;
+    out.push([store.bits[i]!, store.weak[i]!, store.strong[i]!, store.energy[i]!]);
+  }
+  return out;
+}
+
+Deno.test("Fingerprinter: runs of frames (one kernel call each) give the per-frame path's frames across ring wrap, overruns, resets and run boundaries", () => {
+  const s = speech();
+  const x = new Float32Array(4 * s.length);
+  for (let k = 0; k < 4; k++) x.set(s, k * s.length);
+  const rnd = rng(7);
+  // A target's ring (an Int16 tier of 4,096 samples: runs of at most 25 frames) and a source's (no cold tier:
+  // runs as long as the kernel takes), a store smaller than some runs, chunks from a sample to past the ring.
+  const rings = [
+    () => new SampleRing(40000, { hotSamples: 4096, warmSamples: 16000 }),
+    () => new SampleRing(1 << 14),
+  ];
+  for (const [r, makeRing] of rings.entries()) {
+    for (const capacity of [64, 4096]) {
+      const ring = makeRing(), ringRef = makeRing();
+      const fp = new Fingerprinter(ring, new FrameStore(capacity));
+      const ref = new PerFrame(ringRef, capacity);
+      let at = 0, pos = 0, writes = 0;
+      while (at < x.length) {
+        const u = rnd();
+        const c = Math.min(x.length - at, u < 0.4 ? 1 + Math.floor(rnd() * 300) : Math.floor(rnd() * 20000));
+        if (u > 0.97) pos += 50000; // a jump: the rings reset, the grid restarts
+        const piece = x.subarray(at, at + c);
+        ring.write(pos, piece, 4000);
+        ringRef.write(pos, piece, 4000);
+        fp.advance();
+        ref.advance();
+        writes++;
+        strictEqual(fp.store.start, ref.store.start, `ring ${r} capacity ${capacity} write ${writes}: start`);
+        strictEqual(fp.store.end, ref.store.end, `ring ${r} capacity ${capacity} write ${writes}: end`);
+        const from = Math.max(fp.store.start, fp.store.end - 200);
+        deepStrictEqual(
+          held(fp.store, from, fp.store.end),
+          held(ref.store, from, ref.store.end),
+          `write ${writes}`,
+        );
+        at += c;
+        pos += c;
+      }
+      ok(writes > 20);
+    }
+  }
+});
+
+Deno.test("Fingerprinter.advanceRange: runs over ranges give advance's frames, seeded after a jump", () => {
+  const x = speech();
+  const ring = new SampleRing(1 << 17);
+  ring.write(0, x, 0);
+  const all = new Fingerprinter(ring, new FrameStore(4096));
+  all.advance();
+  const part = new Fingerprinter(ring, new FrameStore(4096));
+  part.restart(0);
+  const rnd = rng(11);
+  for (let from = 0; from < all.store.end;) {
+    const to = Math.min(all.store.end, from + 1 + Math.floor(rnd() * 300));
+    part.advanceRange(from, to);
+    deepStrictEqual(held(part.store, from, to), held(all.store, from, to), `frames ${from}..${to}`);
+    // Sometimes go on from the last frame, sometimes skip some (a new run seeded from the frame before).
+    from = rnd() < 0.5 ? to : to + Math.floor(rnd() * 50);
+  }
+});

@@ -16,6 +16,10 @@
  * does not run): 1.89 -> 1.21 µs a frame, not bit for bit with float64, the same matches on the bench.
  * {@link RealFft.bandBits} adds the frame's sub-fingerprint to that call (in fft_simd32.ts): in JS
  * its comparisons mispredicted on speech (~0.2 µs a frame, 2.8% of the live sensor's CPU profile at 500 calls).
+ * {@link RealFft.bandBitsRun} runs consecutive frames of the grid in one call (session 15): the span they cover
+ * is copied out of the ring once (frames overlap by 7/8) and the previous frame's energies stay in the kernel.
+ * It pays with the frames a call has: ~-8% of Fingerprinter.advance at eight frames a call, nothing measurable
+ * at one (bench/fingerprint_run_ab.ts), and analyze advances one or two frames at a time (1.5 on average).
  * @module
  */
 
@@ -42,6 +46,18 @@ export const FFT_F32: boolean = (() => {
 })();
 
 export type { BandTable } from "./fft_simd.ts";
+
+/** The frames computed by {@link RealFft.bandBitsRun}: frame f's results at index f of each column. */
+export interface BitsRun {
+  /** Frames computed. */
+  frames: number;
+  /** Sub-fingerprints, packed weak-bit indices, strong bits (as `subFingerprint` writes them). */
+  readonly bits: Uint32Array;
+  readonly weak: Uint16Array;
+  readonly strong: Uint32Array;
+  /** Band energies' total per frame (what bandPowers returns after the bands). */
+  readonly total: Float64Array;
+}
 
 /** Real FFT of a fixed size N (power of two, 16..65536) producing the power spectrum |X[k]|², k = 0..N/2. */
 export class RealFft {
@@ -295,6 +311,70 @@ export class RealFft {
     result[2] = bits[2]!;
     return k.bandOut;
   }
+
+  /**
+   * {@link bandBits} for a run of frames `hop` samples apart, the first at `start`, in one WebAssembly call: the
+   * first `frames` of them (at most `count`; fewer where the kernel's room or the ring's size end the run) each
+   * over the one before (over `prev` for the first), `prev` left with the last one's energies. Returns the
+   * kernel's columns of the frames' bits, weak indices, strong bits and band totals (valid until its next call),
+   * or undefined (nothing written) where {@link bandBits} would. The span of the run is copied out of the ring
+   * once: consecutive frames overlap (by seven eighths at the fingerprint's hop).
+   */
+  bandBitsRun(
+    data: Int16Array,
+    start: number,
+    mask: number,
+    hop: number,
+    count: number,
+    window: Float64Array,
+    table: BandTable,
+    fromBin: number,
+    toBin: number,
+    prev: Float64Array,
+    strongAlpha: number,
+  ): BitsRun | undefined {
+    if (!this.float32 || table.start.length - 1 !== SUBFP_BANDS) return undefined;
+    const quads = (toBin - fromBin + 4) >> 2;
+    const k = this.#kernel32(table, fromBin, quads);
+    if (!k) return undefined;
+    const run = this.#run ??= {
+      frames: 0,
+      bits: k.runBits,
+      weak: k.runWeak,
+      strong: k.runStrong,
+      total: k.runTotal,
+    };
+    if (hop !== this.#roomHop || mask !== this.#roomMask) {
+      // The kernel's room, and a span no longer than the ring (copied in at most two pieces).
+      const ringRoom = Math.floor((mask + 1 - this.size) / hop) + 1;
+      const room = k.maxRun(hop);
+      this.#room = room < ringRoom ? room : ringRoom;
+      this.#roomHop = hop;
+      this.#roomMask = mask;
+    }
+    const n = count < this.#room ? count : this.#room;
+    if (n < 1) return undefined;
+    const len = (n - 1) * hop + this.size;
+    const span = k.span;
+    if (start + len <= mask + 1) span.set(data.subarray(start, start + len));
+    else {
+      const first = mask + 1 - start;
+      span.set(data.subarray(start, mask + 1));
+      span.set(data.subarray(0, len - first), first);
+    }
+    k.prevBands.set(prev);
+    k.frameBitsRun(window, fromBin, quads, table, strongAlpha, n, hop);
+    prev.set(k.prevBands);
+    run.frames = n;
+    return run;
+  }
+
+  /** {@link bandBitsRun}'s result (the kernel's columns), made on first use. */
+  #run: BitsRun | undefined;
+  /** Frames a run takes at most for the last hop and ring mask given (see {@link bandBitsRun}). */
+  #room = 0;
+  #roomHop = 0;
+  #roomMask = -1;
 
   /** {@link #kernel32} with the frame at `start` copied into its samples, or null (nothing copied). */
   #framed32(

@@ -15,12 +15,14 @@
  * +0): 2-3% of the frame in a loop (in-process A/B on the loaded 2-core host), too little to show in analyze.
  *
  * Memory layout (bytes, float32 unless noted): re at 0, im at 4·half; per radix-2² pass (quarter q) w1r, w1i,
- * w2r, w2i, q each; the last pass's cos and sin (half/2 each); the frame's Int16 samples; the window in input
+ * w2r, w2i, q each; the last pass's cos and sin (half/2 each); the window in input
  * order (per group of four inputs a, b, c, d: (a, a', c, c'), (b, b', d, d')); the rev table (int32 byte offset
  * of each group's first input's samples: b, c and d are half/2, half/4 and 3·half/4 inputs further, so their
  * offsets are the loads' constants); the split's cos and sin (k ≤ half, padded); the powers (k ≤ half, padded);
  * the band tables as in fft_simd.ts (start, bin int32; weight, output float64); the previous frame's band
- * energies (float64) and the sub-fingerprint (int32) of {@link SimdFrame32.frameBits}.
+ * energies (float64) and the sub-fingerprint (int32) of {@link SimdFrame32.frameBits}; the columns of
+ * {@link SimdFrame32.frameBitsRun} (bits, strong bits int32, band totals float64, weak bits int16); last, the
+ * Int16 samples: a frame's, or a run's (the input pass reads a frame at a byte offset into them).
  * @module
  */
 
@@ -57,7 +59,6 @@ interface Layout32 {
   hasLast: boolean;
   cosAt: number;
   sinAt: number;
-  samplesAt: number;
   windowAt: number;
   revAt: number;
   splitCosAt: number;
@@ -70,8 +71,20 @@ interface Layout32 {
   /** The previous frame's band energies (float64) and the sub-fingerprint's three int32 (subFingerprintBody). */
   prevAt: number;
   resAt: number;
+  /** {@link SimdFrame32.frameBitsRun}'s output columns: bits, strong bits (int32), band totals (float64), weak. */
+  runBitsAt: number;
+  runStrongAt: number;
+  runTotalAt: number;
+  runWeakAt: number;
+  /** The samples: a frame's, or a run's span of {@link SPAN_FRAMES} frames' worth. */
+  samplesAt: number;
   bytes: number;
 }
+
+/** Frames {@link SimdFrame32.frameBitsRun} computes at most in one call. */
+export const MAX_RUN = 128;
+/** A run's samples in frames' worth: with the fingerprint's hop of an eighth of a frame, 121 frames. */
+const SPAN_FRAMES = 16;
 
 function layoutOf(half: number): Layout32 {
   const stages: [number, number][] = [];
@@ -83,8 +96,7 @@ function layoutOf(half: number): Layout32 {
   }
   const cosAt = bytes;
   const sinAt = cosAt + 2 * half;
-  const samplesAt = sinAt + 2 * half;
-  const windowAt = samplesAt + 4 * half;
+  const windowAt = sinAt + 2 * half;
   const revAt = windowAt + 8 * half;
   const splitCosAt = revAt + half;
   const splitSinAt = splitCosAt + 4 * half + 32;
@@ -93,12 +105,16 @@ function layoutOf(half: number): Layout32 {
   const bandBinAt = bandStartAt + 4 * (MAX_BANDS + 1);
   const bandWAt = (bandBinAt + 4 * maxBandEntries(half) + 7) & ~7;
   const bandOutAt = bandWAt + 8 * maxBandEntries(half);
+  const runBitsAt = bandOutAt + 16 * (MAX_BANDS + 1) + 16;
+  const runStrongAt = runBitsAt + 4 * MAX_RUN;
+  const runTotalAt = runStrongAt + 4 * MAX_RUN;
+  const runWeakAt = runTotalAt + 8 * MAX_RUN;
+  const samplesAt = runWeakAt + 2 * MAX_RUN;
   return {
     stages,
     hasLast: len <= half,
     cosAt,
     sinAt,
-    samplesAt,
     windowAt,
     revAt,
     splitCosAt,
@@ -110,7 +126,12 @@ function layoutOf(half: number): Layout32 {
     bandOutAt,
     prevAt: bandOutAt + 8 * (MAX_BANDS + 1),
     resAt: bandOutAt + 16 * (MAX_BANDS + 1),
-    bytes: bandOutAt + 16 * (MAX_BANDS + 1) + 16,
+    runBitsAt,
+    runStrongAt,
+    runTotalAt,
+    runWeakAt,
+    samplesAt,
+    bytes: samplesAt + 2 * SPAN_FRAMES * 2 * half,
   };
 }
 
@@ -353,9 +374,10 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
 
   // input: per group of four inputs a, b, c, d (re, im each): V1 = (a, c), V2 = (b, d) times the window, then
   // s0, s1 = V1 + V2 and d0, d1 = V1 − V2 and the radix-4 outputs shuffled into re[i..i+4), im[i..i+4).
-  const O = 0; // i32 local: byte offset of the group in re (half of it in the window)
-  const RB = 1; // i32 local: byte offset of input a's samples; b, c, d's are half/2, half/4, 3·half/4 inputs on
-  const [V1, V2, SS, DD, E, F, PP, MM] = [2, 3, 4, 5, 6, 7, 8, 9];
+  const BASE = 0; // i32 param: byte offset of the frame's first sample from samplesAt (a run's frame)
+  const O = 1; // i32 local: byte offset of the group in re (half of it in the window)
+  const RB = 2; // i32 local: byte offset of input a's samples; b, c, d's are half/2, half/4, 3·half/4 inputs on
+  const [V1, V2, SS, DD, E, F, PP, MM] = [3, 4, 5, 6, 7, 8, 9, 10];
   /** (x, x', y, y') for inputs k and k + 2 of the group, times the window (at 2·O + winOff). */
   const vecOf = (k: number, winOff: number, dst: number) => [
     // v128.load32_lane needs the address below the vector on the stack, so the vector goes to a local first.
@@ -386,6 +408,8 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
     I32_LOAD,
     2,
     ...uleb(L.revAt),
+    ...get(BASE),
+    ADD,
     ...set(RB),
     ...vecOf(0, 0, V1),
     ...vecOf(1, 16, V2),
@@ -613,34 +637,110 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
 
   const CALL = 0x10;
   const NS = stageBodies.length;
-  const [INPUT, SPLIT, BANDS, FRAME, FP, FRAME_FP] = [NS, NS + 1, NS + 2, NS + 3, NS + 4, NS + 5];
-  const frame = [
+  const [INPUT, SPLIT, BANDS, FRAME, FP, FRAME_FP, RUN_FP] = [
+    NS,
+    NS + 1,
+    NS + 2,
+    NS + 3,
+    NS + 4,
+    NS + 5,
+    NS + 6,
+  ];
+  /** A frame whose samples start `base` bytes into the samples, bins k0 .. k0 + 4·quads − 1, nb bands. */
+  const frameAt = (base: number[], k0: number[], quads: number[], nb: number[]) => [
+    ...base,
     ...[CALL, ...uleb(INPUT)],
     ...stageBodies.flatMap((_, i) => [CALL, ...uleb(i)]),
-    ...get(0),
-    ...get(1),
+    ...k0,
+    ...quads,
     ...[CALL, ...uleb(SPLIT)],
-    ...get(2),
+    ...nb,
     ...[CALL, ...uleb(BANDS)],
-    END,
   ];
+  const frame = [...frameAt(i32c(0), get(0), get(1), get(2)), END];
   // The frame and its sub-fingerprint (a fingerprint frame) in one call.
   const frameFp = [...get(0), ...get(1), ...get(2), CALL, ...uleb(FRAME), ...get(3), CALL, ...uleb(FP), END];
   const fpBody = subFingerprintBody(L.bandOutAt, L.prevAt, L.resAt);
+  // A run of fingerprint frames (count ≥ 1, `stride` bytes apart in the samples), each as frameFp, its results
+  // copied to the run's columns: the previous frame's energies stay where frameFp leaves them.
+  const [COUNT, STRIDE, RK0, RQUADS, RALPHA, FI, FB] = [0, 1, 2, 3, 4, 5, 6];
+  const I32_STORE16 = 0x3b;
+  const at = (shift: number) => [...get(FI), ...i32c(shift), SHL];
+  const runFp = [
+    ...i32c(0),
+    ...set(FI),
+    ...i32c(0),
+    ...set(FB),
+    LOOP,
+    VOID,
+    ...frameAt(get(FB), get(RK0), get(RQUADS), i32c(SUBFP_BANDS)),
+    ...get(RALPHA),
+    ...[CALL, ...uleb(FP)],
+    ...at(2),
+    ...i32c(0),
+    ...[I32_LOAD, 2, ...uleb(L.resAt)],
+    ...[I32_STORE, 2, ...uleb(L.runBitsAt)],
+    ...at(1),
+    ...i32c(0),
+    ...[I32_LOAD, 2, ...uleb(L.resAt + 4)],
+    ...[I32_STORE16, 1, ...uleb(L.runWeakAt)],
+    ...at(2),
+    ...i32c(0),
+    ...[I32_LOAD, 2, ...uleb(L.resAt + 8)],
+    ...[I32_STORE, 2, ...uleb(L.runStrongAt)],
+    ...at(3),
+    ...i32c(0),
+    ...[F64_LOAD, 3, ...uleb(L.bandOutAt + 8 * SUBFP_BANDS)],
+    ...[F64_STORE, 3, ...uleb(L.runTotalAt)],
+    ...get(FB),
+    ...get(STRIDE),
+    ADD,
+    ...set(FB),
+    ...get(FI),
+    ...i32c(1),
+    ADD,
+    ...tee(FI),
+    ...get(COUNT),
+    LTU,
+    BRIF,
+    0,
+    END,
+    END,
+  ];
   // Types: 0 (i32, i32) → (), 1 () → (), 2 (i32) → (), 3 (i32, i32, i32) → (), 4 (f64) → (),
-  // 5 (i32, i32, i32, f64) → ().
-  const types = [...stageBodies.map(() => 1), 1, 0, 2, 3, 4, 5];
-  const bodies = [...stageBodies, inputBody, splitBody, bandsBody, [0, ...frame], fpBody, [0, ...frameFp]];
+  // 5 (i32, i32, i32, f64) → (), 6 (i32, i32, i32, i32, f64) → ().
+  const types = [...stageBodies.map(() => 1), 2, 0, 2, 3, 4, 5, 6];
+  const bodies = [
+    ...stageBodies,
+    inputBody,
+    splitBody,
+    bandsBody,
+    [0, ...frame],
+    fpBody,
+    [0, ...frameFp],
+    [1, 2, I32, ...runFp],
+  ];
   return new Uint8Array([
     ...WASM_HEADER,
     ...section(1, [
-      6,
+      7,
       ...[0x60, 2, I32, I32, 0, 0x60, 0, 0, 0x60, 1, I32, 0, 0x60, 3, I32, I32, I32, 0],
-      ...[0x60, 1, F64, 0, 0x60, 4, I32, I32, I32, F64, 0],
+      ...[0x60, 1, F64, 0, 0x60, 4, I32, I32, I32, F64, 0, 0x60, 5, I32, I32, I32, I32, F64, 0],
     ]),
     ...section(2, [1, ...name("m"), ...name("mem"), 0x02, 0x00, 1]),
     ...section(3, [...uleb(types.length), ...types]),
-    ...section(7, [2, ...name("frame"), 0x00, ...uleb(FRAME), ...name("frameFp"), 0x00, ...uleb(FRAME_FP)]),
+    ...section(7, [
+      3,
+      ...name("frame"),
+      0x00,
+      ...uleb(FRAME),
+      ...name("frameFp"),
+      0x00,
+      ...uleb(FRAME_FP),
+      ...name("runFp"),
+      0x00,
+      ...uleb(RUN_FP),
+    ]),
     ...section(10, [...uleb(bodies.length), ...bodies.flatMap((b) => [...uleb(b.length), ...b])]),
   ]);
 }
@@ -658,8 +758,16 @@ export class SimdFrame32 {
   readonly prevBands: Float64Array;
   /** {@link frameBits}' sub-fingerprint: bits, packed weak-bit indices, strong bits. */
   readonly bits: Uint32Array;
+  /** The samples of a run of frames for {@link frameBitsRun} (frame f from sample f·hop): {@link samples} and on. */
+  readonly span: Int16Array;
+  /** {@link frameBitsRun}'s frame f: bits, packed weak-bit indices, strong bits, and the total of its bands. */
+  readonly runBits: Uint32Array;
+  readonly runWeak: Uint16Array;
+  readonly runStrong: Uint32Array;
+  readonly runTotal: Float64Array;
   readonly #frame: (k0: number, quads: number, nb: number) => void;
   readonly #frameFp: (k0: number, quads: number, nb: number, strongAlpha: number) => void;
+  readonly #runFp: (count: number, stride: number, k0: number, quads: number, strongAlpha: number) => void;
   readonly #layout: Layout32;
   readonly #half: number;
   readonly #memory: WebAssembly.Memory;
@@ -686,9 +794,21 @@ export class SimdFrame32 {
     });
     this.#frame = instance.exports.frame as (k0: number, quads: number, nb: number) => void;
     this.#frameFp = instance.exports.frameFp as (k0: number, quads: number, nb: number, a: number) => void;
+    this.#runFp = instance.exports.runFp as (
+      n: number,
+      stride: number,
+      k0: number,
+      quads: number,
+      a: number,
+    ) => void;
     this.#memory = memory;
     const f32 = new Float32Array(memory.buffer);
     this.samples = new Int16Array(memory.buffer, L.samplesAt, 2 * half);
+    this.span = new Int16Array(memory.buffer, L.samplesAt, SPAN_FRAMES * 2 * half);
+    this.runBits = new Uint32Array(memory.buffer, L.runBitsAt, MAX_RUN);
+    this.runWeak = new Uint16Array(memory.buffer, L.runWeakAt, MAX_RUN);
+    this.runStrong = new Uint32Array(memory.buffer, L.runStrongAt, MAX_RUN);
+    this.runTotal = new Float64Array(memory.buffer, L.runTotalAt, MAX_RUN);
     this.#windowView = new Float32Array(memory.buffer, L.windowAt, 2 * half);
     // Per group of four inputs, the byte offset of its first input's samples (the others' follow from it).
     const revView = new Int32Array(memory.buffer, L.revAt, half >> 2);
@@ -741,6 +861,34 @@ export class SimdFrame32 {
   frameBits(window: Float64Array, k0: number, quads: number, table: BandTable, strongAlpha: number): void {
     this.#prepare(window, table);
     this.#frameFp(k0, quads, SUBFP_BANDS, strongAlpha);
+  }
+
+  /** Frames of `hop` samples (1 ≤ hop ≤ frame) one {@link frameBitsRun} takes at most: its span's and columns' room. */
+  maxRun(hop: number): number {
+    const frames = Math.floor((this.span.length - 2 * this.#half) / hop) + 1;
+    return frames < MAX_RUN ? frames : MAX_RUN;
+  }
+
+  /**
+   * {@link frameBits} for `count` frames (1 ≤ count ≤ {@link maxRun}) whose samples start `hop` samples apart in
+   * {@link span}, one after the other over {@link prevBands} (which ends with the last frame's energies): frame
+   * f's results in runBits[f], runWeak[f], runStrong[f] and runTotal[f] (its bands' total). The same values as
+   * `count` calls of frameBits, in one call from JS.
+   */
+  frameBitsRun(
+    window: Float64Array,
+    k0: number,
+    quads: number,
+    table: BandTable,
+    strongAlpha: number,
+    count: number,
+    hop: number,
+  ): void {
+    if (count < 1 || count > MAX_RUN || hop < 1 || (count - 1) * hop + 2 * this.#half > this.span.length) {
+      throw new RangeError(`frameBitsRun: ${count} frames`);
+    }
+    this.#prepare(window, table);
+    this.#runFp(count, 2 * hop, k0, quads, strongAlpha);
   }
 
   /** The window and band table into the kernel's memory, when they are not the last ones given. */

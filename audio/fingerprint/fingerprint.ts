@@ -17,7 +17,8 @@
  * - cost: a whole frame (window, 1024-point real FFT, band sums and, in float32, the sub-fingerprint;
  *   audio/fingerprint/fft.ts) takes ~1.2 µs in the float32 WebAssembly SIMD kernel (1.9 µs in float64 with the
  *   sub-fingerprint in JS, 4.2 µs in JS); the fingerprinter alone runs ~8,000x real
- *   time per core in a loop (bench/fft_kernel_speed.ts on the shared 2-core Xeon). A source stream computes only
+ *   time per core in a loop (bench/fft_kernel_speed.ts on the shared 2-core Xeon). The frames an advance finds
+ *   complete run in one call of that kernel (FrameAnalyzer.fingerprintRun). A source stream computes only
  *   its anchors' blocks (Fingerprinter.advanceRange).
  * @module
  */
@@ -216,6 +217,47 @@ export class FrameAnalyzer {
     return energy;
   }
 
+  /**
+   * {@link fingerprint} for frames `next`, `next + 1`, … (at most `count`) of the grid, each over the one
+   * before (over `prev` for the first), appended to `store` (whose end must be `next`): where the float32 kernel
+   * runs, a run of them in one WebAssembly call (RealFft.bandBitsRun), else one frame. Returns how many frames
+   * were computed (at least one), `prev` left with the last one's energies; `result` is scratch.
+   */
+  fingerprintRun(
+    ring: SampleRing,
+    next: number,
+    count: number,
+    prev: Float64Array,
+    result: Uint32Array,
+    store: FrameStore,
+  ): number {
+    const hop = this.params.hop, mask = ring.mask;
+    const limit = count < store.capacity ? count : store.capacity;
+    const run = this.#fft.bandBitsRun(
+      ring.data,
+      (next * hop) & mask,
+      mask,
+      hop,
+      limit,
+      this.#window,
+      this.#bands,
+      this.#fromBin,
+      this.#toBin,
+      prev,
+      this.params.strongAlpha,
+    );
+    if (run === undefined) {
+      const energy = this.fingerprint(ring, next * hop, prev, result);
+      store.push(result[0]!, result[1]!, energy, result[2]!);
+      return 1;
+    }
+    const n = run.frames, total = run.total;
+    // The energies in dB in place (the kernel's column is scratch until its next call).
+    for (let f = 0; f < n; f++) total[f] = this.#dbOf(total[f]!);
+    store.pushRun(run.bits, run.weak, total, run.strong, n);
+    return n;
+  }
+
   /** A frame's energy in dB from its bands' total (see {@link SILENT_DB}). */
   #dbOf(total: number): number {
     return total > 0 ? 10 * Math.log10(total / this.#dbRef) : SILENT_DB;
@@ -379,6 +421,25 @@ export class FrameStore {
     this.end = n;
   }
 
+  /**
+   * Appends frames `end` .. `end + n − 1` (n ≤ {@link capacity}) from columns holding them at 0 .. n − 1: as n
+   * {@link push}es. Element by element: a run is a frame or two in a live sensor, where views for block copies
+   * (eight of them) would cost more than the copies save.
+   */
+  pushRun(bits: Uint32Array, weak: Uint16Array, energy: Float64Array, strong: Uint32Array, n: number): void {
+    const mask = this.mask, end = this.end;
+    const sBits = this.bits, sWeak = this.weak, sEnergy = this.energy, sStrong = this.strong;
+    for (let f = 0; f < n; f++) {
+      const i = (end + f) & mask;
+      sStrong[i] = strong[f]!;
+      sBits[i] = bits[f]!;
+      sWeak[i] = weak[f]!;
+      sEnergy[i] = energy[f]!;
+    }
+    this.end = end + n;
+    if (this.end - this.start > this.capacity) this.start = this.end - this.capacity;
+  }
+
   /** Appends frame `end`. */
   push(bits: number, weak: number, energy: number, strong: number): void {
     const i = this.end & this.mask;
@@ -443,14 +504,20 @@ export class Fingerprinter {
     // The ring overran frames not computed yet (a caller wrote more than it holds between two advances): the
     // grid goes on from what is still there rather than reading overwritten samples.
     if (this.#next * hop < ring.start) this.restart(ring.start);
-    const end = ring.end;
-    let count = 0;
+    // Frames complete in the ring, computed in runs (FrameAnalyzer.fingerprintRun).
+    const last = Math.floor((ring.end - frame) / hop);
+    const count = last - this.#next + 1;
+    if (count <= 0) return 0;
     const res = this.#res;
-    while (this.#next * hop + frame <= end) {
-      const energy = this.analyzer.fingerprint(ring, this.#next * hop, this.#prev, res);
-      this.store.push(res[0]!, res[1]!, energy, res[2]!);
-      this.#next++;
-      count++;
+    while (this.#next <= last) {
+      this.#next += this.analyzer.fingerprintRun(
+        ring,
+        this.#next,
+        last - this.#next + 1,
+        this.#prev,
+        res,
+        this.store,
+      );
     }
     this.analyzed += count;
     return count;
@@ -474,13 +541,20 @@ export class Fingerprinter {
     if (from >= to || from * hop + frame > end) return;
     if (from > this.#next || from < this.store.start) this.#seek(from);
     const res = this.#res;
-    while (this.#next < to && this.#next * hop + frame <= end) {
-      const pos = this.#next * hop;
-      if (pos < ring.start) throw new Error(`frame ${this.#next} is no longer in the ring`);
-      const energy = this.analyzer.fingerprint(ring, pos, this.#prev, res);
-      this.store.push(res[0]!, res[1]!, energy, res[2]!);
-      this.#next++;
-      this.analyzed++;
+    // Frames of a run start later and later in the ring, so only a run's first can have left it.
+    const stop = Math.min(to, Math.floor((end - frame) / hop) + 1);
+    while (this.#next < stop) {
+      if (this.#next * hop < ring.start) throw new Error(`frame ${this.#next} is no longer in the ring`);
+      const n = this.analyzer.fingerprintRun(
+        ring,
+        this.#next,
+        stop - this.#next,
+        this.#prev,
+        res,
+        this.store,
+      );
+      this.#next += n;
+      this.analyzed += n;
     }
   }
 
