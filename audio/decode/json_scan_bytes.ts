@@ -478,15 +478,28 @@ interface Shape {
   readonly ends: Int32Array;
   /** Per path, the index of the string it found, or -1: missing. */
   readonly hitString: Int32Array;
+  /** When it was made or last matched ({@link shapeClock}): the least recently used is replaced. */
+  used: number;
+  /** Bodies it matched. */
+  hits: number;
 }
 
 const shapes: (Shape | undefined)[] = new Array<Shape | undefined>(SHAPES).fill(undefined);
-/** The shape matched or made last (tried first), and where the next new one goes. */
+/** The shape matched or made last (tried first). */
 let lastShape = 0;
-let nextShape = 0;
+let shapeClock = 0;
+/** The shape made last, and the scans since that did not make one because it matched nothing. */
+let lastMade: Shape | undefined;
+let unmade = 0;
+/**
+ * While the shape made last has matched nothing, one scan in this many makes one: bodies that never repeat a shape
+ * (a number that changes, a new key each time) would otherwise make one per scan, and replace the shapes that do
+ * match bodies of other streams.
+ */
+const REMAKE_EVERY = 16;
 
-/** How bodies were read: by a {@link Shape} or by a scan (for tests and benchmarks). */
-export const scanCounts = { shaped: 0, scanned: 0 };
+/** How bodies were read: by a {@link Shape} or by a scan, and shapes made (for tests and benchmarks). */
+export const scanCounts = { shaped: 0, scanned: 0, shapes: 0 };
 
 function samePaths(a: readonly BytePath[], b: readonly BytePath[]): boolean {
   if (a.length !== b.length) return false;
@@ -521,7 +534,7 @@ function shapeOf(bytes: Uint8Array, paths: readonly BytePath[]): Shape | undefin
     ends[j] = f;
     if (j < n) from = sc.strEnd[j]! - 1;
   }
-  return { paths: paths.slice(), fixed, ends, hitString };
+  return { paths: paths.slice(), fixed, ends, hitString, used: ++shapeClock, hits: 0 };
 }
 
 /** Reads the scanner's body by a shape of `paths` (hits left in the scanner's), or false: none matches. */
@@ -533,10 +546,31 @@ function byShape(paths: readonly BytePath[]): boolean {
     if (shape === undefined || !samePaths(shape.paths, paths)) continue;
     if (sc.matches(shape)) {
       lastShape = i;
+      shape.used = ++shapeClock;
+      shape.hits++;
       return true;
     }
   }
   return false;
+}
+
+/** Keeps a shape just made in place of the least recently used. */
+function keepShape(shape: Shape | undefined): void {
+  if (shape === undefined) return;
+  let at = 0;
+  for (let i = 0; i < SHAPES; i++) {
+    const s = shapes[i];
+    if (s === undefined) {
+      at = i;
+      break;
+    }
+    if (s.used < shapes[at]!.used) at = i;
+  }
+  shapes[at] = shape;
+  lastShape = at;
+  lastMade = shape;
+  unmade = 0;
+  scanCounts.shapes++;
 }
 
 /** Scans `bytes` for `paths` (hits left in the scanner's); false when the body is not handled here. */
@@ -568,13 +602,11 @@ function scan(bytes: Uint8Array, paths: readonly BytePath[]): boolean {
       ok = false; // stack exhaustion on hostile nesting
     }
     end = sc.pos;
-    if (ok && end === bytes.length) {
-      const shape = shapeOf(bytes, paths);
-      if (shape !== undefined) {
-        shapes[nextShape] = shape;
-        lastShape = nextShape;
-        nextShape = (nextShape + 1) % SHAPES;
-      }
+    if (
+      ok && end === bytes.length &&
+      (lastMade === undefined || lastMade.hits > 0 || ++unmade % REMAKE_EVERY === 0)
+    ) {
+      keepShape(shapeOf(bytes, paths));
     }
   }
   sc.b = EMPTY;
