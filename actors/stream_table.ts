@@ -72,6 +72,9 @@ export class StreamTable<T, Tap = unknown> {
   #version = 0;
   #seq = 0;
   readonly #found: { value: T; created: false } = { value: undefined as T, created: false };
+  /** The tap {@link touch} looked up last and its group (undefined: none then), until a group comes or goes. */
+  #lastTap: Tap | undefined;
+  #lastGroup: Group<T, Tap> | undefined;
 
   /**
    * `idleNs`: event time without a message after which a stream is dropped; `maxStreams`: the cap; `quietNs`: how
@@ -92,7 +95,10 @@ export class StreamTable<T, Tap = unknown> {
    * the place of has been quiet for `quietNs`: the stream is not followed (its rows are the caller's to count).
    */
   touch(tap: Tap, stream: string, nowNs: bigint, make: () => T): Touched<T> | undefined {
-    let group = this.#byTap.get(tap);
+    // Rows come in batches of one tap: its group is the last one's.
+    let group = tap === this.#lastTap ? this.#lastGroup : this.#byTap.get(tap);
+    this.#lastTap = tap;
+    this.#lastGroup = group;
     const s = group?.streams.get(stream);
     if (s) {
       if (nowNs > s.lastNs) s.lastNs = nowNs;
@@ -111,6 +117,7 @@ export class StreamTable<T, Tap = unknown> {
     }
     if (!group) {
       this.#byTap.set(tap, group = { tap, streams: new Map(), refuseUntilNs: 0n, refuseVersion: -1 });
+      this.#lastGroup = group;
     }
     const slot: Slot<T, Tap> = { group, stream, value: make(), lastNs: nowNs, seq: ++this.#seq };
     group.streams.set(stream, slot);
@@ -203,6 +210,10 @@ export class StreamTable<T, Tap = unknown> {
     this.#version++;
     const streams = s.group.streams;
     streams.delete(s.stream);
-    if (streams.size === 0) this.#byTap.delete(s.group.tap);
+    if (streams.size === 0) {
+      this.#byTap.delete(s.group.tap);
+      this.#lastTap = undefined;
+      this.#lastGroup = undefined;
+    }
   }
 }

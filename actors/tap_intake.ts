@@ -301,7 +301,8 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
   #feed(s: Live<R, P>, row: Row, env: PayloadEnvelope): Promise<void> | undefined {
     const tap = s.tap;
     const msg = tapMessage(tap.rule, row, env);
-    const out = tap.idPatterns
+    // No patterns, no ids: an empty set of them per row was two objects made for the pipeline to ignore.
+    const out = tap.idPatterns !== undefined && tap.idPatterns.length > 0
       ? s.pipeline.push(msg, stickIds(s, extractIds(env, tap.idPatterns)))
       : s.pipeline.push(msg);
     if (out.length === 0) return undefined;

@@ -128,3 +128,18 @@ Deno.test("stream table: one tap keeps the cap's plain rule (share = the cap)", 
   feed(t, "s", "x", 2_000n);
   equal(feed(t, "s", "z", 2_020n), "s/y", "y quiet for 2 s");
 });
+
+Deno.test("stream table: a tap's streams after its last one left (removed, swept) are its own again, found by get", () => {
+  const t = new StreamTable<string, string>(10n);
+  t.touch("a", "s1", 0n, () => "a1");
+  t.delete("a", "s1");
+  // The tap touched last, its group gone with its last stream: a new stream goes in a group the table keeps.
+  equal(t.touch("a", "s2", 1n, () => "a2")?.created, true);
+  equal(t.get("a", "s2"), "a2");
+  t.touch("b", "s1", 2n, () => "b1");
+  deepEqual(t.sweep(20n), ["a2", "b1"]);
+  equal(t.touch("b", "s3", 21n, () => "b3")?.created, true);
+  equal(t.get("b", "s3"), "b3");
+  equal(t.touch("b", "s3", 22n, () => "no")?.value, "b3");
+  equal(t.size, 1);
+});

@@ -274,6 +274,15 @@ Deno.test("tap intake: context ids stick to their stream until it ends; other st
   deepEqual(h.pipes.at(-1)!.ids, [{}]);
 });
 
+Deno.test("tap intake: a source tap without id patterns hands its pipeline no ids (no empty set made per row)", async () => {
+  const config = await e2eConfig();
+  const m = config.measurements[0]!;
+  const h = harness([sourceTap({ ...m, metadata_extraction: { id_patterns: [] } })]);
+  await pushAll(h.intake, [sourceRow(0, "A", { interval_id: "11111111-1111-1111-1111-111111111111" })]);
+  await pushAll(h.intake, [sourceRow(0.02, "A")]);
+  deepEqual(h.pipes[0]!.ids, [undefined, undefined]);
+});
+
 Deno.test("tap intake: a source stream is dropped and skipped by taps that exclude source streams, only by them", async () => {
   const config = await e2eConfig();
   const relay = stageTaps(config.measurements).find((t) => t.name === "relay")!;

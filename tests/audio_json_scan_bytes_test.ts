@@ -13,6 +13,7 @@ import {
   BYTES_BAD,
   BYTES_MISSING,
   hitValue,
+  scanCounts,
   scanJsonPathBytes,
   scanJsonPathsBytes,
 } from "../audio/decode/json_scan_bytes.ts";
@@ -516,6 +517,79 @@ Deno.test("byte scanner: several paths in one pass answer as each path alone, on
     hits += together.filter((h) => h !== BYTES_MISSING).length;
   }
   ok(hits > 3000 && bad > 300, `${hits} hits, ${bad} refused`);
+});
+
+/** Bodies alike but for the content of their plain string values (`v[i]`), and paths into them (some missing). */
+const SHAPED: { body: (v: readonly string[]) => string; paths: string[][] }[] = [
+  {
+    body: (v) =>
+      `{"event":"media","sequenceNumber":"${v[0]}","media":{"track":"${v[1]}","chunk":"${v[2]}",` +
+      `"timestamp":"${v[3]}","payload":"${v[4]}"},"streamSid":"${v[5]}"}`,
+    paths: [["media", "payload"], ["streamSid"], ["media"], ["event"], ["media", "nope"], ["zz"]],
+  },
+  {
+    body: (v) =>
+      ` { "a" : [ "${v[0]}" , 1.5e3, {"b":"${v[1]}"}, true ], "a\\u0062":"${v[2]}", "é":"${v[3]}",` +
+      ` "p":"${v[4]}", "p":"${v[5]}", "q":"x\\ty" }\n`,
+    paths: [["a", "0"], ["a", "2", "b"], ["a", "1"], ["ab"], ["é"], ["p"], ["q"], ["a", "9"]],
+  },
+  { body: (v) => `"${v[0]}"`, paths: [[], ["x"]] },
+  {
+    body: (v) => `["${v[0]}","${v[1]}",["${v[2]}",""]]`,
+    paths: [["0"], ["1"], ["2", "0"], ["2", "1"], ["3"]],
+  },
+];
+
+/** String content without a quote, backslash or control character: ASCII, multi-byte, empty or long. */
+function plainText(r: () => number): string {
+  const n = r() < 0.1 ? 0 : r() < 0.2 ? 200 + Math.floor(r() * 300) : Math.floor(r() * 12);
+  let s = "";
+  for (let i = 0; i < n; i++) {
+    s += pick(r, ["a", "Z", "0", "9", "=", "+", "/", " ", "é", "€", "😀", "{", "}", ":", ","]);
+  }
+  return s;
+}
+
+Deno.test("byte scanner: a body shaped like one read before is read by its shape, answering as JSON.parse", () => {
+  const r = rng(23);
+  const before = scanCounts.shaped;
+  let mutated = 0;
+  for (let t = 0; t < 4000; t++) {
+    const { body, paths } = pick(r, SHAPED);
+    const values = Array.from({ length: 6 }, () => plainText(r));
+    let bytes: Uint8Array = enc.encode(body(values));
+    // Near misses too: a quote, a backslash, a control character or a byte order mark where the shape has
+    // plain text or fixed bytes (a scan then decides).
+    if (r() < 0.4) {
+      bytes = mutate(r, bytes);
+      mutated++;
+    }
+    for (const segs of paths) check(bytes, segs);
+    const together = scanJsonPathsBytes(bytes, paths.map((s) => bytePath(s)));
+    const alone = paths.map((s) => scanJsonPathBytes(bytes, bytePath(s)));
+    deepEqual(together, together === BYTES_BAD ? BYTES_BAD : alone);
+  }
+  const shaped = scanCounts.shaped - before;
+  ok(shaped > 5000 && mutated > 1000, `${shaped} bodies read by a shape`);
+});
+
+Deno.test("byte scanner: bodies that never repeat a shape make few shapes, and leave those that match", () => {
+  const path = [bytePath(["media", "payload"])];
+  const media = (i: number) =>
+    enc.encode(`{"event":"media","streamSid":"MZ${i % 7}","media":{"payload":"A${i}=="}}`);
+  // A number that changes: every body a shape of its own, which no other body matches.
+  const counted = (i: number) => enc.encode(`{"n":${i},"media":{"payload":"B${i}=="}}`);
+  const before = { ...scanCounts };
+  for (let i = 0; i < 3200; i++) {
+    for (const [body, want] of [[media(i), `A${i}==`], [counted(i), `B${i}==`]] as const) {
+      const hits = scanJsonPathsBytes(body, path);
+      ok(hits !== BYTES_BAD && hits[0] !== BYTES_MISSING);
+      equal(hitValue(body, hits[0]!), want);
+    }
+  }
+  const shaped = scanCounts.shaped - before.shaped, made = scanCounts.shapes - before.shapes;
+  ok(shaped >= 3190, `${shaped} of 3,200 media bodies read by their shape`);
+  ok(made <= 3200 / 16 + 4, `${made} shapes made`);
 });
 
 Deno.test("byte scans of one envelope: the stream key's field and the audio field are found in one pass", () => {

@@ -64,6 +64,8 @@ export function bytePath(segs: readonly string[]): BytePath {
 
 /** Most paths one scan looks for (bits of a mask; see {@link ByteScans}). */
 const MAX_PATHS = 8;
+/** Most string values a {@link Shape} stands for (a body with more is only ever scanned). */
+const MAX_SHAPE_STRINGS = 64;
 
 class ByteScanner {
   b: Uint8Array = new Uint8Array(0);
@@ -81,6 +83,39 @@ class ByteScanner {
    * {@link special}).
    */
   words: Uint32Array | undefined;
+  /** The string values without escapes the last scan read, in order (the first {@link MAX_SHAPE_STRINGS}). */
+  readonly strStart = new Int32Array(MAX_SHAPE_STRINGS);
+  readonly strEnd = new Int32Array(MAX_SHAPE_STRINGS);
+  strings = 0;
+
+  /**
+   * Whether the body (`b`) is `shape`'s: its fixed bytes the same and a plain string between them (no quote,
+   * backslash or control character) in place of each of the shape's strings. The hits are then left as a scan's.
+   */
+  matches(shape: Shape): boolean {
+    const b = this.b, len = this.len, fixed = shape.fixed, ends = shape.ends;
+    const at = this.strStart, to = this.strEnd;
+    let p = 0, f = 0;
+    for (let j = 0;; j++) {
+      const end = ends[j]!;
+      if (p + end - f > len) return false;
+      while (f < end) if (b[p++] !== fixed[f++]) return false;
+      if (j === ends.length - 1) break;
+      // A plain string runs from the quote the fixed bytes end with to the next special byte, which must be a quote.
+      const q = this.special(p);
+      if (q >= len || b[q] !== 0x22) return false;
+      at[j] = p - 1;
+      to[j] = q + 1;
+      p = q;
+    }
+    if (p !== len) return false;
+    const paths = this.paths.length, of = shape.hitString;
+    for (let i = 0; i < paths; i++) {
+      const k = of[i]!;
+      this.hits[i] = k < 0 ? undefined : { start: at[k]!, end: to[k]!, string: true, escaped: false };
+    }
+    return true;
+  }
 
   ws(): void {
     const b = this.b, len = this.len;
@@ -119,8 +154,18 @@ class ByteScanner {
     let ok: boolean;
     if (c === 0x7b) ok = this.object(descend, depth);
     else if (c === 0x5b) ok = this.array(descend, depth);
-    else if (c === 0x22) ok = this.string();
-    else ok = this.scalar();
+    else if (c === 0x22) {
+      ok = this.string();
+      // The body's shape: where its plain string values lie (see Shape).
+      if (ok && !this.escaped) {
+        const n = this.strings;
+        if (n < MAX_SHAPE_STRINGS) {
+          this.strStart[n] = start;
+          this.strEnd[n] = this.pos;
+        }
+        this.strings = n + 1;
+      }
+    } else ok = this.scalar();
     if (ok && ends !== 0) {
       const hit = { start, end: this.pos, string: c === 0x22, escaped: c === 0x22 && this.escaped };
       for (let m = ends, i = 0; m !== 0; m >>>= 1, i++) if ((m & 1) !== 0) this.hits[i] = hit;
@@ -411,6 +456,123 @@ export function scanJsonPathsBytes(
   return ok ? out : BYTES_BAD;
 }
 
+/** Most fixed bytes a {@link Shape} keeps (a body with more is only ever scanned). */
+const MAX_SHAPE_FIXED = 1024;
+/** Shapes kept (the bodies of a few taps, or of a few kinds of message, interleave). */
+const SHAPES = 4;
+
+/**
+ * What a scanned body looked like: its bytes outside its string values without escapes, and which of those
+ * strings each path found. A stream's messages differ from one another in the values of such strings only
+ * (`streamSid`, `sequenceNumber`, the audio), so the next body is recognised by comparing its fixed bytes and
+ * finding where each plain string ends, instead of a scan through its structure (the larger part of scanning a
+ * 20 ms message: its keys compared, its values dispatched). A body that matches tokenises as the scanned one did,
+ * string for string (a plain string ends at its first quote), so the scan would answer the same.
+ */
+interface Shape {
+  /** The paths scanned for. */
+  readonly paths: readonly BytePath[];
+  /** The fixed bytes; each plain string's content lies between two runs of them. */
+  readonly fixed: Uint8Array;
+  /** Where each run of fixed bytes ends in `fixed` (one more run than strings). */
+  readonly ends: Int32Array;
+  /** Per path, the index of the string it found, or -1: missing. */
+  readonly hitString: Int32Array;
+  /** When it was made or last matched ({@link shapeClock}): the least recently used is replaced. */
+  used: number;
+  /** Bodies it matched. */
+  hits: number;
+}
+
+const shapes: (Shape | undefined)[] = new Array<Shape | undefined>(SHAPES).fill(undefined);
+/** The shape matched or made last (tried first). */
+let lastShape = 0;
+let shapeClock = 0;
+/** The shape made last, and the scans since that did not make one because it matched nothing. */
+let lastMade: Shape | undefined;
+let unmade = 0;
+/**
+ * While the shape made last has matched nothing, one scan in this many makes one: bodies that never repeat a shape
+ * (a number that changes, a new key each time) would otherwise make one per scan, and replace the shapes that do
+ * match bodies of other streams.
+ */
+const REMAKE_EVERY = 16;
+
+/** How bodies were read: by a {@link Shape} or by a scan, and shapes made (for tests and benchmarks). */
+export const scanCounts = { shaped: 0, scanned: 0, shapes: 0 };
+
+function samePaths(a: readonly BytePath[], b: readonly BytePath[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** The shape of the body just scanned for `paths` (hits and strings in the scanner), or undefined: none fits. */
+function shapeOf(bytes: Uint8Array, paths: readonly BytePath[]): Shape | undefined {
+  const sc = scanner, n = sc.strings;
+  if (n > MAX_SHAPE_STRINGS) return undefined;
+  const hitString = new Int32Array(paths.length);
+  for (let i = 0; i < paths.length; i++) {
+    const hit = sc.hits[i];
+    let k = -1;
+    if (hit !== undefined) {
+      // Only a hit that is one of the plain strings moves with them.
+      for (let j = 0; j < n && k < 0; j++) if (sc.strStart[j] === hit.start) k = j;
+      if (k < 0) return undefined;
+    }
+    hitString[i] = k;
+  }
+  let size = bytes.length;
+  for (let j = 0; j < n; j++) size -= sc.strEnd[j]! - sc.strStart[j]! - 2;
+  if (size > MAX_SHAPE_FIXED) return undefined;
+  const fixed = new Uint8Array(size), ends = new Int32Array(n + 1);
+  let from = 0, f = 0;
+  for (let j = 0; j <= n; j++) {
+    const to = j < n ? sc.strStart[j]! + 1 : bytes.length;
+    fixed.set(bytes.subarray(from, to), f);
+    f += to - from;
+    ends[j] = f;
+    if (j < n) from = sc.strEnd[j]! - 1;
+  }
+  return { paths: paths.slice(), fixed, ends, hitString, used: ++shapeClock, hits: 0 };
+}
+
+/** Reads the scanner's body by a shape of `paths` (hits left in the scanner's), or false: none matches. */
+function byShape(paths: readonly BytePath[]): boolean {
+  const sc = scanner;
+  for (let t = 0; t < SHAPES; t++) {
+    const i = (lastShape + t) % SHAPES;
+    const shape = shapes[i];
+    if (shape === undefined || !samePaths(shape.paths, paths)) continue;
+    if (sc.matches(shape)) {
+      lastShape = i;
+      shape.used = ++shapeClock;
+      shape.hits++;
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Keeps a shape just made in place of the least recently used. */
+function keepShape(shape: Shape | undefined): void {
+  if (shape === undefined) return;
+  let at = 0;
+  for (let i = 0; i < SHAPES; i++) {
+    const s = shapes[i];
+    if (s === undefined) {
+      at = i;
+      break;
+    }
+    if (s.used < shapes[at]!.used) at = i;
+  }
+  shapes[at] = shape;
+  lastShape = at;
+  lastMade = shape;
+  unmade = 0;
+  scanCounts.shapes++;
+}
+
 /** Scans `bytes` for `paths` (hits left in the scanner's); false when the body is not handled here. */
 function scan(bytes: Uint8Array, paths: readonly BytePath[]): boolean {
   // A byte-order mark is dropped by the text decoder before JSON.parse: that path reads such a body.
@@ -425,13 +587,28 @@ function scan(bytes: Uint8Array, paths: readonly BytePath[]): boolean {
     sc.hits[i] = undefined;
   }
   let ok = false;
-  try {
-    ok = sc.value((1 << paths.length) - 1, 0);
-    sc.ws();
-  } catch {
-    ok = false; // stack exhaustion on hostile nesting
+  let end = -1;
+  if (byShape(paths)) {
+    scanCounts.shaped++;
+    ok = true;
+    end = bytes.length;
+  } else {
+    scanCounts.scanned++;
+    sc.strings = 0;
+    try {
+      ok = sc.value((1 << paths.length) - 1, 0);
+      sc.ws();
+    } catch {
+      ok = false; // stack exhaustion on hostile nesting
+    }
+    end = sc.pos;
+    if (
+      ok && end === bytes.length &&
+      (lastMade === undefined || lastMade.hits > 0 || ++unmade % REMAKE_EVERY === 0)
+    ) {
+      keepShape(shapeOf(bytes, paths));
+    }
   }
-  const end = sc.pos;
   sc.b = EMPTY;
   sc.paths = NO_PATHS;
   // The word view is kept for the next payload (rows' bodies share slabs: a view is costly to make in Deno),

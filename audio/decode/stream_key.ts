@@ -272,8 +272,8 @@ class FieldBytesKeys {
   #used = 0;
   #size = 0;
 
-  /** The key kept for `bytes[0, n)`, whose hash is `h`. */
-  get(bytes: Uint8Array, n: number, h: number): string | undefined {
+  /** The key kept for `bytes[off, off + n)`, whose hash is `h`. */
+  get(bytes: Uint8Array, off: number, n: number, h: number): string | undefined {
     const mask = this.#at.length - 1, store = this.#store;
     for (let i = h & mask;; i = (i + 1) & mask) {
       const at = this.#at[i]!;
@@ -283,19 +283,22 @@ class FieldBytesKeys {
       if (store[p]! + (store[p + 1]! << 8) !== n) continue;
       p += 2;
       let k = 0;
-      while (k < n && store[p + k] === bytes[k]) k++;
+      while (k < n && store[p + k] === bytes[off + k]) k++;
       if (k === n) return this.#keys[i];
     }
   }
 
-  /** Keeps `key` for `bytes[0, n)` (hash `h`, not held); starts again, every key forgotten, past `limit` keys. */
-  set(bytes: Uint8Array, n: number, h: number, key: string, limit: number): void {
+  /**
+   * Keeps `key` for `bytes[off, off + n)` (hash `h`, not held); starts again, every key forgotten, past `limit`
+   * keys.
+   */
+  set(bytes: Uint8Array, off: number, n: number, h: number, key: string, limit: number): void {
     if (this.#size >= limit) this.#reset(64, 1024);
     if (2 * (this.#size + 1) > this.#at.length || this.#used + n + 2 > this.#store.length) this.#grow(n);
     const mask = this.#at.length - 1;
     let i = h & mask;
     while (this.#at[i] !== 0) i = (i + 1) & mask;
-    this.#place(i, bytes, n, h, key);
+    this.#place(i, bytes.subarray(off, off + n), n, h, key);
   }
 
   #place(i: number, bytes: Uint8Array, n: number, h: number, key: string): void {
@@ -363,8 +366,10 @@ export class StreamKeyer {
   /** The column key looked up last and its entry (see {@link keyOf}); cleared when entries are forgotten. */
   #lastSig: string | undefined;
   #lastEntry: ColumnsEntry | undefined;
-  /** The hash of the field bytes {@link #fieldBytes} wrote last. */
+  /** The hash of the field bytes {@link #fieldBytes} found last, and where they are: `#fieldSrc` from `#fieldAt`. */
   #fieldHash = 0;
+  #fieldSrc: Uint8Array = FIELD_BYTES;
+  #fieldAt = 0;
   #used = 0;
   /** Bound on remembered column combinations; least recently used forgotten first. */
   readonly #limit: number;
@@ -407,10 +412,10 @@ export class StreamKeyer {
     }
     // The fields' values as the body spells them, when the byte scan reads them (not once the body is parsed).
     const n = env.parsed ? -1 : this.#fieldBytes(env);
-    const h = this.#fieldHash;
+    const h = this.#fieldHash, src = this.#fieldSrc, at = this.#fieldAt;
     if (entry !== undefined) {
       entry.used = ++this.#used;
-      const known = n >= 0 ? entry.byBytes?.get(FIELD_BYTES, n, h) : undefined;
+      const known = n >= 0 ? entry.byBytes?.get(src, at, n, h) : undefined;
       if (known !== undefined) return entry.key = known;
       const parts = this.#parts(env);
       let key = entry.keys.get(parts);
@@ -420,13 +425,13 @@ export class StreamKeyer {
         if (entry.keys.size >= KEYS_PER_COLUMNS) entry.keys.clear();
         entry.keys.set(parts, key);
       }
-      if (n >= 0) (entry.byBytes ??= new FieldBytesKeys()).set(FIELD_BYTES, n, h, key, KEYS_PER_COLUMNS);
+      if (n >= 0) (entry.byBytes ??= new FieldBytesKeys()).set(src, at, n, h, key, KEYS_PER_COLUMNS);
       entry.key = key;
       return key;
     }
     const key = streamKeyOf(columns, env, this.spec);
     const created: ColumnsEntry = { key, keys: new Map([[this.#parts(env), key]]), used: ++this.#used };
-    if (n >= 0) (created.byBytes = new FieldBytesKeys()).set(FIELD_BYTES, n, h, key, KEYS_PER_COLUMNS);
+    if (n >= 0) (created.byBytes = new FieldBytesKeys()).set(src, at, n, h, key, KEYS_PER_COLUMNS);
     this.#byColumns.set(colSig, created);
     this.#lastSig = colSig;
     this.#lastEntry = created;
@@ -447,15 +452,29 @@ export class StreamKeyer {
   }
 
   /**
-   * Writes the envelope fields' values as the body spells them into {@link FIELD_BYTES} (each as its length in
-   * two bytes, then its bytes; a missing one as length 0xffff): their length, or -1 when the byte scan does not
-   * decide (a body it refuses) or they are too long to keep.
+   * Finds the envelope fields' values as the body spells them: one field's value is read where it stands in the
+   * body (a missing one is no bytes: a value found is never empty); several are written into
+   * {@link FIELD_BYTES}, each as its length in two bytes, then its bytes (a missing one as length 0xffff). Returns
+   * their length (where they are: {@link #fieldSrc}, {@link #fieldAt}), or -1 when the byte scan does not decide
+   * (a body it refuses) or they are too long to keep.
    */
   #fieldBytes(env: PayloadEnvelope): number {
     const paths = this.#jsonPaths, body = env.bytes;
-    let n = 0;
-    // FNV-1a of the bytes as they are written (no second pass over them).
+    // FNV-1a of the bytes as they are read (no second pass over them).
     let h = 0x811c9dc5;
+    if (paths.length === 1) {
+      // The usual key (`$.streamSid`): no copy, the table compares the body's own bytes.
+      const hit = env.scans.get(paths[0]!);
+      if (hit === BYTES_BAD) return -1;
+      const start = hit === BYTES_MISSING ? 0 : hit.start, end = hit === BYTES_MISSING ? 0 : hit.end;
+      if (end - start > MAX_FIELD_BYTES) return -1;
+      for (let p = start; p < end; p++) h = Math.imul(h ^ body[p]!, 0x01000193);
+      this.#fieldHash = h ^ (h >>> 15) ^ (end - start);
+      this.#fieldSrc = body;
+      this.#fieldAt = start;
+      return end - start;
+    }
+    let n = 0;
     for (let i = 0; i < paths.length; i++) {
       const hit = env.scans.get(paths[i]!);
       if (hit === BYTES_BAD) return -1;
@@ -478,6 +497,8 @@ export class StreamKeyer {
       }
     }
     this.#fieldHash = h ^ (h >>> 15) ^ n;
+    this.#fieldSrc = FIELD_BYTES;
+    this.#fieldAt = 0;
     return n;
   }
 
