@@ -651,3 +651,39 @@ Deno.test("backward search: only the streams with hits since a signature's searc
   deepStrictEqual(short.out, want.out);
   ok(short.searched > got.searched);
 });
+
+Deno.test("recent frames: after ownersWithHits, a stream's search from its time on walks no further, with the scan's hits", () => {
+  const r = xorshift32(43);
+  const fp = Uint32Array.from({ length: 128 }, () => r());
+  const recent = new RecentFrames({ minSignatures: 0 });
+  const streams = Array.from(
+    { length: 4 },
+    () => ({ owner: new RecentOwner(0), store: new FrameStore(4096) }),
+  );
+  const lists = streams.map((_, k) => frames(fp, 1800, 80 + k));
+  // Frame f of every stream is captured at T0 + f × 16 ms; each batch of 20 frames is taken with the clock at its
+  // newest frame's time.
+  const FRAME_NS = 16_000_000n;
+  for (let at = 0; at < 1800; at += 20) {
+    recent.noteClock(T0 + BigInt(at + 19) * FRAME_NS);
+    streams.forEach((s, k) => feed(recent, s.owner, s.store, lists[k]!.slice(at, at + 20)));
+  }
+  const sig = signature(fp), first = 1630, since = T0 + BigInt(first) * FRAME_NS;
+  const owners = recent.ownersWithHits(sig, since);
+  ok(owners !== undefined && owners.length === streams.length);
+  const steps = recent.stats().steps;
+  for (const s of streams) {
+    // A hit from a frame on already found: "not none" without walking on.
+    strictEqual(recent.noHitsFrom(sig, s.owner, first - 40), false);
+    const got = recent.hitsOf(sig, s.owner, first, since);
+    deepStrictEqual(from(got, first), scanHits(sig, s.store, first));
+  }
+  // Each stream's frame marks (blocks of 32 frames) and the walk's quarter more would have taken it further back.
+  strictEqual(recent.stats().steps, steps);
+  // Without the time, the same hits, the walk taken to the stream's marks.
+  deepStrictEqual(
+    from(recent.hitsOf(sig, streams[0]!.owner, first), first),
+    scanHits(sig, streams[0]!.store, first),
+  );
+  ok(recent.stats().steps > steps);
+});

@@ -195,6 +195,11 @@ export class RecentFrames {
   /** Its ring position reached (entries from there on visited), and its steps. */
   #walkedTo = 0;
   #walkSteps = 0;
+  /**
+   * The earliest capture time that {@link ownersWithHits} walked the walk under way for (undefined: none): every
+   * stream's frames of a search from then on are visited (see {@link hitsOf}).
+   */
+  #walkSince: bigint | undefined;
   /** Per (unmasked signature frame, half) the next chain entry to visit (-1: none), the frame and its value. */
   readonly #cursor = new Float64Array(2 * SIGNATURE_MAX_FRAMES);
   readonly #cursorValue = new Uint32Array(SIGNATURE_MAX_FRAMES);
@@ -334,8 +339,13 @@ export class RecentFrames {
    * key is the signature frame's half and whose values are within {@link HIT_MAX_DIST} bits, exactly those the
    * scan of the frames would meet. Undefined when not known (then the stream is scanned). A new array or one
    * reused by the next call.
+   *
+   * `sinceNs`, when given, says that `from` is the first frame of a search from that capture time on (as
+   * {@link ownersWithHits} takes it): if that walk of `sig` went back to then or earlier, every frame from `from` on
+   * was visited (that proof), and the walk goes no further for this stream's frame marks (up to 32 frames before
+   * `from`, of every stream, and a quarter more).
    */
-  hitsOf(sig: Signature, owner: RecentOwner, from: number): readonly number[] | undefined {
+  hitsOf(sig: Signature, owner: RecentOwner, from: number, sinceNs?: bigint): readonly number[] | undefined {
     this.#noteAsked(sig);
     if (from < owner.firstFrame || from <= owner.evictedTo) {
       this.#stats.uncovered++;
@@ -343,7 +353,7 @@ export class RecentFrames {
       if (from >= owner.firstFrame && owner.end - from <= this.horizonFrames) this.#grow = true;
       return undefined;
     }
-    if (!this.#walkFor(sig, owner, from)) return undefined;
+    if (!this.#walkedSince(sig, sinceNs) && !this.#walkFor(sig, owner, from)) return undefined;
     this.#stats.searched++;
     return owner.stamp === this.#seq ? owner.hits : NO_HITS;
   }
@@ -356,13 +366,32 @@ export class RecentFrames {
    */
   noHitsFrom(sig: Signature, owner: RecentOwner, from: number): boolean {
     this.#noteAsked(sig);
-    if (from < owner.firstFrame || from <= owner.evictedTo || !this.#walkFor(sig, owner, from)) return false;
-    if (owner.stamp === this.#seq) {
-      const min = from * HIT_KEY_FRAME, hits = owner.hits;
-      for (let h = 0; h < hits.length; h++) if (hits[h]! >= min) return false;
-    }
+    if (from < owner.firstFrame || from <= owner.evictedTo) return false;
+    // A hit from `from` on that the walk found already says it (walking further only finds more): most streams
+    // asked after ownersWithHits have one, and the walk need not go back to their frame marks.
+    if (this.#current(sig) && this.#hitFrom(owner, from)) return false;
+    if (!this.#walkFor(sig, owner, from) || this.#hitFrom(owner, from)) return false;
     this.#stats.searched++;
     return true;
+  }
+
+  /** True if the walk under way found a hit in `owner`'s frames from `from` on. */
+  #hitFrom(owner: RecentOwner, from: number): boolean {
+    if (owner.stamp !== this.#seq) return false;
+    const min = from * HIT_KEY_FRAME, hits = owner.hits;
+    for (let h = 0; h < hits.length; h++) if (hits[h]! >= min) return true;
+    return false;
+  }
+
+  /** True if the walk under way is `sig`'s, within its budget, and no frame was added since it began. */
+  #current(sig: Signature): boolean {
+    return this.#memoSig === sig && this.#memoAt === this.#written && this.#memoOk;
+  }
+
+  /** True if the walk under way is `sig`'s and {@link ownersWithHits} took it back to `sinceNs` or earlier. */
+  #walkedSince(sig: Signature, sinceNs: bigint | undefined): boolean {
+    return sinceNs !== undefined && this.#walkSince !== undefined && sinceNs >= this.#walkSince &&
+      this.#current(sig);
   }
 
   /**
@@ -396,6 +425,7 @@ export class RecentFrames {
     if (this.#memoSig !== sig || this.#memoAt !== this.#written) this.#startWalk(sig);
     if (!this.#memoOk) return undefined;
     if (stop < this.#walkedTo && !this.#walk(stop)) return undefined;
+    if (this.#walkSince === undefined || sinceNs < this.#walkSince) this.#walkSince = sinceNs;
     return this.#hitOwners;
   }
 
@@ -469,6 +499,7 @@ export class RecentFrames {
     this.#memoOk = true;
     this.#walkedTo = this.#written;
     this.#walkSteps = 0;
+    this.#walkSince = undefined;
     truncate(this.#hitOwners, 0);
     const fp = sig.fingerprint, sigMask = sig.mask;
     let n = 0;

@@ -306,7 +306,7 @@ export class TargetMatcher {
     }
     const fromSample = ctx.firstSampleAtOrAfter(since);
     const from = Math.max(store.start, Math.floor(fromSample / hop));
-    const hits = covered ? this.#recent.hitsOf(sig, owner, from) : undefined;
+    const hits = covered ? this.#recent.hitsOf(sig, owner, from, since) : undefined;
     const votes = hits !== undefined ? votesOfHits(hits, from) : this.#scanBackward(sig, from);
     this.#stats.lookups += store.end - from;
     // Most streams: no vote at all.
