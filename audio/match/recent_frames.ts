@@ -21,7 +21,10 @@
  * its chain links whether or not a signature ever walks them, while the scan it spares costs per signature. A
  * replay of many target streams with few or no signatures (or a sensor whose sources went quiet) holds the
  * least ring and only notes each stream's frames as not indexed (its searches scan); the first window with no
- * signature at all drops what the ring held.
+ * signature at all drops what the ring held. It indexes from the start, until the first window shows too few
+ * signatures: a sensor starting with many calls searches its first signatures (a burst: each call's first
+ * blocks complete together) in every stream, and a scan of each was a start-up cost of signatures × streams,
+ * the square of the calls, before the first window could decide to index.
  * @module
  */
 
@@ -186,6 +189,8 @@ export class RecentFrames {
   #seq = 0;
   /** Frames are indexed (else each is only noted as not indexed); signatures searched so far, the last one. */
   #indexing: boolean;
+  /** Indexing since the start, until the first signature window ends (see #decide). */
+  #provisional: boolean;
   #asked = 0;
   #askedSig: Signature | undefined;
   /** The walk under way: its signature, the frames written when it started, whether it is within budget. */
@@ -246,8 +251,9 @@ export class RecentFrames {
     this.maxFrames = opts.maxFrames ?? RECENT_MAX_FRAMES;
     this.walkBudget = opts.walkBudget ?? RECENT_WALK_BUDGET;
     this.minSignatures = opts.minSignatures ?? RECENT_MIN_SIGNATURES;
-    this.#indexing = this.minSignatures === 0;
-    this.#clockOn = this.#indexing ? -CLOCK_UNKNOWN : CLOCK_UNKNOWN;
+    this.#indexing = true;
+    this.#provisional = this.minSignatures > 0;
+    this.#clockOn = -CLOCK_UNKNOWN;
     this.#blockClock = new BigInt64Array(Math.ceil(this.maxFrames / CLOCK_BLOCK) + 2);
     this.#resize(Math.min(MIN_FRAMES, this.maxFrames));
   }
@@ -457,14 +463,18 @@ export class RecentFrames {
 
   /**
    * At the end of `owner`'s signature window (now at frame `t`): starts indexing if signatures came at
-   * {@link minSignatures} a window or more, stops (dropping what the ring holds) if none came.
+   * {@link minSignatures} a window or more, stops (dropping what the ring holds) if none came, or, at the end of
+   * the first window, if fewer came.
    */
   #decide(owner: RecentOwner, t: number): void {
     const asked = this.#asked - owner.windowAsked;
-    if (!this.#indexing && asked * RECENT_SIGNATURE_WINDOW >= this.minSignatures * (t - owner.windowFrame)) {
+    const often = asked * RECENT_SIGNATURE_WINDOW >= this.minSignatures * (t - owner.windowFrame);
+    const provisional = this.#provisional;
+    this.#provisional = false;
+    if (!this.#indexing && often) {
       this.#indexing = true;
       this.#clockOn = this.#clock ?? CLOCK_UNKNOWN;
-    } else if (this.#indexing && asked === 0) {
+    } else if (this.#indexing && (asked === 0 || (provisional && !often))) {
       this.#indexing = false;
       this.#stats.stops++;
       this.#dropAll();
