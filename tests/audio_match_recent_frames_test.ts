@@ -290,7 +290,7 @@ Deno.test("recent frames: late signatures in many streams: as the scan finds the
   strictEqual(scanned.stats().searched, 0);
 });
 
-Deno.test("recent frames: many streams and no signature: nothing indexed, the least ring, every search scans", () => {
+Deno.test("recent frames: many streams and no signature: indexed for the first window only, then the least ring, every search scans", () => {
   const r = xorshift32(31);
   const fp = Uint32Array.from({ length: 128 }, () => r());
   const recent = new RecentFrames();
@@ -303,10 +303,12 @@ Deno.test("recent frames: many streams and no signature: nothing indexed, the le
     streams.forEach((s, k) => feed(recent, s.owner, s.store, lists[k]!.slice(at, at + 20)));
   }
   const st = recent.stats();
-  // Always indexing, the ring would have grown to keep 375 frames of each of the 8 streams (3,000 > 1,024).
+  // Always indexing, the ring would have grown to keep 375 frames of each of the 8 streams (3,000 > 1,024); the
+  // first window's frames (256 of each stream, less the silent ones) were indexed and let go.
   strictEqual(st.indexing, false);
+  strictEqual(st.stops, 1);
   strictEqual(st.capacity, 1024);
-  strictEqual(st.frames, 0);
+  ok(st.frames > 0 && st.frames <= 8 * 260, `frames ${st.frames}`);
   // A signature arriving now: every stream is scanned, from any frame.
   for (const s of streams) strictEqual(recent.hitsOf(signature(fp), s.owner, 1990), undefined);
 });
@@ -332,11 +334,11 @@ Deno.test("recent frames: indexing starts with a window of signatures and stops 
       if (got !== undefined) deepStrictEqual(from(got, at - 100), scanHits(sig, s.store, at - 100));
     }
   };
-  // A first window of signatures: not indexed yet.
+  // Indexed from the start (the first window of signatures keeps it so): the searches are answered by the index,
+  // with the scan's hits.
   while (at < 240) step(true);
-  strictEqual(recent.stats().indexing, false);
-  strictEqual(recent.stats().searched, 0);
-  // From the window's end on, indexed: the searches are answered by the index, with the scan's hits.
+  strictEqual(recent.stats().indexing, true);
+  ok(recent.stats().searched > 0);
   while (at < 1600) step(true);
   let st = recent.stats();
   strictEqual(st.indexing, true);
@@ -561,25 +563,30 @@ Deno.test("recent frames: owners with hits are not known for frames not indexed,
   const r = xorshift32(12);
   const fp = Uint32Array.from({ length: 64 }, () => r());
   const sig = signature(fp);
-  const run = (opts: ConstructorParameters<typeof RecentFrames>[0], ticks: number) => {
+  const run = (opts: ConstructorParameters<typeof RecentFrames>[0], ticks: number, askFrom = 0) => {
     const recent = new RecentFrames(opts);
     const owners = [0, 1, 2].map((k) => ({ owner: new RecentOwner(0, { k }), store: new FrameStore(4096) }));
     const lists = owners.map((_, k) => frames(fp, 20 * ticks, 80 + k));
     for (let tick = 0; tick < ticks; tick++) {
       recent.noteClock(T0 + BigInt(tick) * 100n);
       owners.forEach((s, k) => feed(recent, s.owner, s.store, lists[k]!.slice(tick * 20, tick * 20 + 20)));
-      // A signature searched every tick (as the scan asks): indexing starts after a window of them.
-      recent.hitsOf(signature(fp, `s${tick}`), owners[0]!.owner, owners[0]!.store.end);
+      // A signature searched every tick from `askFrom` on (as the scan asks).
+      if (tick >= askFrom) recent.hitsOf(signature(fp, `s${tick}`), owners[0]!.owner, owners[0]!.store.end);
     }
     return recent;
   };
-  // Indexing since the first window (frame 256: tick 12): a search from before then is not known, one after is.
-  const late = run({ minSignatures: 1 }, 40);
+  // Indexed from the start: known from any time.
+  const early = run({ minSignatures: 1 }, 40);
+  strictEqual(early.indexing, true);
+  ok(early.ownersWithHits(sig, T0 + 500n) !== undefined);
+  // No signature in the first window (indexing stops at frame 256: tick 13), then one every tick from tick 14:
+  // indexing again since the second window (frame 512: tick 26), a search from before then not known, one after.
+  const late = run({ minSignatures: 1 }, 40, 14);
   strictEqual(late.indexing, true);
-  strictEqual(late.ownersWithHits(sig, T0 + 1000n), undefined);
-  ok(late.ownersWithHits(sig, T0 + 1400n) !== undefined);
+  strictEqual(late.ownersWithHits(sig, T0 + 2000n), undefined);
+  ok(late.ownersWithHits(sig, T0 + 3000n) !== undefined);
   // Not indexing at all: not known.
-  strictEqual(run({ minSignatures: 1 }, 10).ownersWithHits(sig, T0 + 500n), undefined);
+  strictEqual(run({ minSignatures: 1 }, 20, 14).ownersWithHits(sig, T0 + 1500n), undefined);
   // A ring of 1,024 frames holds ~17 ticks of three streams: a search from tick 5 of 40 wants frames gone.
   const short = run({ minSignatures: 0, keepFrames: 1, maxFrames: 1024 }, 40);
   strictEqual(short.ownersWithHits(sig, T0 + 500n), undefined);
@@ -650,4 +657,63 @@ Deno.test("backward search: only the streams with hits since a signature's searc
   );
   deepStrictEqual(short.out, want.out);
   ok(short.searched > got.searched);
+});
+
+Deno.test("recent frames: after ownersWithHits, a stream's search from its time on walks no further, with the scan's hits", () => {
+  const r = xorshift32(43);
+  const fp = Uint32Array.from({ length: 128 }, () => r());
+  const recent = new RecentFrames({ minSignatures: 0 });
+  const streams = Array.from(
+    { length: 4 },
+    () => ({ owner: new RecentOwner(0), store: new FrameStore(4096) }),
+  );
+  const lists = streams.map((_, k) => frames(fp, 1800, 80 + k));
+  // Frame f of every stream is captured at T0 + f × 16 ms; each batch of 20 frames is taken with the clock at its
+  // newest frame's time.
+  const FRAME_NS = 16_000_000n;
+  for (let at = 0; at < 1800; at += 20) {
+    recent.noteClock(T0 + BigInt(at + 19) * FRAME_NS);
+    streams.forEach((s, k) => feed(recent, s.owner, s.store, lists[k]!.slice(at, at + 20)));
+  }
+  const sig = signature(fp), first = 1630, since = T0 + BigInt(first) * FRAME_NS;
+  const owners = recent.ownersWithHits(sig, since);
+  ok(owners !== undefined && owners.length === streams.length);
+  const steps = recent.stats().steps;
+  for (const s of streams) {
+    // A hit from a frame on already found: "not none" without walking on.
+    strictEqual(recent.noHitsFrom(sig, s.owner, first - 40), false);
+    const got = recent.hitsOf(sig, s.owner, first, since);
+    deepStrictEqual(from(got, first), scanHits(sig, s.store, first));
+  }
+  // Each stream's frame marks (blocks of 32 frames) and the walk's quarter more would have taken it further back.
+  strictEqual(recent.stats().steps, steps);
+  // Without the time, the same hits, the walk taken to the stream's marks.
+  deepStrictEqual(
+    from(recent.hitsOf(sig, streams[0]!.owner, first), first),
+    scanHits(sig, streams[0]!.store, first),
+  );
+  ok(recent.stats().steps > steps);
+});
+
+Deno.test("recent frames: indexed from the start until a first window with fewer signatures than pays", () => {
+  const r = xorshift32(47);
+  const fp = Uint32Array.from({ length: 64 }, () => r());
+  const run = (every: number) => {
+    const recent = new RecentFrames({ minSignatures: 4 });
+    const s = { owner: new RecentOwner(0), store: new FrameStore(4096) };
+    const list = frames(fp, 1200, 90);
+    for (let at = 0; at < 1200; at += 16) {
+      feed(recent, s.owner, s.store, list.slice(at, at + 16));
+      if ((at / 16) % every === 0) recent.hitsOf(signature(fp, `s${at}`), s.owner, s.store.end);
+    }
+    return recent.stats();
+  };
+  // 16 frames a signature (16 a window): indexed throughout. 64 frames a signature (4 a window): too. 128 (2 a
+  // window): stopped after the first window, and not begun again (2 < 4); after a later window with none it would
+  // stop all the same.
+  strictEqual(run(1).indexing, true);
+  strictEqual(run(4).indexing, true);
+  const rare = run(8);
+  strictEqual(rare.indexing, false);
+  strictEqual(rare.stops, 1);
 });

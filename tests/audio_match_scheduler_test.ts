@@ -151,3 +151,22 @@ Deno.test("scheduler: a lane of pre-checks grows past its first entries and keep
   deepStrictEqual(ran, want);
   strictEqual(sched.pending, 133);
 });
+
+Deno.test("scheduler: a pre-check due at any of the lane's frames runs at that frame, lap after lap", () => {
+  // The lane tells which of its 128 due frames have pre-checks from a mask (a bit each, four words): every bit is
+  // set when its frame gets one and cleared when it runs, across each word's edges and the lane's wrap.
+  const { sched, ran } = recorder();
+  sched.start(0);
+  const at = new Map<number, number>();
+  for (let t = 0; t < 600; t++) {
+    // Due 1 to 127 frames ahead, more than one frame's at times, none at others.
+    for (const ahead of [1 + (t % 127), (7 * t) % 127 + 1]) {
+      if ((t + ahead) % 5 === 3) continue;
+      sched.precheck(0, 0, t + ahead, t + ahead);
+      at.set(t + ahead, (at.get(t + ahead) ?? 0) + 1);
+    }
+    ran.length = 0;
+    sched.runDue(t, []);
+    deepStrictEqual(ran, Array.from({ length: at.get(t) ?? 0 }, () => `${t}?`), `frame ${t}`);
+  }
+});

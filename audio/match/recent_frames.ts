@@ -21,7 +21,10 @@
  * its chain links whether or not a signature ever walks them, while the scan it spares costs per signature. A
  * replay of many target streams with few or no signatures (or a sensor whose sources went quiet) holds the
  * least ring and only notes each stream's frames as not indexed (its searches scan); the first window with no
- * signature at all drops what the ring held.
+ * signature at all drops what the ring held. It indexes from the start, until the first window shows too few
+ * signatures: a sensor starting with many calls searches its first signatures (a burst: each call's first
+ * blocks complete together) in every stream, and a scan of each was a start-up cost of signatures × streams,
+ * the square of the calls, before the first window could decide to index.
  * @module
  */
 
@@ -186,6 +189,8 @@ export class RecentFrames {
   #seq = 0;
   /** Frames are indexed (else each is only noted as not indexed); signatures searched so far, the last one. */
   #indexing: boolean;
+  /** Indexing since the start, until the first signature window ends (see #decide). */
+  #provisional: boolean;
   #asked = 0;
   #askedSig: Signature | undefined;
   /** The walk under way: its signature, the frames written when it started, whether it is within budget. */
@@ -195,6 +200,11 @@ export class RecentFrames {
   /** Its ring position reached (entries from there on visited), and its steps. */
   #walkedTo = 0;
   #walkSteps = 0;
+  /**
+   * The earliest capture time that {@link ownersWithHits} walked the walk under way for (undefined: none): every
+   * stream's frames of a search from then on are visited (see {@link hitsOf}).
+   */
+  #walkSince: bigint | undefined;
   /** Per (unmasked signature frame, half) the next chain entry to visit (-1: none), the frame and its value. */
   readonly #cursor = new Float64Array(2 * SIGNATURE_MAX_FRAMES);
   readonly #cursorValue = new Uint32Array(SIGNATURE_MAX_FRAMES);
@@ -241,8 +251,9 @@ export class RecentFrames {
     this.maxFrames = opts.maxFrames ?? RECENT_MAX_FRAMES;
     this.walkBudget = opts.walkBudget ?? RECENT_WALK_BUDGET;
     this.minSignatures = opts.minSignatures ?? RECENT_MIN_SIGNATURES;
-    this.#indexing = this.minSignatures === 0;
-    this.#clockOn = this.#indexing ? -CLOCK_UNKNOWN : CLOCK_UNKNOWN;
+    this.#indexing = true;
+    this.#provisional = this.minSignatures > 0;
+    this.#clockOn = -CLOCK_UNKNOWN;
     this.#blockClock = new BigInt64Array(Math.ceil(this.maxFrames / CLOCK_BLOCK) + 2);
     this.#resize(Math.min(MIN_FRAMES, this.maxFrames));
   }
@@ -334,8 +345,13 @@ export class RecentFrames {
    * key is the signature frame's half and whose values are within {@link HIT_MAX_DIST} bits, exactly those the
    * scan of the frames would meet. Undefined when not known (then the stream is scanned). A new array or one
    * reused by the next call.
+   *
+   * `sinceNs`, when given, says that `from` is the first frame of a search from that capture time on (as
+   * {@link ownersWithHits} takes it): if that walk of `sig` went back to then or earlier, every frame from `from` on
+   * was visited (that proof), and the walk goes no further for this stream's frame marks (up to 32 frames before
+   * `from`, of every stream, and a quarter more).
    */
-  hitsOf(sig: Signature, owner: RecentOwner, from: number): readonly number[] | undefined {
+  hitsOf(sig: Signature, owner: RecentOwner, from: number, sinceNs?: bigint): readonly number[] | undefined {
     this.#noteAsked(sig);
     if (from < owner.firstFrame || from <= owner.evictedTo) {
       this.#stats.uncovered++;
@@ -343,7 +359,7 @@ export class RecentFrames {
       if (from >= owner.firstFrame && owner.end - from <= this.horizonFrames) this.#grow = true;
       return undefined;
     }
-    if (!this.#walkFor(sig, owner, from)) return undefined;
+    if (!this.#walkedSince(sig, sinceNs) && !this.#walkFor(sig, owner, from)) return undefined;
     this.#stats.searched++;
     return owner.stamp === this.#seq ? owner.hits : NO_HITS;
   }
@@ -356,13 +372,32 @@ export class RecentFrames {
    */
   noHitsFrom(sig: Signature, owner: RecentOwner, from: number): boolean {
     this.#noteAsked(sig);
-    if (from < owner.firstFrame || from <= owner.evictedTo || !this.#walkFor(sig, owner, from)) return false;
-    if (owner.stamp === this.#seq) {
-      const min = from * HIT_KEY_FRAME, hits = owner.hits;
-      for (let h = 0; h < hits.length; h++) if (hits[h]! >= min) return false;
-    }
+    if (from < owner.firstFrame || from <= owner.evictedTo) return false;
+    // A hit from `from` on that the walk found already says it (walking further only finds more): most streams
+    // asked after ownersWithHits have one, and the walk need not go back to their frame marks.
+    if (this.#current(sig) && this.#hitFrom(owner, from)) return false;
+    if (!this.#walkFor(sig, owner, from) || this.#hitFrom(owner, from)) return false;
     this.#stats.searched++;
     return true;
+  }
+
+  /** True if the walk under way found a hit in `owner`'s frames from `from` on. */
+  #hitFrom(owner: RecentOwner, from: number): boolean {
+    if (owner.stamp !== this.#seq) return false;
+    const min = from * HIT_KEY_FRAME, hits = owner.hits;
+    for (let h = 0; h < hits.length; h++) if (hits[h]! >= min) return true;
+    return false;
+  }
+
+  /** True if the walk under way is `sig`'s, within its budget, and no frame was added since it began. */
+  #current(sig: Signature): boolean {
+    return this.#memoSig === sig && this.#memoAt === this.#written && this.#memoOk;
+  }
+
+  /** True if the walk under way is `sig`'s and {@link ownersWithHits} took it back to `sinceNs` or earlier. */
+  #walkedSince(sig: Signature, sinceNs: bigint | undefined): boolean {
+    return sinceNs !== undefined && this.#walkSince !== undefined && sinceNs >= this.#walkSince &&
+      this.#current(sig);
   }
 
   /**
@@ -396,6 +431,7 @@ export class RecentFrames {
     if (this.#memoSig !== sig || this.#memoAt !== this.#written) this.#startWalk(sig);
     if (!this.#memoOk) return undefined;
     if (stop < this.#walkedTo && !this.#walk(stop)) return undefined;
+    if (this.#walkSince === undefined || sinceNs < this.#walkSince) this.#walkSince = sinceNs;
     return this.#hitOwners;
   }
 
@@ -427,14 +463,18 @@ export class RecentFrames {
 
   /**
    * At the end of `owner`'s signature window (now at frame `t`): starts indexing if signatures came at
-   * {@link minSignatures} a window or more, stops (dropping what the ring holds) if none came.
+   * {@link minSignatures} a window or more, stops (dropping what the ring holds) if none came, or, at the end of
+   * the first window, if fewer came.
    */
   #decide(owner: RecentOwner, t: number): void {
     const asked = this.#asked - owner.windowAsked;
-    if (!this.#indexing && asked * RECENT_SIGNATURE_WINDOW >= this.minSignatures * (t - owner.windowFrame)) {
+    const often = asked * RECENT_SIGNATURE_WINDOW >= this.minSignatures * (t - owner.windowFrame);
+    const provisional = this.#provisional;
+    this.#provisional = false;
+    if (!this.#indexing && often) {
       this.#indexing = true;
       this.#clockOn = this.#clock ?? CLOCK_UNKNOWN;
-    } else if (this.#indexing && asked === 0) {
+    } else if (this.#indexing && (asked === 0 || (provisional && !often))) {
       this.#indexing = false;
       this.#stats.stops++;
       this.#dropAll();
@@ -469,6 +509,7 @@ export class RecentFrames {
     this.#memoOk = true;
     this.#walkedTo = this.#written;
     this.#walkSteps = 0;
+    this.#walkSince = undefined;
     truncate(this.#hitOwners, 0);
     const fp = sig.fingerprint, sigMask = sig.mask;
     let n = 0;

@@ -83,7 +83,8 @@ function seqBefore(a: number, b: number): boolean {
 const LANE_FRAMES = 128;
 /**
  * Int32 words per bucket of a lane (a cache line): its count, its overflow list's first and last entry, then
- * {@link INLINE} entries of {@link ENTRY} words (slot, generation, s, scheduling order as int32).
+ * {@link INLINE} entries of {@link ENTRY} words (slot, generation, s, scheduling order as int32). The lane's
+ * first line is its occupancy mask (a bit per bucket, LANE_FRAMES / 32 words); bucket b follows at line b + 1.
  */
 const BUCKET = 16;
 const INLINE = 3;
@@ -98,17 +99,19 @@ const OVER = 8;
  * LANE_FRAMES, a bucket of one cache line holding its first {@link INLINE} entries in scheduling order (about
  * one a frame is queued on the bench corpus), the rest in a list of overflow entries. A stream's lane is
  * mostly out of cache when its next message comes: adding a check or taking a frame's touches its bucket's
- * line, and rarely an overflow entry.
+ * line, and rarely an overflow entry; asking whether a frame has any reads the mask's line, which the frames of
+ * a message share (most frames of a live stream with a lane have none due: a bucket's line each cost a cache
+ * miss a frame).
  */
 class PrecheckLane {
-  readonly buckets = new Int32Array(LANE_FRAMES * BUCKET);
+  readonly buckets = new Int32Array((LANE_FRAMES + 1) * BUCKET);
   over = new Int32Array(OVERFLOW * OVER);
   /** First free overflow entry (-1: none; they grow). */
   free = 0;
   count = 0;
 
   constructor() {
-    for (let b = 0; b < LANE_FRAMES; b++) this.buckets[b * BUCKET + B_HEAD] = -1;
+    for (let b = 0; b < LANE_FRAMES; b++) this.buckets[(b + 1) * BUCKET + B_HEAD] = -1;
     this.#link(0, OVERFLOW);
   }
 
@@ -118,13 +121,14 @@ class PrecheckLane {
 
   /** True if bucket `b` has an entry. */
   has(b: number): boolean {
-    return this.buckets[b * BUCKET + B_COUNT]! > 0;
+    return (this.buckets[b >> 5]! & (1 << (b & 31))) !== 0;
   }
 
   /** Appends an entry to bucket `b`. */
   add(b: number, slot: number, gen: number, s: number, seq: number): void {
-    const k = this.buckets, at = b * BUCKET, n = k[at + B_COUNT]!;
+    const k = this.buckets, at = (b + 1) * BUCKET, n = k[at + B_COUNT]!;
     k[at + B_COUNT] = n + 1;
+    if (n === 0) k[b >> 5]! |= 1 << (b & 31);
     this.count++;
     if (n < INLINE) {
       const x = at + B_ENTRIES + n * ENTRY;
@@ -149,8 +153,9 @@ class PrecheckLane {
 
   /** Moves the entries of bucket `b` to {@link taken} (in order) and empties it. */
   take(b: number): void {
-    const k = this.buckets, at = b * BUCKET, n = k[at + B_COUNT]!;
+    const k = this.buckets, at = (b + 1) * BUCKET, n = k[at + B_COUNT]!;
     k[at + B_COUNT] = 0;
+    k[b >> 5]! &= ~(1 << (b & 31));
     this.count -= n;
     if (taken.top + n > taken.slot.length) growTaken(taken.top + n);
     let t = taken.top;

@@ -21,7 +21,7 @@ import { precheck, PRECHECK_AFTER, PRECHECK_BER, precheckKernel, touchPrechecks 
 import { RING_FRAMES, SLOTS_AT } from "./ber_kernel.ts";
 import type { SignatureIndex } from "./signature_index.ts";
 import { CLOCK_SKEW_NS, MARGIN_SPAN } from "./thresholds.ts";
-import { CheckScheduler, type Pending } from "./scheduler.ts";
+import { type CheckRunner, CheckScheduler, type Pending } from "./scheduler.ts";
 import { type CoarseMatch, emptyMatcherStats, type MatcherContext, type MatcherStats } from "./types.ts";
 import { Verifier } from "./verify.ts";
 import { VoteTable } from "./vote_table.ts";
@@ -50,6 +50,27 @@ const NO_VOTES: ReadonlyMap<number, number> = new Map();
 
 /** Forward and backward search of one target stream. */
 export class TargetMatcher {
+  /**
+   * What each matcher's scheduler runs its checks with: one class for all of them, so that every call the
+   * scheduler makes into it has one target (a closure per matcher was a target each, and V8 deoptimised
+   * CheckScheduler.runDue for the "wrong call target" whenever a stream with a new one ran its checks).
+   */
+  static readonly #Runner = class implements CheckRunner<CoarseMatch[]> {
+    readonly m: TargetMatcher;
+    constructor(m: TargetMatcher) {
+      this.m = m;
+    }
+    check(p: Pending, out: CoarseMatch[]): boolean {
+      return this.m.#check(p, out);
+    }
+    precheck(slot: number, gen: number, s: number, out: CoarseMatch[], final: boolean): void {
+      this.m.#precheckDue(slot, gen, s, out, final);
+    }
+    touch(slots: Int32Array, from: number, to: number): void {
+      const m = this.m;
+      m.#sink = touchPrechecks(slots, from, to, m.#ctx.index.frames);
+    }
+  };
   readonly #ctx: MatcherContext;
   readonly #votes = new VoteTable();
   readonly #checks: CheckScheduler<CoarseMatch[]>;
@@ -84,13 +105,7 @@ export class TargetMatcher {
     this.#ctx = ctx;
     this.#recent = ctx.recent ?? recentFramesOf(ctx.index);
     this.#verifier = new Verifier(ctx, this.#stats);
-    this.#checks = new CheckScheduler<CoarseMatch[]>({
-      check: (p, out) => this.#check(p, out),
-      precheck: (slot, gen, s, out, final) => this.#precheckDue(slot, gen, s, out, final),
-      touch: (slots, from, to) => {
-        this.#sink = touchPrechecks(slots, from, to, this.#ctx.index.frames);
-      },
-    });
+    this.#checks = new CheckScheduler<CoarseMatch[]>(new TargetMatcher.#Runner(this));
   }
 
   /** Counters. */
@@ -291,7 +306,7 @@ export class TargetMatcher {
     }
     const fromSample = ctx.firstSampleAtOrAfter(since);
     const from = Math.max(store.start, Math.floor(fromSample / hop));
-    const hits = covered ? this.#recent.hitsOf(sig, owner, from) : undefined;
+    const hits = covered ? this.#recent.hitsOf(sig, owner, from, since) : undefined;
     const votes = hits !== undefined ? votesOfHits(hits, from) : this.#scanBackward(sig, from);
     this.#stats.lookups += store.end - from;
     // Most streams: no vote at all.
