@@ -187,11 +187,12 @@ export class SourcePipeline {
   readonly decoder: StreamDecoder;
   readonly #params: Readonly<FingerprintParams> = FP_PARAMS;
   readonly #ring: SampleRing;
+  /** feedRing's pieces: the most one write after the first adds besides a gap it fills. */
+  readonly #piece: number;
   readonly #store: FrameStore;
   readonly #fp: Fingerprinter;
   readonly #vad: VadDecider;
   readonly #onset: OnsetDetector;
-  readonly #vadFrame = new Int16Array(VAD_FRAME);
   #vadNext = -1;
   /** Every frame fingerprinted as it completes (the reference the default, anchors' blocks only, must equal). */
   readonly #eager: boolean;
@@ -250,6 +251,7 @@ export class SourcePipeline {
       ringValues: true,
     });
     this.#ring = new SampleRing(4 * ANALYSIS_RATE);
+    this.#piece = Math.min(this.#ring.capacity, this.#ring.hotCapacity) >> 2;
     this.#fp = new Fingerprinter(this.#ring, this.#store, new FrameAnalyzer(this.#params));
     this.#vad = c.vad_mode === "webrtc"
       ? new WebRtcVad(c.vad_aggressiveness)
@@ -302,27 +304,36 @@ export class SourcePipeline {
     return {};
   }
 
+  /** Signatures of the message being taken: emptied by {@link #take} before and after each use. */
+  readonly #found: Signature[] = [];
+  /** feedRing's callback for {@link #take}, made once (not a closure per message). */
+  readonly #onFed = (reset: boolean): void => {
+    if (reset) {
+      this.#restartGrid();
+      this.#vadNext = -1;
+    }
+    this.#advanceGrid();
+    if (this.#eager) this.#fp.advance();
+    this.#runVad();
+    // Emit while the ring still holds the anchors' audio (a long message is fed in pieces).
+    this.#emit(false, this.#found);
+    this.#keep(this.#ring.end + this.#piece);
+  };
+
   #take(out: DecodeOutcome, final: boolean): Signature[] {
-    if (out.kind === "error") return final ? this.#emit(true) : [];
-    const sigs: Signature[] = [];
-    const ring = this.#ring;
-    const samples = (out.kind === "audio" ? out.ring : undefined) ?? out.samples;
-    // feedRing's pieces: the most one write after the first adds besides a gap it fills.
-    const piece = Math.min(ring.capacity, ring.hotCapacity) >> 2;
-    this.#keep(Math.max(ring.end, out.start + Math.min(samples.length, piece)));
-    feed(ring, out.start, samples, (reset) => {
-      if (reset) {
-        this.#restartGrid();
-        this.#vadNext = -1;
-      }
-      this.#advanceGrid();
-      if (this.#eager) this.#fp.advance();
-      this.#runVad();
-      // Emit while the ring still holds the anchors' audio (a long message is fed in pieces).
-      for (const s of this.#emit(false)) sigs.push(s);
-      this.#keep(ring.end + piece);
-    });
-    if (final) { for (const s of this.#emit(true)) sigs.push(s); }
+    const found = this.#found;
+    found.length = 0;
+    if (out.kind !== "error") {
+      const ring = this.#ring;
+      const samples = (out.kind === "audio" ? out.ring : undefined) ?? out.samples;
+      this.#keep(Math.max(ring.end, out.start + Math.min(samples.length, this.#piece)));
+      feed(ring, out.start, samples, this.#onFed);
+    }
+    if (final) this.#emit(true, found);
+    if (found.length === 0) return [];
+    const sigs = found.slice();
+    // The signatures are not kept alive by the scratch until the next message.
+    found.length = 0;
     return sigs;
   }
 
@@ -394,13 +405,10 @@ export class SourcePipeline {
     const ring = this.#ring;
     if (ring.empty) return;
     if (this.#vadNext < 0) this.#vadNext = Math.ceil(ring.start / VAD_FRAME);
-    const frame = this.#vadFrame;
     const data = ring.data, mask = ring.mask;
     while ((this.#vadNext + 1) * VAD_FRAME <= ring.end) {
       const k = this.#vadNext++;
-      const base = k * VAD_FRAME;
-      for (let i = 0; i < VAD_FRAME; i++) frame[i] = data[(base + i) & mask]!;
-      const anchor = this.#onset.push(k, this.#vad.decide(frame));
+      const anchor = this.#onset.push(k, this.#vad.decide(data, k * VAD_FRAME, mask));
       if (!anchor) continue;
       const n = Math.ceil(anchor.sample / this.#params.hop);
       if (n === this.#lastAnchor) continue;
@@ -409,17 +417,18 @@ export class SourcePipeline {
     }
   }
 
-  #emit(final: boolean): Signature[] {
-    const sigs: Signature[] = [];
+  /** Builds the signatures of the anchors whose block is complete (all of them when `final`) into `into`. */
+  #emit(final: boolean, into: Signature[]): void {
     while (this.#anchors.length > 0) {
       const n = this.#anchors[0]!;
       if (!final && this.#complete < n + SIGNATURE_FRAMES) break;
       this.#anchors.shift();
       const sig = this.#build(n);
-      if (sig) sigs.push(sig);
+      if (sig) {
+        into.push(sig);
+        this.#signatures++;
+      }
     }
-    this.#signatures += sigs.length;
-    return sigs;
   }
 
   #build(n: number): Signature | undefined {

@@ -14,9 +14,13 @@ import { RING_SCALE } from "../decode/sample_ring.ts";
 /** VAD frame length in analysis samples (10 ms at 8 kHz). */
 export const VAD_FRAME = 80;
 
-/** Per-frame speech decision. `frame` holds VAD_FRAME samples as stored in the ring (1.0 = RING_SCALE). */
+/**
+ * Per-frame speech decision on the VAD_FRAME samples as stored in the ring (1.0 = RING_SCALE) at `data[(at + i) &
+ * mask]`: a ring's data, or with `mask` -1 a plain array from `at` on. Read in place: a source stream's VAD took a
+ * copy of every frame before.
+ */
 export interface VadDecider {
-  decide(frame: Int16Array): boolean;
+  decide(data: Int16Array, at: number, mask: number): boolean;
   /** Releases native resources (WebRTC); safe to call twice. */
   close(): void;
 }
@@ -34,15 +38,38 @@ const FLOOR_FALL = 0.3;
 /** The floor rises by at most this many dB per frame (1 dB/s) so that speech cannot pull it up quickly. */
 const FLOOR_RISE_DB = 0.01;
 
-/** Frame level in dBFS: 10·log10(mean(x²)) with x = sample / RING_SCALE; a full-scale sine is -3 dBFS. */
-export function frameDbfs(frame: Int16Array): number {
-  let e = 0;
-  for (let i = 0; i < frame.length; i++) {
-    const v = frame[i]!;
-    e += v * v;
-  }
+/**
+ * Level in dBFS of the VAD_FRAME samples at `data[(at + i) & mask]` (see {@link VadDecider}): 10·log10(mean(x²))
+ * with x = sample / RING_SCALE; a full-scale sine is -3 dBFS.
+ */
+export function frameDbfs(data: Int16Array, at = 0, mask = -1): number {
+  const e = sumOfSquares(data, at, mask);
   if (e === 0) return SILENCE_DBFS;
-  return 10 * Math.log10(e / (frame.length * RING_SCALE * RING_SCALE));
+  return 10 * Math.log10(e / (VAD_FRAME * RING_SCALE * RING_SCALE));
+}
+
+/**
+ * Σx² of the frame's samples. Exact in any order (integers below 2^37), so a frame that does not wrap is summed
+ * without the mask, four samples a step.
+ */
+function sumOfSquares(data: Int16Array, at: number, mask: number): number {
+  const from = at & mask;
+  let e0 = 0, e1 = 0, e2 = 0, e3 = 0;
+  if (from + VAD_FRAME <= data.length) {
+    for (let i = from; i < from + VAD_FRAME; i += 4) {
+      const a = data[i]!, b = data[i + 1]!, c = data[i + 2]!, d = data[i + 3]!;
+      e0 += a * a;
+      e1 += b * b;
+      e2 += c * c;
+      e3 += d * d;
+    }
+    return e0 + e1 + e2 + e3;
+  }
+  for (let i = 0; i < VAD_FRAME; i++) {
+    const v = data[(at + i) & mask]!;
+    e0 += v * v;
+  }
+  return e0;
 }
 
 /**
@@ -70,9 +97,9 @@ export class EnergyVad implements VadDecider {
     return this.#floor;
   }
 
-  /** Decides one frame and updates the floor. */
-  decide(frame: Int16Array): boolean {
-    const e = frameDbfs(frame);
+  /** Decides one frame (see {@link VadDecider}) and updates the floor. */
+  decide(data: Int16Array, at: number, mask: number): boolean {
+    const e = frameDbfs(data, at, mask);
     if (Number.isNaN(this.#floor)) this.#floor = Math.max(e, -90);
     else if (e < this.#floor) this.#floor += FLOOR_FALL * (e - this.#floor);
     else this.#floor += Math.min(FLOOR_RISE_DB, e - this.#floor);
@@ -134,14 +161,14 @@ export class WebRtcVad implements VadDecider {
     this.#buf = this.#m._malloc(VAD_FRAME * 2);
   }
 
-  /** Decides one 10 ms frame (80 samples). */
-  decide(frame: Int16Array): boolean {
+  /** Decides one 10 ms frame (80 samples; see {@link VadDecider}). */
+  decide(data: Int16Array, at: number, mask: number): boolean {
     if (!this.#handle) return false;
     // WebRTC's VAD has absolute energy gates: give it full-scale Int16 (the ring keeps 12 dB of headroom).
     const g = 32768 / RING_SCALE;
     const x = this.#scaled;
     for (let i = 0; i < VAD_FRAME; i++) {
-      const v = (frame[i] ?? 0) * g;
+      const v = (data[(at + i) & mask] ?? 0) * g;
       x[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
     }
     // HEAP16 is re-created when the WASM memory grows: read it per call.
