@@ -32,16 +32,6 @@ export const MAX_RESERVED_SLOTS = 65536;
 const BUCKETS = 65536;
 // lookupProbes reads a bucket's values two to a 32-bit word, the first in the low half.
 if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) throw new Error("signature_index: a big-endian host");
-/**
- * The first ArrayBuffer detached in a process (growing the kernel's memory detaches its buffer, see
- * SignatureIndex's room for slots; so do the other WebAssembly kernels' memories) tells V8 that buffers can be
- * detached, and it throws away the optimised code of every function that reads a typed array, compiled on the
- * promise that none ever was: in an analyze of the bench corpus that came mid-run, 210 functions at once, the
- * matcher's hot ones among them, each compiled again. One detached here, as the engine loads, before any code is
- * optimised: the code is compiled for it once.
- */
-new ArrayBuffer(0).transfer();
-
 /** Most probes one {@link SignatureIndex.lookupProbes} call takes. */
 export const MAX_PROBES = 64;
 
