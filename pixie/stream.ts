@@ -433,26 +433,32 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
       const onAbort = () => call.abort();
       signal.addEventListener("abort", onAbort, { once: true });
       const idleMs = this.#opts.idleTimeoutMs ?? 30_000;
-      let idle: ReturnType<typeof setTimeout> | undefined;
       let stalled = false;
-      const arm = () => {
-        clearTimeout(idle);
-        if (idleMs > 0) {
-          idle = setTimeout(() => {
-            stalled = true;
-            call.abort();
-          }, idleMs);
+      // One timer for the whole call, not one per response (a timer set and cleared per response cost more than
+      // the response's rows): each response only moves `quietFrom`, and the timer, when it fires early, waits
+      // for the rest of the silence.
+      let quietFrom = Date.now();
+      let holding = false;
+      let idle: ReturnType<typeof setTimeout> | undefined;
+      const watch = () => {
+        idle = undefined;
+        const left = holding ? idleMs : quietFrom + idleMs - Date.now();
+        if (left > 0) idle = setTimeout(watch, left);
+        else {
+          stalled = true;
+          call.abort();
         }
       };
       try {
-        arm();
+        if (idleMs > 0) idle = setTimeout(watch, idleMs);
         const meter = this.#opts.inputMeter;
         for await (const resp of this.#opts.client.execute(req, call.signal)) {
           meter?.working();
-          clearTimeout(idle);
+          holding = true;
           const rows = await this.#handle(resp, composed);
           if (rows.length) yield rows;
-          arm();
+          quietFrom = Date.now();
+          holding = false;
           meter?.waiting();
         }
         finished = !stalled && this.#finished(composed);
