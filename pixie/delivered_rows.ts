@@ -83,8 +83,7 @@ export function hashRows(
   h.h2.fill(s2, 0, numRows);
   const H1 = h.h1, H2 = h.h2;
   for (const col of cols) {
-    // A function per type: in one function the mixes of every type's loop exceeded V8's inlining budget, and
-    // every word's mix was a call.
+    // A function per type: with every type's loop in this one, V8's code for the string loop ran ~10% slower.
     switch (col.type) {
       case "string":
         hashStrings(col.data, numRows, H1, H2);
