@@ -1,7 +1,12 @@
 import { deepStrictEqual, equal, ok, rejects } from "node:assert/strict";
 import { GrpcCode, PixieClient, PixieRpcError } from "../pixie/client.ts";
 import { encryptCompactJwe, generateJweKeyPair } from "../pixie/jwe.ts";
-import { encodeRowBatch, type ExecuteScriptRequest, type ExecuteScriptResponse } from "../pixie/messages.ts";
+import {
+  DataType,
+  encodeRowBatch,
+  type ExecuteScriptRequest,
+  type ExecuteScriptResponse,
+} from "../pixie/messages.ts";
 import type { ComposedQueryInput } from "../pixie/pxl.ts";
 import type { Row } from "../pixie/row.ts";
 import {
@@ -547,6 +552,44 @@ Deno.test("silence counts from the last response, and not while the consumer hol
   const waited = Date.now() - stalledAfter;
   ok(waited >= idleMs - 5, `re-run ${waited} ms after the last response`);
   ok(Date.now() - t0 >= idleMs * 3.5, "the held batch did not count as silence");
+});
+
+Deno.test("truncated cells are counted from the cells each row's record holds (the last column of a name)", async () => {
+  const relation = [
+    { name: "time_", type: DataType.TIME64NS },
+    { name: "req_body", type: DataType.STRING },
+    { name: "req_body", type: DataType.STRING },
+    { name: "req_body_size", type: DataType.INT64 },
+  ];
+  const te = new TextEncoder();
+  const client = {
+    cloud: false,
+    async *execute(): AsyncGenerator<ExecuteScriptResponse> {
+      yield { queryId: "q", metaData: { id: "t", name: "voice/source", relation } };
+      const cells = (list: string[]) => list.map((x) => te.encode(x));
+      yield {
+        queryId: "q",
+        batch: {
+          tableId: "t",
+          cols: [
+            { type: "time64ns", data: [T0 + 1n, T0 + 2n, T0 + 3n, T0 + 4n] },
+            { type: "string", data: cells(["x... [TRUNCATED]", "ok", "ok", "ok"]) },
+            { type: "string", data: cells(["whole", "cut", "abc... [TRUNCATED]", "fine"]) },
+            { type: "int64", data: [5n, 10n, 0n, -1n] },
+          ],
+          numRows: 4,
+          eow: true,
+          eos: true,
+        },
+      };
+    },
+  };
+  const metrics = new Recorder();
+  const rows = await collect(
+    new PixieQueryStream({ client, clusterId: "", queries: [q("voice/source")], metrics }),
+  );
+  deepStrictEqual(rows.map((r) => text(r.columns.req_body)), ["whole", "cut", "abc... [TRUNCATED]", "fine"]);
+  equal(metrics.truncatedSeen.get("voice/source"), 2, "the silent cut (3 of 10 bytes) and the marker");
 });
 
 Deno.test("skipTo re-runs at once from the given time_, not from the last one seen: the backlog is never read", async () => {
