@@ -454,13 +454,13 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
       let stalled = false;
       // One timer for the whole call, not one per response (a timer set and cleared per response cost more than
       // the response's rows): each response only moves `quietFrom`, and the timer, when it fires early, waits
-      // for the rest of the silence.
-      let quietFrom = Date.now();
+      // for the rest of the silence. Monotonic time, as the timer's.
+      let quietFrom = performance.now();
       let holding = false;
       let idle: ReturnType<typeof setTimeout> | undefined;
       const watch = () => {
         idle = undefined;
-        const left = holding ? idleMs : quietFrom + idleMs - Date.now();
+        const left = holding ? idleMs : quietFrom + idleMs - performance.now();
         if (left > 0) idle = setTimeout(watch, left);
         else {
           stalled = true;
@@ -475,7 +475,7 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
           holding = true;
           const rows = await this.#handle(resp, composed);
           if (rows.length) yield rows;
-          quietFrom = Date.now();
+          quietFrom = performance.now();
           holding = false;
           meter?.waiting();
         }
