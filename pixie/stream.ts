@@ -24,7 +24,7 @@
 import { detectPixieMarker } from "./markers.ts";
 import { logger, redact } from "../util/log.ts";
 import { parseDurationNs } from "../util/duration.ts";
-import type { Row } from "./row.ts";
+import type { Cell, Row } from "./row.ts";
 import { batchToRows, PixieDecodeError } from "./columns.ts";
 import { DeliveredRows, hashRows, type RowHashes } from "./delivered_rows.ts";
 import { GrpcCode, PixieRpcError } from "./client.ts";
@@ -232,11 +232,29 @@ export function isTruncated(cell: unknown, bodySize?: number): boolean {
   return detectPixieMarker(cell) === "truncated" || (bodySize !== undefined && bodySize > cell.length);
 }
 
-function bodySizeOf(row: Row, column: string | undefined): number | undefined {
-  if (column === undefined) return undefined;
-  const v = row.columns[column];
+/** A body size cell as a size; undefined when it is not a finite count. */
+function bodySizeOf(v: Cell | undefined): number | undefined {
   const n = typeof v === "bigint" ? Number(v) : typeof v === "number" ? v : undefined;
   return n !== undefined && Number.isFinite(n) && n >= 0 ? n : undefined;
+}
+
+/**
+ * The cells of the batch's column that a row's record holds under `name` (the last column of that name, as the
+ * record keeps); undefined when the record's own lookup is needed: no such column, `__proto__` (not an own key
+ * of the record), UINT128 (UUID strings in the record).
+ */
+function columnCells(
+  batch: RowBatch,
+  relation: readonly ColumnInfo[],
+  name: string,
+): readonly Cell[] | undefined {
+  if (name === "__proto__") return undefined;
+  for (let c = relation.length - 1; c >= 0; c--) {
+    if (relation[c]!.name !== name) continue;
+    const col = batch.cols[c]!;
+    return col.type === "uint128" ? undefined : col.data;
+  }
+  return undefined;
 }
 
 /** Parses a relative start like `-30s` (any duration of util/duration.ts after the minus) to ns; undefined if it is not one. */
@@ -433,26 +451,32 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
       const onAbort = () => call.abort();
       signal.addEventListener("abort", onAbort, { once: true });
       const idleMs = this.#opts.idleTimeoutMs ?? 30_000;
-      let idle: ReturnType<typeof setTimeout> | undefined;
       let stalled = false;
-      const arm = () => {
-        clearTimeout(idle);
-        if (idleMs > 0) {
-          idle = setTimeout(() => {
-            stalled = true;
-            call.abort();
-          }, idleMs);
+      // One timer for the whole call, not one per response (a timer set and cleared per response cost more than
+      // the response's rows): each response only moves `quietFrom`, and the timer, when it fires early, waits
+      // for the rest of the silence. Monotonic time, as the timer's.
+      let quietFrom = performance.now();
+      let holding = false;
+      let idle: ReturnType<typeof setTimeout> | undefined;
+      const watch = () => {
+        idle = undefined;
+        const left = holding ? idleMs : quietFrom + idleMs - performance.now();
+        if (left > 0) idle = setTimeout(watch, left);
+        else {
+          stalled = true;
+          call.abort();
         }
       };
       try {
-        arm();
+        if (idleMs > 0) idle = setTimeout(watch, idleMs);
         const meter = this.#opts.inputMeter;
         for await (const resp of this.#opts.client.execute(req, call.signal)) {
           meter?.working();
-          clearTimeout(idle);
+          holding = true;
           const rows = await this.#handle(resp, composed);
           if (rows.length) yield rows;
-          arm();
+          quietFrom = performance.now();
+          holding = false;
           meter?.waiting();
         }
         finished = !stalled && this.#finished(composed);
@@ -607,8 +631,12 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     let duplicates = 0;
     const overlapNs = BigInt(Math.max(0, Math.round(this.#opts.rerunOverlapMs ?? 5_000))) * 1_000_000n;
     const hashes = this.#hashes = hashRows(batch.cols, relation, batch.numRows, this.#hashes);
+    // The payload and size cells straight from the batch's columns (the cells the rows' records hold), not
+    // looked up by name in each record.
     const payloadColumn = table.columns.payload;
     const sizeColumn = table.columns.body_size;
+    const payloads = columnCells(batch, relation, payloadColumn);
+    const sizes = sizeColumn === undefined ? undefined : columnCells(batch, relation, sizeColumn);
     let watermark = st.watermark;
     let from = watermark === undefined ? undefined : watermark - overlapNs;
     for (let i = 0; i < decoded.length; i++) {
@@ -623,8 +651,11 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
         watermark = st.watermark = time;
         from = time - overlapNs;
       }
-      const payload = row.columns[payloadColumn];
-      if (payload instanceof Uint8Array && isTruncated(payload, bodySizeOf(row, sizeColumn))) truncated++;
+      const payload = payloads ? payloads[i] : row.columns[payloadColumn];
+      if (payload instanceof Uint8Array) {
+        const size = sizeColumn === undefined ? undefined : sizes ? sizes[i] : row.columns[sizeColumn];
+        if (isTruncated(payload, bodySizeOf(size))) truncated++;
+      }
       kept.push(row);
     }
     if (st.recent.size > 2 * st.prunedSize + 1024 && from !== undefined) {

@@ -76,6 +76,20 @@ class Reader {
 
   /** A varint that must fit 32 bits unsigned (tags, lengths). */
   u32(end: number): number {
+    // Tags and most lengths take one or two bytes: read them here, not through the 64-bit loop.
+    const b = this.buf, p = this.pos;
+    if (p + 1 < end) {
+      const b0 = b[p]!;
+      if (b0 < 0x80) {
+        this.pos = p + 1;
+        return b0;
+      }
+      const b1 = b[p + 1]!;
+      if (b1 < 0x80) {
+        this.pos = p + 2;
+        return (b0 & 0x7f) | (b1 << 7);
+      }
+    }
     this.varint(end);
     if (this.hi !== 0) throw FALLBACK;
     return this.lo;

@@ -2,7 +2,7 @@
  * The re-run dedupe's compact keys: a row is known again by its time and every cell, a difference in any cell
  * of any type makes another row, pruning forgets by time only, and the table keeps every key as it grows.
  */
-import { equal, ok } from "node:assert/strict";
+import { equal, notEqual, ok } from "node:assert/strict";
 import { type ColumnData, type ColumnInfo, DataType } from "../pixie/messages.ts";
 import { DeliveredRows, hashRows } from "../pixie/delivered_rows.ts";
 import { batchToRows } from "../pixie/columns.ts";
@@ -209,5 +209,13 @@ Deno.test("long cells: the same bytes hash alike at any offset of any buffer; on
       seen.add(hash(at(i & 3, other)));
     }
     equal(seen.size, n + 1, `${n} bytes: every change another hash`);
+    // Words trading places, within a 16-byte stripe (other lanes) or across stripes (the same lane), differ too.
+    for (const [a, b] of [[0, 4], [0, 16], [4, 12], [8, 24]] as const) {
+      if (b + 4 > n) continue;
+      const other = body.slice(0, n);
+      other.set(body.subarray(a, a + 4), b);
+      other.set(body.subarray(b, b + 4), a);
+      notEqual(hash(other), want, `${n} bytes: words at ${a} and ${b} swapped`);
+    }
   }
 });

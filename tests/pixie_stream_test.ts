@@ -1,7 +1,12 @@
 import { deepStrictEqual, equal, ok, rejects } from "node:assert/strict";
 import { GrpcCode, PixieClient, PixieRpcError } from "../pixie/client.ts";
 import { encryptCompactJwe, generateJweKeyPair } from "../pixie/jwe.ts";
-import { encodeRowBatch } from "../pixie/messages.ts";
+import {
+  DataType,
+  encodeRowBatch,
+  type ExecuteScriptRequest,
+  type ExecuteScriptResponse,
+} from "../pixie/messages.ts";
 import type { ComposedQueryInput } from "../pixie/pxl.ts";
 import type { Row } from "../pixie/row.ts";
 import {
@@ -466,6 +471,125 @@ Deno.test("a stream that goes silent (no keep-alives) counts as dropped and is r
     equal(fake.executeRequests[1]!.queryId, undefined);
     deepStrictEqual(metrics.restartsSeen, ["voice/source:rerun"]);
   });
+});
+
+/** A client that answers each call with `script`'s responses (metadata of table "t", then what it yields). */
+function scripted(script: (call: number, signal?: AbortSignal) => AsyncGenerator<ExecuteScriptResponse>) {
+  let calls = 0;
+  return {
+    cloud: false,
+    async *execute(_req: ExecuteScriptRequest, signal?: AbortSignal): AsyncGenerator<ExecuteScriptResponse> {
+      yield { queryId: "q", metaData: { id: "t", name: "voice/source", relation: HTTP_RELATION } };
+      yield* script(calls++, signal);
+    },
+  };
+}
+
+const untilAborted = (signal?: AbortSignal) =>
+  new Promise<void>((r) =>
+    signal?.aborted ? r() : signal?.addEventListener("abort", () => r(), { once: true })
+  );
+
+Deno.test("the idle watchdog is one timer for a call's many responses, not one per response", async () => {
+  const client = scripted(async function* () {
+    for (let i = 1; i <= 200; i++) {
+      yield { queryId: "q", batch: httpBatch("t", [{ time: T0 + BigInt(i), body: "x" }]) };
+    }
+    yield { queryId: "q", batch: httpBatch("t", [], true) };
+  });
+  const real = globalThis.setTimeout;
+  let timers = 0;
+  globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+    timers++;
+    return real(fn, ms);
+  }) as typeof setTimeout;
+  try {
+    const rows = await collect(new PixieQueryStream({ client, clusterId: "", queries: [q("voice/source")] }));
+    equal(rows.length, 200);
+  } finally {
+    globalThis.setTimeout = real;
+  }
+  ok(timers <= 2, `${timers} timers for 202 responses`);
+});
+
+Deno.test("silence counts from the last response, and not while the consumer holds a batch", async () => {
+  const idleMs = 150;
+  const client = scripted(async function* (call, signal) {
+    if (call === 0) {
+      yield { queryId: "q", batch: httpBatch("t", [{ time: T0 + 1n, body: "a" }]) };
+      // Inside the timeout after the consumer gave the first batch back (it held it 2.5x the timeout).
+      await new Promise((r) => setTimeout(r, idleMs / 2));
+      yield { queryId: "q", batch: httpBatch("t", [{ time: T0 + 2n, body: "b" }]) };
+      await untilAborted(signal); // then silence: a drop
+      return;
+    }
+    yield { queryId: "q", batch: httpBatch("t", [{ time: T0 + 3n, body: "c" }], true) };
+  });
+  const metrics = new Recorder();
+  const clock = new ManualClock();
+  const stream = new PixieQueryStream({
+    client,
+    clusterId: "",
+    clock,
+    queries: [q("voice/source")],
+    metrics,
+    idleTimeoutMs: idleMs,
+  });
+  const rows: Row[] = [];
+  const t0 = Date.now();
+  let stalledAfter = 0;
+  for await (const batch of stream) {
+    rows.push(...batch);
+    if (rows.length === 1) await new Promise((r) => setTimeout(r, idleMs * 2.5));
+    if (rows.length === 2) stalledAfter = Date.now();
+  }
+  deepStrictEqual(times(rows), [1n, 2n, 3n]);
+  deepStrictEqual(
+    metrics.restartsSeen,
+    ["voice/source:rerun"],
+    "one drop: the silence after the second batch",
+  );
+  const waited = Date.now() - stalledAfter;
+  ok(waited >= idleMs - 5, `re-run ${waited} ms after the last response`);
+  ok(Date.now() - t0 >= idleMs * 3.5, "the held batch did not count as silence");
+});
+
+Deno.test("truncated cells are counted from the cells each row's record holds (the last column of a name)", async () => {
+  const relation = [
+    { name: "time_", type: DataType.TIME64NS },
+    { name: "req_body", type: DataType.STRING },
+    { name: "req_body", type: DataType.STRING },
+    { name: "req_body_size", type: DataType.INT64 },
+  ];
+  const te = new TextEncoder();
+  const client = {
+    cloud: false,
+    async *execute(): AsyncGenerator<ExecuteScriptResponse> {
+      yield { queryId: "q", metaData: { id: "t", name: "voice/source", relation } };
+      const cells = (list: string[]) => list.map((x) => te.encode(x));
+      yield {
+        queryId: "q",
+        batch: {
+          tableId: "t",
+          cols: [
+            { type: "time64ns", data: [T0 + 1n, T0 + 2n, T0 + 3n, T0 + 4n] },
+            { type: "string", data: cells(["x... [TRUNCATED]", "ok", "ok", "ok"]) },
+            { type: "string", data: cells(["whole", "cut", "abc... [TRUNCATED]", "fine"]) },
+            { type: "int64", data: [5n, 10n, 0n, -1n] },
+          ],
+          numRows: 4,
+          eow: true,
+          eos: true,
+        },
+      };
+    },
+  };
+  const metrics = new Recorder();
+  const rows = await collect(
+    new PixieQueryStream({ client, clusterId: "", queries: [q("voice/source")], metrics }),
+  );
+  deepStrictEqual(rows.map((r) => text(r.columns.req_body)), ["whole", "cut", "abc... [TRUNCATED]", "fine"]);
+  equal(metrics.truncatedSeen.get("voice/source"), 2, "the silent cut (3 of 10 bytes) and the marker");
 });
 
 Deno.test("skipTo re-runs at once from the given time_, not from the last one seen: the backlog is never read", async () => {
