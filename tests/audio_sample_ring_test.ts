@@ -588,3 +588,27 @@ Deno.test("three tiers: blocks age to 4 bits eight at a time in the WebAssembly 
     deepStrictEqual(seen[0], seen[1], `${name}: the same values with and without the kernel`);
   }
 });
+
+Deno.test("two tiers: a block coded at its law's level with values not of the law gets their nearest codes", () => {
+  // The block's codes are looked up by the law's own values first (a table of them alone); a value between two
+  // of them is coded again with the nearest, as a reader saw it while it was hot.
+  for (const table of [MULAW_TO_LINEAR, ALAW_TO_LINEAR]) {
+    const ring = new SampleRing(1 << 16, { hotSamples: 4096 });
+    const x = g711(table, 12_000, 5);
+    // Block 20 holds a value of neither law: beyond their range (its nearest code is the loudest), and a
+    // ring value next to one of theirs.
+    x[20 * COLD_BLOCK + 17] = 12_000 / RING_SCALE;
+    x[20 * COLD_BLOCK + 200] = (table[40]! + 4) / 32768;
+    const hotView = new Int16Array(2 * COLD_BLOCK);
+    let seen = false;
+    for (let at = 0; at < x.length; at += 160) {
+      ring.write(at, x.subarray(at, at + 160), 0);
+      if (!seen && ring.end >= 22 * COLD_BLOCK && ring.end - 4096 < 20 * COLD_BLOCK) {
+        hotView.set(readVia(ring, 20 * COLD_BLOCK, 2 * COLD_BLOCK));
+        seen = true;
+      }
+    }
+    ok(seen);
+    deepStrictEqual(readVia(ring, 20 * COLD_BLOCK, 2 * COLD_BLOCK), hotView);
+  }
+});

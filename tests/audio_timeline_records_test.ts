@@ -120,6 +120,10 @@ for (const [name, sc] of Object.entries(SCENARIOS)) {
         ordinal += sc.ordinal(rnd, i);
         const frames = sc.frames(rnd, i), gap = rnd() < sc.gapShare;
         deepStrictEqual(tl.append(ordinal, time, frames, gap), ref.append(ordinal, time, frames, gap));
+        // The entry just appended, as a follower asks for it (the timeline answers from what it kept).
+        const last = tl.appended - 1;
+        deepStrictEqual(outcome(() => tl.entryStart(last)), outcome(() => ref.entryStart(last)));
+        deepStrictEqual(outcome(() => tl.entryTime(last)), outcome(() => ref.entryTime(last)));
         if (rnd() < 0.01) {
           const before = tl.length - Math.floor(rnd() * sc.lookback);
           tl.prune(before);

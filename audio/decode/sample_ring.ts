@@ -90,10 +90,21 @@ function nearestCodes(values: Int16Array): Uint8Array {
   return out;
 }
 
-const LAWS: { dec: Int16Array; enc: Uint8Array }[] = [MULAW_TO_LINEAR, ALAW_TO_LINEAR].map((t) => {
-  const dec = ringValues(t);
-  return { dec, enc: nearestCodes(dec) };
-});
+/**
+ * Codes of a law's own values by half their value (index `((v >> 1) + NEAR_HALF) & NEAR_MASK`): the law's values
+ * are at least 2 apart, so each has a slot of its own, and all lie within ±8,160. 8 KiB where the nearest-code
+ * table is 64 KiB: a G.711 tap's block looks its values up in the CPU's nearest cache. A value that is not the
+ * law's gets some code whose value differs from it (then looked up again in the nearest-code table).
+ */
+const NEAR_HALF = 4096, NEAR_MASK = 8191;
+
+const LAWS: { dec: Int16Array; enc: Uint8Array; own: Uint8Array }[] = [MULAW_TO_LINEAR, ALAW_TO_LINEAR].map(
+  (t) => {
+    const dec = ringValues(t), enc = nearestCodes(dec), own = new Uint8Array(NEAR_MASK + 1);
+    for (const v of dec) own[((v >> 1) + NEAR_HALF) & NEAR_MASK] = enc[v + 32768]!;
+    return { dec, enc, own };
+  },
+);
 const MU = LAWS[0]!;
 const A = LAWS[1]!;
 
@@ -613,7 +624,7 @@ export class SampleRing {
    * Codes of `law` at its own level (nearest) for the hot block at `base`; zero if samples `from`.. are all
    * codes of it (each value given back by its code), else not.
    */
-  #encodeChecked(law: { dec: Int16Array; enc: Uint8Array }, base: number, at: number, from: number): number {
+  #encodeChecked(law: (typeof LAWS)[number], base: number, at: number, from: number): number {
     const hot = this.#hot, hm = this.#hotMask, codes = this.#codes, enc = law.enc, dec = law.dec;
     // Samples before `from` (not held) are coded but not checked, in a loop of their own: the checked loop
     // has no compare a sample (~3% of the ring's writes). (A block coded at its law's own level follows a held
@@ -623,13 +634,23 @@ export class SampleRing {
       // Four samples a turn, read two a word and their codes written four a word: a quarter of the loads and
       // stores (each bounds-checked), ~30% less time (measured in a loop). The block does not wrap in the
       // ring (both are whole blocks).
-      const hot32 = this.#hot32, codes32 = this.#codes32, h = (base & hm) >> 1, o = at >> 2;
+      // Looked up by the law's own values first (law.own): a block that is not all of them is coded again
+      // with the nearest codes.
+      const hot32 = this.#hot32, codes32 = this.#codes32, h = (base & hm) >> 1, o = at >> 2, own = law.own;
+      for (let i = 0; i < COLD_BLOCK >> 2; i++) {
+        const w0 = hot32[h + 2 * i]!, w1 = hot32[h + 2 * i + 1]!;
+        const v0 = (w0 << 16) >> 16, v1 = w0 >> 16, v2 = (w1 << 16) >> 16, v3 = w1 >> 16;
+        const c0 = own[((v0 >> 1) + NEAR_HALF) & NEAR_MASK]!, c1 = own[((v1 >> 1) + NEAR_HALF) & NEAR_MASK]!;
+        const c2 = own[((v2 >> 1) + NEAR_HALF) & NEAR_MASK]!, c3 = own[((v3 >> 1) + NEAR_HALF) & NEAR_MASK]!;
+        codes32[o + i] = c0 | (c1 << 8) | (c2 << 16) | (c3 << 24);
+        diff |= (dec[c0]! ^ v0) | (dec[c1]! ^ v1) | (dec[c2]! ^ v2) | (dec[c3]! ^ v3);
+      }
+      if (diff === 0) return 0;
       for (let i = 0; i < COLD_BLOCK >> 2; i++) {
         const w0 = hot32[h + 2 * i]!, w1 = hot32[h + 2 * i + 1]!;
         const v0 = (w0 << 16) >> 16, v1 = w0 >> 16, v2 = (w1 << 16) >> 16, v3 = w1 >> 16;
         const c0 = enc[v0 + 32768]!, c1 = enc[v1 + 32768]!, c2 = enc[v2 + 32768]!, c3 = enc[v3 + 32768]!;
         codes32[o + i] = c0 | (c1 << 8) | (c2 << 16) | (c3 << 24);
-        diff |= (dec[c0]! ^ v0) | (dec[c1]! ^ v1) | (dec[c2]! ^ v2) | (dec[c3]! ^ v3);
       }
       return diff;
     }
