@@ -59,6 +59,16 @@ export interface BitsRun {
   readonly total: Float64Array;
 }
 
+/** Ring samples [start, start + len) (ring of `mask + 1` samples) into `out`, in two block copies when they wrap. */
+function copyOutOfRing(out: Int16Array, data: Int16Array, start: number, mask: number, len: number): void {
+  if (start + len <= mask + 1) out.set(data.subarray(start, start + len));
+  else {
+    const first = mask + 1 - start;
+    out.set(data.subarray(start, mask + 1));
+    out.set(data.subarray(0, len - first), first);
+  }
+}
+
 /** Real FFT of a fixed size N (power of two, 16..65536) producing the power spectrum |X[k]|², k = 0..N/2. */
 export class RealFft {
   /** Number of real input samples. */
@@ -355,13 +365,7 @@ export class RealFft {
     const n = count < this.#room ? count : this.#room;
     if (n < 1) return undefined;
     const len = (n - 1) * hop + this.size;
-    const span = k.span;
-    if (start + len <= mask + 1) span.set(data.subarray(start, start + len));
-    else {
-      const first = mask + 1 - start;
-      span.set(data.subarray(start, mask + 1));
-      span.set(data.subarray(0, len - first), first);
-    }
+    copyOutOfRing(k.span, data, start, mask, len);
     k.prevBands.set(prev);
     k.frameBitsRun(window, fromBin, quads, table, strongAlpha, n, hop);
     prev.set(k.prevBands);
@@ -513,15 +517,9 @@ export class RealFft {
   #fitTable: BandTable | undefined;
   #fitOk = false;
 
-  /** The frame's samples out of the ring into the kernel, in two block copies when it wraps. */
+  /** The frame's samples out of the ring into the kernel. */
   #copyFrame(samples: Int16Array, data: Int16Array, start: number, mask: number): void {
-    const size = this.size;
-    if (start + size <= mask + 1) samples.set(data.subarray(start, start + size));
-    else {
-      const first = mask + 1 - start;
-      samples.set(data.subarray(start, mask + 1));
-      samples.set(data.subarray(0, size - first), first);
-    }
+    copyOutOfRing(samples, data, start, mask, this.size);
   }
 
   /**
