@@ -53,7 +53,11 @@ export interface Tap {
   offsetMs: number;
 }
 
-/** A compact perceptual signature of one audio instant at the source. Encoded for the wire in < 1 KB. */
+/**
+ * A compact perceptual signature of one audio instant at the source. Encoded for the wire in < 1 KB. The
+ * optional parts are always present as keys (undefined when absent), so every signature has one hidden class:
+ * make them with audio/fingerprint/signature.ts (`buildSignature`, `decodeSignature`, `signatureOf`).
+ */
 export interface Signature {
   /** 64-bit key as 16 lowercase hex digits. */
   id: string;
@@ -63,19 +67,19 @@ export interface Signature {
   fingerprint: Uint32Array;
   /**
    * Frames too quiet at the source to trust (their bits are noise): bit j (byte j >> 3, bit j & 7) set means
-   * fingerprint[j] is ignored by lookups and by the bit error rate. Absent: every frame counts.
+   * fingerprint[j] is ignored by lookups and by the bit error rate. Undefined: every frame counts.
    */
-  mask?: Uint8Array;
+  mask: Uint8Array | undefined;
   /**
    * Fine-timing envelope around the instant for sample-level alignment: 256 levels 0..7 (see
-   * audio/align/level_envelope.ts). Absent: alignment uses the sub-fingerprints alone (less precise).
+   * audio/align/level_envelope.ts). Undefined: alignment uses the sub-fingerprints alone (less precise).
    */
-  levelEnvelope?: Uint8Array;
+  levelEnvelope: Uint8Array | undefined;
   /**
    * Signs of the source waveform over 512 samples near the instant (see audio/align/wave_signs.ts): `offset` is
-   * the window's first sample relative to the instant, `bits` 64 bytes. Absent: the envelope alone places it.
+   * the window's first sample relative to the instant, `bits` 64 bytes. Undefined: the envelope alone places it.
    */
-  waveSigns?: { offset: number; bits: Uint8Array };
+  waveSigns: { offset: number; bits: Uint8Array } | undefined;
   /** Context ids from metadata_extraction, e.g. { interval_id: "..." }. */
   ids: Record<string, string>;
 }

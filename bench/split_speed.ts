@@ -12,6 +12,7 @@
 import process from "node:process";
 import type { FrameStore } from "../audio/fingerprint/fingerprint.ts";
 import type { Signature } from "../audio/types.ts";
+import { signatureOf } from "../audio/fingerprint/signature.ts";
 
 interface Splitter {
   best(
@@ -68,7 +69,16 @@ async function main(): Promise<void> {
     const mask = new Uint8Array(16);
     for (let j = 0; j < 128; j++) if (rnd() < 0.2) mask[j >> 3]! |= 1 << (j & 7);
     const source = { node: "a", pod: "p", stream: "s", timeNs: 0n, offsetMs: 0 };
-    sigs.push({ id: `${k}`, measurement: "m", source, fingerprint: fp, ...(k % 2 ? { mask } : {}), ids: {} });
+    sigs.push(
+      signatureOf({
+        id: `${k}`,
+        measurement: "m",
+        source,
+        fingerprint: fp,
+        mask: k % 2 ? mask : undefined,
+        ids: {},
+      }),
+    );
     at.push(a);
   }
   const answers: string[] = [];

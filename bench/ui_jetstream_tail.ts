@@ -20,7 +20,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../bus/connection.ts";
 import { ensureStream } from "../bus/stream_setup.ts";
 import { matchSubject, signatureSubject } from "../bus/subjects.ts";
-import { encodeSignature } from "../audio/fingerprint/signature.ts";
+import { encodeSignature, signatureOf } from "../audio/fingerprint/signature.ts";
 import type { MatchRecord } from "../report/records.ts";
 import { NatsServer } from "../tests/support/nats_server.ts";
 import { writeSensorConfig } from "../tests/support/sensor_process.ts";
@@ -64,14 +64,14 @@ function signatureBytes(i: number, srcNs: bigint, interval: string, stream: stri
   for (let f = 0; f < fingerprint.length; f++) fingerprint[f] = Math.imul(i + 1, 2654435761) ^ f * 40503;
   const envelope = new Uint8Array(256);
   for (let e = 0; e < envelope.length; e++) envelope[e] = (i + e) % 8;
-  return encodeSignature({
+  return encodeSignature(signatureOf({
     id: i.toString(16).padStart(16, "0"),
     measurement: MEASUREMENT,
     source: { node: "node-a", pod, stream, timeNs: srcNs, offsetMs: 5 },
     fingerprint,
     levelEnvelope: envelope,
     ids: { interval_id: interval },
-  });
+  }));
 }
 
 /** Publishes signature `i` and its relay and asr matches (core publishes: the stream stores them). */

@@ -38,7 +38,7 @@ import { ActorSystem } from "../actors/runtime.ts";
 import { VirtualClock } from "../actors/clock.ts";
 import { matcher } from "../actors/matcher.ts";
 import { type ExporterMsg, type MatcherMsg, NO_COUNTERS, type NodeCounters } from "../actors/messages.ts";
-import type { Signature } from "../audio/types.ts";
+import { signatureOf } from "../audio/fingerprint/signature.ts";
 
 setLogSink(() => {});
 const MIB = 1024 * 1024;
@@ -250,13 +250,13 @@ Deno.test("stream budget: signatures reaching between the planned and the config
     // Search starts (source time less the 2 s skew allowance) 5, 20 and 40 s before the newest target row.
     for (const [i, back] of [7, 22, 42].entries()) {
       const fingerprint = Uint32Array.from({ length: 64 }, () => Math.floor(r() * 2 ** 32));
-      const sig: Signature = {
+      const sig = signatureOf({
         id: `00000000000000a${i}`,
         measurement: config.measurements[0]!.name,
         source: { node: "node-a", pod: "p", stream: "s", timeNs: newest - sec(back), offsetMs: 0 },
         fingerprint,
         ids: {},
-      };
+      });
       await m.tell({ kind: "activate", sig });
     }
     await m.ask((reply): MatcherMsg => ({ kind: "finish", reply }), 60_000);

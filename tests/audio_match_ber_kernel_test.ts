@@ -5,7 +5,7 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
 import { SampleRing } from "../audio/decode/sample_ring.ts";
 import { Fingerprinter, FP_PARAMS, FrameStore } from "../audio/fingerprint/fingerprint.ts";
-import { buildSignature, initSignatureHasher } from "../audio/fingerprint/signature.ts";
+import { buildSignature, initSignatureHasher, signatureOf } from "../audio/fingerprint/signature.ts";
 import { berKernel, disableBerKernel, RING_FRAMES, SLOTS_AT } from "../audio/match/ber_kernel.ts";
 import { precheck, PRECHECK_AFTER, precheckKernel } from "../audio/match/precheck.ts";
 import { sampledBer } from "../audio/match/score.ts";
@@ -29,14 +29,14 @@ function signature(r: () => number, k: number, length: number): Signature {
   const mask = new Uint8Array(16);
   const every = 1 + (k % 7);
   for (let j = 0; j < length; j++) if (k % 3 !== 0 && r() % every === 0) mask[j >> 3]! |= 1 << (j & 7);
-  return {
+  return signatureOf({
     id: `sig${k}`,
     measurement: "m",
     source: { node: "a", pod: "p", stream: "s", timeNs: 0n, offsetMs: 0 },
     fingerprint: fp,
     mask,
     ids: {},
-  };
+  });
 }
 
 /** Copies frames [from, store.end) of `store` into the ring slot `ring` of `frames`. */

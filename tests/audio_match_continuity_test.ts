@@ -4,13 +4,14 @@ import { ok, strictEqual } from "node:assert/strict";
 import { continues, LatencyMemory } from "../audio/match/continuity.ts";
 import { CONTINUITY_MAX_AGE_MS, CONTINUITY_TOLERANCE_FRAMES } from "../audio/match/thresholds.ts";
 import type { Signature } from "../audio/types.ts";
+import { signatureOf } from "../audio/fingerprint/signature.ts";
 
 const T0 = 1_700_000_000_000_000_000n;
 const HOP = 128;
 
 /** A signature of tap `tap` whose instant is `ms` after T0 (split into a message time and an offset). */
 function sig(ms: number, tap = "s"): Signature {
-  return {
+  return signatureOf({
     id: `${tap}${ms}`,
     measurement: "m",
     source: {
@@ -22,7 +23,7 @@ function sig(ms: number, tap = "s"): Signature {
     },
     fingerprint: new Uint32Array(128),
     ids: {},
-  };
+  });
 }
 
 Deno.test("latency memory: the nearest match of the same tap by source time, either side, within the age limit", () => {

@@ -23,6 +23,7 @@ import {
 } from "../audio/match/types.ts";
 import { Verifier } from "../audio/match/verify.ts";
 import type { Signature } from "../audio/types.ts";
+import { signatureOf } from "../audio/fingerprint/signature.ts";
 import { flipBits, xorshift32 } from "./support/rng.ts";
 
 const T0 = 1_000_000_000_000n;
@@ -48,14 +49,14 @@ function stored(
 ): { sig: Signature; store: FrameStore } {
   const store = new FrameStore(target.length);
   for (let i = 0; i < target.length; i++) store.push(target[i]!, 0, -20, 0xffffffff);
-  const sig: Signature = {
+  const sig = signatureOf({
     id: "sig",
     measurement: "m",
     source: { node: "a", pod: "p", stream: "s", timeNs: T0, offsetMs: 0 },
     fingerprint: fp,
     mask,
     ids: {},
-  };
+  });
   return { sig, store };
 }
 

@@ -13,6 +13,7 @@ import {
   SignatureIndex,
 } from "../audio/match/signature_index.ts";
 import type { Signature } from "../audio/types.ts";
+import { signatureOf } from "../audio/fingerprint/signature.ts";
 import { xorshift32 } from "./support/rng.ts";
 
 /** The pre-check over the whole slot (the stages' frames picked from the rank, positions and values). */
@@ -40,14 +41,14 @@ function signature(r: () => number, k: number, length: number): Signature {
   const mask = new Uint8Array(16);
   const every = 1 + (k % 7);
   for (let j = 0; j < length; j++) if (k % 3 !== 0 && r() % every === 0) mask[j >> 3]! |= 1 << (j & 7);
-  return {
+  return signatureOf({
     id: `sig${k}`,
     measurement: "m",
     source: { node: "a", pod: "p", stream: "s", timeNs: 0n, offsetMs: 0 },
     fingerprint: fp,
     mask,
     ids: {},
-  };
+  });
 }
 
 Deno.test("pre-check: the slot's copy of its stages' frames scores as the whole slot, to the last bit", () => {

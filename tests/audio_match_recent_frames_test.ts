@@ -12,20 +12,21 @@ import { DEFAULT_THRESHOLDS } from "../audio/match/thresholds.ts";
 import { TargetMatcher } from "../audio/match/target_matcher.ts";
 import { initAudioEngine, TargetPipeline } from "../audio/pipeline.ts";
 import type { Match, Signature } from "../audio/types.ts";
+import { signatureOf } from "../audio/fingerprint/signature.ts";
 import { xorshift32 } from "./support/rng.ts";
 import { FORMAT, messages, speech, speechSignatures, T0 as SPEECH_T0 } from "./support/speech_signatures.ts";
 
 const T0 = 1_000_000_000_000n;
 
 function signature(fp: Uint32Array, id = "sig", mask?: Uint8Array): Signature {
-  return {
+  return signatureOf({
     id,
     measurement: "m",
     source: { node: "a", pod: "p", stream: "s", timeNs: T0, offsetMs: 0 },
     fingerprint: fp,
-    ...(mask ? { mask } : {}),
+    mask,
     ids: {},
-  };
+  });
 }
 
 /**

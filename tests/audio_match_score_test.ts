@@ -11,7 +11,7 @@ import {
   WEAK_WEIGHT,
 } from "../audio/match/score.ts";
 import { frameSlotOf } from "../audio/match/signature_index.ts";
-import type { Signature } from "../audio/types.ts";
+import { signatureOf } from "../audio/fingerprint/signature.ts";
 import { xorshift32 } from "./support/rng.ts";
 
 Deno.test("score: strong bits count fully, weak bits WEAK_WEIGHT", () => {
@@ -35,14 +35,14 @@ Deno.test("score: whole-block, per-frame and sampled scores agree to the last bi
   // Every fifth frame masked.
   const mask = new Uint8Array(16);
   for (let j = 0; j < n; j += 5) mask[j >> 3]! |= 1 << (j & 7);
-  const sig: Signature = {
+  const sig = signatureOf({
     id: "sig",
     measurement: "m",
     source: { node: "a", pod: "p", stream: "s", timeNs: 0n, offsetMs: 0 },
     fingerprint: fp,
     mask,
     ids: {},
-  };
+  });
   const store = new FrameStore(512);
   // The store starts at frame 20 and ends at 230: alignments near the edges see part of the block.
   store.reset(20);

@@ -29,6 +29,7 @@ import {
 } from "../audio/match/types.ts";
 import { Verifier } from "../audio/match/verify.ts";
 import type { Signature } from "../audio/types.ts";
+import { signatureOf } from "../audio/fingerprint/signature.ts";
 import { flipBits, xorshift32 } from "./support/rng.ts";
 
 const T0 = 1_000_000_000_000n;
@@ -41,13 +42,13 @@ function spread(total: number, n: number): (j: number) => number {
 }
 
 function signature(fp: Uint32Array): Signature {
-  return {
+  return signatureOf({
     id: "sig",
     measurement: "m",
     source: { node: "a", pod: "p", stream: "s", timeNs: T0, offsetMs: 0 },
     fingerprint: fp,
     ids: {},
-  };
+  });
 }
 
 interface Block {

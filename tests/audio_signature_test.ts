@@ -11,7 +11,10 @@ import {
   SIGNATURE_MAX_FRAMES,
   SignatureDecodeError,
   type SignatureFields,
+  signatureOf,
 } from "../audio/fingerprint/signature.ts";
+import type { Signature } from "../audio/types.ts";
+import { signatureRecord } from "../report/records.ts";
 
 await initSignatureHasher();
 
@@ -164,4 +167,52 @@ Deno.test("waveform signs: bad offsets and lengths are refused on both sides", (
   new DataView(bad.buffer).setInt16(at, 30000);
   throws(() => decodeSignature(bad), SignatureDecodeError);
   throws(() => decodeSignature(bytes.slice(0, at + 10)), SignatureDecodeError);
+});
+
+Deno.test("every signature has one shape: all fields in one order, built, decoded or made, whatever it carries", () => {
+  const keys = ["id", "measurement", "source", "fingerprint", "mask", "levelEnvelope", "waveSigns", "ids"];
+  const tapKeys = ["node", "pod", "stream", "timeNs", "offsetMs"];
+  const variants: Partial<SignatureFields>[] = [
+    {},
+    { waveSigns: waveSigns() },
+    { mask: undefined },
+    { mask: new Uint8Array(16) }, // no frame masked: no mask
+    { levelEnvelope: undefined },
+    { mask: undefined, levelEnvelope: undefined, ids: {} },
+  ];
+  for (const over of variants) {
+    const sig = buildSignature(fields(over));
+    for (const s of [sig, decodeSignature(encodeSignature(sig)), signatureOf({ ...sig })]) {
+      deepStrictEqual(Object.keys(s), keys);
+      deepStrictEqual(Object.keys(s.source), tapKeys);
+    }
+  }
+  strictEqual(buildSignature(fields({ mask: new Uint8Array(16) })).mask, undefined);
+  const made = signatureOf({
+    id: "0".repeat(16),
+    measurement: "m",
+    source: buildSignature(fields()).source,
+    fingerprint: new Uint32Array(1),
+    ids: {},
+  });
+  deepStrictEqual(Object.keys(made), keys);
+  strictEqual(made.mask, undefined);
+});
+
+Deno.test("absent parts as undefined keys: the same wire bytes and the same record JSON as without the keys", () => {
+  const variants: Partial<SignatureFields>[] = [{}, { mask: undefined, levelEnvelope: undefined }, {
+    waveSigns: waveSigns(),
+  }];
+  let compared = 0;
+  for (const over of variants) {
+    const sig = buildSignature(fields(over));
+    // The shape signatures had before every field was present: the absent parts left out.
+    const sparse = Object.fromEntries(Object.entries(sig).filter(([, v]) => v !== undefined)) as Signature;
+    deepStrictEqual(encodeSignature(sig), encodeSignature(sparse));
+    const rec = signatureRecord(sig, 600), sparseRec = signatureRecord(sparse, 600);
+    deepStrictEqual(Object.keys(rec), Object.keys(sparseRec));
+    strictEqual(JSON.stringify(rec), JSON.stringify(sparseRec));
+    if (Object.keys(sparse).length < Object.keys(sig).length) compared++;
+  }
+  strictEqual(compared, 2, "both signatures without some part were compared with their sparse form");
 });

@@ -1,16 +1,18 @@
 import { deepEqual, equal } from "node:assert/strict";
 import { InProcessBus } from "../bus/in_process.ts";
 import type { Signature } from "../audio/types.ts";
+import { signatureOf } from "../audio/fingerprint/signature.ts";
 import { type MatchRecord, matchRecord } from "../report/records.ts";
 
 const tap = { node: "a", pod: "p", stream: "s", timeNs: 1n, offsetMs: 0 };
-const sig = (id: string, measurement = "m"): Signature => ({
-  id,
-  measurement,
-  source: tap,
-  fingerprint: new Uint32Array(4),
-  ids: {},
-});
+const sig = (id: string, measurement = "m"): Signature =>
+  signatureOf({
+    id,
+    measurement,
+    source: tap,
+    fingerprint: new Uint32Array(4),
+    ids: {},
+  });
 
 Deno.test("in-process bus: signatures reach every subscriber once, filtered by measurement", async () => {
   const bus = new InProcessBus();

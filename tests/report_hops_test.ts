@@ -22,6 +22,7 @@ import { setLogSink } from "../util/log.ts";
 import { InProcessBus } from "../bus/in_process.ts";
 import { FsmMetrics } from "../http/metrics.ts";
 import type { Match } from "../audio/types.ts";
+import { signatureOf } from "../audio/fingerprint/signature.ts";
 import type { ExporterMsg } from "../actors/messages.ts";
 
 setLogSink(() => {});
@@ -228,14 +229,17 @@ Deno.test("records: hop and fingerprint fields extend the contract; old records 
 
   const fp = new Uint32Array([0xdeadbeef, 1, 0x80000000]);
   const envelope = new Uint8Array(256).map((_, i) => i % 8);
-  const srec = signatureRecord({
-    id: "00ff00ff00ff00ff",
-    measurement: "m",
-    source: { node: "a", pod: "p", stream: "s", timeNs: T0, offsetMs: 1.5 },
-    fingerprint: fp,
-    levelEnvelope: envelope,
-    ids: {},
-  }, 600);
+  const srec = signatureRecord(
+    signatureOf({
+      id: "00ff00ff00ff00ff",
+      measurement: "m",
+      source: { node: "a", pod: "p", stream: "s", timeNs: T0, offsetMs: 1.5 },
+      fingerprint: fp,
+      levelEnvelope: envelope,
+      ids: {},
+    }),
+    600,
+  );
   const back = fromBase64(srec.fingerprint_b64!)!;
   const view = new DataView(back.buffer);
   deepEqual([0, 1, 2].map((i) => view.getUint32(i * 4, true)), [...fp]);

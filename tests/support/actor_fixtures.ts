@@ -9,6 +9,7 @@ import type { Config } from "../../config/schema.ts";
 import type { ActorFactory } from "../../actors/runtime.ts";
 import type { ExpireReason, NodeCounters } from "../../actors/messages.ts";
 import type { Signature } from "../../audio/types.ts";
+import { signatureOf } from "../../audio/fingerprint/signature.ts";
 import { readCapture } from "../../pixie/capture.ts";
 import type { Row } from "../../pixie/row.ts";
 import { ROOT } from "./sensor_process.ts";
@@ -79,13 +80,13 @@ export function fakeSignature(
     x ^= x << 5;
     fingerprint[i] = x >>> 0;
   }
-  return {
+  return signatureOf({
     id,
     measurement,
     source: { node, pod: "p", stream: "s", timeNs, offsetMs: 0 },
     fingerprint,
     ids: {},
-  };
+  });
 }
 
 /** Seconds to ns. */

@@ -4,6 +4,7 @@
  * @module
  */
 import type { Match, Signature } from "../../audio/types.ts";
+import { signatureOf } from "../../audio/fingerprint/signature.ts";
 import type { JetStreamBusOptions } from "../../bus/jetstream.ts";
 
 import { type MatchRecord, matchRecord } from "../../report/records.ts";
@@ -17,7 +18,7 @@ export function testSignature(
 ): Signature {
   const fp = new Uint32Array(128); // a full block, as the detector sends
   for (let i = 0; i < fp.length; i++) fp[i] = (n * 2654435761 + i * 40503) >>> 0;
-  return {
+  return signatureOf({
     id: n.toString(16).padStart(16, "0"),
     measurement,
     source: {
@@ -29,7 +30,7 @@ export function testSignature(
     },
     fingerprint: fp,
     ids: { interval_id: `iv-${n}` },
-  };
+  });
 }
 
 /** A match of {@link testSignature}(n) at `stage` on `targetNode`. */
