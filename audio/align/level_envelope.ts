@@ -391,22 +391,33 @@ function windowLevels(ring: SampleRing, s: EnvelopeScratch, from: number, n: num
       keptTo = hi - from;
     }
   }
-  // Squares summed only where windows are computed: before the kept ones and after them.
-  const prefix = s.prefix;
-  if (keptTo > keptFrom) {
-    if (keptFrom > 0) prefixSquares(ring, from, keptFrom - 1 + ENV_WINDOW, prefix);
-    for (let i = 0; i < keptFrom; i++) db[i] = windowDb(prefix, i);
-    if (keptTo < positions) prefixSquares(ring, from + keptTo, n - keptTo, prefix, keptTo);
-    for (let i = keptTo; i < positions; i++) db[i] = windowDb(prefix, i);
-  } else {
-    prefixSquares(ring, from, n, prefix);
-    for (let i = 0; i < positions; i++) db[i] = windowDb(prefix, i);
+  // Squares summed only where windows are computed: before the kept ones and after them (with none kept, all as
+  // the first stretch). One call for both stretches: the path that keeps levels is no code the compiler has not
+  // seen (a first kept search deoptimised this function).
+  const prefix = s.prefix, kept = keptTo > keptFrom;
+  for (let r = 0; r < 2; r++) {
+    const lo = r === 0 ? 0 : kept ? keptTo : positions;
+    const hi = r === 0 && kept ? keptFrom : positions;
+    if (hi > lo) windowsOf(ring, from, lo, hi, prefix, db);
   }
   s.dbRing = ring;
   s.dbFinal = ring.finalBefore;
   s.dbFrom = from;
   s.dbCount = positions;
   return positions;
+}
+
+/** Levels of windows [lo, hi) (the first `from`) into `db`, their squares' sums into `prefix` from `lo`. */
+function windowsOf(
+  ring: SampleRing,
+  from: number,
+  lo: number,
+  hi: number,
+  prefix: Float64Array,
+  db: Float64Array,
+): void {
+  prefixSquares(ring, from + lo, hi - lo - 1 + ENV_WINDOW, prefix, lo);
+  for (let i = lo; i < hi; i++) db[i] = windowDb(prefix, i);
 }
 
 /** A search's answer: the best shift (index into [0, 2·range]) and its score, and a runner-up on another peak. */
