@@ -61,7 +61,10 @@ export function agedSince(ring: SampleRing, then: number, from: number, to: numb
 function prefixSquares(ring: SampleRing, from: number, n: number, prefix: Float64Array, at = 0): void {
   const data = ring.data, mask = ring.mask;
   prefix[at] = 0;
-  let acc = 0;
+  // From -0, a double (the same sums: -0 + x is x, and +0 for x = +0): the sums leave the small-integer range within
+  // a few loud samples, and an accumulator that started as a small integer cost a deoptimisation and a recompile of
+  // the function and its callers there (--trace-deopt: "overflow").
+  let acc = -0;
   for (let i = 0; i < n; i++) {
     const v = data[(from + i) & mask]!;
     acc += v * v;
