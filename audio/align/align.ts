@@ -287,9 +287,7 @@ export class FineAligner {
     let used = 0;
     for (let j = 0; j < fp.length; j++) if (!isMasked(mask, j)) used++;
     const step = Math.max(1, used / most);
-    // `next` from -0, a double (the same comparisons and sums): it is fractional for most blocks, and as a small
-    // integer first (a block of at most `most` unmasked frames) it cost deoptimisations and recompiles.
-    let errors = 0, frames = 0, seen = 0, next = -0;
+    let errors = 0, frames = 0, seen = 0, next = 0;
     for (let j = 0; j < fp.length; j++) {
       if (isMasked(mask, j)) continue;
       if (seen++ < next) continue;
