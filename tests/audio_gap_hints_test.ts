@@ -126,3 +126,31 @@ Deno.test("GapHintMemo: overlapping asks read each message's capture time about 
     throw new Error(`${reads} reads for ${t.starts.length} messages, ${asks} asks`);
   }
 });
+
+Deno.test("GapHintMemo: an ask after a new message finds where it left off without a search over the entries", () => {
+  const t = tap(4100, [500, 1700, 1701, 3333]);
+  let held = 100, starts = 0;
+  const entries = {
+    get length() {
+      return held;
+    },
+    startAt: (i: number) => {
+      starts++;
+      return t.starts[i]!;
+    },
+    timeOffsetAt: (i: number) => Number(t.times[i]! - t.times[0]!),
+  };
+  const memo = new GapHintMemo();
+  let asks = 0;
+  // A verification's asks as messages arrive: each span ends at the newest audio.
+  for (; held < t.starts.length; held++, asks++) {
+    const end = held < t.starts.length ? t.starts[held]! : t.end;
+    const want = gapHints(t.times.slice(0, held), t.starts.slice(0, held), end, RATE, end - 300 * 160, end);
+    const before = starts;
+    deepEqual(gapHintsOf(entries, end, RATE, end - 300 * 160, end, memo), want);
+    if (held > 200 && starts - before > 8) {
+      throw new Error(`${starts - before} starts read for an ask after message ${held} (a search: ~12)`);
+    }
+  }
+  if (asks < 3000) throw new Error(`${asks} asks`);
+});

@@ -61,7 +61,10 @@ export function agedSince(ring: SampleRing, then: number, from: number, to: numb
 function prefixSquares(ring: SampleRing, from: number, n: number, prefix: Float64Array, at = 0): void {
   const data = ring.data, mask = ring.mask;
   prefix[at] = 0;
-  let acc = 0;
+  // From -0, a double (the same sums: -0 + x is x, and +0 for x = +0): the sums leave the small-integer range within
+  // a few loud samples, and an accumulator that started as a small integer cost a deoptimisation and a recompile of
+  // the function and its callers there (--trace-deopt: "overflow").
+  let acc = -0;
   for (let i = 0; i < n; i++) {
     const v = data[(from + i) & mask]!;
     acc += v * v;
@@ -164,6 +167,23 @@ export class EnvelopeScratch {
   /** Scores per shift of the plain search and of the last hinted one (NaN: not scored yet). */
   plainMemo = new Float64Array(0);
   hintMemo = new Float64Array(0);
+  /** {@link sources}' side for a clamp, as the plain scan asks for it. */
+  readonly sourceOf = (rel: number): SourceSide => this.sources.get(rel);
+  /**
+   * The search under way: the first sample of its windows and how many, the coarse instant, the range, the
+   * noise floor, and the hints whose scores `hintMemo` holds.
+   */
+  from = 0;
+  positions = 0;
+  center = 0;
+  range = 0;
+  noise = 0;
+  memoHints: readonly GapHint[] | undefined;
+  /** The best coarse shifts of a search and their scores, then their peaks, best first. */
+  readonly top = new Int32Array(REFINE_CANDIDATES);
+  readonly topScore = new Float64Array(REFINE_CANDIDATES);
+  readonly peakD = new Int32Array(REFINE_CANDIDATES);
+  readonly peakC = new Float64Array(REFINE_CANDIDATES);
 }
 
 /**
@@ -277,303 +297,408 @@ export function envelopeShift(
   center: number,
   range: number,
   scratch: EnvelopeScratch,
-  gaps: readonly GapHint[] = [],
+  gaps: readonly GapHint[] = NO_GAPS,
 ): EnvelopeFit | undefined {
   const from = center - range + ENV_FROM;
   const n = ENV_TO - ENV_FROM + 2 * range;
   if (!ring.has(from, n)) return undefined;
-  if (scratch.prefix.length < n + 1) scratch.prefix = new Float64Array(n + 1);
-  const positions = n - ENV_WINDOW + 1;
-  if (scratch.db.length < positions) {
-    scratch.db = new Float64Array(positions);
-    scratch.dbRing = undefined;
-    scratch.sorted = new Float64Array(positions);
-    scratch.upMax = new Float64Array(positions);
-    scratch.downMax = new Float64Array(positions);
+  const s = scratch;
+  const positions = windowLevels(ring, s, from, n);
+  const db = s.db;
+  const sorted = s.sorted.subarray(0, positions);
+  sorted.set(db.subarray(0, positions));
+  // One order statistic: selection, not a sort (a sort of the ~4,000 levels cost as much as the search).
+  s.noise = kthSmallest(sorted, Math.floor(FLOOR_PERCENTILE * (positions - 1)));
+  // The loudest of the ENV_VALUES values of shift d, max(db[d + i·ENV_HOP]), for every d at once (van Herk /
+  // Gil-Werman): within blocks of ENV_VALUES·ENV_HOP positions, running maxima from each block's start (upMax)
+  // and end (downMax) at stride ENV_HOP; a shift's values span at most two blocks, so its maximum is
+  // max(downMax[d], upMax[d + (ENV_VALUES - 1)·ENV_HOP]). Exactly the maximum of the values, in O(positions).
+  runningMaxima(db, positions, s.upMax, s.downMax);
+  // The scratch's: the source sides hold it only for this search (their sides, once computed, are of `levels`).
+  const sDb = s.sDb;
+  for (let i = 0; i < ENV_VALUES; i++) sDb[i] = levelDb(levels[i]!);
+  s.sources.reset(sDb, levels);
+  // Every shift is scored at most once per hypothesis: the refinement revisits its coarse shift (and neighbouring
+  // candidates' windows overlap), and the waveform signs ask for shifts the plain search scored already.
+  const span = 2 * range + 1;
+  if (s.plainMemo.length < span) {
+    s.plainMemo = new Float64Array(span);
+    s.hintMemo = new Float64Array(span);
+    s.ds = new Int32Array(span);
+    s.floors = new Float64Array(span);
+    s.rels = new Float64Array(span);
+    s.estimates = new Float64Array(span);
   }
-  const db = scratch.db;
+  s.plainMemo.fill(NaN, 0, span);
+  s.from = from;
+  s.positions = positions;
+  s.center = center;
+  s.range = range;
+  s.memoHints = undefined;
+
+  let pick = searchPlain(s);
+  let pickHints = NO_GAPS;
+  // Only gaps that can fall inside some candidate's envelope matter (the rest of this is for them alone).
+  const near = gaps.length === 0 ? NO_GAPS : nearHints(gaps, from, n, center);
+  for (const hints of hintTries(near)) {
+    const hinted = searchHinted(s, hints);
+    if (hinted.c > pick.c + HINT_MARGIN) [pick, pickHints] = [hinted, hints];
+  }
+  if (!(pick.c > -1)) return undefined;
+  const corrAt = (shift: number): number => unhandicappedScore(s, shift + range, range, pickHints);
+  // The instant itself may lie in the missing stretch (silence suppression stopped sending just before a soft
+  // onset, or the instant's message was lost): then no target sample carries it, and the fits above can only
+  // name a neighbour (measured on the bench's DTX chain: 40–340 ms early). Score that hypothesis for each hint.
+  for (const g of near) {
+    const v = scoreInGap(s, g);
+    if (v > pick.c + IN_GAP_MARGIN) return { shift: pick.d - range, corr: v, instantInGap: true, corrAt };
+  }
+  const shift = pick.d - range, corr = unhandicap(pick.d, range, pick.c);
+  if (pick.altD < 0) return { shift, corr, corrAt };
+  return {
+    shift,
+    corr,
+    alt: { shift: pick.altD - range, corr: unhandicap(pick.altD, range, pick.altC) },
+    corrAt,
+  };
+}
+
+/** No gap hints (one array for every search without them). */
+const NO_GAPS: readonly GapHint[] = [];
+
+/**
+ * The window levels of `n` samples of `ring` from `from` into `s.db` (keeping those the last search of this ring
+ * computed); returns how many.
+ */
+function windowLevels(ring: SampleRing, s: EnvelopeScratch, from: number, n: number): number {
+  if (s.prefix.length < n + 1) s.prefix = new Float64Array(n + 1);
+  const positions = n - ENV_WINDOW + 1;
+  if (s.db.length < positions) {
+    s.db = new Float64Array(positions);
+    s.dbRing = undefined;
+    s.sorted = new Float64Array(positions);
+    s.upMax = new Float64Array(positions);
+    s.downMax = new Float64Array(positions);
+  }
+  const db = s.db;
   // A window's level is a function of its samples alone (their squares are integers, so the prefix sums'
   // differences are exact wherever the sums start), and a ring never rewrites a sample except once, when it
   // ages to the 4-bit tier: levels of windows the last search of this ring computed are moved, not recomputed
   // (a near miss is searched again a frame later), unless one of their samples aged since.
   let keptFrom = 0, keptTo = 0;
-  if (
-    scratch.dbRing === ring &&
-    !agedSince(ring, scratch.dbFinal, scratch.dbFrom, scratch.dbFrom + scratch.dbCount - 1 + ENV_WINDOW)
-  ) {
-    const lo = Math.max(from, scratch.dbFrom),
-      hi = Math.min(from + positions, scratch.dbFrom + scratch.dbCount);
+  if (s.dbRing === ring && !agedSince(ring, s.dbFinal, s.dbFrom, s.dbFrom + s.dbCount - 1 + ENV_WINDOW)) {
+    const lo = Math.max(from, s.dbFrom), hi = Math.min(from + positions, s.dbFrom + s.dbCount);
     if (hi > lo) {
-      db.copyWithin(lo - from, lo - scratch.dbFrom, hi - scratch.dbFrom);
+      db.copyWithin(lo - from, lo - s.dbFrom, hi - s.dbFrom);
       keptFrom = lo - from;
       keptTo = hi - from;
     }
   }
-  // Squares summed only where windows are computed: before the kept ones and after them.
-  const prefix = scratch.prefix;
-  if (keptTo > keptFrom) {
-    if (keptFrom > 0) prefixSquares(ring, from, keptFrom - 1 + ENV_WINDOW, prefix);
-    for (let i = 0; i < keptFrom; i++) db[i] = windowDb(prefix, i);
-    if (keptTo < positions) prefixSquares(ring, from + keptTo, n - keptTo, prefix, keptTo);
-    for (let i = keptTo; i < positions; i++) db[i] = windowDb(prefix, i);
-  } else {
-    prefixSquares(ring, from, n, prefix);
-    for (let i = 0; i < positions; i++) db[i] = windowDb(prefix, i);
+  // Squares summed only where windows are computed: before the kept ones and after them (with none kept, all as
+  // the first stretch). One call for both stretches: the path that keeps levels is no code the compiler has not
+  // seen (a first kept search deoptimised this function).
+  const prefix = s.prefix, kept = keptTo > keptFrom;
+  for (let r = 0; r < 2; r++) {
+    const lo = r === 0 ? 0 : kept ? keptTo : positions;
+    const hi = r === 0 && kept ? keptFrom : positions;
+    if (hi > lo) windowsOf(ring, from, lo, hi, prefix, db);
   }
-  scratch.dbRing = ring;
-  scratch.dbFinal = ring.finalBefore;
-  scratch.dbFrom = from;
-  scratch.dbCount = positions;
-  const sorted = scratch.sorted.subarray(0, positions);
-  sorted.set(db.subarray(0, positions));
-  // One order statistic: selection, not a sort (a sort of the ~4,000 levels cost as much as the search).
-  const noise = kthSmallest(sorted, Math.floor(FLOOR_PERCENTILE * (positions - 1)));
-  // The loudest of the ENV_VALUES values of shift d, max(db[d + i·ENV_HOP]), for every d at once (van Herk /
-  // Gil-Werman): within blocks of ENV_VALUES·ENV_HOP positions, running maxima from each block's start (upMax)
-  // and end (downMax) at stride ENV_HOP; a shift's values span at most two blocks, so its maximum is
-  // max(downMax[d], upMax[d + (ENV_VALUES - 1)·ENV_HOP]). Exactly the maximum of the values, in O(positions).
-  const upMax = scratch.upMax, downMax = scratch.downMax;
-  runningMaxima(db, positions, upMax, downMax);
-  // The scratch's: the source sides hold it only for this search (their sides, once computed, are of `levels`).
-  const sDb = scratch.sDb;
-  for (let i = 0; i < ENV_VALUES; i++) sDb[i] = levelDb(levels[i]!);
-  const at = scratch.at;
+  s.dbRing = ring;
+  s.dbFinal = ring.finalBefore;
+  s.dbFrom = from;
+  s.dbCount = positions;
+  return positions;
+}
 
-  /**
-   * Fills `at` with the db index of each value for the instant at shift `d` (-1: not in the target), taking
-   * `hints` out of the target; returns the loudest target value.
-   */
-  const place = (d: number, hints: readonly GapHint[]): number => {
-    const instant = center - range + d;
-    let max = -Infinity;
-    for (let i = 0; i < ENV_VALUES; i++) {
-      let q = instant + ENV_FROM + i * ENV_HOP;
-      let lost = false;
-      for (let h = 0; h < hints.length; h++) {
-        const g = hints[h]!;
-        // A gap after the instant: what the model puts after it is g.len earlier in the target (or missing);
-        // a gap before: what the model puts before it is g.len later.
-        if (g.at > instant) {
-          if (q >= g.at) {
-            q -= g.len;
-            if (q < g.at) lost = true;
-          }
-        } else if (q < g.at) {
-          q += g.len;
-          if (q >= g.at) lost = true;
+/** Levels of windows [lo, hi) (the first `from`) into `db`, their squares' sums into `prefix` from `lo`. */
+function windowsOf(
+  ring: SampleRing,
+  from: number,
+  lo: number,
+  hi: number,
+  prefix: Float64Array,
+  db: Float64Array,
+): void {
+  prefixSquares(ring, from + lo, hi - lo - 1 + ENV_WINDOW, prefix, lo);
+  for (let i = lo; i < hi; i++) db[i] = windowDb(prefix, i);
+}
+
+/** A search's answer: the best shift (index into [0, 2·range]) and its score, and a runner-up on another peak. */
+class Found {
+  d: number;
+  c: number;
+  /** The runner-up (see ALT_SEPARATION); -1: none. */
+  altD = -1;
+  altC = -Infinity;
+  constructor(d: number, c: number) {
+    this.d = d;
+    this.c = c;
+  }
+}
+
+/** Score `c` of shift index `d` without the far shifts' handicap. */
+function unhandicap(d: number, range: number, c: number): number {
+  return Math.abs(d - range) > NEAR_SHIFT ? c + FAR_HANDICAP : c;
+}
+
+/** The correlation at shift index `d` under `hints` without the far handicap; -1 outside [0, 2·range]. */
+function unhandicappedScore(s: EnvelopeScratch, d: number, range: number, hints: readonly GapHint[]): number {
+  if (!(d >= 0 && d <= 2 * range)) return -1;
+  const c = hints.length === 0 ? plainScore(s, d) : hintedScore(s, d, hints);
+  return c === -1 ? -1 : unhandicap(d, range, c);
+}
+
+/** The plain fit's score of shift index `d` (remembered for the search). */
+function plainScore(s: EnvelopeScratch, d: number): number {
+  const memo = s.plainMemo;
+  let c = memo[d]!;
+  if (c !== c) c = memo[d] = scorePlain(s, d);
+  return c;
+}
+
+/** The score of shift index `d` with `hints` taken out of the target (remembered for the last hints). */
+function hintedScore(s: EnvelopeScratch, d: number, hints: readonly GapHint[]): number {
+  if (hints !== s.memoHints) {
+    s.hintMemo.fill(NaN, 0, 2 * s.range + 1);
+    s.memoHints = hints;
+  }
+  let c = s.hintMemo[d]!;
+  if (c !== c) c = s.hintMemo[d] = scoreHinted(s, d, hints);
+  return c;
+}
+
+/** {@link plainCorrelation} of shift index `d` at its clamps, with the far handicap. */
+function scorePlain(s: EnvelopeScratch, d: number): number {
+  const a = s.downMax[d]!, b = s.upMax[d + (ENV_VALUES - 1) * ENV_HOP]!;
+  const max = a > b ? a : b;
+  const floor = Math.max(max - ENV_RANGE_DB, s.noise);
+  // Every value at or below the noise floor (a long pause): the target side is flat, -1 (see flatPlainSide).
+  const corr = flatPlainSide(max, floor) ? -1 : plainCorrelation(s.db, d, floor, floor - max, s.sources);
+  return Math.abs(d - s.range) > NEAR_SHIFT ? corr - FAR_HANDICAP : corr;
+}
+
+/** {@link placedCorrelation} of shift index `d` with `hints` taken out of the target, with the far handicap. */
+function scoreHinted(s: EnvelopeScratch, d: number, hints: readonly GapHint[]): number {
+  const max = place(s, d, hints);
+  if (max === -Infinity) return -1;
+  const floor = Math.max(max - ENV_RANGE_DB, s.noise);
+  const rel = floor - max;
+  const corr = placedCorrelation(s.db, s.sDb, s.at, floor, rel);
+  if (corr === NOT_ENOUGH) return -1;
+  return Math.abs(d - s.range) > NEAR_SHIFT ? corr - FAR_HANDICAP : corr;
+}
+
+/**
+ * Fills `s.at` with the db index of each value for the instant at shift index `d` (-1: not in the target),
+ * taking `hints` out of the target; returns the loudest target value.
+ */
+function place(s: EnvelopeScratch, d: number, hints: readonly GapHint[]): number {
+  const instant = s.center - s.range + d, from = s.from, positions = s.positions, db = s.db, at = s.at;
+  let max = -Infinity;
+  for (let i = 0; i < ENV_VALUES; i++) {
+    let q = instant + ENV_FROM + i * ENV_HOP;
+    let lost = false;
+    for (let h = 0; h < hints.length; h++) {
+      const g = hints[h]!;
+      // A gap after the instant: what the model puts after it is g.len earlier in the target (or missing);
+      // a gap before: what the model puts before it is g.len later.
+      if (g.at > instant) {
+        if (q >= g.at) {
+          q -= g.len;
+          if (q < g.at) lost = true;
         }
+      } else if (q < g.at) {
+        q += g.len;
+        if (q >= g.at) lost = true;
       }
-      const k = q - from;
-      if (lost || k < 0 || k >= positions) {
-        at[i] = -1;
-        continue;
-      }
-      at[i] = k;
-      if (db[k]! > max) max = db[k]!;
     }
-    return max;
-  };
+    const k = q - from;
+    if (lost || k < 0 || k >= positions) {
+      at[i] = -1;
+      continue;
+    }
+    at[i] = k;
+    if (db[k]! > max) max = db[k]!;
+  }
+  return max;
+}
 
-  const src = scratch.sources;
-  src.reset(sDb, levels);
-  const sourceOf = (rel: number): SourceSide => src.get(rel);
-  const scorePlain = (d: number): number => {
+/** Step from coarse shift index `d` to the next: far shifts (only a long lost message needs them) twice as coarse. */
+function coarseStep(d: number, range: number): number {
+  return Math.abs(d - range) > NEAR_SHIFT ? 2 * COARSE_STEP : COARSE_STEP;
+}
+
+/**
+ * The plain fit (no hints): the coarse shifts estimated at once (plain_scan.ts), those that can be among the best
+ * few scored exactly, then refined.
+ */
+function searchPlain(s: EnvelopeScratch): Found {
+  const range = s.range, last = 2 * range, ds = s.ds, floors = s.floors, rels = s.rels;
+  const downMax = s.downMax, upMax = s.upMax, noise = s.noise;
+  let count = 0;
+  for (let d = 0; d <= last; d += coarseStep(d, range)) {
     const a = downMax[d]!, b = upMax[d + (ENV_VALUES - 1) * ENV_HOP]!;
     const max = a > b ? a : b;
     const floor = Math.max(max - ENV_RANGE_DB, noise);
-    // Every value at or below the noise floor (a long pause): the target side is flat, -1 (see flatPlainSide).
-    const corr = flatPlainSide(max, floor) ? -1 : plainCorrelation(db, d, floor, floor - max, src);
-    return Math.abs(d - range) > NEAR_SHIFT ? corr - FAR_HANDICAP : corr;
-  };
-  // Every shift is scored at most once per hypothesis: the refinement revisits its coarse shift (and neighbouring
-  // candidates' windows overlap), and the waveform signs ask for shifts the plain search scored already.
-  const span = 2 * range + 1;
-  if (scratch.plainMemo.length < span) {
-    scratch.plainMemo = new Float64Array(span);
-    scratch.hintMemo = new Float64Array(span);
-    scratch.ds = new Int32Array(span);
-    scratch.floors = new Float64Array(span);
-    scratch.rels = new Float64Array(span);
-    scratch.estimates = new Float64Array(span);
+    ds[count] = d;
+    floors[count] = floor;
+    rels[count] = floor - max;
+    count++;
   }
-  const plainMemo = scratch.plainMemo, hintMemo = scratch.hintMemo;
-  plainMemo.fill(NaN, 0, span);
-  /** The hints whose scores `hintMemo` holds. */
-  let memoHints: readonly GapHint[] | undefined;
+  const est = s.estimates;
+  s.scan.scan(s.db, ds, count, floors, rels, s.sourceOf, est);
+  let e1 = -Infinity, e2 = -Infinity, e3 = -Infinity;
+  for (let j = 0; j < count; j++) {
+    const d = ds[j]!;
+    let e = est[j]!;
+    if (e !== e) {
+      // No estimate: the exact score stands in (and is remembered).
+      e = est[j] = s.plainMemo[d] = scorePlain(s, d);
+    } else if (Math.abs(d - range) > NEAR_SHIFT) e = est[j] = e - FAR_HANDICAP;
+    if (e > e1) {
+      e3 = e2;
+      e2 = e1;
+      e1 = e;
+    } else if (e > e2) {
+      e3 = e2;
+      e2 = e;
+    } else if (e > e3) e3 = e;
+  }
+  // A shift whose estimate falls short of the third best's by more than twice the tolerance is below at least
+  // three others exactly: it would not have been kept.
+  const third = e3 - 2 * SCAN_TOLERANCE;
+  let kept = 0;
+  for (let j = 0; j < count; j++) {
+    if (est[j]! < third) continue;
+    const d = ds[j]!;
+    kept = keepTop(s, kept, d, plainScore(s, d));
+  }
+  return refine(s, kept, NO_GAPS);
+}
 
-  const score = (d: number, hints: readonly GapHint[]): number => {
-    if (hints.length === 0) {
-      let c = plainMemo[d]!;
-      if (c !== c) c = plainMemo[d] = scorePlain(d);
-      return c;
-    }
-    if (hints !== memoHints) {
-      hintMemo.fill(NaN, 0, span);
-      memoHints = hints;
-    }
-    let c = hintMemo[d]!;
-    if (c !== c) c = hintMemo[d] = scoreHinted(d, hints);
-    return c;
-  };
+/** The fit with `hints` taken out of the target: every coarse shift scored exactly, then refined. */
+function searchHinted(s: EnvelopeScratch, hints: readonly GapHint[]): Found {
+  const range = s.range, last = 2 * range;
+  let kept = 0;
+  for (let d = 0; d <= last; d += coarseStep(d, range)) kept = keepTop(s, kept, d, hintedScore(s, d, hints));
+  return refine(s, kept, hints);
+}
 
-  const scoreHinted = (d: number, hints: readonly GapHint[]): number => {
-    const max = place(d, hints);
-    if (max === -Infinity) return -1;
-    const floor = Math.max(max - ENV_RANGE_DB, noise);
-    const rel = floor - max;
-    const corr = placedCorrelation(db, sDb, at, floor, rel);
-    if (corr === NOT_ENOUGH) return -1;
-    return Math.abs(d - range) > NEAR_SHIFT ? corr - FAR_HANDICAP : corr;
-  };
+/** Inserts shift index `d` scoring `c` into the best REFINE_CANDIDATES of `kept` (after ties); returns how many. */
+function keepTop(s: EnvelopeScratch, kept: number, d: number, c: number): number {
+  const top = s.top, topScore = s.topScore;
+  let k = kept;
+  while (k > 0 && topScore[k - 1]! < c) k--;
+  if (k >= REFINE_CANDIDATES) return kept;
+  for (let q = kept < REFINE_CANDIDATES ? kept : REFINE_CANDIDATES - 1; q > k; q--) {
+    top[q] = top[q - 1]!;
+    topScore[q] = topScore[q - 1]!;
+  }
+  top[k] = d;
+  topScore[k] = c;
+  return kept < REFINE_CANDIDATES ? kept + 1 : kept;
+}
 
-  /** Best shift and, when one nearly as good sits elsewhere, that runner-up (the best of another peak). */
-  type Found = { d: number; c: number; alt?: { d: number; c: number } };
-  const search = (hints: readonly GapHint[]): Found => {
-    // Coarse pass, then every sample around the best few (the correlation peak is about a window wide).
-    const last = 2 * range;
-    const top: number[] = [];
-    const topScore: number[] = [];
-    const plain = hints.length === 0;
-    let count = 0, third = -Infinity;
-    if (plain) {
-      // Which coarse shifts can be among the best few (plain_scan.ts): the rest are not scored exactly.
-      for (let d = 0; d <= last; d += Math.abs(d - range) > NEAR_SHIFT ? 2 * COARSE_STEP : COARSE_STEP) {
-        const a = downMax[d]!, b = upMax[d + (ENV_VALUES - 1) * ENV_HOP]!;
-        const max = a > b ? a : b;
-        const floor = Math.max(max - ENV_RANGE_DB, noise);
-        scratch.ds[count] = d;
-        scratch.floors[count] = floor;
-        scratch.rels[count] = floor - max;
-        count++;
-      }
-      const est = scratch.estimates;
-      scratch.scan.scan(db, scratch.ds, count, scratch.floors, scratch.rels, sourceOf, est);
-      let e1 = -Infinity, e2 = -Infinity, e3 = -Infinity;
-      for (let j = 0; j < count; j++) {
-        const d = scratch.ds[j]!;
-        let e = est[j]!;
-        if (e !== e) {
-          // No estimate: the exact score stands in (and is remembered).
-          e = est[j] = plainMemo[d] = scorePlain(d);
-        } else if (Math.abs(d - range) > NEAR_SHIFT) e = est[j] = e - FAR_HANDICAP;
-        if (e > e1) [e1, e2, e3] = [e, e1, e2];
-        else if (e > e2) [e2, e3] = [e, e2];
-        else if (e > e3) e3 = e;
-      }
-      third = e3 - 2 * SCAN_TOLERANCE;
-    }
-    // Far shifts (only a long message lost right after the instant needs them) on a grid twice as coarse.
-    for (
-      let d = 0, j = 0;
-      d <= last;
-      d += Math.abs(d - range) > NEAR_SHIFT ? 2 * COARSE_STEP : COARSE_STEP, j++
-    ) {
-      // A shift whose estimate falls short of the third best's by more than twice the tolerance is below at
-      // least three others exactly: it would not have been kept.
-      if (plain && scratch.estimates[j]! < third) continue;
-      const c = score(d, hints);
-      let k = top.length;
-      while (k > 0 && topScore[k - 1]! < c) k--;
-      if (k < REFINE_CANDIDATES) {
-        top.splice(k, 0, d);
-        topScore.splice(k, 0, c);
-        if (top.length > REFINE_CANDIDATES) {
-          top.pop();
-          topScore.pop();
-        }
+/**
+ * Every sample around the `kept` best coarse shifts (the correlation peak is about a window wide): the best peak
+ * and, when one nearly as good sits elsewhere, that runner-up (the best of another peak).
+ */
+function refine(s: EnvelopeScratch, kept: number, hints: readonly GapHint[]): Found {
+  const range = s.range, last = 2 * range, pd = s.peakD, pc = s.peakC;
+  for (let q = 0; q < kept; q++) {
+    const d0 = s.top[q]!;
+    let bd = d0, bc = -Infinity;
+    for (let d = Math.max(0, d0 - COARSE_STEP + 1); d <= Math.min(last, d0 + COARSE_STEP - 1); d++) {
+      const c = hints.length === 0 ? plainScore(s, d) : hintedScore(s, d, hints);
+      // Ties go to the shift nearest the coarse position.
+      if (c > bc || (c === bc && Math.abs(d - range) < Math.abs(bd - range))) {
+        bd = d;
+        bc = c;
       }
     }
-    const peaks: { d: number; c: number }[] = [];
-    for (const d0 of top) {
-      let pd = d0, pc = -Infinity;
-      for (let d = Math.max(0, d0 - COARSE_STEP + 1); d <= Math.min(last, d0 + COARSE_STEP - 1); d++) {
-        const c = score(d, hints);
-        // Ties go to the shift nearest the coarse position.
-        if (c > pc || (c === pc && Math.abs(d - range) < Math.abs(pd - range))) {
-          pd = d;
-          pc = c;
-        }
-      }
-      peaks.push({ d: pd, c: pc });
+    // Best first, ties to the shift nearest the coarse position (stable: the coarse order after that).
+    let k = q;
+    while (k > 0 && peakBefore(bd, bc, pd[k - 1]!, pc[k - 1]!, range)) {
+      pd[k] = pd[k - 1]!;
+      pc[k] = pc[k - 1]!;
+      k--;
     }
-    peaks.sort((a, b) => b.c - a.c || Math.abs(a.d - range) - Math.abs(b.d - range));
-    const best = peaks[0] ?? { d: range, c: -Infinity };
-    const alt = peaks.find((p) => Math.abs(p.d - best.d) >= ALT_SEPARATION && p.c >= best.c - ALT_MARGIN);
-    return alt ? { ...best, alt } : best;
-  };
-  /**
-   * Best correlation with the instant `u` samples into the stretch missing before `g.at` (u in [0, g.len)):
-   * source values more than u before the instant sit just before g.at, those from g.len - u after it from
-   * g.at on, and the rest are missing.
-   */
-  const scoreInGap = (g: GapHint): number => {
-    const corrAt = (u: number): number => {
-      let mx = -Infinity;
-      for (let i = 0; i < ENV_VALUES; i++) {
-        const s = ENV_FROM + i * ENV_HOP;
-        const q = s < -u ? g.at + s + u : s >= g.len - u ? g.at + s + u - g.len : -1;
-        const k = q < 0 ? -1 : q - from;
-        at[i] = k < 0 || k >= positions ? -1 : k;
-        if (at[i]! >= 0 && db[at[i]!]! > mx) mx = db[at[i]!]!;
-      }
-      if (mx === -Infinity) return -1;
-      const floor = Math.max(mx - ENV_RANGE_DB, noise);
-      const rel = floor - mx;
-      const corr = placedCorrelation(db, sDb, at, floor, rel);
-      return corr === NOT_ENOUGH ? -1 : corr;
-    };
-    let best = -1, bu = 0;
-    for (let u = 0; u < g.len; u += COARSE_STEP) {
-      const c = corrAt(u);
-      if (c > best) [best, bu] = [c, u];
+    pd[k] = bd;
+    pc[k] = bc;
+  }
+  if (kept === 0) return new Found(range, -Infinity);
+  const best = new Found(pd[0]!, pc[0]!);
+  for (let q = 1; q < kept; q++) {
+    if (Math.abs(pd[q]! - best.d) >= ALT_SEPARATION && pc[q]! >= best.c - ALT_MARGIN) {
+      best.altD = pd[q]!;
+      best.altC = pc[q]!;
+      break;
     }
-    for (let u = Math.max(0, bu - COARSE_STEP + 1); u < Math.min(g.len, bu + COARSE_STEP); u++) {
-      best = Math.max(best, corrAt(u));
-    }
-    return Math.abs(g.at - center) > NEAR_SHIFT ? best - FAR_HANDICAP : best;
-  };
+  }
+  return best;
+}
 
-  let pick = search([]);
-  let pickHints: readonly GapHint[] = [];
-  // Only gaps that can fall inside some candidate's envelope matter; each is tried alone (a wrong hint must not
-  // spoil a right one), and all together when there are several (two losses near one instant).
-  const near = gaps.filter((g) => g.at > from && g.at < from + n)
+/** Whether peak (d, c) sorts strictly before peak (e, f): the sort's comparator `f − c || |d − r| − |e − r|` < 0. */
+function peakBefore(d: number, c: number, e: number, f: number, range: number): boolean {
+  return (f - c || Math.abs(d - range) - Math.abs(e - range)) < 0;
+}
+
+/** The capture-time gaps that can fall inside some candidate's envelope, nearest the coarse position first. */
+function nearHints(gaps: readonly GapHint[], from: number, n: number, center: number): readonly GapHint[] {
+  return gaps.filter((g) => g.at > from && g.at < from + n)
     .sort((a, b) => Math.abs(a.at - center) - Math.abs(b.at - center))
     .slice(0, MAX_HINTS);
-  // A hint's length comes from capture times, which jitter by a millisecond or two: the nearest one is also
-  // tried a little shorter and longer, so the audio after it lines up to the sample.
+}
+
+/**
+ * The hint sets tried: each near gap alone (a wrong hint must not spoil a right one), and all together when
+ * there are several (two losses near one instant). A hint's length comes from capture times, which jitter by a
+ * millisecond or two: the nearest one is also tried a little shorter and longer, so the audio after it lines up
+ * to the sample.
+ */
+function hintTries(near: readonly GapHint[]): (readonly GapHint[])[] {
+  if (near.length === 0) return [];
   const tries = near.length > 1 ? [...near.map((g) => [g]), near] : near.map((g) => [g]);
-  const first = near[0];
-  if (first) {
-    for (const dl of LEN_TRIES) {
-      if (first.len + dl > 0) tries.push([{ at: first.at, len: first.len + dl }, ...near.slice(1)]);
-    }
+  const first = near[0]!;
+  for (const dl of LEN_TRIES) {
+    if (first.len + dl > 0) tries.push([{ at: first.at, len: first.len + dl }, ...near.slice(1)]);
   }
-  for (const hints of tries) {
-    const hinted = search(hints);
-    if (hinted.c > pick.c + HINT_MARGIN) [pick, pickHints] = [hinted, hints];
+  return tries;
+}
+
+/**
+ * Best correlation with the instant `u` samples into the stretch missing before `g.at` (u in [0, g.len)):
+ * source values more than u before the instant sit just before g.at, those from g.len - u after it from
+ * g.at on, and the rest are missing.
+ */
+function scoreInGap(s: EnvelopeScratch, g: GapHint): number {
+  let best = -1, bu = 0;
+  for (let u = 0; u < g.len; u += COARSE_STEP) {
+    const c = inGapCorrelation(s, g, u);
+    if (c > best) [best, bu] = [c, u];
   }
-  if (!(pick.c > -1)) return undefined;
-  const unhandicap = (d: number, c: number) => Math.abs(d - range) > NEAR_SHIFT ? c + FAR_HANDICAP : c;
-  const corrAt = (shift: number): number => {
-    const d = shift + range;
-    if (!(d >= 0 && d <= 2 * range)) return -1;
-    const c = score(d, pickHints);
-    return c === -1 ? -1 : unhandicap(d, c);
-  };
-  // The instant itself may lie in the missing stretch (silence suppression stopped sending just before a soft
-  // onset, or the instant's message was lost): then no target sample carries it, and the fits above can only
-  // name a neighbour (measured on the bench's DTX chain: 40–340 ms early). Score that hypothesis for each hint.
-  for (const g of near) {
-    const v = scoreInGap(g);
-    if (v > pick.c + IN_GAP_MARGIN) return { shift: pick.d - range, corr: v, instantInGap: true, corrAt };
+  for (let u = Math.max(0, bu - COARSE_STEP + 1); u < Math.min(g.len, bu + COARSE_STEP); u++) {
+    best = Math.max(best, inGapCorrelation(s, g, u));
   }
-  return {
-    shift: pick.d - range,
-    corr: unhandicap(pick.d, pick.c),
-    ...(pick.alt ? { alt: { shift: pick.alt.d - range, corr: unhandicap(pick.alt.d, pick.alt.c) } } : {}),
-    corrAt,
-  };
+  return Math.abs(g.at - s.center) > NEAR_SHIFT ? best - FAR_HANDICAP : best;
+}
+
+/** {@link scoreInGap}'s correlation with the instant `u` samples into the stretch missing before `g.at`. */
+function inGapCorrelation(s: EnvelopeScratch, g: GapHint, u: number): number {
+  const at = s.at, db = s.db, from = s.from, positions = s.positions;
+  let mx = -Infinity;
+  for (let i = 0; i < ENV_VALUES; i++) {
+    const v = ENV_FROM + i * ENV_HOP;
+    const q = v < -u ? g.at + v + u : v >= g.len - u ? g.at + v + u - g.len : -1;
+    const k = q < 0 ? -1 : q - from;
+    at[i] = k < 0 || k >= positions ? -1 : k;
+    if (at[i]! >= 0 && db[at[i]!]! > mx) mx = db[at[i]!]!;
+  }
+  if (mx === -Infinity) return -1;
+  const floor = Math.max(mx - ENV_RANGE_DB, s.noise);
+  const rel = floor - mx;
+  const corr = placedCorrelation(db, s.sDb, at, floor, rel);
+  return corr === NOT_ENOUGH ? -1 : corr;
 }
 
 /** {@link placedCorrelation}'s answer when fewer than MIN_VALUES envelope values are placed. */
