@@ -24,7 +24,7 @@ import { CLOCK_SKEW_NS, MARGIN_SPAN } from "./thresholds.ts";
 import { type CheckRunner, CheckScheduler, type Pending } from "./scheduler.ts";
 import { type CoarseMatch, emptyMatcherStats, type MatcherContext, type MatcherStats } from "./types.ts";
 import { Verifier } from "./verify.ts";
-import { VoteTable } from "./vote_table.ts";
+import { MAX_LAG, VoteTable } from "./vote_table.ts";
 import { HIT_KEY_FRAME, type RecentFrames, recentFramesOf, RecentOwner } from "./recent_frames.ts";
 
 /**
@@ -175,8 +175,12 @@ export class TargetMatcher {
           index.lookupProbes(pr, np, v, HIT_MAX_DIST, hits);
           this.#stats.lookups += np;
           this.#stats.hits += hits.count;
-          this.#sink ^= this.#votes.touch(hits.slot, hits.pos, t, hits.count);
-          for (let h = 0; h < hits.count; h++) this.#vote(hits.slot[h]!, t - hits.pos[h]!, t, hits.dist[h]!);
+          // Hits that cast no vote (alignments before the frames held, or of a signature matched here) out first.
+          const n = t - MAX_LAG < store.start || this.#slotMatched.size > 0
+            ? this.#voting(hits, t)
+            : hits.count;
+          const nc = this.#votes.voteFrame(hits.slot, hits.pos, hits.dist, n, t);
+          for (let c = 0; c < nc; c++) this.#candidate(hits.slot[c]!, t - hits.pos[c]!, t);
         }
       }
       checks.runDue(t, out);
@@ -187,13 +191,30 @@ export class TargetMatcher {
     return out;
   }
 
-  #vote(slot: number, s: number, t: number, dist: number): void {
+  /**
+   * Moves the hits of frame `t` that vote to the front of `hits` (in order), and returns how many: not those for an
+   * alignment before the first frame held, nor those of a signature matched here (while its slot holds it).
+   */
+  #voting(hits: HitBuffer, t: number): number {
     const { index, store } = this.#ctx;
-    if (s < store.start) return;
-    // Nothing matched in this slot (the common case): its generation is not needed until a candidate is queued.
-    const matched = this.#slotMatched.size === 0 ? 0 : this.#slotMatched.get(slot) ?? 0;
-    if (matched !== 0 && matched === index.generation(slot) + 1) return;
-    if (!this.#votes.vote(slot, s, t, hitVotes(dist))) return;
+    const slots = hits.slot, pos = hits.pos, dist = hits.dist;
+    let n = 0;
+    for (let h = 0; h < hits.count; h++) {
+      const slot = slots[h]!, p = pos[h]!;
+      if (t - p < store.start) continue;
+      // Nothing matched in this slot (the common case): its generation is not needed until a candidate is queued.
+      const matched = this.#slotMatched.size === 0 ? 0 : this.#slotMatched.get(slot) ?? 0;
+      if (matched !== 0 && matched === index.generation(slot) + 1) continue;
+      slots[n] = slot;
+      pos[n] = p;
+      dist[n++] = dist[h]!;
+    }
+    return n;
+  }
+
+  /** Alignment `s` of `slot` became a candidate at frame `t`: pre-checked now when its frames are all here, or queued. */
+  #candidate(slot: number, s: number, t: number): void {
+    const { index, store } = this.#ctx;
     // The block length from the index: the signature object is read only if the pre-check passes.
     const due = Math.max(t, s + Math.min(PRECHECK_AFTER, index.blockLength(slot)));
     // Due within these frames (about half the candidates): the frames it reads are those it would read when
