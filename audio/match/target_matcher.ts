@@ -45,6 +45,8 @@ const rings = new FinalizationRegistry<{ index: SignatureIndex; slot: number }>(
  * further back (~10% of the ~4.1 s a signature asks for).
  */
 export const BOUND_SLACK_NS = 500_000_000n;
+/** Bits of a matcher's filter of the slots matched in its stream (a power of two, at least 32). */
+const MATCHED_BITS = 1024;
 /** No votes (never written). */
 const NO_VOTES: ReadonlyMap<number, number> = new Map();
 
@@ -82,6 +84,11 @@ export class TargetMatcher {
    * table over every slot cost 4 bytes per active signature in each stream that ever matched).
    */
   readonly #slotMatched = new Map<number, number>();
+  /**
+   * A bit per slot modulo {@link MATCHED_BITS} set for every slot in {@link #slotMatched}: a hit whose bit is clear
+   * (nearly all: a stream holds a few dozen matched slots) is not of one, without a lookup in the map.
+   */
+  readonly #matchedBits = new Int32Array(MATCHED_BITS >> 5);
   #lastSweep = 0;
   /** What the scheduler's touch loaded, kept so that the loads are not optimised away. */
   #sink = 0;
@@ -197,14 +204,16 @@ export class TargetMatcher {
    */
   #voting(hits: HitBuffer, t: number): number {
     const { index, store } = this.#ctx;
-    const slots = hits.slot, pos = hits.pos, dist = hits.dist;
+    const slots = hits.slot, pos = hits.pos, dist = hits.dist, bits = this.#matchedBits;
     let n = 0;
     for (let h = 0; h < hits.count; h++) {
       const slot = slots[h]!, p = pos[h]!;
       if (t - p < store.start) continue;
       // Nothing matched in this slot (the common case): its generation is not needed until a candidate is queued.
-      const matched = this.#slotMatched.size === 0 ? 0 : this.#slotMatched.get(slot) ?? 0;
-      if (matched !== 0 && matched === index.generation(slot) + 1) continue;
+      if ((bits[(slot >> 5) & (MATCHED_BITS / 32 - 1)]! & (1 << (slot & 31))) !== 0) {
+        const matched = this.#slotMatched.get(slot) ?? 0;
+        if (matched !== 0 && matched === index.generation(slot) + 1) continue;
+      }
       slots[n] = slot;
       pos[n] = p;
       dist[n++] = dist[h]!;
@@ -395,7 +404,10 @@ export class TargetMatcher {
   #accept(m: CoarseMatch, slot: number, gen: number): void {
     this.#stats.accepted++;
     this.#matched.set(m.sig.id, m.frame);
-    if (slot >= 0) this.#slotMatched.set(slot, gen + 1);
+    if (slot >= 0) {
+      this.#slotMatched.set(slot, gen + 1);
+      this.#matchedBits[(slot >> 5) & (MATCHED_BITS / 32 - 1)]! |= 1 << (slot & 31);
+    }
   }
 
   /** Forgets matched ids whose signature left the index and whose frame left the lookback. */
@@ -406,8 +418,10 @@ export class TargetMatcher {
       if (!index.has(id) && frame < store.start) this.#matched.delete(id);
     }
     // A slot whose generation moved on holds another signature now: its entry no longer says anything.
+    const bits = this.#matchedBits.fill(0);
     for (const [slot, gen1] of this.#slotMatched) {
       if (index.generation(slot) + 1 !== gen1) this.#slotMatched.delete(slot);
+      else bits[(slot >> 5) & (MATCHED_BITS / 32 - 1)]! |= 1 << (slot & 31);
     }
   }
 }
