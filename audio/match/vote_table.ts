@@ -235,18 +235,21 @@ export class VoteTable {
    * The votes of target frame `t` (frames in ascending order): hit x < n votes for alignment (slots[x],
    * t − pos[x]) (0 ≤ pos[x] < MAX_LAG) a worth of `hitVotes(dist[x])`, as {@link vote} one after another. The
    * alignments that became candidates are written over the first hits, in order (slot to `slots`, t − s to `pos`);
-   * returns how many. One call a frame rather than one a vote: its table lines, mostly cache misses independent of
-   * each other, are loaded together first (so they overlap instead of stalling one vote after another; the older
-   * generation's are left: with the occupancy bits a vote reads them only when they hold an entry near its
-   * alignment), and the frame's bookkeeping is done once.
+   * returns how many. One call a frame rather than one a vote: its table lines and occupancy words in the current
+   * generation, mostly cache misses independent of each other, are loaded together first (so they overlap instead
+   * of stalling one vote after another; the older generation's are left: loading its words too did not pay, and
+   * with the occupancy bits a vote reads its lines only when they hold an entry near its alignment), and the
+   * frame's bookkeeping is done once.
    */
   voteFrame(slots: Int32Array, pos: Int32Array, dist: Int32Array, n: number, t: number): number {
     if (n === 0) return 0;
     this.#begin(t);
     const c = this.#cur;
-    const ce = c.e, cb = t - c.base;
+    const ce = c.e, cb = t - c.base, occ = c.occ;
     let acc = 0;
-    for (let x = 0; x < n; x++) acc ^= ce[c.home(slots[x]!, cb - pos[x]!)]!;
+    for (let x = 0; x < n; x++) {
+      acc ^= ce[c.home(slots[x]!, cb - pos[x]!)]! ^ occ[c.occBit(slots[x]!, t - pos[x]! - 1) >>> 5]!;
+    }
     this.#sink ^= acc;
     let m = 0;
     for (let x = 0; x < n; x++) {
