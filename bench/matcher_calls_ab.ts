@@ -75,7 +75,7 @@ for (let p = 0; p < passes; p++) {
         index,
       }));
   });
-  const ratios: number[] = [], total = [0, 0];
+  const ratios: number[] = [], total: [number, number] = [0, 0];
   for (let c = 0, k = 0; c < order.length; c += chunk, k++) {
     const took = [0, 0];
     for (let j = 0; j < 2; j++) {

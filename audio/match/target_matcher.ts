@@ -14,7 +14,14 @@
  * @module
  */
 
-import { FRAME_WORDS, frameSlotOf, HitBuffer, popcount32 } from "./signature_index.ts";
+import {
+  FRAME_POSITIONS_AT,
+  FRAME_RANKS_AT,
+  FRAME_WORDS,
+  frameSlotOf,
+  HitBuffer,
+  popcount32,
+} from "./signature_index.ts";
 import type { Signature } from "../types.ts";
 import { HIT_MAX_DIST, hitVotes, PROBE_WORDS, probes, SILENT_FRAME_DB, tablesOf } from "./lookup.ts";
 import { precheck, PRECHECK_AFTER, PRECHECK_BER, precheckKernel, touchPrechecks } from "./precheck.ts";
@@ -187,6 +194,7 @@ export class TargetMatcher {
             ? this.#voting(hits, t)
             : hits.count;
           const nc = this.#votes.voteFrame(hits.slot, hits.pos, hits.dist, n, t);
+          if (nc > 1) this.#touchCandidates(hits.slot, hits.pos, nc, t);
           for (let c = 0; c < nc; c++) this.#candidate(hits.slot[c]!, t - hits.pos[c]!, t);
         }
       }
@@ -219,6 +227,27 @@ export class TargetMatcher {
       dist[n++] = dist[h]!;
     }
     return n;
+  }
+
+  /**
+   * Loads what the candidates of frame `t` (`slots[c]` at t − `pos[c]`, c < n) read first, before any is handled:
+   * their slots' block length and, for one whose frames are all here (pre-checked at once, over the frames below
+   * its limit), its slot's line of rank bytes there and its first positions.
+   */
+  #touchCandidates(slots: Int32Array, pos: Int32Array, n: number, t: number): void {
+    const { index, store } = this.#ctx;
+    const frames = index.frames;
+    let acc = 0;
+    for (let c = 0; c < n; c++) {
+      const slot = slots[c]!, limit = store.end - (t - pos[c]!) - 1;
+      acc ^= index.blockLength(slot);
+      if (limit >= PRECHECK_AFTER) {
+        const at = slot * FRAME_WORDS;
+        acc ^= frames[at + FRAME_RANKS_AT + (Math.min(limit, MAX_LAG) >> 2)]! ^
+          frames[at + FRAME_POSITIONS_AT]!;
+      }
+    }
+    this.#sink ^= acc;
   }
 
   /** Alignment `s` of `slot` became a candidate at frame `t`: pre-checked now when its frames are all here, or queued. */
