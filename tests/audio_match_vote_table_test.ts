@@ -198,3 +198,33 @@ Deno.test("vote table: after a quiet epoch a busy one reaches its size in a few 
   strictEqual(v.bytes <= 2 * (n / 0.3) * 4.5, true, `${v.bytes} bytes`);
   for (let t = EPOCH_FRAMES; t < 2 * EPOCH_FRAMES; t += 7) strictEqual(v.has((t * perFrame) % 9973, t), true);
 });
+
+Deno.test("vote table: a frame's votes at once make the candidates one vote at a time would, in order, over its hits", () => {
+  const r = xorshift32(9);
+  for (const slots of [3, 40, 2000]) {
+    const v = new VoteTable(16), m = new Model();
+    const slot = new Int32Array(64), pos = new Int32Array(64), dist = new Int32Array(64);
+    let candidates = 0;
+    for (let t = 0; t < 12 * EPOCH_FRAMES; t += r() % 50 === 0 ? 1 + (r() % (2 * EPOCH_FRAMES)) : 1) {
+      v.advance(t);
+      const n = r() % 40, want: number[] = [];
+      for (let k = 0; k < n; k++) {
+        slot[k] = r() % slots;
+        pos[k] = Math.min(t, r() % 4 === 0 ? r() % MAX_LAG : (slot[k]! * 7 + (r() % 3)) % MAX_LAG);
+        dist[k] = r() % 5;
+        if (m.vote(slot[k]!, t - pos[k]!, t, dist[k]! <= 1 ? 2 : 1)) want.push(slot[k]!, pos[k]!);
+      }
+      const nc = v.voteFrame(slot, pos, dist, n, t);
+      const got: number[] = [];
+      for (let c = 0; c < nc; c++) got.push(slot[c]!, pos[c]!);
+      strictEqual(got.join(), want.join(), `slots ${slots}, frame ${t}`);
+      candidates += nc;
+    }
+    strictEqual(candidates > 100, true, `${candidates} candidates`);
+  }
+  const v = new VoteTable();
+  v.advance(1000);
+  strictEqual(v.voteFrame(new Int32Array(1), new Int32Array(1), new Int32Array(1), 0, 1000), 0);
+  strictEqual(v.bytes <= 256, true, "a frame without hits holds nothing");
+  throws(() => v.voteFrame(Int32Array.of(1), Int32Array.of(MAX_LAG), Int32Array.of(0), 1, 1000), RangeError);
+});

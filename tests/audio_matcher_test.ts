@@ -111,6 +111,33 @@ Deno.test("forward: each signature is found once, at its frame, as frames arrive
   ok(m.matched(sigs[0]!.id));
 });
 
+Deno.test("forward: a signature matched here leaves another one whose slot shares its filter bit searchable", () => {
+  const store = frames(samples("speech_8k.ul"));
+  const index = new SignatureIndex();
+  const a = sigAt(store, 20), b = sigAt(store, 300);
+  index.add(a);
+  // Unrelated blocks between, so that b's slot is 1,024 after a's (the matcher's filter of matched slots).
+  let seed = 7;
+  for (let k = 1; k < 1024; k++) {
+    const fp = Uint32Array.from(
+      { length: 128 },
+      () => (seed = Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + k) >>> 0,
+    );
+    index.add({ ...sigAt(store, 0, T0 + BigInt(k)), id: `filler${k}`, fingerprint: fp });
+  }
+  index.add(b);
+  strictEqual(index.slotOf(b.id) - index.slotOf(a.id), 1024);
+  const live = new FrameStore(2048);
+  const m = matcher(live, index);
+  const found: string[] = [];
+  for (let n = 0; n < store.end; n++) {
+    live.push(store.bits[n]!, store.weak[n]!, store.energy[n]!, store.strong[n]!);
+    for (const c of m.onFrames(n, n + 1)) found.push(c.sig.id);
+  }
+  for (const c of m.onFrames(live.end, live.end, true)) found.push(c.sig.id);
+  deepStrictEqual(found, [a.id, b.id]);
+});
+
 Deno.test("forward: unrelated speech yields nothing", () => {
   const store = frames(samples("speech_8k.ul"));
   const index = new SignatureIndex();

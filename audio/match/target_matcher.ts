@@ -14,7 +14,14 @@
  * @module
  */
 
-import { FRAME_WORDS, frameSlotOf, HitBuffer, popcount32 } from "./signature_index.ts";
+import {
+  FRAME_POSITIONS_AT,
+  FRAME_RANKS_AT,
+  FRAME_WORDS,
+  frameSlotOf,
+  HitBuffer,
+  popcount32,
+} from "./signature_index.ts";
 import type { Signature } from "../types.ts";
 import { HIT_MAX_DIST, hitVotes, PROBE_WORDS, probes, SILENT_FRAME_DB, tablesOf } from "./lookup.ts";
 import { precheck, PRECHECK_AFTER, PRECHECK_BER, precheckKernel, touchPrechecks } from "./precheck.ts";
@@ -24,7 +31,7 @@ import { CLOCK_SKEW_NS, MARGIN_SPAN } from "./thresholds.ts";
 import { type CheckRunner, CheckScheduler, type Pending } from "./scheduler.ts";
 import { type CoarseMatch, emptyMatcherStats, type MatcherContext, type MatcherStats } from "./types.ts";
 import { Verifier } from "./verify.ts";
-import { VoteTable } from "./vote_table.ts";
+import { MAX_LAG, VoteTable } from "./vote_table.ts";
 import { HIT_KEY_FRAME, type RecentFrames, recentFramesOf, RecentOwner } from "./recent_frames.ts";
 
 /**
@@ -45,6 +52,8 @@ const rings = new FinalizationRegistry<{ index: SignatureIndex; slot: number }>(
  * further back (~10% of the ~4.1 s a signature asks for).
  */
 export const BOUND_SLACK_NS = 500_000_000n;
+/** Bits of a matcher's filter of the slots matched in its stream (a power of two, at least 32). */
+const MATCHED_BITS = 1024;
 /** No votes (never written). */
 const NO_VOTES: ReadonlyMap<number, number> = new Map();
 
@@ -82,6 +91,11 @@ export class TargetMatcher {
    * table over every slot cost 4 bytes per active signature in each stream that ever matched).
    */
   readonly #slotMatched = new Map<number, number>();
+  /**
+   * A bit per slot modulo {@link MATCHED_BITS} set for every slot in {@link #slotMatched}: a hit whose bit is clear
+   * (nearly all: a stream holds a few dozen matched slots) is not of one, without a lookup in the map.
+   */
+  readonly #matchedBits = new Int32Array(MATCHED_BITS >> 5);
   #lastSweep = 0;
   /** What the scheduler's touch loaded, kept so that the loads are not optimised away. */
   #sink = 0;
@@ -175,8 +189,13 @@ export class TargetMatcher {
           index.lookupProbes(pr, np, v, HIT_MAX_DIST, hits);
           this.#stats.lookups += np;
           this.#stats.hits += hits.count;
-          this.#sink ^= this.#votes.touch(hits.slot, hits.pos, t, hits.count);
-          for (let h = 0; h < hits.count; h++) this.#vote(hits.slot[h]!, t - hits.pos[h]!, t, hits.dist[h]!);
+          // Hits that cast no vote (alignments before the frames held, or of a signature matched here) out first.
+          const n = t - MAX_LAG < store.start || this.#slotMatched.size > 0
+            ? this.#voting(hits, t)
+            : hits.count;
+          const nc = this.#votes.voteFrame(hits.slot, hits.pos, hits.dist, n, t);
+          if (nc > 1) this.#touchCandidates(hits.slot, hits.pos, nc, t);
+          for (let c = 0; c < nc; c++) this.#candidate(hits.slot[c]!, t - hits.pos[c]!, t);
         }
       }
       checks.runDue(t, out);
@@ -187,13 +206,53 @@ export class TargetMatcher {
     return out;
   }
 
-  #vote(slot: number, s: number, t: number, dist: number): void {
+  /**
+   * Moves the hits of frame `t` that vote to the front of `hits` (in order), and returns how many: not those for an
+   * alignment before the first frame held, nor those of a signature matched here (while its slot holds it).
+   */
+  #voting(hits: HitBuffer, t: number): number {
     const { index, store } = this.#ctx;
-    if (s < store.start) return;
-    // Nothing matched in this slot (the common case): its generation is not needed until a candidate is queued.
-    const matched = this.#slotMatched.size === 0 ? 0 : this.#slotMatched.get(slot) ?? 0;
-    if (matched !== 0 && matched === index.generation(slot) + 1) return;
-    if (!this.#votes.vote(slot, s, t, hitVotes(dist))) return;
+    const slots = hits.slot, pos = hits.pos, dist = hits.dist, bits = this.#matchedBits;
+    let n = 0;
+    for (let h = 0; h < hits.count; h++) {
+      const slot = slots[h]!, p = pos[h]!;
+      if (t - p < store.start) continue;
+      // Nothing matched in this slot (the common case): its generation is not needed until a candidate is queued.
+      if ((bits[(slot >> 5) & (MATCHED_BITS / 32 - 1)]! & (1 << (slot & 31))) !== 0) {
+        const matched = this.#slotMatched.get(slot) ?? 0;
+        if (matched !== 0 && matched === index.generation(slot) + 1) continue;
+      }
+      slots[n] = slot;
+      pos[n] = p;
+      dist[n++] = dist[h]!;
+    }
+    return n;
+  }
+
+  /**
+   * Loads what the candidates of frame `t` (`slots[c]` at t − `pos[c]`, c < n) read first, before any is handled:
+   * their slots' block length and, for one whose frames are all here (pre-checked at once, over the frames below
+   * its limit), its slot's line of rank bytes there and its first positions.
+   */
+  #touchCandidates(slots: Int32Array, pos: Int32Array, n: number, t: number): void {
+    const { index, store } = this.#ctx;
+    const frames = index.frames;
+    let acc = 0;
+    for (let c = 0; c < n; c++) {
+      const slot = slots[c]!, limit = store.end - (t - pos[c]!) - 1;
+      acc ^= index.blockLength(slot);
+      if (limit >= PRECHECK_AFTER) {
+        const at = slot * FRAME_WORDS;
+        acc ^= frames[at + FRAME_RANKS_AT + (Math.min(limit, MAX_LAG) >> 2)]! ^
+          frames[at + FRAME_POSITIONS_AT]!;
+      }
+    }
+    this.#sink ^= acc;
+  }
+
+  /** Alignment `s` of `slot` became a candidate at frame `t`: pre-checked now when its frames are all here, or queued. */
+  #candidate(slot: number, s: number, t: number): void {
+    const { index, store } = this.#ctx;
     // The block length from the index: the signature object is read only if the pre-check passes.
     const due = Math.max(t, s + Math.min(PRECHECK_AFTER, index.blockLength(slot)));
     // Due within these frames (about half the candidates): the frames it reads are those it would read when
@@ -374,7 +433,10 @@ export class TargetMatcher {
   #accept(m: CoarseMatch, slot: number, gen: number): void {
     this.#stats.accepted++;
     this.#matched.set(m.sig.id, m.frame);
-    if (slot >= 0) this.#slotMatched.set(slot, gen + 1);
+    if (slot >= 0) {
+      this.#slotMatched.set(slot, gen + 1);
+      this.#matchedBits[(slot >> 5) & (MATCHED_BITS / 32 - 1)]! |= 1 << (slot & 31);
+    }
   }
 
   /** Forgets matched ids whose signature left the index and whose frame left the lookback. */
@@ -385,8 +447,10 @@ export class TargetMatcher {
       if (!index.has(id) && frame < store.start) this.#matched.delete(id);
     }
     // A slot whose generation moved on holds another signature now: its entry no longer says anything.
+    const bits = this.#matchedBits.fill(0);
     for (const [slot, gen1] of this.#slotMatched) {
       if (index.generation(slot) + 1 !== gen1) this.#slotMatched.delete(slot);
+      else bits[(slot >> 5) & (MATCHED_BITS / 32 - 1)]! |= 1 << (slot & 31);
     }
   }
 }

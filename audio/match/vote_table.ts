@@ -5,6 +5,7 @@
  */
 
 import { SIGNATURE_MAX_FRAMES } from "../fingerprint/signature.ts";
+import { STRONG_HIT_DIST } from "./lookup.ts";
 
 /** Frames between a voting target frame t and the alignment s it votes for: t − s in [0, MAX_LAG). */
 export const MAX_LAG = SIGNATURE_MAX_FRAMES;
@@ -189,6 +190,8 @@ export class VoteTable {
   #freshCount = 0;
   #frame = -1;
   #grows = 0;
+  /** What {@link voteFrame}'s loads read, kept so that they are not optimised away. */
+  #sink = 0;
 
   /**
    * A table of `cap` places per generation (a multiple of 16) from the first vote on; it grows by half when a
@@ -229,20 +232,35 @@ export class VoteTable {
   }
 
   /**
-   * Loads the place of each alignment (slots[x], t − pos[x]) for x < n in the current generation: the votes of
-   * one target frame, whose table lines are mostly cache misses independent of each other, so loaded together
-   * here they overlap instead of stalling one vote after another. (The older generation's lines are left: with
-   * the occupancy bits a vote reads them only when they hold an entry near its alignment.) Changes nothing;
-   * returns a value for the caller to keep, so that the loads are not optimised away.
+   * The votes of target frame `t` (frames in ascending order): hit x < n votes for alignment (slots[x],
+   * t − pos[x]) (0 ≤ pos[x] < MAX_LAG) a worth of `hitVotes(dist[x])`, as {@link vote} one after another. The
+   * alignments that became candidates are written over the first hits, in order (slot to `slots`, t − s to `pos`);
+   * returns how many. One call a frame rather than one a vote: its table lines and occupancy words in the current
+   * generation, mostly cache misses independent of each other, are loaded together first (so they overlap instead
+   * of stalling one vote after another; the older generation's are left: loading its words too did not pay, and
+   * with the occupancy bits a vote reads its lines only when they hold an entry near its alignment), and the
+   * frame's bookkeeping is done once.
    */
-  touch(slots: Int32Array, pos: Int32Array, t: number, n: number): number {
+  voteFrame(slots: Int32Array, pos: Int32Array, dist: Int32Array, n: number, t: number): number {
+    if (n === 0) return 0;
+    this.#begin(t);
     const c = this.#cur;
+    const ce = c.e, cb = t - c.base, occ = c.occ;
     let acc = 0;
-    if (c.cap !== 0) {
-      const ce = c.e, cb = t - c.base;
-      for (let x = 0; x < n; x++) acc ^= ce[c.home(slots[x]!, cb - pos[x]!)]!;
+    for (let x = 0; x < n; x++) {
+      acc ^= ce[c.home(slots[x]!, cb - pos[x]!)]! ^ occ[c.occBit(slots[x]!, t - pos[x]! - 1) >>> 5]!;
     }
-    return acc;
+    this.#sink ^= acc;
+    let m = 0;
+    for (let x = 0; x < n; x++) {
+      const slot = slots[x]!, p = pos[x]!;
+      if (p >>> 0 >= MAX_LAG) throw new RangeError(`VoteTable: frame ${t} votes for alignment ${t - p}`);
+      if (this.#cast(slot, t - p, t, dist[x]! <= STRONG_HIT_DIST ? 2 : 1)) {
+        slots[m] = slot;
+        pos[m++] = p;
+      }
+    }
+    return m;
   }
 
   /**
@@ -252,12 +270,22 @@ export class VoteTable {
    */
   vote(slot: number, s: number, t: number, w: number): boolean {
     if ((t - s) >>> 0 >= MAX_LAG) throw new RangeError(`VoteTable: frame ${t} votes for alignment ${s}`);
+    this.#begin(t);
+    return this.#cast(slot, s, t, w);
+  }
+
+  /** Notes that votes of frame `t` come next (a new frame: none of its keys added yet). */
+  #begin(t: number): void {
     if (t !== this.#frame) {
       this.#frame = t;
       this.#freshCount = 0;
     }
+    if (this.#cur.cap === 0) this.#cur.allocate(this.#firstCap);
+  }
+
+  /** {@link vote} of frame `t`, the current one. */
+  #cast(slot: number, s: number, t: number, w: number): boolean {
     const g = this.#cur;
-    if (g.cap === 0) g.allocate(this.#firstCap);
     const rel = s - g.base, word = ((slot << REL_BITS) | rel) + 1;
     let h = g.find(slot, rel);
     const f = g.e[h]!;
