@@ -67,9 +67,9 @@ export interface Alignment {
   ber: number;
   /**
    * The envelope says the instant itself lies in audio missing from the target (capture times show a gap there:
-   * silence suppression or a lost message): no target message carries it.
+   * silence suppression or a lost message): no target message carries it. Else undefined.
    */
-  instantInGap?: boolean;
+  instantInGap: true | undefined;
 }
 
 /** Reusable state for fine alignment (one per target stream; not re-entrant). */
@@ -151,7 +151,13 @@ export class FineAligner {
             ber = undefined;
           }
         }
-        return { sample: coarse * hop + shift, by: "envelope", shift, ber: ber ?? berAt(shift) };
+        return {
+          sample: coarse * hop + shift,
+          by: "envelope",
+          shift,
+          ber: ber ?? berAt(shift),
+          instantInGap: undefined,
+        };
       }
     }
     // The window: the loudest run of ALIGN_WINDOW frames (target energies) with the fewest masked frames.
@@ -216,7 +222,7 @@ export class FineAligner {
     }
     const sample = base + best;
     const ber = ring.has(sample - hop, n * hop + frame) ? this.#hardBer(ring, fp, mask, sample) : NaN;
-    return { sample, by: "fingerprint", shift: best, ber };
+    return { sample, by: "fingerprint", shift: best, ber, instantInGap: undefined };
   }
 
   /** Band energies of the frame at `pos`: from `memo` when it covers the position, else into `spare`. */

@@ -238,10 +238,10 @@ function levelDb(q: number): number {
 export interface EnvelopeFit {
   shift: number;
   corr: number;
-  /** A second peak nearly as good (see ALT_SEPARATION). */
-  alt?: { shift: number; corr: number };
-  /** The instant lies in audio missing from the target. */
-  instantInGap?: boolean;
+  /** A second peak nearly as good (see ALT_SEPARATION); undefined when none is. */
+  alt: { shift: number; corr: number } | undefined;
+  /** True when the instant lies in audio missing from the target; else undefined. */
+  instantInGap: true | undefined;
   /**
    * The correlation at any shift in [-range, range] under the gap hypothesis of the answer (-1 outside or when
    * too few values are placed), for the waveform signs to weigh nearby shifts with. Reads the scratch: valid
@@ -351,16 +351,16 @@ export function envelopeShift(
   // name a neighbour (measured on the bench's DTX chain: 40–340 ms early). Score that hypothesis for each hint.
   for (const g of near) {
     const v = scoreInGap(s, g);
-    if (v > pick.c + IN_GAP_MARGIN) return { shift: pick.d - range, corr: v, instantInGap: true, corrAt };
+    if (v > pick.c + IN_GAP_MARGIN) {
+      return { shift: pick.d - range, corr: v, alt: undefined, instantInGap: true, corrAt };
+    }
   }
   const shift = pick.d - range, corr = unhandicap(pick.d, range, pick.c);
-  if (pick.altD < 0) return { shift, corr, corrAt };
-  return {
-    shift,
-    corr,
-    alt: { shift: pick.altD - range, corr: unhandicap(pick.altD, range, pick.altC) },
-    corrAt,
-  };
+  // One shape whether or not there is a runner-up or the instant is in a gap (the callers' loads stay monomorphic).
+  const alt = pick.altD < 0
+    ? undefined
+    : { shift: pick.altD - range, corr: unhandicap(pick.altD, range, pick.altC) };
+  return { shift, corr, alt, instantInGap: undefined, corrAt };
 }
 
 /** No gap hints (one array for every search without them). */

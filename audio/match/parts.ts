@@ -83,8 +83,17 @@ export class PartScorer {
   #m = 0;
   /** Significance per hypothesis (sent-time of frame 0) scored in this {@link best}. */
   readonly #tried = new Map<number, number>();
-  readonly #cur: PartsScore = { v0: 0, frame: 0, ber: 0.5, z: 0, used: 0, gapsInside: 0, instantSent: true };
-  readonly #block: BlockScore = { ber: 0, z: 0, used: 0 };
+  // NaN, not 0, in the double fields: see Verifier's #score.
+  readonly #cur: PartsScore = {
+    v0: 0,
+    frame: 0,
+    ber: 0.5,
+    z: NaN,
+    used: 0,
+    gapsInside: 0,
+    instantSent: true,
+  };
+  readonly #block: BlockScore = { ber: NaN, z: NaN, used: 0 };
 
   /** Sets the gaps (target analysis samples, in order) the next scorings use. */
   setGaps(gaps: readonly TargetGap[]): void {
@@ -152,7 +161,7 @@ export class PartScorer {
         frame = firstFrame;
       }
     }
-    const r = out ?? { v0, frame, ber: 0.5, z: 0, used: 0, gapsInside: 0, instantSent };
+    const r = out ?? { v0, frame, ber: 0.5, z: NaN, used: 0, gapsInside: 0, instantSent };
     r.v0 = v0;
     r.used = used;
     r.ber = w > 0 ? e / w : 0.5;

@@ -47,7 +47,9 @@ const NEAR_MISS = Symbol("near miss");
 export class Verifier {
   readonly #ctx: VerifyContext;
   readonly #stats: MatcherStats;
-  readonly #score: BlockScore = { ber: 0, z: 0, used: 0 };
+  /** NaN, not 0: double fields from the start (a field first holding 0 changes representation, and the
+   * object its map, at the first fractional store, deoptimizing scoreBlock). */
+  readonly #score: BlockScore = { ber: NaN, z: NaN, used: 0 };
   readonly #splitter = new Splitter();
   readonly #parts = new PartScorer();
   readonly #latency = new LatencyMemory();
