@@ -132,7 +132,7 @@ export interface TapIntakeOptions<R extends TapRule, P extends TapPipeline<Out>,
   /** Event time between sweeps (idle streams ended, counters reported), under continuous traffic too. */
   tickNs: bigint;
   /**
-   * Live nodes: {@link TapIntake.pushAll} takes a batch's rows stream by stream (see {@link groupByStream}), not in
+   * Live nodes: {@link TapIntake.pushAll} takes a batch's rows stream by stream (see the module doc), not in
    * the batch's order. Off (capture replay): rows are taken in order, so records come out in the same order.
    */
   groupStreams?: boolean;
