@@ -30,6 +30,8 @@ export interface DetectorDeps {
   /** engine.clock_window_seconds, ns. */
   clockWindowNs: bigint;
   counters?: NodeCounters;
+  /** Live nodes: a batch's rows are taken stream by stream (TapIntakeOptions.groupStreams). */
+  groupStreams?: boolean;
 }
 
 /** Builds the Detector's behaviour (fresh state at every restart). */
@@ -51,6 +53,7 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
       maxStreams: deps.maxStreams,
       clockWindowNs: deps.clockWindowNs,
       tickNs: deps.tickNs,
+      groupStreams: deps.groupStreams,
       counters: deps.counters,
       open: (s) =>
         new SourcePipeline({

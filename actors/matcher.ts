@@ -31,6 +31,8 @@ export interface MatcherDeps {
   /** Event time between sweeps of idle streams and reports of decode counters. */
   tickNs: bigint;
   counters?: NodeCounters;
+  /** Live nodes: a batch's rows are taken stream by stream (TapIntakeOptions.groupStreams). */
+  groupStreams?: boolean;
   /**
    * engine.lookback_seconds as configured, when a live node's memory plan gave the Matcher a shorter one in
    * `config` (stream_budget.ts): signatures that reach between the two are counted (lookbackShort).
@@ -112,6 +114,7 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
       maxStreams: engine.max_streams,
       clockWindowNs: windowNs,
       tickNs: deps.tickNs,
+      groupStreams: deps.groupStreams,
       counters,
       open: (s) => {
         const pipeline = new TargetPipeline({

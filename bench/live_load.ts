@@ -11,7 +11,7 @@
  *
  * `deno run --allow-all bench/live_load.ts [--calls 100,250,500,1000] [--seconds 30] [--warmup 10] [--pin CPU]
  *  [--profile DIR] [--probe FILE] [--task] [--limit-mib N] [--pod] [--env NAME=VALUE]... [--max-streams N]
- *  [--feeder-backlog S]`: `--pin` runs the sensor under `taskset -c CPU` (one core
+ *  [--feeder-backlog S] [--push-ms MS]`: `--pin` runs the sensor under `taskset -c CPU` (one core
  * for certain); `--profile` writes a V8 CPU profile of each level's sensor (and its markdown summary) into DIR;
  * `--task` starts the sensor with `deno task run` as the DaemonSet and the image do (deno.json's run task: its
  * allocator variable, V8 flags and permissions); `--limit-mib` runs it as in a container with that memory limit
@@ -26,15 +26,21 @@
  * the DaemonSet's config leaves it at its default, 1,000); `--feeder-backlog S`: the feeder sends no tick more than S
  * s of event time ahead of what the sensor read (default 20; 0: no bound), counting the rows it skips (Pixie
  * keeps a bounded table; the fake's node:http2 server reports no back-pressure, and an unbounded feeder once
- * queued 7.4 GB in this process).
+ * queued 7.4 GB in this process); `--push-ms MS`: the feeder sends the rows of each MS ms together, each table's
+ * in time order, in result batches of up to ~0.9 MB (default 200, Stirling's cadence: a real Vizier response
+ * carries a push of the socket tracer, every connection's messages of ~200 ms sorted by time, see
+ * tests/support/live_calls.ts STIRLING_PUSH_MS); 0: each 20 ms tick on its own in batches of 250 rows, one row per
+ * call and table (the pacing before session 16, for figures comparable with earlier ones).
  * @module
  */
 import { FakeVizier } from "../tests/support/fake_vizier.ts";
 import {
   liveCallsConfig,
   newServeStats,
+  PIXIE_BATCH_BYTES,
   serveCalls,
   type ServePlan,
+  STIRLING_PUSH_MS,
   SyntheticCalls,
 } from "../tests/support/live_calls.ts";
 import { parseMetricsText, sumSamples } from "../tests/support/sensor_process.ts";
@@ -278,6 +284,11 @@ export interface LiveLoadOptions {
    * node:http2 server reports no back-pressure and would queue without bound in this process.
    */
   feederBacklogS?: number;
+  /**
+   * Event time the feeder sends together, ms (default {@link STIRLING_PUSH_MS}: a Pixie push, in result batches of
+   * up to {@link PIXIE_BATCH_BYTES}); 0: each 20 ms tick on its own, in batches of 250 rows (before session 16).
+   */
+  pushMs?: number;
 }
 
 /** The sensor's command line for {@link LiveLoadOptions} (the profile and pin flags aside). */
@@ -299,11 +310,12 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
   const gen = new SyntheticCalls(calls, 1);
   const stats = newServeStats();
   const backlogS = opts.feederBacklogS ?? 20;
+  const pushMs = opts.pushMs ?? STIRLING_PUSH_MS;
   const plan: ServePlan = {
     calls,
     startNs: 0n,
     paceMs: 20,
-    batchRows: 250,
+    ...(pushMs > 0 ? { pushMs, batchRows: Infinity, batchBytes: PIXIE_BATCH_BYTES } : { batchRows: 250 }),
     maxBacklogNs: backlogS > 0 ? BigInt(Math.round(backlogS * 1e9)) : undefined,
   };
   let serving: Promise<void> | undefined;
@@ -558,7 +570,13 @@ if (import.meta.main) {
     const [name, ...value] = (args[i + 1] ?? "").split("=");
     if (name) env[name] = value.join("=");
   });
-  console.log("Live mode (bench/live_load.ts: a run sensor reading the fake Vizier as a standalone PEM)");
+  const pushMs = Number(get("--push-ms") ?? STIRLING_PUSH_MS);
+  console.log(
+    "Live mode (bench/live_load.ts: a run sensor reading the fake Vizier as a standalone PEM; " +
+      (pushMs > 0
+        ? `the rows of every ${pushMs} ms sent together, as Pixie pushes them)`
+        : "each 20 ms tick sent on its own, 250 rows a batch)"),
+  );
   if (task) {
     const vars = { ...runTaskEnv(denoJson), ...env };
     console.log(
@@ -578,5 +596,6 @@ if (import.meta.main) {
     env,
     maxStreams: get("--max-streams") === undefined ? undefined : Number(get("--max-streams")),
     feederBacklogS: get("--feeder-backlog") === undefined ? undefined : Number(get("--feeder-backlog")),
+    pushMs,
   });
 }

@@ -3,7 +3,7 @@
  * packet rows alike), stream keys per tap, idle streams, the stream cap, duplicate rows, sticky ids, excluded
  * source streams and decode counters. Event time only: nothing here waits.
  */
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal, notDeepEqual, ok } from "node:assert/strict";
 import {
   type NewStream,
   sourceTap,
@@ -45,7 +45,7 @@ class RecordingPipeline implements TapPipeline<string> {
   }
 }
 
-function harness(taps: readonly Tap[], opts: { maxStreams?: number } = {}) {
+function harness(taps: readonly Tap[], opts: { maxStreams?: number; groupStreams?: boolean } = {}) {
   const out: string[] = [];
   const deltas: DecodeDelta[] = [];
   const events: string[] = [];
@@ -56,6 +56,7 @@ function harness(taps: readonly Tap[], opts: { maxStreams?: number } = {}) {
     taps,
     idleNs: sec(60),
     maxStreams: opts.maxStreams,
+    groupStreams: opts.groupStreams,
     // Wide: the idle test steps a minute ahead at once (EventClock's outlier rule is tested on its own).
     clockWindowNs: sec(300),
     tickNs: sec(1),
@@ -434,4 +435,125 @@ Deno.test("tap intake: a batch whose rows open no stream and complete nothing is
   await p;
   equal(emitted, 1);
   deepEqual(got.map((m) => Number((m.timeNs - T0) / 1_000_000n)), [0, 20, 40, 60, 80, 100, 120]);
+});
+
+/** `h.out` with each stream key shortened to its `$.streamSid` (the rows below are all on one pod). */
+function bySid(h: { out: string[]; pipes: RecordingPipeline[] }): string[] {
+  const sids = new Map(
+    h.pipes.map((p) => [p.opened.stream, /MZ\w+|[A-Z]\b/.exec(p.opened.stream)?.[0] ?? "?"]),
+  );
+  return h.out.map((o) =>
+    o.replace(/^(\S+) (.+?) (#\d+|end)$/, (_, tap, key, what) => `${tap} ${sids.get(key)} ${what}`)
+  );
+}
+
+Deno.test("tap intake, grouped: a batch's rows reach the pipelines stream by stream, each stream's in order", async () => {
+  const config = await e2eConfig();
+  const tap = sourceTap(config.measurements[0]!);
+  // The clock moves from the third row on: a first batch starts it, so no sweep falls inside the second.
+  const start = [sourceRow(-0.3, "MZC"), sourceRow(-0.2, "MZC"), sourceRow(-0.1, "MZC")];
+  const batch = [0, 0.02, 0.04].flatMap((t) =>
+    ["MZA", "MZB", "MZC"].map((s, i) => sourceRow(t + i * 0.001, s))
+  );
+  const grouped = harness([tap], { groupStreams: true });
+  const inOrder = harness([tap]);
+  for (const h of [grouped, inOrder]) {
+    await h.intake.pushAll(start);
+    h.out.length = 0;
+    await h.intake.pushAll(batch);
+  }
+  deepEqual(bySid(grouped), [
+    "source MZA #1",
+    "source MZA #2",
+    "source MZA #3",
+    "source MZB #1",
+    "source MZB #2",
+    "source MZB #3",
+    "source MZC #4",
+    "source MZC #5",
+    "source MZC #6",
+  ]);
+  deepEqual(
+    bySid(inOrder).slice(0, 3),
+    ["source MZA #1", "source MZB #1", "source MZC #4"],
+    "off: the batch's order",
+  );
+  deepEqual(
+    grouped.pipes.map((p) => p.msgs.map((m) => m.timeNs)),
+    inOrder.pipes.map((p) => p.msgs.map((m) => m.timeNs)),
+    "every stream gets the same messages in the same order",
+  );
+});
+
+Deno.test("tap intake, grouped: a sweep due inside a batch runs after the rows before it, before those after it", async () => {
+  const config = await e2eConfig();
+  const h = harness([sourceTap(config.measurements[0]!)], { groupStreams: true });
+  await h.intake.pushAll([sourceRow(-0.3, "MZC"), sourceRow(-0.2, "MZC"), sourceRow(-0.1, "MZC")]);
+  h.out.length = 0;
+  const deltasBefore = h.deltas.length;
+  // Sweeps fall due at 30 s (nothing idle) and at 60.5 s, when MZC, last fed at -0.1 s, has been idle over 60 s.
+  await h.intake.pushAll([
+    sourceRow(30, "MZA"),
+    sourceRow(30.01, "MZB"),
+    sourceRow(30.02, "MZA"),
+    sourceRow(30.03, "MZB"),
+    sourceRow(60.5, "MZA"),
+    sourceRow(60.6, "MZC"),
+    sourceRow(60.7, "MZA"),
+    sourceRow(60.8, "MZB"),
+  ]);
+  deepEqual(bySid(h), [
+    "source MZA #1",
+    "source MZA #2",
+    "source MZB #1",
+    "source MZB #2",
+    "source MZC end",
+    "source MZA #3",
+    "source MZA #4",
+    "source MZC #1",
+    "source MZB #3",
+  ]);
+  equal(h.closed.length, 1, "the idle stream ended at the sweep its event time called for");
+  equal(h.pipe("source", h.closed[0]!.opened.stream).length, 2, "and its later row began it again");
+  ok(h.deltas.length > deltasBefore, "counters reported at the sweeps");
+});
+
+Deno.test("tap intake, grouped: the same rows skipped and counted, the same records, in another order", async () => {
+  const config = await e2eConfig();
+  const tap = sourceTap(config.measurements[0]!);
+  const noPayload = sourceRow(0.05, "MZB");
+  const rows = [
+    sourceRow(-0.3, "MZC"),
+    sourceRow(-0.2, "MZC"),
+    sourceRow(0, "MZA"),
+    sourceRow(0.01, "MZB"),
+    { ...sourceRow(0.02, "MZA"), query: "call_audio/asr" },
+    sourceRow(0, "MZA"),
+    { ...noPayload, columns: { time_: noPayload.time, pod: "voice/telephony-0" } },
+    sourceRow(0.03, "MZA"),
+    sourceRow(0.04, "MZC"),
+    sourceRow(0.06, "MZB"),
+    sourceRow(0.01, "MZB"),
+    sourceRow(1.5, "MZC"),
+    sourceRow(1.51, "MZA"),
+    sourceRow(1.52, "MZD"),
+    sourceRow(1.53, "MZC"),
+  ];
+  const grouped = harness([tap], { groupStreams: true, maxStreams: 3 });
+  const inOrder = harness([tap], { maxStreams: 3 });
+  for (const h of [grouped, inOrder]) {
+    await h.intake.pushAll(rows);
+    await h.intake.finish();
+  }
+  notDeepEqual(grouped.out, inOrder.out, "another order");
+  deepEqual(grouped.out.toSorted(), inOrder.out.toSorted());
+  deepEqual([...grouped.counters.skipped].sort(), [...inOrder.counters.skipped].sort());
+  deepEqual(grouped.counters.skipped.get("call_audio/source:duplicate"), 2);
+  deepEqual(
+    grouped.counters.skipped.get("call_audio/source:stream_limit"),
+    1,
+    "MZD: three streams, none quiet",
+  );
+  deepEqual(errorsOf(grouped.deltas, "source"), errorsOf(inOrder.deltas, "source"));
+  deepEqual(errorsOf(grouped.deltas, "source").missing_payload_column, 1);
 });

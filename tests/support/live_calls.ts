@@ -255,8 +255,17 @@ export interface ServePlan {
   startNs: bigint;
   /** Wall ms per tick: 20 is real time; 0 sends as fast as the client reads (event time is then kept ≤ now). */
   paceMs: number;
-  /** Rows per batch (Pixie sends a table's rows in batches). */
+  /**
+   * Event time a push carries, ms, as Stirling pushes a table (see {@link STIRLING_PUSH_MS}): the ticks of each
+   * `pushMs` are sent together once the last of them is due, each table's rows in time order (every call's
+   * messages of the push interleaved, as Stirling sorts a push by time), in batches of up to {@link batchRows} rows
+   * and {@link batchBytes} bytes. Absent or 0: each tick is sent on its own when due (one row per call and table).
+   */
+  pushMs?: number;
+  /** Rows per batch at most (Pixie sends a table's rows in batches). */
   batchRows: number;
+  /** Bytes of cells per batch at most (see {@link PIXIE_BATCH_BYTES}); default no bound. */
+  batchBytes?: number;
   /** Stop after this many ticks (default: until the client cancels or `stop` is set). */
   ticks?: number;
   /** Set to end the producer. */
@@ -271,6 +280,22 @@ export interface ServePlan {
   /** See {@link readNs}. */
   maxBacklogNs?: bigint;
 }
+
+/**
+ * How much event time a Pixie push carries at these loads, ms. Stirling's socket tracer drains its perf buffers
+ * and fills its tables every 200 ms (`SocketTraceConnector::kSamplingPeriod`, 100 ms before June 2021) and pushes a
+ * table once a second or as soon as it holds over 1,024 records (stirling.cc `DataExceedsThreshold`): at a few
+ * hundred calls (150 rows/s each, one http_events table), after every 200 ms transfer. A push's records are sorted
+ * by time (DataTable::ConsumeRecords, up to the drain time), so every connection's messages of those 200 ms
+ * interleave in it; the query sends a table's rows of a push as result batches of up to {@link PIXIE_BATCH_BYTES}.
+ */
+export const STIRLING_PUSH_MS = 200;
+
+/**
+ * Bytes of a result batch at most: Carnot's GRPCSinkNode splits a row batch over 0.9 × (1 MiB − 16 KiB)
+ * (grpc_sink_node.h `kMaxBatchSize`, `kBatchSizeFactor`; strings counted by their bytes).
+ */
+export const PIXIE_BATCH_BYTES = Math.floor((1024 * 1024 - 16 * 1024) * 0.9);
 
 const RELATION: ColumnInfo[] = [
   { name: "time_", type: DataType.TIME64NS },
@@ -321,55 +346,80 @@ export async function serveCalls(
       stats.ticks = ++first;
     }
   }
-  for (let tick = first; !call.isCancelled() && !plan.stop; tick++) {
-    if (plan.ticks !== undefined && tick >= plan.ticks) break;
-    const eventNs = plan.startNs + BigInt(tick) * gen.tickNs;
-    const due = t0 + (tick - first) * plan.paceMs;
-    // Flat out (paceMs 0), event time is still kept ≤ now: a live sensor distrusts rows from the future.
-    const wait = plan.paceMs > 0 ? due - performance.now() : Number(eventNs / 1_000_000n) - Date.now();
-    // A timer every tick, even when late: writes that resolve at once never give the socket a turn otherwise.
-    await new Promise((r) => setTimeout(r, Math.max(0, wait)));
-    gen.advance(tick, plan.calls);
-    if (
-      plan.maxBacklogNs !== undefined && plan.readNs !== undefined &&
-      eventNs - plan.readNs > plan.maxBacklogNs
-    ) {
-      unsent();
-      stats.ticks = tick + 1;
-      continue;
-    }
-    for (const t of tables) {
-      let times: bigint[] = [];
-      let pods: Uint8Array[] = [];
-      let bodies: Uint8Array[] = [];
-      const flush = async () => {
-        if (bodies.length === 0) return;
-        const cols: ColumnData[] = [
-          { type: "time64ns", data: times },
-          { type: "string", data: pods },
-          { type: "string", data: bodies },
-        ];
-        const b: RowBatch = { tableId: t.id, cols, numRows: bodies.length, eow: false, eos: false };
-        stats.rows += bodies.length;
-        times = [];
-        pods = [];
-        bodies = [];
-        await call.batch(b);
-      };
-      for (let c = 0; c < plan.calls; c++) {
-        const m = gen.message(t.tap, c);
-        if (m === undefined) continue;
-        // Calls' messages of one tick are spread over the tick, as independent senders' are.
-        times.push(eventNs + (gen.tickNs * BigInt(c)) / BigInt(Math.max(1, plan.calls)));
-        pods.push(PODS[t.tap]!);
-        bodies.push(m);
-        if (bodies.length >= plan.batchRows) await flush();
+  // Ticks per push: a push goes once its last tick is due, with the rows of all its ticks.
+  const perPush = plan.pushMs ? Math.max(1, Math.round((plan.pushMs * 1e6) / Number(gen.tickNs))) : 1;
+  const maxRows = plan.batchRows, maxBytes = plan.batchBytes ?? Infinity;
+  const pending = tables.map(() => ({
+    times: [] as bigint[],
+    pods: [] as Uint8Array[],
+    bodies: [] as Uint8Array[],
+  }));
+  const send = async (t: { id: string }, rows: (typeof pending)[number]) => {
+    for (let from = 0; from < rows.bodies.length;) {
+      let to = from, bytes = 0;
+      while (to < rows.bodies.length && to - from < maxRows) {
+        const size = 8 + rows.pods[to]!.length + rows.bodies[to]!.length;
+        if (to > from && bytes + size > maxBytes) break;
+        bytes += size;
+        to++;
       }
-      await flush();
+      const cols: ColumnData[] = [
+        { type: "time64ns", data: rows.times.slice(from, to) },
+        { type: "string", data: rows.pods.slice(from, to) },
+        { type: "string", data: rows.bodies.slice(from, to) },
+      ];
+      const b: RowBatch = { tableId: t.id, cols, numRows: to - from, eow: false, eos: false };
+      stats.rows += to - from;
+      await call.batch(b);
+      // A turn of the event loop per batch of a push: writes queued back to back without one stalled the fake's
+      // HTTP/2 server for seconds (a tick's few batches each get the tick's timer).
+      if (perPush > 1) await new Promise((r) => setTimeout(r, 0));
+      from = to;
     }
-    stats.ticks = tick + 1;
-    stats.lastEventNs = eventNs;
-    // Paced: how long after its due time the tick was on the wire (the client's flow control holds it back).
+    rows.times = [];
+    rows.pods = [];
+    rows.bodies = [];
+  };
+  for (let tick = first; !call.isCancelled() && !plan.stop;) {
+    if (plan.ticks !== undefined && tick >= plan.ticks) break;
+    const n = plan.ticks === undefined ? perPush : Math.min(perPush, plan.ticks - tick);
+    const last = tick + n - 1;
+    const lastEventNs = plan.startNs + BigInt(last) * gen.tickNs;
+    const due = t0 + (last - first) * plan.paceMs;
+    // Flat out (paceMs 0), event time is still kept ≤ now: a live sensor distrusts rows from the future.
+    const wait = plan.paceMs > 0 ? due - performance.now() : Number(lastEventNs / 1_000_000n) - Date.now();
+    // A timer every push, even when late: writes that resolve at once never give the socket a turn otherwise.
+    await new Promise((r) => setTimeout(r, Math.max(0, wait)));
+    let sentNs: bigint | undefined;
+    for (let k = tick; k <= last; k++) {
+      const eventNs = plan.startNs + BigInt(k) * gen.tickNs;
+      gen.advance(k, plan.calls);
+      if (
+        plan.maxBacklogNs !== undefined && plan.readNs !== undefined &&
+        eventNs - plan.readNs > plan.maxBacklogNs
+      ) {
+        unsent();
+        continue;
+      }
+      sentNs = eventNs;
+      tables.forEach((t, i) => {
+        const rows = pending[i]!;
+        for (let c = 0; c < plan.calls; c++) {
+          const m = gen.message(t.tap, c);
+          if (m === undefined) continue;
+          // Calls' messages of one tick are spread over the tick, as independent senders' are.
+          rows.times.push(eventNs + (gen.tickNs * BigInt(c)) / BigInt(Math.max(1, plan.calls)));
+          rows.pods.push(PODS[t.tap]!);
+          rows.bodies.push(m);
+        }
+      });
+    }
+    for (let i = 0; i < tables.length; i++) await send(tables[i]!, pending[i]!);
+    tick = last + 1;
+    stats.ticks = tick;
+    if (sentNs === undefined) continue;
+    stats.lastEventNs = sentNs;
+    // Paced: how long after its due time the push was on the wire (the client's flow control holds it back).
     if (plan.paceMs > 0) stats.lagMs = Math.max(0, performance.now() - due);
     stats.maxLagMs = Math.max(stats.maxLagMs, stats.lagMs);
   }
