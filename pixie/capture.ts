@@ -14,7 +14,6 @@ import { parseQueryName } from "./row.ts";
 import { type ByteSlab, lineEnd, parseCaptureLineFast, readCaptureLine } from "./capture_line_fast.ts";
 import { cellKernelBuffer } from "./string_cell_simd.ts";
 import { SLAB_BYTES, SlabCarver, type SlabLease } from "./capture_slabs.ts";
-import { warmUpLineReader } from "./capture_line_warmup.ts";
 
 /** The capture format version this module reads and writes. */
 export const CAPTURE_VERSION = 1;
@@ -560,6 +559,3 @@ export function base64ToBytes(b64: string): Uint8Array {
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
 }
-
-// Last, once everything it uses is defined: see capture_line_warmup.ts.
-warmUpLineReader(base64ToBytes, captureSlab);

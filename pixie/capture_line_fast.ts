@@ -499,21 +499,20 @@ class LineReader {
 
   /**
    * A view of `k`'s output from its start, of the least size class (64 bytes times a power of two, up to the
-   * area's {@link OUT_ROOM}) that holds `n` bytes. Every class's view is made when the kernel changes (one made
-   * the first time a cell of its size came was a branch first taken late, which threw the optimized reader away).
+   * area's {@link OUT_ROOM}) that holds `n` bytes.
    */
   #outView(k: CellKernel, n: number): Uint8Array {
     if (k !== this.#viewsOf) {
       this.#viewsOf = k;
       this.#views = [];
-      for (let size = VIEW_MIN;; size *= 2) {
-        this.#views.push(new Uint8Array(k.out.buffer, k.out.byteOffset + k.outAt, Math.min(size, OUT_ROOM)));
-        if (size >= OUT_ROOM) break;
-      }
     }
     let c = 0;
     while (VIEW_MIN << c < n) c++;
-    return this.#views[c]!;
+    return this.#views[c] ??= new Uint8Array(
+      k.out.buffer,
+      k.out.byteOffset + k.outAt,
+      Math.min(VIEW_MIN << c, OUT_ROOM),
+    );
   }
 
   /** 32-bit words of {@link b}'s buffer (for {@link plainRun}), made again when the buffer changes. */
