@@ -19,7 +19,7 @@
  */
 import type { Cell, Row } from "./row.ts";
 import { parseQueryName } from "./row.ts";
-import { type CellKernel, cellKernelOf } from "./string_cell_simd.ts";
+import { type CellKernel, cellKernelOf, OUT_ROOM } from "./string_cell_simd.ts";
 
 /** Where string cells' bytes go: `reserve(n)` returns the slab with at least n bytes free from `used()`. */
 export interface ByteSlab {
@@ -67,6 +67,9 @@ const NOT_PLAIN: Uint8Array = (() => {
   for (let c = 0; c < 256; c++) t[c] = notPlain(c) ? 1 : 0;
   return t;
 })();
+
+/** The smallest view of the kernel's output a cell is copied through (see LineReader's outView). */
+const VIEW_MIN = 64;
 
 /** Bytes a string cell is first given in the slab (a longer one moves to a slab with room as it grows). */
 const CELL_ROOM = 2048;
@@ -415,9 +418,18 @@ class LineReader {
           const shared = sharedCell(done, from, to);
           if (shared !== undefined) return shared;
         }
-        out = slab.reserve(n);
-        at = slab.used();
-        copyBytes(done, from, to, out, at);
+        if (n < COPY_SET_MIN) {
+          out = slab.reserve(n);
+          at = slab.used();
+          copyBytes(done, from, to, out, at);
+        } else {
+          // The output area's view of the least size class that holds the cell, copied whole: the bytes past the
+          // cell land in the slab's free part. A view of exactly the cell's bytes was an object made per row.
+          const view = this.#outView(k, n);
+          out = slab.reserve(view.length);
+          at = slab.used();
+          out.set(view, at);
+        }
         slab.advance(n);
         return out.subarray(at, at + n);
       }
@@ -479,6 +491,28 @@ class LineReader {
     }
     slab.advance(o - at);
     return out.subarray(at, o);
+  }
+
+  /** Views of the kernel's output area by size class (see {@link outView}), for the kernel {@link #viewsOf}. */
+  #views: Uint8Array[] = [];
+  #viewsOf: CellKernel | undefined;
+
+  /**
+   * A view of `k`'s output from its start, of the least size class (64 bytes times a power of two, up to the
+   * area's {@link OUT_ROOM}) that holds `n` bytes.
+   */
+  #outView(k: CellKernel, n: number): Uint8Array {
+    if (k !== this.#viewsOf) {
+      this.#viewsOf = k;
+      this.#views = [];
+    }
+    let c = 0;
+    while (VIEW_MIN << c < n) c++;
+    return this.#views[c] ??= new Uint8Array(
+      k.out.buffer,
+      k.out.byteOffset + k.outAt,
+      Math.min(VIEW_MIN << c, OUT_ROOM),
+    );
   }
 
   /** 32-bit words of {@link b}'s buffer (for {@link plainRun}), made again when the buffer changes. */

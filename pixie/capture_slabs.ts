@@ -114,8 +114,13 @@ export class SlabCarver implements ByteSlab {
     return this.#used;
   }
 
+  /**
+   * Marks `n` more bytes used, and the next cell's start rounded up to a multiple of 4: a payload that starts on
+   * a word is hashed a word per load by the row dedupe (actors/row_dedupe.ts hash32; ~1.5x faster than shifting
+   * two words together for every one).
+   */
   advance(n: number): void {
-    this.#used += n;
+    this.#used = (this.#used + n + 3) & ~3;
   }
 
   /** The lease of the rows read since the last seal: every slab they may view is held until it is released. */

@@ -102,6 +102,36 @@ export interface MergeStats {
   peakBuffered: number;
 }
 
+/**
+ * The running maximum of each query's times in one input (the sort key of its rows, see {@link mergeByTime}).
+ * A capture holds few queries and its reader gives each row of a query the same string, so they are looked for
+ * in a short list first, where a string compares by identity before text: a Map lookup per row hashed the query.
+ */
+class RunningMax {
+  readonly #queries: string[] = [];
+  readonly #keys: bigint[] = [];
+  /** Index of each query in the list, looked up instead once there are more than {@link LIST_QUERIES}. */
+  readonly #index = new Map<string, number>();
+  /** The sort key of a row of `query` at `time`: the newest time of its query so far, this one included. */
+  key(query: string, time: bigint): bigint {
+    const qs = this.#queries, n = qs.length;
+    let i = 0;
+    if (n <= LIST_QUERIES) { while (i < n && qs[i] !== query) i++; }
+    else i = this.#index.get(query) ?? n;
+    if (i === n) {
+      qs.push(query);
+      this.#keys.push(time);
+      this.#index.set(query, n);
+      return time;
+    }
+    const prev = this.#keys[i]!;
+    if (prev > time) return prev;
+    this.#keys[i] = time;
+    return time;
+  }
+}
+const LIST_QUERIES = 16;
+
 /** A batch read by the merge and how many of its rows it still holds (see {@link NodeRowStream.release}). */
 interface HeldBatch {
   readonly batch: readonly Row[];
@@ -130,17 +160,44 @@ function beforeK(a: Held, b: Held): boolean {
   return a.k < b.k || (a.k === b.k && (a.input < b.input || (a.input === b.input && a.seq < b.seq)));
 }
 
+/** A key's two 32-bit words (little-endian platforms: every one Deno runs on; else the bigint difference). */
+const KEY = new BigInt64Array(1);
+const KEY_WORDS = new Uint32Array(KEY.buffer);
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+const INT64_MIN = -(1n << 63n), INT64_MAX = (1n << 63n) - 1n;
+/** Keys whose high words differ from the base's by less than this lie within 2^52 of it: exact as numbers. */
+const NEAR_HI = 1 << 20;
+
 /** Number keys and the order of held rows by (key, input, seq): the order {@link mergeByTime} sorts into. */
 class HeldOrder {
   #base: bigint | undefined;
+  #baseHi = 0;
+  #baseLo = 0;
+  /** The base is within int64: keys are taken from their words. */
+  #words = false;
   /** All keys so far lie within 2^53 of the base, so their numbers order them exactly. */
   #exact = true;
-  /** The number key of `key` (see {@link Held.k}); a key too far from the base turns number keys off. */
+  /**
+   * The number key of `key` (see {@link Held.k}); a key too far from the base turns number keys off. From the
+   * key's 32-bit words: a bigint difference made a bigint per row and its conversion cost ~60 ns.
+   */
   numberKey(key: bigint): number {
-    const base = this.#base ??= key;
-    const k = Number(key - base);
-    if (k >= Number.MAX_SAFE_INTEGER || k <= -Number.MAX_SAFE_INTEGER) this.#exact = false;
-    return k;
+    if (this.#base === undefined) {
+      this.#base = key;
+      this.#words = LITTLE_ENDIAN && key >= INT64_MIN && key <= INT64_MAX;
+      KEY[0] = this.#words ? key : 0n;
+      this.#baseHi = KEY_WORDS[1]! | 0;
+      this.#baseLo = KEY_WORDS[0]!;
+    }
+    if (!this.#words || !(key >= INT64_MIN && key <= INT64_MAX)) {
+      const k = Number(key - this.#base);
+      if (k >= Number.MAX_SAFE_INTEGER || k <= -Number.MAX_SAFE_INTEGER) this.#exact = false;
+      return k;
+    }
+    KEY[0] = key;
+    const dHi = (KEY_WORDS[1]! | 0) - this.#baseHi;
+    if (dHi >= NEAR_HI || dHi <= -NEAR_HI) this.#exact = false;
+    return dHi * 4294967296 + (KEY_WORDS[0]! - this.#baseLo);
   }
   before(a: Held, b: Held): boolean {
     return this.#exact ? beforeK(a, b) : before(a, b);
@@ -243,13 +300,12 @@ class HeldQueue {
     }
     return min;
   }
-  pop(): Held | undefined {
-    const min = this.peek();
-    if (min === undefined) return undefined;
+  /** Takes out `min`, the row {@link peek} returned last (no search again). */
+  take(min: Held): void {
     this.#size--;
     if (min === this.#heap.peek()) {
       this.#heap.pop();
-      return min;
+      return;
     }
     const run = this.#runs[min.input]!;
     run.head++;
@@ -261,7 +317,6 @@ class HeldQueue {
       run.items.splice(0, run.head);
       run.head = 0;
     }
-    return min;
   }
 }
 
@@ -287,8 +342,7 @@ export async function* mergeStreams(
     ended: false,
     /** Largest key read so far (undefined before the first row). */
     frontier: undefined as bigint | undefined,
-    /** The running maximum of each query's times, in a holder per query (a lookup per row, no store). */
-    newest: new Map<string, { key: bigint }>(),
+    newest: new RunningMax(),
     seq: 0,
   }));
   let lastOut: Held | undefined;
@@ -303,11 +357,7 @@ export async function* mergeStreams(
     const from = s.release === undefined ? undefined : { batch: next.value, release: s.release, left: 0 };
     for (const row of next.value) {
       if (opts.filter && !opts.filter(row)) continue;
-      const prev = s.newest.get(row.query);
-      let key = row.time;
-      if (prev === undefined) s.newest.set(row.query, { key });
-      else if (prev.key > key) key = prev.key;
-      else prev.key = key;
+      const key = s.newest.key(row.query, row.time);
       if (s.frontier === undefined || key > s.frontier) s.frontier = key;
       heap.push({ key, k: heap.numberKey(key), input: s.index, seq: s.seq++, node: s.node, row, from });
       if (from !== undefined) from.left++;
@@ -348,7 +398,7 @@ export async function* mergeStreams(
         if (limit !== undefined ? h.key > limit : below === undefined || (below !== ALL && h.key >= below)) {
           break;
         }
-        heap.pop();
+        heap.take(h);
         if (lastOut !== undefined && heap.before(h, lastOut)) stats.late++;
         else lastOut = h;
         // The held entry itself (it has node and row): no object per row.

@@ -469,3 +469,60 @@ Deno.test("direct capture line reader: base64 cells decoded from the line's byte
   }
   ok(direct > 80, `read directly: ${direct}`);
 });
+
+Deno.test("direct capture line reader: a kernel's cell is copied to the slab without a view of its own, and whole", () => {
+  // The cell's bytes go from the kernel's output through a view of a size class: every length around the classes'
+  // bounds reads as JSON.parse reads it, and the bytes copied past a cell do not reach the cells before it.
+  const lengths = [
+    47,
+    48,
+    63,
+    64,
+    65,
+    127,
+    128,
+    129,
+    511,
+    512,
+    513,
+    4095,
+    4096,
+    4097,
+    OUT_ROOM - 1,
+    OUT_ROOM,
+  ];
+  const lines = lengths.map((n, i) =>
+    `{"query":"m/s","row":{"time_":"${i + 1}","a":"${"a".repeat(n)}","b":"${
+      String.fromCharCode(98 + (i % 20)).repeat(n)
+    }"}}`
+  );
+  const bytes = enc.encode(lines.join("\n") + "\n");
+  const kernelBytes = cellKernelBuffer(bytes.length + 64);
+  kernelBytes.set(bytes);
+  const slab = testSlab();
+  const rows: Row[] = [];
+  for (let at = 0; at < bytes.length;) {
+    const row = readCaptureLine(kernelBytes, at, bytes.length, true, "n", slab, base64ToBytes);
+    ok(row !== undefined);
+    rows.push(row);
+    at = lineEnd() + 1;
+  }
+  deepEqual(rows, lines.map((l) => parseCaptureLineJson(l, "n")));
+  // One view per cell read (the cell itself): a view of exactly the cell's bytes to copy it was one more per cell.
+  const line = enc.encode(`{"query":"m/s","row":{"time_":"1","body":"${"x".repeat(300)}"}}`);
+  kernelBytes.set(line);
+  // Read once first: a key seen for the first time is made text through a view.
+  ok(readCaptureLine(kernelBytes, 0, line.length, true, "n", slab, base64ToBytes) !== undefined);
+  const subarray = Uint8Array.prototype.subarray;
+  let views = 0;
+  Uint8Array.prototype.subarray = function (this: Uint8Array, start?: number, end?: number) {
+    views++;
+    return subarray.call(this, start, end);
+  } as typeof subarray;
+  try {
+    ok(readCaptureLine(kernelBytes, 0, line.length, true, "n", slab, base64ToBytes) !== undefined);
+  } finally {
+    Uint8Array.prototype.subarray = subarray;
+  }
+  equal(views, 1);
+});

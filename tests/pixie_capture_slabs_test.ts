@@ -83,6 +83,48 @@ Deno.test("released slabs are reused, and no more of them are kept than the pool
   equal(slabCounts().made, made, "every slab came from the pool");
 });
 
+Deno.test("the reader's cells start on a 4-byte boundary of their slab (the dedupe hashes a payload by words)", async () => {
+  const c = new SlabCarver();
+  for (const n of [1, 2, 3, 5, 7, 431, 1000]) {
+    const a = cell(c, n, 1);
+    equal(a.byteOffset % 4, 0, `a cell after ${n} bytes`);
+    equal(cell(c, 3, 2).byteOffset % 4, 0);
+  }
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = join(dir, "n.jsonl");
+    const lines = [encodeCaptureHeader("n")];
+    for (let i = 0; i < 300; i++) {
+      // Bodies of every length modulo 4, escapes in some (the kernel's path and the line reader's).
+      const body = `{"seq":"${i}","p":"${"x".repeat(100 + (i % 7))}${i % 3 === 0 ? '\\"' : ""}"}`;
+      const row: Row = {
+        query: "m/source",
+        node: "n",
+        time: BigInt(i + 1),
+        columns: { time_: BigInt(i + 1), body: new TextEncoder().encode(body) },
+      };
+      lines.push(encodeCaptureLine(row));
+    }
+    await Deno.writeTextFile(file, lines.join("\n") + "\n");
+    const r = await openCapture(file, { batchRows: 50 });
+    let n = 0;
+    for await (const b of r.batches()) {
+      for (const row of b) {
+        const body = row.columns["body"] as Uint8Array;
+        equal(
+          body.byteOffset % 4,
+          0,
+          `row ${row.time}: a body of ${body.length} bytes at ${body.byteOffset}`,
+        );
+        n++;
+      }
+    }
+    equal(n, 300);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("CaptureReader.release: idempotent, and a batch of another reader is ignored", async () => {
   const dir = await Deno.makeTempDir();
   try {

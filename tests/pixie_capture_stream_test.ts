@@ -123,6 +123,36 @@ Deno.test("mergeStreams: the same order when times lie further apart than a numb
   deepEqual(got.map((r) => r.columns["tag"]), want.map((r) => r.columns["tag"]));
 });
 
+Deno.test("mergeStreams: times near and beyond the int64 range, negative ones, and more than 16 queries", async () => {
+  // Keys are taken from a time's two 32-bit words while it fits an int64, and by the bigint difference otherwise;
+  // an input's queries are looked for in a list, then (past 16) in a map.
+  const edges = [-(1n << 63n), -1n, 0n, 1n << 62n, (1n << 63n) - 2n, (1n << 63n) - 1n, 1n << 63n, 1n << 64n];
+  // Node b 2^64 ns after node a: its times' words are a's (an int64 would wrap), yet its rows come after all of a's.
+  for (const [start, apart] of [...edges.map((e): [bigint, bigint] => [e, 0n]), [0n, 1n << 64n] as const]) {
+    let seed = 11;
+    const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+    const inputs = ["a", "b"].map((node, n) => {
+      const rows: Row[] = [];
+      for (let i = 0; i < 300; i++) {
+        const t = start + BigInt(n) * apart + BigInt(i) * 10_000_000n -
+          (rand() < 0.3 ? BigInt(Math.floor(rand() * 500)) * 1_000_000n : 0n);
+        // A query string made anew for each row (not the same object): the same query by its text.
+        rows.push(row(["m/q", String(n), String(i % 20)].join(""), node, t, 1000 * n + i));
+      }
+      return { node, rows };
+    });
+    const want = mergeByTime(inputs).map((x) => x.row.columns["tag"]);
+    const stats = { rows: 0, late: 0, forced: 0, peakBuffered: 0 };
+    const got = await collect(
+      mergeStreams(inputs.map((i, k) => ({ node: i.node, batches: batchesOf(i.rows, 7 + k) })), {
+        windowNs: S,
+      }, stats),
+    );
+    deepEqual(got.map((x) => x.row.columns["tag"]), want, `from ${start}`);
+    equal(stats.late, 0);
+  }
+});
+
 Deno.test("mergeStreams: inputs that step back often, across queries, keep mergeByTime's order", async () => {
   // Rows in time order wait in a queue per input and rows that step back in a heap: three inputs whose queries
   // step back by up to 0.8 s (inside the window) at random, with ties across inputs, must come out as sorted.
