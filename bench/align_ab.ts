@@ -19,6 +19,8 @@ import * as fpMine from "../audio/fingerprint/fingerprint.ts";
 import * as ringMine from "../audio/decode/sample_ring.ts";
 import { TARGET_HOT_SAMPLES, TARGET_WARM_SAMPLES } from "../audio/pipeline.ts";
 import { speech } from "./fingerprint_speed.ts";
+import { Rng } from "../fixtures/gen/prng.ts";
+import { cpuSeconds } from "./accuracy.ts";
 
 interface Modules {
   align: typeof alignMine;
@@ -31,24 +33,6 @@ interface Modules {
 function arg(name: string, def: number): number {
   const i = Deno.args.indexOf(name);
   return i >= 0 ? Number(Deno.args[i + 1]) : def;
-}
-
-/** CPU milliseconds of this process (user + system). */
-function cpuMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e3;
-}
-
-/** Deterministic uniform numbers in [0, 1) (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A signature as the aligner takes it: source frame, sub-fingerprints, envelope and waveform signs. */
@@ -125,7 +109,7 @@ function run(m: Modules, audio: Float32Array, sigs: Sig[], leads: number[], nois
       }
     }
     const got: (alignMine.Alignment | undefined)[] = [];
-    const t0 = cpuMs();
+    const t0 = cpuSeconds() * 1e3;
     for (const { s, sig, coarse, wide } of jobs) {
       got.push(aligner.align(
         s.ring,
@@ -140,7 +124,7 @@ function run(m: Modules, audio: Float32Array, sigs: Sig[], leads: number[], nois
         sig.waveSigns,
       ));
     }
-    ms += cpuMs() - t0;
+    ms += cpuSeconds() * 1e3 - t0;
     calls += jobs.length;
     for (const al of got) results.push(al ? `${al.sample} ${al.by} ${al.shift} ${al.ber}` : "-");
   }
@@ -162,7 +146,8 @@ async function main(): Promise<void> {
   const rounds = arg("--rounds", 11), nStreams = arg("--streams", 6);
   const audio = await speech(arg("--seconds", 40), 1);
   const sigs = signatures(audio);
-  const rnd = prng(7);
+  const rng = new Rng(7);
+  const rnd = () => rng.next();
   const leads = Array.from({ length: nStreams }, () => Math.floor(rnd() * 2000));
   // A -40 dB white noise floor (relative to full scale), so pauses are not digital silence.
   const noise = Float32Array.from({ length: 1 << 16 }, () => (rnd() - 0.5) * 0.02);

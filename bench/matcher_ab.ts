@@ -130,7 +130,14 @@ function alternate(feeds: Feed[], order: readonly { stream: number; m: Message }
 
 const x = (v: number) => `${Math.round(v).toLocaleString("en")}x`;
 
-async function nonMatching(engines: Engine[], passes: number): Promise<void> {
+/**
+ * The bench's matcher load: the corpus's source streams (non-matching audio for the background) and the 10,000
+ * background signatures spread over their time span, as the matcher benches feed them.
+ */
+export async function matcherLoad(): Promise<{
+  streams: Awaited<ReturnType<typeof buildCorpus>>["calls"][number]["source"][];
+  live: Signature[];
+}> {
   const corpus = await buildCorpus({ seed: 1, quick: false, cacheDir: ".bench-cache", voices: false });
   const background = await backgroundSignatures(ACTIVE_SIGNATURES, undefined, ".bench-cache");
   const streams = corpus.calls.map((c) => c.source);
@@ -139,7 +146,11 @@ async function nonMatching(engines: Engine[], passes: number): Promise<void> {
     const last = s.messages[s.messages.length - 1];
     if (last && last.timeNs > endNs) endNs = last.timeNs;
   }
-  const live: Signature[] = spreadSignatures(background, CORPUS_T0_NS - 30_000_000_000n, endNs, 11);
+  return { streams, live: spreadSignatures(background, CORPUS_T0_NS - 30_000_000_000n, endNs, 11) };
+}
+
+async function nonMatching(engines: Engine[], passes: number): Promise<void> {
+  const { streams, live } = await matcherLoad();
   const order: { stream: number; m: Message }[] = [];
   let audioS = 0;
   streams.forEach((s, i) => {

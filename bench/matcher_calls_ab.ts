@@ -10,13 +10,10 @@
  * @module
  */
 
-import { buildCorpus, CORPUS_T0_NS } from "./corpus.ts";
 import { MEASUREMENT } from "./accuracy.ts";
-import { ACTIVE_SIGNATURES, backgroundSignatures, spreadSignatures } from "./speed.ts";
 import { timeInside } from "./fingerprint_speed.ts";
 import { formatOf, SOURCE_CHAIN } from "../fixtures/gen/chains.ts";
-import { type Engine, engine } from "./matcher_ab.ts";
-import type { Signature } from "../audio/types.ts";
+import { type Engine, engine, matcherLoad } from "./matcher_ab.ts";
 import { initAudioEngine } from "../audio/pipeline.ts";
 
 interface Message {
@@ -41,15 +38,7 @@ const copies = opt("--copies", 6), chunk = opt("--chunk", 200), passes = opt("--
 await initAudioEngine();
 const engines: Engine[] = [await engine("before", args[0]!), await engine("after", args[1] ?? ".")];
 
-const corpus = await buildCorpus({ seed: 1, quick: false, cacheDir: ".bench-cache", voices: false });
-const background = await backgroundSignatures(ACTIVE_SIGNATURES, undefined, ".bench-cache");
-const streams = corpus.calls.map((c) => c.source);
-let endNs = CORPUS_T0_NS;
-for (const s of streams) {
-  const last = s.messages[s.messages.length - 1];
-  if (last && last.timeNs > endNs) endNs = last.timeNs;
-}
-const live: Signature[] = spreadSignatures(background, CORPUS_T0_NS - 30_000_000_000n, endNs, 11);
+const { streams, live } = await matcherLoad();
 const order: { stream: number; m: Message }[] = [];
 for (let c = 0; c < copies; c++) {
   streams.forEach((s, i) => {
