@@ -81,6 +81,13 @@ export interface NodeOptions {
    * time origin plus performance.now).
    */
   lateClockMs?: () => number;
+  /**
+   * Called with rows nothing of this node reads any more: those the Detector or Matcher has taken (once its
+   * receive of them settled; the intake copies what it keeps), and those the reader routes nowhere. A paced
+   * capture replay hands their batches back to the reader this way (cli/capture_run.ts). A row lost to a
+   * failing actor is never reported.
+   */
+  onRowsDone?: (rows: readonly Row[]) => void;
   /** Test seam (fault injection): wraps the Matcher's behaviour factory. */
   wrapMatcher?: (factory: ActorFactory<MatcherMsg>) => ActorFactory<MatcherMsg>;
   /**
@@ -137,6 +144,47 @@ function nodeStreamPlan(opts: NodeOptions): StreamPlan {
     });
   }
   return plan;
+}
+
+/** The row messages of the row actors (and others, passed through by {@link reportingRows}). */
+type RowMsg = { kind: string; row?: Row; rows?: readonly Row[] };
+
+/** The rows a message carries (none for other messages). */
+function rowsOf(msg: RowMsg): readonly Row[] | undefined {
+  if (msg.kind === "rows") return msg.rows;
+  return msg.kind === "row" && msg.row !== undefined ? [msg.row] : undefined;
+}
+
+/** `f`'s behaviour, telling `done` of each message's rows once its receive of them settled without failing. */
+function reportingRows<M extends RowMsg>(
+  f: ActorFactory<M>,
+  done: (rows: readonly Row[]) => void,
+): ActorFactory<M> {
+  return (ctx) => {
+    const b = f(ctx);
+    return {
+      onStart: b.onStart?.bind(b),
+      onStop: b.onStop?.bind(b),
+      receive(msg, c) {
+        const r = b.receive(msg, c);
+        const rows = rowsOf(msg);
+        if (rows === undefined) return r;
+        if (r === undefined) return void done(rows);
+        return r.then(() => done(rows));
+      },
+    };
+  };
+}
+
+/** Reports to `done` the rows of a reader message whose query is not in `queries` (the reader routes them nowhere). */
+function unrouted(
+  queries: ReadonlySet<string>,
+  done: (rows: readonly Row[]) => void,
+): (rows: readonly Row[]) => void {
+  return (rows) => {
+    const skipped = rows.filter((r) => !queries.has(r.query));
+    if (skipped.length > 0) done(skipped);
+  };
 }
 
 /** An actor reference resolved when first used, so actors can name ones spawned after them. */
@@ -220,29 +268,38 @@ export class SensorNode {
     if (opts.mode === "live") { for (const r of ["overflow", "late"]) metrics.dropped("pixie_reader", r, 0); }
     this.#metrics = metrics;
     const detectors = new Map<string, ActorRef<DetectorMsg>>();
+    const done = opts.onRowsDone;
+    /** `f`, reporting the rows it takes to `onRowsDone` (those `which` picks; default: every one). */
+    const rowsDone = <M extends RowMsg>(
+      f: ActorFactory<M>,
+      which?: (done: (rows: readonly Row[]) => void) => (rows: readonly Row[]) => void,
+    ): ActorFactory<M> => done === undefined ? f : reportingRows(f, which ? which(done) : done);
     this.#reader = this.system.spawn(
       "pixie_reader",
-      pixieReader({
-        detectors,
-        matcher: matcherRef,
-        registry: registryRef,
-        exporter: exporterRef,
-        source: opts.source,
-        tickNs: TICK_NS,
-        queries,
-        clockWindowNs,
-        wallNs,
-        counters: metrics,
-        late: opts.mode === "live"
-          ? {
-            boundMs: engine.late_row_seconds * 1000,
-            nowMs: opts.lateClockMs,
-            // Saturated: the actors were busy 80% of the last second or two (see actorBusyFraction).
-            saturated: () => actorBusyFraction() >= 0.8,
-            onLate: (n) => metrics.dropped("pixie_reader", "late", n),
-          }
-          : undefined,
-      }),
+      rowsDone(
+        pixieReader({
+          detectors,
+          matcher: matcherRef,
+          registry: registryRef,
+          exporter: exporterRef,
+          source: opts.source,
+          tickNs: TICK_NS,
+          queries,
+          clockWindowNs,
+          wallNs,
+          counters: metrics,
+          late: opts.mode === "live"
+            ? {
+              boundMs: engine.late_row_seconds * 1000,
+              nowMs: opts.lateClockMs,
+              // Saturated: the actors were busy 80% of the last second or two (see actorBusyFraction).
+              saturated: () => actorBusyFraction() >= 0.8,
+              onLate: (n) => metrics.dropped("pixie_reader", "late", n),
+            }
+            : undefined,
+        }),
+        (d) => unrouted(queries, d),
+      ),
       { capacity: rowsIn.reader, overflow: rowPolicy, weigh: rowWeight },
     );
     for (const m of config.measurements) {
@@ -250,7 +307,7 @@ export class SensorNode {
         m.name,
         this.system.spawn(
           `detector/${m.name}`,
-          detector({
+          rowsDone(detector({
             measurement: m,
             node,
             bus,
@@ -262,7 +319,7 @@ export class SensorNode {
             maxStreams: plan.maxSourceStreams,
             clockWindowNs,
             counters: metrics,
-          }),
+          })),
           { capacity: rowsIn.detector, overflow: "backpressure", weigh: rowWeight },
         ),
       );
@@ -275,7 +332,7 @@ export class SensorNode {
     );
     this.#matcher = refs.matcher = this.system.spawn(
       "matcher",
-      (opts.wrapMatcher ?? ((f) => f))(matcher({
+      rowsDone((opts.wrapMatcher ?? ((f) => f))(matcher({
         config,
         node,
         exporter: exporterRef,
@@ -285,7 +342,7 @@ export class SensorNode {
         groupStreams: opts.mode === "live",
         counters: metrics,
         configuredLookbackSeconds: opts.config.engine.lookback_seconds,
-      })),
+      }))),
       { capacity: rowsIn.matcher, overflow: "backpressure", weigh: rowWeight },
     );
     this.#exporter = refs.exporter = this.system.spawn(

@@ -10,6 +10,7 @@ import {
   type NodeRowStream,
   type ReplayOptions,
   replayStream,
+  RowLeases,
 } from "../pixie/replay.ts";
 import { InProcessBus } from "../bus/in_process.ts";
 import { finishNodes, SensorNode } from "../actors/node.ts";
@@ -527,6 +528,10 @@ export async function runCaptureSources(
   for (const c of sources) byNode.set(c.node, [...(byNode.get(c.node) ?? []), c]);
   const nodes = new Map<string, SensorNode>();
   const metrics = new Map<string, FsmMetrics>();
+  const unpaced = opts.speed === undefined;
+  // Paced, rows wait in the nodes' mailboxes for as long as the nodes take: a batch goes back to its reader once
+  // the node's actors have taken every row of it (unpaced, the merge hands batches back, see below).
+  const leases = unpaced || !sources.some((c) => c.release) ? undefined : new RowLeases();
   for (const name of byNode.keys()) {
     const m = sensorMetrics(config);
     metrics.set(name, m);
@@ -540,6 +545,7 @@ export async function runCaptureSources(
         sinks: [collector, ...(opts.sinks ?? [])],
         mode: "replay",
         matchFeed: inProcessMatchFeed(bus),
+        onRowsDone: leases && ((rows) => leases.done(rows)),
       }),
     );
   }
@@ -547,7 +553,6 @@ export async function runCaptureSources(
   const sample = new RowSample(config);
   const totalBytes = sources.reduce((a, s) => a + s.size, 0);
   const readBytes = () => sources.reduce((a, s) => a + s.bytesRead(), 0);
-  const unpaced = opts.speed === undefined;
   // A node's files are read one after the other, as if concatenated (the order mergeByTime gave them).
   // Unpaced, every row of a merge step is done with (settleAll below) before the next step is asked for, so the
   // merge may hand batches back to their readers (a reader ignores another's batch); the sample copies its rows.
@@ -560,8 +565,10 @@ export async function runCaptureSources(
       : undefined,
     batches: (async function* () {
       for (const c of cs) {
+        const release = c.release && ((batch: readonly Row[]) => c.release!(batch));
         for await (const b of c.batches()) {
           for (const r of b) sample.add(r);
+          if (leases && release) leases.hold(b, b, release);
           yield b;
         }
         logProblems(c);

@@ -18,7 +18,7 @@ import type { Config } from "../config/schema.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
 import { sensorMetrics } from "./sensor_metrics.ts";
 import { startHttpServer } from "../http/server.ts";
-import { replayStream } from "../pixie/replay.ts";
+import { replayStream, RowLeases } from "../pixie/replay.ts";
 import type { Row } from "../pixie/row.ts";
 import type { PixieHealth } from "../pixie/health.ts";
 import type { PixieClient } from "../pixie/client.ts";
@@ -137,6 +137,9 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
       serviceName: config.otlp.service_name,
       resource: { "k8s.node.name": config.node },
     });
+  // A capture's batches go back to its reader once the node's actors have taken every row of them (their memory
+  // is reused, see pixie/capture_slabs.ts): the rows wait in the node's mailboxes for as long as the node takes.
+  const leases = caps.some((c) => c.release) ? new RowLeases() : undefined;
   const node = await SensorNode.start({
     config,
     node: config.node,
@@ -144,6 +147,7 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     metrics,
     mode: source ? "live" : "replay",
     source,
+    onRowsDone: leases && ((rows) => leases.done(rows)),
     sinks: otlp ? [otlp] : [],
     matchFeed,
     subscribeFromMs,
@@ -191,8 +195,10 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     /** The capture's rows in its own order, as the sensor received them live, as this node's. */
     const arrival = async function* (): AsyncGenerator<{ node: string; row: Row }[]> {
       for (const c of caps) {
+        const release = c.release && ((batch: readonly Row[]) => c.release!(batch));
         for await (const batch of c.batches()) {
           const out: { node: string; row: Row }[] = [];
+          const kept: Row[] = [];
           for (const r of batch) {
             // Rows without a usable time are not replayed (pacing cannot place them); counted.
             if (!(r.time > 0n)) {
@@ -202,7 +208,9 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
             const row = r.node === config.node ? r : { ...r, node: config.node };
             sample.add(row);
             out.push({ node: config.node, row });
+            kept.push(row);
           }
+          if (leases && release) leases.hold(batch, kept, release);
           if (out.length > 0) yield out;
         }
         for (const p of c.problems.slice(0, 20)) log.warn("malformed capture line skipped", { ...p });

@@ -13,9 +13,11 @@
  * outlives a row must copy what it keeps (the intake keeps a stream key's text, ids' text, a payload's hash; the
  * diagnosis sample packs rows into bytes of its own; repeating short cells are arrays of their own, see
  * capture_line_fast.ts). A batch never released only keeps its slabs from being recycled: they are collected as
- * before. Unpaced replays (`analyze`) release every batch (cli/capture_run.ts); paced ones (`demo`, `run
- * --capture`) release none, since their rows wait in the node's mailboxes for as long as the node takes. With {@link setSlabPoison} on (tests, `FSMPX_SLAB_POISON=1`), a recycled slab is overwritten at once, so
- * any reader of a released row reads garbage and changes the records; `FSMPX_SLAB_RECYCLE=0` recycles nothing (the
+ * before. Unpaced replays (`analyze`) release every batch once a merge step is done with (cli/capture_run.ts);
+ * paced ones (`run --capture`), whose rows wait in the node's mailboxes for as long as the node takes, once the
+ * node's Detectors and Matcher have taken every row of it (pixie/replay.ts RowLeases, SensorNode's onRowsDone).
+ * With {@link setSlabPoison} on (tests, `FSMPX_SLAB_POISON=1`), a recycled slab is overwritten at once, so any
+ * reader of a released row reads garbage and changes the records; `FSMPX_SLAB_RECYCLE=0` recycles nothing (the
  * reference such a run is compared with, and the A side of a timing).
  * @module
  */

@@ -593,3 +593,37 @@ export async function replayStream(
   opts.onProgress?.(done);
   return done;
 }
+
+/** A batch held until each of its rows handed on is done with (see {@link RowLeases}). */
+interface RowLease {
+  readonly batch: readonly Row[];
+  readonly release: (batch: readonly Row[]) => void;
+  left: number;
+}
+
+/**
+ * Batches a paced replay hands back to their readers ({@link NodeRowStream.release}) once the node is done with
+ * every row of them, in whatever order its actors take them (SensorNode's `onRowsDone`). A row never reported
+ * (dropped, or the replay stopped first) keeps its batch from being released: its memory is then left to the
+ * collector, as is the lease, which only the rows' weak entries hold.
+ */
+export class RowLeases {
+  readonly #of = new WeakMap<Row, RowLease>();
+
+  /** Holds `batch` until {@link done} was told of each of `rows` (its rows handed on); none: released at once. */
+  hold(batch: readonly Row[], rows: readonly Row[], release: (batch: readonly Row[]) => void): void {
+    if (rows.length === 0) return release(batch);
+    const lease: RowLease = { batch, release, left: rows.length };
+    for (const r of rows) this.#of.set(r, lease);
+  }
+
+  /** Rows nothing reads any more: a batch all of whose rows are is released (a row told twice counts once). */
+  done(rows: readonly Row[]): void {
+    for (const r of rows) {
+      const lease = this.#of.get(r);
+      if (lease === undefined) continue;
+      this.#of.delete(r);
+      if (--lease.left === 0) lease.release(lease.batch);
+    }
+  }
+}
