@@ -54,6 +54,10 @@ const rings = new FinalizationRegistry<{ index: SignatureIndex; slot: number }>(
 export const BOUND_SLACK_NS = 500_000_000n;
 /** Bits of a matcher's filter of the slots matched in its stream (a power of two, at least 32). */
 const MATCHED_BITS = 1024;
+/** The word of `slot`'s bit in a matcher's filter of matched slots ({@link MATCHED_BITS} bits). */
+const matchedWord = (slot: number): number => (slot >> 5) & (MATCHED_BITS / 32 - 1);
+/** `slot`'s bit in its word of that filter. */
+const matchedBit = (slot: number): number => 1 << (slot & 31);
 /** No votes (never written). */
 const NO_VOTES: ReadonlyMap<number, number> = new Map();
 
@@ -218,7 +222,7 @@ export class TargetMatcher {
       const slot = slots[h]!, p = pos[h]!;
       if (t - p < store.start) continue;
       // Nothing matched in this slot (the common case): its generation is not needed until a candidate is queued.
-      if ((bits[(slot >> 5) & (MATCHED_BITS / 32 - 1)]! & (1 << (slot & 31))) !== 0) {
+      if ((bits[matchedWord(slot)]! & matchedBit(slot)) !== 0) {
         const matched = this.#slotMatched.get(slot) ?? 0;
         if (matched !== 0 && matched === index.generation(slot) + 1) continue;
       }
@@ -435,7 +439,7 @@ export class TargetMatcher {
     this.#matched.set(m.sig.id, m.frame);
     if (slot >= 0) {
       this.#slotMatched.set(slot, gen + 1);
-      this.#matchedBits[(slot >> 5) & (MATCHED_BITS / 32 - 1)]! |= 1 << (slot & 31);
+      this.#markMatched(slot);
     }
   }
 
@@ -447,11 +451,16 @@ export class TargetMatcher {
       if (!index.has(id) && frame < store.start) this.#matched.delete(id);
     }
     // A slot whose generation moved on holds another signature now: its entry no longer says anything.
-    const bits = this.#matchedBits.fill(0);
+    this.#matchedBits.fill(0);
     for (const [slot, gen1] of this.#slotMatched) {
       if (index.generation(slot) + 1 !== gen1) this.#slotMatched.delete(slot);
-      else bits[(slot >> 5) & (MATCHED_BITS / 32 - 1)]! |= 1 << (slot & 31);
+      else this.#markMatched(slot);
     }
+  }
+
+  /** Sets `slot`'s bit in {@link #matchedBits}. */
+  #markMatched(slot: number): void {
+    this.#matchedBits[matchedWord(slot)]! |= matchedBit(slot);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 
 import { SIGNATURE_MAX_FRAMES } from "../fingerprint/signature.ts";
-import { STRONG_HIT_DIST } from "./lookup.ts";
+import { hitVotes } from "./lookup.ts";
 
 /** Frames between a voting target frame t and the alignment s it votes for: t − s in [0, MAX_LAG). */
 export const MAX_LAG = SIGNATURE_MAX_FRAMES;
@@ -255,7 +255,7 @@ export class VoteTable {
     for (let x = 0; x < n; x++) {
       const slot = slots[x]!, p = pos[x]!;
       if (p >>> 0 >= MAX_LAG) throw new RangeError(`VoteTable: frame ${t} votes for alignment ${t - p}`);
-      if (this.#cast(slot, t - p, t, dist[x]! <= STRONG_HIT_DIST ? 2 : 1)) {
+      if (this.#cast(slot, t - p, t, hitVotes(dist[x]!))) {
         slots[m] = slot;
         pos[m++] = p;
       }
