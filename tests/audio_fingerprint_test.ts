@@ -310,3 +310,38 @@ Deno.test("Fingerprinter.advanceRange: runs over ranges give advance's frames, s
     from = rnd() < 0.5 ? to : to + Math.floor(rnd() * 50);
   }
 });
+
+Deno.test("FrameAnalyzer.pairBits: each frame's bits over the frame a hop before it, as analyze's energies give them, in and across kernel calls and ring wrap", () => {
+  const x = speech();
+  const an = new FrameAnalyzer();
+  const { hop, frame } = FP_PARAMS;
+  // A ring smaller than the audio, so the pairs' span wraps in it.
+  const ring = new SampleRing(1 << 15);
+  const start = 20000;
+  ring.write(start, x.subarray(0, 40000), 0);
+  const prev = new Float64Array(SUBFP_BITS + 1), cur = new Float64Array(SUBFP_BITS + 1);
+  const expected = (p: number) => {
+    an.analyze(ring, p - hop, prev);
+    an.analyze(ring, p, cur);
+    let b = 0;
+    for (let m = 0; m < SUBFP_BITS; m++) {
+      b = (b << 1) | (cur[m]! - cur[m + 1]! - (prev[m]! - prev[m + 1]!) > 0 ? 1 : 0);
+    }
+    return b >>> 0;
+  };
+  const r = rng(5);
+  // Spacings from a hop (consecutive frames) to two hops: 150 pairs span two calls' scratch.
+  const pos = new Int32Array(150);
+  let at = ring.start + hop + 3;
+  for (let p = 0; p < pos.length; p++, at += hop + Math.floor(r() * 3) * hop / 2) pos[p] = at;
+  ok(pos[pos.length - 1]! + frame <= ring.end);
+  ok(ring.has(pos[0]! - hop, pos[pos.length - 1]! + frame - pos[0]! + hop));
+  const bits = new Uint32Array(pos.length);
+  if (!an.pairBits(ring, pos, pos.length, bits)) return; // no float32 kernel here: the caller analyses frames
+  const want = Array.from(pos, expected);
+  deepStrictEqual(Array.from(bits), want);
+  // One pair alone, as a call's only one.
+  const one = new Uint32Array(1);
+  ok(an.pairBits(ring, pos.subarray(7), 1, one));
+  strictEqual(one[0], want[7]);
+});

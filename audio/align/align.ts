@@ -79,6 +79,10 @@ export class FineAligner {
   readonly #env: EnvelopeScratch;
   /** Band energies of the coarse pass's frames by position (see {@link FrameMemo}). */
   readonly #memo = new FrameMemo();
+  /** {@link #hardBer}'s sampled frames: their indices in the block, first samples, and bits. */
+  #berFrames = new Int32Array(0);
+  #berPos = new Int32Array(0);
+  #berBits = new Uint32Array(0);
 
   /**
    * Uses `analyzer`'s parameters (must be the fingerprint's). `envelope`: the envelope search's scratch, which
@@ -293,22 +297,40 @@ export class FineAligner {
     let used = 0;
     for (let j = 0; j < fp.length; j++) if (!isMasked(mask, j)) used++;
     const step = Math.max(1, used / most);
-    let errors = 0, frames = 0, seen = 0, next = 0;
+    // The sampled frames, then their bits over the frames before them in one kernel call where it runs.
+    const js = this.#berFrames.length >= fp.length
+      ? this.#berFrames
+      : (this.#berFrames = new Int32Array(fp.length));
+    const pos = this.#berPos.length >= fp.length ? this.#berPos : (this.#berPos = new Int32Array(fp.length));
+    let frames = 0, seen = 0, next = 0;
     for (let j = 0; j < fp.length; j++) {
       if (isMasked(mask, j)) continue;
       if (seen++ < next) continue;
       next += step;
+      js[frames] = j;
+      pos[frames++] = origin + j * hop;
+    }
+    if (frames === 0) return NaN;
+    const bits = this.#berBits.length >= frames
+      ? this.#berBits
+      : (this.#berBits = new Uint32Array(fp.length));
+    let errors = 0;
+    if (this.#an.pairBits(ring, pos, frames, bits)) {
+      for (let f = 0; f < frames; f++) errors += popcount32((bits[f]! ^ fp[js[f]!]!) >>> 0);
+      return errors / (frames * SUBFP_BITS);
+    }
+    for (let f = 0; f < frames; f++) {
+      const j = js[f]!;
       this.#an.analyze(ring, origin + (j - 1) * hop, prev);
       this.#an.analyze(ring, origin + j * hop, cur);
-      let bits = 0;
+      let b = 0;
       for (let m = 0; m < SUBFP_BITS; m++) {
         const d = cur[m]! - cur[m + 1]! - (prev[m]! - prev[m + 1]!);
-        bits = (bits << 1) | (d > 0 ? 1 : 0);
+        b = (b << 1) | (d > 0 ? 1 : 0);
       }
-      errors += popcount32((bits ^ fp[j]!) >>> 0);
-      frames++;
+      errors += popcount32((b ^ fp[j]!) >>> 0);
     }
-    return frames ? errors / (frames * SUBFP_BITS) : NaN;
+    return errors / (frames * SUBFP_BITS);
   }
 }
 

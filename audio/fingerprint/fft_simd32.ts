@@ -76,7 +76,9 @@ interface Layout32 {
   runStrongAt: number;
   runTotalAt: number;
   runWeakAt: number;
-  /** The samples: a frame's, or a run's span of {@link SPAN_FRAMES} frames' worth. */
+  /** {@link SimdFrame32.framePairs}' frames: each pair's second frame's first sample in the samples (int32). */
+  pairAtAt: number;
+  /** The samples: a frame's, or a run's span of {@link SPAN_FRAMES} frames' worth (a pair list's: {@link PAIR_SPAN_FRAMES}). */
   samplesAt: number;
   bytes: number;
 }
@@ -85,6 +87,11 @@ interface Layout32 {
 export const MAX_RUN = 128;
 /** A run's samples in frames' worth: with the fingerprint's hop of an eighth of a frame, 121 frames. */
 const SPAN_FRAMES = 16;
+/**
+ * The samples of {@link SimdFrame32.framePairs} in frames' worth: a 128-frame signature block on a grid with its
+ * frame before it (129 hops and a frame less a hop: 17 frames' worth at the fingerprint's hop) in one copy.
+ */
+const PAIR_SPAN_FRAMES = 17;
 
 function layoutOf(half: number): Layout32 {
   const stages: [number, number][] = [];
@@ -109,7 +116,8 @@ function layoutOf(half: number): Layout32 {
   const runStrongAt = runBitsAt + 4 * MAX_RUN;
   const runTotalAt = runStrongAt + 4 * MAX_RUN;
   const runWeakAt = runTotalAt + 8 * MAX_RUN;
-  const samplesAt = runWeakAt + 2 * MAX_RUN;
+  const pairAtAt = runWeakAt + 2 * MAX_RUN;
+  const samplesAt = pairAtAt + 4 * MAX_RUN;
   return {
     stages,
     hasLast: len <= half,
@@ -130,8 +138,9 @@ function layoutOf(half: number): Layout32 {
     runStrongAt,
     runTotalAt,
     runWeakAt,
+    pairAtAt,
     samplesAt,
-    bytes: samplesAt + 2 * SPAN_FRAMES * 2 * half,
+    bytes: samplesAt + 2 * Math.max(SPAN_FRAMES, PAIR_SPAN_FRAMES) * 2 * half,
   };
 }
 
@@ -637,7 +646,7 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
 
   const CALL = 0x10;
   const NS = stageBodies.length;
-  const [INPUT, SPLIT, BANDS, FRAME, FP, FRAME_FP, RUN_FP] = [
+  const [INPUT, SPLIT, BANDS, FRAME, FP, FRAME_FP, RUN_FP, PAIRS_FP] = [
     NS,
     NS + 1,
     NS + 2,
@@ -645,6 +654,7 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
     NS + 4,
     NS + 5,
     NS + 6,
+    NS + 7,
   ];
   /** A frame whose samples start `base` bytes into the samples, bins k0 .. k0 + 4·quads − 1, nb bands. */
   const frameAt = (base: number[], k0: number[], quads: number[], nb: number[]) => [
@@ -707,9 +717,46 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
     END,
     END,
   ];
+  // Pairs of frames (count ≥ 1): pair p's second frame starts pairAt[p] samples into the samples, its first
+  // `stride` bytes before; the first frame's energies go to the previous frame's slot (as the sub-fingerprint
+  // leaves them, without its bits), then the second frame and its sub-fingerprint, whose bits go to runBits[p].
+  const PAIR = 5;
+  const pairBase = [...get(PAIR), ...i32c(2), SHL, I32_LOAD, 2, ...uleb(L.pairAtAt), ...i32c(1), SHL];
+  const pairsFp = [
+    ...i32c(0),
+    ...set(PAIR),
+    LOOP,
+    VOID,
+    ...frameAt([...pairBase, ...get(STRIDE), I32_SUB], get(RK0), get(RQUADS), i32c(SUBFP_BANDS)),
+    ...Array.from({ length: (SUBFP_BANDS + 1) / 2 }, (_, k) => [
+      ...i32c(0),
+      ...i32c(0),
+      ...simd(0x00, 3, ...uleb(L.bandOutAt + 16 * k)),
+      ...simd(0x0b, 3, ...uleb(L.prevAt + 16 * k)),
+    ]).flat(),
+    ...frameAt(pairBase, get(RK0), get(RQUADS), i32c(SUBFP_BANDS)),
+    ...get(RALPHA),
+    ...[CALL, ...uleb(FP)],
+    ...get(PAIR),
+    ...i32c(2),
+    SHL,
+    ...i32c(0),
+    ...[I32_LOAD, 2, ...uleb(L.resAt)],
+    ...[I32_STORE, 2, ...uleb(L.runBitsAt)],
+    ...get(PAIR),
+    ...i32c(1),
+    ADD,
+    ...tee(PAIR),
+    ...get(COUNT),
+    LTU,
+    BRIF,
+    0,
+    END,
+    END,
+  ];
   // Types: 0 (i32, i32) → (), 1 () → (), 2 (i32) → (), 3 (i32, i32, i32) → (), 4 (f64) → (),
   // 5 (i32, i32, i32, f64) → (), 6 (i32, i32, i32, i32, f64) → ().
-  const types = [...stageBodies.map(() => 1), 2, 0, 2, 3, 4, 5, 6];
+  const types = [...stageBodies.map(() => 1), 2, 0, 2, 3, 4, 5, 6, 6];
   const bodies = [
     ...stageBodies,
     inputBody,
@@ -719,6 +766,7 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
     fpBody,
     [0, ...frameFp],
     [1, 2, I32, ...runFp],
+    [1, 1, I32, ...pairsFp],
   ];
   return new Uint8Array([
     ...WASM_HEADER,
@@ -730,7 +778,7 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
     ...section(2, [1, ...name("m"), ...name("mem"), 0x02, 0x00, 1]),
     ...section(3, [...uleb(types.length), ...types]),
     ...section(7, [
-      3,
+      4,
       ...name("frame"),
       0x00,
       ...uleb(FRAME),
@@ -740,6 +788,9 @@ function kernelBytes(half: number): Uint8Array<ArrayBuffer> {
       ...name("runFp"),
       0x00,
       ...uleb(RUN_FP),
+      ...name("pairsFp"),
+      0x00,
+      ...uleb(PAIRS_FP),
     ]),
     ...section(10, [...uleb(bodies.length), ...bodies.flatMap((b) => [...uleb(b.length), ...b])]),
   ]);
@@ -765,9 +816,13 @@ export class SimdFrame32 {
   readonly runWeak: Uint16Array;
   readonly runStrong: Uint32Array;
   readonly runTotal: Float64Array;
+  /** The samples of {@link framePairs} ({@link span} and on), and where each pair's second frame starts in them. */
+  readonly pairSpan: Int16Array;
+  readonly pairAt: Int32Array;
   readonly #frame: (k0: number, quads: number, nb: number) => void;
   readonly #frameFp: (k0: number, quads: number, nb: number, strongAlpha: number) => void;
   readonly #runFp: (count: number, stride: number, k0: number, quads: number, strongAlpha: number) => void;
+  readonly #pairsFp: (count: number, stride: number, k0: number, quads: number, strongAlpha: number) => void;
   readonly #layout: Layout32;
   readonly #half: number;
   readonly #memory: WebAssembly.Memory;
@@ -801,6 +856,13 @@ export class SimdFrame32 {
       quads: number,
       a: number,
     ) => void;
+    this.#pairsFp = instance.exports.pairsFp as (
+      n: number,
+      stride: number,
+      k0: number,
+      quads: number,
+      a: number,
+    ) => void;
     this.#memory = memory;
     const f32 = new Float32Array(memory.buffer);
     this.samples = new Int16Array(memory.buffer, L.samplesAt, 2 * half);
@@ -809,6 +871,8 @@ export class SimdFrame32 {
     this.runWeak = new Uint16Array(memory.buffer, L.runWeakAt, MAX_RUN);
     this.runStrong = new Uint32Array(memory.buffer, L.runStrongAt, MAX_RUN);
     this.runTotal = new Float64Array(memory.buffer, L.runTotalAt, MAX_RUN);
+    this.pairSpan = new Int16Array(memory.buffer, L.samplesAt, PAIR_SPAN_FRAMES * 2 * half);
+    this.pairAt = new Int32Array(memory.buffer, L.pairAtAt, MAX_RUN);
     this.#windowView = new Float32Array(memory.buffer, L.windowAt, 2 * half);
     // Per group of four inputs, the byte offset of its first input's samples (the others' follow from it).
     const revView = new Int32Array(memory.buffer, L.revAt, half >> 2);
@@ -891,6 +955,30 @@ export class SimdFrame32 {
     this.#runFp(count, 2 * hop, k0, quads, strongAlpha);
   }
 
+  /**
+   * For `count` pairs of frames (1 ≤ count ≤ {@link MAX_RUN}) in {@link pairSpan}, pair p's second frame from
+   * sample pairAt[p] and its first `hop` samples before: the second's sub-fingerprint over the first into
+   * runBits[p] (the bits {@link frameBits} gives it with the first's energies in {@link prevBands}). One call
+   * from JS for frames anywhere in the span (an aligned grid's sampled frames); {@link prevBands} is scratch.
+   */
+  framePairs(
+    window: Float64Array,
+    k0: number,
+    quads: number,
+    table: BandTable,
+    strongAlpha: number,
+    count: number,
+    hop: number,
+  ): void {
+    if (count < 1 || count > MAX_RUN || hop < 1) throw new RangeError(`framePairs: ${count} pairs`);
+    const at = this.pairAt, last = this.pairSpan.length - 2 * this.#half;
+    for (let p = 0; p < count; p++) {
+      if (!(at[p]! >= hop && at[p]! <= last)) throw new RangeError(`framePairs: pair ${p} at ${at[p]}`);
+    }
+    this.#prepare(window, table);
+    this.#pairsFp(count, 2 * hop, k0, quads, strongAlpha);
+  }
+
   /** The window and band table into the kernel's memory, when they are not the last ones given. */
   #prepare(window: Float64Array, table: BandTable): void {
     if (window !== this.#window) {
@@ -916,5 +1004,35 @@ export class SimdFrame32 {
       new Float64Array(buf, L.bandWAt, entries).set(table.weight.subarray(0, entries));
       this.#bands = table;
     }
+  }
+}
+
+/**
+ * A float32 kernel of its own for real frames of `size` samples (a power of two ≥ 32), with the tables
+ * fft.ts's RealFft gives its kernel (the same formulas, so the same values), or null where WebAssembly SIMD does
+ * not run. For a caller that keeps frames in its scratch while RealFft's kernel serves the streams.
+ */
+export function ownFrame32(size: number): SimdFrame32 | null {
+  const half = size >> 1, bits = Math.log2(half);
+  const rev = new Uint32Array(half);
+  for (let i = 0; i < half; i++) {
+    let r = 0;
+    for (let b = 0; b < bits; b++) r |= ((i >> b) & 1) << (bits - 1 - b);
+    rev[i] = r;
+  }
+  const cos = new Float64Array(half >> 1), sin = new Float64Array(half >> 1);
+  for (let k = 0; k < half >> 1; k++) {
+    cos[k] = Math.cos((-2 * Math.PI * k) / half);
+    sin[k] = Math.sin((-2 * Math.PI * k) / half);
+  }
+  const splitCos = new Float64Array(half + 1), splitSin = new Float64Array(half + 1);
+  for (let k = 0; k <= half; k++) {
+    splitCos[k] = Math.cos((-2 * Math.PI * k) / size);
+    splitSin[k] = Math.sin((-2 * Math.PI * k) / size);
+  }
+  try {
+    return new SimdFrame32(half, cos, sin, rev, splitCos, splitSin);
+  } catch {
+    return null;
   }
 }

@@ -24,6 +24,7 @@
  */
 
 import { type BandTable, RealFft } from "./fft.ts";
+import { MAX_RUN, ownFrame32, type SimdFrame32 } from "./fft_simd32.ts";
 import type { SampleRing } from "../decode/sample_ring.ts";
 import { RING_SCALE } from "../decode/sample_ring.ts";
 
@@ -80,6 +81,8 @@ interface AnalyzerTables {
   /** Scratch of {@link FrameAnalyzer.fingerprint} where it calls {@link subFingerprint}: used within one call. */
   cur: Float64Array;
   diff: Float64Array;
+  /** The kernel of {@link FrameAnalyzer.pairBits} (null: it does not run here), made on first use. */
+  pairs: SimdFrame32 | null | undefined;
 }
 
 const tableCache = new Map<string, AnalyzerTables>();
@@ -143,6 +146,7 @@ function tablesOf(params: Readonly<FingerprintParams>): AnalyzerTables {
     dbRef: (RING_SCALE * RING_SCALE * wsum2 * n) / 4,
     cur: new Float64Array(BANDS),
     diff: new Float64Array(SUBFP_BITS),
+    pairs: undefined,
   };
   tableCache.set(id, t);
   return t;
@@ -167,6 +171,7 @@ export class FrameAnalyzer {
   readonly #dbRef: number;
   readonly #cur: Float64Array;
   readonly #diff: Float64Array;
+  readonly #tables: AnalyzerTables;
 
   /** Tables for `params` (shared by every analyzer of the same parameters: see {@link tablesOf}). */
   constructor(params: Readonly<FingerprintParams> = FP_PARAMS) {
@@ -184,6 +189,44 @@ export class FrameAnalyzer {
     this.#dbRef = t.dbRef;
     this.#cur = t.cur;
     this.#diff = t.diff;
+    this.#tables = t;
+  }
+
+  /**
+   * Sub-fingerprint bits of the frames whose first samples are absolute indices `pos[0..count)` of `ring`
+   * (ascending), each over the frame a hop before it, into `bits`: the bits of {@link subFingerprint} over their
+   * {@link analyze}d band energies. Where the float32 kernel runs, as many pairs as its scratch spans in one
+   * WebAssembly call (an aligned grid's 24 sampled pairs: one copy of their samples and one call instead of 48
+   * frame calls); returns false, nothing written, where it does not (the caller analyses the frames). The caller
+   * guarantees the samples are held (one `has` over them all, so `data` addresses them).
+   */
+  pairBits(ring: SampleRing, pos: Int32Array, count: number, bits: Uint32Array): boolean {
+    const t = this.#tables;
+    if (!this.#fft.float32) return false;
+    if (t.pairs === undefined) {
+      const k = ownFrame32(this.params.frame);
+      const quads = (this.#toBin - this.#fromBin + 4) >> 2;
+      t.pairs =
+        k !== null && this.#bands.start.length - 1 === BANDS && k.fits(this.#bands, this.#fromBin, quads)
+          ? k
+          : null;
+    }
+    const k = t.pairs;
+    if (k === null) return false;
+    const { hop, frame } = this.params;
+    const data = ring.data, mask = ring.mask, span = k.pairSpan, at = k.pairAt, out = k.runBits;
+    const quads = (this.#toBin - this.#fromBin + 4) >> 2;
+    for (let p0 = 0; p0 < count;) {
+      const lo = pos[p0]! - hop;
+      let p1 = p0 + 1;
+      while (p1 < count && p1 - p0 < MAX_RUN && pos[p1]! + frame - lo <= span.length) p1++;
+      copyOut(span, data, lo & mask, mask, pos[p1 - 1]! + frame - lo);
+      for (let p = p0; p < p1; p++) at[p - p0] = pos[p]! - lo;
+      k.framePairs(this.#window, this.#fromBin, quads, this.#bands, this.params.strongAlpha, p1 - p0, hop);
+      for (let p = p0; p < p1; p++) bits[p] = out[p - p0]!;
+      p0 = p1;
+    }
+    return true;
   }
 
   /**
@@ -303,6 +346,16 @@ export class FrameAnalyzer {
       total += e;
     }
     return this.#dbOf(total);
+  }
+}
+
+/** Ring samples [start, start + len) (ring of `mask + 1` samples) into `out`, in two block copies when they wrap. */
+function copyOut(out: Int16Array, data: Int16Array, start: number, mask: number, len: number): void {
+  if (start + len <= mask + 1) out.set(data.subarray(start, start + len));
+  else {
+    const first = mask + 1 - start;
+    out.set(data.subarray(start, mask + 1));
+    out.set(data.subarray(0, len - first), first);
   }
 }
 
