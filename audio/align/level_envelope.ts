@@ -18,6 +18,7 @@ import type { GapHint } from "./gap_hints.ts";
 import type { SampleRing } from "../decode/sample_ring.ts";
 import { kthSmallest } from "../../util/kth_smallest.ts";
 import { PlainScan, SCAN_TOLERANCE } from "./plain_scan.ts";
+import { LEVEL_MAX_WINDOWS, levelKernel } from "./level_db_simd.ts";
 
 /** Number of envelope values. */
 export const ENV_VALUES = 256;
@@ -410,7 +411,10 @@ function windowLevels(ring: SampleRing, s: EnvelopeScratch, from: number, n: num
   return positions;
 }
 
-/** Levels of windows [lo, hi) (the first `from`) into `db`, their squares' sums into `prefix` from `lo`. */
+/**
+ * Levels of windows [lo, hi) (the first `from`) into `db`: in the SIMD kernel where it runs (level_db_simd.ts:
+ * the same numbers), else as {@link windowDb} with their squares' sums in `prefix` from `lo`.
+ */
 function windowsOf(
   ring: SampleRing,
   from: number,
@@ -419,6 +423,22 @@ function windowsOf(
   prefix: Float64Array,
   db: Float64Array,
 ): void {
+  const k = levelKernel();
+  if (k !== undefined) {
+    const data = ring.data, mask = ring.mask, samples = k.samples, out = k.out;
+    for (let a = lo; a < hi; a += LEVEL_MAX_WINDOWS) {
+      const n = Math.min(LEVEL_MAX_WINDOWS, hi - a);
+      const start = (from + a) & mask, len = n - 1 + ENV_WINDOW;
+      if (start + len <= mask + 1) samples.set(data.subarray(start, start + len));
+      else {
+        samples.set(data.subarray(start, mask + 1));
+        samples.set(data.subarray(0, len - (mask + 1 - start)), mask + 1 - start);
+      }
+      k.levels(n);
+      db.set(out.subarray(0, n), a);
+    }
+    return;
+  }
   prefixSquares(ring, from + lo, hi - lo - 1 + ENV_WINDOW, prefix, lo);
   for (let i = lo; i < hi; i++) db[i] = windowDb(prefix, i);
 }
