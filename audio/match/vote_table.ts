@@ -36,6 +36,12 @@ const OCC_BITS_PER_PLACE = 4;
 /** A vote of this worth makes its alignment a candidate on its own (see {@link VoteTable.vote}). */
 export const CANDIDATE_VOTES = 2;
 
+/**
+ * A slot's hash: the part of its places and occupancy bits, in both generations, that depends on the slot alone
+ * (computed once per vote, not once per place or bit looked at).
+ */
+const slotHash = (slot: number): number => Math.imul(slot, 0x9e3779b1);
+
 /** One generation's table: open-addressed entries of the alignments voted for in its epoch. */
 class Generation {
   /**
@@ -71,57 +77,61 @@ class Generation {
     this.occShift = 32 - Math.log2(bits);
   }
 
-  /** The occupancy bit of alignments (slot, s) with the same s >> 2. */
-  occBit(slot: number, s: number): number {
-    return (Math.imul(slot, 0x9e3779b1) ^ Math.imul(s >> 2, 0x85ebca6b)) >>> this.occShift;
+  /** The occupancy bit of alignments (slot, s) with the same s >> 2 (`hs`: the slot's {@link slotHash}). */
+  occBit(hs: number, s: number): number {
+    return (hs ^ Math.imul(s >> 2, 0x85ebca6b)) >>> this.occShift;
   }
 
-  /** Sets the occupancy bit of (slot, s). */
-  mark(slot: number, s: number): void {
-    const b = this.occBit(slot, s);
+  /** Sets the occupancy bit of (slot, s) (`hs`: the slot's {@link slotHash}). */
+  mark(hs: number, s: number): void {
+    const b = this.occBit(hs, s);
     this.occ[b >>> 5]! |= 1 << (b & 31);
   }
 
   /**
    * False if this generation holds no entry (slot, s') with s' >> 2 equal to (s − 1) >> 2 or (s + 1) >> 2, which
-   * s − 1..s + 1 fall in (true may be a collision): one bit, or two when s is at the edge of its four.
+   * s − 1..s + 1 fall in (true may be a collision): one bit, or two when s is at the edge of its four. `hs`: the
+   * slot's {@link slotHash}.
    */
-  near(slot: number, s: number): boolean {
+  near(hs: number, s: number): boolean {
     // Past its alignments (the older generation for a vote after its epoch's last frame, about half of them): no
     // bits to read.
     if (this.cap === 0 || s - 1 - this.base >= REL_SPAN) return false;
-    const h = Math.imul(slot, 0x9e3779b1), occ = this.occ, shift = this.occShift;
-    const lo = (h ^ Math.imul((s - 1) >> 2, 0x85ebca6b)) >>> shift;
+    const occ = this.occ, shift = this.occShift;
+    const lo = (hs ^ Math.imul((s - 1) >> 2, 0x85ebca6b)) >>> shift;
     if ((occ[lo >>> 5]! & (1 << (lo & 31))) !== 0) return true;
     if ((s - 1) >> 2 === (s + 1) >> 2) return false;
-    const hi = (h ^ Math.imul((s + 1) >> 2, 0x85ebca6b)) >>> shift;
+    const hi = (hs ^ Math.imul((s + 1) >> 2, 0x85ebca6b)) >>> shift;
     return (occ[hi >>> 5]! & (1 << (hi & 31))) !== 0;
   }
 
   /**
    * Place of the alignment (slot, rel) (from the key alone, so that growing can move entries): the alignments of
    * a slot in runs of RUN places (one cache line) by rel / RUN, so that s and its neighbours, looked up
-   * together, mostly share a line.
+   * together, mostly share a line. `hs`: the slot's {@link slotHash}.
    */
-  home(slot: number, rel: number): number {
-    const run = Math.imul(slot, 0x9e3779b1) ^ Math.imul(rel >> 4, 0x85ebca6b);
+  home(hs: number, rel: number): number {
+    const run = hs ^ Math.imul(rel >> 4, 0x85ebca6b);
     return (((run >>> 11) * this.scale) << 4) | (rel & (RUN - 1));
   }
 
-  /** Index of the entry of (slot, rel) (its word is 1 + key), or of the free place where it would go. */
-  find(slot: number, rel: number): number {
-    const cap = this.cap, e = this.e, word = ((slot << REL_BITS) | rel) + 1;
-    for (let h = this.home(slot, rel);; h = h + 1 === cap ? 0 : h + 1) {
+  /**
+   * Index of the entry whose word is `word` (1 + key, without the QUEUED flag), or of the free place where it
+   * would go, from its {@link home} `h` on.
+   */
+  find(h: number, word: number): number {
+    const cap = this.cap, e = this.e;
+    for (;; h = h + 1 === cap ? 0 : h + 1) {
       const w = e[h]!;
       if (w === 0 || (w & ~QUEUED) === word) return h;
     }
   }
 
-  /** The entry of s (0 if none: also for an s this generation cannot hold). */
-  get(slot: number, s: number): number {
+  /** The entry of s (0 if none: also for an s this generation cannot hold); `hs`: the slot's {@link slotHash}. */
+  get(hs: number, slot: number, s: number): number {
     const rel = s - this.base;
     if (this.cap === 0 || rel >>> 0 >= REL_SPAN) return 0;
-    return this.e[this.find(slot, rel)]!;
+    return this.e[this.find(this.home(hs, rel), ((slot << REL_BITS) | rel) + 1)]!;
   }
 
   /** Empties the table for the epoch of frames from `first`, sized for `expect` alignments. */
@@ -154,9 +164,9 @@ class Generation {
     for (let i = 0; i < old.length; i++) {
       const w = old[i]!;
       if (w === 0) continue;
-      const key = (w & ~QUEUED) - 1;
-      e[this.find(key >>> REL_BITS, key & REL_MASK)] = w;
-      this.mark(key >>> REL_BITS, this.base + (key & REL_MASK));
+      const key = (w & ~QUEUED) - 1, hs = slotHash(key >>> REL_BITS);
+      e[this.find(this.home(hs, key & REL_MASK), key + 1)] = w;
+      this.mark(hs, this.base + (key & REL_MASK));
       this.used++;
     }
   }
@@ -192,6 +202,8 @@ export class VoteTable {
   #grows = 0;
   /** What {@link voteFrame}'s loads read, kept so that they are not optimised away. */
   #sink = 0;
+  /** {@link voteFrame}'s scratch: per hit the home of its alignment in the current generation. */
+  #homes = new Int32Array(64);
 
   /**
    * A table of `cap` places per generation (a multiple of 16) from the first vote on; it grows by half when a
@@ -246,16 +258,21 @@ export class VoteTable {
     this.#begin(t);
     const c = this.#cur;
     const ce = c.e, cb = t - c.base, occ = c.occ;
+    if (this.#homes.length < n) this.#homes = new Int32Array(2 * n);
+    const homes = this.#homes;
     let acc = 0;
     for (let x = 0; x < n; x++) {
-      acc ^= ce[c.home(slots[x]!, cb - pos[x]!)]! ^ occ[c.occBit(slots[x]!, t - pos[x]! - 1) >>> 5]!;
+      const hs = slotHash(slots[x]!), h = c.home(hs, cb - pos[x]!);
+      homes[x] = h;
+      acc ^= ce[h]! ^ occ[c.occBit(hs, t - pos[x]! - 1) >>> 5]!;
     }
     this.#sink ^= acc;
     let m = 0;
     for (let x = 0; x < n; x++) {
       const slot = slots[x]!, p = pos[x]!;
       if (p >>> 0 >= MAX_LAG) throw new RangeError(`VoteTable: frame ${t} votes for alignment ${t - p}`);
-      if (this.#cast(slot, t - p, t, hitVotes(dist[x]!))) {
+      // The homes stand while the generation keeps its table (a vote that grows it finds its place anew).
+      if (this.#cast(slot, t - p, t, hitVotes(dist[x]!), c.e === ce ? homes[x]! : -1)) {
         slots[m] = slot;
         pos[m++] = p;
       }
@@ -271,7 +288,7 @@ export class VoteTable {
   vote(slot: number, s: number, t: number, w: number): boolean {
     if ((t - s) >>> 0 >= MAX_LAG) throw new RangeError(`VoteTable: frame ${t} votes for alignment ${s}`);
     this.#begin(t);
-    return this.#cast(slot, s, t, w);
+    return this.#cast(slot, s, t, w, -1);
   }
 
   /** Notes that votes of frame `t` come next (a new frame: none of its keys added yet). */
@@ -283,11 +300,11 @@ export class VoteTable {
     if (this.#cur.cap === 0) this.#cur.allocate(this.#firstCap);
   }
 
-  /** {@link vote} of frame `t`, the current one. */
-  #cast(slot: number, s: number, t: number, w: number): boolean {
-    const g = this.#cur;
+  /** {@link vote} of frame `t`, the current one; `home`: the alignment's in the current generation (-1: not known). */
+  #cast(slot: number, s: number, t: number, w: number, home: number): boolean {
+    const g = this.#cur, o = this.#old, hs = slotHash(slot);
     const rel = s - g.base, word = ((slot << REL_BITS) | rel) + 1;
-    let h = g.find(slot, rel);
+    let h = g.find(home >= 0 ? home : g.home(hs, rel), word);
     const f = g.e[h]!;
     if (f !== 0) {
       if (f < 0) return false;
@@ -300,13 +317,12 @@ export class VoteTable {
       if (g.used >= g.cap * MAX_LOAD) {
         g.grow(t);
         this.#grows++;
-        h = g.find(slot, rel);
+        h = g.find(g.home(hs, rel), word);
       }
       g.used++;
-      const o = this.#old;
       // No entry near s in either generation (the common case): no older vote to merge, no neighbour.
-      const near = g.near(slot, s) || o.near(slot, s);
-      g.mark(slot, s);
+      const near = g.near(hs, s) || o.near(hs, s);
+      g.mark(hs, s);
       if (!near) {
         if (w >= CANDIDATE_VOTES) {
           g.e[h] = word | QUEUED;
@@ -317,7 +333,7 @@ export class VoteTable {
         return false;
       }
       // Merge with the older generation's entry, if any: its one vote came from an earlier frame.
-      const older = o.get(slot, s);
+      const older = o.get(hs, slot, s);
       if (older !== 0 || w >= CANDIDATE_VOTES) {
         g.e[h] = word | QUEUED;
         return older >= 0;
@@ -325,7 +341,11 @@ export class VoteTable {
       g.e[h] = word;
       this.#addFresh(word);
     }
-    if (this.#has(slot, s - 1) || this.#has(slot, s + 1)) {
+    // The current generation's neighbours first: they mostly share the line just read.
+    if (
+      g.get(hs, slot, s - 1) !== 0 || g.get(hs, slot, s + 1) !== 0 || o.get(hs, slot, s - 1) !== 0 ||
+      o.get(hs, slot, s + 1) !== 0
+    ) {
       g.e[h] = word | QUEUED;
       return true;
     }
@@ -338,7 +358,8 @@ export class VoteTable {
   }
 
   #has(slot: number, s: number): boolean {
-    return this.#cur.get(slot, s) !== 0 || this.#old.get(slot, s) !== 0;
+    const hs = slotHash(slot);
+    return this.#cur.get(hs, slot, s) !== 0 || this.#old.get(hs, slot, s) !== 0;
   }
 
   /** True if `word` was added during the current frame. */
