@@ -381,6 +381,19 @@ export class RecentFrames {
     return true;
   }
 
+  /**
+   * True if `sig`'s walk under way (within its budget, no frame added since) found a hit in `owner`'s frames from
+   * `from` on: then {@link noHitsFrom} is false for it from any frame at or before `from`, without a call.
+   */
+  hitSince(sig: Signature, owner: RecentOwner, from: number): boolean {
+    return this.#current(sig) && this.#hitFrom(owner, from);
+  }
+
+  /** True if `sig`'s walk under way (as {@link hitSince}) found a hit in `owner`'s frames at all. */
+  walkFound(sig: Signature, owner: RecentOwner): boolean {
+    return owner.stamp === this.#seq && this.#current(sig);
+  }
+
   /** True if the walk under way found a hit in `owner`'s frames from `from` on. */
   #hitFrom(owner: RecentOwner, from: number): boolean {
     if (owner.stamp !== this.#seq) return false;
