@@ -471,6 +471,44 @@ Deno.test("backward search: a stream with no hit is done without its exact first
   ok(lookups(got)[1]! >= lookups(want)[1]! && lookups(got)[1]! <= lookups(want)[1]! + 3 * 20);
 });
 
+Deno.test("backward search: a stream the walk found hits in is not bounded first, the same match", () => {
+  const r = xorshift32(47);
+  const fp = Uint32Array.from({ length: 128 }, () => r());
+  const run = (order: number[]) => {
+    const index = new SignatureIndex();
+    const recent = new RecentFrames({ keepFrames: 0, horizonFrames: 0, maxFrames: 1024, minSignatures: 0 });
+    // Stream 0 holds the block at frame 700, stream 1 random frames.
+    const streams = [0, 1].map(() => {
+      const store = new FrameStore(2048);
+      return { store, ...countedMatcher(store, index, recent, true) };
+    });
+    const rs = xorshift32(48);
+    for (let at = 0; at < 1000; at += 10) {
+      streams.forEach((s, k) => {
+        for (let t = at; t < at + 10; t++) {
+          s.store.push(k === 0 && t >= 700 && t < 828 ? fp[t - 700]! : rs(), 0, -20, ~0);
+        }
+        s.m.onFrames(at, at + 10);
+      });
+    }
+    const sig = signature(fp, "s0");
+    const timed = { ...sig, source: { ...sig.source, timeNs: T0 + 690n * 16_000_000n + 2_000_000_000n } };
+    index.add(timed);
+    const out: string[] = [];
+    for (const k of order) for (const m of streams[k]!.m.searchBackward(timed)) out.push(`${k} ${m.frame}`);
+    return { out, calls: streams.map((s) => s.calls), stats: streams.map((s) => s.m.stats()) };
+  };
+  // Stream 1 first: its bound starts the walk, which finds stream 0's hits; stream 0 then takes its exact frame
+  // alone. Stream 0 first: no walk yet, so its bound is asked.
+  const late = run([1, 0]), early = run([0, 1]);
+  deepStrictEqual(late.out, ["0 700"]);
+  deepStrictEqual(early.out, late.out);
+  deepStrictEqual(late.calls[0], { exact: 1, bound: 0 });
+  deepStrictEqual(early.calls[0], { exact: 1, bound: 1 });
+  deepStrictEqual(late.calls[1], { exact: 0, bound: 1 });
+  deepStrictEqual(late.stats, early.stats);
+});
+
 Deno.test("backward search: late signatures, streams not covered and a widened search: the scan's matches", async () => {
   await initAudioEngine();
   const sigs = speechSignatures();
