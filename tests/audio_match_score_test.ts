@@ -3,11 +3,9 @@
 import { ok, strictEqual } from "node:assert/strict";
 import { FrameStore } from "../audio/fingerprint/fingerprint.ts";
 import {
-  AroundScores,
   type BlockScore,
   frameErrors,
   sampledBer,
-  scoreAround,
   scoreBlock,
   significance,
   WEAK_WEIGHT,
@@ -66,30 +64,5 @@ Deno.test("score: whole-block, per-frame and sampled scores agree to the last bi
     strictEqual(out.ber, se / sw, `ber at ${s}`);
     strictEqual(out.z, significance(se / sw, sw, sw2), `z at ${s}`);
     strictEqual(sampledBer(store, slot, 0, slot[0]!, 1, s), out.ber, `sampled at ${s}`);
-  }
-});
-
-Deno.test("score: scoreAround gives scoreBlock's scores at s - 1, s and s + 1 to the last bit", () => {
-  const r = xorshift32(9);
-  const n = 100;
-  const fp = Uint32Array.from({ length: n }, () => r());
-  const mask = new Uint8Array(13);
-  for (let j = 3; j < n; j += 7) mask[j >> 3]! |= 1 << (j & 7);
-  const store = new FrameStore(256);
-  // Frames 40 to 190: alignments whose block runs over either edge, or lies outside, see part of it or none.
-  store.reset(40);
-  for (let t = 40; t < 190; t++) store.push(r() & r(), 0, -20, r() | r());
-  const around = new AroundScores();
-  const out: BlockScore = { ber: 0, z: 0, used: 0 };
-  for (const m of [mask, undefined]) {
-    for (const s of [-70, -60, -59, 0, 38, 39, 40, 41, 60, 88, 89, 90, 91, 150, 188, 189, 190, 191]) {
-      scoreAround(fp, m, store, s, around);
-      for (let a = 0; a < 3; a++) {
-        scoreBlock(fp, m, store, s - 1 + a, out);
-        strictEqual(around.ber[a], out.ber, `ber at ${s - 1 + a}`);
-        strictEqual(around.z[a], out.z, `z at ${s - 1 + a}`);
-        strictEqual(around.used[a], out.used, `used at ${s - 1 + a}`);
-      }
-    }
   }
 });

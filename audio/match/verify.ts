@@ -28,7 +28,7 @@ import {
   MIN_USED_FRAMES,
   requiredZ,
 } from "./thresholds.ts";
-import { AroundScores, type BlockScore, scoreAround, scoreBlock } from "./score.ts";
+import { type BlockScore, scoreBlock } from "./score.ts";
 import { SPLIT_MIN_FRACTION, Splitter, splitWins, splitZ } from "./split.ts";
 import { PartScorer } from "./parts.ts";
 import { continues, type Expected, LatencyMemory } from "./continuity.ts";
@@ -50,7 +50,6 @@ export class Verifier {
   /** NaN, not 0: double fields from the start (a field first holding 0 changes representation, and the
    * object its map, at the first fractional store, deoptimizing scoreBlock). */
   readonly #score: BlockScore = { ber: NaN, z: NaN, used: 0 };
-  readonly #around = new AroundScores();
   readonly #splitter = new Splitter();
   readonly #parts = new PartScorer();
   readonly #latency = new LatencyMemory();
@@ -116,13 +115,13 @@ export class Verifier {
     const sc = this.#score;
     const fp = sig.fingerprint;
     let bestS = s, bestBer = Infinity, bestZ = -Infinity, bestUsed = 0;
-    const around = scoreAround(fp, sig.mask, store, s, this.#around);
-    for (let a = 0; a < 3; a++) {
-      if (around.ber[a]! < bestBer) {
-        bestBer = around.ber[a]!;
-        bestZ = around.z[a]!;
-        bestS = s - 1 + a;
-        bestUsed = around.used[a]!;
+    for (let k = s - 1; k <= s + 1; k++) {
+      scoreBlock(fp, sig.mask, store, k, sc);
+      if (sc.ber < bestBer) {
+        bestBer = sc.ber;
+        bestZ = sc.z;
+        bestS = k;
+        bestUsed = sc.used;
       }
     }
     let need = requiredZ(rule, bestUsed);
