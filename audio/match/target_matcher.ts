@@ -388,7 +388,9 @@ export class TargetMatcher {
       const s = votes.alignment(k), n = votes.get(s), before = votes.get(s - 1), after = votes.get(s + 1);
       if (n + Math.max(before, after) < 2 || before > n || after > n) continue;
       this.#stats.prechecked++;
-      if (precheck(store, frameSlotOf(sig), 0, s) > PRECHECK_BER) continue;
+      // The index's slot of the signature when it has one (the same words as its own copy, and just written).
+      const ber = slot >= 0 ? this.#precheck(slot, s) : precheck(store, frameSlotOf(sig), 0, s);
+      if (ber > PRECHECK_BER) continue;
       if (s + fp.length + MARGIN_SPAN <= store.end) {
         const m = this.#verifier.verify(sig, s);
         if (m && (!best || m.z > best.z)) best = m;
