@@ -363,6 +363,27 @@ Deno.test("recent frames: indexing starts with a window of signatures and stops 
   }
 });
 
+Deno.test("recent frames: streams that come and go hand their frames' owner ids on, each hit still its stream's", () => {
+  const r = xorshift32(51);
+  const fp = Uint32Array.from({ length: 128 }, () => r());
+  // A ring of 1,024 frames that never grows: each generation's three streams (600 frames) push out the last's.
+  const recent = new RecentFrames({ keepFrames: 0, horizonFrames: 0, maxFrames: 1024, minSignatures: 0 });
+  for (let gen = 0; gen < 12; gen++) {
+    const streams = [0, 1, 2].map(() => ({ owner: new RecentOwner(0, {}), store: new FrameStore(512) }));
+    const lists = streams.map((_, k) => frames(fp, 200, 100 * gen + k));
+    for (let at = 0; at < 200; at += 20) {
+      streams.forEach((s, k) => feed(recent, s.owner, s.store, lists[k]!.slice(at, at + 20)));
+    }
+    const sig = signature(fp, `g${gen}`);
+    for (const s of streams) {
+      const want = scanHits(sig, s.store, 0);
+      ok(want.length > 0);
+      deepStrictEqual(from(recent.hitsOf(sig, s.owner, 0), 0), want, `generation ${gen}`);
+    }
+  }
+  strictEqual(recent.stats().capacity, 1024);
+});
+
 Deno.test("recent frames: no hits from a frame on is known without the exact frame, as hitsOf would say", () => {
   const r = xorshift32(41);
   const fp = Uint32Array.from({ length: 128 }, () => r());
