@@ -17,7 +17,7 @@
  * frame held is a step of some walks.
  *
  * It indexes at all only while signatures arrive often enough to pay for it ({@link RECENT_MIN_SIGNATURES} in a
- * stream's {@link RECENT_SIGNATURE_WINDOW} frames): the ring costs every stream ~32 bytes a frame and every frame
+ * stream's {@link RECENT_SIGNATURE_WINDOW} frames): the ring costs every stream ~28 bytes a frame and every frame
  * its chain links whether or not a signature ever walks them, while the scan it spares costs per signature. A
  * replay of many target streams with few or no signatures (or a sensor whose sources went quiet) holds the
  * least ring and only notes each stream's frames as not indexed (its searches scan); the first window with no
@@ -57,7 +57,7 @@ export const RECENT_KEEP_FRAMES = 375;
  * scanned for.
  */
 export const RECENT_HORIZON_FRAMES = 1000;
-/** Default largest ring, frames (32 bytes each: 32 MiB), ~8 s of 2,000 target streams that are never silent. */
+/** Default largest ring, frames (28 bytes each: 28 MiB), ~8 s of 2,000 target streams that are never silent. */
 export const RECENT_MAX_FRAMES = 1 << 20;
 /** Chain entries one signature's walk may visit before every stream is scanned instead. */
 export const RECENT_WALK_BUDGET = 1 << 18;
