@@ -363,6 +363,27 @@ Deno.test("recent frames: indexing starts with a window of signatures and stops 
   }
 });
 
+Deno.test("recent frames: streams that come and go hand their frames' owner ids on, each hit still its stream's", () => {
+  const r = xorshift32(51);
+  const fp = Uint32Array.from({ length: 128 }, () => r());
+  // A ring of 1,024 frames that never grows: each generation's three streams (600 frames) push out the last's.
+  const recent = new RecentFrames({ keepFrames: 0, horizonFrames: 0, maxFrames: 1024, minSignatures: 0 });
+  for (let gen = 0; gen < 12; gen++) {
+    const streams = [0, 1, 2].map(() => ({ owner: new RecentOwner(0, {}), store: new FrameStore(512) }));
+    const lists = streams.map((_, k) => frames(fp, 200, 100 * gen + k));
+    for (let at = 0; at < 200; at += 20) {
+      streams.forEach((s, k) => feed(recent, s.owner, s.store, lists[k]!.slice(at, at + 20)));
+    }
+    const sig = signature(fp, `g${gen}`);
+    for (const s of streams) {
+      const want = scanHits(sig, s.store, 0);
+      ok(want.length > 0);
+      deepStrictEqual(from(recent.hitsOf(sig, s.owner, 0), 0), want, `generation ${gen}`);
+    }
+  }
+  strictEqual(recent.stats().capacity, 1024);
+});
+
 Deno.test("recent frames: no hits from a frame on is known without the exact frame, as hitsOf would say", () => {
   const r = xorshift32(41);
   const fp = Uint32Array.from({ length: 128 }, () => r());
@@ -469,6 +490,44 @@ Deno.test("backward search: a stream with no hit is done without its exact first
   // Frames looked up: counted from the bound for the streams with no hit (at most its slack more).
   const lookups = (x: typeof got) => x.streams.map((s) => s.m.stats().lookups);
   ok(lookups(got)[1]! >= lookups(want)[1]! && lookups(got)[1]! <= lookups(want)[1]! + 3 * 20);
+});
+
+Deno.test("backward search: a stream the walk found hits in is not bounded first, the same match", () => {
+  const r = xorshift32(47);
+  const fp = Uint32Array.from({ length: 128 }, () => r());
+  const run = (order: number[]) => {
+    const index = new SignatureIndex();
+    const recent = new RecentFrames({ keepFrames: 0, horizonFrames: 0, maxFrames: 1024, minSignatures: 0 });
+    // Stream 0 holds the block at frame 700, stream 1 random frames.
+    const streams = [0, 1].map(() => {
+      const store = new FrameStore(2048);
+      return { store, ...countedMatcher(store, index, recent, true) };
+    });
+    const rs = xorshift32(48);
+    for (let at = 0; at < 1000; at += 10) {
+      streams.forEach((s, k) => {
+        for (let t = at; t < at + 10; t++) {
+          s.store.push(k === 0 && t >= 700 && t < 828 ? fp[t - 700]! : rs(), 0, -20, ~0);
+        }
+        s.m.onFrames(at, at + 10);
+      });
+    }
+    const sig = signature(fp, "s0");
+    const timed = { ...sig, source: { ...sig.source, timeNs: T0 + 690n * 16_000_000n + 2_000_000_000n } };
+    index.add(timed);
+    const out: string[] = [];
+    for (const k of order) for (const m of streams[k]!.m.searchBackward(timed)) out.push(`${k} ${m.frame}`);
+    return { out, calls: streams.map((s) => s.calls), stats: streams.map((s) => s.m.stats()) };
+  };
+  // Stream 1 first: its bound starts the walk, which finds stream 0's hits; stream 0 then takes its exact frame
+  // alone. Stream 0 first: no walk yet, so its bound is asked.
+  const late = run([1, 0]), early = run([0, 1]);
+  deepStrictEqual(late.out, ["0 700"]);
+  deepStrictEqual(early.out, late.out);
+  deepStrictEqual(late.calls[0], { exact: 1, bound: 0 });
+  deepStrictEqual(early.calls[0], { exact: 1, bound: 1 });
+  deepStrictEqual(late.calls[1], { exact: 0, bound: 1 });
+  deepStrictEqual(late.stats, early.stats);
 });
 
 Deno.test("backward search: late signatures, streams not covered and a widened search: the scan's matches", async () => {

@@ -17,7 +17,7 @@
  * frame held is a step of some walks.
  *
  * It indexes at all only while signatures arrive often enough to pay for it ({@link RECENT_MIN_SIGNATURES} in a
- * stream's {@link RECENT_SIGNATURE_WINDOW} frames): the ring costs every stream ~32 bytes a frame and every frame
+ * stream's {@link RECENT_SIGNATURE_WINDOW} frames): the ring costs every stream ~28 bytes a frame and every frame
  * its chain links whether or not a signature ever walks them, while the scan it spares costs per signature. A
  * replay of many target streams with few or no signatures (or a sensor whose sources went quiet) holds the
  * least ring and only notes each stream's frames as not indexed (its searches scan); the first window with no
@@ -38,8 +38,10 @@ import { truncate } from "../../util/truncate.ts";
 const PROBES = PROBE_WORDS >> 1;
 /** log2 of {@link PROBES} (2 exact halves and each half's toggled variants: a power of two). */
 const PROBE_SHIFT = Math.log2(PROBES);
-/** Words per frame slot: value, frame number, a chain link per probe. */
-const REC = 2 + PROBES;
+/** Words per frame slot: value, frame number, a chain link per probe, its owner's id. */
+const REC = 3 + PROBES;
+/** Word of a frame slot holding its owner's id (see {@link RecentFrames}). */
+const OWNER = 2 + PROBES;
 /** (half, 16-bit key) chains. */
 const CHAINS = 2 << 16;
 /**
@@ -55,7 +57,7 @@ export const RECENT_KEEP_FRAMES = 375;
  * scanned for.
  */
 export const RECENT_HORIZON_FRAMES = 1000;
-/** Default largest ring, frames (32 bytes each: 32 MiB), ~8 s of 2,000 target streams that are never silent. */
+/** Default largest ring, frames (28 bytes each: 28 MiB), ~8 s of 2,000 target streams that are never silent. */
 export const RECENT_MAX_FRAMES = 1 << 20;
 /** Chain entries one signature's walk may visit before every stream is scanned instead. */
 export const RECENT_WALK_BUDGET = 1 << 18;
@@ -92,6 +94,8 @@ export class RecentOwner {
   readonly tag: object | undefined;
   /** Frames before this one were indexed (if not silent). */
   end: number;
+  /** Its id in the ring's frame slots while it has frames there (-1: none). */
+  id = -1;
   /** Newest frame of this owner that left the ring (-1: none yet). */
   evictedTo = -1;
   /** Ring position of this owner's last frame. */
@@ -171,10 +175,15 @@ export class RecentFrames {
   readonly walkBudget: number;
   readonly minSignatures: number;
   #cap = 0;
-  #owner: (RecentOwner | undefined)[] = [];
   /**
-   * Per frame slot {@link REC} words: its value, its frame number, and per probe how many probe entries back its
-   * chain goes on (0: the chain ends); together, so that a step of a walk reads one place.
+   * The owners of the frames held, by id (undefined: a free id, in {@link #freeIds}): a frame slot names its owner
+   * by id, so that a walk's hit finds it from the slot's own line rather than a second array's.
+   */
+  readonly #owners: (RecentOwner | undefined)[] = [];
+  readonly #freeIds: number[] = [];
+  /**
+   * Per frame slot {@link REC} words: its value, its frame number, per probe how many probe entries back its
+   * chain goes on (0: the chain ends), and its owner's id; together, so that a step of a walk reads one place.
    */
   #rec = new Int32Array(0);
   /** Per chain its newest entry (absolute frame × PROBES + probe; -1: none). */
@@ -271,9 +280,9 @@ export class RecentFrames {
     return { ...this.#stats, capacity: this.#cap, indexing: this.#indexing };
   }
 
-  /** Bytes of the ring (an owner reference taken as 8) and the chain heads. */
+  /** Bytes of the ring and the chain heads. */
   get bytes(): number {
-    return this.#cap * (8 + 4 * REC) + this.#head.byteLength;
+    return this.#cap * 4 * REC + this.#head.byteLength;
   }
 
   /**
@@ -291,7 +300,7 @@ export class RecentFrames {
     const pos = this.#written;
     let slot = pos % this.#cap;
     if (pos - this.#first === this.#cap) {
-      const old = this.#owner[slot]!;
+      const old = this.#owners[this.#rec[slot * REC + OWNER]!]!;
       const oldT = this.#rec[slot * REC + 1]!;
       // Grown to hold `keepFrames` of every stream still writing, and further when searches found frames gone:
       // no more, as every frame held is a step of some walks.
@@ -302,6 +311,8 @@ export class RecentFrames {
         slot = pos % this.#cap;
       } else {
         old.evictedTo = oldT;
+        // Its last frame held: its id is free.
+        if (old.lastPos === this.#first) this.#freeId(old);
         this.#first++;
         this.#evicted = true;
       }
@@ -310,12 +321,13 @@ export class RecentFrames {
       this.#blockClock[Math.floor(pos / CLOCK_BLOCK) % this.#blockClock.length] = this.#clock ??
         CLOCK_UNKNOWN;
     }
-    this.#owner[slot] = owner;
+    if (owner.id < 0) this.#takeId(owner);
     owner.mark(t, pos);
     owner.lastPos = pos;
     const rec = this.#rec, base = slot * REC;
     rec[base] = v;
     rec[base + 1] = t;
+    rec[base + OWNER] = owner.id;
     const n = Math.min(np, PROBES);
     for (let p = 0; p < PROBES; p++) {
       const at = base + 2 + p;
@@ -379,6 +391,19 @@ export class RecentFrames {
     if (!this.#walkFor(sig, owner, from) || this.#hitFrom(owner, from)) return false;
     this.#stats.searched++;
     return true;
+  }
+
+  /**
+   * True if `sig`'s walk under way (within its budget, no frame added since) found a hit in `owner`'s frames from
+   * `from` on: then {@link noHitsFrom} is false for it from any frame at or before `from`, without a call.
+   */
+  hitSince(sig: Signature, owner: RecentOwner, from: number): boolean {
+    return this.#current(sig) && this.#hitFrom(owner, from);
+  }
+
+  /** True if `sig`'s walk under way (as {@link hitSince}) found a hit in `owner`'s frames at all. */
+  walkFound(sig: Signature, owner: RecentOwner): boolean {
+    return owner.stamp === this.#seq && this.#current(sig);
   }
 
   /** True if the walk under way found a hit in `owner`'s frames from `from` on. */
@@ -487,14 +512,16 @@ export class RecentFrames {
   #dropAll(): void {
     for (let pos = this.#first; pos < this.#written; pos++) {
       const slot = pos % this.#cap;
-      const o = this.#owner[slot]!;
+      const o = this.#owners[this.#rec[slot * REC + OWNER]!]!;
       o.evictedTo = Math.max(o.evictedTo, this.#rec[slot * REC + 1]!);
     }
+    for (const o of this.#owners) if (o !== undefined) o.id = -1;
+    truncate(this.#owners, 0);
+    truncate(this.#freeIds, 0);
     this.#first = this.#written;
     this.#evicted = false;
     this.#grow = false;
     this.#memoSig = undefined;
-    this.#owner = [];
     this.#rec = new Int32Array(0);
     this.#cap = 0;
     this.#resize(Math.min(MIN_FRAMES, this.maxFrames));
@@ -566,7 +593,7 @@ export class RecentFrames {
     const v = this.#cursorValue[c >> 1]!;
     const d = popcount32((rec[base]! ^ v) >>> 0);
     if (d <= HIT_MAX_DIST) {
-      const o = this.#owner[f]!;
+      const o = this.#owners[rec[base + OWNER]!]!;
       if (o.stamp !== this.#seq) {
         o.stamp = this.#seq;
         truncate(o.hits, 0);
@@ -580,16 +607,27 @@ export class RecentFrames {
     return back === 0 ? -1 : e - back;
   }
 
+  /** Gives `owner` an id (a free one first). */
+  #takeId(owner: RecentOwner): void {
+    const id = this.#freeIds.pop() ?? this.#owners.length;
+    owner.id = id;
+    this.#owners[id] = owner;
+  }
+
+  /** Frees `owner`'s id (its last frame left the ring). */
+  #freeId(owner: RecentOwner): void {
+    this.#owners[owner.id] = undefined;
+    this.#freeIds.push(owner.id);
+    owner.id = -1;
+  }
+
   #resize(cap: number): void {
-    const owner: (RecentOwner | undefined)[] = new Array(cap);
     const rec = new Int32Array(cap * REC);
     const oldCap = this.#cap;
     for (let pos = this.#first; pos < this.#written; pos++) {
       const a = pos % oldCap, b = pos % cap;
-      owner[b] = this.#owner[a];
       rec.set(this.#rec.subarray(a * REC, a * REC + REC), b * REC);
     }
-    this.#owner = owner;
     this.#rec = rec;
     this.#cap = cap;
   }

@@ -58,8 +58,6 @@ const MATCHED_BITS = 1024;
 const matchedWord = (slot: number): number => (slot >> 5) & (MATCHED_BITS / 32 - 1);
 /** `slot`'s bit in its word of that filter. */
 const matchedBit = (slot: number): number => 1 << (slot & 31);
-/** No votes (never written). */
-const NO_VOTES: ReadonlyMap<number, number> = new Map();
 
 /** Forward and backward search of one target stream. */
 export class TargetMatcher {
@@ -357,20 +355,28 @@ export class TargetMatcher {
     // the votes the scan of the frames since `from` would cast, in the same order.
     const owner = this.#owner;
     const covered = owner !== undefined && owner.end === store.end;
+    let from = -1;
     if (covered && ctx.sampleAtOrBefore && this.#recent.indexing) {
-      // Most streams hold no hit: known from a frame at or before `from` (the last search's, when its time was
-      // close), so that their timelines are not searched for the exact one. (Not while frames are not indexed: a
-      // replay's rare signatures find each stream's frames not indexed, and the bound would be a search more.)
-      const lo = Math.max(store.start, Math.floor(ctx.sampleAtOrBefore(since, BOUND_SLACK_NS) / hop));
-      if (this.#recent.noHitsFrom(sig, owner, lo)) {
-        this.#stats.lookups += store.end - lo;
-        return [];
+      // A stream the walk under way found hits in (nearly every one searched after ownersWithHits) mostly has one
+      // from its exact first frame on: that frame first, which answers the bound below (taken from a frame at or
+      // before it) without its own time search.
+      if (this.#recent.walkFound(sig, owner)) from = this.#firstFrame(since);
+      if (from < 0 || !this.#recent.hitSince(sig, owner, from)) {
+        // Most streams hold no hit: known from a frame at or before `from` (the last search's, when its time was
+        // close), so that their timelines are not searched for the exact one. (Not while frames are not indexed:
+        // a replay's rare signatures find each stream's frames not indexed, and the bound would be a search more.)
+        const lo = Math.max(store.start, Math.floor(ctx.sampleAtOrBefore(since, BOUND_SLACK_NS) / hop));
+        if (this.#recent.noHitsFrom(sig, owner, lo)) {
+          this.#stats.lookups += store.end - lo;
+          return [];
+        }
       }
     }
-    const fromSample = ctx.firstSampleAtOrAfter(since);
-    const from = Math.max(store.start, Math.floor(fromSample / hop));
+    if (from < 0) from = this.#firstFrame(since);
     const hits = covered ? this.#recent.hitsOf(sig, owner, from, since) : undefined;
-    const votes = hits !== undefined ? votesOfHits(hits, from) : this.#scanBackward(sig, from);
+    const votes = backwardVotes.reset(from, store.end);
+    if (hits !== undefined) votesOfHits(hits, from, votes);
+    else this.#scanBackward(sig, from, votes);
     this.#stats.lookups += store.end - from;
     // Most streams: no vote at all.
     if (votes.size === 0) return [];
@@ -378,11 +384,13 @@ export class TargetMatcher {
     const slot = index.slotOf(sig.id);
     const gen = slot >= 0 ? index.generation(slot) : 0;
     let best: CoarseMatch | undefined;
-    for (const [s, n] of votes) {
-      const near = n + Math.max(votes.get(s - 1) ?? 0, votes.get(s + 1) ?? 0);
-      if (near < 2 || (votes.get(s - 1) ?? 0) > n || (votes.get(s + 1) ?? 0) > n) continue;
+    for (let k = 0; k < votes.size; k++) {
+      const s = votes.alignment(k), n = votes.get(s), before = votes.get(s - 1), after = votes.get(s + 1);
+      if (n + Math.max(before, after) < 2 || before > n || after > n) continue;
       this.#stats.prechecked++;
-      if (precheck(store, frameSlotOf(sig), 0, s) > PRECHECK_BER) continue;
+      // The index's slot of the signature when it has one (the same words as its own copy, and just written).
+      const ber = slot >= 0 ? this.#precheck(slot, s) : precheck(store, frameSlotOf(sig), 0, s);
+      if (ber > PRECHECK_BER) continue;
       if (s + fp.length + MARGIN_SPAN <= store.end) {
         const m = this.#verifier.verify(sig, s);
         if (m && (!best || m.z > best.z)) best = m;
@@ -406,9 +414,14 @@ export class TargetMatcher {
     return [];
   }
 
+  /** The first frame held whose samples were captured at or after `since`. */
+  #firstFrame(since: bigint): number {
+    const store = this.#ctx.store;
+    return Math.max(store.start, Math.floor(this.#ctx.firstSampleAtOrAfter(since) / this.#ctx.hop));
+  }
+
   /** The votes of `sig`'s lookup hits in frames [from, end), frame by frame through its own half-value tables. */
-  #scanBackward(sig: Signature, from: number): ReadonlyMap<number, number> {
-    const votes = new Map<number, number>();
+  #scanBackward(sig: Signature, from: number, votes: AlignmentVotes): void {
     const store = this.#ctx.store;
     const [hiT, loT] = tablesOf(sig);
     const fp = sig.fingerprint;
@@ -426,12 +439,10 @@ export class TargetMatcher {
           const d = popcount32((fp[j]! ^ v) >>> 0);
           if (d > HIT_MAX_DIST || j === seen0 || j === seen1 || j === seen2) continue;
           seen2 = seen1, seen1 = seen0, seen0 = j;
-          const s = t - j;
-          votes.set(s, (votes.get(s) ?? 0) + hitVotes(d));
+          votes.add(t - j, hitVotes(d));
         }
       }
     }
-    return votes;
   }
 
   #accept(m: CoarseMatch, slot: number, gen: number): void {
@@ -465,17 +476,69 @@ export class TargetMatcher {
 }
 
 /**
+ * A backward search's votes per alignment, in the order each was first voted for (the order its candidates are
+ * taken in): counts in an array over the alignments the search can vote for, not a map (scratch of the process:
+ * one search at a time, and none outlives it).
+ */
+class AlignmentVotes {
+  #count = new Int32Array(1024);
+  #order = new Int32Array(256);
+  #base = 0;
+  /** Alignments voted for. */
+  size = 0;
+
+  /**
+   * Empties it for a search of frames [from, end): alignments from − 256 (a hit's signature frame is a byte) to
+   * end, and one either side.
+   */
+  reset(from: number, end: number): AlignmentVotes {
+    for (let k = 0; k < this.size; k++) this.#count[this.#order[k]! - this.#base] = 0;
+    this.size = 0;
+    this.#base = from - 257;
+    const span = end - this.#base + 1;
+    if (this.#count.length < span) this.#count = new Int32Array(2 * span);
+    return this;
+  }
+
+  /** Adds `n` (> 0) votes to alignment `s`. */
+  add(s: number, n: number): void {
+    const i = s - this.#base, c = this.#count[i]!;
+    if (c === 0) {
+      if (this.size === this.#order.length) {
+        const o = new Int32Array(2 * this.size);
+        o.set(this.#order);
+        this.#order = o;
+      }
+      this.#order[this.size++] = s;
+    }
+    this.#count[i] = c + n;
+  }
+
+  /** The `k`th alignment voted for. */
+  alignment(k: number): number {
+    return this.#order[k]!;
+  }
+
+  /** Votes of alignment `s` (0 outside the range). */
+  get(s: number): number {
+    const i = s - this.#base;
+    return i >= 0 && i < this.#count.length ? this.#count[i]! : 0;
+  }
+}
+
+const backwardVotes = new AlignmentVotes();
+
+/**
  * The votes of hits (recent_frames.ts's hit keys) from frame `from` on, cast as {@link TargetMatcher}'s scan casts
  * them: frame by frame, probe by probe, each probe's signature frames from the last, a signature frame at most
  * once a target frame (of the last three met).
  */
-function votesOfHits(hits: readonly number[], from: number): ReadonlyMap<number, number> {
+function votesOfHits(hits: readonly number[], from: number, votes: AlignmentVotes): void {
   const min = from * HIT_KEY_FRAME;
   if (hitScratchKeys.length < hits.length) hitScratchKeys = new Float64Array(hits.length * 2);
   let n = 0;
   for (let h = 0; h < hits.length; h++) if (hits[h]! >= min) hitScratchKeys[n++] = hits[h]!;
-  if (n === 0) return NO_VOTES;
-  const votes = new Map<number, number>();
+  if (n === 0) return;
   const keys = hitScratchKeys.subarray(0, n).sort();
   let frame = -1, seen0 = -1, seen1 = -1, seen2 = -1;
   for (let h = 0; h < n; h++) {
@@ -489,8 +552,6 @@ function votesOfHits(hits: readonly number[], from: number): ReadonlyMap<number,
     }
     if (j === seen0 || j === seen1 || j === seen2) continue;
     seen2 = seen1, seen1 = seen0, seen0 = j;
-    const s = t - j;
-    votes.set(s, (votes.get(s) ?? 0) + hitVotes(low & 7));
+    votes.add(t - j, hitVotes(low & 7));
   }
-  return votes;
 }
