@@ -9,7 +9,7 @@
  *
  * `deno run -A bench/ring_speed.ts [--ring PATH_TO/sample_ring.ts] [--rounds N] [--streams N] [--wav FILE]`
  *
- * `--base CHECKOUT`: an in-process A/B of that checkout's sample_ring.ts against this one's (rounds alternated,
+ * `--base CHECKOUT`: an in-process A/B (of either mode) of that checkout's sample_ring.ts against this one's (rounds alternated,
  * which goes first too; CPU medians and the change), failing if the values any reader sees differ.
  *
  * `--live SECONDS`: the live sensor's decode and ring path instead, as a thousand calls run it: `--streams`
@@ -32,7 +32,6 @@ const args: Record<string, string> = {
 };
 for (let i = 0; i + 1 < Deno.args.length; i += 2) args[Deno.args[i]!.replace(/^--/, "")] = Deno.args[i + 1]!;
 const mod = await import(args.ring!) as typeof import("../audio/decode/sample_ring.ts");
-const { SampleRing, feedRing } = mod;
 const RATE = 8000;
 // As TargetPipeline: 30 s lookback plus a signature block, hot 4,096, warm 10 s.
 const KEEP = 30 * RATE + 3000;
@@ -91,27 +90,43 @@ if (args.live !== undefined) {
     channel: 0,
     skip_bytes: 0,
   } as const;
-  const times: number[] = [];
-  for (let r = 0; r < rounds; r++) {
+  /** CPU ns per message of `m`'s rings (a round of all the streams' messages). */
+  const liveRound = (m: typeof mod): number => {
     const decoders = Array.from(
       { length: streams },
       () => new StreamDecoder(format, { keepTimeline: true, reuseSamples: true, ringValues: true }),
     );
     const rings = Array.from(
       { length: streams },
-      () => new SampleRing(KEEP, { hotSamples: HOT, warmSamples: WARM }),
+      () => new m.SampleRing(KEEP, { hotSamples: HOT, warmSamples: WARM }),
     );
     let t = 1_700_000_000_000_000_000n;
     const t0 = cpuMs();
-    for (let m = 0; m < messages; m++) {
+    for (let i = 0; i < messages; i++) {
       t += 20_000_000n;
       for (let s = 0; s < streams; s++) {
-        const out = decoders[s]!.push({ timeNs: t, payload: pool[(m + s * 37) % pool.length]! });
-        if (out.kind === "audio") feedRing(rings[s]!, out.start, out.ring ?? out.samples, () => {});
+        const out = decoders[s]!.push({ timeNs: t, payload: pool[(i + s * 37) % pool.length]! });
+        if (out.kind === "audio") m.feedRing(rings[s]!, out.start, out.ring ?? out.samples, () => {});
       }
     }
-    times.push((cpuMs() - t0) * 1e6 / (streams * messages));
+    return (cpuMs() - t0) * 1e6 / (streams * messages);
+  };
+  if (args.base !== undefined) {
+    const base = await import(`${Deno.realPathSync(args.base)}/audio/decode/sample_ring.ts`) as typeof mod;
+    const a: number[] = [], b: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      for (const m of r % 2 === 0 ? [base, mod] : [mod, base]) (m === base ? a : b).push(liveRound(m));
+    }
+    const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
+    console.log(
+      `live, ${streams} streams: base ${med(a).toFixed(0)} ns/message, this ${med(b).toFixed(0)} (${
+        ((med(b) - med(a)) / med(a) * 100).toFixed(1)
+      }%)`,
+    );
+    Deno.exit(0);
   }
+  const times: number[] = [];
+  for (let r = 0; r < rounds; r++) times.push(liveRound(mod));
   times.sort((a, b) => a - b);
   console.log(`live, ${streams} streams: ${times.map((t) => t.toFixed(0)).join(" ")} ns/message`);
   Deno.exit(0);
