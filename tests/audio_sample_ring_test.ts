@@ -557,7 +557,7 @@ Deno.test("three tiers: a long lookback's 4-bit tier grows, and every block stil
   );
 });
 
-Deno.test("three tiers: blocks age to 4 bits eight at a time in the WebAssembly kernel, the values the JS coder's", () => {
+Deno.test("three tiers: blocks age to 4 bits sixteen at a time in the WebAssembly kernel, the values the JS coder's", () => {
   const keep = 240_000 + 19_456 + 1024;
   const x = speechTimes(4);
   const pcm = Float32Array.from(x, (v) => 0.9 * v);
@@ -576,7 +576,7 @@ Deno.test("three tiers: blocks age to 4 bits eight at a time in the WebAssembly 
         }
       }
       const octets = coldReadStats.octetBlocks - before;
-      // All but the blocks after a restart's first few: the tier's extra slots let the next seven go ahead.
+      // All but the blocks after a restart's first few: the tier's extra slots let the next fifteen go ahead.
       if (off) strictEqual(octets, 0, `${name}: the JS coder only`);
       else {ok(
           octets > 0.9 * (700_000 - 80_000 - 4096) / COLD_BLOCK,

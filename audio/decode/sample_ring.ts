@@ -151,7 +151,7 @@ const scratch = {
 
 /**
  * Counters over the process, for the bench and tests: cold-tier reads (`samples` decoded from either tier, `old`
- * of them from the 4-bit one), reallocations of the tiers, blocks coded to 4 bits by the eight-lane kernel.
+ * of them from the 4-bit one), reallocations of the tiers, blocks coded to 4 bits by the kernel's lanes.
  */
 export const coldReadStats = { materialized: 0, samples: 0, old: 0, grown: 0, octetBlocks: 0 };
 
@@ -221,8 +221,8 @@ export class SampleRing {
   readonly #maxOld: number;
   /**
    * Blocks {@link #aheadFrom} to {@link #aheadTo} (exclusive) were coded to 4 bits ahead of their turn, together
-   * with the block before them (adpcm4_simd.ts: eight blocks' coding chains in the lanes of a WebAssembly kernel
-   * in about the time of two; or adpcm4.ts's encodeBlockPair, two side by side in JS), straight into their slots
+   * with the block before them (adpcm4_simd.ts: sixteen blocks' coding chains in the lanes of a WebAssembly
+   * kernel; or adpcm4.ts's encodeBlockPair, two side by side in JS), straight into their slots
    * of the 4-bit tier (no reader reads a block there before its turn, and the blocks the slots held are no
    * longer held: so the tier holds its turn's blocks without growing, and a block stays where it was put). Valid
    * while the ring has not restarted since ({@link #aheadResets}) and the block is wholly held when its turn
@@ -728,7 +728,7 @@ export class SampleRing {
    * Moves the oldest 8-bit block (at `#warmStart`) to the 4-bit tier, coded from its 8-bit values: what a reader
    * saw of it before, the 4-bit coder's input, is the same whenever it is aged. When the next block is 8-bit
    * already, both are coded at once, the next one into its slot ahead of its turn ({@link #aheadFrom}); when
-   * the next seven are, all eight at once in the WebAssembly kernel.
+   * the next fifteen are, all sixteen at once in the WebAssembly kernel.
    */
   #ageBlock(): void {
     const b = this.#warmStart >> BLOCK_LOG2;
@@ -747,7 +747,7 @@ export class SampleRing {
         octet && held === 0 && (b + LANES) << BLOCK_LOG2 <= this.#coldEnd &&
         b + LANES - 1 - this.#oldBlocks < first
       ) {
-        // As below, for the next seven blocks: their values decoded and their headers' sums made in the kernel
+        // As below, for the next fifteen blocks: their values decoded and their headers' sums made in the kernel
         // too (the codes copied in, a memmove a block), the headers from the sums here.
         if (octetTables !== octet) {
           octet.tables.set(MU.dec, 0);
