@@ -1,21 +1,20 @@
 /**
  * sample_ring.ts's coding of a hot block at its law's own level (#encodeChecked) in a tiny WebAssembly SIMD
  * kernel: each of the block's {@link G711_BLOCK} ring values (G.711 linear / 4) to its μ-law or A-law code, and
- * whether every value is one of the law's own (given back exactly by its code), eight values a vector. The JS
- * looks each value up in a table, four a turn (~1.8 ns a value, 1.7% of analyze's profile); here the code is
- * computed branch-free and decoded again to check it.
+ * whether every value is one of the law's own (given back exactly by its code), sixteen values a turn. The JS
+ * looks each value up in a table, four a turn (~450 ns a block, 1.7% of analyze's profile); here the code is
+ * computed branch-free (~80 ns a block, ~125 with the block copied in and its codes out).
  *
  * In ring units a μ-law magnitude is `((2m + 33) << e) − 33` and an A-law one `(2m + 33) << e` (segment e ≥ 1)
  * or `(2m + 1) << 1` (segment 0), m the 4-bit mantissa. So for `t = |v| + 33` (μ-law) or `|v|` (A-law), e is
- * the number of the thresholds 64, 128, …, 4096 that t reaches, and m is `(t >> (e' + 1)) & 15` with
- * e' = e (μ-law) or max(e, 1) (A-law): computed as `((t · 2^(7 − e')) >> 8) & 15`, the power of two looked up
- * per lane (i8x16.swizzle), as SIMD has no per-lane shift. The magnitude rebuilt from (e, m) and compared with
- * |v| says whether v is the law's own value, and then the code is the one whose value is v (the nearest, as
- * the JS's table; μ-law's zero is code 0xff there too). The codes of a block that is not all the law's own are
- * not the nearest ones: the caller codes such a block itself.
+ * ⌊log2(t >> 5)⌋ (looked up by nibble, i8x16.swizzle), and with e' = e (μ-law) or max(e, 1) (A-law) and
+ * `tp = t · 2^(7 − e')` (the power looked up per lane too: SIMD has no per-lane shift), m is `(tp >> 8) & 15`.
+ * v is the law's own exactly when the low byte of tp is 0x80 (see {@link kernelBytes}), and then its code is
+ * the one whose value is v (the nearest, as the JS's table; μ-law's zero is code 0xff there too). The codes of a
+ * block that is not all the law's own are not the nearest ones: the caller codes such a block itself.
  *
- * Memory (bytes): the values at 0 (Int16), the codes after them, then per law the kernel's constants (five
- * v128) and the two power-of-two tables.
+ * Memory (bytes): the values at 0 (Int16), the codes after them, then per law the kernel's constants (four
+ * v128) and the shared ones (six).
  * @module
  */
 
