@@ -638,3 +638,19 @@ Deno.test("two tiers: the G.711 kernel codes blocks at their law's level as the 
     deepStrictEqual(seen[0], seen[1], "the same values with and without the kernel");
   }
 });
+
+Deno.test("one tier: the Int16 tier doubles with every held sample where it was, wherever the ring wraps", () => {
+  const rnd = rng(23);
+  for (const start of [0, 1000, 4095, 4096, 12_345, 1 << 20]) {
+    const ring = new SampleRing(32_000);
+    const x = Int16Array.from({ length: 60_000 }, () => Math.floor(65536 * rnd()) - 32768);
+    for (let at = 0; at < x.length;) {
+      const n = Math.min(x.length - at, 1 + Math.floor(3000 * rnd()));
+      ring.write(start + at, x.subarray(at, at + n), 0);
+      at += n;
+      const held = Math.min(at, ring.capacity);
+      strictEqual(ring.start, start + at - held);
+      deepStrictEqual(readVia(ring, ring.start, held), x.slice(at - held, at), `start ${start}, at ${at}`);
+    }
+  }
+});
