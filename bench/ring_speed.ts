@@ -9,6 +9,9 @@
  *
  * `deno run -A bench/ring_speed.ts [--ring PATH_TO/sample_ring.ts] [--rounds N] [--streams N] [--wav FILE]`
  *
+ * `--base CHECKOUT`: an in-process A/B (of either mode) of that checkout's sample_ring.ts against this one's (rounds alternated,
+ * which goes first too; CPU medians and the change), failing if the values any reader sees differ.
+ *
  * `--live SECONDS`: the live sensor's decode and ring path instead, as a thousand calls run it: `--streams`
  * (default 1,000) μ-law streams of raw 20 ms messages, each through its StreamDecoder (G.711 to ring values, as
  * TargetPipeline decodes) and feedRing into its own target ring, round-robin for SECONDS of audio. Every stream's
@@ -29,7 +32,6 @@ const args: Record<string, string> = {
 };
 for (let i = 0; i + 1 < Deno.args.length; i += 2) args[Deno.args[i]!.replace(/^--/, "")] = Deno.args[i + 1]!;
 const mod = await import(args.ring!) as typeof import("../audio/decode/sample_ring.ts");
-const { SampleRing, feedRing } = mod;
 const RATE = 8000;
 // As TargetPipeline: 30 s lookback plus a signature block, hot 4,096, warm 10 s.
 const KEEP = 30 * RATE + 3000;
@@ -88,69 +90,122 @@ if (args.live !== undefined) {
     channel: 0,
     skip_bytes: 0,
   } as const;
-  const times: number[] = [];
-  for (let r = 0; r < rounds; r++) {
+  /** CPU ns per message of `m`'s rings (a round of all the streams' messages). */
+  const liveRound = (m: typeof mod): number => {
     const decoders = Array.from(
       { length: streams },
       () => new StreamDecoder(format, { keepTimeline: true, reuseSamples: true, ringValues: true }),
     );
     const rings = Array.from(
       { length: streams },
-      () => new SampleRing(KEEP, { hotSamples: HOT, warmSamples: WARM }),
+      () => new m.SampleRing(KEEP, { hotSamples: HOT, warmSamples: WARM }),
     );
     let t = 1_700_000_000_000_000_000n;
     const t0 = cpuMs();
-    for (let m = 0; m < messages; m++) {
+    for (let i = 0; i < messages; i++) {
       t += 20_000_000n;
       for (let s = 0; s < streams; s++) {
-        const out = decoders[s]!.push({ timeNs: t, payload: pool[(m + s * 37) % pool.length]! });
-        if (out.kind === "audio") feedRing(rings[s]!, out.start, out.ring ?? out.samples, () => {});
+        const out = decoders[s]!.push({ timeNs: t, payload: pool[(i + s * 37) % pool.length]! });
+        if (out.kind === "audio") m.feedRing(rings[s]!, out.start, out.ring ?? out.samples, () => {});
       }
     }
-    times.push((cpuMs() - t0) * 1e6 / (streams * messages));
+    return (cpuMs() - t0) * 1e6 / (streams * messages);
+  };
+  if (args.base !== undefined) {
+    const base = await import(`${Deno.realPathSync(args.base)}/audio/decode/sample_ring.ts`) as typeof mod;
+    const a: number[] = [], b: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      for (const m of r % 2 === 0 ? [base, mod] : [mod, base]) (m === base ? a : b).push(liveRound(m));
+    }
+    const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
+    console.log(
+      `live, ${streams} streams: base ${med(a).toFixed(0)} ns/message, this ${med(b).toFixed(0)} (${
+        ((med(b) - med(a)) / med(a) * 100).toFixed(1)
+      }%)`,
+    );
+    Deno.exit(0);
   }
+  const times: number[] = [];
+  for (let r = 0; r < rounds; r++) times.push(liveRound(mod));
   times.sort((a, b) => a - b);
   console.log(`live, ${streams} streams: ${times.map((t) => t.toFixed(0)).join(" ")} ns/message`);
   Deno.exit(0);
 }
 const streams = Number(args.streams ?? 24);
+type RingModule = typeof mod;
+
+/** CPU ns per sample written to `streams` rings of `m` fed `values`; with `withDigest`, what a reader saw. */
+async function runKind(
+  m: RingModule,
+  values: Int16Array,
+  withDigest: boolean,
+): Promise<{ ns: number; digest: string }> {
+  const rings = Array.from(
+    { length: streams },
+    () => new m.SampleRing(KEEP, { hotSamples: HOT, warmSamples: WARM }),
+  );
+  // Each stream starts at its own place in the audio, and the audio runs twice (a lookback's worth ages out).
+  const total = 2 * values.length;
+  const t0 = cpuMs();
+  for (let at = 0; at < total; at += MESSAGE) {
+    for (let s = 0; s < streams; s++) {
+      const from = (at + s * 7919) % values.length;
+      const n = Math.min(MESSAGE, values.length - from);
+      m.feedRing(rings[s]!, at, values.subarray(from, from + n), () => {});
+    }
+  }
+  const ns = (cpuMs() - t0) * 1e6 / (streams * total);
+  if (!withDigest) return { ns, digest: "" };
+  // What every reader would see: a second pass over the same writes, decoding the whole ring at intervals.
+  const ring = new m.SampleRing(KEEP, { hotSamples: HOT, warmSamples: WARM });
+  const seen: number[] = [];
+  for (let at = 0; at < total; at += MESSAGE) {
+    const from = at % values.length;
+    const n = Math.min(MESSAGE, values.length - from);
+    m.feedRing(ring, at, values.subarray(from, from + n), () => {});
+    if ((at + MESSAGE) % (KEEP >> 2) < MESSAGE) {
+      const s = ring.start, e = ring.end;
+      if (ring.has(s, e - s)) {
+        const d = ring.data, mask = ring.mask;
+        for (let i = s; i < e; i++) seen.push(d[i & mask]!);
+      }
+    }
+  }
+  return { ns, digest: await sha(new Uint8Array(Int16Array.from(seen).buffer)) };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+if (args.base !== undefined) {
+  // In-process A/B: another checkout's sample_ring.ts against this one's (or --ring's), rounds alternated.
+  const base = await import(`${Deno.realPathSync(args.base)}/audio/decode/sample_ring.ts`) as RingModule;
+  for (const [name, values] of kinds) {
+    const a: number[] = [], b: number[] = [];
+    let digests = "";
+    for (let r = 0; r < rounds; r++) {
+      for (const m of r % 2 === 0 ? [base, mod] : [mod, base]) {
+        const got = await runKind(m, values, r === 0);
+        (m === base ? a : b).push(got.ns);
+        if (r === 0) digests += got.digest + " ";
+      }
+    }
+    const [da, db] = digests.trim().split(" ");
+    if (da !== db) throw new Error(`${name}: the values differ (${da} vs ${db})`);
+    const change = (median(b) - median(a)) / median(a) * 100;
+    console.log(
+      `${name}: base ${median(a).toFixed(2)} ns/sample, this ${median(b).toFixed(2)} (${
+        change.toFixed(1)
+      }%), values ${da}`,
+    );
+  }
+  Deno.exit(0);
+}
 for (const [name, values] of kinds) {
   const times: number[] = [];
   let digest = "";
   for (let r = 0; r < rounds; r++) {
-    const rings = Array.from(
-      { length: streams },
-      () => new SampleRing(KEEP, { hotSamples: HOT, warmSamples: WARM }),
-    );
-    // Each stream starts at its own place in the audio, and the audio runs twice (a lookback's worth ages out).
-    const total = 2 * values.length;
-    const t0 = cpuMs();
-    for (let at = 0; at < total; at += MESSAGE) {
-      for (let s = 0; s < streams; s++) {
-        const from = (at + s * 7919) % values.length;
-        const n = Math.min(MESSAGE, values.length - from);
-        feedRing(rings[s]!, at, values.subarray(from, from + n), () => {});
-      }
-    }
-    times.push((cpuMs() - t0) * 1e6 / (streams * total));
-    if (r === 0) {
-      // What every reader would see: a second pass over the same writes, decoding the whole ring at intervals.
-      const ring = new SampleRing(KEEP, { hotSamples: HOT, warmSamples: WARM });
-      const seen: number[] = [];
-      for (let at = 0; at < total; at += MESSAGE) {
-        const from = at % values.length;
-        const n = Math.min(MESSAGE, values.length - from);
-        feedRing(ring, at, values.subarray(from, from + n), () => {});
-        if ((at + MESSAGE) % (KEEP >> 2) < MESSAGE) {
-          const s = ring.start, e = ring.end;
-          if (ring.has(s, e - s)) {
-            const d = ring.data, m = ring.mask;
-            for (let i = s; i < e; i++) seen.push(d[i & m]!);
-          }
-        }
-      }
-      digest = await sha(new Uint8Array(Int16Array.from(seen).buffer));
-    }
+    const got = await runKind(mod, values, r === 0);
+    times.push(got.ns);
+    if (r === 0) digest = got.digest;
   }
   times.sort((a, b) => a - b);
   console.log(

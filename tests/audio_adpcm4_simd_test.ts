@@ -3,7 +3,7 @@ import { encodeBlock } from "../audio/decode/adpcm4.ts";
 import { adpcm4Octet, CODE_TABLES, LANES, OCTET_BLOCK } from "../audio/decode/adpcm4_simd.ts";
 import { rng } from "./support/rng.ts";
 
-Deno.test("adpcm4 kernel: eight lanes code each block bit for bit as encodeBlock", () => {
+Deno.test("adpcm4 kernel: the lanes code each block bit for bit as encodeBlock", () => {
   const octet = adpcm4Octet();
   ok(octet, "WebAssembly SIMD runs here");
   const rnd = rng(11);

@@ -2,6 +2,7 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
 import { decodeBlock, encodeBlock, HEADER_BYTES } from "../audio/decode/adpcm4.ts";
 import { disableAdpcm4Octet, LANES } from "../audio/decode/adpcm4_simd.ts";
+import { disableG711Block } from "../audio/decode/g711_simd.ts";
 import { COLD_BLOCK, coldReadStats, feedRing, RING_SCALE, SampleRing } from "../audio/decode/sample_ring.ts";
 import { Fingerprinter, FrameAnalyzer, FrameStore } from "../audio/fingerprint/fingerprint.ts";
 import { rng } from "./support/rng.ts";
@@ -556,7 +557,7 @@ Deno.test("three tiers: a long lookback's 4-bit tier grows, and every block stil
   );
 });
 
-Deno.test("three tiers: blocks age to 4 bits eight at a time in the WebAssembly kernel, the values the JS coder's", () => {
+Deno.test("three tiers: blocks age to 4 bits sixteen at a time in the WebAssembly kernel, the values the JS coder's", () => {
   const keep = 240_000 + 19_456 + 1024;
   const x = speechTimes(4);
   const pcm = Float32Array.from(x, (v) => 0.9 * v);
@@ -575,7 +576,7 @@ Deno.test("three tiers: blocks age to 4 bits eight at a time in the WebAssembly 
         }
       }
       const octets = coldReadStats.octetBlocks - before;
-      // All but the blocks after a restart's first few: the tier's extra slots let the next seven go ahead.
+      // All but the blocks after a restart's first few: the tier's extra slots let the next fifteen go ahead.
       if (off) strictEqual(octets, 0, `${name}: the JS coder only`);
       else {ok(
           octets > 0.9 * (700_000 - 80_000 - 4096) / COLD_BLOCK,
@@ -610,5 +611,46 @@ Deno.test("two tiers: a block coded at its law's level with values not of the la
     }
     ok(seen);
     deepStrictEqual(readVia(ring, 20 * COLD_BLOCK, 2 * COLD_BLOCK), hotView);
+  }
+});
+
+Deno.test("two tiers: the G.711 kernel codes blocks at their law's level as the JS tables do, misses included", () => {
+  for (const table of [MULAW_TO_LINEAR, ALAW_TO_LINEAR]) {
+    const x = g711(table, 200_000, 7);
+    // Now and then a value of neither law (beyond their range, or next to one of theirs): its block is coded
+    // with the nearest codes, and the next one at shift 2.
+    for (let i = 3000; i < x.length; i += 9_001) {
+      x[i] = i % 2 ? 12_000 / RING_SCALE : (table[40]! + 4) / 32768;
+    }
+    const seen: number[][] = [];
+    for (const off of [false, true]) {
+      disableG711Block(off);
+      const ring = new SampleRing(1 << 16, { hotSamples: 4096 });
+      const values: number[] = [];
+      for (let at = 0; at < x.length; at += 160) {
+        ring.write(at, x.subarray(at, at + 160), 0);
+        if (at % 40_000 === 0) values.push(...readVia(ring, ring.start, ring.end - ring.start));
+      }
+      seen.push(values);
+    }
+    disableG711Block(false);
+    ok(seen[0]!.length > 100_000);
+    deepStrictEqual(seen[0], seen[1], "the same values with and without the kernel");
+  }
+});
+
+Deno.test("one tier: the Int16 tier doubles with every held sample where it was, wherever the ring wraps", () => {
+  const rnd = rng(23);
+  for (const start of [0, 1000, 4095, 4096, 12_345, 1 << 20]) {
+    const ring = new SampleRing(32_000);
+    const x = Int16Array.from({ length: 60_000 }, () => Math.floor(65536 * rnd()) - 32768);
+    for (let at = 0; at < x.length;) {
+      const n = Math.min(x.length - at, 1 + Math.floor(3000 * rnd()));
+      ring.write(start + at, x.subarray(at, at + n), 0);
+      at += n;
+      const held = Math.min(at, ring.capacity);
+      strictEqual(ring.start, start + at - held);
+      deepStrictEqual(readVia(ring, ring.start, held), x.slice(at - held, at), `start ${start}, at ${at}`);
+    }
   }
 });

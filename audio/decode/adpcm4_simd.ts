@@ -1,9 +1,11 @@
 /**
- * adpcm4.ts's coder for eight blocks of {@link OCTET_BLOCK} values at once, one per lane of two i32x4 vectors of
- * a tiny WebAssembly SIMD kernel. Each block's coding is one chain of dependent operations (a value's prediction
- * needs the value decoded before it): in JS two chains side by side (encodeBlockPair) ran at ~4.5 ns a value,
- * three or four spilled registers and ran slower; eight chains in lanes run at ~2.5 ns a value (in a loop, on
- * the 2-core bench host; with their values written in, ~3.3).
+ * adpcm4.ts's coder for {@link LANES} blocks of {@link OCTET_BLOCK} values at once, one per lane of four i32x4
+ * vectors of a tiny WebAssembly SIMD kernel. Each block's coding is one chain of dependent operations (a value's
+ * prediction needs the value decoded before it): in JS two chains side by side (encodeBlockPair) ran at ~4.5 ns a
+ * value, three or four spilled registers and ran slower; eight chains in lanes run at ~2.5 ns a value (in a loop,
+ * on the 2-core bench host; with their values written in, ~3.3), and sixteen at ~1.5: a step of a chain waits on
+ * the one before it (its step gathered lane by lane, its prediction multiplied), so more chains fill the waits
+ * (540 -> 378 ns a block, interleaved in one process; 32 lanes spill more registers and ran at ~420).
  *
  * The lanes compute exactly encodeBlock's integers: the step and its reciprocal are gathered per lane from one
  * packed table (`step | reciprocal << 16`), the reconstruction level is `((2m + 1) · step) >> 3` (LEVELS'
@@ -21,8 +23,8 @@ import { COEF_SHIFT, RECIPROCAL, STEPS } from "./adpcm4_format.ts";
 
 /** Values a block has (sample_ring.ts's COLD_BLOCK). */
 export const OCTET_BLOCK = 256;
-/** Blocks coded at once: two vectors of four lanes. */
-export const LANES = 8;
+/** Blocks coded at once: four vectors of four lanes. */
+export const LANES = 16;
 const VECTORS = LANES >> 2;
 const PARAMS_AT = 2 * LANES * OCTET_BLOCK;
 const OUT_AT = PARAMS_AT + 12 * LANES;

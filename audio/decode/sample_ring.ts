@@ -40,6 +40,7 @@
 import { decodeBlock, encodeBlock, encodeBlockPair, HEADER_BYTES } from "./adpcm4.ts";
 import { HEADER_VALUES, writeHeader, writeHeaderFromSums } from "./adpcm4_format.ts";
 import { type Adpcm4Octet, adpcm4Octet, LANES } from "./adpcm4_simd.ts";
+import { g711Block } from "./g711_simd.ts";
 import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "./codecs.ts";
 
 /**
@@ -150,7 +151,7 @@ const scratch = {
 
 /**
  * Counters over the process, for the bench and tests: cold-tier reads (`samples` decoded from either tier, `old`
- * of them from the 4-bit one), reallocations of the tiers, blocks coded to 4 bits by the eight-lane kernel.
+ * of them from the 4-bit one), reallocations of the tiers, blocks coded to 4 bits by the kernel's lanes.
  */
 export const coldReadStats = { materialized: 0, samples: 0, old: 0, grown: 0, octetBlocks: 0 };
 
@@ -220,8 +221,8 @@ export class SampleRing {
   readonly #maxOld: number;
   /**
    * Blocks {@link #aheadFrom} to {@link #aheadTo} (exclusive) were coded to 4 bits ahead of their turn, together
-   * with the block before them (adpcm4_simd.ts: eight blocks' coding chains in the lanes of a WebAssembly kernel
-   * in about the time of two; or adpcm4.ts's encodeBlockPair, two side by side in JS), straight into their slots
+   * with the block before them (adpcm4_simd.ts: sixteen blocks' coding chains in the lanes of a WebAssembly
+   * kernel; or adpcm4.ts's encodeBlockPair, two side by side in JS), straight into their slots
    * of the 4-bit tier (no reader reads a block there before its turn, and the blocks the slots held are no
    * longer held: so the tier holds its turn's blocks without growing, and a block stays where it was put). Valid
    * while the ring has not restarted since ({@link #aheadResets}) and the block is wholly held when its turn
@@ -594,7 +595,14 @@ export class SampleRing {
     while (size < this.hotCapacity && size < to - this.#start) size *= 2;
     const grown = new Int16Array(size);
     const m = size - 1, old = this.#hot, om = this.#hotMask;
-    for (let i = this.#start; i < this.#end; i++) grown[i & m] = old[i & om]!;
+    // In runs that wrap in neither ring (three at most): memmoves, where a sample at a time cost ~0.7% of the
+    // live sensor's busy time (a source ring doubles three times as its stream starts).
+    for (let i = this.#start; i < this.#end;) {
+      const from = i & om, to = i & m;
+      const n = Math.min(this.#end - i, old.length - from, size - to);
+      grown.set(old.subarray(from, from + n), to);
+      i += n;
+    }
     this.#hot = grown;
     this.#hot32 = new Int32Array(grown.buffer);
     this.#hotMask = m;
@@ -619,10 +627,10 @@ export class SampleRing {
     let verdict: number;
     if (head === 0 || head === HEAD_A) {
       // A G.711 tap at its own level (the usual block): its law's codes, nearest (a value the law holds comes
-      // back exactly), and whether every held sample is such a value, in one pass. The law's table is 64 KiB,
-      // but such a stream reads only its 256 values' entries; G.711's encoder computed instead (branch-free,
-      // ~12 operations a sample) cost twice the CPU in analyze's profile (2.1% of it, now 1.0%). The other
-      // law's check stops at the first sample it misses; the verdict puts μ-law first.
+      // back exactly), and whether every held sample is such a value, in one pass: G.711's encoder computed
+      // branch-free in WebAssembly SIMD (g711_simd.ts), eight samples a vector; where that does not run, table
+      // lookups (the same encoder computed in JS, ~12 operations a sample, cost twice the CPU of the tables).
+      // The other law's check stops at the first sample it misses; the verdict puts μ-law first.
       const diff = this.#encodeChecked(head ? A : MU, base, at, held);
       const mu = head === 0 ? diff === 0 : this.#exactIn(MU, base, held);
       verdict = mu ? HELD_MU : (head === 0 ? this.#exactIn(A, base, held) : diff === 0) ? HELD_A : 0;
@@ -649,21 +657,36 @@ export class SampleRing {
     // block, so it is wholly held: `from` is 0 here but for a caller elsewhere.)
     let diff = 0;
     if (from === 0) {
-      // Four samples a turn, read two a word and their codes written four a word: a quarter of the loads and
-      // stores (each bounds-checked), ~30% less time (measured in a loop). The block does not wrap in the
-      // ring (both are whole blocks).
-      // Looked up by the law's own values first (law.own): a block that is not all of them is coded again
-      // with the nearest codes.
-      const hot32 = this.#hot32, codes32 = this.#codes32, h = (base & hm) >> 1, o = at >> 2, own = law.own;
-      for (let i = 0; i < COLD_BLOCK >> 2; i++) {
-        const w0 = hot32[h + 2 * i]!, w1 = hot32[h + 2 * i + 1]!;
-        const v0 = (w0 << 16) >> 16, v1 = w0 >> 16, v2 = (w1 << 16) >> 16, v3 = w1 >> 16;
-        const c0 = own[((v0 >> 1) + NEAR_HALF) & NEAR_MASK]!, c1 = own[((v1 >> 1) + NEAR_HALF) & NEAR_MASK]!;
-        const c2 = own[((v2 >> 1) + NEAR_HALF) & NEAR_MASK]!, c3 = own[((v3 >> 1) + NEAR_HALF) & NEAR_MASK]!;
-        codes32[o + i] = c0 | (c1 << 8) | (c2 << 16) | (c3 << 24);
-        diff |= (dec[c0]! ^ v0) | (dec[c1]! ^ v1) | (dec[c2]! ^ v2) | (dec[c3]! ^ v3);
+      const hot32 = this.#hot32, codes32 = this.#codes32, h = (base & hm) >> 1, o = at >> 2;
+      const simd = g711Block();
+      if (simd) {
+        // Coded and checked in WebAssembly (g711_simd.ts), copies in and out included ~3.5x faster than the
+        // loop below: 125 ns a block where it took ~450 (1.7% of analyze's profile).
+        simd.values.set(hot.subarray(h << 1, (h << 1) + COLD_BLOCK));
+        if (simd.encode(law === A ? 1 : 0) === 0) {
+          codes.set(simd.codes, at);
+          return 0;
+        }
+        diff = 1;
+      } else {
+        // Four samples a turn, read two a word and their codes written four a word: a quarter of the loads and
+        // stores (each bounds-checked), ~30% less time (measured in a loop). The block does not wrap in the
+        // ring (both are whole blocks).
+        // Looked up by the law's own values first (law.own): a block that is not all of them is coded again
+        // with the nearest codes.
+        const own = law.own;
+        for (let i = 0; i < COLD_BLOCK >> 2; i++) {
+          const w0 = hot32[h + 2 * i]!, w1 = hot32[h + 2 * i + 1]!;
+          const v0 = (w0 << 16) >> 16, v1 = w0 >> 16, v2 = (w1 << 16) >> 16, v3 = w1 >> 16;
+          const c0 = own[((v0 >> 1) + NEAR_HALF) & NEAR_MASK]!,
+            c1 = own[((v1 >> 1) + NEAR_HALF) & NEAR_MASK]!;
+          const c2 = own[((v2 >> 1) + NEAR_HALF) & NEAR_MASK]!,
+            c3 = own[((v3 >> 1) + NEAR_HALF) & NEAR_MASK]!;
+          codes32[o + i] = c0 | (c1 << 8) | (c2 << 16) | (c3 << 24);
+          diff |= (dec[c0]! ^ v0) | (dec[c1]! ^ v1) | (dec[c2]! ^ v2) | (dec[c3]! ^ v3);
+        }
+        if (diff === 0) return 0;
       }
-      if (diff === 0) return 0;
       for (let i = 0; i < COLD_BLOCK >> 2; i++) {
         const w0 = hot32[h + 2 * i]!, w1 = hot32[h + 2 * i + 1]!;
         const v0 = (w0 << 16) >> 16, v1 = w0 >> 16, v2 = (w1 << 16) >> 16, v3 = w1 >> 16;
@@ -712,7 +735,7 @@ export class SampleRing {
    * Moves the oldest 8-bit block (at `#warmStart`) to the 4-bit tier, coded from its 8-bit values: what a reader
    * saw of it before, the 4-bit coder's input, is the same whenever it is aged. When the next block is 8-bit
    * already, both are coded at once, the next one into its slot ahead of its turn ({@link #aheadFrom}); when
-   * the next seven are, all eight at once in the WebAssembly kernel.
+   * the next fifteen are, all sixteen at once in the WebAssembly kernel.
    */
   #ageBlock(): void {
     const b = this.#warmStart >> BLOCK_LOG2;
@@ -731,7 +754,7 @@ export class SampleRing {
         octet && held === 0 && (b + LANES) << BLOCK_LOG2 <= this.#coldEnd &&
         b + LANES - 1 - this.#oldBlocks < first
       ) {
-        // As below, for the next seven blocks: their values decoded and their headers' sums made in the kernel
+        // As below, for the next fifteen blocks: their values decoded and their headers' sums made in the kernel
         // too (the codes copied in, a memmove a block), the headers from the sums here.
         if (octetTables !== octet) {
           octet.tables.set(MU.dec, 0);
