@@ -38,12 +38,7 @@ import { feedRing as feed, SampleRing } from "./decode/sample_ring.ts";
 import { CaptureTimes } from "./decode/capture_times.ts";
 import { buildSignature, initSignatureHasher, SIGNATURE_MAX_FRAMES } from "./fingerprint/signature.ts";
 import { type IndexStats, SignatureIndex } from "./match/signature_index.ts";
-import {
-  type DecodeOutcome,
-  type MediaClock,
-  type MessageCodec,
-  StreamDecoder,
-} from "./decode/stream_decoder.ts";
+import { type MediaClock, type MessageCodec, StreamDecoder } from "./decode/stream_decoder.ts";
 import type { AudioCriteria, AudioFormat, Match, Signature } from "./types.ts";
 import { EnergyVad, initWebRtcVad, VAD_FRAME, type VadDecider, WebRtcVad } from "./detect/vad.ts";
 
@@ -260,16 +255,17 @@ export class SourcePipeline {
 
   /** Feeds one message; returns the signatures it completed. `ids`: context ids extracted from this message. */
   push(msg: MessageIn, ids?: Record<string, string>): Signature[] {
-    const startSample = this.decoder.timeline.length;
-    const out = this.decoder.push(msg);
+    const decoder = this.decoder;
+    const startSample = decoder.timeline.length;
+    const kind = decoder.decode(msg);
     if (ids && Object.keys(ids).length > 0) this.#noteIds(startSample, ids);
-    return this.#take(out, false);
+    return this.#take(decoder.start, kind === "error" ? undefined : decoder.values, false);
   }
 
   /** End of stream: flushes the decoder and emits signatures for anchors whose block is at least partly there. */
   finish(): Signature[] {
     const tail = this.decoder.finish();
-    const sigs = this.#take({ kind: "audio", messageIndex: -1, frames: 0, ...tail }, true);
+    const sigs = this.#take(tail.start, tail.samples, true);
     this.#vad.close();
     return sigs;
   }
@@ -320,14 +316,14 @@ export class SourcePipeline {
     this.#keep(this.#ring.end + this.#piece);
   };
 
-  #take(out: DecodeOutcome, final: boolean): Signature[] {
+  /** Feeds a message's analysis samples from `start` (none: it failed) to the ring; the signatures completed. */
+  #take(start: number, samples: Float32Array | Int16Array | undefined, final: boolean): Signature[] {
     const found = this.#found;
     found.length = 0;
-    if (out.kind !== "error") {
+    if (samples !== undefined) {
       const ring = this.#ring;
-      const samples = (out.kind === "audio" ? out.ring : undefined) ?? out.samples;
-      this.#keep(Math.max(ring.end, out.start + Math.min(samples.length, this.#piece)));
-      feed(ring, out.start, samples, this.#onFed);
+      this.#keep(Math.max(ring.end, start + Math.min(samples.length, this.#piece)));
+      feed(ring, start, samples, this.#onFed);
     }
     if (final) this.#emit(true, found);
     if (found.length === 0) return [];
@@ -620,16 +616,18 @@ export class TargetPipeline {
 
   /** New target audio searched against the active signatures (forward order). */
   push(msg: MessageIn): Match[] {
-    const startSample = this.decoder.timeline.length;
-    const out = this.decoder.push(msg);
+    const decoder = this.decoder;
+    const startSample = decoder.timeline.length;
+    const kind = decoder.decode(msg);
     if (msg.mediaClock) this.#mediaClocked = true;
-    if (out.kind === "error") return [];
-    if (out.kind === "audio" && out.mediaGap) {
+    if (kind === "error") return [];
+    const gap = decoder.mediaGap;
+    if (gap) {
       // The gap and the message's own audio each at their own time: capture times then agree with samples.
-      this.#noteTime(out.mediaGap.timeNs, startSample);
-      this.#noteTime(msg.timeNs, out.mediaGap.audioStart);
+      this.#noteTime(gap.timeNs, startSample);
+      this.#noteTime(msg.timeNs, gap.audioStart);
     } else this.#noteTime(msg.timeNs, startSample);
-    return this.#take(out.start, (out.kind === "audio" ? out.ring : undefined) ?? out.samples, false);
+    return this.#take(decoder.start, decoder.values, false);
   }
 
   /** A signature that just arrived, searched in this stream's lookback (backward order). */

@@ -115,6 +115,21 @@ export function decodeJsonBase64Field(body: Uint8Array, path: BytePath): Uint8Ar
 }
 
 /**
+ * {@link decodeBase64} with `transient` of the digits at [start, end) of `bytes` (a field the JSON scanner found
+ * in a body), decoded where they lie: the same bytes, with no view of the body and no result object made. Undefined
+ * where {@link decodeField} must decide: digits that do not decode (its reason and length come from there), or
+ * more digits or a longer body than the SIMD kernel takes, or no kernel.
+ */
+export function decodeBase64Span(bytes: Uint8Array, start: number, end: number): Uint8Array | undefined {
+  const n = end - start;
+  if (n < KERNEL_FROM_BYTES || bytes.length > B64_MAX_IN || !nativeSetFromBase64) return undefined;
+  const kernel = base64Kernel();
+  if (kernel === undefined) return undefined;
+  const done = kernel.decodeAt(bytes, start, end);
+  return decodeBase64Bytes(kernel.input, kernel.out, start + done, (done >> 2) * 3, end);
+}
+
+/**
  * {@link decodeBase64} in plain JS, for engines without `Uint8Array.prototype.setFromBase64` and for values that
  * mix both alphabets. Same results.
  */
@@ -153,16 +168,30 @@ function decodeBase64Bytes(
 /** The view {@link viewOf} handed out last, and what it is of. */
 let lastOut: Uint8Array | undefined;
 let lastView: Uint8Array = new Uint8Array(0);
+/** Views of {@link lastOut} made lately, one per length, the latest first. */
+let views: Uint8Array[] = [];
+/** Lengths {@link views} keeps: the taps' message lengths interleave row by row. */
+const VIEWS = 4;
 
 /**
- * `out.subarray(0, end)`, the same view as last time when it is of the same array and length: a tap's messages
- * are nearly all of one size and decode into the same output (the kernel's, or the scratch), and a view is ~100
- * bytes to make per message. A fresh output array is never the last one, so its view is its own.
+ * `out.subarray(0, end)`, a view made before when it is of the same array and length: a tap's messages are
+ * nearly all of one size and decode into the same output (the kernel's, or the scratch), and a view is ~100 bytes
+ * to make per message. Views of a few lengths are kept: rows of taps with other message lengths interleave (one
+ * view kept missed a row in three on the analyze corpus). A fresh output array is never the last one, so its view
+ * is its own.
  */
 function viewOf(out: Uint8Array, end: number): Uint8Array {
-  if (out === lastOut && lastView.length === end) return lastView;
-  lastOut = out;
-  return lastView = out.subarray(0, end);
+  if (out === lastOut) {
+    if (lastView.length === end) return lastView;
+    for (let i = 0; i < views.length; i++) if (views[i]!.length === end) return lastView = views[i]!;
+  } else {
+    lastOut = out;
+    views = [];
+  }
+  if (views.length >= VIEWS) views.pop();
+  lastView = out.subarray(0, end);
+  views.unshift(lastView);
+  return lastView;
 }
 
 /**
