@@ -241,7 +241,7 @@ export class SourcePipeline {
     this.decoder = new StreamDecoder(opts.format, {
       lookbackSamples: SOURCE_HELD_FRAMES * hop + this.#params.frame + ANALYSIS_RATE,
       keepTimeline: true,
-      // #take copies each outcome's samples into the ring before the next push.
+      // #take copies each message's samples (the decoder's `values`) into the ring before the next decode.
       reuseSamples: true,
       ringValues: true,
     });
@@ -557,7 +557,7 @@ export class TargetPipeline {
     this.decoder = new StreamDecoder(opts.format, {
       lookbackSamples: keep + ANALYSIS_RATE,
       keepTimeline: true,
-      // #take copies each outcome's samples into the ring before the next push.
+      // #take copies each message's samples (the decoder's `values`) into the ring before the next decode.
       reuseSamples: true,
       ringValues: true,
     });
