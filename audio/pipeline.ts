@@ -38,7 +38,12 @@ import { feedRing as feed, SampleRing } from "./decode/sample_ring.ts";
 import { CaptureTimes } from "./decode/capture_times.ts";
 import { buildSignature, initSignatureHasher, SIGNATURE_MAX_FRAMES } from "./fingerprint/signature.ts";
 import { type IndexStats, SignatureIndex } from "./match/signature_index.ts";
-import { type MediaClock, type MessageCodec, StreamDecoder } from "./decode/stream_decoder.ts";
+import {
+  type DecodeOutcome,
+  type MediaClock,
+  type MessageCodec,
+  StreamDecoder,
+} from "./decode/stream_decoder.ts";
 import type { AudioCriteria, AudioFormat, Match, Signature } from "./types.ts";
 import { EnergyVad, initWebRtcVad, VAD_FRAME, type VadDecider, WebRtcVad } from "./detect/vad.ts";
 
@@ -241,7 +246,7 @@ export class SourcePipeline {
     this.decoder = new StreamDecoder(opts.format, {
       lookbackSamples: SOURCE_HELD_FRAMES * hop + this.#params.frame + ANALYSIS_RATE,
       keepTimeline: true,
-      // #take copies each message's samples (the decoder's `values`) into the ring before the next decode.
+      // #take copies each outcome's samples into the ring before the next push.
       reuseSamples: true,
       ringValues: true,
     });
@@ -255,17 +260,16 @@ export class SourcePipeline {
 
   /** Feeds one message; returns the signatures it completed. `ids`: context ids extracted from this message. */
   push(msg: MessageIn, ids?: Record<string, string>): Signature[] {
-    const decoder = this.decoder;
-    const startSample = decoder.timeline.length;
-    const kind = decoder.decode(msg);
+    const startSample = this.decoder.timeline.length;
+    const out = this.decoder.push(msg);
     if (ids && Object.keys(ids).length > 0) this.#noteIds(startSample, ids);
-    return this.#take(decoder.start, kind === "error" ? undefined : decoder.values, false);
+    return this.#take(out, false);
   }
 
   /** End of stream: flushes the decoder and emits signatures for anchors whose block is at least partly there. */
   finish(): Signature[] {
     const tail = this.decoder.finish();
-    const sigs = this.#take(tail.start, tail.samples, true);
+    const sigs = this.#take({ kind: "audio", messageIndex: -1, frames: 0, ...tail }, true);
     this.#vad.close();
     return sigs;
   }
@@ -316,14 +320,14 @@ export class SourcePipeline {
     this.#keep(this.#ring.end + this.#piece);
   };
 
-  /** Feeds a message's analysis samples from `start` (none: it failed) to the ring; the signatures completed. */
-  #take(start: number, samples: Float32Array | Int16Array | undefined, final: boolean): Signature[] {
+  #take(out: DecodeOutcome, final: boolean): Signature[] {
     const found = this.#found;
     found.length = 0;
-    if (samples !== undefined) {
+    if (out.kind !== "error") {
       const ring = this.#ring;
-      this.#keep(Math.max(ring.end, start + Math.min(samples.length, this.#piece)));
-      feed(ring, start, samples, this.#onFed);
+      const samples = (out.kind === "audio" ? out.ring : undefined) ?? out.samples;
+      this.#keep(Math.max(ring.end, out.start + Math.min(samples.length, this.#piece)));
+      feed(ring, out.start, samples, this.#onFed);
     }
     if (final) this.#emit(true, found);
     if (found.length === 0) return [];
@@ -557,7 +561,7 @@ export class TargetPipeline {
     this.decoder = new StreamDecoder(opts.format, {
       lookbackSamples: keep + ANALYSIS_RATE,
       keepTimeline: true,
-      // #take copies each message's samples (the decoder's `values`) into the ring before the next decode.
+      // #take copies each outcome's samples into the ring before the next push.
       reuseSamples: true,
       ringValues: true,
     });
@@ -616,18 +620,16 @@ export class TargetPipeline {
 
   /** New target audio searched against the active signatures (forward order). */
   push(msg: MessageIn): Match[] {
-    const decoder = this.decoder;
-    const startSample = decoder.timeline.length;
-    const kind = decoder.decode(msg);
+    const startSample = this.decoder.timeline.length;
+    const out = this.decoder.push(msg);
     if (msg.mediaClock) this.#mediaClocked = true;
-    if (kind === "error") return [];
-    const gap = decoder.mediaGap;
-    if (gap) {
+    if (out.kind === "error") return [];
+    if (out.kind === "audio" && out.mediaGap) {
       // The gap and the message's own audio each at their own time: capture times then agree with samples.
-      this.#noteTime(gap.timeNs, startSample);
-      this.#noteTime(msg.timeNs, gap.audioStart);
+      this.#noteTime(out.mediaGap.timeNs, startSample);
+      this.#noteTime(msg.timeNs, out.mediaGap.audioStart);
     } else this.#noteTime(msg.timeNs, startSample);
-    return this.#take(decoder.start, decoder.values, false);
+    return this.#take(out.start, (out.kind === "audio" ? out.ring : undefined) ?? out.samples, false);
   }
 
   /** A signature that just arrived, searched in this stream's lookback (backward order). */

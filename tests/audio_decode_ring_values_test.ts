@@ -162,20 +162,3 @@ Deno.test("ringValues: a target ring fed ring values holds what it holds fed the
     deepEqual(vb, va);
   }
 });
-
-Deno.test("ringValues: messages of interleaved lengths each get back the view made for their length", () => {
-  // A 10-120 ms tap's rows beside a 20 ms tap's: no view made a message once each length has one.
-  const opts = { keepTimeline: true, reuseSamples: true, ringValues: true };
-  const a = new StreamDecoder(fmt(), opts), b = new StreamDecoder(fmt(), opts);
-  const body = (n: number) =>
-    enc.encode(JSON.stringify({ media: { payload: encodeBase64(new Uint8Array(n).fill(n)) } }));
-  const seen = new Map<number, Int16Array>();
-  [160, 80, 160, 960, 80, 160, 960].forEach((n, i) => {
-    const o = (i % 2 ? a : b).push({ timeNs: T0 + BigInt(i) * 20n * MS, payload: body(n) });
-    if (o.kind !== "audio" || !o.ring) throw new Error("expected ring values");
-    equal(o.ring.length, n);
-    const before = seen.get(n);
-    if (before) ok(o.ring === before, `the view made for ${n} samples`);
-    seen.set(n, o.ring);
-  });
-});

@@ -260,21 +260,6 @@ Deno.test("decodeField, transient: one result object, holding each decode's byte
   ok(c !== d && c !== a);
 });
 
-Deno.test("base64 from bytes, transient: interleaved sizes each get back the view made for their size", () => {
-  // Rows of taps with other message lengths interleave (a 16 kHz tap's next to an 8 kHz one's): a view each.
-  const b64 = (bytes: number[]) => enc.encode(btoa(String.fromCharCode(...bytes)));
-  const sizes = [160, 640, 160, 480, 640, 160];
-  const seen = new Map<number, Uint8Array>();
-  sizes.forEach((n, k) => {
-    const bytes = Array.from({ length: n }, (_, i) => (i * 7 + k) & 0xff);
-    const v = decodeBase64(b64(bytes), true)!;
-    deepEqual([...v], bytes);
-    const before = seen.get(n);
-    if (before) ok(v === before, `the view made for ${n} bytes`);
-    seen.set(n, v);
-  });
-});
-
 Deno.test("decodeBase64Span: the digits of a body decoded where they lie, as decodeBase64 decodes them", () => {
   const r = rng(31);
   const digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_";

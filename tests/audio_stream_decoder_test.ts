@@ -438,49 +438,6 @@ Deno.test("checkAudioFormat reports every problem; the decoder refuses an invali
   throws(() => new StreamDecoder(fmt({ sample_rate: 4000 })), RangeError);
 });
 
-Deno.test("stream decoder: decode() leaves push()'s outcome in its fields, whatever the message did", () => {
-  // The pipelines' path: no outcome object, one shape (see StreamDecoder.decode). Every kind of message: audio,
-  // a repaired odd byte count, a marker gap, a missing payload's gap, an error, media clock gaps.
-  const r = rng(5);
-  const bodies: (Uint8Array | undefined)[] = [];
-  for (let i = 0; i < 120; i++) {
-    const k = r();
-    if (k < 0.08) bodies.push(enc.encode('{"media":{"payload":"AAA'));
-    else if (k < 0.14) bodies.push(undefined);
-    else if (k < 0.2) bodies.push(enc.encode('{"media":{"payload":"A*AA"}}'));
-    else if (k < 0.26) bodies.push(enc.encode('{"media":{"payload":"AAAA... [TRUNCATED]'));
-    else bodies.push(twilio(encodeSamples("pcm16le", speechLike(16000, 40 + Math.floor(r() * 400), i)), i));
-  }
-  for (const clocked of [false, true]) {
-    for (
-      const opts of [{ keepTimeline: true }, { keepTimeline: true, reuseSamples: true, ringValues: true }, {}]
-    ) {
-      for (const codec of ["pcm16le", "mulaw"] as const) {
-        const f = fmt({ codec, sample_rate: codec === "pcm16le" ? 16000 : 8000 });
-        const a = new StreamDecoder(f, opts), b = new StreamDecoder(f, opts);
-        let ts = 0;
-        bodies.forEach((payload, i) => {
-          const mediaClock = clocked
-            ? { ts: ts += 160 + (i % 7 === 0 ? 320 : 0), clockRate: 8000 }
-            : undefined;
-          const msg = { timeNs: T0 + BigInt(i) * 20n * MS, payload, ...(mediaClock ? { mediaClock } : {}) };
-          const want: DecodeOutcome = a.push(msg);
-          const kind = b.decode(msg);
-          equal(kind, want.kind);
-          if (want.kind === "error") return;
-          equal(b.start, want.start);
-          const values = (want.kind === "audio" ? want.ring : undefined) ?? want.samples;
-          deepEqual(Array.from(b.values), Array.from(values));
-          equal(b.values instanceof Int16Array, values instanceof Int16Array);
-          deepEqual(b.mediaGap, want.kind === "audio" ? want.mediaGap : undefined);
-        });
-        deepEqual(b.stats(), a.stats());
-        deepEqual(b.timeline.spans(), a.timeline.spans());
-      }
-    }
-  }
-});
-
 Deno.test("stream decoder: a field the stream key's scan found is decoded from the body, as an unread body's", () => {
   const key = new StreamKeyer(["pod", "$.streamSid"]);
   const r = rng(9);

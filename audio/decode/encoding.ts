@@ -168,30 +168,16 @@ function decodeBase64Bytes(
 /** The view {@link viewOf} handed out last, and what it is of. */
 let lastOut: Uint8Array | undefined;
 let lastView: Uint8Array = new Uint8Array(0);
-/** Views of {@link lastOut} made lately, one per length, the latest first. */
-let views: Uint8Array[] = [];
-/** Lengths {@link views} keeps: the taps' message lengths interleave row by row. */
-const VIEWS = 4;
 
 /**
- * `out.subarray(0, end)`, a view made before when it is of the same array and length: a tap's messages are
- * nearly all of one size and decode into the same output (the kernel's, or the scratch), and a view is ~100 bytes
- * to make per message. Views of a few lengths are kept: rows of taps with other message lengths interleave (one
- * view kept missed a row in three on the analyze corpus). A fresh output array is never the last one, so its view
- * is its own.
+ * `out.subarray(0, end)`, the same view as last time when it is of the same array and length: a tap's messages
+ * are nearly all of one size and decode into the same output (the kernel's, or the scratch), and a view is ~100
+ * bytes to make per message. A fresh output array is never the last one, so its view is its own.
  */
 function viewOf(out: Uint8Array, end: number): Uint8Array {
-  if (out === lastOut) {
-    if (lastView.length === end) return lastView;
-    for (let i = 0; i < views.length; i++) if (views[i]!.length === end) return lastView = views[i]!;
-  } else {
-    lastOut = out;
-    views = [];
-  }
-  if (views.length >= VIEWS) views.pop();
-  lastView = out.subarray(0, end);
-  views.unshift(lastView);
-  return lastView;
+  if (out === lastOut && lastView.length === end) return lastView;
+  lastOut = out;
+  return lastView = out.subarray(0, end);
 }
 
 /**

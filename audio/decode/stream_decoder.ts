@@ -240,31 +240,6 @@ const ALAW_RING = Int16Array.from(ALAW_TO_LINEAR, (v) => (v * RING_SCALE) / 3276
 const NO_SAMPLES = new Float32Array(0);
 /** The last G.711 message's ring values, of whichever decoder (see {@link StreamDecoderOptions.ringValues}). */
 let ringBuf = new Int16Array(0);
-/** Views of {@link ringBuf}'s buffer made lately, one per length, the latest first (see {@link ringValuesOf}). */
-let ringViews: Int16Array<ArrayBuffer>[] = [];
-/** Lengths {@link ringViews} keeps views of: the taps' message lengths interleave row by row. */
-const RING_VIEWS = 4;
-
-/**
- * A view of `n` ring values in the shared buffer (grown when short): one made before for the same length when
- * there is one. Rows of streams with other message lengths interleave (a 16 kHz tap's next to an 8 kHz one's,
- * a tap's varying chunks): one remembered view missed ~1 row in 6 on the analyze corpus, a view made each.
- */
-function ringValuesOf(n: number): Int16Array<ArrayBuffer> {
-  const views = ringViews;
-  for (let i = 0; i < views.length; i++) {
-    const v = views[i]!;
-    if (v.length === n) return v;
-  }
-  const room = ringBuf.buffer.byteLength >> 1;
-  // A new buffer when it is short: the views of the old one go with it.
-  const buffer = room >= n ? ringBuf.buffer : new ArrayBuffer(2 * Math.max(n, room * 2));
-  if (buffer !== ringBuf.buffer) ringViews = [];
-  const v = new Int16Array(buffer, 0, n);
-  if (ringViews.length >= RING_VIEWS) ringViews.pop();
-  ringViews.unshift(v);
-  return v;
-}
 
 const MAX_CHANNELS = 64;
 /** Good messages remembered for the median duration that sizes gaps without a body size. */
@@ -369,17 +344,6 @@ export class StreamDecoder {
   #nextTs: number | undefined;
   #clockRate = 0;
   #clockTime = 0n;
-  /**
-   * What the last {@link decode} did, for its caller and {@link push}'s outcome: its samples, its native frames
-   * (an audio message's own, a gap's), its reason (an error's, a repaired gap's, a repaired message's), its marker
-   * and its media gap.
-   */
-  #outStart = 0;
-  #outValues: Float32Array | Int16Array = NO_SAMPLES;
-  #outFrames = 0;
-  #outReason: DecodeErrorReason | undefined;
-  #outMarker: PixieMarker = "truncated";
-  #outMediaGap: MediaGap | undefined;
   /** Opus packets (and gaps among them) waiting for the decoder to be ready, with their native frames. */
   #backlog: Pending[] = [];
   #backlogFrames = 0;
@@ -410,24 +374,6 @@ export class StreamDecoder {
     if (codec === "opus") this.#opus = new OpusStreamDecoder(format.sample_rate, format.channels);
   }
 
-  /** The first analysis sample of {@link values}: the last {@link decode}'s (not an error's). */
-  get start(): number {
-    return this.#outStart;
-  }
-
-  /**
-   * The analysis samples the last {@link decode} made computable (not an error's): floats, or with `ringValues`
-   * possibly the ring's Int16 values; a reused buffer with `reuseSamples`.
-   */
-  get values(): Float32Array | Int16Array {
-    return this.#outValues;
-  }
-
-  /** The media gap the last {@link decode} put before its audio, if any. */
-  get mediaGap(): MediaGap | undefined {
-    return this.#outMediaGap;
-  }
-
   /** Analysis samples emitted so far; the next outcome's `start`. */
   get length(): number {
     return this.#resampler.outputLength;
@@ -435,47 +381,8 @@ export class StreamDecoder {
 
   /** Decodes one message and appends its audio (or a gap) to the stream. Never throws on message content. */
   push(msg: StreamMessage): DecodeOutcome {
-    const kind = this.decode(msg);
-    const messageIndex = this.#messages - 1;
-    if (kind === "error") return { kind, messageIndex, reason: this.#outReason! };
-    const start = this.#outStart, values = this.#outValues, frames = this.#outFrames;
-    if (kind === "marker") {
-      return {
-        kind,
-        messageIndex,
-        marker: this.#outMarker,
-        gapFrames: frames,
-        start,
-        samples: values as Float32Array,
-      };
-    }
-    if (kind === "gap") {
-      return {
-        kind,
-        messageIndex,
-        reason: this.#outReason!,
-        gapFrames: frames,
-        start,
-        samples: values as Float32Array,
-      };
-    }
-    const ring = values instanceof Int16Array;
-    const out: DecodeOutcome = { kind, messageIndex, frames, start, samples: ring ? NO_SAMPLES : values };
-    if (this.#outReason) out.repaired = this.#outReason;
-    if (this.#outMediaGap) out.mediaGap = this.#outMediaGap;
-    if (ring) out.ring = values;
-    return out;
-  }
-
-  /**
-   * {@link push} without an outcome object: what the message did is its kind, and its analysis samples are
-   * {@link start} and {@link values} (with `ringValues`, Int16 ring values: an outcome's `ring ?? samples`), its
-   * media gap {@link mediaGap}, until the next call. The pipelines' path: one object of one shape a message
-   * (an outcome's four shapes made every load of it polymorphic), and no object made.
-   */
-  decode(msg: StreamMessage): DecodeOutcome["kind"] {
     const messageIndex = this.#messages++;
-    if (this.#finished) return this.#fail("finished");
+    if (this.#finished) return this.#fail(messageIndex, "finished");
     if (this.#lastTime !== undefined && msg.timeNs < this.#lastTime) this.#outOfOrder++;
     this.#lastTime = msg.timeNs;
 
@@ -491,7 +398,7 @@ export class StreamDecoder {
     let codec = fmt.codec;
     if (msg.codec) {
       const c = msg.codec;
-      if (c.codec === "event") return this.#fail("not_audio");
+      if (c.codec === "event") return this.#fail(messageIndex, "not_audio");
       if (
         c.codec !== codec || c.sampleRate !== fmt.sample_rate || (c.channels ?? fmt.channels) !== fmt.channels
       ) {
@@ -499,7 +406,7 @@ export class StreamDecoder {
         // stateful or resampled one would need its own decoder and timeline.
         const same = c.sampleRate === fmt.sample_rate && (c.channels ?? fmt.channels) === fmt.channels;
         if (!same || !isSampleCodec(c.codec) || !isSampleCodec(codec)) {
-          return this.#fail("codec_change");
+          return this.#fail(messageIndex, "codec_change");
         }
         if (c.codec !== codec) this.#codecSwitches++;
         codec = c.codec;
@@ -516,7 +423,7 @@ export class StreamDecoder {
       : decodeJsonBase64Field(bytes, path);
     if (audio === undefined) {
       const field = extractAudioFieldView(env ?? bytes, fmt);
-      if (!field.ok) return this.#fail(field.reason);
+      if (!field.ok) return this.#fail(messageIndex, field.reason);
       const raw: DecodeFieldResult = decodeField(field.data, fmt.encoding, true);
       if (!raw.ok) {
         return this.#repair(
@@ -564,7 +471,7 @@ export class StreamDecoder {
       fmt.channels,
       direct && !this.#reuseSamples ? undefined : this.#scratch(audio, bytesPerSample(codec)),
     );
-    if (!decoded.ok) return this.#fail(decoded.reason);
+    if (!decoded.ok) return this.#fail(messageIndex, decoded.reason);
     let mono = selectChannel(decoded.samples, fmt.channels, fmt.channel);
     if (repaired) {
       const padded = allocSamples(mono.length + 1);
@@ -615,19 +522,9 @@ export class StreamDecoder {
     return this.#scratchBuf;
   }
 
-  #fail(reason: DecodeErrorReason): "error" {
+  #fail(messageIndex: number, reason: DecodeErrorReason): DecodeOutcome {
     this.#errors[reason]++;
-    this.#outReason = reason;
-    return "error";
-  }
-
-  /** Notes what a message with samples did (see {@link decode}). */
-  #out(start: number, values: Float32Array | Int16Array, frames: number, reason?: DecodeErrorReason): void {
-    this.#outStart = start;
-    this.#outValues = values;
-    this.#outFrames = frames;
-    this.#outReason = reason;
-    this.#outMediaGap = undefined;
+    return { kind: "error", messageIndex, reason };
   }
 
   /** A message's decoded audio, appended as it is (no media clock). */
@@ -637,39 +534,39 @@ export class StreamDecoder {
     mono: Float32Array,
     size: number,
     repaired?: DecodeErrorReason,
-  ): "audio" {
+  ): DecodeOutcome {
     this.#decoded++;
     this.#noteGood(size, mono.length);
     this.timeline.add(messageIndex, msg.timeNs, mono.length);
     const start = this.#resampler.outputLength;
-    this.#out(start, this.#resampler.push(mono), mono.length, repaired);
-    return "audio";
+    const samples = this.#resampler.push(mono);
+    const out: DecodeOutcome = { kind: "audio", messageIndex, frames: mono.length, start, samples };
+    if (repaired) out.repaired = repaired;
+    return out;
   }
 
   /**
    * {@link #append} for a G.711 message of an 8 kHz mono stream decoded straight to ring values (`table`: a
    * code's), into a buffer the next push reuses.
    */
-  #appendRing(
-    messageIndex: number,
-    msg: StreamMessage,
-    codes: Uint8Array,
-    table: Int16Array,
-    size: number,
-  ): "audio" {
+  #appendRing(messageIndex: number, msg: StreamMessage, codes: Uint8Array, table: Int16Array, size: number) {
     const n = codes.length;
     // The view handed out last serves again for a message of its length (the usual tap's all are): no view
     // made a message.
     let ring = ringBuf;
-    if (ring.length !== n) ring = ringBuf = ringValuesOf(n);
+    if (ring.length !== n) {
+      const room = ring.buffer.byteLength >> 1;
+      const buffer = room >= n ? ring.buffer : new ArrayBuffer(2 * Math.max(n, room * 2));
+      ring = ringBuf = new Int16Array(buffer, 0, n);
+    }
     for (let i = 0; i < n; i++) ring[i] = table[codes[i]!]!;
     this.#decoded++;
     this.#noteGood(size, n);
     this.timeline.add(messageIndex, msg.timeNs, n);
     const start = this.#resampler.outputLength;
     this.#resampler.passOn(n);
-    this.#out(start, ring, n);
-    return "audio";
+    const out: DecodeOutcome = { kind: "audio", messageIndex, frames: n, start, samples: NO_SAMPLES, ring };
+    return out;
   }
 
   /**
@@ -677,12 +574,7 @@ export class StreamDecoder {
    * kernel as they are and come back as ring values (Resampler.pushPcm16Ring; undefined, with nothing done, for
    * a message too long for it).
    */
-  #appendPcm16Ring(
-    messageIndex: number,
-    msg: StreamMessage,
-    pcm: Uint8Array,
-    size: number,
-  ): "audio" | undefined {
+  #appendPcm16Ring(messageIndex: number, msg: StreamMessage, pcm: Uint8Array, size: number) {
     const start = this.#resampler.outputLength;
     const ring = this.#resampler.pushPcm16Ring(pcm);
     if (!ring) return undefined;
@@ -690,8 +582,8 @@ export class StreamDecoder {
     this.#decoded++;
     this.#noteGood(size, n);
     this.timeline.add(messageIndex, msg.timeNs, n);
-    this.#out(start, ring, n);
-    return "audio";
+    const out: DecodeOutcome = { kind: "audio", messageIndex, frames: n, start, samples: NO_SAMPLES, ring };
+    return out;
   }
 
   #noteGood(size: number, frames: number): void {
@@ -724,8 +616,8 @@ export class StreamDecoder {
     msg: StreamMessage,
     reason: DecodeErrorReason,
     fieldLength: number | undefined,
-  ): "gap" | "error" {
-    if (!this.#keepTimeline || msg.mediaClock) return this.#fail(reason);
+  ): DecodeOutcome {
+    if (!this.#keepTimeline || msg.mediaClock) return this.#fail(messageIndex, reason);
     this.#errors[reason]++;
     let frames: number | undefined;
     if (fieldLength !== undefined && Number.isFinite(this.#bytesPerFrame)) {
@@ -740,22 +632,12 @@ export class StreamDecoder {
     this.#repairedFrames += frames;
     this.timeline.add(messageIndex, msg.timeNs, frames, true);
     const start = this.#resampler.outputLength;
-    this.#out(
-      start,
-      frames > 0 ? this.#pushOrdered(new Float32Array(frames)) : new Float32Array(0),
-      frames,
-      reason,
-    );
-    return "gap";
+    const samples = frames > 0 ? this.#pushOrdered(new Float32Array(frames)) : new Float32Array(0);
+    return { kind: "gap", messageIndex, reason, gapFrames: frames, start, samples };
   }
 
   /** G.722 and Opus: one decoder per stream, packets in order. */
-  #pushStateful(
-    messageIndex: number,
-    msg: StreamMessage,
-    audio: Uint8Array,
-    size: number,
-  ): "audio" | "error" {
+  #pushStateful(messageIndex: number, msg: StreamMessage, audio: Uint8Array, size: number): DecodeOutcome {
     const fmt = this.format;
     if (this.#g722) {
       const n = audio.length * 2;
@@ -770,7 +652,7 @@ export class StreamDecoder {
     }
     const opus = this.#opus!;
     const frames = opus.frames(audio);
-    if (frames === undefined) return this.#fail("bad_packet");
+    if (frames === undefined) return this.#fail(messageIndex, "bad_packet");
     const decode = (drop: number): Float32Array | undefined => {
       if (!opus.ready || this.#backlog.length > 0) {
         this.#defer({ packet: audio.slice(), drop }, frames - drop);
@@ -790,8 +672,8 @@ export class StreamDecoder {
       this.#noteGood(size, frames);
       this.timeline.add(messageIndex, msg.timeNs, frames);
       const start = this.#resampler.outputLength;
-      this.#out(start, this.#pushOrdered(mono), frames);
-      return "audio";
+      const samples = this.#pushOrdered(mono);
+      return { kind: "audio", messageIndex, frames, start, samples };
     }
     return this.#clocked(messageIndex, msg, frames, size, decode);
   }
@@ -807,12 +689,12 @@ export class StreamDecoder {
     frames: number,
     size: number,
     decode: (drop: number) => Float32Array | undefined,
-  ): "audio" | "error" {
+  ): DecodeOutcome {
     const clock = msg.mediaClock!;
     const rate = this.format.sample_rate;
     const ts = clock.ts >>> 0;
     const cr = clock.clockRate;
-    if (!(cr > 0)) return this.#fail("bad_packet");
+    if (!(cr > 0)) return this.#fail(messageIndex, "bad_packet");
     const ticks = Math.round((frames * cr) / rate);
     let gapTicks = 0;
     let drop = 0;
@@ -825,7 +707,7 @@ export class StreamDecoder {
       else if (delta < 0) {
         if (-delta >= ticks) {
           this.#overlapFrames += frames;
-          return this.#fail("media_overlap");
+          return this.#fail(messageIndex, "media_overlap");
         }
         drop = Math.min(frames, Math.round((-delta * rate) / cr));
         this.#overlapFrames += drop;
@@ -867,9 +749,9 @@ export class StreamDecoder {
     const samples = parts.length === 0
       ? new Float32Array(0)
       : this.#pushOrdered(parts.length === 1 ? parts[0]! : concat(parts[0]!, parts[1]!));
-    this.#out(start, samples, own);
-    this.#outMediaGap = mediaGap;
-    return "audio";
+    const out: DecodeOutcome = { kind: "audio", messageIndex, frames: own, start, samples };
+    if (mediaGap) out.mediaGap = mediaGap;
+    return out;
   }
 
   /** What fills a media gap: Opus concealment for its first part, silence otherwise; undefined when deferred. */
@@ -943,7 +825,7 @@ export class StreamDecoder {
     return out;
   }
 
-  #gap(messageIndex: number, msg: StreamMessage, marker: PixieMarker): "marker" {
+  #gap(messageIndex: number, msg: StreamMessage, marker: PixieMarker): DecodeOutcome {
     this.#markers[marker]++;
     let frames = this.#gapLength(msg.bodySize);
     if (frames === undefined) {
@@ -954,9 +836,8 @@ export class StreamDecoder {
     this.#gapFrames += frames;
     this.timeline.add(messageIndex, msg.timeNs, frames, true);
     const start = this.#resampler.outputLength;
-    this.#out(start, frames > 0 ? this.#pushOrdered(new Float32Array(frames)) : new Float32Array(0), frames);
-    this.#outMarker = marker;
-    return "marker";
+    const samples = frames > 0 ? this.#pushOrdered(new Float32Array(frames)) : new Float32Array(0);
+    return { kind: "marker", messageIndex, marker, gapFrames: frames, start, samples };
   }
 
   /**
@@ -990,8 +871,9 @@ export class StreamDecoder {
 
 /**
  * The base64 string at `path` of a body whose JSON fields were scanned (or parsed), decoded from where the scan
- * found it (see decodeBase64Span); undefined where the general path decides (not a plain string there, digits
- * that do not decode, a parsed body).
+ * found it (see decodeBase64Span): no view of the body and no field result made, where extractAudioFieldView and
+ * decodeField made both (5% of a live row's keying and decoding). Undefined where that general path decides (not a
+ * plain string there, digits that do not decode, a parsed body).
  */
 function scannedBase64(env: PayloadEnvelope, path: BytePath): Uint8Array | undefined {
   if (env.parsed) return undefined;
