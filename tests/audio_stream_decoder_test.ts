@@ -3,6 +3,7 @@ import { type Codec, decodeSamples, encodeSamples } from "../audio/decode/codecs
 import { interleave } from "../audio/decode/channels.ts";
 import { encodeBase64, encodeHex } from "../audio/decode/encoding.ts";
 import { PayloadEnvelope } from "../audio/decode/payload.ts";
+import { StreamKeyer } from "../audio/decode/stream_key.ts";
 import { Resampler } from "../audio/decode/resample.ts";
 import {
   checkAudioFormat,
@@ -435,4 +436,39 @@ Deno.test("checkAudioFormat reports every problem; the decoder refuses an invali
   equal(checkAudioFormat(fmt({ sample_rate: 96000, skip_bytes: -1, channels: 2, channel: 2 })).length, 3);
   equal(checkAudioFormat(fmt({ channels: 0 })).length, 1);
   throws(() => new StreamDecoder(fmt({ sample_rate: 4000 })), RangeError);
+});
+
+Deno.test("stream decoder: a field the stream key's scan found is decoded from the body, as an unread body's", () => {
+  const key = new StreamKeyer(["pod", "$.streamSid"]);
+  const r = rng(9);
+  const opts = { keepTimeline: true, reuseSamples: true, ringValues: true };
+  const scanned = new StreamDecoder(fmt(), opts), fresh = new StreamDecoder(fmt(), opts);
+  for (let i = 0; i < 200; i++) {
+    const k = r();
+    const body = k < 0.05
+      ? enc.encode('{"media":{"payload":"' + "A".repeat(60) + '*AA"},"streamSid":"MZ1"}')
+      : k < 0.1
+      ? enc.encode('{"media":{"payload":"AQ\\u0041A"},"streamSid":"MZ1"}')
+      : twilio(encodeSamples("mulaw", speechLike(8000, 1 + Math.floor(r() * 500), i)), i);
+    const env = new PayloadEnvelope(body);
+    key.keyOf({ pod: "p" }, env);
+    ok(env.scanned);
+    const msg = { timeNs: T0 + BigInt(i) * 20n * MS };
+    const a = fresh.push({ ...msg, payload: body });
+    const b = scanned.push({ ...msg, payload: env });
+    deepEqual(
+      {
+        ...b,
+        samples: Array.from(b.kind === "error" ? [] : b.samples),
+        ring: b.kind === "audio" && b.ring ? [...b.ring] : [],
+      },
+      {
+        ...a,
+        samples: Array.from(a.kind === "error" ? [] : a.samples),
+        ring: a.kind === "audio" && a.ring ? [...a.ring] : [],
+      },
+    );
+  }
+  deepEqual(scanned.stats(), fresh.stats());
+  ok(scanned.stats().errors.bad_base64 > 0, "a field that does not decode is counted as before");
 });

@@ -219,6 +219,11 @@ export interface Base64Kernel {
    * returns how many digits it decoded (a multiple of 16; three bytes each four).
    */
   decode(digits: Uint8Array): number;
+  /**
+   * {@link decode} of the digits at [start, end) of `body` (at most {@link B64_MAX_IN} bytes), copied whole into
+   * {@link input}: the digits decoded from `start` on. A field found in a body takes no view of it.
+   */
+  decodeAt(body: Uint8Array, start: number, end: number): number;
   /** The decoded bytes (and room for the JS decoder to go on: 3/4 of B64_MAX_IN and a few more). */
   readonly out: Uint8Array;
   /**
@@ -302,6 +307,10 @@ export function base64Kernel(): Base64Kernel | undefined {
         decode(digits) {
           input.set(digits);
           return fn(0, digits.length, B64_OUT_AT);
+        },
+        decodeAt(body, start, end) {
+          input.set(body);
+          return fn(start, end - start, B64_OUT_AT);
         },
         field(body, path) {
           const len = body.length;

@@ -115,6 +115,21 @@ export function decodeJsonBase64Field(body: Uint8Array, path: BytePath): Uint8Ar
 }
 
 /**
+ * {@link decodeBase64} with `transient` of the digits at [start, end) of `bytes` (a field the JSON scanner found
+ * in a body), decoded where they lie: the same bytes, with no view of the body and no result object made. Undefined
+ * where {@link decodeField} must decide: digits that do not decode (its reason and length come from there), or
+ * more digits or a longer body than the SIMD kernel takes, or no kernel.
+ */
+export function decodeBase64Span(bytes: Uint8Array, start: number, end: number): Uint8Array | undefined {
+  const n = end - start;
+  if (n < KERNEL_FROM_BYTES || bytes.length > B64_MAX_IN || !nativeSetFromBase64) return undefined;
+  const kernel = base64Kernel();
+  if (kernel === undefined) return undefined;
+  const done = kernel.decodeAt(bytes, start, end);
+  return decodeBase64Bytes(kernel.input, kernel.out, start + done, (done >> 2) * 3, end);
+}
+
+/**
  * {@link decodeBase64} in plain JS, for engines without `Uint8Array.prototype.setFromBase64` and for values that
  * mix both alphabets. Same results.
  */

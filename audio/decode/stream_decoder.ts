@@ -32,6 +32,7 @@ import { G722_RATE, G722Decoder } from "./g722.ts";
 import { OPUS_PLC_MS, OPUS_RATES, OpusStreamDecoder } from "./opus.ts";
 import { selectChannel } from "./channels.ts";
 import {
+  decodeBase64Span,
   decodedLengthEstimate,
   decodeField,
   type DecodeFieldResult,
@@ -39,7 +40,7 @@ import {
   type EncodingErrorReason,
   encodingRatio,
 } from "./encoding.ts";
-import { type BytePath, bytePath } from "./json_scan_bytes.ts";
+import { type BytePath, bytePath, BYTES_BAD, BYTES_MISSING } from "./json_scan_bytes.ts";
 import {
   compileJsonPath,
   detectPixieMarker,
@@ -412,10 +413,14 @@ export class StreamDecoder {
       }
     }
 
-    // A base64 field of a JSON body not read yet (the usual tap's message): found and decoded in one pass.
-    let audio = this.#jsonBase64Path && !env?.scanned
-      ? decodeJsonBase64Field(bytes, this.#jsonBase64Path)
-      : undefined;
+    // A base64 field of a JSON body (the usual tap's message): not read yet, found and decoded in one pass; found
+    // by the stream key's scan (a live tap keyed by `$.streamSid`), decoded where it lies.
+    const path = this.#jsonBase64Path;
+    let audio = path === undefined
+      ? undefined
+      : env?.scanned
+      ? scannedBase64(env, path)
+      : decodeJsonBase64Field(bytes, path);
     if (audio === undefined) {
       const field = extractAudioFieldView(env ?? bytes, fmt);
       if (!field.ok) return this.#fail(messageIndex, field.reason);
@@ -862,6 +867,19 @@ export class StreamDecoder {
     const sorted = Array.from(this.#recent.subarray(0, this.#recentCount)).sort((a, b) => a - b);
     return sorted[(sorted.length - 1) >> 1]!;
   }
+}
+
+/**
+ * The base64 string at `path` of a body whose JSON fields were scanned (or parsed), decoded from where the scan
+ * found it (see decodeBase64Span): no view of the body and no field result made, where extractAudioFieldView and
+ * decodeField made both (5% of a live row's keying and decoding). Undefined where that general path decides (not a
+ * plain string there, digits that do not decode, a parsed body).
+ */
+function scannedBase64(env: PayloadEnvelope, path: BytePath): Uint8Array | undefined {
+  if (env.parsed) return undefined;
+  const hit = env.scans.get(path);
+  if (hit === BYTES_MISSING || hit === BYTES_BAD || !hit.string || hit.escaped) return undefined;
+  return decodeBase64Span(env.bytes, hit.start + 1, hit.end - 1);
 }
 
 /** Length of an encoded field without trailing base64 padding (`=`), which carries no audio. */
