@@ -112,6 +112,8 @@ export class Mailbox<T> {
   #onEvict: DropHandler<T>;
   readonly #weigh: Weigh<T>;
   #load = 0;
+  /** Waiting for room without a message ({@link room}), in order: the weight each waits to fit. */
+  #roomWaiters = new Queue<{ readonly weight: number; readonly resolve: () => void }>(4);
 
   /**
    * `onEvict` sees each message pushed out by drop-oldest (to count it and fail a pending ask); `weigh` gives each
@@ -199,6 +201,16 @@ export class Mailbox<T> {
     return new Promise<boolean>((resolve) => this.#waiters.push({ msg, resolve }));
   }
 
+  /**
+   * Undefined when a message of weight `w` fits now; otherwise a promise that resolves once it would (or when the
+   * mailbox empties): a producer that can hold its input back (HTTP/2 flow control) waits on it instead of making
+   * the mailbox drop. Nothing is enqueued; waiting senders ({@link park}) still go first.
+   */
+  room(w: number): Promise<void> | undefined {
+    if (this.#waiters.size === 0 && this.#fits(w)) return undefined;
+    return new Promise<void>((resolve) => this.#roomWaiters.push({ weight: w, resolve }));
+  }
+
   /** Removes the next message (the caller checks `size` first) and admits the waiting senders that now fit. */
   take(): T {
     const msg = this.#items.shift();
@@ -211,6 +223,7 @@ export class Mailbox<T> {
       this.#push(w.msg, weight);
       w.resolve(true);
     }
+    this.#wakeRoom();
     return msg;
   }
 
@@ -230,7 +243,17 @@ export class Mailbox<T> {
       each(w.msg);
       w.resolve(false);
     });
+    this.#wakeRoom();
     return n;
+  }
+
+  /** Resolves the {@link room} waiters whose weight now fits, in order (none while senders wait). */
+  #wakeRoom(): void {
+    while (
+      this.#roomWaiters.size > 0 && this.#waiters.size === 0 && this.#fits(this.#roomWaiters.peek()!.weight)
+    ) {
+      this.#roomWaiters.shift().resolve();
+    }
   }
 
   /** Whether a message of weight `w` fits now (an empty mailbox takes any one message). */

@@ -106,7 +106,10 @@ const STREAM_IDLE_NS = 60_000_000_000n;
 const TICK_NS = 1_000_000_000n;
 const ASK_MS = 600_000;
 
-/** Rows the row actors' mailboxes hold at most: a live node's, to ride out a burst of Pixie responses. */
+/**
+ * Rows the row actors' mailboxes hold at most: a live node's. A Pixie push larger than the reader's is held back
+ * at its source (pixie_reader.ts SOURCE_ROOM_WAIT_MS), not dropped.
+ */
 const LIVE_ROWS_IN_FLIGHT = { reader: 4096, detector: 1024, matcher: 2048 };
 /**
  * A replay's: nothing to ride out (the capture waits), and a row queued behind thousands of others outlives two

@@ -9,7 +9,7 @@
  * and skipped, their names kept as labels for the first few only, so input cannot create series without end.
  * @module
  */
-import type { ActorFactory, ActorRef } from "./runtime.ts";
+import type { ActorContext, ActorFactory, ActorRef } from "./runtime.ts";
 import {
   type DetectorMsg,
   type ExporterMsg,
@@ -92,6 +92,38 @@ function withDemand(opts: NonNullable<ReaderDeps["late"]>, source: RowSource | u
   const demand = opts.demand ?? mainThreadDemand;
   const reading = input ?? demand;
   return { ...opts, saturated: () => saturated() || reading() >= SATURATED_DEMAND };
+}
+
+/**
+ * Longest a live source waits for room in the reader's mailbox before handing its rows on anyway (the oldest
+ * queued then make room, counted as overflow), ms. A Pixie response is read only once the rows before it have
+ * room: a push (Stirling's ~200 ms of every connection, 30,000 rows at 1,000 calls) comes in back to back, read
+ * faster than the pipelines take it, and a 4,096-row mailbox that never made its source wait dropped rows of a
+ * load the sensor carried on average. Waiting holds the rest of the push in Pixie (HTTP/2 flow control); a
+ * sensor behind for longer sheds rows as late (late_rows.ts), and one whose pipelines are stuck still drops.
+ */
+export const SOURCE_ROOM_WAIT_MS = 1_000;
+
+/** Waits until the reader's mailbox has room for `weight` rows, at most {@link SOURCE_ROOM_WAIT_MS}. */
+function roomFor(
+  ctx: ActorContext<ReaderMsg>,
+  stop: AbortSignal,
+): (weight: number) => Promise<void> | undefined {
+  return (weight) => {
+    const room = ctx.room(weight);
+    // No timer when there is room (nearly always): a timer per response cost more than its rows (stream.ts).
+    if (room === undefined) return undefined;
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        ctx.clock.clearTimer(timer);
+        stop.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = ctx.clock.setTimer(SOURCE_ROOM_WAIT_MS, done);
+      stop.addEventListener("abort", done, { once: true });
+      room.then(done);
+    });
+  };
 }
 
 /** Builds the reader's behaviour. */
@@ -217,9 +249,18 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
         // Stop producing as soon as shutdown begins, so the reader's own mailbox can drain.
         const stop = AbortSignal.any([ctx.signal, ctx.stopping]);
         const source = deps.source;
+        const room = roomFor(ctx, stop);
         const running = source.runBatches
-          ? source.runBatches((rows) => ctx.self.tell({ kind: "rows", rows }).then(() => {}), stop)
-          : source.run((row) => ctx.self.tell({ kind: "row", row }).then(() => {}), stop);
+          ? source.runBatches(async (rows) => {
+            const wait = room(rows.length);
+            if (wait) await wait;
+            await ctx.self.tell({ kind: "rows", rows });
+          }, stop)
+          : source.run(async (row) => {
+            const wait = room(1);
+            if (wait) await wait;
+            await ctx.self.tell({ kind: "row", row });
+          }, stop);
         running.catch(
           (e) => {
             if (!stop.aborted) {

@@ -74,6 +74,13 @@ export interface ActorContext<M> {
   readonly stopping: AbortSignal;
   /** 0 for the first start, n after n restarts. */
   readonly incarnation: number;
+  /**
+   * Undefined when this actor's own mailbox has room for a message of `weight`; otherwise a promise that resolves
+   * once it has: a source run inside the actor waits on it, so a burst is held back by the source's producer
+   * (HTTP/2 flow control) instead of pushing out the oldest messages of a drop-oldest mailbox. May never resolve
+   * (a stopped actor): bound the wait.
+   */
+  room(weight: number): Promise<void> | undefined;
 }
 
 /** Builds a fresh behaviour; called at the first start (in a microtask after spawn) and at every restart. */
@@ -594,6 +601,7 @@ class Cell<M> {
       signal: this.#abort.signal,
       stopping: this.#sys.stopping,
       incarnation: this.#incarnation,
+      room: (weight) => this.mailbox.room(weight),
     };
     this.#ctx = ctx;
     try {

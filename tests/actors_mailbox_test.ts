@@ -160,6 +160,33 @@ Deno.test("Mailbox with weights: back-pressure admits waiting senders in order a
   strictEqual(mb.load, 30);
 });
 
+Deno.test("Mailbox.room: a producer waits for room without enqueuing, until its rows fit", async () => {
+  const mb = new Mailbox<Batch>(10, "drop-oldest", () => {}, rowsOf);
+  strictEqual(mb.room(10), undefined);
+  strictEqual(mb.offer({ id: "a", rows: 6 }), "enqueued");
+  strictEqual(mb.offer({ id: "b", rows: 3 }), "enqueued");
+  strictEqual(mb.room(1), undefined);
+  const ready: string[] = [];
+  const r5 = mb.room(5)!.then(() => ready.push("5"));
+  const r30 = mb.room(30)!.then(() => ready.push("30"));
+  // Taking b's 3 rows would not do; taking a's 6 leaves room for 5, not yet for 30 (only an empty mailbox is).
+  strictEqual(mb.take().id, "a");
+  await r5;
+  await Promise.resolve();
+  deepStrictEqual(ready, ["5"]);
+  strictEqual(mb.load, 3);
+  strictEqual(mb.take().id, "b");
+  await r30;
+  deepStrictEqual(ready, ["5", "30"]);
+  // Nothing was enqueued by waiting, and nothing dropped.
+  strictEqual(mb.size, 0);
+  // Clearing wakes the waiters too (the room they wait for is there).
+  mb.offer({ id: "c", rows: 10 });
+  const rc = mb.room(4)!;
+  mb.clear(() => {});
+  await rc;
+});
+
 Deno.test("Mailbox with weights: clear returns the rows discarded, held and waiting", async () => {
   const mb = new Mailbox<Batch>(10, "backpressure", () => {}, rowsOf);
   mb.offer({ id: "a", rows: 6 });

@@ -14,7 +14,7 @@ import {
   type RegistryMsg,
   rowWeight,
 } from "../actors/messages.ts";
-import { pixieReader, type RowSource } from "../actors/pixie_reader.ts";
+import { pixieReader, type RowSource, SOURCE_ROOM_WAIT_MS } from "../actors/pixie_reader.ts";
 import type { Row } from "../pixie/row.ts";
 import { setLogSink } from "../util/log.ts";
 import { recorder } from "./support/actor_fixtures.ts";
@@ -106,21 +106,14 @@ Deno.test("reader: a batching source's rows are taken one message per batch and 
   equal(byRow.toMatcher.length, byRow.matcherRows.length);
 });
 
-Deno.test("reader: under overload the live mailbox drops the oldest batches, counted in rows, held in rows", async () => {
-  const clock = new VirtualClock();
+/** A reader over `batches` of a live source whose Matcher (one batch at a time) takes each batch with `take`. */
+function liveReader(clock: VirtualClock, batches: Row[][], take: (msg: MatcherMsg) => Promise<void>) {
   const system = new ActorSystem({ clock });
-  let release = () => {};
-  const stalled = new Promise<void>((r) => release = r);
-  // A Matcher stuck on its first message: the reader blocks on its full mailbox, its own mailbox fills.
-  const matcher = system.spawn<MatcherMsg>("matcher", () => ({ receive: () => stalled }), {
+  const matcher = system.spawn<MatcherMsg>("matcher", () => ({ receive: take }), {
     capacity: 1,
     overflow: "backpressure",
     weigh: rowWeight,
   });
-  const batches = Array.from(
-    { length: 40 },
-    (_, b) => Array.from({ length: 250 }, (_, k) => row("m/relay", b * 250 + k)),
-  );
   const reader = system.spawn<ReaderMsg>(
     "pixie_reader",
     pixieReader({
@@ -136,11 +129,58 @@ Deno.test("reader: under overload the live mailbox drops the oldest batches, cou
     }),
     { capacity: 4096, overflow: "drop-oldest", weigh: rowWeight },
   );
+  return { system, stats: () => system.stats().find((x) => x.name === reader.name)! };
+}
+
+/** 10,000 rows of the relay tap in 40 batches of 250: a burst 2.4 times the reader's mailbox. */
+function burst(): Row[][] {
+  return Array.from(
+    { length: 40 },
+    (_, b) => Array.from({ length: 250 }, (_, k) => row("m/relay", b * 250 + k)),
+  );
+}
+
+Deno.test("reader: a burst larger than the live mailbox is held back at its source, not dropped", async () => {
+  // A Matcher that takes each batch in a turn of the event loop: it keeps up, but the source reads a whole
+  // push (a Pixie response after another) in microtasks, far faster. Without waiting for room the reader's
+  // mailbox dropped 5,250 of these rows.
+  const clock = new VirtualClock();
+  const got: Row[] = [];
+  const { system, stats } = liveReader(clock, burst(), async (msg) => {
+    if (msg.kind === "rows") got.push(...msg.rows);
+    await new Promise((r) => setTimeout(r, 0));
+  });
+  // Until the Matcher has taken every batch the reader passed on and the reader holds none (5 s at most).
+  const matcher = () => system.stats().find((x) => x.name === "matcher")!;
+  for (let t = 0; t < 5000; t++) {
+    const m = matcher();
+    if (t > 20 && stats().depth === 0 && m.depth === 0 && m.processed === stats().processed) break;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  const s = stats();
+  equal(s.dropped.overflow, 0);
+  equal(s.processed, 40);
+  deepEqual(got.map((r) => r.time), burst().flat().map((r) => r.time));
+  await system.shutdown({ deadlineMs: 1000 });
+});
+
+Deno.test("reader: under overload the live mailbox drops the oldest batches, counted in rows, held in rows", async () => {
+  const clock = new VirtualClock();
+  let release = () => {};
+  const stalled = new Promise<void>((r) => release = r);
+  // A Matcher stuck on its first message: the reader blocks on its full mailbox, its own mailbox fills.
+  const { system, stats } = liveReader(clock, burst(), () => stalled);
   await settleAll(clock, system);
-  const s = system.stats().find((x) => x.name === reader.name)!;
-  // 10,000 rows in batches of 250: two passed on (one stuck in the Matcher, one in its mailbox), one in the
-  // reader's hands waiting for room, 4,000 rows held (16 batches within 4,096), the other 21 batches dropped
-  // whole: 5,250 rows, every one counted.
+  // Two batches passed on (one stuck in the Matcher, one in its mailbox), one in the reader's hands waiting for
+  // room, 4,000 rows held (16 batches within 4,096): the source waits for room, nothing dropped yet.
+  equal(stats().processed, 2);
+  equal(stats().depth, 4000);
+  equal(stats().dropped.overflow, 0);
+  // Each of the other 21 batches waits SOURCE_ROOM_WAIT_MS, then goes in, the oldest dropped whole to make room:
+  // 5,250 rows, every one counted.
+  await clock.advance(21 * SOURCE_ROOM_WAIT_MS);
+  await settleAll(clock, system);
+  const s = stats();
   equal(s.processed, 2);
   equal(s.depth, 4000);
   equal(s.dropped.overflow, 5250);
