@@ -23,6 +23,7 @@ import {
 } from "./messages.ts";
 import { CLUSTER_STATUS_HEALTHY, METHODS } from "./proto.ts";
 import { logger } from "../util/log.ts";
+import { ResponseQueue } from "./response_queue.ts";
 
 const log = logger("pixie");
 
@@ -135,13 +136,10 @@ export const DEFAULT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // WINDOW_UPDATE, both processes scheduled: on a loaded node the reader then starves with its backlog waiting in
   // the peer (bench/live_load.ts --calls 1000 --pod, load 6 on 2 cores: the sensor's main thread runnable 40-60%
   // of the time with 60 s of rows waiting, 75-99% with this window). The client still holds at most this much
-  // beyond its queue of responses (QUEUE_HIGH).
+  // beyond its queue of responses (response_queue.ts).
   "grpc-node.flow_control_window": FLOW_CONTROL_WINDOW,
 };
 
-// Responses buffered before the stream is paused (HTTP/2 flow control then holds the server back).
-const QUEUE_HIGH = 64;
-const QUEUE_LOW = 16;
 /**
  * Longest run of queued responses handed on without a turn of the event loop, ms: responses that arrived together
  * are otherwise all handed on (decoded, de-duplicated, routed) in one turn, and /metrics waits.
@@ -266,10 +264,17 @@ export class PixieClient {
     signal?: AbortSignal,
   ): AsyncGenerator<T> {
     if (signal?.aborted) return;
+    // Each response's encoded size, from its decode to its 'data' event (one each, in order), for the queue's
+    // byte bound.
+    const decodedBytes: number[] = [];
     const call = this.#client.makeServerStreamRequest(
       method,
       (b: Uint8Array) => toBuffer(b),
-      decode,
+      (b: Buffer): T => {
+        const m = decode(b);
+        decodedBytes.push(b.length);
+        return m;
+      },
       body,
       this.#metadata(),
     );
@@ -277,7 +282,7 @@ export class PixieClient {
     signal?.addEventListener("abort", onAbort, { once: true });
     // Our own queue rather than the Readable's async iterator: grpc-js emits 'error' as soon as the status
     // arrives, and the iterator would then throw away messages still buffered, i.e. rows sent before a drop.
-    const queue: T[] = [];
+    const queue = new ResponseQueue<T>();
     let failure: unknown;
     let failed = false;
     let ended = false;
@@ -288,8 +293,7 @@ export class PixieClient {
       w?.();
     };
     call.on("data", (m: T) => {
-      queue.push(m);
-      if (queue.length >= QUEUE_HIGH) call.pause();
+      if (queue.push(m, decodedBytes.shift() ?? 0)) call.pause();
       notify();
     });
     call.on("error", (e: unknown) => {
@@ -314,8 +318,8 @@ export class PixieClient {
             await new Promise((resolve) => setTimeout(resolve, 0));
             turnAt = performance.now();
           }
-          const m = queue.shift() as T;
-          if (queue.length <= QUEUE_LOW && call.isPaused() && !failed) call.resume();
+          const m = queue.shift();
+          if (queue.low && call.isPaused() && !failed) call.resume();
           yield m;
           continue;
         }
