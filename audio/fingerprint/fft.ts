@@ -60,7 +60,13 @@ export interface BitsRun {
 }
 
 /** Ring samples [start, start + len) (ring of `mask + 1` samples) into `out`, in two block copies when they wrap. */
-function copyOutOfRing(out: Int16Array, data: Int16Array, start: number, mask: number, len: number): void {
+export function copyOutOfRing(
+  out: Int16Array,
+  data: Int16Array,
+  start: number,
+  mask: number,
+  len: number,
+): void {
   if (start + len <= mask + 1) out.set(data.subarray(start, start + len));
   else {
     const first = mask + 1 - start;

@@ -23,7 +23,7 @@
  * @module
  */
 
-import { type BandTable, RealFft } from "./fft.ts";
+import { type BandTable, copyOutOfRing, RealFft } from "./fft.ts";
 import { MAX_RUN, ownFrame32, type SimdFrame32 } from "./fft_simd32.ts";
 import type { SampleRing } from "../decode/sample_ring.ts";
 import { RING_SCALE } from "../decode/sample_ring.ts";
@@ -220,7 +220,7 @@ export class FrameAnalyzer {
       const lo = pos[p0]! - hop;
       let p1 = p0 + 1;
       while (p1 < count && p1 - p0 < MAX_RUN && pos[p1]! + frame - lo <= span.length) p1++;
-      copyOut(span, data, lo & mask, mask, pos[p1 - 1]! + frame - lo);
+      copyOutOfRing(span, data, lo & mask, mask, pos[p1 - 1]! + frame - lo);
       for (let p = p0; p < p1; p++) at[p - p0] = pos[p]! - lo;
       k.framePairs(this.#window, this.#fromBin, quads, this.#bands, this.params.strongAlpha, p1 - p0, hop);
       for (let p = p0; p < p1; p++) bits[p] = out[p - p0]!;
@@ -346,16 +346,6 @@ export class FrameAnalyzer {
       total += e;
     }
     return this.#dbOf(total);
-  }
-}
-
-/** Ring samples [start, start + len) (ring of `mask + 1` samples) into `out`, in two block copies when they wrap. */
-function copyOut(out: Int16Array, data: Int16Array, start: number, mask: number, len: number): void {
-  if (start + len <= mask + 1) out.set(data.subarray(start, start + len));
-  else {
-    const first = mask + 1 - start;
-    out.set(data.subarray(start, mask + 1));
-    out.set(data.subarray(0, len - first), first);
   }
 }
 
