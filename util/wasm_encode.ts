@@ -1,6 +1,7 @@
 /**
  * The few pieces of the WebAssembly binary format that the hand-assembled kernels (resample.ts, fft_simd.ts)
- * need: LEB128 integers, names, sections and the module header. Each kernel writes its own instructions.
+ * need: LEB128 integers, names, sections, the module header, and the instructions every kernel uses (locals,
+ * `i32.const`, the SIMD prefix). Each kernel writes the rest of its instructions.
  * @module
  */
 
@@ -42,3 +43,28 @@ export function section(id: number, body: number[]): number[] {
 
 /** Magic number and version 1: the first eight bytes of every module. */
 export const WASM_HEADER: readonly number[] = [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0];
+
+/** `local.get l`. */
+export function localGet(l: number): number[] {
+  return [0x20, ...uleb(l)];
+}
+
+/** `local.set l`. */
+export function localSet(l: number): number[] {
+  return [0x21, ...uleb(l)];
+}
+
+/** `local.tee l`. */
+export function localTee(l: number): number[] {
+  return [0x22, ...uleb(l)];
+}
+
+/** `i32.const v`. */
+export function i32Const(v: number): number[] {
+  return [0x41, ...sleb(v)];
+}
+
+/** A SIMD instruction: the 0xfd prefix, opcode `op` (LEB128), then its immediates. */
+export function simdOp(op: number, ...imm: number[]): number[] {
+  return [0xfd, ...uleb(op), ...imm];
+}

@@ -10,7 +10,16 @@
  * @module
  */
 
-import { name, section, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
+import {
+  localGet as get,
+  localSet as set,
+  localTee as tee,
+  name,
+  section,
+  simdOp as simd,
+  uleb,
+  WASM_HEADER,
+} from "../../util/wasm_encode.ts";
 
 /** Most kernel values. */
 export const DOT_MAX_X = 256;
@@ -33,10 +42,6 @@ const [I32ADD, I32SUB, I32LTU, I32CONST, F64CONST, F64ADD, F64STORE] = [
   0xa0,
   0x39,
 ];
-const get = (l: number) => [0x20, ...uleb(l)];
-const set = (l: number) => [0x21, ...uleb(l)];
-const tee = (l: number) => [0x22, ...uleb(l)];
-const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
 const load = (offset: number) => simd(0x00, 3, ...uleb(offset));
 const [SPLAT, EXTRACT, F64X2_ADD, F64X2_MUL] = [0x14, 0x21, 0xf0, 0xf2];
 

@@ -23,7 +23,17 @@
  * @module
  */
 
-import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
+import {
+  localGet as get,
+  localSet as set,
+  localTee as tee,
+  name,
+  section,
+  simdOp as simd,
+  sleb,
+  uleb,
+  WASM_HEADER,
+} from "../../util/wasm_encode.ts";
 
 /** Samples per window (level_envelope.ts ENV_WINDOW). */
 const WINDOW = 16;
@@ -38,10 +48,6 @@ const I32 = 0x7f, F64 = 0x7c, V128 = 0x7b;
 const [LOOP, END, BRIF, VOID] = [0x03, 0x0b, 0x0d, 0x40];
 const [I32ADD, I32SHL, I32LTU, I32CONST, F64CONST, I64CONST] = [0x6a, 0x74, 0x49, 0x41, 0x44, 0x42];
 const [I32LOAD16S, F64STORE, F64ADD, F64MUL, F64CONVERTI32S] = [0x2e, 0x39, 0xa0, 0xa2, 0xb7];
-const get = (l: number) => [0x20, ...uleb(l)];
-const set = (l: number) => [0x21, ...uleb(l)];
-const tee = (l: number) => [0x22, ...uleb(l)];
-const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
 const [V_LOAD, V_STORE, SHUFFLE, I64X2_SPLAT, F64X2_SPLAT] = [0x00, 0x0b, 0x0d, 0x12, 0x14];
 const [V_AND, V_OR, V_XOR, V_BITSELECT] = [0x4e, 0x50, 0x51, 0x52];
 const [I64X2_SHL, I64X2_SHR_U, I64X2_ADD, I64X2_SUB, I64X2_LT_S, I64X2_GT_S] = [

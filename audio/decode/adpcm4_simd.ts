@@ -18,7 +18,16 @@
  * @module
  */
 
-import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
+import {
+  i32Const as i32c,
+  localGet as get,
+  localSet as set,
+  name,
+  section,
+  simdOp as simd,
+  uleb,
+  WASM_HEADER,
+} from "../../util/wasm_encode.ts";
 import { COEF_SHIFT, RECIPROCAL, STEPS } from "./adpcm4_format.ts";
 
 /** Values a block has (sample_ring.ts's COLD_BLOCK). */
@@ -52,10 +61,6 @@ const [I32LOAD, I32STORE, I32ADD, I32AND, I32SHL, I32SHRU, I32LTU, I32EQ] = [
   0x49,
   0x46,
 ];
-const get = (l: number) => [0x20, ...uleb(l)];
-const set = (l: number) => [0x21, ...uleb(l)];
-const i32c = (v: number) => [0x41, ...sleb(v)];
-const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
 const splat = (v: number) => [...i32c(v), ...simd(0x11)];
 const [V_LOAD, V_LOAD16X4S, V_STORE, V_AND, V_OR, V_XOR, V_BITSELECT] = [
   0x00,

@@ -15,7 +15,15 @@
  * @module
  */
 
-import { name, section, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
+import {
+  localGet as get,
+  localSet as set,
+  name,
+  section,
+  simdOp as simd,
+  uleb,
+  WASM_HEADER,
+} from "../../util/wasm_encode.ts";
 import type { BytePath } from "./json_scan_bytes.ts";
 import {
   FIELD_END_AT,
@@ -35,9 +43,6 @@ export const B64_OUT_AT = B64_MAX_IN;
 const I32 = 0x7f, V128 = 0x7b;
 const [BLOCK, LOOP, BR, BRIF, END, VOID] = [0x02, 0x03, 0x0c, 0x0d, 0x0b, 0x40];
 const [I32CONST, I32ADD, I32SUB, I32GTS] = [0x41, 0x6a, 0x6b, 0x4a];
-const get = (l: number) => [0x20, ...uleb(l)];
-const set = (l: number) => [0x21, ...uleb(l)];
-const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
 const v128 = (bytes: readonly number[]) => simd(0x0c, ...bytes.map((b) => b & 0xff));
 const splat8 = (b: number) => v128(new Array(16).fill(b));
 const splat16 = (h: number) => v128(Array.from({ length: 16 }, (_, i) => (i & 1 ? h >> 8 : h)));

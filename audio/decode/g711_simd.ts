@@ -18,7 +18,16 @@
  * @module
  */
 
-import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
+import {
+  i32Const as i32c,
+  localGet as get,
+  localSet as set,
+  name,
+  section,
+  simdOp as simd,
+  uleb,
+  WASM_HEADER,
+} from "../../util/wasm_encode.ts";
 
 /** Values a block has (sample_ring.ts's COLD_BLOCK). */
 export const G711_BLOCK = 256;
@@ -36,10 +45,6 @@ const MEMORY_BYTES = SHARED_AT + 16 * 6;
 const I32 = 0x7f, V128 = 0x7b;
 const [LOOP, END, BRIF] = [0x03, 0x0b, 0x0d];
 const [I32ADD, I32MUL, I32LTU, I32SHRU] = [0x6a, 0x6c, 0x49, 0x76];
-const get = (l: number) => [0x20, ...uleb(l)];
-const set = (l: number) => [0x21, ...uleb(l)];
-const i32c = (v: number) => [0x41, ...sleb(v)];
-const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
 const [V_LOAD, V_STORE, SWIZZLE, V_AND, V_OR, V_XOR, ANY_TRUE] = [0x00, 0x0b, 0x0e, 0x4e, 0x50, 0x51, 0x53];
 const [I8_NARROW_S, I8_NARROW_U, I8_SHL, I8_SHR_U, I8_MAX_U] = [0x65, 0x66, 0x6b, 0x6d, 0x79];
 const [I16_ABS, I16_EXT_LO_U, I16_EXT_HI_U, I16_SHL, I16_SHR_S, I16_SHR_U, I16_ADD, I16_MUL, I16_MIN_U] = [

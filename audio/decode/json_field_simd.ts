@@ -15,7 +15,14 @@
  * @module
  */
 
-import { sleb, uleb } from "../../util/wasm_encode.ts";
+import {
+  localGet as get,
+  localSet as set,
+  localTee as tee,
+  simdOp as simd,
+  sleb,
+  uleb,
+} from "../../util/wasm_encode.ts";
 
 /** Byte address of the paths' segments: {@link FIELD_PATHS} paths of {@link FIELD_PATH_BYTES} each. */
 export const FIELD_PATHS_AT = 65536;
@@ -48,11 +55,7 @@ const [BLOCK, LOOP, IF, ELSE, END, BR, BR_IF, RETURN, VOID] = [
 const [LOAD, LOAD8, STORE, STORE8] = [0x28, 0x2d, 0x36, 0x3a];
 const [EQZ, EQ, NE, LT_U, LE_U, GE_U] = [0x45, 0x46, 0x47, 0x49, 0x4d, 0x4f];
 const [ADD, SUB, MUL, AND, OR, CTZ, SELECT] = [0x6a, 0x6b, 0x6c, 0x71, 0x72, 0x68, 0x1b];
-const get = (l: number) => [0x20, l];
-const set = (l: number) => [0x21, l];
-const tee = (l: number) => [0x22, l];
 const i32 = (n: number) => [0x41, ...sleb(n)];
-const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
 const [V128_LOAD, I8_SPLAT, I8_EQ, I8_LT_U, V128_OR, ANY_TRUE, I8_BITMASK] = [
   0x00,
   0x0f,

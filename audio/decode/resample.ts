@@ -14,7 +14,17 @@
  * @module
  */
 
-import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
+import {
+  localGet as get,
+  localSet as set,
+  localTee as tee,
+  name,
+  section,
+  simdOp as simd,
+  sleb,
+  uleb,
+  WASM_HEADER,
+} from "../../util/wasm_encode.ts";
 import { allocSamples } from "./codecs.ts";
 
 /** The analysis rate every stream is resampled to, Hz. */
@@ -163,11 +173,7 @@ function kernelBytes(): Uint8Array<ArrayBuffer> {
     13,
     14,
   ] as const;
-  const get = (l: number) => [0x20, l];
-  const set = (l: number) => [0x21, l];
-  const tee = (l: number) => [0x22, l];
   const i32c = (v: number) => [0x41, ...uleb(v)]; // small non-negative constants only
-  const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
   const v128load = (offset: number) => simd(0x00, 0, ...uleb(offset));
   const f32x4mul = simd(0xe6);
   const f32x4add = simd(0xe4);

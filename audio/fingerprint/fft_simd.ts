@@ -12,7 +12,17 @@
  * @module
  */
 
-import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
+import {
+  i32Const as i32c,
+  localGet as get,
+  localSet as set,
+  localTee as tee,
+  name,
+  section,
+  simdOp as simd,
+  uleb,
+  WASM_HEADER,
+} from "../../util/wasm_encode.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Hand-assembled (no toolchain in the image). Both functions take byte offsets.
@@ -41,11 +51,6 @@ import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.t
 const I32 = 0x7f, V128 = 0x7b;
 const [ADD, SHL, LTU] = [0x6a, 0x74, 0x49];
 const [LOOP, END, BRIF, VOID] = [0x03, 0x0b, 0x0d, 0x40];
-const get = (l: number) => [0x20, ...uleb(l)];
-const set = (l: number) => [0x21, ...uleb(l)];
-const tee = (l: number) => [0x22, ...uleb(l)];
-const i32c = (v: number) => [0x41, ...sleb(v)];
-const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
 /** v128.load/store at address (top of stack) + offset; alignment hint 8 bytes. */
 const load = (offset: number) => simd(0x00, 3, ...uleb(offset));
 const store = (offset: number) => simd(0x0b, 3, ...uleb(offset));

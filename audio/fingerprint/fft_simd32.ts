@@ -26,17 +26,22 @@
  * @module
  */
 
-import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
+import {
+  i32Const as i32c,
+  localGet as get,
+  localSet as set,
+  localTee as tee,
+  name,
+  section,
+  simdOp as simd,
+  uleb,
+  WASM_HEADER,
+} from "../../util/wasm_encode.ts";
 import { type BandTable, type Expr, MAX_BANDS, radix22Butterfly, radix22Locals } from "./fft_simd.ts";
 
 const I32 = 0x7f, V128 = 0x7b;
 const [ADD, SHL, LTU, I32_SUB, I32_LOAD] = [0x6a, 0x74, 0x49, 0x6b, 0x28];
 const [LOOP, END, BRIF, VOID] = [0x03, 0x0b, 0x0d, 0x40];
-const get = (l: number) => [0x20, ...uleb(l)];
-const set = (l: number) => [0x21, ...uleb(l)];
-const tee = (l: number) => [0x22, ...uleb(l)];
-const i32c = (v: number) => [0x41, ...sleb(v)];
-const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
 const load = (offset: number) => simd(0x00, 2, ...uleb(offset));
 const store = (offset: number) => simd(0x0b, 2, ...uleb(offset));
 const F32X4_ADD = 0xe4, F32X4_SUB = 0xe5, F32X4_MUL = 0xe6;

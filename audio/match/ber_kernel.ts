@@ -12,7 +12,16 @@
  */
 
 import { SUBFP_BITS } from "../fingerprint/fingerprint.ts";
-import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
+import {
+  localGet as get,
+  localSet as set,
+  localTee as tee,
+  name,
+  section,
+  sleb,
+  uleb,
+  WASM_HEADER,
+} from "../../util/wasm_encode.ts";
 import { FRAME_ERRORS, FRAME_WEIGHT } from "./score.ts";
 
 /** Byte offset of the weighted errors of (strong errors a, weak errors b) at a·33 + b (float64). */
@@ -43,9 +52,6 @@ const [I32EQZ, I32LTU, I32POPCNT, I32ADD, I32SUB, I32MUL, I32AND, I32XOR, I32SHL
   0x74,
 ];
 const [F64LT, F64GT, F64ADD, F64DIV, I32TRUNCF64S, F64CONVERTI32S] = [0x63, 0x64, 0xa0, 0xa3, 0xaa, 0xb7];
-const get = (l: number) => [0x20, ...uleb(l)];
-const set = (l: number) => [0x21, ...uleb(l)];
-const tee = (l: number) => [0x22, ...uleb(l)];
 const i32 = (v: number) => [I32CONST, ...sleb(v)];
 const f64 = (v: number) => [F64CONST, ...new Uint8Array(Float64Array.of(v).buffer)];
 

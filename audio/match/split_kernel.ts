@@ -12,7 +12,16 @@
  */
 
 import { SUBFP_BITS } from "../fingerprint/fingerprint.ts";
-import { name, section, sleb, uleb, WASM_HEADER } from "../../util/wasm_encode.ts";
+import {
+  localGet as get,
+  localSet as set,
+  localTee as tee,
+  name,
+  section,
+  sleb,
+  uleb,
+  WASM_HEADER,
+} from "../../util/wasm_encode.ts";
 import { FRAME_ERRORS, FRAME_WEIGHT, FRAME_WEIGHT_SQ } from "./score.ts";
 import { errorTermOffset } from "./ber_kernel.ts";
 
@@ -67,9 +76,6 @@ const [BLOCK, LOOP, IF, ELSE, END, BRIF, VOID] = [0x02, 0x03, 0x04, 0x05, 0x0b, 
 const [I32LOAD, F64LOAD, I32LOAD8U, F64STORE, I32CONST, F64CONST] = [0x28, 0x2b, 0x2d, 0x39, 0x41, 0x44];
 const [I32EQZ, I32LTU, F64EQ, I32ADD, I32OR, I32XOR, I32SHL] = [0x45, 0x49, 0x61, 0x6a, 0x72, 0x73, 0x74];
 const [F64ADD, F64SUB, F64MUL] = [0xa0, 0xa1, 0xa2];
-const get = (l: number) => [0x20, ...uleb(l)];
-const set = (l: number) => [0x21, ...uleb(l)];
-const tee = (l: number) => [0x22, ...uleb(l)];
 const i32 = (v: number) => [I32CONST, ...sleb(v)];
 const f64 = (v: number) => [F64CONST, ...new Uint8Array(Float64Array.of(v).buffer)];
 const loadI32 = (at: number) => [I32LOAD, 2, ...uleb(at)];
