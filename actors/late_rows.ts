@@ -31,6 +31,16 @@
  * time, times the seconds skipped), and the lag and what the sensor holds stay bounded under any overload (before,
  * bench/live_load.ts --calls 1000 --pod let the lag grow past 60 s). The skip is repeated while skipping helps;
  * a skip that does not lower the excess is a clock step or offset, not a backlog, and the slack takes over.
+ *
+ * Whether the sensor is saturated is a guess from meters (its actors' busy time, how often its input was waiting
+ * for it), and a sensor starved of CPU can read as not saturated: while it waits for a CPU, time is charged to
+ * whatever state it was in, and a reader bound by its gRPC and protobuf work is "waiting for input" much of the
+ * time (tests/live_overload_test.ts at nice 10 beside a busy loop: input busy 0.3–0.47, actors idle, the lag
+ * growing by ~1.2 s a second for minutes, nothing shed). So a reader whose freshest rows fall ever further behind
+ * (PROBE_GROWTH, over two periods, beyond the bound) while the meters say it has time to spare probes with a skip
+ * (see PROBE_GROWTH): if the rows at the skipped-to time come fresh, the backlog was this sensor's and the skip
+ * did what shedding would; if not, the peer is late, not this sensor, and the rows are kept, with no further
+ * probe for PROBE_BACKOFF_MS unless the lag first comes back within the bound.
  * @module
  */
 import type { Row } from "../pixie/row.ts";
@@ -88,6 +98,14 @@ export const RESUME_FRACTION = 0.2;
  */
 const DRY_MS = 1_000;
 const DRY_BATCHES = 20;
+/**
+ * A reader not read as saturated whose freshest rows' excess grows by this much a period (ms; falling behind by a
+ * tenth of real time or more), two periods in a row, and is beyond the bound, probes with a skip (see the module
+ * doc). A peer whose delay jitters, or stepped once, does not grow two periods running by this much.
+ */
+const PROBE_GROWTH = 0.1 * PERIOD_MS;
+/** After a probe that did not bring fresher rows (the peer is late), the next probe waits this long, ms. */
+const PROBE_BACKOFF_MS = 60_000;
 
 function monotonicMs(): number {
   return performance.timeOrigin + performance.now();
@@ -139,6 +157,22 @@ export class LateRows {
   #periodFrom = -1n;
   #freshest = -1n;
   #rowsPerNs = 0;
+  /**
+   * Sum and count of the lag of each batch's freshest row this period, and the previous period's mean. The lag,
+   * not its excess: the baseline follows a lag that keeps growing, a minute behind, so the excess of a reader
+   * falling behind steadily is flat.
+   */
+  #freshSum = 0;
+  #freshN = 0;
+  #prevFresh = NaN;
+  /** Periods in a row whose freshest rows fell behind by PROBE_GROWTH or more. */
+  #growing = 0;
+  /** The period mean lag of the freshest rows when a probe skipped (NaN: none pending), the lowest since. */
+  #probeLag = NaN;
+  #probeMin = Infinity;
+  #probePeriods = 0;
+  /** No probe before this local time (ms): the last one found the peer late. */
+  #probeAfter = -Infinity;
   /** Rows dropped as late so far. */
   dropped = 0;
 
@@ -215,6 +249,8 @@ export class LateRows {
         this.#baseline = Math.min(this.#baseline, this.#windowBaseline());
       }
       if (lag < this.#baseline + this.#raise) this.#raise = Math.max(0, lag - this.#baseline);
+      this.#freshSum += lag;
+      this.#freshN++;
     }
     if (oldestKept >= 0n && this.#baseline !== Infinity) {
       const excess = Number(nowNs - oldestKept) / 1e6 - this.#baseline - this.#raise;
@@ -255,7 +291,15 @@ export class LateRows {
       this.#skipExcess = NaN;
       return false;
     }
-    // To the freshest rows the source has (the baseline's lag): the most rows analysed before the next skip.
+    this.#skipExcess = m;
+    this.#minSinceSkip = Infinity;
+    this.#skipAhead(now);
+    return true;
+  }
+
+  /** Skips the source to the freshest rows it has (the baseline's lag), the rows left unread counted. */
+  #skipAhead(now: number): void {
+    // To the baseline's lag: the most rows analysed before the next skip.
     const toNs = BigInt(Math.round((now - this.#baseline - this.#raise) * 1e6));
     if (this.#freshest >= 0n && toNs > this.#freshest) {
       const n = Math.round(this.#rowsPerNs * Number(toNs - this.#freshest));
@@ -264,10 +308,42 @@ export class LateRows {
         this.#onSkipped(n);
       }
     }
-    this.#skipExcess = m;
-    this.#minSinceSkip = Infinity;
-    this.#skip(toNs);
-    return true;
+    this.#skip!(toNs);
+  }
+
+  /**
+   * At a period's end: probes with a skip when the freshest rows fall ever further behind while the meters say the
+   * sensor has time to spare (see the module doc). `lag` is the period's mean lag of the freshest rows (NaN: no
+   * rows); `may` is false while the shedding path or a slack is at work (they decide then).
+   */
+  #probe(now: number, lag: number, may: boolean): void {
+    if (Number.isNaN(lag)) {
+      this.#growing = 0;
+      this.#prevFresh = NaN;
+      return;
+    }
+    this.#growing = lag - this.#prevFresh >= PROBE_GROWTH ? this.#growing + 1 : 0;
+    this.#prevFresh = lag;
+    const excess = lag - this.#baseline - this.#raise;
+    if (excess < this.#boundMs) this.#probeAfter = -Infinity;
+    if (!Number.isNaN(this.#probeLag)) {
+      this.#probeMin = Math.min(this.#probeMin, lag);
+      if (this.#probeMin < this.#probeLag - this.#boundMs / 2) this.#probeLag = NaN; // fresh rows came
+      else if (++this.#probePeriods >= 2) {
+        this.#probeLag = NaN;
+        this.#probeAfter = now + PROBE_BACKOFF_MS;
+      }
+      return;
+    }
+    if (!may || !this.#skip || this.#growing < 2 || !(excess > this.#boundMs) || now < this.#probeAfter) {
+      return;
+    }
+    if (this.#saturated()) return; // the shedding path decides: it drops what is late, then skips
+    this.#probeLag = lag;
+    this.#probeMin = Infinity;
+    this.#probePeriods = 0;
+    this.#growing = 0;
+    this.#skipAhead(now);
   }
 
   /** Raises the baseline to a slower source's lag `lagMs`, by the bound at most (see DRY_MS). */
@@ -316,6 +392,9 @@ export class LateRows {
     // The mean: the delay of the rows Pixie delivers jitters, and a mean over many batches hardly does.
     const m = this.#lateN > 0 ? this.#lateSum / this.#lateN : NaN;
     this.#lateSum = this.#lateN = 0;
+    const mf = this.#freshN > 0 ? this.#freshSum / this.#freshN : NaN;
+    this.#freshSum = this.#freshN = 0;
+    this.#probe(now, mf, Number.isNaN(m) && this.#slackMs === 0 && this.#baseline !== Infinity);
     if (this.#periodFrom >= 0n && this.#freshest > this.#periodFrom) {
       this.#rowsPerNs = this.#periodRows / Number(this.#freshest - this.#periodFrom);
     }

@@ -144,8 +144,7 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
       ? new LateRows({
         ...withDemand(deps.late, source),
         skip,
-        onSkipped: (n) =>
-          ctx.log.warn("too far behind even dropping rows; skipped ahead", { rows_estimate: n }),
+        onSkipped: (n) => ctx.log.warn("too far behind its Pixie rows; skipped ahead", { rows_estimate: n }),
       })
       : undefined;
     const one: Row[] = [];

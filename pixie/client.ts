@@ -278,7 +278,18 @@ export class PixieClient {
       body,
       this.#metadata(),
     );
-    const onAbort = () => call.cancel();
+    let wake: (() => void) | undefined;
+    const notify = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    // Aborted, the iteration ends at once: what is still queued or buffered is not wanted (a re-run or skip reads
+    // from its own start), and a call cancelled while paused may never deliver what its buffer holds.
+    const onAbort = () => {
+      call.cancel();
+      notify();
+    };
     signal?.addEventListener("abort", onAbort, { once: true });
     // Our own queue rather than the Readable's async iterator: grpc-js emits 'error' as soon as the status
     // arrives, and the iterator would then throw away messages still buffered, i.e. rows sent before a drop.
@@ -286,14 +297,9 @@ export class PixieClient {
     let failure: unknown;
     let failed = false;
     let ended = false;
-    let wake: (() => void) | undefined;
-    const notify = () => {
-      const w = wake;
-      wake = undefined;
-      w?.();
-    };
     call.on("data", (m: T) => {
-      if (queue.push(m, decodedBytes.shift() ?? 0)) call.pause();
+      // Not once failed: the rest of a failed call's buffer must flow, or its end is never seen.
+      if (queue.push(m, decodedBytes.shift() ?? 0) && !failed) call.pause();
       notify();
     });
     call.on("error", (e: unknown) => {
@@ -313,6 +319,7 @@ export class PixieClient {
     let turnAt = performance.now();
     try {
       for (;;) {
+        if (signal?.aborted) break;
         if (queue.length > 0) {
           if (performance.now() - turnAt >= TURN_MS) {
             await new Promise((resolve) => setTimeout(resolve, 0));

@@ -44,3 +44,89 @@ Deno.test("responses that arrived together are handed on with turns of the event
     await fake.stop();
   }
 });
+
+Deno.test("a call cancelled while paused with responses still buffered ends its iteration (a skip ahead re-runs at once)", async () => {
+  const fake = await FakeVizier.start({ healthIntervalMs: 60_000 });
+  fake.onExecute = async (c) => {
+    await c.meta("t", "voice/source", HTTP_RELATION);
+    for (let i = 0; i < 5_000 && !c.isCancelled(); i++) {
+      await c.batch(httpBatch("t", [{ time: BigInt(i + 1), body: "x".repeat(200) }]));
+    }
+    await c.cancelled;
+  };
+  const client = await PixieClient.connect({ mode: "direct", directAddr: fake.address });
+  const abort = new AbortController();
+  let hung: ReturnType<typeof setTimeout> | undefined;
+  try {
+    let received = 0;
+    const reading = (async () => {
+      for await (const r of client.execute({ queryStr: "stream", clusterId: "" }, abort.signal)) {
+        if (!r.batch) continue;
+        received++;
+        if (received === 1) {
+          // The rest arrive and queue: the client pauses the call with more in its buffer, then it is cancelled.
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          abort.abort();
+        }
+      }
+      return "ended";
+    })();
+    // A liveness bound, not a timing: before, the iteration waited for ever for responses a paused,
+    // cancelled call never delivered.
+    const outcome = await Promise.race([
+      reading,
+      new Promise<string>((resolve) => hung = setTimeout(() => resolve("hung"), 20_000)),
+    ]);
+    equal(outcome, "ended", `the iteration did not end after the cancel (${received} responses read)`);
+    ok(received < 5_000, `${received}`);
+  } finally {
+    clearTimeout(hung);
+    client.close();
+    await fake.stop();
+  }
+});
+
+Deno.test("a call that fails while paused with responses queued hands on what arrived, then its error", async () => {
+  const fake = await FakeVizier.start({ healthIntervalMs: 60_000 });
+  const sent = 2_000;
+  fake.onExecute = async (c) => {
+    await c.meta("t", "voice/source", HTTP_RELATION);
+    for (let i = 0; i < sent && !c.isCancelled(); i++) {
+      await c.batch(httpBatch("t", [{ time: BigInt(i + 1), body: "x".repeat(200) }]));
+    }
+    c.fail(14, "vizier went away");
+  };
+  const client = await PixieClient.connect({ mode: "direct", directAddr: fake.address });
+  let hung: ReturnType<typeof setTimeout> | undefined;
+  try {
+    let received = 0;
+    const reading = (async () => {
+      try {
+        for await (const r of client.execute({ queryStr: "stream", clusterId: "" })) {
+          if (!r.batch) continue;
+          // Slow at first: the call pauses with the rest buffered, and its error arrives meanwhile.
+          if (++received === 1) await new Promise((resolve) => setTimeout(resolve, 1_000));
+        }
+        return "ended without the error";
+      } catch (e) {
+        return `failed: ${(e as Error).message}`;
+      }
+    })();
+    // A liveness bound, not a timing: before, the paused call's buffer stopped flowing and the iteration waited
+    // for ever.
+    const outcome = await Promise.race([
+      reading,
+      new Promise<string>((resolve) => hung = setTimeout(() => resolve("hung"), 20_000)),
+    ]);
+    ok(
+      outcome.startsWith("failed:") && outcome.includes("vizier went away"),
+      `${outcome} (${received} read)`,
+    );
+    // What the fake had written before failing, as far as it reached the client (a drop loses what is in flight).
+    ok(received > 0 && received <= sent, `${received}`);
+  } finally {
+    clearTimeout(hung);
+    client.close();
+    await fake.stop();
+  }
+});
