@@ -37,8 +37,8 @@
  * whatever state it was in, and a reader bound by its gRPC and protobuf work is "waiting for input" much of the
  * time (tests/live_overload_test.ts at nice 10 beside a busy loop: input busy 0.3–0.47, actors idle, the lag
  * growing by ~1.2 s a second for minutes, nothing shed). So a reader whose freshest rows fall ever further behind
- * (PROBE_GROWTH, over two periods, beyond the bound) while the meters say it has time to spare probes with a skip
- * (see PROBE_GROWTH): if the rows at the skipped-to time come fresh, the backlog was this sensor's and the skip
+ * (PROBE_GROWTH, over two periods, beyond the bound) while the meters say it has time to spare probes with a
+ * skip: if the rows at the skipped-to time come fresh, the backlog was this sensor's and the skip
  * did what shedding would; if not, the peer is late, not this sensor, and the rows are kept, with no further
  * probe for PROBE_BACKOFF_MS unless the lag first comes back within the bound.
  * @module
@@ -99,7 +99,7 @@ export const RESUME_FRACTION = 0.2;
 const DRY_MS = 1_000;
 const DRY_BATCHES = 20;
 /**
- * A reader not read as saturated whose freshest rows' excess grows by this much a period (ms; falling behind by a
+ * A reader not read as saturated whose freshest rows' lag grows by this much a period (ms; falling behind by a
  * tenth of real time or more), two periods in a row, and is beyond the bound, probes with a skip (see the module
  * doc). A peer whose delay jitters, or stepped once, does not grow two periods running by this much.
  */
@@ -392,9 +392,9 @@ export class LateRows {
     // The mean: the delay of the rows Pixie delivers jitters, and a mean over many batches hardly does.
     const m = this.#lateN > 0 ? this.#lateSum / this.#lateN : NaN;
     this.#lateSum = this.#lateN = 0;
-    const mf = this.#freshN > 0 ? this.#freshSum / this.#freshN : NaN;
+    const freshLag = this.#freshN > 0 ? this.#freshSum / this.#freshN : NaN;
     this.#freshSum = this.#freshN = 0;
-    this.#probe(now, mf, Number.isNaN(m) && this.#slackMs === 0 && this.#baseline !== Infinity);
+    this.#probe(now, freshLag, Number.isNaN(m) && this.#slackMs === 0 && this.#baseline !== Infinity);
     if (this.#periodFrom >= 0n && this.#freshest > this.#periodFrom) {
       this.#rowsPerNs = this.#periodRows / Number(this.#freshest - this.#periodFrom);
     }
