@@ -192,6 +192,8 @@ export interface PixieRowSourceOptions {
 export class PixieRowSource {
   readonly #opts: PixieRowSourceOptions;
   #stream: PixieQueryStream | undefined;
+  /** The last run's stream: the next run (a restarted reader's) goes on from where it stopped. */
+  #last: PixieQueryStream | undefined;
   readonly #meter = new InputMeter();
 
   /** Creates the source; {@link run} streams. */
@@ -223,9 +225,11 @@ export class PixieRowSource {
       metrics: o.metrics,
       signal,
       inputMeter: this.#meter,
+      resumeFrom: this.#last,
       ...(scope ? { rerunOverlapMs: Math.max(overlap ?? 5_000, scope.minIntervalMs) } : {}),
     });
     this.#stream = stream;
+    this.#last = stream;
     const unsubscribe = scope?.onChange((pods) => {
       try {
         stream.setQueries(queries(pods));

@@ -117,6 +117,12 @@ export interface PixieQueryStreamOptions {
   queryName?: string;
   /** Told when the stream waits for the next response and when it works on one (see input_meter.ts). */
   inputMeter?: InputMeter;
+  /**
+   * A stream of the same queries that stopped (closed): this one goes on from where it was, re-run like after a
+   * drop (from the newest `time_` it saw minus the overlap, rows it delivered dropped), not from the configured
+   * start, which would read its rows again (a relative start) or skip what came meanwhile.
+   */
+  resumeFrom?: PixieQueryStream;
 }
 
 /** One compile error, placed in the user's configuration. */
@@ -301,7 +307,9 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
   readonly #random: () => number;
   readonly #backoff: BackoffOptions;
   readonly #abort = new AbortController();
-  readonly #states = new Map<string, TableState>();
+  readonly #states: Map<string, TableState>;
+  /** Taken over from {@link PixieQueryStreamOptions.resumeFrom}: the first run is a re-run. */
+  readonly #resumed: boolean;
   #tablesById = new Map<string, { table: ComposedTable; relation: ColumnInfo[] }>();
   #composed: ComposedScript | undefined;
   #keys: JweKeyPair | undefined;
@@ -329,6 +337,14 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     this.#backoff = { ...DEFAULT_BACKOFF, ...opts.backoff };
     this.#queries = opts.queries;
     this.#composed = composeScript(opts.queries);
+    const from = opts.resumeFrom;
+    this.#states = from ? from.#states : new Map();
+    if (from) {
+      this.#startedAtNs = from.#startedAtNs;
+      this.#floorNs = from.#floorNs;
+    }
+    // A stream that never started a call has no position to go on from.
+    this.#resumed = this.#startedAtNs !== undefined;
     if (opts.signal) {
       if (opts.signal.aborted) this.#abort.abort();
       else opts.signal.addEventListener("abort", () => this.#abort.abort(), { once: true });
@@ -418,7 +434,7 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
   async *#run(): AsyncGenerator<Row[]> {
     const signal = this.#abort.signal;
     if (this.#encryption() && !this.#keys) this.#keys = this.#opts.keys ?? await generateJweKeyPair();
-    let rerun = false;
+    let rerun = this.#resumed;
     let attempt = 0;
     while (!signal.aborted) {
       this.#requeried = false;
