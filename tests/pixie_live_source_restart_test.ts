@@ -1,15 +1,27 @@
 /**
  * The live Pixie source under the reader's supervision: a reader restarted (its source failed, or a message
- * crashed it) runs its source again, from where it stopped. Real parts: the fake Vizier's model, the gRPC client,
- * PixieQueryStream and PixieRowSource.
+ * crashed it) runs its source again, and a source that ends on its own is not the end of the sensor's rows. Real
+ * parts: the fake Vizier (its model, or a scripted call), the gRPC client, PixieQueryStream, PixieRowSource and
+ * the reader in an actor system.
  */
 import { deepStrictEqual, ok } from "node:assert/strict";
 import { PixieClient } from "../pixie/client.ts";
 import { PixieRowSource } from "../pixie/live_source.ts";
 import type { ComposedQueryInput } from "../pixie/pxl.ts";
 import type { Row } from "../pixie/row.ts";
+import { ActorSystem } from "../actors/runtime.ts";
+import {
+  type DetectorMsg,
+  type ExporterMsg,
+  type MatcherMsg,
+  type ReaderMsg,
+  type RegistryMsg,
+  rowWeight,
+} from "../actors/messages.ts";
+import { pixieReader } from "../actors/pixie_reader.ts";
 import { setLogLevel } from "../util/log.ts";
-import { FakeVizier, type StoredRow } from "./support/fake_vizier.ts";
+import { FakeVizier, HTTP_RELATION, httpBatch, type StoredRow } from "./support/fake_vizier.ts";
+import { recorder } from "./support/actor_fixtures.ts";
 
 setLogLevel("error");
 
@@ -93,6 +105,51 @@ Deno.test({
       deepStrictEqual(doubled, [], "rows handed on twice");
       deepStrictEqual(new Set(got), new Set(Array.from({ length: 40 }, (_, i) => `r${i}`)));
     } finally {
+      client.close();
+      await fake.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "reader: a live source that ends on its own (every table sent eos) is restarted, not left silent",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const fake = await FakeVizier.start();
+    const client = await PixieClient.connect({ mode: "direct", directAddr: fake.address });
+    // A peer that ends the streaming query as if it were done: eos on its only table, then OK.
+    fake.onExecute = async (c) => {
+      await c.meta("t1", "voice/source", HTTP_RELATION);
+      const t = BigInt(Date.now()) * 1_000_000n;
+      await c.batch(httpBatch("t1", [{ time: t, body: `call ${c.index}` }], true));
+      c.end();
+    };
+    const system = new ActorSystem({ restart: { backoffInitialMs: 10, backoffMaxMs: 50, maxRestarts: 100 } });
+    const toDetector: DetectorMsg[] = [];
+    const opts = { capacity: 1000, overflow: "drop-oldest" } as const;
+    system.spawn<ReaderMsg>(
+      "pixie_reader",
+      pixieReader({
+        detectors: new Map([["voice", system.spawn("detector/voice", recorder(toDetector), opts)]]),
+        matcher: system.spawn<MatcherMsg>("matcher", recorder([]), opts),
+        registry: system.spawn<RegistryMsg>("registry", recorder([]), opts),
+        exporter: system.spawn<ExporterMsg>("exporter", recorder([]), opts),
+        source: new PixieRowSource({ client, clusterId: "", queries: [QUERY], encryption: false }),
+        queries: new Set([QUERY.name]),
+        clockWindowNs: 30_000_000_000n,
+      }),
+      { capacity: 4096, overflow: "drop-oldest", weigh: rowWeight },
+    );
+    try {
+      // Each call ends the query; a reader that keeps reading calls again.
+      await until(
+        "a second call after the query ended",
+        () => fake.executeRequests.length >= 2,
+        () => `${fake.executeRequests.length} call(s), ${toDetector.length} message(s) to the detector`,
+      );
+    } finally {
+      await system.shutdown({ deadlineMs: 1000 });
       client.close();
       await fake.stop();
     }
