@@ -30,7 +30,9 @@
  * Pixie (whose tables drop the oldest rows), its rows counted as dropped (an estimate: rows per second of event
  * time, times the seconds skipped), and the lag and what the sensor holds stay bounded under any overload (before,
  * bench/live_load.ts --calls 1000 --pod let the lag grow past 60 s). The skip is repeated while skipping helps;
- * a skip that does not lower the excess is a clock step or offset, not a backlog, and the slack takes over.
+ * a skip that does not lower the excess is a clock step or offset, not a backlog, and the slack takes over. A step
+ * of the rows' clock back large enough to tell from a backlog (their lag jumps) is never skipped: the re-run would
+ * start past rows not made yet (LateRows.#stepped).
  *
  * Whether the sensor is saturated is a guess from meters (its actors' busy time, how often its input was waiting
  * for it), and a sensor starved of CPU can read as not saturated: while it waits for a CPU, time is charged to
@@ -173,6 +175,18 @@ export class LateRows {
   #probePeriods = 0;
   /** No probe before this local time (ms): the last one found the peer late. */
   #probeAfter = -Infinity;
+  /**
+   * The rows' clock stepped back (NTP on Pixie's host) since they were last within the bound: no skip, which would
+   * re-run the source from where its rows would be without the step, past rows not made yet, silent until their
+   * clock got there (a minute's step: 75 s without a row); the slack admits them. A reader falling behind reads
+   * ever older rows, but not older than those it read last: the period mean lag of its freshest rows grows by at
+   * most the time that passed plus a period (one period's rows all at its start, the next one's all at its end),
+   * plus the bound for rows that reach Pixie's table out of order. A greater jump is a step.
+   */
+  #stepped = false;
+  /** The last period mean lag of the freshest rows (NaN: none yet), and when (local ms). */
+  #lastFresh = NaN;
+  #lastFreshAt = 0;
   /** Rows dropped as late so far. */
   dropped = 0;
 
@@ -286,7 +300,7 @@ export class LateRows {
    * (then it is no backlog). True when it skipped.
    */
   #trySkip(now: number, m: number): boolean {
-    if (!this.#skip || this.#baseline === Infinity || !this.#saturated()) return false;
+    if (!this.#skip || this.#baseline === Infinity || this.#stepped || !this.#saturated()) return false;
     if (!Number.isNaN(this.#skipExcess) && !(this.#minSinceSkip < this.#skipExcess - this.#boundMs / 2)) {
       this.#skipExcess = NaN;
       return false;
@@ -335,7 +349,10 @@ export class LateRows {
       }
       return;
     }
-    if (!may || !this.#skip || this.#growing < 2 || !(excess > this.#boundMs) || now < this.#probeAfter) {
+    if (
+      !may || !this.#skip || this.#stepped || this.#growing < 2 || !(excess > this.#boundMs) ||
+      now < this.#probeAfter
+    ) {
       return;
     }
     if (this.#saturated()) return; // the shedding path decides: it drops what is late, then skips
@@ -394,6 +411,13 @@ export class LateRows {
     this.#lateSum = this.#lateN = 0;
     const freshLag = this.#freshN > 0 ? this.#freshSum / this.#freshN : NaN;
     this.#freshSum = this.#freshN = 0;
+    if (!Number.isNaN(freshLag)) {
+      if (freshLag - this.#lastFresh > now - this.#lastFreshAt + PERIOD_MS + this.#boundMs) {
+        this.#stepped = true;
+      } else if (freshLag - this.#baseline - this.#raise < this.#boundMs) this.#stepped = false;
+      this.#lastFresh = freshLag;
+      this.#lastFreshAt = now;
+    }
     this.#probe(now, freshLag, Number.isNaN(m) && this.#slackMs === 0 && this.#baseline !== Infinity);
     if (this.#periodFrom >= 0n && this.#freshest > this.#periodFrom) {
       this.#rowsPerNs = this.#periodRows / Number(this.#freshest - this.#periodFrom);

@@ -260,12 +260,14 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
             if (wait) await wait;
             await ctx.self.tell({ kind: "row", row });
           }, stop);
-        running.catch(
-          (e) => {
-            if (!stop.aborted) {
-              void ctx.self.tell({ kind: "source-failed", error: (e as Error)?.message ?? String(e) });
-            }
-          },
+        const failed = (error: string) => {
+          if (!stop.aborted) void ctx.self.tell({ kind: "source-failed", error });
+        };
+        // A live source ends only when stopped: one that ends on its own (a peer that ended the query) would
+        // leave the sensor without rows for good, so that is a failure too.
+        running.then(
+          () => failed("it ended without being stopped"),
+          (e) => failed((e as Error)?.message ?? String(e)),
         );
       },
       async receive(msg) {

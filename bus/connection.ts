@@ -106,6 +106,10 @@ export async function connectionOptions(
     servers,
     name: opts.name,
     maxReconnectAttempts: -1,
+    // The client gives up reconnecting after two refused authentications in a row, and the bus is then closed for
+    // good; a server that comes back refusing for a while (accounts not loaded yet, a secret rolled out late) must
+    // not end it. (The first connection still fails fast on a refusal.)
+    ignoreAuthErrorAbort: true,
     reconnectDelayHandler: () => backoff.reconnectDelay(),
     timeout: opts.connectTimeoutMs ?? 10_000,
     // Fail fast on the first connection: start-up errors (auth, TLS, wrong address) must be visible; the

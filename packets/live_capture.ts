@@ -33,6 +33,8 @@ export interface LiveCaptureOptions {
   bufferMib: number;
   /** How often kernel counters are asked for. */
   statsEveryMs?: number;
+  /** How long tcpdump may take to start listening (ms; default 30,000). */
+  startTimeoutMs?: number;
 }
 
 /** Cumulative counters reported by the capture. */
@@ -129,11 +131,25 @@ export class LiveCapture {
       throw new CaptureStartError(`cannot start ${opts.tcpdump}: ${(e as Error).message}`);
     }
     const cap = new LiveCapture(child, opts.statsEveryMs ?? 5000);
-    // tcpdump says "listening on ..." once the socket is open, or an error and exits.
+    // tcpdump says "listening on ..." once the socket is open, or an error and exits. One that does neither
+    // (stuck opening its device) would hold the source, and the reader's supervisor, for ever: it gets a time.
+    const waitMs = opts.startTimeoutMs ?? 30_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const started = await Promise.race([
       cap.#listening.then(() => "ok" as const),
       child.status.then((s) => s),
+      new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), waitMs))),
     ]);
+    clearTimeout(timer);
+    if (started === "timeout") {
+      cap.#stop();
+      const text = (await cap.#stderr).trim().split("\n").slice(-2).join("; ");
+      throw new CaptureStartError(
+        `live capture on ${opts.iface}: ${opts.tcpdump} did not start listening within ${waitMs} ms${
+          text ? `: ${text}` : ""
+        }`,
+      );
+    }
     if (started !== "ok") {
       const text = await cap.#stderr;
       cap.#stop();

@@ -1,6 +1,6 @@
 /**
  * Watches Vizier's HealthCheck stream and keeps one boolean for `/readyz`: healthy while the latest status is OK
- * and fresh. A broken stream reads as unhealthy and is re-opened with backoff.
+ * and fresh. A broken stream, or one quiet for the stale time, reads as unhealthy and is re-opened with backoff.
  *
  * A standalone PEM (`client.cloud === false`) answers HealthCheck with OK at once and sends no status at all
  * (pixie-io/pixie src/experimental/standalone_pem/vizier_server.h), so there a call that ends OK counts as healthy
@@ -86,8 +86,28 @@ export class PixieHealth {
       let reason = "health stream ended";
       let statuses = 0;
       let failed = false;
+      // A stream can go quiet without failing (a proxy that keeps the call open after its upstream went away):
+      // no status for the stale time ends the call, which is then opened again like a failed one. One timer per
+      // call, moved on by each status (monotonic time, as the timer's).
+      const call = new AbortController();
+      const onAbort = () => call.abort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      const staleMs = this.#opts.staleMs ?? 15_000;
+      let quietFrom = performance.now();
+      let stalled = false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const watch = () => {
+        const left = quietFrom + staleMs - performance.now();
+        if (left > 0) timer = setTimeout(watch, left);
+        else {
+          stalled = true;
+          call.abort();
+        }
+      };
+      timer = setTimeout(watch, staleMs);
       try {
-        for await (const status of this.#opts.client.healthCheck(this.#opts.clusterId, signal)) {
+        for await (const status of this.#opts.client.healthCheck(this.#opts.clusterId, call.signal)) {
+          quietFrom = performance.now();
           statuses++;
           this.#set(
             status.code === 0,
@@ -97,8 +117,15 @@ export class PixieHealth {
       } catch (e) {
         failed = true;
         reason = redact(e instanceof Error ? e.message : String(e));
+      } finally {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
       }
       if (signal.aborted) break;
+      if (stalled) {
+        failed = true;
+        reason = `no status for ${staleMs} ms`;
+      }
       if (standalone && !failed && statuses === 0) {
         // The standalone PEM's answer: the call itself succeeding is all the health it reports.
         this.#set(true, "standalone PEM answered HealthCheck");

@@ -18,10 +18,13 @@
  */
 import { logger } from "../util/log.ts";
 import {
+  backoffDelay,
+  DEFAULT_BACKOFF,
   type PixieExecutor,
   PixieQueryStream,
   type PixieQueryStreamOptions,
   type PixieStreamMetrics,
+  systemClock,
 } from "./stream.ts";
 import type { ComposedQueryInput } from "./pxl.ts";
 import type { Row } from "./row.ts";
@@ -192,6 +195,8 @@ export interface PixieRowSourceOptions {
 export class PixieRowSource {
   readonly #opts: PixieRowSourceOptions;
   #stream: PixieQueryStream | undefined;
+  /** The last run's stream: the next run (a restarted reader's) goes on from where it stopped. */
+  #last: PixieQueryStream | undefined;
   readonly #meter = new InputMeter();
 
   /** Creates the source; {@link run} streams. */
@@ -206,8 +211,28 @@ export class PixieRowSource {
     }, signal);
   }
 
-  /** {@link run}, handing on each response's rows as one batch (never empty). */
+  /**
+   * {@link run}, handing on each response's rows as one batch (never empty). Ends only when `signal` aborts: a
+   * query that Pixie ends as done (every table's eos, which a streaming query never sends; a peer that ends it
+   * anyway) is run again after a backoff, from where it stopped, instead of leaving the sensor without rows.
+   */
   async runBatches(emit: (rows: readonly Row[]) => Promise<void>, signal: AbortSignal): Promise<void> {
+    const backoff = { ...DEFAULT_BACKOFF, ...this.#opts.stream?.backoff };
+    let attempt = 0;
+    while (!signal.aborted) {
+      const startedAt = performance.now();
+      await this.#runOnce(emit, signal);
+      if (signal.aborted) return;
+      if (performance.now() - startedAt >= backoff.stableMs) attempt = 0;
+      const delayMs = backoffDelay(attempt++, backoff, Math.random);
+      log.warn("pixie query ended as if done; running it again", { delay_ms: delayMs });
+      for (const q of this.#opts.queries) this.#opts.metrics?.restarts?.(q.name, "rerun");
+      await systemClock.sleep(delayMs, signal);
+    }
+  }
+
+  /** One stream of the queries, from where the last one stopped, until it ends or `signal` aborts. */
+  async #runOnce(emit: (rows: readonly Row[]) => Promise<void>, signal: AbortSignal): Promise<void> {
     const o = this.#opts;
     const scope = o.podScope;
     const queries = (pods: readonly string[] | undefined) =>
@@ -223,9 +248,11 @@ export class PixieRowSource {
       metrics: o.metrics,
       signal,
       inputMeter: this.#meter,
+      resumeFrom: this.#last,
       ...(scope ? { rerunOverlapMs: Math.max(overlap ?? 5_000, scope.minIntervalMs) } : {}),
     });
     this.#stream = stream;
+    this.#last = stream;
     const unsubscribe = scope?.onChange((pods) => {
       try {
         stream.setQueries(queries(pods));

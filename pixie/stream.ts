@@ -117,6 +117,12 @@ export interface PixieQueryStreamOptions {
   queryName?: string;
   /** Told when the stream waits for the next response and when it works on one (see input_meter.ts). */
   inputMeter?: InputMeter;
+  /**
+   * A stream of the same queries that stopped (closed): this one goes on from where it was, re-run like after a
+   * drop (from the newest `time_` it saw minus the overlap, rows it delivered dropped), not from the configured
+   * start, which would read its rows again (a relative start) or skip what came meanwhile.
+   */
+  resumeFrom?: PixieQueryStream;
 }
 
 /** One compile error, placed in the user's configuration. */
@@ -215,7 +221,13 @@ export const systemClock: StreamClock = {
     }),
 };
 
-const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 1_000, maxMs: 30_000, minMs: 250, stableMs: 30_000 };
+/** Re-run backoff of a dropped query: 1 s doubling to 30 s, full jitter, reset after 30 s connected. */
+export const DEFAULT_BACKOFF: BackoffOptions = {
+  initialMs: 1_000,
+  maxMs: 30_000,
+  minMs: 250,
+  stableMs: 30_000,
+};
 
 /** Delay before attempt number `attempt` (0-based): full jitter over min(max, initial * 2^attempt), floored. */
 export function backoffDelay(attempt: number, b: BackoffOptions, random: () => number): number {
@@ -301,7 +313,9 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
   readonly #random: () => number;
   readonly #backoff: BackoffOptions;
   readonly #abort = new AbortController();
-  readonly #states = new Map<string, TableState>();
+  readonly #states: Map<string, TableState>;
+  /** Taken over from {@link PixieQueryStreamOptions.resumeFrom}: the first run is a re-run. */
+  readonly #resumed: boolean;
   #tablesById = new Map<string, { table: ComposedTable; relation: ColumnInfo[] }>();
   #composed: ComposedScript | undefined;
   #keys: JweKeyPair | undefined;
@@ -329,6 +343,14 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     this.#backoff = { ...DEFAULT_BACKOFF, ...opts.backoff };
     this.#queries = opts.queries;
     this.#composed = composeScript(opts.queries);
+    const from = opts.resumeFrom;
+    this.#states = from ? from.#states : new Map();
+    if (from) {
+      this.#startedAtNs = from.#startedAtNs;
+      this.#floorNs = from.#floorNs;
+    }
+    // A stream that never started a call has no position to go on from.
+    this.#resumed = this.#startedAtNs !== undefined;
     if (opts.signal) {
       if (opts.signal.aborted) this.#abort.abort();
       else opts.signal.addEventListener("abort", () => this.#abort.abort(), { once: true });
@@ -418,7 +440,7 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
   async *#run(): AsyncGenerator<Row[]> {
     const signal = this.#abort.signal;
     if (this.#encryption() && !this.#keys) this.#keys = this.#opts.keys ?? await generateJweKeyPair();
-    let rerun = false;
+    let rerun = this.#resumed;
     let attempt = 0;
     while (!signal.aborted) {
       this.#requeried = false;

@@ -293,7 +293,9 @@ Deno.test("late rows: a skip that does not lower the lag (a clock step) gives wa
   const late = new LateRows({ boundMs: BOUND_MS, nowMs: () => localMs, skip: (t) => void skips.push(t) });
   const kept: number[] = [];
   for (let s = 0; s < 150; s++) {
-    if (s === 30) step = 60_000; // the rows' clock steps back a minute; skipping changes nothing
+    // The rows' clock steps back 12 s: too little to read as a step (late_rows.ts STEP_MS), a skip is tried and
+    // changes nothing.
+    if (s === 30) step = 12_000;
     let k = 0;
     for (let b = 0; b < 10; b++) {
       localMs += 100;
@@ -413,4 +415,43 @@ Deno.test("late rows: a drop that no longer gets the reader fresher ends within 
   equal(backlog[1], 0, "a backlog past the bound is dropped");
   const slower = keptPerS(6, 3_000);
   ok(slower.slice(2).every((k) => k === 100), `rows 3 s late are kept again within 2 s, got ${slower}`);
+});
+
+Deno.test("late rows: a step of the rows' clock back never skips a source (that would re-run it past rows not yet made)", () => {
+  // Saturated, the shedding path would skip; with time to spare, the probe.
+  for (const saturated of [true, false]) {
+    let localMs = T0_MS;
+    let step = 0;
+    // Like a Pixie query re-run from a skip's time: rows before it are never delivered.
+    let floorNs = 0n;
+    const skips: bigint[] = [];
+    const late = new LateRows({
+      boundMs: BOUND_MS,
+      nowMs: () => localMs,
+      saturated: () => saturated,
+      skip: (t) => {
+        skips.push(t);
+        floorNs = t;
+      },
+    });
+    const kept: number[] = [];
+    for (let s = 0; s < 150; s++) {
+      // The rows' clock steps back a minute (NTP on Pixie's host), within a period: its rows' lag grows two periods
+      // running, which looks like a starved reader's to the probe.
+      if (s === 32) step = 60_000;
+      let k = 0;
+      for (let b = 0; b < 10; b++) {
+        localMs += 100;
+        const rows: Row[] = [];
+        for (let i = 9; i >= 0; i--) rows.push(row(localMs - 1_000 - step - 20 * i));
+        const delivered = rows.filter((r) => r.time >= floorNs);
+        if (delivered.length > 0) k += late.filter(delivered).length;
+      }
+      kept.push(k);
+    }
+    deepEqual(skips, [], `skipped (saturated: ${saturated})`);
+    // Rows flow again within five periods, and for good.
+    const limit = Math.ceil((5 * PERIOD_MS) / 1000) + 1;
+    deepEqual(kept.slice(32 + limit), new Array(118 - limit).fill(100), `${saturated}: ${kept.slice(32)}`);
+  }
 });
