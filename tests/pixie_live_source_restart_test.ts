@@ -11,14 +11,13 @@ import type { ComposedQueryInput } from "../pixie/pxl.ts";
 import type { Row } from "../pixie/row.ts";
 import { ActorSystem } from "../actors/runtime.ts";
 import {
-  type DetectorMsg,
   type ExporterMsg,
   type MatcherMsg,
   type ReaderMsg,
   type RegistryMsg,
   rowWeight,
 } from "../actors/messages.ts";
-import { pixieReader } from "../actors/pixie_reader.ts";
+import { pixieReader, type RowSource } from "../actors/pixie_reader.ts";
 import { setLogLevel } from "../util/log.ts";
 import { FakeVizier, HTTP_RELATION, httpBatch, type StoredRow } from "./support/fake_vizier.ts";
 import { recorder } from "./support/actor_fixtures.ts";
@@ -112,46 +111,38 @@ Deno.test({
 });
 
 Deno.test({
-  name: "reader: a live source that ends on its own (every table sent eos) is restarted, not left silent",
+  name: "reader: a live source that ends on its own is run again, not left silent",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const fake = await FakeVizier.start();
-    const client = await PixieClient.connect({ mode: "direct", directAddr: fake.address });
-    // A peer that ends the streaming query as if it were done: eos on its only table, then OK.
-    fake.onExecute = async (c) => {
-      await c.meta("t1", "voice/source", HTTP_RELATION);
-      const t = BigInt(Date.now()) * 1_000_000n;
-      await c.batch(httpBatch("t1", [{ time: t, body: `call ${c.index}` }], true));
-      c.end();
+    // A source that hands on one row and ends without being stopped (PixieRowSource itself runs a query Pixie ended
+    // again, see the test below; this is the reader's own guard, for any source).
+    let runs = 0;
+    const source: RowSource = {
+      run: async (emit) => {
+        runs++;
+        await emit({ query: QUERY.name, node: "node-1", time: BigInt(Date.now()) * 1_000_000n, columns: {} });
+      },
     };
     const system = new ActorSystem({ restart: { backoffInitialMs: 10, backoffMaxMs: 50, maxRestarts: 100 } });
-    const toDetector: DetectorMsg[] = [];
     const opts = { capacity: 1000, overflow: "drop-oldest" } as const;
     system.spawn<ReaderMsg>(
       "pixie_reader",
       pixieReader({
-        detectors: new Map([["voice", system.spawn("detector/voice", recorder(toDetector), opts)]]),
+        detectors: new Map([["voice", system.spawn("detector/voice", recorder([]), opts)]]),
         matcher: system.spawn<MatcherMsg>("matcher", recorder([]), opts),
         registry: system.spawn<RegistryMsg>("registry", recorder([]), opts),
         exporter: system.spawn<ExporterMsg>("exporter", recorder([]), opts),
-        source: new PixieRowSource({ client, clusterId: "", queries: [QUERY], encryption: false }),
+        source,
         queries: new Set([QUERY.name]),
         clockWindowNs: 30_000_000_000n,
       }),
       { capacity: 4096, overflow: "drop-oldest", weigh: rowWeight },
     );
     try {
-      // Each call ends the query; a reader that keeps reading calls again.
-      await until(
-        "a second call after the query ended",
-        () => fake.executeRequests.length >= 2,
-        () => `${fake.executeRequests.length} call(s), ${toDetector.length} message(s) to the detector`,
-      );
+      await until("the source run again after it ended", () => runs >= 2, () => `${runs} run(s)`);
     } finally {
       await system.shutdown({ deadlineMs: 1000 });
-      client.close();
-      await fake.stop();
     }
   },
 });
@@ -183,8 +174,9 @@ Deno.test({
     const got: string[] = [];
     const ac = new AbortController();
     let settled = false;
-    const running = source.runBatches(async (rs) => {
+    const running = source.runBatches((rs) => {
       for (const r of rs) got.push(td.decode(r.columns.req_body as Uint8Array));
+      return Promise.resolve();
     }, ac.signal).finally(() => settled = true);
     try {
       await until(
