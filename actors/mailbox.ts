@@ -64,6 +64,20 @@ export class Queue<T> {
     return this.#size === 0 ? undefined : this.#buf[this.#head];
   }
 
+  /** Removes the first occurrence of `item` (O(size), keeping the others' order); false when absent. */
+  remove(item: T): boolean {
+    for (let i = 0; i < this.#size; i++) {
+      if (this.#buf[(this.#head + i) & this.#mask] !== item) continue;
+      for (let j = i; j < this.#size - 1; j++) {
+        this.#buf[(this.#head + j) & this.#mask] = this.#buf[(this.#head + j + 1) & this.#mask];
+      }
+      this.#buf[(this.#head + this.#size - 1) & this.#mask] = undefined;
+      this.#size--;
+      return true;
+    }
+    return false;
+  }
+
   /** Removes everything, calling `each` on every item in order. */
   drain(each: (item: T) => void): void {
     while (this.#size > 0) each(this.shift());
@@ -82,6 +96,11 @@ export class Queue<T> {
 interface Waiter<T> {
   readonly msg: T;
   readonly resolve: (enqueued: boolean) => void;
+}
+
+interface RoomWaiter {
+  readonly weight: number;
+  readonly resolve: () => void;
 }
 
 /** Called for every message a mailbox discards: evicted (drop-oldest) or cleared. */
@@ -113,7 +132,7 @@ export class Mailbox<T> {
   readonly #weigh: Weigh<T>;
   #load = 0;
   /** Waiting for room without a message ({@link room}), in order: the weight each waits to fit. */
-  #roomWaiters = new Queue<{ readonly weight: number; readonly resolve: () => void }>(4);
+  #roomWaiters = new Queue<RoomWaiter>(4);
 
   /**
    * `onEvict` sees each message pushed out by drop-oldest (to count it and fail a pending ask); `weigh` gives each
@@ -150,6 +169,11 @@ export class Mailbox<T> {
   /** Senders waiting for room under back-pressure. */
   get waiting(): number {
     return this.#waiters.size;
+  }
+
+  /** Producers waiting for room without a message ({@link room}). */
+  get waitingForRoom(): number {
+    return this.#roomWaiters.size;
   }
 
   /** The weight of `msg` (1 without a {@link Weigh}). */
@@ -205,10 +229,35 @@ export class Mailbox<T> {
    * Undefined when a message of weight `w` fits now; otherwise a promise that resolves once it would (or when the
    * mailbox empties): a producer that can hold its input back (HTTP/2 flow control) waits on it instead of making
    * the mailbox drop. Nothing is enqueued; waiting senders ({@link park}) still go first.
+   *
+   * A producer that bounds its wait passes `signal` and aborts it when it gives up: the promise then resolves and
+   * the wait leaves the list, so a mailbox that stays full (sustained overload) does not pile up one abandoned wait
+   * per give-up, nor keep an abandoned one at the front holding back the waits after it.
    */
-  room(w: number): Promise<void> | undefined {
+  room(w: number, signal?: AbortSignal): Promise<void> | undefined {
     if (this.#waiters.size === 0 && this.#fits(w)) return undefined;
-    return new Promise<void>((resolve) => this.#roomWaiters.push({ weight: w, resolve }));
+    if (signal?.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      if (signal === undefined) {
+        this.#roomWaiters.push({ weight: w, resolve });
+        return;
+      }
+      const waiter: RoomWaiter = {
+        weight: w,
+        resolve: () => {
+          signal.removeEventListener("abort", leave);
+          resolve();
+        },
+      };
+      const leave = () => {
+        this.#roomWaiters.remove(waiter);
+        resolve();
+        // Those behind it may fit where it did not.
+        this.#wakeRoom();
+      };
+      signal.addEventListener("abort", leave, { once: true });
+      this.#roomWaiters.push(waiter);
+    });
   }
 
   /** Removes the next message (the caller checks `size` first) and admits the waiting senders that now fit. */

@@ -109,14 +109,20 @@ function roomFor(
   ctx: ActorContext<ReaderMsg>,
   stop: AbortSignal,
 ): (weight: number) => Promise<void> | undefined {
+  // Each wait's own signal, aborted when it gives up (timed out or stopped) so the wait leaves the mailbox's list (a
+  // mailbox full for long would otherwise keep one per response). Unused while there is room, so kept for the next.
+  let next = new AbortController();
   return (weight) => {
-    const room = ctx.room(weight);
+    const room = ctx.room(weight, next.signal);
     // No timer when there is room (nearly always): a timer per response cost more than its rows (stream.ts).
     if (room === undefined) return undefined;
+    const gaveUp = next;
+    next = new AbortController();
     return new Promise<void>((resolve) => {
       const done = () => {
         ctx.clock.clearTimer(timer);
         stop.removeEventListener("abort", done);
+        gaveUp.abort();
         resolve();
       };
       const timer = ctx.clock.setTimer(SOURCE_ROOM_WAIT_MS, done);

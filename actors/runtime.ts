@@ -78,9 +78,10 @@ export interface ActorContext<M> {
    * Undefined when this actor's own mailbox has room for a message of `weight`; otherwise a promise that resolves
    * once it has: a source run inside the actor waits on it, so a burst is held back by the source's producer
    * (HTTP/2 flow control) instead of pushing out the oldest messages of a drop-oldest mailbox. May never resolve
-   * (a stopped actor): bound the wait.
+   * (a stopped actor): bound the wait, and abort `signal` when giving up so the wait leaves the mailbox's list
+   * (see {@link Mailbox.room}).
    */
-  room(weight: number): Promise<void> | undefined;
+  room(weight: number, signal?: AbortSignal): Promise<void> | undefined;
 }
 
 /** Builds a fresh behaviour; called at the first start (in a microtask after spawn) and at every restart. */
@@ -601,7 +602,7 @@ class Cell<M> {
       signal: this.#abort.signal,
       stopping: this.#sys.stopping,
       incarnation: this.#incarnation,
-      room: (weight) => this.mailbox.room(weight),
+      room: (weight, signal) => this.mailbox.room(weight, signal),
     };
     this.#ctx = ctx;
     try {

@@ -35,6 +35,22 @@ Deno.test("Queue: holds undefined items and drain empties in order", () => {
   strictEqual(q.size, 0);
 });
 
+Deno.test("Queue.remove: takes out one item anywhere in a wrapped ring, the others keep their order", () => {
+  const q = new Queue<number>(4);
+  for (let i = 0; i < 3; i++) q.push(i);
+  q.shift();
+  q.shift();
+  for (let i = 3; i < 6; i++) q.push(i); // 2..5, wrapped around the 4-slot ring
+  strictEqual(q.remove(4), true);
+  strictEqual(q.remove(9), false);
+  strictEqual(q.size, 3);
+  q.push(6);
+  q.push(7); // grows past the slot freed
+  const out: number[] = [];
+  q.drain((x) => out.push(x));
+  deepStrictEqual(out, [2, 3, 5, 6, 7]);
+});
+
 Deno.test("Mailbox: validates capacity and policy", () => {
   throws(() => new Mailbox(0, "backpressure"), /capacity/);
   throws(() => new Mailbox(1.5, "backpressure"), /capacity/);
@@ -195,4 +211,61 @@ Deno.test("Mailbox with weights: clear returns the rows discarded, held and wait
   strictEqual(mb.clear(() => {}), 15);
   strictEqual(await waiting, false);
   strictEqual(mb.load, 0);
+});
+
+/** `p`, or a failure after 20 s (a liveness bound: a wait that never ends is the bug, not a slow one). */
+async function within<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hang = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still waiting after 20 s`)), 20_000);
+  });
+  try {
+    return await Promise.race([p, hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("Mailbox.room: a wait given up (signal aborted) leaves the list, however long the mailbox stays full", async () => {
+  const mb = new Mailbox<Batch>(10, "drop-oldest", () => {}, rowsOf);
+  mb.offer({ id: "full", rows: 10 });
+  // A producer giving up on each wait in turn (the reader's SOURCE_ROOM_WAIT_MS) while nothing is taken: before,
+  // every abandoned wait stayed in the list, 1,000 of them here.
+  for (let i = 0; i < 1000; i++) {
+    const gaveUp = new AbortController();
+    const wait = mb.room(5, gaveUp.signal)!;
+    strictEqual(mb.waitingForRoom, 1);
+    gaveUp.abort();
+    await within(wait, "an aborted room wait");
+    strictEqual(mb.waitingForRoom, 0);
+  }
+  // Already aborted: nothing to wait for, nothing listed.
+  const aborted = AbortSignal.abort();
+  await within(mb.room(5, aborted)!, "a room wait on an aborted signal");
+  strictEqual(mb.waitingForRoom, 0);
+  // A wait that got its room needs no abort to leave, and a later abort changes nothing.
+  const late = new AbortController();
+  const got = mb.room(5, late.signal)!;
+  strictEqual(mb.take().id, "full");
+  await within(got, "a room wait that got its room");
+  strictEqual(mb.waitingForRoom, 0);
+  late.abort();
+  strictEqual(mb.waitingForRoom, 0);
+});
+
+Deno.test("Mailbox.room: an abandoned wait at the front does not hold back the waits behind it", async () => {
+  const mb = new Mailbox<Batch>(10, "drop-oldest", () => {}, rowsOf);
+  mb.offer({ id: "a", rows: 6 });
+  mb.offer({ id: "b", rows: 4 });
+  // A wait for 8 rows given up before any room was made, then a wait for 5.
+  const gaveUp = new AbortController();
+  const big = mb.room(8, gaveUp.signal)!;
+  const small = mb.room(5)!;
+  gaveUp.abort();
+  await within(big, "the abandoned wait");
+  // Taking a's 6 rows leaves room for 5, not 8: before, the abandoned wait for 8 at the front kept the wait for 5
+  // waiting until b was taken too (here: for ever).
+  strictEqual(mb.take().id, "a");
+  await within(small, "the wait behind an abandoned one");
+  strictEqual(mb.waitingForRoom, 0);
 });

@@ -5,6 +5,7 @@
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { ActorSystem } from "../actors/runtime.ts";
+import { Mailbox } from "../actors/mailbox.ts";
 import { VirtualClock } from "../actors/clock.ts";
 import {
   type DetectorMsg,
@@ -405,4 +406,41 @@ Deno.test("reader: a source that waits for its input is not saturated, however b
     equal(late, shed, `input busy ${inputBusy}`);
     await system.shutdown({ deadlineMs: 1000 });
   }
+});
+
+Deno.test("reader: under sustained overload its timed-out waits for room do not pile up in the mailbox", async () => {
+  const clock = new VirtualClock();
+  const system = new ActorSystem({ clock });
+  // The mailbox the source waits on, kept full for the whole test (nothing is ever taken from it): the reader's
+  // context waits on it in place of its own, so each wait times out after SOURCE_ROOM_WAIT_MS.
+  const full = new Mailbox<ReaderMsg>(4096, "drop-oldest", () => {}, rowWeight);
+  full.offer({ kind: "rows", rows: burst().flat().slice(0, 4096) });
+  const batches = burst();
+  const reader = pixieReader({
+    detectors: new Map(),
+    matcher: system.spawn<MatcherMsg>("matcher", recorder([]), OPTS),
+    registry: system.spawn<RegistryMsg>("registry", recorder([]), OPTS),
+    exporter: system.spawn<ExporterMsg>("exporter", recorder([]), OPTS),
+    source: source(batches, true),
+    queries: QUERIES,
+    clockWindowNs: 30_000_000_000n,
+    tickNs: 3_600_000_000_000n,
+  });
+  const ref = system.spawn<ReaderMsg>(
+    "pixie_reader",
+    (ctx) => reader({ ...ctx, room: (w, signal) => full.room(w, signal) }),
+    OPTS,
+  );
+  await settleAll(clock, system);
+  equal(full.waitingForRoom, 1);
+  // Every batch waits its SOURCE_ROOM_WAIT_MS and goes on: before, each left its wait in the full mailbox's
+  // list, 40 by the end (one per Pixie response for as long as an overload lasts).
+  for (let i = 0; i < batches.length; i++) {
+    await clock.advance(SOURCE_ROOM_WAIT_MS);
+    await settleAll(clock, system);
+    ok(full.waitingForRoom <= 1, `${full.waitingForRoom} waits listed after ${i + 1} timed out`);
+  }
+  equal(system.stats().find((x) => x.name === ref.name)!.processed, batches.length);
+  equal(full.waitingForRoom, 0);
+  await system.shutdown({ deadlineMs: 1000 });
 });

@@ -15,6 +15,7 @@ import { CountingCounters, e2eConfig, fakeSignature, recorder, sec } from "./sup
 setLogSink(() => {});
 
 const T0 = sec(1_763_900_000);
+const OPTS = { capacity: 100_000, overflow: "backpressure" } as const;
 
 function setup(config: Config, wallNs?: () => bigint) {
   const clock = new VirtualClock();
@@ -153,4 +154,55 @@ Deno.test("registry: resync sends every active signature again (what a restarted
   await r.send({ kind: "resync" });
   deepEqual(r.toMatcher.map((m) => m.kind === "activate" ? m.sig.id : m.kind).sort(), ["a", "b", "c"]);
   await r.system.shutdown({ deadlineMs: 1000 });
+});
+
+/** Settles until nothing moves any more (an actor blocked on another's mailbox takes more than one turn to resume). */
+async function settleAll(clock: VirtualClock, system: ActorSystem): Promise<void> {
+  let last = "";
+  for (let same = 0; same < 3;) {
+    await clock.settle();
+    const now = JSON.stringify(system.stats());
+    same = now === last ? same + 1 : 0;
+    last = now;
+  }
+}
+
+Deno.test("registry: a slow exporter holds back the registry, one count waiting at most, not a pile of them", async () => {
+  // The registry awaits each tell to the exporter (its `active` count) before taking its next message, like the
+  // other actors: with the exporter stuck, at most one of its sends waits for room; the rest wait in the
+  // registry's own bounded mailbox (back-pressure up to the bus), and nothing is lost once the exporter moves.
+  const clock = new VirtualClock();
+  const system = new ActorSystem({ clock });
+  const toExporter: ExporterMsg[] = [];
+  let release = () => {};
+  const stuck = new Promise<void>((r) => release = r);
+  const exporter = system.spawn<ExporterMsg>("exporter", () => ({
+    async receive(msg) {
+      await stuck;
+      toExporter.push(msg);
+    },
+  }), { capacity: 1, overflow: "backpressure" });
+  const config = await e2eConfig((d) => {
+    d["engine"] = { max_active_signatures: 1000 };
+  });
+  const registry = system.spawn(
+    "signature_registry",
+    signatureRegistry({ config, matcher: system.spawn("matcher", recorder([]), OPTS), exporter }),
+    { capacity: 1000, overflow: "backpressure" },
+  );
+  for (let i = 0; i < 500; i++) {
+    void registry.tell({ kind: "signature", sig: fakeSignature(`s${i}`, T0 + sec(i)) });
+  }
+  await settleAll(clock, system);
+  const stats = (name: string) => system.stats().find((s) => s.name === name)!;
+  // One count in the exporter's hands, one in its mailbox, one waiting for room; the other 497 signatures queued.
+  equal(stats("exporter").waitingSenders, 1);
+  equal(stats("signature_registry").processed, 2);
+  equal(stats("signature_registry").depth, 497);
+  release();
+  await settleAll(clock, system);
+  equal(stats("signature_registry").processed, 500);
+  deepEqual(toExporter.at(-1), { kind: "active", measurement: "call_audio", count: 500 });
+  equal(toExporter.length, 500);
+  await system.shutdown({ deadlineMs: 1000 });
 });

@@ -1,4 +1,4 @@
-import { equal, ok } from "node:assert/strict";
+import { deepEqual, equal, ok } from "node:assert/strict";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ClockSkewEstimator } from "../bus/clock_skew.ts";
 import { connectNats } from "../bus/connection.ts";
@@ -88,3 +88,41 @@ natsTest("clock skew: periodic rounds report the node offset; a silent peer is d
     await srv.stop();
   }
 });
+
+natsTest(
+  "clock skew: after churn, a dead peer holding the last place gives it up to a new node",
+  async () => {
+    // The audit's worry: peers never forgotten, capped, so new nodes never measured. round() forgets a peer none of
+    // whose exchanges was answered, so the place goes to the next node heard from (every node says hello each round).
+    const srv = await NatsServer.start();
+    const conns: NatsConnection[] = [];
+    const estimators: ClockSkewEstimator[] = [];
+    try {
+      const ncA = await connectNats({ url: srv.url }), ncB = await connectNats({ url: srv.url });
+      conns.push(ncA, ncB);
+      const a = new ClockSkewEstimator({ nc: ncA, node: "a", maxPeers: 1, samples: 2, timeoutMs: 200 });
+      const b = new ClockSkewEstimator({ nc: ncB, node: "new", now: () => Date.now() - 40 });
+      estimators.push(a, b);
+      await a.start(false);
+      a.addPeer("dead"); // a node that left: its subject has no responder any more
+      await b.start(false); // its hello finds a full
+      // Through the server, then to a: its PONG comes after the hello.
+      await ncB.flush();
+      await ncA.flush();
+      deepEqual(a.peers(), ["dead"]);
+      await a.round();
+      deepEqual(a.peers(), []);
+      await b.round(); // says hello again
+      await waitFor(() => a.peers().includes("new"), 5000, "the new node heard from");
+      await a.round();
+      ok(
+        Math.abs(a.offsets().get("new")! + 0.04) < 0.005,
+        `offset of the new node ${a.offsets().get("new")}`,
+      );
+    } finally {
+      for (const e of estimators) await e.stop();
+      for (const c of conns) await c.close();
+      await srv.stop();
+    }
+  },
+);
