@@ -63,6 +63,8 @@ export interface ClockSkewOptions {
   maxPeers?: number;
   /** Each new estimate against one peer (seconds, peer minus us). */
   onOffset?: (peer: string, offsetSeconds: number, rttMs: number) => void;
+  /** A peer was forgotten (it stopped answering): its estimate is gone (e.g. its gauge series). */
+  onForget?: (peer: string) => void;
   /** After each round: this node's clock minus the median of its peers' (seconds); the exported gauge. */
   onNodeOffset?: (offsetSeconds: number) => void;
 }
@@ -71,7 +73,7 @@ const REPLY_BYTES = 16;
 
 /** Estimates this node's clock offset against its peers and answers their requests. */
 export class ClockSkewEstimator {
-  readonly #o: Required<Omit<ClockSkewOptions, "onOffset" | "onNodeOffset">> & ClockSkewOptions;
+  readonly #o: Required<Omit<ClockSkewOptions, "onOffset" | "onForget" | "onNodeOffset">> & ClockSkewOptions;
   readonly #peers = new Set<string>();
   readonly #offsets = new Map<string, number>();
   #subs: Subscription[] = [];
@@ -194,6 +196,7 @@ export class ClockSkewEstimator {
         // A peer that stopped answering (left the cluster) makes room for another.
         this.#peers.delete(peer);
         this.#offsets.delete(peer);
+        this.#o.onForget?.(peer);
         continue;
       }
       this.#offsets.set(peer, s.offsetMs / 1000);

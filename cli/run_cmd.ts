@@ -63,6 +63,7 @@ async function openBus(
     node: config.node,
     warnMs: config.nats.clock_skew_warn_ms,
     onOffset: (peer, s) => metrics.clockOffset(peer, s),
+    onForget: (peer) => metrics.clockOffsetGone(peer),
   });
   skew.start();
   return {

@@ -572,6 +572,11 @@ export class FsmMetrics {
     this.#clockOffset.set({ peer }, seconds);
   }
 
+  /** A peer no longer measured (it left): its series goes, so node churn does not grow the series for ever. */
+  clockOffsetGone(peer: string): void {
+    this.#clockOffset.remove({ peer });
+  }
+
   /** Signatures expired or refused by the registry (`n` may be 0: the series then exists at 0). */
   signaturesExpired(measurement: string, reason: string, n = 1): void {
     this.#sigExpired.inc({ measurement, reason }, n);

@@ -63,6 +63,7 @@ natsTest("clock skew: periodic rounds report the node offset; a silent peer is d
     const ncA = await connectNats({ url: srv.url }), ncB = await connectNats({ url: srv.url });
     conns.push(ncA, ncB);
     const nodeOffsets: number[] = [];
+    const forgotten: string[] = [];
     const a = new ClockSkewEstimator({
       nc: ncA,
       node: "a",
@@ -71,6 +72,7 @@ natsTest("clock skew: periodic rounds report the node offset; a silent peer is d
       timeoutMs: 200,
       warnMs: 1000,
       onNodeOffset: (s) => void nodeOffsets.push(s),
+      onForget: (p) => void forgotten.push(p),
     });
     const b = new ClockSkewEstimator({ nc: ncB, node: "b", now: () => Date.now() - 40, intervalMs: 100 });
     estimators.push(a, b);
@@ -82,6 +84,8 @@ natsTest("clock skew: periodic rounds report the node offset; a silent peer is d
     // b is 40 ms behind, so a is 40 ms ahead of its only peer.
     ok(Math.abs(nodeOffsets.at(-1)! - 0.04) < 0.005, `node offset ${nodeOffsets.at(-1)}`);
     equal(a.offsets().has("ghost"), false);
+    // Told, so its gauge series goes (FsmMetrics.clockOffsetGone).
+    ok(forgotten.includes("ghost") && !forgotten.includes("b"), `${forgotten}`);
   } finally {
     for (const e of estimators) await e.stop();
     for (const c of conns) await c.close();

@@ -106,6 +106,16 @@ Deno.test("per-interval gauge is bounded and its series expire", async () => {
   assert(text.includes('interval_id="i2"} 0.4'), text);
 });
 
+Deno.test("a peer's clock offset series goes when the peer is forgotten (node churn does not grow the series)", async () => {
+  const m = new FsmMetrics();
+  m.clockOffset("node-old", 0.01);
+  m.clockOffset("node-new", -0.02);
+  m.clockOffsetGone("node-old");
+  const text = await m.text();
+  assert(!text.includes('node_clock_offset_seconds{peer="node-old"}'), text);
+  assert(text.includes('node_clock_offset_seconds{peer="node-new"} -0.02'), text);
+});
+
 Deno.test("/healthz and /readyz report 200 or 503 with a reason", async () => {
   await withServer(new FsmMetrics(), async (base) => {
     const h = await fetch(`${base}/healthz`);
