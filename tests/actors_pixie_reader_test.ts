@@ -18,7 +18,7 @@ import {
 import { pixieReader, type RowSource, SOURCE_ROOM_WAIT_MS } from "../actors/pixie_reader.ts";
 import type { Row } from "../pixie/row.ts";
 import { setLogSink } from "../util/log.ts";
-import { recorder } from "./support/actor_fixtures.ts";
+import { recorder, settleAll } from "./support/actor_fixtures.ts";
 
 setLogSink(() => {});
 
@@ -27,17 +27,6 @@ const QUERIES = new Set(["m/source", "m/relay"]);
 
 function row(query: string, i: number): Row {
   return { query, node: "n", time: 1_000_000_000n + BigInt(i) * 20_000_000n, columns: { body: `${i}` } };
-}
-
-/** Settles until nothing moves any more (the source's hand-off takes more than one macrotask to run through). */
-async function settleAll(clock: VirtualClock, system: ActorSystem): Promise<void> {
-  let last = "";
-  for (let same = 0; same < 3;) {
-    await clock.settle();
-    const now = JSON.stringify(system.stats());
-    same = now === last ? same + 1 : 0;
-    last = now;
-  }
 }
 
 /** A source that hands `batches` to the reader, by batch when `batched`, else row by row; then waits. */

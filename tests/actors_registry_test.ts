@@ -10,7 +10,14 @@ import type { ExporterMsg, MatcherMsg, RegistryMsg } from "../actors/messages.ts
 import { signatureRegistry } from "../actors/signature_registry.ts";
 import type { Config } from "../config/schema.ts";
 import { setLogSink } from "../util/log.ts";
-import { CountingCounters, e2eConfig, fakeSignature, recorder, sec } from "./support/actor_fixtures.ts";
+import {
+  CountingCounters,
+  e2eConfig,
+  fakeSignature,
+  recorder,
+  sec,
+  settleAll,
+} from "./support/actor_fixtures.ts";
 
 setLogSink(() => {});
 
@@ -155,17 +162,6 @@ Deno.test("registry: resync sends every active signature again (what a restarted
   deepEqual(r.toMatcher.map((m) => m.kind === "activate" ? m.sig.id : m.kind).sort(), ["a", "b", "c"]);
   await r.system.shutdown({ deadlineMs: 1000 });
 });
-
-/** Settles until nothing moves any more (an actor blocked on another's mailbox takes more than one turn to resume). */
-async function settleAll(clock: VirtualClock, system: ActorSystem): Promise<void> {
-  let last = "";
-  for (let same = 0; same < 3;) {
-    await clock.settle();
-    const now = JSON.stringify(system.stats());
-    same = now === last ? same + 1 : 0;
-    last = now;
-  }
-}
 
 Deno.test("registry: a slow exporter holds back the registry, one count waiting at most, not a pile of them", async () => {
   // The registry awaits each tell to the exporter (its `active` count) before taking its next message, like the

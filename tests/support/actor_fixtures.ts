@@ -6,7 +6,8 @@
 import { parse, stringify } from "yaml";
 import { parseConfigText } from "../../config/load.ts";
 import type { Config } from "../../config/schema.ts";
-import type { ActorFactory } from "../../actors/runtime.ts";
+import type { ActorFactory, ActorSystem } from "../../actors/runtime.ts";
+import type { VirtualClock } from "../../actors/clock.ts";
 import type { ExpireReason, NodeCounters } from "../../actors/messages.ts";
 import type { Signature } from "../../audio/types.ts";
 import { signatureOf } from "../../audio/fingerprint/signature.ts";
@@ -92,4 +93,18 @@ export function fakeSignature(
 /** Seconds to ns. */
 export function sec(s: number): bigint {
   return BigInt(Math.round(s * 1e9));
+}
+
+/**
+ * Settles a virtual-clock system until nothing moves any more: an actor blocked on another's mailbox, or a
+ * source's hand-off, takes more than one turn to run through.
+ */
+export async function settleAll(clock: VirtualClock, system: ActorSystem): Promise<void> {
+  let last = "";
+  for (let same = 0; same < 3;) {
+    await clock.settle();
+    const now = JSON.stringify(system.stats());
+    same = now === last ? same + 1 : 0;
+    last = now;
+  }
 }
