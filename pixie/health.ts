@@ -9,6 +9,7 @@
  */
 
 import { logger, redact } from "../util/log.ts";
+import { QuietTimer } from "../util/quiet_timer.ts";
 import type { PixieStatus } from "./messages.ts";
 import { backoffDelay, type BackoffOptions, type StreamClock, systemClock } from "./stream.ts";
 
@@ -87,27 +88,19 @@ export class PixieHealth {
       let statuses = 0;
       let failed = false;
       // A stream can go quiet without failing (a proxy that keeps the call open after its upstream went away):
-      // no status for the stale time ends the call, which is then opened again like a failed one. One timer per
-      // call, moved on by each status (monotonic time, as the timer's).
+      // no status for the stale time ends the call, which is then opened again like a failed one.
       const call = new AbortController();
       const onAbort = () => call.abort();
       signal.addEventListener("abort", onAbort, { once: true });
       const staleMs = this.#opts.staleMs ?? 15_000;
-      let quietFrom = performance.now();
       let stalled = false;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const watch = () => {
-        const left = quietFrom + staleMs - performance.now();
-        if (left > 0) timer = setTimeout(watch, left);
-        else {
-          stalled = true;
-          call.abort();
-        }
-      };
-      timer = setTimeout(watch, staleMs);
+      const quiet = new QuietTimer(staleMs, () => {
+        stalled = true;
+        call.abort();
+      });
       try {
         for await (const status of this.#opts.client.healthCheck(this.#opts.clusterId, call.signal)) {
-          quietFrom = performance.now();
+          quiet.touch();
           statuses++;
           this.#set(
             status.code === 0,
@@ -118,7 +111,7 @@ export class PixieHealth {
         failed = true;
         reason = redact(e instanceof Error ? e.message : String(e));
       } finally {
-        clearTimeout(timer);
+        quiet.stop();
         signal.removeEventListener("abort", onAbort);
       }
       if (signal.aborted) break;

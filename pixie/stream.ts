@@ -39,6 +39,7 @@ import {
 } from "./messages.ts";
 import { type ComposedQueryInput, type ComposedScript, type ComposedTable, composeScript } from "./pxl.ts";
 import type { InputMeter } from "./input_meter.ts";
+import { QuietTimer } from "../util/quiet_timer.ts";
 
 const log = logger("pixie");
 
@@ -474,31 +475,19 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
       signal.addEventListener("abort", onAbort, { once: true });
       const idleMs = this.#opts.idleTimeoutMs ?? 30_000;
       let stalled = false;
-      // One timer for the whole call, not one per response (a timer set and cleared per response cost more than
-      // the response's rows): each response only moves `quietFrom`, and the timer, when it fires early, waits
-      // for the rest of the silence. Monotonic time, as the timer's.
-      let quietFrom = performance.now();
-      let holding = false;
-      let idle: ReturnType<typeof setTimeout> | undefined;
-      const watch = () => {
-        idle = undefined;
-        const left = holding ? idleMs : quietFrom + idleMs - performance.now();
-        if (left > 0) idle = setTimeout(watch, left);
-        else {
-          stalled = true;
-          call.abort();
-        }
-      };
+      const idle = new QuietTimer(idleMs, () => {
+        stalled = true;
+        call.abort();
+      });
       try {
-        if (idleMs > 0) idle = setTimeout(watch, idleMs);
         const meter = this.#opts.inputMeter;
         for await (const resp of this.#opts.client.execute(req, call.signal)) {
           meter?.working();
-          holding = true;
+          idle.hold(true);
           const rows = await this.#handle(resp, composed);
           if (rows.length) yield rows;
-          quietFrom = performance.now();
-          holding = false;
+          idle.touch();
+          idle.hold(false);
           meter?.waiting();
         }
         finished = !stalled && this.#finished(composed);
@@ -509,7 +498,7 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
         failure = e;
       } finally {
         this.#opts.inputMeter?.waiting();
-        clearTimeout(idle);
+        idle.stop();
         signal.removeEventListener("abort", onAbort);
         this.#call = undefined;
       }
