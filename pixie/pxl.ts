@@ -184,15 +184,20 @@ interface Edit {
   insert: string;
 }
 
-/** Finds the `start_time` edits for every `px.DataFrame(...)` call in `text`. */
-function startTimeEdits(text: string, value: string): Edit[] {
+/**
+ * Where each `px.DataFrame(...)` call in `text` gives its start time: the value's span when it has one (the
+ * `start_time=` keyword or the third positional argument), or else the point before its closing parenthesis and
+ * the separator an added argument needs there.
+ */
+type StartArg = { start: number; end: number } | { at: number; sep: string };
+
+/** The {@link StartArg} of every `px.DataFrame(...)` call in `text`, in order. */
+function dataFrameStartArgs(text: string): StartArg[] {
   const mask = codeMask(text);
-  const edits: Edit[] = [];
+  const found: StartArg[] = [];
   const call = /\bpx\s*\.\s*DataFrame\s*\(/g;
-  let calls = 0;
   for (let m = call.exec(text); m; m = call.exec(text)) {
     if (!mask[m.index]) continue;
-    calls++;
     const open = m.index + m[0].length - 1;
     // Argument spans at depth 1, split on commas.
     const args: { start: number; end: number }[] = [];
@@ -218,29 +223,60 @@ function startTimeEdits(text: string, value: string): Edit[] {
     if (close < 0) throw new PxlComposeError("unbalanced parentheses in px.DataFrame(...) call");
     const nonEmpty = args.filter((a) => text.slice(a.start, a.end).trim() !== "");
     let positional = 0;
-    let done = false;
+    let value: StartArg | undefined;
     for (const a of nonEmpty) {
       const raw = text.slice(a.start, a.end);
       const kw = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)\s*/.exec(raw);
       const valueStart = a.start + (kw ? kw[0].length : raw.length - raw.trimStart().length);
       const valueEnd = a.start + raw.trimEnd().length;
       if (kw?.[1] === "start_time" || (!kw && ++positional === 3)) {
-        edits.push({ start: valueStart, end: valueEnd, insert: value });
-        done = true;
+        value = { start: valueStart, end: valueEnd };
         break;
       }
     }
-    if (!done) {
+    if (value === undefined) {
       const before = text.slice(open + 1, close).trimEnd();
-      const at = open + 1 + before.length;
-      const sep = before === "" || before.endsWith(",") ? "" : ", ";
-      edits.push({ start: at, end: at, insert: `${sep}start_time=${value}` });
+      value = { at: open + 1 + before.length, sep: before === "" || before.endsWith(",") ? "" : ", " };
     }
+    found.push(value);
   }
-  if (calls === 0) {
+  return found;
+}
+
+/** Finds the `start_time` edits for every `px.DataFrame(...)` call in `text`. */
+function startTimeEdits(text: string, value: string): Edit[] {
+  const args = dataFrameStartArgs(text);
+  if (args.length === 0) {
     throw new PxlComposeError("stream_filter has no px.DataFrame(...) call to set the start time on");
   }
-  return edits;
+  return args.map((a) =>
+    "at" in a
+      ? { start: a.at, end: a.at, insert: `${a.sep}start_time=${value}` }
+      : { start: a.start, end: a.end, insert: value }
+  );
+}
+
+/**
+ * The relative start time (such as `-30s`) that every `px.DataFrame(...)` call of a stream filter gives as a
+ * plain string literal; undefined when there is no call, a call gives none, or they differ or are expressions.
+ * Pixie reads it relative to each run of the script, so a re-run must make it absolute to go on where the first
+ * run began.
+ */
+export function inlineStartTime(text: string): string | undefined {
+  let found: string | undefined;
+  let args: StartArg[];
+  try {
+    args = dataFrameStartArgs(text);
+  } catch {
+    return undefined;
+  }
+  for (const a of args) {
+    if ("at" in a) return undefined;
+    const lit = /^(['"])(-[0-9A-Za-z.]+)\1$/.exec(text.slice(a.start, a.end));
+    if (!lit || (found !== undefined && lit[2] !== found)) return undefined;
+    found = lit[2]!;
+  }
+  return found;
 }
 
 /** A piece of the composed script: user text (with its source offset) or text fsm-px wrote. */

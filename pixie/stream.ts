@@ -37,7 +37,13 @@ import {
   type PixieStatus,
   type RowBatch,
 } from "./messages.ts";
-import { type ComposedQueryInput, type ComposedScript, type ComposedTable, composeScript } from "./pxl.ts";
+import {
+  type ComposedQueryInput,
+  type ComposedScript,
+  type ComposedTable,
+  composeScript,
+  inlineStartTime,
+} from "./pxl.ts";
 import type { InputMeter } from "./input_meter.ts";
 import { QuietTimer } from "../util/quiet_timer.ts";
 
@@ -327,6 +333,8 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
   #queries: readonly ComposedQueryInput[];
   /** The running call, which {@link setQueries} cancels to re-run with the new queries. */
   #call: AbortController | undefined;
+  /** The backoff wait between runs, which {@link setQueries} and {@link skipTo} cut short. */
+  #wait: AbortController | undefined;
   /** New queries are waiting for the next run. */
   #requeried = false;
   /** No re-run starts before this `time_` (ns; see {@link skipTo}). */
@@ -379,6 +387,7 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     this.#queries = queries;
     this.#requeried = true;
     this.#call?.abort();
+    this.#wait?.abort();
   }
 
   /**
@@ -393,6 +402,7 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     this.#skipping = true;
     this.#requeried = true;
     this.#call?.abort();
+    this.#wait?.abort();
   }
 
   /** Stops the stream: the running call is cancelled and iteration ends. */
@@ -425,8 +435,12 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
         if (from < this.#floorNs) from = this.#floorNs;
         return { ...q, startTime: from > 0n ? from : 0n };
       }
-      if (typeof q.startTime === "string" && this.#startedAtNs !== undefined) {
-        const rel = relativeToNs(q.startTime);
+      // No row yet: go on from where the first run began. Its start, given here or in the filter's own
+      // px.DataFrame(..., start_time='-30s'), is relative to each run, so a re-run after a long drop would
+      // otherwise never read the rows of the drop's beginning.
+      const start = q.startTime ?? inlineStartTime(q.streamFilter);
+      if (typeof start === "string" && this.#startedAtNs !== undefined) {
+        const rel = relativeToNs(start);
         if (rel !== undefined) return { ...q, startTime: this.#startedAtNs - rel };
       }
       return q;
@@ -530,7 +544,12 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
         delay_ms: delay,
         query_id: this.#queryId,
       });
-      if (delay > 0) await this.#clock.sleep(delay, signal);
+      // New queries or a skip ahead do not wait out the backoff: the re-run would read what they asked for late.
+      if (delay > 0 && !this.#requeried) {
+        const wait = this.#wait = new AbortController();
+        await this.#clock.sleep(delay, AbortSignal.any([signal, wait.signal]));
+        this.#wait = undefined;
+      }
       if (signal.aborted) return;
       for (const name of this.#allNames()) this.#opts.metrics?.restarts?.(name, "rerun");
       rerun = true;

@@ -2,6 +2,7 @@ import { deepStrictEqual, equal, match, ok, throws } from "node:assert/strict";
 import {
   type ComposedQueryInput,
   composeScript,
+  inlineStartTime,
   PROCESS_POD_EXPR,
   PxlComposeError,
   pxlString,
@@ -149,6 +150,24 @@ Deno.test("compile errors map to the user's line and column, per block", () => {
   equal(mp.tap, "source");
   equal(mp.line, undefined);
   match(mp.part!, /projection/);
+});
+
+Deno.test("inlineStartTime: the relative literal every px.DataFrame call gives, else nothing", () => {
+  equal(inlineStartTime(FILTER), "-30s");
+  equal(inlineStartTime('df = px.DataFrame(table="http_events", start_time="-5m")\n'), "-5m");
+  equal(inlineStartTime("df = px.DataFrame('http_events', ['time_'], '-1m')\n"), "-1m", "positional");
+  const two = "a = px.DataFrame(table='http_events', start_time='-30s')\n" +
+    "b = px.DataFrame(table='redis_events', start_time='-30s')\n";
+  equal(inlineStartTime(two), "-30s");
+  equal(
+    inlineStartTime(two.replace("redis_events', start_time='-30s'", "redis_events', start_time='-1m'")),
+    undefined,
+  );
+  equal(inlineStartTime("df = px.DataFrame(table='http_events')\n"), undefined, "none given");
+  equal(inlineStartTime("df = px.DataFrame(table='http_events', start_time=1700000000)\n"), undefined);
+  equal(inlineStartTime("df = px.DataFrame(table='http_events', start_time=px.now() - 5)\n"), undefined);
+  equal(inlineStartTime("# px.DataFrame(table='x', start_time='-1s')\ndf = 1\n"), undefined, "a comment");
+  equal(inlineStartTime("df = px.DataFrame(table='http_events'\n"), undefined, "unbalanced");
 });
 
 Deno.test("columns after an inserted start_time still point into the user's text", () => {

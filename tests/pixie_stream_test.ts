@@ -288,6 +288,75 @@ Deno.test("a re-run before any row starts from the original relative window, mad
   });
 });
 
+Deno.test("a re-run before any row starts where the first run began when the filter gives start_time itself", async () => {
+  // A quiet table (no row yet) and a drop longer than its window: re-running start_time='-30s' as written would
+  // begin 30 s before the re-run and never read the rows of the drop's beginning.
+  await withDirect(async (c) => {
+    if (c.index === 0) return c.fail(GrpcCode.INTERNAL, "broker exploded");
+    await c.meta("t", "voice/source", HTTP_RELATION);
+    await c.batch(httpBatch("t", [], true));
+    c.end();
+  }, async (fake, base, clock) => {
+    const start = clock.nowNs();
+    await collect(
+      new PixieQueryStream({ ...base, queries: [q("voice/source", F1)], backoff: { initialMs: 60_000 } }),
+    );
+    const reqs = fake.executeRequests;
+    ok(reqs[0]!.queryStr.includes("start_time='-30s'"));
+    ok(reqs[1]!.queryStr.includes(`start_time=${start - 30_000_000_000n})`), reqs[1]!.queryStr);
+  });
+});
+
+for (
+  const [what, act] of [
+    ["skipTo", (s: PixieQueryStream) => s.skipTo(T0 + 500n)],
+    ["setQueries", (s: PixieQueryStream) => s.setQueries([q("voice/source", F2)])],
+  ] as const
+) {
+  Deno.test(`${what} during a re-run's backoff re-runs at once instead of waiting it out`, async () => {
+    let sleeping!: () => void;
+    const asleep = new Promise<void>((r) => sleeping = r);
+    await withDirect(async (c) => {
+      if (c.index === 0) return c.fail(GrpcCode.UNAVAILABLE, "down");
+      await c.meta("t", "voice/source", HTTP_RELATION);
+      await c.batch(httpBatch("t", [{ time: T0 + 1_000n, body: "z" }], true));
+      c.end();
+    }, async (fake, base, clock) => {
+      const stream = new PixieQueryStream({
+        ...base,
+        queries: [q("voice/source")],
+        random: () => 0.999,
+        // A backoff that only an abort ends: waiting it out would hang the test.
+        clock: {
+          ...clock,
+          sleep: (ms, signal) =>
+            new Promise<void>((resolve) => {
+              clock.sleeps.push(ms);
+              sleeping();
+              if (signal?.aborted) return resolve();
+              signal?.addEventListener("abort", () => resolve(), { once: true });
+            }),
+        },
+      });
+      const rowsP = collect(stream);
+      await asleep;
+      act(stream);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const rows = await Promise.race([
+        rowsP,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error("the re-run waited out its backoff")), 10_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      deepStrictEqual(rows.map((r) => text(r.columns.req_body)), ["z"]);
+      equal(fake.executeRequests.length, 2);
+      equal(clock.sleeps.length, 1);
+      if (what === "skipTo") ok(fake.executeRequests[1]!.queryStr.includes(`start_time=${T0 + 500n})`));
+      else ok(fake.executeRequests[1]!.queryStr.includes("/tts"));
+    });
+  });
+}
+
 Deno.test("backoff grows exponentially with jitter under a floor and cap; never a tight loop", async () => {
   const windowDelays = [0, 1, 2, 3, 4, 5, 6].map((a) =>
     backoffDelay(a, { initialMs: 100, maxMs: 1000, minMs: 50, stableMs: 1e9 }, () => 0.999)
