@@ -18,6 +18,7 @@ import type { Config } from "../config/schema.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
 import { sensorMetrics } from "./sensor_metrics.ts";
 import { startHttpServer } from "../http/server.ts";
+import { pixieReadiness } from "./readiness.ts";
 import { replayStream, RowLeases } from "../pixie/replay.ts";
 import type { Row } from "../pixie/row.ts";
 import type { PixieHealth } from "../pixie/health.ts";
@@ -105,6 +106,7 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
       throw e;
     });
     const health = new PixieHealth({ client, clusterId, onChange: (ok) => metrics.pixieHealthy(ok) });
+    metrics.pixieStreamOpened();
     health.start();
     pixie = { client, health, pods };
     sources.push(
@@ -115,6 +117,7 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
         podScope: pods?.scope,
         encryption: config.pixie.encryption && client.cloud,
         metrics: {
+          responded: () => metrics.pixieResponded(),
           restarts: (q, kind) => metrics.queryRestarted(q, kind),
           lag: (q, s) => metrics.streamLag(q, s),
           errors: (_q, kind) => metrics.pixieSkipped(kind),
@@ -156,6 +159,7 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
   // Peers' clocks ahead of ours widen the search before a signature's instant (see SensorNode.noteClockOffsets).
   skew?.addListener((offsets) => node.noteClockOffsets(offsets.values()));
   let replaying = capturePath !== undefined;
+  const startedMs = Date.now();
   const http = startHttpServer({
     listen: config.metrics.listen,
     metrics,
@@ -165,7 +169,10 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     }),
     readyz: () =>
       pixie
-        ? { ok: pixie.health.healthy, detail: pixie.health.healthy ? "pixie healthy" : "pixie not healthy" }
+        ? pixieReadiness(
+          { healthy: pixie.health.healthy, lastResponseMs: metrics.pixieLastResponseMs, startedMs },
+          Date.now(),
+        )
         : packets
         ? { ok: !node.system.stopping.aborted, detail: "capturing packets" }
         : { ok: true, detail: replaying ? "replaying capture" : "capture replayed" },

@@ -88,7 +88,11 @@ export class FsmMetrics {
   readonly #restarts: client.Counter<"actor">;
   readonly #poison: client.Counter<"actor">;
   readonly #queryRestarts: client.Counter<"query" | "kind">;
-  readonly #lag: client.Gauge<"query">;
+  /** Per query: the stream lag last reported and when (ms); the gauge adds the time since, on scrape. */
+  readonly #lagAt = new Map<string, { seconds: number; atMs: number }>();
+  /** When the Pixie query stream last answered (ms since the epoch; 0: never). */
+  #pixieResponseMs = 0;
+  #pixieResponseGauge: client.Gauge | undefined;
   readonly #pixieHealthy: client.Gauge;
   readonly #outboxDepth: client.Gauge;
   readonly #outboxOverflow: client.Counter;
@@ -245,12 +249,20 @@ export class FsmMetrics {
       labelNames: ["query", "kind"],
       registers,
     });
-    this.#lag = new client.Gauge({
+    // Worked out on scrape: a stream that stopped answering must not freeze its lag at the last value it had.
+    const lagAt = this.#lagAt;
+    const clock = this.#now;
+    new client.Gauge({
       name: "fsmpx_pixie_stream_lag_seconds",
       help: "Now minus the newest time_ received, per query.",
       labelNames: ["query"],
       registers,
+      collect() {
+        const now = clock();
+        for (const [query, l] of lagAt) this.set({ query }, l.seconds + Math.max(0, now - l.atMs) / 1000);
+      },
     });
+
     this.#pixieHealthy = new client.Gauge({
       name: "fsmpx_pixie_healthy",
       help: "1 when Pixie's HealthCheck reports OK.",
@@ -521,8 +533,41 @@ export class FsmMetrics {
   }
 
   /** Now minus the newest time_ of a query, seconds. */
-  streamLag(query: string, seconds: number): void {
-    this.#lag.set({ query }, seconds);
+  streamLag(query: string, seconds: number, nowMs = this.#now()): void {
+    const l = this.#lagAt.get(query);
+    if (l) {
+      l.seconds = seconds;
+      l.atMs = nowMs;
+    } else this.#lagAt.set(query, { seconds, atMs: nowMs });
+  }
+
+  /**
+   * This sensor reads a Pixie query stream: from now on `fsmpx_pixie_last_response_timestamp_seconds` is served,
+   * 0 until the stream first answers (a sensor without Pixie has no such series, so no alert on it).
+   */
+  pixieStreamOpened(): void {
+    if (this.#pixieResponseGauge) return;
+    const responded = () => this.#pixieResponseMs;
+    this.#pixieResponseGauge = new client.Gauge({
+      name: "fsmpx_pixie_last_response_timestamp_seconds",
+      help:
+        "When the Pixie query stream last answered (rows or a keep-alive, which Vizier sends every 2 s); " +
+        "0 before its first answer.",
+      registers: [this.registry],
+      collect() {
+        this.set(responded() / 1000);
+      },
+    });
+  }
+
+  /** The Pixie query stream answered (rows, metadata or a keep-alive). */
+  pixieResponded(nowMs = this.#now()): void {
+    this.#pixieResponseMs = nowMs;
+  }
+
+  /** When the Pixie query stream last answered, ms since the epoch (undefined: never). */
+  get pixieLastResponseMs(): number | undefined {
+    return this.#pixieResponseMs > 0 ? this.#pixieResponseMs : undefined;
   }
 
   /** Pixie health. */

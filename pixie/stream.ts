@@ -65,6 +65,8 @@ export interface PixieStreamMetrics {
   restarts?(query: string, kind: "resume" | "rerun"): void;
   /** Rows a re-run delivered again and were dropped as duplicates. */
   duplicates?(query: string, n: number): void;
+  /** A response arrived (rows, metadata or a keep-alive): the stream is alive. */
+  responded?(): void;
   /** Wall-clock now minus the newest `time_` seen, in seconds; reported on every batch, keep-alives included. */
   lag?(query: string, seconds: number): void;
   /** Payload cells Pixie cut short (they end with `... [TRUNCATED]`). */
@@ -495,8 +497,10 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
       });
       try {
         const meter = this.#opts.inputMeter;
+        const metrics = this.#opts.metrics;
         for await (const resp of this.#opts.client.execute(req, call.signal)) {
           meter?.working();
+          metrics?.responded?.();
           idle.hold(true);
           const rows = await this.#handle(resp, composed);
           if (rows.length) yield rows;

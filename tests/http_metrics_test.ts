@@ -116,6 +116,27 @@ Deno.test("a peer's clock offset series goes when the peer is forgotten (node ch
   assert(text.includes('node_clock_offset_seconds{peer="node-new"} -0.02'), text);
 });
 
+Deno.test("Pixie stream lag keeps growing on scrape while nothing arrives; the last answer is a timestamp", async () => {
+  let now = 1_800_000_000_000;
+  const m = new FsmMetrics({ now: () => now });
+  let text = await m.text();
+  assert(!/^fsmpx_pixie_last_response_timestamp_seconds /m.test(text), "no Pixie stream: no series");
+  m.pixieStreamOpened();
+  text = await m.text();
+  assert(/^fsmpx_pixie_last_response_timestamp_seconds 0$/m.test(text), "no answer yet: 0");
+  m.streamLag("m/source", 0.5);
+  m.pixieResponded();
+  now += 90_000; // the stream went silent: no batch, no keep-alive
+  text = await m.text();
+  assert(text.includes('fsmpx_pixie_stream_lag_seconds{query="m/source"} 90.5'), text);
+  assert(text.includes("fsmpx_pixie_last_response_timestamp_seconds 1800000000"), text);
+  m.streamLag("m/source", 0.25);
+  m.pixieResponded();
+  text = await m.text();
+  assert(text.includes('fsmpx_pixie_stream_lag_seconds{query="m/source"} 0.25'), text);
+  assert(text.includes("fsmpx_pixie_last_response_timestamp_seconds 1800000090"), text);
+});
+
 Deno.test("/healthz and /readyz report 200 or 503 with a reason", async () => {
   await withServer(new FsmMetrics(), async (base) => {
     const h = await fetch(`${base}/healthz`);

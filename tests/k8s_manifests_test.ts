@@ -382,6 +382,7 @@ Deno.test("k8s: probes, Service and PodMonitor use the port and paths the sensor
 
   // Ask the sensor's real HTTP server for every path the manifests use.
   const metrics = new FsmMetrics({ version: "test" });
+  metrics.pixieStreamOpened(); // as a sensor reading Pixie serves it
   const server = startHttpServer({
     listen: "127.0.0.1:0",
     metrics,

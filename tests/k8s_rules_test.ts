@@ -196,6 +196,27 @@ function unitTests(): unknown[] {
       ],
     },
     {
+      name: "a Pixie query stream silent for minutes warns; one answering or keeping alive does not",
+      interval: "1m",
+      input_series: [
+        // n1 answers until minute 3, then nothing (not even keep-alives); n2 keeps answering; n3 never answered.
+        {
+          series: 'fsmpx_pixie_last_response_timestamp_seconds{job="fsm-px",node="n1"}',
+          values: "0+60x3 180+0x12",
+        },
+        { series: 'fsmpx_pixie_last_response_timestamp_seconds{job="fsm-px",node="n2"}', values: "0+60x15" },
+        { series: 'fsmpx_pixie_last_response_timestamp_seconds{job="fsm-px",node="n3"}', values: "0+0x15" },
+      ],
+      alert_rule_test: [
+        expect("5m", "FsmPxPixieStreamSilent", []),
+        expect("9m", "FsmPxPixieStreamSilent", [{ severity: "warning", job: "fsm-px", node: "n3" }]),
+        expect("12m", "FsmPxPixieStreamSilent", [
+          { severity: "warning", job: "fsm-px", node: "n1" },
+          { severity: "warning", job: "fsm-px", node: "n3" },
+        ]),
+      ],
+    },
+    {
       name: "outbox overflow fires at once and clears; a long backlog warns",
       interval: "1m",
       input_series: [

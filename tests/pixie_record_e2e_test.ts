@@ -155,6 +155,8 @@ Deno.test("standalone PEM: record writes every row once across drops; run turns 
     }).spawn();
     let got: Record<string, number> = {};
     let ready = false;
+    let text = "";
+    const started = Date.now();
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 500));
@@ -162,7 +164,8 @@ Deno.test("standalone PEM: record writes every row once across drops; run turns 
         const r = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
         ready ||= r.status === 200;
         await r.body?.cancel();
-        got = matchedCounts(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text());
+        text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        got = matchedCounts(text);
         if (Object.keys(expected).every((k) => (got[k] ?? 0) >= expected[k]!)) break;
       } catch {
         // not listening yet
@@ -174,6 +177,9 @@ Deno.test("standalone PEM: record writes every row once across drops; run turns 
     equal(status.code, 0, runErr);
     ok(ready, "readyz turned 200 once the standalone PEM answered its HealthCheck");
     deepEqual(got, expected);
+    // The query stream's answers (rows and keep-alives) are timed for the silent-stream alert and /readyz.
+    const answered = Number(/^fsmpx_pixie_last_response_timestamp_seconds (\S+)$/m.exec(text)?.[1]) * 1000;
+    ok(answered >= started && answered <= Date.now(), `last response ${answered}, started ${started}`);
   } finally {
     await fake.stop();
     await Deno.remove(dir, { recursive: true });

@@ -50,6 +50,8 @@ class Recorder implements PixieStreamMetrics {
   lags = new Map<string, number>();
   truncatedSeen = new Map<string, number>();
   errorsSeen: string[] = [];
+  responses = 0;
+  responded = () => void this.responses++;
   rowsRead = (query: string, n: number) => void this.rows.set(query, (this.rows.get(query) ?? 0) + n);
   restarts = (query: string, kind: "resume" | "rerun") => void this.restartsSeen.push(`${query}:${kind}`);
   lag = (query: string, s: number) => void this.lags.set(query, s);
@@ -123,6 +125,8 @@ Deno.test("several tables in any order, keep-alives, invalid UTF-8, shared filte
     ok(rows.every((r) => r.node === "node-1"));
     equal(metrics.rows.get("voice/asr"), 3);
     equal(metrics.restartsSeen.length, 0);
+    // Every response counts as the stream answering: 2 metadata, 3 keep-alives, 4 batches, the stats.
+    equal(metrics.responses, 10);
     equal(fake.executeRequests.length, 1, "ended by eos: no restart");
     const req = fake.executeRequests[0]!;
     equal(req.encryption, undefined, "direct mode: no encryption by default");

@@ -988,6 +988,7 @@ export const EXPOSED_METRICS: ReadonlyMap<string, string> = new Map([
   ["fsmpx_pixie_query_restarts_total", "counter"],
   ["fsmpx_pixie_stream_lag_seconds", "gauge"],
   ["fsmpx_pixie_healthy", "gauge"],
+  ["fsmpx_pixie_last_response_timestamp_seconds", "gauge"],
   ["fsmpx_bus_outbox_depth", "gauge"],
   ["fsmpx_bus_outbox_overflow_total", "counter"],
   ["fsmpx_bus_published_total", "counter"],
