@@ -163,6 +163,61 @@ Deno.test("registry: resync sends every active signature again (what a restarted
   await r.system.shutdown({ deadlineMs: 1000 });
 });
 
+Deno.test("registry: a restarted registry's resync and the ticks it takes meanwhile reach the Matcher in order", async () => {
+  // The resync after a crash runs beside the messages the new incarnation takes (onStart does not wait for it, so
+  // that a Matcher with a full mailbox cannot hold up the registry's start). A tick that expires the signatures
+  // meanwhile must not overtake it: a deactivation before the resync's activation of the same signature would
+  // leave the Matcher searching for it for good. Their sends wait for room in the Matcher's mailbox first come,
+  // first served, and both walk the set in the same order, so the resync stays ahead.
+  const config = await e2eConfig((d) => {
+    (d["measurements"] as Record<string, unknown>[])[0]!["ttl_seconds"] = 10;
+  });
+  const clock = new VirtualClock();
+  const system = new ActorSystem({ clock });
+  const toMatcher: MatcherMsg[] = [];
+  let release = () => {};
+  let gate: Promise<void> = Promise.resolve();
+  const matcher = system.spawn<MatcherMsg>("matcher", () => ({
+    async receive(msg) {
+      toMatcher.push(msg);
+      await gate;
+    },
+  }), { capacity: 1, overflow: "backpressure" });
+  const exporter = system.spawn("exporter", recorder<ExporterMsg>([]), OPTS);
+  const registry = system.spawn(
+    "signature_registry",
+    signatureRegistry({ config, matcher, exporter, counters: new CountingCounters() }),
+    OPTS,
+  );
+  const ids = ["a", "b", "c", "d", "e", "f"];
+  await registry.tell({ kind: "tick", nowNs: T0 });
+  for (const id of ids) await registry.tell({ kind: "signature", sig: fakeSignature(id, T0 + sec(1)) });
+  await settleAll(clock, system);
+  gate = new Promise<void>((r) => release = r);
+  // A message that crashes it: the supervisor restarts it, and the new incarnation resyncs the Matcher.
+  await registry.tell({ kind: "signature", sig: null } as unknown as RegistryMsg);
+  await clock.advance(5_000); // the restart's backoff
+  await settleAll(clock, system);
+  equal(system.stats().find((a) => a.name === "signature_registry")!.restarts, 1);
+  await registry.tell({ kind: "tick", nowNs: T0 + sec(20) });
+  for (let i = 0; i < 20; i++) await settleAll(clock, system);
+  release();
+  for (let i = 0; i < 50; i++) await settleAll(clock, system);
+  const active = new Set<string>();
+  for (const m of toMatcher) {
+    if (m.kind === "activate") active.add(m.sig.id);
+    if (m.kind === "deactivate") active.delete(m.id);
+  }
+  deepEqual(
+    [...active],
+    [],
+    toMatcher.map((m) =>
+      m.kind === "activate" ? `+${m.sig.id}` : m.kind === "deactivate" ? `-${m.id}` : m.kind
+    ).join(" "),
+  );
+  await system.shutdown({ deadlineMs: 1000 });
+});
+
 Deno.test("registry: a slow exporter holds back the registry, one count waiting at most, not a pile of them", async () => {
   // The registry awaits each tell to the exporter (its `active` count) before taking its next message, like the
   // other actors: with the exporter stuck, at most one of its sends waits for room; the rest wait in the
