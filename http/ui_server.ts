@@ -130,8 +130,16 @@ export function startUiServer(opts: UiServerOptions): UiServer {
   };
 }
 
-/** Server-sent events: `update` with the record counts, at most once per `intervalMs`, when records changed. */
-function events(
+/** Chunks of an event stream queued for a page before further updates wait for it to read. */
+const EVENTS_QUEUED = 4;
+
+/**
+ * Server-sent events: `update` with the record counts, at most once per `intervalMs`, when records changed. An
+ * update is the whole current state, so one the page has not taken yet is not followed by another: the next waits
+ * (retried every `intervalMs`) until it is, and a page that stops reading (a laptop asleep with its connection
+ * open) holds one update, not one a second for as long as its connection lives.
+ */
+export function events(
   store: RecordStore,
   intervalMs: number,
   closers: Set<() => void>,
@@ -146,6 +154,10 @@ function events(
       const send = () => {
         timer = undefined;
         if (store.version === sent) return;
+        if ((ctrl.desiredSize ?? 1) <= 0) {
+          timer = setTimeout(send, intervalMs);
+          return;
+        }
         sent = store.version;
         try {
           ctrl.enqueue(
@@ -177,7 +189,7 @@ function events(
     cancel() {
       close?.();
     },
-  });
+  }, { highWaterMark: EVENTS_QUEUED });
   return new Response(body, {
     headers: { "content-type": "text/event-stream", "cache-control": "no-store", ...SECURITY_HEADERS },
   });

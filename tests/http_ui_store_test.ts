@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { RecordStore } from "../http/ui/store.ts";
-import { loadRecordFiles, startUiServer } from "../http/ui_server.ts";
+import { events, loadRecordFiles, startUiServer } from "../http/ui_server.ts";
 import type { MatchRecord, SignatureRecord } from "../report/records.ts";
 
 const T0 = 1_763_910_000_000_000_000n;
@@ -129,4 +129,25 @@ Deno.test("UI server: record files (bad lines skipped), JSON API, live update ev
     await ui.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("UI events: a page that stops reading holds a few updates, not one per interval for ever", async () => {
+  const store = new RecordStore(PATHS, { m: ["relay", "asr"] });
+  const closers = new Set<() => void>();
+  const res = events(store, 2, closers);
+  const recs = records(40);
+  // Records keep coming for ~120 intervals while nobody reads the stream.
+  for (const r of recs) {
+    store.add(r);
+    await new Promise((r) => setTimeout(r, 3));
+  }
+  await new Promise((r) => setTimeout(r, 20));
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  // Read what was queued, then the update the page is owed now that it reads again.
+  while (!text.includes(`"matches":${2 * recs.length / 3}`)) text += (await reader.read()).value ?? "";
+  const updates = text.split("event: update").length - 1;
+  ok(updates <= 6, `${updates} updates queued for a page that did not read`);
+  await reader.cancel();
+  equal(closers.size, 0, "a cancelled stream is forgotten");
 });
