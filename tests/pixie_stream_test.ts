@@ -277,39 +277,29 @@ for (
   });
 }
 
-Deno.test("a re-run before any row starts from the original relative window, made absolute", async () => {
-  await withDirect(async (c) => {
-    if (c.index === 0) return c.fail(GrpcCode.INTERNAL, "broker exploded");
-    await c.meta("t", "voice/source", HTTP_RELATION);
-    await c.batch(httpBatch("t", [], true));
-    c.end();
-  }, async (fake, base, clock) => {
-    const start = clock.nowNs();
-    await collect(new PixieQueryStream({ ...base, queries: [q("voice/source", F1, { startTime: "-30s" })] }));
-    const reqs = fake.executeRequests;
-    ok(reqs[0]!.queryStr.includes("start_time='-30s'"));
-    ok(reqs[1]!.queryStr.includes(`start_time=${start - 30_000_000_000n})`));
+// A quiet table (no row yet) and a drop longer than its window: re-running start_time='-30s' as written would
+// begin 30 s before the re-run and never read the rows of the drop's beginning.
+for (
+  const [what, query] of [
+    ["the query's start time", q("voice/source", F1, { startTime: "-30s" })],
+    ["the filter's own px.DataFrame(..., start_time='-30s')", q("voice/source", F1)],
+  ] as const
+) {
+  Deno.test(`a re-run before any row starts where the first run began (${what}), made absolute`, async () => {
+    await withDirect(async (c) => {
+      if (c.index === 0) return c.fail(GrpcCode.INTERNAL, "broker exploded");
+      await c.meta("t", "voice/source", HTTP_RELATION);
+      await c.batch(httpBatch("t", [], true));
+      c.end();
+    }, async (fake, base, clock) => {
+      const start = clock.nowNs();
+      await collect(new PixieQueryStream({ ...base, queries: [query], backoff: { initialMs: 60_000 } }));
+      const reqs = fake.executeRequests;
+      ok(reqs[0]!.queryStr.includes("start_time='-30s'"));
+      ok(reqs[1]!.queryStr.includes(`start_time=${start - 30_000_000_000n})`), reqs[1]!.queryStr);
+    });
   });
-});
-
-Deno.test("a re-run before any row starts where the first run began when the filter gives start_time itself", async () => {
-  // A quiet table (no row yet) and a drop longer than its window: re-running start_time='-30s' as written would
-  // begin 30 s before the re-run and never read the rows of the drop's beginning.
-  await withDirect(async (c) => {
-    if (c.index === 0) return c.fail(GrpcCode.INTERNAL, "broker exploded");
-    await c.meta("t", "voice/source", HTTP_RELATION);
-    await c.batch(httpBatch("t", [], true));
-    c.end();
-  }, async (fake, base, clock) => {
-    const start = clock.nowNs();
-    await collect(
-      new PixieQueryStream({ ...base, queries: [q("voice/source", F1)], backoff: { initialMs: 60_000 } }),
-    );
-    const reqs = fake.executeRequests;
-    ok(reqs[0]!.queryStr.includes("start_time='-30s'"));
-    ok(reqs[1]!.queryStr.includes(`start_time=${start - 30_000_000_000n})`), reqs[1]!.queryStr);
-  });
-});
+}
 
 for (
   const [what, act] of [
