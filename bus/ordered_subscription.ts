@@ -2,7 +2,8 @@
  * A live, self-healing read of one filter subject: an ordered (ephemeral, unacknowledged, in-order) consumer
  * from a start time, kept alive across server restarts. When the consumer is lost (a restart drops ephemeral
  * consumers) or its iterator ends, this loop makes a new one from the sequence after the last message handled,
- * so nothing is skipped or repeated; the client's own re-creation is not used (see `#watch`).
+ * so nothing is skipped or repeated; the client's own re-creation is not used (see `#watch`). A stream deleted and
+ * created again (sequences start over at 1) is read from its first message.
  * @module
  */
 import {
@@ -47,6 +48,10 @@ export class OrderedSubscription {
   #stopped = false;
   #messages: ConsumerMessages | null = null;
   #lastSeq = 0;
+  /** When the stream read was created (server time, as it reports it): another value means a new stream. */
+  #streamCreated: string | null = null;
+  /** The stream was re-created before a message of it was handled: read it from its first message. */
+  #fromStreamStart = false;
   #createdAtMs: number | null = null;
   #loop: Promise<void> = Promise.resolve();
   #wake: (() => void) | null = null;
@@ -83,6 +88,7 @@ export class OrderedSubscription {
   #consumerOptions(): Partial<OrderedConsumerOptions> {
     const o: Partial<OrderedConsumerOptions> = { filter_subjects: this.#opts.filter };
     if (this.#lastSeq > 0) o.opt_start_seq = this.#lastSeq + 1;
+    else if (this.#fromStreamStart) o.deliver_policy = DeliverPolicy.All;
     else if (this.#opts.startTimeMs !== undefined) {
       o.opt_start_time = new Date(this.#opts.startTimeMs).toISOString();
     } else if (this.#createdAtMs !== null) {
@@ -101,6 +107,7 @@ export class OrderedSubscription {
     let first = true;
     while (!this.#stopped) {
       try {
+        await this.#checkStream();
         const consumer = await this.#opts.js.consumers.get(this.#opts.stream, this.#consumerOptions());
         const messages = await consumer.consume({
           max_messages: this.#opts.batch ?? 256,
@@ -141,6 +148,26 @@ export class OrderedSubscription {
     }
   }
 
+  /**
+   * Notes when the stream was created. A stream deleted and created again while this subscription lives numbers
+   * its messages from 1 again: resuming after the last sequence handled would skip as many of its messages as
+   * the old stream had (silently: nothing is received until the new stream grows past that sequence). Every
+   * message of the new stream is newer than the deletion, so it is read from its first one.
+   */
+  async #checkStream(): Promise<void> {
+    const { created } = await (await this.#opts.js.streams.get(this.#opts.stream)).info(true);
+    if (this.#streamCreated !== null && created !== this.#streamCreated && this.#lastSeq > 0) {
+      log.warn("the stream was deleted and created again; reading the new one from its first message", {
+        stream: this.#opts.stream,
+        filter: this.#opts.filter,
+        last_seq_of_old: this.#lastSeq,
+      });
+      this.#lastSeq = 0;
+      this.#fromStreamStart = true;
+    }
+    this.#streamCreated = created;
+  }
+
   async #watch(messages: ConsumerMessages): Promise<void> {
     try {
       for await (const s of messages.status()) {
@@ -156,6 +183,15 @@ export class OrderedSubscription {
           log.info("consumer lost (server restart?); re-creating it", {
             filter: this.#opts.filter,
             from_seq: this.#lastSeq + 1,
+          });
+          messages.stop();
+          return;
+        } else if (s.type === "stream_not_found") {
+          // The stream was deleted: the client would look for it again only every 30 s. The loop looks sooner
+          // (with its backoff) and, once a new stream exists, reads that from its start (see #checkStream).
+          log.warn("the stream is gone; waiting for it to be created again", {
+            stream: this.#opts.stream,
+            filter: this.#opts.filter,
           });
           messages.stop();
           return;

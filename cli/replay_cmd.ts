@@ -63,6 +63,8 @@ export async function replayCommand(args: ParsedArgs): Promise<number> {
       startMs,
       untilMs,
       measurement,
+      // A read the server stalls for good is an error: printing part of the range as if it were all is worse.
+      stallError: true,
     })
   ) {
     ordered.push(rec);
