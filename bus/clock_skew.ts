@@ -71,6 +71,13 @@ export interface ClockSkewOptions {
 
 const REPLY_BYTES = 16;
 
+/**
+ * Longest clock subject probed (a peer name is at most a third of it once %-encoded). A request's subject must
+ * fit the server's protocol line (4 KiB by default): past it the server closes the connection, which the node's
+ * bus shares. Kubernetes node names are at most 253 bytes; anything longer in a hello is garbage.
+ */
+const MAX_CLOCK_SUBJECT = 1024;
+
 /** Estimates this node's clock offset against its peers and answers their requests. */
 export class ClockSkewEstimator {
   readonly #o: Required<Omit<ClockSkewOptions, "onOffset" | "onForget" | "onNodeOffset">> & ClockSkewOptions;
@@ -81,6 +88,7 @@ export class ClockSkewEstimator {
   #round: Promise<void> = Promise.resolve();
   #stopped = false;
   readonly #listeners: ((offsets: Map<string, number>) => void)[] = [];
+  #badNames = 0;
 
   constructor(opts: ClockSkewOptions) {
     this.#o = {
@@ -139,6 +147,16 @@ export class ClockSkewEstimator {
   addPeer(node: string): void {
     if (node === "" || node === this.#o.node || this.#peers.has(node)) return;
     if (this.#peers.size >= this.#o.maxPeers) return;
+    if (node.length > MAX_CLOCK_SUBJECT || clockSubject(node).length > MAX_CLOCK_SUBJECT) {
+      this.#badNames++;
+      if (this.#badNames === 1 || this.#badNames % 1000 === 0) {
+        log.warn("peer name too long for a clock subject; not probed", {
+          bytes: new TextEncoder().encode(node).length,
+          count: this.#badNames,
+        });
+      }
+      return;
+    }
     this.#peers.add(node);
   }
 
