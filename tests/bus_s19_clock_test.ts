@@ -3,7 +3,7 @@
  * garbled or hostile one must not reach the connection the node's bus shares.
  * @module
  */
-import { deepEqual, equal } from "node:assert/strict";
+import { deepEqual, equal, ok } from "node:assert/strict";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ClockSkewEstimator } from "../bus/clock_skew.ts";
 import { connectNats } from "../bus/connection.ts";
@@ -42,6 +42,50 @@ natsTest(
       deepEqual(a.peers(), ["node-b"]);
       equal(a.offsets().size, 1);
       deepEqual(drops, []);
+    } finally {
+      for (const e of estimators) await e.stop();
+      for (const c of conns) await c.close();
+      await srv.stop();
+    }
+  },
+);
+
+natsTest(
+  "clock skew: a round while the node's own connection is down keeps its peers and their offsets",
+  async () => {
+    const srv = await NatsServer.start();
+    const conns: NatsConnection[] = [];
+    const estimators: ClockSkewEstimator[] = [];
+    try {
+      const ncA = await connectNats({ url: srv.url }), ncB = await connectNats({ url: srv.url });
+      conns.push(ncA, ncB);
+      const heard: number[][] = [];
+      const forgotten: string[] = [];
+      const a = new ClockSkewEstimator({
+        nc: ncA,
+        node: "node-a",
+        samples: 2,
+        timeoutMs: 200,
+        onForget: (p) => void forgotten.push(p),
+      });
+      a.addListener((offsets) => void heard.push([...offsets.values()]));
+      const b = new ClockSkewEstimator({ nc: ncB, node: "node-b", now: () => Date.now() + 300 });
+      estimators.push(a, b);
+      await a.start(false);
+      await b.start(false);
+      await waitFor(() => a.peers().includes("node-b"), 5000, "the peer's hello");
+      await a.round();
+      ok(Math.abs(a.offsets().get("node-b")! - 0.3) < 0.01, `offset ${a.offsets().get("node-b")}`);
+      // The server goes away for a round: node-a cannot tell anything about node-b, which has not left. It forgot
+      // every peer and told its listener there were none (the matcher's search then lost its widening for the
+      // 300 ms node-b is ahead) until the peers' next hellos and the round after them, a minute later.
+      await srv.stopProcess();
+      await a.round();
+      await srv.startProcess();
+      deepEqual(a.peers(), ["node-b"]);
+      deepEqual(forgotten, []);
+      equal(heard.length, 2);
+      ok(heard[1]!.length === 1 && Math.abs(heard[1]![0]! - 0.3) < 0.01, `listener heard ${heard[1]}`);
     } finally {
       for (const e of estimators) await e.stop();
       for (const c of conns) await c.close();
