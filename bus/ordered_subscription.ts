@@ -53,6 +53,8 @@ export class OrderedSubscription {
   /** The stream was re-created before a message of it was handled: read it from its first message. */
   #fromStreamStart = false;
   #createdAtMs: number | null = null;
+  /** A message is in the handler. */
+  #handling = false;
   #loop: Promise<void> = Promise.resolve();
   #wake: (() => void) | null = null;
   #ready: Promise<void>;
@@ -123,12 +125,20 @@ export class OrderedSubscription {
         void this.#watch(messages);
         for await (const m of messages) {
           this.#lastSeq = m.seq;
-          await this.#opts.onMessage(m);
+          this.#handling = true;
+          try {
+            await this.#opts.onMessage(m);
+          } finally {
+            this.#handling = false;
+          }
           backoff.reset();
           if (this.#stopped) break;
         }
         await messages.close().catch(() => {});
+        // Ended by this loop (a stalled handler, a reset): nothing reads this consumer any more. Not awaited (a
+        // server that is down would hold the loop for the request's timeout); it expires on its own anyway.
         if (!this.#stopped) {
+          void consumer.delete().catch(() => {});
           log.debug("consumer iterator ended; re-creating it", { filter: this.#opts.filter });
         }
       } catch (e) {
@@ -172,6 +182,19 @@ export class OrderedSubscription {
     try {
       for await (const s of messages.status()) {
         if (s.type === "heartbeats_missed") {
+          if (this.#handling || messages.getPending() > 0) {
+            // Not the server's silence: the batch asked for has come and waits behind a slow handler, so no
+            // pull is open for the server to beat on. The client's answer is one more batch, queued behind
+            // the handler, every two seconds of it; they all go out when it moves on, and as many batches
+            // come back at once to be held in memory (up to 256 messages per two seconds stalled). End this
+            // iterator instead: what it holds is handled, then the loop reads on after the last one.
+            log.debug("consumer heartbeats missed behind a slow handler; re-creating it after it", {
+              filter: this.#opts.filter,
+              from_seq: this.#lastSeq + 1,
+            });
+            messages.stop();
+            return;
+          }
           log.debug("consumer heartbeats missed", { filter: this.#opts.filter });
         } else if (s.type === "reset") {
           // The v3.4 client re-creates a lost ordered consumer from its original config plus a start sequence.
