@@ -121,8 +121,10 @@ export class ClockSkewEstimator {
         if (!err) this.addPeer(new TextDecoder().decode(msg.data));
       },
     }));
-    // Our subscriptions must be known to the server before anyone is told we exist.
-    await nc.flush();
+    // Our subscriptions must be known to the server before anyone is told we exist. A connection down now fails
+    // the flush: the client subscribes again on reconnecting and every round says hello, so start anyway (`run`
+    // does not await this: a rejection would end the process, and no round would ever be scheduled).
+    await nc.flush().catch(() => {});
     this.#hello();
     if (rounds) this.#schedule(Math.min(this.#o.intervalMs, 2000));
   }

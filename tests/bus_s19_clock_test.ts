@@ -93,3 +93,40 @@ natsTest(
     }
   },
 );
+
+natsTest(
+  "clock skew: started while the connection is down, the estimator does not fail and measures once it is back",
+  async () => {
+    const srv = await NatsServer.start();
+    const conns: NatsConnection[] = [];
+    const estimators: ClockSkewEstimator[] = [];
+    try {
+      const ncA = await connectNats({ url: srv.url }), ncB = await connectNats({ url: srv.url });
+      conns.push(ncA, ncB);
+      const b = new ClockSkewEstimator({ nc: ncB, node: "node-b", now: () => Date.now() + 300 });
+      estimators.push(b);
+      await b.start(false);
+      // `run` starts the estimator without awaiting it, right after the bus connected: a connection lost in
+      // between rejected start() (its flush), an unhandled rejection that ended the process, and the
+      // estimator had not scheduled a single round.
+      await srv.stopProcess();
+      const a = new ClockSkewEstimator({
+        nc: ncA,
+        node: "node-a",
+        intervalMs: 200,
+        samples: 2,
+        timeoutMs: 300,
+      });
+      estimators.push(a);
+      await a.start();
+      await srv.startProcess();
+      a.addPeer("node-b");
+      await waitFor(() => a.offsets().has("node-b"), 10_000, "an estimate once the server is back");
+      ok(Math.abs(a.offsets().get("node-b")! - 0.3) < 0.01, `offset ${a.offsets().get("node-b")}`);
+    } finally {
+      for (const e of estimators) await e.stop();
+      for (const c of conns) await c.close();
+      await srv.stop();
+    }
+  },
+);
