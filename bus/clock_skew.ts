@@ -7,7 +7,7 @@
  * least disturbed). Core NATS request/reply: nothing is stored.
  * @module
  */
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { errors, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { CLOCK_HELLO_SUBJECT, clockSubject } from "./subjects.ts";
 import { logger } from "../util/log.ts";
 
@@ -63,13 +63,20 @@ export interface ClockSkewOptions {
   maxPeers?: number;
   /** Each new estimate against one peer (seconds, peer minus us). */
   onOffset?: (peer: string, offsetSeconds: number, rttMs: number) => void;
-  /** A peer was forgotten (it stopped answering): its estimate is gone (e.g. its gauge series). */
+  /** A peer was forgotten (it left: nothing listens on its subject any more): its estimate is gone (e.g. its gauge). */
   onForget?: (peer: string) => void;
   /** After each round: this node's clock minus the median of its peers' (seconds); the exported gauge. */
   onNodeOffset?: (offsetSeconds: number) => void;
 }
 
 const REPLY_BYTES = 16;
+
+/**
+ * Longest clock subject probed (a peer name is at most a third of it once %-encoded). A request's subject must
+ * fit the server's protocol line (4 KiB by default): past it the server closes the connection, which the node's
+ * bus shares. Kubernetes node names are at most 253 bytes; anything longer in a hello is garbage.
+ */
+const MAX_CLOCK_SUBJECT = 1024;
 
 /** Estimates this node's clock offset against its peers and answers their requests. */
 export class ClockSkewEstimator {
@@ -81,6 +88,7 @@ export class ClockSkewEstimator {
   #round: Promise<void> = Promise.resolve();
   #stopped = false;
   readonly #listeners: ((offsets: Map<string, number>) => void)[] = [];
+  #badNames = 0;
 
   constructor(opts: ClockSkewOptions) {
     this.#o = {
@@ -113,8 +121,10 @@ export class ClockSkewEstimator {
         if (!err) this.addPeer(new TextDecoder().decode(msg.data));
       },
     }));
-    // Our subscriptions must be known to the server before anyone is told we exist.
-    await nc.flush();
+    // Our subscriptions must be known to the server before anyone is told we exist. A connection down now fails
+    // the flush: the client subscribes again on reconnecting and every round says hello, so start anyway (`run`
+    // does not await this: a rejection would end the process, and no round would ever be scheduled).
+    await nc.flush().catch(() => {});
     this.#hello();
     if (rounds) this.#schedule(Math.min(this.#o.intervalMs, 2000));
   }
@@ -139,6 +149,16 @@ export class ClockSkewEstimator {
   addPeer(node: string): void {
     if (node === "" || node === this.#o.node || this.#peers.has(node)) return;
     if (this.#peers.size >= this.#o.maxPeers) return;
+    if (node.length > MAX_CLOCK_SUBJECT || clockSubject(node).length > MAX_CLOCK_SUBJECT) {
+      this.#badNames++;
+      if (this.#badNames === 1 || this.#badNames % 1000 === 0) {
+        log.warn("peer name too long for a clock subject; not probed", {
+          bytes: new TextEncoder().encode(node).length,
+          count: this.#badNames,
+        });
+      }
+      return;
+    }
     this.#peers.add(node);
   }
 
@@ -168,14 +188,25 @@ export class ClockSkewEstimator {
 
   /** N exchanges with one peer; the fastest one, or null if none was answered. */
   async probe(peer: string): Promise<ClockSample | null> {
+    return (await this.#exchanges(peer)).best;
+  }
+
+  /**
+   * {@link probe}, and whether the peer is gone: none of the exchanges was answered and the server said no one
+   * listens on its subject. Unanswered exchanges that merely timed out say nothing about the peer: this node's
+   * own connection may be down.
+   */
+  async #exchanges(peer: string): Promise<{ best: ClockSample | null; gone: boolean }> {
     const { nc, now, samples, timeoutMs } = this.#o;
     const got: ClockSample[] = [];
+    let noResponders = false;
     for (let i = 0; i < samples && !this.#stopped; i++) {
       const t0 = now();
       let reply;
       try {
         reply = await nc.request(clockSubject(peer), undefined, { timeout: timeoutMs });
-      } catch {
+      } catch (e) {
+        if (e instanceof errors.RequestError && e.isNoResponders()) noResponders = true;
         continue;
       }
       const t3 = now();
@@ -183,7 +214,7 @@ export class ClockSkewEstimator {
       const view = new DataView(reply.data.buffer, reply.data.byteOffset, REPLY_BYTES);
       got.push(ntpSample(t0, view.getFloat64(0, true), view.getFloat64(8, true), t3));
     }
-    return bestSample(got);
+    return { best: bestSample(got), gone: got.length === 0 && noResponders };
   }
 
   /** Probes every peer once and updates the estimates. */
@@ -191,14 +222,18 @@ export class ClockSkewEstimator {
     this.#hello();
     for (const peer of this.#peers) {
       if (this.#stopped) return;
-      const s = await this.probe(peer);
-      if (s === null) {
-        // A peer that stopped answering (left the cluster) makes room for another.
+      const { best: s, gone } = await this.#exchanges(peer);
+      if (gone) {
+        // A peer that left the cluster (nothing listens on its subject) makes room for another.
         this.#peers.delete(peer);
         this.#offsets.delete(peer);
         this.#o.onForget?.(peer);
         continue;
       }
+      // Not answered, not gone (timeouts: this node's connection down, or the peer busy): its last estimate
+      // stands. Forgetting every peer when this node's own connection was down for a round told the matcher
+      // there was no skew until the peers' next hellos and the round after them.
+      if (s === null) continue;
       this.#offsets.set(peer, s.offsetMs / 1000);
       this.#o.onOffset?.(peer, s.offsetMs / 1000, s.rttMs);
       log.debug("clock offset", { peer, offset_ms: round3(s.offsetMs), rtt_ms: round3(s.rttMs) });

@@ -55,10 +55,16 @@ export class ReconnectBackoff {
   }
 }
 
+/**
+ * The `user:password@` or `token@` of one server URL, with or without its scheme (the config accepts
+ * `host:port` for `nats://host:port`): group 1 is the scheme and `//`, if any; group 2 the credentials.
+ */
+const URL_USERINFO = /^((?:[A-Za-z][A-Za-z0-9+.-]*:\/\/)?)([^@/]*)@/;
+
 /** Server URLs with any user:password@ removed, for log lines and error messages. */
 export function safeServers(url: string): string[] {
   return url.split(",").map((u) => u.trim()).filter((u) => u !== "").map((u) =>
-    u.replace(/\/\/[^@/]*@/, "//")
+    u.replace(URL_USERINFO, "$1")
   );
 }
 
@@ -68,9 +74,9 @@ export function safeServers(url: string): string[] {
  */
 export function urlCredentials(url: string): { user?: string; password?: string; token?: string } {
   for (const u of url.split(",")) {
-    const m = /\/\/([^@/]*)@/.exec(u.trim());
+    const m = URL_USERINFO.exec(u.trim());
     if (!m) continue;
-    const info = m[1]!;
+    const info = m[2]!;
     const colon = info.indexOf(":");
     if (colon < 0) {
       const token = decodeURIComponent(info);

@@ -71,6 +71,11 @@ export function signatureStartTimeMs(ttlSeconds: number, nowMs: number = Date.no
 function classify(e: unknown): PublishOutcome {
   const err = e as Error & { code?: number; status?: number };
   const detail = err.message;
+  // The server refuses the subject to this user (a RequestError caused by it): no retry can succeed, and
+  // retried ones go first on every attempt, so a batch of them held back every message behind it for good.
+  if ((err.cause as Error | undefined)?.name === "PermissionViolationError") {
+    return { ok: false, retry: false, reason: "rejected", detail };
+  }
   switch (err.name) {
     case "TimeoutError":
       return { ok: false, retry: true, reason: "timeout", detail };

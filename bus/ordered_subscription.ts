@@ -2,7 +2,8 @@
  * A live, self-healing read of one filter subject: an ordered (ephemeral, unacknowledged, in-order) consumer
  * from a start time, kept alive across server restarts. When the consumer is lost (a restart drops ephemeral
  * consumers) or its iterator ends, this loop makes a new one from the sequence after the last message handled,
- * so nothing is skipped or repeated; the client's own re-creation is not used (see `#watch`).
+ * so nothing is skipped or repeated; the client's own re-creation is not used (see `#watch`). A stream deleted and
+ * created again (sequences start over at 1) is read from its first message.
  * @module
  */
 import {
@@ -47,7 +48,13 @@ export class OrderedSubscription {
   #stopped = false;
   #messages: ConsumerMessages | null = null;
   #lastSeq = 0;
+  /** When the stream read was created (server time, as it reports it): another value means a new stream. */
+  #streamCreated: string | null = null;
+  /** The stream was re-created before a message of it was handled: read it from its first message. */
+  #fromStreamStart = false;
   #createdAtMs: number | null = null;
+  /** A message is in the handler. */
+  #handling = false;
   #loop: Promise<void> = Promise.resolve();
   #wake: (() => void) | null = null;
   #ready: Promise<void>;
@@ -83,6 +90,7 @@ export class OrderedSubscription {
   #consumerOptions(): Partial<OrderedConsumerOptions> {
     const o: Partial<OrderedConsumerOptions> = { filter_subjects: this.#opts.filter };
     if (this.#lastSeq > 0) o.opt_start_seq = this.#lastSeq + 1;
+    else if (this.#fromStreamStart) o.deliver_policy = DeliverPolicy.All;
     else if (this.#opts.startTimeMs !== undefined) {
       o.opt_start_time = new Date(this.#opts.startTimeMs).toISOString();
     } else if (this.#createdAtMs !== null) {
@@ -101,6 +109,7 @@ export class OrderedSubscription {
     let first = true;
     while (!this.#stopped) {
       try {
+        await this.#checkStream();
         const consumer = await this.#opts.js.consumers.get(this.#opts.stream, this.#consumerOptions());
         const messages = await consumer.consume({
           max_messages: this.#opts.batch ?? 256,
@@ -116,12 +125,20 @@ export class OrderedSubscription {
         void this.#watch(messages);
         for await (const m of messages) {
           this.#lastSeq = m.seq;
-          await this.#opts.onMessage(m);
+          this.#handling = true;
+          try {
+            await this.#opts.onMessage(m);
+          } finally {
+            this.#handling = false;
+          }
           backoff.reset();
           if (this.#stopped) break;
         }
         await messages.close().catch(() => {});
+        // Ended by this loop (a stalled handler, a reset): nothing reads this consumer any more. Not awaited (a
+        // server that is down would hold the loop for the request's timeout); it expires on its own anyway.
         if (!this.#stopped) {
+          void consumer.delete().catch(() => {});
           log.debug("consumer iterator ended; re-creating it", { filter: this.#opts.filter });
         }
       } catch (e) {
@@ -141,10 +158,43 @@ export class OrderedSubscription {
     }
   }
 
+  /**
+   * Notes when the stream was created. A stream deleted and created again while this subscription lives numbers
+   * its messages from 1 again: resuming after the last sequence handled would skip as many of its messages as
+   * the old stream had (silently: nothing is received until the new stream grows past that sequence). Every
+   * message of the new stream is newer than the deletion, so it is read from its first one.
+   */
+  async #checkStream(): Promise<void> {
+    const { created } = await (await this.#opts.js.streams.get(this.#opts.stream)).info(true);
+    if (this.#streamCreated !== null && created !== this.#streamCreated && this.#lastSeq > 0) {
+      log.warn("the stream was deleted and created again; reading the new one from its first message", {
+        stream: this.#opts.stream,
+        filter: this.#opts.filter,
+        last_seq_of_old: this.#lastSeq,
+      });
+      this.#lastSeq = 0;
+      this.#fromStreamStart = true;
+    }
+    this.#streamCreated = created;
+  }
+
   async #watch(messages: ConsumerMessages): Promise<void> {
     try {
       for await (const s of messages.status()) {
         if (s.type === "heartbeats_missed") {
+          if (this.#handling || messages.getPending() > 0) {
+            // Not the server's silence: the batch asked for has come and waits behind a slow handler, so no
+            // pull is open for the server to beat on. The client's answer is one more batch, queued behind
+            // the handler, every two seconds of it; they all go out when it moves on, and as many batches
+            // come back at once to be held in memory (up to 256 messages per two seconds stalled). End this
+            // iterator instead: what it holds is handled, then the loop reads on after the last one.
+            log.debug("consumer heartbeats missed behind a slow handler; re-creating it after it", {
+              filter: this.#opts.filter,
+              from_seq: this.#lastSeq + 1,
+            });
+            messages.stop();
+            return;
+          }
           log.debug("consumer heartbeats missed", { filter: this.#opts.filter });
         } else if (s.type === "reset") {
           // The v3.4 client re-creates a lost ordered consumer from its original config plus a start sequence.
@@ -156,6 +206,15 @@ export class OrderedSubscription {
           log.info("consumer lost (server restart?); re-creating it", {
             filter: this.#opts.filter,
             from_seq: this.#lastSeq + 1,
+          });
+          messages.stop();
+          return;
+        } else if (s.type === "stream_not_found") {
+          // The stream was deleted: the client would look for it again only every 30 s. The loop looks sooner
+          // (with its backoff) and, once a new stream exists, reads that from its start (see #checkStream).
+          log.warn("the stream is gone; waiting for it to be created again", {
+            stream: this.#opts.stream,
+            filter: this.#opts.filter,
           });
           messages.stop();
           return;

@@ -80,7 +80,7 @@ class Throttled {
   }
 }
 
-/** A FIFO with O(1) push, shift and unshift (array with a moving head, compacted now and then). */
+/** A FIFO with O(1) push and shift (array with a moving head, compacted now and then). */
 class Deque<T> {
   #items: (T | undefined)[] = [];
   #head = 0;
@@ -100,16 +100,25 @@ class Deque<T> {
     }
     return v;
   }
-  unshift(v: T): void {
-    if (this.#head > 0) this.#items[--this.#head] = v;
-    else this.#items.unshift(v);
-  }
+}
+
+/** A queued message and its place in the order of enqueueing. */
+interface Entry {
+  item: OutboxItem;
+  order: number;
 }
 
 /** The bounded outbox with its publishing pump. */
 export class Outbox {
   readonly #opts: Required<Omit<OutboxOptions, "metrics">> & { metrics?: BusMetrics };
-  readonly #queue = new Deque<OutboxItem>();
+  readonly #queue = new Deque<Entry>();
+  /**
+   * Messages whose publish failed for a transient reason, by order of enqueueing: sent again before the queue.
+   * Several are in flight at once and fail in the order their failures come back (e.g. all at once on a
+   * disconnect): put back one by one at the queue's head, they went out again in reverse order.
+   */
+  readonly #retry: Entry[] = [];
+  #nextOrder = 0;
   #inFlight = 0;
   #paused = false;
   #closed = false;
@@ -138,7 +147,7 @@ export class Outbox {
 
   /** Messages queued or in flight. */
   get depth(): number {
-    return this.#queue.length + this.#inFlight;
+    return this.#queue.length + this.#retry.length + this.#inFlight;
   }
 
   /** A copy of the counters. */
@@ -154,7 +163,7 @@ export class Outbox {
     }
     if (this.depth >= this.#opts.capacity) {
       // Oldest first: a stale signature is worth less than a fresh one (it may already be past its TTL).
-      const dropped = this.#queue.length > 0 ? this.#queue.shift()! : item;
+      const dropped = this.#retry.shift()?.item ?? this.#queue.shift()?.item ?? item;
       this.#stats.overflow++;
       this.#opts.metrics?.outboxOverflow(1);
       this.#throttle.warn("overflow", "outbox full: oldest message dropped", {
@@ -163,7 +172,7 @@ export class Outbox {
       });
       if (dropped === item) return;
     }
-    this.#queue.push(item);
+    this.#queue.push({ item, order: this.#nextOrder++ });
     this.#depthChanged();
     this.#pump();
   }
@@ -206,9 +215,12 @@ export class Outbox {
     this.#closed = true;
     if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
-    const left = this.#queue.length;
-    for (let item = this.#queue.shift(); item !== undefined; item = this.#queue.shift()) {
-      this.refuse(item.kind, "closed", "bus closed before the message was published");
+    const left = this.#queue.length + this.#retry.length;
+    for (const e of this.#retry.splice(0)) {
+      this.refuse(e.item.kind, "closed", "bus closed before the message was published");
+    }
+    for (let e = this.#queue.shift(); e !== undefined; e = this.#queue.shift()) {
+      this.refuse(e.item.kind, "closed", "bus closed before the message was published");
     }
     this.#depthChanged();
     this.#wake();
@@ -219,13 +231,21 @@ export class Outbox {
     while (
       !this.#paused && !this.#closed && this.#retryTimer === null &&
       this.#inFlight < this.#opts.maxInFlight &&
-      this.#queue.length > 0
+      (this.#retry.length > 0 || this.#queue.length > 0)
     ) {
-      this.#send(this.#queue.shift()!);
+      this.#send(this.#retry.shift() ?? this.#queue.shift()!);
     }
   }
 
-  #send(item: OutboxItem): void {
+  /** Puts a failed message back among the other failed ones, in the order they were enqueued. */
+  #putBack(e: Entry): void {
+    let i = this.#retry.length;
+    while (i > 0 && this.#retry[i - 1]!.order > e.order) i--;
+    this.#retry.splice(i, 0, e);
+  }
+
+  #send(entry: Entry): void {
+    const item = entry.item;
     this.#inFlight++;
     this.#opts.publish(item)
       .catch((e): PublishOutcome => ({
@@ -247,7 +267,7 @@ export class Outbox {
           }
         } else if (r.retry && !this.#closed) {
           this.#stats.retries++;
-          this.#queue.unshift(item);
+          this.#putBack(entry);
           this.#scheduleRetry(r.reason, r.detail);
         } else {
           this.refuse(item.kind, r.reason, "publish refused; message dropped", r.detail);

@@ -7,7 +7,13 @@
  * @module
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstream, type JetStreamClient, type JsMsg, type OrderedConsumerOptions } from "@nats-io/jetstream";
+import {
+  type Consumer,
+  jetstream,
+  type JetStreamClient,
+  type JsMsg,
+  type OrderedConsumerOptions,
+} from "@nats-io/jetstream";
 import { decodeSignature } from "../audio/fingerprint/signature.ts";
 import { type AnyRecord, parseRecord, signatureRecord } from "../report/records.ts";
 import { connectNats, type NatsConnectOptions } from "./connection.ts";
@@ -29,8 +35,16 @@ export interface ReadRecordsOptions {
   measurement?: string;
   /** A skipped message: undecodable signature or malformed match record (already logged, throttled). */
   onSkip?: (reason: string, detail: string) => void;
-  /** Give up on a consumer that delivers nothing for this long although messages were pending. Default 10 s. */
+  /**
+   * A consumer that delivers nothing for this long although messages were pending is re-created after the last
+   * message read; after a few in a row the read stalls for good. Default 10 s.
+   */
   idleTimeoutMs?: number;
+  /**
+   * A read that stalls for good throws {@link StreamReadStalledError} (`replay`: an incomplete range is an error,
+   * not a smaller result). Default false: it ends there, logged (the UI's live tail completes it).
+   */
+  stallError?: boolean;
   /**
    * Every stored message read (skipped ones too), before its record: its stream sequence and when the server
    * stored it (ns, the server's clock), e.g. to follow the stream on from exactly there.
@@ -123,7 +137,22 @@ export function toRecord(m: { subject: string; data: Uint8Array }): AnyRecord | 
   return r;
 }
 
-/** Messages of one filter from the start time until caught up with the stream (or past `untilNs`). */
+/** Consumers re-created in a row without a message read before a stalled read ends (or fails: `stallError`). */
+const STALLED_ATTEMPTS = 3;
+/** Pause before a consumer is re-created (a restarting server takes a moment to have JetStream again), ms. */
+const RECREATE_PAUSE_MS = 500;
+
+/** The stream read stalled for good (with `stallError`): the range read is incomplete. */
+export class StreamReadStalledError extends Error {
+  override name = "StreamReadStalledError";
+}
+
+/**
+ * Messages of one filter from the start time until caught up with the stream (or past `untilNs`). A consumer
+ * lost under the read (server restart) or one that stalls is re-created after the last message read, so the
+ * read goes on where it was: the client's own re-creation keeps the start time beside the start sequence, which
+ * the server refuses, and the read stalled there (ending early with what it had).
+ */
 async function* storedMessages(
   js: JetStreamClient,
   opts: ReadRecordsOptions,
@@ -131,21 +160,77 @@ async function* storedMessages(
   untilNs: bigint | null,
   server: string,
 ): AsyncGenerator<JsMsg> {
-  const co: Partial<OrderedConsumerOptions> = { opt_start_time: new Date(opts.startMs).toISOString() };
-  if (filter !== undefined) co.filter_subjects = filter;
-  let consumer;
-  try {
-    consumer = await js.consumers.get(opts.stream, co);
-  } catch (e) {
-    if (/stream not found/i.test((e as Error).message)) throw new StreamNotFoundError(opts.stream, server);
-    throw e;
+  let lastSeq = 0;
+  let stalled = 0;
+  while (true) {
+    const co: Partial<OrderedConsumerOptions> = lastSeq > 0
+      ? { opt_start_seq: lastSeq + 1 }
+      : { opt_start_time: new Date(opts.startMs).toISOString() };
+    if (filter !== undefined) co.filter_subjects = filter;
+    let why: string;
+    try {
+      const consumer = await js.consumers.get(opts.stream, co);
+      const read = yield* consumedMessages(consumer, opts, filter, untilNs, (seq) => {
+        lastSeq = seq;
+        stalled = 0;
+      });
+      if (read === "done") return;
+      why = read;
+    } catch (e) {
+      if (/stream not found/i.test((e as Error).message)) throw new StreamNotFoundError(opts.stream, server);
+      // The first consumer is the read's start: its failure is the command's error. Later, the server may be
+      // coming back from a restart.
+      if (lastSeq === 0) throw e;
+      why = (e as Error).message;
+    }
+    if (++stalled >= STALLED_ATTEMPTS) {
+      const detail =
+        `the read of ${filter ?? ">"} stalled ${stalled} times in a row after sequence ${lastSeq} ` +
+        `(last: ${why})`;
+      if (opts.stallError) throw new StreamReadStalledError(`${detail}; the range read is incomplete`);
+      log.warn("stream read stalled; ending the read here", {
+        filter: filter ?? ">",
+        after_seq: lastSeq,
+        why,
+      });
+      return;
+    }
+    log.info("stream read interrupted; going on after the last message read", {
+      filter: filter ?? ">",
+      from_seq: lastSeq + 1,
+      why,
+    });
+    await new Promise((r) => setTimeout(r, RECREATE_PAUSE_MS));
   }
+}
+
+/**
+ * One consumer's messages until caught up ("done"), or until it is lost ("lost": the client reset it) or
+ * delivers nothing for the idle timeout although messages were pending ("stalled").
+ */
+async function* consumedMessages(
+  consumer: Consumer,
+  opts: ReadRecordsOptions,
+  filter: string | undefined,
+  untilNs: bigint | null,
+  onRead: (seq: number) => void,
+): AsyncGenerator<JsMsg, "done" | "lost" | "stalled"> {
   const info = await consumer.info(true);
   if (info.num_pending === 0) {
     await consumer.delete().catch(() => {});
-    return;
+    return "done";
   }
   const messages = await consumer.consume({ max_messages: 512, idle_heartbeat: IDLE_HEARTBEAT_MS });
+  // The client re-creates a lost ordered consumer from its first config plus a start sequence, which the
+  // server refuses (see ordered_subscription.ts): end this iterator instead; the caller re-creates it.
+  (async () => {
+    for await (const s of messages.status()) {
+      if (s.type === "reset" || s.type === "stream_not_found") {
+        messages.stop();
+        return;
+      }
+    }
+  })().catch(() => {});
   const it = messages[Symbol.asyncIterator]();
   const idleMs = opts.idleTimeoutMs ?? 10_000;
   try {
@@ -155,15 +240,16 @@ async function* storedMessages(
       const next = await Promise.race([it.next(), idle]);
       clearTimeout(timer);
       if (next === "idle") {
-        log.warn("stream read stalled; ending the read here", { filter: filter ?? ">", idle_ms: idleMs });
-        return;
+        log.warn("stream read stalled", { filter: filter ?? ">", idle_ms: idleMs });
+        return "stalled";
       }
-      if (next.done) return;
+      if (next.done) return "lost";
       const m = next.value;
-      if (untilNs !== null && m.timestampNanos > untilNs) return;
+      if (untilNs !== null && m.timestampNanos > untilNs) return "done";
+      onRead(m.seq);
       yield m;
       // pending: messages left after this one when it was delivered; 0 means caught up.
-      if (m.info.pending === 0) return;
+      if (m.info.pending === 0) return "done";
     }
   } finally {
     // Not close(): it waits for the iterator to consume its end marker, and nobody iterates any more.

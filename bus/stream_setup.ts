@@ -113,8 +113,11 @@ export function streamDrift(have: StreamConfig, want: StreamConfig): string[] {
   if (!same([...(have.subjects ?? [])].sort(), [...want.subjects].sort())) out.push("subjects");
   for (
     const k of [
+      "retention",
       "max_age",
       "max_bytes",
+      "max_msgs",
+      "max_msgs_per_subject",
       "max_msg_size",
       "duplicate_window",
       "num_replicas",
@@ -128,7 +131,9 @@ export function streamDrift(have: StreamConfig, want: StreamConfig): string[] {
 
 /**
  * Creates the stream or updates the limits that differ; does nothing when the stream already matches, so every
- * node may run it at start-up. The storage type cannot change on a live stream: a mismatch is only reported.
+ * node may run it at start-up. The storage type cannot change on a live stream: a mismatch is only reported. A
+ * stream that does not keep its messages (interest or work-queue retention, which server 2.9 cannot change) is an
+ * error: restarted sensors and `replay` would find nothing in it.
  */
 export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Promise<StreamInfo> {
   const want = streamConfig(spec);
@@ -169,8 +174,23 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
   }
   const drift = streamDrift(info.config, want);
   if (drift.length === 0) return info;
-  const { name: _name, retention: _r, storage: _s, max_consumers: _m, ...update } = want;
-  const updated = await jsm.streams.update(spec.name, { ...info.config, ...update });
+  const { name: _name, storage: _s, max_consumers: _m, ...update } = want;
+  let updated: StreamInfo;
+  try {
+    updated = await jsm.streams.update(spec.name, { ...info.config, ...update });
+  } catch (e) {
+    if (info.config.retention !== want.retention) {
+      throw new Error(
+        `stream ${spec.name} has retention "${info.config.retention}" and fsm-px needs "limits" (it keeps ` +
+          `signatures for restarted sensors and records for replay), which the server cannot change ` +
+          `(${
+            (e as Error).message
+          }): delete the stream (the sensors create it again) or set nats.stream to ` +
+          `another name`,
+      );
+    }
+    throw e;
+  }
   log.info("stream updated", { stream: spec.name, changed: drift });
   return updated;
 }

@@ -13,6 +13,10 @@ import type { AnyRecord, MatchRecord, SignatureRecord } from "../report/records.
 import { renderSummaryCsv, renderSummaryTable, selectRecords, summarize } from "../report/summary.ts";
 import { addHops, stagePaths } from "../report/hops.ts";
 import { recordSelection } from "./record_selection.ts";
+import { matchDedupeId } from "../bus/subjects.ts";
+import { logger } from "../util/log.ts";
+
+const log = logger("replay");
 
 /** Parses an RFC 3339 time (or anything Date accepts that includes a date) into epoch ms. */
 export function parseTime(text: string, what: string): number {
@@ -57,18 +61,32 @@ export async function replayCommand(args: ParsedArgs): Promise<number> {
   const signatures: SignatureRecord[] = [];
   const matches: MatchRecord[] = [];
   const ordered: AnyRecord[] = [];
+  // The stream drops a repeated message id only within its dedupe window: a record republished after an outage
+  // longer than that (its first ack lost) is stored twice. Held once, by the message id it was published with,
+  // as the UI's store does.
+  const seen = new Set<string>();
+  let repeated = 0;
   for await (
     const rec of readRecords(natsConnectOptions(config), {
       stream: config.nats.stream,
       startMs,
       untilMs,
       measurement,
+      // A read the server stalls for good is an error: printing part of the range as if it were all is worse.
+      stallError: true,
     })
   ) {
+    const id = rec.kind === "signature" ? `signature ${rec.signature_id}` : `match ${matchDedupeId(rec)}`;
+    if (seen.has(id)) {
+      repeated++;
+      continue;
+    }
+    seen.add(id);
     ordered.push(rec);
     if (rec.kind === "signature") signatures.push(rec);
     else matches.push(rec);
   }
+  if (repeated > 0) log.info("records stored more than once read once", { repeated });
   const paths = stagePaths(config);
   if (format === "records" || outPath !== undefined) {
     // Hops need every match of a signature, so records are written once all are read, with hops computed
