@@ -186,8 +186,9 @@ function interpolateScalar(
 
   const key = formatKeyPath(path);
   if (SECRET_PATHS.has(key) && out !== "") secretFrom ??= "";
-  // A password (`user:pass@`) or a token (`TOKEN@`) inside a server URL is as secret as nats.password.
-  if (key === "nats.url" && /:\/\/[^@/\s]+@/.test(out)) secretFrom ??= "";
+  // A password (`user:pass@`) or a token (`TOKEN@`) inside a server URL is as secret as nats.password; a server
+  // URL has no other `@`, and a password may hold `/` or `@` or come without a scheme.
+  if (key === "nats.url" && out.includes("@")) secretFrom ??= "";
   if (secretFrom !== undefined) {
     registerSecret(out);
     result.secrets.byPath.set(key, secretFrom);

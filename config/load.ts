@@ -310,9 +310,12 @@ function resolveNodeName(env: EnvLookup): string {
 
 function registerUrlPasswords(url: string): void {
   for (const server of url.split(",")) {
-    const userInfo = /^[a-z]+:\/\/([^@/]*)@/.exec(server.trim())?.[1];
-    // `user:pass@` hides the password; a bare `TOKEN@` is a token, hidden whole.
-    const password = userInfo?.includes(":") ? userInfo.split(":")[1] : userInfo;
+    // Everything before the last `@` (scheme optional, as the bus accepts it): a literal password may hold `/`,
+    // `@` or `:`, and then the URL is invalid and quoted in the error, so it must be hidden whole.
+    const userInfo = /^(?:[a-z][a-z0-9+.-]*:\/\/)?(.*)@[^@]*$/i.exec(server.trim())?.[1];
+    // `user:pass@` hides the password (all after the first `:`); a bare `TOKEN@` is a token, hidden whole.
+    const colon = userInfo?.indexOf(":") ?? -1;
+    const password = colon >= 0 ? userInfo!.slice(colon + 1) : userInfo;
     if (!password) continue;
     registerSecret(password);
     try {

@@ -106,6 +106,24 @@ Deno.test("a token in nats.url (nats://TOKEN@host) is masked in errors and logs,
   ok(!redact(`connecting to nats://${token}2@host:4222`).includes(`${token}2`));
 });
 
+Deno.test("a literal password holding / @ or : in nats.url, or one without a scheme, is masked in the error", () => {
+  for (
+    const url of [
+      "nats://fsmpx:Sup3r/Secr3tPw@nats:4222",
+      "nats://fsmpx:Sup3r@Secr3tPw@nats:4222",
+      "nats://fsmpx:Sup3r:Secr3tPw@nats:4222 oops",
+      "fsmpx:Sup3rSecr3tPw@nats:4222 oops",
+    ]
+  ) {
+    const e = errorOf(BASE + `nats:\n  url: "${url}"\n`);
+    ok(!/Secr3t/.test(e.format()), e.format());
+  }
+  // A valid URL whose password holds a `:`: all of it is hidden in logs, not only its part before the `:`.
+  const url = "nats://fsmpx:Sup3r:Secr3tPw@nats:4222";
+  equal(parseConfigText(BASE + `nats:\n  url: "${url}"\n`, "c.yaml", {}).config.nats.url, url);
+  ok(!/Secr3t/.test(redact(`connecting to ${url}`)), redact(`connecting to ${url}`));
+});
+
 Deno.test("${A:-${B}} nests: the default is interpolated too; an unset inner variable is an error", () => {
   const cluster = (line: string, env: Record<string, string>) =>
     parseConfigText(BASE + `pixie:\n  cluster: ${line}\n`, "c.yaml", env).config.pixie.cluster;
