@@ -122,6 +122,7 @@ Deno.test("a literal password holding / @ or : in nats.url, or one without a sch
   const url = "nats://fsmpx:Sup3r:Secr3tPw@nats:4222";
   equal(parseConfigText(BASE + `nats:\n  url: "${url}"\n`, "c.yaml", {}).config.nats.url, url);
   ok(!/Secr3t/.test(redact(`connecting to ${url}`)), redact(`connecting to ${url}`));
+  ok(!/Secr3t/.test(redact("auth failed with password Sup3r:Secr3tPw")), "the password on its own too");
 });
 
 Deno.test("${A:-${B}} nests: the default is interpolated too; an unset inner variable is an error", () => {
