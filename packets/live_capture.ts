@@ -19,6 +19,12 @@ import { logger } from "../util/log.ts";
 
 const log = logger("capture");
 
+/**
+ * Longest time the kernel holds a captured packet before handing it to tcpdump (the block timeout tcpdump sets,
+ * 1 s): a capture that has been quiet for less than this may still have packets on their way.
+ */
+export const KERNEL_BLOCK_TIMEOUT_MS = 1000;
+
 /** How to capture. */
 export interface LiveCaptureOptions {
   /** tcpdump binary. */
