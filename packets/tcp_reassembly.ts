@@ -84,6 +84,8 @@ interface Direction {
 }
 
 const MAX_U32 = 0x1_0000_0000;
+/** Capture time between sweeps for idle directions and old holes while packets flow. */
+const SWEEP_NS = 1_000_000_000n;
 
 /** Reassembles TCP directions from captured segments and feeds one sink per direction. */
 export class TcpReassembler {
@@ -131,7 +133,11 @@ export class TcpReassembler {
     if (p.transport !== "tcp" || tcp === undefined) return;
     const t = p.timeNs;
     if (this.lastSweepNs < 0n) this.lastSweepNs = t;
-    else if (t - this.lastSweepNs >= 1_000_000_000n) this.tick(t);
+    else if (t - this.lastSweepNs >= SWEEP_NS || this.lastSweepNs - t >= SWEEP_NS) {
+      // Also when capture time went back (a clock step): waiting for it to pass the last sweep again would hold
+      // holes and idle directions that long.
+      this.tick(t);
+    }
     const key = `${p.src}|${p.srcPort}|${p.dst}|${p.dstPort}`;
     const flags = tcp.flags;
     const seq = tcp.seq >>> 0;
@@ -235,9 +241,13 @@ export class TcpReassembler {
     return d;
   }
 
-  /** Makes room for one more direction: idle and closed ones first, then the oldest. */
+  /**
+   * Makes room for one more direction: idle and closed ones first, then the oldest. The sweep for idle ones
+   * visits every direction, so it runs at most once per sweep interval: at the bound, with a new direction a
+   * packet, sweeping each time cost milliseconds per packet.
+   */
   private evict(nowNs: bigint): void {
-    this.tick(nowNs);
+    if (nowNs - this.lastSweepNs >= SWEEP_NS || this.lastSweepNs - nowNs >= SWEEP_NS) this.tick(nowNs);
     while (this.flows.size >= this.maxFlows) {
       const first = this.flows.entries().next();
       if (first.done) return;
