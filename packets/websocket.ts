@@ -168,7 +168,8 @@ export class WebSocketDirection implements TcpStreamSink {
 
   /** @inheritdoc */
   close(_timeNs: bigint): void {
-    if (this.mode !== Mode.Opaque) this.dropMessage(false);
+    // A frame still incomplete when the connection ends (FIN or RST mid-frame, end of capture) is lost: counted.
+    if (this.mode !== Mode.Opaque) this.dropMessage(this.mode === Mode.Frames && this.q.length > 0);
     this.q.clear();
     this.mode = Mode.Opaque;
     this.window = EMPTY;
@@ -545,8 +546,11 @@ export class WebSocketDirection implements TcpStreamSink {
         maxOutputLength: hist.length + this.max + 1,
       });
       out = new Uint8Array(r.buffer, r.byteOffset + hist.length, r.length - hist.length);
-    } catch {
-      this.skips.add("ws_deflate_error");
+    } catch (e) {
+      // Inflating past the bound is a message over it (skipped whole, as uncompressed ones are); the history it
+      // would have left is unknown either way.
+      const tooLarge = (e as { code?: unknown }).code === "ERR_BUFFER_TOO_LARGE";
+      this.skips.add(tooLarge ? "message_too_large" : "ws_deflate_error");
       this.window = EMPTY;
       return undefined;
     }
