@@ -164,7 +164,12 @@ export class Http1Direction implements TcpStreamSink {
       return;
     }
     this.run(timeNs);
-    this.q.settle();
+    if (!this.q.settle()) {
+      // No room to keep the unparsed bytes: they are lost like a gap (a frame of known length keeps its framing).
+      this.skips.add("tcp_buffer_overflow");
+      this.gap(0, timeNs);
+      this.q.clear();
+    }
   }
 
   /** @inheritdoc */

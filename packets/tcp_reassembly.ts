@@ -468,14 +468,18 @@ export class ByteQueue {
     }
   }
 
-  /** Copies borrowed bytes that are still unread so the caller's array can be reused. */
-  settle(): void {
+  /**
+   * Copies borrowed bytes that are still unread so the caller's array can be reused. False when the shared budget
+   * has no room for them: the queue is left as it is, and the caller must deal with the loss (as with a gap, which
+   * can keep a known frame's framing) and then {@link clear} it before the borrowed bytes go.
+   */
+  settle(): boolean {
     if (this.owned || this.start === this.end) {
       if (!this.owned) this.buf = EMPTY;
       this.shrink();
-      return;
+      return true;
     }
-    if (!this.reserve(this.end - this.start)) return;
+    return this.reserve(this.end - this.start, false);
   }
 
   /** Empties the queue and frees its storage. */
@@ -488,12 +492,12 @@ export class ByteQueue {
     this.charged = 0;
   }
 
-  /** Moves the unread bytes into owned storage of at least `need` bytes. */
-  private reserve(need: number): boolean {
+  /** Moves the unread bytes into owned storage of at least `need` bytes; on failure empties the queue if `drop`. */
+  private reserve(need: number, drop = true): boolean {
     const cap = Math.max(256, need * 2);
     const delta = cap - this.charged;
     if (delta > 0 && !this.budget.take(delta)) {
-      this.clear();
+      if (drop) this.clear();
       return false;
     }
     if (delta < 0) this.budget.give(-delta);
