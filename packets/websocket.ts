@@ -313,7 +313,10 @@ export class WebSocketDirection implements TcpStreamSink {
     const op = b0 & 15;
     const rsv = b0 & 0x70;
     if (op > 10 || (op > 2 && op < 8)) return -1;
-    if (rsv !== 0 && !(rsv === 0x40 && (op === 1 || op === 2) && this.conn.deflate !== undefined)) return -1;
+    // RSV1 marks a compressed message where permessage-deflate was negotiated, or may have been (the capture began
+    // after the handshake): frames() takes those, so the scan for a frame must too.
+    const deflate = this.conn.deflate !== undefined || this.conn.state === "unknown";
+    if (rsv !== 0 && !(rsv === 0x40 && (op === 1 || op === 2) && deflate)) return -1;
     const masked = (b1 & 0x80) !== 0;
     if (this.masked !== undefined && masked !== this.masked) return -1;
     let len = b1 & 127;

@@ -2,7 +2,9 @@
  * What the WebSocket parser loses is counted under the right reason: a frame cut off by the connection's end (FIN
  * or RST mid-frame, or the end of a capture file) is `ws_bad_frame` (it vanished uncounted), and a compressed
  * message that inflates past the size bound is `message_too_large`, as an uncompressed one is (it was counted as
- * a deflate error). Real parts: TcpSource with the WebSocket parser over hand-built segments, node:zlib.
+ * a deflate error). And a capture that begins inside a permessage-deflate connection finds its frames (the scan
+ * for a frame refused RSV1 without a handshake seen: the whole connection was silent, nothing counted).
+ * Real parts: TcpSource with the WebSocket parser over hand-built segments, node:zlib.
  */
 import assert from "node:assert/strict";
 import { deflateRawSync } from "node:zlib";
@@ -65,4 +67,26 @@ Deno.test("WebSocket: a compressed message inflating past the bound is message_t
   assert.deepEqual(out.map((m) => new TextDecoder().decode(m.payload)), ["hello"]);
   assert.equal(src.skips.counts.get("message_too_large"), 1);
   assert.equal(src.skips.counts.get("ws_deflate_error"), undefined);
+});
+
+Deno.test("WebSocket: a capture that begins inside a compressed connection finds its frames (RSV1 set)", () => {
+  const out: AppMessage[] = [];
+  const src = new TcpSource({ protocolFor: () => "websocket", emit: (m) => out.push(m) });
+  // No SYN, no handshake: the sensor (or its restarted tcpdump) came in while the connection was open. Each
+  // message is compressed on its own (as with client_no_context_takeover), so every whole one can be read.
+  const texts = Array.from(
+    { length: 20 },
+    (_, i) => `{"event":"media","seq":${i},"payload":"${"AAAA".repeat(40)}"}`,
+  );
+  const frames = texts.map((t) => frame({ op: 1, payload: deflated(enc.encode(t)), mask: MASK, rsv1: true }));
+  const bytes = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+  frames.reduce((at, f) => (bytes.set(f, at), at + f.length), 0);
+  // The capture starts 7 bytes into the first frame; segments of 100 bytes.
+  const c = new Conn();
+  for (let at = 7; at < bytes.length; at += 100) {
+    src.push(c.seg(5000 + at, bytes.subarray(at, Math.min(bytes.length, at + 100)), BigInt(at)));
+  }
+  src.finish();
+  assert.deepEqual(out.map((m) => new TextDecoder().decode(m.payload)), texts.slice(1));
+  assert.ok(out.every((m) => m.text === true));
 });
