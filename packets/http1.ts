@@ -164,7 +164,12 @@ export class Http1Direction implements TcpStreamSink {
       return;
     }
     this.run(timeNs);
-    this.q.settle();
+    if (!this.q.settle()) {
+      // No room to keep the unparsed bytes: they are lost like a gap (a frame of known length keeps its framing).
+      this.skips.add("tcp_buffer_overflow");
+      this.gap(0, timeNs);
+      this.q.clear();
+    }
   }
 
   /** @inheritdoc */
@@ -191,7 +196,10 @@ export class Http1Direction implements TcpStreamSink {
   /** @inheritdoc */
   close(timeNs: bigint): void {
     if (this.mode === Mode.BodyUntilClose) this.complete(timeNs);
-    else if (this.mode !== Mode.Head && this.mode !== Mode.Opaque && this.mode !== Mode.Resync) {
+    else if (this.mode === Mode.Head) {
+      // A head the connection's end cut off is a message lost.
+      if (this.q.length > 0) this.skips.add("http_bad_message");
+    } else if (this.mode !== Mode.Opaque && this.mode !== Mode.Resync) {
       this.dropMessage();
     }
     this.q.clear();

@@ -19,6 +19,12 @@ import { logger } from "../util/log.ts";
 
 const log = logger("capture");
 
+/**
+ * Longest time the kernel holds a captured packet before handing it to tcpdump (the block timeout tcpdump sets,
+ * 1 s): a capture that has been quiet for less than this may still have packets on their way.
+ */
+export const KERNEL_BLOCK_TIMEOUT_MS = 1000;
+
 /** How to capture. */
 export interface LiveCaptureOptions {
   /** tcpdump binary. */
@@ -96,18 +102,23 @@ export function parseStatsLine(line: string, into: CaptureStats): boolean {
 export class LiveCapture {
   readonly stats: CaptureStats = { captured: 0, received: 0, droppedByKernel: 0, droppedByInterface: 0 };
   readonly #child: Deno.ChildProcess;
-  readonly #timer: ReturnType<typeof setInterval>;
+  #timer: ReturnType<typeof setInterval> | undefined;
   readonly #stderr: Promise<string>;
   #closed = false;
 
   private constructor(child: Deno.ChildProcess, everyMs: number) {
     this.#child = child;
     this.#stderr = this.#readStderr();
-    this.#timer = setInterval(() => {
-      try {
-        child.kill("SIGUSR1");
-      } catch { /* exited */ }
-    }, everyMs);
+    // tcpdump takes SIGUSR1 only once it listens (it sets the handler just before saying so); until then the
+    // signal's default action ends it, so a start slower than one interval was killed by the first request.
+    void this.#listening.then(() => {
+      if (this.#closed) return;
+      this.#timer = setInterval(() => {
+        try {
+          child.kill("SIGUSR1");
+        } catch { /* exited */ }
+      }, everyMs);
+    });
   }
 
   /** Starts tcpdump; waits until it listens (or fails with a {@link CaptureStartError} that says why). */

@@ -6,7 +6,12 @@
  * @module
  */
 import type { Row } from "../pixie/row.ts";
-import { CaptureStartError, LiveCapture, type LiveCaptureOptions } from "./live_capture.ts";
+import {
+  CaptureStartError,
+  KERNEL_BLOCK_TIMEOUT_MS,
+  LiveCapture,
+  type LiveCaptureOptions,
+} from "./live_capture.ts";
 import { PacketSource } from "./packet_source.ts";
 import { PcapReader } from "./pcap.ts";
 import type { PacketTap, PodResolver } from "./taps.ts";
@@ -72,7 +77,10 @@ export class LivePacketSource {
         reported.skips.set(reason, n);
       }
     };
-    // Between packets, capture time still advances: held RTP packets and TCP holes are given up on time.
+    // Between packets, capture time still advances: held RTP packets and TCP holes are given up on time. The
+    // kernel hands packets over in blocks, up to a block timeout after their capture, so a pause is only believed
+    // once it is longer than that: until then packets captured meanwhile may still be on their way, and a gap they
+    // fill must not be given up early.
     let lastFrameNs = 0n;
     let lastFrameWall = performance.now();
     // One chain of emits, so rows released by the timer and rows of new frames keep their order.
@@ -86,15 +94,15 @@ export class LivePacketSource {
     };
     const timer = setInterval(() => {
       report();
-      if (lastFrameNs > 0n) {
-        const now = lastFrameNs + BigInt(Math.round((performance.now() - lastFrameWall) * 1e6));
-        void send(src.tick(now)).catch(() => {});
+      const pausedMs = performance.now() - lastFrameWall - KERNEL_BLOCK_TIMEOUT_MS;
+      if (lastFrameNs > 0n && pausedMs > 0) {
+        void send(src.tick(lastFrameNs + BigInt(Math.round(pausedMs * 1e6)))).catch(() => {});
       }
     }, o.reportEveryMs ?? 1000);
     const stop = () => void cap.close();
     signal.addEventListener("abort", stop, { once: true });
+    const reader = new PcapReader(cap.pcap);
     try {
-      const reader = new PcapReader(cap.pcap);
       for await (const frame of reader) {
         lastFrameNs = frame.timeNs;
         lastFrameWall = performance.now();
@@ -103,11 +111,22 @@ export class LivePacketSource {
       }
       await chain;
       if (signal.aborted) return;
+      // The capture ended, or its pcap stream became unreadable while tcpdump runs on (the reader gave up on it):
+      // what the reorder window and reassembly still hold is complete as far as this capture goes.
+      await send(src.finish());
+      await cap.close();
       const end = await cap.ended();
+      // The reader gives up on a live stream only after a stretch with no plausible record (resync_failed).
+      const unreadable = (reader.stats.problemCounts.resync_failed ?? 0) > 0;
+      const why = reader.stats.problems.findLast((p) => p.reason === "resync_failed");
       throw new CaptureStartError(
-        `live capture ended (tcpdump exit ${end.code}): ${
-          end.stderr.trim().split("\n").slice(-2).join("; ")
-        }`,
+        unreadable
+          ? `live capture: tcpdump's pcap stream is unreadable (${
+            why ? `from byte ${why.offset}: ${why.detail}` : "no plausible record"
+          }); tcpdump stopped`
+          : `live capture ended (tcpdump exit ${end.code}): ${
+            end.stderr.trim().split("\n").slice(-2).join("; ")
+          }`,
       );
     } finally {
       clearInterval(timer);

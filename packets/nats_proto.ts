@@ -129,7 +129,12 @@ export class NatsDirection implements TcpStreamSink {
       return;
     }
     this.run(timeNs);
-    this.q.settle();
+    if (!this.q.settle()) {
+      // No room to keep the unparsed bytes: they are lost like a gap (a frame of known length keeps its framing).
+      this.skips.add("tcp_buffer_overflow");
+      this.gap(0, timeNs);
+      this.q.clear();
+    }
   }
 
   /** @inheritdoc */
@@ -156,7 +161,10 @@ export class NatsDirection implements TcpStreamSink {
 
   /** @inheritdoc */
   close(_timeNs: bigint): void {
-    if (this.pending !== undefined) this.skips.add("nats_bad_message");
+    // A payload, or a protocol line, that the connection's end cut off is lost.
+    if (this.pending !== undefined || (this.mode === Mode.Line && this.q.length > 0)) {
+      this.skips.add("nats_bad_message");
+    }
     this.pending = undefined;
     this.q.clear();
     this.mode = Mode.Closed;

@@ -94,6 +94,7 @@ export class PacketSource {
 
   /** Advances capture time with no frames (live: releases held RTP packets, gives up on TCP holes). */
   tick(nowNs: bigint): Row[] {
+    this.#rtp?.tick(Number(nowNs));
     this.#tcp?.tick(nowNs);
     return this.#take();
   }

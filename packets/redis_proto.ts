@@ -31,6 +31,8 @@ const BAD = -2;
 const MAX_DEPTH = 32;
 const DEFAULT_COMMANDS = ["PUBLISH", "SPUBLISH", "XADD", "SET", "LPUSH", "RPUSH"];
 const RESYNC_TARGET = /(?:^|\n)[*>][0-9]{1,7}\r\n\$[0-9]{1,10}\r\n/;
+/** Aggregate types parsed element by element at the top level: array, push, set, map. */
+const AGGREGATES = new Set([0x2a, 0x3e, 0x7e, 0x25]);
 
 /** True when `bytes` start like a RESP array of bulk strings (a command or a push). */
 export function looksLikeResp(bytes: Uint8Array): boolean {
@@ -57,6 +59,8 @@ export class RedisDirection implements TcpStreamSink {
   /** Byte ranges of the top-level array's bulk strings (start, end pairs); reused. */
   private elems: number[] = [];
   private allBulk = true;
+  /** The top-level array at the front of the queue is incomplete: element `i` of `n` starts at `p`. */
+  private resume: { i: number; n: number; p: number } | undefined;
 
   /** @param midstream the capture began inside the connection: resync first */
   constructor(
@@ -86,11 +90,17 @@ export class RedisDirection implements TcpStreamSink {
     if (!this.q.push(b)) {
       this.skips.add("tcp_buffer_overflow");
       this.need = 0;
+      this.resume = undefined;
       this.mode = Mode.Resync;
       return;
     }
     this.run(timeNs);
-    this.q.settle();
+    if (!this.q.settle()) {
+      // No room to keep the unparsed bytes: they are lost like a gap (a frame of known length keeps its framing).
+      this.skips.add("tcp_buffer_overflow");
+      this.gap(0, timeNs);
+      this.q.clear();
+    }
   }
 
   /** @inheritdoc */
@@ -100,6 +110,7 @@ export class RedisDirection implements TcpStreamSink {
     if (this.q.length > 0) this.skips.add("redis_bad_message");
     this.q.clear();
     this.need = 0;
+    this.resume = undefined;
     this.mode = Mode.Resync;
   }
 
@@ -107,6 +118,7 @@ export class RedisDirection implements TcpStreamSink {
   close(_timeNs: bigint): void {
     if (this.q.length > 0 && this.mode === Mode.Value) this.skips.add("redis_bad_message");
     this.q.clear();
+    this.resume = undefined;
     this.mode = Mode.Closed;
   }
 
@@ -138,6 +150,7 @@ export class RedisDirection implements TcpStreamSink {
           this.rest.left = this.need - q.length;
           q.clear();
           this.need = 0;
+          this.resume = undefined;
           this.mode = Mode.Skip;
         }
         return;
@@ -155,32 +168,45 @@ export class RedisDirection implements TcpStreamSink {
 
   /**
    * Parses one top-level value at the front of `v`: its end, NEED (with `need` set when known) or BAD. Fills `elems`
-   * with the bulk strings of a top-level array or push.
+   * with the bulk strings of a top-level array or push. An array still arriving is parsed on from the element where
+   * the bytes ran out (`resume`), not from its start: re-reading it whole for every segment made a command of many
+   * small arguments (a bulk RPUSH, a long reply) quadratic, minutes of CPU for one within the size bound.
    */
   private top(v: Uint8Array): number {
-    this.elems.length = 0;
-    this.allBulk = false;
-    const type = v[0]!;
-    if (type !== 0x2a && type !== 0x3e) {
-      if (!isRespType(type)) {
-        // An inline command (`PING\r\n`): one line.
-        const e = lineEnd(v, 0);
-        return e < 0 ? e : e + 2;
+    let i = 0;
+    let n: number;
+    let p: number;
+    const r = this.resume;
+    if (r !== undefined) {
+      ({ i, n, p } = r);
+    } else {
+      this.elems.length = 0;
+      this.allBulk = false;
+      const type = v[0]!;
+      if (!AGGREGATES.has(type)) {
+        if (!isRespType(type)) {
+          // An inline command (`PING\r\n`): one line.
+          const e = lineEnd(v, 0);
+          return e < 0 ? e : e + 2;
+        }
+        return this.skip(v, 0, 0);
       }
-      return this.skip(v, 0, 0);
+      const e = lineEnd(v, 1);
+      if (e < 0) return e;
+      const count = intOf(v, 1, e);
+      if (count === undefined) return BAD;
+      p = e + 2;
+      if (count < 0) return p;
+      // Commands and pushes are arrays of bulk strings; sets and maps (replies) are only framed.
+      this.allBulk = type === 0x2a || type === 0x3e;
+      n = type === 0x25 ? count * 2 : count;
     }
-    const e = lineEnd(v, 1);
-    if (e < 0) return e;
-    const n = intOf(v, 1, e);
-    if (n === undefined) return BAD;
-    let p = e + 2;
-    if (n < 0) return p;
-    this.allBulk = true;
-    for (let i = 0; i < n; i++) {
-      if (p >= v.length) return NEED;
+    this.resume = undefined;
+    for (; i < n; i++) {
+      if (p >= v.length) return this.suspend(i, n, p, NEED);
       if (v[p] === 0x24) {
         const le = lineEnd(v, p + 1);
-        if (le < 0) return le;
+        if (le < 0) return this.suspend(i, n, p, le);
         const len = intOf(v, p + 1, le);
         if (len === undefined) return BAD;
         const s = le + 2;
@@ -191,18 +217,25 @@ export class RedisDirection implements TcpStreamSink {
         }
         if (s + len + 2 > v.length) {
           this.need = s + len + 2;
-          return NEED;
+          return this.suspend(i, n, p, NEED);
         }
         if (v[s + len] !== 13 || v[s + len + 1] !== 10) return BAD;
-        this.elems.push(s, s + len);
+        if (this.allBulk) this.elems.push(s, s + len);
         p = s + len + 2;
       } else {
         this.allBulk = false;
-        p = this.skip(v, p, 1);
-        if (p < 0) return p;
+        const q = this.skip(v, p, 1);
+        if (q < 0) return this.suspend(i, n, p, q);
+        p = q;
       }
     }
     return p;
+  }
+
+  /** Remembers where an incomplete array stopped (when more bytes are needed) and returns `why`. */
+  private suspend(i: number, n: number, p: number, why: number): number {
+    if (why === NEED) this.resume = { i, n, p };
+    return why;
   }
 
   /** Skips any RESP value at `p`; its end, NEED or BAD. */

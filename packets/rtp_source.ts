@@ -153,6 +153,15 @@ export class RtpSource {
     this.#rtp(f, p.payload, 0, p.payload.length, p.timeNs);
   }
 
+  /**
+   * Advances capture time without a packet (live, while traffic pauses): gaps that have waited the window are given
+   * up and idle streams forgotten.
+   */
+  tick(nowNs: number): void {
+    this.#lastTick = nowNs;
+    this.jitter.tick(nowNs);
+  }
+
   /** End of input: releases every held packet (gaps counted as lost) and forgets all streams. */
   flush(): void {
     this.jitter.flush();
@@ -190,10 +199,10 @@ export class RtpSource {
     };
     const now = Number(timeNs);
     this.jitter.push(m, now);
-    if (now - this.#lastTick >= TICK_NS) {
-      this.#lastTick = now;
-      this.jitter.tick(now);
-    }
+    // Also when capture time went back a tick or more (a clock stepped back, or one frame stamped far ahead):
+    // waiting for time to pass the last tick again would hold every other stream's gaps and idle streams that long.
+    const sinceTick = now - this.#lastTick;
+    if (sinceTick >= TICK_NS || sinceTick <= -TICK_NS) this.tick(now);
   }
 
   #streamName(f: FlowEntry, ssrc: number): string {

@@ -56,7 +56,10 @@ export interface TcpReassemblyOptions {
   idleTimeoutNs?: bigint;
   /** A hole open this long (capture time) is given up as a gap (default 1 s: above Linux's 200 ms minimum RTO). */
   holeTimeoutNs?: bigint;
-  /** How long a closed direction is remembered so late retransmissions are not taken as a new stream (10 s). */
+  /**
+   * How long a closed direction is remembered so late retransmissions are not taken as a new stream, and how long an
+   * open one may see old data following on before it is taken for a new connection whose SYN was missed (10 s).
+   */
   closedLingerNs?: bigint;
 }
 
@@ -81,9 +84,19 @@ interface Direction {
   finSeq: number;
   closed: boolean;
   lastNs: bigint;
+  /**
+   * Capture time since which segments wholly before `next` have carried data, each following on from the one
+   * before (-1: new bytes came last), and where the next such would follow on.
+   */
+  staleSinceNs: bigint;
+  staleNext: number;
 }
 
 const MAX_U32 = 0x1_0000_0000;
+/** Largest TCP window (65535 << 14, RFC 7323): no retransmission lies further behind the next expected byte. */
+const MAX_WINDOW = 1 << 30;
+/** Capture time between sweeps for idle directions and old holes while packets flow. */
+const SWEEP_NS = 1_000_000_000n;
 
 /** Reassembles TCP directions from captured segments and feeds one sink per direction. */
 export class TcpReassembler {
@@ -131,7 +144,11 @@ export class TcpReassembler {
     if (p.transport !== "tcp" || tcp === undefined) return;
     const t = p.timeNs;
     if (this.lastSweepNs < 0n) this.lastSweepNs = t;
-    else if (t - this.lastSweepNs >= 1_000_000_000n) this.tick(t);
+    else if (t - this.lastSweepNs >= SWEEP_NS || this.lastSweepNs - t >= SWEEP_NS) {
+      // Also when capture time went back (a clock step): waiting for it to pass the last sweep again would hold
+      // holes and idle directions that long.
+      this.tick(t);
+    }
     const key = `${p.src}|${p.srcPort}|${p.dst}|${p.dstPort}`;
     const flags = tcp.flags;
     const seq = tcp.seq >>> 0;
@@ -149,6 +166,13 @@ export class TcpReassembler {
       // Pure ACKs, FINs and RSTs of unknown directions carry nothing to reassemble: keep no state for them.
       if (!syn && len === 0) return;
       d = this.create(key, p, syn, seq);
+    }
+    if (!syn && len > 0 && !d.closed && this.startsOver(d, seq, len, t)) {
+      // A new connection on this 4-tuple whose SYN the capture missed (and the old one's end too): its bytes were
+      // all taken for retransmissions, and the direction, never idle, stayed silent for as long as it lasted.
+      this.end(d, t, "restarted");
+      this.flows.delete(key);
+      d = this.create(key, p, false, seq);
     }
     d.lastNs = t;
     if (d.closed) {
@@ -230,14 +254,38 @@ export class TcpReassembler {
       finSeq: -1,
       closed: false,
       lastNs: p.timeNs,
+      staleSinceNs: -1n,
+      staleNext: 0,
     };
     this.flows.set(key, d);
     return d;
   }
 
-  /** Makes room for one more direction: idle and closed ones first, then the oldest. */
+  /**
+   * Whether a data segment starts a new stream rather than retransmitting old bytes: it lies wholly before `next`
+   * by more than any TCP window (2^30 bytes), or such segments have followed on from one another, as a sender's
+   * new bytes do, for the linger time. Retransmissions repeat what was sent (a sender whose acknowledgements are
+   * lost sends the same segment again and again) and keep-alive probes carry one old byte: neither follows on.
+   */
+  private startsOver(d: Direction, seq: number, len: number, t: bigint): boolean {
+    const rel = (seq - d.next) | 0;
+    if (rel + len > 0) {
+      d.staleSinceNs = -1n;
+      return false;
+    }
+    if (rel < -MAX_WINDOW) return true;
+    if (d.staleSinceNs < 0n || seq !== d.staleNext || len <= 1) d.staleSinceNs = t;
+    d.staleNext = (seq + len) >>> 0;
+    return t - d.staleSinceNs >= this.lingerNs;
+  }
+
+  /**
+   * Makes room for one more direction: idle and closed ones first, then the oldest. The sweep for idle ones
+   * visits every direction, so it runs at most once per sweep interval: at the bound, with a new direction a
+   * packet, sweeping each time cost milliseconds per packet.
+   */
   private evict(nowNs: bigint): void {
-    this.tick(nowNs);
+    if (nowNs - this.lastSweepNs >= SWEEP_NS || this.lastSweepNs - nowNs >= SWEEP_NS) this.tick(nowNs);
     while (this.flows.size >= this.maxFlows) {
       const first = this.flows.entries().next();
       if (first.done) return;
@@ -458,14 +506,18 @@ export class ByteQueue {
     }
   }
 
-  /** Copies borrowed bytes that are still unread so the caller's array can be reused. */
-  settle(): void {
+  /**
+   * Copies borrowed bytes that are still unread so the caller's array can be reused. False when the shared budget
+   * has no room for them: the queue is left as it is, and the caller must deal with the loss (as with a gap, which
+   * can keep a known frame's framing) and then {@link clear} it before the borrowed bytes go.
+   */
+  settle(): boolean {
     if (this.owned || this.start === this.end) {
       if (!this.owned) this.buf = EMPTY;
       this.shrink();
-      return;
+      return true;
     }
-    if (!this.reserve(this.end - this.start)) return;
+    return this.reserve(this.end - this.start, false);
   }
 
   /** Empties the queue and frees its storage. */
@@ -478,12 +530,12 @@ export class ByteQueue {
     this.charged = 0;
   }
 
-  /** Moves the unread bytes into owned storage of at least `need` bytes. */
-  private reserve(need: number): boolean {
+  /** Moves the unread bytes into owned storage of at least `need` bytes; on failure empties the queue if `drop`. */
+  private reserve(need: number, drop = true): boolean {
     const cap = Math.max(256, need * 2);
     const delta = cap - this.charged;
     if (delta > 0 && !this.budget.take(delta)) {
-      this.clear();
+      if (drop) this.clear();
       return false;
     }
     if (delta < 0) this.budget.give(-delta);

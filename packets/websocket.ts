@@ -141,7 +141,12 @@ export class WebSocketDirection implements TcpStreamSink {
       return;
     }
     this.run(timeNs);
-    this.q.settle();
+    if (!this.q.settle()) {
+      // No room to keep the unparsed bytes: they are lost like a gap (a frame of known length keeps its framing).
+      this.skips.add("tcp_buffer_overflow");
+      this.gap(0, timeNs);
+      this.q.clear();
+    }
   }
 
   /** @inheritdoc */
@@ -168,7 +173,8 @@ export class WebSocketDirection implements TcpStreamSink {
 
   /** @inheritdoc */
   close(_timeNs: bigint): void {
-    if (this.mode !== Mode.Opaque) this.dropMessage(false);
+    // A frame still incomplete when the connection ends (FIN or RST mid-frame, end of capture) is lost: counted.
+    if (this.mode !== Mode.Opaque) this.dropMessage(this.mode === Mode.Frames && this.q.length > 0);
     this.q.clear();
     this.mode = Mode.Opaque;
     this.window = EMPTY;
@@ -307,7 +313,10 @@ export class WebSocketDirection implements TcpStreamSink {
     const op = b0 & 15;
     const rsv = b0 & 0x70;
     if (op > 10 || (op > 2 && op < 8)) return -1;
-    if (rsv !== 0 && !(rsv === 0x40 && (op === 1 || op === 2) && this.conn.deflate !== undefined)) return -1;
+    // RSV1 marks a compressed message where permessage-deflate was negotiated, or may have been (the capture began
+    // after the handshake): frames() takes those, so the scan for a frame must too.
+    const deflate = this.conn.deflate !== undefined || this.conn.state === "unknown";
+    if (rsv !== 0 && !(rsv === 0x40 && (op === 1 || op === 2) && deflate)) return -1;
     const masked = (b1 & 0x80) !== 0;
     if (this.masked !== undefined && masked !== this.masked) return -1;
     let len = b1 & 127;
@@ -545,8 +554,11 @@ export class WebSocketDirection implements TcpStreamSink {
         maxOutputLength: hist.length + this.max + 1,
       });
       out = new Uint8Array(r.buffer, r.byteOffset + hist.length, r.length - hist.length);
-    } catch {
-      this.skips.add("ws_deflate_error");
+    } catch (e) {
+      // Inflating past the bound is a message over it (skipped whole, as uncompressed ones are); the history it
+      // would have left is unknown either way.
+      const tooLarge = (e as { code?: unknown }).code === "ERR_BUFFER_TOO_LARGE";
+      this.skips.add(tooLarge ? "message_too_large" : "ws_deflate_error");
       this.window = EMPTY;
       return undefined;
     }

@@ -1,9 +1,10 @@
 /**
  * A tcpdump that neither starts listening nor exits (stuck opening its device) ends the capture's start with an
- * error the reader's supervisor acts on, instead of holding the live packet source for ever. Real parts: a child
- * process standing in for tcpdump, LiveCapture.
+ * error the reader's supervisor acts on, instead of holding the live packet source for ever; one that is merely slow
+ * to start is not killed by the first statistics request. Real parts: a child process standing in for tcpdump,
+ * LiveCapture.
  */
-import { match, ok } from "node:assert/strict";
+import assert, { match, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { CaptureStartError, LiveCapture } from "../packets/live_capture.ts";
 
@@ -45,6 +46,35 @@ Deno.test("live capture: a tcpdump that never starts listening is a start error,
     ok(!running(), `pid ${pid} still running`);
   } finally {
     clearTimeout(timer);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("live capture: a tcpdump slower to start than one statistics interval is not killed by the request", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fsmpx-slow-tcpdump-" });
+  // Like tcpdump, it sets its SIGUSR1 handler only just before it says "listening on" (tcpdump.c); before that the
+  // signal's default action ends it. It opens its device for 1.5 s.
+  const script = join(dir, "slow_tcpdump.ts");
+  await Deno.writeTextFile(
+    script,
+    `await new Promise((r) => setTimeout(r, 1500));
+Deno.addSignalListener("SIGUSR1", () => console.error("7 packets captured"));
+console.error("listening on lo, link-type EN10MB (Ethernet), snapshot length 1500 bytes");
+await new Promise((r) => setTimeout(r, 600_000));
+`,
+  );
+  const tcpdump = join(dir, "tcpdump");
+  await Deno.writeTextFile(tcpdump, `#!/bin/sh\nexec '${Deno.execPath()}' run -A --no-check '${script}'\n`);
+  await Deno.chmod(tcpdump, 0o755);
+  try {
+    const opts = { tcpdump, iface: "lo", filter: "", snaplen: 1500, bufferMib: 1, statsEveryMs: 200 };
+    const cap = await LiveCapture.start({ ...opts, startTimeoutMs: 20_000 }).then((c) => c, (e: Error) => e);
+    ok(cap instanceof LiveCapture, String(cap));
+    // Statistics are asked for once it listens (a liveness bound, ~10 s).
+    for (let i = 0; i < 200 && cap.stats.captured === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    await cap.close();
+    assert.equal(cap.stats.captured, 7, "its statistics line was read");
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });

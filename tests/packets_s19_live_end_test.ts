@@ -1,0 +1,136 @@
+/**
+ * The live packet source when tcpdump misbehaves or traffic stops: a pcap stream that turns unreadable while
+ * tcpdump runs on ends the run (the reader's supervisor restarts it) instead of holding the sensor silent for
+ * ever; packets the reorder window holds behind a gap come out when the capture ends and when traffic pauses.
+ * Real parts: LivePacketSource, LiveCapture and the pcap reader, with a child process standing in for tcpdump
+ * that does what tcpdump does (says "listening on" on stderr, writes pcap with nanosecond times to stdout, takes
+ * SIGUSR1 without exiting) with the bytes each test gives it.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { LivePacketSource } from "../packets/live_source.ts";
+import type { PacketTap } from "../packets/taps.ts";
+import type { Row } from "../pixie/row.ts";
+import { setLogSink } from "../util/log.ts";
+import { classicPcap, concat, ethernet, ipv4, rtp, udp } from "./support/packet_build.ts";
+
+const tap: PacketTap = {
+  query: "m/source",
+  protocol: "rtp",
+  ports: [40000],
+  portRanges: [],
+  direction: "any",
+  payloadTypes: new Map(),
+};
+
+const SEC = 1_700_000_000;
+
+/** A nanosecond pcap (as `tcpdump --time-stamp-precision=nano -w -` writes) of 20 ms PCMU packets `seqs`. */
+function rtpPcap(seqs: number[]): Uint8Array {
+  return classicPcap(
+    { nanosecond: true, littleEndian: true, linkType: 1 },
+    seqs.map((seq) => ({
+      sec: SEC,
+      frac: seq * 20_000_000,
+      data: ethernet(
+        0x0800,
+        ipv4(
+          "10.0.0.1",
+          "10.0.0.2",
+          17,
+          udp(30000, 40000, rtp({ seq, ts: seq * 160, ssrc: 0x1234 }, new Uint8Array(160).fill(seq))),
+        ),
+      ),
+    })),
+  );
+}
+
+/** A stand-in tcpdump writing `pcap`, then exiting (`exit`) or staying up with nothing more to say. */
+async function fakeTcpdump(pcap: Uint8Array, then: "exit" | "stay"): Promise<{ path: string; dir: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "fsmpx-fake-tcpdump-" });
+  const bytes = join(dir, "out.pcap");
+  await Deno.writeFile(bytes, pcap);
+  const script = join(dir, "fake_tcpdump.ts");
+  await Deno.writeTextFile(
+    script,
+    `Deno.addSignalListener("SIGUSR1", () => {});
+await Deno.stderr.write(new TextEncoder().encode("listening on lo, link-type EN10MB (Ethernet)\\n"));
+const out = Deno.stdout.writable.getWriter();
+await out.write(await Deno.readFile(${JSON.stringify(bytes)}));
+${then === "exit" ? "await out.close();\nDeno.exit(0);" : "await new Promise((r) => setTimeout(r, 600_000));"}
+`,
+  );
+  const path = join(dir, "tcpdump");
+  await Deno.writeTextFile(path, `#!/bin/sh\nexec '${Deno.execPath()}' run -A --no-check '${script}'\n`);
+  await Deno.chmod(path, 0o755);
+  return { path, dir };
+}
+
+/** Runs a live source on the stand-in until `until` holds or `boundMs` pass (a liveness bound). */
+async function runLive(
+  pcap: Uint8Array,
+  then: "exit" | "stay",
+  until: (rows: Row[], outcome: string | undefined) => boolean,
+  boundMs: number,
+): Promise<{ rows: Row[]; outcome: string | undefined }> {
+  const prev = setLogSink(() => {});
+  const { path, dir } = await fakeTcpdump(pcap, then);
+  const src = new LivePacketSource({
+    capture: { tcpdump: path, iface: "lo", filter: "", snaplen: 2048, bufferMib: 1, startTimeoutMs: 20_000 },
+    taps: [tap],
+    node: "n1",
+    reportEveryMs: 100,
+  });
+  const rows: Row[] = [];
+  const ac = new AbortController();
+  let outcome: string | undefined;
+  const running = src.run((r) => Promise.resolve(void rows.push(r)), ac.signal).then(
+    () => void (outcome = "resolved"),
+    (e: Error) => void (outcome = `rejected: ${e.message}`),
+  );
+  try {
+    const t0 = Date.now();
+    while (!until(rows, outcome) && Date.now() - t0 < boundMs) await new Promise((r) => setTimeout(r, 50));
+    return { rows, outcome };
+  } finally {
+    ac.abort();
+    await running;
+    await Deno.remove(dir, { recursive: true });
+    setLogSink(prev);
+  }
+}
+
+Deno.test("live source: a pcap stream that turns to garbage while tcpdump runs on ends the run, rows kept", async () => {
+  // Three good records, then bytes in which no record can be found (more than the reader's 1 MiB search).
+  const pcap = concat(rtpPcap([1, 2, 3]), new Uint8Array(1_200_000).fill(0xff));
+  const { rows, outcome } = await runLive(pcap, "stay", (_, o) => o !== undefined, 20_000);
+  assert.ok(
+    outcome !== undefined,
+    "the run still going with tcpdump's stream unreadable: the sensor is silent",
+  );
+  assert.match(
+    outcome,
+    /^rejected: live capture: tcpdump's pcap stream is unreadable \(from byte \d+: no plausible/,
+  );
+  assert.deepEqual(rows.map((r) => r.columns["rtp_seq"]), [1, 2, 3]);
+});
+
+Deno.test("live source: when tcpdump exits, packets held behind a gap are handed on before the run ends", async () => {
+  const { rows, outcome } = await runLive(
+    rtpPcap([1, 2, 3, 5, 6]),
+    "exit",
+    (_, o) => o !== undefined,
+    20_000,
+  );
+  assert.match(outcome ?? "still running", /^rejected: live capture ended \(tcpdump exit 0\)/);
+  assert.deepEqual(rows.map((r) => r.columns["rtp_seq"]), [1, 2, 3, 5, 6]);
+  assert.equal(rows[3]!.columns["rtp_lost"], 1);
+  assert.equal(rows[3]!.time, BigInt(SEC) * 1_000_000_000n + 5n * 20_000_000n, "capture time kept");
+});
+
+Deno.test("live source: when traffic stops after a loss, the held packets come out while the capture runs", async () => {
+  const { rows, outcome } = await runLive(rtpPcap([1, 2, 3, 5, 6]), "stay", (r) => r.length >= 5, 20_000);
+  assert.equal(outcome, undefined, "the capture is still running");
+  assert.deepEqual(rows.map((r) => r.columns["rtp_seq"]), [1, 2, 3, 5, 6]);
+  assert.equal(rows[3]!.columns["rtp_lost"], 1);
+});
