@@ -178,7 +178,9 @@ export function bpfFilter(taps: readonly PacketTap[]): string {
     parts.add(terms.length === 1 ? terms[0]! : `(${terms.join(" and ")})`);
   }
   const list = [...parts];
-  // Fragments of UDP datagrams carry no ports; keep them so large RTP/UDP packets are at least counted.
+  // A UDP datagram's later fragments carry no ports, so a port filter leaves them in the kernel; RTP packets
+  // (at most a few hundred bytes) are not fragmented, and the first fragment of one that is, which carries the
+  // ports, is skipped and counted (`ip_fragment`).
   return list.length === 0 ? "" : list.join(" or ");
 }
 
