@@ -6,7 +6,8 @@
  * @module
  */
 import { LivePacketSource } from "../packets/live_source.ts";
-import { bpfFilter, type PacketTap } from "../packets/taps.ts";
+import { bpfFilter } from "../packets/taps.ts";
+import { rtpTap } from "../tests/support/packet_build.ts";
 import { setLogSink } from "../util/log.ts";
 import { syntheticCapture } from "./packets_rtp_speed.ts";
 
@@ -34,14 +35,7 @@ function cpuSeconds(): number {
  */
 export async function liveSpeed(n = 200_000, pps = 200_000): Promise<LiveSpeed> {
   const prev = setLogSink(() => {});
-  const tap: PacketTap = {
-    query: "m/source",
-    protocol: "rtp",
-    ports: [],
-    portRanges: [],
-    direction: "any",
-    payloadTypes: new Map(),
-  };
+  const tap = rtpTap();
   let drops = 0;
   const src = new LivePacketSource({
     capture: { tcpdump: "tcpdump", iface: "lo", filter: bpfFilter([tap]), snaplen: 512, bufferMib: 64 },

@@ -7,7 +7,7 @@
  */
 import { PacketSource } from "../packets/packet_source.ts";
 import { parseFrames } from "../packets/pcap.ts";
-import type { PacketTap } from "../packets/taps.ts";
+import { rtpTap } from "../tests/support/packet_build.ts";
 import { syntheticCapture } from "./packets_rtp_speed.ts";
 
 /** Figures of the run. */
@@ -21,14 +21,7 @@ export interface RowsSpeed {
 /** Measures frames → rows on `streams` streams of `perStream` packets. */
 export function rtpRowsSpeed(streams = 1000, perStream = 250): RowsSpeed {
   const { frames } = parseFrames(syntheticCapture(streams, perStream));
-  const tap: PacketTap = {
-    query: "m/source",
-    protocol: "rtp",
-    ports: [],
-    portRanges: [],
-    direction: "any",
-    payloadTypes: new Map(),
-  };
+  const tap = rtpTap();
   let best = Infinity;
   let rows = 0;
   for (let r = 0; r < 5; r++) {

@@ -1,10 +1,8 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { ClockSkewEstimator } from "../bus/clock_skew.ts";
 import { connectNats } from "../bus/connection.ts";
 import { setLogSink } from "../util/log.ts";
-import { NatsServer } from "./support/nats_server.ts";
-import { waitFor } from "./support/bus_fixtures.ts";
+import { waitFor, withClockPeers } from "./support/bus_fixtures.ts";
 import { gatedTest } from "./support/tools.ts";
 
 const natsTest = await gatedTest(import.meta.url, ["nats-server"]);
@@ -14,52 +12,49 @@ const SKEW_MS = 250;
 natsTest(
   "clock skew: a peer whose clock is 250 ms ahead is estimated within a few ms, both ways",
   async () => {
-    const srv = await NatsServer.start();
-    const conns: NatsConnection[] = [];
-    const estimators: ClockSkewEstimator[] = [];
     const lines: string[] = [];
     const prev = setLogSink((l) => void lines.push(l));
     try {
-      const ncA = await connectNats({ url: srv.url }), ncB = await connectNats({ url: srv.url });
-      conns.push(ncA, ncB);
-      const seen: [string, number][] = [];
-      const a = new ClockSkewEstimator({
-        nc: ncA,
-        node: "node-a",
-        onOffset: (p, s) => void seen.push([p, s]),
-      });
-      const b = new ClockSkewEstimator({ nc: ncB, node: "node-b.example", now: () => Date.now() + SKEW_MS });
-      estimators.push(a, b);
-      await a.start(false);
-      await b.start(false); // b's hello reaches a; a learns of b
-      await waitFor(() => a.peers().includes("node-b.example"), 5000, "peer discovery");
-      await a.round(); // a's hello in this round reaches b
-      await waitFor(() => b.peers().includes("node-a"), 5000, "peer discovery back");
-      await b.round();
+      await withClockPeers(async ({ srv, conns, estimators }) => {
+        const ncA = await connectNats({ url: srv.url }), ncB = await connectNats({ url: srv.url });
+        conns.push(ncA, ncB);
+        const seen: [string, number][] = [];
+        const a = new ClockSkewEstimator({
+          nc: ncA,
+          node: "node-a",
+          onOffset: (p, s) => void seen.push([p, s]),
+        });
+        const b = new ClockSkewEstimator({
+          nc: ncB,
+          node: "node-b.example",
+          now: () => Date.now() + SKEW_MS,
+        });
+        estimators.push(a, b);
+        await a.start(false);
+        await b.start(false); // b's hello reaches a; a learns of b
+        await waitFor(() => a.peers().includes("node-b.example"), 5000, "peer discovery");
+        await a.round(); // a's hello in this round reaches b
+        await waitFor(() => b.peers().includes("node-a"), 5000, "peer discovery back");
+        await b.round();
 
-      const ab = a.offsets().get("node-b.example")!;
-      const ba = b.offsets().get("node-a")!;
-      ok(Math.abs(ab - SKEW_MS / 1000) < 0.005, `a sees b ahead by ${ab} s`);
-      ok(Math.abs(ba + SKEW_MS / 1000) < 0.005, `b sees a behind by ${ba} s`);
-      equal(seen.length, 1);
-      equal(seen[0]![0], "node-b.example");
-      // b is the one ahead: relative to its peers' median its own clock is +0.25 s, and it says so.
-      ok(Math.abs(b.nodeOffsetSeconds()! - SKEW_MS / 1000) < 0.005);
-      ok(lines.some((l) => l.includes("clock differs") && l.includes('"warn_ms":50')));
+        const ab = a.offsets().get("node-b.example")!;
+        const ba = b.offsets().get("node-a")!;
+        ok(Math.abs(ab - SKEW_MS / 1000) < 0.005, `a sees b ahead by ${ab} s`);
+        ok(Math.abs(ba + SKEW_MS / 1000) < 0.005, `b sees a behind by ${ba} s`);
+        equal(seen.length, 1);
+        equal(seen[0]![0], "node-b.example");
+        // b is the one ahead: relative to its peers' median its own clock is +0.25 s, and it says so.
+        ok(Math.abs(b.nodeOffsetSeconds()! - SKEW_MS / 1000) < 0.005);
+        ok(lines.some((l) => l.includes("clock differs") && l.includes('"warn_ms":50')));
+      });
     } finally {
       setLogSink(prev);
-      for (const e of estimators) await e.stop();
-      for (const c of conns) await c.close();
-      await srv.stop();
     }
   },
 );
 
 natsTest("clock skew: periodic rounds report the node offset; a silent peer is dropped", async () => {
-  const srv = await NatsServer.start();
-  const conns: NatsConnection[] = [];
-  const estimators: ClockSkewEstimator[] = [];
-  try {
+  await withClockPeers(async ({ srv, conns, estimators }) => {
     const ncA = await connectNats({ url: srv.url }), ncB = await connectNats({ url: srv.url });
     conns.push(ncA, ncB);
     const nodeOffsets: number[] = [];
@@ -86,11 +81,7 @@ natsTest("clock skew: periodic rounds report the node offset; a silent peer is d
     equal(a.offsets().has("ghost"), false);
     // Told, so its gauge series goes (FsmMetrics.clockOffsetGone).
     ok(forgotten.includes("ghost") && !forgotten.includes("b"), `${forgotten}`);
-  } finally {
-    for (const e of estimators) await e.stop();
-    for (const c of conns) await c.close();
-    await srv.stop();
-  }
+  });
 });
 
 natsTest(
@@ -98,10 +89,7 @@ natsTest(
   async () => {
     // The audit's worry: peers never forgotten, capped, so new nodes never measured. round() forgets a peer none of
     // whose exchanges was answered, so the place goes to the next node heard from (every node says hello each round).
-    const srv = await NatsServer.start();
-    const conns: NatsConnection[] = [];
-    const estimators: ClockSkewEstimator[] = [];
-    try {
+    await withClockPeers(async ({ srv, conns, estimators }) => {
       const ncA = await connectNats({ url: srv.url }), ncB = await connectNats({ url: srv.url });
       conns.push(ncA, ncB);
       const a = new ClockSkewEstimator({ nc: ncA, node: "a", maxPeers: 1, samples: 2, timeoutMs: 200 });
@@ -123,10 +111,6 @@ natsTest(
         Math.abs(a.offsets().get("new")! + 0.04) < 0.005,
         `offset of the new node ${a.offsets().get("new")}`,
       );
-    } finally {
-      for (const e of estimators) await e.stop();
-      for (const c of conns) await c.close();
-      await srv.stop();
-    }
+    });
   },
 );

@@ -4,12 +4,10 @@
  * @module
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { ClockSkewEstimator } from "../bus/clock_skew.ts";
 import { connectNats } from "../bus/connection.ts";
 import { CLOCK_HELLO_SUBJECT } from "../bus/subjects.ts";
-import { NatsServer } from "./support/nats_server.ts";
-import { waitFor } from "./support/bus_fixtures.ts";
+import { waitFor, withClockPeers } from "./support/bus_fixtures.ts";
 import { gatedTest } from "./support/tools.ts";
 
 const natsTest = await gatedTest(import.meta.url, ["nats-server"]);
@@ -17,10 +15,7 @@ const natsTest = await gatedTest(import.meta.url, ["nats-server"]);
 natsTest(
   "clock skew: a hello with a name too long for a subject is ignored; the node's connection is not dropped",
   async () => {
-    const srv = await NatsServer.start();
-    const conns: NatsConnection[] = [];
-    const estimators: ClockSkewEstimator[] = [];
-    try {
+    await withClockPeers(async ({ srv, conns, estimators }) => {
       const ncA = await connectNats({ url: srv.url }), ncB = await connectNats({ url: srv.url });
       const other = await connectNats({ url: srv.url });
       conns.push(ncA, ncB, other);
@@ -42,21 +37,14 @@ natsTest(
       deepEqual(a.peers(), ["node-b"]);
       equal(a.offsets().size, 1);
       deepEqual(drops, []);
-    } finally {
-      for (const e of estimators) await e.stop();
-      for (const c of conns) await c.close();
-      await srv.stop();
-    }
+    });
   },
 );
 
 natsTest(
   "clock skew: a round while the node's own connection is down keeps its peers and their offsets",
   async () => {
-    const srv = await NatsServer.start();
-    const conns: NatsConnection[] = [];
-    const estimators: ClockSkewEstimator[] = [];
-    try {
+    await withClockPeers(async ({ srv, conns, estimators }) => {
       const ncA = await connectNats({ url: srv.url }), ncB = await connectNats({ url: srv.url });
       conns.push(ncA, ncB);
       const heard: number[][] = [];
@@ -86,21 +74,14 @@ natsTest(
       deepEqual(forgotten, []);
       equal(heard.length, 2);
       ok(heard[1]!.length === 1 && Math.abs(heard[1]![0]! - 0.3) < 0.01, `listener heard ${heard[1]}`);
-    } finally {
-      for (const e of estimators) await e.stop();
-      for (const c of conns) await c.close();
-      await srv.stop();
-    }
+    });
   },
 );
 
 natsTest(
   "clock skew: started while the connection is down, the estimator does not fail and measures once it is back",
   async () => {
-    const srv = await NatsServer.start();
-    const conns: NatsConnection[] = [];
-    const estimators: ClockSkewEstimator[] = [];
-    try {
+    await withClockPeers(async ({ srv, conns, estimators }) => {
       const ncA = await connectNats({ url: srv.url }), ncB = await connectNats({ url: srv.url });
       conns.push(ncA, ncB);
       const b = new ClockSkewEstimator({ nc: ncB, node: "node-b", now: () => Date.now() + 300 });
@@ -123,10 +104,6 @@ natsTest(
       a.addPeer("node-b");
       await waitFor(() => a.offsets().has("node-b"), 10_000, "an estimate once the server is back");
       ok(Math.abs(a.offsets().get("node-b")! - 0.3) < 0.01, `offset ${a.offsets().get("node-b")}`);
-    } finally {
-      for (const e of estimators) await e.stop();
-      for (const c of conns) await c.close();
-      await srv.stop();
-    }
+    });
   },
 );

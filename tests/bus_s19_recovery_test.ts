@@ -55,19 +55,24 @@ natsTest(
   },
 );
 
+/** Signatures 1..n stored in the server's stream by a sensor that then leaves. */
+async function storeSignatures(srv: NatsServer, n: number): Promise<void> {
+  const a = await JetStreamBus.connect(testBusOptions(srv.url, "node-a"));
+  try {
+    for (let i = 1; i <= n; i++) await a.publishSignature(testSignature(i));
+    await a.flush(30_000);
+  } finally {
+    await a.close();
+  }
+}
+
 natsTest(
   "replay reader: a server restarted mid-read is resumed after the last message read, none lost or repeated",
   async () => {
     const srv = await NatsServer.start();
     try {
       const t0 = Date.now() - 1000;
-      const a = await JetStreamBus.connect(testBusOptions(srv.url, "node-a"));
-      try {
-        for (let i = 1; i <= 3000; i++) await a.publishSignature(testSignature(i));
-        await a.flush(30_000);
-      } finally {
-        await a.close();
-      }
+      await storeSignatures(srv, 3000);
       const ids: number[] = [];
       // The idle timeout bounds how long a stalled read waits (it ended the read there, 1,000-1,500 records in).
       for await (
@@ -89,13 +94,7 @@ natsTest(
     const srv = await NatsServer.start();
     try {
       const t0 = Date.now() - 1000;
-      const a = await JetStreamBus.connect(testBusOptions(srv.url, "node-a"));
-      try {
-        for (let i = 1; i <= 2000; i++) await a.publishSignature(testSignature(i));
-        await a.flush(30_000);
-      } finally {
-        await a.close();
-      }
+      await storeSignatures(srv, 2000);
       let n = 0;
       const read = async () => {
         const opts = { stream: STREAM, startMs: t0, idleTimeoutMs: 1000, stallError: true };

@@ -5,11 +5,12 @@
 import assert from "node:assert/strict";
 import { CaptureStartError, LiveCapture, parseStatsLine, tcpdumpArgs } from "../packets/live_capture.ts";
 import { LivePacketSource } from "../packets/live_source.ts";
-import { bpfFilter, type PacketTap, parseCidr } from "../packets/taps.ts";
+import { bpfFilter, parseCidr } from "../packets/taps.ts";
 import type { Row } from "../pixie/row.ts";
 import { setLogSink } from "../util/log.ts";
 import dgram from "node:dgram";
 import { requireTools, toolGate } from "./support/tools.ts";
+import { rtpTap } from "./support/packet_build.ts";
 
 const gate = await toolGate(import.meta.url, ["root", "tcpdump"]);
 const canCapture = gate.run;
@@ -67,15 +68,7 @@ Deno.test("the tcpdump command line: nanosecond pcap to stdout, unbuffered, no p
 });
 
 Deno.test("a BPF filter keeps only the taps' transports, ports and hosts", () => {
-  const tap = (p: Partial<PacketTap>): PacketTap => ({
-    query: "m/source",
-    protocol: "rtp",
-    ports: [],
-    portRanges: [],
-    direction: "any",
-    payloadTypes: new Map(),
-    ...p,
-  });
+  const tap = rtpTap;
   assert.equal(
     bpfFilter([
       tap({ ports: [40000] }),
@@ -134,14 +127,7 @@ Deno.test({
     requireTools(gate);
     const prev = setLogSink(() => {});
     const port = 40000 + Math.floor(Math.random() * 2000) * 2;
-    const tap: PacketTap = {
-      query: "m/source",
-      protocol: "rtp",
-      ports: [port],
-      portRanges: [],
-      direction: "any",
-      payloadTypes: new Map(),
-    };
+    const tap = rtpTap({ ports: [port] });
     const src = new LivePacketSource({
       capture: { tcpdump: "tcpdump", iface: "lo", filter: bpfFilter([tap]), snaplen: 2048, bufferMib: 4 },
       taps: [tap],

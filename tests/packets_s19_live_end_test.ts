@@ -9,19 +9,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LivePacketSource } from "../packets/live_source.ts";
-import type { PacketTap } from "../packets/taps.ts";
 import type { Row } from "../pixie/row.ts";
 import { setLogSink } from "../util/log.ts";
-import { classicPcap, concat, ethernet, ipv4, rtp, udp } from "./support/packet_build.ts";
+import { classicPcap, concat, ethernet, ipv4, rtp, rtpTap, udp } from "./support/packet_build.ts";
 
-const tap: PacketTap = {
-  query: "m/source",
-  protocol: "rtp",
-  ports: [40000],
-  portRanges: [],
-  direction: "any",
-  payloadTypes: new Map(),
-};
+const tap = rtpTap({ ports: [40000] });
 
 const SEC = 1_700_000_000;
 

@@ -6,21 +6,13 @@
 import assert from "node:assert/strict";
 import { PacketSource } from "../packets/packet_source.ts";
 import { RtpSource } from "../packets/rtp_source.ts";
-import type { PacketTap } from "../packets/taps.ts";
 import type { AppMessage, Frame } from "../packets/types.ts";
-import { ethernet, ipv4, rtp, udp } from "./support/packet_build.ts";
+import { ethernet, ipv4, rtp, rtpTap, udp } from "./support/packet_build.ts";
 
 const MS = 1_000_000n;
 const T0 = 1_700_000_000_000_000_000n;
 
-const tap: PacketTap = {
-  query: "m/source",
-  protocol: "rtp",
-  ports: [40000],
-  portRanges: [],
-  direction: "any",
-  payloadTypes: new Map(),
-};
+const tap = rtpTap({ ports: [40000] });
 
 /** A 20 ms PCMU packet of `ssrc` (from source port `srcPort`) with sequence number `seq`, captured at `timeNs`. */
 function frame(seq: number, timeNs: bigint, ssrc = 0x1234, srcPort = 30000): Frame {

@@ -3,23 +3,16 @@
  * which pod a row names, RTP payload types to codecs, and the config keys that describe them.
  */
 import assert from "node:assert/strict";
-import { globMatch, inCidr, type PacketTap, parseCidr, parseIp, tapMatches } from "../packets/taps.ts";
+import { globMatch, inCidr, parseCidr, parseIp, tapMatches } from "../packets/taps.ts";
 import { PacketRowBuilder } from "../packets/rows.ts";
 import { parseRtpCodecName } from "../packets/rtp_codecs.ts";
 import type { AppMessage, FlowDirection } from "../packets/types.ts";
 import { parseConfigText } from "../config/load.ts";
 import { ConfigError } from "../config/errors.ts";
 import { packetTapsFromConfig } from "../cli/packet_taps.ts";
+import { rtpTap } from "./support/packet_build.ts";
 
-const tap = (p: Partial<PacketTap>): PacketTap => ({
-  query: "m/source",
-  protocol: "rtp",
-  ports: [],
-  portRanges: [],
-  direction: "any",
-  payloadTypes: new Map(),
-  ...p,
-});
+const tap = rtpTap;
 const flow = (src: string, srcPort: number, dst: string, dstPort: number): FlowDirection => ({
   transport: "udp",
   src,

@@ -1,11 +1,14 @@
 /**
  * Small builders for the JetStream bus tests and bench: valid signatures and matches, bus options for a test
- * server, and polling for a condition with a deadline.
+ * server, polling for a condition with a deadline, and a server of its own for a clock-skew test.
  * @module
  */
 import type { Match, Signature } from "../../audio/types.ts";
 import { signatureOf } from "../../audio/fingerprint/signature.ts";
 import type { JetStreamBusOptions } from "../../bus/jetstream.ts";
+import type { ClockSkewEstimator } from "../../bus/clock_skew.ts";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { NatsServer } from "./nats_server.ts";
 
 import { type MatchRecord, matchRecord } from "../../report/records.ts";
 
@@ -92,4 +95,27 @@ export async function waitFor(pred: () => boolean, timeoutMs: number, what: stri
 /** {@link testMatch} as the record the exporter publishes. */
 export function testMatchRecord(...args: Parameters<typeof testMatch>): MatchRecord {
   return matchRecord(testMatch(...args));
+}
+
+/** What {@link withClockPeers} hands a test: the server, and lists whose connections and estimators it closes. */
+export interface ClockPeers {
+  srv: NatsServer;
+  conns: NatsConnection[];
+  estimators: ClockSkewEstimator[];
+}
+
+/**
+ * Runs a clock-skew test against a real nats-server of its own; whatever the test put in `conns` and
+ * `estimators` is stopped and closed afterwards, then the server, whether the test passed or not.
+ */
+export async function withClockPeers(fn: (p: ClockPeers) => Promise<void>): Promise<void> {
+  const srv = await NatsServer.start();
+  const peers: ClockPeers = { srv, conns: [], estimators: [] };
+  try {
+    await fn(peers);
+  } finally {
+    for (const e of peers.estimators) await e.stop();
+    for (const c of peers.conns) await c.close();
+    await srv.stop();
+  }
 }

@@ -1,10 +1,11 @@
 /**
- * Hand-built packets and capture files for the packet-layer unit tests: RTP, UDP, TCP, IPv4 (with options),
+ * Hand-built packets, capture files and taps for the packet-layer unit tests: RTP, UDP, TCP, IPv4 (with options),
  * IPv6 (with extension headers), Ethernet (with VLAN tags), Linux cooked v1/v2, NULL/LOOP, and pcapng files
  * (either byte order, any if_tsresol / if_tsoffset, several sections). Written from the RFCs and the pcapng
  * draft, independently of the decoders they test.
  * @module
  */
+import type { PacketTap } from "../../packets/taps.ts";
 
 /** Concatenates byte arrays. */
 export function concat(...parts: Uint8Array[]): Uint8Array {
@@ -317,4 +318,17 @@ export class PcapngBuilder {
   bytes(): Uint8Array {
     return concat(...this.#parts);
   }
+}
+
+/** A tap for tests: RTP on any port and direction, no payload-type table, query `m/source`; `p` overrides. */
+export function rtpTap(p: Partial<PacketTap> = {}): PacketTap {
+  return {
+    query: "m/source",
+    protocol: "rtp",
+    ports: [],
+    portRanges: [],
+    direction: "any",
+    payloadTypes: new Map(),
+    ...p,
+  };
 }
