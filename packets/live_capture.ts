@@ -37,7 +37,10 @@ export interface LiveCaptureOptions {
   snaplen: number;
   /** Kernel buffer, MiB (tcpdump -B takes KiB). */
   bufferMib: number;
-  /** How often kernel counters are asked for. */
+  /**
+   * How often kernel counters are asked for (ms; default 5,000). A tcpdump that answers none of three requests
+   * while the sensor waits for its packets is taken for hung and stopped (see {@link LiveCapture}).
+   */
   statsEveryMs?: number;
   /** How long tcpdump may take to start listening (ms; default 30,000). */
   startTimeoutMs?: number;
@@ -98,13 +101,30 @@ export function parseStatsLine(line: string, into: CaptureStats): boolean {
   return true;
 }
 
-/** A running capture: its pcap byte stream and counters. */
+/** Statistics requests a tcpdump may leave unanswered, while the sensor waits for its packets, before it is hung. */
+export const UNANSWERED_STATS = 3;
+
+/**
+ * A running capture: its pcap byte stream and counters.
+ *
+ * A tcpdump that is alive but does nothing (stuck in its device, stopped) looks like a quiet network: no packet,
+ * no exit. Its statistics tell them apart. tcpdump answers SIGUSR1 at once unless it is in the middle of writing a
+ * packet (then right after it), so a capture that answers none of {@link UNANSWERED_STATS} requests while the
+ * sensor has been waiting for packets all along (not while it is slow to read: tcpdump is then blocked writing to
+ * it, and answers once it can) is hung: it is killed, its stream ends, and the reader's supervisor starts another.
+ */
 export class LiveCapture {
   readonly stats: CaptureStats = { captured: 0, received: 0, droppedByKernel: 0, droppedByInterface: 0 };
   readonly #child: Deno.ChildProcess;
   #timer: ReturnType<typeof setInterval> | undefined;
   readonly #stderr: Promise<string>;
   #closed = false;
+  /** When tcpdump last printed its statistics (performance.now() ms). */
+  #answeredAt = performance.now();
+  /** Since when the sensor has been waiting for pcap bytes (undefined: it is not waiting). */
+  #waitingSince: number | undefined;
+  #hung = false;
+  #pcap: ReadableStream<Uint8Array> | undefined;
 
   private constructor(child: Deno.ChildProcess, everyMs: number) {
     this.#child = child;
@@ -113,7 +133,19 @@ export class LiveCapture {
     // signal's default action ends it, so a start slower than one interval was killed by the first request.
     void this.#listening.then(() => {
       if (this.#closed) return;
+      this.#answeredAt = performance.now();
+      const hungMs = UNANSWERED_STATS * everyMs;
       this.#timer = setInterval(() => {
+        const now = performance.now();
+        if (
+          this.#waitingSince !== undefined && now - this.#waitingSince > hungMs &&
+          now - this.#answeredAt > hungMs
+        ) {
+          this.#hung = true;
+          log.warn("tcpdump answers nothing: stopping it", { silent_ms: Math.round(now - this.#answeredAt) });
+          this.#stop("SIGKILL");
+          return;
+        }
         try {
           child.kill("SIGUSR1");
         } catch { /* exited */ }
@@ -187,22 +219,41 @@ export class LiveCapture {
           const line = buf.slice(0, nl);
           buf = buf.slice(nl + 1);
           if (line.includes("listening on")) this.#listeningResolve();
-          if (!parseStatsLine(line, this.stats) && all.length < 8192) all += line + "\n";
+          if (parseStatsLine(line, this.stats)) this.#answeredAt = performance.now();
+          else if (all.length < 8192) all += line + "\n";
         }
       }
     } catch { /* child gone */ }
     return all + buf;
   }
 
-  /** The pcap byte stream (tcpdump's stdout). */
+  /** The pcap byte stream (tcpdump's stdout), read only as the sensor asks for it, so its waits are known. */
   get pcap(): ReadableStream<Uint8Array> {
-    return this.#child.stdout;
+    if (this.#pcap) return this.#pcap;
+    const out = this.#child.stdout.getReader();
+    this.#pcap = new ReadableStream<Uint8Array>({
+      pull: async (ctrl) => {
+        this.#waitingSince = performance.now();
+        try {
+          const { value, done } = await out.read();
+          if (done) ctrl.close();
+          else ctrl.enqueue(value);
+        } finally {
+          this.#waitingSince = undefined;
+        }
+      },
+      cancel: (reason) => out.cancel(reason),
+    }, { highWaterMark: 0 });
+    return this.#pcap;
   }
 
-  /** Resolves with the exit status and what tcpdump said when it ends. */
-  async ended(): Promise<{ code: number; stderr: string }> {
+  /**
+   * Resolves with the exit status and what tcpdump said when it ends; `hung`: it was stopped for answering
+   * nothing (see {@link LiveCapture}).
+   */
+  async ended(): Promise<{ code: number; stderr: string; hung: boolean }> {
     const s = await this.#child.status;
-    return { code: s.code, stderr: await this.#stderr };
+    return { code: s.code, stderr: await this.#stderr, hung: this.#hung };
   }
 
   /** Stops the capture (tcpdump flushes and prints its final counters). */
@@ -213,11 +264,11 @@ export class LiveCapture {
     await this.#stderr;
   }
 
-  #stop(): void {
+  #stop(signal: Deno.Signal = "SIGTERM"): void {
     this.#closed = true;
     clearInterval(this.#timer);
     try {
-      this.#child.kill("SIGTERM");
+      this.#child.kill(signal);
     } catch { /* already exited */ }
   }
 }

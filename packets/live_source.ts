@@ -124,6 +124,8 @@ export class LivePacketSource {
           ? `live capture: tcpdump's pcap stream is unreadable (${
             why ? `from byte ${why.offset}: ${why.detail}` : "no plausible record"
           }); tcpdump stopped`
+          : end.hung
+          ? `live capture: tcpdump answered neither packets nor statistics requests; tcpdump stopped`
           : `live capture ended (tcpdump exit ${end.code}): ${
             end.stderr.trim().split("\n").slice(-2).join("; ")
           }`,

@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { LiveCapture } from "../packets/live_capture.ts";
 import { LivePacketSource } from "../packets/live_source.ts";
 import type { Row } from "../pixie/row.ts";
 import { setLogSink } from "../util/log.ts";
@@ -37,15 +38,27 @@ function rtpPcap(seqs: number[]): Uint8Array {
   );
 }
 
-/** A stand-in tcpdump writing `pcap`, then exiting (`exit`) or staying up with nothing more to say. */
-async function fakeTcpdump(pcap: Uint8Array, then: "exit" | "stay"): Promise<{ path: string; dir: string }> {
+/**
+ * A stand-in tcpdump writing `pcap`, then exiting (`exit`) or staying up with nothing more to say: answering
+ * SIGUSR1 with its statistics as tcpdump does (`stay`), or hung and answering nothing (`hang`).
+ */
+async function fakeTcpdump(
+  pcap: Uint8Array,
+  then: "exit" | "stay" | "hang",
+): Promise<{ path: string; dir: string }> {
   const dir = await Deno.makeTempDir({ prefix: "fsmpx-fake-tcpdump-" });
   const bytes = join(dir, "out.pcap");
   await Deno.writeFile(bytes, pcap);
   const script = join(dir, "fake_tcpdump.ts");
   await Deno.writeTextFile(
     script,
-    `Deno.addSignalListener("SIGUSR1", () => {});
+    `Deno.addSignalListener("SIGUSR1", () => {
+  ${
+      then === "hang" ? "" : `Deno.stderr.writeSync(new TextEncoder().encode(
+    "3 packets captured\\n3 packets received by filter\\n0 packets dropped by kernel\\n",
+  ));`
+    }
+});
 await Deno.stderr.write(new TextEncoder().encode("listening on lo, link-type EN10MB (Ethernet)\\n"));
 const out = Deno.stdout.writable.getWriter();
 await out.write(await Deno.readFile(${JSON.stringify(bytes)}));
@@ -58,17 +71,29 @@ ${then === "exit" ? "await out.close();\nDeno.exit(0);" : "await new Promise((r)
   return { path, dir };
 }
 
-/** Runs a live source on the stand-in until `until` holds or `boundMs` pass (a liveness bound). */
+/**
+ * Runs a live source on the stand-in until `until` holds or `boundMs` pass (a liveness bound); `emitMs`: how long
+ * the sensor takes over each row; `statsEveryMs`: how often it asks tcpdump for its statistics.
+ */
 async function runLive(
   pcap: Uint8Array,
-  then: "exit" | "stay",
+  then: "exit" | "stay" | "hang",
   until: (rows: Row[], outcome: string | undefined) => boolean,
   boundMs: number,
+  { emitMs = 0, statsEveryMs = 5000 } = {},
 ): Promise<{ rows: Row[]; outcome: string | undefined }> {
   const prev = setLogSink(() => {});
   const { path, dir } = await fakeTcpdump(pcap, then);
   const src = new LivePacketSource({
-    capture: { tcpdump: path, iface: "lo", filter: "", snaplen: 2048, bufferMib: 1, startTimeoutMs: 20_000 },
+    capture: {
+      tcpdump: path,
+      iface: "lo",
+      filter: "",
+      snaplen: 2048,
+      bufferMib: 1,
+      startTimeoutMs: 20_000,
+      statsEveryMs,
+    },
     taps: [tap],
     node: "n1",
     reportEveryMs: 100,
@@ -76,7 +101,11 @@ async function runLive(
   const rows: Row[] = [];
   const ac = new AbortController();
   let outcome: string | undefined;
-  const running = src.run((r) => Promise.resolve(void rows.push(r)), ac.signal).then(
+  const emit = async (r: Row) => {
+    if (emitMs > 0) await new Promise((res) => setTimeout(res, emitMs));
+    rows.push(r);
+  };
+  const running = src.run(emit, ac.signal).then(
     () => void (outcome = "resolved"),
     (e: Error) => void (outcome = `rejected: ${e.message}`),
   );
@@ -125,4 +154,60 @@ Deno.test("live source: when traffic stops after a loss, the held packets come o
   assert.equal(outcome, undefined, "the capture is still running");
   assert.deepEqual(rows.map((r) => r.columns["rtp_seq"]), [1, 2, 3, 5, 6]);
   assert.equal(rows[3]!.columns["rtp_lost"], 1);
+});
+
+Deno.test("live source: a tcpdump that answers neither packets nor statistics is stopped, so it is restarted", async () => {
+  const { rows, outcome } = await runLive(rtpPcap([1, 2, 3]), "hang", (_, o) => o !== undefined, 20_000, {
+    statsEveryMs: 100,
+  });
+  assert.match(
+    outcome ?? "still running: a hung tcpdump silences the sensor",
+    /answered neither packets nor/,
+  );
+  assert.deepEqual(rows.map((r) => r.columns["rtp_seq"]), [1, 2, 3]);
+});
+
+Deno.test("live source: a quiet network is not a hung tcpdump: one that answers its statistics runs on", async () => {
+  const t0 = Date.now();
+  const { outcome } = await runLive(rtpPcap([1, 2, 3]), "stay", () => Date.now() - t0 > 1500, 20_000, {
+    statsEveryMs: 100,
+  });
+  assert.equal(outcome, undefined);
+});
+
+Deno.test("live capture: a sensor slow to read is not taken for a hung tcpdump (tcpdump is then blocked writing)", async () => {
+  // The stand-in answers no statistics at all. While the sensor is not waiting for its bytes (busy with the ones
+  // it has), no verdict can be drawn however many requests go unanswered; once it waits, the stand-in is hung.
+  const prev = setLogSink(() => {});
+  const { path, dir } = await fakeTcpdump(rtpPcap([1, 2, 3]), "hang");
+  const cap = await LiveCapture.start({
+    tcpdump: path,
+    iface: "lo",
+    filter: "",
+    snaplen: 2048,
+    bufferMib: 1,
+    statsEveryMs: 50,
+    startTimeoutMs: 20_000,
+  });
+  try {
+    const reader = cap.pcap.getReader();
+    assert.ok(!(await reader.read()).done);
+    const sleep = (ms: number) => new Promise<"slept">((r) => setTimeout(() => r("slept"), ms));
+    assert.equal(
+      await Promise.race([cap.ended().then(() => "ended"), sleep(1000)]),
+      "slept",
+      "stopped while busy",
+    );
+    let done = false;
+    while (!done) done = (await reader.read()).done;
+    const end = await Promise.race([cap.ended(), sleep(20_000)]);
+    assert.ok(
+      end !== "slept" && end.hung,
+      "a stand-in that answers nothing while the sensor waits is stopped",
+    );
+  } finally {
+    await cap.close();
+    await Deno.remove(dir, { recursive: true });
+    setLogSink(prev);
+  }
 });
