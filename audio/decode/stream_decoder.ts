@@ -746,9 +746,11 @@ export class StreamDecoder {
     this.#decoded++;
     this.#noteGood(size, frames);
     this.timeline.add(messageIndex, msg.timeNs, own);
-    const samples = parts.length === 0
-      ? new Float32Array(0)
-      : this.#pushOrdered(parts.length === 1 ? parts[0]! : concat(parts[0]!, parts[1]!));
+    // Nothing at hand (the message went to the Opus backlog) still drains a backlog whose decoder has become
+    // ready: else a stream whose first packet waited would wait, silent and growing, until its end.
+    const samples = this.#pushOrdered(
+      parts.length === 0 ? undefined : parts.length === 1 ? parts[0]! : concat(parts[0]!, parts[1]!),
+    );
     const out: DecodeOutcome = { kind: "audio", messageIndex, frames: own, start, samples };
     if (mediaGap) out.mediaGap = mediaGap;
     return out;

@@ -1,0 +1,69 @@
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { speechOpusPackets } from "../bench/codec_speed.ts";
+import { initOpus } from "../audio/decode/opus.ts";
+import { type DecodeOutcome, StreamDecoder } from "../audio/decode/stream_decoder.ts";
+import type { AudioFormat } from "../audio/types.ts";
+import { gatedTest } from "./support/tools.ts";
+
+const ffmpegTest = await gatedTest(import.meta.url, ["ffmpeg with libopus"]);
+
+/** 12 kHz mono: no other test of this process warms its decoders, so a new stream's first packets must wait. */
+const FMT: AudioFormat = {
+  envelope: "raw",
+  path: "",
+  encoding: "binary",
+  codec: "opus",
+  sample_rate: 12000,
+  channels: 1,
+  channel: 0,
+  skip_bytes: 0,
+};
+
+function samplesOf(o: DecodeOutcome): number[] {
+  ok(o.kind === "audio", `an audio outcome, got ${o.kind}`);
+  return [...o.samples];
+}
+
+ffmpegTest(
+  "opus over RTP: a stream whose decoder was instantiating emits its audio once the decoder is ready, not only at its end",
+  async () => {
+    const packets = (await speechOpusPackets(2)).slice(0, 60);
+    const clock = (i: number) => ({ ts: (1000 + i * 960) >>> 0, clockRate: 48000 });
+    const slow = new StreamDecoder(FMT);
+    const got = samplesOf(slow.push({ timeNs: 1_000_000_000n, payload: packets[0]!, mediaClock: clock(0) }));
+    equal(got.length, 0, "the first packet waits for its decoder");
+    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 1; i < packets.length; i++) {
+      got.push(
+        ...samplesOf(
+          slow.push({
+            timeNs: 1_000_000_000n + BigInt(i) * 20_000_000n,
+            payload: packets[i]!,
+            mediaClock: clock(i),
+          }),
+        ),
+      );
+    }
+    // The same packets through a decoder that is ready at once (the pool is warm for 12 kHz now).
+    await initOpus(FMT.sample_rate, 1);
+    const fast = new StreamDecoder(FMT);
+    const ref: number[] = [];
+    for (let i = 0; i < packets.length; i++) {
+      ref.push(
+        ...samplesOf(
+          fast.push({
+            timeNs: 1_000_000_000n + BigInt(i) * 20_000_000n,
+            payload: packets[i]!,
+            mediaClock: clock(i),
+          }),
+        ),
+      );
+    }
+    ok(ref.length > 8000, `reference emitted ${ref.length} samples`);
+    // Before: every packet after the first joined the backlog behind it and none was decoded until finish(), a
+    // stream silent for its whole life (and its backlog, copies of its packets, growing without bound).
+    equal(got.length, ref.length, "the waiting stream emits as much audio as the ready one before its end");
+    deepEqual(got, ref);
+    deepEqual(slow.finish().samples, fast.finish().samples);
+  },
+);
