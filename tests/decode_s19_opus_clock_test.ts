@@ -67,3 +67,32 @@ ffmpegTest(
     deepEqual(slow.finish().samples, fast.finish().samples);
   },
 );
+
+ffmpegTest(
+  "opus: a lost body's gap while the decoder instantiates keeps its place: every sample the timeline counts is emitted",
+  async () => {
+    const packets = (await speechOpusPackets(1)).slice(0, 20);
+    // 16 kHz: a rate no other test here warms, so the stream starts on a decoder still instantiating.
+    const fmt = { ...FMT, sample_rate: 16000 };
+    const d = new StreamDecoder(fmt);
+    let emitted = 0;
+    const push = (i: number, bodySize?: number) => {
+      const o = d.push({ timeNs: 1_000_000_000n + BigInt(i) * 20_000_000n, payload: packets[i]!, bodySize });
+      ok(o.kind !== "error", `message ${i}: ${o.kind}`);
+      emitted += o.samples.length;
+      return o;
+    };
+    push(0);
+    push(1);
+    // Pixie cut this body (its original size is larger): a gap of the recent messages' length stands in for it.
+    const cut = push(2, packets[2]!.length + 100);
+    ok(cut.kind === "marker" && cut.gapFrames === 320, `a gap of one message, got ${JSON.stringify(cut)}`);
+    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 3; i < packets.length; i++) push(i);
+    emitted += d.finish().samples.length;
+    // Before: the gap's silence was dropped while its decoder was not ready (the timeline counted it), so every
+    // later sample sat one message early on the timeline.
+    equal(emitted, d.timeline.length);
+    equal(d.timeline.locate(3 * 160)?.messageIndex, 3);
+  },
+);

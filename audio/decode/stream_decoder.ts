@@ -280,8 +280,15 @@ export function checkAudioFormat(fmt: AudioFormat): string[] {
 /** Opus packets held (as audio-time, at most this many seconds) while the stream's decoder instantiates. */
 const BACKLOG_SECONDS = 5;
 
-/** A backlog entry: a packet to decode, or native frames to conceal or leave silent, in timeline order. */
-type Pending = { packet: Uint8Array; drop: number } | { conceal: number } | { silence: number };
+/**
+ * A backlog entry: a packet to decode, native frames to conceal or leave silent, or samples already made (a
+ * lost body's gap), in timeline order.
+ */
+type Pending =
+  | { packet: Uint8Array; drop: number }
+  | { conceal: number }
+  | { silence: number }
+  | { samples: Float32Array };
 
 /**
  * Decodes one stream's messages into a continuous 8 kHz analysis timeline.
@@ -798,6 +805,8 @@ export class StreamDecoder {
         const pending = this.#drain();
         return this.#resampler.push(mono ? concat(pending, mono) : pending);
       }
+      // Samples made while packets wait (a gap's silence) wait behind them: the timeline already counts them.
+      if (mono && mono.length > 0) this.#defer({ samples: mono }, mono.length);
       return new Float32Array(0);
     }
     return mono ? this.#resampler.push(mono) : new Float32Array(0);
@@ -820,6 +829,9 @@ export class StreamDecoder {
       } else if ("conceal" in p) {
         if (opus!.ready) out.set(this.#conceal(p.conceal, p.conceal), at);
         at += p.conceal;
+      } else if ("samples" in p) {
+        out.set(p.samples, at);
+        at += p.samples.length;
       } else at += p.silence;
     }
     this.#backlog = [];
