@@ -396,8 +396,10 @@ export class StreamDecoder {
     if (msg.payload === undefined) return this.#repair(messageIndex, msg, "missing_payload", undefined);
     const env = msg.payload instanceof PayloadEnvelope ? msg.payload : undefined;
     const bytes = env ? env.bytes : msg.payload as Uint8Array;
-    // Pixie cuts a body at its parse limit without a marker: only the original size shows it.
-    const marker = detectPixieMarker(bytes) ??
+    // Pixie cuts a body at its parse limit without a marker: only the original size shows it. A message on a media
+    // clock (RTP, from a packet capture) never passed through Pixie: bytes that read like a marker are its audio
+    // (the clock, not told of a marker's gap, would put a second one after it).
+    const marker = msg.mediaClock !== undefined ? undefined : detectPixieMarker(bytes) ??
       (msg.bodySize !== undefined && msg.bodySize > bytes.length ? "truncated" : undefined);
     if (marker) return this.#gap(messageIndex, msg, marker);
 
