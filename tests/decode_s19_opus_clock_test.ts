@@ -96,3 +96,28 @@ ffmpegTest(
     equal(d.timeline.locate(3 * 160)?.messageIndex, 3);
   },
 );
+
+ffmpegTest(
+  "opus without a media clock: a malformed packet keeps its place as a gap (keepTimeline), later packets stay put",
+  async () => {
+    await initOpus(48000, 1);
+    const packets = (await speechOpusPackets(1)).slice(0, 12);
+    const fmt = { ...FMT, sample_rate: 48000 };
+    const d = new StreamDecoder(fmt, { keepTimeline: true });
+    const bad = 6;
+    for (let i = 0; i < packets.length; i++) {
+      // Code 3 without its frame count byte: framing libopus refuses.
+      const payload = i === bad ? new Uint8Array([packets[i]![0]! | 3]) : packets[i]!;
+      const o = d.push({ timeNs: 1_000_000_000n + BigInt(i) * 20_000_000n, payload });
+      if (i === bad) {
+        ok(o.kind === "gap" && o.reason === "bad_packet", `a gap, got ${o.kind}`);
+        equal(o.gapFrames, 960, "the recent packets' length");
+      } else equal(o.kind, "audio");
+    }
+    equal(d.stats().errors.bad_packet, 1);
+    // Before: the packet was skipped with no gap, so every later packet's audio sat 20 ms early on the timeline.
+    equal(d.timeline.nativeLength, packets.length * 960);
+    equal(d.timeline.locate((bad + 1) * 160)?.messageIndex, bad + 1);
+    ok(d.timeline.isGap(bad * 160 + 10));
+  },
+);

@@ -209,9 +209,9 @@ export interface StreamDecoderOptions extends TimelineOptions {
   maxGapSeconds?: number;
   /**
    * Keep damaged messages' place on the timeline instead of skipping them: an odd byte count decodes its whole
-   * frames (plus a silent last frame for the missing byte), a field whose base64/hex/binary is invalid and a
-   * missing payload become a gap of their expected length. Counted by reason either way. Default false (the
-   * message is skipped and owns no samples); the pipelines turn it on.
+   * frames (plus a silent last frame for the missing byte), a field whose base64/hex/binary is invalid, an Opus
+   * packet whose framing is malformed and a missing payload become a gap of their expected length. Counted by
+   * reason either way. Default false (the message is skipped and owns no samples); the pipelines turn it on.
    */
   keepTimeline?: boolean;
   /**
@@ -661,7 +661,8 @@ export class StreamDecoder {
     }
     const opus = this.#opus!;
     const frames = opus.frames(audio);
-    if (frames === undefined) return this.#fail(messageIndex, "bad_packet");
+    // Malformed framing: a packet sent and damaged, whose place a gap keeps (when no media clock places the next).
+    if (frames === undefined) return this.#repair(messageIndex, msg, "bad_packet", undefined);
     const decode = (drop: number): Float32Array | undefined => {
       if (!opus.ready || this.#backlog.length > 0) {
         this.#defer({ packet: audio.slice(), drop }, frames - drop);
