@@ -93,7 +93,11 @@ export function decodeBase64(input: string | Uint8Array, transient = false): Uin
   }
   try {
     const r = nativeSetFromBase64.call(out, input, { alphabet: url ? "base64url" : "base64" });
-    return r.read === input.length ? out.subarray(0, r.written) : undefined;
+    // The engine stops short of whitespace after a last whole block (no padding): that whitespace ends a valid value
+    // (e.g. a MIME encoder's final newline) as it would anywhere else in it.
+    return r.read === input.length || onlyWhitespaceFrom(input, r.read)
+      ? out.subarray(0, r.written)
+      : undefined;
   } catch {
     return undefined;
   }
@@ -127,6 +131,15 @@ export function decodeBase64Span(bytes: Uint8Array, start: number, end: number):
   if (kernel === undefined) return undefined;
   const done = kernel.decodeAt(bytes, start, end);
   return decodeBase64Bytes(kernel.input, kernel.out, start + done, (done >> 2) * 3, end);
+}
+
+/** True if `text` holds nothing but ASCII whitespace (what base64 skips) from `from` on. */
+function onlyWhitespaceFrom(text: string, from: number): boolean {
+  for (let i = from; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return false;
+  }
+  return true;
 }
 
 /**

@@ -209,9 +209,9 @@ export interface StreamDecoderOptions extends TimelineOptions {
   maxGapSeconds?: number;
   /**
    * Keep damaged messages' place on the timeline instead of skipping them: an odd byte count decodes its whole
-   * frames (plus a silent last frame for the missing byte), a field whose base64/hex/binary is invalid and a
-   * missing payload become a gap of their expected length. Counted by reason either way. Default false (the
-   * message is skipped and owns no samples); the pipelines turn it on.
+   * frames (plus a silent last frame for the missing byte), a field whose base64/hex/binary is invalid, an Opus
+   * packet whose framing is malformed and a missing payload become a gap of their expected length. Counted by
+   * reason either way. Default false (the message is skipped and owns no samples); the pipelines turn it on.
    */
   keepTimeline?: boolean;
   /**
@@ -280,8 +280,15 @@ export function checkAudioFormat(fmt: AudioFormat): string[] {
 /** Opus packets held (as audio-time, at most this many seconds) while the stream's decoder instantiates. */
 const BACKLOG_SECONDS = 5;
 
-/** A backlog entry: a packet to decode, or native frames to conceal or leave silent, in timeline order. */
-type Pending = { packet: Uint8Array; drop: number } | { conceal: number } | { silence: number };
+/**
+ * A backlog entry: a packet to decode, native frames to conceal or leave silent, or samples already made (a
+ * lost body's gap), in timeline order.
+ */
+type Pending =
+  | { packet: Uint8Array; drop: number }
+  | { conceal: number }
+  | { silence: number }
+  | { samples: Float32Array };
 
 /**
  * Decodes one stream's messages into a continuous 8 kHz analysis timeline.
@@ -389,8 +396,10 @@ export class StreamDecoder {
     if (msg.payload === undefined) return this.#repair(messageIndex, msg, "missing_payload", undefined);
     const env = msg.payload instanceof PayloadEnvelope ? msg.payload : undefined;
     const bytes = env ? env.bytes : msg.payload as Uint8Array;
-    // Pixie cuts a body at its parse limit without a marker: only the original size shows it.
-    const marker = detectPixieMarker(bytes) ??
+    // Pixie cuts a body at its parse limit without a marker: only the original size shows it. A message on a media
+    // clock (RTP, from a packet capture) never passed through Pixie: bytes that read like a marker are its audio
+    // (the clock, not told of a marker's gap, would put a second one after it).
+    const marker = msg.mediaClock !== undefined ? undefined : detectPixieMarker(bytes) ??
       (msg.bodySize !== undefined && msg.bodySize > bytes.length ? "truncated" : undefined);
     if (marker) return this.#gap(messageIndex, msg, marker);
 
@@ -652,7 +661,8 @@ export class StreamDecoder {
     }
     const opus = this.#opus!;
     const frames = opus.frames(audio);
-    if (frames === undefined) return this.#fail(messageIndex, "bad_packet");
+    // Malformed framing: a packet sent and damaged, whose place a gap keeps (when no media clock places the next).
+    if (frames === undefined) return this.#repair(messageIndex, msg, "bad_packet", undefined);
     const decode = (drop: number): Float32Array | undefined => {
       if (!opus.ready || this.#backlog.length > 0) {
         this.#defer({ packet: audio.slice(), drop }, frames - drop);
@@ -746,9 +756,11 @@ export class StreamDecoder {
     this.#decoded++;
     this.#noteGood(size, frames);
     this.timeline.add(messageIndex, msg.timeNs, own);
-    const samples = parts.length === 0
-      ? new Float32Array(0)
-      : this.#pushOrdered(parts.length === 1 ? parts[0]! : concat(parts[0]!, parts[1]!));
+    // Nothing at hand (the message went to the Opus backlog) still drains a backlog whose decoder has become
+    // ready: else a stream whose first packet waited would wait, silent and growing, until its end.
+    const samples = this.#pushOrdered(
+      parts.length === 0 ? undefined : parts.length === 1 ? parts[0]! : concat(parts[0]!, parts[1]!),
+    );
     const out: DecodeOutcome = { kind: "audio", messageIndex, frames: own, start, samples };
     if (mediaGap) out.mediaGap = mediaGap;
     return out;
@@ -796,6 +808,8 @@ export class StreamDecoder {
         const pending = this.#drain();
         return this.#resampler.push(mono ? concat(pending, mono) : pending);
       }
+      // Samples made while packets wait (a gap's silence) wait behind them: the timeline already counts them.
+      if (mono && mono.length > 0) this.#defer({ samples: mono }, mono.length);
       return new Float32Array(0);
     }
     return mono ? this.#resampler.push(mono) : new Float32Array(0);
@@ -818,6 +832,9 @@ export class StreamDecoder {
       } else if ("conceal" in p) {
         if (opus!.ready) out.set(this.#conceal(p.conceal, p.conceal), at);
         at += p.conceal;
+      } else if ("samples" in p) {
+        out.set(p.samples, at);
+        at += p.samples.length;
       } else at += p.silence;
     }
     this.#backlog = [];
