@@ -524,15 +524,14 @@ export async function runCaptureSources(
     signature: (r) => void signatures.push(r),
     match: (r) => void matches.push(r),
   };
-  const byNode = new Map<string, CaptureSource[]>();
-  for (const c of sources) byNode.set(c.node, [...(byNode.get(c.node) ?? []), c]);
+  const nodeNames = new Set(sources.map((c) => c.node));
   const nodes = new Map<string, SensorNode>();
   const metrics = new Map<string, FsmMetrics>();
   const unpaced = opts.speed === undefined;
   // Paced, rows wait in the nodes' mailboxes for as long as the nodes take: a batch goes back to its reader once
   // the node's actors have taken every row of it (unpaced, the merge hands batches back, see below).
   const leases = unpaced || !sources.some((c) => c.release) ? undefined : new RowLeases();
-  for (const name of byNode.keys()) {
+  for (const name of nodeNames) {
     const m = sensorMetrics(config);
     metrics.set(name, m);
     nodes.set(
@@ -553,28 +552,25 @@ export async function runCaptureSources(
   const sample = new RowSample(config);
   const totalBytes = sources.reduce((a, s) => a + s.size, 0);
   const readBytes = () => sources.reduce((a, s) => a + s.bytesRead(), 0);
-  // A node's files are read one after the other, as if concatenated (the order mergeByTime gave them).
+  // Each file is an input of its own, its node's (the order mergeByTime gives): two files of one node, read one
+  // after the other, put the rows of a file given second but captured first after the other's, all of them.
   // Unpaced, every row of a merge step is done with (settleAll below) before the next step is asked for, so the
-  // merge may hand batches back to their readers (a reader ignores another's batch); the sample copies its rows.
-  const inputs: NodeRowStream[] = [...byNode].map(([node, cs]) => ({
-    node,
-    release: unpaced
-      ? (batch: readonly Row[]) => {
-        for (const c of cs) c.release?.(batch);
-      }
-      : undefined,
-    batches: (async function* () {
-      for (const c of cs) {
-        const release = c.release && ((batch: readonly Row[]) => c.release!(batch));
+  // merge may hand batches back to their readers; the sample copies its rows.
+  const inputs: NodeRowStream[] = sources.map((c) => {
+    const release = c.release && ((batch: readonly Row[]) => c.release!(batch));
+    return {
+      node: c.node,
+      release: unpaced ? release : undefined,
+      batches: (async function* () {
         for await (const b of c.batches()) {
           for (const r of b) sample.add(r);
           if (leases && release) leases.hold(b, b, release);
           yield b;
         }
         logProblems(c);
-      }
-    })(),
-  }));
+      })(),
+    };
+  });
   const stats: MergeStats = { rows: 0, late: 0, forced: 0, peakBuffered: 0 };
   const merged = mergeStreams(inputs, { windowNs: opts.windowNs, maxBuffered: opts.maxBuffered }, stats);
   let lastBytes = 0;
