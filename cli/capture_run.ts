@@ -23,6 +23,7 @@ import { isJsonField, StreamKeyer } from "../audio/decode/stream_key.ts";
 import { PayloadEnvelope } from "../audio/decode/payload.ts";
 import { type Cell, cellBytes, type Row } from "../pixie/row.ts";
 import { logger } from "../util/log.ts";
+import { isPacketCapture } from "../packets/packet_source.ts";
 import { isPacketCaptureFile, openPacketCapture, readPacketCapture } from "./packet_capture_files.ts";
 
 const log = logger("replay");
@@ -47,9 +48,10 @@ export async function readCaptures(paths: readonly string[], config?: Config): P
   for (const path of paths) {
     let cap: Capture;
     try {
-      cap = (await isPacketCaptureFile(path))
+      const kind = await captureKind(path);
+      cap = kind === "packets"
         ? await readPacketCapture(path, config)
-        : await readCapture(path);
+        : await readCapture(path, { opened: kind.opened });
     } catch (e) {
       throw new Error(`cannot read capture ${path}: ${(e as Error).message}`);
     }
@@ -60,6 +62,38 @@ export async function readCaptures(paths: readonly string[], config?: Config): P
     caps.push(cap);
   }
   return caps;
+}
+
+/** Bytes that tell a packet capture (pcap, pcapng) from a JSON Lines one. */
+const MAGIC_BYTES = 4;
+
+/**
+ * Whether `path` is a packet capture, told by its first bytes. A pipe (`<(cat f)`, /dev/stdin) is opened once:
+ * those bytes cannot be read again, so a JSON Lines capture from one comes back opened, with them (its header,
+ * or its first row, was lost before); packet captures are read by path, so one from a pipe is refused.
+ */
+async function captureKind(
+  path: string,
+): Promise<"packets" | { opened?: { file: Deno.FsFile; head: Uint8Array } }> {
+  const info = await Deno.stat(path);
+  if (info.isFile || info.isDirectory) return (await isPacketCaptureFile(path)) ? "packets" : {};
+  const file = await Deno.open(path, { read: true });
+  try {
+    const head = new Uint8Array(MAGIC_BYTES);
+    let n = 0;
+    while (n < MAGIC_BYTES) {
+      const r = await file.read(head.subarray(n));
+      if (r === null) break;
+      n += r;
+    }
+    if (isPacketCapture(head.subarray(0, n))) {
+      throw new Error("is a packet capture read from a pipe: give the pcap/pcapng file itself");
+    }
+    return { opened: { file, head: head.subarray(0, n) } };
+  } catch (e) {
+    file.close();
+    throw e;
+  }
 }
 
 /** Options of {@link runCaptures}. */
@@ -93,11 +127,12 @@ export async function openCaptures(paths: readonly string[], config?: Config): P
   const out: CaptureSource[] = [];
   for (const path of paths) {
     try {
-      if (await isPacketCaptureFile(path)) {
+      const kind = await captureKind(path);
+      if (kind === "packets") {
         const p = await openPacketCapture(path, config);
         out.push({ ...p, problemCount: () => p.problems.length });
       } else {
-        const r = await openCapture(path);
+        const r = await openCapture(path, { opened: kind.opened });
         out.push({
           file: path,
           node: r.node,

@@ -253,8 +253,8 @@ function tryHeader(line: string): string | { error: string } | undefined {
 }
 
 /** Reads and parses a capture file from disk (whole; {@link openCapture} streams it). */
-export async function readCapture(path: string): Promise<Capture> {
-  const reader = await openCapture(path, { keepProblems: Infinity });
+export async function readCapture(path: string, opts: OpenCaptureOptions = {}): Promise<Capture> {
+  const reader = await openCapture(path, { ...opts, keepProblems: Infinity });
   const rows: Row[] = [];
   for await (const batch of reader.batches()) for (const r of batch) rows.push(r);
   return { file: path, node: reader.node, rows, problems: reader.problems };
@@ -268,6 +268,11 @@ export interface OpenCaptureOptions {
   batchRows?: number;
   /** Problems kept with their line (the rest are only counted). Default 100. */
   keepProblems?: number;
+  /**
+   * The file already open and its first bytes already read (to tell its format): a pipe (`<(cat f)`, stdin)
+   * cannot be opened again from its path, nor read again from its start.
+   */
+  opened?: { file: Deno.FsFile; head: Uint8Array };
 }
 
 /**
@@ -319,12 +324,13 @@ export class CaptureReader {
 
   /** Opens `path` and reads up to its first line (the header, if any). */
   static async open(path: string, opts: OpenCaptureOptions = {}): Promise<CaptureReader> {
-    const f = await Deno.open(path, { read: true });
+    const f = opts.opened?.file ?? await Deno.open(path, { read: true });
     let size = 0;
     try {
       size = (await f.stat()).size;
     } catch { /* a pipe: size unknown */ }
     const r = new CaptureReader(path, f, size, opts);
+    if (opts.opened) r.#unread(opts.opened.head);
     // The header decides the node of every row: read until the first non-empty line is in hand.
     for (;;) {
       r.#takeHeader();
@@ -449,6 +455,14 @@ export class CaptureReader {
       if (typeof header === "string") this.node = header;
       else this.#problem(this.#lineNo, header.error);
     }
+  }
+
+  /** Puts `head`, the file's first bytes read before the reader was made, before the bytes it reads. */
+  #unread(head: Uint8Array): void {
+    const data = this.#data = cellKernelBuffer(Math.max(2 * this.#chunk, head.length + this.#chunk));
+    data.set(head);
+    this.#view = data.subarray(0, head.length);
+    this.bytesRead = head.length;
   }
 
   /** Reads one chunk after the bytes not yet parsed (moved to the front; the buffer grows for a long line). */

@@ -12,7 +12,8 @@ const ROOT = new URL("../", import.meta.url).pathname;
  * from all matches).
  */
 function records(r: { signatures: unknown[]; matches: unknown[] }): string[] {
-  return [...r.signatures, ...r.matches].map((x) => JSON.stringify({ ...(x as object), hop: undefined })).sort();
+  return [...r.signatures, ...r.matches].map((x) => JSON.stringify({ ...(x as object), hop: undefined }))
+    .sort();
 }
 
 Deno.test("two captures of one node are merged by time, whatever order the command line gives them in", async () => {
@@ -44,7 +45,11 @@ Deno.test("two captures of one node are merged by time, whatever order the comma
 });
 
 /** A FIFO fed `text` by a writer in the background (as `<(cat file)` gives one); resolves once written. */
-async function fifoOf(dir: string, name: string, text: string): Promise<{ path: string; written: Promise<void> }> {
+async function fifoOf(
+  dir: string,
+  name: string,
+  text: string,
+): Promise<{ path: string; written: Promise<void> }> {
   const path = join(dir, name);
   const mk = await new Deno.Command("mkfifo", { args: [path] }).output();
   ok(mk.success, "mkfifo");
