@@ -24,7 +24,7 @@ import { PayloadEnvelope } from "../audio/decode/payload.ts";
 import { type Cell, cellBytes, type Row } from "../pixie/row.ts";
 import { logger } from "../util/log.ts";
 import { isPacketCapture } from "../packets/packet_source.ts";
-import { isPacketCaptureFile, openPacketCapture, readPacketCapture } from "./packet_capture_files.ts";
+import { openPacketCapture, readPacketCapture } from "./packet_capture_files.ts";
 
 const log = logger("replay");
 
@@ -76,7 +76,7 @@ async function captureKind(
   path: string,
 ): Promise<"packets" | { opened?: { file: Deno.FsFile; head: Uint8Array } }> {
   const info = await Deno.stat(path);
-  if (info.isFile || info.isDirectory) return (await isPacketCaptureFile(path)) ? "packets" : {};
+  if (info.isDirectory) throw new Error("is a directory: give the capture files in it");
   const file = await Deno.open(path, { read: true });
   try {
     const head = new Uint8Array(MAGIC_BYTES);
@@ -86,14 +86,32 @@ async function captureKind(
       if (r === null) break;
       n += r;
     }
-    if (isPacketCapture(head.subarray(0, n))) {
-      throw new Error("is a packet capture read from a pipe: give the pcap/pcapng file itself");
+    const compressed = compression(head.subarray(0, n));
+    if (compressed !== undefined) {
+      // Read as text, every line of it was a malformed line and the run went on without the node's rows.
+      throw new Error(`is ${compressed}-compressed: decompress it first`);
     }
+    const packets = isPacketCapture(head.subarray(0, n));
+    if (info.isFile) {
+      file.close();
+      return packets ? "packets" : {};
+    }
+    if (packets) throw new Error("is a packet capture read from a pipe: give the pcap/pcapng file itself");
     return { opened: { file, head: head.subarray(0, n) } };
   } catch (e) {
     file.close();
     throw e;
   }
+}
+
+/** The compression a file's first bytes announce (gzip, zstd, xz, bzip2), if any. */
+function compression(head: Uint8Array): string | undefined {
+  const starts = (...magic: number[]) => magic.length <= head.length && magic.every((b, i) => head[i] === b);
+  if (starts(0x1f, 0x8b)) return "gzip";
+  if (starts(0x28, 0xb5, 0x2f, 0xfd)) return "zstd";
+  if (starts(0xfd, 0x37, 0x7a, 0x58)) return "xz";
+  if (starts(0x42, 0x5a, 0x68)) return "bzip2";
+  return undefined;
 }
 
 /** Options of {@link runCaptures}. */

@@ -1,4 +1,4 @@
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
 import { loadConfig } from "../config/load.ts";
 import { openCaptures, readCaptures, runCaptureSources } from "../cli/capture_run.ts";
@@ -95,6 +95,26 @@ Deno.test("a capture read from a pipe keeps its first bytes: the header's node a
     await c.written;
     equal(cap!.rows.length, rows);
     equal(cap!.problems.length, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a compressed capture is refused with what it is, not read as thousands of malformed lines", async () => {
+  setLogLevel("error");
+  const { config } = await loadConfig(join(ROOT, "fixtures/demo/config.yaml"));
+  const dir = await Deno.makeTempDir();
+  try {
+    const gz = join(dir, "node-b.jsonl.gz");
+    const text = await Deno.open(join(ROOT, "fixtures/demo/node-b.jsonl"));
+    await text.readable.pipeThrough(new CompressionStream("gzip")).pipeTo((await Deno.create(gz)).writable);
+    for (const read of [openCaptures, readCaptures]) {
+      await rejects(
+        read([gz], config),
+        /cannot read capture .*node-b\.jsonl\.gz: is gzip-compressed: decompress it first/,
+      );
+    }
+    await rejects(openCaptures([dir], config), /is a directory/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
