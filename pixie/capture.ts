@@ -508,19 +508,28 @@ export function openCapture(path: string, opts: OpenCaptureOptions = {}): Promis
 
 /** Writes rows to a capture file incrementally (used by `record`). */
 export class CaptureWriter {
+  readonly #path: string;
   #file: Deno.FsFile;
   #enc = new TextEncoder();
   #rows = 0;
+  /** Bytes of the whole lines written: where the file is cut back to when a write fails. */
+  #bytes = 0;
 
-  private constructor(file: Deno.FsFile) {
+  private constructor(path: string, file: Deno.FsFile) {
+    this.#path = path;
     this.#file = file;
   }
 
   /** Creates (truncates) `path` and writes the header line. */
   static async create(path: string, node: string): Promise<CaptureWriter> {
     const file = await Deno.open(path, { write: true, create: true, truncate: true });
-    const w = new CaptureWriter(file);
-    await w.#write(encodeCaptureHeader(node));
+    const w = new CaptureWriter(path, file);
+    try {
+      await w.#write(encodeCaptureHeader(node));
+    } catch (e) {
+      file.close();
+      throw e;
+    }
     return w;
   }
 
@@ -529,7 +538,10 @@ export class CaptureWriter {
     return this.#rows;
   }
 
-  /** Appends one row. */
+  /**
+   * Appends one row. A failed write (disk full, file too large) leaves the file at its last whole line, so what
+   * was recorded reads back without a cut-off last line, and is reported with the file and the rows kept.
+   */
   async write(row: Row): Promise<void> {
     await this.#write(encodeCaptureLine(row));
     this.#rows++;
@@ -538,7 +550,21 @@ export class CaptureWriter {
   async #write(line: string): Promise<void> {
     const bytes = this.#enc.encode(line + "\n");
     let off = 0;
-    while (off < bytes.length) off += await this.#file.write(bytes.subarray(off));
+    try {
+      while (off < bytes.length) off += await this.#file.write(bytes.subarray(off));
+    } catch (e) {
+      // Back to the last whole line, the file's position too (a later write would leave a hole of zeros).
+      if (off > 0) {
+        await this.#file.truncate(this.#bytes).catch(() => {});
+        await this.#file.seek(this.#bytes, Deno.SeekMode.Start).catch(() => {});
+      }
+      throw new Error(
+        `writing ${this.#path} failed after ${this.#rows} row(s), kept (the file ends at the last whole row): ${
+          (e as Error).message
+        }`,
+      );
+    }
+    this.#bytes += bytes.length;
   }
 
   /** Flushes and closes the file. */
