@@ -44,6 +44,17 @@ Deno.test("two captures of one node are merged by time, whatever order the comma
   }
 });
 
+Deno.test("rows in two captures of one node (overlapping recordings) are not doubled", async () => {
+  setLogLevel("error");
+  const { config } = await loadConfig(join(ROOT, "fixtures/demo/config.yaml"));
+  const files = ["node-a", "node-b", "node-c"].map((n) => join(ROOT, `fixtures/demo/${n}.jsonl`));
+  const once = await runCaptureSources(config, await openCaptures(files, config));
+  // node-a's capture given twice: each of its rows comes twice, and the node's row dedupe drops the repeat once
+  // it comes beside the first (read one file after the other, the whole second copy came as new rows).
+  const twice = await runCaptureSources(config, await openCaptures([files[0]!, ...files], config));
+  deepEqual(records(twice), records(once));
+});
+
 /** A FIFO fed `text` by a writer in the background (as `<(cat file)` gives one); resolves once written. */
 async function fifoOf(
   dir: string,
