@@ -183,6 +183,11 @@ export function parseCaptureLineJson(line: string, node: string): Row | string {
   }
   if (obj === null || typeof obj !== "object" || Array.isArray(obj)) return "not a JSON object";
   const { query, row } = obj as { query?: unknown; row?: unknown };
+  if (query === undefined && "capture" in obj) {
+    // Captures joined with `cat`: the rows after it stay the first header's node's.
+    return "a header line after the first line (captures joined into one file? give each capture as a file): " +
+      "the rows after it are read as this file's node's";
+  }
   if (typeof query !== "string" || !parseQueryName(query)) {
     return `"query" must be "<measurement>/<tap>", found ${JSON.stringify(query)}`;
   }

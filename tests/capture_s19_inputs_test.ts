@@ -1,8 +1,9 @@
-import { deepEqual, equal, ok, rejects } from "node:assert/strict";
+import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
 import { loadConfig } from "../config/load.ts";
 import { openCaptures, readCaptures, runCaptureSources } from "../cli/capture_run.ts";
 import { setLogLevel } from "../util/log.ts";
+import { readCapture } from "../pixie/capture.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -126,6 +127,23 @@ Deno.test("a compressed capture is refused with what it is, not read as thousand
       );
     }
     await rejects(openCaptures([dir], config), /is a directory/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a header line after the first says what it is, not that its query is missing", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "joined.jsonl");
+    const row = '{"query":"m/source","row":{"time_":"1","req_body":"x"}}';
+    await Deno.writeTextFile(path, `{"capture":1,"node":"a"}\n${row}\n{"capture":1,"node":"b"}\n${row}\n`);
+    const cap = await readCapture(path);
+    equal(cap.node, "a");
+    equal(cap.rows.length, 2);
+    equal(cap.problems.length, 1);
+    equal(cap.problems[0]!.line, 3);
+    match(cap.problems[0]!.reason, /^a header line after the first line \(captures joined into one file\?/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
