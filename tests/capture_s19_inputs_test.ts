@@ -148,3 +148,24 @@ Deno.test("a header line after the first says what it is, not that its query is 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("discover reads a capture from a pipe whole: its first row too", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const text = await Deno.readTextFile(join(ROOT, "fixtures/demo/node-b.jsonl"));
+    const rows = text.trimEnd().split("\n").length - 1;
+    const fifo = await fifoOf(dir, "63", text.slice(text.indexOf("\n") + 1));
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(ROOT, "main.ts"), "discover", "--format", "json", fifo.path],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    await fifo.written;
+    const stderr = new TextDecoder().decode(r.stderr);
+    equal(r.code, 0, stderr);
+    ok(!stderr.includes("malformed"), stderr);
+    equal(JSON.parse(new TextDecoder().decode(r.stdout)).rows, rows);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
