@@ -23,7 +23,8 @@ import { isJsonField, StreamKeyer } from "../audio/decode/stream_key.ts";
 import { PayloadEnvelope } from "../audio/decode/payload.ts";
 import { type Cell, cellBytes, type Row } from "../pixie/row.ts";
 import { logger } from "../util/log.ts";
-import { isPacketCaptureFile, openPacketCapture, readPacketCapture } from "./packet_capture_files.ts";
+import { isPacketCapture } from "../packets/packet_source.ts";
+import { openPacketCapture, readPacketCapture } from "./packet_capture_files.ts";
 
 const log = logger("replay");
 
@@ -47,9 +48,10 @@ export async function readCaptures(paths: readonly string[], config?: Config): P
   for (const path of paths) {
     let cap: Capture;
     try {
-      cap = (await isPacketCaptureFile(path))
+      const kind = await captureKind(path);
+      cap = kind === "packets"
         ? await readPacketCapture(path, config)
-        : await readCapture(path);
+        : await readCapture(path, { opened: kind.opened });
     } catch (e) {
       throw new Error(`cannot read capture ${path}: ${(e as Error).message}`);
     }
@@ -60,6 +62,56 @@ export async function readCaptures(paths: readonly string[], config?: Config): P
     caps.push(cap);
   }
   return caps;
+}
+
+/** Bytes that tell a packet capture (pcap, pcapng) from a JSON Lines one. */
+const MAGIC_BYTES = 4;
+
+/**
+ * Whether `path` is a packet capture, told by its first bytes. A pipe (`<(cat f)`, /dev/stdin) is opened once:
+ * those bytes cannot be read again, so a JSON Lines capture from one comes back opened, with them (its header,
+ * or its first row, was lost before); packet captures are read by path, so one from a pipe is refused.
+ */
+async function captureKind(
+  path: string,
+): Promise<"packets" | { opened?: { file: Deno.FsFile; head: Uint8Array } }> {
+  const info = await Deno.stat(path);
+  if (info.isDirectory) throw new Error("is a directory: give the capture files in it");
+  const file = await Deno.open(path, { read: true });
+  try {
+    const head = new Uint8Array(MAGIC_BYTES);
+    let n = 0;
+    while (n < MAGIC_BYTES) {
+      const r = await file.read(head.subarray(n));
+      if (r === null) break;
+      n += r;
+    }
+    const compressed = compression(head.subarray(0, n));
+    if (compressed !== undefined) {
+      // Read as text, every line of it was a malformed line and the run went on without the node's rows.
+      throw new Error(`is ${compressed}-compressed: decompress it first`);
+    }
+    const packets = isPacketCapture(head.subarray(0, n));
+    if (info.isFile) {
+      file.close();
+      return packets ? "packets" : {};
+    }
+    if (packets) throw new Error("is a packet capture read from a pipe: give the pcap/pcapng file itself");
+    return { opened: { file, head: head.subarray(0, n) } };
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+}
+
+/** The compression a file's first bytes announce (gzip, zstd, xz, bzip2), if any. */
+function compression(head: Uint8Array): string | undefined {
+  const starts = (...magic: number[]) => magic.length <= head.length && magic.every((b, i) => head[i] === b);
+  if (starts(0x1f, 0x8b)) return "gzip";
+  if (starts(0x28, 0xb5, 0x2f, 0xfd)) return "zstd";
+  if (starts(0xfd, 0x37, 0x7a, 0x58)) return "xz";
+  if (starts(0x42, 0x5a, 0x68)) return "bzip2";
+  return undefined;
 }
 
 /** Options of {@link runCaptures}. */
@@ -93,11 +145,12 @@ export async function openCaptures(paths: readonly string[], config?: Config): P
   const out: CaptureSource[] = [];
   for (const path of paths) {
     try {
-      if (await isPacketCaptureFile(path)) {
+      const kind = await captureKind(path);
+      if (kind === "packets") {
         const p = await openPacketCapture(path, config);
         out.push({ ...p, problemCount: () => p.problems.length });
       } else {
-        const r = await openCapture(path);
+        const r = await openCapture(path, { opened: kind.opened });
         out.push({
           file: path,
           node: r.node,
@@ -524,15 +577,14 @@ export async function runCaptureSources(
     signature: (r) => void signatures.push(r),
     match: (r) => void matches.push(r),
   };
-  const byNode = new Map<string, CaptureSource[]>();
-  for (const c of sources) byNode.set(c.node, [...(byNode.get(c.node) ?? []), c]);
+  const nodeNames = new Set(sources.map((c) => c.node));
   const nodes = new Map<string, SensorNode>();
   const metrics = new Map<string, FsmMetrics>();
   const unpaced = opts.speed === undefined;
   // Paced, rows wait in the nodes' mailboxes for as long as the nodes take: a batch goes back to its reader once
   // the node's actors have taken every row of it (unpaced, the merge hands batches back, see below).
   const leases = unpaced || !sources.some((c) => c.release) ? undefined : new RowLeases();
-  for (const name of byNode.keys()) {
+  for (const name of nodeNames) {
     const m = sensorMetrics(config);
     metrics.set(name, m);
     nodes.set(
@@ -553,28 +605,25 @@ export async function runCaptureSources(
   const sample = new RowSample(config);
   const totalBytes = sources.reduce((a, s) => a + s.size, 0);
   const readBytes = () => sources.reduce((a, s) => a + s.bytesRead(), 0);
-  // A node's files are read one after the other, as if concatenated (the order mergeByTime gave them).
+  // Each file is an input of its own, its node's (the order mergeByTime gives): two files of one node, read one
+  // after the other, put the rows of a file given second but captured first after the other's, all of them.
   // Unpaced, every row of a merge step is done with (settleAll below) before the next step is asked for, so the
-  // merge may hand batches back to their readers (a reader ignores another's batch); the sample copies its rows.
-  const inputs: NodeRowStream[] = [...byNode].map(([node, cs]) => ({
-    node,
-    release: unpaced
-      ? (batch: readonly Row[]) => {
-        for (const c of cs) c.release?.(batch);
-      }
-      : undefined,
-    batches: (async function* () {
-      for (const c of cs) {
-        const release = c.release && ((batch: readonly Row[]) => c.release!(batch));
+  // merge may hand batches back to their readers; the sample copies its rows.
+  const inputs: NodeRowStream[] = sources.map((c) => {
+    const release = c.release && ((batch: readonly Row[]) => c.release!(batch));
+    return {
+      node: c.node,
+      release: unpaced ? release : undefined,
+      batches: (async function* () {
         for await (const b of c.batches()) {
           for (const r of b) sample.add(r);
           if (leases && release) leases.hold(b, b, release);
           yield b;
         }
         logProblems(c);
-      }
-    })(),
-  }));
+      })(),
+    };
+  });
   const stats: MergeStats = { rows: 0, late: 0, forced: 0, peakBuffered: 0 };
   const merged = mergeStreams(inputs, { windowNs: opts.windowNs, maxBuffered: opts.maxBuffered }, stats);
   let lastBytes = 0;

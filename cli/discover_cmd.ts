@@ -635,7 +635,11 @@ export async function discoverCommand(args: ParsedArgs): Promise<number> {
 
   // Packet captures (pcap/pcapng) are discovered by protocol and flow; JSON Lines captures by Pixie rows.
   const packetFiles: string[] = [];
-  for (const c of captures) if (await isPacketCaptureFile(c)) packetFiles.push(c);
+  // Only files are looked at here: the bytes read from a pipe are gone for the reader (readCaptures reads a
+  // pipe once, and refuses a pcap from one).
+  for (const c of captures) {
+    if ((await Deno.stat(c)).isFile && await isPacketCaptureFile(c)) packetFiles.push(c);
+  }
   if (packetFiles.length > 0) {
     const found = [];
     for (const f of packetFiles) found.push(await discoverPacketFile(f));

@@ -126,6 +126,20 @@ function dropError(line: string): string {
   return line.trim();
 }
 
+/**
+ * Signals that end a recording as its duration does, the file whole and the run reported: SIGINT, and SIGTERM
+ * (kill, timeout, a pod's end), which killed the process before, mid-line at times (Windows has no SIGTERM).
+ */
+const STOP_SIGNALS: readonly Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+
+/** Calls `stop` on a {@link STOP_SIGNALS} signal until the function returned is called. */
+function onStopSignals(stop: () => void): () => void {
+  for (const s of STOP_SIGNALS) Deno.addSignalListener(s, stop);
+  return () => {
+    for (const s of STOP_SIGNALS) Deno.removeSignalListener(s, stop);
+  };
+}
+
 /** Runs `record`. */
 export async function recordCommand(args: ParsedArgs): Promise<number> {
   const out = optString(args, "out");
@@ -171,7 +185,7 @@ export async function recordCommand(args: ParsedArgs): Promise<number> {
   const ac = new AbortController();
   const stop = () => ac.abort();
   const timer = setTimeout(stop, durationMs);
-  Deno.addSignalListener("SIGINT", stop);
+  const unlisten = onStopSignals(stop);
   const perQuery = new Map<string, number>();
   const trace: StreamTrace = { drops: 0, skipped: {} };
   // The stream logs each drop with its error; count them and keep the last error for the end of the run.
@@ -203,7 +217,7 @@ export async function recordCommand(args: ParsedArgs): Promise<number> {
   } finally {
     setLogSink(previousSink);
     clearTimeout(timer);
-    Deno.removeSignalListener("SIGINT", stop);
+    unlisten();
     await writer.close();
     client.close();
     await packets?.stop();
@@ -234,7 +248,7 @@ async function recordPackets(
   const ac = new AbortController();
   const stop = () => ac.abort();
   const timer = setTimeout(stop, durationMs);
-  Deno.addSignalListener("SIGINT", stop);
+  const unlisten = onStopSignals(stop);
   const perQuery = new Map<string, number>();
   let failure: string | undefined;
   try {
@@ -247,7 +261,7 @@ async function recordPackets(
     });
   } finally {
     clearTimeout(timer);
-    Deno.removeSignalListener("SIGINT", stop);
+    unlisten();
     await writer.close();
     await packets.stop();
   }

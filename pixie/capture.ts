@@ -183,6 +183,11 @@ export function parseCaptureLineJson(line: string, node: string): Row | string {
   }
   if (obj === null || typeof obj !== "object" || Array.isArray(obj)) return "not a JSON object";
   const { query, row } = obj as { query?: unknown; row?: unknown };
+  if (query === undefined && "capture" in obj) {
+    // Captures joined with `cat`: the rows after it stay the first header's node's.
+    return "a header line after the first line (captures joined into one file? give each capture as a file): " +
+      "the rows after it are read as this file's node's";
+  }
   if (typeof query !== "string" || !parseQueryName(query)) {
     return `"query" must be "<measurement>/<tap>", found ${JSON.stringify(query)}`;
   }
@@ -253,8 +258,8 @@ function tryHeader(line: string): string | { error: string } | undefined {
 }
 
 /** Reads and parses a capture file from disk (whole; {@link openCapture} streams it). */
-export async function readCapture(path: string): Promise<Capture> {
-  const reader = await openCapture(path, { keepProblems: Infinity });
+export async function readCapture(path: string, opts: OpenCaptureOptions = {}): Promise<Capture> {
+  const reader = await openCapture(path, { ...opts, keepProblems: Infinity });
   const rows: Row[] = [];
   for await (const batch of reader.batches()) for (const r of batch) rows.push(r);
   return { file: path, node: reader.node, rows, problems: reader.problems };
@@ -268,6 +273,11 @@ export interface OpenCaptureOptions {
   batchRows?: number;
   /** Problems kept with their line (the rest are only counted). Default 100. */
   keepProblems?: number;
+  /**
+   * The file already open and its first bytes already read (to tell its format): a pipe (`<(cat f)`, stdin)
+   * cannot be opened again from its path, nor read again from its start.
+   */
+  opened?: { file: Deno.FsFile; head: Uint8Array };
 }
 
 /**
@@ -319,12 +329,13 @@ export class CaptureReader {
 
   /** Opens `path` and reads up to its first line (the header, if any). */
   static async open(path: string, opts: OpenCaptureOptions = {}): Promise<CaptureReader> {
-    const f = await Deno.open(path, { read: true });
+    const f = opts.opened?.file ?? await Deno.open(path, { read: true });
     let size = 0;
     try {
       size = (await f.stat()).size;
     } catch { /* a pipe: size unknown */ }
     const r = new CaptureReader(path, f, size, opts);
+    if (opts.opened) r.#unread(opts.opened.head);
     // The header decides the node of every row: read until the first non-empty line is in hand.
     for (;;) {
       r.#takeHeader();
@@ -451,6 +462,14 @@ export class CaptureReader {
     }
   }
 
+  /** Puts `head`, the file's first bytes read before the reader was made, before the bytes it reads. */
+  #unread(head: Uint8Array): void {
+    const data = this.#data = cellKernelBuffer(Math.max(2 * this.#chunk, head.length + this.#chunk));
+    data.set(head);
+    this.#view = data.subarray(0, head.length);
+    this.bytesRead = head.length;
+  }
+
   /** Reads one chunk after the bytes not yet parsed (moved to the front; the buffer grows for a long line). */
   async #fill(): Promise<void> {
     if (this.#done || this.#eof) return;
@@ -494,19 +513,28 @@ export function openCapture(path: string, opts: OpenCaptureOptions = {}): Promis
 
 /** Writes rows to a capture file incrementally (used by `record`). */
 export class CaptureWriter {
+  readonly #path: string;
   #file: Deno.FsFile;
   #enc = new TextEncoder();
   #rows = 0;
+  /** Bytes of the whole lines written: where the file is cut back to when a write fails. */
+  #bytes = 0;
 
-  private constructor(file: Deno.FsFile) {
+  private constructor(path: string, file: Deno.FsFile) {
+    this.#path = path;
     this.#file = file;
   }
 
   /** Creates (truncates) `path` and writes the header line. */
   static async create(path: string, node: string): Promise<CaptureWriter> {
     const file = await Deno.open(path, { write: true, create: true, truncate: true });
-    const w = new CaptureWriter(file);
-    await w.#write(encodeCaptureHeader(node));
+    const w = new CaptureWriter(path, file);
+    try {
+      await w.#write(encodeCaptureHeader(node));
+    } catch (e) {
+      file.close();
+      throw e;
+    }
     return w;
   }
 
@@ -515,7 +543,10 @@ export class CaptureWriter {
     return this.#rows;
   }
 
-  /** Appends one row. */
+  /**
+   * Appends one row. A failed write (disk full, file too large) leaves the file at its last whole line, so what
+   * was recorded reads back without a cut-off last line, and is reported with the file and the rows kept.
+   */
   async write(row: Row): Promise<void> {
     await this.#write(encodeCaptureLine(row));
     this.#rows++;
@@ -524,7 +555,21 @@ export class CaptureWriter {
   async #write(line: string): Promise<void> {
     const bytes = this.#enc.encode(line + "\n");
     let off = 0;
-    while (off < bytes.length) off += await this.#file.write(bytes.subarray(off));
+    try {
+      while (off < bytes.length) off += await this.#file.write(bytes.subarray(off));
+    } catch (e) {
+      // Back to the last whole line, the file's position too (a later write would leave a hole of zeros).
+      if (off > 0) {
+        await this.#file.truncate(this.#bytes).catch(() => {});
+        await this.#file.seek(this.#bytes, Deno.SeekMode.Start).catch(() => {});
+      }
+      throw new Error(
+        `writing ${this.#path} failed after ${this.#rows} row(s), kept (the file ends at the last whole row): ${
+          (e as Error).message
+        }`,
+      );
+    }
+    this.#bytes += bytes.length;
   }
 
   /** Flushes and closes the file. */
