@@ -29,36 +29,22 @@ ffmpegTest(
   async () => {
     const packets = (await speechOpusPackets(2)).slice(0, 60);
     const clock = (i: number) => ({ ts: (1000 + i * 960) >>> 0, clockRate: 48000 });
+    /** Packet i as the RTP source hands it on: 20 ms apart, with its media clock. */
+    const packet = (i: number) => ({
+      timeNs: 1_000_000_000n + BigInt(i) * 20_000_000n,
+      payload: packets[i]!,
+      mediaClock: clock(i),
+    });
     const slow = new StreamDecoder(FMT);
-    const got = samplesOf(slow.push({ timeNs: 1_000_000_000n, payload: packets[0]!, mediaClock: clock(0) }));
+    const got = samplesOf(slow.push(packet(0)));
     equal(got.length, 0, "the first packet waits for its decoder");
     await new Promise((r) => setTimeout(r, 200));
-    for (let i = 1; i < packets.length; i++) {
-      got.push(
-        ...samplesOf(
-          slow.push({
-            timeNs: 1_000_000_000n + BigInt(i) * 20_000_000n,
-            payload: packets[i]!,
-            mediaClock: clock(i),
-          }),
-        ),
-      );
-    }
+    for (let i = 1; i < packets.length; i++) got.push(...samplesOf(slow.push(packet(i))));
     // The same packets through a decoder that is ready at once (the pool is warm for 12 kHz now).
     await initOpus(FMT.sample_rate, 1);
     const fast = new StreamDecoder(FMT);
     const ref: number[] = [];
-    for (let i = 0; i < packets.length; i++) {
-      ref.push(
-        ...samplesOf(
-          fast.push({
-            timeNs: 1_000_000_000n + BigInt(i) * 20_000_000n,
-            payload: packets[i]!,
-            mediaClock: clock(i),
-          }),
-        ),
-      );
-    }
+    for (let i = 0; i < packets.length; i++) ref.push(...samplesOf(fast.push(packet(i))));
     ok(ref.length > 8000, `reference emitted ${ref.length} samples`);
     // Before: every packet after the first joined the backlog behind it and none was decoded until finish(), a
     // stream silent for its whole life (and its backlog, copies of its packets, growing without bound).

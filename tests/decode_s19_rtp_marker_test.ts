@@ -1,17 +1,6 @@
 import { equal } from "node:assert/strict";
 import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
-import type { AudioFormat } from "../audio/types.ts";
-
-const RTP_PCMU: AudioFormat = {
-  envelope: "raw",
-  path: "",
-  encoding: "binary",
-  codec: "mulaw",
-  sample_rate: 8000,
-  channels: 1,
-  channel: 0,
-  skip_bytes: 0,
-};
+import { FORMAT as RTP_PCMU } from "./support/speech_signatures.ts";
 
 Deno.test("stream decoder: an RTP payload that happens to read like a Pixie marker is audio, and nothing after it moves", () => {
   // 160 μ-law bytes that begin "<removed:" and end ">" (any caller's audio can): Pixie never carries RTP, and its
