@@ -15,7 +15,7 @@ import {
   type RegistryMsg,
   rowWeight,
 } from "../actors/messages.ts";
-import { pixieReader, type RowSource, SOURCE_ROOM_WAIT_MS } from "../actors/pixie_reader.ts";
+import { pixieReader, type ReaderDeps, type RowSource, SOURCE_ROOM_WAIT_MS } from "../actors/pixie_reader.ts";
 import type { Row } from "../pixie/row.ts";
 import { setLogSink } from "../util/log.ts";
 import { recorder, settleAll } from "./support/actor_fixtures.ts";
@@ -27,6 +27,30 @@ const QUERIES = new Set(["m/source", "m/relay"]);
 
 function row(query: string, i: number): Row {
   return { query, node: "n", time: 1_000_000_000n + BigInt(i) * 20_000_000n, columns: { body: `${i}` } };
+}
+
+/**
+ * The reader's peers and options for these tests: the Matcher records into `toMatcher` (or is `matcher`), the
+ * other peers record nothing, and no registry tick falls inside the rows' few seconds (a tick splits a batch's
+ * messages where it falls); `over` adds or replaces the rest.
+ */
+function readerDeps(
+  system: ActorSystem,
+  source: RowSource,
+  over: Partial<ReaderDeps> & { toMatcher?: MatcherMsg[] } = {},
+): ReaderDeps {
+  const { toMatcher = [], ...rest } = over;
+  return {
+    detectors: new Map(),
+    matcher: rest.matcher ?? system.spawn<MatcherMsg>("matcher", recorder(toMatcher), OPTS),
+    registry: system.spawn<RegistryMsg>("registry", recorder([]), OPTS),
+    exporter: system.spawn<ExporterMsg>("exporter", recorder([]), OPTS),
+    source,
+    queries: QUERIES,
+    clockWindowNs: 30_000_000_000n,
+    tickNs: 3_600_000_000_000n,
+    ...rest,
+  };
 }
 
 /** A source that hands `batches` to the reader, by batch when `batched`, else row by row; then waits. */
@@ -55,17 +79,10 @@ async function readAll(batches: Row[][], batched: boolean) {
   const toMatcher: MatcherMsg[] = [];
   const reader = system.spawn<ReaderMsg>(
     "pixie_reader",
-    pixieReader({
+    pixieReader(readerDeps(system, source(batches, batched), {
       detectors: new Map([["m", system.spawn("detector/m", recorder(toDetector), OPTS)]]),
-      matcher: system.spawn("matcher", recorder(toMatcher), OPTS),
-      registry: system.spawn<RegistryMsg>("registry", recorder([]), OPTS),
-      exporter: system.spawn<ExporterMsg>("exporter", recorder([]), OPTS),
-      source: source(batches, batched),
-      queries: QUERIES,
-      clockWindowNs: 30_000_000_000n,
-      // No registry tick inside these rows' few seconds: a tick splits a batch's messages where it falls.
-      tickNs: 3_600_000_000_000n,
-    }),
+      toMatcher,
+    })),
     { capacity: 4096, overflow: "drop-oldest", weigh: rowWeight },
   );
   await settleAll(clock, system);
@@ -106,17 +123,7 @@ function liveReader(clock: VirtualClock, batches: Row[][], take: (msg: MatcherMs
   });
   const reader = system.spawn<ReaderMsg>(
     "pixie_reader",
-    pixieReader({
-      detectors: new Map(),
-      matcher,
-      registry: system.spawn<RegistryMsg>("registry", recorder([]), OPTS),
-      exporter: system.spawn<ExporterMsg>("exporter", recorder([]), OPTS),
-      source: source(batches, true),
-      queries: QUERIES,
-      clockWindowNs: 30_000_000_000n,
-      // No registry tick inside these rows' few seconds: a tick splits a batch's messages where it falls.
-      tickNs: 3_600_000_000_000n,
-    }),
+    pixieReader(readerDeps(system, source(batches, true), { matcher })),
     { capacity: 4096, overflow: "drop-oldest", weigh: rowWeight },
   );
   return { system, stats: () => system.stats().find((x) => x.name === reader.name)! };
@@ -209,17 +216,10 @@ Deno.test("reader: a live reader drops rows read too late, counted, and routes t
   };
   system.spawn<ReaderMsg>(
     "pixie_reader",
-    pixieReader({
-      detectors: new Map(),
-      matcher: system.spawn("matcher", recorder(toMatcher), OPTS),
-      registry: system.spawn<RegistryMsg>("registry", recorder([]), OPTS),
-      exporter: system.spawn<ExporterMsg>("exporter", recorder([]), OPTS),
-      source: src,
-      queries: QUERIES,
-      clockWindowNs: 30_000_000_000n,
-      tickNs: 3_600_000_000_000n,
+    pixieReader(readerDeps(system, src, {
+      toMatcher,
       late: { boundMs: 5_000, nowMs: () => localMs, onLate: (n) => late += n },
-    }),
+    })),
     { capacity: 4096, overflow: "drop-oldest", weigh: rowWeight },
   );
   for (let i = 0; i < 20; i++) await settleAll(clock, system);
@@ -260,15 +260,8 @@ Deno.test("reader: late rows are shed while the main thread is saturated, even w
     };
     system.spawn<ReaderMsg>(
       "pixie_reader",
-      pixieReader({
-        detectors: new Map(),
-        matcher: system.spawn("matcher", recorder(toMatcher), OPTS),
-        registry: system.spawn<RegistryMsg>("registry", recorder([]), OPTS),
-        exporter: system.spawn<ExporterMsg>("exporter", recorder([]), OPTS),
-        source: src,
-        queries: QUERIES,
-        clockWindowNs: 30_000_000_000n,
-        tickNs: 3_600_000_000_000n,
+      pixieReader(readerDeps(system, src, {
+        toMatcher,
         late: {
           boundMs: 5_000,
           nowMs: () => localMs,
@@ -276,7 +269,7 @@ Deno.test("reader: late rows are shed while the main thread is saturated, even w
           demand: () => demand,
           onLate: (n) => late += n,
         },
-      }),
+      })),
       { capacity: 4096, overflow: "drop-oldest", weigh: rowWeight },
     );
     for (let i = 0; i < 20; i++) await settleAll(clock, system);
@@ -318,17 +311,9 @@ Deno.test("reader: a live source that cannot be read fast enough even dropping i
   };
   system.spawn<ReaderMsg>(
     "pixie_reader",
-    pixieReader({
-      detectors: new Map(),
-      matcher: system.spawn("matcher", recorder([]), OPTS),
-      registry: system.spawn<RegistryMsg>("registry", recorder([]), OPTS),
-      exporter: system.spawn<ExporterMsg>("exporter", recorder([]), OPTS),
-      source: src,
-      queries: QUERIES,
-      clockWindowNs: 30_000_000_000n,
-      tickNs: 3_600_000_000_000n,
+    pixieReader(readerDeps(system, src, {
       late: { boundMs: 5_000, nowMs: () => localMs, onLate: (n) => late += n },
-    }),
+    })),
     { capacity: 4096, overflow: "drop-oldest", weigh: rowWeight },
   );
   let finished = false;
@@ -372,15 +357,8 @@ Deno.test("reader: a source that waits for its input is not saturated, however b
     };
     system.spawn<ReaderMsg>(
       "pixie_reader",
-      pixieReader({
-        detectors: new Map(),
-        matcher: system.spawn("matcher", recorder(toMatcher), OPTS),
-        registry: system.spawn<RegistryMsg>("registry", recorder([]), OPTS),
-        exporter: system.spawn<ExporterMsg>("exporter", recorder([]), OPTS),
-        source: src,
-        queries: QUERIES,
-        clockWindowNs: 30_000_000_000n,
-        tickNs: 3_600_000_000_000n,
+      pixieReader(readerDeps(system, src, {
+        toMatcher,
         late: {
           boundMs: 5_000,
           nowMs: () => localMs,
@@ -388,7 +366,7 @@ Deno.test("reader: a source that waits for its input is not saturated, however b
           demand: () => 0.99,
           onLate: (n) => late += n,
         },
-      }),
+      })),
       { capacity: 4096, overflow: "drop-oldest", weigh: rowWeight },
     );
     for (let i = 0; i < 20; i++) await settleAll(clock, system);
@@ -405,16 +383,7 @@ Deno.test("reader: under sustained overload its timed-out waits for room do not 
   const full = new Mailbox<ReaderMsg>(4096, "drop-oldest", () => {}, rowWeight);
   full.offer({ kind: "rows", rows: burst().flat().slice(0, 4096) });
   const batches = burst();
-  const reader = pixieReader({
-    detectors: new Map(),
-    matcher: system.spawn<MatcherMsg>("matcher", recorder([]), OPTS),
-    registry: system.spawn<RegistryMsg>("registry", recorder([]), OPTS),
-    exporter: system.spawn<ExporterMsg>("exporter", recorder([]), OPTS),
-    source: source(batches, true),
-    queries: QUERIES,
-    clockWindowNs: 30_000_000_000n,
-    tickNs: 3_600_000_000_000n,
-  });
+  const reader = pixieReader(readerDeps(system, source(batches, true)));
   const ref = system.spawn<ReaderMsg>(
     "pixie_reader",
     (ctx) => reader({ ...ctx, room: (w, signal) => full.room(w, signal) }),
