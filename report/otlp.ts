@@ -213,7 +213,7 @@ export class OtlpExporter {
   readonly #queue: SpanData[] = [];
   readonly #stats: OtlpStats = { sent: 0, failed: 0, dropped: 0, requests: 0 };
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #sending: Promise<void> = Promise.resolve();
+  #draining: Promise<void> | undefined;
   #closed = false;
 
   constructor(opts: OtlpExporterOptions) {
@@ -255,13 +255,21 @@ export class OtlpExporter {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    this.#sending = this.#sending.then(async () => {
+    // One drain at a time, and it runs until the queue is empty: a span queued while a request is in flight
+    // joins it instead of chaining one more flush per span for as long as the collector is slow.
+    if (this.#draining === undefined && this.#queue.length > 0) this.#draining = this.#drain();
+    return this.#draining ?? Promise.resolve();
+  }
+
+  async #drain(): Promise<void> {
+    try {
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0, this.#opts.batch ?? 512);
         await this.#send(batch);
       }
-    });
-    return this.#sending;
+    } finally {
+      this.#draining = undefined;
+    }
   }
 
   async #send(batch: SpanData[]): Promise<void> {

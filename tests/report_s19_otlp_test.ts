@@ -1,0 +1,78 @@
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { OtlpExporter } from "../report/otlp.ts";
+import type { MatchRecord } from "../report/records.ts";
+import { setLogSink } from "../util/log.ts";
+
+setLogSink(() => {});
+
+const T0 = 1_763_910_000_123_456_789n;
+
+function match(i: number): MatchRecord {
+  const tap = (stream: string, ns: bigint) => ({
+    node: "node-a",
+    pod: "voice/p-0",
+    stream,
+    time_ns: ns.toString(),
+    offset_ms: 0,
+  });
+  return {
+    kind: "match",
+    measurement: "m",
+    stage: "relay",
+    signature_id: i.toString(16).padStart(16, "0"),
+    ids: { interval_id: `i-${i}` },
+    source: tap("call", T0),
+    target: tap("relay", T0 + 150_000_000n),
+    latency_s: 0.15,
+    ber: 0.01,
+  };
+}
+
+/** A collector stand-in on loopback whose answers the test scripts; `hold` keeps requests waiting. */
+function collector(answer: (n: number) => Response | Promise<Response>) {
+  let n = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    await req.arrayBuffer();
+    return await answer(n++);
+  });
+  return {
+    endpoint: `http://127.0.0.1:${server.addr.port}`,
+    requests: () => n,
+    close: () => server.shutdown(),
+  };
+}
+
+Deno.test("OTLP: spans queued while a slow collector holds a request join the running send, not one pending flush each", async () => {
+  let release!: () => void;
+  const held = new Promise<void>((r) => release = r);
+  const rx = collector(async () => {
+    await held;
+    return new Response(null, { status: 200 });
+  });
+  try {
+    const exp = new OtlpExporter({ endpoint: rx.endpoint, batch: 1, maxQueue: 100_000, flushMs: 10 });
+    exp.match(match(0)); // starts a send that the collector holds
+    for (let i = 0; i < 200 && rx.requests() === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    equal(rx.requests(), 1);
+    // Every span below fills a batch while that send is in flight. Before the fix each one chained another
+    // flush onto the pending send (one promise per span for as long as the collector is slow: unbounded).
+    const then = Promise.prototype.then;
+    let chained = 0;
+    Promise.prototype.then = function (this: Promise<unknown>, ...args: Parameters<typeof then>) {
+      chained++;
+      return then.apply(this, args);
+    } as typeof then;
+    try {
+      for (let i = 1; i <= 5000; i++) exp.match(match(i));
+    } finally {
+      Promise.prototype.then = then;
+    }
+    ok(chained <= 2, `${chained} promises chained for 5000 spans queued behind one request`);
+    release();
+    await exp.close();
+    deepEqual(exp.stats(), { sent: 5001, failed: 0, dropped: 0, requests: 5001 });
+  } finally {
+    release();
+    await rx.close();
+  }
+});
