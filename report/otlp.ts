@@ -234,11 +234,11 @@ export class OtlpExporter {
   match = (rec: MatchRecord): void => this.#add(this.#builder.hop(rec));
 
   #add(span: SpanData): void {
-    if (this.#closed) return;
-    if (this.#queue.length >= (this.#opts.maxQueue ?? 10_000)) {
+    // After close nothing will send it: dropped like a span that finds the queue full, and counted.
+    if (this.#closed || this.#queue.length >= (this.#opts.maxQueue ?? 10_000)) {
       this.#stats.dropped++;
       if (this.#stats.dropped === 1 || this.#stats.dropped % 1000 === 0) {
-        log.warn("OTLP queue full; spans dropped", { dropped: this.#stats.dropped });
+        log.warn("OTLP queue full or closed; spans dropped", { dropped: this.#stats.dropped });
       }
       return;
     }

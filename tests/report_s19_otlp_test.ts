@@ -76,3 +76,56 @@ Deno.test("OTLP: spans queued while a slow collector holds a request join the ru
     await rx.close();
   }
 });
+
+Deno.test("OTLP: refusals (429 with Retry-After, 5xx, 4xx) count their spans failed, garbage 200s count sent, and export goes on", async () => {
+  const answers = [
+    () => new Response("slow down", { status: 429, headers: { "retry-after": "3600" } }),
+    () => new Response("x", { status: 503 }),
+    () => new Response("x", { status: 400 }),
+    () => new Response(new Uint8Array([1, 2, 3, 255, 0]), { status: 200 }),
+    () => new Response("y".repeat(1_000_000), { status: 200 }),
+  ];
+  const rx = collector((n) => answers[n % answers.length]!());
+  try {
+    const exp = new OtlpExporter({ endpoint: rx.endpoint, batch: 1, flushMs: 5 });
+    for (let i = 0; i < answers.length; i++) {
+      exp.match(match(i));
+      await exp.flush();
+    }
+    await exp.close();
+    deepEqual(exp.stats(), { sent: 2, failed: 3, dropped: 0, requests: 5 });
+  } finally {
+    await rx.close();
+  }
+});
+
+Deno.test("OTLP: a collector that never answers: sends time out, the queue stays bounded, and every span is sent, failed or dropped", async () => {
+  const stop = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {}, signal: stop.signal },
+    () => new Promise<Response>(() => {}),
+  );
+  try {
+    const exp = new OtlpExporter({
+      endpoint: `http://127.0.0.1:${server.addr.port}`,
+      batch: 2,
+      maxQueue: 4,
+      flushMs: 5,
+      timeoutMs: 200,
+    });
+    const t0 = performance.now();
+    for (let i = 0; i < 10; i++) exp.match(match(i)); // returns at once: nothing waits on the collector
+    ok(performance.now() - t0 < 100);
+    await exp.close();
+    const st = exp.stats();
+    equal(st.sent, 0);
+    equal(st.failed + st.dropped, 10, JSON.stringify(st));
+    ok(st.dropped > 0, "the queue is bounded");
+    // A record that arrives after close is dropped too, and counted as such.
+    exp.match(match(10));
+    equal(exp.stats().dropped, st.dropped + 1);
+  } finally {
+    stop.abort();
+    await server.finished.catch(() => {});
+  }
+});
