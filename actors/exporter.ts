@@ -17,6 +17,9 @@ import type { FsmMetrics } from "../http/metrics.ts";
 import { type MatchRecord, matchRecord, type SignatureRecord, signatureRecord } from "../report/records.ts";
 import { HopTracker, type StagePaths } from "../report/hops.ts";
 import { traceIdOf } from "../report/trace_ids.ts";
+import { logger } from "../util/log.ts";
+
+const log = logger("exporter");
 
 /** Where records go besides the bus. */
 export interface RecordSink {
@@ -63,6 +66,21 @@ export function exporter(deps: ExporterDeps): ActorFactory<ExporterMsg> {
       metrics.hop({ ...m, stage: r.match.stage }, r.hop, traceId(m));
     }
   };
+  // A sink is an output among others: its failure must neither take the record from the bus and the other
+  // sinks nor crash the exporter (a sink failing on every record would escalate and stop the sensor).
+  let sinkFailures = 0;
+  const toSinks = async (deliver: (s: RecordSink) => void | Promise<void>) => {
+    for (const s of sinks) {
+      try {
+        await deliver(s);
+      } catch (e) {
+        sinkFailures++;
+        if (sinkFailures === 1 || sinkFailures % 1000 === 0) {
+          log.error("record sink failed", { failures: sinkFailures, error: (e as Error).message });
+        }
+      }
+    }
+  };
   let feed: { unsubscribe(): Promise<void> } | undefined;
   return () => ({
     async onStart() {
@@ -83,7 +101,7 @@ export function exporter(deps: ExporterDeps): ActorFactory<ExporterMsg> {
         case "signature": {
           metrics.signatureDetected(msg.sig.measurement);
           const rec = signatureRecord(msg.sig, msg.bytes);
-          for (const s of sinks) await s.signature?.(rec);
+          await toSinks((s) => s.signature?.(rec));
           return;
         }
         case "match": {
@@ -102,7 +120,7 @@ export function exporter(deps: ExporterDeps): ActorFactory<ExporterMsg> {
             countResolved(resolved);
           }
           await bus.publishMatch(rec);
-          for (const s of sinks) await s.match?.(rec);
+          await toSinks((s) => s.match?.(rec));
           return;
         }
         case "active":
