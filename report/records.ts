@@ -173,10 +173,14 @@ function isObj(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
+/** A decimal-ns capture time: what every reader hands to BigInt. */
+function isNs(v: unknown): v is string {
+  return typeof v === "string" && /^-?\d+$/.test(v);
+}
+
 function isTap(v: unknown): v is TapRecord {
   return isObj(v) && typeof v.node === "string" && typeof v.pod === "string" &&
-    typeof v.stream === "string" &&
-    typeof v.time_ns === "string" && /^-?\d+$/.test(v.time_ns) && typeof v.offset_ms === "number";
+    typeof v.stream === "string" && isNs(v.time_ns) && typeof v.offset_ms === "number";
 }
 
 function isIds(v: unknown): v is Record<string, string> {
@@ -198,7 +202,7 @@ export function parseRecord(v: unknown): AnyRecord | string {
   if (v.kind === "signature") {
     if (
       typeof v.measurement === "string" && typeof v.signature_id === "string" && typeof v.node === "string" &&
-      typeof v.pod === "string" && typeof v.stream === "string" && typeof v.time_ns === "string" &&
+      typeof v.pod === "string" && typeof v.stream === "string" && isNs(v.time_ns) &&
       typeof v.offset_ms === "number" && isIds(v.ids) && typeof v.bytes === "number" &&
       optString(v.fingerprint_b64) && optString(v.mask_b64) && optString(v.envelope_b64)
     ) return v as unknown as SignatureRecord;
