@@ -16,7 +16,7 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import type { MatchRecord, SignatureRecord } from "./records.ts";
 import { SOURCE_STAGE } from "./hops.ts";
 import { spanIdOf, traceIdOf } from "./trace_ids.ts";
-import { logger } from "../util/log.ts";
+import { logger, registerSecret } from "../util/log.ts";
 
 const log = logger("otlp");
 
@@ -178,6 +178,29 @@ export function tracesUrl(endpoint: string): string {
   return e.endsWith("/v1/traces") ? e : `${e}/v1/traces`;
 }
 
+/**
+ * The URL without its `user:password@`; the password is also registered as a secret, for error messages that
+ * quote the URL.
+ */
+function withoutCredentials(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url;
+  }
+  if (u.username === "" && u.password === "") return url;
+  registerSecret(u.password);
+  try {
+    registerSecret(decodeURIComponent(u.password));
+  } catch {
+    // Not valid percent-encoding: the raw form registered above is the only one that can appear.
+  }
+  u.username = "";
+  u.password = "";
+  return u.toString();
+}
+
 /** Options of the exporter. */
 export interface OtlpExporterOptions extends OtlpOptions {
   /** Base URL of an OTLP/HTTP receiver, e.g. `http://tempo:4318`. */
@@ -209,6 +232,8 @@ export interface OtlpStats {
 export class OtlpExporter {
   readonly #opts: OtlpExporterOptions;
   readonly #url: string;
+  /** The URL as logged: fetch sends `user:password@` as basic auth, so it is a secret. */
+  readonly #shownUrl: string;
   readonly #builder: SpanBuilder;
   readonly #queue: SpanData[] = [];
   readonly #stats: OtlpStats = { sent: 0, failed: 0, dropped: 0, requests: 0 };
@@ -219,6 +244,7 @@ export class OtlpExporter {
   constructor(opts: OtlpExporterOptions) {
     this.#opts = opts;
     this.#url = tracesUrl(opts.endpoint);
+    this.#shownUrl = withoutCredentials(this.#url);
     this.#builder = new SpanBuilder(opts);
   }
 
@@ -287,7 +313,7 @@ export class OtlpExporter {
     } catch (e) {
       this.#stats.failed += batch.length;
       log.warn("OTLP export failed; spans lost", {
-        url: this.#url,
+        url: this.#shownUrl,
         spans: batch.length,
         failed: this.#stats.failed,
         error: (e as Error).message,

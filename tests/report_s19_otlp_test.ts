@@ -129,3 +129,27 @@ Deno.test("OTLP: a collector that never answers: sends time out, the queue stays
     await server.finished.catch(() => {});
   }
 });
+
+Deno.test("OTLP: credentials in the endpoint URL (user:password@) are never written to the log", async () => {
+  const lines: string[] = [];
+  const prev = setLogSink((l) => void lines.push(l));
+  let logged = "";
+  const rx = collector(() => new Response(null, { status: 503 }));
+  try {
+    const endpoint = rx.endpoint.replace("http://", "http://tenant-7:s3cr3t-t0ken@");
+    const exp = new OtlpExporter({ endpoint, flushMs: 5 });
+    exp.match(match(1));
+    await exp.close();
+    const down = new OtlpExporter({ endpoint: "http://tenant-7:s3cr3t-t0ken@127.0.0.1:9", flushMs: 5 });
+    down.match(match(2));
+    await down.close();
+    equal(exp.stats().failed + down.stats().failed, 2);
+    logged = lines.join("\n");
+  } finally {
+    setLogSink(prev);
+    await rx.close();
+  }
+  ok(logged.includes("OTLP export failed"), logged);
+  ok(logged.includes("127.0.0.1"), "the log still says where");
+  ok(!logged.includes("s3cr3t-t0ken"), logged);
+});
