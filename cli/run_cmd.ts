@@ -141,6 +141,7 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
       serviceName: config.otlp.service_name,
       resource: { "k8s.node.name": config.node },
     });
+  if (otlp) metrics.otlpOpened(() => otlp.stats());
   // A capture's batches go back to its reader once the node's actors have taken every row of them (their memory
   // is reused, see pixie/capture_slabs.ts): the rows wait in the node's mailboxes for as long as the node takes.
   const leases = caps.some((c) => c.release) ? new RowLeases() : undefined;

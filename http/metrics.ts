@@ -93,6 +93,7 @@ export class FsmMetrics {
   /** When the Pixie query stream last answered (ms since the epoch; 0: never). */
   #pixieResponseMs = 0;
   #pixieResponseGauge: client.Gauge | undefined;
+  #otlpSpans: client.Counter<"outcome"> | undefined;
   readonly #pixieHealthy: client.Gauge;
   readonly #outboxDepth: client.Gauge;
   readonly #outboxOverflow: client.Counter;
@@ -556,6 +557,28 @@ export class FsmMetrics {
       registers: [this.registry],
       collect() {
         this.set(responded() / 1000);
+      },
+    });
+  }
+
+  /**
+   * This sensor exports traces: from now on `fsmpx_otlp_spans_total{outcome}` (sent, failed: the collector
+   * refused or did not answer, dropped: its queue was full) is served, read from `stats` on each scrape.
+   */
+  otlpOpened(stats: () => { sent: number; failed: number; dropped: number }): void {
+    if (this.#otlpSpans) return;
+    this.#otlpSpans = new client.Counter({
+      name: "fsmpx_otlp_spans_total",
+      help:
+        "Trace spans by outcome: sent, failed (refused or unanswered by the collector), dropped (queue full).",
+      labelNames: ["outcome"],
+      registers: [this.registry],
+      collect() {
+        const s = stats();
+        this.reset();
+        this.inc({ outcome: "sent" }, s.sent);
+        this.inc({ outcome: "failed" }, s.failed);
+        this.inc({ outcome: "dropped" }, s.dropped);
       },
     });
   }

@@ -137,6 +137,21 @@ Deno.test("Pixie stream lag keeps growing on scrape while nothing arrives; the l
   assert(text.includes("fsmpx_pixie_last_response_timestamp_seconds 1800000090"), text);
 });
 
+Deno.test("trace export outcomes are counted from the exporter's own counters on each scrape", async () => {
+  const m = new FsmMetrics();
+  assert(!(await m.text()).includes("fsmpx_otlp_spans_total"), "no trace export: no series");
+  const stats = { sent: 5, failed: 2, dropped: 0 };
+  m.otlpOpened(() => stats);
+  let text = await m.text();
+  assert(text.includes('fsmpx_otlp_spans_total{outcome="sent"} 5'), text);
+  assert(text.includes('fsmpx_otlp_spans_total{outcome="failed"} 2'), text);
+  stats.sent = 9;
+  stats.dropped = 1;
+  text = await m.text();
+  assert(text.includes('fsmpx_otlp_spans_total{outcome="sent"} 9'), text);
+  assert(text.includes('fsmpx_otlp_spans_total{outcome="dropped"} 1'), text);
+});
+
 Deno.test("/healthz and /readyz report 200 or 503 with a reason", async () => {
   await withServer(new FsmMetrics(), async (base) => {
     const h = await fetch(`${base}/healthz`);
