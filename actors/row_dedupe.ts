@@ -162,6 +162,10 @@ export class RecentRows {
   /** No row held is later than this time (the latest appended since the ring was last empty). */
   #maxHi = 0;
   #maxLo = 0;
+  /** A row further than the window past the newest, not yet followed on from (see {@link seen}). */
+  #hasJump = false;
+  #jumpHi = 0;
+  #jumpLo = 0;
 
   /** True if a row with this time and payload was already seen on the stream (then it must be skipped). */
   seen(timeNs: bigint, payload: Uint8Array | undefined): boolean {
@@ -173,11 +177,22 @@ export class RecentRows {
       this.#maxHi = hi;
       this.#maxLo = lo;
     } else if (this.#find(hi, lo | 0, len, h | 0)) return true;
+    // Full: the oldest goes first, so the ring never doubles past the bound for one row more.
+    if (this.#count >= DEDUPE_MAX_ROWS) this.#dropOldest();
     this.#append(hi, lo, len, h);
-    if (this.#count > DEDUPE_MAX_ROWS) this.#dropOldest();
-    // Only a plausible step forward prunes: one row from the future must not make the stream forget the rest.
+    // Only a plausible step forward prunes: one row from the future must not make the stream forget the rest. A
+    // jump further than the window (a pause in the call, rows shed under overload) counts once the next row
+    // follows on from it; else the stream's newest stayed behind for good and its ring held its bound of rows.
     const step = this.#hasNewest ? diff(hi, lo, this.#newestHi, this.#newestLo) : 0;
-    if (!this.#hasNewest || (step > 0 && step <= WINDOW)) {
+    let plausible = !this.#hasNewest || (step > 0 && step <= WINDOW);
+    if (!plausible && step > WINDOW) {
+      const after = this.#hasJump ? diff(hi, lo, this.#jumpHi, this.#jumpLo) : -1;
+      if (after > 0 && after <= WINDOW) plausible = true;
+      this.#hasJump = !plausible;
+      this.#jumpHi = hi;
+      this.#jumpLo = lo;
+    } else if (plausible) this.#hasJump = false;
+    if (plausible) {
       this.#hasNewest = true;
       this.#newestHi = hi;
       this.#newestLo = lo;
