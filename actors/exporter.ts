@@ -55,13 +55,14 @@ export function exporter(deps: ExporterDeps): ActorFactory<ExporterMsg> {
   const { metrics, bus, sinks } = deps;
   // Outside the factory: a restarted exporter keeps what it knew.
   const tracker = deps.paths ? (deps.hops ?? new HopTracker(deps.paths)) : undefined;
-  // Records this exporter observed: a hop resolved later is counted by the node that holds the match.
-  const local = new WeakSet<MatchRecord>();
+  /** This exporter as the owner of the matches it observes in the tracker (see {@link HopTracker.observe}). */
+  const self = {};
   const traceId = (m: { measurement: string; signatureId: string; ids: Record<string, string> }) =>
     deps.traceIds ? traceIdOf(m.measurement, m.signatureId, m.ids["interval_id"]) : undefined;
   const countResolved = (resolved: ReturnType<HopTracker["observe"]>["resolved"]) => {
     for (const r of resolved) {
-      if (!local.has(r.match)) continue;
+      // A hop resolved later is counted by the node that holds the match.
+      if (r.owner !== self) continue;
       const m = { measurement: r.match.measurement, signatureId: r.match.signature_id, ids: r.match.ids };
       metrics.hop({ ...m, stage: r.match.stage }, r.hop, traceId(m));
     }
@@ -110,10 +111,9 @@ export function exporter(deps: ExporterDeps): ActorFactory<ExporterMsg> {
           // The record is built once: the tracker, the bus and every sink get the same one.
           let rec = matchRecord(msg.match);
           if (tracker) {
-            local.add(rec);
-            const { hop, resolved } = tracker.observe(rec);
+            const { hop, resolved } = tracker.observe(rec, self);
             if (hop) {
-              // A copy with the hop: the tracker keeps the record it observed as it was.
+              // A copy with the hop: the record the tracker observed stays as it was.
               rec = { ...rec, hop: { from_stage: hop.from_stage, latency_s: hop.latency_s } };
               metrics.hop(msg.match, hop, tid);
             }

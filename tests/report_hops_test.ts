@@ -134,6 +134,27 @@ Deno.test("hop tracker: live, both orders, duplicates once, bounded", () => {
   deepEqual(small.observe(journey("a", "i", T0)[1]!), { resolved: [] }); // "a" was forgotten
 });
 
+Deno.test("hop tracker: keeps a few words per match, not the records", async () => {
+  // At 1,000 calls a live node sees ~60 signatures a second; the tracker's 50,000 were reached after ~14 min and
+  // their whole records (level envelopes, time strings) held ~140 MB of a 768 MiB pod (2,546 bytes a signature
+  // here before).
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--v8-flags=--expose-gc",
+      new URL("./support/hop_tracker_memory.ts", import.meta.url).pathname,
+      "20000",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const r = JSON.parse(new TextDecoder().decode(out.stdout)) as { bytesPerSignature: number; size: number };
+  equal(r.size, 20_000);
+  ok(r.bytesPerSignature < 1000, `${r.bytesPerSignature} bytes a signature`);
+});
+
 Deno.test("summary: per-hop column, waterfall hops, per-call timeline that shows growth", () => {
   const sigs: SignatureRecord[] = [];
   const ms: MatchRecord[] = [];
