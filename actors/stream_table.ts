@@ -32,6 +32,8 @@ interface Group<T, Tap> {
   readonly streams: Map<string, Slot<T, Tap>>;
   /** At the cap, the tap's new streams are refused without a scan until this event time... */
   refuseUntilNs: bigint;
+  /** ...for rows from this event time on (a refusal that counted from a gap's end holds for rows after it)... */
+  refuseFromNs: bigint;
   /** ...while the table's streams are those of this {@link StreamTable} version. */
   refuseVersion: number;
 }
@@ -75,6 +77,13 @@ export class StreamTable<T, Tap = unknown> {
   /** The tap {@link touch} looked up last and its group (undefined: none then), until a group comes or goes. */
   #lastTap: Tap | undefined;
   #lastGroup: Group<T, Tap> | undefined;
+  /** The latest event time any stream was fed at (-1: none yet). */
+  #newestNs = -1n;
+  /**
+   * When rows came back after a gap in every stream (no row for `quietNs`: a reader that fell behind and shed its
+   * rows, an outage of its source); a stream counts as quiet only from then on (see {@link #victim}).
+   */
+  #resumedNs = -(1n << 62n);
 
   /**
    * `idleNs`: event time without a message after which a stream is dropped; `maxStreams`: the cap; `quietNs`: how
@@ -95,6 +104,12 @@ export class StreamTable<T, Tap = unknown> {
    * the place of has been quiet for `quietNs`: the stream is not followed (its rows are the caller's to count).
    */
   touch(tap: Tap, stream: string, nowNs: bigint, make: () => T): Touched<T> | undefined {
+    if (nowNs > this.#newestNs) {
+      if (nowNs - this.#newestNs > this.#quietNs && this.#newestNs >= 0n && this.#quietNs > 0n) {
+        this.#resumedNs = nowNs;
+      }
+      this.#newestNs = nowNs;
+    }
     // Rows come in batches of one tap: its group is the last one's.
     let group = tap === this.#lastTap ? this.#lastGroup : this.#byTap.get(tap);
     this.#lastTap = tap;
@@ -116,7 +131,16 @@ export class StreamTable<T, Tap = unknown> {
       group = this.#byTap.get(tap);
     }
     if (!group) {
-      this.#byTap.set(tap, group = { tap, streams: new Map(), refuseUntilNs: 0n, refuseVersion: -1 });
+      this.#byTap.set(
+        tap,
+        group = {
+          tap,
+          streams: new Map(),
+          refuseUntilNs: 0n,
+          refuseFromNs: 0n,
+          refuseVersion: -1,
+        },
+      );
       this.#lastGroup = group;
     }
     const slot: Slot<T, Tap> = { group, stream, value: make(), lastNs: nowNs, seq: ++this.#seq };
@@ -137,7 +161,10 @@ export class StreamTable<T, Tap = unknown> {
     const own = group?.streams.size ?? 0;
     const share = Math.floor(this.#max / (this.#byTap.size + (own === 0 ? 1 : 0)));
     const below = own < share;
-    if (!below && group?.refuseVersion === this.#version && nowNs < group.refuseUntilNs) return undefined;
+    if (
+      !below && group?.refuseVersion === this.#version && nowNs < group.refuseUntilNs &&
+      nowNs >= group.refuseFromNs
+    ) return undefined;
     let largest: Group<T, Tap> | undefined;
     if (below) {
       for (const g of this.#byTap.values()) {
@@ -153,18 +180,30 @@ export class StreamTable<T, Tap = unknown> {
         oldestOfLargest = o;
       }
     }
-    if (oldest !== undefined) {
+    // Quiet counts from the last row, or from when rows came back after a gap in every stream: after a gap each
+    // stream's first row comes in its turn, and a stream not followed whose row came first took the place of a
+    // followed one that had not had its turn yet, which did the same to another at its next row (at 1,000
+    // calls under overload, 11 evictions a second, each a stream's lookback lost and a pipeline made anew).
+    // (A row far ahead of this one, a clock off, is no such gap for the rows behind it.)
+    let since = oldest?.lastNs, fromGap = false;
+    const resumed = this.#resumedNs;
+    if (since !== undefined && resumed > since && resumed <= nowNs + this.#quietNs) {
+      since = resumed;
+      fromGap = true;
+    }
+    if (oldest !== undefined && since !== undefined) {
       // A stream fed within `quietNs` of this row either way is active (taps interleave a little out of order);
       // one whose time is further ahead is not credible (a clock off) and may go, as may one long quiet.
-      const age = nowNs - oldest.lastNs;
+      const age = nowNs - since;
       if (!(age < this.#quietNs && age > -this.#quietNs)) return oldest;
     }
     // The largest tap is over its share (the table is full and this tap below it): it gives an active stream up.
     if (below) return oldestOfLargest;
-    if (group !== undefined && oldest !== undefined) {
+    if (group !== undefined && since !== undefined) {
       // Every candidate was fed since; none can be quiet enough before the oldest's time is up, unless the streams
       // change (a tap over its share then may have older ones).
-      group.refuseUntilNs = oldest.lastNs + this.#quietNs;
+      group.refuseUntilNs = since + this.#quietNs;
+      group.refuseFromNs = fromGap ? nowNs : -(1n << 62n);
       group.refuseVersion = this.#version;
     }
     return undefined;

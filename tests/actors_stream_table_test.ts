@@ -113,11 +113,40 @@ Deno.test("stream table: after a gap in every stream (a reader behind) each tap 
   run(6_500n, 10_000n);
   run(12_500n, 16_000n);
   deepEqual(perTap(t), { relay: 2, asr: 2 });
-  deepEqual(
-    evicted,
-    ["relay/r0", "relay/r1", "relay/r2", "relay/r3"],
-    "after the first gap the relay's quiet streams make room for its own refused ones; nothing since",
-  );
+  // Quiet counts from when rows came back: the relay's refused r0 and r1, whose rows come first after each gap,
+  // no longer take the places of r2 and r3 before those had their turn (before: r2 and r3 evicted after the
+  // first gap, and at 1,000 calls under overload 11 evictions a second).
+  deepEqual(evicted, ["relay/r0", "relay/r1"], "nothing changes hands at a gap");
+  deepEqual(t.get("relay", "r2"), "relay/r2");
+});
+
+Deno.test("stream table: after a gap in every stream, a stream that stays silent makes room once quiet since", () => {
+  const t = table(2);
+  for (let ms = 0n; ms <= 1_000n; ms += 20n) {
+    equal(feed(t, "relay", "a", ms), "");
+    equal(feed(t, "relay", "b", ms), "");
+  }
+  equal(feed(t, "relay", "c", 1_000n), "refused");
+  // Every stream silent for 5 s; then c's row first: a and b have not had their turn yet.
+  equal(feed(t, "relay", "c", 6_000n), "refused");
+  equal(feed(t, "relay", "a", 6_000n), "");
+  // b never comes back: 2 s after rows came back it is quiet and c takes its place.
+  for (let ms = 6_020n; ms < 8_000n; ms += 20n) {
+    equal(feed(t, "relay", "a", ms), "");
+    equal(feed(t, "relay", "c", ms), "refused", `at ${ms} ms`);
+  }
+  equal(feed(t, "relay", "a", 8_000n), "");
+  equal(feed(t, "relay", "c", 8_000n), "relay/b");
+  // A row an hour ahead of every other (a clock off) is no gap for the rows behind it: a silent b makes room
+  // 2 s after its last row, as without any gap.
+  const u = table(2);
+  for (let ms = 0n; ms <= 1_000n; ms += 20n) {
+    equal(feed(u, "relay", "a", ms), "");
+    equal(feed(u, "relay", "b", ms), "");
+  }
+  equal(feed(u, "relay", "x", 3_600_000n), "refused");
+  for (let ms = 1_020n; ms < 3_020n; ms += 20n) equal(feed(u, "relay", "a", ms), "");
+  equal(feed(u, "relay", "c", 3_020n), "relay/b");
 });
 
 Deno.test("stream table: one tap keeps the cap's plain rule (share = the cap)", () => {
