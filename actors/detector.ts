@@ -81,6 +81,8 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
             return intake.push(msg.row);
           case "rows":
             return intake.pushAll(msg.rows);
+          case "shed":
+            return intake.shed();
           case "finish":
             return finish(msg.reply);
         }

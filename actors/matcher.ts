@@ -205,6 +205,8 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
             noteClock(msg.rows);
             if (configuredNs > lookbackNs) noteRows(msg.rows);
             return intake.pushAll(msg.rows);
+          case "shed":
+            return intake.shed();
           case "activate":
             return activate(msg.sig);
           case "clock-ahead": {

@@ -19,7 +19,12 @@ export type ReaderMsg =
 export type TapRowsMsg =
   | { kind: "row"; row: Row }
   /** Several rows at once: one message instead of one per row. */
-  | { kind: "rows"; rows: readonly Row[] };
+  | { kind: "rows"; rows: readonly Row[] }
+  /**
+   * The reader shed rows of every stream since the last rows it sent (late, under overload): what comes next
+   * follows a gap in every stream (see StreamTable.shed).
+   */
+  | { kind: "shed" };
 
 /**
  * The weight of a row-carrying actor's message in its mailbox (SpawnOptions.weigh): a batch weighs its rows, any

@@ -154,12 +154,26 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
       })
       : undefined;
     const one: Row[] = [];
+    /** Rows were shed as late since rows were last routed: the actors are told before the next ones. */
+    let shed = false;
     /** The rows of a message that are not late (counted when some are). */
     const fresh = (rs: readonly Row[]): readonly Row[] => {
       const before = late!.dropped;
       const kept = late!.filter(rs);
-      if (late!.dropped > before) deps.late!.onLate(late!.dropped - before);
+      if (late!.dropped > before) {
+        deps.late!.onLate(late!.dropped - before);
+        shed = true;
+      }
       return kept;
+    };
+    /**
+     * Tells every actor that follows streams that rows of every stream were shed: their first rows after the gap
+     * come in turn, and a stream not followed must not take the place of one that has not had its turn yet.
+     */
+    const announceShed = async () => {
+      shed = false;
+      for (const d of deps.detectors.values()) await d.tell({ kind: "shed" });
+      await deps.matcher.tell({ kind: "shed" });
     };
 
     const flushCounts = async () => {
@@ -281,12 +295,15 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
           if (late) {
             one[0] = msg.row;
             if (fresh(one).length === 0) return;
+            if (shed) await announceShed();
           }
           return await route(msg.row);
         }
         if (msg.kind === "rows") {
           const rs = late ? fresh(msg.rows) : msg.rows;
-          return rs.length > 0 ? await routeBatch(rs) : undefined;
+          if (rs.length === 0) return;
+          if (shed) await announceShed();
+          return await routeBatch(rs);
         }
         if (msg.kind === "source-failed") throw new Error(`row source failed: ${msg.error}`);
         await flushCounts();

@@ -19,7 +19,10 @@
  * that appears. (Quiet room taken from a tap within its share made a chain: a reader that falls behind drops every
  * stream's rows at once, every stream is quiet after the gap, the relay took the ASR's quiet room, the ASR, now
  * below its share, an active relay stream: 21,684 evictions in 120 s of 1,000 calls over a cap of 834 with a 2.5 s
- * gap every 7 s, 834 without.)
+ * gap every 7 s, 834 without.) Within a tap too, a gap in every stream made streams change hands: each stream's
+ * first row after it comes in its turn, and one not followed whose row came first took the place of a followed
+ * one whose turn had not come yet. So when the reader says it shed rows ({@link StreamTable.shed}), quiet counts
+ * from when rows came back.
  *
  * A stream is named by its tap and its key within the tap (two stages may see the same connection): the table
  * looks streams up by the pair and hands back the caller's own typed state, so no key is ever built or parsed.
@@ -77,11 +80,11 @@ export class StreamTable<T, Tap = unknown> {
   /** The tap {@link touch} looked up last and its group (undefined: none then), until a group comes or goes. */
   #lastTap: Tap | undefined;
   #lastGroup: Group<T, Tap> | undefined;
-  /** The latest event time any stream was fed at (-1: none yet). */
-  #newestNs = -1n;
+  /** Rows were shed in every stream ({@link shed}) and none has come since. */
+  #shedPending = false;
   /**
-   * When rows came back after a gap in every stream (no row for `quietNs`: a reader that fell behind and shed its
-   * rows, an outage of its source); a stream counts as quiet only from then on (see {@link #victim}).
+   * When rows came back after a gap in every stream ({@link shed}: a reader that fell behind shed its rows); a
+   * stream counts as quiet only from then on (see {@link #victim}).
    */
   #resumedNs = -(1n << 62n);
 
@@ -104,11 +107,9 @@ export class StreamTable<T, Tap = unknown> {
    * the place of has been quiet for `quietNs`: the stream is not followed (its rows are the caller's to count).
    */
   touch(tap: Tap, stream: string, nowNs: bigint, make: () => T): Touched<T> | undefined {
-    if (nowNs > this.#newestNs) {
-      if (nowNs - this.#newestNs > this.#quietNs && this.#newestNs >= 0n && this.#quietNs > 0n) {
-        this.#resumedNs = nowNs;
-      }
-      this.#newestNs = nowNs;
+    if (this.#shedPending) {
+      this.#shedPending = false;
+      this.#resumedNs = nowNs;
     }
     // Rows come in batches of one tap: its group is the last one's.
     let group = tap === this.#lastTap ? this.#lastGroup : this.#byTap.get(tap);
@@ -180,11 +181,11 @@ export class StreamTable<T, Tap = unknown> {
         oldestOfLargest = o;
       }
     }
-    // Quiet counts from the last row, or from when rows came back after a gap in every stream: after a gap each
-    // stream's first row comes in its turn, and a stream not followed whose row came first took the place of a
-    // followed one that had not had its turn yet, which did the same to another at its next row (at 1,000
-    // calls under overload, 11 evictions a second, each a stream's lookback lost and a pipeline made anew).
-    // (A row far ahead of this one, a clock off, is no such gap for the rows behind it.)
+    // Quiet counts from the last row, or from when rows came back after rows were shed ({@link shed}): after
+    // that each stream's first row comes in its turn, and a stream not followed whose row came first took the
+    // place of a followed one that had not had its turn yet, which did the same to another at its next row (at
+    // 1,000 calls under overload, 11 evictions a second, each a stream's lookback lost and a pipeline made
+    // anew). (A first row far ahead of this one, a clock off, is no such end of a gap for the rows behind it.)
     let since = oldest?.lastNs, fromGap = false;
     const resumed = this.#resumedNs;
     if (since !== undefined && resumed > since && resumed <= nowNs + this.#quietNs) {
@@ -207,6 +208,15 @@ export class StreamTable<T, Tap = unknown> {
       group.refuseVersion = this.#version;
     }
     return undefined;
+  }
+
+  /**
+   * Rows of every stream were shed since the last touch (a reader behind its source drops every row for a while):
+   * the next row's time is when rows came back, and until `quietNs` after it no stream is quiet for having had no
+   * row in the gap. (Not inferred from a gap in event time: a table of a few sparse streams has those too.)
+   */
+  shed(): void {
+    this.#shedPending = true;
   }
 
   /** The state of `stream` of `tap` without touching it. */

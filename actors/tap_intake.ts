@@ -508,6 +508,11 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     };
   };
 
+  /** The reader shed rows of every stream before the next rows (see StreamTable.shed). */
+  shed(): void {
+    this.#streams.shed();
+  }
+
   /** Every live stream, in the order they appeared. */
   streams(): IterableIterator<TapStream<R, P>> {
     return this.#streams.values();

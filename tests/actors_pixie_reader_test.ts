@@ -230,6 +230,52 @@ Deno.test("reader: a live reader drops rows read too late, counted, and routes t
   await system.shutdown({ deadlineMs: 1000 });
 });
 
+Deno.test("reader: after shedding, the actors are told before the first rows kept (a gap in every stream)", async () => {
+  const clock = new VirtualClock();
+  const system = new ActorSystem({ clock });
+  const toMatcher: MatcherMsg[] = [];
+  let localMs = 0;
+  const rowsAt = (from: number, n: number) => Array.from({ length: n }, (_, k) => row("m/relay", from + k));
+  const batches: [number, Row[]][] = [
+    [1_000 + 49 * 20 + 1_000, rowsAt(0, 50)],
+    [2_000 + 49 * 20 + 1_000, rowsAt(50, 50)],
+    // 7 s later than usual: shed.
+    [3_000 + 49 * 20 + 8_000, rowsAt(100, 50)],
+    // Back at the baseline: kept, after word of the gap (stream_table.ts: no stream is quiet for its turn not
+    // having come yet).
+    [4_000 + 49 * 20 + 1_000, rowsAt(150, 50)],
+    [5_000 + 49 * 20 + 1_000, rowsAt(200, 50)],
+  ];
+  const src: RowSource = {
+    run: () => Promise.reject(new Error("batches only")),
+    async runBatches(emit, signal) {
+      for (const [at, rs] of batches) {
+        localMs = at;
+        await emit(rs);
+        await settleAll(clock, system);
+      }
+      await new Promise<void>((r) => signal.addEventListener("abort", () => r()));
+    },
+  };
+  system.spawn<ReaderMsg>(
+    "pixie_reader",
+    pixieReader(readerDeps(system, src, {
+      toMatcher,
+      late: { boundMs: 5_000, nowMs: () => localMs, onLate: () => {} },
+    })),
+    { capacity: 4096, overflow: "drop-oldest", weigh: rowWeight },
+  );
+  for (let i = 0; i < 20; i++) await settleAll(clock, system);
+  deepEqual(toMatcher.map((m) => m.kind === "rows" ? `rows ${m.rows.length}` : m.kind), [
+    "rows 50",
+    "rows 50",
+    "shed",
+    "rows 50",
+    "rows 50",
+  ]);
+  await system.shutdown({ deadlineMs: 1000 });
+});
+
 Deno.test("reader: late rows are shed while the main thread is saturated, even with the actors idle", async () => {
   // The reading (gRPC, protobuf, rows) runs outside the actors: a sensor whose reading is the bottleneck has idle
   // actors (saturated() false) and a busy main thread. Before, such a sensor never shed a row (bench/live_load.ts

@@ -110,24 +110,39 @@ Deno.test("stream table: after a gap in every stream (a reader behind) each tap 
   };
   run(0n, 4_000n);
   deepEqual(evicted, ["relay/r0", "relay/r1"]);
+  t.shed();
   run(6_500n, 10_000n);
+  t.shed();
   run(12_500n, 16_000n);
   deepEqual(perTap(t), { relay: 2, asr: 2 });
-  // Quiet counts from when rows came back: the relay's refused r0 and r1, whose rows come first after each gap,
+  // Quiet counts from when rows came back (the reader says it shed rows): the relay's refused r0 and r1, whose
+  // rows come first after each gap,
   // no longer take the places of r2 and r3 before those had their turn (before: r2 and r3 evicted after the
   // first gap, and at 1,000 calls under overload 11 evictions a second).
   deepEqual(evicted, ["relay/r0", "relay/r1"], "nothing changes hands at a gap");
   deepEqual(t.get("relay", "r2"), "relay/r2");
 });
 
-Deno.test("stream table: after a gap in every stream, a stream that stays silent makes room once quiet since", () => {
+Deno.test("stream table: without a word of rows shed, a gap in every stream is silence: the plain rule", () => {
+  // A table of a few sparse streams (or calls that all ended) has gaps in every stream too; a new stream then
+  // takes a quiet one's place at once.
+  const t = table(2);
+  for (let ms = 0n; ms <= 1_000n; ms += 20n) {
+    equal(feed(t, "relay", "a", ms), "");
+    equal(feed(t, "relay", "b", ms), "");
+  }
+  equal(feed(t, "relay", "c", 6_000n), "relay/a");
+});
+
+Deno.test("stream table: after rows were shed, a stream that stays silent makes room once quiet since", () => {
   const t = table(2);
   for (let ms = 0n; ms <= 1_000n; ms += 20n) {
     equal(feed(t, "relay", "a", ms), "");
     equal(feed(t, "relay", "b", ms), "");
   }
   equal(feed(t, "relay", "c", 1_000n), "refused");
-  // Every stream silent for 5 s; then c's row first: a and b have not had their turn yet.
+  // Every stream's rows shed for 5 s; then c's row first: a and b have not had their turn yet.
+  t.shed();
   equal(feed(t, "relay", "c", 6_000n), "refused");
   equal(feed(t, "relay", "a", 6_000n), "");
   // b never comes back: 2 s after rows came back it is quiet and c takes its place.
@@ -137,13 +152,14 @@ Deno.test("stream table: after a gap in every stream, a stream that stays silent
   }
   equal(feed(t, "relay", "a", 8_000n), "");
   equal(feed(t, "relay", "c", 8_000n), "relay/b");
-  // A row an hour ahead of every other (a clock off) is no gap for the rows behind it: a silent b makes room
-  // 2 s after its last row, as without any gap.
+  // A first row after the shed an hour ahead of every other (a clock off) is no end of a gap for the rows behind
+  // it: a silent b makes room 2 s after its last row, as without any gap.
   const u = table(2);
   for (let ms = 0n; ms <= 1_000n; ms += 20n) {
     equal(feed(u, "relay", "a", ms), "");
     equal(feed(u, "relay", "b", ms), "");
   }
+  u.shed();
   equal(feed(u, "relay", "x", 3_600_000n), "refused");
   for (let ms = 1_020n; ms < 3_020n; ms += 20n) equal(feed(u, "relay", "a", ms), "");
   equal(feed(u, "relay", "c", 3_020n), "relay/b");
