@@ -404,10 +404,14 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
       plan.readNs = BigInt(Math.round(Date.now() - s.readLagS * 1000)) * 1_000_000n;
       return s;
     };
-    for (let i = 0; i < opts.warmupS; i++) {
-      await sleep(1000);
-      await sample();
-    }
+    // A sample a second of wall time: a scrape of a busy sensor takes a good part of a second, and sleeping a
+    // second after each made a "900 s" window last 1,395 s and its "every 5 s" RSS line every 7.4 s.
+    const tick = async (i: number, from: number) => {
+      await sleep(Math.max(0, from + 1000 * (i + 1) - performance.now()));
+      return await sample();
+    };
+    const w0 = performance.now();
+    for (let i = 0; i < opts.warmupS; i++) await tick(i, w0);
     const before = await scrape(addr);
     const cpu0 = await cpuSeconds(sensorPid);
     const rows0 = stats.rows;
@@ -417,8 +421,7 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
     let readLagS = 0;
     let maxQueued = 0;
     for (let i = 0; i < opts.seconds; i++) {
-      await sleep(1000);
-      const s = await sample();
+      const s = await tick(i, t0);
       if (Deno.env.get("LIVE_LOAD_TRACE")) {
         console.error(JSON.stringify({ t: i, ...s, producerLagMs: stats.lagMs }));
       }

@@ -272,7 +272,8 @@ export interface ServePlan {
   stop?: boolean;
   /**
    * The newest event time the client is known to have read, ns (e.g. from its metrics); with
-   * {@link maxBacklogNs}, a tick further than that ahead of it is not sent, its rows counted in `skipped`. Deno's
+   * {@link maxBacklogNs}, no tick is sent while the last one sent is further than that ahead of it (the next is
+   * sent once the client has read up: the ones between are skipped, their rows counted in `skipped`). Deno's
    * node:http2 server reports no back-pressure (a write always succeeds and is queued in this process), so without
    * this a feeder ahead of a slow reader queues without bound (7.4 GB once), where Pixie keeps a bounded table.
    */
@@ -394,9 +395,13 @@ export async function serveCalls(
     for (let k = tick; k <= last; k++) {
       const eventNs = plan.startNs + BigInt(k) * gen.tickNs;
       gen.advance(k, plan.calls);
+      // The backlog is what was sent and not read yet. (Measured from this tick instead, a reader that once fell
+      // further behind than the bound got nothing more, its lag grew, and it never caught up: a bench run
+      // starved its sensor for good after 110 s. Pixie drops a slow reader's oldest rows, not its newest.)
+      const lastSentNs = sentNs ?? stats.lastEventNs;
       if (
-        plan.maxBacklogNs !== undefined && plan.readNs !== undefined &&
-        eventNs - plan.readNs > plan.maxBacklogNs
+        plan.maxBacklogNs !== undefined && plan.readNs !== undefined && lastSentNs > 0n &&
+        lastSentNs - plan.readNs > plan.maxBacklogNs
       ) {
         unsent();
         continue;
