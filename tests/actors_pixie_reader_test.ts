@@ -185,23 +185,21 @@ Deno.test("reader: under overload the live mailbox drops the oldest batches, cou
   await system.shutdown({ deadlineMs: 1000 });
 });
 
-Deno.test("reader: a live reader drops rows read too late, counted, and routes the rest", async () => {
+/** Rows of `m/relay` 20 ms apart from t = 1 s: `n` of them from the `from`th. */
+const relayRowsAt = (from: number, n: number) =>
+  Array.from({ length: n }, (_, k) => row("m/relay", from + k));
+
+/**
+ * A live reader (late bound 5 s) whose source hands it `batches`, each read when the local clock says its ms:
+ * what it sent the Matcher and the rows it counted late.
+ */
+async function readLateBatches(
+  batches: [number, Row[]][],
+): Promise<{ toMatcher: MatcherMsg[]; late: number }> {
   const clock = new VirtualClock();
   const system = new ActorSystem({ clock });
   const toMatcher: MatcherMsg[] = [];
-  // Rows 20 ms apart from t = 1 s; the local clock (ms) is set per batch below, through the source.
   let localMs = 0;
-  const rowsAt = (from: number, n: number) => Array.from({ length: n }, (_, k) => row("m/relay", from + k));
-  const batches: [number, Row[]][] = [
-    // Read 1 s after their time (the baseline), twice.
-    [1_000 + 49 * 20 + 1_000, rowsAt(0, 50)],
-    [2_000 + 49 * 20 + 1_000, rowsAt(50, 50)],
-    // The next rows are read 8 s after their time: 7 s later than usual, beyond the 5 s bound.
-    [3_000 + 49 * 20 + 8_000, rowsAt(100, 50)],
-    // These are 6.48 s down to 5.5 s behind: the first 24 more than 5 s beyond the baseline (1 s), the rest not,
-    // but none back within a fifth of the bound: shedding goes on (late_rows.ts RESUME_FRACTION).
-    [4_000 + 49 * 20 + 5_500, rowsAt(150, 50)],
-  ];
   let late = 0;
   const src: RowSource = {
     run: () => Promise.reject(new Error("batches only")),
@@ -223,49 +221,39 @@ Deno.test("reader: a live reader drops rows read too late, counted, and routes t
     { capacity: 4096, overflow: "drop-oldest", weigh: rowWeight },
   );
   for (let i = 0; i < 20; i++) await settleAll(clock, system);
+  await system.shutdown({ deadlineMs: 1000 });
+  return { toMatcher, late };
+}
+
+Deno.test("reader: a live reader drops rows read too late, counted, and routes the rest", async () => {
+  const { toMatcher, late } = await readLateBatches([
+    // Read 1 s after their time (the baseline), twice.
+    [1_000 + 49 * 20 + 1_000, relayRowsAt(0, 50)],
+    [2_000 + 49 * 20 + 1_000, relayRowsAt(50, 50)],
+    // The next rows are read 8 s after their time: 7 s later than usual, beyond the 5 s bound.
+    [3_000 + 49 * 20 + 8_000, relayRowsAt(100, 50)],
+    // These are 6.48 s down to 5.5 s behind: the first 24 more than 5 s beyond the baseline (1 s), the rest not,
+    // but none back within a fifth of the bound: shedding goes on (late_rows.ts RESUME_FRACTION).
+    [4_000 + 49 * 20 + 5_500, relayRowsAt(150, 50)],
+  ]);
   const routed = toMatcher.flatMap((m) => m.kind === "rows" ? [...m.rows] : m.kind === "row" ? [m.row] : []);
   // 100 rows routed; 50 + 50 dropped and counted.
   equal(late, 100);
-  deepEqual(routed.map((r) => r.columns.body), rowsAt(0, 100).map((r) => r.columns.body));
-  await system.shutdown({ deadlineMs: 1000 });
+  deepEqual(routed.map((r) => r.columns.body), relayRowsAt(0, 100).map((r) => r.columns.body));
 });
 
 Deno.test("reader: after shedding, the actors are told before the first rows kept (a gap in every stream)", async () => {
-  const clock = new VirtualClock();
-  const system = new ActorSystem({ clock });
-  const toMatcher: MatcherMsg[] = [];
-  let localMs = 0;
-  const rowsAt = (from: number, n: number) => Array.from({ length: n }, (_, k) => row("m/relay", from + k));
-  const batches: [number, Row[]][] = [
-    [1_000 + 49 * 20 + 1_000, rowsAt(0, 50)],
-    [2_000 + 49 * 20 + 1_000, rowsAt(50, 50)],
+  const { toMatcher, late } = await readLateBatches([
+    [1_000 + 49 * 20 + 1_000, relayRowsAt(0, 50)],
+    [2_000 + 49 * 20 + 1_000, relayRowsAt(50, 50)],
     // 7 s later than usual: shed.
-    [3_000 + 49 * 20 + 8_000, rowsAt(100, 50)],
+    [3_000 + 49 * 20 + 8_000, relayRowsAt(100, 50)],
     // Back at the baseline: kept, after word of the gap (stream_table.ts: no stream is quiet for its turn not
     // having come yet).
-    [4_000 + 49 * 20 + 1_000, rowsAt(150, 50)],
-    [5_000 + 49 * 20 + 1_000, rowsAt(200, 50)],
-  ];
-  const src: RowSource = {
-    run: () => Promise.reject(new Error("batches only")),
-    async runBatches(emit, signal) {
-      for (const [at, rs] of batches) {
-        localMs = at;
-        await emit(rs);
-        await settleAll(clock, system);
-      }
-      await new Promise<void>((r) => signal.addEventListener("abort", () => r()));
-    },
-  };
-  system.spawn<ReaderMsg>(
-    "pixie_reader",
-    pixieReader(readerDeps(system, src, {
-      toMatcher,
-      late: { boundMs: 5_000, nowMs: () => localMs, onLate: () => {} },
-    })),
-    { capacity: 4096, overflow: "drop-oldest", weigh: rowWeight },
-  );
-  for (let i = 0; i < 20; i++) await settleAll(clock, system);
+    [4_000 + 49 * 20 + 1_000, relayRowsAt(150, 50)],
+    [5_000 + 49 * 20 + 1_000, relayRowsAt(200, 50)],
+  ]);
+  equal(late, 50);
   deepEqual(toMatcher.map((m) => m.kind === "rows" ? `rows ${m.rows.length}` : m.kind), [
     "rows 50",
     "rows 50",
@@ -273,7 +261,6 @@ Deno.test("reader: after shedding, the actors are told before the first rows kep
     "rows 50",
     "rows 50",
   ]);
-  await system.shutdown({ deadlineMs: 1000 });
 });
 
 Deno.test("reader: late rows are shed while the main thread is saturated, even with the actors idle", async () => {

@@ -123,23 +123,25 @@ Deno.test("stream table: after a gap in every stream (a reader behind) each tap 
   deepEqual(t.get("relay", "r2"), "relay/r2");
 });
 
-Deno.test("stream table: without a word of rows shed, a gap in every stream is silence: the plain rule", () => {
-  // A table of a few sparse streams (or calls that all ended) has gaps in every stream too; a new stream then
-  // takes a quiet one's place at once.
+/** A table of 2 full with the relay's streams a and b, fed every 20 ms for the first second. */
+function fullOfTwo(): StreamTable<string, string> {
   const t = table(2);
   for (let ms = 0n; ms <= 1_000n; ms += 20n) {
     equal(feed(t, "relay", "a", ms), "");
     equal(feed(t, "relay", "b", ms), "");
   }
+  return t;
+}
+
+Deno.test("stream table: without a word of rows shed, a gap in every stream is silence: the plain rule", () => {
+  // A table of a few sparse streams (or calls that all ended) has gaps in every stream too; a new stream then
+  // takes a quiet one's place at once.
+  const t = fullOfTwo();
   equal(feed(t, "relay", "c", 6_000n), "relay/a");
 });
 
 Deno.test("stream table: after rows were shed, a stream that stays silent makes room once quiet since", () => {
-  const t = table(2);
-  for (let ms = 0n; ms <= 1_000n; ms += 20n) {
-    equal(feed(t, "relay", "a", ms), "");
-    equal(feed(t, "relay", "b", ms), "");
-  }
+  const t = fullOfTwo();
   equal(feed(t, "relay", "c", 1_000n), "refused");
   // Every stream's rows shed for 5 s; then c's row first: a and b have not had their turn yet.
   t.shed();
@@ -154,11 +156,7 @@ Deno.test("stream table: after rows were shed, a stream that stays silent makes 
   equal(feed(t, "relay", "c", 8_000n), "relay/b");
   // A first row after the shed an hour ahead of every other (a clock off) is no end of a gap for the rows behind
   // it: a silent b makes room 2 s after its last row, as without any gap.
-  const u = table(2);
-  for (let ms = 0n; ms <= 1_000n; ms += 20n) {
-    equal(feed(u, "relay", "a", ms), "");
-    equal(feed(u, "relay", "b", ms), "");
-  }
+  const u = fullOfTwo();
   u.shed();
   equal(feed(u, "relay", "x", 3_600_000n), "refused");
   for (let ms = 1_020n; ms < 3_020n; ms += 20n) equal(feed(u, "relay", "a", ms), "");
