@@ -1,10 +1,11 @@
 /**
  * `analyze` end to end on the bench corpus, as a user runs it: the corpus's source tap and four target taps
- * written as capture files (JSON Lines, two nodes), then `deno run main.ts analyze` in a child process, start-up
- * included. Throughput is audio seconds of all taps over the child's CPU seconds (user + system, from
- * `/usr/bin/time`), with its peak RSS. A second run under `--cpu-prof` says what share of the CPU each stage
- * takes (read/parse, decode, resample, sample ring, fingerprint, index, verify, align, records, actors, GC,
- * start-up), by the innermost frame of each profile sample that lies in a file of that stage.
+ * written as capture files (JSON Lines, two nodes), then `deno run main.ts analyze` in a child process with the
+ * V8 flags of deno.json's analyze task, start-up included. Throughput is audio seconds of all taps over the
+ * child's CPU seconds (user + system, from `/usr/bin/time`), with its peak RSS. A second run under `--cpu-prof`
+ * says what share of the CPU each stage takes (read/parse, decode, resample, sample ring, fingerprint, index,
+ * verify, align, records, actors, GC, start-up), by the innermost frame of each profile sample that lies in a
+ * file of that stage.
  *
  * Chromaprint's `fpcalc` (Debian `libchromaprint-tools`) fingerprints the same audio (every tap as a WAV file of
  * its decoded 16-bit audio at the tap's rate) for a side-by-side figure, when it is installed; only audio fpcalc
@@ -22,6 +23,7 @@ import { buildChainStreams, buildCorpus, type Corpus } from "./corpus.ts";
 import { decodeSamples } from "../fixtures/gen/codecs.ts";
 import { encodeWav } from "../fixtures/gen/wav.ts";
 import { type FpcalcSpeed, fpcalcSpeed, hasFpcalc } from "./fpcalc.ts";
+import { taskV8Flags, v8FlagsArgs } from "./deno_tasks.ts";
 
 /** Issue 16's target for analyze end to end: audio seconds of all taps per CPU second, start-up included. */
 export const ANALYZE_TARGET_X = 1500;
@@ -397,7 +399,20 @@ export async function analyzeSpeed(opts: {
     const deno = Deno.execPath();
     const main = `${ROOT}main.ts`;
     const out = `${dir}/out.jsonl`;
-    const args = ["run", "-A", main, "analyze", "--config", caps.config, "--out", out, ...caps.files];
+    // As `deno task analyze` runs it: that task's V8 flags.
+    const flags = v8FlagsArgs(taskV8Flags(await Deno.readTextFile(`${ROOT}deno.json`), "analyze"));
+    const args = [
+      "run",
+      "-A",
+      ...flags,
+      main,
+      "analyze",
+      "--config",
+      caps.config,
+      "--out",
+      out,
+      ...caps.files,
+    ];
     // One warm-up so module compilation (cached by Deno) is not charged to the first measured run.
     await timed([deno, ...args]);
     const run = await timed([deno, ...args]);
@@ -405,7 +420,17 @@ export async function analyzeSpeed(opts: {
     run.records = await lineCount(out);
     const empty = `${dir}/empty.jsonl`;
     await Deno.writeTextFile(empty, encodeCaptureHeader("node-a") + "\n");
-    const emptyRun = await timed([deno, "run", "-A", main, "analyze", "--config", caps.config, empty]);
+    const emptyRun = await timed([
+      deno,
+      "run",
+      "-A",
+      ...flags,
+      main,
+      "analyze",
+      "--config",
+      caps.config,
+      empty,
+    ]);
     const result: AnalyzeSpeed = {
       taps: 1 + ANALYZE_CHAINS.length,
       streams: caps.streams,
@@ -420,7 +445,7 @@ export async function analyzeSpeed(opts: {
       await Deno.remove(profDir, { recursive: true }).catch(() => {});
       await Deno.mkdir(profDir, { recursive: true });
       const p = await new Deno.Command(deno, {
-        args: ["run", "-A", "--cpu-prof", `--cpu-prof-dir=${profDir}`, main, ...args.slice(3)],
+        args: ["run", "-A", "--cpu-prof", `--cpu-prof-dir=${profDir}`, ...args.slice(2)],
         stdout: "null",
         stderr: "null",
       }).output();

@@ -32,6 +32,7 @@ import { timed } from "./analyze_speed.ts";
 import { describeMemory, describeParts, measureMemory } from "./speed.ts";
 import { describeSample, type ProbeSample, readPeakSample } from "./memory_probe.ts";
 import { parse as parseYaml } from "yaml";
+import { taskEnv, taskV8Flags, v8FlagsArgs } from "./deno_tasks.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const T0 = 1_763_900_000_000_000_000n;
@@ -285,28 +286,14 @@ async function runCapture(
   return Number.isNaN(result.peak) ? { ...result, code: status.code, sample } : { ...result, sample };
 }
 
-/** `--v8-flags=` of a `deno run` command line for these V8 flags (nothing when there are none). */
-export function v8FlagsArgs(flags: readonly string[]): string[] {
-  return flags.length === 0 ? [] : [`--v8-flags=${flags.join(",")}`];
-}
-
 /** The V8 flags deno.json's `run` task (the DaemonSet's command) starts the sensor with. */
 export function runTaskV8Flags(denoJsonText: string): string[] {
-  const run = (JSON.parse(denoJsonText) as { tasks?: Record<string, string> }).tasks?.["run"] ?? "";
-  return run.split(/\s+/).flatMap((w) => w.startsWith("--v8-flags=") ? w.slice(11).split(",") : [])
-    .filter((f) => f !== "");
+  return taskV8Flags(denoJsonText, "run");
 }
 
 /** The variables deno.json's `run` task sets on the sensor (`NAME=value` words before `deno run`). */
 export function runTaskEnv(denoJsonText: string): Record<string, string> {
-  const run = (JSON.parse(denoJsonText) as { tasks?: Record<string, string> }).tasks?.["run"] ?? "";
-  const out: Record<string, string> = {};
-  for (const w of run.trim().split(/\s+/)) {
-    const m = w.match(/^([A-Za-z_]\w*)=(.*)$/);
-    if (!m) break;
-    out[m[1]!] = m[2]!;
-  }
-  return out;
+  return taskEnv(denoJsonText, "run");
 }
 
 /** Options of {@link captureMemory}. */
@@ -332,6 +319,12 @@ export interface CaptureMemoryOptions {
   limitMiB?: number;
 }
 
+/** The file `name` in the directory of `main` (a main.ts path, absolute or relative to the working directory). */
+function besideMain(main: string, name: string): string {
+  const abs = main.startsWith("/") ? main : `${Deno.cwd()}/${main}`;
+  return `${abs.slice(0, abs.lastIndexOf("/") + 1)}${name}`;
+}
+
 /** Measures every configuration. */
 export async function captureMemory(
   streamCounts: readonly number[],
@@ -342,6 +335,8 @@ export async function captureMemory(
   const dir = await Deno.makeTempDir({ prefix: "fsmpx-capture-memory-" });
   const out: CaptureMemory[] = [];
   const main = opts.main ?? `${ROOT}main.ts`;
+  // `analyze` as `deno task analyze` runs it: the V8 flags of the analyze task beside that main.ts.
+  const analyzeFlags = taskV8Flags(await Deno.readTextFile(besideMain(main, "deno.json")), "analyze");
   try {
     const config = `${dir}/config.yaml`;
     await Deno.writeTextFile(config, CONFIG);
@@ -365,6 +360,7 @@ export async function captureMemory(
           Deno.execPath(),
           "run",
           "-A",
+          ...v8FlagsArgs(analyzeFlags),
           main,
           "analyze",
           "--config",
@@ -441,14 +437,7 @@ if (import.meta.main && Deno.args.includes("--breakdown")) {
   // deno.json's run task: its variables (the allocator's) and V8 flags, as `deno task run` starts the sensor; with
   // `--main`, that checkout's task (an A/B measures each tree as it would be deployed).
   const mainPath = value("--main");
-  const mainAbs = mainPath === undefined
-    ? undefined
-    : mainPath.startsWith("/")
-    ? mainPath
-    : `${Deno.cwd()}/${mainPath}`;
-  const taskFile = mainAbs === undefined
-    ? `${ROOT}deno.json`
-    : `${mainAbs.slice(0, mainAbs.lastIndexOf("/") + 1)}deno.json`;
+  const taskFile = besideMain(mainPath ?? `${ROOT}main.ts`, "deno.json");
   const task = Deno.args.includes("--task") ? await Deno.readTextFile(taskFile) : undefined;
   if (task) Object.assign(env, runTaskEnv(task));
   Deno.args.forEach((a, i) => {
