@@ -401,18 +401,10 @@ export async function analyzeSpeed(opts: {
     const out = `${dir}/out.jsonl`;
     // As `deno task analyze` runs it: that task's V8 flags.
     const flags = v8FlagsArgs(taskV8Flags(await Deno.readTextFile(`${ROOT}deno.json`), "analyze"));
-    const args = [
-      "run",
-      "-A",
-      ...flags,
-      main,
-      "analyze",
-      "--config",
-      caps.config,
-      "--out",
-      out,
-      ...caps.files,
-    ];
+    const analyzeArgs = (
+      ...rest: string[]
+    ) => ["run", "-A", ...flags, main, "analyze", "--config", caps.config, ...rest];
+    const args = analyzeArgs("--out", out, ...caps.files);
     // One warm-up so module compilation (cached by Deno) is not charged to the first measured run.
     await timed([deno, ...args]);
     const run = await timed([deno, ...args]);
@@ -420,17 +412,7 @@ export async function analyzeSpeed(opts: {
     run.records = await lineCount(out);
     const empty = `${dir}/empty.jsonl`;
     await Deno.writeTextFile(empty, encodeCaptureHeader("node-a") + "\n");
-    const emptyRun = await timed([
-      deno,
-      "run",
-      "-A",
-      ...flags,
-      main,
-      "analyze",
-      "--config",
-      caps.config,
-      empty,
-    ]);
+    const emptyRun = await timed([deno, ...analyzeArgs(empty)]);
     const result: AnalyzeSpeed = {
       taps: 1 + ANALYZE_CHAINS.length,
       streams: caps.streams,
