@@ -389,6 +389,11 @@ export async function captureMemory(
   return out;
 }
 
+/** Issue 16's bound on the peak RSS of `analyze` of a capture of this many concurrent target streams, MB. */
+export const PEAK_TARGET_MB = 400;
+/** The stream count that bound is stated for. */
+export const PEAK_TARGET_STREAMS = 1000;
+
 /** The bench's printout. */
 export function printCaptureMemory(rs: readonly CaptureMemory[]): void {
   for (const r of rs) {
@@ -397,8 +402,18 @@ export function printCaptureMemory(rs: readonly CaptureMemory[]): void {
         `run --capture peak RSS ${r.runPeakMB.toFixed(0)} MB (${r.runEndMB.toFixed(0)} MB at the end` +
         (r.runCpuS === undefined ? "" : `, ${r.runCpuS.toFixed(1)} CPU s`) + `); ` +
         (Number.isNaN(r.analyzePeakMB) ? "" : `analyze peak RSS ${r.analyzePeakMB.toFixed(0)} MB `) +
-        `(target <= 400 MB at 1,000 streams)`,
+        `(target <= ${PEAK_TARGET_MB} MB at ${PEAK_TARGET_STREAMS.toLocaleString("en")} streams)`,
     );
+    if (r.streams === PEAK_TARGET_STREAMS && !Number.isNaN(r.analyzePeakMB)) {
+      // Issue 16 states the target for analyze of such a capture ("the 1,000-stream case ... in all").
+      const met = r.analyzePeakMB <= PEAK_TARGET_MB ? "met" : "not met";
+      console.log(
+        `    target (issue 16): analyze of ${
+          PEAK_TARGET_STREAMS.toLocaleString("en")
+        } concurrent streams <= ` +
+          `${PEAK_TARGET_MB} MB peak RSS in all; measured ${r.analyzePeakMB.toFixed(0)} MB: ${met}`,
+      );
+    }
     if (r.runPeak) {
       console.log(
         `    run --capture at its peak (${(r.runPeak.t / 1000).toFixed(1)} s): ${describeSample(r.runPeak)}`,
