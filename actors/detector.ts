@@ -82,7 +82,7 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
           case "rows":
             return intake.pushAll(msg.rows);
           case "shed":
-            return intake.shed();
+            return intake.shed(msg.fromNs);
           case "finish":
             return finish(msg.reply);
         }

@@ -189,6 +189,8 @@ export class LateRows {
   #lastFreshAt = 0;
   /** Rows dropped as late so far. */
   dropped = 0;
+  /** Event time of the earliest row dropped (or left unread by a skip) since {@link takeGapFrom}. */
+  #gapFromNs: bigint | undefined;
 
   /** A shedder with no baseline yet: nothing is late before the first rows set one. */
   constructor(opts: LateRowsOptions) {
@@ -242,12 +244,13 @@ export class LateRows {
           BigInt(Math.round((this.#baseline + this.#raise + this.#boundMs + this.#slackMs) * 1e6));
       } else cutoff = resume;
     }
-    let oldestKept = -1n, freshestLate = -1n, late = 0;
+    let oldestKept = -1n, freshestLate = -1n, oldestLate = -1n, late = 0;
     for (let i = 0; i < rows.length; i++) {
       const t = rows[i]!.time;
       if (t < cutoff) {
         late++;
         if (t > freshestLate) freshestLate = t;
+        if (oldestLate < 0n || t < oldestLate) oldestLate = t;
       } else if (oldestKept < 0n || t < oldestKept) oldestKept = t;
     }
     const b = this.#bucket % BUCKETS;
@@ -285,6 +288,7 @@ export class LateRows {
     this.#shedding = true;
     this.#shedAt = now;
     this.dropped += late;
+    this.#gapFrom(oldestLate);
     const lateExcess = Number(nowNs - freshestLate) / 1e6 - this.#baseline - this.#raise;
     this.#lateSum += lateExcess;
     this.#lastLate = lateExcess;
@@ -293,6 +297,21 @@ export class LateRows {
     const kept: Row[] = [];
     for (const r of rows) if (r.time >= cutoff) kept.push(r);
     return kept;
+  }
+
+  /** Notes that rows from `t` on were dropped (see {@link takeGapFrom}). */
+  #gapFrom(t: bigint): void {
+    if (this.#gapFromNs === undefined || t < this.#gapFromNs) this.#gapFromNs = t;
+  }
+
+  /**
+   * The event time of the earliest row dropped as late, or left unread by a skip, since the last call (undefined:
+   * none): where the gap the reader announces began.
+   */
+  takeGapFrom(): bigint | undefined {
+    const t = this.#gapFromNs;
+    this.#gapFromNs = undefined;
+    return t;
   }
 
   /**
@@ -319,6 +338,8 @@ export class LateRows {
       const n = Math.round(this.#rowsPerNs * Number(toNs - this.#freshest));
       if (n > 0) {
         this.dropped += n;
+        // The rows left unread come after the freshest read.
+        this.#gapFrom(this.#freshest);
         this.#onSkipped(n);
       }
     }

@@ -206,7 +206,7 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
             if (configuredNs > lookbackNs) noteRows(msg.rows);
             return intake.pushAll(msg.rows);
           case "shed":
-            return intake.shed();
+            return intake.shed(msg.fromNs);
           case "activate":
             return activate(msg.sig);
           case "clock-ahead": {

@@ -22,9 +22,10 @@ export type TapRowsMsg =
   | { kind: "rows"; rows: readonly Row[] }
   /**
    * The reader shed rows of every stream since the last rows it sent (late, under overload): what comes next
-   * follows a gap in every stream (see StreamTable.shed).
+   * follows a gap in every stream that began at `fromNs`, the event time of the earliest row shed (see
+   * StreamTable.shed).
    */
-  | { kind: "shed" };
+  | { kind: "shed"; fromNs: bigint };
 
 /**
  * The weight of a row-carrying actor's message in its mailbox (SpawnOptions.weigh): a batch weighs its rows, any

@@ -172,8 +172,9 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
      */
     const announceShed = async () => {
       shed = false;
-      for (const d of deps.detectors.values()) await d.tell({ kind: "shed" });
-      await deps.matcher.tell({ kind: "shed" });
+      const fromNs = late!.takeGapFrom() ?? -(1n << 62n);
+      for (const d of deps.detectors.values()) await d.tell({ kind: "shed", fromNs });
+      await deps.matcher.tell({ kind: "shed", fromNs });
     };
 
     const flushCounts = async () => {

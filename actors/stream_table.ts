@@ -22,7 +22,8 @@
  * gap every 7 s, 834 without.) Within a tap too, a gap in every stream made streams change hands: each stream's
  * first row after it comes in its turn, and one not followed whose row came first took the place of a followed
  * one whose turn had not come yet. So when the reader says it shed rows ({@link StreamTable.shed}), quiet counts
- * from when rows came back.
+ * from when rows came back, for the streams still active when the gap began (one quiet before it stays quiet:
+ * else sheds less than `quietNs` apart, as under sustained overload, kept ended calls in place until swept).
  *
  * A stream is named by its tap and its key within the tap (two stages may see the same connection): the table
  * looks streams up by the pair and hands back the caller's own typed state, so no key is ever built or parsed.
@@ -82,6 +83,10 @@ export class StreamTable<T, Tap = unknown> {
   #lastGroup: Group<T, Tap> | undefined;
   /** Rows were shed in every stream ({@link shed}) and none has come since. */
   #shedPending = false;
+  /** Where the gap of the pending shed began (the earliest of the sheds since the last touch). */
+  #pendingGapFromNs = 0n;
+  /** Where the last gap began ({@link shed}): streams quiet before it get no credit for it. */
+  #gapFromNs = -(1n << 62n);
   /**
    * When rows came back after a gap in every stream ({@link shed}: a reader that fell behind shed its rows); a
    * stream counts as quiet only from then on (see {@link #victim}).
@@ -110,6 +115,9 @@ export class StreamTable<T, Tap = unknown> {
     if (this.#shedPending) {
       this.#shedPending = false;
       this.#resumedNs = nowNs;
+      this.#gapFromNs = this.#pendingGapFromNs;
+      // A refusal found before counted with the last gap's credit, which this gap may take from its streams.
+      this.#version++;
     }
     // Rows come in batches of one tap: its group is the last one's.
     let group = tap === this.#lastTap ? this.#lastGroup : this.#byTap.get(tap);
@@ -186,9 +194,14 @@ export class StreamTable<T, Tap = unknown> {
     // place of a followed one that had not had its turn yet, which did the same to another at its next row (at
     // 1,000 calls under overload, 11 evictions a second, each a stream's lookback lost and a pipeline made
     // anew). (A first row far ahead of this one, a clock off, is no such end of a gap for the rows behind it.)
+    // Only a stream still active when the gap began can have lost rows to it; one quiet before stays quiet. A
+    // resumption `quietNs` or more ahead of this row is a clock off, not the end of a gap for it.
     let since = oldest?.lastNs, fromGap = false;
     const resumed = this.#resumedNs;
-    if (since !== undefined && resumed > since && resumed <= nowNs + this.#quietNs) {
+    if (
+      since !== undefined && resumed > since && resumed < nowNs + this.#quietNs &&
+      since + this.#quietNs > this.#gapFromNs
+    ) {
       since = resumed;
       fromGap = true;
     }
@@ -211,11 +224,15 @@ export class StreamTable<T, Tap = unknown> {
   }
 
   /**
-   * Rows of every stream were shed since the last touch (a reader behind its source drops every row for a while):
-   * the next row's time is when rows came back, and until `quietNs` after it no stream is quiet for having had no
-   * row in the gap. (Not inferred from a gap in event time: a table of a few sparse streams has those too.)
+   * Rows of every stream were shed since the last touch (a reader behind its source drops every row for a while),
+   * from `fromNs` (event time of the earliest row shed) on: the next row's time is when rows came back, and until
+   * `quietNs` after it no stream that was still active at `fromNs` is quiet for having had no row in the gap.
+   * (Not inferred from a gap in event time: a table of a few sparse streams has those too.)
    */
-  shed(): void {
+  shed(fromNs: bigint): void {
+    this.#pendingGapFromNs = this.#shedPending && this.#pendingGapFromNs < fromNs
+      ? this.#pendingGapFromNs
+      : fromNs;
     this.#shedPending = true;
   }
 

@@ -508,9 +508,9 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     };
   };
 
-  /** The reader shed rows of every stream before the next rows (see StreamTable.shed). */
-  shed(): void {
-    this.#streams.shed();
+  /** The reader shed rows of every stream from `fromNs` on, before the next rows (see StreamTable.shed). */
+  shed(fromNs: bigint): void {
+    this.#streams.shed(fromNs);
   }
 
   /** Every live stream, in the order they appeared. */

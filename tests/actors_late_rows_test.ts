@@ -242,6 +242,18 @@ Deno.test("late rows: a reader that cannot catch up even dropping skips its sour
   ok(Math.max(...no.lagS) > 100, `${Math.max(...no.lagS)}`);
 });
 
+Deno.test("late rows: where a gap began: the earliest row dropped since the reader last asked", () => {
+  const sim = new Sim();
+  sim.run(3, (l) => l - 1_000);
+  equal(sim.late.takeGapFrom(), undefined, "nothing dropped");
+  // 9 s behind, beyond the 5 s bound: the first batch of the next second is dropped from its oldest row on.
+  const first = T0_MS + 3_000 + 100 - 9_000 - 9 * 20;
+  sim.run(1, (l) => l - 9_000);
+  ok(sim.dropped[3]! > 0);
+  equal(sim.late.takeGapFrom(), BigInt(first) * 1_000_000n);
+  equal(sim.late.takeGapFrom(), undefined, "taken");
+});
+
 Deno.test("late rows: a reader starved of CPU whose meters say it has time to spare probes with a skip: the lag stays bounded", () => {
   // tests/live_overload_test.ts at nice 10 beside a busy loop: input busy 0.3-0.47, actors idle, the lag growing.
   const r = starvedReader({ skip: true, seconds: 300, saturated: () => false });

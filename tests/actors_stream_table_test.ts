@@ -110,9 +110,9 @@ Deno.test("stream table: after a gap in every stream (a reader behind) each tap 
   };
   run(0n, 4_000n);
   deepEqual(evicted, ["relay/r0", "relay/r1"]);
-  t.shed();
+  t.shed(4_020n * MS);
   run(6_500n, 10_000n);
-  t.shed();
+  t.shed(10_020n * MS);
   run(12_500n, 16_000n);
   deepEqual(perTap(t), { relay: 2, asr: 2 });
   // Quiet counts from when rows came back (the reader says it shed rows): the relay's refused r0 and r1, whose
@@ -144,7 +144,7 @@ Deno.test("stream table: after rows were shed, a stream that stays silent makes 
   const t = fullOfTwo();
   equal(feed(t, "relay", "c", 1_000n), "refused");
   // Every stream's rows shed for 5 s; then c's row first: a and b have not had their turn yet.
-  t.shed();
+  t.shed(1_020n * MS);
   equal(feed(t, "relay", "c", 6_000n), "refused");
   equal(feed(t, "relay", "a", 6_000n), "");
   // b never comes back: 2 s after rows came back it is quiet and c takes its place.
@@ -157,10 +157,52 @@ Deno.test("stream table: after rows were shed, a stream that stays silent makes 
   // A first row after the shed an hour ahead of every other (a clock off) is no end of a gap for the rows behind
   // it: a silent b makes room 2 s after its last row, as without any gap.
   const u = fullOfTwo();
-  u.shed();
+  u.shed(1_020n * MS);
   equal(feed(u, "relay", "x", 3_600_000n), "refused");
   for (let ms = 1_020n; ms < 3_020n; ms += 20n) equal(feed(u, "relay", "a", ms), "");
   equal(feed(u, "relay", "c", 3_020n), "relay/b");
+});
+
+Deno.test("stream table: a stream quiet before the gap began stays quiet (sheds 1.5 s apart, as under overload)", () => {
+  // a's call ended at 1 s; b goes on. The reader sheds a few rows every 1.5 s (each gap 100 ms before it says
+  // so). The gap at 2.9 s began before a had been silent 2 s (a's rows may be among those shed), so a keeps its
+  // place until 2 s after rows came back; at the next gap (4.4 s) a had been quiet for 3.4 s already, so c takes
+  // its place with the next rows (before, every shed made a look active again for 2 s, and an ended call held
+  // its place until the idle sweep, 60 s).
+  const t = fullOfTwo();
+  let taken = -1n;
+  for (let ms = 1_020n; ms <= 59_000n && taken < 0n; ms += 20n) {
+    if (ms % 1_500n === 0n) t.shed((ms - 100n) * MS);
+    equal(feed(t, "relay", "b", ms), "");
+    const r = feed(t, "relay", "c", ms);
+    if (r !== "refused") {
+      equal(r, "relay/a");
+      taken = ms;
+    }
+  }
+  equal(taken, 4_500n);
+  // A stream still active when a gap began keeps the credit: b, fed until the gap at 3 s, is not taken by d
+  // when rows come back first for d, until 2 s after they came back.
+  const u = fullOfTwo();
+  for (let ms = 1_020n; ms < 3_000n; ms += 20n) {
+    equal(feed(u, "relay", "a", ms), "");
+    equal(feed(u, "relay", "b", ms), "");
+  }
+  u.shed(3_000n * MS);
+  equal(feed(u, "relay", "d", 8_000n), "refused");
+  equal(feed(u, "relay", "a", 8_000n), "");
+  equal(feed(u, "relay", "d", 9_980n), "refused");
+  equal(feed(u, "relay", "a", 10_000n), "");
+  equal(feed(u, "relay", "d", 10_000n), "relay/b");
+});
+
+Deno.test("stream table: rows back 2 s or more ahead of a row are a clock off, not a gap's end for it", () => {
+  // Rows came back at 3 s (a's, after a shed); c's row at 1 s, when b was fed: b is active for it (before, the
+  // resumption exactly 2 s ahead counted as its quiet start, 2 s in the future, and b was evicted).
+  const t = fullOfTwo();
+  t.shed(1_020n * MS);
+  equal(feed(t, "relay", "a", 3_000n), "");
+  equal(feed(t, "relay", "c", 1_000n), "refused");
 });
 
 Deno.test("stream table: one tap keeps the cap's plain rule (share = the cap)", () => {
