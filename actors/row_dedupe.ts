@@ -183,14 +183,18 @@ export class RecentRows {
     // Only a plausible step forward prunes: one row from the future must not make the stream forget the rest. A
     // jump further than the window (a pause in the call, rows shed under overload) counts once the next row
     // follows on from it; else the stream's newest stayed behind for good and its ring held its bound of rows.
+    // So does a jump back further than the window (a clock stepped back, or the newest rows were a clock's
+    // garbage from the future); the rows held from beyond the window ahead of it then go, else every later row
+    // was searched for in a full ring for good.
     const step = this.#hasNewest ? diff(hi, lo, this.#newestHi, this.#newestLo) : 0;
     let plausible = !this.#hasNewest || (step > 0 && step <= WINDOW);
-    if (!plausible && step > WINDOW) {
+    if (!plausible && (step > WINDOW || step < -WINDOW)) {
       const after = this.#hasJump ? diff(hi, lo, this.#jumpHi, this.#jumpLo) : -1;
       if (after > 0 && after <= WINDOW) plausible = true;
       this.#hasJump = !plausible;
       this.#jumpHi = hi;
       this.#jumpLo = lo;
+      if (plausible && step < 0) this.#forgetAfter(hi, lo);
     } else if (plausible) this.#hasJump = false;
     if (plausible) {
       this.#hasNewest = true;
@@ -248,6 +252,30 @@ export class RecentRows {
     e.set(old.subarray(0, head), old.length - head);
     this.#cap = 2 * cap;
     this.#head = 0;
+  }
+
+  /**
+   * Forgets the rows held from more than the window after (hi, lo), keeping the others in order, and makes the
+   * latest of those kept the newest time held.
+   */
+  #forgetAfter(hi: number, lo: number): void {
+    const e = this.#e, mask = this.#cap - 1;
+    let kept = 0, maxHi = hi, maxLo = lo;
+    for (let k = 0, n = this.#count; k < n; k++) {
+      const from = ((this.#head + k) & mask) * ENTRY_WORDS;
+      const tHi = e[from]!, tLo = e[from + 1]! >>> 0;
+      if (diff(tHi, tLo, hi, lo) > WINDOW) continue;
+      const to = ((this.#head + kept) & mask) * ENTRY_WORDS;
+      if (to !== from) e.copyWithin(to, from, from + ENTRY_WORDS);
+      if (diff(tHi, tLo, maxHi, maxLo) > 0) {
+        maxHi = tHi;
+        maxLo = tLo;
+      }
+      kept++;
+    }
+    this.#count = kept;
+    this.#maxHi = maxHi;
+    this.#maxLo = maxLo;
   }
 
   #dropOldest(): void {

@@ -17,11 +17,15 @@ class ReferenceRows {
     this.#seen.set(id, timeNs);
     const n = this.#newest;
     let plausible = n === undefined || (timeNs > n && timeNs - n <= DEDUPE_WINDOW_NS);
-    if (n !== undefined && timeNs - n > DEDUPE_WINDOW_NS) {
-      // A jump past the window counts once the next row follows on from it.
+    if (n !== undefined && (timeNs - n > DEDUPE_WINDOW_NS || n - timeNs > DEDUPE_WINDOW_NS)) {
+      // A jump past the window, either way, counts once the next row follows on from it; back, the rows held from
+      // beyond the window after it are forgotten.
       const j = this.#jump;
       plausible = j !== undefined && timeNs > j && timeNs - j <= DEDUPE_WINDOW_NS;
       this.#jump = plausible ? undefined : timeNs;
+      if (plausible && timeNs < n) {
+        for (const [k, t] of this.#seen) if (t - timeNs > DEDUPE_WINDOW_NS) this.#seen.delete(k);
+      }
     } else if (plausible) this.#jump = undefined;
     if (plausible) {
       this.#newest = timeNs;
@@ -57,9 +61,18 @@ Deno.test("duplicate rows: the ring agrees with the string-keyed map on repeats,
       let row: [bigint, Uint8Array | undefined];
       if (op < 4 && recent.length > 0) row = recent[rnd(recent.length)]!; // a repeat, maybe forgotten by now
       else {
-        // Mostly 20 ms steps; sometimes the same instant, a step back, a jump ahead or far into the future.
-        t += op === 4 ? 0n : op === 5 ? -40_000_000n : op === 6 ? 7_000_000_000n : 20_000_000n;
-        const time = op === 7 ? t + 3_600_000_000_000n : t;
+        // Mostly 20 ms steps; sometimes the same instant, a step back, a jump ahead or back, or far into the
+        // future (two rows in a row at times: a clock's garbage).
+        t += op === 4
+          ? 0n
+          : op === 5
+          ? -40_000_000n
+          : op === 6
+          ? 7_000_000_000n
+          : op === 8
+          ? -9_000_000_000n
+          : 20_000_000n;
+        const time = op === 7 || (op === 9 && rnd(2) === 0) ? t + 3_600_000_000_000n : t;
         row = [time, payloads[rnd(payloads.length)]];
       }
       recent.push(row);
@@ -101,6 +114,35 @@ Deno.test("duplicate rows: after a pause longer than the window, the window move
   equal(r.seen(at, p(1)), false);
   equal(r.size, 252);
   equal(r.seen(at - 20_000_000n, p(1299)), true, "the rows before the future one are still held");
+});
+
+Deno.test("duplicate rows: after rows from the future or a clock stepped back, the window moves on again", () => {
+  // Two rows in a row far ahead (a clock's garbage), a stream's first row far ahead, or a step of the clock back
+  // by more than the window: before, every later row was behind the stream's newest, nothing was forgotten, and
+  // the ring sat at its bound (512 rows) with every row searched for in all of it.
+  const t = 1_763_900_000_000_000_000n;
+  const H = 3_600_000_000_000n, STEP = 20_000_000n;
+  const p = (i: number) => new Uint8Array([i & 0xff, i >> 8, 7]);
+  const future = new RecentRows();
+  let at = t;
+  for (let i = 0; i < 100; i++, at += STEP) future.seen(at, p(i));
+  future.seen(at + H, p(5000));
+  future.seen(at + H + STEP, p(5001));
+  for (let i = 100; i < 3100; i++, at += STEP) future.seen(at, p(i));
+  equal(future.size, 251);
+  equal(future.seen(at - STEP, p(3099)), true, "a copy of a recent row is still seen");
+  const first = new RecentRows();
+  first.seen(t + H, p(0));
+  at = t;
+  for (let i = 1; i < 3000; i++, at += STEP) first.seen(at, p(i));
+  equal(first.size, 251);
+  const back = new RecentRows();
+  at = t;
+  for (let i = 0; i < 1000; i++, at += STEP) back.seen(at, p(i));
+  at -= 60_000_000_000n;
+  for (let i = 1000; i < 2000; i++, at += STEP) back.seen(at, p(i));
+  equal(back.size, 251);
+  equal(back.seen(at - STEP, p(1999)), true);
 });
 
 Deno.test("duplicate rows: a full ring stays at its bound of rows in one buffer of that size", () => {
