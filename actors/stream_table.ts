@@ -253,9 +253,14 @@ export class StreamTable<T, Tap = unknown> {
   sweep(nowNs: bigint): T[] {
     const out: T[] = [];
     for (const s of this.#slots) {
-      if (nowNs - s.lastNs > this.#idleNs) {
+      const age = nowNs - s.lastNs;
+      if (age > this.#idleNs) {
         out.push(s.value);
         this.#remove(s);
+      } else if (age < -this.#idleNs) {
+        // A row from further ahead than the idle time (a clock off) set its time: counted from now instead, else
+        // the stream outlived its call for good once its rows stopped (without a cap, one such stream per call).
+        s.lastNs = nowNs;
       }
     }
     return out;

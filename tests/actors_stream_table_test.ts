@@ -205,6 +205,18 @@ Deno.test("stream table: rows back 2 s or more ahead of a row are a clock off, n
   equal(feed(t, "relay", "c", 1_000n), "refused");
 });
 
+Deno.test("stream table: a stream whose last row came from an hour ahead is swept once its rows stop", () => {
+  // No cap: only the idle sweep ends streams. One row an hour ahead (a clock off) made the stream's last time an
+  // hour ahead, and it was never swept after its call ended.
+  const t = new StreamTable<string, string>(60_000n * MS);
+  feed(t, "relay", "a", 0n);
+  feed(t, "relay", "a", 3_600_000n);
+  feed(t, "relay", "a", 20n);
+  feed(t, "relay", "b", 20n);
+  deepEqual(t.sweep(61_000n * MS), ["relay/b"]);
+  deepEqual(t.sweep(122_000n * MS), ["relay/a"]);
+});
+
 Deno.test("stream table: one tap keeps the cap's plain rule (share = the cap)", () => {
   const t = table(2);
   feed(t, "s", "x", 0n);
