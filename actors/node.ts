@@ -26,7 +26,7 @@ import {
   type RegistryMsg,
   rowWeight,
 } from "./messages.ts";
-import { pixieReader, type RowSource } from "./pixie_reader.ts";
+import { DroppedRows, pixieReader, type RowSource } from "./pixie_reader.ts";
 import { detector } from "./detector.ts";
 import { sourceTap, stageTaps } from "./tap_intake.ts";
 import { signatureRegistry } from "./signature_registry.ts";
@@ -277,10 +277,13 @@ export class SensorNode {
       f: ActorFactory<M>,
       which?: (done: (rows: readonly Row[]) => void) => (rows: readonly Row[]) => void,
     ): ActorFactory<M> => done === undefined ? f : reportingRows(f, which ? which(done) : done);
+    // A live reader's mailbox drops its oldest rows when the actors behind it are stuck: a gap in every stream.
+    const dropped = opts.mode === "live" ? new DroppedRows() : undefined;
     this.#reader = this.system.spawn(
       "pixie_reader",
       rowsDone(
         pixieReader({
+          dropped,
           detectors,
           matcher: matcherRef,
           registry: registryRef,
@@ -303,7 +306,14 @@ export class SensorNode {
         }),
         (d) => unrouted(queries, d),
       ),
-      { capacity: rowsIn.reader, overflow: rowPolicy, weigh: rowWeight },
+      {
+        capacity: rowsIn.reader,
+        overflow: rowPolicy,
+        weigh: rowWeight,
+        onDrop: dropped && ((msg, reason) => {
+          if (reason === "overflow") dropped.note(msg);
+        }),
+      },
     );
     for (const m of config.measurements) {
       detectors.set(

@@ -76,6 +76,38 @@ export interface ReaderDeps {
      */
     demand?: () => number;
   };
+  /**
+   * Rows the reader's own mailbox dropped (overflow: the actors behind it were stuck), noted by the runtime
+   * (SpawnOptions.onDrop): a gap in every stream as late rows are, announced the same way.
+   */
+  dropped?: DroppedRows;
+}
+
+/** The earliest time of the rows a reader's mailbox dropped since the reader last took it. */
+export class DroppedRows {
+  #fromNs: bigint | undefined;
+
+  /** Notes the rows of a dropped message (a batch, or one row). */
+  note(msg: ReaderMsg): void {
+    if (msg.kind === "row") this.#noteTime(msg.row.time);
+    else if (msg.kind === "rows") { for (const r of msg.rows) this.#noteTime(r.time); }
+  }
+
+  #noteTime(t: bigint): void {
+    if (this.#fromNs === undefined || t < this.#fromNs) this.#fromNs = t;
+  }
+
+  /** Whether rows were dropped since the last {@link take}. */
+  get pending(): boolean {
+    return this.#fromNs !== undefined;
+  }
+
+  /** The earliest time of the rows dropped since the last call (undefined: none). */
+  take(): bigint | undefined {
+    const t = this.#fromNs;
+    this.#fromNs = undefined;
+    return t;
+  }
 }
 
 /** Reading busy this much of the time (input waiting, or the main thread running or runnable) has no time to spare. */
@@ -172,7 +204,8 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
      */
     const announceShed = async () => {
       shed = false;
-      const fromNs = late!.takeGapFrom() ?? -(1n << 62n);
+      const a = late?.takeGapFrom(), b = deps.dropped?.take();
+      const fromNs = a === undefined ? b ?? -(1n << 62n) : b === undefined || a < b ? a : b;
       for (const d of deps.detectors.values()) await d.tell({ kind: "shed", fromNs });
       await deps.matcher.tell({ kind: "shed", fromNs });
     };
@@ -296,13 +329,15 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
           if (late) {
             one[0] = msg.row;
             if (fresh(one).length === 0) return;
-            if (shed) await announceShed();
           }
+          if (deps.dropped?.pending) shed = true;
+          if (shed) await announceShed();
           return await route(msg.row);
         }
         if (msg.kind === "rows") {
           const rs = late ? fresh(msg.rows) : msg.rows;
           if (rs.length === 0) return;
+          if (deps.dropped?.pending) shed = true;
           if (shed) await announceShed();
           return await routeBatch(rs);
         }

@@ -121,6 +121,8 @@ export interface SpawnOptions<M = unknown> {
    * Depths, drops and {@link ActorStats} are in this unit.
    */
   readonly weigh?: Weigh<M>;
+  /** Called with each message discarded (after it is counted), e.g. to note the rows an overflow lost. */
+  readonly onDrop?: (msg: M, reason: DropReason) => void;
 }
 
 /** Lifecycle of an actor. `failed` = gave up after too many restarts. */
@@ -406,6 +408,7 @@ class Cell<M> {
   // Ask messages still awaiting a reply, so a drop or crash can fail the ask at once instead of by timeout.
   readonly #asks = new WeakMap<object, (e: Error) => void>();
   #pendingAsks = 0;
+  readonly #onDrop: ((msg: M, reason: DropReason) => void) | undefined;
   readonly #run = () => void this.#loop();
 
   constructor(
@@ -421,6 +424,7 @@ class Cell<M> {
     this.#policy = policy;
     this.#tracker = new RestartTracker(policy);
     this.#log = logger(name);
+    this.#onDrop = opts.onDrop;
     this.mailbox = new Mailbox<M>(opts.capacity, opts.overflow, (m) => this.drop("overflow", m), opts.weigh);
     this.ref = {
       name,
@@ -514,6 +518,7 @@ class Cell<M> {
     const n = this.mailbox.weightOf(msg);
     this.dropped[reason] += n;
     this.#sys.metrics.dropped(this.name, reason, n);
+    this.#onDrop?.(msg, reason);
     if (this.#pendingAsks > 0) this.#failAsk(msg, new MessageDroppedError(this.name, reason));
   }
 

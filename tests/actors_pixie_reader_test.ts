@@ -15,7 +15,13 @@ import {
   type RegistryMsg,
   rowWeight,
 } from "../actors/messages.ts";
-import { pixieReader, type ReaderDeps, type RowSource, SOURCE_ROOM_WAIT_MS } from "../actors/pixie_reader.ts";
+import {
+  DroppedRows,
+  pixieReader,
+  type ReaderDeps,
+  type RowSource,
+  SOURCE_ROOM_WAIT_MS,
+} from "../actors/pixie_reader.ts";
 import type { Row } from "../pixie/row.ts";
 import { setLogSink } from "../util/log.ts";
 import { recorder, settleAll } from "./support/actor_fixtures.ts";
@@ -264,6 +270,43 @@ Deno.test("reader: after shedding, the actors are told before the first rows kep
   // The gap began with the earliest row shed: a stream quiet before then stays quiet (stream_table.ts).
   const shed = toMatcher.find((m) => m.kind === "shed");
   equal(shed?.kind === "shed" ? shed.fromNs : undefined, relayRowsAt(100, 1)[0]!.time);
+});
+
+Deno.test("reader: rows its own mailbox dropped are announced as a gap before the next rows, from the earliest", async () => {
+  // The runtime notes the rows of each message a full drop-oldest mailbox loses (node.ts: SpawnOptions.onDrop);
+  // the actors are told, as for late rows, so that no stream changes hands at the cap for the gap.
+  const clock = new VirtualClock();
+  const system = new ActorSystem({ clock });
+  const toMatcher: MatcherMsg[] = [];
+  const dropped = new DroppedRows();
+  let emitBatch: ((rows: Row[]) => Promise<void>) | undefined;
+  const src: RowSource = {
+    run: () => Promise.reject(new Error("batches only")),
+    async runBatches(emit, signal) {
+      emitBatch = (rs) => emit(rs);
+      await new Promise<void>((r) => signal.addEventListener("abort", () => r()));
+    },
+  };
+  system.spawn<ReaderMsg>("pixie_reader", pixieReader(readerDeps(system, src, { toMatcher, dropped })), OPTS);
+  for (let i = 0; i < 5 && emitBatch === undefined; i++) await settleAll(clock, system);
+  await emitBatch!(relayRowsAt(0, 10));
+  await settleAll(clock, system);
+  dropped.note({ kind: "rows", rows: relayRowsAt(20, 10) });
+  dropped.note({ kind: "row", row: relayRowsAt(10, 1)[0]! });
+  await emitBatch!(relayRowsAt(30, 10));
+  await settleAll(clock, system);
+  await emitBatch!(relayRowsAt(40, 10));
+  for (let i = 0; i < 5; i++) await settleAll(clock, system);
+  await system.shutdown({ deadlineMs: 1000 });
+  deepEqual(toMatcher.map((m) => m.kind === "rows" ? `rows ${m.rows.length}` : m.kind), [
+    "rows 10",
+    "shed",
+    "rows 10",
+    "rows 10",
+  ]);
+  const shed = toMatcher.find((m) => m.kind === "shed");
+  equal(shed?.kind === "shed" ? shed.fromNs : undefined, relayRowsAt(10, 1)[0]!.time);
+  equal(dropped.pending, false);
 });
 
 Deno.test("reader: late rows are shed while the main thread is saturated, even with the actors idle", async () => {

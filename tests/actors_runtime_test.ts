@@ -140,7 +140,12 @@ Deno.test("drop-oldest: a full mailbox evicts the oldest message, counted, keeps
       if (n === 0) await g.wait;
       seen.push(n);
     },
-  }), { capacity: 3, overflow: "drop-oldest" });
+  }), {
+    capacity: 3,
+    overflow: "drop-oldest",
+    onDrop: (n, reason) => void dropped.push(`${n} ${reason}`),
+  });
+  const dropped: string[] = [];
   await ref.tell(0);
   await clock.settle();
   for (let i = 1; i <= 7; i++) strictEqual(await ref.tell(i), true);
@@ -150,6 +155,8 @@ Deno.test("drop-oldest: a full mailbox evicts the oldest message, counted, keeps
   deepStrictEqual(seen, [0, 6, 7, 8]);
   strictEqual(statsOf(system, "do").dropped.overflow, 5);
   strictEqual(metrics.droppedTotal("do", "overflow"), 5);
+  // The spawner hears of each message dropped (a reader notes the rows its mailbox lost).
+  deepStrictEqual(dropped, ["1 overflow", "2 overflow", "3 overflow", "4 overflow", "5 overflow"]);
 });
 
 Deno.test("drop-oldest with weights: batches are bounded, dropped and counted by their rows", async () => {
