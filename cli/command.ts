@@ -262,11 +262,16 @@ export function optNumber(args: ParsedArgs, name: string, fallback: number): num
   return n;
 }
 
+/** The longest duration a command line takes (100 years). */
+export const MAX_DURATION_MS = 100 * 365.25 * 86_400_000;
+
 /** Parses a duration like `90s`, `1h`, `500ms` or `1h30m` (util/duration.ts) into milliseconds. */
 export function parseDurationMs(text: string, what: string): number {
   const ms = parseDuration(text.trim());
   if (ms === undefined) {
     throw new UsageError(`${what} expects a duration like ${DURATION_EXAMPLES}, got "${text}"`);
   }
+  // A time that far back is no date at all (Date.toISOString throws past ±273,790 years).
+  if (ms > MAX_DURATION_MS) throw new UsageError(`${what}: at most 100 years, got "${text}"`);
   return ms;
 }

@@ -173,9 +173,12 @@ function isObj(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
-/** A decimal-ns capture time: what every reader hands to BigInt. */
+/**
+ * A decimal-ns capture time: what every reader hands to BigInt. At most 19 digits (int64's range, ±292 years of
+ * ns around 1970): a longer one made the UI's time bands Infinity wide and every overview fail.
+ */
 function isNs(v: unknown): v is string {
-  return typeof v === "string" && /^-?\d+$/.test(v);
+  return typeof v === "string" && /^-?\d{1,19}$/.test(v);
 }
 
 function isTap(v: unknown): v is TapRecord {
@@ -183,8 +186,12 @@ function isTap(v: unknown): v is TapRecord {
     typeof v.stream === "string" && isNs(v.time_ns) && typeof v.offset_ms === "number";
 }
 
+/**
+ * Ids: string values under names that are not Object.prototype's (`constructor`, `__proto__`...): a reader looks
+ * an id type up as `ids[type]`, and a record without that id would then yield the inherited member.
+ */
 function isIds(v: unknown): v is Record<string, string> {
-  return isObj(v) && Object.values(v).every((x) => typeof x === "string");
+  return isObj(v) && Object.entries(v).every(([k, x]) => typeof x === "string" && !(k in Object.prototype));
 }
 
 function optString(v: unknown): boolean {

@@ -1,4 +1,4 @@
-import { equal } from "node:assert/strict";
+import { equal, throws } from "node:assert/strict";
 import { parseDuration, parseDurationNs } from "../util/duration.ts";
 import { relativeToNs } from "../pixie/stream.ts";
 import { parseDurationMs } from "../cli/command.ts";
@@ -16,4 +16,12 @@ Deno.test("durations: one unit table for the config, the command line and Pixie'
   equal(relativeToNs("-1h30m"), 5_400_000_000_000n);
   equal(relativeToNs("-30s"), 30_000_000_000n);
   equal(relativeToNs("30s"), undefined);
+});
+
+Deno.test("parseDurationMs: more than 100 years is a usage error (ui --since 300000000d threw from Date)", () => {
+  equal(parseDurationMs("36500d", "--since"), 36_500 * 86_400_000);
+  throws(
+    () => parseDurationMs("300000000d", "--since"),
+    (e: Error) => e.message.includes("at most 100 years"),
+  );
 });

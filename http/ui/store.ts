@@ -135,8 +135,17 @@ export class RecordStore {
     return { signatures: this.#signatures.size, matches: this.#matches.size };
   }
 
-  /** Adds a record (a repeat of one already held replaces it). */
+  /**
+   * Adds a record (a repeat of one already held replaces it). With the config's stages given, a record of a
+   * measurement or stage the config does not name is counted in {@link skipped} and left out: the pages are
+   * tables of ids by stages, and a publisher of records under thousands of stage names (or a records file of
+   * another config) made each view take seconds and gigabytes.
+   */
   add(rec: AnyRecord): void {
+    if (!this.#configured(rec)) {
+      this.skipped++;
+      return;
+    }
     if (rec.kind === "signature") this.#signatures.set(`${rec.measurement}\u0000${rec.signature_id}`, rec);
     else {
       const sig = `${rec.measurement}\u0000${rec.signature_id}`;
@@ -149,6 +158,14 @@ export class RecordStore {
     }
     this.#version++;
     for (const l of this.#listeners) l();
+  }
+
+  /** Whether the config names the record's measurement (and a match's stage); any record without a config. */
+  #configured(rec: AnyRecord): boolean {
+    const order = this.#stageOrder;
+    if (Object.keys(order).length === 0) return true;
+    if (!Object.hasOwn(order, rec.measurement)) return false;
+    return rec.kind === "signature" || order[rec.measurement]!.includes(rec.stage);
   }
 
   /** Called after records were added (the server throttles what it sends). */
