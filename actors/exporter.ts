@@ -10,7 +10,7 @@
  * all records, so their figures are complete either way.
  * @module
  */
-import type { ActorFactory } from "./runtime.ts";
+import type { ActorContext, ActorFactory } from "./runtime.ts";
 import type { ExporterMsg } from "./messages.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
@@ -50,6 +50,11 @@ export interface ExporterDeps {
   traceIds?: boolean;
 }
 
+/** Longest wait between attempts to subscribe to the other nodes' matches, ms. */
+const FEED_RETRY_MAX_MS = 30_000;
+/** How long the Exporter's start waits for its first attempt to subscribe, ms. */
+const FEED_START_WAIT_MS = 5_000;
+
 /** Builds the Exporter's behaviour. */
 export function exporter(deps: ExporterDeps): ActorFactory<ExporterMsg> {
   const { metrics, bus, sinks } = deps;
@@ -83,12 +88,52 @@ export function exporter(deps: ExporterDeps): ActorFactory<ExporterMsg> {
     }
   };
   let feed: { unsubscribe(): Promise<void> } | undefined;
-  return () => ({
+  /**
+   * Subscribes to the other nodes' matches, retried with backoff until it holds or this incarnation ends: only
+   * hops from other nodes depend on it, so a failure must not crash the exporter (a JetStream hiccup of ~3 s at
+   * start failed six starts in a row and the sensor exited). Resolves after the first attempt; the rest go on
+   * in the background.
+   */
+  const subscribe = (ctx: ActorContext<ExporterMsg>, feedOf: MatchFeed, t: HopTracker): Promise<void> => {
+    let firstDone = () => {};
+    const first = new Promise<void>((r) => firstDone = r);
+    void (async () => {
+      for (let attempt = 0; !ctx.signal.aborted && feed === undefined; attempt++) {
+        try {
+          const f = await feedOf.subscribe(Object.keys(deps.paths ?? {}), (rec) => {
+            countResolved(t.observe(rec).resolved);
+          });
+          // One subscription at most (an earlier incarnation's may have come through meanwhile).
+          if (ctx.stopping.aborted || feed !== undefined) await f.unsubscribe();
+          else feed = f;
+          return;
+        } catch (e) {
+          if (attempt === 0 || attempt % 10 === 0) {
+            ctx.log.warn("match feed: subscribing failed, retrying (hops from other nodes wait)", {
+              attempt: attempt + 1,
+              error: (e as Error).message,
+            });
+          }
+          firstDone();
+          try {
+            await ctx.clock.sleep(Math.min(FEED_RETRY_MAX_MS, 500 * 2 ** Math.min(attempt, 10)), ctx.signal);
+          } catch {
+            return;
+          }
+        }
+      }
+    })().finally(firstDone);
+    return first;
+  };
+  return (ctx) => ({
     async onStart() {
       if (!tracker || !deps.matchFeed || feed) return;
-      feed = await deps.matchFeed.subscribe(Object.keys(deps.paths ?? {}), (rec) => {
-        countResolved(tracker.observe(rec).resolved);
-      });
+      // Matches from the start should see the other nodes' records: wait for the first attempt (the rest go on
+      // in the background), but not for long (a subscription that hangs must not hold the exporter's mailbox).
+      await Promise.race([
+        subscribe(ctx, deps.matchFeed, tracker),
+        ctx.clock.sleep(FEED_START_WAIT_MS, ctx.signal).catch(() => {}),
+      ]);
     },
     async onStop(reason) {
       if (reason === "shutdown" && feed) {

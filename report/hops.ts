@@ -132,9 +132,13 @@ function hopFrom(from: string, targetNs: bigint, seen: readonly Seen[]): HopReco
   return { from_stage: from, latency_s: Number(targetNs - p) / 1e9 };
 }
 
+/** Matches of one signature a {@link HopTracker} remembers (its stages times the streams each found it in). */
+export const MAX_MATCHES_PER_SIGNATURE = 64;
+
 /**
  * Computes hops as matches arrive, from any node (its own, or others' read from the bus). Memory is bounded:
- * per signature a few words per match seen, for at most `maxSignatures` signatures.
+ * per signature a few words per match seen (at most {@link MAX_MATCHES_PER_SIGNATURE}), for at most
+ * `maxSignatures` signatures.
  */
 export class HopTracker {
   readonly #paths: StagePaths;
@@ -195,7 +199,10 @@ export class HopTracker {
       };
       resolved.push({ match, hop: h, owner: later.owner });
     }
-    list.push(own);
+    // A signature matches once per stage and stream it reaches; a peer publishing thousands of matches for one
+    // signature made each later one a scan of them all (quadratic, on the exporter's turn): beyond the bound, a
+    // match gets its hop and resolves others' but is not remembered.
+    if (list.length < MAX_MATCHES_PER_SIGNATURE) list.push(own);
     return hop ? { hop, resolved } : { resolved };
   }
 }

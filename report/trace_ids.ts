@@ -65,8 +65,16 @@ export function exemplarLabels(
   let used = 0;
   for (const [k, v] of Object.entries(out)) used += k.length + v.length;
   if (intervalId) {
-    const room = EXEMPLAR_MAX_CHARS - used - "interval_id".length;
-    if (room > 0) out["interval_id"] = [...intervalId].slice(0, room).join("");
+    // Whole code points (no surrogate half), counted in UTF-16 units as prom-client checks the limit (a
+    // character outside the BMP is two): counted in code points, 48 letters and 4 emoji made 129, prom-client
+    // threw, and every match of that signature crashed the exporter until the sensor gave up.
+    let room = EXEMPLAR_MAX_CHARS - used - "interval_id".length, kept = "";
+    for (const ch of intervalId) {
+      if (ch.length > room) break;
+      kept += ch;
+      room -= ch.length;
+    }
+    if (kept !== "") out["interval_id"] = kept;
   }
   return out;
 }

@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { addHops, HopTracker, stagePaths } from "../report/hops.ts";
+import { addHops, HopTracker, MAX_MATCHES_PER_SIGNATURE, stagePaths } from "../report/hops.ts";
 import {
   fromBase64,
   type MatchRecord,
@@ -18,6 +18,8 @@ import {
 import { exemplarLabels, spanIdOf, traceIdOf } from "../report/trace_ids.ts";
 import { exporter, inProcessMatchFeed } from "../actors/exporter.ts";
 import { ActorSystem } from "../actors/runtime.ts";
+import { VirtualClock } from "../actors/clock.ts";
+import { settleAll } from "./support/actor_fixtures.ts";
 import { setLogSink } from "../util/log.ts";
 import { InProcessBus } from "../bus/in_process.ts";
 import { FsmMetrics } from "../http/metrics.ts";
@@ -110,6 +112,18 @@ Deno.test("hops: of two relay matches, the one captured before the ASR's", () =>
   };
   const out = addHops([later, relay!, asr!], PATHS);
   deepEqual(out[2]!.hop, { from_stage: "relay", latency_s: 0.8 });
+});
+
+Deno.test("hop tracker: a signature's matches are bounded (a peer publishing thousands for one signature)", () => {
+  // Each later match scanned them all: 4,000 ASR records for one signature, then a relay one, took ~90 ms each.
+  const t = new HopTracker(PATHS);
+  for (let i = 0; i < 4_000; i++) {
+    t.observe(matchRecord(match("s1", "i1", "asr", T0, T0 + 950n * MS, `call-${i}`)));
+  }
+  const r = t.observe(matchRecord(match("s1", "i1", "relay", T0, T0 + 150n * MS)));
+  equal(r.resolved.length, MAX_MATCHES_PER_SIGNATURE);
+  // Beyond the bound a match is not remembered: a later ASR match finds no relay match to hop from.
+  deepEqual(t.observe(matchRecord(match("s1", "i1", "asr", T0, T0 + 950n * MS, "call-x"))).hop, undefined);
 });
 
 Deno.test("hop tracker: live, both orders, duplicates once, bounded", () => {
@@ -285,6 +299,15 @@ Deno.test("trace ids: stable, distinct per signature, 128/64 bits; exemplars wit
   equal(chars, 128);
   deepEqual(Object.keys(labels), ["trace_id", "signature_id", "interval_id"]);
   deepEqual(exemplarLabels("00ff00ff00ff00ff", undefined, undefined), { signature_id: "00ff00ff00ff00ff" });
+  // Characters outside the BMP are two UTF-16 units, as prom-client counts the limit: 48 letters and 4 emoji
+  // (52 code points) made 129 units, prom-client threw, and the exporter crashed on every match of it.
+  const wide = exemplarLabels("00ff00ff00ff00ff", "x".repeat(48) + "😀".repeat(4), a);
+  const units = Object.entries(wide).reduce((n, [k, v]) => n + k.length + v.length, 0);
+  ok(units <= 128, `${units} UTF-16 units`);
+  equal(wide["interval_id"], "x".repeat(48), "whole characters: one unit of room left, no half surrogate");
+  // Through prom-client's own check (it threw a RangeError here).
+  const metrics = new FsmMetrics({ rss: () => 0, exemplars: true });
+  metrics.match(match("00ff00ff00ff00ff", "x".repeat(48) + "😀".repeat(4), "relay", 1n, 2n), a);
 });
 
 Deno.test("exporter: two nodes on one bus see each other's matches; hop in records, bus and metric", async () => {
@@ -348,4 +371,42 @@ Deno.test("exporter: two nodes on one bus see each other's matches; hop in recor
   );
   const om = await c!.metrics.openMetrics();
   ok(om.includes(`trace_id="${traceIdOf("m", "s2", "i1")}"`), om);
+});
+
+Deno.test("exporter: a match feed that cannot subscribe is retried in the background; matches flow meanwhile", async () => {
+  // Only hops from other nodes need the feed: before, a subscribe failing at start crashed the exporter six
+  // times in ~3 s and the sensor exited.
+  const clock = new VirtualClock();
+  const system = new ActorSystem({ clock });
+  const logs = setLogSink(() => {});
+  const bus = new InProcessBus();
+  const records: MatchRecord[] = [];
+  let attempts = 0;
+  const real = inProcessMatchFeed(bus);
+  const feed = {
+    subscribe: (ms: readonly string[], h: (r: MatchRecord) => void) =>
+      ++attempts < 4 ? Promise.reject(new Error("no JetStream yet")) : real.subscribe(ms, h),
+  };
+  const ref = system.spawn<ExporterMsg>(
+    "exporter",
+    exporter({
+      metrics: new FsmMetrics({ rss: () => 0 }),
+      bus,
+      sinks: [{ match: (r) => void records.push(r) }],
+      paths: PATHS,
+      matchFeed: feed,
+    }),
+    { capacity: 16, overflow: "backpressure" },
+  );
+  await settleAll(clock, system);
+  await ref.tell({ kind: "match", match: match("s1", "i1", "relay", T0, T0 + 150n * MS) });
+  await settleAll(clock, system);
+  equal(records.length, 1, "handled while the feed is down");
+  for (let i = 0; i < 10 && attempts < 4; i++) await clock.advance(2_000);
+  equal(attempts, 4);
+  const stats = system.stats().find((s) => s.name === "exporter")!;
+  equal(stats.restarts, 0);
+  equal(stats.state, "running");
+  await system.shutdown({ deadlineMs: 1000 });
+  setLogSink(logs);
 });
