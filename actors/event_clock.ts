@@ -5,7 +5,11 @@
  * single row from the future (a bad clock, a corrupted capture) expire every signature and finish every stream at
  * once, until real time catches up. Here a row moves the clock only if its time is within `windowNs` of the
  * median of the recent rows (and, on a live node, of the wall clock): a lone outlier is ignored (counted), while a
- * real jump (a capture resumed after a break) is followed as soon as half of the recent rows agree with it.
+ * real jump (a capture resumed after a break) is followed as soon as half of the recent rows agree with it. A step
+ * back of the rows' clock (NTP on Pixie's host) is followed once every recent row lies more than the window behind
+ * (before, the clock waited for real time to catch up: for a 10 min step, 10 min without expiring signatures
+ * or streams, and every fresh signature refused as already past its TTL). Every row, not half: two PEMs whose
+ * clocks differ by more than the window interleave their rows, and the clock must not swing between them.
  * @module
  */
 
@@ -19,8 +23,8 @@ export interface EventClockOptions {
   recent?: number;
 }
 
-/** What one row did to the clock. */
-export type Observed = "advanced" | "behind" | "outlier";
+/** What one row did to the clock (`stepped-back`: it followed a step of the rows' clock back). */
+export type Observed = "advanced" | "behind" | "outlier" | "stepped-back";
 
 /** The ns of a wall clock given in ms (e.g. `Date.now`). */
 export function wallClockNs(nowMs: () => number = Date.now): () => bigint {
@@ -43,6 +47,10 @@ export class EventClock {
   #sinceMedian = 0;
   /** Rows that were too far ahead to move the clock. */
   outliers = 0;
+  /** Steps of the rows' clock back that the clock followed. */
+  steppedBack = 0;
+  /** Rows behind the clock since it last checked for a step back. */
+  #sinceBehind = 0;
 
   /** A clock at 0 (no row seen). */
   constructor(opts: EventClockOptions) {
@@ -69,7 +77,7 @@ export class EventClock {
     r[this.#next] = t;
     this.#next = (this.#next + 1) % r.length;
     if (this.#filled < r.length) this.#filled++;
-    if (t <= this.#now) return "behind";
+    if (t <= this.#now) return this.#behind();
     if (++this.#sinceMedian >= 8 || this.#median === undefined || t > this.#median + this.#windowNs) {
       this.#median = this.#lowerMedian();
       this.#sinceMedian = 0;
@@ -83,6 +91,19 @@ export class EventClock {
     }
     this.#now = t;
     return "advanced";
+  }
+
+  /** A row at or behind the clock; every few such rows, whether all the recent ones are a window behind. */
+  #behind(): Observed {
+    if (++this.#sinceBehind < 8 || this.#filled < this.#recent.length) return "behind";
+    this.#sinceBehind = 0;
+    let newest = this.#recent[0]!;
+    for (const x of this.#recent) if (x > newest) newest = x;
+    if (newest + this.#windowNs >= this.#now) return "behind";
+    this.#now = newest;
+    this.#median = undefined;
+    this.steppedBack++;
+    return "stepped-back";
   }
 
   #lowerMedian(): bigint {

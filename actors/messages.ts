@@ -46,7 +46,8 @@ export type RegistryMsg =
   /** A signature from the bus (any node). */
   | { kind: "signature"; sig: Signature }
   /** Event time advanced on this node: expire what is past its TTL (and what is beyond the clock window). */
-  | { kind: "tick"; nowNs: bigint }
+  /** Event time moved on to `nowNs`; `back`: the rows' clock stepped back to it (NTP), so it is lower. */
+  | { kind: "tick"; nowNs: bigint; back?: boolean }
   /** A (re)started Matcher has no signatures: send it every active one again. */
   | { kind: "resync" }
   | { kind: "finish"; reply: (ok: true) => void };

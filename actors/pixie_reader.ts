@@ -241,16 +241,27 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
       if (d !== undefined || destinations.size < 64) destinations.set(query, d);
       return d;
     };
+    /** The event clock followed a step of the rows' clock back: the next tick tells the registry so. */
+    let steppedBack = false;
     /** Counts a row and moves the event clock; true when a registry tick is due first. */
     const observe = (row: Row, known: boolean): boolean => {
       const label = known ? row.query : labelOf(row.query);
       rows.set(label, (rows.get(label) ?? 0) + 1);
       if (!known) counters.rowsSkipped(label, "unknown_query");
-      return clock.observe(row.time) === "advanced" && clock.nowNs - lastTick >= tickNs;
+      const o = clock.observe(row.time);
+      if (o === "stepped-back") {
+        steppedBack = true;
+        return true;
+      }
+      return o === "advanced" && clock.nowNs - lastTick >= tickNs;
     };
     const tick = async () => {
       lastTick = clock.nowNs;
-      await deps.registry.tell({ kind: "tick", nowNs: lastTick });
+      const back = steppedBack;
+      steppedBack = false;
+      await deps.registry.tell(
+        back ? { kind: "tick", nowNs: lastTick, back } : { kind: "tick", nowNs: lastTick },
+      );
       await flushCounts();
     };
     const route = async (row: Row) => {

@@ -116,7 +116,13 @@ export function signatureRegistry(deps: RegistryDeps): ActorFactory<RegistryMsg>
       await publishCount(sig.measurement);
     };
 
-    const expire = async (nowNs: bigint) => {
+    const expire = async (nowNs: bigint, back = false) => {
+      // A step of the rows' clock back (the event clock followed it): fresh signatures are judged by it from now
+      // on, or each would be refused as already past its TTL until real time caught up.
+      if (back && nowNs < watermarkNs) {
+        watermarkNs = nowNs;
+        return;
+      }
       if (nowNs <= watermarkNs) return;
       watermarkNs = nowNs;
       // Beyond the window ahead: a clock far ahead or a forged time; it would otherwise never expire.
@@ -147,7 +153,7 @@ export function signatureRegistry(deps: RegistryDeps): ActorFactory<RegistryMsg>
           case "signature":
             return await add(msg.sig);
           case "tick":
-            return await expire(msg.nowNs);
+            return await expire(msg.nowNs, msg.back);
           case "resync":
             return await resync();
           case "finish":

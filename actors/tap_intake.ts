@@ -550,7 +550,13 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
 
   /** Whether event time has moved on by a tick since the last sweep (or this is the first row): a sweep is due. */
   #tickDue(timeNs: bigint): boolean {
-    if (this.#clock.observe(timeNs) !== "advanced") return false;
+    const o = this.#clock.observe(timeNs);
+    if (o === "stepped-back") {
+      // The rows' clock stepped back: sweep now and count ticks from here (else none until time caught up).
+      this.#lastNs = this.#sweptNs = this.#clock.nowNs;
+      return true;
+    }
+    if (o !== "advanced") return false;
     this.#lastNs = this.#clock.nowNs;
     if (this.#sweptNs !== undefined && this.#lastNs - this.#sweptNs < this.#o.tickNs) return false;
     this.#sweptNs = this.#lastNs;

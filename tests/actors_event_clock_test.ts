@@ -3,7 +3,7 @@
  * 8 rows or when a row is past it by more than the window): the same answers and watermark row by row, on rows
  * that step back, jump ahead, repeat and include lone outliers.
  */
-import { equal } from "node:assert/strict";
+import { equal, ok } from "node:assert/strict";
 import { EventClock, type Observed } from "../actors/event_clock.ts";
 import { rng } from "./support/rng.ts";
 
@@ -17,6 +17,7 @@ class ModelClock {
   now = 0n;
   #median: bigint | undefined;
   #since = 0;
+  #behind = 0;
   constructor(readonly windowNs: bigint, n: number) {
     this.#recent = new Array<bigint>(n).fill(0n);
   }
@@ -25,7 +26,16 @@ class ModelClock {
     r[this.#next] = t;
     this.#next = (this.#next + 1) % r.length;
     if (this.#filled < r.length) this.#filled++;
-    if (t <= this.now) return "behind";
+    if (t <= this.now) {
+      // Every 8 rows behind, with the recent rows all in: all of them a window behind is a step of the clock back.
+      if (++this.#behind < 8 || this.#filled < r.length) return "behind";
+      this.#behind = 0;
+      const newest = r.reduce((a, b) => (b > a ? b : a));
+      if (newest + this.windowNs >= this.now) return "behind";
+      this.now = newest;
+      this.#median = undefined;
+      return "stepped-back";
+    }
     if (++this.#since >= 8 || this.#median === undefined || t > this.#median + this.windowNs) {
       const v = r.slice(0, this.#filled).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
       this.#median = v[(v.length - 1) >> 1]!;
@@ -54,4 +64,30 @@ Deno.test("event clock: the lower median as a full sort gives it, row by row, on
       equal(clock.nowNs, model.now, `seed ${seed}, row ${i}`);
     }
   }
+});
+
+Deno.test("event clock: a step of the rows' clock back is followed once every recent row is a window behind", () => {
+  // NTP steps Pixie's host back 10 minutes: before, every row was "behind" for 10 minutes (no tick, no expiry,
+  // and the registry refused every fresh signature as already past its TTL).
+  const clock = new EventClock({ windowNs: 30n * S });
+  let t = 1_763_900_000n * S;
+  for (let i = 0; i < 100; i++, t += S / 50n) clock.observe(t);
+  const ahead = clock.nowNs;
+  t -= 600n * S;
+  const seen: Observed[] = [];
+  for (let i = 0; i < 50; i++, t += S / 50n) seen.push(clock.observe(t));
+  equal(seen.filter((o) => o === "stepped-back").length, 1);
+  equal(seen.indexOf("stepped-back") >= 30, true, "not before every recent row is behind");
+  ok(clock.nowNs < ahead - 500n * S && clock.nowNs <= t);
+  equal(clock.observe(t), "advanced");
+  // Two PEMs whose clocks differ by more than the window, rows interleaved: the clock stays with the later one.
+  const two = new EventClock({ windowNs: 30n * S });
+  let u = 1_763_900_000n * S;
+  const kinds = new Set<Observed>();
+  for (let i = 0; i < 2000; i++, u += S / 50n) {
+    kinds.add(two.observe(u));
+    kinds.add(two.observe(u - 90n * S));
+  }
+  equal(kinds.has("stepped-back"), false);
+  ok(two.nowNs >= u - S);
 });

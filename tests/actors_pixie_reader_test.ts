@@ -481,3 +481,31 @@ Deno.test("reader: under sustained overload its timed-out waits for room do not 
   equal(full.waitingForRoom, 0);
   await system.shutdown({ deadlineMs: 1000 });
 });
+
+Deno.test("reader: when the rows' clock steps back by minutes, the registry's next tick says so", async () => {
+  // NTP stepped Pixie's host back 10 minutes: the event clock follows once every recent row is a window behind,
+  // and the registry is told (a plain tick lower than its watermark is ignored).
+  const clock = new VirtualClock();
+  const system = new ActorSystem({ clock });
+  const toRegistry: RegistryMsg[] = [];
+  const at = (i: number, backS = 0n) => ({
+    ...row("m/relay", i),
+    time: row("m/relay", i).time - backS * 1_000_000_000n,
+  });
+  const before = Array.from({ length: 100 }, (_, i) => at(i));
+  const after = Array.from({ length: 100 }, (_, i) => at(100 + i, 600n));
+  system.spawn<ReaderMsg>(
+    "pixie_reader",
+    pixieReader(readerDeps(system, source([before, after], true), {
+      registry: system.spawn<RegistryMsg>("registry-seen", recorder(toRegistry), OPTS),
+      tickNs: 1_000_000_000n,
+    })),
+    OPTS,
+  );
+  await settleAll(clock, system);
+  await system.shutdown({ deadlineMs: 1000 });
+  const ticks = toRegistry.filter((m) => m.kind === "tick");
+  const back = ticks.filter((m) => m.kind === "tick" && m.back);
+  equal(back.length, 1);
+  ok(back[0]!.kind === "tick" && back[0]!.nowNs < before[0]!.time);
+});

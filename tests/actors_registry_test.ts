@@ -100,6 +100,23 @@ Deno.test("registry: a signature already past its TTL on arrival is refused (lat
   await r.system.shutdown({ deadlineMs: 1000 });
 });
 
+Deno.test("registry: after a tick that says the rows' clock stepped back, fresh signatures are judged by it", async () => {
+  // NTP stepped the rows' clock back 10 minutes: before, the watermark stayed ahead and every fresh signature was
+  // refused as already past its TTL until real time caught up.
+  const r = setup(await e2eConfig());
+  await r.send({ kind: "tick", nowNs: T0 + sec(600) });
+  await r.send({ kind: "signature", sig: fakeSignature("before", T0 + sec(1)) }); // ttl 120 s: late
+  await r.send({ kind: "tick", nowNs: T0, back: true });
+  await r.send({ kind: "signature", sig: fakeSignature("after", T0 + sec(1)) });
+  deepEqual(r.active(), ["after"]);
+  equal(r.counters.expired.get("call_audio/late"), 1);
+  // A plain tick lower than the watermark still changes nothing (ticks only go forward otherwise).
+  await r.send({ kind: "tick", nowNs: T0 - sec(600) });
+  await r.send({ kind: "tick", nowNs: T0 + sec(100) });
+  deepEqual(r.active(), ["after"]);
+  await r.system.shutdown({ deadlineMs: 1000 });
+});
+
 Deno.test("registry: a signature far ahead of the node's clock does not stay (replay: at the next tick; live: on arrival)", async () => {
   // Replay: the node's event clock may lag (a quiet node), so the check waits for the next tick.
   const r = setup(await e2eConfig());
