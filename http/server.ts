@@ -70,6 +70,11 @@ export interface HttpServer {
   readonly port: number;
   /** Connections open now. */
   readonly connections: number;
+  /**
+   * Sockets whose write timed out and is still pending (their slot freed; Deno cannot cancel the write, so the
+   * socket stays until the peer reads or goes away).
+   */
+  readonly stuckWrites: number;
   close(): Promise<void>;
 }
 
@@ -148,6 +153,8 @@ export function startHttpServer(opts: HttpOptions): HttpServer {
   const metrics = serverMetrics(opts.metrics.registry);
   /** Open connections, oldest first. */
   const open = new Map<Deno.Conn, ConnState>();
+  /** Timed-out writes still pending: their sockets count against the limit until they end. */
+  const stuck = { n: 0 };
   let closed = false;
   let lastAcceptLog = -Infinity;
 
@@ -169,6 +176,13 @@ export function startHttpServer(opts: HttpOptions): HttpServer {
         continue;
       }
       backoff = ACCEPT_BACKOFF_MS[0];
+      if (stuck.n >= limits.maxConnections) {
+        // As many sockets stuck in a write as the limit allows connections: a client that never reads would
+        // otherwise add one open socket (and file descriptor) per connection, without bound (issue 15).
+        metrics.dropped.inc({ reason: "limit" });
+        closeQuietly(conn);
+        continue;
+      }
       if (open.size >= limits.maxConnections) {
         // Full: make room by closing the oldest connection still waiting for a request (a flood's idle sockets
         // are the oldest waiting ones), so a probe still gets in; refuse the new one only if all are busy.
@@ -186,6 +200,7 @@ export function startHttpServer(opts: HttpOptions): HttpServer {
         conn,
         waiting: true,
         evicted: false,
+        stuck,
         release: () => {
           if (open.get(conn) === state) open.delete(conn);
           metrics.open.set(open.size);
@@ -208,6 +223,9 @@ export function startHttpServer(opts: HttpOptions): HttpServer {
     port: bound.port,
     get connections() {
       return open.size;
+    },
+    get stuckWrites() {
+      return stuck.n;
     },
     async close() {
       if (closed) return;
@@ -236,6 +254,8 @@ interface ConnState {
   evicted: boolean;
   /** Frees the connection's slot (at its end, or when its write is stuck). */
   release: () => void;
+  /** The server's count of sockets whose write timed out and is still pending. */
+  stuck: { n: number };
 }
 
 /** A request head: what routing needs. */
@@ -440,6 +460,7 @@ async function writeAll(
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
+    state.stuck.n++;
     drop("write_timeout");
     state.release();
     closeQuietly(conn);
@@ -454,5 +475,7 @@ async function writeAll(
     throw e;
   } finally {
     clearTimeout(timer);
+    // The pending write ended (the peer read or went away): its socket is gone.
+    if (timedOut) state.stuck.n--;
   }
 }

@@ -251,3 +251,42 @@ Deno.test({
     }
   },
 });
+
+Deno.test("metrics server: sockets stuck in a write count against the limit, so clients that never read cannot pile them up", async () => {
+  // Deno cannot cancel a pending write: a timed-out connection's slot was freed but its socket stayed open as long
+  // as the peer kept its window shut, so each new never-reading client added one more (12 of 12 stayed open with
+  // a limit of 4).
+  const metrics = new FsmMetrics({ rss: () => 0 });
+  const server = startHttpServer({
+    listen: "127.0.0.1:0",
+    metrics,
+    healthz: () => ({ ok: true, detail: "actors running" }),
+    readyz: () => ({ ok: true, detail: "ready" }),
+    limits: { writeTimeoutMs: 300, maxConnections: 3 },
+  });
+  const clients: Deno.TcpConn[] = [];
+  const writes: Promise<number>[] = [];
+  const many = enc.encode("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(50_000));
+  try {
+    for (let i = 0; i < 6; i++) {
+      const c = await connect(server.addr);
+      clients.push(c);
+      writes.push(c.write(many).catch(() => 0));
+      const before = (await dropped(metrics, "write_timeout")) + (await dropped(metrics, "limit"));
+      for (let k = 0; k < 100; k++) {
+        if ((await dropped(metrics, "write_timeout")) + (await dropped(metrics, "limit")) > before) break;
+        await sleep(100);
+      }
+      ok(
+        server.stuckWrites + server.connections <= 3,
+        `stuck ${server.stuckWrites}, open ${server.connections}`,
+      );
+    }
+    equal(await dropped(metrics, "write_timeout"), 3, "three stuck, then the rest refused");
+    ok(await dropped(metrics, "limit") >= 3);
+  } finally {
+    for (const c of clients) c.close();
+    await Promise.all(writes);
+    await server.close();
+  }
+});
