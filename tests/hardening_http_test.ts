@@ -5,7 +5,7 @@
  */
 import { equal, match, ok } from "node:assert/strict";
 import { FsmMetrics } from "../http/metrics.ts";
-import { type HttpLimits, startHttpServer } from "../http/server.ts";
+import { type HttpLimits, type HttpServer, startHttpServer } from "../http/server.ts";
 import { parseMetricsText, ROOT, sleep, sumSamples, writeSensorConfig } from "./support/sensor_process.ts";
 
 const enc = new TextEncoder();
@@ -13,7 +13,7 @@ const dec = new TextDecoder();
 
 async function withServer(
   limits: Partial<HttpLimits>,
-  fn: (addr: string, metrics: FsmMetrics, connections: () => number) => Promise<void>,
+  fn: (addr: string, metrics: FsmMetrics, connections: () => number, server: HttpServer) => Promise<void>,
 ): Promise<void> {
   const metrics = new FsmMetrics({ rss: () => 0 });
   const server = startHttpServer({
@@ -24,7 +24,7 @@ async function withServer(
     limits,
   });
   try {
-    await fn(server.addr, metrics, () => server.connections);
+    await fn(server.addr, metrics, () => server.connections, server);
   } finally {
     await server.close();
   }
@@ -256,37 +256,33 @@ Deno.test("metrics server: sockets stuck in a write count against the limit, so 
   // Deno cannot cancel a pending write: a timed-out connection's slot was freed but its socket stayed open as long
   // as the peer kept its window shut, so each new never-reading client added one more (12 of 12 stayed open with
   // a limit of 4).
-  const metrics = new FsmMetrics({ rss: () => 0 });
-  const server = startHttpServer({
-    listen: "127.0.0.1:0",
-    metrics,
-    healthz: () => ({ ok: true, detail: "actors running" }),
-    readyz: () => ({ ok: true, detail: "ready" }),
-    limits: { writeTimeoutMs: 300, maxConnections: 3 },
-  });
-  const clients: Deno.TcpConn[] = [];
-  const writes: Promise<number>[] = [];
-  const many = enc.encode("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(50_000));
-  try {
-    for (let i = 0; i < 6; i++) {
-      const c = await connect(server.addr);
-      clients.push(c);
-      writes.push(c.write(many).catch(() => 0));
-      const before = (await dropped(metrics, "write_timeout")) + (await dropped(metrics, "limit"));
-      for (let k = 0; k < 100; k++) {
-        if ((await dropped(metrics, "write_timeout")) + (await dropped(metrics, "limit")) > before) break;
-        await sleep(100);
+  await withServer(
+    { writeTimeoutMs: 300, maxConnections: 3 },
+    async (addr, metrics, _connections, server) => {
+      const clients: Deno.TcpConn[] = [];
+      const writes: Promise<number>[] = [];
+      const many = enc.encode("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(50_000));
+      try {
+        for (let i = 0; i < 6; i++) {
+          const c = await connect(addr);
+          clients.push(c);
+          writes.push(c.write(many).catch(() => 0));
+          const before = (await dropped(metrics, "write_timeout")) + (await dropped(metrics, "limit"));
+          for (let k = 0; k < 100; k++) {
+            if ((await dropped(metrics, "write_timeout")) + (await dropped(metrics, "limit")) > before) break;
+            await sleep(100);
+          }
+          ok(
+            server.stuckWrites + server.connections <= 3,
+            `stuck ${server.stuckWrites}, open ${server.connections}`,
+          );
+        }
+        equal(await dropped(metrics, "write_timeout"), 3, "three stuck, then the rest refused");
+        ok(await dropped(metrics, "limit") >= 3);
+      } finally {
+        for (const c of clients) c.close();
+        await Promise.all(writes);
       }
-      ok(
-        server.stuckWrites + server.connections <= 3,
-        `stuck ${server.stuckWrites}, open ${server.connections}`,
-      );
-    }
-    equal(await dropped(metrics, "write_timeout"), 3, "three stuck, then the rest refused");
-    ok(await dropped(metrics, "limit") >= 3);
-  } finally {
-    for (const c of clients) c.close();
-    await Promise.all(writes);
-    await server.close();
-  }
+    },
+  );
 });
