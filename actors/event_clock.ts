@@ -47,8 +47,6 @@ export class EventClock {
   #sinceMedian = 0;
   /** Rows that were too far ahead to move the clock. */
   outliers = 0;
-  /** Steps of the rows' clock back that the clock followed. */
-  steppedBack = 0;
   /** Rows behind the clock since it last checked for a step back. */
   #sinceBehind = 0;
 
@@ -102,7 +100,6 @@ export class EventClock {
     if (newest + this.#windowNs >= this.#now) return "behind";
     this.#now = newest;
     this.#median = undefined;
-    this.steppedBack++;
     return "stepped-back";
   }
 

@@ -21,6 +21,7 @@ import {
   type RegistryMsg,
 } from "./messages.ts";
 import { parseQueryName, type Row, SOURCE_TAP } from "../pixie/row.ts";
+import { GAP_START_UNKNOWN } from "./stream_table.ts";
 import { EventClock } from "./event_clock.ts";
 import { LateRows, type LateRowsOptions } from "./late_rows.ts";
 import { mainThreadDemand } from "./thread_demand.ts";
@@ -204,8 +205,11 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
      */
     const announceShed = async () => {
       shed = false;
-      const a = late?.takeGapFrom(), b = deps.dropped?.take();
-      const fromNs = a === undefined ? b ?? -(1n << 62n) : b === undefined || a < b ? a : b;
+      // The earliest row lost, to lateness or to the mailbox (both taken, so neither is announced again).
+      let fromNs = late?.takeGapFrom();
+      const dropped = deps.dropped?.take();
+      if (dropped !== undefined && (fromNs === undefined || dropped < fromNs)) fromNs = dropped;
+      fromNs ??= GAP_START_UNKNOWN;
       for (const d of deps.detectors.values()) await d.tell({ kind: "shed", fromNs });
       await deps.matcher.tell({ kind: "shed", fromNs });
     };

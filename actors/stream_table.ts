@@ -30,6 +30,12 @@
  * @module
  */
 
+/**
+ * The start of a gap whose first row shed is not known ({@link StreamTable.shed}): every stream gets the gap's
+ * credit, as if active when it began.
+ */
+export const GAP_START_UNKNOWN = -(1n << 62n);
+
 /** A tap's streams. */
 interface Group<T, Tap> {
   readonly tap: Tap;
@@ -86,7 +92,7 @@ export class StreamTable<T, Tap = unknown> {
   /** Where the gap of the pending shed began (the earliest of the sheds since the last touch). */
   #pendingGapFromNs = 0n;
   /** Where the last gap began ({@link shed}): streams quiet before it get no credit for it. */
-  #gapFromNs = -(1n << 62n);
+  #gapFromNs = GAP_START_UNKNOWN;
   /**
    * When rows came back after a gap in every stream ({@link shed}: a reader that fell behind shed its rows); a
    * stream counts as quiet only from then on (see {@link #victim}).
