@@ -4,6 +4,7 @@
  */
 import type { Config } from "../config/schema.ts";
 import { type Capture, type CaptureProblem, openCapture, readCapture } from "../pixie/capture.ts";
+import { type LaneAhead, scanLanesAhead } from "../pixie/capture_lanes.ts";
 import {
   type MergeStats,
   mergeStreams,
@@ -138,6 +139,8 @@ export interface CaptureSource {
   release?(batch: readonly Row[]): void;
   /** Its problems were logged already (read whole by {@link readCaptures}). */
   logged?: boolean;
+  /** What the rest of it holds, per query (see mergeStreams); JSON Lines capture files, not pipes. */
+  lanesAhead?(): Promise<ReadonlyMap<string, LaneAhead> | undefined>;
 }
 
 /** Opens capture files for streaming (JSON Lines and pcap/pcapng, told apart by their first bytes). */
@@ -160,6 +163,10 @@ export async function openCaptures(paths: readonly string[], config?: Config): P
           problemCount: () => r.problemCount,
           batches: () => r.batches(),
           release: (batch) => r.release(batch),
+          lanesAhead: () => {
+            const at = r.unreadAt;
+            return at === undefined ? Promise.resolve(undefined) : scanLanesAhead(path, at, r.node);
+          },
         });
       }
     } catch (e) {
@@ -546,9 +553,10 @@ export function rowBytes(row: Row): number {
 
 /** Options of {@link runCaptureSources}. */
 export interface CaptureStreamRunOptions extends CaptureRunOptions {
-  /** Merge window and buffer bound (see mergeStreams); undefined: the defaults. */
+  /** Merge window, buffer bound and when to scan what lies ahead (see mergeStreams); undefined: the defaults. */
   windowNs?: bigint;
   maxBuffered?: number;
+  scanAfter?: number;
   /** Called with (bytes read, bytes in all) as the captures are read. */
   onBytes?: (done: number, total: number) => void;
   /** Rows in all, when known (captures in memory), for `onProgress`. */
@@ -614,6 +622,7 @@ export async function runCaptureSources(
     return {
       node: c.node,
       release: unpaced ? release : undefined,
+      lanesAhead: c.lanesAhead && (() => c.lanesAhead!()),
       batches: (async function* () {
         for await (const b of c.batches()) {
           for (const r of b) sample.add(r);
@@ -625,7 +634,11 @@ export async function runCaptureSources(
     };
   });
   const stats: MergeStats = { rows: 0, late: 0, forced: 0, peakBuffered: 0 };
-  const merged = mergeStreams(inputs, { windowNs: opts.windowNs, maxBuffered: opts.maxBuffered }, stats);
+  const merged = mergeStreams(inputs, {
+    windowNs: opts.windowNs,
+    maxBuffered: opts.maxBuffered,
+    scanAfter: opts.scanAfter,
+  }, stats);
   let lastBytes = 0;
   const rows = await replayStream(merged, async (node, batch) => {
     await nodes.get(node)!.ingestBatch(batch);
@@ -649,6 +662,12 @@ export async function runCaptureSources(
       }
     },
   });
+  if (stats.lanesBroken !== undefined) {
+    // The capture changed under the scan, or a line names its query twice: ordering went back to the window.
+    log.warn("a capture held rows its scan did not count; rows were held for the merge window after", {
+      reason: stats.lanesBroken,
+    });
+  }
   if (stats.late > 0) {
     log.warn("rows further back in time than the merge window were replayed out of order", {
       rows: stats.late,

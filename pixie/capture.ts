@@ -297,6 +297,8 @@ export class CaptureReader {
   bytesRead = 0;
   readonly size: number;
   readonly #f: Deno.FsFile;
+  /** A regular file: it can be opened again and read from any offset (not a pipe). */
+  readonly #seekable: boolean;
   readonly #chunk: number;
   readonly #batch: number;
   readonly #keep: number;
@@ -317,11 +319,18 @@ export class CaptureReader {
   readonly #carver = new SlabCarver();
   readonly #leases = new WeakMap<readonly Row[], SlabLease>();
 
-  private constructor(file: string, f: Deno.FsFile, size: number, opts: OpenCaptureOptions) {
+  private constructor(
+    file: string,
+    f: Deno.FsFile,
+    size: number,
+    seekable: boolean,
+    opts: OpenCaptureOptions,
+  ) {
     this.file = file;
     this.node = nodeFromPath(file);
     this.#f = f;
     this.size = size;
+    this.#seekable = seekable;
     this.#chunk = opts.chunkBytes ?? 1 << 20;
     this.#batch = opts.batchRows ?? 256;
     this.#keep = opts.keepProblems ?? 100;
@@ -330,11 +339,13 @@ export class CaptureReader {
   /** Opens `path` and reads up to its first line (the header, if any). */
   static async open(path: string, opts: OpenCaptureOptions = {}): Promise<CaptureReader> {
     const f = opts.opened?.file ?? await Deno.open(path, { read: true });
-    let size = 0;
+    let size = 0, seekable = false;
     try {
-      size = (await f.stat()).size;
+      const info = await f.stat();
+      size = info.size;
+      seekable = info.isFile && opts.opened === undefined;
     } catch { /* a pipe: size unknown */ }
-    const r = new CaptureReader(path, f, size, opts);
+    const r = new CaptureReader(path, f, size, seekable, opts);
     if (opts.opened) r.#unread(opts.opened.head);
     // The header decides the node of every row: read until the first non-empty line is in hand.
     for (;;) {
@@ -415,6 +426,15 @@ export class CaptureReader {
     if (lease === undefined) return;
     this.#leases.delete(batch);
     this.#carver.release(lease);
+  }
+
+  /**
+   * Where in the file the first line not yet handed on starts (every row before it was in a batch already
+   * yielded), for a scan of what lies ahead (capture_lanes.ts); undefined when the file cannot be read from
+   * there again (a pipe).
+   */
+  get unreadAt(): number | undefined {
+    return this.#seekable ? this.bytesRead - (this.#view.length - this.#at) : undefined;
   }
 
   /** Closes the file (idempotent). */

@@ -9,6 +9,7 @@
  * @module
  */
 import type { Row } from "./row.ts";
+import type { LaneAhead } from "./capture_lanes.ts";
 import { truncate } from "../util/truncate.ts";
 
 /** Rows of one node. */
@@ -74,6 +75,13 @@ export interface NodeRowStream {
    * is done with a step's rows, and with everything it made from them, before it asks for the next step.
    */
   release?: (batch: readonly Row[]) => void;
+  /**
+   * Each query's rows in the rest of the input (from the first row not yet handed to the merge) and its first
+   * row's time (capture_lanes.ts); undefined when that cannot be known (a pipe). Asked once, when the merge
+   * holds {@link MergeOptions.scanAfter} rows: with it from every input, a row goes on as soon as every query
+   * of every input has gone past it, instead of waiting out the window.
+   */
+  lanesAhead?: () => Promise<ReadonlyMap<string, LaneAhead> | undefined>;
 }
 
 /** Options of {@link mergeStreams}. */
@@ -89,6 +97,12 @@ export interface MergeOptions {
   maxBuffered?: number;
   /** Rows dropped before the merge (e.g. rows without a time in a paced replay). */
   filter?: (row: Row) => boolean;
+  /**
+   * Rows held before the merge asks its inputs what lies ahead ({@link NodeRowStream.lanesAhead}). Default
+   * 16,384: a capture of a hundred streams holds fewer in its window and is not scanned (a scan reads the rest of
+   * each file once more, ~0.6 CPU s per GB); 1,000 streams hold ~70,000 rows of ~320 bytes each.
+   */
+  scanAfter?: number;
 }
 
 /** What a streaming merge did. */
@@ -100,6 +114,12 @@ export interface MergeStats {
   forced: number;
   /** Most rows held at once. */
   peakBuffered: number;
+  /** Rows handed on before the window allowed, every query of every input being past them. */
+  early?: number;
+  /** Inputs whose rest was scanned (see {@link NodeRowStream.lanesAhead}). */
+  scanned?: number;
+  /** Why handing rows on early stopped: a row of a query the scan did not count. */
+  lanesBroken?: string;
 }
 
 /**
@@ -112,6 +132,14 @@ class RunningMax {
   readonly #keys: bigint[] = [];
   /** Index of each query in the list, looked up instead once there are more than {@link LIST_QUERIES}. */
   readonly #index = new Map<string, number>();
+  /** The sort key of the last row of `query` (the newest time of its query so far), if it had one. */
+  newest(query: string): bigint | undefined {
+    const qs = this.#queries, n = qs.length;
+    let i = 0;
+    if (n <= LIST_QUERIES) { while (i < n && qs[i] !== query) i++; }
+    else i = this.#index.get(query) ?? n;
+    return i === n ? undefined : this.#keys[i];
+  }
   /** The sort key of a row of `query` at `time`: the newest time of its query so far, this one included. */
   key(query: string, time: bigint): bigint {
     const qs = this.#queries, n = qs.length;
@@ -333,22 +361,30 @@ export async function* mergeStreams(
 ): AsyncGenerator<{ node: string; row: Row }[]> {
   const windowNs = opts.windowNs ?? 1_000_000_000n;
   const maxBuffered = opts.maxBuffered ?? 65_536;
+  const scanAfter = opts.scanAfter ?? 16_384;
   const heap = new HeldQueue();
-  const state = inputs.map((input, i) => ({
+  const state: InputState[] = inputs.map((input, i) => ({
     node: input.node,
     index: i,
     it: input.batches[Symbol.asyncIterator](),
     release: input.release,
     ended: false,
-    /** Largest key read so far (undefined before the first row). */
-    frontier: undefined as bigint | undefined,
+    frontier: undefined,
     newest: new RunningMax(),
     seq: 0,
+    lanes: undefined,
   }));
+  /** Handing rows on early: not asked yet (`wait`), on, or off (an input cannot tell, or its scan was short). */
+  let lanes: "wait" | "on" | "off" = inputs.every((i) => i.lanesAhead !== undefined) ? "wait" : "off";
+  const lanesOff = (reason: string) => {
+    lanes = "off";
+    stats.lanesBroken ??= reason;
+    for (const s of state) s.lanes = undefined;
+  };
   let lastOut: Held | undefined;
   /** Batches whose last held row went in the step yielded last: released when the next step is asked for. */
   const handedOn: HeldBatch[] = [];
-  const read = async (s: typeof state[number]): Promise<void> => {
+  const read = async (s: InputState): Promise<void> => {
     const next = await s.it.next();
     if (next.done) {
       s.ended = true;
@@ -356,6 +392,11 @@ export async function* mergeStreams(
     }
     const from = s.release === undefined ? undefined : { batch: next.value, release: s.release, left: 0 };
     for (const row of next.value) {
+      if (s.lanes !== undefined && !s.lanes.take(row.query)) {
+        lanesOff(
+          `input ${s.index} (${s.node}) has a row of ${JSON.stringify(row.query)} its scan did not count`,
+        );
+      }
       if (opts.filter && !opts.filter(row)) continue;
       const key = s.newest.key(row.query, row.time);
       if (s.frontier === undefined || key > s.frontier) s.frontier = key;
@@ -372,26 +413,45 @@ export async function* mergeStreams(
         for (const b of handedOn) b.release(b.batch);
         truncate(handedOn, 0);
       }
-      // The input furthest behind decides whether the smallest held row may go: read it until it is past.
-      let lagging: typeof state[number] | undefined;
+      if (lanes === "wait" && heap.size >= scanAfter) {
+        lanes = "on";
+        for (const s of state) {
+          if (s.ended) continue;
+          const ahead = await inputs[s.index]!.lanesAhead!();
+          if (ahead === undefined) {
+            lanesOff(`input ${s.index} (${s.node}) cannot be scanned`);
+            break;
+          }
+          s.lanes = new InputLanes(ahead);
+          stats.scanned = (stats.scanned ?? 0) + 1;
+        }
+      }
       const top = heap.peek();
-      for (const s of state) {
-        if (s.ended) continue;
-        if (top !== undefined && s.frontier !== undefined && s.frontier > top.key + windowNs) continue;
-        if (lagging === undefined || (s.frontier ?? -1n) < (lagging.frontier ?? -1n)) lagging = s;
+      // Every row still to come sorts after `early`: rows before it go now, without reading on.
+      const early = lanes === "on" ? earlyLimit(state) : undefined;
+      const goesEarly = top !== undefined && early !== undefined && (early === ALL || top.key < early);
+      let lagging: InputState | undefined;
+      if (!goesEarly) {
+        // The input furthest behind decides whether the smallest held row may go: read it until it is past.
+        for (const s of state) {
+          if (s.ended) continue;
+          if (top !== undefined && s.frontier !== undefined && s.frontier > top.key + windowNs) continue;
+          if (lagging === undefined || (s.frontier ?? -1n) < (lagging.frontier ?? -1n)) lagging = s;
+        }
+        if (lagging !== undefined && heap.size < maxBuffered) {
+          await read(lagging);
+          continue;
+        }
+        if (top === undefined) break;
+        if (lagging !== undefined) stats.forced++;
       }
-      if (lagging !== undefined && heap.size < maxBuffered) {
-        await read(lagging);
-        continue;
-      }
-      if (top === undefined) break;
-      if (lagging !== undefined) stats.forced++;
       // Hand on everything that may go now, in one batch.
       const out: { node: string; row: Row }[] = [];
-      const limit = lagging !== undefined ? top.key : undefined;
+      const limit = lagging !== undefined ? top!.key : undefined;
       // No input is read in this loop, so what may go is decided once: keys below every input's frontier by
-      // more than the window (mayGo for each row, without a bigint sum per row).
-      const below = limit === undefined ? goLimit(state, windowNs) : undefined;
+      // more than the window (mayGo for each row, without a bigint sum per row), or below `early`.
+      const byWindow = limit === undefined ? goLimit(state, windowNs) : undefined;
+      const below = goesEarly ? higher(byWindow, early) : byWindow;
       for (;;) {
         const h = heap.peek();
         if (h === undefined || out.length >= 512) break;
@@ -399,6 +459,9 @@ export async function* mergeStreams(
           break;
         }
         heap.take(h);
+        if (goesEarly && byWindow !== ALL && (byWindow === undefined || h.key >= byWindow)) {
+          stats.early = (stats.early ?? 0) + 1;
+        }
         if (lastOut !== undefined && heap.before(h, lastOut)) stats.late++;
         else lastOut = h;
         // The held entry itself (it has node and row): no object per row.
@@ -412,6 +475,71 @@ export async function* mergeStreams(
   } finally {
     for (const s of state) if (!s.ended) await s.it.return?.();
   }
+}
+
+/** One input of {@link mergeStreams} as it is being read. */
+interface InputState {
+  readonly node: string;
+  readonly index: number;
+  readonly it: AsyncIterator<readonly Row[]>;
+  readonly release: ((batch: readonly Row[]) => void) | undefined;
+  ended: boolean;
+  /** Largest key read so far (undefined before the first row). */
+  frontier: bigint | undefined;
+  readonly newest: RunningMax;
+  seq: number;
+  /** What is left of it, once scanned (see {@link NodeRowStream.lanesAhead}). */
+  lanes: InputLanes | undefined;
+}
+
+/** What an input has left to read, per query, from its scan: rows and the least key the next can have. */
+class InputLanes {
+  readonly #left = new Map<string, LaneAhead>();
+  constructor(ahead: ReadonlyMap<string, LaneAhead>) {
+    for (const [q, l] of ahead) if (l.rows > 0) this.#left.set(q, { first: l.first, rows: l.rows });
+  }
+  /** Counts a row read off; false when the scan did not count it (a query it missed, or one row too many). */
+  take(query: string): boolean {
+    const l = this.#left.get(query);
+    if (l === undefined) return false;
+    if (--l.rows === 0) this.#left.delete(query);
+    return true;
+  }
+  /**
+   * The least key a row still to come can have (undefined: none is to come): a query's next row sorts at its
+   * newest time so far or later, and one not read yet at its first row's time or later.
+   */
+  bound(newest: RunningMax): bigint | undefined {
+    let min: bigint | undefined;
+    for (const [q, l] of this.#left) {
+      const k = newest.newest(q) ?? l.first;
+      if (min === undefined || k < min) min = k;
+    }
+    return min;
+  }
+}
+
+/** The least key any row still to come can have, over every unfinished input (ALL: none is to come). */
+function earlyLimit(state: readonly InputState[]): bigint | typeof ALL | undefined {
+  let min: bigint | undefined;
+  for (const s of state) {
+    if (s.ended) continue;
+    if (s.lanes === undefined) return undefined;
+    const b = s.lanes.bound(s.newest);
+    if (b !== undefined && (min === undefined || b < min)) min = b;
+  }
+  return min === undefined ? ALL : min;
+}
+
+/** The higher of two limits (undefined: nothing may go; ALL: everything may). */
+function higher(
+  a: bigint | typeof ALL | undefined,
+  b: bigint | typeof ALL | undefined,
+): bigint | typeof ALL | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  if (a === ALL || b === ALL) return ALL;
+  return a > b ? a : b;
 }
 
 const ALL: unique symbol = Symbol("all");
