@@ -134,18 +134,21 @@ class RunningMax {
   readonly #index = new Map<string, number>();
   /** The sort key of the last row of `query` (the newest time of its query so far), if it had one. */
   newest(query: string): bigint | undefined {
+    const i = this.#find(query);
+    return i === this.#queries.length ? undefined : this.#keys[i];
+  }
+  /** The index of `query` in the list, or the list's length when it is not there. */
+  #find(query: string): number {
     const qs = this.#queries, n = qs.length;
+    if (n > LIST_QUERIES) return this.#index.get(query) ?? n;
     let i = 0;
-    if (n <= LIST_QUERIES) { while (i < n && qs[i] !== query) i++; }
-    else i = this.#index.get(query) ?? n;
-    return i === n ? undefined : this.#keys[i];
+    while (i < n && qs[i] !== query) i++;
+    return i;
   }
   /** The sort key of a row of `query` at `time`: the newest time of its query so far, this one included. */
   key(query: string, time: bigint): bigint {
     const qs = this.#queries, n = qs.length;
-    let i = 0;
-    if (n <= LIST_QUERIES) { while (i < n && qs[i] !== query) i++; }
-    else i = this.#index.get(query) ?? n;
+    const i = this.#find(query);
     if (i === n) {
       qs.push(query);
       this.#keys.push(time);
