@@ -663,8 +663,9 @@ export async function runCaptureSources(
     },
   });
   if (stats.lanesBroken !== undefined) {
-    // The capture changed under the scan, or a line names its query twice: ordering went back to the window.
-    log.warn("a capture held rows its scan did not count; rows were held for the merge window after", {
+    // A capture from a pipe cannot be scanned; one that changed under the scan, or a line naming its query twice,
+    // held rows the scan did not count. Either way rows waited out the merge window from then on (more memory).
+    log.warn("the merge stopped handing rows on early: rows were held for its window after", {
       reason: stats.lanesBroken,
     });
   }
