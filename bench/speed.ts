@@ -56,6 +56,21 @@ export interface MatcherSpeed {
   bareCpuS: number;
   /** The matcher stage alone (lookups, votes, checks): audioS / (cpuS − bareCpuS). */
   stageXRealTime: number;
+  /**
+   * The same pass again on fresh pipelines and a fresh index, after the first pass compiled the code (V8's JIT
+   * tiers up while the first pass runs, and that CPU counts there): a long-running sensor's steady state. The
+   * figures above are the first pass's, warm-up included.
+   */
+  warm: MatcherPass;
+}
+
+/** One pass of the matcher load: CPU with the full index, and with an empty one over the same messages. */
+export interface MatcherPass {
+  audioS: number;
+  cpuS: number;
+  xRealTime: number;
+  bareCpuS: number;
+  stageXRealTime: number;
 }
 
 /** Memory of target streams. */
@@ -247,9 +262,12 @@ export function measureMatcher(
     const last = s.messages[s.messages.length - 1];
     if (last && last.timeNs > endNs) endNs = last.timeNs;
   }
-  const index = new SignatureIndex({ maxActive: background.length + 1 });
   const live = spreadSignatures(background, CORPUS_T0_NS - 30_000_000_000n, endNs, 11);
-  for (const s of live) index.add(s);
+  const order: { stream: number; m: SimMessage }[] = [];
+  streams.forEach((s, i) => {
+    for (const m of s.messages) order.push({ stream: i, m });
+  });
+  order.sort((a, b) => (a.m.timeNs < b.m.timeNs ? -1 : a.m.timeNs > b.m.timeNs ? 1 : 0));
   const format = formatOf(SOURCE_CHAIN);
   const targetPipelines = (index: SignatureIndex) =>
     streams.map((s) =>
@@ -263,57 +281,74 @@ export function measureMatcher(
         index,
       })
     );
-  const pipelines = targetPipelines(index);
-  const order: { tp: TargetPipeline; stream: number; m: SimMessage }[] = [];
-  streams.forEach((s, i) => {
-    for (const m of s.messages) order.push({ tp: pipelines[i]!, stream: i, m });
-  });
-  order.sort((a, b) => (a.m.timeNs < b.m.timeNs ? -1 : a.m.timeNs > b.m.timeNs ? 1 : 0));
-  let matches = 0;
-  let audioS = 0;
-  let fed = 0;
-  const w0 = performance.now();
-  const c0 = cpuSeconds();
-  for (; fed < order.length; fed++) {
-    const { tp, m } = order[fed]!;
-    matches += tp.push({ timeNs: m.timeNs, payload: m.payload }).length;
-    audioS += m.endS - m.startS;
-    if (fed % 1000 === 999 && cpuSeconds() - c0 > budgetCpuS) {
-      fed++;
-      break;
-    }
-  }
-  const cpuS = cpuSeconds() - c0;
-  const wallS = (performance.now() - w0) / 1000;
 
-  // The same messages through pipelines with an empty index: decode and fingerprint, which the matcher stage
-  // does not control (audio/decode, audio/fingerprint), so that its own cost shows.
-  const bare = targetPipelines(new SignatureIndex({ maxActive: 1 }));
-  const b0 = cpuSeconds();
-  for (let i = 0; i < fed; i++) {
-    const { stream, m } = order[i]!;
-    bare[stream]!.push({ timeNs: m.timeNs, payload: m.payload });
-  }
-  const bareCpuS = cpuSeconds() - b0;
+  /**
+   * Feeds the messages (until `budgetCpuS`) to pipelines against a fresh index of the live signatures, then the
+   * same messages to pipelines with an empty index (decode and fingerprint, which the matcher stage does not
+   * control: audio/decode, audio/fingerprint), so that the stage's own cost shows.
+   */
+  const pass = (): MatcherPass & { pipelines: TargetPipeline[]; matches: number; wallS: number } => {
+    const index = new SignatureIndex({ maxActive: background.length + 1 });
+    for (const s of live) index.add(s);
+    const pipelines = targetPipelines(index);
+    let matches = 0;
+    let audioS = 0;
+    let fed = 0;
+    const w0 = performance.now();
+    const c0 = cpuSeconds();
+    for (; fed < order.length; fed++) {
+      const { stream, m } = order[fed]!;
+      matches += pipelines[stream]!.push({ timeNs: m.timeNs, payload: m.payload }).length;
+      audioS += m.endS - m.startS;
+      if (fed % 1000 === 999 && cpuSeconds() - c0 > budgetCpuS) {
+        fed++;
+        break;
+      }
+    }
+    const cpuS = cpuSeconds() - c0;
+    const wallS = (performance.now() - w0) / 1000;
+    const bare = targetPipelines(new SignatureIndex({ maxActive: 1 }));
+    const b0 = cpuSeconds();
+    for (let i = 0; i < fed; i++) {
+      const { stream, m } = order[i]!;
+      bare[stream]!.push({ timeNs: m.timeNs, payload: m.payload });
+    }
+    const bareCpuS = cpuSeconds() - b0;
+    return {
+      pipelines,
+      matches,
+      wallS,
+      audioS,
+      cpuS,
+      xRealTime: audioS / cpuS,
+      bareCpuS,
+      stageXRealTime: audioS / Math.max(1e-9, cpuS - bareCpuS),
+    };
+  };
+  const cold = pass();
+  const { pipelines: _p, matches: _m, wallS: _w, ...warm } = pass();
 
   // Backward search: arriving signatures against each stream's lookback (the streams are finished, but their
   // lookback is what a late signature would be searched in).
+  const pipelines = cold.pipelines;
+  let matches = cold.matches;
   const probes = live.slice(0, Math.min(200, live.length));
   const p0 = cpuSeconds();
   for (const sig of probes) for (const tp of pipelines) matches += tp.searchSignature(sig).length;
   const searchSignatureUs = ((cpuSeconds() - p0) / (probes.length * pipelines.length)) * 1e6;
   return {
-    activeSignatures: index.size,
+    activeSignatures: live.length,
     streams: streams.length,
-    audioS,
-    cpuS,
-    wallS,
-    xRealTime: audioS / cpuS,
-    xRealTimeWall: audioS / wallS,
+    audioS: cold.audioS,
+    cpuS: cold.cpuS,
+    wallS: cold.wallS,
+    xRealTime: cold.xRealTime,
+    xRealTimeWall: cold.audioS / cold.wallS,
     matches,
     searchSignatureUs,
-    bareCpuS,
-    stageXRealTime: audioS / Math.max(1e-9, cpuS - bareCpuS),
+    bareCpuS: cold.bareCpuS,
+    stageXRealTime: cold.stageXRealTime,
+    warm,
   };
 }
 
@@ -321,13 +356,18 @@ export function measureMatcher(
 export function matcherTargetLines(m: MatcherSpeed): string[] {
   const x = (v: number) => Math.round(v).toLocaleString("en");
   const met = (v: number) => (v >= MATCHER_TARGET_X ? "met" : "not met");
-  const bare = x(m.audioS / m.bareCpuS);
+  const w = m.warm;
   return [
     `  matcher target (issue 16): >= ${x(MATCHER_TARGET_X)}x per core with ${x(m.activeSignatures)} active ` +
     `signatures on non-matching audio`,
-    `    measured: target pipeline (decode, fingerprint, match) ${x(m.xRealTime)}x, ${met(m.xRealTime)}; ` +
-    `matcher stage alone (lookups, votes, checks) ${x(m.stageXRealTime)}x, ${met(m.stageXRealTime)} ` +
-    `(the pipeline minus the same audio against an empty index, which runs at ${bare}x)`,
+    `    measured, steady state (a second pass on fresh pipelines and index, the code compiled): target ` +
+    `pipeline (decode, fingerprint, match) ${x(w.xRealTime)}x, ${met(w.xRealTime)}; matcher stage alone ` +
+    `(lookups, votes, checks) ${x(w.stageXRealTime)}x, ${
+      met(w.stageXRealTime)
+    } (the pipeline minus the same ` +
+    `audio against an empty index, which runs at ${x(w.audioS / w.bareCpuS)}x)`,
+    `    first pass (JIT warm-up included): target pipeline ${x(m.xRealTime)}x; matcher stage alone ` +
+    `${x(m.stageXRealTime)}x`,
   ];
 }
 
