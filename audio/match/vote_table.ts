@@ -306,6 +306,10 @@ export class VoteTable {
     const rel = s - g.base, word = ((slot << REL_BITS) | rel) + 1;
     let h = g.find(home >= 0 ? home : g.home(hs, rel), word);
     const f = g.e[h]!;
+    // Whether each generation may hold an entry for s − 1..s + 1 (see Generation.near): one that does not needs
+    // none of its lookups below (a vote near an entry of one generation, a fifth of them, is mostly near none of
+    // the other's, whose table lines are cache misses).
+    let gNear = true, oNear = true;
     if (f !== 0) {
       if (f < 0) return false;
       // One vote so far: from another frame this is the second (a candidate), from this one nothing new.
@@ -321,9 +325,10 @@ export class VoteTable {
       }
       g.used++;
       // No entry near s in either generation (the common case): no older vote to merge, no neighbour.
-      const near = g.near(hs, s) || o.near(hs, s);
+      gNear = g.near(hs, s);
+      oNear = o.near(hs, s);
       g.mark(hs, s);
-      if (!near) {
+      if (!gNear && !oNear) {
         if (w >= CANDIDATE_VOTES) {
           g.e[h] = word | QUEUED;
           return true;
@@ -333,7 +338,7 @@ export class VoteTable {
         return false;
       }
       // Merge with the older generation's entry, if any: its one vote came from an earlier frame.
-      const older = o.get(hs, slot, s);
+      const older = oNear ? o.get(hs, slot, s) : 0;
       if (older !== 0 || w >= CANDIDATE_VOTES) {
         g.e[h] = word | QUEUED;
         return older >= 0;
@@ -343,8 +348,8 @@ export class VoteTable {
     }
     // The current generation's neighbours first: they mostly share the line just read.
     if (
-      g.get(hs, slot, s - 1) !== 0 || g.get(hs, slot, s + 1) !== 0 || o.get(hs, slot, s - 1) !== 0 ||
-      o.get(hs, slot, s + 1) !== 0
+      (gNear && (g.get(hs, slot, s - 1) !== 0 || g.get(hs, slot, s + 1) !== 0)) ||
+      (oNear && (o.get(hs, slot, s - 1) !== 0 || o.get(hs, slot, s + 1) !== 0))
     ) {
       g.e[h] = word | QUEUED;
       return true;
