@@ -178,19 +178,29 @@ function decodeBase64Bytes(
   return end < 0 ? undefined : viewOf(out, end);
 }
 
-/** The view {@link viewOf} handed out last, and what it is of. */
-let lastOut: Uint8Array | undefined;
-let lastView: Uint8Array = new Uint8Array(0);
+/** Views {@link viewOf} handed out lately (a few, replaced in turn), and what each is of. */
+const VIEWS = 4;
+const viewOuts: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(VIEWS).fill(undefined);
+const views: Uint8Array[] = Array.from({ length: VIEWS }, () => new Uint8Array(0));
+let nextView = 0;
 
 /**
- * `out.subarray(0, end)`, the same view as last time when it is of the same array and length: a tap's messages
- * are nearly all of one size and decode into the same output (the kernel's, or the scratch), and a view is ~100
- * bytes to make per message. A fresh output array is never the last one, so its view is its own.
+ * `out.subarray(0, end)`, the same view as before when one of the last few handed out is of the same array and
+ * length: a tap's messages are nearly all of one size and decode into the same output (the kernel's, or the
+ * scratch), and a view is ~100 bytes to make per message. A few are kept, not one: a node's taps interleave row
+ * by row, and taps of two sizes (the bench's 160-byte G.711 and 640-byte PCM16 ones) made a view for ~40% of
+ * messages (153k of an analyze run's). A fresh output array is never one of them, so its view is its own.
  */
 function viewOf(out: Uint8Array, end: number): Uint8Array {
-  if (out === lastOut && lastView.length === end) return lastView;
-  lastOut = out;
-  return lastView = out.subarray(0, end);
+  for (let k = 0; k < VIEWS; k++) {
+    const v = views[k]!;
+    if (v.length === end && viewOuts[k] === out) return v;
+  }
+  const v = out.subarray(0, end);
+  views[nextView] = v;
+  viewOuts[nextView] = out;
+  nextView = (nextView + 1) & (VIEWS - 1);
+  return v;
 }
 
 /**
