@@ -1,6 +1,8 @@
 import { deepStrictEqual, ok } from "node:assert/strict";
 import { encodeBlock } from "../audio/decode/adpcm4.ts";
 import { adpcm4Octet, CODE_TABLES, LANES, OCTET_BLOCK } from "../audio/decode/adpcm4_simd.ts";
+import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
+import { ringValues } from "../audio/decode/sample_ring.ts";
 import { rng } from "./support/rng.ts";
 
 Deno.test("adpcm4 kernel: the lanes code each block bit for bit as encodeBlock", () => {
@@ -40,20 +42,22 @@ Deno.test("adpcm4 kernel: the lanes code each block bit for bit as encodeBlock",
   }
 });
 
-Deno.test("adpcm4 kernel: each lane's codes decoded through its table and shift, and writeHeader's sums", () => {
+Deno.test("adpcm4 kernel: each lane's G.711 codes decoded at its law and shift, and writeHeader's sums", () => {
   const octet = adpcm4Octet();
   ok(octet, "WebAssembly SIMD runs here");
   const rnd = rng(12);
-  const tables = Array.from(
-    { length: CODE_TABLES },
-    () => Int16Array.from({ length: 256 }, () => Math.round(16383 * rnd() - 8192)),
-  );
-  tables.forEach((t, i) => octet.tables.set(t, 256 * i));
-  for (let trial = 0; trial < 50; trial++) {
+  // The ring's values of the laws' codes, as sample_ring.ts makes them.
+  const tables = [MULAW_TO_LINEAR, ALAW_TO_LINEAR].map(ringValues);
+  for (let trial = 0; trial < 60; trial++) {
     const want: number[][] = [];
     for (let l = 0; l < LANES; l++) {
-      const codes = Uint8Array.from({ length: OCTET_BLOCK }, () => Math.floor(256 * rnd()));
-      const table = Math.floor(CODE_TABLES * rnd()), shift = Math.floor(3 * rnd());
+      // Every code of both laws at every shift in the first trials, random codes after.
+      const codes = Uint8Array.from(
+        { length: OCTET_BLOCK },
+        (_, k) => trial < 8 ? k : Math.floor(256 * rnd()),
+      );
+      const table = trial < 8 ? (trial + l) % CODE_TABLES : Math.floor(CODE_TABLES * rnd());
+      const shift = trial < 8 ? (trial >> 1) % 4 : Math.floor(3 * rnd());
       octet.laneCodes[l]!.set(codes);
       octet.lanes[l] = table;
       octet.lanes[LANES + l] = shift;

@@ -14,7 +14,8 @@
  *
  * Memory (bytes): the values at 0, interleaved (value k of lane l at 2·(LANES·k + l), Int16); the lanes' first
  * coefficients, second coefficients and start indices after them (three rows of LANES i32); each lane's
- * OCTET_BLOCK / 2 bytes of codes; the packed table.
+ * OCTET_BLOCK / 2 bytes of codes; the packed table; decode8's input (each lane's 8-bit codes, its law and
+ * shift) and constants (per law), and its sums.
  * @module
  */
 
@@ -40,17 +41,15 @@ const OUT_AT = PARAMS_AT + 12 * LANES;
 const TABLE_AT = OUT_AT + LANES * (OCTET_BLOCK >> 1);
 const CODES_AT = (TABLE_AT + 4 * STEPS.length + 15) & ~15;
 const LANE_AT = CODES_AT + LANES * OCTET_BLOCK;
-/** Entries of the code tables (8-bit codes). */
-const TABLE_CODES = 256;
-/** Code tables the lanes choose from. */
+/** Laws the lanes choose from (μ-law 0, A-law 1). */
 export const CODE_TABLES = 2;
-const DEC_AT = LANE_AT + 8 * LANES;
-const SUMS_AT = DEC_AT + 2 * TABLE_CODES * CODE_TABLES;
+/** Per law (v128 each): X (i8: the code's xor), ADD and POW (i8, by segment), OFF (i16); see decodeBody. */
+const LAW_AT = LANE_AT + 8 * LANES;
+const SUMS_AT = LAW_AT + 64 * CODE_TABLES;
 const MEMORY_BYTES = SUMS_AT + 12 * LANES;
 
 const I32 = 0x7f, V128 = 0x7b;
 const [LOOP, END, BRIF, IF, VOID] = [0x03, 0x0b, 0x0d, 0x04, 0x40];
-const [I32LOAD8U, I32LOAD16S, I32STORE16] = [0x2d, 0x2e, 0x3b];
 const [I32LOAD, I32STORE, I32ADD, I32AND, I32SHL, I32SHRU, I32LTU, I32EQ] = [
   0x28,
   0x36,
@@ -70,6 +69,24 @@ const [V_LOAD, V_LOAD16X4S, V_STORE, V_AND, V_OR, V_XOR, V_BITSELECT] = [
   0x50,
   0x51,
   0x52,
+];
+const [SWIZZLE, I8_SPLAT, V_STORE16_LANE, I8_SHL, I8_SHR_S, I8_SHR_U, I8_ADD] = [
+  0x0e,
+  0x0f,
+  0x59,
+  0x6b,
+  0x6c,
+  0x6d,
+  0x6e,
+];
+const [I16_EXT_LO_S, I16_EXT_HI_S, I16_EXT_LO_U, I16_EXT_HI_U, I16_SHL, I16_SUB, I16_MUL] = [
+  0x87,
+  0x88,
+  0x89,
+  0x8a,
+  0x8b,
+  0x91,
+  0x95,
 ];
 const [GT_S, ABS, SHL, SHR_S, SHR_U, ADD, SUB, MUL, MIN_S, MIN_U, MAX_S] = [
   0x3b,
@@ -290,18 +307,25 @@ function kernelBytes(): Uint8Array<ArrayBuffer> {
 }
 
 /**
- * (func (export "decode8")): each lane's codes to its values (`table[code] << shift`, its table's number
- * and its shift at LANE_AT), interleaved as encode8 reads them, then per lane the sums adpcm4_format.ts's
- * writeHeaderFromSums takes (over `value >> 4`: Σ v², Σ v·v₋₁, Σ v·v₋₂, int32, wrapping as `| 0` does), at
- * SUMS_AT: a row of LANES i32 each.
+ * (func (export "decode8")): each lane's G.711 codes to their ring values (G.711 linear / 4) `<< shift`, its
+ * law (0 μ-law, 1 A-law) and its shift at LANE_AT, interleaved as encode8 reads them, then per lane the sums
+ * adpcm4_format.ts's writeHeaderFromSums takes (over `value >> 4`: Σ v², Σ v·v₋₁, Σ v·v₋₂, int32, wrapping as
+ * `| 0` does), at SUMS_AT: a row of LANES i32 each.
+ *
+ * A lane's codes are decoded sixteen a turn by G.711's formula rather than looked up one by one in a table
+ * (wasm has no gather: a load, a table load and a store a value took ~60% of the kernel): with x = code ^ X
+ * (0xff μ-law, 0xd5 A-law), e = (x >> 4) & 7 and m = x & 15, the magnitude is `(2m + ADD[e]) · POW[e] − OFF`
+ * (μ-law: ADD 33, POW 2^e, OFF 33; A-law: ADD 1 for e = 0 else 33, POW 2^max(e, 1), OFF 0), negative when x's
+ * top bit is set: sample_ring.ts's tables exactly (every code of both laws; tests/audio_adpcm4_simd_test.ts).
+ * ADD and POW are looked up by e in a vector (i8x16.swizzle); the values go to their interleaved slots a lane
+ * at a time (v128.store16_lane). Magnitudes are at most 8,064, so `<< shift` (≤ 2) fits an Int16 as before.
  */
 function decodeBody(): number[] {
-  const K = 0;
-  const tab = (l: number) => 1 + 2 * l, sh = (l: number) => 2 + 2 * l;
-  // v128 locals after the i32 ones: per vector v, S0 S1 S2 Y1 Y2 Y.
-  const V = (v: number, i: number) => 1 + 2 * LANES + 6 * v + i;
+  const [K, L, SH, LB, AD] = [0, 1, 2, 3, 4];
+  const [X, ADDV, POWV, OFF, F7, F15, C, E, SG, T, P, M] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+  // v128 locals of the sums, after the decoder's: per vector v, S0 S1 S2 Y1 Y2 Y.
+  const V = (v: number, i: number) => 17 + 6 * v + i;
   const vs = Array.from({ length: VECTORS }, (_, v) => v);
-  const ls = Array.from({ length: LANES }, (_, l) => l);
   const loopK = (inner: number[]) => [
     ...i32c(0),
     ...set(K),
@@ -319,46 +343,130 @@ function decodeBody(): number[] {
     0,
     END,
   ];
+  /** Eight values (`half` 0: codes 0-7 of the turn, 1: 8-15) to their slots, from T, P, SG. */
+  const half = (h: number) => [
+    ...get(T),
+    ...simd(h ? I16_EXT_HI_U : I16_EXT_LO_U),
+    ...get(P),
+    ...simd(h ? I16_EXT_HI_U : I16_EXT_LO_U),
+    ...simd(I16_MUL),
+    ...get(OFF),
+    ...simd(I16_SUB),
+    ...get(SH),
+    ...simd(I16_SHL),
+    ...get(SG),
+    ...simd(h ? I16_EXT_HI_S : I16_EXT_LO_S),
+    ...set(M),
+    ...get(M),
+    ...simd(V_XOR),
+    ...get(M),
+    ...simd(I16_SUB),
+    ...set(M),
+    ...Array.from({ length: 8 }, (_, i) => [
+      ...get(AD),
+      ...get(M),
+      ...simd(V_STORE16_LANE, 1, ...uleb(2 * LANES * (8 * h + i)), i),
+    ]).flat(),
+  ];
   return [
-    ...[2, ...uleb(1 + 2 * LANES), I32, ...uleb(6 * VECTORS), V128],
-    ...ls.flatMap((l) => [
-      ...i32c(0),
-      I32LOAD,
-      2,
-      ...uleb(LANE_AT + 4 * l),
-      ...i32c(Math.log2(2 * TABLE_CODES)),
-      I32SHL,
-      ...i32c(DEC_AT),
-      I32ADD,
-      ...set(tab(l)),
-      ...i32c(0),
-      I32LOAD,
-      2,
-      ...uleb(LANE_AT + 4 * LANES + 4 * l),
-      ...set(sh(l)),
+    ...[3, 5, I32, 12, V128, ...uleb(6 * VECTORS), V128],
+    ...[...i32c(7), ...simd(I8_SPLAT), ...set(F7)],
+    ...[...i32c(15), ...simd(I8_SPLAT), ...set(F15)],
+    ...i32c(0),
+    ...set(L),
+    LOOP,
+    VOID,
+    // The lane's law constants and shift.
+    ...get(L),
+    ...i32c(2),
+    I32SHL,
+    I32LOAD,
+    2,
+    ...uleb(LANE_AT),
+    ...i32c(6),
+    I32SHL,
+    ...set(LB),
+    ...get(L),
+    ...i32c(2),
+    I32SHL,
+    I32LOAD,
+    2,
+    ...uleb(LANE_AT + 4 * LANES),
+    ...set(SH),
+    ...[X, ADDV, POWV, OFF].flatMap((local, c) => [
+      ...get(LB),
+      ...simd(V_LOAD, 4, ...uleb(LAW_AT + 16 * c)),
+      ...set(local),
     ]),
-    ...loopK(ls.flatMap((l) => [
-      // values[LANES·k + l] = table_l[codes_l[k]] << shift_l
-      ...get(K),
-      ...i32c(Math.log2(2 * LANES)),
-      I32SHL,
-      ...get(K),
-      I32LOAD8U,
-      0,
-      ...uleb(CODES_AT + l * OCTET_BLOCK),
-      ...i32c(1),
-      I32SHL,
-      ...get(tab(l)),
-      I32ADD,
-      I32LOAD16S,
-      1,
-      0,
-      ...get(sh(l)),
-      I32SHL,
-      I32STORE16,
-      1,
-      ...uleb(2 * l),
-    ])),
+    ...i32c(0),
+    ...set(K),
+    LOOP,
+    VOID,
+    // x = code ^ X; e, the sign, 2m + ADD[e], POW[e]
+    ...get(L),
+    ...i32c(Math.log2(OCTET_BLOCK)),
+    I32SHL,
+    ...get(K),
+    I32ADD,
+    ...simd(V_LOAD, 4, ...uleb(CODES_AT)),
+    ...get(X),
+    ...simd(V_XOR),
+    ...set(C),
+    ...get(C),
+    ...i32c(4),
+    ...simd(I8_SHR_U),
+    ...get(F7),
+    ...simd(V_AND),
+    ...set(E),
+    ...get(C),
+    ...i32c(7),
+    ...simd(I8_SHR_S),
+    ...set(SG),
+    ...get(C),
+    ...get(F15),
+    ...simd(V_AND),
+    ...i32c(1),
+    ...simd(I8_SHL),
+    ...get(ADDV),
+    ...get(E),
+    ...simd(SWIZZLE),
+    ...simd(I8_ADD),
+    ...set(T),
+    ...get(POWV),
+    ...get(E),
+    ...simd(SWIZZLE),
+    ...set(P),
+    // value k of lane l at 2·(LANES·k + l)
+    ...get(K),
+    ...i32c(Math.log2(2 * LANES)),
+    I32SHL,
+    ...get(L),
+    ...i32c(1),
+    I32SHL,
+    I32ADD,
+    ...set(AD),
+    ...half(0),
+    ...half(1),
+    ...get(K),
+    ...i32c(16),
+    I32ADD,
+    ...set(K),
+    ...get(K),
+    ...i32c(OCTET_BLOCK),
+    I32LTU,
+    BRIF,
+    0,
+    END,
+    ...get(L),
+    ...i32c(1),
+    I32ADD,
+    ...set(L),
+    ...get(L),
+    ...i32c(LANES),
+    I32LTU,
+    BRIF,
+    0,
+    END,
     ...loopK(vs.flatMap((v) => [
       ...get(K),
       ...i32c(Math.log2(2 * LANES)),
@@ -393,7 +501,7 @@ function decodeBody(): number[] {
 
 /**
  * The kernel over its memory: fill `values` and `params`, `run`, read `codes`. Or fill `laneCodes`, `lanes`
- * (and `tables`) and `decode` the values into `values` with their header sums in `sums`.
+ * and `decode` the values into `values` with their header sums in `sums`.
  */
 export interface Adpcm4Octet {
   /** The blocks' values interleaved: value k of lane l at LANES · k + l. */
@@ -406,10 +514,12 @@ export interface Adpcm4Octet {
   run(): void;
   /** Lane l's 8-bit codes (OCTET_BLOCK), for {@link decode}. */
   readonly laneCodes: readonly Uint8Array[];
-  /** Lane l's code table (0 to CODE_TABLES − 1) at l, its shift at LANES + l. */
+  /** All lanes' 8-bit codes, lane after lane (`laneCodes` one after the other): one copy for blocks in a row. */
+  readonly allLaneCodes: Uint8Array;
+  /** All lanes' codes, lane after lane (`codes` one after the other): one copy for slots in a row. */
+  readonly allCodes: Uint8Array;
+  /** Lane l's G.711 law (0 μ-law, 1 A-law: CODE_TABLES of them) at l, its shift at LANES + l. */
   readonly lanes: Int32Array;
-  /** The code tables (256 Int16 values each), one after the other. */
-  readonly tables: Int16Array;
   /** Per lane: Σ v², Σ v·v₋₁, Σ v·v₋₂ over `value >> 4` (rows of LANES), as writeHeaderFromSums takes them. */
   readonly sums: Int32Array;
   /** Each lane's values from its codes into `values`, and their sums into `sums`. */
@@ -428,6 +538,17 @@ export function adpcm4Octet(): Adpcm4Octet | undefined {
       });
       const table = new Uint32Array(memory.buffer, TABLE_AT, STEPS.length);
       for (let i = 0; i < STEPS.length; i++) table[i] = (STEPS[i]! | (RECIPROCAL[i]! << 16)) >>> 0;
+      // Each law's decoding constants (decodeBody): X, ADD and POW by segment, OFF.
+      const law = new Uint8Array(memory.buffer, LAW_AT, 64 * CODE_TABLES);
+      [[0xff, 0, 33], [0xd5, 1, 0]].forEach(([x, least, off], l) => {
+        const at = 64 * l;
+        law.fill(x!, at, at + 16);
+        for (let e = 0; e < 16; e++) {
+          law[at + 16 + e] = e === 0 && least ? 1 : 33;
+          law[at + 32 + e] = 1 << Math.max(e & 7, least!);
+        }
+        new Int16Array(memory.buffer, LAW_AT + at + 48, 8).fill(off!);
+      });
       const codes = Array.from(
         { length: LANES },
         (_, l) => new Uint8Array(memory.buffer, OUT_AT + l * (OCTET_BLOCK >> 1), OCTET_BLOCK >> 1),
@@ -441,8 +562,9 @@ export function adpcm4Octet(): Adpcm4Octet | undefined {
           { length: LANES },
           (_, l) => new Uint8Array(memory.buffer, CODES_AT + l * OCTET_BLOCK, OCTET_BLOCK),
         ),
+        allLaneCodes: new Uint8Array(memory.buffer, CODES_AT, LANES * OCTET_BLOCK),
+        allCodes: new Uint8Array(memory.buffer, OUT_AT, LANES * (OCTET_BLOCK >> 1)),
         lanes: new Int32Array(memory.buffer, LANE_AT, 2 * LANES),
-        tables: new Int16Array(memory.buffer, DEC_AT, TABLE_CODES * CODE_TABLES),
         sums: new Int32Array(memory.buffer, SUMS_AT, 3 * LANES),
         decode: instance.exports.decode8 as () => void,
       };

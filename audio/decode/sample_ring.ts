@@ -39,7 +39,7 @@
 
 import { decodeBlock, encodeBlock, encodeBlockPair, HEADER_BYTES } from "./adpcm4.ts";
 import { HEADER_VALUES, writeHeader, writeHeaderFromSums } from "./adpcm4_format.ts";
-import { type Adpcm4Octet, adpcm4Octet, LANES } from "./adpcm4_simd.ts";
+import { adpcm4Octet, LANES } from "./adpcm4_simd.ts";
 import { g711Block } from "./g711_simd.ts";
 import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "./codecs.ts";
 
@@ -73,7 +73,7 @@ export interface SampleRingOptions {
 }
 
 /** Ring value (RING_SCALE = 1.0, i.e. G.711 linear / 4) of each code of one law. */
-function ringValues(linear: Int16Array): Int16Array {
+export function ringValues(linear: Int16Array): Int16Array {
   return Int16Array.from(linear, (v) => v / 4);
 }
 
@@ -183,8 +183,6 @@ const ageing32 = new Int32Array(ageing.buffer);
 const ageingNext32 = new Int32Array(ageingNext.buffer);
 /** A block's first values in a row, for its 4-bit header when they were written a lane of the kernel's. */
 const leadValues = new Int16Array(HEADER_VALUES);
-/** The kernel whose code tables are the laws' (μ-law 0, A-law 1), once they are written. */
-let octetTables: Adpcm4Octet | undefined;
 
 /** Two-tier ring of analysis samples with absolute addressing (see the module doc). */
 export class SampleRing {
@@ -755,16 +753,16 @@ export class SampleRing {
         b + LANES - 1 - this.#oldBlocks < first
       ) {
         // As below, for the next fifteen blocks: their values decoded and their headers' sums made in the kernel
-        // too (the codes copied in, a memmove a block), the headers from the sums here.
-        if (octetTables !== octet) {
-          octet.tables.set(MU.dec, 0);
-          octet.tables.set(A.dec, MU.dec.length);
-          octetTables = octet;
-        }
+        // too (the codes copied in, a memmove a block; the kernel decodes a lane's law, 0 μ-law and 1 A-law, by
+        // G.711's formula, which gives MU.dec's and A.dec's values), the headers from the sums here.
         const codes = this.#codes, blockHeads = this.#heads, lanes = octet.lanes;
+        // Sixteen blocks in consecutive slots (all but ~1 turn in 20 with the 10 s tier's 313 slots) go in one
+        // copy: a view and a memmove for the sixteen, not one a block (bench/ring_speed.ts -3 to -5%).
+        const slot0 = b % this.#blocks, inRow = slot0 + LANES <= this.#blocks;
+        if (inRow) octet.allLaneCodes.set(codes.subarray(slot0 * COLD_BLOCK, (slot0 + LANES) * COLD_BLOCK));
         for (let l = 0; l < LANES; l++) {
           const slot8 = (b + l) % this.#blocks, head = blockHeads[slot8]!;
-          octet.laneCodes[l]!.set(codes.subarray(slot8 * COLD_BLOCK, (slot8 + 1) * COLD_BLOCK));
+          if (!inRow) octet.laneCodes[l]!.set(codes.subarray(slot8 * COLD_BLOCK, (slot8 + 1) * COLD_BLOCK));
           lanes[l] = head & HEAD_A ? 1 : 0;
           lanes[LANES + l] = head & HEAD_SHIFT;
         }
@@ -789,8 +787,12 @@ export class SampleRing {
         }
         octet.run();
         coldReadStats.octetBlocks += LANES;
-        for (let l = 0; l < LANES; l++) {
-          this.#nibbles.set(octet.codes[l]!, ((b + l) % this.#oldBlocks) * (COLD_BLOCK >> 1));
+        const old0 = b % this.#oldBlocks;
+        if (old0 + LANES <= this.#oldBlocks) this.#nibbles.set(octet.allCodes, old0 * (COLD_BLOCK >> 1));
+        else {
+          for (let l = 0; l < LANES; l++) {
+            this.#nibbles.set(octet.codes[l]!, ((b + l) % this.#oldBlocks) * (COLD_BLOCK >> 1));
+          }
         }
         this.#aheadFrom = b + 1;
         this.#aheadTo = b + LANES;
