@@ -13,7 +13,7 @@
 
 import { ALIGN_RANGE, INSTANT_OFFSET } from "./align.ts";
 import { agedSince, EnvelopeScratch, envelopeShift } from "./level_envelope.ts";
-import { type FrameAnalyzer, FrameStore, subFingerprint, SUBFP_BITS } from "../fingerprint/fingerprint.ts";
+import { type FrameAnalyzer, FrameStore, SUBFP_BITS } from "../fingerprint/fingerprint.ts";
 import type { SampleRing } from "../decode/sample_ring.ts";
 import type { Signature } from "../types.ts";
 
@@ -41,10 +41,9 @@ export class Rephaser {
   readonly #an: FrameAnalyzer;
   readonly #env: EnvelopeScratch;
   readonly #store: FrameStore;
-  #prev: Float64Array;
-  #cur: Float64Array;
+  /** The band energies of frame #prevFrame (as many as the kernel's: FrameAnalyzer.fingerprint copies them). */
+  readonly #prev = new Float64Array(BANDS);
   readonly #res = new Uint32Array(3);
-  readonly #diff = new Float64Array(SUBFP_BITS);
   /** The ring and grid offset the store's frames were computed on, and the frame whose bands #prev holds. */
   #ring: SampleRing | undefined;
   #offset = NaN;
@@ -60,8 +59,6 @@ export class Rephaser {
     this.#an = analyzer;
     this.#env = envelope;
     this.#store = new FrameStore(maxFrames + 2 * REPHASE_PAD + 2);
-    this.#prev = new Float64Array(BANDS + 1);
-    this.#cur = new Float64Array(BANDS + 1);
   }
 
   /**
@@ -104,13 +101,12 @@ export class Rephaser {
       // Only the samples of the frames computed are read (held by the test above; a cold range is decoded now).
       ring.has((f - 1) * hop + offset, (to - f) * hop + len);
       if (this.#prevFrame !== f - 1) this.#an.analyze(ring, (f - 1) * hop + offset, this.#prev);
+      // FrameAnalyzer.fingerprint: analyze and subFingerprint over #prev (the same numbers), with the
+      // sub-fingerprint in the transform's WebAssembly call where the float32 kernel runs (in JS its comparisons
+      // mispredict on speech: ~9% of a re-scoring's CPU).
       for (; f < to; f++) {
-        const energy = this.#an.analyze(ring, f * hop + offset, this.#cur);
-        subFingerprint(this.#cur, this.#prev, this.#res, this.#diff, this.#an.params.strongAlpha);
+        const energy = this.#an.fingerprint(ring, f * hop + offset, this.#prev, this.#res);
         store.push(this.#res[0]!, this.#res[1]!, energy, this.#res[2]!);
-        const t = this.#prev;
-        this.#prev = this.#cur;
-        this.#cur = t;
       }
       this.#prevFrame = to - 1;
     }
