@@ -559,16 +559,19 @@ export class RecentFrames {
     const stop = Math.max(to, this.#first) * PROBES;
     const cursor = this.#cursor, n = this.#cursors;
     const before = this.#walkSteps;
+    // Every entry stepped on is of a frame held (at or after `stop`): from slot 0's position at or before the
+    // oldest frame, a slot is a subtraction away (see #step).
+    const origin = this.#first - (this.#first % this.#cap);
     // Four chains at a time, a step of each in turn: their loads do not depend on one another, so that their
     // cache misses (most steps are one) overlap.
     for (let c = 0; c < n; c += 4) {
       let e0 = cursor[c]!, e1 = c + 1 < n ? cursor[c + 1]! : -1;
       let e2 = c + 2 < n ? cursor[c + 2]! : -1, e3 = c + 3 < n ? cursor[c + 3]! : -1;
       while (e0 >= stop || e1 >= stop || e2 >= stop || e3 >= stop) {
-        if (e0 >= stop) e0 = this.#step(e0, c);
-        if (e1 >= stop) e1 = this.#step(e1, c + 1);
-        if (e2 >= stop) e2 = this.#step(e2, c + 2);
-        if (e3 >= stop) e3 = this.#step(e3, c + 3);
+        if (e0 >= stop) e0 = this.#step(e0, c, origin);
+        if (e1 >= stop) e1 = this.#step(e1, c + 1, origin);
+        if (e2 >= stop) e2 = this.#step(e2, c + 2, origin);
+        if (e3 >= stop) e3 = this.#step(e3, c + 3, origin);
       }
       cursor[c] = e0;
       if (c + 1 < n) cursor[c + 1] = e1;
@@ -585,11 +588,19 @@ export class RecentFrames {
     return true;
   }
 
-  /** Visits chain entry `e` of cursor `c`: its hit if any; returns the next entry (-1: the chain ends). */
-  #step(e: number, c: number): number {
+  /**
+   * Visits chain entry `e` of cursor `c` (held: at or after the oldest frame's entries): its hit if any; returns
+   * the next entry (-1: the chain ends). `origin` is the absolute position of the ring's slot 0 at or before the
+   * oldest frame held (see {@link #walk}).
+   */
+  #step(e: number, c: number, origin: number): number {
     const rec = this.#rec;
     const p = e & (PROBES - 1);
-    const f = ((e - p) / PROBES) % this.#cap, base = f * REC;
+    // The frame's slot: its position is within a ring's length from the oldest one's, so one wrap at most (the
+    // position modulo the ring's length, a floating-point remainder, cost about a third of a step).
+    let f = (e - p) / PROBES - origin;
+    if (f >= this.#cap) f -= this.#cap;
+    const base = f * REC;
     const v = this.#cursorValue[c >> 1]!;
     const d = popcount32((rec[base]! ^ v) >>> 0);
     if (d <= HIT_MAX_DIST) {

@@ -63,6 +63,22 @@ export const FRAME_VALUES_AT = FRAME_POSITIONS_AT + (SIGNATURE_MAX_FRAMES >> 2);
  */
 export const FRAME_SAMPLE_AT: readonly number[] = [1, 9, 25].map((p) => p - FRAME_POSITIONS_AT);
 /**
+ * Word offset in a slot of a signature's bits of the entries its tables did not take (a full bucket): unmasked
+ * frame x's high-half entry at bit 2·(x mod 16) of word x / 16 from here, its low-half one at the next bit, in
+ * words 13-20, which the pre-check sample leaves free (its second stage's positions end at word 12, its third's
+ * start at 25). Removing the signature skips those entries: each was the scan of a full bucket (MAX_BUCKET
+ * refs) certain to find nothing, half of what an index of 10,000 signatures scanned to evict one.
+ */
+const FRAME_UNTAKEN_AT = 13;
+// The sample's second stage takes PRECHECK_FRAMES / 2 position bytes from word 9, its third starts at word 25.
+if (
+  FRAME_UNTAKEN_AT < FRAME_POSITIONS_AT + FRAME_SAMPLE_AT[1]! + (PRECHECK_FRAMES >> 3) ||
+  FRAME_UNTAKEN_AT + (SIGNATURE_MAX_FRAMES >> 4) > FRAME_POSITIONS_AT + FRAME_SAMPLE_AT[2]!
+) {
+  throw new Error("signature_index: the untaken entries' bits overlap the pre-check sample");
+}
+
+/**
  * Words per slot in {@link SignatureIndex.frames}: the number of unmasked frames n; the pre-check sample (its
  * header at {@link FRAME_SAMPLE_HEAD_AT}, its stages' positions and values as slots of their own from
  * {@link FRAME_SAMPLE_AT}, within the first 89 words); at {@link FRAME_RANKS_AT} SIGNATURE_MAX_FRAMES + 1 rank
@@ -227,11 +243,6 @@ class HalfTable {
     this.half = half;
   }
 
-  /** Entries with this key. */
-  count(key: number): number {
-    return this.meta[2 * key]! & 0xffff;
-  }
-
   add(key: number, value: number, ref: number): boolean {
     const meta = this.meta, k = 2 * key;
     const n = meta[k]! & 0xffff;
@@ -240,10 +251,15 @@ class HalfTable {
     if (n === cap) {
       const room = Math.max(4, cap * 2);
       const at = this.#alloc(room + (room >> 1));
-      const pool = this.pool, from = meta[k + 1]!;
-      this.pool16.copyWithin(2 * at, 2 * from, 2 * from + n);
-      pool.copyWithin(at + (room >> 1), from + (cap >> 1), from + (cap >> 1) + n);
-      this.#garbage += cap + (cap >> 1);
+      if (n > 0) {
+        // Word by word (the values are n / 2 words: n, a full room, is even): a bucket holds at most MAX_BUCKET,
+        // and copyWithin, a call into C++, cost more than the copy; a new bucket (most growths) copies nothing.
+        const pool = this.pool, from = meta[k + 1]!;
+        for (let i = 0; i < n >> 1; i++) pool[at + i] = pool[from + i]!;
+        const refs = at + (room >> 1), was = from + (cap >> 1);
+        for (let i = 0; i < n; i++) pool[refs + i] = pool[was + i]!;
+        this.#garbage += cap + (cap >> 1);
+      }
       meta[k + 1] = at;
       cap = room;
     }
@@ -254,7 +270,8 @@ class HalfTable {
     return true;
   }
 
-  remove(key: number, ref: number): void {
+  /** Removes the entry `ref` (in a table at most once); true if it was there. */
+  remove(key: number, ref: number): boolean {
     const meta = this.meta, k = 2 * key;
     const n = meta[k]! & 0xffff, cap = meta[k]! >>> 16, at = meta[k + 1]!, pool = this.pool;
     const refs = at + (cap >> 1), values = this.pool16;
@@ -268,9 +285,10 @@ class HalfTable {
           meta[k] = 0;
           meta[k + 1] = 0;
         }
-        return;
+        return true;
       }
     }
+    return false;
   }
 
   /** Start of `words` free words at the end of the pool (compacting or growing it first if needed). */
@@ -292,8 +310,9 @@ class HalfTable {
     for (let k = 0; k < 2 * BUCKETS; k += 2) {
       const cap = meta[k]! >>> 16;
       if (cap === 0) continue;
-      const from = meta[k + 1]!;
-      pool.set(old.subarray(from, from + cap + (cap >> 1)), top);
+      // Word by word: a subarray and a set a bucket were an object and a call into C++ for a few dozen words.
+      const from = meta[k + 1]!, words = cap + (cap >> 1);
+      for (let i = 0; i < words; i++) pool[top + i] = old[from + i]!;
       meta[k + 1] = top;
       top += cap + (cap >> 1);
     }
@@ -339,6 +358,8 @@ export class SignatureIndex {
   readonly #probeN = new Uint32Array(MAX_PROBES);
   readonly #probeCap = new Uint32Array(MAX_PROBES);
   readonly #probeFirst = new Uint32Array(MAX_PROBES);
+  /** Scratch of {@link add}: the new signature's bits at {@link FRAME_UNTAKEN_AT}. */
+  readonly #untaken = new Uint32Array(SIGNATURE_MAX_FRAMES >> 4);
   #stats: IndexStats = {
     active: 0,
     added: 0,
@@ -429,20 +450,28 @@ export class SignatureIndex {
     this.#byId.set(sig.id, slot);
     this.#order.push(slot);
     this.#orderGen.push(this.#gen[slot]!);
-    const fp = sig.fingerprint;
+    const fp = sig.fingerprint, untaken = this.#untaken.fill(0);
     const used: number[] = [];
     for (let j = 0; j < fp.length; j++) {
       if (isMasked(sig.mask, j)) continue;
+      const x = used.length, bit = (x & 15) << 1;
       used.push(j);
       const v = fp[j]!;
       const ref = slot * 256 + j;
       if (this.#hi.add(v >>> 16, v, ref)) this.#stats.entries++;
-      else this.#stats.bucketFull++;
+      else {
+        this.#stats.bucketFull++;
+        untaken[x >> 4]! |= 1 << bit;
+      }
       if (this.#lo.add(v & 0xffff, v, ref)) this.#stats.entries++;
-      else this.#stats.bucketFull++;
+      else {
+        this.#stats.bucketFull++;
+        untaken[x >> 4]! |= 2 << bit;
+      }
     }
     this.#room(slot);
     writeFrameSlot(this.#frames, slot * FRAME_WORDS, fp, used);
+    this.#frames.set(untaken, slot * FRAME_WORDS + FRAME_UNTAKEN_AT);
     this.#blockLength[slot] = fp.length;
     this.#stats.added++;
   }
@@ -518,15 +547,15 @@ export class SignatureIndex {
 
   #drop(slot: number): void {
     const sig = this.#sigs[slot]!;
-    const fp = sig.fingerprint;
-    for (let j = 0; j < fp.length; j++) {
+    const fp = sig.fingerprint, frames = this.#frames, untaken = slot * FRAME_WORDS + FRAME_UNTAKEN_AT;
+    for (let j = 0, x = 0; j < fp.length; j++) {
       if (isMasked(sig.mask, j)) continue;
       const v = fp[j]!;
-      const ref = slot * 256 + j;
-      const before = this.#hi.count(v >>> 16) + this.#lo.count(v & 0xffff);
-      this.#hi.remove(v >>> 16, ref);
-      this.#lo.remove(v & 0xffff, ref);
-      this.#stats.entries -= before - (this.#hi.count(v >>> 16) + this.#lo.count(v & 0xffff));
+      const ref = slot * 256 + j, bits = frames[untaken + (x >> 4)]! >>> ((x & 15) << 1);
+      x++;
+      // An entry its table did not take is in no bucket (removing it would scan a full one for nothing).
+      if ((bits & 1) === 0 && this.#hi.remove(v >>> 16, ref)) this.#stats.entries--;
+      if ((bits & 2) === 0 && this.#lo.remove(v & 0xffff, ref)) this.#stats.entries--;
     }
     this.#byId.delete(sig.id);
     this.#sigs[slot] = undefined;
