@@ -1,6 +1,6 @@
 import { deepStrictEqual, ok } from "node:assert/strict";
 import { encodeBlock } from "../audio/decode/adpcm4.ts";
-import { adpcm4Octet, CODE_TABLES, LANES, OCTET_BLOCK } from "../audio/decode/adpcm4_simd.ts";
+import { adpcm4Octet, G711_LAWS, LANES, OCTET_BLOCK } from "../audio/decode/adpcm4_simd.ts";
 import { ALAW_TO_LINEAR, MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
 import { ringValues } from "../audio/decode/sample_ring.ts";
 import { rng } from "./support/rng.ts";
@@ -47,7 +47,7 @@ Deno.test("adpcm4 kernel: each lane's G.711 codes decoded at its law and shift, 
   ok(octet, "WebAssembly SIMD runs here");
   const rnd = rng(12);
   // The ring's values of the laws' codes, as sample_ring.ts makes them.
-  const tables = [MULAW_TO_LINEAR, ALAW_TO_LINEAR].map(ringValues);
+  const laws = [MULAW_TO_LINEAR, ALAW_TO_LINEAR].map(ringValues);
   for (let trial = 0; trial < 60; trial++) {
     const want: number[][] = [];
     for (let l = 0; l < LANES; l++) {
@@ -56,12 +56,12 @@ Deno.test("adpcm4 kernel: each lane's G.711 codes decoded at its law and shift, 
         { length: OCTET_BLOCK },
         (_, k) => trial < 8 ? k : Math.floor(256 * rnd()),
       );
-      const table = trial < 8 ? (trial + l) % CODE_TABLES : Math.floor(CODE_TABLES * rnd());
+      const law = trial < 8 ? (trial + l) % G711_LAWS : Math.floor(G711_LAWS * rnd());
       const shift = trial < 8 ? (trial >> 1) % 4 : Math.floor(3 * rnd());
       octet.laneCodes[l]!.set(codes);
-      octet.lanes[l] = table;
+      octet.lanes[l] = law;
       octet.lanes[LANES + l] = shift;
-      const values = Int16Array.from(codes, (c) => tables[table]![c]! << shift);
+      const values = Int16Array.from(codes, (c) => laws[law]![c]! << shift);
       // writeHeader's sums, as it makes them.
       let v2 = values[0]! >> 4, v1 = values[1]! >> 4;
       let s0 = (v2 * v2 + v1 * v1) | 0, s1 = (v1 * v2) | 0, s2 = 0;

@@ -42,10 +42,10 @@ const TABLE_AT = OUT_AT + LANES * (OCTET_BLOCK >> 1);
 const CODES_AT = (TABLE_AT + 4 * STEPS.length + 15) & ~15;
 const LANE_AT = CODES_AT + LANES * OCTET_BLOCK;
 /** Laws the lanes choose from (μ-law 0, A-law 1). */
-export const CODE_TABLES = 2;
+export const G711_LAWS = 2;
 /** Per law (v128 each): X (i8: the code's xor), ADD and POW (i8, by segment), OFF (i16); see decodeBody. */
 const LAW_AT = LANE_AT + 8 * LANES;
-const SUMS_AT = LAW_AT + 64 * CODE_TABLES;
+const SUMS_AT = LAW_AT + 64 * G711_LAWS;
 const MEMORY_BYTES = SUMS_AT + 12 * LANES;
 
 const I32 = 0x7f, V128 = 0x7b;
@@ -480,7 +480,7 @@ export interface Adpcm4Octet {
   readonly allLaneCodes: Uint8Array;
   /** All lanes' codes, lane after lane (`codes` one after the other): one copy for slots in a row. */
   readonly allCodes: Uint8Array;
-  /** Lane l's G.711 law (0 μ-law, 1 A-law: CODE_TABLES of them) at l, its shift at LANES + l. */
+  /** Lane l's G.711 law (0 μ-law, 1 A-law: G711_LAWS of them) at l, its shift at LANES + l. */
   readonly lanes: Int32Array;
   /** Per lane: Σ v², Σ v·v₋₁, Σ v·v₋₂ over `value >> 4` (rows of LANES), as writeHeaderFromSums takes them. */
   readonly sums: Int32Array;
@@ -501,7 +501,7 @@ export function adpcm4Octet(): Adpcm4Octet | undefined {
       const table = new Uint32Array(memory.buffer, TABLE_AT, STEPS.length);
       for (let i = 0; i < STEPS.length; i++) table[i] = (STEPS[i]! | (RECIPROCAL[i]! << 16)) >>> 0;
       // Each law's decoding constants (decodeBody): X, ADD and POW by segment, OFF.
-      const law = new Uint8Array(memory.buffer, LAW_AT, 64 * CODE_TABLES);
+      const law = new Uint8Array(memory.buffer, LAW_AT, 64 * G711_LAWS);
       [[0xff, 0, 33], [0xd5, 1, 0]].forEach(([x, least, off], l) => {
         const at = 64 * l;
         law.fill(x!, at, at + 16);
