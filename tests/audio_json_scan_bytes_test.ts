@@ -12,6 +12,7 @@ import {
   bytePath,
   BYTES_BAD,
   BYTES_MISSING,
+  disableSpecialKernel,
   hitValue,
   scanCounts,
   scanJsonPathBytes,
@@ -549,6 +550,65 @@ function plainText(r: () => number): string {
   }
   return s;
 }
+
+Deno.test("byte scanner: the SIMD search for a string's end answers as the JS one, shaped bodies and scans alike", () => {
+  // The kernel (base64_simd.ts) finds long strings' ends past their first 16 bytes: a special byte at every
+  // position of a base64-like audio value (twice each: scanned, then matched by the shape the scan made), in a
+  // body at every alignment, and a body longer than the kernel takes; the answers must be the JS search's.
+  const digits = enc.encode("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+  const specials = [
+    [0x22],
+    [0x5c],
+    [0x5c, 0x2f],
+    [0x5c, 0x75, 0x30, 0x30, 0x34, 0x31],
+    [0x00],
+    [0x0a],
+    [0x1f],
+    [
+      0x3d,
+    ],
+    [0x20],
+    [0x80],
+  ];
+  const paths = [bytePath(["streamSid"]), bytePath(["media", "payload"])];
+  const answers = (body: Uint8Array) => {
+    const out = [];
+    for (let k = 0; k < 2; k++) {
+      out.push(scanJsonPathsBytes(body, paths));
+      out.push(scanJsonPathBytes(body, paths[1]!));
+    }
+    return out;
+  };
+  let compared = 0;
+  for (const len of [40, 216, 300, 40000]) {
+    for (let at = 0; at < len; at += len > 1000 ? 997 : 1) {
+      const special = specials[at % specials.length]!;
+      if (at + special.length > len) continue;
+      const field = new Uint8Array(len);
+      for (let i = 0; i < len; i++) field[i] = digits[(i * 7 + at) & 63]!;
+      field.set(special, at);
+      const head = enc.encode(
+        `{"event":"media","streamSid":"MZ${"0123456789abcdef".repeat(2)}","media":{"payload":"`,
+      );
+      const tail = enc.encode('"}}');
+      const shift = at & 3;
+      const buf = new Uint8Array(shift + head.length + len + tail.length);
+      buf.set(head, shift);
+      buf.set(field, shift + head.length);
+      buf.set(tail, shift + head.length + len);
+      const body = buf.subarray(shift);
+      const simd = answers(body);
+      disableSpecialKernel(true);
+      try {
+        deepEqual(answers(body), simd, `${len} bytes, special at ${at}`);
+      } finally {
+        disableSpecialKernel(false);
+      }
+      compared++;
+    }
+  }
+  ok(compared > 500, `${compared} bodies compared`);
+});
 
 Deno.test("byte scanner: a body shaped like one read before is read by its shape, answering as JSON.parse", () => {
   const r = rng(23);

@@ -11,11 +11,16 @@
  * -65, `a`-`z` -71, `0`-`9` +4, `+` +19), with `-` `/` `_` set right by comparison; it is a digit when the
  * class bits of its low nibble and of its high nibble meet.
  *
+ * The module also holds the JSON scanner's search for a string's end (json_scan_bytes.ts, {@link
+ * Base64Kernel.special}): the digits a live row's keying scans past are most of its body, read sixteen bytes a
+ * step here where the JS read eight.
+ *
  * Memory (one page): the digits at byte 0 (up to {@link B64_MAX_IN}), the bytes from {@link B64_OUT_AT}.
  * @module
  */
 
 import {
+  i32Const,
   localGet as get,
   localSet as set,
   name,
@@ -207,14 +212,63 @@ function kernelBytes(): Uint8Array<ArrayBuffer> {
     END,
   ];
   const field = jsonFieldBody();
+  const special = specialBody();
   return new Uint8Array([
     ...WASM_HEADER,
     ...section(1, [1, 0x60, 3, I32, I32, I32, 1, I32]),
     ...section(2, [1, ...name("m"), ...name("mem"), 0x02, 0x00, 2]),
-    ...section(3, [2, 0, 0]),
-    ...section(7, [2, ...name("decode"), 0x00, 0, ...name("field"), 0x00, 1]),
-    ...section(10, [2, ...uleb(body.length), ...body, ...uleb(field.length), ...field]),
+    ...section(3, [3, 0, 0, 0]),
+    ...section(7, [3, ...name("decode"), 0x00, 0, ...name("field"), 0x00, 1, ...name("special"), 0x00, 2]),
+    ...section(10, [
+      3,
+      ...uleb(body.length),
+      ...body,
+      ...uleb(field.length),
+      ...field,
+      ...uleb(special.length),
+      ...special,
+    ]),
   ]);
+}
+
+/**
+ * (func (export "special") (param $p i32) (param $len i32) (param i32) (result i32)): the first position at or
+ * after `p` of the body at byte 0 (followed by 16 zero bytes) that holds a quote, a backslash or a byte below
+ * 0x20, sixteen bytes a step: `len` or past it when there is none (a zero of the padding stops it).
+ */
+function specialBody(): number[] {
+  const [P, V] = [0, 3];
+  const [I8SPLAT, I8LTU, BITMASK, CTZ] = [0x0f, 0x26, 0x64, 0x68];
+  const is = (c: number, op: number) => [...get(V), ...i32Const(c), ...simd(I8SPLAT), ...simd(op)];
+  return [
+    ...[1, 1, V128],
+    ...[BLOCK, VOID, LOOP, VOID],
+    ...get(P),
+    ...simd(LOAD, 0, 0),
+    ...set(V),
+    ...is(0x22, I8EQ),
+    ...is(0x5c, I8EQ),
+    ...simd(OR),
+    ...is(0x20, I8LTU),
+    ...simd(OR),
+    ...set(V),
+    ...get(V),
+    ...simd(ANY_TRUE),
+    ...[BRIF, 1],
+    ...get(P),
+    ...i32(16),
+    I32ADD,
+    ...set(P),
+    ...[BR, 0],
+    END,
+    END,
+    ...get(P),
+    ...get(V),
+    ...simd(BITMASK),
+    CTZ,
+    I32ADD,
+    END,
+  ];
 }
 
 /** The kernel and views of its memory. */
@@ -240,6 +294,12 @@ export interface Base64Kernel {
   field(body: Uint8Array, path: BytePath): FieldDigits | undefined;
   /** The memory's bytes: the body {@link field} was given, from 0. */
   readonly input: Uint8Array;
+  /**
+   * The first position at or after `from` in `body` (at most {@link FIELD_MAX_BODY} bytes) holding a quote, a
+   * backslash or a control character, or `body.length`: json_scan_bytes.ts's special byte, sixteen bytes a step.
+   * `load`: copy the body in first (else the body the last call copied is read: the same bytes).
+   */
+  special(body: Uint8Array, from: number, load: boolean): number;
 }
 
 /** Where {@link Base64Kernel.field} found the digits, and how many of them it decoded. */
@@ -305,6 +365,7 @@ export function base64Kernel(): Base64Kernel | undefined {
       });
       const fn = instance.exports.decode as (at: number, n: number, out: number) => number;
       const find = instance.exports.field as (len: number, segments: number, path: number) => number;
+      const special = instance.exports.special as (p: number, len: number, unused: number) => number;
       const mem = new Uint8Array(memory.buffer);
       const input = new Uint8Array(memory.buffer, 0, B64_MAX_IN);
       const ends = new Int32Array(memory.buffer, FIELD_END_AT, 1);
@@ -337,6 +398,15 @@ export function base64Kernel(): Base64Kernel | undefined {
           r.end = ends[0]! - 1;
           r.done = fn(r.start, r.end - r.start, B64_OUT_AT);
           return r;
+        },
+        special(body, from, load) {
+          const len = body.length;
+          if (load) {
+            input.set(body);
+            for (let i = len; i < len + 16; i++) input[i] = 0;
+          }
+          const q = special(from, len, 0);
+          return q < len ? q : len;
         },
         out: new Uint8Array(memory.buffer, B64_OUT_AT, 65536 - B64_OUT_AT),
         input,

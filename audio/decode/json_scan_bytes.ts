@@ -2,8 +2,8 @@
  * The JSON path scanner: finds where the value at a configured path lies in a payload's bytes without building
  * objects (JSON.parse of a whole 20 ms message costs more than the rest of its decode) and without decoding the
  * body to text first (a UTF-8 decode of every message cost as much as the scan). Strings, which are most of a
- * payload, are skipped with the engine's byte search, and the audio field goes to the base64 decoder as a view of
- * the payload.
+ * payload, are skipped sixteen bytes a step (the base64 kernel's WebAssembly, see {@link ByteScanner.special}),
+ * and the audio field is decoded where it lies in the payload.
  *
  * It accepts what JSON.parse accepts on the body's UTF-8 text and finds the value JSON.parse and a path lookup
  * would (a later duplicate key wins), or answers {@link BYTES_BAD} and the caller asks JSON.parse. JSON's
@@ -16,6 +16,8 @@
  * ({@link ByteScans}), so a message whose stream key and audio field are both JSON fields is read once.
  * @module
  */
+
+import { base64Kernel, FIELD_MAX_BODY } from "./base64_simd.ts";
 
 /** Where the scanned value lies: bytes [start, end), quotes included for strings. */
 export interface ByteScanHit {
@@ -83,6 +85,8 @@ class ByteScanner {
    * {@link special}).
    */
   words: Uint32Array | undefined;
+  /** The body is in the SIMD kernel's memory (copied there by this scan's first long string; see {@link special}). */
+  loaded = false;
   /** The string values without escapes the last scan read, in order (the first {@link MAX_SHAPE_STRINGS}). */
   readonly strStart = new Int32Array(MAX_SHAPE_STRINGS);
   readonly strEnd = new Int32Array(MAX_SHAPE_STRINGS);
@@ -260,17 +264,30 @@ class ByteScanner {
 
   /**
    * The first position at or after `p` holding a quote, a backslash or a control character (len if none). Keys
-   * and short values end within a few bytes, which a loop reads; the audio field, most of a payload, is read eight
-   * bytes at a time, one pass for all three (the engine's byte search takes a pass per byte value, and is no
-   * faster per byte). A word holds one of them when, XORed with 0x02 in each byte (a quote becomes 0x20, a control
-   * character stays below 0x20, and nothing else goes below 0x21), it holds a byte below 0x21, which borrows in
-   * x - 0x21212121 with its top bit clear; or when, XORed with 0x5c, it holds a zero byte (a backslash), found
-   * the same way (x - 0x01010101).
+   * and short values end within a few bytes, which a loop reads; past those, the rest (the audio field, most of a
+   * payload) is read sixteen bytes at a time by the base64 kernel's WebAssembly (base64_simd.ts), the body copied
+   * into its memory once a scan. The JS scanned it eight bytes a step, one pass for all three (the engine's byte
+   * search takes a pass per byte value, and is no faster per byte), ~110 ns for a 20 ms message's 216 digits,
+   * ~10% of a live row's keying and decoding: the kernel's copy and scan cost about half. Fusing this pass with
+   * the digits' decode was weighed: a batch's rows are all keyed (scanned) before any is decoded, so the decoded
+   * bytes would have to be kept per row. Where the kernel is missing (or the body is longer than it takes), a word
+   * holds one of them when, XORed with 0x02 in each byte (a quote becomes 0x20, a control character stays below
+   * 0x20, and nothing else goes below 0x21), it holds a byte below 0x21, which borrows in x - 0x21212121 with its
+   * top bit clear; or when, XORed with 0x5c, it holds a zero byte (a backslash), found the same way
+   * (x - 0x01010101).
    */
   special(p: number): number {
     const b = this.b, len = this.len;
     const near = p + 16 < len ? p + 16 : len;
     for (; p < near; p++) if (SPECIAL[b[p]!] !== 0) return p;
+    if (len - p >= KERNEL_FROM && len <= FIELD_MAX_BODY && specialKernel) {
+      const kernel = base64Kernel();
+      if (kernel !== undefined) {
+        const q = kernel.special(b, p, !this.loaded);
+        this.loaded = true;
+        return q;
+      }
+    }
     const base = b.byteOffset;
     for (; p < len && (base + p) & 3; p++) if (SPECIAL[b[p]!] !== 0) return p;
     if (p >= len) return len;
@@ -406,6 +423,16 @@ function hasNonAscii(b: Uint8Array, from: number, to: number): boolean {
 }
 
 const scanner = new ByteScanner();
+
+/** Runs left after the first 16 bytes from which {@link ByteScanner.special} asks the kernel. */
+const KERNEL_FROM = 16;
+/** Whether {@link ByteScanner.special} may use the kernel (tests turn it off to compare). */
+let specialKernel = true;
+
+/** Turns the SIMD search for a string's end off (`true`: the JS alone, for tests comparing the two), or on again. */
+export function disableSpecialKernel(off: boolean): void {
+  specialKernel = !off;
+}
 
 /** Buffers up to this size keep their word view between payloads (a capture slab is 64 KiB). */
 const KEEP_WORDS_BYTES = 1 << 20;
@@ -581,6 +608,7 @@ function scan(bytes: Uint8Array, paths: readonly BytePath[]): boolean {
   sc.b = bytes;
   sc.len = bytes.length;
   sc.pos = 0;
+  sc.loaded = false;
   sc.paths = paths;
   for (let i = 0; i < paths.length; i++) {
     sc.lens[i] = paths[i]!.segs.length;
