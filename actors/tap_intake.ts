@@ -439,7 +439,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     if (touched.evicted || (touched.created && this.#o.opened)) {
       return this.#routeOpened(row, s, stream, env, payload, touched.evicted, touched.created);
     }
-    if (s.recent.seen(row.time, payload)) {
+    if (s.recent.seen(row.time, payload, payloadHash(row, payload))) {
       this.#counters.rowsSkipped(tap.query, "duplicate");
       return undefined;
     }
@@ -461,7 +461,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
       this.#counters.streamsEvicted(evicted.tap.measurement, evicted.tap.name);
       await this.#end(evicted);
     }
-    if (s.recent.seen(row.time, payload)) {
+    if (s.recent.seen(row.time, payload, payloadHash(row, payload))) {
       this.#counters.rowsSkipped(tap.query, "duplicate");
       return;
     }
@@ -579,6 +579,11 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
       for (const delta of reporter.deltas()) await this.#o.report(delta);
     }
   }
+}
+
+/** The hash of the row's payload when the row came with it (Pixie's rows: see pixie/row.ts), for this very cell. */
+function payloadHash(row: Row, payload: Uint8Array): number | undefined {
+  return row.hashedPayload === payload ? row.payloadHash : undefined;
 }
 
 /** The ids of a message on stream `s`: those it carries, over those seen before on the stream (which keeps them). */

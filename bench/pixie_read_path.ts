@@ -265,7 +265,8 @@ export async function readPathRound(
     if (!list) recent.set(row.query, list = []);
     const s = streamIndex(body);
     const r = list[s] ??= new RecentRows();
-    if (r.seen(times[i]!, body)) seen++;
+    // With the payload's hash the row carries, as the intake takes it (the stream computed it with the row's).
+    if (r.seen(times[i]!, body, row.hashedPayload === body ? row.payloadHash : undefined)) seen++;
   }
   const dedupeMs = cpuMs() - t0;
   if (seen !== 0) throw new Error(`${seen} rows seen twice by the tap dedupe`);

@@ -118,7 +118,7 @@ export class SlabCarver implements ByteSlab {
 
   /**
    * Marks `n` more bytes used, and the next cell's start rounded up to a multiple of 4: a payload that starts on
-   * a word is hashed a word per load by the row dedupe (actors/row_dedupe.ts hash32; ~1.5x faster than shifting
+   * a word is hashed a word per load by the row dedupe (util/xxhash32.ts hash32; ~1.5x faster than shifting
    * two words together for every one).
    */
   advance(n: number): void {

@@ -33,6 +33,11 @@ export interface BatchToRowsOptions {
   node: string;
   /** Column holding the capture time (TIME64NS or INT64); default `time_`. */
   timeColumn?: string;
+  /**
+   * The hash32 of each row's cell of a STRING column (the tap's payload: pixie/delivered_rows.ts computes it
+   * as it hashes the rows), which every row then carries ({@link Row.payloadHash}).
+   */
+  payloadHashes?: { column: number; hashes: Int32Array };
 }
 
 /** The column's cells as a row takes them: UINT128 as UUID strings, every other type as decoded. */
@@ -78,12 +83,47 @@ export function batchToRows(
   opts: BatchToRowsOptions,
 ): Row[] {
   if (batch.numRows === 0) return [];
+  const times = checkBatch(batch, relation, opts.timeColumn).data;
+  const cells = batch.cols.map(cellsOf);
+  const build = columnsBuilder(relation);
+  const { query, node } = opts;
+  const rows: Row[] = new Array(batch.numRows);
+  const ph = opts.payloadHashes;
+  if (ph !== undefined) {
+    // Every row of the batch of one shape: the hashed cell and its hash beside the record (int32: a small integer).
+    const payloads = cells[ph.column] as readonly Uint8Array[], hashes = ph.hashes;
+    for (let i = 0; i < batch.numRows; i++) {
+      rows[i] = {
+        query,
+        node,
+        time: times[i]!,
+        columns: build(cells, i),
+        hashedPayload: payloads[i]!,
+        payloadHash: hashes[i]!,
+      };
+    }
+    return rows;
+  }
+  for (let i = 0; i < batch.numRows; i++) {
+    rows[i] = { query, node, time: times[i]!, columns: build(cells, i) };
+  }
+  return rows;
+}
+
+/**
+ * Checks a batch of rows against its relation (column count, types, lengths, the time column) and returns its
+ * time column; throws {@link PixieDecodeError} where they disagree.
+ */
+export function checkBatch(
+  batch: RowBatch,
+  relation: readonly ColumnInfo[],
+  timeName = "time_",
+): Extract<ColumnData, { type: "time64ns" | "int64" }> {
   if (batch.cols.length !== relation.length) {
     throw new PixieDecodeError(
       `table ${batch.tableId}: batch has ${batch.cols.length} columns, relation has ${relation.length}`,
     );
   }
-  const timeName = opts.timeColumn ?? "time_";
   let timeCol: ColumnData | undefined;
   for (let c = 0; c < relation.length; c++) {
     const info = relation[c]!;
@@ -103,13 +143,5 @@ export function batchToRows(
   if (!timeCol || (timeCol.type !== "time64ns" && timeCol.type !== "int64")) {
     throw new PixieDecodeError(`table ${batch.tableId}: no ${timeName} time column`);
   }
-  const times = timeCol.data;
-  const cells = batch.cols.map(cellsOf);
-  const build = columnsBuilder(relation);
-  const { query, node } = opts;
-  const rows: Row[] = new Array(batch.numRows);
-  for (let i = 0; i < batch.numRows; i++) {
-    rows[i] = { query, node, time: times[i]!, columns: build(cells, i) };
-  }
-  return rows;
+  return timeCol;
 }

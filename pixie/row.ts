@@ -19,6 +19,16 @@ export interface Row {
   readonly time: bigint;
   /** Every output column by name, `time_` included. */
   readonly columns: Readonly<Record<string, Cell>>;
+  /**
+   * Pixie's rows: the cell of the table's payload column, hashed as the reader hashed the row (pixie/columns.ts);
+   * {@link payloadHash} is this very cell's, for a tap whose payload it is.
+   */
+  readonly hashedPayload?: Uint8Array;
+  /**
+   * util/xxhash32.ts's hash32 of {@link hashedPayload}, its bits as a signed 32-bit integer (no number boxed per
+   * row): the tap intake's row dedupe need not hash the payload again.
+   */
+  readonly payloadHash?: number;
 }
 
 /** The query-name format `<measurement>/<tap>` lives in util/query_name.ts; rows re-export it. */

@@ -25,12 +25,13 @@ import { detectPixieMarker } from "./markers.ts";
 import { logger, redact } from "../util/log.ts";
 import { parseDurationNs } from "../util/duration.ts";
 import type { Cell, Row } from "./row.ts";
-import { batchToRows, PixieDecodeError } from "./columns.ts";
+import { batchToRows, checkBatch, PixieDecodeError } from "./columns.ts";
 import { DeliveredRows, hashRows, type RowHashes } from "./delivered_rows.ts";
 import { GrpcCode, PixieRpcError } from "./client.ts";
 import { decryptCompactJwe, encryptionOptionsFor, generateJweKeyPair, type JweKeyPair } from "./jwe.ts";
 import {
   type ColumnInfo,
+  DataType,
   decodeRowBatch,
   type ExecuteScriptRequest,
   type ExecuteScriptResponse,
@@ -276,6 +277,15 @@ function columnCells(
     return col.type === "uint128" ? undefined : col.data;
   }
   return undefined;
+}
+
+/** The index of the STRING column a row's record holds under `name` (the last of that name), or -1. */
+function payloadIndex(relation: readonly ColumnInfo[], name: string): number {
+  if (name === "__proto__") return -1;
+  for (let c = relation.length - 1; c >= 0; c--) {
+    if (relation[c]!.name === name) return relation[c]!.type === DataType.STRING ? c : -1;
+  }
+  return -1;
 }
 
 /** Parses a relative start like `-30s` (any duration of util/duration.ts after the minus) to ns; undefined if it is not one. */
@@ -644,11 +654,22 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     const st = this.#states.get(table.display)!;
     if (batch.eos) st.eos = true;
     let decoded: Row[];
+    // The rows' hashes first (the batch checked against its relation for them), with the payload cells' hash32
+    // for the taps' row dedupe, which then need not read every payload again; the rows carry it.
+    const cell = payloadIndex(relation, table.columns.payload);
+    let hashes: RowHashes | undefined;
     try {
+      if (batch.numRows > 0) {
+        checkBatch(batch, relation, table.columns.time);
+        hashes = this.#hashes = hashRows(batch.cols, relation, batch.numRows, this.#hashes, cell);
+      }
       decoded = batchToRows(batch, relation, {
         query: table.display,
         node: table.node,
         timeColumn: table.columns.time,
+        payloadHashes: hashes?.cell !== undefined && cell >= 0
+          ? { column: cell, hashes: hashes.cell }
+          : undefined,
       });
     } catch (e) {
       if (!(e instanceof PixieDecodeError)) throw e;
@@ -656,15 +677,14 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
       log.warn("skipping a batch that does not fit its table", { table: table.display, error: e.message });
       return [];
     }
-    if (decoded.length === 0) {
+    if (decoded.length === 0 || hashes === undefined) {
       this.#report(table, 0, 0, 0, st);
-      return decoded;
+      return [];
     }
     const kept: Row[] = [];
     let truncated = 0;
     let duplicates = 0;
     const overlapNs = BigInt(Math.max(0, Math.round(this.#opts.rerunOverlapMs ?? 5_000))) * 1_000_000n;
-    const hashes = this.#hashes = hashRows(batch.cols, relation, batch.numRows, this.#hashes);
     // The payload and size cells straight from the batch's columns (the cells the rows' records hold), not
     // looked up by name in each record.
     const payloadColumn = table.columns.payload;

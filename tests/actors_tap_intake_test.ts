@@ -179,6 +179,20 @@ Deno.test("tap intake: a row seen twice on a stream is skipped, counted under it
   deepEqual([...h.counters.skipped], [["call_audio/source:duplicate", 1]]);
 });
 
+Deno.test("tap intake: a row's carried payload hash counts for the very cell it was computed on only", async () => {
+  const config = await e2eConfig();
+  const h = harness([sourceTap(config.measurements[0]!)]);
+  const r = sourceRow(0, "MZ1");
+  const payload = r.columns.req_body as Uint8Array;
+  // A hash carried for another cell (equal bytes, other array) is not taken: the second row is the first again.
+  const other = { ...r, hashedPayload: payload.slice(), payloadHash: 12345 };
+  // The first row's own cell with a hash that is not its bytes': taken as given, so not the first row again.
+  const own = { ...r, time: r.time, hashedPayload: payload, payloadHash: 12345 };
+  await pushAll(h.intake, [r, other, own]);
+  equal(h.pipes[0]!.msgs.length, 2);
+  deepEqual([...h.counters.skipped], [["call_audio/source:duplicate", 1]]);
+});
+
 Deno.test("tap intake: a stream idle longer than idleNs ends at the next sweep (a step of event time over a tick)", async () => {
   const config = await e2eConfig();
   const h = harness([sourceTap(config.measurements[0]!)]);

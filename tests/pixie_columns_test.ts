@@ -76,6 +76,18 @@ Deno.test("batchToRows decodes every column type into Row cells", () => {
   equal(b!.columns.ok, false);
 });
 
+Deno.test("batchToRows with the payload cells' hashes: each row carries its cell's beside that very cell", () => {
+  const rows = batchToRows(decodeRowBatch(encodeRowBatch(batch())), RELATION, {
+    query: "m/source",
+    node: "n1",
+    payloadHashes: { column: 2, hashes: new Int32Array([-1, 7]) },
+  });
+  equal(rows[0]!.payloadHash, -1);
+  equal(rows[1]!.payloadHash, 7);
+  for (const r of rows) equal(r.hashedPayload, r.columns.req_body);
+  equal(batchToRows(batch(), RELATION, { query: "m/s", node: "n" })[0]!.payloadHash, undefined);
+});
+
 Deno.test("a keep-alive batch gives no rows; a batch that disagrees with its relation is refused", () => {
   deepStrictEqual(
     batchToRows({ ...batch(), numRows: 0, cols: [] }, RELATION, { query: "m/s", node: "n" }),
