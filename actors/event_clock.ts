@@ -47,7 +47,12 @@ export class EventClock {
   #sinceMedian = 0;
   /** Rows that were too far ahead to move the clock. */
   outliers = 0;
-  /** Rows behind the clock since it last checked for a step back. */
+  /**
+   * Rows behind the clock since it last checked for a step back. (Tried, session 24: letting the row behind
+   * settle the check when within the window, before the scan of the recent rows, and keeping the median plus the
+   * window instead of a bigint sum per row: an A/B on the bench's row times measured nothing, 24.1 vs 24.0 ns a
+   * row for two clocks, 556 vs 584 with a cache-thrashing walk between rows.)
+   */
   #sinceBehind = 0;
 
   /** A clock at 0 (no row seen). */

@@ -696,7 +696,9 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     for (let i = 0; i < decoded.length; i++) {
       const row = decoded[i]!;
       const time = row.time;
-      // Rows older than the window are kept without a fingerprint: a re-run starts after them.
+      // Rows older than the window are kept without a fingerprint: a re-run starts after them. (Tried, session
+      // 24: the bound made only for rows not past the watermark, no bigint per row in order: no gain, read path
+      // A/B 1.05-1.08x.)
       if (st.recent.seenOrAdd(time, hashes.h1[i]!, hashes.h2[i]!, from === undefined || time >= from)) {
         duplicates++;
         continue;
