@@ -174,6 +174,15 @@ const FRAME_STORE_BYTES = 14;
  */
 export const TIMELINE_BYTES_PER_SECOND = 560;
 
+/**
+ * The signatures (source) and coarse matches (target) of the message being taken, emptied by the pipeline's
+ * `#take` before and after each use: one of each for every pipeline of the process, as the engine takes one
+ * message at a time and nothing a message runs takes another. A list per pipeline was a cold line to empty and
+ * fill per message (one per stream of a live sensor's hundreds).
+ */
+const sourceFound: Signature[] = [];
+const targetFound: CoarseMatch[] = [];
+
 function bump(rec: Record<string, number>, key: string): void {
   rec[key] = (rec[key] ?? 0) + 1;
 }
@@ -304,8 +313,6 @@ export class SourcePipeline {
     return {};
   }
 
-  /** Signatures of the message being taken: emptied by {@link #take} before and after each use. */
-  readonly #found: Signature[] = [];
   /** feedRing's callback for {@link #take}, made once (not a closure per message). */
   readonly #onFed = (reset: boolean): void => {
     if (reset) {
@@ -316,12 +323,12 @@ export class SourcePipeline {
     if (this.#eager) this.#fp.advance();
     this.#runVad();
     // Emit while the ring still holds the anchors' audio (a long message is fed in pieces).
-    this.#emit(false, this.#found);
+    this.#emit(false, sourceFound);
     this.#keep(this.#ring.end + this.#piece);
   };
 
   #take(out: DecodeOutcome, final: boolean): Signature[] {
-    const found = this.#found;
+    const found = sourceFound;
     found.length = 0;
     if (out.kind !== "error") {
       const ring = this.#ring;
@@ -696,25 +703,19 @@ export class TargetPipeline {
       Math.ceil(lookbackSeconds * TIMELINE_BYTES_PER_SECOND);
   }
 
-  /** Coarse matches of the message being taken: emptied by {@link #take} before and after each use. */
-  readonly #found: CoarseMatch[] = [];
   /** feedRing's callback for {@link #take}, made once (not a closure per message). */
   readonly #onFed = (reset: boolean): void => {
     if (reset) this.#fp.restart(this.#ring.start);
     const from = this.#store.end;
     this.#fp.advance();
-    for (const m of this.#matcher.onFrames(from, this.#store.end)) this.#found.push(m);
+    this.#matcher.onFrames(from, this.#store.end, false, targetFound);
   };
 
   #take(start: number, samples: Float32Array | Int16Array, final: boolean): Match[] {
-    const found = this.#found;
+    const found = targetFound;
     found.length = 0;
     feed(this.#ring, start, samples, this.#onFed);
-    if (final) {
-      for (const m of this.#matcher.onFrames(this.#store.end, this.#store.end, true)) {
-        found.push(m);
-      }
-    }
+    if (final) this.#matcher.onFrames(this.#store.end, this.#store.end, true, found);
     const out = found.length === 0 ? [] : this.#toMatches(found);
     // Matches and their signatures are not kept alive by the scratch until the next message.
     found.length = 0;
