@@ -38,7 +38,12 @@ export interface BatchToRowsOptions {
    * as it hashes the rows), which every row then carries ({@link Row.payloadHash}).
    */
   payloadHashes?: { column: number; hashes: Int32Array };
+  /** The time column {@link checkBatch} returned for this very batch: it is not checked a second time. */
+  checkedTimes?: TimeColumn;
 }
+
+/** A batch's capture-time column, as {@link checkBatch} finds it. */
+export type TimeColumn = Extract<ColumnData, { type: "time64ns" | "int64" }>;
 
 /** The column's cells as a row takes them: UINT128 as UUID strings, every other type as decoded. */
 function cellsOf(col: ColumnData): readonly Cell[] {
@@ -83,7 +88,7 @@ export function batchToRows(
   opts: BatchToRowsOptions,
 ): Row[] {
   if (batch.numRows === 0) return [];
-  const times = checkBatch(batch, relation, opts.timeColumn).data;
+  const times = (opts.checkedTimes ?? checkBatch(batch, relation, opts.timeColumn)).data;
   const cells = batch.cols.map(cellsOf);
   const build = columnsBuilder(relation);
   const { query, node } = opts;
@@ -118,7 +123,7 @@ export function checkBatch(
   batch: RowBatch,
   relation: readonly ColumnInfo[],
   timeName = "time_",
-): Extract<ColumnData, { type: "time64ns" | "int64" }> {
+): TimeColumn {
   if (batch.cols.length !== relation.length) {
     throw new PixieDecodeError(
       `table ${batch.tableId}: batch has ${batch.cols.length} columns, relation has ${relation.length}`,

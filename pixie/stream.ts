@@ -25,7 +25,7 @@ import { detectPixieMarker } from "./markers.ts";
 import { logger, redact } from "../util/log.ts";
 import { parseDurationNs } from "../util/duration.ts";
 import type { Cell, Row } from "./row.ts";
-import { batchToRows, checkBatch, PixieDecodeError } from "./columns.ts";
+import { batchToRows, checkBatch, PixieDecodeError, type TimeColumn } from "./columns.ts";
 import { DeliveredRows, hashRows, type RowHashes } from "./delivered_rows.ts";
 import { GrpcCode, PixieRpcError } from "./client.ts";
 import { decryptCompactJwe, encryptionOptionsFor, generateJweKeyPair, type JweKeyPair } from "./jwe.ts";
@@ -658,15 +658,17 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     // for the taps' row dedupe, which then need not read every payload again; the rows carry it.
     const cell = payloadIndex(relation, table.columns.payload);
     let hashes: RowHashes | undefined;
+    let checkedTimes: TimeColumn | undefined;
     try {
       if (batch.numRows > 0) {
-        checkBatch(batch, relation, table.columns.time);
+        checkedTimes = checkBatch(batch, relation, table.columns.time);
         hashes = this.#hashes = hashRows(batch.cols, relation, batch.numRows, this.#hashes, cell);
       }
       decoded = batchToRows(batch, relation, {
         query: table.display,
         node: table.node,
         timeColumn: table.columns.time,
+        checkedTimes,
         payloadHashes: hashes?.cell !== undefined && cell >= 0
           ? { column: cell, hashes: hashes.cell }
           : undefined,
