@@ -12,6 +12,11 @@
  * streams, times and offsets), so a change to the path shows whether it finds the same things.
  *
  * `deno run --allow-all bench/sensor_path.ts [--calls 250] [--ticks 750] [--hand-off batch|row]`
+ *
+ * `--base CHECKOUT [--pairs 8]`: an in-process A/B of that checkout's path against this one's on the same
+ * recording, runs alternated (which goes first too); prints each side's median µs per row and the median of the
+ * per-pair ratios, and fails if the two find other signatures or matches (their digests differ). One process
+ * shares the host's load between both sides, which separate runs on a noisy host do not.
  * @module
  */
 import process from "node:process";
@@ -174,6 +179,11 @@ if (import.meta.main) {
   const handOff = get("--hand-off") === "row" ? "row" : "batch";
   setLogLevel("error");
   const rec = record(calls, ticks);
+  const base = get("--base");
+  if (base !== undefined) {
+    await abPairs(base, Number(get("--pairs") ?? 8), rec, calls, handOff);
+    Deno.exit(0);
+  }
   const r = await sensorPath(rec, calls, handOff);
   console.log(
     `  sensor path (${calls} calls, ${ticks} ticks, hand-off by ${handOff}): ${
@@ -185,4 +195,48 @@ if (import.meta.main) {
       `(whole run ${r.cpuAllUsPerRow.toFixed(2)} µs); ` +
       `${r.signatures} signatures, ${r.matches} matches, digest ${r.digest}`,
   );
+}
+
+/** `--base`: alternating runs of `base`'s path and this one's on `rec` (see the module doc). */
+async function abPairs(
+  base: string,
+  pairs: number,
+  rec: Recording,
+  calls: number,
+  handOff: "batch" | "row",
+): Promise<void> {
+  const other = await import(`${base.replace(/\/$/, "")}/bench/sensor_path.ts`) as {
+    sensorPath: typeof sensorPath;
+  };
+  (await import(`${base.replace(/\/$/, "")}/util/log.ts`) as { setLogLevel: typeof setLogLevel }).setLogLevel(
+    "error",
+  );
+  const a: number[] = [], b: number[] = [];
+  const digests = new Set<string>();
+  for (let i = 0; i < pairs; i++) {
+    const order = i % 2 === 0
+      ? [["base", other.sensorPath, a], ["this", sensorPath, b]] as const
+      : [["this", sensorPath, b], ["base", other.sensorPath, a]] as const;
+    for (const [name, run, out] of order) {
+      const r = await run(rec, calls, handOff);
+      out.push(r.cpuUsPerRow);
+      digests.add(r.digest);
+      console.log(
+        `  ${name} ${r.cpuUsPerRow.toFixed(2)} µs a row, ${r.signatures}/${r.matches}, digest ${r.digest}`,
+      );
+    }
+  }
+  const med = (x: number[]) => {
+    const y = x.slice().sort((p, q) => p - q), h = y.length >> 1;
+    return y.length % 2 ? y[h]! : (y[h - 1]! + y[h]!) / 2;
+  };
+  const ratios = a.map((v, i) => b[i]! / v);
+  console.log(
+    `  sensor path A/B (${pairs} pairs): base ${med(a).toFixed(2)} µs a row, this ${med(b).toFixed(2)}; ` +
+      `this/base per pair: median ${med(ratios).toFixed(3)} [${ratios.map((r) => r.toFixed(2)).join(" ")}]`,
+  );
+  if (digests.size > 1) {
+    console.error(`  the two found different signatures or matches: digests ${[...digests].join(", ")}`);
+    Deno.exit(1);
+  }
 }
