@@ -56,7 +56,10 @@ export type Stage = typeof STAGES[number];
  * mapped file decides, and a frame in no mapped file (the engine's builtins, WebAssembly) counts for its caller.
  */
 const STAGE_OF_FILE: [RegExp, Stage][] = [
-  [/\/pixie\/(capture|capture_line_fast|replay|row)\.ts$/, "read/parse"],
+  [
+    /\/pixie\/(capture|capture_line_fast|replay|row|held_rows|line_arena|string_cell_simd)\.ts$/,
+    "read/parse",
+  ],
   [/\/cli\/(capture_run|capture_stream|packet_capture_files)\.ts$/, "read/parse"],
   [/\/packets\//, "read/parse"],
   [/\/audio\/decode\/resample\.ts$/, "resample"],

@@ -5,6 +5,7 @@
 import type { Config } from "../config/schema.ts";
 import { type Capture, type CaptureProblem, openCapture, readCapture } from "../pixie/capture.ts";
 import { type LaneAhead, scanLanesAhead } from "../pixie/capture_lanes.ts";
+import type { ArenaChunk } from "../pixie/line_arena.ts";
 import {
   type MergeStats,
   mergeStreams,
@@ -134,9 +135,17 @@ export interface CaptureSource {
   bytesRead(): number;
   problems: readonly CaptureProblem[];
   problemCount(): number;
-  batches(): AsyncIterable<readonly Row[]>;
+  /**
+   * Its rows a batch at a time; `deferred`: rows of the usual line may come unread (pixie/capture.ts
+   * DeferredRow), to be read with {@link materialize} as they are handed on (JSON Lines captures).
+   */
+  batches(opts?: { deferred?: boolean }): AsyncIterable<readonly Row[]>;
   /** Hands back a batch whose rows are done with, for its memory to be reused (JSON Lines captures). */
   release?(batch: readonly Row[]): void;
+  /** Reads a line a deferred batch handed on unread (see mergeStreams' NodeRowStream). */
+  materialize?(chunk: ArenaChunk, at: number, len: number, line: number): Row | undefined;
+  /** Holds the slabs of the rows {@link materialize} read until `release(rows)`. */
+  sealRows?(rows: readonly Row[]): void;
   /** Its problems were logged already (read whole by {@link readCaptures}). */
   logged?: boolean;
   /** What the rest of it holds, per query (see mergeStreams); JSON Lines capture files, not pipes. */
@@ -161,8 +170,10 @@ export async function openCaptures(paths: readonly string[], config?: Config): P
           bytesRead: () => r.bytesRead,
           problems: r.problems,
           problemCount: () => r.problemCount,
-          batches: () => r.batches(),
+          batches: (opts) => r.batches(opts),
           release: (batch) => r.release(batch),
+          materialize: (chunk, at, len, line) => r.materialize(chunk, at, len, line),
+          sealRows: (rows) => r.sealRows(rows),
           lanesAhead: () => {
             const at = r.unreadAt;
             return at === undefined ? Promise.resolve(undefined) : scanLanesAhead(path, at, r.node);
@@ -617,19 +628,22 @@ export async function runCaptureSources(
   // after the other, put the rows of a file given second but captured first after the other's, all of them.
   // Unpaced, every row of a merge step is done with (settleAll below) before the next step is asked for, so the
   // merge may hand batches back to their readers; the sample copies its rows.
+  // Unpaced, the rows of the usual capture line come unread and are read as the merge hands them on
+  // (pixie/line_arena.ts says why); the sample takes rows as they are handed on.
   const inputs: NodeRowStream[] = sources.map((c) => {
     const release = c.release && ((batch: readonly Row[]) => c.release!(batch));
+    const deferred = unpaced && c.materialize !== undefined && c.sealRows !== undefined;
     return {
       node: c.node,
       release: unpaced ? release : undefined,
       lanesAhead: c.lanesAhead && (() => c.lanesAhead!()),
+      materialize: deferred ? (chunk, at, len, line) => c.materialize!(chunk, at, len, line) : undefined,
+      sealRows: deferred ? (rows) => c.sealRows!(rows) : undefined,
       batches: (async function* () {
-        for await (const b of c.batches()) {
-          for (const r of b) sample.add(r);
+        for await (const b of c.batches({ deferred })) {
           if (leases && release) leases.hold(b, b, release);
           yield b;
         }
-        logProblems(c);
       })(),
     };
   });
@@ -641,6 +655,7 @@ export async function runCaptureSources(
   }, stats);
   let lastBytes = 0;
   const rows = await replayStream(merged, async (node, batch) => {
+    for (const r of batch) sample.add(r);
     await nodes.get(node)!.ingestBatch(batch);
     // Unpaced, a batch is handled in full (every actor of every node idle, signatures passed on the bus included)
     // before the next is read. How far one node's detector runs behind another node's matcher then does not
@@ -662,6 +677,8 @@ export async function runCaptureSources(
       }
     },
   });
+  // Once every row is read: a deferred line found malformed is counted as it is handed on.
+  for (const c of sources) logProblems(c);
   if (stats.lanesBroken !== undefined) {
     // A capture from a pipe cannot be scanned; one that changed under the scan, or a line naming its query twice,
     // held rows the scan did not count. Either way rows waited out the merge window from then on (more memory).

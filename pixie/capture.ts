@@ -11,7 +11,15 @@
  */
 import type { Cell, Row } from "./row.ts";
 import { parseQueryName } from "./row.ts";
-import { type ByteSlab, lineEnd, parseCaptureLineFast, readCaptureLine } from "./capture_line_fast.ts";
+import {
+  type ByteSlab,
+  lineEnd,
+  parseCaptureLineFast,
+  peekCaptureLine,
+  peeked,
+  readCaptureLine,
+} from "./capture_line_fast.ts";
+import { type ArenaChunk, DeferredRow, LineArena } from "./line_arena.ts";
 import { cellKernelBuffer } from "./string_cell_simd.ts";
 import { SLAB_BYTES, SlabCarver, type SlabLease } from "./capture_slabs.ts";
 
@@ -318,6 +326,9 @@ export class CaptureReader {
   /** The slab the direct reader carves string cells from, and the lease of each batch handed on. */
   readonly #carver = new SlabCarver();
   readonly #leases = new WeakMap<readonly Row[], SlabLease>();
+  /** Where a deferred batch's lines wait to be read (see {@link batches}), and how many are still to be. */
+  #arena: LineArena | undefined;
+  #deferredLeft = 0;
 
   private constructor(
     file: string,
@@ -360,10 +371,16 @@ export class CaptureReader {
    * Rows in file order, a batch at a time; the file is closed at the end (or when the loop is left). A consumer
    * that is done with a batch (no row of it, nor anything viewing a row's bytes, is read again) may
    * {@link release} it, so that the memory of its string cells is reused (see capture_slabs.ts).
+   *
+   * `deferred`: a line of the usual shape comes unread, as a {@link DeferredRow} (its query and time, its bytes
+   * copied into the reader's line arena), for a consumer that holds rows a while before it handles them (the
+   * merge of captures: line_arena.ts says why) to read with {@link materialize} when it does. Any other line is
+   * read at once, as without it.
    */
-  async *batches(): AsyncGenerator<Row[]> {
+  async *batches(opts: { deferred?: boolean } = {}): AsyncGenerator<Row[]> {
     if (this.#started) throw new Error("a capture reader is read once");
     this.#started = true;
+    const arena = opts.deferred ? this.#arena = new LineArena() : undefined;
     try {
       let out: Row[] = [];
       for (;;) {
@@ -374,6 +391,30 @@ export class CaptureReader {
           const from = this.#at;
           // The usual line is read up to its newline as its bytes are (lines of up to MAX_DIRECT_LINE bytes).
           const limit = size - from > MAX_DIRECT_LINE ? from + MAX_DIRECT_LINE + 1 : size;
+          if (arena !== undefined && peekCaptureLine(view, from, limit, last && limit === size)) {
+            const end = peeked.end;
+            const chunk = arena.put(view, from, end);
+            this.#lineNo++;
+            this.#deferredLeft++;
+            out.push(
+              new DeferredRow(
+                peeked.query,
+                this.node,
+                peeked.time,
+                chunk,
+                arena.at,
+                end - from,
+                this.#lineNo,
+              ),
+            );
+            this.#at = end < size ? end + 1 : size;
+            if (out.length >= this.#batch) {
+              this.#leases.set(out, this.#carver.seal());
+              yield out;
+              out = [];
+            }
+            continue;
+          }
           const row = readCaptureLine(
             view,
             from,
@@ -429,6 +470,34 @@ export class CaptureReader {
   }
 
   /**
+   * The row of a line a deferred batch handed on unread (a {@link DeferredRow}'s chunk, offset, length and line
+   * number), read now: its string cells go to this reader's slabs, held until the array it is put in is given
+   * to {@link sealRows} and then released. Undefined when the line is malformed after all (its cells): counted
+   * and kept as a problem with its line, as the reader does for any malformed line. Each line is read once.
+   */
+  materialize(chunk: ArenaChunk, at: number, len: number, line: number): Row | undefined {
+    const bytes = chunk.bytes;
+    let out = readCaptureLine(bytes, at, at + len, true, this.node, this.#carver, base64ToBytes);
+    if (out !== undefined && lineEnd() !== at + len) out = undefined;
+    if (out === undefined) {
+      const parsed = parseCaptureLine(lineText(bytes, at, at + len).trim(), this.node);
+      if (typeof parsed === "string") this.#problem(line, parsed);
+      else out = parsed;
+    }
+    this.#arena?.done(chunk);
+    if (--this.#deferredLeft === 0 && this.#done) this.#carver.close();
+    return out;
+  }
+
+  /**
+   * The rows {@link materialize} read since the last call, handed on in `rows`: their slabs are held until
+   * `release(rows)`, as a batch's are.
+   */
+  sealRows(rows: readonly Row[]): void {
+    this.#leases.set(rows, this.#carver.seal());
+  }
+
+  /**
    * Where in the file the first line not yet handed on starts (every row before it was in a batch already
    * yielded), for a scan of what lies ahead (capture_lanes.ts); undefined when the file cannot be read from
    * there again (a pipe).
@@ -439,7 +508,9 @@ export class CaptureReader {
 
   /** Closes the file (idempotent). */
   close(): void {
-    this.#carver.close();
+    // Deferred rows still to be read carve from the current slab: the carver closes after the last of them.
+    if (this.#deferredLeft === 0) this.#carver.close();
+    this.#arena?.close();
     this.#done = true;
     try {
       this.#f.close();

@@ -100,6 +100,7 @@ function nameOf(text: string): Name {
 const QUERY_KEY = nameOf("query");
 const ROW_KEY = nameOf("row");
 const BASE64_KEY = nameOf("base64");
+const TIME_KEY = nameOf("time_");
 
 /** The value of each base64 digit of atob's alphabet (`+` and `/`), 255 for every other byte. */
 const B64: Uint8Array = (() => {
@@ -493,22 +494,14 @@ class LineReader {
     return out.subarray(at, o);
   }
 
-  /** Views of the kernel's output area by size class (see {@link outView}), for the kernel {@link #viewsOf}. */
-  #views: Uint8Array[] = [];
-  #viewsOf: CellKernel | undefined;
-
   /**
    * A view of `k`'s output from its start, of the least size class (64 bytes times a power of two, up to the
-   * area's {@link OUT_ROOM}) that holds `n` bytes.
+   * area's {@link OUT_ROOM}) that holds `n` bytes (kept with the kernel, {@link CellKernel.views}).
    */
   #outView(k: CellKernel, n: number): Uint8Array {
-    if (k !== this.#viewsOf) {
-      this.#viewsOf = k;
-      this.#views = [];
-    }
     let c = 0;
     while (VIEW_MIN << c < n) c++;
-    return this.#views[c] ??= new Uint8Array(
+    return k.views[c] ??= new Uint8Array(
       k.out.buffer,
       k.out.byteOffset + k.outAt,
       Math.min(VIEW_MIN << c, OUT_ROOM),
@@ -532,7 +525,8 @@ class LineReader {
     const base = b.byteOffset;
     for (; p < len && (base + p) & 3; p++) if (notPlain(b[p]!)) return p;
     if (p >= len) return len;
-    let words = this.#words;
+    // The kernel's words when `b` is in a kernel's memory (it is that memory's kernel), else made for the buffer.
+    let words = this.kernel?.words ?? this.#words;
     if (words === undefined || words.buffer !== b.buffer || words.length !== b.buffer.byteLength >>> 2) {
       words = this.#words = new Uint32Array(b.buffer, 0, b.buffer.byteLength >>> 2);
     }
@@ -689,6 +683,58 @@ export function readCaptureLine(
     return readLine(r, node, slab, base64);
   } catch {
     return undefined;
+  } finally {
+    r.b = scratch;
+  }
+}
+
+/** What {@link peekCaptureLine} read of a line, valid until the next peek. */
+export const peeked: { query: string; time: bigint; end: number } = { query: "", time: 0n, end: 0 };
+
+/**
+ * The query and time of the line that opens at `bytes[from]`, without reading its cells: true when the line
+ * starts as the usual one does, `{"query":"m/s","row":{"time_":"…"` (query and time as {@link readCaptureLine}
+ * reads them), and its newline comes before `limit` (or `endsAtLimit`); {@link peeked} then holds them and where
+ * the line ends. The rest of the line is not looked at: a line whose cells turn out malformed is found when it is
+ * read ({@link readCaptureLine}, then the general reader, which decides). False for any other start: read the line
+ * as before.
+ */
+export function peekCaptureLine(
+  bytes: Uint8Array,
+  from: number,
+  limit: number,
+  endsAtLimit: boolean,
+): boolean {
+  const r = reader;
+  r.loadBytes(bytes, from, limit, endsAtLimit);
+  try {
+    if (!r.eat(LBRACE) || !r.eat(QUOTE)) return false;
+    r.pos--;
+    if (r.name(QUERY_KEY) !== QUERY_KEY || !r.eat(COLON)) return false;
+    r.ws();
+    if (r.at(r.pos) !== QUOTE) return false;
+    const query = r.name(lastQuery);
+    if (query === undefined || !query.query) return false;
+    lastQuery = query;
+    if (!r.eat(COMMA) || !r.eat(QUOTE)) return false;
+    r.pos--;
+    if (r.name(ROW_KEY) !== ROW_KEY || !r.eat(COLON) || !r.eat(LBRACE)) return false;
+    r.ws();
+    if (r.at(r.pos) !== QUOTE || r.name(TIME_KEY) !== TIME_KEY || !r.eat(COLON)) return false;
+    r.ws();
+    if (r.at(r.pos) !== QUOTE) return false;
+    const time = r.decimalString();
+    if (time === undefined) return false;
+    const kernel = r.kernel;
+    let end = kernel !== undefined ? kernel.newline(bytes, r.pos, limit) : bytes.indexOf(LF, r.pos);
+    if (end < 0 || end >= limit) {
+      if (!endsAtLimit) return false;
+      end = limit;
+    }
+    peeked.query = query.text;
+    peeked.time = time;
+    peeked.end = end;
+    return true;
   } finally {
     r.b = scratch;
   }

@@ -69,6 +69,11 @@ export function setSlabPoison(on: boolean): void {
   poison = on;
 }
 
+/** Whether recycled slabs are poisoned (the line arena poisons its reused chunks alike, line_arena.ts). */
+export function slabPoison(): boolean {
+  return poison;
+}
+
 /** Slabs made and slabs recycled so far, every reader together (for tests and benches). */
 export function slabCounts(): { made: number; recycled: number; free: number } {
   return { made, recycled, free: free.length };

@@ -11,6 +11,8 @@
 import type { Row } from "./row.ts";
 import type { LaneAhead } from "./capture_lanes.ts";
 import { truncate } from "../util/truncate.ts";
+import { HeldRows } from "./held_rows.ts";
+import { type ArenaChunk, DeferredRow } from "./line_arena.ts";
 
 /** Rows of one node. */
 export interface NodeRows {
@@ -82,6 +84,14 @@ export interface NodeRowStream {
    * of every input has gone past it, instead of waiting out the window.
    */
   lanesAhead?: () => Promise<ReadonlyMap<string, LaneAhead> | undefined>;
+  /**
+   * Reads a row its batches handed on unread (pixie/capture.ts DeferredRow: its query and time only), as the
+   * merge hands it on; undefined: the line was malformed after all (the input counts it), and it is skipped.
+   * With it, `sealRows` is given each step's array of the rows it read, which `release` gets when the step is
+   * done with, as a batch.
+   */
+  materialize?: (chunk: ArenaChunk, at: number, len: number, line: number) => Row | undefined;
+  sealRows?: (rows: readonly Row[]) => void;
 }
 
 /** Options of {@link mergeStreams}. */
@@ -170,192 +180,14 @@ interface HeldBatch {
   left: number;
 }
 
-interface Held {
-  key: bigint;
-  /** `key` less the heap's base as a number: exact while every key is within 2^53 ns (104 days) of the base. */
-  k: number;
-  input: number;
-  seq: number;
-  node: string;
-  row: Row;
-  /** The batch the row came in, when it is to be released. */
-  from: HeldBatch | undefined;
-}
-
-function before(a: Held, b: Held): boolean {
-  return a.key < b.key || (a.key === b.key && (a.input < b.input || (a.input === b.input && a.seq < b.seq)));
-}
-
-/** {@link before} on the exact number keys (comparing bigints cost most of a heap step). */
-function beforeK(a: Held, b: Held): boolean {
-  return a.k < b.k || (a.k === b.k && (a.input < b.input || (a.input === b.input && a.seq < b.seq)));
-}
-
-/** A key's two 32-bit words (little-endian platforms: every one Deno runs on; else the bigint difference). */
-const KEY = new BigInt64Array(1);
-const KEY_WORDS = new Uint32Array(KEY.buffer);
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-const INT64_MIN = -(1n << 63n), INT64_MAX = (1n << 63n) - 1n;
-/** Keys whose high words differ from the base's by less than this lie within 2^52 of it: exact as numbers. */
-const NEAR_HI = 1 << 20;
-
-/** Number keys and the order of held rows by (key, input, seq): the order {@link mergeByTime} sorts into. */
-class HeldOrder {
-  #base: bigint | undefined;
-  #baseHi = 0;
-  #baseLo = 0;
-  /** The base is within int64: keys are taken from their words. */
-  #words = false;
-  /** All keys so far lie within 2^53 of the base, so their numbers order them exactly. */
-  #exact = true;
-  /**
-   * The number key of `key` (see {@link Held.k}); a key too far from the base turns number keys off. From the
-   * key's 32-bit words: a bigint difference made a bigint per row and its conversion cost ~60 ns.
-   */
-  numberKey(key: bigint): number {
-    if (this.#base === undefined) {
-      this.#base = key;
-      this.#words = LITTLE_ENDIAN && key >= INT64_MIN && key <= INT64_MAX;
-      KEY[0] = this.#words ? key : 0n;
-      this.#baseHi = KEY_WORDS[1]! | 0;
-      this.#baseLo = KEY_WORDS[0]!;
-    }
-    if (!this.#words || !(key >= INT64_MIN && key <= INT64_MAX)) {
-      const k = Number(key - this.#base);
-      if (k >= Number.MAX_SAFE_INTEGER || k <= -Number.MAX_SAFE_INTEGER) this.#exact = false;
-      return k;
-    }
-    KEY[0] = key;
-    const dHi = (KEY_WORDS[1]! | 0) - this.#baseHi;
-    if (dHi >= NEAR_HI || dHi <= -NEAR_HI) this.#exact = false;
-    return dHi * 4294967296 + (KEY_WORDS[0]! - this.#baseLo);
-  }
-  before(a: Held, b: Held): boolean {
-    return this.#exact ? beforeK(a, b) : before(a, b);
-  }
-}
-
-/** A binary min-heap of held rows in {@link HeldOrder}. */
-class HeldHeap {
-  readonly items: Held[] = [];
-  readonly #order: HeldOrder;
-  constructor(order: HeldOrder) {
-    this.#order = order;
-  }
-  get size(): number {
-    return this.items.length;
-  }
-  push(h: Held): void {
-    const a = this.items;
-    const o = this.#order;
-    a.push(h);
-    let i = a.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!o.before(a[i]!, a[p]!)) break;
-      const t = a[i]!;
-      a[i] = a[p]!;
-      a[p] = t;
-      i = p;
-    }
-  }
-  peek(): Held | undefined {
-    return this.items[0];
-  }
-  pop(): Held | undefined {
-    const a = this.items;
-    const o = this.#order;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length > 0 && last !== undefined) {
-      a[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1, r = l + 1;
-        let m = i;
-        if (l < a.length && o.before(a[l]!, a[m]!)) m = l;
-        if (r < a.length && o.before(a[r]!, a[m]!)) m = r;
-        if (m === i) break;
-        const t = a[i]!;
-        a[i] = a[m]!;
-        a[m] = t;
-        i = m;
-      }
-    }
-    return top;
-  }
-}
-
-/** A queue of one input's rows that came in order: a slice of `items` from `head`. */
-interface Run {
-  items: Held[];
-  head: number;
-}
-
-/**
- * The held rows, smallest first in {@link HeldOrder}. A capture is nearly always in time order, so each input's
- * rows that come after everything it already holds wait in a plain queue of their own (in order by
- * construction: their seq grows too), and only the rows that step back go to a heap; the smallest row is the
- * least of the heap's top and the queues' heads. Heaping every row cost ~2 compares per level of a heap as
- * large as the merge window's rows; the order handed on is the same, since (key, input, seq) orders all rows
- * strictly.
- */
-class HeldQueue {
-  readonly #order = new HeldOrder();
-  readonly #heap = new HeldHeap(this.#order);
-  readonly #runs: Run[] = [];
-  #size = 0;
-  get size(): number {
-    return this.#size;
-  }
-  numberKey(key: bigint): number {
-    return this.#order.numberKey(key);
-  }
-  before(a: Held, b: Held): boolean {
-    return this.#order.before(a, b);
-  }
-  push(h: Held): void {
-    this.#size++;
-    const run = this.#runs[h.input] ??= { items: [], head: 0 };
-    const items = run.items;
-    if (items.length === run.head || !this.#order.before(h, items[items.length - 1]!)) items.push(h);
-    else this.#heap.push(h);
-  }
-  peek(): Held | undefined {
-    let min = this.#heap.peek();
-    const o = this.#order;
-    for (const run of this.#runs) {
-      if (run === undefined || run.head === run.items.length) continue;
-      const h = run.items[run.head]!;
-      if (min === undefined || o.before(h, min)) min = h;
-    }
-    return min;
-  }
-  /** Takes out `min`, the row {@link peek} returned last (no search again). */
-  take(min: Held): void {
-    this.#size--;
-    if (min === this.#heap.peek()) {
-      this.#heap.pop();
-      return;
-    }
-    const run = this.#runs[min.input]!;
-    run.head++;
-    if (run.head === run.items.length) {
-      truncate(run.items, 0);
-      run.head = 0;
-    } else if (run.head >= 4096 && run.head * 2 >= run.items.length) {
-      // Drop the consumed front now and then (an array shift per row would copy the queue each time).
-      run.items.splice(0, run.head);
-      run.head = 0;
-    }
-  }
-}
-
 /**
  * {@link mergeByTime} over streams, lazily: each node's rows are read only as far as the merge needs (a window
  * ahead of the row handed on), so memory does not depend on the captures' size. The order is the same as
  * mergeByTime's (event time, each query keeping its captured order through the running maximum of its times,
  * ties in input order) whenever each input steps back by less than `windowNs`; `stats` counts what was not.
+ * The rows it holds are in typed columns (held_rows.ts), and an input's rows handed over unread
+ * ({@link NodeRowStream.materialize}) are read only as they go on: no object per held row outlives V8's young
+ * generation.
  */
 export async function* mergeStreams(
   inputs: readonly NodeRowStream[],
@@ -365,7 +197,7 @@ export async function* mergeStreams(
   const windowNs = opts.windowNs ?? 1_000_000_000n;
   const maxBuffered = opts.maxBuffered ?? 65_536;
   const scanAfter = opts.scanAfter ?? 16_384;
-  const heap = new HeldQueue();
+  const held = new HeldRows();
   const state: InputState[] = inputs.map((input, i) => ({
     node: input.node,
     index: i,
@@ -376,6 +208,8 @@ export async function* mergeStreams(
     newest: new RunningMax(),
     seq: 0,
     lanes: undefined,
+    materialize: input.materialize,
+    stepRows: [],
   }));
   /** Handing rows on early: not asked yet (`wait`), on, or off (an input cannot tell, or its scan was short). */
   let lanes: "wait" | "on" | "off" = inputs.every((i) => i.lanesAhead !== undefined) ? "wait" : "off";
@@ -384,7 +218,6 @@ export async function* mergeStreams(
     stats.lanesBroken ??= reason;
     for (const s of state) s.lanes = undefined;
   };
-  let lastOut: Held | undefined;
   /** Batches whose last held row went in the step yielded last: released when the next step is asked for. */
   const handedOn: HeldBatch[] = [];
   const read = async (s: InputState): Promise<void> => {
@@ -403,12 +236,17 @@ export async function* mergeStreams(
       if (opts.filter && !opts.filter(row)) continue;
       const key = s.newest.key(row.query, row.time);
       if (s.frontier === undefined || key > s.frontier) s.frontier = key;
-      heap.push({ key, k: heap.numberKey(key), input: s.index, seq: s.seq++, node: s.node, row, from });
-      if (from !== undefined) from.left++;
+      // A row handed on unread is held as where its line is: its batch (the row objects) need not wait for it.
+      if (s.materialize !== undefined && row instanceof DeferredRow) {
+        held.pushLine(key, s.index, s.seq++, row);
+      } else {
+        held.push(key, s.index, s.seq++, row, from);
+        if (from !== undefined) from.left++;
+      }
     }
     // A batch none of whose rows are held is done with already (they were all filtered out).
     if (from !== undefined && from.left === 0) from.release(from.batch);
-    if (heap.size > stats.peakBuffered) stats.peakBuffered = heap.size;
+    if (held.size > stats.peakBuffered) stats.peakBuffered = held.size;
   };
   try {
     for (;;) {
@@ -416,7 +254,7 @@ export async function* mergeStreams(
         for (const b of handedOn) b.release(b.batch);
         truncate(handedOn, 0);
       }
-      if (lanes === "wait" && heap.size >= scanAfter) {
+      if (lanes === "wait" && held.size >= scanAfter) {
         lanes = "on";
         for (const s of state) {
           if (s.ended) continue;
@@ -429,48 +267,62 @@ export async function* mergeStreams(
           stats.scanned = (stats.scanned ?? 0) + 1;
         }
       }
-      const top = heap.peek();
+      const top = held.peek();
+      const topKey = top < 0 ? undefined : held.keyOf(top);
       // Every row still to come sorts after `early`: rows before it go now, without reading on.
       const early = lanes === "on" ? earlyLimit(state) : undefined;
-      const goesEarly = top !== undefined && early !== undefined && (early === ALL || top.key < early);
+      const goesEarly = topKey !== undefined && early !== undefined && (early === ALL || topKey < early);
       let lagging: InputState | undefined;
       if (!goesEarly) {
         // The input furthest behind decides whether the smallest held row may go: read it until it is past.
         for (const s of state) {
           if (s.ended) continue;
-          if (top !== undefined && s.frontier !== undefined && s.frontier > top.key + windowNs) continue;
+          if (topKey !== undefined && s.frontier !== undefined && s.frontier > topKey + windowNs) continue;
           if (lagging === undefined || (s.frontier ?? -1n) < (lagging.frontier ?? -1n)) lagging = s;
         }
-        if (lagging !== undefined && heap.size < maxBuffered) {
+        if (lagging !== undefined && held.size < maxBuffered) {
           await read(lagging);
           continue;
         }
-        if (top === undefined) break;
+        if (topKey === undefined) break;
         if (lagging !== undefined) stats.forced++;
       }
       // Hand on everything that may go now, in one batch.
       const out: { node: string; row: Row }[] = [];
-      const limit = lagging !== undefined ? top!.key : undefined;
-      // No input is read in this loop, so what may go is decided once: keys below every input's frontier by
-      // more than the window (mayGo for each row, without a bigint sum per row), or below `early`.
-      const byWindow = limit === undefined ? goLimit(state, windowNs) : undefined;
-      const below = goesEarly ? higher(byWindow, early) : byWindow;
+      // Forced: the least row and those with its key. No input is read in this loop, so what may go is decided
+      // once: keys below every input's frontier by more than the window (without a bigint sum per row), or below
+      // `early`.
+      const byWindow = lagging !== undefined ? undefined : goLimit(state, windowNs);
+      const below = lagging !== undefined ? topKey! + 1n : goesEarly ? higher(byWindow, early) : byWindow;
       for (;;) {
-        const h = heap.peek();
-        if (h === undefined || out.length >= 512) break;
-        if (limit !== undefined ? h.key > limit : below === undefined || (below !== ALL && h.key >= below)) {
-          break;
-        }
-        heap.take(h);
-        if (goesEarly && byWindow !== ALL && (byWindow === undefined || h.key >= byWindow)) {
+        const h = held.peek();
+        if (h < 0 || out.length >= 512) break;
+        if (below === undefined || (below !== ALL && !held.keyBelow(h, below))) break;
+        const input = held.inputOf(h);
+        if (goesEarly && byWindow !== ALL && (byWindow === undefined || !held.keyBelow(h, byWindow))) {
           stats.early = (stats.early ?? 0) + 1;
         }
-        if (lastOut !== undefined && heap.before(h, lastOut)) stats.late++;
-        else lastOut = h;
-        // The held entry itself (it has node and row): no object per row.
-        out.push(h);
-        const from = h.from;
+        if (held.beforeLast(h)) stats.late++;
+        else held.markLast(h);
+        const from = held.tagOf(h) as HeldBatch | undefined;
         if (from !== undefined && --from.left === 0) handedOn.push(from);
+        const s = state[input]!;
+        const chunk = held.chunkOf(h);
+        let row: Row | undefined;
+        if (chunk !== undefined) {
+          row = s.materialize!(chunk, held.atOf(h), held.lenOf(h), held.lineOf(h));
+          if (row !== undefined) s.stepRows.push(row);
+        } else row = held.rowOf(h);
+        held.take(h);
+        if (row !== undefined) out.push({ node: s.node, row });
+      }
+      for (const s of state) {
+        if (s.stepRows.length === 0) continue;
+        const rows = s.stepRows;
+        s.stepRows = [];
+        const input = inputs[s.index]!;
+        input.sealRows?.(rows);
+        if (input.release !== undefined) handedOn.push({ batch: rows, release: input.release, left: 0 });
       }
       stats.rows += out.length;
       yield out;
@@ -493,6 +345,9 @@ interface InputState {
   seq: number;
   /** What is left of it, once scanned (see {@link NodeRowStream.lanesAhead}). */
   lanes: InputLanes | undefined;
+  readonly materialize: NodeRowStream["materialize"];
+  /** The rows materialized in the step being made (see {@link NodeRowStream.materialize}). */
+  stepRows: Row[];
 }
 
 /** What an input has left to read, per query, from its scan: rows and the least key the next can have. */

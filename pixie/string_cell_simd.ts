@@ -173,14 +173,82 @@ function kernelBytes(): Uint8Array<ArrayBuffer> {
     ...get(P),
     END,
   ];
+  const nl = newlineBody();
   return new Uint8Array([
     ...WASM_HEADER,
-    ...section(1, [1, 0x60, 3, I32, I32, I32, 1, I32]),
+    ...section(1, [2, 0x60, 3, I32, I32, I32, 1, I32, 0x60, 2, I32, I32, 1, I32]),
     ...section(2, [1, ...name("m"), ...name("mem"), 0x02, 0x00, 1]),
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...name("cell"), 0x00, 0]),
-    ...section(10, [1, ...uleb(body.length), ...body]),
+    ...section(3, [2, 0, 1]),
+    ...section(7, [2, ...name("cell"), 0x00, 0, ...name("newline"), 0x00, 1]),
+    ...section(10, [2, ...uleb(body.length), ...body, ...uleb(nl.length), ...nl]),
   ]);
+}
+
+/**
+ * (func (export "newline") (param $p i32) (param $end i32) (result i32)): where the first newline at or after
+ * `p` is, or `end` if none is before it; sixteen bytes a step (the capture reader's deferred lines,
+ * capture_line_fast.ts peekCaptureLine: `indexOf` a byte at a time cost ~0.6 µs a line).
+ */
+function newlineBody(): number[] {
+  const [P, END_, LFV, M] = [0, 1, 2, 3];
+  const RETURN = 0x0f;
+  return [
+    ...[2, 1, V128, 1, I32],
+    ...i32(0x0a),
+    ...simd(I8SPLAT),
+    ...set(LFV),
+    ...[BLOCK, VOID, LOOP, VOID],
+    ...get(P),
+    ...i32(16),
+    I32ADD,
+    ...get(END_),
+    I32GTS,
+    ...[BRIF, 1],
+    ...get(P),
+    ...simd(V128LOAD, 0, 0),
+    ...get(LFV),
+    ...simd(I8EQ),
+    ...simd(I8BITMASK),
+    ...tee(M),
+    ...[IF, VOID],
+    ...get(P),
+    ...get(M),
+    I32CTZ,
+    I32ADD,
+    RETURN,
+    END,
+    ...get(P),
+    ...i32(16),
+    I32ADD,
+    ...set(P),
+    ...[BR, 0],
+    END,
+    END,
+    ...[BLOCK, VOID, LOOP, VOID],
+    ...get(P),
+    ...get(END_),
+    I32GEU,
+    ...[BRIF, 1],
+    ...get(P),
+    I32LOAD8U,
+    0,
+    0,
+    ...i32(0x0a),
+    I32EQ,
+    ...[IF, VOID],
+    ...get(P),
+    RETURN,
+    END,
+    ...get(P),
+    ...i32(1),
+    I32ADD,
+    ...set(P),
+    ...[BR, 0],
+    END,
+    END,
+    ...get(END_),
+    END,
+  ];
 }
 
 /** The byte each single-character escape stands for, by the character after the backslash; 0 for the rest. */
@@ -202,11 +270,20 @@ export interface CellKernel {
    * most up to `end` and {@link OUT_ROOM} bytes; returns where it stopped (relative to `bytes`, like `p`).
    */
   run(bytes: Uint8Array, p: number, end: number): number;
+  /** Where the first newline of `bytes[p..end)` (a view of the kernel's memory) is, or `end`. */
+  newline(bytes: Uint8Array, p: number, end: number): number;
   /** Where the output of the last {@link run} ends in {@link out}. */
   outEnd(): number;
   /** The kernel's whole memory: the output is at {@link outAt}. */
   readonly out: Uint8Array;
   readonly outAt: number;
+  /** The whole memory as 32-bit words (the line reader's word scans). */
+  readonly words: Uint32Array;
+  /**
+   * The line reader's views of the output area by size class, kept with the kernel: a reader that alternates
+   * between kernels (a file's bytes, the line arena's chunks) makes each view once, not at every switch.
+   */
+  readonly views: Uint8Array[];
 }
 
 let module: WebAssembly.Module | null | undefined;
@@ -228,6 +305,7 @@ export function cellKernelBuffer(bytes: number): Uint8Array {
   const memory = new WebAssembly.Memory({ initial: Math.ceil((DATA_AT + bytes) / 65536) });
   const instance = new WebAssembly.Instance(module, { m: { mem: memory } });
   const fn = instance.exports.cell as (p: number, end: number, o: number) => number;
+  const nl = instance.exports.newline as (p: number, end: number) => number;
   const buf = memory.buffer;
   const all = new Uint8Array(buf);
   for (const [c, v] of Object.entries(ESCAPES)) all[c.charCodeAt(0)] = v;
@@ -238,9 +316,15 @@ export function cellKernelBuffer(bytes: number): Uint8Array {
       const to = end - p > OUT_ROOM ? p + OUT_ROOM : end;
       return fn(base + p, base + to, OUT_AT) - base;
     },
+    newline(view, p, end) {
+      const base = view.byteOffset;
+      return nl(base + p, base + end) - base;
+    },
     outEnd: () => ends[0]!,
     out: all,
     outAt: OUT_AT,
+    words: new Uint32Array(buf, 0, buf.byteLength >>> 2),
+    views: [],
   };
   kernels.set(buf, kernel);
   return new Uint8Array(buf, DATA_AT, bytes);

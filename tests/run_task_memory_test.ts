@@ -100,6 +100,19 @@ Deno.test("run task: no allocation-site pretenuring (a site once long-lived put 
   ok(grownMB >= 0 && grownMB < 10, `old space grew ${grownMB.toFixed(1)} MB (flags: ${flags.join(" ")})`);
 });
 
+Deno.test("analyze task: no allocation-site pretenuring (rows made as the merge hands them on die young)", async () => {
+  // The merge holds its window's rows as bytes and makes each row as it hands it on (pixie/held_rows.ts,
+  // line_arena.ts), so rows die in the step that handles them. V8 still tenured the site that makes them (its
+  // feedback of the first steps), allocating every row in old space: 18-24 full collections an analyze of the
+  // bench corpus, ~1 s of concurrent marking; without pretenuring 7 and 0.3 s (--trace-gc-nvp, README "Speed and
+  // memory"). The run task sets it too.
+  const deno = await Deno.readTextFile(`${ROOT}deno.json`);
+  for (const task of ["analyze", "run"] as const) {
+    const flags = taskV8Flags(deno, task);
+    ok(flags.includes("--no-allocation-site-pretenuring"), `${task} task flags: ${flags.join(" ")}`);
+  }
+});
+
 Deno.test("run task: ArrayBuffers of 32 KiB and more get pages of their own from the C allocator (given back when freed)", async () => {
   const env = runTaskEnv(await Deno.readTextFile(`${ROOT}deno.json`));
   const t = Number(env["MALLOC_MMAP_THRESHOLD_"]);
