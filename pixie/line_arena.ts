@@ -90,9 +90,10 @@ export class LineArena {
 const NO_COLUMNS: Readonly<Record<string, Cell>> = Object.freeze({});
 
 /**
- * A line of a deferred batch (pixie/capture.ts CaptureReader.batches): its query and time as the line gives them (all a
- * merge orders rows by), its bytes in the reader's {@link LineArena}; CaptureReader.materialize reads
- * the row. Its `columns` are empty until then.
+ * A line of a deferred batch (pixie/capture.ts CaptureReader.batches): its query and time as the line gives them
+ * (all a merge orders rows by), its bytes in the reader's {@link LineArena}; CaptureReader.materialize reads the
+ * row. Its `columns` are empty until then. A line that names `time_` twice (JSON keeps the last) is ordered by
+ * the first: such a line is malformed for Pixie, and is still handed on.
  */
 export class DeferredRow implements Row {
   readonly columns = NO_COLUMNS;
