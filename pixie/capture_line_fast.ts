@@ -688,6 +688,22 @@ export function readCaptureLine(
   }
 }
 
+/** The usual line's start, `{"query":"m/s","row":{`: its query (the reader after the brace), or undefined. */
+function linePrefix(r: LineReader): Name | undefined {
+  if (!r.eat(LBRACE) || !r.eat(QUOTE)) return undefined;
+  r.pos--;
+  if (r.name(QUERY_KEY) !== QUERY_KEY || !r.eat(COLON)) return undefined;
+  r.ws();
+  if (r.at(r.pos) !== QUOTE) return undefined;
+  const query = r.name(lastQuery);
+  if (query === undefined || !query.query) return undefined;
+  lastQuery = query;
+  if (!r.eat(COMMA) || !r.eat(QUOTE)) return undefined;
+  r.pos--;
+  if (r.name(ROW_KEY) !== ROW_KEY || !r.eat(COLON) || !r.eat(LBRACE)) return undefined;
+  return query;
+}
+
 /** What {@link peekCaptureLine} read of a line, valid until the next peek. */
 export const peeked: { query: string; time: bigint; end: number } = { query: "", time: 0n, end: 0 };
 
@@ -708,17 +724,8 @@ export function peekCaptureLine(
   const r = reader;
   r.loadBytes(bytes, from, limit, endsAtLimit);
   try {
-    if (!r.eat(LBRACE) || !r.eat(QUOTE)) return false;
-    r.pos--;
-    if (r.name(QUERY_KEY) !== QUERY_KEY || !r.eat(COLON)) return false;
-    r.ws();
-    if (r.at(r.pos) !== QUOTE) return false;
-    const query = r.name(lastQuery);
-    if (query === undefined || !query.query) return false;
-    lastQuery = query;
-    if (!r.eat(COMMA) || !r.eat(QUOTE)) return false;
-    r.pos--;
-    if (r.name(ROW_KEY) !== ROW_KEY || !r.eat(COLON) || !r.eat(LBRACE)) return false;
+    const query = linePrefix(r);
+    if (query === undefined) return false;
     r.ws();
     if (r.at(r.pos) !== QUOTE || r.name(TIME_KEY) !== TIME_KEY || !r.eat(COLON)) return false;
     r.ws();
@@ -751,17 +758,8 @@ function readLine(
   slab: ByteSlab,
   base64: (b64: string) => Uint8Array,
 ): Row | undefined {
-  if (!r.eat(LBRACE) || !r.eat(QUOTE)) return undefined;
-  r.pos--;
-  if (r.name(QUERY_KEY) !== QUERY_KEY || !r.eat(COLON)) return undefined;
-  r.ws();
-  if (r.at(r.pos) !== QUOTE) return undefined;
-  const query = r.name(lastQuery);
-  if (query === undefined || !query.query) return undefined;
-  lastQuery = query;
-  if (!r.eat(COMMA) || !r.eat(QUOTE)) return undefined;
-  r.pos--;
-  if (r.name(ROW_KEY) !== ROW_KEY || !r.eat(COLON) || !r.eat(LBRACE)) return undefined;
+  const query = linePrefix(r);
+  if (query === undefined) return undefined;
   // The cells in line order (time_ aside), made into the row's record at the end (see columnsBuilder).
   let count = 0;
   let time: bigint | undefined;
