@@ -22,9 +22,6 @@ const KEY_WORDS = new Uint32Array(KEY.buffer);
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 const INT64_MIN = -(1n << 63n), INT64_MAX = (1n << 63n) - 1n;
 
-/** Where a held row came from, for the caller's own bookkeeping (its batch), kept with the row. */
-export type HeldTag = object | undefined;
-
 /** One input's rows that came in order: a ring of slots. */
 interface Run {
   slots: Int32Array;
@@ -32,8 +29,11 @@ interface Run {
   size: number;
 }
 
-/** Rows held in (key, input, seq) order; a row is a slot from {@link push} until {@link take}. */
-export class HeldRows {
+/**
+ * Rows held in (key, input, seq) order; a row is a slot from {@link push} until {@link take}. `T`: what the
+ * caller keeps with a parsed row ({@link tagOf}: the merge, the batch it came in).
+ */
+export class HeldRows<T> {
   #cap = 0;
   #hi = new Int32Array(0);
   #lo = new Uint32Array(0);
@@ -47,7 +47,7 @@ export class HeldRows {
   #at = new Int32Array(0);
   #len = new Int32Array(0);
   #line = new Float64Array(0);
-  #tags: HeldTag[] = [];
+  #tags: (T | undefined)[] = [];
   #bigKeys: (bigint | undefined)[] = [];
   #free = new Int32Array(0);
   #freeCount = 0;
@@ -62,7 +62,7 @@ export class HeldRows {
   }
 
   /** Holds `row` under `key`; `tag` comes back with {@link tagOf}. */
-  push(key: bigint, input: number, seq: number, row: Row, tag: HeldTag): void {
+  push(key: bigint, input: number, seq: number, row: Row, tag: T | undefined): void {
     const s = this.#put(key, input, seq);
     this.#rows[s] = row;
     this.#tags[s] = tag;
@@ -196,15 +196,18 @@ export class HeldRows {
     return h !== hi ? h < hi : this.#lo[slot]! < KEY_WORDS[0]!;
   }
 
+  /** The input the row in `slot` came from. */
   inputOf(slot: number): number {
     return this.#input[slot]!;
   }
 
+  /** Its sequence number in its input. */
   seqOf(slot: number): number {
     return this.#seq[slot]!;
   }
 
-  tagOf(slot: number): HeldTag {
+  /** What {@link push} kept with a parsed row. */
+  tagOf(slot: number): T | undefined {
     return this.#tags[slot];
   }
 
@@ -217,12 +220,15 @@ export class HeldRows {
   chunkOf(slot: number): ArenaChunk | undefined {
     return this.#chunks[slot];
   }
+  /** Where a deferred row's line starts in its chunk. */
   atOf(slot: number): number {
     return this.#at[slot]!;
   }
+  /** Its line's length in bytes. */
   lenOf(slot: number): number {
     return this.#len[slot]!;
   }
+  /** Its line's number in its file. */
   lineOf(slot: number): number {
     return this.#line[slot]!;
   }

@@ -85,7 +85,7 @@ export interface NodeRowStream {
    */
   lanesAhead?: () => Promise<ReadonlyMap<string, LaneAhead> | undefined>;
   /**
-   * Reads a row its batches handed on unread (pixie/capture.ts DeferredRow: its query and time only), as the
+   * Reads a row its batches handed on unread (a line_arena.ts DeferredRow: its query and time only), as the
    * merge hands it on; undefined: the line was malformed after all (the input counts it), and it is skipped.
    * With it, `sealRows` is given each step's array of the rows it read, which `release` gets when the step is
    * done with, as a batch.
@@ -197,7 +197,7 @@ export async function* mergeStreams(
   const windowNs = opts.windowNs ?? 1_000_000_000n;
   const maxBuffered = opts.maxBuffered ?? 65_536;
   const scanAfter = opts.scanAfter ?? 16_384;
-  const held = new HeldRows();
+  const held = new HeldRows<HeldBatch>();
   const state: InputState[] = inputs.map((input, i) => ({
     node: input.node,
     index: i,
@@ -304,7 +304,7 @@ export async function* mergeStreams(
         }
         if (held.beforeLast(h)) stats.late++;
         else held.markLast(h);
-        const from = held.tagOf(h) as HeldBatch | undefined;
+        const from = held.tagOf(h);
         if (from !== undefined && --from.left === 0) handedOn.push(from);
         const s = state[input]!;
         const chunk = held.chunkOf(h);

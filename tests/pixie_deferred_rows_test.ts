@@ -27,7 +27,7 @@ function rng(seed: number): () => number {
 Deno.test("HeldRows hands rows on in (key, input, seq) order, whatever order they came in", () => {
   const r = rng(7);
   for (let round = 0; round < 20; round++) {
-    const held = new HeldRows();
+    const held = new HeldRows<undefined>();
     const ref: { key: bigint; input: number; seq: number; row: Row }[] = [];
     const seqs = [0, 0, 0];
     const taken: Row[] = [];
@@ -64,7 +64,7 @@ Deno.test("HeldRows hands rows on in (key, input, seq) order, whatever order the
 });
 
 Deno.test("HeldRows: keyBelow, and beforeLast against the row marked last", () => {
-  const held = new HeldRows();
+  const held = new HeldRows<undefined>();
   const big = (1n << 64n) + 3n;
   for (const [k, input, seq] of [[10n, 0, 0], [10n, 1, 0], [big, 0, 1], [-5n, 1, 1]] as const) {
     held.push(k, input, seq, { query: "m/q", node: "n", time: k, columns: {} }, undefined);
