@@ -627,9 +627,8 @@ export async function runCaptureSources(
   // Each file is an input of its own, its node's (the order mergeByTime gives): two files of one node, read one
   // after the other, put the rows of a file given second but captured first after the other's, all of them.
   // Unpaced, every row of a merge step is done with (settleAll below) before the next step is asked for, so the
-  // merge may hand batches back to their readers; the sample copies its rows.
-  // Unpaced, the rows of the usual capture line come unread and are read as the merge hands them on
-  // (pixie/line_arena.ts says why); the sample takes rows as they are handed on.
+  // merge may hand batches back to their readers, and the rows of the usual capture line come unread and are
+  // read as the merge hands them on (pixie/line_arena.ts says why). The sample copies the rows delivered.
   const inputs: NodeRowStream[] = sources.map((c) => {
     const release = c.release && ((batch: readonly Row[]) => c.release!(batch));
     const deferred = unpaced && c.materialize !== undefined && c.sealRows !== undefined;
