@@ -297,7 +297,7 @@ export class CaptureReader {
   readonly file: string;
   /** The header's node, or the file name's. */
   node: string;
-  /** The first problems (up to `keepProblems`), with file and line. */
+  /** The first problems by line (up to `keepProblems`), in line order, with file and line. */
   readonly problems: CaptureProblem[] = [];
   /** Every malformed line, kept or not. */
   problemCount = 0;
@@ -519,7 +519,14 @@ export class CaptureReader {
 
   #problem(line: number, reason: string): void {
     this.problemCount++;
-    if (this.problems.length < this.#keep) this.problems.push({ file: this.file, line, reason });
+    // A deferred line is found malformed only when it is read, after later lines were peeked: the list keeps the
+    // first lines by number, in line order, whatever order they were found in.
+    const ps = this.problems;
+    let i = ps.length;
+    while (i > 0 && ps[i - 1]!.line > line) i--;
+    if (i >= this.#keep) return;
+    ps.splice(i, 0, { file: this.file, line, reason });
+    if (ps.length > this.#keep) ps.pop();
   }
 
   #parse(raw: string, out: Row[]): void {
