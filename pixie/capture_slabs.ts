@@ -133,6 +133,12 @@ export class SlabCarver implements ByteSlab {
   /** The lease of the rows read since the last seal: every slab they may view is held until it is released. */
   seal(): SlabLease {
     const slabs = this.#touched;
+    // Closed (capture.ts closes it as its last deferred line is read, before the merge seals the step's rows): the
+    // rows read since the last seal take its holds, and no batch follows to hold the current slab.
+    if (this.#closed) {
+      this.#touched = [];
+      return { slabs };
+    }
     this.#cur.holds++;
     this.#touched = [this.#cur];
     this.#sealedAt = this.#used;
@@ -146,14 +152,17 @@ export class SlabCarver implements ByteSlab {
 
   /**
    * The reader is done: its hold on the current slab goes, and the open batch's when it carved nothing. Rows read
-   * since the last seal were never handed on in a batch, so nothing releases them: their slabs are left to the
-   * collector.
+   * since the last seal keep their slabs held until a {@link seal} after this one hands them to a lease; without
+   * it nothing releases them, and their slabs are left to the collector.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     const cur = this.#cur;
-    if (this.#touched.length === 1 && this.#used === this.#sealedAt) drop(cur);
+    if (this.#touched.length === 1 && this.#used === this.#sealedAt) {
+      drop(cur);
+      this.#touched = [];
+    }
     drop(cur);
   }
 

@@ -12,7 +12,7 @@ import {
 import { mergeByTime, mergeStreams, type NodeRowStream } from "../pixie/replay.ts";
 import type { Row } from "../pixie/row.ts";
 import { cellKernelBuffer, cellKernelOf } from "../pixie/string_cell_simd.ts";
-import { SlabCarver } from "../pixie/capture_slabs.ts";
+import { SlabCarver, slabCounts } from "../pixie/capture_slabs.ts";
 import { base64ToBytes } from "../pixie/capture.ts";
 
 /** A small deterministic generator. */
@@ -255,5 +255,35 @@ Deno.test("mergeStreams of deferred inputs: mergeByTime's rows in its order, eac
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the last deferred rows of a capture, carving nothing, do not put the reader's slab in the pool twice", async () => {
+  // Cells that carve nothing (numbers): the reader's carver closes as the last line is read, before the merge
+  // seals the step's rows.
+  const lines = ['{"capture":1,"node":"n"}'];
+  for (let i = 0; i < 3; i++) lines.push(`{"query":"m/q","row":{"time_":"${i + 1}","n":${i}}}`);
+  const path = await Deno.makeTempFile({ suffix: ".jsonl" });
+  try {
+    await Deno.writeTextFile(path, lines.join("\n") + "\n");
+    const reader = await openCapture(path);
+    const held: DeferredRow[] = [];
+    for await (const b of reader.batches({ deferred: true })) {
+      for (const x of b) held.push(x as DeferredRow);
+      reader.release(b);
+    }
+    const before = slabCounts().recycled;
+    const rows: Row[] = [];
+    for (const x of held) rows.push(reader.materialize(x.chunk, x.at, x.len, x.line)!);
+    reader.sealRows(rows);
+    reader.release(rows);
+    equal(slabCounts().recycled, before + 1, "the reader's one slab is recycled once");
+    // Twice in the pool, two carvers would carve from the same bytes.
+    const a = new SlabCarver(), b = new SlabCarver();
+    ok(a.reserve(1) !== b.reserve(1), "two carvers never share a slab");
+    a.close();
+    b.close();
+  } finally {
+    await Deno.remove(path);
   }
 });
