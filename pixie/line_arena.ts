@@ -93,7 +93,10 @@ const NO_COLUMNS: Readonly<Record<string, Cell>> = Object.freeze({});
  * A line of a deferred batch (pixie/capture.ts CaptureReader.batches): its query and time as the line gives them
  * (all a merge orders rows by), its bytes in the reader's {@link LineArena}; CaptureReader.materialize reads the
  * row. Its `columns` are empty until then. A line that names `time_` twice (JSON keeps the last) is ordered by
- * the first: such a line is malformed for Pixie, and is still handed on.
+ * the first: such a line is malformed for Pixie, and is still handed on. A line whose query and time read well
+ * but whose row turns out malformed when it is read (a null cell, a line cut short) is skipped and counted then,
+ * as the eager read does; the merge has already ordered by its time, so the rows of other captures around it may
+ * come in another order than the eager read gives (each row the same, each time in its own capture's order).
  */
 export class DeferredRow implements Row {
   readonly columns = NO_COLUMNS;
