@@ -357,12 +357,18 @@ export class CaptureReader {
       seekable = info.isFile && opts.opened === undefined;
     } catch { /* a pipe: size unknown */ }
     const r = new CaptureReader(path, f, size, seekable, opts);
-    if (opts.opened) r.#unread(opts.opened.head);
-    // The header decides the node of every row: read until the first non-empty line is in hand.
-    for (;;) {
-      r.#takeHeader();
-      if (!r.#first || r.#eof || r.#done) break;
-      await r.#fill();
+    try {
+      if (opts.opened) r.#unread(opts.opened.head);
+      // The header decides the node of every row: read until the first non-empty line is in hand.
+      for (;;) {
+        r.#takeHeader();
+        if (!r.#first || r.#eof || r.#done) break;
+        await r.#fill();
+      }
+    } catch (e) {
+      // Nobody gets a reader to close: its file goes now.
+      r.close();
+      throw e;
     }
     return r;
   }

@@ -1,4 +1,4 @@
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { openCapture, parseCapture } from "../pixie/capture.ts";
 import { mergeByTime, mergeStreams, type NodeRowStream, replayStream } from "../pixie/replay.ts";
 import type { Row } from "../pixie/row.ts";
@@ -253,5 +253,19 @@ Deno.test("openCapture reads lines from the file's bytes as parseCapture reads t
     }
   } finally {
     await Deno.remove(path);
+  }
+});
+
+Deno.test("a capture whose first read fails rejects and leaves no file open", async () => {
+  // A directory opens for reading on Linux; its first read fails (EISDIR). Deno's resource sanitizer does not see
+  // files left open: the process's descriptors are counted.
+  const openFds = () => [...Deno.readDirSync("/proc/self/fd")].length;
+  const dir = await Deno.makeTempDir();
+  try {
+    const before = openFds();
+    for (let i = 0; i < 3; i++) await rejects(() => openCapture(dir), /directory/);
+    equal(openFds(), before);
+  } finally {
+    await Deno.remove(dir);
   }
 });
