@@ -150,6 +150,8 @@ export interface CaptureSource {
   logged?: boolean;
   /** What the rest of it holds, per query (see mergeStreams); JSON Lines capture files, not pipes. */
   lanesAhead?(): Promise<ReadonlyMap<string, LaneAhead> | undefined>;
+  /** Closes a source opened ahead of its reading (JSON Lines), read or not; again, nothing. */
+  close?(): void;
 }
 
 /** Opens capture files for streaming (JSON Lines and pcap/pcapng, told apart by their first bytes). */
@@ -178,9 +180,12 @@ export async function openCaptures(paths: readonly string[], config?: Config): P
             const at = r.unreadAt;
             return at === undefined ? Promise.resolve(undefined) : scanLanesAhead(path, at, r.node);
           },
+          close: () => r.close(),
         });
       }
     } catch (e) {
+      // The captures opened before this one are not handed to anyone.
+      for (const s of out) s.close?.();
       throw new Error(`cannot read capture ${path}: ${(e as Error).message}`);
     }
   }
@@ -588,6 +593,21 @@ export async function runCaptureSources(
   config: Config,
   sources: readonly CaptureSource[],
   opts: CaptureStreamRunOptions = {},
+): Promise<CaptureStreamRunResult> {
+  try {
+    return await runSources(config, sources, opts);
+  } finally {
+    // A run that failed or was stopped leaves captures unread, whose files close here (one read to its end is
+    // closed already).
+    for (const c of sources) c.close?.();
+  }
+}
+
+/** {@link runCaptureSources} but for closing the sources. */
+async function runSources(
+  config: Config,
+  sources: readonly CaptureSource[],
+  opts: CaptureStreamRunOptions,
 ): Promise<CaptureStreamRunResult> {
   const bus = new InProcessBus();
   const signatures: SignatureRecord[] = [];

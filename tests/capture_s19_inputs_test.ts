@@ -169,3 +169,28 @@ Deno.test("discover reads a capture from a pipe whole: its first row too", async
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("captures opened and not read to their end are closed: a later one that fails, a run stopped or failed early", async () => {
+  setLogLevel("error");
+  const { config } = await loadConfig(join(ROOT, "fixtures/demo/config.yaml"));
+  // Deno's resource sanitizer does not see files left open: the process's descriptors are counted.
+  const openFds = () => [...Deno.readDirSync("/proc/self/fd")].length;
+  const files = ["node-a", "node-b"].map((n) => join(ROOT, `fixtures/demo/${n}.jsonl`));
+  const before = openFds();
+  await rejects(() => openCaptures([...files, join(ROOT, "fixtures/demo/no-such-node.jsonl")], config));
+  equal(openFds(), before, "the captures opened before the one that failed are closed");
+  const stop = new AbortController();
+  stop.abort();
+  const run = await runCaptureSources(config, await openCaptures(files, config), {
+    speed: 1,
+    signal: stop.signal,
+  });
+  equal(run.rows, 0);
+  equal(openFds(), before, "a run stopped before it read its captures closes them");
+  const refuse = () => {
+    throw new Error("refused");
+  };
+  const sources = await openCaptures(files, config);
+  await rejects(() => runCaptureSources(config, sources, { onNodes: refuse }), /refused/);
+  equal(openFds(), before, "a run that failed before it read its captures closes them");
+});
