@@ -66,8 +66,17 @@ export function encodeCell(name: string, cell: Cell): unknown {
       ? Number(cell)
       : cell.toString();
   }
+  // JSON has no NaN or infinities (JSON.stringify writes null, which no reader could take back as a float).
+  if (typeof cell === "number" && !Number.isFinite(cell)) return { float: String(cell) };
   return cell;
 }
+
+/** The values of a `{"float": …}` cell: the float64 values JSON has no number for. */
+const NON_FINITE: Readonly<Record<string, number>> = Object.freeze({
+  NaN: NaN,
+  Infinity: Infinity,
+  "-Infinity": -Infinity,
+});
 
 /** Encodes a row as one capture line (without the newline). */
 export function encodeCaptureLine(row: Row): string {
@@ -161,6 +170,10 @@ function decodeCell(value: unknown): Cell | undefined {
       } catch {
         return undefined;
       }
+    }
+    const float = (value as Record<string, unknown>)["float"];
+    if (typeof float === "string" && Object.hasOwn(NON_FINITE, float) && Object.keys(value).length === 1) {
+      return NON_FINITE[float];
     }
   }
   return undefined;

@@ -1,13 +1,16 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import {
   CaptureWriter,
+  encodeCaptureHeader,
   encodeCaptureLine,
   nodeFromPath,
+  openCapture,
   parseCapture,
   parseCaptureLine,
   readCapture,
 } from "../pixie/capture.ts";
 import type { Row } from "../pixie/row.ts";
+import { DeferredRow } from "../pixie/line_arena.ts";
 
 const enc = new TextEncoder();
 
@@ -109,4 +112,44 @@ Deno.test("parseCaptureLine rejects unsupported cell values", () => {
   ok(typeof r === "string" && r.includes('column "x"'));
   const b = parseCaptureLine('{"query":"m/s","row":{"time_":"1","x":{"base64":"!!"}}}', "n");
   ok(typeof b === "string");
+});
+
+Deno.test("float cells JSON has no number for (NaN, ±Infinity) are written and read back, eagerly and deferred", async () => {
+  const row: Row = {
+    query: "m/source",
+    node: "n",
+    time: 5n,
+    columns: { time_: 5n, nan: NaN, inf: Infinity, ninf: -Infinity, x: 1.5 },
+  };
+  const line = encodeCaptureLine(row);
+  ok(!line.includes("null"), line);
+  const text =
+    [encodeCaptureHeader("n"), line, line.replace('"NaN"', '"nan"'), line.replace('"NaN"', '"1.5"')]
+      .join("\n") + "\n";
+  const whole = parseCapture(text, "n.jsonl");
+  equal(whole.rows.length, 1);
+  const cols = whole.rows[0]!.columns;
+  ok(Number.isNaN(cols["nan"]));
+  equal(cols["inf"], Infinity);
+  equal(cols["ninf"], -Infinity);
+  equal(cols["x"], 1.5);
+  deepEqual(whole.problems.map((p) => p.line), [3, 4], "only those three spellings are floats");
+  const path = await Deno.makeTempFile({ suffix: ".jsonl" });
+  try {
+    await Deno.writeTextFile(path, text);
+    for (const deferred of [false, true]) {
+      const reader = await openCapture(path);
+      const rows: Row[] = [];
+      for await (const b of reader.batches({ deferred })) {
+        for (const x of b) {
+          const r = x instanceof DeferredRow ? reader.materialize(x.chunk, x.at, x.len, x.line) : x;
+          if (r !== undefined) rows.push(r);
+        }
+      }
+      deepEqual(rows, whole.rows);
+      equal(reader.problemCount, 2);
+    }
+  } finally {
+    await Deno.remove(path);
+  }
 });
