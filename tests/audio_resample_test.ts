@@ -235,3 +235,19 @@ Deno.test("resampler: pushPcm16Ring declines a passthrough and a message longer 
   equal(r.inputLength, 0);
   equal(r.pushPcm16Ring(new Uint8Array(640))!.length, r.outputLength);
 });
+
+Deno.test("resampler: pushPcm16Ring's first message of a rate whose bank grows the kernel's memory keeps its history", () => {
+  // 8001 Hz reduces to up = 8000: a bank of 8000 phases (1 MB) that the kernel's memory grows for on first use,
+  // in the middle of the first pushPcm16Ring.
+  const r = rng(11);
+  const a = new Resampler(8001), b = new Resampler(8001);
+  for (let msg = 0; msg < 6; msg++) {
+    const pcm = new Int16Array(400);
+    for (let i = 0; i < pcm.length; i++) pcm[i] = Math.round((r() - 0.5) * 65535);
+    // The ring path first: its call is the one that grows the memory.
+    const ring = Array.from(b.pushPcm16Ring(new Uint8Array(pcm.buffer)) ?? [NaN]);
+    const floats = a.push(Float32Array.from(pcm, (v) => v / 32768));
+    deepEqual(ring, Array.from(floats, ringValue), `message ${msg}`);
+  }
+  deepEqual(b.flush(), a.flush());
+});

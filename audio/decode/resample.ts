@@ -622,12 +622,13 @@ export class Resampler {
       this.#nextFrac = adv % d.up;
       this.#outputLength += n;
     }
-    // What later outputs read, back into the history.
+    // What later outputs read, back into the history: from a view taken now, as the bank's first use above
+    // may have grown the memory (which detaches the views taken before it).
     const keepFrom = n > 0 ? Math.max(this.#bufStart, this.#nextIdx - lead) : this.#bufStart;
     const from = keepFrom - this.#bufStart, len = end - keepFrom;
     if (len > buf.length) this.#buf = new Float32Array(Math.max(len, buf.length * 2));
-    const keep = this.#buf;
-    for (let i = 0; i < len; i++) keep[i] = f32[from + i]!;
+    const keep = this.#buf, scratch = k.f32;
+    for (let i = 0; i < len; i++) keep[i] = scratch[from + i]!;
     this.#bufLen = len;
     this.#bufStart = keepFrom;
     return k.ringView(n);
