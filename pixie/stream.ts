@@ -443,6 +443,10 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
         : undefined;
       const st = display ? this.#states.get(display) : undefined;
       if (st?.watermark !== undefined || this.#floorNs > 0n) {
+        // A watermark ahead of the wall clock (a row's time_ from the future, or the host's clock stepped back
+        // since) goes back to it: a re-run from there would read nothing until the clock caught up.
+        const now = this.#clock.nowNs();
+        if (st?.watermark !== undefined && st.watermark > now) st.watermark = now;
         let from = st?.watermark === undefined ? 0n : st.watermark - overlapNs;
         if (from < this.#floorNs) from = this.#floorNs;
         return { ...q, startTime: from > 0n ? from : 0n };

@@ -684,3 +684,35 @@ Deno.test("skipTo re-runs at once from the given time_, not from the last one se
     equal(clock.sleeps.length, 0, "no backoff");
   });
 });
+
+// A watermark ahead of the wall clock (a row whose time_ is garbage near 2^63, or rows stamped while the host's clock
+// was an hour ahead, stepped back since): a re-run from it asked Pixie for rows from the future, and read nothing
+// until the clock caught up (for ever, for the garbage row).
+for (
+  const [what, future] of [
+    ["a row's time_ near 2^63", (1n << 63n) - 1n],
+    ["rows stamped an hour ahead, the host's clock stepped back since", T0 + 3_600_000_000_000n],
+  ] as const
+) {
+  Deno.test(`a re-run after ${what} starts no later than the wall clock: later rows are read`, async () => {
+    await withDirect(async (c) => {
+      await c.meta(`t${c.index}`, "voice/source", HTTP_RELATION);
+      if (c.index === 0) {
+        await c.batch(httpBatch("t0", [{ time: T0 + 1n, body: "a" }, { time: future, body: "x" }]));
+        c.fail(GrpcCode.UNAVAILABLE, "connection lost");
+        return;
+      }
+      // Pixie: the rows from the re-run's start_time on.
+      const start = BigInt(/start_time=(\d+)\)/.exec(c.request.queryStr)![1]!);
+      const table = [{ time: T0 + 2_000_000n, body: "b" }, { time: T0 + 3_000_000n, body: "c" }];
+      await c.batch(httpBatch("t1", table.filter((r) => r.time >= start), true));
+      c.end();
+    }, async (fake, base, clock) => {
+      const stream = new PixieQueryStream({ ...base, queries: [q("voice/source")], random: () => 0.5 });
+      const rows = await collect(stream);
+      deepStrictEqual(rows.map((r) => text(r.columns.req_body)), ["a", "x", "b", "c"]);
+      const start = BigInt(/start_time=(\d+)\)/.exec(fake.executeRequests[1]!.queryStr)![1]!);
+      ok(start <= clock.nowNs() - OVERLAP_NS, `re-run from ${start}`);
+    });
+  });
+}
