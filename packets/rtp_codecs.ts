@@ -61,6 +61,8 @@ export function parseRtpCodecName(text: string): RtpCodec | { error: string } {
   }
   if (codec === "g722") {
     if (clock !== 8000) return { error: "G.722's RTP clock rate is 8000 (RFC 3551), its audio 16 kHz" };
+    // The decoder takes mono G.722 only (a stereo stream would fail the moment its first packet came).
+    if (channels !== 1) return { error: "G.722 is decoded as mono (G722/8000) only" };
     return { codec, sampleRate: 16000, clockRate: 8000, channels };
   }
   if (codec === "event") return { codec, sampleRate: clock, clockRate: clock, channels: 1 };

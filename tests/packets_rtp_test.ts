@@ -5,6 +5,12 @@ import { rtpMessages, RtpSource } from "../packets/rtp_source.ts";
 import { type AppMessage, type Frame, LinkType, type Packet, SkipCounter } from "../packets/types.ts";
 import { concat, ethernet, ipv4, ipv6, rtp, udp } from "./support/packet_build.ts";
 import { FIX, tsharkTruth } from "./support/packet_truth.ts";
+import { parseRtpCodecName } from "../packets/rtp_codecs.ts";
+import { PacketColumn } from "../packets/rows.ts";
+import { streamFormat, type TapRule } from "../actors/tap_message.ts";
+import { checkAudioFormat } from "../audio/decode/stream_decoder.ts";
+import { DEFAULT_AUDIO } from "../config/defaults.ts";
+import type { Row } from "../pixie/row.ts";
 
 const PCM = new Uint8Array(160).map((_, i) => (i * 3) & 0xff);
 
@@ -273,4 +279,27 @@ Deno.test("dumpcap on lo and any: every packet is captured twice; the copies cou
       msgs.length * 160 - (msgs.length * 160 > SPEECH.length ? msgs.length * 160 - SPEECH.length : 0),
     ),
   );
+});
+
+Deno.test("every RTP codec name the config and packet rows accept gives a format the stream decoder takes", () => {
+  const rule = {
+    columns: {} as TapRule["columns"],
+    audio: { ...DEFAULT_AUDIO },
+    packets: { protocol: "rtp" } as TapRule["packets"],
+    stream_key: [],
+  } as TapRule;
+  let accepted = 0;
+  for (const name of ["PCMU", "PCMA", "G722", "L16", "opus", "telephone-event"]) {
+    for (const clock of [8000, 11025, 16000, 22050, 44100, 48000, 96000]) {
+      for (const ch of ["", "/1", "/2", "/8"]) {
+        const text = `${name}/${clock}${ch}`;
+        if ("error" in parseRtpCodecName(text)) continue;
+        accepted++;
+        const row: Row = { query: "m/t", node: "n", time: 1n, columns: { [PacketColumn.rtpCodec]: text } };
+        deepEqual(checkAudioFormat(streamFormat(rule, row)), [], text);
+      }
+    }
+  }
+  ok(accepted > 20);
+  ok("error" in parseRtpCodecName("G722/8000/2"), "stereo G.722 is refused where the config names it");
 });
