@@ -1,6 +1,6 @@
 import { deepEqual, equal } from "node:assert/strict";
 import { detectPixieMarker, PayloadEnvelope } from "../audio/decode/payload.ts";
-import { checkKeySpec, renderCell, StreamKeyer, streamKeyOf } from "../audio/decode/stream_key.ts";
+import { cellHash, checkKeySpec, renderCell, StreamKeyer, streamKeyOf } from "../audio/decode/stream_key.ts";
 
 const enc = new TextEncoder();
 
@@ -223,4 +223,11 @@ Deno.test("StreamKeyer: a stream's key is found by its fields' bytes, nothing de
     deepEqual(keys, pods.flatMap((pod) => bodies.map((body) => want(pod, body))));
     equal(decoded, 2, "the long value, once per pod");
   }
+});
+
+Deno.test("the key cache's slot hash tells bigint cells apart (Pixie's INT64 remote_port)", () => {
+  const hashes = new Set<number>();
+  for (let port = 20000n; port < 21000n; port++) hashes.add(cellHash(port, 0x811c9dc5));
+  equal(hashes.size, 1000, "each port its own hash: the rows of 1,000 connections do not share two slots");
+  equal(cellHash(1n << 40n, 7), cellHash(1n << 40n, 7), "equal cells hash equal");
 });

@@ -91,13 +91,19 @@ const I64 = new BigInt64Array(F64.buffer);
 const N8 = new Uint8Array(F64.buffer);
 const INT64_MIN = -(1n << 63n), INT64_MAX = (1n << 63n) - 1n;
 
-/** A hash of a cell for the cache's slot (equal cells hash equal; anything else only spreads the slots). */
-function cellHash(c: KeyCell | undefined, h: number): number {
+/**
+ * A hash of a cell for the cache's slot (equal cells hash equal; anything else only spreads the slots). Exported
+ * for its test.
+ */
+export function cellHash(c: KeyCell | undefined, h: number): number {
   if (c instanceof Uint8Array) {
     for (let i = 0; i < c.length; i++) h = Math.imul(h ^ c[i]!, 0x01000193);
     return h;
   }
   if (typeof c === "number") return Math.imul(h ^ (c | 0), 0x01000193);
+  // Pixie's INT64 columns (remote_port among them) are bigints: with one hash for all of them, every connection
+  // of a pod and address shared two slots, and at 1,000 ports keying a row missed every time (590 ns, not 137).
+  if (typeof c === "bigint") return Math.imul(h ^ (Number(c) | 0) ^ 0x2f, 0x01000193);
   if (typeof c === "string") return Math.imul(h ^ c.length ^ (c.charCodeAt(c.length - 1) | 0), 0x01000193);
   return Math.imul(h ^ 0x5bd1e995, 0x01000193);
 }
