@@ -447,6 +447,8 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
         // since) goes back to it: a re-run from there would read nothing until the clock caught up.
         const now = this.#clock.nowNs();
         if (st?.watermark !== undefined && st.watermark > now) st.watermark = now;
+        // So does a skip's floor once the host's clock stepped back below it.
+        if (this.#floorNs > now) this.#floorNs = now;
         let from = st?.watermark === undefined ? 0n : st.watermark - overlapNs;
         if (from < this.#floorNs) from = this.#floorNs;
         return { ...q, startTime: from > 0n ? from : 0n };

@@ -81,7 +81,8 @@ async function withDirect(
   const fake = await FakeVizier.start();
   fake.onExecute = handler;
   const client = await PixieClient.connect({ mode: "direct", directAddr: fake.address });
-  const clock = new ManualClock();
+  // A second after T0: rows are stamped before they are read, as Pixie's are.
+  const clock = new ManualClock(1_700_000_001_000);
   try {
     await fn(fake, { client, clusterId: "", clock }, clock);
   } finally {
@@ -682,6 +683,37 @@ Deno.test("skipTo re-runs at once from the given time_, not from the last one se
     ok(fake.executeRequests[1]!.queryStr.includes(`start_time=${T0 + 1_000n})`), "from the skip's time");
     equal(metrics.restartsSeen.length, 0, "not a restart");
     equal(clock.sleeps.length, 0, "no backoff");
+  });
+});
+
+Deno.test("a skip's floor above the wall clock (the host's clock stepped back) gives way: later rows are read", async () => {
+  const HOUR_NS = 3_600_000_000_000n;
+  await withDirect(async (c) => {
+    await c.meta(`t${c.index}`, "voice/source", HTTP_RELATION);
+    if (c.index === 0) {
+      await c.batch(httpBatch("t0", [{ time: T0 + 1n, body: "a" }]));
+      await c.cancelled;
+      return;
+    }
+    // Pixie: the rows from the re-run's start_time on, stamped by the host's clock after it stepped back.
+    const start = BigInt(/start_time=(\d+)\)/.exec(c.request.queryStr)![1]!);
+    const table = [{ time: T0 - HOUR_NS + 2_000_000_000n, body: "b" }];
+    await c.batch(httpBatch("t1", table.filter((r) => r.time >= start), true));
+    c.end();
+  }, async (fake, base, clock) => {
+    const stream = new PixieQueryStream({ ...base, queries: [q("voice/source")] });
+    const rows: Row[] = [];
+    for await (const batch of stream) {
+      rows.push(...batch);
+      if (rows.length === 1) {
+        // A sensor behind skips to now (actors/late_rows.ts); then the host's clock steps back an hour.
+        stream.skipTo(clock.nowNs());
+        clock.ms -= 3_600_000;
+      }
+    }
+    deepStrictEqual(rows.map((r) => text(r.columns.req_body)), ["a", "b"]);
+    const start = BigInt(/start_time=(\d+)\)/.exec(fake.executeRequests[1]!.queryStr)![1]!);
+    ok(start <= clock.nowNs(), `re-run from ${start}`);
   });
 });
 
