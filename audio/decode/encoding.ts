@@ -64,7 +64,8 @@ function target(n: number, transient: boolean): Uint8Array {
 /**
  * Decodes base64 text (standard and url-safe digits, even mixed; `=` padding optional; ASCII whitespace ignored).
  * Returns undefined for anything else, including a lone trailing digit or digits after padding. With `transient`
- * the result is a view of a shared scratch buffer, valid until the next transient decode.
+ * the result is a view of shared scratch memory, valid until the next base64 decode of any kind (a decode in
+ * the SIMD kernel writes its output in the kernel's memory, which every kernel decode reuses).
  */
 export function decodeBase64(input: string | Uint8Array, transient = false): Uint8Array | undefined {
   if (!nativeSetFromBase64) return decodeBase64Portable(input, transient);
