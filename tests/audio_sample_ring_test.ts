@@ -654,3 +654,18 @@ Deno.test("one tier: the Int16 tier doubles with every held sample where it was,
     }
   }
 });
+
+Deno.test("two tiers: a stream starting inside a block, its Int16 tier still growing, reads its first block the same once 8-bit", () => {
+  // A write longer than the Int16 tier's room past a partly held first block (a tier that is still 4,096 of its
+  // 16,384 samples): the block may go 8-bit only once its samples are written, not from what its slots held.
+  const x = g711(MULAW_TO_LINEAR, 40_000, 31);
+  for (const [first, start] of [[0, 100], [1000, 20_100]] as const) {
+    const ring = new SampleRing(65_536, { hotSamples: 16_384 });
+    if (first > 0) ring.write(0, x.subarray(0, first), 0);
+    ring.write(start, x.subarray(0, 4000), 0);
+    const hot = readVia(ring, start, 2000);
+    for (let at = 4000; at < x.length; at += 1000) ring.write(start + at, x.subarray(at, at + 1000), 0);
+    ok(start + 2000 < ring.end - ring.hotCapacity, "read again from the 8-bit tier");
+    strictEqual(firstDiff(hot, readVia(ring, start, 2000)), -1, `stream from ${start}`);
+  }
+});

@@ -552,7 +552,12 @@ export class SampleRing {
       const to = this.#end + n;
       if (to - this.#start > this.#hot.length && this.#hot.length < this.hotCapacity) this.#growHot(to);
       if (this.#maxBlocks > 0) {
-        while (this.#coldEnd < to - this.#hot.length) this.#evictBlock();
+        // Only blocks written whole: with the Int16 tier still growing a run can reach past the room of a block the
+        // stream (or a restart) began inside, before its samples are written (they are held in that tier until
+        // then: it holds [start, to) once grown, and a run is at most half a full one).
+        while (this.#coldEnd < to - this.#hot.length && this.#coldEnd + COLD_BLOCK <= this.#end) {
+          this.#evictBlock();
+        }
       }
       const data = this.#hot, mask = this.#hotMask;
       let at = this.#end;
