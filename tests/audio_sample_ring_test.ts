@@ -669,3 +669,27 @@ Deno.test("two tiers: a stream starting inside a block, its Int16 tier still gro
     strictEqual(firstDiff(hot, readVia(ring, start, 2000)), -1, `stream from ${start}`);
   }
 });
+
+Deno.test("three tiers: a stream past sample 2^31 (~75 h at 8 kHz) reads what it reads from sample 0", () => {
+  // Block numbers of absolute samples: `i >> 8` turned negative from 2^31 on (at() read zeros, has() never returned).
+  const x = speechTimes(5).subarray(0, 300_000);
+  for (const opts of [{ hotSamples: 4096 }, { hotSamples: 4096, warmSamples: 80_000 }]) {
+    const rings = [0, 2 ** 31 - 400 * COLD_BLOCK].map((base) => {
+      const ring = new SampleRing(240_000, opts);
+      for (let at = 0; at < x.length; at += 160) ring.write(base + at, x.subarray(at, at + 160), 4096);
+      return { base, ring };
+    });
+    const [a, b] = rings as [(typeof rings)[0], (typeof rings)[0]];
+    strictEqual(b.ring.start - b.base, a.ring.start);
+    for (let i = a.ring.start; i < a.ring.end; i += 97) {
+      strictEqual(b.ring.at(b.base + i), a.ring.at(i), `at(${b.base} + ${i})`);
+    }
+    for (const from of [a.ring.start, 150_000, a.ring.end - 20_000]) {
+      strictEqual(
+        firstDiff(readVia(b.ring, b.base + from, 20_000), readVia(a.ring, from, 20_000)),
+        -1,
+        `from ${from}`,
+      );
+    }
+  }
+});

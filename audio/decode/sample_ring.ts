@@ -52,7 +52,11 @@ export const RING_SCALE = 8192;
 
 /** Samples per cold block: one header byte (law and shift) per block. */
 export const COLD_BLOCK = 256;
-const BLOCK_LOG2 = 8;
+/**
+ * The block of absolute sample `i`: a division, where `i >> 8` wraps from sample 2^31 on (a stream ~75 h long at
+ * 8 kHz: its cold samples then read as zeros through `at`, and `has` never returned).
+ */
+const blockOf = (i: number): number => Math.floor(i / COLD_BLOCK);
 
 /** Outcome of {@link SampleRing.write} when the chunk did not simply continue the stream. */
 export type RingWriteNote = "ok" | "gap_filled" | "reset" | "overlap_dropped";
@@ -421,7 +425,7 @@ export class SampleRing {
   /** Ring value of held sample `i`. */
   #read(i: number): number {
     if (i >= this.#end - this.#hot.length) return this.#hot[i & this.#hotMask]!;
-    const b = i >> BLOCK_LOG2;
+    const b = blockOf(i);
     if (i < this.#warmStart) {
       const key = b * 64 + (this.#resets & 63);
       if (oldBlock.owner !== this || oldBlock.key !== key) {
@@ -446,7 +450,7 @@ export class SampleRing {
     const hotFrom = Math.max(from, this.#end - this.#hot.length);
     const oldTo = Math.min(to, hotFrom, this.#warmStart);
     for (let i = from; i < oldTo;) {
-      const b = i >> BLOCK_LOG2, base = b << BLOCK_LOG2;
+      const b = blockOf(i), base = b * COLD_BLOCK;
       const stop = Math.min(oldTo, base + COLD_BLOCK);
       this.#decodeOld(b, i - base, stop - base, out, base, m);
       i = stop;
@@ -455,8 +459,8 @@ export class SampleRing {
     // 8-bit: block by block, each block's law and shift looked up once.
     const codes = this.#codes, codes32 = this.#codes32, out32 = scratch.data32;
     for (let i = Math.max(from, oldTo), e = Math.min(to, hotFrom); i < e;) {
-      const b = i >> BLOCK_LOG2, slot = b % this.#blocks;
-      const stop = Math.min(e, (b + 1) << BLOCK_LOG2);
+      const b = blockOf(i), slot = b % this.#blocks;
+      const stop = Math.min(e, (b + 1) * COLD_BLOCK);
       const head = this.#heads[slot]!;
       const dec = (head & HEAD_A ? A : MU).dec, shift = head & HEAD_SHIFT;
       if (stop - i === COLD_BLOCK) {
@@ -473,13 +477,13 @@ export class SampleRing {
         i = stop;
         continue;
       }
-      const at = slot * COLD_BLOCK - (b << BLOCK_LOG2);
+      const at = slot * COLD_BLOCK - b * COLD_BLOCK;
       for (; i < stop; i++) out[i & m] = dec[codes[at + i]!]! << shift;
     }
     const hot = this.#hot, hm = this.#hotMask;
     for (let i = hotFrom; i < to;) {
-      const b = i >> BLOCK_LOG2;
-      const stop = Math.min(to, (b + 1) << BLOCK_LOG2);
+      const b = blockOf(i);
+      const stop = Math.min(to, (b + 1) * COLD_BLOCK);
       const head = this.#modeOf(b);
       const law = head & HEAD_A ? A : MU, shift = head & HEAD_SHIFT;
       const dec = law.dec, enc = law.enc, half = shift > 0 ? 1 << (shift - 1) : 0;
@@ -512,7 +516,7 @@ export class SampleRing {
 
   /** Verdict of block `b` over its held samples (undefined when none is held); `b` is complete or cold. */
   #verdictOf(b: number): number | undefined {
-    const first = b << BLOCK_LOG2, from = Math.max(first, this.#start);
+    const first = b * COLD_BLOCK, from = Math.max(first, this.#start);
     if (from >= first + COLD_BLOCK || first + COLD_BLOCK > this.#end) return undefined;
     if (first < this.#coldEnd) {
       if (this.#evictedBlock === b && this.#evictedVersion === this.#resets) return this.#evictedVerdict;
@@ -613,13 +617,13 @@ export class SampleRing {
 
   /** Encodes the block starting at `#coldEnd` (still in the hot tier) into the cold tier. */
   #evictBlock(): void {
-    const b = this.#coldEnd >> BLOCK_LOG2;
+    const b = blockOf(this.#coldEnd);
     // From the block before it, which may be the 8-bit block about to go to the 4-bit tier.
     const head = this.#modeOf(b);
     if (this.#maxOld > 0) {
       while (this.#coldEnd - this.#warmStart >= this.warmCapacity) this.#ageBlock();
     }
-    const live = b + 1 - Math.max(Math.floor(this.#start / COLD_BLOCK), this.#warmStart >> BLOCK_LOG2);
+    const live = b + 1 - Math.max(blockOf(this.#start), blockOf(this.#warmStart));
     // At full size the oldest block's slot is reused: `#start` passes it at the end of this write (it lags by
     // up to a write's run here), so growing for it would copy the whole tier on every block.
     if (live > this.#blocks && this.#blocks < this.#maxBlocks) this.#growCold(live);
@@ -741,20 +745,20 @@ export class SampleRing {
    * the next fifteen are, all sixteen at once in the WebAssembly kernel.
    */
   #ageBlock(): void {
-    const b = this.#warmStart >> BLOCK_LOG2;
+    const b = blockOf(this.#warmStart);
     const first = Math.floor(this.#start / COLD_BLOCK);
     if (b >= first) {
       const live = b + 1 - first;
       if (live > this.#oldBlocks && this.#oldBlocks < this.#maxOld) this.#growOld(live);
       // Samples before a restart are not held: the first held one stands in for them (no jump to code).
-      const held = Math.max(0, this.#start - (b << BLOCK_LOG2));
+      const held = Math.max(0, this.#start - b * COLD_BLOCK);
       const slot = b % this.#oldBlocks, at = slot * (COLD_BLOCK >> 1), h = slot * HEADER_BYTES;
       const next = (b + 1) % this.#oldBlocks;
       const octet = adpcm4Octet();
       if (b >= this.#aheadFrom && b < this.#aheadTo && this.#aheadResets === this.#resets && held === 0) {
         // Coded already, in its slot.
       } else if (
-        octet && held === 0 && (b + LANES) << BLOCK_LOG2 <= this.#coldEnd &&
+        octet && held === 0 && (b + LANES) * COLD_BLOCK <= this.#coldEnd &&
         b + LANES - 1 - this.#oldBlocks < first
       ) {
         // As below, for the next fifteen blocks: their values decoded and their headers' sums made in the kernel
@@ -802,7 +806,7 @@ export class SampleRing {
         this.#aheadFrom = b + 1;
         this.#aheadTo = b + LANES;
         this.#aheadResets = this.#resets;
-      } else if ((b + 2) << BLOCK_LOG2 <= this.#coldEnd && b + 1 - this.#oldBlocks < first) {
+      } else if ((b + 2) * COLD_BLOCK <= this.#coldEnd && b + 1 - this.#oldBlocks < first) {
         // The next block is wholly held (this one is, from `held` on) and final in the 8-bit tier, and the block
         // its slot held is no longer held (always so with the tier's extra slot; checked all the same, as a held
         // block overwritten would read wrong without a sign).
@@ -883,7 +887,7 @@ export class SampleRing {
     while (blocks < live) blocks *= 2;
     blocks = this.#maxOld * half <= WHOLE_TIER_BYTES ? this.#maxOld : Math.min(blocks, this.#maxOld);
     const nibbles = new Uint8Array(blocks * half), heads = new Uint8Array(blocks * HEADER_BYTES);
-    const first = Math.floor(this.#start / COLD_BLOCK), last = this.#warmStart >> BLOCK_LOG2;
+    const first = blockOf(this.#start), last = blockOf(this.#warmStart);
     for (let b = Math.max(first, last - this.#oldBlocks); b < last; b++) {
       const from = b % this.#oldBlocks, to = b % blocks;
       nibbles.set(this.#nibbles.subarray(from * half, (from + 1) * half), to * half);
@@ -904,8 +908,8 @@ export class SampleRing {
       : Math.min(blocks, this.#maxBlocks);
     const codes = new Uint8Array(blocks * COLD_BLOCK);
     const heads = new Uint8Array(blocks);
-    const first = Math.max(Math.floor(this.#start / COLD_BLOCK), this.#warmStart >> BLOCK_LOG2);
-    const last = this.#coldEnd >> BLOCK_LOG2;
+    const first = Math.max(blockOf(this.#start), blockOf(this.#warmStart));
+    const last = blockOf(this.#coldEnd);
     for (let b = Math.max(first, last - this.#blocks); b < last; b++) {
       const from = b % this.#blocks, to = b % blocks;
       codes.set(this.#codes.subarray(from * COLD_BLOCK, (from + 1) * COLD_BLOCK), to * COLD_BLOCK);
