@@ -105,8 +105,6 @@ export interface MergeOptions {
   windowNs?: bigint;
   /** Most rows held for ordering; beyond it the oldest is handed on anyway (bounded memory). Default 65,536. */
   maxBuffered?: number;
-  /** Rows dropped before the merge (e.g. rows without a time in a paced replay). */
-  filter?: (row: Row) => boolean;
   /**
    * Rows held before the merge asks its inputs what lies ahead ({@link NodeRowStream.lanesAhead}). Default
    * 16,384: a capture of a hundred streams holds fewer in its window and is not scanned (a scan reads the rest of
@@ -233,7 +231,6 @@ export async function* mergeStreams(
           `input ${s.index} (${s.node}) has a row of ${JSON.stringify(row.query)} its scan did not count`,
         );
       }
-      if (opts.filter && !opts.filter(row)) continue;
       const key = s.newest.key(row.query, row.time);
       if (s.frontier === undefined || key > s.frontier) s.frontier = key;
       // A row handed on unread is held as where its line is: its batch (the row objects) need not wait for it.
@@ -244,7 +241,7 @@ export async function* mergeStreams(
         if (from !== undefined) from.left++;
       }
     }
-    // A batch none of whose rows are held is done with already (they were all filtered out).
+    // A batch none of whose rows are held is done with already (all were handed on unread, as lines).
     if (from !== undefined && from.left === 0) from.release(from.batch);
     if (held.size > stats.peakBuffered) stats.peakBuffered = held.size;
   };
