@@ -4,7 +4,8 @@
  * in both orders: new target audio against the active signatures, and each newly activated signature against
  * the lookback of every target stream of its measurement.
  *
- * It starts empty (also after a crash) and asks the registry for the active signatures. Target audio is searched
+ * It starts empty (also after a crash) and asks the registry for the active signatures; the source streams the
+ * Detectors announced (exclude_source_streams) outlive a crash. Target audio is searched
  * `engine.search_before_source_seconds` before a signature's instant, more when other nodes' clocks are measured
  * ahead (up to the clock window).
  * @module
@@ -51,6 +52,9 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
   const baseBeforeNs = BigInt(Math.round(engine.search_before_source_seconds * NS));
   // Outside the factory: what the skew estimator said still holds after a restart.
   let aheadNs = 0n;
+  // Outside the factory too: the Detectors announce a source stream once, when it opens, so a restarted Matcher
+  // must still know the ones announced before (rules with exclude_source_streams would match them again).
+  const sourceStreams = new Map<string, Set<string>>();
   const lookbackNs = BigInt(Math.round(engine.lookback_seconds * NS));
   const configuredNs = BigInt(Math.round((deps.configuredLookbackSeconds ?? engine.lookback_seconds) * NS));
 
@@ -116,6 +120,7 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
       tickNs: deps.tickNs,
       groupStreams: deps.groupStreams,
       counters,
+      sourceStreams,
       open: (s) => {
         const pipeline = new TargetPipeline({
           measurement: s.tap.measurement,

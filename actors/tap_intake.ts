@@ -147,6 +147,12 @@ export interface TapIntakeOptions<R extends TapRule, P extends TapPipeline<Out>,
   opened?(tap: Tap<R>, stream: string): Promise<unknown>;
   /** Told of every stream that leaves (ended, evicted or dropped), its pipeline no longer fed or searched. */
   closed?(pipeline: P): void;
+  /**
+   * Where the source streams of {@link TapIntake.excludeSourceStream} are kept (default: the intake's own). A source
+   * stream is told once, when it opens: an owner that builds a new intake (a restarted Matcher) passes one that
+   * outlives it, or the new intake would follow the source's own streams again.
+   */
+  sourceStreams?: Map<string, Set<string>>;
 }
 
 /** A live stream and what the intake keeps beside its pipeline. */
@@ -209,7 +215,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
   /** Event time of the last sweep; none yet before the first row. */
   #sweptNs: bigint | undefined;
   /** Source streams by measurement; bounded like the streams (one seen long ago has no twin left to skip). */
-  readonly #sourceStreams = new Map<string, Set<string>>();
+  readonly #sourceStreams: Map<string, Set<string>>;
   readonly #maxStreams: number;
 
   /** An intake with no streams yet. */
@@ -217,6 +223,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     this.#o = opts;
     this.#counters = opts.counters ?? NO_COUNTERS;
     this.#maxStreams = opts.maxStreams ?? Infinity;
+    this.#sourceStreams = opts.sourceStreams ?? new Map();
     for (const tap of opts.taps) {
       this.#byQuery.set(tap.query, {
         tap,

@@ -253,6 +253,55 @@ Deno.test("node: exclude_source_streams keeps a stage from matching the source's
   equal(stageCount(excluded.matches, "loop"), 0);
 });
 
+Deno.test("node: after a Matcher crash, exclude_source_streams still keeps a stage from matching the source's streams", async () => {
+  const a = (await allRows()).get("node-a")!;
+  const config = await e2eConfig((d) => {
+    const m = (d["measurements"] as Record<string, unknown>[])[0]!;
+    const sig = m["signature_rules"] as Record<string, unknown>;
+    (m["match_rules"] as unknown[]).push({
+      stage: "loop",
+      stream_filter: sig["stream_filter"],
+      columns: sig["columns"],
+      stream_key: sig["stream_key"],
+      audio: sig["audio"],
+      exclude_source_streams: true,
+    });
+  });
+  const rows = a.flatMap((r) => [r, { ...r, query: "call_audio/loop" }]);
+  let crash = false;
+  const wrapMatcher = (f: ActorFactory<MatcherMsg>): ActorFactory<MatcherMsg> => (ctx) => {
+    const b = f(ctx);
+    return {
+      ...b,
+      receive(msg, c) {
+        if (msg.kind === "clock-ahead" && crash) {
+          crash = false;
+          throw new Error("injected matcher crash");
+        }
+        return b.receive(msg, c);
+      },
+    };
+  };
+  const r = await run(config, new Map([["node-a", rows]]), {
+    node: { wrapMatcher },
+    feed: async (ingest, nodes) => {
+      const node = nodes.get("node-a")!;
+      // The source streams open (the Detector tells the Matcher once, at their first row)...
+      const cut = Math.floor(rows.length / 10);
+      for (const row of rows.slice(0, cut)) await ingest("node-a", row);
+      await node.system.settled();
+      // ...then the Matcher crashes and restarts while they go on.
+      crash = true;
+      node.noteClockOffsets([0.05]);
+      while (node.system.stats().find((s) => s.name === "matcher")!.restarts < 1) await sleep(10);
+      while (node.system.stats().find((s) => s.name === "matcher")!.state !== "running") await sleep(10);
+      for (const row of rows.slice(cut)) await ingest("node-a", row);
+    },
+  });
+  equal(await r.metric("node-a", "fsmpx_actor_restarts_total", { actor: "matcher" }), 1);
+  equal(stageCount(r.matches, "loop"), 0, "a restarted Matcher matched the source's own streams");
+});
+
 Deno.test("node: rows of queries no measurement names are counted under bounded labels and skipped", async () => {
   const a = (await e2eRows("node-a")).slice(0, 50);
   const junk = Array.from({ length: 40 }, (_, i) => ({ ...a[0]!, query: `made_up_${i}/source` }));
