@@ -255,7 +255,6 @@ export class LateRows {
     }
     const b = this.#bucket % BUCKETS;
     this.#periodRows += rows.length;
-    if (freshest > this.#freshest) this.#freshest = freshest;
     if (freshest >= 0n) {
       const lag = Number(nowNs - freshest) / 1e6;
       if (lag < this.#minLag2[b]!) {
@@ -265,6 +264,10 @@ export class LateRows {
         } else this.#minLag2[b] = lag;
         this.#baseline = Math.min(this.#baseline, this.#windowBaseline());
       }
+      // Not a row fresher than the baseline by more than the bound: one with a bad `time_` from the far future would
+      // stay the freshest row read for good, and no skip would count the rows it leaves unread (see #skipAhead). A
+      // step of the rows' clock forward is followed at its next batch, once the baseline has followed it.
+      if (freshest > this.#freshest && lag >= this.#baseline - this.#boundMs) this.#freshest = freshest;
       if (lag < this.#baseline + this.#raise) this.#raise = Math.max(0, lag - this.#baseline);
       this.#freshSum += lag;
       this.#freshN++;

@@ -188,7 +188,9 @@ Deno.test("late rows: a sensor with time to spare analyses late rows instead of 
  * that can skip ahead: `at` is the event time (ms) of the freshest row it has read. `saturated` is what its meters
  * say (default: always saturated).
  */
-function starvedReader(opts: { skip: boolean; seconds: number; saturated?: () => boolean }) {
+function starvedReader(
+  opts: { skip: boolean; seconds: number; saturated?: () => boolean; futureRowAtS?: number },
+) {
   let localMs = T0_MS;
   let at = localMs - 1_500;
   const skips: number[] = [];
@@ -212,6 +214,8 @@ function starvedReader(opts: { skip: boolean; seconds: number; saturated?: () =>
       if (to > at) at = to;
       const rows: Row[] = [];
       for (let i = 9; i >= 0; i--) rows.push(row(at - 20 * i));
+      // One row with a garbage `time_` an hour ahead, in one batch.
+      if (s === opts.futureRowAtS && b === 0) rows.push(row(at + 3_600_000));
       k += late.filter(rows).length;
     }
     kept.push(k);
@@ -240,6 +244,16 @@ Deno.test("late rows: a reader that cannot catch up even dropping skips its sour
   // Without a source that skips, the same reader falls ever further behind (let through with a slack).
   const no = starvedReader({ skip: false, seconds: 300 });
   ok(Math.max(...no.lagS) > 100, `${Math.max(...no.lagS)}`);
+});
+
+Deno.test("late rows: one row from the far future does not hide the rows the skips leave unread", () => {
+  const clean = starvedReader({ skip: true, seconds: 300 });
+  const r = starvedReader({ skip: true, seconds: 300, futureRowAtS: 10 });
+  ok(r.skips.length >= 5, `skips ${r.skips.length}`);
+  ok(clean.skippedRows > 0);
+  // Counted as without the row (it stood for the freshest row read, and every skip counted from it: none).
+  equal(r.skippedRows, clean.skippedRows);
+  equal(r.late.dropped, clean.late.dropped);
 });
 
 Deno.test("late rows: where a gap began: the earliest row dropped since the reader last asked", () => {
