@@ -774,6 +774,8 @@ class Cell<M> {
     this.#onIdle = undefined;
     this.#abort.abort(new Error(`actor "${this.name}" abandoned at the shutdown deadline`));
     this.#clearMailbox("deadline");
+    // Stopped, it is idle now: whoever waits for that (ActorSystem.settled) must not wait for the stuck receive.
+    this.#checkIdle();
     if (wasLive && behavior?.onStop) {
       const log = this.#log;
       Promise.resolve()

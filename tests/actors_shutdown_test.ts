@@ -185,6 +185,24 @@ Deno.test("shutdown deadline also bounds a hanging onStop", async () => {
   strictEqual(statsOf(system, "busy").dropped.deadline, 1);
 });
 
+Deno.test("shutdown deadline: a wait for the system to settle ends when a stuck actor is abandoned", async () => {
+  const { clock, system } = setup();
+  const never = new Promise<void>(() => {});
+  const stuck = system.spawn<number>("stuck", () => ({ receive: () => never }), BP);
+  await stuck.tell(1);
+  await clock.settle();
+  // What a capture replay does between batches (cli/capture_run.ts settleAll): wait for every actor to be idle.
+  let settled = false;
+  void system.settled().then(() => settled = true);
+  const done = system.shutdown({ deadlineMs: 100 });
+  await clock.advance(100);
+  strictEqual((await done).code, 0);
+  await clock.settle();
+  strictEqual(statsOf(system, "stuck").state, "stopped");
+  ok(system.idle);
+  ok(settled, "settled() still waiting on an actor abandoned at the deadline");
+});
+
 Deno.test("shutdown: an actor in backoff restarts at once to drain its queue", async () => {
   const { clock, system } = setup();
   const got: string[] = [];
