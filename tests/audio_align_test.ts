@@ -208,3 +208,28 @@ Deno.test("sourceEnvelope takes an envelope search's window levels where they ho
   // Outside the searched span: computed afresh.
   deepStrictEqual(sourceEnvelope(ring, instant + 4000), sourceEnvelope(ring, instant + 4000, scratch));
 });
+
+Deno.test("fine alignment past target sample 2^31 (a stream's 75th hour): the answer and BER it gives at 0", () => {
+  const x = samples("speech_8k.ul");
+  const src = analysed(x);
+  // The same audio from sample 0 and from 2^31 - 2^15 on: anchors 250-310's blocks cross 2^31.
+  const base = 2 ** 31 - 2 ** 15;
+  const far = { ring: new SampleRing(1 << 17), store: new FrameStore(2048) };
+  far.ring.write(base, x, 0);
+  new Fingerprinter(far.ring, far.store).advance();
+  const al = new FineAligner(new FrameAnalyzer());
+  for (const n of ANCHORS) {
+    const env = sourceEnvelope(src.ring, n * HOP + INSTANT_OFFSET)!;
+    const fp = src.store.bits.slice(n, n + 128);
+    for (const e of [env, undefined]) {
+      // The far alignment first: nothing of the same block read just before it.
+      const f = al.align(far.ring, far.store, fp, undefined, e, n + base / HOP)!;
+      const r = al.align(src.ring, src.store, fp, undefined, e, n)!;
+      deepStrictEqual(
+        [f.by, f.sample - base, f.shift, f.ber],
+        [r.by, r.sample, r.shift, r.ber],
+        `anchor ${n} ${f.by}: the aligned grid's BER from sampled frames on both sides of 2^31`,
+      );
+    }
+  }
+});

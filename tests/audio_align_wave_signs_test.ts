@@ -205,7 +205,7 @@ Deno.test("fine alignment: the aligned grid's BER is taken once, where the wavef
       this.count++;
       return super.analyze(ring, pos, out);
     }
-    override pairBits(ring: SampleRing, pos: Int32Array, count: number, bits: Uint32Array): boolean {
+    override pairBits(ring: SampleRing, pos: Float64Array, count: number, bits: Uint32Array): boolean {
       const done = super.pairBits(ring, pos, count, bits);
       if (done) this.count += 2 * count;
       return done;

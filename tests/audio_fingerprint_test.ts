@@ -331,7 +331,7 @@ Deno.test("FrameAnalyzer.pairBits: each frame's bits over the frame a hop before
   };
   const r = rng(5);
   // Spacings from a hop (consecutive frames) to two hops: 150 pairs span two calls' scratch.
-  const pos = new Int32Array(150);
+  const pos = new Float64Array(150);
   let at = ring.start + hop + 3;
   for (let p = 0; p < pos.length; p++, at += hop + Math.floor(r() * 3) * hop / 2) pos[p] = at;
   ok(pos[pos.length - 1]! + frame <= ring.end);

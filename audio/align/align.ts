@@ -81,7 +81,8 @@ export class FineAligner {
   readonly #memo = new FrameMemo();
   /** {@link #hardBer}'s sampled frames: their indices in the block, first samples, and bits. */
   #berFrames = new Int32Array(0);
-  #berPos = new Int32Array(0);
+  /** Absolute sample indices: float64, as a target stream passes 2^31 samples in its 75th hour. */
+  #berPos = new Float64Array(0);
   #berBits = new Uint32Array(0);
 
   /**
@@ -301,7 +302,9 @@ export class FineAligner {
     const js = this.#berFrames.length >= fp.length
       ? this.#berFrames
       : (this.#berFrames = new Int32Array(fp.length));
-    const pos = this.#berPos.length >= fp.length ? this.#berPos : (this.#berPos = new Int32Array(fp.length));
+    const pos = this.#berPos.length >= fp.length
+      ? this.#berPos
+      : (this.#berPos = new Float64Array(fp.length));
     let frames = 0, seen = 0, next = 0;
     for (let j = 0; j < fp.length; j++) {
       if (isMasked(mask, j)) continue;

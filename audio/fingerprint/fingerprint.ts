@@ -200,7 +200,7 @@ export class FrameAnalyzer {
    * frame calls); returns false, nothing written, where it does not (the caller analyses the frames). The caller
    * guarantees the samples are held (one `has` over them all, so `data` addresses them).
    */
-  pairBits(ring: SampleRing, pos: Int32Array, count: number, bits: Uint32Array): boolean {
+  pairBits(ring: SampleRing, pos: Float64Array, count: number, bits: Uint32Array): boolean {
     const t = this.#tables;
     if (!this.#fft.float32) return false;
     if (t.pairs === undefined) {
