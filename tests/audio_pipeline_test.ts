@@ -281,3 +281,46 @@ Deno.test("a signature removed from the index is no longer found going forward",
   strictEqual(out.length, SRC.sigs.length - 1);
   ok(!out.some((m) => m.signatureId === SRC.sigs[0]!.id));
 });
+
+Deno.test("pipelines: a stream of messages whose bodies were all cut holds bounded state", () => {
+  // JSON bodies that Pixie truncated before any came whole: no size to give their gaps, each message an entry
+  // owning no sample. Both timelines held every one (~8 bytes a message, for as long as the stream lasted).
+  const fmt: AudioFormat = {
+    ...format("mulaw"),
+    envelope: "json",
+    path: "media.payload",
+    encoding: "base64",
+  };
+  const cutBody = new TextEncoder().encode('{"event":"media","media":{"payload":"AAAA');
+  const index = new SignatureIndex();
+  const sp = new SourcePipeline({
+    measurement: "m",
+    node: "a",
+    pod: "p/a",
+    stream: "s",
+    format: fmt,
+    criteria: CRITERIA,
+  });
+  const tp = new TargetPipeline({
+    measurement: "m",
+    stage: "t",
+    node: "b",
+    pod: "p/b",
+    stream: "x",
+    format: fmt,
+    index,
+  });
+  const before = tp.memoryBreakdown().timeline;
+  for (let i = 0; i < 60_000; i++) {
+    const msg = { timeNs: T0 + BigInt(i) * 20_000_000n, payload: cutBody, bodySize: 400 };
+    sp.push(msg);
+    tp.push(msg);
+  }
+  strictEqual(tp.stats().markers.truncated, 60_000);
+  strictEqual(tp.decoder.timeline.length, 0);
+  ok(
+    tp.memoryBreakdown().timeline - before < 8_000,
+    `target timeline ${tp.memoryBreakdown().timeline} bytes`,
+  );
+  ok(sp.decoder.timeline.bytes < 8_000, `source timeline ${sp.decoder.timeline.bytes} bytes`);
+});

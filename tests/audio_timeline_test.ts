@@ -75,6 +75,22 @@ Deno.test("timeline: messages without audio own nothing", () => {
   equal(tl.locate(0)!.messageIndex, 1);
 });
 
+Deno.test("timeline: a stream of messages without audio holds a bounded number of them", () => {
+  // E.g. a JSON tap whose every body Pixie cut before one came whole: no message has a size, each is an entry that
+  // owns no sample. The lookback (samples) never passed them: every one was held, ~8 bytes a message.
+  const tl = new Timeline(8000, { lookbackSamples: 8000 });
+  for (let i = 0; i < 100_000; i++) tl.append(i, T0 + BigInt(i) * 20_000_000n, 0, i % 2 === 0);
+  ok(tl.bytes < 4000, `${tl.bytes} bytes`);
+  equal(tl.length, 0);
+  equal(tl.firstSample, 0);
+  equal(tl.entryTime(99_999), T0 + 99_999n * 20_000_000n, "the newest is held");
+  // Audio after them maps as ever.
+  tl.append(100_000, T0 + 2_000_000_000_000n, 160);
+  equal(tl.locate(0)!.messageIndex, 100_000);
+  equal(tl.locate(0)!.timeNs, T0 + 2_000_000_000_000n);
+  deepEqual(tl.spans().map((s) => s.messageIndex), [100_000]);
+});
+
 Deno.test("timeline: spans beyond the lookback are pruned, in bulk without losing order", () => {
   const tl = new Timeline(8000, { lookbackSamples: 8000 });
   for (let i = 0; i < 2000; i++) tl.append(i, T0 + BigInt(i) * 20_000_000n, 160);

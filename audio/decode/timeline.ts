@@ -242,7 +242,15 @@ export class Timeline {
       this.#firstOrd = ord;
       this.#firstNative = native;
       this.#firstLength = length;
-      if (analysisIndexOf(native + length, up, down) > before) break;
+      // An entry without audio owns no sample (never located, never a span): the lookback keeps it only as the
+      // newest (a follower keeps what it reads). A stream of such messages alone (bodies Pixie cut before any
+      // message was whole, so none has a size) held every one of them, ~8 bytes a message for ever.
+      if (
+        analysisIndexOf(native + length, up, down) > before &&
+        (length !== 0 || this.#first + 1 >= this.#count)
+      ) {
+        break;
+      }
       this.#first++;
     }
     this.#drop();
