@@ -100,24 +100,38 @@ async function baseline(): Promise<{ relay: number; asr: number }> {
   return truth;
 }
 
+/**
+ * A Matcher wrapper that throws on the next clock-ahead message while `armed` (then disarms): a crash the default
+ * policy restarts from.
+ */
+function crashOnce(
+  armed: boolean,
+): { armed: boolean; wrap: (f: ActorFactory<MatcherMsg>) => ActorFactory<MatcherMsg> } {
+  const state = {
+    armed,
+    wrap: (f: ActorFactory<MatcherMsg>): ActorFactory<MatcherMsg> => (ctx) => {
+      const b = f(ctx);
+      return {
+        ...b,
+        receive(msg, c) {
+          if (msg.kind === "clock-ahead" && state.armed) {
+            state.armed = false;
+            throw new Error("injected matcher crash");
+          }
+          return b.receive(msg, c);
+        },
+      };
+    },
+  };
+  return state;
+}
+
 Deno.test("node: after a Matcher crash the active signatures are searched again (restored from the registry)", async () => {
   const want = await baseline();
   const rows = await allRows();
-  let crash = true;
   // The Matcher throws on the first clock-ahead message: a crash the default policy restarts from.
-  const wrapMatcher = (f: ActorFactory<MatcherMsg>): ActorFactory<MatcherMsg> => (ctx) => {
-    const b = f(ctx);
-    return {
-      ...b,
-      receive(msg, c) {
-        if (msg.kind === "clock-ahead" && crash) {
-          crash = false;
-          throw new Error("injected matcher crash");
-        }
-        return b.receive(msg, c);
-      },
-    };
-  };
+  const crash = crashOnce(true);
+  const wrapMatcher = crash.wrap;
   const r = await run(await e2eConfig(), rows, {
     node: { wrapMatcher },
     feed: async (ingest, nodes) => {
@@ -129,7 +143,7 @@ Deno.test("node: after a Matcher crash the active signatures are searched again 
         const node = nodes.get(name)!;
         await node.syncRegistry();
         // ...then the Matchers of the target nodes crash and restart, with no signature of their own...
-        crash = true;
+        crash.armed = true;
         node.noteClockOffsets([0.05]);
         while (node.system.stats().find((s) => s.name === "matcher")!.restarts < 1) await sleep(10);
         while (node.system.stats().find((s) => s.name === "matcher")!.state !== "running") await sleep(10);
@@ -268,20 +282,8 @@ Deno.test("node: after a Matcher crash, exclude_source_streams still keeps a sta
     });
   });
   const rows = a.flatMap((r) => [r, { ...r, query: "call_audio/loop" }]);
-  let crash = false;
-  const wrapMatcher = (f: ActorFactory<MatcherMsg>): ActorFactory<MatcherMsg> => (ctx) => {
-    const b = f(ctx);
-    return {
-      ...b,
-      receive(msg, c) {
-        if (msg.kind === "clock-ahead" && crash) {
-          crash = false;
-          throw new Error("injected matcher crash");
-        }
-        return b.receive(msg, c);
-      },
-    };
-  };
+  const crash = crashOnce(false);
+  const wrapMatcher = crash.wrap;
   const r = await run(config, new Map([["node-a", rows]]), {
     node: { wrapMatcher },
     feed: async (ingest, nodes) => {
@@ -291,7 +293,7 @@ Deno.test("node: after a Matcher crash, exclude_source_streams still keeps a sta
       for (const row of rows.slice(0, cut)) await ingest("node-a", row);
       await node.system.settled();
       // ...then the Matcher crashes and restarts while they go on.
-      crash = true;
+      crash.armed = true;
       node.noteClockOffsets([0.05]);
       while (node.system.stats().find((s) => s.name === "matcher")!.restarts < 1) await sleep(10);
       while (node.system.stats().find((s) => s.name === "matcher")!.state !== "running") await sleep(10);
