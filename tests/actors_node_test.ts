@@ -243,23 +243,25 @@ Deno.test("node: past engine.max_streams the least recently active stream is fin
   equal(await r.metric("node-b", "fsmpx_streams_evicted_total", { stream: "asr" }), 0);
 });
 
+/** The e2e config with a stage "loop" tapping the very rows of the source, with the source's stream key. */
+const loop = (exclude: boolean) =>
+  e2eConfig((d) => {
+    const m = (d["measurements"] as Record<string, unknown>[])[0]!;
+    const sig = m["signature_rules"] as Record<string, unknown>;
+    (m["match_rules"] as unknown[]).push({
+      stage: "loop",
+      stream_filter: sig["stream_filter"],
+      columns: sig["columns"],
+      stream_key: sig["stream_key"],
+      audio: sig["audio"],
+      exclude_source_streams: exclude,
+    });
+  });
+
 Deno.test("node: exclude_source_streams keeps a stage from matching the source's own streams", async () => {
   const rows = await allRows();
   // A stage tapping the very rows of the source, with the source's stream key: it is the source stream.
   const a = rows.get("node-a")!;
-  const loop = (exclude: boolean) =>
-    e2eConfig((d) => {
-      const m = (d["measurements"] as Record<string, unknown>[])[0]!;
-      const sig = m["signature_rules"] as Record<string, unknown>;
-      (m["match_rules"] as unknown[]).push({
-        stage: "loop",
-        stream_filter: sig["stream_filter"],
-        columns: sig["columns"],
-        stream_key: sig["stream_key"],
-        audio: sig["audio"],
-        exclude_source_streams: exclude,
-      });
-    });
   const withLoop = new Map([["node-a", a.flatMap((r) => [r, { ...r, query: "call_audio/loop" }])]]);
   const included = await run(await loop(false), withLoop);
   ok(stageCount(included.matches, "loop") >= 5, "without the option a source stream matches itself");
@@ -269,18 +271,7 @@ Deno.test("node: exclude_source_streams keeps a stage from matching the source's
 
 Deno.test("node: after a Matcher crash, exclude_source_streams still keeps a stage from matching the source's streams", async () => {
   const a = (await allRows()).get("node-a")!;
-  const config = await e2eConfig((d) => {
-    const m = (d["measurements"] as Record<string, unknown>[])[0]!;
-    const sig = m["signature_rules"] as Record<string, unknown>;
-    (m["match_rules"] as unknown[]).push({
-      stage: "loop",
-      stream_filter: sig["stream_filter"],
-      columns: sig["columns"],
-      stream_key: sig["stream_key"],
-      audio: sig["audio"],
-      exclude_source_streams: true,
-    });
-  });
+  const config = await loop(true);
   const rows = a.flatMap((r) => [r, { ...r, query: "call_audio/loop" }]);
   const crash = crashOnce(false);
   const wrapMatcher = crash.wrap;
