@@ -57,9 +57,11 @@ export class ReconnectBackoff {
 
 /**
  * The `user:password@` or `token@` of one server URL, with or without its scheme (the config accepts
- * `host:port` for `nats://host:port`): group 1 is the scheme and `//`, if any; group 2 the credentials.
+ * `host:port` for `nats://host:port`): group 1 is the scheme and `//`, if any; group 2 the credentials, up to the
+ * last `@` (a password written as it is may hold `@` or `/`, as config/load.ts registers it: stopping at the first
+ * `@` left the rest of the password in the logged URL and sent the client a wrong one).
  */
-const URL_USERINFO = /^((?:[A-Za-z][A-Za-z0-9+.-]*:\/\/)?)([^@/]*)@/;
+const URL_USERINFO = /^((?:[A-Za-z][A-Za-z0-9+.-]*:\/\/)?)(.*)@/;
 
 /** Server URLs with any user:password@ removed, for log lines and error messages. */
 export function safeServers(url: string): string[] {
