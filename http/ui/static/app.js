@@ -268,7 +268,9 @@ async function interval(id) {
         ).join("<br>")
       }</td>`;
     }).join("");
-    return `<tr><td><a href="#/signature/${g.signature_id}"><code>${g.signature_id}</code></a></td>
+    return `<tr><td><a href="#/signature/${encodeURIComponent(g.signature_id)}"><code>${
+      esc(g.signature_id)
+    }</code></a></td>
       <td>${new Date(Number(BigInt(g.time_ns) / 1000000n)).toISOString().slice(11, 23)}</td>${cells}</tr>`;
   }).join("");
   page.innerHTML = `
