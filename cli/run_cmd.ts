@@ -70,7 +70,12 @@ async function openBus(
   return {
     bus,
     skew,
-    matchFeed: jetStreamMatchFeed(bus.connection, config.nats.stream),
+    matchFeed: jetStreamMatchFeed(
+      bus.connection,
+      config.nats.stream,
+      undefined,
+      (reason) => metrics.receiveFailed("match", reason),
+    ),
     subscribeFromMs: signatureStartTimeMs(Math.max(...config.measurements.map((m) => m.ttl_seconds))),
   };
 }

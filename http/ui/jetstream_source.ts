@@ -12,6 +12,9 @@ import { OrderedSubscription } from "../../bus/ordered_subscription.ts";
 import { MATCH_PREFIX, STREAM_SUBJECTS } from "../../bus/subjects.ts";
 import type { AnyRecord, MatchRecord } from "../../report/records.ts";
 import type { MatchFeed } from "../../actors/exporter.ts";
+import { logger } from "../../util/log.ts";
+
+const log = logger("bus");
 
 /** A running live tail. */
 export interface Tail {
@@ -80,15 +83,35 @@ export async function tailRecords(
 
 /**
  * Other nodes' match records from JetStream as an exporter's {@link MatchFeed} (hops across nodes, live):
- * from `startMs` (default now) on, of the given measurements.
+ * from `startMs` (default now) on, of the given measurements. A stored message that is not a match record is
+ * skipped, logged (throttled) and told to `onSkip` with its reason (`json`, `record`, `subject`), e.g. for
+ * `fsmpx_bus_receive_failed_total{kind="match"}`.
  */
-export function jetStreamMatchFeed(nc: NatsConnection, stream: string, startMs?: number): MatchFeed {
+export function jetStreamMatchFeed(
+  nc: NatsConnection,
+  stream: string,
+  startMs?: number,
+  onSkip?: (reason: string) => void,
+): MatchFeed {
+  let skipped = 0;
   return {
     async subscribe(measurements, handler) {
       const wanted = new Set(measurements);
       const tail = await tailRecords(nc, stream, startMs ?? Date.now(), (r) => {
         if (r.kind === "match" && (wanted.size === 0 || wanted.has(r.measurement))) handler(r as MatchRecord);
-      }, { filter: `${MATCH_PREFIX}.>` });
+      }, {
+        filter: `${MATCH_PREFIX}.>`,
+        onSkip: (why) => {
+          skipped++;
+          if (skipped === 1 || skipped % 1000 === 0) {
+            log.warn("stored message on a match subject is not a match record; skipped", {
+              why,
+              count: skipped,
+            });
+          }
+          onSkip?.(why.split(":")[0]!);
+        },
+      });
       return { unsubscribe: () => tail.stop() };
     },
   };
