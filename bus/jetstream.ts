@@ -283,7 +283,19 @@ export class JetStreamBus implements Bus {
 
   async #deliver(m: JsMsg, wanted: Set<string>, handler: Handler<Signature>): Promise<void> {
     const parsed = parseSubject(m.subject);
-    if (parsed?.kind !== "signature") return;
+    if (parsed?.kind !== "signature") {
+      // `fsmpx.sig.>` (several measurements) also holds subjects of another shape (`fsmpx.sig.m.extra`).
+      this.#decodeErrors++;
+      this.#opts.metrics?.receiveFailed?.("signature", "subject");
+      if (this.#decodeErrors === 1 || this.#decodeErrors % 1000 === 0) {
+        log.warn("message on a signature subject of another shape skipped", {
+          subject: m.subject,
+          seq: m.seq,
+          count: this.#decodeErrors,
+        });
+      }
+      return;
+    }
     if (wanted.size > 0 && !wanted.has(parsed.measurement)) return;
     let sig: Signature;
     try {
