@@ -59,7 +59,8 @@ export async function uiCommand(args: ParsedArgs): Promise<number> {
   const files = recordFiles(args);
   const loaded = await loadCommandConfig(args);
   const { config } = loaded;
-  const store = new RecordStore(stagePaths(config), stageOrder(config));
+  // Over JetStream the store keeps the window's records as the tail goes on (files: every record).
+  const store = new RecordStore(stagePaths(config), stageOrder(config), files.length > 0 ? {} : { windowMs });
   const log = logger("ui");
 
   let stopTail: (() => Promise<void>) | undefined;
@@ -79,7 +80,7 @@ export async function uiCommand(args: ParsedArgs): Promise<number> {
       nc,
       config.nats.stream,
       startMs,
-      (r) => store.add(r),
+      (r, storedMs) => store.add(r, storedMs),
       () => store.skipped++,
     );
     console.log(
@@ -95,7 +96,7 @@ export async function uiCommand(args: ParsedArgs): Promise<number> {
       nc,
       config.nats.stream,
       history.lastStoredMs ?? startMs,
-      (r) => store.add(r),
+      (r, storedMs) => store.add(r, storedMs),
       {
         onSkip: () => store.skipped++,
       },

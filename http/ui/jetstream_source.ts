@@ -29,12 +29,12 @@ export interface History {
   lastStoredMs: number | null;
 }
 
-/** Reads the history from `startMs` into `onRecord`. */
+/** Reads the history from `startMs` into `onRecord` (with when the server stored it, ms). */
 export async function readHistory(
   nc: NatsConnection,
   stream: string,
   startMs: number,
-  onRecord: (r: AnyRecord) => void,
+  onRecord: (r: AnyRecord, storedMs: number) => void,
   onSkip?: () => void,
 ): Promise<History> {
   let records = 0;
@@ -46,21 +46,22 @@ export async function readHistory(
     onStored: (_seq: number, ns: bigint) => lastNs = ns,
   };
   for await (const r of readRecordsFrom(nc, opts)) {
-    onRecord(r);
+    // onStored told this record's stored time just before it came.
+    onRecord(r, Number(lastNs! / 1_000_000n));
     records++;
   }
   return { records, lastStoredMs: lastNs === null ? null : Number(lastNs / 1_000_000n) };
 }
 
 /**
- * Follows the stream from `startMs` (wall ms) on: every signature and match record published, as records.
- * `filter` narrows the subjects (default: all of fsm-px's stored subjects).
+ * Follows the stream from `startMs` (wall ms) on: every signature and match record published, as records (with
+ * when the server stored each, ms). `filter` narrows the subjects (default: all of fsm-px's stored subjects).
  */
 export async function tailRecords(
   nc: NatsConnection,
   stream: string,
   startMs: number,
-  onRecord: (r: AnyRecord) => void,
+  onRecord: (r: AnyRecord, storedMs: number) => void,
   opts: { filter?: string; onSkip?: (reason: string) => void } = {},
 ): Promise<Tail> {
   const js = jetstream(nc);
@@ -74,7 +75,7 @@ export async function tailRecords(
     onMessage: (m) => {
       const r = toRecord(m);
       if (typeof r === "string") opts.onSkip?.(r);
-      else onRecord(r);
+      else onRecord(r, Number(m.timestampNanos / 1_000_000n));
       return Promise.resolve();
     },
   });

@@ -98,6 +98,25 @@ function ms(v: number | null | undefined): number | null {
   return v === null || v === undefined || !Number.isFinite(v) ? null : v * 1000;
 }
 
+/** Options of a {@link RecordStore}. */
+export interface RecordStoreOptions {
+  /**
+   * Keep only the records stored (by the server, as {@link RecordStore.add} is told) within this many ms of the
+   * newest stored one: the window of a live tail. Absent: every record is kept (files, a demo).
+   */
+  windowMs?: number;
+}
+
+/** One record added with its stored time, in the order added (stream order). */
+interface Stored {
+  ms: number;
+  /** `signature` or `match` and the record's key in its map. */
+  kind: AnyRecord["kind"];
+  key: string;
+  /** A match's signature key. */
+  sig?: string;
+}
+
 /** Records and what the pages show of them. */
 export class RecordStore {
   readonly #signatures = new Map<string, SignatureRecord>();
@@ -115,14 +134,25 @@ export class RecordStore {
   #epoch = 0;
   #due: ReturnType<typeof setTimeout> | undefined;
   #view: { version: number; view: View; at: number; costMs: number } | null = null;
+  readonly #windowMs: number | undefined;
+  /** With a window: records as added, oldest first (from #storedHead on), and each key's last stored time. */
+  #stored: Stored[] = [];
+  #storedHead = 0;
+  readonly #storedAt = new Map<string, number>();
+  #newestStoredMs = -Infinity;
   /** Lines or messages that were not records (counted, skipped). */
   skipped = 0;
   /** Health counts from the nodes' metrics, when a node runs in this process (demo). */
   health: () => Promise<HealthCounts | null> = () => Promise.resolve(null);
 
-  constructor(paths: StagePaths = {}, stageOrder: Record<string, readonly string[]> = {}) {
+  constructor(
+    paths: StagePaths = {},
+    stageOrder: Record<string, readonly string[]> = {},
+    opts: RecordStoreOptions = {},
+  ) {
     this.#paths = paths;
     this.#stageOrder = stageOrder;
+    this.#windowMs = opts.windowMs;
   }
 
   /** Changes with every new record, and once more when a view held back while records arrived is due. */
@@ -140,14 +170,21 @@ export class RecordStore {
    * measurement or stage the config does not name is counted in {@link skipped} and left out: the pages are
    * tables of ids by stages, and a publisher of records under thousands of stage names (or a records file of
    * another config) made each view take seconds and gigabytes.
+   *
+   * `storedMs`: when the server stored it (ms, its clock); with a window, records stored before the window of the
+   * newest one leave the store (a live tail held every record it ever read, without bound).
    */
-  add(rec: AnyRecord): void {
+  add(rec: AnyRecord, storedMs?: number): void {
     if (!this.#configured(rec)) {
       this.skipped++;
       return;
     }
-    if (rec.kind === "signature") this.#signatures.set(`${rec.measurement}\u0000${rec.signature_id}`, rec);
-    else {
+    let entry: Stored;
+    if (rec.kind === "signature") {
+      const k = `${rec.measurement}\u0000${rec.signature_id}`;
+      this.#signatures.set(k, rec);
+      entry = { ms: 0, kind: "signature", key: k };
+    } else {
       const sig = `${rec.measurement}\u0000${rec.signature_id}`;
       const k = `${sig}\u0000${rec.stage}\u0000${rec.target.node}\u0000${rec.target.stream}`;
       this.#matches.set(k, rec);
@@ -155,9 +192,43 @@ export class RecordStore {
       if (!keys) this.#bySignature.set(sig, keys = new Set());
       keys.add(k);
       this.#stale.add(sig);
+      entry = { ms: 0, kind: "match", key: k, sig };
+    }
+    if (this.#windowMs !== undefined && storedMs !== undefined && Number.isFinite(storedMs)) {
+      entry.ms = storedMs;
+      this.#stored.push(entry);
+      this.#storedAt.set(`${entry.kind}\u0000${entry.key}`, storedMs);
+      if (storedMs > this.#newestStoredMs) this.#newestStoredMs = storedMs;
+      this.#evict(this.#newestStoredMs - this.#windowMs);
     }
     this.#version++;
     for (const l of this.#listeners) l();
+  }
+
+  /** Removes the records last stored before `cutMs` (a record added again since lives on). */
+  #evict(cutMs: number): void {
+    while (this.#storedHead < this.#stored.length && this.#stored[this.#storedHead]!.ms < cutMs) {
+      const e = this.#stored[this.#storedHead++]!;
+      const at = `${e.kind}\u0000${e.key}`;
+      if (this.#storedAt.get(at) !== e.ms) continue;
+      this.#storedAt.delete(at);
+      if (e.kind === "signature") {
+        this.#signatures.delete(e.key);
+        continue;
+      }
+      this.#matches.delete(e.key);
+      this.#hopped.delete(e.key);
+      const keys = this.#bySignature.get(e.sig!);
+      keys?.delete(e.key);
+      if (keys?.size === 0) {
+        this.#bySignature.delete(e.sig!);
+        this.#stale.delete(e.sig!);
+      }
+    }
+    if (this.#storedHead > 1024 && this.#storedHead * 2 > this.#stored.length) {
+      this.#stored = this.#stored.slice(this.#storedHead);
+      this.#storedHead = 0;
+    }
   }
 
   /** Whether the config names the record's measurement (and a match's stage); any record without a config. */
