@@ -74,3 +74,82 @@ chromiumTest({
     }
   },
 });
+
+chromiumTest({
+  name: "web UI: a negative hop (the next stage's clock behind) is shown with its sign, not as +0 or +-",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const store = new RecordStore({ m: { relay: "source", asr: "relay" } }, { m: ["relay", "asr"] });
+    const id = "00000000000000a1";
+    const tap = (stream: string, ns: bigint) => ({
+      node: "b",
+      pod: `voice/${stream}-0`,
+      stream,
+      time_ns: ns.toString(),
+      offset_ms: 0,
+    });
+    const source = tap("call-1", T0);
+    store.add({
+      kind: "signature",
+      measurement: "m",
+      signature_id: id,
+      node: "a",
+      pod: source.pod,
+      stream: source.stream,
+      time_ns: source.time_ns,
+      offset_ms: 0,
+      ids: { interval_id: "iv-1" },
+      bytes: 600,
+    });
+    for (const [stage, ms] of [["relay", 300n], ["asr", 288n]] as const) {
+      store.add({
+        kind: "match",
+        measurement: "m",
+        stage,
+        signature_id: id,
+        ids: { interval_id: "iv-1" },
+        source,
+        target: tap(stage, T0 + ms * 1_000_000n),
+        latency_s: Number(ms) / 1000,
+        ber: 0.01,
+      });
+    }
+    const ui = startUiServer({ listen: "127.0.0.1:0", store, eventIntervalMs: 100 });
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      const { problems } = watchPage(page, new URL(ui.url).origin);
+      await page.goto(`${ui.url}#/overview`);
+      await page.waitForSelector("[data-hop-stage='asr']");
+      equal(
+        await page.$eval("[data-hop-stage='asr']", (e) => e.getAttribute("title")),
+        "relay → asr: -12.0 ms",
+      );
+      equal(await page.$eval("tr[data-stage='asr'] td:last-child", (e) => e.textContent), "-12.0");
+      equal(await page.$eval("tr[data-stage='relay'] td:last-child", (e) => e.textContent), "+300.0");
+      await page.goto(`${ui.url}#/waterfall`);
+      await page.waitForSelector("[data-interval-id] [data-stage='asr']");
+      equal(
+        await page.$eval("[data-interval-id] [data-stage='asr']", (e) => e.getAttribute("title")),
+        "asr: 288.0 ms from the source, -12.0 ms hop",
+      );
+      await page.goto(`${ui.url}#/interval/iv-1`);
+      await page.waitForSelector("a[href^='#/signature/']");
+      ok(
+        (await page.textContent("table tbody"))!.includes("288.0 ms (-12.0)"),
+        String(await page.textContent("table")),
+      );
+      await page.goto(`${ui.url}#/signature/${id}`);
+      await page.waitForSelector("canvas.bits");
+      ok(
+        (await page.textContent("table tbody"))!.includes("-12.0 from relay"),
+        String(await page.textContent("table")),
+      );
+      ok(problems.length === 0, problems.join("\n"));
+    } finally {
+      await browser.close();
+      await ui.close();
+    }
+  },
+});

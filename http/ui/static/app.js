@@ -20,6 +20,11 @@ function fmt(v, digits = 1) {
   return v === null || v === undefined ? "-" : Number(v).toFixed(digits);
 }
 
+/** A hop with its sign: "+12.0", or "-12.0" when the next stage's capture came first (its clock behind). */
+function signed(v, digits = 1) {
+  return v === null || v === undefined ? "-" : (v < 0 ? "" : "+") + fmt(v, digits);
+}
+
 function colorOf(stage) {
   if (!stageColors.has(stage)) stageColors.set(stage, COLORS[stageColors.size % COLORS.length]);
   return stageColors.get(stage);
@@ -73,7 +78,7 @@ async function overview() {
             <td>${fmt(s.recall * 100)}%</td><td>${fmt(s.p50Ms)}</td><td>${fmt(s.p90Ms)}</td><td>${
       fmt(s.p99Ms)
     }</td>
-            <td>${fmt(s.maxMs)}</td><td>${s.hopP50Ms === null ? "-" : "+" + fmt(s.hopP50Ms)}</td>
+            <td>${fmt(s.maxMs)}</td><td>${signed(s.hopP50Ms)}</td>
           </tr>`).join("")
   }</tbody>
       </table>
@@ -110,10 +115,13 @@ function drawStack(el, stages) {
     return;
   }
   el.innerHTML = stages.map((s) => {
+    // The bar spans what the hop adds (none when negative); the text says what it is.
     const v = Math.max(0, s.hopP50Ms ?? 0);
-    return `<div data-hop-stage="${esc(s.stage)}" title="${esc(s.fromStage)} → ${esc(s.stage)}: +${fmt(v)} ms"
-      style="width:${(v / total) * 100}%;background:${colorOf(s.stage)}">${esc(s.stage)} +${
-      fmt(v, 0)
+    return `<div data-hop-stage="${esc(s.stage)}" title="${esc(s.fromStage)} → ${esc(s.stage)}: ${
+      signed(s.hopP50Ms ?? 0)
+    } ms"
+      style="width:${(v / total) * 100}%;background:${colorOf(s.stage)}">${esc(s.stage)} ${
+      signed(s.hopP50Ms ?? 0, 0)
     } ms</div>`;
   }).join("");
 }
@@ -241,7 +249,7 @@ function wfRow(r, scale) {
     const title = c.latencyMs === null
       ? `${c.stage}: not seen`
       : `${c.stage}: ${fmt(c.latencyMs)} ms from the source` +
-        (c.hopMs === null ? "" : `, +${fmt(c.hopMs)} ms hop`);
+        (c.hopMs === null ? "" : `, ${signed(c.hopMs)} ms hop`);
     return `<span class="seg" data-stage="${esc(c.stage)}" data-latency-ms="${c.latencyMs ?? ""}"
       ${c.hopMs === null ? "" : `data-hop-ms="${c.hopMs}"`} title="${esc(title)}"
       style="width:${(add / scale) * 100}%;background:${colorOf(c.stage)}"></span>`;
@@ -263,7 +271,7 @@ async function interval(id) {
       return `<td>${
         ms.map((m) =>
           `${fmt(m.latency_s * 1000)} ms${
-            m.hop ? ` (+${fmt(m.hop.latency_s * 1000)})` : ""
+            m.hop ? ` (${signed(m.hop.latency_s * 1000)})` : ""
           }<br><span class="muted">BER ${fmt(m.ber, 3)} · ${esc(m.target.node)} · ${esc(m.target.pod)}</span>`
         ).join("<br>")
       }</td>`;
@@ -340,7 +348,7 @@ async function signature(id) {
       <th>offset ms</th></tr></thead><tbody>${
     d.matches.map((m) =>
       `<tr><td>${esc(m.stage)}</td><td>${fmt(m.latency_s * 1000)}</td>
-      <td>${m.hop ? `+${fmt(m.hop.latency_s * 1000)} from ${esc(m.hop.from_stage)}` : "-"}</td><td>${
+      <td>${m.hop ? `${signed(m.hop.latency_s * 1000)} from ${esc(m.hop.from_stage)}` : "-"}</td><td>${
         fmt(m.ber, 3)
       }</td>
       <td>${esc(m.target.node)}</td><td>${esc(m.target.pod)}</td><td>${fmt(m.target.offset_ms, 3)}</td></tr>`
