@@ -178,7 +178,7 @@ export const COMMANDS: Command[] = [
       since: {
         kind: "value",
         arg: "D",
-        help: "JetStream: history window before following live",
+        help: "JetStream: history window before following live, kept as it slides",
         default: "1h",
       },
     },
