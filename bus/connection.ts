@@ -70,6 +70,15 @@ export function safeServers(url: string): string[] {
   );
 }
 
+/** Percent-decoded, or as written when it holds a `%` that is no escape (a literal password, as config/load.ts reads it). */
+function decodeUserInfo(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
 /**
  * Credentials written into server URLs (`nats://user:pass@host`, `nats://token@host`): the client does not read
  * them, so they are taken out here (first URL that has any) and registered as secrets.
@@ -81,13 +90,13 @@ export function urlCredentials(url: string): { user?: string; password?: string;
     const info = m[2]!;
     const colon = info.indexOf(":");
     if (colon < 0) {
-      const token = decodeURIComponent(info);
+      const token = decodeUserInfo(info);
       registerSecret(token);
       return { token };
     }
-    const password = decodeURIComponent(info.slice(colon + 1));
+    const password = decodeUserInfo(info.slice(colon + 1));
     registerSecret(password);
-    return { user: decodeURIComponent(info.slice(0, colon)), password };
+    return { user: decodeUserInfo(info.slice(0, colon)), password };
   }
   return {};
 }

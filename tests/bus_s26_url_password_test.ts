@@ -53,3 +53,12 @@ natsTest(
     }
   },
 );
+
+Deno.test("connection: a URL password with a '%' that is no escape is taken as written (was 'URI malformed')", () => {
+  deepEqual(urlCredentials("nats://fsmpx:50%off-Pw@127.0.0.1:4222"), {
+    user: "fsmpx",
+    password: "50%off-Pw",
+  });
+  deepEqual(urlCredentials("nats://fsmpx:a%40b@127.0.0.1:4222"), { user: "fsmpx", password: "a@b" });
+  deepEqual(urlCredentials("nats://100%tok@127.0.0.1:4222"), { token: "100%tok" });
+});
