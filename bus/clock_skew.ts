@@ -212,7 +212,10 @@ export class ClockSkewEstimator {
       const t3 = now();
       if (reply.data.length !== REPLY_BYTES) continue;
       const view = new DataView(reply.data.buffer, reply.data.byteOffset, REPLY_BYTES);
-      got.push(ntpSample(t0, view.getFloat64(0, true), view.getFloat64(8, true), t3));
+      const t1 = view.getFloat64(0, true), t2 = view.getFloat64(8, true);
+      // Times that are no numbers are no reply: a NaN round trip is never beaten by `<` and poisoned the round.
+      if (!Number.isFinite(t1) || !Number.isFinite(t2)) continue;
+      got.push(ntpSample(t0, t1, t2, t3));
     }
     return { best: bestSample(got), gone: got.length === 0 && noResponders };
   }
