@@ -23,8 +23,8 @@ export type TcpCloseReason = "fin" | "rst" | "idle" | "evicted" | "restarted" | 
 export interface TcpStreamSink {
   /**
    * In-order bytes. `timeNs` is the capture time of the segment that completed them (the later of the segment's own
-   * time and that of the segment that filled the hole before it). The array is only valid during the call: copy
-   * what you keep.
+   * time and that of the segment that filled the hole before it; after a hole given up, the segment's own). The
+   * array is only valid during the call: copy what you keep.
    */
   data(bytes: Uint8Array, timeNs: bigint): void;
   /** `lostBytes` are missing before the next `data` call (never captured): drop partial state, resync. */
@@ -338,9 +338,15 @@ export class TcpReassembler {
     }
   }
 
-  /** Delivers buffered segments that are now in order. */
-  private drain(d: Direction, sink: TcpStreamSink, t: bigint): void {
+  /**
+   * Delivers buffered segments that are now in order. Each is timed by the later of its own capture and `fromNs`,
+   * and of the segments before it in this run (bytes are complete only when those before them are): `t`, the
+   * filler's time, when a segment filled the hole; the first segment's own time when the hole was given up (no
+   * packet completed those bytes later than their own). `t` is also when a hole still left opens.
+   */
+  private drain(d: Direction, sink: TcpStreamSink, t: bigint, fromNs: bigint = t): void {
     const ooo = d.ooo;
+    let at = fromNs;
     let n = 0;
     while (n < ooo.length) {
       const s = ooo[n]!;
@@ -359,7 +365,8 @@ export class TcpReassembler {
         data = data.subarray(-rel);
       }
       d.next = (d.next + data.length) % MAX_U32;
-      this.deliver(sink, data, s.timeNs > t ? s.timeNs : t);
+      if (s.timeNs > at) at = s.timeNs;
+      this.deliver(sink, data, at);
     }
     if (n > 0) ooo.splice(0, n);
     if (ooo.length > 0) d.holeSinceNs = t;
@@ -383,7 +390,9 @@ export class TcpReassembler {
         // A consumer's failure must not stop reassembly.
       }
       d.next = first.seq;
-      this.drain(d, sink, t);
+      // The bytes after the hole were complete when they were captured: the give-up time (a timeout, a tick, the
+      // end of the capture) is no capture time of theirs.
+      this.drain(d, sink, t, first.timeNs);
       // A hole the bound forced open is judged afresh by time later.
       if (toBound && d.ooo.length > 0) d.holeSinceNs = t;
     }
