@@ -443,8 +443,7 @@ export class WebSocketDirection implements TcpStreamSink {
         if (starting) this.begin(op, rsv);
         if (!skipping) {
           this.skips.add("message_too_large");
-          this.msgSkip = true;
-          this.parts.reset();
+          this.skipMessage();
         }
         if (fin) this.msgOp = 0;
         if (this.skipFrame(total)) return;
@@ -477,8 +476,7 @@ export class WebSocketDirection implements TcpStreamSink {
       }
       if (!this.parts.add(payload, true)) {
         this.skips.add("tcp_buffer_overflow");
-        this.msgSkip = true;
-        this.parts.reset();
+        this.skipMessage();
       }
       if (fin) {
         if (this.msgSkip) this.msgOp = 0;
@@ -493,6 +491,17 @@ export class WebSocketDirection implements TcpStreamSink {
     this.msgOp = op;
     this.msgCompressed = rsv === 0x40;
     this.msgSkip = false;
+  }
+
+  /**
+   * The message being assembled is dropped, its later frames framed and skipped. A compressed one went through the
+   * sender's compressor all the same: the history later messages refer to is unknown from here, so it restarts
+   * empty (a message that refers back fails, as after a gap, instead of inflating against the wrong bytes).
+   */
+  private skipMessage(): void {
+    this.msgSkip = true;
+    this.parts.reset();
+    if (this.msgCompressed) this.window = EMPTY;
   }
 
   /** Drops a whole frame of `total` bytes; true when part of it is still to come (Skip mode entered). */
