@@ -184,10 +184,17 @@ export function bpfFilter(taps: readonly PacketTap[]): string {
   return list.length === 0 ? "" : list.join(" or ");
 }
 
-/** Renders a block as `addr/prefix`. */
+/**
+ * Renders a block as `network/prefix`: the address with its host bits cleared (`10.1.2.3/8` is the block
+ * 10.0.0.0/8, as {@link inCidr} reads it; libpcap refuses a `net` with host bits set).
+ */
 export function cidrText(c: Cidr): string {
-  if (c.bytes.length === 4) return `${[...c.bytes].join(".")}/${c.prefix}`;
+  const b = c.bytes.map((x, i) => {
+    const bits = c.prefix - 8 * i;
+    return bits >= 8 ? x : bits <= 0 ? 0 : x & (0xff << (8 - bits));
+  });
+  if (b.length === 4) return `${[...b].join(".")}/${c.prefix}`;
   const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((c.bytes[i]! << 8) | c.bytes[i + 1]!).toString(16));
+  for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16));
   return `${groups.join(":")}/${c.prefix}`;
 }
