@@ -83,6 +83,9 @@ export class LivePacketSource {
     // fill must not be given up early.
     let lastFrameNs = 0n;
     let lastFrameWall = performance.now();
+    // Handing a frame's rows on can wait (the reader's mailbox full): that is no quiet capture, as the frames
+    // after it are already read or wait in tcpdump's pipe. The pause counts from when the sensor is done with one.
+    let busy = false;
     // One chain of emits, so rows released by the timer and rows of new frames keep their order.
     let chain = Promise.resolve();
     const send = (rows: Row[]) => {
@@ -95,7 +98,7 @@ export class LivePacketSource {
     const timer = setInterval(() => {
       report();
       const pausedMs = performance.now() - lastFrameWall - KERNEL_BLOCK_TIMEOUT_MS;
-      if (lastFrameNs > 0n && pausedMs > 0) {
+      if (!busy && lastFrameNs > 0n && pausedMs > 0) {
         void send(src.tick(lastFrameNs + BigInt(Math.round(pausedMs * 1e6)))).catch(() => {});
       }
     }, o.reportEveryMs ?? 1000);
@@ -105,8 +108,10 @@ export class LivePacketSource {
     try {
       for await (const frame of reader) {
         lastFrameNs = frame.timeNs;
-        lastFrameWall = performance.now();
+        busy = true;
         await send(src.push(frame));
+        busy = false;
+        lastFrameWall = performance.now();
         if (signal.aborted) break;
       }
       await chain;
