@@ -4,7 +4,8 @@
  * messages follow one another. Each request body is one `AppMessage` with `meta.method`, `meta.path` and
  * `meta.content_type`; response bodies are counted `http_response` unless `responses` is set (then emitted with
  * `meta.status`). A gap inside a body of known length drops that message and keeps the framing; elsewhere the
- * parser resyncs to the next request or status line.
+ * parser resyncs to the next request or status line. A 101 ends parsing; so does an upgrade request (or CONNECT)
+ * unless the client's next bytes are another request line (the server refused it and the connection stays HTTP/1.1).
  * @module
  */
 
@@ -107,8 +108,17 @@ const enum Mode {
   Trailers,
   BodyUntilClose,
   Resync,
+  /**
+   * After a request that asked for an upgrade (or a CONNECT): the server may have refused it and answered in
+   * HTTP/1.1, and the client then goes on in HTTP/1.1 (RFC 9110 7.8; Java's HttpClient asks every cold plain-text
+   * connection for h2c on its first request). The client's next bytes tell: a request line, or the new protocol.
+   */
+  Upgraded,
   Opaque,
 }
+
+/** Longest first line looked at after an upgrade request before the bytes are taken for the new protocol. */
+const MAX_UPGRADED_LINE = 8192;
 
 /** A whole request or status line; not anchored to a line start, since a message follows a body directly. */
 const RESYNC_TARGET =
@@ -316,6 +326,17 @@ export class Http1Direction implements TcpStreamSink {
           this.mode = Mode.Head;
           continue;
         }
+        case Mode.Upgraded: {
+          // After a switch the client speaks the new protocol (WebSocket frames, the h2 preface `PRI * HTTP/2.0`,
+          // TLS through a tunnel), which never starts with an HTTP/1 request line.
+          const v = q.view();
+          if (v.length === 0) return;
+          const nl = v.indexOf(10);
+          if (nl < 0 && v.length <= MAX_UPGRADED_LINE) return;
+          const line = nl < 0 ? "" : LATIN1.decode(v.subarray(0, nl)).replace(/\r$/, "");
+          this.mode = REQUEST_LINE.test(line) ? Mode.Head : Mode.Opaque;
+          continue;
+        }
         case Mode.Opaque:
           q.clear();
           return;
@@ -391,7 +412,8 @@ export class Http1Direction implements TcpStreamSink {
 
   private complete(t: bigint): void {
     const head = this.head;
-    this.mode = this.upgrade ? Mode.Opaque : Mode.Head;
+    // A 101 is the switch itself; an upgrade request is followed by the switch or by more HTTP/1.1.
+    this.mode = !this.upgrade ? Mode.Head : head?.kind === "request" ? Mode.Upgraded : Mode.Opaque;
     this.head = undefined;
     if (head === undefined) return;
     if (this.discard || this.bodyBytes === 0) {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { looksLikeHttp, parseHead } from "../packets/http1.ts";
 import { detectTcpProtocol } from "../packets/tcp_source.ts";
 import { feed, texts } from "./support/tcp_feed.ts";
+import { frame } from "./support/ws_frames.ts";
 
 const post = (path: string, body: string, ct = "application/json") =>
   `POST ${path} HTTP/1.1\r\nHost: asr\r\nContent-Type: ${ct}\r\nContent-Length: ${
@@ -63,9 +64,15 @@ Deno.test("the safety bound skips a body whole; upgrades end HTTP parsing; bad h
   const big = feed("http", post("/big", "x".repeat(5000)) + post("/ok", "fine"), { max: 1000, step: 512 });
   assert.deepEqual(texts(big), ["fine"]);
   assert.equal(big.skips.message_too_large, 1);
+  // After the switch, the client's bytes are WebSocket frames (here one whose payload is a whole request): never
+  // parsed as HTTP. (A request line right after the upgrade request means the server refused it: see
+  // packets_s26_http_upgrade_test.ts.)
   const up = feed(
     "http",
-    "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" + post("/never", "x"),
+    new Uint8Array([
+      ...new TextEncoder().encode("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
+      ...frame({ op: 2, payload: post("/never", "x"), mask: [9, 8, 7, 6] }),
+    ]),
   );
   assert.deepEqual(texts(up), []);
   const bad = feed("http", "POST /x HTTP/1.1\r\nContent-Length: nope\r\n\r\n" + post("/y", "after bad"));
