@@ -324,6 +324,8 @@ export class Http1Direction implements TcpStreamSink {
         case Mode.Resync: {
           if (!this.resync()) return;
           this.mode = Mode.Head;
+          // The search for the head's end starts at this request, not where it got to in a head that was lost.
+          this.scan = 0;
           continue;
         }
         case Mode.Upgraded: {
