@@ -43,30 +43,33 @@ function noise(n: number, seed: number): Uint8Array {
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
-Deno.test("deflate: a message after a compressed one skipped over the bound never inflates against stale history", async () => {
+/**
+ * A WebSocket connection whose upgrade agreed permessage-deflate, on a TcpSource with `opts`: the messages it
+ * hands on, and a sender of the client's next frames (one segment each, in order).
+ */
+function deflateConnection(opts: { maxMessageBytes?: number; maxParserBytes?: number }) {
   const out: AppMessage[] = [];
-  const src = new TcpSource({
-    protocolFor: () => "websocket",
-    emit: (m) => out.push(m),
-    maxMessageBytes: 400,
-  });
+  const src = new TcpSource({ protocolFor: () => "websocket", emit: (m) => out.push(m), ...opts });
   const c = new Conn();
   src.push(c.syn(0, 0n));
   src.push(c.back(0, "", 0n, TcpFlag.SYN | TcpFlag.ACK));
   const req = enc.encode(upgradeRequest());
-  const res = enc.encode(upgradeResponse("permessage-deflate"));
   src.push(c.seg(1, req, 1n));
-  src.push(c.back(1, res, 2n));
-  let seq = 1 + req.length;
+  src.push(c.back(1, enc.encode(upgradeResponse("permessage-deflate")), 2n));
+  let seq = 1 + req.length, t = 10n;
+  const send = (f: Uint8Array) => {
+    src.push(c.seg(seq, f, t++));
+    seq += f.length;
+  };
+  return { src, out, send };
+}
+
+Deno.test("deflate: a message after a compressed one skipped over the bound never inflates against stale history", async () => {
+  const { src, out, send } = deflateConnection({ maxMessageBytes: 400 });
   const z = deflater();
   const big = noise(600, 99); // compresses to more than the 400-byte bound: skipped whole
   const sent = [noise(300, 1), noise(300, 2), noise(300, 3), noise(300, 4), big, big.slice(0, 200)];
-  let t = 10n;
-  for (const m of sent) {
-    const f = frame({ op: 2, payload: await z(m), mask: MASK, rsv1: true });
-    src.push(c.seg(seq, f, t++));
-    seq += f.length;
-  }
+  for (const m of sent) send(frame({ op: 2, payload: await z(m), mask: MASK, rsv1: true }));
   src.finish();
   const got = out.map((m) => hex(m.payload));
   assert.deepEqual(got.slice(0, 4), sent.slice(0, 4).map(hex));
@@ -80,27 +83,9 @@ Deno.test("deflate: a message after a compressed one skipped over the bound neve
 });
 
 Deno.test("deflate: the same after a fragmented compressed message the parsers' budget had no room for", async () => {
-  const out: AppMessage[] = [];
-  const src = new TcpSource({
-    protocolFor: () => "websocket",
-    emit: (m) => out.push(m),
-    maxParserBytes: 500,
-  });
-  const c = new Conn();
-  src.push(c.syn(0, 0n));
-  src.push(c.back(0, "", 0n, TcpFlag.SYN | TcpFlag.ACK));
-  const req = enc.encode(upgradeRequest());
-  const res = enc.encode(upgradeResponse("permessage-deflate"));
-  src.push(c.seg(1, req, 1n));
-  src.push(c.back(1, res, 2n));
-  let seq = 1 + req.length;
+  const { src, out, send } = deflateConnection({ maxParserBytes: 500 });
   const z = deflater();
   const big = noise(600, 99);
-  let t = 10n;
-  const send = (f: Uint8Array) => {
-    src.push(c.seg(seq, f, t++));
-    seq += f.length;
-  };
   const first = [noise(300, 1), noise(300, 2)];
   for (const m of first) send(frame({ op: 2, payload: await z(m), mask: MASK, rsv1: true }));
   // The big message in two fragments: the second does not fit the 500-byte budget beside the first.
