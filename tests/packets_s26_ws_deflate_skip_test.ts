@@ -7,28 +7,14 @@
  * (`ws_deflate_error`), as after a gap.
  */
 import assert from "node:assert/strict";
-import { constants, createDeflateRaw } from "node:zlib";
 import { TcpSource } from "../packets/tcp_source.ts";
 import type { AppMessage } from "../packets/types.ts";
 import { TcpFlag } from "../packets/types.ts";
 import { Conn } from "./support/tcp_segments.ts";
-import { concat, frame, upgradeRequest, upgradeResponse } from "./support/ws_frames.ts";
+import { deflater, frame, upgradeRequest, upgradeResponse } from "./support/ws_frames.ts";
 
 const enc = new TextEncoder();
 const MASK: [number, number, number, number] = [0x11, 0x22, 0x33, 0x44];
-
-/** A permessage-deflate compressor with context takeover: each message ends with a sync flush, tail removed. */
-function deflater(): (b: Uint8Array) => Promise<Uint8Array> {
-  const d = createDeflateRaw();
-  const chunks: Uint8Array[] = [];
-  d.on("data", (c: Uint8Array) => chunks.push(c));
-  return async (b: Uint8Array) => {
-    d.write(b);
-    await new Promise<void>((r) => d.flush(constants.Z_SYNC_FLUSH, () => r()));
-    const all = concat(...chunks.splice(0));
-    return all.subarray(0, all.length - 4);
-  };
-}
 
 /** Bytes that do not compress (a fixed pseudo-random sequence). */
 function noise(n: number, seed: number): Uint8Array {

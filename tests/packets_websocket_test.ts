@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { constants, createDeflateRaw } from "node:zlib";
 import { TcpSource } from "../packets/tcp_source.ts";
 import type { AppMessage, Packet } from "../packets/types.ts";
 import { TcpFlag } from "../packets/types.ts";
@@ -10,6 +9,7 @@ import { tcpPackets } from "./support/pcap_min.ts";
 import { freePort } from "./support/nats_server.ts";
 import {
   concat,
+  deflater,
   frame,
   mulawB64,
   twilioMedia,
@@ -219,19 +219,6 @@ Deno.test("refused upgrade and plain HTTP on a WebSocket port: not audio, nothin
   assert.equal(out.length, 0);
   assert.equal(src.skips.counts.get("not_audio_protocol"), 2);
 });
-
-/** A permessage-deflate compressor with context takeover: each message ends with a sync flush, tail removed. */
-function deflater(): (b: Uint8Array) => Promise<Uint8Array> {
-  const d = createDeflateRaw();
-  const chunks: Uint8Array[] = [];
-  d.on("data", (c: Uint8Array) => chunks.push(c));
-  return async (b: Uint8Array) => {
-    d.write(b);
-    await new Promise<void>((r) => d.flush(constants.Z_SYNC_FLUSH, () => r()));
-    const all = concat(...chunks.splice(0));
-    return all.subarray(0, all.length - 4);
-  };
-}
 
 Deno.test("permessage-deflate with context takeover both ways, and no_context_takeover", async () => {
   assert.deepEqual(parseDeflateExtension("x-foo, permessage-deflate; client_no_context_takeover"), {

@@ -2,6 +2,7 @@
  * RFC 6455 frame and handshake bytes for tests (built by hand, independent of the parser under test).
  * @module
  */
+import { constants, createDeflateRaw } from "node:zlib";
 
 /** Frame fields. */
 export interface FrameSpec {
@@ -80,4 +81,17 @@ export function mulawB64(seq: number, n = 160): string {
   let s = "";
   for (const v of b) s += String.fromCharCode(v);
   return btoa(s);
+}
+
+/** A permessage-deflate compressor with context takeover: each message ends with a sync flush, tail removed. */
+export function deflater(): (b: Uint8Array) => Promise<Uint8Array> {
+  const d = createDeflateRaw();
+  const chunks: Uint8Array[] = [];
+  d.on("data", (c: Uint8Array) => chunks.push(c));
+  return async (b: Uint8Array) => {
+    d.write(b);
+    await new Promise<void>((r) => d.flush(constants.Z_SYNC_FLUSH, () => r()));
+    const all = concat(...chunks.splice(0));
+    return all.subarray(0, all.length - 4);
+  };
 }
