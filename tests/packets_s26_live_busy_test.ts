@@ -8,10 +8,10 @@
  * Real parts: LivePacketSource, LiveCapture and the pcap reader, with a child process standing in for tcpdump.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { LivePacketSource } from "../packets/live_source.ts";
 import type { Row } from "../pixie/row.ts";
 import { setLogSink } from "../util/log.ts";
+import { fakeTcpdump } from "./support/fake_tcpdump.ts";
 import { classicPcap, ethernet, ipv4, rtp, rtpTap, udp } from "./support/packet_build.ts";
 
 const SEC = 1_700_000_000;
@@ -34,29 +34,6 @@ function rec(srcPort: number, ssrc: number, seq: number, ms: number) {
   };
 }
 
-/** A stand-in tcpdump: says it listens, writes `pcap` and stays up, answering SIGUSR1 as tcpdump does. */
-async function fakeTcpdump(pcap: Uint8Array): Promise<{ path: string; dir: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "fsmpx-fake-tcpdump-" });
-  const bytes = join(dir, "out.pcap");
-  await Deno.writeFile(bytes, pcap);
-  const script = join(dir, "fake_tcpdump.ts");
-  await Deno.writeTextFile(
-    script,
-    `Deno.addSignalListener("SIGUSR1", () => {
-  Deno.stderr.writeSync(new TextEncoder().encode("8 packets captured\\n8 packets received by filter\\n0 packets dropped by kernel\\n"));
-});
-await Deno.stderr.write(new TextEncoder().encode("listening on lo, link-type EN10MB (Ethernet)\\n"));
-const out = Deno.stdout.writable.getWriter();
-await out.write(await Deno.readFile(${JSON.stringify(bytes)}));
-await new Promise((r) => setTimeout(r, 600_000));
-`,
-  );
-  const path = join(dir, "tcpdump");
-  await Deno.writeTextFile(path, `#!/bin/sh\nexec '${Deno.execPath()}' run -A --no-check '${script}'\n`);
-  await Deno.chmod(path, 0o755);
-  return { path, dir };
-}
-
 Deno.test("live source: a slow hand-on of rows is no quiet capture: a reordered packet read meanwhile is kept", async () => {
   // Stream A (port 30001) sends 1 2 3 5 4 6: 4 comes right after 5. Stream B (port 30002) comes in between; its
   // rows take the sensor 1.5 s each to hand on (a reader behind), while A's 5 waits for 4 in the reorder window.
@@ -72,7 +49,7 @@ Deno.test("live source: a slow hand-on of rows is no quiet capture: a reordered 
     rec(A, 0xa, 6, 100),
   ]);
   const prev = setLogSink(() => {});
-  const { path, dir } = await fakeTcpdump(pcap);
+  const { path, dir } = await fakeTcpdump(pcap, "stay");
   const src = new LivePacketSource({
     capture: { tcpdump: path, iface: "lo", filter: "", snaplen: 2048, bufferMib: 1, startTimeoutMs: 20_000 },
     taps: [rtpTap({ ports: [40000] })],
