@@ -262,7 +262,7 @@ async function ffmpegRelay(
   }).spawn();
   const stdout = new Response(child.stdout).text();
   // ffmpeg has opened its input once it holds the leg's port.
-  await waitUdpBound(leg.port);
+  await waitUdpBound(leg.port, child.status);
   return {
     child,
     stdout,
@@ -693,10 +693,31 @@ async function allFree(base: number, n: number): Promise<boolean> {
   }
 }
 
-/** Waits until some process holds UDP `port` on 127.0.0.1 (a bind fails), up to 10 s. */
-export async function waitUdpBound(port: number): Promise<void> {
+/** Whether some socket holds UDP `port` locally, from the kernel's table (/proc/net/udp); undefined without it. */
+async function udpPortHeld(port: number): Promise<boolean | undefined> {
+  let table: string;
+  try {
+    table = await Deno.readTextFile("/proc/net/udp");
+  } catch {
+    return undefined;
+  }
+  // "  sl  local_address rem_address ...": the local address is hex IP:port.
+  const suffix = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  return table.split("\n").some((line) => line.trim().split(/\s+/)[1]?.endsWith(suffix) ?? false);
+}
+
+/**
+ * Waits until some process holds UDP `port` on 127.0.0.1, up to 10 s; fails at once if `exited` settles first
+ * (the process meant to bind it ended). The kernel's socket table is read where there is one: probing by binding
+ * the port ourselves held it for an instant every 50 ms, and a process binding it in that instant failed.
+ */
+export async function waitUdpBound(port: number, exited?: Promise<unknown>): Promise<void> {
+  let gone = false;
+  void exited?.then(() => gone = true);
   for (let i = 0; i < 200; i++) {
-    if (!(await allFree(port, 1))) return;
+    const held = await udpPortHeld(port);
+    if (held ?? !(await allFree(port, 1))) return;
+    if (gone) throw new Error(`the process that was to bind UDP port ${port} ended first`);
     await sleep(50);
   }
   throw new Error(`nothing bound UDP port ${port} within 10 s`);
