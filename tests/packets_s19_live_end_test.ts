@@ -12,7 +12,7 @@ import { LivePacketSource } from "../packets/live_source.ts";
 import type { Row } from "../pixie/row.ts";
 import { setLogSink } from "../util/log.ts";
 import { fakeTcpdump } from "./support/fake_tcpdump.ts";
-import { classicPcap, concat, ethernet, ipv4, rtp, rtpTap, udp } from "./support/packet_build.ts";
+import { classicPcap, concat, pcmuRecord, rtpTap } from "./support/packet_build.ts";
 
 const tap = rtpTap({ ports: [40000] });
 
@@ -22,19 +22,7 @@ const SEC = 1_700_000_000;
 function rtpPcap(seqs: number[]): Uint8Array {
   return classicPcap(
     { nanosecond: true, littleEndian: true, linkType: 1 },
-    seqs.map((seq) => ({
-      sec: SEC,
-      frac: seq * 20_000_000,
-      data: ethernet(
-        0x0800,
-        ipv4(
-          "10.0.0.1",
-          "10.0.0.2",
-          17,
-          udp(30000, 40000, rtp({ seq, ts: seq * 160, ssrc: 0x1234 }, new Uint8Array(160).fill(seq))),
-        ),
-      ),
-    })),
+    seqs.map((seq) => pcmuRecord(30000, 0x1234, seq, seq * 20, SEC)),
   );
 }
 

@@ -12,27 +12,13 @@ import { LivePacketSource } from "../packets/live_source.ts";
 import type { Row } from "../pixie/row.ts";
 import { setLogSink } from "../util/log.ts";
 import { fakeTcpdump } from "./support/fake_tcpdump.ts";
-import { classicPcap, ethernet, ipv4, rtp, rtpTap, udp } from "./support/packet_build.ts";
+import { classicPcap, pcmuRecord, rtpTap } from "./support/packet_build.ts";
 
 const SEC = 1_700_000_000;
-const MS = 1_000_000;
 
 /** A 20 ms PCMU packet of stream `src` (a source port) with sequence number `seq`, captured at `ms`. */
-function rec(srcPort: number, ssrc: number, seq: number, ms: number) {
-  return {
-    sec: SEC,
-    frac: ms * MS,
-    data: ethernet(
-      0x0800,
-      ipv4(
-        "10.0.0.1",
-        "10.0.0.2",
-        17,
-        udp(srcPort, 40000, rtp({ seq, ts: seq * 160, ssrc }, new Uint8Array(160).fill(seq))),
-      ),
-    ),
-  };
-}
+const rec = (srcPort: number, ssrc: number, seq: number, ms: number) =>
+  pcmuRecord(srcPort, ssrc, seq, ms, SEC);
 
 Deno.test("live source: a slow hand-on of rows is no quiet capture: a reordered packet read meanwhile is kept", async () => {
   // Stream A (port 30001) sends 1 2 3 5 4 6: 4 comes right after 5. Stream B (port 30002) comes in between; its

@@ -199,6 +199,25 @@ export function loopback(af: number, payload: Uint8Array, bigEndian: boolean): U
   return concat(h, payload);
 }
 
+/**
+ * A nanosecond pcap record of a 20 ms PCMU packet (payload bytes all `seq`) from 10.0.0.1:`srcPort` to
+ * 10.0.0.2:40000 over Ethernet, captured `ms` after `sec`: the live packet-source tests' stream.
+ */
+export function pcmuRecord(
+  srcPort: number,
+  ssrc: number,
+  seq: number,
+  ms: number,
+  sec = 1_700_000_000,
+): { sec: number; frac: number; data: Uint8Array } {
+  const payload = rtp({ seq, ts: seq * 160, ssrc }, new Uint8Array(160).fill(seq));
+  return {
+    sec,
+    frac: ms * 1_000_000,
+    data: ethernet(0x0800, ipv4("10.0.0.1", "10.0.0.2", 17, udp(srcPort, 40000, payload))),
+  };
+}
+
 /** Classic pcap with either magic and byte order; records given as raw (sec, frac, caplen, origlen, data). */
 export function classicPcap(
   opts: { nanosecond: boolean; littleEndian: boolean; linkType: number; snapLen?: number },
