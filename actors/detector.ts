@@ -3,6 +3,9 @@
  * SourcePipeline per source stream, idle and capped streams, duplicate rows, sticky context ids, decode
  * counters); it announces each new source stream to the Matcher and hands the signatures to the Exporter and
  * the bus, each encoded once.
+ *
+ * A restart builds the intake and its pipelines afresh, but the context ids in force on each source stream outlive
+ * it (sticky_ids.ts): a call sends its ids once, and its signatures after the restart still carry them.
  * @module
  */
 import type { ActorFactory, ActorRef } from "./runtime.ts";
@@ -13,6 +16,7 @@ import { SourcePipeline } from "../audio/pipeline.ts";
 import { encodeSignature } from "../audio/fingerprint/signature.ts";
 import type { Signature } from "../audio/types.ts";
 import { sourceTap, TapIntake } from "./tap_intake.ts";
+import { StickyIds } from "./sticky_ids.ts";
 
 /** What a Detector talks to. */
 export interface DetectorDeps {
@@ -34,10 +38,12 @@ export interface DetectorDeps {
   groupStreams?: boolean;
 }
 
-/** Builds the Detector's behaviour (fresh state at every restart). */
+/** Builds the Detector's behaviour (fresh state at every restart, but for the streams' context ids). */
 export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
   const m = deps.measurement;
   const tap = sourceTap(m);
+  // Outside the factory: a restarted Detector's streams keep the ids their calls sent before the crash.
+  const stickyIds = new StickyIds();
   return () => {
     const publish = async (sigs: Signature[]) => {
       for (const sig of sigs) {
@@ -55,6 +61,7 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
       tickNs: deps.tickNs,
       groupStreams: deps.groupStreams,
       counters: deps.counters,
+      stickyIds,
       open: (s) =>
         new SourcePipeline({
           measurement: m.name,

@@ -12,7 +12,8 @@
  *   least recently fed stream ends early (counted) to make room, so every stage stays followed (the table's
  *   fair share);
  * - duplicate rows (same time, same payload on a stream: skipped and counted);
- * - context ids that stick to a stream (source taps: a call's ids come once, e.g. in a Twilio `start` event);
+ * - context ids that stick to a stream (source taps: a call's ids come once, e.g. in a Twilio `start` event), kept in
+ *   a {@link StickyIds} that its owner may keep across restarts;
  * - source streams that taps with `exclude_source_streams` must not follow;
  * - decode counters, reported per tap ({@link DecodeReporter}) at each sweep and at the end.
  *
@@ -47,6 +48,7 @@ import { type DecodeDelta, NO_COUNTERS, type NodeCounters, OTHER_QUERY } from ".
 import { StreamTable } from "./stream_table.ts";
 import { EventClock } from "./event_clock.ts";
 import { RecentRows } from "./row_dedupe.ts";
+import { type StickyEntry, StickyIds } from "./sticky_ids.ts";
 import { type DecodeCounters, DecodeReporter } from "./decode_reporter.ts";
 import {
   payloadColumn,
@@ -153,6 +155,12 @@ export interface TapIntakeOptions<R extends TapRule, P extends TapPipeline<Out>,
    * outlives it, or the new intake would follow the source's own streams again.
    */
   sourceStreams?: Map<string, Set<string>>;
+  /**
+   * Where the context ids that stick to the source streams are kept (default: the intake's own). An owner that
+   * builds a new intake after a crash (a restarted Detector) passes one that outlives it, or the calls in progress
+   * would lose the ids they sent once; the new intake takes its entries over ({@link StickyIds.adopt}).
+   */
+  stickyIds?: StickyIds;
 }
 
 /** A live stream and what the intake keeps beside its pipeline. */
@@ -160,8 +168,8 @@ interface Live<R extends TapRule, P> extends TapStream<R, P> {
   /** Its tap's reporter. */
   readonly reporter: DecodeReporter;
   readonly recent: RecentRows;
-  /** The context ids in force on the stream (source taps). */
-  ids?: Record<string, string>;
+  /** The context ids in force on the stream (source taps), kept in the intake's {@link StickyIds}. */
+  sticky?: StickyEntry;
 }
 
 /** A tap and its per-tap state. */
@@ -217,6 +225,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
   /** Source streams by measurement; bounded like the streams (one seen long ago has no twin left to skip). */
   readonly #sourceStreams: Map<string, Set<string>>;
   readonly #maxStreams: number;
+  readonly #sticky: StickyIds;
 
   /** An intake with no streams yet. */
   constructor(opts: TapIntakeOptions<R, P, Out>) {
@@ -224,6 +233,8 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     this.#counters = opts.counters ?? NO_COUNTERS;
     this.#maxStreams = opts.maxStreams ?? Infinity;
     this.#sourceStreams = opts.sourceStreams ?? new Map();
+    this.#sticky = opts.stickyIds ?? new StickyIds();
+    this.#sticky.adopt();
     for (const tap of opts.taps) {
       this.#byQuery.set(tap.query, {
         tap,
@@ -280,6 +291,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
   /** Ends the streams idle at `nowNs` and reports the counters. */
   async #sweep(nowNs: bigint): Promise<void> {
     for (const s of this.#streams.sweep(nowNs)) await this.#end(s);
+    this.#sticky.sweep(nowNs, this.#o.idleNs);
     await this.#report();
   }
 
@@ -483,7 +495,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     const msg = tapMessage(tap.rule, row, env);
     // No patterns, no ids: an empty set of them per row was two objects made for the pipeline to ignore.
     const out = tap.idPatterns !== undefined && tap.idPatterns.length > 0
-      ? s.pipeline.push(msg, stickIds(s, extractIds(env, tap.idPatterns)))
+      ? s.pipeline.push(msg, this.#stickIds(s, extractIds(env, tap.idPatterns)))
       : s.pipeline.push(msg);
     if (out.length === 0) return undefined;
     return this.#emit(out);
@@ -512,8 +524,21 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
       }),
       reporter,
       recent: new RecentRows(),
+      // A stream of this tap followed before the owner's restart: the ids it sent then are still in force.
+      sticky: tap.idPatterns !== undefined && tap.idPatterns.length > 0
+        ? this.#sticky.claim(tap.query, stream)
+        : undefined,
     };
   };
+
+  /** The ids of a message on stream `s`: those it carries, over those seen before on the stream (which keeps them). */
+  #stickIds(s: Live<R, P>, fresh: Record<string, string>): Record<string, string> {
+    const e = s.sticky;
+    if (Object.keys(fresh).length === 0) return e?.ids ?? fresh;
+    if (e === undefined) return (s.sticky = this.#sticky.put(s.tap.query, s.stream, fresh)).ids;
+    e.ids = { ...e.ids, ...fresh };
+    return e.ids;
+  }
 
   /** The reader shed rows of every stream from `fromNs` on, before the next rows (see StreamTable.shed). */
   shed(fromNs: bigint): void {
@@ -571,6 +596,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
   }
 
   async #end(s: Live<R, P>): Promise<void> {
+    if (s.sticky !== undefined) this.#sticky.end(s.sticky);
     this.#o.closed?.(s.pipeline);
     await this.#o.emit(s.pipeline.finish());
     s.reporter.forget(s.stream, s.pipeline.stats());
@@ -591,14 +617,4 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
 /** The hash of the row's payload when the row came with it (Pixie's rows: see pixie/row.ts), for this very cell. */
 function payloadHash(row: Row, payload: Uint8Array): number | undefined {
   return row.hashedPayload === payload ? row.payloadHash : undefined;
-}
-
-/** The ids of a message on stream `s`: those it carries, over those seen before on the stream (which keeps them). */
-function stickIds<R extends TapRule, P>(
-  s: Live<R, P>,
-  fresh: Record<string, string>,
-): Record<string, string> {
-  if (Object.keys(fresh).length === 0) return s.ids ?? fresh;
-  s.ids = s.ids ? { ...s.ids, ...fresh } : fresh;
-  return s.ids;
 }

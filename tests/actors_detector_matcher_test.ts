@@ -3,7 +3,7 @@
  * what each one sends where (their intake is tested in actors_tap_intake_test.ts).
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { ActorSystem } from "../actors/runtime.ts";
+import { type ActorFactory, ActorSystem } from "../actors/runtime.ts";
 import { VirtualClock } from "../actors/clock.ts";
 import type { DetectorMsg, ExporterMsg, MatcherMsg } from "../actors/messages.ts";
 import { detector } from "../actors/detector.ts";
@@ -13,6 +13,8 @@ import { encodeSignature } from "../audio/fingerprint/signature.ts";
 import { initAudioEngine } from "../audio/pipeline.ts";
 import type { Signature } from "../audio/types.ts";
 import { setLogSink } from "../util/log.ts";
+import type { Config } from "../config/schema.ts";
+import type { Row } from "../pixie/row.ts";
 import { e2eConfig, e2eRows, recorder, sec } from "./support/actor_fixtures.ts";
 
 setLogSink(() => {});
@@ -34,34 +36,54 @@ function recordingBus(into: { sig: Signature; encoded?: Uint8Array }[]): Bus {
 
 const OPTS = { capacity: 100_000, overflow: "backpressure" } as const;
 
-/** The Detector of node-a's source rows, run to the end; what it sent. */
-async function runDetector() {
+/**
+ * The Detector of node-a's source rows (or `opts.rows` under `opts.config`), run to the end; what it sent. With
+ * `opts.crashAt`, its behaviour throws once on that row (before taking it): a crash its supervisor restarts from.
+ */
+async function runDetector(opts: { config?: Config; rows?: Row[]; crashAt?: Row } = {}) {
   await initAudioEngine();
-  const config = await e2eConfig();
-  const system = new ActorSystem({ clock: new VirtualClock() });
+  const config = opts.config ?? await e2eConfig();
+  const clock = new VirtualClock();
+  const system = new ActorSystem({ clock });
   const toMatcher: MatcherMsg[] = [];
   const toExporter: ExporterMsg[] = [];
   const published: { sig: Signature; encoded?: Uint8Array }[] = [];
-  const d = system.spawn(
-    "detector",
-    detector({
-      measurement: config.measurements[0]!,
-      node: "node-a",
-      bus: recordingBus(published),
-      matcher: system.spawn("matcher", recorder(toMatcher), OPTS),
-      exporter: system.spawn("exporter", recorder(toExporter), OPTS),
-      idleNs: sec(60),
-      tickNs: sec(1),
-      clockWindowNs: sec(30),
-    }),
-    OPTS,
-  );
-  const rows = await e2eRows("node-a");
+  let publishedBeforeCrash: number | undefined;
+  const factory = detector({
+    measurement: config.measurements[0]!,
+    node: "node-a",
+    bus: recordingBus(published),
+    matcher: system.spawn("matcher", recorder(toMatcher), OPTS),
+    exporter: system.spawn("exporter", recorder(toExporter), OPTS),
+    idleNs: sec(60),
+    tickNs: sec(1),
+    clockWindowNs: sec(30),
+  });
+  const crashing: ActorFactory<DetectorMsg> = (ctx) => {
+    const b = factory(ctx);
+    return {
+      receive(msg, c) {
+        if (msg.kind === "row" && msg.row === opts.crashAt && publishedBeforeCrash === undefined) {
+          publishedBeforeCrash = published.length;
+          throw new Error("injected detector crash");
+        }
+        return b.receive(msg, c);
+      },
+    };
+  };
+  const d = system.spawn("detector", crashing, { ...OPTS, restart: { backoffInitialMs: 0 } });
+  const stats = () => system.stats().find((s) => s.name === "detector")!;
+  const rows = opts.rows ?? await e2eRows("node-a");
   await d.tell({ kind: "rows", rows: rows.slice(0, 100) });
-  for (const row of rows.slice(100)) await d.tell({ kind: "row", row });
+  for (const row of rows.slice(100)) {
+    await d.tell({ kind: "row", row });
+    // The supervisor's restart is a timer on the virtual clock: moved on until the Detector is back.
+    while (row === opts.crashAt && stats().restarts < 1) await clock.advance(1);
+  }
   await d.ask((reply): DetectorMsg => ({ kind: "finish", reply }), 60_000);
+  const restarts = stats().restarts;
   await system.shutdown({ deadlineMs: 1000 });
-  return { rows, toMatcher, toExporter, published };
+  return { rows, toMatcher, toExporter, published, publishedBeforeCrash, restarts };
 }
 
 Deno.test("detector: each new source stream is announced to the Matcher once; each signature encoded once for both the record and the bus", async () => {
@@ -78,6 +100,47 @@ Deno.test("detector: each new source stream is announced to the Matcher once; ea
     ok(encoded, "the bus is handed the bytes (it does not encode again)");
     equal(sigMsgs[i]!.bytes, encoded.length, "the record's size is the size on the wire");
     deepEqual(encoded, encodeSignature(sigMsgs[i]!.sig));
+  }
+});
+
+Deno.test("detector: after a crash and restart, a call's later signatures still carry the ids its start event sent once", async () => {
+  const config = await e2eConfig((doc) => {
+    const m = (doc["measurements"] as Record<string, unknown>[])[0]!;
+    m["metadata_extraction"] = {
+      id_patterns: [{ pattern: 'callSid":"(CA[0-9a-f]{32})', id_type: "call_sid" }],
+    };
+  });
+  // Twilio: a `start` event with the call's ids before each stream's first media message, and never again.
+  const utf8 = new TextEncoder(), text = new TextDecoder();
+  const callSid = (streamSid: string) => `CA${streamSid.slice(2, 34).padEnd(32, "0")}`;
+  const rows: Row[] = [];
+  const started = new Set<string>();
+  for (const row of await e2eRows("node-a")) {
+    const body = JSON.parse(text.decode(row.columns["req_body"] as Uint8Array));
+    const streamSid = String(body.streamSid);
+    if (!started.has(streamSid)) {
+      started.add(streamSid);
+      const start = { event: "start", start: { streamSid, callSid: callSid(streamSid) }, streamSid };
+      const t = row.time - 1_000_000n;
+      rows.push({
+        ...row,
+        time: t,
+        columns: { ...row.columns, time_: t, req_body: utf8.encode(JSON.stringify(start)) },
+      });
+    }
+    rows.push(row);
+  }
+  ok(started.size >= 1);
+  const r = await runDetector({ config, rows, crashAt: rows[rows.length >> 1] });
+  equal(r.restarts, 1);
+  const after = r.published.slice(r.publishedBeforeCrash);
+  ok(
+    r.publishedBeforeCrash! >= 3 && after.length >= 3,
+    `${r.publishedBeforeCrash} signatures before the crash, ${after.length} after`,
+  );
+  for (const { sig } of r.published) {
+    const streamSid = /MZ[0-9a-f]{32}/.exec(sig.source.stream)![0];
+    deepEqual(sig.ids, { call_sid: callSid(streamSid) }, `${sig.id} at ${sig.source.timeNs}`);
   }
 });
 

@@ -13,6 +13,7 @@ import {
   type TapPipeline,
 } from "../actors/tap_intake.ts";
 import type { TapRule } from "../actors/tap_message.ts";
+import { StickyIds } from "../actors/sticky_ids.ts";
 import type { DecodeDelta } from "../actors/messages.ts";
 import type { MessageIn } from "../audio/pipeline.ts";
 import { PayloadEnvelope } from "../audio/decode/payload.ts";
@@ -45,7 +46,10 @@ class RecordingPipeline implements TapPipeline<string> {
   }
 }
 
-function harness(taps: readonly Tap[], opts: { maxStreams?: number; groupStreams?: boolean } = {}) {
+function harness(
+  taps: readonly Tap[],
+  opts: { maxStreams?: number; groupStreams?: boolean; stickyIds?: StickyIds } = {},
+) {
   const out: string[] = [];
   const deltas: DecodeDelta[] = [];
   const events: string[] = [];
@@ -57,6 +61,7 @@ function harness(taps: readonly Tap[], opts: { maxStreams?: number; groupStreams
     idleNs: sec(60),
     maxStreams: opts.maxStreams,
     groupStreams: opts.groupStreams,
+    stickyIds: opts.stickyIds,
     // Wide: the idle test steps a minute ahead at once (EventClock's outlier rule is tested on its own).
     clockWindowNs: sec(300),
     tickNs: sec(1),
@@ -287,6 +292,35 @@ Deno.test("tap intake: context ids stick to their stream until it ends; other st
   await pushAll(h.intake, [sourceRow(2.1, "C"), sourceRow(4.2, "D"), sourceRow(6.3, "A")]);
   equal(a!.finished, 1);
   deepEqual(h.pipes.at(-1)!.ids, [{}]);
+});
+
+Deno.test("tap intake: a new intake on the same StickyIds (a restarted Detector) keeps the ids of the streams that come back, until they end", async () => {
+  const config = await e2eConfig();
+  const tap = sourceTap(config.measurements[0]!);
+  const store = new StickyIds();
+  const id = "11111111-1111-1111-1111-111111111111";
+  const first = harness([tap], { stickyIds: store });
+  await pushAll(first.intake, [
+    sourceRow(0, "A", { interval_id: id }),
+    sourceRow(0.02, "B", { interval_id: id }),
+    sourceRow(0.04, "A"),
+  ]);
+  equal(store.size, 2);
+  // The first intake is dropped mid-call (its owner crashed); the next one is built on the same store.
+  const next = harness([tap], { stickyIds: store });
+  await pushAll(next.intake, [sourceRow(0.06, "A"), sourceRow(0.08, "A"), sourceRow(0.1, "C")]);
+  const [a, c] = next.pipes;
+  deepEqual(a!.ids, [{ interval_id: id }, { interval_id: id }], "A's ids, sent once");
+  deepEqual(c!.ids, [{}], "not another stream's");
+  // B never comes back: its ids end a stream's idle time after the new intake's first sweep, as B would have.
+  await pushAll(next.intake, [sourceRow(30, "A"), sourceRow(60.05, "A")]);
+  equal(store.size, 2, "A's, and B's until its idle time is up");
+  await pushAll(next.intake, [sourceRow(61.1, "A")]);
+  equal(store.size, 1, "A's only");
+  // A ends (idle): its ids go with it.
+  await pushAll(next.intake, [sourceRow(125, "C")]);
+  equal(a!.finished, 1);
+  equal(store.size, 0);
 });
 
 Deno.test("tap intake: a source tap without id patterns hands its pipeline no ids (no empty set made per row)", async () => {
