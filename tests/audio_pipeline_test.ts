@@ -324,3 +324,33 @@ Deno.test("pipelines: a stream of messages whose bodies were all cut holds bound
   );
   ok(sp.decoder.timeline.bytes < 8_000, `source timeline ${sp.decoder.timeline.bytes} bytes`);
 });
+
+Deno.test("source: ids given with every message are held once per change, not once per message", () => {
+  // A call's ids stick to its stream (tap_intake.ts): every message is pushed with them, 30 s of 20 ms messages.
+  const speech = fixture("speech_8k.ul");
+  const sp = new SourcePipeline({
+    measurement: "m",
+    node: "node-a",
+    pod: "voice/gw-0",
+    stream: "call-1",
+    format: format("mulaw"),
+    criteria: CRITERIA,
+  });
+  const call = { call_sid: "CA01", stream_sid: "MZ01" };
+  const sigs: Signature[] = [];
+  for (let k = 0; k < 1500; k++) {
+    const at = (k * 160) % (speech.length - 160);
+    const ids = k < 1000 ? call : { ...call, interval_id: "iv-2" };
+    sigs.push(
+      ...sp.push({ timeNs: T0 + BigInt(k) * 20_000_000n, payload: speech.subarray(at, at + 160) }, ids),
+    );
+  }
+  sigs.push(...sp.finish());
+  strictEqual(sp.idSpans, 2, "the call's ids, then with the interval's");
+  // Each signature carries the ids of its instant's message.
+  const change = T0 + 1000n * 20_000_000n;
+  ok(sigs.some((s) => s.source.timeNs < change) && sigs.some((s) => s.source.timeNs >= change));
+  for (const s of sigs) {
+    deepStrictEqual(s.ids, s.source.timeNs < change ? call : { ...call, interval_id: "iv-2" });
+  }
+});
