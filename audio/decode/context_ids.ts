@@ -36,9 +36,18 @@ export function extractIds(payload: PayloadEnvelope, patterns: readonly IdPatter
   const text = payload.latin1();
   const ids: Record<string, string> = {};
   for (const p of patterns) {
-    if (p.idType in ids) continue;
+    // Own properties only: an id name is any identifier, and `in` finds `constructor` on every object, plain
+    // assignment to `__proto__` sets the prototype: such ids were never extracted.
+    if (Object.hasOwn(ids, p.idType)) continue;
     const id = p.regex.capture(text);
-    if (id !== undefined) ids[p.idType] = id;
+    if (id === undefined) continue;
+    if (p.idType === "__proto__") setOwn(ids, p.idType, id);
+    else ids[p.idType] = id;
   }
   return ids;
+}
+
+/** Sets an own enumerable property, even `__proto__`, which plain assignment would take as the prototype. */
+function setOwn(o: Record<string, string>, key: string, value: string): void {
+  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
 }
