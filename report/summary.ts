@@ -383,6 +383,15 @@ function ms(v: number | null | undefined): string {
   return `${(v * 1000).toFixed(1)}`;
 }
 
+/**
+ * A hop in ms with its sign: a hop is negative when two nodes' clocks disagree, and a plus put in front of
+ * {@link ms} printed such a hop as `+-50.0` (the web UI signs hops the same way).
+ */
+function signedMs(v: number | null | undefined): string {
+  const text = ms(v);
+  return text === "-" || text.startsWith("-") ? text : `+${text}`;
+}
+
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) =>
@@ -421,8 +430,8 @@ export function renderSummaryTable(summaries: readonly MeasurementSummary[]): st
           ms(st.latency_s?.p99),
           ms(st.latency_s?.max),
           h?.from_stage ?? SOURCE_STAGE,
-          h?.latency_s ? `+${ms(h.latency_s.p50)}` : "-",
-          h?.latency_s ? `+${ms(h.latency_s.p90)}` : "-",
+          signedMs(h?.latency_s?.p50),
+          signedMs(h?.latency_s?.p90),
         ];
       }),
     ));
@@ -440,7 +449,7 @@ export function renderSummaryTable(summaries: readonly MeasurementSummary[]): st
             ...stages.map((st) => {
               const hop = r.hop_s_by_stage?.[st];
               const l = ms(r.latency_s_by_stage[st]);
-              return hop === null || hop === undefined ? l : `${l} (+${ms(hop)})`;
+              return hop === null || hop === undefined ? l : `${l} (${signedMs(hop)})`;
             }),
           ]),
         ),

@@ -99,3 +99,21 @@ Deno.test("records: latency from bigint ns, match record shape, validation", () 
   ok(typeof parseRecord({ kind: "match" }) === "string");
   ok(typeof parseRecord({ kind: "other" }) === "string");
 });
+
+Deno.test("summary table: a negative hop (clocks that disagree) keeps its own sign, never '+-'", () => {
+  // An ASR whose node's clock is 50 ms behind the relay's: its hop from the relay is -50 ms.
+  const t0 = 1_763_910_000_000_000_000n, ms = 1_000_000n;
+  const relay = match("s1", "i1", "relay", 0.2, t0);
+  const asr = match("s1", "i1", "asr", 0.15, t0);
+  relay.target = { ...relay.target, time_ns: (t0 + 200n * ms).toString() };
+  asr.target = { ...asr.target, node: "c", stream: "t2", time_ns: (t0 + 150n * ms).toString() };
+  const s = summarize([sig("s1", "i1", t0)], [relay, asr], { m: ["relay", "asr"] }, {
+    paths: { m: { relay: "source", asr: "relay" } },
+  });
+  equal(s[0]!.hops[1]!.latency_s!.p50, -0.05);
+  const text = renderSummaryTable(s);
+  ok(!text.includes("+-"), text);
+  ok(/asr\s+1\s+100\.0%(\s+150\.0){4}\s+relay\s+-50\.0\s+-50\.0/.test(text), text);
+  ok(/relay\s+1\s+100\.0%(\s+200\.0){4}\s+source\s+\+200\.0\s+\+200\.0/.test(text), text);
+  ok(/i1\s+200\.0 \(\+200\.0\)\s+150\.0 \(-50\.0\)/.test(text), text);
+});
