@@ -85,7 +85,12 @@ export function startUiServer(opts: UiServerOptions): UiServer {
   const server = Deno.serve({ hostname, port, onListen: () => {} }, async (req) => {
     const url = new URL(req.url);
     const p = url.searchParams;
-    if (req.method !== "GET") return new Response("method not allowed\n", { status: 405 });
+    // HEAD as GET (Deno.serve sends the head only): uptime checks and `curl -I` use it, and HTTP requires a
+    // server to support both; a 405 must say what is allowed.
+    const headOnly = req.method === "HEAD";
+    if (req.method !== "GET" && !headOnly) {
+      return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
+    }
     const st = STATIC[url.pathname];
     if (st) {
       let body = files.get(st.file);
@@ -113,7 +118,8 @@ export function startUiServer(opts: UiServerOptions): UiServer {
       case "/api/health":
         return json(await store.healthReport());
       case "/api/events":
-        return events(store, eventMs, closers);
+        // The head of the stream only: an event stream opened for a HEAD would never be read.
+        return headOnly ? eventsHead() : events(store, eventMs, closers);
       default:
         return new Response("not found\n", { status: 404 });
     }
@@ -128,6 +134,17 @@ export function startUiServer(opts: UiServerOptions): UiServer {
       await server.shutdown();
     },
   };
+}
+
+const EVENTS_HEADERS = {
+  "content-type": "text/event-stream",
+  "cache-control": "no-store",
+  ...SECURITY_HEADERS,
+};
+
+/** The answer to a HEAD of `/api/events`: the stream's headers, no stream. */
+function eventsHead(): Response {
+  return new Response(null, { headers: EVENTS_HEADERS });
 }
 
 /** Chunks of an event stream queued for a page before further updates wait for it to read. */
@@ -190,9 +207,7 @@ export function events(
       close?.();
     },
   }, { highWaterMark: EVENTS_QUEUED });
-  return new Response(body, {
-    headers: { "content-type": "text/event-stream", "cache-control": "no-store", ...SECURITY_HEADERS },
-  });
+  return new Response(body, { headers: EVENTS_HEADERS });
 }
 
 /**
