@@ -65,7 +65,7 @@ export interface HttpOptions {
 
 /** A running HTTP server. */
 export interface HttpServer {
-  /** The bound address, e.g. `127.0.0.1:9464`. */
+  /** The bound address, e.g. `127.0.0.1:9464` or `[::1]:9464`. */
   readonly addr: string;
   readonly port: number;
   /** Connections open now. */
@@ -103,6 +103,14 @@ export function parseListen(listen: string): { hostname: string; port: number } 
   const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(listen);
   if (!m) throw new Error(`listen address must be host:port, got "${listen}"`);
   return { hostname: m[1] || "0.0.0.0", port: Number(m[2]) };
+}
+
+/**
+ * `host:port` of a bound address, an IPv6 host in brackets (`[::1]:9464`): without them the address logged and
+ * made into URLs (`http://::1:9464/metrics`) was no valid URL, and {@link parseListen} read it back wrong.
+ */
+export function formatHostPort(a: { hostname: string; port: number }): string {
+  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
 }
 
 /** The server's own metrics, registered once per metrics set. */
@@ -219,7 +227,7 @@ export function startHttpServer(opts: HttpOptions): HttpServer {
 
   const bound = listener.addr as Deno.NetAddr;
   return {
-    addr: `${bound.hostname}:${bound.port}`,
+    addr: formatHostPort(bound),
     port: bound.port,
     get connections() {
       return open.size;

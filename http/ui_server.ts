@@ -4,13 +4,13 @@
  * `/api/events` (server-sent events) that tells open pages when new records arrived (live tail).
  * @module
  */
-import { parseListen } from "./server.ts";
+import { formatHostPort, parseListen } from "./server.ts";
 import type { RecordStore, WaterfallQuery } from "./ui/store.ts";
 import { parseRecord } from "../report/records.ts";
 
 /** A running UI server. */
 export interface UiServer {
-  /** The bound address, e.g. `127.0.0.1:8080`. */
+  /** The bound address, e.g. `127.0.0.1:8080` or `[::1]:8080`. */
   readonly addr: string;
   /** `http://addr/`. */
   readonly url: string;
@@ -125,7 +125,7 @@ export function startUiServer(opts: UiServerOptions): UiServer {
     }
   });
   const bound = server.addr as Deno.NetAddr;
-  const addr = `${bound.hostname}:${bound.port}`;
+  const addr = formatHostPort(bound);
   return {
     addr,
     url: `http://${addr}/`,
