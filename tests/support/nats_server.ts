@@ -30,7 +30,8 @@ export function freePort(): number {
   return port;
 }
 
-async function binary(): Promise<string> {
+/** The nats-server binary tests run: Debian's /usr/sbin/nats-server (off an ordinary user's PATH), else PATH's. */
+export async function natsServerBinary(): Promise<string> {
   for (const c of CANDIDATES) {
     try {
       const out = await new Deno.Command(c, { args: ["--version"], stdout: "null", stderr: "null" }).output();
@@ -84,7 +85,7 @@ export class NatsServer {
 
   /** Starts a server and waits until it accepts connections. */
   static async start(opts: NatsServerOptions = {}): Promise<NatsServer> {
-    const bin = await binary();
+    const bin = await natsServerBinary();
     const dir = await Deno.makeTempDir({ prefix: "fsmpx-nats-" });
     const s = new NatsServer(bin, opts.port || freePort(), dir, opts, true);
     try {
