@@ -3,7 +3,13 @@ import { GrpcCode, PixieClient, PixieClusterError, PixieRpcError } from "../pixi
 import { PixieHealth } from "../pixie/health.ts";
 import type { ClusterInfo } from "../pixie/messages.ts";
 import { setLogSink } from "../util/log.ts";
-import { FakeVizier, makeTestCert, TEST_TLS_CHANNEL } from "./support/fake_vizier.ts";
+import {
+  FakeVizier,
+  HTTP_RELATION,
+  httpBatch,
+  makeTestCert,
+  TEST_TLS_CHANNEL,
+} from "./support/fake_vizier.ts";
 
 const API_KEY = "px-api-0f4c1a2b-7d3e-4e59-9b1a-clienttest";
 const tls = await makeTestCert();
@@ -322,10 +328,90 @@ Deno.test("a cloud HealthCheck that ends OK without any status does not read as 
   await health.stop();
 });
 
+/**
+ * Bytes a fake Vizier gets onto the wire (counted by a TCP relay between it and the client) for a call whose reader
+ * took two responses and then stopped: what HTTP/2 flow control lets Pixie send ahead of a stalled reader.
+ */
+async function bytesAheadOfStalledReader(channelOptions?: Record<string, number>): Promise<number> {
+  const fake = await FakeVizier.start({ healthIntervalMs: 60_000 });
+  const body = "x".repeat(4000);
+  fake.onExecute = async (c) => {
+    await c.meta("t", "voice/source", HTTP_RELATION);
+    // ~16 MB: far more than any window.
+    for (let i = 0; i < 4000 && !c.isCancelled(); i++) {
+      await c.batch(httpBatch("t", [{ time: BigInt(i + 1), body }]));
+    }
+    await c.cancelled;
+  };
+  const [host, port] = fake.address.split(":");
+  const relay = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let toClient = 0;
+  const conns: Deno.Conn[] = [];
+  const pumps: Promise<void>[] = [];
+  const accepting = (async () => {
+    for await (const c of relay) {
+      const s = await Deno.connect({ hostname: host!, port: Number(port) });
+      conns.push(c, s);
+      pumps.push(c.readable.pipeTo(s.writable).catch(() => {}));
+      const count = new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, ctl) {
+          toClient += chunk.length;
+          ctl.enqueue(chunk);
+        },
+      });
+      pumps.push(s.readable.pipeThrough(count).pipeTo(c.writable).catch(() => {}));
+    }
+  })();
+  const client = await PixieClient.connect({
+    mode: "direct",
+    directAddr: `127.0.0.1:${(relay.addr as Deno.NetAddr).port}`,
+    channelOptions,
+  });
+  try {
+    const responses = client.execute({ queryStr: "stream", clusterId: "" });
+    ok(!(await responses.next()).done);
+    ok(!(await responses.next()).done);
+    // The reader stalls: the client's queue fills and pauses the call; the server sends until the window is spent
+    // (nothing more for a second).
+    let before = -1;
+    while (toClient !== before) {
+      before = toClient;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    await responses.return(undefined);
+    return toClient;
+  } finally {
+    client.close();
+    relay.close();
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed by its pump */ }
+    }
+    await accepting.catch(() => {});
+    await Promise.all(pumps);
+    await fake.stop();
+  }
+}
+
 Deno.test("client: Pixie may send megabytes ahead of the reader, not HTTP/2's default 64 KiB", async () => {
   // With 64 KiB (~200 rows of audio) per WINDOW_UPDATE round trip, a sensor on a loaded node starved with its
   // backlog waiting in the peer (see client.ts); the window bounds what the client holds beyond its queue.
   const { DEFAULT_CHANNEL_OPTIONS, FLOW_CONTROL_WINDOW } = await import("../pixie/client.ts");
+  const { RESPONSE_QUEUE_BOUNDS } = await import("../pixie/response_queue.ts");
   equal(DEFAULT_CHANNEL_OPTIONS["grpc-node.flow_control_window"], FLOW_CONTROL_WINDOW);
   ok(FLOW_CONTROL_WINDOW >= 1024 * 1024 && FLOW_CONTROL_WINDOW <= 16 * 1024 * 1024);
+  // Measured on the wire: a client made with the defaults lets the window's worth through to a stalled reader...
+  const ahead = await bytesAheadOfStalledReader();
+  ok(
+    ahead >= FLOW_CONTROL_WINDOW,
+    `${ahead} bytes sent ahead of a stalled reader, window ${FLOW_CONTROL_WINDOW}`,
+  );
+  // ...and no more than the window beyond its queue (64 responses of ~4 KB here, plus the stream's own buffer).
+  const responseBytes = 4200;
+  const bound = FLOW_CONTROL_WINDOW + (RESPONSE_QUEUE_BOUNDS.highCount + 32) * responseBytes;
+  ok(ahead <= bound, `${ahead} bytes sent ahead of a stalled reader, more than ${bound}`);
+  // HTTP/2's default window, for contrast: the same stall lets far less through.
+  const small = await bytesAheadOfStalledReader({ "grpc-node.flow_control_window": 65_535 });
+  ok(small < 1024 * 1024, `${small} bytes ahead with a 64 KiB window`);
 });
