@@ -2,8 +2,9 @@
  * The client hands on responses that arrived together with turns of the event loop between them, so a sensor
  * reading a backlog still answers /metrics.
  */
-import { equal, ok } from "node:assert/strict";
+import { deepEqual, equal, ok } from "node:assert/strict";
 import { PixieClient } from "../pixie/client.ts";
+import { RESPONSE_QUEUE_BOUNDS } from "../pixie/response_queue.ts";
 import { FakeVizier, HTTP_RELATION, httpBatch } from "./support/fake_vizier.ts";
 
 Deno.test("responses that arrived together are handed on with turns of the event loop between", async () => {
@@ -100,10 +101,12 @@ Deno.test("a call that fails while paused with responses queued hands on what ar
   let hung: ReturnType<typeof setTimeout> | undefined;
   try {
     let received = 0;
+    const times: bigint[] = [];
     const reading = (async () => {
       try {
         for await (const r of client.execute({ queryStr: "stream", clusterId: "" })) {
           if (!r.batch) continue;
+          times.push(...(r.batch.cols[0]!.data as bigint[]));
           // Slow at first: the call pauses with the rest buffered, and its error arrives meanwhile.
           if (++received === 1) await new Promise((resolve) => setTimeout(resolve, 1_000));
         }
@@ -122,8 +125,11 @@ Deno.test("a call that fails while paused with responses queued hands on what ar
       outcome.startsWith("failed:") && outcome.includes("vizier went away"),
       `${outcome} (${received} read)`,
     );
-    // What the fake had written before failing, as far as it reached the client (a drop loses what is in flight).
-    ok(received > 0 && received <= sent, `${received}`);
+    // What the fake had written before failing, as far as it reached the client (a drop loses what is in flight):
+    // at least the responses the client had queued when it paused the call, and in order from the first, with
+    // none left out (a re-run resumes after the newest time handed on, so a hole would never be filled).
+    ok(received >= RESPONSE_QUEUE_BOUNDS.highCount && received <= sent, `${received}`);
+    deepEqual(times, Array.from({ length: received }, (_, i) => BigInt(i + 1)));
   } finally {
     clearTimeout(hung);
     client.close();
