@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { type CompactLeg, expandLeg, type RtpScenario, rtpTruth } from "./support/rtp_relay.ts";
 import { type WsScenario, wsTruth } from "./support/ws_scenario.ts";
-import { runAnalyze } from "./support/analyze_cli.ts";
+import { rowsOfUnmatchedStage, runAnalyze } from "./support/analyze_cli.ts";
 
 const DIR = new URL("../fixtures/demo_packets/", import.meta.url).pathname;
 
@@ -76,8 +76,12 @@ Deno.test("packet demo fixtures: analyze matches truth.json (RTP relay exact, Op
       assert.ok(quantile(hops, 0.75) - quantile(hops, 0.25) < 5, `hops ${hops}`);
     });
 
-    await t.step("rtp_call: nothing matches the other call", () => {
+    await t.step("rtp_call: nothing matches the other call, whose audio was read", () => {
       assert.equal(of("rtp_call").matches("other_call").length, 0);
+      // Its packets were read and decoded (so "no match" means something): a second of 20 ms packets at least.
+      const rows = rowsOfUnmatchedStage(run, "rtp_call", "other_call");
+      assert.ok(rows >= 50, `the other call's stage read ${rows} rows`);
+      assert.deepEqual(run.summary.decode_errors.filter((e) => e.stream === "other_call"), []);
     });
 
     await t.step("ws_call: exact latencies at the ASR, callSid on every record", async () => {

@@ -13,7 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { copyTruth, rtpConfigYaml, rtpTruth, runRtpScenario } from "./support/rtp_relay.ts";
-import { runAnalyze } from "./support/analyze_cli.ts";
+import { rowsOfUnmatchedStage, runAnalyze } from "./support/analyze_cli.ts";
 import { requireTools, toolGate } from "./support/tools.ts";
 
 const gate = await toolGate(import.meta.url, ["root", "tcpdump", "ffmpeg with libopus"]);
@@ -186,9 +186,13 @@ Deno.test({
         },
       );
 
-      await t.step("nothing matches the negative stream", () => {
+      await t.step("nothing matches the negative stream, whose audio was read", () => {
         assert.equal(byStage("negative").length, 0);
         for (const m of run.matches) assert.notEqual(m.target.pod, `127.0.0.1:${sc.ports.negative}`);
+        // Its packets were read and decoded (so "no match" means something): a second of 20 ms packets at least.
+        const rows = rowsOfUnmatchedStage(run, "rtp_call", "negative");
+        assert.ok(rows >= 50, `the negative stage read ${rows} rows`);
+        assert.deepEqual(run.summary.decode_errors.filter((e) => e.stream === "negative"), []);
       });
       console.log(`e2e_packets_rtp: ${JSON.stringify(figures)}`);
     } finally {

@@ -26,6 +26,8 @@ export interface AnalyzeJson {
   rows: number;
   decode_errors: { measurement: string; stream: string; reason: string; count: number }[];
   measurements: { measurement: string; signatures: number; stages: { stage: string; matches: number }[] }[];
+  /** Why a run was poor (report/diagnosis.ts): a stage without matches says how many rows it read. */
+  diagnosis: { findings: { kind: string; text: string }[] };
 }
 
 /** What one run produced. */
@@ -72,4 +74,15 @@ export async function runAnalyze(config: string, captures: string[], outDir: str
     matches: records.filter((r) => r.kind === "match"),
     summary: JSON.parse(stdout) as AnalyzeJson,
   };
+}
+
+/**
+ * Rows `analyze` read on a stage that matched nothing, from its diagnosis ("stage m/s: 200 rows, 0 matches ..."); 0
+ * when the stage read none. A negative stage's "no match" means something only when it read audio.
+ */
+export function rowsOfUnmatchedStage(run: AnalyzeRun, measurement: string, stage: string): number {
+  const head = `stage ${measurement}/${stage}: `;
+  const f = run.summary.diagnosis.findings.find((x) => x.kind === "no_matches" && x.text.startsWith(head));
+  const m = f === undefined ? null : /^([\d,]+) rows, 0 matches/.exec(f.text.slice(head.length));
+  return m === null ? 0 : Number(m[1]!.replaceAll(",", ""));
 }
