@@ -14,7 +14,13 @@ import type { ActorContext, ActorFactory } from "./runtime.ts";
 import type { ExporterMsg } from "./messages.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
-import { type MatchRecord, matchRecord, type SignatureRecord, signatureRecord } from "../report/records.ts";
+import {
+  hopCopy,
+  type MatchRecord,
+  matchRecord,
+  type SignatureRecord,
+  signatureRecord,
+} from "../report/records.ts";
 import { HopTracker, type StagePaths } from "../report/hops.ts";
 import { traceIdOf } from "../report/trace_ids.ts";
 import { logger } from "../util/log.ts";
@@ -159,7 +165,7 @@ export function exporter(deps: ExporterDeps): ActorFactory<ExporterMsg> {
             const { hop, resolved } = tracker.observe(rec, self);
             if (hop) {
               // A copy with the hop: the record the tracker observed stays as it was.
-              rec = { ...rec, hop: { from_stage: hop.from_stage, latency_s: hop.latency_s } };
+              rec = { ...rec, hop: hopCopy(hop) };
               metrics.hop(msg.match, hop, tid);
             }
             countResolved(resolved);

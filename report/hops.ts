@@ -42,18 +42,36 @@ function diffS(fromNs: string, toNs: string): number {
   return Number(BigInt(toNs) - BigInt(fromNs)) / 1e9;
 }
 
+/** A match of the previous stage as a hop needs it: where it was captured, and when (ns). */
+interface PreviousMatch {
+  readonly node: string;
+  readonly stream: string;
+  readonly targetNs: bigint;
+}
+
 /**
- * Of several matches of the previous stage (a signature found on two streams), the capture time (ns) of the one
- * a match captured at `targetNs` most plausibly followed: the latest one captured no later than it; else (clock
- * skew) the earliest. Undefined when there is none.
+ * Of several matches of the previous stage (a signature found on two streams), the one a match captured at
+ * `targetNs` most plausibly followed: the latest one captured no later than it; else (clock skew) the earliest
+ * (of equal times, the first given). Undefined when there is none.
  */
-function previousTimeNs(times: Iterable<bigint>, targetNs: bigint): bigint | undefined {
-  let before: bigint | undefined, earliest: bigint | undefined;
-  for (const t of times) {
-    if (t <= targetNs && (before === undefined || t > before)) before = t;
-    if (earliest === undefined || t < earliest) earliest = t;
+function previousMatch<P extends PreviousMatch>(previous: Iterable<P>, targetNs: bigint): P | undefined {
+  let before: P | undefined, earliest: P | undefined;
+  for (const p of previous) {
+    const t = p.targetNs;
+    if (t <= targetNs && (before === undefined || t > before.targetNs)) before = p;
+    if (earliest === undefined || t < earliest.targetNs) earliest = p;
   }
   return before ?? earliest;
+}
+
+/** The hop of a match captured at `targetNs` from the previous stage's match `p`. */
+function hopFromMatch(from: string, targetNs: bigint, p: PreviousMatch): HopRecord {
+  return {
+    from_stage: from,
+    latency_s: Number(targetNs - p.targetNs) / 1e9,
+    from_node: p.node,
+    from_stream: p.stream,
+  };
 }
 
 /** The hop of `m` given the matches of its previous stage (unused when the previous stage is the source). */
@@ -62,9 +80,15 @@ export function hopOf(m: MatchRecord, from: string, previous: readonly MatchReco
     return { from_stage: from, latency_s: diffS(m.source.time_ns, m.target.time_ns) };
   }
   const targetNs = BigInt(m.target.time_ns);
-  const p = previousTimeNs(previous.map((c) => BigInt(c.target.time_ns)), targetNs);
-  if (p === undefined) return undefined;
-  return { from_stage: from, latency_s: Number(targetNs - p) / 1e9 };
+  const p = previousMatch(
+    previous.map((c) => ({
+      node: c.target.node,
+      stream: c.target.stream,
+      targetNs: BigInt(c.target.time_ns),
+    })),
+    targetNs,
+  );
+  return p === undefined ? undefined : hopFromMatch(from, targetNs, p);
 }
 
 /**
@@ -127,9 +151,8 @@ interface Seen {
 
 /** The hop of a match captured at `targetNs` given the matches seen of its signature (those of `from` count). */
 function hopFrom(from: string, targetNs: bigint, seen: readonly Seen[]): HopRecord | undefined {
-  const p = previousTimeNs(seen.filter((c) => c.stage === from).map((c) => c.targetNs), targetNs);
-  if (p === undefined) return undefined;
-  return { from_stage: from, latency_s: Number(targetNs - p) / 1e9 };
+  const p = previousMatch(seen.filter((c) => c.stage === from), targetNs);
+  return p === undefined ? undefined : hopFromMatch(from, targetNs, p);
 }
 
 /** Matches of one signature a {@link HopTracker} remembers (its stages times the streams each found it in). */

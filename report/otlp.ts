@@ -1,8 +1,9 @@
 /**
  * Each interval's journey as an OpenTelemetry trace over OTLP/HTTP (protobuf), so Grafana Tempo or Jaeger draw
  * the waterfall people know: one trace per measurement, interval id and signature (report/trace_ids.ts), a
- * zero-length root span at the source tap's capture time, and a span per hop from the previous tap's capture
- * time to this tap's (parent: the previous tap's span), with node, pod, stage and BER attributes.
+ * zero-length root span at the source tap's capture time, and a span per match from the previous tap's capture
+ * time to this tap's (parent: the span of the previous stage's match the hop was measured from, else the root),
+ * with node, pod, stage and BER attributes.
  *
  * Timestamps are the taps' capture times (event time), never the exporter's clock. Spans are encoded by the
  * official `@opentelemetry/otlp-transformer` (fed span objects with explicit times and derived ids, so no SDK
@@ -15,7 +16,7 @@ import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import type { MatchRecord, SignatureRecord } from "./records.ts";
 import { SOURCE_STAGE } from "./hops.ts";
-import { spanIdOf, traceIdOf } from "./trace_ids.ts";
+import { matchSpanIdOf, spanIdOf, traceIdOf } from "./trace_ids.ts";
 import { logger, registerSecret } from "../util/log.ts";
 
 const log = logger("otlp");
@@ -125,7 +126,9 @@ export class SpanBuilder {
 
   /**
    * The span of a match: from the previous tap's capture time (the hop's start) to this tap's. Without a known
-   * hop the span starts at the source and says so (`fsmpx.hop_known: false`).
+   * hop the span starts at the source and says so (`fsmpx.hop_known: false`). Its parent is the span of the
+   * previous stage's match the hop names; the root when the hop is from the source, unknown, or from a record
+   * that does not name the match (written before hops did).
    */
   hop(m: MatchRecord): SpanData {
     const traceId = traceIdOf(m.measurement, m.signature_id, m.ids["interval_id"]);
@@ -149,10 +152,15 @@ export class SpanBuilder {
       ...idAttributes(m.ids),
     };
     if (m.hop) attributes["fsmpx.hop_latency_s"] = m.hop.latency_s;
+    const h = m.hop;
+    const parent =
+      h && h.from_stage !== SOURCE_STAGE && h.from_node !== undefined && h.from_stream !== undefined
+        ? matchSpanIdOf(traceId, h.from_stage, h.from_node, h.from_stream)
+        : spanIdOf(traceId, SOURCE_STAGE);
     return this.#span(
       traceId,
-      spanIdOf(traceId, m.stage),
-      spanIdOf(traceId, from),
+      matchSpanIdOf(traceId, m.stage, m.target.node, m.target.stream),
+      parent,
       `${from} → ${m.stage}`,
       start,
       end,

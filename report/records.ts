@@ -44,6 +44,13 @@ export interface HopRecord {
   /** The stage before this one (`match_rules[].after`), or `source`. */
   from_stage: string;
   latency_s: number;
+  /**
+   * Optional (absent from the source, and in records written before session 27): the node and stream of the
+   * previous stage's match the hop is measured from, which a trace needs to name that match's span as the parent
+   * when the signature was found on several streams there.
+   */
+  from_node?: string;
+  from_stream?: string;
 }
 
 /** `{"kind":"match", ...}` */
@@ -159,9 +166,19 @@ export function matchRecord(m: MatchWithHop): MatchRecord {
     latency_s: m.latencyS,
     ber: Math.round(m.ber * 10000) / 10000,
   };
-  if (m.hop) rec.hop = { from_stage: m.hop.from_stage, latency_s: m.hop.latency_s };
+  if (m.hop) rec.hop = hopCopy(m.hop);
   if (m.targetEnvelope) rec.target_envelope_b64 = toBase64(m.targetEnvelope);
   return rec;
+}
+
+/** A hop record with its fields only (a tracker's or a match's hop may be a wider object). */
+export function hopCopy(h: HopRecord): HopRecord {
+  const out: HopRecord = { from_stage: h.from_stage, latency_s: h.latency_s };
+  if (h.from_node !== undefined && h.from_stream !== undefined) {
+    out.from_node = h.from_node;
+    out.from_stream = h.from_stream;
+  }
+  return out;
 }
 
 /** Latency in seconds from two capture times, exact in bigint before the division. */
@@ -200,7 +217,7 @@ function optString(v: unknown): boolean {
 
 function isHop(v: unknown): v is HopRecord {
   return isObj(v) && typeof v.from_stage === "string" && typeof v.latency_s === "number" &&
-    Number.isFinite(v.latency_s);
+    Number.isFinite(v.latency_s) && optString(v.from_node) && optString(v.from_stream);
 }
 
 /** Validates a parsed JSON value as a record; returns the reason when it is not one. */

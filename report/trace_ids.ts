@@ -3,9 +3,12 @@
  * signature, so that spans exported by different nodes, by `replay` and by `analyze` for the same signature
  * join one trace, and a histogram exemplar can name the trace without asking anyone.
  *
- * One trace per measurement, interval id and signature; one span per tap (`source`, then each stage), whose id
- * depends on the trace and the stage only: a hop span's parent is the previous tap's span, which another node
- * can name without having seen that match.
+ * One trace per measurement, interval id and signature; one root span at the source tap, whose id depends on the
+ * trace only, and one span per match, whose id depends on the trace, the stage and where the match was captured
+ * (node and stream): a signature found on several streams of one stage (the default `downstream` stage reaches
+ * every stream after the source) gets a span for each, where one id per stage made trace stores such as Tempo
+ * keep one of them and drop the rest. A hop span's parent is the span of the previous stage's match its hop was
+ * measured from (the hop record names it), which any node can name without having seen that match.
  * @module
  */
 
@@ -41,10 +44,15 @@ export function traceIdOf(measurement: string, signatureId: string, intervalId: 
   return /^0+$/.test(id) ? "0".repeat(31) + "1" : id;
 }
 
-/** The 16-hex-digit span id of a tap (`source` or a stage) in a trace. */
+/** The 16-hex-digit span id of the source tap (`source`) in a trace: the root span's. */
 export function spanIdOf(traceId: string, tap: string): string {
   const id = hex64(fnv1a64(`${traceId}\u0000${tap}`, 0xcbf29ce484222325n));
   return id === "0000000000000000" ? "0000000000000001" : id;
+}
+
+/** The 16-hex-digit span id of a match at `stage` captured on `node` in `stream`, in a trace. */
+export function matchSpanIdOf(traceId: string, stage: string, node: string, stream: string): string {
+  return spanIdOf(traceId, `${stage}\u0000${node}\u0000${stream}`);
 }
 
 /** OpenMetrics limits an exemplar's label names and values to 128 UTF-8 characters in all. */

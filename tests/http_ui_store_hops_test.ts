@@ -59,14 +59,29 @@ Deno.test("UI store: hops recomputed per signature across views equal addHops ov
   add(match(3, "asr", 700));
   let v = held(store, [1, 2, 3]);
   equal(v.get("0000000000000001 asr asr-1")?.hop, undefined);
-  deepEqual(v.get("0000000000000003 asr asr-1")?.hop, { from_stage: "relay", latency_s: 0.6 });
+  deepEqual(v.get("0000000000000003 asr asr-1")?.hop, {
+    from_stage: "relay",
+    latency_s: 0.6,
+    from_node: "b",
+    from_stream: "relay-1",
+  });
   // View 2: signature 1's relay match arrives (its asr hop appears); signature 3 gets a second relay stream, a
   // later one: the asr hop now follows the latest relay match before it.
   add(match(1, "relay", 150));
   add(match(3, "relay", 300, "relay-2"));
   v = held(store, [1, 2, 3]);
-  deepEqual(v.get("0000000000000001 asr asr-1")?.hop, { from_stage: "relay", latency_s: 0.75 });
-  deepEqual(v.get("0000000000000003 asr asr-1")?.hop, { from_stage: "relay", latency_s: 0.4 });
+  deepEqual(v.get("0000000000000001 asr asr-1")?.hop, {
+    from_stage: "relay",
+    latency_s: 0.75,
+    from_node: "b",
+    from_stream: "relay-1",
+  });
+  deepEqual(v.get("0000000000000003 asr asr-1")?.hop, {
+    from_stage: "relay",
+    latency_s: 0.4,
+    from_node: "b",
+    from_stream: "relay-2",
+  });
   equal(v.get("0000000000000002 asr asr-1")?.hop, undefined);
   // View 3: a repeat of a record already held replaces it; everything equals addHops over all at once.
   add(match(2, "relay", 200));

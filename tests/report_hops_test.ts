@@ -92,7 +92,7 @@ Deno.test("hops: a relay adding 150 ms and an ASR adding 800 ms", () => {
   const out = addHops(journey("s1", "i1", T0), PATHS);
   deepEqual(out.map((m) => [m.stage, m.latency_s, m.hop]), [
     ["relay", 0.15, { from_stage: "source", latency_s: 0.15 }],
-    ["asr", 0.95, { from_stage: "relay", latency_s: 0.8 }],
+    ["asr", 0.95, { from_stage: "relay", latency_s: 0.8, from_node: "node-b", from_stream: "relay-call-1" }],
   ]);
 });
 
@@ -111,7 +111,13 @@ Deno.test("hops: of two relay matches, the one captured before the ASR's", () =>
     target: { ...relay!.target, stream: "other", time_ns: (T0 + 5000n * MS).toString() },
   };
   const out = addHops([later, relay!, asr!], PATHS);
-  deepEqual(out[2]!.hop, { from_stage: "relay", latency_s: 0.8 });
+  // It names that match: a trace parents the ASR's span on it (report/otlp.ts).
+  deepEqual(out[2]!.hop, {
+    from_stage: "relay",
+    latency_s: 0.8,
+    from_node: "node-b",
+    from_stream: "relay-call-1",
+  });
 });
 
 Deno.test("hop tracker: a signature's matches are bounded (a peer publishing thousands for one signature)", () => {
@@ -130,7 +136,10 @@ Deno.test("hop tracker: live, both orders, duplicates once, bounded", () => {
   const [relay, asr] = journey("s1", "i1", T0);
   const t = new HopTracker(PATHS);
   deepEqual(t.observe(relay!), { hop: { from_stage: "source", latency_s: 0.15 }, resolved: [] });
-  deepEqual(t.observe(asr!), { hop: { from_stage: "relay", latency_s: 0.8 }, resolved: [] });
+  deepEqual(t.observe(asr!), {
+    hop: { from_stage: "relay", latency_s: 0.8, from_node: "node-b", from_stream: "relay-call-1" },
+    resolved: [],
+  });
   deepEqual(t.observe(asr!), { resolved: [] });
 
   const late = new HopTracker(PATHS);
@@ -140,6 +149,8 @@ Deno.test("hop tracker: live, both orders, duplicates once, bounded", () => {
   deepEqual(r.resolved.map((x) => [x.match.stage, x.hop]), [["asr", {
     from_stage: "relay",
     latency_s: 0.8,
+    from_node: "node-b",
+    from_stream: "relay-call-1",
   }]]);
 
   const small = new HopTracker(PATHS, { maxSignatures: 2 });

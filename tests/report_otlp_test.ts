@@ -132,3 +132,55 @@ Deno.test("OTLP: a hop whose previous stage is unknown spans from the source and
   equal(tracesUrl("http://tempo:4318"), "http://tempo:4318/v1/traces");
   equal(tracesUrl("http://tempo:4318/v1/traces"), "http://tempo:4318/v1/traces");
 });
+
+Deno.test("OTLP: a signature found on several streams of a stage gets a span for each, parented on the match its hop followed", async () => {
+  // One span id per stage made the two relay matches (and their asr children) share ids: Tempo's trace combiner
+  // keeps one span per id, so all but one of them vanished from the trace.
+  const rx = await startOtlpReceiver();
+  try {
+    const exp = new OtlpExporter({ endpoint: rx.endpoint, flushMs: 10 });
+    const id = "00ff00ff00ff0003";
+    const onStream = (m: MatchRecord, stream: string): MatchRecord => ({
+      ...m,
+      target: { ...m.target, stream },
+    });
+    const relayA = onStream(match(id, "i-4", "relay", T0 + 150n * MS, "node-b"), "relay-a");
+    const relayB = onStream(match(id, "i-4", "relay", T0 + 400n * MS, "node-b"), "relay-b");
+    // asr-a follows relay-a (the latest relay match before it), asr-b relay-b.
+    const asrA = onStream(match(id, "i-4", "asr", T0 + 300n * MS, "node-c"), "asr-a");
+    const asrB = onStream(match(id, "i-4", "asr", T0 + 900n * MS, "node-c"), "asr-b");
+    const ms = addHops([relayA, relayB, asrA, asrB], PATHS);
+    exp.signature(sig(id, "i-4"));
+    for (const m of ms) exp.match(m);
+    // A record written before hops named their match: parented on the root, never on a span no one sends.
+    const old = addHops([relayA, asrB], PATHS)[1]!;
+    const { from_node: _n, from_stream: _s, ...oldHop } = old.hop!;
+    exp.match({ ...old, signature_id: "00ff00ff00ff0004", hop: oldHop });
+    exp.signature(sig("00ff00ff00ff0004", "i-4"));
+    await exp.close();
+
+    const traceId = traceIdOf("m", id, "i-4");
+    const spans = rx.spans.filter((s) => s.traceId === traceId);
+    equal(spans.length, 5);
+    equal(new Set(spans.map((s) => s.spanId)).size, 5, "every span has an id of its own");
+    const byStream = (stream: string) => spans.find((s) => s.attributes["fsmpx.stream"] === stream)!;
+    const root = spans.find((s) => s.attributes["fsmpx.stage"] === "source")!;
+    equal(byStream("relay-a").parentSpanId, root.spanId);
+    equal(byStream("relay-b").parentSpanId, root.spanId);
+    deepEqual([byStream("asr-a").parentSpanId, byStream("asr-a").startNs], [
+      byStream("relay-a").spanId,
+      T0 + 150n * MS,
+    ]);
+    deepEqual([byStream("asr-b").parentSpanId, byStream("asr-b").startNs], [
+      byStream("relay-b").spanId,
+      T0 + 400n * MS,
+    ]);
+
+    const oldTrace = traceIdOf("m", "00ff00ff00ff0004", "i-4");
+    const oldSpan = rx.spans.find((s) => s.traceId === oldTrace && s.attributes["fsmpx.stage"] === "asr")!;
+    equal(oldSpan.parentSpanId, spanIdOf(oldTrace, "source"));
+    equal(oldSpan.startNs, T0 + 150n * MS, "still drawn from the previous tap's time");
+  } finally {
+    await rx.close();
+  }
+});
