@@ -11,8 +11,9 @@
  * immediate mode (a wake-up per packet) lost 20% to kernel drops; without `-U`, tcpdump's output buffer kept the
  * last packets (8 of 200,000) when it was stopped. A sensor that stops may still lose the packets of the kernel's
  * last unfilled block (at most its timeout, ~1 s): they are never handed over.
- * As root, tcpdump is run with `-Z root` so it does not try to switch to its own user (which needs CAP_SETUID
- * and CAP_SETGID); the DaemonSet then needs only CAP_NET_RAW.
+ * As root, tcpdump is run with `-Z root` so it does not switch to its own user (which needs CAP_SETUID); the
+ * switch to root still calls initgroups(), which needs CAP_SETGID, so the DaemonSet needs CAP_NET_RAW and
+ * CAP_SETGID (k8s/packet-capture/).
  * @module
  */
 import { logger } from "../util/log.ts";
@@ -276,8 +277,8 @@ export class LiveCapture {
 function explain(stderr: string, opts: LiveCaptureOptions, code: number): string {
   const text = stderr.trim().split("\n").filter((l) => l.trim() !== "").slice(-3).join("; ");
   if (/permission|not permitted/i.test(stderr)) {
-    return `live capture on ${opts.iface} refused: ${text} (the sensor needs CAP_NET_RAW: run as root with ` +
-      `capabilities [NET_RAW], see k8s/packet-capture/)`;
+    return `live capture on ${opts.iface} refused: ${text} (the sensor needs CAP_NET_RAW and ` +
+      `CAP_SETGID: run as root with capabilities [NET_RAW, SETGID], see k8s/packet-capture/)`;
   }
   if (/No such device|doesn't exist|no suitable device/i.test(stderr)) {
     return `live capture: no interface ${opts.iface} (${text}); set packets.interface to one of \`ip -br link\`, or any`;

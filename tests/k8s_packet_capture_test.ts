@@ -14,6 +14,8 @@ import { packetTapsFromConfig } from "../cli/packet_taps.ts";
 import { bpfFilter } from "../packets/taps.ts";
 import { formatProblem, parseManifests, validateManifest } from "./support/k8s_validate.ts";
 import { isObj, key, type Obj, renderComponent } from "./support/k8s_component.ts";
+import { gatedTest } from "./support/tools.ts";
+import { LiveCapture } from "../packets/live_capture.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const OVERLAY = join(ROOT, "k8s", "packet-capture");
@@ -29,7 +31,7 @@ Deno.test("k8s/packet-capture: the patched objects validate against their Kubern
   deepEqual(problems.map(formatProblem), []);
 });
 
-Deno.test("k8s/packet-capture: host network, root with CAP_NET_RAW only, read-only root, pods read-only", async () => {
+Deno.test("k8s/packet-capture: host network, root with CAP_NET_RAW and CAP_SETGID only, read-only root, pods read-only", async () => {
   const objs = await rendered();
   const ds = objs.get("DaemonSet/fsm-px-sensor") as Obj;
   const spec = ((ds.spec as Obj).template as Obj).spec as Obj;
@@ -38,7 +40,7 @@ Deno.test("k8s/packet-capture: host network, root with CAP_NET_RAW only, read-on
   equal(spec.automountServiceAccountToken, true);
   const c = (spec.containers as Obj[]).find((x) => x.name === "sensor")!;
   const sc = c.securityContext as Obj;
-  deepEqual(sc.capabilities, { drop: ["ALL"], add: ["NET_RAW"] });
+  deepEqual(sc.capabilities, { drop: ["ALL"], add: ["NET_RAW", "SETGID"] });
   equal(sc.allowPrivilegeEscalation, false);
   equal(sc.readOnlyRootFilesystem, true);
   equal((spec.containers as Obj[]).length, 1, "the base's container was patched, not duplicated");
@@ -99,3 +101,43 @@ Deno.test({
     }
   },
 });
+
+const rootTest = await gatedTest(import.meta.url, ["root", "tcpdump"]);
+
+rootTest(
+  "k8s/packet-capture: the sensor's tcpdump starts with exactly the capabilities the DaemonSet grants",
+  async () => {
+    // The container as the kubelet starts it: root, every capability dropped but the patch's `add` (the bounding
+    // set, which root's exec makes its permitted and effective set), no_new_privs from allowPrivilegeEscalation:
+    // false. tcpdump as root always changes user (-Z root: to root), and that calls initgroups(): CAP_SETGID.
+    const objs = await rendered();
+    const ds = objs.get("DaemonSet/fsm-px-sensor") as Obj;
+    const spec = ((ds.spec as Obj).template as Obj).spec as Obj;
+    const c = (spec.containers as Obj[]).find((x) => x.name === "sensor")!;
+    const sc = c.securityContext as Obj;
+    const caps = (sc.capabilities as Obj).add as string[];
+    equal((spec.securityContext as Obj).runAsUser, 0);
+    const dir = await Deno.makeTempDir({ prefix: "fsmpx-caps-" });
+    try {
+      const wrapper = join(dir, "tcpdump");
+      const bounding = ["-all", ...caps.map((x) => `+${x.toLowerCase()}`)].join(",");
+      const nnp = sc.allowPrivilegeEscalation === false ? "--no-new-privs" : "";
+      await Deno.writeTextFile(
+        wrapper,
+        `#!/bin/sh\nexec setpriv --bounding-set ${bounding} --inh-caps -all ${nnp} -- tcpdump "$@"\n`,
+      );
+      await Deno.chmod(wrapper, 0o755);
+      const cap = await LiveCapture.start({
+        tcpdump: wrapper,
+        iface: "lo",
+        filter: "udp port 9",
+        snaplen: 1500,
+        bufferMib: 1,
+        startTimeoutMs: 20_000,
+      });
+      await cap.close();
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
