@@ -89,6 +89,12 @@ export class PodWatch {
   #byIp = new Map<string, string>();
   #byIpPort = new Map<string, string>();
   #resourceVersion = "";
+  /**
+   * Failed lists and watches since the API last answered one with success (a list, or a watch's 200): the
+   * exponent of the retry delay. Not reset merely because a list is no longer needed: with a good list and every
+   * watch failing (API server down, proxy refusing), each retry must wait longer, not 250-500 ms for ever.
+   */
+  #failures = 0;
   #client: Deno.HttpClient | undefined;
   #abort = new AbortController();
   #running: Promise<void> | undefined;
@@ -149,7 +155,6 @@ export class PodWatch {
   }
 
   async #loop(): Promise<void> {
-    let attempt = 0;
     let expiredInRow = 0;
     const signal = this.#abort.signal;
     while (!signal.aborted) {
@@ -163,14 +168,13 @@ export class PodWatch {
         }
         this.#markReady();
         this.lastError = undefined;
-        attempt = 0;
         const expiredBefore = this.stats.expired;
         await this.#watch();
         expiredInRow = this.stats.expired > expiredBefore ? expiredInRow + 1 : 0;
       } catch (e) {
         if (signal.aborted) return;
         this.stats.errors++;
-        attempt++;
+        const attempt = ++this.#failures;
         const wait = Math.min(this.#opts.maxBackoffMs ?? 30_000, 250 * 2 ** Math.min(attempt, 8));
         const err = e as Error & { cause?: unknown };
         const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
@@ -211,6 +215,7 @@ export class PodWatch {
       this.#pods.set(uid, p);
     }
     this.#resourceVersion = list.metadata?.resourceVersion ?? "";
+    this.#failures = 0;
     this.stats.lists++;
     this.#reindex();
     log.info("pods of this node listed", { node: this.#opts.node, pods: this.#pods.size });
@@ -229,6 +234,7 @@ export class PodWatch {
       throw new Error(`watching pods: HTTP ${res.status}${hint(res.status)} ${body.slice(0, 200)}`);
     }
     this.stats.watches++;
+    this.#failures = 0;
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buf = "";
     try {

@@ -4,7 +4,7 @@
  * the server keeps answers 410 Gone (as an HTTP status, or as an ERROR event inside the stream) and the client
  * must list again; the server closes watches at timeoutSeconds.
  */
-import assert from "node:assert/strict";
+import assert, { equal, ok } from "node:assert/strict";
 import { PodWatch } from "../kube/pod_watch.ts";
 import { setLogSink } from "../util/log.ts";
 import { FakeKubeApi as FakeApi, pod } from "./support/fake_kube_api.ts";
@@ -94,4 +94,26 @@ Deno.test("PodWatch says why a refused token fails and never logs it", async () 
   }
   assert.ok(lines.some((l) => l.includes("token was refused")), lines.join("\n"));
   assert.ok(!lines.some((l) => l.includes("wrong-token-value")));
+});
+
+Deno.test("PodWatch backs off exponentially while every watch fails after a good list (not every 250-500 ms)", async () => {
+  const api = new FakeApi();
+  api.put("ADDED", pod("a", "10.1.0.1"));
+  api.watchStatus = 503;
+  const w = new PodWatch({ api: { baseUrl: api.url, token: "sekrit" }, node: "node-a" });
+  const prev = setLogSink(() => {});
+  try {
+    await w.start();
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 3_000));
+    const watches = api.requests.filter((q) => q.includes("watch=1")).length;
+    // Delays of 250 ms x 2^attempt x [0.5, 1): the attempts start at 0, >= 0.25, >= 0.75, >= 1.75, >= 3.75 s, so
+    // at most 4 in 3 s. A backoff that restarts at every try retries every 250-500 ms: 7 or more.
+    ok(watches >= 2 && watches <= 4, `${watches} watch requests in ${Math.round(performance.now() - t0)} ms`);
+    equal(w.stats.lists, 1, "the list stays good: no re-list while only the watch fails");
+  } finally {
+    setLogSink(prev);
+    await w.stop();
+    await api.close();
+  }
 });

@@ -25,6 +25,8 @@ export class FakeKubeApi {
   server: Deno.HttpServer;
   /** Send 410 as an in-stream ERROR event instead of an HTTP status. */
   goneInStream = false;
+  /** Answer every watch (not the list) with this HTTP status, as an API server or proxy in trouble does. */
+  watchStatus: number | undefined;
 
   readonly token: string;
   readonly #tls: boolean;
@@ -61,6 +63,7 @@ export class FakeKubeApi {
         items: [...this.pods.values()].filter(mine),
       });
     }
+    if (this.watchStatus !== undefined) return new Response("unavailable", { status: this.watchStatus });
     const from = Number(u.searchParams.get("resourceVersion"));
     if (from < this.compactedBelow) {
       if (!this.goneInStream) return Response.json({ code: 410, reason: "Expired" }, { status: 410 });
