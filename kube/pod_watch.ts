@@ -6,7 +6,7 @@
  * Config-free: the caller passes the API address, token and CA.
  * @module
  */
-import { logger, registerSecret } from "../util/log.ts";
+import { forgetSecret, logger, registerSecret } from "../util/log.ts";
 
 const log = logger("kube");
 
@@ -16,6 +16,12 @@ export interface KubeApi {
   baseUrl: string;
   /** Bearer token (a Secret: never logged). */
   token?: string;
+  /**
+   * A file holding the token, read again before every list and watch (then `token` is only the first value). The
+   * kubelet rotates a pod's projected ServiceAccount token (about hourly) and the API server refuses an expired
+   * one, so a watch that runs for days must not keep the token it started with.
+   */
+  tokenFile?: string;
   /** PEM CA bundle for the API server's certificate. */
   caCert?: string;
 }
@@ -35,7 +41,7 @@ export async function inClusterApi(
     const token = (await Deno.readTextFile(`${dir}/token`)).trim();
     const caCert = await Deno.readTextFile(`${dir}/ca.crt`);
     const h = host.includes(":") ? `[${host}]` : host;
-    return { baseUrl: `https://${h}:${port}`, token, caCert };
+    return { baseUrl: `https://${h}:${port}`, token, tokenFile: `${dir}/token`, caCert };
   } catch (e) {
     log.warn("in a pod but the ServiceAccount token is not readable; pods will be addresses", {
       error: (e as Error).message,
@@ -95,6 +101,8 @@ export class PodWatch {
    * watch failing (API server down, proxy refusing), each retry must wait longer, not 250-500 ms for ever.
    */
   #failures = 0;
+  #currentToken: string | undefined;
+  #previousToken: string | undefined;
   #client: Deno.HttpClient | undefined;
   #abort = new AbortController();
   #running: Promise<void> | undefined;
@@ -108,6 +116,7 @@ export class PodWatch {
   constructor(opts: PodWatchOptions) {
     this.#opts = opts;
     registerSecret(opts.api.token);
+    this.#currentToken = opts.api.token;
     this.#ready = new Promise((r) => this.#markReady = r);
     if (opts.api.caCert) this.#client = Deno.createHttpClient({ caCerts: [opts.api.caCert] });
   }
@@ -196,14 +205,38 @@ export class PodWatch {
     return `${this.#opts.api.baseUrl}/api/v1/pods?${q}`;
   }
 
-  #init(): RequestInit & { client?: Deno.HttpClient } {
+  async #init(): Promise<RequestInit & { client?: Deno.HttpClient }> {
     const headers: Record<string, string> = { accept: "application/json" };
-    if (this.#opts.api.token) headers.authorization = `Bearer ${this.#opts.api.token}`;
+    const token = await this.#token();
+    if (token) headers.authorization = `Bearer ${token}`;
     return { headers, signal: this.#abort.signal, client: this.#client };
   }
 
+  /** The current token: the token file as it is now (rotated by the kubelet), else the last one read. */
+  async #token(): Promise<string | undefined> {
+    const file = this.#opts.api.tokenFile;
+    if (file) {
+      try {
+        const t = (await Deno.readTextFile(file)).trim();
+        if (t !== "" && t !== this.#currentToken) {
+          registerSecret(t);
+          // The one before stays masked (a request may still be on its way with it); older ones are no longer sent.
+          forgetSecret(this.#previousToken);
+          this.#previousToken = this.#currentToken;
+          this.#currentToken = t;
+        }
+      } catch (e) {
+        // Mid-rotation (the kubelet swaps a symlink) or gone: keep the last token; a refusal says the rest.
+        log.debug("ServiceAccount token file unreadable; keeping the last token", {
+          error: (e as Error).message,
+        });
+      }
+    }
+    return this.#currentToken;
+  }
+
   async #list(): Promise<void> {
-    const res = await fetch(this.#url(false), this.#init());
+    const res = await fetch(this.#url(false), await this.#init());
     if (!res.ok) {
       const body = await res.text().catch(() => "");
       throw new Error(`listing pods: HTTP ${res.status}${hint(res.status)} ${body.slice(0, 200)}`);
@@ -222,7 +255,7 @@ export class PodWatch {
   }
 
   async #watch(): Promise<void> {
-    const res = await fetch(this.#url(true), this.#init());
+    const res = await fetch(this.#url(true), await this.#init());
     if (res.status === 410) {
       this.stats.expired++;
       this.#resourceVersion = "";

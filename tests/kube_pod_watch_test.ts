@@ -5,7 +5,7 @@
  * must list again; the server closes watches at timeoutSeconds.
  */
 import assert, { equal, ok } from "node:assert/strict";
-import { PodWatch } from "../kube/pod_watch.ts";
+import { inClusterApi, PodWatch } from "../kube/pod_watch.ts";
 import { setLogSink } from "../util/log.ts";
 import { FakeKubeApi as FakeApi, pod } from "./support/fake_kube_api.ts";
 
@@ -116,4 +116,45 @@ Deno.test("PodWatch backs off exponentially while every watch fails after a good
     await w.stop();
     await api.close();
   }
+});
+
+Deno.test("PodWatch reads the rotated ServiceAccount token from its file, as the kubelet rotates it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fsmpx-sa-" });
+  const api = new FakeApi({ token: "first-token-value" });
+  const lines: string[] = [];
+  const prev = setLogSink((l) => void lines.push(l));
+  let w: PodWatch | undefined;
+  try {
+    await Deno.writeTextFile(`${dir}/token`, "first-token-value\n");
+    await Deno.writeTextFile(`${dir}/ca.crt`, "unused here");
+    const env: Record<string, string> = {
+      KUBERNETES_SERVICE_HOST: "127.0.0.1",
+      KUBERNETES_SERVICE_PORT: "6443",
+    };
+    const inCluster = await inClusterApi((n) => env[n], dir);
+    equal(inCluster?.token, "first-token-value");
+    equal(inCluster?.tokenFile, `${dir}/token`);
+    // The in-cluster settings, against the loopback fake (plain HTTP: the CA is another test's).
+    w = new PodWatch({
+      api: { ...inCluster!, baseUrl: api.url, caCert: undefined },
+      node: "node-a",
+      maxBackoffMs: 50,
+    });
+    api.put("ADDED", pod("a", "10.1.0.1"));
+    await w.start();
+    equal(w.resolve("10.1.0.1", 1), "voice/a");
+
+    // The kubelet writes a new token; the API server stops accepting the old one; the watch ends (timeoutSeconds).
+    await Deno.writeTextFile(`${dir}/token`, "second-token-value\n");
+    api.token = "second-token-value";
+    api.closeWatches();
+    api.put("ADDED", pod("b", "10.1.0.2"));
+    await until(() => w!.resolve("10.1.0.2", 1) === "voice/b", "the watch resumed with the rotated token");
+  } finally {
+    setLogSink(prev);
+    await w?.stop();
+    await api.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert.ok(!lines.some((l) => l.includes("second-token-value")), "the new token is a secret too");
 });

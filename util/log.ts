@@ -37,6 +37,14 @@ export function registerSecret(value: string | undefined): void {
   if (value && value.length >= 4) secrets.add(value);
 }
 
+/**
+ * Stops masking `value` (a credential the process no longer sends, e.g. a rotated token): a long-running process
+ * that rotates credentials would otherwise keep every one it ever had.
+ */
+export function forgetSecret(value: string | undefined): void {
+  if (value) secrets.delete(value);
+}
+
 /** Replaces every registered secret in `text` with `[redacted]`. */
 export function redact(text: string): string {
   let out = text;

@@ -28,7 +28,8 @@ export class FakeKubeApi {
   /** Answer every watch (not the list) with this HTTP status, as an API server or proxy in trouble does. */
   watchStatus: number | undefined;
 
-  readonly token: string;
+  /** The one token accepted (change it to rotate: the old one is then refused, as an expired token is). */
+  token: string;
   readonly #tls: boolean;
 
   /** Starts the server; with `tls`, HTTPS with that certificate. */
