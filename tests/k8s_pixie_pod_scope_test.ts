@@ -67,8 +67,72 @@ Deno.test("k8s/pixie-pod-scope: the token, pods read-only, FSMPX_PIXIE_SCOPE=pod
   );
   deepEqual(
     [...objs.keys()].filter((k) => !base.has(k)).sort(),
-    ["ClusterRole/fsm-px-pixie-pod-scope", "ClusterRoleBinding/fsm-px-pixie-pod-scope"],
+    [
+      "ClusterRole/fsm-px-pixie-pod-scope",
+      "ClusterRoleBinding/fsm-px-pixie-pod-scope",
+      "NetworkPolicy/fsm-px-sensor-kube-api",
+    ],
   );
+});
+
+/** An IPv4 address as a number. */
+const ip4 = (a: string) => a.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+/** Whether `addr` is inside `cidr` (IPv4). */
+function inCidr(addr: string, cidr: string): boolean {
+  const [net, bits] = cidr.split("/");
+  const size = 2 ** (32 - Number(bits));
+  return Math.floor(ip4(addr) / size) === Math.floor(ip4(net!) / size);
+}
+
+/**
+ * Whether the NetworkPolicies let a pod with `labels` open a TCP connection to `addr:port` outside the cluster's
+ * pods (the API server's address, as network plugins see it after the Service's translation): the union of the
+ * egress rules of the policies that select the pod; no such policy, everything.
+ */
+function egressAllowed(policies: Obj[], labels: Obj, addr: string, port: number): boolean {
+  const selecting = policies.filter((np) => {
+    const spec = np.spec as Obj;
+    const want = ((spec.podSelector as Obj).matchLabels ?? {}) as Obj;
+    return Object.entries(want).every(([k, v]) => labels[k] === v) &&
+      ((spec.policyTypes ?? []) as string[]).includes("Egress");
+  });
+  if (selecting.length === 0) return true;
+  return selecting.some((np) =>
+    (((np.spec as Obj).egress ?? []) as Obj[]).some((rule) => {
+      const ports = (rule.ports ?? []) as Obj[];
+      const portOk = ports.length === 0 ||
+        ports.some((p) => (p.protocol ?? "TCP") === "TCP" && (p.port === undefined || p.port === port));
+      const to = (rule.to ?? []) as Obj[];
+      const peerOk = to.length === 0 || to.some((peer) => {
+        const block = peer.ipBlock as Obj | undefined;
+        return block !== undefined && inCidr(addr, String(block.cidr)) &&
+          !((block.except ?? []) as string[]).some((e) => inCidr(addr, e));
+      });
+      return portOk && peerOk;
+    })
+  );
+}
+
+Deno.test("k8s/pixie-pod-scope: the NetworkPolicies let the sensor reach the Kubernetes API server it watches", async () => {
+  const { base, objs } = await rendered();
+  const labels = (((objs.get("DaemonSet/fsm-px-sensor")!.spec as Obj).template as Obj).metadata as Obj)
+    .labels as Obj;
+  const policies = (m: Map<string, Obj>) => [...m.values()].filter((o) => o.kind === "NetworkPolicy");
+  // Where API servers listen, as the sensor's packets reach them: kubeadm and k3s on a node's private address
+  // at 6443; GKE, EKS and AKS private endpoints at 443.
+  const apiServers: [string, number][] = [["10.0.0.10", 6443], ["192.168.1.10", 6443], ["172.16.0.2", 443]];
+  for (const [addr, port] of apiServers) {
+    ok(
+      egressAllowed(policies(objs), labels, addr, port),
+      `the sensor cannot reach an API server at ${addr}:${port}`,
+    );
+    ok(!egressAllowed(policies(base), labels, addr, port), `the base alone keeps ${addr}:${port} closed`);
+  }
+  ok(
+    !egressAllowed(policies(objs), labels, "169.254.169.254", 443),
+    "the cloud metadata service stays closed",
+  );
+  ok(!egressAllowed(policies(objs), labels, "10.0.0.10", 5432), "other private ports stay closed");
 });
 
 Deno.test("k8s/pixie-pod-scope: the shipped configs take the scope from FSMPX_PIXIE_SCOPE, which deno task run may read", async () => {
@@ -136,6 +200,10 @@ Deno.test({
         docs.some((d) =>
           d.kind === "ClusterRoleBinding" && (d.metadata as Obj).name === "fsm-px-pixie-pod-scope"
         ),
+      );
+      ok(
+        docs.some((d) => d.kind === "NetworkPolicy" && (d.metadata as Obj).name === "fsm-px-sensor-kube-api"),
+        "the API server egress policy",
       );
       if (components.length === 2) {
         equal(spec.hostNetwork, true, "packet capture's patch is kept");
