@@ -14,6 +14,7 @@ import { stringify } from "yaml";
 import { loadConfig } from "../config/load.ts";
 import { formatProblem, parseManifests, validateManifest } from "./support/k8s_validate.ts";
 import { isObj, key, type Obj, renderComponent } from "./support/k8s_component.ts";
+import { allowsAddress } from "./support/network_policy.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const COMPONENT = join(ROOT, "k8s", "pixie-pod-scope");
@@ -75,44 +76,6 @@ Deno.test("k8s/pixie-pod-scope: the token, pods read-only, FSMPX_PIXIE_SCOPE=pod
   );
 });
 
-/** An IPv4 address as a number. */
-const ip4 = (a: string) => a.split(".").reduce((n, o) => n * 256 + Number(o), 0);
-/** Whether `addr` is inside `cidr` (IPv4). */
-function inCidr(addr: string, cidr: string): boolean {
-  const [net, bits] = cidr.split("/");
-  const size = 2 ** (32 - Number(bits));
-  return Math.floor(ip4(addr) / size) === Math.floor(ip4(net!) / size);
-}
-
-/**
- * Whether the NetworkPolicies let a pod with `labels` open a TCP connection to `addr:port` outside the cluster's
- * pods (the API server's address, as network plugins see it after the Service's translation): the union of the
- * egress rules of the policies that select the pod; no such policy, everything.
- */
-function egressAllowed(policies: Obj[], labels: Obj, addr: string, port: number): boolean {
-  const selecting = policies.filter((np) => {
-    const spec = np.spec as Obj;
-    const want = ((spec.podSelector as Obj).matchLabels ?? {}) as Obj;
-    return Object.entries(want).every(([k, v]) => labels[k] === v) &&
-      ((spec.policyTypes ?? []) as string[]).includes("Egress");
-  });
-  if (selecting.length === 0) return true;
-  return selecting.some((np) =>
-    (((np.spec as Obj).egress ?? []) as Obj[]).some((rule) => {
-      const ports = (rule.ports ?? []) as Obj[];
-      const portOk = ports.length === 0 ||
-        ports.some((p) => (p.protocol ?? "TCP") === "TCP" && (p.port === undefined || p.port === port));
-      const to = (rule.to ?? []) as Obj[];
-      const peerOk = to.length === 0 || to.some((peer) => {
-        const block = peer.ipBlock as Obj | undefined;
-        return block !== undefined && inCidr(addr, String(block.cidr)) &&
-          !((block.except ?? []) as string[]).some((e) => inCidr(addr, e));
-      });
-      return portOk && peerOk;
-    })
-  );
-}
-
 Deno.test("k8s/pixie-pod-scope: the NetworkPolicies let the sensor reach the Kubernetes API server it watches", async () => {
   const { base, objs } = await rendered();
   const labels = (((objs.get("DaemonSet/fsm-px-sensor")!.spec as Obj).template as Obj).metadata as Obj)
@@ -123,16 +86,19 @@ Deno.test("k8s/pixie-pod-scope: the NetworkPolicies let the sensor reach the Kub
   const apiServers: [string, number][] = [["10.0.0.10", 6443], ["192.168.1.10", 6443], ["172.16.0.2", 443]];
   for (const [addr, port] of apiServers) {
     ok(
-      egressAllowed(policies(objs), labels, addr, port),
+      allowsAddress(policies(objs), "Egress", labels, addr, port),
       `the sensor cannot reach an API server at ${addr}:${port}`,
     );
-    ok(!egressAllowed(policies(base), labels, addr, port), `the base alone keeps ${addr}:${port} closed`);
+    ok(
+      !allowsAddress(policies(base), "Egress", labels, addr, port),
+      `the base alone keeps ${addr}:${port} closed`,
+    );
   }
   ok(
-    !egressAllowed(policies(objs), labels, "169.254.169.254", 443),
+    !allowsAddress(policies(objs), "Egress", labels, "169.254.169.254", 443),
     "the cloud metadata service stays closed",
   );
-  ok(!egressAllowed(policies(objs), labels, "10.0.0.10", 5432), "other private ports stay closed");
+  ok(!allowsAddress(policies(objs), "Egress", labels, "10.0.0.10", 5432), "other private ports stay closed");
 });
 
 Deno.test("k8s/pixie-pod-scope: the shipped configs take the scope from FSMPX_PIXIE_SCOPE, which deno task run may read", async () => {
@@ -151,6 +117,25 @@ Deno.test("k8s/pixie-pod-scope: the shipped configs take the scope from FSMPX_PI
   for (const v of ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "FSMPX_SERVICE_ACCOUNT_DIR"]) {
     ok(taskAllowsEnv(run, v), `and the in-cluster API's ${v}`);
   }
+});
+
+Deno.test("k8s components: their own namespaced resources name fsm-px (the base's namespace does not reach them)", async () => {
+  const clusterScoped = new Set(["Namespace", "ClusterRole", "ClusterRoleBinding"]);
+  const outside: string[] = [];
+  for (const component of ["packet-capture", "pixie-pod-scope"]) {
+    const dir = join(ROOT, "k8s", component);
+    const k = parseManifests(await Deno.readTextFile(join(dir, "kustomization.yaml")), component).docs[0]!
+      .value as Obj;
+    for (const file of (k.resources ?? []) as string[]) {
+      for (const d of parseManifests(await Deno.readTextFile(join(dir, file)), file).docs) {
+        if (!isObj(d.value) || clusterScoped.has(String(d.value.kind))) continue;
+        if ((d.value.metadata as Obj).namespace !== "fsm-px") {
+          outside.push(`k8s/${component}/${file} ${key(d.value)}`);
+        }
+      }
+    }
+  }
+  deepEqual(outside, []);
 });
 
 const hasKubectl =
@@ -179,6 +164,15 @@ async function kustomize(components: string[]): Promise<{ text: string; docs: Ob
     const text = new TextDecoder().decode(out.stdout);
     const parsed = parseManifests(text, "kubectl kustomize").docs;
     deepEqual(parsed.flatMap(validateManifest).map(formatProblem), []);
+    // A Component's own resources get no namespace from the base's kustomization: each must name fsm-px itself.
+    const clusterScoped = new Set(["Namespace", "ClusterRole", "ClusterRoleBinding"]);
+    deepEqual(
+      parsed.map((d) => d.value).filter(isObj).filter((d) =>
+        !clusterScoped.has(String(d.kind)) && (d.metadata as Obj).namespace !== "fsm-px"
+      ).map(key),
+      [],
+      "namespaced objects outside fsm-px",
+    );
     return { text, docs: parsed.map((d) => d.value).filter(isObj) };
   } finally {
     await Deno.remove(dir, { recursive: true });
