@@ -14,6 +14,7 @@ import { packetTapsFromConfig } from "../cli/packet_taps.ts";
 import { bpfFilter } from "../packets/taps.ts";
 import { formatProblem, parseManifests, validateManifest } from "./support/k8s_validate.ts";
 import { isObj, key, type Obj, renderComponent } from "./support/k8s_component.ts";
+import { allowsAddress } from "./support/network_policy.ts";
 import { gatedTest } from "./support/tools.ts";
 import { LiveCapture } from "../packets/live_capture.ts";
 
@@ -51,6 +52,28 @@ Deno.test("k8s/packet-capture: host network, root with CAP_NET_RAW and CAP_SETGI
   deepEqual(role.rules, [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] }]);
   const binding = objs.get("ClusterRoleBinding/fsm-px-pod-reader") as Obj;
   deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: "fsm-px-sensor", namespace: "fsm-px" }]);
+});
+
+Deno.test("k8s/packet-capture: NATS lets the host-network sensors in, which reach it from their nodes' addresses", async () => {
+  const objs = await rendered();
+  const { base } = await renderComponent(ROOT, OVERLAY);
+  const sts = objs.get("StatefulSet/nats") as Obj;
+  const natsLabels = ((((sts.spec as Obj).template as Obj).metadata as Obj).labels) as Obj;
+  const policies = (m: Map<string, Obj>) => [...m.values()].filter((o) => o.kind === "NetworkPolicy");
+  // A host-network pod's connections come from its node's address, which the NATS policy's podSelector for the
+  // sensors does not match (NetworkPolicy's usual implementation for host-network pods).
+  for (const node of ["10.0.0.10", "172.16.3.4", "192.168.1.10", "100.64.0.7"]) {
+    ok(
+      allowsAddress(policies(objs), "Ingress", natsLabels, node, 4222),
+      `a sensor on node ${node} reaches NATS`,
+    );
+    ok(!allowsAddress(policies(objs), "Ingress", natsLabels, node, 6222), `node ${node} is no NATS route`);
+    ok(
+      !allowsAddress(policies(base), "Ingress", natsLabels, node, 4222),
+      "the base keeps NATS to its sensors' pods",
+    );
+  }
+  ok(!allowsAddress(policies(objs), "Ingress", natsLabels, "203.0.113.9", 4222), "nor from the internet");
 });
 
 Deno.test("k8s/packet-capture: its config captures on the node, with pod metadata, and the image has tcpdump", async () => {
