@@ -255,7 +255,24 @@ export class PodWatch {
   }
 
   async #watch(): Promise<void> {
-    const res = await fetch(this.#url(true), await this.#init());
+    // The server ends a watch at timeoutSeconds. One still open well past that is a dead connection (a NAT or load
+    // balancer that dropped it without a reset): the read would wait for ever and every later event be lost, so it
+    // is abandoned and resumed from the last resourceVersion.
+    const timeoutS = this.#opts.watchTimeoutSeconds ?? 300;
+    const overdue = new AbortController();
+    const timer = setTimeout(() => overdue.abort(), (timeoutS + Math.min(30, timeoutS)) * 1000);
+    try {
+      await this.#watchUntil(AbortSignal.any([this.#abort.signal, overdue.signal]));
+    } catch (e) {
+      if (!overdue.signal.aborted || this.#abort.signal.aborted) throw e;
+      log.warn("pod watch open past its timeout without ending; resuming", { timeout_s: timeoutS });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #watchUntil(signal: AbortSignal): Promise<void> {
+    const res = await fetch(this.#url(true), { ...await this.#init(), signal });
     if (res.status === 410) {
       this.stats.expired++;
       this.#resourceVersion = "";

@@ -158,3 +158,33 @@ Deno.test("PodWatch reads the rotated ServiceAccount token from its file, as the
   }
   assert.ok(!lines.some((l) => l.includes("second-token-value")), "the new token is a secret too");
 });
+
+Deno.test("PodWatch abandons a watch that stays open and silent past its timeout, and resumes it", async () => {
+  const api = new FakeApi();
+  api.put("ADDED", pod("a", "10.1.0.1"));
+  const w = new PodWatch({
+    api: { baseUrl: api.url, token: "sekrit" },
+    node: "node-a",
+    maxBackoffMs: 50,
+    watchTimeoutSeconds: 1,
+  });
+  const prev = setLogSink(() => {});
+  try {
+    api.blackholeWatches = true;
+    await w.start();
+    await until(() => api.requests.some((q) => q.includes("watch=1")), "the first watch");
+    // The connection is dead: this event never reaches the open watch.
+    api.put("ADDED", pod("b", "10.1.0.2"));
+    api.blackholeWatches = false;
+    // A liveness bound (the watch is overdue after 2 s), not a timing assertion.
+    for (let i = 0; i < 100 && w.resolve("10.1.0.2", 1) === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    equal(w.resolve("10.1.0.2", 1), "voice/b", "the event, from the resumed watch");
+    equal(w.stats.lists, 1, "resumed from its resourceVersion, no re-list");
+  } finally {
+    setLogSink(prev);
+    await w.stop();
+    await api.close();
+  }
+});

@@ -25,6 +25,8 @@ export class FakeKubeApi {
   server: Deno.HttpServer;
   /** Send 410 as an in-stream ERROR event instead of an HTTP status. */
   goneInStream = false;
+  /** Watches opened now send nothing and never end (a connection dropped on the way without a reset). */
+  blackholeWatches = false;
   /** Answer every watch (not the list) with this HTTP status, as an API server or proxy in trouble does. */
   watchStatus: number | undefined;
 
@@ -74,6 +76,7 @@ export class FakeKubeApi {
       });
       return new Response(body + "\n");
     }
+    if (this.blackholeWatches) return new Response(new ReadableStream<Uint8Array>());
     let ctl!: ReadableStreamDefaultController<Uint8Array>;
     const stream = new ReadableStream<Uint8Array>({
       start: (c) => {
