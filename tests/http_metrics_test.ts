@@ -165,3 +165,14 @@ Deno.test("/healthz and /readyz report 200 or 503 with a reason", async () => {
     await nf.body?.cancel();
   }, false);
 });
+
+Deno.test("metrics: every metric a sensor registers is in the README's Metrics section", async () => {
+  // Metric names are a contract users build dashboards on: one missing from the table is one they cannot find
+  // (fsmpx_signatures_lookback_short_total was).
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const section = readme.slice(readme.indexOf("\n## Metrics\n"), readme.indexOf("\n## Reliability\n"));
+  assert(section.length > 100, "README has a Metrics section before Reliability");
+  const names = (await new FsmMetrics().registry.getMetricsAsJSON()).map((m) => m.name);
+  assert(names.length > 20, `${names.length} metrics registered`);
+  assertEquals(names.filter((n) => !section.includes(`\`${n}\``)).join(", "), "");
+});
