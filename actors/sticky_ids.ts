@@ -60,6 +60,19 @@ export class StickyIds {
     return e;
   }
 
+  /**
+   * Ids of a stream not followed yet (a text message of metadata before its first audio): an entry the stream
+   * claims when it opens, over any it holds already; one that no stream claims ends like an earlier intake's.
+   */
+  note(query: string, stream: string, ids: Record<string, string>): void {
+    const old = this.#byQuery.get(query)?.get(stream);
+    if (old !== undefined) {
+      old.ids = { ...old.ids, ...ids };
+      return;
+    }
+    this.#orphans.set(this.put(query, stream, ids), undefined);
+  }
+
   /** The stream ended: its ids go with it. */
   end(e: StickyEntry): void {
     this.#orphans.delete(e);

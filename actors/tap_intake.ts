@@ -181,8 +181,16 @@ interface TapState<R extends TapRule> {
   groups: Map<string, number>;
 }
 
-/** Why a row is not routed to a stream (grouped batches: counted when its turn comes). */
-const ROUTED = 0, UNKNOWN_STAGE = 1, MISSING_PAYLOAD = 2, NOT_AUDIO = 3;
+/**
+ * Why a row is not routed to a stream (grouped batches: counted when its turn comes); TEXT_IDS: a text message on
+ * a binary-audio tap with id patterns, counted as not audio but read for ids, in its stream's group.
+ */
+const ROUTED = 0, UNKNOWN_STAGE = 1, MISSING_PAYLOAD = 2, NOT_AUDIO = 3, TEXT_IDS = 4;
+
+/** Whether a tap reads context ids (a source tap with `metadata_extraction.id_patterns`). */
+function readsIds(tap: Tap): boolean {
+  return tap.idPatterns !== undefined && tap.idPatterns.length > 0;
+}
 
 /**
  * A batch as a live node takes it ({@link TapIntakeOptions.groupStreams}): its rows keyed, and the order they are
@@ -332,10 +340,11 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
         const rule = state.tap.rule;
         const payload = cellBytes(row, payloadColumn(rule));
         if (payload === undefined) b.why[i] = MISSING_PAYLOAD;
-        else if (textOnBinaryTap(rule, row)) b.why[i] = NOT_AUDIO;
+        else if (textOnBinaryTap(rule, row) && !readsIds(state.tap)) b.why[i] = NOT_AUDIO;
         else {
           const env = new PayloadEnvelope(payload);
           const stream = state.keyer.keyOf(row.columns, env);
+          if (textOnBinaryTap(rule, row)) b.why[i] = TEXT_IDS;
           b.payloads[i] = payload;
           b.envs[i] = env;
           b.streams[i] = stream;
@@ -403,6 +412,9 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
       case MISSING_PAYLOAD:
         state!.reporter.count("missing_payload_column");
         return undefined;
+      case TEXT_IDS:
+        this.#textIds(state!, b.streams[i]!, b.envs[i]!);
+        return undefined;
       default:
         state!.reporter.count("not_audio");
         return undefined;
@@ -424,12 +436,31 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
       return undefined;
     }
     if (textOnBinaryTap(rule, row)) {
-      reporter.count("not_audio");
+      if (readsIds(tap)) {
+        const env = new PayloadEnvelope(payload);
+        this.#textIds(state, keyer.keyOf(row.columns, env), env);
+      } else reporter.count("not_audio");
       return undefined;
     }
     // One envelope per message: the stream key, the ids and the decoder share its parsed views.
     const env = new PayloadEnvelope(payload);
     return this.#routeTo(row, state, keyer.keyOf(row.columns, env), env, payload);
+  }
+
+  /**
+   * A text message on a binary-audio tap that reads ids: not audio (counted so), but where such a connection says
+   * which call it carries (a Vonage-style first message of metadata before binary audio), its ids stick to the
+   * stream for the audio that follows, whether the stream is followed yet or not.
+   */
+  #textIds(state: TapState<R>, stream: string, env: PayloadEnvelope): void {
+    const tap = state.tap;
+    state.reporter.count("not_audio");
+    if (tap.rule.exclude_source_streams && this.#sourceStreams.get(tap.measurement)?.has(stream)) return;
+    const fresh = extractIds(env, tap.idPatterns!);
+    if (Object.keys(fresh).length === 0) return;
+    const s = this.#streams.get(state, stream);
+    if (s !== undefined) this.#stickIds(s, fresh);
+    else this.#sticky.note(tap.query, stream, fresh);
   }
 
   /** {@link #route} once the row's tap and stream are known. */
@@ -525,9 +556,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
       reporter,
       recent: new RecentRows(),
       // A stream of this tap followed before the owner's restart: the ids it sent then are still in force.
-      sticky: tap.idPatterns !== undefined && tap.idPatterns.length > 0
-        ? this.#sticky.claim(tap.query, stream)
-        : undefined,
+      sticky: readsIds(tap) ? this.#sticky.claim(tap.query, stream) : undefined,
     };
   };
 

@@ -605,3 +605,79 @@ Deno.test("tap intake, grouped: the same rows skipped and counted, the same reco
   deepEqual(errorsOf(grouped.deltas, "source"), errorsOf(inOrder.deltas, "source"));
   deepEqual(errorsOf(grouped.deltas, "source").missing_payload_column, 1);
 });
+
+Deno.test("tap intake: ids in a text message of a binary-audio source connection stick to the audio that follows", async () => {
+  // A Vonage-style connection says which call it carries in a first text message, then sends binary audio: the
+  // text message is not audio, but its ids are the call's (they used to be dropped with it).
+  const config: Config = parseConfigText(
+    `
+measurements:
+  - name: ws_call
+    signature_rules:
+      packets: { protocol: websocket, port: 28080 }
+      audio: { envelope: raw, encoding: binary, codec: pcm16le, sample_rate: 16000 }
+    match_rules:
+      - stage: asr
+        packets: { protocol: websocket, port: 28090 }
+    metadata_extraction:
+      id_patterns:
+        - pattern: '"callSid":"(CA[0-9a-f]+)"'
+          id_type: call_sid
+`,
+    "vonage.yaml",
+    {},
+  ).config;
+  const row = (at: number, stream: string, text?: string): Row => ({
+    query: "ws_call/source",
+    node: "node-ws",
+    time: T0 + sec(at),
+    columns: {
+      time_: T0 + sec(at),
+      pod: "10.0.0.9:28080",
+      payload: text === undefined ? new Uint8Array(640) : utf8.encode(text),
+      stream,
+      ws_text: text !== undefined,
+    },
+  });
+  const A = "tcp 10.0.0.8:41000>10.0.0.9:28080", B = "tcp 10.0.0.8:41002>10.0.0.9:28080";
+  for (const groupStreams of [false, true]) {
+    const h = harness([sourceTap(config.measurements[0]!)], { groupStreams });
+    await pushAll(h.intake, [
+      row(0, A, '{"event":"websocket:connected","callSid":"CA01"}'),
+      row(0.02, A),
+      row(0.03, B), // another connection: not A's ids
+      row(0.04, A, '{"event":"mark"}'), // a text message without ids changes nothing
+      row(0.06, A),
+      row(0.07, B, '{"event":"update","callSid":"CA02"}'), // B learns its ids after its first audio
+      row(0.08, B),
+    ]);
+    await h.intake.finish();
+    deepEqual(
+      h.pipe("source", A)[0]!.ids,
+      [{ call_sid: "CA01" }, { call_sid: "CA01" }],
+      `grouped: ${groupStreams}`,
+    );
+    deepEqual(h.pipe("source", B)[0]!.ids, [{}, { call_sid: "CA02" }], `grouped: ${groupStreams}`);
+    equal(h.pipe("source", A)[0]!.msgs.length, 2, "text messages are not decoded");
+    deepEqual(errorsOf(h.deltas, "source"), { not_audio: 3, decoded_nothing: 4 });
+  }
+});
+
+Deno.test("tap intake: ids of a text message whose connection never sends audio end like any unclaimed ids", () => {
+  const store = new StickyIds();
+  store.note("m/source", "A", { call_sid: "CA01" });
+  store.note("m/source", "A", { leg: "1" });
+  equal(store.size, 1);
+  store.sweep(T0, sec(60));
+  store.sweep(T0 + sec(59), sec(60));
+  equal(store.size, 1, "kept while the stream may still open");
+  deepEqual(store.claim("m/source", "A")?.ids, { call_sid: "CA01", leg: "1" });
+  store.note("m/source", "B", { call_sid: "CA02" });
+  store.sweep(T0 + sec(60), sec(60));
+  store.sweep(T0 + sec(121), sec(60));
+  equal(
+    store.size,
+    1,
+    "B's ids ended a stream's idle time after the sweep that found them; A's stream holds its own",
+  );
+});
