@@ -27,8 +27,11 @@ export const NAME_PATTERN = /^[a-z][a-z0-9_]*$/;
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const STREAM_KEY_ITEM = /^(?:[A-Za-z_][A-Za-z0-9_]*|\$(?:\.[^.\s]+)+)$/;
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
+// nats:// and tls:// only: the NATS client fsm-px uses (transport-node) refuses ws:// and wss:// servers at connect
+// ("node client doesn't support websockets"), so such a URL is a config error here rather than a start-up failure.
 const NATS_SERVER =
-  /^(?:(?:nats|tls|ws|wss):\/\/)?(?:[^@\s/]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::\d{1,5})?$/;
+  /^(?:(?:nats|tls):\/\/)?(?:[^@\s/]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::\d{1,5})?$/;
+const WEBSOCKET_SERVER = /^wss?:\/\//i;
 
 function expected(text: string): { error: string } {
   return { error: `expected ${text}` };
@@ -318,10 +321,19 @@ const natsSchema = z
   .strictObject({
     url: z
       .string()
-      .refine(
-        (s) => s === "" || s.split(",").every((u) => NATS_SERVER.test(u.trim())),
-        expected("nats://host:port (several separated by commas), or empty"),
-      )
+      .superRefine((s, ctx) => {
+        if (s === "" || s.split(",").every((u) => NATS_SERVER.test(u.trim()))) return;
+        const websocket = s.split(",").some((u) => WEBSOCKET_SERVER.test(u.trim()));
+        ctx.addIssue({
+          code: "custom",
+          message: "expected nats://host:port (several separated by commas), or empty",
+          params: websocket
+            ? {
+              hint: "NATS over WebSocket is not supported: use the server's client port, nats:// or tls://",
+            }
+            : {},
+        });
+      })
       .default("")
       .describe("Empty: in-process bus, single node."),
     stream: z.string().regex(/^[A-Za-z0-9_-]+$/, expected("a stream name (letters, digits, _ and -)"))

@@ -1,0 +1,46 @@
+/**
+ * Review 27 of config/: settings the loader accepted that then failed or misbehaved at run time, and errors that
+ * showed what they should hide.
+ */
+import { equal, match, ok } from "node:assert/strict";
+import { parseConfigText } from "../config/load.ts";
+import { ConfigError } from "../config/errors.ts";
+
+const BASE = [
+  "node: n1",
+  "measurements:",
+  "  - name: m",
+  "    signature_rules:",
+  "      stream_filter: |",
+  "        df = px.DataFrame(table='http_events', start_time='-30s')",
+  "",
+].join("\n");
+
+function errorOf(text: string, env: Record<string, string> = {}): ConfigError {
+  try {
+    parseConfigText(text, "c.yaml", env);
+  } catch (e) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
+  throw new Error("the config loaded");
+}
+
+Deno.test("nats.url over WebSocket (ws://, wss://) is a config error at its position, not a start-up failure", () => {
+  // The NATS client (transport-node) refuses WebSocket servers when it connects: `run` and `replay` exited 1 with
+  // "node client doesn't support websockets, use the 'wsconnect' function instead".
+  for (const url of ["ws://nats:8080", "nats://a:4222,wss://b:443"]) {
+    const e = errorOf(BASE + `nats:\n  url: "${url}"\n`);
+    equal(e.issues.length, 1, e.format());
+    match(
+      e.format(),
+      /^c\.yaml:8:8: nats\.url: expected nats:\/\/host:port .*\(NATS over WebSocket is not supported/,
+    );
+  }
+  // A password in such a URL stays hidden.
+  const secret = errorOf(BASE + "nats:\n  url: ${NATS_URL}\n", { NATS_URL: "wss://u:Secr3tPw@nats:443" });
+  ok(!secret.format().includes("Secr3tPw"), secret.format());
+  // nats:// and tls:// still load.
+  const loaded = parseConfigText(BASE + 'nats:\n  url: "nats://a:4222, tls://b:4222"\n', "c.yaml", {});
+  equal(loaded.config.nats.url, "nats://a:4222, tls://b:4222");
+});
