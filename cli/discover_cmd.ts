@@ -19,6 +19,7 @@ import { guessPayloadFormat, type PayloadGuess, type PayloadSample } from "../au
 import type { AudioFormat } from "../audio/types.ts";
 import type { ComposedQueryInput } from "../pixie/pxl.ts";
 import { audioDiff } from "../report/diagnosis.ts";
+import { setLongTimeout } from "../util/long_timeout.ts";
 import { logger } from "../util/log.ts";
 import { groupDigits } from "../util/group_digits.ts";
 
@@ -461,7 +462,7 @@ async function* liveRows(
   const { PixieQueryStream } = await import("../pixie/stream.ts");
   const { client, clusterId } = await connectPixie(config);
   const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(), durationMs);
+  const cancelTimer = setLongTimeout(() => ac.abort(), durationMs);
   const stop = () => ac.abort();
   Deno.addSignalListener("SIGINT", stop);
   // Rows of all tables meet in one queue; each table's reader pushes, the generator drains.
@@ -509,7 +510,7 @@ async function* liveRows(
     await all;
     while (queue.length > 0) yield queue.shift()!;
   } finally {
-    clearTimeout(timer);
+    cancelTimer();
     Deno.removeSignalListener("SIGINT", stop);
     ac.abort();
     client.close();

@@ -20,6 +20,7 @@ import { connectPixie, queriesFromConfig } from "./pixie_queries.ts";
 import { PixieRowSource } from "../pixie/live_source.ts";
 import type { ComposedQueryInput } from "../pixie/pxl.ts";
 import { checkStreamFilter } from "../pixie/pxl_check.ts";
+import { setLongTimeout } from "../util/long_timeout.ts";
 import { logger, redact, setLogSink } from "../util/log.ts";
 
 const log = logger("record");
@@ -184,7 +185,7 @@ export async function recordCommand(args: ParsedArgs): Promise<number> {
   const writer = await CaptureWriter.create(out, config.node);
   const ac = new AbortController();
   const stop = () => ac.abort();
-  const timer = setTimeout(stop, durationMs);
+  const cancelTimer = setLongTimeout(stop, durationMs);
   const unlisten = onStopSignals(stop);
   const perQuery = new Map<string, number>();
   const trace: StreamTrace = { drops: 0, skipped: {} };
@@ -216,7 +217,7 @@ export async function recordCommand(args: ParsedArgs): Promise<number> {
     });
   } finally {
     setLogSink(previousSink);
-    clearTimeout(timer);
+    cancelTimer();
     unlisten();
     await writer.close();
     client.close();
@@ -247,7 +248,7 @@ async function recordPackets(
   const writer = await CaptureWriter.create(out, node);
   const ac = new AbortController();
   const stop = () => ac.abort();
-  const timer = setTimeout(stop, durationMs);
+  const cancelTimer = setLongTimeout(stop, durationMs);
   const unlisten = onStopSignals(stop);
   const perQuery = new Map<string, number>();
   let failure: string | undefined;
@@ -260,7 +261,7 @@ async function recordPackets(
       if (!ac.signal.aborted) failure = (e as Error).message;
     });
   } finally {
-    clearTimeout(timer);
+    cancelTimer();
     unlisten();
     await writer.close();
     await packets.stop();

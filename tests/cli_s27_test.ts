@@ -1,0 +1,56 @@
+/**
+ * Review 27 of cli/: command-line values that parsed but then did something else than asked.
+ */
+import { equal, match } from "node:assert/strict";
+import { sleep } from "./support/sensor_process.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+function closedPort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+Deno.test("record --duration longer than setTimeout's 24.8 days records until then (here: until Ctrl-C)", async () => {
+  // setTimeout turns a delay over 2^31 - 1 ms into 1 ms: `record --duration 30d` stopped at once, "0 rows in 30d".
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = `${dir}/c.yaml`;
+    await Deno.writeTextFile(
+      config,
+      `node: node-x\npixie:\n  direct_addr: 127.0.0.1:${closedPort()}\nmeasurements:\n  - name: calls\n` +
+        "    signature_rules:\n      stream_filter: |\n" +
+        "        df = px.DataFrame(table='http_events', start_time='-30s')\n" +
+        "        df = df[df.local_port == 8080]\n",
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-all",
+        MAIN,
+        "record",
+        "--config",
+        config,
+        "--out",
+        `${dir}/o.jsonl`,
+        "--duration",
+        "30d",
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    const ended = await Promise.race([child.status.then(() => true), sleep(3000).then(() => false)]);
+    if (!ended) child.kill("SIGINT");
+    const status = await child.status;
+    const text = await stderr;
+    equal(ended, false, `record ended before its duration:\n${text}`);
+    // Stopped by the signal, it reports as at the end of its duration.
+    equal(status.code, 1, text);
+    match(text, /record: 0 rows in 30d/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
