@@ -25,6 +25,8 @@ export interface InterpolationResult {
 
 const SECRET_VARIABLE = /KEY|PASSWORD|TOKEN|SECRET/i;
 const SECRET_PATHS = new Set(["pixie.api_key", "nats.password", "nats.token"]);
+/** URLs that may carry credentials (`user:pass@`): secret as a whole when they hold an `@`. */
+const URL_PATHS = new Set(["nats.url", "otlp.endpoint"]);
 const BODY = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s;
 const NUMBER = /^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$/;
 
@@ -187,8 +189,9 @@ function interpolateScalar(
   const key = formatKeyPath(path);
   if (SECRET_PATHS.has(key) && out !== "") secretFrom ??= "";
   // A password (`user:pass@`) or a token (`TOKEN@`) inside a server URL is as secret as nats.password; a server
-  // URL has no other `@`, and a password may hold `/` or `@` or come without a scheme.
-  if (key === "nats.url" && out.includes("@")) secretFrom ??= "";
+  // URL has no other `@`, and a password may hold `/` or `@` or come without a scheme. The OTLP endpoint's
+  // `user:pass@` (fetch sends it as basic auth) likewise.
+  if (URL_PATHS.has(key) && out.includes("@")) secretFrom ??= "";
   if (secretFrom !== undefined) {
     registerSecret(out);
     result.secrets.byPath.set(key, secretFrom);

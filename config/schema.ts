@@ -364,10 +364,16 @@ const natsSchema = z
 
 const otlpSchema = z.strictObject({
   endpoint: z.string()
-    .refine(
-      (s) => s === "" || /^https?:\/\/[^\s/]+(\/\S*)?$/.test(s),
-      expected("an http(s) URL such as http://tempo:4318, or empty"),
-    )
+    .superRefine((s, ctx) => {
+      // The exporter POSTs to `new URL(endpoint)`: one that matched the pattern but is no URL (a port over 65535,
+      // a password holding `/`) loaded, then failed every export with "Invalid URL: '<the URL, password and all>'".
+      if (s === "" || (/^https?:\/\/[^\s/]+(\/\S*)?$/.test(s) && URL.canParse(s))) return;
+      ctx.addIssue({
+        code: "custom",
+        message: "expected an http(s) URL such as http://tempo:4318, or empty",
+        params: s.includes("@") ? { hint: "in user:password@, write / @ : as %2F %40 %3A" } : {},
+      });
+    })
     .default("")
     .describe(
       "OTLP/HTTP receiver (Tempo, Jaeger, a collector) for each interval's journey as a trace. Empty: off.",

@@ -44,3 +44,29 @@ Deno.test("nats.url over WebSocket (ws://, wss://) is a config error at its posi
   const loaded = parseConfigText(BASE + 'nats:\n  url: "nats://a:4222, tls://b:4222"\n', "c.yaml", {});
   equal(loaded.config.nats.url, "nats://a:4222, tls://b:4222");
 });
+
+Deno.test("otlp.endpoint that is no URL is a config error, and a password in it is never shown", () => {
+  // Both loaded before; every export then failed with "Invalid URL: '<endpoint>/v1/traces'", logged with the
+  // password (a `/` in it ends the host part, so the exporter could not take it out).
+  for (const endpoint of ["https://tempo:Secr3t/Pw@tempo:4318", "http://tempo:99999"]) {
+    const e = errorOf(BASE + `otlp:\n  endpoint: "${endpoint}"\n`);
+    equal(e.issues.length, 1, e.format());
+    match(e.format(), /^c\.yaml:8:13: otlp\.endpoint: expected an http\(s\) URL such as http:\/\/tempo:4318/);
+    ok(!e.format().includes("Secr3t"), e.format());
+  }
+  match(
+    errorOf(BASE + 'otlp:\n  endpoint: "https://u:a/b@tempo:4318"\n').format(),
+    /write \/ @ : as %2F %40 %3A/,
+  );
+  // No scheme: an error as before, now without the password in it.
+  const bare = errorOf(BASE + "otlp:\n  endpoint: tempo-user:Secr3tPw@tempo:4318\n");
+  ok(!bare.format().includes("Secr3t"), bare.format());
+  match(bare.format(), /otlp\.endpoint: expected an http\(s\) URL .*found <secret>/);
+  // Percent-encoded, the same password loads.
+  const loaded = parseConfigText(
+    BASE + 'otlp:\n  endpoint: "https://tempo:Secr3t%2FPw@tempo:4318"\n',
+    "c.yaml",
+    {},
+  );
+  equal(loaded.config.otlp.endpoint, "https://tempo:Secr3t%2FPw@tempo:4318");
+});
