@@ -362,6 +362,45 @@ const natsSchema = z
     duplicate_window_ms: parseDuration(n.duplicate_window) ?? 0,
   }));
 
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * Headers fetch would refuse: it throws on every request ("Invalid header name", "Invalid header value: <the
+ * value>", "not a valid ByteString"), so each export failed and its log line quoted the value, a token often.
+ * The value is described, never shown.
+ */
+function headerProblems(headers: Record<string, string>, ctx: z.RefinementCtx): void {
+  for (const [name, value] of Object.entries(headers)) {
+    if (!HEADER_NAME.test(name)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [name],
+        message: "expected a header name (letters, digits and !#$%&'*+-.^_`|~)",
+        params: { found: JSON.stringify(name) },
+      });
+      continue;
+    }
+    // fetch trims spaces, tabs and line breaks at the ends (HTTP whitespace), then refuses NUL, CR, LF and
+    // anything past U+00FF inside.
+    const odd = [...value.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, "")].find((c) =>
+      c.codePointAt(0)! > 0xff || /[\0\r\n]/.test(c)
+    );
+    if (odd !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: [name],
+        message: "expected a header value on one line, of Latin-1 characters",
+        params: {
+          found: /[\0\r\n]/.test(odd)
+            ? "a value with a line break or NUL inside"
+            : `a value holding U+${odd.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`,
+        },
+      });
+    }
+  }
+}
+
 const otlpSchema = z.strictObject({
   endpoint: z.string()
     .superRefine((s, ctx) => {
@@ -378,7 +417,7 @@ const otlpSchema = z.strictObject({
     .describe(
       "OTLP/HTTP receiver (Tempo, Jaeger, a collector) for each interval's journey as a trace. Empty: off.",
     ),
-  headers: z.record(z.string(), z.string()).default({})
+  headers: z.record(z.string(), z.string()).superRefine(headerProblems).default({})
     .describe("Extra request headers, e.g. X-Scope-OrgID (put secrets in ${VAR})."),
   service_name: z.string().min(1, expected("a service name")).default("fsm-px"),
 });

@@ -70,3 +70,38 @@ Deno.test("otlp.endpoint that is no URL is a config error, and a password in it 
   );
   equal(loaded.config.otlp.endpoint, "https://tempo:Secr3t%2FPw@tempo:4318");
 });
+
+Deno.test("otlp.headers fetch would refuse are config errors that describe the value without showing it", () => {
+  // They loaded; every export then failed, logged with fetch's message, which quotes the value: a token often.
+  const e = errorOf(
+    BASE + "otlp:\n  endpoint: http://tempo:4318\n  headers:\n" +
+      '    "X Tenant": t1\n    Authorization: ${AUTH}\n    X-Scope-OrgID: "équipe-€"\n',
+    { AUTH: "Bearer Secr3t\nToken" },
+  );
+  const lines = e.format().split("\n");
+  equal(lines.length, 3, e.format());
+  match(lines[0]!, /^c\.yaml:10:17: otlp\.headers\["X Tenant"\]: expected a header name .*found "X Tenant"/);
+  match(
+    lines[1]!,
+    /^c\.yaml:11:20: otlp\.headers\.Authorization: expected a header value on one line, .*a line break/,
+  );
+  match(lines[2]!, /^c\.yaml:12:20: otlp\.headers\.X-Scope-OrgID: .*found a value holding U\+20AC/);
+  ok(!e.format().includes("Secr3t"), e.format());
+  // What the loader accepts, fetch accepts: the same values as Headers takes them, ends trimmed.
+  const values = ["Bearer ok\n", " t1 ", "équipe", "a\tb", "a\u0000b", "a\rb", "x\u2028", "\u2028x"];
+  for (const value of values) {
+    let fetchTakes = true;
+    try {
+      new Headers([["x-h", value]]);
+    } catch {
+      fetchTakes = false;
+    }
+    let loads = true;
+    try {
+      parseConfigText(BASE + "otlp:\n  headers:\n    X-H: ${V}\n", "c.yaml", { V: value });
+    } catch {
+      loads = false;
+    }
+    equal(loads, fetchTakes, JSON.stringify(value));
+  }
+});
