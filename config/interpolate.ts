@@ -14,6 +14,19 @@ import type { KeyPath } from "./schema_walk.ts";
 /** Reads one environment variable; undefined when unset (or not permitted). */
 export type EnvLookup = (name: string) => string | undefined;
 
+/**
+ * Whether the process may read a variable at all. The deno tasks run with `--ignore-env` and an `--allow-env`
+ * list, under which a variable outside the list reads as unset even when it is set.
+ */
+export type EnvReadable = (name: string) => boolean;
+
+/**
+ * The config variables the sensor's task (`deno task run`, the DaemonSet's) may read: its `--allow-env` in
+ * deno.json (tests/config_s27_test.ts holds the two together).
+ */
+export const RUN_TASK_VARIABLES = /^(?:NODE_NAME|HOSTNAME|(?:PIXIE|NATS|FSMPX)_\w*)$/;
+const RUN_TASK_NAMES = "NODE_NAME, HOSTNAME and PIXIE_*, NATS_*, FSMPX_* names";
+
 /** Decides whether the value at a path may be a number or a boolean (then `${N:-3}` yields 3, not "3"). */
 export type TypeProbe = (path: KeyPath, type: "number" | "boolean") => boolean;
 
@@ -36,8 +49,18 @@ export function interpolate(
   source: string,
   env: EnvLookup,
   probe: TypeProbe,
+  readable: EnvReadable = () => true,
 ): InterpolationResult {
   const result: InterpolationResult = { problems: [], secrets: emptySecretIndex() };
+  /** The found and hint of an unset variable: a variable this command may not read is named as such. */
+  const unset = (variable: string): { found: string; hint: string } =>
+    readable(variable) ? { found: "it unset", hint: `write \${${variable}:-} to make it optional` } : {
+      found: "it unreadable here (the --allow-env of this command's task in deno.json leaves it out)",
+      hint: RUN_TASK_VARIABLES.test(variable)
+        ? `deno task run reads it, this command does not: write \${${variable}:-} to make it optional`
+        : `deno task run reads ${RUN_TASK_NAMES}: rename it, e.g. FSMPX_${variable}, or write ` +
+          `\${${variable}:-} to make it optional`,
+    };
   const walk = (node: unknown, path: KeyPath): void => {
     if (isMap(node)) {
       for (const pair of node.items) {
@@ -47,7 +70,7 @@ export function interpolate(
     } else if (isSeq(node)) {
       node.items.forEach((item, i) => walk(item, [...path, i]));
     } else if (isScalar(node) && typeof node.value === "string") {
-      interpolateScalar(node, path, source, env, probe, result);
+      interpolateScalar(node, path, source, env, probe, result, unset);
     } else if (isScalar(node) && node.value !== null && SECRET_PATHS.has(formatKeyPath(path))) {
       // A secret written as a number (token: 12345) is still a secret.
       registerSecret(String(node.value));
@@ -65,6 +88,7 @@ function interpolateScalar(
   env: EnvLookup,
   probe: TypeProbe,
   result: InterpolationResult,
+  unset: (variable: string) => { found: string; hint: string },
 ): void {
   const text = node.value as string;
   const start = node.range?.[0] ?? 0;
@@ -149,8 +173,7 @@ function interpolateScalar(
         path,
         offset: offsetOf(m.raw),
         expected: `environment variable ${variable} to be set`,
-        found: "it unset",
-        hint: `write \${${variable}:-} to make it optional`,
+        ...unset(variable),
       });
       continue;
     }
@@ -174,8 +197,7 @@ function interpolateScalar(
           path,
           offset: at,
           expected: `environment variable ${resolved.unset} to be set (in the default of ${variable})`,
-          found: "it unset",
-          hint: `write \${${resolved.unset}:-} to make it optional`,
+          ...unset(resolved.unset),
         });
         continue;
       }

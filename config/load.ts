@@ -22,7 +22,7 @@ import { logger, registerSecret } from "../util/log.ts";
 import { crossFieldProblems, fillPayloadDefaults, streamFilterProblems } from "./checks.ts";
 import { DEFAULT_CONFIG_FILES } from "./defaults.ts";
 import { ConfigError, type ConfigIssue, formatIssue } from "./errors.ts";
-import { type EnvLookup, interpolate } from "./interpolate.ts";
+import { type EnvLookup, type EnvReadable, interpolate } from "./interpolate.ts";
 import { locate, valueOffsetMapper } from "./locate.ts";
 import { formatKeyPath, type Problem, valueAt } from "./problem.ts";
 import { type Config, configSchema } from "./schema.ts";
@@ -189,7 +189,13 @@ export function parseConfigText(text: string, fileName: string, env?: Env): Load
     }]);
   }
 
-  const interpolated = interpolate(doc, text, lookup, (p, t) => acceptsType(configSchema, p, t));
+  const interpolated = interpolate(
+    doc,
+    text,
+    lookup,
+    (p, t) => acceptsType(configSchema, p, t),
+    envReadable(env),
+  );
   const problems: Problem[] = [...interpolated.problems, ...longStrings(doc.contents)];
   // A huge string would be copied into every later step (2 GB RSS for a 50 MB one): stop here.
   if (problems.length > interpolated.problems.length) {
@@ -292,6 +298,18 @@ function envLookup(env: Env | undefined): EnvLookup {
     } catch {
       // Without --allow-env for this name the variable is treated as unset, as with --ignore-env.
       return undefined;
+    }
+  };
+}
+
+/** Given variables are all readable; the process's are those its permissions grant. */
+function envReadable(env: Env | undefined): EnvReadable {
+  if (env) return () => true;
+  return (name) => {
+    try {
+      return Deno.permissions.querySync({ name: "env", variable: name }).state === "granted";
+    } catch {
+      return true;
     }
   };
 }

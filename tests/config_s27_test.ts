@@ -3,8 +3,12 @@
  * showed what they should hide.
  */
 import { equal, match, ok } from "node:assert/strict";
+import { join } from "node:path";
 import { parseConfigText } from "../config/load.ts";
 import { ConfigError } from "../config/errors.ts";
+import { RUN_TASK_VARIABLES } from "../config/interpolate.ts";
+import { denoTasks, taskAllowsEnv } from "./support/deno_tasks.ts";
+import { ROOT } from "./support/sensor_process.ts";
 
 const BASE = [
   "node: n1",
@@ -103,5 +107,66 @@ Deno.test("otlp.headers fetch would refuse are config errors that describe the v
       loads = false;
     }
     equal(loads, fetchTakes, JSON.stringify(value));
+  }
+});
+
+/** The run task's `--allow-env` flag as deno.json writes it. */
+async function runTaskEnvFlag(): Promise<string> {
+  const flag = /--allow-env=\S+/.exec((await denoTasks()).run ?? "")?.[0];
+  ok(flag, "the run task names the variables it reads");
+  return flag;
+}
+
+Deno.test("a ${VAR} the task may not read is named as such, not as unset, with the names deno task run reads", async () => {
+  // Under --ignore-env and an --allow-env list (every deno task) a variable outside the list reads as unset: the
+  // error said "found it unset" of a variable that was set (the README's own ${TEMPO_TENANT} did this).
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = join(dir, "c.yaml");
+    await Deno.writeTextFile(
+      file,
+      BASE + 'otlp:\n  endpoint: http://tempo:4318\n  headers: { X-Scope-OrgID: "${TEMPO_TENANT}" }\n',
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--ignore-env",
+        await runTaskEnvFlag(),
+        "--allow-read",
+        ROOT + "/main.ts",
+        "check",
+        "-c",
+        file,
+      ],
+      env: { TEMPO_TENANT: "team-a" },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stderr);
+    equal(out.code, 2, text);
+    match(
+      text,
+      /c\.yaml:9:30: otlp\.headers\.X-Scope-OrgID: expected environment variable TEMPO_TENANT to be set, found it unreadable here .*rename it, e\.g\. FSMPX_TEMPO_TENANT/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("every ${VAR} the README and example-config suggest is one deno task run can read", async () => {
+  const run = (await denoTasks()).run ?? "";
+  for (const doc of ["README.md", "example-config.yaml"]) {
+    const text = await Deno.readTextFile(join(ROOT, doc));
+    const vars = [...text.matchAll(/(?<!\$)\$\{([A-Za-z_]\w*)(?::-[^}]*)?\}/g)].map((m) => m[1]!);
+    ok(vars.length > 0, doc);
+    // Placeholders of the syntax (${VAR}, ${NAME:-default}, ${A:-${B}}) name no variable.
+    const unreadable = vars.filter((v) => !taskAllowsEnv(run, v) && !/^(?:VAR|NAME|[A-Z])$/.test(v));
+    equal(unreadable.join(", "), "", `${doc}: variables deno task run cannot read: ${unreadable.join(", ")}`);
+  }
+  // The loader's list of what the run task reads is deno.json's.
+  for (
+    const v of ["NODE_NAME", "HOSTNAME", "PIXIE_API_KEY", "NATS_PASSWORD", "FSMPX_X", "TEMPO_TENANT", "HOME"]
+  ) {
+    equal(RUN_TASK_VARIABLES.test(v), taskAllowsEnv(run, v), v);
   }
 });
