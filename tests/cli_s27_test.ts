@@ -1,8 +1,10 @@
 /**
  * Review 27 of cli/: command-line values that parsed but then did something else than asked.
  */
-import { equal, match } from "node:assert/strict";
+import { equal, match, ok } from "node:assert/strict";
 import { sleep } from "./support/sensor_process.ts";
+import { denoTasks, taskAllowsEnv } from "./support/deno_tasks.ts";
+import { RUN_TASK_VARIABLES } from "../config/interpolate.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -52,5 +54,17 @@ Deno.test("record --duration longer than setTimeout's 24.8 days records until th
     match(text, /record: 0 rows in 30d/);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("deno task check reads every variable deno task run may put in the config", async () => {
+  // check ran without FSMPX_*: a config the sensor loads (${FSMPX_TEMPO_TENANT}, the README's) failed check as
+  // unreadable, and ${FSMPX_MEMORY_LIMIT_MIB:-0} was checked with its default instead of the value run uses.
+  const tasks = await denoTasks();
+  for (
+    const v of ["NODE_NAME", "HOSTNAME", "PIXIE_API_KEY", "NATS_URL", "FSMPX_TEMPO_TENANT", "FSMPX_LOG_LEVEL"]
+  ) {
+    ok(RUN_TASK_VARIABLES.test(v) && taskAllowsEnv(tasks.run ?? "", v), `run reads ${v}`);
+    ok(taskAllowsEnv(tasks.check ?? "", v), `check reads ${v} too`);
   }
 });
