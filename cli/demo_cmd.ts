@@ -4,8 +4,9 @@
  * the web UI (served during the replay and after it until Ctrl-C; `--exit` ends after the summary).
  * @module
  */
-import { EXIT_OK, optNumber, optString, type ParsedArgs, UsageError } from "./command.ts";
+import { EXIT_OK, optNumber, type ParsedArgs } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
+import { optListen } from "./listen_option.ts";
 import { decodeExamples, explainRun, readCaptures, runCaptures, stageOrder } from "./capture_run.ts";
 import { renderSummaryTable, summarize } from "../report/summary.ts";
 import { type HttpServer, parseListen, startHttpServer } from "../http/server.ts";
@@ -24,19 +25,14 @@ export const DEMO_PACKETS_DIR = new URL("../fixtures/demo_packets/", import.meta
 /** Runs `demo`. */
 export async function demoCommand(args: ParsedArgs): Promise<number> {
   const speed = optNumber(args, "speed", 1);
+  const listen = parseListen(optListen(args, "listen", "127.0.0.1:9464"));
+  const uiListen = optListen(args, "ui", DEFAULT_UI_LISTEN);
   const dir = args.values["packets"] === true ? DEMO_PACKETS_DIR : DEMO_DIR;
   const { config, file: configFile } = await loadCommandConfig(args, new URL("config.yaml", dir).pathname);
   const files: string[] = [];
   for await (const e of Deno.readDir(dir)) if (e.isFile && /\.(jsonl|pcap)$/.test(e.name)) files.push(e.name);
   files.sort();
   const caps = await readCaptures(files.map((f) => new URL(f, dir).pathname), config);
-  const listen = parseListen(optString(args, "listen") ?? "127.0.0.1:9464");
-  const uiListen = optString(args, "ui") ?? DEFAULT_UI_LISTEN;
-  try {
-    parseListen(uiListen);
-  } catch (e) {
-    throw new UsageError(`--ui: ${(e as Error).message}`);
-  }
   const exitAfter = args.values["exit"] === true;
   let first: bigint | undefined, last: bigint | undefined;
   for (const c of caps) {

@@ -3,13 +3,13 @@
  * JetStream (the history of a time window, then a live tail). Serves until Ctrl-C.
  * @module
  */
-import { EXIT_FAILURE, EXIT_OK, optString, type ParsedArgs, parseDurationMs, UsageError } from "./command.ts";
+import { EXIT_FAILURE, EXIT_OK, optString, type ParsedArgs, parseDurationMs } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
+import { optListen } from "./listen_option.ts";
 import { stageOrder } from "./capture_run.ts";
 import { loadRecordFiles, startUiServer } from "../http/ui_server.ts";
 import { RecordStore } from "../http/ui/store.ts";
 import { stagePaths } from "../report/hops.ts";
-import { parseListen } from "../http/server.ts";
 import { logger } from "../util/log.ts";
 import { REPEAT_WINDOW_MS } from "../actors/shutdown.ts";
 
@@ -49,12 +49,7 @@ export function untilSignal(): Promise<string> {
 
 /** Runs `ui`. */
 export async function uiCommand(args: ParsedArgs): Promise<number> {
-  const listen = optString(args, "listen") ?? DEFAULT_UI_LISTEN;
-  try {
-    parseListen(listen);
-  } catch (e) {
-    throw new UsageError(`--listen: ${(e as Error).message}`);
-  }
+  const listen = optListen(args, "listen", DEFAULT_UI_LISTEN);
   const windowMs = parseDurationMs(optString(args, "since") ?? "1h", "--since");
   const files = recordFiles(args);
   const loaded = await loadCommandConfig(args);

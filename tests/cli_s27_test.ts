@@ -2,7 +2,7 @@
  * Review 27 of cli/: command-line values that parsed but then did something else than asked.
  */
 import { equal, match, ok } from "node:assert/strict";
-import { sleep } from "./support/sensor_process.ts";
+import { ROOT, sleep } from "./support/sensor_process.ts";
 import { denoTasks, taskAllowsEnv } from "./support/deno_tasks.ts";
 import { RUN_TASK_VARIABLES } from "../config/interpolate.ts";
 
@@ -66,5 +66,35 @@ Deno.test("deno task check reads every variable deno task run may put in the con
   ) {
     ok(RUN_TASK_VARIABLES.test(v) && taskAllowsEnv(tasks.run ?? "", v), `run reads ${v}`);
     ok(taskAllowsEnv(tasks.check ?? "", v), `check reads ${v} too`);
+  }
+});
+
+Deno.test("demo --listen / --ui and ui --listen that are no HOST:PORT are usage errors (exit 2), before any work", async () => {
+  // demo read its config and captures first and then failed with exit 1 ("command failed"); a port past 65535
+  // passed the check and the server refused it, exit 1 too.
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/r.jsonl`, "");
+    for (
+      const [args, message] of [
+        [["demo", "--listen", "metrics", "--exit"], /--listen expects HOST:PORT .*got "metrics"/],
+        [["demo", "--ui", "127.0.0.1:99999", "--exit"], /--ui expects HOST:PORT .*got "127\.0\.0\.1:99999"/],
+        [
+          ["ui", "--config", `${ROOT}/example-config.yaml`, "--listen", "127.0.0.1:70000", `${dir}/r.jsonl`],
+          /--listen/,
+        ],
+      ] as const
+    ) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-all", MAIN, ...args],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stderr);
+      equal(out.code, 2, `${args.join(" ")}: ${text}`);
+      match(text, message);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
