@@ -99,7 +99,23 @@ export function crossFieldProblems(data: unknown): Problem[] {
     }
   }
   problems.push(...cloudAddrProblems(obj(root.pixie)));
+  problems.push(...podScopeProblems(obj(root.pixie)));
   return problems;
+}
+
+/**
+ * `pixie.scope: pods` with `pixie.direct_addr`: a standalone PEM has no pod metadata to scope by. The sensor refuses
+ * it at start (cli/sensor_sources.ts); here `check` and every command refuse it too, instead of passing it.
+ */
+function podScopeProblems(pixie: Record<string, unknown> | undefined): Problem[] {
+  const direct = pixie?.direct_addr;
+  if (pixie?.scope !== "pods" || typeof direct !== "string" || direct === "") return [];
+  return [{
+    path: ["pixie", "scope"],
+    expected: "node with pixie.direct_addr (a standalone PEM only sees its own node and has no pod metadata)",
+    found: "pods",
+    hint: "remove pixie.scope, or pixie.direct_addr to query through Pixie Cloud",
+  }];
 }
 
 /**

@@ -170,3 +170,12 @@ Deno.test("every ${VAR} the README and example-config suggest is one deno task r
     equal(RUN_TASK_VARIABLES.test(v), taskAllowsEnv(run, v), v);
   }
 });
+
+Deno.test("pixie.scope: pods with pixie.direct_addr is a config error at load (check said OK, run refused it)", () => {
+  const e = errorOf(BASE + "pixie:\n  direct_addr: 127.0.0.1:12345\n  scope: pods\n");
+  equal(e.issues.length, 1, e.format());
+  match(e.format(), /^c\.yaml:9:10: pixie\.scope: expected node with pixie\.direct_addr .*found pods/);
+  // Either alone loads.
+  parseConfigText(BASE + "pixie:\n  direct_addr: 127.0.0.1:12345\n", "c.yaml", {});
+  parseConfigText(BASE + "pixie:\n  scope: pods\n", "c.yaml", {});
+});

@@ -447,9 +447,8 @@ Deno.test("pixiePodScope: node scope needs nothing; pods needs a Kubernetes API 
       return true;
     });
     await Deno.writeTextFile(join(c.dir, "token"), TOKEN);
-    // A standalone PEM has no pods to scope on.
-    const direct = await podsConfig(c.dir, "node-a", "  direct_addr: 127.0.0.1:12345\n");
-    await rejects(pixiePodScope(direct, { env: c.env }), /pixie\.direct_addr/);
+    // A standalone PEM has no pods to scope on: a config error when the config loads.
+    await rejects(podsConfig(c.dir, "node-a", "  direct_addr: 127.0.0.1:12345\n"), /pixie\.direct_addr/);
     // With its API: the node's pods.
     const ok1 = (await pixiePodScope(config, { env: c.env }))!;
     deepStrictEqual(ok1.scope.pods, ["voice/a-0"]);
