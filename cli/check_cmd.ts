@@ -211,7 +211,14 @@ export async function checkCommand(args: ParsedArgs): Promise<number> {
   }
   const { config, file, warnings } = loaded;
   const node = optString(args, "node") ?? config.node;
-  const queries = queriesFromConfig(config, node);
+  // pixie.scope: pods scopes the sensor's queries to the node's pods (listed from the Kubernetes API when it starts)
+  // instead of the node: the script shows that filter, with placeholders for the pods check cannot list.
+  const podScoped = config.pixie.scope === "pods";
+  const queries = queriesFromConfig(config, node).map((q) =>
+    podScoped
+      ? { ...q, scope: { kind: "pods" as const, pods: [`<pod 1 on ${node}>`, `<pod 2 on ${node}>`] } }
+      : q
+  );
   const packetTaps = config.measurements.reduce(
     (a, m) =>
       a + (m.signature_rules.stream_filter === undefined ? 1 : 0) +
@@ -244,7 +251,10 @@ export async function checkCommand(args: ParsedArgs): Promise<number> {
       return EXIT_USAGE;
     }
     console.log(
-      `\nPxL the sensor on node ${node} runs (your filters as written; fsm-px rewrites nothing):\n`,
+      `\nPxL the sensor on node ${node} runs (your filters as written; fsm-px rewrites nothing):\n` +
+        (podScoped
+          ? "(pixie.scope pods: one df.ctx['pod'] condition per pod on the node, from the Kubernetes API)\n"
+          : ""),
     );
     console.log(script.trimEnd().split("\n").map((l) => `    ${l}`).join("\n"));
   }

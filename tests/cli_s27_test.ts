@@ -98,3 +98,29 @@ Deno.test("demo --listen / --ui and ui --listen that are no HOST:PORT are usage 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("check prints the pod-scoped script the sensor runs with pixie.scope: pods, not the node-scoped one", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/c.yaml`,
+      "node: node-a\npixie:\n  scope: pods\nmeasurements:\n  - name: m\n    signature_rules:\n" +
+        "      stream_filter: |\n        df = px.DataFrame(table='http_events', start_time='-30s')\n",
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", MAIN, "check", "--config", `${dir}/c.yaml`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    match(
+      text,
+      /df = df\[\(df\.ctx\['pod'\] == '<pod 1 on node-a>'\) or \(df\.ctx\['pod'\] == '<pod 2 on node-a>'\)\]/,
+    );
+    ok(!text.includes("df.ctx['node']"), text);
+    match(text, /pixie\.scope pods: one df\.ctx\['pod'\] condition per pod on the node/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
