@@ -125,7 +125,7 @@ export const COMMANDS: Command[] = [
     options: {
       since: { kind: "value", arg: "D", help: "from D ago (e.g. 1h, 30m)", default: "1h" },
       start: { kind: "value", arg: "TIME", help: "from an RFC 3339 time" },
-      until: { kind: "value", arg: "TIME", help: "up to an RFC 3339 time", default: "now" },
+      until: { kind: "value", arg: "TIME", help: "up to an RFC 3339 time, or now", default: "now" },
       measurement: { kind: "value", arg: "M", help: "only this measurement" },
       out: {
         kind: "value",

@@ -18,11 +18,15 @@ import { logger } from "../util/log.ts";
 
 const log = logger("replay");
 
-/** Parses an RFC 3339 time (or anything Date accepts that includes a date) into epoch ms. */
-export function parseTime(text: string, what: string): number {
+/**
+ * Parses an RFC 3339 time (or anything Date accepts that includes a date) into epoch ms; `now` is `nowMs` (the
+ * help shows `--until`'s default as "now", so the word is accepted as written).
+ */
+export function parseTime(text: string, what: string, nowMs: number = Date.now()): number {
+  if (text.trim().toLowerCase() === "now") return nowMs;
   const ms = Date.parse(text);
   if (!Number.isFinite(ms)) {
-    throw new UsageError(`${what} expects an RFC 3339 time like 2026-11-23T10:00:00Z, got "${text}"`);
+    throw new UsageError(`${what} expects an RFC 3339 time like 2026-11-23T10:00:00Z or now, got "${text}"`);
   }
   return ms;
 }
@@ -39,10 +43,10 @@ export async function replayCommand(args: ParsedArgs): Promise<number> {
   if (since !== undefined && start !== undefined) throw new UsageError("give --since or --start, not both");
   const now = Date.now();
   const startMs = start !== undefined
-    ? parseTime(start, "--start")
+    ? parseTime(start, "--start", now)
     : now - parseDurationMs(since ?? "1h", "--since");
   const untilText = optString(args, "until");
-  const untilMs = untilText !== undefined ? parseTime(untilText, "--until") : undefined;
+  const untilMs = untilText !== undefined ? parseTime(untilText, "--until", now) : undefined;
   if (untilMs !== undefined && untilMs < startMs) {
     throw new UsageError("--until is before the start of the range");
   }

@@ -1,7 +1,8 @@
 /**
  * Review 27 of cli/: command-line values that parsed but then did something else than asked.
  */
-import { equal, match, ok } from "node:assert/strict";
+import { equal, match, ok, throws } from "node:assert/strict";
+import { parseTime } from "../cli/replay_cmd.ts";
 import { ROOT, sleep } from "./support/sensor_process.ts";
 import { denoTasks, taskAllowsEnv } from "./support/deno_tasks.ts";
 import { RUN_TASK_VARIABLES } from "../config/interpolate.ts";
@@ -123,4 +124,16 @@ Deno.test("check prints the pod-scoped script the sensor runs with pixie.scope: 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("replay --until now: the word its help shows as the default is accepted", () => {
+  // The help reads "--until TIME ... (default: now)", and `--until now` was "--until expects an RFC 3339 time".
+  const before = Date.now();
+  const now = parseTime("now", "--until");
+  ok(now >= before && now <= Date.now(), String(now));
+  equal(parseTime("2026-11-23T10:00:00Z", "--until"), Date.UTC(2026, 10, 23, 10));
+  throws(
+    () => parseTime("yesterday", "--start"),
+    /--start expects an RFC 3339 time like .* or now, got "yesterday"/,
+  );
 });
