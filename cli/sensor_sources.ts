@@ -93,9 +93,13 @@ export async function packetSide(config: Config, metrics: FsmMetrics): Promise<P
         log.warn("no pod list from the Kubernetes API yet; capturing, pods are named once it answers", {});
       }
     } else if (p.pod_metadata === "kubernetes") {
-      throw new Error(
-        "packets.pod_metadata is kubernetes but this is not a pod with a ServiceAccount token " +
-          "(KUBERNETES_SERVICE_HOST unset or the token unreadable): see k8s/packet-capture/",
+      // A config error (exit 2) at the setting, as pixie.scope: pods without an API is (pixiePodScope).
+      throw configIssue(
+        config,
+        ["packets", "pod_metadata"],
+        "a sensor in a pod with its ServiceAccount token and get/list/watch on pods (k8s/packet-capture/)",
+        "kubernetes, but there is no Kubernetes API here (KUBERNETES_SERVICE_HOST unset or the token unreadable)",
+        "apply the k8s/packet-capture/ component, or set packets.pod_metadata: auto or off",
       );
     }
   }

@@ -137,3 +137,31 @@ Deno.test("replay --until now: the word its help shows as the default is accepte
     /--start expects an RFC 3339 time like .* or now, got "yesterday"/,
   );
 });
+
+Deno.test("run: packets.pod_metadata kubernetes without a Kubernetes API is a config error at the setting (exit 2)", async () => {
+  // It was a plain error: exit 1, "command failed", no file:line:col (pixie.scope: pods, the same case, was exit 2).
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/c.yaml`,
+      "node: node-a\nmetrics: { listen: 127.0.0.1:0 }\npackets:\n  interface: lo\n  pod_metadata: kubernetes\n" +
+        "measurements:\n  - name: m\n    signature_rules:\n      packets: { protocol: rtp, port: 40000 }\n",
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", MAIN, "run", "--config", `${dir}/c.yaml`],
+      clearEnv: true,
+      env: { PATH: Deno.env.get("PATH") ?? "", FSMPX_SERVICE_ACCOUNT_DIR: `${dir}/none` },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stderr);
+    equal(out.code, 2, text);
+    match(
+      text,
+      /c\.yaml:5:17: packets\.pod_metadata: expected a sensor in a pod with its ServiceAccount token/,
+    );
+    match(text, /apply the k8s\/packet-capture\/ component, or set packets\.pod_metadata: auto or off/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
