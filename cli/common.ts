@@ -3,7 +3,7 @@
  * @module
  */
 import { loadConfig, type LoadedConfig } from "../config/load.ts";
-import { optString, type ParsedArgs } from "./command.ts";
+import { optString, type ParsedArgs, UsageError } from "./command.ts";
 import { isLogLevel, type LogLevel, setLogLevel } from "../util/log.ts";
 
 /**
@@ -11,7 +11,11 @@ import { isLogLevel, type LogLevel, setLogLevel } from "../util/log.ts";
  * config's `log_level`.
  */
 export async function loadCommandConfig(args: ParsedArgs, fallback?: string): Promise<LoadedConfig> {
-  const loaded = await loadConfig(optString(args, "config") ?? fallback);
+  const given = optString(args, "config");
+  // `--config "$CFG"` with CFG unset: the loader reads an empty path as none given and loaded config.yaml or
+  // example-config.yaml instead, a different setup with no word said.
+  if (given !== undefined && given.trim() === "") throw new UsageError("--config FILE: the FILE is empty");
+  const loaded = await loadConfig(given ?? fallback);
   if (optString(args, "log-level") === undefined) {
     const env = envLogLevel();
     setLogLevel(env ?? loaded.config.log_level);

@@ -165,3 +165,16 @@ Deno.test("run: packets.pod_metadata kubernetes without a Kubernetes API is a co
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("--config with an empty FILE is a usage error, not example-config.yaml loaded in its place", async () => {
+  // `--config "$CFG"` with CFG unset: check said "config example-config.yaml: OK", run would run that config.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, "check", "--config", ""],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stderr);
+  equal(out.code, 2, text + new TextDecoder().decode(out.stdout));
+  match(text, /fsm-px check: --config FILE: the FILE is empty/);
+});
