@@ -6,7 +6,7 @@
  */
 
 import { z } from "zod";
-import { configSchema } from "./schema.ts";
+import { CODEC_ALIASES, CODEC_SCHEMA, configSchema } from "./schema.ts";
 
 /** A JSON Schema document (draft 2020-12). */
 export type JsonSchema = Record<string, unknown>;
@@ -24,6 +24,14 @@ export function configJsonSchema(): JsonSchema {
     io: "input",
     unrepresentable: "any",
     target: "draft-2020-12",
+    override: (ctx) => {
+      // The loader takes a codec in any case and by its telephony names (PCMU, g711a): the plain enum of
+      // canonical names made editors flag such configs as wrong.
+      if (ctx.zodSchema === CODEC_SCHEMA) {
+        delete ctx.jsonSchema.enum;
+        ctx.jsonSchema.pattern = anyCasePattern([...CODEC_SCHEMA.options, ...Object.keys(CODEC_ALIASES)]);
+      }
+    },
   });
   const out = allowInterpolation(schema) as JsonSchema;
   return {
@@ -33,6 +41,17 @@ export function configJsonSchema(): JsonSchema {
     ...out,
     $defs: { ...(out.$defs as JsonSchema | undefined), interpolation: INTERPOLATION },
   };
+}
+
+/** A pattern matching exactly `words`, in any case (JSON Schema patterns take no flags). */
+function anyCasePattern(words: readonly string[]): string {
+  const anyCase = (w: string) =>
+    [...w].map((c) =>
+      c.toLowerCase() !== c.toUpperCase()
+        ? `[${c.toLowerCase()}${c.toUpperCase()}]`
+        : c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+    ).join("");
+  return `^(?:${words.map(anyCase).join("|")})$`;
 }
 
 /** Writes {@link configJsonSchema} as pretty JSON to `path` (for `deno task schema`). */

@@ -143,6 +143,9 @@ export const CODEC_ALIASES: Readonly<Record<string, string>> = {
   "g711-alaw": "alaw",
 };
 
+/** The codecs a payload may hold, as the engine names them. */
+export const CODEC_SCHEMA = z.enum(["mulaw", "alaw", "pcm16le", "pcm16be", "float32le"]);
+
 function codecAlias(v: unknown): unknown {
   if (typeof v !== "string") return v;
   const lower = v.toLowerCase();
@@ -156,10 +159,7 @@ const audioSchema = z
       "json: dotted path to the audio field (default media.payload); regex: a pattern with one group; raw: unused.",
     ),
     encoding: z.enum(["base64", "hex", "binary"]).default(DEFAULT_AUDIO.encoding),
-    codec: z.preprocess(
-      codecAlias,
-      z.enum(["mulaw", "alaw", "pcm16le", "pcm16be", "float32le"]),
-    ).default(DEFAULT_AUDIO.codec).describe(
+    codec: z.preprocess(codecAlias, CODEC_SCHEMA).default(DEFAULT_AUDIO.codec).describe(
       "mulaw (aliases pcmu, g711u), alaw (pcma, g711a), pcm16le, pcm16be or float32le; any case.",
     ),
     sample_rate: int(8000, 48000).default(DEFAULT_AUDIO.sample_rate),

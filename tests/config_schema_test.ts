@@ -1,6 +1,7 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { parse } from "yaml";
 import { configJsonSchema, type JsonSchema, writeConfigJsonSchema } from "../config/json_schema.ts";
+import { parseConfigText } from "../config/load.ts";
 
 const EXAMPLE = new URL("../example-config.yaml", import.meta.url);
 const FIXTURES = new URL("./fixtures_config/", import.meta.url);
@@ -169,6 +170,24 @@ Deno.test("JSON schema rejects what the loader rejects: unknown keys, wrong enum
     [],
   );
   ok(validate(schema, { ...base, nats: { replicas: "three" } }, schema).length > 0);
+});
+
+Deno.test("JSON schema takes the codec names the loader takes: any case, telephony aliases", () => {
+  // The schema listed mulaw|alaw|... only: editors flagged `codec: PCMU` or `codec: G711A`, which load.
+  const schema = configJsonSchema();
+  const withCodec = (codec: string) => ({
+    measurements: [{
+      name: "m",
+      signature_rules: { stream_filter: "df = px.DataFrame(table='http_events')", audio: { codec } },
+    }],
+  });
+  for (const codec of ["mulaw", "PCMU", "Mulaw", "g711u", "G711-ALAW", "pcma", "PCM16LE", "float32le"]) {
+    deepEqual(validate(schema, withCodec(codec), schema), [], codec);
+    parseConfigText(JSON.stringify({ node: "n", ...withCodec(codec) }), "c.yaml", {});
+  }
+  for (const codec of ["ulaw", "pcm16", "xmulaw", "mulaws"]) {
+    ok(validate(schema, withCodec(codec), schema).length > 0, codec);
+  }
 });
 
 Deno.test("example-config.yaml shows every option the schema knows", async () => {
