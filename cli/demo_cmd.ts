@@ -4,6 +4,7 @@
  * the web UI (served during the replay and after it until Ctrl-C; `--exit` ends after the summary).
  * @module
  */
+import { redact } from "../util/log.ts";
 import { EXIT_OK, optNumber, type ParsedArgs } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
 import { optListen } from "./listen_option.ts";
@@ -112,8 +113,11 @@ export async function demoCommand(args: ParsedArgs): Promise<number> {
       for (const m of addHops(result.matches, paths)) otlp.match(m);
       await otlp.close();
       const st = otlp.stats();
+      // The endpoint may carry user:password@ (registered as a secret when the config loaded).
       console.log(
-        `traces: ${st.sent} spans sent to ${config.otlp.endpoint} (${st.failed} failed, ${st.dropped} dropped)`,
+        redact(
+          `traces: ${st.sent} spans sent to ${config.otlp.endpoint} (${st.failed} failed, ${st.dropped} dropped)`,
+        ),
       );
     }
     if (!exitAfter && !ac.signal.aborted) {
