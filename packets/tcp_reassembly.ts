@@ -11,6 +11,12 @@
  *
  * Memory is bounded per direction (`maxBufferedBytesPerFlow`), in total (`maxBufferedBytesTotal`) and in flow count
  * (`maxFlows`, oldest evicted first after idle ones). Nothing here throws on bad input.
+ *
+ * Timeouts (hole, idle, linger) run on capture time as the reassembler saw it pass, not on the difference of two
+ * timestamps: at most {@link MAX_STEP_NS} passes between two sweeps (which run every second of it), and a step back
+ * passes none, so a step of the host's clock (NTP, a VM resumed) neither closes every direction as idle nor holds a
+ * hole for as long as the step. Live sources tick about once a second while no packet comes, so a quiet capture
+ * still ages its directions in full; a capture file quiet everywhere for longer counts that pause as 5 s.
  * @module
  */
 
@@ -78,7 +84,10 @@ interface Direction {
   /** Out-of-order segments, sorted by sequence distance from `next`. */
   ooo: Segment[];
   oooBytes: number;
-  /** Capture time since which the hole at `next` has been open. */
+  /**
+   * Capture time since which the hole at `next` has been open. This, `lastNs` and `staleSinceNs` are moved with
+   * the clock at its steps (see {@link MAX_STEP_NS}): they are compared with capture times only.
+   */
   holeSinceNs: bigint;
   /** FIN seen at this sequence number (-1: none yet). */
   finSeq: number;
@@ -97,6 +106,17 @@ const MAX_U32 = 0x1_0000_0000;
 const MAX_WINDOW = 1 << 30;
 /** Capture time between sweeps for idle directions and old holes while packets flow. */
 const SWEEP_NS = 1_000_000_000n;
+/**
+ * Most capture time that passes between two sweeps. More is a clock step (or a capture file quiet everywhere):
+ * counting it in full closed every direction as idle at a step of 120 s. Well above the ~1 s at which sweeps run
+ * while packets flow and live sources tick while none do, so a live capture's own time passes in full.
+ */
+export const MAX_STEP_NS = 5_000_000_000n;
+/**
+ * Capture time this far behind the last sweep is the clock stepped back: time stands there and counts on from it.
+ * Less is packets a little out of order (captured on several CPUs), read as they are.
+ */
+const BACK_STEP_NS = SWEEP_NS;
 
 /** Reassembles TCP directions from captured segments and feeds one sink per direction. */
 export class TcpReassembler {
@@ -108,7 +128,14 @@ export class TcpReassembler {
   private readonly holeNs: bigint;
   private readonly lingerNs: bigint;
   private totalBuffered = 0;
-  private lastSweepNs = -1n;
+  private lastSweepNs = 0n;
+  /**
+   * A packet at or after `nextSweepNs` sweeps; one before `backNs` is a clock step back and sweeps too. Before the
+   * first packet every time is before `backNs`, so the first one starts the clock at no cost per packet.
+   */
+  private nextSweepNs = 0n;
+  private backNs = 1n << 126n;
+  private started = false;
 
   /**
    * @param open called once per new direction; returns its sink, or undefined to ignore the direction (no bytes are
@@ -143,12 +170,9 @@ export class TcpReassembler {
     const tcp = p.tcp;
     if (p.transport !== "tcp" || tcp === undefined) return;
     const t = p.timeNs;
-    if (this.lastSweepNs < 0n) this.lastSweepNs = t;
-    else if (t - this.lastSweepNs >= SWEEP_NS || this.lastSweepNs - t >= SWEEP_NS) {
-      // Also when capture time went back (a clock step): waiting for it to pass the last sweep again would hold
-      // holes and idle directions that long.
-      this.tick(t);
-    }
+    // Also when capture time went back (a clock step): waiting for it to pass the last sweep again would hold holes
+    // and idle directions that long.
+    if (t >= this.nextSweepNs || t < this.backNs) this.tick(t);
     const key = `${p.src}|${p.srcPort}|${p.dst}|${p.dstPort}`;
     const flags = tcp.flags;
     const seq = tcp.seq >>> 0;
@@ -196,7 +220,7 @@ export class TcpReassembler {
    * timeout, closes idle directions, forgets closed ones after their linger time.
    */
   tick(nowNs: bigint): void {
-    this.lastSweepNs = nowNs;
+    this.absorbStep(nowNs);
     for (const [key, d] of this.flows) {
       if (d.closed) {
         if (nowNs - d.lastNs >= this.lingerNs) this.flows.delete(key);
@@ -212,6 +236,31 @@ export class TcpReassembler {
         if (d.finSeq >= 0 && d.next === d.finSeq) this.end(d, nowNs, "fin");
       }
     }
+  }
+
+  /**
+   * Makes capture time `t` a sweep: a clock step since the last sweep (more than {@link MAX_STEP_NS} ahead, or a
+   * second or more back) is taken out of the directions' times by moving them with it, so that only 5 s (ahead) or
+   * nothing (back) passed for them. Rare: it costs a pass over the directions, as the sweep itself does.
+   */
+  private absorbStep(t: bigint): void {
+    if (!this.started) {
+      this.started = true;
+      this.lastSweepNs = t;
+    }
+    const since = t - this.lastSweepNs;
+    const shift = since > MAX_STEP_NS ? since - MAX_STEP_NS : since < -BACK_STEP_NS ? since : 0n;
+    if (shift !== 0n) {
+      for (const d of this.flows.values()) {
+        d.lastNs += shift;
+        d.holeSinceNs += shift;
+        if (d.staleSinceNs >= 0n) d.staleSinceNs += shift;
+      }
+      this.lastSweepNs += shift;
+    }
+    if (t > this.lastSweepNs) this.lastSweepNs = t;
+    this.nextSweepNs = this.lastSweepNs + SWEEP_NS;
+    this.backNs = this.lastSweepNs - BACK_STEP_NS;
   }
 
   /** End of input: delivers what is buffered (after gaps) and closes every direction. */
@@ -285,7 +334,7 @@ export class TcpReassembler {
    * packet, sweeping each time cost milliseconds per packet.
    */
   private evict(nowNs: bigint): void {
-    if (nowNs - this.lastSweepNs >= SWEEP_NS || this.lastSweepNs - nowNs >= SWEEP_NS) this.tick(nowNs);
+    if (nowNs >= this.nextSweepNs || nowNs < this.backNs) this.tick(nowNs);
     while (this.flows.size >= this.maxFlows) {
       const first = this.flows.entries().next();
       if (first.done) return;
