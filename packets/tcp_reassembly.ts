@@ -10,7 +10,8 @@
  * difference from the expected number, valid while a direction's window stays below 2 GiB.
  *
  * Memory is bounded per direction (`maxBufferedBytesPerFlow`), in total (`maxBufferedBytesTotal`) and in flow count
- * (`maxFlows`, oldest evicted first after idle ones). Nothing here throws on bad input.
+ * (`maxFlows`: idle directions are closed first, then the one quiet the longest is evicted). Nothing here throws on
+ * bad input.
  *
  * Timeouts (hole, idle, linger) run on capture time as the reassembler saw it pass, not on the difference of two
  * timestamps: at most {@link MAX_STEP_NS} passes between two sweeps (which run every second of it), and a step back
@@ -56,7 +57,7 @@ export interface TcpReassemblyOptions {
   maxBufferedBytesPerFlow?: number;
   /** Out-of-order bytes buffered over all directions (default 64 MiB). */
   maxBufferedBytesTotal?: number;
-  /** Directions tracked at once (default 100,000); beyond it idle, then oldest ones are evicted. */
+  /** Directions tracked at once (default 100,000); beyond it idle ones, then the least recently active go. */
   maxFlows?: number;
   /** A direction without packets for this long (capture time) is closed (default 120 s). */
   idleTimeoutNs?: bigint;
@@ -93,6 +94,11 @@ interface Direction {
   finSeq: number;
   closed: boolean;
   lastNs: bigint;
+  /**
+   * `lastNs` when the direction took its place at the back of the flow table's order: a direction whose `lastNs`
+   * differs has had packets since, and the eviction moves it to the back instead of ending it.
+   */
+  placedNs: bigint;
   /**
    * Capture time since which segments wholly before `next` have carried data, each following on from the one
    * before (-1: new bytes came last), and where the next such would follow on.
@@ -253,6 +259,7 @@ export class TcpReassembler {
     if (shift !== 0n) {
       for (const d of this.flows.values()) {
         d.lastNs += shift;
+        d.placedNs += shift;
         d.holeSinceNs += shift;
         if (d.staleSinceNs >= 0n) d.staleSinceNs += shift;
       }
@@ -303,6 +310,7 @@ export class TcpReassembler {
       finSeq: -1,
       closed: false,
       lastNs: p.timeNs,
+      placedNs: p.timeNs,
       staleSinceNs: -1n,
       staleNext: 0,
     };
@@ -329,9 +337,15 @@ export class TcpReassembler {
   }
 
   /**
-   * Makes room for one more direction: idle and closed ones first, then the oldest. The sweep for idle ones
-   * visits every direction, so it runs at most once per sweep interval: at the bound, with a new direction a
-   * packet, sweeping each time cost milliseconds per packet.
+   * Makes room for one more direction: idle and closed ones first, then the least recently active. The sweep for
+   * idle ones visits every direction, so it runs at most once per sweep interval: at the bound, with a new direction
+   * a packet, sweeping each time cost milliseconds per packet.
+   *
+   * The table's order is when each direction last took its place (creation, at first): the front one is ended
+   * unless it had packets since, in which case it moves to the back and the next is judged (a second chance, as in
+   * the CLOCK page replacement). So a busy call, the oldest direction there is, is never ended for directions quiet
+   * since, and nothing is spent per packet: a move costs what its direction's packets since did, at most once each.
+   * Ending the oldest instead ended long calls in favour of one-packet directions.
    */
   private evict(nowNs: bigint): void {
     if (nowNs >= this.nextSweepNs || nowNs < this.backNs) this.tick(nowNs);
@@ -339,6 +353,13 @@ export class TcpReassembler {
       const first = this.flows.entries().next();
       if (first.done) return;
       const [key, d] = first.value;
+      if (!d.closed && d.lastNs !== d.placedNs) {
+        // Terminates: a direction moved now is ended when it comes round again within this loop.
+        this.flows.delete(key);
+        this.flows.set(key, d);
+        d.placedNs = d.lastNs;
+        continue;
+      }
       if (!d.closed) this.skips.add("tcp_flow_evicted");
       this.end(d, nowNs, "evicted");
       this.flows.delete(key);
