@@ -10,7 +10,8 @@
  * begins with that scan.
  *
  * permessage-deflate is inflated synchronously with `node:zlib`: the direction's last 32 KiB of output are put in front
- * of the message as a stored deflate block, which is exactly the LZ77 history context takeover needs. After a gap the
+ * of the message as a stored deflate block, which is exactly the LZ77 history context takeover needs; it is charged
+ * to the parsers' budget (without room, it is not kept, counted `tcp_buffer_overflow`). After a gap the
  * history restarts empty, so a message that refers to lost bytes fails (`ws_deflate_error`) instead of decoding wrong.
  * @module
  */
@@ -103,6 +104,9 @@ export class WebSocketDirection implements TcpStreamSink {
   private resyncPos = 0;
   /** Inflate history (last output bytes) for context takeover. */
   private window: Uint8Array = EMPTY;
+  /** Bytes of `window` charged to the budget. */
+  private historyCharged = 0;
+  private readonly budget: ByteBudget;
 
   /**
    * @param conn shared state of the connection (one per TCP connection, both directions)
@@ -119,6 +123,7 @@ export class WebSocketDirection implements TcpStreamSink {
   ) {
     this.max = opts.maxMessageBytes ?? 16 << 20;
     const budget = opts.budget ?? new ByteBudget();
+    this.budget = budget;
     this.q = new ByteQueue(budget, this.max + 64 * 1024);
     this.parts = new MessageParts(budget);
     this.mode = midstream ? Mode.Resync : Mode.Start;
@@ -152,7 +157,7 @@ export class WebSocketDirection implements TcpStreamSink {
   /** @inheritdoc */
   gap(lostBytes: number, _timeNs: bigint): void {
     if (this.mode === Mode.Opaque) return;
-    this.window = EMPTY;
+    this.setHistory(EMPTY);
     if (this.mode === Mode.Skip) {
       if (!this.skip.gapInside(lostBytes)) this.lose();
       return;
@@ -177,7 +182,7 @@ export class WebSocketDirection implements TcpStreamSink {
     if (this.mode !== Mode.Opaque) this.dropMessage(this.mode === Mode.Frames && this.q.length > 0);
     this.q.clear();
     this.mode = Mode.Opaque;
-    this.window = EMPTY;
+    this.setHistory(EMPTY);
     this.conn.refs--;
   }
 
@@ -185,7 +190,7 @@ export class WebSocketDirection implements TcpStreamSink {
   private lose(): void {
     this.dropMessage(this.q.length > 0);
     this.q.clear();
-    this.window = EMPTY;
+    this.setHistory(EMPTY);
     this.mode = Mode.Resync;
     this.resyncPos = 0;
   }
@@ -501,7 +506,7 @@ export class WebSocketDirection implements TcpStreamSink {
   private skipMessage(): void {
     this.msgSkip = true;
     this.parts.reset();
-    if (this.msgCompressed) this.window = EMPTY;
+    if (this.msgCompressed) this.setHistory(EMPTY);
   }
 
   /** Drops a whole frame of `total` bytes; true when part of it is still to come (Skip mode entered). */
@@ -568,20 +573,36 @@ export class WebSocketDirection implements TcpStreamSink {
       // would have left is unknown either way.
       const tooLarge = (e as { code?: unknown }).code === "ERR_BUFFER_TOO_LARGE";
       this.skips.add(tooLarge ? "message_too_large" : "ws_deflate_error");
-      this.window = EMPTY;
+      this.setHistory(EMPTY);
       return undefined;
     }
     if (!noTakeover) {
-      if (out.length >= WINDOW) this.window = out.slice(out.length - WINDOW);
+      if (out.length >= WINDOW) this.setHistory(out.slice(out.length - WINDOW));
       else {
         const keep = Math.min(hist.length, WINDOW - out.length);
         const w = new Uint8Array(keep + out.length);
         w.set(hist.subarray(hist.length - keep));
         w.set(out, keep);
-        this.window = w;
+        this.setHistory(w);
       }
     }
     return out;
+  }
+
+  /**
+   * Makes `w` the inflate history, charged to the parsers' budget. Without room for it no history is kept (counted):
+   * a later message that refers back then fails, counted, as after a gap.
+   */
+  private setHistory(w: Uint8Array): void {
+    const delta = w.length - this.historyCharged;
+    if (delta > 0 && !this.budget.take(delta)) {
+      this.skips.add("tcp_buffer_overflow");
+      this.setHistory(EMPTY);
+      return;
+    }
+    if (delta < 0) this.budget.give(-delta);
+    this.historyCharged = w.length;
+    this.window = w;
   }
 }
 

@@ -95,3 +95,14 @@ export function deflater(): (b: Uint8Array) => Promise<Uint8Array> {
     return all.subarray(0, all.length - 4);
   };
 }
+
+/** `n` bytes that do not compress (a fixed pseudo-random sequence for `seed`). */
+export function noise(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}
