@@ -161,8 +161,14 @@ export type SkipReason =
   | "not_audio_protocol"
   /** A TCP direction dropped to keep the flow count bounded (its buffered bytes were handed on after a gap). */
   | "tcp_flow_evicted"
-  /** A permessage-deflate WebSocket message that did not inflate (history lost to a gap, or corrupt). */
+  /** A permessage-deflate WebSocket message that did not inflate (corrupt, or not deflate at all). */
   | "ws_deflate_error"
+  /**
+   * A permessage-deflate WebSocket message (context takeover) that copies bytes from earlier messages this parser
+   * does not know (lost to a gap, a skipped message, the budget, or before a capture begun mid-connection): it
+   * cannot be decoded exactly, so it is not handed on. Messages that copy only bytes seen since are decoded.
+   */
+  | "ws_deflate_history_lost"
   /** A message over the parser's safety bound (skipped whole, never cut). */
   | "message_too_large"
   /** An HTTP response body (responses are not emitted unless asked for). */

@@ -11,12 +11,20 @@
  *
  * permessage-deflate is inflated synchronously with `node:zlib`: the direction's last 32 KiB of output are put in front
  * of the message as a stored deflate block, which is exactly the LZ77 history context takeover needs; it is charged
- * to the parsers' budget (without room, it is not kept, counted `tcp_buffer_overflow`). After a gap the
- * history restarts empty, so a message that refers to lost bytes fails (`ws_deflate_error`) instead of decoding wrong.
+ * to the parsers' budget. After a loss (a gap, a compressed message skipped, a capture begun mid-connection, no room
+ * in the budget) the history is unknown: each message is then inflated against two histories that differ in every
+ * unknown byte (a deflate stream's structure does not depend on what its copies copy, so both runs copy the same
+ * positions), and the bytes that come out the same both ways are exactly those that depend on nothing lost. A
+ * message wholly known is handed on; one that is not is counted `ws_deflate_history_lost`, never decoded wrong. The
+ * two runs end when the last 32 KiB of output are known again. A sender that resets its compressor every message
+ * (`*_no_context_takeover`) recovers at once; with context takeover, messages that copy (through any chain of
+ * copies) from lost bytes stay lost: text whose keys repeat in every message (JSON) can stay lost until the
+ * connection ends, while audio bytes, mostly literals, come back within a message or two.
  * @module
  */
 
 import { constants as zlibConstants, inflateRawSync } from "node:zlib";
+import { Buffer } from "node:buffer";
 import type { AppMessage, FlowDirection, SkipCounter } from "./types.ts";
 import { ByteBudget, ByteQueue, MessageParts, SkipRest, type TcpStreamSink } from "./tcp_reassembly.ts";
 import { findHeadEnd, parseHead } from "./http1.ts";
@@ -83,6 +91,12 @@ const enum Mode {
 const WINDOW = 32 * 1024;
 const EMPTY = new Uint8Array(0);
 const SYNC_TAIL = new Uint8Array([0, 0, 0xff, 0xff]);
+/**
+ * An unknown history, twice: the two differ in every byte, so an output byte copied (through any chain of copies)
+ * from them differs between the two runs, and one made of literals does not. Shared, never written, not charged.
+ */
+const UNKNOWN_A = new Uint8Array(WINDOW);
+const UNKNOWN_B = new Uint8Array(WINDOW).fill(0xff);
 
 /** One direction of a WebSocket connection. */
 export class WebSocketDirection implements TcpStreamSink {
@@ -104,7 +118,12 @@ export class WebSocketDirection implements TcpStreamSink {
   private resyncPos = 0;
   /** Inflate history (last output bytes) for context takeover. */
   private window: Uint8Array = EMPTY;
-  /** Bytes of `window` charged to the budget. */
+  /**
+   * While part of the history is unknown: the same history with every unknown byte different (see UNKNOWN_A); bytes
+   * equal in both are known. Undefined while all of it is known.
+   */
+  private shadow: Uint8Array | undefined;
+  /** Bytes of `window` and `shadow` charged to the budget. */
   private historyCharged = 0;
   private readonly budget: ByteBudget;
 
@@ -127,6 +146,8 @@ export class WebSocketDirection implements TcpStreamSink {
     this.q = new ByteQueue(budget, this.max + 64 * 1024);
     this.parts = new MessageParts(budget);
     this.mode = midstream ? Mode.Resync : Mode.Start;
+    // Messages before the capture began may be copied from.
+    if (midstream) this.loseHistory();
     conn.refs++;
   }
 
@@ -157,15 +178,25 @@ export class WebSocketDirection implements TcpStreamSink {
   /** @inheritdoc */
   gap(lostBytes: number, _timeNs: bigint): void {
     if (this.mode === Mode.Opaque) return;
-    this.setHistory(EMPTY);
     if (this.mode === Mode.Skip) {
+      // The frame skipped is a compressed message's only if that message was skipped, which lost the history
+      // already; lost bytes inside an uncompressed or control frame touch no history.
       if (!this.skip.gapInside(lostBytes)) this.lose();
       return;
     }
     if (this.mode === Mode.Frames) {
-      const need = this.frameLength(this.q.view());
+      const v = this.q.view();
+      const need = this.frameLength(v);
       if (need > 0 && need <= this.max + 14 && this.q.length + lostBytes < need) {
-        // The hole is inside this frame: drop the frame (and its message), keep the framing.
+        // The hole is inside this frame: drop the frame (and its message), keep the framing. Its message went
+        // through the sender's compressor only if compressed (RSV1 on its first frame).
+        const op = v[0]! & 15;
+        const compressed = op >= 8
+          ? false
+          : op !== 0
+          ? (v[0]! & 0x40) !== 0
+          : this.msgOp === 0 || this.msgCompressed;
+        if (compressed) this.loseHistory();
         this.dropMessage(true);
         this.skip.left = need - this.q.length - lostBytes;
         this.q.clear();
@@ -182,15 +213,21 @@ export class WebSocketDirection implements TcpStreamSink {
     if (this.mode !== Mode.Opaque) this.dropMessage(this.mode === Mode.Frames && this.q.length > 0);
     this.q.clear();
     this.mode = Mode.Opaque;
-    this.setHistory(EMPTY);
+    this.budget.give(this.historyCharged);
+    this.historyCharged = 0;
+    this.window = EMPTY;
+    this.shadow = undefined;
     this.conn.refs--;
   }
 
-  /** Loses sync: the partial frame and message go, the scan for the next frame header starts. */
+  /**
+   * Loses sync: the partial frame and message go, the scan for the next frame header starts. What the scan passes
+   * over may be compressed messages: the history is unknown.
+   */
   private lose(): void {
     this.dropMessage(this.q.length > 0);
     this.q.clear();
-    this.setHistory(EMPTY);
+    this.loseHistory();
     this.mode = Mode.Resync;
     this.resyncPos = 0;
   }
@@ -423,6 +460,7 @@ export class WebSocketDirection implements TcpStreamSink {
       ) {
         this.skips.add("ws_bad_frame");
         this.dropMessage(false);
+        this.loseHistory();
         this.mode = Mode.Resync;
         this.resyncPos = 1;
         return;
@@ -500,13 +538,13 @@ export class WebSocketDirection implements TcpStreamSink {
 
   /**
    * The message being assembled is dropped, its later frames framed and skipped. A compressed one went through the
-   * sender's compressor all the same: the history later messages refer to is unknown from here, so it restarts
-   * empty (a message that refers back fails, as after a gap, instead of inflating against the wrong bytes).
+   * sender's compressor all the same: the history later messages refer to is unknown from here (a message that
+   * copies from it is lost, counted, instead of inflating against the wrong bytes).
    */
   private skipMessage(): void {
     this.msgSkip = true;
     this.parts.reset();
-    if (this.msgCompressed) this.setHistory(EMPTY);
+    if (this.msgCompressed) this.loseHistory();
   }
 
   /** Drops a whole frame of `total` bytes; true when part of it is still to come (Skip mode entered). */
@@ -541,12 +579,51 @@ export class WebSocketDirection implements TcpStreamSink {
     });
   }
 
-  /** Inflates one permessage-deflate message with this direction's history; undefined (counted) on failure. */
+  /**
+   * Inflates one permessage-deflate message with this direction's history; undefined (counted) when it fails or,
+   * the history being partly unknown, its bytes depend on what is unknown.
+   */
   private inflate(data: Uint8Array): Uint8Array | undefined {
     const d = this.conn.deflate;
-    const noTakeover = d !== undefined &&
-      (this.masked ? d.clientNoContextTakeover : d.serverNoContextTakeover);
-    const hist = noTakeover ? EMPTY : this.window;
+    if (d !== undefined && (this.masked ? d.clientNoContextTakeover : d.serverNoContextTakeover)) {
+      // The sender starts afresh every message: nothing earlier matters, a loss included; no history is kept.
+      return this.inflateWith(EMPTY, data)?.out;
+    }
+    const a = this.inflateWith(this.window, data);
+    if (a === undefined) {
+      this.loseHistory();
+      return undefined;
+    }
+    const shadow = this.shadow;
+    if (shadow === undefined) {
+      this.keepHistory(lastWindow(a.all), undefined);
+      return a.out;
+    }
+    // Same structure, so the same outcome; the history the second run copies from differs in every unknown byte.
+    const b = this.inflateWith(shadow, data, false);
+    if (b === undefined) {
+      this.loseHistory();
+      return undefined;
+    }
+    const wa = lastWindow(a.all);
+    const wb = lastWindow(b.all);
+    this.keepHistory(wa, sameBytes(wa, wb) ? undefined : wb);
+    if (!sameBytes(a.out, b.out)) {
+      this.skips.add("ws_deflate_history_lost");
+      return undefined;
+    }
+    return a.out;
+  }
+
+  /**
+   * Inflates `data` after history `hist`: `all` is the history followed by the message's output, `out` the output.
+   * Undefined on failure, counted when `count`.
+   */
+  private inflateWith(
+    hist: Uint8Array,
+    data: Uint8Array,
+    count = true,
+  ): { all: Uint8Array; out: Uint8Array } | undefined {
     // A stored (uncompressed, non-final) block holding the history, then the message, then the sync-flush tail the
     // sender removed (RFC 7692 7.2.2).
     const pre = hist.length > 0 ? 5 : 0;
@@ -561,49 +638,57 @@ export class WebSocketDirection implements TcpStreamSink {
     }
     input.set(data, pre + hist.length);
     input.set(SYNC_TAIL, pre + hist.length + data.length);
-    let out: Uint8Array;
     try {
       const r = inflateRawSync(input, {
         finishFlush: zlibConstants.Z_SYNC_FLUSH,
         maxOutputLength: hist.length + this.max + 1,
       });
-      out = new Uint8Array(r.buffer, r.byteOffset + hist.length, r.length - hist.length);
+      const all = new Uint8Array(r.buffer, r.byteOffset, r.length);
+      return { all, out: all.subarray(hist.length) };
     } catch (e) {
       // Inflating past the bound is a message over it (skipped whole, as uncompressed ones are); the history it
       // would have left is unknown either way.
-      const tooLarge = (e as { code?: unknown }).code === "ERR_BUFFER_TOO_LARGE";
-      this.skips.add(tooLarge ? "message_too_large" : "ws_deflate_error");
-      this.setHistory(EMPTY);
+      if (count) {
+        const tooLarge = (e as { code?: unknown }).code === "ERR_BUFFER_TOO_LARGE";
+        this.skips.add(tooLarge ? "message_too_large" : "ws_deflate_error");
+      }
       return undefined;
     }
-    if (!noTakeover) {
-      if (out.length >= WINDOW) this.setHistory(out.slice(out.length - WINDOW));
-      else {
-        const keep = Math.min(hist.length, WINDOW - out.length);
-        const w = new Uint8Array(keep + out.length);
-        w.set(hist.subarray(hist.length - keep));
-        w.set(out, keep);
-        this.setHistory(w);
-      }
-    }
-    return out;
   }
 
-  /**
-   * Makes `w` the inflate history, charged to the parsers' budget. Without room for it no history is kept (counted):
-   * a later message that refers back then fails, counted, as after a gap.
-   */
-  private setHistory(w: Uint8Array): void {
-    const delta = w.length - this.historyCharged;
+  /** Keeps `window` (and `shadow`, while part is unknown) as the history, charged; lost when the budget is spent. */
+  private keepHistory(window: Uint8Array, shadow: Uint8Array | undefined): void {
+    const need = window.length + (shadow?.length ?? 0);
+    const delta = need - this.historyCharged;
     if (delta > 0 && !this.budget.take(delta)) {
       this.skips.add("tcp_buffer_overflow");
-      this.setHistory(EMPTY);
+      this.loseHistory();
       return;
     }
     if (delta < 0) this.budget.give(-delta);
-    this.historyCharged = w.length;
-    this.window = w;
+    this.historyCharged = need;
+    this.window = window;
+    this.shadow = shadow;
   }
+
+  /** The history is unknown from here: what later messages copy from it is lost (see UNKNOWN_A). */
+  private loseHistory(): void {
+    this.budget.give(this.historyCharged);
+    this.historyCharged = 0;
+    this.window = UNKNOWN_A;
+    this.shadow = UNKNOWN_B;
+  }
+}
+
+/** A copy of the last 32 KiB of `all` (the history a next message may copy from). */
+function lastWindow(all: Uint8Array): Uint8Array {
+  return all.slice(Math.max(0, all.length - WINDOW));
+}
+
+/** Whether two byte arrays hold the same bytes. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
 }
 
 /** Reads a 64-bit big-endian length as a number; Infinity when above 2^53 (never a real frame). */

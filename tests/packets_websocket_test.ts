@@ -268,7 +268,7 @@ Deno.test("permessage-deflate after a gap: messages needing lost history fail cl
   const got = out.map((m) => dec.decode(m.payload));
   assert.deepEqual(got.slice(0, 2), msgs.slice(0, 2));
   for (const g of got.slice(2)) assert.ok(msgs.includes(g), `decoded wrong: ${g.slice(0, 60)}`);
-  assert.ok((src.skips.counts.get("ws_deflate_error") ?? 0) >= 1);
+  assert.ok((src.skips.counts.get("ws_deflate_history_lost") ?? 0) >= 1);
 });
 
 const FIX = new URL("../fixtures/packets/", import.meta.url);
