@@ -264,3 +264,34 @@ Deno.test("agent pruning: a pod equality filter runs on the PEMs holding that po
     equal(bodies(byPod.got).length, 5);
   });
 });
+
+Deno.test("no start_time: Pixie reads the table from its start, so rows stored before the query are read, once, through a drop", async () => {
+  await withFake({
+    broker: { batchRows: 2 },
+    chaos: { seed: 9, dropEvery: [2, 2], maxDrops: 1, kinds: ["unavailable"] },
+  }, async (fake, client) => {
+    // Ten minutes old: Stirling stored them long before the sensor started. Without a start_time Pixie's memory
+    // source starts at the first row the table holds (memory_source_node.cc: StartSpec CurrentStartOfTable).
+    fake.pems[0]!.append("http_events", rows(6, -600_000));
+    const bare = "df = px.DataFrame(table='http_events')\ndf = df[df.req_path == '/audio']\n";
+    const stream = new PixieQueryStream({
+      client,
+      clusterId: "",
+      clock: new ManualClock(Date.now()),
+      queries: [q(bare)],
+      // Bounded: a model that read from the query's start would wait here for rows that never come.
+      signal: AbortSignal.timeout(5_000),
+    });
+    const got: string[] = [];
+    for await (const batch of stream) {
+      for (const r of batch) got.push(td.decode(r.columns.req_body as Uint8Array));
+      if (got.length >= 6) break;
+    }
+    stream.close();
+    const stored = Array.from({ length: 6 }, (_, i) => `r${i - 600_000}`);
+    deepStrictEqual(got, stored, "every stored row, once");
+    equal(fake.stats.drops, 1);
+    equal(fake.stats.lostRows, 2, "r4 and r5 were in flight at the drop; the re-run read them again");
+    match(fake.executeRequests[1]!.queryStr, /start_time=\d+/, "the re-run starts near the last row seen");
+  });
+});

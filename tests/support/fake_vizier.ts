@@ -823,8 +823,13 @@ class FakeQuery {
   }
 }
 
+/**
+ * The first `time_` a memory source reads; undefined reads every row the table holds. A DataFrame without
+ * `start_time` is that (src/carnot/planner/objects/dataframe.cc sets no start; src/carnot/exec/memory_source_node.cc
+ * then starts the cursor at `CurrentStartOfTable`), not "from now".
+ */
 function resolveStart(start: bigint | string | undefined, nowMs: number): bigint | undefined {
-  if (start === undefined) return BigInt(nowMs) * 1_000_000n;
+  if (start === undefined) return undefined;
   if (typeof start === "bigint") return start;
   const m = /^-(\d+)(ms|m|s|h|d)$/.exec(start)!;
   const unit: Record<string, bigint> = {
