@@ -8,7 +8,13 @@ import type { ExecuteScriptResponse } from "../pixie/messages.ts";
 import { type ComposedQueryInput, composeScript } from "../pixie/pxl.ts";
 import { PixieCompileError, PixieQueryStream } from "../pixie/stream.ts";
 import { setLogLevel } from "../util/log.ts";
-import { FakeVizier, type FakeVizierOptions, ManualClock, type StoredRow } from "./support/fake_vizier.ts";
+import {
+  CarnotCode,
+  FakeVizier,
+  type FakeVizierOptions,
+  ManualClock,
+  type StoredRow,
+} from "./support/fake_vizier.ts";
 
 setLogLevel("error");
 
@@ -293,5 +299,70 @@ Deno.test("no start_time: Pixie reads the table from its start, so rows stored b
     equal(fake.stats.drops, 1);
     equal(fake.stats.lostRows, 2, "r4 and r5 were in flight at the drop; the re-run read them again");
     match(fake.executeRequests[1]!.queryStr, /start_time=\d+/, "the re-run starts near the last row seen");
+  });
+});
+
+Deno.test("execution errors: Vizier's status with the mapped code, then the call fails with it; a code the broker cannot map is 0 and the query goes quiet; a standalone PEM's has only the message, then CANCELLED", async () => {
+  const script = composeScript([q(FILTER)]).script;
+  const direct = composeScript([q(FILTER, { scope: { kind: "none" }, podSource: "process" })]).script;
+  const fails = async (
+    opts: FakeVizierOptions,
+    queryStr: string,
+    code: number,
+    until: (g: ExecuteScriptResponse[]) => boolean = () => false,
+  ) => {
+    let result: { got: ExecuteScriptResponse[]; error?: unknown } = { got: [] };
+    await withFake(opts, async (fake, client) => {
+      fake.pems[0]!.append("http_events", rows(2));
+      const reading = read(client, { queryStr }, until);
+      while (fake.consumers === 0) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 50));
+      fake.failExecution(code, "Table 'http_events' not found");
+      result = await reading;
+    });
+    return result;
+  };
+  const statusOf = (got: ExecuteScriptResponse[]) => got.find((r) => r.status)?.status;
+
+  const mapped = await fails({}, script, CarnotCode.NOT_FOUND);
+  deepStrictEqual(bodies(mapped.got), ["r0", "r1"], "the rows before it arrive");
+  deepStrictEqual(statusOf(mapped.got), {
+    code: GrpcCode.NOT_FOUND,
+    message: "Table 'http_events' not found",
+    compilerErrors: [],
+  });
+  ok(mapped.error instanceof PixieRpcError && mapped.error.code === GrpcCode.NOT_FOUND);
+  equal(mapped.error.details, "Table 'http_events' not found");
+
+  const unmapped = await fails({}, script, CarnotCode.FAILED_PRECONDITION, (g) => statusOf(g) !== undefined);
+  equal(statusOf(unmapped.got)?.code, 0, "statusCodeToGRPCCode has no FAILED_PRECONDITION");
+  equal(statusOf(unmapped.got)?.message, "Table 'http_events' not found");
+  equal(unmapped.error, undefined, "the call goes on");
+
+  const standalone = await fails({ standalone: true }, direct, CarnotCode.NOT_FOUND);
+  deepStrictEqual(statusOf(standalone.got), {
+    code: 0,
+    message: "Table 'http_events' not found",
+    compilerErrors: [],
+  });
+  ok(standalone.error instanceof PixieRpcError && standalone.error.code === GrpcCode.CANCELLED);
+  equal(standalone.error.details, "");
+});
+
+Deno.test("a query failed in execution with a code the broker maps to 0 is forgotten after the producer timeout", async () => {
+  const clock = { ms: 1_700_000_000_000 };
+  await withFake({ clock: () => clock.ms }, async (fake, client) => {
+    const reading = read(client, { queryStr: composeScript([q(FILTER)]).script });
+    while (fake.consumers === 0) await new Promise((r) => setTimeout(r, 5));
+    fake.failExecution(CarnotCode.UNIMPLEMENTED, "not implemented");
+    await fake.advance(179_000);
+    equal(fake.liveQueries.length, 1, "held: the broker knows nothing went wrong");
+    await fake.advance(1_000);
+    const r = await reading;
+    ok(r.error instanceof PixieRpcError && r.error.code === GrpcCode.UNKNOWN);
+    match(r.error.details, /timedout waiting for producers/);
+    const at = r.got.findIndex((g) => g.status);
+    ok(at >= 0, "the status came");
+    deepStrictEqual(r.got.slice(at + 1), [], "nothing after it, not even a keep-alive");
   });
 });

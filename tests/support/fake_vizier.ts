@@ -21,11 +21,18 @@
  *   one response with status code 3 and `error_details[].compiler_error{line,column,message}`, then the call fails
  *   with INVALID_ARGUMENT and the same message.
  * - server.go `HealthCheck`: a status every 5 s.
+ * - An execution error ({@link FakeVizier.failExecution}; src/carnot/carnot.cc `ExecutePlan` sends it to the
+ *   broker): proto_utils.go `BuildExecuteScriptResponse` turns it into a status response whose code
+ *   `statusCodeToGRPCCode` maps, and that map lacks UNIMPLEMENTED and FAILED_PRECONDITION, which come out as 0;
+ *   `handleRequest` fails the call with the mapped code, but on 0 it goes on, and the dead query sends nothing
+ *   more until the watchdog's producer timeout (180 s, "Query %s timedout waiting for producers").
  * With `standalone: true` it answers like the standalone PEM (src/experimental/standalone_pem/vizier_server.h,
  * sink_server.h): a fresh uuid4 per call whatever `query_id` says (a "resume" re-executes the script), table id =
  * table name, compile errors as a bare INVALID_ARGUMENT "Failed to compile script with error='…'" without a status
- * message, HealthCheck returns OK at once without sending a status, and no Kubernetes metadata (every
- * `df.ctx[...]` reads '' — src/shared/metadata/standalone_state_manager.cc).
+ * message, HealthCheck returns OK at once without sending a status, no Kubernetes metadata (every
+ * `df.ctx[...]` reads '' — src/shared/metadata/standalone_state_manager.cc), and an execution error as a status
+ * holding only the message (code 0: sink_server.h sets no code) followed by CANCELLED without a message
+ * (vizier_server.h, when `ExecuteQuery` fails).
  *
  * The lenient path: a test that sets {@link FakeVizier.onExecute} scripts each call itself (exact sequences of
  * metadata, batches, keep-alives, drops); `chaos` makes the model drop streams on its own, losing the message in
@@ -154,6 +161,11 @@ export interface BrokerOptions {
   bufferSize: number;
   /** A query whose consumer has not read for this long is forgotten (defaultConsumerTimeout). */
   consumerTimeoutMs: number;
+  /**
+   * A query no producer sent anything for this long is forgotten (defaultProducerTimeout). The model's PEMs send
+   * keep-alives until a query fails in execution, so only such a query meets it.
+   */
+  producerTimeoutMs: number;
   /** Each PEM sends a 0-row batch per output table when it had nothing to send for this long. */
   keepAliveMs: number;
   /** Rows per batch a PEM sends. */
@@ -277,6 +289,7 @@ export class FakeVizier {
     this.#broker = {
       bufferSize: 1024,
       consumerTimeoutMs: 180_000,
+      producerTimeoutMs: 180_000,
       keepAliveMs: 2_000,
       batchRows: 64,
       tickMs: 20,
@@ -296,6 +309,22 @@ export class FakeVizier {
   /** The model's current time (ms). */
   nowMs(): number {
     return this.#clock();
+  }
+
+  /**
+   * Fails every running query in execution, as Carnot does when an operator fails mid-stream (carnot.cc
+   * `ExecutePlan` → `SendErrorToOutgoingConns`): its producers stop (no rows, no keep-alives), and the error,
+   * `code` a Carnot status code ({@link CarnotCode}), reaches the consumer after the messages already buffered,
+   * the way the broker or the standalone PEM passes it on (see the module doc).
+   */
+  failExecution(code: number, message: string): void {
+    const now = this.#clock();
+    for (const q of this.#queries.values()) {
+      if (q.gone || q.failedAtMs !== undefined) continue;
+      q.failedAtMs = now;
+      q.buffer.push({ execError: { code, message } });
+      q.notify();
+    }
   }
 
   /** Moves the model's clock forward (keep-alives and timeouts catch up at the next tick). */
@@ -659,6 +688,24 @@ export class FakeVizier {
           } else c.end();
           return;
         }
+        if (msg.execError) {
+          const { code, message } = msg.execError;
+          if (q.standalone) {
+            // sink_server.h writes the error's message without a code; vizier_server.h's ExecuteScript then
+            // returns CANCELLED, without a message, as ExecuteQuery failed.
+            await c.send({ status: { code: 0, message, compilerErrors: [] } });
+            q.gone = message;
+            return c.fail(grpc.status.CANCELLED, "");
+          }
+          const mapped = STATUS_TO_GRPC[code] ?? 0;
+          await c.send({ status: { code: mapped, message, compilerErrors: [] } });
+          if (mapped !== 0) {
+            // handleRequest: VizierStatusToError cancels the query and ends the call with the status.
+            q.gone = message;
+            return c.fail(mapped, message);
+          }
+          continue;
+        }
         if (msg.batch) await c.batch(msg.batch);
         else if (msg.stats) await c.send({ stats: msg.stats });
         if (msg.last) {
@@ -701,11 +748,17 @@ export class FakeVizier {
     }
   }
 
-  /** The watchdog: forgets queries whose consumer has not read for the consumer timeout. */
+  /** The watchdog: forgets queries whose consumer has not read for the consumer timeout, or producers gone quiet. */
   #expire(): void {
     const now = this.#clock();
     for (const q of this.#queries.values()) {
-      if (q.gone || q.standalone || q.consumer) continue;
+      if (q.gone || q.standalone) continue;
+      if (q.failedAtMs !== undefined && now - q.failedAtMs >= this.#broker.producerTimeoutMs) {
+        q.gone = `Query ${q.id} timedout waiting for producers`;
+        q.notify();
+        continue;
+      }
+      if (q.consumer) continue;
       if (now - q.lastConsumerMs >= this.#broker.consumerTimeoutMs) {
         q.gone = `Query ${q.id} timedout waiting for consumer`;
         this.stats.forgottenIdle++;
@@ -715,6 +768,8 @@ export class FakeVizier {
 
   /** Every PEM of every output reads its new rows and forwards batches and keep-alives into the buffer. */
   #produce(q: FakeQuery): void {
+    // A query failed in execution: its producers are gone.
+    if (q.failedAtMs !== undefined) return;
     const now = this.#clock();
     const b = this.#broker;
     const push = (m: BufferedMessage, at: number): boolean => {
@@ -782,6 +837,8 @@ export class FakeVizier {
 
 interface BufferedMessage {
   batch?: RowBatch;
+  /** An execution error (Carnot status code and message). */
+  execError?: { code: number; message: string };
   stats?: ExecuteScriptResponse["stats"];
   last?: boolean;
 }
@@ -809,6 +866,8 @@ class FakeQuery {
   /** Why the query is no longer held (undefined while it is). */
   gone: string | undefined;
   finished = false;
+  /** When the query failed in execution (its producers stopped), model ms. */
+  failedAtMs: number | undefined;
   #waiters: (() => void)[] = [];
   constructor(readonly id: string, readonly standalone: boolean, now: number) {
     this.lastConsumerMs = now;
@@ -822,6 +881,45 @@ class FakeQuery {
     for (const f of w) f();
   }
 }
+
+/**
+ * Carnot's status codes (src/common/base/statuspb/status.proto `Code`), which an execution error carries before
+ * the query broker maps it to a gRPC code.
+ */
+export const CarnotCode = {
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  UNAUTHENTICATED: 8,
+  INTERNAL: 9,
+  UNIMPLEMENTED: 10,
+  RESOURCE_UNAVAILABLE: 11,
+  SYSTEM: 12,
+  FAILED_PRECONDITION: 13,
+} as const;
+
+/**
+ * proto_utils.go `statusCodeToGRPCCode`, Carnot code to gRPC code. It has no UNIMPLEMENTED or FAILED_PRECONDITION:
+ * Go's map lookup gives those 0, i.e. OK.
+ */
+const STATUS_TO_GRPC: Record<number, number> = {
+  0: 0,
+  1: grpc.status.CANCELLED,
+  2: grpc.status.UNKNOWN,
+  3: grpc.status.INVALID_ARGUMENT,
+  4: grpc.status.DEADLINE_EXCEEDED,
+  5: grpc.status.NOT_FOUND,
+  6: grpc.status.ALREADY_EXISTS,
+  7: grpc.status.PERMISSION_DENIED,
+  8: grpc.status.UNAUTHENTICATED,
+  9: grpc.status.INTERNAL,
+  11: grpc.status.UNAVAILABLE,
+  12: grpc.status.INTERNAL,
+};
 
 /**
  * The first `time_` a memory source reads; undefined reads every row the table holds. A DataFrame without
