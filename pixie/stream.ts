@@ -202,13 +202,19 @@ function describeCompileError(e: CompileErrorLocation): string {
   return `PxL that fsm-px adds after the stream_filter of ${where} (${e.part}): ${e.message}`;
 }
 
-/** Vizier answered with a non-OK status that is not a compile error. */
+/**
+ * Vizier answered with a status that is not a compile error: a non-OK code, or a message under code 0 (an
+ * execution error whose code the standalone PEM leaves out or the broker cannot map). Not fatal unless the code
+ * says so: the stream re-runs.
+ */
 export class PixieQueryError extends Error {
   /** Status code (gRPC codes). */
   readonly code: number;
   /** Creates the error. */
   constructor(status: PixieStatus) {
-    super(redact(`Pixie query failed: ${GrpcCode[status.code] ?? status.code} ${status.message}`));
+    // Code 0 with a message is an execution error that came without its code (see #handle).
+    const code = status.code === 0 ? "" : `${GrpcCode[status.code] ?? status.code} `;
+    super(redact(`Pixie query failed: ${code}${status.message}`));
     this.name = "PixieQueryError";
     this.code = status.code;
   }
@@ -629,7 +635,14 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
   async #handle(resp: ExecuteScriptResponse, composed: ComposedScript): Promise<Row[]> {
     const metrics = this.#opts.metrics;
     if (resp.queryId) this.#queryId = resp.queryId;
-    if (resp.status && resp.status.code !== 0) throw this.#statusError(resp.status, composed);
+    // A status with a message is an error even with code 0: the standalone PEM sends its execution errors with
+    // no code (sink_server.h) and then ends the call CANCELLED without a message, and Vizier's broker maps the
+    // Carnot codes it has no entry for (UNIMPLEMENTED, FAILED_PRECONDITION) to 0 and then keeps the dead query
+    // open (proto_utils.go statusCodeToGRPCCode, query_result_forwarder.go handleRequest). Skipped, the message
+    // was lost: the drop said CANCELLED, or the idle watchdog's silence.
+    if (resp.status && (resp.status.code !== 0 || resp.status.message !== "")) {
+      throw this.#statusError(resp.status, composed);
+    }
     if (resp.metaData) {
       const table = composed.tables.get(resp.metaData.name);
       if (table) this.#tablesById.set(resp.metaData.id, { table, relation: resp.metaData.relation });

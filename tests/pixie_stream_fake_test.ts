@@ -7,7 +7,7 @@ import { GrpcCode, PixieClient, PixieRpcError } from "../pixie/client.ts";
 import type { ExecuteScriptResponse } from "../pixie/messages.ts";
 import { type ComposedQueryInput, composeScript } from "../pixie/pxl.ts";
 import { PixieCompileError, PixieQueryStream } from "../pixie/stream.ts";
-import { setLogLevel } from "../util/log.ts";
+import { setLogLevel, setLogSink } from "../util/log.ts";
 import {
   CarnotCode,
   FakeVizier,
@@ -365,4 +365,53 @@ Deno.test("a query failed in execution with a code the broker maps to 0 is forgo
     ok(at >= 0, "the status came");
     deepStrictEqual(r.got.slice(at + 1), [], "nothing after it, not even a keep-alive");
   });
+});
+
+/** Runs a stream, fails its query in execution once rows came, and returns the errors its drop log lines give. */
+async function dropErrors(
+  opts: FakeVizierOptions,
+  query: ComposedQueryInput,
+  code: number,
+  streamOpts: { idleTimeoutMs?: number } = {},
+): Promise<string[]> {
+  const lines: string[] = [];
+  const drops = () => lines.filter((l) => l.includes("pixie stream dropped"));
+  const prev = setLogSink((line) => void lines.push(line));
+  setLogLevel("warn");
+  try {
+    await withFake(opts, async (fake, client) => {
+      fake.pems[0]!.append("http_events", rows(2));
+      const stream = new PixieQueryStream({
+        client,
+        clusterId: "",
+        clock: new ManualClock(Date.now()),
+        queries: [query],
+        ...streamOpts,
+      });
+      const reading = (async () => {
+        for await (const _ of stream) fake.failExecution(code, "Table 'http_events' not found");
+      })();
+      const deadline = Date.now() + 5_000;
+      while (drops().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      stream.close();
+      await reading;
+    });
+  } finally {
+    setLogLevel("error");
+    setLogSink(prev);
+  }
+  return drops().map((l) => String(JSON.parse(l).error));
+}
+
+Deno.test("an execution error's message is what the drop reports: a standalone PEM's (code 0, then CANCELLED) and one Vizier maps to 0", async () => {
+  const direct = q(FILTER, { scope: { kind: "none" }, podSource: "process" });
+  const standalone = await dropErrors({ standalone: true }, direct, CarnotCode.NOT_FOUND);
+  ok(standalone.length >= 1, "re-run after it");
+  match(standalone[0]!, /Table 'http_events' not found/, "not a bare CANCELLED");
+
+  // The broker keeps the query (a 0 status is no error to it) but nothing comes after: without reading the
+  // status the stream would wait for its idle watchdog and report only the silence.
+  const vizier = await dropErrors({}, q(FILTER), CarnotCode.FAILED_PRECONDITION, { idleTimeoutMs: 2_000 });
+  ok(vizier.length >= 1, "re-run after it");
+  match(vizier[0]!, /Table 'http_events' not found/, "not 'no response for 2000 ms'");
 });
