@@ -18,13 +18,18 @@ import { logger } from "../util/log.ts";
 
 const log = logger("replay");
 
+/** A date, then optionally a time and a zone: what {@link parseTime} hands to Date.parse. */
+const RFC3339ISH = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?$/;
+
 /**
- * Parses an RFC 3339 time (or anything Date accepts that includes a date) into epoch ms; `now` is `nowMs` (the
+ * Parses an RFC 3339 time (a date, optionally a time and a zone) into epoch ms; `now` is `nowMs` (the
  * help shows `--until`'s default as "now", so the word is accepted as written).
  */
 export function parseTime(text: string, what: string, nowMs: number = Date.now()): number {
   if (text.trim().toLowerCase() === "now") return nowMs;
-  const ms = Date.parse(text);
+  // Date.parse also takes what is no RFC 3339 time and guesses: "5" is 2001-05-01, "May 3" a day of 2001. A date,
+  // then optionally a time and a zone (without one, the host's: UTC in a pod), as before.
+  const ms = RFC3339ISH.test(text.trim()) ? Date.parse(text.trim()) : NaN;
   if (!Number.isFinite(ms)) {
     throw new UsageError(`${what} expects an RFC 3339 time like 2026-11-23T10:00:00Z or now, got "${text}"`);
   }

@@ -138,6 +138,16 @@ Deno.test("replay --until now: the word its help shows as the default is accepte
   );
 });
 
+Deno.test("replay --start/--until: what is no RFC 3339 time is refused, not guessed by Date.parse", () => {
+  // Date.parse read "5" as 2001-05-01 and "May 3" as a day of 2001: replay then asked JetStream for 25 years.
+  for (const t of ["5", "May 3", "3/4/2026", "2026"]) {
+    throws(() => parseTime(t, "--start"), /--start expects an RFC 3339 time/, t);
+  }
+  equal(parseTime("2026-11-23", "--start"), Date.UTC(2026, 10, 23));
+  equal(parseTime("2026-11-23T10:00:00.5+02:00", "--start"), Date.UTC(2026, 10, 23, 8, 0, 0, 500));
+  equal(parseTime(" 2026-11-23 10:00:00Z ", "--start"), Date.UTC(2026, 10, 23, 10));
+});
+
 Deno.test("run: packets.pod_metadata kubernetes without a Kubernetes API is a config error at the setting (exit 2)", async () => {
   // It was a plain error: exit 1, "command failed", no file:line:col (pixie.scope: pods, the same case, was exit 2).
   const dir = await Deno.makeTempDir();
