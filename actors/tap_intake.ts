@@ -100,6 +100,8 @@ export interface TapPipeline<Out> {
   push(msg: MessageIn, ids?: Record<string, string>): Out[];
   /** End of the stream. */
   finish(): Out[];
+  /** Releases what the stream holds outside the JavaScript heap, unfinished (see {@link TapIntake.close}). */
+  close?(): void;
   stats(): DecodeCounters;
 }
 
@@ -607,6 +609,15 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
       s.reporter.observe(s.stream, s.pipeline.stats());
     }
     await this.#report();
+  }
+
+  /**
+   * The owner drops this intake (its actor crashed or stopped): every stream's pipeline releases what it holds
+   * outside the JavaScript heap (a WebRTC VAD in fvad's heap, which never shrinks), unfinished and without output.
+   * A restarted actor builds a new intake, so without this each crash leaked the VAD of every stream it followed.
+   */
+  close(): void {
+    for (const s of this.#streams.values()) s.pipeline.close?.();
   }
 
   /** Whether event time has moved on by a tick since the last sweep (or this is the first row): a sweep is due. */

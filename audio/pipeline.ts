@@ -289,6 +289,16 @@ export class SourcePipeline {
     return sigs;
   }
 
+  /**
+   * Releases what the stream holds outside the JavaScript heap (its WebRTC VAD, an Opus decoder) without finishing
+   * it: for an owner that drops the stream unfinished (a crashed Detector). Safe twice, and after {@link finish};
+   * a push after it decodes no Opus and finds no speech.
+   */
+  close(): void {
+    this.#vad.close();
+    this.decoder.close();
+  }
+
   /** Counters. */
   stats(): PipelineStats {
     return { ...baseStats(this.decoder, this.#skipped), signatures: this.#signatures };

@@ -13,9 +13,10 @@ import { encodeSignature } from "../audio/fingerprint/signature.ts";
 import { initAudioEngine } from "../audio/pipeline.ts";
 import type { Signature } from "../audio/types.ts";
 import { setLogSink } from "../util/log.ts";
+import { openWebRtcVads } from "../audio/detect/vad.ts";
 import type { Config } from "../config/schema.ts";
 import type { Row } from "../pixie/row.ts";
-import { e2eConfig, e2eRows, recorder, sec } from "./support/actor_fixtures.ts";
+import { e2eConfig, e2eRows, recorder, sec, settleAll } from "./support/actor_fixtures.ts";
 
 setLogSink(() => {});
 
@@ -142,6 +143,52 @@ Deno.test("detector: after a crash and restart, a call's later signatures still 
     const streamSid = /MZ[0-9a-f]{32}/.exec(sig.source.stream)![0];
     deepEqual(sig.ids, { call_sid: callSid(streamSid) }, `${sig.id} at ${sig.source.timeNs}`);
   }
+});
+
+Deno.test("detector: a crash frees the WebRTC VADs of the streams it abandons (vad_mode webrtc)", async () => {
+  await initAudioEngine({ webrtcVad: true });
+  const config = await e2eConfig((doc) => {
+    const m = (doc["measurements"] as Record<string, unknown>[])[0]!;
+    const rules = m["signature_rules"] as Record<string, unknown>;
+    rules["audio_criteria"] = { ...(rules["audio_criteria"] as object), vad_mode: "webrtc" };
+  });
+  const clock = new VirtualClock();
+  const system = new ActorSystem({ clock });
+  const factory = detector({
+    measurement: config.measurements[0]!,
+    node: "node-a",
+    bus: recordingBus([]),
+    matcher: system.spawn("matcher", recorder<MatcherMsg>([]), OPTS),
+    exporter: system.spawn("exporter", recorder<ExporterMsg>([]), OPTS),
+    idleNs: sec(60),
+    tickNs: sec(1),
+    clockWindowNs: sec(30),
+  });
+  // A poison message: the Detector's own behaviour, onStop included, around a receive that throws on it.
+  const poison: DetectorMsg = { kind: "rows", rows: [] };
+  const crashing: ActorFactory<DetectorMsg> = (ctx) => {
+    const b = factory(ctx);
+    return {
+      onStop: b.onStop?.bind(b),
+      receive: (msg, c) => {
+        if (msg === poison) throw new Error("injected detector crash");
+        return b.receive(msg, c);
+      },
+    };
+  };
+  const d = system.spawn("detector", crashing, { ...OPTS, restart: { backoffInitialMs: 0 } });
+  const before = openWebRtcVads();
+  const rows = await e2eRows("node-a");
+  const streams = new Set(rows.map((row) => `${row.columns["pod"]}`)).size;
+  await d.tell({ kind: "rows", rows });
+  await settleAll(clock, system);
+  ok(openWebRtcVads() - before >= streams, `${openWebRtcVads() - before} VADs open for ${streams} streams`);
+  await d.tell(poison);
+  await settleAll(clock, system);
+  await clock.advance(1);
+  equal(system.stats().find((s) => s.name === "detector")!.restarts, 1);
+  equal(openWebRtcVads() - before, 0, "the restarted Detector follows no stream yet: none left open");
+  await system.shutdown({ deadlineMs: 1000 });
 });
 
 Deno.test("matcher: a signature activated after its target audio is found in it (backward), audio after it too (forward)", async () => {

@@ -503,6 +503,14 @@ export class StreamDecoder {
     return { start, samples: concat(a, b) };
   }
 
+  /**
+   * Releases the codec's WebAssembly instance (Opus) without flushing: for an owner that abandons the stream (a
+   * crashed actor). Safe after {@link finish} and twice; later packets find no decoder (held, then silence).
+   */
+  close(): void {
+    this.#opus?.free();
+  }
+
   /** A snapshot of the stream's counters. */
   stats(): DecoderStats {
     return {

@@ -124,6 +124,8 @@ interface FvadModule {
 }
 
 let fvad: FvadModule | undefined;
+/** WebRtcVad instances built and not closed yet: each holds memory in fvad's heap, which never shrinks. */
+let openVads = 0;
 
 /** Loads the WebRTC VAD WASM module once (idempotent). */
 export async function initWebRtcVad(): Promise<void> {
@@ -135,6 +137,11 @@ export async function initWebRtcVad(): Promise<void> {
 /** True once {@link initWebRtcVad} has completed. */
 export function webRtcVadReady(): boolean {
   return fvad !== undefined;
+}
+
+/** How many WebRTC VADs are open (built and not closed): what an owner that drops its pipelines must free. */
+export function openWebRtcVads(): number {
+  return openVads;
 }
 
 /** WebRTC VAD (libfvad) at 8 kHz on 10 ms frames; aggressiveness 0 (least) .. 3 (most). */
@@ -159,6 +166,7 @@ export class WebRtcVad implements VadDecider {
     }
     this.#handle = h;
     this.#buf = this.#m._malloc(VAD_FRAME * 2);
+    openVads++;
   }
 
   /** Decides one 10 ms frame (80 samples; see {@link VadDecider}). */
@@ -182,5 +190,6 @@ export class WebRtcVad implements VadDecider {
     this.#m._fvad_free(this.#handle);
     this.#m._free(this.#buf);
     this.#handle = 0;
+    openVads--;
   }
 }
