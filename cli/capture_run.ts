@@ -685,7 +685,11 @@ async function runSources(
     if (unpaced) await settleAll(nodes.values());
   }, {
     speed: opts.speed,
-    signal: opts.signal,
+    // A node whose actor escalated has shut down: reading on would feed nothing (its rows dropped as `stopping`).
+    signal: AbortSignal.any([
+      ...(opts.signal ? [opts.signal] : []),
+      ...[...nodes.values()].map((n) => n.system.stopping),
+    ]),
     progressEvery: 5000,
     onProgress: (done) => {
       if (opts.onProgress) opts.onProgress(done, opts.totalRows ?? done);
@@ -711,13 +715,31 @@ async function runSources(
       forced: stats.forced,
     });
   }
-  await finishNodes([...nodes.values()], bus);
+  await failedNode(nodes.values());
+  // An escalation during the finish rejects its asks (the actor is stopped): the escalation is the error to show.
+  await finishNodes([...nodes.values()], bus).catch(async (e) => {
+    await failedNode(nodes.values());
+    throw e;
+  });
   for (const n of nodes.values()) {
     const t = await n.shutdown(30_000, "capture finished");
     if (t.code !== 0) throw new Error(`node ${n.name} ended with code ${t.code}: ${t.reason}`);
   }
   const problems = sources.reduce((a, c) => a + c.problemCount(), 0);
   return { signatures, matches, rows, problems, metrics, sample, merge: stats };
+}
+
+/**
+ * Throws, once every node is shut down, when one of them stopped by itself (an actor exceeded its restart limit):
+ * with its termination's reason, not the "actor is stopped" that asking it would give.
+ */
+async function failedNode(nodes: Iterable<SensorNode>): Promise<void> {
+  const all = [...nodes];
+  const failed = all.find((n) => n.system.stopping.aborted);
+  if (failed === undefined) return;
+  const t = await failed.system.terminated;
+  for (const n of all) await n.shutdown(30_000, "another node failed");
+  throw new Error(`node ${failed.name} ended with code ${t.code}: ${t.reason}`);
 }
 
 /** Waits until every actor of every node is idle (a node that settles may have handed another one work). */
