@@ -94,6 +94,23 @@ export type ExpireReason = "ttl" | "late" | "future" | "evicted" | "invalid";
 export const EXPIRE_REASONS: readonly ExpireReason[] = ["ttl", "late", "future", "evicted", "invalid"];
 
 /**
+ * Why a row was fed to no pipeline (`fsmpx_rows_skipped_total{reason}`, listed in the README): the same stream,
+ * time and payload again, again from a Pixie re-run's overlap, a query or stage the config does not name, no
+ * usable `time_` (capture replay), or past `engine.max_streams`.
+ */
+export const ROW_SKIP_REASONS = [
+  "duplicate",
+  "rerun_duplicate",
+  "unknown_query",
+  "unknown_stage",
+  "no_time",
+  "stream_limit",
+] as const;
+
+/** One of {@link ROW_SKIP_REASONS}. */
+export type RowSkipReason = typeof ROW_SKIP_REASONS[number];
+
+/**
  * Counters the node's actors bump directly (FsmMetrics has them): cheap, synchronous, label values from the
  * config or from fixed sets only.
  */
@@ -103,7 +120,7 @@ export interface NodeCounters {
   /** Streams finished early at the engine.max_streams cap (`tap`: `source` or the stage; the `stream` label). */
   streamsEvicted(measurement: string, tap: string, n?: number): void;
   /** Rows skipped before any pipeline (`query`: a configured query name, or `(other)`). */
-  rowsSkipped(query: string, reason: string, n?: number): void;
+  rowsSkipped(query: string, reason: RowSkipReason, n?: number): void;
   /** Rows too far ahead to move the event clock. */
   clockOutliers(n?: number): void;
   /**

@@ -24,6 +24,7 @@ import {
   OTHER_QUERY,
   type ReaderMsg,
   type RegistryMsg,
+  type RowSkipReason,
   rowWeight,
 } from "./messages.ts";
 import { DroppedRows, pixieReader, type RowSource } from "./pixie_reader.ts";
@@ -409,7 +410,7 @@ export class SensorNode {
   }
 
   /** Counts a row skipped before the node (e.g. by the replay: no usable time), labelled like the reader's. */
-  countSkipped(query: string, reason: string): void {
+  countSkipped(query: string, reason: RowSkipReason): void {
     this.#metrics.rowsSkipped(this.#queries.has(query) ? query : OTHER_QUERY, reason);
   }
 

@@ -11,6 +11,7 @@ import * as client from "./prom.ts";
 import type { Match } from "../audio/types.ts";
 import { renderOpenMetrics } from "./openmetrics.ts";
 import type { HopRecord } from "../report/records.ts";
+import type { RowSkipReason } from "../actors/messages.ts";
 import { exemplarLabels } from "../report/trace_ids.ts";
 
 // prom-client's typings omit the constructor's content-type argument.
@@ -323,7 +324,8 @@ export class FsmMetrics {
       name: "fsmpx_rows_skipped_total",
       help:
         "Rows not fed to any pipeline, by reason: duplicate (same stream, time and payload), rerun_duplicate " +
-        "(Pixie re-run overlap), unknown_query, unknown_stage. Query names not in the config are one label: (other).",
+        "(Pixie re-run overlap), unknown_query, unknown_stage, no_time (a replayed row without a usable time_), " +
+        "stream_limit (past engine.max_streams). Query names not in the config are one label: (other).",
       labelNames: ["query", "reason"],
       registers,
     });
@@ -661,7 +663,7 @@ export class FsmMetrics {
   }
 
   /** Rows skipped before any pipeline (`query` is a configured name or `(other)`). */
-  rowsSkipped(query: string, reason: string, n = 1): void {
+  rowsSkipped(query: string, reason: RowSkipReason, n = 1): void {
     this.#rowsSkipped.inc({ query, reason }, n);
   }
 

@@ -4,6 +4,8 @@
  */
 import { deepEqual, ok } from "node:assert/strict";
 import { tcpdumpArgs } from "../packets/live_capture.ts";
+import { EXPIRE_REASONS, ROW_SKIP_REASONS } from "../actors/messages.ts";
+import { FsmMetrics } from "../http/metrics.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const README = await Deno.readTextFile(new URL("README.md", ROOT));
@@ -24,4 +26,23 @@ Deno.test("README: the live tcpdump options it names are the ones the sensor pas
   );
   deepEqual(named.filter((o) => !args.includes(o)), [], `tcpdump is run with ${args.join(" ")}`);
   ok(named.length >= 2, named.join(" "));
+});
+
+Deno.test("README: the reasons it lists for a counter are the ones the code counts, and the help names them", async () => {
+  // fsmpx_rows_skipped_total's list lacked unknown_stage; its HELP lacked no_time and stream_limit.
+  const help = new Map(
+    (await new FsmMetrics().registry.getMetricsAsJSON()).map((m) => [m.name, m.help]),
+  );
+  for (
+    const [metric, reasons] of [
+      ["fsmpx_rows_skipped_total", ROW_SKIP_REASONS],
+      ["fsmpx_signatures_expired_total", EXPIRE_REASONS],
+    ] as const
+  ) {
+    const m = new RegExp(`\`${metric}\\{reason=([a-z_|]+)\\}\``).exec(folded(README));
+    ok(m, `README lists the reasons of ${metric}`);
+    deepEqual(m[1]!.split("|"), [...reasons], metric);
+    const h = help.get(metric) ?? "";
+    deepEqual(reasons.filter((r) => !h.includes(r)), [], `${metric}'s help: ${h}`);
+  }
 });
