@@ -247,7 +247,9 @@ export class FsmMetrics {
     });
     this.#queryRestarts = new client.Counter({
       name: "fsmpx_pixie_query_restarts_total",
-      help: "Pixie query restarts: resume with query_id, or rerun from the last time_ seen.",
+      help:
+        "Pixie query restarts, by kind: rerun (run again from a time_ it had reached, after a drop, a skip " +
+        "ahead or a change of pixie.scope's pods; fsm-px never resumes a query).",
       labelNames: ["query", "kind"],
       registers,
     });
@@ -288,7 +290,10 @@ export class FsmMetrics {
     });
     this.#publishFailed = new client.Counter({
       name: "fsmpx_bus_publish_failed_total",
-      help: "Messages never published on the bus, by kind and reason (refused, unencodable, abandoned).",
+      help:
+        "Messages never published on the bus, by kind and reason: rejected (refused by the server, e.g. its " +
+        "permissions), too_large, bad_subject, encode (not encodable), closed (the bus closed first); one the bus " +
+        "closed on while it waited to be retried keeps its last try's reason (timeout, disconnected, ...).",
       labelNames: ["kind", "reason"],
       registers,
     });
@@ -344,7 +349,7 @@ export class FsmMetrics {
     });
     this.#pixieSkipped = new client.Counter({
       name: "fsmpx_pixie_batches_skipped_total",
-      help: "Pixie responses skipped, by kind: decode, decrypt, unknown_table, status.",
+      help: "Pixie responses skipped, by kind: decode, decrypt, unknown_table.",
       labelNames: ["kind"],
       registers,
     });

@@ -72,7 +72,7 @@ export interface PixieStreamMetrics {
   lag?(query: string, seconds: number): void;
   /** Payload cells Pixie cut short (they end with `... [TRUNCATED]`). */
   truncated?(query: string, n: number): void;
-  /** A batch or response that had to be skipped: decode, decrypt, unknown_table, status. */
+  /** A batch or response that had to be skipped: decode, decrypt, unknown_table. */
   errors?(query: string | undefined, kind: string): void;
 }
 

@@ -46,3 +46,21 @@ Deno.test("README: the reasons it lists for a counter are the ones the code coun
     deepEqual(reasons.filter((r) => !h.includes(r)), [], `${metric}'s help: ${h}`);
   }
 });
+
+Deno.test("README: each reason, outcome or place it names for a metric is one the metric's help lists", async () => {
+  // fsmpx_bus_publish_failed_total{reason="rejected"}: the help said "refused, unencodable, abandoned", none of
+  // them a label value. A help that ends its list with "..." (packet skip reasons) is open and not checked.
+  const metrics = new FsmMetrics();
+  metrics.otlpOpened(() => ({ sent: 0, failed: 0, dropped: 0 }));
+  const help = new Map((await metrics.registry.getMetricsAsJSON()).map((m) => [m.name, m.help]));
+  let checked = 0;
+  for (const m of folded(README).matchAll(/`([a-z_]+)\{(reason|outcome|where)=("?)([a-z_|]+)\3\}`/g)) {
+    const [, metric, label, , values] = m;
+    const h = help.get(metric!);
+    ok(h !== undefined, `${metric} is a metric`);
+    if (h.includes("...")) continue;
+    deepEqual(values!.split("|").filter((v) => !h.includes(v)), [], `${metric}{${label}}: ${h}`);
+    checked++;
+  }
+  ok(checked >= 6, `${checked} label lists checked`);
+});
