@@ -97,12 +97,19 @@ export const FORMATS = {
 /** One of {@link FORMATS}. */
 export type Format = keyof typeof FORMATS;
 
-/** The `--format` option of a command that prints in `choices` (the first is the default). */
-export function formatOption(choices: readonly Format[]): OptionSpec {
+/**
+ * The `--format` option of a command that prints in `choices` (the first is the default). `meaning` replaces
+ * {@link FORMATS}' words for a format that means something else for this command (replay's json, kept for
+ * scripts, is its records), so that the help says what the command prints.
+ */
+export function formatOption(
+  choices: readonly Format[],
+  meaning: Partial<Record<Format, string>> = {},
+): OptionSpec {
   return {
     kind: "value",
     arg: "FMT",
-    help: choices.map((c) => `${c}: ${FORMATS[c]}`).join("; "),
+    help: choices.map((c) => `${c}: ${meaning[c] ?? FORMATS[c]}`).join("; "),
     choices,
     default: choices[0],
   };

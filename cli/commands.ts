@@ -25,7 +25,8 @@ export const COMMANDS: Command[] = [
     name: "run",
     summary: "run the sensor of this node (the DaemonSet's job)",
     about:
-      "Runs one sensor: reads this node's traffic from Pixie (or replays a capture file), detects signatures " +
+      "Runs one sensor: reads this node's traffic from Pixie and/or its own packets (packets.interface), or " +
+      "replays a capture file, detects signatures " +
       "at the source taps, matches them at every stage, serves /metrics, /healthz and /readyz on " +
       "metrics.listen, and publishes signatures and match records on NATS JetStream (or an in-process bus when " +
       "nats.url is empty).\n\n" +
@@ -86,7 +87,7 @@ export const COMMANDS: Command[] = [
     name: "record",
     summary: "record this node's configured Pixie queries to a capture file",
     about: "Runs the configured queries against the live cluster and writes a capture file that 'analyze', " +
-      "'demo' and 'run --capture' read. Captures contain audio: handle them like call recordings.",
+      "'check', 'discover' and 'run --capture' read. Captures contain audio: handle them like call recordings.",
     options: {
       out: { kind: "value", arg: "FILE", help: "capture file to write", required: true },
       duration: { kind: "value", arg: "D", help: "stop after D", default: "60s" },
@@ -132,7 +133,9 @@ export const COMMANDS: Command[] = [
         arg: "FILE",
         help: "also write the records read as JSON Lines (as analyze --out)",
       },
-      format: formatOption(["table", "json", "csv", "records", "summary"]),
+      format: formatOption(["table", "json", "csv", "records", "summary"], {
+        json: "the records, as records prints them (what replay's json has always printed)",
+      }),
       interval: INTERVAL,
       id: ID,
     },
@@ -159,7 +162,9 @@ export const COMMANDS: Command[] = [
         help: "live: the node whose traffic to read",
         default: "the config's node",
       },
-      format: formatOption(["table", "json"]),
+      format: formatOption(["table", "json"], {
+        json: "what was found (groups, their guesses and reasons) as one JSON document",
+      }),
     },
     run: async (args) => (await import("./discover_cmd.ts")).discoverCommand(args),
   },

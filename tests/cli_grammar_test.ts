@@ -139,6 +139,16 @@ Deno.test("grammar: the same formats for analyze and replay; json is snake_case 
   ok(kinds.includes("signature") && kinds.includes("match"), kinds.join(","));
 });
 
+Deno.test("grammar: each command's --format help says what that command prints", () => {
+  // replay's json is its records and discover's json its findings (camelCase); both helps said "one JSON document
+  // (snake_case, units in the key names)", which is analyze's.
+  const formatHelp = (name: string) => helpText(command(name)).replace(/\s+/g, " ");
+  match(formatHelp("replay"), /json: the records/);
+  match(formatHelp("discover"), /json: what was found/);
+  match(formatHelp("analyze"), /json: one JSON document \(snake_case, units in the key names\)/);
+  for (const name of ["replay", "discover"]) ok(!/snake_case/.test(formatHelp(name)), name);
+});
+
 natsTest("replay against a server without the stream names the stream and why (exit 1)", async () => {
   const srv = await NatsServer.start();
   const dir = await Deno.makeTempDir();
