@@ -165,6 +165,29 @@ Deno.test("keepTimeline: bad base64 or hex becomes a gap of the field's length; 
   deepEqual([d.stats().errors.bad_base64, d.stats().repairedFrames, hex.stats().errors.bad_hex], [1, 160, 1]);
 });
 
+Deno.test("keepTimeline: bad base64 wrapped in lines (MIME-style) is a gap of its audio's length, line breaks not counted", () => {
+  const json = format({ envelope: "json", path: "media.payload", encoding: "base64" });
+  // Python's base64.encodebytes and Java's MIME encoder break the digits every 76 (with a newline at the end).
+  for (const n of [160, 640, 3200]) {
+    const digits = encodeBase64(Uint8Array.from({ length: n }, (_, i) => (i * 7) & 0xff));
+    for (const eol of ["\n", "\r\n"]) {
+      let wrapped = "";
+      for (let i = 0; i < digits.length; i += 76) wrapped += digits.slice(i, i + 76) + eol;
+      const d = new StreamDecoder(json, { keepTimeline: true });
+      const good = d.push({
+        timeNs: T0,
+        payload: enc.encode(JSON.stringify({ media: { payload: wrapped } })),
+      });
+      ok(good.kind === "audio" && good.frames === n, `${n} bytes: the wrapped field decodes`);
+      const bad = wrapped.slice(0, 10) + "*" + wrapped.slice(11);
+      const o = d.push({ timeNs: T0 + 1n, payload: enc.encode(JSON.stringify({ media: { payload: bad } })) });
+      // Before: 164, 651 and 3,243 frames (3,200: every later sample 5.4 ms late on the timeline).
+      ok(o.kind === "gap" && o.reason === "bad_base64", `${n} bytes: ${o.kind}`);
+      equal(o.gapFrames, n, `${n} bytes, ${JSON.stringify(eol)} line ends`);
+    }
+  }
+});
+
 Deno.test("keepTimeline: a missing payload is a gap of the median recent message", () => {
   const d = new StreamDecoder(format(), { keepTimeline: true });
   for (let i = 0; i < 5; i++) d.push({ timeNs: T0 + BigInt(i), payload: new Uint8Array(160).fill(0xff) });

@@ -439,7 +439,7 @@ export class StreamDecoder {
           messageIndex,
           msg,
           raw.reason,
-          unpaddedLength(fieldAsText(field.data, fmt.envelope)),
+          encodedLength(fieldAsText(field.data, fmt.envelope), fmt.encoding),
         );
       }
       audio = raw.bytes;
@@ -907,11 +907,18 @@ function scannedBase64(env: PayloadEnvelope, path: BytePath): Uint8Array | undef
   return decodeBase64Span(env.bytes, hit.start + 1, hit.end - 1);
 }
 
-/** Length of an encoded field without trailing base64 padding (`=`), which carries no audio. */
-function unpaddedLength(data: string | Uint8Array): number {
-  let n = data.length;
-  const at = (i: number) => typeof data === "string" ? data.charCodeAt(i) : data[i]!;
-  while (n > 0 && at(n - 1) === 0x3d) n--;
+/**
+ * Characters of an encoded field that carry audio: for base64, all but padding (`=`) and the ASCII whitespace the
+ * decoder skips (a MIME-style encoder's line breaks: counted, a 400 ms μ-law field wrapped at 76 digits sized its
+ * gap 43 samples long, and every later sample that late on the timeline); for hex and binary, every character.
+ */
+function encodedLength(data: string | Uint8Array, encoding: AudioFormat["encoding"]): number {
+  if (encoding !== "base64") return data.length;
+  let n = 0;
+  for (let i = 0; i < data.length; i++) {
+    const c = typeof data === "string" ? data.charCodeAt(i) : data[i]!;
+    if (c !== 0x3d && c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) n++;
+  }
   return n;
 }
 
