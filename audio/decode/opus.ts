@@ -16,6 +16,10 @@
 
 import { OpusDecoder } from "opus-decoder";
 
+/** The package's decoder at any of the rates it decodes to, and what one decode returns. */
+type Decoder = OpusDecoder<8000 | 12000 | 16000 | 24000 | 48000>;
+type Decoded = ReturnType<Decoder["decodeFrame"]>;
+
 /** Output rates libopus decodes to, Hz. */
 export const OPUS_RATES: readonly number[] = [8000, 12000, 16000, 24000, 48000];
 /** Longest audio one packet may carry, ms (RFC 6716 §3.2.5). */
@@ -104,11 +108,31 @@ export function opusPacketFrames(p: Uint8Array, rate: number): number | undefine
   return (count * units * rate) / 400;
 }
 
+/**
+ * Frees a decoder's instance. Garbage packets can corrupt libopus's heap without a trap at the time (a stereo
+ * stream's decoder later trapped in `free`, from the stream's end): that must not end the stream's owner.
+ */
+function freeQuietly(d: Decoder): void {
+  try {
+    d.free();
+  } catch {
+    // The instance is dropped either way.
+  }
+}
+
+/**
+ * Bytes of a packet the package's decoder takes, per channel it decodes to: its input buffer (`_inputSize`,
+ * 32000 · 0.12 a channel, OpusDecoder.js), which it fills with a TypedArray `set` that throws on a longer
+ * packet. RFC 6716 allows more (a 120 ms packet above ~256 kbit/s): such a packet is refused, as malformed ones
+ * are.
+ */
+const INPUT_BYTES_PER_CHANNEL = 3840;
+
 /** Ready decoders kept per (rate, channels), so a new stream rarely waits for WebAssembly instantiation. */
 const POOL_SIZE = 4;
-const pool = new Map<string, OpusDecoder<8000 | 12000 | 16000 | 24000 | 48000>[]>();
+const pool = new Map<string, Decoder[]>();
 
-function newDecoder(rate: number, channels: number): OpusDecoder<8000 | 12000 | 16000 | 24000 | 48000> {
+function newDecoder(rate: number, channels: number): Decoder {
   return new OpusDecoder({ sampleRate: rate as 48000, channels });
 }
 
@@ -151,10 +175,12 @@ export async function initOpus(rate = 48000, channels = 1): Promise<void> {
 export class OpusStreamDecoder {
   readonly rate: number;
   readonly channels: number;
-  #dec: OpusDecoder<8000 | 12000 | 16000 | 24000 | 48000> | undefined;
+  #dec: Decoder | undefined;
   #ready = false;
   #failed = false;
   #freed = false;
+  /** Longest packet the package's decoder takes (see {@link INPUT_BYTES_PER_CHANNEL}). */
+  readonly #maxPacket: number;
 
   /** Throws RangeError on a rate libopus does not decode to, or channels other than 1 or 2. */
   constructor(rate: number, channels: number) {
@@ -164,6 +190,13 @@ export class OpusStreamDecoder {
     if (channels !== 1 && channels !== 2) throw new RangeError("Opus streams decode to 1 or 2 channels");
     this.rate = rate;
     this.channels = channels;
+    this.#maxPacket = INPUT_BYTES_PER_CHANNEL * channels;
+    this.#take();
+  }
+
+  /** Takes a decoder: a ready one from the pool, else a new one (ready later). */
+  #take(): void {
+    const rate = this.rate, channels = this.channels;
     const warm = pool.get(`${rate}/${channels}`)?.pop();
     if (warm) {
       this.#dec = warm;
@@ -171,14 +204,26 @@ export class OpusStreamDecoder {
     } else {
       const d = newDecoder(rate, channels);
       this.#dec = d;
+      this.#ready = false;
       d.ready.then(() => {
-        if (this.#freed) d.free();
+        // Freed, or replaced (see #replace) before it was ready.
+        if (this.#dec !== d) freeQuietly(d);
         else this.#ready = true;
       }, () => {
-        this.#failed = true;
+        if (this.#dec === d) this.#failed = true;
       });
     }
     refill(rate, channels);
+  }
+
+  /**
+   * Drops a decoder whose libopus trapped (its memory may be anything now: it is not called again, not even to
+   * free it) for a fresh one, as at a stream's start: the packets after it decode from a reset state.
+   */
+  #replace(): void {
+    this.#dec = undefined;
+    this.#ready = false;
+    this.#take();
   }
 
   /** True once packets can be decoded. */
@@ -201,8 +246,16 @@ export class OpusStreamDecoder {
    * decoder is not ready or libopus refused the packet. The result is a view of `out` when it is long enough.
    */
   decode(packet: Uint8Array, out?: Float32Array): Float32Array | undefined {
-    if (!this.ready || packet.length === 0) return undefined;
-    const r = this.#dec!.decodeFrame(packet);
+    if (!this.ready || packet.length === 0 || packet.length > this.#maxPacket) return undefined;
+    let r: Decoded;
+    try {
+      r = this.#dec!.decodeFrame(packet);
+    } catch {
+      // libopus trapped (out-of-bounds access, divide by zero: garbage packets of valid framing in a stereo stream):
+      // the packet is refused, and the decoder replaced, since the trap left its memory in an unknown state.
+      this.#replace();
+      return undefined;
+    }
     if (r.errors.length > 0 || r.samplesDecoded === 0) return undefined;
     return this.#interleave(r.channelData, r.samplesDecoded, out);
   }
@@ -219,7 +272,13 @@ export class OpusStreamDecoder {
       : new Float32Array(n * this.channels);
     buf.fill(0);
     if (n === 0) return buf;
-    const r = this.#dec!.decodeFrame(new Uint8Array(0));
+    let r: Decoded;
+    try {
+      r = this.#dec!.decodeFrame(new Uint8Array(0));
+    } catch {
+      this.#replace();
+      return buf;
+    }
     if (r.errors.length > 0) return buf;
     const take = Math.min(n, r.samplesDecoded);
     this.#interleave(r.channelData, take, buf);
@@ -230,7 +289,7 @@ export class OpusStreamDecoder {
   free(): void {
     if (this.#freed) return;
     this.#freed = true;
-    if (this.#ready) this.#dec!.free();
+    if (this.#ready) freeQuietly(this.#dec!);
     this.#dec = undefined;
   }
 

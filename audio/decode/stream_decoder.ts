@@ -832,10 +832,11 @@ export class StreamDecoder {
     for (const p of this.#backlog) {
       if ("packet" in p) {
         const n = opus!.frames(p.packet)!;
-        const d = opus!.ready ? opus!.decode(p.packet) : undefined;
+        const ready = opus!.ready;
+        const d = ready ? opus!.decode(p.packet) : undefined;
         if (d && d.length === n * fmt.channels) {
           out.set(selectChannel(d, fmt.channels, fmt.channel).subarray(p.drop), at);
-        } else this.#errors.codec_unavailable++;
+        } else this.#errors[ready ? "bad_packet" : "codec_unavailable"]++;
         at += n - p.drop;
       } else if ("conceal" in p) {
         if (opus!.ready) out.set(this.#conceal(p.conceal, p.conceal), at);
