@@ -5,7 +5,9 @@
  */
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import type { NodeConnectionOptions } from "@nats-io/transport-node";
-import { redact, registerSecret } from "../util/log.ts";
+import { logger, redact, registerSecret } from "../util/log.ts";
+
+const log = logger("bus");
 
 /** How to reach and authenticate to NATS (mirrors the `nats` config keys). */
 export interface NatsConnectOptions {
@@ -151,9 +153,8 @@ export async function connectionOptions(
     } catch (e) {
       throw new NatsConnectError(`cannot read nats.credentials_file ${creds}: ${(e as Error).message}`);
     }
-    // The seed inside the file is a secret too.
-    for (const m of new TextDecoder().decode(bytes).matchAll(/\bSU[A-Z2-7]{50,}\b/g)) registerSecret(m[0]);
-    o.authenticator = credsAuthenticator(bytes);
+    registerCredsSecrets(bytes);
+    o.authenticator = credsAuthenticator(credsReader(creds, bytes));
   }
   const tls = opts.tls;
   const caFile = nonEmpty(tls?.caFile), certFile = nonEmpty(tls?.certFile), keyFile = nonEmpty(tls?.keyFile);
@@ -161,6 +162,47 @@ export async function connectionOptions(
     o.tls = { caFile, certFile, keyFile };
   }
   return o;
+}
+
+/** The seeds inside a `.creds` file are secrets too. */
+function registerCredsSecrets(bytes: Uint8Array): void {
+  for (const m of new TextDecoder().decode(bytes).matchAll(/\bSU[A-Z2-7]{50,}\b/g)) registerSecret(m[0]);
+}
+
+/** One block of a `.creds` file (the client's own pattern): the JWT, then the seed. */
+const CREDS_BLOCK = /\s*(?:(?:[-]{3,}[^\n]*[-]{3,}\n)(.+)(?:\n\s*[-]{3,}[^\n]*[-]{3,}\n))/g;
+
+/**
+ * The `.creds` file as it is at each (re)connection. A user JWT expires (the server then closes the connection
+ * with "User Authentication Expired") and a credentials Secret is rotated by rewriting the file: read once at
+ * start, the client kept presenting the old credentials, every reconnection was refused and the bus never
+ * published again until the sensor was restarted by hand. (The transport reads TLS files per connection too.)
+ * A file that cannot be read or holds no credentials now (mid-rewrite, removed) is replaced by the last good one.
+ */
+function credsReader(path: string, first: Uint8Array): () => Uint8Array {
+  let last = first;
+  let failing = false;
+  return () => {
+    try {
+      const bytes = Deno.readFileSync(path);
+      // A JWT block and a seed block, as the client parses them.
+      if ([...new TextDecoder().decode(bytes).matchAll(CREDS_BLOCK)].length < 2) {
+        throw new Error("no JWT and seed in it");
+      }
+      registerCredsSecrets(bytes);
+      last = bytes;
+      failing = false;
+    } catch (e) {
+      if (!failing) {
+        log.warn("cannot read nats.credentials_file again; reconnecting with the credentials read before", {
+          file: path,
+          error: (e as Error).message,
+        });
+      }
+      failing = true;
+    }
+    return last;
+  };
 }
 
 let guardInstalled = false;

@@ -161,6 +161,11 @@ export class NatsServer {
     await this.#spawn();
   }
 
+  /** Replaces the extra config lines from the next start on (e.g. users rotated across a {@link restart}). */
+  reconfigure(configLines: string[]): void {
+    this.#opts.configLines = configLines;
+  }
+
   /** Stops and starts again, keeping port and store. */
   async restart(): Promise<void> {
     await this.stopProcess();
