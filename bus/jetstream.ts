@@ -68,6 +68,31 @@ export function signatureStartTimeMs(ttlSeconds: number, nowMs: number = Date.no
   return nowMs - ttlSeconds * 1000;
 }
 
+const UTF8 = new TextEncoder();
+
+/**
+ * The `Nats-Msg-Id` header value of a message id. A header value cannot hold CR or LF (the client refuses the
+ * publish) and the client trims whitespace from both ends; a match's id holds its target stream key, which may
+ * come from any JSON field of the payload: a key with a line break was refused for good (the match never reached
+ * the stream), and two keys differing only in trailing spaces had one id, so the second match was dropped as a
+ * duplicate. Such an id is sent with those characters (and `%`) %-encoded behind a `~`, which no plain id starts
+ * with (they start with a hex signature id); every other id is sent as it is, as before.
+ */
+export function wireMsgId(id: string): string {
+  const lead = id.length - id.trimStart().length;
+  const tail = id.length - id.trimEnd().length;
+  if (lead === 0 && tail === 0 && !/[\r\n]/.test(id)) return id;
+  let out = "~", i = 0;
+  for (const c of id) {
+    const edge = i < lead || i >= id.length - tail;
+    out += edge || c === "%" || c === "\r" || c === "\n"
+      ? [...UTF8.encode(c)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, "0")}`).join("")
+      : c;
+    i += c.length;
+  }
+  return out;
+}
+
 function classify(e: unknown): PublishOutcome {
   const err = e as Error & { code?: number; status?: number };
   const detail = err.message;
@@ -208,7 +233,7 @@ export class JetStreamBus implements Bus {
 
   async #publishOnce(item: OutboxItem, timeout: number): Promise<PublishOutcome> {
     try {
-      const ack = await this.#js.publish(item.subject, item.data, { msgID: item.msgId, timeout });
+      const ack = await this.#js.publish(item.subject, item.data, { msgID: wireMsgId(item.msgId), timeout });
       return { ok: true, duplicate: ack.duplicate };
     } catch (e) {
       const r = classify(e);

@@ -4,6 +4,7 @@
  * ```
  * fsmpx.sig.<measurement>                 signature (binary codec), Nats-Msg-Id = signature id    (in the stream)
  * fsmpx.match.<measurement>.<stage>       match record (JSON), Nats-Msg-Id = matchDedupeId        (in the stream)
+ *                                         (both ids as jetstream.ts wireMsgId sends them)
  * fsmpx.clock.n.<node>                    clock-skew request/reply (core NATS, not stored; node %-encoded)
  * fsmpx.clock.hello                       clock-skew peer discovery (core NATS, not stored)
  * ```
