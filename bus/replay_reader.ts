@@ -162,6 +162,8 @@ async function* storedMessages(
 ): AsyncGenerator<JsMsg> {
   let lastSeq = 0;
   let stalled = 0;
+  /** When the stream read was created: another value later means another stream of the same name. */
+  let created: string | null = null;
   while (true) {
     const co: Partial<OrderedConsumerOptions> = lastSeq > 0
       ? { opt_start_seq: lastSeq + 1 }
@@ -169,6 +171,22 @@ async function* storedMessages(
     if (filter !== undefined) co.filter_subjects = filter;
     let why: string;
     try {
+      // A stream deleted, or lost with its server's store, and created again by the sensors numbers its messages
+      // from 1: going on after the last sequence read found nothing there (or only what came after the loss) and
+      // the read ended as if complete. What came after that sequence in the old stream is gone.
+      const now = (await (await js.streams.get(opts.stream)).info(true)).created;
+      if (created !== null && now !== created) {
+        const detail = `stream ${opts.stream} was deleted and created again during the read of ` +
+          `${filter ?? ">"} (a server restarted without its store?): the messages stored after sequence ` +
+          `${lastSeq} of the old stream are gone`;
+        if (opts.stallError) throw new StreamReadStalledError(`${detail}; the range read is incomplete`);
+        log.warn("stream created again during the read; ending the read here", {
+          filter: filter ?? ">",
+          after_seq: lastSeq,
+        });
+        return;
+      }
+      created = now;
       const consumer = await js.consumers.get(opts.stream, co);
       const read = yield* consumedMessages(consumer, opts, filter, untilNs, (seq) => {
         lastSeq = seq;
@@ -177,7 +195,11 @@ async function* storedMessages(
       if (read === "done") return;
       why = read;
     } catch (e) {
-      if (/stream not found/i.test((e as Error).message)) throw new StreamNotFoundError(opts.stream, server);
+      if (e instanceof StreamReadStalledError) throw e;
+      // Gone mid-read: a server coming back without its store, until the sensors create the stream again.
+      if (/stream not found/i.test((e as Error).message) && lastSeq === 0) {
+        throw new StreamNotFoundError(opts.stream, server);
+      }
       // The first consumer is the read's start: its failure is the command's error. Later, the server may be
       // coming back from a restart.
       if (lastSeq === 0) throw e;
