@@ -12,7 +12,8 @@
  * in RTP time; one that starts later (a lost packet, silence suppression, DTMF events that replaced audio) gets a
  * gap of exactly the missing length inserted before it, so every later sample keeps its exact place; one that
  * starts earlier (a duplicate, a reordered packet that slipped through) loses its overlapping part instead of
- * shifting the timeline. Stateful codecs (G.722, Opus) have one decoder per stream, owned here; Opus conceals
+ * shifting the timeline, unless a second message in a row lies wholly behind, just where the first ended: the
+ * sender's clock stepped back, and the decoder follows it. Stateful codecs (G.722, Opus) have one decoder per stream, owned here; Opus conceals
  * lost audio with libopus's packet loss concealment.
  * @module
  */
@@ -194,7 +195,11 @@ export interface DecoderStats {
   concealedFrames: number;
   /** Native samples dropped because the media clock had already passed them (duplicates, late reorders). */
   overlapFrames: number;
-  /** Media clock discontinuities beyond `maxGapSeconds` either way (a timestamp reset): resynchronised, no gap. */
+  /**
+   * Media clock discontinuities: beyond `maxGapSeconds` either way (a timestamp reset: resynchronised, no gap),
+   * and steps back seen in two messages in a row wholly behind the clock, contiguous with each other (the clock
+   * follows the sender from the second; the first, dropped, is a gap of its length).
+   */
   clockJumps: number;
   /** Messages decoded with a codec other than the stream's, where that is exact (same rate, stateless). */
   codecSwitches: number;
@@ -351,6 +356,13 @@ export class StreamDecoder {
   #nextTs: number | undefined;
   #clockRate = 0;
   #clockTime = 0n;
+  /**
+   * Where the last message dropped whole as `media_overlap` ended on the media clock (uint32), and its ticks; -1
+   * when the last clocked message was not such a drop. A second one starting exactly there is a clock that
+   * stepped back, not a duplicate.
+   */
+  #behindEnd = -1;
+  #behindTicks = 0;
   /** Opus packets (and gaps among them) waiting for the decoder to be ready, with their native frames. */
   #backlog: Pending[] = [];
   #backlogFrames = 0;
@@ -724,13 +736,27 @@ export class StreamDecoder {
       else if (delta > 0) gapTicks = delta;
       else if (delta < 0) {
         if (-delta >= ticks) {
-          this.#overlapFrames += frames;
-          return this.#fail(messageIndex, "media_overlap");
+          if (this.#behindEnd !== ts) {
+            this.#overlapFrames += frames;
+            this.#behindEnd = (ts + ticks) >>> 0;
+            this.#behindTicks = ticks;
+            return this.#fail(messageIndex, "media_overlap");
+          }
+          // Two messages in a row wholly behind the clock, the second starting where the first ended: the
+          // sender's clock stepped back (another source behind the same SSRC, e.g. after a re-INVITE or an SBC's
+          // switch, with the sequence going on), not a duplicate or a late packet (the reorder window removed
+          // those). Waiting for the old position would drop every message until the new clock caught up with
+          // it, up to maxGapSeconds of audio: the clock follows the sender from here, and the dropped message
+          // becomes a gap of its length so what follows keeps its place.
+          this.#clockJumps++;
+          gapTicks = this.#behindTicks;
+        } else {
+          drop = Math.min(frames, Math.round((-delta * rate) / cr));
+          this.#overlapFrames += drop;
         }
-        drop = Math.min(frames, Math.round((-delta * rate) / cr));
-        this.#overlapFrames += drop;
       }
     }
+    this.#behindEnd = -1;
     const prevTime = this.#clockTime;
     const resync = this.#nextTs === undefined || this.#clockRate !== cr;
     this.#clockRate = cr;
