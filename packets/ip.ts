@@ -226,7 +226,15 @@ export class FrameDecoder {
   /** Frames seen, and frames that decoded to a UDP datagram or TCP segment. */
   frames = 0;
   decoded = 0;
-  readonly #l3: L3Location = { family: 4, offset: 0 };
+  /**
+   * IP fragments are left for the caller to count (the `FragmentReassembler` of `ip_fragments.ts` counts those it cannot put
+   * back together): {@link decodeView} returns false with {@link lastSkip} `ip_fragment` and counts nothing.
+   */
+  holdFragments = false;
+  /** Why the last frame {@link decodeView} refused was skipped (not reset by a frame it accepts). */
+  lastSkip: SkipReason | undefined;
+  /** Where the IP header of the last frame is (for the reassembler, after an `ip_fragment`). */
+  readonly l3: L3Location = { family: 4, offset: 0 };
   readonly #v4Names = new Map<number, string>();
   readonly #v6Names = new Map<string, string>();
 
@@ -240,10 +248,11 @@ export class FrameDecoder {
    */
   decodeView(frame: Frame): boolean {
     this.frames++;
-    const why = decodeLink(frame.data, frame.linkType, this.#l3) ??
-      decodeIp(frame.data, this.#l3, frame.origLen, this.view);
+    const why = decodeLink(frame.data, frame.linkType, this.l3) ??
+      decodeIp(frame.data, this.l3, frame.origLen, this.view);
     if (why !== undefined) {
-      this.skips.add(why);
+      this.lastSkip = why;
+      if (why !== "ip_fragment" || !this.holdFragments) this.skips.add(why);
       return false;
     }
     this.decoded++;

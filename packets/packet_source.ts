@@ -61,6 +61,8 @@ export class PacketSource {
         acceptFlow: (f) => rtpTaps.some((t) => tapMatchesAddresses(t, f)),
       }, this.skips);
     }
+    // Fragments go to the RTP source, which puts UDP datagrams back together and counts what it cannot.
+    this.#decoder.holdFragments = this.#rtp !== undefined;
     if (tcpTaps.length > 0) {
       this.#tcp = new TcpSource({
         protocolFor: (f: FlowDirection): AppProtocol | undefined =>
@@ -88,6 +90,8 @@ export class PacketSource {
         if (this.#tcp) this.#tcp.push(dec.packet(frame));
         else this.skips.add("not_audio_protocol");
       }
+    } else if (dec.lastSkip === "ip_fragment" && this.#rtp) {
+      this.#rtp.pushFrame(frame);
     }
     return this.#take();
   }

@@ -16,6 +16,7 @@
  */
 
 import { flowKey, FrameDecoder, IpProto } from "./ip.ts";
+import { FragmentReassembler } from "./ip_fragments.ts";
 import { type JitterOptions, RtpJitter } from "./jitter.ts";
 import { PcapReader } from "./pcap.ts";
 import { parseRtp, RtpHeader, ssrcLabel } from "./rtp.ts";
@@ -72,6 +73,8 @@ export class RtpSource {
   readonly skips: SkipCounter;
   readonly decoder: FrameDecoder;
   readonly jitter: RtpJitter;
+  /** IPv4 fragments of large datagrams (L16 at 44.1/48 kHz is over an Ethernet MTU), put back together. */
+  readonly fragments: FragmentReassembler;
   readonly stats: RtpSourceStats = { frames: 0, udp: 0, filtered: 0, rtp: 0 };
   readonly #hdr = new RtpHeader();
   readonly #flows = new Map<string, FlowEntry>();
@@ -86,6 +89,8 @@ export class RtpSource {
   ) {
     this.skips = skips;
     this.decoder = new FrameDecoder(skips);
+    this.decoder.holdFragments = true;
+    this.fragments = new FragmentReassembler(skips);
     this.jitter = new RtpJitter(emit, skips, opts.jitter);
     this.#accept = opts.acceptFlow;
     this.#maxFlows = opts.maxFlows ?? 100_000;
@@ -95,7 +100,13 @@ export class RtpSource {
   pushFrame(frame: Frame): void {
     this.stats.frames++;
     const dec = this.decoder;
-    if (!dec.decodeView(frame)) return;
+    if (!dec.decodeView(frame)) {
+      if (dec.lastSkip !== "ip_fragment") return;
+      // The fragment that completes a datagram brings it whole (decoded like any frame); others wait or count.
+      const whole = this.fragments.push(frame, dec.l3);
+      if (whole === undefined || !dec.decodeView(whole)) return;
+      frame = whole;
+    }
     const v = dec.view;
     if (v.proto !== IpProto.UDP) {
       this.skips.add("not_audio_protocol");
@@ -164,6 +175,7 @@ export class RtpSource {
 
   /** End of input: releases every held packet (gaps counted as lost) and forgets all streams. */
   flush(): void {
+    this.fragments.flush();
     this.jitter.flush();
   }
 
