@@ -121,7 +121,11 @@ export async function discoverPacketFile(path: string): Promise<PacketDiscovery>
     try {
       for await (const frame of new PcapReader(file)) {
         frames++;
-        if (!dec.decodeView(frame)) continue;
+        if (!dec.decodeView(frame)) {
+          // The RTP source puts IPv4-fragmented datagrams (large L16 packets) back together.
+          if (dec.lastSkip === "ip_fragment") rtpSrc.pushFrame(frame);
+          continue;
+        }
         if (dec.view.proto === IpProto.UDP) rtpSrc.pushFrame(frame);
         else if (dec.view.proto === IpProto.TCP) {
           const p = dec.packet(frame);

@@ -6,6 +6,7 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { parseFrames } from "../packets/pcap.ts";
 import { PacketSource } from "../packets/packet_source.ts";
+import { discoverPacketFile } from "../cli/discover_packets.ts";
 import { LinkType } from "../packets/types.ts";
 import type { Row } from "../pixie/row.ts";
 import { classicPcap, ethernet, ipv4, rtp, rtpTap, udp } from "./support/packet_build.ts";
@@ -94,4 +95,29 @@ Deno.test("IPv4 fragments: what cannot be put back together is counted, never de
   equal(rows.length, 0);
   // a and overlap (given up together), b (alone, given up at the end), the TCP and the cut fragments.
   equal(src.skipReport().ip_fragment, 5);
+});
+
+Deno.test("IPv4 fragments: discover finds a fragmented L16 stream and names its payload type", async () => {
+  const records: { sec: number; frac: number; data: Uint8Array }[] = [];
+  for (let i = 0; i < 50; i++) {
+    const dgram = udp(5004, 40000, rtp({ pt: 11, seq: 1000 + i, ts: i * 882, ssrc: 0xabc }, audio(i)));
+    for (const [k, f] of fragments(dgram, 0x100 + i).entries()) {
+      records.push({ sec: SEC, frac: i * 20_000_000 + k * 10_000, data: f });
+    }
+  }
+  const path = await Deno.makeTempFile({ suffix: ".pcap" });
+  try {
+    await Deno.writeFile(
+      path,
+      classicPcap({ nanosecond: true, littleEndian: true, linkType: LinkType.ETHERNET }, records),
+    );
+    const d = await discoverPacketFile(path);
+    const g = d.groups.find((x) => x.protocol === "rtp");
+    ok(g, "an RTP group");
+    equal(g.port, 40000);
+    equal(g.messages, 50);
+    deepEqual(g.payloadTypes?.map((p) => [p.pt, p.packets, p.codec]), [[11, 50, "L16/44100"]]);
+  } finally {
+    await Deno.remove(path);
+  }
 });
