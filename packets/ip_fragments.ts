@@ -8,8 +8,8 @@
  * fragment's end has arrived, the whole datagram comes out as a raw-IP {@link Frame} (link type RAW, flags and
  * offset cleared) timed by the fragment that completed it, which then decodes like any other frame.
  *
- * Bounded: at most {@link MAX_DATAGRAMS} datagrams in progress (the oldest is given up beyond that), each at most
- * 65,535 bytes, and a datagram not complete {@link FRAGMENT_TIMEOUT_NS} of capture time after its first fragment
+ * Bounded: at most {@link MAX_DATAGRAMS} datagrams in progress and {@link MAX_HELD_BYTES} of their fragments (the
+ * oldest datagrams are given up beyond either), each at most 65,535 bytes, and a datagram not complete {@link FRAGMENT_TIMEOUT_NS} of capture time after its first fragment
  * is given up. Every fragment that does not become part of a datagram is counted `ip_fragment` (given up,
  * overlapping, IPv6 or TCP fragments, cut by the snap length), so the count keeps its meaning: fragments skipped.
  * @module
@@ -24,6 +24,12 @@ const MAX_DATAGRAMS = 1024;
 const FRAGMENT_TIMEOUT_NS = 1e9;
 /** Largest IPv4 datagram. */
 const MAX_DATAGRAM = 65_535;
+/**
+ * Fragment bytes held at once: 1,024 datagrams of up to 64 KiB would be 64 MiB of a sensor's memory for whoever
+ * sends first fragments that never complete; 4 MiB holds a thousand 20 ms L16 48 kHz stereo packets (3,840 bytes)
+ * in flight at once, far more than fragments that arrive back to back ever leave pending.
+ */
+export const MAX_HELD_BYTES = 4 * 1024 * 1024;
 
 interface Pending {
   /** Capture time of the first fragment seen. */
@@ -53,6 +59,7 @@ export class FragmentReassembler {
   readonly stats: FragmentStats = { reassembled: 0, abandoned: 0 };
   readonly #skips: SkipCounter;
   readonly #pending = new Map<string, Pending>();
+  #held = 0;
 
   /** Creates a reassembler counting what it skips in `skips`. */
   constructor(skips: SkipCounter) {
@@ -62,6 +69,11 @@ export class FragmentReassembler {
   /** Datagrams in progress. */
   get size(): number {
     return this.#pending.size;
+  }
+
+  /** Fragment payload bytes held by the datagrams in progress. */
+  get heldBytes(): number {
+    return this.#held;
   }
 
   /**
@@ -123,16 +135,27 @@ export class FragmentReassembler {
       }
       p.total = off + len;
     }
+    // Room for its bytes: older datagrams go first, then this one if it alone would be over.
+    for (const [k, q] of this.#pending) {
+      if (this.#held + len <= MAX_HELD_BYTES) break;
+      if (q !== p) this.#giveUp(k, q);
+    }
+    if (this.#held + len > MAX_HELD_BYTES) {
+      this.#giveUp(key, p);
+      return undefined;
+    }
     if (off === 0) p.header = data.slice(ip, ip + ihl);
     // Copied: the frame's bytes are a view into a file chunk the reader moves past.
     p.parts.push({ off, bytes: data.slice(ip + ihl, ip + totalLen) });
     p.have += len;
+    this.#held += len;
     if (p.total < 0 || p.have < p.total || p.header === undefined) return undefined;
     if (p.have !== p.total) {
       this.#giveUp(key, p);
       return undefined;
     }
     this.#pending.delete(key);
+    this.#held -= p.have;
     const h = p.header;
     const out = new Uint8Array(h.length + p.total);
     out.set(h, 0);
@@ -163,6 +186,7 @@ export class FragmentReassembler {
 
   #giveUp(key: string, p: Pending): void {
     this.#pending.delete(key);
+    this.#held -= p.have;
     this.#skips.add("ip_fragment", p.frames);
     this.stats.abandoned++;
   }

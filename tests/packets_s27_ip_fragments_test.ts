@@ -7,7 +7,8 @@ import { deepEqual, equal, ok } from "node:assert/strict";
 import { parseFrames } from "../packets/pcap.ts";
 import { PacketSource } from "../packets/packet_source.ts";
 import { discoverPacketFile } from "../cli/discover_packets.ts";
-import { LinkType } from "../packets/types.ts";
+import { type Frame, LinkType, SkipCounter } from "../packets/types.ts";
+import { FragmentReassembler, MAX_HELD_BYTES } from "../packets/ip_fragments.ts";
 import type { Row } from "../pixie/row.ts";
 import { classicPcap, ethernet, ipv4, rtp, rtpTap, udp } from "./support/packet_build.ts";
 
@@ -120,4 +121,37 @@ Deno.test("IPv4 fragments: discover finds a fragmented L16 stream and names its 
   } finally {
     await Deno.remove(path);
   }
+});
+
+Deno.test("IPv4 fragments: first fragments that never complete hold at most MAX_HELD_BYTES, the oldest given up first", () => {
+  // 1,024 datagrams of up to 64 KiB each would be 64 MiB of the sensor's memory for a sender of first fragments.
+  const skips = new SkipCounter();
+  const r = new FragmentReassembler(skips);
+  const frame = (id: number, off: number, more: boolean, bytes: number, t: number): Frame => {
+    const f = ipv4("10.0.0.1", "10.0.0.2", 17, new Uint8Array(bytes), {
+      frag: (more ? 0x2000 : 0) | (off / 8),
+    });
+    f[4] = id >> 8;
+    f[5] = id & 0xff;
+    return {
+      timeNs: BigInt(SEC) * 1_000_000_000n + BigInt(t),
+      linkType: LinkType.RAW,
+      data: f,
+      origLen: f.length,
+      iface: 0,
+    };
+  };
+  const first = 1000;
+  for (let id = 0; id < first; id++) {
+    equal(r.push(frame(id, 0, true, 8000, id), { family: 4, offset: 0 }), undefined);
+  }
+  ok(r.heldBytes <= MAX_HELD_BYTES, `${r.heldBytes} bytes held`);
+  ok(r.heldBytes > MAX_HELD_BYTES - 8000, "filled up to the bound");
+  const kept = r.size;
+  equal(skips.counts.get("ip_fragment"), first - kept, "every fragment given up is counted");
+  // The newest datagram still completes.
+  const done = r.push(frame(first - 1, 8000, false, 100, first), { family: 4, offset: 0 });
+  ok(done !== undefined, "the newest datagram completes");
+  equal(done.data.length, 20 + 8100);
+  ok(r.heldBytes <= MAX_HELD_BYTES - 8000);
 });
