@@ -85,12 +85,15 @@ export interface LiveLoadResult {
   maxQueued: number;
   /** Event time behind the wall clock at the pipelines, s: the read lag plus the queued rows' wait. */
   eventLagS: number;
-  /** RSS samples (MB), one per second of the run, warm-up included (the process tree's with `task`). */
-  rssMB: number[];
-  /** Least-squares slope of {@link rssMB} over the measured window, MB per minute (≈ 0 once it plateaus). */
-  rssSlopeMBPerMin: number;
-  /** The sensor's own peak RSS (VmHWM), MB. */
-  sensorPeakMB: number;
+  /**
+   * RSS samples (MiB, 2^20 bytes: the unit of the container's memory limit), one per second of the run, warm-up
+   * included (the process tree's with `task`).
+   */
+  rssMiB: number[];
+  /** Least-squares slope of {@link rssMiB} over the measured window, MiB per minute (≈ 0 once it plateaus). */
+  rssSlopeMiBPerMin: number;
+  /** The sensor's own peak RSS (VmHWM), MiB. */
+  sensorPeakMiB: number;
   /** Load average (1 min) of the host at the start and the end of the level. */
   load: [number, number];
   signatures: number;
@@ -119,12 +122,13 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return (Number(f[11]) + Number(f[12])) / CLK_TCK;
 }
 
-/** Resident set size of a process, MB. */
-export async function rssMB(pid: number): Promise<number> {
-  return await statusMB(pid, "VmRSS");
+/** Resident set size of a process, MiB. */
+export async function rssMiB(pid: number): Promise<number> {
+  return await statusMiB(pid, "VmRSS");
 }
 
-async function statusMB(pid: number, field: "VmRSS" | "VmHWM"): Promise<number> {
+/** A field of `/proc/PID/status` in MiB (the kernel's "kB" there is KiB: 1,024 bytes). */
+async function statusMiB(pid: number, field: "VmRSS" | "VmHWM"): Promise<number> {
   const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(await Deno.readTextFile(`/proc/${pid}/status`));
   return m ? Number(m[1]) / 1024 : NaN;
 }
@@ -393,7 +397,7 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
     const tree = async () => {
       let sum = 0;
       for (const pid of [child.pid, ...(await descendants(child.pid))]) {
-        sum += await rssMB(pid).catch(() => 0);
+        sum += await rssMiB(pid).catch(() => 0);
       }
       return sum;
     };
@@ -430,7 +434,7 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
     }
     const wallS = (performance.now() - t0) / 1000;
     const cpu1 = await cpuSeconds(sensorPid);
-    const sensorPeakMB = await statusMB(sensorPid, "VmHWM");
+    const sensorPeakMiB = await statusMiB(sensorPid, "VmHWM");
     const after = await scrape(addr);
     const dropped = after.dropped - before.dropped;
     const sent = stats.rows - rows0;
@@ -453,9 +457,9 @@ export async function liveLoad(calls: number, opts: LiveLoadOptions): Promise<Li
       readLagS,
       maxQueued,
       eventLagS: readLagS + (routed > 0 ? maxQueued / (routed / wallS) : 0),
-      rssMB: rss,
-      rssSlopeMBPerMin: slope(rss.slice(opts.warmupS)) * 60,
-      sensorPeakMB,
+      rssMiB: rss,
+      rssSlopeMiBPerMin: slope(rss.slice(opts.warmupS)) * 60,
+      sensorPeakMiB,
       load: [load0, await loadAvg()],
       signatures: after.signatures - before.signatures,
       matches: after.matches - before.matches,
@@ -501,7 +505,7 @@ function feederLimited(r: LiveLoadResult): boolean {
 export function printLiveLoad(r: LiveLoadResult): void {
   const n = (v: number, d = 0) =>
     v.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
-  const rss = r.rssMB;
+  const rss = r.rssMiB;
   console.log(
     `  ${n(r.calls)} calls: ${n(r.rowsPerSec)} rows/s processed of ${n(r.sentPerSec)} sent` +
       (r.capped > 0 ? ` (${n(r.capped / r.wallS)} rows/s more read but not followed: stream caps)` : "") +
@@ -513,8 +517,8 @@ export function printLiveLoad(r: LiveLoadResult): void {
       `queued ≤ ${n(r.maxQueued)}; producer held back ≤ ${n(r.producerLagMs)} ms); RSS ${
         n(rss[0] ?? NaN)
       } → ` +
-      `${n(Math.max(...rss))} max → ${n(rss[rss.length - 1] ?? NaN)} MB ` +
-      `(${n(r.rssSlopeMBPerMin, 1)} MB/min over the window; sensor VmHWM ${n(r.sensorPeakMB)} MB); ` +
+      `${n(Math.max(...rss))} max → ${n(rss[rss.length - 1] ?? NaN)} MiB ` +
+      `(${n(r.rssSlopeMiBPerMin, 1)} MiB/min over the window; sensor VmHWM ${n(r.sensorPeakMiB)} MiB); ` +
       `${n(r.signatures)} signatures, ${n(r.matches)} matches in ${n(r.wallS)} s, load ${n(r.load[0], 1)} → ${
         n(r.load[1], 1)
       }: ` +
@@ -527,7 +531,7 @@ export function printLiveLoad(r: LiveLoadResult): void {
   console.log(
     `    in the window: ${detail || "no signature matched or expired, no stream evicted, no row skipped"}`,
   );
-  console.log(`    RSS every 5 s, MB: ${rss.filter((_, i) => i % 5 === 4).map((v) => n(v)).join(" ")}`);
+  console.log(`    RSS every 5 s, MiB: ${rss.filter((_, i) => i % 5 === 4).map((v) => n(v)).join(" ")}`);
 }
 
 /** Runs the levels in order and prints each; returns them. */

@@ -13,7 +13,7 @@
  * `--slab`: each batch's payloads are views of one buffer, as a live reader's are of a Pixie response's.
  *
  * `deno run -A bench/live_memory.ts [--calls 1000] [--seconds 45] [--max-streams 1000] [--limit-mib 768]
- *  [--no-plan] [--slab] [--max-active-signatures N]`: RSS every 5 s of event time, the peak (VmHWM), V8 heap and ArrayBuffers at the end, the plan,
+ *  [--no-plan] [--slab] [--max-active-signatures N]`: RSS every 5 s of event time and the peak (VmHWM), MiB; V8 heap and ArrayBuffers at the end, MB; the plan,
  * signatures and matches, CPU seconds.
  * @module
  */
@@ -34,8 +34,8 @@ function arg(name: string): string | undefined {
   return i >= 0 ? Deno.args[i + 1] : undefined;
 }
 
-/** VmRSS or VmHWM of this process, MB. */
-function statusMB(field: string): number {
+/** VmRSS or VmHWM of this process, MiB (the kernel's "kB" there is KiB: 1,024 bytes). */
+function statusMiB(field: string): number {
   const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(Deno.readTextFileSync("/proc/self/status"));
   return m ? Number(m[1]) / 1024 : NaN;
 }
@@ -129,11 +129,11 @@ async function child(
     }
     // The next tick once this one is through: nothing waits long enough to be late or dropped.
     while (queued() > 0) await new Promise((r) => setTimeout(r, 0));
-    if (tick % 250 === 249) rss.push(Math.round(statusMB("VmRSS")));
+    if (tick % 250 === 249) rss.push(Math.round(statusMiB("VmRSS")));
   }
   const cpu = cpuS() - cpu0;
   const mem = Deno.memoryUsage();
-  const peak = statusMB("VmHWM");
+  const peak = statusMiB("VmHWM");
   const text2 = await metrics.text();
   await finishNodes([node], bus);
   await node.shutdown(30_000);
@@ -146,8 +146,9 @@ async function child(
     calls,
     seconds,
     plan: node.streamPlan,
-    rssEvery5s: rss,
-    peakMB: Math.round(peak),
+    // RSS in MiB (the container limit's unit); the V8 heap and ArrayBuffers below in MB (1e6 bytes).
+    rssEvery5sMiB: rss,
+    peakMiB: Math.round(peak),
     heapMB: Math.round(mem.heapTotal / 1e6),
     externalMB: Math.round(mem.external / 1e6),
     cpuS: Math.round(cpu * 10) / 10,

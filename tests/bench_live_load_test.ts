@@ -1,6 +1,14 @@
 /** bench/live_load.ts's sensor as the pod runs it: the command, the memory limit read from the DaemonSet. */
 import { deepStrictEqual, equal, ok, throws } from "node:assert/strict";
-import { cappedRows, daemonSetMemoryLimitMiB, sensorCommand, slope } from "../bench/live_load.ts";
+import {
+  cappedRows,
+  daemonSetMemoryLimitMiB,
+  type LiveLoadResult,
+  printLiveLoad,
+  rssMiB,
+  sensorCommand,
+  slope,
+} from "../bench/live_load.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const daemonSet = (memory: string) =>
@@ -49,4 +57,49 @@ Deno.test("rows skipped at the stream caps are counted apart from other skips (n
     3_824_480,
   );
   equal(cappedRows({}), 0);
+});
+
+Deno.test("RSS is read and printed in MiB, the unit of the container's limit (/proc's kB is KiB)", async () => {
+  // This process's VmRSS as /proc says it, in KiB, against what the bench reads.
+  const kib = Number(/VmRSS:\s+(\d+) kB/.exec(await Deno.readTextFile("/proc/self/status"))![1]);
+  const mib = await rssMiB(Deno.pid);
+  ok(Math.abs(mib - kib / 1024) < 8, `${mib} MiB against ${kib} KiB`);
+  const r: LiveLoadResult = {
+    calls: 1000,
+    wallS: 60,
+    rowsPerSec: 0,
+    capped: 0,
+    rowsPerCpuS: 0,
+    callsPerCore: 0,
+    sentPerSec: 0,
+    cores: 1,
+    dropped: 0,
+    late: 0,
+    feederSkipped: 0,
+    producerLagMs: 0,
+    readLagS: 0,
+    maxQueued: 0,
+    eventLagS: 0,
+    rssMiB: [600, 610, 620, 630, 640],
+    rssSlopeMiBPerMin: 1,
+    sensorPeakMiB: 649,
+    load: [0, 0],
+    signatures: 0,
+    matches: 0,
+    detail: {},
+    sustained: true,
+  };
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => void lines.push(a.join(" "));
+  try {
+    printLiveLoad(r);
+  } finally {
+    console.log = log;
+  }
+  const text = lines.join("\n");
+  ok(text.includes("600 → 640 max → 640 MiB"), text);
+  ok(text.includes("sensor VmHWM 649 MiB"), text);
+  ok(text.includes("RSS every 5 s, MiB: 640"), text);
+  ok(!/\d MB\b/.test(text), `an RSS labelled MB (1e6 bytes) though it is MiB: ${text}`);
 });
