@@ -559,7 +559,9 @@ export async function packetAndCodecBench(quick: boolean): Promise<void> {
     console.log(
       `  live capture (tcpdump child on lo): ${n(live.rows)} of ${n(live.sent)} RTP packets as rows at ` +
         `${n(live.sentPerSec)}/s sent, kernel drops ${live.kernelDrops}, sensor CPU ` +
-        `${(live.cpuPerSec * 100).toFixed(0)}% of a core`,
+        `${(live.cpuPerSec * 100).toFixed(0)}% of a core (of which tcpdump ${
+          (live.tcpdumpCpuPerSec * 100).toFixed(0)
+        }%)`,
     );
   } else {
     console.log("  live capture: skipped (needs root and tcpdump)");

@@ -1,7 +1,8 @@
 /**
  * Live capture cost: RTP packets sent on loopback as fast as one sender process can, captured by the sensor's
- * tcpdump child and parsed into rows. Reports packets/s sent, rows/s made, kernel drops, and the sensor process's
- * CPU time per packet (the pipe from tcpdump plus parsing), so the `-U` packet-buffered pipe's cost shows.
+ * tcpdump child and parsed into rows. Reports packets/s sent, rows/s made, kernel drops, and the sensor's CPU per
+ * second of capture: this process's (reading the pipe from tcpdump, parsing) and its tcpdump child's (the kernel
+ * copies and the `-U` packet-buffered writes), not the sender's (tcpreplay or python3) nor making its pcap.
  *   deno run --allow-all bench/packets_live_speed.ts [packets]
  * @module
  */
@@ -18,15 +19,58 @@ export interface LiveSpeed {
   seconds: number;
   sentPerSec: number;
   kernelDrops: number;
-  /** Sensor CPU (user+sys) per second of capture, from /proc/self/stat. */
+  /** Sensor CPU (user+sys, this process and its tcpdump child) per second of capture, from /proc/PID/stat. */
   cpuPerSec: number;
+  /** Of {@link cpuPerSec}, the tcpdump child's. */
+  tcpdumpCpuPerSec: number;
   /** What sent the packets. */
   sender: string;
 }
 
-function cpuSeconds(): number {
-  const f = Deno.readTextFileSync("/proc/self/stat").split(") ")[1]!.split(" ");
+/** CPU seconds (user + system, every thread) of a running process, from `/proc/<pid>/stat`; 0 once it is gone. */
+export function processCpuSeconds(pid: number | "self"): number {
+  let stat: string;
+  try {
+    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch {
+    return 0;
+  }
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** Pids of this process's running children whose command name is `comm` (a child of any of its threads). */
+export function childrenNamed(comm: string): number[] {
+  const out: number[] = [];
+  for (const t of Deno.readDirSync("/proc/self/task")) {
+    const text = (() => {
+      try {
+        return Deno.readTextFileSync(`/proc/self/task/${t.name}/children`);
+      } catch {
+        return "";
+      }
+    })();
+    for (const pid of text.split(/\s+/).filter((w) => w !== "").map(Number)) {
+      const name = (() => {
+        try {
+          return Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
+        } catch {
+          return "";
+        }
+      })();
+      if (name === comm) out.push(pid);
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU seconds so far of this process and of its running children named `childComm` (the sensor and its tcpdump):
+ * `/proc/self/stat` alone counts no child until it is reaped, and then only in cutime.
+ */
+export function sensorCpuSeconds(childComm = "tcpdump"): { total: number; children: number } {
+  const children = childrenNamed(childComm).reduce((a, pid) => a + processCpuSeconds(pid), 0);
+  return { total: processCpuSeconds("self") + children, children };
 }
 
 /**
@@ -51,15 +95,19 @@ export async function liveSpeed(n = 200_000, pps = 200_000): Promise<LiveSpeed> 
   const tcpreplay =
     (await new Deno.Command("sh", { args: ["-c", "command -v tcpreplay"], stdout: "null" }).output())
       .success;
-  const cpu0 = cpuSeconds();
+  // The sender's pcap is made before the clock starts: its CPU is not the sensor's.
+  const perStream = Math.max(1, Math.round(n / 1000));
+  const file = tcpreplay ? await Deno.makeTempFile({ suffix: ".pcap" }) : undefined;
+  if (file) await Deno.writeFile(file, syntheticCapture(1000, perStream));
+  if (childrenNamed("tcpdump").length === 0) {
+    throw new Error("no tcpdump child: its CPU could not be counted");
+  }
+  const cpu0 = sensorCpuSeconds();
   const t0 = performance.now();
   let sendSeconds: number;
   let sent = n;
-  if (tcpreplay) {
-    const perStream = Math.max(1, Math.round(n / 1000));
+  if (file) {
     sent = perStream * 1000;
-    const file = await Deno.makeTempFile({ suffix: ".pcap" });
-    await Deno.writeFile(file, syntheticCapture(1000, perStream));
     const s0 = performance.now();
     const out = await new Deno.Command("tcpreplay", {
       args: ["-i", "lo", `--pps=${pps}`, "-K", "-q", file],
@@ -86,7 +134,9 @@ print(time.time() - t0)
   }
   for (let i = 0; i < 200 && rows < sent; i++) await new Promise((r) => setTimeout(r, 50));
   const seconds = (performance.now() - t0) / 1000;
-  const cpu = cpuSeconds() - cpu0;
+  // Read before the abort ends tcpdump (a child's CPU is readable only while it runs).
+  const cpu1 = sensorCpuSeconds();
+  const cpu = cpu1.total - cpu0.total;
   ac.abort();
   await running.catch(() => {});
   setLogSink(prev);
@@ -97,6 +147,7 @@ print(time.time() - t0)
     sentPerSec: Math.round(sent / sendSeconds),
     kernelDrops: drops,
     cpuPerSec: cpu / seconds,
+    tcpdumpCpuPerSec: (cpu1.children - cpu0.children) / seconds,
     sender: tcpreplay ? "tcpreplay" : "python3",
   };
 }
@@ -108,7 +159,7 @@ if (import.meta.main) {
       `(1,000 streams), ` +
       `${r.rows} rows, kernel drops ${r.kernelDrops}, sensor CPU ${
         (r.cpuPerSec * 100).toFixed(0)
-      }% of a core ` +
+      }% of a core (tcpdump ${(r.tcpdumpCpuPerSec * 100).toFixed(0)}%) ` +
       `over ${r.seconds.toFixed(1)} s`,
   );
 }
