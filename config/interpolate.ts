@@ -40,6 +40,18 @@ const SECRET_VARIABLE = /KEY|PASSWORD|TOKEN|SECRET/i;
 const SECRET_PATHS = new Set(["pixie.api_key", "nats.password", "nats.token"]);
 /** URLs that may carry credentials (`user:pass@`): secret as a whole when they hold an `@`. */
 const URL_PATHS = new Set(["nats.url", "otlp.endpoint"]);
+/** Header names whose values are credentials (Authorization, X-Api-Key, Cookie...): masked in logs too. */
+const CREDENTIAL_HEADER = /auth|key|token|secret|pass|cookie|session|signature/i;
+
+/**
+ * `otlp.headers` and the values under it. Every value is described, never shown, in config errors (headers carry
+ * credentials under any name); those of credential-like names, and `otlp.headers` written as one string, are
+ * registered as secrets for the logs as well.
+ */
+function headerPath(path: KeyPath): "credential" | "other" | undefined {
+  if (path[0] !== "otlp" || path[1] !== "headers") return undefined;
+  return path.length === 2 || CREDENTIAL_HEADER.test(String(path[2])) ? "credential" : "other";
+}
 const BODY = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s;
 const NUMBER = /^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$/;
 
@@ -74,6 +86,10 @@ export function interpolate(
     } else if (isScalar(node) && node.value !== null && SECRET_PATHS.has(formatKeyPath(path))) {
       // A secret written as a number (token: 12345) is still a secret.
       registerSecret(String(node.value));
+      result.secrets.byPath.set(formatKeyPath(path), "");
+    } else if (isScalar(node) && node.value !== null && headerPath(path) !== undefined) {
+      // A header value written as a number (X-Api-Key: 12345678) is refused as no string: never quoted.
+      if (headerPath(path) === "credential") registerSecret(String(node.value));
       result.secrets.byPath.set(formatKeyPath(path), "");
     }
   };
@@ -214,6 +230,9 @@ function interpolateScalar(
   // URL has no other `@`, and a password may hold `/` or `@` or come without a scheme. The OTLP endpoint's
   // `user:pass@` (fetch sends it as basic auth) likewise.
   if (URL_PATHS.has(key) && out.includes("@")) secretFrom ??= "";
+  const header = headerPath(path);
+  if (header === "credential" && out !== "") secretFrom ??= "";
+  else if (header === "other") result.secrets.byPath.set(key, secretFrom ?? "");
   if (secretFrom !== undefined) {
     registerSecret(out);
     result.secrets.byPath.set(key, secretFrom);
