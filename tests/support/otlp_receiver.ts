@@ -27,8 +27,8 @@ export interface OtlpReceiver {
   /** `http://127.0.0.1:<port>` (the endpoint to configure). */
   readonly endpoint: string;
   readonly spans: ReceivedSpan[];
-  /** Requests seen, with their content type. */
-  readonly requests: { path: string; contentType: string }[];
+  /** Requests seen, with their content type and `Authorization` header ("" when none). */
+  readonly requests: { path: string; contentType: string; authorization: string }[];
   close(): Promise<void>;
 }
 
@@ -52,19 +52,37 @@ function attrs(
   return Object.fromEntries((list ?? []).map((a) => [a.key, value(a.value)]));
 }
 
+/** Options of {@link startOtlpReceiver}. */
+export interface OtlpReceiverOptions {
+  /**
+   * Refuse every export with this HTTP status and a body that echoes the request's `Authorization` header and
+   * URL, as a careless collector or proxy might (tests prove the sender never passes such a body on).
+   */
+  refuseWith?: number;
+}
+
 /** Starts a receiver on a free loopback port. */
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise<OtlpReceiver> {
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => PROTO_ROOT + target;
   await root.load("opentelemetry/proto/collector/trace/v1/trace_service.proto", { keepCase: false });
   const Request = root.lookupType("opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest");
   const Response_ = root.lookupType("opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse");
   const spans: ReceivedSpan[] = [];
-  const requests: { path: string; contentType: string }[] = [];
+  const requests: { path: string; contentType: string; authorization: string }[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const url = new URL(req.url);
-    requests.push({ path: url.pathname, contentType: req.headers.get("content-type") ?? "" });
+    requests.push({
+      path: url.pathname,
+      contentType: req.headers.get("content-type") ?? "",
+      authorization: req.headers.get("authorization") ?? "",
+    });
     if (req.method !== "POST" || url.pathname !== "/v1/traces") return new Response("", { status: 404 });
+    if (opts.refuseWith !== undefined) {
+      await req.body?.cancel();
+      const auth = req.headers.get("authorization") ?? "(none)";
+      return new Response(`refused: Authorization: ${auth} for ${req.url}`, { status: opts.refuseWith });
+    }
     const body = new Uint8Array(await req.arrayBuffer());
     // deno-lint-ignore no-explicit-any
     const msg = Request.toObject(Request.decode(body), { longs: String, bytes: Array }) as any;
