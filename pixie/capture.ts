@@ -41,7 +41,8 @@ export interface Capture {
   problems: CaptureProblem[];
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+/** Valid UTF-8 or nothing; a leading byte-order mark is kept (it is the cell's bytes, not the file's). */
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 
 /** Node name implied by a capture path: the file name without directories and extension. */
