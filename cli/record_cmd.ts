@@ -212,6 +212,8 @@ export async function recordCommand(args: ParsedArgs): Promise<number> {
       if (writer.rows >= maxRows) return stop();
       await writer.write(row);
       perQuery.set(row.query, (perQuery.get(row.query) ?? 0) + 1);
+      // The N-th row ends the recording now, not when a row after it comes (traffic may have stopped).
+      if (writer.rows >= maxRows) stop();
     }, ac.signal).catch((e) => {
       if (!ac.signal.aborted) throw e;
     });
@@ -257,6 +259,8 @@ async function recordPackets(
       if (writer.rows >= maxRows) return stop();
       await writer.write(row);
       perQuery.set(row.query, (perQuery.get(row.query) ?? 0) + 1);
+      // The N-th row ends the recording now, not when a row after it comes (traffic may have stopped).
+      if (writer.rows >= maxRows) stop();
     }, ac.signal).catch((e) => {
       if (!ac.signal.aborted) failure = (e as Error).message;
     });
