@@ -43,6 +43,12 @@ export interface PacketGroup {
   reason: string;
 }
 
+/**
+ * The port pairs (`<src port>><dst port>`) of a group's flow directions: a packet tap takes a flow with its port
+ * on either side, so two groups whose taps would both take one flow cannot be told apart by their taps.
+ */
+type GroupFlows = Map<PacketGroup, Set<string>>;
+
 /** What {@link discoverPacketFile} found. */
 export interface PacketDiscovery {
   file: string;
@@ -50,10 +56,14 @@ export interface PacketDiscovery {
   groups: PacketGroup[];
   /** A config measuring the audio groups (source: the one that starts first), when there is any. */
   config?: string;
+  /** Audio groups the config leaves out, and why. */
+  notes?: string[];
 }
 
 interface RtpStat {
   port: number;
+  /** `<src port>><dst port>` of the stream's flow direction. */
+  flow: string;
   firstNs: bigint;
   packets: number;
   pts: Map<number, number>;
@@ -81,6 +91,7 @@ export async function discoverPacketFile(path: string): Promise<PacketDiscovery>
     if (!s) {
       s = {
         port: m.flow.dstPort,
+        flow: `${m.flow.srcPort}>${m.flow.dstPort}`,
         firstNs: m.timeNs,
         packets: 0,
         pts: new Map(),
@@ -146,10 +157,15 @@ export async function discoverPacketFile(path: string): Promise<PacketDiscovery>
   }
 
   const groups: PacketGroup[] = [];
+  const flows: GroupFlows = new Map();
   // RTP groups by receiver port.
   const byPort = new Map<number, RtpStat[]>();
   for (const s of rtp.values()) byPort.set(s.port, [...(byPort.get(s.port) ?? []), s]);
-  for (const [port, streams] of byPort) groups.push(rtpGroup(port, streams));
+  for (const [port, streams] of byPort) {
+    const g = rtpGroup(port, streams);
+    groups.push(g);
+    flows.set(g, new Set(streams.map((s) => s.flow)));
+  }
 
   // Pass 2: TCP groups through the sensor's own packet source, payloads guessed per group.
   const tcpGroups = new Map<string, { protocol: AppProtocol; port: number }>();
@@ -164,7 +180,10 @@ export async function discoverPacketFile(path: string): Promise<PacketDiscovery>
       payloadTypes: new Map(),
     }));
     const samples = new Map<string, PayloadSample[]>();
-    const stats = new Map<string, { streams: Set<string>; messages: number; firstNs: bigint }>();
+    const stats = new Map<
+      string,
+      { streams: Set<string>; flows: Set<string>; messages: number; firstNs: bigint }
+    >();
     const src = new PacketSource({ taps, node: "discover" });
     const take = (rows: ReturnType<PacketSource["push"]>) => {
       for (const r of rows) {
@@ -175,8 +194,10 @@ export async function discoverPacketFile(path: string): Promise<PacketDiscovery>
         const port = Number(/^[a-z]+_[a-z]+_(\d+)\//.exec(r.query)?.[1]);
         const toService = cellText(r, PacketColumn.dst).endsWith(`:${port}`);
         const key = `${r.query}|${toService ? "to" : "from"}`;
-        const st = stats.get(key) ?? { streams: new Set<string>(), messages: 0, firstNs: r.time };
+        const st = stats.get(key) ??
+          { streams: new Set<string>(), flows: new Set<string>(), messages: 0, firstNs: r.time };
         st.streams.add(stream);
+        st.flows.add(`${portOf(cellText(r, PacketColumn.src))}>${portOf(cellText(r, PacketColumn.dst))}`);
         st.messages++;
         stats.set(key, st);
         const list = samples.get(key) ?? [];
@@ -199,7 +220,7 @@ export async function discoverPacketFile(path: string): Promise<PacketDiscovery>
         const st = stats.get(key);
         if (!st) continue;
         const guess = guessPayloadFormat(samples.get(key) ?? []);
-        groups.push({
+        const g: PacketGroup = {
           protocol: tap.protocol,
           port: tap.ports[0]!,
           direction: dir === "to" ? "to the service port" : "from the service port",
@@ -210,12 +231,35 @@ export async function discoverPacketFile(path: string): Promise<PacketDiscovery>
           audio: guess.kind === "none" ? undefined : guess.format,
           audioLikely: guess.kind === "audio",
           reason: guess.reason,
-        });
+        };
+        groups.push(g);
+        flows.set(g, st.flows);
       }
     }
   }
   groups.sort((a, b) => Number(b.audioLikely) - Number(a.audioLikely) || (a.firstNs < b.firstNs ? -1 : 1));
-  return { file: path, frames, groups, config: proposeConfig(path, groups) };
+  const notes: string[] = [];
+  const config = proposeConfig(path, groups, flows, notes);
+  return { file: path, frames, groups, config, ...(notes.length > 0 ? { notes } : {}) };
+}
+
+/** The port of `host:port` (`[v6]:port` too). */
+function portOf(hostPort: string): string {
+  return hostPort.slice(hostPort.lastIndexOf(":") + 1);
+}
+
+/**
+ * Whether the packet taps of `a` and `b` (protocol and port, either side of a flow) would both take a flow of
+ * either group: the two directions of one connection on a service port, or symmetric RTP (each side sends from
+ * the port it receives on). Then each tap sees the other's streams too, and a signature is found again in the
+ * very stream it was taken from (0 ms).
+ */
+function tapsShareFlows(a: PacketGroup, b: PacketGroup, flows: GroupFlows): boolean {
+  if (a.protocol !== b.protocol) return false;
+  if (a.port === b.port) return true;
+  const touches = (g: PacketGroup, port: number) =>
+    [...flows.get(g) ?? []].some((f) => f.split(">").includes(String(port)));
+  return touches(a, b.port) || touches(b, a.port);
 }
 
 function connKey(a: string, ap: number, b: string, bp: number): string {
@@ -336,13 +380,42 @@ function tapLines(g: PacketGroup, indent: string): string[] {
   return lines;
 }
 
-/** A config with the earliest audio group as the source and the others as stages. */
-function proposeConfig(file: string, groups: PacketGroup[]): string | undefined {
+/**
+ * A config with the earliest audio group as the source and the others as stages. A group whose tap would take
+ * the flows of a group already in the config (see {@link tapsShareFlows}) is left out, with a note in `notes`
+ * and in the config: as a stage it would only measure the source against itself.
+ */
+function proposeConfig(
+  file: string,
+  groups: PacketGroup[],
+  flows: GroupFlows,
+  notes: string[],
+): string | undefined {
   const audio = groups.filter((g) => g.audioLikely).sort((a, b) => (a.firstNs < b.firstNs ? -1 : 1));
   if (audio.length === 0) return undefined;
-  const [src, ...stages] = audio;
   const name = (g: PacketGroup) =>
     `${g.protocol}_${g.port}${g.direction ? (g.direction.startsWith("to") ? "_in" : "_out") : ""}`;
+  const kept: PacketGroup[] = [];
+  for (const g of audio) {
+    const with_ = kept.find((k) => tapsShareFlows(k, g, flows));
+    if (with_ === undefined) {
+      kept.push(g);
+      continue;
+    }
+    notes.push(
+      `${g.protocol} port ${g.port}${
+        g.direction ? ` (${g.direction})` : ""
+      } is audio too, but left out: its ` +
+        `packet tap would take the same flows as ${
+          name(with_)
+        }'s (a tap takes its port on either side of a ` +
+        `flow, both directions of a connection), so it would find ${
+          name(with_)
+        }'s audio in its own streams at ` +
+        `0 ms; live, with pod metadata, a tap's pod and direction (to_pod, from_pod) take one direction alone`,
+    );
+  }
+  const [src, ...stages] = kept;
   const lines = [
     `# Proposed by fsm-px discover from ${file}: the audio that starts first is the source, the rest are stages.`,
     `# Check the order (each stage's 'after:') and the names before you use it.`,
@@ -351,7 +424,10 @@ function proposeConfig(file: string, groups: PacketGroup[]): string | undefined 
     `    signature_rules:`,
     ...tapLines(src!, "      "),
   ];
-  const ids = audio.flatMap((g) => (g.guess?.kind === "audio" ? g.guess.ids : []));
+  for (const g of audio.filter((g) => !kept.includes(g))) {
+    lines.push(`    # left out: ${name(g)}, audio on the same flows as a tap above (see discover's note)`);
+  }
+  const ids = kept.flatMap((g) => (g.guess?.kind === "audio" ? g.guess.ids : []));
   if (stages.length > 0) {
     lines.push(`    match_rules:`);
     for (const g of stages) {
@@ -394,6 +470,7 @@ export function renderPacketDiscovery(d: PacketDiscovery): string {
       out.push(`    audio: ${audioYaml(g.audio)} (confidence ${(g.guess?.confidence ?? 0).toFixed(2)})`);
     }
   }
+  for (const n of d.notes ?? []) out.push(`  note: ${n}`);
   if (d.config) out.push("", "proposed config:", "", d.config);
   return out.join("\n");
 }
