@@ -1,10 +1,14 @@
-// Tuned rules of the fine alignment's inputs (audio/align/gap_hints.ts, wave_signs.ts) that no test failed
-// without: the two bounds on what spacing counts as a lost message, the level rise that marks a suppressed onset,
-// and the loudest window for the waveform signs.
+// Tuned rules of the fine alignment and its inputs (audio/align/gap_hints.ts, wave_signs.ts, align.ts) that no
+// test failed without: the two bounds on what spacing counts as a lost message, the level rise that marks a
+// suppressed onset, the loudest window for the waveform signs, and the envelope's ±128 ms reach.
 import { deepEqual, ok, strictEqual } from "node:assert/strict";
 import { gapHints, inSuppressedOnset } from "../audio/align/gap_hints.ts";
 import { sourceWaveSigns, WAVE_FROM, WAVE_SIGN_SAMPLES, WAVE_TO } from "../audio/align/wave_signs.ts";
 import { SampleRing } from "../audio/decode/sample_ring.ts";
+import { FineAligner, INSTANT_OFFSET } from "../audio/align/align.ts";
+import { sourceEnvelope } from "../audio/align/level_envelope.ts";
+import { MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
+import { Fingerprinter, FP_PARAMS, FrameAnalyzer, FrameStore } from "../audio/fingerprint/fingerprint.ts";
 
 const MS = 1_000_000n;
 const RATE = 8000;
@@ -66,5 +70,35 @@ Deno.test("wave signs: an instant at an onset takes its signs from the loud wind
   // Each of the window's signs is the tone's.
   for (let i = 0; i < WAVE_SIGN_SAMPLES; i++) {
     strictEqual((w.bits[i >> 3]! >> (7 - (i & 7))) & 1, ring.at(k + w.offset + i) >= 0 ? 1 : 0);
+  }
+});
+
+const FIXTURES = new URL("../fixtures/audio_fp/", import.meta.url);
+
+/** The fixture's μ-law speech, `lead` samples of silence before it, analysed into a ring and frames. */
+function speech(lead: number): { ring: SampleRing; store: FrameStore } {
+  const bytes = Deno.readFileSync(new URL("speech_8k.ul", FIXTURES));
+  const x = new Float32Array(bytes.length + lead);
+  for (let i = 0; i < bytes.length; i++) x[lead + i] = MULAW_TO_LINEAR[bytes[i]!]! / 32768;
+  const ring = new SampleRing(1 << 17);
+  const store = new FrameStore(2048);
+  ring.write(0, x, 0);
+  new Fingerprinter(ring, store).advance();
+  return { ring, store };
+}
+
+Deno.test("fine alignment: the envelope reaches 128 ms from the coarse frame (a long message lost after the instant)", () => {
+  // A message of up to 120 ms lost just after the instant pulls the whole block's alignment that far from it:
+  // the coarse frame here is 100 ms (6 frames and 32 samples) late, and the envelope still finds the instant.
+  const src = speech(0), lead = 300, tgt = speech(lead);
+  const hop = FP_PARAMS.hop;
+  const al = new FineAligner(new FrameAnalyzer());
+  for (const n of [40, 60, 250, 280]) {
+    const env = sourceEnvelope(src.ring, n * hop + INSTANT_OFFSET)!;
+    const truth = n * hop + lead;
+    const coarse = Math.round((truth + 800) / hop);
+    const r = al.align(tgt.ring, tgt.store, src.store.bits.slice(n, n + 128), undefined, env, coarse)!;
+    strictEqual(r.by, "envelope");
+    ok(Math.abs(r.sample - truth) <= 1, `anchor ${n}: ${r.sample - truth} samples`);
   }
 });
