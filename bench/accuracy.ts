@@ -8,6 +8,7 @@
 
 import process from "node:process";
 import { SignatureIndex, SourcePipeline, TargetPipeline } from "../audio/pipeline.ts";
+import { DEFAULT_MATCH_THRESHOLDS } from "../config/defaults.ts";
 import type { AudioCriteria, Match, Signature } from "../audio/types.ts";
 import { DEFAULT_AUDIO_CRITERIA } from "../config/defaults.ts";
 import { formatOf, SOURCE_CHAIN } from "../fixtures/gen/chains.ts";
@@ -286,6 +287,9 @@ export async function runChain(corpus: Corpus, source: SourceRun, chainName: str
       stream: sim.stream,
       format,
       index,
+      // The engine's config defaults, as a sensor and `analyze` run it (not the pipeline's built-in rule).
+      thresholdBer: DEFAULT_MATCH_THRESHOLDS.match_threshold_ber,
+      margin: DEFAULT_MATCH_THRESHOLDS.match_margin,
     }),
   });
   const targets = [

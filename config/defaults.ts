@@ -35,6 +35,14 @@ export const DEFAULT_AUDIO_CRITERIA = {
  */
 export const DEFAULT_COLUMNS = { time: "time_", pod: "pod", payload: "payload" } as const;
 
+/**
+ * `engine.match_threshold_ber` and `engine.match_margin` when absent: what a sensor and `analyze` match with, so
+ * what the accuracy bench (bench/accuracy.ts) measures. (The pipeline's own rule, DEFAULT_THRESHOLDS of
+ * audio/match/thresholds.ts, 0.4 and 0.04, applies where no config is given; on the bench both gave identical
+ * figures on every chain measured, session 27.)
+ */
+export const DEFAULT_MATCH_THRESHOLDS = { match_threshold_ber: 0.35, match_margin: 0.08 } as const;
+
 /** `stream_key` when absent. */
 export const DEFAULT_STREAM_KEY: readonly string[] = ["pod"];
 

@@ -13,6 +13,7 @@ import {
   DEFAULT_AUDIO,
   DEFAULT_AUDIO_CRITERIA,
   DEFAULT_COLUMNS,
+  DEFAULT_MATCH_THRESHOLDS,
   DEFAULT_STAGE,
   DEFAULT_STREAM_KEY,
   PACKET_STREAM_COLUMN,
@@ -434,8 +435,10 @@ const engineSchema = z.strictObject({
     "How far back in a target stream a signature is searched.",
   ),
   max_active_signatures: int(1).default(10000),
-  match_threshold_ber: fraction(0, false, 0.5).default(0.35).describe("Highest bit error rate of a match."),
-  match_margin: fraction(0, true, 0.5).default(0.08)
+  match_threshold_ber: fraction(0, false, 0.5).default(DEFAULT_MATCH_THRESHOLDS.match_threshold_ber).describe(
+    "Highest bit error rate of a match.",
+  ),
+  match_margin: fraction(0, true, 0.5).default(DEFAULT_MATCH_THRESHOLDS.match_margin)
     .describe("How much better than the second-best alignment the best must be."),
   max_streams: int(1).default(1000).describe(
     "Most streams a node follows at once, per measurement's source and for all stages together, each stage " +
