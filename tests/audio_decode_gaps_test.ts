@@ -10,6 +10,7 @@ import {
 } from "../audio/pipeline.ts";
 import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
 import type { AudioCriteria, AudioFormat, Match, Signature } from "../audio/types.ts";
+import { rawMulaw } from "./support/formats.ts";
 
 await initAudioEngine();
 
@@ -25,19 +26,7 @@ const CRITERIA: AudioCriteria = {
 };
 const enc = new TextEncoder();
 
-function format(over: Partial<AudioFormat> = {}): AudioFormat {
-  return {
-    envelope: "raw",
-    path: "",
-    encoding: "binary",
-    codec: "mulaw",
-    sample_rate: 8000,
-    channels: 1,
-    channel: 0,
-    skip_bytes: 0,
-    ...over,
-  };
-}
+const format = rawMulaw;
 
 const SPEECH = Deno.readFileSync(new URL("../fixtures/audio_fp/speech_8k.ul", import.meta.url));
 

@@ -1,23 +1,11 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
-import type { AudioFormat } from "../audio/types.ts";
+import { rawMulaw } from "./support/formats.ts";
 
 const T0 = 1_700_000_000_000_000_000n;
 const MS = 1_000_000n;
 
-function fmt(over: Partial<AudioFormat> = {}): AudioFormat {
-  return {
-    envelope: "raw",
-    path: "",
-    encoding: "binary",
-    codec: "mulaw",
-    sample_rate: 8000,
-    channels: 1,
-    channel: 0,
-    skip_bytes: 0,
-    ...over,
-  };
-}
+const fmt = rawMulaw;
 
 /** 20 ms of mu-law whose every byte is `v` (so each packet's samples are recognisable). */
 function pkt(v: number, n = 160): Uint8Array {

@@ -5,10 +5,10 @@
 import { equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { parseConfigText } from "../config/load.ts";
-import { ConfigError } from "../config/errors.ts";
 import { RUN_TASK_VARIABLES } from "../config/interpolate.ts";
 import { denoTasks, taskAllowsEnv } from "./support/deno_tasks.ts";
 import { ROOT } from "./support/sensor_process.ts";
+import { configErrorOf } from "./support/config_errors.ts";
 
 const BASE = [
   "node: n1",
@@ -20,15 +20,7 @@ const BASE = [
   "",
 ].join("\n");
 
-function errorOf(text: string, env: Record<string, string> = {}): ConfigError {
-  try {
-    parseConfigText(text, "c.yaml", env);
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error("the config loaded");
-}
+const errorOf = configErrorOf;
 
 Deno.test("nats.url over WebSocket (ws://, wss://) is a config error at its position, not a start-up failure", () => {
   // The NATS client (transport-node) refuses WebSocket servers when it connects: `run` and `replay` exited 1 with

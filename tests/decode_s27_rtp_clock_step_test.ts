@@ -1,19 +1,10 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
-import type { AudioFormat } from "../audio/types.ts";
+import { rawMulaw } from "./support/formats.ts";
 
 const T0 = 1_700_000_000_000_000_000n;
 const MS = 1_000_000n;
-const MULAW: AudioFormat = {
-  envelope: "raw",
-  path: "",
-  encoding: "binary",
-  codec: "mulaw",
-  sample_rate: 8000,
-  channels: 1,
-  channel: 0,
-  skip_bytes: 0,
-};
+const MULAW = rawMulaw();
 
 Deno.test("media clock: a sender whose RTP timestamp steps back 3 s (sequence going on) loses one packet, not 3 s", () => {
   // A re-INVITE or an SBC switching the source behind the same SSRC: the sequence continues, the timestamp

@@ -12,6 +12,7 @@ import {
 } from "../config/load.ts";
 import { ConfigError, MAX_SHOWN_ISSUES } from "../config/errors.ts";
 import { redact } from "../util/log.ts";
+import { configErrorOf } from "./support/config_errors.ts";
 
 const BASE = [
   "node: n1",
@@ -24,15 +25,7 @@ const BASE = [
   "",
 ].join("\n");
 
-function errorOf(text: string, env: Record<string, string> = {}): ConfigError {
-  try {
-    parseConfigText(text, "c.yaml", env);
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error("the config loaded");
-}
+const errorOf = configErrorOf;
 
 Deno.test("64k unknown keys: every one reported at its line, the printout cut after 100", () => {
   // Before: yaml's uniqueKeys and a search of the mapping per key made this quadratic (133 s for 64k keys).

@@ -6,21 +6,13 @@
 
 import { type MessageIn, SourcePipeline, type TargetPipeline } from "../../audio/pipeline.ts";
 import type { AudioFormat, Match, Signature } from "../../audio/types.ts";
+import { rawMulaw } from "./formats.ts";
 
 /** Capture time of the fixture's first sample, ns. */
 export const T0 = 1_763_900_000_000_000_000n;
 
 /** Raw 8 kHz μ-law, one channel. */
-export const FORMAT: AudioFormat = {
-  envelope: "raw",
-  path: "",
-  encoding: "binary",
-  codec: "mulaw",
-  sample_rate: 8000,
-  channels: 1,
-  channel: 0,
-  skip_bytes: 0,
-};
+export const FORMAT: AudioFormat = rawMulaw();
 
 /** 7.4 s of speech, μ-law bytes. */
 export const speech: Uint8Array = Deno.readFileSync(
