@@ -843,6 +843,12 @@ export async function runFacts(
     facts.signatureStreams = new Set(
       records.signatures.map((s) => `${s.measurement}\u0000${s.node}\u0000${s.stream}`),
     );
+    const idTypes: Record<string, Record<string, number>> = {};
+    for (const s of records.signatures) {
+      const acc = idTypes[s.measurement] ??= {};
+      for (const t of Object.keys(s.ids)) acc[t] = (acc[t] ?? 0) + 1;
+    }
+    facts.signatureIdTypes = idTypes;
   }
   return facts;
 }

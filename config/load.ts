@@ -120,6 +120,18 @@ export function configIssue(
 }
 
 /**
+ * `file:line:col` of the setting at `path` in the file `config` was loaded from (the deepest part of the path
+ * written there), for messages about a setting that loaded but did not do what was meant; undefined for a
+ * config that did not come from {@link loadConfig}.
+ */
+export function configPosition(config: Config, path: KeyPath): string | undefined {
+  const origin = origins.get(config);
+  if (!origin) return undefined;
+  const { line, col } = origin.position(locate(origin.doc, path));
+  return `${origin.file}:${line}:${col}`;
+}
+
+/**
  * The config file to read: `path` when given, else the first default file that exists in `cwd`.
  * Throws {@link ConfigError} when no default file exists.
  */

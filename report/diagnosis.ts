@@ -21,6 +21,7 @@ import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
 import { ENERGY_DB_PER_UNIT, ENERGY_MIN_MARGIN_DB, ENERGY_MIN_SPEECH_DBFS } from "../audio/detect/vad.ts";
 import { guessPayloadFormat } from "../audio/decode/payload_guess.ts";
 import { groupDigits } from "../util/group_digits.ts";
+import { configPosition } from "../config/load.ts";
 
 /** Engine count of one decode failure reason on one query. */
 export interface DecodeErrorCount {
@@ -52,6 +53,11 @@ export interface RunFacts {
   signatureStreams?: ReadonlySet<string>;
   /** Malformed capture lines skipped. */
   malformedLines?: number;
+  /**
+   * Signatures carrying each id type (`metadata_extraction.id_patterns`), per measurement, when records are at
+   * hand.
+   */
+  signatureIdTypes?: Record<string, Record<string, number>>;
 }
 
 /** One thing worth telling. */
@@ -66,7 +72,8 @@ export interface Finding {
     | "no_matches"
     | "few_matches"
     | "audio_mismatch"
-    | "truncated";
+    | "truncated"
+    | "no_ids";
   /** One line. */
   text: string;
   /** Indented lines under it (an example, a hint). */
@@ -589,6 +596,46 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
         }
       }
     }
+    // Id patterns that gave no signature its id: the records have no ids and there is no waterfall.
+    const idTypes = facts.signatureIdTypes?.[m.name];
+    if (idTypes && sigs > 0) {
+      m.metadata_extraction.id_patterns.forEach((p, i) => {
+        if (idTypes[p.id_type]) return;
+        const path = [
+          "measurements",
+          config.measurements.indexOf(m),
+          "metadata_extraction",
+          "id_patterns",
+          i,
+        ];
+        const where = configPosition(config, [...path, "pattern"]);
+        const detail = [
+          `${where ? where + ": " : ""}id_patterns[${i}].pattern ${
+            JSON.stringify(p.pattern)
+          } is searched in ` +
+          `the text of each source message; make it match the id as it is written there (its one group is the id)`,
+        ];
+        const example = rowsOf?.(sourceQuery).find((r) => cellBytes(r, m.signature_rules.columns.payload));
+        const body = example && cellBytes(example, m.signature_rules.columns.payload);
+        if (example && body) {
+          detail.push(
+            `a source message: node ${example.node}, pod ${
+              cellText(example, m.signature_rules.columns.pod) || "?"
+            }` +
+              `, time_ ${example.time}: ${payloadPreview(body)}`,
+          );
+        }
+        findings.push({
+          kind: "no_ids",
+          text:
+            `${m.name}: none of ${
+              n(sigs)
+            } signatures has an id ${p.id_type}: its pattern matched no source ` +
+            `message, so records carry no ${p.id_type} and there is no waterfall by it`,
+          detail,
+        });
+      });
+    }
     for (const r of m.match_rules) {
       const q = queryName(m.name, r.stage);
       const rows = facts.rowsByQuery[q] ?? 0;
@@ -643,6 +690,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
     "no_matches",
     "few_matches",
     "truncated",
+    "no_ids",
     "missing_query",
   ];
   findings.sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));

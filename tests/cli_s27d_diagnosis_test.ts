@@ -1,0 +1,79 @@
+/**
+ * First-user mistakes on the bundled demo captures, one at a time in a temp copy of the config: what `analyze`
+ * and `check` say about a run that measures (or names) nothing.
+ */
+import assert from "node:assert/strict";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const DEMO = `${ROOT}fixtures/demo/`;
+const PACKETS = `${ROOT}fixtures/demo_packets/`;
+const tmp = await Deno.makeTempDir({ prefix: "fsmpx-s27d-diagnosis-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: true }));
+const dec = new TextDecoder();
+const demoCaptures = ["node-a", "node-b", "node-c"].map((n) => `${DEMO}${n}.jsonl`);
+const packetCaptures = ["node-rtp", "node-ws"].map((n) => `${PACKETS}${n}.pcap`);
+
+/** A copy of `base` with one edit (which must apply), as `name`.yaml in the temp dir. */
+async function mistake(base: string, name: string, from: string, to: string): Promise<string> {
+  const text = await Deno.readTextFile(base);
+  assert.ok(text.includes(from), `${from} is in ${base}`);
+  const file = `${tmp}/${name}.yaml`;
+  await Deno.writeTextFile(file, text.replace(from, to));
+  return file;
+}
+
+async function cli(...args: string[]): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", `${ROOT}main.ts`, ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { FSMPX_LOG_LEVEL: "error" },
+  }).output();
+  assert.equal(out.code, 0, dec.decode(out.stderr));
+  return dec.decode(out.stdout);
+}
+
+/** Line and column (1-based) of the first occurrence of `needle` in `file`. */
+async function lineCol(file: string, needle: string): Promise<string> {
+  const text = await Deno.readTextFile(file);
+  const at = text.indexOf(needle);
+  const before = text.slice(0, at).split("\n");
+  return `${before.length}:${before.at(-1)!.length + 1}`;
+}
+
+Deno.test("s27d: an id pattern that matches no message is named at file:line:col with a source message", async () => {
+  const cfg = await mistake(
+    `${DEMO}config.yaml`,
+    "id_pattern",
+    `pattern: "interval_id\\":`,
+    `pattern: "intervalId\\":`,
+  );
+  const at = `${cfg}:${await lineCol(cfg, `"intervalId`)}`;
+  for (const cmd of ["analyze", "check"]) {
+    const text = await cli(cmd, "--config", cfg, ...demoCaptures);
+    assert.match(
+      text,
+      /call_audio: none of 30 signatures has an id interval_id: its pattern matched no source message/,
+    );
+    assert.ok(
+      text.includes(`${at}: id_patterns[0].pattern "intervalId\\":\\"([a-f0-9-]{36})" is searched`),
+      text,
+    );
+    assert.match(
+      text,
+      /a source message: node node-a, pod voice\/telephony-0, time_ \d+: \{"event":"media".*"interval_id":"/,
+    );
+  }
+  const r = JSON.parse(await cli("analyze", "--format", "json", "--config", cfg, ...demoCaptures));
+  assert.deepEqual(r.diagnosis.findings.map((f: { kind: string }) => f.kind), ["no_ids"]);
+  // The bundled configs' patterns match: nothing to say.
+  const ok = JSON.parse(
+    await cli("analyze", "--format", "json", "--config", `${DEMO}config.yaml`, ...demoCaptures),
+  );
+  assert.deepEqual(ok.diagnosis.findings, []);
+  const pk = JSON.parse(
+    await cli("analyze", "--format", "json", "--config", `${PACKETS}config.yaml`, ...packetCaptures),
+  );
+  assert.ok(!pk.diagnosis.findings.some((f: { kind: string }) => f.kind === "no_ids"));
+});
