@@ -840,6 +840,13 @@ export async function runFacts(
       found.get(q)!.add(m.signature_id);
     }
     facts.matchedSignaturesByStage = Object.fromEntries([...found].map(([q, s]) => [q, s.size]));
+    const self: Record<string, number> = {};
+    for (const m of records.matches) {
+      if (m.target.node !== m.source.node || m.target.stream !== m.source.stream) continue;
+      const q = `${m.measurement}/${m.stage}`;
+      self[q] = (self[q] ?? 0) + 1;
+    }
+    facts.selfMatchesByStage = self;
     facts.signatureStreams = new Set(
       records.signatures.map((s) => `${s.measurement}\u0000${s.node}\u0000${s.stream}`),
     );

@@ -58,6 +58,11 @@ export interface RunFacts {
    * hand.
    */
   signatureIdTypes?: Record<string, Record<string, number>>;
+  /**
+   * Matches per `<measurement>/<stage>` found in the source's own stream (same node and stream), when records
+   * are at hand: the stage's tap reads the source's messages.
+   */
+  selfMatchesByStage?: Record<string, number>;
 }
 
 /** One thing worth telling. */
@@ -73,7 +78,8 @@ export interface Finding {
     | "few_matches"
     | "audio_mismatch"
     | "truncated"
-    | "no_ids";
+    | "no_ids"
+    | "self_matches";
   /** One line. */
   text: string;
   /** Indented lines under it (an example, a hint). */
@@ -652,6 +658,33 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
         continue;
       }
       if (rows === 0) continue; // said above (configured queries without rows)
+      const self = facts.selfMatchesByStage?.[q] ?? 0;
+      if (matches > 0 && self >= matches / 2) {
+        headline.push(`stage ${r.stage}: matches in the source's own stream`);
+        const mi = config.measurements.indexOf(m);
+        const key = r.packets ? "packets" : "stream_filter";
+        const where = configPosition(config, [
+          "measurements",
+          mi,
+          "match_rules",
+          m.match_rules.indexOf(r),
+          key,
+        ]);
+        const src = m.signature_rules.packets ? "packets" : "stream_filter";
+        findings.push({
+          kind: "self_matches",
+          text:
+            `stage ${q}: ${n(self)} of ${n(matches)} matches are in the source's own stream (same node and ` +
+            `stream, latency 0): this tap reads the source's messages, so its latencies measure nothing`,
+          detail: [
+            `${where ? where + ": " : ""}match_rules[${m.match_rules.indexOf(r)}].${key}: point it at the ` +
+            `stage's own traffic (the port, pod or connection its copy of the audio arrives on), not at what ` +
+            `signature_rules.${src} already takes` +
+            (r.packets ? " (a packet tap takes its port on either side of a flow)" : ""),
+          ],
+        });
+        continue;
+      }
       const recall = found !== undefined ? found / sigs : undefined;
       if (matches > 0 && (recall === undefined || recall >= fewRecall)) continue;
       const kind = matches === 0 ? "no_matches" : "few_matches";
@@ -687,6 +720,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
     "unnamed_query",
     "no_signatures",
     "no_onset",
+    "self_matches",
     "no_matches",
     "few_matches",
     "truncated",

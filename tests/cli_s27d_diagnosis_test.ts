@@ -77,3 +77,27 @@ Deno.test("s27d: an id pattern that matches no message is named at file:line:col
   );
   assert.ok(!pk.diagnosis.findings.some((f: { kind: string }) => f.kind === "no_ids"));
 });
+
+Deno.test("s27d: a stage tap on the source's own port is named, not reported as a 0 ms latency", async () => {
+  const cfg = await mistake(
+    `${PACKETS}config.yaml`,
+    "self_stage",
+    "packets: { protocol: rtp, port: 24002 }",
+    "packets: { protocol: rtp, port: 24000 }",
+  );
+  const at = `${cfg}:${await lineCol(cfg, "{ protocol: rtp, port: 24000 }\n      - stage: opus")}`;
+  for (const cmd of ["analyze", "check"]) {
+    const text = await cli(cmd, "--config", cfg, ...packetCaptures);
+    assert.match(text, /Why \(stage relay: matches in the source's own stream; /);
+    assert.match(
+      text,
+      /stage rtp_call\/relay: 14 of 14 matches are in the source's own stream \(same node and stream, latency 0\)/,
+    );
+    assert.ok(text.includes(`${at}: match_rules[0].packets: point it at the stage's own traffic`), text);
+  }
+  const r = JSON.parse(await cli("analyze", "--format", "json", "--config", cfg, ...packetCaptures));
+  assert.ok(r.diagnosis.findings.some((f: { kind: string }) => f.kind === "self_matches"));
+  // What is measured is unchanged: the matches are still counted, at 0 ms.
+  const relay = r.measurements.find((m: { measurement: string }) => m.measurement === "rtp_call").stages[0];
+  assert.deepEqual([relay.stage, relay.matches, relay.latency_s.p50], ["relay", 14, 0]);
+});
