@@ -440,6 +440,8 @@ function levelExplanation(l: StreamLevel, tap: SignatureRules): string {
 // ---------------------------------------------------------------------------------------------------------------
 
 function guessDiff(rows: readonly Row[], tap: Tap): string[] | undefined {
+  // An RTP tap's codec comes from each packet's payload type: its `audio` section is not read.
+  if (tap.packets?.protocol === "rtp") return undefined;
   const samples = rows.slice(0, 1000).flatMap((r) => {
     const b = cellBytes(r, tap.columns.payload);
     return b ? [{ bytes: b, timeNs: r.time, stream: `${r.node}|${cellText(r, tap.columns.pod)}` }] : [];
@@ -694,8 +696,11 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
       if (share >= 0.5) detail.push(`${Math.round(share * 100)}% of its messages failed to decode (above)`);
       else {
         detail.push(
-          "its audio decoded; either it does not carry the source's audio (is this tap downstream of the " +
-            "source?), or its audio section is wrong (a wrong codec or sample rate still decodes)",
+          r.packets?.protocol === "rtp"
+            ? "its audio decoded; either it does not carry the source's audio (is this tap downstream of the " +
+              "source?), or a dynamic payload type is mapped to the wrong codec or rate (packets.payload_types)"
+            : "its audio decoded; either it does not carry the source's audio (is this tap downstream of the " +
+              "source?), or its audio section is wrong (a wrong codec or sample rate still decodes)",
         );
         if (rowsOf) {
           const diff = guessDiff(rowsOf(q), r);

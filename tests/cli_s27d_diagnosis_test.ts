@@ -101,3 +101,18 @@ Deno.test("s27d: a stage tap on the source's own port is named, not reported as 
   const relay = r.measurements.find((m: { measurement: string }) => m.measurement === "rtp_call").stages[0];
   assert.deepEqual([relay.stage, relay.matches, relay.latency_s.p50], ["relay", 14, 0]);
 });
+
+Deno.test("s27d: an RTP stage without matches is not told to change an audio section RTP does not read", async () => {
+  // The bundled packet demo as it is: stage other_call is another call's RTP, rightly without matches.
+  for (const cmd of ["analyze", "check"]) {
+    const text = await cli(cmd, "--config", `${PACKETS}config.yaml`, ...packetCaptures);
+    assert.match(text, /stage rtp_call\/other_call: 200 rows, 0 matches of 14 signatures/);
+    assert.match(
+      text,
+      /or a dynamic payload type is mapped to the wrong codec or rate \(packets\.payload_types\)/,
+    );
+    // The default audio section (Twilio JSON) is not compared with RTP payloads.
+    assert.doesNotMatch(text, /its bodies look like: envelope: "json" -> "raw"/);
+    assert.doesNotMatch(text, /rtp_call\/other_call.*look like/);
+  }
+});
