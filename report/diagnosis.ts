@@ -439,10 +439,10 @@ function levelExplanation(l: StreamLevel, tap: SignatureRules): string {
 // The diagnosis
 // ---------------------------------------------------------------------------------------------------------------
 
-function guessDiff(rows: readonly Row[], tap: Tap): string[] | undefined {
+function guessDiff(rows: readonly Row[], tap: Tap, max = 1000): string[] | undefined {
   // An RTP tap's codec comes from each packet's payload type: its `audio` section is not read.
   if (tap.packets?.protocol === "rtp") return undefined;
-  const samples = rows.slice(0, 1000).flatMap((r) => {
+  const samples = rows.slice(0, max).flatMap((r) => {
     const b = cellBytes(r, tap.columns.payload);
     return b ? [{ bytes: b, timeNs: r.time, stream: `${r.node}|${cellText(r, tap.columns.pod)}` }] : [];
   });
@@ -507,6 +507,8 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
     errorsByQuery.set(q, [...(errorsByQuery.get(q) ?? []), e]);
   }
   const failedShare = new Map<string, number>();
+  /** Queries whose bodies were already compared with their audio section. */
+  const guessed = new Set<string>();
   for (const [query, errs] of errorsByQuery) {
     const found = tapOf(config, query);
     const rows = facts.rowsByQuery[query] ?? 0;
@@ -535,6 +537,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
     }
     // When most messages fail, the bodies may say what they are.
     if (found && rowsOf && failed >= rows * 0.5) {
+      guessed.add(query);
       const diff = guessDiff(rowsOf(query), found.tap);
       if (diff && diff.length > 0) {
         findings.push({
@@ -594,6 +597,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
         });
       }
       if (sigs === 0 && levels.length > 0) {
+        guessed.add(sourceQuery);
         const diff = guessDiff(rowsOf(sourceQuery), m.signature_rules);
         if (diff && diff.length > 0) {
           findings.push({
@@ -703,6 +707,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
               "source?), or its audio section is wrong (a wrong codec or sample rate still decodes)",
         );
         if (rowsOf) {
+          guessed.add(q);
           const diff = guessDiff(rowsOf(q), r);
           if (diff && diff.length > 0) {
             detail.push(`its bodies look like: ${diff.join("; ")} (configured -> seen)`);
@@ -717,6 +722,41 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
         detail,
       });
     }
+  }
+  // Every other tap with decoded rows: a wrong codec or sample rate still decodes and may still give signatures
+  // and matches (μ-law read as A-law: fewer signatures; the source at 16 kHz: no stage matches), without a word.
+  if (rowsOf) {
+    config.measurements.forEach((m, mi) => {
+      const taps: [string, Tap, (string | number)[]][] = [
+        [SOURCE_TAP, m.signature_rules, ["measurements", mi, "signature_rules"]],
+        ...m.match_rules.map((r, ri): [string, Tap, (string | number)[]] => [
+          r.stage,
+          r,
+          ["measurements", mi, "match_rules", ri],
+        ]),
+      ];
+      for (const [tapName, tap, path] of taps) {
+        const q = queryName(m.name, tapName);
+        if (guessed.has(q) || !(facts.rowsByQuery[q] ?? 0)) continue;
+        // A smaller sample than for a tap that failed: this check runs on every run.
+        const diff = guessDiff(rowsOf(q), tap, 200);
+        if (!diff || diff.length === 0) continue;
+        const where = configPosition(config, [...path, "audio"]);
+        const key = tapName === SOURCE_TAP ? "signature_rules" : `match_rules[${path[3]}]`;
+        findings.push({
+          kind: "audio_mismatch",
+          text: `the bodies of ${q} look like: ${diff.join("; ")} (configured -> seen)`,
+          detail: [
+            `${
+              where ? where + ": " : ""
+            }${key}.audio: a wrong codec or sample rate still decodes, into other ` +
+            `audio: fewer signatures and matches, or none` +
+            (tapName === SOURCE_TAP ? " at any stage" : "") +
+            `; deno task discover --config ${facts.configFile} CAPTURE... shows the whole guess`,
+          ],
+        });
+      }
+    });
   }
   const order: Finding["kind"][] = [
     "no_rows",

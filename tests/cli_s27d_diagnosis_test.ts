@@ -116,3 +116,37 @@ Deno.test("s27d: an RTP stage without matches is not told to change an audio sec
     assert.doesNotMatch(text, /rtp_call\/other_call.*look like/);
   }
 });
+
+Deno.test("s27d: a source audio section with the wrong rate or codec is named, though it decodes", async () => {
+  // 16 kHz for 8 kHz μ-law: 16 signatures, no stage matches; before, only the stages were suspected.
+  const rate = await mistake(
+    `${DEMO}config.yaml`,
+    "source_rate",
+    "codec: mulaw, sample_rate: 8000",
+    "codec: mulaw, sample_rate: 16000",
+  );
+  const rateAt = `${rate}:${await lineCol(rate, "{ envelope: json, path: media.payload")}`;
+  for (const cmd of ["analyze", "check"]) {
+    const text = await cli(cmd, "--config", rate, ...demoCaptures);
+    assert.match(text, /Why \(stage relay: no matches; stage asr: no matches\)/);
+    assert.match(
+      text,
+      /the bodies of call_audio\/source look like: sample_rate: 16000 -> 8000 \(configured -> seen\)/,
+    );
+    assert.ok(
+      text.includes(`${rateAt}: signature_rules.audio: a wrong codec or sample rate still decodes`),
+      text,
+    );
+  }
+  // A-law for μ-law: 17 signatures instead of 30, all matched: a run that looks fine.
+  const codec = await mistake(`${DEMO}config.yaml`, "source_codec", "codec: mulaw", "codec: alaw");
+  const text = await cli("analyze", "--config", codec, ...demoCaptures);
+  assert.match(text, /measurement call_audio: 17 signatures/);
+  assert.match(
+    text,
+    /Notes on this run[^\n]*\n {2}- the bodies of call_audio\/source look like: codec: "alaw" -> "mulaw"/,
+  );
+  const r = JSON.parse(await cli("analyze", "--format", "json", "--config", codec, ...demoCaptures));
+  assert.deepEqual(r.diagnosis.findings.map((f: { kind: string }) => f.kind), ["audio_mismatch"]);
+  assert.equal(r.diagnosis.poor, false);
+});
