@@ -439,6 +439,39 @@ function levelExplanation(l: StreamLevel, tap: SignatureRules): string {
 // The diagnosis
 // ---------------------------------------------------------------------------------------------------------------
 
+/** Why a configured query may have no rows, and where its tap is written. */
+function missingQueryDetail(config: Config, query: string): string[] {
+  const found = tapOf(config, query);
+  if (!found) return [];
+  const mi = config.measurements.indexOf(found.m);
+  const path = found.stage === SOURCE_TAP
+    ? ["measurements", mi, "signature_rules"]
+    : ["measurements", mi, "match_rules", found.m.match_rules.indexOf(found.tap as MatchRule)];
+  const key = found.stage === SOURCE_TAP ? "signature_rules" : `match_rules[${path[3]}]`;
+  const p = found.tap.packets;
+  if (p) {
+    const where = configPosition(config, [...path, "packets"]);
+    const what = [
+      `protocol ${p.protocol}`,
+      ...(p.ports.length > 0 ? [`port ${p.ports.join(", ")}`] : []),
+      ...(p.port_ranges.length > 0 ? ["port_range"] : []),
+      ...(p.host !== undefined ? [`host ${p.host}`] : []),
+      ...(p.pod !== undefined ? [`pod ${p.pod}`] : []),
+    ].join(", ");
+    return [
+      `${
+        where ? where + ": " : ""
+      }${key}.packets (${what}) took no message from the packet captures: a port, ` +
+      `protocol or host that is not in them (or a capture of another node); deno task discover CAPTURE... ` +
+      `lists the ports that carry audio`,
+    ];
+  }
+  return [
+    `${query}: no capture has rows of this query: a capture holds the rows its recording read on one node ` +
+    `(the config's node: / $NODE_NAME): give the capture of the node that runs these pods, or record there`,
+  ];
+}
+
 function guessDiff(rows: readonly Row[], tap: Tap, max = 1000): string[] | undefined {
   // An RTP tap's codec comes from each packet's payload type: its `audio` section is not read.
   if (tap.packets?.protocol === "rtp") return undefined;
@@ -494,7 +527,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
       findings.push({
         kind: "missing_query",
         text: `configured queries without rows: ${missing.join(", ")}`,
-        detail: [],
+        detail: missing.flatMap((q) => missingQueryDetail(config, q)),
       });
     }
   }
@@ -567,7 +600,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
     if (sigs === 0) {
       headline.push(`${m.name}: no signatures`);
       const why = sourceRows === 0
-        ? "no source rows"
+        ? "no source rows (configured queries without rows, below)"
         : (failedShare.get(sourceQuery) ?? 0) >= 0.99
         ? "every source message failed to decode (above)"
         : "the source audio decoded but gave no onset";

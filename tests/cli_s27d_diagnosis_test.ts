@@ -150,3 +150,34 @@ Deno.test("s27d: a source audio section with the wrong rate or codec is named, t
   assert.deepEqual(r.diagnosis.findings.map((f: { kind: string }) => f.kind), ["audio_mismatch"]);
   assert.equal(r.diagnosis.poor, false);
 });
+
+Deno.test("s27d: a tap without rows says where it is written and what to check (wrong port, wrong node)", async () => {
+  const port = await mistake(
+    `${PACKETS}config.yaml`,
+    "source_port",
+    "packets: { protocol: rtp, port: 24000 }",
+    "packets: { protocol: rtp, port: 24001 }",
+  );
+  const at = `${port}:${await lineCol(port, "{ protocol: rtp, port: 24001 }")}`;
+  for (const cmd of ["analyze", "check"]) {
+    const text = await cli(cmd, "--config", port, ...packetCaptures);
+    assert.match(
+      text,
+      /rtp_call: 0 signatures from 0 source rows: no source rows \(configured queries without rows, below\)/,
+    );
+    assert.ok(
+      text.includes(
+        `${at}: signature_rules.packets (protocol rtp, port 24001) took no message from the packet captures`,
+      ),
+      text,
+    );
+    assert.match(text, /deno task discover CAPTURE\.\.\. lists the ports that carry audio/);
+  }
+  // The relay's capture only: the source's and the ASR's rows are on other nodes.
+  const text = await cli("analyze", "--config", `${DEMO}config.yaml`, `${DEMO}node-b.jsonl`);
+  assert.match(text, /configured queries without rows: call_audio\/source, call_audio\/asr\n/);
+  assert.match(
+    text,
+    /call_audio\/source: no capture has rows of this query: .*give the capture of the node that runs these pods/,
+  );
+});
