@@ -439,6 +439,21 @@ function levelExplanation(l: StreamLevel, tap: SignatureRules): string {
 // The diagnosis
 // ---------------------------------------------------------------------------------------------------------------
 
+/** `file:line:col: signature_rules.audio` (or `match_rules[i].audio`) of a query's tap, for a finding's detail. */
+function audioAt(config: Config, query: string): string {
+  const found = tapOf(config, query);
+  if (!found) return "audio";
+  const mi = config.measurements.indexOf(found.m);
+  const ri = found.m.match_rules.indexOf(found.tap as MatchRule);
+  const path = found.stage === SOURCE_TAP
+    ? ["measurements", mi, "signature_rules", "audio"]
+    : ["measurements", mi, "match_rules", ri, "audio"];
+  const where = configPosition(config, path);
+  return `${where ? where + ": " : ""}${
+    found.stage === SOURCE_TAP ? "signature_rules" : `match_rules[${ri}]`
+  }.audio`;
+}
+
 /** Why a configured query may have no rows, and where its tap is written. */
 function missingQueryDetail(config: Config, query: string): string[] {
   const found = tapOf(config, query);
@@ -576,7 +591,12 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
         findings.push({
           kind: "audio_mismatch",
           text: `the bodies of ${query} look like: ${diff.join("; ")} (configured -> seen)`,
-          detail: [`deno task discover --config ${facts.configFile} --capture FILE shows the whole guess`],
+          detail: [
+            `${
+              audioAt(config, query)
+            }; deno task discover --config ${facts.configFile} --capture FILE shows ` +
+            `the whole guess`,
+          ],
         });
       }
     }
@@ -636,7 +656,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
           findings.push({
             kind: "audio_mismatch",
             text: `the bodies of ${sourceQuery} look like: ${diff.join("; ")} (configured -> seen)`,
-            detail: [],
+            detail: [audioAt(config, sourceQuery)],
           });
         }
       }
@@ -743,7 +763,9 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
           guessed.add(q);
           const diff = guessDiff(rowsOf(q), r);
           if (diff && diff.length > 0) {
-            detail.push(`its bodies look like: ${diff.join("; ")} (configured -> seen)`);
+            detail.push(
+              `its bodies look like: ${diff.join("; ")} (configured -> seen), at ${audioAt(config, q)}`,
+            );
           }
         }
       }
@@ -759,37 +781,29 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
   // Every other tap with decoded rows: a wrong codec or sample rate still decodes and may still give signatures
   // and matches (μ-law read as A-law: fewer signatures; the source at 16 kHz: no stage matches), without a word.
   if (rowsOf) {
-    config.measurements.forEach((m, mi) => {
-      const taps: [string, Tap, (string | number)[]][] = [
-        [SOURCE_TAP, m.signature_rules, ["measurements", mi, "signature_rules"]],
-        ...m.match_rules.map((r, ri): [string, Tap, (string | number)[]] => [
-          r.stage,
-          r,
-          ["measurements", mi, "match_rules", ri],
-        ]),
+    for (const m of config.measurements) {
+      const taps: [string, Tap][] = [
+        [SOURCE_TAP, m.signature_rules],
+        ...m.match_rules.map((r): [string, Tap] => [r.stage, r]),
       ];
-      for (const [tapName, tap, path] of taps) {
+      for (const [tapName, tap] of taps) {
         const q = queryName(m.name, tapName);
         if (guessed.has(q) || !(facts.rowsByQuery[q] ?? 0)) continue;
         // A smaller sample than for a tap that failed: this check runs on every run.
         const diff = guessDiff(rowsOf(q), tap, 200);
         if (!diff || diff.length === 0) continue;
-        const where = configPosition(config, [...path, "audio"]);
-        const key = tapName === SOURCE_TAP ? "signature_rules" : `match_rules[${path[3]}]`;
         findings.push({
           kind: "audio_mismatch",
           text: `the bodies of ${q} look like: ${diff.join("; ")} (configured -> seen)`,
           detail: [
-            `${
-              where ? where + ": " : ""
-            }${key}.audio: a wrong codec or sample rate still decodes, into other ` +
+            `${audioAt(config, q)}: a wrong codec or sample rate still decodes, into other ` +
             `audio: fewer signatures and matches, or none` +
             (tapName === SOURCE_TAP ? " at any stage" : "") +
             `; deno task discover --config ${facts.configFile} CAPTURE... shows the whole guess`,
           ],
         });
       }
-    });
+    }
   }
   const order: Finding["kind"][] = [
     "no_rows",

@@ -181,3 +181,25 @@ Deno.test("s27d: a tap without rows says where it is written and what to check (
     /call_audio\/source: no capture has rows of this query: .*give the capture of the node that runs these pods/,
   );
 });
+
+Deno.test("s27d: a stage's audio section that does not fit its bodies is named at file:line:col", async () => {
+  // The wrong JSON field: every message fails to decode.
+  const path = await mistake(`${DEMO}config.yaml`, "stage_path", "path: data,", "path: audio,");
+  const pathAt = `${path}:${await lineCol(path, "{ envelope: json, path: audio")}`;
+  let text = await cli("analyze", "--config", path, ...demoCaptures);
+  assert.match(
+    text,
+    /the bodies of call_audio\/asr look like: path: "audio" -> "data" \(configured -> seen\)/,
+  );
+  assert.ok(text.includes(`${pathAt}: match_rules[1].audio; deno task discover`), text);
+  // PCM16 big-endian for little-endian: it decodes, into noise; no matches.
+  const be = await mistake(`${DEMO}config.yaml`, "stage_endian", "codec: pcm16le", "codec: pcm16be");
+  const beAt = `${be}:${await lineCol(be, "{ envelope: json, path: data")}`;
+  text = await cli("check", "--config", be, ...demoCaptures);
+  assert.ok(
+    text.includes(
+      `its bodies look like: codec: "pcm16be" -> "pcm16le" (configured -> seen), at ${beAt}: match_rules[1].audio`,
+    ),
+    text,
+  );
+});
