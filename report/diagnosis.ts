@@ -763,9 +763,8 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
           guessed.add(q);
           const diff = guessDiff(rowsOf(q), r);
           if (diff && diff.length > 0) {
-            detail.push(
-              `its bodies look like: ${diff.join("; ")} (configured -> seen), at ${audioAt(config, q)}`,
-            );
+            detail.push(`its bodies look like: ${diff.join("; ")} (configured -> seen)`);
+            detail.push(`change it at ${audioAt(config, q)}`);
           }
         }
       }

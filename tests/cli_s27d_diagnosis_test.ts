@@ -198,7 +198,8 @@ Deno.test("s27d: a stage's audio section that does not fit its bodies is named a
   text = await cli("check", "--config", be, ...demoCaptures);
   assert.ok(
     text.includes(
-      `its bodies look like: codec: "pcm16be" -> "pcm16le" (configured -> seen), at ${beAt}: match_rules[1].audio`,
+      `its bodies look like: codec: "pcm16be" -> "pcm16le" (configured -> seen)\n      change it at ${beAt}: ` +
+        `match_rules[1].audio\n`,
     ),
     text,
   );
