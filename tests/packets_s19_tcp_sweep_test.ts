@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { TcpReassembler } from "../packets/tcp_reassembly.ts";
 import { SkipCounter } from "../packets/types.ts";
-import { Conn, MS, RecordingSink } from "./support/tcp_segments.ts";
+import { Conn, MS, recorder, RecordingSink } from "./support/tcp_segments.ts";
 
 /** A client connection numbered `i` (distinct 4-tuples). */
 function conn(i: number, net = 0): Conn {
@@ -63,18 +63,6 @@ Deno.test("TCP reassembly: after the capture clock stepped back, a quiet directi
   const q = sinks.find((s) => s.info.flow.srcPort === 40004)!;
   assert.equal(q.text(), "hello [gap 5]world", "the hole given up after its 1 s, by the sweep");
 });
-
-/** A reassembler recording each direction it opens (a restarted one is a new sink). */
-function recorder() {
-  const sinks: RecordingSink[] = [];
-  const skips = new SkipCounter();
-  const r = new TcpReassembler((info) => {
-    const s = new RecordingSink(info);
-    sinks.push(s);
-    return s;
-  }, skips);
-  return { r, sinks, skips };
-}
 
 Deno.test("TCP reassembly: a new connection on the 4-tuple, SYN missed, far behind the old one is read at once", () => {
   const { r, sinks } = recorder();

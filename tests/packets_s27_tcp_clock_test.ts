@@ -7,10 +7,9 @@
  * Real parts: TcpReassembler with recording sinks; TcpSource with the WebSocket parser and node:zlib.
  */
 import assert from "node:assert/strict";
-import { TcpReassembler } from "../packets/tcp_reassembly.ts";
 import { TcpSource } from "../packets/tcp_source.ts";
-import { type AppMessage, SkipCounter, TcpFlag } from "../packets/types.ts";
-import { Conn, MS, RecordingSink } from "./support/tcp_segments.ts";
+import { type AppMessage, TcpFlag } from "../packets/types.ts";
+import { Conn, MS, recorder } from "./support/tcp_segments.ts";
 import {
   deflater,
   frame,
@@ -25,17 +24,6 @@ const dec = new TextDecoder();
 const MASK: [number, number, number, number] = [0x37, 0xfa, 0x21, 0x3d];
 const T = 1_700_000_000_000_000_000n;
 const HOUR = 3_600_000n * MS;
-
-function recorder() {
-  const sinks: RecordingSink[] = [];
-  const skips = new SkipCounter();
-  const r = new TcpReassembler((info) => {
-    const s = new RecordingSink(info);
-    sinks.push(s);
-    return s;
-  }, skips);
-  return { r, sinks, skips };
-}
 
 Deno.test("TCP clock: a step forward of an hour closes no direction; the streams go on as one", () => {
   const { r, sinks } = recorder();

@@ -4,8 +4,13 @@
  */
 
 import type { Packet } from "../../packets/types.ts";
-import { TcpFlag } from "../../packets/types.ts";
-import type { TcpCloseReason, TcpDirectionInfo, TcpStreamSink } from "../../packets/tcp_reassembly.ts";
+import { SkipCounter, TcpFlag } from "../../packets/types.ts";
+import {
+  type TcpCloseReason,
+  type TcpDirectionInfo,
+  TcpReassembler,
+  type TcpStreamSink,
+} from "../../packets/tcp_reassembly.ts";
 
 /** Builds TCP packets of one direction (or its reverse) with explicit sequence numbers. */
 export class Conn {
@@ -70,3 +75,15 @@ export class RecordingSink implements TcpStreamSink {
 
 /** 1 ms in ns. */
 export const MS = 1_000_000n;
+
+/** A reassembler recording each direction it opens (a restarted one is a new sink), and its skip counter. */
+export function recorder(): { r: TcpReassembler; sinks: RecordingSink[]; skips: SkipCounter } {
+  const sinks: RecordingSink[] = [];
+  const skips = new SkipCounter();
+  const r = new TcpReassembler((info) => {
+    const s = new RecordingSink(info);
+    sinks.push(s);
+    return s;
+  }, skips);
+  return { r, sinks, skips };
+}
