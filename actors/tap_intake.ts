@@ -341,12 +341,13 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
       else {
         const rule = state.tap.rule;
         const payload = cellBytes(row, payloadColumn(rule));
+        const text = payload !== undefined && textOnBinaryTap(rule, row);
         if (payload === undefined) b.why[i] = MISSING_PAYLOAD;
-        else if (textOnBinaryTap(rule, row) && !readsIds(state.tap)) b.why[i] = NOT_AUDIO;
+        else if (text && !readsIds(state.tap)) b.why[i] = NOT_AUDIO;
         else {
           const env = new PayloadEnvelope(payload);
           const stream = state.keyer.keyOf(row.columns, env);
-          if (textOnBinaryTap(rule, row)) b.why[i] = TEXT_IDS;
+          if (text) b.why[i] = TEXT_IDS;
           b.payloads[i] = payload;
           b.envs[i] = env;
           b.streams[i] = stream;
