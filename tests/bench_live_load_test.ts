@@ -62,10 +62,20 @@ Deno.test("rows skipped at the stream caps are counted apart from other skips (n
 Deno.test("RSS is read and printed in MiB, the unit of the container's limit (/proc's kB is KiB)", async () => {
   // A sleeping child's VmRSS as /proc says it, in KiB, against what the bench reads: a process whose memory does
   // not move between the two reads (this one's does: deno test --parallel runs other files in it meanwhile).
+  // Read until its RSS holds still around the bench's read: just spawned, it may still be exec'ing (4 KiB, then
+  // ~900 KiB in a CI run).
   const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  const kibOf = async () =>
+    Number(/VmRSS:\s+(\d+) kB/.exec(await Deno.readTextFile(`/proc/${sleeper.pid}/status`))?.[1] ?? NaN);
   try {
-    const kib = Number(/VmRSS:\s+(\d+) kB/.exec(await Deno.readTextFile(`/proc/${sleeper.pid}/status`))![1]);
-    const mib = await rssMiB(sleeper.pid);
+    let kib = NaN, mib = NaN;
+    for (let i = 0; i < 100; i++) {
+      const before = await kibOf();
+      mib = await rssMiB(sleeper.pid);
+      kib = await kibOf();
+      if (before === kib && kib > 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
     ok(kib > 0 && Math.abs(mib - kib / 1024) < 1e-9, `${mib} MiB against ${kib} KiB`);
   } finally {
     sleeper.kill("SIGKILL");
