@@ -10,7 +10,7 @@ import {
 } from "../audio/pipeline.ts";
 import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
 import type { AudioCriteria, AudioFormat, Match, Signature } from "../audio/types.ts";
-import { rawMulaw } from "./support/formats.ts";
+import { rawFormat } from "./support/formats.ts";
 
 await initAudioEngine();
 
@@ -26,7 +26,7 @@ const CRITERIA: AudioCriteria = {
 };
 const enc = new TextEncoder();
 
-const format = rawMulaw;
+const format = rawFormat;
 
 const SPEECH = Deno.readFileSync(new URL("../fixtures/audio_fp/speech_8k.ul", import.meta.url));
 

@@ -1,22 +1,8 @@
 // Tuned rules of the energy VAD (audio/detect/vad.ts) that no test failed without: the absolute speech floor
 // (-70 dBFS) and the noise floor's lowest value (-90 dBFS).
 import { ok, strictEqual } from "node:assert/strict";
-import { RING_SCALE } from "../audio/decode/sample_ring.ts";
 import { EnergyVad, VAD_FRAME } from "../audio/detect/vad.ts";
-
-function tone(db: number): Int16Array {
-  const a = Math.sqrt(2) * Math.pow(10, db / 20) * RING_SCALE;
-  return Int16Array.from({ length: VAD_FRAME }, (_, i) => Math.round(a * Math.sin(i * 0.7)));
-}
-
-function noise(db: number, seed: number): Int16Array {
-  let s = seed;
-  const a = Math.sqrt(3) * Math.pow(10, db / 20) * RING_SCALE;
-  return Int16Array.from({ length: VAD_FRAME }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return Math.round(a * (2 * (s / 4294967296) - 1));
-  });
-}
+import { noise, tone } from "./support/vad_frames.ts";
 
 const SILENCE = new Int16Array(VAD_FRAME);
 

@@ -1,11 +1,11 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
-import { rawMulaw } from "./support/formats.ts";
+import { rawFormat } from "./support/formats.ts";
 
 const T0 = 1_700_000_000_000_000_000n;
 const MS = 1_000_000n;
 
-const fmt = rawMulaw;
+const fmt = rawFormat;
 
 /** 20 ms of mu-law whose every byte is `v` (so each packet's samples are recognisable). */
 function pkt(v: number, n = 160): Uint8Array {

@@ -9,6 +9,7 @@ import {
   type VadDecider,
   WebRtcVad,
 } from "../audio/detect/vad.ts";
+import { noise, tone } from "./support/vad_frames.ts";
 
 const FIXTURES = new URL("../fixtures/audio_fp/", import.meta.url);
 
@@ -22,20 +23,6 @@ function frames(name: string): Int16Array[] {
     );
   }
   return out;
-}
-
-function tone(db: number): Int16Array {
-  const a = Math.sqrt(2) * Math.pow(10, db / 20) * RING_SCALE;
-  return Int16Array.from({ length: VAD_FRAME }, (_, i) => Math.round(a * Math.sin(i * 0.7)));
-}
-
-function noise(db: number, seed: number): Int16Array {
-  let s = seed;
-  const a = Math.sqrt(3) * Math.pow(10, db / 20) * RING_SCALE;
-  return Int16Array.from({ length: VAD_FRAME }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return Math.round(a * (2 * (s / 4294967296) - 1));
-  });
 }
 
 /** Share of frames decided as speech. */

@@ -3,17 +3,9 @@ import { initOpus, opusPacketFrames } from "../audio/decode/opus.ts";
 import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
 import type { AudioFormat } from "../audio/types.ts";
 import { xorshift32 } from "./support/rng.ts";
+import { rawFormat } from "./support/formats.ts";
 
-const FMT: AudioFormat = {
-  envelope: "raw",
-  path: "",
-  encoding: "binary",
-  codec: "opus",
-  sample_rate: 48000,
-  channels: 1,
-  channel: 0,
-  skip_bytes: 0,
-};
+const FMT: AudioFormat = rawFormat({ codec: "opus", sample_rate: 48000 });
 /** A 20 ms CELT packet (TOC 0xfc: fullband, 20 ms, stereo, code 0) of three bytes: libopus decodes it. */
 const SMALL = Uint8Array.of(0xfc, 0xff, 0xfe);
 

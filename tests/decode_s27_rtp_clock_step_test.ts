@@ -1,10 +1,10 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
-import { rawMulaw } from "./support/formats.ts";
+import { rawFormat } from "./support/formats.ts";
 
 const T0 = 1_700_000_000_000_000_000n;
 const MS = 1_000_000n;
-const MULAW = rawMulaw();
+const MULAW = rawFormat();
 
 Deno.test("media clock: a sender whose RTP timestamp steps back 3 s (sequence going on) loses one packet, not 3 s", () => {
   // A re-INVITE or an SBC switching the source behind the same SSRC: the sequence continues, the timestamp

@@ -1,8 +1,8 @@
 /** Audio formats the tests build streams in. */
 import type { AudioFormat } from "../../audio/types.ts";
 
-/** Raw 8 kHz μ-law, one channel (an RTP PCMU payload, a binary WebSocket frame), with `over` laid on top. */
-export function rawMulaw(over: Partial<AudioFormat> = {}): AudioFormat {
+/** A raw binary format, by default 8 kHz μ-law, one channel (an RTP PCMU payload), with `over` laid on top. */
+export function rawFormat(over: Partial<AudioFormat> = {}): AudioFormat {
   return {
     envelope: "raw",
     path: "",

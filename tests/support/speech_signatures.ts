@@ -6,13 +6,13 @@
 
 import { type MessageIn, SourcePipeline, type TargetPipeline } from "../../audio/pipeline.ts";
 import type { AudioFormat, Match, Signature } from "../../audio/types.ts";
-import { rawMulaw } from "./formats.ts";
+import { rawFormat } from "./formats.ts";
 
 /** Capture time of the fixture's first sample, ns. */
 export const T0 = 1_763_900_000_000_000_000n;
 
 /** Raw 8 kHz μ-law, one channel. */
-export const FORMAT: AudioFormat = rawMulaw();
+export const FORMAT: AudioFormat = rawFormat();
 
 /** 7.4 s of speech, μ-law bytes. */
 export const speech: Uint8Array = Deno.readFileSync(
