@@ -2,13 +2,17 @@
  * TCP segments to WebSocket messages, per core: 1,000 concurrent Twilio-style calls (a 20 ms μ-law media frame per
  * segment, masked from Twilio, unmasked back from the bot), through reassembly and the frame parser into
  * `AppMessage`s. Packets are built before timing; only `TcpSource.push` is measured.
- *   deno run --allow-all bench/packets_ws_speed.ts
+ * With `--deflate` the 101 accepts permessage-deflate and every message is compressed with context takeover (each
+ * direction's compressor kept across its messages, as browsers', Python's `websockets` and Node's `ws` clients do),
+ * its μ-law payload changing from frame to frame as speech does.
+ *   deno run --allow-all bench/packets_ws_speed.ts [--deflate]
  * @module
  */
 
 import { TcpSource } from "../packets/tcp_source.ts";
 import type { Packet } from "../packets/types.ts";
 import { TcpFlag } from "../packets/types.ts";
+import { Deflate, Z_SYNC_FLUSH } from "pako";
 
 /** Figures of one run. */
 export interface WsSpeed {
@@ -22,11 +26,11 @@ export interface WsSpeed {
 
 const enc = new TextEncoder();
 
-function frame(payload: Uint8Array, mask: number | undefined): Uint8Array {
+function frame(payload: Uint8Array, mask: number | undefined, compressed = false): Uint8Array {
   const len = payload.length;
   const ext = len >= 126 ? 2 : 0;
   const out = new Uint8Array(2 + ext + (mask === undefined ? 0 : 4) + len);
-  out[0] = 0x81;
+  out[0] = compressed ? 0xc1 : 0x81;
   out[1] = (mask === undefined ? 0 : 0x80) | (ext ? 126 : len);
   if (ext) {
     out[2] = len >> 8;
@@ -42,10 +46,61 @@ function frame(payload: Uint8Array, mask: number | undefined): Uint8Array {
   return out;
 }
 
-/** Builds the packets of `connections` calls of `frames` media frames each, interleaved in time order. */
-export function buildTraffic(connections: number, frames: number): Packet[] {
+/**
+ * A permessage-deflate sender's compressor with context takeover: each message sync-flushed, its tail removed
+ * (RFC 7692 7.2.1).
+ */
+function compressor(): (b: Uint8Array) => Uint8Array {
+  const d = new Deflate({ raw: true });
+  let chunks: Uint8Array[] = [];
+  d.onData = (c: Uint8Array) => chunks.push(c);
+  return (b) => {
+    chunks = [];
+    d.push(b, Z_SYNC_FLUSH);
+    const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let o = 0;
+    for (const c of chunks) {
+      all.set(c, o);
+      o += c.length;
+    }
+    return all.subarray(0, all.length - 4);
+  };
+}
+
+/** 160 μ-law bytes of frame `f` of call `c`, base64: a tone whose pitch drifts, with noise (as speech compresses). */
+function mulawFrame(c: number, f: number): string {
+  let x = (c * 2654435761 + f * 40503) >>> 0, s = "";
+  for (let i = 0; i < 160; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    const v = 40 * Math.sin((f * 160 + i) * (0.05 + 0.01 * Math.sin(f / 7 + c))) + (x >>> 28);
+    s += String.fromCharCode((0x80 | Math.round(v)) & 255);
+  }
+  return btoa(s);
+}
+
+/**
+ * Builds the packets of `connections` calls of `frames` media frames each, interleaved in time order; `deflate`:
+ * permessage-deflate with context takeover both ways.
+ */
+export function buildTraffic(connections: number, frames: number, deflate = false): Packet[] {
   const out: Packet[] = [];
   const mulaw = btoa(String.fromCharCode(...new Uint8Array(160).map((_, i) => (i * 37) & 255)));
+  // Compressed messages, a connection at a time (a compressor holds ~300 KB while it is in use).
+  const zipped: Uint8Array[][] = [];
+  if (deflate) {
+    for (let c = 0; c < connections; c++) {
+      const up = compressor(), down = compressor(), msgs: Uint8Array[] = [];
+      for (let f = 0; f < frames; f++) {
+        const m = mulawFrame(c, f);
+        msgs.push(up(enc.encode(
+          `{"event":"media","sequenceNumber":"${f + 2}","media":{"track":"inbound","chunk":"${f + 1}",` +
+            `"timestamp":"${f * 20}","payload":"${m}"},"streamSid":"MZ${c}"}`,
+        )));
+        msgs.push(down(enc.encode(`{"event":"media","streamSid":"MZ${c}","media":{"payload":"${m}"}}`)));
+      }
+      zipped.push(msgs);
+    }
+  }
   const seqC: number[] = [];
   const seqS: number[] = [];
   const pkt = (
@@ -75,7 +130,8 @@ export function buildTraffic(connections: number, frames: number): Packet[] {
     );
     const res = enc.encode(
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" +
+        (deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "") + "\r\n",
     );
     const t = BigInt(c) * 1000n;
     out.push(pkt(c, true, isnC, new Uint8Array(0), t, TcpFlag.SYN));
@@ -88,15 +144,17 @@ export function buildTraffic(connections: number, frames: number): Packet[] {
   for (let f = 0; f < frames; f++) {
     for (let c = 0; c < connections; c++) {
       const t = 1_000_000_000n + BigInt(f) * 20_000_000n + BigInt(c) * 1000n;
-      const json = enc.encode(
+      const json = deflate ? zipped[c]![2 * f]! : enc.encode(
         `{"event":"media","sequenceNumber":"${f + 2}","media":{"track":"inbound","chunk":"${f + 1}",` +
           `"timestamp":"${f * 20}","payload":"${mulaw}"},"streamSid":"MZ${c}"}`,
       );
-      const fc = frame(json, (c * 7919 + f) >>> 0);
+      const fc = frame(json, (c * 7919 + f) >>> 0, deflate);
       out.push(pkt(c, true, seqC[c]!, fc, t, TcpFlag.ACK | TcpFlag.PSH));
       seqC[c] = (seqC[c]! + fc.length) >>> 0;
-      const back = enc.encode(`{"event":"media","streamSid":"MZ${c}","media":{"payload":"${mulaw}"}}`);
-      const fs = frame(back, undefined);
+      const back = deflate
+        ? zipped[c]![2 * f + 1]!
+        : enc.encode(`{"event":"media","streamSid":"MZ${c}","media":{"payload":"${mulaw}"}}`);
+      const fs = frame(back, undefined, deflate);
       out.push(pkt(c, false, seqS[c]!, fs, t + 500n, TcpFlag.ACK | TcpFlag.PSH));
       seqS[c] = (seqS[c]! + fs.length) >>> 0;
     }
@@ -104,9 +162,9 @@ export function buildTraffic(connections: number, frames: number): Packet[] {
   return out;
 }
 
-/** Runs the benchmark: best of `rounds` passes over the same prebuilt traffic. */
-export async function runWsSpeed(connections = 1000, frames = 50, rounds = 5): Promise<WsSpeed> {
-  const traffic = buildTraffic(connections, frames);
+/** Runs the benchmark: best of `rounds` passes over the same prebuilt traffic (`deflate`: compressed messages). */
+export async function runWsSpeed(connections = 1000, frames = 50, rounds = 5, deflate = false): Promise<WsSpeed> {
+  const traffic = buildTraffic(connections, frames, deflate);
   let best = Infinity;
   let messages = 0;
   for (let r = 0; r < rounds; r++) {
@@ -134,9 +192,13 @@ export async function runWsSpeed(connections = 1000, frames = 50, rounds = 5): P
 }
 
 if (import.meta.main) {
-  const r = await runWsSpeed();
+  const deflate = Deno.args.includes("--deflate");
+  // Compressed: 5 s of 200 calls, so that each direction's history reaches its full 32 KiB (after ~90 messages)
+  // as in any call longer than a few seconds.
+  const r = deflate ? await runWsSpeed(200, 250, 5, true) : await runWsSpeed();
   console.log(
-    `WebSocket over TCP: ${r.connections} connections, ${r.packets} segments -> ${r.messages} messages; ` +
+    `WebSocket over TCP${deflate ? " (permessage-deflate, context takeover)" : ""}: ${r.connections} connections, ` +
+      `${r.packets} segments -> ${r.messages} messages; ` +
       `${r.packetsPerSec.toLocaleString("en")} packets/s per core (${
         r.messagesPerSec.toLocaleString("en")
       } msgs/s)`,

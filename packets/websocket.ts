@@ -9,9 +9,10 @@
  * length encoding, the direction's masking, and the frame after it also plausible). A capture that starts mid-stream
  * begins with that scan.
  *
- * permessage-deflate is inflated synchronously with `node:zlib`: the direction's last 32 KiB of output are put in front
- * of the message as a stored deflate block, which is exactly the LZ77 history context takeover needs; it is charged
- * to the parsers' budget. After a loss (a gap, a compressed message skipped, a capture begun mid-connection, no room
+ * permessage-deflate is inflated synchronously by a decompressor kept from message to message (ws_inflate.ts), whose
+ * window is the LZ77 history context takeover needs; it is charged to the parsers' budget (~40 KiB a direction).
+ * Without room for it, or while the history is partly unknown, each message is inflated on its own with `node:zlib`:
+ * the direction's last 32 KiB of output put in front of it as a stored deflate block. After a loss (a gap, a compressed message skipped, a capture begun mid-connection, no room
  * in the budget) the history is unknown: each message is then inflated against two histories that differ in every
  * unknown byte (a deflate stream's structure does not depend on what its copies copy, so both runs copy the same
  * positions), and the bytes that come out the same both ways are exactly those that depend on nothing lost. A
@@ -28,6 +29,7 @@ import { Buffer } from "node:buffer";
 import type { AppMessage, FlowDirection, SkipCounter } from "./types.ts";
 import { ByteBudget, ByteQueue, MessageParts, SkipRest, type TcpStreamSink } from "./tcp_reassembly.ts";
 import { findHeadEnd, parseHead } from "./http1.ts";
+import { freshInflater, INFLATER_BYTES, StreamInflater } from "./ws_inflate.ts";
 
 /** permessage-deflate parameters from the 101 response. */
 export interface WsDeflate {
@@ -123,7 +125,12 @@ export class WebSocketDirection implements TcpStreamSink {
    * equal in both are known. Undefined while all of it is known.
    */
   private shadow: Uint8Array | undefined;
-  /** Bytes of `window` and `shadow` charged to the budget. */
+  /**
+   * The decompressor kept across messages while the history is known and the budget had room for it; `window` is
+   * then empty (the history is in it).
+   */
+  private inflater: StreamInflater | undefined;
+  /** Bytes of `window` and `shadow`, or of `inflater`, charged to the budget. */
   private historyCharged = 0;
   private readonly budget: ByteBudget;
 
@@ -213,6 +220,7 @@ export class WebSocketDirection implements TcpStreamSink {
     if (this.mode !== Mode.Opaque) this.dropMessage(this.mode === Mode.Frames && this.q.length > 0);
     this.q.clear();
     this.mode = Mode.Opaque;
+    this.dropInflater();
     this.budget.give(this.historyCharged);
     this.historyCharged = 0;
     this.window = EMPTY;
@@ -585,9 +593,23 @@ export class WebSocketDirection implements TcpStreamSink {
    */
   private inflate(data: Uint8Array): Uint8Array | undefined {
     const d = this.conn.deflate;
+    // The sender starts afresh every message: nothing earlier matters, a loss included.
     if (d !== undefined && (this.masked ? d.clientNoContextTakeover : d.serverNoContextTakeover)) {
-      // The sender starts afresh every message: nothing earlier matters, a loss included; no history is kept.
-      return this.inflateWith(EMPTY, data)?.out;
+      // No history: one decompressor for every such direction, reset for each message.
+      const r = freshInflater().inflate(data, this.max, true);
+      if (typeof r !== "string") return r;
+      this.skips.add(r === "too_large" ? "message_too_large" : "ws_deflate_error");
+      return undefined;
+    }
+    if (this.inflater === undefined && this.shadow === undefined) this.startInflater();
+    const inf = this.inflater;
+    if (inf !== undefined) {
+      const r = inf.inflate(data, this.max);
+      if (typeof r !== "string") return r;
+      // Corrupt, or over the bound: what the sender's compressor holds next is unknown here.
+      this.skips.add(r === "too_large" ? "message_too_large" : "ws_deflate_error");
+      this.loseHistory();
+      return undefined;
     }
     const a = this.inflateWith(this.window, data);
     if (a === undefined) {
@@ -656,6 +678,25 @@ export class WebSocketDirection implements TcpStreamSink {
     }
   }
 
+  /**
+   * Starts the kept decompressor with the known history, if the budget has room for it in place of the history's
+   * charge; else messages go on being inflated one by one.
+   */
+  private startInflater(): void {
+    const delta = INFLATER_BYTES - this.historyCharged;
+    if (delta > 0 && !this.budget.take(delta)) return;
+    if (delta < 0) this.budget.give(-delta);
+    this.historyCharged = INFLATER_BYTES;
+    this.inflater = new StreamInflater(this.window);
+    this.window = EMPTY;
+  }
+
+  /** Drops the kept decompressor (its charge stays in `historyCharged` for the caller to settle). */
+  private dropInflater(): void {
+    this.inflater?.end();
+    this.inflater = undefined;
+  }
+
   /** Keeps `window` (and `shadow`, while part is unknown) as the history, charged; lost when the budget is spent. */
   private keepHistory(window: Uint8Array, shadow: Uint8Array | undefined): void {
     const need = window.length + (shadow?.length ?? 0);
@@ -673,6 +714,7 @@ export class WebSocketDirection implements TcpStreamSink {
 
   /** The history is unknown from here: what later messages copy from it is lost (see UNKNOWN_A). */
   private loseHistory(): void {
+    this.dropInflater();
     this.budget.give(this.historyCharged);
     this.historyCharged = 0;
     this.window = UNKNOWN_A;
