@@ -1,5 +1,5 @@
 // Tuned rules of the energy VAD (audio/detect/vad.ts) that no test failed without: the absolute speech floor
-// (-70 dBFS) and the noise floor's lowest value (-90 dBFS).
+// (-70 dBFS), the noise floor's lowest value (-90 dBFS) and the weight with which the floor falls (0.3 a frame).
 import { ok, strictEqual } from "node:assert/strict";
 import { EnergyVad, VAD_FRAME } from "../audio/detect/vad.ts";
 import { noise, tone } from "./support/vad_frames.ts";
@@ -28,4 +28,30 @@ Deno.test("EnergyVad: the floor stops at -90 dBFS, so noise after digital silenc
   for (let i = 0; i < 3000; i++) if (vad.decide(noise(-60, i + 1), 0, -1)) speech++;
   ok(speech > 1900 && speech < 2300, `${speech} frames of noise taken for speech`);
   strictEqual(vad.decide(noise(-60, 7), 0, -1), false, "30 s on: noise");
+});
+
+Deno.test("EnergyVad: a stream that starts in speech has its floor at a pause's level within 50 ms", () => {
+  // The floor starts at the first frame's level: here a -20 dBFS talker. Five frames of -60 dBFS line noise
+  // (a breath) must bring it down far enough that the talker's softer -40 dBFS speech after them is speech: a
+  // floor that did not fall (or fell at a tenth a frame: ~-36 dBFS after 50 ms) would take it for the floor.
+  const vad = new EnergyVad(0.3); // 9 dB over the floor
+  for (let i = 0; i < 100; i++) vad.decide(tone(-20), 0, -1);
+  for (let i = 0; i < 5; i++) strictEqual(vad.decide(noise(-60, i + 1), 0, -1), false, `pause frame ${i}`);
+  ok(vad.floorDbfs < -52, `floor ${vad.floorDbfs}`);
+  let speech = 0;
+  for (let i = 0; i < 50; i++) if (vad.decide(tone(-40), 0, -1)) speech++;
+  strictEqual(speech, 50);
+});
+
+Deno.test("EnergyVad: one quieter frame in steady line noise does not make the noise after it speech", () => {
+  // Line noise at -50 dBFS with one 10 ms frame 12 dB quieter (a codec's quieter comfort-noise frame): the floor
+  // falls only part of the way (weight 0.3: to ~-54 dBFS), so the noise stays below floor + 9 dB. A floor that
+  // jumped to the quiet frame (-62 dBFS) would take the next ~3 s of noise for speech, rising at 1 dB/s.
+  const vad = new EnergyVad(0.3);
+  for (let i = 0; i < 200; i++) vad.decide(noise(-50, i + 1), 0, -1);
+  strictEqual(vad.decide(noise(-62, 999), 0, -1), false);
+  ok(vad.floorDbfs > -56, `floor ${vad.floorDbfs}`);
+  let speech = 0;
+  for (let i = 0; i < 100; i++) if (vad.decide(noise(-50, 1000 + i), 0, -1)) speech++;
+  strictEqual(speech, 0);
 });
