@@ -58,13 +58,18 @@ interface Block {
 
 /**
  * A random `n`-frame signature and 400 random target frames in which signature frame j sits at `place(j)`
- * (undefined: lost) with `errors` bit errors in all (spread evenly over the block).
+ * (undefined: lost) with `errors` bit errors in all (spread evenly over the block), or `errors(j)` in frame j.
  */
-function block(n: number, errors: number, place: (j: number) => number | undefined, seed = 1): Block {
+function block(
+  n: number,
+  errors: number | ((j: number) => number),
+  place: (j: number) => number | undefined,
+  seed = 1,
+): Block {
   const r = xorshift32(seed);
   const fp = Uint32Array.from({ length: n }, () => r());
   const target = Uint32Array.from({ length: 400 }, () => r());
-  const errs = spread(errors, n);
+  const errs = typeof errors === "number" ? spread(errors, n) : errors;
   for (let j = 0; j < n; j++) {
     const p = place(j);
     if (p !== undefined) target[p] = flipBits(fp[j]!, errs(j), r);
@@ -80,7 +85,7 @@ function whole(n: number, errors: number): Block {
 }
 
 /** The block at AT up to frame `k`, then `lost` frames missing (the rest `lost` frames earlier). */
-function lossy(n: number, k: number, lost: number, errors: number): Block {
+function lossy(n: number, k: number, lost: number, errors: number | ((j: number) => number)): Block {
   return block(n, errors, (j) => (j <= k ? AT + j : j <= k + lost ? undefined : AT - lost + j));
 }
 
@@ -191,6 +196,62 @@ Deno.test("capture-time agreement: a split where capture times show no gap of it
   strictEqual(unhinted.match, undefined);
   // Without capture times at all (no gapAt), the audio's word is taken.
   ok(verify(b).match?.split);
+});
+
+/** Significance of frames 0..k of `b` at target frame `a`, of the rest at `a - shift`, and of both together. */
+function twoParts(b: Block, a: number, shift: number, k: number): { first: number; rest: number; z: number } {
+  const fp = b.sig.fingerprint, n = fp.length;
+  const sums = (s: number, from: number, to: number): [number, number, number] => {
+    const e = new Float64Array(n), w = new Float64Array(n), q = new Float64Array(n);
+    frameErrors(fp, b.sig.mask, b.store, s, e, w, q);
+    let se = 0, sw = 0, sq = 0;
+    for (let j = from; j < to; j++) [se, sw, sq] = [se + e[j]!, sw + w[j]!, sq + q[j]!];
+    return [se, sw, sq];
+  };
+  const [pe, pw, pq] = sums(a, 0, k + 1), [se, sw, sq] = sums(a - shift, k + 1, n);
+  return {
+    first: significance(pe / pw, pw, pq),
+    rest: significance(se / sw, sw, sq),
+    z: significance((pe + se) / (pw + sw), pw + sw, pq + sq),
+  };
+}
+
+Deno.test("split parts: a split is not taken when either part is not significant on its own", () => {
+  const need = requiredZ(DEFAULT_THRESHOLDS, 128);
+  // 64 frames at AT (6 bit errors each), 3 frames lost, the other 61 frames 3 earlier but with 14 errors each:
+  // they fit there little better than chance. The whole block scores z 5.64; the split after frame 63, 6.82, a
+  // gain of 1.18 over the whole and above the 6.4 needed: its later part alone (z 1.69) is what rejects it.
+  const b = lossy(128, 63, 3, (j) => (j <= 63 ? 6 : 14));
+  const weak = verify(b);
+  const t = only(weak.traces);
+  strictEqual(t.split, false);
+  ok(t.wholeZ < need, `whole z ${t.wholeZ}`);
+  strictEqual(weak.match, undefined);
+  const parts = twoParts(b, AT, 3, 63);
+  ok(parts.first >= SPLIT_PART_Z && parts.rest < SPLIT_PART_Z, `parts z ${parts.first} ${parts.rest}`);
+  ok(parts.z >= need && parts.z > t.wholeZ + 1, `split z ${parts.z}`);
+  strictEqual(new Splitter().best(b.sig, AT, b.store), undefined);
+  // With 13 errors a frame the later part stands on its own (z 2.55): the split is taken.
+  const fits = verify(lossy(128, 63, 3, (j) => (j <= 63 ? 6 : 13)));
+  ok(fits.match?.split);
+  strictEqual(fits.match.frame, AT);
+  // The parts swapped: the weak part first, 3 frames later than where the block aligns (AT). Whole z 5.45; the
+  // split 6.61 with its first part at z 1.80: it would put the instant 3 frames late on that part's word.
+  const c = block(
+    128,
+    (j) => (j <= 63 ? 14 : 6),
+    (j) => (j <= 63 ? AT + 3 + j : j <= 66 ? undefined : AT + j),
+  );
+  const early = verify(c);
+  const u = only(early.traces);
+  strictEqual(u.split, false);
+  strictEqual(early.match, undefined);
+  const swapped = twoParts(c, AT + 3, 3, 63);
+  ok(
+    swapped.first < SPLIT_PART_Z && swapped.rest >= SPLIT_PART_Z,
+    `parts z ${swapped.first} ${swapped.rest}`,
+  );
+  ok(swapped.z >= need && swapped.z > u.wholeZ + 1, `split z ${swapped.z} whole ${u.wholeZ}`);
 });
 
 /** 400 random frames with `fp` cleanly at frame `at`. */
