@@ -254,6 +254,33 @@ Deno.test("split parts: a split is not taken when either part is not significant
   ok(swapped.z >= need && swapped.z > u.wholeZ + 1, `split z ${swapped.z} whole ${u.wholeZ}`);
 });
 
+Deno.test("split prefix: a split's first part needs 8 usable frames, so a few frames cannot move the instant", () => {
+  // A 40-frame block at AT (3 bit errors a frame) whose first 5 frames are buried (random at the target: an
+  // onset under noise) and whose sound repeats 6 frames later (frames 6..10 are frames 0..4): those 5 frames fit
+  // at AT + 6. The whole block at AT scores z 8.72.
+  const first = 5, shift = 6;
+  const r = xorshift32(1);
+  const fp = Uint32Array.from({ length: 40 }, () => r());
+  for (let j = 0; j < first; j++) fp[shift + j] = fp[j]!;
+  const target = Uint32Array.from({ length: 400 }, () => r());
+  for (let j = first; j < fp.length; j++) target[AT + j] = flipBits(fp[j]!, 3, r);
+  const store = new FrameStore(target.length);
+  for (const v of target) store.push(v, 0, -20, 0xffffffff);
+  const b: Block = { sig: signature(fp), store };
+  const v = verify(b);
+  const t = only(v.traces);
+  strictEqual(v.match?.frame, AT);
+  strictEqual(v.match.split, false);
+  // Those 5 frames at AT + 6 and the rest at AT would beat the whole block by more than 1 (z 9.94), each part
+  // significant on its own: only the length of the first part keeps the instant where the block aligns.
+  ok(first < MIN_PREFIX_FRAMES);
+  const parts = twoParts(b, AT + shift, shift, first - 1);
+  ok(parts.first >= SPLIT_PART_Z && parts.rest >= SPLIT_PART_Z, `parts z ${parts.first} ${parts.rest}`);
+  ok(parts.z > t.wholeZ + 1, `split z ${parts.z} whole ${t.wholeZ}`);
+  const split = new Splitter().best(b.sig, AT, b.store);
+  ok(split === undefined || split.k + 1 >= MIN_PREFIX_FRAMES, `split after frame ${split?.k}`);
+});
+
 /** 400 random frames with `fp` cleanly at frame `at`. */
 function cleanAt(fp: Uint32Array, at: number): FrameStore {
   const r = xorshift32(7);
