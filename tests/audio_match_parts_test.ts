@@ -10,6 +10,7 @@ import {
   NOT_SENT_MARGIN,
   PARTS_MIN_FRACTION,
   PartScorer,
+  type PartsScore,
   partsWin,
 } from "../audio/match/parts.ts";
 import { DEFAULT_THRESHOLDS, requiredZ } from "../audio/match/thresholds.ts";
@@ -280,4 +281,58 @@ Deno.test("lone part: an instant in a message alone between two longer gaps is c
   strictEqual(inLonePart(cn + 100, [{ at: cn, len: msg }, { at: cn + msg, len: msg }]), false);
   // A comfort-noise message just before the speech resumes has no gap after it: not this rule's.
   strictEqual(inLonePart(cn + 100, [{ at: cn, len: 1120 }]), false);
+});
+
+/** A {@link PartScorer} that notes every hypothesis (sent-time of frame 0) it scores. */
+class NotingScorer extends PartScorer {
+  readonly scored: number[] = [];
+  override score(sig: Signature, v0: number, store: FrameStore, hop: number, out?: PartsScore): PartsScore {
+    this.scored.push(v0);
+    return super.score(sig, v0, store, hop, out);
+  }
+}
+
+/**
+ * A DTX pause inside the block with one comfort-noise message in it: speech up to sent-time frame AT + 40, then
+ * 1,100 samples left out, a 20 ms (160-sample) message of comfort noise, 830 samples left out, speech again. The
+ * gaps' lengths are not whole hops, so each part puts its own hypotheses on the grid.
+ */
+const LONE_GAPS: TargetGap[] = [{ at: (AT + 40) * HOP, len: 1100 }, { at: (AT + 40) * HOP + 160, len: 830 }];
+/**
+ * The block across {@link LONE_GAPS}: frames whose FRAME_PLACE point lies in the pause are masked (quiet at the
+ * source); the others sit at the target frame nearest to their sent-time less the audio left out before them, 2 bit
+ * errors each.
+ */
+function lonePause(): Layout {
+  const pauseFrom = (AT + 40) * HOP, pauseTo = pauseFrom + 1100 + 160 + 830, left = 1100 + 830;
+  const point = (j: number) => (AT + j) * HOP + FP_PARAMS.frame * FRAME_PLACE;
+  return layout(
+    (j) => (point(j) < pauseFrom ? AT + j : Math.round(((AT + j) * HOP - left) / HOP)),
+    (j) => point(j) >= pauseFrom && point(j) < pauseTo,
+  );
+}
+
+Deno.test("climb parts: a lone comfort-noise message in a pause gives the climb no hypotheses of its own", () => {
+  // A CPU rule: the message's phase decides a frame or two at most, and its hypotheses cost scorings (here 12
+  // distinct hypotheses a search with the rule; 17 and 22 without it, the same frame and significance).
+  const l = lonePause();
+  // Audio left out before each part: the speech before the pause, the message, the speech after it.
+  const cum = [0, 1100, 1100 + 830];
+  const onGrid = (v: number, part: number) => (v - cum[part]!) % HOP === 0;
+  const p = new NotingScorer();
+  p.setGaps(LONE_GAPS);
+  // Found through the speech before the pause or through that after it.
+  for (const s of [AT, AT - Math.round(cum[2]! / HOP)]) {
+    p.scored.length = 0;
+    const best = p.best(l.sig, s, l.store, HOP);
+    strictEqual(best?.frame, AT, `found at ${s}`);
+    // Its sent-time puts speech on the grid (the message's hypotheses, were they scored, would take the tie: the
+    // climb keeps the earlier of equal ones).
+    ok(onGrid(best.v0, 0) || onGrid(best.v0, 2), `the verdict rests on the speech: v0 ${best.v0}`);
+    // Past the coarse hypotheses (each part's at s), every one scored puts speech on the grid: none only the
+    // message (1.25 hops between two gaps).
+    const coarse = cum.map((c) => s * HOP + c);
+    const messageOnly = p.scored.filter((v) => !coarse.includes(v) && !onGrid(v, 0) && !onGrid(v, 2));
+    deepStrictEqual(messageOnly, [], `found at ${s}`);
+  }
 });
