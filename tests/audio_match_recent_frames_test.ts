@@ -8,8 +8,10 @@ import { FrameStore } from "../audio/fingerprint/fingerprint.ts";
 import { HIT_MAX_DIST, PROBE_WORDS, probes, SILENT_FRAME_DB, tablesOf } from "../audio/match/lookup.ts";
 import { hitKey, RecentFrames, RecentOwner } from "../audio/match/recent_frames.ts";
 import { popcount32, SignatureIndex } from "../audio/match/signature_index.ts";
-import { DEFAULT_THRESHOLDS } from "../audio/match/thresholds.ts";
-import { TargetMatcher } from "../audio/match/target_matcher.ts";
+import { CLOCK_SKEW_NS, DEFAULT_THRESHOLDS } from "../audio/match/thresholds.ts";
+import { Timeline } from "../audio/decode/timeline.ts";
+import { CaptureTimes } from "../audio/decode/capture_times.ts";
+import { BOUND_SLACK_NS, TargetMatcher } from "../audio/match/target_matcher.ts";
 import { initAudioEngine, TargetPipeline } from "../audio/pipeline.ts";
 import type { Match, Signature } from "../audio/types.ts";
 import { signatureOf } from "../audio/fingerprint/signature.ts";
@@ -528,6 +530,61 @@ Deno.test("backward search: a stream the walk found hits in is not bounded first
   deepStrictEqual(early.calls[0], { exact: 1, bound: 1 });
   deepStrictEqual(late.calls[1], { exact: 0, bound: 1 });
   deepStrictEqual(late.stats, early.stats);
+});
+
+Deno.test("backward search bound: the last search's answer bounds a walk only for a time up to BOUND_SLACK_NS later", () => {
+  // One stream whose time searches are CaptureTimes' over its timeline, as a pipeline's: 20 ms messages captured
+  // at T0 + 20 ms × message, so frame f starts at T0 + 16 ms × f. Its frames are random with the high byte of each
+  // half clear, the signatures' frames with it set: no hit anywhere, so each search is over at its bound.
+  const tl = new Timeline(8000, { lookbackSamples: 200_000 });
+  const times = new CaptureTimes(tl);
+  let reads = 0;
+  const read = tl.entryTimeOffset.bind(tl);
+  tl.entryTimeOffset = (e: number) => (reads++, read(e));
+  for (let i = 0; i < 800; i++) {
+    tl.append(i, T0 + BigInt(i) * 20_000_000n, 160);
+    times.push(T0 + BigInt(i) * 20_000_000n, i * 160);
+  }
+  const index = new SignatureIndex();
+  const recent = new RecentFrames({ keepFrames: 0, horizonFrames: 0, maxFrames: 1024, minSignatures: 0 });
+  const store = new FrameStore(2048);
+  const m = new TargetMatcher({
+    index,
+    recent,
+    store,
+    rule: DEFAULT_THRESHOLDS,
+    hop: 128,
+    timeOfSample: (k) => T0 + BigInt(k) * 125_000n,
+    firstSampleAtOrAfter: (t) => times.firstSampleAtOrAfter(t, tl.length),
+    sampleAtOrBefore: (t, slackNs) => times.sampleAtOrBefore(t, tl.length, slackNs),
+  });
+  const r = xorshift32(53);
+  for (let at = 0; at < 1000; at += 10) {
+    for (let t = at; t < at + 10; t++) store.push(r() & 0x00ff00ff, 0, -20, ~0);
+    m.onFrames(at, at + 10);
+  }
+  // A signature whose search starts at frame f (its time less the clock skew allowance is frame f's).
+  const searchFrom = (f: number, id: string) => {
+    const sig = signature(Uint32Array.from({ length: 128 }, () => (r() | 0xff00ff00) >>> 0), id);
+    const timed = { ...sig, source: { ...sig.source, timeNs: T0 + BigInt(f) * 16_000_000n + CLOCK_SKEW_NS } };
+    const lookups = m.stats().lookups, before = reads;
+    deepStrictEqual(m.searchBackward(timed), []);
+    return { frames: m.stats().lookups - lookups, reads: reads - before };
+  };
+  // The first search finds its frame in the timeline: frames 700..999 looked at.
+  const first = searchFrom(700, "a");
+  strictEqual(first.frames, 300);
+  ok(first.reads > 0);
+  // 0.4 s later: within the slack, the last answer bounds it without reading the timeline (25 frames more).
+  deepStrictEqual(searchFrom(725, "b"), { frames: 300, reads: 0 });
+  // 1.2 s after the last search that read the timeline (a's; b took a's answer): beyond the slack, the search
+  // goes no further back than its own first frame (with a's answer it would look at 75 frames more).
+  const late = searchFrom(775, "c");
+  strictEqual(late.frames, 225);
+  ok(late.reads > 0);
+  strictEqual(recent.stats().searched, 3, "each answered from the recent frames");
+  // The two times sit either side of the slack.
+  ok(400_000_000n <= BOUND_SLACK_NS && 1_200_000_000n > BOUND_SLACK_NS);
 });
 
 Deno.test("backward search: late signatures, streams not covered and a widened search: the scan's matches", async () => {
