@@ -133,7 +133,7 @@ export async function discoverPacketFile(path: string): Promise<PacketDiscovery>
       for await (const frame of new PcapReader(file)) {
         frames++;
         if (!dec.decodeView(frame)) {
-          // The RTP source puts IPv4-fragmented datagrams (large L16 packets) back together.
+          // The RTP source puts IP-fragmented datagrams (large L16 packets) back together.
           if (dec.lastSkip === "ip_fragment") rtpSrc.pushFrame(frame);
           continue;
         }

@@ -36,6 +36,11 @@ export class L4View {
   tcpSeq = 0;
   tcpAck = 0;
   tcpFlags = 0;
+  /**
+   * After {@link decodeIp} refused an IPv6 frame as `ip_fragment` (and only then: accepted frames do not set it):
+   * the offset of its Fragment header, which the reassembler of `ip_fragments.ts` reads from.
+   */
+  fragmentHeader = 0;
 }
 
 /** IPv6 extension headers followed before giving up. */
@@ -94,8 +99,12 @@ export function decodeIp(
       } else if (proto === 44) {
         if (l4 + 8 > data.length) return cut ? "snap_truncated" : "bad_ip_header";
         const offM = (data[l4 + 2]! << 8) | data[l4 + 3]!;
-        // An atomic fragment (offset 0, no more fragments) is a whole packet; real fragments are skipped.
-        if ((offM & 0xfff9) !== 0) return "ip_fragment";
+        // An atomic fragment (offset 0, no more fragments) is a whole packet (RFC 6946); a real fragment is refused,
+        // with where its Fragment header is: the header chain before it is not walked again to put it together.
+        if ((offM & 0xfff9) !== 0) {
+          out.fragmentHeader = l4;
+          return "ip_fragment";
+        }
         proto = data[l4]!;
         l4 += 8;
       } else if (proto === 51) {

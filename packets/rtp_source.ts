@@ -73,7 +73,7 @@ export class RtpSource {
   readonly skips: SkipCounter;
   readonly decoder: FrameDecoder;
   readonly jitter: RtpJitter;
-  /** IPv4 fragments of large datagrams (L16 at 44.1/48 kHz is over an Ethernet MTU), put back together. */
+  /** IPv4 and IPv6 fragments of large datagrams (L16 at 44.1/48 kHz is over an Ethernet MTU), put back together. */
   readonly fragments: FragmentReassembler;
   readonly stats: RtpSourceStats = { frames: 0, udp: 0, filtered: 0, rtp: 0 };
   readonly #hdr = new RtpHeader();
@@ -103,7 +103,7 @@ export class RtpSource {
     if (!dec.decodeView(frame)) {
       if (dec.lastSkip !== "ip_fragment") return;
       // The fragment that completes a datagram brings it whole (decoded like any frame); others wait or count.
-      const whole = this.fragments.push(frame, dec.l3);
+      const whole = this.fragments.push(frame, dec.l3, dec.view.fragmentHeader);
       if (whole === undefined || !dec.decodeView(whole)) return;
       frame = whole;
     }
