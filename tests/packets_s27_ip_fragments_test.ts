@@ -5,15 +5,17 @@
  * same way.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { parseFrames } from "../packets/pcap.ts";
+import { parseFrames, PcapReader } from "../packets/pcap.ts";
 import { PacketSource } from "../packets/packet_source.ts";
 import { discoverPacketFile } from "../cli/discover_packets.ts";
 import { type AppMessage, type Frame, LinkType, SkipCounter } from "../packets/types.ts";
 import { FragmentReassembler, MAX_HELD_BYTES } from "../packets/ip_fragments.ts";
 import { FrameDecoder } from "../packets/ip.ts";
-import { RtpSource } from "../packets/rtp_source.ts";
+import { rtpMessages, RtpSource } from "../packets/rtp_source.ts";
 import type { Row } from "../pixie/row.ts";
 import { classicPcap, ethernet, ipv4, ipv6, rtp, rtpTap, udp, type V6Ext } from "./support/packet_build.ts";
+import { FIX } from "./support/packet_truth.ts";
+import type { V6FragTruth } from "../fixtures/packets/v6_frag_receiver.ts";
 
 const SEC = 1_700_000_000;
 
@@ -473,4 +475,41 @@ Deno.test("IPv6 fragments: discover finds a fragmented L16 stream and names its 
   } finally {
     await Deno.remove(path);
   }
+});
+
+Deno.test("IPv6 fragments: a real capture (ffmpeg L16 RTP, fragmented by the kernel at a 1,280-byte MTU) comes out as the receiver's kernel put it together", async () => {
+  // fixtures/packets/capture_v6_frag.sh: the truth is what the receiving socket got, the kernel's reassembly.
+  const truth = JSON.parse(await Deno.readTextFile(new URL("rtp_v6_frag.json", FIX))) as V6FragTruth;
+  equal(truth.version, 1);
+  ok(truth.packets.length >= 15, `${truth.packets.length} packets in the truth`);
+  const bytes = await Deno.readFile(new URL("rtp_v6_frag.pcap", FIX));
+  // Every RTP packet is in the capture as fragments only: decoded one by one, each is an ip_fragment.
+  const plain = new FrameDecoder();
+  for (const f of parseFrames(bytes).frames) plain.decode(f);
+  equal(plain.skips.counts.get("ip_fragment"), 2 * truth.packets.length);
+
+  const skips = new SkipCounter();
+  const msgs: AppMessage[] = [];
+  using file = await Deno.open(new URL("rtp_v6_frag.pcap", FIX));
+  for await (const m of rtpMessages(new PcapReader(file), {}, skips)) msgs.push(m);
+  // ffmpeg's one RTCP sender report (to the port above) is the only skip.
+  deepEqual(skips.toJSON(), { rtcp: 1 });
+  equal(msgs.length, truth.packets.length);
+  for (const [k, m] of msgs.entries()) {
+    const t = truth.packets[k]!;
+    equal(m.stream, `udp [::1]:5004>[::1]:40000 ssrc=0x0f4a6c00`);
+    deepEqual([m.rtp!.seq, m.rtp!.ts, m.rtp!.ssrc, m.rtp!.pt], [t.seq, t.ts, t.ssrc, t.pt]);
+    equal(m.payload.length, t.bytes - 12);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", m.payload.slice()));
+    equal([...digest].map((b) => b.toString(16).padStart(2, "0")).join(""), t.sha256, `payload of ${t.seq}`);
+  }
+
+  const d = await discoverPacketFile(new URL("rtp_v6_frag.pcap", FIX).pathname);
+  const g = d.groups.find((x) => x.protocol === "rtp");
+  ok(g, "an RTP group");
+  deepEqual(g.payloadTypes?.map((p) => [p.pt, p.packets, p.codec]), [[
+    11,
+    truth.packets.length,
+    "L16/44100",
+  ]]);
 });
