@@ -163,7 +163,12 @@ export function buildTraffic(connections: number, frames: number, deflate = fals
 }
 
 /** Runs the benchmark: best of `rounds` passes over the same prebuilt traffic (`deflate`: compressed messages). */
-export async function runWsSpeed(connections = 1000, frames = 50, rounds = 5, deflate = false): Promise<WsSpeed> {
+export async function runWsSpeed(
+  connections = 1000,
+  frames = 50,
+  rounds = 5,
+  deflate = false,
+): Promise<WsSpeed> {
   const traffic = buildTraffic(connections, frames, deflate);
   let best = Infinity;
   let messages = 0;
@@ -197,7 +202,9 @@ if (import.meta.main) {
   // as in any call longer than a few seconds.
   const r = deflate ? await runWsSpeed(200, 250, 5, true) : await runWsSpeed();
   console.log(
-    `WebSocket over TCP${deflate ? " (permessage-deflate, context takeover)" : ""}: ${r.connections} connections, ` +
+    `WebSocket over TCP${
+      deflate ? " (permessage-deflate, context takeover)" : ""
+    }: ${r.connections} connections, ` +
       `${r.packets} segments -> ${r.messages} messages; ` +
       `${r.packetsPerSec.toLocaleString("en")} packets/s per core (${
         r.messagesPerSec.toLocaleString("en")

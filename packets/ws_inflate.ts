@@ -16,13 +16,13 @@ import {
   Z_OK,
   Z_STREAM_END,
   Z_SYNC_FLUSH,
-  ZStream,
   zlibInflate,
   zlibInflateEnd,
   zlibInflateInit2,
   zlibInflateReset,
   zlibInflateResetKeep,
   zlibInflateSetDictionary,
+  ZStream,
 } from "pako";
 
 /** The LZ77 window permessage-deflate allows (15 bits). */
@@ -57,7 +57,9 @@ export class StreamInflater {
     if (zlibInflateInit2(this.#strm, -15) !== Z_OK) throw new Error("pako: inflateInit2 failed");
     if (history !== undefined && history.length > 0) {
       const h = history.length > INFLATE_WINDOW ? history.subarray(history.length - INFLATE_WINDOW) : history;
-      if (zlibInflateSetDictionary(this.#strm, h) !== Z_OK) throw new Error("pako: inflateSetDictionary failed");
+      if (zlibInflateSetDictionary(this.#strm, h) !== Z_OK) {
+        throw new Error("pako: inflateSetDictionary failed");
+      }
     }
   }
 
