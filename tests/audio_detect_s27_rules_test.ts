@@ -55,3 +55,21 @@ Deno.test("EnergyVad: one quieter frame in steady line noise does not make the n
   for (let i = 0; i < 100; i++) if (vad.decide(noise(-50, 1000 + i), 0, -1)) speech++;
   strictEqual(speech, 0);
 });
+
+Deno.test("EnergyVad: a lost packet filled with zeros in steady line noise does not make the noise after it speech", () => {
+  // The sample ring fills a lost message with zeros (digital silence). In -50 dBFS line noise, a floor that
+  // followed them fell to -71 dBFS after one zero frame and -86 after two (a lost 20 ms packet), and the noise
+  // after it was speech for ~12 s and ~27 s, every onset in it masked.
+  for (const zeros of [1, 2, 5]) {
+    const vad = new EnergyVad(0.3);
+    for (let i = 0; i < 200; i++) vad.decide(noise(-50, i + 1), 0, -1);
+    const before = vad.floorDbfs;
+    for (let i = 0; i < zeros; i++) strictEqual(vad.decide(SILENCE, 0, -1), false);
+    strictEqual(vad.floorDbfs, before, `${zeros} zero frames`);
+    let speech = 0;
+    for (let i = 0; i < 500; i++) if (vad.decide(noise(-50, 1000 + i), 0, -1)) speech++;
+    strictEqual(speech, 0, `${zeros} zero frames: noise taken for speech`);
+    // And a talker after it is still speech.
+    ok(vad.decide(tone(-30), 0, -1));
+  }
+});

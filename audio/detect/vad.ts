@@ -79,7 +79,8 @@ function sumOfSquares(data: Int16Array, at: number, mask: number): number {
  * is speech when its level exceeds the noise floor by `max(3, 30 × energy_threshold)` dB and is above -70 dBFS.
  * So 0.2 → 6 dB, 0.3 → 9 dB, 0.5 → 15 dB, 1 → 30 dB. The floor is a minimum tracker in dB: it falls towards a
  * quieter frame quickly (weight 0.3 per frame) and rises by at most 1 dB/s, so it sits at the level of the
- * pauses and a long utterance does not raise it much. It starts at the first frame's level.
+ * pauses and a long utterance does not raise it much. It starts at the first frame's level; digital silence (all
+ * zeros) after that leaves it where it is.
  */
 export class EnergyVad implements VadDecider {
   /** Required margin above the floor, dB. */
@@ -101,7 +102,11 @@ export class EnergyVad implements VadDecider {
   decide(data: Int16Array, at: number, mask: number): boolean {
     const e = frameDbfs(data, at, mask);
     if (Number.isNaN(this.#floor)) this.#floor = Math.max(e, -90);
-    else if (e < this.#floor) this.#floor += FLOOR_FALL * (e - this.#floor);
+    else if (e === SILENCE_DBFS) {
+      // Digital silence says nothing of the line's noise: a lost message filled with zeros, a muted line. Followed,
+      // one zero frame in -50 dBFS noise took the floor to -71 dBFS and the next ~12 s of noise for speech (two
+      // frames, a lost 20 ms packet: ~27 s), masking every onset in them.
+    } else if (e < this.#floor) this.#floor += FLOOR_FALL * (e - this.#floor);
     else this.#floor += Math.min(FLOOR_RISE_DB, e - this.#floor);
     if (this.#floor < -90) this.#floor = -90;
     return e >= ENERGY_MIN_SPEECH_DBFS && e >= this.#floor + this.marginDb;
