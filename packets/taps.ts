@@ -174,15 +174,24 @@ export function bpfFilter(taps: readonly PacketTap[]): string {
       ...t.portRanges.map(([lo, hi]) => (lo === hi ? `port ${lo}` : `portrange ${lo}-${hi}`)),
     ];
     if (ports.length > 0) terms.push(ports.length === 1 ? ports[0]! : `(${ports.join(" or ")})`);
-    if (t.host) terms.push(`net ${cidrText(t.host)}`);
+    const net = t.host ? `net ${cidrText(t.host)}` : undefined;
+    if (net) terms.push(net);
     parts.add(terms.length === 1 ? terms[0]! : `(${terms.join(" and ")})`);
+    if (t.protocol === "rtp") parts.add(net ? `(${UDP_FRAGMENTS} and ${net})` : UDP_FRAGMENTS);
   }
   const list = [...parts];
-  // A UDP datagram's later fragments carry no ports, so a port filter leaves them in the kernel; RTP packets
-  // (at most a few hundred bytes) are not fragmented, and the first fragment of one that is, which carries the
-  // ports, is skipped and counted (`ip_fragment`).
   return list.length === 0 ? "" : list.join(" or ");
 }
+
+/**
+ * UDP fragments a port filter cannot see, for the reassembler (packets/ip_fragments.ts) to put back together
+ * with the first: IPv4's later fragments carry no ports (libpcap's `port` wants offset 0), and no IPv6 fragment
+ * is `udp` to libpcap (its next header is the Fragment header's, 44; the UDP header follows it only in the first).
+ * Without them every RTP packet over the MTU (an L16/44100 stream in 20 ms packets) was lost to a live capture,
+ * whatever the capture file path could reassemble. Fragments are rare; those of other UDP traffic are copied too
+ * and skipped as `ip_fragment` or as no tap's.
+ */
+const UDP_FRAGMENTS = "((ip proto 17 and ip[6:2] & 0x1fff != 0) or (ip6[6] == 44 and ip6[40] == 17))";
 
 /**
  * Renders a block as `network/prefix`: the address with its host bits cleared (`10.1.2.3/8` is the block

@@ -66,17 +66,23 @@ Deno.test("the tcpdump command line: nanosecond pcap to stdout, unbuffered, no p
   ]);
 });
 
-Deno.test("a BPF filter keeps only the taps' transports, ports and hosts", () => {
+/** What an RTP tap's filter adds for fragments (see tests/packets_s28_bpf_fragments_test.ts). */
+const UDP_FRAGMENTS = "((ip proto 17 and ip[6:2] & 0x1fff != 0) or (ip6[6] == 44 and ip6[40] == 17))";
+
+Deno.test("a BPF filter keeps only the taps' transports, ports and hosts (and an RTP tap's UDP fragments)", () => {
   const tap = rtpTap;
   assert.equal(
     bpfFilter([
       tap({ ports: [40000] }),
       tap({ protocol: "websocket", ports: [8080], host: parseCidr("10.0.0.0/8") }),
     ]),
-    "(udp and port 40000) or (tcp and port 8080 and net 10.0.0.0/8)",
+    `(udp and port 40000) or ${UDP_FRAGMENTS} or (tcp and port 8080 and net 10.0.0.0/8)`,
   );
-  assert.equal(bpfFilter([tap({ portRanges: [[40000, 40999]] })]), "(udp and portrange 40000-40999)");
-  assert.equal(bpfFilter([tap({})]), "udp");
+  assert.equal(
+    bpfFilter([tap({ portRanges: [[40000, 40999]] })]),
+    `(udp and portrange 40000-40999) or ${UDP_FRAGMENTS}`,
+  );
+  assert.equal(bpfFilter([tap({})]), `udp or ${UDP_FRAGMENTS}`);
 });
 
 Deno.test("a missing tcpdump is a clear start error", async () => {

@@ -10,6 +10,9 @@ import { gatedTest } from "./support/tools.ts";
 
 const tcpdumpTest = await gatedTest(import.meta.url, ["tcpdump"]);
 
+/** What an RTP tap's filter adds for fragments (see tests/packets_s28_bpf_fragments_test.ts). */
+const UDP_FRAGMENTS = "((ip proto 17 and ip[6:2] & 0x1fff != 0) or (ip6[6] == 44 and ip6[40] == 17))";
+
 const taps = () => [
   rtpTap({ ports: [40000], host: parseCidr("10.1.2.3/8") }),
   rtpTap({ protocol: "websocket", ports: [8080], host: parseCidr("fd00::1:2/64") }),
@@ -19,7 +22,8 @@ const taps = () => [
 Deno.test("bpf: a host block is written as its network, the block matching reads", () => {
   assert.equal(
     bpfFilter(taps()),
-    "(udp and port 40000 and net 10.0.0.0/8) or (tcp and port 8080 and net fd00:0:0:0:0:0:0:0/64) or " +
+    "(udp and port 40000 and net 10.0.0.0/8) or " +
+      `(${UDP_FRAGMENTS} and net 10.0.0.0/8) or (tcp and port 8080 and net fd00:0:0:0:0:0:0:0/64) or ` +
       "(tcp and port 4222 and net 192.168.0.0/20)",
   );
   // The same block the taps match flows by.
@@ -27,8 +31,14 @@ Deno.test("bpf: a host block is written as its network, the block matching reads
   assert.ok(inCidr("192.168.15.255", parseCidr("192.168.7.9/20")!));
   assert.ok(!inCidr("192.168.16.0", parseCidr("192.168.7.9/20")!));
   // Addresses and blocks without host bits are written as before.
-  assert.equal(bpfFilter([rtpTap({ host: parseCidr("10.0.0.7") })]), "(udp and net 10.0.0.7/32)");
-  assert.equal(bpfFilter([rtpTap({ host: parseCidr("10.0.0.0/8") })]), "(udp and net 10.0.0.0/8)");
+  assert.equal(
+    bpfFilter([rtpTap({ host: parseCidr("10.0.0.7") })]),
+    `(udp and net 10.0.0.7/32) or (${UDP_FRAGMENTS} and net 10.0.0.7/32)`,
+  );
+  assert.equal(
+    bpfFilter([rtpTap({ host: parseCidr("10.0.0.0/8") })]),
+    `(udp and net 10.0.0.0/8) or (${UDP_FRAGMENTS} and net 10.0.0.0/8)`,
+  );
 });
 
 tcpdumpTest("bpf: tcpdump compiles the filter of taps whose hosts have host bits set", async () => {
