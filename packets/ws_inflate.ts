@@ -94,10 +94,13 @@ export class StreamInflater {
         zlibInflateResetKeep(strm);
         break;
       }
-      // No progress with all input taken: the output filled exactly at the end of the message, nothing pending.
+      // No progress with all input taken: nothing is pending (the check below says whether the message ended).
       if (st === Z_BUF_ERROR && strm.avail_in === 0) break;
       if (st !== Z_OK) return "error";
-      if (strm.avail_in === 0 && strm.avail_out > 0) break;
+      // All input taken with room left, or with the output full but between blocks (the message done: nothing is
+      // pending there). Calling again then would start the next block's header and leave the block boundary the
+      // check below looks for: a message filling the output to its last byte was taken for one cut short.
+      if (strm.avail_in === 0 && (strm.avail_out > 0 || (strm.data_type & 128) !== 0)) break;
       // Output full with input left: more room, up to the bound.
       if (strm.next_out >= cap) return "too_large";
       const grown = new Uint8Array(Math.min(cap, Math.max(out.length * 2, 64 * 1024)));

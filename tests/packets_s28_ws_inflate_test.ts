@@ -81,3 +81,30 @@ Deno.test("deflate, context takeover: a message cut inside a block is counted ws
   assert.deepEqual(out.map((m) => hex(m.payload)), [hex(a)]);
   assert.equal(src.skips.counts.get("ws_deflate_error"), 1);
 });
+
+Deno.test("deflate: a message whose output exactly fills the decompressor's output buffer is handed on (64 KiB, 128 KiB, 256 KiB)", async () => {
+  // The shared output buffer starts at 64 KiB and doubles: a message of a power of two bytes from 64 KiB fills it
+  // to its last byte with the message done (a 16,384-sample float32 or a 32,768-sample PCM16 chunk is 64 KiB).
+  const same = (got: Uint8Array[], want: Uint8Array[]) =>
+    got.length === want.length && got.every((g, i) => hex(g) === hex(want[i]!));
+  const { src, out, client } = wsConnection("permessage-deflate");
+  const z = deflater();
+  const a = noise(65536, 11), b = noise(65537, 12), c = noise(131072, 13);
+  // Copies from the end of c: the history is still the direction's own.
+  const d = concat(noise(100, 14), c.subarray(c.length - 20000));
+  for (const m of [a, b, c, d]) client(frame({ op: 2, payload: await z(m), mask: MASK, rsv1: true }));
+  src.finish();
+  assert.deepEqual(src.skips.toJSON(), {});
+  assert.deepEqual(out.map((m) => m.payload.length), [65536, 65537, 131072, 20100]);
+  assert.ok(same(out.map((m) => m.payload), [a, b, c, d]));
+
+  // A sender without context takeover: the decompressor all such directions share.
+  const nct = wsConnection("permessage-deflate; server_no_context_takeover");
+  const sizes = [65536, 131072, 262144];
+  const msgs = sizes.map((n, i) => noise(n, 20 + i));
+  for (const m of msgs) nct.server(frame({ op: 2, payload: await deflater()(m), rsv1: true }));
+  nct.src.finish();
+  assert.deepEqual(nct.src.skips.toJSON(), {});
+  assert.deepEqual(nct.out.map((m) => m.payload.length), sizes);
+  assert.ok(same(nct.out.map((m) => m.payload), msgs));
+});
