@@ -7,7 +7,7 @@
  *
  * pako's zlib port is used at its low level: its streaming class allocates an output chunk per call and copies
  * each message once more. The output goes to a scratch buffer shared by all directions (inflating is synchronous),
- * grown only as far as a message needs.
+ * grown only as far as a message needs, up to {@link SCRATCH_KEEP}.
  * @module
  */
 
@@ -37,10 +37,25 @@ export const INFLATER_BYTES = INFLATE_WINDOW + 8 * 1024;
 /** The sync-flush tail a sender removes from each message (RFC 7692 7.2.2), given back before inflating. */
 const SYNC_TAIL = new Uint8Array([0, 0, 0xff, 0xff]);
 
+/**
+ * The most either shared scratch buffer keeps between messages. A larger message gets buffers of its own, dropped
+ * after it, as the per-message path's were: the shared ones are outside the parsers' budget and live as long as
+ * the process, so one 16 MiB message (a 16 KiB decompression bomb) would otherwise hold 16 MiB of output and up
+ * to twice its input from then on.
+ */
+export const SCRATCH_KEEP = 1 << 20;
+
 /** Output scratch shared by every inflater; a message's bytes are copied out of it. */
 let scratch = new Uint8Array(64 * 1024);
 /** Input scratch: a message and its tail. */
 let input = new Uint8Array(16 * 1024);
+/** What a stream points at between messages: an idle inflater holds no message's buffers. */
+const NONE = new Uint8Array(0);
+
+/** Bytes the shared scratch buffers hold between messages. */
+export function scratchBytes(): number {
+  return scratch.length + input.length;
+}
 
 /** What {@link StreamInflater.inflate} gives: the message, or why there is none. */
 export type InflateResult = Uint8Array | "error" | "too_large";
@@ -69,13 +84,26 @@ export class StreamInflater {
    * data that is not deflate: either way the stream's state is unknown after it and the inflater must be dropped.
    */
   inflate(data: Uint8Array, max: number, fresh = false): InflateResult {
+    const r = this.#inflate(data, max, fresh);
+    // The buffers it used (a large message's own ones included) are not kept alive by this stream until its next
+    // message, which may never come.
+    this.#strm.input = NONE;
+    this.#strm.output = NONE;
+    return r;
+  }
+
+  #inflate(data: Uint8Array, max: number, fresh: boolean): InflateResult {
     const strm = this.#strm;
     if (fresh) zlibInflateReset(strm);
     const n = data.length + SYNC_TAIL.length;
-    if (input.length < n) input = new Uint8Array(Math.max(n, input.length * 2));
-    input.set(data);
-    input.set(SYNC_TAIL, data.length);
-    strm.input = input;
+    let inp = input;
+    if (inp.length < n) {
+      inp = new Uint8Array(n > SCRATCH_KEEP ? n : Math.min(SCRATCH_KEEP, Math.max(n, input.length * 2)));
+      if (n <= SCRATCH_KEEP) input = inp;
+    }
+    inp.set(data);
+    inp.set(SYNC_TAIL, data.length);
+    strm.input = inp;
     strm.next_in = 0;
     strm.avail_in = n;
     // One byte over the bound tells a message over it from one that fills it exactly.
@@ -105,7 +133,7 @@ export class StreamInflater {
       if (strm.next_out >= cap) return "too_large";
       const grown = new Uint8Array(Math.min(cap, Math.max(out.length * 2, 64 * 1024)));
       grown.set(out.subarray(0, strm.next_out));
-      if (grown.length > scratch.length) scratch = grown;
+      if (grown.length > scratch.length && grown.length <= SCRATCH_KEEP) scratch = grown;
       out = grown;
       strm.output = out;
       strm.avail_out = out.length - strm.next_out;

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { Deflate, deflateRaw, Z_FINISH } from "pako";
 import { concat, deflater, frame, noise } from "./support/ws_frames.ts";
 import { wsConnection } from "./support/ws_connection.ts";
+import { SCRATCH_KEEP, scratchBytes, StreamInflater } from "../packets/ws_inflate.ts";
 
 const MASK: [number, number, number, number] = [0x11, 0x22, 0x33, 0x44];
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
@@ -107,4 +108,22 @@ Deno.test("deflate: a message whose output exactly fills the decompressor's outp
   assert.deepEqual(nct.src.skips.toJSON(), {});
   assert.deepEqual(nct.out.map((m) => m.payload.length), sizes);
   assert.ok(same(nct.out.map((m) => m.payload), msgs));
+});
+
+Deno.test("deflate: one huge message leaves the shared buffers at their bound, not its size", () => {
+  // A 4 MiB decompression bomb (4 KiB of deflate) and a 2 MiB message that does not compress: each is inflated,
+  // but what the shared buffers keep afterwards, outside the parsers' budget and for the process's life, stays at
+  // SCRATCH_KEEP each (it was 4 MiB of output and 2 MiB of input here; 16 MiB and up to 32 MiB at the default bound).
+  const zeros = new Uint8Array(4 << 20);
+  const big = noise(2 << 20, 31);
+  const inf = new StreamInflater();
+  for (const m of [zeros, big, noise(1000, 32)]) {
+    const z = deflateRaw(m, { level: 1 });
+    const r = inf.inflate(concat(z, new Uint8Array([0])), 16 << 20);
+    assert.ok(
+      typeof r !== "string" && r.length === m.length && hex(r.subarray(-64)) === hex(m.subarray(-64)),
+    );
+  }
+  inf.end();
+  assert.ok(scratchBytes() <= 2 * SCRATCH_KEEP, `${scratchBytes()} bytes kept`);
 });
