@@ -47,7 +47,9 @@ export async function analyzeCommand(args: ParsedArgs): Promise<number> {
   const facts = await runFacts(configFile, result.metrics.values(), result, result.problems);
   // Examples and levels come from the first rows of each query (a bounded sample), not the whole capture.
   const diagnosis = diagnose(config, facts, { rowsOf: result.sample.rowsOf });
-  const failed = facts.decodeErrors.reduce((a, e) => a + e.count, 0);
+  // Rows that are not audio by design (a stream's events, text on its connection) are not failures.
+  const noAudio = diagnosis.findings.reduce((a, f) => a + (f.kind === "no_audio" ? f.rows ?? 0 : 0), 0);
+  const failed = facts.decodeErrors.reduce((a, e) => a + e.count, 0) - noAudio;
   if (ordered.length > 0 || outPath !== undefined || format === "records") {
     const lines = recordLines(ordered, stagePaths(config));
     if (outPath !== undefined) await Deno.writeTextFile(outPath, lines.map((l) => l + "\n").join(""));
@@ -72,9 +74,11 @@ export async function analyzeCommand(args: ParsedArgs): Promise<number> {
   } else {
     console.log(
       `${result.rows} rows from ${caps.length} capture(s); ${result.problems} malformed line(s) skipped; ` +
-        `${failed} payload(s) failed to decode` + (failed > 0 ? ":" : "\n"),
+        `${failed} payload(s) failed to decode` +
+        (noAudio > 0 ? `; ${noAudio} message(s) without audio (the streams' events, text)` : "") +
+        (failed + noAudio > 0 ? ":" : "\n"),
     );
-    if (failed > 0) console.log(decodeErrorLines(diagnosis).join("\n") + "\n");
+    if (failed + noAudio > 0) console.log(decodeErrorLines(diagnosis).join("\n") + "\n");
     console.log(renderSummaryTable(summary));
     const why = renderDiagnosis(diagnosis, ["decode_errors"]);
     if (why) console.log("\n" + why);

@@ -41,6 +41,11 @@ export interface StreamReport {
   rows: number;
   /** Rows whose payload did not decode, by reason. */
   decodeErrors: Record<string, number>;
+  /**
+   * Of {@link decodeErrors}, rows that are not audio by design (the stream's events, text on its connection; the
+   * diagnosis's `no_audio` findings): not failures.
+   */
+  noAudio: number;
   /** Source streams: signatures made. */
   signatures?: number;
   /** Stages: matches found (of signatures from any input). */
@@ -70,6 +75,7 @@ export interface RowCheck {
 /** Findings about one input's rows; the others (signatures, matches) are about the whole run. */
 const PER_INPUT: readonly Diagnosis["findings"][number]["kind"][] = [
   "decode_errors",
+  "no_audio",
   "audio_mismatch",
   "truncated",
 ];
@@ -104,12 +110,17 @@ export async function checkRowInputs(
       matches: result.matches.filter((m) => m.target.node === cap.node),
     };
     const facts = await runFacts(configFile, metrics ? [metrics] : [], mine, input.malformed ?? 0);
+    const diagnosis = diagnose(config, facts, { rowsOf: rowsByQuery([cap]) });
     const queries = new Map<string, number>();
     for (const r of cap.rows) queries.set(r.query, (queries.get(r.query) ?? 0) + 1);
     const streams: StreamReport[] = [...queries].sort(([a], [b]) => a.localeCompare(b)).map(
       ([query, rows]) => {
         const q = parseQueryName(query);
-        const report: StreamReport = { query, rows, decodeErrors: {}, unnamed: !named.has(query) };
+        const noAudio = diagnosis.findings.reduce(
+          (a, f) => a + (f.kind === "no_audio" && f.query === query ? f.rows ?? 0 : 0),
+          0,
+        );
+        const report: StreamReport = { query, rows, decodeErrors: {}, noAudio, unnamed: !named.has(query) };
         for (const e of facts.decodeErrors) {
           if (q && e.measurement === q.measurement && e.stream === q.tap) {
             report.decodeErrors[e.reason] = e.count;
@@ -130,7 +141,7 @@ export async function checkRowInputs(
       rows: cap.rows.length,
       malformed: input.malformed ?? 0,
       streams,
-      diagnosis: diagnose(config, facts, { rowsOf: rowsByQuery([cap]) }),
+      diagnosis,
     });
   }
   const all = await runFacts(configFile, result.metrics.values(), result, 0);
@@ -144,10 +155,11 @@ export function renderInputReport(r: InputReport): string[] {
     (r.malformed > 0 ? `, ${r.malformed} malformed lines skipped` : ""),
   ];
   for (const s of r.streams) {
-    const failed = Object.values(s.decodeErrors).reduce((a, b) => a + b, 0);
+    const undecoded = Object.values(s.decodeErrors).reduce((a, b) => a + b, 0);
     const outcome = s.unnamed
       ? "no measurement names this query: its rows are ignored"
-      : `${s.rows - failed} decoded, ${failed} failed to decode` +
+      : `${s.rows - undecoded} decoded, ${undecoded - s.noAudio} failed to decode` +
+        (s.noAudio > 0 ? `, ${s.noAudio} without audio` : "") +
         (s.signatures !== undefined ? `, ${s.signatures} signatures` : `, ${s.matches ?? 0} matches`);
     lines.push(`  ${s.query}: ${s.rows} rows, ${outcome}`);
     const reasons = Object.entries(s.decodeErrors).sort(([, a], [, b]) => b - a);

@@ -13,7 +13,7 @@ import { queryName, queryNamesOf } from "../util/query_name.ts";
 import type { Config, MatchRule, Measurement, SignatureRules } from "../config/schema.ts";
 import type { AudioFormat } from "../audio/types.ts";
 import { cellBytes, cellText, parseQueryName, type Row, SOURCE_TAP } from "../pixie/row.ts";
-import { detectPixieMarker, extractAudioField, PayloadEnvelope } from "../audio/decode/payload.ts";
+import { compileJsonPath, detectPixieMarker, extractAudioField, PayloadEnvelope } from "../audio/decode/payload.ts";
 import { decodeField } from "../audio/decode/encoding.ts";
 import { decodeSamples, isSampleCodec } from "../audio/decode/codecs.ts";
 import { StreamKeyer } from "../audio/decode/stream_key.ts";
@@ -79,11 +79,16 @@ export interface Finding {
     | "audio_mismatch"
     | "truncated"
     | "no_ids"
-    | "self_matches";
+    | "self_matches"
+    | "no_audio";
   /** One line. */
   text: string;
   /** Indented lines under it (an example, a hint). */
   detail: string[];
+  /** The query it is about (`decode_errors`, `no_audio`). */
+  query?: string;
+  /** Rows it counts (`decode_errors`, `no_audio`). */
+  rows?: number;
 }
 
 /** Result of {@link diagnose}. */
@@ -237,6 +242,49 @@ export function decodeFailure(row: Row, tap: Tap): string | undefined {
   if (!isSampleCodec(codec)) return undefined;
   const s = decodeSamples(codec, raw.bytes, tap.audio.channels, new Float32Array(0));
   return s.ok ? undefined : s.reason;
+}
+
+/** Top-level keys that name a JSON message's kind (Twilio/Telnyx `event`, Vonage and others `type`). */
+const KIND_KEYS = ["event", "type", "kind", "action"] as const;
+/** Rows of the sample examined for {@link otherMessages}. */
+const OTHER_SAMPLE = 200;
+
+/**
+ * When the rows a reason counts are not audio by design, what they are (else undefined): `not_audio` (DTMF
+ * events, text on an audio connection: never decoded as PCM), or `missing_path` on rows that are the stream's
+ * other JSON messages (Twilio's `start`, `mark` and `stop` events: no `media` at all), in a query whose other
+ * rows decode. A path missing from rows of the audio's own shape, or from every row, stays a decode error (a
+ * wrong path: the hint names the fields there).
+ */
+function otherMessages(reason: string, rows: readonly Row[], tap: Tap): string | undefined {
+  if (reason === "not_audio") return "not_audio (DTMF events, or text messages on the audio's connection)";
+  if (reason !== "missing_path" || tap.audio.envelope !== "json") return undefined;
+  const first = compileJsonPath(tap.audio.path)[0];
+  if (first === undefined) return undefined;
+  const kinds = new Set<string>();
+  let others = 0, decoded = 0;
+  for (const r of rows.slice(0, OTHER_SAMPLE)) {
+    const why = decodeFailure(r, tap);
+    if (why === undefined) {
+      decoded++;
+      continue;
+    }
+    if (why !== "missing_path") continue;
+    const payload = cellBytes(r, tap.columns.payload);
+    let v: unknown;
+    try {
+      v = payload && JSON.parse(new TextDecoder().decode(payload));
+    } catch {
+      return undefined;
+    }
+    if (v === null || typeof v !== "object" || Array.isArray(v) || Object.hasOwn(v, first)) return undefined;
+    others++;
+    const rec = v as Record<string, unknown>;
+    const key = KIND_KEYS.find((k) => typeof rec[k] === "string");
+    if (key !== undefined && kinds.size < 8) kinds.add(`${key} ${String(rec[key]).slice(0, 24)}`);
+  }
+  if (others === 0 || decoded === 0) return undefined;
+  return `the stream's other messages, without ${first}` + (kinds.size > 0 ? ` (${[...kinds].join(", ")})` : "");
 }
 
 /** What a reason means for this tap, in the words of the config. */
@@ -561,12 +609,23 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
     const found = tapOf(config, query);
     const rows = facts.rowsByQuery[query] ?? 0;
     errs.sort((a, b) => b.count - a.count);
-    const failed = errs.reduce((a, e) => a + e.count, 0);
-    failedShare.set(query, rows > 0 ? failed / rows : 1);
+    const qRows = found && rowsOf ? rowsOf(query) : [];
+    let failed = 0;
     for (const e of errs) {
+      const other = found ? otherMessages(e.reason, qRows, found.tap) : undefined;
+      if (other !== undefined) {
+        findings.push({
+          kind: "no_audio",
+          text: `${n(e.count)} rows of ${query}${pctOf(e.count, rows)} carry no audio: ${other}`,
+          detail: [],
+          query,
+          rows: e.count,
+        });
+        continue;
+      }
+      failed += e.count;
       const what = found ? reasonDetail(e.reason, found.tap) : e.reason;
       const detail: string[] = [];
-      const qRows = found && rowsOf ? rowsOf(query) : [];
       const example = found ? qRows.find((r) => decodeFailure(r, found.tap) === e.reason) : undefined;
       if (example && found) {
         const payload = cellBytes(example, found.tap.columns.payload);
@@ -581,8 +640,11 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
         kind: "decode_errors",
         text: `${what} in ${n(e.count)} rows of ${query}${pctOf(e.count, rows)}`,
         detail,
+        query,
+        rows: e.count,
       });
     }
+    failedShare.set(query, rows > 0 ? failed / rows : 1);
     // When most messages fail, the bodies may say what they are.
     if (found && rowsOf && failed >= rows * 0.5) {
       guessed.add(query);
@@ -828,17 +890,24 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
   };
 }
 
-/** The decode-error findings only, one line each with the example under it (for summaries that always show them). */
+/**
+ * The decode-error findings, then the rows without audio (`no_audio`), one line each with the example under it
+ * (for summaries that always show them).
+ */
 export function decodeErrorLines(d: Diagnosis): string[] {
-  return d.findings.filter((f) => f.kind === "decode_errors").flatMap((f) => [
+  return d.findings.filter((f) => f.kind === "decode_errors" || f.kind === "no_audio").flatMap((f) => [
     `  ${f.text}`,
     ...f.detail.map((x) => `      ${x}`),
   ]);
 }
 
-/** Renders a diagnosis as text (empty when there is nothing to say); `skip` leaves out findings shown elsewhere. */
+/**
+ * Renders a diagnosis as text (empty when there is nothing to say); `skip` leaves out findings shown elsewhere.
+ * Rows without audio (`no_audio`: a stream's events) explain nothing that went wrong and are left to the decode
+ * summaries ({@link decodeErrorLines}).
+ */
 export function renderDiagnosis(d: Diagnosis, skip: readonly Finding["kind"][] = []): string {
-  const shown = d.findings.filter((f) => !skip.includes(f.kind));
+  const shown = d.findings.filter((f) => !skip.includes(f.kind) && f.kind !== "no_audio");
   if (shown.length === 0) return "";
   const title = d.poor
     ? `Why (${d.headline}); config ${d.configFile}:`
