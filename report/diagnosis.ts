@@ -13,7 +13,12 @@ import { queryName, queryNamesOf } from "../util/query_name.ts";
 import type { Config, MatchRule, Measurement, SignatureRules } from "../config/schema.ts";
 import type { AudioFormat } from "../audio/types.ts";
 import { cellBytes, cellText, parseQueryName, type Row, SOURCE_TAP } from "../pixie/row.ts";
-import { compileJsonPath, detectPixieMarker, extractAudioField, PayloadEnvelope } from "../audio/decode/payload.ts";
+import {
+  compileJsonPath,
+  detectPixieMarker,
+  extractAudioField,
+  PayloadEnvelope,
+} from "../audio/decode/payload.ts";
 import { decodeField } from "../audio/decode/encoding.ts";
 import { decodeSamples, isSampleCodec } from "../audio/decode/codecs.ts";
 import { StreamKeyer } from "../audio/decode/stream_key.ts";
@@ -284,7 +289,8 @@ function otherMessages(reason: string, rows: readonly Row[], tap: Tap): string |
     if (key !== undefined && kinds.size < 8) kinds.add(`${key} ${String(rec[key]).slice(0, 24)}`);
   }
   if (others === 0 || decoded === 0) return undefined;
-  return `the stream's other messages, without ${first}` + (kinds.size > 0 ? ` (${[...kinds].join(", ")})` : "");
+  return `the stream's other messages, without ${first}` +
+    (kinds.size > 0 ? ` (${[...kinds].join(", ")})` : "");
 }
 
 /** What a reason means for this tap, in the words of the config. */
