@@ -1,7 +1,7 @@
 // Tuned rules of the energy VAD (audio/detect/vad.ts) that no test failed without: the absolute speech floor
 // (-70 dBFS), the noise floor's lowest value (-90 dBFS) and the weight with which the floor falls (0.3 a frame).
 import { ok, strictEqual } from "node:assert/strict";
-import { EnergyVad, VAD_FRAME } from "../audio/detect/vad.ts";
+import { EnergyVad, SILENCE_HOLD_FRAMES, VAD_FRAME } from "../audio/detect/vad.ts";
 import { noise, tone } from "./support/vad_frames.ts";
 
 const SILENCE = new Int16Array(VAD_FRAME);
@@ -72,4 +72,20 @@ Deno.test("EnergyVad: a lost packet filled with zeros in steady line noise does 
     // And a talker after it is still speech.
     ok(vad.decide(tone(-30), 0, -1));
   }
+});
+
+Deno.test("EnergyVad: a pause of digital silence longer than a lost packet or two brings the floor down", () => {
+  // A talker at -20 dBFS whose pauses are exact zeros (silence suppression filled with zeros, no quiet tails): a
+  // floor held through the whole pause stays at the talker's level and takes every later utterance for it.
+  const vad = new EnergyVad(0.3);
+  for (let i = 0; i < 100; i++) vad.decide(tone(-20), 0, -1);
+  for (let i = 0; i < 30; i++) vad.decide(SILENCE, 0, -1);
+  ok(vad.floorDbfs < -80, `floor ${vad.floorDbfs}`);
+  strictEqual(vad.decide(tone(-20), 0, -1), true, "the next utterance is speech");
+  // The hold is of lost messages only: SILENCE_HOLD_FRAMES + 1 zero frames move it.
+  const held = new EnergyVad(0.3);
+  for (let i = 0; i < 100; i++) held.decide(noise(-50, i + 1), 0, -1);
+  const before = held.floorDbfs;
+  for (let i = 0; i <= SILENCE_HOLD_FRAMES; i++) held.decide(SILENCE, 0, -1);
+  ok(held.floorDbfs < before - 5, `${held.floorDbfs} vs ${before}`);
 });

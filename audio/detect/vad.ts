@@ -37,6 +37,12 @@ export const ENERGY_MIN_MARGIN_DB = 3;
 const FLOOR_FALL = 0.3;
 /** The floor rises by at most this many dB per frame (1 dB/s) so that speech cannot pull it up quickly. */
 const FLOOR_RISE_DB = 0.01;
+/**
+ * Frames of digital silence in a row that leave a set floor where it is: a lost message or two filled with zeros
+ * (up to 50 ms) says nothing of the line's noise. A longer run (silence suppression's pauses, a muted line) is
+ * followed like any quieter frame.
+ */
+export const SILENCE_HOLD_FRAMES = 5;
 
 /**
  * Level in dBFS of the VAD_FRAME samples at `data[(at + i) & mask]` (see {@link VadDecider}): 10·log10(mean(x²))
@@ -79,13 +85,15 @@ function sumOfSquares(data: Int16Array, at: number, mask: number): number {
  * is speech when its level exceeds the noise floor by `max(3, 30 × energy_threshold)` dB and is above -70 dBFS.
  * So 0.2 → 6 dB, 0.3 → 9 dB, 0.5 → 15 dB, 1 → 30 dB. The floor is a minimum tracker in dB: it falls towards a
  * quieter frame quickly (weight 0.3 per frame) and rises by at most 1 dB/s, so it sits at the level of the
- * pauses and a long utterance does not raise it much. It starts at the first frame's level; digital silence (all
- * zeros) after that leaves it where it is.
+ * pauses and a long utterance does not raise it much. It starts at the first frame's level; up to
+ * {@link SILENCE_HOLD_FRAMES} frames of digital silence (all zeros: a lost message) leave it where it is.
  */
 export class EnergyVad implements VadDecider {
   /** Required margin above the floor, dB. */
   readonly marginDb: number;
   #floor = NaN;
+  /** Frames of digital silence in a row up to this one. */
+  #zeros = 0;
 
   /** See the class doc for what `energyThreshold` means. */
   constructor(energyThreshold: number) {
@@ -101,11 +109,11 @@ export class EnergyVad implements VadDecider {
   /** Decides one frame (see {@link VadDecider}) and updates the floor. */
   decide(data: Int16Array, at: number, mask: number): boolean {
     const e = frameDbfs(data, at, mask);
+    this.#zeros = e === SILENCE_DBFS ? this.#zeros + 1 : 0;
     if (Number.isNaN(this.#floor)) this.#floor = Math.max(e, -90);
-    else if (e === SILENCE_DBFS) {
-      // Digital silence says nothing of the line's noise: a lost message filled with zeros, a muted line. Followed,
-      // one zero frame in -50 dBFS noise took the floor to -71 dBFS and the next ~12 s of noise for speech (two
-      // frames, a lost 20 ms packet: ~27 s), masking every onset in them.
+    else if (this.#zeros > 0 && this.#zeros <= SILENCE_HOLD_FRAMES) {
+      // A lost message filled with zeros. Followed, one zero frame in -50 dBFS noise took the floor to -71 dBFS
+      // and the next ~12 s of noise for speech (two frames, a lost 20 ms packet: ~27 s), masking every onset.
     } else if (e < this.#floor) this.#floor += FLOOR_FALL * (e - this.#floor);
     else this.#floor += Math.min(FLOOR_RISE_DB, e - this.#floor);
     if (this.#floor < -90) this.#floor = -90;
