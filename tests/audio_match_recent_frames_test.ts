@@ -12,6 +12,7 @@ import { CLOCK_SKEW_NS, DEFAULT_THRESHOLDS } from "../audio/match/thresholds.ts"
 import { Timeline } from "../audio/decode/timeline.ts";
 import { CaptureTimes } from "../audio/decode/capture_times.ts";
 import { BOUND_SLACK_NS, TargetMatcher } from "../audio/match/target_matcher.ts";
+import type { MatcherContext } from "../audio/match/types.ts";
 import { initAudioEngine, TargetPipeline } from "../audio/pipeline.ts";
 import type { Match, Signature } from "../audio/types.ts";
 import { signatureOf } from "../audio/fingerprint/signature.ts";
@@ -417,13 +418,7 @@ function countedMatcher(store: FrameStore, index: SignatureIndex, recent: Recent
     calls.exact++;
     return Math.max(0, Number((t - T0) / 125_000n));
   };
-  const m = new TargetMatcher({
-    index,
-    recent,
-    store,
-    rule: DEFAULT_THRESHOLDS,
-    hop: 128,
-    timeOfSample: (k) => T0 + BigInt(k) * 125_000n,
+  const m = matcher16(index, recent, store, {
     firstSampleAtOrAfter: exact,
     // A bound up to 20 frames early, as the last search's answer is.
     ...(bound
@@ -436,6 +431,27 @@ function countedMatcher(store: FrameStore, index: SignatureIndex, recent: Recent
       : {}),
   });
   return { m, calls };
+}
+
+/**
+ * A matcher of 16 ms frames (hop 128) of a stream whose sample k is at T0 + k × 125 µs, finding samples by time
+ * with `times`.
+ */
+function matcher16(
+  index: SignatureIndex,
+  recent: RecentFrames,
+  store: FrameStore,
+  times: Pick<MatcherContext, "firstSampleAtOrAfter" | "sampleAtOrBefore">,
+): TargetMatcher {
+  return new TargetMatcher({
+    index,
+    recent,
+    store,
+    rule: DEFAULT_THRESHOLDS,
+    hop: 128,
+    timeOfSample: (k) => T0 + BigInt(k) * 125_000n,
+    ...times,
+  });
 }
 
 Deno.test("backward search: a stream with no hit is done without its exact first frame, the same matches", () => {
@@ -548,13 +564,7 @@ Deno.test("backward search bound: the last search's answer bounds a walk only fo
   const index = new SignatureIndex();
   const recent = new RecentFrames({ keepFrames: 0, horizonFrames: 0, maxFrames: 1024, minSignatures: 0 });
   const store = new FrameStore(2048);
-  const m = new TargetMatcher({
-    index,
-    recent,
-    store,
-    rule: DEFAULT_THRESHOLDS,
-    hop: 128,
-    timeOfSample: (k) => T0 + BigInt(k) * 125_000n,
+  const m = matcher16(index, recent, store, {
     firstSampleAtOrAfter: (t) => times.firstSampleAtOrAfter(t, tl.length),
     sampleAtOrBefore: (t, slackNs) => times.sampleAtOrBefore(t, tl.length, slackNs),
   });

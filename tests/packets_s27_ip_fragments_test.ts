@@ -37,6 +37,52 @@ function audio(i: number, bytes = 1764): Uint8Array {
   return new Uint8Array(bytes).map((_, k) => (i * 7 + k) & 0xff);
 }
 
+/**
+ * The packet source's rows of 100 L16 packets (seq 1000 + i) sent as fragments, packet 40's first fragment captured
+ * twice and packet 60's last one lost: every other packet whole, timed by the fragment that completed it, and the
+ * duplicate and packet 60's lone fragment (given up after 1 s) the only ones skipped.
+ */
+function checkFragmentedRows(src: PacketSource, frames: Iterable<Frame>): void {
+  const rows: Row[] = [];
+  for (const f of frames) rows.push(...src.push(f));
+  rows.push(...src.finish());
+  equal(rows.length, 99);
+  deepEqual(
+    rows.map((r) => r.columns.rtp_seq as number),
+    [...Array(100).keys()].filter((i) => i !== 60).map((i) => 1000 + i),
+  );
+  for (const r of rows) {
+    const i = (r.columns.rtp_seq as number) - 1000;
+    deepEqual(r.columns.payload, audio(i));
+    equal(r.columns.rtp_codec, "L16/44100");
+    equal(r.columns.rtp_lost, i === 61 ? 1 : 0);
+    const last = i === 40 ? 2 : 1;
+    equal(r.time, BigInt(SEC) * 1_000_000_000n + BigInt(i * 20_000_000 + last * 10_000));
+  }
+  const skips = src.skipReport();
+  equal(skips.ip_fragment, 2);
+  ok(!("not_rtp" in skips));
+}
+
+/** `discover` on a capture of `records` (50 fragmented L16/44100 packets to port 40000) proposes their RTP group. */
+async function discoversL16(records: { sec: number; frac: number; data: Uint8Array }[]): Promise<void> {
+  const path = await Deno.makeTempFile({ suffix: ".pcap" });
+  try {
+    await Deno.writeFile(
+      path,
+      classicPcap({ nanosecond: true, littleEndian: true, linkType: LinkType.ETHERNET }, records),
+    );
+    const d = await discoverPacketFile(path);
+    const g = d.groups.find((x) => x.protocol === "rtp");
+    ok(g, "an RTP group");
+    equal(g.port, 40000);
+    equal(g.messages, 50);
+    deepEqual(g.payloadTypes?.map((p) => [p.pt, p.packets, p.codec]), [[11, 50, "L16/44100"]]);
+  } finally {
+    await Deno.remove(path);
+  }
+}
+
 Deno.test("IPv4 fragments: large L16 RTP packets are put back together, in any fragment order; a lost fragment is counted", () => {
   const records: { sec: number; frac: number; data: Uint8Array }[] = [];
   for (let i = 0; i < 100; i++) {
@@ -54,25 +100,7 @@ Deno.test("IPv4 fragments: large L16 RTP packets are put back together, in any f
     classicPcap({ nanosecond: true, littleEndian: true, linkType: LinkType.ETHERNET }, records),
   );
   const src = new PacketSource({ taps: [rtpTap()], node: "n" });
-  const rows: Row[] = [];
-  for (const f of frames) rows.push(...src.push(f));
-  rows.push(...src.finish());
-  equal(rows.length, 99);
-  const seqs = rows.map((r) => r.columns.rtp_seq as number);
-  deepEqual(seqs, [...Array(100).keys()].filter((i) => i !== 60).map((i) => 1000 + i));
-  for (const r of rows) {
-    const i = (r.columns.rtp_seq as number) - 1000;
-    deepEqual(r.columns.payload, audio(i));
-    equal(r.columns.rtp_codec, "L16/44100");
-    equal(r.columns.rtp_lost, i === 61 ? 1 : 0);
-    // Timed by the fragment that completed the datagram.
-    const last = i === 40 ? 2 : 1;
-    equal(r.time, BigInt(SEC) * 1_000_000_000n + BigInt(i * 20_000_000 + last * 10_000));
-  }
-  // The duplicate and the lone first fragment of packet 60 (given up after 1 s) are the only ones skipped.
-  const skips = src.skipReport();
-  equal(skips.ip_fragment, 2);
-  ok(!("not_rtp" in skips));
+  checkFragmentedRows(src, frames);
 });
 
 Deno.test("IPv4 fragments: what cannot be put back together is counted, never decoded", () => {
@@ -111,21 +139,7 @@ Deno.test("IPv4 fragments: discover finds a fragmented L16 stream and names its 
       records.push({ sec: SEC, frac: i * 20_000_000 + k * 10_000, data: f });
     }
   }
-  const path = await Deno.makeTempFile({ suffix: ".pcap" });
-  try {
-    await Deno.writeFile(
-      path,
-      classicPcap({ nanosecond: true, littleEndian: true, linkType: LinkType.ETHERNET }, records),
-    );
-    const d = await discoverPacketFile(path);
-    const g = d.groups.find((x) => x.protocol === "rtp");
-    ok(g, "an RTP group");
-    equal(g.port, 40000);
-    equal(g.messages, 50);
-    deepEqual(g.payloadTypes?.map((p) => [p.pt, p.packets, p.codec]), [[11, 50, "L16/44100"]]);
-  } finally {
-    await Deno.remove(path);
-  }
+  await discoversL16(records);
 });
 
 Deno.test("IPv4 fragments: first fragments that never complete hold at most MAX_HELD_BYTES, the oldest given up first", () => {
@@ -437,44 +451,11 @@ Deno.test("IPv6 fragments: large L16 RTP packets become rows through the packet 
     classicPcap({ nanosecond: true, littleEndian: true, linkType: LinkType.ETHERNET }, records),
   );
   const src = new PacketSource({ taps: [rtpTap()], node: "n" });
-  const rows: Row[] = [];
-  for (const f of frames) rows.push(...src.push(f));
-  rows.push(...src.finish());
-  equal(rows.length, 99);
-  deepEqual(
-    rows.map((r) => r.columns.rtp_seq as number),
-    [...Array(100).keys()].filter((i) => i !== 60).map((i) => 1000 + i),
-  );
-  for (const r of rows) {
-    const i = (r.columns.rtp_seq as number) - 1000;
-    deepEqual(r.columns.payload, audio(i));
-    equal(r.columns.rtp_codec, "L16/44100");
-    equal(r.columns.rtp_lost, i === 61 ? 1 : 0);
-    const last = i === 40 ? 2 : 1;
-    equal(r.time, BigInt(SEC) * 1_000_000_000n + BigInt(i * 20_000_000 + last * 10_000));
-  }
-  // The duplicate and the lone first fragment of packet 60 (given up after 1 s) are the only ones skipped.
-  const skips = src.skipReport();
-  equal(skips.ip_fragment, 2);
-  ok(!("not_rtp" in skips));
+  checkFragmentedRows(src, frames);
 });
 
 Deno.test("IPv6 fragments: discover finds a fragmented L16 stream and names its payload type", async () => {
-  const path = await Deno.makeTempFile({ suffix: ".pcap" });
-  try {
-    await Deno.writeFile(
-      path,
-      classicPcap({ nanosecond: true, littleEndian: true, linkType: LinkType.ETHERNET }, v6Records(50)),
-    );
-    const d = await discoverPacketFile(path);
-    const g = d.groups.find((x) => x.protocol === "rtp");
-    ok(g, "an RTP group");
-    equal(g.port, 40000);
-    equal(g.messages, 50);
-    deepEqual(g.payloadTypes?.map((p) => [p.pt, p.packets, p.codec]), [[11, 50, "L16/44100"]]);
-  } finally {
-    await Deno.remove(path);
-  }
+  await discoversL16(v6Records(50));
 });
 
 Deno.test("IPv6 fragments: a real capture (ffmpeg L16 RTP, fragmented by the kernel at a 1,280-byte MTU) comes out as the receiver's kernel put it together", async () => {
