@@ -5,6 +5,7 @@
  */
 import { configIssue } from "../config/load.ts";
 import { EXIT_OK, optFormat, optString, type ParsedArgs, parseDurationMs, UsageError } from "./command.ts";
+import { NAME_PATTERN } from "../config/schema.ts";
 import { loadCommandConfig } from "./common.ts";
 import { stageOrder } from "./capture_run.ts";
 import { natsConnectOptions } from "./bus_from_config.ts";
@@ -56,6 +57,12 @@ export async function replayCommand(args: ParsedArgs): Promise<number> {
     throw new UsageError("--until is before the start of the range");
   }
   const measurement = optString(args, "measurement");
+  if (measurement !== undefined && !NAME_PATTERN.test(measurement)) {
+    // It names the stream's subjects: a dot or a wildcard would read other measurements' records, or fail later.
+    throw new UsageError(
+      `--measurement expects a measurement name (${NAME_PATTERN.source}), got "${measurement}"`,
+    );
+  }
   const select = recordSelection(args);
 
   const { config } = await loadCommandConfig(args);

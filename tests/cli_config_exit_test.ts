@@ -36,3 +36,18 @@ Deno.test("replay with an empty nats.url exits 2 and says why replay needs it", 
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /nats\.url: expected a NATS URL \(replay reads the JetStream stream/);
 });
+
+Deno.test("replay --measurement that is no measurement name is a usage error (exit 2) before any connection", async () => {
+  // Before, 'a.b' reached the subject builder and failed there: exit 1, after loading and connecting.
+  for (const bad of ["a.b", "m.>", "*", "M"]) {
+    const r = await withConfig(`nats:\n  url: nats://127.0.0.1:1\n${measurement}`, (p) => [
+      "replay",
+      "--config",
+      p,
+      "--measurement",
+      bad,
+    ]);
+    assert.equal(r.code, 2, `${bad}: ${r.stderr}`);
+    assert.match(r.stderr, /--measurement expects a measurement name/);
+  }
+});
