@@ -14,6 +14,7 @@ import { PacketSource } from "../packets/packet_source.ts";
 import { PcapReader } from "../packets/pcap.ts";
 import { PacketColumn } from "../packets/rows.ts";
 import { codecForPayloadType, type RtpCodec, rtpCodecName } from "../packets/rtp_codecs.ts";
+import { bytesPerTick, srtpAdvice, srtpTagBytes } from "../packets/srtp_guess.ts";
 import { RtpSource } from "../packets/rtp_source.ts";
 import type { PacketTap } from "../packets/taps.ts";
 import { detectTcpProtocol } from "../packets/tcp_source.ts";
@@ -286,16 +287,22 @@ function rtpGroup(port: number, streams: RtpStat[]): PacketGroup {
   }
   const payloadTypes: NonNullable<PacketGroup["payloadTypes"]> = [];
   let audio = false;
+  let srtp: number | undefined;
   for (const [pt, packets] of [...pts].sort((a, b) => b[1] - a[1])) {
     const known = codecForPayloadType(pt, new Map());
+    const name = known ? rtpCodecName(known) : undefined;
     if (known) {
-      payloadTypes.push({ pt, packets, codec: rtpCodecName(known) });
+      payloadTypes.push({ pt, packets, codec: name });
       if (known.codec !== "event") audio = true;
-      continue;
+    } else {
+      const g = guessDynamic(pt, streams);
+      payloadTypes.push({ pt, packets, guessed: g.codec, reason: g.reason });
+      if (g.codec && !g.codec.startsWith("telephone-event")) audio = true;
     }
-    const g = guessDynamic(pt, streams);
-    payloadTypes.push({ pt, packets, guessed: g.codec, reason: g.reason });
-    if (g.codec && !g.codec.startsWith("telephone-event")) audio = true;
+    const perTick = bytesPerTick(name ?? payloadTypes[payloadTypes.length - 1]!.guessed ?? "");
+    if (perTick !== undefined && srtp === undefined) {
+      srtp = srtpTagBytes(streams.flatMap((s) => s.steps.filter((x) => x.pt === pt)), perTick);
+    }
   }
   return {
     protocol: "rtp",
@@ -304,8 +311,13 @@ function rtpGroup(port: number, streams: RtpStat[]): PacketGroup {
     messages,
     firstNs: first,
     payloadTypes,
-    audioLikely: audio,
-    reason: audio ? "RTP with audio payload types" : "RTP without a payload type fsm-px decodes",
+    // Its payloads decode, as noise: proposing it would only measure nothing.
+    audioLikely: audio && srtp === undefined,
+    reason: srtp !== undefined
+      ? srtpAdvice(srtp)
+      : audio
+      ? "RTP with audio payload types"
+      : "RTP without a payload type fsm-px decodes",
   };
 }
 

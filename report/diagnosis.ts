@@ -27,6 +27,8 @@ import { ENERGY_DB_PER_UNIT, ENERGY_MIN_MARGIN_DB, ENERGY_MIN_SPEECH_DBFS } from
 import { guessPayloadFormat } from "../audio/decode/payload_guess.ts";
 import { groupDigits } from "../util/group_digits.ts";
 import { configPosition } from "../config/load.ts";
+import { bytesPerTick, srtpAdvice, srtpTagBytes } from "../packets/srtp_guess.ts";
+import { PacketColumn } from "../packets/rows.ts";
 
 /** Engine count of one decode failure reason on one query. */
 export interface DecodeErrorCount {
@@ -85,7 +87,8 @@ export interface Finding {
     | "truncated"
     | "no_ids"
     | "self_matches"
-    | "no_audio";
+    | "no_audio"
+    | "srtp";
   /** One line. */
   text: string;
   /** Indented lines under it (an example, a hint). */
@@ -247,6 +250,29 @@ export function decodeFailure(row: Row, tap: Tap): string | undefined {
   if (!isSampleCodec(codec)) return undefined;
   const s = decodeSamples(codec, raw.bytes, tap.audio.channels, new Float32Array(0));
   return s.ok ? undefined : s.reason;
+}
+
+/**
+ * The SRTP tag length of the RTP rows of one query (packets/srtp_guess.ts), from consecutive packets of each of its
+ * streams in the sample, or undefined.
+ */
+function srtpTagOfRows(rows: readonly Row[]): number | undefined {
+  const last = new Map<string, { seq: number; ts: number }>();
+  const steps: { dts: number; bytes: number }[] = [];
+  let perTick: number | undefined;
+  for (const r of rows) {
+    const seq = r.columns[PacketColumn.rtpSeq], ts = r.columns[PacketColumn.rtpTimestamp];
+    const payload = cellBytes(r, PacketColumn.payload);
+    if (typeof seq !== "number" || typeof ts !== "number" || payload === undefined) continue;
+    perTick ??= bytesPerTick(cellText(r, PacketColumn.rtpCodec));
+    const stream = cellText(r, PacketColumn.stream);
+    const prev = last.get(stream);
+    if (prev !== undefined && ((prev.seq + 1) & 0xffff) === seq) {
+      steps.push({ dts: (ts - prev.ts) >>> 0, bytes: payload.length });
+    }
+    last.set(stream, { seq, ts });
+  }
+  return perTick === undefined ? undefined : srtpTagBytes(steps, perTick);
 }
 
 /** Top-level keys that name a JSON message's kind (Twilio/Telnyx `event`, Vonage and others `type`). */
@@ -680,6 +706,21 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
     }
   }
 
+  // RTP taps whose payloads are encrypted: they decode, as noise, and nothing else would say why.
+  const encrypted = new Set<string>();
+  if (rowsOf) {
+    for (const m of config.measurements) {
+      for (const query of queryNamesOf(m)) {
+        const found = tapOf(config, query);
+        if (found?.tap.packets?.protocol !== "rtp") continue;
+        const tag = srtpTagOfRows(rowsOf(query));
+        if (tag === undefined) continue;
+        encrypted.add(query);
+        findings.push({ kind: "srtp", text: `${query}: ${srtpAdvice(tag)}`, detail: [], query });
+      }
+    }
+  }
+
   // Per measurement: signatures, then each stage's matches.
   for (const m of config.measurements) {
     const sourceQuery = queryName(m.name, SOURCE_TAP);
@@ -691,6 +732,8 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
         ? "no source rows (configured queries without rows, below)"
         : (failedShare.get(sourceQuery) ?? 0) >= 0.99
         ? "every source message failed to decode (above)"
+        : encrypted.has(sourceQuery)
+        ? "its RTP is SRTP, encrypted (above)"
         : "the source audio decoded but gave no onset";
       findings.push({
         kind: "no_signatures",
@@ -819,6 +862,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
       const detail: string[] = [];
       const share = failedShare.get(q) ?? 0;
       if (share >= 0.5) detail.push(`${Math.round(share * 100)}% of its messages failed to decode (above)`);
+      else if (encrypted.has(q)) detail.push("its RTP is SRTP, encrypted (above)");
       else {
         detail.push(
           r.packets?.protocol === "rtp"
