@@ -1,8 +1,9 @@
 // Tuned rules of the envelope search (audio/align/level_envelope.ts) that no test failed without: the noise
 // floor's percentile, the far shifts' handicap, the runner-up's margin and separation, and the margin the
-// "instant in a gap" hypothesis must win by.
+// "instant in a gap" hypothesis must win by; and FineAligner.align's choice between the two peaks by the
+// sub-fingerprints (audio/align/align.ts).
 import { ok, strictEqual } from "node:assert/strict";
-import { ALIGN_RANGE, ENVELOPE_RANGE, INSTANT_OFFSET } from "../audio/align/align.ts";
+import { ALIGN_RANGE, ENVELOPE_RANGE, FineAligner, INSTANT_OFFSET } from "../audio/align/align.ts";
 import type { GapHint } from "../audio/align/gap_hints.ts";
 import {
   ENV_FROM,
@@ -14,7 +15,8 @@ import {
 } from "../audio/align/level_envelope.ts";
 import { MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
 import { SampleRing } from "../audio/decode/sample_ring.ts";
-import { FP_PARAMS } from "../audio/fingerprint/fingerprint.ts";
+import { Fingerprinter, FP_PARAMS, FrameAnalyzer, FrameStore } from "../audio/fingerprint/fingerprint.ts";
+import { sourceWaveSigns } from "../audio/align/wave_signs.ts";
 import { centeredRng, rng } from "./support/rng.ts";
 
 const HOP = FP_PARAMS.hop;
@@ -163,6 +165,58 @@ Deno.test("envelopeShift: a runner-up a period away within 0.01 is returned, a w
   }
 });
 
+Deno.test("align: of two envelope peaks nearly as good, the sub-fingerprints pick the right one", () => {
+  // The runner-up of the test above, end to end: a sound periodic at 5 ms (voiced speech at its pitch) only
+  // around the instant, quiet noise elsewhere; the target is the source 37 samples late with slight noise on the
+  // 5 ms that only the right shift's envelope reads. The envelope then peaks a period late with the right shift
+  // 0.004 behind; the sub-fingerprints' frames (2 s from the instant, over the noise after the sound too) agree
+  // with the right grid alone, and align() takes it. Without the choice (align.ts's `if (e.alt)`): 40 samples
+  // late, aligned-grid BER 0.096. The waveform signs do not tell them apart (both peaks read the same periods,
+  // and the envelope's correlation weighs for the late one), so the answer is the same with them.
+  const period = 40, lead = 37, n0 = 62, k = n0 * HOP + INSTANT_OFFSET;
+  const sound = periodic(period, k + 20_000);
+  const r = centeredRng(9);
+  const x = Float32Array.from(
+    sound,
+    (v, i) => (i >= k + ENV_FROM && i < k + ENV_TO + period ? v : 1e-3 * r()),
+  );
+  const y = new Float32Array(x.length + lead);
+  y.set(x, lead);
+  const noise = centeredRng(11);
+  for (let i = k + lead + ENV_FROM; i < k + lead + ENV_FROM + period; i++) y[i] = y[i]! + 0.2 * noise();
+  const analysed = (z: Float32Array) => {
+    const ring = ringOf(z), store = new FrameStore(4096);
+    new Fingerprinter(ring, store).advance();
+    return { ring, store };
+  };
+  const src = analysed(x), tgt = analysed(y);
+  const env = sourceEnvelope(src.ring, k)!;
+  const coarse = Math.round((n0 * HOP + lead) / HOP);
+  const e = fit(tgt.ring, env, coarse * HOP + INSTANT_OFFSET, ENVELOPE_RANGE);
+  const truth = n0 * HOP + lead - coarse * HOP;
+  strictEqual(e.shift, truth + period, "the envelope alone: a period late");
+  strictEqual(e.alt?.shift, truth, "the right shift: the runner-up");
+  const fp = src.store.bits.slice(n0, n0 + 128);
+  for (const signs of [undefined, sourceWaveSigns(src.ring, k)]) {
+    const a = new FineAligner(new FrameAnalyzer()).align(
+      tgt.ring,
+      tgt.store,
+      fp,
+      undefined,
+      env,
+      coarse,
+      ALIGN_RANGE,
+      ENVELOPE_RANGE,
+      [],
+      signs,
+    )!;
+    strictEqual(a.by, "envelope");
+    const off = a.sample - (n0 * HOP + lead);
+    strictEqual(off, 0, `${signs ? "with" : "without"} the waveform signs: ${off} samples off, BER ${a.ber}`);
+    ok(a.ber < 0.01, `aligned-grid BER ${a.ber}`);
+  }
+});
+
 Deno.test("envelopeShift: an instant a sample before a lost message is aligned, not said to be in the gap", () => {
   // 20 ms missing from the target right after the instant's sample: the "instant in the gap" hypothesis (the
   // instant on the first missing sample) then places every value a sample from where the true fit does, and
@@ -176,5 +230,33 @@ Deno.test("envelopeShift: an instant a sample before a lost message is aligned, 
     const r = fit(target, sourceEnvelope(src, k)!, k + 30, ENVELOPE_RANGE, [{ at: g, len: 160 }]);
     strictEqual(r.instantInGap, undefined, `loss at ${g}: corr ${r.corr}`);
     strictEqual(r.shift, -30);
+  }
+});
+
+Deno.test("envelopeShift: at a 50 ms loss the last carried and the first lost sample get one answer (a limit)", () => {
+  // A documented limit, not a goal: where it changes, measure both sides of the boundary again. The aligned
+  // hypothesis of an instant just before a loss keeps the values whose 2 ms windows cross the cut (the source's
+  // reads audio the target lost, the target's the audio after the loss); "the instant is in the gap" places no
+  // value there, and every other one a sample or two from where the truth does. IN_GAP_MARGIN covers that
+  // difference for a 20 ms loss (test above), not for a 50 ms one: here the last carried sample is said to be in
+  // the gap, as the first lost sample rightly is (it wins by 0.02-0.05), or, at 7725, the instants from two
+  // samples before the loss to the second lost one all come out at one target sample, 8 before the loss. Leaving
+  // the crossing windows out of every hypothesis with no margin (level_envelope.ts's place and inGapCorrelation)
+  // told the two sides apart at each of these positions, but lost 2-3 matches of dtx-cn per bench seed (1, 2, 3)
+  // and so is not done: instants just after a resumed DTX onset were then said to be in the gap.
+  const x = speech();
+  const src = ringOf(x);
+  const len = 400;
+  const answer = (g: number, k: number) => {
+    const hint = [{ at: g, len }];
+    const r = fit(ringOf(without(x, g, g + len)), sourceEnvelope(src, k)!, k + 30, ENVELOPE_RANGE, hint);
+    return r.instantInGap ? "in the gap" : `target sample ${k + 30 + r.shift - g} from the loss`;
+  };
+  for (const g of [10833, 13164, 34920]) {
+    strictEqual(answer(g, g), "in the gap", `first lost sample, loss at ${g}`);
+    strictEqual(answer(g, g - 1), "in the gap", `last carried sample, loss at ${g}`);
+  }
+  for (const k of [7723, 7724, 7725, 7726]) {
+    strictEqual(answer(7725, k), "target sample -8 from the loss", `${k}`);
   }
 });
