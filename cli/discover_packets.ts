@@ -359,6 +359,17 @@ function guessDynamic(pt: number, streams: RtpStat[]): { codec?: string; reason:
         reason: `2 bytes per RTP tick per channel at a ~${Math.round(clock)} Hz clock`,
       };
     }
+    if (payloads.length >= 20 && Math.abs(clock - 48000) / 48000 < 0.1) {
+      // Opus's clock, not L16, and payloads Opus's framing rules out: encrypted Opus, as all WebRTC media is
+      // (DTLS-SRTP).
+      return {
+        reason:
+          `RTP clock ~${Math.round(clock)} Hz (Opus's), but ${
+            Math.round(100 * (1 - opusOk / payloads.length))
+          }% of its payloads are not valid Opus framing: SRTP (encrypted, as all WebRTC media is; a capture ` +
+          `cannot decrypt it: tap this audio where it is plain), or a codec fsm-px does not decode`,
+      };
+    }
     return { reason: `unknown codec (RTP clock ~${Math.round(clock)} Hz); map it in payload_types` };
   }
   return { reason: "too few packets to tell" };

@@ -11,6 +11,9 @@ import { join } from "node:path";
 import { bytesPerTick, srtpTagBytes } from "../packets/srtp_guess.ts";
 import { discoverPacketFile } from "../cli/discover_packets.ts";
 import { FIX } from "./support/packet_truth.ts";
+import { classicPcap, ethernet, ipv4, rtp, udp } from "./support/packet_build.ts";
+import { noise } from "./support/ws_frames.ts";
+import { LinkType } from "../packets/types.ts";
 import { runMain } from "./support/sensor_process.ts";
 
 const SRTP = new URL("rtp_srtp.pcap", FIX).pathname;
@@ -49,6 +52,47 @@ Deno.test("discover: a real SRTP capture is named SRTP and not proposed as audio
   }
 });
 
+Deno.test("discover: encrypted Opus (WebRTC's media) at a dynamic payload type is said to be SRTP, not a codec to map", async () => {
+  // Opus's size does not follow from its duration, but its framing rules out encrypted bytes: a real capture of
+  // ffmpeg's SRTP Opus (PT 111).
+  const d = await discoverPacketFile(new URL("rtp_srtp_opus.pcap", FIX).pathname);
+  const pt = d.groups.find((x) => x.protocol === "rtp" && x.port === 40012)?.payloadTypes?.[0];
+  assert.equal(pt?.pt, 111);
+  assert.equal(pt?.guessed, undefined);
+  assert.match(
+    pt?.reason ?? "",
+    /RTP clock ~4\d{4} Hz \(Opus's\), but \d+% of its payloads are not valid Opus framing: SRTP/,
+  );
+  // Plain Opus (the packet demo's PT 97) is still named Opus, and L16 at Opus's clock L16.
+  const plain = await discoverPacketFile(new URL("../demo_packets/node-rtp.pcap", FIX).pathname);
+  const opus = plain.groups.flatMap((g) => g.payloadTypes ?? []).find((p) => p.pt === 97);
+  assert.equal(opus?.guessed, "opus/48000/2");
+  const records = Array.from({ length: 60 }, (_, i) => ({
+    sec: 1_700_000_000,
+    frac: i * 10_000_000,
+    data: ethernet(
+      0x0800,
+      ipv4(
+        "10.0.0.1",
+        "10.0.0.2",
+        17,
+        udp(5004, 40000, rtp({ pt: 96, seq: i, ts: i * 480, ssrc: 7 }, noise(960, i + 1))),
+      ),
+    ),
+  }));
+  const path = await Deno.makeTempFile({ suffix: ".pcap" });
+  try {
+    await Deno.writeFile(
+      path,
+      classicPcap({ nanosecond: true, littleEndian: true, linkType: LinkType.ETHERNET }, records),
+    );
+    const l16 = (await discoverPacketFile(path)).groups[0]?.payloadTypes?.[0];
+    assert.equal(l16?.guessed, "L16/48000", `${l16?.reason}`);
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
 Deno.test("analyze: an RTP tap on SRTP says why it gives no signatures", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -60,7 +104,7 @@ Deno.test("analyze: an RTP tap on SRTP says why it gives no signatures", async (
     const r = await runMain(["analyze", "--config", cfg, SRTP]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /call\/source: SRTP \(encrypted\): each payload is its audio plus a 10-byte/);
-    assert.match(r.stdout, /call: 0 signatures from 139 source rows: its RTP is SRTP, encrypted \(above\)/);
+    assert.match(r.stdout, /call: 0 signatures from \d+ source rows: its RTP is SRTP, encrypted \(above\)/);
     // The plain capture of the same prompt is not called SRTP.
     const plain = await runMain([
       "analyze",
