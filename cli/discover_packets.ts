@@ -7,14 +7,20 @@
  * @module
  */
 import { guessPayloadFormat, type PayloadGuess, type PayloadSample } from "../audio/decode/payload_guess.ts";
-import { opusPacketFrames } from "../audio/decode/opus.ts";
+import { opusFramingShare } from "../audio/decode/opus.ts";
 import type { AudioFormat } from "../audio/types.ts";
 import { FrameDecoder, IpProto } from "../packets/ip.ts";
 import { PacketSource } from "../packets/packet_source.ts";
 import { PcapReader } from "../packets/pcap.ts";
 import { PacketColumn } from "../packets/rows.ts";
 import { codecForPayloadType, type RtpCodec, rtpCodecName } from "../packets/rtp_codecs.ts";
-import { bytesPerTick, srtpAdvice, srtpTagBytes } from "../packets/srtp_guess.ts";
+import {
+  bytesPerTick,
+  ENCRYPTED_OPUS_FRAMING,
+  srtpAdvice,
+  srtpOpusAdvice,
+  srtpTagBytes,
+} from "../packets/srtp_guess.ts";
 import { RtpSource } from "../packets/rtp_source.ts";
 import type { PacketTap } from "../packets/taps.ts";
 import { detectTcpProtocol } from "../packets/tcp_source.ts";
@@ -339,8 +345,8 @@ function guessDynamic(pt: number, streams: RtpStat[]): { codec?: string; reason:
   if (payloads.length > 0 && payloads.every((p) => p.length === 4)) {
     return { codec: "telephone-event/8000", reason: "4-byte payloads (RFC 4733 events)" };
   }
-  const opusOk = payloads.filter((p) => opusPacketFrames(p, 48000) !== undefined).length;
-  if (payloads.length > 0 && opusOk / payloads.length > 0.98 && Math.abs(clock - 48000) / 48000 < 0.1) {
+  const opusShare = opusFramingShare(payloads);
+  if (payloads.length > 0 && opusShare > 0.98 && Math.abs(clock - 48000) / 48000 < 0.1) {
     return {
       codec: "opus/48000/2",
       reason: `every packet is valid Opus framing, RTP clock ~${Math.round(clock)} Hz`,
@@ -359,16 +365,12 @@ function guessDynamic(pt: number, streams: RtpStat[]): { codec?: string; reason:
         reason: `2 bytes per RTP tick per channel at a ~${Math.round(clock)} Hz clock`,
       };
     }
-    if (payloads.length >= 20 && Math.abs(clock - 48000) / 48000 < 0.1) {
+    if (
+      payloads.length >= 20 && Math.abs(clock - 48000) / 48000 < 0.1 && opusShare < ENCRYPTED_OPUS_FRAMING
+    ) {
       // Opus's clock, not L16, and payloads Opus's framing rules out: encrypted Opus, as all WebRTC media is
       // (DTLS-SRTP).
-      return {
-        reason:
-          `RTP clock ~${Math.round(clock)} Hz (Opus's), but ${
-            Math.round(100 * (1 - opusOk / payloads.length))
-          }% of its payloads are not valid Opus framing: SRTP (encrypted, as all WebRTC media is; a capture ` +
-          `cannot decrypt it: tap this audio where it is plain), or a codec fsm-px does not decode`,
-      };
+      return { reason: `RTP clock ~${Math.round(clock)} Hz (Opus's): ${srtpOpusAdvice(1 - opusShare)}` };
     }
     return { reason: `unknown codec (RTP clock ~${Math.round(clock)} Hz); map it in payload_types` };
   }

@@ -63,3 +63,17 @@ export function srtpAdvice(tag: number): string {
     `cannot decrypt it (its keys travel in SIP/SDP over TLS, or DTLS); tap this audio where it is plain RTP ` +
     `(an SBC's or media server's unencrypted leg) or where a service carries it in plaintext`;
 }
+
+/**
+ * Below this share of valid Opus framing, an Opus stream is taken for encrypted (SRTP: WebRTC's media always is);
+ * Opus itself is always valid framing, random bytes are about half the time.
+ */
+export const ENCRYPTED_OPUS_FRAMING = 0.9;
+
+/** What to say of an Opus stream whose payloads are mostly not Opus (`invalid`: that share). */
+export function srtpOpusAdvice(invalid: number): string {
+  return `SRTP likely (encrypted, as all WebRTC media is): ${
+    Math.round(100 * invalid)
+  }% of its payloads are not ` +
+    `valid Opus framing, and a capture cannot decrypt it; tap this audio where it is plain`;
+}

@@ -27,7 +27,14 @@ import { ENERGY_DB_PER_UNIT, ENERGY_MIN_MARGIN_DB, ENERGY_MIN_SPEECH_DBFS } from
 import { guessPayloadFormat } from "../audio/decode/payload_guess.ts";
 import { groupDigits } from "../util/group_digits.ts";
 import { configPosition } from "../config/load.ts";
-import { bytesPerTick, srtpAdvice, srtpTagBytes } from "../packets/srtp_guess.ts";
+import {
+  bytesPerTick,
+  ENCRYPTED_OPUS_FRAMING,
+  srtpAdvice,
+  srtpOpusAdvice,
+  srtpTagBytes,
+} from "../packets/srtp_guess.ts";
+import { opusFramingShare } from "../audio/decode/opus.ts";
 import { PacketColumn } from "../packets/rows.ts";
 
 /** Engine count of one decode failure reason on one query. */
@@ -250,6 +257,30 @@ export function decodeFailure(row: Row, tap: Tap): string | undefined {
   if (!isSampleCodec(codec)) return undefined;
   const s = decodeSamples(codec, raw.bytes, tap.audio.channels, new Float32Array(0));
   return s.ok ? undefined : s.reason;
+}
+
+/** Opus rows of a query examined for their framing. */
+const OPUS_SAMPLE = 500;
+
+/**
+ * What to say when the RTP rows of one query look encrypted (SRTP; packets/srtp_guess.ts), else undefined: sized
+ * codecs by their payloads' constant excess over their timestamp steps (consecutive packets of each stream in the
+ * sample), Opus by its framing.
+ */
+function encryptedRtp(rows: readonly Row[]): string | undefined {
+  const codec = rows.length > 0 ? cellText(rows[0]!, PacketColumn.rtpCodec) : "";
+  if (codec.toLowerCase().startsWith("opus/")) {
+    const payloads: Uint8Array[] = [];
+    for (const r of rows.slice(0, OPUS_SAMPLE)) {
+      const p = cellBytes(r, PacketColumn.payload);
+      if (p !== undefined) payloads.push(p);
+    }
+    if (payloads.length < 20) return undefined;
+    const share = opusFramingShare(payloads);
+    return share < ENCRYPTED_OPUS_FRAMING ? srtpOpusAdvice(1 - share) : undefined;
+  }
+  const tag = srtpTagOfRows(rows);
+  return tag === undefined ? undefined : srtpAdvice(tag);
 }
 
 /**
@@ -713,10 +744,10 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
       for (const query of queryNamesOf(m)) {
         const found = tapOf(config, query);
         if (found?.tap.packets?.protocol !== "rtp") continue;
-        const tag = srtpTagOfRows(rowsOf(query));
-        if (tag === undefined) continue;
+        const text = encryptedRtp(rowsOf(query));
+        if (text === undefined) continue;
         encrypted.add(query);
-        findings.push({ kind: "srtp", text: `${query}: ${srtpAdvice(tag)}`, detail: [], query });
+        findings.push({ kind: "srtp", text: `${query}: ${text}`, detail: [], query });
       }
     }
   }

@@ -61,7 +61,7 @@ Deno.test("discover: encrypted Opus (WebRTC's media) at a dynamic payload type i
   assert.equal(pt?.guessed, undefined);
   assert.match(
     pt?.reason ?? "",
-    /RTP clock ~4\d{4} Hz \(Opus's\), but \d+% of its payloads are not valid Opus framing: SRTP/,
+    /RTP clock ~4\d{4} Hz \(Opus's\): SRTP likely .*: \d+% of its payloads are not valid Opus framing/,
   );
   // Plain Opus (the packet demo's PT 97) is still named Opus, and L16 at Opus's clock L16.
   const plain = await discoverPacketFile(new URL("../demo_packets/node-rtp.pcap", FIX).pathname);
@@ -113,6 +113,28 @@ Deno.test("analyze: an RTP tap on SRTP says why it gives no signatures", async (
       new URL("rtp_v4_ns.pcap", FIX).pathname,
     ]);
     assert.doesNotMatch(plain.stdout, /SRTP/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("analyze: an RTP tap on encrypted Opus mapped to opus says SRTP likely, not only bad packets", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const cfg = join(dir, "c.yaml");
+    await Deno.writeTextFile(
+      cfg,
+      "measurements:\n  - name: webrtc\n    signature_rules:\n" +
+        "      packets: { protocol: rtp, port: 40012, payload_types: { 111: opus/48000/2 } }\n",
+    );
+    const r = await runMain(["analyze", "--config", cfg, new URL("rtp_srtp_opus.pcap", FIX).pathname]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /bad_packet in \d+ rows of webrtc\/source/);
+    assert.match(
+      r.stdout,
+      /webrtc\/source: SRTP likely \(encrypted, as all WebRTC media is\): \d+% of its payloads/,
+    );
+    assert.match(r.stdout, /webrtc: 0 signatures from \d+ source rows: its RTP is SRTP, encrypted \(above\)/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

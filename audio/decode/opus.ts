@@ -47,6 +47,17 @@ function frameLength(p: Uint8Array, at: number): [number, number] | undefined {
 }
 
 /**
+ * The share of `payloads` that are valid Opus framing ({@link opusPacketFrames}): 1 for an Opus stream, about half
+ * for encrypted bytes (SRTP) or another codec's.
+ */
+export function opusFramingShare(payloads: readonly Uint8Array[]): number {
+  if (payloads.length === 0) return 0;
+  let ok = 0;
+  for (const p of payloads) if (opusPacketFrames(p, 48000) !== undefined) ok++;
+  return ok / payloads.length;
+}
+
+/**
  * Samples per channel that an Opus packet carries when decoded at `rate`, after checking its framing as libopus
  * does (RFC 6716 §3.2: codes 0–3, frame lengths, padding, at most 120 ms). Undefined for a malformed packet,
  * including an empty one (libopus would take that as a request for concealment).
