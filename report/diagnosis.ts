@@ -310,6 +310,8 @@ function srtpTagOfRows(rows: readonly Row[]): number | undefined {
 const KIND_KEYS = ["event", "type", "kind", "action"] as const;
 /** Rows of the sample examined for {@link otherMessages}. */
 const OTHER_SAMPLE = 200;
+/** Largest body taken for one of a stream's other messages (Twilio's `start` is under 1 KB). */
+const OTHER_MAX_BYTES = 64 * 1024;
 
 /**
  * When the rows a reason counts are not audio by design, what they are (else undefined): `not_audio` (DTMF
@@ -333,6 +335,8 @@ function otherMessages(reason: string, rows: readonly Row[], tap: Tap): string |
     }
     if (why !== "missing_path") continue;
     const payload = cellBytes(r, tap.columns.payload);
+    // A stream's events are small; a large body without the path is not one (and is not parsed here).
+    if (payload !== undefined && payload.length > OTHER_MAX_BYTES) return undefined;
     let v: unknown;
     try {
       v = payload && JSON.parse(new TextDecoder().decode(payload));

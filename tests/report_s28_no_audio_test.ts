@@ -89,6 +89,13 @@ Deno.test("diagnosis: rows that are not JSON objects, or a query where nothing d
   assert.ok(dec.detail.some((x) => x.startsWith("did you mean media.payload?")), dec.detail.join("\n"));
 });
 
+Deno.test("diagnosis: a large body without the path is not taken for one of the stream's events", () => {
+  const rows = sourceRows((i) => JSON.stringify({ event: "transcript", text: "x".repeat(70_000), seq: i }));
+  const d = diagnose(config(DEMO_CONFIG), facts(rows, "missing_path", 15), { rowsOf: () => rows });
+  assert.ok(!d.findings.some((x) => x.kind === "no_audio"));
+  assert.ok(d.findings.some((x) => x.kind === "decode_errors"));
+});
+
 Deno.test("diagnosis: not_audio rows carry no audio by design", () => {
   const rows = demoA.rows.filter((r) => r.query === SOURCE).slice(0, 20);
   const d = diagnose(config(DEMO_CONFIG), facts(rows, "not_audio", 3), { rowsOf: () => rows });
