@@ -4,11 +4,17 @@
  * Real parts: StreamDecoder (with the Opus package), Timeline, Resampler, the signature codec.
  */
 import assert from "node:assert/strict";
+import { encodeSamples, MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
+import { bytePath, scanCounts, scanJsonPathsBytes } from "../audio/decode/json_scan_bytes.ts";
 import { initOpus } from "../audio/decode/opus.ts";
+import { guessPayloadFormat, type PayloadSample } from "../audio/decode/payload_guess.ts";
+import { SampleRing } from "../audio/decode/sample_ring.ts";
 import { Resampler } from "../audio/decode/resample.ts";
 import { checkAudioFormat, StreamDecoder } from "../audio/decode/stream_decoder.ts";
 import { Timeline } from "../audio/decode/timeline.ts";
+import { Fingerprinter, FrameStore } from "../audio/fingerprint/fingerprint.ts";
 import { capIds, decodeSignature, SignatureDecodeError } from "../audio/fingerprint/signature.ts";
+import { rng } from "./support/rng.ts";
 import { rawFormat } from "./support/formats.ts";
 
 await initOpus(48000, 1);
@@ -137,4 +143,112 @@ Deno.test("signature decode: over 1,023 bytes is refused as too long", () => {
   assert.throws(() => decodeSignature(new Uint8Array(1024).fill(0x46)), (e) => {
     return e instanceof SignatureDecodeError && /1024 bytes \(max 1023\)/.test(e.message);
   });
+});
+
+/** 20 ms messages of raw μ-law carrying a tone of `hz` at `amp` (full scale 1), 4 s. */
+function toneMessages(hz: number, amp: number): PayloadSample[] {
+  const x = Float32Array.from({ length: 32000 }, (_, i) => amp * Math.sin((2 * Math.PI * hz * i) / 8000));
+  const codes = encodeSamples("mulaw", x);
+  return Array.from({ length: 200 }, (_, i) => ({
+    bytes: codes.slice(i * 160, (i + 1) * 160),
+    timeNs: T0 + BigInt(i) * 20n * MS,
+  }));
+}
+
+// Neutralised `MAX_DEPTH = 12` in payload_guess.ts -> 1e9: the walk of the JSON leaves recurses 100,000 deep and
+// throws RangeError (discover stopped on one such message).
+Deno.test("payload guess: JSON nested 100,000 deep is walked no deeper than its bound, and nothing throws", () => {
+  const deep = new TextEncoder().encode("[".repeat(100_000) + "]".repeat(100_000));
+  const g = guessPayloadFormat(
+    Array.from({ length: 3 }, (_, i) => ({ bytes: deep, timeNs: T0 + BigInt(i) })),
+  );
+  assert.equal(g.kind, "none");
+});
+
+// Neutralised `SMOOTH = 0.45` -> -1: the mono tone, whose every-other-sample correlation (-0.02) beats its adjacent
+// one (-0.70) by more than 0.25 without being smooth, is called two channels.
+Deno.test("payload guess: a mono stream that is not smoother every other sample is not taken for two channels", () => {
+  // cos(2π·2987/8000) = -0.70 (adjacent samples), cos(4π·2987/8000) = -0.02 (every other sample).
+  const g = guessPayloadFormat(toneMessages(2987, 0.3));
+  if (g.kind !== "audio") throw new Error(`expected audio: ${g.reason}`);
+  assert.equal(g.format.codec, "mulaw");
+  assert.equal(g.format.channels, 1, g.channels.reason);
+});
+
+// Neutralised `top.rmsDbfs > SILENT_DBFS - 20` -> `> -1e9`: the tone 75 dB below full scale (a line's hiss, a
+// dither) is proposed as audio.
+Deno.test("payload guess: a predictable signal far below -65 dBFS is silence, not audio", () => {
+  const g = guessPayloadFormat(toneMessages(437, 10 ** (-72 / 20)));
+  assert.equal(g.kind, "silence", g.reason);
+});
+
+// Neutralised `MAX_SHAPE_FIXED = 1024` -> 1e9: a shape is made of the 2 KB body's fixed bytes and every repeat is
+// compared against them.
+Deno.test("byte scanner: a body with over 1 KiB of fixed bytes is only ever scanned, never kept as a shape", () => {
+  const paths = [bytePath(["media", "payload"])];
+  const filler = Array.from({ length: 200 }, (_, i) => `"k${i}":${i}`).join(",");
+  const before = { ...scanCounts };
+  for (let i = 0; i < 50; i++) {
+    const body = new TextEncoder().encode(`{${filler},"media":{"payload":"A${i}=="}}`);
+    const hits = scanJsonPathsBytes(body, paths);
+    assert.ok(Array.isArray(hits));
+  }
+  assert.equal(scanCounts.shapes - before.shapes, 0, "no shape made");
+  assert.equal(scanCounts.shaped - before.shaped, 0);
+  assert.equal(scanCounts.scanned - before.scanned, 50);
+});
+
+/** Sub-fingerprints (bits, strong masks) of `x` with the production parameters. */
+function fingerprint(x: Float32Array): { bits: number[]; strong: number[]; energy: number[] } {
+  const ring = new SampleRing(1 << 17);
+  const store = new FrameStore(4096);
+  const fp = new Fingerprinter(ring, store);
+  for (let at = 0; at < x.length; at += 4000) {
+    ring.write(at, x.subarray(at, at + 4000), 0);
+    fp.advance();
+  }
+  const bits: number[] = [], strong: number[] = [], energy: number[] = [];
+  for (let n = store.start; n < store.end; n++) {
+    bits.push(store.bits[n & store.mask]!);
+    strong.push(store.strong[n & store.mask]!);
+    energy.push(store.energy[n & store.mask]!);
+  }
+  return { bits, strong, energy };
+}
+
+function popcount(v: number): number {
+  let c = 0;
+  for (let x = v >>> 0; x; x &= x - 1) c++;
+  return c;
+}
+
+// Neutralised `strongAlpha: 1` -> 0 in FP_PARAMS: no bit is strong, so the bit error rate weights every bit alike
+// (10 dB recall at the chance score 0.83 instead of 0.88, by the file's measurement).
+Deno.test("fingerprint: the target's strong bits (|difference| >= the mean) are the ones noise leaves alone", () => {
+  const bytes = Deno.readFileSync(new URL("../fixtures/audio_fp/speech_8k.ul", import.meta.url));
+  const clean = Float32Array.from(bytes.subarray(0, 8000 * 20), (b) => MULAW_TO_LINEAR[b]! / 32768);
+  let power = 0;
+  for (const v of clean) power += v * v;
+  const sigma = Math.sqrt(power / clean.length / 10); // 10 dB SNR
+  const r = rng(5);
+  const noisy = clean.map((v) => {
+    const u = Math.max(r(), 1e-12);
+    return v + sigma * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r());
+  });
+  const a = fingerprint(clean), b = fingerprint(noisy);
+  // The speech's louder half of the frames (in its pauses noise decides every bit).
+  const loud = [...a.energy].sort((x, y) => x - y)[a.energy.length >> 1]!;
+  let strong = 0, strongErr = 0, weakErr = 0, total = 0;
+  for (let i = 0; i < a.bits.length; i++) {
+    if (a.energy[i]! < loud) continue;
+    const err = (a.bits[i]! ^ b.bits[i]!) >>> 0, s = b.strong[i]!;
+    strong += popcount(s);
+    strongErr += popcount(err & s);
+    weakErr += popcount(err & ~s);
+    total += 32;
+  }
+  const share = strong / total;
+  assert.ok(share > 0.1 && share < 0.6, `strong share ${share.toFixed(3)}`);
+  const sRate = strongErr / strong, wRate = weakErr / (total - strong);
+  assert.ok(sRate < 0.25 * wRate, `errors: strong ${sRate.toFixed(3)}, weak ${wRate.toFixed(3)}`);
 });
