@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { encodeSamples, MULAW_TO_LINEAR } from "../audio/decode/codecs.ts";
+import { encodeBase64 } from "../audio/decode/encoding.ts";
 import { bytePath, scanCounts, scanJsonPathsBytes } from "../audio/decode/json_scan_bytes.ts";
 import { initOpus } from "../audio/decode/opus.ts";
 import { guessPayloadFormat, type PayloadSample } from "../audio/decode/payload_guess.ts";
@@ -173,6 +174,20 @@ Deno.test("payload guess: a mono stream that is not smoother every other sample 
   if (g.kind !== "audio") throw new Error(`expected audio: ${g.reason}`);
   assert.equal(g.format.codec, "mulaw");
   assert.equal(g.format.channels, 1, g.channels.reason);
+});
+
+// Neutralised `MIN_RUN_CHARS = 24` -> 1: the bare-run pattern `([A-Za-z0-9+/]{1,}={0,2})` extracts the short word
+// before the blob, agrees with no message, and the guess finds no audio.
+Deno.test("payload guess: text with no fixed context before its blob gets the bare run of 24 or more characters", () => {
+  const seps = [";", "|", ":", ",", "#"];
+  const samples = toneMessages(437, 0.3).map((m, i) => ({
+    ...m,
+    bytes: new TextEncoder().encode(`k${i % 7}${seps[i % 5]}${encodeBase64(m.bytes)}`),
+  }));
+  const g = guessPayloadFormat(samples);
+  if (g.kind !== "audio") throw new Error(`expected audio: ${g.reason}`);
+  assert.equal(g.format.envelope, "regex");
+  assert.match(g.format.path, /\{24,\}/);
 });
 
 // Neutralised `top.rmsDbfs > SILENT_DBFS - 20` -> `> -1e9`: the tone 75 dB below full scale (a line's hiss, a
