@@ -197,6 +197,65 @@ Deno.test("payload guess: a predictable signal far below -65 dBFS is silence, no
   assert.equal(g.kind, "silence", g.reason);
 });
 
+// Neutralised `return ctrl <= bytes.length * 0.01` -> `return true`: the payloads (valid UTF-8, half of them NUL
+// bytes) are taken for text, only a blob in text is looked for, and no audio is found.
+Deno.test("payload guess: binary audio that happens to be valid UTF-8 (quiet positive PCM16) is not text", () => {
+  const x = Float32Array.from(
+    { length: 32000 },
+    (_, i) => (60 + 40 * Math.sin((2 * Math.PI * 437 * i) / 8000)) / 32768,
+  );
+  const pcm = encodeSamples("pcm16le", x);
+  const samples = Array.from({ length: 100 }, (_, i) => ({
+    bytes: pcm.slice(i * 320, (i + 1) * 320),
+    timeNs: T0 + BigInt(i) * 20n * MS,
+  }));
+  const g = guessPayloadFormat(samples);
+  if (g.kind !== "audio") throw new Error(`expected audio: ${g.reason}`);
+  assert.equal(g.format.envelope, "raw", g.format.path);
+});
+
+// Neutralised `> 5 * medInterval) gap = true` -> `> 1e12 * medInterval`: windows across the 1 s pauses of a
+// silence-suppressed stream count them as time the audio took, and 16 kHz is guessed as 8 kHz.
+Deno.test("payload guess: the sample rate of a stream sent in talk spurts comes from the spurts, not the pauses", () => {
+  const x = Float32Array.from(
+    { length: 16000 * 5 },
+    (_, i) => 0.3 * Math.sin((2 * Math.PI * 437 * i) / 16000),
+  );
+  const pcm = encodeSamples("pcm16le", x);
+  let t = T0;
+  const samples = Array.from({ length: 120 }, (_, i) => {
+    t += i % 6 === 0 && i > 0 ? 1000n * MS : 20n * MS; // six 20 ms messages, then a second of silence unsent
+    return { bytes: pcm.slice(i * 640, (i + 1) * 640), timeNs: t };
+  });
+  const g = guessPayloadFormat(samples);
+  if (g.kind !== "audio") throw new Error(`expected audio: ${g.reason}`);
+  assert.equal(g.format.codec, "pcm16le");
+  assert.equal(g.format.sample_rate, 16000, g.sampleRate.reason);
+});
+
+// Neutralised `if (distinct > vals.length * 0.5) continue` (removed): the message id, new in every message, is
+// proposed as a context id.
+Deno.test("payload guess: a field new in every message (a message id) is no context id; the call's id is", () => {
+  const codes = encodeSamples(
+    "mulaw",
+    Float32Array.from({ length: 32000 }, (_, i) => 0.3 * Math.sin(i * 0.35)),
+  );
+  const samples = Array.from({ length: 100 }, (_, i) => ({
+    bytes: new TextEncoder().encode(JSON.stringify({
+      callId: "call-7f3a9c",
+      messageId: `msg-${1000 + i}`,
+      media: { payload: encodeBase64(codes.slice(i * 160, (i + 1) * 160)) },
+    })),
+    timeNs: T0 + BigInt(i) * 20n * MS,
+  }));
+  const g = guessPayloadFormat(samples);
+  if (g.kind !== "audio") throw new Error(`expected audio: ${g.reason}`);
+  assert.equal(g.format.path, "media.payload");
+  const paths = g.ids.map((x) => x.path);
+  assert.ok(paths.some((p) => /callId/.test(p)), JSON.stringify(paths));
+  assert.ok(!paths.some((p) => /messageId/.test(p)), JSON.stringify(paths));
+});
+
 // Neutralised `MAX_SHAPE_FIXED = 1024` -> 1e9: a shape is made of the 2 KB body's fixed bytes and every repeat is
 // compared against them.
 Deno.test("byte scanner: a body with over 1 KiB of fixed bytes is only ever scanned, never kept as a shape", () => {
