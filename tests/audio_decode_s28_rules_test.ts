@@ -256,6 +256,19 @@ Deno.test("payload guess: a field new in every message (a message id) is no cont
   assert.ok(!paths.some((p) => /messageId/.test(p)), JSON.stringify(paths));
 });
 
+// Neutralised `opts.maxMessages ?? 2000` -> 1e9: all 2,500 messages are examined (discover's work and memory grow
+// with the capture).
+Deno.test("payload guess: by default the first 2,000 messages are examined", () => {
+  const base = toneMessages(437, 0.3);
+  const samples = Array.from(
+    { length: 2500 },
+    (_, i) => ({ bytes: base[i % 200]!.bytes, timeNs: T0 + BigInt(i) * 20n * MS }),
+  );
+  const g = guessPayloadFormat(samples);
+  assert.equal(g.kind, "audio", g.reason);
+  assert.equal(g.messages, 2000);
+});
+
 // Neutralised `MAX_SHAPE_FIXED = 1024` -> 1e9: a shape is made of the 2 KB body's fixed bytes and every repeat is
 // compared against them.
 Deno.test("byte scanner: a body with over 1 KiB of fixed bytes is only ever scanned, never kept as a shape", () => {
