@@ -269,6 +269,28 @@ Deno.test("payload guess: by default the first 2,000 messages are examined", () 
   assert.equal(g.messages, 2000);
 });
 
+// Neutralised `vals.length < Math.max(2, samples.length * 0.5)` -> `< 2`: the id carried by one message in ten (it
+// cannot key the others) is proposed.
+Deno.test("payload guess: an id in fewer than half the messages is not proposed", () => {
+  const codes = encodeSamples(
+    "mulaw",
+    Float32Array.from({ length: 32000 }, (_, i) => 0.3 * Math.sin(i * 0.35)),
+  );
+  const samples = Array.from({ length: 100 }, (_, i) => ({
+    bytes: new TextEncoder().encode(JSON.stringify({
+      ...(i % 10 === 0 ? { callId: "call-7f3a9c" } : {}),
+      streamSid: "MZ18ad3ab5a668481ce02b83e7395059f0",
+      media: { payload: encodeBase64(codes.slice(i * 160, (i + 1) * 160)) },
+    })),
+    timeNs: T0 + BigInt(i) * 20n * MS,
+  }));
+  const g = guessPayloadFormat(samples);
+  if (g.kind !== "audio") throw new Error(`expected audio: ${g.reason}`);
+  const paths = g.ids.map((x) => x.path);
+  assert.ok(paths.some((p) => /streamSid/.test(p)), JSON.stringify(paths));
+  assert.ok(!paths.some((p) => /callId/.test(p)), JSON.stringify(paths));
+});
+
 // Neutralised `MAX_SHAPE_FIXED = 1024` -> 1e9: a shape is made of the 2 KB body's fixed bytes and every repeat is
 // compared against them.
 Deno.test("byte scanner: a body with over 1 KiB of fixed bytes is only ever scanned, never kept as a shape", () => {
