@@ -452,7 +452,8 @@ function jsonLeaves(parsed: readonly unknown[]): Map<string, Leaf> {
   return leaves;
 }
 
-const RUN = /[A-Za-z0-9+/_-]{24,}={0,2}/g;
+/** Runs of the base64/hex alphabet of at least {@link MIN_RUN_CHARS} characters. */
+const RUN = new RegExp(`[A-Za-z0-9+/_-]{${MIN_RUN_CHARS},}={0,2}`, "g");
 
 /** The longest base64/hex-alphabet run of each text, with where it starts. */
 function longestRuns(
@@ -465,7 +466,7 @@ function longestRuns(
     for (let m = RUN.exec(t); m; m = RUN.exec(t)) {
       if (!best || m[0].length > best.text.length) best = { start: m.index, text: m[0] };
     }
-    return best && best.text.length >= MIN_RUN_CHARS ? best : undefined;
+    return best;
   });
 }
 
