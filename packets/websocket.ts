@@ -12,15 +12,16 @@
  * permessage-deflate is inflated synchronously by a decompressor kept from message to message (ws_inflate.ts), whose
  * window is the LZ77 history context takeover needs; it is charged to the parsers' budget (~40 KiB a direction).
  * Without room for it, or while the history is partly unknown, each message is inflated on its own with `node:zlib`:
- * the direction's last 32 KiB of output put in front of it as a stored deflate block. After a loss (a gap, a
- * compressed message skipped, a capture begun mid-connection, no room in the budget) the history is unknown: each message is then inflated against two histories that differ in every
- * unknown byte (a deflate stream's structure does not depend on what its copies copy, so both runs copy the same
- * positions), and the bytes that come out the same both ways are exactly those that depend on nothing lost. A
- * message wholly known is handed on; one that is not is counted `ws_deflate_history_lost`, never decoded wrong. The
- * two runs end when the last 32 KiB of output are known again. A sender that resets its compressor every message
- * (`*_no_context_takeover`) recovers at once; with context takeover, messages that copy (through any chain of
- * copies) from lost bytes stay lost: text whose keys repeat in every message (JSON) can stay lost until the
- * connection ends, while audio bytes, mostly literals, come back within a message or two.
+ * the direction's last 32 KiB of output put in front of it as a stored deflate block. After a loss (a gap, a compressed
+ * message skipped, a capture begun mid-connection, no room in the budget) the history is unknown: each message is then
+ * inflated against two histories that differ in every unknown byte (a deflate stream's structure does not depend on
+ * what its copies copy, so both runs copy the same positions), and the bytes that come out the same both ways are
+ * exactly those that depend on nothing lost. A message wholly known is handed on; one that is not is counted
+ * `ws_deflate_history_lost`, never decoded wrong. The two runs end when the last 32 KiB of output are known again. A
+ * sender that resets its compressor every message (`*_no_context_takeover`) recovers at once; with context takeover,
+ * messages that copy (through any chain of copies) from lost bytes stay lost: text whose keys repeat in every message
+ * (JSON) can stay lost until the connection ends, while audio bytes, mostly literals, come back within a message or
+ * two.
  * @module
  */
 
