@@ -23,6 +23,7 @@ import { initAudioEngine, SignatureIndex, SourcePipeline, TargetPipeline } from 
 import { SampleRing } from "../audio/decode/sample_ring.ts";
 import { buildSignature } from "../audio/fingerprint/signature.ts";
 import type { AudioFormat, Signature } from "../audio/types.ts";
+import { rawFormat } from "../tests/support/formats.ts";
 
 const SOUNDS = "/usr/share/asterisk/sounds/en_US_f_Allison";
 
@@ -143,16 +144,7 @@ export function messages(audio: Float32Array): { timeNs: bigint; payload: Uint8A
 }
 
 /** The format of {@link messages}: raw μ-law at 8 kHz, mono. */
-export const FORMAT: AudioFormat = {
-  envelope: "raw",
-  path: "",
-  encoding: "binary",
-  codec: "mulaw",
-  sample_rate: 8000,
-  channels: 1,
-  channel: 0,
-  skip_bytes: 0,
-};
+export const FORMAT: AudioFormat = rawFormat();
 
 /**
  * `count` signatures of distinct audio: each from two random 2.3 s segments of `audio` mixed (the second 0–6 dB

@@ -14,13 +14,7 @@ import { PacketSource } from "../packets/packet_source.ts";
 import { PcapReader } from "../packets/pcap.ts";
 import { PacketColumn } from "../packets/rows.ts";
 import { codecForPayloadType, type RtpCodec, rtpCodecName } from "../packets/rtp_codecs.ts";
-import {
-  bytesPerTick,
-  ENCRYPTED_OPUS_FRAMING,
-  srtpAdvice,
-  srtpOpusAdvice,
-  srtpTagBytes,
-} from "../packets/srtp_guess.ts";
+import { ENCRYPTED_OPUS_FRAMING, sizedSrtpAdvice, srtpOpusAdvice } from "../packets/srtp_guess.ts";
 import { RtpSource } from "../packets/rtp_source.ts";
 import type { PacketTap } from "../packets/taps.ts";
 import { detectTcpProtocol } from "../packets/tcp_source.ts";
@@ -293,7 +287,7 @@ function rtpGroup(port: number, streams: RtpStat[]): PacketGroup {
   }
   const payloadTypes: NonNullable<PacketGroup["payloadTypes"]> = [];
   let audio = false;
-  let srtp: number | undefined;
+  let srtp: string | undefined;
   for (const [pt, packets] of [...pts].sort((a, b) => b[1] - a[1])) {
     const known = codecForPayloadType(pt, new Map());
     const name = known ? rtpCodecName(known) : undefined;
@@ -305,10 +299,10 @@ function rtpGroup(port: number, streams: RtpStat[]): PacketGroup {
       payloadTypes.push({ pt, packets, guessed: g.codec, reason: g.reason });
       if (g.codec && !g.codec.startsWith("telephone-event")) audio = true;
     }
-    const perTick = bytesPerTick(name ?? payloadTypes[payloadTypes.length - 1]!.guessed ?? "");
-    if (perTick !== undefined && srtp === undefined) {
-      srtp = srtpTagBytes(streams.flatMap((s) => s.steps.filter((x) => x.pt === pt)), perTick);
-    }
+    srtp ??= sizedSrtpAdvice(
+      name ?? payloadTypes[payloadTypes.length - 1]!.guessed ?? "",
+      streams.flatMap((s) => s.steps.filter((x) => x.pt === pt)),
+    );
   }
   return {
     protocol: "rtp",
@@ -320,7 +314,7 @@ function rtpGroup(port: number, streams: RtpStat[]): PacketGroup {
     // Its payloads decode, as noise: proposing it would only measure nothing.
     audioLikely: audio && srtp === undefined,
     reason: srtp !== undefined
-      ? srtpAdvice(srtp)
+      ? srtp
       : audio
       ? "RTP with audio payload types"
       : "RTP without a payload type fsm-px decodes",

@@ -57,6 +57,19 @@ export function srtpTagBytes(
   return undefined;
 }
 
+/**
+ * What to say of a stream of the codec named `codecName` whose consecutive packets gave `steps`, when it is SRTP
+ * ({@link srtpTagBytes}); undefined when it is not, or when its codec's size says nothing ({@link bytesPerTick}).
+ */
+export function sizedSrtpAdvice(
+  codecName: string,
+  steps: readonly { dts: number; bytes: number }[],
+): string | undefined {
+  const perTick = bytesPerTick(codecName);
+  const tag = perTick === undefined ? undefined : srtpTagBytes(steps, perTick);
+  return tag === undefined ? undefined : srtpAdvice(tag);
+}
+
 /** What to say of an SRTP stream (the same words in `discover` and in the diagnosis). */
 export function srtpAdvice(tag: number): string {
   return `SRTP (encrypted): each payload is its audio plus a ${tag}-byte authentication tag, and a capture ` +

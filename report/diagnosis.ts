@@ -27,13 +27,7 @@ import { ENERGY_DB_PER_UNIT, ENERGY_MIN_MARGIN_DB, ENERGY_MIN_SPEECH_DBFS } from
 import { guessPayloadFormat } from "../audio/decode/payload_guess.ts";
 import { groupDigits } from "../util/group_digits.ts";
 import { configPosition } from "../config/load.ts";
-import {
-  bytesPerTick,
-  ENCRYPTED_OPUS_FRAMING,
-  srtpAdvice,
-  srtpOpusAdvice,
-  srtpTagBytes,
-} from "../packets/srtp_guess.ts";
+import { ENCRYPTED_OPUS_FRAMING, sizedSrtpAdvice, srtpOpusAdvice } from "../packets/srtp_guess.ts";
 import { opusFramingShare } from "../audio/decode/opus.ts";
 import { PacketColumn } from "../packets/rows.ts";
 
@@ -279,23 +273,13 @@ function encryptedRtp(rows: readonly Row[]): string | undefined {
     const share = opusFramingShare(payloads);
     return share < ENCRYPTED_OPUS_FRAMING ? srtpOpusAdvice(1 - share) : undefined;
   }
-  const tag = srtpTagOfRows(rows);
-  return tag === undefined ? undefined : srtpAdvice(tag);
-}
-
-/**
- * The SRTP tag length of the RTP rows of one query (packets/srtp_guess.ts), from consecutive packets of each of its
- * streams in the sample, or undefined.
- */
-function srtpTagOfRows(rows: readonly Row[]): number | undefined {
+  // Consecutive packets of each stream in the sample: their timestamp steps and payload sizes.
   const last = new Map<string, { seq: number; ts: number }>();
   const steps: { dts: number; bytes: number }[] = [];
-  let perTick: number | undefined;
   for (const r of rows) {
     const seq = r.columns[PacketColumn.rtpSeq], ts = r.columns[PacketColumn.rtpTimestamp];
     const payload = cellBytes(r, PacketColumn.payload);
     if (typeof seq !== "number" || typeof ts !== "number" || payload === undefined) continue;
-    perTick ??= bytesPerTick(cellText(r, PacketColumn.rtpCodec));
     const stream = cellText(r, PacketColumn.stream);
     const prev = last.get(stream);
     if (prev !== undefined && ((prev.seq + 1) & 0xffff) === seq) {
@@ -303,7 +287,7 @@ function srtpTagOfRows(rows: readonly Row[]): number | undefined {
     }
     last.set(stream, { seq, ts });
   }
-  return perTick === undefined ? undefined : srtpTagBytes(steps, perTick);
+  return sizedSrtpAdvice(codec, steps);
 }
 
 /** Top-level keys that name a JSON message's kind (Twilio/Telnyx `event`, Vonage and others `type`). */

@@ -6,21 +6,12 @@ import { DEFAULT_THRESHOLDS } from "../audio/match/thresholds.ts";
 import { TargetMatcher } from "../audio/match/target_matcher.ts";
 import type { MatcherStats } from "../audio/match/types.ts";
 import { SignatureIndex } from "../audio/match/signature_index.ts";
-import { signatureOf } from "../audio/fingerprint/signature.ts";
-import { xorshift32 } from "./support/rng.ts";
+import { fpSignature, randomFrames } from "./support/fp_signature.ts";
 
 const T0 = 1_000_000_000_000n;
 
-const r = xorshift32(17);
-const FP = Uint32Array.from({ length: 128 }, () => r());
-const BACKGROUND = Uint32Array.from({ length: 400 }, () => r());
-const SIG = signatureOf({
-  id: "sig",
-  measurement: "m",
-  source: { node: "a", pod: "p", stream: "s", timeNs: T0, offsetMs: 0 },
-  fingerprint: FP,
-  ids: {},
-});
+const { fp: FP, background: BACKGROUND } = randomFrames(17);
+const SIG = fpSignature(FP, T0);
 
 /** Unrelated target frames (at -20 dB) but frame 250: `v` at `energyDb`, its weakest bits per `weak`. */
 function target(v: number, energyDb: number, weak = 0): FrameStore {

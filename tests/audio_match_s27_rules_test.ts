@@ -3,7 +3,7 @@
 // frame) and checks the rule's effect, so that dropping or weakening the rule fails the test.
 import { ok, strictEqual } from "node:assert/strict";
 import { FrameStore } from "../audio/fingerprint/fingerprint.ts";
-import { signatureOf } from "../audio/fingerprint/signature.ts";
+import { fpSignature } from "./support/fp_signature.ts";
 import {
   DEFAULT_THRESHOLDS,
   type MatchThresholds,
@@ -22,13 +22,7 @@ const AT = 200;
 const ALL_STRONG = 0xffffffff;
 
 function signature(fp: Uint32Array): Signature {
-  return signatureOf({
-    id: "sig",
-    measurement: "m",
-    source: { node: "a", pod: "p", stream: "s", timeNs: T0, offsetMs: 0 },
-    fingerprint: fp,
-    ids: {},
-  });
+  return fpSignature(fp, T0);
 }
 
 /** A store of `frames` (each with strong-bit mask `strong`). */

@@ -29,7 +29,7 @@ import {
 } from "../audio/match/types.ts";
 import { Verifier } from "../audio/match/verify.ts";
 import type { Signature } from "../audio/types.ts";
-import { signatureOf } from "../audio/fingerprint/signature.ts";
+import { fpSignature } from "./support/fp_signature.ts";
 import { flipBits, xorshift32 } from "./support/rng.ts";
 
 const T0 = 1_000_000_000_000n;
@@ -42,13 +42,7 @@ function spread(total: number, n: number): (j: number) => number {
 }
 
 function signature(fp: Uint32Array): Signature {
-  return signatureOf({
-    id: "sig",
-    measurement: "m",
-    source: { node: "a", pod: "p", stream: "s", timeNs: T0, offsetMs: 0 },
-    fingerprint: fp,
-    ids: {},
-  });
+  return fpSignature(fp, T0);
 }
 
 interface Block {

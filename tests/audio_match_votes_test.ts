@@ -7,21 +7,12 @@ import { DEFAULT_THRESHOLDS } from "../audio/match/thresholds.ts";
 import { TargetMatcher } from "../audio/match/target_matcher.ts";
 import type { MatcherStats } from "../audio/match/types.ts";
 import { SignatureIndex } from "../audio/match/signature_index.ts";
-import { signatureOf } from "../audio/fingerprint/signature.ts";
-import { xorshift32 } from "./support/rng.ts";
+import { fpSignature, randomFrames } from "./support/fp_signature.ts";
 
 const T0 = 1_000_000_000_000n;
 
-const r = xorshift32(11);
-const FP = Uint32Array.from({ length: 128 }, () => r());
-const BACKGROUND = Uint32Array.from({ length: 400 }, () => r());
-const SIG = signatureOf({
-  id: "sig",
-  measurement: "m",
-  source: { node: "a", pod: "p", stream: "s", timeNs: T0, offsetMs: 0 },
-  fingerprint: FP,
-  ids: {},
-});
+const { fp: FP, background: BACKGROUND } = randomFrames(11);
+const SIG = fpSignature(FP, T0);
 
 /**
  * Target frames unrelated to the signature except, when `dist` is given, frame 250: the signature's frame 40

@@ -4,6 +4,7 @@
  * (and, for a whole capture set, matches at every stage).
  */
 import assert from "node:assert/strict";
+import { runMain } from "./support/sensor_process.ts";
 import { loadConfig } from "../config/load.ts";
 import { tapOf } from "../report/diagnosis.ts";
 import type { AudioFormat } from "../audio/types.ts";
@@ -19,15 +20,7 @@ interface Run {
 }
 
 async function cli(args: string[]): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", `${ROOT}main.ts`, ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { FSMPX_LOG_LEVEL: "error" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  return await runMain(args, { FSMPX_LOG_LEVEL: "error" });
 }
 
 interface DiscoverJson {

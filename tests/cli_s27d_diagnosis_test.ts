@@ -3,13 +3,13 @@
  * and `check` say about a run that measures (or names) nothing.
  */
 import assert from "node:assert/strict";
+import { runMain } from "./support/sensor_process.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const DEMO = `${ROOT}fixtures/demo/`;
 const PACKETS = `${ROOT}fixtures/demo_packets/`;
 const tmp = await Deno.makeTempDir({ prefix: "fsmpx-s27d-diagnosis-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: true }));
-const dec = new TextDecoder();
 const demoCaptures = ["node-a", "node-b", "node-c"].map((n) => `${DEMO}${n}.jsonl`);
 const packetCaptures = ["node-rtp", "node-ws"].map((n) => `${PACKETS}${n}.pcap`);
 
@@ -23,15 +23,9 @@ async function mistake(base: string, name: string, from: string, to: string): Pr
 }
 
 async function cli(...args: string[]): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", `${ROOT}main.ts`, ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { FSMPX_LOG_LEVEL: "error" },
-  }).output();
-  assert.equal(out.code, 0, dec.decode(out.stderr));
-  return dec.decode(out.stdout);
+  const r = await runMain(args, { FSMPX_LOG_LEVEL: "error" });
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout;
 }
 
 /** Line and column (1-based) of the first occurrence of `needle` in `file`. */

@@ -70,11 +70,12 @@ export async function writeSensorConfig(opts: SensorConfigOptions): Promise<stri
   return path;
 }
 
-/** Runs `main.ts <args>` to completion (from the repository root). */
-export async function runMain(args: readonly string[]): Promise<CliResult> {
+/** Runs `main.ts <args>` to completion (from the repository root), with `env` added to the environment. */
+export async function runMain(args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "main.ts", ...args],
     cwd: ROOT,
+    env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
