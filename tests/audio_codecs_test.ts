@@ -6,11 +6,13 @@ import {
   type Codec,
   decodeSamples,
   encodeSamples,
+  FLOAT_LIMIT,
   floatToInt16,
   linearToAlaw,
   linearToMulaw,
   MULAW_TO_LINEAR,
 } from "../audio/decode/codecs.ts";
+import { Resampler } from "../audio/decode/resample.ts";
 import { rng } from "./support/rng.ts";
 
 Deno.test("G.711 mu-law decode: known answers from the ITU-T tables", () => {
@@ -187,4 +189,26 @@ Deno.test("allocSamples hands out zeroed, non-overlapping arrays", () => {
   const big = allocSamples(100_000);
   equal(big.length, 100_000);
   ok(big.every((v) => v === 0));
+});
+
+Deno.test("decodeSamples: finite float32 samples near the type's limit are clipped, and resample to finite values", () => {
+  const big = new Float32Array(960);
+  for (let i = 0; i < big.length; i++) big[i] = i % 2 ? 3e38 : -3.4e38;
+  const r = decodeSamples("float32le", new Uint8Array(big.buffer));
+  ok(r.ok);
+  deepEqual(new Set(r.samples), new Set([-FLOAT_LIMIT, FLOAT_LIMIT]));
+  // Summed by the resampler's filter they overflowed float32 to ±Infinity (and NaN in any level after).
+  for (const rate of [16000, 48000]) {
+    const rs = new Resampler(rate);
+    const out: number[] = [...rs.push(r.samples), ...rs.flush()];
+    ok(out.length > 0);
+    ok(out.every(Number.isFinite), `${rate} Hz`);
+    ok(Number.isFinite(out.reduce((a, v) => a + v * v, 0)), `${rate} Hz energy`);
+  }
+  const edge = decodeSamples(
+    "float32le",
+    new Uint8Array(new Float32Array([FLOAT_LIMIT, -FLOAT_LIMIT, 1e5]).buffer),
+  );
+  ok(edge.ok);
+  deepEqual(Array.from(edge.samples), [FLOAT_LIMIT, -FLOAT_LIMIT, FLOAT_LIMIT]);
 });

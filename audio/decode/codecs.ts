@@ -174,9 +174,10 @@ const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
  * Decodes `bytes` of `codec` audio to interleaved Float32 samples in [-1, 1). The byte count must be a whole
- * number of frames (`bytesPerSample(codec) * channels`), else the result is `odd_byte_count`. Non-finite float32
- * samples become 0 so they cannot poison the filters downstream. The samples are written to the start of `into`
- * when it is long enough (the result is then a view of it), else to a new array from {@link allocSamples}.
+ * number of frames (`bytesPerSample(codec) * channels`), else the result is `odd_byte_count`. Non-finite
+ * float32 samples become 0 and finite ones are clipped to ±{@link FLOAT_LIMIT}, so they cannot poison the
+ * filters downstream. The samples are written to the start of `into` when it is long enough (the result is then
+ * a view of it), else to a new array from {@link allocSamples}.
  */
 export function decodeSamples(
   codec: Codec,
@@ -229,9 +230,18 @@ function decodeFloat32le(bytes: Uint8Array, out: Float32Array): void {
   }
   for (let i = 0; i < n; i++) {
     const v = out[i]!;
-    if (v - v !== 0) out[i] = 0;
+    if (!(v >= -FLOAT_LIMIT && v <= FLOAT_LIMIT)) {
+      out[i] = v - v !== 0 ? 0 : v > 0 ? FLOAT_LIMIT : -FLOAT_LIMIT;
+    }
   }
 }
+
+/**
+ * Largest float32 sample magnitude kept (+96 dB over full scale, far above any real stream: the ring clips at
+ * +12 dB). Finite samples near float32's limit (~3.4e38, garbage or a broken sender) summed by the resampler's
+ * filter overflowed to ±Infinity and then NaN in levels; clipped here, every sum downstream stays finite.
+ */
+export const FLOAT_LIMIT = 65536;
 
 /**
  * Encodes interleaved Float32 samples (nominally [-1, 1)) as `codec` bytes. Integer codecs round to the nearest
