@@ -50,6 +50,8 @@ export class OrderedSubscription {
   #lastSeq = 0;
   /** When the stream read was created (server time, as it reports it): another value means a new stream. */
   #streamCreated: string | null = null;
+  /** The stream's consumer limit as last read (-1 or 0: none). */
+  #maxConsumers = -1;
   /** The stream was re-created before a message of it was handled: read it from its first message. */
   #fromStreamStart = false;
   #createdAtMs: number | null = null;
@@ -142,14 +144,15 @@ export class OrderedSubscription {
           log.debug("consumer iterator ended; re-creating it", { filter: this.#opts.filter });
         }
       } catch (e) {
+        const err = this.#explain(e as Error);
         if (first) {
-          this.#readyReject(e as Error);
+          this.#readyReject(err);
           return;
         }
         if (!this.#stopped) {
           log.warn("signature consumer failed; retrying", {
             filter: this.#opts.filter,
-            error: (e as Error).message,
+            error: err.message,
           });
         }
       }
@@ -165,7 +168,7 @@ export class OrderedSubscription {
    * message of the new stream is newer than the deletion, so it is read from its first one.
    */
   async #checkStream(): Promise<void> {
-    const { created } = await (await this.#opts.js.streams.get(this.#opts.stream)).info(true);
+    const { created, config } = await (await this.#opts.js.streams.get(this.#opts.stream)).info(true);
     if (this.#streamCreated !== null && created !== this.#streamCreated && this.#lastSeq > 0) {
       log.warn("the stream was deleted and created again; reading the new one from its first message", {
         stream: this.#opts.stream,
@@ -176,6 +179,22 @@ export class OrderedSubscription {
       this.#fromStreamStart = true;
     }
     this.#streamCreated = created;
+    this.#maxConsumers = config.max_consumers ?? -1;
+  }
+
+  /**
+   * The server's "maximum consumers limit reached" with what it means here: the stream was made (by hand, by
+   * another tool) with a consumer limit, which the server cannot raise on a live stream, and every reader of it
+   * (each sensor, the UI, each `replay`) holds consumers of its own.
+   */
+  #explain(e: Error): Error {
+    if (!/maximum consumers limit reached/i.test(e.message)) return e;
+    const limit = this.#maxConsumers > 0 ? ` to ${this.#maxConsumers}` : "";
+    return new Error(
+      `${e.message}: stream ${this.#opts.stream} limits its consumers${limit} (max_consumers, which the server ` +
+        `cannot change on a live stream) and every sensor, UI and replay reading it holds its own; delete the ` +
+        `stream (the sensors create it again without a limit) or set nats.stream to another name`,
+    );
   }
 
   async #watch(messages: ConsumerMessages): Promise<void> {

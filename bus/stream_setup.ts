@@ -172,6 +172,17 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
       storage: info.config.storage,
     });
   }
+  const maxConsumers = info.config.max_consumers ?? -1;
+  if (maxConsumers > 0) {
+    // Not updatable (the server refuses a change), and each reader holds consumers of its own: past the limit a
+    // sensor cannot read signatures at all. Said at start-up, before that happens.
+    log.warn(
+      "the stream limits its consumers; every sensor, UI and replay reading it holds its own, and past the " +
+        "limit one cannot start (the server cannot change it on a live stream: delete the stream, the sensors " +
+        "create it again without a limit, or use another stream name)",
+      { stream: spec.name, max_consumers: maxConsumers },
+    );
+  }
   const drift = streamDrift(info.config, want);
   if (drift.length === 0) return info;
   const { name: _name, storage: _s, max_consumers: _m, ...update } = want;
