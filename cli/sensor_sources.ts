@@ -11,6 +11,7 @@ import type { FsmMetrics } from "../http/metrics.ts";
 import { inClusterApi, PodWatch } from "../kube/pod_watch.ts";
 import { bpfFilter } from "../packets/taps.ts";
 import { LivePacketSource } from "../packets/live_source.ts";
+import { isEthernetInterface } from "../packets/live_capture.ts";
 import { PodScope, type PodScopeOptions } from "../pixie/live_source.ts";
 import type { Row } from "../pixie/row.ts";
 import { logger } from "../util/log.ts";
@@ -109,7 +110,7 @@ export async function packetSide(config: Config, metrics: FsmMetrics): Promise<P
       taps: needsPods.map((t) => t.query),
     });
   }
-  const filter = bpfFilter(taps);
+  const filter = bpfFilter(taps, { vlanTags: await isEthernetInterface(p.interface) });
   const source = live = new LivePacketSource({
     capture: {
       tcpdump: p.tcpdump,

@@ -59,6 +59,20 @@ export interface CaptureStats {
   droppedByInterface: number;
 }
 
+/**
+ * Whether libpcap captures `iface` as Ethernet (its kernel type is ARPHRD_ETHER, 1), the link where VLAN tags can
+ * be in a frame's data and a filter may say `vlan`. False for `any`, loopback, tunnels, and where /sys cannot be
+ * read (the filter then leaves tagged frames out, as before).
+ */
+export async function isEthernetInterface(iface: string): Promise<boolean> {
+  if (!/^[A-Za-z0-9_.:@-]+$/.test(iface) || iface === "." || iface === "..") return false;
+  try {
+    return (await Deno.readTextFile(`/sys/class/net/${iface}/type`)).trim() === "1";
+  } catch {
+    return false;
+  }
+}
+
 /** Why a capture could not start, in words a user can act on. */
 export class CaptureStartError extends Error {
   /** Creates the error. */

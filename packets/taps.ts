@@ -162,9 +162,10 @@ export function tapMatches(tap: PacketTap, f: FlowDirection, pods?: PodResolver)
 
 /**
  * The BPF filter for a set of taps: the transport each protocol uses, restricted to the taps' ports and hosts,
- * so the kernel copies nothing else. A tap without ports widens its transport to every port.
+ * so the kernel copies nothing else. A tap without ports widens its transport to every port. `vlanTags`: the
+ * same under one or two VLAN tags too ({@link withVlanTags}; only for an Ethernet link, where libpcap has `vlan`).
  */
-export function bpfFilter(taps: readonly PacketTap[]): string {
+export function bpfFilter(taps: readonly PacketTap[], opts: { vlanTags?: boolean } = {}): string {
   const parts = new Set<string>();
   for (const t of taps) {
     const transport = t.protocol === "rtp" ? "udp" : "tcp";
@@ -180,7 +181,21 @@ export function bpfFilter(taps: readonly PacketTap[]): string {
     if (t.protocol === "rtp") parts.add(net ? `(${UDP_FRAGMENTS} and ${net})` : UDP_FRAGMENTS);
   }
   const list = [...parts];
-  return list.length === 0 ? "" : list.join(" or ");
+  if (list.length === 0) return "";
+  const filter = list.join(" or ");
+  return opts.vlanTags ? withVlanTags(filter) : filter;
+}
+
+/**
+ * `filter` for untagged frames and for frames carrying one or two 802.1Q/802.1ad tags in their data (a trunk
+ * port, a NIC without VLAN offload: link.ts decodes them, but a port or host clause reads the tag where it expects
+ * the IP header, so the kernel dropped every such packet before). Nested because libpcap's `vlan` moves every
+ * later offset of the expression by the tag's 4 bytes: `F or (vlan and F) or (vlan and vlan and F)` would read a
+ * double tag 12 bytes in. A tag the kernel keeps out of the data (VLAN offload, `-i any`) matches `filter` itself.
+ * libpcap refuses `vlan` on a link that is not Ethernet ("no VLAN support for Linux cooked v1": `-i any`).
+ */
+export function withVlanTags(filter: string): string {
+  return `${filter} or (vlan and (${filter} or (vlan and (${filter}))))`;
 }
 
 /**

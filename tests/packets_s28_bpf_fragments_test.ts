@@ -16,6 +16,7 @@ import type { Row } from "../pixie/row.ts";
 import { classicPcap, ethernet, ipv4, rtp, rtpTap, tcp, udp } from "./support/packet_build.ts";
 import { FIX } from "./support/packet_truth.ts";
 import { gatedTest } from "./support/tools.ts";
+import { filtered } from "./support/tcpdump_filter.ts";
 
 const tcpdumpTest = await gatedTest(import.meta.url, ["tcpdump"]);
 const SEC = 1_700_000_000;
@@ -32,23 +33,6 @@ function fragments(datagram: Uint8Array, id: number, dst = "10.0.0.2"): Uint8Arr
     out.push(ethernet(0x0800, f));
   }
   return out;
-}
-
-/** The frames of `pcap` that `filter` keeps, as the real tcpdump applies it. */
-async function filtered(pcap: Uint8Array, filter: string): Promise<Uint8Array> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeFile(`${dir}/in.pcap`, pcap);
-    const out = await new Deno.Command("tcpdump", {
-      args: ["--time-stamp-precision=nano", "-r", `${dir}/in.pcap`, "-w", `${dir}/out.pcap`, filter],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-    return await Deno.readFile(`${dir}/out.pcap`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 /** Rows the packet source makes of a capture's frames for `tap`. */
