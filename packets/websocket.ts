@@ -25,12 +25,20 @@
  * @module
  */
 
-import { constants as zlibConstants, inflateRawSync } from "node:zlib";
 import { Buffer } from "node:buffer";
+import { createRequire } from "node:module";
 import type { AppMessage, FlowDirection, SkipCounter } from "./types.ts";
 import { ByteBudget, ByteQueue, MessageParts, SkipRest, type TcpStreamSink } from "./tcp_reassembly.ts";
 import { findHeadEnd, parseHead } from "./http1.ts";
 import { freshInflater, INFLATER_BYTES, StreamInflater } from "./ws_inflate.ts";
+
+/**
+ * `node:zlib`, loaded at the first message inflated one by one: loading it costs ~70 ms of CPU (Deno evaluates
+ * its Node zlib module on import), at the start of every command that reads captures, most of which never see a
+ * compressed WebSocket.
+ */
+let zlib: typeof import("node:zlib") | undefined;
+const nodeZlib = (): typeof import("node:zlib") => zlib ??= createRequire(import.meta.url)("node:zlib");
 
 /** permessage-deflate parameters from the 101 response. */
 export interface WsDeflate {
@@ -662,8 +670,9 @@ export class WebSocketDirection implements TcpStreamSink {
     input.set(data, pre + hist.length);
     input.set(SYNC_TAIL, pre + hist.length + data.length);
     try {
-      const r = inflateRawSync(input, {
-        finishFlush: zlibConstants.Z_SYNC_FLUSH,
+      const z = nodeZlib();
+      const r = z.inflateRawSync(input, {
+        finishFlush: z.constants.Z_SYNC_FLUSH,
         maxOutputLength: hist.length + this.max + 1,
       });
       const all = new Uint8Array(r.buffer, r.byteOffset, r.length);
