@@ -3,7 +3,9 @@
  * @module
  */
 import { main } from "./cli/main.ts";
+import { installCrashReport } from "./cli/crash_report.ts";
 
 if (import.meta.main) {
+  installCrashReport();
   Deno.exit(await main(Deno.args));
 }
