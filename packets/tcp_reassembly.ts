@@ -13,6 +13,10 @@
  * (`maxFlows`: idle directions are closed first, then the one quiet the longest is evicted). Nothing here throws on
  * bad input.
  *
+ * A direction without packets for `idleTimeoutNs` (120 s) is closed: a later packet opens it again mid-stream. One
+ * whose consumer holds state that later bytes cannot rebuild ({@link TcpStreamSink.holdsState}: a WebSocket's
+ * inflate history) is kept up to `statefulIdleTimeoutNs` (1 h) instead, within the same flow bound and eviction.
+ *
  * Timeouts (hole, idle, linger) run on capture time as the reassembler saw it pass, not on the difference of two
  * timestamps: at most {@link MAX_STEP_NS} passes between two sweeps (which run every second of it), and a step back
  * passes none, so a step of the host's clock (NTP, a VM resumed) neither closes every direction as idle nor holds a
@@ -38,6 +42,13 @@ export interface TcpStreamSink {
   gap(lostBytes: number, timeNs: bigint): void;
   /** The direction ended; no more calls follow. */
   close(timeNs: bigint, reason: TcpCloseReason): void;
+  /**
+   * True while the consumer holds state that later bytes cannot rebuild, so that closing the direction and opening
+   * it again mid-stream at its next packet would lose more than the quiet spell (a WebSocket's inflate history):
+   * then the direction is closed after `statefulIdleTimeoutNs` without packets, not `idleTimeoutNs`. Asked only in
+   * the sweep, of directions quiet longer than `idleTimeoutNs`.
+   */
+  holdsState?(): boolean;
 }
 
 /** What the reassembler tells the sink factory about a new direction. */
@@ -61,6 +72,11 @@ export interface TcpReassemblyOptions {
   maxFlows?: number;
   /** A direction without packets for this long (capture time) is closed (default 120 s). */
   idleTimeoutNs?: bigint;
+  /**
+   * Same for a direction whose sink {@link TcpStreamSink.holdsState} (default 1 h: a call on hold or muted whose
+   * sender sends nothing, not even pings; see {@link STATEFUL_IDLE_NS}). Below `idleTimeoutNs` it changes nothing.
+   */
+  statefulIdleTimeoutNs?: bigint;
   /** A hole open this long (capture time) is given up as a gap (default 1 s: above Linux's 200 ms minimum RTO). */
   holeTimeoutNs?: bigint;
   /**
@@ -110,6 +126,16 @@ interface Direction {
 const MAX_U32 = 0x1_0000_0000;
 /** Largest TCP window (65535 << 14, RFC 7323): no retransmission lies further behind the next expected byte. */
 const MAX_WINDOW = 1 << 30;
+/**
+ * How long a direction whose consumer holds state later bytes cannot rebuild (a permessage-deflate WebSocket's
+ * history) may be quiet before it is closed: an hour. A call on hold or muted, its sender sending nothing, lasts
+ * minutes to tens of minutes (a queue on hold, a muted attendee of an hour-long meeting). Quiet that long, not one
+ * packet either way, a connection has more likely ended unseen (its FIN or RST not captured): many WebSocket
+ * stacks ping every 20-30 s (Python's `websockets`, Socket.IO) and proxies close a connection quiet for 60 s by
+ * default (nginx, AWS ALB). Kept, such a direction costs its table entry and what its parser holds, charged to the
+ * parsers' shared budget (~40 KiB with a kept decompressor), and the flow bound evicts it like any quiet direction.
+ */
+export const STATEFUL_IDLE_NS = 3_600_000_000_000n;
 /** Capture time between sweeps for idle directions and old holes while packets flow. */
 const SWEEP_NS = 1_000_000_000n;
 /**
@@ -131,6 +157,7 @@ export class TcpReassembler {
   private readonly maxTotal: number;
   private readonly maxFlows: number;
   private readonly idleNs: bigint;
+  private readonly statefulIdleNs: bigint;
   private readonly holeNs: bigint;
   private readonly lingerNs: bigint;
   private totalBuffered = 0;
@@ -157,6 +184,7 @@ export class TcpReassembler {
     this.maxTotal = opts.maxBufferedBytesTotal ?? 64 << 20;
     this.maxFlows = Math.max(1, opts.maxFlows ?? 100_000);
     this.idleNs = opts.idleTimeoutNs ?? 120_000_000_000n;
+    this.statefulIdleNs = opts.statefulIdleTimeoutNs ?? STATEFUL_IDLE_NS;
     this.holeNs = opts.holeTimeoutNs ?? 1_000_000_000n;
     this.lingerNs = opts.closedLingerNs ?? 10_000_000_000n;
   }
@@ -223,7 +251,8 @@ export class TcpReassembler {
 
   /**
    * Advances capture time without a packet (live sources call it periodically): gives up holes older than the hole
-   * timeout, closes idle directions, forgets closed ones after their linger time.
+   * timeout, closes idle directions (those whose sink holds state after the longer timeout), forgets closed ones
+   * after their linger time.
    */
   tick(nowNs: bigint): void {
     this.absorbStep(nowNs);
@@ -232,7 +261,8 @@ export class TcpReassembler {
         if (nowNs - d.lastNs >= this.lingerNs) this.flows.delete(key);
         continue;
       }
-      if (nowNs - d.lastNs >= this.idleNs) {
+      const quiet = nowNs - d.lastNs;
+      if (quiet >= this.idleNs && (quiet >= this.statefulIdleNs || !this.holdsState(d))) {
         this.end(d, nowNs, "idle");
         this.flows.delete(key);
         continue;
@@ -488,6 +518,17 @@ export class TcpReassembler {
     d.ooo = [];
     d.closed = true;
     d.lastNs = t;
+  }
+
+  /** Whether the direction's sink holds state later bytes cannot rebuild (false when it fails to say). */
+  private holdsState(d: Direction): boolean {
+    const sink = d.sink;
+    if (sink?.holdsState === undefined) return false;
+    try {
+      return sink.holdsState();
+    } catch {
+      return false;
+    }
   }
 
   private deliver(sink: TcpStreamSink, data: Uint8Array, t: bigint): void {

@@ -120,6 +120,8 @@ export class TcpSource {
             sink.close(t);
             if (c.refs <= 0 && wsMap.get(key) === c) wsMap.delete(key);
           },
+          // Kept through quiet spells past the generic idle timeout (a call on hold): see WebSocketDirection.
+          holdsState: () => sink.holdsState(),
         };
       }
       case "http":

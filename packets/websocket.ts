@@ -22,6 +22,10 @@
  * messages that copy (through any chain of copies) from lost bytes stay lost: text whose keys repeat in every message
  * (JSON) can stay lost until the connection ends, while audio bytes, mostly literals, come back within a message or
  * two.
+ *
+ * A WebSocket direction tells TCP reassembly that it holds state later bytes cannot rebuild (`holdsState`), so a
+ * quiet spell longer than the generic 120 s idle timeout (a call on hold or muted, no pings) does not close it and
+ * reopen it mid-stream with its history unknown: it is kept up to the reassembler's `statefulIdleTimeoutNs` (1 h).
  * @module
  */
 
@@ -235,6 +239,18 @@ export class WebSocketDirection implements TcpStreamSink {
     this.window = EMPTY;
     this.shadow = undefined;
     this.conn.refs--;
+  }
+
+  /**
+   * True while the direction is WebSocket (not refused, not another protocol on the port): what it holds, later
+   * packets cannot give back. With permessage-deflate and context takeover, the history every later message may copy
+   * from (opened again mid-stream, the direction would lose every message that copies from before); in any case
+   * the handshake's outcome (whether and how deflate was negotiated, also forgotten by the connection once both
+   * directions are closed) and where frames begin (found again only by the resync scan's heuristic). Keeping it
+   * costs its table entry and what its parser holds (charged to the budget).
+   */
+  holdsState(): boolean {
+    return this.mode !== Mode.Opaque;
   }
 
   /**
