@@ -29,6 +29,12 @@ export interface Bus {
   ): Promise<Subscription>;
   /** Waits until everything published so far is acknowledged (or the deadline passes). */
   flush(deadlineMs: number): Promise<void>;
+  /**
+   * Waits until this bus's signature subscriptions have handed on every signature it has published and had
+   * acknowledged so far, its own node's included (or the deadline passes; false then). Absent: a bus that delivers
+   * within the publish (in-process), so {@link flush} is enough.
+   */
+  delivered?(deadlineMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 

@@ -138,7 +138,10 @@ export class JetStreamBus implements Bus {
   readonly #opts: JetStreamBusOptions;
   readonly #spec: StreamSpec;
   readonly #outbox: Outbox;
-  readonly #subs = new Set<OrderedSubscription>();
+  /** Each signature subscription, with which signature subjects it reads. */
+  readonly #subs = new Map<OrderedSubscription, (subject: string) => boolean>();
+  /** The stream sequence of the newest signature acknowledged, by subject (see {@link delivered}). */
+  readonly #sigSeqs = new Map<string, number>();
   #closed = false;
   #decodeErrors = 0;
   #handlerErrors = 0;
@@ -234,6 +237,9 @@ export class JetStreamBus implements Bus {
   async #publishOnce(item: OutboxItem, timeout: number): Promise<PublishOutcome> {
     try {
       const ack = await this.#js.publish(item.subject, item.data, { msgID: wireMsgId(item.msgId), timeout });
+      if (item.kind === "signature" && ack.seq > (this.#sigSeqs.get(item.subject) ?? 0)) {
+        this.#sigSeqs.set(item.subject, ack.seq);
+      }
       return { ok: true, duplicate: ack.duplicate };
     } catch (e) {
       const r = classify(e);
@@ -297,7 +303,10 @@ export class JetStreamBus implements Bus {
       startTimeMs: opts.startTimeMs,
       onMessage: (m) => this.#deliver(m, wanted, handler),
     });
-    this.#subs.add(sub);
+    this.#subs.set(sub, (subject) => {
+      const p = parseSubject(subject);
+      return p?.kind === "signature" && (wanted.size === 0 || wanted.has(p.measurement));
+    });
     return {
       unsubscribe: async () => {
         this.#subs.delete(sub);
@@ -353,6 +362,23 @@ export class JetStreamBus implements Bus {
     if (!ok) log.warn("bus flush deadline passed with messages unpublished", { depth: this.#outbox.depth });
   }
 
+  /**
+   * Waits until every subscription has handed on each signature this bus has had acknowledged so far (of the
+   * measurements it reads): a node's own signatures come back through the server, and a finish
+   * (actors/node.ts finishNodes) lets its matcher verify its last signatures only once they are in its registry.
+   */
+  async delivered(deadlineMs: number): Promise<boolean> {
+    const waits: Promise<boolean>[] = [];
+    for (const [sub, reads] of this.#subs) {
+      let seq = 0;
+      for (const [subject, s] of this.#sigSeqs) if (s > seq && reads(subject)) seq = s;
+      if (seq > 0) waits.push(sub.handled(seq, deadlineMs));
+    }
+    const ok = (await Promise.all(waits)).every(Boolean);
+    if (!ok) log.warn("signatures published were not all received back within the deadline", { deadlineMs });
+    return ok;
+  }
+
   /** Counters. */
   stats(): JetStreamBusStats {
     return {
@@ -368,7 +394,7 @@ export class JetStreamBus implements Bus {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.all([...this.#subs].map((s) => s.stop()));
+    await Promise.all([...this.#subs.keys()].map((s) => s.stop()));
     this.#subs.clear();
     const left = this.#outbox.close();
     if (left > 0) log.warn("bus closed with unpublished messages", { dropped: left });

@@ -57,6 +57,10 @@ export class OrderedSubscription {
   #createdAtMs: number | null = null;
   /** A message is in the handler. */
   #handling = false;
+  /** Stream sequence of the last message whose handler has returned (0: none yet). */
+  #handledSeq = 0;
+  /** Waits of {@link handled}, each resolved once. */
+  readonly #waiters = new Set<{ seq: number; done: (ok: boolean) => void }>();
   #loop: Promise<void> = Promise.resolve();
   #wake: (() => void) | null = null;
   #ready: Promise<void>;
@@ -87,6 +91,28 @@ export class OrderedSubscription {
   /** Stream sequence of the last message handled (0: none yet). */
   get lastSeq(): number {
     return this.#lastSeq;
+  }
+
+  /**
+   * Resolves true once the handler has returned for the message at stream sequence `seq`, or for a later one (the
+   * filter's messages come in order); false when `timeoutMs` passes first or the subscription stops. `seq` must be
+   * the sequence of a message the filter reads, or earlier than one to come.
+   */
+  handled(seq: number, timeoutMs: number): Promise<boolean> {
+    if (this.#handledSeq >= seq) return Promise.resolve(true);
+    if (this.#stopped) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const w = {
+        seq,
+        done: (ok: boolean) => {
+          clearTimeout(timer);
+          this.#waiters.delete(w);
+          resolve(ok);
+        },
+      };
+      const timer = setTimeout(() => w.done(false), timeoutMs);
+      this.#waiters.add(w);
+    });
   }
 
   #consumerOptions(): Partial<OrderedConsumerOptions> {
@@ -133,6 +159,8 @@ export class OrderedSubscription {
           } finally {
             this.#handling = false;
           }
+          this.#handledSeq = m.seq;
+          for (const w of this.#waiters) if (w.seq <= m.seq) w.done(true);
           backoff.reset();
           if (this.#stopped) break;
         }
@@ -176,6 +204,7 @@ export class OrderedSubscription {
         last_seq_of_old: this.#lastSeq,
       });
       this.#lastSeq = 0;
+      this.#handledSeq = 0;
       this.#fromStreamStart = true;
     }
     this.#streamCreated = created;
@@ -266,6 +295,7 @@ export class OrderedSubscription {
   /** Stops reading: the iterator is stopped before anyone closes the connection (else the process hangs). */
   async stop(): Promise<void> {
     this.#stopped = true;
+    for (const w of this.#waiters) w.done(false);
     this.#wake?.();
     await this.#messages?.close().catch(() => {});
     await this.#loop;
