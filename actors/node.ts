@@ -191,6 +191,59 @@ function unrouted(
   };
 }
 
+/**
+ * A live source the node can stop before the actor system's shutdown begins: a live stop first finishes the streams
+ * in progress ({@link finishNodes} with `stopSources`), from the rows the source has handed on, and the source must
+ * hand on none after. A reader restarted once it is stopped finds a source that waits for the reader's own stop
+ * (a live source that ends by itself is taken for a failure, see pixie_reader.ts).
+ */
+class StoppableSource implements RowSource {
+  readonly #inner: RowSource;
+  readonly #stop = new AbortController();
+  readonly #running = new Set<Promise<void>>();
+  readonly runBatches?: RowSource["runBatches"];
+  readonly skipTo?: RowSource["skipTo"];
+  readonly inputBusy?: RowSource["inputBusy"];
+
+  constructor(inner: RowSource) {
+    this.#inner = inner;
+    if (inner.runBatches) {
+      this.runBatches = (emit, signal) => this.#run(signal, (s) => inner.runBatches!(emit, s));
+    }
+    if (inner.skipTo) this.skipTo = (t) => inner.skipTo!(t);
+    if (inner.inputBusy) this.inputBusy = () => inner.inputBusy!();
+  }
+
+  run(emit: (row: Row) => Promise<void>, signal: AbortSignal): Promise<void> {
+    return this.#run(signal, (s) => this.#inner.run(emit, s));
+  }
+
+  async #run(signal: AbortSignal, run: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    const stopped = this.#stop.signal;
+    if (!stopped.aborted) {
+      const p = run(AbortSignal.any([signal, stopped]));
+      this.#running.add(p);
+      try {
+        await p;
+      } catch (e) {
+        // A failure while it stops for a finish is no reason to restart it.
+        if (!stopped.aborted || signal.aborted) throw e;
+      } finally {
+        this.#running.delete(p);
+      }
+      if (!stopped.aborted || signal.aborted) return;
+    }
+    if (signal.aborted) return;
+    await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+  }
+
+  /** Stops the source; resolves once every run of it has returned (so it hands on nothing more). */
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await Promise.allSettled([...this.#running]);
+  }
+}
+
 /** An actor reference resolved when first used, so actors can name ones spawned after them. */
 function late<M>(get: () => ActorRef<M>): ActorRef<M> {
   return {
@@ -214,6 +267,7 @@ export class SensorNode {
   readonly #exporter: ActorRef<ExporterMsg>;
   readonly #ingress: ActorRef<ReaderMsg>;
   readonly #matcherIngress: ActorRef<MatcherMsg>;
+  readonly #source: StoppableSource | undefined;
   #subscription: Subscription | undefined;
   #aheadNs = 0n;
   readonly #queries: ReadonlySet<string>;
@@ -280,6 +334,7 @@ export class SensorNode {
     ): ActorFactory<M> => done === undefined ? f : reportingRows(f, which ? which(done) : done);
     // A live reader's mailbox drops its oldest rows when the actors behind it are stuck: a gap in every stream.
     const dropped = opts.mode === "live" ? new DroppedRows() : undefined;
+    const source = this.#source = opts.source && new StoppableSource(opts.source);
     this.#reader = this.system.spawn(
       "pixie_reader",
       rowsDone(
@@ -289,7 +344,7 @@ export class SensorNode {
           matcher: matcherRef,
           registry: registryRef,
           exporter: exporterRef,
-          source: opts.source,
+          source,
           tickNs: TICK_NS,
           queries,
           clockWindowNs,
@@ -424,29 +479,37 @@ export class SensorNode {
     return this.#ingress.tell({ kind: "rows", rows });
   }
 
+  /**
+   * Phase 0 of a live stop's finish: the live source stops reading (rows it already handed on are finished; none
+   * come after). Resolves once it has returned.
+   */
+  stopSources(): Promise<void> {
+    return this.#source?.stop() ?? Promise.resolve();
+  }
+
   /** Phase 1 of a finish: every row handed to the reader has been routed. */
-  finishReader(): Promise<true> {
-    return this.#reader.ask((reply) => ({ kind: "finish", reply }), ASK_MS);
+  finishReader(timeoutMs = ASK_MS): Promise<true> {
+    return this.#reader.ask((reply) => ({ kind: "finish", reply }), timeoutMs);
   }
 
   /** Phase 2: every detector has flushed its streams and published their signatures. */
-  async finishDetectors(): Promise<void> {
-    await Promise.all(this.#detectors.map((d) => d.ask((reply) => ({ kind: "finish", reply }), ASK_MS)));
+  async finishDetectors(timeoutMs = ASK_MS): Promise<void> {
+    await Promise.all(this.#detectors.map((d) => d.ask((reply) => ({ kind: "finish", reply }), timeoutMs)));
   }
 
   /** Phase 3: the registry has handled every signature delivered so far. */
-  syncRegistry(): Promise<true> {
-    return this.#registry.ask((reply) => ({ kind: "finish", reply }), ASK_MS);
+  syncRegistry(timeoutMs = ASK_MS): Promise<true> {
+    return this.#registry.ask((reply) => ({ kind: "finish", reply }), timeoutMs);
   }
 
   /** Phase 4: the matcher has flushed its target streams. */
-  finishMatcher(): Promise<true> {
-    return this.#matcher.ask((reply) => ({ kind: "finish", reply }), ASK_MS);
+  finishMatcher(timeoutMs = ASK_MS): Promise<true> {
+    return this.#matcher.ask((reply) => ({ kind: "finish", reply }), timeoutMs);
   }
 
   /** Phase 5: the exporter has handled every signature and match. */
-  syncExporter(): Promise<true> {
-    return this.#exporter.ask((reply) => ({ kind: "finish", reply }), ASK_MS);
+  syncExporter(timeoutMs = ASK_MS): Promise<true> {
+    return this.#exporter.ask((reply) => ({ kind: "finish", reply }), timeoutMs);
   }
 
   /** Graceful stop: intake closed, mailboxes drained in pipeline order, bus flushed. */
@@ -456,15 +519,53 @@ export class SensorNode {
   }
 }
 
+/** The phases of a finish, in their order (see {@link finishNodes}). */
+export type FinishPhase = "sources" | "reader" | "detectors" | "bus" | "registry" | "matcher" | "exporter";
+
+/** Options of {@link finishNodes}. */
+export interface FinishOptions {
+  /**
+   * A live stop: the nodes' live sources stop reading first (phase `sources`), so that the rows finished are all
+   * there will be. (A capture's end needs none: its rows have ended.)
+   */
+  readonly stopSources?: boolean;
+  /**
+   * Time the whole finish may take, ms: each phase's asks and the bus's flush wait for what is left of it, so a
+   * phase that does not answer fails the finish by then (default: 10 minutes an ask).
+   */
+  readonly deadlineMs?: number;
+  /** Told of each phase as it begins (a finish cut short can then say where). */
+  readonly onPhase?: (phase: FinishPhase) => void;
+}
+
 /**
- * Finishes several nodes that share a bus (end of a capture replay): each phase runs on every node before the
- * next, because one node's last signatures may be matched on another.
+ * Finishes several nodes that share a bus (end of a capture replay, or a live stop): each phase runs on every node
+ * before the next, because one node's last signatures may be matched on another. Every source stream's pending
+ * signatures are published; once they have reached the registries (their own node's too, which JetStream delivers
+ * back through the server), every target stream is verified with the frames it has; then the exporters have
+ * handled every signature and match.
  */
-export async function finishNodes(nodes: readonly SensorNode[], bus: Bus): Promise<void> {
-  await Promise.all(nodes.map((n) => n.finishReader()));
-  await Promise.all(nodes.map((n) => n.finishDetectors()));
-  await bus.flush(ASK_MS);
-  await Promise.all(nodes.map((n) => n.syncRegistry()));
-  await Promise.all(nodes.map((n) => n.finishMatcher()));
-  await Promise.all(nodes.map((n) => n.syncExporter()));
+export async function finishNodes(
+  nodes: readonly SensorNode[],
+  bus: Bus,
+  opts: FinishOptions = {},
+): Promise<void> {
+  const clock = nodes[0]?.system.clock;
+  const start = clock?.now() ?? 0;
+  const deadline = opts.deadlineMs;
+  const left = () => deadline === undefined ? ASK_MS : Math.max(0, deadline - ((clock?.now() ?? 0) - start));
+  const phase = async (name: FinishPhase, run: (ms: number) => Promise<unknown>) => {
+    opts.onPhase?.(name);
+    await run(left());
+  };
+  if (opts.stopSources) await phase("sources", () => Promise.all(nodes.map((n) => n.stopSources())));
+  await phase("reader", (ms) => Promise.all(nodes.map((n) => n.finishReader(ms))));
+  await phase("detectors", (ms) => Promise.all(nodes.map((n) => n.finishDetectors(ms))));
+  await phase("bus", async (ms) => {
+    await bus.flush(ms);
+    await bus.delivered?.(left());
+  });
+  await phase("registry", (ms) => Promise.all(nodes.map((n) => n.syncRegistry(ms))));
+  await phase("matcher", (ms) => Promise.all(nodes.map((n) => n.finishMatcher(ms))));
+  await phase("exporter", (ms) => Promise.all(nodes.map((n) => n.syncExporter(ms))));
 }

@@ -1,17 +1,34 @@
 /**
  * Process-level stop: SIGTERM/SIGINT start one graceful shutdown of the actor system and then exit with its
- * code; a second signal exits at once with 1 (one arriving within {@link REPEAT_WINDOW_MS} of the first is the
+ * code. With a {@link FinishHook} (a live sensor finishing its streams in progress), that work runs first, while
+ * the actors still take messages, within the same deadline as the drain. A second signal exits at once with 1 (one arriving within {@link REPEAT_WINDOW_MS} of the first is the
  * same Ctrl-C delivered twice by `deno task`, and is ignored). The system terminating on its own (an escalation) exits too,
  * non-zero, so Kubernetes restarts the pod.
  * @module
  */
 import type { ActorSystem, FlushHook } from "./runtime.ts";
+import type { TimerHandle } from "./clock.ts";
 import { logger } from "../util/log.ts";
+
+/**
+ * Work a first signal does before the actor system's shutdown, while the actors still take messages and intake is
+ * open (a live sensor finishes its streams in progress: actors/node.ts finishNodes). It gets the ms it may take and
+ * names each step it begins with `phase`, so that a finish that does not end in time can be reported by its step.
+ */
+export type FinishHook = (deadlineMs: number, phase: (name: string) => void) => Promise<void>;
 
 /** Options of {@link createSignalHandler} and {@link installSignalHandlers}. */
 export interface SignalHandlerOptions {
-  /** Drain deadline for the shutdown, ms. */
+  /**
+   * Deadline of the stop before its flush, ms: the {@link finish} (if any) and then the drain, which gets what the
+   * finish left of it.
+   */
   readonly deadlineMs: number;
+  /**
+   * Run on the first signal before the drain, bounded by {@link deadlineMs}: one that has not ended by then (or
+   * fails) is left behind with a warning naming its phase, and the drain begins.
+   */
+  readonly finish?: FinishHook;
   /** Flush budget after the drain, ms (default 5000). */
   readonly flushMs?: number;
   /** Extra flush hook for this shutdown (hooks registered with `system.onFlush` run too). */
@@ -78,14 +95,55 @@ export function createSignalHandler(system: ActorSystem, opts: SignalHandlerOpti
       signalled = true;
       firstAt = now();
       log.info("signal received; shutting down", { signal, deadlineMs: opts.deadlineMs });
-      void system.shutdown({
-        deadlineMs: opts.deadlineMs,
-        flushMs: opts.flushMs,
-        flush: opts.flush,
-        reason: signal,
+      const shutdown = (deadlineMs: number) =>
+        void system.shutdown({ deadlineMs, flushMs: opts.flushMs, flush: opts.flush, reason: signal });
+      // Already stopping (an escalation): nothing can be finished any more.
+      if (opts.finish === undefined || system.stopping.aborted) return shutdown(opts.deadlineMs);
+      void finishWithin(system, opts.finish, opts.deadlineMs).then((leftMs) => {
+        // A second signal, or the system's own end, came first.
+        if (!done) shutdown(leftMs);
       });
     },
   };
+}
+
+/**
+ * Runs `finish` for at most `deadlineMs` of the system's clock; resolves with the ms left of the deadline. One that
+ * does not end in time, or fails, is logged (with the phase it was in) and left behind.
+ */
+async function finishWithin(system: ActorSystem, finish: FinishHook, deadlineMs: number): Promise<number> {
+  const log = logger("shutdown");
+  const clock = system.clock;
+  const start = clock.now();
+  let phase = "start";
+  let timer: TimerHandle | undefined;
+  const late = new Promise<"late">((resolve) => {
+    timer = clock.setTimer(deadlineMs, () => resolve("late"));
+  });
+  const work = (async () => {
+    try {
+      await finish(deadlineMs, (name) => {
+        phase = name;
+        log.debug("finishing the streams in progress", { phase });
+      });
+      return "done" as const;
+    } catch (e) {
+      return e instanceof Error ? e : new Error(String(e));
+    }
+  })();
+  const outcome = await Promise.race([work, late]);
+  if (timer !== undefined) clock.clearTimer(timer);
+  const spentMs = clock.now() - start;
+  if (outcome === "done") log.info("streams in progress finished", { ms: Math.round(spentMs) });
+  else {
+    // Past the deadline, or failed (its asks time out at the deadline too): the drain goes on without the rest.
+    log.warn("streams in progress not finished; draining without the rest", {
+      phase,
+      deadlineMs,
+      error: outcome === "late" ? "deadline passed" : outcome.message,
+    });
+  }
+  return Math.max(0, deadlineMs - spentMs);
 }
 
 /** The installed handler plus a way to remove the listeners. */

@@ -30,7 +30,10 @@ import type { ClockSkewEstimator } from "../bus/clock_skew.ts";
 
 const log = logger("run");
 
-/** Graceful-stop budget; the DaemonSet's terminationGracePeriodSeconds must exceed it plus the flush budget. */
+/**
+ * Graceful-stop budget before the flush: a live sensor's finish of its streams in progress, then the drain, within
+ * it together. The DaemonSet's terminationGracePeriodSeconds must exceed it plus the flush budget.
+ */
 export const DRAIN_DEADLINE_MS = 20_000;
 
 export { sensorMetrics };
@@ -202,7 +205,15 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
         " + ",
       ),
   });
-  const signals = installSignalHandlers(node.system, { deadlineMs: DRAIN_DEADLINE_MS });
+  const signals = installSignalHandlers(node.system, {
+    deadlineMs: DRAIN_DEADLINE_MS,
+    // A live stop first finishes the streams in progress, as a capture's end does: the live sources stop, the
+    // Detectors publish their streams' last signatures, and the Matcher verifies what is pending with the frames
+    // there are. Without it the last seconds of every call in progress were lost (a rolling update stops every
+    // node, and the new pod never saw that audio).
+    finish: source &&
+      ((deadlineMs, phase) => finishNodes([node], bus, { stopSources: true, deadlineMs, onPhase: phase })),
+  });
 
   if (capturePath !== undefined) {
     const sample = new RowSample(config);

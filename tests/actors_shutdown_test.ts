@@ -370,6 +370,111 @@ Deno.test("signal handler: an escalation exits with the system's code 1 without 
   deepStrictEqual(codes, [1]);
 });
 
+Deno.test("signal handler: a finish runs first, with intake open; the drain gets what it left of the deadline", async () => {
+  const { clock, system } = setup();
+  const got: number[] = [];
+  const ref = system.spawn<number>("w", () => ({ receive: (n) => void got.push(n) }), BP);
+  const input = system.ingress(ref);
+  const events: string[] = [];
+  const { codes, exit } = exitRecorder();
+  const h = createSignalHandler(system, {
+    deadlineMs: 1000,
+    exit,
+    finish: async (ms, phase) => {
+      events.push(`finish ${ms}`);
+      phase("first");
+      // Intake is still open: a live source's last rows still go in while the streams are finished.
+      strictEqual(system.stopping.aborted, false);
+      strictEqual(await input.tell(7), true);
+      await clock.sleep(300);
+      events.push("finished");
+    },
+  });
+  const { lines } = await captureLogs(async () => {
+    h.handle("SIGTERM");
+    strictEqual(system.stopping.aborted, false);
+    await clock.advance(300);
+    strictEqual(await h.exited, 0);
+  });
+  deepStrictEqual(events, ["finish 1000", "finished"]);
+  deepStrictEqual(got, [7]);
+  deepStrictEqual(codes, [0]);
+  strictEqual(lines.find((l) => l.msg === "shutting down")?.["deadlineMs"], 700);
+  ok(lines.some((l) => l.msg === "streams in progress finished"));
+});
+
+Deno.test("signal handler: a finish phase that never answers does not hold the stop past the deadline", async () => {
+  const { clock, system } = setup();
+  const got: number[] = [];
+  const ref = system.spawn<number>("w", () => ({ receive: (n) => void got.push(n) }), BP);
+  await ref.tell(1);
+  const { codes, exit } = exitRecorder();
+  const h = createSignalHandler(system, {
+    deadlineMs: 1000,
+    exit,
+    finish: (_ms, phase) => {
+      phase("sources");
+      phase("matcher");
+      return new Promise<void>(() => {});
+    },
+  });
+  const { lines } = await captureLogs(async () => {
+    h.handle("SIGTERM");
+    await clock.advance(999);
+    strictEqual(system.stopping.aborted, false, "still finishing within the deadline");
+    deepStrictEqual(codes, []);
+    await clock.advance(1);
+    strictEqual(await h.exited, 0);
+  });
+  strictEqual(clock.now(), 1000, "stopped at the deadline");
+  deepStrictEqual(codes, [0]);
+  const warn = lines.filter((l) => l.level === "warn");
+  deepStrictEqual(warn.map((l) => [l["phase"], l["error"]]), [["matcher", "deadline passed"]]);
+  strictEqual(lines.find((l) => l.msg === "shutting down")?.["deadlineMs"], 0);
+  deepStrictEqual(got, [1], "taken before the signal");
+});
+
+Deno.test("signal handler: a failing finish is logged with its phase, and the drain gets the whole deadline left", async () => {
+  const { system } = setup();
+  const { codes, exit } = exitRecorder();
+  const h = createSignalHandler(system, {
+    deadlineMs: 1000,
+    exit,
+    finish: (_ms, phase) => {
+      phase("bus");
+      return Promise.reject(new Error('ask to actor "matcher" timed out'));
+    },
+  });
+  const { lines } = await captureLogs(async () => {
+    h.handle("SIGINT");
+    strictEqual(await h.exited, 0);
+  });
+  deepStrictEqual(codes, [0]);
+  const warn = lines.find((l) => l.level === "warn");
+  deepStrictEqual([warn?.["phase"], warn?.["error"]], ["bus", 'ask to actor "matcher" timed out']);
+  strictEqual(lines.find((l) => l.msg === "shutting down")?.["deadlineMs"], 1000);
+});
+
+Deno.test("signal handler: a second signal during the finish exits 1 at once", async () => {
+  const { clock, system } = setup();
+  const g = gate();
+  const { codes, exit } = exitRecorder();
+  const h = createSignalHandler(system, { deadlineMs: 60_000, exit, finish: () => g.wait });
+  await captureLogs(async () => {
+    h.handle("SIGTERM");
+    await clock.advance(10);
+    deepStrictEqual(codes, []);
+    h.handle("SIGTERM");
+    deepStrictEqual(codes, [1]);
+    strictEqual(await h.exited, 1);
+    g.open();
+    await clock.settle();
+  });
+  deepStrictEqual(codes, [1]);
+  strictEqual(system.stopping.aborted, false, "no drain begins after the exit");
+  strictEqual(clock.pendingTimers, 0);
+});
+
 // ---------------------------------------------------------------- real processes, real signals
 
 const FIXTURES = fileURLToPath(new URL("./fixtures_actors/", import.meta.url));
