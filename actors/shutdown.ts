@@ -1,9 +1,10 @@
 /**
  * Process-level stop: SIGTERM/SIGINT start one graceful shutdown of the actor system and then exit with its
  * code. With a {@link FinishHook} (a live sensor finishing its streams in progress), that work runs first, while
- * the actors still take messages, within the same deadline as the drain. A second signal exits at once with 1 (one arriving within {@link REPEAT_WINDOW_MS} of the first is the
- * same Ctrl-C delivered twice by `deno task`, and is ignored). The system terminating on its own (an escalation) exits too,
- * non-zero, so Kubernetes restarts the pod.
+ * the actors still take messages, within the same deadline as the drain. A second signal exits at once with 1
+ * (one arriving within {@link REPEAT_WINDOW_MS} of the first is the same Ctrl-C delivered twice by `deno task`,
+ * and is ignored). The system terminating on its own (an escalation) exits too, non-zero, so Kubernetes restarts
+ * the pod.
  * @module
  */
 import type { ActorSystem, FlushHook } from "./runtime.ts";
