@@ -6,34 +6,13 @@
  * @module
  */
 import { deepEqual, equal, rejects } from "node:assert/strict";
-import { jetstreamManager, RetentionPolicy, type StreamConfig } from "@nats-io/jetstream";
+import { RetentionPolicy } from "@nats-io/jetstream";
 import { JetStreamBus } from "../bus/jetstream.ts";
-import { connectNats } from "../bus/connection.ts";
-import { streamConfig } from "../bus/stream_setup.ts";
 import { NatsServer } from "./support/nats_server.ts";
-import { testBusOptions, testSignature, waitFor } from "./support/bus_fixtures.ts";
+import { preexistingStream, testBusOptions, testSignature, waitFor } from "./support/bus_fixtures.ts";
 import { gatedTest } from "./support/tools.ts";
 
 const natsTest = await gatedTest(import.meta.url, ["nats-server"]);
-
-/** Creates the test stream as the bus would, with `over` on top, before any bus connects. */
-async function preexisting(url: string, over: Partial<StreamConfig>): Promise<void> {
-  const o = testBusOptions(url, "admin");
-  const nc = await connectNats({ url });
-  try {
-    const cfg = streamConfig({
-      name: o.stream,
-      replicas: o.replicas,
-      retentionMs: o.retentionMs,
-      maxBytes: o.maxBytes,
-      duplicateWindowMs: o.duplicateWindowMs,
-      maxMsgSize: 64 * 1024,
-    });
-    await (await jetstreamManager(nc)).streams.add({ ...cfg, ...over });
-  } finally {
-    await nc.close();
-  }
-}
 
 for (
   const [what, over] of [["max_msgs_per_subject 1", { max_msgs_per_subject: 1 }], ["max_msgs 2", {
@@ -44,7 +23,7 @@ for (
     const srv = await NatsServer.start();
     const buses: JetStreamBus[] = [];
     try {
-      await preexisting(srv.url, over);
+      await preexistingStream(srv.url, over);
       const t0 = Date.now() - 1000;
       const a = await JetStreamBus.connect(testBusOptions(srv.url, "node-a"));
       buses.push(a);
@@ -70,7 +49,7 @@ natsTest(
     for (const retention of [RetentionPolicy.Interest, RetentionPolicy.Workqueue]) {
       const srv = await NatsServer.start();
       try {
-        await preexisting(srv.url, { retention });
+        await preexistingStream(srv.url, { retention });
         // Interest: it ran, and a restarted sensor or replay found nothing stored; work queue: every node's
         // subscription failed with "consumer in pull mode requires ack policy".
         await rejects(JetStreamBus.connect(testBusOptions(srv.url, "node-a")), (e: Error) => {

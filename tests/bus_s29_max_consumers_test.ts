@@ -4,35 +4,13 @@
  * @module
  */
 import { equal, rejects } from "node:assert/strict";
-import { jetstreamManager, type StreamConfig } from "@nats-io/jetstream";
 import { JetStreamBus } from "../bus/jetstream.ts";
-import { connectNats } from "../bus/connection.ts";
-import { streamConfig } from "../bus/stream_setup.ts";
 import { NatsServer } from "./support/nats_server.ts";
-import { testBusOptions } from "./support/bus_fixtures.ts";
+import { preexistingStream, testBusOptions } from "./support/bus_fixtures.ts";
 import { gatedTest } from "./support/tools.ts";
 import { setLogSink } from "../util/log.ts";
 
 const natsTest = await gatedTest(import.meta.url, ["nats-server"]);
-
-/** Creates the test stream as the bus would, with `over` on top, before any bus connects. */
-async function preexisting(url: string, over: Partial<StreamConfig>): Promise<void> {
-  const o = testBusOptions(url, "admin");
-  const nc = await connectNats({ url });
-  try {
-    const cfg = streamConfig({
-      name: o.stream,
-      replicas: o.replicas,
-      retentionMs: o.retentionMs,
-      maxBytes: o.maxBytes,
-      duplicateWindowMs: o.duplicateWindowMs,
-      maxMsgSize: 64 * 1024,
-    });
-    await (await jetstreamManager(nc)).streams.add({ ...cfg, ...over });
-  } finally {
-    await nc.close();
-  }
-}
 
 natsTest(
   "stream set-up: a stream made with max_consumers is named at start-up, and a sensor past the limit says why",
@@ -42,7 +20,7 @@ natsTest(
     const lines: string[] = [];
     const prev = setLogSink((line) => void lines.push(line));
     try {
-      await preexisting(srv.url, { max_consumers: 1 });
+      await preexistingStream(srv.url, { max_consumers: 1 });
       const a = await JetStreamBus.connect(testBusOptions(srv.url, "node-a"));
       buses.push(a);
       const warned = lines.map((l) => JSON.parse(l)).filter((l) => /limits its consumers/.test(l.msg));

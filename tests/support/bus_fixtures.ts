@@ -9,6 +9,9 @@ import type { JetStreamBusOptions } from "../../bus/jetstream.ts";
 import type { ClockSkewEstimator } from "../../bus/clock_skew.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { NatsServer } from "./nats_server.ts";
+import { jetstreamManager, type StreamConfig } from "@nats-io/jetstream";
+import { connectNats } from "../../bus/connection.ts";
+import { streamConfig } from "../../bus/stream_setup.ts";
 
 import { type MatchRecord, matchRecord } from "../../report/records.ts";
 
@@ -117,5 +120,24 @@ export async function withClockPeers(fn: (p: ClockPeers) => Promise<void>): Prom
     for (const e of peers.estimators) await e.stop();
     for (const c of peers.conns) await c.close();
     await srv.stop();
+  }
+}
+
+/** Creates the test stream as the bus would, with `over` on top, before any bus connects. */
+export async function preexistingStream(url: string, over: Partial<StreamConfig>): Promise<void> {
+  const o = testBusOptions(url, "admin");
+  const nc = await connectNats({ url });
+  try {
+    const cfg = streamConfig({
+      name: o.stream,
+      replicas: o.replicas,
+      retentionMs: o.retentionMs,
+      maxBytes: o.maxBytes,
+      duplicateWindowMs: o.duplicateWindowMs,
+      maxMsgSize: 64 * 1024,
+    });
+    await (await jetstreamManager(nc)).streams.add({ ...cfg, ...over });
+  } finally {
+    await nc.close();
   }
 }
