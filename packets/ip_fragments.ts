@@ -11,8 +11,8 @@
  * length fixed: IPv4's header with flags and offset cleared; IPv6's unfragmentable part (RFC 8200 §4.5: the header
  * chain before the Fragment header) and the Fragment header itself, kept as an atomic fragment (RFC 6946) that the
  * decoder reads through to its next header, the reassembled packet's. Overlapping fragments give the whole
- * datagram up (RFC 5722); exact duplicates (a capture on two interfaces) are ignored. Atomic IPv6 fragments never
- * come here: the decoder takes them as whole packets.
+ * datagram up (RFC 5722), as do fragments that lie past the last fragment's end; exact duplicates (a capture on two
+ * interfaces) are ignored. Atomic IPv6 fragments never come here: the decoder takes them as whole packets.
  *
  * Bounded, both families together: at most {@link MAX_DATAGRAMS} datagrams in progress and {@link MAX_HELD_BYTES}
  * of their fragments (the oldest datagrams are given up beyond either), each at most 65,535 bytes, and a datagram
@@ -52,6 +52,8 @@ interface Pending {
   have: number;
   /** Payload length, known once the last fragment (MF clear) has come; -1 before. */
   total: number;
+  /** Largest end (offset + length) of the fragments held. */
+  end: number;
   /** Frames taken, counted `ip_fragment` if the datagram is given up. */
   frames: number;
 }
@@ -141,7 +143,7 @@ export class FragmentReassembler {
         const [oldest, q] = this.#pending.entries().next().value!;
         this.#giveUp(oldest, q);
       }
-      p = { firstNs: now, header: undefined, parts: [], have: 0, total: -1, frames: 0 };
+      p = { firstNs: now, header: undefined, parts: [], have: 0, total: -1, end: 0, frames: 0 };
       this.#pending.set(key, p);
     }
     p.frames++;
@@ -157,13 +159,17 @@ export class FragmentReassembler {
         return undefined;
       }
     }
-    if (!more) {
-      if (p.total >= 0 && p.total !== off + len) {
-        this.#giveUp(key, p);
-        return undefined;
-      }
-      p.total = off + len;
+    // Nothing lies past the last fragment's end: a fragment that does (another fragment claiming more data, before
+    // or after the last one came) contradicts it, and held, its bytes would be written past the datagram.
+    if (
+      more
+        ? p.total >= 0 && off + len > p.total
+        : (p.total >= 0 && p.total !== off + len) || p.end > off + len
+    ) {
+      this.#giveUp(key, p);
+      return undefined;
     }
+    if (!more) p.total = off + len;
     // Room for its bytes: older datagrams go first, then this one if it alone would be over.
     for (const [k, q] of this.#pending) {
       if (this.#held + len <= MAX_HELD_BYTES) break;
@@ -177,6 +183,7 @@ export class FragmentReassembler {
     // Copied: the frame's bytes are a view into a file chunk the reader moves past.
     p.parts.push({ off, bytes: data.slice(start, end) });
     p.have += len;
+    if (off + len > p.end) p.end = off + len;
     this.#held += len;
     if (p.total < 0 || p.have < p.total || p.header === undefined) return undefined;
     if (p.have !== p.total) {

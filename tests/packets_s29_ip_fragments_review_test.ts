@@ -1,0 +1,107 @@
+/**
+ * IP fragment reassembly (packets/ip_fragments.ts) against fragments no sender of a real datagram makes: the
+ * capture must count them and go on, and never hand on bytes of a datagram that was not there.
+ * @module
+ */
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { type AppMessage, type Frame, LinkType, SkipCounter } from "../packets/types.ts";
+import { RtpSource } from "../packets/rtp_source.ts";
+import { ethernet, ipv4, ipv6, rtp, udp, type V6Ext } from "./support/packet_build.ts";
+
+const SEC = 1_700_000_000;
+const V6_SRC = "2001:db8::10";
+const V6_DST = "2001:db8::20";
+
+/** An Ethernet frame captured at `ns` past SEC. */
+function frameAt(data: Uint8Array, ns: number): Frame {
+  return {
+    timeNs: BigInt(SEC) * 1_000_000_000n + BigInt(ns),
+    linkType: LinkType.ETHERNET,
+    data,
+    origLen: data.length,
+    iface: 0,
+  };
+}
+
+/** An IPv4 fragment of `bytes` at byte offset `off` (a multiple of 8) of datagram `id`. */
+function v4Fragment(id: number, off: number, more: boolean, bytes: Uint8Array): Uint8Array {
+  const f = ipv4("10.0.0.1", "10.0.0.2", 17, bytes, { frag: (more ? 0x2000 : 0) | (off / 8) });
+  f[4] = id >> 8;
+  f[5] = id & 0xff;
+  return ethernet(0x0800, f);
+}
+
+/** An IPv6 fragment of `bytes` at byte offset `off` of datagram `id`. */
+function v6Fragment(id: number, off: number, more: boolean, bytes: Uint8Array): Uint8Array {
+  const fh: V6Ext = {
+    type: 44,
+    body: new Uint8Array([
+      off >> 8,
+      (off & 0xf8) | (more ? 1 : 0),
+      id >>> 24,
+      (id >> 16) & 0xff,
+      (id >> 8) & 0xff,
+      id & 0xff,
+    ]),
+  };
+  return ethernet(0x86dd, ipv6(V6_SRC, V6_DST, 17, bytes, [fh]));
+}
+
+type FragmentOf = (id: number, off: number, more: boolean, bytes: Uint8Array) => Uint8Array;
+
+/** RTP packet `i` (PT 11, 1,764 bytes of audio) as a UDP datagram, port 5004 to 40000. */
+function datagram(i: number): Uint8Array {
+  const audio = new Uint8Array(1764).map((_, k) => (i * 7 + k) & 0xff);
+  return udp(5004, 40000, rtp({ pt: 11, seq: 1000 + i, ts: i * 882, ssrc: 0xabc }, audio));
+}
+
+/** A datagram as two fragments: 1,480 bytes and the rest. */
+function halves(of: FragmentOf, id: number, d: Uint8Array): Uint8Array[] {
+  return [of(id, 0, true, d.subarray(0, 1480)), of(id, 1480, false, d.subarray(1480))];
+}
+
+/** Frames through an RTP source, flushed: its messages and skips. */
+function run(frames: Frame[]): { msgs: AppMessage[]; skips: Record<string, number>; src: RtpSource } {
+  const msgs: AppMessage[] = [];
+  const skips = new SkipCounter();
+  const src = new RtpSource((m) => msgs.push(m), {}, skips);
+  for (const f of frames) src.pushFrame(f);
+  src.flush();
+  return { msgs, skips: skips.toJSON(), src };
+}
+
+for (const [family, of] of [["IPv4", v4Fragment], ["IPv6", v6Fragment]] as const) {
+  Deno.test(`${family} fragments: one lying past the last fragment's end is counted, not written past the datagram`, () => {
+    // Datagram 7: its first 80 bytes, 16 bytes at 104 (more to come, it says), and a last fragment ending at 104.
+    // The bytes held (80 + 16 + 8) add up to the length the last one gives, with a hole at 80-96: taken for
+    // complete, the 16 bytes at 104 were written past the end of a 104-byte datagram (a RangeError out of
+    // pushFrame, which stopped the capture) and the hole would have been handed on as zeros.
+    const junk = new Uint8Array(120).fill(0x5a);
+    const lastAfter = [
+      of(7, 0, true, junk.subarray(0, 80)),
+      of(7, 104, true, junk.subarray(0, 16)),
+      of(7, 96, false, junk.subarray(0, 8)),
+    ];
+    // Datagram 8: the last fragment first, then one past it.
+    const lastBefore = [
+      of(8, 96, false, junk.subarray(0, 8)),
+      of(8, 104, true, junk.subarray(0, 16)),
+      of(8, 0, true, junk.subarray(0, 80)),
+    ];
+    const frames: Frame[] = [];
+    for (const [k, f] of [...lastAfter, ...lastBefore].entries()) frames.push(frameAt(f, k * 10_000));
+    // Then a stream's two packets, whole, still come out (the RTP source needs two to believe a stream).
+    for (let i = 0; i < 2; i++) {
+      for (const [k, f] of halves(of, 0x100 + i, datagram(i)).entries()) {
+        frames.push(frameAt(f, 20_000_000 * (i + 1) + k * 10_000));
+      }
+    }
+    const { msgs, skips, src } = run(frames);
+    deepEqual(msgs.map((m) => m.rtp!.seq), [1000, 1001]);
+    deepEqual(msgs[1]!.payload, datagram(1).subarray(20));
+    // Datagram 8's first fragment, given up on its own at the end: it came after the datagram was given up.
+    deepEqual(skips, { ip_fragment: 6 });
+    deepEqual(src.fragments.stats, { reassembled: 2, abandoned: 3 });
+    equal(src.fragments.heldBytes, 0);
+  });
+}
