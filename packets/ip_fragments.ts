@@ -32,11 +32,19 @@ const FRAGMENT_TIMEOUT_NS = 1e9;
 /** Largest IPv4 Total Length and IPv6 Payload Length (16-bit fields): what one datagram may hold. */
 const MAX_LENGTH = 65_535;
 /**
- * Fragment bytes held at once: 1,024 datagrams of up to 64 KiB would be 64 MiB of a sensor's memory for whoever
- * sends first fragments that never complete; 4 MiB holds a thousand 20 ms L16 48 kHz stereo packets (3,840 bytes)
- * in flight at once, far more than fragments that arrive back to back ever leave pending.
+ * Fragment bytes held at once, each fragment charged its payload and {@link FRAGMENT_OVERHEAD}: 1,024 datagrams
+ * of up to 64 KiB would be 64 MiB of a sensor's memory for whoever sends first fragments that never complete; 4 MiB
+ * holds nine hundred 20 ms L16 48 kHz stereo packets (3,840 bytes, three fragments) in flight at once, far more
+ * than fragments that arrive back to back ever leave pending.
  */
 export const MAX_HELD_BYTES = 4 * 1024 * 1024;
+/**
+ * What a held fragment costs beyond its payload: its part record, its copy's typed array and backing store
+ * (~240 bytes of heap measured for 8-byte ones). Charged with the payload, so that a storm of
+ * the smallest fragments (8 bytes each, up to 8,192 a datagram) holds about MAX_HELD_BYTES too: counted by
+ * payload alone, 4 MiB of them were half a million fragments and ~120 MiB of memory.
+ */
+const FRAGMENT_OVERHEAD = 256;
 
 interface Pending {
   /** Capture time of the first fragment seen. */
@@ -50,6 +58,8 @@ interface Pending {
   parts: { off: number; bytes: Uint8Array }[];
   /** Payload bytes held (fragments never overlap here: an overlapping one ends the datagram). */
   have: number;
+  /** What its fragments are charged ({@link MAX_HELD_BYTES}). */
+  charged: number;
   /** Payload length, known once the last fragment (MF clear) has come; -1 before. */
   total: number;
   /** Largest end (offset + length) of the fragments held. */
@@ -83,7 +93,7 @@ export class FragmentReassembler {
     return this.#pending.size;
   }
 
-  /** Fragment payload bytes held by the datagrams in progress. */
+  /** Bytes charged for the fragments of the datagrams in progress (payload and overhead, see MAX_HELD_BYTES). */
   get heldBytes(): number {
     return this.#held;
   }
@@ -143,7 +153,7 @@ export class FragmentReassembler {
         const [oldest, q] = this.#pending.entries().next().value!;
         this.#giveUp(oldest, q);
       }
-      p = { firstNs: now, header: undefined, parts: [], have: 0, total: -1, end: 0, frames: 0 };
+      p = { firstNs: now, header: undefined, parts: [], have: 0, charged: 0, total: -1, end: 0, frames: 0 };
       this.#pending.set(key, p);
     }
     p.frames++;
@@ -171,11 +181,12 @@ export class FragmentReassembler {
     }
     if (!more) p.total = off + len;
     // Room for its bytes: older datagrams go first, then this one if it alone would be over.
+    const cost = len + FRAGMENT_OVERHEAD;
     for (const [k, q] of this.#pending) {
-      if (this.#held + len <= MAX_HELD_BYTES) break;
+      if (this.#held + cost <= MAX_HELD_BYTES) break;
       if (q !== p) this.#giveUp(k, q);
     }
-    if (this.#held + len > MAX_HELD_BYTES) {
+    if (this.#held + cost > MAX_HELD_BYTES) {
       this.#giveUp(key, p);
       return undefined;
     }
@@ -184,14 +195,15 @@ export class FragmentReassembler {
     p.parts.push({ off, bytes: data.slice(start, end) });
     p.have += len;
     if (off + len > p.end) p.end = off + len;
-    this.#held += len;
+    p.charged += cost;
+    this.#held += cost;
     if (p.total < 0 || p.have < p.total || p.header === undefined) return undefined;
     if (p.have !== p.total) {
       this.#giveUp(key, p);
       return undefined;
     }
     this.#pending.delete(key);
-    this.#held -= p.have;
+    this.#held -= p.charged;
     const h = p.header;
     const whole = h.length + p.total;
     const out = new Uint8Array(whole);
@@ -240,7 +252,7 @@ export class FragmentReassembler {
 
   #giveUp(key: string, p: Pending): void {
     this.#pending.delete(key);
-    this.#held -= p.have;
+    this.#held -= p.charged;
     this.#skips.add("ip_fragment", p.frames);
     this.stats.abandoned++;
   }

@@ -6,6 +6,8 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { type AppMessage, type Frame, LinkType, SkipCounter } from "../packets/types.ts";
 import { RtpSource } from "../packets/rtp_source.ts";
+import { FragmentReassembler, MAX_HELD_BYTES } from "../packets/ip_fragments.ts";
+import { FrameDecoder } from "../packets/ip.ts";
 import { ethernet, ipv4, ipv6, rtp, udp, type V6Ext } from "./support/packet_build.ts";
 
 const SEC = 1_700_000_000;
@@ -105,3 +107,37 @@ for (const [family, of] of [["IPv4", v4Fragment], ["IPv6", v6Fragment]] as const
     equal(src.fragments.heldBytes, 0);
   });
 }
+
+Deno.test("fragment storm: the smallest fragments are charged what holding them costs, not their payload alone", () => {
+  // 8-byte fragments (at odd offsets, so that no datagram completes) of 40 datagrams: 40,000 of them. Each held
+  // fragment takes ~250 bytes of heap (measured with --expose-gc: a storm of half a million 8-byte fragments,
+  // 4 MiB of payload, held ~120 MiB), so at most MAX_HELD_BYTES / 256 may be held for the bound to hold.
+  const skips = new SkipCounter();
+  const r = new FragmentReassembler(skips);
+  const dec = new FrameDecoder(skips);
+  dec.holdFragments = true;
+  const push = (f: Frame) => {
+    equal(dec.decodeView(f), false);
+    return r.push(f, dec.l3, dec.view.fragmentHeader);
+  };
+  let pushed = 0;
+  for (let id = 0; id < 40; id++) {
+    for (let k = 0; k < 1000; k++) {
+      equal(push(frameAt(v4Fragment(id, (2 * k + 1) * 8, true, new Uint8Array(8)), pushed)), undefined);
+      pushed++;
+    }
+  }
+  const held = pushed - (skips.counts.get("ip_fragment") ?? 0);
+  ok(held <= MAX_HELD_BYTES / 256, `${held} fragments held`);
+  // Up to the bound, less at most one datagram (the oldest go whole).
+  ok(held > MAX_HELD_BYTES / (8 + 256) - 1000, `filled up to the bound: ${held}`);
+  ok(r.heldBytes <= MAX_HELD_BYTES);
+  // A whole datagram still comes out.
+  let whole: Frame | undefined;
+  for (const f of halves(v4Fragment, 0x200, datagram(0))) whole = push(frameAt(f, pushed)) ?? whole;
+  ok(whole !== undefined && dec.decodeView(whole));
+  deepEqual(whole.data.subarray(dec.view.payloadStart, dec.view.payloadEnd), datagram(0).subarray(8));
+  r.flush();
+  equal(r.heldBytes, 0);
+  equal(skips.counts.get("ip_fragment"), pushed);
+});
