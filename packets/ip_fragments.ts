@@ -82,6 +82,8 @@ export class FragmentReassembler {
   readonly #skips: SkipCounter;
   readonly #pending = new Map<string, Pending>();
   #held = 0;
+  /** Latest capture time seen, ns (moved back only by a step back, see #expire). */
+  #lastNs = -Infinity;
 
   /** Creates a reassembler counting what it skips in `skips`. */
   constructor(skips: SkipCounter) {
@@ -235,9 +237,21 @@ export class FragmentReassembler {
     };
   }
 
-  /** Gives up datagrams whose first fragment came more than the timeout before `now`. */
+  /**
+   * Gives up datagrams whose first fragment came more than the timeout before `now`. A step of the capture clock
+   * back by more than the timeout (NTP, a VM resumed) moves the datagrams in progress with it, so that they keep
+   * their age: left where they were, none would be given up until capture time passed them again (an hour's step,
+   * an hour), and one held that long takes the fragments of a later datagram with its identification for its own.
+   * A step ahead gives them all up, as a pause that long would.
+   */
   #expire(now: number): void {
-    // Insertion order is the order of first fragments: stop at the first one still in time.
+    if (now < this.#lastNs - FRAGMENT_TIMEOUT_NS) {
+      const step = now - this.#lastNs;
+      for (const p of this.#pending.values()) p.firstNs += step;
+      this.#lastNs = now;
+    } else if (now > this.#lastNs) this.#lastNs = now;
+    // Insertion order is the order of first fragments (up to the timeout, the most the clock may go back without
+    // being taken for a step): stop at the first one still in time.
     for (const [key, p] of this.#pending) {
       if (now - p.firstNs < FRAGMENT_TIMEOUT_NS) break;
       this.#giveUp(key, p);

@@ -141,3 +141,49 @@ Deno.test("fragment storm: the smallest fragments are charged what holding them 
   equal(r.heldBytes, 0);
   equal(skips.counts.get("ip_fragment"), pushed);
 });
+
+Deno.test("fragments: a capture clock stepped back does not keep a datagram in progress past its timeout", () => {
+  // Datagram 7 (packet 0) loses its last fragment just before the host's clock steps back an hour (NTP, a VM
+  // resumed). Its first fragment must still be given up a second of capture later, not an hour: held, it is taken
+  // for the first fragment of the next datagram with identification 7 (an exact duplicate of it by offset and
+  // length, so the new one is dropped) and that datagram comes out with packet 0's header and first 1,472 bytes.
+  const skips = new SkipCounter();
+  const r = new FragmentReassembler(skips);
+  const dec = new FrameDecoder(skips);
+  dec.holdFragments = true;
+  const push = (bytes: Uint8Array, ns: number) => {
+    const f = frameAt(bytes, ns);
+    equal(dec.decodeView(f), false);
+    return r.push(f, dec.l3, dec.view.fragmentHeader);
+  };
+  const STEP = 3_600_000_000_000;
+  const [lost0] = halves(v4Fragment, 7, datagram(0));
+  equal(push(lost0!, 0), undefined);
+  // After the step, packets 1..100 (ids 0x100 + i), 20 ms apart: 2 s of capture.
+  for (let i = 1; i <= 100; i++) {
+    let whole: Frame | undefined;
+    for (const [k, f] of halves(v4Fragment, 0x100 + i, datagram(i)).entries()) {
+      whole = push(f, 10_000_000 - STEP + i * 20_000_000 + k * 10_000) ?? whole;
+    }
+    ok(whole !== undefined, `packet ${i}`);
+  }
+  equal(r.size, 0, "packet 0's first fragment given up by now");
+  equal(skips.counts.get("ip_fragment"), 1);
+  // Packet 101 reuses identification 7.
+  let whole: Frame | undefined;
+  for (const [k, f] of halves(v4Fragment, 7, datagram(101)).entries()) {
+    whole = push(f, 10_000_000 - STEP + 101 * 20_000_000 + k * 10_000) ?? whole;
+  }
+  ok(whole !== undefined && dec.decodeView(whole), "packet 101");
+  deepEqual(whole.data.subarray(dec.view.payloadStart, dec.view.payloadEnd), datagram(101).subarray(8));
+  // A clock that goes back by less than the timeout (interleaved interfaces) gives nothing up early.
+  equal(push(halves(v4Fragment, 8, datagram(102))[0]!, 10_000_000 - STEP + 102 * 20_000_000), undefined);
+  equal(
+    push(halves(v4Fragment, 9, datagram(103))[0]!, 10_000_000 - STEP + 102 * 20_000_000 - 500_000_000),
+    undefined,
+  );
+  equal(r.size, 2);
+  ok(push(halves(v4Fragment, 8, datagram(102))[1]!, 10_000_000 - STEP + 102 * 20_000_000 + 900_000_000));
+  ok(push(halves(v4Fragment, 9, datagram(103))[1]!, 10_000_000 - STEP + 102 * 20_000_000 + 400_000_000));
+  equal(skips.counts.get("ip_fragment"), 1);
+});
