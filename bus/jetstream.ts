@@ -142,6 +142,8 @@ export class JetStreamBus implements Bus {
   readonly #subs = new Map<OrderedSubscription, (subject: string) => boolean>();
   /** The stream sequence of the newest signature acknowledged, by subject (see {@link delivered}). */
   readonly #sigSeqs = new Map<string, number>();
+  /** The stream sequence of the last message acknowledged as new (not a duplicate), any subject. */
+  #lastSeq = 0;
   #closed = false;
   #decodeErrors = 0;
   #handlerErrors = 0;
@@ -237,6 +239,13 @@ export class JetStreamBus implements Bus {
   async #publishOnce(item: OutboxItem, timeout: number): Promise<PublishOutcome> {
     try {
       const ack = await this.#js.publish(item.subject, item.data, { msgID: wireMsgId(item.msgId), timeout });
+      if (!ack.duplicate) {
+        // A stream's sequences only grow, and one connection's messages are stored and acknowledged in the order
+        // sent: a smaller one is a new stream's (deleted and created again, a server back with an empty store),
+        // whose subscriptions will never reach the old stream's sequences.
+        if (ack.seq < this.#lastSeq) this.#sigSeqs.clear();
+        this.#lastSeq = ack.seq;
+      }
       if (item.kind === "signature" && ack.seq > (this.#sigSeqs.get(item.subject) ?? 0)) {
         this.#sigSeqs.set(item.subject, ack.seq);
       }
