@@ -6,6 +6,7 @@
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import type { NodeConnectionOptions } from "@nats-io/transport-node";
 import { logger, redact, registerSecret } from "../util/log.ts";
+import { expectUncaught } from "../util/uncaught.ts";
 
 const log = logger("bus");
 
@@ -222,16 +223,21 @@ export function socketResetsSwallowed(): number {
 export function installSocketResetGuard(): void {
   if (guardInstalled) return;
   guardInstalled = true;
+  // The crash report's listener comes first (main.ts installs it at start): it must not take these for a crash.
+  expectUncaught(isLateSocketReset);
   globalThis.addEventListener("error", (ev: ErrorEvent) => {
-    const e = ev.error as { code?: unknown; syscall?: unknown } | null;
-    if (
-      e !== null && typeof e === "object" && (e.code === "ECONNRESET" || e.code === "EPIPE") &&
-      (e.syscall === "read" || e.syscall === "write")
-    ) {
+    if (isLateSocketReset(ev.error)) {
       swallowedResets++;
       ev.preventDefault();
     }
   });
+}
+
+/** A socket read or write that failed with a reset (see {@link installSocketResetGuard}). */
+function isLateSocketReset(error: unknown): boolean {
+  const e = error as { code?: unknown; syscall?: unknown } | null;
+  return e !== null && typeof e === "object" && (e.code === "ECONNRESET" || e.code === "EPIPE") &&
+    (e.syscall === "read" || e.syscall === "write");
 }
 
 /** Connects (one attempt at start-up, then reconnects forever). Errors carry no secret. */

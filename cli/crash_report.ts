@@ -7,6 +7,7 @@
  * @module
  */
 import { logger, redact } from "../util/log.ts";
+import { isExpectedUncaught } from "../util/uncaught.ts";
 
 /** Exit code of a process ended by an uncaught error (Deno's own). */
 export const EXIT_UNCAUGHT = 1;
@@ -28,6 +29,8 @@ export function installCrashReport(exit: (code: number) => void = (code) => Deno
     exit(EXIT_UNCAUGHT);
   };
   globalThis.addEventListener("error", (e) => {
+    // Handled by a listener of its own, added after this one (a NATS socket's late reset: bus/connection.ts).
+    if (isExpectedUncaught(e.error)) return;
     e.preventDefault();
     report("error", e.error);
   });

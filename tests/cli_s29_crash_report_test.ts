@@ -4,6 +4,10 @@
  * they were, so a credential in one reached the pod's log.
  */
 import { equal, ok } from "node:assert/strict";
+import { NatsServer } from "./support/nats_server.ts";
+import { gatedTest } from "./support/tools.ts";
+
+const natsTest = await gatedTest(import.meta.url, ["nats-server"]);
 
 const SECRET = "s3cr3t-pixie-key-0123456789";
 
@@ -49,3 +53,54 @@ for (const how of ["rejection", "timer"] as const) {
     ok(line.error.includes("[redacted]") && line.error.includes("Error:"), line.error);
   });
 }
+
+natsTest(
+  "crash report: a NATS socket reset the bus's guard swallows is no crash; other errors still are",
+  async () => {
+    // A server that refuses the credentials closes the socket first, and under Deno the transport's read then fails
+    // with ECONNRESET after it removed its listeners: an uncaught error, which bus/connection.ts's guard drops (the
+    // connection is handled by then). It also happens on a reconnection refused (credentials rotated on the server
+    // first). The report's listener, installed first by main.ts, took it for a crash and exited 1.
+    const srv = await NatsServer.start({ token: "right-token-0123" });
+    try {
+      const child = async (after: string): Promise<{ code: number; stderr: string }> => {
+        const url = (path: string) => new URL(path, import.meta.url).href;
+        const code = `import { installCrashReport } from "${url("../cli/crash_report.ts")}";
+import { connectNats, socketResetsSwallowed } from "${url("../bus/connection.ts")}";
+installCrashReport();
+// A refusal resets the socket in about one of five tries here: try until two have.
+for (let i = 0; i < 300 && socketResetsSwallowed() < 2; i++) {
+  await connectNats({ url: "${srv.url}", token: "wrong-token", connectTimeoutMs: 2000 }).then(
+    (nc) => nc.close(),
+    () => {},
+  );
+}
+await new Promise((r) => setTimeout(r, 300));
+console.error("resets swallowed: " + socketResetsSwallowed());
+${after}
+await new Promise((r) => setTimeout(r, 300));
+Deno.exit(7);
+`;
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["eval", "--ext=ts", code],
+          cwd: new URL("..", import.meta.url).pathname,
+          stdout: "null",
+          stderr: "piped",
+        }).output();
+        return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+      };
+      const refused = await child("");
+      equal(refused.code, 7, refused.stderr);
+      ok(Number(/resets swallowed: (\d+)/.exec(refused.stderr)?.[1] ?? 0) >= 2, refused.stderr);
+      // The guard drops those resets only: an error of its own still ends the process through the report.
+      const thrown = await child(`setTimeout(() => { throw new Error("a real failure"); }, 1);`);
+      equal(thrown.code, 1, thrown.stderr);
+      ok(
+        thrown.stderr.includes('"component":"crash"') && thrown.stderr.includes("a real failure"),
+        thrown.stderr,
+      );
+    } finally {
+      await srv.stop();
+    }
+  },
+);
