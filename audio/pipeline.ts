@@ -439,7 +439,9 @@ export class SourcePipeline {
     const data = ring.data, mask = ring.mask;
     while ((this.#vadNext + 1) * VAD_FRAME <= ring.end) {
       const k = this.#vadNext++;
-      const anchor = this.#onset.push(k, this.#vad.decide(data, k * VAD_FRAME, mask));
+      const at = k * VAD_FRAME, timeline = this.decoder.timeline;
+      const filled = timeline.isGap(at) && timeline.isGap(at + VAD_FRAME - 1);
+      const anchor = this.#onset.push(k, this.#vad.decide(data, at, mask, filled));
       if (!anchor) continue;
       const n = Math.ceil(anchor.sample / this.#params.hop);
       if (n === this.#lastAnchor) continue;

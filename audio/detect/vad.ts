@@ -17,10 +17,11 @@ export const VAD_FRAME = 80;
 /**
  * Per-frame speech decision on the VAD_FRAME samples as stored in the ring (1.0 = RING_SCALE) at `data[(at + i) &
  * mask]`: a ring's data, or with `mask` -1 a plain array from `at` on. Read in place: a source stream's VAD took a
- * copy of every frame before.
+ * copy of every frame before. `filled`: the frame lies wholly in a gap the stream decoder filled (a lost message,
+ * a removed body: its timeline says so), which is no evidence of the line's level.
  */
 export interface VadDecider {
-  decide(data: Int16Array, at: number, mask: number): boolean;
+  decide(data: Int16Array, at: number, mask: number, filled?: boolean): boolean;
   /** Releases native resources (WebRTC); safe to call twice. */
   close(): void;
 }
@@ -38,9 +39,10 @@ const FLOOR_FALL = 0.3;
 /** The floor rises by at most this many dB per frame (1 dB/s) so that speech cannot pull it up quickly. */
 const FLOOR_RISE_DB = 0.01;
 /**
- * Frames of digital silence in a row that leave a set floor where it is: a lost message or two filled with zeros
- * (up to 50 ms) says nothing of the line's noise. A longer run (silence suppression's pauses, a muted line) is
- * followed like any quieter frame.
+ * Frames of digital silence in a row that leave a set floor where it is, when nothing says they fill a loss: a
+ * lost message or two filled with zeros (up to 50 ms) says nothing of the line's noise. A longer run (silence
+ * suppression's pauses, a muted line) is followed like any quieter frame. Frames the decoder filled
+ * (`filled`) hold the floor however many there are.
  */
 export const SILENCE_HOLD_FRAMES = 5;
 
@@ -85,8 +87,9 @@ function sumOfSquares(data: Int16Array, at: number, mask: number): number {
  * is speech when its level exceeds the noise floor by `max(3, 30 × energy_threshold)` dB and is above -70 dBFS.
  * So 0.2 → 6 dB, 0.3 → 9 dB, 0.5 → 15 dB, 1 → 30 dB. The floor is a minimum tracker in dB: it falls towards a
  * quieter frame quickly (weight 0.3 per frame) and rises by at most 1 dB/s, so it sits at the level of the
- * pauses and a long utterance does not raise it much. It starts at the first frame's level; up to
- * {@link SILENCE_HOLD_FRAMES} frames of digital silence (all zeros: a lost message) leave it where it is.
+ * pauses and a long utterance does not raise it much. It starts at the first frame's level; frames the decoder
+ * filled, and up to {@link SILENCE_HOLD_FRAMES} other frames of digital silence (all zeros: a lost message), leave
+ * it where it is.
  */
 export class EnergyVad implements VadDecider {
   /** Required margin above the floor, dB. */
@@ -107,7 +110,10 @@ export class EnergyVad implements VadDecider {
   }
 
   /** Decides one frame (see {@link VadDecider}) and updates the floor. */
-  decide(data: Int16Array, at: number, mask: number): boolean {
+  decide(data: Int16Array, at: number, mask: number, filled = false): boolean {
+    // A loss filled by the decoder, however long (a burst of lost packets): held, as a lost message is below. Its
+    // zeros followed, 6 frames on a -50 dBFS line took the floor to -90 and ~14 s of noise after for speech.
+    if (filled && !Number.isNaN(this.#floor)) return false;
     const e = frameDbfs(data, at, mask);
     this.#zeros = e === SILENCE_DBFS ? this.#zeros + 1 : 0;
     if (Number.isNaN(this.#floor)) this.#floor = Math.max(e, -90);
