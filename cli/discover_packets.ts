@@ -364,7 +364,11 @@ function guessDynamic(pt: number, streams: RtpStat[]): { codec?: string; reason:
     ) {
       // Opus's clock, not L16, and payloads Opus's framing rules out: encrypted Opus, as all WebRTC media is
       // (DTLS-SRTP).
-      return { reason: `RTP clock ~${Math.round(clock)} Hz (Opus's): ${srtpOpusAdvice(1 - opusShare)}` };
+      // Unmapped, it may also be another codec on that clock (the tap's mapping says Opus in the diagnosis).
+      return {
+        reason: `RTP clock ~${Math.round(clock)} Hz (Opus's): ${srtpOpusAdvice(1 - opusShare)}; or a codec ` +
+          `other than Opus on that clock (L24, AAC), which fsm-px does not decode`,
+      };
     }
     return { reason: `unknown codec (RTP clock ~${Math.round(clock)} Hz); map it in payload_types` };
   }
