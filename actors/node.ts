@@ -43,6 +43,7 @@ import { initAudioEngine } from "../audio/pipeline.ts";
 import { initOpus } from "../audio/decode/opus.ts";
 import { liveMemoryLimit, planStreams, type StreamPlan } from "./stream_budget.ts";
 import { logger } from "../util/log.ts";
+import { DrainStop } from "../util/drain_stop.ts";
 
 /** Whether any packet tap maps a payload type to Opus. */
 function mapsOpus(config: Config): boolean {
@@ -194,8 +195,11 @@ function unrouted(
 /**
  * A live source the node can stop before the actor system's shutdown begins: a live stop first finishes the streams
  * in progress ({@link finishNodes} with `stopSources`), from the rows the source has handed on, and the source must
- * hand on none after. A reader restarted once it is stopped finds a source that waits for the reader's own stop
- * (a live source that ends by itself is taken for a failure, see pixie_reader.ts).
+ * hand on none after. The stop asks for a drain (its signal aborts with a {@link DrainStop}, see RowSource): what the
+ * source still holds (a packet capture's reorder windows, TCP holes, the kernel's last block) is handed on before
+ * {@link StoppableSource.stop} resolves, so it is finished too. A reader restarted once it is stopped finds a source
+ * that waits for the reader's own stop (a live source that ends by itself is taken for a failure, see
+ * pixie_reader.ts).
  */
 class StoppableSource implements RowSource {
   readonly #inner: RowSource;
@@ -237,9 +241,12 @@ class StoppableSource implements RowSource {
     await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
   }
 
-  /** Stops the source; resolves once every run of it has returned (so it hands on nothing more). */
+  /**
+   * Stops the source with a drain; resolves once every run of it has returned, having handed on what it held (so
+   * it hands on nothing more).
+   */
   async stop(): Promise<void> {
-    this.#stop.abort();
+    this.#stop.abort(new DrainStop());
     await Promise.allSettled([...this.#running]);
   }
 }
@@ -480,8 +487,9 @@ export class SensorNode {
   }
 
   /**
-   * Phase 0 of a live stop's finish: the live source stops reading (rows it already handed on are finished; none
-   * come after). Resolves once it has returned.
+   * Phase 0 of a live stop's finish: the live source stops reading and hands on what it still holds (a drain, see
+   * RowSource); those rows and the ones it already handed on are finished, none come after. Resolves once it has
+   * returned.
    */
   stopSources(): Promise<void> {
     return this.#source?.stop() ?? Promise.resolve();
@@ -525,8 +533,8 @@ export type FinishPhase = "sources" | "reader" | "detectors" | "bus" | "registry
 /** Options of {@link finishNodes}. */
 export interface FinishOptions {
   /**
-   * A live stop: the nodes' live sources stop reading first (phase `sources`), so that the rows finished are all
-   * there will be. (A capture's end needs none: its rows have ended.)
+   * A live stop: the nodes' live sources stop reading first (phase `sources`), handing on what they hold, so that
+   * the rows finished are all there will be. (A capture's end needs none: its rows have ended.)
    */
   readonly stopSources?: boolean;
   /**

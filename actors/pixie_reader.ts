@@ -29,7 +29,16 @@ import { mainThreadDemand } from "./thread_demand.ts";
 /** Names of queries no measurement names that keep their own label (the end-of-run diagnosis quotes them). */
 export const UNKNOWN_QUERY_LABELS = 8;
 
-/** A producer of rows run inside the reader (e.g. the live Pixie stream); it ends when `signal` aborts. */
+/**
+ * A producer of rows run inside the reader (e.g. the live Pixie stream); it ends when `signal` aborts.
+ *
+ * Drain on stop: `signal` aborting with a `DrainStop` reason (util/drain_stop.ts; a live stop that finishes the
+ * streams in progress, actors/node.ts StoppableSource) asks the source to hand on through `emit`, before `run`
+ * returns, what it still holds that a clean end of its input would complete (packets/live_source.ts: the reorder
+ * windows, TCP bytes behind holes, the kernel's last block of packets), within a short bound of its own. The
+ * reader takes those rows as any others. Any other reason (the reader restarting, the actor system's shutdown) means
+ * stop at once; a source that holds nothing treats both alike.
+ */
 export interface RowSource {
   run(emit: (row: Row) => Promise<void>, signal: AbortSignal): Promise<void>;
   /**

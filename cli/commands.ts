@@ -31,7 +31,8 @@ export const COMMANDS: Command[] = [
       "metrics.listen, and publishes signatures and match records on NATS JetStream (or an in-process bus when " +
       "nats.url is empty).\n\n" +
       "Stops gracefully on SIGTERM/SIGINT: a live sensor first finishes its calls in progress as a capture's " +
-      "end does (sources stop, the last signatures are published, pending matches are verified with the " +
+      "end does (sources stop, a packet capture handing on what it still holds, the last signatures are " +
+      "published, pending matches are verified with the " +
       "frames there are), then intake stops, mailboxes drain, publishes flush, exit 0; the finish and the " +
       "drain share a 20 s deadline. A second signal exits at once with 1.",
     options: {

@@ -19,7 +19,11 @@ import { packetTapsFromConfig, usesPixie } from "./packet_taps.ts";
 
 const log = logger("run");
 
-/** Runs several sources at once; the first failure stops the others and rejects (the supervisor restarts all). */
+/**
+ * Runs several sources at once; the first failure stops the others and rejects (the supervisor restarts all). A
+ * drained stop (util/drain_stop.ts) reaches each source as such (`AbortSignal.any` keeps its reason), and the run
+ * resolves once every one has handed on what it held.
+ */
 export class CombinedRowSource implements RowSource {
   readonly #sources: readonly RowSource[];
 

@@ -9,8 +9,12 @@
  * No `--immediate-mode`: the kernel hands packets over in blocks, and `-U` writes each one as it comes. Measured on
  * loopback with tcpreplay at ~120,000 packets/s (bench/packets_live_speed.ts): `-U` alone lost nothing; `-U` with
  * immediate mode (a wake-up per packet) lost 20% to kernel drops; without `-U`, tcpdump's output buffer kept the
- * last packets (8 of 200,000) when it was stopped. A sensor that stops may still lose the packets of the kernel's
- * last unfilled block (at most its timeout, ~1 s): they are never handed over.
+ * last packets (8 of 200,000) when it was stopped. Stopped with SIGTERM or SIGINT, tcpdump writes out what it has
+ * read and exits, but not the packets of the kernel's last unfilled block: the kernel hands a block over when it is
+ * full or at its timeout (TPACKET_V3, {@link KERNEL_BLOCK_TIMEOUT_MS}), and tcpdump leaves its read loop at the
+ * signal without it (tried on loopback with tcpdump 4.99.3 / libpcap 1.10.3: five packets, SIGTERM 50 or 500 ms
+ * later, none written; 1.3 s later, all five). {@link LiveCapture.drain} therefore lets tcpdump run on past that
+ * timeout before it signals it, and the pcap stream is read to its end.
  * As root, tcpdump is run with `-Z root` so it does not switch to its own user (which needs CAP_SETUID); the
  * switch to root still calls initgroups(), which needs CAP_SETGID, so the DaemonSet needs CAP_NET_RAW and
  * CAP_SETGID (k8s/packet-capture/).
@@ -140,6 +144,11 @@ export class LiveCapture {
   #waitingSince: number | undefined;
   #hung = false;
   #pcap: ReadableStream<Uint8Array> | undefined;
+  /** tcpdump's stdout, once {@link pcap} has been asked for. */
+  #out: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  /** The timers of a {@link drain} (cleared when tcpdump exits). */
+  #drainTimers: ReturnType<typeof setTimeout>[] = [];
+  #draining = false;
 
   private constructor(child: Deno.ChildProcess, everyMs: number) {
     this.#child = child;
@@ -245,7 +254,7 @@ export class LiveCapture {
   /** The pcap byte stream (tcpdump's stdout), read only as the sensor asks for it, so its waits are known. */
   get pcap(): ReadableStream<Uint8Array> {
     if (this.#pcap) return this.#pcap;
-    const out = this.#child.stdout.getReader();
+    const out = this.#out = this.#child.stdout.getReader();
     this.#pcap = new ReadableStream<Uint8Array>({
       pull: async (ctrl) => {
         this.#waitingSince = performance.now();
@@ -271,12 +280,40 @@ export class LiveCapture {
     return { code: s.code, stderr: await this.#stderr, hung: this.#hung };
   }
 
-  /** Stops the capture (tcpdump flushes and prints its final counters). */
+  /**
+   * Stops the capture at once (tcpdump writes out what it has read and prints its final counters; the packets of
+   * the kernel's unfilled block are lost, see the module doc and {@link drain}).
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#stop();
     await this.#child.status.catch(() => {});
     await this.#stderr;
+  }
+
+  /**
+   * Stops the capture without losing what the kernel still holds: tcpdump runs on for `holdMs` (at least the
+   * kernel's block timeout, so the block holding the last packets captured is handed to it and written out), then
+   * gets SIGTERM, writes out what it has and exits, which ends the pcap stream. The caller reads the stream to
+   * its end meanwhile. A tcpdump that has not ended `withinMs` after the call (stuck, or blocked writing to a
+   * reader that does not read) is killed and the pcap stream ended where it is, so a stop never waits longer.
+   * Returns at once; a capture already stopping is left as it is.
+   */
+  drain(holdMs: number, withinMs: number): void {
+    if (this.#closed || this.#draining) return;
+    this.#draining = true;
+    this.#drainTimers.push(
+      setTimeout(() => this.#stop("SIGTERM"), Math.max(0, Math.min(holdMs, withinMs))),
+      setTimeout(() => {
+        log.warn("tcpdump did not end in time after its stop: killed", { within_ms: withinMs });
+        this.#stop("SIGKILL");
+        // Ends a read that waits for bytes (a killed process's pipe may still be held open); its data so far is kept.
+        this.#out?.cancel().catch(() => {});
+      }, withinMs),
+    );
+    void this.#child.status.catch(() => {}).finally(() => {
+      for (const t of this.#drainTimers) clearTimeout(t);
+    });
   }
 
   #stop(signal: Deno.Signal = "SIGTERM"): void {

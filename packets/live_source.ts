@@ -3,6 +3,14 @@
  * {@link PacketSource}. It has the shape of the reader's row source (`run(emit, signal)`), so it runs under the
  * same supervision and mailbox as the Pixie source: when the capture dies, `run` rejects and the reader's
  * supervisor restarts it.
+ *
+ * Stopped with a `DrainStop` (util/drain_stop.ts: a live sensor's stop that finishes its streams in progress),
+ * it hands on what it still holds before `run` resolves, as a capture file's end does: tcpdump runs on past the
+ * kernel's block timeout (the kernel's last block of packets would be lost otherwise, see live_capture.ts), is
+ * stopped, its pcap stream read to the end, and then the reorder windows are released, TCP holes given up as
+ * counted gaps and messages completed where they can be ({@link PacketSource.finish}). tcpdump gets
+ * {@link LivePacketSourceOptions.drainMs} at most; handing the rows on then takes what the reader takes. Any other
+ * abort stops it at once, handing on nothing more.
  * @module
  */
 import type { Row } from "../pixie/row.ts";
@@ -16,6 +24,7 @@ import { PacketSource } from "./packet_source.ts";
 import { PcapReader } from "./pcap.ts";
 import type { PacketTap, PodResolver } from "./taps.ts";
 import { logger } from "../util/log.ts";
+import { drainRequested } from "../util/drain_stop.ts";
 
 const log = logger("capture");
 
@@ -39,7 +48,21 @@ export interface LivePacketSourceOptions {
   metrics?: PacketMetrics;
   /** How often counters are reported and held packets released when traffic pauses. */
   reportEveryMs?: number;
+  /**
+   * The most a drained stop (a `DrainStop`) waits for tcpdump, ms (default {@link DRAIN_MS}): it runs on for
+   * {@link DRAIN_HOLD_MS} (less if this is less), and one that has not ended by this bound is killed and what was
+   * read is handed on.
+   */
+  drainMs?: number;
 }
+
+/**
+ * How long tcpdump runs on after a drained stop before it is signalled: the kernel's block timeout, and time for
+ * tcpdump to read and write the block it hands over then.
+ */
+export const DRAIN_HOLD_MS = KERNEL_BLOCK_TIMEOUT_MS + 500;
+/** Default bound of a drained stop's wait for tcpdump, ms (see {@link LivePacketSourceOptions.drainMs}). */
+export const DRAIN_MS = 3_000;
 
 /** Reads this node's packets and emits rows for the packet taps. */
 export class LivePacketSource {
@@ -57,10 +80,23 @@ export class LivePacketSource {
     this.source?.builder.invalidate();
   }
 
-  /** Captures until `signal` aborts (resolves) or the capture fails (rejects). */
+  /**
+   * Captures until `signal` aborts (resolves) or the capture fails (rejects). Aborted with a `DrainStop`
+   * (util/drain_stop.ts), it first hands on through `emit` everything the capture still held (see the module doc).
+   */
   async run(emit: (row: Row) => Promise<void>, signal: AbortSignal): Promise<void> {
     const o = this.#opts;
-    const cap = await LiveCapture.start(o.capture, signal);
+    // A stop while tcpdump starts ends it (nothing is held yet); after that, the stop below decides how.
+    const starting = new AbortController();
+    const stopStart = () => starting.abort();
+    signal.addEventListener("abort", stopStart, { once: true });
+    if (signal.aborted) starting.abort();
+    let cap: LiveCapture;
+    try {
+      cap = await LiveCapture.start(o.capture, starting.signal);
+    } finally {
+      signal.removeEventListener("abort", stopStart);
+    }
     const src = new PacketSource({ taps: o.taps, node: o.node, pods: o.pods, reorderMs: o.reorderMs });
     this.source = src;
     const reported = { frames: 0, bytes: 0, skips: new Map<string, number>() };
@@ -102,8 +138,16 @@ export class LivePacketSource {
         void send(src.tick(lastFrameNs + BigInt(Math.round(pausedMs * 1e6)))).catch(() => {});
       }
     }, o.reportEveryMs ?? 1000);
-    const stop = () => void cap.close();
+    /** A drained stop: what tcpdump still writes is read to its end, then everything held is handed on. */
+    let drain: { frames: number; rows: number } | undefined;
+    const stop = () => {
+      if (!drainRequested(signal)) return void cap.close();
+      drain = { frames: src.stats.frames, rows: src.stats.rows };
+      const withinMs = o.drainMs ?? DRAIN_MS;
+      cap.drain(Math.min(DRAIN_HOLD_MS, withinMs), withinMs);
+    };
     signal.addEventListener("abort", stop, { once: true });
+    if (signal.aborted) stop();
     const reader = new PcapReader(cap.pcap);
     try {
       for await (const frame of reader) {
@@ -112,9 +156,18 @@ export class LivePacketSource {
         await send(src.push(frame));
         busy = false;
         lastFrameWall = performance.now();
-        if (signal.aborted) break;
+        if (signal.aborted && drain === undefined) break;
       }
       await chain;
+      if (drain !== undefined) {
+        // The capture's end as far as this sensor goes: what the reorder windows and reassembly hold is complete.
+        await send(src.finish());
+        log.info("live capture drained at its stop", {
+          frames_after_stop: src.stats.frames - drain.frames,
+          rows_after_stop: src.stats.rows - drain.rows,
+        });
+        return;
+      }
       if (signal.aborted) return;
       // The capture ended, or its pcap stream became unreadable while tcpdump runs on (the reader gave up on it):
       // what the reorder window and reassembly still hold is complete as far as this capture goes.

@@ -6,11 +6,13 @@ import { join } from "node:path";
 
 /**
  * A stand-in tcpdump writing `pcap`, then exiting (`exit`) or staying up with nothing more to say: answering
- * SIGUSR1 with its statistics as tcpdump does (`stay`), or hung and answering nothing (`hang`).
+ * SIGUSR1 with its statistics as tcpdump does (`stay`), hung and answering nothing (`hang`), or answering its
+ * statistics but deaf to SIGTERM and SIGINT (`deaf`: a tcpdump stuck where it does not act on its stop; only
+ * SIGKILL ends it).
  */
 export async function fakeTcpdump(
   pcap: Uint8Array,
-  then: "exit" | "stay" | "hang",
+  then: "exit" | "stay" | "hang" | "deaf",
 ): Promise<{ path: string; dir: string }> {
   const dir = await Deno.makeTempDir({ prefix: "fsmpx-fake-tcpdump-" });
   const bytes = join(dir, "out.pcap");
@@ -25,10 +27,20 @@ export async function fakeTcpdump(
   ));`
     }
 });
+${
+      then === "deaf"
+        ? 'for (const s of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(s, () => {});'
+        : ""
+    }
 await Deno.stderr.write(new TextEncoder().encode("listening on lo, link-type EN10MB (Ethernet)\\n"));
 const out = Deno.stdout.writable.getWriter();
 await out.write(await Deno.readFile(${JSON.stringify(bytes)}));
-${then === "exit" ? "await out.close();\nDeno.exit(0);" : "await new Promise((r) => setTimeout(r, 600_000));"}
+${
+      then === "exit"
+        ? "await out.close();\nDeno.exit(0);"
+        // Deaf, it stays up for 30 s only: a test of a stop that waits on it fails without hanging for long.
+        : `await new Promise((r) => setTimeout(r, ${then === "deaf" ? 30_000 : 600_000}));`
+    }
 `,
   );
   const path = join(dir, "tcpdump");
