@@ -530,6 +530,13 @@ export class SensorNode {
 /** The phases of a finish, in their order (see {@link finishNodes}). */
 export type FinishPhase = "sources" | "reader" | "detectors" | "bus" | "registry" | "matcher" | "exporter";
 
+/**
+ * The most of a finish's deadline its bus phase may take. Healthy, it takes milliseconds (a flush, the node's own
+ * signatures back through the server); a bus that cannot deliver took all of it before, and the phases after it,
+ * which need no bus (the Matcher's verification of what is here, the exporter's records), timed out unfinished.
+ */
+export const BUS_FINISH_SHARE = 0.25;
+
 /** Options of {@link finishNodes}. */
 export interface FinishOptions {
   /**
@@ -570,8 +577,11 @@ export async function finishNodes(
   await phase("reader", (ms) => Promise.all(nodes.map((n) => n.finishReader(ms))));
   await phase("detectors", (ms) => Promise.all(nodes.map((n) => n.finishDetectors(ms))));
   await phase("bus", async (ms) => {
-    await bus.flush(ms);
-    await bus.delivered?.(left());
+    // A bus that cannot deliver (NATS down at the stop) waits out what it is given: at most a share of the
+    // deadline, so the registry, the Matcher and the exporter still finish with what is here.
+    const until = (clock?.now() ?? 0) + (deadline === undefined ? ms : Math.min(ms, deadline * BUS_FINISH_SHARE));
+    await bus.flush(Math.max(0, until - (clock?.now() ?? 0)));
+    await bus.delivered?.(Math.max(0, until - (clock?.now() ?? 0)));
   });
   await phase("registry", (ms) => Promise.all(nodes.map((n) => n.syncRegistry(ms))));
   await phase("matcher", (ms) => Promise.all(nodes.map((n) => n.finishMatcher(ms))));

@@ -129,3 +129,58 @@ Deno.test("live stop: a finish phase that never answers does not hold the stop b
   ok(before < want.length, `signatures ${before} before the stop, ${want.length} at a capture's end`);
   deepEqual(signatures.toSorted(), want);
 });
+
+/** An in-process bus that cannot deliver (NATS down at the stop): its flush waits out the time it is given. */
+class DownBus extends InProcessBus {
+  flushWaitedMs = 0;
+  override async flush(deadlineMs: number): Promise<void> {
+    const t0 = performance.now();
+    await sleep(deadlineMs);
+    this.flushWaitedMs += performance.now() - t0;
+  }
+}
+
+Deno.test("live stop: a bus that cannot deliver takes a share of the deadline, and the phases after it finish", async () => {
+  const all = await e2eRows("node-a");
+  const rows = all.filter((r) => r.time < all[0]!.time + 12_500_000_000n);
+  const { source, state } = liveSource(rows);
+  const bus = new DownBus();
+  const node = await SensorNode.start({
+    config: await e2eConfig(),
+    node: "node-a",
+    bus,
+    metrics: new FsmMetrics(),
+    mode: "replay",
+    source,
+  });
+  for (let i = 0; i < 600 && state.emitted < rows.length; i++) await sleep(50);
+  await node.system.settled();
+  const phases: string[] = [];
+  const deadlineMs = 2000;
+  const h = createSignalHandler(node.system, {
+    deadlineMs,
+    flushMs: 200,
+    exit: () => {},
+    finish: (ms, phase) =>
+      finishNodes([node], bus, {
+        stopSources: true,
+        deadlineMs: ms,
+        onPhase: (p) => {
+          phases.push(p);
+          phase(p);
+        },
+      }),
+  });
+  const { lines } = await captureLogs(async () => {
+    h.handle("SIGTERM");
+    equal(await h.exited, 0);
+  });
+  // Before, the flush took the whole deadline and the stop went on with the registry's phase cut short.
+  ok(bus.flushWaitedMs < deadlineMs * 0.5, `the bus phase waited ${bus.flushWaitedMs.toFixed(0)} ms`);
+  deepEqual(phases, ["sources", "reader", "detectors", "bus", "registry", "matcher", "exporter"]);
+  const unfinished = lines.filter((l) =>
+    l["msg"] === "streams in progress not finished; draining without the rest"
+  );
+  deepEqual(unfinished, [], JSON.stringify(lines));
+  ok(lines.some((l) => l["msg"] === "streams in progress finished"), JSON.stringify(lines));
+});
