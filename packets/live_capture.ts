@@ -30,6 +30,9 @@ const log = logger("capture");
  */
 export const KERNEL_BLOCK_TIMEOUT_MS = 1000;
 
+/** How long a stopped tcpdump may take to end before it is killed, ms. */
+export const CLOSE_KILL_MS = 2000;
+
 /** How to capture. */
 export interface LiveCaptureOptions {
   /** tcpdump binary. */
@@ -287,7 +290,15 @@ export class LiveCapture {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#stop();
+    // A tcpdump that does not act on SIGTERM (stuck in the kernel, or a wrapper that ignores it) held the stop, and
+    // the reader's restart or shutdown with it, until it ended on its own: killed after a grace period instead.
+    const kill = setTimeout(() => {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch { /* exited */ }
+    }, CLOSE_KILL_MS);
     await this.#child.status.catch(() => {});
+    clearTimeout(kill);
     await this.#stderr;
   }
 

@@ -115,6 +115,28 @@ quietTest(
   },
 );
 
+quietTest("live source: a tcpdump deaf to its stop does not hold a plain stop either", async () => {
+  const { src, dir } = await standIn(rtpPcap([1, 2, 3]), "deaf");
+  const stop = new AbortController();
+  const running = src.run(() => Promise.resolve(), stop.signal);
+  try {
+    await until(() => (src.source?.stats.frames ?? 0) >= 3, 20_000);
+    // A reader restarting or the system shutting down: stop at once. SIGTERM is ignored, so it is killed after
+    // CLOSE_KILL_MS; before, the run waited until the stand-in ended on its own, 30 s later.
+    stop.abort();
+    const t0 = performance.now();
+    const outcome = await Promise.race([
+      running.then(() => "resolved"),
+      sleep(15_000).then(() => "still waiting"),
+    ]);
+    assert.equal(outcome, "resolved", `after ${(performance.now() - t0).toFixed(0)} ms`);
+  } finally {
+    stop.abort();
+    await running;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 quietTest(
   "live source: a drained stop gives up a TCP hole as a counted gap and hands on the request behind it",
   async () => {
