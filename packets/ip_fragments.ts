@@ -271,6 +271,15 @@ export class FragmentReassembler {
     this.stats.abandoned++;
   }
 
+  /**
+   * Capture time passed without a fragment (`nowNs`, live while traffic pauses or goes on without fragments):
+   * datagrams whose fragments did not all come within the timeout are given up and counted now, not at the next
+   * fragment, which may never come.
+   */
+  expire(nowNs: number): void {
+    this.#expire(nowNs);
+  }
+
   /** End of input: datagrams still incomplete are given up (their fragments counted). */
   flush(): void {
     for (const [key, p] of this.#pending) this.#giveUp(key, p);

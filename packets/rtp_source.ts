@@ -171,6 +171,7 @@ export class RtpSource {
   tick(nowNs: number): void {
     this.#lastTick = nowNs;
     this.jitter.tick(nowNs);
+    this.fragments.expire(nowNs);
   }
 
   /** End of input: releases every held packet (gaps counted as lost) and forgets all streams. */

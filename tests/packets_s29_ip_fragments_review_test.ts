@@ -187,3 +187,19 @@ Deno.test("fragments: a capture clock stepped back does not keep a datagram in p
   ok(push(halves(v4Fragment, 9, datagram(103))[1]!, 10_000_000 - STEP + 102 * 20_000_000 + 400_000_000));
   equal(skips.counts.get("ip_fragment"), 1);
 });
+
+Deno.test("fragments: a datagram left incomplete is given up at the source's tick, not at a fragment that may never come", () => {
+  const msgs: AppMessage[] = [];
+  const skips = new SkipCounter();
+  const src = new RtpSource((m) => msgs.push(m), {}, skips);
+  const d = udp(5004, 40000, rtp({ pt: 11, seq: 1, ts: 0, ssrc: 1 }, new Uint8Array(1764)));
+  // Its first fragment only; then the stream pauses (live: the source ticks once a second of capture time).
+  src.pushFrame(frameAt(halves(v4Fragment, 9, d)[0]!, 0));
+  equal(src.fragments.size, 1);
+  src.tick(SEC * 1e9 + 500_000_000);
+  equal(src.fragments.size, 1, "within the timeout: still held");
+  src.tick(SEC * 1e9 + 2_000_000_000);
+  // Before, it stayed held (and uncounted) until the next fragment or the capture's end.
+  equal(src.fragments.size, 0);
+  equal(skips.counts.get("ip_fragment"), 1);
+});
