@@ -14,8 +14,13 @@ export const EXIT_UNCAUGHT = 1;
 
 /** Text of an uncaught value: an Error's stack (name, message, frames), else its string form; redacted. */
 export function uncaughtText(value: unknown): string {
-  const text = value instanceof Error ? (value.stack ?? `${value.name}: ${value.message}`) : String(value);
-  return redact(text);
+  try {
+    const text = value instanceof Error ? (value.stack ?? `${value.name}: ${value.message}`) : String(value);
+    return redact(text);
+  } catch {
+    // A value whose stack or string form throws (a getter, a Symbol.toPrimitive): said without its text.
+    return `an uncaught ${typeof value} whose text cannot be read`;
+  }
 }
 
 /**

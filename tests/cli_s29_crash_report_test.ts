@@ -104,3 +104,21 @@ Deno.exit(7);
     }
   },
 );
+
+Deno.test("crash report: a thrown value whose text cannot be read is still reported, without it", async () => {
+  const { uncaughtText } = await import("../cli/crash_report.ts");
+  const e = new Error("x");
+  Object.defineProperty(e, "stack", {
+    get() {
+      throw new Error("no stack");
+    },
+  });
+  equal(uncaughtText(e), "an uncaught object whose text cannot be read");
+  const weird = {
+    [Symbol.toPrimitive]: () => {
+      throw new Error("no");
+    },
+  };
+  equal(uncaughtText(weird), "an uncaught object whose text cannot be read");
+  equal(uncaughtText("plain"), "plain");
+});
