@@ -314,8 +314,16 @@ export class OtlpExporter {
         headers: { "content-type": "application/x-protobuf", ...this.#opts.headers },
         body: encodeSpans(batch) as Uint8Array<ArrayBuffer>,
         signal: AbortSignal.timeout(this.#opts.timeoutMs ?? 10_000),
+        // A redirect is not followed: fetch drops only Authorization on a redirect to another origin, so every
+        // other `otlp.headers` value (X-Api-Key, a tenant token) went to wherever the answer pointed.
+        redirect: "manual",
       });
       await res.body?.cancel();
+      if (res.status >= 300 && res.status < 400) {
+        throw new Error(
+          `HTTP ${res.status}: a redirect, not followed (set otlp.endpoint to the collector itself)`,
+        );
+      }
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       this.#stats.sent += batch.length;
     } catch (e) {
