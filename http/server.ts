@@ -17,6 +17,9 @@
  *   it never ends the process.
  * What was refused is counted in `fsmpx_http_connections_dropped_total{reason}` and `fsmpx_http_accept_errors_total`,
  * open connections in `fsmpx_http_connections_open`.
+ *
+ * {@link startBoundedServer} is the same server with any routes, and answers whose body comes as it is produced
+ * (server-sent events): the web UI's server (http/ui_server.ts) runs on it, for the same reasons.
  * @module
  */
 import * as client from "./prom.ts";
@@ -91,6 +94,8 @@ const DROP_REASONS: readonly DropReason[] = [
 const OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROM_TEXT = "text/plain; version=0.0.4; charset=utf-8";
 const PATHS = new Set(["/metrics", "/healthz", "/readyz"]);
+/** How long {@link HttpServer.close} waits for its connections to end, ms. */
+const CLOSE_WAIT_MS = 1000;
 /** Pause after an accept error, doubled up to the maximum while errors go on (no busy loop on EMFILE). */
 const ACCEPT_BACKOFF_MS = [10, 1000] as const;
 
@@ -155,12 +160,28 @@ function serverMetrics(registry: client.Registry): ServerMetrics {
 
 /** Starts the HTTP server. */
 export function startHttpServer(opts: HttpOptions): HttpServer {
+  const metrics = serverMetrics(opts.metrics.registry);
+  return startBoundedServer({
+    listen: opts.listen,
+    limits: opts.limits,
+    answer: (head, keepAlive) => answer(head, opts, keepAlive),
+    dropped: (reason) => metrics.dropped.inc({ reason }),
+    acceptError: () => metrics.acceptErrors.inc(),
+    connections: (n) => metrics.open.set(n),
+  });
+}
+
+/** Starts a bounded HTTP/1.1 server (see the module's description) that answers with `opts.answer`. */
+export function startBoundedServer(opts: BoundedServerOptions): HttpServer {
   const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...opts.limits };
   const { hostname, port } = parseListen(opts.listen);
   const listener = Deno.listen({ hostname, port, transport: "tcp" });
-  const metrics = serverMetrics(opts.metrics.registry);
+  const drop = (reason: DropReason) => opts.dropped?.(reason);
   /** Open connections, oldest first. */
   const open = new Map<Deno.Conn, ConnState>();
+  const opened = () => opts.connections?.(open.size);
+  /** Each connection's task, until it has ended. */
+  const tasks = new Set<Promise<void>>();
   /** Timed-out writes still pending: their sockets count against the limit until they end. */
   const stuck = { n: 0 };
   let closed = false;
@@ -174,7 +195,7 @@ export function startHttpServer(opts: HttpOptions): HttpServer {
         conn = await listener.accept();
       } catch (e) {
         if (closed || e instanceof Deno.errors.BadResource) break;
-        metrics.acceptErrors.inc();
+        opts.acceptError?.();
         if (performance.now() - lastAcceptLog > 60_000) {
           lastAcceptLog = performance.now();
           log.warn("accept failed; retrying", { error: e instanceof Error ? e.message : String(e) });
@@ -187,7 +208,7 @@ export function startHttpServer(opts: HttpOptions): HttpServer {
       if (stuck.n >= limits.maxConnections) {
         // As many sockets stuck in a write as the limit allows connections: a client that never reads would
         // otherwise add one open socket (and file descriptor) per connection, without bound (issue 15).
-        metrics.dropped.inc({ reason: "limit" });
+        drop("limit");
         closeQuietly(conn);
         continue;
       }
@@ -195,7 +216,7 @@ export function startHttpServer(opts: HttpOptions): HttpServer {
         // Full: make room by closing the oldest connection still waiting for a request (a flood's idle sockets
         // are the oldest waiting ones), so a probe still gets in; refuse the new one only if all are busy.
         const victim = [...open.values()].find((c) => c.waiting);
-        metrics.dropped.inc({ reason: "limit" });
+        drop("limit");
         if (!victim) {
           closeQuietly(conn);
           continue;
@@ -211,17 +232,19 @@ export function startHttpServer(opts: HttpOptions): HttpServer {
         stuck,
         release: () => {
           if (open.get(conn) === state) open.delete(conn);
-          metrics.open.set(open.size);
+          opened();
         },
       };
       open.set(conn, state);
-      metrics.open.set(open.size);
-      void serveConnection(state, opts, limits, (reason) => metrics.dropped.inc({ reason }))
+      opened();
+      const task: Promise<void> = serveConnection(state, opts, limits, drop)
         .catch(() => {}) // a peer's error (or an eviction) ends its connection only
         .finally(() => {
           state.release();
           closeQuietly(conn);
+          tasks.delete(task);
         });
+      tasks.add(task);
     }
   })();
 
@@ -241,6 +264,14 @@ export function startHttpServer(opts: HttpOptions): HttpServer {
       closeQuietly(listener);
       for (const c of open.keys()) closeQuietly(c);
       await accepting;
+      // The connections' tasks end once their sockets are closed (a write stuck on a peer that does not read
+      // may not: not waited for longer than a moment).
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.allSettled([...tasks]),
+        new Promise((r) => timer = setTimeout(r, CLOSE_WAIT_MS)),
+      ]);
+      clearTimeout(timer);
     },
   };
 }
@@ -267,18 +298,49 @@ interface ConnState {
 }
 
 /** A request head: what routing needs. */
-interface RequestHead {
+export interface RequestHead {
   method: string;
   path: string;
+  /** What follows the path's `?` (without it; "" when none). */
+  query: string;
   keepAlive: boolean;
   hasBody: boolean;
   accept: string;
 }
 
+/**
+ * An answer whose body comes as it is produced (server-sent events): `head` (a head without `content-length`,
+ * see {@link streamHead}), then each chunk of `body` as it comes, each written within the write timeout; the
+ * connection closes when the body ends, the peer closes its end, or a write times out (the body is cancelled).
+ */
+export interface StreamedAnswer {
+  head: Uint8Array;
+  body: ReadableStream<Uint8Array>;
+}
+
+/** A whole answer (head and body bytes) or a streamed one. */
+export type Answer = Uint8Array | StreamedAnswer;
+
+/** Options of {@link startBoundedServer}. */
+export interface BoundedServerOptions {
+  /** `host:port`; port 0 picks a free port. */
+  listen: string;
+  /** Overrides of {@link DEFAULT_HTTP_LIMITS}. */
+  limits?: Partial<HttpLimits>;
+  /** Answers one request (`keepAlive`: whether the connection stays open after it); a throw closes the connection. */
+  answer: (head: RequestHead, keepAlive: boolean) => Promise<Answer>;
+  /** A connection the server closed, by reason. */
+  dropped?: (reason: DropReason) => void;
+  /** An error accepting a connection (retried). */
+  acceptError?: () => void;
+  /** Connections open now, after each change. */
+  connections?: (open: number) => void;
+}
+
 /** Reads and answers requests on one connection until it closes, a limit ends it, or the peer asks to close. */
 async function serveConnection(
   state: ConnState,
-  opts: HttpOptions,
+  opts: BoundedServerOptions,
   limits: HttpLimits,
   drop: (reason: DropReason) => void,
 ): Promise<void> {
@@ -342,7 +404,11 @@ async function serveConnection(
     }
     // Bodies are never read: answering and closing keeps the byte stream in step.
     const keepAlive = head.keepAlive && !head.hasBody;
-    const res = await answer(head, opts, keepAlive);
+    const res = await opts.answer(head, keepAlive);
+    if (!(res instanceof Uint8Array)) {
+      await writeStream(state, res, limits, drop);
+      return;
+    }
     if (!await writeAll(state, res, limits, drop) || !keepAlive) return;
     state.waiting = true;
   }
@@ -381,6 +447,7 @@ function parseHead(text: string): RequestHead | undefined {
   return {
     method: m[1]!,
     path: q >= 0 ? target.slice(0, q) : target,
+    query: q >= 0 ? target.slice(q + 1) : "",
     keepAlive,
     hasBody,
     accept: headers.get("accept") ?? "",
@@ -424,18 +491,20 @@ const REASONS: Record<number, string> = {
   404: "Not Found",
   405: "Method Not Allowed",
   431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
   503: "Service Unavailable",
 };
 
-function response(
+/** A whole answer's bytes: head (with `content-length`) and, unless `headOnly`, the body. */
+export function response(
   status: number,
-  body: string,
+  body: string | Uint8Array,
   keepAlive: boolean,
   contentType = "text/plain; charset=utf-8",
   headOnly = false,
   extra: Record<string, string> = {},
 ): Uint8Array {
-  const bytes = enc.encode(body);
+  const bytes = typeof body === "string" ? enc.encode(body) : body;
   const head = [
     `HTTP/1.1 ${status} ${REASONS[status] ?? ""}`,
     `content-type: ${contentType}`,
@@ -485,5 +554,52 @@ async function writeAll(
     clearTimeout(timer);
     // The pending write ended (the peer read or went away): its socket is gone.
     if (timedOut) state.stuck.n--;
+  }
+}
+
+/** The head of a {@link StreamedAnswer}: no `content-length`, the body ends with the connection. */
+export function streamHead(status: number, headers: Record<string, string>): Uint8Array {
+  return enc.encode(
+    [
+      `HTTP/1.1 ${status} ${REASONS[status] ?? ""}`,
+      ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+      "connection: close",
+      "",
+      "",
+    ].join("\r\n"),
+  );
+}
+
+/**
+ * Writes a streamed answer until its body ends, the peer closes its end (noticed while no chunk is due, so an
+ * event stream to a page that went away does not hold its slot until the next event), or a write fails or times
+ * out. The body is cancelled in every case, so its producer stops.
+ */
+async function writeStream(
+  state: ConnState,
+  res: StreamedAnswer,
+  limits: HttpLimits,
+  drop: (reason: DropReason) => void,
+): Promise<void> {
+  const reader = res.body.getReader();
+  // Nothing the peer sends is read as a request any more: its end (or an error) ends the stream.
+  void (async () => {
+    const scratch = new Uint8Array(512);
+    try {
+      while (await state.conn.read(scratch) !== null) { /* ignored */ }
+    } catch {
+      // closed under the read
+    }
+    reader.cancel().catch(() => {});
+  })();
+  try {
+    if (!await writeAll(state, res.head, limits, drop)) return;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      if (!await writeAll(state, value, limits, drop)) return;
+    }
+  } finally {
+    reader.cancel().catch(() => {});
   }
 }

@@ -2,11 +2,27 @@
  * The web UI's HTTP server: static pages (plain JS, uPlot vendored under http/ui/vendor: no CDN, no internet)
  * and a small JSON API over a {@link RecordStore}, aggregated here so a page never loads every record; plus
  * `/api/events` (server-sent events) that tells open pages when new records arrived (live tail).
+ *
+ * It runs on the metrics server's bounded HTTP/1.1 server (http/server.ts), not `Deno.serve`, which holds every
+ * connection as long as its peer keeps it (an idle one, or one sending a head a byte a minute, for ever) and ends
+ * the process when accepting fails: ~230 idle connections under a 256 open-file limit ended `ui` ("Too many open
+ * files", an uncaught error in Deno's server). Event streams take at most half the connections, so pages'
+ * requests always find room.
  * @module
  */
-import { formatHostPort, parseListen } from "./server.ts";
+import {
+  type Answer,
+  type HttpLimits,
+  type RequestHead,
+  response,
+  startBoundedServer,
+  streamHead,
+} from "./server.ts";
 import type { RecordStore, WaterfallQuery } from "./ui/store.ts";
 import { parseRecord } from "../report/records.ts";
+import { logger } from "../util/log.ts";
+
+const log = logger("ui");
 
 /** A running UI server. */
 export interface UiServer {
@@ -26,7 +42,24 @@ export interface UiServerOptions {
   title?: string;
   /** Least time between two update events on one connection, ms (default 1000). */
   eventIntervalMs?: number;
+  /** Overrides of {@link UI_HTTP_LIMITS}. */
+  limits?: Partial<HttpLimits>;
 }
+
+/**
+ * The UI server's bounds: the metrics server's, with room for a browser's cookies in a request head (cookies are
+ * per host, not per port: `localhost` carries every local app's) and time for a large answer on a slow link.
+ */
+export const UI_HTTP_LIMITS: Readonly<HttpLimits> = {
+  maxConnections: 64,
+  headerTimeoutMs: 5_000,
+  idleTimeoutMs: 30_000,
+  writeTimeoutMs: 30_000,
+  maxHeaderBytes: 32 * 1024,
+};
+
+/** How long a page refused an event stream (all taken) waits before it asks again, ms (the `retry` it is sent). */
+const EVENTS_RETRY_MS = 10_000;
 
 const STATIC: Record<string, { file: string; type: string }> = {
   "/": { file: "static/index.html", type: "text/html; charset=utf-8" },
@@ -76,19 +109,19 @@ function waterfallQuery(p: URLSearchParams): WaterfallQuery {
 
 /** Starts the UI server. */
 export function startUiServer(opts: UiServerOptions): UiServer {
-  const { hostname, port } = parseListen(opts.listen);
   const { store } = opts;
   const files = new Map<string, Uint8Array<ArrayBuffer>>();
   const eventMs = opts.eventIntervalMs ?? 1000;
   const closers = new Set<() => void>();
+  const limits: HttpLimits = { ...UI_HTTP_LIMITS, ...opts.limits };
+  const maxEventStreams = Math.max(1, Math.floor(limits.maxConnections / 2));
 
-  const server = Deno.serve({ hostname, port, onListen: () => {} }, async (req) => {
-    const url = new URL(req.url);
+  const route = async (method: string, url: URL): Promise<Response> => {
     const p = url.searchParams;
-    // HEAD as GET (Deno.serve sends the head only): uptime checks and `curl -I` use it, and HTTP requires a
-    // server to support both; a 405 must say what is allowed.
-    const headOnly = req.method === "HEAD";
-    if (req.method !== "GET" && !headOnly) {
+    // HEAD as GET (the head only): uptime checks and `curl -I` use it, and HTTP requires a server to support
+    // both; a 405 must say what is allowed.
+    const headOnly = method === "HEAD";
+    if (method !== "GET" && !headOnly) {
       return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
     }
     const st = STATIC[url.pathname];
@@ -119,19 +152,46 @@ export function startUiServer(opts: UiServerOptions): UiServer {
         return json(await store.healthReport());
       case "/api/events":
         // The head of the stream only: an event stream opened for a HEAD would never be read.
-        return headOnly ? eventsHead() : events(store, eventMs, closers);
+        if (headOnly) return eventsHead();
+        // All taken (as many streams as half the connections): the page is told to ask again later, which an
+        // EventSource does after `retry` (an error status would end its stream for good).
+        if (closers.size >= maxEventStreams) return eventsLater();
+        return events(store, eventMs, closers);
       default:
         return new Response("not found\n", { status: 404 });
     }
-  });
-  const bound = server.addr as Deno.NetAddr;
-  const addr = formatHostPort(bound);
+  };
+
+  const answer = async (head: RequestHead, keepAlive: boolean): Promise<Answer> => {
+    let res: Response;
+    try {
+      // The path as a URL's (not resolved against a base: `//host/x` is a path here, not another host).
+      res = await route(head.method, new URL(`http://ui${head.path}${head.query ? `?${head.query}` : ""}`));
+    } catch (e) {
+      // A view that fails answers 500 (as Deno.serve did); the connection and the server go on.
+      log.warn("request failed", { path: head.path, error: (e as Error).message });
+      res = new Response("internal error\n", { status: 500 });
+    }
+    const headers: Record<string, string> = {};
+    res.headers.forEach((v, k) => {
+      if (k !== "content-type" && k !== "content-length") headers[k] = v;
+    });
+    const type = res.headers.get("content-type") ?? "text/plain; charset=utf-8";
+    if (res.body !== null && type === EVENTS_HEADERS["content-type"]) {
+      return { head: streamHead(res.status, { "content-type": type, ...headers }), body: res.body };
+    }
+    const body = new Uint8Array(await res.arrayBuffer());
+    return response(res.status, body, keepAlive, type, head.method === "HEAD", headers);
+  };
+
+  const server = startBoundedServer({ listen: opts.listen, limits, answer });
+  const addr = server.addr;
   return {
     addr,
     url: `http://${addr}/`,
     close: async () => {
       for (const c of closers) c();
-      await server.shutdown();
+      await server.close();
     },
   };
 }
@@ -145,6 +205,11 @@ const EVENTS_HEADERS = {
 /** The answer to a HEAD of `/api/events`: the stream's headers, no stream. */
 function eventsHead(): Response {
   return new Response(null, { headers: EVENTS_HEADERS });
+}
+
+/** An event stream that only says when to ask again, and ends. */
+function eventsLater(): Response {
+  return new Response(`retry: ${EVENTS_RETRY_MS}\n\n`, { headers: EVENTS_HEADERS });
 }
 
 /** Chunks of an event stream queued for a page before further updates wait for it to read. */
