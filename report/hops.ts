@@ -132,7 +132,29 @@ export interface ResolvedHop {
 export interface HopTrackerOptions {
   /** Most signatures remembered (least recently seen forgotten first). Default 50,000. */
   maxSignatures?: number;
+  /**
+   * Most bytes remembered, as {@link HopTracker.bytes} estimates them (least recently seen signatures forgotten
+   * first). Default {@link HOP_TRACKER_MAX_BYTES}.
+   */
+  maxBytes?: number;
 }
+
+/**
+ * The tracker's default memory bound. A live node's own matches cost ~650 estimated bytes a signature (~32 MB at
+ * 50,000 signatures, which bind first); the bound is for what other nodes' records on the bus may make it hold: a
+ * peer publishing match records (a stolen sensor password) chooses their sizes and numbers, and the signature
+ * bound alone let 64 matches of each of 50,000 signatures stay: 600 MB at ~190 bytes a match, and their whole
+ * ids (536 MB from 2,000 signatures' matches with 50 ids each).
+ */
+export const HOP_TRACKER_MAX_BYTES = 64 * 1024 * 1024;
+
+/** Estimated heap bytes of a remembered signature besides its matches (map entry, key, list). */
+const SIGNATURE_BYTES = 150;
+/** Estimated heap bytes of a remembered match besides its strings (object, bigint, list slot). */
+const MATCH_BYTES = 150;
+
+/** Ids of a match read from the bus: never read again (only a node's own resolved hops are counted). */
+const NO_IDS: Record<string, string> = Object.freeze({});
 
 /**
  * What the tracker keeps of one match: what a later stage's hop is measured from, the duplicate check and the
@@ -160,23 +182,41 @@ export const MAX_MATCHES_PER_SIGNATURE = 64;
 
 /**
  * Computes hops as matches arrive, from any node (its own, or others' read from the bus). Memory is bounded:
- * per signature a few words per match seen (at most {@link MAX_MATCHES_PER_SIGNATURE}), for at most
- * `maxSignatures` signatures.
+ * per signature a few words per match seen (at most {@link MAX_MATCHES_PER_SIGNATURE}; the ids of a node's own
+ * matches only), for at most `maxSignatures` signatures and `maxBytes` estimated bytes.
  */
 export class HopTracker {
   readonly #paths: StagePaths;
   readonly #max: number;
-  /** measurement + signature → matches seen. Map order = least recently seen first. */
-  readonly #seen = new Map<string, Seen[]>();
+  readonly #maxBytes: number;
+  /** measurement + signature → matches seen and their estimated bytes. Map order = least recently seen first. */
+  readonly #seen = new Map<string, { list: Seen[]; bytes: number }>();
+  #bytes = 0;
 
   constructor(paths: StagePaths, opts: HopTrackerOptions = {}) {
     this.#paths = paths;
     this.#max = opts.maxSignatures ?? 50_000;
+    this.#maxBytes = opts.maxBytes ?? HOP_TRACKER_MAX_BYTES;
   }
 
   /** Signatures remembered. */
   get size(): number {
     return this.#seen.size;
+  }
+
+  /** Estimated heap bytes of what is remembered (an estimate from string lengths, on the high side). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Forgets the least recently seen signatures while over a bound. */
+  #trim(): void {
+    while (this.#seen.size > this.#max || (this.#bytes > this.#maxBytes && this.#seen.size > 0)) {
+      const oldest = this.#seen.entries().next().value;
+      if (oldest === undefined) break;
+      this.#seen.delete(oldest[0]);
+      this.#bytes -= oldest[1].bytes;
+    }
   }
 
   /**
@@ -187,21 +227,23 @@ export class HopTracker {
    */
   observe(m: MatchRecord, owner?: object): { hop?: HopRecord; resolved: ResolvedHop[] } {
     const sigKey = `${m.measurement}\u0000${m.signature_id}`;
-    let list = this.#seen.get(sigKey);
-    if (list) this.#seen.delete(sigKey);
-    else list = [];
-    this.#seen.set(sigKey, list);
-    while (this.#seen.size > this.#max) {
-      const oldest = this.#seen.keys().next().value;
-      if (oldest === undefined) break;
-      this.#seen.delete(oldest);
+    let entry = this.#seen.get(sigKey);
+    if (entry) this.#seen.delete(sigKey);
+    else {
+      entry = { list: [], bytes: SIGNATURE_BYTES + 2 * sigKey.length };
+      this.#bytes += entry.bytes;
     }
+    this.#seen.set(sigKey, entry);
+    this.#trim();
+    const list = entry.list;
     const { node, stream } = m.target;
     if (list.some((x) => x.stage === m.stage && x.node === node && x.stream === stream)) {
       return { resolved: [] };
     }
     const targetNs = BigInt(m.target.time_ns);
-    const own: Seen = { stage: m.stage, ids: m.ids, node, stream, targetNs, owner };
+    // A match read from the bus keeps no ids: they only label a node's own resolved hops.
+    const ids = owner === undefined ? NO_IDS : m.ids;
+    const own: Seen = { stage: m.stage, ids, node, stream, targetNs, owner };
     const from = previousStage(this.#paths, m.measurement, m.stage);
     const hop = from === SOURCE_STAGE
       ? { from_stage: from, latency_s: diffS(m.source.time_ns, m.target.time_ns) }
@@ -225,7 +267,15 @@ export class HopTracker {
     // A signature matches once per stage and stream it reaches; a peer publishing thousands of matches for one
     // signature made each later one a scan of them all (quadratic, on the exporter's turn): beyond the bound, a
     // match gets its hop and resolves others' but is not remembered.
-    if (list.length < MAX_MATCHES_PER_SIGNATURE) list.push(own);
+    // (Not when the signature was forgotten above: alone over the bound.)
+    if (list.length < MAX_MATCHES_PER_SIGNATURE && this.#seen.get(sigKey) === entry) {
+      list.push(own);
+      // A node's own match shares its ids with its signature (bounded by the wire format): not counted.
+      const bytes = MATCH_BYTES + 2 * (m.stage.length + node.length + stream.length);
+      entry.bytes += bytes;
+      this.#bytes += bytes;
+      this.#trim();
+    }
     return hop ? { hop, resolved } : { resolved };
   }
 }
