@@ -13,6 +13,9 @@ import { logger } from "../util/log.ts";
 
 const log = logger("clock");
 
+/** Where a NATS client's requests ask for their answers (the client's default inbox prefix, which fsm-px keeps). */
+const REQUEST_INBOX = "_INBOX.";
+
 /** One exchange: our send (t0), the peer's receive (t1) and reply (t2), our receive (t3), all ms. */
 export interface ClockSample {
   /** Peer clock minus ours, ms. */
@@ -107,7 +110,10 @@ export class ClockSkewEstimator {
     const { nc, node, now } = this.#o;
     this.#subs.push(nc.subscribe(clockSubject(node), {
       callback: (err, msg) => {
-        if (err) return;
+        // Only a request's own inbox: the sensors' NATS user may answer (allow_responses) on any subject a
+        // request names, so a message naming another (a stream's API subject, a signature subject) would have
+        // had this sensor publish there.
+        if (err || !msg.reply?.startsWith(REQUEST_INBOX)) return;
         const t1 = now();
         const out = new Uint8Array(REPLY_BYTES);
         const view = new DataView(out.buffer);
