@@ -378,8 +378,10 @@ async function serveConnection(
           phase = "header";
           arm(limits.headerTimeoutMs, "header_timeout");
         }
+        // Only the new bytes and the 3 before them can complete the blank line: a head sent a byte at a time was
+        // scanned from its start at every byte (quadratic in its length).
+        headEnd = indexOfHeadEnd(buf, have + n, Math.max(0, have - 3));
         have += n;
-        headEnd = indexOfHeadEnd(buf, have);
       }
     } catch (e) {
       if (timedOut) {
@@ -414,8 +416,9 @@ async function serveConnection(
   }
 }
 
-function indexOfHeadEnd(b: Uint8Array, n: number): number {
-  for (let i = 3; i < n; i++) {
+/** Where the head's blank line (CRLF CRLF) starts among the first `n` bytes, looking from `from` on; -1: none. */
+export function indexOfHeadEnd(b: Uint8Array, n: number, from = 0): number {
+  for (let i = from + 3; i < n; i++) {
     if (b[i] === 10 && b[i - 1] === 13 && b[i - 2] === 10 && b[i - 3] === 13) return i - 3;
   }
   return -1;
