@@ -308,6 +308,8 @@ interface TableState {
   recent: DeliveredRows;
   /** `recent`'s size after its last pruning. */
   prunedSize: number;
+  /** The last row further ahead of the wall clock than the overlap (see #handle). */
+  ahead: bigint | undefined;
   eos: boolean;
 }
 
@@ -489,7 +491,7 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
       this.#queryId = undefined;
       for (const t of this.#composed.tables.values()) {
         const st = this.#states.get(t.display) ??
-          { recent: new DeliveredRows(), prunedSize: 0, eos: false };
+          { recent: new DeliveredRows(), prunedSize: 0, ahead: undefined, eos: false };
         st.eos = false;
         this.#states.set(t.display, st);
       }
@@ -698,6 +700,13 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
       log.warn("skipping a batch that does not fit its table", { table: table.display, error: e.message });
       return [];
     }
+    const overlapNs = BigInt(Math.max(0, Math.round(this.#opts.rerunOverlapMs ?? 5_000))) * 1_000_000n;
+    // The wall clock bounds the watermark, as it bounds a re-run's start (see #compose): a watermark further ahead
+    // of it than the overlap (the host's clock stepped back since, or a row from the future followed on) goes
+    // back to it, so the rows that come now are remembered again and the lag reads true.
+    const nowNs = this.#clock.nowNs();
+    const horizon = nowNs + overlapNs;
+    if (st.watermark !== undefined && st.watermark > horizon) st.watermark = nowNs;
     if (decoded.length === 0 || hashes === undefined) {
       this.#report(table, 0, 0, 0, st);
       return [];
@@ -705,7 +714,6 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     const kept: Row[] = [];
     let truncated = 0;
     let duplicates = 0;
-    const overlapNs = BigInt(Math.max(0, Math.round(this.#opts.rerunOverlapMs ?? 5_000))) * 1_000_000n;
     // The payload and size cells straight from the batch's columns (the cells the rows' records hold), not
     // looked up by name in each record.
     const payloadColumn = table.columns.payload;
@@ -725,8 +733,20 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
         continue;
       }
       if (watermark === undefined || time > watermark) {
-        watermark = st.watermark = time;
-        from = time - overlapNs;
+        // A row further ahead of the wall clock than the overlap moves the watermark only when the row before it
+        // beyond the horizon was near it (a clock ahead of this host's: every row is): one row with a `time_`
+        // from the future took the watermark along, and from then on no row was remembered (each lay before the
+        // window), so a re-run delivered the overlap's rows again, and the lag read as far negative.
+        let follows = true;
+        if (time > horizon) {
+          const ahead = st.ahead;
+          follows = ahead !== undefined && time - ahead <= overlapNs && ahead - time <= overlapNs;
+          st.ahead = time;
+        }
+        if (follows) {
+          watermark = st.watermark = time;
+          from = time - overlapNs;
+        }
       }
       const payload = payloads ? payloads[i] : row.columns[payloadColumn];
       if (payload instanceof Uint8Array) {
