@@ -48,19 +48,20 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * Merges rows of several nodes into one event-time order (stable: equal times keep capture order; within a
  * query, the captured order is kept).
  */
-export function mergeByTime(inputs: readonly NodeRows[]): { node: string; row: Row }[] {
+export function mergeByTime(
+  inputs: readonly NodeRows[],
+  spikeNs = DEFAULT_MERGE_SPIKE_NS,
+): { node: string; row: Row }[] {
   const all: { node: string; row: Row; seq: number; key: bigint }[] = [];
   let seq = 0;
   for (const input of inputs) {
     // Each query's rows keep the order the sensor received them in: a row captured earlier than the one
     // before it (a reordered RTP packet put back in place, a late Pixie batch) is not moved ahead of it. The sort
-    // key is the running maximum of `time` per query; latencies still use each row's own `time`.
-    const newest = new Map<string, bigint>();
+    // key is the running maximum of `time` per query (a lone row from the future left out, see RunningMax);
+    // latencies still use each row's own `time`.
+    const newest = new RunningMax(spikeNs);
     for (const row of input.rows) {
-      const prev = newest.get(row.query);
-      const key = prev !== undefined && prev > row.time ? prev : row.time;
-      newest.set(row.query, key);
-      all.push({ node: input.node, row, seq: seq++, key });
+      all.push({ node: input.node, row, seq: seq++, key: newest.key(row.query, row.time) });
     }
   }
   all.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.seq - b.seq));
@@ -105,6 +106,8 @@ export interface MergeOptions {
   windowNs?: bigint;
   /** Most rows held for ordering; beyond it the oldest is handed on anyway (bounded memory). Default 65,536. */
   maxBuffered?: number;
+  /** A lone row this far ahead of its query sorts at its own time (see RunningMax). Default 10 s. */
+  spikeNs?: bigint;
   /**
    * Rows held before the merge asks its inputs what lies ahead ({@link NodeRowStream.lanesAhead}). Default
    * 16,384: a capture of a hundred streams holds fewer in its window and is not scanned (a scan reads the rest of
@@ -131,19 +134,55 @@ export interface MergeStats {
 }
 
 /**
+ * How far ahead of its query's running maximum a row must be, and how far the query's next row behind it, for
+ * it to be taken for a lone row from the future ({@link RunningMax}): twice the overlap a live sensor's re-run
+ * allows for rows that reach Pixie's tables late, and well below the matcher's lookback.
+ */
+export const DEFAULT_MERGE_SPIKE_NS = 10_000_000_000n;
+
+/**
  * The running maximum of each query's times in one input (the sort key of its rows, see {@link mergeByTime}).
  * A capture holds few queries and its reader gives each row of a query the same string, so they are looked for
  * in a short list first, where a string compares by identity before text: a Map lookup per row hashed the query.
+ *
+ * A row more than `spikeNs` ahead of its query's maximum (and a query's first row) joins the maximum only once
+ * the query's next row follows on from it (is not more than `spikeNs` behind it): a lone row from the future (a
+ * clock gone wrong for one row) sorts at its own time and the rows after it at theirs. Before, it raised the
+ * maximum for good: every later row of its query sorted at its time, after every other input's rows, so an
+ * `analyze` fed a source's rows after all its stages' (one capture row a day ahead lost 160 of 210 relay
+ * matches of 8 repeated e2e calls).
  */
 class RunningMax {
+  readonly #spikeNs: bigint;
   readonly #queries: string[] = [];
-  readonly #keys: bigint[] = [];
+  /** Each query's maximum: the newest time of its rows that followed on (undefined: none yet). */
+  readonly #keys: (bigint | undefined)[] = [];
+  /** Each query's last row when it is ahead of the maximum and not followed on from yet. */
+  readonly #pending: (bigint | undefined)[] = [];
+  /**
+   * Each query's maximum plus `spikeNs`, as it was when last worked out: a row up to it cannot be ahead, and one
+   * beyond it is compared with the maximum now (a bigint made per row cost the merge an allocation a row).
+   */
+  readonly #limit: bigint[] = [];
   /** Index of each query in the list, looked up instead once there are more than {@link LIST_QUERIES}. */
   readonly #index = new Map<string, number>();
-  /** The sort key of the last row of `query` (the newest time of its query so far), if it had one. */
+  /**
+   * The maximum of the query of the row {@link key} was last given (undefined: none yet): what that row may raise
+   * its input's frontier to (a row not followed on from yet raises nothing).
+   */
+  confirmed: bigint | undefined;
+
+  constructor(spikeNs: bigint) {
+    this.#spikeNs = spikeNs;
+  }
+
+  /**
+   * The least sort key a row of `query` still to come can have (undefined: no row of it was given yet): its
+   * maximum, or while it has none, its first row's time (taken as it always was).
+   */
   newest(query: string): bigint | undefined {
     const i = this.#find(query);
-    return i === this.#queries.length ? undefined : this.#keys[i];
+    return i === this.#queries.length ? undefined : this.#keys[i] ?? this.#pending[i];
   }
   /** The index of `query` in the list, or the list's length when it is not there. */
   #find(query: string): number {
@@ -153,20 +192,43 @@ class RunningMax {
     while (i < n && qs[i] !== query) i++;
     return i;
   }
-  /** The sort key of a row of `query` at `time`: the newest time of its query so far, this one included. */
+  /**
+   * The sort key of a row of `query` at `time`: the newest time of its query so far, this one included (see the
+   * class doc for a row far ahead of it).
+   */
   key(query: string, time: bigint): bigint {
     const qs = this.#queries, n = qs.length;
     const i = this.#find(query);
     if (i === n) {
       qs.push(query);
-      this.#keys.push(time);
+      this.#keys.push(undefined);
+      this.#pending.push(time);
+      this.#limit.push(time);
       this.#index.set(query, n);
+      this.confirmed = undefined;
       return time;
     }
-    const prev = this.#keys[i]!;
-    if (prev > time) return prev;
-    this.#keys[i] = time;
-    return time;
+    let max = this.#keys[i];
+    const pending = this.#pending[i];
+    if (pending !== undefined) {
+      // The row before was ahead: it joins the maximum if this one follows on from it, else it was a lone one.
+      this.#pending[i] = undefined;
+      if (time >= pending - this.#spikeNs) {
+        max = pending;
+        this.#limit[i] = max + this.#spikeNs;
+      }
+    }
+    // Ahead of the maximum by more than spikeNs: past the limit last worked out, and past it worked out again.
+    if (max === undefined || (time > this.#limit[i]! && time > (this.#limit[i] = max + this.#spikeNs))) {
+      this.#keys[i] = max;
+      this.#pending[i] = time;
+      this.confirmed = max;
+      return time;
+    }
+    if (time > max) max = time;
+    this.#keys[i] = max;
+    this.confirmed = max;
+    return max;
   }
 }
 const LIST_QUERIES = 16;
@@ -203,7 +265,7 @@ export async function* mergeStreams(
     release: input.release,
     ended: false,
     frontier: undefined,
-    newest: new RunningMax(),
+    newest: new RunningMax(opts.spikeNs ?? DEFAULT_MERGE_SPIKE_NS),
     seq: 0,
     lanes: undefined,
     materialize: input.materialize,
@@ -232,7 +294,8 @@ export async function* mergeStreams(
         );
       }
       const key = s.newest.key(row.query, row.time);
-      if (s.frontier === undefined || key > s.frontier) s.frontier = key;
+      const reached = s.newest.confirmed;
+      if (reached !== undefined && (s.frontier === undefined || reached > s.frontier)) s.frontier = reached;
       // A row handed on unread is held as where its line is: its batch (the row objects) need not wait for it.
       if (s.materialize !== undefined && row instanceof DeferredRow) {
         held.pushLine(key, s.index, s.seq++, row);
