@@ -122,6 +122,20 @@ function asError(e: unknown, context: string): Error {
   return new Error(redact(`${context}: ${e instanceof Error ? e.message : String(e)}`));
 }
 
+/**
+ * A response's decode that never throws: a message that is no ExecuteScriptResponse, or a batch that breaks its
+ * own rules (a column without data, a negative row count), comes back marked {@link ExecuteScriptResponse.malformed}.
+ * A decoder that throws makes grpc-js end the call (INTERNAL "Response message parsing error"), and the re-run
+ * that follows reads the same batch from Pixie's table again: the stream never got past it.
+ */
+function decodeOrMalformed(b: Buffer): ExecuteScriptResponse {
+  try {
+    return decodeExecuteScriptResponse(b);
+  } catch (e) {
+    return { queryId: "", malformed: e instanceof Error ? e.message : String(e) };
+  }
+}
+
 /** Bytes Pixie may send ahead of what this client has read, per call and per connection (HTTP/2 flow control). */
 export const FLOW_CONTROL_WINDOW = 4 * 1024 * 1024;
 
@@ -349,7 +363,7 @@ export class PixieClient {
     return this.#stream(
       METHODS.executeScript,
       encodeExecuteScriptRequest(req),
-      (b) => decodeExecuteScriptResponse(b),
+      decodeOrMalformed,
       req.queryId ? "ExecuteScript (resume)" : "ExecuteScript",
       signal,
     );

@@ -85,6 +85,11 @@ export interface ExecuteScriptResponse {
   /** A compact JWE holding a serialized RowBatchData. */
   encryptedBatch?: Uint8Array;
   stats?: QueryStats;
+  /**
+   * Set (to why) instead of the rest when the message could not be decoded (PixieClient.execute): the stream
+   * counts it and skips it.
+   */
+  malformed?: string;
 }
 
 /** `ExecuteScriptRequest.EncryptionOptions`. */

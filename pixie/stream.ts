@@ -636,6 +636,11 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
 
   async #handle(resp: ExecuteScriptResponse, composed: ComposedScript): Promise<Row[]> {
     const metrics = this.#opts.metrics;
+    if (resp.malformed !== undefined) {
+      metrics?.errors?.(undefined, "decode");
+      log.warn("skipping a response that cannot be decoded", { error: redact(resp.malformed) });
+      return [];
+    }
     if (resp.queryId) this.#queryId = resp.queryId;
     // A status with a message is an error even with code 0: the standalone PEM sends its execution errors with
     // no code (sink_server.h) and then ends the call CANCELLED without a message, and Vizier's broker maps the

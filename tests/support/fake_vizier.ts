@@ -104,6 +104,11 @@ export interface ExecuteCall {
   isCancelled(): boolean;
   /** Sends one response as is. */
   send(r: Omit<ExecuteScriptResponse, "queryId">): Promise<void>;
+  /**
+   * Sends bytes as one gRPC message, whatever they hold: what no Vizier sends (a message that is not a valid
+   * ExecuteScriptResponse), for tests of a peer that is not Pixie.
+   */
+  sendBytes(bytes: Uint8Array): Promise<void>;
   meta(id: string, name: string, relation: ColumnInfo[]): Promise<void>;
   /** Sends a batch; encrypted for the client's key when it asked for encryption (unless `encrypt: false`). */
   batch(b: RowBatch, opts?: { encrypt?: boolean }): Promise<void>;
@@ -490,11 +495,12 @@ export class FakeVizier {
         }
       });
     };
-    const write = async (r: ExecuteScriptResponse) => {
+    const write = (r: ExecuteScriptResponse) => writeBytes(encodeExecuteScriptResponse(r));
+    const writeBytes = async (bytes: Uint8Array) => {
       if (cancelled || ended) return;
       let done!: () => void;
       lastWrite = new Promise<void>((resolve) => (done = resolve));
-      if (!call.write(enc(encodeExecuteScriptResponse(r)), () => done())) {
+      if (!call.write(enc(bytes), () => done())) {
         await new Promise<void>((resolve) => {
           const done = () => {
             call.off("drain", done);
@@ -534,6 +540,7 @@ export class FakeVizier {
       cancelled: cancelledP,
       isCancelled: () => cancelled,
       send: (r) => write({ ...r, queryId: c.queryId }),
+      sendBytes: (bytes) => writeBytes(bytes),
       meta: (id, name, relation) => write({ queryId: c.queryId, metaData: { id, name, relation } }),
       batch: async (b, o = {}) => {
         if (req.encryption?.jwkKey && o.encrypt !== false) {
