@@ -335,6 +335,18 @@ export class DeliveredRows {
     this.#h2 = grow(this.#h2);
   }
 
+  /**
+   * Forgets the keys that came first, keeping the newest `max` in arrival order: the bound when time does not
+   * move (rows whose `time_` is stuck, at 0 or at one value, all lie in the window {@link prune} keeps).
+   */
+  keepNewest(max: number): void {
+    const drop = this.#n - max;
+    if (drop <= 0) return;
+    for (const a of [this.#tLo, this.#tHi, this.#h1, this.#h2]) a.copyWithin(0, drop, this.#n);
+    this.#n = max;
+    this.#shrink();
+  }
+
   /** Forgets every row older than `oldest`. */
   prune(oldest: bigint): void {
     I64[0] = oldest;
@@ -350,10 +362,15 @@ export class DeliveredRows {
       n++;
     }
     this.#n = n;
+    this.#shrink();
+  }
+
+  /** After keys were forgotten: the log shrunk if it holds few keys now, the index made again when next needed. */
+  #shrink(): void {
     // Shrink after a prune that left few keys, so a burst does not keep a large log (or index) for ever.
-    let cap = tLo.length;
-    while (cap > 1024 && 4 * n < cap) cap >>= 1;
-    if (cap < tLo.length) this.#resize(cap);
+    let cap = this.#tLo.length;
+    while (cap > 1024 && 4 * this.#n < cap) cap >>= 1;
+    if (cap < this.#tLo.length) this.#resize(cap);
     this.#index = new Int32Array(0);
     this.#indexed = 0;
   }
