@@ -67,6 +67,11 @@ export interface LateRowsOptions {
   skip?: (toNs: bigint) => void;
   /** Rows a skip left unread, estimated from the rows' rate in event time; counted with the dropped ones. */
   onSkipped?: (rows: number) => void;
+  /**
+   * The latest plausible `time_` now, ns (the reader's event clock: the wall clock plus the clock window on a live
+   * node; undefined: no bound). A row beyond it is not taken for the freshest of its batch: it sets no baseline.
+   */
+  horizonNs?: () => bigint | undefined;
 }
 
 /** The baseline is the lowest lag over BUCKETS × BUCKET_MS. */
@@ -150,6 +155,7 @@ export class LateRows {
   #lastLate = 0;
   readonly #skip: ((toNs: bigint) => void) | undefined;
   readonly #onSkipped: (rows: number) => void;
+  readonly #horizonNs: (() => bigint | undefined) | undefined;
   /** The period mean excess when the source was last skipped (NaN: no skip since the slack last took over). */
   #skipExcess = NaN;
   /** The lowest period mean excess since that skip (0 for a period without late rows). */
@@ -200,6 +206,7 @@ export class LateRows {
     this.#saturated = opts.saturated ?? (() => true);
     this.#skip = opts.skip;
     this.#onSkipped = opts.onSkipped ?? (() => {});
+    this.#horizonNs = opts.horizonNs;
   }
 
   /** The lowest event lag of the window, ms (Infinity before the first row). */
@@ -221,7 +228,15 @@ export class LateRows {
     // Before any baseline nothing is late; with one, a row older than the cutoff is.
     let cutoff = limitMs === Infinity ? -1n : nowNs - BigInt(Math.round(limitMs * 1e6));
     let freshest = -1n;
-    for (let i = 0; i < rows.length; i++) if (rows[i]!.time > freshest) freshest = rows[i]!.time;
+    // Rows from beyond the horizon (a `time_` from the future) are not the freshest: the baseline is the second
+    // lowest lag of a minute's batches, so two such rows in a minute made it hugely negative, every later row
+    // late (a saturated sensor dropped every row for ~9 s), and then a slack of their excess (an hour's) let
+    // every late row through for as long as such rows kept coming.
+    const horizon = this.#horizonNs?.();
+    for (let i = 0; i < rows.length; i++) {
+      const t = rows[i]!.time;
+      if (t > freshest && (horizon === undefined || t <= horizon)) freshest = t;
+    }
     // While shedding, and saturated still, the cutoff is the resume level (see RESUME_FRACTION) until a batch
     // reaches it: the reader drops until it is nearly as fresh as the baseline, then keeps a long stretch.
     if (this.#shedding && cutoff >= 0n) {

@@ -193,6 +193,8 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
         ...withDemand(deps.late, source),
         skip,
         onSkipped: (n) => ctx.log.warn("too far behind its Pixie rows; skipped ahead", { rows_estimate: n }),
+        // The event clock's bound (the wall clock plus the window): a row beyond it sets no baseline either.
+        horizonNs: () => clock.horizonNs(),
       })
       : undefined;
     const one: Row[] = [];
