@@ -579,7 +579,8 @@ export async function finishNodes(
   await phase("bus", async (ms) => {
     // A bus that cannot deliver (NATS down at the stop) waits out what it is given: at most a share of the
     // deadline, so the registry, the Matcher and the exporter still finish with what is here.
-    const until = (clock?.now() ?? 0) + (deadline === undefined ? ms : Math.min(ms, deadline * BUS_FINISH_SHARE));
+    const until = (clock?.now() ?? 0) +
+      (deadline === undefined ? ms : Math.min(ms, deadline * BUS_FINISH_SHARE));
     await bus.flush(Math.max(0, until - (clock?.now() ?? 0)));
     await bus.delivered?.(Math.max(0, until - (clock?.now() ?? 0)));
   });
