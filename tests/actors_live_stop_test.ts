@@ -69,14 +69,11 @@ async function atCaptureEnd(rows: readonly Row[]): Promise<string[]> {
   return ids.sort();
 }
 
-Deno.test("live stop: a finish phase that never answers does not hold the stop beyond the deadline", async () => {
-  // The call's first 12.5 s: it is speaking then, and its utterances at 11.2 s and 11.5 s have no complete 2 s
-  // block yet (their signatures are pending at the stop).
+/** A live node on the first 12.5 s of the e2e call (speaking then), its rows all handed on by a live source. */
+async function liveNode(bus: InProcessBus, wrapMatcher?: typeof stuckFinish) {
   const all = await e2eRows("node-a");
   const rows = all.filter((r) => r.time < all[0]!.time + 12_500_000_000n);
-  const want = await atCaptureEnd(rows);
   const { source, state } = liveSource(rows);
-  const bus = new InProcessBus();
   const node = await SensorNode.start({
     config: await e2eConfig(),
     node: "node-a",
@@ -84,21 +81,23 @@ Deno.test("live stop: a finish phase that never answers does not hold the stop b
     metrics: new FsmMetrics(),
     mode: "replay",
     source,
-    wrapMatcher: stuckFinish,
+    wrapMatcher,
   });
   const signatures: string[] = [];
   await bus.subscribeSignatures([], (s) => void signatures.push(s.id));
   for (let i = 0; i < 600 && state.emitted < rows.length; i++) await sleep(50);
   equal(state.emitted, rows.length, "the source handed on every row");
   await node.system.settled();
-  const before = signatures.length;
+  return { node, rows, state, signatures };
+}
 
+/** The signal handler `run` installs for a live node: finish within the deadline, then the drain. */
+function stopHandler(node: SensorNode, bus: InProcessBus, deadlineMs: number, flushMs: number) {
   const codes: number[] = [];
   const phases: string[] = [];
-  const deadlineMs = 1000;
   const h = createSignalHandler(node.system, {
     deadlineMs,
-    flushMs: 1000,
+    flushMs,
     exit: (code) => void codes.push(code),
     finish: (ms, phase) =>
       finishNodes([node], bus, {
@@ -110,6 +109,18 @@ Deno.test("live stop: a finish phase that never answers does not hold the stop b
         },
       }),
   });
+  return { h, codes, phases };
+}
+
+Deno.test("live stop: a finish phase that never answers does not hold the stop beyond the deadline", async () => {
+  // The call's first 12.5 s: it is speaking then, and its utterances at 11.2 s and 11.5 s have no complete 2 s
+  // block yet (their signatures are pending at the stop).
+  const bus = new InProcessBus();
+  const { node, rows, state, signatures } = await liveNode(bus, stuckFinish);
+  const want = await atCaptureEnd(rows);
+  const before = signatures.length;
+  const deadlineMs = 1000;
+  const { h, codes, phases } = stopHandler(node, bus, deadlineMs, 1000);
   const t0 = performance.now();
   const { lines } = await captureLogs(async () => {
     h.handle("SIGTERM");
@@ -141,36 +152,10 @@ class DownBus extends InProcessBus {
 }
 
 Deno.test("live stop: a bus that cannot deliver takes a share of the deadline, and the phases after it finish", async () => {
-  const all = await e2eRows("node-a");
-  const rows = all.filter((r) => r.time < all[0]!.time + 12_500_000_000n);
-  const { source, state } = liveSource(rows);
   const bus = new DownBus();
-  const node = await SensorNode.start({
-    config: await e2eConfig(),
-    node: "node-a",
-    bus,
-    metrics: new FsmMetrics(),
-    mode: "replay",
-    source,
-  });
-  for (let i = 0; i < 600 && state.emitted < rows.length; i++) await sleep(50);
-  await node.system.settled();
-  const phases: string[] = [];
+  const { node } = await liveNode(bus);
   const deadlineMs = 2000;
-  const h = createSignalHandler(node.system, {
-    deadlineMs,
-    flushMs: 200,
-    exit: () => {},
-    finish: (ms, phase) =>
-      finishNodes([node], bus, {
-        stopSources: true,
-        deadlineMs: ms,
-        onPhase: (p) => {
-          phases.push(p);
-          phase(p);
-        },
-      }),
-  });
+  const { h, phases } = stopHandler(node, bus, deadlineMs, 200);
   const { lines } = await captureLogs(async () => {
     h.handle("SIGTERM");
     equal(await h.exited, 0);
