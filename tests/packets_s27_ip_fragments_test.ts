@@ -13,7 +13,17 @@ import { FragmentReassembler, MAX_HELD_BYTES } from "../packets/ip_fragments.ts"
 import { FrameDecoder } from "../packets/ip.ts";
 import { rtpMessages, RtpSource } from "../packets/rtp_source.ts";
 import type { Row } from "../pixie/row.ts";
-import { classicPcap, ethernet, ipv4, ipv6, rtp, rtpTap, udp, type V6Ext } from "./support/packet_build.ts";
+import {
+  classicPcap,
+  ethernet,
+  fragmentHeader,
+  ipv4,
+  ipv6,
+  rtp,
+  rtpTap,
+  udp,
+  type V6Ext,
+} from "./support/packet_build.ts";
 import { FIX } from "./support/packet_truth.ts";
 import type { V6FragTruth } from "../fixtures/packets/v6_frag_receiver.ts";
 
@@ -180,21 +190,6 @@ Deno.test("IPv4 fragments: first fragments that never complete hold at most MAX_
 const V6_SRC = "2001:db8::10";
 const V6_DST = "2001:db8::20";
 const V6_STREAM = "udp [2001:db8::10]:5004>[2001:db8::20]:40000";
-
-/** A Fragment header: offset `off` in bytes (a multiple of 8: the 13-bit field in 8-octet units), M, 32-bit id. */
-function fragmentHeader(off: number, more: boolean, id: number): V6Ext {
-  return {
-    type: 44,
-    body: new Uint8Array([
-      off >> 8,
-      (off & 0xf8) | (more ? 1 : 0),
-      id >>> 24,
-      (id >> 16) & 0xff,
-      (id >> 8) & 0xff,
-      id & 0xff,
-    ]),
-  };
-}
 
 /**
  * The IPv6 packets carrying a UDP datagram as fragments with identification `id`, `size` bytes of it each (1,232

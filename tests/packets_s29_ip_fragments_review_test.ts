@@ -8,7 +8,7 @@ import { type AppMessage, type Frame, LinkType, SkipCounter } from "../packets/t
 import { RtpSource } from "../packets/rtp_source.ts";
 import { FragmentReassembler, MAX_HELD_BYTES } from "../packets/ip_fragments.ts";
 import { FrameDecoder } from "../packets/ip.ts";
-import { ethernet, ipv4, ipv6, rtp, udp, type V6Ext } from "./support/packet_build.ts";
+import { ethernet, fragmentHeader, ipv4, ipv6, rtp, udp } from "./support/packet_build.ts";
 
 const SEC = 1_700_000_000;
 const V6_SRC = "2001:db8::10";
@@ -35,18 +35,7 @@ function v4Fragment(id: number, off: number, more: boolean, bytes: Uint8Array): 
 
 /** An IPv6 fragment of `bytes` at byte offset `off` of datagram `id`. */
 function v6Fragment(id: number, off: number, more: boolean, bytes: Uint8Array): Uint8Array {
-  const fh: V6Ext = {
-    type: 44,
-    body: new Uint8Array([
-      off >> 8,
-      (off & 0xf8) | (more ? 1 : 0),
-      id >>> 24,
-      (id >> 16) & 0xff,
-      (id >> 8) & 0xff,
-      id & 0xff,
-    ]),
-  };
-  return ethernet(0x86dd, ipv6(V6_SRC, V6_DST, 17, bytes, [fh]));
+  return ethernet(0x86dd, ipv6(V6_SRC, V6_DST, 17, bytes, [fragmentHeader(off, more, id)]));
 }
 
 type FragmentOf = (id: number, off: number, more: boolean, bytes: Uint8Array) => Uint8Array;

@@ -351,3 +351,18 @@ export function rtpTap(p: Partial<PacketTap> = {}): PacketTap {
     ...p,
   };
 }
+
+/** A Fragment header: offset `off` in bytes (a multiple of 8: the 13-bit field in 8-octet units), M, 32-bit id. */
+export function fragmentHeader(off: number, more: boolean, id: number): V6Ext {
+  return {
+    type: 44,
+    body: new Uint8Array([
+      off >> 8,
+      (off & 0xf8) | (more ? 1 : 0),
+      id >>> 24,
+      (id >> 16) & 0xff,
+      (id >> 8) & 0xff,
+      id & 0xff,
+    ]),
+  };
+}
