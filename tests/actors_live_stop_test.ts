@@ -9,12 +9,12 @@ import { finishNodes, SensorNode } from "../actors/node.ts";
 import type { RowSource } from "../actors/pixie_reader.ts";
 import type { ActorFactory } from "../actors/runtime.ts";
 import type { MatcherMsg } from "../actors/messages.ts";
-import { createSignalHandler } from "../actors/shutdown.ts";
 import { InProcessBus } from "../bus/in_process.ts";
 import { FsmMetrics } from "../http/metrics.ts";
 import type { Row } from "../pixie/row.ts";
 import { e2eConfig, e2eRows } from "./support/actor_fixtures.ts";
 import { captureLogs } from "./fixtures_actors/helpers.ts";
+import { stopHandler } from "./support/live_stop.ts";
 import { sleep } from "./support/sensor_process.ts";
 import { setLogSink } from "../util/log.ts";
 
@@ -89,27 +89,6 @@ async function liveNode(bus: InProcessBus, wrapMatcher?: typeof stuckFinish) {
   equal(state.emitted, rows.length, "the source handed on every row");
   await node.system.settled();
   return { node, rows, state, signatures };
-}
-
-/** The signal handler `run` installs for a live node: finish within the deadline, then the drain. */
-function stopHandler(node: SensorNode, bus: InProcessBus, deadlineMs: number, flushMs: number) {
-  const codes: number[] = [];
-  const phases: string[] = [];
-  const h = createSignalHandler(node.system, {
-    deadlineMs,
-    flushMs,
-    exit: (code) => void codes.push(code),
-    finish: (ms, phase) =>
-      finishNodes([node], bus, {
-        stopSources: true,
-        deadlineMs: ms,
-        onPhase: (p) => {
-          phases.push(p);
-          phase(p);
-        },
-      }),
-  });
-  return { h, codes, phases };
 }
 
 Deno.test("live stop: a finish phase that never answers does not hold the stop beyond the deadline", async () => {

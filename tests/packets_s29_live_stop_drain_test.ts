@@ -14,8 +14,7 @@
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { join } from "node:path";
-import { finishNodes, SensorNode } from "../actors/node.ts";
-import { createSignalHandler } from "../actors/shutdown.ts";
+import { SensorNode } from "../actors/node.ts";
 import { InProcessBus } from "../bus/in_process.ts";
 import { packetSide } from "../cli/sensor_sources.ts";
 import { parseConfigText } from "../config/load.ts";
@@ -27,6 +26,7 @@ import { fakeTcpdump } from "./support/fake_tcpdump.ts";
 import { classicPcap, ethernet, ipv4, pcmuRecord, rtpTap, tcp } from "./support/packet_build.ts";
 import { type LogLine, ROOT, sleep } from "./support/sensor_process.ts";
 import { gatedTest, quietTest } from "./support/tools.ts";
+import { stopHandler } from "./support/live_stop.ts";
 
 const liveTest = await gatedTest(import.meta.url, ["root", "tcpdump"]);
 
@@ -286,22 +286,7 @@ async function stopNodeDuringCall(stopWhen: "after the last packet sent" | "once
     onRowsDone: (rows) => void taken.push(...rows),
   });
   // As cli/run_cmd.ts wires a live sensor's stop.
-  const codes: number[] = [];
-  const phases: string[] = [];
-  const h = createSignalHandler(node.system, {
-    deadlineMs: 20_000,
-    flushMs: 1000,
-    exit: (code) => void codes.push(code),
-    finish: (ms, phase) =>
-      finishNodes([node], bus, {
-        stopSources: true,
-        deadlineMs: ms,
-        onPhase: (p) => {
-          phases.push(p);
-          phase(p);
-        },
-      }),
-  });
+  const { h, codes, phases } = stopHandler(node, bus, 20_000, 1000);
   let readAtStop = 0;
   try {
     // tcpdump listens once the source has its packet source (LiveCapture.start waited for "listening on").
