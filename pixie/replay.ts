@@ -490,23 +490,51 @@ const defaultSleep = (ms: number, signal?: AbortSignal) =>
   });
 
 /**
- * Which rows pacing ignores: rows whose time differs by more than `spikeNs` from the rows before and after it
- * while those two agree (a lone wrong time; a real break in a capture moves every row after it and is kept).
+ * Rows after a row that pacing looks at to tell a burst of wrong times from a break: a run of up to this many rows
+ * far from the row before them, followed by one near it again, is a burst.
+ */
+export const SPIKE_LOOKAHEAD = 16;
+
+/**
+ * Whether a row at `t` is a spike for pacing: `prev` is the last row that was not, `at(k)` the time of the k-th row
+ * after it (undefined past the end). A row more than `spikeNs` from `prev` is one when a row within
+ * {@link SPIKE_LOOKAHEAD} after it is near `prev` again (the clock came back: a lone wrong time, or a burst of
+ * them, as a batch of rows with a clock gone wrong is); a real break moves every row after it and is kept. The
+ * first row is one when the two after it agree with each other and not with it; the last, when far from `prev`.
+ */
+function isSpike(
+  t: bigint,
+  prev: bigint | undefined,
+  at: (k: number) => bigint | undefined,
+  spikeNs: bigint,
+): boolean {
+  const near = (a: bigint, b: bigint) => (a > b ? a - b : b - a) <= spikeNs;
+  const next = at(0);
+  if (prev === undefined) {
+    const next2 = at(1);
+    return next !== undefined && next2 !== undefined && !near(t, next) && near(next, next2);
+  }
+  if (near(t, prev)) return false;
+  if (next === undefined) return true;
+  for (let k = 0; k < SPIKE_LOOKAHEAD; k++) {
+    const x = at(k);
+    if (x === undefined) break;
+    if (near(x, prev)) return true;
+  }
+  return false;
+}
+
+/**
+ * Which rows pacing ignores: rows whose time differs by more than `spikeNs` from the rows before and after them
+ * while those agree (a lone wrong time, or a burst of up to {@link SPIKE_LOOKAHEAD}; a real break in a capture moves
+ * every row after it and is kept).
  */
 export function timeSpikes(rows: readonly { row: Row }[], spikeNs: bigint): boolean[] {
   const out = new Array<boolean>(rows.length).fill(false);
-  const near = (a: bigint, b: bigint) => (a > b ? a - b : b - a) <= spikeNs;
   let prev: bigint | undefined;
   for (let i = 0; i < rows.length; i++) {
     const t = rows[i]!.row.time;
-    const next = rows[i + 1]?.row.time;
-    let spike: boolean;
-    if (prev === undefined) {
-      // The first row: a spike if the two after it agree with each other and not with it.
-      const next2 = rows[i + 2]?.row.time;
-      spike = next !== undefined && next2 !== undefined && !near(t, next) && near(next, next2);
-    } else if (next === undefined) spike = !near(t, prev); // the last row
-    else spike = !near(t, prev) && !near(t, next) && near(prev, next);
+    const spike = isSpike(t, prev, (k) => rows[i + 1 + k]?.row.time, spikeNs);
     out[i] = spike;
     if (!spike) prev = t;
   }
@@ -549,7 +577,7 @@ export interface ReplayStreamOptions extends Omit<ReplayOptions, "onProgress" | 
  * Delivers rows already in replay order (a {@link mergeStreams} output, or one capture in arrival order), paced
  * like {@link replay}, as they come: unpaced, each batch's rows go to `deliver` node by node (a node's rows in
  * their order, nodes in the order they first appear in the batch; see capture_run.ts for why that keeps the
- * result); paced, one row at a time. Spikes are found with two rows of lookahead. Rows without a usable time must have been filtered
+ * result); paced, one row at a time. Spikes are found with {@link SPIKE_LOOKAHEAD} rows of lookahead. Rows without a usable time must have been filtered
  * before (paced replays). Returns the number of rows delivered (fewer if aborted).
  */
 export async function replayStream(
@@ -589,7 +617,6 @@ export async function replayStream(
   const sleep = opts.sleep ?? defaultSleep;
   const now = opts.now ?? (() => performance.now());
   const spikeNs = BigInt(Math.round(opts.spikeMs ?? DEFAULT_SPIKE_MS)) * 1_000_000n;
-  const near = (a: bigint, b: bigint) => (a > b ? a - b : b - a) <= spikeNs;
   // The pacing clock: the first row that is not a spike, then the newest paced time (arrival order may step back).
   let first: bigint | undefined;
   let paced: bigint | undefined;
@@ -608,17 +635,13 @@ export async function replayStream(
   };
   try {
     for (;;) {
-      await fill(3);
+      await fill(SPIKE_LOOKAHEAD + 1);
       const cur = ahead.shift();
       if (cur === undefined || opts.signal?.aborted) break;
       const t = cur.row.time;
-      const next = ahead[0]?.row.time;
-      let spike: boolean;
-      if (prev === undefined) {
-        const next2 = ahead[1]?.row.time;
-        spike = next !== undefined && next2 !== undefined && !near(t, next) && near(next, next2);
-      } else if (next === undefined) spike = !near(t, prev);
-      else spike = !near(t, prev) && !near(t, next) && near(prev, next);
+      // Before, only a lone row was a spike: two rows in a row from a year ahead (a batch of them) were paced, and
+      // the replay slept for that year.
+      const spike = isSpike(t, prev, (k) => ahead[k]?.row.time, spikeNs);
       if (!spike) prev = t;
       if (spike) opts.onSkipped?.(cur.row, "time_spike");
       else {
