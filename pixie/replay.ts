@@ -135,7 +135,7 @@ export interface MergeStats {
 
 /**
  * How far ahead of its query's running maximum a row must be, and how far the query's next row behind it, for
- * it to be taken for a lone row from the future ({@link RunningMax}): twice the overlap a live sensor's re-run
+ * it to be taken for a row from the future ({@link RunningMax}): twice the overlap a live sensor's re-run
  * allows for rows that reach Pixie's tables late, and well below the matcher's lookback.
  */
 export const DEFAULT_MERGE_SPIKE_NS = 10_000_000_000n;
@@ -145,30 +145,35 @@ export const DEFAULT_MERGE_SPIKE_NS = 10_000_000_000n;
  * A capture holds few queries and its reader gives each row of a query the same string, so they are looked for
  * in a short list first, where a string compares by identity before text: a Map lookup per row hashed the query.
  *
- * A row more than `spikeNs` ahead of its query's maximum (and a query's first row) joins the maximum only once
- * the query's next row follows on from it (is not more than `spikeNs` behind it): a lone row from the future (a
- * clock gone wrong for one row) sorts at its own time and the rows after it at theirs. Before, it raised the
- * maximum for good: every later row of its query sorted at its time, after every other input's rows, so an
- * `analyze` fed a source's rows after all its stages' (one capture row a day ahead lost 160 of 210 relay
- * matches of 8 repeated e2e calls).
+ * A row more than `spikeNs` ahead of its query's maximum starts a run that joins the maximum only once
+ * {@link SPIKE_LOOKAHEAD} rows of the query have followed on from it; a row of the query back within `spikeNs` of
+ * the maximum before the run ends it: it was a burst of rows from the future (a clock gone wrong for a row or a
+ * batch). A query's first row joins once the next one is not more than `spikeNs` behind it. The rows of a run sort as they always did (the running maximum, the run's rows
+ * included), and the rows after a burst at their own times. Before, one such row raised the maximum for good:
+ * every later row of its query sorted at its time, after every other input's rows, so an `analyze` fed a
+ * source's rows after all its stages' (one capture row a day ahead lost 160 of 210 relay matches of 8 repeated
+ * e2e calls). An input's frontier takes a query's maximum only once confirmed ({@link confirmed}).
  */
 class RunningMax {
   readonly #spikeNs: bigint;
   readonly #queries: string[] = [];
-  /** Each query's maximum: the newest time of its rows that followed on (undefined: none yet). */
+  /** Each query's confirmed maximum: the newest time of its rows outside a run (undefined: none yet). */
   readonly #keys: (bigint | undefined)[] = [];
-  /** Each query's last row when it is ahead of the maximum and not followed on from yet. */
-  readonly #pending: (bigint | undefined)[] = [];
+  /** Each query's running maximum, a run's rows included (the sort key). */
+  readonly #running: bigint[] = [];
+  /** Each query's run: the time of its first row (undefined: none), and its rows so far. */
+  readonly #runFrom: (bigint | undefined)[] = [];
+  readonly #runRows: number[] = [];
   /**
-   * Each query's maximum plus `spikeNs`, as it was when last worked out: a row up to it cannot be ahead, and one
-   * beyond it is compared with the maximum now (a bigint made per row cost the merge an allocation a row).
+   * Each query's confirmed maximum plus `spikeNs`, as it was when last worked out: a row up to it is not ahead,
+   * and one beyond it is compared with the maximum now (a bigint made per row cost the merge an allocation a row).
    */
   readonly #limit: bigint[] = [];
   /** Index of each query in the list, looked up instead once there are more than {@link LIST_QUERIES}. */
   readonly #index = new Map<string, number>();
   /**
-   * The maximum of the query of the row {@link key} was last given (undefined: none yet): what that row may raise
-   * its input's frontier to (a row not followed on from yet raises nothing).
+   * The confirmed maximum of the query of the row {@link key} was last given (undefined: none yet): what that row
+   * may raise its input's frontier to (a run raises nothing until confirmed).
    */
   confirmed: bigint | undefined;
 
@@ -178,11 +183,11 @@ class RunningMax {
 
   /**
    * The least sort key a row of `query` still to come can have (undefined: no row of it was given yet): its
-   * maximum, or while it has none, its first row's time (taken as it always was).
+   * confirmed maximum, or while it has none, its running one (its first rows' times, taken as they always were).
    */
   newest(query: string): bigint | undefined {
     const i = this.#find(query);
-    return i === this.#queries.length ? undefined : this.#keys[i] ?? this.#pending[i];
+    return i === this.#queries.length ? undefined : this.#keys[i] ?? this.#running[i];
   }
   /** The index of `query` in the list, or the list's length when it is not there. */
   #find(query: string): number {
@@ -194,39 +199,54 @@ class RunningMax {
   }
   /**
    * The sort key of a row of `query` at `time`: the newest time of its query so far, this one included (see the
-   * class doc for a row far ahead of it).
+   * class doc for rows far ahead of it).
    */
   key(query: string, time: bigint): bigint {
     const qs = this.#queries, n = qs.length;
-    const i = this.#find(query);
+    let i = this.#find(query);
     if (i === n) {
       qs.push(query);
       this.#keys.push(undefined);
-      this.#pending.push(time);
+      this.#running.push(time);
+      this.#runFrom.push(undefined);
+      this.#runRows.push(0);
       this.#limit.push(time);
       this.#index.set(query, n);
-      this.confirmed = undefined;
-      return time;
+      i = n;
     }
     let max = this.#keys[i];
-    const pending = this.#pending[i];
-    if (pending !== undefined) {
-      // The row before was ahead: it joins the maximum if this one follows on from it, else it was a lone one.
-      this.#pending[i] = undefined;
-      if (time >= pending - this.#spikeNs) {
-        max = pending;
-        this.#limit[i] = max + this.#spikeNs;
+    const from = this.#runFrom[i];
+    if (from !== undefined) {
+      // In a run: a row back near the maximum before it ends it (a burst), else it follows on.
+      const back = max === undefined ? time < from - this.#spikeNs : time <= this.#limit[i]!;
+      if (!back) {
+        let running = this.#running[i]!;
+        if (time > running) this.#running[i] = running = time;
+        // A query's first row needs one row to follow on from it; a run ahead of a maximum, a burst's worth.
+        if (++this.#runRows[i]! >= SPIKE_LOOKAHEAD || max === undefined) {
+          this.#keys[i] = max = running;
+          this.#limit[i] = max + this.#spikeNs;
+          this.#runFrom[i] = undefined;
+        }
+        this.confirmed = max;
+        return running;
       }
+      this.#runFrom[i] = undefined;
+      if (max !== undefined) this.#running[i] = max;
     }
-    // Ahead of the maximum by more than spikeNs: past the limit last worked out, and past it worked out again.
+    // Ahead of the maximum by more than spikeNs (past the limit last worked out, and past it worked out again), or
+    // a first row: a run starts.
     if (max === undefined || (time > this.#limit[i]! && time > (this.#limit[i] = max + this.#spikeNs))) {
-      this.#keys[i] = max;
-      this.#pending[i] = time;
+      this.#runFrom[i] = time;
+      this.#runRows[i] = 1;
+      const running = max === undefined || time > max ? time : max;
+      this.#running[i] = running;
       this.confirmed = max;
-      return time;
+      return running;
     }
     if (time > max) max = time;
     this.#keys[i] = max;
+    this.#running[i] = max;
     this.confirmed = max;
     return max;
   }

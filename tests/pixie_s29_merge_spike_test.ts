@@ -67,6 +67,24 @@ Deno.test("merge: a lone row a day ahead sorts at its own time; its query's late
   equal(got.late, 0);
 });
 
+Deno.test("merge: a burst of rows a day ahead (a batch with a clock gone wrong) does not either", async () => {
+  const { a, b } = calls();
+  const burst = Array.from(
+    { length: 5 },
+    (_, k) => row("m/source", "a", T0 + 4n * S + DAY + BigInt(k), `s${k}`),
+  );
+  a.splice(5, 0, ...burst);
+  const tags = burst.map((r) => String(r.columns.tag));
+  const want = byTime([...a, ...b], tags);
+  deepEqual(
+    mergeByTime([{ node: "a", rows: a }, { node: "b", rows: b }]).map((x) => x.row.columns.tag),
+    want,
+  );
+  const got = await streamed(a, b);
+  deepEqual(got.tags, want, "before: a5..a29 after every relay row");
+  equal(got.late, 0);
+});
+
 Deno.test("merge: a query's first row a day ahead does not hold its later rows back either", async () => {
   const { a, b } = calls();
   a.unshift(row("m/source", "a", T0 + DAY, "spike"));
