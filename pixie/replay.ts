@@ -519,8 +519,9 @@ export const SPIKE_LOOKAHEAD = 16;
  * Whether a row at `t` is a spike for pacing: `prev` is the last row that was not, `at(k)` the time of the k-th row
  * after it (undefined past the end). A row more than `spikeNs` from `prev` is one when a row within
  * {@link SPIKE_LOOKAHEAD} after it is near `prev` again (the clock came back: a lone wrong time, or a burst of
- * them, as a batch of rows with a clock gone wrong is); a real break moves every row after it and is kept. The
- * first row is one when the two after it agree with each other and not with it; the last, when far from `prev`.
+ * them, as a batch of rows with a clock gone wrong is), and so is a run far from `prev` that the capture ends
+ * within (a burst sorted last by the merge); a real break moves every later row and is kept. The first row is one
+ * when the two after it agree with each other and not with it.
  */
 function isSpike(
   t: bigint,
@@ -538,7 +539,9 @@ function isSpike(
   if (next === undefined) return true;
   for (let k = 0; k < SPIKE_LOOKAHEAD; k++) {
     const x = at(k);
-    if (x === undefined) break;
+    // The capture ends within the lookahead: a burst the merge sorted last (its rows keep their wrong times, so
+    // they go after every other row), not a break worth waiting for.
+    if (x === undefined) return true;
     if (near(x, prev)) return true;
   }
   return false;
@@ -546,8 +549,8 @@ function isSpike(
 
 /**
  * Which rows pacing ignores: rows whose time differs by more than `spikeNs` from the rows before and after them
- * while those agree (a lone wrong time, or a burst of up to {@link SPIKE_LOOKAHEAD}; a real break in a capture moves
- * every row after it and is kept).
+ * while those agree (a lone wrong time, or a burst of up to {@link SPIKE_LOOKAHEAD}, or such a run at the end; a
+ * real break in a capture moves every row after it and is kept).
  */
 export function timeSpikes(rows: readonly { row: Row }[], spikeNs: bigint): boolean[] {
   const out = new Array<boolean>(rows.length).fill(false);

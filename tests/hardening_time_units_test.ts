@@ -6,7 +6,7 @@ import { deepEqual, equal, ok } from "node:assert/strict";
 import { EventClock } from "../actors/event_clock.ts";
 import { DEDUPE_MAX_ROWS, RecentRows } from "../actors/row_dedupe.ts";
 import { StreamTable } from "../actors/stream_table.ts";
-import { replay, timeSpikes } from "../pixie/replay.ts";
+import { replay, SPIKE_LOOKAHEAD, timeSpikes } from "../pixie/replay.ts";
 import type { Row } from "../pixie/row.ts";
 import { FsmMetrics } from "../http/metrics.ts";
 import type { Match } from "../audio/types.ts";
@@ -76,8 +76,11 @@ Deno.test("replay: a time_ 0 row is not delivered and does not break pacing; a l
 });
 
 Deno.test("replay: a break that every later row shares is paced, not taken for a spike", () => {
-  const rs = [row(T0), row(T0 + S), row(T0 + 1000n * S), row(T0 + 1001n * S)].map((r) => ({ row: r }));
-  deepEqual(timeSpikes(rs, 600n * S), [false, false, false, false]);
+  // More rows after the break than pacing looks ahead (SPIKE_LOOKAHEAD): a run that the capture ends within is
+  // taken for a burst the merge sorted last (session 30), so the break needs rows after it to be seen as one.
+  const after = Array.from({ length: SPIKE_LOOKAHEAD + 1 }, (_, i) => row(T0 + (1000n + BigInt(i)) * S));
+  const rs = [row(T0), row(T0 + S), ...after].map((r) => ({ row: r }));
+  deepEqual(timeSpikes(rs, 600n * S), rs.map(() => false));
   const lone = [row(T0), row(T0 + 1000n * S), row(T0 + S)].map((r) => ({ row: r }));
   deepEqual(timeSpikes(lone, 600n * S), [false, true, false]);
 });
