@@ -3,7 +3,7 @@
  * TLS with a CA, and reconnection forever with a growing, jittered delay (never a tight loop).
  * @module
  */
-import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, type NatsConnection, nkeys } from "@nats-io/transport-node";
 import type { NodeConnectionOptions } from "@nats-io/transport-node";
 import { logger, redact, registerSecret } from "../util/log.ts";
 import { expectUncaught } from "../util/uncaught.ts";
@@ -155,6 +155,13 @@ export async function connectionOptions(
       throw new NatsConnectError(`cannot read nats.credentials_file ${creds}: ${(e as Error).message}`);
     }
     registerCredsSecrets(bytes);
+    const bad = credsProblem(bytes);
+    if (bad !== null) {
+      throw new NatsConnectError(
+        `nats.credentials_file ${creds} ${bad}: it must be a user's .creds file as nsc writes it (the user JWT, ` +
+          `then the user's NKey seed)`,
+      );
+    }
     o.authenticator = credsAuthenticator(credsReader(creds, bytes));
   }
   const tls = opts.tls;
@@ -174,11 +181,28 @@ function registerCredsSecrets(bytes: Uint8Array): void {
 const CREDS_BLOCK = /\s*(?:(?:[-]{3,}[^\n]*[-]{3,}\n)(.+)(?:\n\s*[-]{3,}[^\n]*[-]{3,}\n))/g;
 
 /**
+ * What keeps `.creds` bytes from authenticating, as the client reads them (a JWT block, then a seed block whose
+ * seed it signs with), or null. The client signs inside its handshake, where a seed that is no seed (a bad checksum,
+ * a JWT or a public key pasted in its place) closes the connection for good instead of failing one attempt.
+ */
+function credsProblem(bytes: Uint8Array): string | null {
+  const blocks = [...new TextDecoder().decode(bytes).matchAll(CREDS_BLOCK)];
+  if (blocks.length < 2) return "holds no JWT and seed";
+  try {
+    nkeys.fromSeed(new TextEncoder().encode(blocks[1]![1]!.trim()));
+  } catch (e) {
+    return `holds no valid user seed (${(e as Error).message})`;
+  }
+  return null;
+}
+
+/**
  * The `.creds` file as it is at each (re)connection. A user JWT expires (the server then closes the connection
  * with "User Authentication Expired") and a credentials Secret is rotated by rewriting the file: read once at
  * start, the client kept presenting the old credentials, every reconnection was refused and the bus never
  * published again until the sensor was restarted by hand. (The transport reads TLS files per connection too.)
- * A file that cannot be read or holds no credentials now (mid-rewrite, removed) is replaced by the last good one.
+ * A file that cannot be read or holds no usable credentials now (mid-rewrite, removed, a seed that is no seed) is
+ * replaced by the last good one.
  */
 function credsReader(path: string, first: Uint8Array): () => Uint8Array {
   let last = first;
@@ -186,11 +210,12 @@ function credsReader(path: string, first: Uint8Array): () => Uint8Array {
   return () => {
     try {
       const bytes = Deno.readFileSync(path);
-      // A JWT block and a seed block, as the client parses them.
-      if ([...new TextDecoder().decode(bytes).matchAll(CREDS_BLOCK)].length < 2) {
-        throw new Error("no JWT and seed in it");
-      }
       registerCredsSecrets(bytes);
+      // A JWT block and a seed block, as the client parses them, and a seed it can sign with: the client closed
+      // the connection for good on a bad one, and the sensor never published or read again, even once the file
+      // was fixed.
+      const bad = credsProblem(bytes);
+      if (bad !== null) throw new Error(bad);
       last = bytes;
       failing = false;
     } catch (e) {
