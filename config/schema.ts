@@ -25,6 +25,13 @@ import type { LinearRegex } from "../util/linear_regex.ts";
 
 /** Measurement and stage names: they become NATS subject tokens and metric label values. */
 export const NAME_PATTERN = /^[a-z][a-z0-9_]*$/;
+/**
+ * Longest measurement name: the signature wire format's cap on it (audio/fingerprint/signature.ts
+ * `NAME_CAPS.measurement`). A longer name is cut there to a prefix and a hash, which names no measurement a node
+ * has (its registry passed every signature over, the JetStream bus refused the `~` in a subject): nothing of such a
+ * measurement was ever matched, silently.
+ */
+export const MEASUREMENT_NAME_MAX = 40;
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const STREAM_KEY_ITEM = /^(?:[A-Za-z_][A-Za-z0-9_]*|\$(?:\.[^.\s]+)+)$/;
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
@@ -263,7 +270,10 @@ function defaultMatchRule(sig: z.output<typeof signatureRulesSchema>): z.output<
 
 const measurementSchema = z
   .strictObject({
-    name: name("a measurement name"),
+    name: name("a measurement name").max(
+      MEASUREMENT_NAME_MAX,
+      expected(`a measurement name of at most ${MEASUREMENT_NAME_MAX} characters (signatures carry it)`),
+    ),
     ttl_seconds: int(1).default(120).describe("How long a signature stays matchable (event time)."),
     signature_rules: signatureRulesSchema,
     match_rules: z.array(matchRuleSchema).default([])

@@ -35,6 +35,7 @@ function validate(schema: JsonSchema, value: unknown, root: JsonSchema, at = "$"
     "anyOf",
     "propertyNames",
     "minLength",
+    "maxLength",
   ]);
   for (const k of Object.keys(schema)) if (!known.has(k)) return [`${at}: unsupported keyword ${k}`];
   if (typeof schema.$ref === "string") {
@@ -69,6 +70,9 @@ function validate(schema: JsonSchema, value: unknown, root: JsonSchema, at = "$"
   }
   if (typeof schema.minLength === "number" && typeof value === "string" && value.length < schema.minLength) {
     errors.push(`${at}: shorter than ${schema.minLength}`);
+  }
+  if (typeof schema.maxLength === "number" && typeof value === "string" && value.length > schema.maxLength) {
+    errors.push(`${at}: longer than ${schema.maxLength}`);
   }
   if (typeof value === "number") {
     if (typeof schema.minimum === "number" && value < schema.minimum) errors.push(`${at}: below minimum`);
@@ -164,6 +168,9 @@ Deno.test("JSON schema rejects what the loader rejects: unknown keys, wrong enum
   ok(validate(schema, { ...base, log_level: "verbose" }, schema).length > 0);
   ok(validate(schema, { ...base, nats: { replicas: 9 } }, schema).length > 0);
   ok(validate(schema, {}, schema).includes("$: missing measurements"));
+  // A measurement name longer than signatures carry (tests/config_s30_measurement_name_test.ts).
+  const longName = { measurements: [{ ...base.measurements[0]!, name: "m".repeat(41) }] };
+  ok(validate(schema, longName, schema).length > 0);
   // ${VAR} expressions are accepted where a number, boolean or enum is expected.
   deepEqual(
     validate(schema, { ...base, nats: { replicas: "${NATS_REPLICAS:-3}" }, log_level: "${LVL}" }, schema),
