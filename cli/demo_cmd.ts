@@ -7,7 +7,7 @@
 import { redact } from "../util/log.ts";
 import { EXIT_OK, optNumber, type ParsedArgs } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
-import { optListen } from "./listen_option.ts";
+import { listenFromOption, optListen } from "./listen_option.ts";
 import { decodeExamples, explainRun, readCaptures, runCaptures, stageOrder } from "./capture_run.ts";
 import { renderSummaryTable, summarize } from "../report/summary.ts";
 import { type HttpServer, parseListen, startHttpServer } from "../http/server.ts";
@@ -52,7 +52,10 @@ export async function demoCommand(args: ParsedArgs): Promise<number> {
   const store = new RecordStore(stagePaths(config), stageOrder(config));
   const nodeMetrics: FsmMetrics[] = [];
   store.health = () => healthFromMetrics(nodeMetrics);
-  const ui: UiServer = startUiServer({ listen: uiListen, store, title: "fsm-px demo" });
+  const ui: UiServer = listenFromOption(
+    "ui",
+    () => startUiServer({ listen: uiListen, store, title: "fsm-px demo" }),
+  );
   console.log(`  web UI at ${ui.url}`);
   // Traces of every interval's journey (config otlp.endpoint): records are spans once their hops are known.
   const otlp = config.otlp.endpoint
@@ -73,12 +76,17 @@ export async function demoCommand(args: ParsedArgs): Promise<number> {
         let port = listen.port;
         nodeMetrics.push(...metrics.values());
         for (const [name, m] of metrics) {
-          const s = startHttpServer({
-            listen: `${listen.hostname}:${port === 0 ? 0 : port++}`,
-            metrics: m,
-            healthz: () => ({ ok: true, detail: `node ${name} running` }),
-            readyz: () => ({ ok: true, detail: "replaying capture" }),
-          });
+          const s = listenFromOption(
+            "listen",
+            () =>
+              startHttpServer({
+                listen: `${listen.hostname}:${port === 0 ? 0 : port++}`,
+                metrics: m,
+                healthz: () => ({ ok: true, detail: `node ${name} running` }),
+                readyz: () => ({ ok: true, detail: "replaying capture" }),
+              }),
+            ` (node ${name}'s metrics: the nodes listen on consecutive ports from --listen)`,
+          );
           servers.push(s);
           console.log(`  node ${name}: metrics at http://${s.addr}/metrics`);
         }

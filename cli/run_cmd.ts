@@ -7,7 +7,7 @@ import { optNumber, optString, type ParsedArgs, UsageError } from "./command.ts"
 import { loadCommandConfig } from "./common.ts";
 import { type CaptureSource, openCaptures, RowSample, runFacts } from "./capture_run.ts";
 import { diagnose, renderDiagnosis } from "../report/diagnosis.ts";
-import { resolveConfigPath } from "../config/load.ts";
+import { configIssue, resolveConfigPath } from "../config/load.ts";
 import { finishNodes, SensorNode } from "../actors/node.ts";
 import type { MatchFeed } from "../actors/exporter.ts";
 import type { RowSource } from "../actors/pixie_reader.ts";
@@ -17,7 +17,7 @@ import type { Bus } from "../bus/bus.ts";
 import type { Config } from "../config/schema.ts";
 import type { FsmMetrics } from "../http/metrics.ts";
 import { sensorMetrics } from "./sensor_metrics.ts";
-import { startHttpServer } from "../http/server.ts";
+import { type HttpServer, ListenError, startHttpServer } from "../http/server.ts";
 import { pixieReadiness } from "./readiness.ts";
 import { replayStream, RowLeases } from "../pixie/replay.ts";
 import type { Row } from "../pixie/row.ts";
@@ -169,23 +169,24 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
   skew?.addListener((offsets) => node.noteClockOffsets(offsets.values()));
   let replaying = capturePath !== undefined;
   const startedMs = Date.now();
-  const http = startHttpServer({
-    listen: config.metrics.listen,
-    metrics,
-    healthz: () => ({
-      ok: !node.system.stopping.aborted,
-      detail: node.system.stopping.aborted ? "stopping" : "actors running",
-    }),
-    readyz: () =>
-      pixie
-        ? pixieReadiness(
-          { healthy: pixie.health.healthy, lastResponseMs: metrics.pixieLastResponseMs, startedMs },
-          Date.now(),
-        )
-        : packets
-        ? { ok: !node.system.stopping.aborted, detail: "capturing packets" }
-        : { ok: true, detail: replaying ? "replaying capture" : "capture replayed" },
-  });
+  const http = listenAtConfig(config, () =>
+    startHttpServer({
+      listen: config.metrics.listen,
+      metrics,
+      healthz: () => ({
+        ok: !node.system.stopping.aborted,
+        detail: node.system.stopping.aborted ? "stopping" : "actors running",
+      }),
+      readyz: () =>
+        pixie
+          ? pixieReadiness(
+            { healthy: pixie.health.healthy, lastResponseMs: metrics.pixieLastResponseMs, startedMs },
+            Date.now(),
+          )
+          : packets
+          ? { ok: !node.system.stopping.aborted, detail: "capturing packets" }
+          : { ok: true, detail: replaying ? "replaying capture" : "capture replayed" },
+    }));
   node.system.onFlush(async () => {
     await skew?.stop();
     await bus.close();
@@ -263,4 +264,25 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
   const t = await node.system.terminated;
   signals.uninstall();
   return t.code;
+}
+
+/**
+ * Starts the metrics server, a failure to listen reported as a config error at `metrics.listen` (exit 2) with what
+ * to do: Deno's "Address already in use (os error 98)" named neither the address nor the setting.
+ */
+function listenAtConfig(config: Config, start: () => HttpServer): HttpServer {
+  try {
+    return start();
+  } catch (e) {
+    if (!(e instanceof ListenError)) throw e;
+    throw configIssue(
+      config,
+      ["metrics", "listen"],
+      "an address this sensor can listen on",
+      `${e.listen}: ${e.reason}`,
+      e.inUse
+        ? "stop what listens there (another sensor or a demo?) or set metrics.listen to a free port (port 0: any)"
+        : "set metrics.listen to an address of this host, e.g. 0.0.0.0:9464 (all of its addresses)",
+    );
+  }
 }

@@ -5,7 +5,7 @@
  */
 import { EXIT_FAILURE, EXIT_OK, optString, type ParsedArgs, parseDurationMs } from "./command.ts";
 import { loadCommandConfig } from "./common.ts";
-import { optListen } from "./listen_option.ts";
+import { listenFromOption, optListen } from "./listen_option.ts";
 import { stageOrder } from "./capture_run.ts";
 import { loadRecordFiles, startUiServer } from "../http/ui_server.ts";
 import { RecordStore } from "../http/ui/store.ts";
@@ -101,7 +101,7 @@ export async function uiCommand(args: ParsedArgs): Promise<number> {
     log.error("nothing to show: give --records FILE (from analyze --out) or set nats.url", {});
     return EXIT_FAILURE;
   }
-  const server = startUiServer({ listen, store, title: loaded.file });
+  const server = listenFromOption("listen", () => startUiServer({ listen, store, title: loaded.file }));
   console.log(`fsm-px UI at ${server.url} (Ctrl-C stops)`);
   await untilSignal();
   await stopTail?.();

@@ -103,6 +103,37 @@ const log = logger("http");
 const enc = new TextEncoder();
 const dec = new TextDecoder("latin1");
 
+/**
+ * The server could not listen where it was told: the message names the address and why in words a user can act
+ * on (the commands add which setting or option gave the address).
+ */
+export class ListenError extends Error {
+  override name = "ListenError";
+  /** The `host:port` the server was given. */
+  readonly listen: string;
+  /** Why, e.g. "the port is in use (another process listens there)". */
+  readonly reason: string;
+  /** The address is right but taken (another port would do), rather than not this host's or not permitted. */
+  readonly inUse: boolean;
+
+  /** Wraps what `Deno.listen` threw for `listen`. */
+  constructor(listen: string, cause: unknown) {
+    const reason = cause instanceof Deno.errors.AddrInUse
+      ? "the port is in use (another process listens there)"
+      : cause instanceof Deno.errors.AddrNotAvailable
+      ? "no interface of this host has that address"
+      : cause instanceof Deno.errors.PermissionDenied
+      ? "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+      : cause instanceof Error
+      ? cause.message
+      : String(cause);
+    super(`cannot listen on ${listen}: ${reason}`, { cause });
+    this.listen = listen;
+    this.reason = reason;
+    this.inUse = cause instanceof Deno.errors.AddrInUse;
+  }
+}
+
 /** Splits `host:port` (IPv6 in brackets allowed). */
 export function parseListen(listen: string): { hostname: string; port: number } {
   const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(listen);
@@ -175,7 +206,13 @@ export function startHttpServer(opts: HttpOptions): HttpServer {
 export function startBoundedServer(opts: BoundedServerOptions): HttpServer {
   const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...opts.limits };
   const { hostname, port } = parseListen(opts.listen);
-  const listener = Deno.listen({ hostname, port, transport: "tcp" });
+  let listener: Deno.Listener;
+  try {
+    listener = Deno.listen({ hostname, port, transport: "tcp" });
+  } catch (e) {
+    // Deno's own message ("Address already in use (os error 98)") names neither the address nor what to do.
+    throw new ListenError(opts.listen, e);
+  }
   const drop = (reason: DropReason) => opts.dropped?.(reason);
   /** Open connections, oldest first. */
   const open = new Map<Deno.Conn, ConnState>();
