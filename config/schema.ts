@@ -45,6 +45,39 @@ function expected(text: string): { error: string } {
   return { error: `expected ${text}` };
 }
 
+/** Control characters (a line break above all): never part of a credential, only of a copying mistake. */
+// deno-lint-ignore no-control-regex -- control characters are what it looks for
+const CONTROL_CHAR = /[\u0000-\u001f\u007f]/;
+
+/**
+ * A credential (`pixie.api_key`, `nats.user`, `nats.password`, `nats.token`) without control characters. A
+ * Kubernetes Secret made from a file keeps the file's last newline, and a key with one was refused only later and
+ * darkly: gRPC will not send it (every Pixie query failed with 'Metadata string value "[redacted]" contains illegal
+ * characters', the sensor silent), a NATS server answers "Authorization Violation". `refused` says which.
+ * The value is never shown (the error mapper names its variable instead).
+ */
+function credential(what: string, refused: string) {
+  return z.string().superRefine((s, ctx) => {
+    const at = s.search(CONTROL_CHAR);
+    if (at < 0) return;
+    const c = s[at];
+    const kind = c === "\n" || c === "\r" ? "a line break" : c === "\t" ? "a tab" : "a control character";
+    const where = at >= s.trimEnd().length
+      ? "at its end"
+      : at < s.length - s.trimStart().length
+      ? "at its start"
+      : "inside it";
+    ctx.addIssue({
+      code: "custom",
+      message: `expected ${what} without line breaks or other control characters`,
+      params: {
+        hint: `it has ${kind} ${where}, which ${refused}; a Secret made from a file keeps the file's last ` +
+          "newline: make it with kubectl create secret --from-literal, or write the file with printf '%s'",
+      },
+    });
+  });
+}
+
 function int(min: number, max?: number) {
   const e = expected(max === undefined ? `an integer >= ${min}` : `an integer from ${min} to ${max}`);
   const s = z.number(e).int(e).min(min, e);
@@ -291,7 +324,7 @@ const measurementSchema = z
 
 const pixieSchema = z.strictObject({
   cloud_addr: hostPort(false).default("work.withpixie.ai:443"),
-  api_key: z.string().default(""),
+  api_key: credential("a Pixie API key", "gRPC refuses to send (every query would fail)").default(""),
   cluster: z
     .string()
     .refine((s) => s === "" || isUuid(s) || CLUSTER_NAME.test(s), expected("a cluster UUID or name"))
@@ -352,9 +385,9 @@ const natsSchema = z
     replicas: int(1, 5).default(1),
     retention: duration().default("168h"),
     credentials_file: z.string().default(""),
-    user: z.string().default(""),
-    password: z.string().default(""),
-    token: z.string().default(""),
+    user: credential("a user name", "the server refuses (Authorization Violation)").default(""),
+    password: credential("a password", "the server refuses (Authorization Violation)").default(""),
+    token: credential("a token", "the server refuses (Authorization Violation)").default(""),
     tls: z
       .strictObject({
         ca_file: z.string().default(""),
