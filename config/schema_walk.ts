@@ -5,6 +5,7 @@
  */
 
 import { z } from "zod";
+import { formatKeyPath } from "./problem.ts";
 
 /** A key path into the config: mapping keys and list indexes. */
 export type KeyPath = readonly (string | number)[];
@@ -77,4 +78,70 @@ function describe(s: z.ZodType): string {
   if (s instanceof z.ZodObject) return "a mapping";
   if (s instanceof z.ZodArray) return "a list";
   return "a valid value";
+}
+
+/**
+ * Where the config allows `key` other than in the mapping at `path`, nearest first: inside that mapping (the key
+ * written one or more levels too high), then inside each of its ancestors (too deep), up to 3 levels down from
+ * each. Key paths as messages show them, list items of the schema as `[…]`, the top level as "the top level"; at
+ * most `limit` of them.
+ */
+export function placesOfKey(root: z.ZodType, path: KeyPath, key: string, limit = 2): string[] {
+  // Most unknown keys are in no mapping at all (a typo, or 64k of them): answered without a search.
+  if (!allKeys(root).has(key)) return [];
+  const out: string[] = [];
+  const visited = new Set<string>([formatKeyPath(path).replace(/\[\d+\]/g, "[…]")]);
+  const search = (from: KeyPath): void => {
+    let level: { at: KeyPath; shown: string }[] = [{ at: from, shown: formatKeyPath(from) }];
+    for (let depth = 0; depth <= 3 && level.length > 0 && out.length < limit; depth++) {
+      const next: { at: KeyPath; shown: string }[] = [];
+      for (const { at, shown } of level) {
+        for (const s of schemasAt(root, at)) {
+          if (s instanceof z.ZodObject) {
+            const keys = Object.keys(s.shape);
+            // The same mapping is reached again from an ancestor through a list, as `[…]` for this item's index.
+            const same = shown.replace(/\[\d+\]/g, "[…]");
+            if (keys.includes(key) && !visited.has(same) && out.length < limit) {
+              out.push(shown || "the top level");
+            }
+            visited.add(same);
+            for (const k of keys) next.push({ at: [...at, k], shown: shown ? `${shown}.${k}` : k });
+          } else if (s instanceof z.ZodArray) {
+            next.push({ at: [...at, 0], shown: `${shown}[…]` });
+          }
+        }
+      }
+      level = next;
+    }
+  };
+  search(path);
+  for (let n = path.length - 1; n >= 0 && out.length < limit; n--) search(path.slice(0, n));
+  return out;
+}
+
+const keysOfSchema = new WeakMap<z.ZodType, Set<string>>();
+
+/** Every key of every mapping of the schema (computed once per schema). */
+function allKeys(root: z.ZodType): Set<string> {
+  let keys = keysOfSchema.get(root);
+  if (keys) return keys;
+  keys = new Set();
+  const seen = new Set<z.ZodType>();
+  const walk = (schema: z.ZodType): void => {
+    for (const s of alternatives(unwrap(schema))) {
+      if (seen.has(s)) continue;
+      seen.add(s);
+      if (s instanceof z.ZodObject) {
+        for (const [k, child] of Object.entries(s.shape as Record<string, z.ZodType>)) {
+          keys.add(k);
+          walk(child);
+        }
+      } else if (s instanceof z.ZodArray) {
+        walk(s.element as z.ZodType);
+      }
+    }
+  };
+  walk(root);
+  keysOfSchema.set(root, keys);
+  return keys;
 }

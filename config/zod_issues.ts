@@ -7,7 +7,7 @@
 
 import type { z } from "zod";
 import { formatKeyPath, type Problem, renderFound, type SecretIndex, valueAt } from "./problem.ts";
-import { describeAt, type KeyPath, keysAt } from "./schema_walk.ts";
+import { describeAt, type KeyPath, keysAt, placesOfKey } from "./schema_walk.ts";
 import { didYouMean } from "../util/suggest.ts";
 
 const TYPE_NAMES: Record<string, string> = {
@@ -35,12 +35,18 @@ export function problemsFromZod(
       const allowed = keysAt(root, path) ?? [];
       return issue.keys.map((key) => {
         const suggestion = didYouMean(key, allowed);
+        // A key the config takes elsewhere was written at the wrong level: say where it goes.
+        const places = suggestion ? [] : placesOfKey(root, path, key);
         return {
           path: [...path, key],
           onKey: true,
           expected: `one of the keys ${allowed.join("|")}`,
           found: `unknown key ${JSON.stringify(key)}`,
-          hint: suggestion ? `did you mean ${JSON.stringify(suggestion)}?` : undefined,
+          hint: suggestion
+            ? `did you mean ${JSON.stringify(suggestion)}?`
+            : places.length > 0
+            ? `${key} belongs under ${places.join(" or ")}`
+            : undefined,
         };
       });
     }
