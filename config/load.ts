@@ -172,15 +172,16 @@ export function parseConfigText(text: string, fileName: string, env?: Env): Load
   if (doc.errors.length > 0) throw new ConfigError(doc.errors.map((e) => yamlIssue(e, fileName)));
   const duplicates = duplicateKeys(doc.contents);
   if (duplicates.length > 0) {
-    throw new ConfigError(duplicates.map((offset) => {
-      const { line, col } = position(offset);
+    throw new ConfigError(duplicates.map((d) => {
+      const { line, col } = position(d.offset);
       return {
         file: fileName,
         line,
         col,
-        path: "",
+        path: formatKeyPath(d.path),
         expected: "valid YAML",
         found: "DUPLICATE_KEY: Map keys must be unique",
+        hint: `${d.key} is set at line ${position(d.first).line} already: keep one of the two`,
       };
     }));
   }
@@ -356,31 +357,46 @@ function registerUrlPasswords(url: string): void {
   }
 }
 
+/** A key that repeats an earlier key of its mapping. */
+interface DuplicateKey {
+  /** Where the repeat is. */
+  offset: number;
+  /** Where the key was first set. */
+  first: number;
+  key: string;
+  /** The repeated key's path. */
+  path: (string | number)[];
+}
+
 /**
- * Offsets of keys that repeat an earlier key of the same mapping, in one pass with a set per mapping (what
- * yaml's `uniqueKeys` reports, without its comparison of every pair).
+ * Keys that repeat an earlier key of the same mapping, in one pass with a map per mapping (what yaml's
+ * `uniqueKeys` reports, without its comparison of every pair), with where the first one is, so the error can say
+ * which two lines to reconcile.
  */
-function duplicateKeys(root: unknown): number[] {
-  const out: number[] = [];
-  const stack: unknown[] = [root];
+function duplicateKeys(root: unknown): DuplicateKey[] {
+  const out: DuplicateKey[] = [];
+  const stack: { node: unknown; path: (string | number)[] }[] = [{ node: root, path: [] }];
   while (stack.length > 0) {
-    const node = stack.pop();
+    const { node, path } = stack.pop()!;
     if (isMap(node)) {
-      const seen = new Set<string>();
+      const seen = new Map<string, number>();
       for (const pair of node.items) {
         // Complex keys (a mapping as a key) are compared by their text, as yaml does for scalars.
         const k = isScalar(pair.key)
           ? `${typeof pair.key.value}:${String(pair.key.value)}`
           : `node:${String(pair.key)}`;
-        if (seen.has(k)) out.push(nodeStart(pair.key) ?? 0);
-        seen.add(k);
-        stack.push(pair.value);
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const at = nodeStart(pair.key) ?? 0;
+        const first = seen.get(k);
+        if (first !== undefined) out.push({ offset: at, first, key, path: [...path, key] });
+        else seen.set(k, at);
+        stack.push({ node: pair.value, path: [...path, key] });
       }
     } else if (isSeq(node)) {
-      for (const item of node.items) stack.push(item);
+      node.items.forEach((item, i) => stack.push({ node: item, path: [...path, i] }));
     }
   }
-  return out.sort((a, b) => a - b);
+  return out.sort((a, b) => a.offset - b.offset);
 }
 
 /** Problems for string values and keys over {@link MAX_CONFIG_STRING}, at their position. */

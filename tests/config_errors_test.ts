@@ -93,7 +93,8 @@ Deno.test("YAML syntax errors carry file:line:col", async () => {
   const dup = textErrors("log_level: info\nlog_level: debug\n");
   deepEqual(
     dup.format(),
-    "config.yaml:2:1: expected valid YAML, found DUPLICATE_KEY: Map keys must be unique",
+    "config.yaml:2:1: log_level: expected valid YAML, found DUPLICATE_KEY: Map keys must be unique " +
+      "(log_level is set at line 1 already: keep one of the two)",
   );
   equal(
     textErrors("").format(),

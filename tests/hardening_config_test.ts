@@ -44,7 +44,20 @@ Deno.test("64k unknown keys: every one reported at its line, the printout cut af
 
 Deno.test("duplicate keys are still found, at the repeated key, in nested mappings too", () => {
   const e = errorOf(BASE + "metrics:\n  listen: 127.0.0.1:1\n  listen: 127.0.0.1:2\n");
-  deepEqual(e.format(), "c.yaml:10:3: expected valid YAML, found DUPLICATE_KEY: Map keys must be unique");
+  // The key's path and the line of its first setting say which two lines to reconcile (s30: before, neither).
+  deepEqual(
+    e.format(),
+    "c.yaml:10:3: metrics.listen: expected valid YAML, found DUPLICATE_KEY: Map keys must be unique " +
+      "(listen is set at line 9 already: keep one of the two)",
+  );
+  const inList = errorOf(
+    BASE.replace("  - name: m\n", "  - name: m\n    ttl_seconds: 5\n    ttl_seconds: 6\n"),
+  );
+  deepEqual(
+    inList.format(),
+    "c.yaml:5:5: measurements[0].ttl_seconds: expected valid YAML, found DUPLICATE_KEY: Map keys must be unique " +
+      "(ttl_seconds is set at line 4 already: keep one of the two)",
+  );
   // A number and a string that read alike are different keys in YAML: not duplicates.
   const e2 = errorOf(BASE + 'extra:\n  1: a\n  "1": b\n');
   ok(!e2.format().includes("DUPLICATE_KEY"), e2.format());
