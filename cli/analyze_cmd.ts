@@ -3,7 +3,7 @@
  * @module
  */
 import { EXIT_OK, optFormat, optString, type ParsedArgs, UsageError } from "./command.ts";
-import { loadCommandConfig, progressBar } from "./common.ts";
+import { checkOutFile, loadCommandConfig, progressBar } from "./common.ts";
 import { openCaptures, runCaptureSources, runFacts, stageOrder } from "./capture_run.ts";
 import { decodeErrorLines, diagnose, renderDiagnosis } from "../report/diagnosis.ts";
 import { resolveConfigPath } from "../config/load.ts";
@@ -20,12 +20,14 @@ export async function analyzeCommand(args: ParsedArgs): Promise<number> {
   const format = asked === "summary" ? "json" : asked;
   if (args.positionals.length === 0) throw new UsageError("give at least one capture file");
   const select = recordSelection(args);
+  const outPath = optString(args, "out");
+  // Before the run: records are written once it is over.
+  if (outPath !== undefined) await checkOutFile(outPath);
   const { config } = await loadCommandConfig(args);
   // Read as a stream: rows are handed on as they are parsed, so memory does not grow with the captures.
   const caps = await openCaptures(args.positionals, config);
   const total = caps.reduce((a, c) => a + c.size, 0);
 
-  const outPath = optString(args, "out");
   // Records are written once the run is over, with every hop computed from all matches (a live node can only
   // add a hop when the previous stage's match came first; offline, all of them are known): the same records
   // on every run.

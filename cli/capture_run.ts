@@ -25,6 +25,7 @@ import { isJsonField, StreamKeyer } from "../audio/decode/stream_key.ts";
 import { PayloadEnvelope } from "../audio/decode/payload.ts";
 import { type Cell, cellBytes, type Row } from "../pixie/row.ts";
 import { logger } from "../util/log.ts";
+import { relativeTo } from "./common.ts";
 import { isPacketCapture } from "../packets/packet_source.ts";
 import { openPacketCapture, readPacketCapture } from "./packet_capture_files.ts";
 
@@ -55,7 +56,7 @@ export async function readCaptures(paths: readonly string[], config?: Config): P
         ? await readPacketCapture(path, config)
         : await readCapture(path, { opened: kind.opened });
     } catch (e) {
-      throw new Error(`cannot read capture ${path}: ${(e as Error).message}`);
+      throw new Error(`cannot read capture ${path}: ${(e as Error).message}${notFoundWhere(e, path)}`);
     }
     for (const p of cap.problems.slice(0, 20)) log.warn("malformed capture line skipped", { ...p });
     if (cap.problems.length > 20) {
@@ -186,7 +187,7 @@ export async function openCaptures(paths: readonly string[], config?: Config): P
     } catch (e) {
       // The captures opened before this one are not handed to anyone.
       for (const s of out) s.close?.();
-      throw new Error(`cannot read capture ${path}: ${(e as Error).message}`);
+      throw new Error(`cannot read capture ${path}: ${(e as Error).message}${notFoundWhere(e, path)}`);
     }
   }
   return out;
@@ -902,4 +903,9 @@ export async function explainRun(
 ): Promise<string> {
   const facts = await runFacts(configFile, result.metrics.values(), result, result.problems);
   return renderDiagnosis(diagnose(config, facts, { rowsOf: rowsByQuery(caps) }));
+}
+
+/** For a file that is not there, where a relative path was looked for (see {@link relativeTo}). */
+function notFoundWhere(e: unknown, path: string): string {
+  return e instanceof Deno.errors.NotFound ? relativeTo(path) : "";
 }

@@ -6,7 +6,7 @@
 import { configIssue } from "../config/load.ts";
 import { EXIT_OK, optFormat, optString, type ParsedArgs, parseDurationMs, UsageError } from "./command.ts";
 import { NAME_PATTERN } from "../config/schema.ts";
-import { loadCommandConfig } from "./common.ts";
+import { checkOutFile, loadCommandConfig } from "./common.ts";
 import { stageOrder } from "./capture_run.ts";
 import { natsConnectOptions } from "./bus_from_config.ts";
 import { readRecords } from "../bus/replay_reader.ts";
@@ -64,6 +64,7 @@ export async function replayCommand(args: ParsedArgs): Promise<number> {
     );
   }
   const select = recordSelection(args);
+  if (outPath !== undefined) await checkOutFile(outPath);
 
   const { config } = await loadCommandConfig(args);
   if (config.nats.url === "") {

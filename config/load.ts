@@ -6,7 +6,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import {
   type Document,
   isAlias,
@@ -75,9 +75,15 @@ export async function loadConfig(path?: string, env?: Env, options: LoadOptions 
     text = await Deno.readTextFile(full);
   } catch (e) {
     if (e instanceof ConfigError) throw e;
-    throw new ConfigError([
-      fileIssue(file, "a readable config file", e instanceof Error ? e.name : String(e)),
-    ]);
+    const issue = fileIssue(file, "a readable config file", e instanceof Error ? e.name : String(e));
+    if (e instanceof Deno.errors.NotFound && !isAbsolute(full)) {
+      // `deno task` runs in the repository's folder whatever folder it is started from: `--config config.yaml`
+      // typed beside the file was looked for there.
+      issue.hint =
+        `looked for ${join(Deno.cwd(), full)}: a relative path is read from where the command runs ` +
+        "(deno task runs in the repository's folder); give it from there, or an absolute path";
+    }
+    throw new ConfigError([issue]);
   }
   return parseConfigText(text, file, env);
 }
