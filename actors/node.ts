@@ -73,6 +73,8 @@ export interface NodeOptions {
   matchFeed?: MatchFeed;
   /** Where the signature subscription starts (JetStream: wall ms; recovers signatures still live). */
   subscribeFromMs?: number;
+  /** Told the node of each signature from the bus (e.g. so the clock-skew estimator probes that node). */
+  onSignatureFrom?: (node: string) => void;
   /**
    * Wall clock in ms for a live node (default `Date.now`): rows and signatures further ahead of it than
    * engine.clock_window_seconds are not trusted. Not used in `replay` mode (captures are from the past).
@@ -450,7 +452,10 @@ export class SensorNode {
     const registry = n.system.ingress(n.#registry);
     n.#subscription = await opts.bus.subscribeSignatures(
       opts.config.measurements.map((m) => m.name),
-      async (sig) => void await registry.tell({ kind: "signature", sig }),
+      async (sig) => {
+        opts.onSignatureFrom?.(sig.source.node);
+        await registry.tell({ kind: "signature", sig });
+      },
       { startTimeMs: opts.subscribeFromMs },
     );
     return n;

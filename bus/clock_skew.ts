@@ -64,6 +64,11 @@ export interface ClockSkewOptions {
    * so that the cost per node stays flat as the cluster grows (1000 nodes: 16 peers × 8 exchanges / 30 s).
    */
   maxPeers?: number;
+  /**
+   * Source peers probed besides them: the nodes whose signatures this node matches
+   * ({@link ClockSkewEstimator.addSource}), the most recently heard from kept. Default 64.
+   */
+  maxSourcePeers?: number;
   /** Each new estimate against one peer (seconds, peer minus us). */
   onOffset?: (peer: string, offsetSeconds: number, rttMs: number) => void;
   /** A peer was forgotten (it left: nothing listens on its subject any more): its estimate is gone (e.g. its gauge). */
@@ -85,6 +90,8 @@ const MAX_CLOCK_SUBJECT = 1024;
 export class ClockSkewEstimator {
   readonly #o: Required<Omit<ClockSkewOptions, "onOffset" | "onForget" | "onNodeOffset">> & ClockSkewOptions;
   readonly #peers = new Set<string>();
+  /** Source peers (see {@link addSource}) and when each last sent a signature (ms of `now`). */
+  readonly #sources = new Map<string, number>();
   readonly #offsets = new Map<string, number>();
   #subs: Subscription[] = [];
   #timer: ReturnType<typeof setTimeout> | null = null;
@@ -102,6 +109,7 @@ export class ClockSkewEstimator {
       timeoutMs: opts.timeoutMs ?? 1000,
       warnMs: opts.warnMs ?? 50,
       maxPeers: opts.maxPeers ?? 16,
+      maxSourcePeers: opts.maxSourcePeers ?? 64,
     };
   }
 
@@ -151,21 +159,57 @@ export class ClockSkewEstimator {
     }, ms);
   }
 
-  /** Adds a peer to probe (e.g. a node seen in signatures); ignored past `maxPeers`. */
+  /** Adds a peer to probe (one heard saying hello); ignored past `maxPeers`. */
   addPeer(node: string): void {
-    if (node === "" || node === this.#o.node || this.#peers.has(node)) return;
-    if (this.#peers.size >= this.#o.maxPeers) return;
-    if (node.length > MAX_CLOCK_SUBJECT || clockSubject(node).length > MAX_CLOCK_SUBJECT) {
-      this.#badNames++;
-      if (this.#badNames === 1 || this.#badNames % 1000 === 0) {
-        log.warn("peer name too long for a clock subject; not probed", {
-          bytes: new TextEncoder().encode(node).length,
-          count: this.#badNames,
-        });
-      }
+    if (node === "" || node === this.#o.node || this.#peers.has(node) || this.#sources.has(node)) return;
+    if (this.#peers.size >= this.#o.maxPeers || !this.#probeable(node)) return;
+    this.#peers.add(node);
+  }
+
+  /**
+   * Adds a node whose signatures this node matches: its offset is the one a cross-node latency from it carries,
+   * and the one the matcher widens its search by when its clock is ahead. It is probed whatever the hello peers
+   * are: with only the first `maxPeers` heard from probed, a cluster of more than 17 nodes left most sources
+   * unmeasured, and a source whose clock was ahead lost its matches once the skew passed the latency plus the
+   * search's margin. Past `maxSourcePeers`, the source heard from longest ago makes room. Called per signature:
+   * a known source costs a map write.
+   */
+  addSource(node: string): void {
+    const at = this.#o.now();
+    if (this.#sources.has(node)) {
+      this.#sources.set(node, at);
       return;
     }
-    this.#peers.add(node);
+    if (node === "" || node === this.#o.node || !this.#probeable(node)) return;
+    if (this.#sources.size >= this.#o.maxSourcePeers) {
+      let oldest: string | undefined, oldestAt = Infinity;
+      for (const [n, t] of this.#sources) if (t < oldestAt) [oldest, oldestAt] = [n, t];
+      if (oldest !== undefined) this.#forget(oldest);
+    }
+    // A hello peer that turns out to be a source moves over, and leaves its slot to another.
+    this.#peers.delete(node);
+    this.#sources.set(node, at);
+  }
+
+  /** Whether `node` fits a clock subject (counted and warned about when not). */
+  #probeable(node: string): boolean {
+    if (node.length <= MAX_CLOCK_SUBJECT && clockSubject(node).length <= MAX_CLOCK_SUBJECT) return true;
+    this.#badNames++;
+    if (this.#badNames === 1 || this.#badNames % 1000 === 0) {
+      log.warn("peer name too long for a clock subject; not probed", {
+        bytes: new TextEncoder().encode(node).length,
+        count: this.#badNames,
+      });
+    }
+    return false;
+  }
+
+  /** Stops probing `peer` and drops its estimate. */
+  #forget(peer: string): void {
+    this.#peers.delete(peer);
+    this.#sources.delete(peer);
+    this.#offsets.delete(peer);
+    this.#o.onForget?.(peer);
   }
 
   /**
@@ -176,9 +220,9 @@ export class ClockSkewEstimator {
     this.#listeners.push(fn);
   }
 
-  /** Known peers. */
+  /** Known peers: the source peers, then the others. */
   peers(): string[] {
-    return [...this.#peers];
+    return [...this.#sources.keys(), ...this.#peers];
   }
 
   /** Peer clock minus ours, seconds, from the last round that reached each peer. */
@@ -229,16 +273,16 @@ export class ClockSkewEstimator {
   /** Probes every peer once and updates the estimates. */
   async round(): Promise<void> {
     this.#hello();
-    for (const peer of this.#peers) {
+    for (const peer of this.peers()) {
       if (this.#stopped) return;
       const { best: s, gone } = await this.#exchanges(peer);
       if (gone) {
         // A peer that left the cluster (nothing listens on its subject) makes room for another.
-        this.#peers.delete(peer);
-        this.#offsets.delete(peer);
-        this.#o.onForget?.(peer);
+        this.#forget(peer);
         continue;
       }
+      // Forgotten while it was probed (a source pushed out by newer ones): its estimate is not kept.
+      if (!this.#peers.has(peer) && !this.#sources.has(peer)) continue;
       // Not answered, not gone (timeouts: this node's connection down, or the peer busy): its last estimate
       // stands. Forgetting every peer when this node's own connection was down for a round told the matcher
       // there was no skew until the peers' next hellos and the round after them.

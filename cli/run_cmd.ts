@@ -164,6 +164,11 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     sinks: otlp ? [otlp] : [],
     matchFeed,
     subscribeFromMs,
+    // Each signature's node is a source whose clock offset its latencies carry: probed first (a name the
+    // signature format cut, with its `~`, names no node's clock subject; Kubernetes node names have none).
+    onSignatureFrom: skew && ((n) => {
+      if (!n.includes("~")) skew.addSource(n);
+    }),
   });
   // Peers' clocks ahead of ours widen the search before a signature's instant (see SensorNode.noteClockOffsets).
   skew?.addListener((offsets) => node.noteClockOffsets(offsets.values()));
