@@ -72,11 +72,15 @@ export class RecentRows {
   /**
    * True if a row with this time and payload was already seen on the stream (then it must be skipped). `hash`:
    * the payload's {@link hash32} when the caller has it (Pixie's rows come with it: pixie/delivered_rows.ts
-   * computes it as it hashes the row), else it is computed here.
+   * computes it as it hashes the row), else it is computed here. `place`: the row's place among messages one
+   * packet completed at that time (packet rows' `msg_index`; 0 for the first), so identical messages of one packet
+   * are not taken for one row delivered twice, while the same packet read twice (a capture given twice) still is.
    */
-  seen(timeNs: bigint, payload: Uint8Array | undefined, hash?: number): boolean {
+  seen(timeNs: bigint, payload: Uint8Array | undefined, hash?: number, place = 0): boolean {
     const len = payload === undefined ? -1 : payload.length;
-    const h = payload === undefined ? 0 : hash ?? hash32(payload);
+    let h = payload === undefined ? 0 : hash ?? hash32(payload);
+    // Messages at one capture time that are distinct by their place in it (packets/rows.ts `msg_index`).
+    if (place !== 0) h = (h ^ Math.imul(place, 0x9e3779b1)) | 0;
     I64[0] = timeNs;
     const lo = WORDS[0]!, hi = WORDS[1]! | 0;
     if (this.#count === 0 || diff(hi, lo, this.#maxHi, this.#maxLo) > 0) {

@@ -38,6 +38,7 @@
  */
 import type { MatchRule, Measurement, SignatureRules } from "../config/schema.ts";
 import { cellBytes, cellText, type Row } from "../pixie/row.ts";
+import { PacketColumn } from "../packets/rows.ts";
 import type { MessageIn } from "../audio/pipeline.ts";
 import { PayloadEnvelope } from "../audio/decode/payload.ts";
 import { StreamKeyer } from "../audio/decode/stream_key.ts";
@@ -492,7 +493,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     if (touched.evicted || (touched.created && this.#o.opened)) {
       return this.#routeOpened(row, s, stream, env, payload, touched.evicted, touched.created);
     }
-    if (s.recent.seen(row.time, payload, payloadHash(row, payload))) {
+    if (s.recent.seen(row.time, payload, payloadHash(row, payload), placeInPacket(row))) {
       this.#counters.rowsSkipped(tap.query, "duplicate");
       return undefined;
     }
@@ -514,7 +515,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
       this.#counters.streamsEvicted(evicted.tap.measurement, evicted.tap.name);
       await this.#end(evicted);
     }
-    if (s.recent.seen(row.time, payload, payloadHash(row, payload))) {
+    if (s.recent.seen(row.time, payload, payloadHash(row, payload), placeInPacket(row))) {
       this.#counters.rowsSkipped(tap.query, "duplicate");
       return;
     }
@@ -653,6 +654,15 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
       for (const delta of reporter.deltas()) await this.#o.report(delta);
     }
   }
+}
+
+/**
+ * A packet row's place among the messages its packet completed (`msg_index`, absent for the first): two identical
+ * silent frames sent in one write share the packet's time and bytes, and are still two frames of audio.
+ */
+function placeInPacket(row: Row): number {
+  const c = row.columns[PacketColumn.msgIndex];
+  return typeof c === "number" ? c : typeof c === "bigint" ? Number(c) : 0;
 }
 
 /** The hash of the row's payload when the row came with it (Pixie's rows: see pixie/row.ts), for this very cell. */

@@ -6,7 +6,8 @@
  * `host:port` of the side the tap is about when no pod is known), `payload` (bytes), `stream` (the flow direction,
  * plus ` ssrc=0x…` for RTP), `src`/`dst` (`host:port`), and per protocol: `rtp_pt`, `rtp_seq`, `rtp_ts`,
  * `rtp_ssrc`, `rtp_lost` (packets missing before this one), `rtp_codec` (`PCMU/8000`, `opus/48000/2`, ...);
- * `ws_text` (websocket); `method`, `path` (http); `subject` (nats); `command`, `key` (redis).
+ * `ws_text` (websocket); `method`, `path` (http); `subject` (nats); `command`, `key` (redis); `msg_index` (the
+ * message's place among those one packet completed on its stream, from 1 for the second; absent for the first).
  * @module
  */
 import type { Cell, Row } from "../pixie/row.ts";
@@ -29,7 +30,17 @@ export const PacketColumn = {
   rtpLost: "rtp_lost",
   rtpCodec: "rtp_codec",
   wsText: "ws_text",
+  msgIndex: "msg_index",
 } as const;
+
+/** What the builder keeps per stream: the taps it goes to, and the place of its last message in its packet. */
+interface StreamState {
+  readonly taps: readonly PacketTap[];
+  /** Capture time of the stream's last message (-1: none yet). */
+  lastTimeNs: bigint;
+  /** Its place among the messages its packet completed (0: the first). */
+  index: number;
+}
 
 /** Why a message was not turned into rows. */
 export type MessageSkip = "no_tap" | "rtp_unknown_payload_type" | "rtp_telephone_event";
@@ -49,7 +60,7 @@ export class PacketRowBuilder {
   readonly #node: string;
   readonly #pods: PodResolver | undefined;
   /** Taps per stream: flow filters are decided once per stream (and again when pods change). */
-  #byStream = new Map<string, PacketTap[]>();
+  #byStream = new Map<string, StreamState>();
   /** Messages skipped, by reason. */
   readonly skipped: Map<MessageSkip, number> = new Map();
   /** Rows made, per query. */
@@ -69,21 +80,35 @@ export class PacketRowBuilder {
 
   /** The taps a message's stream belongs to. */
   tapsFor(msg: AppMessage): readonly PacketTap[] {
-    let taps = this.#byStream.get(msg.stream);
-    if (taps === undefined) {
-      taps = this.#taps.filter((t) => t.protocol === msg.protocol && tapMatches(t, msg.flow, this.#pods));
+    return this.#stateOf(msg).taps;
+  }
+
+  #stateOf(msg: AppMessage): StreamState {
+    let st = this.#byStream.get(msg.stream);
+    if (st === undefined) {
+      const taps = this.#taps.filter((t) =>
+        t.protocol === msg.protocol && tapMatches(t, msg.flow, this.#pods)
+      );
       if (this.#byStream.size > 100_000) this.#byStream.clear();
-      this.#byStream.set(msg.stream, taps);
+      this.#byStream.set(msg.stream, st = { taps, lastTimeNs: -1n, index: 0 });
     }
-    return taps;
+    return st;
   }
 
   /** The rows of one message (none when no tap takes it; counted). */
   build(msg: AppMessage): Row[] {
-    const taps = this.tapsFor(msg);
+    const st = this.#stateOf(msg);
+    const taps = st.taps;
     if (taps.length === 0) {
       this.#skip("no_tap");
       return [];
+    }
+    // Messages one packet completes share its capture time: their place tells identical ones apart (two silent
+    // frames sent in one write are two frames of audio, not a row delivered twice; see the tap intake's dedupe).
+    if (msg.timeNs === st.lastTimeNs) st.index++;
+    else {
+      st.lastTimeNs = msg.timeNs;
+      st.index = 0;
     }
     const out: Row[] = [];
     for (const tap of taps) {
@@ -113,6 +138,7 @@ export class PacketRowBuilder {
         columns[PacketColumn.rtpCodec] = rtpCodecName(codec);
       }
       if (msg.text !== undefined) columns[PacketColumn.wsText] = msg.text;
+      if (st.index > 0) columns[PacketColumn.msgIndex] = st.index;
       if (msg.meta) { for (const [k, v] of Object.entries(msg.meta)) columns[k] ??= v; }
       out.push({ query: tap.query, node: this.#node, time: msg.timeNs, columns });
       this.rows.set(tap.query, (this.rows.get(tap.query) ?? 0) + 1);
