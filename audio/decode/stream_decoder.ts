@@ -23,6 +23,7 @@ import {
   allocSamples,
   type AudioCodec,
   bytesPerSample,
+  type Codec,
   type CodecErrorReason,
   decodeSamples,
   isSampleCodec,
@@ -351,6 +352,11 @@ export class StreamDecoder {
   #recentAt = 0;
   #repeats = 0;
   #finished = false;
+  /**
+   * Bytes of a frame the last message broke off (its silent last frame stands for it, see {@link push}); 0 when
+   * it ended on a whole frame.
+   */
+  #partial = 0;
   #scratchBuf = new Float32Array(0);
   /** Media clock: where the next message should start (uint32), its rate, and the last clock message's time. */
   #nextTs: number | undefined;
@@ -401,6 +407,9 @@ export class StreamDecoder {
   /** Decodes one message and appends its audio (or a gap) to the stream. Never throws on message content. */
   push(msg: StreamMessage): DecodeOutcome {
     const messageIndex = this.#messages++;
+    // The previous message's broken last frame stands only for the frame this message may complete.
+    const partial = this.#partial;
+    this.#partial = 0;
     if (this.#finished) return this.#fail(messageIndex, "finished");
     if (this.#lastTime !== undefined && msg.timeNs < this.#lastTime) this.#outOfOrder++;
     this.#lastTime = msg.timeNs;
@@ -460,11 +469,21 @@ export class StreamDecoder {
 
     let repaired: DecodeErrorReason | undefined;
     const bpf = bytesPerSample(codec) * fmt.channels;
+    const split = this.#keepTimeline && !msg.mediaClock && !msg.codec;
+    if (split && partial > 0 && startsMidFrame(codec, audio, bpf - partial, fmt.channels)) {
+      // This message begins with the rest of the frame the previous one broke off: a sender that cuts a byte
+      // stream anywhere (a relay forwarding socket reads) splits samples across messages. That frame is the
+      // previous message's silent last frame already; read from this one's first whole frame on, or every sample
+      // of it would pair the wrong bytes (noise: 4 of 31 signatures found on a PCM16 stream cut at random bytes).
+      audio = audio.subarray(bpf - partial);
+    }
     if (audio.length % bpf !== 0 && this.#keepTimeline) {
-      // A byte lost in transit: the whole frames decode; the broken last frame becomes silence below, so the
-      // message keeps its length (a missing byte is far likelier than an extra one).
+      // A byte lost in transit, or a frame the next message completes: the whole frames decode; the broken last
+      // frame becomes silence below, so the message keeps its length (a missing byte is far likelier than an
+      // extra one).
       repaired = "odd_byte_count";
       this.#errors.odd_byte_count++;
+      if (split) this.#partial = audio.length % bpf;
       audio = audio.subarray(0, audio.length - (audio.length % bpf));
     }
     // Samples that only feed the resampler or the channel picker go to a reused scratch; at 8 kHz mono the
@@ -947,6 +966,41 @@ function encodedLength(data: string | Uint8Array, encoding: AudioFormat["encodin
     if (c !== 0x3d && c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) n++;
   }
   return n;
+}
+
+/** Frames {@link startsMidFrame} compares. */
+const MID_FRAME_PROBE = 64;
+
+/**
+ * Whether `bytes` read from byte `rest` on (the rest of a frame the previous message broke off skipped) is audio and
+ * read from byte 0 is not: when a sample is cut (`rest` not a whole number of samples), one of the two reads pairs
+ * the wrong bytes of every 16-bit sample (a low byte read as a high one), which comes out as loud white noise, the other
+ * as the stream's audio, whose samples change far less from one to the next, quiet or loud. Compared on the first
+ * {@link MID_FRAME_PROBE} frames, each channel with itself: the read whose changes are less than half the other's
+ * wins; a tie (silence, full-scale noise, or a cut between channels, where both reads are audio) keeps byte 0 (a
+ * byte lost). (Changes relative to the level were tried: quiet audio is as rough as noise, 116 of ~540 cuts
+ * read wrong.)
+ */
+function startsMidFrame(codec: Codec, bytes: Uint8Array, rest: number, channels: number): boolean {
+  const bps = bytesPerSample(codec);
+  // 16-bit only: float32 read from a wrong byte is often tiny rather than loud (audio with zeros at the end of
+  // its mantissas puts them in the exponent), so it needs another test; left for a stream that shows it.
+  if (bps !== 2 || rest % bps === 0) return false;
+  const frames = Math.min(MID_FRAME_PROBE, Math.floor((bytes.length - rest) / (bps * channels)));
+  if (frames < 2) return false;
+  return change(codec, bytes, rest, channels, frames) < 0.5 * change(codec, bytes, 0, channels, frames);
+}
+
+/** Sum of squared sample-to-sample changes (each channel with itself) of 16-bit samples from byte `at`. */
+function change(codec: Codec, bytes: Uint8Array, at: number, channels: number, frames: number): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const le = codec === "pcm16le";
+  let sum = 0;
+  for (let i = channels; i < frames * channels; i++) {
+    const d = view.getInt16(at + 2 * i, le) - view.getInt16(at + 2 * (i - channels), le);
+    sum += d * d;
+  }
+  return sum;
 }
 
 function concat(a: Float32Array, b: Float32Array): Float32Array {
