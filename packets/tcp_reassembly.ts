@@ -442,7 +442,10 @@ export class TcpReassembler {
    * Delivers buffered segments that are now in order. Each is timed by the later of its own capture and `fromNs`,
    * and of the segments before it in this run (bytes are complete only when those before them are): `t`, the
    * filler's time, when a segment filled the hole; the first segment's own time when the hole was given up (no
-   * packet completed those bytes later than their own). `t` is also when a hole still left opens.
+   * packet completed those bytes later than their own). A hole still left has been open since the first segment
+   * held after it was captured (not since `t`: counted from the previous hole's end, holes in a row were given up
+   * one a second, and a capture missing more than one segment a second fell further behind without end); `t` at
+   * the latest, so a segment stamped after it (the clock stepped back) does not hold the hole for the step.
    */
   private drain(d: Direction, sink: TcpStreamSink, t: bigint, fromNs: bigint = t): void {
     const ooo = d.ooo;
@@ -469,7 +472,10 @@ export class TcpReassembler {
       this.deliver(sink, data, at);
     }
     if (n > 0) ooo.splice(0, n);
-    if (ooo.length > 0) d.holeSinceNs = t;
+    if (ooo.length > 0) {
+      const since = ooo[0]!.timeNs;
+      d.holeSinceNs = since < t ? since : t;
+    }
   }
 
   /**
@@ -493,8 +499,6 @@ export class TcpReassembler {
       // The bytes after the hole were complete when they were captured: the give-up time (a timeout, a tick, the
       // end of the capture) is no capture time of theirs.
       this.drain(d, sink, t, first.timeNs);
-      // A hole the bound forced open is judged afresh by time later.
-      if (toBound && d.ooo.length > 0) d.holeSinceNs = t;
     }
   }
 
