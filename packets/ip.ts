@@ -32,6 +32,8 @@ export class L4View {
   payloadEnd = 0;
   /** The capture cut the payload short. */
   truncated = false;
+  /** Where the payload ends on the wire: past `payloadEnd` by the bytes the capture cut when `truncated`. */
+  wireEnd = 0;
   /** TCP only. */
   tcpSeq = 0;
   tcpAck = 0;
@@ -139,6 +141,7 @@ export function decodeIp(
     out.payloadStart = l4 + 8;
     out.truncated = end > data.length;
     out.payloadEnd = out.truncated ? data.length : end;
+    out.wireEnd = end;
   } else {
     if (l4 + 20 > ipEnd) return "bad_transport_header";
     if (l4 + 20 > data.length) return "snap_truncated";
@@ -154,6 +157,7 @@ export function decodeIp(
     out.payloadStart = l4 + hlen;
     out.truncated = ipEnd > data.length;
     out.payloadEnd = out.truncated ? data.length : ipEnd;
+    out.wireEnd = ipEnd;
   }
   return undefined;
 }
@@ -288,6 +292,7 @@ export class FrameDecoder {
       truncated: v.truncated,
     };
     if (v.proto === IpProto.TCP) p.tcp = { seq: v.tcpSeq, ack: v.tcpAck, flags: v.tcpFlags };
+    if (v.truncated) p.cutBytes = v.wireEnd - v.payloadEnd;
     return p;
   }
 

@@ -212,6 +212,9 @@ export class TcpReassembler {
     const seq = tcp.seq >>> 0;
     const syn = (flags & TcpFlag.SYN) !== 0;
     const len = p.payload.length;
+    // Bytes the snap length cut off the end: sent all the same, so they take their place in the sequence space.
+    const cut = p.truncated ? p.cutBytes ?? 0 : 0;
+    const wire = len + cut;
     let d = this.flows.get(key);
     if (d !== undefined && syn) {
       // A SYN for a known direction: a retransmitted SYN, or the 4-tuple reused by a new connection.
@@ -222,10 +225,10 @@ export class TcpReassembler {
     }
     if (d === undefined) {
       // Pure ACKs, FINs and RSTs of unknown directions carry nothing to reassemble: keep no state for them.
-      if (!syn && len === 0) return;
+      if (!syn && wire === 0) return;
       d = this.create(key, p, syn, seq);
     }
-    if (!syn && len > 0 && !d.closed && this.startsOver(d, seq, len, t)) {
+    if (!syn && wire > 0 && !d.closed && this.startsOver(d, seq, wire, t)) {
       // A new connection on this 4-tuple whose SYN the capture missed (and the old one's end too): its bytes were
       // all taken for retransmissions, and the direction, never idle, stayed silent for as long as it lasted.
       this.end(d, t, "restarted");
@@ -234,7 +237,7 @@ export class TcpReassembler {
     }
     d.lastNs = t;
     if (d.closed) {
-      if (len > 0) this.skips.add("tcp_retransmission");
+      if (wire > 0) this.skips.add("tcp_retransmission");
       return;
     }
     const sink = d.sink;
@@ -243,8 +246,10 @@ export class TcpReassembler {
       this.end(d, t, "rst");
       return;
     }
-    if (len > 0) this.segment(d, sink, syn ? (seq + 1) >>> 0 : seq, p.payload, t);
-    if ((flags & TcpFlag.FIN) !== 0) d.finSeq = ((syn ? seq + 1 : seq) + len) >>> 0;
+    const start = syn ? (seq + 1) >>> 0 : seq;
+    if (len > 0) this.segment(d, sink, start, p.payload, t);
+    if (cut > 0) this.cutOff(d, sink, (start + len) >>> 0, cut, t);
+    if ((flags & TcpFlag.FIN) !== 0) d.finSeq = (start + wire) >>> 0;
     if (d.ooo.length > 0 && t - d.holeSinceNs >= this.holeNs) this.giveUpHoles(d, sink, t, false);
     if (d.finSeq >= 0 && d.next === d.finSeq) this.end(d, t, "fin");
   }
@@ -436,6 +441,25 @@ export class TcpReassembler {
       this.skips.add("tcp_buffer_overflow");
       this.giveUpHoles(d, sink, t, true);
     }
+  }
+
+  /**
+   * The tail of a segment that the capture cut (its snap length) is never seen, whatever comes later: counted
+   * `snap_truncated` and, where the captured bytes reach the direction's position, stepped over as a gap at once.
+   * Waited for as a hole, it held the direction's later bytes for the hole timeout and was counted as a loss on
+   * the way (`tcp_gap`), which a larger snap length does not cure. A tail that lies after a hole still open, or
+   * within bytes already delivered, is left to the hole rules.
+   */
+  private cutOff(d: Direction, sink: TcpStreamSink, from: number, cut: number, t: bigint): void {
+    this.skips.add("snap_truncated");
+    if (d.next !== from) return;
+    try {
+      sink.gap(cut, t);
+    } catch {
+      // A consumer's failure must not stop reassembly.
+    }
+    d.next = (d.next + cut) % MAX_U32;
+    if (d.ooo.length > 0) this.drain(d, sink, t);
   }
 
   /**

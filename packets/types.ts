@@ -52,6 +52,11 @@ export interface Packet {
   tcp?: TcpHeader;
   /** True when the capture cut the packet short (payload incomplete). */
   truncated: boolean;
+  /**
+   * Payload bytes the capture cut off the end (the snap length), when `truncated` and known: TCP reassembly
+   * steps over them as a gap at once instead of waiting for them as a hole.
+   */
+  cutBytes?: number;
 }
 
 /** The TCP header fields reassembly needs. */
