@@ -207,9 +207,10 @@ export class WebSocketDirection implements TcpStreamSink {
     if (this.mode === Mode.Frames) {
       const v = this.q.view();
       const need = this.frameLength(v);
-      if (need > 0 && need <= this.max + 14 && this.q.length + lostBytes < need) {
-        // The hole is inside this frame: drop the frame (and its message), keep the framing. Its message went
-        // through the sender's compressor only if compressed (RSV1 on its first frame).
+      if (need > 0 && need <= this.max + 14 && this.q.length + lostBytes <= need) {
+        // The hole is inside this frame, or ends where it ends (the next bytes start the next frame): drop the frame
+        // (and its message), keep the framing. Its message went through the sender's compressor only if compressed
+        // (RSV1 on its first frame).
         const op = v[0]! & 15;
         const compressed = op >= 8
           ? false
