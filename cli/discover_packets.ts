@@ -18,7 +18,7 @@ import { ENCRYPTED_OPUS_FRAMING, sizedSrtpAdvice, srtpOpusAdvice } from "../pack
 import { RtpSource } from "../packets/rtp_source.ts";
 import type { PacketTap } from "../packets/taps.ts";
 import { detectTcpProtocol } from "../packets/tcp_source.ts";
-import type { AppMessage, AppProtocol } from "../packets/types.ts";
+import { type AppMessage, type AppProtocol, TcpFlag } from "../packets/types.ts";
 import { cellBytes, cellText } from "../pixie/row.ts";
 
 /** One group of flows that look alike: a protocol on a service port. */
@@ -86,6 +86,8 @@ export async function discoverPacketFile(path: string): Promise<PacketDiscovery>
   // Pass 1: RTP streams and TCP connection protocols.
   const rtp = new Map<string, RtpStat>();
   const tcp = new Map<string, { protocol: AppProtocol; port: number }>();
+  /** The port each connection whose SYN was captured was opened to: its service port. */
+  const synTo = new Map<string, number>();
   const rtpSrc = new RtpSource((m: AppMessage) => {
     if (!m.rtp) return;
     let s = rtp.get(m.stream);
@@ -141,12 +143,17 @@ export async function discoverPacketFile(path: string): Promise<PacketDiscovery>
         if (dec.view.proto === IpProto.UDP) rtpSrc.pushFrame(frame);
         else if (dec.view.proto === IpProto.TCP) {
           const p = dec.packet(frame);
-          if (p.payload.length === 0) continue;
           const conn = connKey(p.src, p.srcPort, p.dst, p.dstPort);
+          const flags = p.tcp?.flags ?? 0;
+          if ((flags & TcpFlag.SYN) !== 0 && (flags & TcpFlag.ACK) === 0) synTo.set(conn, p.dstPort);
+          if (p.payload.length === 0) continue;
           if (tcp.has(conn)) continue;
           const proto = detectTcpProtocol(p.payload);
-          // The side that sent the request is the client: the service port is the other one.
-          if (proto) tcp.set(conn, { protocol: proto, port: p.dstPort });
+          // The service port is the one the connection was opened to; without its SYN, the receiver of a client's
+          // first bytes (a request, a command) or the sender of a server's (NATS's INFO greeting, which comes
+          // before anything of the client's, an HTTP response, a RESP reply).
+          const port = synTo.get(conn) ?? (fromServer(p.payload) ? p.srcPort : p.dstPort);
+          if (proto) tcp.set(conn, { protocol: proto, port });
         }
       }
     } finally {
@@ -261,6 +268,17 @@ function tapsShareFlows(a: PacketGroup, b: PacketGroup, flows: GroupFlows): bool
   const touches = (g: PacketGroup, port: number) =>
     [...flows.get(g) ?? []].some((f) => f.split(">").includes(String(port)));
   return touches(a, b.port) || touches(b, a.port);
+}
+
+const LATIN1 = new TextDecoder("latin1");
+
+/**
+ * Whether a TCP direction's first bytes are a server's: a NATS `INFO` greeting or delivered `MSG`, an HTTP status
+ * line (a WebSocket's 101 included), a RESP reply or push.
+ */
+function fromServer(bytes: Uint8Array): boolean {
+  const s = LATIN1.decode(bytes.subarray(0, Math.min(bytes.length, 32)));
+  return /^(?:INFO |H?MSG |HTTP\/1\.[01] |[+\-:>]|\*3\r\n\$[0-9]+\r\n[ps]?message\r\n)/i.test(s);
 }
 
 function connKey(a: string, ap: number, b: string, bp: number): string {
