@@ -192,7 +192,12 @@ export async function discoverPacketFile(path: string): Promise<PacketDiscovery>
       string,
       { streams: Set<string>; flows: Set<string>; messages: number; firstNs: bigint }
     >();
-    const src = new PacketSource({ taps, node: "discover" });
+    // A source per protocol: one port may carry several (a voice bot's Twilio webhook, HTTP, and its media
+    // WebSocket on one port), and a source parses every connection on a port with its first tap's protocol: the
+    // WebSocket read as HTTP (an upgrade, then nothing) was never seen.
+    const sources = [...new Set(taps.map((t) => t.protocol))].map((protocol) =>
+      new PacketSource({ taps: taps.filter((t) => t.protocol === protocol), node: "discover" })
+    );
     const take = (rows: ReturnType<PacketSource["push"]>) => {
       for (const r of rows) {
         const payload = cellBytes(r, PacketColumn.payload);
@@ -215,8 +220,8 @@ export async function discoverPacketFile(path: string): Promise<PacketDiscovery>
     };
     const file = await Deno.open(path);
     try {
-      for await (const frame of new PcapReader(file)) take(src.push(frame));
-      take(src.finish());
+      for await (const frame of new PcapReader(file)) for (const src of sources) take(src.push(frame));
+      for (const src of sources) take(src.finish());
     } finally {
       try {
         file.close();
