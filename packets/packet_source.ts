@@ -10,7 +10,7 @@ import { FrameDecoder, IpProto } from "./ip.ts";
 import { RtpSource } from "./rtp_source.ts";
 import { TcpSource } from "./tcp_source.ts";
 import { PacketRowBuilder } from "./rows.ts";
-import { type PacketTap, type PodResolver, tapMatchesAddresses } from "./taps.ts";
+import { hasPorts, type PacketTap, type PodResolver, tapMatchesAddresses } from "./taps.ts";
 import { type AppMessage, type AppProtocol, type FlowDirection, type Frame, SkipCounter } from "./types.ts";
 
 /** Options of a {@link PacketSource}. */
@@ -64,9 +64,13 @@ export class PacketSource {
     // Fragments go to the RTP source, which puts UDP datagrams back together and counts what it cannot.
     this.#decoder.holdFragments = this.#rtp !== undefined;
     if (tcpTaps.length > 0) {
+      // One parser reads a direction: a tap that names a port of the flow before one of any port, so a tap without
+      // ports (every HTTP body, say) does not take the port another measurement's WebSocket tap names, whose
+      // connections the HTTP parser reads as an upgrade and then nothing (that measurement got no row at all).
+      const byPort = [...tcpTaps.filter(hasPorts), ...tcpTaps.filter((t) => !hasPorts(t))];
       this.#tcp = new TcpSource({
         protocolFor: (f: FlowDirection): AppProtocol | undefined =>
-          tcpTaps.find((t) => tapMatchesAddresses(t, f))?.protocol,
+          byPort.find((t) => tapMatchesAddresses(t, f))?.protocol,
         emit,
         skips: this.skips,
       });

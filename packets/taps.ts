@@ -127,7 +127,10 @@ function portMatches(tap: PacketTap, port: number): boolean {
   return false;
 }
 
-/** Whether a tap names any port at all (taps without ports rely on protocol detection). */
+/**
+ * Whether a tap names any port at all. Where TCP taps of different protocols take one flow, one that names its port
+ * decides the parser before one of any port (see `packet_source.ts`).
+ */
 export function hasPorts(tap: PacketTap): boolean {
   return tap.ports.length > 0 || tap.portRanges.length > 0;
 }
