@@ -31,10 +31,14 @@ export function setLogSink(fn: (line: string) => void): (line: string) => void {
   return prev;
 }
 
-/** Registers a secret so that it is masked wherever it appears in a log line. Short values are ignored. */
+/**
+ * Registers a secret so that it is masked wherever it appears in a log line. Short values are ignored. Its forms as
+ * a log line or a URL carries it are masked too: a line is masked once it is JSON, where a `"` or `\` in the
+ * value is escaped (a password with one was logged in the clear), and a URL percent-encodes it.
+ */
 export function registerSecret(value: string | undefined): void {
   // Very short values would mask ordinary words; real keys and passwords are longer.
-  if (value && value.length >= 4) secrets.add(value);
+  if (value && value.length >= 4) { for (const form of secretForms(value)) secrets.add(form); }
 }
 
 /**
@@ -42,7 +46,18 @@ export function registerSecret(value: string | undefined): void {
  * that rotates credentials would otherwise keep every one it ever had.
  */
 export function forgetSecret(value: string | undefined): void {
-  if (value) secrets.delete(value);
+  if (value) { for (const form of secretForms(value)) secrets.delete(form); }
+}
+
+/** `value` as it is, as a JSON string's text and percent-encoded (the distinct ones). */
+function secretForms(value: string): Set<string> {
+  const forms = new Set([value, JSON.stringify(value).slice(1, -1)]);
+  try {
+    forms.add(encodeURIComponent(value));
+  } catch {
+    // a lone surrogate has no percent-encoding, and no URL carries it
+  }
+  return forms;
 }
 
 /** Replaces every registered secret in `text` with `[redacted]`. */
