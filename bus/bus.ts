@@ -35,6 +35,11 @@ export interface Bus {
    * within the publish (in-process), so {@link flush} is enough.
    */
   delivered?(deadlineMs: number): Promise<boolean>;
+  /**
+   * Why the bus's connection ended for good while the bus was open (its client gave up: nothing is published or
+   * received again until the process restarts), or undefined while it stands. Absent: a bus that cannot lose one.
+   */
+  lost?(): string | undefined;
   close(): Promise<void>;
 }
 

@@ -24,7 +24,7 @@ import {
   SubjectError,
 } from "./subjects.ts";
 import type { MatchRecord } from "../report/records.ts";
-import { logger } from "../util/log.ts";
+import { logger, redact } from "../util/log.ts";
 
 export type { BusMetrics } from "./outbox.ts";
 
@@ -145,6 +145,8 @@ export class JetStreamBus implements Bus {
   /** The stream sequence of the last message acknowledged as new (not a duplicate), any subject. */
   #lastSeq = 0;
   #closed = false;
+  /** Why the connection ended for good while the bus was open (see {@link lost}). */
+  #lost: string | undefined;
   #decodeErrors = 0;
   #handlerErrors = 0;
   #delivered = 0;
@@ -195,6 +197,7 @@ export class JetStreamBus implements Bus {
       await ensureStream(jsm, spec);
       const bus = new JetStreamBus(nc, jetstream(nc, { timeout: opts.publishTimeoutMs ?? 5000 }), opts, spec);
       bus.#statusLoop = bus.#watchConnection();
+      void nc.closed().then((err) => bus.#connectionEnded(err));
       log.info("connected to NATS JetStream", {
         servers: safeServers(opts.url),
         server_version: bus.serverVersion,
@@ -205,6 +208,25 @@ export class JetStreamBus implements Bus {
       await nc.close().catch(() => {});
       throw e;
     }
+  }
+
+  /**
+   * The client closed the connection for good (it reconnects forever otherwise, so something it cannot recover
+   * from): said loudly once, and kept for {@link lost}, so the sensor's liveness fails and Kubernetes restarts it,
+   * instead of a sensor that runs on without publishing or receiving anything.
+   */
+  #connectionEnded(err: Error | void): void {
+    if (this.#closed) return;
+    this.#lost = redact(err instanceof Error ? err.message : "the NATS client closed the connection");
+    this.#outbox.pause();
+    log.error("NATS connection closed for good: nothing is published or received until the sensor restarts", {
+      error: this.#lost,
+    });
+  }
+
+  /** Why the connection ended for good while the bus was open, or undefined while it stands. */
+  lost(): string | undefined {
+    return this.#lost;
   }
 
   async #watchConnection(): Promise<void> {

@@ -178,10 +178,15 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     startHttpServer({
       listen: config.metrics.listen,
       metrics,
-      healthz: () => ({
-        ok: !node.system.stopping.aborted,
-        detail: node.system.stopping.aborted ? "stopping" : "actors running",
-      }),
+      healthz: () => {
+        // A bus whose connection ended for good publishes and receives nothing again: a restart is the cure.
+        const lost = bus.lost?.();
+        if (lost !== undefined) return { ok: false, detail: `NATS connection closed for good (${lost})` };
+        return {
+          ok: !node.system.stopping.aborted,
+          detail: node.system.stopping.aborted ? "stopping" : "actors running",
+        };
+      },
       readyz: () =>
         pixie
           ? pixieReadiness(
