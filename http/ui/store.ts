@@ -70,6 +70,8 @@ export interface UiWaterfallRow {
 /** A page of the waterfall. */
 export interface WaterfallPage {
   measurement: string;
+  /** Every measurement held, for the page's choice of another. */
+  measurements: string[];
   idType: string | null;
   stages: string[];
   total: number;
@@ -337,10 +339,15 @@ export class RecordStore {
     });
   }
 
-  /** One page of the waterfall of a measurement (the first when none is named). */
+  /**
+   * One page of the waterfall of a measurement; when none is named, the first that has rows (the first by name
+   * had none when it carries no ids, an RTP call's, and the page showed nothing while another had its rows).
+   */
   waterfall(q: WaterfallQuery): WaterfallPage | null {
     const { summaries, rowPods } = this.#current();
-    const s = q.measurement ? summaries.find((x) => x.measurement === q.measurement) : summaries[0];
+    const s = q.measurement
+      ? summaries.find((x) => x.measurement === q.measurement)
+      : summaries.find((x) => x.waterfall.length > 0) ?? summaries[0];
     if (!s) return null;
     const stages = s.stages.map((x) => x.stage);
     const pods = rowPods.get(s.measurement) ?? new Map();
@@ -369,6 +376,7 @@ export class RecordStore {
     const limit = Math.max(1, Math.min(1000, q.limit ?? 100));
     return {
       measurement: s.measurement,
+      measurements: summaries.map((x) => x.measurement),
       idType: s.id_type,
       stages,
       total: rows.length,

@@ -213,6 +213,13 @@ async function waterfall() {
   }, a bar per
       hop (stacked: where the time goes)</span></h2>
     <div class="controls">
+      ${
+    data.measurements.length > 1
+      ? `<label>measurement <select id="wf-measurement">${
+        data.measurements.map((m) => `<option value="${esc(m)}">${esc(m)}</option>`).join("")
+      }</select></label>`
+      : ""
+  }
       <label>sort <select id="wf-sort"><option value="time">by time</option><option value="total">by total latency</option></select></label>
       <label>stage <select id="wf-stage"><option value="">any</option>${
     data.stages.map((s) => `<option>${esc(s)}</option>`).join("")
@@ -232,6 +239,12 @@ async function waterfall() {
     wf.offset = 0;
     void render();
   };
+  const measurement = sel("wf-measurement");
+  if (measurement) {
+    measurement.value = data.measurement;
+    // Stages differ between measurements: a stage filter of the last one would hide every row.
+    measurement.onchange = (e) => (wf.measurement = e.target.value, wf.stage = "", reload());
+  }
   sel("wf-sort").onchange = (e) => (wf.sort = e.target.value, reload());
   sel("wf-stage").onchange = (e) => (wf.stage = e.target.value, reload());
   sel("wf-pod").onchange = (e) => (wf.pod = e.target.value, reload());
