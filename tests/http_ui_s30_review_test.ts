@@ -101,3 +101,43 @@ chromiumTest({
     }
   },
 });
+
+chromiumTest({
+  name: "web UI: live updates wait while the user types a waterfall filter, then go on",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const store = new RecordStore({ m: { asr: "source" } }, { m: ["asr"] });
+    let n = 0;
+    const add = () => {
+      for (const r of pair("m", "asr", n, "call-1", { interval_id: `iv-${n}` })) store.add(r);
+      n++;
+    };
+    for (let i = 0; i < 5; i++) add();
+    const ui = startUiServer({ listen: "127.0.0.1:0", store, eventIntervalMs: 100 });
+    // Records keep arriving (a live tail): an update every ~200 ms.
+    const timer = setInterval(add, 200);
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      const { problems } = watchPage(page, new URL(ui.url).origin);
+      await page.goto(`${ui.url}#/waterfall`);
+      await page.waitForSelector("[data-interval-id]");
+      await page.focus("#wf-pod");
+      await page.keyboard.type("voice/asr", { delay: 150 });
+      equal(await page.$eval("#wf-pod", (e) => (e as HTMLInputElement).value), "voice/asr");
+      equal(await page.evaluate(() => document.activeElement?.id), "wf-pod");
+      // Leaving the field applies the filter, and the page follows the records again.
+      await page.keyboard.press("Tab");
+      const shown = () => page.$$eval("[data-interval-id]", (e) => e.length);
+      const before = await shown();
+      await page.waitForFunction((k) => document.querySelectorAll("[data-interval-id]").length > k, before);
+      equal(await page.$eval("#wf-pod", (e) => (e as HTMLInputElement).value), "voice/asr");
+      ok(problems.length === 0, problems.join("\n"));
+    } finally {
+      clearInterval(timer);
+      await browser.close();
+      await ui.close();
+    }
+  },
+});

@@ -30,10 +30,31 @@ function colorOf(stage) {
   return stageColors.get(stage);
 }
 
-async function api(path) {
+/** Thrown instead of an answer a page must not be built from (see {@link api}). */
+const PASSED = Symbol("passed");
+/** The last render started, and the last one a live update started. */
+let renderSeq = 0;
+let liveSeq = -1;
+
+/** True while the user is in one of the page's fields or lists (typing a waterfall filter, a list open). */
+function editing() {
+  const a = document.activeElement;
+  return a !== null && page.contains(a) && (a.tagName === "INPUT" || a.tagName === "SELECT");
+}
+
+/**
+ * An API answer for the render under way (each page asks first thing, before it awaits anything else). It
+ * throws {@link PASSED} when the page must stay: a later render started meanwhile (its answer could come first,
+ * and this one then put back what the user left), or a live update's answer came while the user is in a field
+ * (the page is built anew: the typed text was cut off at the update and the focus taken away).
+ */
+async function api(path, forPage = true) {
+  const seq = renderSeq;
   const res = await fetch(path);
   if (!res.ok) throw new Error(`${path}: ${res.status}`);
-  return res.json();
+  const body = await res.json();
+  if (forPage && (seq !== renderSeq || (seq === liveSeq && editing()))) throw PASSED;
+  return body;
 }
 
 function clearCharts() {
@@ -455,7 +476,9 @@ async function health() {
 
 // ------------------------------------------------------------------------------------------------ Router
 
-async function render() {
+async function render(live = false) {
+  const seq = ++renderSeq;
+  if (live) liveSeq = seq;
   clearCharts();
   const [, name = "overview", ...rest] = location.hash.split("/");
   const arg = decodeURIComponent(rest.join("/"));
@@ -470,23 +493,39 @@ async function render() {
     else await overview();
     document.body.dataset.ready = String(Date.now());
   } catch (e) {
+    if (e === PASSED) {
+      // A live update passed over waits for the user to leave the field.
+      if (seq === renderSeq && seq === liveSeq) held = true;
+      return;
+    }
     page.innerHTML = `<p>Could not load: ${esc(e.message)}</p>`;
   }
 }
 
 async function updateInfo(counts) {
-  const c = counts ?? await api("/api/info");
+  const c = counts ?? await api("/api/info", false);
   info.textContent = `${c.signatures} signatures · ${c.matches} matches`;
 }
 
 globalThis.addEventListener("hashchange", () => void render());
+
+// A live update waits while the user is in one of the page's fields (see api): the page is built anew.
+let held = false;
+function liveRender() {
+  held = editing();
+  if (!held) void render(true);
+}
+page.addEventListener("focusout", () => {
+  // After the focus moved (to another field of the page, it waits on).
+  if (held) setTimeout(liveRender, 0);
+});
 // Live tail: the server says when records arrived; the page re-reads its aggregates (not the records).
 const events = new EventSource("/api/events");
 let seen = null;
 events.addEventListener("update", (e) => {
   const c = JSON.parse(e.data);
   void updateInfo(c);
-  if (seen !== null && c.version !== seen && !location.hash.startsWith("#/signature")) void render();
+  if (seen !== null && c.version !== seen && !location.hash.startsWith("#/signature")) liveRender();
   seen = c.version;
 });
 void updateInfo();
