@@ -10,7 +10,7 @@
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { launchChromium, watchPage } from "./support/browser.ts";
-import { RecordStore } from "../http/ui/store.ts";
+import { INTERVAL_CALLS_SHOWN, INTERVAL_SIGNATURES_SHOWN, RecordStore } from "../http/ui/store.ts";
 import { startUiServer } from "../http/ui_server.ts";
 import type { MatchRecord, SignatureRecord } from "../report/records.ts";
 import { gatedTest } from "./support/tools.ts";
@@ -136,6 +136,58 @@ chromiumTest({
       ok(problems.length === 0, problems.join("\n"));
     } finally {
       clearInterval(timer);
+      await browser.close();
+      await ui.close();
+    }
+  },
+});
+
+/** 3,000 signatures over 25 calls, every one carrying the same id (an account's: every call shares it). */
+function sharedIdStore(): RecordStore {
+  const store = new RecordStore({ m: { asr: "source" } }, { m: ["asr"] });
+  for (let n = 0; n < 3000; n++) {
+    for (const r of pair("m", "asr", n, `call-${n % 25}`, { account: "AC1" })) store.add(r);
+  }
+  return store;
+}
+
+Deno.test("UI store: an interval every record shares answers its first signatures and calls with the totals", () => {
+  const iv = sharedIdStore().interval("AC1")!;
+  deepEqual([iv.signatures.length, iv.signaturesTotal], [INTERVAL_SIGNATURES_SHOWN, 3000]);
+  deepEqual([iv.calls.length, iv.callsTotal], [INTERVAL_CALLS_SHOWN, 25]);
+  // The first by source time, each with its match.
+  equal(iv.signatures[0]!.time_ns, T0.toString());
+  ok(iv.signatures.every((g, i) => i === 0 || BigInt(g.time_ns) > BigInt(iv.signatures[i - 1]!.time_ns)));
+  ok(iv.signatures.every((g) => g.matches.length === 1));
+  ok(JSON.stringify(iv).length < 2_000_000, "the answer stays small");
+});
+
+chromiumTest({
+  name: "web UI: the interval page of an id every call shares lists its first signatures and says how many",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const ui = startUiServer({ listen: "127.0.0.1:0", store: sharedIdStore(), eventIntervalMs: 100 });
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      const { problems } = watchPage(page, new URL(ui.url).origin);
+      // The waterfall's one row leads to it.
+      await page.goto(`${ui.url}#/waterfall`);
+      await page.click("[data-interval-id='AC1'] a");
+      await page.waitForSelector("[data-signatures-total]", { timeout: 15_000 });
+      equal(
+        await page.$eval("[data-signatures-total]", (e) => e.getAttribute("data-signatures-total")),
+        "3000",
+      );
+      equal(await page.$eval("[data-calls-total]", (e) => e.getAttribute("data-calls-total")), "25");
+      equal(await page.$$eval("table tbody tr", (e) => e.length), INTERVAL_SIGNATURES_SHOWN);
+      await page.waitForFunction(
+        (n) => document.querySelectorAll(".uplot").length === n,
+        INTERVAL_CALLS_SHOWN,
+      );
+      ok(problems.length === 0, problems.join("\n"));
+    } finally {
       await browser.close();
       await ui.close();
     }

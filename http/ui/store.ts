@@ -21,6 +21,11 @@ export interface HealthCounts {
 /** Log-spaced histogram edges in ms: 1 ms to ~65 s, 4 per octave. */
 export const HIST_EDGES_MS: readonly number[] = Array.from({ length: 65 }, (_, i) => 2 ** (i / 4));
 
+/** Signatures of an interval or call the Interval / call page lists (the first by source time). */
+export const INTERVAL_SIGNATURES_SHOWN = 1000;
+/** Calls of an interval the Interval / call page draws (the first by start). */
+export const INTERVAL_CALLS_SHOWN = 20;
+
 /** Per-stage aggregates of the Overview page. */
 export interface StageOverview {
   stage: string;
@@ -385,14 +390,20 @@ export class RecordStore {
     };
   }
 
-  /** One interval (by id) or one call (by source stream): its signatures, their matches, and the call timeline. */
+  /**
+   * One interval (by id) or one call (by source stream): its first {@link INTERVAL_SIGNATURES_SHOWN} signatures
+   * with their matches, and the timelines of its first {@link INTERVAL_CALLS_SHOWN} calls; the totals say how
+   * many there are.
+   */
   interval(id: string): {
     id: string;
     idType: string | null;
     measurement: string;
     stages: string[];
     signatures: (SignatureRecord & { matches: MatchRecord[] })[];
+    signaturesTotal: number;
     calls: CallTimeline[];
+    callsTotal: number;
   } | null {
     const { summaries, matches } = this.#current();
     for (const s of summaries) {
@@ -408,17 +419,23 @@ export class RecordStore {
       const bySig = new Map<string, MatchRecord[]>();
       for (const m of ms) bySig.set(m.signature_id, [...(bySig.get(m.signature_id) ?? []), m]);
       const streams = new Set([...sigs.map((g) => g.stream), ...ms.map((m) => m.source.stream)]);
-      const stripped = sigs.map((g) => {
-        const { fingerprint_b64: _f, mask_b64: _m, envelope_b64: _e, ...rest } = g;
-        return { ...rest, matches: bySig.get(g.signature_id) ?? [] };
-      }).sort((a, b) => (BigInt(a.time_ns) < BigInt(b.time_ns) ? -1 : 1));
+      // Bounded: an id every call shares (an account's, a tenant's) or a source stream open for hours holds every
+      // record, and the whole answer (36 MB for 30,000 signatures) froze the page for 20 s.
+      const shown = sigs.sort((a, b) => (BigInt(a.time_ns) < BigInt(b.time_ns) ? -1 : 1))
+        .slice(0, INTERVAL_SIGNATURES_SHOWN).map((g) => {
+          const { fingerprint_b64: _f, mask_b64: _m, envelope_b64: _e, ...rest } = g;
+          return { ...rest, matches: bySig.get(g.signature_id) ?? [] };
+        });
+      const calls = s.calls.filter((c) => streams.has(c.stream));
       return {
         id,
         idType,
         measurement: s.measurement,
         stages: s.stages.map((x) => x.stage),
-        signatures: stripped,
-        calls: s.calls.filter((c) => streams.has(c.stream)),
+        signatures: shown,
+        signaturesTotal: sigs.length,
+        calls: calls.slice(0, INTERVAL_CALLS_SHOWN),
+        callsTotal: calls.length,
       };
     }
     return null;

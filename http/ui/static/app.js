@@ -326,7 +326,16 @@ async function interval(id) {
       }</div>`
     ).join("")
   }
-    <h3>Signatures of this ${esc(d.idType ?? "id")}</h3>
+    ${
+    d.callsTotal > d.calls.length
+      ? `<p class="muted" data-calls-total="${d.callsTotal}">The first ${d.calls.length} of ${d.callsTotal} calls.</p>`
+      : ""
+  }
+    <h3>Signatures of this ${esc(d.idType ?? "id")}${
+    d.signaturesTotal > d.signatures.length
+      ? ` <span class="muted" data-signatures-total="${d.signaturesTotal}">(the first ${d.signatures.length} of ${d.signaturesTotal})</span>`
+      : ""
+  }</h3>
     <table><thead><tr><th>signature</th><th>source time</th>${
     d.stages.map((s) => `<th>${esc(s)}</th>`).join("")
   }</tr></thead><tbody>${rows}</tbody></table>`;
