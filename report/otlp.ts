@@ -209,6 +209,61 @@ function withoutCredentials(url: string): string {
   return u.toString();
 }
 
+/** Longest answer read for a partial success: a real one is a count and a sentence. */
+const MAX_RESPONSE_BYTES = 64 * 1024;
+/** Longest `error_message` of a partial success logged (it is the collector's text, of any length). */
+const MAX_REJECT_MESSAGE = 300;
+
+/**
+ * The spans a 2xx answer says were rejected (`ExportTraceServiceResponse.partial_success`), at most `sent`;
+ * undefined when none were, or the answer is no protobuf response (empty, another type, garbage, too long, cut
+ * short): the request was accepted, and that is all it says.
+ */
+async function rejectedSpans(
+  res: Response,
+  sent: number,
+): Promise<{ spans: number; message: string } | undefined> {
+  if (res.body === null || !/^application\/(x-)?protobuf\b/i.test(res.headers.get("content-type") ?? "")) {
+    return undefined;
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > MAX_RESPONSE_BYTES) return undefined;
+      chunks.push(value);
+    }
+  } catch {
+    // The answer broke off (or timed out) after its 2xx status: the spans were accepted.
+    return undefined;
+  } finally {
+    reader.releaseLock();
+  }
+  const body = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    body.set(c, at);
+    at += c.length;
+  }
+  let partial: { rejectedSpans?: number; errorMessage?: string } | undefined;
+  try {
+    partial = ProtobufTraceSerializer.deserializeResponse(body).partialSuccess;
+  } catch {
+    return undefined;
+  }
+  const n = Number(partial?.rejectedSpans ?? 0);
+  if (!Number.isFinite(n) || n <= 0) return undefined;
+  const message = String(partial?.errorMessage ?? "");
+  return {
+    spans: Math.min(Math.floor(n), sent),
+    message: message.length > MAX_REJECT_MESSAGE ? `${message.slice(0, MAX_REJECT_MESSAGE)}…` : message,
+  };
+}
+
 /** Options of the exporter. */
 export interface OtlpExporterOptions extends OtlpOptions {
   /** Base URL of an OTLP/HTTP receiver, e.g. `http://tempo:4318`. */
@@ -318,13 +373,28 @@ export class OtlpExporter {
         // other `otlp.headers` value (X-Api-Key, a tenant token) went to wherever the answer pointed.
         redirect: "manual",
       });
-      await res.body?.cancel();
+      const rejected = res.ok ? await rejectedSpans(res, batch.length) : undefined;
+      await res.body?.cancel().catch(() => {});
       if (res.status >= 300 && res.status < 400) {
         throw new Error(
           `HTTP ${res.status}: a redirect, not followed (set otlp.endpoint to the collector itself)`,
         );
       }
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      if (rejected !== undefined) {
+        // OTLP partial success: the collector took the request but dropped these spans (too old, too large, a
+        // tenant limit); they were counted sent and nothing was logged, so a trace store that kept none of them
+        // looked healthy on /metrics. Not sent again, as the spec wants.
+        this.#stats.failed += rejected.spans;
+        this.#stats.sent += batch.length - rejected.spans;
+        log.warn("OTLP collector rejected spans; spans lost", {
+          url: this.#shownUrl,
+          spans: rejected.spans,
+          failed: this.#stats.failed,
+          error: rejected.message,
+        });
+        return;
+      }
       this.#stats.sent += batch.length;
     } catch (e) {
       this.#stats.failed += batch.length;

@@ -1,0 +1,108 @@
+/**
+ * OTLP partial success: a collector that takes a request but rejects some of its spans answers 200 with
+ * `ExportTraceServiceResponse.partial_success` (encoded here from the official .proto definitions, as a collector
+ * would). Those spans count as failed and the collector's reason is logged; before, they counted as sent.
+ */
+import { deepEqual, ok } from "node:assert/strict";
+import protobuf from "protobufjs";
+import { OtlpExporter } from "../report/otlp.ts";
+import type { MatchRecord } from "../report/records.ts";
+import { setLogSink } from "../util/log.ts";
+
+const PROTO_ROOT = new URL("../report/otlp/proto/", import.meta.url).pathname;
+const T0 = 1_763_910_000_123_456_789n;
+
+function match(i: number): MatchRecord {
+  const tap = (stream: string, ns: bigint) => ({
+    node: "node-a",
+    pod: "voice/p-0",
+    stream,
+    time_ns: ns.toString(),
+    offset_ms: 0,
+  });
+  return {
+    kind: "match",
+    measurement: "m",
+    stage: "relay",
+    signature_id: i.toString(16).padStart(16, "0"),
+    ids: { interval_id: `i-${i}` },
+    source: tap("call", T0),
+    target: tap("relay", T0 + 150_000_000n),
+    latency_s: 0.15,
+    ber: 0.01,
+  };
+}
+
+async function responseType(): Promise<protobuf.Type> {
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => PROTO_ROOT + target;
+  await root.load("opentelemetry/proto/collector/trace/v1/trace_service.proto", { keepCase: false });
+  return root.lookupType("opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse");
+}
+
+Deno.test("OTLP: spans a collector rejects in a partial success count failed, with its reason logged", async () => {
+  const Res = await responseType();
+  const protobufAnswer = (rejected: number, message: string) =>
+    new Response(
+      Res.encode(Res.create({ partialSuccess: { rejectedSpans: rejected, errorMessage: message } }))
+        .finish() as Uint8Array<ArrayBuffer>,
+      { headers: { "content-type": "application/x-protobuf" } },
+    );
+  const answers = [
+    () => protobufAnswer(3, "3 spans older than the ingestion window"),
+    // More rejected than sent: at most the batch.
+    () => protobufAnswer(99, "x".repeat(5000)),
+    // No partial success, and answers that are no protobuf response: accepted, as before.
+    () => protobufAnswer(0, ""),
+    () => new Response(new Uint8Array([1, 2, 3, 255, 0]), { status: 200 }),
+    () => new Response('{"partialSuccess":{"rejectedSpans":"5"}}', { status: 200 }),
+  ];
+  let n = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    await req.arrayBuffer();
+    return answers[n++]!();
+  });
+  const lines: string[] = [];
+  const prev = setLogSink((l) => void lines.push(l));
+  try {
+    const exp = new OtlpExporter({ endpoint: `http://127.0.0.1:${server.addr.port}`, batch: 5, flushMs: 5 });
+    for (let b = 0; b < answers.length; b++) {
+      for (let i = 0; i < 5; i++) exp.match(match(b * 5 + i));
+      await exp.flush();
+    }
+    await exp.close();
+    deepEqual(exp.stats(), { sent: 2 + 0 + 5 + 5 + 5, failed: 3 + 5, dropped: 0, requests: 5 });
+    const rejected = lines.filter((l) => l.includes("rejected spans"));
+    deepEqual(rejected.length, 2, lines.join("\n"));
+    ok(rejected[0]!.includes("older than the ingestion window"), rejected[0]!);
+    ok(rejected[1]!.length < 1000, "the collector's message is cut");
+  } finally {
+    setLogSink(prev);
+    await server.shutdown();
+  }
+});
+
+Deno.test("OTLP: a 200 whose body never ends counts its spans sent once the request times out", async () => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    await req.arrayBuffer();
+    // Headers, then a body that never ends.
+    const body = new ReadableStream<Uint8Array>({ start: (c) => c.enqueue(new Uint8Array([0x0a])) });
+    return new Response(body, { headers: { "content-type": "application/x-protobuf" } });
+  });
+  const prev = setLogSink(() => {});
+  try {
+    const exp = new OtlpExporter({
+      endpoint: `http://127.0.0.1:${server.addr.port}`,
+      batch: 2,
+      flushMs: 5,
+      timeoutMs: 300,
+    });
+    exp.match(match(0));
+    exp.match(match(1));
+    await exp.close();
+    deepEqual(exp.stats(), { sent: 2, failed: 0, dropped: 0, requests: 1 });
+  } finally {
+    setLogSink(prev);
+    await server.shutdown();
+  }
+});
