@@ -16,7 +16,7 @@ import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import type { MatchRecord, SignatureRecord } from "./records.ts";
 import { SOURCE_STAGE } from "./hops.ts";
-import { matchSpanIdOf, spanIdOf, traceIdOf } from "./trace_ids.ts";
+import { matchSpanIdOf, spanIdOf, textHash, traceIdOf } from "./trace_ids.ts";
 import { logger, registerSecret } from "../util/log.ts";
 
 const log = logger("otlp");
@@ -49,6 +49,36 @@ export interface SpanData {
 
 /** `SpanKind.INTERNAL` of @opentelemetry/api (SPAN_KIND_INTERNAL, 1, on the wire): a hop is no request. */
 const KIND_INTERNAL = 0;
+
+/**
+ * Longest string attribute value, UTF-8 bytes. A target's stream is its `stream_key` rendered from the message
+ * (`$.session`, `$.streamSid`: whatever the sender wrote, of any length), unlike the source's, which the
+ * signature format caps: a 200 KB session id made every span of that stream 200 KB, and a batch of 512 of them
+ * ~100 MB, past a collector's request limit (20 MiB by default), so the whole batch, other streams' spans too,
+ * was refused. A longer value keeps a prefix and a hash of the whole (distinct values stay distinct).
+ */
+export const MAX_ATTRIBUTE_BYTES = 256;
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+/** `v` within {@link MAX_ATTRIBUTE_BYTES}: unchanged if it fits, else a prefix + `~` + 8 hex digits of its hash. */
+function capped(v: string): string {
+  // A UTF-16 unit is at most 3 UTF-8 bytes: shorter strings need no look.
+  if (v.length * 3 <= MAX_ATTRIBUTE_BYTES) return v;
+  const bytes = utf8.encode(v);
+  if (bytes.length <= MAX_ATTRIBUTE_BYTES) return v;
+  const suffix = "~" + textHash(v).slice(0, 8);
+  let end = MAX_ATTRIBUTE_BYTES - suffix.length;
+  // Back off continuation bytes (10xxxxxx) so the cut lands on a character boundary.
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
+  return fromUtf8.decode(bytes.subarray(0, end)) + suffix;
+}
+
+function bounded(attributes: Record<string, Attr>): Record<string, Attr> {
+  for (const [k, v] of Object.entries(attributes)) if (typeof v === "string") attributes[k] = capped(v);
+  return attributes;
+}
 
 function hr(ns: bigint): HrTime {
   return [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
@@ -95,7 +125,7 @@ export class SpanBuilder {
       endTime: hr(end < start ? start : end),
       duration: hr(end < start ? 0n : end - start),
       status: { code: 0 },
-      attributes,
+      attributes: bounded(attributes),
       links: [],
       events: [],
       ended: true,

@@ -35,6 +35,11 @@ function hex64(v: bigint): string {
   return v.toString(16).padStart(16, "0");
 }
 
+/** 16 hex digits of a text's hash (stable across nodes and runtimes; ids, not security). */
+export function textHash(text: string): string {
+  return hex64(fnv1a64(text, 0xcbf29ce484222325n));
+}
+
 /** The 32-hex-digit trace id of one signature's journey (never all zeros, which OTLP forbids). */
 export function traceIdOf(measurement: string, signatureId: string, intervalId: string | undefined): string {
   const key = `${measurement}\u0000${intervalId ?? ""}\u0000${signatureId}`;

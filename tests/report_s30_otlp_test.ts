@@ -1,13 +1,15 @@
 /**
- * OTLP partial success: a collector that takes a request but rejects some of its spans answers 200 with
- * `ExportTraceServiceResponse.partial_success` (encoded here from the official .proto definitions, as a collector
- * would). Those spans count as failed and the collector's reason is logged; before, they counted as sent.
+ * What an OTLP exporter sends and counts, against collectors on loopback that decode and answer with the official
+ * .proto definitions: spans a collector rejects in a partial success, a 200 whose body never ends, and string
+ * attributes of any length from the messages (a target's stream key).
  */
-import { deepEqual, ok } from "node:assert/strict";
+import { deepEqual, equal, ok } from "node:assert/strict";
 import protobuf from "protobufjs";
-import { OtlpExporter } from "../report/otlp.ts";
+import { MAX_ATTRIBUTE_BYTES, OtlpExporter } from "../report/otlp.ts";
 import type { MatchRecord } from "../report/records.ts";
+import { matchSpanIdOf, traceIdOf } from "../report/trace_ids.ts";
 import { setLogSink } from "../util/log.ts";
+import { startOtlpReceiver } from "./support/otlp_receiver.ts";
 
 const PROTO_ROOT = new URL("../report/otlp/proto/", import.meta.url).pathname;
 const T0 = 1_763_910_000_123_456_789n;
@@ -104,5 +106,40 @@ Deno.test("OTLP: a 200 whose body never ends counts its spans sent once the requ
   } finally {
     setLogSink(prev);
     await server.shutdown();
+  }
+});
+
+Deno.test("OTLP: a target stream key of any length is cut in the span's attributes, not in its ids", async () => {
+  const rx = await startOtlpReceiver();
+  const prev = setLogSink(() => {});
+  try {
+    // A stream_key [pod, "$.session"] whose sender wrote a 200 KB session id: every span of that stream carried
+    // it whole (2 MB for ten spans), and a batch of 512 went past a collector's request limit.
+    const stream = `voice/asr-0|asr-${"X".repeat(200_000)}`;
+    const long = (i: number): MatchRecord => {
+      const m = match(i);
+      return { ...m, target: { ...m.target, stream, pod: `voice/${"é".repeat(400)}` } };
+    };
+    const exp = new OtlpExporter({ endpoint: rx.endpoint, batch: 10, flushMs: 5 });
+    for (let i = 0; i < 10; i++) exp.match(long(i));
+    await exp.close();
+    deepEqual(exp.stats(), { sent: 10, failed: 0, dropped: 0, requests: 1 });
+    equal(rx.spans.length, 10);
+    const enc = new TextEncoder();
+    for (const s of rx.spans) {
+      for (const [k, v] of Object.entries(s.attributes)) {
+        if (typeof v === "string") ok(enc.encode(v).length <= MAX_ATTRIBUTE_BYTES, `${k}: ${v.length} chars`);
+      }
+      const kept = String(s.attributes["fsmpx.stream"]);
+      ok(stream.startsWith(kept.slice(0, kept.lastIndexOf("~"))), "a prefix of the stream is kept");
+      ok(String(s.attributes["k8s.pod.name"]).startsWith("voice/éé"), "cut on a character boundary");
+    }
+    // The span id still names the whole stream: a later stage's hop from this match finds it as its parent.
+    const m = long(0);
+    const trace = traceIdOf(m.measurement, m.signature_id, m.ids["interval_id"]);
+    ok(rx.spans.some((s) => s.spanId === matchSpanIdOf(trace, "relay", "node-a", stream)));
+  } finally {
+    setLogSink(prev);
+    await rx.close();
   }
 });
