@@ -239,6 +239,17 @@ function withoutCredentials(url: string): string {
   return u.toString();
 }
 
+/**
+ * What went wrong with a request, its cause included: Deno's fetch throws "fetch failed" and keeps the reason (a
+ * certificate the system does not trust, a name that does not resolve, a refused connection) in `cause`, so every
+ * such failure was logged as "fetch failed" and nothing said which.
+ */
+function fetchError(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const cause = e.cause instanceof Error ? e.cause.message : e.cause === undefined ? "" : String(e.cause);
+  return cause === "" || e.message.includes(cause) ? e.message : `${e.message}: ${cause}`;
+}
+
 /** Longest answer read for a partial success: a real one is a count and a sentence. */
 const MAX_RESPONSE_BYTES = 64 * 1024;
 /** Longest `error_message` of a partial success logged (it is the collector's text, of any length). */
@@ -432,7 +443,7 @@ export class OtlpExporter {
         url: this.#shownUrl,
         spans: batch.length,
         failed: this.#stats.failed,
-        error: (e as Error).message,
+        error: fetchError(e),
       });
     }
   }

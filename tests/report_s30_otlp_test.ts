@@ -10,6 +10,7 @@ import type { MatchRecord } from "../report/records.ts";
 import { matchSpanIdOf, traceIdOf } from "../report/trace_ids.ts";
 import { setLogSink } from "../util/log.ts";
 import { startOtlpReceiver } from "./support/otlp_receiver.ts";
+import { makeCaAndServerCert } from "./support/fake_kube_api.ts";
 
 const PROTO_ROOT = new URL("../report/otlp/proto/", import.meta.url).pathname;
 const T0 = 1_763_910_000_123_456_789n;
@@ -141,5 +142,26 @@ Deno.test("OTLP: a target stream key of any length is cut in the span's attribut
   } finally {
     setLogSink(prev);
     await rx.close();
+  }
+});
+
+Deno.test("OTLP: an https collector whose certificate is not trusted: the log says why, not only 'fetch failed'", async () => {
+  const { cert, key } = await makeCaAndServerCert();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, cert, key, onListen() {}, onError: () => new Response("") },
+    () => new Response(""),
+  );
+  const lines: string[] = [];
+  const prev = setLogSink((l) => void lines.push(l));
+  try {
+    const exp = new OtlpExporter({ endpoint: `https://127.0.0.1:${server.addr.port}`, flushMs: 5 });
+    exp.match(match(0));
+    await exp.close();
+    deepEqual(exp.stats(), { sent: 0, failed: 1, dropped: 0, requests: 1 });
+    const failed = lines.find((l) => l.includes("OTLP export failed"));
+    ok(failed?.includes("certificate"), failed ?? lines.join("\n"));
+  } finally {
+    setLogSink(prev);
+    await server.shutdown();
   }
 });
