@@ -87,7 +87,8 @@ Deno.test("OTLP: refusals (429 with Retry-After, 5xx, 4xx) count their spans fai
   ];
   const rx = collector((n) => answers[n % answers.length]!());
   try {
-    const exp = new OtlpExporter({ endpoint: rx.endpoint, batch: 1, flushMs: 5 });
+    // (429 and 503 pause export: kept short here, see report_s30_otlp_test.ts.)
+    const exp = new OtlpExporter({ endpoint: rx.endpoint, batch: 1, flushMs: 5, maxPauseMs: 20 });
     for (let i = 0; i < answers.length; i++) {
       exp.match(match(i));
       await exp.flush();

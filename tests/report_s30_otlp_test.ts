@@ -165,3 +165,42 @@ Deno.test("OTLP: an https collector whose certificate is not trusted: the log sa
     await server.shutdown();
   }
 });
+
+Deno.test("OTLP: a collector rate-limiting with 429 and Retry-After gets no request until then; the queue waits", async () => {
+  // A rate limiter: every request within 1 s of the first refusal is refused again.
+  const seen: { ms: number; status: number }[] = [];
+  let limitedUntil = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    await req.arrayBuffer();
+    const now = Date.now();
+    if (limitedUntil === 0) limitedUntil = now + 1000;
+    const status = now < limitedUntil ? 429 : 200;
+    seen.push({ ms: now, status });
+    return new Response(null, { status, headers: status === 429 ? { "retry-after": "1" } : {} });
+  });
+  const prev = setLogSink(() => {});
+  try {
+    const exp = new OtlpExporter({ endpoint: `http://127.0.0.1:${server.addr.port}`, flushMs: 5 });
+    for (let i = 0; i < 2000; i++) exp.match(match(i));
+    await exp.flush();
+    // Before: the four batches went within 0.1 s, each refused, and all 2,000 spans were lost.
+    deepEqual(exp.stats(), { sent: 1488, failed: 512, dropped: 0, requests: 4 });
+    deepEqual(seen.map((s) => s.status), [429, 200, 200, 200]);
+    ok(
+      seen[1]!.ms - seen[0]!.ms >= 950,
+      `${seen[1]!.ms - seen[0]!.ms} ms between refusal and the next request`,
+    );
+    // Closing does not wait out a pause: what is queued goes at once.
+    limitedUntil = Date.now() + 60_000;
+    exp.match(match(2000));
+    await exp.flush();
+    const t0 = Date.now();
+    for (let i = 2001; i < 2010; i++) exp.match(match(i));
+    await exp.close();
+    ok(Date.now() - t0 < 1000, `close took ${Date.now() - t0} ms`);
+    deepEqual(exp.stats(), { sent: 1488, failed: 522, dropped: 0, requests: 6 });
+  } finally {
+    setLogSink(prev);
+    await server.shutdown();
+  }
+});
