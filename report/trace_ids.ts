@@ -1,7 +1,7 @@
 /**
  * Trace and span ids of an interval's journey, derived (not random) from what every node knows about a
- * signature, so that spans exported by different nodes, by `replay` and by `analyze` for the same signature
- * join one trace, and a histogram exemplar can name the trace without asking anyone.
+ * signature, so that spans exported by different nodes (`run`, `demo`) for the same signature join one trace,
+ * and a histogram exemplar can name the trace without asking anyone.
  *
  * One trace per measurement, interval id and signature; one root span at the source tap, whose id depends on the
  * trace only, and one span per match, whose id depends on the trace, the stage and where the match was captured
