@@ -362,6 +362,8 @@ export class OtlpExporter {
   #backoffMs = 0;
   /** Ends the running pause early (close). */
   #wake: (() => void) | undefined;
+  /** Aborts the requests of a close whose budget ran out. */
+  readonly #closeAbort = new AbortController();
 
   constructor(opts: OtlpExporterOptions) {
     this.#opts = opts;
@@ -428,7 +430,10 @@ export class OtlpExporter {
         method: "POST",
         headers: { "content-type": "application/x-protobuf", ...this.#opts.headers },
         body: encodeSpans(batch) as Uint8Array<ArrayBuffer>,
-        signal: AbortSignal.timeout(this.#opts.timeoutMs ?? 10_000),
+        signal: AbortSignal.any([
+          AbortSignal.timeout(this.#opts.timeoutMs ?? 10_000),
+          this.#closeAbort.signal,
+        ]),
         // A redirect is not followed: fetch drops only Authorization on a redirect to another origin, so every
         // other `otlp.headers` value (X-Api-Key, a tenant token) went to wherever the answer pointed.
         redirect: "manual",
@@ -497,11 +502,36 @@ export class OtlpExporter {
     });
   }
 
-  /** Sends what is queued (at once, even while the collector asked for a pause) and stops accepting spans. */
-  async close(): Promise<void> {
+  /**
+   * Sends what is queued (at once, even while the collector asked for a pause) and stops accepting spans. With a
+   * budget: a collector that has not taken everything by then loses the rest (the request in flight counted
+   * failed, the queue dropped), so a stop does not wait on it.
+   */
+  async close(budgetMs?: number): Promise<void> {
     this.#closing = true;
     this.#wake?.();
-    await this.flush();
+    const flushed = this.flush();
+    if (budgetMs !== undefined) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const out = await Promise.race([
+        flushed.then(() => false),
+        new Promise<boolean>((r) => timer = setTimeout(() => r(true), budgetMs)),
+      ]);
+      clearTimeout(timer);
+      if (out) {
+        // A collector that does not answer held a stop until the sensor's flush deadline, and the spans in the
+        // request and the queue were lost uncounted: what is queued is dropped (counted) and the request ends
+        // as failed (counted).
+        const left = this.#queue.splice(0).length;
+        this.#stats.dropped += left;
+        this.#closeAbort.abort(new Error(`the stop's ${budgetMs} ms for the collector ran out`));
+        log.warn("OTLP collector did not take the last spans before the stop; spans lost", {
+          url: this.#shownUrl,
+          queued: left,
+        });
+      }
+    }
+    await flushed;
     this.#closed = true;
   }
 }

@@ -204,3 +204,35 @@ Deno.test("OTLP: a collector rate-limiting with 429 and Retry-After gets no requ
     await server.shutdown();
   }
 });
+
+Deno.test("OTLP: a stop gives a collector that never answers its budget, then counts what it did not take", async () => {
+  const stop = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {}, signal: stop.signal },
+    () => new Promise<Response>(() => {}),
+  );
+  const prev = setLogSink(() => {});
+  try {
+    const exp = new OtlpExporter({
+      endpoint: `http://127.0.0.1:${server.addr.port}`,
+      batch: 2,
+      flushMs: 60_000,
+      timeoutMs: 10_000,
+    });
+    for (let i = 0; i < 6; i++) exp.match(match(i));
+    const t0 = performance.now();
+    await exp.close(300);
+    const took = performance.now() - t0;
+    // Before: the stop waited out the request's 10 s timeout and each batch after it (the sensor's 5 s flush
+    // deadline cut it short, the spans neither sent nor counted).
+    ok(took < 2_000, `the close took ${took} ms`);
+    const st = exp.stats();
+    equal(st.sent, 0);
+    equal(st.failed, 2, "the request in flight");
+    equal(st.dropped, 4, "the queue behind it");
+  } finally {
+    setLogSink(prev);
+    stop.abort();
+    await server.finished.catch(() => {});
+  }
+});
