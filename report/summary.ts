@@ -23,7 +23,7 @@ export interface LatencyStats {
 export interface StageSummary {
   stage: string;
   matches: number;
-  /** Distinct signatures found at this stage. */
+  /** Distinct signatures of the record set found at this stage (a match of a signature not in it is left out). */
   matched_signatures: number;
   /** matched_signatures / signatures of the measurement. */
   recall: number;
@@ -199,9 +199,12 @@ export function summarize(
       if (ca !== cb) return ca ? -1 : 1;
       return median(byStage.get(a)!) - median(byStage.get(b)!);
     });
+    // Recall counts the signatures of this record set that were found: a range of stored records (replay --start,
+    // the UI's window) holds matches of signatures stored before it, which counted made recall exceed 100%.
+    const sigIds = new Set(sigs.map((s) => s.signature_id));
     const stageSummaries = stages.map((stage): StageSummary => {
       const list = byStage.get(stage)!;
-      const matched = new Set(list.map((m) => m.signature_id)).size;
+      const matched = new Set(list.flatMap((m) => sigIds.has(m.signature_id) ? [m.signature_id] : [])).size;
       return {
         stage,
         matches: list.length,

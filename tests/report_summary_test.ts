@@ -117,3 +117,22 @@ Deno.test("summary table: a negative hop (clocks that disagree) keeps its own si
   ok(/relay\s+1\s+100\.0%(\s+200\.0){4}\s+source\s+\+200\.0\s+\+200\.0/.test(text), text);
   ok(/i1\s+200\.0 \(\+200\.0\)\s+150\.0 \(-50\.0\)/.test(text), text);
 });
+
+Deno.test("summary: recall counts only signatures of the record set (a range holding matches of earlier ones)", () => {
+  // replay --start (or the UI's window) between a signature's storing and its matches': s0 is not in the range,
+  // its matches are. Recall was 3/2 = 150% at relay.
+  const sigs = [sig("s1", "i1", 10n), sig("s2", "i1", 20n)];
+  const ms = [
+    match("s0", "i1", "relay", 0.1, 5n),
+    match("s1", "i1", "relay", 0.1, 10n),
+    match("s2", "i1", "relay", 0.1, 20n),
+    match("s0", "i1", "asr", 1.0, 5n),
+    match("s1", "i1", "asr", 1.0, 10n),
+  ];
+  const [s] = summarize(sigs, ms, { m: ["relay", "asr"] });
+  ok(s);
+  deepEqual(
+    s.stages.map((x) => [x.stage, x.matches, x.matched_signatures, x.recall]),
+    [["relay", 3, 2, 1], ["asr", 2, 1, 0.5]],
+  );
+});
