@@ -745,7 +745,12 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
     const sourceQuery = queryName(m.name, SOURCE_TAP);
     const sourceRows = facts.rowsByQuery[sourceQuery] ?? 0;
     const sigs = facts.signaturesByMeasurement[m.name] ?? 0;
-    if (sigs === 0) {
+    // A sensor whose stages matched signatures it did not detect: other nodes' signatures, from the bus (`run` of
+    // one node's capture with nats.url, a node without source pods). Its run had signatures to find, so neither
+    // "no signatures" nor "0 matches: there were no signatures to find" (said with 30 of 30 matched) is true.
+    const fromOtherNodes = sigs === 0 &&
+      m.match_rules.some((r) => (facts.matchesByStage[queryName(m.name, r.stage)] ?? 0) > 0);
+    if (sigs === 0 && !(fromOtherNodes && sourceRows === 0)) {
       headline.push(`${m.name}: no signatures`);
       const why = sourceRows === 0
         ? "no source rows (configured queries without rows, below)"
@@ -836,7 +841,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
       const rows = facts.rowsByQuery[q] ?? 0;
       const matches = facts.matchesByStage[q] ?? 0;
       const found = facts.matchedSignaturesByStage?.[q];
-      if (sigs === 0) {
+      if (sigs === 0 && !fromOtherNodes) {
         if (rows > 0) {
           findings.push({
             kind: "no_matches",
@@ -874,7 +879,8 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
         });
         continue;
       }
-      const recall = found !== undefined ? found / sigs : undefined;
+      // Unknown without this node's signatures (the others' are not counted here).
+      const recall = found !== undefined && sigs > 0 ? found / sigs : undefined;
       if (matches > 0 && (recall === undefined || recall >= fewRecall)) continue;
       const kind = matches === 0 ? "no_matches" : "few_matches";
       headline.push(matches === 0 ? `stage ${r.stage}: no matches` : `stage ${r.stage}: few matches`);
@@ -902,7 +908,9 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
       findings.push({
         kind,
         text: matches === 0
-          ? `stage ${q}: ${n(rows)} rows, 0 matches of ${n(sigs)} signatures`
+          ? `stage ${q}: ${n(rows)} rows, 0 matches of ${
+            sigs > 0 ? `${n(sigs)} signatures` : "the other nodes' signatures other stages found"
+          }`
           : `stage ${q}: ${n(found ?? 0)} of ${n(sigs)} signatures found${pctOf(found ?? 0, sigs)}`,
         detail,
       });

@@ -240,3 +240,36 @@ Deno.test("diagnosis: runFacts reads the engine's own counts after a real run (p
   const d = diagnose(cfg, f, { rowsOf: rowsByQuery(caps) });
   assert.equal(d.findings[0]!.text, "missing_path media.paylaod in 4,309 rows of call_audio/source (100%)");
 });
+
+Deno.test("diagnosis: a node whose stages matched other nodes' signatures (run of one node's capture) is not told there were none", () => {
+  // What `run --capture fixtures/demo/node-b.jsonl` with nats.url counted beside a node-a and a node-c sensor: no
+  // source rows and no signature of its own, 30 relay matches of node-a's signatures from the bus. It said
+  // "Why (call_audio: no signatures)" and "stage call_audio/relay: 1,438 rows, 0 matches: there were no
+  // signatures to find".
+  const cfg = config(DEMO_CONFIG);
+  const nodeB = diagnose(
+    cfg,
+    facts({ rowsByQuery: { "call_audio/relay": 1438 }, matchesByStage: { "call_audio/relay": 30 } }),
+  );
+  assert.ok(!/no signatures/.test(nodeB.headline), nodeB.headline);
+  assert.ok(
+    !nodeB.findings.some((f) => f.kind === "no_signatures" || f.kind === "no_matches"),
+    renderDiagnosis(nodeB),
+  );
+  // A stage of such a node that matched nothing is still named, without the claim.
+  const both = diagnose(
+    cfg,
+    facts({
+      rowsByQuery: { "call_audio/relay": 1438, "call_audio/asr": 667 },
+      matchesByStage: { "call_audio/relay": 30 },
+    }),
+  );
+  const asr = both.findings.find((f) => f.kind === "no_matches")!;
+  assert.match(asr.text, /^stage call_audio\/asr: 667 rows, 0 matches of the other nodes' signatures/);
+  assert.match(both.headline, /stage asr: no matches/);
+  assert.ok(!/no signatures/.test(both.headline), both.headline);
+  // A node that detected none and matched none still hears that there were none to find.
+  const none = diagnose(cfg, facts({ rowsByQuery: { "call_audio/relay": 1438 } }));
+  assert.match(none.headline, /call_audio: no signatures/);
+  assert.ok(none.findings.some((f) => /0 matches: there were no signatures to find/.test(f.text)));
+});
