@@ -848,6 +848,12 @@ export async function runFacts(
       self[q] = (self[q] ?? 0) + 1;
     }
     facts.selfMatchesByStage = self;
+    const slowest: Record<string, number> = {};
+    for (const m of records.matches) {
+      const q = `${m.measurement}/${m.stage}`;
+      if (!(m.latency_s <= (slowest[q] ?? -Infinity))) slowest[q] = m.latency_s;
+    }
+    facts.maxLatencyByStage = slowest;
     facts.signatureStreams = new Set(
       records.signatures.map((s) => `${s.measurement}\u0000${s.node}\u0000${s.stream}`),
     );

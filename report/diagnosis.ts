@@ -30,6 +30,17 @@ import { configPosition } from "../config/load.ts";
 import { ENCRYPTED_OPUS_FRAMING, sizedSrtpAdvice, srtpOpusAdvice } from "../packets/srtp_guess.ts";
 import { opusFramingShare } from "../audio/decode/opus.ts";
 import { PacketColumn } from "../packets/rows.ts";
+import { FP_PARAMS } from "../audio/fingerprint/fingerprint.ts";
+import { SIGNATURE_MAX_FRAMES } from "../audio/fingerprint/signature.ts";
+
+/**
+ * Seconds of audio after a signature's instant that a stage needs to match it (a whole block: its frames at the
+ * fingerprint's hop, and the last frame's length): a signature leaves `ttl_seconds` after its instant, so a stage
+ * slower than `ttl_seconds` less this finds none.
+ */
+const SIGNATURE_SPAN_S = (SIGNATURE_MAX_FRAMES * FP_PARAMS.hop + FP_PARAMS.frame) / FP_PARAMS.sampleRate;
+/** How far below that horizon a stage's slowest match says the TTL cost it some (the demo lost matches 0.2 s below). */
+const TTL_SLACK_S = 1;
 
 /** Engine count of one decode failure reason on one query. */
 export interface DecodeErrorCount {
@@ -71,6 +82,8 @@ export interface RunFacts {
    * are at hand: the stage's tap reads the source's messages.
    */
   selfMatchesByStage?: Record<string, number>;
+  /** The highest latency (s) matched per `<measurement>/<stage>`, when records are at hand. */
+  maxLatencyByStage?: Record<string, number>;
 }
 
 /** One thing worth telling. */
@@ -89,7 +102,8 @@ export interface Finding {
     | "no_ids"
     | "self_matches"
     | "no_audio"
-    | "srtp";
+    | "srtp"
+    | "ttl_short";
   /** One line. */
   text: string;
   /** Indented lines under it (an example, a hint). */
@@ -836,6 +850,11 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
         });
       });
     }
+    const horizon = m.ttl_seconds - SIGNATURE_SPAN_S;
+    // A stage near the TTL's horizon: another stage without matches may be past it.
+    const nearTtl = m.match_rules.some((r) =>
+      (facts.maxLatencyByStage?.[queryName(m.name, r.stage)] ?? -Infinity) >= horizon - TTL_SLACK_S
+    );
     for (const r of m.match_rules) {
       const q = queryName(m.name, r.stage);
       const rows = facts.rowsByQuery[q] ?? 0;
@@ -881,6 +900,35 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
       }
       // Unknown without this node's signatures (the others' are not counted here).
       const recall = found !== undefined && sigs > 0 ? found / sigs : undefined;
+      // A stage whose latencies come near what ttl_seconds leaves it loses its slowest instants without a word
+      // (the demo with ttl_seconds 4: asr recall 86.7%, its slowest latencies gone from the percentiles, no
+      // finding; with 3, 36.7%, and the hint blamed its audio).
+      const slowest = facts.maxLatencyByStage?.[q];
+      if (slowest !== undefined && slowest >= horizon - TTL_SLACK_S) {
+        const lost = recall === undefined || recall < 1;
+        if (lost) headline.push(`stage ${r.stage}: latencies near ttl_seconds`);
+        const mi = config.measurements.indexOf(m);
+        const where = configPosition(config, ["measurements", mi, "ttl_seconds"]);
+        findings.push({
+          kind: "ttl_short",
+          text:
+            `stage ${q}: latencies reach ${slowest.toFixed(1)} s, near the ${
+              Math.max(0, horizon).toFixed(1)
+            } s a match has before its signature expires (ttl_seconds ${m.ttl_seconds}, less the ${
+              SIGNATURE_SPAN_S.toFixed(1)
+            } s of audio after the instant a match needs): ` +
+            (lost
+              ? `slower instants expired unmatched, so this stage's recall${
+                found !== undefined ? ` (${n(found)} of ${n(sigs)})` : ""
+              } and latency percentiles are low`
+              : "a slower instant would expire unmatched"),
+          detail: [
+            `${where ? where + ": " : ""}measurements[${mi}].ttl_seconds: raise it to this stage's slowest ` +
+            `latency plus ${Math.ceil(SIGNATURE_SPAN_S + TTL_SLACK_S)} s or more (default 120)`,
+          ],
+        });
+        continue;
+      }
       if (matches > 0 && (recall === undefined || recall >= fewRecall)) continue;
       const kind = matches === 0 ? "no_matches" : "few_matches";
       headline.push(matches === 0 ? `stage ${r.stage}: no matches` : `stage ${r.stage}: few matches`);
@@ -896,6 +944,12 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
             : "its audio decoded; either it does not carry the source's audio (is this tap downstream of the " +
               "source?), or its audio section is wrong (a wrong codec or sample rate still decodes)",
         );
+        if (nearTtl) {
+          detail.push(
+            `or it is slower than the ${Math.max(0, horizon).toFixed(1)} s ttl_seconds ${m.ttl_seconds} ` +
+              `leaves a match (another stage's latencies come near it, above)`,
+          );
+        }
         if (rowsOf) {
           guessed.add(q);
           const diff = guessDiff(rowsOf(q), r);
@@ -952,6 +1006,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
     "no_signatures",
     "no_onset",
     "self_matches",
+    "ttl_short",
     "no_matches",
     "few_matches",
     "truncated",
