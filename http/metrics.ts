@@ -146,7 +146,7 @@ export class FsmMetrics {
     });
     this.#matched = new client.Counter({
       name: "signatures_matched_total",
-      help: "Signatures found at a stage tap on this node.",
+      help: "Matches at a stage tap on this node (a signature found on two streams of a stage counts twice).",
       labelNames: ["measurement", "stage"],
       registers,
     });
