@@ -304,12 +304,19 @@ export function nameFrom(text: string, fallback: string): string {
   return /^[a-z]/.test(n) ? n : /^[a-z]/.test(fallback) ? fallback : "audio";
 }
 
+/**
+ * The pod label of a standalone PEM's rows, `<pid>:<command line>` (pxl.ts PROCESS_POD_EXPR): no Kubernetes pod, so
+ * no `df.ctx['pod']` filter can select it (a Kubernetes `namespace/name` has no colon).
+ */
+const PROCESS_POD = /^\d+:/;
+
 /** The `stream_filter` lines for a stream: its table, its pod, and its kind when the pod has several. */
 function streamFilter(d: DiscoveredStream): string[] {
   const table = d.table ?? "http_events";
   const lines = [`df = px.DataFrame(table='${table}', start_time='-30s')`];
-  if (d.pod !== "") lines.push(`df = df[px.contains(df.ctx['pod'], ${pxlQuote(podStem(d.pod))})]`);
-  else if (d.localPorts.length === 1 && /^\d+$/.test(d.localPorts[0]!)) {
+  if (d.pod !== "" && !PROCESS_POD.test(d.pod)) {
+    lines.push(`df = df[px.contains(df.ctx['pod'], ${pxlQuote(podStem(d.pod))})]`);
+  } else if (d.localPorts.length === 1 && /^\d+$/.test(d.localPorts[0]!)) {
     // No Kubernetes metadata (standalone PEM): the port the traffic was seen on.
     lines.push(`df = df[df.local_port == ${d.localPorts[0]}]`);
   }
@@ -435,12 +442,19 @@ export interface LiveTableStatus {
   error?: string;
 }
 
-/** The discovery queries of this node: every body table, whole, with its pod. */
-export function discoveryQueries(node: string): ComposedQueryInput[] {
+/**
+ * The discovery queries of this node: every body table, whole, with its pod. `mode` is the config's
+ * (pixieQueryMode): a standalone PEM's rows have no node (`df.ctx['node']` is ''), so a node scope there kept none.
+ */
+export function discoveryQueries(
+  node: string,
+  mode: Pick<ComposedQueryInput, "scope" | "podSource"> = {},
+): ComposedQueryInput[] {
   return BODY_TABLES.map((t) => ({
     name: `discover/${t.table.replace(/\.beta$/, "")}`,
     streamFilter: `df = px.DataFrame(table='${t.table}', start_time='-30s')\n`,
     node,
+    ...mode,
     columns: {
       time: "time_",
       pod: "pod",
@@ -458,7 +472,7 @@ async function* liveRows(
   durationMs: number,
   status: LiveTableStatus[],
 ): AsyncGenerator<Row> {
-  const { connectPixie } = await import("./pixie_queries.ts");
+  const { connectPixie, pixieQueryMode } = await import("./pixie_queries.ts");
   const { PixieQueryStream } = await import("../pixie/stream.ts");
   const { client, clusterId } = await connectPixie(config);
   const ac = new AbortController();
@@ -472,7 +486,7 @@ async function* liveRows(
     wake?.();
     wake = undefined;
   };
-  const readers = discoveryQueries(node).map(async (q, i) => {
+  const readers = discoveryQueries(node, pixieQueryMode(config)).map(async (q, i) => {
     const st: LiveTableStatus = { table: BODY_TABLES[i]!.table, rows: 0 };
     status.push(st);
     const stream = new PixieQueryStream({

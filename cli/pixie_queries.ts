@@ -11,14 +11,21 @@ import { SOURCE_TAP } from "../pixie/row.ts";
 import type { PixieClient, PixieConnectOptions } from "../pixie/client.ts";
 
 /**
+ * How a query of this config is scoped and labelled: against a standalone PEM (`pixie.direct_addr`) no node scope
+ * (its `df.ctx['node']` is '', so a node filter keeps no row) and the pod column from the process; else the
+ * defaults (the node scope, `df.ctx['pod']`). Every query sent to Pixie takes it, `discover`'s too.
+ */
+export function pixieQueryMode(config: Config): Pick<ComposedQueryInput, "scope" | "podSource"> {
+  return config.pixie.direct_addr !== "" ? { scope: { kind: "none" }, podSource: "process" } : {};
+}
+
+/**
  * Every Pixie query of the config (rules with a `stream_filter`; packet taps are not Pixie's), scoped to `node`.
  * Against a standalone PEM (`pixie.direct_addr`) there is no node scope (the PEM only sees its own node, and its
  * `df.ctx['node']` is '') and the pod column names the process.
  */
 export function queriesFromConfig(config: Config, node: string): ComposedQueryInput[] {
-  const mode: Pick<ComposedQueryInput, "scope" | "podSource"> = config.pixie.direct_addr !== ""
-    ? { scope: { kind: "none" }, podSource: "process" }
-    : {};
+  const mode = pixieQueryMode(config);
   const out: ComposedQueryInput[] = [];
   for (const m of config.measurements) {
     const s = m.signature_rules;
