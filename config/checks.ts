@@ -346,8 +346,25 @@ function columnProblems(rule: Obj, path: KeyPath, check: FilterCheck): Problem[]
     ["time", columns.time, "the capture time (time_)"],
     ["body_size", columns.body_size, "the body size before truncation"],
   ];
+  // A column of the table that the filter itself leaves out (`select=[...]`, `df[[...]]`, `df.drop`): the table has
+  // it, so the fix is in the filter, not the name (the error said the table lacked it and suggested the same name).
+  const dropped = (name: string) => table.columns.some((c) => c.name === name);
+  const droppedProblem = (at: KeyPath, name: string, expected: string): Problem => ({
+    path: at,
+    expected,
+    found:
+      `${JSON.stringify(name)}, which ${table.name} has but the stream_filter leaves out (a select=[...], ` +
+      "df[[...]] or df.drop that does not keep it)",
+    hint: `keep '${name}' in the stream_filter's columns`,
+  });
   for (const [key, value, what] of named) {
     if (typeof value !== "string" || have.has(value)) continue;
+    if (dropped(value)) {
+      problems.push(
+        droppedProblem([...path, "columns", key], value, `a column of ${table.name} that holds ${what}`),
+      );
+      continue;
+    }
     const suggestion = key === "payload" && bodies.length > 0
       ? bodies[0]
       : key === "body_size" && table.body?.bodySize
@@ -362,10 +379,12 @@ function columnProblems(rule: Obj, path: KeyPath, check: FilterCheck): Problem[]
   }
   list(rule.stream_key).forEach((item, k) => {
     if (typeof item !== "string" || item.startsWith("$.") || item === pod || have.has(item)) return;
+    const expected = `a column of ${table.name}, the pod column (${pod}) or a $.path into the JSON envelope`;
+    if (dropped(item)) return void problems.push(droppedProblem([...path, "stream_key", k], item, expected));
     const suggestion = didYouMean(item, [...have]);
     problems.push({
       path: [...path, "stream_key", k],
-      expected: `a column of ${table.name}, the pod column (${pod}) or a $.path into the JSON envelope`,
+      expected,
       found: JSON.stringify(item),
       ...(suggestion ? { hint: `did you mean "${suggestion}"?` } : {}),
     });
