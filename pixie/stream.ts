@@ -612,7 +612,12 @@ export class PixieQueryStream implements AsyncIterable<Row[]> {
     const tables = [...(this.#composed?.tables.values() ?? [])];
     const filterOf = (t: ComposedTable) =>
       this.#queries.find((q) => q.name === t.display)?.streamFilter ?? "";
-    const hits = tables.filter((t) => quoted.some((w) => filterOf(t).includes(w)));
+    // A word every filter holds ('px' of "'px' object has no attribute 'regex_matchx'", the message of an unknown
+    // function) tells the filters apart no more than none does: only the others choose, when there are any.
+    const holding = (w: string) => tables.filter((t) => filterOf(t).includes(w)).length;
+    const telling = quoted.filter((w) => holding(w) < tables.length);
+    const words = telling.length > 0 ? telling : quoted;
+    const hits = tables.filter((t) => words.some((w) => filterOf(t).includes(w)));
     const one = hits.length === 1 ? hits[0]! : undefined;
     const parsed = one ? /^(.*)\/([^/]+)$/.exec(one.display) : null;
     const loc: CompileErrorLocation = {
