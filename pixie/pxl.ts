@@ -339,13 +339,17 @@ function scopeStatement(q: ComposedQueryInput): string | undefined {
       `${q.name}: scope by pods needs at least one pod (none are known on this node)`,
     );
   }
-  // PxL's `and`/`or` take exactly two operands ("Expected two arguments to 'or'."), so longer lists nest.
-  let expr = "";
-  for (const pod of scope.pods) {
-    const eq = `df.ctx['pod'] == ${pxlString(pod)}`;
-    expr = expr === "" ? eq : `(${expr}) or (${eq})`;
-  }
-  return `df = df[${expr}]\n`;
+  // PxL's `and`/`or` take exactly two operands ("Expected two arguments to 'or'."), so longer lists nest: as a
+  // balanced tree, ~log2(pods) deep, where nesting each pod in the one before made a full node's ~110 pods 110
+  // levels of parentheses deep for Pixie's recursive parser and compiler.
+  return `df = df[${anyOf(scope.pods.map((pod) => `df.ctx['pod'] == ${pxlString(pod)}`))}]\n`;
+}
+
+/** `terms` joined by PxL's two-operand `or`, as a balanced tree (one term: itself). */
+function anyOf(terms: readonly string[]): string {
+  if (terms.length === 1) return terms[0]!;
+  const half = terms.length >> 1;
+  return `(${anyOf(terms.slice(0, half))}) or (${anyOf(terms.slice(half))})`;
 }
 
 function checkFilter(q: ComposedQueryInput): void {

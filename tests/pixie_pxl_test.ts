@@ -208,8 +208,8 @@ Deno.test("scope by this node's pods: equality filters Pixie can prune agents on
     query("voice/source", { scope: { kind: "pods", pods: ["voice/a-0", "voice/b-1", "media/c-2"] } }),
   ]);
   ok(c.script.includes(
-    "df = df[((df.ctx['pod'] == 'voice/a-0') or (df.ctx['pod'] == 'voice/b-1')) or " +
-      "(df.ctx['pod'] == 'media/c-2')]\n",
+    "df = df[(df.ctx['pod'] == 'voice/a-0') or ((df.ctx['pod'] == 'voice/b-1') or " +
+      "(df.ctx['pod'] == 'media/c-2'))]\n",
   ));
   ok(!c.script.includes("ctx['node']"));
   const frame = compilePxl(c.script)[0]!.frame;
@@ -221,6 +221,19 @@ Deno.test("scope by this node's pods: equality filters Pixie can prune agents on
     false,
   );
   throws(() => composeScript([query("m/s", { scope: { kind: "pods", pods: [] } })]), /at least one pod/);
+  // A full node's pods nest as a balanced tree (session 30): 110 pods were 110 levels of parentheses deep for
+  // Pixie's recursive parser; now 7 pairs (2 per level), every pod still kept and no other.
+  const pods = Array.from({ length: 110 }, (_, i) => `voice/p-${i}`);
+  const big = composeScript([query("voice/source", { scope: { kind: "pods", pods } })]).script;
+  let depth = 0, deepest = 0;
+  for (const ch of big) {
+    if (ch === "(") deepest = Math.max(deepest, ++depth);
+    else if (ch === ")") depth--;
+  }
+  ok(deepest <= 2 + 2 * Math.ceil(Math.log2(pods.length)), `${deepest} levels of parentheses`);
+  const bigFrame = compilePxl(big)[0]!.frame;
+  equal(prunedOn(bigFrame, new Set(["voice/p-109"]), new Set()), false);
+  equal(prunedOn(bigFrame, new Set(["voice/p-110"]), new Set()), true);
   // Different scopes do not share a table.
   equal(composeScript([query("m/s"), query("m/t", { scope: { kind: "none" } })]).tables.size, 2);
 });
