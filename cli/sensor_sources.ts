@@ -26,10 +26,22 @@ const log = logger("run");
  */
 export class CombinedRowSource implements RowSource {
   readonly #sources: readonly RowSource[];
+  readonly skipTo?: RowSource["skipTo"];
+  readonly inputBusy?: RowSource["inputBusy"];
 
-  /** Combines `sources`. */
+  /**
+   * Combines `sources`. What the reader's late rows use of a source (skipping ahead, how busy its input is) is
+   * passed on from the sources that have it: without them a sensor reading Pixie beside packets could not skip
+   * its Pixie backlog, and judged its reading by the thread's demand, which the run task's permissions cannot read
+   * (thread_demand.ts), so it never shed: its lag and memory grew without bound, as Pixie alone's did before both.
+   */
   constructor(sources: readonly RowSource[]) {
     this.#sources = sources;
+    const skipping = sources.filter((s) => s.skipTo !== undefined);
+    if (skipping.length > 0) this.skipTo = (t) => skipping.forEach((s) => s.skipTo!(t));
+    // One thread reads them all: input waiting in one of them waits for the same thread as the others'.
+    const metered = sources.filter((s) => s.inputBusy !== undefined);
+    if (metered.length > 0) this.inputBusy = () => Math.max(...metered.map((s) => s.inputBusy!()));
   }
 
   /** Runs every source until `signal` aborts or one fails. */
