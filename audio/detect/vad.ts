@@ -45,6 +45,13 @@ const FLOOR_RISE_DB = 0.01;
  * (`filled`) hold the floor however many there are.
  */
 export const SILENCE_HOLD_FRAMES = 5;
+/**
+ * Signal after digital silence that stays within {@link STEADY_SPREAD_DB} for this many frames (1 s) is the line's
+ * noise, not speech: the floor is set to its quietest frame (see {@link EnergyVad}).
+ */
+export const STEADY_FRAMES = 100;
+/** Largest spread (dB, loudest frame less quietest) of signal after digital silence that is steady line noise. */
+export const STEADY_SPREAD_DB = 12;
 
 /**
  * Level in dBFS of the VAD_FRAME samples at `data[(at + i) & mask]` (see {@link VadDecider}): 10·log10(mean(x²))
@@ -89,7 +96,9 @@ function sumOfSquares(data: Int16Array, at: number, mask: number): number {
  * quieter frame quickly (weight 0.3 per frame) and rises by at most 1 dB/s, so it sits at the level of the
  * pauses and a long utterance does not raise it much. It starts at the first frame's level; frames the decoder
  * filled, and up to {@link SILENCE_HOLD_FRAMES} other frames of digital silence (all zeros: a lost message), leave
- * it where it is.
+ * it where it is. A floor that digital silence set (a stream that starts with zeros, a line muted for more than
+ * 50 ms) says nothing of the line's noise once signal is back: if that signal stays steady (within
+ * {@link STEADY_SPREAD_DB}) for {@link STEADY_FRAMES}, it is the line's noise and the floor is set to it.
  */
 export class EnergyVad implements VadDecider {
   /** Required margin above the floor, dB. */
@@ -97,6 +106,13 @@ export class EnergyVad implements VadDecider {
   #floor = NaN;
   /** Frames of digital silence in a row up to this one. */
   #zeros = 0;
+  /**
+   * Frames of signal since digital silence set the floor, and their quietest and loudest levels (dBFS); -1 when
+   * the floor was not set by digital silence, or the signal since then was not steady.
+   */
+  #steadyFrames = -1;
+  #steadyMin = 0;
+  #steadyMax = 0;
 
   /** See the class doc for what `energyThreshold` means. */
   constructor(energyThreshold: number) {
@@ -116,14 +132,39 @@ export class EnergyVad implements VadDecider {
     if (filled && !Number.isNaN(this.#floor)) return false;
     const e = frameDbfs(data, at, mask);
     this.#zeros = e === SILENCE_DBFS ? this.#zeros + 1 : 0;
-    if (Number.isNaN(this.#floor)) this.#floor = Math.max(e, -90);
-    else if (this.#zeros > 0 && this.#zeros <= SILENCE_HOLD_FRAMES) {
+    const first = Number.isNaN(this.#floor);
+    const held = this.#zeros > 0 && this.#zeros <= SILENCE_HOLD_FRAMES;
+    if (first) this.#floor = Math.max(e, -90);
+    else if (held) {
       // A lost message filled with zeros. Followed, one zero frame in -50 dBFS noise took the floor to -71 dBFS
       // and the next ~12 s of noise for speech (two frames, a lost 20 ms packet: ~27 s), masking every onset.
     } else if (e < this.#floor) this.#floor += FLOOR_FALL * (e - this.#floor);
     else this.#floor += Math.min(FLOOR_RISE_DB, e - this.#floor);
     if (this.#floor < -90) this.#floor = -90;
+    if (e === SILENCE_DBFS) {
+      // Digital silence that set the floor (followed, or the stream's first frame): watch the signal after it.
+      if (first || !held) this.#steadyFrames = 0;
+    } else if (this.#steadyFrames >= 0) this.#steady(e);
     return e >= ENERGY_MIN_SPEECH_DBFS && e >= this.#floor + this.marginDb;
+  }
+
+  /**
+   * A frame of signal at `e` dBFS after digital silence set the floor. Followed at 1 dB/s from there, steady -50
+   * dBFS line noise after a stream's first 20 ms of zeros (or a line muted for 100 ms) was speech for ~30 s: a
+   * signature of noise every `reanchor_ms`, and every onset in it lost. Speech spreads wider than steady noise
+   * within the first tens of ms (a talker whose pauses are exact zeros keeps the floor digital silence set).
+   */
+  #steady(e: number): void {
+    if (this.#steadyFrames === 0) this.#steadyMin = this.#steadyMax = e;
+    else {
+      this.#steadyMin = Math.min(this.#steadyMin, e);
+      this.#steadyMax = Math.max(this.#steadyMax, e);
+    }
+    if (this.#steadyMax - this.#steadyMin > STEADY_SPREAD_DB) this.#steadyFrames = -1;
+    else if (++this.#steadyFrames >= STEADY_FRAMES) {
+      this.#floor = Math.max(this.#floor, this.#steadyMin);
+      this.#steadyFrames = -1;
+    }
   }
 
   /** Nothing to release. */
