@@ -28,8 +28,9 @@ export function compileIdPatterns(patterns: readonly { pattern: string; id_type:
 
 /**
  * Extracts ids from a payload. Bytes are read as latin1 (the envelope's cached view, shared with the decoder) so
- * binary bodies never throw and ASCII ids match; the first match of each pattern wins. Patterns see the first
- * MAX_REGEX_INPUT (256 KiB) characters of a message only.
+ * binary bodies never throw and ASCII ids match; an id's bytes are then read as the UTF-8 they are (invalid
+ * sequences become U+FFFD). The first match of each pattern wins. Patterns see the first MAX_REGEX_INPUT (256 KiB)
+ * characters of a message only.
  */
 export function extractIds(payload: PayloadEnvelope, patterns: readonly IdPattern[]): Record<string, string> {
   if (patterns.length === 0) return {};
@@ -39,12 +40,27 @@ export function extractIds(payload: PayloadEnvelope, patterns: readonly IdPatter
     // Own properties only: an id name is any identifier, and `in` finds `constructor` on every object, plain
     // assignment to `__proto__` sets the prototype: such ids were never extracted.
     if (Object.hasOwn(ids, p.idType)) continue;
-    const id = p.regex.capture(text);
-    if (id === undefined) continue;
+    const captured = p.regex.capture(text);
+    if (captured === undefined) continue;
+    const id = utf8Of(captured);
     if (p.idType === "__proto__") setOwn(ids, p.idType, id);
     else ids[p.idType] = id;
   }
   return ids;
+}
+
+const utf8 = new TextDecoder();
+const NON_ASCII = /[\u0080-\u00ff]/;
+
+/**
+ * The text whose UTF-8 bytes `latin1` holds one a character. Taken as latin1, "Zoë" in a message was the id "ZoÃ«"
+ * in every signature and record (and twice its bytes against the wire's 64-byte cap on an id).
+ */
+function utf8Of(latin1: string): string {
+  if (!NON_ASCII.test(latin1)) return latin1;
+  const bytes = new Uint8Array(latin1.length);
+  for (let i = 0; i < latin1.length; i++) bytes[i] = latin1.charCodeAt(i);
+  return utf8.decode(bytes);
 }
 
 /** Sets an own enumerable property, even `__proto__`, which plain assignment would take as the prototype. */
