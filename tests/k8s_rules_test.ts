@@ -184,6 +184,12 @@ function unitTests(): unknown[] {
       input_series: [
         { series: 'fsmpx_pixie_healthy{job="fsm-px",node="n1"}', values: "1 1 0+0x13" },
         { series: 'fsmpx_pixie_healthy{job="fsm-px",node="n2"}', values: "1+0x15" },
+        // A sensor reads Pixie when it serves the last-response gauge (http/metrics.ts pixieStreamOpened).
+        { series: 'fsmpx_pixie_last_response_timestamp_seconds{job="fsm-px",node="n1"}', values: "0+60x15" },
+        { series: 'fsmpx_pixie_last_response_timestamp_seconds{job="fsm-px",node="n2"}', values: "0+60x15" },
+        // n3 captures packets only (no Pixie tap): its fsmpx_pixie_healthy stays 0 (the gauge is always served)
+        // and it has no last-response gauge. Its Pixie is not unhealthy: it has none.
+        { series: 'fsmpx_pixie_healthy{job="fsm-px",node="n3"}', values: "0+0x15" },
         // n1 is 60 s behind while rows arrive: lag. n2 is 60 s "behind" because its tap is quiet: not lag.
         { series: 'fsmpx_pixie_stream_lag_seconds{node="n1",query="m/source"}', values: "60+0x15" },
         { series: 'fsmpx_rows_read_total{node="n1",query="m/source"}', values: "0+100x15" },
