@@ -676,3 +676,26 @@ Deno.test({
     equal(image, `fsm-px:${tree.images.find((i) => i.name === "fsm-px")?.newTag}`);
   },
 });
+
+Deno.test("k8s: the sensor's NetworkPolicy keeps an OTLP collector out; its commented rule, taken in, lets it in and validates", async () => {
+  const file = join(K8S, "networkpolicy.yaml");
+  const text = await Deno.readTextFile(file);
+  const egress = (t: string) => {
+    const { docs, problems } = parseManifests(t, "k8s/networkpolicy.yaml");
+    deepEqual(problems, []);
+    deepEqual(docs.flatMap(validateManifest).map(formatProblem), []);
+    const spec = (docs[0]?.value as { spec: { egress: { ports?: { port?: number }[] }[] } }).spec;
+    return spec.egress.flatMap((r) => (r.ports ?? []).map((p) => p.port));
+  };
+  // As shipped, no egress rule names the OTLP/HTTP port: README's `http://tempo.monitoring:4318` is refused.
+  ok(!egress(text).includes(4318), "the shipped policy has no OTLP rule (k8s/README.md says to add one)");
+  // The rule k8s/README.md points to: the commented block after "# Traces", uncommented.
+  const start = text.indexOf("    # Traces (otlp.endpoint");
+  ok(start > 0, "networkpolicy.yaml holds the commented OTLP rule");
+  // Its two lines of prose, then the rule.
+  const rule = text.slice(start).split("\n").slice(2).filter((l) => l.startsWith("    # "));
+  const taken = text.slice(0, start) + rule.map((l) => "    " + l.slice(6)).join("\n") + "\n";
+  ok(egress(taken).includes(4318), `the uncommented rule opens 4318:\n${taken.slice(start)}`);
+  const readme = await Deno.readTextFile(join(K8S, "README.md"));
+  ok(/otlp\.endpoint[^]*networkpolicy\.yaml/.test(readme), "k8s/README.md tells how to let traces out");
+});
