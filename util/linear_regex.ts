@@ -40,11 +40,17 @@ export interface LinearRegex {
   exec(text: string): [string, string | undefined] | null;
 }
 
-/** Compiles `pattern` or says why it cannot run in linear time (or does not compile at all). */
-export function compileLinearRegex(pattern: string): LinearRegex | { error: string } {
-  if (pattern.length > MAX_PATTERN_LENGTH) {
-    return { error: `pattern of ${pattern.length} characters, longer than ${MAX_PATTERN_LENGTH}` };
+/**
+ * Compiles `pattern` or says why it cannot run in linear time (or does not compile at all). Patterns run on a
+ * message read as latin1 (one character per byte), so a non-ASCII character in one is matched as its UTF-8
+ * bytes ({@link asBytePattern}).
+ */
+export function compileLinearRegex(userPattern: string): LinearRegex | { error: string } {
+  if (userPattern.length > MAX_PATTERN_LENGTH) {
+    return { error: `pattern of ${userPattern.length} characters, longer than ${MAX_PATTERN_LENGTH}` };
   }
+  const pattern = asBytePattern(userPattern);
+  if (typeof pattern !== "string") return pattern;
   try {
     // JavaScript syntax is what the config documents: a pattern must mean the same in both engines' eyes.
     new RegExp(pattern);
@@ -247,4 +253,42 @@ function scanRegex(source: string, s: ScanShape): LinearRegex {
       return m ? [text.slice(m.at, m.to + suffix.length), text.slice(m.from, m.to)] : null;
     },
   };
+}
+
+const utf8 = new TextEncoder();
+
+/**
+ * `pattern` for a message read as latin1: each non-ASCII character outside a class `[...]` becomes its UTF-8 bytes,
+ * one character each (grouped `(?:...)` when a quantifier follows, so it still repeats the whole character). As
+ * written, `"clé":"([^"]+)"` never matched `{"clé":"abc"}`, whose `é` reaches the pattern as two characters, and
+ * nothing said why. Inside a class a multi-byte character cannot be one member, so it is an error naming the fix.
+ */
+export function asBytePattern(pattern: string): string | { error: string } {
+  const chars = [...pattern];
+  let out = "", inClass = false, escaped = false, changed = false;
+  for (let i = 0; i < chars.length; i++) {
+    const ch = chars[i]!;
+    if (ch.codePointAt(0)! > 0x7f) {
+      if (inClass) {
+        return {
+          error:
+            `the non-ASCII character ${JSON.stringify(ch)} inside [ ] (messages are matched as bytes); ` +
+            `write it as an alternative outside the class, e.g. (?:${ch}|[a-z])`,
+        };
+      }
+      // An escaped one (\é) means itself: the escape goes, its bytes stand.
+      if (escaped) out = out.slice(0, -1);
+      escaped = false;
+      const bytes = String.fromCharCode(...utf8.encode(ch));
+      out += bytes.length > 1 && /^[*+?{]/.test(chars[i + 1] ?? "") ? `(?:${bytes})` : bytes;
+      changed = true;
+      continue;
+    }
+    if (escaped) escaped = false;
+    else if (ch === "\\") escaped = true;
+    else if (ch === "[" && !inClass) inClass = true;
+    else if (ch === "]" && inClass) inClass = false;
+    out += ch;
+  }
+  return changed ? out : pattern;
 }
