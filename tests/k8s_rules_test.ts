@@ -249,12 +249,34 @@ function unitTests(): unknown[] {
           values: "0+10x30",
         },
         { series: 'fsmpx_rows_read_total{node="n1",query="m/source"}', values: "0+100x30" },
+        // n3: healthy Twilio traffic, 7% of its rows control events or text (no audio): no alert.
+        {
+          series:
+            'fsmpx_payload_decode_errors_total{node="n3",measurement="m",stream="s",reason="missing_path"}',
+          values: "0+4x30",
+        },
+        {
+          series:
+            'fsmpx_payload_decode_errors_total{node="n3",measurement="m",stream="s",reason="not_audio"}',
+          values: "0+2x30",
+        },
+        { series: 'fsmpx_rows_read_total{node="n3",query="m/source"}', values: "0+100x30" },
+        // n4: a tap whose path matches nothing: every row missing_path.
+        {
+          series:
+            'fsmpx_payload_decode_errors_total{node="n4",measurement="m",stream="s",reason="missing_path"}',
+          values: "0+90x30",
+        },
+        { series: 'fsmpx_rows_read_total{node="n4",query="m/source"}', values: "0+100x30" },
         { series: 'fsmpx_rows_read_total{node="n2",query="m/asr"}', values: "0+100x30" },
         { series: 'fsmpx_payloads_truncated_total{node="n2",query="m/asr"}', values: "0+80x30" },
       ],
       alert_rule_test: [
         expect("12m", "FsmPxClockOffsetHigh", [{ severity: "warning", node: "n1", peer: "n2" }]),
-        expect("28m", "FsmPxDecodeErrors", [{ severity: "warning", node: "n1" }]),
+        expect("28m", "FsmPxDecodeErrors", [{ severity: "warning", node: "n1" }, {
+          severity: "warning",
+          node: "n4",
+        }]),
         expect("28m", "FsmPxPayloadsTruncated", [{ severity: "warning", node: "n2", query: "m/asr" }]),
       ],
     },
