@@ -42,6 +42,14 @@ interface StreamState {
   index: number;
 }
 
+/**
+ * Capture time after which a stream without messages is forgotten (its taps are decided again at its next one:
+ * the same taps, unless pods changed), ns: as long as a TCP direction is kept quiet.
+ */
+const STREAM_IDLE_NS = 120_000_000_000n;
+/** Capture time between sweeps for such streams (a sweep visits every stream), ns. */
+const SWEEP_NS = 10_000_000_000n;
+
 /** Why a message was not turned into rows. */
 export type MessageSkip = "no_tap" | "rtp_unknown_payload_type" | "rtp_telephone_event";
 
@@ -59,8 +67,14 @@ export class PacketRowBuilder {
   readonly #taps: readonly PacketTap[];
   readonly #node: string;
   readonly #pods: PodResolver | undefined;
-  /** Taps per stream: flow filters are decided once per stream (and again when pods change). */
+  /**
+   * Taps per stream: flow filters are decided once per stream (and again when pods change). Streams quiet for
+   * {@link STREAM_IDLE_NS} are forgotten: kept, every call's RTP or TCP streams stayed until 100,000 of them.
+   */
   #byStream = new Map<string, StreamState>();
+  /** Capture time of the last sweep for quiet streams, and the times before and after it that make the next. */
+  #nextSweepNs = -(1n << 62n);
+  #backSweepNs = -(1n << 62n);
   /** Messages skipped, by reason. */
   readonly skipped: Map<MessageSkip, number> = new Map();
   /** Rows made, per query. */
@@ -97,6 +111,8 @@ export class PacketRowBuilder {
 
   /** The rows of one message (none when no tap takes it; counted). */
   build(msg: AppMessage): Row[] {
+    const t = msg.timeNs;
+    if (t >= this.#nextSweepNs || t <= this.#backSweepNs) this.#sweep(t);
     const st = this.#stateOf(msg);
     const taps = st.taps;
     if (taps.length === 0) {
@@ -144,6 +160,21 @@ export class PacketRowBuilder {
       this.rows.set(tap.query, (this.rows.get(tap.query) ?? 0) + 1);
     }
     return out;
+  }
+
+  /** Forgets the streams quiet for {@link STREAM_IDLE_NS} at `nowNs` (or as far ahead: a clock stepped back). */
+  #sweep(nowNs: bigint): void {
+    this.#nextSweepNs = nowNs + SWEEP_NS;
+    this.#backSweepNs = nowNs - SWEEP_NS;
+    for (const [stream, st] of this.#byStream) {
+      const quiet = nowNs - st.lastTimeNs;
+      if (quiet >= STREAM_IDLE_NS || quiet <= -STREAM_IDLE_NS) this.#byStream.delete(stream);
+    }
+  }
+
+  /** Streams whose taps are remembered now (for tests). */
+  get streamCount(): number {
+    return this.#byStream.size;
   }
 
   /**

@@ -38,7 +38,10 @@ export interface RtpSourceOptions {
    * filter composed from the config. Default: every UDP flow.
    */
   acceptFlow?: (flow: FlowDirection) => boolean;
-  /** Flow directions cached (names, filter verdict); the cache is cleared when it grows past this (100,000). */
+  /**
+   * Flow directions cached (names, filter verdict); one quiet for the reorder window's idle time (`jitter.idleNs`,
+   * 60 s) is forgotten, and the cache is cleared when it grows past this (100,000) all the same.
+   */
   maxFlows?: number;
 }
 
@@ -60,10 +63,19 @@ interface FlowEntry {
   lastSsrc: number;
   lastStream: string;
   streams: Map<number, string> | undefined;
+  /** Capture time of its last datagram, ns (see {@link RtpSource.tick}). */
+  lastNs: number;
 }
 
 /** Capture time between ticks of the window (releases of stalled gaps, idle eviction), ns. */
 const TICK_NS = 20e6;
+/**
+ * Capture time between sweeps of the flow cache for quiet flows, ns: a sweep visits every flow, so not at every
+ * tick (up to 100,000 flows every 20 ms).
+ */
+const FLOW_SWEEP_NS = 10e9;
+/** The reorder window's default idle time, which quiet flows are forgotten after too (jitter.ts's default). */
+const DEFAULT_IDLE_NS = 60e9;
 
 /**
  * The RTP packet source. Push frames (or already decoded UDP {@link Packet}s); ordered messages go to `emit`.
@@ -80,7 +92,9 @@ export class RtpSource {
   readonly #flows = new Map<string, FlowEntry>();
   readonly #accept: ((flow: FlowDirection) => boolean) | undefined;
   readonly #maxFlows: number;
+  readonly #flowIdleNs: number;
   #lastTick = -Infinity;
+  #flowSweepNs = -Infinity;
 
   constructor(
     emit: (m: AppMessage) => void,
@@ -94,6 +108,7 @@ export class RtpSource {
     this.jitter = new RtpJitter(emit, skips, opts.jitter);
     this.#accept = opts.acceptFlow;
     this.#maxFlows = opts.maxFlows ?? 100_000;
+    this.#flowIdleNs = opts.jitter?.idleNs ?? DEFAULT_IDLE_NS;
   }
 
   /** Decodes one captured frame; any resulting messages are emitted (possibly later, by the window). */
@@ -125,6 +140,8 @@ export class RtpSource {
         dstPort: v.dstPort,
       });
     }
+    const now = Number(frame.timeNs);
+    f.lastNs = now;
     if (!f.accept) {
       this.stats.filtered++;
       return;
@@ -133,7 +150,7 @@ export class RtpSource {
       this.skips.add("snap_truncated");
       return;
     }
-    this.#rtp(f, data, v.payloadStart, v.payloadEnd, frame.timeNs);
+    this.#rtp(f, data, v.payloadStart, v.payloadEnd, frame.timeNs, now);
   }
 
   /** Takes a UDP datagram already decoded elsewhere (TCP packets are counted `not_audio_protocol`). */
@@ -153,6 +170,8 @@ export class RtpSource {
         dst: p.dst,
         dstPort: p.dstPort,
       });
+    const now = Number(p.timeNs);
+    f.lastNs = now;
     if (!f.accept) {
       this.stats.filtered++;
       return;
@@ -161,7 +180,7 @@ export class RtpSource {
       this.skips.add("snap_truncated");
       return;
     }
-    this.#rtp(f, p.payload, 0, p.payload.length, p.timeNs);
+    this.#rtp(f, p.payload, 0, p.payload.length, p.timeNs, now);
   }
 
   /**
@@ -172,6 +191,27 @@ export class RtpSource {
     this.#lastTick = nowNs;
     this.jitter.tick(nowNs);
     this.fragments.expire(nowNs);
+    const sinceSweep = nowNs - this.#flowSweepNs;
+    if (sinceSweep >= FLOW_SWEEP_NS || sinceSweep <= -FLOW_SWEEP_NS) this.#sweepFlows(nowNs);
+  }
+
+  /** Flow directions cached now (for tests). */
+  get flowCount(): number {
+    return this.#flows.size;
+  }
+
+  /**
+   * Forgets flows quiet for the idle time (their streams left the window then too): every call's flows stayed
+   * until the cache held 100,000 (~80 MB of names and maps, none of them live), rebuilt from the next datagram
+   * if one comes. A flow whose last datagram is as far ahead (a clock stepped back) goes too.
+   */
+  #sweepFlows(nowNs: number): void {
+    this.#flowSweepNs = nowNs;
+    const idle = this.#flowIdleNs;
+    for (const [key, f] of this.#flows) {
+      const quiet = nowNs - f.lastNs;
+      if (quiet >= idle || quiet <= -idle) this.#flows.delete(key);
+    }
   }
 
   /** End of input: releases every held packet (gaps counted as lost) and forgets all streams. */
@@ -189,12 +229,13 @@ export class RtpSource {
       lastSsrc: -1,
       lastStream: "",
       streams: undefined,
+      lastNs: 0,
     };
     this.#flows.set(key, f);
     return f;
   }
 
-  #rtp(f: FlowEntry, data: Uint8Array, start: number, end: number, timeNs: bigint): void {
+  #rtp(f: FlowEntry, data: Uint8Array, start: number, end: number, timeNs: bigint, now: number): void {
     const h = this.#hdr;
     const why = parseRtp(data, start, end, h);
     if (why !== undefined) {
@@ -210,7 +251,6 @@ export class RtpSource {
       payload: data.subarray(h.payloadStart, h.payloadEnd),
       rtp: { pt: h.pt, seq: h.seq, ts: h.ts, ssrc: h.ssrc, marker: h.marker, lostBefore: 0 },
     };
-    const now = Number(timeNs);
     this.jitter.push(m, now);
     // Also when capture time went back a tick or more (a clock stepped back, or one frame stamped far ahead):
     // waiting for time to pass the last tick again would hold every other stream's gaps and idle streams that long.
