@@ -28,11 +28,61 @@ const UTF8 = new TextDecoder();
 const MAX_LINE = 64 * 1024;
 const NEED = -1;
 const BAD = -2;
+/** The shared budget has no room for a command's argument positions. */
+const OVERFLOW = -3;
 const MAX_DEPTH = 32;
 const DEFAULT_COMMANDS = ["PUBLISH", "SPUBLISH", "XADD", "SET", "LPUSH", "RPUSH"];
 const RESYNC_TARGET = /(?:^|\n)[*>][0-9]{1,7}\r\n\$[0-9]{1,10}\r\n/;
 /** Aggregate types parsed element by element at the top level: array, push, set, map. */
 const AGGREGATES = new Set([0x2a, 0x3e, 0x7e, 0x25]);
+
+/** The pushes whose payload is emitted, besides the configured commands. */
+const PUSHES = new Set(["MESSAGE", "SMESSAGE", "PMESSAGE"]);
+
+/**
+ * Start and end offsets of a command's bulk strings, charged to the shared budget: a 16 MiB command of empty
+ * arguments (6 bytes each) has 2.8 million of them, which as a plain array held ~54 MiB of heap per connection that
+ * the budget did not see.
+ */
+class Positions {
+  private buf = new Uint32Array(64);
+  private charged = 0;
+  /** Offsets stored (two per bulk string). */
+  length = 0;
+
+  constructor(private readonly budget: ByteBudget) {}
+
+  /** Offset `i`. */
+  at(i: number): number {
+    return this.buf[i]!;
+  }
+
+  /** Stores one bulk string's range; false (nothing stored) when the budget has no room to grow. */
+  push(a: number, b: number): boolean {
+    if (this.length + 2 > this.buf.length) {
+      const next = this.buf.length * 2;
+      const delta = next * 4 - this.charged;
+      if (!this.budget.take(delta)) return false;
+      this.charged += delta;
+      const grown = new Uint32Array(next);
+      grown.set(this.buf);
+      this.buf = grown;
+    }
+    this.buf[this.length++] = a;
+    this.buf[this.length++] = b;
+    return true;
+  }
+
+  /** Forgets the offsets, giving large storage back so an idle connection holds little. */
+  clear(): void {
+    this.length = 0;
+    if (this.charged > 0) {
+      this.budget.give(this.charged);
+      this.charged = 0;
+      this.buf = new Uint32Array(64);
+    }
+  }
+}
 
 /** True when `bytes` start like a RESP array of bulk strings (a command or a push). */
 export function looksLikeResp(bytes: Uint8Array): boolean {
@@ -56,8 +106,8 @@ export class RedisDirection implements TcpStreamSink {
   /** Bytes the current value needs at least before it is worth parsing again. */
   private need = 0;
   private readonly rest = new SkipRest();
-  /** Byte ranges of the top-level array's bulk strings (start, end pairs); reused. */
-  private elems: number[] = [];
+  /** Byte ranges of the top-level array's bulk strings (start, end pairs), while it is one worth emitting from. */
+  private readonly elems: Positions;
   private allBulk = true;
   /** The top-level array at the front of the queue is incomplete: element `i` of `n` starts at `p`. */
   private resume: { i: number; n: number; p: number } | undefined;
@@ -73,7 +123,9 @@ export class RedisDirection implements TcpStreamSink {
   ) {
     this.max = opts.maxMessageBytes ?? 16 << 20;
     this.commands = new Set((opts.commands ?? DEFAULT_COMMANDS).map((c) => c.toUpperCase()));
-    this.q = new ByteQueue(opts.budget ?? new ByteBudget(), this.max + MAX_LINE);
+    const budget = opts.budget ?? new ByteBudget();
+    this.q = new ByteQueue(budget, this.max + MAX_LINE);
+    this.elems = new Positions(budget);
     this.mode = midstream ? Mode.Resync : Mode.Value;
   }
 
@@ -91,6 +143,7 @@ export class RedisDirection implements TcpStreamSink {
       this.skips.add("tcp_buffer_overflow");
       this.need = 0;
       this.resume = undefined;
+      this.elems.clear();
       this.mode = Mode.Resync;
       return;
     }
@@ -111,6 +164,7 @@ export class RedisDirection implements TcpStreamSink {
     this.q.clear();
     this.need = 0;
     this.resume = undefined;
+    this.elems.clear();
     this.mode = Mode.Resync;
   }
 
@@ -119,6 +173,7 @@ export class RedisDirection implements TcpStreamSink {
     if (this.q.length > 0 && this.mode === Mode.Value) this.skips.add("redis_bad_message");
     this.q.clear();
     this.resume = undefined;
+    this.elems.clear();
     this.mode = Mode.Closed;
   }
 
@@ -151,8 +206,19 @@ export class RedisDirection implements TcpStreamSink {
           q.clear();
           this.need = 0;
           this.resume = undefined;
+          this.elems.clear();
           this.mode = Mode.Skip;
         }
+        return;
+      }
+      if (end === OVERFLOW) {
+        // No room for the command's argument positions: its bytes are lost like a gap's.
+        this.skips.add("tcp_buffer_overflow");
+        q.clear();
+        this.need = 0;
+        this.resume = undefined;
+        this.elems.clear();
+        this.mode = Mode.Resync;
         return;
       }
       if (end === BAD) {
@@ -162,6 +228,7 @@ export class RedisDirection implements TcpStreamSink {
         continue;
       }
       this.handle(v, t);
+      this.elems.clear();
       q.consume(end);
     }
   }
@@ -180,7 +247,7 @@ export class RedisDirection implements TcpStreamSink {
     if (r !== undefined) {
       ({ i, n, p } = r);
     } else {
-      this.elems.length = 0;
+      this.elems.clear();
       this.allBulk = false;
       const type = v[0]!;
       if (!AGGREGATES.has(type)) {
@@ -220,7 +287,11 @@ export class RedisDirection implements TcpStreamSink {
           return this.suspend(i, n, p, NEED);
         }
         if (v[s + len] !== 13 || v[s + len + 1] !== 10) return BAD;
-        if (this.allBulk) this.elems.push(s, s + len);
+        if (this.allBulk) {
+          // Positions are kept only for a command or push something is emitted from (not a long reply).
+          if (i === 0 && !this.wanted(v, s, len)) this.allBulk = false;
+          else if (!this.elems.push(s, s + len)) return OVERFLOW;
+        }
         p = s + len + 2;
       } else {
         this.allBulk = false;
@@ -230,6 +301,13 @@ export class RedisDirection implements TcpStreamSink {
       }
     }
     return p;
+  }
+
+  /** True when a top-level array whose first bulk string is `v[s..s+len)` may carry a message. */
+  private wanted(v: Uint8Array, s: number, len: number): boolean {
+    if (len > 32) return false;
+    const word = LATIN1.decode(v.subarray(s, s + len)).toUpperCase();
+    return PUSHES.has(word) || this.commands.has(word);
   }
 
   /** Remembers where an incomplete array stopped (when more bytes are needed) and returns `why`. */
@@ -294,10 +372,10 @@ export class RedisDirection implements TcpStreamSink {
       this.skips.add("redis_other");
       return;
     }
-    const word = (i: number) => UTF8.decode(v.subarray(el[2 * i]!, el[2 * i + 1]!));
-    const arg = (i: number) => v.slice(el[2 * i]!, el[2 * i + 1]!);
+    const word = (i: number) => UTF8.decode(v.subarray(el.at(2 * i), el.at(2 * i + 1)));
+    const arg = (i: number) => v.slice(el.at(2 * i), el.at(2 * i + 1));
     const argc = el.length / 2;
-    const command = LATIN1.decode(v.subarray(el[0]!, Math.min(el[1]!, el[0]! + 32))).toUpperCase();
+    const command = LATIN1.decode(v.subarray(el.at(0), Math.min(el.at(1), el.at(0) + 32))).toUpperCase();
     const out = (payload: Uint8Array, meta: Record<string, string>) =>
       this.emit({ protocol: "redis", timeNs: t, flow: this.flow, stream: this.stream, payload, meta });
     switch (command) {
