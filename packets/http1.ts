@@ -6,6 +6,8 @@
  * `meta.status`). A gap inside a body of known length drops that message and keeps the framing; elsewhere the
  * parser resyncs to the next request or status line. A 101 ends parsing; so does an upgrade request (or CONNECT)
  * unless the client's next bytes are another request line (the server refused it and the connection stays HTTP/1.1).
+ * The two directions of a connection may share an {@link HttpConnection}: then a response to HEAD has no body
+ * whatever its Content-Length says, and a 2xx to CONNECT opens a tunnel.
  * @module
  */
 
@@ -89,6 +91,49 @@ export function looksLikeHttp(bytes: Uint8Array): boolean {
   return REQUEST_LINE.test(line) || STATUS_LINE.test(line);
 }
 
+/** Requests a connection may have outstanding before pairing them with responses is given up. */
+const MAX_OUTSTANDING = 1024;
+
+/**
+ * What the two directions of one HTTP/1 connection share: the methods of the requests read and not answered yet,
+ * oldest first, so a response knows its request's method (RFC 9112 6.3: a response to HEAD has no body, a 2xx to
+ * CONNECT starts a tunnel). Once either direction loses sync (it began mid-connection, a gap, an unparsable head)
+ * or a response comes with no request read, pairing is off for the connection's life and responses are framed by
+ * their own headers alone.
+ */
+export class HttpConnection {
+  private readonly methods: string[] = [];
+  private unpaired = false;
+  /** A head was read or sync lost: a direction opening with its SYN now belongs to a new connection. */
+  started = false;
+  /** Directions attached (so the owner can forget the connection when both closed). */
+  refs = 0;
+
+  /** A request's head was read. */
+  requested(method: string): void {
+    this.started = true;
+    if (this.unpaired) return;
+    if (this.methods.length >= MAX_OUTSTANDING) this.lose();
+    else this.methods.push(method);
+  }
+
+  /** A final response's head was read: the method of the request it answers; undefined when not known. */
+  answered(): string | undefined {
+    this.started = true;
+    if (this.unpaired) return undefined;
+    const m = this.methods.shift();
+    if (m === undefined) this.lose();
+    return m;
+  }
+
+  /** A direction lost sync: requests and responses can no longer be paired. */
+  lose(): void {
+    this.started = true;
+    this.unpaired = true;
+    this.methods.length = 0;
+  }
+}
+
 /** Options of the HTTP/1 parser. */
 export interface Http1Options {
   /** Safety bound per body; a larger body is skipped whole and counted `message_too_large` (default 16 MiB). */
@@ -97,6 +142,8 @@ export interface Http1Options {
   responses?: boolean;
   /** Shared cap on buffered bytes. */
   budget?: ByteBudget;
+  /** State shared with the connection's other direction (without it, a HEAD's response waits for a body). */
+  connection?: HttpConnection;
 }
 
 const enum Mode {
@@ -142,6 +189,8 @@ export class Http1Direction implements TcpStreamSink {
   private bodyBytes = 0;
   /** After this message the connection carries another protocol. */
   private upgrade = false;
+  /** Shared with the other direction until this one closes. */
+  private conn: HttpConnection | undefined;
 
   /**
    * @param flow direction these bytes travel
@@ -161,7 +210,16 @@ export class Http1Direction implements TcpStreamSink {
     const budget = opts.budget ?? new ByteBudget();
     this.q = new ByteQueue(budget, Math.max(this.max, MAX_HEAD) + 64);
     this.parts = new MessageParts(budget);
-    this.mode = midstream ? Mode.Resync : Mode.Head;
+    this.conn = opts.connection;
+    if (this.conn !== undefined) this.conn.refs++;
+    this.mode = Mode.Head;
+    if (midstream) this.lostSync();
+  }
+
+  /** Resyncs to the next start line; the messages lost meanwhile cannot be paired any more. */
+  private lostSync(): void {
+    this.mode = Mode.Resync;
+    this.conn?.lose();
   }
 
   /** @inheritdoc */
@@ -170,7 +228,7 @@ export class Http1Direction implements TcpStreamSink {
     if (!this.q.push(bytes)) {
       this.skips.add("tcp_buffer_overflow");
       this.dropMessage();
-      this.mode = Mode.Resync;
+      this.lostSync();
       return;
     }
     this.run(timeNs);
@@ -200,7 +258,7 @@ export class Http1Direction implements TcpStreamSink {
     if (this.mode !== Mode.Head || this.q.length > 0) this.dropMessage();
     this.q.clear();
     this.scan = 0;
-    this.mode = Mode.Resync;
+    this.lostSync();
   }
 
   /** @inheritdoc */
@@ -214,6 +272,8 @@ export class Http1Direction implements TcpStreamSink {
     }
     this.q.clear();
     this.parts.reset();
+    if (this.conn !== undefined) this.conn.refs--;
+    this.conn = undefined;
     this.mode = Mode.Opaque;
   }
 
@@ -238,7 +298,7 @@ export class Http1Direction implements TcpStreamSink {
             this.scan = Math.max(0, v.length - 3);
             if (v.length > MAX_HEAD) {
               this.skips.add("http_bad_message");
-              this.mode = Mode.Resync;
+              this.lostSync();
               q.consume(1);
               this.scan = 0;
               continue;
@@ -250,7 +310,7 @@ export class Http1Direction implements TcpStreamSink {
           q.consume(end);
           if (head === undefined) {
             this.skips.add("http_bad_message");
-            this.mode = Mode.Resync;
+            this.lostSync();
             continue;
           }
           if (!this.begin(head, t)) continue;
@@ -356,7 +416,18 @@ export class Http1Direction implements TcpStreamSink {
     const h = head.headers;
     this.upgrade = (head.kind === "request" && (head.method === "CONNECT" || h.has("upgrade"))) ||
       (head.kind === "response" && head.status === 101);
-    if (head.kind === "response" && (head.status < 200 || head.status === 204 || head.status === 304)) {
+    // A 1xx other than 101 is interim: the final response to the same request follows.
+    const method = head.kind === "request"
+      ? (this.conn?.requested(head.method), undefined)
+      : head.status >= 200 || head.status === 101
+      ? this.conn?.answered()
+      : undefined;
+    if (method === "CONNECT" && head.status < 300) this.upgrade = true;
+    if (
+      head.kind === "response" &&
+      (head.status < 200 || head.status === 204 || head.status === 304 || method === "HEAD" || this.upgrade)
+    ) {
+      // No body, whatever the headers say (a HEAD's response announces the GET's Content-Length).
       this.complete(t);
       return true;
     }
@@ -372,7 +443,7 @@ export class Http1Direction implements TcpStreamSink {
       if (!/^[0-9]{1,15}$/.test(only)) {
         this.skips.add("http_bad_message");
         this.head = undefined;
-        this.mode = Mode.Resync;
+        this.lostSync();
         return false;
       }
       this.remaining = Number(only);
@@ -409,7 +480,7 @@ export class Http1Direction implements TcpStreamSink {
     this.head = undefined;
     this.discard = false;
     this.parts.reset();
-    this.mode = Mode.Resync;
+    this.lostSync();
   }
 
   private complete(t: bigint): void {

@@ -15,7 +15,7 @@ import {
   type TcpStreamSink,
 } from "./tcp_reassembly.ts";
 import { looksLikeWebSocketUpgrade, WebSocketDirection, WsConnection } from "./websocket.ts";
-import { Http1Direction, looksLikeHttp } from "./http1.ts";
+import { Http1Direction, HttpConnection, looksLikeHttp } from "./http1.ts";
 import { looksLikeNats, NatsDirection } from "./nats_proto.ts";
 import { looksLikeResp, RedisDirection } from "./redis_proto.ts";
 
@@ -54,6 +54,7 @@ export class TcpSource {
   private readonly reassembler: TcpReassembler;
   private readonly budget: ByteBudget;
   private readonly wsConnections = new Map<string, WsConnection>();
+  private readonly httpConnections = new Map<string, HttpConnection>();
 
   /** @param opts the caller's protocol choice and the message sink */
   constructor(private readonly opts: TcpSourceOptions) {
@@ -71,12 +72,14 @@ export class TcpSource {
   tick(nowNs: bigint): void {
     this.reassembler.tick(nowNs);
     for (const [k, c] of this.wsConnections) if (c.refs <= 0) this.wsConnections.delete(k);
+    for (const [k, c] of this.httpConnections) if (c.refs <= 0) this.httpConnections.delete(k);
   }
 
   /** End of input: flushes buffered segments and closes every direction (HTTP bodies until close are emitted). */
   finish(nowNs?: bigint): void {
     this.reassembler.finish(nowNs);
     this.wsConnections.clear();
+    this.httpConnections.clear();
   }
 
   /** Directions tracked now. */
@@ -124,11 +127,32 @@ export class TcpSource {
           holdsState: () => sink.holdsState(),
         };
       }
-      case "http":
-        return new Http1Direction(info.flow, info.name, info.midstream, o.emit, this.skips, {
+      case "http": {
+        // Both directions share which requests are outstanding (a response to HEAD has no body). A direction that
+        // opens with its SYN after the connection carried messages starts a new one on the 4-tuple (the old one's
+        // end unseen): what the old one left outstanding is not carried over.
+        let conn = this.httpConnections.get(info.connection);
+        if (conn === undefined || conn.refs <= 0 || (!info.midstream && conn.started)) {
+          conn = new HttpConnection();
+          this.httpConnections.set(info.connection, conn);
+        }
+        const sink = new Http1Direction(info.flow, info.name, info.midstream, o.emit, this.skips, {
           ...common,
           responses: o.httpResponses,
+          connection: conn,
         });
+        const map = this.httpConnections;
+        const key = info.connection;
+        const c = conn;
+        return {
+          data: (b, t) => sink.data(b, t),
+          gap: (n, t) => sink.gap(n, t),
+          close: (t) => {
+            sink.close(t);
+            if (c.refs <= 0 && map.get(key) === c) map.delete(key);
+          },
+        };
+      }
       case "nats":
         return new NatsDirection(info.flow, info.name, info.midstream, o.emit, this.skips, common);
       case "redis":
