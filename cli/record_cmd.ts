@@ -21,6 +21,7 @@ import { PixieRowSource } from "../pixie/live_source.ts";
 import type { ComposedQueryInput } from "../pixie/pxl.ts";
 import { checkStreamFilter } from "../pixie/pxl_check.ts";
 import { setLongTimeout } from "../util/long_timeout.ts";
+import { DrainStop } from "../util/drain_stop.ts";
 import { logger, redact, setLogSink } from "../util/log.ts";
 
 const log = logger("record");
@@ -141,6 +142,15 @@ function onStopSignals(stop: () => void): () => void {
   };
 }
 
+/**
+ * Ends a recording at its duration or a stop signal: the live packet capture hands on what it still holds (the
+ * packets of the kernel's last block, the RTP reorder windows, messages in progress), as `run` does at its stop;
+ * a plain abort lost the last ~100 ms of packets sent before the stop. The N-th row of `--max-rows` ends it at once.
+ */
+function endRecording(ac: AbortController): void {
+  ac.abort(new DrainStop("record: duration reached or stopped; hand on what the capture holds"));
+}
+
 /** Runs `record`. */
 export async function recordCommand(args: ParsedArgs): Promise<number> {
   const out = optString(args, "out");
@@ -185,8 +195,8 @@ export async function recordCommand(args: ParsedArgs): Promise<number> {
   const writer = await CaptureWriter.create(out, config.node);
   const ac = new AbortController();
   const stop = () => ac.abort();
-  const cancelTimer = setLongTimeout(stop, durationMs);
-  const unlisten = onStopSignals(stop);
+  const cancelTimer = setLongTimeout(() => endRecording(ac), durationMs);
+  const unlisten = onStopSignals(() => endRecording(ac));
   const perQuery = new Map<string, number>();
   const trace: StreamTrace = { drops: 0, skipped: {} };
   // The stream logs each drop with its error; count them and keep the last error for the end of the run.
@@ -250,8 +260,8 @@ async function recordPackets(
   const writer = await CaptureWriter.create(out, node);
   const ac = new AbortController();
   const stop = () => ac.abort();
-  const cancelTimer = setLongTimeout(stop, durationMs);
-  const unlisten = onStopSignals(stop);
+  const cancelTimer = setLongTimeout(() => endRecording(ac), durationMs);
+  const unlisten = onStopSignals(() => endRecording(ac));
   const perQuery = new Map<string, number>();
   let failure: string | undefined;
   try {
