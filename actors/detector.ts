@@ -92,6 +92,8 @@ export function detector(deps: DetectorDeps): ActorFactory<DetectorMsg> {
             return intake.pushAll(msg.rows);
           case "shed":
             return intake.shed(msg.fromNs);
+          case "time":
+            return intake.idle(msg.nowNs);
           case "finish":
             return finish(msg.reply);
         }

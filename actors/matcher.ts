@@ -212,6 +212,8 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
             return intake.pushAll(msg.rows);
           case "shed":
             return intake.shed(msg.fromNs);
+          case "time":
+            return intake.idle(msg.nowNs);
           case "activate":
             return activate(msg.sig);
           case "clock-ahead": {

@@ -12,6 +12,8 @@ export type ReaderMsg =
   | { kind: "rows"; rows: readonly Row[] }
   /** The live source failed: the reader crashes on this message so its supervisor restarts the source. */
   | { kind: "source-failed"; error: string }
+  /** A live reader's local-clock tick while no rows come (pixie_reader.ts, ReaderDeps.quietTickMs). */
+  | { kind: "quiet" }
   /** End of input (capture replay): flush everything downstream; `reply` when done. */
   | { kind: "finish"; reply: (ok: true) => void };
 
@@ -25,7 +27,12 @@ export type TapRowsMsg =
    * follows a gap in every stream that began at `fromNs`, the event time of the earliest row shed (see
    * StreamTable.shed).
    */
-  | { kind: "shed"; fromNs: bigint };
+  | { kind: "shed"; fromNs: bigint }
+  /**
+   * Event time moved on to `nowNs` without rows (a live node with nothing to read: the reader carries event time on
+   * by its local clock, pixie_reader.ts): idle streams end and counters are reported as a row at that time would.
+   */
+  | { kind: "time"; nowNs: bigint };
 
 /**
  * The weight of a row-carrying actor's message in its mailbox (SpawnOptions.weigh): a batch weighs its rows, any

@@ -108,6 +108,8 @@ const STREAM_IDLE_NS = 60_000_000_000n;
  * idle streams and decode reports (Detectors, Matcher: when rows step over a tick; see tap_intake.ts).
  */
 const TICK_NS = 1_000_000_000n;
+/** A live reader's check, on the runtime's clock, for event time to carry on while no rows come (ms). */
+const QUIET_TICK_MS = 1_000;
 const ASK_MS = 600_000;
 
 /**
@@ -210,6 +212,7 @@ class StoppableSource implements RowSource {
   readonly runBatches?: RowSource["runBatches"];
   readonly skipTo?: RowSource["skipTo"];
   readonly inputBusy?: RowSource["inputBusy"];
+  readonly responses?: RowSource["responses"];
 
   constructor(inner: RowSource) {
     this.#inner = inner;
@@ -218,6 +221,7 @@ class StoppableSource implements RowSource {
     }
     if (inner.skipTo) this.skipTo = (t) => inner.skipTo!(t);
     if (inner.inputBusy) this.inputBusy = () => inner.inputBusy!();
+    if (inner.responses) this.responses = () => inner.responses!();
   }
 
   run(emit: (row: Row) => Promise<void>, signal: AbortSignal): Promise<void> {
@@ -355,6 +359,7 @@ export class SensorNode {
           exporter: exporterRef,
           source,
           tickNs: TICK_NS,
+          quietTickMs: opts.mode === "live" ? QUIET_TICK_MS : undefined,
           queries,
           clockWindowNs,
           wallNs,

@@ -53,6 +53,12 @@ export interface RowSource {
    * near 1 when reading is behind its peer, low when the source waits for input.
    */
   inputBusy?(): number;
+  /**
+   * How many responses the source has had from its peer so far, with rows or without (Pixie's keep-alives, every
+   * 2 s): while it goes on answering without rows its input is quiet, not lost. Absent: a source whose quiet is
+   * always real (a packet capture: time passes on this host's clock, and no packet of the quiet comes later).
+   */
+  responses?(): number;
 }
 
 /** What the reader talks to. */
@@ -69,6 +75,13 @@ export interface ReaderDeps {
   queries: ReadonlySet<string>;
   /** engine.clock_window_seconds, ns. */
   clockWindowNs: bigint;
+  /**
+   * Live nodes: every this many ms of the runtime's clock without a row moving event time, event time is carried
+   * on by that clock from the last row that did (see {@link QUIET_ALIVE_MS}), and the registry, the Detectors and
+   * the Matcher are told (ticks, `time`), so a node whose rows stop expires signatures and ends idle streams.
+   * Absent (capture replay): event time moves with the rows only.
+   */
+  quietTickMs?: number;
   /** Wall clock, ns (live nodes: rows further ahead of it than the window do not move the event clock). */
   wallNs?: () => bigint;
   counters?: NodeCounters;
@@ -120,6 +133,21 @@ export class DroppedRows {
   }
 }
 
+/**
+ * While no row comes, event time is carried on only while the source has answered within this long (runtime ms;
+ * Pixie sends keep-alives every 2 s): a Pixie stream that dropped is re-run from where it stopped, and the rows of
+ * the outage come then, so the outage is no quiet.
+ */
+export const QUIET_ALIVE_MS = 5_000;
+
+/**
+ * How far behind the Detectors' the Matcher's event time is carried on while no rows come (ns): the time a call's
+ * last signature has to reach the Matcher (through the bus and the registry) before the call's target streams end
+ * at the same idle time as its source stream. Told at the same time, the target streams ended first and the
+ * signature found none to match.
+ */
+export const QUIET_MATCHER_LAG_NS = 5_000_000_000n;
+
 /** Reading busy this much of the time (input waiting, or the main thread running or runnable) has no time to spare. */
 export const SATURATED_DEMAND = 0.8;
 
@@ -145,6 +173,9 @@ function withDemand(opts: NonNullable<ReaderDeps["late"]>, source: RowSource | u
  * sensor behind for longer sheds rows as late (late_rows.ts), and one whose pipelines are stuck still drops.
  */
 export const SOURCE_ROOM_WAIT_MS = 1_000;
+
+/** An aborted signal: {@link ActorContext.room} with it only tells whether there is room, and waits for none. */
+const ASKED = AbortSignal.abort();
 
 /** Waits until the reader's mailbox has room for `weight` rows, at most {@link SOURCE_ROOM_WAIT_MS}. */
 function roomFor(
@@ -279,6 +310,66 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
       );
       await flushCounts();
     };
+    /**
+     * Quiet ticks (live nodes, {@link ReaderDeps.quietTickMs}): `quietBaseNs` is the event clock when a quiet tick
+     * last found it moved, `carriedMs` the runtime's ms since then during which the source was answering, so event
+     * time carried on is `quietBaseNs + carriedMs`. It trails the rows' time by their delivery delay and up to a
+     * tick (the tick that finds the clock moved counts from itself), never ahead of it. Before, only rows moved
+     * event time: on a node whose rows stopped (a night, the last call of a scaled-down deployment) no signature
+     * expired (`active_signatures` held for good), and a call's last signatures and pending matches waited for the
+     * next call's rows, then came too late to match (refused as `late` after a TTL's quiet).
+     */
+    let quietBaseNs = 0n, carriedMs = 0, quietAtMs = ctx.clock.now();
+    let seenResponses = -1, answeredAtMs = quietAtMs;
+    /** Whether rows came since the last quiet tick of the runtime's clock (no `quiet` message is needed then). */
+    let rowsSinceQuiet = false;
+    const quiet = async () => {
+      const now = ctx.clock.now();
+      const elapsedMs = now - quietAtMs;
+      quietAtMs = now;
+      if (clock.nowNs !== quietBaseNs) {
+        quietBaseNs = clock.nowNs;
+        carriedMs = 0;
+        return;
+      }
+      if (quietBaseNs === 0n || steppedBack) return;
+      const responses = deps.source?.responses?.();
+      if (responses !== undefined) {
+        if (responses !== seenResponses) {
+          seenResponses = responses;
+          answeredAtMs = now;
+        } else if (now - answeredAtMs > QUIET_ALIVE_MS) return;
+      }
+      carriedMs += elapsedMs;
+      const t = quietBaseNs + BigInt(Math.round(carriedMs)) * 1_000_000n;
+      if (t - lastTick < tickNs) return;
+      lastTick = t;
+      await deps.registry.tell({ kind: "tick", nowNs: t });
+      await flushCounts();
+      for (const d of deps.detectors.values()) await d.tell({ kind: "time", nowNs: t });
+      // The Matcher's streams end a little later than the Detectors' at the same idle time: a call's last signature,
+      // published as its source stream ends, crosses the bus and the registry before its target streams end.
+      if (t - QUIET_MATCHER_LAG_NS > 0n) {
+        await deps.matcher.tell({ kind: "time", nowNs: t - QUIET_MATCHER_LAG_NS });
+      }
+    };
+    /** Runs the quiet ticks until this incarnation ends; a tick is offered only when the mailbox has room for it. */
+    const startQuietTicks = (everyMs: number) => {
+      let timer: number | undefined;
+      const fire = () => {
+        timer = undefined;
+        if (ctx.signal.aborted || ctx.stopping.aborted) return;
+        // Never into a full mailbox: a live reader's drops its oldest rows to make room.
+        if (!rowsSinceQuiet && ctx.room(1, ASKED) === undefined) ctx.self.tryTell({ kind: "quiet" });
+        rowsSinceQuiet = false;
+        timer = ctx.clock.setTimer(everyMs, fire);
+      };
+      timer = ctx.clock.setTimer(everyMs, fire);
+      const stop = () => {
+        if (timer !== undefined) ctx.clock.clearTimer(timer);
+      };
+      ctx.signal.addEventListener("abort", stop, { once: true });
+    };
     const route = async (row: Row) => {
       const known = deps.queries.has(row.query);
       if (observe(row, known)) await tick();
@@ -322,6 +413,7 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
 
     return {
       onStart() {
+        if (deps.quietTickMs !== undefined) startQuietTicks(deps.quietTickMs);
         if (!deps.source) return;
         // The source runs beside the mailbox; its rows go through the mailbox like replayed ones, so a failure
         // crashes this actor through the ordinary path and the supervisor restarts the source.
@@ -351,6 +443,8 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
         );
       },
       async receive(msg) {
+        if (msg.kind === "quiet") return await quiet();
+        rowsSinceQuiet = true;
         if (msg.kind === "row") {
           if (late) {
             one[0] = msg.row;

@@ -573,6 +573,19 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     return e.ids;
   }
 
+  /**
+   * Event time moved on to `nowNs` without rows (a quiet live node): the sweep a row at that time would bring when
+   * one is due, idle streams ended (their pipelines finished: a call's last signatures and pending matches) and
+   * counters reported. The rows' own clock is left as it is: a row behind `nowNs` is taken as before.
+   */
+  idle(nowNs: bigint): Promise<void> | undefined {
+    if (nowNs <= this.#lastNs || (this.#sweptNs !== undefined && nowNs - this.#sweptNs < this.#o.tickNs)) {
+      return undefined;
+    }
+    this.#sweptNs = nowNs;
+    return this.#sweep(nowNs);
+  }
+
   /** The reader shed rows of every stream from `fromNs` on, before the next rows (see StreamTable.shed). */
   shed(fromNs: bigint): void {
     this.#streams.shed(fromNs);

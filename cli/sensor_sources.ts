@@ -28,6 +28,7 @@ export class CombinedRowSource implements RowSource {
   readonly #sources: readonly RowSource[];
   readonly skipTo?: RowSource["skipTo"];
   readonly inputBusy?: RowSource["inputBusy"];
+  readonly responses?: RowSource["responses"];
 
   /**
    * Combines `sources`. What the reader's late rows use of a source (skipping ahead, how busy its input is) is
@@ -42,6 +43,9 @@ export class CombinedRowSource implements RowSource {
     // One thread reads them all: input waiting in one of them waits for the same thread as the others'.
     const metered = sources.filter((s) => s.inputBusy !== undefined);
     if (metered.length > 0) this.inputBusy = () => Math.max(...metered.map((s) => s.inputBusy!()));
+    // Pixie beside packets: a quiet node carries event time on while Pixie answers (its outage's rows come later).
+    const answering = sources.filter((s) => s.responses !== undefined);
+    if (answering.length > 0) this.responses = () => answering.reduce((n, s) => n + s.responses!(), 0);
   }
 
   /** Runs every source until `signal` aborts or one fails. */

@@ -198,6 +198,8 @@ export class PixieRowSource {
   /** The last run's stream: the next run (a restarted reader's) goes on from where it stopped. */
   #last: PixieQueryStream | undefined;
   readonly #meter = new InputMeter();
+  /** Responses from Pixie so far (rows, metadata, keep-alives). */
+  #responses = 0;
 
   /** Creates the source; {@link run} streams. */
   constructor(opts: PixieRowSourceOptions) {
@@ -245,7 +247,13 @@ export class PixieRowSource {
       clusterId: o.clusterId,
       queries: queries(scope?.pods),
       encryption: o.encryption,
-      metrics: o.metrics,
+      metrics: {
+        ...o.metrics,
+        responded: () => {
+          this.#responses++;
+          o.metrics?.responded?.();
+        },
+      },
       signal,
       inputMeter: this.#meter,
       resumeFrom: this.#last,
@@ -276,6 +284,11 @@ export class PixieRowSource {
   /** The fraction of the last second or so the reader found Pixie's responses waiting for it (input_meter.ts). */
   inputBusy(): number {
     return this.#meter.busyFraction();
+  }
+
+  /** Responses from Pixie so far, rows or keep-alives (every 2 s): a quiet query still answers, a lost one not. */
+  responses(): number {
+    return this.#responses;
   }
 
   /** Skips the running stream ahead to `timeNs` (PixieQueryStream.skipTo); nothing when none runs. */
