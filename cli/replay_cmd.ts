@@ -104,6 +104,18 @@ export async function replayCommand(args: ParsedArgs): Promise<number> {
     else matches.push(rec);
   }
   if (repeated > 0) log.info("records stored more than once read once", { repeated });
+  if (
+    measurement !== undefined && ordered.length === 0 &&
+    !config.measurements.some((m) => m.name === measurement)
+  ) {
+    // A mistyped name read nothing and was told "no signatures and no matches", as if the range were empty.
+    console.error(
+      `replay: no records of measurement "${measurement}", which ${
+        optString(args, "config") ?? "the config"
+      } does not name ` +
+        `either (it names ${config.measurements.map((m) => m.name).join(", ")})`,
+    );
+  }
   const paths = stagePaths(config);
   if (format === "records" || outPath !== undefined) {
     // Hops need every match of a signature, so records are written once all are read, with hops computed

@@ -157,6 +157,23 @@ test({
       equal(table.code, 0, table.stderr);
       equal(summaryTable(table.stdout), summaryTable(analyzeTable.stdout));
       ok(/hop from/.test(table.stdout) && /\basr\b.*\brelay\s+\+\d/.test(table.stdout), table.stdout);
+
+      // A measurement name the config does not have reads nothing, and says why (session 30).
+      const typo = await runMain([
+        "replay",
+        "--config",
+        configs.get("node-a")!,
+        "--since",
+        "1h",
+        "--measurement",
+        "call_audoi",
+      ]);
+      equal(typo.code, 0, typo.stderr);
+      ok(typo.stdout.includes("no signatures and no matches"), typo.stdout);
+      ok(
+        /"call_audoi", which .* does not name either \(it names call_audio\)/.test(typo.stderr),
+        typo.stderr,
+      );
     } finally {
       await killAll(sensors);
       await nats?.stop();
