@@ -12,6 +12,7 @@ import { addHops, type StagePaths, stagePaths } from "../report/hops.ts";
 import type { MatchRecord, SignatureRecord } from "../report/records.ts";
 import { recordSelection } from "./record_selection.ts";
 import type { RecordSink } from "../actors/exporter.ts";
+import { terminalText } from "../util/printable.ts";
 
 /** Runs `analyze`. */
 export async function analyzeCommand(args: ParsedArgs): Promise<number> {
@@ -80,10 +81,11 @@ export async function analyzeCommand(args: ParsedArgs): Promise<number> {
         (noAudio > 0 ? `; ${noAudio} message(s) without audio (the streams' events, text)` : "") +
         (failed + noAudio > 0 ? ":" : "\n"),
     );
-    if (failed + noAudio > 0) console.log(decodeErrorLines(diagnosis).join("\n") + "\n");
-    console.log(renderSummaryTable(summary));
+    // Stream keys, ids and payload previews come from traffic: no control character of theirs reaches the terminal.
+    if (failed + noAudio > 0) console.log(terminalText(decodeErrorLines(diagnosis).join("\n") + "\n"));
+    console.log(terminalText(renderSummaryTable(summary)));
     const why = renderDiagnosis(diagnosis, ["decode_errors"]);
-    if (why) console.log("\n" + why);
+    if (why) console.log(terminalText("\n" + why));
   }
   return EXIT_OK;
 }

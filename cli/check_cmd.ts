@@ -22,6 +22,7 @@ import { queriesFromConfig } from "./pixie_queries.ts";
 import type { Row } from "../pixie/row.ts";
 import { parseQueryName, queryNamesOf, SOURCE_TAP } from "../util/query_name.ts";
 import { diagnose, type Diagnosis, renderDiagnosis } from "../report/diagnosis.ts";
+import { terminalText } from "../util/printable.ts";
 
 /** One source of rows to check: a capture file, or anything else that yields rows. */
 export interface RowInput {
@@ -282,9 +283,10 @@ export async function checkCommand(args: ParsedArgs): Promise<number> {
       malformed: c.problems.length,
     }));
     const checked = await checkRowInputs(config, file, inputs);
-    for (const r of checked.inputs) console.log("\n" + renderInputReport(r).join("\n"));
+    // Examples quote the captures' rows: no control character of theirs reaches the terminal.
+    for (const r of checked.inputs) console.log(terminalText("\n" + renderInputReport(r).join("\n")));
     const why = renderDiagnosis(checked.diagnosis, PER_INPUT);
-    if (why) console.log("\n" + why);
+    if (why) console.log(terminalText("\n" + why));
   }
   return EXIT_OK;
 }

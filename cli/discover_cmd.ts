@@ -22,6 +22,7 @@ import { audioDiff } from "../report/diagnosis.ts";
 import { setLongTimeout } from "../util/long_timeout.ts";
 import { logger } from "../util/log.ts";
 import { groupDigits } from "../util/group_digits.ts";
+import { terminalText } from "../util/printable.ts";
 
 const log = logger("discover");
 
@@ -661,7 +662,7 @@ export async function discoverCommand(args: ParsedArgs): Promise<number> {
     if (format === "json") {
       console.log(JSON.stringify(found, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));
     } else {
-      for (const d of found) console.log(renderPacketDiscovery(d));
+      for (const d of found) console.log(terminalText(renderPacketDiscovery(d)));
     }
     const rest = captures.filter((c) => !packetFiles.includes(c));
     if (rest.length === 0) return EXIT_OK;
@@ -677,11 +678,11 @@ export async function discoverCommand(args: ParsedArgs): Promise<number> {
     if (format === "json") {
       console.log(reportJson(report, { source: "capture", captures, config: configPath }));
     } else {
-      console.log(renderDiscovery(report, whereFrom));
+      console.log(terminalText(renderDiscovery(report, whereFrom)));
       const whole = captureConfig(report);
       if (whole) {
         console.log(
-          "\nOne config for all of it (the captures' measurement and stage names):\n\n" + whole,
+          terminalText("\nOne config for all of it (the captures' measurement and stage names):\n\n" + whole),
         );
       }
     }
@@ -702,7 +703,10 @@ export async function discoverCommand(args: ParsedArgs): Promise<number> {
   if (format === "json") {
     console.log(reportJson(report, { source: "pixie", node, config: path, tables: status }));
   } else {
-    console.log(renderDiscovery(report, `Pixie on node ${node} over ${durationText ?? "30s"}`, lines));
+    // Pod names, paths and ids come from traffic: no control character of theirs reaches the terminal.
+    console.log(
+      terminalText(renderDiscovery(report, `Pixie on node ${node} over ${durationText ?? "30s"}`, lines)),
+    );
   }
   return status.length > 0 && status.every((s) => s.error) ? EXIT_FAILURE : EXIT_OK;
 }

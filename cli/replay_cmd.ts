@@ -16,6 +16,7 @@ import { addHops, stagePaths } from "../report/hops.ts";
 import { recordSelection } from "./record_selection.ts";
 import { matchDedupeId } from "../bus/subjects.ts";
 import { logger } from "../util/log.ts";
+import { terminalText } from "../util/printable.ts";
 
 const log = logger("replay");
 
@@ -137,6 +138,9 @@ export async function replayCommand(args: ParsedArgs): Promise<number> {
   }
   const summary = summarize(signatures, matches, stageOrder(config), { paths, select });
   if (format === "summary") console.log(JSON.stringify({ measurements: summary }));
-  else console.log(format === "csv" ? renderSummaryCsv(summary).trimEnd() : renderSummaryTable(summary));
+  // The records are any publisher's: no control character of theirs reaches the terminal.
+  else {console.log(
+      format === "csv" ? renderSummaryCsv(summary).trimEnd() : terminalText(renderSummaryTable(summary)),
+    );}
   return EXIT_OK;
 }

@@ -27,6 +27,7 @@ import { logger } from "../util/log.ts";
 import type { PixiePodScope } from "./sensor_sources.ts";
 import { usesPixie } from "./packet_taps.ts";
 import type { ClockSkewEstimator } from "../bus/clock_skew.ts";
+import { terminalText } from "../util/printable.ts";
 
 const log = logger("run");
 
@@ -273,7 +274,7 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
       );
       const diagnosis = diagnose(config, facts, { rowsOf: sample.rowsOf });
       const why = renderDiagnosis(diagnosis);
-      if (why) console.error(why);
+      if (why) console.error(terminalText(why));
     }
   }
   const t = await node.system.terminated;

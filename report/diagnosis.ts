@@ -26,6 +26,7 @@ import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
 import { ENERGY_DB_PER_UNIT, ENERGY_MIN_MARGIN_DB, ENERGY_MIN_SPEECH_DBFS } from "../audio/detect/vad.ts";
 import { guessPayloadFormat } from "../audio/decode/payload_guess.ts";
 import { groupDigits } from "../util/group_digits.ts";
+import { printable } from "../util/printable.ts";
 import { configPosition } from "../config/load.ts";
 import { ENCRYPTED_OPUS_FRAMING, sizedSrtpAdvice, srtpOpusAdvice } from "../packets/srtp_guess.ts";
 import { opusFramingShare } from "../audio/decode/opus.ts";
@@ -205,7 +206,8 @@ export function payloadPreview(bytes: Uint8Array, max = 240): string {
   } catch {
     shown = shortenRuns(text, max);
   }
-  shown = shown.replace(/[\r\n\t]/g, " ");
+  // Other control characters escaped: a text body's ESC sequences reached the terminal of analyze and check.
+  shown = printable(shown.replace(/[\r\n\t]/g, " "));
   return shown.length > max ? shown.slice(0, max) + " ..." : shown;
 }
 

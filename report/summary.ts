@@ -7,6 +7,7 @@
  */
 import type { MatchRecord, SignatureRecord } from "./records.ts";
 import { addHops, previousStage, SOURCE_STAGE, type StagePaths } from "./hops.ts";
+import { printable } from "../util/printable.ts";
 
 /**
  * Latency statistics of one stage, in seconds (the key that holds them says so: `latency_s`). Summaries are
@@ -395,7 +396,11 @@ function signedMs(v: number | null | undefined): string {
   return text === "-" || text.startsWith("-") ? text : `+${text}`;
 }
 
-function table(header: string[], rows: string[][]): string {
+function table(header: string[], cells: string[][]): string {
+  // Cells hold names from traffic and peers (stream keys, ids; a peer's measurement and stage in replay): one
+  // line each, with no control character reaching the terminal.
+  header = header.map(printable);
+  const rows = cells.map((r) => r.map(printable));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
@@ -407,7 +412,7 @@ export function renderSummaryTable(summaries: readonly MeasurementSummary[]): st
   if (summaries.length === 0) return "no signatures and no matches\n";
   const parts: string[] = [];
   for (const s of summaries) {
-    parts.push(`measurement ${s.measurement}: ${s.signatures} signatures`);
+    parts.push(`measurement ${printable(s.measurement)}: ${s.signatures} signatures`);
     const hopOf = new Map((s.hops ?? []).map((h) => [h.stage, h]));
     parts.push(table(
       [
@@ -442,7 +447,9 @@ export function renderSummaryTable(summaries: readonly MeasurementSummary[]): st
     if (s.waterfall.length > 0) {
       parts.push("");
       parts.push(
-        `waterfall by ${s.id_type} (median latency ms from the source at each stage, (+hop) added by that stage; '-' not seen):`,
+        `waterfall by ${
+          printable(s.id_type ?? "id")
+        } (median latency ms from the source at each stage, (+hop) added by that stage; '-' not seen):`,
       );
       parts.push(
         table(
