@@ -166,6 +166,16 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
       }
     }
   }
+  if (info.config.sealed) {
+    // A sealed stream refuses every message and can never be unsealed (the sensors' user may update the stream,
+    // so a stolen sensor password can seal it). A sensor connected anyway, said "stream updated", and dropped
+    // every signature as "rejected": nothing matched anywhere, and nothing said why.
+    throw new Error(
+      `stream ${spec.name} is sealed: it accepts no messages and the server cannot unseal it; an administrator ` +
+        `must delete it (nats stream rm ${spec.name}, as fsm-px-admin; the sensors create it again) or set ` +
+        `nats.stream to another name`,
+    );
+  }
   if (info.config.storage !== want.storage) {
     log.warn("stream storage differs from the expected file storage; left as it is", {
       stream: spec.name,
