@@ -112,17 +112,8 @@ export class TcpSource {
           this.skips,
           common,
         );
-        const wsMap = this.wsConnections;
-        const key = info.connection;
-        const c = conn;
-        // Forget the connection's shared state once both directions are closed.
         return {
-          data: (b, t) => sink.data(b, t),
-          gap: (n, t) => sink.gap(n, t),
-          close: (t) => {
-            sink.close(t);
-            if (c.refs <= 0 && wsMap.get(key) === c) wsMap.delete(key);
-          },
+          ...sharedSink(sink, this.wsConnections, info.connection, conn),
           // Kept through quiet spells past the generic idle timeout (a call on hold): see WebSocketDirection.
           holdsState: () => sink.holdsState(),
         };
@@ -141,17 +132,7 @@ export class TcpSource {
           responses: o.httpResponses,
           connection: conn,
         });
-        const map = this.httpConnections;
-        const key = info.connection;
-        const c = conn;
-        return {
-          data: (b, t) => sink.data(b, t),
-          gap: (n, t) => sink.gap(n, t),
-          close: (t) => {
-            sink.close(t);
-            if (c.refs <= 0 && map.get(key) === c) map.delete(key);
-          },
-        };
+        return sharedSink(sink, this.httpConnections, info.connection, conn);
       }
       case "nats":
         return new NatsDirection(info.flow, info.name, info.midstream, o.emit, this.skips, common);
@@ -176,4 +157,28 @@ export function detectTcpProtocol(firstBytes: Uint8Array): TcpAppProtocol | unde
   if (looksLikeNats(firstBytes)) return "nats";
   if (looksLikeResp(firstBytes)) return "redis";
   return undefined;
+}
+
+/**
+ * A direction's sink whose connection state both directions share (WebSocket, HTTP/1): the state is forgotten once
+ * both directions are closed, unless a newer connection on the same 4-tuple has taken its place in `map`.
+ */
+function sharedSink<K, C extends { refs: number }>(
+  sink: {
+    data(bytes: Uint8Array, timeNs: bigint): void;
+    gap(n: number, timeNs: bigint): void;
+    close(t: bigint): void;
+  },
+  map: Map<K, C>,
+  key: K,
+  conn: C,
+): Pick<TcpStreamSink, "data" | "gap" | "close"> {
+  return {
+    data: (b, t) => sink.data(b, t),
+    gap: (n, t) => sink.gap(n, t),
+    close: (t) => {
+      sink.close(t);
+      if (conn.refs <= 0 && map.get(key) === conn) map.delete(key);
+    },
+  };
 }

@@ -1,32 +1,11 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { OtlpExporter } from "../report/otlp.ts";
-import type { MatchRecord } from "../report/records.ts";
 import { setLogSink } from "../util/log.ts";
+import { relayMatch } from "./support/otlp_records.ts";
 
 setLogSink(() => {});
 
-const T0 = 1_763_910_000_123_456_789n;
-
-function match(i: number): MatchRecord {
-  const tap = (stream: string, ns: bigint) => ({
-    node: "node-a",
-    pod: "voice/p-0",
-    stream,
-    time_ns: ns.toString(),
-    offset_ms: 0,
-  });
-  return {
-    kind: "match",
-    measurement: "m",
-    stage: "relay",
-    signature_id: i.toString(16).padStart(16, "0"),
-    ids: { interval_id: `i-${i}` },
-    source: tap("call", T0),
-    target: tap("relay", T0 + 150_000_000n),
-    latency_s: 0.15,
-    ber: 0.01,
-  };
-}
+const match = relayMatch;
 
 /** A collector stand-in on loopback whose answers the test scripts; `hold` keeps requests waiting. */
 function collector(answer: (n: number) => Response | Promise<Response>) {

@@ -11,30 +11,10 @@ import { matchSpanIdOf, traceIdOf } from "../report/trace_ids.ts";
 import { setLogSink } from "../util/log.ts";
 import { startOtlpReceiver } from "./support/otlp_receiver.ts";
 import { makeCaAndServerCert } from "./support/fake_kube_api.ts";
+import { relayMatch } from "./support/otlp_records.ts";
 
 const PROTO_ROOT = new URL("../report/otlp/proto/", import.meta.url).pathname;
-const T0 = 1_763_910_000_123_456_789n;
-
-function match(i: number): MatchRecord {
-  const tap = (stream: string, ns: bigint) => ({
-    node: "node-a",
-    pod: "voice/p-0",
-    stream,
-    time_ns: ns.toString(),
-    offset_ms: 0,
-  });
-  return {
-    kind: "match",
-    measurement: "m",
-    stage: "relay",
-    signature_id: i.toString(16).padStart(16, "0"),
-    ids: { interval_id: `i-${i}` },
-    source: tap("call", T0),
-    target: tap("relay", T0 + 150_000_000n),
-    latency_s: 0.15,
-    ber: 0.01,
-  };
-}
+const match = relayMatch;
 
 async function responseType(): Promise<protobuf.Type> {
   const root = new protobuf.Root();
