@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
-import { join } from "node:path";
 import { parseCapture } from "../pixie/capture.ts";
-import { ROOT, sleep } from "./support/sensor_process.ts";
+import { sleep } from "./support/sensor_process.ts";
+import { sendRtp, startRtpRecord } from "./support/record_rtp.ts";
 
 const have = async (cmd: string) =>
   (await new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" }).output()).success;
@@ -20,45 +20,11 @@ Deno.test({
   fn: async () => {
     assert.ok(canRun, "CI must run this test: root and tcpdump are required");
     const dir = await Deno.makeTempDir();
-    const port = 43000 + Math.floor(Math.random() * 1000) * 2;
     try {
-      const config = join(dir, "c.yaml");
-      await Deno.writeTextFile(
-        config,
-        `node: node-r\npackets: { interface: lo, pod_metadata: "off" }\nmeasurements:\n  - name: m\n` +
-          `    signature_rules:\n      packets: { protocol: rtp, port: ${port} }\n`,
-      );
-      const out = join(dir, "out.jsonl");
-      // A long --duration that the test ends with SIGINT (as a user's Ctrl-C), so a slow start under a loaded
-      // machine cannot eat the window in which the packets are sent.
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["task", "-q", "record", "--config", config, "--out", out, "--duration", "120s"],
-        cwd: ROOT,
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
-      let text = "";
-      const stderr = (async () => {
-        for await (
-          const c of child.stderr.pipeThrough(new TextDecoderStream() as TransformStream<Uint8Array, string>)
-        ) {
-          text += c;
-        }
-        return text;
-      })();
-      // deno task starts, then tcpdump; it logs once its socket listens.
-      for (let i = 0; i < 1200 && !text.includes("live capture started"); i++) await sleep(100);
-      assert.ok(text.includes("live capture started"), text);
+      const { port, out, child, stderr } = await startRtpRecord(dir, 43000);
       const sock = dgram.createSocket("udp4");
       for (let i = 0; i < 50; i++) {
-        const p = new Uint8Array(172);
-        const v = new DataView(p.buffer);
-        p[0] = 0x80;
-        v.setUint16(2, i);
-        v.setUint32(4, i * 160);
-        v.setUint32(8, 0x77);
-        p.fill(i, 12);
-        await new Promise<void>((res, rej) => sock.send(p, port, "127.0.0.1", (e) => (e ? rej(e) : res())));
+        await sendRtp(sock, port, i, i);
         await sleep(10);
       }
       sock.close();

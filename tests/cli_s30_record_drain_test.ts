@@ -6,53 +6,24 @@
  */
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
-import { join } from "node:path";
 import { parseCapture } from "../pixie/capture.ts";
-import { ROOT, sleep } from "./support/sensor_process.ts";
+import { sleep } from "./support/sensor_process.ts";
+import { sendRtp, startRtpRecord } from "./support/record_rtp.ts";
 import { gatedTest } from "./support/tools.ts";
 
 const test = await gatedTest(import.meta.url, ["root", "tcpdump"]);
 
 test("record: every RTP packet sent before its SIGTERM is in the recording", async () => {
   const dir = await Deno.makeTempDir();
-  const port = 44000 + Math.floor(Math.random() * 1000) * 2;
   try {
-    const config = join(dir, "c.yaml");
-    await Deno.writeTextFile(
-      config,
-      `node: node-r\npackets: { interface: lo, pod_metadata: "off" }\nmeasurements:\n  - name: m\n` +
-        `    signature_rules:\n      packets: { protocol: rtp, port: ${port} }\n`,
-    );
-    const out = join(dir, "out.jsonl");
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["task", "-q", "record", "--config", config, "--out", out, "--duration", "120s"],
-      cwd: ROOT,
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    let text = "";
-    const stderr = (async () => {
-      for await (
-        const c of child.stderr.pipeThrough(new TextDecoderStream() as TransformStream<Uint8Array, string>)
-      ) {
-        text += c;
-      }
-    })();
-    for (let i = 0; i < 1200 && !text.includes("live capture started"); i++) await sleep(100);
-    assert.ok(text.includes("live capture started"), text);
+    const { port, out, child, text, stderr } = await startRtpRecord(dir, 44000);
     // A call's audio, 20 ms a packet, still flowing when the recording is stopped.
     const sock = dgram.createSocket("udp4");
     let seq = 0;
     let stopped = false;
     const sender = (async () => {
       for (let after = 0; after < 20; after += stopped ? 1 : 0) {
-        const p = new Uint8Array(172);
-        const v = new DataView(p.buffer);
-        p[0] = 0x80;
-        v.setUint16(2, seq);
-        v.setUint32(4, seq * 160);
-        v.setUint32(8, 0x77);
-        await new Promise<void>((res, rej) => sock.send(p, port, "127.0.0.1", (e) => (e ? rej(e) : res())));
+        await sendRtp(sock, port, seq);
         seq++;
         await sleep(20);
       }
@@ -65,7 +36,7 @@ test("record: every RTP packet sent before its SIGTERM is in the recording", asy
     await sender;
     sock.close();
     await stderr;
-    assert.equal(status.code, 0, text);
+    assert.equal(status.code, 0, text());
     const cap = parseCapture(await Deno.readTextFile(out), out);
     const seqs = cap.rows.filter((r) => r.query === "m/source").map((r) => Number(r.columns["rtp_seq"]));
     const missing = [...Array(sentBeforeStop).keys()].filter((s) => !seqs.includes(s));
@@ -73,7 +44,7 @@ test("record: every RTP packet sent before its SIGTERM is in the recording", asy
     assert.deepEqual(
       missing,
       [],
-      `${seqs.length} rows for ${sentBeforeStop} packets sent before the stop\n${text}`,
+      `${seqs.length} rows for ${sentBeforeStop} packets sent before the stop\n${text()}`,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
