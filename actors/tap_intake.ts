@@ -171,6 +171,8 @@ interface Live<R extends TapRule, P> extends TapStream<R, P> {
   /** Its tap's reporter. */
   readonly reporter: DecodeReporter;
   readonly recent: RecentRows;
+  /** Its rows come from packets, and may share a capture time with identical ones (see placeInPacket). */
+  readonly packetRows: boolean;
   /** The context ids in force on the stream (source taps), kept in the intake's {@link StickyIds}. */
   sticky?: StickyEntry;
 }
@@ -493,7 +495,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     if (touched.evicted || (touched.created && this.#o.opened)) {
       return this.#routeOpened(row, s, stream, env, payload, touched.evicted, touched.created);
     }
-    if (s.recent.seen(row.time, payload, payloadHash(row, payload), placeInPacket(row))) {
+    if (s.recent.seen(row.time, payload, payloadHash(row, payload), s.packetRows ? placeInPacket(row) : 0)) {
       this.#counters.rowsSkipped(tap.query, "duplicate");
       return undefined;
     }
@@ -515,7 +517,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
       this.#counters.streamsEvicted(evicted.tap.measurement, evicted.tap.name);
       await this.#end(evicted);
     }
-    if (s.recent.seen(row.time, payload, payloadHash(row, payload), placeInPacket(row))) {
+    if (s.recent.seen(row.time, payload, payloadHash(row, payload), s.packetRows ? placeInPacket(row) : 0)) {
       this.#counters.rowsSkipped(tap.query, "duplicate");
       return;
     }
@@ -559,6 +561,7 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
       }),
       reporter,
       recent: new RecentRows(),
+      packetRows: rule.packets !== undefined,
       // A stream of this tap followed before the owner's restart: the ids it sent then are still in force.
       sticky: readsIds(tap) ? this.#sticky.claim(tap.query, stream) : undefined,
     };
