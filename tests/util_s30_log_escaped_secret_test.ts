@@ -29,3 +29,18 @@ Deno.test("log: a secret with a quote and a backslash is masked as a log line ca
     forgetSecret(secret);
   }
 });
+
+Deno.test("log: C1 controls and the line separators from traffic are escaped in a log line, which stays the same JSON", () => {
+  const lines: string[] = [];
+  const prev = setLogSink((l) => void lines.push(l));
+  try {
+    const key = "pod-1|\u009b2J\u2028x\u2029y\u0085";
+    logger("test").warn("stream ended", { stream: key });
+    equal(lines.length, 1);
+    ok(!/[\u0080-\u009f\u2028\u2029]/.test(lines[0]!), JSON.stringify(lines[0]));
+    ok(lines[0]!.includes("\\u009b2J\\u2028x\\u2029y\\u0085"), lines[0]!);
+    equal(JSON.parse(lines[0]!).stream, key);
+  } finally {
+    setLogSink(prev);
+  }
+});

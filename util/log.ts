@@ -67,6 +67,14 @@ export function redact(text: string): string {
   return out;
 }
 
+/**
+ * Characters JSON leaves as they are that a terminal or a log shipper may act on: C1 controls (U+009B is a CSI to
+ * some terminals) and the line and paragraph separators (line breaks to JavaScript readers). Traffic and peers put
+ * them in stream keys and ids, which reach log lines; escaped, the line is the same JSON.
+ */
+const UNSAFE_IN_JSON = /[\u0080-\u009f\u2028\u2029]/g;
+const jsonEscape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+
 function replacer(_key: string, value: unknown): unknown {
   if (typeof value === "bigint") return value.toString();
   if (value instanceof Error) return { name: value.name, message: value.message };
@@ -90,7 +98,7 @@ export function logger(component: string): Logger {
       { ts: new Date().toISOString(), level, component, msg, ...fields },
       replacer,
     );
-    sink(redact(line));
+    sink(redact(line).replace(UNSAFE_IN_JSON, jsonEscape));
   };
   return {
     debug: (m, f) => write("debug", m, f),
