@@ -19,7 +19,7 @@ import { parseConfigText } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
 import type { Row } from "../pixie/row.ts";
 import type { MatchRecord, SignatureRecord } from "../report/records.ts";
-import { liveCallsConfig, SyntheticCalls, TAP_DELAY_MS } from "./support/live_calls.ts";
+import { liveCallsConfig, oneCallRows } from "./support/live_calls.ts";
 import { matchKey, parseMetricsText, sleep, sumSamples } from "./support/sensor_process.ts";
 import { setLogSink } from "../util/log.ts";
 
@@ -29,30 +29,8 @@ const NODE = "quiet-node";
 /** 9.6 s of one call, speaking at its end (seed 5): its last signature's block is short when the rows stop. */
 const TICKS = 480;
 const START_NS = 1_800_000_000_000_000_000n;
-const PODS: Readonly<Record<string, string>> = {
-  source: "telephony-0",
-  relay: "media-relay-0",
-  asr: "asr-0",
-};
-
 function callRows(): Row[] {
-  const gen = new SyntheticCalls(1, 5, 1);
-  const rows: Row[] = [];
-  for (let k = 0; k < TICKS; k++) {
-    gen.advance(k, 1);
-    const time = START_NS + BigInt(k) * 20_000_000n;
-    for (const tap of Object.keys(TAP_DELAY_MS)) {
-      const body = gen.message(tap, 0);
-      if (body === undefined) continue;
-      rows.push({
-        query: `live/${tap}`,
-        node: NODE,
-        time,
-        columns: { time_: time, pod: new TextEncoder().encode(PODS[tap]), req_body: body.slice() },
-      });
-    }
-  }
-  return rows;
+  return oneCallRows({ node: NODE, startNs: START_NS, ticks: TICKS, seed: 5 });
 }
 
 function config(): Config {

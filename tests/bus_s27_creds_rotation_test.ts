@@ -5,27 +5,13 @@
  * nkey users, restarted with the new one; the JetStream bus.
  */
 import { ok } from "node:assert/strict";
-import { nkeys } from "@nats-io/transport-node";
 import { JetStreamBus } from "../bus/jetstream.ts";
 import { NatsServer } from "./support/nats_server.ts";
 import { testBusOptions, testSignature, waitFor } from "./support/bus_fixtures.ts";
 import { gatedTest } from "./support/tools.ts";
+import { admitting, nkeyUser as user } from "./support/nkey_users.ts";
 
 const natsTest = await gatedTest(import.meta.url, ["nats-server"]);
-
-/** A user nkey and the `.creds` text that presents it (the server checks the nkey; without an operator the JWT is not read). */
-function user(): { publicKey: string; creds: string } {
-  const kp = nkeys.createUser();
-  const seed = new TextDecoder().decode(kp.getSeed());
-  const jwt = "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.c2lnbmF0dXJl";
-  return {
-    publicKey: kp.getPublicKey(),
-    creds: `-----BEGIN NATS USER JWT-----\n${jwt}\n------END NATS USER JWT------\n\n` +
-      `-----BEGIN USER NKEY SEED-----\n${seed}\n------END USER NKEY SEED------\n`,
-  };
-}
-
-const admitting = (publicKey: string) => [`authorization { users = [ { nkey: ${publicKey} } ] }`];
 
 natsTest(
   "auth: a credentials file rotated while the bus runs is read again when it reconnects",

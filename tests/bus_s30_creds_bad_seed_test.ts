@@ -11,22 +11,9 @@ import { JetStreamBus } from "../bus/jetstream.ts";
 import { NatsServer } from "./support/nats_server.ts";
 import { testBusOptions, testSignature, waitFor } from "./support/bus_fixtures.ts";
 import { gatedTest } from "./support/tools.ts";
+import { admitting, credsText, nkeyUser as user } from "./support/nkey_users.ts";
 
 const natsTest = await gatedTest(import.meta.url, ["nats-server"]);
-
-const JWT = "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.c2lnbmF0dXJl";
-
-/** `.creds` text presenting `seed` (the server checks the nkey; without an operator the JWT is not read). */
-function credsText(seed: string): string {
-  return `-----BEGIN NATS USER JWT-----\n${JWT}\n------END NATS USER JWT------\n\n` +
-    `-----BEGIN USER NKEY SEED-----\n${seed}\n------END USER NKEY SEED------\n`;
-}
-
-/** A user nkey and its `.creds` text. */
-function user(): { publicKey: string; creds: string } {
-  const kp = nkeys.createUser();
-  return { publicKey: kp.getPublicKey(), creds: credsText(new TextDecoder().decode(kp.getSeed())) };
-}
 
 /** A seed of the right shape whose checksum is wrong (one character of a real one changed). */
 function brokenSeed(): string {
@@ -34,8 +21,6 @@ function brokenSeed(): string {
   const i = seed.length - 3;
   return seed.slice(0, i) + (seed[i] === "A" ? "B" : "A") + seed.slice(i + 1);
 }
-
-const admitting = (publicKey: string) => [`authorization { users = [ { nkey: ${publicKey} } ] }`];
 
 natsTest(
   "auth: a credentials file rewritten with a bad seed does not end the bus; fixed, it reconnects with it",

@@ -10,7 +10,7 @@
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { FakeVizier } from "./support/fake_vizier.ts";
-import { liveCallsConfig, SyntheticCalls, TAP_DELAY_MS } from "./support/live_calls.ts";
+import { liveCallsConfig, oneCallRows, TAP_DELAY_MS } from "./support/live_calls.ts";
 import { batchOf, displayNames, relationOf } from "./support/capture_vizier.ts";
 import { NatsServer } from "./support/nats_server.ts";
 import { requireTools, toolGate } from "./support/tools.ts";
@@ -39,11 +39,6 @@ const PUSH_MS = 100;
 /** A signature's block: 128 frames of 16 ms (audio/pipeline.ts SIGNATURE_FRAMES). */
 const BLOCK_NS = 2_048_000_000n;
 const ASR_DELAY_NS = BigInt(TAP_DELAY_MS.asr!) * 1_000_000n;
-const PODS: Readonly<Record<string, string>> = {
-  source: "telephony-0",
-  relay: "media-relay-0",
-  asr: "asr-0",
-};
 /** The call's voice (tests/support/live_calls.ts): speaking in its last 2 s, so blocks are pending at the stop. */
 const SEED = 5;
 
@@ -56,23 +51,7 @@ function freePort(): number {
 
 /** The call's rows from `startNs` on, every tap's in tick order: what the fake serves and the capture holds. */
 function callRows(startNs: bigint): Row[] {
-  const gen = new SyntheticCalls(1, SEED, 1);
-  const rows: Row[] = [];
-  for (let k = 0; k < TICKS; k++) {
-    gen.advance(k, 1);
-    const time = startNs + BigInt(k) * TICK_NS;
-    for (const tap of Object.keys(TAP_DELAY_MS)) {
-      const body = gen.message(tap, 0);
-      if (body === undefined) continue;
-      rows.push({
-        query: `live/${tap}`,
-        node: NODE,
-        time,
-        columns: { time_: time, pod: new TextEncoder().encode(PODS[tap]), req_body: body.slice() },
-      });
-    }
-  }
-  return rows;
+  return oneCallRows({ node: NODE, startNs, ticks: TICKS, seed: SEED });
 }
 
 function logLines(stderr: string): LogLine[] {

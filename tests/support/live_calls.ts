@@ -11,6 +11,7 @@
  * @module
  */
 import { type ColumnData, type ColumnInfo, DataType, type RowBatch } from "../../pixie/messages.ts";
+import type { Row } from "../../pixie/row.ts";
 import { displayNames } from "./capture_vizier.ts";
 import type { ExecuteCall } from "./fake_vizier.ts";
 import { rng } from "./rng.ts";
@@ -433,4 +434,35 @@ export async function serveCalls(
 /** Fresh counters for {@link serveCalls}. */
 export function newServeStats(): ServeStats {
   return { ticks: 0, rows: 0, lastEventNs: 0n, lagMs: 0, maxLagMs: 0, skipped: 0 };
+}
+
+/** The pod of each tap of {@link oneCallRows}. */
+export const ONE_CALL_PODS: Readonly<Record<string, string>> = {
+  source: "telephony-0",
+  relay: "media-relay-0",
+  asr: "asr-0",
+};
+
+/**
+ * One synthetic call (voice `seed`) as Pixie rows of `node`: `ticks` 20 ms ticks from `startNs`, every tap's row of a
+ * tick at the tick's time, taps in {@link TAP_DELAY_MS}'s order.
+ */
+export function oneCallRows(opts: { node: string; startNs: bigint; ticks: number; seed: number }): Row[] {
+  const gen = new SyntheticCalls(1, opts.seed, 1);
+  const rows: Row[] = [];
+  for (let k = 0; k < opts.ticks; k++) {
+    gen.advance(k, 1);
+    const time = opts.startNs + BigInt(k) * 20_000_000n;
+    for (const tap of Object.keys(TAP_DELAY_MS)) {
+      const body = gen.message(tap, 0);
+      if (body === undefined) continue;
+      rows.push({
+        query: `live/${tap}`,
+        node: opts.node,
+        time,
+        columns: { time_: time, pod: new TextEncoder().encode(ONE_CALL_PODS[tap]), req_body: body.slice() },
+      });
+    }
+  }
+  return rows;
 }
