@@ -68,14 +68,21 @@ natsTest(
         const code = `import { installCrashReport } from "${url("../cli/crash_report.ts")}";
 import { connectNats, socketResetsSwallowed } from "${url("../bus/connection.ts")}";
 installCrashReport();
-// A refusal resets the socket in about one of five tries here: try until two have.
-for (let i = 0; i < 300 && socketResetsSwallowed() < 2; i++) {
+// A refusal resets the socket in about one of five tries on a developer's machine, but in one of hundreds on a
+// loaded CI runner: the real resets are tried for, not counted on.
+for (let i = 0; i < 100 && socketResetsSwallowed() < 1; i++) {
   await connectNats({ url: "${srv.url}", token: "wrong-token", connectTimeoutMs: 2000 }).then(
     (nc) => nc.close(),
     () => {},
   );
 }
 await new Promise((r) => setTimeout(r, 300));
+console.error("real resets swallowed: " + socketResetsSwallowed());
+// The same shape of error as the transport's late read reset, uncaught from a timer: always reached.
+setTimeout(() => {
+  throw Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET", syscall: "read", errno: -104 });
+}, 1);
+await new Promise((r) => setTimeout(r, 100));
 console.error("resets swallowed: " + socketResetsSwallowed());
 ${after}
 await new Promise((r) => setTimeout(r, 300));
@@ -91,7 +98,9 @@ Deno.exit(7);
       };
       const refused = await child("");
       equal(refused.code, 7, refused.stderr);
-      ok(Number(/resets swallowed: (\d+)/.exec(refused.stderr)?.[1] ?? 0) >= 2, refused.stderr);
+      const real = Number(/real resets swallowed: (\d+)/.exec(refused.stderr)?.[1] ?? -1);
+      ok(real >= 0, refused.stderr);
+      equal(Number(/\nresets swallowed: (\d+)/.exec(refused.stderr)?.[1] ?? 0), real + 1, refused.stderr);
       // The guard drops those resets only: an error of its own still ends the process through the report.
       const thrown = await child(`setTimeout(() => { throw new Error("a real failure"); }, 1);`);
       equal(thrown.code, 1, thrown.stderr);
