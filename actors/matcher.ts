@@ -8,6 +8,10 @@
  * Detectors announced (exclude_source_streams) outlive a crash. Target audio is searched
  * `engine.search_before_source_seconds` before a signature's instant, more when other nodes' clocks are measured
  * ahead (up to the clock window).
+ *
+ * Matches are held by the repeat guard (audio/match/repeats.ts) until event time is past their target instant by
+ * the search before the source plus the signatures' arrival delay, so that where the source repeats a sound the
+ * nearest earlier repeat is credited; a finish releases what is held.
  * @module
  */
 import type { ActorFactory, ActorRef } from "./runtime.ts";
@@ -16,6 +20,8 @@ import { NO_COUNTERS } from "./messages.ts";
 import type { Config } from "../config/schema.ts";
 import { RecentFrames, SignatureIndex, TargetPipeline } from "../audio/pipeline.ts";
 import { recentFramesOf } from "../audio/match/recent_frames.ts";
+import { RepeatGuard, type RepeatPrint } from "../audio/match/repeats.ts";
+import { ArrivalDelay } from "../audio/match/arrival_delay.ts";
 import { CLOCK_SKEW_NS } from "../audio/match/thresholds.ts";
 import type { Match, Signature } from "../audio/types.ts";
 import type { Row } from "../pixie/row.ts";
@@ -42,6 +48,8 @@ export interface MatcherDeps {
 }
 
 const NS = 1_000_000_000;
+/** A match whose signature left the index before it was found (decided at a stream's end): compared with none. */
+const NO_PRINT: RepeatPrint = { fingerprint: new Uint32Array(0), mask: undefined };
 
 /** Builds the Matcher's behaviour (fresh state at every restart: the registry re-activates signatures). */
 export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
@@ -109,8 +117,35 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
     /** Live target pipelines (and their stream's order of appearance: the order every stream is searched in). */
     const live = new Map<object, { seq: number; pipeline: TargetPipeline }>();
     let opened = 0;
-    const emit = async (matches: Match[]) => {
+    /** The active signature a match was made with (its sub-fingerprints), for the repeat guard. */
+    const printOf = (match: Match): RepeatPrint => {
+      const idx = indexes.get(match.measurement);
+      const sig = idx?.signatureAt(idx.slotOf(match.signatureId));
+      return sig?.id === match.signatureId ? sig : NO_PRINT;
+    };
+    const arrival = new ArrivalDelay();
+    const guard = new RepeatGuard({
+      holdNs: () => searchBeforeNs() + arrival.allowanceNs(lookbackNs),
+      keepNs: lookbackNs,
+      onRepeat: (m, outcome) => counters.matchesRepeated?.(m.measurement, m.stage, outcome),
+    });
+    /** Event time of the repeat guard: the target rows' clock, or the quiet ticks' while no rows come. */
+    let guardNs = 0n;
+    const tell = async (matches: Match[]) => {
       for (const match of matches) await deps.exporter.tell({ kind: "match", match });
+    };
+    /** Releases the matches held long enough (undefined: none, nothing to wait for). */
+    const releaseDue = (): Promise<void> | undefined => {
+      if (guard.held === 0) return undefined;
+      const out = finished ? guard.flush() : guard.advance(guardNs);
+      return out.length === 0 ? undefined : tell(out);
+    };
+    /** Matches found: held by the repeat guard, and what is due released. */
+    const emit = (matches: Match[]): Promise<void> => {
+      // The intake's clock moves row by row inside a batch of rows; guardNs only after it.
+      if (intake.nowNs > guardNs) guardNs = intake.nowNs;
+      for (const match of matches) guard.offer(match, printOf(match), guardNs);
+      return releaseDue() ?? Promise.resolve();
     };
     const intake = new TapIntake({
       taps,
@@ -156,6 +191,7 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
         return;
       }
       if (configuredNs > lookbackNs) countShort(sig);
+      if (guardNs > 0n) arrival.observe(guardNs - sig.source.timeNs);
       const searched = finished ? undefined : streamsWithHits(sig);
       if (searched !== undefined) {
         for (const pipeline of searched) await emit(pipeline.searchSignature(sig));
@@ -191,7 +227,14 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
 
     const finish = async (reply: (ok: true) => void) => {
       await intake.finish();
+      await releaseDue();
       reply(true);
+    };
+    /** After rows: event time went on, and held matches may be due. */
+    const afterRows = (taken: Promise<void> | undefined): Promise<void> | undefined => {
+      if (taken !== undefined) return taken.then(() => afterRows(undefined));
+      if (intake.nowNs > guardNs) guardNs = intake.nowNs;
+      return releaseDue();
     };
 
     return {
@@ -205,15 +248,16 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
           case "row":
             noteTime(msg.row.time);
             if (configuredNs > lookbackNs) noteRows([msg.row]);
-            return intake.push(msg.row);
+            return afterRows(intake.push(msg.row));
           case "rows":
             noteClock(msg.rows);
             if (configuredNs > lookbackNs) noteRows(msg.rows);
-            return intake.pushAll(msg.rows);
+            return afterRows(intake.pushAll(msg.rows));
           case "shed":
             return intake.shed(msg.fromNs);
           case "time":
-            return intake.idle(msg.nowNs);
+            if (msg.nowNs > guardNs) guardNs = msg.nowNs;
+            return afterRows(intake.idle(msg.nowNs));
           case "activate":
             return activate(msg.sig);
           case "clock-ahead": {

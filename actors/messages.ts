@@ -3,6 +3,7 @@
  * @module
  */
 import type { Match, Signature } from "../audio/types.ts";
+import type { RepeatOutcome } from "../audio/match/repeats.ts";
 import type { Row } from "../pixie/row.ts";
 
 /** PixieReader input: a row from a live query or a capture replay. */
@@ -135,6 +136,8 @@ export interface NodeCounters {
    * lookback would still hold (stream_budget.ts).
    */
   lookbackShort?(measurement: string, n?: number): void;
+  /** A match met a repeat of its audio (audio/match/repeats.ts): dropped, or released before its nearer twin. */
+  matchesRepeated?(measurement: string, stage: string, outcome: RepeatOutcome): void;
 }
 
 /** Counters that count nothing (tests, tools). */

@@ -589,6 +589,11 @@ export class TapIntake<R extends TapRule, P extends TapPipeline<Out>, Out> {
     return this.#sweep(nowNs);
   }
 
+  /** Event time of the rows taken so far (the clock's: a row far ahead does not move it); 0 before any. */
+  get nowNs(): bigint {
+    return this.#lastNs;
+  }
+
   /** The reader shed rows of every stream from `fromNs` on, before the next rows (see StreamTable.shed). */
   shed(fromNs: bigint): void {
     this.#streams.shed(fromNs);

@@ -833,6 +833,16 @@ export async function runFacts(
     matchesByStage: await sum("signatures_matched_total", (l) => `${l["measurement"]}/${l["stage"]}`),
     malformedLines,
   };
+  const repeated = await sum(
+    "fsmpx_matches_repeated_total",
+    (l) => `${l["measurement"]}/${l["stage"]}\u0000${l["outcome"]}`,
+  );
+  for (const [k, count] of Object.entries(repeated)) {
+    const [q, outcome] = k.split("\u0000") as [string, string];
+    const r = (facts.repeatsByStage ??= {})[q] ??= { dropped: 0, releasedBeforeTwin: 0 };
+    if (outcome === "dropped") r.dropped += count;
+    else r.releasedBeforeTwin += count;
+  }
   if (records) {
     const found = new Map<string, Set<string>>();
     for (const m of records.matches) {

@@ -13,6 +13,7 @@ import { renderOpenMetrics } from "./openmetrics.ts";
 import type { HopRecord } from "../report/records.ts";
 import type { RowSkipReason } from "../actors/messages.ts";
 import { exemplarLabels } from "../report/trace_ids.ts";
+import { REPEAT_OUTCOMES, type RepeatOutcome } from "../audio/match/repeats.ts";
 
 // prom-client's typings omit the constructor's content-type argument.
 const RegistryWithType = client.Registry as unknown as new (
@@ -104,6 +105,7 @@ export class FsmMetrics {
   readonly #sigExpired: client.Counter<"measurement" | "reason">;
   readonly #streamsEvicted: client.Counter<"measurement" | "stream">;
   readonly #lookbackShort: client.Counter<"measurement">;
+  readonly #repeated: client.Counter<"measurement" | "stage" | "outcome">;
   readonly #rowsSkipped: client.Counter<"query" | "reason">;
   readonly #clockOutliers: client.Counter;
   readonly #receiveFailed: client.Counter<"kind" | "reason">;
@@ -325,6 +327,15 @@ export class FsmMetrics {
       labelNames: ["measurement"],
       registers,
     });
+    this.#repeated = new client.Counter({
+      name: "fsmpx_matches_repeated_total",
+      help:
+        "Matches of audio that repeats at the source (a prompt in every call, a load test replaying one file; " +
+        "audio/match/repeats.ts): dropped for a nearer twin (outcome dropped), or released before that twin was " +
+        "found (outcome released_before_twin: its latency includes the time between the repeats).",
+      labelNames: ["measurement", "stage", "outcome"],
+      registers,
+    });
     this.#rowsSkipped = new client.Counter({
       name: "fsmpx_rows_skipped_total",
       help:
@@ -479,6 +490,9 @@ export class FsmMetrics {
       this.#rowsRead.inc({ query: queryName(measurement, SOURCE_TAP) }, 0);
       for (const r of m.match_rules) {
         this.#matched.inc({ measurement, stage: r.stage }, 0);
+        for (const outcome of REPEAT_OUTCOMES) {
+          this.#repeated.inc({ measurement, stage: r.stage, outcome }, 0);
+        }
         this.#streamsEvicted.inc({ measurement, stream: r.stage }, 0);
         this.#rowsRead.inc({ query: queryName(measurement, r.stage) }, 0);
       }
@@ -665,6 +679,11 @@ export class FsmMetrics {
   /** Signatures searched from before a shortened lookback (see stream_budget.ts). */
   lookbackShort(measurement: string, n = 1): void {
     this.#lookbackShort.inc({ measurement }, n);
+  }
+
+  /** A match met a repeat of its audio: dropped, or released before its nearer twin was found. */
+  matchesRepeated(measurement: string, stage: string, outcome: RepeatOutcome): void {
+    this.#repeated.inc({ measurement, stage, outcome });
   }
 
   /** Rows skipped before any pipeline (`query` is a configured name or `(other)`). */

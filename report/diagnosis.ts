@@ -85,6 +85,11 @@ export interface RunFacts {
   selfMatchesByStage?: Record<string, number>;
   /** The highest latency (s) matched per `<measurement>/<stage>`, when records are at hand. */
   maxLatencyByStage?: Record<string, number>;
+  /**
+   * Matches of audio the source repeats, per `<measurement>/<stage>` (audio/match/repeats.ts): dropped for a
+   * nearer twin, or released before it was found.
+   */
+  repeatsByStage?: Record<string, { dropped: number; releasedBeforeTwin: number }>;
 }
 
 /** One thing worth telling. */
@@ -104,7 +109,8 @@ export interface Finding {
     | "self_matches"
     | "no_audio"
     | "srtp"
-    | "ttl_short";
+    | "ttl_short"
+    | "repeated_audio";
   /** One line. */
   text: string;
   /** Indented lines under it (an example, a hint). */
@@ -1000,6 +1006,29 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
       }
     }
   }
+  // What the repeat guard did is in no record: said here, so that fewer matches than before, or a latency with
+  // the time between two calls in it, is explained.
+  for (const [q, r] of Object.entries(facts.repeatsByStage ?? {})) {
+    if (r.dropped + r.releasedBeforeTwin === 0) continue;
+    const detail = [
+      "the source carries the same audio at several instants (a prompt played into every call, a load test " +
+      "replaying one recording, music on hold); each target instant is credited to the nearest earlier one " +
+      "(README: Repeated audio)",
+    ];
+    if (r.releasedBeforeTwin > 0) {
+      detail.push(
+        `${n(r.releasedBeforeTwin)} were reported before their nearer repeat was found, so their latency ` +
+          "includes the time between the repeats: the nearer signature came later than the Matcher's hold " +
+          "(another node's signatures arriving late)",
+      );
+    }
+    findings.push({
+      kind: "repeated_audio",
+      text: `stage ${q}: ${n(r.dropped + r.releasedBeforeTwin)} matches were of audio the source repeats; ` +
+        `${n(r.dropped)} dropped for a nearer repeat`,
+      detail,
+    });
+  }
   const order: Finding["kind"][] = [
     "no_rows",
     "decode_errors",
@@ -1009,6 +1038,7 @@ export function diagnose(config: Config, facts: RunFacts, opts: DiagnoseOptions 
     "no_onset",
     "self_matches",
     "ttl_short",
+    "repeated_audio",
     "no_matches",
     "few_matches",
     "truncated",
