@@ -9,31 +9,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ROOT, runMain } from "./support/sensor_process.ts";
+import { isCopyStream, replayedLater } from "./support/replayed_later.ts";
 
 const SHIFT_NS = 40_000_000_000n;
-
-/** A demo capture with every row played again `SHIFT_NS` later on new streams (new stream ids and ports). */
-function replayedLater(text: string): string {
-  const [header, ...lines] = text.trim().split("\n");
-  const rows = lines.map((l) => JSON.parse(l) as { query: string; row: Record<string, unknown> });
-  const copies = rows.map((r) => {
-    const row: Record<string, unknown> = {
-      ...r.row,
-      time_: String(BigInt(r.row["time_"] as string) + SHIFT_NS),
-    };
-    if (typeof row["req_body"] === "string") {
-      row["req_body"] = (row["req_body"] as string).replace('"streamSid":"MZ', '"streamSid":"MY')
-        .replace('"session":"asr-', '"session":"asx-');
-    }
-    if (typeof row["remote_port"] === "number") row["remote_port"] = (row["remote_port"] as number) + 1000;
-    return { ...r, row };
-  });
-  const all = [...rows, ...copies].sort((a, b) => {
-    const d = BigInt(a.row["time_"] as string) - BigInt(b.row["time_"] as string);
-    return d < 0n ? -1 : d > 0n ? 1 : 0;
-  });
-  return [header, ...all.map((r) => JSON.stringify(r))].join("\n") + "\n";
-}
 
 Deno.test("analyze: a recording replayed in later calls is matched once per signature, at its own call's latency", async () => {
   const dir = await Deno.makeTempDir();
@@ -43,7 +21,7 @@ Deno.test("analyze: a recording replayed in later calls is matched once per sign
       const f = join(dir, `${n}.jsonl`);
       await Deno.writeTextFile(
         f,
-        replayedLater(await Deno.readTextFile(join(ROOT, `fixtures/demo/${n}.jsonl`))),
+        replayedLater(await Deno.readTextFile(join(ROOT, `fixtures/demo/${n}.jsonl`)), SHIFT_NS),
       );
       files.push(f);
     }
@@ -64,12 +42,10 @@ Deno.test("analyze: a recording replayed in later calls is matched once per sign
     }
     // Each match is in its own call's target streams: a copy's signature in a copy's stream (its new port or
     // session), an original's in an original's.
-    const copy = (stream: string) =>
-      stream.includes("|MY") || /\|4[1-9]\d{3}$/.test(stream) || stream.includes("asx-");
     for (const m of matches) {
-      assert.equal(copy(m.target.stream), copy(m.source.stream), JSON.stringify(m.target));
+      assert.equal(isCopyStream(m.target.stream), isCopyStream(m.source.stream), JSON.stringify(m.target));
     }
-    assert.equal(matches.filter((m) => copy(m.source.stream)).length, 60);
+    assert.equal(matches.filter((m) => isCopyStream(m.source.stream)).length, 60);
     const summary = JSON.parse(r.stdout);
     const notes = summary.diagnosis.findings.filter((f: { kind: string }) => f.kind === "repeated_audio");
     assert.deepEqual(
