@@ -57,9 +57,29 @@ export function streamFormat(rule: TapRule, row: Row): AudioFormat {
   };
 }
 
+/**
+ * Longest `columns.latency` taken (ns): a request answered an hour later is a long poll or a stuck connection,
+ * whose request time says nothing of when its body's audio passed; its row's own time is kept.
+ */
+export const MAX_PAYLOAD_LEAD_NS = 3_600_000_000_000n;
+
+/**
+ * The capture time of a row's payload: its time, less `columns.latency` where the tap names one (Pixie's
+ * http_events row carries the response's time, and the request body's message was complete `latency` before).
+ * A latency that is absent, not positive (Pixie's 0 for a missing timestamp, negative for a mismatched pair), or
+ * over {@link MAX_PAYLOAD_LEAD_NS} leaves the row's time.
+ */
+export function payloadTime(rule: TapRule, row: Row): bigint {
+  const col = rule.columns.latency;
+  if (col === undefined) return row.time;
+  const c = row.columns[col];
+  const lead = typeof c === "bigint" ? c : typeof c === "number" && Number.isSafeInteger(c) ? BigInt(c) : 0n;
+  return lead > 0n && lead <= MAX_PAYLOAD_LEAD_NS && lead < row.time ? row.time - lead : row.time;
+}
+
 /** The pipeline message of a row whose payload was read into `payload`. */
 export function tapMessage(rule: TapRule, row: Row, payload: PayloadEnvelope): MessageIn {
-  const msg: MessageIn = { timeNs: row.time, payload };
+  const msg: MessageIn = { timeNs: payloadTime(rule, row), payload };
   if (rule.columns.body_size) msg.bodySize = cellNumber(row, rule.columns.body_size);
   if (rule.packets?.protocol === "rtp") {
     const c = rowRtpCodec(row);

@@ -252,7 +252,9 @@ export async function checkCommand(args: ParsedArgs): Promise<number> {
       const c = q.columns;
       console.log(
         `  ${q.name}: table ${table}; columns time=${c.time} pod=${c.pod} (df.ctx['pod']) payload=${c.payload}` +
-          (c.body_size ? ` body_size=${c.body_size}` : "") + `; stream key ${q.streamKeyColumns.join(", ")}`,
+          (c.body_size ? ` body_size=${c.body_size}` : "") +
+          (c.latency ? ` latency=${c.latency} (the payload's time is ${c.time} − ${c.latency})` : "") +
+          `; stream key ${q.streamKeyColumns.join(", ")}`,
       );
     }
     let script: string;

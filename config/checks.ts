@@ -345,6 +345,7 @@ function columnProblems(rule: Obj, path: KeyPath, check: FilterCheck): Problem[]
     ],
     ["time", columns.time, "the capture time (time_)"],
     ["body_size", columns.body_size, "the body size before truncation"],
+    ["latency", columns.latency, "the time from the payload's message to time_ (ns)"],
   ];
   // A column of the table that the filter itself leaves out (`select=[...]`, `df[[...]]`, `df.drop`): the table has
   // it, so the fix is in the filter, not the name (the error said the table lacked it and suggested the same name).
@@ -369,6 +370,8 @@ function columnProblems(rule: Obj, path: KeyPath, check: FilterCheck): Problem[]
       ? bodies[0]
       : key === "body_size" && table.body?.bodySize
       ? table.body.bodySize
+      : key === "latency" && table.body?.latency
+      ? table.body.latency
       : didYouMean(value, [...have]);
     problems.push({
       path: [...path, "columns", key],
@@ -395,7 +398,7 @@ function columnProblems(rule: Obj, path: KeyPath, check: FilterCheck): Problem[]
 /** A tap of a loaded config, as far as payload defaults are concerned. */
 interface TapColumns {
   stream_filter?: string;
-  columns: { payload: string };
+  columns: { payload: string; latency?: string };
 }
 
 /**
@@ -408,20 +411,35 @@ export function fillPayloadDefaults(
   config: { measurements: { signature_rules: TapColumns; match_rules: TapColumns[] }[] },
   data: unknown,
 ): void {
-  const written = (path: KeyPath) => obj(valueAt(data, [...path, "columns"]))?.payload !== undefined;
+  const written = (path: KeyPath, key: string) =>
+    obj(valueAt(data, [...path, "columns"]))?.[key] !== undefined;
   const fill = (tap: TapColumns, path: KeyPath) => {
-    if (written(path) || typeof tap.stream_filter !== "string") return;
-    const table = checkStreamFilter(tap.stream_filter).table;
-    const payload = table === undefined ? undefined : defaultPayloadColumn(table);
-    if (payload) tap.columns.payload = payload;
+    if (typeof tap.stream_filter !== "string") return;
+    const check = checkStreamFilter(tap.stream_filter);
+    if (!written(path, "payload")) {
+      const payload = check.table === undefined ? undefined : defaultPayloadColumn(check.table);
+      if (payload) tap.columns.payload = payload;
+    }
+    // The table's time_ is another message's than the payload's (http_events: the response's): the payload's
+    // time is time_ less the column's, where the filter keeps it.
+    const latency = check.schema?.body?.latency;
+    if (
+      latency !== undefined && !written(path, "latency") &&
+      tap.columns.payload === check.schema?.body?.payload &&
+      check.columns?.has(latency) === true
+    ) tap.columns.latency = latency;
   };
   config.measurements.forEach((m, i) => {
     const sigPath: KeyPath = ["measurements", i, "signature_rules"];
     fill(m.signature_rules, sigPath);
     const derived = list(valueAt(data, ["measurements", i, "match_rules"])).length === 0;
     m.match_rules.forEach((r, j) => {
-      if (derived) r.columns.payload = m.signature_rules.columns.payload;
-      else fill(r, ["measurements", i, "match_rules", j]);
+      if (derived) {
+        r.columns.payload = m.signature_rules.columns.payload;
+        if (m.signature_rules.columns.latency !== undefined) {
+          r.columns.latency = m.signature_rules.columns.latency;
+        }
+      } else fill(r, ["measurements", i, "match_rules", j]);
     });
   });
 }

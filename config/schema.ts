@@ -147,6 +147,11 @@ const columnsSchema = z.strictObject({
   body_size: column.optional().describe(
     "Optional column with the untruncated body size, e.g. req_body_size.",
   ),
+  latency: column.optional().describe(
+    "Optional INT64 column: how long (ns) before time_ the payload's message was complete, where time_ is " +
+      "another message's. Default: latency for http_events request bodies (Pixie's time_ there is the " +
+      "response's), so the audio's time is its request's.",
+  ),
 });
 
 const streamKeySchema = z

@@ -26,6 +26,8 @@ export interface QueryColumns {
   payload: string;
   /** Column holding the original payload size before Pixie truncated it, if the table has one. */
   body_size?: string;
+  /** INT64 column: how long before the time column the payload's message was complete (http_events: latency). */
+  latency?: string;
 }
 
 /** One measurement/stream query as configured. */
@@ -319,6 +321,7 @@ function tableKey(q: ComposedQueryInput): string {
     c.pod,
     c.payload,
     c.body_size ?? "",
+    c.latency ?? "",
     q.streamKeyColumns,
     start,
   ]);
@@ -398,7 +401,7 @@ export function composeScript(queries: readonly ComposedQueryInput[]): ComposedS
     }
     const c = q.columns;
     const projected: string[] = [];
-    for (const col of [c.time, c.pod, c.payload, c.body_size, ...q.streamKeyColumns]) {
+    for (const col of [c.time, c.pod, c.payload, c.body_size, c.latency, ...q.streamKeyColumns]) {
       if (col === undefined || col.startsWith("$.") || projected.includes(col)) continue;
       projected.push(col);
     }

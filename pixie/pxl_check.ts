@@ -55,6 +55,11 @@ export interface BodyInfo {
   others: readonly string[];
   /** The column with the body's size before truncation, if any. */
   bodySize?: string;
+  /**
+   * An INT64 column: how long (ns) before the row's `time_` the {@link payload}'s message was complete, where
+   * `time_` is another message's (http_events: `time_` is the response's, `latency` its time after the request).
+   */
+  latency?: string;
   audio: AudioReach;
   /** One line: what arrives in the payload column. */
   note: string;
@@ -81,6 +86,9 @@ const BODIES: Record<string, BodyInfo> = {
     payload: "req_body",
     others: ["resp_body"],
     bodySize: "req_body_size",
+    // Stirling's http_events row takes the response's timestamp as time_ (socket_trace_connector.cc,
+    // AppendMessage for http::Record), and latency = response − request, each at its message's last byte.
+    latency: "latency",
     audio: "yes",
     short: "HTTP/1 request bodies",
     note: "HTTP/1 request bodies (raise both PEM body limits for chunks over 512 bytes)",

@@ -64,8 +64,9 @@ Deno.test("quickstart loads with the documented defaults and a default match rul
     sig.stream_filter,
     "df = px.DataFrame(table='http_events', start_time='-30s')\ndf = df[px.contains(df.ctx['pod'], 'telephony')]\n",
   );
-  // No columns: the payload is the body column of the table the filter reads.
-  deepEqual(sig.columns, { time: "time_", pod: "pod", payload: "req_body" });
+  // No columns: the payload is the body column of the table the filter reads; an http_events request body's time
+  // is time_ less latency (time_ is the response's).
+  deepEqual(sig.columns, { time: "time_", pod: "pod", payload: "req_body", latency: "latency" });
   deepEqual(sig.stream_key, ["pod"]);
   const audio: AudioFormat = sig.audio;
   deepEqual(audio, {
@@ -91,7 +92,7 @@ Deno.test("quickstart loads with the documented defaults and a default match rul
   deepEqual(m.match_rules, [{
     stage: "downstream",
     stream_filter: "df = px.DataFrame(table='http_events', start_time='-30s')",
-    columns: { time: "time_", pod: "pod", payload: "req_body" },
+    columns: { time: "time_", pod: "pod", payload: "req_body", latency: "latency" },
     stream_key: ["pod"],
     audio: sig.audio,
     exclude_source_streams: true,
@@ -115,7 +116,13 @@ Deno.test("the contract example loads with every key as written", async () => {
   equal(config.pixie.api_key, "px-api-0123456789abcdef");
   equal(config.pixie.cluster, "9b3c1e0a-52f4-4f7e-9a8e-1c2d3e4f5a6b");
   const m = config.measurements[0]!;
-  deepEqual(m.signature_rules.columns, { time: "time_", pod: "pod", payload: "req_body" });
+  // As written, and latency filled in (an http_events request body: s31).
+  deepEqual(m.signature_rules.columns, {
+    time: "time_",
+    pod: "pod",
+    payload: "req_body",
+    latency: "latency",
+  });
   deepEqual(m.signature_rules.stream_key, ["pod", "remote_addr", "remote_port", "$.streamSid"]);
   equal(m.signature_rules.audio_criteria.vad_aggressiveness, 2);
   equal(m.match_rules.length, 1);
@@ -123,7 +130,7 @@ Deno.test("the contract example loads with every key as written", async () => {
   equal(asr.stage, "asr");
   equal(asr.exclude_source_streams, false);
   // A partial columns mapping is merged over the defaults, not over the source's columns.
-  deepEqual(asr.columns, { time: "time_", pod: "pod", payload: "req_body" });
+  deepEqual(asr.columns, { time: "time_", pod: "pod", payload: "req_body", latency: "latency" });
   deepEqual(asr.stream_key, ["pod", "remote_addr", "remote_port"]);
   const asrAudio: AudioFormat = asr.audio;
   deepEqual(asrAudio, {

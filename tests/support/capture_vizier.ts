@@ -98,7 +98,7 @@ const td = new TextDecoder();
 /**
  * Captured rows as rows of an `http_events` table on a fake PEM: `local_port` tells the queries apart (a filter can
  * select them without Kubernetes metadata), the pod becomes a process (pid and command line) and stays the pod for
- * `df.ctx['pod']`; `req_body`, `remote_addr`, `remote_port` are kept.
+ * `df.ctx['pod']`; `req_body`, `remote_addr`, `remote_port` and `latency` are kept.
  */
 export function captureToStored(rows: readonly Row[], localPort: (query: string) => bigint): StoredRow[] {
   return rows.map((r) => {
@@ -110,10 +110,10 @@ export function captureToStored(rows: readonly Row[], localPort: (query: string)
     let pid = 7;
     for (let i = 0; i < pod.length; i++) pid = (pid * 31 + pod.charCodeAt(i)) % 30_000;
     const cols: Record<string, Cell> = { local_port: localPort(r.query), req_path: te.encode("/media") };
-    for (const name of ["req_body", "remote_addr", "remote_port"]) {
+    for (const name of ["req_body", "remote_addr", "remote_port", "latency"]) {
       const v = r.columns[name];
       if (v === undefined) continue;
-      cols[name] = name === "remote_port"
+      cols[name] = name === "remote_port" || name === "latency"
         ? BigInt(v as number | bigint)
         : v instanceof Uint8Array
         ? v
