@@ -25,6 +25,7 @@ function tapOf(query: string, p: PacketTapConfig): PacketTap {
     pod: p.pod,
     direction: p.direction,
     payloadTypes,
+    httpBodies: p.http_bodies,
   };
 }
 

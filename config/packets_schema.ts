@@ -66,6 +66,19 @@ export const packetTapSchema = z
     direction: z.enum(["any", "to_pod", "from_pod"]).default("any")
       .describe("Live capture with pod metadata: traffic into or out of the pod."),
     payload_types: payloadTypes,
+    http_bodies: z.enum(["requests", "responses", "both"]).optional().describe(
+      "http: which bodies carry the audio: requests (default), responses (a TTS service's answers) or both.",
+    ),
+  })
+  .superRefine((p, ctx) => {
+    if (p.http_bodies !== undefined && p.protocol !== "http") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["http_bodies"],
+        message: "expected no http_bodies: it applies to protocol http only",
+        params: { found: `http_bodies with protocol ${p.protocol}` },
+      });
+    }
   })
   .transform((p) => ({
     protocol: p.protocol,
@@ -75,6 +88,7 @@ export const packetTapSchema = z
     pod: p.pod,
     direction: p.direction,
     payload_types: p.payload_types,
+    http_bodies: p.http_bodies ?? "requests",
   }));
 
 /** A validated `packets:` tap. */

@@ -47,7 +47,12 @@ export class PacketSource {
   /** Creates the source for `opts.taps`. */
   constructor(opts: PacketSourceOptions) {
     this.#decoder = new FrameDecoder(this.skips);
-    this.builder = new PacketRowBuilder({ taps: opts.taps, node: opts.node, pods: opts.pods });
+    this.builder = new PacketRowBuilder({
+      taps: opts.taps,
+      node: opts.node,
+      pods: opts.pods,
+      skips: this.skips,
+    });
     const emit = (m: AppMessage) => {
       this.stats.messages++;
       for (const r of this.builder.build(m)) this.#out.push(r);
@@ -73,6 +78,10 @@ export class PacketSource {
           byPort.find((t) => tapMatchesAddresses(t, f))?.protocol,
         emit,
         skips: this.skips,
+        // Response bodies are parsed only if a tap takes them (a TTS service's audio); else only counted.
+        httpResponses: tcpTaps.some((t) =>
+          t.protocol === "http" && (t.httpBodies ?? "requests") !== "requests"
+        ),
       });
     }
   }

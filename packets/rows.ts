@@ -36,6 +36,8 @@ export const PacketColumn = {
 /** What the builder keeps per stream: the taps it goes to, and the place of its last message in its packet. */
 interface StreamState {
   readonly taps: readonly PacketTap[];
+  /** HTTP bodies a tap's addresses match but no such tap takes (responses to a requests tap): counted as such. */
+  readonly untapped?: "http_response";
   /** Capture time of the stream's last message (-1: none yet). */
   lastTimeNs: bigint;
   /** Its place among the messages its packet completed (0: the first). */
@@ -60,6 +62,18 @@ export interface PacketRowBuilderOptions {
   node: string;
   /** Pod metadata (live); without it `pod` is an address and pod/direction filters match nothing. */
   pods?: PodResolver;
+  /** The packet source's counter, for HTTP response bodies no tap takes (`http_response`, as the parser counts). */
+  skips?: SkipCounter;
+}
+
+/**
+ * Whether an HTTP tap takes a message: requests carry `meta.method`, responses `meta.status` (a direction
+ * carries one kind, so this is decided once per stream).
+ */
+function takesBody(tap: PacketTap, msg: AppMessage): boolean {
+  if (tap.protocol !== "http") return true;
+  const want = tap.httpBodies ?? "requests";
+  return want === "both" || (want === "responses") === (msg.meta?.status !== undefined);
 }
 
 /** Turns application messages into rows for the taps they belong to. */
@@ -67,6 +81,7 @@ export class PacketRowBuilder {
   readonly #taps: readonly PacketTap[];
   readonly #node: string;
   readonly #pods: PodResolver | undefined;
+  readonly #skips: SkipCounter | undefined;
   /**
    * Taps per stream: flow filters are decided once per stream (and again when pods change). Streams quiet for
    * {@link STREAM_IDLE_NS} are forgotten: kept, every call's RTP or TCP streams stayed until 100,000 of them.
@@ -85,6 +100,7 @@ export class PacketRowBuilder {
     this.#taps = opts.taps;
     this.#node = opts.node;
     this.#pods = opts.pods;
+    this.#skips = opts.skips;
   }
 
   /** Forgets per-stream decisions (call when pod metadata changed). */
@@ -100,11 +116,16 @@ export class PacketRowBuilder {
   #stateOf(msg: AppMessage): StreamState {
     let st = this.#byStream.get(msg.stream);
     if (st === undefined) {
-      const taps = this.#taps.filter((t) =>
+      const matched = this.#taps.filter((t) =>
         t.protocol === msg.protocol && tapMatches(t, msg.flow, this.#pods)
       );
+      const taps = matched.filter((t) => takesBody(t, msg));
+      // A response body only requests taps match: counted as the parser counts those it does not read.
+      const untapped = taps.length === 0 && matched.length > 0 && msg.meta?.status !== undefined
+        ? "http_response" as const
+        : undefined;
       if (this.#byStream.size > 100_000) this.#byStream.clear();
-      this.#byStream.set(msg.stream, st = { taps, lastTimeNs: -1n, index: 0 });
+      this.#byStream.set(msg.stream, st = { taps, lastTimeNs: -1n, index: 0, untapped });
     }
     return st;
   }
@@ -116,7 +137,8 @@ export class PacketRowBuilder {
     const st = this.#stateOf(msg);
     const taps = st.taps;
     if (taps.length === 0) {
-      this.#skip("no_tap");
+      if (st.untapped !== undefined && this.#skips !== undefined) this.#skips.add(st.untapped);
+      else this.#skip("no_tap");
       return [];
     }
     // Messages one packet completes share its capture time: their place tells identical ones apart (two silent

@@ -28,6 +28,8 @@ export interface PacketTap {
   direction: "any" | "to_pod" | "from_pod";
   /** rtp: dynamic payload types. */
   payloadTypes: ReadonlyMap<number, RtpCodec>;
+  /** http: which bodies the tap takes (default requests). */
+  httpBodies?: "requests" | "responses" | "both";
 }
 
 /** Resolves an address to the pod that owns it (live, with Kubernetes metadata); undefined when unknown. */

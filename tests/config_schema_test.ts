@@ -199,12 +199,13 @@ Deno.test("JSON schema takes the codec names the loader takes: any case, telepho
 
 Deno.test("example-config.yaml shows every option the schema knows", async () => {
   const schema = configJsonSchema();
-  // A match rule's columns and audio are the source's shape, documented once under signature_rules.
+  // A match rule's columns and audio are the source's shape, documented once under signature_rules; so are its
+  // packets, whose http_bodies the example shows on an http stage (its source is RTP).
   const shared = (p: string) =>
     p.replace(".match_rules[].columns", ".signature_rules.columns").replace(
       ".match_rules[].audio",
       ".signature_rules.audio",
-    );
+    ).replace(".match_rules[].packets.http_bodies", ".signature_rules.packets.http_bodies");
   const shown = new Set(dataPaths(parse(await Deno.readTextFile(EXAMPLE))).map(shared));
   const missing = schemaPaths(schema, schema).map(shared).filter((p) => !shown.has(p));
   deepEqual(missing, []);
