@@ -11,6 +11,7 @@
  * @module
  */
 
+import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
 import type { AppMessage, FlowDirection, SkipCounter } from "./types.ts";
 import { ByteBudget, ByteQueue, MessageParts, type TcpStreamSink } from "./tcp_reassembly.ts";
 
@@ -45,6 +46,45 @@ export function findHeadEnd(v: Uint8Array, from = 0): number {
 
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([^ \r\n]+) (HTTP\/1\.[01])$/;
 const STATUS_LINE = /^(HTTP\/1\.[01]) ([0-9]{3})(?: .*)?$/;
+
+/**
+ * A body as sent before its Content-Encoding: gzip (what Pixie's Stirling inflates in http_events response bodies,
+ * and most servers apply to JSON when the client accepts it), deflate or br; `identity` or none as it is. Undefined
+ * when it does not decode, or would decode to more than `max` bytes (a small body may inflate a thousandfold).
+ * An encoding not listed is handed on as it is (the audio envelope then fails on it, counted).
+ */
+export function decodeContent(
+  body: Uint8Array,
+  encoding: string | undefined,
+  max: number,
+): Uint8Array | undefined {
+  const e = encoding?.trim().toLowerCase();
+  if (e === undefined || e === "" || e === "identity") return body;
+  const opts = { maxOutputLength: max };
+  try {
+    const out = e === "gzip" || e === "x-gzip"
+      ? gunzipSync(body, opts)
+      : e === "deflate"
+      ? inflateDeflate(body, opts)
+      : e === "br"
+      ? brotliDecompressSync(body, opts)
+      : undefined;
+    return out === undefined ? body : new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `deflate` is zlib-wrapped (RFC 9110 8.4.1.2), but some servers send the raw stream: either is taken. */
+function inflateDeflate(body: Uint8Array, opts: { maxOutputLength: number }): Uint8Array {
+  try {
+    return inflateSync(body, opts);
+  } catch (e) {
+    // Past the bound is no reason to try the other form.
+    if ((e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw e;
+    return inflateRawSync(body, opts);
+  }
+}
 
 /** Parses a head (start line and header lines, with or without the final blank line); undefined when malformed. */
 export function parseHead(bytes: Uint8Array): HttpHead | undefined {
@@ -498,7 +538,11 @@ export class Http1Direction implements TcpStreamSink {
       this.skips.add("http_response");
       return;
     }
-    const payload = this.parts.take();
+    const payload = decodeContent(this.parts.take(), head.headers.get("content-encoding"), this.max);
+    if (payload === undefined) {
+      this.skips.add("http_encoding_error");
+      return;
+    }
     const meta: Record<string, string> = head.kind === "request"
       ? { method: head.method, path: head.path }
       : { status: String(head.status) };

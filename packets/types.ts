@@ -178,6 +178,8 @@ export type SkipReason =
   | "message_too_large"
   /** An HTTP response body (responses are not emitted unless asked for). */
   | "http_response"
+  /** An HTTP body whose Content-Encoding (gzip, deflate, br) did not decode, or decoded past the bound. */
+  | "http_encoding_error"
   /** NATS PING/PONG/INFO/CONNECT/SUB/UNSUB/+OK/-ERR. */
   | "nats_control"
   /** A Redis command or reply that carries no payload this layer hands on. */
