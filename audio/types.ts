@@ -6,8 +6,11 @@
 
 /** How a payload carries audio: config key `audio`. */
 export interface AudioFormat {
-  /** json: dotted `path` to the audio field; regex: `path` is a pattern with one group; raw: whole payload. */
-  envelope: "json" | "regex" | "raw";
+  /**
+   * json: dotted `path` to the audio field; regex: `path` is a pattern with one group; raw: whole payload;
+   * protobuf: `path` is field numbers (`2`, `1.3`) of a length-delimited field.
+   */
+  envelope: "json" | "regex" | "raw" | "protobuf";
   path: string;
   encoding: "base64" | "hex" | "binary";
   /**

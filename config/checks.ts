@@ -6,6 +6,7 @@
  * @module
  */
 
+import { parseProtobufPath } from "../audio/decode/protobuf_path.ts";
 import { directModeProblems } from "../pixie/direct_mode.ts";
 import { SOURCE_TAP } from "../pixie/row.ts";
 import {
@@ -226,6 +227,14 @@ function audioProblems(value: unknown, at: KeyPath): Problem[] {
         });
       }
     }
+  } else if (envelope === "protobuf" && (typeof path !== "string" || parseProtobufPath(path) === undefined)) {
+    problems.push({
+      path: [...at, "path"],
+      expected:
+        "the field numbers of the audio's bytes field, such as 2 or 1.3 (envelope protobuf; field 3 of " +
+        "the message in field 1 is 1.3)",
+      found: path === undefined ? "nothing" : JSON.stringify(path),
+    });
   } else if (envelope === "json" && typeof path === "string" && !/^[^.\s]+(\.[^.\s]+)*$/.test(path)) {
     problems.push({
       path: [...at, "path"],

@@ -200,9 +200,10 @@ function codecAlias(v: unknown): unknown {
 
 const audioSchema = z
   .strictObject({
-    envelope: z.enum(["json", "regex", "raw"]).default(DEFAULT_AUDIO.envelope),
+    envelope: z.enum(["json", "regex", "raw", "protobuf"]).default(DEFAULT_AUDIO.envelope),
     path: z.string().optional().describe(
-      "json: dotted path to the audio field (default media.payload); regex: a pattern with one group; raw: unused.",
+      "json: dotted path to the audio field (default media.payload); regex: a pattern with one group; raw: " +
+        "unused; protobuf: field numbers of the audio's length-delimited field, e.g. 2 or 1.3.",
     ),
     encoding: z.enum(["base64", "hex", "binary"]).default(DEFAULT_AUDIO.encoding),
     codec: z.preprocess(codecAlias, CODEC_SCHEMA).default(DEFAULT_AUDIO.codec).describe(

@@ -373,6 +373,8 @@ function reasonDetail(reason: string, tap: Tap): string {
       return `no_regex_match ${a.path}`;
     case "short_payload":
       return `short_payload (skip_bytes ${a.skip_bytes})`;
+    case "bad_protobuf":
+      return `bad_protobuf (envelope protobuf, path ${a.path}: the body is no Protocol Buffers message)`;
     case "bad_base64":
     case "bad_hex":
     case "bad_binary":

@@ -47,7 +47,7 @@ Deno.test("wrong enum values: expected options, did-you-mean when close", async 
   deepEqual(await errorLines("bad_enum.yaml"), [
     'bad_enum.yaml:1:12: log_level: expected one of debug|info|warn|error, found "verbose"',
     'bad_enum.yaml:7:16: measurements[0].signature_rules.audio.codec: expected one of mulaw|alaw|pcm16le|pcm16be|float32le, found "ulaw" (did you mean "mulaw"?)',
-    'bad_enum.yaml:8:19: measurements[0].signature_rules.audio.envelope: expected one of json|regex|raw, found "xml"',
+    'bad_enum.yaml:8:19: measurements[0].signature_rules.audio.envelope: expected one of json|regex|raw|protobuf, found "xml"',
   ]);
 });
 

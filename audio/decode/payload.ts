@@ -1,5 +1,6 @@
 /**
- * Payload envelopes: where the audio field sits in a captured body (`json` path, `regex` group, `raw` bytes),
+ * Payload envelopes: where the audio field sits in a captured body (`json` path, `regex` group, `raw` bytes,
+ * `protobuf` field numbers),
  * and Pixie's own markers for bodies it did not keep. A {@link PayloadEnvelope} parses its JSON at most once, so
  * the stream key and the audio field of one message share the parse.
  * @module
@@ -8,6 +9,7 @@
 import { detectPixieMarker, type PixieMarker } from "../../pixie/markers.ts";
 import type { AudioFormat } from "../types.ts";
 import { compileLinearRegex, type LinearRegex } from "../../util/linear_regex.ts";
+import { protobufField } from "./protobuf_path.ts";
 import {
   type BytePath,
   bytePath,
@@ -27,7 +29,8 @@ export type EnvelopeErrorReason =
   | "missing_path"
   | "not_a_string"
   | "no_regex_match"
-  | "short_payload";
+  | "short_payload"
+  | "bad_protobuf";
 
 /** The envelope-related part of an {@link AudioFormat}. */
 export type EnvelopeFormat = Pick<AudioFormat, "envelope" | "path" | "skip_bytes">;
@@ -306,6 +309,11 @@ export function extractAudioField(
       const skip = fmt.skip_bytes;
       if (size < skip) return { ok: false, reason: "short_payload" };
       return { ok: true, data: env.bytes.subarray(skip), overhead: skip };
+    }
+    case "protobuf": {
+      const f = protobufField(env.bytes, fmt.path);
+      if (typeof f === "string") return { ok: false, reason: f };
+      return { ok: true, data: f, overhead: size - f.length };
     }
   }
 }

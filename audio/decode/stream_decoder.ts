@@ -18,6 +18,7 @@
  * @module
  */
 
+import { parseProtobufPath } from "./protobuf_path.ts";
 import {
   ALAW_TO_LINEAR,
   allocSamples,
@@ -80,6 +81,7 @@ export const DECODE_ERROR_REASONS: readonly DecodeErrorReason[] = [
   "not_a_string",
   "no_regex_match",
   "short_payload",
+  "bad_protobuf",
   "bad_base64",
   "bad_hex",
   "bad_binary",
@@ -255,6 +257,9 @@ const RECENT = 15;
 export function checkAudioFormat(fmt: AudioFormat): string[] {
   const errors: string[] = [];
   if (fmt.envelope === "json" && fmt.path.trim() === "") errors.push("json envelope needs a non-empty path");
+  if (fmt.envelope === "protobuf" && parseProtobufPath(fmt.path) === undefined) {
+    errors.push(`protobuf path must be field numbers such as 2 or 1.3, not ${JSON.stringify(fmt.path)}`);
+  }
   if (fmt.envelope === "regex") {
     const groups = regexGroupCount(fmt.path);
     if (groups === undefined) errors.push(`regex path does not compile: ${fmt.path}`);
