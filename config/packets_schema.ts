@@ -50,8 +50,8 @@ const payloadTypes = z
 /** `packets:` of a signature or match rule: which packets make up this tap. */
 export const packetTapSchema = z
   .strictObject({
-    protocol: z.enum(["rtp", "websocket", "http", "nats", "redis"])
-      .describe("rtp | websocket | http | nats | redis"),
+    protocol: z.enum(["rtp", "websocket", "http", "nats", "redis", "grpc"])
+      .describe("rtp | websocket | http | nats | redis | grpc (over cleartext HTTP/2)"),
     port: port.optional().describe("A port on either side of the flow."),
     ports: z.array(port).min(1, expected("at least one port")).optional(),
     port_range: z.string().refine(
@@ -67,15 +67,16 @@ export const packetTapSchema = z
       .describe("Live capture with pod metadata: traffic into or out of the pod."),
     payload_types: payloadTypes,
     http_bodies: z.enum(["requests", "responses", "both"]).optional().describe(
-      "http: which bodies carry the audio: requests (default), responses (a TTS service's answers) or both.",
+      "http, grpc: which messages carry the audio: requests (default), responses (a TTS service's answers) or " +
+        "both.",
     ),
   })
   .superRefine((p, ctx) => {
-    if (p.http_bodies !== undefined && p.protocol !== "http") {
+    if (p.http_bodies !== undefined && p.protocol !== "http" && p.protocol !== "grpc") {
       ctx.addIssue({
         code: "custom",
         path: ["http_bodies"],
-        message: "expected no http_bodies: it applies to protocol http only",
+        message: "expected no http_bodies: it applies to protocols http and grpc only",
         params: { found: `http_bodies with protocol ${p.protocol}` },
       });
     }

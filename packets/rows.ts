@@ -37,7 +37,7 @@ export const PacketColumn = {
 interface StreamState {
   readonly taps: readonly PacketTap[];
   /** HTTP bodies a tap's addresses match but no such tap takes (responses to a requests tap): counted as such. */
-  readonly untapped?: "http_response";
+  readonly untapped?: "http_response" | "grpc_response";
   /** Capture time of the stream's last message (-1: none yet). */
   lastTimeNs: bigint;
   /** Its place among the messages its packet completed (0: the first). */
@@ -71,9 +71,22 @@ export interface PacketRowBuilderOptions {
  * carries one kind, so this is decided once per stream).
  */
 function takesBody(tap: PacketTap, msg: AppMessage): boolean {
-  if (tap.protocol !== "http") return true;
+  if (tap.protocol !== "http" && tap.protocol !== "grpc") return true;
   const want = tap.httpBodies ?? "requests";
-  return want === "both" || (want === "responses") === (msg.meta?.status !== undefined);
+  return want === "both" || (want === "responses") === isResponse(tap, msg);
+}
+
+/**
+ * Whether a message is a response: HTTP/1 ones carry `meta.status`; gRPC ones `meta.grpc`, and where the capture
+ * began mid-connection (`unknown`), the one that comes from the tap's port is the server's.
+ */
+function isResponse(tap: PacketTap, msg: AppMessage): boolean {
+  if (tap.protocol === "http") return msg.meta?.status !== undefined;
+  const role = msg.meta?.grpc;
+  if (role !== "unknown") return role === "response";
+  const named = (port: number) =>
+    tap.ports.includes(port) || tap.portRanges.some(([lo, hi]) => port >= lo && port <= hi);
+  return named(msg.flow.srcPort) && !named(msg.flow.dstPort);
 }
 
 /** Turns application messages into rows for the taps they belong to. */
@@ -120,9 +133,9 @@ export class PacketRowBuilder {
         t.protocol === msg.protocol && tapMatches(t, msg.flow, this.#pods)
       );
       const taps = matched.filter((t) => takesBody(t, msg));
-      // A response body only requests taps match: counted as the parser counts those it does not read.
-      const untapped = taps.length === 0 && matched.length > 0 && msg.meta?.status !== undefined
-        ? "http_response" as const
+      // A response only requests taps match: counted as the parser counts the HTTP/1 bodies it does not read.
+      const untapped = taps.length === 0 && matched.length > 0 && isResponse(matched[0]!, msg)
+        ? (msg.protocol === "grpc" ? "grpc_response" as const : "http_response" as const)
         : undefined;
       if (this.#byStream.size > 100_000) this.#byStream.clear();
       this.#byStream.set(msg.stream, st = { taps, lastTimeNs: -1n, index: 0, untapped });

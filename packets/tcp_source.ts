@@ -5,6 +5,7 @@
  * @module
  */
 
+import { GrpcDirection, H2_PREFACE } from "./grpc.ts";
 import type { AppMessage, AppProtocol, FlowDirection, Packet } from "./types.ts";
 import { SkipCounter } from "./types.ts";
 import {
@@ -134,6 +135,8 @@ export class TcpSource {
         });
         return sharedSink(sink, this.httpConnections, info.connection, conn);
       }
+      case "grpc":
+        return new GrpcDirection(info.flow, info.name, info.midstream, o.emit, this.skips, common);
       case "nats":
         return new NatsDirection(info.flow, info.name, info.midstream, o.emit, this.skips, common);
       case "redis":
@@ -153,6 +156,10 @@ export class TcpSource {
  */
 export function detectTcpProtocol(firstBytes: Uint8Array): TcpAppProtocol | undefined {
   if (looksLikeWebSocketUpgrade(firstBytes)) return "websocket";
+  // HTTP/2's client preface: gRPC, in a cluster nearly always (plain h2c otherwise carries no audio we read).
+  if (firstBytes.length >= H2_PREFACE.length && H2_PREFACE.every((b, i) => firstBytes[i] === b)) {
+    return "grpc";
+  }
   if (looksLikeHttp(firstBytes)) return "http";
   if (looksLikeNats(firstBytes)) return "nats";
   if (looksLikeResp(firstBytes)) return "redis";

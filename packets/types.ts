@@ -92,7 +92,7 @@ export function hostPort(addr: string, port: number): string {
 }
 
 /** Application protocols the packet source understands. */
-export type AppProtocol = "rtp" | "websocket" | "http" | "nats" | "redis";
+export type AppProtocol = "rtp" | "websocket" | "http" | "nats" | "redis" | "grpc";
 
 /** RTP header fields of one packet. */
 export interface RtpInfo {
@@ -180,6 +180,12 @@ export type SkipReason =
   | "http_response"
   /** An HTTP body whose Content-Encoding (gzip, deflate, br) did not decode, or decoded past the bound. */
   | "http_encoding_error"
+  /** A gRPC message lost to a gap, the connection's end or a bad prefix (h2c: packets/grpc.ts). */
+  | "grpc_bad_message"
+  /** A gRPC message a RST_STREAM cut short (the RPC was cancelled). */
+  | "grpc_reset"
+  /** A gRPC response message on a tap that takes requests (or the other way round). */
+  | "grpc_response"
   /** NATS PING/PONG/INFO/CONNECT/SUB/UNSUB/+OK/-ERR. */
   | "nats_control"
   /** A Redis command or reply that carries no payload this layer hands on. */

@@ -8,21 +8,8 @@ import { extractAudioField } from "../audio/decode/payload.ts";
 import { StreamDecoder } from "../audio/decode/stream_decoder.ts";
 import { checkAudioFormat } from "../audio/decode/stream_decoder.ts";
 import { rawFormat } from "./support/formats.ts";
+import { bytesField, varint } from "./support/protobuf_build.ts";
 
-/** A varint's bytes. */
-export function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n >= 128) {
-    out.push((n % 128) | 128);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return out;
-}
-/** Field `f` of wire type 2 holding `b`. */
-export function bytesField(f: number, b: Uint8Array | number[]): number[] {
-  return [...varint(f * 8 + 2), ...varint(b.length), ...b];
-}
 const te = new TextEncoder();
 
 Deno.test("s31 protobuf path: fields by number, nested, first occurrence; other wire types stepped over", () => {

@@ -139,7 +139,7 @@ measurements:
   }
 });
 
-Deno.test("config: http_bodies is for protocol http only; requests by default", async () => {
+Deno.test("config: http_bodies is for protocols http and grpc only; requests by default", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const f = join(dir, "c.yaml");
@@ -152,7 +152,11 @@ Deno.test("config: http_bodies is for protocol http only; requests by default", 
     equal((await loadConfig(f, {})).config.measurements[0]!.signature_rules.packets?.http_bodies, "requests");
     await write("{ protocol: websocket, port: 80, http_bodies: responses }");
     const err = await loadConfig(f, {}).then(() => "", (e: Error) => e.message);
-    ok(err.includes("http_bodies") && err.includes("protocol http only") && /c\.yaml:\d+:\d+/.test(err), err);
+    ok(
+      err.includes("http_bodies") && err.includes("protocols http and grpc only") &&
+        /c\.yaml:\d+:\d+/.test(err),
+      err,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
