@@ -186,6 +186,8 @@ export async function discoverPacketFile(path: string): Promise<PacketDiscovery>
       portRanges: [],
       direction: "any",
       payloadTypes: new Map(),
+      // Both ways: a service's answers may be the audio (grouped apart by direction below).
+      httpBodies: "both",
     }));
     const samples = new Map<string, PayloadSample[]>();
     const stats = new Map<
@@ -269,6 +271,8 @@ function portOf(hostPort: string): string {
  */
 function tapsShareFlows(a: PacketGroup, b: PacketGroup, flows: GroupFlows): boolean {
   if (a.protocol !== b.protocol) return false;
+  // HTTP and gRPC taps tell requests from responses (http_bodies): the two directions of one service port apart.
+  if (answersApart(a) && answersApart(b) && a.port === b.port && a.direction !== b.direction) return false;
   if (a.port === b.port) return true;
   const touches = (g: PacketGroup, port: number) =>
     [...flows.get(g) ?? []].some((f) => f.split(">").includes(String(port)));
@@ -412,9 +416,15 @@ function audioYaml(a: AudioFormat): string {
   return `{ ${parts.join(", ")} }`;
 }
 
+/** An HTTP or gRPC group of one direction of its service port: its tap can take requests or responses alone. */
+function answersApart(g: PacketGroup): boolean {
+  return (g.protocol === "http" || g.protocol === "grpc") && g.direction !== undefined;
+}
+
 function tapLines(g: PacketGroup, indent: string): string[] {
   if (g.protocol === "rtp") return [`${indent}packets: ${rtpTapYaml(g)}`];
-  const lines = [`${indent}packets: { protocol: ${g.protocol}, port: ${g.port} }`];
+  const answers = answersApart(g) && g.direction!.startsWith("from") ? ", http_bodies: responses" : "";
+  const lines = [`${indent}packets: { protocol: ${g.protocol}, port: ${g.port}${answers} }`];
   if (g.audio) lines.push(`${indent}audio: ${audioYaml(g.audio)}`);
   if (g.guess?.kind === "audio" && g.guess.streamKeyPaths.value.length > 0) {
     lines.push(
@@ -497,7 +507,7 @@ function proposeConfig(
 export function renderPacketDiscovery(d: PacketDiscovery): string {
   const out = [`${d.file}: ${d.frames} frames`];
   if (d.groups.length === 0) {
-    out.push("  no RTP streams and no WebSocket, HTTP, NATS or Redis connections found");
+    out.push("  no RTP streams and no WebSocket, HTTP, gRPC, NATS or Redis connections found");
   }
   for (const g of d.groups) {
     out.push(

@@ -201,7 +201,8 @@ function codecAlias(v: unknown): unknown {
 const audioSchema = z
   .strictObject({
     envelope: z.enum(["json", "regex", "raw", "protobuf"]).default(DEFAULT_AUDIO.envelope),
-    path: z.string().optional().describe(
+    // protobuf field numbers are written as numbers (path: 2) as often as strings.
+    path: z.preprocess((v) => typeof v === "number" ? String(v) : v, z.string()).optional().describe(
       "json: dotted path to the audio field (default media.payload); regex: a pattern with one group; raw: " +
         "unused; protobuf: field numbers of the audio's length-delimited field, e.g. 2 or 1.3.",
     ),

@@ -170,6 +170,20 @@ test("gRPC: a bidirectional stream on loopback (grpc-js), tcpdump: requests as t
   }
   equal(await td.stop(), 0, "no packet dropped by the kernel");
   try {
+    // discover tells h2c by its preface and finds the audio in field 2 of the messages both ways.
+    const disc = await runMain(["discover", pcap]);
+    equal(disc.code, 0, disc.stderr);
+    const proposed = disc.stdout.slice(disc.stdout.indexOf("proposed config:") + "proposed config:".length);
+    ok(
+      /signature_rules:\n\s+packets: \{ protocol: grpc, port: \d+ \}\n\s+audio: \{ envelope: protobuf, path: "2"/
+        .test(proposed),
+      proposed,
+    );
+    ok(
+      /match_rules:\n.*\n\s+packets: \{ protocol: grpc, port: \d+, http_bodies: responses \}\n\s+audio: \{ envelope: protobuf, path: "2"/
+        .test(proposed),
+      proposed,
+    );
     const config = join(dir, "config.yaml");
     await Deno.writeTextFile(
       config,

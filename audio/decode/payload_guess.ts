@@ -11,6 +11,7 @@
  * @module
  */
 
+import { protobufBytesFields, protobufField } from "./protobuf_path.ts";
 import { ALAW_TO_LINEAR, bytesPerSample, type Codec, MULAW_TO_LINEAR } from "./codecs.ts";
 import { decodeField, type Encoding } from "./encoding.ts";
 import { detectPixieMarker, extractAudioField, latin1Text } from "./payload.ts";
@@ -560,6 +561,60 @@ function rawCandidates(samples: readonly PayloadSample[]): FieldCandidate[] {
   }));
 }
 
+/** Messages looked at for the fields a Protocol Buffers body holds. */
+const PROTOBUF_SURVEY = 200;
+
+/**
+ * The bytes fields of Protocol Buffers messages (top level and one level down) that most messages hold and that
+ * are long enough to be audio: a gRPC recognizer's `audio_content`, protobuf on NATS or a WebSocket. None when
+ * fewer than 80% of the messages parse as messages.
+ */
+function protobufCandidates(samples: readonly PayloadSample[]): FieldCandidate[] {
+  const survey = samples.slice(0, PROTOBUF_SURVEY);
+  const seen = new Map<string, { n: number; bytes: number }>();
+  let parsed = 0;
+  for (const s of survey) {
+    const top = protobufBytesFields(s.bytes);
+    if (top === undefined || top.length === 0) continue;
+    parsed++;
+    const here = new Set<string>();
+    const note = (path: string, len: number) => {
+      if (here.has(path)) return;
+      here.add(path);
+      const e = seen.get(path) ?? { n: 0, bytes: 0 };
+      e.n++;
+      e.bytes += len;
+      seen.set(path, e);
+    };
+    for (const f of top) {
+      note(String(f.field), f.end - f.start);
+      const inner = protobufBytesFields(s.bytes, f.start, f.end);
+      if (inner === undefined) continue;
+      for (const g of inner) note(`${f.field}.${g.field}`, g.end - g.start);
+    }
+  }
+  if (parsed < survey.length * 0.8) return [];
+  const out: FieldCandidate[] = [];
+  for (const [path, e] of seen) {
+    const mean = e.bytes / e.n;
+    if (e.n < survey.length * 0.5 || mean < 4 * MIN_FIELD_CHARS) continue;
+    out.push({
+      envelope: "protobuf",
+      path,
+      skip: 0,
+      encoding: "binary",
+      bytes: samples.map((s) => {
+        const f = protobufField(s.bytes, path);
+        return typeof f === "string" ? undefined : f;
+      }),
+      how: `bytes field ${path} of a Protocol Buffers message (${pct(e.n, survey.length)} of messages, ~${
+        Math.round(mean)
+      } bytes)`,
+    });
+  }
+  return out;
+}
+
 /**
  * Length of a structured header: leading byte positions that are constant across messages or count (the same
  * step from one message to the next, like RTP sequence numbers), as audio bytes are neither. 0 when none.
@@ -859,7 +914,7 @@ export function guessPayloadFormat(input: readonly PayloadSample[], opts: GuessO
     // Regex: non-JSON text, or JSON whose audio sits in a JSON text inside a string.
     candidates.push(...regexCandidate(texts, samples));
   }
-  if (textShare < 0.8) candidates.push(...rawCandidates(samples));
+  if (textShare < 0.8) candidates.push(...rawCandidates(samples), ...protobufCandidates(samples));
 
   if (candidates.length === 0) {
     const what = jsonCount >= n * 0.8
@@ -891,6 +946,16 @@ export function guessPayloadFormat(input: readonly PayloadSample[], opts: GuessO
         s.verdict.best.gainDb >= top.verdict.best.gainDb - 1
       ).sort((a, b) => a.cand.skip - b.cand.skip);
     if (same[0]) win = same[0];
+  }
+  if (win?.cand.envelope === "raw" && win.verdict.kind === "audio") {
+    // A Protocol Buffers field that decodes as well names the audio wherever the fields before it vary in length
+    // (a raw skip fits only the messages whose header is that long).
+    const top = win;
+    const field = scored.find((s) =>
+      s.cand.envelope === "protobuf" && s.verdict.kind === "audio" &&
+      s.verdict.best.codec === top.verdict.best.codec && s.verdict.best.gainDb >= top.verdict.best.gainDb - 1
+    );
+    if (field) win = field;
   }
   if (!win || win.verdict.kind === "noise") {
     return {
@@ -1023,6 +1088,8 @@ export function guessPayloadFormat(input: readonly PayloadSample[], opts: GuessO
     ? `JSON ${cand.path}`
     : cand.envelope === "regex"
     ? `regex ${cand.path}`
+    : cand.envelope === "protobuf"
+    ? `protobuf field ${cand.path}`
     : `raw${cand.skip ? ` after ${cand.skip} bytes` : ""}`;
   return {
     kind: verdict.kind === "silence" ? "silence" : "audio",

@@ -109,3 +109,44 @@ export function protobufField(b: Uint8Array, path: string): Uint8Array | Protobu
   }
   return b.subarray(from, end);
 }
+
+/** A length-delimited field of a message: its number and its bytes' place. */
+export interface ProtobufBytesField {
+  field: number;
+  start: number;
+  end: number;
+}
+
+/**
+ * The length-delimited fields of the message `b[from, end)` in order (other wire types stepped over), or
+ * undefined when it is not a well-formed message (for guessing where audio sits: `discover`).
+ */
+export function protobufBytesFields(
+  b: Uint8Array,
+  from = 0,
+  end = b.length,
+): ProtobufBytesField[] | undefined {
+  const out: ProtobufBytesField[] = [];
+  let at = from;
+  while (at < end) {
+    const tag = varint(b, at, end);
+    if (tag === undefined) return undefined;
+    at = tag[1];
+    const number = Math.floor(tag[0] / 8), wire = tag[0] % 8;
+    if (number === 0) return undefined;
+    if (wire === 0) {
+      const v = varint(b, at, end);
+      if (v === undefined) return undefined;
+      at = v[1];
+    } else if (wire === 1) at += 8;
+    else if (wire === 5) at += 4;
+    else if (wire === 2) {
+      const len = varint(b, at, end);
+      if (len === undefined || len[0] > end - len[1]) return undefined;
+      out.push({ field: number, start: len[1], end: len[1] + len[0] });
+      at = len[1] + len[0];
+    } else if (wire !== 3 && wire !== 4) return undefined;
+    if (at > end) return undefined;
+  }
+  return out;
+}
