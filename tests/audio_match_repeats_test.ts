@@ -25,6 +25,7 @@ import { initAudioEngine, SourcePipeline } from "../audio/pipeline.ts";
 import type { Match, Signature } from "../audio/types.ts";
 import { xorshift32 } from "./support/rng.ts";
 import { rawFormat } from "./support/formats.ts";
+import { SPEECH_CRITERIA } from "./support/speech_signatures.ts";
 
 const S = 1_000_000_000n;
 const T0 = 1_763_900_000_000_000_000n;
@@ -203,14 +204,7 @@ function signaturesOf(audio: Float32Array, codec: "mulaw" | "alaw", lead: number
     pod: "p",
     stream: "s",
     format: rawFormat({ codec }),
-    criteria: {
-      vad_mode: "energy",
-      vad_aggressiveness: 2,
-      energy_threshold: 0.3,
-      min_duration_ms: 200,
-      min_silence_ms: 300,
-      reanchor_ms: 1000,
-    },
+    criteria: SPEECH_CRITERIA,
   });
   const out: Signature[] = [];
   for (let k = 0; k * 160 < bytes.length; k++) {

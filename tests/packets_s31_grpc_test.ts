@@ -15,7 +15,7 @@ import { GrpcDirection, H2_PREFACE } from "../packets/grpc.ts";
 import { type AppMessage, type FlowDirection, SkipCounter } from "../packets/types.ts";
 import { startTcpdump } from "./support/tcp_capture.ts";
 import { gatedTest } from "./support/tools.ts";
-import { ROOT, runMain } from "./support/sensor_process.ts";
+import { analyzeCaptures, ROOT, runMain } from "./support/sensor_process.ts";
 import { bytesField } from "./support/protobuf_build.ts";
 
 const te = new TextEncoder();
@@ -201,20 +201,14 @@ measurements:
         audio: { envelope: protobuf, path: "2", encoding: binary, codec: mulaw, sample_rate: 8000 }
 `,
     );
-    const out = join(dir, "records.jsonl");
-    const r = await runMain(["analyze", "--config", config, "--out", out, "--format", "json", pcap]);
-    equal(r.code, 0, r.stderr);
-    const recs = (await Deno.readTextFile(out)).trim().split("\n").map((l) => JSON.parse(l));
-    const sigs = recs.filter((x) => x.kind === "signature");
-    const matches = recs.filter((x) => x.kind === "match");
+    const { signatures: sigs, matches, summary } = await analyzeCaptures(config, [pcap]);
     ok(sigs.length >= 5, `${sigs.length} signatures`);
     ok(matches.length >= sigs.length - 1, `${matches.length} matches of ${sigs.length}`);
     // The source is the client's stream, the stage the server's: one HTTP/2 stream each way.
-    ok(sigs.every((s) => / #1$/.test(s.stream)), sigs[0]?.stream);
+    ok(sigs.every((s) => / #1$/.test(s.stream)), String(sigs[0]?.stream));
     for (const m of matches) ok(m.latency_s > 0.31 && m.latency_s < 0.45, `latency ${m.latency_s} s`);
     // The config message is no audio (handed back too): counted, the only decode errors.
-    const errors = JSON.parse(r.stdout).decode_errors as { stream: string; reason: string; count: number }[];
-    deepEqual(errors.map((e) => [e.stream, e.reason, e.count]).sort(), [
+    deepEqual(summary!.decode_errors.map((e) => [e.stream, e.reason, e.count]).sort(), [
       ["handed_back", "missing_path", 1],
       ["source", "missing_path", 1],
     ]);

@@ -12,7 +12,7 @@ import { PacketSource } from "../packets/packet_source.ts";
 import { rtpTap } from "./support/packet_build.ts";
 import { startTcpdump } from "./support/tcp_capture.ts";
 import { gatedTest } from "./support/tools.ts";
-import { ROOT, runMain } from "./support/sensor_process.ts";
+import { analyzeCaptures, ROOT } from "./support/sensor_process.ts";
 import { loadConfig } from "../config/load.ts";
 
 const test = await gatedTest(import.meta.url, ["root", "tcpdump"]);
@@ -124,12 +124,7 @@ measurements:
         audio: { envelope: raw, encoding: binary, codec: mulaw, sample_rate: 8000 }
 `,
     );
-    const out = join(dir, "records.jsonl");
-    const r = await runMain(["analyze", "--config", config, "--out", out, pcap]);
-    equal(r.code, 0, r.stderr);
-    const recs = (await Deno.readTextFile(out)).trim().split("\n").map((l) => JSON.parse(l));
-    const sigs = recs.filter((x) => x.kind === "signature");
-    const matches = recs.filter((x) => x.kind === "match");
+    const { signatures: sigs, matches } = await analyzeCaptures(config, [pcap]);
     ok(sigs.length >= 5, `${sigs.length} signatures`);
     ok(matches.length >= sigs.length - 1, `${matches.length} matches of ${sigs.length}`);
     // HELD chunks of 40 ms, each answer sent as the next request comes: 320 ms plus loopback and scheduling.

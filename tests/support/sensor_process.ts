@@ -97,6 +97,8 @@ export function parseRecords(text: string): AnyRecord[] {
 export interface Analyzed {
   signatures: SignatureRecord[];
   matches: MatchRecord[];
+  /** analyze's JSON summary (`--format json`), where it ran. */
+  summary?: { decode_errors: { measurement: string; stream: string; reason: string; count: number }[] };
 }
 
 /** Runs `analyze --format json --out FILE` on `captures` and returns its records. */
@@ -109,6 +111,7 @@ export async function analyzeCaptures(config: string, captures: readonly string[
     return {
       signatures: recs.filter((x): x is SignatureRecord => x.kind === "signature"),
       matches: recs.filter((x): x is MatchRecord => x.kind === "match"),
+      summary: JSON.parse(r.stdout),
     };
   } finally {
     await Deno.remove(out).catch(() => {});

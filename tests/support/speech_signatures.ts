@@ -5,9 +5,18 @@
  */
 
 import { type MessageIn, SourcePipeline, type TargetPipeline } from "../../audio/pipeline.ts";
-import type { AudioFormat, Match, Signature } from "../../audio/types.ts";
+import type { AudioCriteria, AudioFormat, Match, Signature } from "../../audio/types.ts";
 import { rawFormat } from "./formats.ts";
 
+/** Onset criteria for short speech fixtures: an onset every second of speech (reanchor 1 s). */
+export const SPEECH_CRITERIA: AudioCriteria = {
+  vad_mode: "energy",
+  vad_aggressiveness: 2,
+  energy_threshold: 0.3,
+  min_duration_ms: 200,
+  min_silence_ms: 300,
+  reanchor_ms: 1000,
+};
 /** Capture time of the fixture's first sample, ns. */
 export const T0 = 1_763_900_000_000_000_000n;
 
@@ -43,14 +52,7 @@ export function speechSignatures(): Signature[] {
     pod: "p/a",
     stream: "s",
     format: FORMAT,
-    criteria: {
-      vad_mode: "energy",
-      vad_aggressiveness: 2,
-      energy_threshold: 0.3,
-      min_duration_ms: 200,
-      min_silence_ms: 300,
-      reanchor_ms: 1000,
-    },
+    criteria: SPEECH_CRITERIA,
   });
   const sigs: Signature[] = [];
   for (const m of messages(speech, T0, 1)) sigs.push(...sp.push(m));
