@@ -8,38 +8,25 @@
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { join } from "node:path";
-import { ROOT, runMain } from "./support/sensor_process.ts";
+import { analyzeCaptures, ROOT } from "./support/sensor_process.ts";
 import { loadConfig } from "../config/load.ts";
 import { MAX_PAYLOAD_LEAD_NS, payloadTime, type TapRule } from "../actors/tap_message.ts";
 import type { Row } from "../pixie/row.ts";
 import { answeredLater } from "./support/answered_later.ts";
+import { rawFormat } from "./support/formats.ts";
 import { encodeCaptureHeader, encodeCaptureLine, readCapture } from "../pixie/capture.ts";
 
-/** The matches of `analyze --out` on `files`, by stage and signature, with their latency. */
-async function matches(files: string[], dir: string): Promise<Map<string, number>> {
-  const out = join(dir, `r${Math.random()}.jsonl`);
-  const r = await runMain([
-    "analyze",
-    "--config",
-    join(ROOT, "fixtures/demo/config.yaml"),
-    "--out",
-    out,
-    ...files,
-  ]);
-  equal(r.code, 0, r.stderr);
-  const recs = (await Deno.readTextFile(out)).trim().split("\n").map((l) => JSON.parse(l));
-  return new Map(
-    recs.filter((x) => x.kind === "match").map((
-      m,
-    ) => [`${m.stage} ${m.signature_id}`, m.latency_s as number]),
-  );
+/** The matches of `analyze` on `files`, by stage and signature, with their latency. */
+async function matches(files: string[]): Promise<Map<string, number>> {
+  const { matches } = await analyzeCaptures(join(ROOT, "fixtures/demo/config.yaml"), files);
+  return new Map(matches.map((m) => [`${m.stage} ${m.signature_id}`, m.latency_s]));
 }
 
 Deno.test("s31 http_events: rows with the response's time_ and latency measure the requests' latencies", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const demo = ["node-a", "node-b", "node-c"].map((n) => join(ROOT, `fixtures/demo/${n}.jsonl`));
-    const want = await matches(demo, dir);
+    const want = await matches(demo);
     ok(want.size >= 50, `${want.size} matches`);
     const answered: string[] = [];
     for (const [i, f] of demo.entries()) {
@@ -49,7 +36,7 @@ Deno.test("s31 http_events: rows with the response's time_ and latency measure t
       await Deno.writeTextFile(to, [encodeCaptureHeader(cap.node!), ...lines].join("\n") + "\n");
       answered.push(to);
     }
-    const got = await matches(answered, dir);
+    const got = await matches(answered);
     deepEqual([...got.keys()].sort(), [...want.keys()].sort());
     for (const [k, l] of got) {
       ok(Math.abs(l - want.get(k)!) < 1e-9, `${k}: ${l} s, from the requests ${want.get(k)} s`);
@@ -61,16 +48,7 @@ Deno.test("s31 http_events: rows with the response's time_ and latency measure t
 
 const rule = (latency?: string): TapRule => ({
   columns: { time: "time_", pod: "pod", payload: "req_body", ...(latency ? { latency } : {}) },
-  audio: {
-    envelope: "raw",
-    path: "",
-    encoding: "binary",
-    codec: "mulaw",
-    sample_rate: 8000,
-    channels: 1,
-    channel: 0,
-    skip_bytes: 0,
-  },
+  audio: rawFormat(),
   stream_key: ["pod"],
 });
 const row = (latency: unknown): Row => ({
