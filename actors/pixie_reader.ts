@@ -49,7 +49,7 @@ export interface RowSource {
   /** Skips ahead to a `time_` (ns): rows before it not yet read are never read (see late_rows.ts). */
   skipTo?(timeNs: bigint): void;
   /**
-   * The fraction (0..1) of the last second or so the source found its input waiting to be read (pixie/input_meter.ts):
+   * The fraction (0..1) of the last second or so the source found its input waiting to be read (util/input_meter.ts):
    * near 1 when reading is behind its peer, low when the source waits for input.
    */
   inputBusy?(): number;

@@ -9,6 +9,10 @@
  * behind its input while its actors idle, starved of rows, and looked to late_rows.ts like one with time to
  * spare: it never shed a row while its lag grew without bound (bench/live_load.ts --calls 1000 --pod: 62 s of
  * lag in 60 s, 0 rows shed, RSS +175 MB/min).
+ *
+ * Deno 2.9 reads `/proc/thread-self` only with `--allow-all`, which the run task does not grant: in a sensor this
+ * meter is NaN. The sources measure their own input instead (util/input_meter.ts: Pixie's query stream, the
+ * live packet capture); this is the fallback of a source that cannot tell.
  * @module
  */
 

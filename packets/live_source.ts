@@ -13,6 +13,7 @@
  * abort stops it at once, handing on nothing more.
  * @module
  */
+import { InputMeter } from "../util/input_meter.ts";
 import type { Row } from "../pixie/row.ts";
 import {
   CaptureStartError,
@@ -67,12 +68,23 @@ export const DRAIN_MS = 3_000;
 /** Reads this node's packets and emits rows for the packet taps. */
 export class LivePacketSource {
   readonly #opts: LivePacketSourceOptions;
+  /**
+   * How much of the time the reading found tcpdump's packets waiting for it: the late-row rules' saturation of a
+   * sensor that reads packets (its parsing runs outside the actors, and the thread's own demand cannot be read
+   * under the run task's permissions: actors/thread_demand.ts).
+   */
+  readonly #meter = new InputMeter();
   /** The current capture's source (for tests and `check`); replaced on every (re)start. */
   source: PacketSource | undefined;
 
   /** Creates the source; {@link run} starts capturing. */
   constructor(opts: LivePacketSourceOptions) {
     this.#opts = opts;
+  }
+
+  /** The fraction (0..1) of the last second or so the capture's packets were waiting to be read (input_meter.ts). */
+  inputBusy(): number {
+    return this.#meter.busyFraction();
   }
 
   /** Pod metadata changed: decide again which taps each stream belongs to. */
@@ -149,8 +161,17 @@ export class LivePacketSource {
     signal.addEventListener("abort", stop, { once: true });
     if (signal.aborted) stop();
     const reader = new PcapReader(cap.pcap);
+    const frames = reader[Symbol.asyncIterator]();
+    const meter = this.#meter;
     try {
-      for await (const frame of reader) {
+      for (;;) {
+        // Waiting for the next frame is the reader's idle time; parsing it and handing its rows on (the reader's
+        // mailbox full is the sensor behind too) its work.
+        meter.waiting();
+        const next = await frames.next();
+        meter.working();
+        if (next.done) break;
+        const frame = next.value;
         lastFrameNs = frame.timeNs;
         busy = true;
         await send(src.push(frame));
@@ -158,6 +179,7 @@ export class LivePacketSource {
         lastFrameWall = performance.now();
         if (signal.aborted && drain === undefined) break;
       }
+      meter.waiting();
       await chain;
       if (drain !== undefined) {
         // The capture's end as far as this sensor goes: what the reorder windows and reassembly hold is complete.
@@ -191,6 +213,9 @@ export class LivePacketSource {
     } finally {
       clearInterval(timer);
       signal.removeEventListener("abort", stop);
+      meter.waiting();
+      // As a for-await loop left early would: the reader lets go of the pcap stream.
+      await frames.return?.(undefined).catch(() => {});
       report();
       await cap.close();
       log.info("live capture stopped", { frames: src.stats.frames, rows: src.stats.rows });

@@ -28,7 +28,7 @@ import {
 } from "./stream.ts";
 import type { ComposedQueryInput } from "./pxl.ts";
 import type { Row } from "./row.ts";
-import { InputMeter } from "./input_meter.ts";
+import { InputMeter } from "../util/input_meter.ts";
 
 const log = logger("pixie");
 

@@ -45,7 +45,7 @@ import {
   composeScript,
   inlineStartTime,
 } from "./pxl.ts";
-import type { InputMeter } from "./input_meter.ts";
+import type { InputMeter } from "../util/input_meter.ts";
 import { QuietTimer } from "../util/quiet_timer.ts";
 
 const log = logger("pixie");

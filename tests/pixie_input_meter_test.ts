@@ -1,6 +1,6 @@
-/** pixie/input_meter.ts: the share of recent time a stream's reader found input waiting, on a synthetic clock. */
+/** util/input_meter.ts: the share of recent time a stream's reader found input waiting, on a synthetic clock. */
 import { equal, ok } from "node:assert/strict";
-import { InputMeter } from "../pixie/input_meter.ts";
+import { InputMeter } from "../util/input_meter.ts";
 
 Deno.test("input meter: near 1 while responses are always waiting, low once the reader waits for them", () => {
   let now = 0;

@@ -9,6 +9,9 @@
  * its peer are both starved; the sensor, runnable most of the time, looked saturated while it waited for a feeder
  * that was itself minutes behind, and it shed nearly every row without catching up with anything
  * (bench/live_load.ts --calls 1000 --pod at load 7-12: 11 matches in 143 s where not shedding found 553).
+ *
+ * Pixie's query stream (pixie/stream.ts) and the live packet capture's pcap stream from tcpdump
+ * (packets/live_source.ts) each keep one.
  * @module
  */
 
