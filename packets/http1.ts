@@ -75,6 +75,26 @@ export function decodeContent(
   }
 }
 
+/**
+ * A form body as Pixie's Stirling hands it on (HTTPUrlDecode): `+` is a space, `%XX` with two hex digits its byte,
+ * anything else as it is.
+ */
+export function formUrlDecode(body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(body.length);
+  let o = 0;
+  const hex = (c: number) =>
+    c >= 48 && c <= 57 ? c - 48 : c >= 65 && c <= 70 ? c - 55 : c >= 97 && c <= 102 ? c - 87 : -1;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (c === 43) out[o++] = 32;
+    else if (c === 37 && i + 2 < body.length && hex(body[i + 1]!) >= 0 && hex(body[i + 2]!) >= 0) {
+      out[o++] = (hex(body[i + 1]!) << 4) | hex(body[i + 2]!);
+      i += 2;
+    } else out[o++] = c;
+  }
+  return out.subarray(0, o);
+}
+
 /** `deflate` is zlib-wrapped (RFC 9110 8.4.1.2), but some servers send the raw stream: either is taken. */
 function inflateDeflate(body: Uint8Array, opts: { maxOutputLength: number }): Uint8Array {
   try {
@@ -538,10 +558,15 @@ export class Http1Direction implements TcpStreamSink {
       this.skips.add("http_response");
       return;
     }
-    const payload = decodeContent(this.parts.take(), head.headers.get("content-encoding"), this.max);
+    let payload = decodeContent(this.parts.take(), head.headers.get("content-encoding"), this.max);
     if (payload === undefined) {
       this.skips.add("http_encoding_error");
       return;
+    }
+    // Stirling URL-decodes exactly this content type's request bodies (stitcher.cc PreProcessReqMessage): a base64
+    // field in a form reads the same from packets as from Pixie.
+    if (head.kind === "request" && head.headers.get("content-type") === "application/x-www-form-urlencoded") {
+      payload = formUrlDecode(payload);
     }
     const meta: Record<string, string> = head.kind === "request"
       ? { method: head.method, path: head.path }

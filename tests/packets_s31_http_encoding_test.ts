@@ -7,7 +7,7 @@
  */
 import { deepEqual, equal } from "node:assert/strict";
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from "node:zlib";
-import { decodeContent, Http1Direction } from "../packets/http1.ts";
+import { decodeContent, formUrlDecode, Http1Direction } from "../packets/http1.ts";
 import { type AppMessage, type FlowDirection, SkipCounter } from "../packets/types.ts";
 
 const te = new TextEncoder(), td = new TextDecoder();
@@ -83,4 +83,29 @@ Deno.test("s31 HTTP encoding: a gzip JSON response and request are handed on dec
   );
   r.close(6n);
   deepEqual(req.map((m) => td.decode(m.payload)), [td.decode(BODY)]);
+});
+
+Deno.test("s31 HTTP form bodies: URL-decoded as Pixie's Stirling does for that exact content type", () => {
+  const td2 = new TextDecoder();
+  deepEqual(td2.decode(formUrlDecode(te.encode("a=b%2Bc%2F%3D%3d&x=y+z%zz%4"))), "a=b+c/==&x=y z%zz%4");
+  const out: AppMessage[] = [];
+  const flow: FlowDirection = {
+    transport: "tcp",
+    src: "10.0.0.1",
+    srcPort: 5000,
+    dst: "10.0.0.2",
+    dstPort: 80,
+  };
+  const d = new Http1Direction(flow, "s", false, (m) => out.push(m), new SkipCounter());
+  const post = (type: string, body: string) =>
+    d.data(
+      te.encode(`POST /u HTTP/1.1\r\nContent-Type: ${type}\r\nContent-Length: ${body.length}\r\n\r\n${body}`),
+      1n,
+    );
+  post("application/x-www-form-urlencoded", "audio=AAB%2B%2F%3D%3D&call=c+1");
+  // Pixie compares the whole value: with a charset the body is left as sent.
+  post("application/x-www-form-urlencoded; charset=utf-8", "audio=AAB%2B");
+  post("application/json", '{"a":"%2B"}');
+  d.close(2n);
+  deepEqual(out.map((m) => td.decode(m.payload)), ["audio=AAB+/==&call=c 1", "audio=AAB%2B", '{"a":"%2B"}']);
 });
