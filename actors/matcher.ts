@@ -128,6 +128,7 @@ export function matcher(deps: MatcherDeps): ActorFactory<MatcherMsg> {
       holdNs: () => searchBeforeNs() + arrival.allowanceNs(lookbackNs),
       keepNs: lookbackNs,
       onRepeat: (m, outcome) => counters.matchesRepeated?.(m.measurement, m.stage, outcome),
+      aheadNs: () => aheadNs,
     });
     /** Event time of the repeat guard: the target rows' clock, or the quiet ticks' while no rows come. */
     let guardNs = 0n;

@@ -5,6 +5,7 @@
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import {
+  REPEAT_CAUSAL_SLACK_NS,
   REPEAT_MAX_BER,
   REPEAT_MIN_LATENCY_GAP_NS,
   REPEAT_SHIFT_SLACK,
@@ -93,6 +94,49 @@ Deno.test("repeats: of two matches of the same target audio, the nearer source i
     deepEqual(ids(g.advance(T0 + 60n * S)), ["B"], `offered ${order}`);
     deepEqual(repeats, [["A", "dropped"]]);
   }
+});
+
+Deno.test("repeats: a later repeat found before its source instant is no cause: the earlier one is kept, in either order", () => {
+  // Calls A at 0 s and B at 1.5 s replay one file; A's target audio at 0.1 s is within B's search before its
+  // instant (2 s by default), so B's signature matches it too, at -1.4 s.
+  const twin = print(11);
+  for (const order of [["A", "B"], ["B", "A"]]) {
+    const { g, repeats } = guard();
+    for (const who of order) {
+      offer(
+        g,
+        who === "A"
+          ? match("A", "callA", T0, T0 + 100_000_000n)
+          : match("B", "callB", T0 + 1_500_000_000n, T0 + 100_000_000n),
+        twin,
+      );
+    }
+    deepEqual(ids(g.flush()), ["A"], `offered ${order}`);
+    deepEqual(repeats, [["B", "dropped"]]);
+  }
+  // Within the clocks' tolerance a latency below 0 is a cause, and the smaller one wins.
+  const { g } = guard();
+  const near = -REPEAT_CAUSAL_SLACK_NS;
+  offer(g, match("A", "callA", T0, T0 + 1n * S), twin);
+  offer(g, match("B", "callB", T0 + 1n * S - near, T0 + 1n * S), twin);
+  deepEqual(ids(g.flush()), ["B"]);
+  // With other nodes' clocks measured 2 s ahead, -1.4 s may be a cause too.
+  const repeats: string[] = [];
+  const skewed = new RepeatGuard({
+    holdNs: () => 5n * S,
+    keepNs: 30n * S,
+    aheadNs: () => 2n * S,
+    onRepeat: (m) => repeats.push(m.signatureId),
+  });
+  offer(skewed, match("A", "callA", T0, T0 + 100_000_000n), twin);
+  offer(skewed, match("B", "callB", T0 + 1_500_000_000n, T0 + 100_000_000n), twin);
+  deepEqual(ids(skewed.flush()), ["B"]);
+  deepEqual(repeats, ["A"]);
+  // Of two below the tolerance, the one less far below it.
+  const h = guard();
+  offer(h.g, match("C", "callC", T0 + 3n * S, T0 + 100_000_000n), twin);
+  offer(h.g, match("B", "callB", T0 + 1_500_000_000n, T0 + 100_000_000n), twin);
+  deepEqual(ids(h.g.flush()), ["B"]);
 });
 
 Deno.test("repeats: matches are held until event time passes their target instant by the hold, then released in order", () => {

@@ -59,3 +59,39 @@ Deno.test("analyze: a recording replayed in later calls is matched once per sign
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("analyze: calls replaying one recording 1.5 s apart keep each relay match in its own call (a later repeat is no cause)", async () => {
+  // The later call's signatures also match the earlier call's relay audio at -1.4 s, within the search before
+  // their instants: before, the guard kept those (the smaller latency) and dropped the earlier call's own matches.
+  const dir = await Deno.makeTempDir();
+  try {
+    const files: string[] = [];
+    for (const n of ["node-a", "node-b", "node-c"]) {
+      const f = join(dir, `${n}.jsonl`);
+      const text = await Deno.readTextFile(join(ROOT, `fixtures/demo/${n}.jsonl`));
+      await Deno.writeTextFile(f, replayedLater(text, 1_500_000_000n));
+      files.push(f);
+    }
+    const out = join(dir, "records.jsonl");
+    const r = await runMain([
+      "analyze",
+      "--config",
+      join(ROOT, "fixtures/demo/config.yaml"),
+      "--out",
+      out,
+      "--format",
+      "json",
+      ...files,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const recs = (await Deno.readTextFile(out)).trim().split("\n").map((l) => JSON.parse(l));
+    const relay = recs.filter((x) => x.kind === "match" && x.stage === "relay");
+    assert.equal(relay.length, 60, "one relay match per signature");
+    for (const m of relay) {
+      assert.equal(isCopyStream(m.target.stream), isCopyStream(m.source.stream), JSON.stringify(m.target));
+      assert.ok(m.latency_s > 0, `relay latency ${m.latency_s} s`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -5,7 +5,10 @@
  * after another showed the relay's p90 at 40 s. A target instant was made from one source instant, and under
  * causality the nearest earlier one is the one that made it: of two matches in one target stream that cover the
  * same target audio, whose signatures are the same sound, and whose latencies differ by more than any pipeline's
- * delay changes over a signature's span, the one with the larger latency is a repeat and is dropped.
+ * delay changes over a signature's span, the one with the larger latency is a repeat and is dropped. A latency below
+ * the clocks' tolerance (a source instant after the target instant: a later repeat found within the search before
+ * the source) is no cause at all, and loses to any that is: calls replaying one file 1.5 s apart had every target
+ * instant of the earlier call credited to the later call's signatures, at -1.4 s.
  *
  * The nearer twin can be found after the farther one: its signature is made a span after its instant, later
  * still when it comes from another node, while the farther one was waiting in the registry when the target audio
@@ -44,6 +47,12 @@ export const REPEAT_MIN_LATENCY_GAP_NS = 1_000_000_000n;
 export const REPEAT_MAX_BER = 0.3;
 /** Frames either side of the shift the matches' target times put between two signatures that are tried. */
 export const REPEAT_SHIFT_SLACK = 2;
+/**
+ * How far below 0 a latency may be and still be a cause (ns), beyond the skew the nodes measure: clocks kept by NTP
+ * disagree by milliseconds, and a later repeat at least {@link REPEAT_MIN_LATENCY_GAP_NS} after a nearby cause
+ * falls below it.
+ */
+export const REPEAT_CAUSAL_SLACK_NS = 500_000_000n;
 
 const HOP_NS = BigInt(Math.round((FP_PARAMS.hop / FP_PARAMS.sampleRate) * 1e9));
 
@@ -90,6 +99,11 @@ export interface RepeatGuardOptions {
   keepNs: bigint;
   /** Each match dropped as a repeat, or released before its nearer twin came. */
   onRepeat?: (match: Match, outcome: RepeatOutcome) => void;
+  /**
+   * How far other nodes' clocks are measured ahead, ns (a latency that far below 0 may still be a cause, see
+   * {@link REPEAT_CAUSAL_SLACK_NS}); absent: 0.
+   */
+  aheadNs?: () => bigint;
 }
 
 interface Entry {
@@ -150,7 +164,7 @@ export class RepeatGuard {
       const gap = e.latencyNs - latencyNs;
       if (gap < REPEAT_MIN_LATENCY_GAP_NS && -gap < REPEAT_MIN_LATENCY_GAP_NS) continue;
       if (!sameSound(print, e.print, delta)) continue;
-      if (gap < 0n) {
+      if (this.#nearer(e.latencyNs, latencyNs)) {
         // The one found before is nearer: this is the repeat.
         this.#o.onRepeat?.(match, "dropped");
         return;
@@ -215,6 +229,17 @@ export class RepeatGuard {
       e.match = undefined;
     }
     return out;
+  }
+
+  /**
+   * Whether latency `a` is the nearer earlier source instant than `b`: a cause (at least the clocks' tolerance
+   * below 0) before one that is not, then the smaller cause, or the one less far below the tolerance.
+   */
+  #nearer(a: bigint, b: bigint): boolean {
+    const floor = -(REPEAT_CAUSAL_SLACK_NS + (this.#o.aheadNs?.() ?? 0n));
+    const aCause = a >= floor, bCause = b >= floor;
+    if (aCause !== bCause) return aCause;
+    return aCause ? a < b : a > b;
   }
 
   /** Forgets released entries older than the keep, and target streams with none left (once a keep). */
