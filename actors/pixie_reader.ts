@@ -309,6 +309,12 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
         back ? { kind: "tick", nowNs: lastTick, back } : { kind: "tick", nowNs: lastTick },
       );
       await flushCounts();
+      // Live: the Matcher takes only target rows, and no quiet tick comes while other rows move event time (a
+      // source that keeps talking after its node's target streams stopped): its held matches (the repeat guard)
+      // and idle streams would wait for the next target row. Told as a quiet tick tells it, with the same lag.
+      if (deps.quietTickMs !== undefined && !back && lastTick - QUIET_MATCHER_LAG_NS > 0n) {
+        await deps.matcher.tell({ kind: "time", nowNs: lastTick - QUIET_MATCHER_LAG_NS });
+      }
     };
     /**
      * Quiet ticks (live nodes, {@link ReaderDeps.quietTickMs}): `quietBaseNs` is the event clock when a quiet tick
