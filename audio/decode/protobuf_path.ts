@@ -2,8 +2,9 @@
  * The `protobuf` envelope: audio in a length-delimited field of a Protocol Buffers message (a gRPC streaming
  * recognizer's `audio_content`, a message on NATS or a WebSocket), named by field numbers: `2` is field 2 of the
  * message, `1.3` field 3 of the message in field 1. The wire format is read directly (no schema): varints,
- * 64- and 32-bit fixed fields and groups are stepped over, and the first occurrence of each field on the path is
- * taken (the one a oneof's sender writes). Bounded by the message: a length past its end is malformed, never read.
+ * 64- and 32-bit fixed fields and groups (with the fields inside them) are stepped over, and the first occurrence
+ * of each field on the path is taken (the one a oneof's sender writes). Bounded by the message: a length past its
+ * end is malformed, never read.
  * @module
  */
 
@@ -48,16 +49,23 @@ function varint(b: Uint8Array, at: number, end: number): [number, number] | unde
   return undefined;
 }
 
+/** Groups nested deeper than this make a message malformed (protobuf's own parsers stop at 100 too). */
+const MAX_GROUP_DEPTH = 100;
+
 /**
- * The first field `field` of wire type 2 (length-delimited) in the message `b[from, end)`: its bytes' start and
- * end; "missing_path" when the message has none, "bad_protobuf" when it is not a well-formed message.
+ * Walks the fields of the message `b[from, end)`, calling `bytes` for each length-delimited field of the message
+ * itself (not those inside a group: a group's fields are its own, as a nested message's are) until it returns
+ * true. Varints and fixed fields are stepped over; a group's start and end tags must pair up. "found" when `bytes`
+ * returned true, "end" when the message ended, "bad_protobuf" when it is not a well-formed message.
  */
-function findField(
+function walkFields(
   b: Uint8Array,
   from: number,
   end: number,
-  field: number,
-): [number, number] | ProtobufPathError {
+  bytes: (field: number, start: number, end: number) => boolean,
+): "found" | "end" | "bad_protobuf" {
+  /** Field numbers of the groups open here, innermost last. */
+  const groups: number[] = [];
   let at = from;
   while (at < end) {
     const tag = varint(b, at, end);
@@ -81,20 +89,43 @@ function findField(
       case 2: {
         const len = varint(b, at, end);
         if (len === undefined || len[0] > end - len[1]) return "bad_protobuf";
-        if (number === field) return [len[1], len[1] + len[0]];
+        if (groups.length === 0 && bytes(number, len[1], len[1] + len[0])) return "found";
         at = len[1] + len[0];
         break;
       }
       case 3:
+        // A group (deprecated) has no length: its fields follow, up to the end tag of the same number.
+        if (groups.length >= MAX_GROUP_DEPTH) return "bad_protobuf";
+        groups.push(number);
+        break;
       case 4:
-        // Groups (deprecated): their start and end tags carry no length; stepping over their fields is enough.
+        if (groups.pop() !== number) return "bad_protobuf";
         break;
       default:
         return "bad_protobuf";
     }
     if (at > end) return "bad_protobuf";
   }
-  return "missing_path";
+  return groups.length === 0 ? "end" : "bad_protobuf";
+}
+
+/**
+ * The first field `field` of wire type 2 (length-delimited) in the message `b[from, end)`: its bytes' start and
+ * end; "missing_path" when the message has none, "bad_protobuf" when it is not a well-formed message.
+ */
+function findField(
+  b: Uint8Array,
+  from: number,
+  end: number,
+  field: number,
+): [number, number] | ProtobufPathError {
+  let found: [number, number] | undefined;
+  const r = walkFields(b, from, end, (number, start, stop) => {
+    if (number !== field) return false;
+    found = [start, stop];
+    return true;
+  });
+  return found ?? (r === "bad_protobuf" ? r : "missing_path");
 }
 
 /** The bytes at `path` in the message `b` (a view), or why not. `path` must be a valid path. */
@@ -127,26 +158,9 @@ export function protobufBytesFields(
   end = b.length,
 ): ProtobufBytesField[] | undefined {
   const out: ProtobufBytesField[] = [];
-  let at = from;
-  while (at < end) {
-    const tag = varint(b, at, end);
-    if (tag === undefined) return undefined;
-    at = tag[1];
-    const number = Math.floor(tag[0] / 8), wire = tag[0] % 8;
-    if (number === 0) return undefined;
-    if (wire === 0) {
-      const v = varint(b, at, end);
-      if (v === undefined) return undefined;
-      at = v[1];
-    } else if (wire === 1) at += 8;
-    else if (wire === 5) at += 4;
-    else if (wire === 2) {
-      const len = varint(b, at, end);
-      if (len === undefined || len[0] > end - len[1]) return undefined;
-      out.push({ field: number, start: len[1], end: len[1] + len[0] });
-      at = len[1] + len[0];
-    } else if (wire !== 3 && wire !== 4) return undefined;
-    if (at > end) return undefined;
-  }
-  return out;
+  const r = walkFields(b, from, end, (field, start, stop) => {
+    out.push({ field, start, end: stop });
+    return false;
+  });
+  return r === "bad_protobuf" ? undefined : out;
 }
