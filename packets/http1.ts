@@ -49,24 +49,39 @@ const STATUS_LINE = /^(HTTP\/1\.[01]) ([0-9]{3})(?: .*)?$/;
 
 /**
  * A body as sent before its Content-Encoding: gzip (what Pixie's Stirling inflates in http_events response bodies,
- * and most servers apply to JSON when the client accepts it), deflate or br; `identity` or none as it is. Undefined
- * when it does not decode, or would decode to more than `max` bytes (a small body may inflate a thousandfold).
- * An encoding not listed is handed on as it is (the audio envelope then fails on it, counted).
+ * and most servers apply to JSON when the client accepts it), deflate or br; `identity` or none as it is. A list
+ * (`gzip, br`: applied in that order, as repeated headers join too) is undone from its last coding on; `identity`
+ * in it is nothing to undo. Undefined when it does not decode, or would decode to more than `max` bytes (a small
+ * body may inflate a thousandfold). What an encoding not listed here covers is handed on as it is (the audio
+ * envelope then fails on it, counted).
  */
 export function decodeContent(
   body: Uint8Array,
   encoding: string | undefined,
   max: number,
 ): Uint8Array | undefined {
-  const e = encoding?.trim().toLowerCase();
-  if (e === undefined || e === "" || e === "identity") return body;
+  const codings = (encoding ?? "").split(",").map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== "" && c !== "identity");
+  let out = body;
+  for (let i = codings.length - 1; i >= 0; i--) {
+    const next = decodeOne(out, codings[i]!, max);
+    if (next === undefined) return undefined;
+    // A coding not known here: what it covers cannot be undone either.
+    if (next === out) break;
+    out = next;
+  }
+  return out;
+}
+
+/** One content coding undone: `body` itself for a coding not known here, undefined when it does not decode. */
+function decodeOne(body: Uint8Array, coding: string, max: number): Uint8Array | undefined {
   const opts = { maxOutputLength: max };
   try {
-    const out = e === "gzip" || e === "x-gzip"
+    const out = coding === "gzip" || coding === "x-gzip"
       ? gunzipSync(body, opts)
-      : e === "deflate"
+      : coding === "deflate"
       ? inflateDeflate(body, opts)
-      : e === "br"
+      : coding === "br"
       ? brotliDecompressSync(body, opts)
       : undefined;
     return out === undefined ? body : new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
