@@ -10,7 +10,8 @@
  * the messages themselves (the `protobuf` envelope). A message with the compressed flag is inflated as gzip, the
  * usual `grpc-encoding`, then deflate; one that is neither is counted `http_encoding_error`. After a gap the parser
  * resyncs on two consecutive plausible frame headers; the partial messages of every stream are dropped (which one
- * the lost bytes belonged to is unknown), counted `grpc_bad_message`; a message a RST_STREAM cut is `grpc_reset`.
+ * the lost bytes belonged to is unknown), counted `grpc_bad_message`, and each stream that goes on looks for its
+ * next message in its DATA (a frame may start inside one); a message a RST_STREAM cut is `grpc_reset`.
  * @module
  */
 
@@ -61,6 +62,13 @@ interface GrpcStream {
   /** Bytes of a message over the bound, skipped. */
   skip: number;
   readonly parts: MessageParts;
+  /**
+   * Whether its DATA is known to start at a message (the stream opened after framing was found); else its next
+   * DATA frame may start inside a message, and the first message boundary is looked for ({@link syncAt}).
+   */
+  synced: boolean;
+  /** Bytes of it were dropped while its first message was looked for (counted once). */
+  dropped: boolean;
 }
 
 /** Options of {@link GrpcDirection}. */
@@ -102,6 +110,32 @@ function plausibleHeader(v: Uint8Array, at: number, maxFrame: number): boolean {
   }
 }
 
+/** Whether `v[at..]` can start a gRPC message prefix of at most `max` bytes with a message of at least one byte. */
+function plausiblePrefix(v: Uint8Array, at: number, max: number): boolean {
+  if (at + 5 > v.length || v[at]! > 1) return false;
+  const need = ((v[at + 1]! << 24) | (v[at + 2]! << 16) | (v[at + 3]! << 8) | v[at + 4]!) >>> 0;
+  return need > 0 && need <= max;
+}
+
+/**
+ * Where the first message starts in `data`, a DATA frame of a stream whose framing was lost (a gap, a capture
+ * begun mid-connection): a prefix whose message ends exactly at the frame's end or is followed by another
+ * prefix; or at 0 one whose message goes on past the frame (a message written alone starts its frame). -1: none
+ * here. A sender that writes faster than the peer reads packs messages into frames regardless of their
+ * boundaries (grpc-js streaming a TTS answer: most frames start inside a message), so a frame's start alone is
+ * no message's start: read as one, the message's bytes claim a length that swallows the rest of the RPC.
+ */
+function syncAt(data: Uint8Array, max: number): number {
+  for (let at = 0; at + 5 <= data.length; at++) {
+    if (!plausiblePrefix(data, at, max)) continue;
+    const next = at + 5 +
+      (((data[at + 1]! << 24) | (data[at + 2]! << 16) | (data[at + 3]! << 8) | data[at + 4]!) >>> 0);
+    if (next === data.length || (next < data.length && plausiblePrefix(data, next, max))) return at;
+    if (at === 0 && next > data.length) return 0;
+  }
+  return -1;
+}
+
 /** One direction of a gRPC (h2c) connection. */
 export class GrpcDirection implements TcpStreamSink {
   readonly #q: ByteQueue;
@@ -110,6 +144,10 @@ export class GrpcDirection implements TcpStreamSink {
   readonly #streams = new Map<number, GrpcStream>();
   #mode: Mode;
   #role: "request" | "response" | "unknown" = "unknown";
+  /** Framing was lost at least once (or the capture began mid-connection): streams must find their messages. */
+  #lost: boolean;
+  /** Streams whose HEADERS came since framing was found: their DATA starts at a message (bounded as #streams). */
+  readonly #opened = new Set<number>();
 
   /**
    * @param flow direction these bytes travel
@@ -128,6 +166,7 @@ export class GrpcDirection implements TcpStreamSink {
     this.#budget = opts.budget ?? new ByteBudget();
     this.#q = new ByteQueue(this.#budget, Math.min(MAX_FRAME, this.#max) + 64);
     this.#mode = midstream ? Mode.Resync : Mode.Start;
+    this.#lost = midstream;
   }
 
   /** @inheritdoc */
@@ -164,13 +203,21 @@ export class GrpcDirection implements TcpStreamSink {
     this.#mode = Mode.Closed;
   }
 
-  /** Framing lost: every stream's message in progress is dropped (counted), and the next frame is looked for. */
+  /**
+   * Framing lost: every stream's message in progress is dropped (counted), each stream looks for its next message,
+   * and the next frame is looked for.
+   */
   #lose(): void {
     for (const s of this.#streams.values()) {
-      if (s.prefixFill > 0 || s.parts.bytes > 0) this.skips.add("grpc_bad_message");
+      s.dropped = s.prefixFill > 0 || s.parts.bytes > 0 || s.skip > 0;
+      if (s.dropped) this.skips.add("grpc_bad_message");
       s.parts.reset();
+      s.prefixFill = 0;
+      s.skip = 0;
+      s.synced = false;
     }
-    this.#streams.clear();
+    this.#opened.clear();
+    this.#lost = true;
     this.#mode = Mode.Resync;
   }
 
@@ -206,6 +253,10 @@ export class GrpcDirection implements TcpStreamSink {
           data = pad + 1 <= payload.length ? payload.subarray(1, payload.length - pad) : new Uint8Array(0);
         }
         this.#feed(id, data, t);
+      } else if (type === FrameType.Headers && this.#lost && !this.#streams.has(id)) {
+        // A stream's first HEADERS: its DATA, if any, starts at a message (trailers end it just below).
+        if (this.#opened.size >= MAX_OPEN_STREAMS) this.#opened.delete(this.#opened.values().next().value!);
+        this.#opened.add(id);
       }
       if (
         type === FrameType.RstStream ||
@@ -260,8 +311,22 @@ export class GrpcDirection implements TcpStreamSink {
           need: 0,
           skip: 0,
           parts: new MessageParts(this.#budget),
+          synced: !this.#lost || this.#opened.delete(id),
+          dropped: false,
         };
         this.#streams.set(id, s);
+      }
+      if (!s.synced) {
+        // Framing was lost inside this stream's messages: what comes before the first message found is a lost
+        // message's rest (counted at the loss when it had begun, else once here).
+        const from = syncAt(data.subarray(at), this.#max);
+        if (from !== 0 && !s.dropped) {
+          s.dropped = true;
+          this.skips.add("grpc_bad_message");
+        }
+        if (from < 0) return;
+        at += from;
+        s.synced = true;
       }
       if (s.skip > 0) {
         const n = Math.min(s.skip, data.length - at);
@@ -327,6 +392,7 @@ export class GrpcDirection implements TcpStreamSink {
 
   /** The stream ended (END_STREAM) or was reset: a message it cut short is lost (`grpc_reset` when reset). */
   #end(id: number, reset: boolean): void {
+    this.#opened.delete(id);
     const s = this.#streams.get(id);
     if (s === undefined) return;
     if (s.prefixFill > 0 || s.parts.bytes > 0 || s.skip > 0) {
