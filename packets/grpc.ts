@@ -380,6 +380,8 @@ export class GrpcDirection implements TcpStreamSink {
       this.skips.add("http_encoding_error");
       return;
     }
+    // An empty message carries nothing, compressed or not.
+    if (payload.length === 0) return;
     this.emit({
       protocol: "grpc",
       timeNs: t,

@@ -184,7 +184,7 @@ export type SkipReason =
   | "grpc_bad_message"
   /** A gRPC message a RST_STREAM cut short (the RPC was cancelled). */
   | "grpc_reset"
-  /** A gRPC response message on a tap that takes requests (or the other way round). */
+  /** A gRPC response message where the taps of its port take requests only (the default `http_bodies`). */
   | "grpc_response"
   /** NATS PING/PONG/INFO/CONNECT/SUB/UNSUB/+OK/-ERR. */
   | "nats_control"
