@@ -7,54 +7,17 @@ import { ok } from "node:assert/strict";
 import { ActorSystem } from "../actors/runtime.ts";
 import { VirtualClock } from "../actors/clock.ts";
 import type { ExporterMsg, MatcherMsg } from "../actors/messages.ts";
-import { detector } from "../actors/detector.ts";
 import { matcher } from "../actors/matcher.ts";
-import type { Bus } from "../bus/bus.ts";
 import { initAudioEngine } from "../audio/pipeline.ts";
 import type { Signature } from "../audio/types.ts";
 import { ARRIVAL_FLOOR_NS } from "../audio/match/arrival_delay.ts";
 import { setLogSink } from "../util/log.ts";
+import { e2eSignatures } from "./support/e2e_signatures.ts";
 import { e2eConfig, e2eRows, recorder, sec, settleAll } from "./support/actor_fixtures.ts";
 
 setLogSink(() => {});
 
 const OPTS = { capacity: 100_000, overflow: "backpressure" } as const;
-
-/** node-a's signatures, as its Detector publishes them. */
-async function signatures(): Promise<Signature[]> {
-  const config = await e2eConfig();
-  const system = new ActorSystem({ clock: new VirtualClock() });
-  const out: Signature[] = [];
-  const done = Promise.resolve();
-  const bus: Bus = {
-    publishSignature: (sig) => {
-      out.push(sig);
-      return done;
-    },
-    publishMatch: () => done,
-    subscribeSignatures: () => Promise.resolve({ unsubscribe: () => done }),
-    flush: () => done,
-    close: () => done,
-  };
-  const d = system.spawn(
-    "detector",
-    detector({
-      measurement: config.measurements[0]!,
-      node: "node-a",
-      bus,
-      matcher: system.spawn("m", recorder<MatcherMsg>([]), OPTS),
-      exporter: system.spawn("e", recorder<ExporterMsg>([]), OPTS),
-      idleNs: sec(60),
-      tickNs: sec(1),
-      clockWindowNs: sec(30),
-    }),
-    OPTS,
-  );
-  await d.tell({ kind: "rows", rows: await e2eRows("node-a") });
-  await d.ask((reply) => ({ kind: "finish", reply }), 60_000);
-  await system.shutdown({ deadlineMs: 1000 });
-  return out;
-}
 
 /** A Matcher of node-b on the virtual clock with every signature active; what it reports. */
 async function startMatcher(sigs: Signature[]) {
@@ -82,7 +45,7 @@ async function startMatcher(sigs: Signature[]) {
 
 Deno.test("s31 matcher: a match is reported only once event time has passed its target instant by the hold", async () => {
   await initAudioEngine();
-  const { m, clock, system, matches, holdNs } = await startMatcher(await signatures());
+  const { m, clock, system, matches, holdNs } = await startMatcher(await e2eSignatures());
   let seen = 0, newest = 0n;
   for (const row of await e2eRows("node-b")) {
     await m.tell({ kind: "row", row });
@@ -100,7 +63,7 @@ Deno.test("s31 matcher: a match is reported only once event time has passed its 
 
 Deno.test("s31 matcher: when the rows stop, a live node's quiet ticks release the matches held", async () => {
   await initAudioEngine();
-  const sigs = await signatures();
+  const sigs = await e2eSignatures();
   const rows = await e2eRows("node-b");
   // Where the fifth match is, from a whole run.
   const whole = await startMatcher(sigs);

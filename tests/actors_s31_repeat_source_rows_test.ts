@@ -7,60 +7,22 @@ import { ok } from "node:assert/strict";
 import { ActorSystem } from "../actors/runtime.ts";
 import { VirtualClock } from "../actors/clock.ts";
 import type { DetectorMsg, ExporterMsg, MatcherMsg, ReaderMsg, RegistryMsg } from "../actors/messages.ts";
-import { detector } from "../actors/detector.ts";
 import { matcher } from "../actors/matcher.ts";
 import { pixieReader, type RowSource } from "../actors/pixie_reader.ts";
-import type { Bus } from "../bus/bus.ts";
 import { initAudioEngine } from "../audio/pipeline.ts";
-import type { Signature } from "../audio/types.ts";
 import type { Row } from "../pixie/row.ts";
 import { setLogSink } from "../util/log.ts";
+import { e2eSignatures } from "./support/e2e_signatures.ts";
 import { e2eConfig, e2eRows, recorder, sec, settleAll } from "./support/actor_fixtures.ts";
 
 setLogSink(() => {});
 
 const OPTS = { capacity: 100_000, overflow: "backpressure" } as const;
 
-/** node-a's signatures, as its Detector publishes them. */
-async function signatures(): Promise<Signature[]> {
-  const config = await e2eConfig();
-  const system = new ActorSystem({ clock: new VirtualClock() });
-  const out: Signature[] = [];
-  const done = Promise.resolve();
-  const bus: Bus = {
-    publishSignature: (sig) => {
-      out.push(sig);
-      return done;
-    },
-    publishMatch: () => done,
-    subscribeSignatures: () => Promise.resolve({ unsubscribe: () => done }),
-    flush: () => done,
-    close: () => done,
-  };
-  const d = system.spawn(
-    "detector",
-    detector({
-      measurement: config.measurements[0]!,
-      node: "node-a",
-      bus,
-      matcher: system.spawn("m", recorder<MatcherMsg>([]), OPTS),
-      exporter: system.spawn("e", recorder<ExporterMsg>([]), OPTS),
-      idleNs: sec(60),
-      tickNs: sec(1),
-      clockWindowNs: sec(30),
-    }),
-    OPTS,
-  );
-  await d.tell({ kind: "rows", rows: await e2eRows("node-a") });
-  await d.ask((reply) => ({ kind: "finish", reply }), 60_000);
-  await system.shutdown({ deadlineMs: 1000 });
-  return out;
-}
-
 Deno.test("s31 matcher: on a live node whose target rows stopped and source rows go on, held matches are released", async () => {
   await initAudioEngine();
   const config = await e2eConfig();
-  const sigs = await signatures();
+  const sigs = await e2eSignatures();
   // The relay's rows stop 3 s after its last match's instant: found (its block is there), not yet due.
   const whole = await e2eRows("node-b");
   const cut = whole.at(-1)!.time - 2_600_000_000n;

@@ -13,26 +13,9 @@ import { GrpcDirection } from "../packets/grpc.ts";
 import { TcpSource } from "../packets/tcp_source.ts";
 import { type AppMessage, type FlowDirection, SkipCounter } from "../packets/types.ts";
 import { tcpPackets } from "./support/pcap_min.ts";
-import { bytesField } from "./support/protobuf_build.ts";
+import { bytesField, frame } from "./support/protobuf_build.ts";
 import { startTcpdump } from "./support/tcp_capture.ts";
 import { gatedTest } from "./support/tools.ts";
-
-/** An HTTP/2 frame. */
-function frame(type: number, flags: number, id: number, payload: Uint8Array | number[]): number[] {
-  const n = payload.length;
-  return [
-    n >> 16,
-    (n >> 8) & 255,
-    n & 255,
-    type,
-    flags,
-    (id >>> 24) & 127,
-    (id >> 16) & 255,
-    (id >> 8) & 255,
-    id & 255,
-    ...payload,
-  ];
-}
 
 /** Chunk `i`: 200 ms of PCM16 (a sine, its first byte the chunk's number) in field 2. */
 function chunk(i: number): number[] {

@@ -14,33 +14,14 @@ import * as grpc from "@grpc/grpc-js";
 import { GrpcDirection, H2_PREFACE } from "../packets/grpc.ts";
 import { type AppMessage, type FlowDirection, SkipCounter } from "../packets/types.ts";
 import { startTcpdump } from "./support/tcp_capture.ts";
+import { parseFrames } from "../packets/pcap.ts";
+import { PacketSource } from "../packets/packet_source.ts";
+import { rtpTap } from "./support/packet_build.ts";
 import { gatedTest } from "./support/tools.ts";
 import { analyzeCaptures, ROOT, runMain } from "./support/sensor_process.ts";
-import { bytesField } from "./support/protobuf_build.ts";
+import { bytesField, frame, grpcMessage } from "./support/protobuf_build.ts";
 
 const te = new TextEncoder();
-
-/** An HTTP/2 frame. */
-function frame(type: number, flags: number, id: number, payload: Uint8Array | number[]): number[] {
-  const n = payload.length;
-  return [
-    n >> 16,
-    (n >> 8) & 255,
-    n & 255,
-    type,
-    flags,
-    (id >>> 24) & 127,
-    (id >> 16) & 255,
-    (id >> 8) & 255,
-    id & 255,
-    ...payload,
-  ];
-}
-/** A gRPC length-prefixed message. */
-function grpcMessage(body: Uint8Array | number[], compressed = false): number[] {
-  const n = body.length;
-  return [compressed ? 1 : 0, n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255, ...body];
-}
 
 const FLOW: FlowDirection = {
   transport: "tcp",
@@ -206,7 +187,26 @@ measurements:
     ok(matches.length >= sigs.length - 1, `${matches.length} matches of ${sigs.length}`);
     // The source is the client's stream, the stage the server's: one HTTP/2 stream each way.
     ok(sigs.every((s) => / #1$/.test(s.stream)), String(sigs[0]?.stream));
-    for (const m of matches) ok(m.latency_s > 0.31 && m.latency_s < 0.45, `latency ${m.latency_s} s`);
+    // The truth from the packets: the k-th message each way is the same chunk (the config first, handed back too).
+    // Each match's source is a request; its target must be the message that handed that chunk back (~320 ms:
+    // HELD chunks of 40 ms, as the client's timers sent them).
+    const src = new PacketSource({
+      taps: [
+        rtpTap({ protocol: "grpc", ports: [port], query: "m/source" }),
+        rtpTap({ protocol: "grpc", ports: [port], query: "m/back", httpBodies: "responses" }),
+      ],
+      node: "n",
+    });
+    const frames = parseFrames(await Deno.readFile(pcap)).frames;
+    const rows = [...frames.flatMap((f) => src.push(f)), ...src.finish()];
+    const req = rows.filter((r) => r.query === "m/source").map((r) => r.time);
+    const back = rows.filter((r) => r.query === "m/back").map((r) => r.time);
+    for (const m of matches) {
+      const k = req.indexOf(BigInt(m.source.time_ns));
+      ok(k >= 0 && k < back.length, `match from ${m.source.time_ns}`);
+      equal(BigInt(m.target.time_ns), back[k], `chunk ${k}: latency ${m.latency_s} s`);
+      ok(m.latency_s > 0.25 && m.latency_s < 0.45, `latency ${m.latency_s} s`);
+    }
     // The config message is no audio (handed back too): counted, the only decode errors.
     deepEqual(summary!.decode_errors.map((e) => [e.stream, e.reason, e.count]).sort(), [
       ["handed_back", "missing_path", 1],

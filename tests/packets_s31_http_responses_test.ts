@@ -127,8 +127,17 @@ measurements:
     const { signatures: sigs, matches } = await analyzeCaptures(config, [pcap]);
     ok(sigs.length >= 5, `${sigs.length} signatures`);
     ok(matches.length >= sigs.length - 1, `${matches.length} matches of ${sigs.length}`);
-    // HELD chunks of 40 ms, each answer sent as the next request comes: 320 ms plus loopback and scheduling.
-    for (const m of matches) ok(m.latency_s > 0.31 && m.latency_s < 0.45, `latency ${m.latency_s} s`);
+    // The truth from the packets: chunk k's request and the answer that hands it back (the k-th non-empty one).
+    // Each match's source is a request; its target must be that request's answer (~320 ms: HELD chunks of 40 ms,
+    // as the client's timers sent them).
+    const req = both.out.filter((r) => r.query === "m/source").map((r) => r.time);
+    const resp = both.out.filter((r) => r.query === "m/tts").map((r) => r.time);
+    for (const m of matches) {
+      const k = req.indexOf(BigInt(m.source.time_ns));
+      ok(k >= 0 && k < resp.length, `match from ${m.source.time_ns}`);
+      equal(BigInt(m.target.time_ns), resp[k], `chunk ${k}: latency ${m.latency_s} s`);
+      ok(m.latency_s > 0.25 && m.latency_s < 0.45, `latency ${m.latency_s} s`);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
