@@ -309,11 +309,16 @@ export function pixieReader(deps: ReaderDeps): ActorFactory<ReaderMsg> {
         back ? { kind: "tick", nowNs: lastTick, back } : { kind: "tick", nowNs: lastTick },
       );
       await flushCounts();
-      // Live: the Matcher takes only target rows, and no quiet tick comes while other rows move event time (a
-      // source that keeps talking after its node's target streams stopped): its held matches (the repeat guard)
-      // and idle streams would wait for the next target row. Told as a quiet tick tells it, with the same lag.
-      if (deps.quietTickMs !== undefined && !back && lastTick - QUIET_MATCHER_LAG_NS > 0n) {
-        await deps.matcher.tell({ kind: "time", nowNs: lastTick - QUIET_MATCHER_LAG_NS });
+      // Live: the Detectors take only source rows and the Matcher only target rows, and no quiet tick comes while
+      // other rows move event time. A call's source stream that ended while other calls' target rows went on was
+      // not finished (its last signature not made) until the next source row; a node's target streams that ended
+      // while its source talked kept their held matches (the repeat guard). Told as a quiet tick tells them, the
+      // Matcher with the same lag (a call's last signature reaches it before its target streams end).
+      if (deps.quietTickMs !== undefined && !back) {
+        for (const d of deps.detectors.values()) await d.tell({ kind: "time", nowNs: lastTick });
+        if (lastTick - QUIET_MATCHER_LAG_NS > 0n) {
+          await deps.matcher.tell({ kind: "time", nowNs: lastTick - QUIET_MATCHER_LAG_NS });
+        }
       }
     };
     /**

@@ -94,3 +94,49 @@ Deno.test("s31 matcher: on a live node whose target rows stopped and source rows
     } of ${all.length} matches were still held a minute after the last target row`,
   );
 });
+
+Deno.test("s31 reader: on a live node whose source rows stopped and target rows go on, the Detectors are told the time", async () => {
+  // Without it a call's source stream that ended was finished (its last signature made) only at the next source
+  // row: on a node whose other calls' target rows keep event time moving, no quiet tick comes.
+  const source = (await e2eRows("node-a")).slice(0, 150);
+  const lastSource = source.at(-1)!.time;
+  // 90 s of target rows after it.
+  const target: Row[] = Array.from({ length: 4500 }, (_, i) => ({
+    query: "call_audio/relay",
+    node: "node-a",
+    time: lastSource + BigInt(i + 1) * 20_000_000n,
+    columns: {},
+  }));
+  const clock = new VirtualClock();
+  const system = new ActorSystem({ clock });
+  const toDetector: DetectorMsg[] = [];
+  let delivered!: () => void;
+  const allDelivered = new Promise<void>((r) => delivered = r);
+  const rows: RowSource = {
+    async run(emit, signal) {
+      for (const r of [...source, ...target]) await emit(r);
+      delivered();
+      await new Promise<void>((r) => signal.addEventListener("abort", () => r()));
+    },
+  };
+  system.spawn<ReaderMsg>(
+    "pixie_reader",
+    pixieReader({
+      detectors: new Map([["call_audio", system.spawn<DetectorMsg>("detector", recorder(toDetector), OPTS)]]),
+      matcher: system.spawn<MatcherMsg>("matcher", recorder([]), OPTS),
+      registry: system.spawn<RegistryMsg>("registry", recorder([]), OPTS),
+      exporter: system.spawn<ExporterMsg>("exporter", recorder([]), OPTS),
+      source: rows,
+      queries: new Set(["call_audio/source", "call_audio/relay"]),
+      clockWindowNs: sec(30),
+      tickNs: sec(1),
+      quietTickMs: 1000,
+    }),
+    OPTS,
+  );
+  await allDelivered;
+  await settleAll(clock, system);
+  await system.shutdown({ deadlineMs: 1000 });
+  const told = toDetector.flatMap((m) => m.kind === "time" ? [m.nowNs] : []);
+  ok(told.some((t) => t >= lastSource + sec(60)), `told ${told.length} times, up to ${told.at(-1)}`);
+});
