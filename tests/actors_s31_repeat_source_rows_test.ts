@@ -4,7 +4,7 @@
  * node's event time goes on. Quiet ticks do not come (rows move the clock), so the reader's own ticks tell it.
  */
 import { ok } from "node:assert/strict";
-import { ActorSystem } from "../actors/runtime.ts";
+import { type ActorRef, ActorSystem } from "../actors/runtime.ts";
 import { VirtualClock } from "../actors/clock.ts";
 import type { DetectorMsg, ExporterMsg, MatcherMsg, ReaderMsg, RegistryMsg } from "../actors/messages.ts";
 import { matcher } from "../actors/matcher.ts";
@@ -18,6 +18,45 @@ import { e2eConfig, e2eRows, recorder, sec, settleAll } from "./support/actor_fi
 setLogSink(() => {});
 
 const OPTS = { capacity: 100_000, overflow: "backpressure" } as const;
+
+/**
+ * Runs a live reader over `all` (then its source stays open, as a live one does) until every row is handed on and
+ * the system settles; the virtual clock does not move, as on a node whose rows keep event time moving: no quiet
+ * tick comes.
+ */
+async function readLive(
+  clock: VirtualClock,
+  system: ActorSystem,
+  all: readonly Row[],
+  to: { detector: ActorRef<DetectorMsg>; matcher: ActorRef<MatcherMsg> },
+): Promise<void> {
+  let delivered!: () => void;
+  const allDelivered = new Promise<void>((r) => delivered = r);
+  const rows: RowSource = {
+    async run(emit, signal) {
+      for (const r of all) await emit(r);
+      delivered();
+      await new Promise<void>((r) => signal.addEventListener("abort", () => r()));
+    },
+  };
+  system.spawn<ReaderMsg>(
+    "pixie_reader",
+    pixieReader({
+      detectors: new Map([["call_audio", to.detector]]),
+      matcher: to.matcher,
+      registry: system.spawn<RegistryMsg>("registry", recorder([]), OPTS),
+      exporter: system.spawn<ExporterMsg>("exporter-r", recorder([]), OPTS),
+      source: rows,
+      queries: new Set(["call_audio/source", "call_audio/relay"]),
+      clockWindowNs: sec(30),
+      tickNs: sec(1),
+      quietTickMs: 1000,
+    }),
+    OPTS,
+  );
+  await allDelivered;
+  await settleAll(clock, system);
+}
 
 Deno.test("s31 matcher: on a live node whose target rows stopped and source rows go on, held matches are released", async () => {
   await initAudioEngine();
@@ -50,34 +89,10 @@ Deno.test("s31 matcher: on a live node whose target rows stopped and source rows
     OPTS,
   );
   for (const sig of sigs) await m.tell({ kind: "activate", sig });
-  // The source keeps its connection open after the rows, as a live one does.
-  let delivered!: () => void;
-  const allDelivered = new Promise<void>((r) => delivered = r);
-  const rows: RowSource = {
-    async run(emit, signal) {
-      for (const r of [...relay, ...source]) await emit(r);
-      delivered();
-      await new Promise<void>((r) => signal.addEventListener("abort", () => r()));
-    },
-  };
-  system.spawn<ReaderMsg>(
-    "pixie_reader",
-    pixieReader({
-      detectors: new Map([["call_audio", system.spawn<DetectorMsg>("detector", recorder([]), OPTS)]]),
-      matcher: m,
-      registry: system.spawn<RegistryMsg>("registry", recorder([]), OPTS),
-      exporter: system.spawn<ExporterMsg>("exporter-r", recorder([]), OPTS),
-      source: rows,
-      queries: new Set(["call_audio/source", "call_audio/relay"]),
-      clockWindowNs: sec(30),
-      tickNs: sec(1),
-      // Live; the virtual clock does not move, as on a node whose rows keep moving event time: no quiet tick.
-      quietTickMs: 1000,
-    }),
-    OPTS,
-  );
-  await allDelivered;
-  await settleAll(clock, system);
+  await readLive(clock, system, [...relay, ...source], {
+    detector: system.spawn<DetectorMsg>("detector", recorder([]), OPTS),
+    matcher: m,
+  });
   const matches = toExporter.flatMap((x) => x.kind === "match" ? [x.match] : []);
   // A minute after the last target row, none may be held: what the finish releases was still held.
   const finished = await m.ask((reply): MatcherMsg => ({ kind: "finish", reply }), 60_000);
@@ -110,32 +125,10 @@ Deno.test("s31 reader: on a live node whose source rows stopped and target rows 
   const clock = new VirtualClock();
   const system = new ActorSystem({ clock });
   const toDetector: DetectorMsg[] = [];
-  let delivered!: () => void;
-  const allDelivered = new Promise<void>((r) => delivered = r);
-  const rows: RowSource = {
-    async run(emit, signal) {
-      for (const r of [...source, ...target]) await emit(r);
-      delivered();
-      await new Promise<void>((r) => signal.addEventListener("abort", () => r()));
-    },
-  };
-  system.spawn<ReaderMsg>(
-    "pixie_reader",
-    pixieReader({
-      detectors: new Map([["call_audio", system.spawn<DetectorMsg>("detector", recorder(toDetector), OPTS)]]),
-      matcher: system.spawn<MatcherMsg>("matcher", recorder([]), OPTS),
-      registry: system.spawn<RegistryMsg>("registry", recorder([]), OPTS),
-      exporter: system.spawn<ExporterMsg>("exporter", recorder([]), OPTS),
-      source: rows,
-      queries: new Set(["call_audio/source", "call_audio/relay"]),
-      clockWindowNs: sec(30),
-      tickNs: sec(1),
-      quietTickMs: 1000,
-    }),
-    OPTS,
-  );
-  await allDelivered;
-  await settleAll(clock, system);
+  await readLive(clock, system, [...source, ...target], {
+    detector: system.spawn<DetectorMsg>("detector", recorder(toDetector), OPTS),
+    matcher: system.spawn<MatcherMsg>("matcher", recorder([]), OPTS),
+  });
   await system.shutdown({ deadlineMs: 1000 });
   const told = toDetector.flatMap((m) => m.kind === "time" ? [m.nowNs] : []);
   ok(told.some((t) => t >= lastSource + sec(60)), `told ${told.length} times, up to ${told.at(-1)}`);
